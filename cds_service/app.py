@@ -1,0 +1,119 @@
+"""The Flask application factory: the thin shell around the functional core.
+
+Everything a request needs that can be built once (validators, value sets, settings,
+stores, the FHIR connection pool) is built here at startup and handed to the routes
+through ``app.extensions``; nothing is read from the environment at request time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from cds_service.errors import ApiError
+from cds_service.jsonresponse import json_response
+from cds_service.runtime import Runtime, build_runtime
+from cds_service.settings import Settings, load_settings
+
+log = logging.getLogger("cds_service")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the WSGI app. Tests pass settings; production reads them from the environment."""
+    settings = settings or load_settings()
+    runtime = runtime or build_runtime(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["spine_cds"] = runtime
+
+    origins: Any = list(settings.cors_origins) or ("*" if settings.dev_mode else [])
+    if origins:
+        CORS(
+            app,
+            origins=origins,
+            allow_headers=["Authorization", "Content-Type"],
+            methods=["GET", "POST", "OPTIONS"],
+            max_age=600,
+        )
+
+    from cds_service.routes import discovery, feedback, health, hooks
+
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(discovery.blueprint)
+    app.register_blueprint(hooks.blueprint)
+    app.register_blueprint(feedback.blueprint)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+        g.request_id = str(uuid.uuid4())
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info(
+            "request method=%s path=%s status=%s duration_ms=%.1f request_id=%s hook_instance=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed_ms,
+            g.get("request_id", "-"),
+            g.get("hook_instance", "-"),
+        )
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return json_response(exc.body(), exc.status, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        messages = {
+            404: "no such endpoint; see GET /cds-services for the services offered",
+            405: f"method {request.method} is not allowed on {request.path}",
+            413: f"the request body is larger than {settings.max_body_bytes} bytes",
+        }
+        body = {
+            "error": (exc.name or "error").lower().replace(" ", "_"),
+            "message": messages.get(status, exc.description or exc.name or "error"),
+        }
+        response = json_response(body, status)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        # Logged with the request id and hook instance only: never the body or a token.
+        log.error(
+            "unhandled error request_id=%s hook_instance=%s type=%s",
+            g.get("request_id", "-"),
+            g.get("hook_instance", "-"),
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        body = {
+            "error": "internal_error",
+            "message": "the service failed to process this request",
+            "requestId": g.get("request_id", "-"),
+        }
+        return json_response(body, 500)
+
+    return app

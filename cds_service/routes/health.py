@@ -1,0 +1,26 @@
+"""Health endpoint for load balancers and for people checking which mode a service runs in."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from cds_service import __version__
+from cds_service.jsonresponse import json_response
+from cds_service.runtime import Runtime
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/health")
+def health() -> Response:
+    runtime: Runtime = current_app.extensions["spine_cds"]
+    body = {
+        "status": "ok",
+        "version": __version__,
+        "services": sorted(runtime.discovery.services),
+        "devMode": runtime.settings.dev_mode,
+        "authentication": "disabled (development mode)"
+        if runtime.settings.dev_mode
+        else "required",
+    }
+    return json_response(body)

@@ -1,0 +1,216 @@
+"""Configuration: defaults, an optional TOML file, then environment variables.
+
+Every setting has a default that works on a laptop, so `spine-cds serve` runs with no
+configuration at all. Precedence, lowest first: the defaults below, the file named by
+``SPINE_CDS_CONFIG`` (or ``--config``), then ``SPINE_CDS_<NAME>`` environment
+variables. Rule thresholds live in the file's ``[rules]`` table or in
+``SPINE_CDS_RULE_<NAME>`` variables; they are checked by ``RuleSettings.from_mapping``.
+
+Settings are parsed once at startup; a bad value stops the service with a message
+that names the variable and what was expected, rather than failing a request later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SPINE_CDS_"
+RULE_ENV_PREFIX = "SPINE_CDS_RULE_"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names it and says what was expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the shell reads from configuration (documented in docs/settings.md)."""
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    worker_timeout_seconds: int = 30
+    log_level: str = "info"
+    public_base_url: str = ""  # e.g. https://cds.example.org when behind a proxy; used for JWT aud
+
+    # Protocol limits
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_json_depth: int = 64
+
+    # Data files
+    hooks_file: str = ""  # empty: the hooks.json shipped with the service
+    valueset_dir: str = ""  # extra value-set files that extend the shipped lists
+    database_path: str = "spine-cds.sqlite3"
+
+    # FHIR access (fallback fetch when prefetch is missing)
+    fhir_connect_timeout_seconds: float = 0.2
+    fhir_read_timeout_seconds: float = 0.4
+    fhir_budget_seconds: float = 0.45
+    fhir_max_pages: int = 5
+    fhir_max_concurrency: int = 4
+
+    # Reading observations
+    accept_preliminary: bool = False
+    crp_molar_factor: float = (
+        0.0  # nmol/L per mg/L; 0 = molar CRP is not used (9.524 per clinical-rules.md)
+    )
+
+    # Security
+    dev_mode: bool = False
+    auth_required_for_discovery: bool = True
+    trusted_clients_file: str = ""
+    jwt_leeway_seconds: int = 30
+    jwks_refresh_min_interval_seconds: float = 60.0
+    cors_origins: tuple[str, ...] = ()  # empty: "*" in development mode, no CORS otherwise
+
+    # Rule thresholds, validated by the engine's RuleSettings
+    rules: Mapping[str, Any] = field(default_factory=dict)
+
+    def public_summary(self) -> dict[str, Any]:
+        """The effective configuration, safe to print and log (this holds no secrets)."""
+        summary = dataclasses.asdict(self)
+        summary["rules"] = dict(self.rules)
+        summary["cors_origins"] = list(self.cors_origins)
+        return summary
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings) if f.name != "rules"}
+
+
+def _coerce(name: str, source: str, raw: Any, target: Any) -> Any:
+    """Convert a value from a file or the environment to the declared type of a setting."""
+    where = f"{source} {name}"
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise SettingsError(f"{where}: expected a boolean (true/false), got {raw!r}")
+    if target is int:
+        if isinstance(raw, bool):
+            raise SettingsError(f"{where}: expected an integer, got {raw!r}")
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise SettingsError(f"{where}: expected an integer, got {raw!r}") from None
+    if target is float:
+        if isinstance(raw, bool):
+            raise SettingsError(f"{where}: expected a number, got {raw!r}")
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            raise SettingsError(f"{where}: expected a number, got {raw!r}") from None
+    if target is str:
+        if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+            raise SettingsError(f"{where}: expected a string, got {raw!r}")
+        return str(raw)
+    origin = typing.get_origin(target)
+    if origin is tuple:
+        if isinstance(raw, str):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+            return tuple(raw)
+        raise SettingsError(f"{where}: expected a list of strings, got {raw!r}")
+    if isinstance(target, types.UnionType):  # pragma: no cover - no such field today
+        raise SettingsError(f"{where}: unsupported setting type")
+    raise SettingsError(f"{where}: unsupported setting type {target!r}")  # pragma: no cover
+
+
+def _check(settings: Settings) -> Settings:
+    """Range checks that a type alone does not express."""
+    problems: list[str] = []
+    if not 0 < settings.port < 65536:
+        problems.append("port must be between 1 and 65535")
+    if settings.workers < 1:
+        problems.append("workers must be at least 1")
+    for name in (
+        "fhir_connect_timeout_seconds",
+        "fhir_read_timeout_seconds",
+        "fhir_budget_seconds",
+    ):
+        if getattr(settings, name) <= 0:
+            problems.append(f"{name} must be greater than 0")
+    if settings.fhir_max_pages < 1:
+        problems.append("fhir_max_pages must be at least 1")
+    if settings.fhir_max_concurrency < 1:
+        problems.append("fhir_max_concurrency must be at least 1")
+    if settings.max_body_bytes < 1024:
+        problems.append("max_body_bytes must be at least 1024")
+    if settings.max_json_depth < 8:
+        problems.append("max_json_depth must be at least 8")
+    if settings.crp_molar_factor < 0:
+        problems.append("crp_molar_factor must be 0 (off) or a positive number")
+    if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
+        problems.append("log_level must be one of debug, info, warning, error")
+    if settings.public_base_url and not settings.public_base_url.startswith(
+        ("http://", "https://")
+    ):
+        problems.append("public_base_url must start with http:// or https://")
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, an optional TOML file, the environment and overrides.
+
+    ``overrides`` (from command-line options) win over everything else.
+    """
+    env = os.environ if environ is None else environ
+    types_by_name = _field_types()
+    values: dict[str, Any] = {}
+    rules: dict[str, Any] = {}
+
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+        for key, raw in data.items():
+            if key == "rules":
+                if not isinstance(raw, dict):
+                    raise SettingsError(f"config file {path}: [rules] must be a table")
+                rules.update(raw)
+                continue
+            if key not in types_by_name:
+                raise SettingsError(f"config file {path}: unknown setting {key!r}")
+            values[key] = _coerce(key, f"config file {path}:", raw, types_by_name[key])
+
+    for key, raw in env.items():
+        if key.startswith(RULE_ENV_PREFIX):
+            rules[key[len(RULE_ENV_PREFIX) :].lower()] = raw
+        elif key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            name = key[len(ENV_PREFIX) :].lower()
+            if name not in types_by_name:
+                raise SettingsError(f"environment variable {key}: unknown setting")
+            values[name] = _coerce(key, "environment variable", raw, types_by_name[name])
+
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in types_by_name:
+            raise SettingsError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, "option", raw, types_by_name[name])
+
+    return _check(Settings(**values, rules=rules))

@@ -1,0 +1,94 @@
+"""Turning JSON Schema failures into errors a client developer can act on.
+
+A 400 names the JSON path of each problem (``$.context.selections[0]``) and what was
+expected, so an integration engineer can fix the request without reading our code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import ValidationError
+from jsonschema.validators import Draft202012Validator
+
+MAX_REPORTED_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem in a request body: where it is and what was expected."""
+
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+def json_path(parts: Iterable[Any]) -> str:
+    """``["context", "selections", 0]`` -> ``$.context.selections[0]``."""
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}"
+    return out
+
+
+def _describe(error: ValidationError) -> str:
+    """A short message that says what was expected, without echoing large values."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    validator = error.validator
+    if validator == "required":
+        return "required field is missing"
+    if validator == "const":
+        return f"expected {schema.get('const')!r}"
+    if validator == "enum":
+        return f"expected one of {schema.get('enum')!r}"
+    if validator == "type":
+        return f"expected type {schema.get('type')!r}, got {type(error.instance).__name__}"
+    if validator == "pattern":
+        what = schema.get("description") or f"a string matching {schema.get('pattern')}"
+        return f"expected {what}"
+    if validator == "minItems":
+        return f"expected at least {schema.get('minItems')} item(s)"
+    if validator == "maxItems":
+        return f"expected at most {schema.get('maxItems')} item(s)"
+    if validator == "minLength":
+        return "expected a non-empty string"
+    if validator == "maxLength":
+        return f"expected at most {schema.get('maxLength')} characters"
+    if validator == "dependentRequired":
+        return str(error.message).replace("is a dependency of", "is required when sending")
+    if validator == "minimum":
+        return f"expected a number >= {schema.get('minimum')}"
+    return str(error.message)[:200]
+
+
+def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
+    """allOf/$ref wrap the useful error; report the innermost ones."""
+    if error.context:
+        for sub in error.context:
+            yield from _leaf_errors(sub)
+    else:
+        yield error
+
+
+def validate(validator: Draft202012Validator, instance: Any) -> list[FieldError]:
+    """All problems in ``instance``, ordered by path, at most MAX_REPORTED_ERRORS."""
+    found: dict[tuple[str, str], FieldError] = {}
+    for error in validator.iter_errors(instance):
+        for leaf in _leaf_errors(error):
+            parts = list(leaf.absolute_path)
+            if leaf.validator == "required":
+                match = re.match(r"'([^']*)' is a required property", str(leaf.message))
+                if match:
+                    parts.append(match.group(1))
+            item = FieldError(json_path(parts), _describe(leaf))
+            found.setdefault((item.path, item.message), item)
+    ordered = sorted(found.values(), key=lambda e: (e.path, e.message))
+    return ordered[:MAX_REPORTED_ERRORS]

@@ -1,0 +1,62 @@
+"""Smoke test of the real thing: `spine-cds serve` under gunicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
+from tests.support.conformance import assert_conformant_response
+from tests.support.service_process import ServiceProcess
+
+pytestmark = pytest.mark.integration
+SANDBOX = json.loads((Path(__file__).parent / "data" / "sandbox-requests.json").read_text())
+
+
+def test_gunicorn_serves_discovery_hooks_feedback_and_preflight(tmp_path: Path) -> None:
+    log_path = tmp_path / "service.log"
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
+    with ServiceProcess(env=env, log_path=log_path) as service:
+        discovery = requests.get(service.url + "/cds-services", timeout=5)
+        assert discovery.status_code == 200
+        assert {s["id"] for s in discovery.json()["services"]} >= {SELECT_ID}
+
+        page_load = SANDBOX["imaging_tab_page_load_order_select"]
+        response = requests.post(
+            f"{service.url}/cds-services/{SELECT_ID}", json=page_load, timeout=5
+        )
+        assert response.status_code == 200
+        assert response.json() == {"cards": []}
+
+        body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+        response = requests.post(f"{service.url}/cds-services/{SELECT_ID}", json=body, timeout=5)
+        assert response.status_code == 200
+        assert_conformant_response(response.json())
+
+        bad = requests.post(
+            f"{service.url}/cds-services/{SELECT_ID}",
+            data=b"{",
+            timeout=5,
+            headers={"Content-Type": "application/json"},
+        )
+        assert bad.status_code == 400
+
+        preflight = requests.options(
+            f"{service.url}/cds-services/{SELECT_ID}",
+            headers={
+                "Origin": "https://sandbox.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+            timeout=5,
+        )
+        assert preflight.status_code == 200
+        assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    log = log_path.read_text()
+    assert f"serving http://127.0.0.1:{service.port}/cds-services" in log
+    assert "effective configuration" in log
+    assert "DEVELOPMENT MODE" in log
+    assert service.process is not None and service.process.returncode is not None

@@ -1,0 +1,424 @@
+"""CDS Hooks 2.0 protocol rules, one test per MUST that the foundation covers.
+
+Runs against the app in process; the conformance-checking client validates every 200
+hook response against the response schema and the no-null/no-empty rule.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from cds_service import schemas
+from cds_service.validation import validate
+from tests.builders import (
+    EMPTY_PREFETCH,
+    LOINC,
+    SELECT_ID,
+    SIGN_ID,
+    hook_request,
+    medication_request,
+    service_request,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX = json.loads((Path(__file__).parent / "data" / "sandbox-requests.json").read_text())
+ALLOWED_TOKENS = {
+    "context.patientId",
+    "context.userId",
+    "context.encounterId",
+    "userPractitionerId",
+    "userPractitionerRoleId",
+    "userPatientId",
+    "userRelatedPersonId",
+}
+
+
+def post(client: FlaskClient, service: str, body: Any) -> Any:
+    return client.post(f"/cds-services/{service}", json=body)
+
+
+def error_paths(response: Any) -> dict[str, str]:
+    return {d["path"]: d["message"] for d in response.get_json()["details"]}
+
+
+# Discovery ---------------------------------------------------------------------------
+
+
+def test_discovery_serves_hooks_json_unchanged(client: FlaskClient) -> None:
+    response = client.get("/cds-services")
+    assert response.status_code == 200
+    assert response.get_json() == json.loads((ROOT / "hooks.json").read_text())
+
+
+def test_discovery_conforms_and_offers_one_service_per_hook(client: FlaskClient) -> None:
+    body = client.get("/cds-services").get_json()
+    assert validate(schemas.validator("discovery.schema.json"), body) == []
+    hooks = {service["hook"]: service for service in body["services"]}
+    assert set(hooks) == {"order-select", "order-sign"}
+    for service in body["services"]:
+        assert service["title"] and service["description"]
+        assert set(service["prefetch"]) == {"conditions", "crp", "esr", "pain"}
+
+
+def test_prefetch_templates_use_only_cds_hooks_2_tokens(client: FlaskClient) -> None:
+    for service in client.get("/cds-services").get_json()["services"]:
+        for key, template in service["prefetch"].items():
+            tokens = set(re.findall(r"\{\{\s*([^}]+?)\s*\}\}", template))
+            assert tokens and tokens <= ALLOWED_TOKENS, (key, tokens)
+            assert "_count=" in template, key
+            if template.startswith("Observation?"):
+                assert "_sort=-date" in template, key
+
+
+def test_prefetch_observation_codes_cover_the_value_set(client: FlaskClient) -> None:
+    """Every LOINC the mappers read must be asked for by some template (one truth each)."""
+    runtime = client.application.extensions["spine_cds"]
+    templates = " ".join(
+        t
+        for s in client.get("/cds-services").get_json()["services"]
+        for t in s["prefetch"].values()
+    )
+    for code in runtime.value_sets.observation_codes():
+        assert f"{LOINC}|{code}" in templates, code
+
+
+# Invocation: validation errors name the JSON path -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "expected"),
+    [
+        (lambda b: b.pop("hook"), "$.hook", "required"),
+        (lambda b: b.__setitem__("hook", "order-sign"), "$.hook", "'order-select'"),
+        (lambda b: b.pop("hookInstance"), "$.hookInstance", "required"),
+        (lambda b: b.__setitem__("hookInstance", "not-a-uuid"), "$.hookInstance", "UUID"),
+        (lambda b: b.pop("context"), "$.context", "required"),
+        (lambda b: b["context"].pop("patientId"), "$.context.patientId", "required"),
+        (lambda b: b["context"].pop("userId"), "$.context.userId", "required"),
+        (lambda b: b["context"].__setitem__("userId", "Bob"), "$.context.userId", "Practitioner"),
+        (lambda b: b["context"].pop("selections"), "$.context.selections", "required"),
+        (
+            lambda b: b["context"].__setitem__("selections", []),
+            "$.context.selections",
+            "at least 1",
+        ),
+        (lambda b: b["context"].pop("draftOrders"), "$.context.draftOrders", "required"),
+        (
+            lambda b: b["context"]["draftOrders"].__setitem__("resourceType", "Patient"),
+            "$.context.draftOrders.resourceType",
+            "'Bundle'",
+        ),
+        (lambda b: b.__setitem__("fhirServer", "ftp://x"), "$.fhirServer", "http"),
+        (lambda b: b.__setitem__("prefetch", {"crp": "text"}), "$.prefetch.crp", "type"),
+    ],
+)
+def test_invalid_order_select_gets_400_naming_the_path(
+    client: FlaskClient, mutate: Any, path: str, expected: str
+) -> None:
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    mutate(body)
+    response = post(client, SELECT_ID, body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+    paths = error_paths(response)
+    assert path in paths, paths
+    assert expected in paths[path]
+
+
+def test_fhir_authorization_requires_fhir_server(client: FlaskClient) -> None:
+    body = hook_request("order-sign", [service_request("o1")], access_token="secret-token-1")
+    response = post(client, SIGN_ID, body)
+    assert response.status_code == 400
+    assert "fhirServer" in error_paths(response)["$"]
+    assert "secret-token-1" not in response.get_data(as_text=True)
+
+
+def test_fhir_authorization_fields_are_checked(client: FlaskClient) -> None:
+    body = hook_request(
+        "order-sign",
+        [service_request("o1")],
+        fhir_server="http://127.0.0.1:9/fhir",
+        access_token="t",
+    )
+    del body["fhirAuthorization"]["scope"]
+    body["fhirAuthorization"]["token_type"] = "MAC"
+    paths = error_paths(post(client, SIGN_ID, body))
+    assert "required" in paths["$.fhirAuthorization.scope"]
+    assert "'Bearer'" in paths["$.fhirAuthorization.token_type"]
+
+
+def test_order_sign_does_not_require_selections(client: FlaskClient) -> None:
+    body = hook_request("order-sign", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    assert "selections" not in body["context"]
+    assert post(client, SIGN_ID, body).status_code == 200
+
+
+def test_selection_not_in_draft_orders_is_a_400(client: FlaskClient) -> None:
+    body = hook_request(
+        "order-select", [service_request("o1")], selections=["ServiceRequest/elsewhere"]
+    )
+    response = post(client, SELECT_ID, body)
+    assert response.status_code == 400
+    assert "$.context.selections[0]" in error_paths(response)
+
+
+# Status codes -------------------------------------------------------------------------
+
+
+def test_unknown_service_is_404(client: FlaskClient) -> None:
+    body = hook_request("order-select", [service_request("o1")])
+    assert post(client, "no-such-service", body).status_code == 404
+    assert client.post("/cds-services/no-such-service/feedback", json={}).status_code == 404
+    assert client.get("/nowhere").status_code == 404
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+def test_wrong_method_is_405_with_json(client: FlaskClient, method: str) -> None:
+    response = getattr(client, method)(f"/cds-services/{SELECT_ID}")
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_body_that_is_not_json_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        f"/cds-services/{SELECT_ID}", data=b"{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_json"
+
+
+def test_json_that_is_not_an_object_is_400(client: FlaskClient) -> None:
+    response = client.post(f"/cds-services/{SELECT_ID}", json=[1, 2])
+    assert response.status_code == 400
+    assert "expected a JSON object" in response.get_json()["message"]
+
+
+def test_wrong_content_type_is_415(client: FlaskClient) -> None:
+    response = client.post(f"/cds-services/{SELECT_ID}", data="hook=x", content_type="text/plain")
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["message"]
+
+
+def test_oversized_body_is_413(client: FlaskClient) -> None:
+    limit = client.application.config["MAX_CONTENT_LENGTH"]
+    response = client.post(
+        f"/cds-services/{SELECT_ID}",
+        data=b"[" + b"0," * (limit // 2) + b"0]",
+        content_type="application/json",
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "request_entity_too_large"
+
+
+def test_deeply_nested_json_is_400(client: FlaskClient) -> None:
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    nested: Any = {}
+    for _ in range(200):
+        nested = {"x": nested}
+    body["extension"] = nested
+    response = post(client, SELECT_ID, body)
+    assert response.status_code == 400
+    assert "nested deeper" in response.get_json()["message"]
+
+
+# Which orders are in question -----------------------------------------------------------
+
+
+def test_order_select_only_considers_selected_orders(client: FlaskClient) -> None:
+    """A spine MRI sits unselected next to a selected medication order: no card, no fetch."""
+    mri = service_request("mri", code="72158")
+    med = medication_request("med")
+    body = hook_request("order-select", [mri, med], selections=["MedicationRequest/med"])
+    # no prefetch and no fhirServer: had the MRI been considered this would be a 412
+    response = post(client, SELECT_ID, body)
+    assert response.status_code == 200
+    assert response.get_json() == {"cards": []}
+
+
+def test_order_sign_considers_every_draft_order(client: FlaskClient) -> None:
+    """order-sign with a spine CT among the drafts needs the patient's data (412 without)."""
+    ct = service_request("ct", code="72131")
+    lab = service_request("lab", system=LOINC, code="1988-5")
+    body = hook_request("order-sign", [lab, ct])
+    response = post(client, SIGN_ID, body)
+    assert response.status_code == 412
+    assert response.get_json()["error"] == "data_unavailable"
+
+
+@pytest.mark.parametrize(
+    "orders",
+    [
+        [service_request("o1", system=LOINC, code="24590-2")],  # MR brain
+        [service_request("o1", system="http://www.ama-assn.org/go/cpt", code="70553")],
+        [service_request("o1", system=None, code=None)],  # code.coding: [{}]
+        [medication_request("o1")],
+    ],
+    ids=["mr-brain-loinc", "mr-brain-cpt", "empty-coding", "medication"],
+)
+def test_orders_that_are_not_spine_imaging_get_no_card(
+    client: FlaskClient, orders: list[dict[str, Any]]
+) -> None:
+    for hook, service in (("order-select", SELECT_ID), ("order-sign", SIGN_ID)):
+        response = post(client, service, hook_request(hook, orders))
+        assert response.status_code == 200
+        assert response.get_json() == {"cards": []}
+
+
+@pytest.mark.parametrize("name", sorted(k for k in SANDBOX if not k.startswith("_")))
+def test_real_sandbox_requests_never_fail(client: FlaskClient, name: str) -> None:
+    body = SANDBOX[name]
+    service = SELECT_ID if body["hook"] == "order-select" else SIGN_ID
+    response = post(client, service, body)
+    # the sandbox's FHIR server is not running here: a spine order may need a 412, but
+    # the page-load order and the medication order must be 200 with no card
+    if name in {"imaging_tab_page_load_order_select", "rx_sign_tab_order_sign"}:
+        assert response.status_code == 200
+        assert response.get_json() == {"cards": []}
+    else:
+        assert response.status_code in {200, 412}
+
+
+def test_bundle_without_type_is_accepted(client: FlaskClient) -> None:
+    body = hook_request("order-sign", [medication_request("m1")])
+    body["context"]["draftOrders"].pop("type")
+    assert post(client, SIGN_ID, body).get_json() == {"cards": []}
+
+
+def test_spine_order_with_no_patient_data_gets_no_card(client: FlaskClient) -> None:
+    """Prefetch keys that are null mean 'no data': no episode, so the service does not apply."""
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    response = post(client, SELECT_ID, body)
+    assert response.status_code == 200
+    assert response.get_json() == {"cards": []}
+
+
+# CORS and health --------------------------------------------------------------------------
+
+
+def test_cors_preflight_allows_authorization_and_content_type(client: FlaskClient) -> None:
+    response = client.options(
+        f"/cds-services/{SELECT_ID}",
+        headers={
+            "Origin": "https://sandbox.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] in {"*", "https://sandbox.example"}
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed and "content-type" in allowed
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+
+
+def test_cors_header_on_actual_response(client: FlaskClient) -> None:
+    response = client.get("/cds-services", headers={"Origin": "https://sandbox.example"})
+    assert response.headers["Access-Control-Allow-Origin"] in {"*", "https://sandbox.example"}
+
+
+def test_health(client: FlaskClient) -> None:
+    body = client.get("/health").get_json()
+    assert body["status"] == "ok"
+    assert body["devMode"] is True
+    assert set(body["services"]) == {SELECT_ID, SIGN_ID}
+
+
+def test_security_headers_present(client: FlaskClient) -> None:
+    response = client.get("/cds-services")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+# Feedback ---------------------------------------------------------------------------------
+
+FEEDBACK = {
+    "feedback": [
+        {
+            "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
+            "outcome": "overridden",
+            "overrideReason": {
+                "reason": {
+                    "system": "https://spine-cds.invalid/CodeSystem/override-reason",
+                    "code": "new-symptom",
+                    "display": "New symptom not yet documented",
+                },
+                "userComment": "synthetic comment",
+            },
+            "outcomeTimestamp": "2026-11-26T10:00:00Z",
+        }
+    ]
+}
+
+
+def test_feedback_is_stored_once_when_sent_twice(client: FlaskClient) -> None:
+    first = client.post(f"/cds-services/{SELECT_ID}/feedback", json=FEEDBACK)
+    second = client.post(f"/cds-services/{SELECT_ID}/feedback", json=FEEDBACK)
+    assert first.status_code == second.status_code == 200
+    assert first.get_json() == {"stored": 1, "duplicates": 0}
+    assert second.get_json() == {"stored": 0, "duplicates": 1}
+    rows = client.application.extensions["spine_cds"].feedback_store.all()
+    assert len(rows) == 1
+    assert rows[0]["entry"] == FEEDBACK["feedback"][0]  # nothing the client sent is lost
+
+
+def test_feedback_accepted_with_suggestions(client: FlaskClient) -> None:
+    body = {
+        "feedback": [
+            {
+                "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+                "outcomeTimestamp": "2026-11-26T10:00:00+01:00",
+            }
+        ]
+    }
+    response = client.post(f"/cds-services/{SIGN_ID}/feedback", json=body)
+    assert response.get_json() == {"stored": 1, "duplicates": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({}, "$.feedback"),
+        ({"feedback": []}, "$.feedback"),
+        (
+            {"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "now"}]},
+            "$.feedback[0].card",
+        ),
+        (
+            {
+                "feedback": [
+                    {
+                        "card": FEEDBACK["feedback"][0]["card"],
+                        "outcome": "maybe",
+                        "outcomeTimestamp": "2026-11-26T10:00:00Z",
+                    }
+                ]
+            },
+            "$.feedback[0].outcome",
+        ),
+        (
+            {
+                "feedback": [
+                    {
+                        "card": FEEDBACK["feedback"][0]["card"],
+                        "outcome": "accepted",
+                        "outcomeTimestamp": "yesterday",
+                    }
+                ]
+            },
+            "$.feedback[0].outcomeTimestamp",
+        ),
+    ],
+)
+def test_bad_feedback_is_400_with_path(client: FlaskClient, body: Any, path: str) -> None:
+    response = client.post(f"/cds-services/{SELECT_ID}/feedback", json=body)
+    assert response.status_code == 400
+    assert path in error_paths(response)
