@@ -1,0 +1,149 @@
+"""Condition resources -> ConditionFact, classified by the conditions value set.
+
+Only Conditions with a code in the value set matter to the rules (an NVO episode, a
+neurologic deficit, a complication, a mimic, an out-of-scope infection), so by default
+the others are dropped before the costly model validation; ``include_other=True`` keeps
+them as category OTHER. Selected Conditions are validated with the fhir.resources R4B
+model; one that fails is reported and skipped.
+
+When one Condition carries codes of several categories, the most cautious reading wins
+(OUT_OF_SCOPE, then the red flags, then the uncertain NVO forms, then NVO) and the
+disagreement is reported: the safer error is no card, or a card that supports imaging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fhir.resources.R4B.condition import Condition
+from pydantic import ValidationError
+
+from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, DataIssue, When
+from fhir_mappers.rawjson import codings, describe_error, reference
+from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.valuesets import ValueSets
+
+CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+_PRIORITY = (
+    ConditionCategory.OUT_OF_SCOPE,
+    ConditionCategory.NEURO_DEFICIT,
+    ConditionCategory.COMPLICATION,
+    ConditionCategory.MIMIC,
+    ConditionCategory.NVO_UNSPECIFIED,
+    ConditionCategory.NVO_OTHER_INFECTIVE,
+    ConditionCategory.NVO,
+)
+
+
+def map_conditions(
+    resources: Iterable[Any], vs: ValueSets, *, include_other: bool = False
+) -> tuple[tuple[ConditionFact, ...], tuple[DataIssue, ...]]:
+    """Map Condition dicts (Bundle entries already unwrapped); never raises on bad data."""
+    facts: list[ConditionFact] = []
+    issues: list[DataIssue] = []
+    for index, resource in enumerate(resources):
+        if not isinstance(resource, dict):
+            issues.append(DataIssue(f"#{index}", "not a JSON object: skipped"))
+            continue
+        ref = reference(resource, index)
+        if resource.get("resourceType") != "Condition":
+            issues.append(DataIssue(ref, "not a Condition: skipped"))
+            continue
+        all_codes = codings(resource.get("code"))
+        matched = [
+            (coding, entry)
+            for coding in all_codes
+            if (entry := vs.condition_entry(coding.system, coding.code))
+        ]
+        if not matched and not include_other:
+            continue
+        try:
+            Condition.model_validate(resource)
+        except (ValidationError, ValueError, TypeError) as exc:
+            issues.append(DataIssue(ref, f"not a valid R4 Condition: {describe_error(exc)}"))
+            continue
+        category = _category(ref, {entry.category for _, entry in matched}, issues)
+        codes = tuple(coding for coding, _ in matched) if matched else tuple(all_codes)
+        facts.append(_fact(ref, resource, category, codes, issues))
+    return tuple(facts), tuple(issues)
+
+
+def _category(
+    ref: str, found: set[ConditionCategory], issues: list[DataIssue]
+) -> ConditionCategory:
+    if not found:
+        return ConditionCategory.OTHER
+    chosen = next(category for category in _PRIORITY if category in found)
+    if len(found) > 1:
+        names = ", ".join(sorted(category.value for category in found))
+        issues.append(
+            DataIssue(ref, f"codes of several categories ({names}); read as {chosen.value}")
+        )
+    return chosen
+
+
+def _fact(
+    ref: str,
+    resource: dict[str, Any],
+    category: ConditionCategory,
+    codes: tuple[Coding, ...],
+    issues: list[DataIssue],
+) -> ConditionFact:
+    onset = _time(ref, "onsetDateTime", resource.get("onsetDateTime"), issues)
+    if onset is None:
+        onset = _time(ref, "onsetPeriod.start", _get(resource, "onsetPeriod", "start"), issues)
+    abatement = _time(ref, "abatementDateTime", resource.get("abatementDateTime"), issues)
+    if abatement is None:
+        abatement = _time(
+            ref, "abatementPeriod.start", _get(resource, "abatementPeriod", "start"), issues
+        )
+    if abatement is None:
+        abatement = _time(
+            ref, "abatementPeriod.end", _get(resource, "abatementPeriod", "end"), issues
+        )
+    abated = any(key.startswith("abatement") for key in resource)
+    return ConditionFact(
+        reference=ref,
+        category=category,
+        codes=codes,
+        clinical_status=_status(ref, "clinicalStatus", resource, CLINICAL_STATUS_SYSTEM, issues),
+        verification_status=_status(
+            ref, "verificationStatus", resource, VERIFICATION_STATUS_SYSTEM, issues
+        ),
+        onset=onset,
+        recorded=_time(ref, "recordedDate", resource.get("recordedDate"), issues),
+        abatement=abatement,
+        abatement_present=abated,
+    )
+
+
+def _status(
+    ref: str, element: str, resource: dict[str, Any], system: str, issues: list[DataIssue]
+) -> str | None:
+    """The code from the status code system; a status coded otherwise is reported as absent."""
+    concept = resource.get(element)
+    if concept is None:
+        return None
+    for coding in codings(concept):
+        if coding.system == system:
+            return coding.code
+    issues.append(DataIssue(ref, f"{element} has no code from {system}: read as absent"))
+    return None
+
+
+def _time(ref: str, element: str, value: object, issues: list[DataIssue]) -> When | None:
+    if value is None:
+        return None
+    try:
+        return parse_fhir_time(value)
+    except ValueError as exc:
+        issues.append(DataIssue(ref, f"{element} not read: {exc}"))
+        return None
+
+
+def _get(resource: dict[str, Any], element: str, key: str) -> object:
+    value = resource.get(element)
+    return value.get(key) if isinstance(value, dict) else None

@@ -1,0 +1,132 @@
+"""Domain objects the rules read, independent of FHIR's shape.
+
+The mappers turn FHIR resources into these; the engine reads only these. They are
+frozen so that an Assessment can hold them and be audited later without anyone
+having changed them in between.
+
+Time: every instant is a timezone-aware ``datetime``. A date-only FHIR value becomes
+midnight UTC of that day for ordering, and ``day`` keeps the calendar date as written
+(for a dateTime: the date in its own offset), because the rules count whole days the
+way clinicians do ("CRP on day 28").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class Coding:
+    """A code as it appeared on the resource (display is optional)."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True)
+class When:
+    """A point in time as the data gave it: an instant for ordering, a day for counting."""
+
+    instant: datetime
+    day: date
+    date_only: bool = False
+
+
+class Modality(StrEnum):
+    MRI = "MRI"
+    CT = "CT"
+
+
+@dataclass(frozen=True)
+class ImagingOrder:
+    """A draft spine MRI/CT order recognised from ServiceRequest.code."""
+
+    reference: str  # "ServiceRequest/<id>"
+    modality: Modality
+    region: str  # "cervical" | "thoracic" | "lumbar" | "spine" (whole or unspecified)
+    contrast: str | None  # "without" | "with" | "without-and-with" | None when unknown
+    codes: tuple[Coding, ...]  # the codings that matched the value set
+    authored_on: When | None
+    resource: dict[str, object] = field(
+        compare=False, repr=False
+    )  # the raw draft, for update/delete actions
+
+
+class ConditionCategory(StrEnum):
+    NVO = "nvo"  # pyogenic vertebral osteomyelitis / discitis, in scope
+    NVO_UNSPECIFIED = (
+        "nvo-unspecified"  # in scope, but an uncertain diagnosis unless confirmed (M46.4x)
+    )
+    NVO_OTHER_INFECTIVE = "nvo-other-infective"  # M46.5x: in scope only when the setting says so
+    OUT_OF_SCOPE = "out-of-scope"  # tuberculous/brucellar spondylitis, implant-associated infection
+    COMPLICATION = "complication"  # epidural/intraspinal abscess, collapse, pathological fracture
+    NEURO_DEFICIT = "neuro-deficit"  # cauda equina, paraplegia, myelopathy, ...
+    MIMIC = "mimic"  # degenerative disc disease, vertebral neoplasm/metastasis
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ConditionFact:
+    """What the rules need from one Condition."""
+
+    reference: str  # "Condition/<id>" (or "Condition/#<index>" when it has no id)
+    category: ConditionCategory
+    codes: tuple[Coding, ...]
+    # condition-clinical: active | recurrence | relapse | inactive | remission | resolved
+    clinical_status: str | None
+    # condition-ver-status: unconfirmed | provisional | differential | confirmed | refuted |
+    # entered-in-error
+    verification_status: str | None
+    onset: When | None  # onsetDateTime, else onsetPeriod.start
+    recorded: When | None  # recordedDate
+    abatement: When | None  # abatementDateTime, else abatementPeriod.start (or .end)
+    # any abatement[x] at all, also one without a time (abatementAge/Range/String)
+    abatement_present: bool = False
+
+    @property
+    def start(self) -> When | None:
+        """Onset, or the recorded date when onset is absent (clinical-rules.md)."""
+        return self.onset or self.recorded
+
+
+class MeasurementKind(StrEnum):
+    CRP = "crp"  # mg/L
+    ESR = "esr"  # mm/h
+    PAIN = "pain"  # 0-10
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One usable observation value, normalised to the kind's unit."""
+
+    reference: str  # "Observation/<id>"
+    kind: MeasurementKind
+    value: float  # normalised: CRP mg/L, ESR mm/h, pain 0-10
+    unit: str  # the normalised unit: "mg/L", "mm/h", "{score}"
+    when: When
+    code: Coding  # the LOINC coding that identified it
+    status: str
+    original_value: float
+    original_unit: str | None
+    comparator: str | None = None  # "<", "<=", ">=", ">" when the value is a limit
+    high_sensitivity: bool = False  # hs-CRP (used only when no standard CRP exists)
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    """A resource (or part of one) that was skipped, with the reason, for the audit."""
+
+    reference: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PatientData:
+    """Everything mapped from the prefetch/fetch for one invocation."""
+
+    conditions: tuple[ConditionFact, ...] = ()
+    measurements: tuple[Measurement, ...] = ()
+    issues: tuple[DataIssue, ...] = ()

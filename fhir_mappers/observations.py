@@ -1,0 +1,280 @@
+"""Observation resources -> Measurement (CRP mg/L, ESR mm/h, pain 0-10).
+
+Performance shapes this module (performance-notes.md): a request may carry hundreds of
+Observations and the full fhir.resources model costs ~150 us each. So it works on the
+raw JSON in one pass: select by resourceType, LOINC code, status and time window with
+plain dict reads, then check strictly, by type, only the elements the rules read (code,
+status, effective[x]/issued, value[x]). A selected Observation whose elements are
+malformed is skipped with a DataIssue that says why; nothing raises. The rest of the
+resource is not validated, by design: the rules do not read it.
+
+Policy that needs the whole series (e.g. "hs-CRP only when there is no standard CRP")
+is the engine's: this module only marks hs-CRP with ``high_sensitivity``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fhir_mappers.model import Coding, DataIssue, Measurement, MeasurementKind, When
+from fhir_mappers.rawjson import reference
+from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets
+
+USED_STATUSES = frozenset({"final", "amended", "corrected"})
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+# Units compared lower-case, so "mg/l" and "MG/DL" from hand-typed unit strings work too.
+_CRP_MASS_TO_MG_PER_L = {"mg/l": 1.0, "mg/dl": 10.0}
+_CRP_MOLAR_UNITS = frozenset({"nmol/l"})
+_ESR_UNITS = frozenset({"mm/h", "mm/hr"})
+_PAIN_MAX = 10.0
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """Settings the mapping needs; the defaults follow clinical-rules.md 'Reading the data'."""
+
+    accept_preliminary: bool = False
+    # clinical-rules: 1 mg/L = 9.524 nmol/L; molar CRP is used only when this is configured.
+    crp_molar_factor_nmol_per_mg: float | None = None
+    # Skip observations before this instant (the rules read from T0 - 7 d on). A cheap
+    # pre-filter, inclusive by day: a value is dropped only when both its instant and its
+    # calendar day are before ``since``, so the engine still applies the exact window.
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        factor = self.crp_molar_factor_nmol_per_mg
+        if factor is not None and not (math.isfinite(factor) and factor > 0):
+            raise ValueError("crp_molar_factor_nmol_per_mg must be a positive number")
+        if self.since is not None and self.since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+
+
+class _Skip(Exception):
+    """A selected Observation that cannot be used; the message is the DataIssue reason."""
+
+
+def map_observations(
+    resources: Iterable[Any], vs: ValueSets, options: MappingOptions
+) -> tuple[tuple[Measurement, ...], tuple[DataIssue, ...]]:
+    """Usable measurements in time order, and the selected Observations that were skipped."""
+    measurements: list[Measurement] = []
+    issues: list[DataIssue] = []
+    table = vs.observations
+    for index, resource in enumerate(resources):
+        if not isinstance(resource, dict):
+            issues.append(DataIssue(f"#{index}", "not a JSON object: skipped"))
+            continue
+        if resource.get("resourceType") != "Observation":
+            issues.append(DataIssue(reference(resource, index), "not an Observation: skipped"))
+            continue
+        found = _select_code(resource.get("code"), table)
+        if found is None:
+            continue  # not a code the rules read: silently out of scope
+        coding, entry = found
+        ref = reference(resource, index)
+        try:
+            measurement = _measure(ref, resource, coding, entry, options)
+        except _Skip as skip:
+            issues.append(DataIssue(ref, str(skip)))
+            continue
+        if measurement is not None:
+            measurements.append(measurement)
+    measurements.sort(key=lambda m: (m.when.instant, m.reference))
+    return tuple(measurements), tuple(issues)
+
+
+def _select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry] | None:
+    if not isinstance(concept, dict):
+        return None
+    items = concept.get("coding")
+    if not isinstance(items, list):
+        return None
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        system, code = item.get("system"), item.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            entry = table.get((system, code))
+            if entry is not None:
+                display = item.get("display")
+                return Coding(system, code, display if isinstance(display, str) else None), entry
+    return None
+
+
+def _measure(
+    ref: str,
+    resource: dict[str, Any],
+    coding: Coding,
+    entry: ObservationEntry,
+    options: MappingOptions,
+) -> Measurement | None:
+    """The Measurement, None when out of the time window; _Skip when unusable."""
+    if entry.kind is ObservationKind.IGNORE:
+        raise _Skip(f"{coding.code} is not read by the rules: ignored")
+    if entry.kind is ObservationKind.CRP_MOLAR and options.crp_molar_factor_nmol_per_mg is None:
+        raise _Skip(f"molar CRP ({coding.code}) ignored: no nmol/L to mg/L factor configured")
+
+    status = resource.get("status")
+    if not isinstance(status, str):
+        raise _Skip("status missing or not a string: skipped")
+    if status not in USED_STATUSES and not (status == "preliminary" and options.accept_preliminary):
+        raise _Skip(f"status {status}: ignored")
+
+    when = _when(resource)
+    since = options.since
+    if since is not None and when.instant < since and when.day < since.date():
+        return None
+
+    if entry.kind is ObservationKind.PAIN:
+        return _pain(ref, resource, coding, status, when)
+    quantity = _quantity(resource)
+    number, comparator = _number(quantity)
+    units = _units(quantity)
+    if entry.kind is ObservationKind.ESR:
+        unit = _pick(units, _ESR_UNITS)
+        if unit is None:
+            raise _Skip(f"ESR unit {_shown(units)} is not mm/h: skipped")
+        kind, value, normal_unit, hs = MeasurementKind.ESR, number, "mm/h", False
+    elif entry.kind is ObservationKind.CRP_MOLAR:
+        unit = _pick(units, _CRP_MOLAR_UNITS)
+        factor = options.crp_molar_factor_nmol_per_mg
+        if unit is None or factor is None:
+            raise _Skip(f"molar CRP unit {_shown(units)} is not nmol/L: skipped")
+        kind, value, normal_unit, hs = MeasurementKind.CRP, number / factor, "mg/L", False
+    else:
+        unit = _pick(units, _CRP_MASS_TO_MG_PER_L)
+        if unit is None:
+            raise _Skip(f"CRP unit {_shown(units)} cannot be converted to mg/L: skipped")
+        hs = entry.kind is ObservationKind.CRP_HS
+        kind, value, normal_unit = (
+            MeasurementKind.CRP,
+            number * _CRP_MASS_TO_MG_PER_L[unit.lower()],
+            "mg/L",
+        )
+    if value < 0:
+        raise _Skip(f"negative {kind.value} value: skipped")
+    return Measurement(
+        reference=ref,
+        kind=kind,
+        value=round(value, 9),
+        unit=normal_unit,
+        when=when,
+        code=coding,
+        status=status,
+        original_value=number,
+        original_unit=unit,
+        comparator=comparator,
+        high_sensitivity=hs,
+    )
+
+
+def _pain(
+    ref: str, resource: dict[str, Any], coding: Coding, status: str, when: When
+) -> Measurement:
+    raw_integer = resource.get("valueInteger")
+    if raw_integer is not None:
+        if not isinstance(raw_integer, int) or isinstance(raw_integer, bool):
+            raise _Skip("valueInteger is not an integer: skipped")
+        number, comparator, unit = float(raw_integer), None, None
+    else:
+        quantity = _quantity(resource, also="valueInteger")
+        number, comparator = _number(quantity)
+        units = _units(quantity)
+        unit = units[0] if units else None
+    if not 0 <= number <= _PAIN_MAX:
+        raise _Skip(f"pain score {number:g} outside 0-10: skipped")
+    return Measurement(
+        reference=ref,
+        kind=MeasurementKind.PAIN,
+        value=number,
+        unit="{score}",
+        when=when,
+        code=coding,
+        status=status,
+        original_value=number,
+        original_unit=unit,
+        comparator=comparator,
+    )
+
+
+def _when(resource: dict[str, Any]) -> When:
+    """effectiveDateTime (or effectiveInstant), else effectivePeriod.start, else issued."""
+    for element in ("effectiveDateTime", "effectiveInstant"):
+        value = resource.get(element)
+        if value is not None:
+            return _parse_time(element, value)
+    period = resource.get("effectivePeriod")
+    if period is not None:
+        if not isinstance(period, dict):
+            raise _Skip("effectivePeriod is not an object: skipped")
+        start = period.get("start")
+        if start is not None:
+            return _parse_time("effectivePeriod.start", start)
+    issued = resource.get("issued")
+    if issued is not None:
+        return _parse_time("issued", issued)
+    raise _Skip("no effectiveDateTime, effectivePeriod.start or issued: skipped")
+
+
+def _parse_time(element: str, value: object) -> When:
+    try:
+        return parse_fhir_time(value)
+    except ValueError as exc:
+        raise _Skip(f"{element} not read ({exc}): skipped") from None
+
+
+def _quantity(resource: dict[str, Any], also: str | None = None) -> dict[str, Any]:
+    quantity = resource.get("valueQuantity")
+    if isinstance(quantity, dict):
+        return quantity
+    if quantity is not None:
+        raise _Skip("valueQuantity is not an object: skipped")
+    other = next((key for key in resource if key.startswith("value")), None)
+    expected = "valueQuantity" + (f" or {also}" if also else "")
+    if other is not None:
+        raise _Skip(f"{other} is not a usable number ({expected} expected): skipped")
+    absent = " (dataAbsentReason given)" if resource.get("dataAbsentReason") is not None else ""
+    raise _Skip(f"no value{absent}: skipped")
+
+
+def _number(quantity: dict[str, Any]) -> tuple[float, str | None]:
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise _Skip("valueQuantity.value is missing or not a number: skipped")
+    number = float(value)
+    if not math.isfinite(number):
+        raise _Skip("valueQuantity.value is not finite: skipped")
+    comparator = quantity.get("comparator")
+    if comparator is not None and comparator not in COMPARATORS:
+        raise _Skip(f"valueQuantity.comparator {comparator!r} is not one of < <= >= >: skipped")
+    return number, comparator
+
+
+def _units(quantity: dict[str, Any]) -> tuple[str, ...]:
+    """Unit candidates in order of trust: the (UCUM) code, then the human-readable unit."""
+    found = []
+    for key in ("code", "unit"):
+        value = quantity.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _Skip(f"valueQuantity.{key} is not a string: skipped")
+        if value.strip():
+            found.append(value.strip())
+    return tuple(found)
+
+
+def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
+    """The first candidate that is a known unit (compared lower-case)."""
+    return next((unit for unit in units if unit.lower() in known), None)
+
+
+def _shown(units: tuple[str, ...]) -> str:
+    return " / ".join(repr(unit) for unit in units) if units else "(none)"

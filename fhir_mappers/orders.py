@@ -1,0 +1,153 @@
+"""draftOrders -> the spine MRI/CT orders the service is asked about.
+
+order-select: only the ServiceRequests named in ``selections``; order-sign (selections
+None): every ServiceRequest in draftOrders. Anything else in draftOrders (medication
+orders, labs, brain imaging, the CDS Hooks sandbox's page-load order with
+``code.coding: [{}]``) is simply not an order in question: no ImagingOrder, no error.
+
+Selection happens on the raw JSON; only a ServiceRequest whose code is in the spine
+imaging value set is validated with the fhir.resources R4B model. One that fails is
+reported as a DataIssue and skipped, so a malformed order yields no card rather than a
+500 or a card about data the service could not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
+
+from fhir_mappers.model import Coding, DataIssue, ImagingOrder, When
+from fhir_mappers.rawjson import codings, describe_error, reference
+from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.valuesets import ImagingEntry, ValueSets
+
+
+@dataclass(frozen=True)
+class OrdersResult:
+    """The spine imaging orders in question and what could not be read."""
+
+    orders: tuple[ImagingOrder, ...]
+    issues: tuple[DataIssue, ...]
+
+
+def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSets) -> OrdersResult:
+    """Find the selected (order-select) or all (order-sign) spine MRI/CT ServiceRequests."""
+    issues: list[DataIssue] = []
+    resources = _bundle_resources(draft_orders, issues)
+    wanted = None if selections is None else _selected(selections, issues)
+    seen: set[str] = set()
+    orders: list[ImagingOrder] = []
+
+    for index, resource in resources:
+        ref = reference(resource, index)
+        seen.add(ref)
+        if resource.get("resourceType") != "ServiceRequest":
+            continue
+        if wanted is not None and ref not in wanted:
+            continue
+        matched = [
+            (coding, entry)
+            for coding in codings(resource.get("code"))
+            if (entry := _entry(vs, coding))
+        ]
+        if not matched:
+            continue
+        order = _to_order(ref, resource, matched, issues)
+        if order is not None:
+            orders.append(order)
+
+    for missing in sorted((wanted or set()) - seen):
+        issues.append(DataIssue(missing, "selected in the request but not found in draftOrders"))
+    return OrdersResult(orders=tuple(orders), issues=tuple(issues))
+
+
+def _entry(vs: ValueSets, coding: Coding) -> ImagingEntry | None:
+    return vs.imaging_entry(coding.system, coding.code)
+
+
+def _to_order(
+    ref: str,
+    resource: dict[str, Any],
+    matched: list[tuple[Coding, ImagingEntry]],
+    issues: list[DataIssue],
+) -> ImagingOrder | None:
+    try:
+        ServiceRequest.model_validate(resource)
+    except (ValidationError, ValueError, TypeError) as exc:
+        issues.append(
+            DataIssue(
+                ref, f"spine imaging order is not a valid R4 ServiceRequest: {describe_error(exc)}"
+            )
+        )
+        return None
+
+    # A verified code decides modality/region when the codings disagree (e.g. CPT + SNOMED).
+    first = sorted(matched, key=lambda pair: not pair[1].verified)[0][1]
+    attributes = {(entry.modality, entry.region, entry.contrast) for _, entry in matched}
+    if len(attributes) > 1:
+        issues.append(
+            DataIssue(
+                ref,
+                f"codings disagree on modality/region/contrast; read as {first.code}",
+            )
+        )
+
+    authored: When | None = None
+    raw_authored = resource.get("authoredOn")
+    if raw_authored is not None:
+        try:
+            authored = parse_fhir_time(raw_authored)
+        except ValueError as exc:
+            issues.append(DataIssue(ref, f"authoredOn not read: {exc}"))
+
+    return ImagingOrder(
+        reference=ref,
+        modality=first.modality,
+        region=first.region,
+        contrast=first.contrast,
+        codes=tuple(coding for coding, _ in matched),
+        authored_on=authored,
+        resource=resource,
+    )
+
+
+def _bundle_resources(
+    draft_orders: Any, issues: list[DataIssue]
+) -> list[tuple[int, dict[str, Any]]]:
+    """(position, resource) for each entry; tolerant of a missing Bundle.type and odd entries."""
+    if draft_orders is None:
+        return []
+    if not isinstance(draft_orders, dict) or draft_orders.get("resourceType") != "Bundle":
+        issues.append(DataIssue("draftOrders", "not a Bundle: no orders read"))
+        return []
+    entries = draft_orders.get("entry")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        issues.append(DataIssue("draftOrders", "Bundle.entry is not a list: no orders read"))
+        return []
+    found = []
+    for index, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            found.append((index, resource))
+        else:
+            issues.append(
+                DataIssue(f"draftOrders.entry[{index}]", "entry without a resource: skipped")
+            )
+    return found
+
+
+def _selected(selections: Sequence[str], issues: list[DataIssue]) -> set[str]:
+    """Selections as "Type/id"; a full URL is cut to its last two path segments."""
+    wanted = set()
+    for item in selections:
+        if not isinstance(item, str) or item.count("/") < 1:
+            issues.append(DataIssue("selections", f"not a 'Type/id' reference: {item!r}"))
+            continue
+        wanted.add("/".join(item.rstrip("/").split("/")[-2:]))
+    return wanted

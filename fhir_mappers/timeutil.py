@@ -1,0 +1,79 @@
+"""FHIR date, dateTime and instant strings -> ``When``.
+
+One small parser instead of fhir.resources' validators because it runs on every
+selected Observation (see performance-notes.md) and because the rules need two
+readings of one value: an aware instant for ordering and the calendar day as written
+for counting days.
+
+Decisions:
+- A partial date is its first day: "2024" -> 2024-01-01, "2024-03" -> 2024-03-01;
+  both are marked ``date_only``, like a full date without a time.
+- A date without a time orders as midnight UTC of that day.
+- A dateTime with a time but without an offset is not valid FHIR. It is read as UTC
+  and nothing is reported: its ``day`` is still the day as written, so day counts are
+  unaffected, and dropping a lab value over a missing offset would hide data from the
+  rules. (fhir.resources rejects such values, so Conditions and ServiceRequests that
+  carry one fail their full parse instead.)
+- A leap second (":60") is read as :59.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
+
+from fhir_mappers.model import When
+
+_FHIR_TIME = re.compile(
+    r"(?P<year>\d{4})"
+    r"(?:-(?P<month>\d{2})"
+    r"(?:-(?P<day>\d{2})"
+    r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?"
+    r")?)?)?"
+)
+
+
+def parse_fhir_time(text: object) -> When:
+    """Parse a FHIR date/dateTime/instant; raise ValueError with the value when it is not one."""
+    if not isinstance(text, str):
+        raise ValueError(f"not a date/time string: {text!r}")
+    match = _FHIR_TIME.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a FHIR date/time: {text!r}")
+    year = int(match["year"])
+    month = int(match["month"] or 1)
+    day_number = int(match["day"] or 1)
+    try:
+        day = date(year, month, day_number)
+        if match["hour"] is None:
+            instant = datetime(year, month, day_number, tzinfo=UTC)
+            return When(instant=instant, day=day, date_only=True)
+        zone = _zone(match["zone"])
+        second = min(int(match["second"]), 59)
+        micro = int((match["fraction"] or "0")[:6].ljust(6, "0"))
+        instant = datetime(
+            year,
+            month,
+            day_number,
+            int(match["hour"]),
+            int(match["minute"]),
+            second,
+            micro,
+            tzinfo=zone,
+        )
+    except ValueError as exc:
+        raise ValueError(f"not a FHIR date/time: {text!r} ({exc})") from None
+    return When(instant=instant, day=day, date_only=False)
+
+
+@lru_cache(maxsize=128)  # a handful of offsets recur across all values
+def _zone(text: str | None) -> timezone:
+    if text is None or text == "Z":
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    hours, minutes = int(text[1:3]), int(text[4:6])
+    if hours > 14 or minutes > 59:
+        raise ValueError(f"offset out of range: {text}")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))

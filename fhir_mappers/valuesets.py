@@ -1,0 +1,271 @@
+"""Code lists as an immutable lookup structure, built from already-loaded JSON dicts.
+
+The lists themselves are data (cds_service/valuesets/*.json) so that a site can extend
+them without touching code; this module only checks their shape and indexes them for
+O(1) lookups on the request path. Loading files is the caller's job (no I/O here).
+
+Each file is an object: {"valueSet": "spine-imaging" | "conditions" | "observations",
+"source": str, "note": str (optional), "entries": [...]}. Several files may feed one
+value set; an entry that repeats another with different content is an error.
+
+ICD-10-CM codes arrive with or without the dot ("M46.26" or "M4626"), so they are
+compared without it and in upper case; a "prefix" entry "M46.2" matches M46.2 and every
+code below it. Other systems compare exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from fhir_mappers.model import ConditionCategory, Modality
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+CPT = "http://www.ama-assn.org/go/cpt"
+
+E = TypeVar("E", bound=Enum)
+
+REGIONS = frozenset({"cervical", "thoracic", "lumbar", "spine"})
+CONTRASTS = frozenset({"without", "with", "without-and-with"})
+
+
+class ObservationKind(StrEnum):
+    """How an Observation code is read; IGNORE marks codes that are known but not used."""
+
+    CRP = "crp"  # mass concentration, mg/L or mg/dL
+    CRP_HS = "crp-hs"  # high-sensitivity CRP, mass concentration
+    CRP_MOLAR = "crp-molar"  # nmol/L, used only with a configured factor
+    ESR = "esr"  # mm/h
+    PAIN = "pain"  # 0-10
+    IGNORE = "ignore"  # e.g. qualitative CRP
+
+
+@dataclass(frozen=True)
+class ImagingEntry:
+    system: str
+    code: str
+    display: str | None
+    modality: Modality
+    region: str
+    contrast: str | None
+    verified: bool
+    source_file: str
+
+
+@dataclass(frozen=True)
+class ConditionEntry:
+    system: str
+    code: str  # as written in the file; matching uses normalize_code(system, code)
+    match: str  # "exact" | "prefix"
+    category: ConditionCategory
+    display: str | None
+    verified: bool
+    source_file: str
+
+
+@dataclass(frozen=True)
+class ObservationEntry:
+    system: str
+    code: str
+    kind: ObservationKind
+    display: str | None
+    verified: bool
+    source_file: str
+
+
+def normalize_code(system: str, code: str) -> str:
+    """The form a code is compared in: ICD-10-CM without its dot, upper case; others stripped."""
+    code = code.strip()
+    if system == ICD10CM:
+        return code.replace(".", "").upper()
+    return code
+
+
+@dataclass(frozen=True, eq=False)
+class ValueSets:
+    """All code lists, indexed. Build once at startup with ``build_value_sets``."""
+
+    imaging: Mapping[tuple[str, str], ImagingEntry]
+    condition_exact: Mapping[tuple[str, str], ConditionEntry]
+    condition_prefixes: Mapping[
+        str, tuple[tuple[str, ConditionEntry], ...]
+    ]  # system -> longest first
+    observations: Mapping[tuple[str, str], ObservationEntry]
+    sources: Mapping[str, str]  # file name -> its "source" text, for audit and cards
+
+    def imaging_entry(self, system: str, code: str) -> ImagingEntry | None:
+        return self.imaging.get((system, code.strip()))
+
+    def observation_entry(self, system: str, code: str) -> ObservationEntry | None:
+        return self.observations.get((system, code))
+
+    def observation_codes(self, system: str = LOINC) -> tuple[str, ...]:
+        """The codes of ``system`` that the mappers read (IGNORE excluded), for query templates."""
+        return tuple(
+            sorted(
+                code
+                for (entry_system, code), entry in self.observations.items()
+                if entry_system == system and entry.kind is not ObservationKind.IGNORE
+            )
+        )
+
+    def condition_entry(self, system: str, code: str) -> ConditionEntry | None:
+        """Exact match first, else the longest matching prefix."""
+        key = normalize_code(system, code)
+        exact = self.condition_exact.get((system, key))
+        if exact is not None:
+            return exact
+        for prefix, entry in self.condition_prefixes.get(system, ()):
+            if key.startswith(prefix):
+                return entry
+        return None
+
+
+_VALUE_SET_NAMES = ("spine-imaging", "conditions", "observations")
+_COMMON_KEYS = {"system", "code", "display", "verified", "comment"}
+_KEYS = {
+    "spine-imaging": _COMMON_KEYS | {"modality", "region", "contrast"},
+    "conditions": _COMMON_KEYS | {"match", "category"},
+    "observations": _COMMON_KEYS | {"kind"},
+}
+
+
+def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSets:
+    """Validate and index (file name, parsed JSON) pairs; ValueError names the file and entry."""
+    imaging: dict[tuple[str, str], ImagingEntry] = {}
+    exact: dict[tuple[str, str], ConditionEntry] = {}
+    prefixes: dict[tuple[str, str], ConditionEntry] = {}
+    observations: dict[tuple[str, str], ObservationEntry] = {}
+    sources: dict[str, str] = {}
+
+    for name, data in files:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{name}: expected a JSON object")
+        value_set = data.get("valueSet")
+        if value_set not in _VALUE_SET_NAMES:
+            raise ValueError(f"{name}: 'valueSet' must be one of {', '.join(_VALUE_SET_NAMES)}")
+        source = data.get("source")
+        if not isinstance(source, str) or not source.strip():
+            raise ValueError(f"{name}: 'source' (where the codes come from) is required")
+        entries = data.get("entries")
+        if not isinstance(entries, list):
+            raise ValueError(f"{name}: 'entries' must be a list")
+        sources[name] = source
+
+        for index, raw in enumerate(entries):
+            where = f"{name}: entries[{index}]"
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"{where}: expected an object")
+            system, code = _str(raw, "system", where), _str(raw, "code", where)
+            where = f"{name}: entries[{index}] ({system}|{code})"
+            unknown = set(raw) - _KEYS[value_set]
+            if unknown:
+                raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+            display = _optional_str(raw, "display", where)
+            verified = raw.get("verified")
+            if not isinstance(verified, bool):
+                raise ValueError(f"{where}: 'verified' must be true or false")
+
+            if value_set == "spine-imaging":
+                img = ImagingEntry(
+                    system=system,
+                    code=code,
+                    display=display,
+                    modality=_enum(Modality, raw.get("modality"), "modality", where),
+                    region=_choice(raw.get("region"), REGIONS, "region", where),
+                    contrast=None
+                    if raw.get("contrast") is None
+                    else _choice(raw.get("contrast"), CONTRASTS, "contrast", where),
+                    verified=verified,
+                    source_file=name,
+                )
+                _add(imaging, (system, code), img, where)
+            elif value_set == "conditions":
+                match = _choice(raw.get("match"), {"exact", "prefix"}, "match", where)
+                cond = ConditionEntry(
+                    system=system,
+                    code=code,
+                    match=match,
+                    category=_enum(ConditionCategory, raw.get("category"), "category", where),
+                    display=display,
+                    verified=verified,
+                    source_file=name,
+                )
+                key = (system, normalize_code(system, code))
+                _add(exact if match == "exact" else prefixes, key, cond, where)
+            else:
+                obs = ObservationEntry(
+                    system=system,
+                    code=code,
+                    kind=_enum(ObservationKind, raw.get("kind"), "kind", where),
+                    display=display,
+                    verified=verified,
+                    source_file=name,
+                )
+                _add(observations, (system, code), obs, where)
+
+    by_system: dict[str, list[tuple[str, ConditionEntry]]] = {}
+    for (system, prefix), entry in prefixes.items():
+        by_system.setdefault(system, []).append((prefix, entry))
+    prefix_index = {
+        system: tuple(sorted(items, key=lambda item: (-len(item[0]), item[0])))
+        for system, items in by_system.items()
+    }
+    return ValueSets(
+        imaging=MappingProxyType(imaging),
+        condition_exact=MappingProxyType(exact),
+        condition_prefixes=MappingProxyType(prefix_index),
+        observations=MappingProxyType(observations),
+        sources=MappingProxyType(sources),
+    )
+
+
+def _same_content(a: object, b: object) -> bool:
+    """Entries equal apart from the file they came from (a site may repeat a shipped code)."""
+    fields_a = {k: v for k, v in vars(a).items() if k != "source_file"}
+    fields_b = {k: v for k, v in vars(b).items() if k != "source_file"}
+    return fields_a == fields_b
+
+
+def _add(index: dict[tuple[str, str], Any], key: tuple[str, str], entry: Any, where: str) -> None:
+    previous = index.get(key)
+    if previous is None:
+        index[key] = entry
+    elif not _same_content(previous, entry):
+        raise ValueError(
+            f"{where}: conflicts with the entry for the same code in {previous.source_file}"
+        )
+
+
+def _str(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ValueError(f"{where}: '{key}' must be a non-empty string without surrounding spaces")
+    return value
+
+
+def _optional_str(raw: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{where}: '{key}' must be a string")
+    return value
+
+
+def _choice(value: object, allowed: Iterable[str], key: str, where: str) -> str:
+    options = sorted(allowed)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{where}: '{key}' must be one of {', '.join(options)}, not {value!r}")
+    return value
+
+
+def _enum(cls: type[E], value: object, key: str, where: str) -> E:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in cls)
+        raise ValueError(f"{where}: '{key}' must be one of {allowed}, not {value!r}") from None

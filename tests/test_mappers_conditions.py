@@ -1,0 +1,249 @@
+"""map_conditions: categories, statuses and dates the episode rules read."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.conditions import map_conditions
+from fhir_mappers.model import ConditionCategory
+
+VS = load_value_sets()
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+LOCAL = "http://example.org/local-problem-list"  # synthetic, in no value set
+
+
+def condition(
+    cid: str,
+    code: str = "M46.26",
+    system: str = ICD,
+    clinical: str | None = "active",
+    verification: str | None = "confirmed",
+    **extra: Any,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": cid,
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+    }
+    if clinical:
+        resource["clinicalStatus"] = {"coding": [{"system": CLINICAL, "code": clinical}]}
+    if verification:
+        resource["verificationStatus"] = {
+            "coding": [{"system": VERIFICATION, "code": verification}]
+        }
+    resource.update(extra)
+    return resource
+
+
+def test_an_active_confirmed_nvo_condition() -> None:
+    facts, issues = map_conditions([condition("c1", onsetDateTime="2024-01-10")], VS)
+    assert issues == ()
+    (fact,) = facts
+    assert fact.reference == "Condition/c1"
+    assert fact.category is ConditionCategory.NVO
+    assert [(c.system, c.code) for c in fact.codes] == [(ICD, "M46.26")]
+    assert (fact.clinical_status, fact.verification_status) == ("active", "confirmed")
+    assert fact.onset is not None and fact.onset.day == date(2024, 1, 10)
+    assert fact.start == fact.onset
+    assert (fact.recorded, fact.abatement, fact.abatement_present) == (None, None, False)
+
+
+@pytest.mark.parametrize(
+    ("code", "system", "category"),
+    [
+        ("M4626", ICD, ConditionCategory.NVO),
+        ("203241002", SNOMED, ConditionCategory.NVO),
+        ("M46.46", ICD, ConditionCategory.NVO_UNSPECIFIED),
+        ("M46.56", ICD, ConditionCategory.NVO_OTHER_INFECTIVE),
+        ("A18.01", ICD, ConditionCategory.OUT_OF_SCOPE),
+        ("G83.4", ICD, ConditionCategory.NEURO_DEFICIT),
+        ("G06.1", ICD, ConditionCategory.COMPLICATION),
+        ("C79.51", ICD, ConditionCategory.MIMIC),
+    ],
+)
+def test_category_from_the_value_set(code: str, system: str, category: ConditionCategory) -> None:
+    facts, _ = map_conditions([condition("c", code, system)], VS)
+    assert [f.category for f in facts] == [category]
+
+
+def test_onset_period_start_then_recorded_date() -> None:
+    by_period = condition("p", onsetPeriod={"start": "2024-02-01T08:00:00+01:00"})
+    recorded_only = condition("r", recordedDate="2024-02-03")
+    facts, issues = map_conditions([by_period, recorded_only], VS)
+    assert issues == ()
+    period_fact, recorded_fact = facts
+    assert period_fact.onset is not None
+    assert period_fact.onset.instant == datetime(2024, 2, 1, 7, tzinfo=UTC)
+    assert recorded_fact.onset is None
+    assert recorded_fact.recorded is not None and recorded_fact.start == recorded_fact.recorded
+    assert recorded_fact.start.day == date(2024, 2, 3)
+
+
+def test_onset_and_recorded_date_are_both_kept() -> None:
+    facts, _ = map_conditions(
+        [condition("c", onsetDateTime="2024-01-05", recordedDate="2024-01-07T10:00:00Z")], VS
+    )
+    fact = facts[0]
+    assert fact.onset is not None and fact.recorded is not None
+    assert (fact.onset.day, fact.recorded.day) == (date(2024, 1, 5), date(2024, 1, 7))
+    assert fact.start == fact.onset
+
+
+def test_partial_onset_is_its_first_day() -> None:
+    facts, _ = map_conditions([condition("c", onsetDateTime="2024-02")], VS)
+    onset = facts[0].onset
+    assert onset is not None and (onset.day, onset.date_only) == (date(2024, 2, 1), True)
+
+
+@pytest.mark.parametrize(
+    ("abatement", "day"),
+    [
+        ({"abatementDateTime": "2024-05-01"}, date(2024, 5, 1)),
+        ({"abatementPeriod": {"start": "2024-05-02", "end": "2024-05-09"}}, date(2024, 5, 2)),
+        ({"abatementPeriod": {"end": "2024-05-09"}}, date(2024, 5, 9)),
+        ({"abatementString": "spring"}, None),
+        (
+            {
+                "abatementAge": {
+                    "value": 50,
+                    "unit": "a",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "a",
+                }
+            },
+            None,
+        ),
+    ],
+)
+def test_abatement_in_every_form_is_noticed(abatement: dict[str, Any], day: date | None) -> None:
+    resolved = condition("c", clinical="resolved", **abatement)
+    facts, issues = map_conditions([resolved], VS)
+    assert issues == ()
+    fact = facts[0]
+    assert fact.abatement_present is True
+    assert (fact.abatement.day if fact.abatement else None) == day
+    assert fact.clinical_status == "resolved"
+
+
+def test_missing_statuses_read_as_none() -> None:
+    facts, issues = map_conditions([condition("c", clinical=None, verification=None)], VS)
+    assert issues == ()
+    assert (facts[0].clinical_status, facts[0].verification_status) == (None, None)
+
+
+@pytest.mark.parametrize("code", ["refuted", "entered-in-error", "provisional", "differential"])
+def test_verification_codes_are_passed_through(code: str) -> None:
+    facts, _ = map_conditions([condition("c", verification=code)], VS)
+    assert facts[0].verification_status == code
+
+
+def test_a_status_without_the_standard_code_system_is_reported_and_read_as_absent() -> None:
+    odd = condition("c", clinical=None)
+    odd["clinicalStatus"] = {"coding": [{"system": LOCAL, "code": "active"}], "text": "Active"}
+    facts, issues = map_conditions([odd], VS)
+    assert facts[0].clinical_status is None
+    assert [i.reference for i in issues] == ["Condition/c"]
+    assert "clinicalStatus" in issues[0].reason
+
+
+def test_conditions_outside_the_value_sets_are_left_out_unless_asked_for() -> None:
+    other = condition("o", "X-1", LOCAL)
+    facts, issues = map_conditions([other, condition("n")], VS)
+    assert [f.reference for f in facts] == ["Condition/n"]
+    assert issues == ()
+    facts, _ = map_conditions([other, condition("n")], VS, include_other=True)
+    assert [(f.reference, f.category) for f in facts] == [
+        ("Condition/o", ConditionCategory.OTHER),
+        ("Condition/n", ConditionCategory.NVO),
+    ]
+    assert [c.code for c in facts[0].codes] == ["X-1"]
+
+
+def test_several_categories_on_one_condition_read_cautiously_and_reported() -> None:
+    both = condition("c")
+    both["code"]["coding"].append({"system": ICD, "code": "A18.01"})
+    facts, issues = map_conditions([both], VS)
+    assert facts[0].category is ConditionCategory.OUT_OF_SCOPE
+    assert [c.code for c in facts[0].codes] == ["M46.26", "A18.01"]
+    assert "several categories" in issues[0].reason
+
+
+def test_non_conditions_and_invalid_conditions_are_reported_and_skipped() -> None:
+    no_subject = condition("bad")
+    del no_subject["subject"]
+    bad_date = condition("bad-date", onsetDateTime="2024-13-45")
+    resources: list[Any] = [
+        {"resourceType": "Observation", "id": "o1"},
+        {"resourceType": "OperationOutcome"},
+        "junk",
+        no_subject,
+        bad_date,
+        condition("good"),
+    ]
+    facts, issues = map_conditions(resources, VS)
+    assert [f.reference for f in facts] == ["Condition/good"]
+    assert [i.reference for i in issues] == [
+        "Observation/o1",
+        "OperationOutcome/#1",
+        "#2",
+        "Condition/bad",
+        "Condition/bad-date",
+    ]
+    assert "subject" in issues[3].reason
+
+
+def test_a_date_time_without_offset_fails_the_r4_parse() -> None:
+    facts, issues = map_conditions([condition("c", onsetDateTime="2024-01-10T10:00:00")], VS)
+    assert facts == ()
+    assert "onsetDateTime" in issues[0].reason
+
+
+def test_example_e7_resolved_episode() -> None:
+    resolved = condition("e7", clinical="resolved", onsetDateTime="2024-01-01")
+    resolved["abatementDateTime"] = "2024-03-16"
+    fact = map_conditions([resolved], VS)[0][0]
+    assert fact.clinical_status == "resolved"
+    assert fact.abatement is not None and fact.abatement.day == date(2024, 3, 16)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+FIELDS = [
+    "resourceType",
+    "id",
+    "code",
+    "clinicalStatus",
+    "verificationStatus",
+    "onsetDateTime",
+    "onsetPeriod",
+    "recordedDate",
+    "abatementDateTime",
+    "abatementPeriod",
+    "subject",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=JSON)
+def test_odd_json_never_raises(field: str, value: Any) -> None:
+    odd = copy.deepcopy(condition("c", onsetDateTime="2024-01-01"))
+    odd[field] = value
+    facts, issues = map_conditions([odd, value], VS)
+    assert len(facts) <= 1
+    assert all(i.reason for i in issues)

@@ -1,0 +1,405 @@
+"""Value sets: every code of clinical-rules.md recognised as it says, nothing else, and
+files validated with errors that name the file and entry.
+
+The expected tables below are transcribed from clinical-rules.md ("Codes"), not from
+the JSON files, so a wrong or missing entry in the data fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cds_service.valuesets import load_value_sets, shipped_files
+from fhir_mappers.model import ConditionCategory, Modality
+from fhir_mappers.valuesets import (
+    CPT,
+    ICD10CM,
+    LOINC,
+    SNOMED,
+    ObservationKind,
+    ValueSets,
+    build_value_sets,
+)
+
+VS = load_value_sets()
+TEST_SYSTEM = "http://example.org/test-codes"  # synthetic codes for structure tests
+
+CPT_SPINE = {
+    # code: (modality, region, contrast); contrast as the CPT descriptor says
+    "72141": ("MRI", "cervical", "without"),
+    "72142": ("MRI", "cervical", "with"),
+    "72156": ("MRI", "cervical", "without-and-with"),
+    "72146": ("MRI", "thoracic", "without"),
+    "72147": ("MRI", "thoracic", "with"),
+    "72157": ("MRI", "thoracic", "without-and-with"),
+    "72148": ("MRI", "lumbar", "without"),
+    "72149": ("MRI", "lumbar", "with"),
+    "72158": ("MRI", "lumbar", "without-and-with"),
+    "72125": ("CT", "cervical", "without"),
+    "72126": ("CT", "cervical", "with"),
+    "72127": ("CT", "cervical", "without-and-with"),
+    "72128": ("CT", "thoracic", "without"),
+    "72129": ("CT", "thoracic", "with"),
+    "72130": ("CT", "thoracic", "without-and-with"),
+    "72131": ("CT", "lumbar", "without"),
+    "72132": ("CT", "lumbar", "with"),
+    "72133": ("CT", "lumbar", "without-and-with"),
+}
+
+LOINC_SPINE = {
+    **dict.fromkeys(["24935-9", "30667-0", "24938-3", "24937-5"], ("MRI", "cervical")),
+    **dict.fromkeys(["24980-5", "36532-0", "24982-1", "24981-3"], ("MRI", "thoracic")),
+    **dict.fromkeys(["24968-0", "30679-5", "30678-7", "24967-2"], ("MRI", "lumbar")),
+    **dict.fromkeys(["36531-2", "30854-4", "30855-1"], ("MRI", "spine")),
+    **dict.fromkeys(["24932-6", "30592-0", "24933-4"], ("CT", "cervical")),
+    **dict.fromkeys(["24978-9", "30597-9", "24979-7"], ("CT", "thoracic")),
+    **dict.fromkeys(["24963-1", "30620-9", "24964-9"], ("CT", "lumbar")),
+    **dict.fromkeys(["36530-4", "24987-0"], ("CT", "spine")),
+}
+
+SNOMED_SPINE = {
+    **dict.fromkeys(["241645008", "431985004"], ("MRI", "spine")),
+    **dict.fromkeys(["571891000119109", "60443006"], ("MRI", "cervical")),
+    **dict.fromkeys(["396171000119100", "91333005"], ("MRI", "thoracic")),
+    **dict.fromkeys(["394451000119106", "41333006"], ("MRI", "lumbar")),
+    **dict.fromkeys(["411611000119102", "495741000119105"], ("MRI", "spine")),
+    **dict.fromkeys(["241577003"], ("CT", "spine")),
+    **dict.fromkeys(["572061000119104", "762008"], ("CT", "cervical")),
+    **dict.fromkeys(["572081000119108", "113105001"], ("CT", "thoracic")),
+    **dict.fromkeys(["572091000119106", "90523008"], ("CT", "lumbar")),
+    **dict.fromkeys(["429875006", "429859008"], ("CT", "spine")),
+}
+
+NOT_SPINE = [
+    (LOINC, "24590-2"),  # MR brain
+    (LOINC, "24587-8"),  # MR brain
+    *[(CPT, str(code)) for code in range(70551, 70556)],  # MR brain
+    (CPT, "72159"),  # MR angiography of the spinal canal
+    (LOINC, "24934-2"),  # CT myelography (intrathecal contrast)
+    (LOINC, "24965-6"),
+    (LOINC, "30596-1"),
+    (LOINC, "24936-7"),  # under anaesthesia
+    (LOINC, "24977-1"),
+]
+
+
+@pytest.mark.parametrize(("code", "expected"), sorted(CPT_SPINE.items()))
+def test_every_cpt_spine_code_has_its_modality_region_and_contrast(
+    code: str, expected: tuple[str, str, str]
+) -> None:
+    entry = VS.imaging_entry(CPT, code)
+    assert entry is not None
+    assert (entry.modality.value, entry.region, entry.contrast) == expected
+    assert entry.verified is True
+    assert entry.display  # CPT displays are confirmed in the sandbox's value set
+
+
+def test_cpt_display_matches_what_the_sandbox_sends() -> None:
+    body = json.loads((Path(__file__).parent / "data" / "sandbox-requests.json").read_text())
+    coding = body["imaging_tab_lumbar_ct_order_select"]["context"]["draftOrders"]["entry"][0][
+        "resource"
+    ]["code"]["coding"][0]
+    entry = VS.imaging_entry(coding["system"], coding["code"])
+    assert entry is not None and entry.display == coding["display"]
+
+
+@pytest.mark.parametrize(("code", "expected"), sorted(LOINC_SPINE.items()))
+def test_every_loinc_spine_code_has_its_modality_and_region(
+    code: str, expected: tuple[str, str]
+) -> None:
+    entry = VS.imaging_entry(LOINC, code)
+    assert entry is not None
+    assert (entry.modality.value, entry.region) == expected
+
+
+def test_whole_spine_mr_contrast_as_the_rules_state() -> None:
+    without = VS.imaging_entry(LOINC, "30854-4")
+    both = VS.imaging_entry(LOINC, "30855-1")
+    assert without is not None and without.contrast == "without"
+    assert both is not None and both.contrast == "without-and-with"
+
+
+@pytest.mark.parametrize(("code", "expected"), sorted(SNOMED_SPINE.items()))
+def test_every_snomed_spine_code_has_its_modality_and_region(
+    code: str, expected: tuple[str, str]
+) -> None:
+    entry = VS.imaging_entry(SNOMED, code)
+    assert entry is not None
+    assert (entry.modality.value, entry.region) == expected
+
+
+def test_imaging_value_set_holds_exactly_the_listed_codes() -> None:
+    listed = (
+        {(CPT, c) for c in CPT_SPINE}
+        | {(LOINC, c) for c in LOINC_SPINE}
+        | {(SNOMED, c) for c in SNOMED_SPINE}
+    )
+    assert set(VS.imaging) == listed
+
+
+@pytest.mark.parametrize(("system", "code"), NOT_SPINE)
+def test_brain_and_excluded_studies_are_not_spine(system: str, code: str) -> None:
+    assert VS.imaging_entry(system, code) is None
+
+
+def test_same_code_in_another_system_is_not_matched() -> None:
+    assert VS.imaging_entry(LOINC, "72158") is None
+    assert VS.imaging_entry("http://example.org/local-codes", "72158") is None
+
+
+CONDITION_CASES = [
+    # (system, code as a client may send it, expected category or None)
+    (ICD10CM, "M46.26", ConditionCategory.NVO),
+    (ICD10CM, "M4626", ConditionCategory.NVO),
+    (ICD10CM, "m46.26", ConditionCategory.NVO),
+    (ICD10CM, "M46.2", ConditionCategory.NVO),
+    (ICD10CM, "M46.35", ConditionCategory.NVO),
+    (ICD10CM, "M46.47", ConditionCategory.NVO_UNSPECIFIED),
+    (ICD10CM, "M46.58", ConditionCategory.NVO_OTHER_INFECTIVE),
+    (SNOMED, "203241002", ConditionCategory.NVO),
+    (ICD10CM, "A18.01", ConditionCategory.OUT_OF_SCOPE),
+    (ICD10CM, "A23.9", ConditionCategory.OUT_OF_SCOPE),
+    (ICD10CM, "T84.50XA", ConditionCategory.OUT_OF_SCOPE),
+    (ICD10CM, "T84.63XA", ConditionCategory.OUT_OF_SCOPE),
+    (ICD10CM, "T847XXA", ConditionCategory.OUT_OF_SCOPE),
+    (ICD10CM, "G06.1", ConditionCategory.COMPLICATION),
+    (ICD10CM, "G06.2", ConditionCategory.COMPLICATION),
+    (ICD10CM, "M48.56XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "M84.48XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "M84.58XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "G83.4", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "G82.21", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "G95.9", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "G95.89", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "G82.54", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "M51.36", ConditionCategory.MIMIC),
+    (ICD10CM, "M51.37", ConditionCategory.MIMIC),
+    (ICD10CM, "C41.2", ConditionCategory.MIMIC),
+    (ICD10CM, "C79.51", ConditionCategory.MIMIC),
+    # near misses: a shorter code than an exact entry, a sibling, a parent category
+    (ICD10CM, "A18.0", None),
+    (ICD10CM, "G06.0", None),
+    (ICD10CM, "G06", None),
+    (ICD10CM, "G95.8", None),
+    (ICD10CM, "C79.5", None),
+    (ICD10CM, "M46", None),
+    (ICD10CM, "M46.1", None),
+    (ICD10CM, "T84.4", None),
+    (SNOMED, "M46.26", None),  # an ICD-10-CM code under the wrong system
+]
+
+
+@pytest.mark.parametrize(("system", "code", "expected"), CONDITION_CASES)
+def test_condition_codes_by_category(
+    system: str, code: str, expected: ConditionCategory | None
+) -> None:
+    entry = VS.condition_entry(system, code)
+    assert (entry.category if entry else None) == expected
+
+
+UNVERIFIED = {"A23.1", "T84.51XA", "T84.6", "T84.7", "M48.5", "M84.48", "M84.58"}
+UNVERIFIED |= {"G95.9", "G95.89", "G82.5", "M51.3", "M51.36"}
+VERIFIED = {"M46.2", "M46.3", "M46.4", "M46.5", "A18.01", "G06.1", "G06.2", "G83.4", "G82.2"}
+VERIFIED |= {"C41.2", "C79.51"}
+
+
+@pytest.mark.parametrize("code", sorted(UNVERIFIED))
+def test_check_marked_condition_codes_are_unverified(code: str) -> None:
+    entry = VS.condition_entry(ICD10CM, code)
+    assert entry is not None and entry.verified is False
+
+
+@pytest.mark.parametrize("code", sorted(VERIFIED))
+def test_unmarked_condition_codes_are_verified(code: str) -> None:
+    entry = VS.condition_entry(ICD10CM, code)
+    assert entry is not None and entry.verified is True
+
+
+OBSERVATION_KINDS = {
+    "1988-5": ObservationKind.CRP,
+    "30522-7": ObservationKind.CRP_HS,
+    "71426-1": ObservationKind.CRP_HS,
+    "76485-2": ObservationKind.CRP_MOLAR,
+    "11039-5": ObservationKind.IGNORE,
+    "4537-7": ObservationKind.ESR,
+    "30341-2": ObservationKind.ESR,
+    "72514-3": ObservationKind.PAIN,
+    "38208-5": ObservationKind.PAIN,
+}
+
+
+def test_observation_codes_by_kind() -> None:
+    found = {code: entry.kind for (system, code), entry in VS.observations.items()}
+    assert found == OBSERVATION_KINDS
+    assert {system for system, _ in VS.observations} == {LOINC}
+
+
+def test_observation_codes_are_the_codes_read_not_the_ignored_ones() -> None:
+    read = {code for code, kind in OBSERVATION_KINDS.items() if kind is not ObservationKind.IGNORE}
+    assert set(VS.observation_codes()) == read
+    assert "11039-5" not in VS.observation_codes()
+    assert VS.observation_codes(SNOMED) == ()
+
+
+def test_every_shipped_file_says_where_its_codes_come_from() -> None:
+    files = shipped_files()
+    assert {name for name, _ in files} == {
+        "spine-imaging.json",
+        "conditions.json",
+        "observations.json",
+    }
+    for name, data in files:
+        assert "clinical-rules.md" in data["source"], name
+        assert VS.sources[name] == data["source"]
+
+
+def test_value_sets_are_immutable() -> None:
+    with pytest.raises(TypeError):
+        VS.imaging[(CPT, "99999")] = VS.imaging[(CPT, "72158")]  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        VS.imaging = {}  # type: ignore[misc]
+
+
+# --- validation and site extension -------------------------------------------------------
+
+
+def _imaging_file(**entry: Any) -> dict[str, Any]:
+    base = {
+        "system": "http://example.org/site-codes",
+        "code": "SPINE-MR-1",
+        "modality": "MRI",
+        "region": "lumbar",
+        "contrast": None,
+        "verified": False,
+    }
+    base.update(entry)
+    return {"valueSet": "spine-imaging", "source": "site list (test)", "entries": [base]}
+
+
+def _write(directory: Path, name: str, data: Any) -> Path:
+    path = directory / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_a_site_directory_extends_the_shipped_lists(tmp_path: Path) -> None:
+    _write(tmp_path, "site-imaging.json", _imaging_file())
+    _write(
+        tmp_path,
+        "site-conditions.json",
+        {
+            "valueSet": "conditions",
+            "source": "site list (test)",
+            "entries": [
+                {
+                    "system": "http://example.org/site-dx",
+                    "code": "NVO-1",
+                    "match": "exact",
+                    "category": "nvo",
+                    "verified": False,
+                }
+            ],
+        },
+    )
+    extended = load_value_sets(tmp_path)
+    site = extended.imaging_entry("http://example.org/site-codes", "SPINE-MR-1")
+    assert site is not None and site.modality is Modality.MRI and site.region == "lumbar"
+    cond = extended.condition_entry("http://example.org/site-dx", "NVO-1")
+    assert cond is not None and cond.category is ConditionCategory.NVO
+    assert extended.imaging_entry(CPT, "72158") is not None  # shipped codes still there
+    assert len(extended.imaging) == len(VS.imaging) + 1
+
+
+def test_a_site_may_repeat_a_shipped_entry_unchanged(tmp_path: Path) -> None:
+    shipped = dict(shipped_files())["spine-imaging.json"]["entries"][0]
+    _write(
+        tmp_path, "repeat.json", {"valueSet": "spine-imaging", "source": "x", "entries": [shipped]}
+    )
+    assert len(load_value_sets(tmp_path).imaging) == len(VS.imaging)
+
+
+def test_a_conflicting_repeat_names_both_files(tmp_path: Path) -> None:
+    changed = _imaging_file(system=CPT, code="72158", modality="CT")
+    _write(tmp_path, "site.json", changed)
+    with pytest.raises(ValueError, match=r"site\.json: entries\[0\].*72158.*spine-imaging\.json"):
+        load_value_sets(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_imaging_file(modality="PET"), r"entries\[0\] \(.*SPINE-MR-1\): 'modality' must be"),
+        (_imaging_file(region="brain"), r"'region' must be one of"),
+        (_imaging_file(contrast="iv"), r"'contrast' must be one of"),
+        (_imaging_file(verified="yes"), r"'verified' must be true or false"),
+        (_imaging_file(modaltiy="MRI"), r"unknown keys \['modaltiy'\]"),
+        (_imaging_file(code=" 72158"), r"'code' must be a non-empty string"),
+        ({"valueSet": "spine-imaging", "entries": []}, r"'source'.*is required"),
+        ({"valueSet": "drugs", "source": "x", "entries": []}, r"'valueSet' must be one of"),
+        ({"valueSet": "conditions", "source": "x", "entries": {}}, r"'entries' must be a list"),
+        (
+            {
+                "valueSet": "conditions",
+                "source": "x",
+                "entries": [{"system": ICD10CM, "code": "X", "match": "fuzzy", "verified": True}],
+            },
+            r"'match' must be one of exact, prefix",
+        ),
+        (
+            {
+                "valueSet": "observations",
+                "source": "x",
+                "entries": [{"system": LOINC, "code": "1-1", "kind": "glucose", "verified": True}],
+            },
+            r"'kind' must be one of",
+        ),
+        (["not", "an", "object"], r"expected a JSON object"),
+    ],
+)
+def test_invalid_data_names_the_file_and_entry(data: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=r"^site-file\.json: .*" + message):
+        build_value_sets([("site-file.json", data)])
+
+
+def test_invalid_json_in_the_site_directory_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
+        load_value_sets(tmp_path)
+
+
+def test_a_missing_site_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="value-set directory not found"):
+        load_value_sets(tmp_path / "nope")
+
+
+def test_prefix_and_exact_entries_resolve_most_specific_first() -> None:
+    entries = [
+        {
+            "system": TEST_SYSTEM,
+            "code": code,
+            "match": match,
+            "category": category,
+            "verified": False,
+        }
+        for code, match, category in [
+            ("X1", "prefix", "nvo"),
+            ("X1.2", "prefix", "mimic"),
+            ("X1.23", "exact", "other"),
+        ]
+    ]
+    vs: ValueSets = build_value_sets(
+        [("f.json", {"valueSet": "conditions", "source": "test", "entries": entries})]
+    )
+
+    def category(code: str) -> str | None:
+        entry = vs.condition_entry(TEST_SYSTEM, code)
+        return entry.category.value if entry else None
+
+    assert category("X1.9") == "nvo"
+    assert category("X1.24") == "mimic"
+    assert category("X1.23") == "other"
+    assert category("X2") is None
