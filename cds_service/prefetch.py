@@ -1,0 +1,236 @@
+"""The patient's data for one invocation: what the EHR prefetched, plus what it did not.
+
+CDS Hooks lets a client satisfy none, some or all prefetch templates, and the service must
+check what it got and fetch the rest from ``fhirServer``. Per key of the service's
+templates:
+
+- absent: fetched from ``fhirServer`` (bearer token from ``fhirAuthorization``, none when
+  the request has no ``fhirAuthorization``);
+- ``null``: the client's query found nothing, so there is no data and nothing is fetched;
+- an OperationOutcome, or not the expected resource: fetched again, or reported when that
+  cannot be done;
+- a search Bundle with a ``next`` link: its further pages are read when a ``fhirServer`` is
+  given, otherwise what is there is used and the gap is noted.
+
+Every key is required: when one cannot be had, ``DataUnavailable`` names each such key and
+why, and the caller answers 412.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from cds_service.discovery import Service
+from cds_service.fhir_client import (
+    FetchResult,
+    FhirClient,
+    FirstPage,
+    Problem,
+    next_link,
+    query_shape,
+    server_url_problem,
+    shape_mismatch,
+    unwrap_bundle,
+)
+from cds_service.settings import Settings
+
+__all__ = ["DataUnavailable", "GatheredData", "Problem", "gather", "render_queries"]
+
+_TOKEN = re.compile(r"\{\{\s*([^{}\s]*)\s*\}\}")
+_USER_TOKENS = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
+_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class GatheredData:
+    """The resources per prefetch key, where each came from, and what is worth auditing."""
+
+    resources: dict[str, list[dict[str, Any]]]  # prefetch key -> resources (plain dicts)
+    sources: dict[str, str]  # key -> "prefetch" | "fetched" | "null"
+    notes: tuple[Problem, ...]  # non-fatal, e.g. a search-outcome entry ignored
+
+
+class DataUnavailable(Exception):
+    """Required data could not be had; the caller answers 412 with ``problems``."""
+
+    def __init__(self, problems: tuple[Problem, ...]) -> None:
+        listed = "; ".join(f"{p.key}: {p.reason}" for p in problems)
+        super().__init__(f"required FHIR data could not be obtained: {listed}")
+        self.problems = problems
+
+
+def _user_reference(context: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``context.userId`` as (resource type, id); it may also be given as an absolute URL."""
+    user = context.get("userId")
+    if not isinstance(user, str):
+        return None
+    parts = user.rstrip("/").split("/")
+    if len(parts) < 2 or not parts[-1]:
+        return None
+    return parts[-2], parts[-1]
+
+
+def _token_value(name: str, context: Mapping[str, Any]) -> str | None:
+    """The URL-encoded value of one template token, or None when the request has none."""
+    if name in _USER_TOKENS:
+        user = _user_reference(context)
+        if user is None or user[0] != _USER_TOKENS[name]:
+            return None
+        value = user[1]
+    elif name.startswith("context.") and "." not in name[len("context.") :]:
+        raw = context.get(name[len("context.") :])
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            return None  # only root-level primitives can fill a template
+        value = str(raw)
+        if name == "context.userId" and _REFERENCE.match(value):
+            return value  # "Practitioner/123": the slash is meant (e.g. a read template)
+    else:
+        return None
+    if not value.strip("."):
+        return None  # "." and ".." would climb the URL path
+    return quote(value, safe="")
+
+
+def render_queries(
+    templates: Mapping[str, str], context: Mapping[str, Any]
+) -> tuple[dict[str, str], tuple[Problem, ...]]:
+    """Fill the CDS Hooks 2.0 tokens of each template; a template with a token that has no
+    value in this request is left out and reported."""
+    queries: dict[str, str] = {}
+    problems: list[Problem] = []
+    for key, template in templates.items():
+        missing: list[str] = []
+
+        def fill(match: re.Match[str], missing: list[str] = missing) -> str:
+            value = _token_value(match.group(1), context)
+            if value is None:
+                missing.append(match.group(1) or "(empty)")
+                return ""
+            return value
+
+        query = _TOKEN.sub(fill, template)
+        if missing:
+            names = ", ".join("{{" + name + "}}" for name in missing)
+            problems.append(Problem(key, f"the template's {names} has no value in this request"))
+        else:
+            queries[key] = query
+    return queries, tuple(problems)
+
+
+def _request_fhir_access(request: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
+    """(fhirServer or None, access token or None, why there is no usable fhirServer)."""
+    server = request.get("fhirServer")
+    if server is None:
+        return None, None, "the request has no fhirServer to fetch it from"
+    problem = server_url_problem(server)
+    if problem is not None:
+        return None, None, problem
+    authorization = request.get("fhirAuthorization")
+    token = authorization.get("access_token") if isinstance(authorization, Mapping) else None
+    return str(server), token if isinstance(token, str) and token else None, ""
+
+
+def gather(
+    service: Service,
+    request: Mapping[str, Any],
+    client: FhirClient,
+    settings: Settings,
+    now_monotonic: float,
+) -> GatheredData:
+    """Every prefetch key of ``service``, from prefetch or ``fhirServer``; raises
+    DataUnavailable naming each key that cannot be had. FHIR traffic ends by
+    ``now_monotonic + settings.fhir_budget_seconds``."""
+    deadline = now_monotonic + settings.fhir_budget_seconds
+    raw_context = request.get("context")
+    context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
+    raw_prefetch = request.get("prefetch")
+    prefetch: Mapping[str, Any] = raw_prefetch if isinstance(raw_prefetch, Mapping) else {}
+    fhir_server, token, no_server = _request_fhir_access(request)
+    queries, render_problems = render_queries(service.prefetch, context)
+    unrenderable = {p.key: p.reason for p in render_problems}
+
+    resources: dict[str, list[dict[str, Any]]] = {}
+    sources: dict[str, str] = {}
+    notes: list[Problem] = []
+    problems: list[Problem] = []
+    to_fetch: dict[str, str] = {}
+    first_pages: dict[str, FirstPage] = {}
+    refetch_because: dict[str, str] = {}
+
+    for key, template in service.prefetch.items():
+        shape = query_shape(template)
+        if shape is None:
+            problems.append(Problem(key, "the prefetch template is not a FHIR read or search"))
+            continue
+        if key in prefetch:
+            value = prefetch[key]
+            if value is None:
+                resources[key], sources[key] = [], "null"
+                continue
+            mismatch = shape_mismatch(value, shape, "prefetch held")
+            if mismatch is None:
+                sources[key] = "prefetch"
+                if not shape.is_search:
+                    resources[key] = [value]
+                elif next_link(value):
+                    first_pages[key] = FirstPage(shape.resource_type, value)
+                else:
+                    resources[key], more = unwrap_bundle(key, value, shape.resource_type)
+                    notes.extend(more)
+                continue
+            refetch_because[key] = mismatch
+        why_not = unrenderable.get(key) or (no_server if fhir_server is None else "")
+        if why_not:
+            lead = refetch_because.get(key, "not prefetched")
+            problems.append(Problem(key, f"{lead}, and {why_not}"))
+            continue
+        to_fetch[key] = queries[key]
+
+    if problems:
+        raise DataUnavailable(tuple(problems))
+
+    if fhir_server is not None and (to_fetch or first_pages):
+        result = client.fetch_all(fhir_server, token, to_fetch, deadline, first_pages=first_pages)
+    else:
+        result = client.follow_pages(None, None, first_pages, deadline)
+    _merge(result, refetch_because, resources, sources, notes, problems)
+    if problems:
+        raise DataUnavailable(tuple(problems))
+    ordered = {key: resources[key] for key in service.prefetch}
+    return GatheredData(
+        resources=ordered,
+        sources={key: sources[key] for key in service.prefetch},
+        notes=tuple(notes),
+    )
+
+
+def _merge(
+    result: FetchResult,
+    refetch_because: Mapping[str, str],
+    resources: dict[str, list[dict[str, Any]]],
+    sources: dict[str, str],
+    notes: list[Problem],
+    problems: list[Problem],
+) -> None:
+    for key, error in result.errors.items():
+        if key in refetch_because:
+            problems.append(
+                Problem(key, f"{refetch_because[key]}; fetching it failed: {error.reason}")
+            )
+        else:
+            problems.append(Problem(key, f"not prefetched; fetching it failed: {error.reason}"))
+    for key, found in result.resources.items():
+        resources[key] = found
+        sources.setdefault(key, "fetched")
+        if key in refetch_because:
+            notes.append(Problem(key, f"{refetch_because[key]}; fetched it again"))
+    notes.extend(result.notes)

@@ -1,0 +1,254 @@
+"""The FHIR client's ordinary behaviour: URLs, headers, shapes, bundles, template rendering."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cds_service.fhir_client import (
+    FhirClient,
+    FhirError,
+    QueryShape,
+    query_shape,
+    server_url_problem,
+    shape_mismatch,
+    unwrap_bundle,
+)
+from cds_service.prefetch import render_queries
+from cds_service.settings import Settings
+from tests.support.faulty_fhir_server import FaultyFhirServer
+
+TOKEN = "tok-client-9f1e22"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FaultyFhirServer]:
+    with FaultyFhirServer() as running:
+        yield running
+
+
+@pytest.fixture
+def client() -> Iterator[FhirClient]:
+    made = FhirClient(Settings(fhir_budget_seconds=2.0, fhir_read_timeout_seconds=1.0))
+    yield made
+    made.close()
+
+
+def fetch(client: FhirClient, base: str, token: str | None, queries: dict[str, str]) -> Any:
+    return client.fetch_all(base, token, queries, time.monotonic() + 2.0)
+
+
+# --- requests as sent --------------------------------------------------------------
+
+
+def test_token_is_sent_as_bearer_and_path_of_fhir_server_is_kept(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    before = len(server.seen)
+    result = fetch(
+        client, server.url("ok") + "/", TOKEN, {"crp": "Observation?patient=p1&_count=100"}
+    )
+    assert result.errors == {}
+    (seen,) = server.seen[before:]
+    assert seen.path == "/ok/Observation?patient=p1&_count=100"
+    assert seen.authorization == f"Bearer {TOKEN}"
+
+
+def test_no_token_no_authorization_header(server: FaultyFhirServer, client: FhirClient) -> None:
+    before = len(server.seen)
+    result = fetch(client, server.url("ok"), None, {"crp": "Observation?patient=p1"})
+    assert result.errors == {}
+    (seen,) = server.seen[before:]
+    assert seen.authorization is None
+
+
+def test_read_query_returns_the_resource(server: FaultyFhirServer, client: FhirClient) -> None:
+    result = fetch(client, server.url("ok"), TOKEN, {"patient": "Patient/p1"})
+    assert result.resources == {"patient": [{"resourceType": "Patient", "id": "read1"}]}
+
+
+def test_read_query_answered_with_another_type_is_refused(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    # mode "wrong-resource" answers every request with a Patient
+    result = fetch(client, server.url("wrong-resource"), TOKEN, {"obs": "Observation/o1"})
+    assert result.errors["obs"].reason == (
+        "FHIR server sent a Patient where an Observation was expected"
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "ftp://fhir.example.org/fhir",
+        "file:///etc/passwd",
+        "fhir.example.org/fhir",
+        "http://",
+        "http://u:p@h/fhir",
+    ],
+)
+def test_fhir_server_must_be_a_plain_http_url(
+    server: FaultyFhirServer, client: FhirClient, bad: str
+) -> None:
+    before = len(server.seen)
+    result = fetch(client, bad, TOKEN, {"crp": "Observation?patient=p1"})
+    assert isinstance(result.errors["crp"], FhirError)
+    assert "fhirServer" in result.errors["crp"].reason
+    assert TOKEN not in str(result.errors["crp"])
+    assert len(server.seen) == before
+
+
+def test_absolute_or_unusable_template_is_not_fetched(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    before = len(server.seen)
+    result = fetch(
+        client,
+        server.url("ok"),
+        TOKEN,
+        {"abs": "http://elsewhere.invalid/Observation?patient=p1", "odd": "?patient=p1"},
+    )
+    assert "absolute URL" in result.errors["abs"].reason
+    assert "not a FHIR read or search" in result.errors["odd"].reason
+    assert len(server.seen) == before
+
+
+def test_closed_client_refuses_work() -> None:
+    client = FhirClient(Settings())
+    client.close()
+    client.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        client.fetch_all(
+            "http://127.0.0.1:9/fhir", None, {"k": "Observation"}, time.monotonic() + 1
+        )
+
+
+# --- pure helpers --------------------------------------------------------------------
+
+
+def test_query_shape() -> None:
+    assert query_shape("Observation?patient=1") == QueryShape("Observation", is_search=True)
+    assert query_shape("Observation/_search?patient=1") == QueryShape("Observation", is_search=True)
+    assert query_shape("Patient/123") == QueryShape("Patient", is_search=False)
+    assert query_shape("observation?x=1") is None
+    assert query_shape("") is None
+
+
+def test_server_url_problem() -> None:
+    assert server_url_problem("https://ehr.example.org/fhir/r4") is None
+    assert server_url_problem("http://127.0.0.1:8080") is None
+    assert server_url_problem(None) == "fhirServer is missing"
+    assert (
+        server_url_problem("https://h/fhir?x=1")
+        == "fhirServer must be a base URL without query or fragment"
+    )
+    assert server_url_problem("http://h:notaport/fhir") == "fhirServer is not a valid URL"
+
+
+def test_shape_mismatch_reasons() -> None:
+    search = QueryShape("Observation", is_search=True)
+    assert shape_mismatch({"resourceType": "Bundle", "type": "searchset"}, search, "x") is None
+    assert shape_mismatch({"resourceType": "Bundle"}, search, "x") is None
+    # collection is accepted from a prefetch, not from a server's search
+    assert (
+        shape_mismatch({"resourceType": "Bundle", "type": "collection"}, search, "prefetch held")
+        is None
+    )
+    assert shape_mismatch(
+        {"resourceType": "Bundle", "type": "collection"}, search, "FHIR server sent"
+    ) == ("FHIR server sent a Bundle of type 'collection' where a searchset was expected")
+    # text from outside is echoed only when it is one plain word
+    assert shape_mismatch({"resourceType": "<script>"}, search, "x") == (
+        "x an unknown resource where a search Bundle was expected"
+    )
+    assert shape_mismatch([1], search, "x") == "x something that is not a FHIR resource"
+    assert shape_mismatch({"resourceType": "Bundle", "entry": {}}, search, "x") == (
+        "x a Bundle whose entry is not a list"
+    )
+
+
+def test_unwrap_bundle_keeps_the_searched_type_only() -> None:
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": {"resourceType": "Observation", "id": "o1"}, "search": {"mode": "match"}},
+            {"resource": {"resourceType": "Patient", "id": "p1"}, "search": {"mode": "include"}},
+            {"resource": {"resourceType": "Observation", "id": "o2"}},
+            {"resource": {"resourceType": "Condition", "id": "c1"}},
+            {"fullUrl": "urn:uuid:no-resource"},
+            {
+                "resource": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [{"severity": "warning", "code": "too-costly"}],
+                },
+                "search": {"mode": "outcome"},
+            },
+        ],
+    }
+    found, notes = unwrap_bundle("crp", bundle, "Observation")
+    assert [r["id"] for r in found] == ["o1", "o2"]
+    assert [n.reason for n in notes] == [
+        "search result carried an OperationOutcome (warning/too-costly); ignored",
+        "2 search entries that are not Observation ignored",
+    ]
+
+
+# --- template rendering ----------------------------------------------------------------
+
+
+def test_render_queries_fills_and_encodes_tokens() -> None:
+    context = {
+        "patientId": "a b&c/..",
+        "userId": "PractitionerRole/r-1",
+        "encounterId": "e1",
+        "selections": ["ServiceRequest/1"],
+    }
+    templates = {
+        "obs": "Observation?patient={{context.patientId}}&encounter={{ context.encounterId }}",
+        "role": "PractitionerRole/{{userPractitionerRoleId}}",
+        "user": "{{context.userId}}",
+        "who": "Practitioner/{{userPractitionerId}}",
+        "sel": "ServiceRequest?_id={{context.selections}}",
+        "draft": "ServiceRequest?_id={{context.draftOrders.entry}}",
+        "odd": "Patient?x={{somethingElse}}",
+    }
+    queries, problems = render_queries(templates, context)
+    assert queries == {
+        "obs": "Observation?patient=a%20b%26c%2F..&encounter=e1",
+        "role": "PractitionerRole/r-1",
+        "user": "PractitionerRole/r-1",
+    }
+    assert {p.key: p.reason for p in problems} == {
+        "who": "the template's {{userPractitionerId}} has no value in this request",
+        "sel": "the template's {{context.selections}} has no value in this request",
+        "draft": "the template's {{context.draftOrders.entry}} has no value in this request",
+        "odd": "the template's {{somethingElse}} has no value in this request",
+    }
+
+
+def test_render_queries_refuses_dot_segments_and_missing_context() -> None:
+    queries, problems = render_queries({"p": "Patient/{{context.patientId}}"}, {"patientId": ".."})
+    assert queries == {}
+    assert [p.key for p in problems] == ["p"]
+    queries, problems = render_queries({"p": "Patient/{{context.patientId}}"}, {})
+    assert queries == {}
+    assert [p.key for p in problems] == ["p"]
+
+
+def test_user_tokens_follow_the_user_type() -> None:
+    templates = {
+        "pr": "Practitioner/{{userPractitionerId}}",
+        "pa": "Patient/{{userPatientId}}",
+        "rp": "RelatedPerson/{{userRelatedPersonId}}",
+    }
+    queries, problems = render_queries(
+        templates, {"userId": "https://ehr.example.org/fhir/Patient/p-9"}
+    )
+    assert queries == {"pa": "Patient/p-9"}
+    assert sorted(p.key for p in problems) == ["pr", "rp"]

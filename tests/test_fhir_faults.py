@@ -1,0 +1,249 @@
+"""The FHIR client against a server that misbehaves: every fault gives a clear reason, the
+call returns within the budget (plus a small slack), and the access token never shows up
+in errors or logs. The server is tests/support/faulty_fhir_server.py (real sockets)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cds_service.fhir_client import FetchResult, FhirClient, FirstPage
+from cds_service.settings import Settings
+from tests.support.faulty_fhir_server import FaultyFhirServer
+
+TOKEN = "tok-faults-3b9e1d7c55aa"
+PATIENT_ID = "pat-faults-71c2"
+QUERY = f"Observation?patient={PATIENT_ID}&_count=100"
+SLACK_SECONDS = 0.3
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FaultyFhirServer]:
+    with FaultyFhirServer(hang_seconds=10.0, slow_seconds=0.25) as running:
+        yield running
+
+
+def make_client(**overrides: Any) -> FhirClient:
+    values: dict[str, Any] = {
+        "fhir_connect_timeout_seconds": 0.2,
+        "fhir_read_timeout_seconds": 0.4,
+        "fhir_budget_seconds": 0.5,
+        "fhir_max_pages": 5,
+        "fhir_max_concurrency": 4,
+    }
+    values.update(overrides)
+    return FhirClient(Settings(**values))
+
+
+@pytest.fixture
+def client() -> Iterator[FhirClient]:
+    made = make_client()
+    yield made
+    made.close()
+
+
+def timed_fetch(
+    client: FhirClient, fhir_server: str, queries: dict[str, str], **kwargs: Any
+) -> tuple[FetchResult, float]:
+    started = time.monotonic()
+    deadline = started + client.settings.fhir_budget_seconds
+    result = client.fetch_all(fhir_server, TOKEN, queries, deadline, **kwargs)
+    return result, time.monotonic() - started
+
+
+def assert_no_secrets(result: FetchResult, caplog: pytest.LogCaptureFixture) -> None:
+    texts = [str(e) for e in result.errors.values()] + [repr(e) for e in result.errors.values()]
+    texts += [n.reason for n in result.notes]
+    texts.append(caplog.text)
+    for text in texts:
+        assert TOKEN not in text
+        assert PATIENT_ID not in text
+
+
+FAULTS = [
+    # mode, reason fragment, settings overrides
+    ("hang", "read timeout", {"fhir_read_timeout_seconds": 0.3, "fhir_budget_seconds": 1.0}),
+    ("hang", "time budget", {"fhir_read_timeout_seconds": 5.0, "fhir_budget_seconds": 0.5}),
+    ("trickle", "time budget", {"fhir_read_timeout_seconds": 5.0, "fhir_budget_seconds": 0.5}),
+    ("reset", "connection to the FHIR server failed", {}),
+    ("500", "FHIR server answered 500", {}),
+    ("401", "FHIR server answered 401", {}),
+    ("403", "FHIR server answered 403", {}),
+    ("404", "FHIR server answered 404", {}),
+    ("redirect", "FHIR server answered 302 (redirects are not followed)", {}),
+    ("broken-json", "not valid JSON", {}),
+    ("not-a-resource", "not a FHIR resource", {}),
+    ("wrong-bundle", "Bundle of type 'history' where a searchset was expected", {}),
+    ("wrong-resource", "a Patient where a search Bundle was expected", {}),
+    ("outcome", "an OperationOutcome instead of data", {}),
+    ("foreign-next", "next link points away from fhirServer", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason", "overrides"), FAULTS, ids=[f[0] + str(i) for i, f in enumerate(FAULTS)]
+)
+def test_fault_gives_a_clear_reason_within_budget(
+    server: FaultyFhirServer,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+    reason: str,
+    overrides: dict[str, Any],
+) -> None:
+    client = make_client(**overrides)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="cds_service.fhir"):
+            result, elapsed = timed_fetch(client, server.url(mode), {"crp": QUERY})
+    finally:
+        client.close()
+    assert elapsed < client.settings.fhir_budget_seconds + SLACK_SECONDS
+    assert set(result.errors) == {"crp"}
+    assert result.resources == {}
+    error = result.errors["crp"]
+    assert error.key == "crp"
+    assert reason in error.reason
+    assert_no_secrets(result, caplog)
+    # the failure is logged with the key and host, never the query
+    failures = [
+        r for r in caplog.records if "failed" in r.getMessage() or "abandoned" in r.getMessage()
+    ]
+    assert failures
+    assert any("key=crp" in r.getMessage() for r in failures)
+
+
+def test_every_hung_query_is_abandoned_at_the_budget(
+    server: FaultyFhirServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # More hung queries than threads: the queued ones must not add their own timeouts.
+    client = make_client(
+        fhir_read_timeout_seconds=5.0, fhir_budget_seconds=0.5, fhir_max_concurrency=2
+    )
+    queries = {f"k{i}": QUERY for i in range(5)}
+    try:
+        result, elapsed = timed_fetch(client, server.url("hang"), queries)
+        assert elapsed < 0.5 + SLACK_SECONDS
+        assert set(result.errors) == set(queries)
+        assert all("time budget" in e.reason for e in result.errors.values())
+        # The threads are free again soon after: the next invocation is served normally.
+        again, _ = timed_fetch(client, server.url("ok"), {"crp": QUERY})
+        assert again.errors == {}
+        assert [r["resourceType"] for r in again.resources["crp"]] == ["Observation"]
+    finally:
+        client.close()
+    assert_no_secrets(result, caplog)
+
+
+def test_queries_run_concurrently(server: FaultyFhirServer, client: FhirClient) -> None:
+    # Each answer takes 0.25 s; four of them one after another would take 1 s.
+    queries = {f"k{i}": QUERY for i in range(4)}
+    started = time.monotonic()
+    result = client.fetch_all(server.url("slow"), TOKEN, queries, started + 2.0)
+    elapsed = time.monotonic() - started
+    assert result.errors == {}
+    assert set(result.resources) == set(queries)
+    assert elapsed < 0.7
+
+
+def test_endless_paging_is_cut_off_at_max_pages(
+    server: FaultyFhirServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(fhir_max_pages=3, fhir_budget_seconds=2.0)
+    before = len(server.seen)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="cds_service.fhir"):
+            result, elapsed = timed_fetch(client, server.url("endless"), {"crp": QUERY})
+    finally:
+        client.close()
+    assert elapsed < 2.0 + SLACK_SECONDS
+    assert result.errors == {}
+    assert [r["id"] for r in result.resources["crp"]] == ["e1", "e2", "e3"]
+    assert len(server.seen) - before == 3
+    assert [n.key for n in result.notes] == ["crp"]
+    assert "paging stopped after 3 pages" in result.notes[0].reason
+    assert_no_secrets(result, caplog)
+
+
+def test_endless_paging_within_a_short_budget_is_cut_off_by_time_or_pages(
+    server: FaultyFhirServer,
+) -> None:
+    client = make_client(fhir_max_pages=1000, fhir_budget_seconds=0.3)
+    try:
+        result, elapsed = timed_fetch(client, server.url("endless"), {"crp": QUERY})
+    finally:
+        client.close()
+    assert elapsed < 0.3 + SLACK_SECONDS
+    assert "time budget" in result.errors["crp"].reason
+
+
+def test_next_link_loop_is_detected(server: FaultyFhirServer, client: FhirClient) -> None:
+    before = len(server.seen)
+    result, elapsed = timed_fetch(client, server.url("loop"), {"crp": QUERY})
+    assert elapsed < client.settings.fhir_budget_seconds + SLACK_SECONDS
+    assert result.errors == {}
+    # first request (no page) -> page 2 -> page 1 -> page 2 again: stop
+    assert [r["id"] for r in result.resources["crp"]] == ["l1", "l2", "l1"]
+    assert len(server.seen) - before == 3
+    assert "leads back to a page already read" in result.notes[0].reason
+
+
+def test_foreign_next_link_is_not_followed(server: FaultyFhirServer, client: FhirClient) -> None:
+    before = len(server.seen)
+    result, _ = timed_fetch(client, server.url("foreign-next"), {"crp": QUERY})
+    assert "points away from fhirServer" in result.errors["crp"].reason
+    assert len(server.seen) - before == 1
+
+
+def test_search_outcome_entries_are_noted_not_returned(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    result, _ = timed_fetch(client, server.url("search-outcome"), {"crp": QUERY})
+    assert result.errors == {}
+    assert [r["id"] for r in result.resources["crp"]] == ["s1"]
+    assert len(result.notes) == 1
+    assert "OperationOutcome (error/too-costly)" in result.notes[0].reason
+
+
+def test_prefetched_first_page_is_continued_and_a_failure_keeps_it(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    def first_page(next_url: str) -> FirstPage:
+        return FirstPage(
+            "Observation",
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": {"resourceType": "Observation", "id": "given"}}],
+                "link": [{"relation": "next", "url": next_url}],
+            },
+        )
+
+    ok = client.fetch_all(
+        server.url("ok"), TOKEN, {}, time.monotonic() + 1.0,
+        first_pages={"crp": first_page(server.url("endless") + "/Observation?page=7")},
+    )  # fmt: skip
+    assert ok.errors == {}
+    # the given page, then pages 7.. until fhir_max_pages (5) pages in all
+    assert [r["id"] for r in ok.resources["crp"]] == ["given", "e7", "e8", "e9", "e10"]
+
+    started = time.monotonic()
+    failed = client.fetch_all(
+        server.url("ok"), TOKEN, {}, started + 0.5,
+        first_pages={"crp": first_page(server.url("500") + "/Observation?page=2")},
+    )  # fmt: skip
+    assert failed.errors == {}
+    assert [r["id"] for r in failed.resources["crp"]] == ["given"]
+    assert any("not read: FHIR server answered 500" in n.reason for n in failed.notes)
+
+
+def test_spent_deadline_sends_nothing(server: FaultyFhirServer, client: FhirClient) -> None:
+    before = len(server.seen)
+    result = client.fetch_all(server.url("ok"), TOKEN, {"crp": QUERY}, time.monotonic() - 0.01)
+    assert "time budget" in result.errors["crp"].reason
+    time.sleep(0.1)
+    assert len(server.seen) == before
