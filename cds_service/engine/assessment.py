@@ -1,0 +1,269 @@
+"""The engine's answer: a recommendation with everything needed to explain and audit it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from fhir_mappers.model import Coding, ConditionFact, DataIssue, ImagingOrder, Measurement, When
+
+from .settings import RuleSettings
+
+
+class Recommendation(StrEnum):
+    ADVISE_AGAINST = "advise-against"
+    SUPPORT = "support"
+    SUPPORT_URGENT = "support-urgent"
+    INSUFFICIENT_DATA = "insufficient-data"
+    NOT_APPLICABLE = "not-applicable"
+
+
+class NotApplicableReason(StrEnum):
+    """Why no card is given (clinical-rules.md, "When the service applies")."""
+
+    NO_SPINE_ORDER = "no-spine-imaging-order"
+    NO_EPISODE = "no-active-nvo-episode"
+    # tuberculous/brucellar spondylitis and no pyogenic NVO episode
+    NON_PYOGENIC_ONLY = "non-pyogenic-spondylitis-only"
+    # implant-associated (or any other out-of-scope) infection
+    EXCLUDED_INFECTION = "excluded-infection"
+
+
+# Red flags in the order clinical-rules.md lists them; any one supports imaging.
+RULE_NEURO = "neuro"
+RULE_COMPLICATION = "complication"
+RULE_UNCERTAIN_DX = "uncertain-dx"
+RULE_MARKERS = "markers-not-responding"
+RULE_PAIN = "pain-worse"
+RED_FLAG_RULES: tuple[str, ...] = (
+    RULE_NEURO,
+    RULE_COMPLICATION,
+    RULE_UNCERTAIN_DX,
+    RULE_MARKERS,
+    RULE_PAIN,
+)
+# The two outcomes when no red flag fired, recorded as findings so every decision has one.
+RULE_ADVISE_AGAINST = "advise-against"
+RULE_INSUFFICIENT_DATA = "insufficient-data"
+
+
+@dataclass(frozen=True)
+class RuleFinding:
+    """One rule that fired, with the data it used (JSON-able, camelCase keys)."""
+
+    rule_id: str
+    recommendation: Recommendation
+    message: str
+    data: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.rule_id,
+            "recommendation": self.recommendation.value,
+            "message": self.message,
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class Remark:
+    """A coded, human-readable statement: a missing datum, an unmet criterion or a note."""
+
+    code: str
+    message: str
+    short: str  # a few words for a card summary
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Episode:
+    """The NVO Condition the decision is about and its treatment start T0."""
+
+    condition: ConditionFact
+    t0: When | None  # None when the Condition has neither onset nor recordedDate
+
+
+@dataclass(frozen=True)
+class KeyFigures:
+    """The numbers a card, an integrator or an auditor reads first."""
+
+    t0_day: date | None = None
+    days_since_t0: int | None = None  # evaluation day - T0 day
+    crp_baseline: Measurement | None = None
+    crp_latest: Measurement | None = None
+    crp_lowest_earlier: Measurement | None = None  # lowest CRP since T0 before the latest
+    crp_percent_change: float | None = None  # (latest - baseline) / baseline * 100, signed
+    crp_rise_pct: float | None = None  # (latest - lowest earlier) / lowest earlier * 100
+    pain_first: Measurement | None = None
+    pain_lowest: Measurement | None = None
+    pain_latest: Measurement | None = None
+    esr_first: Measurement | None = None
+    esr_latest: Measurement | None = None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The decision for one invocation, with the data behind it."""
+
+    recommendation: Recommendation
+    evaluated_at: datetime
+    evaluation_day: date
+    evaluation_time_source: str  # "authoredOn" | "now"
+    orders: tuple[ImagingOrder, ...]
+    settings: RuleSettings
+    not_applicable_reason: NotApplicableReason | None = None
+    episode: Episode | None = None
+    rules_fired: tuple[RuleFinding, ...] = ()
+    crp: tuple[Measurement, ...] = ()
+    pain: tuple[Measurement, ...] = ()
+    esr: tuple[Measurement, ...] = ()
+    figures: KeyFigures = field(default_factory=KeyFigures)
+    missing: tuple[Remark, ...] = ()
+    unmet: tuple[Remark, ...] = ()
+    notes: tuple[Remark, ...] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)
+    issues: tuple[DataIssue, ...] = ()
+
+    @property
+    def applicable(self) -> bool:
+        return self.recommendation is not Recommendation.NOT_APPLICABLE
+
+    @property
+    def red_flags(self) -> tuple[RuleFinding, ...]:
+        return tuple(f for f in self.rules_fired if f.rule_id in RED_FLAG_RULES)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able audit record: the decision, its inputs and the settings used."""
+        out: dict[str, Any] = {
+            "recommendation": self.recommendation.value,
+            "evaluatedAt": self.evaluated_at.isoformat(),
+            "evaluationDay": self.evaluation_day.isoformat(),
+            "evaluationTimeSource": self.evaluation_time_source,
+            "orders": [order_to_dict(o) for o in self.orders],
+            "settings": self.settings.to_dict(),
+            "rulesFired": [f.to_dict() for f in self.rules_fired],
+            "crp": [measurement_to_dict(m) for m in self.crp],
+            "pain": [measurement_to_dict(m) for m in self.pain],
+            "esr": [measurement_to_dict(m) for m in self.esr],
+            "figures": figures_to_dict(self.figures),
+            "missing": [r.to_dict() for r in self.missing],
+            "unmet": [r.to_dict() for r in self.unmet],
+            "notes": [r.to_dict() for r in self.notes],
+            "counts": dict(self.counts),
+            "issues": [{"reference": i.reference, "reason": i.reason} for i in self.issues],
+        }
+        if self.not_applicable_reason is not None:
+            out["notApplicableReason"] = self.not_applicable_reason.value
+        if self.episode is not None:
+            out["episode"] = episode_to_dict(self.episode)
+        return out
+
+
+def coding_to_dict(c: Coding) -> dict[str, str]:
+    out = {"system": c.system, "code": c.code}
+    if c.display:
+        out["display"] = c.display
+    return out
+
+
+def order_to_dict(o: ImagingOrder) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "reference": o.reference,
+        "modality": o.modality.value,
+        "region": o.region,
+    }
+    if o.codes:
+        out["codes"] = [coding_to_dict(c) for c in o.codes]
+    if o.contrast:
+        out["contrast"] = o.contrast
+    if o.authored_on is not None:
+        out["authoredOn"] = o.authored_on.instant.isoformat()
+    return out
+
+
+def condition_to_dict(c: ConditionFact) -> dict[str, Any]:
+    out: dict[str, Any] = {"reference": c.reference, "category": c.category.value}
+    if c.codes:
+        out["codes"] = [coding_to_dict(x) for x in c.codes]
+    if c.clinical_status:
+        out["clinicalStatus"] = c.clinical_status
+    if c.verification_status:
+        out["verificationStatus"] = c.verification_status
+    start = c.start
+    if start is not None:
+        out["start"] = start.day.isoformat()
+    if c.abatement is not None:
+        out["abatement"] = c.abatement.day.isoformat()
+    return out
+
+
+def episode_to_dict(e: Episode) -> dict[str, Any]:
+    out: dict[str, Any] = {"condition": condition_to_dict(e.condition)}
+    if e.t0 is not None:
+        out["t0"] = e.t0.day.isoformat()
+    return out
+
+
+def measurement_to_dict(m: Measurement) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "reference": m.reference,
+        "value": m.value,
+        "unit": m.unit,
+        "date": m.when.day.isoformat(),
+        "code": m.code.code,
+        "status": m.status,
+    }
+    if m.comparator:
+        out["comparator"] = m.comparator
+    if m.original_unit and (m.original_unit != m.unit or m.original_value != m.value):
+        out["originalValue"] = m.original_value
+        out["originalUnit"] = m.original_unit
+    if m.high_sensitivity:
+        out["highSensitivity"] = True
+    return out
+
+
+def figures_to_dict(f: KeyFigures) -> dict[str, Any]:
+    """Key figures with absent values left out (CDS Hooks forbids nulls)."""
+    out: dict[str, Any] = {}
+    if f.t0_day is not None:
+        out["t0"] = f.t0_day.isoformat()
+    if f.days_since_t0 is not None:
+        out["daysSinceT0"] = f.days_since_t0
+    for key, m in (
+        ("crpBaseline", f.crp_baseline),
+        ("crpLatest", f.crp_latest),
+        ("crpLowestEarlier", f.crp_lowest_earlier),
+        ("painFirst", f.pain_first),
+        ("painLowest", f.pain_lowest),
+        ("painLatest", f.pain_latest),
+        ("esrFirst", f.esr_first),
+        ("esrLatest", f.esr_latest),
+    ):
+        if m is not None:
+            out[key] = figure(m, f.t0_day)
+    if f.crp_percent_change is not None:
+        out["crpPercentChange"] = round(f.crp_percent_change, 1)
+    if f.crp_rise_pct is not None:
+        out["crpRisePct"] = round(f.crp_rise_pct, 1)
+    return out
+
+
+def figure(m: Measurement, t0_day: date | None) -> dict[str, Any]:
+    """One value as the machine-readable result carries it."""
+    out: dict[str, Any] = {
+        "value": m.value,
+        "unit": m.unit,
+        "date": m.when.day.isoformat(),
+        "reference": m.reference,
+    }
+    if t0_day is not None:
+        out["day"] = (m.when.day - t0_day).days
+    if m.comparator:
+        out["comparator"] = m.comparator
+    return out

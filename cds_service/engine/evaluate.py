@@ -1,0 +1,315 @@
+"""assess(): domain objects, settings and the evaluation time in; an Assessment out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, datetime
+
+from fhir_mappers.model import ImagingOrder, Measurement, MeasurementKind, PatientData
+
+from .assessment import (
+    RULE_ADVISE_AGAINST,
+    RULE_INSUFFICIENT_DATA,
+    Assessment,
+    KeyFigures,
+    Recommendation,
+    Remark,
+    RuleFinding,
+    figure,
+)
+from .episode import applicability, evaluation_time
+from .rules import (
+    CrpTrend,
+    complication_rule,
+    crp_trend,
+    favourable_response_gaps,
+    fmt,
+    markers_rule,
+    neuro_rule,
+    pain_rule,
+    sort_key,
+    uncertain_dx_rule,
+)
+from .settings import RuleSettings
+
+# The mapper has already dropped entered-in-error/cancelled/registered/unknown values and
+# decided on preliminary ones; the engine re-checks so that a hand-built or future mapper
+# input can never slip an unusable value into a trend.
+USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
+
+
+def assess(
+    orders: Sequence[ImagingOrder], data: PatientData, settings: RuleSettings, now: datetime
+) -> Assessment:
+    """Decide whether repeat spine imaging is supported for this patient at this time."""
+    orders = tuple(sorted(orders, key=lambda o: o.reference))
+    evaluated_at, eval_day, source = evaluation_time(orders, now)
+    counts = {
+        "conditions": len(data.conditions),
+        "measurements": len(data.measurements),
+        "issues": len(data.issues),
+    }
+    base = Assessment(
+        recommendation=Recommendation.NOT_APPLICABLE,
+        evaluated_at=evaluated_at,
+        evaluation_day=eval_day,
+        evaluation_time_source=source,
+        orders=orders,
+        settings=settings,
+        counts=counts,
+        issues=data.issues,
+    )
+    episode, reason, coexisting = applicability(orders, data.conditions, settings)
+    if episode is None:
+        return replace(base, not_applicable_reason=reason)
+
+    notes: list[Remark] = []
+    if coexisting:
+        names = ", ".join(c.reference for c in coexisting)
+        notes.append(
+            Remark(
+                "coexisting-non-pyogenic",
+                f"A tuberculous or brucellar spondylitis diagnosis is also recorded ({names}); "
+                "this advice applies to the pyogenic episode only.",
+                "non-pyogenic diagnosis also recorded",
+            )
+        )
+    t0_day = episode.t0.day if episode.t0 is not None else None
+    crp, esr, pain = _series(data.measurements, t0_day, eval_day, settings, counts, notes)
+
+    findings: list[RuleFinding] = []
+    for rule in (neuro_rule(data.conditions, t0_day), complication_rule(data.conditions, t0_day)):
+        if rule is not None:
+            findings.append(rule)
+    dx = uncertain_dx_rule(episode, data.conditions)
+    if dx is not None:
+        findings.append(dx)
+
+    trend = CrpTrend(None, None, None, None, None)
+    if t0_day is not None:
+        trend = crp_trend(crp, t0_day, settings)
+        for rule in (markers_rule(trend, t0_day, settings), pain_rule(pain, t0_day, settings)):
+            if rule is not None:
+                findings.append(rule)
+
+    figures = _figures(trend, pain, esr, t0_day, eval_day)
+    _marker_notes(crp, esr, trend, notes)
+
+    missing: list[Remark] = []
+    unmet: list[Remark] = []
+    if findings:
+        urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
+        recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
+    else:
+        if t0_day is None:
+            missing.append(
+                Remark(
+                    "episode-start-unknown",
+                    f"The episode ({episode.condition.reference}) has no onset or recorded date, "
+                    "so the treatment start (T0) is unknown.",
+                    "treatment start date unknown",
+                )
+            )
+        else:
+            missing, unmet = favourable_response_gaps(trend, pain, t0_day, len(crp), settings)
+        if missing or unmet:
+            recommendation = Recommendation.INSUFFICIENT_DATA
+            findings.append(_insufficient(missing, unmet))
+        else:
+            recommendation = Recommendation.ADVISE_AGAINST
+            assert t0_day is not None  # favourable response needs a T0
+            findings.append(_favourable(trend, pain, t0_day, settings))
+            days = figures.days_since_t0
+            if days is not None and days < settings.plateau_after_days:
+                notes.append(
+                    Remark(
+                        "early-order",
+                        f"The order is on day {days}, before "
+                        f"{settings.plateau_after_days} days of treatment: "
+                        "early imaging can look worse while the patient recovers.",
+                        "early order",
+                    )
+                )
+
+    return replace(
+        base,
+        recommendation=recommendation,
+        episode=episode,
+        rules_fired=tuple(findings),
+        crp=crp,
+        pain=pain,
+        esr=esr,
+        figures=figures,
+        missing=tuple(missing),
+        unmet=tuple(unmet),
+        notes=tuple(notes),
+    )
+
+
+def _series(
+    measurements: Sequence[Measurement],
+    t0_day: date | None,
+    eval_day: date,
+    settings: RuleSettings,
+    counts: dict[str, int],
+    notes: list[Remark],
+) -> tuple[tuple[Measurement, ...], tuple[Measurement, ...], tuple[Measurement, ...]]:
+    """The CRP, ESR and pain values that count, each sorted by time.
+
+    Counted: usable status, finite value, from T0 - lookback to the evaluation day;
+    pain only from T0 on ("since T0"). hs-CRP only when no standard CRP counts.
+    Without a T0 nothing can be windowed, so nothing counts.
+    """
+    ignored_status = after_eval = before_window = 0
+    kept: list[Measurement] = []
+    for m in measurements:
+        if m.status not in USABLE_STATUSES or not math.isfinite(m.value):
+            ignored_status += 1
+            continue
+        if m.when.day > eval_day:
+            after_eval += 1
+            continue
+        if t0_day is None or (m.when.day - t0_day).days < -settings.data_lookback_days:
+            before_window += 1
+            continue
+        kept.append(m)
+    kept.sort(key=sort_key)
+    standard = [m for m in kept if m.kind is MeasurementKind.CRP and not m.high_sensitivity]
+    crp = standard or [m for m in kept if m.kind is MeasurementKind.CRP and m.high_sensitivity]
+    if crp and not standard:
+        notes.append(
+            Remark(
+                "hs-crp-used",
+                "No standard CRP result: high-sensitivity CRP values were used.",
+                "hs-CRP used",
+            )
+        )
+    esr = [m for m in kept if m.kind is MeasurementKind.ESR]
+    pain = [
+        m
+        for m in kept
+        if m.kind is MeasurementKind.PAIN and t0_day is not None and m.when.day >= t0_day
+    ]
+    counts.update(
+        crpUsed=len(crp),
+        esrUsed=len(esr),
+        painUsed=len(pain),
+        ignoredStatus=ignored_status,
+        afterEvaluation=after_eval,
+        beforeWindow=before_window,
+    )
+    if after_eval:
+        notes.append(
+            Remark(
+                "after-evaluation",
+                f"{after_eval} result(s) dated after the order date "
+                f"({eval_day.isoformat()}) were not used.",
+                "later results ignored",
+            )
+        )
+    return tuple(crp), tuple(esr), tuple(pain)
+
+
+def _figures(
+    trend: CrpTrend,
+    pain: Sequence[Measurement],
+    esr: Sequence[Measurement],
+    t0_day: date | None,
+    eval_day: date,
+) -> KeyFigures:
+    pain_sorted = sorted(pain, key=sort_key)
+    return KeyFigures(
+        t0_day=t0_day,
+        days_since_t0=(eval_day - t0_day).days if t0_day is not None else None,
+        crp_baseline=trend.baseline,
+        crp_latest=trend.latest,
+        crp_lowest_earlier=trend.lowest_earlier,
+        crp_percent_change=trend.change_pct if trend.usable else None,
+        crp_rise_pct=trend.rise_pct if trend.usable else None,
+        pain_first=pain_sorted[0] if pain_sorted else None,
+        pain_lowest=min(pain_sorted, key=lambda m: (m.value, sort_key(m))) if pain_sorted else None,
+        pain_latest=pain_sorted[-1] if pain_sorted else None,
+        esr_first=esr[0] if esr else None,
+        esr_latest=esr[-1] if esr else None,
+    )
+
+
+def _marker_notes(
+    crp: Sequence[Measurement], esr: Sequence[Measurement], trend: CrpTrend, notes: list[Remark]
+) -> None:
+    limits = [m for m in crp if m.comparator]
+    if limits:
+        shown = ", ".join(
+            f"{m.comparator}{fmt(m.value)} mg/L ({m.when.day.isoformat()})" for m in limits
+        )
+        notes.append(
+            Remark(
+                "crp-at-limit",
+                f"CRP reported as a limit, taken at the limit: {shown}.",
+                "CRP at a limit",
+            )
+        )
+    if (
+        len(esr) >= 2
+        and esr[-1].value > esr[0].value
+        and trend.change_pct is not None
+        and trend.change_pct < 0
+    ):
+        notes.append(
+            Remark(
+                "esr-rising",
+                f"ESR is rising ({fmt(esr[0].value)} -> {fmt(esr[-1].value)} mm/h) while CRP "
+                "falls. ESR lags and tracks bone change; this alone does not mean failure. "
+                "Consider repeating CRP and ESR.",
+                "ESR rising",
+            )
+        )
+
+
+def _favourable(
+    trend: CrpTrend, pain: Sequence[Measurement], t0_day: date, settings: RuleSettings
+) -> RuleFinding:
+    assert trend.baseline is not None and trend.latest is not None
+    series = sorted(pain, key=sort_key)
+    data = {
+        "baseline": figure(trend.baseline, t0_day),
+        "latest": figure(trend.latest, t0_day),
+        "minFallPct": settings.plateau_min_fall_pct,
+        "normalLimitMgL": settings.crp_normal_mg_l,
+        "belowNormal": trend.latest.value < settings.crp_normal_mg_l,
+        "painFirst": figure(series[0], t0_day),
+        "painLatest": figure(series[-1], t0_day),
+    }
+    if trend.fall_pct is not None:
+        data["fallPct"] = round(trend.fall_pct, 1)
+    fall = "" if trend.fall_pct is None else f" ({fmt(trend.fall_pct)}% fall)"
+    return RuleFinding(
+        rule_id=RULE_ADVISE_AGAINST,
+        recommendation=Recommendation.ADVISE_AGAINST,
+        message=(
+            f"Favourable response: CRP {fmt(trend.baseline.value)} -> "
+            f"{fmt(trend.latest.value)} mg/L{fall}, "
+            f"pain {fmt(series[0].value)} -> {fmt(series[-1].value)}/10, no red flag."
+        ),
+        data=data,
+    )
+
+
+def _insufficient(missing: Sequence[Remark], unmet: Sequence[Remark]) -> RuleFinding:
+    data: dict[str, object] = {}
+    if missing:
+        data["missing"] = [r.to_dict() for r in missing]
+    if unmet:
+        data["unmet"] = [r.to_dict() for r in unmet]
+    text = " ".join(r.message for r in (*missing, *unmet))
+    return RuleFinding(
+        rule_id=RULE_INSUFFICIENT_DATA,
+        recommendation=Recommendation.INSUFFICIENT_DATA,
+        message=f"Not enough to judge the response to treatment. {text}",
+        data=data,
+    )
+
+
+__all__ = ["assess"]

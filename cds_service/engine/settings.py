@@ -1,0 +1,79 @@
+"""Rule thresholds, each a setting with the default clinical-rules.md gives.
+
+clinical-rules.md asks that every threshold (25 %, 20 %, 14 and 28 days, 2 points,
+10 mg/L, the baseline window) be configuration, not a constant in code: sites tune
+them here, and the Assessment records the values it was computed with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Thresholds of the appropriateness rules (defaults from clinical-rules.md)."""
+
+    # "the latest CRP, measured 28 days or more after T0, has fallen < 25% from baseline
+    # (plateau)"; advise-against needs "fallen >= 25% from baseline".
+    plateau_min_fall_pct: float = 25.0
+    # "the latest CRP ... is > 20% above the lowest earlier CRP since T0 (a rise ...)".
+    rise_pct: float = 20.0
+    # "the latest CRP, measured more than 14 days after T0" (rise rule).
+    rise_after_days: int = 14
+    # "measured 28 days or more after T0" (plateau rule).
+    plateau_after_days: int = 28
+    # "latest pain score (0-10) is >= 2 points above its lowest value since T0".
+    pain_worse_points: float = 2.0
+    # "(or is below the normal limit, 10 mg/L)".
+    crp_normal_mg_l: float = 10.0
+    # "the baseline CRP is the highest value in [T0 - 7 d, T0 + 7 d]".
+    baseline_window_days: int = 7
+    # "Only data from T0 - 7 days onward count".
+    data_lookback_days: int = 7
+    # "M46.5x (other infective spondylopathies; setting)": out of scope unless enabled.
+    include_other_infective: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                continue
+            if value < 0:
+                raise ValueError(f"setting {f.name!r} must not be negative (got {value!r})")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RuleSettings:
+        """Build settings from configuration; unknown keys and wrong types are refused.
+
+        A typo in a site's configuration must not silently fall back to a default,
+        so every problem raises ValueError naming the key.
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown rule setting(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            default = getattr(cls, key)
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"setting {key!r} must be true or false (got {value!r})")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(
+                        f"setting {key!r} must be a whole number of days (got {value!r})"
+                    )
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"setting {key!r} must be a number (got {value!r})")
+                value = float(value)
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError(f"setting {key!r} must be a finite number (got {value!r})")
+            values[key] = value
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

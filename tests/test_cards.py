@@ -1,0 +1,302 @@
+"""Cards, suggestions, ratings and the machine-readable result rendered from Assessments."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cds_service.cards import ASSESSMENT_KEY, CardContext, load_override_reasons, render_response
+from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
+from fhir_mappers.model import ConditionCategory, Modality, PatientData
+from tests.support.conformance import assert_conformant_response, find_empty_values
+from tests.test_engine_builders import (
+    PATIENT,
+    complication,
+    condition,
+    crp,
+    improving,
+    mimic,
+    neuro,
+    nvo,
+    order,
+    pain,
+    run,
+)
+
+CTX = CardContext(patient_id=PATIENT)
+PAMA = "http://fhir.org/argonaut/Extension/pama-rating"
+
+
+def scenario(rec: Recommendation) -> Assessment:
+    if rec is Recommendation.ADVISE_AGAINST:
+        return run(improving())
+    if rec is Recommendation.SUPPORT:
+        return run([crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(28, 6)])
+    if rec is Recommendation.SUPPORT_URGENT:
+        return run(improving(), [nvo(), neuro(onset=26)], order_day=27)
+    if rec is Recommendation.INSUFFICIENT_DATA:
+        return run([crp(28, 25), pain(28, 4)], order_day=28)
+    return run(improving(), orders=[])
+
+
+ALL = [
+    Recommendation.ADVISE_AGAINST,
+    Recommendation.SUPPORT,
+    Recommendation.SUPPORT_URGENT,
+    Recommendation.INSUFFICIENT_DATA,
+]
+
+
+def only_card(response: dict[str, Any]) -> dict[str, Any]:
+    assert len(response["cards"]) == 1
+    card: dict[str, Any] = response["cards"][0]
+    return card
+
+
+@pytest.mark.parametrize("rec", ALL)
+def test_every_response_conforms_and_has_no_empty_values(rec: Recommendation) -> None:
+    a = scenario(rec)
+    assert a.recommendation is rec
+    response = render_response(a, CTX)
+    assert_conformant_response(response)
+    assert len(only_card(response)["summary"]) < 140
+
+
+@pytest.mark.parametrize(
+    ("rec", "indicator"),
+    [
+        (Recommendation.ADVISE_AGAINST, "warning"),
+        (Recommendation.SUPPORT, "info"),
+        (Recommendation.SUPPORT_URGENT, "critical"),
+        (Recommendation.INSUFFICIENT_DATA, "info"),
+    ],
+)
+def test_indicator_per_recommendation(rec: Recommendation, indicator: str) -> None:
+    assert only_card(render_response(scenario(rec), CTX))["indicator"] == indicator
+
+
+def test_not_applicable_gives_no_card_and_nothing_else() -> None:
+    assert render_response(scenario(Recommendation.NOT_APPLICABLE), CTX) == {"cards": []}
+
+
+def test_summary_stays_short_with_every_red_flag_and_long_displays() -> None:
+    long = "x" * 200
+    a = run(
+        [crp(0, 100), crp(28, 95), pain(0, 3), pain(28, 6)],
+        [
+            nvo(verification="provisional", display=long),
+            complication(onset=5, display=long),
+            mimic(display=long),
+        ],
+    )
+    assert a.recommendation is Recommendation.SUPPORT
+    response = render_response(a, CTX)
+    assert_conformant_response(response)
+    assert len(only_card(response)["summary"]) < 140
+
+
+def test_insufficient_summary_stays_short_with_every_gap() -> None:
+    a = run([], [nvo()], order_day=10)
+    card = only_card(render_response(a, CTX))
+    assert len(card["summary"]) < 140
+    assert "no CRP" in card["summary"]
+
+
+def test_advise_against_card_content() -> None:
+    response = render_response(scenario(Recommendation.ADVISE_AGAINST), CTX)
+    card = only_card(response)
+    assert "not indicated" in card["summary"]
+    detail = card["detail"]
+    for text in ("2024-03-04", "2024-03-18", "2024-04-01", "142", "61", "18", "-87.3%"):
+        assert text in detail
+    assert "Pain (0-10)" in detail and "lowest 3" in detail
+    assert "doi.org/10.1093/cid/civ482" in detail
+    assert card["source"]["url"] == "https://doi.org/10.1093/cid/civ482"
+    codes = {r["code"] for r in card["overrideReasons"]}
+    assert "surgical-planning" in codes and "requested-by-specialist" in codes
+    system = load_override_reasons()[0].system
+    assert all(r["system"] == system and r["display"] for r in card["overrideReasons"])
+
+
+def test_advise_against_suggests_deleting_the_order_and_ordering_markers() -> None:
+    card = only_card(render_response(scenario(Recommendation.ADVISE_AGAINST), CTX))
+    assert card["selectionBehavior"] == "at-most-one"
+    recommended = [s for s in card["suggestions"] if s.get("isRecommended")]
+    assert len(recommended) == 1
+    actions = recommended[0]["actions"]
+    deletes = [x for x in actions if x["type"] == "delete"]
+    assert [d["resourceId"] for d in deletes] == ["ServiceRequest/sr1"]
+    creates = [x["resource"] for x in actions if x["type"] == "create"]
+    assert sorted(r["code"]["coding"][0]["code"] for r in creates) == ["1988-5", "4537-7"]
+    for r in creates:
+        assert r["resourceType"] == "ServiceRequest"
+        assert (r["status"], r["intent"]) == ("draft", "order")
+        assert r["code"]["coding"][0]["system"] == "http://loinc.org"
+        assert r["subject"] == {"reference": f"Patient/{PATIENT}"}
+
+
+def test_insufficient_data_suggests_markers_and_no_rating() -> None:
+    response = render_response(scenario(Recommendation.INSUFFICIENT_DATA), CTX)
+    card = only_card(response)
+    assert "systemActions" not in response and "extension" not in response
+    actions = [x for s in card["suggestions"] for x in s["actions"]]
+    assert {x["type"] for x in actions} == {"create"}
+    assert "Only one CRP result" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("rec", "rating"),
+    [
+        (Recommendation.ADVISE_AGAINST, "not-appropriate"),
+        (Recommendation.SUPPORT, "appropriate"),
+        (Recommendation.SUPPORT_URGENT, "appropriate"),
+    ],
+)
+def test_rating_is_in_both_system_action_places(rec: Recommendation, rating: str) -> None:
+    response = render_response(scenario(rec), CTX)
+    card = only_card(response)
+    assert response["systemActions"] == response["extension"]["systemActions"]
+    (action,) = response["systemActions"]
+    assert action["type"] == "update"
+    resource = action["resource"]
+    assert resource["resourceType"] == "ServiceRequest" and resource["id"] == "sr1"
+    assert resource["code"]["coding"][0]["code"] == "72158"  # the whole draft, not a stub
+    ext = {e["url"]: e for e in resource["extension"]}
+    assert ext[PAMA]["valueCodeableConcept"]["coding"][0] == {
+        "system": "http://fhir.org/argonaut/CodeSystem/pama-rating",
+        "code": rating,
+    }
+    assert ext[PAMA + "-consult-id"]["valueUri"] == f"urn:uuid:{card['uuid']}"
+    assert ext[PAMA + "-qcdsm-consulted"]["valueString"]
+
+
+def test_rating_replaces_earlier_pama_extensions_and_keeps_others() -> None:
+    other = {"url": "https://example.org/ext", "valueString": "kept"}
+    stale = {"url": PAMA, "valueCodeableConcept": {"coding": [{"code": "no-criteria-apply"}]}}
+    a = run(improving(), orders=[order(29, extension=[other, stale])])
+    resource = render_response(a, CTX)["systemActions"][0]["resource"]
+    urls = [e["url"] for e in resource["extension"]]
+    assert urls.count(PAMA) == 1 and other in resource["extension"]
+    assert a.orders[0].resource["extension"] == [other, stale]  # the input is not modified
+
+
+def test_empty_values_in_the_draft_are_not_echoed() -> None:
+    o = order(29)
+    o.resource["reasonCode"] = []
+    o.resource["note"] = [{"text": ""}]
+    response = render_response(run(improving(), orders=[o]), CTX)
+    assert find_empty_values(response) == []
+
+
+def test_several_spine_orders_get_one_card() -> None:
+    orders = [
+        order(29, ref="ServiceRequest/mri"),
+        order(29, ref="ServiceRequest/ct", modality=Modality.CT, code="72131"),
+    ]
+    response = render_response(run(improving(), orders=orders), CTX)
+    card = only_card(response)
+    assert_conformant_response(response)
+    assert "MRI/CT" in card["summary"]
+    assert len(response["systemActions"]) == 2
+    deletes = {
+        x["resourceId"] for s in card["suggestions"] for x in s["actions"] if x["type"] == "delete"
+    }
+    assert deletes == {"ServiceRequest/mri", "ServiceRequest/ct"}
+
+
+def test_machine_readable_result() -> None:
+    card = only_card(render_response(scenario(Recommendation.ADVISE_AGAINST), CTX))
+    result = card["extension"][ASSESSMENT_KEY]
+    assert list(card["extension"]) == [ASSESSMENT_KEY]
+    assert result["recommendation"] == "advise-against"
+    assert [r["id"] for r in result["rulesFired"]] == ["advise-against"]
+    assert result["rulesFired"][0]["data"]["fallPct"] == 87.3
+    assert result["crp"]["baseline"] == {
+        "value": 142,
+        "unit": "mg/L",
+        "date": "2024-03-04",
+        "reference": result["crp"]["baseline"]["reference"],
+        "day": 0,
+    }
+    assert result["crp"]["latest"]["date"] == "2024-04-01"
+    assert result["crp"]["percentChange"] == -87.3
+    assert result["daysSinceT0"] == 29
+    assert [result["pain"][k]["value"] for k in ("first", "lowest", "latest")] == [8, 3, 3]
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_red_flag_result_names_the_rule_and_its_data() -> None:
+    card = only_card(render_response(scenario(Recommendation.SUPPORT_URGENT), CTX))
+    result = card["extension"][ASSESSMENT_KEY]
+    (fired,) = result["rulesFired"]
+    assert fired["id"] == "neuro"
+    assert fired["data"]["conditions"][0]["codes"][0]["code"] == "G83.4"
+    assert "Cauda equina syndrome" in card["detail"]
+
+
+def test_comparator_is_marked_in_the_card() -> None:
+    a = run([crp(0, 100), crp(28, 5, comparator="<"), pain(0, 5), pain(28, 2)])
+    card = only_card(render_response(a, CTX))
+    assert "<5" in card["detail"] and "taken at the limit" in card["detail"]
+
+
+def test_converted_unit_is_shown_with_the_original() -> None:
+    a = run(
+        [
+            crp(0, 140, original_value=14.0, original_unit="mg/dL"),
+            crp(28, 12),
+            pain(0, 5),
+            pain(28, 2),
+        ]
+    )
+    assert "reported 14 mg/dL" in only_card(render_response(a, CTX))["detail"]
+
+
+def test_same_decision_gets_the_same_card_across_calls() -> None:
+    # order-select then order-sign: orders without authoredOn, evaluated at different times
+    # of the same day, data objects rebuilt. Same decision -> same uuid and wording.
+    def call(hour: int) -> dict[str, Any]:
+        data = PatientData((nvo(ref="Condition/e"),), tuple(_stable_measurements()))
+        now = datetime(2024, 4, 2, hour, tzinfo=UTC)
+        return render_response(assess([order(None)], data, RuleSettings(), now), CTX)
+
+    first, second = call(9), call(17)
+    assert only_card(first)["uuid"] == only_card(second)["uuid"]
+    assert first == second
+
+
+def test_a_different_decision_gets_a_different_uuid() -> None:
+    a = render_response(scenario(Recommendation.ADVISE_AGAINST), CTX)
+    b = render_response(run([*improving(), crp(29, 17)]), CTX)
+    c = render_response(scenario(Recommendation.ADVISE_AGAINST), CardContext(patient_id="p2"))
+    uuids = {only_card(r)["uuid"] for r in (a, b, c)}
+    assert len(uuids) == 3
+
+
+def test_esr_note_cites_its_source() -> None:
+    data = [crp(0, 140), crp(28, 18), pain(0, 8), pain(28, 3)]
+    from tests.test_engine_builders import esr
+
+    a = run([*data, esr(0, 40), esr(28, 70)])
+    detail = only_card(render_response(a, CTX))["detail"]
+    assert "ESR is rising" in detail and "2020;21:428" in detail
+
+
+def test_tuberculous_coexisting_note_on_card() -> None:
+    tb = condition("A18.01", ConditionCategory.OUT_OF_SCOPE)
+    card = only_card(render_response(run(improving(), [nvo(), tb]), CTX))
+    assert "tuberculous or brucellar" in card["detail"]
+
+
+def _stable_measurements() -> list[Any]:
+    refs = iter(f"Observation/s{i}" for i in range(100))
+    return [
+        crp(0, 142, ref=next(refs)),
+        crp(14, 61, ref=next(refs)),
+        crp(28, 18, ref=next(refs)),
+        pain(0, 8, ref=next(refs)),
+        pain(28, 3, ref=next(refs)),
+    ]

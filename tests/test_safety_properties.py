@@ -1,0 +1,215 @@
+"""Property tests of the safety invariants, over arbitrary timelines (hypothesis).
+
+- A red flag present in the data never yields advise-against.
+- No card without a spine MRI/CT order or without an in-scope NVO episode.
+- Every rendered response conforms to the response schema, has no empty values and a
+  summary under 140 characters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cds_service.cards import CardContext, render_response
+from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
+from fhir_mappers.model import (
+    ConditionCategory,
+    ConditionFact,
+    ImagingOrder,
+    Measurement,
+    MeasurementKind,
+    PatientData,
+)
+from tests.support.conformance import assert_conformant_response
+from tests.test_engine_builders import (
+    T0,
+    complication,
+    condition,
+    crp,
+    esr,
+    neuro,
+    nvo,
+    order,
+    pain,
+)
+
+CTX = CardContext(patient_id="p1")
+STATUSES = ["final", "amended", "corrected", "preliminary", "entered-in-error", "cancelled"]
+CLINICAL = ["active", "recurrence", "relapse", "inactive", "remission", "resolved", None]
+VERIFICATION = ["confirmed", "provisional", "differential", "unconfirmed", "refuted", None]
+OTHER_CATEGORIES = [
+    ConditionCategory.COMPLICATION,
+    ConditionCategory.NEURO_DEFICIT,
+    ConditionCategory.MIMIC,
+    ConditionCategory.OTHER,
+    ConditionCategory.OUT_OF_SCOPE,
+    ConditionCategory.NVO_OTHER_INFECTIVE,
+]
+PROPERTY_SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+days = st.integers(min_value=-20, max_value=70)
+values = st.floats(min_value=0, max_value=400, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def measurements(draw: st.DrawFn) -> list[Measurement]:
+    out: list[Measurement] = []
+    for _ in range(draw(st.integers(0, 6))):
+        out.append(
+            crp(
+                draw(days),
+                round(draw(values), 1),
+                status=draw(st.sampled_from(STATUSES)),
+                hs=draw(st.booleans()),
+                comparator=draw(st.sampled_from([None, None, None, "<", ">"])),
+                hour=draw(st.sampled_from([None, 6, 18])),
+            )
+        )
+    for _ in range(draw(st.integers(0, 5))):
+        out.append(
+            pain(draw(days), draw(st.integers(0, 10)), status=draw(st.sampled_from(STATUSES)))
+        )
+    for _ in range(draw(st.integers(0, 3))):
+        out.append(esr(draw(days), draw(st.integers(1, 120))))
+    return out
+
+
+@st.composite
+def other_conditions(draw: st.DrawFn, categories: list[ConditionCategory]) -> list[ConditionFact]:
+    return [
+        condition(
+            draw(st.sampled_from(["X00.0", "A18.01", "T84.7XXA", "G83.4", "G06.1", "C41.2"])),
+            draw(st.sampled_from(categories)),
+            onset=draw(st.one_of(st.none(), days)),
+            clinical=draw(st.sampled_from(CLINICAL)),
+            verification=draw(st.sampled_from(VERIFICATION)),
+        )
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+
+
+@st.composite
+def orders(draw: st.DrawFn) -> list[ImagingOrder]:
+    authored = draw(st.lists(st.one_of(st.none(), st.integers(0, 70)), min_size=1, max_size=2))
+    return [order(d, ref=f"ServiceRequest/sr{i}") for i, d in enumerate(authored)]
+
+
+now_days = st.integers(min_value=0, max_value=70)
+
+
+def evaluate(
+    ords: list[ImagingOrder], conds: list[ConditionFact], data: list[Measurement], now_day: int
+) -> Assessment:
+    now = datetime(T0.year, T0.month, T0.day, 12, tzinfo=UTC) + timedelta(days=now_day)
+    return assess(ords, PatientData(tuple(conds), tuple(data)), RuleSettings(), now)
+
+
+def check_response(a: Assessment) -> None:
+    response = render_response(a, CTX)
+    assert_conformant_response(response)
+    if a.recommendation is Recommendation.NOT_APPLICABLE:
+        assert response == {"cards": []}
+    else:
+        assert len(response["cards"]) == 1
+        assert len(response["cards"][0]["summary"]) < 140
+
+
+@PROPERTY_SETTINGS
+@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days, st.integers(0, 70))
+def test_a_new_deficit_always_means_urgent_support(
+    data: list[Measurement],
+    others: list[ConditionFact],
+    ords: list[ImagingOrder],
+    now_day: int,
+    deficit_day: int,
+) -> None:
+    a = evaluate(ords, [nvo(), *others, neuro(onset=deficit_day)], data, now_day)
+    if a.applicable:
+        assert a.recommendation is Recommendation.SUPPORT_URGENT
+    check_response(a)
+
+
+@PROPERTY_SETTINGS
+@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days, st.integers(0, 70))
+def test_a_complication_or_uncertain_diagnosis_never_gives_advise_against(
+    data: list[Measurement],
+    others: list[ConditionFact],
+    ords: list[ImagingOrder],
+    now_day: int,
+    event_day: int,
+) -> None:
+    for conds in (
+        [nvo(), *others, complication(onset=event_day)],
+        [nvo(verification="provisional"), *others],
+        [condition("M46.46", ConditionCategory.NVO_UNSPECIFIED, verification=None), *others],
+    ):
+        a = evaluate(ords, conds, data, now_day)
+        assert a.recommendation is not Recommendation.ADVISE_AGAINST
+        if a.applicable:
+            assert a.recommendation in (Recommendation.SUPPORT, Recommendation.SUPPORT_URGENT)
+            assert a.red_flags
+
+
+@PROPERTY_SETTINGS
+@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days)
+def test_worse_pain_in_the_data_never_gives_advise_against(
+    data: list[Measurement], others: list[ConditionFact], ords: list[ImagingOrder], now_day: int
+) -> None:
+    a = evaluate(ords, [nvo(), *others], data, now_day)
+    check_response(a)
+    # Independent reading of the pain rule: usable scores from T0 to the order date.
+    authored = [o.authored_on.day for o in ords if o.authored_on is not None]
+    eval_day = max(authored) if authored else T0 + timedelta(days=now_day)
+    usable = sorted(
+        (m for m in data if m.kind is MeasurementKind.PAIN and m.status in STATUSES[:4]),
+        key=lambda m: (m.when.instant, m.reference),
+    )
+    scores = [m for m in usable if T0 <= m.when.day <= eval_day]
+    if scores and scores[-1].value - min(m.value for m in scores) >= 2:
+        assert a.recommendation is not Recommendation.ADVISE_AGAINST
+    if a.recommendation is Recommendation.ADVISE_AGAINST:
+        assert not a.red_flags
+        assert scores and scores[-1].value <= scores[0].value
+
+
+@PROPERTY_SETTINGS
+@given(measurements(), other_conditions([*OTHER_CATEGORIES, ConditionCategory.NVO]), now_days)
+def test_no_card_without_a_spine_order(
+    data: list[Measurement], conds: list[ConditionFact], now_day: int
+) -> None:
+    a = evaluate([], [nvo(), *conds], data, now_day)
+    assert render_response(a, CTX) == {"cards": []}
+
+
+@PROPERTY_SETTINGS
+@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days, st.data())
+def test_no_card_without_an_in_scope_episode(
+    data: list[Measurement],
+    others: list[ConditionFact],
+    ords: list[ImagingOrder],
+    now_day: int,
+    extra: st.DataObject,
+) -> None:
+    # NVO Conditions that do not count: resolved/inactive, refuted or entered in error.
+    dead_nvo = extra.draw(
+        st.lists(
+            st.one_of(
+                st.builds(
+                    lambda c: nvo(clinical=c),
+                    st.sampled_from(["inactive", "remission", "resolved"]),
+                ),
+                st.builds(
+                    lambda v: nvo(verification=v), st.sampled_from(["refuted", "entered-in-error"])
+                ),
+                st.builds(lambda d: nvo(clinical=None, abatement=d), st.integers(1, 60)),
+            ),
+            max_size=2,
+        )
+    )
+    a = evaluate(ords, [*others, *dead_nvo], data, now_day)
+    assert render_response(a, CTX) == {"cards": []}
