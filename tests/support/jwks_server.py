@@ -1,0 +1,87 @@
+"""A real JWKS endpoint for tests: stdlib HTTP server on 127.0.0.1 in a thread.
+
+It serves JSON documents by path, can be switched to answer with an error
+status, and counts the GET requests it receives per path, so tests can check
+how often a client really fetched keys.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+class JwksServer:
+    """Use as a context manager; the server is stopped and closed on exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._documents: dict[str, bytes] = {}
+        self._status: dict[str, int] = {}
+        self._counts: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                with server._lock:
+                    server._counts[path] = server._counts.get(path, 0) + 1
+                    body = server._documents.get(path)
+                    status = server._status.get(path, 200 if body is not None else 404)
+                payload = body if body is not None and status == 200 else b"{}"
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # keep test output quiet
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> JwksServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> JwksServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def url(self, path: str = "/jwks.json") -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
+
+    def publish(self, jwks: dict[str, Any], path: str = "/jwks.json") -> None:
+        """Serve ``jwks`` as JSON at ``path`` (replacing what was there)."""
+        with self._lock:
+            self._documents[path] = json.dumps(jwks).encode()
+            self._status.pop(path, None)
+
+    def fail(self, path: str, status: int = 500) -> None:
+        """Answer ``path`` with an error status from now on."""
+        with self._lock:
+            self._status[path] = status
+
+    def request_count(self, path: str = "/jwks.json") -> int:
+        with self._lock:
+            return self._counts.get(path, 0)
