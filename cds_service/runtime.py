@@ -1,0 +1,151 @@
+"""What the service builds once at startup and every request shares.
+
+Validators, value sets, rule settings, stores, the FHIR connection pool and the JWT
+verifier are all made here (performance-notes.md: build once, never per request).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from flask import request
+from jsonschema.validators import Draft202012Validator
+
+from cds_service import schemas
+from cds_service.auth import (
+    AuthConfig,
+    AuthError,
+    JwtVerifier,
+    parse_trusted_clients,
+    www_authenticate,
+)
+from cds_service.discovery import Discovery, load_discovery
+from cds_service.engine.settings import RuleSettings
+from cds_service.errors import ApiError
+from cds_service.feedback import SqliteFeedbackStore
+from cds_service.fhir_client import FhirClient
+from cds_service.replay import SqliteReplayCache
+from cds_service.rulesettings import rule_settings_from
+from cds_service.settings import Settings, SettingsError
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.observations import MappingOptions
+from fhir_mappers.valuesets import ValueSets
+
+log = logging.getLogger("cds_service")
+auth_log = logging.getLogger("cds_service.auth")
+
+# The CDS Hooks sandbox publishes its signing key: anyone can mint its tokens.
+PUBLIC_KEY_ISSUERS = frozenset({"https://sandbox.cds-hooks.org"})
+
+EndpointKind = Literal["discovery", "hook", "feedback"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    discovery: Discovery
+    validators: dict[str, Draft202012Validator]
+    value_sets: ValueSets
+    rules: RuleSettings
+    mapping: MappingOptions
+    feedback_store: SqliteFeedbackStore
+    fhir_client: FhirClient
+    verifier: JwtVerifier | None
+
+    def require_service(self, service_id: str) -> None:
+        if service_id not in self.discovery.services:
+            raise ApiError(
+                404,
+                "unknown_service",
+                f"no service with id {service_id!r}; see GET /cds-services",
+            )
+
+    def authenticate(self, kind: EndpointKind) -> None:
+        """Refuse the request with a bare 401 unless it carries a valid client JWT."""
+        if self.verifier is None:
+            return
+        if kind == "discovery" and not self.settings.auth_required_for_discovery:
+            return
+        base = self.settings.public_base_url.rstrip("/")
+        audience = base + request.path if base else request.base_url
+        try:
+            client = self.verifier.verify(request.headers.get("Authorization"), audience)
+        except AuthError as exc:
+            auth_log.warning(
+                "refused client JWT reason=%s path=%s remote=%s",
+                exc.reason,
+                request.path,
+                request.remote_addr,
+            )
+            raise ApiError(
+                401,
+                "unauthorized",
+                "a valid bearer JWT from a trusted CDS client is required",
+                headers={"WWW-Authenticate": www_authenticate(exc.reason)},
+            ) from None
+        auth_log.debug("client authenticated iss=%s", client.iss)
+
+
+def _load_verifier(settings: Settings) -> JwtVerifier | None:
+    if settings.dev_mode:
+        return None
+    clients: Any = []
+    if settings.trusted_clients_file:
+        path = Path(settings.trusted_clients_file)
+        try:
+            clients = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"trusted_clients_file {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"trusted_clients_file {path} is not valid JSON: {exc}") from None
+    try:
+        parsed = parse_trusted_clients(clients)
+    except ValueError as exc:
+        raise SettingsError(f"trusted_clients_file: {exc}") from None
+    public_keys = [c.iss for c in parsed if c.iss.rstrip("/") in PUBLIC_KEY_ISSUERS]
+    if public_keys:
+        raise SettingsError(
+            f"trusted_clients_file: {public_keys[0]} signs with a private key that is public; "
+            "it can never be trusted outside development mode (use SPINE_CDS_DEV_MODE=true)"
+        )
+    if not parsed:
+        log.warning(
+            "no trusted CDS clients are configured (trusted_clients_file): every request "
+            "will be refused with 401; set SPINE_CDS_DEV_MODE=true for local development"
+        )
+    config = AuthConfig(
+        clients=parsed,
+        leeway_seconds=settings.jwt_leeway_seconds,
+        jwks_refresh_min_interval_seconds=settings.jwks_refresh_min_interval_seconds,
+    )
+    return JwtVerifier(config, SqliteReplayCache(settings.database_path))
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Everything shared by requests; a configuration error stops startup with its reason."""
+    discovery = load_discovery(settings.hooks_file)
+    validators = {
+        "order-select": schemas.validator(schemas.request_schema_for("order-select")),
+        "order-sign": schemas.validator(schemas.request_schema_for("order-sign")),
+        "feedback": schemas.validator("feedback.schema.json"),
+    }
+    value_sets = load_value_sets(Path(settings.valueset_dir) if settings.valueset_dir else None)
+    mapping = MappingOptions(
+        accept_preliminary=settings.accept_preliminary,
+        crp_molar_factor_nmol_per_mg=settings.crp_molar_factor or None,
+    )
+    return Runtime(
+        settings=settings,
+        discovery=discovery,
+        validators=validators,
+        value_sets=value_sets,
+        rules=rule_settings_from(settings.rules),
+        mapping=mapping,
+        feedback_store=SqliteFeedbackStore(settings.database_path),
+        fhir_client=FhirClient(settings),
+        verifier=_load_verifier(settings),
+    )
