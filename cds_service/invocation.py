@@ -8,22 +8,62 @@ stages can refuse a request; after that every failure is a bug, not a client err
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cds_service.cards import CardContext, render_response
-from cds_service.engine import assess
+from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
 from cds_service.prefetch import DataUnavailable, gather
 from cds_service.runtime import Runtime
 from cds_service.validation import FieldError, validate
 from fhir_mappers.conditions import map_conditions
-from fhir_mappers.model import PatientData
+from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
 
 OBSERVATION_KEYS = ("crp", "esr", "pain")
-NO_CARDS: dict[str, Any] = {"cards": []}
+SUBJECT_FIELDS = ("subject", "patient")
+
+
+@dataclass
+class Outcome:
+    """What one invocation produced: the response body and what the audit needs."""
+
+    response: dict[str, Any]
+    assessment: Assessment | None = None
+    orders_in_question: int = 0
+    data_sources: Mapping[str, str] = field(default_factory=dict)
+    fhir_ms: float | None = None
+
+
+def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
+    """False when the resource names another patient as its subject (never trust prefetch)."""
+    for name in SUBJECT_FIELDS:
+        ref = resource.get(name)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            reference: str = ref["reference"]
+            return reference == f"Patient/{patient_id}" or reference.endswith(
+                f"/Patient/{patient_id}"
+            )
+    return True  # no subject: it came from a query scoped to this patient
+
+
+def _own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIssue]) -> list[Any]:
+    kept = []
+    for resource in resources:
+        if isinstance(resource, dict) and not _belongs_to(resource, patient_id):
+            rtype = resource.get("resourceType", "Resource")
+            issues.append(
+                DataIssue(
+                    f"{rtype}/{resource.get('id', '?')}", "belongs to another patient: ignored"
+                )
+            )
+            continue
+        kept.append(resource)
+    return kept
 
 
 def _check_selections(context: dict[str, Any]) -> None:
@@ -44,7 +84,7 @@ def _check_selections(context: dict[str, Any]) -> None:
         )
 
 
-def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outcome:
     """Validate, decide and render; raises ApiError for 400 and 412 answers."""
     service = runtime.discovery.services[service_id]
     problems = validate(runtime.validators[service.hook], body)
@@ -63,10 +103,11 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> dict
 
     orders = map_orders(context["draftOrders"], selections, runtime.value_sets)
     if not orders.orders:
-        return NO_CARDS
+        return Outcome(response={"cards": []})
 
+    started = time.monotonic()
     try:
-        gathered = gather(service, body, runtime.fhir_client, runtime.settings, time.monotonic())
+        gathered = gather(service, body, runtime.fhir_client, runtime.settings, started)
     except DataUnavailable as exc:
         raise ApiError(
             412,
@@ -76,17 +117,35 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> dict
             extra={"missing": [{"key": p.key, "reason": p.reason} for p in exc.problems]},
         ) from None
 
-    conditions, condition_issues = map_conditions(
-        gathered.resources.get("conditions", []), runtime.value_sets
+    fhir_ms = (
+        (time.monotonic() - started) * 1000 if "fetched" in gathered.sources.values() else None
     )
-    observations = [r for key in OBSERVATION_KEYS for r in gathered.resources.get(key, [])]
+
+    patient_id: str = context["patientId"]
+    foreign: list[DataIssue] = []
+    conditions, condition_issues = map_conditions(
+        _own_resources(gathered.resources.get("conditions", []), patient_id, foreign),
+        runtime.value_sets,
+    )
+    observations = _own_resources(
+        (r for key in OBSERVATION_KEYS for r in gathered.resources.get(key, [])),
+        patient_id,
+        foreign,
+    )
     measurements, observation_issues = map_observations(
         observations, runtime.value_sets, runtime.mapping
     )
     data = PatientData(
         conditions=conditions,
         measurements=measurements,
-        issues=orders.issues + condition_issues + observation_issues,
+        issues=orders.issues + tuple(foreign) + condition_issues + observation_issues,
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
-    return render_response(assessment, CardContext(patient_id=context["patientId"]))
+    card_context = CardContext(patient_id=patient_id, encounter_id=context.get("encounterId"))
+    return Outcome(
+        response=render_response(assessment, card_context),
+        assessment=assessment,
+        orders_in_question=len(orders.orders),
+        data_sources=dict(gathered.sources),
+        fhir_ms=fhir_ms,
+    )

@@ -22,4 +22,4 @@ def invoke(service_id: str) -> Response:
     hook_instance = body.get("hookInstance")
     if isinstance(hook_instance, str) and len(hook_instance) <= 64:
         g.hook_instance = hook_instance
-    return json_response(handle_hook(runtime, service_id, body))
+    return json_response(handle_hook(runtime, service_id, body).response)

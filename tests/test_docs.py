@@ -1,0 +1,36 @@
+"""The documentation names every setting, so it cannot silently fall behind the code."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from cds_service.engine.settings import RuleSettings
+from cds_service.settings import Settings
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_every_setting_is_documented() -> None:
+    text = (DOCS / "settings.md").read_text()
+    names = [f.name for f in dataclasses.fields(Settings) if f.name != "rules"]
+    names += [f.name for f in dataclasses.fields(RuleSettings)]
+    missing = [name for name in names if f"| `{name}` |" not in text]
+    assert not missing, f"settings missing from docs/settings.md: {missing}"
+
+
+def test_documented_defaults_match_the_code() -> None:
+    text = (DOCS / "settings.md").read_text()
+    for cls in (Settings, RuleSettings):
+        instance = cls()
+        for field in dataclasses.fields(cls):
+            if field.name == "rules":
+                continue
+            value = getattr(instance, field.name)
+            if value in ("", ()):
+                expected = "empty"
+            elif isinstance(value, bool):
+                expected = f"`{str(value).lower()}`"
+            else:
+                expected = f"`{value}`"
+            assert f"| `{field.name}` | {expected} |" in text, field.name

@@ -1,0 +1,136 @@
+"""Every example patient, end to end against the real FHIR test server, both data paths.
+
+The service must build the same domain picture and give the same answer whether the
+EHR prefetched the data (computed here by executing the service's own templates) or
+the service fetched it itself with the EHR's token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from cds_service.examples import Example, load_examples
+from cds_service.invocation import handle_hook
+from tests.builders import SELECT_ID, SIGN_ID
+from tests.support.ehr import order_request, prefetch_from_server
+from tests.support.fhir_server import FhirTestServer
+
+pytestmark = pytest.mark.integration
+TOKEN = "ehr-issued-token-e2e"  # synthetic; the server only checks it matches
+ORDER_DATE = date(2026, 11, 26)
+EXAMPLES = load_examples(ORDER_DATE)
+
+
+@pytest.fixture(scope="module")
+def fhir() -> Iterator[FhirTestServer]:
+    with FhirTestServer(token=TOKEN) as server:
+        for example in EXAMPLES:
+            server.load_bundle(example.bundle)
+        yield server
+
+
+def both_requests(
+    fhir: FhirTestServer, example: Example, hook: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    service = SELECT_ID if hook == "order-select" else SIGN_ID
+    base = order_request(hook, example.patient_id, example.draft_order)
+    prefetch = prefetch_from_server(fhir.base_url, base["context"], service, fhir.auth_headers)
+    with_prefetch = order_request(hook, example.patient_id, example.draft_order, prefetch=prefetch)
+    fetched = order_request(
+        hook, example.patient_id, example.draft_order, fhir_server=fhir.base_url, access_token=TOKEN
+    )
+    return with_prefetch, fetched
+
+
+def recommendation(response: dict[str, Any]) -> str:
+    if not response["cards"]:
+        return "no-card"
+    assert len(response["cards"]) == 1, "one card per decision"
+    return str(response["cards"][0]["extension"]["spine-cds-assessment"]["recommendation"])
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.key for e in EXAMPLES])
+def test_example_gets_its_expected_answer_from_both_paths(
+    fhir: FhirTestServer, client: FlaskClient, example: Example
+) -> None:
+    for hook, service in (("order-select", SELECT_ID), ("order-sign", SIGN_ID)):
+        with_prefetch, fetched = both_requests(fhir, example, hook)
+        answers = []
+        for body in (with_prefetch, fetched):
+            response = client.post(f"/cds-services/{service}", json=body)
+            assert response.status_code == 200, response.get_json()
+            answers.append(response.get_json())
+        assert recommendation(answers[0]) == example.expected, (hook, "prefetch")
+        assert recommendation(answers[1]) == example.expected, (hook, "fetch")
+        assert answers[0] == answers[1], "prefetch and fetch must give the same response"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.key for e in EXAMPLES])
+def test_same_domain_picture_from_prefetch_and_fetch(
+    fhir: FhirTestServer, client: FlaskClient, example: Example
+) -> None:
+    runtime = client.application.extensions["spine_cds"]
+    with_prefetch, fetched = both_requests(fhir, example, "order-select")
+    from_prefetch = handle_hook(runtime, SELECT_ID, with_prefetch)
+    from_fetch = handle_hook(runtime, SELECT_ID, fetched)
+    if example.expected == "no-card" and from_prefetch.assessment is None:
+        assert from_fetch.assessment is None  # not a spine order: no data gathered at all
+        return
+    assert from_prefetch.assessment is not None and from_fetch.assessment is not None
+    assert set(from_prefetch.data_sources.values()) == {"prefetch"}
+    assert set(from_fetch.data_sources.values()) == {"fetched"}
+    assert from_prefetch.assessment.to_dict() == from_fetch.assessment.to_dict()
+
+
+def test_order_select_then_order_sign_give_the_same_card(
+    fhir: FhirTestServer, client: FlaskClient
+) -> None:
+    example = next(e for e in EXAMPLES if e.expected == "advise-against")
+    select, _ = both_requests(fhir, example, "order-select")
+    sign, _ = both_requests(fhir, example, "order-sign")
+    first = client.post(f"/cds-services/{SELECT_ID}", json=select).get_json()
+    second = client.post(f"/cds-services/{SIGN_ID}", json=sign).get_json()
+    assert first["cards"][0]["uuid"] == second["cards"][0]["uuid"]
+    assert first["cards"][0]["summary"] == second["cards"][0]["summary"]
+    assert first["cards"][0]["detail"] == second["cards"][0]["detail"]
+
+
+def test_wrong_ehr_token_gives_412_that_says_why(fhir: FhirTestServer, client: FlaskClient) -> None:
+    example = EXAMPLES[0]
+    body = order_request(
+        "order-select",
+        example.patient_id,
+        example.draft_order,
+        fhir_server=fhir.base_url,
+        access_token="not-the-token",
+    )
+    response = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert response.status_code == 412
+    payload = response.get_json()
+    assert {m["key"] for m in payload["missing"]} == {"conditions", "crp", "esr", "pain"}
+    assert all("401" in m["reason"] for m in payload["missing"])
+    assert "not-the-token" not in response.get_data(as_text=True)
+
+
+def test_partial_prefetch_fetches_the_rest(fhir: FhirTestServer, client: FlaskClient) -> None:
+    example = next(e for e in EXAMPLES if e.expected == "advise-against")
+    with_prefetch, _ = both_requests(fhir, example, "order-select")
+    partial = dict(with_prefetch)
+    partial["prefetch"] = {"conditions": with_prefetch["prefetch"]["conditions"]}
+    partial["fhirServer"] = fhir.base_url
+    partial["fhirAuthorization"] = order_request(
+        "order-select", example.patient_id, example.draft_order, access_token=TOKEN
+    )["fhirAuthorization"]
+    outcome = handle_hook(client.application.extensions["spine_cds"], SELECT_ID, partial)
+    assert outcome.data_sources == {
+        "conditions": "prefetch",
+        "crp": "fetched",
+        "esr": "fetched",
+        "pain": "fetched",
+    }
+    assert recommendation(outcome.response) == "advise-against"
