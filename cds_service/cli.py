@@ -1,16 +1,24 @@
-"""The ``spine-cds`` command: serve the service (and, later, tools for integrators)."""
+"""The ``spine-cds`` command: serve the service, and tools for integrators and reviewers.
+
+``serve`` runs the service; ``try``, ``load-examples`` and ``review-examples`` play the
+EHR's part (their code is in ``cds_service.tools``). Tool exit codes: 0 ok, 1 a review
+mismatch, 2 usage or input error, 3 FHIR server problem, 4 service error.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
+from datetime import date, datetime
 from typing import Any
 
 import click
 
 from cds_service import __version__
 from cds_service.settings import Settings, SettingsError, load_settings
+from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
@@ -72,3 +80,175 @@ def serve(
             err=True,
         )
     run_gunicorn(settings)
+
+
+# --- tools for integration engineers and clinical reviewers ------------------------------
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _order_date(value: datetime | None) -> date:
+    """``--date`` or today (the shell may read the clock; the examples never do)."""
+    return value.date() if value is not None else date.today()
+
+
+@main.command("review-examples")
+@click.option("--date", "order_date", type=_DATE, help="Date the orders are placed [today].")
+@click.option("--json", "as_json", is_flag=True, help="Print the review as JSON.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML settings file (e.g. a site's [rules] thresholds).",
+)
+@click.pass_context
+def review_examples(
+    ctx: click.Context, order_date: datetime | None, as_json: bool, config: str | None
+) -> None:
+    """Run the synthetic patients through the service and show each decision.
+
+    Every example goes the whole way (order-select request with prefetch, validation,
+    engine, card), in process. Per patient: expected and actual decision, the rules that
+    fired, CRP baseline -> latest with % change, days since T0, the pain trend and the
+    card summary. Exits 1 when any decision differs from the expected one.
+    """
+    from cds_service.tools.review import format_review, review_examples
+
+    day = _order_date(order_date)
+    rows = review_examples(day, config)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"orderDate": day.isoformat(), "examples": [r.to_dict() for r in rows]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        click.echo(format_review(rows, day))
+    if not all(r.match for r in rows):
+        ctx.exit(EXIT_MISMATCH)
+
+
+@main.command("load-examples")
+@click.option("--fhir-server", required=True, help="FHIR R4 base URL, e.g. https://host/fhir.")
+@click.option("--token", help="Bearer access token for the FHIR server.")
+@click.option("--date", "order_date", type=_DATE, help="Date the orders are placed [today].")
+def load_examples_command(fhir_server: str, token: str | None, order_date: datetime | None) -> None:
+    """Load the synthetic patients into a FHIR server as transaction Bundles.
+
+    Prints each patient id and what it demonstrates. Dates are moved so that each
+    example's order falls on --date: use the same date with `spine-cds try --date`.
+    Loading twice leaves one copy (every entry is a PUT with a fixed id).
+    """
+    from cds_service.tools.fhir_http import FhirEndpoint
+    from cds_service.tools.load_examples import describe, load_into
+
+    day = _order_date(order_date)
+    count = 0
+    with FhirEndpoint(fhir_server, token) as endpoint:
+        click.echo(f"Loading the example patients into {endpoint.base} (orders on {day}):")
+        for loaded in load_into(endpoint, day):
+            click.echo(describe(loaded))
+            count += 1
+        click.echo(f"{count} patients loaded. Try one:")
+        token_part = " --token ..." if token else ""
+        click.echo(
+            f"  spine-cds try --fhir-server {endpoint.base}{token_part} --patient spine-cds-e1 "
+            f"--order 'http://www.ama-assn.org/go/cpt|72158' --date {day}"
+        )
+
+
+@main.command("try")
+@click.option("--fhir-server", required=True, help="The EHR's FHIR R4 base URL.")
+@click.option(
+    "--token",
+    help="Bearer token: used for the FHIR queries and sent as fhirAuthorization.",
+)
+@click.option("--patient", "patient_id", required=True, help="Patient id on the FHIR server.")
+@click.option(
+    "--order",
+    required=True,
+    help="SYSTEM|CODE (e.g. 'http://www.ama-assn.org/go/cpt|72158') or a ServiceRequest JSON file.",
+)
+@click.option(
+    "--hook",
+    type=click.Choice(["order-select", "order-sign"]),
+    default="order-select",
+    show_default=True,
+)
+@click.option("--service-url", help="Base URL of a running service [default: in process].")
+@click.option("--no-prefetch", is_flag=True, help="Send no prefetch: the service fetches it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the request and response as JSON.")
+@click.option(
+    "--date",
+    "when",
+    help="authoredOn of the draft order: YYYY-MM-DD or an ISO date-time [now].",
+)
+@click.option("--detail", is_flag=True, help="Also print each card's full detail.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML settings file for the in-process service.",
+)
+def try_command(
+    fhir_server: str,
+    token: str | None,
+    patient_id: str,
+    order: str,
+    hook: str,
+    service_url: str | None,
+    no_prefetch: bool,
+    as_json: bool,
+    when: str | None,
+    detail: bool,
+    config: str | None,
+) -> None:
+    """Act as the EHR: send one order for one patient to the service and show the cards.
+
+    Checks the patient exists, runs the service's prefetch templates against the FHIR
+    server (unless --no-prefetch), sends the CDS Hooks request and prints the cards.
+    Exit codes: 0 ok, 2 usage or input error, 3 FHIR server problem, 4 service error.
+    """
+    from cds_service.tools.render import render_cards
+    from cds_service.tools.services import error_text
+    from cds_service.tools.try_hook import TryOptions, authored_on, run_try
+
+    if config and service_url:
+        raise click.UsageError("--config applies to the in-process service only")
+    options = TryOptions(
+        fhir_server=fhir_server,
+        patient_id=patient_id,
+        order=order,
+        hook=hook,
+        token=token,
+        service_url=service_url,
+        no_prefetch=no_prefetch,
+        authored_on=authored_on(when) if when is not None else None,
+        now=authored_on(datetime.now().astimezone()),
+        config_file=config,
+    )
+    started = time.monotonic()
+    result = run_try(options)
+    elapsed_ms = (time.monotonic() - started) * 1000
+    for key, why in result.left_out.items():
+        click.echo(f"warning: prefetch {key!r} not sent: {why}", err=True)
+    answer = result.answer
+    if as_json:
+        click.echo(json.dumps(result.exchange(), indent=2, ensure_ascii=False))
+    else:
+        if no_prefetch:
+            sent = "no prefetch sent: the service fetches from fhirServer"
+        else:
+            sent = "prefetch: " + (
+                ", ".join(f"{k} {n}" for k, n in result.prefetch_counts.items()) or "none"
+            )
+        click.echo(f"Patient: {patient_id} on {fhir_server.rstrip('/')}; {hook}; {sent}")
+        click.echo(
+            f"Service: {result.service_label} ({result.service.id}) answered "
+            f"{answer.status} in {elapsed_ms:.0f} ms"
+        )
+        click.echo("")
+        if answer.status == 200 and isinstance(answer.body, dict):
+            click.echo(render_cards(answer.body, detail=detail))
+    if answer.status != 200:
+        raise ServiceError(f"the service answered {answer.status}: {error_text(answer.body)}")

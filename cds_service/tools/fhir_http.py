@@ -1,0 +1,171 @@
+"""The tools' own FHIR traffic, as an EHR (or a loader of test data) would send it.
+
+Not the service's FHIR client: that one works to a half-second budget and hides server
+text from its clients. Here a person is waiting for a clear answer, so timeouts are
+generous and a server's OperationOutcome text is shown as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from cds_service.fhir_client import server_url_problem
+from cds_service.tools.errors import FhirServerError, InputError, connection_reason
+
+FHIR_TIMEOUT_S = 30.0
+FHIR_JSON = "application/fhir+json"
+
+
+def outcome_text(body: Any) -> str:
+    """The issues of an OperationOutcome as text, else a short view of the body."""
+    if isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome":
+        parts = []
+        for issue in body.get("issue") or []:
+            if not isinstance(issue, Mapping):
+                continue
+            details = issue.get("details")
+            details_text = details.get("text") if isinstance(details, Mapping) else None
+            text = issue.get("diagnostics") or details_text or issue.get("code") or "?"
+            where = ", ".join(str(e) for e in issue.get("expression") or [])
+            parts.append(f"{text} ({where})" if where else str(text))
+        return "; ".join(parts) or "an OperationOutcome with no issues"
+    text = str(body).strip()
+    return text[:500] if text else "(empty body)"
+
+
+@dataclass
+class PrefetchResult:
+    """Per template key: what the EHR puts in ``prefetch``; and keys it left out, with why."""
+
+    prefetch: dict[str, Any] = field(default_factory=dict)
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+class FhirEndpoint:
+    """A FHIR server base URL and an optional bearer token."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = FHIR_TIMEOUT_S):
+        problem = server_url_problem(base_url)
+        if problem is not None:
+            raise InputError(f"--fhir-server {base_url!r}: {problem.replace('fhirServer ', '')}")
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["Accept"] = FHIR_JSON
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        self._has_token = bool(token)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> FhirEndpoint:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- exchanges ----------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Content-Type": FHIR_JSON} if body is not None else {}
+        try:
+            response = self._session.request(
+                method, url, json=body, headers=headers, timeout=self.timeout
+            )
+        except requests.Timeout:
+            raise FhirServerError(
+                f"the FHIR server at {self.base} did not answer within {self.timeout:g} s"
+            ) from None
+        except requests.ConnectionError as exc:
+            raise FhirServerError(
+                f"cannot reach the FHIR server at {self.base}: {connection_reason(exc)}"
+            ) from None
+        except requests.RequestException as exc:
+            raise InputError(f"cannot call the FHIR server at {self.base}: {exc}") from None
+        try:
+            parsed: Any = response.json()
+        except ValueError:
+            parsed = response.text
+        if response.status_code in (401, 403):
+            raise FhirServerError(self._refused(response.status_code, parsed))
+        return response.status_code, parsed
+
+    def _refused(self, status: int, body: Any) -> str:
+        if status == 401:
+            why = (
+                "refused the access token given with --token"
+                if self._has_token
+                else "needs an access token: pass --token"
+            )
+        else:
+            why = "does not allow this access"
+        return f"the FHIR server at {self.base} {why} ({status}): {outcome_text(body)}"
+
+    def read_patient(self, patient_id: str) -> dict[str, Any]:
+        """The Patient resource; FhirServerError with a clear message when it is not there."""
+        status, body = self._send("GET", f"{self.base}/Patient/{quote(patient_id, safe='')}")
+        if status in (404, 410):
+            raise FhirServerError(
+                f"patient {patient_id!r} was not found on the FHIR server at {self.base} "
+                f"({status}); load it first (spine-cds load-examples) or check the id"
+            )
+        if status != 200 or not isinstance(body, dict) or body.get("resourceType") != "Patient":
+            raise FhirServerError(
+                f"reading Patient/{patient_id} from {self.base} failed ({status}): "
+                f"{outcome_text(body)}"
+            )
+        return body
+
+    def run_prefetch(self, queries: Mapping[str, str]) -> PrefetchResult:
+        """Run each rendered prefetch query. A query the server fails is left out of
+        prefetch (the service then fetches it itself), as the specification allows;
+        401/403 stop everything, since the service would be refused too."""
+        result = PrefetchResult()
+        for key, query in queries.items():
+            status, body = self._send("GET", f"{self.base}/{query}")
+            if status == 200 and isinstance(body, dict):
+                result.prefetch[key] = body
+            else:
+                result.left_out[key] = f"the FHIR server answered {status}: {outcome_text(body)}"
+        return result
+
+    def post_transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a transaction Bundle to the base URL; FhirServerError with the server's
+        own words when it refuses it or any entry of it."""
+        status, body = self._send("POST", self.base, body=dict(bundle))
+        if status >= 400 or not isinstance(body, dict):
+            raise FhirServerError(
+                f"the FHIR server at {self.base} refused the transaction ({status}): "
+                f"{outcome_text(body)}"
+            )
+        if body.get("resourceType") != "Bundle":
+            raise FhirServerError(
+                f"the FHIR server at {self.base} answered a transaction with "
+                f"{body.get('resourceType', 'something that is not a Bundle')} "
+                f"({status}): {outcome_text(body)}"
+            )
+        failures = []
+        for i, entry in enumerate(body.get("entry") or []):
+            reply = entry.get("response") if isinstance(entry, dict) else None
+            entry_status = str(reply.get("status", "")) if isinstance(reply, dict) else ""
+            if entry_status and not entry_status.startswith("2"):
+                outcome = reply.get("outcome") if isinstance(reply, dict) else None
+                failures.append(f"entry {i}: {entry_status} {outcome_text(outcome or '')}")
+        if failures:
+            raise FhirServerError(
+                f"the FHIR server at {self.base} refused part of the transaction: "
+                + "; ".join(failures)
+            )
+        return body

@@ -1,0 +1,193 @@
+"""Where the tools send a hook call: a running service by URL, or the service in process.
+
+In process means the whole web path (routing, validation, gathering, engine, cards) on
+Flask's test client, in development mode with a throw-away database, so a reviewer or an
+engineer needs no server and sees exactly what a deployed service would answer.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import requests
+
+from cds_service.settings import SettingsError, load_settings
+from cds_service.tools.errors import InputError, ServiceError, connection_reason
+
+SERVICE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer of the service: status and body (parsed JSON, else the text)."""
+
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """The discovery entry the EHR uses for one hook."""
+
+    id: str
+    hook: str
+    prefetch: dict[str, str]
+
+
+class CdsService(Protocol):
+    label: str
+
+    def discovery(self) -> Answer: ...
+
+    def call(self, service_id: str, body: Mapping[str, Any]) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+def find_service(discovery: Answer, hook: str, label: str) -> ServiceEntry:
+    """The first service of the discovery document for ``hook``; ServiceError otherwise."""
+    if discovery.status != 200 or not isinstance(discovery.body, dict):
+        hint = ""
+        if discovery.status == 401:
+            hint = " (these tools send no client JWT: run the service in development mode)"
+        raise ServiceError(
+            f"discovery at {label} answered {discovery.status}{hint}: {error_text(discovery.body)}"
+        )
+    for entry in discovery.body.get("services") or []:
+        if isinstance(entry, dict) and entry.get("hook") == hook and "id" in entry:
+            prefetch = entry.get("prefetch") or {}
+            return ServiceEntry(
+                str(entry["id"]), hook, {str(k): str(v) for k, v in prefetch.items()}
+            )
+    raise ServiceError(f"the service at {label} offers no {hook} service")
+
+
+def error_text(body: Any) -> str:
+    """The readable part of an error body: message, each detail, each missing key."""
+    if not isinstance(body, dict):
+        text = str(body).strip()
+        return text[:500] if text else "(empty body)"
+    parts = [str(body.get("message") or body.get("error") or body)]
+    for detail in body.get("details") or []:
+        if isinstance(detail, dict):
+            parts.append(f"  {detail.get('path', '$')}: {detail.get('message', '')}")
+    for missing in body.get("missing") or []:
+        if isinstance(missing, dict):
+            parts.append(f"  {missing.get('key', '?')}: {missing.get('reason', '')}")
+    return "\n".join(parts)
+
+
+class RemoteService:
+    """A running service, e.g. ``http://127.0.0.1:8080`` (``/cds-services`` may be added)."""
+
+    def __init__(self, base_url: str, timeout: float = SERVICE_TIMEOUT_S) -> None:
+        base = base_url.rstrip("/")
+        if base.endswith("/cds-services"):
+            base = base[: -len("/cds-services")]
+        if not base.startswith(("http://", "https://")):
+            raise InputError(f"--service-url must be an http(s) URL, got {base_url!r}")
+        self.base = base
+        self.label = base
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def discovery(self) -> Answer:
+        return self._exchange("GET", f"{self.base}/cds-services", None)
+
+    def call(self, service_id: str, body: Mapping[str, Any]) -> Answer:
+        return self._exchange("POST", f"{self.base}/cds-services/{service_id}", body)
+
+    def _exchange(self, method: str, url: str, body: Mapping[str, Any] | None) -> Answer:
+        try:
+            response = self._session.request(
+                method, url, json=body, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.Timeout:
+            raise ServiceError(
+                f"the service at {self.base} did not answer within {self.timeout:g} s"
+            ) from None
+        except requests.ConnectionError as exc:
+            raise ServiceError(
+                f"cannot reach the service at {self.base}: {connection_reason(exc)}"
+            ) from None
+        except requests.RequestException as exc:
+            raise InputError(f"cannot call the service at {self.base}: {exc}") from None
+        try:
+            parsed: Any = response.json()
+        except ValueError:
+            parsed = response.text
+        return Answer(response.status_code, parsed)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> RemoteService:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class InProcessService:
+    """The service itself, in development mode, with a temporary database.
+
+    Settings come from the defaults and ``config_file`` (the same TOML file ``serve``
+    reads, e.g. for rule thresholds), never from ``SPINE_CDS_*`` variables: a tool run
+    must not pick up a deployment's database or secrets from the shell.
+    """
+
+    label = "the in-process service"
+
+    def __init__(self, config_file: str | None = None) -> None:
+        from cds_service.app import create_app
+        from cds_service.runtime import build_runtime
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="spine-cds-tool-")
+        try:
+            settings = load_settings(
+                environ={},
+                config_file=config_file,
+                overrides={
+                    "dev_mode": True,
+                    "database_path": str(Path(self._tmp.name) / "spine-cds.sqlite3"),
+                },
+            )
+            self._runtime = build_runtime(settings)
+        except (SettingsError, ValueError) as exc:
+            self._tmp.cleanup()
+            raise InputError(f"configuration error: {exc}") from None
+        self._client = create_app(settings, self._runtime).test_client()
+
+    def discovery(self) -> Answer:
+        response = self._client.get("/cds-services")
+        return Answer(response.status_code, response.get_json(silent=True))
+
+    def call(self, service_id: str, body: Mapping[str, Any]) -> Answer:
+        response = self._client.post(f"/cds-services/{service_id}", json=dict(body))
+        parsed = response.get_json(silent=True)
+        return Answer(response.status_code, parsed if parsed is not None else response.text)
+
+    def close(self) -> None:
+        self._runtime.fhir_client.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> InProcessService:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

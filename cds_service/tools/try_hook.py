@@ -1,0 +1,149 @@
+"""``spine-cds try``: act as the EHR for one order and show what the service answers.
+
+The steps are the ones an EHR takes: it knows the patient (checked with a read), it
+discovers the service and its prefetch templates, fills them against its own FHIR
+server with its own token (or sends no prefetch), passes that server and token on in
+``fhirServer``/``fhirAuthorization``, and calls the hook.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from cds_service.prefetch import render_queries
+from cds_service.tools.ehr import build_request, code_order, file_order, masked, parse_order_code
+from cds_service.tools.errors import InputError
+from cds_service.tools.fhir_http import FhirEndpoint
+from cds_service.tools.services import (
+    Answer,
+    CdsService,
+    InProcessService,
+    RemoteService,
+    ServiceEntry,
+    find_service,
+)
+
+
+@dataclass(frozen=True)
+class TryOptions:
+    fhir_server: str
+    patient_id: str
+    order: str  # SYSTEM|CODE, or the path of a ServiceRequest JSON file
+    hook: str = "order-select"
+    token: str | None = None
+    service_url: str | None = None  # None: the service in process
+    no_prefetch: bool = False
+    authored_on: str | None = None  # --date: the draft's authoredOn (replaces a file's)
+    now: str | None = None  # authoredOn when --date is not given and the order has none
+    config_file: str | None = None  # in process only
+
+
+@dataclass(frozen=True)
+class TryResult:
+    service_label: str
+    service: ServiceEntry
+    request: dict[str, Any]
+    answer: Answer
+    prefetch_counts: dict[str, int] = field(default_factory=dict)  # key -> resources sent
+    left_out: dict[str, str] = field(default_factory=dict)  # key -> why not prefetched
+
+    def exchange(self) -> dict[str, Any]:
+        """The raw exchange, safe to print (the access token is masked)."""
+        return {
+            "service": self.service_label,
+            "serviceId": self.service.id,
+            "request": masked(self.request),
+            "response": {"status": self.answer.status, "body": self.answer.body},
+        }
+
+
+def authored_on(value: str | datetime) -> str:
+    """``--date`` as a FHIR dateTime: YYYY-MM-DD (noon, local time) or an ISO date-time;
+    a date-time without offset is taken as local time."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            if len(value) == 10:
+                moment = datetime.combine(date.fromisoformat(value), time(12, 0))
+            else:
+                moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(f"--date {value!r}: expected YYYY-MM-DD or an ISO date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.isoformat(timespec="seconds")
+
+
+def read_order(
+    order: str, patient_id: str, when: str | None, now: str | None = None
+) -> dict[str, Any]:
+    """The draft order from ``--order``: a ServiceRequest JSON file, or SYSTEM|CODE.
+
+    ``when`` (``--date``) is its authoredOn; without it a coded order is authored ``now``
+    and a file order keeps its own authoredOn (``now`` when it has none)."""
+    path = Path(order)
+    if path.is_file():
+        try:
+            resource = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"--order {order}: cannot read JSON: {exc}") from None
+        try:
+            return file_order(resource, patient_id, when, now)
+        except ValueError as exc:
+            raise InputError(f"--order {order}: {exc}") from None
+    try:
+        system, code = parse_order_code(order)
+    except ValueError:
+        raise InputError(
+            f"--order {order!r}: expected SYSTEM|CODE (e.g. http://www.ama-assn.org/go/cpt|72158) "
+            "or the path of a ServiceRequest JSON file"
+        ) from None
+    authored = when or now
+    if authored is None:
+        raise InputError("an order given as a code needs an authoredOn (--date)")
+    return code_order(patient_id, system, code, authored)
+
+
+def run_try(options: TryOptions) -> TryResult:
+    """Build and send the request; raise ToolError for problems before the service answers.
+
+    A non-200 answer of the service is returned, not raised: the caller shows it."""
+    order = read_order(options.order, options.patient_id, options.authored_on, options.now)
+    service: CdsService
+    with FhirEndpoint(options.fhir_server, options.token) as fhir:
+        service = (
+            RemoteService(options.service_url)
+            if options.service_url
+            else InProcessService(options.config_file)
+        )
+        try:
+            fhir.read_patient(options.patient_id)
+            entry = find_service(service.discovery(), options.hook, service.label)
+            request = build_request(
+                options.hook,
+                str(uuid.uuid4()),
+                options.patient_id,
+                order,
+                fhir_server=fhir.base,
+                access_token=options.token,
+            )
+            counts: dict[str, int] = {}
+            left_out: dict[str, str] = {}
+            if not options.no_prefetch:
+                queries, problems = render_queries(entry.prefetch, request["context"])
+                left_out.update({p.key: p.reason for p in problems})
+                fetched = fhir.run_prefetch(queries)
+                left_out.update(fetched.left_out)
+                if fetched.prefetch:
+                    request["prefetch"] = fetched.prefetch
+                counts = {k: len(v.get("entry") or []) for k, v in fetched.prefetch.items()}
+            answer = service.call(entry.id, request)
+        finally:
+            service.close()
+    return TryResult(service.label, entry, request, answer, counts, left_out)
