@@ -26,11 +26,11 @@ from cds_service.auth import (
 from cds_service.discovery import Discovery, load_discovery
 from cds_service.engine.settings import RuleSettings
 from cds_service.errors import ApiError
-from cds_service.feedback import SqliteFeedbackStore
 from cds_service.fhir_client import FhirClient
-from cds_service.replay import SqliteReplayCache
+from cds_service.metrics import Metrics
 from cds_service.rulesettings import rule_settings_from
 from cds_service.settings import Settings, SettingsError
+from cds_service.stores import Stores, build_stores
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.observations import MappingOptions
 from fhir_mappers.valuesets import ValueSets
@@ -52,9 +52,17 @@ class Runtime:
     value_sets: ValueSets
     rules: RuleSettings
     mapping: MappingOptions
-    feedback_store: SqliteFeedbackStore
+    stores: Stores
     fhir_client: FhirClient
     verifier: JwtVerifier | None
+    metrics: Metrics
+
+    def close(self) -> None:
+        """Release connections and threads (tests, tools, and the pre-fork check)."""
+        self.fhir_client.close()
+        if self.verifier is not None:
+            self.verifier.close()
+        self.stores.close()
 
     def require_service(self, service_id: str) -> None:
         if service_id not in self.discovery.services:
@@ -90,7 +98,7 @@ class Runtime:
         auth_log.debug("client authenticated iss=%s", client.iss)
 
 
-def _load_verifier(settings: Settings) -> JwtVerifier | None:
+def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
     if settings.dev_mode:
         return None
     clients: Any = []
@@ -122,7 +130,7 @@ def _load_verifier(settings: Settings) -> JwtVerifier | None:
         leeway_seconds=settings.jwt_leeway_seconds,
         jwks_refresh_min_interval_seconds=settings.jwks_refresh_min_interval_seconds,
     )
-    return JwtVerifier(config, SqliteReplayCache(settings.database_path))
+    return JwtVerifier(config, stores.replay)
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -138,14 +146,22 @@ def build_runtime(settings: Settings) -> Runtime:
         accept_preliminary=settings.accept_preliminary,
         crp_molar_factor_nmol_per_mg=settings.crp_molar_factor or None,
     )
+    rules = rule_settings_from(settings.rules)
+    stores = build_stores(settings)
+    try:
+        verifier = _load_verifier(settings, stores)
+    except BaseException:
+        stores.close()
+        raise
     return Runtime(
         settings=settings,
         discovery=discovery,
         validators=validators,
         value_sets=value_sets,
-        rules=rule_settings_from(settings.rules),
+        rules=rules,
         mapping=mapping,
-        feedback_store=SqliteFeedbackStore(settings.database_path),
+        stores=stores,
         fhir_client=FhirClient(settings),
-        verifier=_load_verifier(settings),
+        verifier=verifier,
+        metrics=Metrics(),
     )

@@ -363,7 +363,7 @@ def test_feedback_is_stored_once_when_sent_twice(client: FlaskClient) -> None:
     assert first.status_code == second.status_code == 200
     assert first.get_json() == {"stored": 1, "duplicates": 0}
     assert second.get_json() == {"stored": 0, "duplicates": 1}
-    rows = client.application.extensions["spine_cds"].feedback_store.all()
+    rows = client.application.extensions["spine_cds"].stores.feedback.all()
     assert len(rows) == 1
     assert rows[0]["entry"] == FEEDBACK["feedback"][0]  # nothing the client sent is lost
 

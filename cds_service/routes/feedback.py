@@ -25,5 +25,5 @@ def feedback(service_id: str) -> Response:
         raise ApiError(
             400, "invalid_request", "the feedback body does not conform to CDS Hooks", problems
         )
-    result = runtime.feedback_store.add(service_id, body["feedback"])
+    result = runtime.stores.feedback.add(service_id, body["feedback"])
     return json_response({"stored": result.stored, "duplicates": result.duplicates})

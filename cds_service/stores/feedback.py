@@ -1,0 +1,116 @@
+"""The feedback store: what clinicians did with the cards (accepted, overridden and why).
+
+Feedback may arrive more than once (the spec allows retries, and with several
+instances a retry may reach another one): each entry gets a key derived from its
+whole content, the key is unique in the table, and ``INSERT ... ON CONFLICT DO
+NOTHING`` lets the database itself decide which copy was first. The whole entry is
+kept as JSON so nothing a client sends is lost, with the fields a report needs in
+columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cds_service.stores.sql import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id {id},
+    dedupe_key TEXT NOT NULL UNIQUE,
+    service_id TEXT NOT NULL,
+    card_uuid TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    outcome_timestamp TEXT NOT NULL,
+    override_system TEXT,
+    override_code TEXT,
+    override_display TEXT,
+    accepted_suggestions TEXT,
+    entry_json TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card_uuid)
+"""
+
+INSERT = (
+    "INSERT INTO feedback (dedupe_key, service_id, card_uuid, outcome, outcome_timestamp,"
+    " override_system, override_code, override_display, accepted_suggestions, entry_json,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (dedupe_key) DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    stored: int
+    duplicates: int
+
+
+class FeedbackStore(Protocol):
+    def add(
+        self, service_id: str, entries: Sequence[dict[str, Any]], now: datetime | None = None
+    ) -> StoreResult:
+        """Store entries not seen before; report how many were repeats."""
+        ...
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every stored entry: ``{"service_id", "entry", "received_at"}``, oldest first."""
+        ...
+
+
+def dedupe_key(service_id: str, entry: dict[str, Any]) -> str:
+    """Same service and same entry content -> same key, whatever the key order."""
+    canonical = json.dumps([service_id, entry], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _row(service_id: str, entry: dict[str, Any], key: str, received: str) -> tuple[Any, ...]:
+    reason = entry.get("overrideReason", {}).get("reason", {})
+    accepted = entry.get("acceptedSuggestions")
+    return (
+        key,
+        service_id,
+        entry["card"],
+        entry["outcome"],
+        entry["outcomeTimestamp"],
+        reason.get("system"),
+        reason.get("code"),
+        reason.get("display"),
+        json.dumps(accepted) if accepted is not None else None,
+        json.dumps(entry, sort_keys=True),
+        received,
+    )
+
+
+class SqlFeedbackStore:
+    """Feedback in the service's database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.create_schema(SCHEMA)
+
+    def add(
+        self, service_id: str, entries: Sequence[dict[str, Any]], now: datetime | None = None
+    ) -> StoreResult:
+        received = (now or datetime.now(UTC)).isoformat()
+        keyed = sorted(((dedupe_key(service_id, e), e) for e in entries), key=lambda p: p[0])
+        stored = 0
+        # Inserting in key order means two concurrent requests with overlapping entries
+        # take the unique-index locks in the same order and cannot deadlock (PostgreSQL).
+        with self._db.transaction() as tx:
+            for key, entry in keyed:
+                stored += tx.execute(INSERT, _row(service_id, entry, key, received))
+        return StoreResult(stored=stored, duplicates=len(entries) - stored)
+
+    def all(self) -> list[dict[str, Any]]:
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query("SELECT service_id, entry_json, received_at FROM feedback ORDER BY id")
+        return [
+            {"service_id": service, "entry": json.loads(entry), "received_at": received}
+            for service, entry, received in rows
+        ]

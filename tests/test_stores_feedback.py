@@ -1,0 +1,173 @@
+"""The feedback store on SQLite and on a real PostgreSQL: idempotent, and nothing lost
+when two instances take overlapping feedback at the same time."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cds_service.stores import Database, SqlFeedbackStore, SqliteDatabase, dedupe_key
+from cds_service.stores.sql import PostgresDatabase
+from tests.support.pg_server import PostgresServer, running_postgres
+
+SERVICE = "spine-imaging-nvo"
+Opener = Callable[[], Database]
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a new connection (a new 'instance') to one fresh database per test."""
+    opened: list[Database] = []
+    if request.param == "sqlite":
+        path = tmp_path / "stores.sqlite3"
+
+        def make() -> Database:
+            return SqliteDatabase(path)
+    else:
+        url = request.getfixturevalue("pg_server").new_database()
+
+        def make() -> Database:
+            return PostgresDatabase(url)
+
+    def opener() -> Database:
+        db = make()
+        opened.append(db)
+        return db
+
+    yield opener
+    for db in opened:
+        db.close()
+
+
+def entry(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "card": card,
+        "outcome": outcome,
+        "outcomeTimestamp": "2024-03-01T10:00:00Z",
+    }
+    value.update(extra)
+    return value
+
+
+def overridden(card: str, code: str) -> dict[str, Any]:
+    reason = {"reason": {"system": "http://example.org/override", "code": code}}
+    return entry(card, "overridden", overrideReason=reason, userComment="synthetic")
+
+
+def test_a_repeat_is_recognised_whatever_the_key_order(open_db: Opener) -> None:
+    store = SqlFeedbackStore(open_db())
+    first = store.add(SERVICE, [entry("c-1"), overridden("c-2", "not-indicated")])
+    reordered = {"outcomeTimestamp": "2024-03-01T10:00:00Z", "outcome": "accepted", "card": "c-1"}
+    again = store.add(SERVICE, [reordered, overridden("c-2", "not-indicated")])
+
+    assert (first.stored, first.duplicates) == (2, 0)
+    assert (again.stored, again.duplicates) == (0, 2)
+    assert len(store.all()) == 2
+
+
+def test_a_different_entry_or_service_is_not_a_repeat(open_db: Opener) -> None:
+    store = SqlFeedbackStore(open_db())
+    store.add(SERVICE, [overridden("c-1", "a")])
+    result = store.add(SERVICE, [overridden("c-1", "b"), entry("c-1")])
+    other_service = store.add("another-service", [overridden("c-1", "a")])
+
+    assert result.stored == 2
+    assert other_service.stored == 1
+    assert [row["service_id"] for row in store.all()] == [
+        SERVICE,
+        SERVICE,
+        SERVICE,
+        "another-service",
+    ]
+
+
+def test_a_repeat_within_one_request_is_stored_once(open_db: Opener) -> None:
+    store = SqlFeedbackStore(open_db())
+    result = store.add(SERVICE, [entry("c-1"), entry("c-1"), entry("c-2")])
+    assert (result.stored, result.duplicates) == (2, 1)
+
+
+def test_all_keeps_the_whole_entry_and_a_report_can_use_the_columns(open_db: Opener) -> None:
+    db = open_db()
+    store = SqlFeedbackStore(db)
+    sent = overridden("c-9", "patient-preference")
+    sent["acceptedSuggestions"] = [{"id": "s-1"}]
+    store.add(SERVICE, [sent])
+
+    (row,) = store.all()
+    assert row["entry"] == sent
+    assert row["service_id"] == SERVICE
+    assert isinstance(row["received_at"], str) and row["received_at"]
+    with db.transaction(write=False) as tx:
+        columns = tx.query(
+            "SELECT card_uuid, outcome, override_code, accepted_suggestions FROM feedback"
+        )
+    assert columns == [("c-9", "overridden", "patient-preference", '[{"id": "s-1"}]')]
+
+
+def test_the_store_survives_reopening(open_db: Opener) -> None:
+    SqlFeedbackStore(open_db()).add(SERVICE, [entry("c-1")])
+    reopened = SqlFeedbackStore(open_db())
+    assert reopened.add(SERVICE, [entry("c-1")]).duplicates == 1
+    assert len(reopened.all()) == 1
+
+
+def test_concurrent_overlapping_feedback_on_two_instances_loses_nothing(open_db: Opener) -> None:
+    """Two instances x 4 threads each send shuffled, overlapping batches at once."""
+    instances = [SqlFeedbackStore(open_db()), SqlFeedbackStore(open_db())]
+    unique = [overridden(f"card-{i}", f"r{i % 7}") for i in range(40)]
+    threads_per_instance = 4
+    per_thread = 30  # each thread sends a random three quarters: plenty of overlap
+    sent: list[int] = []
+    results: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(instances) * threads_per_instance)
+
+    def work(store: SqlFeedbackStore, seed: int) -> None:
+        chosen = random.Random(seed).sample(unique, per_thread)
+        try:
+            barrier.wait()
+            for start in range(0, per_thread, 10):
+                batch = chosen[start : start + 10]
+                result = store.add(SERVICE, batch)
+                with lock:
+                    sent.append(len(batch))
+                    results.append((result.stored, result.duplicates))
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(store, n * 100 + k))
+        for n, store in enumerate(instances)
+        for k in range(threads_per_instance)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    expected_keys = {
+        dedupe_key(SERVICE, e)
+        for n in range(len(instances))
+        for k in range(threads_per_instance)
+        for e in random.Random(n * 100 + k).sample(unique, per_thread)
+    }
+    rows = instances[0].all()
+    stored_keys = [dedupe_key(row["service_id"], row["entry"]) for row in rows]
+    assert len(stored_keys) == len(set(stored_keys)), "a duplicate was stored"
+    assert set(stored_keys) == expected_keys, "an entry was lost"
+    assert sum(s for s, _ in results) == len(expected_keys)
+    assert sum(s + d for s, d in results) == sum(sent)
