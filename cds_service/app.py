@@ -50,9 +50,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             max_age=600,
         )
 
-    from cds_service.routes import discovery, feedback, health, hooks
+    from cds_service.routes import discovery, feedback, health, hooks, metrics
 
     app.register_blueprint(health.blueprint)
+    if settings.metrics_enabled:
+        app.register_blueprint(metrics.blueprint)
     app.register_blueprint(discovery.blueprint)
     app.register_blueprint(hooks.blueprint)
     app.register_blueprint(feedback.blueprint)
@@ -66,7 +68,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def _finish(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        elapsed_ms = elapsed * 1000
+        endpoint = request.endpoint or "unknown"
+        service = (request.view_args or {}).get("service_id")
+        if service not in runtime.discovery.services:
+            service = "-"  # never a label per unknown id a client made up
+        runtime.metrics.requests.labels(endpoint, service, str(response.status_code)).inc()
+        runtime.metrics.latency.labels(endpoint).observe(elapsed)
         log.info(
             "request method=%s path=%s status=%s duration_ms=%.1f request_id=%s hook_instance=%s",
             request.method,

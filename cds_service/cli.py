@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +21,7 @@ import click
 
 from cds_service import __version__
 from cds_service.settings import Settings, SettingsError, load_settings
+from cds_service.stores import StoreError
 from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
@@ -55,17 +59,22 @@ def serve(
     host: str | None, port: int | None, workers: int | None, config: str | None, dev: bool | None
 ) -> None:
     """Run the service under gunicorn."""
+    # prometheus-client picks its multiprocess mode when first imported, so the shared
+    # metrics directory of the workers must be set before anything imports it.
+    metrics_dir = tempfile.mkdtemp(prefix="spine-cds-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    from cds_service.app import create_app
     from cds_service.server import run_gunicorn
 
     overrides = {"host": host, "port": port, "workers": workers, "dev_mode": dev}
     settings = _settings_or_exit(config, overrides)
     configure_logging(settings.log_level)
-    # Build the app once here so that a bad hooks.json or value set stops us before forking.
-    from cds_service.app import create_app
-
+    # Build the app once here so that a bad hooks.json, value set or unreachable database
+    # stops us before forking; then close it, so no connection is shared with the workers.
     try:
-        create_app(settings)
-    except (SettingsError, ValueError) as exc:
+        create_app(settings).extensions["spine_cds"].close()
+    except (SettingsError, ValueError, StoreError) as exc:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         raise click.ClickException(f"configuration error: {exc}") from None
     url = f"http://{settings.host}:{settings.port}/cds-services"
     click.echo(f"spine-cds {__version__} serving {url}", err=True)
@@ -79,7 +88,10 @@ def serve(
             "origin. Do not use with real patient data.",
             err=True,
         )
-    run_gunicorn(settings)
+    try:
+        run_gunicorn(settings)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 # --- tools for integration engineers and clinical reviewers ------------------------------

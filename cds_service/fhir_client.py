@@ -155,7 +155,9 @@ def shape_mismatch(value: object, shape: QueryShape, origin: str) -> str | None:
             return f"{origin} {_a(found)} where a search Bundle was expected"
         bundle_type = value.get("type")
         allowed = _SEARCH_BUNDLE_TYPES if origin.startswith("FHIR") else _PREFETCH_BUNDLE_TYPES
-        if bundle_type is not None and bundle_type not in allowed:
+        if bundle_type is not None and (
+            not isinstance(bundle_type, str) or bundle_type not in allowed
+        ):
             shown = _word(bundle_type, "unknown")
             return f"{origin} a Bundle of type {shown!r} where a searchset was expected"
         if "entry" in value and not isinstance(value["entry"], list):

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from prometheus_client import multiprocess as prom_multiprocess
 
+from cds_service.metrics import MULTIPROC_ENV
 from cds_service.settings import Settings
+
+log = logging.getLogger("cds_service")
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the shared metrics directory."""
+    prom_multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 class _GunicornApp(BaseApplication):  # type: ignore[misc]
@@ -25,6 +36,7 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
             "loglevel": self.settings.log_level,
             "accesslog": None,  # our own request log line carries the hook instance, not the body
             "limit_request_line": 8190,
+            "child_exit": _child_exit,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -38,4 +50,7 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
 
 
 def run_gunicorn(settings: Settings) -> None:
+    """Serve until stopped. For metrics across workers, set PROMETHEUS_MULTIPROC_DIR first."""
+    if not os.environ.get(MULTIPROC_ENV):
+        log.warning("%s is not set: /metrics will show one worker's counts only", MULTIPROC_ENV)
     _GunicornApp(settings).run()

@@ -21,9 +21,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "SPINE_CDS_"
 RULE_ENV_PREFIX = "SPINE_CDS_RULE_"
+
+
+SECRET_SETTINGS = ("audit_hash_key",)
+URL_SETTINGS = ("database_url", "redis_url")
+
+
+def _without_password(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class SettingsError(ValueError):
@@ -49,7 +63,17 @@ class Settings:
     # Data files
     hooks_file: str = ""  # empty: the hooks.json shipped with the service
     valueset_dir: str = ""  # extra value-set files that extend the shipped lists
-    database_path: str = "spine-cds.sqlite3"
+    database_path: str = "spine-cds.sqlite3"  # SQLite file for feedback, audit, JWT replay
+    database_url: str = ""  # postgresql://... : feedback and audit on PostgreSQL instead
+    redis_url: str = ""  # redis://... : the JWT replay cache on Redis instead
+
+    # Pilots and audit
+    shadow_mode: bool = False  # evaluate and record every call, return no cards
+    audit_enabled: bool = True
+    audit_retention_days: int = 90
+    audit_patient_id: str = "hash"  # "hash" (keyed hash) | "plain" | "omit"
+    audit_hash_key: str = ""  # secret for the keyed hash; empty: generated once, kept in the DB
+    metrics_enabled: bool = True
 
     # FHIR access (fallback fetch when prefetch is missing)
     fhir_connect_timeout_seconds: float = 0.2
@@ -79,6 +103,11 @@ class Settings:
         """The effective configuration, safe to print and log (this holds no secrets)."""
         summary = dataclasses.asdict(self)
         summary["rules"] = dict(self.rules)
+        for name in SECRET_SETTINGS:
+            if summary[name]:
+                summary[name] = "(set)"
+        for name in URL_SETTINGS:
+            summary[name] = _without_password(summary[name])
         summary["cors_origins"] = list(self.cors_origins)
         return summary
 
@@ -160,6 +189,18 @@ def _check(settings: Settings) -> Settings:
         ("http://", "https://")
     ):
         problems.append("public_base_url must start with http:// or https://")
+    if settings.audit_patient_id not in {"hash", "plain", "omit"}:
+        problems.append("audit_patient_id must be one of hash, plain, omit")
+    if settings.audit_retention_days < 1:
+        problems.append("audit_retention_days must be at least 1")
+    if settings.database_url and not settings.database_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        problems.append("database_url must be a postgresql:// URL (empty: SQLite at database_path)")
+    if settings.redis_url and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        problems.append("redis_url must be a redis:// or rediss:// URL")
     if problems:
         raise SettingsError("; ".join(problems))
     return settings

@@ -60,3 +60,23 @@ def test_gunicorn_serves_discovery_hooks_feedback_and_preflight(tmp_path: Path) 
     assert "effective configuration" in log
     assert "DEVELOPMENT MODE" in log
     assert service.process is not None and service.process.returncode is not None
+
+
+def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
+    """A scrape reaches one worker; multiprocess mode must still count every request."""
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
+    with ServiceProcess(env=env, workers=2) as service:
+        body = SANDBOX["imaging_tab_page_load_order_select"]
+        session = requests.Session()
+        for _ in range(20):
+            fresh = requests.post(f"{service.url}/cds-services/{SELECT_ID}", json=body, timeout=5)
+            assert fresh.status_code == 200
+        text = session.get(service.url + "/metrics", timeout=5).text
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("spine_cds_requests_total{")
+        and 'endpoint="hooks.invoke"' in line
+        and 'status="200"' in line
+    )
+    assert float(line.rsplit(" ", 1)[1]) == 20

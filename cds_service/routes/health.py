@@ -19,6 +19,7 @@ def health() -> Response:
         "version": __version__,
         "services": sorted(runtime.discovery.services),
         "devMode": runtime.settings.dev_mode,
+        "shadowMode": runtime.settings.shadow_mode,
         "authentication": "disabled (development mode)"
         if runtime.settings.dev_mode
         else "required",

@@ -1,0 +1,15 @@
+"""GET /metrics: Prometheus text format (no patient data; keep it on the internal network)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from cds_service.runtime import Runtime
+
+blueprint = Blueprint("metrics", __name__)
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    runtime: Runtime = current_app.extensions["spine_cds"]
+    return Response(runtime.metrics.exposition(), mimetype=runtime.metrics.content_type)

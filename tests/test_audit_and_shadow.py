@@ -1,0 +1,101 @@
+"""Decision audit of every invocation, and shadow mode for silent pilots."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cds_service.app import create_app
+from cds_service.examples import load_example
+from cds_service.tools.ehr import local_prefetch
+from tests.builders import SELECT_ID, hook_request, medication_request, service_request
+from tests.conftest import ConformanceCheckingClient, make_settings
+from tests.support.ehr import order_request
+
+
+def improving_patient_request(app: Flask) -> tuple[dict[str, Any], str]:
+    example = load_example("e01-improving", date(2026, 11, 26))
+    body = order_request("order-select", example.patient_id, example.draft_order)
+    service = app.extensions["spine_cds"].discovery.services[SELECT_ID]
+    resources = [entry["resource"] for entry in example.bundle["entry"]]
+    body["prefetch"] = local_prefetch(service.prefetch, body["context"], resources)
+    return body, example.patient_id
+
+
+def audit_records(app: Flask) -> list[Any]:
+    return app.extensions["spine_cds"].stores.audit.records()
+
+
+def test_every_invocation_is_audited(client: FlaskClient) -> None:
+    app = client.application
+    body, patient_id = improving_patient_request(app)
+    assert client.post(f"/cds-services/{SELECT_ID}", json=body).status_code == 200
+    not_spine = hook_request("order-select", [medication_request("m1")])
+    assert client.post(f"/cds-services/{SELECT_ID}", json=not_spine).status_code == 200
+    no_data = hook_request("order-select", [service_request("o1")])
+    assert client.post(f"/cds-services/{SELECT_ID}", json=no_data).status_code == 412
+    invalid = dict(not_spine, hookInstance="nope")
+    assert client.post(f"/cds-services/{SELECT_ID}", json=invalid).status_code == 400
+
+    records = audit_records(app)
+    by_status = {r.status: r for r in records}
+    assert [r.status for r in records] == [200, 200, 412, 400]
+    decided = records[0]
+    assert decided.hook_instance == body["hookInstance"]
+    assert decided.decision == "advise-against"
+    assert decided.rules_fired == ("advise-against",)
+    assert decided.counts["measurements"] >= 8
+    assert set(decided.data_sources.values()) == {"prefetch"}
+    assert decided.card_uuids and decided.latency_ms > 0
+    assert decided.patient_key and decided.patient_key != patient_id
+    assert records[1].decision == "not-applicable"
+    assert by_status[412].decision == "error" and by_status[412].reason == "data_unavailable"
+    assert {m["key"] for m in by_status[412].detail["missing"]} == {
+        "conditions",
+        "crp",
+        "esr",
+        "pain",
+    }
+    assert by_status[400].reason == "invalid_request"
+
+
+def test_patient_id_is_hashed_consistently(client: FlaskClient) -> None:
+    app = client.application
+    body, patient_id = improving_patient_request(app)
+    client.post(f"/cds-services/{SELECT_ID}", json=body)
+    body["hookInstance"] = "6f1d4c57-2f0e-4f5b-9a53-3d2b7c1f0a11"
+    client.post(f"/cds-services/{SELECT_ID}", json=body)
+    keys = {r.patient_key for r in audit_records(app)}
+    assert len(keys) == 1 and patient_id not in next(iter(keys))
+
+
+def test_patient_id_can_be_kept_plain_when_configured(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, audit_patient_id="plain"))
+    body, patient_id = improving_patient_request(app)
+    app.test_client().post(f"/cds-services/{SELECT_ID}", json=body)
+    assert audit_records(app)[0].patient_key == patient_id
+
+
+def test_shadow_mode_decides_and_records_but_shows_nothing(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, shadow_mode=True))
+    app.test_client_class = ConformanceCheckingClient
+    client = app.test_client()
+    body, _ = improving_patient_request(app)
+    response = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert response.status_code == 200
+    assert response.get_json() == {"cards": []}
+    record = audit_records(app)[0]
+    assert record.shadow is True
+    assert record.decision == "advise-against" and record.card_uuids
+    assert client.get("/health").get_json()["shadowMode"] is True
+
+
+def test_without_shadow_mode_the_same_call_shows_the_card(client: FlaskClient) -> None:
+    body, _ = improving_patient_request(client.application)
+    cards = client.post(f"/cds-services/{SELECT_ID}", json=body).get_json()["cards"]
+    assert cards and cards[0]["indicator"] == "warning"
+    assert client.get("/health").get_json()["shadowMode"] is False
