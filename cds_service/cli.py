@@ -1,8 +1,10 @@
 """The ``spine-cds`` command: serve the service, and tools for integrators and reviewers.
 
 ``serve`` runs the service; ``try``, ``load-examples`` and ``review-examples`` play the
-EHR's part (their code is in ``cds_service.tools``). Tool exit codes: 0 ok, 1 a review
-mismatch, 2 usage or input error, 3 FHIR server problem, 4 service error.
+EHR's part; ``demo`` runs everything on one machine for a newcomer; ``report`` and
+``audit-purge`` read and tidy the audit (their code is in ``cds_service.tools``). Tool
+exit codes: 0 ok, 1 a review or demo mismatch, 2 usage or input error, 3 FHIR server
+problem, 4 service error (130: the demo was interrupted).
 """
 
 from __future__ import annotations
@@ -264,3 +266,126 @@ def try_command(
             click.echo(render_cards(answer.body, detail=detail))
     if answer.status != 200:
         raise ServiceError(f"the service answered {answer.status}: {error_text(answer.body)}")
+
+
+@main.command()
+@click.option(
+    "--patient",
+    "patients",
+    multiple=True,
+    help="Only this example: key (e01-improving) or patient id (spine-cds-e1); repeatable.",
+)
+@click.option("--keep-running", is_flag=True, help="Leave both servers up until Ctrl-C.")
+@click.option("--date", "order_date", type=_DATE, help="Date the orders are placed [today].")
+@click.option("--detail", is_flag=True, help="Also print each card's full detail.")
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    patients: tuple[str, ...],
+    keep_running: bool,
+    order_date: datetime | None,
+    detail: bool,
+) -> None:
+    """Run everything on this machine and show each example patient's card.
+
+    Starts the project's FHIR test server (from a source checkout; needs Node and npm)
+    and the service (gunicorn, development mode, a throw-away database) on 127.0.0.1,
+    loads the synthetic patients, sends order-select with prefetch for each, prints the
+    patient's story and the card, and stops everything it started. Exits 1 when a
+    decision differs from the expected one, 130 when interrupted.
+    """
+    from cds_service.tools.demo import run_demo
+
+    code = run_demo(patients, _order_date(order_date), keep_running=keep_running, detail=detail)
+    ctx.exit(code)
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file, as for serve.")
+@click.option("--since", type=_DATE, help="First day to include (UTC), YYYY-MM-DD.")
+@click.option("--until", type=_DATE, help="Last day to include (UTC), YYYY-MM-DD.")
+@click.option(
+    "--png", type=click.Path(dir_okay=False), help="Also write the report as a PNG chart."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(
+    config: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    png: str | None,
+    as_json: bool,
+) -> None:
+    """Decisions, clinicians' feedback and latency, from the audit and feedback stores.
+
+    Reads the database the service uses (settings as for serve: --config, SPINE_CDS_*).
+    Prints invocations by service and decision (refusals by reason, shadow calls),
+    accepted / overridden / no-feedback rates per decision with the override reasons,
+    latency percentiles and how often the service fetched from the FHIR server.
+    --png writes the same as a chart (needs matplotlib).
+    """
+    from cds_service.tools.errors import InputError
+    from cds_service.tools.report import (
+        EMPTY_MESSAGE,
+        build_report,
+        format_report,
+        open_stores,
+        period_bounds,
+        write_png,
+    )
+
+    first = since.date() if since else None
+    last = until.date() if until else None
+    if first and last and last < first:
+        raise InputError("--until is before --since")
+    settings = _settings_or_exit(config, {})
+    start, end = period_bounds(first, last)
+    try:
+        with open_stores(settings) as stores:
+            result = build_report(
+                stores.audit.records(start, end), stores.feedback.all(), first, last
+            )
+    except StoreError as exc:
+        raise InputError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_report(result))
+        if not settings.audit_enabled:
+            click.echo("Note: audit_enabled is false: new invocations are not being recorded.")
+    if png:
+        if result.total == 0:
+            click.echo(f"{EMPTY_MESSAGE}: no chart written.", err=True)
+            return
+        try:
+            write_png(result, png)
+        except ImportError:
+            raise InputError(
+                "--png needs matplotlib: pip install 'spine-cds[report]' (or matplotlib)"
+            ) from None
+        except OSError as exc:
+            raise InputError(f"--png {png}: {exc}") from None
+        click.echo(f"Chart written to {png}", err=as_json)
+
+
+@main.command("audit-purge")
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file, as for serve.")
+def audit_purge(config: str | None) -> None:
+    """Delete audit records older than audit_retention_days now; print how many.
+
+    The service also purges at startup and hourly; this is for scheduled jobs and for
+    checking the retention does what it says.
+    """
+    from cds_service.tools.errors import InputError
+    from cds_service.tools.report import open_stores
+
+    settings = _settings_or_exit(config, {})
+    try:
+        with open_stores(settings) as stores:
+            deleted = stores.audit.purge_expired()
+            kept = len(stores.audit.records())
+    except StoreError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(
+        f"Deleted {deleted} audit record(s) older than {settings.audit_retention_days} days; "
+        f"{kept} kept."
+    )

@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test,report]'
 (cd tests/fhir_server && npm ci --no-audit --no-fund --loglevel=error)
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
