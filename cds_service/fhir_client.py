@@ -9,7 +9,10 @@ must not hold a request (or a worker) beyond that. Hence:
 - every HTTP exchange of one invocation (pages included) must end by a single
   ``time.monotonic()`` deadline: timeouts are cut to the time left, bodies are read in
   small pieces with the deadline checked between them, and the caller waits on the
-  futures only for the time left, abandoning late ones;
+  futures only for the time left, abandoning late ones; a socket still waiting for the
+  answer's headers when its fetch is abandoned is shut down, because a server that drips
+  header bytes slower than the read timeout would hold a fetch thread (and so every later
+  invocation of this worker) for as long as it likes;
 - search paging follows ``next`` links up to ``Settings.fhir_max_pages`` and stops on a
   link seen before; a ``next`` link to another host is never followed (the access token
   would go with it); redirects are not followed for the same reason;
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +41,8 @@ import orjson
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from cds_service.settings import Settings
 
@@ -239,6 +245,86 @@ def _status_reason(status: int) -> str:
     return f"FHIR server answered {status}{hint}"
 
 
+# The _SocketWatch of the exchange whose request this fetch thread is making (or None).
+_IN_FLIGHT = threading.local()
+
+
+class _SocketWatch:
+    """Sockets waiting for an answer's headers; ``abort`` shuts them down (and any that
+    come later), which ends a blocked read at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._aborted = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            if self._aborted:
+                _shut(sock)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would drop its TLS
+        # state under the thread that is reading.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _watched_getresponse(conn: HTTPConnection, getresponse: Callable[[], Any]) -> Any:
+    watch: _SocketWatch | None = getattr(_IN_FLIGHT, "watch", None)
+    sock = conn.sock
+    if watch is None or sock is None:
+        return getresponse()
+    watch.add(sock)
+    try:
+        return getresponse()
+    finally:
+        watch.discard(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:
+        return _watched_getresponse(self, super().getresponse)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:
+        return _watched_getresponse(self, super().getresponse)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """Pools whose connections register with the exchange of the thread using them."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
 class _Exchange:
     """The FHIR traffic of one invocation: one server, one token, one deadline.
 
@@ -259,6 +345,7 @@ class _Exchange:
         self.host = urlsplit(fhir_server).netloc
         self.deadline = deadline
         self.headers = {"Accept": "application/fhir+json"}
+        self.watch = _SocketWatch()
         if access_token:
             self.headers["Authorization"] = f"Bearer {access_token}"
 
@@ -340,6 +427,7 @@ class _Exchange:
             min(settings.fhir_read_timeout_seconds, remaining),
         )
         status: int | None = None
+        _IN_FLIGHT.watch = self.watch
         try:
             with self.client.session.get(
                 url, headers=self.headers, timeout=timeout, stream=True, allow_redirects=False
@@ -359,6 +447,8 @@ class _Exchange:
             reason = "the connection to the FHIR server failed (refused, reset or closed)"
             self.log_failure(key, resource_type, status, started, reason, type(exc).__name__)
             raise FhirError(key, reason) from None
+        finally:
+            _IN_FLIGHT.watch = None
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -429,7 +519,7 @@ class FhirClient:
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(
+            adapter = _WatchedAdapter(
                 pool_connections=4, pool_maxsize=settings.fhir_max_concurrency, max_retries=0
             )
             session.mount("http://", adapter)
@@ -474,7 +564,7 @@ class FhirClient:
                 jobs[key] = _bind_fetch(exchange, key, query, shape)
         for key, first in first_pages.items():
             jobs[key] = _bind_follow(exchange, key, first, self.settings.fhir_max_pages)
-        return self._run(jobs, first_pages, deadline)
+        return self._run(jobs, first_pages, deadline, exchange.watch)
 
     def follow_pages(
         self,
@@ -506,6 +596,7 @@ class FhirClient:
         jobs: Mapping[str, Callable[[], tuple[list[dict[str, Any]], list[Problem]]]],
         first_pages: Mapping[str, FirstPage],
         deadline: float,
+        watch: _SocketWatch,
     ) -> FetchResult:
         resources: dict[str, list[dict[str, Any]]] = {}
         errors: dict[str, FhirError] = {}
@@ -516,6 +607,8 @@ class FhirClient:
             self._executor.submit(job): key for key, job in jobs.items()
         }
         done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        if late:
+            watch.abort()  # frees threads stuck reading headers that never end
         for future in late:
             future.cancel()  # not started yet: never will; running: abandoned, bounded by timeouts
             key = futures[future]

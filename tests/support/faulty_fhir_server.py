@@ -20,6 +20,13 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``loop``: page 1 links to page 2, which links back to page 1
 - ``redirect``: 302 to another host
 - ``foreign-next``: a page whose ``next`` link points at another host
+- ``drip-headers``: sends the status line, then one header byte every 50 ms, so the
+  headers never end and no per-read timeout fires (for ``hang_seconds``)
+- ``proxy``: forwards the request to ``upstream`` (a real FHIR server) and relays the
+  answer, with the upstream's base URL in it (paging links) rewritten to this server's
+- ``switch``: behaves as the mode in the ``fault`` attribute, which a test sets and clears
+  at runtime (``server.fault = "hang"`` ... ``server.fault = None``); with no fault it
+  behaves as ``proxy`` when an ``upstream`` is given, else as ``ok``
 
 Every request is recorded (path with query, Authorization header) for the tests to check.
 """
@@ -35,7 +42,23 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import urllib3
+
+#: The fault modes a ``switch`` server can be given, besides None (healthy).
+SWITCHABLE_FAULTS = (
+    "hang",
+    "trickle",
+    "drip-headers",
+    "reset",
+    "500",
+    "401",
+    "broken-json",
+    "endless",
+    "loop",
+    "slow",
+)
 
 
 @dataclass(frozen=True)
@@ -51,12 +74,34 @@ def _outcome(code: str, text: str) -> dict[str, Any]:
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """No traceback on stderr when a client resets a kept-alive connection (clients that
+    give up at their deadline do, and that is what these tests provoke); and a listen
+    backlog for bursts of new connections (the default 5 drops connects, which the client
+    then reports as a connect timeout)."""
+
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
 class FaultyFhirServer:
     """Use as a context manager; ``stop`` releases hung handlers and closes the socket."""
 
-    def __init__(self, hang_seconds: float = 10.0, slow_seconds: float = 0.3) -> None:
+    def __init__(
+        self,
+        hang_seconds: float = 10.0,
+        slow_seconds: float = 0.3,
+        upstream: str | None = None,
+    ) -> None:
         self.hang_seconds = hang_seconds
         self.slow_seconds = slow_seconds
+        self.upstream = upstream.rstrip("/") if upstream else None
+        #: The mode of ``url("switch")``; None: healthy. Read once per request, so setting
+        #: it from another thread takes effect for the next request.
+        self.fault: str | None = None
+        self._upstream_pool = urllib3.PoolManager(maxsize=32, retries=False)
         self._release = threading.Event()
         self._lock = threading.Lock()
         self._seen: list[SeenRequest] = []
@@ -76,7 +121,7 @@ class FaultyFhirServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # keep test output quiet
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(
@@ -101,6 +146,7 @@ class FaultyFhirServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+        self._upstream_pool.clear()
 
     def __enter__(self) -> FaultyFhirServer:
         return self.start()
@@ -121,10 +167,30 @@ class FaultyFhirServer:
         mode = segments[0] if segments else ""
         resource_type = segments[1] if len(segments) > 1 else "Observation"
         is_read = len(segments) > 2
-        page = int(parse_qs(parts.query).get("page", ["1"])[0])
+        params = parse_qs(parts.query)
+        page = int(params.pop("page", ["1"])[0])
         prefix = f"{self.base_url}/{mode}/{resource_type}"
+        if mode == "switch":
+            # Paging links keep the query (less page), as a real server's do.
+            kept = urlencode(params, doseq=True)
+            prefix = f"{prefix}?{kept}&" if kept else f"{prefix}?"
+            fault = self.fault
+            mode = fault if fault is not None else ("proxy" if self.upstream else "ok")
+        else:
+            prefix = f"{prefix}?"
 
-        if mode == "hang":
+        if mode == "proxy":
+            self._proxy(handler, segments[0] if segments else "", parts.query)
+        elif mode == "drip-headers":
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n")
+            handler.wfile.write(b"X-Drip: ")
+            handler.wfile.flush()
+            until = time.monotonic() + self.hang_seconds
+            while time.monotonic() < until and not self._release.wait(0.05):
+                handler.wfile.write(b"z")
+                handler.wfile.flush()
+            handler.close_connection = True
+        elif mode == "hang":
             self._release.wait(self.hang_seconds)
             _send(handler, 200, _searchset(resource_type, [_resource(resource_type, "late")]))
         elif mode == "slow":
@@ -169,13 +235,13 @@ class FaultyFhirServer:
         elif mode == "endless":
             bundle = _searchset(resource_type, [_resource(resource_type, f"e{page}")])
             bundle["link"] = [
-                {"relation": "self", "url": f"{prefix}?page={page}"},
-                {"relation": "next", "url": f"{prefix}?page={page + 1}"},
+                {"relation": "self", "url": f"{prefix}page={page}"},
+                {"relation": "next", "url": f"{prefix}page={page + 1}"},
             ]
             _send(handler, 200, bundle)
         elif mode == "loop":
             bundle = _searchset(resource_type, [_resource(resource_type, f"l{page}")])
-            bundle["link"] = [{"relation": "next", "url": f"{prefix}?page={2 if page == 1 else 1}"}]
+            bundle["link"] = [{"relation": "next", "url": f"{prefix}page={2 if page == 1 else 1}"}]
             _send(handler, 200, bundle)
         elif mode == "redirect":
             handler.send_response(302)
@@ -190,6 +256,28 @@ class FaultyFhirServer:
             _send(handler, 200, bundle)
         else:
             _send(handler, 404, _outcome("not-found", "unknown mode"))
+
+    def _proxy(self, handler: BaseHTTPRequestHandler, mode: str, query: str) -> None:
+        """Relay to the upstream server; its base URL in the answer becomes ours."""
+        if self.upstream is None:
+            _send(handler, 502, _outcome("exception", "no upstream configured"))
+            return
+        path = handler.path.split("?", 1)[0]
+        rest = path[len(mode) + 1 :] if path.startswith(f"/{mode}") else path
+        target = self.upstream + rest + (f"?{query}" if query else "")
+        headers = {"Accept": handler.headers.get("Accept", "application/fhir+json")}
+        authorization = handler.headers.get("Authorization")
+        if authorization:
+            headers["Authorization"] = authorization
+        try:
+            answer = self._upstream_pool.request(
+                "GET", target, headers=headers, timeout=10.0, redirect=False
+            )
+        except urllib3.exceptions.HTTPError:
+            _send(handler, 502, _outcome("exception", "upstream failed"))
+            return
+        body = answer.data.replace(self.upstream.encode(), f"{self.base_url}/{mode}".encode())
+        _send_bytes(handler, answer.status, body)
 
 
 def _resource(resource_type: str, resource_id: str) -> dict[str, Any]:
