@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or load_settings()
     runtime = runtime or build_runtime(settings)
     app = Flask(__name__)
+    # "/cds-services//x" must be a JSON 404, not an HTML redirect to another endpoint.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["spine_cds"] = runtime
 

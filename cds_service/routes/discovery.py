@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
 from flask import Blueprint, Response, current_app
 
 from cds_service.jsonresponse import json_response
@@ -15,3 +20,15 @@ def discovery() -> Response:
     runtime: Runtime = current_app.extensions["spine_cds"]
     runtime.authenticate("discovery")
     return json_response(runtime.discovery.document)
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of this service (public, like the spec it describes)."""
+    return json_response(_openapi_document())
+
+
+@cache
+def _openapi_document() -> Any:
+    text = resources.files("cds_service").joinpath("openapi.json").read_text(encoding="utf-8")
+    return json.loads(text)
