@@ -6,6 +6,8 @@ depth check guards against bodies built to exhaust the stack of whoever walks th
 
 from __future__ import annotations
 
+import re
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -26,20 +28,33 @@ def check_content_type(content_type: str | None) -> None:
         )
 
 
-def _depth_exceeded(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
-    return False
+# Bytes that carry the nesting of a JSON text once strings are gone: brackets and quotes.
+_NOT_SHAPE = bytes(range(256)).translate(None, b'[]{}"')
+_STRING = re.compile(rb'"[^"]*"')
+_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
-def parse_json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
+def max_depth(raw: bytes) -> int:
+    """How deeply the containers of ``raw``, a valid JSON text, nest (an object is 1).
+
+    Read from the bytes, not by walking the parsed value: walking a 150 KB prefetch in
+    Python cost 2 ms, four times its parse; this takes about 0.3 ms. Escapes are removed
+    first (left to right, as JSON reads them: an escaped backslash, then an escaped
+    quote), so every quote left opens or closes a string; then everything but brackets
+    and quotes, then the strings, and the running sum of +1/-1 steps is the depth. Only
+    for text a JSON parser has accepted: on anything else the answer means nothing.
+    UTF-8 never puts an ASCII byte inside a multi-byte character, so none is mistaken.
+    """
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    shape = raw.translate(None, _NOT_SHAPE).replace(b'""', b"")
+    if b'"' in shape:
+        shape = _STRING.sub(b"", shape)  # strings that hold brackets
+    steps = memoryview(shape.translate(_STEP)).cast("b")
+    return max(accumulate(steps), default=0)
+
+
+def parse_json_object(raw: bytes, depth_limit: int) -> dict[str, Any]:
     """Parse ``raw`` as a JSON object or raise a 400 ApiError that says why."""
     if not raw:
         raise ApiError(400, "invalid_json", "the request body is empty; expected a JSON object")
@@ -53,8 +68,8 @@ def parse_json_object(raw: bytes, max_depth: int) -> dict[str, Any]:
             "invalid_request",
             f"expected a JSON object at $, got {type(value).__name__}",
         )
-    if _depth_exceeded(value, max_depth):
+    if max_depth(raw) > depth_limit:
         raise ApiError(
-            400, "invalid_request", f"the JSON body is nested deeper than {max_depth} levels"
+            400, "invalid_request", f"the JSON body is nested deeper than {depth_limit} levels"
         )
     return value

@@ -42,6 +42,24 @@ def parse_fhir_time(text: object) -> When:
     match = _FHIR_TIME.fullmatch(text)
     if match is None:
         raise ValueError(f"not a FHIR date/time: {text!r}")
+    return _fast_path(text, match) or _general_path(text, match)
+
+
+def _fast_path(text: str, match: re.Match[str]) -> When | None:
+    """The usual case, a full dateTime with its offset, read by the C parser in about a
+    tenth of the time of the general path, with the same answer; None for anything else."""
+    zone_text = match["zone"]
+    if zone_text is None or match["second"] == "60":
+        return None
+    try:
+        _zone(zone_text)  # the offset range check
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        return None  # the general path says why
+    return When(instant=instant, day=instant.date(), date_only=False)
+
+
+def _general_path(text: str, match: re.Match[str]) -> When:
     year = int(match["year"])
     month = int(match["month"] or 1)
     day_number = int(match["day"] or 1)

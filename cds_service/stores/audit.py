@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
+
 from cds_service.stores.sql import Database
 
 log = logging.getLogger("cds_service.audit")
@@ -126,19 +128,57 @@ class AuditStore(Protocol):
         ...
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def without_tokens(value: Any) -> Any:
     """``value`` with every mapping key that names a credential dropped, at any depth."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): without_tokens(v) for k, v in value.items() if str(k).lower() not in TOKEN_KEYS
-        }
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    # Leaves are tested inline: a detail holds thousands, and a call plus a Mapping
+    # check for each made this walk cost more than the rest of the audit write.
+    if kind is dict or isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            key = k if type(k) is str else str(k)
+            if key.lower() not in TOKEN_KEYS:
+                out[key] = v if type(v) in _LEAVES else without_tokens(v)
+        return out
     if isinstance(value, list | tuple):
-        return [without_tokens(v) for v in value]
+        return [v if type(v) in _LEAVES else without_tokens(v) for v in value]
     return value
 
 
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    """Compact JSON with sorted keys; orjson for speed (a detail is ~30 KB), the standard
+    library for what orjson refuses (keys that are not strings, integers over 64 bits)."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+# The token keys that hold no other (a key containing "token" is caught by "token").
+_TOKEN_WORDS = tuple(
+    sorted(k for k in TOKEN_KEYS if not any(other != k and other in k for other in TOKEN_KEYS))
+)
+
+
+def _detail_json(detail: Mapping[str, Any]) -> str:
+    """``detail`` as JSON without credentials. It is serialised first and walked only when
+    the text holds a word that may be part of such a key, in any case: the walk costs
+    several times the serialisation, and the engine's details never hold such a key."""
+    text = _json(detail)
+    lowered = text.lower()
+    if any(word in lowered for word in _TOKEN_WORDS):
+        text = _json(without_tokens(detail))
+    return text
 
 
 class SqlAuditStore:
@@ -194,7 +234,7 @@ class SqlAuditStore:
             float(rec.latency_ms),
             None if rec.fhir_ms is None else float(rec.fhir_ms),
             1 if rec.shadow else 0,
-            _json(without_tokens(rec.detail)),
+            _detail_json(rec.detail),
         )
         placeholders = ", ".join("?" * len(row))
         with self._db.transaction() as tx:

@@ -1,0 +1,1 @@
+"""Benchmarks and load tools; run from the repository root (``python -m bench.run``)."""

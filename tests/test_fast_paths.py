@@ -1,0 +1,162 @@
+"""Fast paths taken for speed (bench/README.md) give the answers of the plain ones.
+
+- jsonbody.max_depth reads the nesting depth from the raw bytes, which is only right if
+  it treats strings, escapes and brackets inside strings exactly as JSON does: checked
+  against a walk of the parsed value on generated JSON and on hand-picked traps.
+- timeutil reads the usual full dateTime with the C parser: checked against the
+  general path on generated date/time strings, valid and invalid.
+- the audit serialises a decision's detail first and looks for credentials only when
+  the text may hold one: checked to store what the full walk stores.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cds_service.errors import ApiError
+from cds_service.jsonbody import max_depth, parse_json_object
+from cds_service.stores.audit import TOKEN_KEYS, _detail_json, _json, without_tokens
+from fhir_mappers import timeutil
+
+
+def walked_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((walked_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((walked_depth(v) for v in value), default=0)
+    return 0
+
+
+# Strings rich in the characters that could confuse a byte-level reader.
+tricky_text = st.text(alphabet=st.sampled_from('[]{}"\\/:,ab \u00e9\u20ac\n\t\x00'), max_size=12)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | tricky_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(tricky_text, children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_depth_matches_a_walk_of_the_parsed_value(value: Any) -> None:
+    for raw in (
+        orjson.dumps(value),
+        json.dumps(value).encode(),
+        json.dumps(value, indent=1).encode(),
+    ):
+        assert max_depth(raw) == walked_depth(orjson.loads(raw))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "]]]]"}',
+        '{"a": "[[[[["}',
+        '["\\\\", [[]]]',
+        '["\\\\\\"[[", {"k]\\"": [[]]}]',
+        '{"k[": "v", "x": [{"y": "}"}]}',
+        '"{{{{"',
+        "123",
+        "[]",
+        '["\\u005c", [1]]',
+    ],
+)
+def test_depth_of_traps(text: str) -> None:
+    assert max_depth(text.encode()) == walked_depth(json.loads(text))
+
+
+def test_a_body_one_level_too_deep_is_refused_and_one_at_the_limit_is_not() -> None:
+    def nested(levels: int) -> bytes:  # the object counts as one level
+        return b'{"a": ' + b"[" * (levels - 1) + b'"]["' + b"]" * (levels - 1) + b"}"
+
+    assert parse_json_object(nested(8), 8) == json.loads(nested(8))
+    with pytest.raises(ApiError) as refused:
+        parse_json_object(nested(9), 8)
+    assert refused.value.status == 400
+
+
+digits = st.integers(0, 99)
+fhir_times = st.builds(
+    lambda y, mo, d, h, mi, sec, frac, zone: (
+        f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}{frac}{zone}"
+    ),
+    st.integers(1, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{1,9}", fullmatch=True)),
+    st.one_of(
+        st.just(""),
+        st.just("Z"),
+        st.builds(lambda s, h, m: f"{s}{h:02d}:{m:02d}", st.sampled_from("+-"), digits, digits),
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(fhir_times)
+def test_fast_time_path_agrees_with_the_general_path(text: str) -> None:
+    match = timeutil._FHIR_TIME.fullmatch(text)
+    assert match is not None
+    fast = timeutil._fast_path(text, match)
+    try:
+        general = timeutil._general_path(text, match)
+    except ValueError:
+        assert fast is None  # the fast path never accepts what the general one refuses
+        return
+    if fast is not None:
+        assert fast == general
+        assert fast.instant.utcoffset() == general.instant.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-03-01T07:00:00Z", "2024-03-01T23:30:00-05:00", "2024-03-01T07:00:00.123456789+01:00"],
+)
+def test_usual_date_times_take_the_fast_path(text: str) -> None:
+    match = timeutil._FHIR_TIME.fullmatch(text)
+    assert match is not None
+    assert timeutil._fast_path(text, match) == timeutil.parse_fhir_time(text)
+
+
+token_like_keys = st.sampled_from(
+    ["access_token", "Authorization", "fhirAuthorization", "JWT", "password", "x", "value"]
+)
+details = st.recursive(
+    st.none() | st.integers(-1000, 1000) | st.text(max_size=8) | token_like_keys,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=6) | token_like_keys, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6) | token_like_keys, details, max_size=4))
+def test_audit_detail_json_never_keeps_a_token_key(detail: dict[str, Any]) -> None:
+    stored = json.loads(_detail_json(detail))
+    assert stored == json.loads(_json(without_tokens(detail)))
+
+    def keys(value: Any) -> set[str]:
+        if isinstance(value, dict):
+            return {k.lower() for k in value} | set().union(*map(keys, value.values()))
+        if isinstance(value, list):
+            return set().union(*map(keys, value))
+        return set()
+
+    assert not keys(stored) & TOKEN_KEYS
