@@ -70,8 +70,15 @@ def record_for_outcome(
         latency_ms=latency_ms,
         fhir_ms=outcome.fhir_ms,
         shadow=shadow,
-        detail=assessment.to_dict() if assessment else {},
+        detail=_detail(outcome),
     )
+
+
+def _detail(outcome: Outcome) -> dict[str, Any]:
+    detail: dict[str, Any] = outcome.assessment.to_dict() if outcome.assessment else {}
+    if outcome.data_notes:
+        detail["dataNotes"] = list(outcome.data_notes)
+    return detail
 
 
 def record_for_error(

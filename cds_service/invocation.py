@@ -37,6 +37,8 @@ class Outcome:
     orders_in_question: int = 0
     data_sources: Mapping[str, str] = field(default_factory=dict)
     fhir_ms: float | None = None
+    # non-fatal facts about the data, e.g. paging cut off or a prefetch value re-fetched
+    data_notes: tuple[dict[str, str], ...] = ()
 
 
 def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
@@ -148,4 +150,5 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outc
         orders_in_question=len(orders.orders),
         data_sources=dict(gathered.sources),
         fhir_ms=fhir_ms,
+        data_notes=tuple({"key": n.key, "reason": n.reason} for n in gathered.notes),
     )

@@ -99,3 +99,16 @@ def test_without_shadow_mode_the_same_call_shows_the_card(client: FlaskClient) -
     cards = client.post(f"/cds-services/{SELECT_ID}", json=body).get_json()["cards"]
     assert cards and cards[0]["indicator"] == "warning"
     assert client.get("/health").get_json()["shadowMode"] is False
+
+
+def test_notes_about_incomplete_data_reach_the_audit(client: FlaskClient) -> None:
+    """A prefetched search with a next page and no fhirServer: decided on what is there,
+    and the audit says the data was incomplete."""
+    body, _ = improving_patient_request(client.application)
+    body["prefetch"]["crp"]["link"] = [
+        {"relation": "next", "url": "http://127.0.0.1:9/fhir/Observation?_offset=100"}
+    ]
+    assert client.post(f"/cds-services/{SELECT_ID}", json=body).status_code == 200
+    notes = audit_records(client.application)[0].detail["dataNotes"]
+    assert [note["key"] for note in notes] == ["crp"]
+    assert "page" in notes[0]["reason"]
