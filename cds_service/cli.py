@@ -145,7 +145,12 @@ def review_examples(
 
 @main.command("load-examples")
 @click.option("--fhir-server", required=True, help="FHIR R4 base URL, e.g. https://host/fhir.")
-@click.option("--token", help="Bearer access token for the FHIR server.")
+@click.option(
+    "--token",
+    envvar="FHIR_ACCESS_TOKEN",
+    help="Bearer access token for the FHIR server [env FHIR_ACCESS_TOKEN, which keeps it "
+    "out of the process list].",
+)
 @click.option("--date", "order_date", type=_DATE, help="Date the orders are placed [today].")
 def load_examples_command(fhir_server: str, token: str | None, order_date: datetime | None) -> None:
     """Load the synthetic patients into a FHIR server as transaction Bundles.
@@ -176,7 +181,9 @@ def load_examples_command(fhir_server: str, token: str | None, order_date: datet
 @click.option("--fhir-server", required=True, help="The EHR's FHIR R4 base URL.")
 @click.option(
     "--token",
-    help="Bearer token: used for the FHIR queries and sent as fhirAuthorization.",
+    envvar="FHIR_ACCESS_TOKEN",
+    help="Bearer token: used for the FHIR queries and sent as fhirAuthorization "
+    "[env FHIR_ACCESS_TOKEN, which keeps it out of the process list].",
 )
 @click.option("--patient", "patient_id", required=True, help="Patient id on the FHIR server.")
 @click.option(

@@ -100,6 +100,14 @@ def test_missing_token_says_to_pass_one(fhir: FhirTestServer) -> None:
     assert "needs an access token" in result.output and "--token" in result.output
 
 
+def test_token_from_the_environment_keeps_it_off_the_command_line(fhir: FhirTestServer) -> None:
+    result = CliRunner(env={"FHIR_ACCESS_TOKEN": TOKEN}).invoke(
+        main, ["load-examples", "--fhir-server", fhir.base_url], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert stored(fhir, "Patient/spine-cds-e1")["id"] == "spine-cds-e1"
+
+
 def test_unreachable_server() -> None:
     closed = f"http://127.0.0.1:{free_port()}/fhir"
     result = run("load-examples", "--fhir-server", closed)
