@@ -124,7 +124,11 @@ def test_partial_prefetch_fetches_the_rest(fhir: FhirTestServer, client: FlaskCl
     partial["prefetch"] = {"conditions": with_prefetch["prefetch"]["conditions"]}
     partial["fhirServer"] = fhir.base_url
     partial["fhirAuthorization"] = order_request(
-        "order-select", example.patient_id, example.draft_order, access_token=TOKEN
+        "order-select",
+        example.patient_id,
+        example.draft_order,
+        fhir_server=fhir.base_url,
+        access_token=TOKEN,
     )["fhirAuthorization"]
     outcome = handle_hook(client.application.extensions["spine_cds"], SELECT_ID, partial)
     assert outcome.data_sources == {

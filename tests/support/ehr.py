@@ -13,6 +13,7 @@ import requests
 
 from cds_service.discovery import load_discovery
 from cds_service.prefetch import render_queries
+from cds_service.tools.ehr import build_request
 
 
 def prefetch_from_server(
@@ -38,29 +39,7 @@ def order_request(
     fhir_server: str | None = None,
     access_token: str | None = None,
 ) -> dict[str, Any]:
-    """A CDS Hooks request for one draft order, the way an EHR builds it."""
-    context: dict[str, Any] = {
-        "userId": "Practitioner/example-practitioner",
-        "patientId": patient_id,
-        "draftOrders": {
-            "resourceType": "Bundle",
-            "type": "collection",
-            "entry": [{"resource": draft_order}],
-        },
-    }
-    if hook == "order-select":
-        context["selections"] = [f"ServiceRequest/{draft_order['id']}"]
-    body: dict[str, Any] = {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context}
-    if prefetch is not None:
-        body["prefetch"] = prefetch
-    if fhir_server:
-        body["fhirServer"] = fhir_server
-    if access_token:
-        body["fhirAuthorization"] = {
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/Condition.read patient/Observation.read",
-            "subject": "spine-cds",
-        }
-    return body
+    """A CDS Hooks request for one draft order, built as `spine-cds try` builds it."""
+    return build_request(
+        hook, str(uuid.uuid4()), patient_id, draft_order, prefetch, fhir_server, access_token
+    )
