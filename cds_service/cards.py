@@ -171,13 +171,23 @@ def summary(a: Assessment) -> str:
     rec = a.recommendation
     if rec is Recommendation.ADVISE_AGAINST:
         detail_part = ""
+        fell = (
+            f.crp_percent_change is not None
+            and -f.crp_percent_change >= a.settings.plateau_min_fall_pct
+        )
         if f.crp_baseline and f.crp_latest and f.pain_first and f.pain_latest:
-            change = "" if f.crp_percent_change is None else f", {_fmt(f.crp_percent_change)}%"
-            detail_part = (
-                f" (CRP {_fmt(f.crp_baseline.value)}→{_fmt(f.crp_latest.value)} mg/L{change}; "
-                f"pain {_fmt(f.pain_first.value)}→{_fmt(f.pain_latest.value)})"
-            )
-        head = f"Repeat spine {mod} not indicated: NVO improving"
+            pain = f"pain {_fmt(f.pain_first.value)}→{_fmt(f.pain_latest.value)}"
+            if fell:
+                change = f", {_fmt(f.crp_percent_change or 0)}%"
+                detail_part = (
+                    f" (CRP {_fmt(f.crp_baseline.value)}→{_fmt(f.crp_latest.value)} mg/L"
+                    f"{change}; {pain})"
+                )
+            else:
+                detail_part = f" (CRP {_fmt(f.crp_latest.value)} mg/L, below normal; {pain})"
+        head = f"Repeat spine {mod} not indicated: " + (
+            "NVO improving" if fell else "CRP normal, pain not worse"
+        )
         return _fit(
             f"{head}{detail_part}. Consider CRP/ESR instead.",
             f"{head}. Consider CRP/ESR instead.",

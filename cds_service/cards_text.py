@@ -27,7 +27,8 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "The IDSA 2015 guideline recommends against routine follow-up MRI in NVO when the "
         "clinical and laboratory response is favourable (strong recommendation, low-quality "
         "evidence). At 4-8 weeks, bone can look equivocal or worse on MRI while soft tissue "
-        "improves, and patients who recover often look worse on follow-up imaging.",
+        "improves, and in one series a third of patients who recovered looked worse on follow-up "
+        "imaging.",
         ("IDSA-2015", "KOWALSKI-2007", "HECQUET-2021"),
     ),
     "neuro": (
@@ -42,14 +43,15 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("IDSA-2015",),
     ),
     "uncertain-dx": (
-        "The advice against routine follow-up imaging (IDSA 2015) applies to confirmed native "
-        "vertebral osteomyelitis; with an unconfirmed diagnosis or a coexisting mimic this "
-        "service does not advise against imaging.",
+        "The advice against routine follow-up imaging (IDSA 2015) is for a patient with NVO "
+        "who responds to treatment; with an unconfirmed diagnosis or a coexisting mimic the "
+        "diagnosis is unclear, and this service does not advise against imaging.",
         ("IDSA-2015",),
     ),
     "markers-not-responding": (
         "Unchanged or rising ESR/CRP after about 4 weeks of therapy raise suspicion of treatment "
-        "failure (IDSA 2015: weak, low); follow-up MRI focused on the epidural and paraspinal "
+        "failure (IDSA 2015: weak, low); this service also counts a CRP rising again after an "
+        "initial decline from day 15 on. Follow-up MRI focused on the epidural and paraspinal "
         "soft tissues is then advised (strong, low). Soft-tissue change on MRI correlates best "
         "with CRP.",
         ("IDSA-2015", "AHN-2020"),

@@ -4,7 +4,9 @@ Only Conditions with a code in the value set matter to the rules (an NVO episode
 neurologic deficit, a complication, a mimic, an out-of-scope infection), so by default
 the others are dropped before the costly model validation; ``include_other=True`` keeps
 them as category OTHER. Selected Conditions are validated with the fhir.resources R4B
-model; one that fails is reported and skipped.
+model; one that fails is reported and skipped, unless its code is a red flag, a mimic or
+an exclusion: those are kept (read for code, status and dates) because losing them could
+only make the answer less cautious.
 
 When one Condition carries codes of several categories, the most cautious reading wins
 (OUT_OF_SCOPE, then the red flags, then the uncertain NVO forms, then NVO) and the
@@ -26,6 +28,17 @@ from fhir_mappers.valuesets import ValueSets
 
 CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+# Categories that can only move the answer away from advise-against (no card, or support).
+CAUTIOUS = frozenset(
+    {
+        ConditionCategory.OUT_OF_SCOPE,
+        ConditionCategory.NEURO_DEFICIT,
+        ConditionCategory.COMPLICATION,
+        ConditionCategory.MIMIC,
+        ConditionCategory.NVO_UNSPECIFIED,
+    }
+)
 
 _PRIORITY = (
     ConditionCategory.OUT_OF_SCOPE,
@@ -60,12 +73,22 @@ def map_conditions(
         ]
         if not matched and not include_other:
             continue
+        category = _category(ref, {entry.category for _, entry in matched}, issues)
         try:
             Condition.model_validate(resource)
         except (ValidationError, ValueError, TypeError) as exc:
-            issues.append(DataIssue(ref, f"not a valid R4 Condition: {describe_error(exc)}"))
-            continue
-        category = _category(ref, {entry.category for _, entry in matched}, issues)
+            if category not in CAUTIOUS:
+                issues.append(DataIssue(ref, f"not a valid R4 Condition: {describe_error(exc)}"))
+                continue
+            # A red flag, mimic or exclusion must not vanish because an element the rules
+            # never read is malformed: skipping it could turn "support" into advise-against.
+            issues.append(
+                DataIssue(
+                    ref,
+                    f"not a valid R4 Condition ({describe_error(exc)}); kept for its "
+                    f"{category.value} code, read for code, status and dates only",
+                )
+            )
         codes = tuple(coding for coding, _ in matched) if matched else tuple(all_codes)
         facts.append(_fact(ref, resource, category, codes, issues))
     return tuple(facts), tuple(issues)

@@ -96,6 +96,7 @@ def _select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry]
     items = concept.get("coding")
     if not isinstance(items, list):
         return None
+    ignored: tuple[Coding, ObservationEntry] | None = None
     for item in items:
         if not isinstance(item, dict):
             continue
@@ -104,8 +105,11 @@ def _select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry]
             entry = table.get((system, code))
             if entry is not None:
                 display = item.get("display")
-                return Coding(system, code, display if isinstance(display, str) else None), entry
-    return None
+                found = Coding(system, code, display if isinstance(display, str) else None), entry
+                if entry.kind is not ObservationKind.IGNORE:
+                    return found
+                ignored = ignored or found  # e.g. qualitative CRP beside 1988-5: keep looking
+    return ignored
 
 
 def _measure(

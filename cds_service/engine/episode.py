@@ -80,6 +80,28 @@ def choose_episode(conditions: Iterable[ConditionFact], settings: RuleSettings) 
     return Episode(condition=chosen, t0=chosen.start)
 
 
+def other_episode_starts(
+    conditions: Iterable[ConditionFact], settings: RuleSettings, chosen: Episode
+) -> list[Episode]:
+    """The other active in-scope NVO Conditions whose start is a different day.
+
+    Several active NVO Conditions may be entries of one episode (an encounter diagnosis
+    recorded later) or a stale entry of an old one: which start is T0 cannot be known,
+    so the caller evaluates from each and keeps the most cautious answer.
+    """
+    cats = in_scope_categories(settings)
+    chosen_day = chosen.t0.day if chosen.t0 is not None else None
+    seen = {chosen_day}
+    others = []
+    for c in sorted(conditions, key=lambda c: c.reference):
+        start = c.start
+        if c.category not in cats or not counts_now(c) or start is None or start.day in seen:
+            continue
+        seen.add(start.day)
+        others.append(Episode(condition=c, t0=start))
+    return others
+
+
 @lru_cache(maxsize=1)
 def _coexist_allowed() -> tuple[tuple[str, str, str], ...]:
     text = resources.files(__package__).joinpath("out_of_scope.json").read_text(encoding="utf-8")

@@ -7,19 +7,26 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
-from fhir_mappers.model import ImagingOrder, Measurement, MeasurementKind, PatientData
+from fhir_mappers.model import (
+    ConditionFact,
+    ImagingOrder,
+    Measurement,
+    MeasurementKind,
+    PatientData,
+)
 
 from .assessment import (
     RULE_ADVISE_AGAINST,
     RULE_INSUFFICIENT_DATA,
     Assessment,
+    Episode,
     KeyFigures,
     Recommendation,
     Remark,
     RuleFinding,
     figure,
 )
-from .episode import applicability, evaluation_time
+from .episode import applicability, evaluation_time, other_episode_starts
 from .rules import (
     CrpTrend,
     complication_rule,
@@ -64,7 +71,48 @@ def assess(
     episode, reason, coexisting = applicability(orders, data.conditions, settings)
     if episode is None:
         return replace(base, not_applicable_reason=reason)
+    first = _evaluate(base, episode, coexisting, data, settings)
+    others = other_episode_starts(data.conditions, settings, episode)
+    if not others:
+        return first
+    # Which active NVO entry marks the treatment start is unknown: decide from each start
+    # and keep the most cautious answer, so a second entry can never hide a red flag.
+    results = [first] + [_evaluate(base, e, coexisting, data, settings) for e in others]
+    chosen = max(results, key=lambda a: CAUTION[a.recommendation])
+    starts = ", ".join(
+        f"{r.episode.condition.reference} ({r.episode.t0.day.isoformat()})"
+        for r in results
+        if r.episode is not None and r.episode.t0 is not None
+    )
+    note = Remark(
+        "several-episode-starts",
+        f"Several active NVO diagnoses with different start dates ({starts}); the most "
+        "cautious of the answers from each start is shown.",
+        "several episode start dates",
+    )
+    return replace(chosen, notes=(*chosen.notes, note))
 
+
+# The more cautious answer wins when the data allow several readings.
+CAUTION = {
+    Recommendation.ADVISE_AGAINST: 0,
+    Recommendation.INSUFFICIENT_DATA: 1,
+    Recommendation.SUPPORT: 2,
+    Recommendation.SUPPORT_URGENT: 3,
+    Recommendation.NOT_APPLICABLE: -1,
+}
+
+
+def _evaluate(
+    base: Assessment,
+    episode: Episode,
+    coexisting: Sequence[ConditionFact],
+    data: PatientData,
+    settings: RuleSettings,
+) -> Assessment:
+    """The rules for one episode start (T0)."""
+    eval_day = base.evaluation_day
+    counts = dict(base.counts)
     notes: list[Remark] = []
     if coexisting:
         names = ", ".join(c.reference for c in coexisting)
@@ -135,6 +183,7 @@ def assess(
 
     return replace(
         base,
+        counts=counts,
         recommendation=recommendation,
         episode=episode,
         rules_fired=tuple(findings),
@@ -284,13 +333,22 @@ def _favourable(
     }
     if trend.fall_pct is not None:
         data["fallPct"] = round(trend.fall_pct, 1)
-    fall = "" if trend.fall_pct is None else f" ({fmt(trend.fall_pct)}% fall)"
+    fell = trend.fall_pct is not None and trend.fall_pct >= settings.plateau_min_fall_pct
+    if fell:
+        crp = (
+            f"CRP {fmt(trend.baseline.value)} -> {fmt(trend.latest.value)} mg/L "
+            f"({fmt(trend.fall_pct or 0)}% fall)"
+        )
+    else:  # advise-against through the normal limit: the CRP did not fall enough, say so
+        crp = (
+            f"CRP {fmt(trend.baseline.value)} -> {fmt(trend.latest.value)} mg/L, below the "
+            f"normal limit of {fmt(settings.crp_normal_mg_l)} mg/L"
+        )
     return RuleFinding(
         rule_id=RULE_ADVISE_AGAINST,
         recommendation=Recommendation.ADVISE_AGAINST,
         message=(
-            f"Favourable response: CRP {fmt(trend.baseline.value)} -> "
-            f"{fmt(trend.latest.value)} mg/L{fall}, "
+            f"Favourable response: {crp}, "
             f"pain {fmt(series[0].value)} -> {fmt(series[-1].value)}/10, no red flag."
         ),
         data=data,

@@ -95,18 +95,20 @@ def crp_trend(crp: Sequence[Measurement], t0_day: date, settings: RuleSettings) 
 def _conditions_since(
     conditions: Sequence[ConditionFact], category: ConditionCategory, t0_day: date | None
 ) -> list[ConditionFact]:
-    """Active, valid Conditions of a category whose start is on or after T0.
+    """Active, valid Conditions of a category with an onset or a recorded date on or after T0.
 
     "After T0" is inclusive (a deficit recorded on the day treatment starts cannot be
-    shown to predate it) and an undated Condition counts: missing a red flag is the
+    shown to predate it), either date counts (clinical-rules.md says "recorded after
+    T0"; an abscess with an earlier onset first recorded during treatment is still a
+    finding of this episode) and an undated Condition counts: missing a red flag is the
     worse error. Without a T0 every active one counts, for the same reason.
     """
     found = []
     for c in conditions:
         if c.category is not category or not counts_now(c):
             continue
-        start = c.start
-        if t0_day is None or start is None or start.day >= t0_day:
+        dates = [when.day for when in (c.onset, c.recorded) if when is not None]
+        if t0_day is None or not dates or max(dates) >= t0_day:
             found.append(c)
     return sorted(found, key=lambda c: c.reference)
 

@@ -1,0 +1,157 @@
+"""Regressions from an independent clinical-logic review, FHIR JSON through mappers and engine.
+
+Each case once gave advise-against where the specification's safety rule ("no
+advise-against ever when a red flag is present") or its wording says otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from cds_service.cards import CardContext, render_response
+from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.conditions import map_conditions
+from fhir_mappers.model import PatientData
+from fhir_mappers.observations import MappingOptions, map_observations
+from fhir_mappers.orders import map_orders
+
+VS = load_value_sets()
+T0 = date(2026, 3, 2)
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+def on(day: int) -> str:
+    return (T0 + timedelta(days=day)).isoformat()
+
+
+def condition(cid: str, code: str, onset: int | None = 0, **extra: Any) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": ICD, "code": code}]},
+        "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
+    }
+    if onset is not None:
+        resource["onsetDateTime"] = on(onset)
+    resource.update(extra)
+    return resource
+
+
+def observation(oid: str, code: str, day: int, value: float, unit: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "effectiveDateTime": on(day) + "T08:00:00Z",
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
+    }
+
+
+def series(crp: list[tuple[int, float]], pain: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    out = [observation(f"crp{d}", "1988-5", d, v, "mg/L") for d, v in crp]
+    out += [observation(f"pain{d}", "72514-3", d, v, "{score}") for d, v in pain]
+    return out
+
+
+IMPROVING = series([(0, 142), (14, 61), (28, 18)], [(0, 8), (14, 5), (28, 3)])
+
+
+def decide(
+    conditions: list[dict[str, Any]], observations: list[dict[str, Any]], order_day: int = 29
+) -> Assessment:
+    order = {
+        "resourceType": "ServiceRequest",
+        "id": "mri",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "72158"}]},
+        "authoredOn": on(order_day) + "T10:00:00Z",
+    }
+    orders = map_orders({"resourceType": "Bundle", "entry": [{"resource": order}]}, None, VS)
+    facts, condition_issues = map_conditions(conditions, VS)
+    measurements, observation_issues = map_observations(observations, VS, MappingOptions())
+    data = PatientData(facts, measurements, orders.issues + condition_issues + observation_issues)
+    return assess(orders.orders, data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def test_the_improving_patient_is_advised_against() -> None:
+    """The baseline the cases below depart from."""
+    assert (
+        decide([condition("nvo", "M46.26")], IMPROVING).recommendation
+        is Recommendation.ADVISE_AGAINST
+    )
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [{"note": "legs weaker"}, {"severityText": "severe"}, {"onsetDateTime": on(26) + "T10:00:00"}],
+    ids=["note-not-a-list", "unknown-element", "dateTime-without-offset"],
+)
+def test_a_red_flag_condition_with_an_unread_malformed_element_still_counts(
+    malformed: dict[str, Any],
+) -> None:
+    deficit = condition("cauda", "G83.4", onset=26, **malformed)
+    assessment = decide([condition("nvo", "M46.26"), deficit], IMPROVING)
+    assert assessment.recommendation is Recommendation.SUPPORT_URGENT
+    assert any("kept for its neuro-deficit code" in issue.reason for issue in assessment.issues)
+
+
+def test_an_invalid_nvo_condition_is_still_skipped() -> None:
+    """The other direction: a malformed episode gives no card rather than advice."""
+    broken = condition("nvo", "M46.26", note="not a list")
+    assert decide([broken], IMPROVING).recommendation is Recommendation.NOT_APPLICABLE
+
+
+def test_a_complication_recorded_during_treatment_counts_whatever_its_onset() -> None:
+    abscess = condition("abscess", "G06.2", onset=-2, recordedDate=on(20))
+    assessment = decide([condition("nvo", "M46.26"), abscess], IMPROVING)
+    assert assessment.recommendation is Recommendation.SUPPORT
+    assert [f.rule_id for f in assessment.red_flags] == ["complication"]
+
+
+def test_a_second_nvo_entry_cannot_hide_a_rise() -> None:
+    """CRP 142 -> 4 -> 9: a rise after the decline. A later entry of the same episode
+    would move T0 past the early values and make the rise look like a fall."""
+    observations = series([(0, 142), (14, 4), (28, 9)], [(0, 5), (14, 4), (28, 4)])
+    first = condition("nvo", "M46.26")
+    assert decide([first], observations).recommendation is Recommendation.SUPPORT
+    later_entry = condition("nvo-encounter", "M46.26", onset=None, recordedDate=on(20))
+    assessment = decide([first, later_entry], observations)
+    assert assessment.recommendation is Recommendation.SUPPORT
+    assert "several-episode-starts" in {note.code for note in assessment.notes}
+
+
+def test_advice_through_the_normal_limit_does_not_claim_a_fall() -> None:
+    """CRP 6 -> 9 mg/L by day 12: no red-flag rule applies yet and 9 is below the normal
+    limit, so the answer is advise-against, but it must not be worded as a fall."""
+    observations = series([(0, 6), (12, 9)], [(0, 3), (12, 3)])
+    assessment = decide([condition("nvo", "M46.26")], observations, order_day=13)
+    assert assessment.recommendation is Recommendation.ADVISE_AGAINST
+    card = render_response(assessment, CardContext(patient_id="p1"))["cards"][0]
+    assert "improving" not in card["summary"]
+    assert "below normal" in card["summary"]
+    assert "fall" not in assessment.rules_fired[0].message
+
+
+def test_a_qualitative_crp_coding_beside_the_mass_code_does_not_hide_the_value() -> None:
+    observations = series([(0, 142), (14, 61), (28, 18)], [(0, 8), (14, 5), (28, 3)])
+    observations[2]["code"]["coding"].insert(0, {"system": "http://loinc.org", "code": "11039-5"})
+    assessment = decide([condition("nvo", "M46.26")], observations)
+    assert assessment.recommendation is Recommendation.ADVISE_AGAINST
+    assert len(assessment.crp) == 3
