@@ -155,3 +155,18 @@ def test_a_qualitative_crp_coding_beside_the_mass_code_does_not_hide_the_value()
     assessment = decide([condition("nvo", "M46.26")], observations)
     assert assessment.recommendation is Recommendation.ADVISE_AGAINST
     assert len(assessment.crp) == 3
+
+
+def test_days_are_counted_in_one_zone_so_a_threshold_follows_elapsed_time() -> None:
+    """T0 at 01:00+02:00; the second CRP 28 days 5 hours later, written at -08:00, falls
+    on the previous calendar day in its own offset. Counted in T0's zone it is day 28:
+    a 21% fall at day 28 is a plateau (support), not a normal-range advise-against."""
+    nvo = condition("nvo", "M46.26", onset=None, onsetDateTime="2026-03-02T01:00:00+02:00")
+    observations = series([(0, 12.0)], [(0, 3.0)])
+    later = observation("crp28", "1988-5", 0, 9.5, "mg/L")
+    later["effectiveDateTime"] = "2026-03-29T20:00:00-08:00"
+    pain_later = observation("pain28", "72514-3", 0, 3.0, "{score}")
+    pain_later["effectiveDateTime"] = "2026-03-29T20:00:00-08:00"
+    assessment = decide([nvo], [*observations, later, pain_later], order_day=30)
+    assert assessment.recommendation is Recommendation.SUPPORT
+    assert [f.rule_id for f in assessment.red_flags] == ["markers-not-responding"]

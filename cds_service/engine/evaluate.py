@@ -13,6 +13,7 @@ from fhir_mappers.model import (
     Measurement,
     MeasurementKind,
     PatientData,
+    When,
 )
 
 from .assessment import (
@@ -93,6 +94,32 @@ def assess(
     return replace(chosen, notes=(*chosen.notes, note))
 
 
+def _days_in_zone_of(episode: Episode, data: PatientData) -> PatientData:
+    """Count days in T0's time zone, so that day numbers follow elapsed time.
+
+    Each value's ``day`` is the calendar date in its own offset; with mixed offsets a value
+    near midnight could otherwise fall a day off at a threshold (28 d 5 h counted as day
+    27). Date-only values keep their date ("a date-only value is that day"); without a
+    timed T0 the dates stay as written.
+    """
+    t0 = episode.t0
+    if t0 is None or t0.date_only:
+        return data
+    zone = t0.instant.tzinfo
+
+    def moved(when: When | None) -> When | None:
+        if when is None or when.date_only:
+            return when
+        return replace(when, day=when.instant.astimezone(zone).date())
+
+    measurements = tuple(replace(m, when=moved(m.when) or m.when) for m in data.measurements)
+    conditions = tuple(
+        replace(c, onset=moved(c.onset), recorded=moved(c.recorded), abatement=moved(c.abatement))
+        for c in data.conditions
+    )
+    return replace(data, measurements=measurements, conditions=conditions)
+
+
 # The more cautious answer wins when the data allow several readings.
 CAUTION = {
     Recommendation.ADVISE_AGAINST: 0,
@@ -111,6 +138,7 @@ def _evaluate(
     settings: RuleSettings,
 ) -> Assessment:
     """The rules for one episode start (T0)."""
+    data = _days_in_zone_of(episode, data)
     eval_day = base.evaluation_day
     counts = dict(base.counts)
     notes: list[Remark] = []
