@@ -37,7 +37,7 @@ def _median_ms(fn: Callable[[], object], n: int) -> float:
 
 def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dict[str, float]:
     """Median ms of each stage of the (a) path, run on its own."""
-    from cds_service.auditing import record_for_outcome
+    from cds_service.auditing import AuditCall
     from cds_service.cards import CardContext, render_response
     from cds_service.engine import assess
     from cds_service.invocation import OBSERVATION_KEYS, handle_hook
@@ -63,16 +63,15 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
     outcome = handle_hook(runtime, scenario.SERVICE_ID, body)
 
     def audit_record() -> Any:
-        return record_for_outcome(
-            outcome=outcome,
-            body=body,
+        call = AuditCall(
             service_id=scenario.SERVICE_ID,
             hook="order-select",
             received_at=now,
-            latency_ms=1.0,
+            started=time.perf_counter(),
             shadow=False,
             patient_key=runtime.stores.patient_key,
         )
+        return call.record(body, outcome=outcome)
 
     record = audit_record()
     return {

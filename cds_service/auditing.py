@@ -6,8 +6,9 @@ every invocation, refusals included, so that a pilot can be reviewed afterwards.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,104 +16,97 @@ from cds_service.errors import ApiError
 from cds_service.invocation import Outcome
 from cds_service.stores.audit import AuditRecord
 
-log = logging.getLogger("cds_service.audit")
+MAX_ID_LENGTH = 64
 
 
-def _request_facts(body: Mapping[str, Any] | None) -> tuple[str, str | None]:
-    """hookInstance and patientId from a body that may be invalid (never trusted blindly)."""
-    if not isinstance(body, Mapping):
-        return "-", None
-    hook_instance = body.get("hookInstance")
-    context = body.get("context")
-    patient = context.get("patientId") if isinstance(context, Mapping) else None
-    return (
-        hook_instance if isinstance(hook_instance, str) and len(hook_instance) <= 64 else "-",
-        patient if isinstance(patient, str) and 0 < len(patient) <= 64 else None,
-    )
+def hook_instance_of(body: Mapping[str, Any] | None) -> str | None:
+    """The hookInstance of a body that may be invalid, when it is a short string."""
+    value = body.get("hookInstance") if isinstance(body, Mapping) else None
+    return value if isinstance(value, str) and len(value) <= MAX_ID_LENGTH else None
 
 
-def record_for_outcome(
-    *,
-    outcome: Outcome,
-    body: Mapping[str, Any],
-    service_id: str,
-    hook: str,
-    received_at: datetime,
-    latency_ms: float,
-    shadow: bool,
-    patient_key: Any,
-) -> AuditRecord:
-    hook_instance, patient_id = _request_facts(body)
+def _patient_id_of(body: Mapping[str, Any] | None) -> str | None:
+    context = body.get("context") if isinstance(body, Mapping) else None
+    value = context.get("patientId") if isinstance(context, Mapping) else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH else None
+
+
+@dataclass(frozen=True)
+class AuditCall:
+    """What is known of an invocation when it arrives; it makes the record when it ends."""
+
+    service_id: str
+    hook: str
+    received_at: datetime
+    started: float  # time.perf_counter() at arrival
+    shadow: bool
+    patient_key: Callable[[str], str | None]
+
+    def record(
+        self,
+        body: Mapping[str, Any] | None,
+        outcome: Outcome | None = None,
+        error: ApiError | None = None,
+    ) -> AuditRecord:
+        """The record for an answered call (``outcome``) or a refused one (``error``)."""
+        patient_id = _patient_id_of(body)
+        common: dict[str, Any] = {
+            "hook_instance": hook_instance_of(body) or "-",
+            "service_id": self.service_id,
+            "hook": self.hook,
+            "received_at": self.received_at,
+            "patient_key": self.patient_key(patient_id) if patient_id else None,
+            "latency_ms": (time.perf_counter() - self.started) * 1000,
+            "shadow": self.shadow,
+        }
+        if outcome is not None:
+            return AuditRecord(**common, **_outcome_fields(outcome))
+        assert error is not None, "a record needs an outcome or an error"
+        return AuditRecord(**common, **_error_fields(error))
+
+
+def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
     assessment = outcome.assessment
-    decision = assessment.recommendation.value if assessment else "not-applicable"
     reason = None
     if assessment is None:
         reason = "no-spine-imaging-order"
     elif assessment.not_applicable_reason is not None:
         reason = assessment.not_applicable_reason.value
     counts: dict[str, int] = {"ordersInQuestion": outcome.orders_in_question}
+    detail: dict[str, Any] = {}
     if assessment is not None:
         counts.update({k: int(v) for k, v in assessment.counts.items()})
-    cards = outcome.response.get("cards", [])
-    return AuditRecord(
-        hook_instance=hook_instance,
-        service_id=service_id,
-        hook=hook,
-        received_at=received_at,
-        patient_key=patient_key(patient_id) if patient_id else None,
-        decision=decision,
-        reason=reason,
-        rules_fired=tuple(f.rule_id for f in assessment.rules_fired) if assessment else (),
-        counts=counts,
-        data_sources=dict(outcome.data_sources),
-        card_uuids=tuple(c["uuid"] for c in cards if "uuid" in c),
-        status=200,
-        latency_ms=latency_ms,
-        fhir_ms=outcome.fhir_ms,
-        shadow=shadow,
-        detail=_detail(outcome),
-    )
-
-
-def _detail(outcome: Outcome) -> dict[str, Any]:
-    detail: dict[str, Any] = outcome.assessment.to_dict() if outcome.assessment else {}
+        detail = assessment.to_dict()
     if outcome.data_notes:
         detail["dataNotes"] = list(outcome.data_notes)
-    return detail
+    cards = outcome.response.get("cards", [])
+    return {
+        "decision": outcome.decision,
+        "reason": reason,
+        "rules_fired": tuple(f.rule_id for f in assessment.rules_fired) if assessment else (),
+        "counts": counts,
+        "data_sources": dict(outcome.data_sources),
+        "card_uuids": tuple(c["uuid"] for c in cards if "uuid" in c),
+        "status": 200,
+        "fhir_ms": outcome.fhir_ms,
+        "detail": detail,
+    }
 
 
-def record_for_error(
-    *,
-    error: ApiError,
-    body: Mapping[str, Any] | None,
-    service_id: str,
-    hook: str,
-    received_at: datetime,
-    latency_ms: float,
-    shadow: bool,
-    patient_key: Any,
-) -> AuditRecord:
-    hook_instance, patient_id = _request_facts(body)
+def _error_fields(error: ApiError) -> dict[str, Any]:
     detail: dict[str, Any] = {"message": error.message}
     if error.details:
         detail["details"] = [d.to_dict() for d in error.details]
     if "missing" in error.extra:
         detail["missing"] = error.extra["missing"]
-    return AuditRecord(
-        hook_instance=hook_instance,
-        service_id=service_id,
-        hook=hook,
-        received_at=received_at,
-        patient_key=patient_key(patient_id) if patient_id else None,
-        decision="error",
-        reason=error.error,
-        rules_fired=(),
-        counts={},
-        data_sources={},
-        card_uuids=(),
-        status=error.status,
-        latency_ms=latency_ms,
-        fhir_ms=None,
-        shadow=shadow,
-        detail=detail,
-    )
+    return {
+        "decision": "error",
+        "reason": error.error,
+        "rules_fired": (),
+        "counts": {},
+        "data_sources": {},
+        "card_uuids": (),
+        "status": error.status,
+        "fhir_ms": None,
+        "detail": detail,
+    }

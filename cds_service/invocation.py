@@ -40,6 +40,11 @@ class Outcome:
     # non-fatal facts about the data, e.g. paging cut off or a prefetch value re-fetched
     data_notes: tuple[dict[str, str], ...] = ()
 
+    @property
+    def decision(self) -> str:
+        """The recommendation code, or "not-applicable" when no spine order was in question."""
+        return self.assessment.recommendation.value if self.assessment else "not-applicable"
+
 
 def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
     """False when the resource names another patient as its subject (never trust prefetch)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from cds_service.auditing import record_for_error, record_for_outcome
+from cds_service.auditing import AuditCall, hook_instance_of
 from cds_service.errors import ApiError
 from cds_service.invocation import handle_hook
 from cds_service.jsonbody import check_content_type, parse_json_object
@@ -42,52 +42,33 @@ def invoke(service_id: str) -> Response:
     runtime: Runtime = current_app.extensions["spine_cds"]
     runtime.require_service(service_id)
     runtime.authenticate("hook")
-    service = runtime.discovery.services[service_id]
-    received_at = datetime.now(UTC)
-    started = time.perf_counter()
-    shadow = runtime.settings.shadow_mode
+    call = AuditCall(
+        service_id=service_id,
+        hook=runtime.discovery.services[service_id].hook,
+        received_at=datetime.now(UTC),
+        started=time.perf_counter(),
+        shadow=runtime.settings.shadow_mode,
+        patient_key=runtime.stores.patient_key,
+    )
     body: dict[str, Any] | None = None
     try:
         check_content_type(request.content_type)
         body = parse_json_object(request.get_data(cache=False), runtime.settings.max_json_depth)
-        hook_instance = body.get("hookInstance")
-        if isinstance(hook_instance, str) and len(hook_instance) <= 64:
+        hook_instance = hook_instance_of(body)
+        if hook_instance is not None:
             g.hook_instance = hook_instance
         outcome = handle_hook(runtime, service_id, body)
     except ApiError as exc:
         if exc.status == 412:
             for missing in exc.extra.get("missing", []):
                 runtime.metrics.fhir_failures.labels(missing["key"]).inc()
-        error_record = partial(
-            record_for_error,
-            error=exc,
-            body=body,
-            service_id=service_id,
-            hook=service.hook,
-            received_at=received_at,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            shadow=shadow,
-            patient_key=runtime.stores.patient_key,
-        )
-        _audit(runtime, error_record)
+        _audit(runtime, partial(call.record, body, error=exc))
         raise
 
-    decision = outcome.assessment.recommendation.value if outcome.assessment else "not-applicable"
-    runtime.metrics.decisions.labels(service_id, decision).inc()
+    runtime.metrics.decisions.labels(service_id, outcome.decision).inc()
     if outcome.fhir_ms is not None:
         runtime.metrics.fhir_latency.observe(outcome.fhir_ms / 1000)
-    outcome_record = partial(
-        record_for_outcome,
-        outcome=outcome,
-        body=body,
-        service_id=service_id,
-        hook=service.hook,
-        received_at=received_at,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        shadow=shadow,
-        patient_key=runtime.stores.patient_key,
-    )
-    _audit(runtime, outcome_record)
-    if shadow:
+    _audit(runtime, partial(call.record, body, outcome=outcome))
+    if call.shadow:
         return json_response({"cards": []})  # silent pilot: decided and recorded, not shown
     return json_response(outcome.response)
