@@ -178,7 +178,7 @@ class InProcessService:
         return Answer(response.status_code, parsed if parsed is not None else response.text)
 
     def close(self) -> None:
-        self._runtime.fhir_client.close()
+        self._runtime.close()  # stores and JWT verifier too, not only the FHIR pool
         self._tmp.cleanup()
 
     def __enter__(self) -> InProcessService:
