@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,11 @@ from flask.testing import FlaskClient
 
 from cds_service.app import create_app
 from cds_service.settings import Settings, load_settings
+from cds_service.stores import Database, SqliteDatabase
+from cds_service.stores.sql import PostgresDatabase
 from tests.support.conformance import assert_conformant_response
+from tests.support.pg_server import PostgresServer, running_postgres
+from tests.support.redis_server import running_redis
 
 HOOK_PATH = re.compile(r"^/cds-services/[^/]+$")
 
@@ -58,3 +62,47 @@ def app(settings: Settings) -> Flask:
 def client(app: Flask) -> Iterator[FlaskClient]:
     with app.test_client() as test_client:
         yield test_client
+
+
+# Stores on real servers ------------------------------------------------------------------
+# One throwaway PostgreSQL and one Redis serve the whole session; each test gets its own
+# database (and its own Redis key prefix), so tests stay apart.
+
+Opener = Callable[[], Database]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a new connection (a new 'instance') to one fresh database per test."""
+    opened: list[Database] = []
+    if request.param == "sqlite":
+        path = tmp_path / "stores.sqlite3"
+
+        def make() -> Database:
+            return SqliteDatabase(path)
+    else:
+        url = request.getfixturevalue("pg_server").new_database()
+
+        def make() -> Database:
+            return PostgresDatabase(url)
+
+    def opener() -> Database:
+        db = make()
+        opened.append(db)
+        return db
+
+    yield opener
+    for db in opened:
+        db.close()

@@ -7,7 +7,6 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,41 +17,10 @@ import pytest
 from cds_service.stores import AuditRecord, Database, PatientKeyer, SqlAuditStore, SqliteDatabase
 from cds_service.stores.patientkey import stored_hash_key
 from cds_service.stores.sql import PostgresDatabase
-from tests.support.pg_server import PostgresServer, running_postgres
+from tests.conftest import Opener
+from tests.support.pg_server import running_postgres
 
-Opener = Callable[[], Database]
 NOW = datetime(2024, 6, 1, 12, 0, 0, 250_000, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens a new connection (a new 'instance') to one fresh database per test."""
-    opened: list[Database] = []
-    if request.param == "sqlite":
-        path = tmp_path / "stores.sqlite3"
-
-        def make() -> Database:
-            return SqliteDatabase(path)
-    else:
-        url = request.getfixturevalue("pg_server").new_database()
-
-        def make() -> Database:
-            return PostgresDatabase(url)
-
-    def opener() -> Database:
-        db = make()
-        opened.append(db)
-        return db
-
-    yield opener
-    for db in opened:
-        db.close()
 
 
 def record(**changes: Any) -> AuditRecord:

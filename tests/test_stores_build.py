@@ -24,21 +24,8 @@ from cds_service.stores import (
     Stores,
     build_stores,
 )
-from tests.support.pg_server import PostgresServer, running_postgres
-from tests.support.redis_server import running_redis
+from tests.support.pg_server import PostgresServer
 from tests.support.service_process import free_port
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with running_redis() as url:
-        yield url
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -5,49 +5,12 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from cds_service.stores import Database, SqlFeedbackStore, SqliteDatabase, dedupe_key
-from cds_service.stores.sql import PostgresDatabase
-from tests.support.pg_server import PostgresServer, running_postgres
+from cds_service.stores import SqlFeedbackStore, dedupe_key
+from tests.conftest import Opener
 
 SERVICE = "spine-imaging-nvo"
-Opener = Callable[[], Database]
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens a new connection (a new 'instance') to one fresh database per test."""
-    opened: list[Database] = []
-    if request.param == "sqlite":
-        path = tmp_path / "stores.sqlite3"
-
-        def make() -> Database:
-            return SqliteDatabase(path)
-    else:
-        url = request.getfixturevalue("pg_server").new_database()
-
-        def make() -> Database:
-            return PostgresDatabase(url)
-
-    def opener() -> Database:
-        db = make()
-        opened.append(db)
-        return db
-
-    yield opener
-    for db in opened:
-        db.close()
 
 
 def entry(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:

@@ -22,24 +22,10 @@ from cds_service.stores import (
     StoreError,
 )
 from cds_service.stores.sql import PostgresDatabase
-from tests.support.pg_server import PostgresServer, running_postgres
-from tests.support.redis_server import running_redis
 from tests.support.service_process import free_port
 
 Opener = Callable[[], ReplayCache]
 KEY = '["https://ehr.example.org", "jti-1"]'
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with running_redis() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "redis"])
