@@ -1,7 +1,9 @@
 // A FHIR R4 test server: Medplum's in-memory FHIR engine behind a small HTTP front.
 // Test code only. Listens on loopback, keeps data in memory, and adds what the engine
 // leaves out so that clients meet real server behaviour: bearer-token checks, paging
-// links and fullUrl on search Bundles, validation on write, atomic transactions.
+// links and fullUrl on search Bundles, validation on write, atomic transactions, and
+// CORS (preflight included) so that browser clients such as the CDS Hooks sandbox can
+// read it from another origin.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import {
@@ -17,17 +19,50 @@ const MAX_COUNT = 1000;
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', token: undefined, watchStdin: false };
+  const opts = { port: 0, host: '127.0.0.1', token: undefined, watchStdin: false, corsOrigin: '*' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--port') opts.port = Number.parseInt(argv[++i], 10);
     else if (arg === '--host') opts.host = argv[++i];
     else if (arg === '--token') opts.token = argv[++i];
     else if (arg === '--watch-stdin') opts.watchStdin = true;
+    else if (arg === '--cors-origin') opts.corsOrigin = argv[++i];
     else throw new Error(`unknown argument: ${arg}`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0) throw new Error('--port needs a number >= 0');
+  if (!opts.corsOrigin) throw new Error('--cors-origin needs an origin or *');
   return opts;
+}
+
+// CORS. Browser clients (the CDS Hooks sandbox reads /metadata, the patient and the
+// prefetch queries from the page) need Access-Control-Allow-Origin on every answer,
+// errors included, and an answer to the preflight that a bearer token or a FHIR content
+// type triggers. Preflights are answered before the token check: they never carry one.
+// --cors-origin limits the allowed origin (default any: the server holds synthetic data).
+const CORS_METHODS = 'GET, POST, PUT, DELETE, OPTIONS';
+const CORS_HEADERS = 'Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Exist';
+const CORS_EXPOSED = 'Location, ETag, Content-Location, WWW-Authenticate';
+
+function corsHeaders(allowed, req) {
+  const origin = req.headers.origin;
+  if (!origin) return {};
+  if (allowed !== '*' && origin !== allowed) return {};
+  return {
+    'Access-Control-Allow-Origin': allowed === '*' ? '*' : origin,
+    'Access-Control-Expose-Headers': CORS_EXPOSED,
+    Vary: 'Origin',
+  };
+}
+
+function preflightHeaders(allowed, req) {
+  const cors = corsHeaders(allowed, req);
+  if (!cors['Access-Control-Allow-Origin']) return cors;
+  return {
+    ...cors,
+    'Access-Control-Allow-Methods': CORS_METHODS,
+    'Access-Control-Allow-Headers': CORS_HEADERS,
+    'Access-Control-Max-Age': '600',
+  };
 }
 
 // profiles-others.json is skipped: indexing it throws "Invalid slice start before discriminator".
@@ -92,14 +127,19 @@ const outcome = (code, text) => ({
   issue: [{ severity: 'error', code, details: { text } }],
 });
 
-function capabilityStatement() {
+// What a client reads before anything else: the CDS Hooks sandbox takes fhirVersion from it
+// (4.0.1: R4) and treats a server whose /metadata fails or is empty as unusable.
+function capabilityStatement(base) {
   const interaction = ['read', 'search-type', 'create', 'update', 'delete'].map((code) => ({ code }));
   return {
     resourceType: 'CapabilityStatement', status: 'active', kind: 'instance',
-    date: new Date().toISOString(), fhirVersion: '4.0.1', format: ['json'],
+    name: 'SpineCdsFhirTestServer', title: 'spine-cds FHIR test server (synthetic data, in memory)',
+    date: new Date().toISOString(), fhirVersion: '4.0.1', format: ['json', 'application/fhir+json'],
     software: { name: 'FHIR test server (in-memory)' },
+    implementation: { description: 'spine-cds FHIR test server', url: base },
     rest: [{
       mode: 'server',
+      security: { cors: true, description: 'Open, or a static bearer token when started with --token' },
       interaction: [{ code: 'transaction' }, { code: 'batch' }],
       resource: getResourceTypes().sort().map((type) => ({ type, interaction })),
     }],
@@ -159,7 +199,7 @@ async function route(ctx, req, url, raw) {
   } catch (err) {
     return [400, outcome('invalid', `Invalid request body: ${err.message}`)];
   }
-  if (method === 'GET' && rel === 'metadata') return [200, capabilityStatement()];
+  if (method === 'GET' && rel === 'metadata') return [200, capabilityStatement(base)];
   if (method === 'POST' && rel === '$reset') {
     repo.clear();
     return [200, allOk];
@@ -228,18 +268,23 @@ function main() {
       if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
     req.on('end', () => {
-      if (size > MAX_BODY_BYTES) return send(res, 413, outcome('too-costly', 'Request body too large'));
+      const cors = corsHeaders(opts.corsOrigin, req);
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, { ...preflightHeaders(opts.corsOrigin, req), 'Content-Length': 0 });
+        return res.end();
+      }
+      if (size > MAX_BODY_BYTES) return send(res, 413, outcome('too-costly', 'Request body too large'), cors);
       if (opts.token !== undefined && !authorized(opts.token, req)) {
-        return send(res, 401, outcome('login', 'Missing or invalid bearer token'), { 'WWW-Authenticate': 'Bearer' });
+        return send(res, 401, outcome('login', 'Missing or invalid bearer token'), { 'WWW-Authenticate': 'Bearer', ...cors });
       }
       const url = new URL(req.url ?? '/', 'http://placeholder');
       serialized(() => route(ctx, req, url, Buffer.concat(chunks)))
-        .then(([status, body, headers]) => send(res, status, body, headers))
+        .then(([status, body, headers]) => send(res, status, body, { ...headers, ...cors }))
         .catch((err) => {
           process.stderr.write(`error on ${req.method} ${req.url}: ${err?.stack ?? err}\n`);
           const oo = normalizeOperationOutcome(err);
           const status = getStatus(oo);
-          send(res, status >= 400 ? status : 500, oo);
+          send(res, status >= 400 ? status : 500, oo, cors);
         });
     });
   });

@@ -108,10 +108,15 @@ class FhirTestServer:
     """One FHIR test server process on 127.0.0.1, as a context manager."""
 
     def __init__(
-        self, token: str | None = None, port: int = 0, log_path: Path | None = None
+        self,
+        token: str | None = None,
+        port: int = 0,
+        log_path: Path | None = None,
+        cors_origin: str | None = None,
     ) -> None:
         self.token = token
         self.port = port
+        self.cors_origin = cors_origin  # None: any origin (the server's default)
         self.log_path = log_path
         self.base_url = ""
         self._process: subprocess.Popen[str] | None = None
@@ -152,6 +157,8 @@ class FhirTestServer:
         ]
         if self.token is not None:
             args += ["--token", self.token]
+        if self.cors_origin is not None:
+            args += ["--cors-origin", self.cors_origin]
         self._ready.clear()
         self._process = subprocess.Popen(
             args,
