@@ -15,7 +15,11 @@ must not hold a request (or a worker) beyond that. Hence:
   invocation of this worker) for as long as it likes;
 - search paging follows ``next`` links up to ``Settings.fhir_max_pages`` and stops on a
   link seen before; a ``next`` link to another host is never followed (the access token
-  would go with it); redirects are not followed for the same reason;
+  would go with it); redirects are not followed for the same reason. "Another host" is
+  judged by the parser that connects (urllib3's), and a URL that two parsers could read
+  differently (a backslash, userinfo, percent-escapes or non-ASCII in the authority,
+  whitespace or control characters anywhere) is never contacted at all: a paging link
+  like ``http://b:1\\@a:2/`` reads as host ``a`` to ``urlsplit`` but connects to ``b``;
 - failures become ``FhirError`` values with a reason that is safe to show the client. The
   access token is never logged, stored or put in a message, and log lines name the key,
   resource type and host, never the query (it carries the patient id).
@@ -43,6 +47,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import parse_url
 
 from cds_service.settings import Settings
 
@@ -130,14 +135,47 @@ def server_url_problem(fhir_server: object) -> str | None:
         return "fhirServer must not carry credentials"
     if parts.query or parts.fragment:
         return "fhirServer must be a base URL without query or fragment"
+    if connect_origin(fhir_server) is None:
+        return "fhirServer is not a plain http(s) URL (unsafe characters in it)"
     return None
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
+Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Anything but printable ASCII other than backslash: whitespace and controls are dropped
+# or kept by different parsers, a backslash ends the authority for some and not others,
+# and non-ASCII hosts are IDNA-mapped by some.
+_UNSAFE_URL = re.compile(r"[^\x21-\x5b\x5d-\x7e]")
+
+
+def connect_origin(url: str) -> Origin | None:
+    """(scheme, host, port) that the HTTP stack will really connect to for ``url``, or None
+    when ``url`` is not one to send a token to: not absolute http(s), userinfo, characters
+    that parsers treat differently, or ``urlsplit`` and urllib3 disagree about the origin.
+
+    Hosts are compared as written (lower case, brackets off): ``127.1`` and ``127.0.0.1``
+    are different origins here, which errs on the side of not sending the token.
+    """
+    if not isinstance(url, str) or _UNSAFE_URL.search(url):
+        return None
+    try:
+        split = urlsplit(url)
+        split_port = split.port
+        parsed = parse_url(url)
+    except (ValueError, urllib3.exceptions.LocationParseError):
+        return None
+    scheme = (parsed.scheme or "").lower()
+    if scheme not in _DEFAULT_PORTS or split.scheme.lower() != scheme:
+        return None
+    if "@" in split.netloc or "%" in split.netloc or parsed.auth is not None:
+        return None
+    host = (parsed.host or "").lower().strip("[]")
+    if not host or host != (split.hostname or "").lower():
+        return None
+    port = _DEFAULT_PORTS[scheme] if parsed.port is None else parsed.port
+    if port != (_DEFAULT_PORTS[scheme] if split_port is None else split_port):
+        return None
+    return scheme, host, port
 
 
 def _word(text: object, fallback: str) -> str:
@@ -341,7 +379,7 @@ class _Exchange:
     ) -> None:
         self.client = client
         self.base = fhir_server.rstrip("/")
-        self.origin = _origin(fhir_server)
+        self.origin = connect_origin(fhir_server)
         self.host = urlsplit(fhir_server).netloc
         self.deadline = deadline
         self.headers = {"Accept": "application/fhir+json"}
@@ -400,8 +438,11 @@ class _Exchange:
                     )
                 )
                 return resources, notes
-            if _origin(target) != self.origin:
-                reason = "a next link points away from fhirServer; it was not followed"
+            if connect_origin(target) != self.origin:
+                reason = (
+                    "a next link points away from fhirServer (or is not a plain URL); "
+                    "it was not followed"
+                )
                 self.log_failure(key, shape.resource_type, None, None, reason)
                 raise FhirError(key, reason)
             page = self.get(key, target, shape)
@@ -418,6 +459,11 @@ class _Exchange:
         """
         resource_type = shape.resource_type
         settings = self.client.settings
+        if self.origin is None or connect_origin(url) != self.origin:
+            # Checked again where the token leaves, whatever the caller checked before.
+            reason = "a URL that does not lead to fhirServer was not contacted"
+            self.log_failure(key, resource_type, None, None, reason)
+            raise FhirError(key, reason)
         started = time.monotonic()
         remaining = self.deadline - started
         if remaining <= 0:

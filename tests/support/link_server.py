@@ -1,0 +1,92 @@
+"""A FHIR server whose search Bundles carry whatever ``next`` link a test chooses.
+
+For the paging attacks: the service is pointed at one of these (``fhirServer``) and the
+``next`` link names another one through some URL trick; the second one records whether
+the EHR's access token reached it. A stdlib HTTP server on 127.0.0.1, threaded. Every
+request is recorded with its path and Authorization header.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Seen:
+    path: str
+    authorization: str | None
+
+
+class LinkServer:
+    """``with LinkServer() as a: a.next_link = "http://..."``; ``a.seen`` lists requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: list[Seen] = []
+        self.next_link: str | None = None
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with server._lock:
+                    server._seen.append(Seen(self.path, self.headers.get("Authorization")))
+                    link = server.next_link
+                bundle: dict[str, Any] = {
+                    "resourceType": "Bundle",
+                    "type": "searchset",
+                    "entry": [],
+                }
+                if link is not None and "page=2" not in self.path:
+                    bundle["link"] = [{"relation": "next", "url": link}]
+                payload = json.dumps(bundle).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        port: int = self._httpd.server_address[1]
+        return port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+    @property
+    def seen(self) -> list[Seen]:
+        with self._lock:
+            return list(self._seen)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+    def __enter__(self) -> LinkServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)

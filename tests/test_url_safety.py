@@ -1,0 +1,61 @@
+"""Which URLs the FHIR client will send the EHR's token to (finding: paging-link tricks).
+
+``connect_origin`` must name the origin that urllib3 really connects to, or refuse the
+URL; the attack suite (test_attacks.py) tries the same tricks over real sockets.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.fhir_client import connect_origin, server_url_problem
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("http://127.0.0.1:8080/fhir/Condition?page=2", ("http", "127.0.0.1", 8080)),
+        ("HTTP://LocalHost:80/fhir", ("http", "localhost", 80)),
+        ("http://localhost/fhir", ("http", "localhost", 80)),
+        ("https://ehr.example.org/fhir", ("https", "ehr.example.org", 443)),
+        ("https://ehr.example.org:443/fhir", ("https", "ehr.example.org", 443)),
+        ("http://[::1]:8080/fhir", ("http", "::1", 8080)),
+        ("http://h/fhir/Observation?code=http://loinc.org|1988-5", ("http", "h", 80)),
+        ("http://h/fhir/x@y", ("http", "h", 80)),  # "@" in the path is only a path
+    ],
+)
+def test_plain_urls_have_the_origin_they_connect_to(url: str, origin: tuple[str, str, int]) -> None:
+    assert connect_origin(url) == origin
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:19004\\@127.0.0.1:19003/fhir/Condition?page=2",
+        "http://a\\\\@b/fhir",
+        "http://a@b/fhir",
+        "http://u:p@b/fhir",
+        "http://a%5C@b/fhir",
+        "http://%31%32%37.0.0.1/fhir",
+        "http://a\t@b/fhir",
+        "http://a\n@b/fhir",
+        "http://a @b/fhir",
+        "http://\uff11\uff12\uff17.0.0.1/fhir",
+        "http://ex\u0430mple.org/fhir",
+        "http://[fe80::1%25eth0]/fhir",
+        "http://h:99999/fhir",
+        "http:\\\\h\\fhir",
+        "//h/fhir",
+        "ftp://h/fhir",
+        "file:///etc/passwd",
+        "http:///fhir",
+        "http://h/fhir\x00",
+    ],
+)
+def test_urls_that_parsers_may_read_differently_are_refused(url: str) -> None:
+    assert connect_origin(url) is None
+
+
+def test_a_fhir_server_url_with_a_backslash_is_refused() -> None:
+    problem = server_url_problem("http://127.0.0.1:19004\\@127.0.0.1:19003/fhir")
+    assert problem is not None and "fhirServer" in problem
