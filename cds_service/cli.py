@@ -170,10 +170,12 @@ def load_examples_command(fhir_server: str, token: str | None, order_date: datet
             click.echo(describe(loaded))
             count += 1
         click.echo(f"{count} patients loaded. Try one:")
-        token_part = " --token ..." if token else ""
+        from cds_service.tools.commands import spine_cds_command
+
+        token_part = " (with FHIR_ACCESS_TOKEN set)" if token else ""
         click.echo(
-            f"  spine-cds try --fhir-server {endpoint.base}{token_part} --patient spine-cds-e1 "
-            f"--order 'http://www.ama-assn.org/go/cpt|72158' --date {day}"
+            f"  {spine_cds_command()} try --fhir-server {endpoint.base} --patient spine-cds-e1 "
+            f"--order 'http://www.ama-assn.org/go/cpt|72158' --date {day}{token_part}"
         )
 
 
@@ -282,9 +284,15 @@ def try_command(
     multiple=True,
     help="Only this example: key (e01-improving) or patient id (spine-cds-e1); repeatable.",
 )
-@click.option("--keep-running", is_flag=True, help="Leave both servers up until Ctrl-C.")
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="Leave both servers up until Ctrl-C and print a CDS Hooks sandbox link per patient.",
+)
 @click.option("--date", "order_date", type=_DATE, help="Date the orders are placed [today].")
 @click.option("--detail", is_flag=True, help="Also print each card's full detail.")
+@click.option("--fhir-port", type=int, default=0, help="FHIR test server port [a free one].")
+@click.option("--service-port", type=int, default=0, help="Service port [a free one].")
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -292,6 +300,8 @@ def demo(
     keep_running: bool,
     order_date: datetime | None,
     detail: bool,
+    fhir_port: int,
+    service_port: int,
 ) -> None:
     """Run everything on this machine and show each example patient's card.
 
@@ -303,8 +313,46 @@ def demo(
     """
     from cds_service.tools.demo import run_demo
 
-    code = run_demo(patients, _order_date(order_date), keep_running=keep_running, detail=detail)
+    code = run_demo(
+        patients,
+        _order_date(order_date),
+        keep_running=keep_running,
+        detail=detail,
+        fhir_port=fhir_port,
+        service_port=service_port,
+    )
     ctx.exit(code)
+
+
+@main.command("fhir-test-server")
+@click.option("--port", type=int, default=8090, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--load-examples", "load", is_flag=True, help="Load the example patients.")
+@click.option("--date", "order_date", type=_DATE, help="Date the orders are placed [today].")
+@click.option(
+    "--service-url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The service the printed CDS Hooks sandbox links point at.",
+)
+@click.option(
+    "--token",
+    envvar="FHIR_TEST_SERVER_TOKEN",
+    help="Require this bearer token [env FHIR_TEST_SERVER_TOKEN; default: open].",
+)
+def fhir_test_server(
+    port: int, load: bool, order_date: datetime | None, service_url: str, token: str | None
+) -> None:
+    """Run the project's FHIR R4 test server until Ctrl-C (from a source checkout).
+
+    Medplum's in-memory FHIR engine on 127.0.0.1 with CORS for browser clients such as
+    the CDS Hooks sandbox. With --load-examples it loads the synthetic patients and
+    prints a sandbox link for each.
+    """
+    from cds_service.tools.demo import run_fhir_test_server
+
+    if not 0 < port < 65536:
+        raise click.BadParameter("expected 1-65535", param_hint="--port")
+    run_fhir_test_server(port, load, _order_date(order_date), service_url, token)
 
 
 @main.command()

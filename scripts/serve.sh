@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
-# Set up a virtual environment (once) and run the service on its defaults.
-# Extra arguments go to `spine-cds serve`, e.g. `bash scripts/serve.sh --port 9000`.
+# Set up (only what is missing or changed: see scripts/setup.sh) and run the service on
+# its defaults, 127.0.0.1:8080. Extra arguments go to `spine-cds serve`, e.g.
+# `bash scripts/serve.sh --port 9000`.
 # Without --dev the service requires client JWTs (see docs/settings.md); the sandbox and
-# local trials need development mode, so this script turns it on unless told otherwise.
+# local trials need development mode, so this script turns it on unless told otherwise
+# (SPINE_CDS_DEV_MODE=false).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet .
+bash scripts/setup.sh
+echo "Starting the service (gunicorn; Ctrl-C stops it) ..."
 if [ "${SPINE_CDS_DEV_MODE:-true}" = "true" ]; then
     exec .venv/bin/spine-cds serve --dev "$@"
 fi

@@ -20,12 +20,9 @@ if [ ! -x /usr/bin/chromium ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,report]'
-(cd tests/fhir_server && npm ci --no-audit --no-fund --loglevel=error)
+# The virtual environment with the test and report extras, and the FHIR test server's
+# npm packages: installed only when missing or when pyproject.toml/package-lock.json changed.
+bash scripts/setup.sh --test --report --fhir
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -7,8 +7,8 @@ neither process, nor any process of the service's group (its gunicorn workers), 
 
 from __future__ import annotations
 
+import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -139,11 +140,31 @@ def test_keep_running_serves_until_ctrl_c_then_stops_both() -> None:
         assert requests.get(f"{service_url}/cds-services", timeout=10).status_code == 200
         patient = requests.get(f"{fhir_url}/Patient/spine-cds-e3", timeout=10)
         assert patient.status_code == 200 and patient.json()["id"] == "spine-cds-e3"
-        # The command the demo suggests works against them.
-        hint = next(line for line in lines if line.strip().startswith("spine-cds try"))
-        tried = CliRunner().invoke(main, shlex.split(hint)[1:], catch_exceptions=False)
-        assert tried.exit_code == 0, tried.output
-        assert "advise-against" in tried.output
+        # A CDS Hooks sandbox link for the patient, with both servers in it.
+        link = next(line.strip() for line in lines if "sandbox.cds-hooks.org" in line)
+        query = parse_qs(urlsplit(link).query)
+        assert query == {
+            "screen": ["pama"],
+            "hook": ["order-select"],
+            "serviceDiscoveryURL": [f"{service_url}/cds-services"],
+            "fhirServiceUrl": [fhir_url],
+            "patientId": ["spine-cds-e1"],
+        }
+        # The command the demo suggests runs as printed, from where the demo was started.
+        hint = next(line.strip() for line in lines if " try --" in line)
+        assert hint.startswith(".venv/bin/spine-cds try ") or hint.startswith("spine-cds try ")
+        tried = subprocess.run(
+            hint,
+            shell=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert tried.returncode == 0, tried.stdout + tried.stderr
+        assert "advise-against" in tried.stdout
 
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

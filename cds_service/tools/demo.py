@@ -31,6 +31,7 @@ from datetime import date
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import IO, Any, Protocol
+from urllib.parse import urlencode
 
 import click
 import requests
@@ -38,6 +39,7 @@ import requests
 import cds_service
 from cds_service.examples import Example, load_examples
 from cds_service.prefetch import render_queries
+from cds_service.tools.commands import spine_cds_command
 from cds_service.tools.ehr import build_request
 from cds_service.tools.errors import EXIT_MISMATCH, FhirServerError, InputError, ServiceError
 from cds_service.tools.fhir_http import FhirEndpoint
@@ -57,6 +59,8 @@ __all__ = [
     "call_example",
     "checkout_root",
     "run_demo",
+    "run_fhir_test_server",
+    "sandbox_url",
     "select_examples",
 ]
 
@@ -66,6 +70,8 @@ SERVER_PACKAGE = Path("tests") / "fhir_server" / "package.json"
 SERVICE_START_TIMEOUT_S = 60.0
 SERVICE_STOP_TIMEOUT_S = 15.0
 WIDTH = 92
+SANDBOX = "https://sandbox.cds-hooks.org/"
+ORDER = "http://www.ama-assn.org/go/cpt|72158"
 
 
 class FhirServer(Protocol):
@@ -112,16 +118,19 @@ def _launcher(root: Path) -> ModuleType:
     return module
 
 
-def fhir_server_for(root: Path) -> FhirServer:
-    """An unstarted FHIR test server (no token, a free 127.0.0.1 port)."""
-    server: FhirServer = _launcher(root).FhirTestServer()
+def fhir_server_for(root: Path, port: int = 0, token: str | None = None) -> FhirServer:
+    """An unstarted FHIR test server on 127.0.0.1 (port 0: a free one), open unless a
+    token is given, answering CORS from any origin (the sandbox reads it from the page)."""
+    server: FhirServer = _launcher(root).FhirTestServer(token=token, port=port)
     return server
 
 
 def start_fhir_server(server: FhirServer, root: Path) -> None:
     """Install (once: npm ci) and start the FHIR test server; FhirServerError with the reason."""
     if not (root / "tests" / "fhir_server" / "node_modules").is_dir():
-        click.echo("Installing the FHIR test server's npm packages (once; needs npm) ...")
+        click.echo(
+            "Installing the FHIR test server's npm packages (once, about 10 s; needs npm) ..."
+        )
     try:
         server.start()
     except (RuntimeError, OSError) as exc:  # the launcher's FhirServerError, or no Node
@@ -145,11 +154,13 @@ class ServiceServer:
     deployment's database or secrets) and imports the same ``cds_service`` as this process.
     """
 
-    def __init__(self, database_path: Path, log_path: Path, workers: int = 2) -> None:
+    def __init__(
+        self, database_path: Path, log_path: Path, workers: int = 2, port: int = 0
+    ) -> None:
         self.database_path = database_path
         self.log_path = log_path
         self.workers = workers
-        self.port = 0
+        self.port = port  # 0: a free one
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -162,7 +173,7 @@ class ServiceServer:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        self.port = free_port()
+        self.port = self.port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_CDS_")}
         env["SPINE_CDS_DATABASE_PATH"] = str(self.database_path)
@@ -297,8 +308,48 @@ def call_example(
 # --- the whole demo ---------------------------------------------------------------------
 
 
+def sandbox_url(service_url: str, fhir_base: str, patient_id: str) -> str:
+    """The CDS Hooks sandbox opened on its PAMA imaging tab with this service, this FHIR
+    server and this patient (see docs/sandbox.md for what the parameters mean)."""
+    query = urlencode(
+        {
+            "screen": "pama",
+            "hook": HOOK,
+            "serviceDiscoveryURL": f"{service_url.rstrip('/')}/cds-services",
+            "fhirServiceUrl": fhir_base,
+            "patientId": patient_id,
+        }
+    )
+    return f"{SANDBOX}?{query}"
+
+
+def try_command(fhir_base: str, patient_id: str, order_date: date, service_url: str = "") -> str:
+    """A ``spine-cds try`` command line that runs as printed from the user's directory."""
+    service = f" --service-url {service_url}" if service_url else ""
+    return (
+        f"{spine_cds_command()} try{service} --fhir-server {fhir_base} --patient {patient_id} "
+        f"--order '{ORDER}' --date {order_date}"
+    )
+
+
+def _sandbox_lines(service_url: str, fhir_base: str, examples: Sequence[Example]) -> list[str]:
+    lines = [
+        "Open the CDS Hooks sandbox on its PAMA imaging tab, one patient per link (the page"
+        " reads the FHIR server from your browser; pick a lumbar spine MRI or CT):"
+    ]
+    for example in examples:
+        lines.append(f"  {example.patient_id:<14} {example.expected:<18} {example.title}")
+        lines.append(f"    {sandbox_url(service_url, fhir_base, example.patient_id)}")
+    return lines
+
+
 def run_demo(
-    wanted: Sequence[str], order_date: date, keep_running: bool = False, detail: bool = False
+    wanted: Sequence[str],
+    order_date: date,
+    keep_running: bool = False,
+    detail: bool = False,
+    fhir_port: int = 0,
+    service_port: int = 0,
 ) -> int:
     """Start both servers, show every chosen example, stop both; the exit code.
 
@@ -315,16 +366,23 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="spine-cds-demo-") as tmp, _stop_signals_as_interrupt():
         try:
             click.echo("Starting the FHIR test server (Node, data in memory, 127.0.0.1) ...")
-            fhir_server = fhir_server_for(root)
+            fhir_server = fhir_server_for(root, fhir_port)
             start_fhir_server(fhir_server, root)
             click.echo(f"  FHIR test server at {fhir_server.base_url} (pid {fhir_server.pid})")
             click.echo("Starting the service (gunicorn, development mode, throw-away database) ...")
-            service = ServiceServer(Path(tmp) / "spine-cds.sqlite3", Path(tmp) / "service.log")
+            service = ServiceServer(
+                Path(tmp) / "spine-cds.sqlite3", Path(tmp) / "service.log", port=service_port
+            )
             service.start()
             click.echo(f"  service at {service.url}/cds-services (pid {service.pid})")
             rows = _show_examples(fhir_server.base_url, service.url, examples, order_date, detail)
             if keep_running:
-                _wait_for_ctrl_c(fhir_server, service, order_date)
+                _wait_for_ctrl_c(fhir_server, service, order_date, examples)
+            else:
+                click.echo(
+                    "To try these patients in the CDS Hooks sandbox, run the demo with "
+                    "--keep-running: it prints one sandbox link per patient."
+                )
         except KeyboardInterrupt:
             interrupted = not keep_running or len(rows) < len(examples)
             click.echo("\nInterrupted." if interrupted else "")
@@ -390,17 +448,22 @@ def _row_text(row: DemoRow, number: int, total: int, detail: bool) -> str:
     return "\n".join(lines)
 
 
-def _wait_for_ctrl_c(fhir_server: FhirServer, service: ServiceServer, order_date: date) -> None:
+def _wait_for_ctrl_c(
+    fhir_server: FhirServer,
+    service: ServiceServer,
+    order_date: date,
+    examples: Sequence[Example],
+) -> None:
     click.echo("")
     click.echo(click.style("Both servers keep running until Ctrl-C:", bold=True))
-    click.echo(f"  FHIR test server  {fhir_server.base_url}  (no token; example patients loaded)")
-    click.echo(f"  CDS service       {service.url}/cds-services  (development mode)")
-    click.echo("Point the CDS Hooks sandbox at the service URL, or try one patient:")
     click.echo(
-        f"  spine-cds try --service-url {service.url} --fhir-server {fhir_server.base_url} "
-        f"--patient spine-cds-e1 --order 'http://www.ama-assn.org/go/cpt|72158' "
-        f"--date {order_date}"
+        f"  FHIR test server  {fhir_server.base_url}  (no token, CORS open; example patients"
+        " loaded)"
     )
+    click.echo(f"  CDS service       {service.url}/cds-services  (development mode)")
+    click.echo("\n".join(_sandbox_lines(service.url, fhir_server.base_url, examples)))
+    click.echo("Or try one patient from another terminal, in this directory:")
+    click.echo("  " + try_command(fhir_server.base_url, "spine-cds-e1", order_date, service.url))
     click.echo("Press Ctrl-C to stop both.", nl=True)
     sys.stdout.flush()
     while True:
@@ -456,3 +519,84 @@ def _interrupts_held() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# --- the FHIR test server on its own ------------------------------------------------------
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Node listens
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise FhirServerError(
+                f"port {port} is in use on 127.0.0.1: stop what listens there (an earlier"
+                " FHIR test server?) or choose another port with --port"
+            ) from None
+
+
+def run_fhir_test_server(
+    port: int,
+    load: bool,
+    order_date: date,
+    service_url: str,
+    token: str | None = None,
+) -> int:
+    """Run the project's FHIR test server on 127.0.0.1:``port`` until Ctrl-C, optionally
+    with the example patients loaded, and print how to use it (sandbox links for a
+    service at ``service_url``, a ``try`` command). 0 on Ctrl-C; ToolError on a problem."""
+    root = checkout_root()
+    _check_port_free(port)
+    fhir_server: FhirServer | None = None
+    with _stop_signals_as_interrupt():
+        try:
+            click.echo(f"Starting the FHIR test server on 127.0.0.1:{port} (data in memory) ...")
+            fhir_server = fhir_server_for(root, port, token)
+            start_fhir_server(fhir_server, root)
+            base = fhir_server.base_url
+            click.echo(f"  FHIR test server at {base} (pid {fhir_server.pid})")
+            examples: list[Example] = []
+            if load:
+                click.echo(f"Loading the example patients (orders placed on {order_date}) ...")
+                with FhirEndpoint(base, token) as endpoint:
+                    for loaded in load_into(endpoint, order_date):
+                        examples.append(loaded.example)
+                        click.echo(f"  {loaded.example.patient_id:<16}{loaded.example.title}")
+            click.echo("")
+            click.echo(click.style(f"FHIR R4 base URL: {base}", bold=True))
+            click.echo("  open" if token is None else "  bearer token required (the one you gave)")
+            click.echo(
+                "  CORS: any origin, preflight included (browser clients such as the CDS"
+                " Hooks sandbox can read it)"
+            )
+            if examples:
+                click.echo(f"With the service running at {service_url} (bash scripts/serve.sh):")
+                click.echo("\n".join(_sandbox_lines(service_url, base, examples)))
+                if order_date != date.today():
+                    click.echo(
+                        f"  Note: the orders were placed on {order_date}, but the sandbox's"
+                        " orders carry no date and are evaluated today: load without --date"
+                        " for the sandbox to show the expected cards."
+                    )
+                click.echo("Or act as the EHR from another terminal, in this directory:")
+                click.echo("  " + try_command(base, examples[0].patient_id, order_date))
+            else:
+                click.echo("Load the example patients into it from another terminal:")
+                click.echo(
+                    f"  {spine_cds_command()} load-examples --fhir-server {base}"
+                    f" --date {order_date}"
+                )
+            click.echo("Press Ctrl-C to stop it.")
+            sys.stdout.flush()
+            while fhir_server.is_running():
+                time.sleep(0.5)
+            raise FhirServerError("the FHIR test server stopped unexpectedly")
+        except KeyboardInterrupt:
+            click.echo("")
+        finally:
+            if fhir_server is not None:
+                with _interrupts_held():
+                    fhir_server.stop()
+                    click.echo("Stopped the FHIR test server.")
+    return 0
