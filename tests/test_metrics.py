@@ -60,3 +60,9 @@ def test_fhir_failures_are_counted(client: FlaskClient) -> None:
     assert client.post(f"/cds-services/{SELECT_ID}", json=body).status_code == 412
     text = client.get("/metrics").get_data(as_text=True)
     assert sample(text, "spine_cds_fhir_fetch_failures_total", key="crp") == 1
+
+
+def test_content_type_names_its_charset_once(client: FlaskClient) -> None:
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=")
+    assert content_type.lower().count("charset=") == 1, content_type

@@ -12,4 +12,6 @@ blueprint = Blueprint("metrics", __name__)
 @blueprint.get("/metrics")
 def metrics() -> Response:
     runtime: Runtime = current_app.extensions["spine_cds"]
-    return Response(runtime.metrics.exposition(), mimetype=runtime.metrics.content_type)
+    # content_type, not mimetype: Flask adds "; charset=utf-8" to a mimetype, and
+    # prometheus-client's type already carries one (it was sent twice).
+    return Response(runtime.metrics.exposition(), content_type=runtime.metrics.content_type)
