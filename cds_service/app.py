@@ -65,6 +65,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def _start_timer() -> None:
         g.started = time.perf_counter()
         g.request_id = str(uuid.uuid4())
+        if request.headers.get("Transfer-Encoding"):
+            # CDS clients send Content-Length. A chunked body cannot be held to
+            # max_body_bytes before it is read (it was cut short silently), and a broken
+            # chunk-size line is the body itself, which gunicorn then quotes in its error:
+            # refuse without reading a byte of it.
+            raise ApiError(
+                411,
+                "length_required",
+                "send the request body with Content-Length; chunked bodies are not accepted",
+            )
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -72,7 +82,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             response.headers.setdefault(name, value)
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         elapsed_ms = elapsed * 1000
-        endpoint = request.endpoint or "unknown"
+        # flask-cors answers preflights on the endpoint's own URL: count them apart.
+        endpoint = "cors.preflight" if request.method == "OPTIONS" else request.endpoint
+        endpoint = endpoint or "unknown"
         service = (request.view_args or {}).get("service_id")
         if service not in runtime.discovery.services:
             service = "-"  # never a label per unknown id a client made up

@@ -43,6 +43,8 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 
+from cds_service.fhir_client import connect_origin  # the parser that connects
+
 ALLOWED_ALGORITHMS: tuple[str, ...] = (
     "ES256",
     "ES384",
@@ -118,6 +120,17 @@ class TrustedClient:
     jwks_file: str | None = None
     jku_allowlist: tuple[str, ...] = ()
     tenant: str | None = None
+    # FHIR server base URLs this client may name in fhirServer; None: any (not advised,
+    # the EHR's token goes wherever fhirServer points).
+    fhir_servers: tuple[str, ...] | None = None
+
+    def allows_fhir_server(self, url: str) -> bool:
+        """``url`` is one of ``fhir_servers`` (scheme and host case-insensitive, a trailing
+        slash ignored); always True when the client has no such list."""
+        if self.fhir_servers is None:
+            return True
+        wanted = _base_key(url)
+        return wanted is not None and wanted in {_base_key(u) for u in self.fhir_servers}
 
     def __post_init__(self) -> None:
         if not isinstance(self.iss, str) or not self.iss:
@@ -138,9 +151,26 @@ class TrustedClient:
             raise ValueError("jwks_url: one of jwks_url, jwks_file or jku_allowlist is required")
         if self.tenant is not None and (not isinstance(self.tenant, str) or not self.tenant):
             raise ValueError("tenant: must be a non-empty string when given")
+        for i, url in enumerate(self.fhir_servers or ()):
+            if not isinstance(url, str) or _base_key(url) is None:
+                raise ValueError(
+                    f"fhir_servers[{i}]: must be a plain http(s) base URL without query, "
+                    "fragment or credentials"
+                )
 
 
-_CLIENT_FIELDS = ("iss", "jwks_url", "jwks_file", "jku_allowlist", "tenant")
+def _base_key(url: str) -> tuple[str, str, int, str] | None:
+    """What two spellings of one FHIR base URL share: origin and path (no trailing /)."""
+    origin = connect_origin(url)
+    if origin is None:
+        return None
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        return None
+    return (*origin, parts.path.rstrip("/"))
+
+
+_CLIENT_FIELDS = ("iss", "jwks_url", "jwks_file", "jku_allowlist", "tenant", "fhir_servers")
 
 
 def parse_trusted_clients(data: Any) -> tuple[TrustedClient, ...]:
@@ -164,6 +194,9 @@ def parse_trusted_clients(data: Any) -> tuple[TrustedClient, ...]:
         allow = item.get("jku_allowlist", [])
         if not isinstance(allow, list):
             raise ValueError(f"{where}.jku_allowlist: must be a list of URLs")
+        servers = item.get("fhir_servers")
+        if servers is not None and not isinstance(servers, list):
+            raise ValueError(f"{where}.fhir_servers: must be a list of URLs")
         for name in ("iss", "jwks_url", "jwks_file", "tenant"):
             value = item.get(name)
             if value is not None and not isinstance(value, str):
@@ -175,6 +208,7 @@ def parse_trusted_clients(data: Any) -> tuple[TrustedClient, ...]:
                 jwks_file=item.get("jwks_file"),
                 jku_allowlist=tuple(allow),
                 tenant=item.get("tenant"),
+                fhir_servers=tuple(servers) if servers is not None else None,
             )
         except ValueError as exc:
             raise ValueError(f"{where}.{exc}") from None
@@ -402,6 +436,7 @@ class VerifiedClient:
     jti: str
     tenant: str | None
     kid: str | None
+    client: TrustedClient | None = None
 
 
 _REQUIRED_CLAIMS = ("aud", "exp", "iat", "jti")
@@ -508,6 +543,20 @@ class JwtVerifier:
             self._config.jwks_refresh_min_interval_seconds,
             self._config.jwks_max_age_seconds,
         )
+
+    def trusted_issuer_of(self, authorization_header: str | None) -> str | None:
+        """The ``iss`` a token claims, only when it names a configured client (for the
+        audit of refusals: any other value is attacker text and is not kept)."""
+        try:
+            payload = jwt.api_jwt.decode_complete(
+                _bearer_token(authorization_header), options={"verify_signature": False}
+            )["payload"]
+        except (AuthError, jwt.PyJWTError, ValueError, TypeError, KeyError):
+            return None
+        iss = payload.get("iss") if isinstance(payload, dict) else None
+        if isinstance(iss, str) and self._config.client_for(iss) is not None:
+            return iss
+        return None
 
     def verify(self, authorization_header: str | None, audience: str) -> VerifiedClient:
         """Return the verified caller or raise ``AuthError``.
@@ -640,7 +689,7 @@ class JwtVerifier:
             raise AuthError("replay-cache-unavailable") from None
         if not stored:
             raise AuthError("replayed-jti")
-        return VerifiedClient(iss=client.iss, jti=jti, tenant=tenant, kid=kid)
+        return VerifiedClient(iss=client.iss, jti=jti, tenant=tenant, kid=kid, client=client)
 
 
 def www_authenticate(reason: str | None = None) -> str:

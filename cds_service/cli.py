@@ -10,10 +10,8 @@ problem, 4 service error (130: the demo was interrupted).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from datetime import date, datetime
@@ -29,8 +27,10 @@ from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+def configure_logging(level: str, log_format: str = "plain") -> None:
+    from cds_service.logs import configure
+
+    configure(level, log_format)
 
 
 def _settings_or_exit(config: str | None, overrides: dict[str, Any]) -> Settings:
@@ -70,7 +70,7 @@ def serve(
 
     overrides = {"host": host, "port": port, "workers": workers, "dev_mode": dev}
     settings = _settings_or_exit(config, overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     # Build the app once here so that a bad hooks.json, value set or unreachable database
     # stops us before forking; then close it, so no connection is shared with the workers.
     try:

@@ -47,15 +47,24 @@ class Outcome:
 
 
 def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
-    """False when the resource names another patient as its subject (never trust prefetch)."""
+    """False unless the resource's subject (or patient) references this patient.
+
+    Never trust prefetch: a subject that names another patient, or that names someone
+    only by identifier or display (which cannot be checked against ``patientId``), makes
+    the resource someone else's as far as this decision goes. A resource with no such
+    field at all came from a query scoped to this patient and is kept.
+    """
     for name in SUBJECT_FIELDS:
-        ref = resource.get(name)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            reference: str = ref["reference"]
-            return reference == f"Patient/{patient_id}" or reference.endswith(
-                f"/Patient/{patient_id}"
-            )
-    return True  # no subject: it came from a query scoped to this patient
+        if name not in resource:
+            continue
+        ref = resource[name]
+        reference = ref.get("reference") if isinstance(ref, dict) else None
+        if not isinstance(reference, str):
+            return False
+        return reference == f"Patient/{patient_id}" or reference.endswith(
+            f"/Patient/{patient_id}"
+        )
+    return True
 
 
 def _own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIssue]) -> list[Any]:
@@ -65,7 +74,8 @@ def _own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataI
             rtype = resource.get("resourceType", "Resource")
             issues.append(
                 DataIssue(
-                    f"{rtype}/{resource.get('id', '?')}", "belongs to another patient: ignored"
+                    f"{rtype}/{resource.get('id', '?')}",
+                    "its subject is not a reference to this patient: ignored",
                 )
             )
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from cds_service.auth import (
     AuthConfig,
     AuthError,
     JwtVerifier,
+    VerifiedClient,
     parse_trusted_clients,
     www_authenticate,
 )
@@ -31,6 +33,7 @@ from cds_service.metrics import Metrics
 from cds_service.rulesettings import rule_settings_from
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
+from cds_service.stores.audit import AuditRecord
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.observations import MappingOptions
 from fhir_mappers.valuesets import ValueSets
@@ -72,23 +75,33 @@ class Runtime:
                 f"no service with id {service_id!r}; see GET /cds-services",
             )
 
-    def authenticate(self, kind: EndpointKind) -> None:
-        """Refuse the request with a bare 401 unless it carries a valid client JWT."""
+    def authenticate(
+        self, kind: EndpointKind, service_id: str | None = None
+    ) -> VerifiedClient | None:
+        """The verified client, or None in development mode (and for open discovery).
+
+        Refuses the request with a bare 401 unless it carries a valid client JWT. The
+        expected ``aud`` is ``public_base_url`` + the path, never built from the request's
+        Host or forwarded headers (a token minted for another deployment would pass).
+        """
         if self.verifier is None:
-            return
+            return None
         if kind == "discovery" and not self.settings.auth_required_for_discovery:
-            return
-        base = self.settings.public_base_url.rstrip("/")
-        audience = base + request.path if base else request.base_url
+            return None
+        audience = self.settings.public_base_url.rstrip("/") + request.path
+        authorization = request.headers.get("Authorization")
         try:
-            client = self.verifier.verify(request.headers.get("Authorization"), audience)
+            client = self.verifier.verify(authorization, audience)
         except AuthError as exc:
+            issuer = self.verifier.trusted_issuer_of(authorization)
             auth_log.warning(
-                "refused client JWT reason=%s path=%s remote=%s",
+                "refused client JWT reason=%s endpoint=%s issuer=%s remote=%s",
                 exc.reason,
-                request.path,
+                kind,
+                issuer or "-",
                 request.remote_addr,
             )
+            self._audit_refusal(kind, service_id, exc.reason, issuer)
             raise ApiError(
                 401,
                 "unauthorized",
@@ -96,11 +109,53 @@ class Runtime:
                 headers={"WWW-Authenticate": www_authenticate(exc.reason)},
             ) from None
         auth_log.debug("client authenticated iss=%s", client.iss)
+        return client
+
+    def _audit_refusal(
+        self, kind: EndpointKind, service_id: str | None, reason: str, issuer: str | None
+    ) -> None:
+        """A 401 in the audit, for security review: why, and the issuer when it is one we
+        trust (a claimed issuer we do not know is attacker text: never stored)."""
+        if not self.settings.audit_enabled:
+            return
+        service = self.discovery.services.get(service_id or "")
+        detail: dict[str, Any] = {"endpoint": kind, "authReason": reason}
+        if issuer is not None:
+            detail["issuer"] = issuer
+        try:
+            self.stores.audit.record(
+                AuditRecord(
+                    hook_instance="-",
+                    service_id=service.id if service else "-",
+                    hook=service.hook if service else "-",
+                    received_at=datetime.now(UTC),
+                    patient_key=None,
+                    decision="error",
+                    reason="unauthorized",
+                    rules_fired=(),
+                    counts={},
+                    data_sources={},
+                    card_uuids=(),
+                    status=401,
+                    latency_ms=0.0,
+                    fhir_ms=None,
+                    shadow=self.settings.shadow_mode,
+                    detail=detail,
+                )
+            )
+        except Exception as exc:  # the audit never turns a 401 into a 500
+            log.error("audit record of a refusal failed error=%s", type(exc).__name__)
 
 
 def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
     if settings.dev_mode:
         return None
+    if not settings.public_base_url:
+        raise SettingsError(
+            "public_base_url must be set outside development mode (SPINE_CDS_PUBLIC_BASE_URL, "
+            "e.g. https://cds.example.org): it is the URL clients put in the JWT aud, and "
+            "the service never takes it from the request's Host header"
+        )
     clients: Any = []
     if settings.trusted_clients_file:
         path = Path(settings.trusted_clients_file)

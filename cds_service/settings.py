@@ -54,7 +54,12 @@ class Settings:
     workers: int = 2
     worker_timeout_seconds: int = 30
     log_level: str = "info"
-    public_base_url: str = ""  # e.g. https://cds.example.org when behind a proxy; used for JWT aud
+    log_format: str = "plain"  # "plain" (control characters escaped) | "json" (one object a line)
+    # The URL clients reach the service at, e.g. https://cds.example.org: the JWT aud is
+    # checked against it. Required outside development mode (never taken from the request).
+    public_base_url: str = ""
+    # Proxies (addresses or networks) whose X-Forwarded-Proto/-For are believed; empty: none.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     # Protocol limits
     max_body_bytes: int = 5 * 1024 * 1024
@@ -109,6 +114,7 @@ class Settings:
         for name in URL_SETTINGS:
             summary[name] = _without_password(summary[name])
         summary["cors_origins"] = list(self.cors_origins)
+        summary["forwarded_allow_ips"] = list(self.forwarded_allow_ips)
         return summary
 
 
@@ -185,10 +191,14 @@ def _check(settings: Settings) -> Settings:
         problems.append("crp_molar_factor must be 0 (off) or a positive number")
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         problems.append("log_level must be one of debug, info, warning, error")
-    if settings.public_base_url and not settings.public_base_url.startswith(
-        ("http://", "https://")
-    ):
-        problems.append("public_base_url must start with http:// or https://")
+    if settings.log_format not in {"plain", "json"}:
+        problems.append("log_format must be plain or json")
+    if settings.public_base_url:
+        base = urlsplit(settings.public_base_url)
+        if base.scheme not in {"http", "https"} or not base.hostname:
+            problems.append("public_base_url must be an http:// or https:// URL with a host")
+        elif base.query or base.fragment or base.username or base.password:
+            problems.append("public_base_url must have no query, fragment or credentials")
     if settings.audit_patient_id not in {"hash", "plain", "omit"}:
         problems.append("audit_patient_id must be one of hash, plain, omit")
     if settings.audit_retention_days < 1:

@@ -10,6 +10,8 @@ every token and patient id that any attack sent.
 from __future__ import annotations
 
 import json
+import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from jwt.algorithms import ECAlgorithm
 from cds_service.examples import load_examples
 from cds_service.tools.ehr import build_request
 from tests.builders import EMPTY_PREFETCH, SELECT_ID
+from tests.support.ehr import prefetch_from_server
 from tests.support.fhir_server import FhirTestServer
 from tests.support.jwks_server import JwksServer
 from tests.support.link_server import LinkServer
@@ -254,3 +257,239 @@ def test_next_links_to_the_same_server_are_still_followed(target: Target, link: 
     assert target.call(body).status_code == 200
     second = [s for s in target.near.seen if "page=2" in s.path]
     assert second and all(s.authorization == f"Bearer {token}" for s in second)
+
+
+# --------------------------------------------------------------------------
+# 2 and 3. Chunked bodies: no 5xx for broken framing, no silent truncation, and no
+# request bytes in any log.
+
+
+def _raw_exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``request`` as is on a fresh socket; the whole answer (until the server closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
+
+
+def _chunked_request(target: Target, body: bytes, framing: bytes) -> bytes:
+    head = (
+        f"POST /cds-services/{SELECT_ID} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{target.service.port}\r\n"
+        f"Authorization: Bearer {target.client_jwt()}\r\n"
+        "Content-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    return head + framing.replace(b"BODY", body)
+
+
+def test_malformed_chunked_framing_is_refused_without_5xx_or_logging_the_body(
+    target: Target,
+) -> None:
+    token = target.access_token()
+    body = json.dumps(
+        target.order_body(fhir_server=target.fhir.base_url, access_token=token)
+    ).encode()
+    framings = {
+        "body-as-size-line": b"BODY\r\n0\r\n\r\n",
+        "size-too-small": b"5\r\nBODY\r\n0\r\n\r\n",
+        "no-terminator": b"%x\r\nBODY" % len(body),
+        "bad-extension": b"%x;\x00x\r\nBODY\r\n0\r\n\r\n" % len(body),
+        "negative-size": b"-1\r\nBODY\r\n0\r\n\r\n",
+    }
+    for name, framing in framings.items():
+        answer = _raw_exchange(target.service.port, _chunked_request(target, body, framing))
+        status = _status(answer)
+        assert 400 <= status < 500, f"{name}: {answer[:200]!r}"
+    assert token not in target.log()
+    assert b'"hook"' not in target.log_path.read_bytes()
+
+
+def test_chunked_body_over_max_body_bytes_is_not_truncated_and_answered(target: Target) -> None:
+    body = target.order_body(prefetch=EMPTY_PREFETCH)
+    raw = json.dumps(body).encode()
+    padded = raw + b" " * (MAX_BODY + 1024)  # valid JSON up to the limit, then more
+    framing = b"%x\r\n%s\r\n0\r\n\r\n" % (len(padded), padded)
+    answer = _raw_exchange(target.service.port, _chunked_request(target, b"", framing))
+    assert _status(answer) in (411, 413), answer[:200]
+
+
+def test_a_chunked_body_of_any_size_is_refused_with_411(target: Target) -> None:
+    raw = json.dumps(target.order_body(prefetch=EMPTY_PREFETCH)).encode()
+    framing = b"%x\r\n%s\r\n0\r\n\r\n" % (len(raw), raw)
+    answer = _raw_exchange(target.service.port, _chunked_request(target, b"", framing))
+    assert _status(answer) == 411, answer[:200]
+    assert b"Content-Length" in answer
+
+
+def test_a_body_over_max_body_bytes_with_content_length_is_413(target: Target) -> None:
+    raw = json.dumps(target.order_body(prefetch=EMPTY_PREFETCH)).encode()
+    response = requests.post(
+        target.hook_url,
+        data=raw + b" " * MAX_BODY,
+        timeout=15,
+        headers={
+            "Authorization": f"Bearer {target.client_jwt()}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 413
+
+
+# --------------------------------------------------------------------------
+# 4. The accepted audience never comes from the request.
+
+
+def test_a_token_for_another_deployment_is_refused_whatever_the_host_header(
+    target: Target,
+) -> None:
+    other = "http://cds.other-deployment.example"
+    body = target.order_body(prefetch=EMPTY_PREFETCH)
+    for host, aud in [
+        ("cds.other-deployment.example", f"{other}/cds-services/{SELECT_ID}"),
+        ("evil.example:443", f"https://evil.example/cds-services/{SELECT_ID}"),
+    ]:
+        response = requests.post(
+            target.hook_url,
+            json=body,
+            timeout=15,
+            headers={"Authorization": f"Bearer {target.client_jwt(aud=aud)}", "Host": host},
+        )
+        assert response.status_code == 401
+
+
+def test_forwarded_proto_from_loopback_does_not_change_the_audience(target: Target) -> None:
+    https_aud = target.hook_url.replace("http://", "https://")
+    for header in ("X-Forwarded-Proto", "X-Forwarded-Protocol", "X-Forwarded-Ssl"):
+        value = "on" if header == "X-Forwarded-Ssl" else "https"
+        response = requests.post(
+            target.hook_url,
+            json=target.order_body(prefetch=EMPTY_PREFETCH),
+            timeout=15,
+            headers={"Authorization": f"Bearer {target.client_jwt(aud=https_aud)}", header: value},
+        )
+        assert response.status_code == 401, header
+
+
+def test_secure_mode_without_public_base_url_refuses_to_start(tmp_path: Path) -> None:
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps([{"iss": ISS, "jwks_url": "http://127.0.0.1:9/jwks.json"}]))
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
+        "SPINE_CDS_PUBLIC_BASE_URL": "",
+    }
+    log_path = tmp_path / "service.log"
+    service = ServiceProcess(env=env, args=(), log_path=log_path)
+    try:
+        with pytest.raises(RuntimeError, match="exited"):
+            service.start(timeout=20)
+    finally:
+        service.stop()
+    assert "public_base_url" in log_path.read_text()
+
+
+# --------------------------------------------------------------------------
+# 5. No client-supplied value can start a line of the log.
+
+
+def _lines_starting_with(target: Target, marker: str) -> list[str]:
+    return [line for line in target.log().splitlines() if line.startswith(marker)]
+
+
+def test_a_newline_in_the_path_cannot_forge_a_log_line(target: Target) -> None:
+    marker = "FORGED-" + uuid.uuid4().hex[:8]
+    for path in (
+        f"/cds-services/x%0A{marker}%20INFO%20admin%20login",
+        f"/cds-services/x%0D%0A{marker}",
+        f"/x%0A{marker}",
+        f"/cds-services/x%E2%80%A8{marker}",
+    ):
+        requests.get(target.service.url + path, timeout=10)
+        requests.post(target.service.url + path, json={}, timeout=10)
+    assert _lines_starting_with(target, marker) == []
+
+
+def test_a_newline_in_hook_instance_cannot_forge_a_log_line(target: Target) -> None:
+    marker = "FORGED-" + uuid.uuid4().hex[:8]
+    body = target.order_body(prefetch=EMPTY_PREFETCH)
+    body["hookInstance"] = f"x\n{marker} INFO forged"
+    response = target.call(body)
+    assert response.status_code == 400
+    assert _lines_starting_with(target, marker) == []
+
+
+def test_nul_never_reaches_the_log(target: Target) -> None:
+    body = target.order_body(prefetch=EMPTY_PREFETCH)
+    body["hookInstance"] = "x\x00y"
+    target.call(body)
+    requests.get(target.service.url + "/cds-services/a%00b", timeout=10)
+    assert b"\x00" not in target.log_path.read_bytes()
+
+
+# --------------------------------------------------------------------------
+# 6. Data about someone else is never used, however the subject is written.
+
+
+def _with_subject(bundle: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
+    entries = [
+        {**entry, "resource": {**entry["resource"], "subject": subject}}
+        for entry in bundle.get("entry", [])
+    ]
+    return {**bundle, "entry": entries}
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        {"identifier": {"system": "urn:oid:1.2.3", "value": "123"}, "display": "Someone Else"},
+        {"display": "Someone Else"},
+        {"reference": "Patient/someone-else"},
+        {"reference": "Group/ward-7"},
+        {},
+        "Patient/{patient}",
+    ],
+    ids=["identifier-only", "display-only", "other-patient", "group", "empty", "not-an-object"],
+)
+def test_resources_whose_subject_is_not_this_patient_are_ignored_and_reported(
+    target: Target, subject: Any
+) -> None:
+    patient = EXAMPLE.patient_id
+    if isinstance(subject, str):
+        subject = subject.format(patient=patient)
+    prefetch = prefetch_from_server(
+        target.fhir.base_url,
+        {"patientId": patient, "userId": "Practitioner/example"},
+        SELECT_ID,
+        headers=target.fhir.auth_headers,
+    )
+    honest = target.call(target.order_body(patient_id=patient, prefetch=prefetch))
+    assert honest.status_code == 200
+    assert honest.json()["cards"], "the example patient's own data gives a card"
+    forged = {k: _with_subject(v, subject) if v else v for k, v in prefetch.items()}
+    body = target.order_body(patient_id=patient, prefetch=forged)
+    response = target.call(body)
+    assert response.status_code == 200
+    cards = response.json()["cards"]
+    assert all("advise" not in json.dumps(card).lower() for card in cards)
+    with sqlite3.connect(target.db_path) as db:
+        (detail,) = db.execute(
+            "SELECT detail FROM audit_log WHERE hook_instance = ?", (body["hookInstance"],)
+        ).fetchone()
+    assert "not a reference to this patient" in detail

@@ -676,7 +676,10 @@ def secure_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskCli
     clients = [{"iss": ISSUER, "jwks_file": str(folder / "jwks.json")}]
     (folder / "clients.json").write_text(json.dumps(clients))
     settings = make_settings(
-        folder, dev_mode=False, trusted_clients_file=str(folder / "clients.json")
+        folder,
+        dev_mode=False,
+        trusted_clients_file=str(folder / "clients.json"),
+        public_base_url="http://localhost",
     )
     app: Flask = create_app(settings)
     app.test_client_class = ConformanceCheckingClient

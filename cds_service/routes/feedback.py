@@ -17,7 +17,7 @@ blueprint = Blueprint("feedback", __name__)
 def feedback(service_id: str) -> Response:
     runtime: Runtime = current_app.extensions["spine_cds"]
     runtime.require_service(service_id)
-    runtime.authenticate("feedback")
+    runtime.authenticate("feedback", service_id)
     check_content_type(request.content_type)
     body = parse_json_object(request.get_data(cache=False), runtime.settings.max_json_depth)
     problems = validate(runtime.validators["feedback"], body)

@@ -12,12 +12,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 
 from cds_service.auditing import AuditCall, hook_instance_of
+from cds_service.auth import TrustedClient
 from cds_service.errors import ApiError
 from cds_service.invocation import handle_hook
 from cds_service.jsonbody import check_content_type, parse_json_object
 from cds_service.jsonresponse import json_response
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import AuditRecord
+from cds_service.validation import FieldError
 
 blueprint = Blueprint("hooks", __name__)
 log = logging.getLogger("cds_service.hooks")
@@ -37,11 +39,26 @@ def _audit(runtime: Runtime, build: Callable[[], AuditRecord]) -> None:
         )
 
 
+def _check_fhir_server(client: TrustedClient, body: dict[str, Any]) -> None:
+    """The EHR's token goes wherever fhirServer points: only to servers the client's
+    entry in the trusted-clients file lists (when it lists any)."""
+    if "fhirServer" not in body:
+        return
+    server = body["fhirServer"]
+    if not isinstance(server, str) or not client.allows_fhir_server(server):
+        raise ApiError(
+            400,
+            "invalid_request",
+            "fhirServer is not a FHIR server this client is allowed to name",
+            [FieldError("$.fhirServer", "not in this client's fhir_servers allowlist")],
+        )
+
+
 @blueprint.post("/cds-services/<service_id>")
 def invoke(service_id: str) -> Response:
     runtime: Runtime = current_app.extensions["spine_cds"]
     runtime.require_service(service_id)
-    runtime.authenticate("hook")
+    caller = runtime.authenticate("hook", service_id)
     call = AuditCall(
         service_id=service_id,
         hook=runtime.discovery.services[service_id].hook,
@@ -57,6 +74,8 @@ def invoke(service_id: str) -> Response:
         hook_instance = hook_instance_of(body)
         if hook_instance is not None:
             g.hook_instance = hook_instance
+        if caller is not None and caller.client is not None:
+            _check_fhir_server(caller.client, body)
         outcome = handle_hook(runtime, service_id, body)
     except ApiError as exc:
         if exc.status == 412:

@@ -45,6 +45,9 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_CDS_")}
+        if "--dev" not in self.args:
+            # Secure mode needs the URL clients put in the JWT aud; a test may override it.
+            env["SPINE_CDS_PUBLIC_BASE_URL"] = self.url
         env.update(self.extra_env)
         command = [
             sys.executable,

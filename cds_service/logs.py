@@ -1,0 +1,132 @@
+"""Log output in which no client can forge a line, and which holds no request bytes.
+
+Two formats (setting ``log_format``):
+
+- ``plain``: one line per record; every control character of the finished text is
+  escaped (a newline becomes ``\\n``, NUL ``\\x00``), so a value a client chose (a path
+  with ``%0A``, a hookInstance with a newline) can never start a line of its own;
+- ``json``: one JSON object per line (python-json-logger), which log pipelines parse
+  without guessing; JSON escapes control characters itself.
+
+Either way exceptions are logged with their traceback and type only: an exception's
+message can quote the data it choked on (gunicorn's ``InvalidChunkSize`` quotes the
+body, access token included).
+
+Third-party loggers are held to what we promise: urllib3 writes whole URLs (FHIR query
+strings, so patient ids) at debug and is held at WARNING at every level; gunicorn's error
+log is reduced to the kind of error for malformed requests (``GunicornLogger``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+from types import TracebackType
+from typing import Any
+
+from gunicorn.glogging import Logger as _GunicornBaseLogger
+from pythonjsonlogger.json import JsonFormatter
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
+# Loggers that would write request data (URLs with query strings) at debug or info.
+QUIET_LOGGERS = ("urllib3", "requests", "charset_normalizer")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character (and Unicode line separators) escaped."""
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+def exception_without_message(ei: Any) -> str:
+    """The traceback and the exception's type, never its message (it may quote data)."""
+    exc_type, _exc, tb = ei
+    lines = ["Traceback (most recent call last):\n", *traceback.format_tb(tb)]
+    name = getattr(exc_type, "__qualname__", "Exception")
+    module = getattr(exc_type, "__module__", "")
+    lines.append(f"{module}.{name} (message not logged)" if module else name)
+    return "".join(lines).rstrip("\n")
+
+
+class PlainFormatter(logging.Formatter):
+    """The plain format: one record, one line, whatever the record holds."""
+
+    def __init__(self) -> None:
+        super().__init__(PLAIN_FORMAT)
+
+    def formatException(self, ei: Any) -> str:
+        return exception_without_message(ei)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+
+class JsonLogFormatter(JsonFormatter):
+    """The json format: one object per line with time, level, process, logger, message."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            JSON_FIELDS,
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+
+    def formatException(self, ei: Any) -> str:
+        return exception_without_message(ei)
+
+
+def make_formatter(log_format: str) -> logging.Formatter:
+    return JsonLogFormatter() if log_format == "json" else PlainFormatter()
+
+
+def configure(level: str, log_format: str = "plain") -> None:
+    """Root logging for the service process and its workers (stderr)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(log_format))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _RequestBytesFilter(logging.Filter):
+    """gunicorn quotes what it could not parse (request line, header, chunk-size line:
+    the body) and the URI of a request that failed; keep only the kind of event."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else str(record.msg)
+        if message.startswith("Invalid request from ip="):
+            ip = message[len("Invalid request from ip=") :].split(": ", 1)[0]
+            if record.args:
+                ip = "?"
+            record.msg = f"Invalid request from ip={ip}: malformed request (bytes not logged)"
+            record.args = ()
+        elif message.startswith("Error handling request"):
+            record.msg = "Error handling request (URI not logged)"
+            record.args = ()
+        elif isinstance(record.args, tuple) and any(
+            isinstance(a, BaseException | bytes | bytearray) for a in record.args
+        ):
+            record.args = tuple(
+                type(a).__name__ if isinstance(a, BaseException | bytes | bytearray) else a
+                for a in record.args
+            )
+        return True
+
+
+class GunicornLogger(_GunicornBaseLogger):  # type: ignore[misc]
+    """gunicorn's logger with our format, and without request bytes in its error log."""
+
+    log_format = "plain"  # set by the server from the settings before gunicorn starts
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        formatter = make_formatter(self.log_format)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+        self.error_log.addFilter(_RequestBytesFilter())
