@@ -266,13 +266,25 @@ def try_command(
                 ", ".join(f"{k} {n}" for k, n in result.prefetch_counts.items()) or "none"
             )
         click.echo(f"Patient: {patient_id} on {fhir_server.rstrip('/')}; {hook}; {sent}")
+        if service_url:
+            timing = "round trip from this machine, network included"
+        else:
+            timing = (
+                "in-process timing: the hook call alone, after a warm-up call, no network"
+                " between EHR and service"
+            )
         click.echo(
             f"Service: {result.service_label} ({result.service.id}) answered "
-            f"{answer.status} in {elapsed_ms:.0f} ms"
+            f"{answer.status} in {result.elapsed_ms:.0f} ms ({timing}; the whole command "
+            f"took {elapsed_ms:.0f} ms)"
         )
+        if result.shadow_mode:
+            click.echo(click.style("The service is in SHADOW MODE: it shows no cards.", bold=True))
         click.echo("")
         if answer.status == 200 and isinstance(answer.body, dict):
-            click.echo(render_cards(answer.body, detail=detail))
+            click.echo(
+                render_cards(answer.body, detail=detail, shadow_mode=bool(result.shadow_mode))
+            )
     if answer.status != 200:
         raise ServiceError(f"the service answered {answer.status}: {error_text(answer.body)}")
 

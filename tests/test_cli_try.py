@@ -258,3 +258,53 @@ def test_a_file_order_for_another_patient_is_refused(fhir: FhirTestServer, tmp_p
     result = run(*try_args(fhir.base_url, "spine-cds-e1", order=str(path)))
     assert result.exit_code == 2
     assert "Patient/spine-cds-e2" in result.output
+
+
+@pytest.fixture(scope="module")
+def shadow_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    tmp = tmp_path_factory.mktemp("shadow")
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp / "db.sqlite3"), "SPINE_CDS_SHADOW_MODE": "true"}
+    with ServiceProcess(env=env, log_path=tmp / "service.log", workers=1) as running:
+        yield running
+
+
+def test_a_shadow_mode_service_is_named_as_such(
+    fhir: FhirTestServer, shadow_service: ServiceProcess
+) -> None:
+    # Cauda equina: the service would answer an urgent card, but a shadow pilot shows none.
+    result = run(*try_args(fhir.base_url, "spine-cds-e2", service_url=shadow_service.url))
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "The service is in SHADOW MODE: it shows no cards." in flat
+    assert "No card shown: the service runs in SHADOW MODE" in flat
+    assert "does not apply" not in flat
+
+
+def test_a_service_not_in_shadow_mode_says_it_does_not_apply(
+    fhir: FhirTestServer, service: ServiceProcess
+) -> None:
+    result = run(*try_args(fhir.base_url, "spine-cds-e7", service_url=service.url))
+    assert result.exit_code == 0, result.output
+    assert "SHADOW" not in result.output
+    assert "No card." in result.output
+
+
+def test_timings_say_what_they_measure(fhir: FhirTestServer, service: ServiceProcess) -> None:
+    in_process = run(*try_args(fhir.base_url, "spine-cds-e1", "--no-prefetch"))
+    assert in_process.exit_code == 0, in_process.output
+    assert "(in-process timing: the hook call alone, after a warm-up call" in in_process.output
+    remote = run(*try_args(fhir.base_url, "spine-cds-e1", service_url=service.url))
+    assert remote.exit_code == 0, remote.output
+    assert "(round trip from this machine, network included" in remote.output
+
+
+def test_the_in_process_call_is_timed_after_a_warm_up(fhir: FhirTestServer) -> None:
+    """The first call in a fresh process pays for imports and caches; the timed call comes
+    after a warm-up and must be within the service's budget even without prefetch (the
+    service's own FHIR queries to the local test server included)."""
+    result = run(*try_args(fhir.base_url, "spine-cds-e3", "--no-prefetch", "--json"))
+    assert result.exit_code == 0, result.output
+    plain = run(*try_args(fhir.base_url, "spine-cds-e3", "--no-prefetch"))
+    line = next(x for x in plain.output.splitlines() if x.startswith("Service: "))
+    took_ms = float(line.split(" in ", 1)[1].split(" ms", 1)[0])
+    assert took_ms < 450, line

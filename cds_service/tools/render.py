@@ -207,20 +207,34 @@ def _ratings(response: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+SHADOW_NO_CARD = (
+    "No card shown: the service runs in SHADOW MODE (shadow_mode, SPINE_CDS_SHADOW_MODE):"
+    " it evaluates and records every call but returns no cards, whatever it decided."
+    " `spine-cds report` shows its decisions; turn shadow mode off to see the cards."
+)
+
+
 def render_cards(
-    response: Mapping[str, Any], story: str | None = None, *, detail: bool = False
+    response: Mapping[str, Any],
+    story: str | None = None,
+    *,
+    detail: bool = False,
+    shadow_mode: bool = False,
 ) -> str:
     """A CDS Hooks response as readable terminal text (with click styles).
 
     ``story`` (e.g. an example patient's story) is shown first; ``detail`` adds each
-    card's full markdown detail.
+    card's full markdown detail; ``shadow_mode`` (the service said so in /health)
+    explains an empty answer by shadow mode rather than by the service not applying.
     """
     lines: list[str] = []
     if story:
         lines += textwrap.wrap(story, width=WIDTH, initial_indent="Story: ", subsequent_indent="  ")
         lines.append("")
     cards: Sequence[Mapping[str, Any]] = response.get("cards") or []
-    if not cards:
+    if not cards and shadow_mode:
+        lines += [click.style(line, bold=True) for line in textwrap.wrap(SHADOW_NO_CARD, WIDTH)]
+    elif not cards:
         lines.append(
             click.style("No card.", bold=True)
             + " The service does not apply here (not a spine MRI/CT order, or no active"

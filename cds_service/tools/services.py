@@ -8,8 +8,10 @@ engineer needs no server and sees exactly what a deployed service would answer.
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -44,6 +46,8 @@ class CdsService(Protocol):
 
     def discovery(self) -> Answer: ...
 
+    def health(self) -> Answer: ...
+
     def call(self, service_id: str, body: Mapping[str, Any]) -> Answer: ...
 
     def close(self) -> None: ...
@@ -65,6 +69,15 @@ def find_service(discovery: Answer, hook: str, label: str) -> ServiceEntry:
                 str(entry["id"]), hook, {str(k): str(v) for k, v in prefetch.items()}
             )
     raise ServiceError(f"the service at {label} offers no {hook} service")
+
+
+def shadow_mode_of(health: Answer) -> bool | None:
+    """Whether the service says (in ``GET /health``) that it runs in shadow mode: every
+    call evaluated and recorded, no card returned. None when it does not say."""
+    if health.status != 200 or not isinstance(health.body, dict):
+        return None
+    value = health.body.get("shadowMode")
+    return value if isinstance(value, bool) else None
 
 
 def error_text(body: Any) -> str:
@@ -98,6 +111,9 @@ class RemoteService:
 
     def discovery(self) -> Answer:
         return self._exchange("GET", f"{self.base}/cds-services", None)
+
+    def health(self) -> Answer:
+        return self._exchange("GET", f"{self.base}/health", None)
 
     def call(self, service_id: str, body: Mapping[str, Any]) -> Answer:
         return self._exchange("POST", f"{self.base}/cds-services/{service_id}", body)
@@ -172,10 +188,34 @@ class InProcessService:
         response = self._client.get("/cds-services")
         return Answer(response.status_code, response.get_json(silent=True))
 
+    def health(self) -> Answer:
+        response = self._client.get("/health")
+        return Answer(response.status_code, response.get_json(silent=True))
+
     def call(self, service_id: str, body: Mapping[str, Any]) -> Answer:
         response = self._client.post(f"/cds-services/{service_id}", json=dict(body))
         parsed = response.get_json(silent=True)
         return Answer(response.status_code, parsed if parsed is not None else response.text)
+
+    def warm_up(self) -> None:
+        """One throw-away order-select call (the first example patient, with prefetch), so
+        that a timed call after it measures the service, not the first call's one-off
+        costs in this process: imports done on first use, value sets, schemas and rule
+        tables loaded and cached. A long-running service pays these once, at its first
+        call per worker. Nothing of it is shown; its audit record goes to the throw-away
+        database."""
+        from cds_service.examples import load_examples
+        from cds_service.tools.ehr import build_request, bundle_resources, local_prefetch
+
+        example = load_examples(date.today())[0]
+        entry = find_service(self.discovery(), "order-select", self.label)
+        request = build_request(
+            "order-select", str(uuid.uuid4()), example.patient_id, example.draft_order
+        )
+        request["prefetch"] = local_prefetch(
+            entry.prefetch, request["context"], bundle_resources(example.bundle)
+        )
+        self.call(entry.id, request)
 
     def close(self) -> None:
         self._runtime.close()  # stores and JWT verifier too, not only the FHIR pool

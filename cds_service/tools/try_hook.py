@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from cds_service.prefetch import render_queries
@@ -26,6 +27,7 @@ from cds_service.tools.services import (
     RemoteService,
     ServiceEntry,
     find_service,
+    shadow_mode_of,
 )
 
 
@@ -51,6 +53,8 @@ class TryResult:
     answer: Answer
     prefetch_counts: dict[str, int] = field(default_factory=dict)  # key -> resources sent
     left_out: dict[str, str] = field(default_factory=dict)  # key -> why not prefetched
+    shadow_mode: bool | None = None  # what the service's /health says; None: unknown
+    elapsed_ms: float = 0.0  # the hook call alone (in process: after a warm-up call)
 
     def exchange(self) -> dict[str, Any]:
         """The raw exchange, safe to print (the access token is masked)."""
@@ -143,7 +147,12 @@ def run_try(options: TryOptions) -> TryResult:
                 if fetched.prefetch:
                     request["prefetch"] = fetched.prefetch
                 counts = {k: len(v.get("entry") or []) for k, v in fetched.prefetch.items()}
+            if isinstance(service, InProcessService):
+                service.warm_up()  # time the service, not this process's first call
+            started = perf_counter()
             answer = service.call(entry.id, request)
+            elapsed_ms = (perf_counter() - started) * 1000
+            shadow = shadow_mode_of(service.health()) if answer.status == 200 else None
         finally:
             service.close()
-    return TryResult(service.label, entry, request, answer, counts, left_out)
+    return TryResult(service.label, entry, request, answer, counts, left_out, shadow, elapsed_ms)
