@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -25,7 +26,8 @@ from cds_service.engine.assessment import (
     figure,
     figures_to_dict,
 )
-from fhir_mappers.model import ImagingOrder, Measurement
+from cds_service.engine.rules import ARROW, fmt, signed_pct, sort_key, upper_first
+from fhir_mappers.model import DataIssue, ImagingOrder, Measurement, Modality
 
 ASSESSMENT_KEY = "spine-cds-assessment"
 LOINC = "http://loinc.org"
@@ -148,13 +150,13 @@ def _sub_uuid(card_id: str, name: str) -> str:
 # --- summary ---------------------------------------------------------------------------
 
 
-def _fmt(value: float) -> str:
-    return f"{round(value, 1):g}"
-
-
 def _modality(orders: Sequence[ImagingOrder]) -> str:
     kinds = sorted({o.modality.value for o in orders}, key=lambda m: (m != "MRI", m))
     return "/".join(kinds) if kinds else "imaging"
+
+
+def _has_ct(a: Assessment) -> bool:
+    return any(o.modality is Modality.CT for o in a.orders)
 
 
 def _fit(*candidates: str) -> str:
@@ -165,53 +167,59 @@ def _fit(*candidates: str) -> str:
     return candidates[-1][: SUMMARY_MAX - 1].rstrip() + "…"
 
 
+def _crp_recent(a: Assessment) -> bool:
+    """A CRP counted, and the latest taken within the recency limit before the order."""
+    latest = a.figures.crp_latest
+    if latest is None:
+        return False
+    return (a.evaluation_day - latest.when.day).days <= a.settings.crp_max_age_days
+
+
+def _needs_markers(a: Assessment) -> bool:
+    """Suggest ordering CRP/ESR only when the latest CRP is missing or too old."""
+    return a.recommendation is Recommendation.INSUFFICIENT_DATA and not _crp_recent(a)
+
+
 def summary(a: Assessment) -> str:
     mod = _modality(a.orders)
-    f = a.figures
     rec = a.recommendation
     if rec is Recommendation.ADVISE_AGAINST:
-        detail_part = ""
-        fell = (
-            f.crp_percent_change is not None
-            and -f.crp_percent_change >= a.settings.plateau_min_fall_pct
-        )
-        if f.crp_baseline and f.crp_latest and f.pain_first and f.pain_latest:
-            pain = f"pain {_fmt(f.pain_first.value)}→{_fmt(f.pain_latest.value)}"
-            if fell:
-                change = f", {_fmt(f.crp_percent_change or 0)}%"
-                detail_part = (
-                    f" (CRP {_fmt(f.crp_baseline.value)}→{_fmt(f.crp_latest.value)} mg/L"
-                    f"{change}; {pain})"
-                )
-            else:
-                detail_part = f" (CRP {_fmt(f.crp_latest.value)} mg/L, below normal; {pain})"
-        head = f"Repeat spine {mod} not indicated: " + (
-            "NVO improving" if fell else "CRP normal, pain not worse"
-        )
-        return _fit(
-            f"{head}{detail_part}. Consider CRP/ESR instead.",
-            f"{head}. Consider CRP/ESR instead.",
-        )
+        head = f"Routine repeat spine {mod} not recommended"
+        short = next((f.short for f in a.rules_fired if f.rule_id == "advise-against"), "")
+        return _fit(f"{head}: {short}", f"{head}: improving")
+    flags = a.red_flags
     if rec is Recommendation.SUPPORT_URGENT:
+        neuro = next(f for f in flags if f.rule_id == "neuro")
+        action = "emergency MRI with contrast now; urgent spine surgery review"
         return _fit(
-            "Urgent spine MRI supported: new neurologic deficit since NVO treatment start; "
-            "rule out abscess or cord compression.",
-            "Urgent spine MRI supported: new neurologic deficit in NVO.",
+            f"{neuro.short}: {action}",
+            f"New neurologic deficit: {action}",
+            "New neurologic deficit: emergency MRI now",
         )
     if rec is Recommendation.SUPPORT:
-        labels = [text.SUMMARY_LABELS[f.rule_id] for f in a.red_flags]
+        if len(flags) == 1 and flags[0].rule_id == "complication":
+            tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
+            return _fit(
+                f"{flags[0].short}: {tail}",
+                f"{flags[0].short}: repeat spine {mod} reasonable",
+                f"Complication recorded: {tail}",
+            )
+        tail = f"repeat spine {mod} reasonable"
+        shorts = [f.short for f in flags]
+        more = len(shorts) - 1
         return _fit(
-            f"Repeat spine {mod} supported in NVO: {'; '.join(labels)}.",
-            f"Repeat spine {mod} supported in NVO: {labels[0]}.",
-            f"Repeat spine {mod} supported in NVO: red flag present.",
+            f"{'; '.join(shorts)}; {tail}",
+            f"{shorts[0]}, and {more} more red flag{'s' if more > 1 else ''}; {tail}",
+            f"{shorts[0]}; {tail}",
+            f"Red flag recorded; {tail}",
         )
     gaps = [r.short for r in (*a.missing, *a.unmet)]
-    head = f"Can't judge repeat spine {mod} in NVO yet"
-    tail = "Order CRP/ESR, record pain."
+    head = f"Not enough data to judge repeat spine {mod}"
+    tail = "; repeat CRP/ESR" if _needs_markers(a) else ""
     return _fit(
-        f"{head}: {'; '.join(gaps)}. {tail}",
-        f"{head}: {gaps[0]}. {tail}",
-        f"{head}: data missing. {tail}",
+        f"{head}: {'; '.join(gaps)}{tail}",
+        f"{head}: {gaps[0]}{tail}" if gaps else head,
+        head,
     )
 
 
@@ -219,67 +227,93 @@ def summary(a: Assessment) -> str:
 
 
 def _value_text(m: Measurement) -> str:
-    value = f"{m.comparator}{_fmt(m.value)}" if m.comparator else _fmt(m.value)
-    if m.comparator:
-        value += " (reported as a limit; taken at the limit)"
+    value = f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
     if m.original_unit and m.original_unit != m.unit:
-        value += f" (reported {_fmt(m.original_value)} {m.original_unit})"
+        value += f" (reported {fmt(m.original_value)} {m.original_unit})"
     return value
+
+
+def _ago(days: int) -> str:
+    return "today" if days == 0 else "1 day ago" if days == 1 else f"{days} days ago"
 
 
 def _crp_section(a: Assessment) -> list[str]:
     f = a.figures
+    t0 = f.t0_day
     if not a.crp:
-        return [
-            "**CRP:** no result counted (from 7 days before treatment start to the order date)."
-        ]
+        return []
     rose = any("rise" in r.data for r in a.rules_fired)
+    in_window = t0 is not None and _baseline_in_window(a)
     roles: dict[str, list[str]] = {}
+    if len(a.crp) == 1:
+        roles = {}
     for role, m in (
-        ("baseline", f.crp_baseline),
-        ("lowest earlier", f.crp_lowest_earlier if rose else None),
+        ("baseline" if in_window else "first after start", f.crp_baseline),
+        ("lowest before latest", f.crp_lowest_earlier if rose else None),
         ("latest", f.crp_latest),
     ):
-        if m is not None:
+        if m is not None and len(a.crp) > 1:
             roles.setdefault(m.reference, []).append(role)
-    lines = [
-        "**CRP trend (mg/L)**",
-        "",
-        "| Date | Day | CRP mg/L | |",
-        "|---|---|---|---|",
-    ]
-    t0 = f.t0_day
+    lines = ["| Date | Day | CRP mg/L | |", "|---|---|---|---|"]
     for m in a.crp:
-        day = str((m.when.day - t0).days) if t0 is not None else "?"
+        day = str((m.when.day - t0).days) if t0 is not None else ""
         role = ", ".join(roles.get(m.reference, [])) or " "
         lines.append(f"| {m.when.day.isoformat()} | {day} | {_value_text(m)} | {role} |")
-    if f.crp_baseline and f.crp_latest and f.crp_percent_change is not None:
-        lines += [
-            "",
-            f"Change from baseline: {_fmt(f.crp_percent_change)}% "
-            f"({_fmt(f.crp_baseline.value)} → {_fmt(f.crp_latest.value)} mg/L).",
-        ]
     return lines
 
 
-def _series_line(label: str, series: Sequence[Measurement], unit: str) -> str:
-    points = " → ".join(f"{_fmt(m.value)} ({m.when.day.isoformat()})" for m in series)
-    return f"**{label}:** {points} {unit}".rstrip()
+def _baseline_in_window(a: Assessment) -> bool:
+    base, t0 = a.figures.crp_baseline, a.figures.t0_day
+    if base is None or t0 is None:
+        return False
+    return abs((base.when.day - t0).days) <= a.settings.baseline_window_days
 
 
-def _pain_section(a: Assessment) -> list[str]:
+def _series_text(label: str, series: Sequence[Measurement], unit: str, t0: date | None) -> str:
+    """ "ESR (mm/h): 95 (day 0) → 60 (day 28)." or "ESR 95 mm/h on day 0 (one value)."."""
+
+    def day(m: Measurement) -> str:
+        return f"day {(m.when.day - t0).days}" if t0 is not None else m.when.day.isoformat()
+
+    if len(series) == 1:
+        sep = "" if unit.startswith("/") else " "
+        return f"{label} {fmt(series[0].value)}{sep}{unit} on {day(series[0])} (one value)."
+    points = f" {ARROW} ".join(f"{fmt(m.value)} ({day(m)})" for m in series)
+    scale = "0-10" if unit == "/10" else unit
+    return f"{label} ({scale}): {points}."
+
+
+def _trend_lines(a: Assessment) -> list[str]:
+    """CRP, pain and ESR in one line each: the numbers that matter, with the CRP's age."""
     f = a.figures
-    if not a.pain or f.pain_first is None or f.pain_lowest is None or f.pain_latest is None:
-        return ["**Pain (0-10):** no score since treatment start."]
-    return [
-        _series_line("Pain (0-10)", a.pain, "")
-        + f"; first {_fmt(f.pain_first.value)}, lowest {_fmt(f.pain_lowest.value)}, "
-        f"latest {_fmt(f.pain_latest.value)}."
-    ]
+    lines = []
+    if f.crp_latest is not None:
+        age = _ago((a.evaluation_day - f.crp_latest.when.day).days)
+        if f.crp_baseline is not None and f.crp_percent_change is not None:
+            label = "baseline" if _baseline_in_window(a) else "first value after the start"
+            lines.append(
+                f"CRP {fmt(f.crp_baseline.value)}{ARROW}{fmt(f.crp_latest.value)} mg/L "
+                f"({signed_pct(f.crp_percent_change)} from the {label}); latest CRP {age}."
+            )
+        else:
+            lines.append(f"CRP {fmt(f.crp_latest.value)} mg/L (one value), {age}.")
+    else:
+        lines.append("No CRP counted.")
+    if a.pain:
+        series = sorted(a.pain, key=sort_key)
+        if len(series) > 5:  # first, lowest and latest carry the rules
+            low = min(series, key=lambda m: (m.value, sort_key(m)))
+            series = sorted({id(m): m for m in (series[0], low, series[-1])}.values(), key=sort_key)
+        lines.append(_series_text("Pain", series, "/10", f.t0_day))
+    else:
+        lines.append("No pain score since treatment start.")
+    if a.esr:
+        lines.append(_series_text("ESR", a.esr, "mm/h", f.t0_day))
+    return lines
 
 
-def _bullets(title: str, items: Sequence[str]) -> list[str]:
-    return [f"**{title}**", "", *(f"- {i}" for i in items)] if items else []
+def _bullets(items: Sequence[str]) -> list[str]:
+    return [f"- {i}" for i in items]
 
 
 def _evidence(keys: Sequence[str]) -> list[str]:
@@ -293,39 +327,84 @@ def _evidence(keys: Sequence[str]) -> list[str]:
     return lines
 
 
+def _episode_line(a: Assessment) -> str:
+    ep = a.episode
+    name = upper_first(text.DISEASE)
+    if ep is None or ep.t0 is None:
+        return f"{name}; treatment start not recorded."
+    day = a.figures.days_since_t0
+    return (
+        f"{name}, treatment started {ep.t0.day.isoformat()}; "
+        f"order on day {day} ({a.evaluation_day.isoformat()})."
+    )
+
+
+def left_out(issues: Sequence[DataIssue]) -> list[str]:
+    """Data left out, counted and named in clinical words (ids stay in the audit)."""
+    groups: dict[str, int] = {}
+    for issue in issues:
+        if issue.kind is not None and issue.plain:
+            noun = KIND_NOUNS.get(issue.kind, issue.kind)
+            key = f"{noun} {issue.plain}"
+        elif "another patient" in issue.reason:
+            key = "result recorded for another patient"
+        elif "read as" in issue.reason:
+            continue  # read, with one element taken as absent: not left out
+        elif issue.plain:
+            key = f"result {issue.plain}"
+        else:
+            key = "record that could not be read"
+        groups[key] = groups.get(key, 0) + 1
+    lines = []
+    for key, n in sorted(groups.items()):
+        verb = "was" if n == 1 else "were"
+        lines.append(f"{n} {key} {verb} not used.")
+    return lines
+
+
+KIND_NOUNS = {"crp": "CRP", "esr": "ESR", "pain": "pain score"}
+
+
 def detail(a: Assessment) -> str:
     rec = a.recommendation
-    blocks: list[list[str]] = [[f"**{text.HEADLINES[rec.value]}**"]]
-    ep = a.episode
-    if ep is not None:
-        name = ep.condition.reference
-        codes = ", ".join(c.display or c.code for c in ep.condition.codes)
-        if codes:
-            name = f"{codes} ({ep.condition.reference})"
-        t0 = ep.t0.day.isoformat() if ep.t0 is not None else "unknown"
-        day = "" if a.figures.days_since_t0 is None else f" (day {a.figures.days_since_t0})"
+    blocks: list[list[str]] = []
+    flags = a.red_flags
+    if rec is Recommendation.ADVISE_AGAINST:
+        blocks.append([text.SAFETY_NET])
+        blocks.append([_episode_line(a), "Improving, no red flag recorded.", *_trend_lines(a)])
+    elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
+        if _has_ct(a):
+            blocks.append([f"**{text.MRI_PREFERRED}**"])
+        items = [f.message for f in flags]
+        if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
+            items.append(text.COMPLICATION_ACTION)
+        markers = next((f for f in flags if f.rule_id == "markers-not-responding"), None)
+        if markers is not None:
+            items.append(text.MARKERS_CAVEAT)
+            if "rise" in markers.data:
+                items.append(text.REBOUND_SOURCES)
+        blocks.append([_episode_line(a)])
+        blocks.append(_bullets(items))
+        blocks.append(_trend_lines(a))
+    else:
         blocks.append(
             [
-                f"Episode: {name}. Treatment start (T0): {t0}. "
-                f"Evaluated for the order date {a.evaluation_day.isoformat()}{day}."
+                "**Not enough data to judge repeat imaging: this card neither supports nor "
+                "advises against it.**"
             ]
         )
-    blocks.append(_bullets("Red flag found", [f.message for f in a.red_flags]))
-    blocks.append(_bullets("Missing", [r.message for r in a.missing]))
-    blocks.append(_bullets("Not met", [r.message for r in a.unmet]))
+        blocks.append([_episode_line(a)])
+        asks = [r.message for r in (*a.missing, *a.unmet)]
+        blocks.append(["To decide:", "", *_bullets([*asks, text.NEURO_EXAM])])
+        blocks.append(_trend_lines(a))
+    notes = [r.message for r in a.notes] + left_out(a.issues)
+    if notes:
+        blocks.append(_bullets(notes))
     blocks.append(_crp_section(a))
-    blocks.append(_pain_section(a))
-    if a.esr:
-        blocks.append([_series_line("ESR", a.esr, "mm/h")])
-    blocks.append(_bullets("Notes", [r.message for r in a.notes]))
-    if a.issues:
-        blocks.append(
-            [f"{len(a.issues)} resource(s) could not be used (see the audit record for reasons)."]
-        )
-    keys = [f.rule_id for f in a.red_flags] or [rec.value]
+    keys = [f.rule_id for f in flags] or [rec.value]
     if any(r.code == "esr-rising" for r in a.notes):
         keys.append("esr-rising")
-    blocks.append(_evidence(keys))
+    blocks.append(_evidence(list(dict.fromkeys(keys))))
     return "\n\n".join("\n".join(b) for b in blocks if b)
 
 
@@ -425,23 +504,24 @@ def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
 
 
 def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
+    """Remove the order when advising against it; order markers only when the CRP is stale.
+
+    An advise-against card always rests on a recent CRP, so it offers removal alone;
+    an insufficient-data card asks for CRP/ESR only when the latest CRP is missing or
+    older than the recency limit (never for a CRP drawn today).
+    """
     rec = a.recommendation
     mod = _modality(a.orders)
     if rec is Recommendation.ADVISE_AGAINST:
         return [
             {
-                "label": f"Remove the spine {mod} order; order CRP and ESR instead",
-                "uuid": _sub_uuid(card_id, "replace-with-markers"),
-                "isRecommended": True,
-                "actions": _delete_orders(a) + _marker_orders(a, ctx),
-            },
-            {
                 "label": f"Remove the spine {mod} order",
                 "uuid": _sub_uuid(card_id, "remove-imaging"),
+                "isRecommended": True,
                 "actions": _delete_orders(a),
-            },
+            }
         ]
-    if rec is Recommendation.INSUFFICIENT_DATA:
+    if _needs_markers(a):
         return [
             {
                 "label": "Order CRP and ESR",
@@ -461,11 +541,21 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
     return [
         {
             "type": "update",
-            "description": f"Appropriateness rating: {rating} ({ctx.service_label})",
-            "resource": rated_resource(o, rating, ctx.qcdsm_name, card_id),
+            "description": f"Appropriateness rating: {r} ({ctx.service_label})",
+            "resource": rated_resource(o, r, ctx.qcdsm_name, card_id),
         }
         for o in a.orders
+        for r in (_order_rating(a, o, rating),)
     ]
+
+
+def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str:
+    """A CT for a new neurologic deficit is rated not-appropriate: MRI is the study of
+    choice (IDSA 2015), CT only when MRI cannot be done, which the clinician records
+    with the override reason the card offers."""
+    if a.recommendation is Recommendation.SUPPORT_URGENT and order.modality is Modality.CT:
+        return "not-appropriate"
+    return rating
 
 
 def rated_resource(order: ImagingOrder, rating: str, qcdsm: str, card_id: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""Wording of the cards: evidence statements and citations.
+"""Wording of the cards: evidence statements, citations and fixed phrases.
 
-Statements paraphrase the evidence table of clinical-rules.md (its sources ask that
-wording be verified before quoting, so nothing here is a verbatim quote). Citations
-name journal, year and DOI, not authors.
+Statements paraphrase the sources (clinical-rules.md asks that wording be verified
+before quoting, so nothing here is a verbatim quote). Citations name the first author,
+journal, year and DOI where one is known. Grades (strong/weak, low/moderate) are given
+only where the design notes or a published summary of the guideline state them.
 """
 
 from __future__ import annotations
@@ -10,88 +11,105 @@ from __future__ import annotations
 SOURCE_LABEL = "IDSA 2015 guideline: native vertebral osteomyelitis in adults"
 SOURCE_URL = "https://doi.org/10.1093/cid/civ482"
 
+# The disease named once in full on every card; later mentions say "the infection".
+DISEASE = "vertebral osteomyelitis (spondylodiscitis)"
+
 CITATIONS: dict[str, str] = {
     "IDSA-2015": (
-        "IDSA 2015 Clinical Practice Guidelines for the Diagnosis and Treatment of Native "
-        "Vertebral Osteomyelitis in Adults. Clin Infect Dis 2015;61(6):e26-e46. "
-        "[doi:10.1093/cid/civ482](https://doi.org/10.1093/cid/civ482)"
+        "Berbari EF et al. 2015 IDSA Clinical Practice Guidelines for the Diagnosis and "
+        "Treatment of Native Vertebral Osteomyelitis in Adults. Clin Infect Dis "
+        "2015;61(6):e26-e46. [doi:10.1093/cid/civ482](https://doi.org/10.1093/cid/civ482)"
     ),
-    "AHN-2020": "BMC Musculoskelet Disord 2020;21:428",
-    "KOWALSKI-2007": "AJNR Am J Neuroradiol 2007;28:693-699",
-    "HECQUET-2021": "J Clin Med 2021;10:2690",
+    "ZARROUK-2007": (
+        "Zarrouk V et al. Rheumatology (Oxford) 2007;46(2):292-295. "
+        "[doi:10.1093/rheumatology/kel228](https://doi.org/10.1093/rheumatology/kel228)"
+    ),
+    "KOWALSKI-2007": "Kowalski TJ et al. AJNR Am J Neuroradiol 2007;28:693-699",
+    "HECQUET-2021": (
+        "Hecquet S et al. J Clin Med 2021;10:2690. "
+        "[doi:10.3390/jcm10122690](https://doi.org/10.3390/jcm10122690)"
+    ),
+    "AHN-2020": "Ahn KS et al. BMC Musculoskelet Disord 2020;21:428",
 }
 
-# rule id (or recommendation) -> (statement, citation ids)
+# rule id (or recommendation, or note code) -> (statement, citation ids)
 STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "advise-against": (
-        "The IDSA 2015 guideline recommends against routine follow-up MRI in NVO when the "
-        "clinical and laboratory response is favourable (strong recommendation, low-quality "
-        "evidence). At 4-8 weeks, bone can look equivocal or worse on MRI while soft tissue "
-        "improves, and in one series a third of patients who recovered looked worse on follow-up "
-        "imaging.",
-        ("IDSA-2015", "KOWALSKI-2007", "HECQUET-2021"),
+        "IDSA 2015 recommends against routine follow-up MRI when the clinical and laboratory "
+        "response is favourable (strong recommendation, low-quality evidence). Imaging often "
+        "stays abnormal in patients who are getting better: in a prospective series of 29 "
+        "cured patients it did not predict the outcome (Zarrouk 2007); at 4-8 weeks bone can "
+        "look equivocal or worse while soft tissue improves (Kowalski 2007); and 12 of 36 "
+        "patients who recovered looked worse on imaging a mean of 2.8 months after diagnosis "
+        "(Hecquet 2021).",
+        ("IDSA-2015", "ZARROUK-2007", "KOWALSKI-2007", "HECQUET-2021"),
     ),
+    # The neurologic-deficit recommendations, checked 2026-12-02 against a published
+    # summary of the guideline's recommendations (not part of clinical-rules.md's table).
     "neuro": (
-        "A new neurologic deficit calls for urgent MRI to look for an epidural abscess or cord "
-        "compression. The IDSA 2015 guideline advises follow-up MRI of the epidural and "
-        "paraspinal soft tissues when treatment failure is suspected (strong, low).",
+        "IDSA 2015 recommends surgical intervention for progressive neurologic deficits, "
+        "progressive deformity or spinal instability despite adequate antimicrobial therapy "
+        "(strong, low), and MRI as the imaging of choice; CT or nuclear imaging only when MRI "
+        "cannot be obtained (weak, low).",
         ("IDSA-2015",),
     ),
     "complication": (
-        "The IDSA 2015 guideline advises follow-up MRI, assessing the epidural and paraspinal "
-        "soft tissues, when the response is poor or treatment failure is suspected (strong, low).",
+        "IDSA 2015 advises follow-up MRI of the epidural and paraspinal soft tissues when the "
+        "clinical response is poor or treatment failure is suspected.",
         ("IDSA-2015",),
     ),
     "uncertain-dx": (
-        "The advice against routine follow-up imaging (IDSA 2015) is for a patient with NVO "
-        "who responds to treatment; with an unconfirmed diagnosis or a coexisting mimic the "
-        "diagnosis is unclear, and this service does not advise against imaging.",
+        "The advice against routine follow-up imaging (IDSA 2015) is for patients with this "
+        "infection who respond to treatment; when the diagnosis is unclear it does not apply.",
         ("IDSA-2015",),
     ),
     "markers-not-responding": (
-        "Unchanged or rising ESR/CRP after about 4 weeks of therapy raise suspicion of treatment "
-        "failure (IDSA 2015: weak, low); this service also counts a CRP rising again after an "
-        "initial decline from day 15 on. Follow-up MRI focused on the epidural and paraspinal "
-        "soft tissues is then advised (strong, low). Soft-tissue change on MRI correlates best "
-        "with CRP.",
+        "IDSA 2015: unchanged or rising ESR/CRP after about 4 weeks of therapy raise suspicion "
+        "of treatment failure (weak, low), but raised markers, persistent pain, a residual "
+        "deficit or imaging findings alone do not prove failure (weak, low). Follow-up MRI is "
+        "then aimed at the epidural and paraspinal soft tissues, whose change tracks CRP best "
+        "(Ahn 2020).",
         ("IDSA-2015", "AHN-2020"),
     ),
     "pain-worse": (
-        "The IDSA 2015 guideline advises follow-up MRI when the clinical response is poor or "
-        "treatment failure is suspected (strong, low); persistent pain alone does not prove "
-        "failure (weak, low).",
+        "IDSA 2015 advises follow-up MRI when the clinical response is poor or treatment "
+        "failure is suspected; persistent pain alone does not prove failure (weak, low).",
         ("IDSA-2015",),
     ),
     "insufficient-data": (
-        "The IDSA 2015 guideline suggests checking ESR and CRP after about 4 weeks of therapy "
-        "together with a clinical assessment (weak, low); when the response is favourable, "
-        "routine follow-up MRI is not recommended (strong, low).",
+        "IDSA 2015 suggests checking ESR and CRP after about 4 weeks of therapy together with "
+        "a clinical assessment (weak, low); when the response is favourable, routine "
+        "follow-up MRI is not recommended (strong, low).",
         ("IDSA-2015",),
     ),
     "esr-rising": (
-        "Bony change on follow-up MRI correlates with ESR, soft-tissue change with CRP, so ESR "
-        "can lag while the infection responds.",
+        "On follow-up MRI, bone change correlates with ESR and soft-tissue change with CRP "
+        "(Ahn 2020): ESR follows bone, which resolves more slowly.",
         ("AHN-2020",),
     ),
 }
 
-# Short labels for a one-line summary, per red-flag rule.
-SUMMARY_LABELS: dict[str, str] = {
-    "neuro": "new neurologic deficit",
-    "complication": "complication recorded since treatment start",
-    "uncertain-dx": "diagnosis uncertain or mimic present",
-    "markers-not-responding": "CRP not responding",
-    "pain-worse": "pain worse",
-}
+# The first line of an advise-against card: what would change the answer.
+SAFETY_NET = (
+    "**Would change this advice:** a new neurologic deficit (image urgently); worsening pain, "
+    "persisting fever or bacteraemia, or a rising CRP (image). Only coded diagnoses are seen "
+    "here: confirm the neurologic exam."
+)
+NEURO_EXAM = "Confirm the neurologic exam: only coded diagnoses are seen here."
+MARKERS_CAVEAT = "Raised markers alone do not prove treatment failure (IDSA 2015)."
+REBOUND_SOURCES = (
+    "For a CRP rebound, also look for another source: line infection, urine, C. difficile, "
+    "drug fever, venous clot."
+)
+COMPLICATION_ACTION = "Examine neurology now; discuss with spine surgery."
+MRI_PREFERRED = (
+    "MRI with gadolinium is preferred; CT only if MRI is contraindicated or unavailable."
+)
 
+# One line per decision, for tools that list decisions (``spine-cds try``).
 HEADLINES: dict[str, str] = {
-    "advise-against": (
-        "Repeat imaging is not indicated now: the response to treatment is favourable."
-    ),
-    "support": "Repeat imaging is supported: a red flag is present.",
-    "support-urgent": "Urgent imaging is supported: new neurologic deficit.",
-    "insufficient-data": (
-        "Not enough data to judge the response to treatment. Order CRP/ESR and document pain "
-        "and neurologic status rather than imaging."
-    ),
+    "advise-against": "routine repeat imaging not recommended: improving",
+    "support": "repeat imaging reasonable: a red flag is recorded",
+    "support-urgent": "urgent MRI: new neurologic deficit",
+    "insufficient-data": "not enough data to judge repeat imaging",
 }

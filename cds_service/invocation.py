@@ -25,6 +25,9 @@ from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
 
 OBSERVATION_KEYS = ("crp", "esr", "pain")
+# How the FHIR client words a search whose paging it stopped (page limit, a looping or
+# runaway next link); the engine then treats that kind of data as possibly incomplete.
+PAGING_CUT_OFF = "paging stopped"
 SUBJECT_FIELDS = ("subject", "patient")
 
 
@@ -61,9 +64,7 @@ def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
         reference = ref.get("reference") if isinstance(ref, dict) else None
         if not isinstance(reference, str):
             return False
-        return reference == f"Patient/{patient_id}" or reference.endswith(
-            f"/Patient/{patient_id}"
-        )
+        return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
     return True
 
 
@@ -156,6 +157,7 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outc
         conditions=conditions,
         measurements=measurements,
         issues=orders.issues + tuple(foreign) + condition_issues + observation_issues,
+        cut_off=frozenset(n.key for n in gathered.notes if n.reason.startswith(PAGING_CUT_OFF)),
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
     card_context = CardContext(patient_id=patient_id, encounter_id=context.get("encounterId"))

@@ -89,9 +89,9 @@ class Settings:
 
     # Reading observations
     accept_preliminary: bool = False
-    crp_molar_factor: float = (
-        0.0  # nmol/L per mg/L; 0 = molar CRP is not used (9.524 per clinical-rules.md)
-    )
+    # nmol/L per mg/L for molar CRP (LOINC 76485-2); on by default with the factor the
+    # clinical rules give (1 mg/L = 9.524 nmol/L); 0 turns molar CRP off.
+    crp_molar_factor: float = 9.524
 
     # Security
     dev_mode: bool = False

@@ -117,10 +117,16 @@ class Measurement:
 
 @dataclass(frozen=True)
 class DataIssue:
-    """A resource (or part of one) that was skipped, with the reason, for the audit."""
+    """A resource (or part of one) that was skipped, with the reason, for the audit.
+
+    ``kind`` and ``plain`` let a card name what was left out in clinical words ("1 CRP
+    marked entered-in-error was ignored") without showing resource ids or parser text.
+    """
 
     reference: str
     reason: str
+    kind: str | None = None  # "crp" | "esr" | "pain" when an Observation of a known kind
+    plain: str | None = None  # e.g. "marked entered-in-error", for the card
 
 
 @dataclass(frozen=True)
@@ -130,3 +136,6 @@ class PatientData:
     conditions: tuple[ConditionFact, ...] = ()
     measurements: tuple[Measurement, ...] = ()
     issues: tuple[DataIssue, ...] = ()
+    # The kinds of data ("conditions", "crp", "esr", "pain") whose search paging was cut
+    # off (page limit, runaway or looping next links): older results may be missing.
+    cut_off: frozenset[str] = frozenset()

@@ -57,7 +57,25 @@ class MappingOptions:
 
 
 class _Skip(Exception):
-    """A selected Observation that cannot be used; the message is the DataIssue reason."""
+    """A selected Observation that cannot be used; the message is the DataIssue reason.
+
+    ``plain`` says the same in a clinician's words for the card ("marked
+    entered-in-error"); the reason keeps the technical detail for the audit.
+    """
+
+    def __init__(self, reason: str, plain: str) -> None:
+        super().__init__(reason)
+        self.plain = plain
+
+
+# What a card calls each kind of Observation when it counts the ones left out.
+_KIND_NAMES = {
+    ObservationKind.CRP: "crp",
+    ObservationKind.CRP_HS: "crp",
+    ObservationKind.CRP_MOLAR: "crp",
+    ObservationKind.ESR: "esr",
+    ObservationKind.PAIN: "pain",
+}
 
 
 def map_observations(
@@ -82,7 +100,7 @@ def map_observations(
         try:
             measurement = _measure(ref, resource, coding, entry, options)
         except _Skip as skip:
-            issues.append(DataIssue(ref, str(skip)))
+            issues.append(DataIssue(ref, str(skip), _KIND_NAMES.get(entry.kind), skip.plain))
             continue
         if measurement is not None:
             measurements.append(measurement)
@@ -121,15 +139,18 @@ def _measure(
 ) -> Measurement | None:
     """The Measurement, None when out of the time window; _Skip when unusable."""
     if entry.kind is ObservationKind.IGNORE:
-        raise _Skip(f"{coding.code} is not read by the rules: ignored")
+        raise _Skip(f"{coding.code} is not read by the rules: ignored", "not a test the rules read")
     if entry.kind is ObservationKind.CRP_MOLAR and options.crp_molar_factor_nmol_per_mg is None:
-        raise _Skip(f"molar CRP ({coding.code}) ignored: no nmol/L to mg/L factor configured")
+        raise _Skip(
+            f"molar CRP ({coding.code}) ignored: no nmol/L to mg/L factor configured",
+            "reported in nmol/L (conversion turned off in the settings)",
+        )
 
     status = resource.get("status")
     if not isinstance(status, str):
-        raise _Skip("status missing or not a string: skipped")
+        raise _Skip("status missing or not a string: skipped", "without a result status")
     if status not in USED_STATUSES and not (status == "preliminary" and options.accept_preliminary):
-        raise _Skip(f"status {status}: ignored")
+        raise _Skip(f"status {status}: ignored", _status_words(status))
 
     when = _when(resource)
     since = options.since
@@ -144,18 +165,18 @@ def _measure(
     if entry.kind is ObservationKind.ESR:
         unit = _pick(units, _ESR_UNITS)
         if unit is None:
-            raise _Skip(f"ESR unit {_shown(units)} is not mm/h: skipped")
+            raise _Skip(f"ESR unit {_shown(units)} is not mm/h: skipped", _BAD_UNIT)
         kind, value, normal_unit, hs = MeasurementKind.ESR, number, "mm/h", False
     elif entry.kind is ObservationKind.CRP_MOLAR:
         unit = _pick(units, _CRP_MOLAR_UNITS)
         factor = options.crp_molar_factor_nmol_per_mg
         if unit is None or factor is None:
-            raise _Skip(f"molar CRP unit {_shown(units)} is not nmol/L: skipped")
+            raise _Skip(f"molar CRP unit {_shown(units)} is not nmol/L: skipped", _BAD_UNIT)
         kind, value, normal_unit, hs = MeasurementKind.CRP, number / factor, "mg/L", False
     else:
         unit = _pick(units, _CRP_MASS_TO_MG_PER_L)
         if unit is None:
-            raise _Skip(f"CRP unit {_shown(units)} cannot be converted to mg/L: skipped")
+            raise _Skip(f"CRP unit {_shown(units)} cannot be converted to mg/L: skipped", _BAD_UNIT)
         hs = entry.kind is ObservationKind.CRP_HS
         kind, value, normal_unit = (
             MeasurementKind.CRP,
@@ -163,7 +184,7 @@ def _measure(
             "mg/L",
         )
     if value < 0:
-        raise _Skip(f"negative {kind.value} value: skipped")
+        raise _Skip(f"negative {kind.value} value: skipped", "with a negative value")
     return Measurement(
         reference=ref,
         kind=kind,
@@ -185,7 +206,7 @@ def _pain(
     raw_integer = resource.get("valueInteger")
     if raw_integer is not None:
         if not isinstance(raw_integer, int) or isinstance(raw_integer, bool):
-            raise _Skip("valueInteger is not an integer: skipped")
+            raise _Skip("valueInteger is not an integer: skipped", _NO_VALUE)
         number, comparator, unit = float(raw_integer), None, None
     else:
         quantity = _quantity(resource, also="valueInteger")
@@ -193,7 +214,7 @@ def _pain(
         units = _units(quantity)
         unit = units[0] if units else None
     if not 0 <= number <= _PAIN_MAX:
-        raise _Skip(f"pain score {number:g} outside 0-10: skipped")
+        raise _Skip(f"pain score {number:g} outside 0-10: skipped", "outside the 0-10 scale")
     return Measurement(
         reference=ref,
         kind=MeasurementKind.PAIN,
@@ -217,21 +238,21 @@ def _when(resource: dict[str, Any]) -> When:
     period = resource.get("effectivePeriod")
     if period is not None:
         if not isinstance(period, dict):
-            raise _Skip("effectivePeriod is not an object: skipped")
+            raise _Skip("effectivePeriod is not an object: skipped", _NO_DATE)
         start = period.get("start")
         if start is not None:
             return _parse_time("effectivePeriod.start", start)
     issued = resource.get("issued")
     if issued is not None:
         return _parse_time("issued", issued)
-    raise _Skip("no effectiveDateTime, effectivePeriod.start or issued: skipped")
+    raise _Skip("no effectiveDateTime, effectivePeriod.start or issued: skipped", _NO_DATE)
 
 
 def _parse_time(element: str, value: object) -> When:
     try:
         return parse_fhir_time(value)
     except ValueError as exc:
-        raise _Skip(f"{element} not read ({exc}): skipped") from None
+        raise _Skip(f"{element} not read ({exc}): skipped", _NO_DATE) from None
 
 
 def _quantity(resource: dict[str, Any], also: str | None = None) -> dict[str, Any]:
@@ -239,25 +260,27 @@ def _quantity(resource: dict[str, Any], also: str | None = None) -> dict[str, An
     if isinstance(quantity, dict):
         return quantity
     if quantity is not None:
-        raise _Skip("valueQuantity is not an object: skipped")
+        raise _Skip("valueQuantity is not an object: skipped", _NO_VALUE)
     other = next((key for key in resource if key.startswith("value")), None)
     expected = "valueQuantity" + (f" or {also}" if also else "")
     if other is not None:
-        raise _Skip(f"{other} is not a usable number ({expected} expected): skipped")
+        raise _Skip(f"{other} is not a usable number ({expected} expected): skipped", _NO_VALUE)
     absent = " (dataAbsentReason given)" if resource.get("dataAbsentReason") is not None else ""
-    raise _Skip(f"no value{absent}: skipped")
+    raise _Skip(f"no value{absent}: skipped", _NO_VALUE)
 
 
 def _number(quantity: dict[str, Any]) -> tuple[float, str | None]:
     value = quantity.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise _Skip("valueQuantity.value is missing or not a number: skipped")
+        raise _Skip("valueQuantity.value is missing or not a number: skipped", _NO_VALUE)
     number = float(value)
     if not math.isfinite(number):
-        raise _Skip("valueQuantity.value is not finite: skipped")
+        raise _Skip("valueQuantity.value is not finite: skipped", _NO_VALUE)
     comparator = quantity.get("comparator")
     if comparator is not None and comparator not in COMPARATORS:
-        raise _Skip(f"valueQuantity.comparator {comparator!r} is not one of < <= >= >: skipped")
+        raise _Skip(
+            f"valueQuantity.comparator {comparator!r} is not one of < <= >= >: skipped", _NO_VALUE
+        )
     return number, comparator
 
 
@@ -269,7 +292,7 @@ def _units(quantity: dict[str, Any]) -> tuple[str, ...]:
         if value is None:
             continue
         if not isinstance(value, str):
-            raise _Skip(f"valueQuantity.{key} is not a string: skipped")
+            raise _Skip(f"valueQuantity.{key} is not a string: skipped", _BAD_UNIT)
         if value.strip():
             found.append(value.strip())
     return tuple(found)
@@ -278,6 +301,17 @@ def _units(quantity: dict[str, Any]) -> tuple[str, ...]:
 def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
     """The first candidate that is a known unit (compared lower-case)."""
     return next((unit for unit in units if unit.lower() in known), None)
+
+
+_BAD_UNIT = "in a unit that could not be converted"
+_NO_VALUE = "without a usable value"
+_NO_DATE = "without a usable date"
+
+
+def _status_words(status: str) -> str:
+    if status in {"entered-in-error", "cancelled"}:
+        return f"marked {status}"
+    return f"not final (status {status})"
 
 
 def _shown(units: tuple[str, ...]) -> str:

@@ -108,11 +108,12 @@ def test_insufficient_summary_stays_short_with_every_gap() -> None:
 def test_advise_against_card_content() -> None:
     response = render_response(scenario(Recommendation.ADVISE_AGAINST), CTX)
     card = only_card(response)
-    assert "not indicated" in card["summary"]
+    assert card["summary"].startswith("Routine repeat spine MRI not recommended: improving")
     detail = card["detail"]
-    for text in ("2024-03-04", "2024-03-18", "2024-04-01", "142", "61", "18", "-87.3%"):
+    for text in ("2024-03-04", "2024-03-18", "2024-04-01", "142", "61", "18", "\u221287.3%"):
         assert text in detail
-    assert "Pain (0-10)" in detail and "lowest 3" in detail
+    assert "Pain (0-10): 8 (day 0)" in detail and "3 (day 28)" in detail
+    assert "latest CRP 1 day ago" in detail
     assert "doi.org/10.1093/cid/civ482" in detail
     assert card["source"]["url"] == "https://doi.org/10.1093/cid/civ482"
     codes = {r["code"] for r in card["overrideReasons"]}
@@ -121,14 +122,25 @@ def test_advise_against_card_content() -> None:
     assert all(r["system"] == system and r["display"] for r in card["overrideReasons"])
 
 
-def test_advise_against_suggests_deleting_the_order_and_ordering_markers() -> None:
+def test_advise_against_suggests_removing_the_order_alone() -> None:
+    """The latest CRP is recent (advise-against needs that), so no new CRP is asked for."""
     card = only_card(render_response(scenario(Recommendation.ADVISE_AGAINST), CTX))
     assert card["selectionBehavior"] == "at-most-one"
-    recommended = [s for s in card["suggestions"] if s.get("isRecommended")]
-    assert len(recommended) == 1
-    actions = recommended[0]["actions"]
-    deletes = [x for x in actions if x["type"] == "delete"]
-    assert [d["resourceId"] for d in deletes] == ["ServiceRequest/sr1"]
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"] == "Remove the spine MRI order"
+    assert suggestion["isRecommended"] is True
+    assert [(x["type"], x["resourceId"]) for x in suggestion["actions"]] == [
+        ("delete", "ServiceRequest/sr1")
+    ]
+
+
+def test_insufficient_data_with_a_stale_crp_suggests_ordering_markers() -> None:
+    a = run([crp(0, 140), crp(14, 60), pain(0, 8), pain(28, 3)], order_day=29)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    card = only_card(render_response(a, CTX))
+    assert "Latest CRP 15 days old: repeat CRP before deciding on imaging." in card["detail"]
+    assert "latest CRP 15 days old" in card["summary"]
+    actions = [x for s in card["suggestions"] for x in s["actions"]]
     creates = [x["resource"] for x in actions if x["type"] == "create"]
     assert sorted(r["code"]["coding"][0]["code"] for r in creates) == ["1988-5", "4537-7"]
     for r in creates:
@@ -138,13 +150,15 @@ def test_advise_against_suggests_deleting_the_order_and_ordering_markers() -> No
         assert r["subject"] == {"reference": f"Patient/{PATIENT}"}
 
 
-def test_insufficient_data_suggests_markers_and_no_rating() -> None:
+def test_insufficient_data_with_a_crp_drawn_today_asks_for_no_new_crp_and_no_rating() -> None:
     response = render_response(scenario(Recommendation.INSUFFICIENT_DATA), CTX)
     card = only_card(response)
     assert "systemActions" not in response and "extension" not in response
-    actions = [x for s in card["suggestions"] for x in s["actions"]]
-    assert {x["type"] for x in actions} == {"create"}
-    assert "Only one CRP result" in card["detail"]
+    assert "suggestions" not in card  # the only CRP was drawn today: nothing to order now
+    assert (
+        "One CRP only (25 mg/L on day 28): repeat it at the next weekly check" in (card["detail"])
+    )
+    assert "baseline" not in card["detail"]  # a day-28 value is no baseline
 
 
 @pytest.mark.parametrize(
@@ -234,13 +248,17 @@ def test_red_flag_result_names_the_rule_and_its_data() -> None:
     (fired,) = result["rulesFired"]
     assert fired["id"] == "neuro"
     assert fired["data"]["conditions"][0]["codes"][0]["code"] == "G83.4"
-    assert "Cauda equina syndrome" in card["detail"]
+    assert "cauda equina syndrome (day 26)" in card["detail"]
+    assert card["summary"] == (
+        "New cauda equina syndrome (day 26): emergency MRI with contrast now; "
+        "urgent spine surgery review"
+    )
 
 
 def test_comparator_is_marked_in_the_card() -> None:
     a = run([crp(0, 100), crp(28, 5, comparator="<"), pain(0, 5), pain(28, 2)])
     card = only_card(render_response(a, CTX))
-    assert "<5" in card["detail"] and "taken at the limit" in card["detail"]
+    assert "<5" in card["detail"] and "counted at the limit" in card["detail"]
 
 
 def test_converted_unit_is_shown_with_the_original() -> None:
@@ -282,13 +300,13 @@ def test_esr_note_cites_its_source() -> None:
 
     a = run([*data, esr(0, 40), esr(28, 70)])
     detail = only_card(render_response(a, CTX))["detail"]
-    assert "ESR is rising" in detail and "2020;21:428" in detail
+    assert "ESR rising (40\u219270 mm/h) while CRP falls" in detail
+    assert "resolves more slowly (Ahn 2020)" in detail and "2020;21:428" in detail
 
 
-def test_tuberculous_coexisting_note_on_card() -> None:
+def test_tuberculous_beside_pyogenic_gives_no_card() -> None:
     tb = condition("A18.01", ConditionCategory.OUT_OF_SCOPE)
-    card = only_card(render_response(run(improving(), [nvo(), tb]), CTX))
-    assert "tuberculous or brucellar" in card["detail"]
+    assert render_response(run(improving(), [nvo(), tb]), CTX) == {"cards": []}
 
 
 def _stable_measurements() -> list[Any]:

@@ -28,16 +28,25 @@ def test_review_lists_every_example_with_its_expected_decision_and_no_mismatch()
     result = run("review-examples", "--date", ORDER_DATE.isoformat())
     assert result.exit_code == 0, result.output
     assert "MISMATCH" not in result.output
-    blocks = result.output.split("\n\n")
-    for example in load_examples(ORDER_DATE):
-        block = next(b for b in blocks if b.startswith(example.key))
+    examples = load_examples(ORDER_DATE)
+    starts = [result.output.index(f"\n{e.key}  ") for e in examples]
+    blocks = [result.output[a:b] for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    for example, block in zip(examples, blocks, strict=True):
         assert example.patient_id in block
         assert f"expected   {example.expected}" in block
         assert f"actual     {example.expected}" in block
         assert "[ok]" in block
-        if example.expected != "no-card":
-            assert "rules      " in block and "figures    CRP " in block
-            assert "since T0" in block and "card       [" in block
+        if example.expected == "no-card":
+            assert "card       (none" in block
+            continue
+        # the whole card as a clinician sees it, markdown rendered as text
+        for part in ("summary    ", "indicator  ", "detail", "override reasons", "Sources:"):
+            assert part in block, (example.key, part)
+        assert "**" not in block and "|---" not in block and "](http" not in block
+    advise = blocks[[e.key for e in examples].index("e01-improving")]
+    assert "suggestions\n    * Remove the spine MRI order (recommended)" in advise
+    assert "Would change this advice:" in advise
+    assert "2026-02-01  0    142       baseline" in advise  # the CRP table, aligned
 
 
 def test_review_json_gives_rules_and_key_figures_per_example() -> None:

@@ -6,7 +6,9 @@ import pytest
 
 from cds_service.engine import NotApplicableReason, Recommendation, RuleSettings
 from fhir_mappers.model import ConditionCategory
-from tests.test_engine_builders import condition, improving, nvo, run
+from tests.test_engine_builders import condition, improving, neuro, nvo, run
+
+SNOMED = "http://snomed.info/sct"
 
 NA = Recommendation.NOT_APPLICABLE
 
@@ -66,12 +68,25 @@ def test_resolved_implant_infection_does_not_exclude() -> None:
     assert run(improving(), [nvo(), implant]).recommendation is Recommendation.ADVISE_AGAINST
 
 
-@pytest.mark.parametrize("code", ["A18.01", "A1801", "A23.9"])
-def test_tuberculous_or_brucellar_with_pyogenic_nvo_is_assessed_with_a_note(code: str) -> None:
+@pytest.mark.parametrize("code", ["A18.01", "A1801", "A23.9", "T84.63XA"])
+def test_non_pyogenic_or_implant_infection_beside_pyogenic_nvo_gives_no_card(code: str) -> None:
+    """Revised 2026-11-28: the evidence covers pyogenic NVO only, so a coexisting
+    tuberculous, brucellar or implant-associated infection takes the patient outside it."""
     other = condition(code, ConditionCategory.OUT_OF_SCOPE)
     a = run(improving(), [nvo(), other])
-    assert a.recommendation is Recommendation.ADVISE_AGAINST
-    assert "coexisting-non-pyogenic" in [n.code for n in a.notes]
+    assert a.recommendation is NA
+    assert a.not_applicable_reason is NotApplicableReason.EXCLUDED_INFECTION
+    # the same infection resolved no longer excludes
+    old = condition(code, ConditionCategory.OUT_OF_SCOPE, clinical="resolved")
+    assert run(improving(), [nvo(), old]).recommendation is Recommendation.ADVISE_AGAINST
+
+
+def test_tuberculous_spondylitis_with_red_flags_beside_nvo_still_gives_no_card() -> None:
+    """Out of scope wins over a red flag too: no card rather than a card built on
+    evidence that does not cover the patient."""
+    other = condition("35984006", ConditionCategory.OUT_OF_SCOPE, system=SNOMED)
+    a = run(improving(), [nvo(), other, neuro(onset=20)], order_day=29)
+    assert a.recommendation is NA
 
 
 def test_isolated_epidural_abscess_without_nvo_gives_no_card() -> None:

@@ -126,9 +126,9 @@ def test_a_complication_recorded_during_treatment_counts_whatever_its_onset() ->
 
 
 def test_a_second_nvo_entry_cannot_hide_a_rise() -> None:
-    """CRP 142 -> 4 -> 9: a rise after the decline. A later entry of the same episode
-    would move T0 past the early values and make the rise look like a fall."""
-    observations = series([(0, 142), (14, 4), (28, 9)], [(0, 5), (14, 4), (28, 4)])
+    """CRP 142 -> 8 -> 30: a rise after the decline (to above the normal limit). A later
+    entry of the same episode would move T0 past the early values and hide the rise."""
+    observations = series([(0, 142), (14, 8), (28, 30)], [(0, 5), (14, 4), (28, 4)])
     first = condition("nvo", "M46.26")
     assert decide([first], observations).recommendation is Recommendation.SUPPORT
     later_entry = condition("nvo-encounter", "M46.26", onset=None, recordedDate=on(20))
@@ -138,14 +138,16 @@ def test_a_second_nvo_entry_cannot_hide_a_rise() -> None:
 
 
 def test_advice_through_the_normal_limit_does_not_claim_a_fall() -> None:
-    """CRP 6 -> 9 mg/L by day 12: no red-flag rule applies yet and 9 is below the normal
-    limit, so the answer is advise-against, but it must not be worded as a fall."""
+    """CRP 6 -> 9 mg/L by day 12: within the normal range neither a rise nor a plateau
+    counts, and 9 is below the normal limit, so the answer is advise-against; but it must
+    not be worded as a fall or as improvement."""
     observations = series([(0, 6), (12, 9)], [(0, 3), (12, 3)])
     assessment = decide([condition("nvo", "M46.26")], observations, order_day=13)
     assert assessment.recommendation is Recommendation.ADVISE_AGAINST
     card = render_response(assessment, CardContext(patient_id="p1"))["cards"][0]
     assert "improving" not in card["summary"]
-    assert "below normal" in card["summary"]
+    assert "CRP normal" in card["summary"]
+    assert "below the normal limit" in card["summary"]
     assert "fall" not in assessment.rules_fired[0].message
 
 
@@ -160,10 +162,11 @@ def test_a_qualitative_crp_coding_beside_the_mass_code_does_not_hide_the_value()
 def test_days_are_counted_in_one_zone_so_a_threshold_follows_elapsed_time() -> None:
     """T0 at 01:00+02:00; the second CRP 28 days 5 hours later, written at -08:00, falls
     on the previous calendar day in its own offset. Counted in T0's zone it is day 28:
-    a 21% fall at day 28 is a plateau (support), not a normal-range advise-against."""
+    a 20% fall to 10.4 mg/L at day 28 is a plateau (support); counted as day 27 it would
+    be too early for one (insufficient data)."""
     nvo = condition("nvo", "M46.26", onset=None, onsetDateTime="2026-03-02T01:00:00+02:00")
-    observations = series([(0, 12.0)], [(0, 3.0)])
-    later = observation("crp28", "1988-5", 0, 9.5, "mg/L")
+    observations = series([(0, 13.0)], [(0, 3.0)])
+    later = observation("crp28", "1988-5", 0, 10.4, "mg/L")
     later["effectiveDateTime"] = "2026-03-29T20:00:00-08:00"
     pain_later = observation("pain28", "72514-3", 0, 3.0, "{score}")
     pain_later["effectiveDateTime"] = "2026-03-29T20:00:00-08:00"

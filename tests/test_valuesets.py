@@ -8,6 +8,7 @@ the JSON files, so a wrong or missing entry in the data fails here.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,29 @@ def test_same_code_in_another_system_is_not_matched() -> None:
     assert VS.imaging_entry("http://example.org/local-codes", "72158") is None
 
 
+# SNOMED CT condition codes of clinical-rules.md (revised 2026-11-28), by category.
+SNOMED_NVO = (
+    "203241002",
+    "444760002",
+    "445063003",
+    "203157008",
+    "203158003",
+    "203159006",
+    "203193005",
+    "203194004",
+    "203195003",
+    "203296008",
+    "203297004",
+    "203298009",
+    "202756004",
+    "302935008",
+)
+SNOMED_OUT_OF_SCOPE = ("35984006", "203263006", "203264000", "203265004")
+SNOMED_NEURO = ("192970008", "12454008", "8663007", "782388003", "60389000", "11538006", "71286001")
+SNOMED_MIMIC = ("363438000", "94222008", "94602001", "94250008", "94274006", "94389000", "77547008")
+# Seen only in NLM's 2010 CORE problem-list subset: their entries must say so.
+SNOMED_2010 = {"302935008", "2304001", "274146004", "71286001", "77547008"}
+
 CONDITION_CASES = [
     # (system, code as a client may send it, expected category or None)
     (ICD10CM, "M46.26", ConditionCategory.NVO),
@@ -178,6 +202,23 @@ CONDITION_CASES = [
     (ICD10CM, "G82.54", ConditionCategory.NEURO_DEFICIT),
     (ICD10CM, "M51.36", ConditionCategory.MIMIC),
     (ICD10CM, "M51.37", ConditionCategory.MIMIC),
+    # revised 2026-11-28: M46.2x ends at M46.28; M51.36x/M51.37x split since FY2025
+    (ICD10CM, "M46.20", ConditionCategory.NVO),
+    (ICD10CM, "M46.28", ConditionCategory.NVO),
+    (ICD10CM, "M46.29", None),
+    (ICD10CM, "M51.360", ConditionCategory.MIMIC),
+    (ICD10CM, "M51.369", ConditionCategory.MIMIC),
+    (ICD10CM, "M51.372", ConditionCategory.MIMIC),
+    (ICD10CM, "M48.50XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "T84.63XD", ConditionCategory.OUT_OF_SCOPE),
+    (ICD10CM, "A23.1", ConditionCategory.OUT_OF_SCOPE),
+    # SNOMED CT concepts listed in the revision
+    *((SNOMED, c, ConditionCategory.NVO) for c in SNOMED_NVO),
+    (SNOMED, "2304001", ConditionCategory.NVO_UNSPECIFIED),
+    *((SNOMED, c, ConditionCategory.OUT_OF_SCOPE) for c in SNOMED_OUT_OF_SCOPE),
+    (SNOMED, "274146004", ConditionCategory.COMPLICATION),
+    *((SNOMED, c, ConditionCategory.NEURO_DEFICIT) for c in SNOMED_NEURO),
+    *((SNOMED, c, ConditionCategory.MIMIC) for c in SNOMED_MIMIC),
     (ICD10CM, "C41.2", ConditionCategory.MIMIC),
     (ICD10CM, "C79.51", ConditionCategory.MIMIC),
     # near misses: a shorter code than an exact entry, a sibling, a parent category
@@ -201,22 +242,19 @@ def test_condition_codes_by_category(
     assert (entry.category if entry else None) == expected
 
 
-UNVERIFIED = {"A23.1", "T84.51XA", "T84.6", "T84.7", "M48.5", "M84.48", "M84.58"}
-UNVERIFIED |= {"G95.9", "G95.89", "G82.5", "M51.3", "M51.36"}
-VERIFIED = {"M46.2", "M46.3", "M46.4", "M46.5", "A18.01", "G06.1", "G06.2", "G83.4", "G82.2"}
-VERIFIED |= {"C41.2", "C79.51"}
+def _shipped_conditions() -> list[dict[str, Any]]:
+    path = resources.files("cds_service.valuesets").joinpath("conditions.json")
+    entries: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["entries"]
+    return entries
 
 
-@pytest.mark.parametrize("code", sorted(UNVERIFIED))
-def test_check_marked_condition_codes_are_unverified(code: str) -> None:
-    entry = VS.condition_entry(ICD10CM, code)
-    assert entry is not None and entry.verified is False
-
-
-@pytest.mark.parametrize("code", sorted(VERIFIED))
-def test_unmarked_condition_codes_are_verified(code: str) -> None:
-    entry = VS.condition_entry(ICD10CM, code)
-    assert entry is not None and entry.verified is True
+def test_every_condition_code_is_verified_and_2010_only_codes_say_so() -> None:
+    """The revision checked every code list against public sources; the codes seen only
+    in the 2010 CORE subset keep that mark in their comment."""
+    entries = _shipped_conditions()
+    assert all(e["verified"] is True for e in entries)
+    marked = {e["code"] for e in entries if "2010" in e.get("comment", "")}
+    assert marked == SNOMED_2010
 
 
 OBSERVATION_KINDS = {

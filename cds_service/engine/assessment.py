@@ -26,9 +26,11 @@ class NotApplicableReason(StrEnum):
 
     NO_SPINE_ORDER = "no-spine-imaging-order"
     NO_EPISODE = "no-active-nvo-episode"
-    # tuberculous/brucellar spondylitis and no pyogenic NVO episode
+    # an out-of-scope infection (tuberculous/brucellar spondylitis, implant-associated)
+    # and no pyogenic NVO episode
     NON_PYOGENIC_ONLY = "non-pyogenic-spondylitis-only"
-    # implant-associated (or any other out-of-scope) infection
+    # an out-of-scope infection recorded beside a pyogenic NVO episode: the evidence
+    # covers pyogenic NVO alone, so the patient is outside it
     EXCLUDED_INFECTION = "excluded-infection"
 
 
@@ -56,8 +58,9 @@ class RuleFinding:
 
     rule_id: str
     recommendation: Recommendation
-    message: str
+    message: str  # one plain sentence for the card's detail
     data: Mapping[str, Any]
+    short: str = ""  # a few words with the numbers, for the card's summary
 
     def to_dict(self) -> dict[str, Any]:
         return {

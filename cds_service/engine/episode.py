@@ -5,22 +5,19 @@ Decisions documented here (clinical-rules.md leaves them open):
 - Episode: among in-scope NVO Conditions that are active and not refuted, the one with
   the most recent start (onset, else recordedDate); ties broken by reference so the
   answer never depends on input order.
-- Exclusions: an active out-of-scope Condition excludes the patient (no card) unless it
-  is tuberculous/brucellar spondylitis (listed in out_of_scope.json) and a pyogenic NVO
-  episode exists; then the pyogenic episode is assessed and the card notes the other
-  diagnosis. Implant-associated infection always excludes: the guideline does not cover it.
+- Exclusions: any active, valid Condition the value set classes as out of scope
+  (tuberculous or brucellar spondylitis, implant-associated infection) excludes the
+  patient, alone or beside a pyogenic NVO episode: the evidence covers pyogenic NVO only
+  (clinical-rules.md, revised 2026-11-28). The mapper classifies codes; this module reads
+  only the category, so a site's own value sets extend the exclusions too.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from functools import lru_cache
-from importlib import resources
-from typing import Any
 
-from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, ImagingOrder
+from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, NotApplicableReason
 from .settings import RuleSettings
@@ -102,54 +99,23 @@ def other_episode_starts(
     return others
 
 
-@lru_cache(maxsize=1)
-def _coexist_allowed() -> tuple[tuple[str, str, str], ...]:
-    text = resources.files(__package__).joinpath("out_of_scope.json").read_text(encoding="utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return tuple((e["system"], e["code"], e["match"]) for e in data["coexistAllowed"])
-
-
-def is_non_pyogenic_spondylitis(c: ConditionFact) -> bool:
-    """True when every code is a tuberculous/brucellar spondylitis code (may coexist)."""
-    return bool(c.codes) and all(_coexist_code(code) for code in c.codes)
-
-
-def _coexist_code(code: Coding) -> bool:
-    # ICD-10-CM codes are written with or without the dot (as the value sets accept them).
-    given = _plain(code.code)
-    for system, value, match in _coexist_allowed():
-        if code.system != system:
-            continue
-        wanted = _plain(value)
-        if given == wanted or (match == "prefix" and given.startswith(wanted)):
-            return True
-    return False
-
-
-def _plain(code: str) -> str:
-    return code.replace(".", "").strip().upper()
-
-
 def applicability(
     orders: Sequence[ImagingOrder], conditions: Sequence[ConditionFact], settings: RuleSettings
-) -> tuple[Episode | None, NotApplicableReason | None, tuple[ConditionFact, ...]]:
-    """The episode to assess, or why the service does not apply.
-
-    Also returns the active out-of-scope Conditions that coexist with the episode, for a note.
-    """
+) -> tuple[Episode | None, NotApplicableReason | None]:
+    """The episode to assess, or why the service does not apply."""
     if not orders:
-        return None, NotApplicableReason.NO_SPINE_ORDER, ()
-    out_of_scope = tuple(
-        c for c in conditions if c.category is ConditionCategory.OUT_OF_SCOPE and counts_now(c)
+        return None, NotApplicableReason.NO_SPINE_ORDER
+    excluded = any(
+        c.category is ConditionCategory.OUT_OF_SCOPE and counts_now(c) for c in conditions
     )
-    if any(not is_non_pyogenic_spondylitis(c) for c in out_of_scope):
-        return None, NotApplicableReason.EXCLUDED_INFECTION, out_of_scope
     episode = choose_episode(conditions, settings)
-    if episode is None:
+    if excluded:
         reason = (
             NotApplicableReason.NON_PYOGENIC_ONLY
-            if out_of_scope
-            else NotApplicableReason.NO_EPISODE
+            if episode is None
+            else NotApplicableReason.EXCLUDED_INFECTION
         )
-        return None, reason, out_of_scope
-    return episode, None, out_of_scope
+        return None, reason
+    if episode is None:
+        return None, NotApplicableReason.NO_EPISODE
+    return episode, None

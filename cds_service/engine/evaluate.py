@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from fhir_mappers.model import (
-    ConditionFact,
     ImagingOrder,
     Measurement,
     MeasurementKind,
@@ -29,6 +28,7 @@ from .assessment import (
 )
 from .episode import applicability, evaluation_time, other_episode_starts
 from .rules import (
+    ARROW,
     CrpTrend,
     complication_rule,
     crp_trend,
@@ -37,6 +37,7 @@ from .rules import (
     markers_rule,
     neuro_rule,
     pain_rule,
+    signed_pct,
     sort_key,
     uncertain_dx_rule,
 )
@@ -69,27 +70,29 @@ def assess(
         counts=counts,
         issues=data.issues,
     )
-    episode, reason, coexisting = applicability(orders, data.conditions, settings)
+    episode, reason = applicability(orders, data.conditions, settings)
     if episode is None:
         return replace(base, not_applicable_reason=reason)
-    first = _evaluate(base, episode, coexisting, data, settings)
+    first = _evaluate(base, episode, data, settings)
     others = other_episode_starts(data.conditions, settings, episode)
     if not others:
         return first
     # Which active NVO entry marks the treatment start is unknown: decide from each start
     # and keep the most cautious answer, so a second entry can never hide a red flag.
-    results = [first] + [_evaluate(base, e, coexisting, data, settings) for e in others]
+    results = [first] + [_evaluate(base, e, data, settings) for e in others]
     chosen = max(results, key=lambda a: CAUTION[a.recommendation])
     starts = ", ".join(
-        f"{r.episode.condition.reference} ({r.episode.t0.day.isoformat()})"
-        for r in results
-        if r.episode is not None and r.episode.t0 is not None
+        sorted(
+            r.episode.t0.day.isoformat()
+            for r in results
+            if r.episode is not None and r.episode.t0 is not None
+        )
     )
     note = Remark(
         "several-episode-starts",
-        f"Several active NVO diagnoses with different start dates ({starts}); the most "
-        "cautious of the answers from each start is shown.",
-        "several episode start dates",
+        f"The infection is recorded more than once, with different start dates ({starts}): "
+        "the most cautious answer is shown.",
+        "several start dates",
     )
     return replace(chosen, notes=(*chosen.notes, note))
 
@@ -133,7 +136,6 @@ CAUTION = {
 def _evaluate(
     base: Assessment,
     episode: Episode,
-    coexisting: Sequence[ConditionFact],
     data: PatientData,
     settings: RuleSettings,
 ) -> Assessment:
@@ -142,16 +144,8 @@ def _evaluate(
     eval_day = base.evaluation_day
     counts = dict(base.counts)
     notes: list[Remark] = []
-    if coexisting:
-        names = ", ".join(c.reference for c in coexisting)
-        notes.append(
-            Remark(
-                "coexisting-non-pyogenic",
-                f"A tuberculous or brucellar spondylitis diagnosis is also recorded ({names}); "
-                "this advice applies to the pyogenic episode only.",
-                "non-pyogenic diagnosis also recorded",
-            )
-        )
+    if data.cut_off:
+        notes.append(_cut_off_note(data.cut_off))
     t0_day = episode.t0.day if episode.t0 is not None else None
     crp, esr, pain = _series(data.measurements, t0_day, eval_day, settings, counts, notes)
 
@@ -183,13 +177,17 @@ def _evaluate(
             missing.append(
                 Remark(
                     "episode-start-unknown",
-                    f"The episode ({episode.condition.reference}) has no onset or recorded date, "
-                    "so the treatment start (T0) is unknown.",
-                    "treatment start date unknown",
+                    "The infection diagnosis has no onset or recorded date, so the treatment "
+                    "start is unknown.",
+                    "treatment start unknown",
                 )
             )
         else:
-            missing, unmet = favourable_response_gaps(trend, pain, t0_day, len(crp), settings)
+            crp_skipped = sum(1 for i in data.issues if i.kind == "crp")
+            missing, unmet = favourable_response_gaps(
+                trend, pain, t0_day, eval_day, len(crp), settings, crp_skipped
+            )
+            missing += _incomplete_reads(data, t0_day, settings)
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA
             findings.append(_insufficient(missing, unmet))
@@ -202,9 +200,9 @@ def _evaluate(
                 notes.append(
                     Remark(
                         "early-order",
-                        f"The order is on day {days}, before "
-                        f"{settings.plateau_after_days} days of treatment: "
-                        "early imaging can look worse while the patient recovers.",
+                        f"Ordered on day {days} of treatment: before day "
+                        f"{settings.plateau_after_days}, imaging can look worse while the patient "
+                        "recovers.",
                         "early order",
                     )
                 )
@@ -259,7 +257,7 @@ def _series(
         notes.append(
             Remark(
                 "hs-crp-used",
-                "No standard CRP result: high-sensitivity CRP values were used.",
+                "High-sensitivity CRP used: no standard CRP on record.",
                 "hs-CRP used",
             )
         )
@@ -281,8 +279,8 @@ def _series(
         notes.append(
             Remark(
                 "after-evaluation",
-                f"{after_eval} result(s) dated after the order date "
-                f"({eval_day.isoformat()}) were not used.",
+                f"{_count(after_eval, 'result')} dated after the order "
+                f"({eval_day.isoformat()}) not used.",
                 "later results ignored",
             )
         )
@@ -324,7 +322,7 @@ def _marker_notes(
         notes.append(
             Remark(
                 "crp-at-limit",
-                f"CRP reported as a limit, taken at the limit: {shown}.",
+                f"CRP reported as a limit ({shown}) is counted at the limit.",
                 "CRP at a limit",
             )
         )
@@ -337,9 +335,9 @@ def _marker_notes(
         notes.append(
             Remark(
                 "esr-rising",
-                f"ESR is rising ({fmt(esr[0].value)} -> {fmt(esr[-1].value)} mm/h) while CRP "
-                "falls. ESR lags and tracks bone change; this alone does not mean failure. "
-                "Consider repeating CRP and ESR.",
+                f"ESR rising ({fmt(esr[0].value)}{ARROW}{fmt(esr[-1].value)} mm/h) while CRP "
+                "falls: ESR follows bone change, which resolves more slowly (Ahn 2020); alone "
+                "it does not mean failure. Consider repeating CRP and ESR.",
                 "ESR rising",
             )
         )
@@ -358,29 +356,40 @@ def _favourable(
         "belowNormal": trend.latest.value < settings.crp_normal_mg_l,
         "painFirst": figure(series[0], t0_day),
         "painLatest": figure(series[-1], t0_day),
+        "crpMaxAgeDays": settings.crp_max_age_days,
     }
     if trend.fall_pct is not None:
         data["fallPct"] = round(trend.fall_pct, 1)
+    crp = f"CRP {fmt(trend.baseline.value)}{ARROW}{fmt(trend.latest.value)} mg/L"
     fell = trend.fall_pct is not None and trend.fall_pct >= settings.plateau_min_fall_pct
     if fell:
-        crp = (
-            f"CRP {fmt(trend.baseline.value)} -> {fmt(trend.latest.value)} mg/L "
-            f"({fmt(trend.fall_pct or 0)}% fall)"
-        )
+        crp += f", {signed_pct(trend.change_pct or 0.0)}"
     else:  # advise-against through the normal limit: the CRP did not fall enough, say so
-        crp = (
-            f"CRP {fmt(trend.baseline.value)} -> {fmt(trend.latest.value)} mg/L, below the "
-            f"normal limit of {fmt(settings.crp_normal_mg_l)} mg/L"
-        )
+        crp += f", below the normal limit of {fmt(settings.crp_normal_mg_l)} mg/L"
+    # "Improving" only when the CRP fell; a CRP that stays normal is said as it is.
+    state = "Improving" if fell else "CRP normal, pain not worse"
     return RuleFinding(
         rule_id=RULE_ADVISE_AGAINST,
         recommendation=Recommendation.ADVISE_AGAINST,
-        message=(
-            f"Favourable response: {crp}, "
-            f"pain {fmt(series[0].value)} -> {fmt(series[-1].value)}/10, no red flag."
-        ),
+        message=f"{state}: {crp}; {pain_phrase(series)}; no red flag recorded.",
         data=data,
+        short=f"{state if not fell else 'improving'} ({crp}; {pain_phrase(series)})",
     )
+
+
+def pain_phrase(series: Sequence[Measurement], scale: str = "") -> str:
+    """Pain in a few words: "pain 8→3", "pain stable at 4", "pain 3 (one value)".
+
+    ``scale`` follows each number, e.g. "/10".
+    """
+    if not series:
+        return "no pain score"
+    first, last = series[0], series[-1]
+    if len(series) == 1:
+        return f"pain {fmt(last.value)}{scale} (one value)"
+    if max(m.value for m in series) - min(m.value for m in series) < 1:
+        return f"pain stable at {fmt(last.value)}{scale}"
+    return f"pain {fmt(first.value)}{ARROW}{fmt(last.value)}{scale}"
 
 
 def _insufficient(missing: Sequence[Remark], unmet: Sequence[Remark]) -> RuleFinding:
@@ -395,7 +404,65 @@ def _insufficient(missing: Sequence[Remark], unmet: Sequence[Remark]) -> RuleFin
         recommendation=Recommendation.INSUFFICIENT_DATA,
         message=f"Not enough to judge the response to treatment. {text}",
         data=data,
+        short="; ".join(r.short for r in (*missing, *unmet)),
     )
+
+
+KIND_WORDS = {"conditions": "diagnoses", "crp": "CRP", "esr": "ESR", "pain": "pain"}
+
+
+def _cut_off_note(kinds: frozenset[str]) -> Remark:
+    names = [KIND_WORDS.get(k, k) for k in sorted(kinds, key=list(KIND_WORDS).index)]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return Remark(
+        "paging-cut-off",
+        f"Not every {listed} result could be read from the record (paging cut off): "
+        "older results may be missing.",
+        "record only partly read",
+    )
+
+
+def _incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) -> list[Remark]:
+    """Gaps that a cut-off search leaves, for the advise-against check.
+
+    clinical-rules.md: with CRP paging cut off, advise-against stands only if the CRP
+    values read reach back to the start of the baseline window (T0 - 7 d): the missing
+    older pages may hold the baseline. The same caution applies to pain (the first score
+    since T0 may be missing) and to diagnoses (a red flag may be on an unread page).
+    """
+    gaps: list[Remark] = []
+    if not data.cut_off:
+        return gaps
+    if "conditions" in data.cut_off:
+        gaps.append(
+            Remark(
+                "conditions-incomplete",
+                "Not every diagnosis could be read: a red flag may be missing.",
+                "diagnoses only partly read",
+            )
+        )
+    window_start = t0_day - timedelta(days=settings.baseline_window_days)
+    for kind, kind_enum, reach, code, words in (
+        ("crp", MeasurementKind.CRP, window_start, "crp-incomplete", "CRP"),
+        ("pain", MeasurementKind.PAIN, t0_day, "pain-incomplete", "pain score"),
+    ):
+        if kind not in data.cut_off:
+            continue
+        days = [m.when.day for m in data.measurements if m.kind is kind_enum]
+        if not days or min(days) > reach:
+            gaps.append(
+                Remark(
+                    code,
+                    f"Older {words} results could not be read, so the values from the start of "
+                    "treatment may be missing.",
+                    f"older {words} results not read",
+                )
+            )
+    return gaps
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 __all__ = ["assess"]

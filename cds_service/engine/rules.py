@@ -43,8 +43,24 @@ def fmt(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
+MINUS = "\u2212"  # a typographic minus sign: a fall reads as one at a glance
+ARROW = "\u2192"  # one arrow style on every card: "142→18"
+
+
+def signed_pct(value: float) -> str:
+    """A percentage with its sign always shown: "+58%", MINUS + "87%", "0%"."""
+    shown = fmt(abs(value))
+    if shown == "0":
+        return "0%"
+    return f"+{shown}%" if value > 0 else f"{MINUS}{shown}%"
+
+
 def sort_key(m: Measurement) -> tuple[Any, ...]:
     return (m.when.instant, m.reference)
+
+
+def day_of(m: Measurement, t0_day: date) -> int:
+    return (m.when.day - t0_day).days
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,15 @@ class CrpTrend:
     @property
     def fall_pct(self) -> float | None:
         return None if self.change_pct is None else -self.change_pct
+
+    def baseline_in_window(self, t0_day: date, settings: RuleSettings) -> bool:
+        """True when the baseline came from [T0 - w, T0 + w], not the first later value.
+
+        Cards call only such a value "baseline"; a first value on day 28 is not one.
+        """
+        if self.baseline is None:
+            return False
+        return abs((self.baseline.when.day - t0_day).days) <= settings.baseline_window_days
 
 
 def crp_trend(crp: Sequence[Measurement], t0_day: date, settings: RuleSettings) -> CrpTrend:
@@ -113,16 +138,67 @@ def _conditions_since(
     return sorted(found, key=lambda c: c.reference)
 
 
+def condition_name(c: ConditionFact) -> str:
+    """What the record calls the condition, never its resource id."""
+    for code in c.codes:
+        if code.display and code.display.strip():
+            return code.display.strip()
+    return f"a condition coded {c.codes[0].code}" if c.codes else "an unnamed condition"
+
+
+def lower_first(text: str) -> str:
+    """ "Cauda equina syndrome" -> "cauda equina syndrome"; "MRSA ..." stays as it is."""
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def when_found(c: ConditionFact, t0_day: date | None) -> tuple[str, bool]:
+    """("day 26", False), ("present at diagnosis (day 0)", True) or a fallback; and
+    whether the condition was there when treatment started (onset on or before T0)."""
+    if t0_day is None:
+        return "", False
+    onset = c.onset.day if c.onset is not None else None
+    recorded = c.recorded.day if c.recorded is not None else None
+    if onset is None and recorded is None:
+        return "date not recorded", False
+    first = onset if onset is not None else recorded
+    assert first is not None
+    if first <= t0_day:
+        later = recorded if recorded is not None and recorded > t0_day else None
+        if later is not None:
+            return f"present at diagnosis, recorded day {(later - t0_day).days}", True
+        return f"present at diagnosis (day {(first - t0_day).days})", True
+    return f"day {(first - t0_day).days}", False
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+
+
 def neuro_rule(conditions: Sequence[ConditionFact], t0_day: date | None) -> RuleFinding | None:
     found = _conditions_since(conditions, ConditionCategory.NEURO_DEFICIT, t0_day)
     if not found:
         return None
-    names = ", ".join(_name(c) for c in found)
+    first = found[0]
+    when, at_start = when_found(first, t0_day)
+    name = lower_first(condition_name(first))
+    lead = upper_first(name) if at_start else f"New {name}"
+    head = f"{lead} ({when})" if when else lead
+    names = [lower_first(condition_name(c)) for c in found]
     return RuleFinding(
         rule_id=RULE_NEURO,
         recommendation=Recommendation.SUPPORT_URGENT,
-        message=f"New neurologic deficit since treatment start: {names}.",
+        message=(
+            f"Neurologic deficit recorded: {_dated_names(found, t0_day)}. "
+            "Look for an epidural abscess or cord compression now."
+        ),
         data={"conditions": [condition_to_dict(c) for c in found]},
+        short=head if len(found) == 1 else f"{head}, and {_listed(names[1:])}",
     )
 
 
@@ -132,29 +208,55 @@ def complication_rule(
     found = _conditions_since(conditions, ConditionCategory.COMPLICATION, t0_day)
     if not found:
         return None
-    names = ", ".join(_name(c) for c in found)
+    first = found[0]
+    when, at_start = when_found(first, t0_day)
+    name = upper_first(condition_name(first))
+    if at_start:
+        short = f"{name} {when}"
+    else:
+        short = f"{name} recorded {when}" if when else f"{name} recorded"
+    if len(found) > 1:
+        short += f", and {_listed([lower_first(condition_name(c)) for c in found[1:]])}"
     return RuleFinding(
         rule_id=RULE_COMPLICATION,
         recommendation=Recommendation.SUPPORT,
-        message=f"Complication recorded since treatment start: {names}.",
+        message=f"Complication recorded: {_dated_names(found, t0_day)}.",
         data={"conditions": [condition_to_dict(c) for c in found]},
+        short=short,
     )
+
+
+def _dated_names(found: Sequence[ConditionFact], t0_day: date | None) -> str:
+    parts = []
+    for c in found:
+        when, _ = when_found(c, t0_day)
+        name = lower_first(condition_name(c))
+        parts.append(f"{name} ({when})" if when else name)
+    return "; ".join(parts)
 
 
 def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> RuleFinding | None:
     """Provisional/differential/unconfirmed NVO, unconfirmed M46.4x, or an active mimic."""
     c = episode.condition
     reasons: list[str] = []
+    shorts: list[str] = []
     if c.verification_status in UNCERTAIN_VERIFICATION:
-        reasons.append(f"the NVO diagnosis is {c.verification_status}")
+        reasons.append(f"the infection diagnosis is recorded as {c.verification_status}")
+        shorts.append(f"diagnosis {c.verification_status}")
     elif c.category is ConditionCategory.NVO_UNSPECIFIED and c.verification_status != "confirmed":
-        reasons.append("discitis, unspecified (M46.4x) is not confirmed")
+        reasons.append("discitis is recorded without a confirmed infectious cause")
+        shorts.append("discitis not confirmed as infection")
     mimics = sorted(
         (m for m in conditions if m.category is ConditionCategory.MIMIC and counts_now(m)),
         key=lambda m: m.reference,
     )
     if mimics:
-        reasons.append("an active mimic coexists: " + ", ".join(_name(m) for m in mimics))
+        names = [lower_first(condition_name(m)) for m in mimics]
+        reasons.append(
+            "a condition that can look like infection on imaging is also recorded: "
+            + ", ".join(names)
+        )
+        shorts.append(f"{_listed(names)} also recorded")
     if not reasons:
         return None
     data: dict[str, Any] = {"episode": condition_to_dict(c), "reasons": reasons}
@@ -163,22 +265,32 @@ def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> 
     return RuleFinding(
         rule_id=RULE_UNCERTAIN_DX,
         recommendation=Recommendation.SUPPORT,
-        message="Diagnosis uncertain: " + "; ".join(reasons) + ".",
+        message="Diagnosis unclear: " + "; ".join(reasons) + ".",
         data=data,
+        short=upper_first("; ".join(shorts)),
     )
 
 
 def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleFinding | None:
-    """CRP plateau at >= 28 days, or a > 20 % rise after day 14 over the lowest earlier value."""
+    """CRP plateau at >= 28 days, or a > 20 % rise after day 14 over the lowest earlier value.
+
+    Neither counts while the latest CRP is below the normal limit (clinical-rules.md,
+    revised 2026-11-28): 3 -> 4 mg/L is not a rise, and a CRP that stays normal is not
+    a plateau.
+    """
     if not trend.usable or trend.baseline is None or trend.latest is None:
         return None
     latest, baseline, lowest = trend.latest, trend.baseline, trend.lowest_earlier
-    day = (latest.when.day - t0_day).days
+    if latest.value < settings.crp_normal_mg_l:
+        return None
+    day = day_of(latest, t0_day)
     parts: list[str] = []
+    shorts: list[str] = []
     data: dict[str, Any] = {
         "baseline": figure(baseline, t0_day),
         "latest": figure(latest, t0_day),
         "latestDay": day,
+        "normalLimitMgL": settings.crp_normal_mg_l,
     }
     fall = trend.fall_pct
     if fall is not None:
@@ -193,9 +305,15 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
             "afterDays": settings.plateau_after_days,
             "minFallPct": settings.plateau_min_fall_pct,
         }
+        change = signed_pct(trend.change_pct or 0.0)
+        shorts.append(
+            f"CRP not falling: {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L "
+            f"({change}) by day {day}"
+        )
         parts.append(
-            f"CRP {fmt(baseline.value)} -> {fmt(latest.value)} mg/L on day {day} fell "
-            f"{fmt(fall or 0.0)}% (< {fmt(settings.plateau_min_fall_pct)}%): plateau"
+            f"CRP {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L ({change}) by day {day}: "
+            f"less than a {fmt(settings.plateau_min_fall_pct)}% fall after "
+            f"{settings.plateau_after_days} days of treatment"
         )
     rise = False
     if lowest is not None and day > settings.rise_after_days:
@@ -211,17 +329,25 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
         }
         if trend.rise_pct is not None:
             data["rise"]["risePct"] = round(trend.rise_pct, 1)
+        by = f" ({signed_pct(trend.rise_pct)})" if trend.rise_pct is not None else ""
+        low_day = day_of(lowest, t0_day)
+        shorts.append(
+            f"CRP rising again: {fmt(lowest.value)}{ARROW}{fmt(latest.value)} mg/L{by} "
+            f"since day {low_day}"
+        )
         parts.append(
-            f"CRP rose from {fmt(lowest.value)} to {fmt(latest.value)} mg/L by day {day} "
-            f"(> {fmt(settings.rise_pct)}% above the lowest earlier value)"
+            f"CRP rising again: {fmt(lowest.value)} mg/L on day {low_day}, "
+            f"{fmt(latest.value)} mg/L on day {day}{by}, more than "
+            f"{fmt(settings.rise_pct)}% above its lowest since treatment start"
         )
     if not parts:
         return None
     return RuleFinding(
         rule_id=RULE_MARKERS,
         recommendation=Recommendation.SUPPORT,
-        message="Markers not responding: " + "; ".join(parts) + ".",
+        message="; ".join(parts) + ".",
         data=data,
+        short="; ".join(shorts),
     )
 
 
@@ -237,12 +363,13 @@ def pain_rule(
     rise = round(latest.value - lowest.value, 6)
     if rise < settings.pain_worse_points:
         return None
+    low_day, day = day_of(lowest, t0_day), day_of(latest, t0_day)
     return RuleFinding(
         rule_id=RULE_PAIN,
         recommendation=Recommendation.SUPPORT,
         message=(
-            f"Pain worse: latest {fmt(latest.value)}/10 is {fmt(rise)} points above the "
-            f"lowest since treatment start ({fmt(lowest.value)}/10)."
+            f"Pain worse: {fmt(latest.value)}/10 on day {day}, {fmt(rise)} points above its "
+            f"lowest since treatment start ({fmt(lowest.value)}/10 on day {low_day})."
         ),
         data={
             "lowest": figure(lowest, t0_day),
@@ -250,6 +377,7 @@ def pain_rule(
             "risePoints": rise,
             "thresholdPoints": settings.pain_worse_points,
         },
+        short=f"Pain worse: {fmt(lowest.value)}{ARROW}{fmt(latest.value)}/10 since day {low_day}",
     )
 
 
@@ -257,56 +385,83 @@ def favourable_response_gaps(
     trend: CrpTrend,
     pain: Sequence[Measurement],
     t0_day: date,
+    eval_day: date,
     crp_count: int,
     settings: RuleSettings,
+    crp_skipped: int = 0,
 ) -> tuple[list[Remark], list[Remark]]:
     """What is missing, and which criterion is unmet, for advise-against.
 
     Beyond the letter of clinical-rules.md, the latest CRP must be on or after T0: a fall
     seen only in pre-treatment values says nothing about the response to treatment.
+    ``crp_skipped`` counts CRP results on record that could not be used (e.g. an
+    unconvertible unit), so that the card never says "no CRP" when there are some.
     """
-    since = f"since {(t0_day).isoformat()} (treatment start)"
-    lookback = t0_day.toordinal() - settings.data_lookback_days
-    window_start = date.fromordinal(lookback).isoformat()
     missing: list[Remark] = []
     unmet: list[Remark] = []
     latest, baseline = trend.latest, trend.baseline
     if crp_count == 0 or latest is None:
-        missing.append(
-            Remark(
-                "crp-none", f"No CRP result from {window_start} on.", "no CRP since treatment start"
+        if crp_skipped:
+            missing.append(
+                Remark(
+                    "crp-none-usable",
+                    f"No usable CRP: {crp_skipped} CRP result(s) on record could not be used "
+                    "(see below).",
+                    "no usable CRP",
+                )
             )
-        )
+        else:
+            missing.append(
+                Remark(
+                    "crp-none",
+                    f"No CRP since {settings.data_lookback_days} days before treatment start.",
+                    "no CRP since treatment start",
+                )
+            )
     elif crp_count == 1:
+        recent = (eval_day - latest.when.day).days <= settings.crp_max_age_days
+        when = "at the next weekly check" if recent else "now"
         missing.append(
             Remark(
                 "crp-single",
-                f"Only one CRP result ({fmt(latest.value)} mg/L on "
-                f"{latest.when.day.isoformat()}): no trend.",
-                "only one CRP result",
+                f"One CRP only ({fmt(latest.value)} mg/L on day {day_of(latest, t0_day)}): "
+                f"repeat it {when} to see a trend.",
+                "one CRP only",
             )
         )
     elif latest.when.day < t0_day:
         missing.append(
             Remark(
                 "crp-pre-treatment-only",
-                f"Only pre-treatment CRP results (before {t0_day.isoformat()}).",
-                "only pre-treatment CRP",
+                "CRP only from before treatment started: no value shows the response.",
+                "no CRP since treatment start",
             )
         )
     elif not trend.usable:
-        base = baseline.when.day.isoformat() if baseline is not None else "none"
         missing.append(
             Remark(
                 "crp-none-after-baseline",
-                f"No CRP result taken after the baseline value ({base}).",
-                "no CRP after the baseline",
+                f"No CRP after day {day_of(latest, t0_day)}: a later value is needed to see "
+                "a trend.",
+                "no CRP trend yet",
             )
         )
+    if latest is not None and crp_count > 0:
+        age = (eval_day - latest.when.day).days
+        if age > settings.crp_max_age_days:
+            missing.append(
+                Remark(
+                    "crp-not-recent",
+                    f"Latest CRP {age} days old: repeat CRP before deciding on imaging.",
+                    f"latest CRP {age} days old",
+                )
+            )
     if not pain:
         missing.append(
             Remark(
-                "pain-none", f"No pain score (0-10) {since}.", "no pain score since treatment start"
+                "pain-none",
+                "No pain score (0-10) since treatment start: record one.",
+                "no pain score",
             )
         )
     if trend.usable and latest is not None and latest.when.day >= t0_day:
@@ -314,13 +469,14 @@ def favourable_response_gaps(
         fell_enough = fall is not None and fall >= settings.plateau_min_fall_pct
         normal = latest.value < settings.crp_normal_mg_l
         if not (fell_enough or normal):
-            fell = "not computable" if fall is None else f"{fmt(fall)}%"
+            assert baseline is not None
+            change = "" if trend.change_pct is None else f" ({signed_pct(trend.change_pct)})"
             unmet.append(
                 Remark(
                     "crp-not-falling",
-                    f"CRP has not fallen {fmt(settings.plateau_min_fall_pct)}% from baseline "
-                    f"(fall: {fell}) and is not below {fmt(settings.crp_normal_mg_l)} mg/L "
-                    f"(latest {fmt(latest.value)} mg/L).",
+                    f"CRP {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L{change}: not yet "
+                    f"down {fmt(settings.plateau_min_fall_pct)}% and not below "
+                    f"{fmt(settings.crp_normal_mg_l)} mg/L.",
                     f"CRP not yet down {fmt(settings.plateau_min_fall_pct)}%",
                 )
             )
@@ -331,16 +487,9 @@ def favourable_response_gaps(
             unmet.append(
                 Remark(
                     "pain-not-improving",
-                    f"Pain is not decreasing: latest {fmt(last.value)}/10 is above the first score "
-                    f"{since} ({fmt(first.value)}/10).",
+                    f"Pain not decreasing: {fmt(first.value)}{ARROW}{fmt(last.value)}/10 since "
+                    "treatment start.",
                     "pain not improving",
                 )
             )
     return missing, unmet
-
-
-def _name(c: ConditionFact) -> str:
-    for code in c.codes:
-        if code.display:
-            return f"{code.display} ({code.code})"
-    return c.codes[0].code if c.codes else c.reference

@@ -1,8 +1,8 @@
 """Rule thresholds, each a setting with the default clinical-rules.md gives.
 
 clinical-rules.md asks that every threshold (25 %, 20 %, 14 and 28 days, 2 points,
-10 mg/L, the baseline window) be configuration, not a constant in code: sites tune
-them here, and the Assessment records the values it was computed with.
+10 mg/L, the baseline window, the 7-day CRP recency) be configuration, not a constant
+in code: sites tune them here, and the Assessment records the values it was computed with.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class RuleSettings:
     baseline_window_days: int = 7
     # "Only data from T0 - 7 days onward count".
     data_lookback_days: int = 7
+    # "the latest CRP is recent: taken no more than 7 days before the order" (advise-against).
+    crp_max_age_days: int = 7
     # "M46.5x (other infective spondylopathies; setting)": out of scope unless enabled.
     include_other_infective: bool = False
 

@@ -8,6 +8,8 @@ decision compared with what the example is meant to show.
 
 from __future__ import annotations
 
+import re
+import textwrap
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,13 +20,7 @@ import click
 
 from cds_service.examples import Example, load_examples
 from cds_service.tools.ehr import build_request, bundle_resources, local_prefetch
-from cds_service.tools.render import (
-    assessment_of,
-    crp_text,
-    decision_of,
-    pain_text,
-    reasons_of,
-)
+from cds_service.tools.render import assessment_of, decision_of
 from cds_service.tools.services import InProcessService, error_text, find_service
 
 HOOK = "order-select"
@@ -99,8 +95,70 @@ def review_examples(order_date: date, config_file: str | None = None) -> list[Re
     return rows
 
 
+def markdown_as_text(markdown: str, width: int = 96, indent: str = "    ") -> list[str]:
+    """A card's detail as a clinician reads it on screen: bold and links unwrapped,
+    tables aligned in columns, bullets and paragraphs wrapped."""
+    lines: list[str] = []
+    table: list[list[str]] = []
+
+    def flush_table() -> None:
+        if not table:
+            return
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+            lines.append((indent + "  ".join(cells)).rstrip())
+        table.clear()
+
+    for raw in markdown.splitlines():
+        line = _LINK.sub(r"\1 (\2)", raw).replace("**", "")
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= {"-", ":"} for c in cells):
+                table.append(cells)
+            continue
+        flush_table()
+        if not line.strip():
+            lines.append("")
+        elif line.startswith("- "):
+            lines += textwrap.wrap(
+                line[2:], width, initial_indent=indent + "- ", subsequent_indent=indent + "  "
+            )
+        else:
+            lines += textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent)
+    flush_table()
+    return lines
+
+
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+
+
+def card_as_text(card: Mapping[str, Any]) -> list[str]:
+    """The whole card as the EHR shows it: summary, indicator, detail, suggestions,
+    override reasons."""
+    lines = [
+        f"  summary    {card.get('summary', '')}",
+        f"  indicator  {card.get('indicator', '?')}",
+        "  detail",
+        *markdown_as_text(str(card.get("detail", ""))),
+    ]
+    suggestions = card.get("suggestions") or []
+    if suggestions:
+        lines.append("  suggestions")
+        for suggestion in suggestions:
+            mark = " (recommended)" if suggestion.get("isRecommended") else ""
+            lines.append(f"    * {suggestion.get('label', '')}{mark}")
+            for action in suggestion.get("actions") or []:
+                lines.append(f"        {action.get('type')}: {action.get('description', '')}")
+    reasons = card.get("overrideReasons") or []
+    if reasons:
+        lines.append("  override reasons")
+        lines += [f"    - {r.get('display', r.get('code'))}" for r in reasons]
+    return lines
+
+
 def format_review(rows: list[ReviewRow], order_date: date) -> str:
-    """The review as terminal text (click styles), one block per example."""
+    """The review as terminal text (click styles), one block per example, each card whole."""
     lines = [
         f"Synthetic patients through the service (order-select, orders placed on "
         f"{order_date.isoformat()}):",
@@ -117,22 +175,17 @@ def format_review(rows: list[ReviewRow], order_date: date) -> str:
         lines.append(f"  patient    {ex.patient_id}, order on day {ex.order_day}")
         lines.append(f"  expected   {ex.expected}")
         lines.append(f"  actual     {row.actual}")
+        lines.append(f"  meant to   {ex.why}")
         card = row.card
         if card:
             assessment = assessment_of(card)
             rules = [str(r.get("id")) for r in assessment.get("rulesFired") or []]
             lines.append(f"  rules      {', '.join(rules) or '-'}")
-            days = assessment.get("daysSinceT0")
-            lines.append(f"  day        {days if days is not None else '?'} since T0")
-            lines.append(f"  figures    {crp_text(assessment)}; {pain_text(assessment)}")
-            for section, text in reasons_of(card):
-                lines.append(f"  why        {section}: {text}")
-            lines.append(f"  card       [{card.get('indicator', '?')}] {card.get('summary', '')}")
+            lines += card_as_text(card)
         elif row.status != 200:
             lines.append(f"  error      {error_text(row.response)}")
         else:
             lines.append("  card       (none: the service does not apply)")
-        lines.append(f"  meant to   {ex.why}")
         lines.append("")
     mismatches = [r.example.key for r in rows if not r.match]
     if mismatches:
