@@ -13,6 +13,13 @@ if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
         postgresql redis-server >/dev/null
 fi
+# Debian's nginx for the slow-client tests of the shipped proxy config (deploy/nginx/).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        nginx >/dev/null
+fi
 # Debian's chromium for the browser tests (Playwright drives it; it cannot download its own).
 if [ ! -x /usr/bin/chromium ]; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
