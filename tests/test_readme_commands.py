@@ -1,0 +1,116 @@
+"""Every command the README and the integrator docs give runs as printed, in their order.
+
+A newcomer pastes them one after the other from the checkout. Checked here for each
+shell line of README.md and docs/*.md: scripts exist and accept the options given;
+``.venv/bin/spine-cds`` subcommands and their options exist; test files exist; the
+single-test command comes after a command that installs the test tools; and no command
+starts with a bare ``spine-cds`` (it is installed in .venv, which is not on PATH).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+
+from cds_service.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+# Written for a checkout set up by the scripts. (docs/deployment.md is for an image or a
+# pip install, where spine-cds is on PATH.)
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "sandbox.md", ROOT / "docs" / "integration.md"]
+BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
+SETUP_OPTIONS = {"--test", "--report", "--bench", "--fhir", "--help", "-h"}
+
+
+def shell_lines(path: Path) -> list[str]:
+    lines = []
+    for block in BLOCK.findall(path.read_text(encoding="utf-8")):
+        for raw in block.replace("\\\n", " ").splitlines():
+            line = raw.split(" # ", 1)[0].strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def _words(line: str) -> list[str]:
+    words = shlex.split(line)
+    # `SPINE_CDS_DEV_MODE=false bash scripts/serve.sh`: leading assignments
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+        words = words[1:]
+    return words
+
+
+def _check_spine_cds(words: list[str], where: str) -> None:
+    ctx = click.Context(main)
+    command = main.get_command(ctx, words[0]) if words else None
+    assert command is not None, f"{where}: no spine-cds command {words[:1]}"
+    known = {opt for param in command.params for opt in param.opts}
+    known.add("--help")
+    for word in words[1:]:
+        if word.startswith("--"):
+            assert word.split("=", 1)[0] in known, f"{where}: {words[0]} has no option {word}"
+
+
+def check_line(line: str, where: str) -> None:
+    words = _words(line)
+    if not words:
+        return
+    head = words[0]
+    assert head != "spine-cds", f"{where}: `{line}` needs .venv/bin/ (not on PATH)"
+    if head == "bash" and words[1].startswith("scripts/"):
+        script = ROOT / words[1]
+        assert script.is_file(), f"{where}: {words[1]} does not exist"
+        if words[1] == "scripts/setup.sh":
+            assert set(words[2:]) <= SETUP_OPTIONS, f"{where}: {line}"
+        if words[1] == "scripts/fhir-test-server.sh":
+            _check_spine_cds(["fhir-test-server", *words[2:]], where)
+    elif head == ".venv/bin/spine-cds":
+        _check_spine_cds(words[1:], where)
+    elif head == ".venv/bin/python" and words[1:3] == ["-m", "pytest"]:
+        for word in words[3:]:
+            if word.startswith("tests/"):
+                assert (ROOT / word.split("::")[0]).exists(), f"{where}: no {word}"
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
+def test_every_shell_command_runs_as_printed(path: Path) -> None:
+    for line in shell_lines(path):
+        check_line(line, f"{path.name}: {line}")
+
+
+def test_readme_command_table_names_the_venv_command() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [row for row in text.splitlines() if row.startswith("| `")]
+    bare = [row for row in rows if row.startswith("| `spine-cds ")]
+    assert not bare, bare
+    for row in rows:
+        command = row.split("`", 2)[1]
+        if command.startswith(".venv/bin/spine-cds "):
+            words = command.replace("\\|", "|").split()
+            _check_spine_cds([w for w in words[1:] if not w.startswith("[")], row)
+
+
+def test_the_single_test_command_comes_after_installing_the_test_tools() -> None:
+    lines = shell_lines(ROOT / "README.md")
+    single = [i for i, line in enumerate(lines) if "-m pytest" in line or "bin/pytest" in line]
+    assert single, "the README shows how to run one test file"
+    installs = [
+        i
+        for i, line in enumerate(lines)
+        if "scripts/test.sh" in line or re.search(r"scripts/setup\.sh .*--test", line)
+    ]
+    assert installs and min(installs) < min(single)
+    assert any("scripts/setup.sh" in line and "--test" in line for line in lines), (
+        "a set-up-only command, for readers who ran serve.sh rather than test.sh"
+    )
+
+
+def test_the_checker_catches_a_bare_command() -> None:
+    with pytest.raises(AssertionError, match=r"needs \.venv/bin/"):
+        check_line("spine-cds try --fhir-server X", "example")
+    with pytest.raises(AssertionError, match="has no option"):
+        check_line(".venv/bin/spine-cds report --no-such-option", "example")
