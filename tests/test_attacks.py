@@ -9,6 +9,7 @@ every token and patient id that any attack sent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import sqlite3
@@ -23,10 +24,11 @@ from typing import Any
 import jwt
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from cds_service.examples import load_examples
+from cds_service.examples import Example, load_examples
 from cds_service.tools.ehr import build_request
 from tests.builders import EMPTY_PREFETCH, SELECT_ID
 from tests.support.ehr import prefetch_from_server
@@ -37,6 +39,7 @@ from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 ISS = "https://ehr.example.org"
+ORIGIN = "https://ehr-web.example.org"
 MAX_BODY = 64 * 1024
 
 
@@ -52,6 +55,9 @@ class Target:
     kid: str
     log_path: Path
     db_path: Path
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    jwks_url: str = ""
     secrets: list[str] = field(default_factory=list)  # every token and JWT sent
     patient_ids: set[str] = field(default_factory=set)
 
@@ -117,7 +123,23 @@ class Target:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-EXAMPLE = load_examples(date.today())[0]
+def _example_with_fresh_ids() -> Example:
+    """The first example patient under a random id, its resources' ids not derived from it
+    (the patient id must be findable in the log and database by a plain search)."""
+    example = load_examples(date.today())[0]
+    old = example.patient_id
+    patient = "pt-" + uuid.uuid4().hex[:20]
+    text = json.dumps(example.bundle).replace(f"{old}-", f"r{uuid.uuid4().hex[:8]}-")
+    order = {**example.draft_order, "id": "order-" + uuid.uuid4().hex[:8]}
+    return dataclasses.replace(
+        example,
+        patient_id=patient,
+        bundle=json.loads(text.replace(old, patient)),
+        draft_order=order,
+    )
+
+
+EXAMPLE = _example_with_fresh_ids()
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +159,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         fhir.load_bundle(EXAMPLE.bundle)
         clients = tmp / "clients.json"
         clients.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks.url()}]))
+        home = tmp / "home"
+        home.mkdir()
         env = {
+            "HOME": str(home),  # where gunicorn would put its control socket
+            "XDG_RUNTIME_DIR": str(tmp / "no-such-dir"),
+            "SPINE_CDS_CORS_ORIGINS": ORIGIN,
             "SPINE_CDS_DATABASE_PATH": str(tmp / "db.sqlite3"),
             "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
             "SPINE_CDS_LOG_LEVEL": "debug",
@@ -148,10 +175,30 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         }
         log_path = tmp / "service.log"
         with ServiceProcess(env=env, args=(), log_path=log_path) as service:
-            t = Target(service, fhir, near, far, key, kid, log_path, tmp / "db.sqlite3")
+            t = Target(service, fhir, near, far, key, kid, log_path, tmp / "db.sqlite3", home)
             t.secrets.append(fhir_token)
             t.patient_ids.add(EXAMPLE.patient_id)
+            t.env, t.jwks_url = env, jwks.url()
             yield t
+
+
+@pytest.fixture(scope="module")
+def limited(target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """A second instance whose one client may name only the FHIR test server."""
+    tmp = tmp_path_factory.mktemp("limited")
+    clients = tmp / "clients.json"
+    entry = {"iss": ISS, "jwks_url": target.jwks_url, "fhir_servers": [target.fhir.base_url]}
+    clients.write_text(json.dumps([entry]))
+    env = {
+        **target.env,
+        "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
+        "SPINE_CDS_DATABASE_PATH": str(tmp / "db.sqlite3"),
+    }
+    log_path = tmp / "service.log"
+    with ServiceProcess(env=env, args=(), log_path=log_path) as service:
+        yield dataclasses.replace(
+            target, service=service, log_path=log_path, db_path=tmp / "db.sqlite3"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -493,3 +540,185 @@ def test_resources_whose_subject_is_not_this_patient_are_ignored_and_reported(
             "SELECT detail FROM audit_log WHERE hook_instance = ?", (body["hookInstance"],)
         ).fetchone()
     assert "not a reference to this patient" in detail
+
+
+# --------------------------------------------------------------------------
+# Found on the way: fhirServer allowlist, refusals in the audit, preflights in metrics,
+# gunicorn's control socket.
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://127.0.0.1:{near}/fhir",
+        "http://localhost:{fhir_port}/fhir",  # the same server by another name: not listed
+    ],
+)
+def test_a_client_with_a_fhir_server_allowlist_cannot_name_another_server(
+    limited: Target, server: str
+) -> None:
+    target = limited
+    target.near.clear()
+    fhir_port = target.fhir.base_url.split(":")[2].split("/")[0]
+    url = server.format(near=target.near.port, fhir_port=fhir_port)
+    body = target.order_body(fhir_server=url, access_token=target.access_token())
+    response = target.call(body)
+    assert response.status_code == 400
+    assert [d["path"] for d in response.json()["details"]] == ["$.fhirServer"]
+    assert target.near.seen == []
+
+
+def test_a_client_with_a_fhir_server_allowlist_may_name_a_listed_one(limited: Target) -> None:
+    target = limited
+    body = target.order_body(
+        patient_id=EXAMPLE.patient_id,
+        fhir_server=target.fhir.base_url + "/",  # the listed URL spelled with a slash
+        access_token=target.secrets[0],  # the FHIR test server's own token
+    )
+    response = target.call(body)
+    assert response.status_code == 200, response.text
+
+
+def test_refusals_are_audited_with_reason_and_trusted_issuer_never_the_token(
+    target: Target,
+) -> None:
+    wrong_aud = target.client_jwt(aud=target.service.url + "/elsewhere")
+    forged_iss = target.client_jwt(iss="https://evil.example/" + uuid.uuid4().hex)
+    for token in (wrong_aud, forged_iss, "not-a-jwt"):
+        response = requests.post(
+            target.hook_url,
+            json=target.order_body(prefetch=EMPTY_PREFETCH),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=15,
+        )
+        assert response.status_code == 401
+    with sqlite3.connect(target.db_path) as db:
+        rows = [
+            json.loads(detail)
+            for (detail,) in db.execute("SELECT detail FROM audit_log WHERE status = 401")
+        ]
+    reasons = {(r["authReason"], r.get("issuer")) for r in rows}
+    assert ("wrong-audience", ISS) in reasons
+    assert ("unknown-issuer", None) in reasons
+    assert ("malformed", None) in reasons
+    assert "evil.example" not in json.dumps(rows)
+
+
+def test_cors_preflights_are_counted_apart_from_hook_calls(target: Target) -> None:
+    def invoke_200s() -> float:
+        text = requests.get(target.service.url + "/metrics", timeout=10).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("spine_cds_requests_total{")
+            and 'endpoint="hooks.invoke"' in line
+            and 'status="200"' in line
+        )
+
+    before = invoke_200s()
+    for _ in range(3):
+        preflight = requests.options(
+            target.hook_url,
+            headers={
+                "Origin": ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+            timeout=10,
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert invoke_200s() == before
+    text = requests.get(target.service.url + "/metrics", timeout=10).text
+    assert 'endpoint="cors.preflight"' in text
+
+
+def test_gunicorn_opens_no_control_socket(target: Target) -> None:
+    assert list(target.home.rglob("*")) == []
+
+
+# --------------------------------------------------------------------------
+# Attacks the service withstood from the start, kept so that it goes on withstanding them.
+
+
+def test_unsigned_symmetric_and_foreign_key_tokens_are_refused(target: Target) -> None:
+    now = int(time.time())
+    claims = {"iss": ISS, "aud": target.hook_url, "iat": now, "exp": now + 60}
+    public_pem = target.key.public_key().public_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
+    forged = [
+        jwt.encode({**claims, "jti": str(uuid.uuid4())}, None, algorithm="none"),
+        _hs256({**claims, "jti": str(uuid.uuid4())}, public_pem, target.kid),
+        jwt.encode(
+            {**claims, "jti": str(uuid.uuid4())},
+            ec.generate_private_key(ec.SECP384R1()),
+            algorithm="ES384",
+            headers={"kid": target.kid},
+        ),
+    ]
+    for token in forged:
+        target.secrets.append(token)
+        response = requests.post(
+            target.hook_url,
+            json=target.order_body(prefetch=EMPTY_PREFETCH),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=15,
+        )
+        assert response.status_code == 401
+
+
+def _hs256(claims: dict[str, Any], secret: bytes, kid: str) -> str:
+    """An HS256 token keyed with the public key's PEM (key confusion), built by hand:
+    PyJWT refuses to use a PEM as an HMAC secret."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def test_a_replayed_token_is_refused(target: Target) -> None:
+    token = target.client_jwt()
+    body = target.order_body(prefetch=EMPTY_PREFETCH)
+    headers = {"Authorization": f"Bearer {token}"}
+    first = requests.post(target.hook_url, json=body, headers=headers, timeout=15)
+    again = requests.post(target.hook_url, json=body, headers=headers, timeout=15)
+    assert (first.status_code, again.status_code) == (200, 401)
+
+
+def test_cors_from_an_unlisted_origin_gets_no_allow_origin(target: Target) -> None:
+    preflight = requests.options(
+        target.hook_url,
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+# --------------------------------------------------------------------------
+# After every attack: no token, JWT or patient id in the log or the database.
+
+
+def test_zz_after_all_attacks_no_token_or_patient_id_in_log_or_database(
+    target: Target,
+) -> None:
+    assert len(target.secrets) > 50 and len(target.patient_ids) > 20  # the suite ran first
+    logged = target.log()
+    assert "refused client JWT" in logged  # the log does say what happened
+    with sqlite3.connect(target.db_path) as db:
+        stored = "\n".join(db.iterdump())
+    for secret in target.secrets:
+        assert secret not in logged
+        assert secret not in stored
+    for patient in target.patient_ids:
+        assert patient not in logged, patient
+        assert patient not in stored, patient
