@@ -98,6 +98,28 @@ def serve(
 
 # --- tools for integration engineers and clinical reviewers ------------------------------
 
+
+@main.command("client-jwks")
+@click.argument("key_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--kid", help="Key id [the key's RFC 7638 thumbprint].")
+def client_jwks(key_file: str, kid: str | None) -> None:
+    """Print the public JWKS of a client's PEM private key (for jwks_file or a jwks_url).
+
+    Mint a key with: openssl ecparam -name secp384r1 -genkey -noout -out client-key.pem
+    """
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from cds_service.tools.try_hook import public_jwk
+
+    try:
+        key = load_pem_private_key(Path(key_file).read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{key_file}: not a PEM private key ({exc})") from None
+    click.echo(json.dumps({"keys": [public_jwk(key, kid)]}, indent=2))
+
+
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
@@ -209,6 +231,14 @@ def load_examples_command(fhir_server: str, token: str | None, order_date: datet
 )
 @click.option("--detail", is_flag=True, help="Also print each card's full detail.")
 @click.option(
+    "--client-key",
+    type=click.Path(dir_okay=False),
+    help="PEM private key to sign the client JWT a secure-mode service requires "
+    "(with --client-iss and --service-url; see docs/deployment.md).",
+)
+@click.option("--client-iss", help="Issuer (iss) of the client JWT, as in trusted_clients_file.")
+@click.option("--client-kid", help="Key id of the client JWT [the key's RFC 7638 thumbprint].")
+@click.option(
     "--config",
     type=click.Path(dir_okay=False, exists=True),
     help="TOML settings file for the in-process service.",
@@ -224,6 +254,9 @@ def try_command(
     as_json: bool,
     when: str | None,
     detail: bool,
+    client_key: str | None,
+    client_iss: str | None,
+    client_kid: str | None,
     config: str | None,
 ) -> None:
     """Act as the EHR: send one order for one patient to the service and show the cards.
@@ -234,10 +267,13 @@ def try_command(
     """
     from cds_service.tools.render import render_cards
     from cds_service.tools.services import error_text
-    from cds_service.tools.try_hook import TryOptions, authored_on, run_try
+    from cds_service.tools.try_hook import ClientSigner, TryOptions, authored_on, run_try
 
     if config and service_url:
         raise click.UsageError("--config applies to the in-process service only")
+    if (client_key is None) != (client_iss is None) or (client_key and not service_url):
+        raise click.UsageError("--client-key needs --client-iss and --service-url")
+    signer = ClientSigner(client_key, client_iss, client_kid) if client_key and client_iss else None
     options = TryOptions(
         fhir_server=fhir_server,
         patient_id=patient_id,
@@ -249,6 +285,7 @@ def try_command(
         authored_on=authored_on(when) if when is not None else None,
         now=authored_on(datetime.now().astimezone()),
         config_file=config,
+        signer=signer,
     )
     started = time.monotonic()
     result = run_try(options)

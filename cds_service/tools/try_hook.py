@@ -30,6 +30,89 @@ from cds_service.tools.services import (
     shadow_mode_of,
 )
 
+ALGORITHM_BY_CURVE = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+
+
+class ClientSigner:
+    """Signs the client JWT a secure-mode service requires (CDS Hooks 2.0 security).
+
+    The private key is a PEM file (EC P-256/P-384/P-521, or RSA); its public half goes in
+    the JWKS the service's trusted-clients entry names (``spine-cds client-jwks``).
+    """
+
+    def __init__(self, key_file: str, issuer: str, kid: str | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(Path(key_file).read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(
+                f"--client-key {key_file}: not a readable PEM private key ({exc})"
+            ) from None
+        if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in ALGORITHM_BY_CURVE:
+            self.algorithm = ALGORITHM_BY_CURVE[key.curve.name]
+        elif isinstance(key, rsa.RSAPrivateKey):
+            self.algorithm = "RS384"
+        else:
+            raise InputError(f"--client-key {key_file}: use an EC (P-256/384/521) or RSA key")
+        self.key = key
+        self.issuer = issuer
+        self.kid = kid or public_jwk(key)["kid"]
+
+    def token(self, audience: str, lifetime_seconds: int = 300) -> str:
+        import time as clock
+
+        import jwt
+
+        now = int(clock.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + lifetime_seconds,
+            "jti": str(uuid.uuid4()),
+        }
+        return jwt.encode(
+            claims, self.key, algorithm=self.algorithm, headers={"kid": self.kid, "typ": "JWT"}
+        )
+
+
+def public_jwk(key: Any, kid: str | None = None) -> dict[str, Any]:
+    """The public JWK of a private key, ``kid`` defaulting to its RFC 7638 thumbprint."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    public = key.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        jwk: dict[str, Any] = ECAlgorithm.to_jwk(public, as_dict=True)
+        members = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
+        jwk["alg"] = ALGORITHM_BY_CURVE[public.curve.name]
+    else:
+        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+        members = {k: jwk[k] for k in ("e", "kty", "n")}
+        jwk["alg"] = "RS384"
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    digest = hashlib.sha256(canonical).digest()
+    jwk["kid"] = kid or base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    jwk["use"] = "sig"
+    return jwk
+
+
+class SignedRemoteService(RemoteService):
+    """A running service called with a fresh client JWT on every request (aud = the URL)."""
+
+    def __init__(self, base_url: str, signer: ClientSigner) -> None:
+        super().__init__(base_url)
+        self._signer = signer
+
+    def _exchange(self, method: str, url: str, body: Any) -> Answer:
+        self._session.headers["Authorization"] = f"Bearer {self._signer.token(url)}"
+        return super()._exchange(method, url, body)
+
 
 @dataclass(frozen=True)
 class TryOptions:
@@ -43,6 +126,7 @@ class TryOptions:
     authored_on: str | None = None  # --date: the draft's authoredOn (replaces a file's)
     now: str | None = None  # authoredOn when --date is not given and the order has none
     config_file: str | None = None  # in process only
+    signer: ClientSigner | None = None  # signs a client JWT for a secure-mode service
 
 
 @dataclass(frozen=True)
@@ -121,11 +205,12 @@ def run_try(options: TryOptions) -> TryResult:
     order = read_order(options.order, options.patient_id, options.authored_on, options.now)
     service: CdsService
     with FhirEndpoint(options.fhir_server, options.token) as fhir:
-        service = (
-            RemoteService(options.service_url)
-            if options.service_url
-            else InProcessService(options.config_file)
-        )
+        if options.service_url and options.signer is not None:
+            service = SignedRemoteService(options.service_url, options.signer)
+        elif options.service_url:
+            service = RemoteService(options.service_url)
+        else:
+            service = InProcessService(options.config_file)
         try:
             fhir.read_patient(options.patient_id)
             entry = find_service(service.discovery(), options.hook, service.label)

@@ -1,0 +1,97 @@
+"""``spine-cds try`` against a secure-mode service, signing its client JWT with a key file.
+
+Real gunicorn in secure mode, the real FHIR test server, a key minted as the docs say and
+its JWKS printed by ``spine-cds client-jwks``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from cds_service.examples import load_examples
+from tests.support.fhir_server import FhirTestServer
+from tests.support.service_process import ServiceProcess
+
+pytestmark = pytest.mark.integration
+ISS = "https://integrator.example.org"
+
+
+def _spine_cds(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_try_signs_a_client_jwt_that_a_secure_service_accepts(tmp_path: Path) -> None:
+    key_file = tmp_path / "client-key.pem"
+    key = ec.generate_private_key(ec.SECP384R1())
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,  # what openssl ecparam writes
+            serialization.NoEncryption(),
+        )
+    )
+    jwks = _spine_cds("client-jwks", str(key_file))
+    assert jwks.returncode == 0, jwks.stderr
+    (tmp_path / "jwks.json").write_text(jwks.stdout)
+    assert json.loads(jwks.stdout)["keys"][0]["alg"] == "ES384"
+    clients = [{"iss": ISS, "jwks_file": str(tmp_path / "jwks.json")}]
+    (tmp_path / "clients.json").write_text(json.dumps(clients))
+    example = load_examples(date.today())[0]
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(tmp_path / "clients.json"),
+    }
+    with FhirTestServer() as fhir, ServiceProcess(env=env, args=()) as service:
+        fhir.load_bundle(example.bundle)
+        common = [
+            "try",
+            "--fhir-server",
+            fhir.base_url,
+            "--patient",
+            example.patient_id,
+            "--order",
+            "http://www.ama-assn.org/go/cpt|72158",
+            "--service-url",
+            service.url,
+            "--json",
+        ]
+        unsigned = _spine_cds(*common)
+        signed = _spine_cds(*common, "--client-key", str(key_file), "--client-iss", ISS)
+    assert unsigned.returncode != 0  # refused: 401
+    assert "401" in unsigned.stdout + unsigned.stderr
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    exchange = json.loads(signed.stdout)
+    assert exchange["response"]["status"] == 200
+    assert exchange["response"]["body"]["cards"]
+
+
+def test_client_key_without_issuer_is_a_usage_error(tmp_path: Path) -> None:
+    result = _spine_cds(
+        "try",
+        "--fhir-server",
+        "http://127.0.0.1:9/fhir",
+        "--patient",
+        "p",
+        "--order",
+        "x|y",
+        "--service-url",
+        "http://127.0.0.1:9",
+        "--client-key",
+        str(tmp_path / "k.pem"),
+    )
+    assert result.returncode == 2
+    assert "--client-iss" in result.stderr
