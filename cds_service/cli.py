@@ -431,12 +431,16 @@ def report(
     from cds_service.tools.report import (
         EMPTY_MESSAGE,
         build_report,
+        describe_source,
         format_report,
         open_stores,
         period_bounds,
+        png_unavailable,
         write_png,
     )
 
+    if png and (problem := png_unavailable()):
+        raise InputError(problem)  # before printing anything
     first = since.date() if since else None
     last = until.date() if until else None
     if first and last and last < first:
@@ -446,7 +450,11 @@ def report(
     try:
         with open_stores(settings) as stores:
             result = build_report(
-                stores.audit.records(start, end), stores.feedback.all(), first, last
+                stores.audit.records(start, end),
+                stores.feedback.all(),
+                first,
+                last,
+                describe_source(settings),
             )
     except StoreError as exc:
         raise InputError(str(exc)) from None
@@ -463,9 +471,7 @@ def report(
         try:
             write_png(result, png)
         except ImportError:
-            raise InputError(
-                "--png needs matplotlib: pip install 'spine-cds[report]' (or matplotlib)"
-            ) from None
+            raise InputError(png_unavailable() or "--png: matplotlib failed to load") from None
         except OSError as exc:
             raise InputError(f"--png {png}: {exc}") from None
         click.echo(f"Chart written to {png}", err=as_json)

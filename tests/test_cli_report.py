@@ -7,6 +7,7 @@ through the same settings file a deployment would give ``serve``.
 
 from __future__ import annotations
 
+import html
 import json
 import statistics
 import subprocess
@@ -26,9 +27,9 @@ from cds_service.app import create_app
 from cds_service.cards import load_override_reasons
 from cds_service.cli import main
 from cds_service.examples import load_example
-from cds_service.stores import AuditRecord, SqlAuditStore, SqliteDatabase
+from cds_service.stores import AuditRecord, SqlAuditStore, SqlFeedbackStore, SqliteDatabase
 from cds_service.tools.ehr import local_prefetch
-from cds_service.tools.report import percentile
+from cds_service.tools.report import offered_reasons, percentile
 from tests.builders import SELECT_ID, SIGN_ID, hook_request, medication_request, service_request
 from tests.conftest import make_settings
 from tests.support.ehr import order_request
@@ -40,6 +41,11 @@ ORDER_DATE = date(2026, 11, 26)
 TOKEN = "report-test-token"  # synthetic; the FHIR test server only checks it matches
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OVERRIDES = {r.code: r for r in load_override_reasons()}
+EHR_OWN_REASON = {
+    "system": "http://ehr.example.org/CodeSystem/override",
+    "code": "patient-preference",
+    "display": "Patient preference",
+}
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,11 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
                 "not-indicated-on-assessment",
             ),
             feedback(cards["e04-crp-rebound"], "overridden", "2026-11-26T10:06:00Z"),
+            # A reason from the EHR's own list, which the card never offered.
+            dict(
+                feedback(cards["e11-epidural-abscess"], "overridden", "2026-11-26T10:06:30Z"),
+                overrideReason={"reason": EHR_OWN_REASON},
+            ),
             # A card this database never showed (e.g. purged from the audit).
             feedback("0b7c6f4e-8a0d-4a52-9d8e-3c1f2a6b9e10", "accepted", "2026-11-26T10:07:00Z"),
         ]
@@ -203,7 +214,7 @@ def test_text_report_counts_rates_and_reasons(filled: Filled) -> None:
     cards = out.split("Cards shown")[1]
     # decision: cards, accepted, overridden, no feedback (each distinct card once)
     assert tokens(cards, "advise-against") == ["2", "1", "(50.0%)", "1", "(50.0%)", "0", "(0.0%)"]
-    assert tokens(cards, "support") == ["3", "0", "(0.0%)", "2", "(66.7%)", "1", "(33.3%)"]
+    assert tokens(cards, "support") == ["3", "0", "(0.0%)", "3", "(100.0%)", "0", "(0.0%)"]
     assert tokens(cards, "support-urgent") == ["1", "0", "(0.0%)", "1", "(100.0%)", "0", "(0.0%)"]
     assert tokens(cards, "insufficient-data")[-2:] == ["1", "(100.0%)"]
     assert "1 feedback entry(ies) for cards not in this period's audit" in out
@@ -243,12 +254,13 @@ def test_json_report_numbers(filled: Filled, tmp_path: Path) -> None:
         "cards": 2,
         "accepted": 1,
         "overridden": 1,
+        "overriddenNotOffered": 0,
         "noFeedback": 0,
         "acceptedPct": 50.0,
         "overriddenPct": 50.0,
         "noFeedbackPct": 0.0,
     }
-    assert data["acceptance"]["support"]["overriddenPct"] == 66.7
+    assert data["acceptance"]["support"]["overriddenPct"] == 100.0
     assert data["unlinkedFeedback"] == 1
     by_code = {o["code"]: o for o in data["overrideReasons"]}
     assert by_code["imaging-done-or-scheduled"]["display"] == (
@@ -299,7 +311,7 @@ def test_period_limits(filled: Filled) -> None:
     before = report_json(filled, "--until", str(first - timedelta(1)))
     assert before["invocations"] == 0 and before["acceptance"] == {}
     # Feedback for the period's cards that is now outside it is reported, not counted.
-    assert before["unlinkedFeedback"] == 7  # every entry stored (the repeat was not)
+    assert before["unlinkedFeedback"] == 8  # every entry stored (the repeat was not)
     backwards = run(
         "report", "--config", str(filled.config), "--since", "2026-02-02", "--until", "2026-02-01"
     )
@@ -407,3 +419,110 @@ def test_the_service_and_a_text_report_never_load_matplotlib(filled: Filled) -> 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_an_override_reason_the_card_never_offered_is_kept_and_counted_apart(
+    filled: Filled,
+) -> None:
+    result = run("report", "--config", str(filled.config))
+    out = result.output
+    offered = out.split("Override reasons")[1].split("Override reasons the card did not offer")[0]
+    assert "patient-preference" not in offered
+    apart = out.split("Override reasons the card did not offer")[1].split("Latency")[0]
+    assert (
+        f"1  {EHR_OWN_REASON['system']}|patient-preference - Patient preference (support 1)"
+        in apart
+    )
+    assert "overridden includes 1 with a reason the card did not offer" in out
+
+    data = report_json(filled)
+    assert data["acceptance"]["support"]["overriddenNotOffered"] == 1
+    assert [o["code"] for o in data["overrideReasonsNotOffered"]] == ["patient-preference"]
+    assert data["overrideReasonsNotOffered"][0]["offeredByCard"] is False
+    assert all(o["offeredByCard"] for o in data["overrideReasons"])
+    # Nothing the client sent was lost: the entry is stored as sent.
+    db = SqliteDatabase(filled.config.parent / "spine-cds.sqlite3")
+    try:
+        stored = [e["entry"] for e in SqlFeedbackStore(db).all()]
+    finally:
+        db.close()
+    assert any(e.get("overrideReason", {}).get("reason") == EHR_OWN_REASON for e in stored)
+
+
+def test_a_reason_offered_on_other_cards_but_not_this_one_is_not_offered() -> None:
+    urgent_only = OVERRIDES["mri-contraindicated"]
+    assert (urgent_only.system, urgent_only.code) in offered_reasons("support-urgent")
+    assert (urgent_only.system, urgent_only.code) not in offered_reasons("advise-against")
+
+
+def test_report_names_its_data_source_and_period(filled: Filled) -> None:
+    result = run("report", "--config", str(filled.config), "--since", "2026-01-01")
+    database = (filled.config.parent / "spine-cds.sqlite3").resolve()
+    assert f"Data: decision audit and feedback in SQLite {database}" in result.output
+    assert report_json(filled)["source"] == f"SQLite {database}"
+
+
+def test_chart_is_a_one_page_summary(filled: Filled, tmp_path: Path) -> None:
+    """The chart as SVG (same drawing, text kept as text), read as a committee would."""
+    svg = tmp_path / "report.svg"
+    result = run("report", "--config", str(filled.config), "--png", str(svg))
+    assert result.exit_code == 0, result.output
+    text = html.unescape(svg.read_text(encoding="utf-8"))
+    today = datetime.now(UTC).date().isoformat()
+    assert f"calls {today} to {today}" in text  # the date range
+    database = (filled.config.parent / "spine-cds.sqlite3").resolve()
+    assert f"Data: decision audit and card feedback in SQLite {database}" in text
+    assert "Decisions: shown vs shadow mode" in text
+    assert "answered as usual" in text and "shadow mode" in text
+    assert "Why no card: not applicable, refused" in text
+    assert "not applicable:" in text and "no-spine-imaging-order" in text
+    assert "refused:" in text and "data_unavailable" in text
+    assert "Not indicated after clinical" in text  # an override reason (wrapped)
+    assert "Patient preference" in text and "(not offered by the card)" in text
+    assert "the service's own processing time per call" in text
+    assert "Calls: 14 (13 answered normally, 1 in shadow mode)" in text
+    # Colour-blind-safe palette (Okabe-Ito); the old green/orange pair is gone.
+    assert "#0072b2" in text.lower() and "#e69f00" in text.lower()
+    assert "#2e7d32" not in text.lower()
+
+
+def test_chart_without_cards_shown_says_why(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, shadow_mode=True))
+    try:
+        answer = call_example(app, app.test_client(), "e02-cauda-equina")
+        assert answer["cards"] == []
+    finally:
+        app.extensions["spine_cds"].close()
+    config = write_config(tmp_path / "spine-cds.toml", tmp_path / "spine-cds.sqlite3")
+    svg = tmp_path / "shadow.svg"
+    result = run("report", "--config", str(config), "--png", str(svg))
+    assert result.exit_code == 0, result.output
+    text = html.unescape(svg.read_text(encoding="utf-8"))
+    assert "all 1 calls that would have shown a card ran in shadow mode" in text
+
+
+def test_png_without_matplotlib_says_how_to_install_it_before_anything_else(
+    filled: Filled, tmp_path: Path
+) -> None:
+    png = tmp_path / "report.png"
+    code = (
+        "import sys\n"
+        "sys.modules['matplotlib'] = None  # as if not installed\n"
+        "from cds_service.cli import main\n"
+        f"main(['report', '--config', {str(filled.config)!r}, '--png', {str(png)!r}])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""  # no text report first
+    assert "--png needs matplotlib" in done.stderr
+    assert "bash scripts/setup.sh --report" in done.stderr  # the README's hint
+    assert not png.exists()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "`bash scripts/setup.sh --report`" in readme
