@@ -114,3 +114,32 @@ def test_the_checker_catches_a_bare_command() -> None:
         check_line("spine-cds try --fhir-server X", "example")
     with pytest.raises(AssertionError, match="has no option"):
         check_line(".venv/bin/spine-cds report --no-such-option", "example")
+
+
+# Documents outside the repository that the docs once pointed readers to.
+OUTSIDE = ("clinical-rules.md", "performance notes", "performance-notes", "design notes")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ROOT / "README.md",
+        *(
+            ROOT / "docs" / n
+            for n in (
+                "README.md",
+                "sandbox.md",
+                "integration.md",
+                "settings.md",
+                "prefetch.md",
+                "cards.md",
+                "deployment.md",
+            )
+        ),
+    ],
+    ids=lambda p: p.name,
+)
+def test_the_docs_stand_alone(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    found = [name for name in OUTSIDE if name in text]
+    assert not found, f"{path.name} refers to documents not in the repository: {found}"
