@@ -318,3 +318,16 @@ def _stable_measurements() -> list[Any]:
         pain(0, 8, ref=next(refs)),
         pain(28, 3, ref=next(refs)),
     ]
+
+
+def test_summary_names_the_modality_ordered() -> None:
+    ct = [order(29, modality=Modality.CT, code="72131")]
+    advise = render_response(run(improving(), orders=ct), CTX)
+    assert only_card(advise)["summary"].startswith("Routine repeat spine CT not recommended")
+    plateau = [crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(28, 6)]
+    support = only_card(render_response(run(plateau, orders=ct), CTX))
+    assert support["summary"].endswith("repeat spine CT reasonable")
+    assert "MRI with gadolinium is preferred" in support["detail"]
+    stale = [crp(0, 140), crp(14, 60), pain(0, 8), pain(28, 3)]
+    unsure = only_card(render_response(run(stale, orders=ct), CTX))
+    assert unsure["summary"].startswith("Not enough data to judge repeat spine CT")

@@ -112,7 +112,7 @@ def test_try_shows_the_decision(
     if decision == "advise-against":
         assert "Suggestions:" in result.output and "(recommended)" in result.output
     else:
-        assert "Red flag found:" in result.output
+        assert "Why:\n  - Neurologic deficit recorded: cauda equina syndrome" in result.output
 
 
 def test_json_prints_the_exchange_and_the_text_renders_the_same_cards(

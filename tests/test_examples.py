@@ -34,6 +34,7 @@ ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 LOINC = "http://loinc.org"
 CPT = "http://www.ama-assn.org/go/cpt"
 CRP, ESR, PAIN = "1988-5", "4537-7", "72514-3"
+CRP_MOLAR = "76485-2"
 NVO = "M46.26"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
@@ -261,7 +262,7 @@ def test_no_result_is_dated_after_its_order(examples: list[Example]) -> None:
 
 
 def test_units_are_ucum(examples: list[Example]) -> None:
-    allowed = {CRP: {"mg/L", "mg/dL"}, ESR: {"mm/h"}, PAIN: {"{score}"}}
+    allowed = {CRP: {"mg/L", "mg/dL"}, CRP_MOLAR: {"nmol/L"}, ESR: {"mm/h"}, PAIN: {"{score}"}}
     for example in examples:
         for obs in resources(example.bundle, "Observation"):
             (coding,) = obs["code"]["coding"]
@@ -535,3 +536,20 @@ def test_split_transaction_keeps_order_and_size() -> None:
     assert parts[0]["entry"][0]["resource"]["resourceType"] == "Patient"
     for part in parts:
         assert Bundle.model_validate(part).type == "transaction"
+
+
+def test_patients_of_the_2026_11_28_revision_tell_their_story(examples: list[Example]) -> None:
+    """Each rule change of the revised clinical rules has a patient on both data paths."""
+    ex = by_key(examples)
+    molar = ex["e13-molar-crp"]
+    assert series(molar, CRP) == [] and len(series(molar, CRP_MOLAR)) == 3
+    normal = ex["e14-normal-crp"]
+    crp = [number(o) for o in series(normal, CRP)]
+    assert max(crp) < 10 and crp[-1] > crp[-2]  # a "rise" within the normal range
+    tb = ex["e15-tb-beside-pyogenic"]
+    codes = {c["code"]["coding"][0]["code"] for c in resources(tb.bundle, "Condition")}
+    assert codes == {"M46.26", "A18.01"} and tb.expected == "no-card"
+    stale = ex["e16-stale-crp"]
+    assert stale.order_day - day_of(stale, series(stale, CRP)[-1]["effectiveDateTime"]) == 9
+    ct = ex["e17-ct-cauda-equina"]
+    assert has_code(ct.draft_order["code"], CPT, "72131") and ct.expected == "support-urgent"

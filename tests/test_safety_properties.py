@@ -2,8 +2,11 @@
 
 - A red flag present in the data never yields advise-against.
 - No card without a spine MRI/CT order or without an in-scope NVO episode.
-- Every rendered response conforms to the response schema, has no empty values and a
-  summary under 140 characters.
+- Never advise-against with an active out-of-scope infection, with a latest CRP older
+  than the recency limit, or with data cut off short of what the decision needs
+  (clinical-rules.md, revised 2026-11-28).
+- Every rendered response conforms to the response schema, has no empty values, a
+  summary under 140 characters and no resource ids or internal names in its text.
 """
 
 from __future__ import annotations
@@ -103,10 +106,15 @@ now_days = st.integers(min_value=0, max_value=70)
 
 
 def evaluate(
-    ords: list[ImagingOrder], conds: list[ConditionFact], data: list[Measurement], now_day: int
+    ords: list[ImagingOrder],
+    conds: list[ConditionFact],
+    data: list[Measurement],
+    now_day: int,
+    cut_off: frozenset[str] = frozenset(),
 ) -> Assessment:
     now = datetime(T0.year, T0.month, T0.day, 12, tzinfo=UTC) + timedelta(days=now_day)
-    return assess(ords, PatientData(tuple(conds), tuple(data)), RuleSettings(), now)
+    patient = PatientData(tuple(conds), tuple(data), cut_off=cut_off)
+    return assess(ords, patient, RuleSettings(), now)
 
 
 def check_response(a: Assessment) -> None:
@@ -116,7 +124,10 @@ def check_response(a: Assessment) -> None:
         assert response == {"cards": []}
     else:
         assert len(response["cards"]) == 1
-        assert len(response["cards"][0]["summary"]) < 140
+        card = response["cards"][0]
+        assert len(card["summary"]) < 140
+        for word in ("Condition/", "Observation/", "ServiceRequest/", "T0", "->", "NVO"):
+            assert word not in card["summary"] and word not in card["detail"], word
 
 
 @PROPERTY_SETTINGS
@@ -213,3 +224,62 @@ def test_no_card_without_an_in_scope_episode(
     )
     a = evaluate(ords, [*others, *dead_nvo], data, now_day)
     assert render_response(a, CTX) == {"cards": []}
+
+
+Case = tuple[list[Measurement], list[ImagingOrder]]
+
+
+@st.composite
+def improving_case(draw: st.DrawFn) -> Case:
+    """Falling CRP and pain with the order a few days after the last CRP, so that
+    advise-against is often in reach and the invariants below are really exercised
+    (random values alone rarely get there)."""
+    first = draw(st.integers(-10, 5))  # around the start of the baseline window (T0 - 7)
+    later = draw(st.lists(st.integers(first + 1, 30), min_size=1, max_size=4, unique=True))
+    crp_days = sorted([first, *later])
+    order_day = max(0, crp_days[-1]) + draw(st.integers(0, 10))
+    start = draw(st.floats(min_value=20, max_value=200))
+    out = [crp(d, round(start * (0.7**i), 1)) for i, d in enumerate(crp_days)]
+    pain_days = sorted(draw(st.lists(st.integers(0, order_day), min_size=1, max_size=3)))
+    out += [pain(d, max(0, 7 - 2 * i)) for i, d in enumerate(pain_days)]
+    return out, [order(order_day)]
+
+
+@st.composite
+def random_case(draw: st.DrawFn) -> Case:
+    return draw(measurements()), draw(orders())
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.one_of(random_case(), improving_case()),
+    other_conditions(OTHER_CATEGORIES),
+    now_days,
+    st.one_of(
+        st.just(frozenset({"crp"})),
+        st.frozensets(st.sampled_from(["conditions", "crp", "esr", "pain"])),
+    ),
+)
+def test_advise_against_only_on_complete_recent_in_scope_data(
+    case: Case, others: list[ConditionFact], now_day: int, cut_off: frozenset[str]
+) -> None:
+    data, ords = case
+    a = evaluate(ords, [nvo(), *others], data, now_day, cut_off)
+    check_response(a)
+    if a.recommendation is not Recommendation.ADVISE_AGAINST:
+        return
+    # Independent readings of the revised rules, from the raw inputs.
+    assert not any(
+        c.category is ConditionCategory.OUT_OF_SCOPE
+        and c.clinical_status in ("active", "recurrence", "relapse", None)
+        and c.verification_status not in ("refuted", "entered-in-error")
+        and not (c.clinical_status is None and c.abatement is not None)
+        for c in others
+    )
+    latest = a.figures.crp_latest
+    assert latest is not None
+    assert (a.evaluation_day - latest.when.day).days <= RuleSettings().crp_max_age_days
+    assert "conditions" not in cut_off
+    if "crp" in cut_off:
+        read = [m.when.day for m in data if m.kind is MeasurementKind.CRP]
+        assert min(read) <= T0 - timedelta(days=RuleSettings().baseline_window_days)

@@ -9,7 +9,6 @@ detail, and the PAMA rating carried by ``systemActions``. Colour comes from
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,9 +32,9 @@ PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 WIDTH = 92
 LABEL_WIDTH = 13
 INDICATOR_COLOURS = {"critical": "red", "warning": "yellow", "info": "cyan"}
-# Bullet sections of the card detail that say why (cards.py writes them as "**Title**").
-WHY_SECTIONS = ("Red flag found", "Missing", "Not met", "Notes")
-_SECTION = re.compile(r"^\*\*(.+?)\*\*$")
+# The card detail's bullets before its evidence say why: red flags, what is missing,
+# notes (cards.py writes the evidence last, under "**Evidence**").
+EVIDENCE_HEADING = "**Evidence**"
 
 
 def assessment_of(card: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,20 +111,16 @@ def figures_text(assessment: Mapping[str, Any]) -> str:
 
 
 def reasons_of(card: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(section, text) pairs from the card detail's reason sections: red flags found,
-    missing data, criteria not met, notes."""
+    """("Why", text) pairs: the bullets of the card detail before its evidence (red
+    flags found, what is missing or unmet, notes)."""
     detail = str(card.get("detail", ""))
     found: list[tuple[str, str]] = []
-    section: str | None = None
     for raw in detail.splitlines():
         line = raw.strip()
-        heading = _SECTION.match(line)
-        if heading:
-            section = heading.group(1) if heading.group(1) in WHY_SECTIONS else None
-        elif section and line.startswith("- "):
-            found.append((section, line[2:]))
-        elif line and not line.startswith("- "):
-            section = None
+        if line == EVIDENCE_HEADING:
+            break
+        if line.startswith("- "):
+            found.append(("Why", line[2:]))
     return found
 
 
@@ -167,8 +162,8 @@ def _card(card: Mapping[str, Any], number: int, total: int, detail: bool) -> lis
     reasons = reasons_of(card)
     if reasons:
         lines.append("Why:")
-        for section, text in reasons:
-            lines += _bullet(f"{section}: {text}", 2)
+        for _, text in reasons:
+            lines += _bullet(text, 2)
     suggestions = card.get("suggestions") or []
     if suggestions:
         lines.append("Suggestions:")
