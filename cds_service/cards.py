@@ -385,7 +385,10 @@ def detail(a: Assessment) -> str:
                 items.append(text.REBOUND_SOURCES)
         blocks.append([_episode_line(a)])
         blocks.append(_bullets(items))
-        blocks.append(_trend_lines(a))
+        trend = _trend_lines(a)
+        if markers is not None:  # its bullet already gives the CRP figures
+            trend = [line for line in trend if not line.startswith("CRP ")]
+        blocks.append(trend)
     else:
         blocks.append(
             [
