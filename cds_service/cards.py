@@ -27,6 +27,7 @@ from cds_service.engine.assessment import (
     figures_to_dict,
 )
 from cds_service.engine.rules import ARROW, fmt, signed_pct, sort_key, upper_first
+from cds_service.trend_link import add_trend_link
 from fhir_mappers.model import DataIssue, ImagingOrder, Measurement, Modality
 
 ASSESSMENT_KEY = "spine-cds-assessment"
@@ -123,6 +124,7 @@ def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]
     if reasons:
         card["overrideReasons"] = reasons
     card["extension"] = {ASSESSMENT_KEY: machine_result(a)}
+    add_trend_link(card, card["extension"][ASSESSMENT_KEY], ctx.patient_id, a.settings)
     return card
 
 
@@ -386,8 +388,10 @@ def detail(a: Assessment) -> str:
         blocks.append([_episode_line(a)])
         blocks.append(_bullets(items))
         trend = _trend_lines(a)
-        if markers is not None:  # its bullet already gives the CRP figures
-            trend = [line for line in trend if not line.startswith("CRP ")]
+        if markers is not None and a.figures.crp_latest is not None:
+            # its bullet already gives the CRP figures: keep only the latest CRP's age
+            age = _ago((a.evaluation_day - a.figures.crp_latest.when.day).days)
+            trend = [f"Latest CRP {age}." if t.startswith("CRP ") else t for t in trend]
         blocks.append(trend)
     else:
         blocks.append(
