@@ -18,7 +18,7 @@ from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
 from cds_service.prefetch import DataUnavailable, gather
 from cds_service.runtime import Runtime
-from cds_service.validation import FieldError, validate
+from cds_service.validation import FieldError
 from fhir_mappers.conditions import map_conditions
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
@@ -103,16 +103,9 @@ def _check_selections(context: dict[str, Any]) -> None:
 
 
 def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outcome:
-    """Validate, decide and render; raises ApiError for 400 and 412 answers."""
+    """Decide and render for a body the web layer has validated against the hook's
+    schema; raises ApiError for 400 (selections naming no draft order) and 412."""
     service = runtime.discovery.services[service_id]
-    problems = validate(runtime.validators[service.hook], body)
-    if problems:
-        raise ApiError(
-            400,
-            "invalid_request",
-            f"the request does not conform to the CDS Hooks {service.hook} hook",
-            problems,
-        )
     context = body["context"]
     selections: list[str] | None = None
     if service.hook == "order-select":

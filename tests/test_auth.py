@@ -29,12 +29,11 @@ from cds_service.auth import (
     AuthConfig,
     AuthError,
     JwtVerifier,
-    MemoryReplayCache,
-    ReplayCacheFull,
     TrustedClient,
     parse_trusted_clients,
     www_authenticate,
 )
+from cds_service.stores.replay import MemoryReplayCache, ReplayCacheFull
 from tests.support.jwks_server import JwksServer
 
 ISS = "https://ehr.example.org"

@@ -7,18 +7,18 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from cds_service.jsonresponse import json_response
-from cds_service.runtime import Runtime
+from cds_service.routes import entrance
 
 blueprint = Blueprint("discovery", __name__)
 
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    runtime: Runtime = current_app.extensions["spine_cds"]
-    runtime.authenticate("discovery")
+    runtime = entrance.runtime()
+    entrance.authenticate(runtime, "discovery")
     return json_response(runtime.discovery.document)
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from cds_service import __version__
 from cds_service.jsonresponse import json_response
-from cds_service.runtime import Runtime
+from cds_service.routes import entrance
 
 blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/health")
 def health() -> Response:
-    runtime: Runtime = current_app.extensions["spine_cds"]
+    runtime = entrance.runtime()
     body = {
         "status": "ok",
         "version": __version__,

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g
 
 from cds_service.auditing import AuditCall, hook_instance_of
 from cds_service.auth import TrustedClient
 from cds_service.errors import ApiError
 from cds_service.invocation import handle_hook
-from cds_service.jsonbody import check_content_type, parse_json_object
 from cds_service.jsonresponse import json_response
+from cds_service.routes import entrance
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import AuditRecord
 from cds_service.validation import FieldError
@@ -56,12 +56,12 @@ def _check_fhir_server(client: TrustedClient, body: dict[str, Any]) -> None:
 
 @blueprint.post("/cds-services/<service_id>")
 def invoke(service_id: str) -> Response:
-    runtime: Runtime = current_app.extensions["spine_cds"]
-    runtime.require_service(service_id)
-    caller = runtime.authenticate("hook", service_id)
+    runtime = entrance.runtime()
+    service = entrance.service(runtime, service_id)
+    caller = entrance.authenticate(runtime, "hook", service_id)
     call = AuditCall(
         service_id=service_id,
-        hook=runtime.discovery.services[service_id].hook,
+        hook=service.hook,
         received_at=datetime.now(UTC),
         started=time.perf_counter(),
         shadow=runtime.settings.shadow_mode,
@@ -69,11 +69,11 @@ def invoke(service_id: str) -> Response:
     )
     body: dict[str, Any] | None = None
     try:
-        check_content_type(request.content_type)
-        body = parse_json_object(request.get_data(cache=False), runtime.settings.max_json_depth)
+        body = entrance.json_body(runtime)
         hook_instance = hook_instance_of(body)
         if hook_instance is not None:
             g.hook_instance = hook_instance
+        entrance.validated(runtime, service.hook, body)
         if caller is not None and caller.client is not None:
             _check_fhir_server(caller.client, body)
         outcome = handle_hook(runtime, service_id, body)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
-from cds_service.runtime import Runtime
+from cds_service.routes import entrance
 
 blueprint = Blueprint("metrics", __name__)
 
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    runtime: Runtime = current_app.extensions["spine_cds"]
+    runtime = entrance.runtime()
     # content_type, not mimetype: Flask adds "; charset=utf-8" to a mimetype, and
     # prometheus-client's type already carries one (it was sent twice).
     return Response(runtime.metrics.exposition(), content_type=runtime.metrics.content_type)

@@ -13,6 +13,8 @@ instances racing with the same token cannot both win.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -41,6 +43,50 @@ class ReplayCache(Protocol):
     def add_if_new(self, key: str, expires_at: float) -> bool:
         """Store ``key`` until ``expires_at`` (epoch seconds); False if already stored."""
         ...
+
+
+class ReplayCacheFull(Exception):
+    """The cache holds ``max_entries`` live entries; refusing beats forgetting."""
+
+
+class MemoryReplayCache:
+    """In-process replay cache: thread-safe, expired entries evicted, bounded.
+
+    When full of live entries it raises ``ReplayCacheFull`` rather than drop a
+    live entry (which would re-open a replay window); the verifier turns that
+    into a refusal.  With several worker processes each has its own cache, so
+    a replay to another worker is not caught: use a shared store there.
+    """
+
+    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        if max_entries <= 0:
+            raise ValueError("max_entries: must be > 0")
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._expiry: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._expiry)
+
+    def _evict_expired(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            expires_at, key = heapq.heappop(self._heap)
+            if self._expiry.get(key) == expires_at:
+                del self._expiry[key]
+
+    def add_if_new(self, key: str, expires_at: float) -> bool:
+        with self._lock:
+            self._evict_expired(self._clock())
+            if key in self._expiry:
+                return False
+            if len(self._expiry) >= self._max:
+                raise ReplayCacheFull()
+            self._expiry[key] = expires_at
+            heapq.heappush(self._heap, (expires_at, key))
+            return True
 
 
 class SqlReplayCache:

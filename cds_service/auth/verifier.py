@@ -1,0 +1,284 @@
+"""The JWT verifier: signature, algorithm, claims, audience, replay."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import requests
+
+from cds_service.auth.algorithms import _EC_CURVES, _MAX_TOKEN_CHARS
+from cds_service.auth.clients import AuthConfig, TrustedClient
+from cds_service.auth.errors import AuthError
+from cds_service.auth.jwks import _fetch_url, _KeySource, _read_file
+from cds_service.stores.replay import MemoryReplayCache, ReplayCache
+
+
+@dataclass(frozen=True)
+class VerifiedClient:
+    """Who called: the trusted issuer, the token id, the tenant, the key id."""
+
+    iss: str
+    jti: str
+    tenant: str | None
+    kid: str | None
+    client: TrustedClient | None = None
+
+
+_REQUIRED_CLAIMS = ("aud", "exp", "iat", "jti")
+
+
+def _number_claim(payload: Mapping[str, Any], name: str) -> float:
+    value = payload[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AuthError(f"invalid-claim:{name}")
+    return float(value)
+
+
+def _key_matches_alg(jwk: Mapping[str, Any], alg: str) -> bool:
+    """The key selected by kid must be of the kind the header's alg needs."""
+    declared = jwk.get("alg")
+    if declared is not None and declared != alg:
+        return False
+    if alg.startswith("ES"):
+        return jwk.get("kty") == "EC" and jwk.get("crv") == _EC_CURVES[alg]
+    return jwk.get("kty") == "RSA"
+
+
+def _bearer_token(authorization_header: str | None) -> str:
+    if authorization_header is None or not authorization_header.strip():
+        raise AuthError("missing-token")
+    parts = authorization_header.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise AuthError("malformed")
+    token = parts[1]
+    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 2:
+        raise AuthError("malformed")
+    return token
+
+
+class JwtVerifier:
+    """Checks CDS client bearer tokens; safe to share between threads.
+
+    ``clock`` gives wall-clock seconds (token times, replay expiry);
+    ``monotonic`` drives JWKS refresh rate limiting and cache age.
+    """
+
+    def __init__(
+        self,
+        config: AuthConfig,
+        replay_cache: ReplayCache | None = None,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._monotonic = monotonic
+        self._replay: ReplayCache = (
+            replay_cache if replay_cache is not None else MemoryReplayCache(clock=clock)
+        )
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self._sources: dict[str, _KeySource] = {}
+        self._sources_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the HTTP session if this verifier created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def _source(self, kind: str, where: str) -> _KeySource:
+        name = f"{kind}:{where}"
+        with self._sources_lock:
+            source = self._sources.get(name)
+            if source is None:
+                if kind == "url":
+                    timeout = self._config.jwks_timeout_seconds
+                    session = self._session
+
+                    def fetch() -> bytes:
+                        return _fetch_url(session, where, timeout)
+
+                else:
+
+                    def fetch() -> bytes:
+                        return _read_file(where)
+
+                source = _KeySource(fetch)
+                self._sources[name] = source
+            return source
+
+    def _key_for(
+        self, client: TrustedClient, header: Mapping[str, Any], kid: str
+    ) -> dict[str, Any]:
+        jku = header.get("jku")
+        if jku is not None:
+            if not isinstance(jku, str) or jku not in client.jku_allowlist:
+                raise AuthError("jku-not-allowed")
+            source = self._source("url", jku)
+        elif client.jwks_url is not None:
+            source = self._source("url", client.jwks_url)
+        elif client.jwks_file is not None:
+            source = self._source("file", client.jwks_file)
+        else:
+            raise AuthError("jku-required")
+        return source.get(
+            kid,
+            self._monotonic(),
+            self._config.jwks_refresh_min_interval_seconds,
+            self._config.jwks_max_age_seconds,
+        )
+
+    def trusted_issuer_of(self, authorization_header: str | None) -> str | None:
+        """The ``iss`` a token claims, only when it names a configured client (for the
+        audit of refusals: any other value is attacker text and is not kept)."""
+        try:
+            payload = jwt.api_jwt.decode_complete(
+                _bearer_token(authorization_header), options={"verify_signature": False}
+            )["payload"]
+        except (AuthError, jwt.PyJWTError, ValueError, TypeError, KeyError):
+            return None
+        iss = payload.get("iss") if isinstance(payload, dict) else None
+        if isinstance(iss, str) and self._config.client_for(iss) is not None:
+            return iss
+        return None
+
+    def verify(self, authorization_header: str | None, audience: str) -> VerifiedClient:
+        """Return the verified caller or raise ``AuthError``.
+
+        ``audience`` is the full URL of the endpoint invoked (no query
+        string); the token's ``aud`` must equal it exactly.
+        """
+        token = _bearer_token(authorization_header)
+        try:
+            unverified = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise AuthError("malformed") from None
+        header = unverified["header"]
+        payload = unverified["payload"]
+        if not isinstance(header, dict) or not isinstance(payload, dict):
+            raise AuthError("malformed")
+
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._config.algorithms:
+            raise AuthError("alg-not-allowed")
+        if "crit" in header or "b64" in header:
+            raise AuthError("malformed")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
+            raise AuthError("bad-typ")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("missing-kid")
+
+        if "iss" not in payload:
+            raise AuthError("missing-claim:iss")
+        iss = payload["iss"]
+        if not isinstance(iss, str):
+            raise AuthError("invalid-claim:iss")
+        client = self._config.client_for(iss)
+        if client is None:
+            raise AuthError("unknown-issuer")
+
+        jwk = self._key_for(client, header, kid)
+        if not _key_matches_alg(jwk, alg):
+            raise AuthError("key-mismatch")
+        try:
+            key = jwt.PyJWK(jwk, algorithm=alg)
+        except jwt.PyJWTError:
+            raise AuthError("key-mismatch") from None
+
+        try:
+            verified = jwt.api_jwt.decode_complete(
+                token,
+                key=key,
+                algorithms=[alg],
+                # Claims are checked below against our own clock.
+                options={
+                    "verify_signature": True,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "verify_sub": False,
+                    "verify_jti": False,
+                    "enforce_minimum_key_length": True,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise AuthError("bad-signature") from None
+        except jwt.InvalidKeyError:
+            raise AuthError("weak-key") from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthError("alg-not-allowed") from None
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise AuthError("malformed") from None
+        claims = verified["payload"]
+        if not isinstance(claims, dict):
+            raise AuthError("malformed")
+        return self._check_claims(client, claims, audience, kid)
+
+    def _check_claims(
+        self, client: TrustedClient, claims: Mapping[str, Any], audience: str, kid: str
+    ) -> VerifiedClient:
+        for name in _REQUIRED_CLAIMS:
+            if name not in claims:
+                raise AuthError(f"missing-claim:{name}")
+        leeway = self._config.leeway_seconds
+        now = self._clock()
+
+        aud = claims["aud"]
+        if isinstance(aud, str):
+            audiences = [aud]
+        elif isinstance(aud, list) and all(isinstance(a, str) for a in aud):
+            audiences = aud
+        else:
+            raise AuthError("invalid-claim:aud")
+        if audience not in audiences:
+            raise AuthError("wrong-audience")
+
+        exp = _number_claim(claims, "exp")
+        iat = _number_claim(claims, "iat")
+        if now >= exp + leeway:
+            raise AuthError("expired")
+        if iat > now + leeway:
+            raise AuthError("iat-in-future")
+        if "nbf" in claims and _number_claim(claims, "nbf") > now + leeway:
+            raise AuthError("not-yet-valid")
+        max_lifetime = self._config.max_lifetime_seconds
+        if exp < iat:
+            raise AuthError("invalid-claim:exp")
+        if max_lifetime is not None and exp - iat > max_lifetime:
+            raise AuthError("lifetime-too-long")
+
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise AuthError("invalid-claim:jti")
+
+        tenant = claims.get("tenant")
+        if tenant is not None and not isinstance(tenant, str):
+            raise AuthError("invalid-claim:tenant")
+        if client.tenant is not None:
+            if tenant is None:
+                raise AuthError("missing-claim:tenant")
+            if tenant != client.tenant:
+                raise AuthError("wrong-tenant")
+
+        # Record the jti last, so a token refused for another reason does not
+        # use up its id; json keeps (iss, jti) pairs unambiguous.
+        replay_key = json.dumps([client.iss, jti])
+        try:
+            stored = self._replay.add_if_new(replay_key, exp + leeway)
+        except Exception:
+            raise AuthError("replay-cache-unavailable") from None
+        if not stored:
+            raise AuthError("replayed-jti")
+        return VerifiedClient(iss=client.iss, jti=jti, tenant=tenant, kid=kid, client=client)

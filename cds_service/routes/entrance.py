@@ -1,0 +1,142 @@
+"""The web layer's single entrance: the steps every route takes, each in one place.
+
+A request is let in step by step: the runtime it runs against, the service it names
+(404), the client that sent it (401), then its body (415, 400 with JSON paths). Each
+route calls the steps it needs, in that order, so a new route cannot forget one and no
+step is written twice. This module is the only one that turns a Flask request into the
+plain values the rest of the service works with.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from flask import current_app, request
+
+from cds_service.auth import AuthError, VerifiedClient, www_authenticate
+from cds_service.discovery import Service
+from cds_service.errors import ApiError
+from cds_service.jsonbody import check_content_type, parse_json_object
+from cds_service.runtime import Runtime
+from cds_service.stores.audit import AuditRecord
+from cds_service.validation import validate
+
+log = logging.getLogger("cds_service")
+auth_log = logging.getLogger("cds_service.auth")
+
+EndpointKind = Literal["discovery", "hook", "feedback"]
+
+# What a body that fails its schema is told, per validator.
+_NONCONFORMING = {
+    "order-select": "the request does not conform to the CDS Hooks order-select hook",
+    "order-sign": "the request does not conform to the CDS Hooks order-sign hook",
+    "feedback": "the feedback body does not conform to CDS Hooks",
+}
+
+
+def runtime() -> Runtime:
+    """What the application built at startup (``create_app``)."""
+    built: Runtime = current_app.extensions["spine_cds"]
+    return built
+
+
+def service(rt: Runtime, service_id: str) -> Service:
+    """The service the path names, or 404 pointing at discovery."""
+    found = rt.discovery.services.get(service_id)
+    if found is None:
+        raise ApiError(
+            404, "unknown_service", f"no service with id {service_id!r}; see GET /cds-services"
+        )
+    return found
+
+
+def authenticate(
+    rt: Runtime, kind: EndpointKind, service_id: str | None = None
+) -> VerifiedClient | None:
+    """The verified client, or None in development mode (and for open discovery).
+
+    Refuses the request with a bare 401 unless it carries a valid client JWT. The
+    expected ``aud`` is ``public_base_url`` + the path, never built from the request's
+    Host or forwarded headers (a token minted for another deployment would pass).
+    """
+    if rt.verifier is None:
+        return None
+    if kind == "discovery" and not rt.settings.auth_required_for_discovery:
+        return None
+    audience = rt.settings.public_base_url.rstrip("/") + request.path
+    authorization = request.headers.get("Authorization")
+    try:
+        client = rt.verifier.verify(authorization, audience)
+    except AuthError as exc:
+        issuer = rt.verifier.trusted_issuer_of(authorization)
+        auth_log.warning(
+            "refused client JWT reason=%s endpoint=%s issuer=%s remote=%s",
+            exc.reason,
+            kind,
+            issuer or "-",
+            request.remote_addr,
+        )
+        _audit_refusal(rt, kind, service_id, exc.reason, issuer)
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid bearer JWT from a trusted CDS client is required",
+            headers={"WWW-Authenticate": www_authenticate(exc.reason)},
+        ) from None
+    auth_log.debug("client authenticated iss=%s", client.iss)
+    return client
+
+
+def json_body(rt: Runtime) -> dict[str, Any]:
+    """The request body as a JSON object: 415 for another content type, 400 for broken,
+    too deep or non-object JSON."""
+    check_content_type(request.content_type)
+    return parse_json_object(request.get_data(cache=False), rt.settings.max_json_depth)
+
+
+def validated(rt: Runtime, schema: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` when it conforms to ``schema`` ("order-select", "order-sign",
+    "feedback"); else 400 listing each problem with its JSON path. Every body the
+    service accepts is validated here and nowhere else."""
+    problems = validate(rt.validators[schema], body)
+    if problems:
+        raise ApiError(400, "invalid_request", _NONCONFORMING[schema], problems)
+    return body
+
+
+def _audit_refusal(
+    rt: Runtime, kind: EndpointKind, service_id: str | None, reason: str, issuer: str | None
+) -> None:
+    """A 401 in the audit, for security review: why, and the issuer when it is one we
+    trust (a claimed issuer we do not know is attacker text: never stored)."""
+    if not rt.settings.audit_enabled:
+        return
+    found = rt.discovery.services.get(service_id or "")
+    detail: dict[str, Any] = {"endpoint": kind, "authReason": reason}
+    if issuer is not None:
+        detail["issuer"] = issuer
+    try:
+        rt.stores.audit.record(
+            AuditRecord(
+                hook_instance="-",
+                service_id=found.id if found else "-",
+                hook=found.hook if found else "-",
+                received_at=datetime.now(UTC),
+                patient_key=None,
+                decision="error",
+                reason="unauthorized",
+                rules_fired=(),
+                counts={},
+                data_sources={},
+                card_uuids=(),
+                status=401,
+                latency_ms=0.0,
+                fhir_ms=None,
+                shadow=rt.settings.shadow_mode,
+                detail=detail,
+            )
+        )
+    except Exception as exc:  # the audit never turns a 401 into a 500
+        log.error("audit record of a refusal failed error=%s", type(exc).__name__)
