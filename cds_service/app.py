@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             max_age=600,
         )
 
-    from cds_service.routes import discovery, feedback, health, hooks, metrics
+    from cds_service.routes import discovery, feedback, health, hooks, metrics, trend_app
 
     app.register_blueprint(health.blueprint)
     if settings.metrics_enabled:
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(discovery.blueprint)
     app.register_blueprint(hooks.blueprint)
     app.register_blueprint(feedback.blueprint)
+    app.register_blueprint(trend_app.blueprint)  # the SMART app the cards link to
 
     @app.before_request
     def _start_timer() -> None:

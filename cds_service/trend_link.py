@@ -1,0 +1,119 @@
+"""The card's link to the trend app: a SMART link whose appContext says what to highlight.
+
+Every decision card links to the SMART app the service serves under ``/trend/``
+(cds_service/static/trend, source in smart_app/). The EHR launches it with ``launch``
+and ``iss``; the app reads the patient's data from the EHR's FHIR server itself and
+uses ``appContext`` only to highlight what the decision rested on: the episode start
+(T0), the values each rule used, the thresholds in force, the rule that fired and the
+card's one-line summary.
+
+The link needs the service's own public URL. The renderer knows nothing of the web, so
+the web shell puts it here per request (``use_base_url``): ``public_base_url`` when set
+(required outside development mode), else, in development mode only, the URL the request
+came in on. Without either there is no link rather than a relative URL an EHR would
+resolve against itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from cds_service.engine.settings import RuleSettings
+
+LAUNCH_PATH = "/trend/launch"
+LINK_LABEL = "See the CRP, ESR and pain trend"
+APP_CONTEXT_VERSION = 1
+# The thresholds the app draws (baseline, the fall line, the normal limit, the day marks).
+THRESHOLDS = {
+    "plateauMinFallPct": "plateau_min_fall_pct",
+    "risePct": "rise_pct",
+    "riseAfterDays": "rise_after_days",
+    "plateauAfterDays": "plateau_after_days",
+    "painWorsePoints": "pain_worse_points",
+    "crpNormalMgL": "crp_normal_mg_l",
+    "baselineWindowDays": "baseline_window_days",
+    "dataLookbackDays": "data_lookback_days",
+    "crpMaxAgeDays": "crp_max_age_days",
+}
+
+_base_url: ContextVar[str] = ContextVar("spine_cds_trend_base_url", default="")
+
+
+def base_url_for(public_base_url: str, dev_mode: bool, request_url_root: str) -> str:
+    """The service's base URL for links: the configured one, else (dev mode) the request's."""
+    if public_base_url:
+        return public_base_url.rstrip("/")
+    if dev_mode and request_url_root.startswith(("http://", "https://")):
+        return request_url_root.rstrip("/")
+    return ""
+
+
+@contextmanager
+def use_base_url(url: str) -> Iterator[None]:
+    """Render cards within this block with links under ``url``."""
+    token = _base_url.set(url)
+    try:
+        yield
+    finally:
+        _base_url.reset(token)
+
+
+def set_base_url(url: str) -> object:
+    """For the web shell's per-request hook; undo with ``reset_base_url``."""
+    return _base_url.set(url)
+
+
+def reset_base_url(token: object) -> None:
+    _base_url.reset(token)  # type: ignore[arg-type]
+
+
+def launch_url(base_url: str) -> str:
+    return base_url.rstrip("/") + LAUNCH_PATH
+
+
+def app_context(
+    assessment: Mapping[str, Any], summary: str, patient_id: str, settings: RuleSettings
+) -> dict[str, Any]:
+    """What the app highlights: the card's machine-readable result, its summary (the
+    one-line reason), the patient it is about (the app ignores a context for another
+    patient) and the thresholds in force."""
+    return {
+        "v": APP_CONTEXT_VERSION,
+        "patient": patient_id,
+        "reason": summary,
+        "thresholds": {key: getattr(settings, name) for key, name in THRESHOLDS.items()},
+        **{k: v for k, v in assessment.items() if k != "orders"},
+    }
+
+
+def trend_link(
+    assessment: Mapping[str, Any],
+    summary: str,
+    patient_id: str,
+    settings: RuleSettings,
+    base_url: str | None = None,
+) -> dict[str, Any] | None:
+    """The CDS Hooks ``smart`` link, or None when the service's URL is not known."""
+    base = _base_url.get() if base_url is None else base_url
+    if not base:
+        return None
+    context = app_context(assessment, summary, patient_id, settings)
+    return {
+        "label": LINK_LABEL,
+        "url": launch_url(base),
+        "type": "smart",
+        "appContext": json.dumps(context, separators=(",", ":"), ensure_ascii=False),
+    }
+
+
+def add_trend_link(
+    card: dict[str, Any], assessment: Mapping[str, Any], patient_id: str, settings: RuleSettings
+) -> None:
+    """Put the link on a rendered card (``card["links"]``) when the base URL is known."""
+    link = trend_link(assessment, str(card["summary"]), patient_id, settings)
+    if link is not None:
+        card["links"] = [link]

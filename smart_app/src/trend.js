@@ -1,0 +1,325 @@
+// From FHIR resources and the card's appContext to what the page draws: no DOM, no
+// network, so the model is the same whichever way the app was launched. It follows the
+// service's reading of the data (docs/clinical-logic.md, "Which values count"): status
+// final/amended/corrected, CRP in mg/L (mg/dL x 10, nmol/L / 9.524), hs-CRP only when no
+// standard CRP counts, CRP and ESR from T0 - 7 days, pain from T0.
+import conditionValueSet from '../../cds_service/valuesets/conditions.json';
+import { CRP_MOLAR_FACTOR, DEFAULT_THRESHOLDS } from './config.js';
+
+const LOINC = 'http://loinc.org';
+const ICD10CM = 'http://hl7.org/fhir/sid/icd-10-cm';
+const CRP_STANDARD = new Set(['1988-5', '76485-2']);
+const CRP_HS = new Set(['30522-7', '71426-1']);
+const ESR_CODES = new Set(['4537-7', '30341-2']);
+const PAIN_CODES = new Set(['72514-3', '38208-5']);
+const COUNTED_STATUS = new Set(['final', 'amended', 'corrected']);
+const RED_FLAG_CATEGORIES = { 'neuro-deficit': 'Neurologic deficit', complication: 'Complication' };
+const EPISODE_CATEGORIES = new Set(['nvo', 'nvo-unspecified']);
+const DAY_MS = 86400000;
+
+export const RULE_NAMES = {
+  neuro: 'new neurologic deficit',
+  complication: 'complication recorded',
+  'uncertain-dx': 'diagnosis uncertain',
+  'markers-not-responding': 'CRP not falling or rising again',
+  'pain-worse': 'pain worse',
+  'advise-against': 'improving: CRP falling, pain not worse',
+  'insufficient-data': 'not enough data to decide',
+};
+export const RECOMMENDATION_TEXT = {
+  'advise-against': 'Routine repeat imaging not recommended',
+  support: 'Repeat imaging reasonable',
+  'support-urgent': 'Urgent imaging',
+  'insufficient-data': 'Not enough data to decide',
+};
+
+function normaliseCode(system, code) {
+  const c = String(code).trim();
+  return system === ICD10CM ? c.replace(/\./g, '').toUpperCase() : c;
+}
+
+// Exact entries win over prefixes, longer prefixes over shorter ones (as the service's value sets).
+export function conditionCategory(codings) {
+  let best = null;
+  for (const coding of codings ?? []) {
+    if (!coding?.system || !coding?.code) continue;
+    const code = normaliseCode(coding.system, coding.code);
+    for (const entry of conditionValueSet.entries) {
+      if (entry.system !== coding.system) continue;
+      const wanted = normaliseCode(entry.system, entry.code);
+      const rank = entry.match === 'exact' ? (code === wanted ? 1000 : -1)
+        : (code.startsWith(wanted) ? wanted.length : -1);
+      if (rank >= 0 && (best === null || rank > best.rank)) best = { rank, category: entry.category };
+    }
+  }
+  return best ? best.category : null;
+}
+
+function dayOf(text) {
+  if (typeof text !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(text)) return null;
+  return text.slice(0, 10);
+}
+
+export function daysBetween(fromDay, toDay) {
+  return Math.round((Date.parse(`${toDay}T00:00:00Z`) - Date.parse(`${fromDay}T00:00:00Z`)) / DAY_MS);
+}
+
+function addDays(day, n) {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + n * DAY_MS).toISOString().slice(0, 10);
+}
+
+function observationDay(obs) {
+  return dayOf(obs.effectiveDateTime) ?? dayOf(obs.effectiveInstant)
+    ?? dayOf(obs.effectivePeriod?.start) ?? dayOf(obs.issued);
+}
+
+function loincCodes(resource) {
+  return (resource.code?.coding ?? []).filter((c) => c.system === LOINC).map((c) => c.code);
+}
+
+function aboutPatient(resource, patientId) {
+  const subject = resource.subject ?? resource.patient;
+  if (!subject) return true;
+  const ref = subject.reference ?? '';
+  return ref === `Patient/${patientId}` || ref.endsWith(`/Patient/${patientId}`);
+}
+
+function round(value, digits = 1) {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+export function formatNumber(value) {
+  return Number.isInteger(value) ? String(value) : String(round(value, 1));
+}
+
+// CRP in mg/L: mg/dL x 10, nmol/L / factor; anything else cannot be drawn on the same axis.
+function crpMgL(value, unit) {
+  const u = String(unit ?? '').trim();
+  if (u === 'mg/L' || u === 'mg/l') return { value, converted: false };
+  if (u === 'mg/dL' || u === 'mg/dl') return { value: value * 10, converted: true };
+  if (u === 'nmol/L' || u === 'nmol/l') return { value: value / CRP_MOLAR_FACTOR, converted: true };
+  return null;
+}
+
+// One measure's Observations -> points, and what was left out (counted by reason).
+function readSeries(resources, patientId, kind) {
+  const points = [];
+  const leftOut = {};
+  const skip = (why) => { leftOut[why] = (leftOut[why] ?? 0) + 1; };
+  for (const obs of resources) {
+    if (obs?.resourceType !== 'Observation') continue;
+    if (!aboutPatient(obs, patientId)) { skip('about another patient'); continue; }
+    if (!COUNTED_STATUS.has(obs.status)) { skip(`status ${obs.status ?? 'missing'}`); continue; }
+    const day = observationDay(obs);
+    if (!day) { skip('no date'); continue; }
+    const q = obs.valueQuantity;
+    if (typeof q?.value !== 'number') { skip('no numeric value'); continue; }
+    const unit = q.code ?? q.unit ?? '';
+    const codes = loincCodes(obs);
+    const point = {
+      reference: `Observation/${obs.id}`, day, value: q.value, unit, reported: null,
+      comparator: q.comparator ?? null, kind,
+    };
+    if (kind === 'crp') {
+      const mg = crpMgL(q.value, unit);
+      if (!mg) { skip(`unit ${unit || 'missing'} could not be converted`); continue; }
+      if (mg.converted) point.reported = `${formatNumber(q.value)} ${unit}`;
+      point.value = mg.value;
+      point.unit = 'mg/L';
+      point.hs = !codes.some((c) => CRP_STANDARD.has(c)) && codes.some((c) => CRP_HS.has(c));
+    } else if (kind === 'esr') {
+      if (!codes.some((c) => ESR_CODES.has(c))) { skip('another code'); continue; }
+      point.unit = 'mm/h';
+    } else if (kind === 'pain') {
+      if (!codes.some((c) => PAIN_CODES.has(c))) { skip('another code'); continue; }
+      point.unit = '0-10';
+    }
+    points.push(point);
+  }
+  return { points, leftOut };
+}
+
+function conditionDay(c) {
+  return dayOf(c.onsetDateTime) ?? dayOf(c.onsetPeriod?.start) ?? dayOf(c.recordedDate);
+}
+
+function statusCode(concept) {
+  return concept?.coding?.[0]?.code ?? null;
+}
+
+function isActiveValid(c) {
+  const clinical = statusCode(c.clinicalStatus);
+  const verification = statusCode(c.verificationStatus);
+  const active = clinical ? ['active', 'recurrence', 'relapse'].includes(clinical)
+    : !c.abatementDateTime && !c.abatementPeriod && !c.abatementString && !c.abatementAge;
+  return active && !['refuted', 'entered-in-error'].includes(verification);
+}
+
+function conditionLabel(c) {
+  const coding = (c.code?.coding ?? []).find((x) => x.display) ?? c.code?.coding?.[0];
+  return c.code?.text ?? coding?.display ?? coding?.code ?? 'Condition';
+}
+
+// Every "reference" the card's result names: the values and conditions the decision used.
+function referencesIn(value, into = new Set()) {
+  if (Array.isArray(value)) value.forEach((v) => referencesIn(v, into));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'reference' && typeof v === 'string') into.add(v);
+      else referencesIn(v, into);
+    }
+  }
+  return into;
+}
+
+export function parseAppContext(raw, patientId) {
+  if (raw === undefined || raw === null || raw === '') {
+    return { context: null, problem: 'Opened without a card: the trend is shown without the service\'s decision.' };
+  }
+  let context = raw;
+  if (typeof raw === 'string') {
+    try { context = JSON.parse(raw); } catch { context = null; }
+  }
+  if (!context || typeof context !== 'object' || context.v !== 1) {
+    return { context: null, problem: 'The card\'s context could not be read: the trend is shown without the service\'s decision.' };
+  }
+  if (context.patient !== patientId) {
+    return { context: null, problem: 'The card was about another patient: its decision is not shown here.' };
+  }
+  return { context, problem: null };
+}
+
+export function buildModel({ patientId, data, context, today }) {
+  const messages = [];
+  const thresholds = { ...DEFAULT_THRESHOLDS, ...(context?.thresholds ?? {}) };
+
+  // Conditions: the episode (for T0 when there is no card) and the red flags.
+  const conditions = (data.conditions?.resources ?? []).filter(
+    (c) => c?.resourceType === 'Condition' && aboutPatient(c, patientId),
+  );
+  let t0 = context?.episode?.t0 ?? null;
+  let t0Source = t0 ? 'the card' : null;
+  if (!t0) {
+    const episodes = conditions
+      .filter((c) => isActiveValid(c) && EPISODE_CATEGORIES.has(conditionCategory(c.code?.coding)))
+      .map((c) => conditionDay(c)).filter(Boolean).sort();
+    if (episodes.length) { t0 = episodes.at(-1); t0Source = 'the episode\'s Condition'; }
+  }
+
+  const series = {};
+  const leftOut = {};
+  for (const kind of ['crp', 'esr', 'pain']) {
+    const read = readSeries(data[kind]?.resources ?? [], patientId, kind);
+    series[kind] = read.points;
+    leftOut[kind] = read.leftOut;
+  }
+  // hs-CRP only when no standard CRP counts (as the service).
+  const standard = series.crp.filter((p) => !p.hs);
+  const hsUsed = standard.length === 0 && series.crp.length > 0;
+  if (!hsUsed && series.crp.length > standard.length) {
+    leftOut.crp['high-sensitivity CRP (standard CRP is on record)'] = series.crp.length - standard.length;
+  }
+  series.crp = hsUsed ? series.crp : standard;
+
+  if (!t0) {
+    const firstDays = [...series.crp, ...series.esr, ...series.pain].map((p) => p.day).sort();
+    if (firstDays.length) {
+      t0 = firstDays[0];
+      t0Source = 'the first value (no treatment start found)';
+      messages.push({ level: 'warning', text: 'No treatment start (T0) was found: days are counted from the first value.' });
+    }
+  }
+  // The windows the service counts: CRP and ESR from T0 - lookback, pain from T0.
+  if (t0) {
+    const from = { crp: addDays(t0, -thresholds.dataLookbackDays), esr: addDays(t0, -thresholds.dataLookbackDays), pain: t0 };
+    for (const kind of ['crp', 'esr', 'pain']) {
+      const before = series[kind].filter((p) => p.day < from[kind]).length;
+      if (before) leftOut[kind][kind === 'pain' ? 'before treatment start' : `before day -${thresholds.dataLookbackDays}`] = before;
+      series[kind] = series[kind].filter((p) => p.day >= from[kind]);
+    }
+  }
+  const used = referencesIn(context ?? {});
+  for (const kind of ['crp', 'esr', 'pain']) {
+    series[kind].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+    for (const p of series[kind]) {
+      p.x = t0 ? daysBetween(t0, p.day) : 0;
+      p.used = used.has(p.reference);
+    }
+  }
+
+  // Baseline: the card's, else the highest CRP within T0 +/- window, else the first after T0.
+  let baseline = null;
+  if (context?.crp?.baseline) {
+    baseline = { value: context.crp.baseline.value, reference: context.crp.baseline.reference };
+  } else if (t0 && series.crp.length) {
+    const w = thresholds.baselineWindowDays;
+    const inWindow = series.crp.filter((p) => Math.abs(p.x) <= w);
+    const pick = inWindow.length ? inWindow.reduce((a, b) => (b.value > a.value ? b : a))
+      : series.crp.find((p) => p.x > 0);
+    if (pick) baseline = { value: pick.value, reference: pick.reference };
+  }
+  for (const p of series.crp) p.baseline = baseline?.reference === p.reference;
+
+  const lines = [];
+  if (baseline) {
+    lines.push({ id: 'baseline', axis: 'y', value: round(baseline.value, 2), label: `Baseline CRP ${formatNumber(baseline.value)} mg/L` });
+    const fall = baseline.value * (1 - thresholds.plateauMinFallPct / 100);
+    lines.push({ id: 'fall', axis: 'y', value: round(fall, 2), label: `${formatNumber(thresholds.plateauMinFallPct)}% fall from baseline: ${formatNumber(fall)} mg/L` });
+  }
+  lines.push({ id: 'normal', axis: 'y', value: thresholds.crpNormalMgL, label: `CRP normal limit ${formatNumber(thresholds.crpNormalMgL)} mg/L` });
+  const dayMarks = [];
+  if (t0) {
+    dayMarks.push({ id: 'plateau-day', x: thresholds.plateauAfterDays, label: `Day ${thresholds.plateauAfterDays}` });
+    if (context?.evaluationDay) {
+      const x = daysBetween(t0, context.evaluationDay);
+      dayMarks.push({ id: 'order', x, label: `Order (day ${x})` });
+    }
+  }
+
+  // Red flags as dated markers: neurologic deficits and complications that are active and
+  // valid, and any condition the card's rules named.
+  const markers = [];
+  for (const c of conditions) {
+    const ref = `Condition/${c.id}`;
+    const category = conditionCategory(c.code?.coding);
+    const named = used.has(ref);
+    if (!(category in RED_FLAG_CATEGORIES) && !named) continue;
+    if (!isActiveValid(c) && !named) continue;
+    const day = conditionDay(c);
+    markers.push({
+      reference: ref, label: conditionLabel(c), kind: RED_FLAG_CATEGORIES[category] ?? 'Named by the card',
+      day, x: day && t0 ? daysBetween(t0, day) : null, used: named,
+    });
+  }
+  markers.sort((a, b) => (a.x ?? 1e9) - (b.x ?? 1e9));
+
+  // What is missing or cut off.
+  const names = { conditions: 'diagnosis', crp: 'CRP', esr: 'ESR', pain: 'pain score' };
+  for (const key of ['conditions', 'crp', 'esr', 'pain']) {
+    const d = data[key];
+    if (d?.error) messages.push({ level: 'error', text: `The ${names[key]} search failed (${d.error}): those values are missing below.` });
+    if (d?.cutOff) messages.push({ level: 'warning', text: `The ${names[key]} search was cut off after ${d.pages} pages: older values may be missing.` });
+  }
+  for (const kind of ['crp', 'esr', 'pain']) {
+    if (!data[kind]?.error && series[kind].length === 0) messages.push({ level: 'warning', text: `No ${names[kind]} on record for this episode.` });
+    const parts = Object.entries(leftOut[kind]).map(([why, n]) => `${n} ${why}`);
+    if (parts.length) messages.push({ level: 'info', text: `${names[kind][0].toUpperCase()}${names[kind].slice(1)} values not drawn: ${parts.join('; ')}.` });
+  }
+  if (hsUsed) messages.push({ level: 'info', text: 'Only high-sensitivity CRP is on record: it is drawn as CRP.' });
+  if (context?.evaluationDay && today && today > context.evaluationDay) {
+    const later = [...series.crp, ...series.esr, ...series.pain].filter((p) => p.day > context.evaluationDay).length;
+    if (later) messages.push({ level: 'info', text: `${later} value(s) are newer than the order the card was about (${context.evaluationDay}): the decision did not see them.` });
+  }
+
+  const decision = context ? {
+    recommendation: context.recommendation,
+    title: RECOMMENDATION_TEXT[context.recommendation] ?? context.recommendation,
+    reason: context.reason,
+    rules: (context.rulesFired ?? []).map((r) => ({ id: r.id, text: RULE_NAMES[r.id] ?? r.id })),
+    missing: context.missing ?? [],
+    unmet: context.unmet ?? [],
+  } : null;
+
+  return { patientId, t0, t0Source, thresholds, series, baseline, lines, dayMarks, markers, messages, decision };
+}

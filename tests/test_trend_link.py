@@ -1,0 +1,174 @@
+"""Every decision card links to the trend app (a SMART link), and the service serves it.
+
+The link's URL is the app's launch URL under the service's base URL (``public_base_url``,
+else, in development mode only, the URL the request came in on); its ``appContext`` is a
+JSON string with what the app highlights. The app's files are served with a strict
+Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from cds_service.app import create_app
+from cds_service.discovery import load_discovery
+from cds_service.examples import load_examples
+from cds_service.routes.trend_app import FILES, static_dir
+from cds_service.settings import load_settings
+from cds_service.tools.ehr import bundle_resources, local_prefetch
+from cds_service.trend_link import LAUNCH_PATH, LINK_LABEL, base_url_for
+from tests.conftest import ConformanceCheckingClient, make_settings
+from tests.support.conformance import assert_conformant_response
+from tests.support.ehr import order_request
+
+ORDER_DATE = date(2026, 11, 26)
+SELECT = "spine-imaging-followup-select"
+ROOT = Path(__file__).resolve().parent.parent
+DECISIONS = {"advise-against", "support", "support-urgent", "insufficient-data"}
+
+
+def _cards(client: FlaskClient, example: Any) -> list[dict[str, Any]]:
+    body = order_request("order-select", example.patient_id, example.draft_order)
+    templates = load_discovery().services[SELECT].prefetch
+    body["prefetch"] = local_prefetch(templates, body["context"], bundle_resources(example.bundle))
+    response = client.post(f"/cds-services/{SELECT}", json=body)
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert_conformant_response(answer)
+    cards: list[dict[str, Any]] = answer["cards"]
+    return cards
+
+
+def test_every_decision_card_of_every_example_carries_the_smart_link(
+    client: FlaskClient,
+) -> None:
+    seen = set()
+    for example in load_examples(ORDER_DATE):
+        cards = _cards(client, example)
+        if example.expected == "no-card":
+            assert cards == []
+            continue
+        (card,) = cards
+        result = card["extension"]["spine-cds-assessment"]
+        seen.add(result["recommendation"])
+        (link,) = card["links"]
+        assert link["type"] == "smart"
+        assert link["label"] == LINK_LABEL
+        # Development mode, no public_base_url: the URL the request came in on.
+        assert link["url"] == "http://localhost" + LAUNCH_PATH
+        context = json.loads(link["appContext"])
+        assert context["v"] == 1
+        assert context["patient"] == example.patient_id
+        assert context["reason"] == card["summary"]
+        assert context["recommendation"] == result["recommendation"]
+        assert context["rulesFired"] == result["rulesFired"]
+        assert context["episode"]["t0"] == result["episode"]["t0"]
+        assert context["thresholds"]["plateauMinFallPct"] == 25.0
+        assert context["thresholds"]["crpNormalMgL"] == 10.0
+        assert context["thresholds"]["plateauAfterDays"] == 28
+        for key in ("crp", "pain", "esr"):
+            if key in result:
+                assert context[key] == result[key]
+    assert seen == DECISIONS
+
+
+def test_the_link_uses_public_base_url_and_thresholds_in_force(tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={"SPINE_CDS_RULE_PLATEAU_MIN_FALL_PCT": "30"},
+        overrides={
+            "dev_mode": True,
+            "database_path": str(tmp_path / "db.sqlite3"),
+            "public_base_url": "https://cds.example.org/spine/",
+        },
+    )
+    app = create_app(settings)
+    app.test_client_class = ConformanceCheckingClient
+    example = next(e for e in load_examples(ORDER_DATE) if e.key == "e04-crp-rebound")
+    with app.test_client() as client:
+        (card,) = _cards(client, example)
+    (link,) = card["links"]
+    assert link["url"] == "https://cds.example.org/spine/trend/launch"
+    context = json.loads(link["appContext"])
+    assert context["thresholds"]["plateauMinFallPct"] == 30.0
+    assert [r["id"] for r in context["rulesFired"]] == ["markers-not-responding"]
+
+
+def test_base_url_rules() -> None:
+    assert base_url_for("https://x.org/a/", False, "http://127.0.0.1:8080/") == "https://x.org/a"
+    assert base_url_for("", True, "http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
+    # Outside development mode the request's own URL is never trusted for links.
+    assert base_url_for("", False, "http://evil.example/") == ""
+
+
+def test_the_app_is_served_with_a_strict_content_security_policy(client: FlaskClient) -> None:
+    for path, kind in (
+        ("/trend/launch", "text/html"),
+        ("/trend/", "text/html"),
+        ("/trend/app.js", "text/javascript"),
+        ("/trend/launch.js", "text/javascript"),
+        ("/trend/app.css", "text/css"),
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.mimetype == kind, path
+        csp = response.headers["Content-Security-Policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["default-src"] == "'none'"
+        assert directives["script-src"] == "'self'"  # no inline scripts, no eval
+        assert directives["style-src"] == "'self'"
+        assert "https:" in directives["connect-src"].split()
+        assert "http://127.0.0.1:*" in directives["connect-src"].split()
+        assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+    assert client.get("/trend/hooks.json").status_code == 404
+    assert client.get("/trend/../app.py").status_code == 404
+
+
+def test_secure_mode_allows_no_plain_http_origins_but_loopback(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, dev_mode=False, public_base_url="https://cds.example.org")
+    app = create_app(settings)
+    with app.test_client() as client:
+        response = client.get("/trend/launch")
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"].split(";")
+    connect = next(d for d in csp if "connect-src" in d).split()
+    assert "http:" not in connect
+    assert "https:" in connect
+
+
+def test_the_pages_load_only_their_own_files_and_no_inline_code() -> None:
+    for name in ("index.html", "launch.html"):
+        html = (static_dir() / name).read_text(encoding="utf-8")
+        scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S)
+        assert scripts, name
+        for attrs, body in scripts:
+            assert body.strip() == "", f"inline script in {name}"
+            assert re.search(r'src="[a-z]+\.js"', attrs), attrs
+        assert " style=" not in html and "on" + "click=" not in html
+    for name in FILES:
+        assert (static_dir() / name).is_file(), name
+
+
+def test_the_app_searches_as_the_prefetch_templates() -> None:
+    config = (ROOT / "smart_app" / "src" / "config.js").read_text(encoding="utf-8")
+    built = (static_dir() / "app.js").read_text(encoding="utf-8")
+    for service in load_discovery().services.values():
+        for key, template in service.prefetch.items():
+            query = template.replace("{{context.patientId}}", "{patient}")
+            assert f"{key}: '{query}'" in config, key
+            assert query in built, key
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_the_wheel_would_ship_each_file(name: str) -> None:
+    # hatchling ships every file in the package that git does not ignore.
+    ignore = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    path = static_dir() / name
+    assert path.is_file()
+    assert not any(part in ignore or part + "/" in ignore for part in path.parts)
