@@ -40,9 +40,9 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
     from cds_service.auditing import AuditCall
     from cds_service.cards import CardContext, render_response
     from cds_service.engine import assess
+    from cds_service.fhir.prefetch import gather
     from cds_service.invocation import OBSERVATION_KEYS, handle_hook
     from cds_service.jsonbody import parse_json_object
-    from cds_service.prefetch import gather
     from cds_service.validation import validate
     from fhir_mappers.conditions import map_conditions
     from fhir_mappers.model import PatientData

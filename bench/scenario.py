@@ -74,7 +74,7 @@ def load_data(server: FhirTestServer) -> int:
 
 def build_bodies(server: FhirTestServer, resource_count: int) -> Bodies:
     from cds_service.discovery import load_discovery
-    from cds_service.prefetch import render_queries
+    from cds_service.fhir.prefetch import render_queries
 
     context = {"patientId": PATIENT_ID}
     prefetch = prefetch_from_server(server.base_url, context, SERVICE_ID, server.auth_headers)

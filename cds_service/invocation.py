@@ -16,7 +16,7 @@ from typing import Any
 from cds_service.cards import CardContext, render_response
 from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
-from cds_service.prefetch import DataUnavailable, gather
+from cds_service.fhir.prefetch import DataUnavailable, gather
 from cds_service.runtime import Runtime
 from cds_service.validation import FieldError
 from fhir_mappers.conditions import map_conditions

@@ -114,9 +114,7 @@ def test_card_reads_plainly_on_both_paths(
     assert len(before_table(detail).split()) <= 110, before_table(detail)
     # the latest CRP's age is always said when there is one
     if "| Date" in detail:
-        assert re.search(
-            r"([Ll]atest CRP|one value\),) (today|1 day ago|\d+ days ago)", detail
-        )
+        assert re.search(r"([Ll]atest CRP|one value\),) (today|1 day ago|\d+ days ago)", detail)
 
 
 def test_modality_comes_from_the_order(responses: dict[str, list[Any]]) -> None:

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from cds_service.fhir_client import (
+from cds_service.fhir import (
     FhirClient,
     FhirError,
     QueryShape,
     query_shape,
     server_url_problem,
-    shape_mismatch,
     unwrap_bundle,
 )
-from cds_service.prefetch import render_queries
+from cds_service.fhir.bundles import shape_mismatch
+from cds_service.fhir.prefetch import render_queries
 from cds_service.settings import Settings
 from tests.support.faulty_fhir_server import FaultyFhirServer
 

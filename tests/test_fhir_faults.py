@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.fhir_client import FetchResult, FhirClient, FirstPage
+from cds_service.fhir import FetchResult, FhirClient, FirstPage
 from cds_service.settings import Settings
 from tests.support.faulty_fhir_server import FaultyFhirServer
 

@@ -789,7 +789,7 @@ def test_doubled_slash_is_refused_not_redirected(client: FlaskClient) -> None:
 
 def test_prefetch_bundle_type_that_is_not_a_string(client: FlaskClient) -> None:
     """Found by fuzzing: a prefetch search Bundle whose ``type`` is a list (or an object)
-    once raised TypeError (unhashable) in fhir_client.shape_mismatch, a 500. Data the EHR
+    once raised TypeError (unhashable) in fhir.bundles.shape_mismatch, a 500. Data the EHR
     sent that is not the expected resource is refetched or reported (412)."""
     for bundle_type in (["searchset"], {"code": "searchset"}):
         service_id, body = BASES[0]

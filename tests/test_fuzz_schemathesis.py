@@ -43,7 +43,7 @@ from schemathesis.specs.openapi.checks import (
 
 import cds_service
 from cds_service.app import create_app
-from cds_service.fhir_client import server_url_problem
+from cds_service.fhir import server_url_problem
 from tests.conftest import make_settings
 from tests.support.conformance import assert_conformant_response
 from tests.support.faulty_fhir_server import FaultyFhirServer

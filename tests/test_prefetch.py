@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from cds_service.discovery import Service, load_discovery
-from cds_service.fhir_client import FhirClient, next_link
-from cds_service.prefetch import DataUnavailable, GatheredData, gather, render_queries
+from cds_service.fhir import FhirClient, next_link
+from cds_service.fhir.prefetch import DataUnavailable, GatheredData, gather, render_queries
 from cds_service.settings import Settings
 from tests.support.fhir_server import FhirTestServer
 

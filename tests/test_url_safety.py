@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.fhir_client import connect_origin, server_url_problem
+from cds_service.fhir import connect_origin, server_url_problem
 
 
 @pytest.mark.parametrize(

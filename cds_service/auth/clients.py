@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cds_service.auth.algorithms import ALLOWED_ALGORITHMS
-from cds_service.fhir_client import connect_origin  # the parser that connects
+from cds_service.fhir.urls import connect_origin  # the parser that connects
 
 
 def _is_loopback(host: str | None) -> bool:

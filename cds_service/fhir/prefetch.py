@@ -25,17 +25,17 @@ from typing import Any
 from urllib.parse import quote
 
 from cds_service.discovery import Service
-from cds_service.fhir_client import (
+from cds_service.fhir.bundles import (
     FetchResult,
-    FhirClient,
     FirstPage,
     Problem,
     next_link,
     query_shape,
-    server_url_problem,
     shape_mismatch,
     unwrap_bundle,
 )
+from cds_service.fhir.client import FhirClient
+from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import Settings
 
 __all__ = ["DataUnavailable", "GatheredData", "Problem", "gather", "render_queries"]

@@ -38,7 +38,7 @@ import requests
 
 import cds_service
 from cds_service.examples import Example, load_examples
-from cds_service.prefetch import render_queries
+from cds_service.fhir.prefetch import render_queries
 from cds_service.tools.commands import spine_cds_command
 from cds_service.tools.ehr import build_request
 from cds_service.tools.errors import EXIT_MISMATCH, FhirServerError, InputError, ServiceError

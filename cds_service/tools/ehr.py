@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from cds_service.prefetch import render_queries
+from cds_service.fhir.prefetch import render_queries
 
 __all__ = [
     "DEFAULT_ORDER_ID",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import requests
 
-from cds_service.fhir_client import server_url_problem
+from cds_service.fhir import server_url_problem
 from cds_service.tools.errors import FhirServerError, InputError, connection_reason
 
 FHIR_TIMEOUT_S = 30.0

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from cds_service.discovery import load_discovery
-from cds_service.prefetch import render_queries
+from cds_service.fhir.prefetch import render_queries
 from cds_service.tools.ehr import build_request
 
 

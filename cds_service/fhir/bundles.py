@@ -1,0 +1,177 @@
+"""Reading what a FHIR server or a prefetch gives back: pure functions, no I/O.
+
+What a query asks for (a read or a search of one resource type), whether an answer
+has that shape, the resources of a search Bundle and its ``next`` link, and the
+problems worth telling the client, in words that never carry the token or a query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_SEARCH_BUNDLE_TYPES = frozenset({"searchset"})
+# A client may hand over a search result as a collection, or without a type (seen in practice).
+_PREFETCH_BUNDLE_TYPES = frozenset({"searchset", "collection"})
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_SAFE_WORD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something about one prefetch key, in words the client may read."""
+
+    key: str
+    reason: str
+
+
+class FhirError(Exception):
+    """One prefetch key could not be fetched; ``reason`` is client-safe text."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FirstPage:
+    """A prefetched search Bundle whose further pages (``next`` links) are still to be read."""
+
+    resource_type: str
+    bundle: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Per key: the resources, or the error; and non-fatal notes worth auditing."""
+
+    resources: dict[str, list[dict[str, Any]]]
+    errors: dict[str, FhirError]
+    notes: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    """What a relative FHIR query asks for: a read of one resource or a type-level search."""
+
+    resource_type: str
+    is_search: bool
+
+
+def query_shape(query: str) -> QueryShape | None:
+    """``Observation?code=..`` is a search, ``Patient/123`` a read; None when it is neither."""
+    path = query.split("?", 1)[0].strip("/")
+    segments = path.split("/") if path else []
+    if not segments or not _RESOURCE_TYPE.match(segments[0]):
+        return None
+    if len(segments) == 1 or (len(segments) == 2 and segments[1] == "_search"):
+        return QueryShape(segments[0], is_search=True)
+    return QueryShape(segments[0], is_search=False)
+
+
+def _word(text: object, fallback: str) -> str:
+    """Text from a server, shown only when it is one plain word (no injection, no ids)."""
+    return text if isinstance(text, str) and _SAFE_WORD.match(text) else fallback
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def shape_mismatch(value: object, shape: QueryShape, origin: str) -> str | None:
+    """Why a resource is not what the query asks for, or None. ``origin`` starts the reason."""
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        return f"{origin} something that is not a FHIR resource"
+    found = _word(value["resourceType"], "unknown resource")
+    if found == "OperationOutcome":
+        return f"{origin} an OperationOutcome instead of data"
+    if shape.is_search:
+        if found != "Bundle":
+            return f"{origin} {_a(found)} where a search Bundle was expected"
+        bundle_type = value.get("type")
+        allowed = _SEARCH_BUNDLE_TYPES if origin.startswith("FHIR") else _PREFETCH_BUNDLE_TYPES
+        if bundle_type is not None and (
+            not isinstance(bundle_type, str) or bundle_type not in allowed
+        ):
+            shown = _word(bundle_type, "unknown")
+            return f"{origin} a Bundle of type {shown!r} where a searchset was expected"
+        if "entry" in value and not isinstance(value["entry"], list):
+            return f"{origin} a Bundle whose entry is not a list"
+        return None
+    if found != shape.resource_type:
+        return f"{origin} {_a(found)} where {_a(shape.resource_type)} was expected"
+    return None
+
+
+def unwrap_bundle(
+    key: str, bundle: Mapping[str, Any], resource_type: str
+) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The entries' resources of the searched type; outcome and stray entries are noted."""
+    found: list[dict[str, Any]] = []
+    outcomes: list[str] = []
+    has_outcome = False
+    strays = 0
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        search = entry.get("search") if isinstance(entry, dict) else None
+        mode = search.get("mode") if isinstance(search, dict) else None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if mode == "outcome" or kind == "OperationOutcome":
+            has_outcome = True
+            outcomes.extend(_issue_words(resource))
+        elif isinstance(resource, dict) and kind == resource_type:
+            found.append(resource)
+        elif mode != "include":
+            strays += 1
+    notes: list[Problem] = []
+    if has_outcome:
+        issues = ", ".join(sorted(set(outcomes))) or "no issues given"
+        notes.append(Problem(key, f"search result carried an OperationOutcome ({issues}); ignored"))
+    if strays:
+        notes.append(Problem(key, f"{strays} search entries that are not {resource_type} ignored"))
+    return found, notes
+
+
+def _issue_words(outcome: object) -> list[str]:
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("issue"), list):
+        return []
+    words = []
+    for issue in outcome["issue"]:
+        if isinstance(issue, dict):
+            words.append(f"{_word(issue.get('severity'), '?')}/{_word(issue.get('code'), '?')}")
+    return words
+
+
+def next_link(bundle: Mapping[str, Any]) -> str | None:
+    """The Bundle's ``next`` link, if any."""
+    return _link(bundle, "next")
+
+
+def _link(bundle: Mapping[str, Any], relation: str) -> str | None:
+    links = bundle.get("link")
+    if not isinstance(links, list):
+        return None
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == relation:
+            url = link.get("url")
+            if isinstance(url, str) and url:
+                return url
+    return None
+
+
+def _status_reason(status: int) -> str:
+    hint = {
+        401: " (access token missing or refused)",
+        403: " (access not allowed)",
+        404: " (not found)",
+        410: " (gone)",
+        429: " (too many requests)",
+    }.get(status, "")
+    if not hint and 300 <= status < 400:
+        hint = " (redirects are not followed)"
+    elif not hint and status >= 500:
+        hint = " (server error)"
+    return f"FHIR server answered {status}{hint}"

@@ -1,0 +1,77 @@
+"""Which URLs the EHR's access token may be sent to: judged by the parser that connects.
+
+A paging link like ``http://b:1\\@a:2/`` reads as host ``a`` to ``urlsplit`` but
+connects to ``b``: so the origin is taken from urllib3's parser (the one requests
+connects with), ``urlsplit`` must agree, and a URL that two parsers could read
+differently (a backslash, userinfo, percent-escapes or non-ASCII in the authority,
+whitespace or control characters anywhere) is never contacted at all. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import urllib3.exceptions
+from urllib3.util import parse_url
+
+
+def server_url_problem(fhir_server: object) -> str | None:
+    """Why ``fhirServer`` cannot be used, or None. Only plain http(s) base URLs are accepted."""
+    if not isinstance(fhir_server, str) or not fhir_server:
+        return "fhirServer is missing"
+    try:
+        parts = urlsplit(fhir_server)
+        port = parts.port  # raises on a malformed port
+    except ValueError:
+        return "fhirServer is not a valid URL"
+    del port
+    if parts.scheme.lower() not in {"http", "https"}:
+        return "fhirServer is not an http(s) URL"
+    if not parts.hostname:
+        return "fhirServer has no host"
+    if parts.username is not None or parts.password is not None:
+        return "fhirServer must not carry credentials"
+    if parts.query or parts.fragment:
+        return "fhirServer must be a base URL without query or fragment"
+    if connect_origin(fhir_server) is None:
+        return "fhirServer is not a plain http(s) URL (unsafe characters in it)"
+    return None
+
+
+Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Anything but printable ASCII other than backslash: whitespace and controls are dropped
+# or kept by different parsers, a backslash ends the authority for some and not others,
+# and non-ASCII hosts are IDNA-mapped by some.
+_UNSAFE_URL = re.compile(r"[^\x21-\x5b\x5d-\x7e]")
+
+
+def connect_origin(url: str) -> Origin | None:
+    """(scheme, host, port) that the HTTP stack will really connect to for ``url``, or None
+    when ``url`` is not one to send a token to: not absolute http(s), userinfo, characters
+    that parsers treat differently, or ``urlsplit`` and urllib3 disagree about the origin.
+
+    Hosts are compared as written (lower case, brackets off): ``127.1`` and ``127.0.0.1``
+    are different origins here, which errs on the side of not sending the token.
+    """
+    if not isinstance(url, str) or _UNSAFE_URL.search(url):
+        return None
+    try:
+        split = urlsplit(url)
+        split_port = split.port
+        parsed = parse_url(url)
+    except (ValueError, urllib3.exceptions.LocationParseError):
+        return None
+    scheme = (parsed.scheme or "").lower()
+    if scheme not in _DEFAULT_PORTS or split.scheme.lower() != scheme:
+        return None
+    if "@" in split.netloc or "%" in split.netloc or parsed.auth is not None:
+        return None
+    host = (parsed.host or "").lower().strip("[]")
+    if not host or host != (split.hostname or "").lower():
+        return None
+    port = _DEFAULT_PORTS[scheme] if parsed.port is None else parsed.port
+    if port != (_DEFAULT_PORTS[scheme] if split_port is None else split_port):
+        return None
+    return scheme, host, port
