@@ -59,7 +59,7 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
     data = PatientData(conditions=conditions, measurements=measurements, issues=())
     now = datetime.now(UTC)
     assessment = assess(orders.orders, data, runtime.rules, now)
-    ctx = CardContext(patient_id=context["patientId"])
+    ctx = CardContext(patient_id=context["patientId"], override_reasons=runtime.override_reasons)
     outcome = handle_hook(runtime, scenario.SERVICE_ID, body)
 
     def audit_record() -> Any:

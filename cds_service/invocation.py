@@ -153,7 +153,11 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outc
         cut_off=frozenset(n.key for n in gathered.notes if n.reason.startswith(PAGING_CUT_OFF)),
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
-    card_context = CardContext(patient_id=patient_id, encounter_id=context.get("encounterId"))
+    card_context = CardContext(
+        patient_id=patient_id,
+        encounter_id=context.get("encounterId"),
+        override_reasons=runtime.override_reasons,
+    )
     return Outcome(
         response=render_response(assessment, card_context),
         assessment=assessment,

@@ -16,6 +16,7 @@ from jsonschema.validators import Draft202012Validator
 
 from cds_service import schemas
 from cds_service.auth import AuthConfig, JwtVerifier, load_trusted_clients
+from cds_service.cards import OverrideReason, load_override_reasons
 from cds_service.discovery import Discovery, load_discovery
 from cds_service.engine.settings import RuleSettings
 from cds_service.fhir import FhirClient
@@ -42,6 +43,7 @@ class Runtime:
     fhir_client: FhirClient
     verifier: JwtVerifier | None
     metrics: Metrics
+    override_reasons: tuple[OverrideReason, ...]
 
     def close(self) -> None:
         """Release connections and threads (tests, tools, and the pre-fork check)."""
@@ -108,4 +110,5 @@ def build_runtime(settings: Settings) -> Runtime:
         fhir_client=FhirClient(settings),
         verifier=verifier,
         metrics=Metrics(),
+        override_reasons=load_override_reasons(),
     )

@@ -26,7 +26,7 @@ from tests.test_engine_builders import (
     run,
 )
 
-CTX = CardContext(patient_id=PATIENT)
+CTX = CardContext(patient_id=PATIENT, override_reasons=load_override_reasons())
 PAMA = "http://fhir.org/argonaut/Extension/pama-rating"
 
 
@@ -289,7 +289,10 @@ def test_same_decision_gets_the_same_card_across_calls() -> None:
 def test_a_different_decision_gets_a_different_uuid() -> None:
     a = render_response(scenario(Recommendation.ADVISE_AGAINST), CTX)
     b = render_response(run([*improving(), crp(29, 17)]), CTX)
-    c = render_response(scenario(Recommendation.ADVISE_AGAINST), CardContext(patient_id="p2"))
+    c = render_response(
+        scenario(Recommendation.ADVISE_AGAINST),
+        CardContext(patient_id="p2", override_reasons=CTX.override_reasons),
+    )
     uuids = {only_card(r)["uuid"] for r in (a, b, c)}
     assert len(uuids) == 3
 

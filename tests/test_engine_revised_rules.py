@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.cards import CardContext, render_response
+from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.engine import Recommendation, RuleSettings, assess
 from cds_service.examples import load_example
 from cds_service.runtime import build_runtime
@@ -219,7 +219,9 @@ def test_molar_crp_is_converted_by_default_and_0_turns_it_off(tmp_path: Path) ->
         datetime(2030, 1, 1, tzinfo=UTC),
     )
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
-    card = render_response(a, CardContext(patient_id="p1"))["cards"][0]
+    card = render_response(
+        a, CardContext(patient_id="p1", override_reasons=load_override_reasons())
+    )["cards"][0]
     assert "no CRP" not in card["summary"] + card["detail"]
     assert "no usable CRP" in card["summary"]
     assert (

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cds_service.cards import CardContext, render_response
+from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from fhir_mappers.model import (
     ConditionCategory,
@@ -39,7 +39,7 @@ from tests.test_engine_builders import (
     pain,
 )
 
-CTX = CardContext(patient_id="p1")
+CTX = CardContext(patient_id="p1", override_reasons=load_override_reasons())
 STATUSES = ["final", "amended", "corrected", "preliminary", "entered-in-error", "cancelled"]
 CLINICAL = ["active", "recurrence", "relapse", "inactive", "remission", "resolved", None]
 VERIFICATION = ["confirmed", "provisional", "differential", "unconfirmed", "refuted", None]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.cards import CardContext, render_response
+from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.conditions import map_conditions
@@ -144,7 +144,9 @@ def test_advice_through_the_normal_limit_does_not_claim_a_fall() -> None:
     observations = series([(0, 6), (12, 9)], [(0, 3), (12, 3)])
     assessment = decide([condition("nvo", "M46.26")], observations, order_day=13)
     assert assessment.recommendation is Recommendation.ADVISE_AGAINST
-    card = render_response(assessment, CardContext(patient_id="p1"))["cards"][0]
+    card = render_response(
+        assessment, CardContext(patient_id="p1", override_reasons=load_override_reasons())
+    )["cards"][0]
     assert "improving" not in card["summary"]
     assert "CRP normal" in card["summary"]
     assert "below the normal limit" in card["summary"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from cds_service.cards_text import HEADLINES
+from cds_service.cards.text import HEADLINES
 
 __all__ = [
     "assessment_of",
@@ -33,7 +33,7 @@ WIDTH = 92
 LABEL_WIDTH = 13
 INDICATOR_COLOURS = {"critical": "red", "warning": "yellow", "info": "cyan"}
 # The card detail's bullets before its evidence say why: red flags, what is missing,
-# notes (cards.py writes the evidence last, under "**Evidence**").
+# notes (the card detail gives the evidence last, under "**Evidence**").
 EVIDENCE_HEADING = "**Evidence**"
 
 

@@ -1,0 +1,24 @@
+"""Cards: what a clinician reads, and what an EHR or an auditor processes.
+
+``render_response`` turns an Assessment into the CDS Hooks response; ``CardContext``
+carries what it needs besides (the patient, the override reasons the runtime read at
+startup). The modules follow the card: ``summary``, ``detail``, ``result`` (the
+machine-readable extension), ``actions`` (suggestions and ratings), ``identity`` (the
+uuid), ``text`` (evidence statements and fixed wording), ``overrides.json`` (data).
+"""
+
+from __future__ import annotations
+
+from cds_service.cards.context import CardContext, OverrideReason, load_override_reasons
+from cds_service.cards.identity import card_uuid
+from cds_service.cards.render import ASSESSMENT_KEY, render_card, render_response
+
+__all__ = [
+    "ASSESSMENT_KEY",
+    "CardContext",
+    "OverrideReason",
+    "card_uuid",
+    "load_override_reasons",
+    "render_card",
+    "render_response",
+]

@@ -1,0 +1,41 @@
+"""What the renderer needs besides the Assessment, handed in by the caller.
+
+The override reasons are data (``overrides.json``, which a site may replace); the
+runtime reads them once at startup and passes them in, so rendering does no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OverrideReason:
+    system: str
+    code: str
+    display: str
+    applies_to: frozenset[str]
+
+
+def load_override_reasons() -> tuple[OverrideReason, ...]:
+    """The override reasons in overrides.json (package data); read once by the caller."""
+    raw = resources.files(__package__).joinpath("overrides.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(raw)
+    return tuple(
+        OverrideReason(data["system"], r["code"], r["display"], frozenset(r["appliesTo"]))
+        for r in data["reasons"]
+    )
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """What the renderer needs besides the Assessment (no web framework, no files)."""
+
+    patient_id: str
+    service_label: str = "Spine imaging follow-up (NVO)"
+    qcdsm_name: str = "Spine imaging follow-up (NVO) CDS service"
+    encounter_id: str | None = None
+    override_reasons: tuple[OverrideReason, ...] = ()

@@ -1,0 +1,199 @@
+"""The card's detail (markdown): for a ten-second read, the evidence last."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from cds_service.cards import text
+from cds_service.cards.summary import _has_ct
+from cds_service.engine.assessment import Assessment, Recommendation
+from cds_service.engine.rules import ARROW, fmt, signed_pct, sort_key, upper_first
+from fhir_mappers.model import DataIssue, Measurement
+
+
+def _value_text(m: Measurement) -> str:
+    value = f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
+    if m.original_unit and m.original_unit != m.unit:
+        value += f" (reported {fmt(m.original_value)} {m.original_unit})"
+    return value
+
+
+def _ago(days: int) -> str:
+    return "today" if days == 0 else "1 day ago" if days == 1 else f"{days} days ago"
+
+
+def _crp_section(a: Assessment) -> list[str]:
+    f = a.figures
+    t0 = f.t0_day
+    if not a.crp:
+        return []
+    rose = any("rise" in r.data for r in a.rules_fired)
+    in_window = t0 is not None and _baseline_in_window(a)
+    roles: dict[str, list[str]] = {}
+    if len(a.crp) == 1:
+        roles = {}
+    for role, m in (
+        ("baseline" if in_window else "first after start", f.crp_baseline),
+        ("lowest before latest", f.crp_lowest_earlier if rose else None),
+        ("latest", f.crp_latest),
+    ):
+        if m is not None and len(a.crp) > 1:
+            roles.setdefault(m.reference, []).append(role)
+    lines = ["| Date | Day | CRP mg/L | |", "|---|---|---|---|"]
+    for m in a.crp:
+        day = str((m.when.day - t0).days) if t0 is not None else ""
+        role = ", ".join(roles.get(m.reference, [])) or " "
+        lines.append(f"| {m.when.day.isoformat()} | {day} | {_value_text(m)} | {role} |")
+    return lines
+
+
+def _baseline_in_window(a: Assessment) -> bool:
+    base, t0 = a.figures.crp_baseline, a.figures.t0_day
+    if base is None or t0 is None:
+        return False
+    return abs((base.when.day - t0).days) <= a.settings.baseline_window_days
+
+
+def _series_text(label: str, series: Sequence[Measurement], unit: str, t0: date | None) -> str:
+    """ "ESR (mm/h): 95 (day 0) → 60 (day 28)." or "ESR 95 mm/h on day 0 (one value)."."""
+
+    def day(m: Measurement) -> str:
+        return f"day {(m.when.day - t0).days}" if t0 is not None else m.when.day.isoformat()
+
+    if len(series) == 1:
+        sep = "" if unit.startswith("/") else " "
+        return f"{label} {fmt(series[0].value)}{sep}{unit} on {day(series[0])} (one value)."
+    points = f" {ARROW} ".join(f"{fmt(m.value)} ({day(m)})" for m in series)
+    scale = "0-10" if unit == "/10" else unit
+    return f"{label} ({scale}): {points}."
+
+
+def _trend_lines(a: Assessment) -> list[str]:
+    """CRP, pain and ESR in one line each: the numbers that matter, with the CRP's age."""
+    f = a.figures
+    lines = []
+    if f.crp_latest is not None:
+        age = _ago((a.evaluation_day - f.crp_latest.when.day).days)
+        if f.crp_baseline is not None and f.crp_percent_change is not None:
+            label = "baseline" if _baseline_in_window(a) else "first value after the start"
+            lines.append(
+                f"CRP {fmt(f.crp_baseline.value)}{ARROW}{fmt(f.crp_latest.value)} mg/L "
+                f"({signed_pct(f.crp_percent_change)} from the {label}); latest CRP {age}."
+            )
+        else:
+            lines.append(f"CRP {fmt(f.crp_latest.value)} mg/L (one value), {age}.")
+    else:
+        lines.append("No CRP counted.")
+    if a.pain:
+        series = sorted(a.pain, key=sort_key)
+        if len(series) > 5:  # first, lowest and latest carry the rules
+            low = min(series, key=lambda m: (m.value, sort_key(m)))
+            series = sorted({id(m): m for m in (series[0], low, series[-1])}.values(), key=sort_key)
+        lines.append(_series_text("Pain", series, "/10", f.t0_day))
+    else:
+        lines.append("No pain score since treatment start.")
+    if a.esr:
+        lines.append(_series_text("ESR", a.esr, "mm/h", f.t0_day))
+    return lines
+
+
+def _bullets(items: Sequence[str]) -> list[str]:
+    return [f"- {i}" for i in items]
+
+
+def _evidence(keys: Sequence[str]) -> list[str]:
+    lines = ["**Evidence**", ""]
+    cited: list[str] = []
+    for key in keys:
+        statement, refs = text.STATEMENTS[key]
+        lines.append(f"- {statement}")
+        cited += [r for r in refs if r not in cited]
+    lines += ["", "Sources: " + "; ".join(text.CITATIONS[r] for r in cited) + "."]
+    return lines
+
+
+def _episode_line(a: Assessment) -> str:
+    ep = a.episode
+    name = upper_first(text.DISEASE)
+    if ep is None or ep.t0 is None:
+        return f"{name}; treatment start not recorded."
+    day = a.figures.days_since_t0
+    return (
+        f"{name}, treatment started {ep.t0.day.isoformat()}; "
+        f"order on day {day} ({a.evaluation_day.isoformat()})."
+    )
+
+
+def left_out(issues: Sequence[DataIssue]) -> list[str]:
+    """Data left out, counted and named in clinical words (ids stay in the audit)."""
+    groups: dict[str, int] = {}
+    for issue in issues:
+        if issue.kind is not None and issue.plain:
+            noun = KIND_NOUNS.get(issue.kind, issue.kind)
+            key = f"{noun} {issue.plain}"
+        elif "another patient" in issue.reason:
+            key = "result recorded for another patient"
+        elif "read as" in issue.reason:
+            continue  # read, with one element taken as absent: not left out
+        elif issue.plain:
+            key = f"result {issue.plain}"
+        else:
+            key = "record that could not be read"
+        groups[key] = groups.get(key, 0) + 1
+    lines = []
+    for key, n in sorted(groups.items()):
+        verb = "was" if n == 1 else "were"
+        lines.append(f"{n} {key} {verb} not used.")
+    return lines
+
+
+KIND_NOUNS = {"crp": "CRP", "esr": "ESR", "pain": "pain score"}
+
+
+def detail(a: Assessment) -> str:
+    rec = a.recommendation
+    blocks: list[list[str]] = []
+    flags = a.red_flags
+    if rec is Recommendation.ADVISE_AGAINST:
+        blocks.append([text.SAFETY_NET])
+        blocks.append([_episode_line(a), "Improving, no red flag recorded.", *_trend_lines(a)])
+    elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
+        if _has_ct(a):
+            blocks.append([f"**{text.MRI_PREFERRED}**"])
+        items = [f.message for f in flags]
+        if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
+            items.append(text.COMPLICATION_ACTION)
+        markers = next((f for f in flags if f.rule_id == "markers-not-responding"), None)
+        if markers is not None:
+            items.append(text.MARKERS_CAVEAT)
+            if "rise" in markers.data:
+                items.append(text.REBOUND_SOURCES)
+        blocks.append([_episode_line(a)])
+        blocks.append(_bullets(items))
+        trend = _trend_lines(a)
+        if markers is not None and a.figures.crp_latest is not None:
+            # its bullet already gives the CRP figures: keep only the latest CRP's age
+            age = _ago((a.evaluation_day - a.figures.crp_latest.when.day).days)
+            trend = [f"Latest CRP {age}." if t.startswith("CRP ") else t for t in trend]
+        blocks.append(trend)
+    else:
+        blocks.append(
+            [
+                "**Not enough data to judge repeat imaging: this card neither supports nor "
+                "advises against it.**"
+            ]
+        )
+        blocks.append([_episode_line(a)])
+        asks = [r.message for r in (*a.missing, *a.unmet)]
+        blocks.append(["To decide:", "", *_bullets([*asks, text.NEURO_EXAM])])
+        blocks.append(_trend_lines(a))
+    notes = [r.message for r in a.notes] + left_out(a.issues)
+    if notes:
+        blocks.append(_bullets(notes))
+    blocks.append(_crp_section(a))
+    keys = [f.rule_id for f in flags] or [rec.value]
+    if any(r.code == "esr-rising" for r in a.notes):
+        keys.append("esr-rising")
+    blocks.append(_evidence(list(dict.fromkeys(keys))))
+    return "\n\n".join("\n".join(b) for b in blocks if b)

@@ -1,0 +1,34 @@
+"""Card identity: a uuid over what the decision is about, stable across hooks and processes.
+
+The card uuid is a uuid5 over patient, orders, recommendation, rules and key figures,
+never the hook or hookInstance, so the same advice seen at order-select and again at
+order-sign is recognisably the same (and an EHR can avoid showing it twice).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from cds_service.engine.assessment import Assessment, figures_to_dict
+
+# Fixed namespace so card uuids are stable across processes and releases.
+CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://spine-cds.invalid/card")
+
+
+def card_uuid(a: Assessment, patient_id: str) -> str:
+    """uuid5 over patient, orders, recommendation, rule ids and key figures."""
+    basis = {
+        "patient": patient_id,
+        "orders": sorted(
+            [o.reference, sorted(f"{c.system}|{c.code}" for c in o.codes)] for o in a.orders
+        ),
+        "recommendation": a.recommendation.value,
+        "rules": [f.rule_id for f in a.rules_fired],
+        "figures": figures_to_dict(a.figures),
+    }
+    return str(uuid.uuid5(CARD_NAMESPACE, json.dumps(basis, sort_keys=True, separators=(",", ":"))))
+
+
+def _sub_uuid(card_id: str, name: str) -> str:
+    return str(uuid.uuid5(CARD_NAMESPACE, f"{card_id}/{name}"))

@@ -1,0 +1,68 @@
+"""Assessment -> CDS Hooks response: one card per decision, suggestions, ratings.
+
+One card per decision, not per rule: order-sign with several spine orders gets one
+coherent answer. The parts of a card are made beside this module: the summary, the
+detail, the machine-readable result, the suggestions and ratings, the identity.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from cds_service.cards import text
+from cds_service.cards.actions import build_suggestions, rating_actions
+from cds_service.cards.context import CardContext
+from cds_service.cards.detail import detail
+from cds_service.cards.identity import card_uuid
+from cds_service.cards.result import machine_result
+from cds_service.cards.summary import summary
+from cds_service.engine.assessment import Assessment, Recommendation
+from cds_service.trend_link import add_trend_link
+
+ASSESSMENT_KEY = "spine-cds-assessment"
+INDICATORS = {
+    Recommendation.ADVISE_AGAINST: "warning",
+    Recommendation.SUPPORT_URGENT: "critical",
+    Recommendation.SUPPORT: "info",
+    Recommendation.INSUFFICIENT_DATA: "info",
+}
+
+
+def render_response(assessment: Assessment, ctx: CardContext) -> dict[str, Any]:
+    """The CDS Hooks response body; ``{"cards": []}`` when the service does not apply."""
+    if not assessment.applicable:
+        return {"cards": []}
+    card_id = card_uuid(assessment, ctx.patient_id)
+    card = render_card(assessment, ctx, card_id)
+    response: dict[str, Any] = {"cards": [card]}
+    actions = rating_actions(assessment, ctx, card_id)
+    if actions:
+        response["systemActions"] = actions
+        # The CDS Hooks sandbox's PAMA tab reads only this pre-2.0 place.
+        response["extension"] = {"systemActions": copy.deepcopy(actions)}
+    return response
+
+
+def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "uuid": card_id,
+        "summary": summary(a),
+        "indicator": INDICATORS[a.recommendation],
+        "detail": detail(a),
+        "source": {"label": text.SOURCE_LABEL, "url": text.SOURCE_URL},
+    }
+    suggestions = build_suggestions(a, ctx, card_id)
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+    reasons = [
+        {"system": r.system, "code": r.code, "display": r.display}
+        for r in ctx.override_reasons
+        if a.recommendation.value in r.applies_to
+    ]
+    if reasons:
+        card["overrideReasons"] = reasons
+    card["extension"] = {ASSESSMENT_KEY: machine_result(a)}
+    add_trend_link(card, card["extension"][ASSESSMENT_KEY], ctx.patient_id, a.settings)
+    return card

@@ -1,0 +1,83 @@
+"""The machine-readable result on every card, and the pruning CDS Hooks asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cds_service.engine.assessment import Assessment, condition_to_dict, figure
+
+
+def machine_result(a: Assessment) -> dict[str, Any]:
+    """The documented object under ``extension["spine-cds-assessment"]`` on every card.
+
+    recommendation; rulesFired [{id, recommendation, data}]; orders; evaluationDay;
+    episode {condition, t0}; daysSinceT0; crp {baseline, latest, lowestEarlier,
+    percentChange, unit}; pain {first, lowest, latest}; esr {first, latest};
+    missing / unmet / notes [codes]. Values absent from the data are omitted.
+    """
+    f = a.figures
+    t0 = f.t0_day
+    out: dict[str, Any] = {
+        "recommendation": a.recommendation.value,
+        "rulesFired": [
+            {"id": r.rule_id, "recommendation": r.recommendation.value, "data": dict(r.data)}
+            for r in a.rules_fired
+        ],
+        "orders": [o.reference for o in a.orders],
+        "evaluationDay": a.evaluation_day.isoformat(),
+    }
+    if a.episode is not None:
+        out["episode"] = {"condition": condition_to_dict(a.episode.condition)}
+        if t0 is not None:
+            out["episode"]["t0"] = t0.isoformat()
+    if f.days_since_t0 is not None:
+        out["daysSinceT0"] = f.days_since_t0
+    crp: dict[str, Any] = {}
+    for key, m in (
+        ("baseline", f.crp_baseline),
+        ("latest", f.crp_latest),
+        ("lowestEarlier", f.crp_lowest_earlier),
+    ):
+        if m is not None:
+            crp[key] = figure(m, t0)
+    if f.crp_percent_change is not None:
+        crp["percentChange"] = round(f.crp_percent_change, 1)
+    if crp:
+        crp["unit"] = "mg/L"
+        out["crp"] = crp
+    pain = {
+        k: figure(m, t0)
+        for k, m in (("first", f.pain_first), ("lowest", f.pain_lowest), ("latest", f.pain_latest))
+        if m is not None
+    }
+    if pain:
+        out["pain"] = pain
+    esr = {
+        k: figure(m, t0)
+        for k, m in (("first", f.esr_first), ("latest", f.esr_latest))
+        if m is not None
+    }
+    if esr:
+        out["esr"] = esr
+    for key, remarks in (("missing", a.missing), ("unmet", a.unmet), ("notes", a.notes)):
+        if remarks:
+            out[key] = [r.code for r in remarks]
+    pruned = prune(out)
+    assert isinstance(pruned, dict)
+    return pruned
+
+
+def prune(value: Any) -> Any:
+    """Drop null, "", [] and {} recursively: CDS Hooks forbids them and FHIR JSON too."""
+    if isinstance(value, Mapping):
+        out = {k: prune(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if not _empty(v)}
+    if isinstance(value, list | tuple):
+        items = [prune(v) for v in value]
+        return [v for v in items if not _empty(v)]
+    return value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}

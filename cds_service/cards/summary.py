@@ -1,0 +1,83 @@
+"""The card's one-line summary: what fired, with its numbers, under 140 characters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cds_service.engine.assessment import Assessment, Recommendation
+from fhir_mappers.model import ImagingOrder, Modality
+
+SUMMARY_MAX = 139
+
+
+def _modality(orders: Sequence[ImagingOrder]) -> str:
+    kinds = sorted({o.modality.value for o in orders}, key=lambda m: (m != "MRI", m))
+    return "/".join(kinds) if kinds else "imaging"
+
+
+def _has_ct(a: Assessment) -> bool:
+    return any(o.modality is Modality.CT for o in a.orders)
+
+
+def _fit(*candidates: str) -> str:
+    """The first candidate short enough for a summary (the last one always is)."""
+    for c in candidates:
+        if len(c) <= SUMMARY_MAX:
+            return c
+    return candidates[-1][: SUMMARY_MAX - 1].rstrip() + "…"
+
+
+def _crp_recent(a: Assessment) -> bool:
+    """A CRP counted, and the latest taken within the recency limit before the order."""
+    latest = a.figures.crp_latest
+    if latest is None:
+        return False
+    return (a.evaluation_day - latest.when.day).days <= a.settings.crp_max_age_days
+
+
+def _needs_markers(a: Assessment) -> bool:
+    """Suggest ordering CRP/ESR only when the latest CRP is missing or too old."""
+    return a.recommendation is Recommendation.INSUFFICIENT_DATA and not _crp_recent(a)
+
+
+def summary(a: Assessment) -> str:
+    mod = _modality(a.orders)
+    rec = a.recommendation
+    if rec is Recommendation.ADVISE_AGAINST:
+        head = f"Routine repeat spine {mod} not recommended"
+        short = next((f.short for f in a.rules_fired if f.rule_id == "advise-against"), "")
+        return _fit(f"{head}: {short}", f"{head}: improving")
+    flags = a.red_flags
+    if rec is Recommendation.SUPPORT_URGENT:
+        neuro = next(f for f in flags if f.rule_id == "neuro")
+        action = "emergency MRI with contrast now; urgent spine surgery review"
+        return _fit(
+            f"{neuro.short}: {action}",
+            f"New neurologic deficit: {action}",
+            "New neurologic deficit: emergency MRI now",
+        )
+    if rec is Recommendation.SUPPORT:
+        if len(flags) == 1 and flags[0].rule_id == "complication":
+            tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
+            return _fit(
+                f"{flags[0].short}: {tail}",
+                f"{flags[0].short}: repeat spine {mod} reasonable",
+                f"Complication recorded: {tail}",
+            )
+        tail = f"repeat spine {mod} reasonable"
+        shorts = [f.short for f in flags]
+        more = len(shorts) - 1
+        return _fit(
+            f"{'; '.join(shorts)}; {tail}",
+            f"{shorts[0]}, and {more} more red flag{'s' if more > 1 else ''}; {tail}",
+            f"{shorts[0]}; {tail}",
+            f"Red flag recorded; {tail}",
+        )
+    gaps = [r.short for r in (*a.missing, *a.unmet)]
+    head = f"Not enough data to judge repeat spine {mod}"
+    tail = "; repeat CRP/ESR" if _needs_markers(a) else ""
+    return _fit(
+        f"{head}: {'; '.join(gaps)}{tail}",
+        f"{head}: {gaps[0]}{tail}" if gaps else head,
+        head,
+    )
