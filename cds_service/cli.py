@@ -24,14 +24,6 @@ from cds_service.settings import Settings, SettingsError, load_settings
 from cds_service.stores import StoreError
 from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
-
-
-def configure_logging(level: str, log_format: str = "plain") -> None:
-    from cds_service.logs import configure
-
-    configure(level, log_format)
-
 
 def _settings_or_exit(config: str | None, overrides: dict[str, Any]) -> Settings:
     try:
@@ -66,6 +58,7 @@ def serve(
     metrics_dir = tempfile.mkdtemp(prefix="spine-cds-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from cds_service.app import create_app
+    from cds_service.logs import configure as configure_logging
     from cds_service.server import run_gunicorn
 
     overrides = {"host": host, "port": port, "workers": workers, "dev_mode": dev}
