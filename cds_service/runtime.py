@@ -21,7 +21,6 @@ from cds_service.discovery import Discovery, load_discovery
 from cds_service.engine.settings import RuleSettings
 from cds_service.fhir import FhirClient
 from cds_service.metrics import Metrics
-from cds_service.rulesettings import rule_settings_from
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
 from cds_service.valuesets import load_value_sets
@@ -92,7 +91,7 @@ def build_runtime(settings: Settings) -> Runtime:
         accept_preliminary=settings.accept_preliminary,
         crp_molar_factor_nmol_per_mg=settings.crp_molar_factor or None,
     )
-    rules = rule_settings_from(settings.rules)
+    rules = settings.rules
     stores = build_stores(settings)
     try:
         verifier = _load_verifier(settings, stores)

@@ -4,7 +4,8 @@ Every setting has a default that works on a laptop, so `spine-cds serve` runs wi
 configuration at all. Precedence, lowest first: the defaults below, the file named by
 ``SPINE_CDS_CONFIG`` (or ``--config``), then ``SPINE_CDS_<NAME>`` environment
 variables. Rule thresholds live in the file's ``[rules]`` table or in
-``SPINE_CDS_RULE_<NAME>`` variables; they are checked by ``RuleSettings.from_mapping``.
+``SPINE_CDS_RULE_<NAME>`` variables, read and converted like every other setting into
+the engine's ``RuleSettings``, which checks their ranges.
 
 Settings are parsed once at startup; a bad value stops the service with a message
 that names the variable and what was expected, rather than failing a request later.
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from cds_service.engine.settings import RuleSettings
 
 ENV_PREFIX = "SPINE_CDS_"
 RULE_ENV_PREFIX = "SPINE_CDS_RULE_"
@@ -101,13 +104,12 @@ class Settings:
     jwks_refresh_min_interval_seconds: float = 60.0
     cors_origins: tuple[str, ...] = ()  # empty: "*" in development mode, no CORS otherwise
 
-    # Rule thresholds, validated by the engine's RuleSettings
-    rules: Mapping[str, Any] = field(default_factory=dict)
+    # Rule thresholds: the [rules] table or SPINE_CDS_RULE_<NAME>, typed and checked here
+    rules: RuleSettings = field(default_factory=RuleSettings)
 
     def public_summary(self) -> dict[str, Any]:
         """The effective configuration, safe to print and log (this holds no secrets)."""
         summary = dataclasses.asdict(self)
-        summary["rules"] = dict(self.rules)
         for name in SECRET_SETTINGS:
             if summary[name]:
                 summary[name] = "(set)"
@@ -216,6 +218,25 @@ def _check(settings: Settings) -> Settings:
     return settings
 
 
+def _rule_settings(raw: Mapping[str, tuple[str, str, Any]]) -> RuleSettings:
+    """The rule thresholds, each value converted by the same coercion as every setting.
+
+    ``raw`` maps a threshold's name to (where it came from, the name used there, value).
+    """
+    hints = typing.get_type_hints(RuleSettings)
+    unknown = sorted(f"{raw[name][0]} {raw[name][1]}" for name in raw if name not in hints)
+    if unknown:
+        raise SettingsError(f"unknown rule setting(s): {', '.join(unknown)}")
+    values = {
+        name: _coerce(shown, source, value, hints[name])
+        for name, (source, shown, value) in raw.items()
+    }
+    try:
+        return RuleSettings(**values)
+    except ValueError as exc:
+        raise SettingsError(f"rules: {exc}") from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     config_file: str | Path | None = None,
@@ -228,7 +249,7 @@ def load_settings(
     env = os.environ if environ is None else environ
     types_by_name = _field_types()
     values: dict[str, Any] = {}
-    rules: dict[str, Any] = {}
+    rules: dict[str, tuple[str, str, Any]] = {}
 
     path = config_file or env.get(ENV_PREFIX + "CONFIG")
     if path:
@@ -242,7 +263,8 @@ def load_settings(
             if key == "rules":
                 if not isinstance(raw, dict):
                     raise SettingsError(f"config file {path}: [rules] must be a table")
-                rules.update(raw)
+                where = f"config file {path}: [rules]"
+                rules.update({k: (where, k, v) for k, v in raw.items()})
                 continue
             if key not in types_by_name:
                 raise SettingsError(f"config file {path}: unknown setting {key!r}")
@@ -250,7 +272,7 @@ def load_settings(
 
     for key, raw in env.items():
         if key.startswith(RULE_ENV_PREFIX):
-            rules[key[len(RULE_ENV_PREFIX) :].lower()] = raw
+            rules[key[len(RULE_ENV_PREFIX) :].lower()] = ("environment variable", key, raw)
         elif key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
             name = key[len(ENV_PREFIX) :].lower()
             if name not in types_by_name:
@@ -264,4 +286,4 @@ def load_settings(
             raise SettingsError(f"unknown setting {name!r}")
         values[name] = _coerce(name, "option", raw, types_by_name[name])
 
-    return _check(Settings(**values, rules=rules))
+    return _check(Settings(**values, rules=_rule_settings(rules)))
