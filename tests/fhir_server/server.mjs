@@ -3,8 +3,9 @@
 // leaves out so that clients meet real server behaviour: bearer-token checks, paging
 // links and fullUrl on search Bundles, validation on write, atomic transactions, and
 // CORS (preflight included) so that browser clients such as the CDS Hooks sandbox can
-// read it from another origin.
-import { timingSafeEqual } from 'node:crypto';
+// read it from another origin, and a minimal SMART authorization server (below) so that
+// SMART apps can be launched against it.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import {
   allOk, getExpressionForResourceType, getResourceTypes, getStatus,
@@ -19,7 +20,7 @@ const MAX_COUNT = 1000;
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: '127.0.0.1', token: undefined, watchStdin: false, corsOrigin: '*' };
+  const opts = { port: 0, host: '127.0.0.1', token: undefined, watchStdin: false, corsOrigin: '*', smart: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--port') opts.port = Number.parseInt(argv[++i], 10);
@@ -27,6 +28,7 @@ function parseArgs(argv) {
     else if (arg === '--token') opts.token = argv[++i];
     else if (arg === '--watch-stdin') opts.watchStdin = true;
     else if (arg === '--cors-origin') opts.corsOrigin = argv[++i];
+    else if (arg === '--no-smart') opts.smart = false;
     else throw new Error(`unknown argument: ${arg}`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0) throw new Error('--port needs a number >= 0');
@@ -127,9 +129,162 @@ const outcome = (code, text) => ({
   issue: [{ severity: 'error', code, details: { text } }],
 });
 
+// A minimal SMART App Launch authorization server, for tests and local trials only: it
+// approves every request without a login. EHR launch: a launch context is created by
+// POST {fhir}/_services/smart/Launch (the convention the CDS Hooks sandbox uses for a
+// card's smart link: {launchUrl, parameters: {patient, appContext}} -> {launch_id});
+// the app finds the endpoints in {fhir}/.well-known/smart-configuration, is sent to
+// /auth/authorize with that launch id and a PKCE challenge (S256, required), and trades
+// the code at /auth/token for an access token that the FHIR front accepts, with the
+// patient and the appContext of the launch. Codes are single-use and live 60 s; tokens
+// live an hour. --no-smart turns all of it off (an open server, as public sandboxes are).
+const CODE_TTL_MS = 60_000;
+const TOKEN_TTL_S = 3600;
+const SMART_SCOPES = ['launch', 'openid', 'fhirUser', 'patient/*.read', 'patient/Patient.read',
+  'patient/Observation.read', 'patient/Condition.read'];
+
+const b64url = (buf) => buf.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const newId = () => b64url(randomBytes(24));
+
+function smartConfiguration(origin) {
+  return {
+    issuer: `${origin}/auth`,
+    authorization_endpoint: `${origin}/auth/authorize`,
+    token_endpoint: `${origin}/auth/token`,
+    token_endpoint_auth_methods_supported: ['none'],
+    grant_types_supported: ['authorization_code'],
+    response_types_supported: ['code'],
+    code_challenge_methods_supported: ['S256'],
+    scopes_supported: SMART_SCOPES,
+    capabilities: ['launch-ehr', 'client-public', 'context-ehr-patient', 'permission-patient',
+      'permission-v1'],
+  };
+}
+
+function sendJson(res, status, body, headers = {}) {
+  const data = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8', 'Content-Length': data.length,
+    'Cache-Control': 'no-store', ...headers,
+  });
+  res.end(data);
+}
+
+function sendText(res, status, text, headers = {}) {
+  const data = Buffer.from(text);
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': data.length, ...headers });
+  res.end(data);
+}
+
+// A redirect URI must be on the launch URL's origin (what a registration would pin).
+function sameOrigin(a, b) {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
+// Answers /auth/* and the discovery document; returns false for anything else.
+function smartRoute(ctx, req, res, url, raw, cors) {
+  const { smart } = ctx;
+  if (req.method === 'GET' && url.pathname === '/fhir/.well-known/smart-configuration') {
+    sendJson(res, 200, smartConfiguration(ctx.origin), cors);
+    return true;
+  }
+  if (url.pathname === '/auth/authorize' && req.method === 'GET') {
+    const q = url.searchParams;
+    const redirect = q.get('redirect_uri') ?? '';
+    const launch = smart.launches.get(q.get('launch') ?? '');
+    const problem =
+      q.get('response_type') !== 'code' ? 'response_type must be code'
+        : !q.get('client_id') ? 'client_id is missing'
+        : !launch ? 'unknown or missing launch'
+        : !sameOrigin(redirect, launch.launchUrl) ? 'redirect_uri is not on the launch URL\'s origin'
+        : q.get('aud') !== ctx.base ? 'aud is not this FHIR server'
+        : q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge') ? 'PKCE (S256) is required'
+        : null;
+    if (problem) {
+      smart.log.push({ event: 'authorize-refused', problem });
+      sendText(res, 400, `authorization refused: ${problem}\n`);
+      return true;
+    }
+    const code = newId();
+    smart.codes.set(code, {
+      clientId: q.get('client_id'), redirect, challenge: q.get('code_challenge'),
+      scope: q.get('scope') ?? '', launch, expires: Date.now() + CODE_TTL_MS,
+    });
+    smart.log.push({ event: 'authorize', clientId: q.get('client_id'), scope: q.get('scope') ?? '' });
+    const target = new URL(redirect);
+    target.searchParams.set('code', code);
+    if (q.get('state') !== null) target.searchParams.set('state', q.get('state'));
+    res.writeHead(302, { Location: target.toString(), 'Content-Length': 0, 'Cache-Control': 'no-store' });
+    res.end();
+    return true;
+  }
+  if (url.pathname === '/auth/token' && req.method === 'POST') {
+    const form = new URLSearchParams(raw.toString('utf8'));
+    const entry = smart.codes.get(form.get('code') ?? '');
+    smart.codes.delete(form.get('code') ?? ''); // single use, whatever happens next
+    const verifier = form.get('code_verifier') ?? '';
+    const problem =
+      form.get('grant_type') !== 'authorization_code' ? 'unsupported grant_type'
+        : !entry || entry.expires < Date.now() ? 'unknown, used or expired code'
+        : form.get('redirect_uri') !== entry.redirect ? 'redirect_uri differs from the authorization request'
+        : form.get('client_id') !== entry.clientId ? 'client_id differs from the authorization request'
+        : b64url(createHash('sha256').update(verifier).digest()) !== entry.challenge ? 'code_verifier does not match the challenge'
+        : null;
+    if (problem) {
+      smart.log.push({ event: 'token-refused', problem });
+      sendJson(res, 400, { error: 'invalid_grant', error_description: problem }, cors);
+      return true;
+    }
+    const token = newId();
+    const params = entry.launch.parameters ?? {};
+    smart.tokens.set(token, { patient: params.patient, expires: Date.now() + TOKEN_TTL_S * 1000 });
+    const body = { access_token: token, token_type: 'Bearer', expires_in: TOKEN_TTL_S, scope: entry.scope };
+    if (params.patient) body.patient = params.patient;
+    if (params.encounter) body.encounter = params.encounter;
+    if (params.appContext !== undefined) {
+      body.appContext = typeof params.appContext === 'string' ? params.appContext : JSON.stringify(params.appContext);
+    }
+    body.need_patient_banner = true;
+    smart.log.push({ event: 'token', patient: params.patient ?? null });
+    sendJson(res, 200, body, cors);
+    return true;
+  }
+  if (url.pathname === '/auth/log' && req.method === 'GET') {
+    sendJson(res, 200, { events: smart.log }, cors); // what the tests check the flow by
+    return true;
+  }
+  if (url.pathname.startsWith('/auth/')) {
+    sendText(res, 404, 'not found\n');
+    return true;
+  }
+  return false;
+}
+
+function createLaunch(ctx, body) {
+  if (!ctx.smart) return [404, outcome('not-supported', 'SMART launch is off (--no-smart)')];
+  if (!body || typeof body !== 'object' || Array.isArray(body) || typeof body.launchUrl !== 'string') {
+    return [400, outcome('invalid', 'expected {"launchUrl": "...", "parameters": {"patient": "...", "appContext": "..."}}')];
+  }
+  const id = newId();
+  ctx.smart.launches.set(id, { launchUrl: body.launchUrl, parameters: body.parameters ?? {} });
+  ctx.smart.log.push({ event: 'launch', patient: body.parameters?.patient ?? null });
+  return [200, { launch_id: id }];
+}
+
+function smartToken(ctx, req) {
+  if (!ctx.smart) return false;
+  const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+  const entry = match && ctx.smart.tokens.get(match[1]);
+  return Boolean(entry && entry.expires > Date.now());
+}
+
 // What a client reads before anything else: the CDS Hooks sandbox takes fhirVersion from it
 // (4.0.1: R4) and treats a server whose /metadata fails or is empty as unusable.
-function capabilityStatement(base) {
+function capabilityStatement(base, smartOrigin) {
   const interaction = ['read', 'search-type', 'create', 'update', 'delete'].map((code) => ({ code }));
   return {
     resourceType: 'CapabilityStatement', status: 'active', kind: 'instance',
@@ -139,7 +294,20 @@ function capabilityStatement(base) {
     implementation: { description: 'spine-cds FHIR test server', url: base },
     rest: [{
       mode: 'server',
-      security: { cors: true, description: 'Open, or a static bearer token when started with --token' },
+      security: {
+        cors: true,
+        description: 'Open, or a static bearer token when started with --token; SMART tokens from /auth unless --no-smart',
+        ...(smartOrigin ? {
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+          extension: [{
+            url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+            extension: [
+              { url: 'authorize', valueUri: `${smartOrigin}/auth/authorize` },
+              { url: 'token', valueUri: `${smartOrigin}/auth/token` },
+            ],
+          }],
+        } : {}),
+      },
       interaction: [{ code: 'transaction' }, { code: 'batch' }],
       resource: getResourceTypes().sort().map((type) => ({ type, interaction })),
     }],
@@ -199,7 +367,8 @@ async function route(ctx, req, url, raw) {
   } catch (err) {
     return [400, outcome('invalid', `Invalid request body: ${err.message}`)];
   }
-  if (method === 'GET' && rel === 'metadata') return [200, capabilityStatement(base)];
+  if (method === 'GET' && rel === 'metadata') return [200, capabilityStatement(base, ctx.smart ? ctx.origin : null)];
+  if (method === 'POST' && rel === '_services/smart/Launch') return createLaunch(ctx, body);
   if (method === 'POST' && rel === '$reset') {
     repo.clear();
     return [200, allOk];
@@ -252,7 +421,10 @@ function authorized(token, req) {
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   loadDefinitions();
-  const ctx = { repo: new TestRepository(), router: new FhirRouter(), base: '' };
+  const ctx = {
+    repo: new TestRepository(), router: new FhirRouter(), base: '', origin: '',
+    smart: opts.smart ? { launches: new Map(), codes: new Map(), tokens: new Map(), log: [] } : null,
+  };
   let queue = Promise.resolve();
   const serialized = (fn) => {
     const next = queue.then(fn, fn);
@@ -274,10 +446,11 @@ function main() {
         return res.end();
       }
       if (size > MAX_BODY_BYTES) return send(res, 413, outcome('too-costly', 'Request body too large'), cors);
-      if (opts.token !== undefined && !authorized(opts.token, req)) {
+      const url = new URL(req.url ?? '/', 'http://placeholder');
+      if (ctx.smart && smartRoute(ctx, req, res, url, Buffer.concat(chunks), cors)) return undefined;
+      if (opts.token !== undefined && !authorized(opts.token, req) && !smartToken(ctx, req)) {
         return send(res, 401, outcome('login', 'Missing or invalid bearer token'), { 'WWW-Authenticate': 'Bearer', ...cors });
       }
-      const url = new URL(req.url ?? '/', 'http://placeholder');
       serialized(() => route(ctx, req, url, Buffer.concat(chunks)))
         .then(([status, body, headers]) => send(res, status, body, { ...headers, ...cors }))
         .catch((err) => {
@@ -299,7 +472,8 @@ function main() {
   server.listen(opts.port, opts.host, () => {
     const { port } = server.address();
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    ctx.base = `http://${host}:${port}/fhir`;
+    ctx.origin = `http://${host}:${port}`;
+    ctx.base = `${ctx.origin}/fhir`;
     process.stdout.write(`FHIR test server listening on ${ctx.base}\n`);
   });
 }

@@ -113,8 +113,10 @@ class FhirTestServer:
         port: int = 0,
         log_path: Path | None = None,
         cors_origin: str | None = None,
+        smart: bool = True,
     ) -> None:
         self.token = token
+        self.smart = smart  # the minimal SMART authorization server (/auth, launches)
         self.port = port
         self.cors_origin = cors_origin  # None: any origin (the server's default)
         self.log_path = log_path
@@ -159,6 +161,8 @@ class FhirTestServer:
             args += ["--token", self.token]
         if self.cors_origin is not None:
             args += ["--cors-origin", self.cors_origin]
+        if not self.smart:
+            args.append("--no-smart")
         self._ready.clear()
         self._process = subprocess.Popen(
             args,
@@ -271,6 +275,31 @@ class FhirTestServer:
             raise FhirServerError(
                 f"reset failed ({response.status_code}): {_outcome_text(response)}"
             )
+
+    def create_launch(self, launch_url: str, patient: str, app_context: str | None = None) -> str:
+        """A SMART launch context, as the CDS Hooks sandbox creates one for a card's
+        smart link; returns the launch id to open ``launch_url?launch=..&iss=..`` with."""
+        parameters: dict[str, Any] = {"patient": patient}
+        if app_context is not None:
+            parameters["appContext"] = app_context
+        response = self._session.post(
+            f"{self.base_url}/_services/smart/Launch",
+            json={"launchUrl": launch_url, "parameters": parameters},
+            headers=self.auth_headers,
+            timeout=30,
+        )
+        if response.status_code != 200:
+            raise FhirServerError(f"launch failed ({response.status_code}): {response.text}")
+        launch_id: str = response.json()["launch_id"]
+        return launch_id
+
+    def auth_events(self) -> list[dict[str, Any]]:
+        """What the SMART authorization server did (authorize, token, refusals), in order."""
+        origin = self.base_url.rsplit("/fhir", 1)[0]
+        response = self._session.get(f"{origin}/auth/log", timeout=30)
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
 
 
 def main() -> None:
