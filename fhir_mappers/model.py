@@ -4,6 +4,11 @@ The mappers turn FHIR resources into these; the engine reads only these. They ar
 frozen so that an Assessment can hold them and be audited later without anyone
 having changed them in between.
 
+Why the domain model lives in ``fhir_mappers`` and not in the engine: the project's
+design fixes the top-level packages (``cds_service/`` and ``fhir_mappers/``), and the
+mappers must not import from ``cds_service``; so the types both sides share sit here,
+at the mappers' output, and the engine (``cds_service/engine``) imports them.
+
 Time: every instant is a timezone-aware ``datetime``. A date-only FHIR value becomes
 midnight UTC of that day for ordering, and ``day`` keeps the calendar date as written
 (for a dateTime: the date in its own offset), because the rules count whole days the
