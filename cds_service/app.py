@@ -17,7 +17,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from cds_service.errors import ApiError
-from cds_service.jsonresponse import json_response
+from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime, build_runtime
 from cds_service.settings import Settings, load_settings
 

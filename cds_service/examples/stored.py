@@ -1,10 +1,11 @@
 """The stored example patients: loading them, placed on a chosen order date.
 
-The worked examples of the clinical rules (E1..E10 of the design's example scenarios, plus
-seven more that exercise other rules and the 2026-11-28 revision) are stored as JSON under ``patients/``, with day 0 (the
-episode onset, T0) on a fixed base date. Nothing here reads the clock: the caller says on
-which date each order is placed, and every date in the data is moved by the same number of
-days, so the same patients serve tests, the demo and a FHIR server loaded on any day.
+The worked examples of the clinical rules (E1..E10 of the design's example scenarios,
+plus seven more that exercise other rules and the 2026-11-28 revision) are stored as
+JSON under ``patients/``, with day 0 (the episode onset, T0) on a fixed base date.
+Nothing here reads the clock: the caller says on which date each order is placed, and
+every date in the data is moved by the same number of days, so the same patients serve
+tests, the demo and a FHIR server loaded on any day.
 
 Every entry is a ``PUT`` with a fixed id, so loading a bundle twice leaves one copy.
 """

@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from cds_service.jsonresponse import json_response
 from cds_service.routes import entrance
+from cds_service.routes.responses import json_response
 
 blueprint = Blueprint("discovery", __name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from cds_service.jsonresponse import json_response
 from cds_service.routes import entrance
+from cds_service.routes.responses import json_response
 
 blueprint = Blueprint("feedback", __name__)
 

@@ -15,8 +15,8 @@ from cds_service.auditing import AuditCall, hook_instance_of
 from cds_service.auth import TrustedClient
 from cds_service.errors import ApiError
 from cds_service.invocation import handle_hook
-from cds_service.jsonresponse import json_response
 from cds_service.routes import entrance
+from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import AuditRecord
 from cds_service.validation import FieldError
