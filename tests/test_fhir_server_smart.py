@@ -161,7 +161,8 @@ def test_the_token_must_come_with_the_same_redirect_and_client(server: FhirTestS
 def test_no_smart_is_an_open_server_without_discovery_or_launches() -> None:
     with FhirTestServer(smart=False) as open_server:
         base = open_server.base_url
-        assert requests.get(f"{base}/.well-known/smart-configuration", timeout=10).status_code == 404
+        discovery = requests.get(f"{base}/.well-known/smart-configuration", timeout=10)
+        assert discovery.status_code == 404
         launch = requests.post(
             f"{base}/_services/smart/Launch", json={"launchUrl": APP, "parameters": {}}, timeout=10
         )

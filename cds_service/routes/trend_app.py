@@ -39,7 +39,7 @@ FILES = {
     "app.css": "text/css; charset=utf-8",
 }
 ASSETS = ("app.js", "launch.js", "app.css")
-CONNECT_SRC = "'self' https: http://127.0.0.1:* http://localhost:* http://[::1]:*"
+CONNECT_SRC = "'self' https: http://127.0.0.1:* http://localhost:*"
 FRAME_ANCESTORS = "'self' https: http://127.0.0.1:* http://localhost:*"
 
 

@@ -68,13 +68,31 @@ function patientName(patient) {
   return name.text ?? [...(name.given ?? []), name.family].filter(Boolean).join(' ');
 }
 
-// Reference lines and day marks, drawn over the data with their labels.
+// Reference lines and day marks, drawn over the data with their labels (on a white
+// ground, so that they stay legible over lines and grid).
+function label(ctx, text, x, y, align, colour) {
+  const width = ctx.measureText(text).width;
+  const left = align === 'right' ? x - width : x;
+  ctx.fillStyle = 'rgba(255,255,255,0.88)';
+  ctx.fillRect(left - 2, y - 11, width + 4, 14);
+  ctx.fillStyle = colour;
+  ctx.textAlign = 'left';
+  ctx.fillText(text, left, y);
+}
+
 const referenceLines = {
   id: 'spineReferenceLines',
   afterDatasetsDraw(chart, _args, opts) {
     const { ctx, chartArea: area, scales } = chart;
     ctx.save();
     ctx.font = '12px system-ui, sans-serif';
+    const marks = [...(opts.dayMarks ?? []), ...(opts.markers ?? [])]
+      .filter((m) => m.x !== null && m.x !== undefined)
+      .map((m) => ({ ...m, px: scales.x.getPixelForValue(m.x), flag: Boolean(m.reference) }))
+      .filter((m) => m.px >= area.left && m.px <= area.right);
+    // Horizontal labels end before the first vertical mark in the right half.
+    const rightMarks = marks.map((m) => m.px).filter((px) => px > (area.left + area.right) / 2);
+    const labelEnd = Math.min(area.right - 4, ...rightMarks.map((px) => px - 10));
     for (const line of opts.lines ?? []) {
       const y = scales.y.getPixelForValue(line.value);
       if (y < area.top || y > area.bottom) continue;
@@ -83,33 +101,35 @@ const referenceLines = {
       ctx.setLineDash(LINE_DASH[line.id] ?? []);
       ctx.beginPath(); ctx.moveTo(area.left, y); ctx.lineTo(area.right, y); ctx.stroke();
       ctx.setLineDash([]);
-      ctx.fillStyle = '#222';
-      ctx.textAlign = 'right';
-      ctx.fillText(line.label, area.right - 4, y - 4);
+      // The normal limit sits low, where the day marks are labelled: its label goes left.
+      if (line.id === 'normal') label(ctx, line.label, area.left + 6, y - 4, 'left', '#222');
+      else label(ctx, line.label, labelEnd, y - 4, 'right', '#222');
     }
-    const marks = [...(opts.dayMarks ?? []), ...(opts.markers ?? [])];
-    marks.forEach((mark, i) => {
-      if (mark.x === null || mark.x === undefined) return;
-      const x = scales.x.getPixelForValue(mark.x);
-      if (x < area.left || x > area.right) return;
-      const flag = Boolean(mark.reference);
-      ctx.strokeStyle = flag ? COLOURS.flag : COLOURS.mark;
-      ctx.lineWidth = flag ? 2.5 : 1.5;
-      ctx.setLineDash(flag ? [] : (LINE_DASH[mark.id] ?? [4, 4]));
+    let dayRow = 0;
+    let flagRow = 0;
+    for (const mark of marks) {
+      const x = mark.px;
+      ctx.strokeStyle = mark.flag ? COLOURS.flag : COLOURS.mark;
+      ctx.lineWidth = mark.flag ? 2.5 : 1.5;
+      ctx.setLineDash(mark.flag ? [] : (LINE_DASH[mark.id] ?? [4, 4]));
       ctx.beginPath(); ctx.moveTo(x, area.top); ctx.lineTo(x, area.bottom); ctx.stroke();
       ctx.setLineDash([]);
-      if (flag) { // a filled diamond at the top: the marker's shape, not only its colour
+      const align = x > area.right - 180 ? 'right' : 'left';
+      const tx = align === 'right' ? x - 6 : x + 6;
+      if (mark.flag) { // a filled diamond at the top: the marker's shape, not only its colour
         ctx.fillStyle = COLOURS.flag;
         ctx.beginPath();
         ctx.moveTo(x, area.top - 2); ctx.lineTo(x + 7, area.top + 7);
         ctx.lineTo(x, area.top + 16); ctx.lineTo(x - 7, area.top + 7);
         ctx.closePath(); ctx.fill();
+        label(ctx, `${mark.label} (day ${mark.x})`, align === 'right' ? x - 10 : x + 10,
+          area.top + 12 + 16 * flagRow, align, COLOURS.flag);
+        flagRow += 1;
+      } else { // day marks are labelled along the bottom, one row each
+        label(ctx, mark.label, tx, area.bottom - 6 - 16 * dayRow, align, '#222');
+        dayRow += 1;
       }
-      ctx.fillStyle = flag ? COLOURS.flag : '#222';
-      ctx.textAlign = 'left';
-      const text = flag ? `${mark.label} (day ${mark.x})` : mark.label;
-      ctx.fillText(text, x + 9, area.top + 14 + 15 * (i % 4) + (flag ? 16 : 0));
-    });
+    }
     ctx.restore();
   },
 };

@@ -113,8 +113,11 @@ function readSeries(resources, patientId, kind) {
     if (!COUNTED_STATUS.has(obs.status)) { skip(`status ${obs.status ?? 'missing'}`); continue; }
     const day = observationDay(obs);
     if (!day) { skip('no date'); continue; }
-    const q = obs.valueQuantity;
+    // Pain may come as valueInteger (as the service reads it) or as a quantity.
+    const q = kind === 'pain' && Number.isInteger(obs.valueInteger)
+      ? { value: obs.valueInteger } : obs.valueQuantity;
     if (typeof q?.value !== 'number') { skip('no numeric value'); continue; }
+    if (kind === 'pain' && (q.value < 0 || q.value > 10)) { skip('outside the 0-10 scale'); continue; }
     const unit = q.code ?? q.unit ?? '';
     const codes = loincCodes(obs);
     const point = {
@@ -280,10 +283,11 @@ export function buildModel({ patientId, data, context, today }) {
   // Red flags as dated markers: neurologic deficits and complications that are active and
   // valid, and any condition the card's rules named.
   const markers = [];
+  const namedByRules = referencesIn(context?.rulesFired ?? []); // not the episode itself
   for (const c of conditions) {
     const ref = `Condition/${c.id}`;
     const category = conditionCategory(c.code?.coding);
-    const named = used.has(ref);
+    const named = namedByRules.has(ref);
     if (!(category in RED_FLAG_CATEGORIES) && !named) continue;
     if (!isActiveValid(c) && !named) continue;
     const day = conditionDay(c);

@@ -1,0 +1,328 @@
+"""The trend app in a real browser, launched as an EHR launches a card's SMART link.
+
+Real parts throughout: the service under gunicorn (development mode, so the card's link
+is under the URL it was called at), the project's FHIR test server holding the example
+patients behind a static bearer token, with its minimal SMART authorization server, and
+Debian's chromium driven by Playwright. For each patient the test acts as the EHR: it
+calls the hook (the service fetches the data from the FHIR server), takes the card's
+smart link, creates a launch context with the link's appContext as the CDS Hooks sandbox
+does (``POST {fhir}/_services/smart/Launch``), and opens ``url?launch=..&iss=..``. The
+app then runs the SMART EHR launch (PKCE), reads the FHIR server with the token it was
+given (the static token never reaches the browser: without the SMART token every read
+would be refused), and draws. What is drawn is read from the page's accessible table and
+from the chart's own data; a screenshot of each page is kept in the test's tmp folder
+(and written to $SPINE_CDS_TREND_SCREENSHOTS when that is set, for the docs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cds_service.examples import Example, load_example
+from tests.support.ehr import order_request
+from tests.support.fhir_server import FhirTestServer
+from tests.support.service_process import ServiceProcess
+from tests.test_fhir_server_cors import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+TOKEN = "trend-static-" + uuid.uuid4().hex
+SELECT = "spine-imaging-followup-select"
+ORDER_DATE = datetime.now(UTC).date()
+KEYS = ("e01-improving", "e04-crp-rebound", "e02-cauda-equina")
+VIEWPORT = {"width": 1280, "height": 800}
+TABLET = {"width": 820, "height": 1180}
+
+
+# What the page shows, read from its table, its messages and the chart's own data.
+READ_PAGE = """() => {
+  const t = window.spineTrend;
+  const text = (id) => (document.getElementById(id) || {}).textContent || '';
+  const rows = (id) => [...document.querySelectorAll('#' + id + ' tr')].map(
+    (tr) => ({ref: tr.dataset.ref, kind: tr.dataset.kind, used: tr.className === 'used',
+              cells: [...tr.children].map((c) => c.textContent)}));
+  return {
+    state: document.body.dataset.state, fatal: text('fatal'),
+    title: text('decision-title'), reason: text('decision-reason'),
+    recommendation: (document.getElementById('decision').dataset || {}).recommendation,
+    messages: [...document.querySelectorAll('#messages li')].map(
+      (li) => li.textContent),
+    values: rows('values-body'), flags: rows('flags-body'),
+    chartLabel: document.getElementById('chart').getAttribute('aria-label'),
+    open: t ? t.open : null,
+    datasets: t ? t.chart.data.datasets.map((d) => ({label: d.label, axis: d.yAxisID,
+      shape: d.pointStyle, colour: d.borderColor,
+      points: d.data.map((p) => [p.x, p.y])})) : [],
+    lines: t ? t.model.lines : [], dayMarks: t ? t.model.dayMarks : [],
+    markers: t ? t.model.markers : [], t0: t ? t.model.t0 : null,
+    scales: t ? Object.fromEntries(Object.entries(t.chart.scales).map(
+      ([k, s]) => [k, [s.min, s.max]])) : {},
+  };
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def fhir() -> Iterator[FhirTestServer]:
+    with FhirTestServer(token=TOKEN) as server:
+        for key in KEYS:
+            server.load_bundle(load_example(key, ORDER_DATE).bundle)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    log = tmp_path_factory.mktemp("trend-service") / "service.log"
+    env = {"SPINE_CDS_DATABASE_PATH": str(log.parent / "db.sqlite3")}
+    with ServiceProcess(env=env, workers=1, log_path=log) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _card(service: ServiceProcess, fhir: FhirTestServer, example: Example) -> dict[str, Any]:
+    body = order_request(
+        "order-select",
+        example.patient_id,
+        example.draft_order,
+        fhir_server=fhir.base_url,
+        access_token=TOKEN,
+    )
+    response = requests.post(f"{service.url}/cds-services/{SELECT}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    (card,) = response.json()["cards"]
+    return dict(card)
+
+
+def _open(
+    browser: Any, url: str, tmp_path: Path, name: str, viewport: dict[str, int] = VIEWPORT
+) -> dict[str, Any]:
+    """Open the app, wait for it to draw, and return what it shows; keeps a screenshot."""
+    context = browser.new_context(viewport=viewport)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_selector("body[data-state='ready'], body[data-state='error']", timeout=30000)
+        shot = tmp_path / f"trend-{name}.png"
+        page.screenshot(path=str(shot), full_page=False)
+        keep = os.environ.get("SPINE_CDS_TREND_SCREENSHOTS")
+        if keep:
+            shutil.copy(shot, Path(keep) / shot.name)
+        shown: dict[str, Any] = page.evaluate(READ_PAGE)
+        shown["errors"] = errors
+        shown["screenshot"] = shot
+        return shown
+    finally:
+        context.close()
+
+
+def _launch(
+    service: ServiceProcess, fhir: FhirTestServer, example: Example
+) -> tuple[dict[str, Any], str]:
+    card = _card(service, fhir, example)
+    (link,) = card["links"]
+    assert link["type"] == "smart"
+    assert link["url"] == f"{service.url}/trend/launch"
+    launch = fhir.create_launch(link["url"], example.patient_id, link["appContext"])
+    return card, f"{link['url']}?launch={launch}&iss={fhir.base_url}"
+
+
+def _series(shown: dict[str, Any], label_start: str) -> list[list[float]]:
+    (ds,) = [d for d in shown["datasets"][:3] if d["label"].startswith(label_start)]
+    points: list[list[float]] = ds["points"]
+    return points
+
+
+def _ringed(shown: dict[str, Any]) -> list[list[float]]:
+    """The points drawn with the ring that marks a value the decision used (both axes)."""
+    return [p for d in shown["datasets"][3:] for p in d["points"]]
+
+
+def _rows(shown: dict[str, Any], measure: str) -> list[list[str]]:
+    return [r["cells"] for r in shown["values"] if r["cells"][2] == measure]
+
+
+def _common_checks(shown: dict[str, Any], card: dict[str, Any]) -> None:
+    assert shown["state"] == "ready", shown["fatal"]
+    assert shown["errors"] == []
+    assert shown["open"] is False  # read with the SMART token, not as an open server
+    assert shown["reason"] == card["summary"]
+    result = card["extension"]["spine-cds-assessment"]
+    assert shown["recommendation"] == result["recommendation"]
+    assert shown["t0"] == result["episode"]["t0"]
+    # The numbers of the table are those of the chart, series by series.
+    for measure, label in (("CRP", "CRP"), ("ESR", "ESR"), ("Pain", "Pain")):
+        table = [[float(r[1]), float(r[3])] for r in _rows(shown, measure)]
+        assert table == _series(shown, label), measure
+    # Okabe-Ito colours and a shape per series.
+    styles = {d["label"].split(" ")[0]: (d["colour"], d["shape"]) for d in shown["datasets"][:3]}
+    assert styles == {
+        "CRP": ("#0072B2", "circle"),
+        "ESR": ("#E69F00", "triangle"),
+        "Pain": ("#009E73", "rect"),
+    }
+    assert _series(shown, "Pain") == [] or shown["datasets"][2]["axis"] == "yPain"
+    assert shown["scales"]["yPain"] == [0, 10]
+    normal = [line for line in shown["lines"] if line["id"] == "normal"]
+    assert normal and normal[0]["value"] == 10
+    assert any(m["id"] == "plateau-day" and m["x"] == 28 for m in shown["dayMarks"])
+    order_day = result["daysSinceT0"]
+    assert any(m["id"] == "order" and m["x"] == order_day for m in shown["dayMarks"])
+    assert shown["screenshot"].stat().st_size > 20_000
+
+
+def test_advise_against_patient_is_drawn_with_baseline_fall_line_and_used_values(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    example = load_example("e01-improving", ORDER_DATE)
+    card, url = _launch(service, fhir, example)
+    shown = _open(browser, url, tmp_path, "e01-advise-against")
+    _common_checks(shown, card)
+    assert shown["title"] == "Routine repeat imaging not recommended"
+    assert _series(shown, "CRP") == [[0, 142], [14, 61], [28, 18]]
+    assert _series(shown, "ESR") == [[0, 95], [28, 60]]
+    assert _series(shown, "Pain") == [[0, 8], [14, 5], [28, 3]]
+    lines = {line["id"]: line["value"] for line in shown["lines"]}
+    assert lines == {"baseline": 142, "fall": 106.5, "normal": 10}
+    # The decision used the baseline and the latest CRP, the first and latest pain and ESR.
+    used = {(r["cells"][2], r["cells"][1]) for r in shown["values"] if r["used"]}
+    assert {("CRP", "0"), ("CRP", "28"), ("Pain", "0"), ("Pain", "28")} <= used
+    assert ("Pain", "14") not in used  # not every value is ringed
+    ringed = _ringed(shown)
+    assert [0, 142] in ringed and [28, 18] in ringed and [14, 5] not in ringed
+    crp0 = _rows(shown, "CRP")[0]
+    assert "baseline" in crp0[5]
+    assert shown["markers"] == [] and shown["flags"] == []
+    events = [e["event"] for e in fhir.auth_events() if e.get("patient", "x") in (None, "x")]
+    assert "authorize" in events
+
+
+def test_markers_rising_patient_shows_the_rebound_values(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    example = load_example("e04-crp-rebound", ORDER_DATE)
+    card, url = _launch(service, fhir, example)
+    shown = _open(browser, url, tmp_path, "e04-markers-rising")
+    _common_checks(shown, card)
+    assert shown["title"] == "Repeat imaging reasonable"
+    assert _series(shown, "CRP") == [[0, 90], [10, 60], [21, 95]]
+    assert _series(shown, "Pain") == [[0, 6], [10, 5], [21, 5]]
+    assert _series(shown, "ESR") == []
+    assert any("No ESR on record" in m for m in shown["messages"])
+    used = {r["cells"][1] for r in shown["values"] if r["used"] and r["cells"][2] == "CRP"}
+    assert {"10", "21"} <= used  # the lowest earlier CRP and the latest, the rise's two ends
+    assert [10, 60] in _ringed(shown) and [21, 95] in _ringed(shown)
+
+
+def test_cauda_equina_patient_shows_the_red_flag_as_a_dated_marker(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    example = load_example("e02-cauda-equina", ORDER_DATE)
+    card, url = _launch(service, fhir, example)
+    shown = _open(browser, url, tmp_path, "e02-cauda-equina")
+    _common_checks(shown, card)
+    assert shown["title"] == "Urgent imaging"
+    (marker,) = shown["markers"]
+    assert marker["x"] == 26
+    assert marker["kind"] == "Neurologic deficit"
+    assert marker["used"] is True
+    assert marker["reference"] == "Condition/spine-cds-e2-cauda-equina"
+    (flag,) = shown["flags"]
+    assert flag["cells"][1] == "26" and "auda equina" in flag["cells"][2]
+    assert "day 26" in shown["chartLabel"]
+    assert _series(shown, "CRP") == [[0, 142], [14, 61]]
+
+
+def test_the_page_is_readable_on_a_tablet_and_keyboard_navigable(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    example = load_example("e01-improving", ORDER_DATE)
+    _, url = _launch(service, fhir, example)
+    context = browser.new_context(viewport=TABLET)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-state='ready']", timeout=30000)
+        page.screenshot(path=str(tmp_path / "trend-tablet.png"))
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= TABLET["width"]  # nothing wider than the screen
+        page.keyboard.press("Tab")  # the skip link first
+        assert page.evaluate("() => document.activeElement.className") == "skip"
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.id") == "chart"
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        live = page.text_content("#chart-live") or ""
+        assert live.startswith(("CRP", "ESR", "Pain")) and "on day 0" in live
+        page.keyboard.press("End")
+        assert "on day 28" in (page.text_content("#chart-live") or "")
+    finally:
+        context.close()
+
+
+def test_open_server_launch_reads_without_a_token_and_says_there_is_no_card(
+    browser: Any, service: ServiceProcess, tmp_path: Path
+) -> None:
+    example = load_example("e01-improving", ORDER_DATE)
+    with FhirTestServer(smart=False) as open_server:
+        open_server.load_bundle(example.bundle)
+        url = (
+            f"{service.url}/trend/launch?iss={open_server.base_url}&patientId={example.patient_id}"
+        )
+        shown = _open(browser, url, tmp_path, "open-server")
+    assert shown["state"] == "ready", shown["fatal"]
+    assert shown["open"] is True
+    assert shown["title"] == ""  # no decision without a card
+    assert any("without a card" in m for m in shown["messages"])
+    assert _series(shown, "CRP") == [[0, 142], [14, 61], [28, 18]]
+    # Without the card, T0 and the baseline come from the data, as the service finds them.
+    (episode,) = [
+        e["resource"]
+        for e in example.bundle["entry"]
+        if e["resource"]["resourceType"] == "Condition"
+    ]
+    assert shown["t0"] == episode["onsetDateTime"][:10]
+    assert {line["id"]: line["value"] for line in shown["lines"]}["baseline"] == 142
+
+
+def test_a_card_for_another_patient_is_not_shown(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    e01 = load_example("e01-improving", ORDER_DATE)
+    e04 = load_example("e04-crp-rebound", ORDER_DATE)
+    card = _card(service, fhir, e01)
+    (link,) = card["links"]
+    launch = fhir.create_launch(link["url"], e04.patient_id, link["appContext"])
+    shown = _open(browser, f"{link['url']}?launch={launch}&iss={fhir.base_url}", tmp_path, "x")
+    assert shown["state"] == "ready"
+    assert shown["title"] == ""
+    assert any("another patient" in m for m in shown["messages"])
+    assert _series(shown, "CRP") == [[0, 90], [10, 60], [21, 95]]
+    assert json.loads(link["appContext"])["patient"] == e01.patient_id
