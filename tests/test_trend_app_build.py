@@ -1,0 +1,72 @@
+"""The committed trend app (cds_service/static/trend) is what smart_app/ builds.
+
+The service ships the built files so that it needs no Node at run time; this test
+rebuilds them from smart_app/ (installing its locked npm packages first when they are
+missing) into a temporary folder and compares them byte for byte, so a change to the
+source that was not rebuilt, or a hand edit of the built files, fails here.
+Rebuild with ``bash scripts/build-trend-app.sh``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cds_service.routes.trend_app import FILES, static_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+APP_DIR = Path(__file__).resolve().parent.parent / "smart_app"
+INSTALLED = (
+    APP_DIR / "node_modules" / "esbuild" / "package.json",
+    APP_DIR / "node_modules" / "fhirclient" / "package.json",
+    APP_DIR / "node_modules" / "chart.js" / "package.json",
+)
+
+
+def _install() -> None:
+    if all(p.exists() for p in INSTALLED):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is needed to build the trend app; it is not on PATH")
+    with open(APP_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if all(p.exists() for p in INSTALLED):
+                return
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"],
+                cwd=APP_DIR,
+                capture_output=True,
+                text=True,
+                timeout=540,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def test_the_committed_build_is_the_build_of_the_source(tmp_path: Path) -> None:
+    _install()
+    node = shutil.which("node")
+    assert node is not None, "node is needed to build the trend app"
+    done = subprocess.run(
+        [node, "build.mjs", "--out", str(tmp_path)],
+        cwd=APP_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    built = sorted(p.name for p in tmp_path.iterdir())
+    assert built == sorted(FILES)
+    committed = static_dir()
+    stale = [n for n in FILES if (tmp_path / n).read_bytes() != (committed / n).read_bytes()]
+    assert stale == [], f"rebuild with scripts/build-trend-app.sh and commit: {stale}"
