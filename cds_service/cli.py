@@ -390,7 +390,7 @@ def fhir_test_server(
     the CDS Hooks sandbox. With --load-examples it loads the synthetic patients and
     prints a sandbox link for each.
     """
-    from cds_service.tools.demo import run_fhir_test_server
+    from cds_service.tools.fhir_test_server import run_fhir_test_server
 
     if not 0 < port < 65536:
         raise click.BadParameter("expected 1-65535", param_hint="--port")
@@ -425,12 +425,11 @@ def report(
         EMPTY_MESSAGE,
         build_report,
         describe_source,
-        format_report,
         open_stores,
         period_bounds,
-        png_unavailable,
-        write_png,
     )
+    from cds_service.tools.report_chart import png_unavailable, write_png
+    from cds_service.tools.report_text import format_report
 
     if png and (problem := png_unavailable()):
         raise InputError(problem)  # before printing anything

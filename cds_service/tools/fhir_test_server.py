@@ -1,0 +1,104 @@
+"""``spine-cds fhir-test-server``: the project's FHIR test server on its own, on a fixed
+port, optionally with the example patients loaded, until Ctrl-C."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from datetime import date
+
+import click
+
+from cds_service.examples import Example
+from cds_service.tools.commands import spine_cds_command
+from cds_service.tools.demo import _sandbox_lines, try_command
+from cds_service.tools.errors import FhirServerError
+from cds_service.tools.fhir_http import FhirEndpoint
+from cds_service.tools.load_examples import load_into
+from cds_service.tools.processes import (
+    FhirServer,
+    _interrupts_held,
+    _stop_signals_as_interrupt,
+    checkout_root,
+    fhir_server_for,
+    start_fhir_server,
+)
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Node listens
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise FhirServerError(
+                f"port {port} is in use on 127.0.0.1: stop what listens there (an earlier"
+                " FHIR test server?) or choose another port with --port"
+            ) from None
+
+
+def run_fhir_test_server(
+    port: int,
+    load: bool,
+    order_date: date,
+    service_url: str,
+    token: str | None = None,
+) -> int:
+    """Run the project's FHIR test server on 127.0.0.1:``port`` until Ctrl-C, optionally
+    with the example patients loaded, and print how to use it (sandbox links for a
+    service at ``service_url``, a ``try`` command). 0 on Ctrl-C; ToolError on a problem."""
+    root = checkout_root()
+    _check_port_free(port)
+    fhir_server: FhirServer | None = None
+    with _stop_signals_as_interrupt():
+        try:
+            click.echo(f"Starting the FHIR test server on 127.0.0.1:{port} (data in memory) ...")
+            fhir_server = fhir_server_for(root, port, token)
+            start_fhir_server(fhir_server, root)
+            base = fhir_server.base_url
+            click.echo(f"  FHIR test server at {base} (pid {fhir_server.pid})")
+            examples: list[Example] = []
+            if load:
+                click.echo(f"Loading the example patients (orders placed on {order_date}) ...")
+                with FhirEndpoint(base, token) as endpoint:
+                    for loaded in load_into(endpoint, order_date):
+                        examples.append(loaded.example)
+                        click.echo(f"  {loaded.example.patient_id:<16}{loaded.example.title}")
+            click.echo("")
+            click.echo(click.style(f"FHIR R4 base URL: {base}", bold=True))
+            click.echo("  open" if token is None else "  bearer token required (the one you gave)")
+            click.echo(
+                "  CORS: any origin, preflight included (browser clients such as the CDS"
+                " Hooks sandbox can read it)"
+            )
+            if examples:
+                click.echo(f"With the service running at {service_url} (bash scripts/serve.sh):")
+                click.echo("\n".join(_sandbox_lines(service_url, base, examples)))
+                if order_date != date.today():
+                    click.echo(
+                        f"  Note: the orders were placed on {order_date}, but the sandbox's"
+                        " orders carry no date and are evaluated today: load without --date"
+                        " for the sandbox to show the expected cards."
+                    )
+                click.echo("Or act as the EHR from another terminal, in this directory:")
+                click.echo("  " + try_command(base, examples[0].patient_id, order_date))
+            else:
+                click.echo("Load the example patients into it from another terminal:")
+                click.echo(
+                    f"  {spine_cds_command()} load-examples --fhir-server {base}"
+                    f" --date {order_date}"
+                )
+            click.echo("Press Ctrl-C to stop it.")
+            sys.stdout.flush()
+            while fhir_server.is_running():
+                time.sleep(0.5)
+            raise FhirServerError("the FHIR test server stopped unexpectedly")
+        except KeyboardInterrupt:
+            click.echo("")
+        finally:
+            if fhir_server is not None:
+                with _interrupts_held():
+                    fhir_server.stop()
+                    click.echo("Stopped the FHIR test server.")
+    return 0
