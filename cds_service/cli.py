@@ -5,6 +5,11 @@ EHR's part; ``demo`` runs everything on one machine for a newcomer; ``report`` a
 ``audit-purge`` read and tidy the audit (their code is in ``cds_service.tools``). Tool
 exit codes: 0 ok, 1 a review or demo mismatch, 2 usage or input error, 3 FHIR server
 problem, 4 service error (130: the demo was interrupted).
+
+Why one module of about 500 lines: it is the command line's table of contents. Each
+command is its click options and a few lines that hand over to ``cds_service.tools``;
+splitting the options of one command line over several files would make its help
+harder to keep consistent, not easier to read.
 """
 
 from __future__ import annotations
