@@ -12,6 +12,8 @@ from __future__ import annotations
 import fcntl
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,8 @@ from cds_service.routes.trend_app import FILES, static_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-APP_DIR = Path(__file__).resolve().parent.parent / "smart_app"
+ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = ROOT / "smart_app"
 INSTALLED = (
     APP_DIR / "node_modules" / "esbuild" / "package.json",
     APP_DIR / "node_modules" / "fhirclient" / "package.json",
@@ -70,3 +73,22 @@ def test_the_committed_build_is_the_build_of_the_source(tmp_path: Path) -> None:
     committed = static_dir()
     stale = [n for n in FILES if (tmp_path / n).read_bytes() != (committed / n).read_bytes()]
     assert stale == [], f"rebuild with scripts/build-trend-app.sh and commit: {stale}"
+
+
+def test_the_wheel_ships_the_built_app(tmp_path: Path) -> None:
+    # hatchling ships every file of the package that git does not ignore: no Node at run time.
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), ROOT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    wheel = next(tmp_path.glob("spine_cds-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for name in FILES:
+            member = f"cds_service/static/trend/{name}"
+            assert member in names, member
+            assert archive.read(member) == (static_dir() / name).read_bytes()

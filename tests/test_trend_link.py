@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 from flask.testing import FlaskClient
 
 from cds_service.app import create_app
@@ -163,12 +162,3 @@ def test_the_app_searches_as_the_prefetch_templates() -> None:
             query = template.replace("{{context.patientId}}", "{patient}")
             assert f"{key}: '{query}'" in config, key
             assert query in built, key
-
-
-@pytest.mark.parametrize("name", sorted(FILES))
-def test_the_wheel_would_ship_each_file(name: str) -> None:
-    # hatchling ships every file in the package that git does not ignore.
-    ignore = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
-    path = static_dir() / name
-    assert path.is_file()
-    assert not any(part in ignore or part + "/" in ignore for part in path.parts)
