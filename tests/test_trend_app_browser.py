@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from typing import Any
 import pytest
 import requests
 
-from cds_service.examples import Example, load_example
+from cds_service.examples import Example, load_example, load_examples
 from tests.support.ehr import order_request
 from tests.support.fhir_server import FhirTestServer
 from tests.support.service_process import ServiceProcess
@@ -39,7 +40,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 TOKEN = "trend-static-" + uuid.uuid4().hex
 SELECT = "spine-imaging-followup-select"
 ORDER_DATE = datetime.now(UTC).date()
-KEYS = ("e01-improving", "e04-crp-rebound", "e02-cauda-equina")
+DECISION_EXAMPLES = [e.key for e in load_examples(ORDER_DATE) if e.expected != "no-card"]
+# A row of the card's CRP table: | date | day | value (reported ...) | role |
+CRP_ROW = re.compile(r"^\| (\d{4}-\d{2}-\d{2}) \| (-?\d+) \| ([\d.]+)(?: \(reported ([^)]+)\))? \|")
 VIEWPORT = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
 
@@ -75,8 +78,8 @@ READ_PAGE = """() => {
 @pytest.fixture(scope="module")
 def fhir() -> Iterator[FhirTestServer]:
     with FhirTestServer(token=TOKEN) as server:
-        for key in KEYS:
-            server.load_bundle(load_example(key, ORDER_DATE).bundle)
+        for example in load_examples(ORDER_DATE):
+            server.load_bundle(example.bundle)
         yield server
 
 
@@ -326,3 +329,26 @@ def test_a_card_for_another_patient_is_not_shown(
     assert any("another patient" in m for m in shown["messages"])
     assert _series(shown, "CRP") == [[0, 90], [10, 60], [21, 95]]
     assert json.loads(link["appContext"])["patient"] == e01.patient_id
+
+
+@pytest.mark.parametrize("key", DECISION_EXAMPLES)
+def test_the_app_draws_the_crp_the_card_counted(
+    key: str, browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    """For every example with a card, the CRP the app reads, converts and filters itself is
+    the CRP in the card's table: same dates, days and mg/L values, same conversions (mixed
+    units, molar CRP) and the same values left out (entered in error)."""
+    example = load_example(key, ORDER_DATE)
+    card, url = _launch(service, fhir, example)
+    shown = _open(browser, url, tmp_path, key)
+    assert shown["state"] == "ready", shown["fatal"]
+    assert shown["errors"] == []
+    counted = [m.groups() for m in map(CRP_ROW.match, card["detail"].splitlines()) if m]
+    assert counted, card["detail"]
+    drawn = _rows(shown, "CRP")
+    assert [(r[0], r[1]) for r in drawn] == [(date, day) for date, day, _, _ in counted]
+    for row, (_, _, value, reported) in zip(drawn, counted, strict=True):
+        assert abs(float(row[3]) - float(value)) < 0.06, (row, value)
+        if reported:
+            assert f"reported {reported}" in row[5]
+    assert shown["recommendation"] == card["extension"]["spine-cds-assessment"]["recommendation"]
