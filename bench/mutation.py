@@ -331,26 +331,26 @@ def signatures(patient: dict[str, Any], vs: Any, mapped: Any = None) -> tuple[An
     try:
         orders, data, settings = mapped if mapped is not None else map_patient(patient, vs)
         a = assess(orders, data, settings, datetime(2030, 1, 1, tzinfo=UTC))
-    except Exception as exc:  # a crash is behaviour too (a 500 instead of a card)
+        decision = (
+            a.recommendation.value,
+            a.not_applicable_reason.value if a.not_applicable_reason else None,
+            tuple(f.rule_id for f in a.rules_fired),
+            tuple(r.code for r in a.missing),
+            tuple(r.code for r in a.unmet),
+        )
+        text = json.dumps(
+            {
+                "audit": a.to_dict(),
+                "shorts": [f.short for f in a.rules_fired],
+                "remarks": [(r.code, r.message, r.short) for r in (*a.missing, *a.unmet, *a.notes)],
+                "issues": [(i.reference, i.reason, i.kind, i.plain) for i in a.issues],
+                "orders": [(o.reference, o.modality, o.region, o.contrast) for o in a.orders],
+            },
+            sort_keys=True,
+            default=str,
+        )
+    except Exception as exc:  # a crash anywhere is a 500 instead of a card: a decision change
         return ("error", type(exc).__name__), ("error", str(exc))
-    decision = (
-        a.recommendation.value,
-        a.not_applicable_reason.value if a.not_applicable_reason else None,
-        tuple(f.rule_id for f in a.rules_fired),
-        tuple(r.code for r in a.missing),
-        tuple(r.code for r in a.unmet),
-    )
-    text = json.dumps(
-        {
-            "audit": a.to_dict(),
-            "shorts": [f.short for f in a.rules_fired],
-            "remarks": [(r.code, r.message, r.short) for r in (*a.missing, *a.unmet, *a.notes)],
-            "issues": [(i.reference, i.reason, i.kind, i.plain) for i in a.issues],
-            "orders": [(o.reference, o.modality, o.region, o.contrast) for o in a.orders],
-        },
-        sort_keys=True,
-        default=str,
-    )
     return decision, text
 
 
@@ -377,8 +377,10 @@ def oracle_main(names_file: Path, out_file: Path, generated: int) -> None:
         decision_diff: list[dict[str, Any]] = []
         text_diffs = 0
         engine_only = name.startswith("cds_service.engine.")
+        # value set mutants act when the lists are built: build them again under the mutant
+        vs_now = load_value_sets() if name.startswith("fhir_mappers.valuesets.") else vs
         for patient, premapped, (decision, text) in zip(patients, mapped, baseline, strict=True):
-            got_decision, got_text = signatures(patient, vs, premapped if engine_only else None)
+            got_decision, got_text = signatures(patient, vs_now, premapped if engine_only else None)
             if got_decision != decision:
                 if len(decision_diff) < 3:
                     decision_diff.append(

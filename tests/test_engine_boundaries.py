@@ -9,6 +9,7 @@ Days count from T0 (day 0); the order is authored on ``order_day``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -377,3 +378,89 @@ def test_a_deficit_counts_from_the_t0_day_by_onset_or_recorded_date(
     )
     expected = Recommendation.SUPPORT_URGENT if fires else Recommendation.ADVISE_AGAINST
     assert a.recommendation is expected
+
+
+# --- what is missing, and the records that say so --------------------------------------
+
+
+def test_a_latest_crp_that_is_the_baseline_leaves_no_trend() -> None:
+    # The baseline is the highest CRP in T0 +/- 7 days: 100 on day 5, which is also the
+    # latest, so no CRP was taken after the baseline.
+    a = run([crp(0, 50), crp(5, 100), pain(0, 5)], order_day=6)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert codes(a.missing) == ["crp-none-after-baseline"]
+    assert "day 5" in a.missing[0].message
+
+
+def test_one_old_crp_is_both_single_and_not_recent() -> None:
+    a = run([crp(0, 100), pain(0, 5)], order_day=10)
+    assert codes(a.missing) == ["crp-single", "crp-not-recent"]
+    assert codes(a.unmet) == []
+
+
+def test_one_recent_crp_is_missing_a_trend_not_an_unmet_fall() -> None:
+    a = run([crp(0, 100), pain(0, 5)], order_day=3)
+    assert codes(a.missing) == ["crp-single"]
+    assert codes(a.unmet) == []
+
+
+def test_cut_off_pain_without_a_score_since_t0_is_named() -> None:
+    values = [crp(-7, 100), crp(28, 40)]
+    data = PatientData(conditions=(nvo(),), measurements=tuple(values), cut_off=frozenset({"pain"}))
+    a = assess((order(29),), data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert codes(a.missing) == ["pain-none", "pain-incomplete"]
+
+
+def test_one_pain_score_since_t0_allows_advise_against() -> None:
+    # "at least one pain score since T0, and the latest is not above the first"
+    a = run([crp(0, 100), crp(28, 40), pain(28, 3)])
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    data = a.rules_fired[0].data
+    assert data["painFirst"]["value"] == data["painLatest"]["value"] == 3
+
+
+def test_a_complication_with_a_recorded_date_only_is_dated_by_it() -> None:
+    a = run(
+        [crp(0, 142), crp(28, 18), pain(0, 8), pain(28, 3)],
+        [nvo(), complication(onset=None, recorded=5)],  # type: ignore[arg-type]
+    )
+    assert a.recommendation is Recommendation.SUPPORT
+    assert "day 5" in a.rules_fired[0].message
+
+
+@pytest.mark.parametrize(
+    ("values", "conditions", "rule", "recommendation"),
+    [
+        ([], [nvo(), neuro(onset=5)], "neuro", Recommendation.SUPPORT_URGENT),
+        ([], [nvo(), complication(onset=5)], "complication", Recommendation.SUPPORT),
+        ([], [nvo(verification="provisional")], "uncertain-dx", Recommendation.SUPPORT),
+        ([crp(0, 120), crp(28, 105)], [nvo()], "markers-not-responding", Recommendation.SUPPORT),
+        ([pain(0, 3), pain(20, 6)], [nvo()], "pain-worse", Recommendation.SUPPORT),
+    ],
+    ids=["neuro", "complication", "uncertain-dx", "markers", "pain"],
+)
+def test_each_red_flag_finding_carries_its_recommendation(
+    values: list[object], conditions: list[ConditionFact], rule: str, recommendation: Recommendation
+) -> None:
+    a = run(values, conditions)  # type: ignore[arg-type]
+    finding = a.rules_fired[0]
+    assert finding.rule_id == rule
+    assert finding.recommendation is recommendation
+    assert finding.to_dict()["recommendation"] == recommendation.value
+
+
+@pytest.mark.parametrize(
+    "case", ["improving", "not-applicable", "order-without-date", "no-t0"], ids=str
+)
+def test_every_audit_record_is_json(case: str) -> None:
+    if case == "improving":
+        a = run([crp(0, 142), crp(14, 61), crp(28, 18), pain(0, 8), pain(28, 3)])
+    elif case == "not-applicable":
+        a = run([crp(0, 100)], [nvo(clinical="resolved")])
+    elif case == "order-without-date":
+        a = run([crp(0, 100), crp(28, 40), pain(0, 3)], orders=[order(None)])
+    else:
+        a = run([crp(0, 100)], [nvo(onset=None)])
+    record = json.loads(json.dumps(a.to_dict()))
+    assert record["recommendation"] == a.recommendation.value
+    assert len(record["crp"]) == len(a.crp)
