@@ -46,7 +46,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-JUDGEMENTS = ROOT / "bench" / "mutation-judgements.toml"
+# The script passes the work tree's file, so a judgement can be added and re-checked with
+# --summary-only without a new run.
+JUDGEMENTS = Path(
+    os.environ.get("MUTATION_JUDGEMENTS", ROOT / "bench" / "mutation-judgements.toml")
+)
 SURVIVING = frozenset({"survived", "no tests", "suspicious"})
 KILLED = frozenset({"killed", "timeout", "caught by type check", "segfault"})
 
