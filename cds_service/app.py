@@ -79,7 +79,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        own_frames = "frame-ancestors" in response.headers.get("Content-Security-Policy", "")
         for name, value in SECURITY_HEADERS.items():
+            if name == "X-Frame-Options" and own_frames:
+                continue  # the route's CSP says who may frame it (the trend app: the EHR)
             response.headers.setdefault(name, value)
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         elapsed_ms = elapsed * 1000

@@ -162,3 +162,15 @@ def test_the_app_searches_as_the_prefetch_templates() -> None:
             query = template.replace("{{context.patientId}}", "{patient}")
             assert f"{key}: '{query}'" in config, key
             assert query in built, key
+
+
+def test_the_app_may_be_framed_by_the_ehr_and_the_api_by_no_one(tmp_path: Path) -> None:
+    """X-Frame-Options DENY would contradict the app's frame-ancestors: only the API
+    answers carry it."""
+    app = create_app(make_settings(tmp_path))
+    with app.test_client() as client:
+        page = client.get("/trend/launch")
+        api = client.get("/cds-services")
+    assert "X-Frame-Options" not in page.headers
+    assert "frame-ancestors 'self' https:" in page.headers["Content-Security-Policy"]
+    assert api.headers["X-Frame-Options"] == "DENY"
