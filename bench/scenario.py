@@ -19,7 +19,7 @@ from cds_service.examples import (
     benchmark_bundle,
     split_transaction,
 )
-from tests.support.ehr import order_request, prefetch_from_server
+from tests.support.ehr_calls import order_request, prefetch_from_server
 from tests.support.fhir_server import FhirTestServer
 
 PATIENT_ID = "bench-patient"

@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from cds_service.examples import Example, load_examples
-from cds_service.tools.ehr import build_request
+from cds_service.tools.ehr_requests import build_request
 from tests.builders import EMPTY_PREFETCH, SELECT_ID
-from tests.support.ehr import prefetch_from_server
+from tests.support.ehr_calls import prefetch_from_server
 from tests.support.fhir_server import FhirTestServer
 from tests.support.jwks_server import JwksServer
 from tests.support.link_server import LinkServer

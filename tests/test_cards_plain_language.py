@@ -20,7 +20,7 @@ import requests
 
 from cds_service.examples import Example, load_examples
 from tests.builders import SELECT_ID
-from tests.support.ehr import order_request, prefetch_from_server
+from tests.support.ehr_calls import order_request, prefetch_from_server
 from tests.support.fhir_server import FhirTestServer
 from tests.support.service_process import ServiceProcess
 

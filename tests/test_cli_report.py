@@ -28,11 +28,11 @@ from cds_service.cards import load_override_reasons
 from cds_service.cli import main
 from cds_service.examples import load_example
 from cds_service.stores import AuditRecord, SqlAuditStore, SqlFeedbackStore, SqliteDatabase
-from cds_service.tools.ehr import local_prefetch
+from cds_service.tools.ehr_requests import local_prefetch
 from cds_service.tools.report import offered_reasons, percentile
 from tests.builders import SELECT_ID, SIGN_ID, hook_request, medication_request, service_request
 from tests.conftest import make_settings
-from tests.support.ehr import order_request
+from tests.support.ehr_calls import order_request
 from tests.support.fhir_server import FhirTestServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from cds_service.examples import Example, load_examples
 from cds_service.invocation import handle_hook
 from tests.builders import SELECT_ID, SIGN_ID
-from tests.support.ehr import order_request, prefetch_from_server
+from tests.support.ehr_calls import order_request, prefetch_from_server
 from tests.support.fhir_server import FhirTestServer
 
 pytestmark = pytest.mark.integration

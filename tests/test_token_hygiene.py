@@ -22,7 +22,7 @@ from jwt.algorithms import ECAlgorithm
 
 from cds_service.examples import load_examples
 from tests.builders import SELECT_ID
-from tests.support.ehr import order_request
+from tests.support.ehr_calls import order_request
 from tests.support.fhir_server import FhirTestServer
 from tests.support.jwks_server import JwksServer
 from tests.support.service_process import ServiceProcess

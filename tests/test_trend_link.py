@@ -21,11 +21,11 @@ from cds_service.discovery import load_discovery
 from cds_service.examples import load_examples
 from cds_service.routes.trend_app import FILES, static_dir
 from cds_service.settings import load_settings
-from cds_service.tools.ehr import bundle_resources, local_prefetch
+from cds_service.tools.ehr_requests import bundle_resources, local_prefetch
 from cds_service.trend_link import LAUNCH_PATH, LINK_LABEL, base_url_for
 from tests.conftest import ConformanceCheckingClient, make_settings
 from tests.support.conformance import assert_conformant_response
-from tests.support.ehr import order_request
+from tests.support.ehr_calls import order_request
 
 ORDER_DATE = date(2026, 11, 26)
 SELECT = "spine-imaging-followup-select"

@@ -205,7 +205,7 @@ class InProcessService:
         call per worker. Nothing of it is shown; its audit record goes to the throw-away
         database."""
         from cds_service.examples import load_examples
-        from cds_service.tools.ehr import build_request, bundle_resources, local_prefetch
+        from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 
         example = load_examples(date.today())[0]
         entry = find_service(self.discovery(), "order-select", self.label)
