@@ -9,12 +9,24 @@ the engine's ``RuleSettings``, which checks their ranges.
 
 Settings are parsed once at startup; a bad value stops the service with a message
 that names the variable and what was expected, rather than failing a request later.
+
+Two conventions of the places the service is deployed are understood:
+
+- ``SPINE_CDS_<NAME>_FILE`` names a file holding the value of ``<name>`` (the convention
+  of the official database images), so secrets come from mounted files, not the
+  environment that ``docker inspect`` shows;
+- Kubernetes injects service-link variables for every Service in the namespace; one
+  named ``spine-cds`` gives ``SPINE_CDS_SERVICE_HOST``, ``SPINE_CDS_PORT=tcp://...`` and
+  so on. They are recognised by name and value, ignored and reported; anything else
+  under the prefix that is not a setting is still refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 import tomllib
 import types
 import typing
@@ -29,6 +41,22 @@ from cds_service.engine.settings import RuleSettings
 ENV_PREFIX = "SPINE_CDS_"
 RULE_ENV_PREFIX = "SPINE_CDS_RULE_"
 
+
+FILE_SUFFIX = "_FILE"
+MAX_SETTING_FILE_BYTES = 64 * 1024
+
+# Kubernetes service-link variables, after the prefix (a Service "spine-cds" or
+# "spine-cds-db"): <NAME>_SERVICE_HOST, <NAME>_SERVICE_PORT[_<port name>], <NAME>_PORT and
+# <NAME>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]. Only the bare _PORT collides with a
+# setting; its value (tcp://10.96.0.12:8080) tells the two apart.
+_K8S_LINK_NAME = re.compile(
+    r"^(?:[A-Z0-9_]*_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?"
+    r"|PORT_[0-9]+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)$"
+)
+_K8S_BARE_PORT_NAME = re.compile(r"^(?:[A-Z0-9_]*_)?PORT$")
+_K8S_LINK_VALUE = re.compile(r"^(?:tcp|udp|sctp)://[0-9A-Fa-f.:\[\]]+:[0-9]+$")
+
+log = logging.getLogger("cds_service.settings")
 
 SECRET_SETTINGS = ("audit_hash_key",)
 URL_SETTINGS = ("database_url", "redis_url")
@@ -218,6 +246,37 @@ def _check(settings: Settings) -> Settings:
     return settings
 
 
+def kubernetes_service_link(name: str, value: str) -> bool:
+    """Whether ``name`` (after the ``SPINE_CDS_`` prefix) = ``value`` is a variable that
+    Kubernetes injects for a Service, rather than a setting someone wrote."""
+    if _K8S_LINK_NAME.match(name):
+        return True
+    return bool(_K8S_BARE_PORT_NAME.match(name) and _K8S_LINK_VALUE.match(value.strip()))
+
+
+def _read_setting_file(variable: str, path: str) -> str:
+    """The value of a ``SPINE_CDS_<NAME>_FILE`` variable: the file's text, less the
+    trailing newline an editor or ``kubectl create secret --from-file`` leaves."""
+    if not path.strip():
+        raise SettingsError(f"environment variable {variable}: empty, expected a file path")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SETTING_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError(
+            f"environment variable {variable}: cannot read {path}: {exc.strerror or exc}"
+        ) from None
+    if len(data) > MAX_SETTING_FILE_BYTES:
+        raise SettingsError(
+            f"environment variable {variable}: {path} is larger than {MAX_SETTING_FILE_BYTES} bytes"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"environment variable {variable}: {path} is not UTF-8 text") from None
+    return text.rstrip("\r\n")
+
+
 def _rule_settings(raw: Mapping[str, tuple[str, str, Any]]) -> RuleSettings:
     """The rule thresholds, each value converted by the same coercion as every setting.
 
@@ -241,11 +300,15 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    notices: list[str] | None = None,
 ) -> Settings:
     """Build the settings from defaults, an optional TOML file, the environment and overrides.
 
-    ``overrides`` (from command-line options) win over everything else.
+    ``overrides`` (from command-line options) win over everything else. What was read but
+    ignored (Kubernetes service links) is appended to ``notices`` when given, for the
+    caller to log once logging is set up; otherwise it is logged here.
     """
+    said: list[str] = []
     env = os.environ if environ is None else environ
     types_by_name = _field_types()
     values: dict[str, Any] = {}
@@ -270,14 +333,37 @@ def load_settings(
                 raise SettingsError(f"config file {path}: unknown setting {key!r}")
             values[key] = _coerce(key, f"config file {path}:", raw, types_by_name[key])
 
+    from_files: dict[str, str] = {}
     for key, raw in env.items():
-        if key.startswith(RULE_ENV_PREFIX):
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        rest = key[len(ENV_PREFIX) :]
+        name = rest.lower()
+        if name in types_by_name:
+            try:
+                values[name] = _coerce(key, "environment variable", raw, types_by_name[name])
+                continue
+            except SettingsError:
+                if not kubernetes_service_link(rest, raw):
+                    raise
+        if kubernetes_service_link(rest, raw):
+            what = f"the {name} setting" if name in types_by_name else "a setting"
+            said.append(f"ignored {key}={raw}: a Kubernetes service-link variable, not {what}")
+        elif key.startswith(RULE_ENV_PREFIX):
             rules[key[len(RULE_ENV_PREFIX) :].lower()] = ("environment variable", key, raw)
-        elif key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
-            name = key[len(ENV_PREFIX) :].lower()
-            if name not in types_by_name:
-                raise SettingsError(f"environment variable {key}: unknown setting")
-            values[name] = _coerce(key, "environment variable", raw, types_by_name[name])
+        elif rest.endswith(FILE_SUFFIX) and name[: -len(FILE_SUFFIX)] in types_by_name:
+            target = name[: -len(FILE_SUFFIX)]
+            plain = ENV_PREFIX + target.upper()
+            if plain in env:
+                raise SettingsError(
+                    f"environment variable {key}: {plain} is set too; set one or the other"
+                )
+            from_files[target] = key
+            values[target] = _coerce(
+                key, "environment variable", _read_setting_file(key, raw), types_by_name[target]
+            )
+        else:
+            raise SettingsError(f"environment variable {key}: unknown setting")
 
     for name, raw in (overrides or {}).items():
         if raw is None:
@@ -286,4 +372,11 @@ def load_settings(
             raise SettingsError(f"unknown setting {name!r}")
         values[name] = _coerce(name, "option", raw, types_by_name[name])
 
+    for target, variable in sorted(from_files.items()):
+        said.append(f"{target} read from the file named by {variable}")
+    if notices is not None:
+        notices.extend(said)
+    else:
+        for notice in said:
+            log.info("%s", notice)
     return _check(Settings(**values, rules=_rule_settings(rules)))
