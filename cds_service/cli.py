@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from datetime import date, datetime
 from typing import Any
@@ -30,9 +29,11 @@ from cds_service.stores import StoreError
 from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 
 
-def _settings_or_exit(config: str | None, overrides: dict[str, Any]) -> Settings:
+def _settings_or_exit(
+    config: str | None, overrides: dict[str, Any], notices: list[str] | None = None
+) -> Settings:
     try:
-        return load_settings(config_file=config, overrides=overrides)
+        return load_settings(config_file=config, overrides=overrides, notices=notices)
     except SettingsError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
 
@@ -58,17 +59,33 @@ def serve(
     host: str | None, port: int | None, workers: int | None, config: str | None, dev: bool | None
 ) -> None:
     """Run the service under gunicorn."""
+    import logging
+
+    from cds_service.server import (
+        DeploymentError,
+        check_database_writable,
+        listening_line,
+        metrics_directory,
+    )
+
+    overrides = {"host": host, "port": port, "workers": workers, "dev_mode": dev}
+    notices: list[str] = []
+    settings = _settings_or_exit(config, overrides, notices)
     # prometheus-client picks its multiprocess mode when first imported, so the shared
     # metrics directory of the workers must be set before anything imports it.
-    metrics_dir = tempfile.mkdtemp(prefix="spine-cds-metrics-")
+    try:
+        check_database_writable(settings)
+        metrics_dir = metrics_directory()
+    except DeploymentError as exc:
+        raise click.ClickException(str(exc)) from None
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from cds_service.app import create_app
     from cds_service.logs import configure as configure_logging
     from cds_service.server import run_gunicorn
 
-    overrides = {"host": host, "port": port, "workers": workers, "dev_mode": dev}
-    settings = _settings_or_exit(config, overrides)
     configure_logging(settings.log_level, settings.log_format)
+    for notice in notices:
+        logging.getLogger("cds_service.settings").info("%s", notice)
     # Build the app once here so that a bad hooks.json, value set or unreachable database
     # stops us before forking; then close it, so no connection is shared with the workers.
     try:
@@ -76,8 +93,7 @@ def serve(
     except (SettingsError, ValueError, StoreError) as exc:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         raise click.ClickException(f"configuration error: {exc}") from None
-    url = f"http://{settings.host}:{settings.port}/cds-services"
-    click.echo(f"spine-cds {__version__} serving {url}", err=True)
+    click.echo(f"spine-cds {__version__} {listening_line(settings)}", err=True)
     click.echo(
         "effective configuration: " + json.dumps(settings.public_summary(), sort_keys=True),
         err=True,

@@ -1,24 +1,140 @@
-"""Running the app under gunicorn, configured from our settings rather than gunicorn's CLI."""
+"""Running the app under gunicorn, configured from our settings rather than gunicorn's CLI.
+
+Also what the ``serve`` command checks before it starts, for the places the service is
+deployed (containers with a read-only root filesystem, volumes owned by someone else).
+This module must not import prometheus_client at import time: ``serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a directory it makes with ``metrics_directory`` first.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
 import os
+import stat
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from prometheus_client import multiprocess as prom_multiprocess
 
 from cds_service.logs import GunicornLogger
-from cds_service.metrics import MULTIPROC_ENV
 from cds_service.settings import Settings
 
 log = logging.getLogger("cds_service")
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as cds_service.metrics, without importing it
+# gunicorn waits this long for workers to finish their requests after SIGTERM, then kills
+# them. Shorter than every stop timeout the service meets (Docker and podman: 10 s;
+# Kubernetes: terminationGracePeriodSeconds, 30 s by default, less its preStop pause), so
+# gunicorn exits by itself before anything sends SIGKILL. A call takes well under a
+# second (fhir_budget_seconds bounds its FHIR traffic).
+GRACEFUL_TIMEOUT_SECONDS = 8
+# Shared memory, where one exists: the workers' heartbeat files and the metrics directory
+# need no disk, and a read-only root filesystem has no other writable place.
+SHM_DIR = "/dev/shm"  # noqa: S108 - mkdtemp/mkstemp there: private, unique names
+
+
+class DeploymentError(RuntimeError):
+    """Something about the place the service runs in stops it; the message says what to do."""
+
+
+def _who() -> str:
+    return f"uid {os.getuid()}, gid {os.getgid()}"
+
+
+def metrics_directory() -> str:
+    """A fresh directory for prometheus-client's multiprocess files.
+
+    Under the temporary directory (``TMPDIR``, /tmp), else in shared memory; with
+    neither writable (a read-only root filesystem and no tmpfs) the error says so.
+    """
+    try:
+        return tempfile.mkdtemp(prefix="spine-cds-metrics-")
+    except OSError:
+        pass
+    if os.access(SHM_DIR, os.W_OK | os.X_OK):
+        try:
+            return tempfile.mkdtemp(prefix="spine-cds-metrics-", dir=SHM_DIR)
+        except OSError:
+            pass
+    raise DeploymentError(
+        f"no writable temporary directory for the metrics of the workers (tried "
+        f"{tempfile.gettempdir()!s} and {SHM_DIR}, as {_who()}): with a read-only root "
+        "filesystem mount a tmpfs at /tmp (Kubernetes: an emptyDir volume; docker/podman: "
+        "--tmpfs /tmp) or point TMPDIR at a writable directory"
+    )
+
+
+def worker_tmp_dir() -> str | None:
+    """Where gunicorn keeps the workers' heartbeat files: shared memory when writable."""
+    return SHM_DIR if os.access(SHM_DIR, os.W_OK | os.X_OK) else None
+
+
+def _describe(path: Path) -> str:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"not reachable: {exc.strerror}"
+    return f"owned by uid {info.st_uid}, gid {info.st_gid}, mode {stat.filemode(info.st_mode)}"
+
+
+def check_database_writable(settings: Settings) -> None:
+    """With SQLite, the database file and its directory must be writable by this user.
+
+    SQLite itself says only "unable to open database file"; in a container that is
+    usually a volume owned by root while the service runs as uid 10001.
+    """
+    if settings.database_url or settings.database_path == ":memory:":
+        return
+    database = Path(settings.database_path).absolute()
+    directory = database.parent
+    existing = directory
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    hint = (
+        "give the directory to the service's user (chown 10001:10001, the uid of the "
+        "container image), in Kubernetes set securityContext.fsGroup: 10001, or set "
+        "SPINE_CDS_DATABASE_PATH to a writable place (database_url for PostgreSQL)"
+    )
+    if existing != directory and not os.access(existing, os.W_OK | os.X_OK):
+        raise DeploymentError(
+            f"the SQLite database {database} cannot be created: {directory} does not exist "
+            f"and {existing} ({_describe(existing)}) is not writable by this process "
+            f"({_who()}); {hint}"
+        )
+    if existing == directory and not os.access(directory, os.W_OK | os.X_OK):
+        raise DeploymentError(
+            f"the SQLite database {database} cannot be written: its directory {directory} "
+            f"({_describe(directory)}) is not writable by this process ({_who()}); "
+            "SQLite needs to create files next to the database (-wal, -shm); " + hint
+        )
+    if os.path.lexists(database) and not os.access(database, os.R_OK | os.W_OK):
+        raise DeploymentError(
+            f"the SQLite database {database} ({_describe(database)}) is not readable and "
+            f"writable by this process ({_who()}); {hint}"
+        )
+
+
+def listening_line(settings: Settings) -> str:
+    """What the service tells the person starting it: an address they can open.
+
+    0.0.0.0 (or ::) is where it listens, not a URL anyone can call; say so, and give
+    the URL clients use when it is configured.
+    """
+    if settings.host in {"0.0.0.0", "::", ""}:  # noqa: S104 - describing, not binding
+        where = f"listening on all interfaces, port {settings.port}"
+        if settings.public_base_url:
+            return f"{where}; clients call {settings.public_base_url.rstrip('/')}/cds-services"
+        return f"{where}; from this host: http://127.0.0.1:{settings.port}/cds-services"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"serving http://{host}:{settings.port}/cds-services"
+
 
 def _child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the shared metrics directory."""
+    from prometheus_client import multiprocess as prom_multiprocess
+
     prom_multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
@@ -37,7 +153,7 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
             "workers": self.settings.workers,
             "worker_class": "sync",  # fastest here (performance-notes.md)
             "timeout": self.settings.worker_timeout_seconds,
-            "graceful_timeout": 10,
+            "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
             "keepalive": 5,
             "loglevel": self.settings.log_level,
             "accesslog": None,  # our own request log line carries the hook instance, not the body
@@ -49,6 +165,9 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
             # gunicorn's control socket is one path per user that every instance shares
             # and the first to stop deletes; nothing here uses it.
             "control_socket_disable": True,
+            # Heartbeat files in shared memory: no disk writes, and works with a
+            # read-only root filesystem.
+            "worker_tmp_dir": worker_tmp_dir(),
             "logger_class": _logger_class(self.settings.log_format),
         }
         for key, value in options.items():

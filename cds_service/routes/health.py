@@ -1,18 +1,52 @@
-"""Health endpoint for load balancers and for people checking which mode a service runs in."""
+"""Liveness and readiness for orchestrators, and the mode a service runs in for people.
+
+- ``GET /health`` and ``GET /livez``: the process is up and answering (liveness). Nothing
+  outside the process is touched, so a slow database never gets a worker restarted.
+- ``GET /readyz``: the instance can do its work (readiness): its configuration can
+  serve a call (outside development mode at least one trusted client, otherwise every
+  call is refused with 401) and its stores answer (the database, and Redis when the
+  replay cache is there). 503 with the failing check otherwise, so a load balancer
+  sends calls elsewhere and an operator sees why.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+import logging
+import time
+import uuid
+
+from flask import Blueprint, Response, current_app
+from flask.blueprints import BlueprintSetupState
 
 from cds_service import __version__
+from cds_service.auth import load_trusted_clients
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
+from cds_service.runtime import Runtime
+from cds_service.stores import RedisReplayCache
+
+log = logging.getLogger("cds_service")
 
 blueprint = Blueprint("health", __name__)
 
+OK = "ok"
+_CLIENTS_KEY = "spine_cds_trusted_client_count"
 
-@blueprint.get("/health")
-def health() -> Response:
+
+@blueprint.record_once
+def _count_trusted_clients(state: BlueprintSetupState) -> None:
+    """How many clients the verifier was built with (the same file, read at startup)."""
+    rt: Runtime = state.app.extensions["spine_cds"]
+    count = 0
+    if rt.verifier is not None:
+        try:
+            count = len(load_trusted_clients(rt.settings.trusted_clients_file or None))
+        except ValueError:
+            count = 0
+    state.app.extensions[_CLIENTS_KEY] = count
+
+
+def _liveness() -> Response:
     runtime = entrance.runtime()
     body = {
         "status": "ok",
@@ -25,3 +59,60 @@ def health() -> Response:
         else "required",
     }
     return json_response(body)
+
+
+@blueprint.get("/health")
+def health() -> Response:
+    return _liveness()
+
+
+@blueprint.get("/livez")
+def livez() -> Response:
+    return _liveness()
+
+
+def _configuration(rt: Runtime, trusted_clients: int) -> str:
+    if rt.verifier is not None and trusted_clients == 0:
+        return "no trusted CDS clients (trusted_clients_file): every call would be refused with 401"
+    return OK
+
+
+def _database(rt: Runtime) -> str:
+    try:
+        with rt.stores.database.transaction(write=False) as tx:
+            tx.query("SELECT 1")
+    except Exception as exc:
+        log.warning("readiness: the database did not answer error=%s", type(exc).__name__)
+        return f"the {rt.stores.database.dialect} database did not answer ({type(exc).__name__})"
+    return OK
+
+
+def _redis(rt: Runtime) -> str | None:
+    replay = rt.stores.replay
+    if not isinstance(replay, RedisReplayCache):
+        return None
+    try:
+        # The very operation a token check does, on a key no token can have, gone in 1 s.
+        replay.add_if_new(f"readiness-probe:{uuid.uuid4()}", time.time() + 1)
+    except Exception as exc:
+        log.warning("readiness: Redis did not answer error=%s", type(exc).__name__)
+        return f"Redis (the JWT replay cache) did not answer ({type(exc).__name__})"
+    return OK
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    rt = entrance.runtime()
+    checks = {
+        "configuration": _configuration(rt, current_app.extensions.get(_CLIENTS_KEY, 0)),
+        "database": _database(rt),
+    }
+    redis = _redis(rt)
+    if redis is not None:
+        checks["redis"] = redis
+    failing = {name: why for name, why in checks.items() if why != OK}
+    if failing:
+        message = "not ready: " + "; ".join(f"{name}: {why}" for name, why in failing.items())
+        body = {"error": "not_ready", "message": message, "checks": checks}
+        return json_response(body, 503, {"Retry-After": "5"})
+    return json_response({"status": "ready", "version": __version__, "checks": checks})
