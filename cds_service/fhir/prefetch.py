@@ -12,6 +12,10 @@ templates:
 - a search Bundle with a ``next`` link: its further pages are read when a ``fhirServer`` is
   given, otherwise what is there is used and the gap is noted.
 
+Searches to be fetched that differ only in their codes (CRP, ESR and pain, when none was
+prefetched) go out as one search and are split by code (``combine``): many FHIR servers
+answer one query at a time.
+
 Every key is required: when one cannot be had, ``DataUnavailable`` names each such key and
 why, and the caller answers 412.
 """
@@ -35,6 +39,7 @@ from cds_service.fhir.bundles import (
     unwrap_bundle,
 )
 from cds_service.fhir.client import FhirClient
+from cds_service.fhir.combine import combine, split
 from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import Settings
 
@@ -199,7 +204,12 @@ def gather(
         raise DataUnavailable(tuple(problems))
 
     if fhir_server is not None and (to_fetch or first_pages):
-        result = client.fetch_all(fhir_server, token, to_fetch, deadline, first_pages=first_pages)
+        # CRP, ESR and pain missing together: one Observation search, split by code.
+        combined = combine(to_fetch)
+        result = client.fetch_all(
+            fhir_server, token, combined.queries, deadline, first_pages=first_pages
+        )
+        result = split(result, combined)
     else:
         result = client.follow_pages(None, None, first_pages, deadline)
     _merge(result, refetch_because, resources, sources, notes, problems)

@@ -1,0 +1,125 @@
+"""One search instead of several: prefetch queries that differ only in their codes.
+
+When the EHR prefetched none of CRP, ESR and pain, the service would send three
+Observation searches that differ only in ``code``. Many FHIR servers (the project's test
+server among them) answer one query at a time, so three cost about three times one;
+a single search with all the codes, split by code afterwards, costs about one. Pure: no
+I/O; the client fetches what ``combine`` returns and ``split`` hands each key its own.
+
+Safety of the split: the code lists of the keys that are combined must be disjoint
+(they are in hooks.json), so every resource belongs to exactly one key; one that
+matches none (a server that ignored the filter) is left out and said. A note or an
+error about the combined search (paging cut off, a refusal) concerns every key in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from cds_service.fhir.bundles import FetchResult, FhirError, Problem
+
+SEPARATOR = "+"
+
+
+@dataclass(frozen=True)
+class Combined:
+    """The queries to send, and for each combined key the codes of its members."""
+
+    queries: dict[str, str]  # key (a combined key joins its members with "+") -> query
+    members: dict[str, dict[str, frozenset[str]]]  # combined key -> member -> codes
+
+
+def combine(queries: Mapping[str, str]) -> Combined:
+    """Merge searches of one resource type whose parameters differ only in ``code``."""
+    groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[str, frozenset[str]]]] = {}
+    single: dict[str, str] = {}
+    for key, query in queries.items():
+        parsed = _code_search(query)
+        if parsed is None:
+            single[key] = query
+            continue
+        path, others, codes = parsed
+        groups.setdefault((path, others), []).append((key, codes))
+    out = dict(single)
+    members: dict[str, dict[str, frozenset[str]]] = {}
+    for (path, others), keys in groups.items():
+        all_codes = [c for _, codes in keys for c in codes]
+        if len(keys) < 2 or len(all_codes) != len(set(all_codes)):
+            for key, _ in keys:
+                out[key] = queries[key]  # alone, or overlapping codes: not combined
+            continue
+        name = SEPARATOR.join(key for key, _ in keys)
+        # Values are encoded as render_queries encodes them: a patient id in full
+        # (a "/" or "&" in it stays data), the code list keeping its "system|code" form.
+        params = [f"{k}={quote(v, safe='')}" for k, v in others]
+        params.append("code=" + quote(",".join(sorted(all_codes)), safe="|,:/"))
+        out[name] = path + "?" + "&".join(params)
+        members[name] = dict(keys)
+    return Combined(out, members)
+
+
+def split(result: FetchResult, combined: Combined) -> FetchResult:
+    """The fetch result per original key: resources by code, notes and errors to each."""
+    resources: dict[str, list[dict[str, Any]]] = {}
+    errors: dict[str, FhirError] = {}
+    notes: list[Problem] = []
+    for key, found in result.resources.items():
+        if key not in combined.members:
+            resources[key] = found
+            continue
+        member_codes = combined.members[key]
+        for member in member_codes:
+            resources[member] = []
+        unmatched = 0
+        for resource in found:
+            owner = _member_of(resource, member_codes)
+            if owner is None:
+                unmatched += 1
+            else:
+                resources[owner].append(resource)
+        if unmatched:
+            notes.append(
+                Problem(key, f"{unmatched} result(s) of none of the codes asked for: ignored")
+            )
+    for key, error in result.errors.items():
+        for member in combined.members.get(key, {key: frozenset()}):
+            errors[member] = FhirError(member, error.reason)
+    for note in result.notes:
+        for member in combined.members.get(note.key, {note.key: frozenset()}):
+            notes.append(Problem(member, note.reason))
+    return FetchResult(resources=resources, errors=errors, notes=tuple(notes))
+
+
+def _code_search(query: str) -> tuple[str, tuple[tuple[str, str], ...], frozenset[str]] | None:
+    """(path, the other parameters sorted, the codes) of a search with one ``code``."""
+    parts = urlsplit(query)
+    if not parts.query or "/" in parts.path.strip("/"):
+        return None
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    codes = [value for name, value in params if name == "code"]
+    if len(codes) != 1:
+        return None
+    listed = frozenset(c.strip() for c in codes[0].split(",") if c.strip())
+    if not listed or any("|" not in c for c in listed):
+        return None  # codes without a system could match another key's code
+    others = tuple(sorted((n, v) for n, v in params if n != "code"))
+    return parts.path, others, listed
+
+
+def _member_of(resource: Any, member_codes: Mapping[str, frozenset[str]]) -> str | None:
+    codings: Sequence[Any] = ()
+    if isinstance(resource, dict):
+        concept = resource.get("code")
+        if isinstance(concept, dict) and isinstance(concept.get("coding"), list):
+            codings = concept["coding"]
+    for coding in codings:
+        if not isinstance(coding, dict):
+            continue
+        token = f"{coding.get('system')}|{coding.get('code')}"
+        for member, codes in member_codes.items():
+            if token in codes:
+                return member
+    return None

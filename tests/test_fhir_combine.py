@@ -1,0 +1,136 @@
+"""CRP, ESR and pain fetched with one search when none was prefetched, split by code.
+
+Pure tests of ``combine``/``split``, then the real thing: the service fetching through a
+recording proxy in front of the real FHIR test server sends two searches instead of
+four, and decides exactly as from prefetch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+
+from cds_service.discovery import load_discovery
+from cds_service.examples import load_example
+from cds_service.fhir.bundles import FetchResult, FhirError, Problem
+from cds_service.fhir.combine import combine, split
+from cds_service.fhir.prefetch import render_queries
+from tests.builders import SELECT_ID
+from tests.support.ehr_calls import order_request, prefetch_from_server
+from tests.support.faulty_fhir_server import FaultyFhirServer
+from tests.support.fhir_server import FhirTestServer
+
+LOINC = "http://loinc.org"
+TOKEN = "ehr-issued-token-combine"  # synthetic; the server only checks it matches
+ORDER_DATE = date(2026, 11, 30)
+
+
+def queries() -> dict[str, str]:
+    service = load_discovery().services[SELECT_ID]
+    rendered, problems = render_queries(service.prefetch, {"patientId": "p 1/x"})
+    assert not problems
+    return rendered
+
+
+def observation(code: str, rid: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+    }
+
+
+def test_the_three_observation_searches_become_one_with_every_code() -> None:
+    combined = combine(queries())
+    assert set(combined.queries) == {"conditions", "crp+esr+pain"}
+    assert combined.queries["conditions"] == queries()["conditions"]
+    merged = urlsplit(combined.queries["crp+esr+pain"])
+    params = parse_qs(merged.query)
+    assert merged.path == "Observation"
+    assert params["patient"] == ["p 1/x"]  # the patient id survives, still encoded
+    assert "p%201%2Fx" in combined.queries["crp+esr+pain"]
+    assert params["_sort"] == ["-date"] and params["_count"] == ["100"]
+    codes = set(params["code"][0].split(","))
+    members = combined.members["crp+esr+pain"]
+    assert codes == set().union(*members.values())
+    assert f"{LOINC}|1988-5" in members["crp"] and f"{LOINC}|4537-7" in members["esr"]
+
+
+def test_what_cannot_be_combined_is_left_alone() -> None:
+    all_queries = queries()
+    one = {"crp": all_queries["crp"], "conditions": all_queries["conditions"]}
+    assert combine(one).queries == one  # a single Observation search
+    overlapping = {"a": "Observation?patient=1&code=s|1,s|2", "b": "Observation?patient=1&code=s|2"}
+    assert combine(overlapping).queries == overlapping  # a code in both: never merged
+    other_params = {"a": "Observation?patient=1&code=s|1", "b": "Observation?patient=2&code=s|2"}
+    assert combine(other_params).queries == other_params
+    no_system = {"a": "Observation?patient=1&code=1", "b": "Observation?patient=1&code=2"}
+    assert combine(no_system).queries == no_system
+
+
+def test_split_hands_each_key_its_own_and_each_note_to_every_key() -> None:
+    combined = combine(queries())
+    key = "crp+esr+pain"
+    found = [
+        observation("1988-5", "c1"),
+        observation("4537-7", "e1"),
+        observation("72514-3", "p1"),
+        observation("9999-9", "x1"),  # a server that ignored the filter
+    ]
+    result = FetchResult(
+        resources={key: found, "conditions": []},
+        errors={},
+        notes=(Problem(key, "paging stopped after 5 pages (fhir_max_pages)"),),
+    )
+    out = split(result, combined)
+    assert [r["id"] for r in out.resources["crp"]] == ["c1"]
+    assert [r["id"] for r in out.resources["esr"]] == ["e1"]
+    assert [r["id"] for r in out.resources["pain"]] == ["p1"]
+    assert out.resources["conditions"] == []
+    cut = {n.key for n in out.notes if n.reason.startswith("paging stopped")}
+    assert cut == {"crp", "esr", "pain"}
+    assert any(n.key == key and "1 result(s) of none" in n.reason for n in out.notes)
+    failed = split(FetchResult({}, {key: FhirError(key, "FHIR server answered 401")}, ()), combined)
+    assert set(failed.errors) == {"crp", "esr", "pain"}
+    assert failed.errors["esr"].reason == "FHIR server answered 401"
+
+
+@pytest.fixture(scope="module")
+def fhir() -> Iterator[FhirTestServer]:
+    with FhirTestServer(token=TOKEN) as server:
+        server.load_bundle(load_example("e01-improving", ORDER_DATE).bundle)
+        yield server
+
+
+@pytest.mark.integration
+def test_the_service_sends_two_searches_and_decides_as_from_prefetch(
+    fhir: FhirTestServer, client: FlaskClient
+) -> None:
+    example = load_example("e01-improving", ORDER_DATE)
+    base = order_request("order-select", example.patient_id, example.draft_order)
+    prefetch = prefetch_from_server(fhir.base_url, base["context"], SELECT_ID, fhir.auth_headers)
+    prefetched = order_request(
+        "order-select", example.patient_id, example.draft_order, prefetch=prefetch
+    )
+    with FaultyFhirServer(upstream=fhir.base_url) as proxy:
+        fetched = order_request(
+            "order-select",
+            example.patient_id,
+            example.draft_order,
+            fhir_server=proxy.url("proxy"),
+            access_token=TOKEN,
+        )
+        answer = client.post(f"/cds-services/{SELECT_ID}", json=fetched)
+        seen = [urlsplit(s.path).path.rsplit("/", 1)[-1] for s in proxy.seen]
+    assert answer.status_code == 200, answer.get_json()
+    assert sorted(seen) == ["Condition", "Observation"]  # not four
+    from_prefetch = client.post(f"/cds-services/{SELECT_ID}", json=prefetched).get_json()
+    assert answer.get_json() == from_prefetch
+    assert from_prefetch["cards"][0]["extension"]["spine-cds-assessment"]["recommendation"] == (
+        "advise-against"
+    )
