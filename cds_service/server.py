@@ -176,9 +176,15 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from cds_service.app import create_app
         from cds_service.logs import configure
+        from cds_service.warmup import warm_up
 
         configure(self.settings.log_level, self.settings.log_format)
         app = create_app(self.settings)
+        # The first call of a fresh worker paid for imports and first use (5-20x a later
+        # call): pay it here, before gunicorn hands this worker a connection.
+        took = warm_up(app.extensions["spine_cds"])
+        if took is not None:
+            log.debug("worker warmed up in %.0f ms", took)
         # What the app built at startup lives as long as the worker: keep it out of the
         # full collections, which otherwise walked it every few hundred requests (37 ms
         # each, measured; bench/README.md).
@@ -192,3 +198,50 @@ def run_gunicorn(settings: Settings) -> None:
     if not os.environ.get(MULTIPROC_ENV):
         log.warning("%s is not set: /metrics will show one worker's counts only", MULTIPROC_ENV)
     _GunicornApp(settings).run()
+
+
+def probe(settings: Settings, path: str, timeout: float = 4.0) -> tuple[bool, str]:
+    """GET ``path`` of the service these settings describe, as a container health check.
+
+    The address and port come from the same settings as ``serve`` (so a changed port is
+    followed); an all-interfaces address is probed on the loopback interface.
+    """
+    import urllib.error
+    import urllib.request
+
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
+        settings.host, settings.host
+    )
+    host = f"[{host}]" if ":" in host else host
+    url = f"http://{host}:{settings.port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200, f"{url}: {response.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"{url}: {exc.code} {exc.read(2000).decode('utf-8', 'replace')}"
+    except OSError as exc:
+        return False, f"{url}: {type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cds_service.server --probe /readyz``: the image's HEALTHCHECK."""
+    import sys
+
+    from cds_service.settings import SettingsError, load_settings
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--probe" or not args[1].startswith("/"):
+        print("usage: python -m cds_service.server --probe /readyz", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(notices=[])
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 1
+    ok, said = probe(settings, args[1])
+    print(said, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
