@@ -445,7 +445,7 @@ def load_judgements() -> tuple[dict[str, dict[str, str]], dict[str, dict[str, st
 
 def mutmut_results() -> tuple[dict[str, str], dict[str, str]]:
     """{mutant: status}, {mutant: source path}, from mutants/*.meta."""
-    from mutmut.models.results import SourceFileMutationData  # type: ignore[import-not-found]
+    from mutmut.mutation.data import SourceFileMutationData  # type: ignore[import-not-found]
     from mutmut.stats import status_by_exit_code  # type: ignore[import-not-found]
     from mutmut.utils.file_utils import walk_mutatable_files  # type: ignore[import-not-found]
 
