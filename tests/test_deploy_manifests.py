@@ -1,0 +1,235 @@
+"""deploy/ and the image's recipe: valid manifests, and the properties the issue asked for.
+
+The Kubernetes manifests are validated against the Kubernetes schemas that
+kubernetes-validate ships (offline), every YAML file is linted with yamllint, and the
+properties that matter are read from the files: non-root, read-only root, no privilege
+escalation, probes, secrets only through ``*_FILE`` files, the shipped nginx config
+reused, stop timeouts longer than gunicorn's graceful timeout. The image itself is built
+and run by scripts/container-test.sh.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cds_service.server import GRACEFUL_TIMEOUT_SECONDS
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+COMPOSE = DEPLOY / "compose" / "compose.yaml"
+NGINX_CONF = DEPLOY / "nginx" / "spine-cds.conf"
+BIN = Path(sys.executable).parent
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def resources() -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for path in MANIFESTS for doc in load_all(path)}
+
+
+def test_the_manifests_validate_against_the_kubernetes_schemas() -> None:
+    assert len(MANIFESTS) >= 5
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", *map(str, MANIFESTS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(MANIFESTS)
+
+
+def test_a_broken_manifest_is_caught(tmp_path: Path) -> None:
+    """The validator is not a no-op: a misspelt field fails strict validation."""
+    broken = tmp_path / "broken.yaml"
+    text = (DEPLOY / "kubernetes" / "pdb.yaml").read_text(encoding="utf-8")
+    broken.write_text(text.replace("minAvailable", "minAvailible"), encoding="utf-8")
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+
+
+def test_every_yaml_file_in_deploy_passes_yamllint() -> None:
+    result = subprocess.run(
+        [str(BIN / "yamllint"), "--strict", "-c", str(DEPLOY / ".yamllint.yaml"), str(DEPLOY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_several_replicas_behind_a_service_and_a_disruption_budget() -> None:
+    found = resources()
+    deployment, service, pdb = found["Deployment"], found["Service"], found["PodDisruptionBudget"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["replicas"] >= 2
+    assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+    for selector in (service["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"]):
+        assert selector.items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "proxy"  # calls go through nginx
+
+
+def containers() -> dict[str, dict[str, Any]]:
+    pod = resources()["Deployment"]["spec"]["template"]["spec"]
+    return {c["name"]: c for c in pod["containers"]}
+
+
+def test_every_container_is_locked_down_and_sized() -> None:
+    pod = resources()["Deployment"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the image's uid
+    assert pod["securityContext"]["fsGroup"] == 10001  # volumes writable by it
+    for name, container in containers().items():
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True, name
+        assert context["allowPrivilegeEscalation"] is False, name
+        assert context["capabilities"]["drop"] == ["ALL"], name
+        assert container["resources"]["requests"]["memory"], name
+        assert container["resources"]["limits"]["memory"], name
+
+
+def test_the_service_probes_liveness_and_readiness_and_has_a_writable_tmp() -> None:
+    service = containers()["spine-cds"]
+    assert service["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert service["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "/tmp" in {m["mountPath"] for m in service["volumeMounts"]}
+
+
+def test_stop_timeouts_leave_gunicorn_its_graceful_timeout() -> None:
+    pod = resources()["Deployment"]["spec"]["template"]["spec"]
+    pause = int(containers()["spine-cds"]["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert pause + GRACEFUL_TIMEOUT_SECONDS < pod["terminationGracePeriodSeconds"]
+    grace = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["x-spine-cds"]["stop_grace_period"]
+    assert int(grace.removesuffix("s")) > GRACEFUL_TIMEOUT_SECONDS
+
+
+def test_secrets_reach_the_service_only_as_files() -> None:
+    service = containers()["spine-cds"]
+    env = {e["name"]: e for e in service["env"]}
+    assert env["SPINE_CDS_DATABASE_URL_FILE"]["value"].startswith("/run/secrets/")
+    assert env["SPINE_CDS_AUDIT_HASH_KEY_FILE"]["value"].startswith("/run/secrets/")
+    settings = resources()["ConfigMap"]["data"]
+    for secret in ("SPINE_CDS_DATABASE_URL", "SPINE_CDS_AUDIT_HASH_KEY"):
+        assert secret not in env and secret not in settings
+    assert not any("valueFrom" in e for e in service["env"])  # no secretKeyRef in env
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["x-spine-cds"]
+    assert "SPINE_CDS_DATABASE_URL" not in compose["environment"]
+    assert compose["environment"]["SPINE_CDS_DATABASE_URL_FILE"].startswith("/run/secrets/")
+
+
+def test_the_shipped_nginx_config_is_the_proxy_everywhere() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text(encoding="utf-8"))
+    generated = {g["name"]: g["files"] for g in kustomization["configMapGenerator"]}
+    assert generated["spine-cds-nginx"] == ["nginx/spine-cds.conf"]
+    for resource in kustomization["resources"]:
+        assert (DEPLOY / resource).is_file(), resource
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert (
+        "../nginx/spine-cds.conf:/etc/nginx/conf.d/default.conf:ro"
+        in (compose["x-proxy"]["volumes"])
+    )
+    # Its upstream is the gunicorn of the same pod (or network namespace) on the
+    # service's default port, and it listens on the port the Deployment names "proxy".
+    conf = NGINX_CONF.read_text(encoding="utf-8")
+    assert re.search(r"server 127\.0\.0\.1:8080;", conf)
+    listen = re.search(r"^\s*listen (\d+);", conf, re.MULTILINE)
+    assert listen is not None
+    ports = {p["name"]: p["containerPort"] for p in containers()["nginx"]["ports"]}
+    assert ports["proxy"] == int(listen.group(1))
+    services = compose["services"]
+    assert {"postgres", "redis"} <= set(services)
+    assert sum(1 for s in services.values() if s.get("image") == "localhost/spine-cds:compose") >= 2
+
+
+# --- the image's recipe -------------------------------------------------------------------
+
+
+def requirement_name(text: str) -> str:
+    return (
+        re.split(r"[\[<>=!~;\s]", text, maxsplit=1)[0].lower().replace("_", "-").replace(".", "-")
+    )
+
+
+def locked() -> dict[str, str]:
+    pins = re.findall(
+        r"^([A-Za-z0-9_.-]+)==(\S+) \\$",
+        (ROOT / "requirements.lock").read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
+    return {requirement_name(name): version for name, version in pins}
+
+
+def test_the_lock_pins_every_dependency_of_pyproject_with_hashes() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins = locked()
+    missing = [d for d in project["dependencies"] if requirement_name(d) not in pins]
+    assert not missing, f"requirements.lock lacks {missing}: regenerate it (see its header)"
+    for lock in ("requirements.lock", "requirements-build.lock"):
+        entries = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text(encoding="utf-8"))
+        for entry in entries:
+            if "==" in entry:
+                assert "--hash=sha256:" in entry, f"{lock}: {entry.splitlines()[0]}"
+
+
+def test_the_lock_agrees_with_the_version_ranges_of_pyproject() -> None:
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins = locked()
+    for dependency in project["dependencies"]:
+        requirement = Requirement(dependency)
+        version = pins[requirement_name(dependency)]
+        assert requirement.specifier.contains(version), f"{dependency}: locked {version}"
+
+
+def test_the_dockerfile_installs_locked_dependencies_before_the_source() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^ARG BASE_IMAGE=\S+@sha256:[0-9a-f]{64}$", text, re.MULTILINE)
+    assert "--upgrade pip" not in text
+    assert text.count("\nFROM ") == 2  # builder and runtime
+    lock = text.index("--require-hashes --no-deps --only-binary=:all:")
+    assert lock < text.index("COPY cds_service")
+    runtime = text[text.index("AS runtime") :]
+    assert "COPY --from=builder /opt/spine-cds" in runtime and "COPY cds_service" not in runtime
+    assert re.search(r"^USER 10001:10001$", runtime, re.MULTILINE)
+    assert "STOPSIGNAL SIGTERM" in runtime and "HEALTHCHECK" in runtime
+    assert "127.0.0.1:8080" not in text  # the health check follows the settings
+
+
+def test_the_build_context_is_only_what_the_image_needs() -> None:
+    lines = [
+        line
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert lines[0] == "*"  # everything out, then let back in
+    allowed = {line[1:] for line in lines if line.startswith("!")}
+    assert allowed >= {"pyproject.toml", "requirements.lock", "cds_service", "fhir_mappers"}
+    assert not allowed & {".venv", "tests", "smart_app", ".git", "node_modules", "bench"}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_container_test_script_is_valid_bash_and_runs_in_ci() -> None:
+    script = ROOT / "scripts" / "container-test.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
+    assert "bash scripts/container-test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
