@@ -1,8 +1,9 @@
 """Paging cut off by the page limit, against the real FHIR test server, both data paths.
 
-A patient improving as in E1, but with CRP measured four times a day: more CRP results
-than one page of the crp query holds (``_count=100``), newest first. With one page
-allowed, the service reads only the last ~25 days; the older pages, which hold the
+A patient improving as in E1, but with CRP measured every two hours: more CRP results
+than one page holds, newest first, both for the crp query (``_count=100``) and for the
+search the service sends when it fetches CRP, ESR and pain together (``_count=300``).
+With one page allowed, the service reads only the last days; the older pages, which hold the
 baseline, are never read, so clinical-rules.md asks for insufficient-data and a card
 that says the data were cut off. With enough pages the same patient is advised against.
 Through gunicorn, as a user runs it.
@@ -33,7 +34,7 @@ PATIENT = "spine-cds-e1"  # E1's patient and conditions, with many more CRP resu
 
 
 def frequent_crp_bundle() -> dict[str, Any]:
-    """E1 with its CRP replaced by four values a day from day 0 to day 28, falling."""
+    """E1 with its CRP replaced by twelve values a day from day 0 to day 28, falling."""
     example = load_example("e01-improving", ORDER_DATE)
     bundle = copy.deepcopy(example.bundle)
     entries = bundle["entry"]
@@ -41,7 +42,7 @@ def frequent_crp_bundle() -> dict[str, Any]:
     kept = [e for e in entries if "-crp-" not in e["resource"]["id"]]
     t0 = date.fromisoformat(template["resource"]["effectiveDateTime"][:10])
     for day in range(29):
-        for hour in (2, 8, 14, 20):
+        for hour in range(0, 24, 2):
             entry = copy.deepcopy(template)
             resource = entry["resource"]
             resource["id"] = f"{PATIENT}-crp-d{day}-h{hour}"

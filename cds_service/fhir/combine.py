@@ -3,7 +3,8 @@
 When the EHR prefetched none of CRP, ESR and pain, the service would send three
 Observation searches that differ only in ``code``. Many FHIR servers (the project's test
 server among them) answer one query at a time, so three cost about three times one;
-a single search with all the codes, split by code afterwards, costs about one. Pure: no
+a single search with all the codes (and a page size that is the sum of theirs), split by
+code afterwards, costs about one. Pure: no
 I/O; the client fetches what ``combine`` returns and ``split`` hands each key its own.
 
 Safety of the split: the code lists of the keys that are combined must be disjoint
@@ -52,6 +53,12 @@ def combine(queries: Mapping[str, str]) -> Combined:
                 out[key] = queries[key]  # alone, or overlapping codes: not combined
             continue
         name = SEPARATOR.join(key for key, _ in keys)
+        # One page holds what the first page of each search held: _count is their sum,
+        # so the combined search needs no more pages (sent one after the other) than
+        # the separate ones did.
+        others = tuple(
+            (k, str(int(v) * len(keys)) if k == "_count" and v.isdigit() else v) for k, v in others
+        )
         # Values are encoded as render_queries encodes them: a patient id in full
         # (a "/" or "&" in it stays data), the code list keeping its "system|code" form.
         params = [f"{k}={quote(v, safe='')}" for k, v in others]
