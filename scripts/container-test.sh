@@ -140,7 +140,7 @@ check "OCI labels: title, version, revision, licenses" bash -c \
      grep -q 'org.opencontainers.image.revision' <<<'$(inspect '{{json .Config.Labels}}')' &&
      grep -q '\"org.opencontainers.image.licenses\":\"Apache-2.0\"' <<<'$(inspect '{{json .Config.Labels}}')'"
 check "no pip and no source tree in the runtime image" "${RUN[@]}" --rm --network none \
-    --entrypoint sh "$IMAGE" -c '! python3 -m pip --version && ! test -e /src && test "$(id -u)" = 10001'
+    --entrypoint sh "$IMAGE" -c '! python3 -m pip --version 2>/dev/null && ! test -e /src && test "$(id -u)" = 10001'
 
 # --- running it ----------------------------------------------------------------------------
 # start NAME PORT [podman run options...] -- [environment NAME=value...]
@@ -205,7 +205,7 @@ else:
                             example.draft_order, fhir_server=sys.argv[1], access_token="t0ken")
 print(entry.id)
 print(json.dumps(request))
-' "$1"
+' "$1" 2>>"$WORK/podman.log"
 }
 make_request prefetch >"$WORK/example"
 SERVICE_ID="$(head -1 "$WORK/example")"
