@@ -463,4 +463,47 @@ def test_every_audit_record_is_json(case: str) -> None:
         a = run([crp(0, 100)], [nvo(onset=None)])
     record = json.loads(json.dumps(a.to_dict()))
     assert record["recommendation"] == a.recommendation.value
-    assert len(record["crp"]) == len(a.crp)
+    assert [m["value"] for m in record["crp"]] == [m.value for m in a.crp]
+
+
+def test_a_deficit_with_only_an_onset_before_a_timed_t0_is_not_new() -> None:
+    flag = fact(ConditionCategory.NEURO_DEFICIT, "G83.4", onset=timed(2024, 2, 20, 9, PLUS2))
+    a = timed_patient(timed(2024, 3, 4, 10, PLUS2), flag)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+def test_two_complications_are_both_reported_whatever_the_input_order(reverse: bool) -> None:
+    flags = [
+        complication(onset=-20, recorded=5, ref="Condition/a1", display="Collapsed vertebra"),
+        complication(onset=6, ref="Condition/b2"),
+    ]
+    conditions = [nvo(), *(reversed(flags) if reverse else flags)]
+    a = run([crp(0, 142), crp(28, 18), pain(0, 8), pain(28, 3)], conditions)
+    assert a.recommendation is Recommendation.SUPPORT
+    finding = a.rules_fired[0]
+    assert [c["reference"] for c in finding.data["conditions"]] == ["Condition/a1", "Condition/b2"]
+    assert "and" in finding.short
+
+
+def test_two_deficits_are_both_reported_whatever_the_input_order() -> None:
+    flags = (neuro(onset=3, ref="Condition/n2"), neuro(onset=5, ref="Condition/n1"))
+    a = run([crp(0, 142), crp(28, 18), pain(0, 8), pain(28, 3)], [nvo(), *flags])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    refs = [c["reference"] for c in a.rules_fired[0].data["conditions"]]
+    assert refs == ["Condition/n1", "Condition/n2"]
+
+
+def test_an_inactive_nvo_entry_does_not_stop_the_other_episode_starts_being_tried() -> None:
+    # Several active NVO entries with different starts: the rules run from each and the
+    # most cautious answer is shown. From day 0: 100 -> 35 mg/L is a 65% fall (improving).
+    # From the entry starting on day -20: baseline 40, so 35 on day 48 is a plateau.
+    conditions = [
+        nvo(onset=-40, clinical="resolved", ref="Condition/a-old"),
+        nvo(onset=0, ref="Condition/b-main"),
+        nvo(onset=-20, ref="Condition/c-earlier"),
+    ]
+    values = [crp(-20, 40), crp(0, 100), crp(28, 35), pain(0, 6), pain(28, 3)]
+    a = run(values, conditions)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert "several-episode-starts" in codes(a.notes)

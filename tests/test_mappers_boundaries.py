@@ -205,3 +205,55 @@ def test_a_complication_recorded_on_the_t0_day_in_t0s_zone_is_a_red_flag() -> No
         "abscess", "G06.1", onsetDateTime="2024-02-20", recordedDate="2024-03-03T23:00:00Z"
     )
     assert decide([nvo, abscess]) is Recommendation.SUPPORT
+
+
+def test_molar_crp_is_standard_crp_not_high_sensitivity() -> None:
+    # Molar CRP (76485-2) is CRP in another unit: it counts beside 1988-5 values, unlike
+    # hs-CRP, which is used only when there is no standard CRP.
+    measurements, issues = mapped(observation("m", "76485-2", 381, "nmol/L"))
+    assert issues == ()
+    assert measurements[0].high_sensitivity is False
+
+
+@pytest.mark.parametrize("code", ["72514-3", "1988-5", "4537-7"])
+def test_a_measurement_keeps_the_loinc_coding_that_identified_it(code: str) -> None:
+    unit = {"72514-3": "{score}", "1988-5": "mg/L", "4537-7": "mm/h"}[code]
+    measurements, _ = mapped(observation("x", code, 3, unit))
+    assert measurements[0].code.system == LOINC and measurements[0].code.code == code
+
+
+def test_an_unreadable_onset_is_reported_and_a_red_flag_is_kept_undated() -> None:
+    facts, issues = map_conditions([condition("c", "G06.1", onsetDateTime="not a date")], VS)
+    assert [f.onset for f in facts] == [None]
+    assert any("onsetDateTime" in i.reason for i in issues)
+
+
+def test_an_order_after_a_non_order_in_draft_orders_is_found() -> None:
+    draft = {
+        "resourceType": "Bundle",
+        "entry": [
+            {"resource": {"resourceType": "MedicationRequest", "id": "m1"}},
+            {
+                "resource": {
+                    "resourceType": "ServiceRequest",
+                    "id": "sr1",
+                    "status": "draft",
+                    "intent": "order",
+                    "subject": {"reference": "Patient/p1"},
+                    "code": {"coding": [{"system": CPT, "code": "72158"}]},
+                }
+            },
+        ],
+    }
+    assert [o.reference for o in map_orders(draft, None, VS).orders] == ["ServiceRequest/sr1"]
+
+
+@pytest.mark.parametrize(
+    ("written", "category"), [("G83.4", "neuro-deficit"), ("G834", "neuro-deficit")]
+)
+def test_value_sets_built_now_match_icd_codes_with_or_without_the_dot(
+    written: str, category: str
+) -> None:
+    vs = load_value_sets()  # built inside the test, not at import
+    entry = vs.condition_entry(ICD, written)
+    assert entry is not None and entry.category.value == category
