@@ -475,8 +475,8 @@ def test_a_deficit_with_only_an_onset_before_a_timed_t0_is_not_new() -> None:
 @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
 def test_two_complications_are_both_reported_whatever_the_input_order(reverse: bool) -> None:
     flags = [
-        complication(onset=-20, recorded=5, ref="Condition/a1", display="Collapsed vertebra"),
-        complication(onset=6, ref="Condition/b2"),
+        complication(onset=6, ref="Condition/a1", display="Collapsed vertebra"),
+        complication(onset=-20, recorded=5, ref="Condition/b2"),
     ]
     conditions = [nvo(), *(reversed(flags) if reverse else flags)]
     a = run([crp(0, 142), crp(28, 18), pain(0, 8), pain(28, 3)], conditions)

@@ -257,3 +257,22 @@ def test_value_sets_built_now_match_icd_codes_with_or_without_the_dot(
     vs = load_value_sets()  # built inside the test, not at import
     entry = vs.condition_entry(ICD, written)
     assert entry is not None and entry.category.value == category
+
+
+def test_a_spine_order_after_a_brain_mri_in_draft_orders_is_found() -> None:
+    # order-sign asks about every draft order: a brain MRI first does not hide the spine MRI
+    def request(rid: str, code: str) -> dict[str, Any]:
+        return {
+            "resourceType": "ServiceRequest",
+            "id": rid,
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": CPT, "code": code}]},
+        }
+
+    draft = {
+        "resourceType": "Bundle",
+        "entry": [{"resource": request("brain", "70551")}, {"resource": request("spine", "72158")}],
+    }
+    assert [o.reference for o in map_orders(draft, None, VS).orders] == ["ServiceRequest/spine"]
