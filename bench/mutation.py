@@ -230,14 +230,14 @@ def generated_patient(seed: int) -> dict[str, Any]:
         )
     orders = []
     for i in range(rng.choice([1, 1, 1, 2])):
-        system, code = rng.choice(ORDER_CODES)
+        order_system, order_code = rng.choice(ORDER_CODES)
         order: dict[str, Any] = {
             "resourceType": "ServiceRequest",
             "id": f"sr{i}",
             "status": "draft",
             "intent": "order",
             "subject": {"reference": "Patient/p1"},
-            "code": {"coding": [{"system": system, "code": code}]},
+            "code": {"coding": [{"system": order_system, "code": order_code}]},
         }
         if rng.random() < 0.9:
             order["authoredOn"] = _when(rng, rng.choice([13, 14, 15, 21, 27, 28, 29, 30, 35, 36]))
@@ -445,9 +445,9 @@ def load_judgements() -> tuple[dict[str, dict[str, str]], dict[str, dict[str, st
 
 def mutmut_results() -> tuple[dict[str, str], dict[str, str]]:
     """{mutant: status}, {mutant: source path}, from mutants/*.meta."""
-    from mutmut.mutation.data import SourceFileMutationData  # type: ignore[import-not-found]
-    from mutmut.stats import status_by_exit_code  # type: ignore[import-not-found]
-    from mutmut.utils.file_utils import walk_mutatable_files  # type: ignore[import-not-found]
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+    from mutmut.utils.file_utils import walk_mutatable_files
 
     status: dict[str, str] = {}
     paths: dict[str, str] = {}
@@ -461,7 +461,7 @@ def mutmut_results() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def summary(out: Path, generated: int, label: str) -> dict[str, Any]:
-    from mutmut.mutation.diff_apply import get_diff_for_mutant  # type: ignore[import-not-found]
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     status, paths = mutmut_results()
     survivors = sorted(n for n, s in status.items() if s in SURVIVING or s == "not checked")
