@@ -15,8 +15,8 @@
 # equivalent (bench/mutation-judgements.toml says why) or decision-changing. The script
 # exits 1 when a survivor changes a decision or is not judged.
 #
-# It takes about 30 minutes on 2 CPUs with two workers (one worker: about twice that),
-# so it is not part of .ci/run.
+# It takes about 25 minutes on 2 CPUs with MUTATION_JOBS=2 (17 of mutmut, 4-8 of oracle;
+# one worker: about 40), so it is not part of .ci/run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
