@@ -41,7 +41,7 @@ from cds_service.settings import Settings
 from cds_service.validation import validate
 from tests.builders import SELECT_ID, SIGN_ID
 from tests.conftest import ConformanceCheckingClient, make_settings
-from tests.test_openapi import NOT_YET_SERVED, component_validator, documented_statuses
+from tests.web.test_openapi import NOT_YET_SERVED, component_validator, documented_statuses
 
 # --- settings ------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ from tests.conftest import make_settings
 from tests.support.conformance import assert_conformant_response
 from tests.support.faulty_fhir_server import FaultyFhirServer
 from tests.support.service_process import ServiceProcess
-from tests.test_openapi import NOT_YET_SERVED
+from tests.web.test_openapi import NOT_YET_SERVED
 
 OPENAPI = Path(cds_service.__file__).parent / "openapi.json"
 IN_PROCESS_EXAMPLES = int(os.environ.get("SPINE_CDS_FUZZ_EXAMPLES", "150"))

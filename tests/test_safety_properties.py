@@ -26,8 +26,7 @@ from fhir_mappers.model import (
     MeasurementKind,
     PatientData,
 )
-from tests.support.conformance import assert_conformant_response
-from tests.test_engine_builders import (
+from tests.engine.builders import (
     T0,
     complication,
     condition,
@@ -38,6 +37,7 @@ from tests.test_engine_builders import (
     order,
     pain,
 )
+from tests.support.conformance import assert_conformant_response
 
 CTX = CardContext(patient_id="p1", override_reasons=load_override_reasons())
 STATUSES = ["final", "amended", "corrected", "preliminary", "entered-in-error", "cancelled"]

@@ -13,7 +13,7 @@ from tests.support.conformance import assert_conformant_response
 from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
-SANDBOX = json.loads((Path(__file__).parent / "data" / "sandbox-requests.json").read_text())
+SANDBOX = json.loads((Path(__file__).parents[1] / "data" / "sandbox-requests.json").read_text())
 
 
 def test_gunicorn_serves_discovery_hooks_feedback_and_preflight(tmp_path: Path) -> None:

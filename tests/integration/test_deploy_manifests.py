@@ -23,7 +23,7 @@ import yaml
 
 from cds_service.server import GRACEFUL_TIMEOUT_SECONDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
 COMPOSE = DEPLOY / "compose" / "compose.yaml"

@@ -9,7 +9,7 @@ import pytest
 
 from cds_service.engine import Recommendation, RuleSettings, assess
 from fhir_mappers.model import ConditionCategory, PatientData
-from tests.test_engine_builders import (
+from tests.engine.builders import (
     complication,
     condition,
     crp,

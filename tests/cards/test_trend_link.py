@@ -29,7 +29,7 @@ from tests.support.ehr_calls import order_request
 
 ORDER_DATE = date(2026, 11, 26)
 SELECT = "spine-imaging-followup-select"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DECISIONS = {"advise-against", "support", "support-urgent", "insufficient-data"}
 
 

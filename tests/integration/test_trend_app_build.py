@@ -22,7 +22,7 @@ from cds_service.routes.trend_app import FILES, static_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "smart_app"
 INSTALLED = (
     APP_DIR / "node_modules" / "esbuild" / "package.json",

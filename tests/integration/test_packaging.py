@@ -20,7 +20,7 @@ import requests
 from tests.support.service_process import free_port
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_service_runs_from_the_built_wheel(tmp_path: Path) -> None:

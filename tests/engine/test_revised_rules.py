@@ -5,8 +5,8 @@
 - with paging cut off, advise-against stands only if the CRP values read reach back to
   the start of the baseline window (T0 - 7 d);
 - an active out-of-scope infection beside a pyogenic episode: no card
-  (tests/test_engine_applicability.py);
-- molar CRP converted by default (tests/test_mappers_observations.py and the e13 example).
+  (tests/engine/test_applicability.py);
+- molar CRP converted by default (tests/fhir_mappers/test_observations.py and the e13 example).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cds_service.tools.ehr_requests import bundle_resources
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from tests.conftest import make_settings
-from tests.test_engine_builders import crp, improving, nvo, order, pain, run
+from tests.engine.builders import crp, improving, nvo, order, pain, run
 
 FALLING_PAIN = [pain(0, 7), pain(14, 5), pain(28, 3)]
 

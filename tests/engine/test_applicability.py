@@ -6,7 +6,7 @@ import pytest
 
 from cds_service.engine import NotApplicableReason, Recommendation, RuleSettings
 from fhir_mappers.model import ConditionCategory
-from tests.test_engine_builders import condition, improving, neuro, nvo, run
+from tests.engine.builders import condition, improving, neuro, nvo, run
 
 SNOMED = "http://snomed.info/sct"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cds_service.engine import NotApplicableReason, Recommendation
 from fhir_mappers.model import ConditionCategory
-from tests.test_engine_builders import condition, crp, esr, improving, neuro, nvo, order, pain, run
+from tests.engine.builders import condition, crp, esr, improving, neuro, nvo, order, pain, run
 
 
 def test_e1_favourable_response_advises_against() -> None:

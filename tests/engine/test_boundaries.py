@@ -23,7 +23,7 @@ from fhir_mappers.model import (
     PatientData,
     When,
 )
-from tests.test_engine_builders import (
+from tests.engine.builders import (
     ICD10,
     T0,
     complication,

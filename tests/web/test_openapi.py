@@ -5,7 +5,7 @@ It must not drift from what it describes, so these tests tie it to its sources:
 - the request and response schemas are the files in cds_service/schemas, converted by
   ``components_from_schema_files`` (each ``$defs`` entry becomes the component
   ``<file>.<name>``, every ``$ref`` rewritten to match); any edit of a schema file fails
-  here until the document is regenerated with ``python -m tests.test_openapi --write``;
+  here until the document is regenerated with ``python -m tests.web.test_openapi --write``;
 - there is one hook path per service of hooks.json, with that hook's request schema;
 - every route of the app is documented and every documented path is served;
 - what the app really answers validates against the documented schemas.
@@ -243,7 +243,7 @@ def test_components_are_the_schema_files_converted() -> None:
     unknown = sorted(set(components) - set(expected) - HAND_WRITTEN)
     assert not stale, (
         f"components {stale} differ from cds_service/schemas; "
-        "run `python -m tests.test_openapi --write`"
+        "run `python -m tests.web.test_openapi --write`"
     )
     assert not unknown, f"components {unknown} come from no schema file"
     assert HAND_WRITTEN <= set(components)
@@ -331,7 +331,7 @@ def test_every_route_is_documented_and_every_documented_path_served(app: Flask) 
         if not any(m == method and _matches(route, path) for m, route in served)
     }
     assert unserved == NOT_YET_SERVED, (
-        "update NOT_YET_SERVED in tests/test_openapi.py: these paths are documented but "
+        "update NOT_YET_SERVED in tests/web/test_openapi.py: these paths are documented but "
         f"not served: {sorted(unserved)}"
     )
 
@@ -399,5 +399,5 @@ if __name__ == "__main__":
         write_components()
         print(f"rewrote the converted components of {OPENAPI_PATH}")
     else:
-        print("usage: python -m tests.test_openapi --write", file=sys.stderr)
+        print("usage: python -m tests.web.test_openapi --write", file=sys.stderr)
         raise SystemExit(2)

@@ -29,7 +29,7 @@ from cds_service.tools.errors import ServiceError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORDER_DATE = date(2026, 11, 26)
 STARTED = re.compile(r"(FHIR test server|service) at (\S+) \(pid (\d+)\)")
 PROC = Path("/proc")

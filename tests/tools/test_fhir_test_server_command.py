@@ -24,7 +24,7 @@ from cds_service.examples import load_examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "fhir-test-server.sh"
 ORDER_DATE = date(2026, 11, 26)
 SERVICE_URL = "http://127.0.0.1:8080"

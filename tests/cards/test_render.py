@@ -11,8 +11,7 @@ import pytest
 from cds_service.cards import ASSESSMENT_KEY, CardContext, load_override_reasons, render_response
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from fhir_mappers.model import ConditionCategory, Modality, PatientData
-from tests.support.conformance import assert_conformant_response, find_empty_values
-from tests.test_engine_builders import (
+from tests.engine.builders import (
     PATIENT,
     complication,
     condition,
@@ -25,6 +24,7 @@ from tests.test_engine_builders import (
     pain,
     run,
 )
+from tests.support.conformance import assert_conformant_response, find_empty_values
 
 CTX = CardContext(patient_id=PATIENT, override_reasons=load_override_reasons())
 PAMA = "http://fhir.org/argonaut/Extension/pama-rating"
@@ -299,7 +299,7 @@ def test_a_different_decision_gets_a_different_uuid() -> None:
 
 def test_esr_note_cites_its_source() -> None:
     data = [crp(0, 140), crp(28, 18), pain(0, 8), pain(28, 3)]
-    from tests.test_engine_builders import esr
+    from tests.engine.builders import esr
 
     a = run([*data, esr(0, 40), esr(28, 70)])
     detail = only_card(render_response(a, CTX))["detail"]

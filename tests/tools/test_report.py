@@ -412,7 +412,7 @@ def test_the_service_and_a_text_report_never_load_matplotlib(filled: Filled) -> 
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=60,
@@ -514,7 +514,7 @@ def test_png_without_matplotlib_says_how_to_install_it_before_anything_else(
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=60,
@@ -525,5 +525,5 @@ def test_png_without_matplotlib_says_how_to_install_it_before_anything_else(
     assert "--png needs matplotlib" in done.stderr
     assert "bash scripts/setup.sh --report" in done.stderr  # the README's hint
     assert not png.exists()
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert "`bash scripts/setup.sh --report`" in readme

@@ -20,7 +20,7 @@ VS = load_value_sets()
 CPT = "http://www.ama-assn.org/go/cpt"
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
-SANDBOX = json.loads((Path(__file__).parent / "data" / "sandbox-requests.json").read_text())
+SANDBOX = json.loads((Path(__file__).parents[1] / "data" / "sandbox-requests.json").read_text())
 
 
 def service_request(order_id: str, *codings: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def test_every_cpt_spine_code_has_its_modality_region_and_contrast(
 
 
 def test_cpt_display_matches_what_the_sandbox_sends() -> None:
-    body = json.loads((Path(__file__).parent / "data" / "sandbox-requests.json").read_text())
+    body = json.loads((Path(__file__).parents[1] / "data" / "sandbox-requests.json").read_text())
     coding = body["imaging_tab_lumbar_ct_order_select"]["context"]["draftOrders"]["entry"][0][
         "resource"
     ]["code"]["coding"][0]
