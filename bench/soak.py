@@ -18,7 +18,7 @@ Run from the repository root::
 
 It prints a summary and writes bench/results/soak.md; the exit status is 1 when a call
 got a 5xx, hung, failed to connect, or got a wrong answer. ``run_soak`` is used by
-tests/test_resilience.py for a short version.
+tests/integration/test_resilience.py for a short version.
 """
 
 from __future__ import annotations
