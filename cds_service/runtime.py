@@ -18,7 +18,7 @@ from cds_service import schemas
 from cds_service.auth import AuthConfig, JwtVerifier, load_trusted_clients
 from cds_service.cards import OverrideReason, load_override_reasons
 from cds_service.discovery import Discovery, load_discovery
-from cds_service.engine.settings import RuleSettings
+from cds_service.engine.thresholds import RuleSettings
 from cds_service.fhir import FhirClient
 from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError

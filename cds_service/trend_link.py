@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from cds_service.engine.settings import RuleSettings
+from cds_service.engine.thresholds import RuleSettings
 
 LAUNCH_PATH = "/trend/launch"
 LINK_LABEL = "See the CRP, ESR and pain trend"

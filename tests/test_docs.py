@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from cds_service.engine.settings import RuleSettings
+from cds_service.engine.thresholds import RuleSettings
 from cds_service.settings import Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -8,7 +8,8 @@ from datetime import date
 from cds_service.cards import text
 from cds_service.cards.summary import _has_ct
 from cds_service.engine.assessment import Assessment, Recommendation
-from cds_service.engine.rules import ARROW, fmt, signed_pct, sort_key, upper_first
+from cds_service.engine.rules import sort_key
+from cds_service.engine.wording import ARROW, fmt, signed_pct, upper_first
 from fhir_mappers.model import DataIssue, Measurement
 
 

@@ -15,7 +15,7 @@ from .assessment import (
     RuleFinding,
 )
 from .evaluate import assess
-from .settings import RuleSettings
+from .thresholds import RuleSettings
 
 __all__ = [
     "RED_FLAG_RULES",

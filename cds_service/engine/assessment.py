@@ -10,7 +10,7 @@ from typing import Any
 
 from fhir_mappers.model import Coding, ConditionFact, DataIssue, ImagingOrder, Measurement, When
 
-from .settings import RuleSettings
+from .thresholds import RuleSettings
 
 
 class Recommendation(StrEnum):

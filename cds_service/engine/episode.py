@@ -20,7 +20,7 @@ from datetime import date, datetime
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, NotApplicableReason
-from .settings import RuleSettings
+from .thresholds import RuleSettings
 
 ACTIVE_STATUSES = frozenset({"active", "recurrence", "relapse"})
 INVALID_VERIFICATION = frozenset({"refuted", "entered-in-error"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from fhir_mappers.model import (
     ImagingOrder,
@@ -16,32 +16,34 @@ from fhir_mappers.model import (
 )
 
 from .assessment import (
-    RULE_ADVISE_AGAINST,
-    RULE_INSUFFICIENT_DATA,
     Assessment,
     Episode,
     KeyFigures,
     Recommendation,
     Remark,
     RuleFinding,
-    figure,
 )
 from .episode import applicability, evaluation_time, other_episode_starts
+from .response import (
+    count_of,
+    cut_off_note,
+    favourable_finding,
+    favourable_response_gaps,
+    incomplete_reads,
+    insufficient_finding,
+)
 from .rules import (
-    ARROW,
     CrpTrend,
     complication_rule,
     crp_trend,
-    favourable_response_gaps,
-    fmt,
     markers_rule,
     neuro_rule,
     pain_rule,
-    signed_pct,
     sort_key,
     uncertain_dx_rule,
 )
-from .settings import RuleSettings
+from .thresholds import RuleSettings
+from .wording import ARROW, fmt
 
 # The mapper has already dropped entered-in-error/cancelled/registered/unknown values and
 # decided on preliminary ones; the engine re-checks so that a hand-built or future mapper
@@ -145,7 +147,7 @@ def _evaluate(
     counts = dict(base.counts)
     notes: list[Remark] = []
     if data.cut_off:
-        notes.append(_cut_off_note(data.cut_off))
+        notes.append(cut_off_note(data.cut_off))
     t0_day = episode.t0.day if episode.t0 is not None else None
     crp, esr, pain = _series(data.measurements, t0_day, eval_day, settings, counts, notes)
 
@@ -187,14 +189,14 @@ def _evaluate(
             missing, unmet = favourable_response_gaps(
                 trend, pain, t0_day, eval_day, len(crp), settings, crp_skipped
             )
-            missing += _incomplete_reads(data, t0_day, settings)
+            missing += incomplete_reads(data, t0_day, settings)
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA
-            findings.append(_insufficient(missing, unmet))
+            findings.append(insufficient_finding(missing, unmet))
         else:
             recommendation = Recommendation.ADVISE_AGAINST
             assert t0_day is not None  # favourable response needs a T0
-            findings.append(_favourable(trend, pain, t0_day, settings))
+            findings.append(favourable_finding(trend, pain, t0_day, settings))
             days = figures.days_since_t0
             if days is not None and days < settings.plateau_after_days:
                 notes.append(
@@ -279,7 +281,7 @@ def _series(
         notes.append(
             Remark(
                 "after-evaluation",
-                f"{_count(after_eval, 'result')} dated after the order "
+                f"{count_of(after_eval, 'result')} dated after the order "
                 f"({eval_day.isoformat()}) not used.",
                 "later results ignored",
             )
@@ -341,128 +343,6 @@ def _marker_notes(
                 "ESR rising",
             )
         )
-
-
-def _favourable(
-    trend: CrpTrend, pain: Sequence[Measurement], t0_day: date, settings: RuleSettings
-) -> RuleFinding:
-    assert trend.baseline is not None and trend.latest is not None
-    series = sorted(pain, key=sort_key)
-    data = {
-        "baseline": figure(trend.baseline, t0_day),
-        "latest": figure(trend.latest, t0_day),
-        "minFallPct": settings.plateau_min_fall_pct,
-        "normalLimitMgL": settings.crp_normal_mg_l,
-        "belowNormal": trend.latest.value < settings.crp_normal_mg_l,
-        "painFirst": figure(series[0], t0_day),
-        "painLatest": figure(series[-1], t0_day),
-        "crpMaxAgeDays": settings.crp_max_age_days,
-    }
-    if trend.fall_pct is not None:
-        data["fallPct"] = round(trend.fall_pct, 1)
-    crp = f"CRP {fmt(trend.baseline.value)}{ARROW}{fmt(trend.latest.value)} mg/L"
-    fell = trend.fall_pct is not None and trend.fall_pct >= settings.plateau_min_fall_pct
-    if fell:
-        crp += f", {signed_pct(trend.change_pct or 0.0)}"
-    else:  # advise-against through the normal limit: the CRP did not fall enough, say so
-        crp += f", below the normal limit of {fmt(settings.crp_normal_mg_l)} mg/L"
-    # "Improving" only when the CRP fell; a CRP that stays normal is said as it is.
-    state = "Improving" if fell else "CRP normal, pain not worse"
-    return RuleFinding(
-        rule_id=RULE_ADVISE_AGAINST,
-        recommendation=Recommendation.ADVISE_AGAINST,
-        message=f"{state}: {crp}; {pain_phrase(series)}; no red flag recorded.",
-        data=data,
-        short=f"{state if not fell else 'improving'} ({crp}; {pain_phrase(series)})",
-    )
-
-
-def pain_phrase(series: Sequence[Measurement], scale: str = "") -> str:
-    """Pain in a few words: "pain 8→3", "pain stable at 4", "pain 3 (one value)".
-
-    ``scale`` follows each number, e.g. "/10".
-    """
-    if not series:
-        return "no pain score"
-    first, last = series[0], series[-1]
-    if len(series) == 1:
-        return f"pain {fmt(last.value)}{scale} (one value)"
-    if max(m.value for m in series) - min(m.value for m in series) < 1:
-        return f"pain stable at {fmt(last.value)}{scale}"
-    return f"pain {fmt(first.value)}{ARROW}{fmt(last.value)}{scale}"
-
-
-def _insufficient(missing: Sequence[Remark], unmet: Sequence[Remark]) -> RuleFinding:
-    data: dict[str, object] = {}
-    if missing:
-        data["missing"] = [r.to_dict() for r in missing]
-    if unmet:
-        data["unmet"] = [r.to_dict() for r in unmet]
-    text = " ".join(r.message for r in (*missing, *unmet))
-    return RuleFinding(
-        rule_id=RULE_INSUFFICIENT_DATA,
-        recommendation=Recommendation.INSUFFICIENT_DATA,
-        message=f"Not enough to judge the response to treatment. {text}",
-        data=data,
-        short="; ".join(r.short for r in (*missing, *unmet)),
-    )
-
-
-KIND_WORDS = {"conditions": "diagnoses", "crp": "CRP", "esr": "ESR", "pain": "pain"}
-
-
-def _cut_off_note(kinds: frozenset[str]) -> Remark:
-    names = [KIND_WORDS.get(k, k) for k in sorted(kinds, key=list(KIND_WORDS).index)]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return Remark(
-        "paging-cut-off",
-        f"Not every {listed} result could be read from the record (paging cut off): "
-        "older results may be missing.",
-        "record only partly read",
-    )
-
-
-def _incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) -> list[Remark]:
-    """Gaps that a cut-off search leaves, for the advise-against check.
-
-    clinical-rules.md: with CRP paging cut off, advise-against stands only if the CRP
-    values read reach back to the start of the baseline window (T0 - 7 d): the missing
-    older pages may hold the baseline. The same caution applies to pain (the first score
-    since T0 may be missing) and to diagnoses (a red flag may be on an unread page).
-    """
-    gaps: list[Remark] = []
-    if not data.cut_off:
-        return gaps
-    if "conditions" in data.cut_off:
-        gaps.append(
-            Remark(
-                "conditions-incomplete",
-                "Not every diagnosis could be read: a red flag may be missing.",
-                "diagnoses only partly read",
-            )
-        )
-    window_start = t0_day - timedelta(days=settings.baseline_window_days)
-    for kind, kind_enum, reach, code, words in (
-        ("crp", MeasurementKind.CRP, window_start, "crp-incomplete", "CRP"),
-        ("pain", MeasurementKind.PAIN, t0_day, "pain-incomplete", "pain score"),
-    ):
-        if kind not in data.cut_off:
-            continue
-        days = [m.when.day for m in data.measurements if m.kind is kind_enum]
-        if not days or min(days) > reach:
-            gaps.append(
-                Remark(
-                    code,
-                    f"Older {words} results could not be read, so the values from the start of "
-                    "treatment may be missing.",
-                    f"older {words} results not read",
-                )
-            )
-    return gaps
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 __all__ = ["assess"]

@@ -22,13 +22,21 @@ from .assessment import (
     RULE_UNCERTAIN_DX,
     Episode,
     Recommendation,
-    Remark,
     RuleFinding,
     condition_to_dict,
     figure,
 )
 from .episode import UNCERTAIN_VERIFICATION, counts_now
-from .settings import RuleSettings
+from .thresholds import RuleSettings
+from .wording import (
+    ARROW,
+    condition_name,
+    fmt,
+    lower_first,
+    signed_pct,
+    upper_first,
+    when_found,
+)
 
 
 def pct_change(start: float, end: float) -> float | None:
@@ -36,23 +44,6 @@ def pct_change(start: float, end: float) -> float | None:
     if start <= 0:
         return None
     return round((end - start) / start * 100.0, 6)
-
-
-def fmt(value: float) -> str:
-    """A value as a clinician reads it: no trailing zeros, at most one decimal."""
-    return f"{round(value, 1):g}"
-
-
-MINUS = "\u2212"  # a typographic minus sign: a fall reads as one at a glance
-ARROW = "\u2192"  # one arrow style on every card: "142→18"
-
-
-def signed_pct(value: float) -> str:
-    """A percentage with its sign always shown: "+58%", MINUS + "87%", "0%"."""
-    shown = fmt(abs(value))
-    if shown == "0":
-        return "0%"
-    return f"+{shown}%" if value > 0 else f"{MINUS}{shown}%"
 
 
 def sort_key(m: Measurement) -> tuple[Any, ...]:
@@ -136,44 +127,6 @@ def _conditions_since(
         if t0_day is None or not dates or max(dates) >= t0_day:
             found.append(c)
     return sorted(found, key=lambda c: c.reference)
-
-
-def condition_name(c: ConditionFact) -> str:
-    """What the record calls the condition, never its resource id."""
-    for code in c.codes:
-        if code.display and code.display.strip():
-            return code.display.strip()
-    return f"a condition coded {c.codes[0].code}" if c.codes else "an unnamed condition"
-
-
-def lower_first(text: str) -> str:
-    """ "Cauda equina syndrome" -> "cauda equina syndrome"; "MRSA ..." stays as it is."""
-    if len(text) > 1 and text[0].isupper() and text[1].islower():
-        return text[0].lower() + text[1:]
-    return text
-
-
-def upper_first(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def when_found(c: ConditionFact, t0_day: date | None) -> tuple[str, bool]:
-    """("day 26", False), ("present at diagnosis (day 0)", True) or a fallback; and
-    whether the condition was there when treatment started (onset on or before T0)."""
-    if t0_day is None:
-        return "", False
-    onset = c.onset.day if c.onset is not None else None
-    recorded = c.recorded.day if c.recorded is not None else None
-    if onset is None and recorded is None:
-        return "date not recorded", False
-    first = onset if onset is not None else recorded
-    assert first is not None
-    if first <= t0_day:
-        later = recorded if recorded is not None and recorded > t0_day else None
-        if later is not None:
-            return f"present at diagnosis, recorded day {(later - t0_day).days}", True
-        return f"present at diagnosis (day {(first - t0_day).days})", True
-    return f"day {(first - t0_day).days}", False
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -379,117 +332,3 @@ def pain_rule(
         },
         short=f"Pain worse: {fmt(lowest.value)}{ARROW}{fmt(latest.value)}/10 since day {low_day}",
     )
-
-
-def favourable_response_gaps(
-    trend: CrpTrend,
-    pain: Sequence[Measurement],
-    t0_day: date,
-    eval_day: date,
-    crp_count: int,
-    settings: RuleSettings,
-    crp_skipped: int = 0,
-) -> tuple[list[Remark], list[Remark]]:
-    """What is missing, and which criterion is unmet, for advise-against.
-
-    Beyond the letter of clinical-rules.md, the latest CRP must be on or after T0: a fall
-    seen only in pre-treatment values says nothing about the response to treatment.
-    ``crp_skipped`` counts CRP results on record that could not be used (e.g. an
-    unconvertible unit), so that the card never says "no CRP" when there are some.
-    """
-    missing: list[Remark] = []
-    unmet: list[Remark] = []
-    latest, baseline = trend.latest, trend.baseline
-    if crp_count == 0 or latest is None:
-        if crp_skipped:
-            missing.append(
-                Remark(
-                    "crp-none-usable",
-                    f"No usable CRP: {crp_skipped} CRP result(s) on record could not be used "
-                    "(see below).",
-                    "no usable CRP",
-                )
-            )
-        else:
-            missing.append(
-                Remark(
-                    "crp-none",
-                    f"No CRP since {settings.data_lookback_days} days before treatment start.",
-                    "no CRP since treatment start",
-                )
-            )
-    elif crp_count == 1:
-        recent = (eval_day - latest.when.day).days <= settings.crp_max_age_days
-        when = "at the next weekly check" if recent else "now"
-        missing.append(
-            Remark(
-                "crp-single",
-                f"One CRP only ({fmt(latest.value)} mg/L on day {day_of(latest, t0_day)}): "
-                f"repeat it {when} to see a trend.",
-                "one CRP only",
-            )
-        )
-    elif latest.when.day < t0_day:
-        missing.append(
-            Remark(
-                "crp-pre-treatment-only",
-                "CRP only from before treatment started: no value shows the response.",
-                "no CRP since treatment start",
-            )
-        )
-    elif not trend.usable:
-        missing.append(
-            Remark(
-                "crp-none-after-baseline",
-                f"No CRP after day {day_of(latest, t0_day)}: a later value is needed to see "
-                "a trend.",
-                "no CRP trend yet",
-            )
-        )
-    if latest is not None and crp_count > 0:
-        age = (eval_day - latest.when.day).days
-        if age > settings.crp_max_age_days:
-            missing.append(
-                Remark(
-                    "crp-not-recent",
-                    f"Latest CRP {age} days old: repeat CRP before deciding on imaging.",
-                    f"latest CRP {age} days old",
-                )
-            )
-    if not pain:
-        missing.append(
-            Remark(
-                "pain-none",
-                "No pain score (0-10) since treatment start: record one.",
-                "no pain score",
-            )
-        )
-    if trend.usable and latest is not None and latest.when.day >= t0_day:
-        fall = trend.fall_pct
-        fell_enough = fall is not None and fall >= settings.plateau_min_fall_pct
-        normal = latest.value < settings.crp_normal_mg_l
-        if not (fell_enough or normal):
-            assert baseline is not None
-            change = "" if trend.change_pct is None else f" ({signed_pct(trend.change_pct)})"
-            unmet.append(
-                Remark(
-                    "crp-not-falling",
-                    f"CRP {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L{change}: not yet "
-                    f"down {fmt(settings.plateau_min_fall_pct)}% and not below "
-                    f"{fmt(settings.crp_normal_mg_l)} mg/L.",
-                    f"CRP not yet down {fmt(settings.plateau_min_fall_pct)}%",
-                )
-            )
-    if pain:
-        series = sorted(pain, key=sort_key)
-        first, last = series[0], series[-1]
-        if last.value > first.value:
-            unmet.append(
-                Remark(
-                    "pain-not-improving",
-                    f"Pain not decreasing: {fmt(first.value)}{ARROW}{fmt(last.value)}/10 since "
-                    "treatment start.",
-                    "pain not improving",
-                )
-            )
-    return missing, unmet

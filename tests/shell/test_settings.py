@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.engine.settings import RuleSettings
+from cds_service.engine.thresholds import RuleSettings
 from cds_service.settings import Settings, SettingsError, load_settings
 
 
