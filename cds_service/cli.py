@@ -104,10 +104,15 @@ def serve(
             "origin. Do not use with real patient data.",
             err=True,
         )
+    owner = os.getpid()
     try:
         run_gunicorn(settings)
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        # Workers are forked inside run_gunicorn and leave through this same frame when
+        # they exit: only the master, which made the directory, may remove it (a worker
+        # that did so broke the metrics, and the calls, of the workers still serving).
+        if os.getpid() == owner:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 # --- tools for integration engineers and clinical reviewers ------------------------------

@@ -376,6 +376,10 @@ if wait_up sigterm "$port"; then
     rc=$(wait_exit sigterm || echo none)
     check "the call in flight completes: $(cat "$WORK/slow.code") after $((SECONDS - t0)) s" bash -c \
         "test \"\$(cat '$WORK/slow.code')\" = 200 && grep -q '\"cards\"' '$WORK/slow.body'"
+    if [ "$(cat "$WORK/slow.code")" != 200 ]; then # say why, for whoever reads CI's log
+        sed 's/^/         body: /' "$WORK/slow.body" | head -5
+        logs sigterm | grep -v ' GET /readyz\| GET /livez' | tail -25 | sed 's/^/         /'
+    fi
     check "gunicorn (PID 1) exits 0 within its graceful timeout (exit $rc)" test "$rc" = 0
     check "the log shows the graceful stop" bash -c \
         "${PODMAN[*]} logs $PREFIX-sigterm 2>&1 | grep -q 'Handling signal: term'"
