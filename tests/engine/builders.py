@@ -1,7 +1,7 @@
 """Hand-built domain objects for the engine and card tests (no mappers involved).
 
 Days are counted from T0 (day 0), as in example-scenarios.md. This module holds no
-tests; it is named test_engine_* only to stay within the engine's test files.
+tests: the engine, card and safety tests build their patients with it.
 """
 
 from __future__ import annotations
