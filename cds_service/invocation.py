@@ -25,9 +25,6 @@ from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
 
 OBSERVATION_KEYS = ("crp", "esr", "pain")
-# How the FHIR client words a search whose paging it stopped (page limit, a looping or
-# runaway next link); the engine then treats that kind of data as possibly incomplete.
-PAGING_CUT_OFF = "paging stopped"
 SUBJECT_FIELDS = ("subject", "patient")
 
 
@@ -77,6 +74,7 @@ def _own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataI
                 DataIssue(
                     f"{rtype}/{resource.get('id', '?')}",
                     "its subject is not a reference to this patient: ignored",
+                    plain="not linked to this patient",
                 )
             )
             continue
@@ -150,7 +148,7 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outc
         conditions=conditions,
         measurements=measurements,
         issues=orders.issues + tuple(foreign) + condition_issues + observation_issues,
-        cut_off=frozenset(n.key for n in gathered.notes if n.reason.startswith(PAGING_CUT_OFF)),
+        cut_off=frozenset(n.key for n in gathered.notes if n.cut_off),
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
     card_context = CardContext(

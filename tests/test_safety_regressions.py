@@ -175,3 +175,49 @@ def test_days_are_counted_in_one_zone_so_a_threshold_follows_elapsed_time() -> N
     assessment = decide([nvo], [*observations, later, pain_later], order_day=30)
     assert assessment.recommendation is Recommendation.SUPPORT
     assert [f.rule_id for f in assessment.red_flags] == ["markers-not-responding"]
+
+
+# --- through the web layer: what prefetch leaves unread, and whose data it is ------------
+
+
+def e01_request(order_date: date) -> dict[str, Any]:
+    from cds_service.discovery import load_discovery
+    from cds_service.examples import load_example
+    from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
+
+    example = load_example("e01-improving", order_date)
+    service = load_discovery().services["spine-imaging-followup-select"]
+    request = build_request("order-select", "6f1c2b9e-0d7e-4f4e-9f5c-1d2e3f4a5b6c",
+                            example.patient_id, example.draft_order)  # fmt: skip
+    request["prefetch"] = local_prefetch(
+        service.prefetch, request["context"], bundle_resources(example.bundle)
+    )
+    return request
+
+
+def test_a_prefetched_crp_bundle_with_unread_pages_counts_as_cut_off(client: Any) -> None:
+    """E1, but the EHR's CRP Bundle says more pages follow and there is no fhirServer
+    to read them: the older pages may hold the baseline, so no advise-against, and the
+    card says the record was read only in part (was advise-against, nothing said)."""
+    request = e01_request(date(2026, 11, 30))
+    request["prefetch"]["crp"]["link"] = [
+        {"relation": "next", "url": "https://ehr.example.org/fhir/Observation?page=2"}
+    ]
+    answer = client.post("/cds-services/spine-imaging-followup-select", json=request)
+    assert answer.status_code == 200, answer.get_json()
+    (card,) = answer.get_json()["cards"]
+    result = card["extension"]["spine-cds-assessment"]
+    assert result["recommendation"] == "insufficient-data"
+    assert "crp-incomplete" in result["missing"]
+    assert "Not every CRP result could be read from the record (paging cut off)" in (card["detail"])
+
+
+def test_a_result_not_linked_to_this_patient_is_named_on_the_card(client: Any) -> None:
+    request = e01_request(date(2026, 11, 30))
+    crp = request["prefetch"]["crp"]["entry"]
+    stranger = dict(crp[0]["resource"], id="stranger-crp")
+    stranger["subject"] = {"identifier": {"value": "123"}, "display": "Someone Else"}
+    crp.append({"resource": stranger})
+    answer = client.post("/cds-services/spine-imaging-followup-select", json=request)
+    (card,) = answer.get_json()["cards"]
+    assert "1 result not linked to this patient was not used." in card["detail"]

@@ -130,15 +130,11 @@ def left_out(issues: Sequence[DataIssue]) -> list[str]:
     """Data left out, counted and named in clinical words (ids stay in the audit)."""
     groups: dict[str, int] = {}
     for issue in issues:
-        if issue.kind is not None and issue.plain:
-            noun = KIND_NOUNS.get(issue.kind, issue.kind)
+        if issue.plain:
+            noun = KIND_NOUNS.get(issue.kind or "") or _noun_of(issue.reference)
             key = f"{noun} {issue.plain}"
-        elif "another patient" in issue.reason:
-            key = "result recorded for another patient"
         elif "read as" in issue.reason:
             continue  # read, with one element taken as absent: not left out
-        elif issue.plain:
-            key = f"result {issue.plain}"
         else:
             key = "record that could not be read"
         groups[key] = groups.get(key, 0) + 1
@@ -150,6 +146,12 @@ def left_out(issues: Sequence[DataIssue]) -> list[str]:
 
 
 KIND_NOUNS = {"crp": "CRP", "esr": "ESR", "pain": "pain score"}
+
+
+def _noun_of(reference: str) -> str:
+    """What a left-out resource is called on the card, from its type."""
+    kind = reference.split("/", 1)[0]
+    return {"Condition": "diagnosis", "Observation": "result"}.get(kind, "record")
 
 
 def detail(a: Assessment) -> str:

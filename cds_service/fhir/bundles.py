@@ -21,10 +21,17 @@ _SAFE_WORD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 @dataclass(frozen=True)
 class Problem:
-    """Something about one prefetch key, in words the client may read."""
+    """Something about one prefetch key, in words the client may read.
+
+    ``cut_off``: the key's search results were read only in part (paging stopped at the
+    page limit or a looping link, or a prefetched Bundle's further pages could not be
+    read), so older results may be missing: the rules then ask for more before advising
+    against imaging.
+    """
 
     key: str
     reason: str
+    cut_off: bool = False
 
 
 class FhirError(Exception):

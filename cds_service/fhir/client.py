@@ -105,6 +105,7 @@ class _Exchange:
                         key,
                         f"paging stopped after {pages} pages: "
                         "the next link leads back to a page already read",
+                        cut_off=True,
                     )
                 )
                 return resources, notes
@@ -114,6 +115,7 @@ class _Exchange:
                         key,
                         f"paging stopped after {pages} pages (fhir_max_pages); "
                         "further results were not read",
+                        cut_off=True,
                     )
                 )
                 return resources, notes
@@ -311,7 +313,9 @@ class FhirClient:
             if next_link(first.bundle):
                 notes.append(
                     Problem(
-                        key, "prefetched Bundle has more pages; not read (no usable fhirServer)"
+                        key,
+                        "prefetched Bundle has more pages; not read (no usable fhirServer)",
+                        cut_off=True,
                     )
                 )
         return FetchResult(resources, {}, tuple(notes))
@@ -359,7 +363,11 @@ class FhirClient:
                 resources[key], more = unwrap_bundle(key, first.bundle, first.resource_type)
                 notes.extend(more)
                 notes.append(
-                    Problem(key, f"further pages of the prefetched Bundle not read: {error.reason}")
+                    Problem(
+                        key,
+                        f"further pages of the prefetched Bundle not read: {error.reason}",
+                        cut_off=True,
+                    )
                 )
         # Report in the order the keys were given, not the order the fetches finished.
         position = {key: i for i, key in enumerate(jobs)}
@@ -388,7 +396,9 @@ def _fail_all(
     for key, first in first_pages.items():
         resources[key], more = unwrap_bundle(key, first.bundle, first.resource_type)
         notes.extend(more)
-        notes.append(Problem(key, f"further pages of the prefetched Bundle not read: {reason}"))
+        notes.append(
+            Problem(key, f"further pages of the prefetched Bundle not read: {reason}", cut_off=True)
+        )
     return FetchResult(resources, errors, tuple(notes))
 
 

@@ -96,7 +96,7 @@ def split(result: FetchResult, combined: Combined) -> FetchResult:
             errors[member] = FhirError(member, error.reason)
     for note in result.notes:
         for member in combined.members.get(note.key, {note.key: frozenset()}):
-            notes.append(Problem(member, note.reason))
+            notes.append(Problem(member, note.reason, note.cut_off))
     return FetchResult(resources=resources, errors=errors, notes=tuple(notes))
 
 

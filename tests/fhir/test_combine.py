@@ -86,14 +86,14 @@ def test_split_hands_each_key_its_own_and_each_note_to_every_key() -> None:
     result = FetchResult(
         resources={key: found, "conditions": []},
         errors={},
-        notes=(Problem(key, "paging stopped after 5 pages (fhir_max_pages)"),),
+        notes=(Problem(key, "paging stopped after 5 pages (fhir_max_pages)", cut_off=True),),
     )
     out = split(result, combined)
     assert [r["id"] for r in out.resources["crp"]] == ["c1"]
     assert [r["id"] for r in out.resources["esr"]] == ["e1"]
     assert [r["id"] for r in out.resources["pain"]] == ["p1"]
     assert out.resources["conditions"] == []
-    cut = {n.key for n in out.notes if n.reason.startswith("paging stopped")}
+    cut = {n.key for n in out.notes if n.cut_off}
     assert cut == {"crp", "esr", "pain"}
     assert any(n.key == key and "1 result(s) of none" in n.reason for n in out.notes)
     failed = split(FetchResult({}, {key: FhirError(key, "FHIR server answered 401")}, ()), combined)
