@@ -26,13 +26,13 @@ log = logging.getLogger("cds_service")
 def warm_up(runtime: Runtime) -> float | None:
     """Run one synthetic call through validation, mapping, the engine and the renderer;
     the milliseconds it took, or None when it could not run."""
-    from cds_service.examples import load_examples
+    from cds_service.examples import example_keys, load_example
     from cds_service.invocation import handle_hook
     from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 
     started = time.perf_counter()
     try:
-        example = load_examples(date(2026, 1, 1))[0]
+        example = load_example(example_keys()[0], date(2026, 1, 1))
         for service in runtime.discovery.services.values():
             request = build_request(
                 service.hook, str(uuid.uuid4()), example.patient_id, example.draft_order

@@ -70,13 +70,19 @@ def _series_text(label: str, series: Sequence[Measurement], unit: str, t0: date 
     return f"{label} ({scale}): {points}."
 
 
-def _trend_lines(a: Assessment) -> list[str]:
-    """CRP, pain and ESR in one line each: the numbers that matter, with the CRP's age."""
+def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
+    """CRP, pain and ESR in one line each: the numbers that matter, with the CRP's age.
+
+    Without ``crp_figures`` (a red flag's bullet already gives them) the CRP line is the
+    latest CRP's age alone.
+    """
     f = a.figures
     lines = []
     if f.crp_latest is not None:
         age = _ago((a.evaluation_day - f.crp_latest.when.day).days)
-        if f.crp_baseline is not None and f.crp_percent_change is not None:
+        if not crp_figures:
+            lines.append(f"Latest CRP {age}.")
+        elif f.crp_baseline is not None and f.crp_percent_change is not None:
             label = "baseline" if _baseline_in_window(a) else "first value after the start"
             lines.append(
                 f"CRP {fmt(f.crp_baseline.value)}{ARROW}{fmt(f.crp_latest.value)} mg/L "
@@ -174,12 +180,7 @@ def detail(a: Assessment) -> str:
                 items.append(text.REBOUND_SOURCES)
         blocks.append([_episode_line(a)])
         blocks.append(_bullets(items))
-        trend = _trend_lines(a)
-        if markers is not None and a.figures.crp_latest is not None:
-            # its bullet already gives the CRP figures: keep only the latest CRP's age
-            age = _ago((a.evaluation_day - a.figures.crp_latest.when.day).days)
-            trend = [f"Latest CRP {age}." if t.startswith("CRP ") else t for t in trend]
-        blocks.append(trend)
+        blocks.append(_trend_lines(a, crp_figures=markers is None))
     else:
         blocks.append(
             [

@@ -77,15 +77,6 @@ class CrpTrend:
     def fall_pct(self) -> float | None:
         return None if self.change_pct is None else -self.change_pct
 
-    def baseline_in_window(self, t0_day: date, settings: RuleSettings) -> bool:
-        """True when the baseline came from [T0 - w, T0 + w], not the first later value.
-
-        Cards call only such a value "baseline"; a first value on day 28 is not one.
-        """
-        if self.baseline is None:
-            return False
-        return abs((self.baseline.when.day - t0_day).days) <= settings.baseline_window_days
-
 
 def crp_trend(crp: Sequence[Measurement], t0_day: date, settings: RuleSettings) -> CrpTrend:
     """Baseline: the highest value in [T0 - w, T0 + w], else the first value after T0."""
