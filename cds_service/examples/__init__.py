@@ -1,15 +1,8 @@
 """Synthetic example patients as FHIR R4 transaction Bundles.
 
-The worked examples of the clinical rules (E1..E10 of the design's example scenarios,
-plus seven more that exercise other rules and the 2026-11-28 revision) are stored as
-JSON under ``patients/``, with day 0 (the episode onset, T0) on a fixed base date.
-Nothing here reads the clock: the caller says on which date each order is placed, and
-every date in the data is moved by the same number of days, so the same patients serve
-tests, the demo and a FHIR server loaded on any day.
-
-Every entry is a ``PUT`` with a fixed id, so loading a bundle twice leaves one copy.
-The stored patients are read in ``stored``, the benchmark patient is built in
-``benchmark``; this module only names what the package offers.
+The stored patients (the worked examples of the clinical rules, placed on any order
+date) are read in ``stored``; the large benchmark patient is built in ``benchmark``.
+This module only names what the package offers.
 """
 
 from __future__ import annotations
