@@ -13,6 +13,15 @@ Time: every instant is a timezone-aware ``datetime``. A date-only FHIR value bec
 midnight UTC of that day for ordering, and ``day`` keeps the calendar date as written
 (for a dateTime: the date in its own offset), because the rules count whole days the
 way clinicians do ("CRP on day 28").
+
+Records made once per resource (Coding, When, Measurement, ConditionFact, DataIssue) are
+frozen ``msgspec.Struct`` classes, not frozen dataclasses: a request maps hundreds of
+Observations, and a frozen dataclass of eleven fields costs over ten times as much to
+build as a frozen Struct (one ``object.__setattr__`` per field; bench/records.py times
+both), which made them most of the mapper's time. They behave the same for the
+code that reads them: immutable, compared and hashed by value, built by keyword or
+position; ``msgspec.structs.replace`` stands in for ``dataclasses.replace``. Records
+made once per request stay dataclasses.
 """
 
 from __future__ import annotations
@@ -21,9 +30,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from msgspec import Struct
 
-@dataclass(frozen=True)
-class Coding:
+
+class Coding(Struct, frozen=True):
     """A code as it appeared on the resource (display is optional)."""
 
     system: str
@@ -31,8 +41,7 @@ class Coding:
     display: str | None = None
 
 
-@dataclass(frozen=True)
-class When:
+class When(Struct, frozen=True):
     """A point in time as the data gave it: an instant for ordering, a day for counting."""
 
     instant: datetime
@@ -73,8 +82,7 @@ class ConditionCategory(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True)
-class ConditionFact:
+class ConditionFact(Struct, frozen=True):
     """What the rules need from one Condition."""
 
     reference: str  # "Condition/<id>" (or "Condition/#<index>" when it has no id)
@@ -103,8 +111,7 @@ class MeasurementKind(StrEnum):
     PAIN = "pain"  # 0-10
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(Struct, frozen=True):
     """One usable observation value, normalised to the kind's unit."""
 
     reference: str  # "Observation/<id>"
@@ -120,8 +127,7 @@ class Measurement:
     high_sensitivity: bool = False  # hs-CRP (used only when no standard CRP exists)
 
 
-@dataclass(frozen=True)
-class DataIssue:
+class DataIssue(Struct, frozen=True):
     """A resource (or part of one) that was skipped, with the reason, for the audit.
 
     ``kind`` and ``plain`` let a card name what was left out in clinical words ("1 CRP

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
+from msgspec.structs import replace as replace_record
+
 from fhir_mappers.model import (
     ImagingOrder,
     Measurement,
@@ -112,17 +114,33 @@ def _days_in_zone_of(episode: Episode, data: PatientData) -> PatientData:
         return data
     zone = t0.instant.tzinfo
 
-    def moved(when: When | None) -> When | None:
-        if when is None or when.date_only:
+    def moved(when: When) -> When:
+        """The same value with its day in T0's zone; the very same object when that
+        day is the one it already has (the usual case: one offset throughout), so a
+        request with hundreds of values copies only the few that cross midnight."""
+        if when.date_only:
             return when
-        return replace(when, day=when.instant.astimezone(zone).date())
+        day = when.instant.astimezone(zone).date()
+        return when if day == when.day else When(when.instant, day)
 
-    measurements = tuple(replace(m, when=moved(m.when) or m.when) for m in data.measurements)
-    conditions = tuple(
-        replace(c, onset=moved(c.onset), recorded=moved(c.recorded), abatement=moved(c.abatement))
-        for c in data.conditions
-    )
-    return replace(data, measurements=measurements, conditions=conditions)
+    def moved_or_none(when: When | None) -> When | None:
+        return None if when is None else moved(when)
+
+    measurements = []
+    for m in data.measurements:
+        when = moved(m.when)
+        measurements.append(m if when is m.when else replace_record(m, when=when))
+    conditions = []
+    for c in data.conditions:
+        onset, recorded = moved_or_none(c.onset), moved_or_none(c.recorded)
+        abatement = moved_or_none(c.abatement)
+        unchanged = onset is c.onset and recorded is c.recorded and abatement is c.abatement
+        conditions.append(
+            c
+            if unchanged
+            else replace_record(c, onset=onset, recorded=recorded, abatement=abatement)
+        )
+    return replace(data, measurements=tuple(measurements), conditions=tuple(conditions))
 
 
 # The more cautious answer wins when the data allow several readings.

@@ -10,10 +10,10 @@ Days count from T0 (day 0); the order is authored on ``order_day``.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from msgspec.structs import replace
 
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from fhir_mappers.model import (
