@@ -12,8 +12,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from jsonschema.validators import Draft202012Validator
-
 from cds_service import schemas
 from cds_service.auth import AuthConfig, JwtVerifier, load_trusted_clients
 from cds_service.cards import OverrideReason, load_override_reasons
@@ -23,6 +21,7 @@ from cds_service.fhir import FhirClient
 from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
+from cds_service.validation import SchemaCheck
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.observations import MappingOptions
 from fhir_mappers.valuesets import ValueSets
@@ -34,7 +33,7 @@ log = logging.getLogger("cds_service")
 class Runtime:
     settings: Settings
     discovery: Discovery
-    validators: dict[str, Draft202012Validator]
+    validators: dict[str, SchemaCheck]
     value_sets: ValueSets
     rules: RuleSettings
     mapping: MappingOptions
@@ -82,9 +81,9 @@ def build_runtime(settings: Settings) -> Runtime:
     """Everything shared by requests; a configuration error stops startup with its reason."""
     discovery = load_discovery(settings.hooks_file)
     validators = {
-        "order-select": schemas.validator(schemas.request_schema_for("order-select")),
-        "order-sign": schemas.validator(schemas.request_schema_for("order-sign")),
-        "feedback": schemas.validator("feedback.schema.json"),
+        "order-select": schemas.check(schemas.request_schema_for("order-select")),
+        "order-sign": schemas.check(schemas.request_schema_for("order-sign")),
+        "feedback": schemas.check("feedback.schema.json"),
     }
     value_sets = load_value_sets(Path(settings.valueset_dir) if settings.valueset_dir else None)
     mapping = MappingOptions(

@@ -40,7 +40,7 @@ def warm_up(runtime: Runtime) -> float | None:
             request["prefetch"] = local_prefetch(
                 service.prefetch, request["context"], bundle_resources(example.bundle)
             )
-            list(runtime.validators[service.hook].iter_errors(request))
+            runtime.validators[service.hook].problems(request)
             handle_hook(runtime, service.id, request)
     except Exception as exc:  # never keep a worker from serving
         log.warning("worker warm-up skipped error=%s", type(exc).__name__)

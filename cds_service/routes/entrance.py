@@ -21,7 +21,6 @@ from cds_service.errors import ApiError
 from cds_service.jsonbody import check_content_type, parse_json_object
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import AuditRecord
-from cds_service.validation import validate
 
 log = logging.getLogger("cds_service")
 auth_log = logging.getLogger("cds_service.auth")
@@ -100,7 +99,7 @@ def validated(rt: Runtime, schema: str, body: dict[str, Any]) -> dict[str, Any]:
     """``body`` when it conforms to ``schema`` ("order-select", "order-sign",
     "feedback"); else 400 listing each problem with its JSON path. Every body the
     service accepts is validated here and nowhere else."""
-    problems = validate(rt.validators[schema], body)
+    problems = rt.validators[schema].problems(body)
     if problems:
         raise ApiError(400, "invalid_request", _NONCONFORMING[schema], problems)
     return body

@@ -1,4 +1,12 @@
-"""The JSON Schemas of the CDS Hooks bodies: one folder, read by the service and the tests."""
+"""The JSON Schemas of the CDS Hooks bodies: one folder, read by the service and the tests.
+
+Each schema is compiled twice. jsonschema-rs (compiled code) answers "is this body
+valid?" in microseconds, so a conforming request pays almost nothing for its check;
+jsonschema explains a refused body field by field, with JSON paths, and runs only then
+(``SchemaCheck``). On the benchmark's request the jsonschema walk alone cost about a
+third of the floor's whole request (performance-notes.md; bench/profile_hook.py).
+Both read the same files, and a test holds them to the same answers.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+
+from cds_service.validation import SchemaCheck
 
 SCHEMA_FILES = (
     "common.schema.json",
@@ -49,3 +60,18 @@ def validator(name: str) -> Draft202012Validator:
 def request_schema_for(hook: str) -> str:
     """The request schema file for a hook this service implements."""
     return f"{hook}.request.schema.json"
+
+
+@cache
+def fast_validator(name: str) -> jsonschema_rs.Validator:
+    """The compiled validator of one schema, cross-file $refs resolved from the shipped
+    files only (no network: ``offline``)."""
+    fast_registry = jsonschema_rs.Registry(
+        [(load_schema(n)["$id"], load_schema(n)) for n in SCHEMA_FILES]
+    )
+    return jsonschema_rs.validator_for(load_schema(name), registry=fast_registry, offline=True)
+
+
+def check(name: str) -> SchemaCheck:
+    """Both validators of one schema, for the request path."""
+    return SchemaCheck(fast=fast_validator(name), precise=validator(name))

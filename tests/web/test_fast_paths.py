@@ -7,11 +7,14 @@
   general path on generated date/time strings, valid and invalid.
 - the audit serialises a decision's detail first and looks for credentials only when
   the text may hold one: checked to store what the full walk stores.
+- a request body that the compiled schema validator (jsonschema-rs) passes is never
+  one that jsonschema refuses: checked on requests broken at random, field by field.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 import orjson
@@ -19,9 +22,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cds_service import schemas
 from cds_service.errors import ApiError
+from cds_service.examples import example_keys, load_example
 from cds_service.jsonbody import max_depth, parse_json_object
 from cds_service.stores.audit import TOKEN_KEYS, _detail_json, _json, without_tokens
+from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
+from cds_service.validation import validate
 from fhir_mappers import timeutil
 
 
@@ -159,3 +166,102 @@ def test_audit_detail_json_never_keeps_a_token_key(detail: dict[str, Any]) -> No
         return set()
 
     assert not keys(stored) & TOKEN_KEYS
+
+
+def _valid_request(hook: str) -> dict[str, Any]:
+    example = load_example(example_keys()[0], date(2026, 1, 1))
+    request = build_request(
+        hook,
+        "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        example.patient_id,
+        example.draft_order,
+        fhir_server="https://ehr.example.org/fhir",
+    )
+    templates = {"conditions": "Condition?patient={{context.patientId}}"}
+    request["prefetch"] = local_prefetch(
+        templates, request["context"], bundle_resources(example.bundle)
+    )
+    request["fhirAuthorization"] = {
+        "access_token": "t",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "cds-service",
+    }
+    return request
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into ``value`` (keys and list indexes), outside the prefetch resources."""
+    found = [prefix]
+    if prefix[:1] == ("prefetch",) and len(prefix) > 1:
+        return found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+# What a field may be broken into: other JSON values, and strings that test the patterns
+# (anchors, line ends, Unicode digits and spaces, near-UUIDs and near-references).
+schema_probes = st.one_of(
+    json_values,
+    st.sampled_from(
+        [
+            "",
+            "\n",
+            "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea\n",
+            "d1577c69-dfbe-44ad-ba6d-3e05e953b2e",
+            "Practitioner/1\n",
+            "Practitioner/\u0661",
+            "ServiceRequest/a b",
+            "https://ehr.example.org/fhir\n",
+            "https://ehr.example.org/\u00a0fhir",
+            "http:/x",
+            "Bearer",
+            -1,
+            2**40,
+            1.5,
+        ]
+    ),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(["order-select", "order-sign"]),
+    st.data(),
+    st.sampled_from(["replace", "delete"]),
+)
+def test_the_compiled_schema_check_never_passes_what_jsonschema_refuses(
+    hook: str, data: st.DataObject, how: str
+) -> None:
+    request = _valid_request(hook)
+    check = schemas.check(schemas.request_schema_for(hook))
+    assert check.fast.is_valid(request) and check.problems(request) == []
+    path = data.draw(st.sampled_from(_paths(request)[1:]))
+    parent = request
+    for part in path[:-1]:
+        parent = parent[part]
+    if how == "delete" and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(schema_probes)
+    precise = validate(check.precise, request)
+    if check.fast.is_valid(request):
+        assert precise == [], f"passed by jsonschema-rs, refused by jsonschema: {precise}"
+    assert check.problems(request) == precise
+
+
+def test_a_refused_request_gets_jsonschemas_messages() -> None:
+    request = _valid_request("order-select")
+    request["hookInstance"] = "not-a-uuid"
+    del request["context"]["selections"]
+    problems = schemas.check("order-select.request.schema.json").problems(request)
+    assert [(p.path, p.message) for p in problems] == [
+        ("$.context.selections", "required field is missing"),
+        ("$.hookInstance", "expected a UUID (8-4-4-4-12 hexadecimal digits)"),
+    ]
