@@ -82,7 +82,9 @@ def map_observations(
     resources: Iterable[Any], vs: ValueSets, options: MappingOptions
 ) -> tuple[tuple[Measurement, ...], tuple[DataIssue, ...]]:
     """Usable measurements in time order, and the selected Observations that were skipped."""
-    measurements: list[Measurement] = []
+    # (instant, reference, position, value): sorted by time, then reference, without a
+    # key function called per value (the position keeps equal keys off the records)
+    keyed: list[tuple[datetime, str, int, Measurement]] = []
     issues: list[DataIssue] = []
     table = vs.observations
     for index, resource in enumerate(resources):
@@ -103,9 +105,9 @@ def map_observations(
             issues.append(DataIssue(ref, str(skip), _KIND_NAMES.get(entry.kind), skip.plain))
             continue
         if measurement is not None:
-            measurements.append(measurement)
-    measurements.sort(key=lambda m: (m.when.instant, m.reference))
-    return tuple(measurements), tuple(issues)
+            keyed.append((measurement.when.instant, ref, index, measurement))
+    keyed.sort()
+    return tuple(k[3] for k in keyed), tuple(issues)
 
 
 def _select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry] | None:
@@ -231,10 +233,12 @@ def _pain(
 
 def _when(resource: dict[str, Any]) -> When:
     """effectiveDateTime (or effectiveInstant), else effectivePeriod.start, else issued."""
-    for element in ("effectiveDateTime", "effectiveInstant"):
-        value = resource.get(element)
-        if value is not None:
-            return _parse_time(element, value)
+    value = resource.get("effectiveDateTime")
+    if value is not None:
+        return _parse_time("effectiveDateTime", value)
+    value = resource.get("effectiveInstant")
+    if value is not None:
+        return _parse_time("effectiveInstant", value)
     period = resource.get("effectivePeriod")
     if period is not None:
         if not isinstance(period, dict):
@@ -286,21 +290,24 @@ def _number(quantity: dict[str, Any]) -> tuple[float, str | None]:
 
 def _units(quantity: dict[str, Any]) -> tuple[str, ...]:
     """Unit candidates in order of trust: the (UCUM) code, then the human-readable unit."""
-    found = []
-    for key in ("code", "unit"):
-        value = quantity.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise _Skip(f"valueQuantity.{key} is not a string: skipped", _BAD_UNIT)
-        if value.strip():
-            found.append(value.strip())
-    return tuple(found)
+    code, unit = quantity.get("code"), quantity.get("unit")
+    if code is not None and not isinstance(code, str):
+        raise _Skip("valueQuantity.code is not a string: skipped", _BAD_UNIT)
+    if unit is not None and not isinstance(unit, str):
+        raise _Skip("valueQuantity.unit is not a string: skipped", _BAD_UNIT)
+    code = code.strip() if code else ""
+    unit = unit.strip() if unit else ""
+    if code and unit:
+        return (code, unit)
+    return (code,) if code else (unit,) if unit else ()
 
 
 def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
     """The first candidate that is a known unit (compared lower-case)."""
-    return next((unit for unit in units if unit.lower() in known), None)
+    for unit in units:
+        if unit.lower() in known:
+            return unit
+    return None
 
 
 _BAD_UNIT = "in a unit that could not be converted"
