@@ -7,6 +7,7 @@ in code: sites tune them here, and the Assessment records the values it was comp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -41,9 +42,7 @@ class RuleSettings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool):
-                continue
-            if value < 0:
+            if not isinstance(value, bool) and value < 0:
                 raise ValueError(f"setting {f.name!r} must not be negative (got {value!r})")
 
     @classmethod
@@ -72,7 +71,7 @@ class RuleSettings:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"setting {key!r} must be a number (got {value!r})")
                 value = float(value)
-                if value != value or value in (float("inf"), float("-inf")):
+                if not math.isfinite(value):
                     raise ValueError(f"setting {key!r} must be a finite number (got {value!r})")
             values[key] = value
         return cls(**values)
