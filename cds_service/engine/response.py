@@ -33,7 +33,7 @@ def favourable_response_gaps(
     eval_day: date,
     crp_count: int,
     settings: RuleSettings,
-    crp_skipped: int = 0,
+    crp_skipped: int,
 ) -> tuple[list[Remark], list[Remark]]:
     """What is missing, and which criterion is unmet, for advise-against.
 
