@@ -1,0 +1,249 @@
+"""build_value_sets on a site's own files: every field read as written, exact and prefix
+entries kept apart, and error messages a site can act on.
+
+valuesets.py's contract: a site extends the code lists with its own JSON files; each
+entry is read into an entry record (code, display, whether it is verified, the file it
+came from, for the audit and the cards) and a bad file is refused with a ValueError that
+names the file, the entry and what is wrong. The shipped lists are tested in
+test_valuesets.py; here each test builds its own lists, so what is checked is the
+building itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import ConditionCategory, Modality
+from fhir_mappers.valuesets import (
+    ICD10CM,
+    LOINC,
+    ConditionEntry,
+    ImagingEntry,
+    ObservationEntry,
+    ObservationKind,
+    build_value_sets,
+)
+
+SITE = "http://example.org/site-codes"  # synthetic site codes
+
+
+def file(value_set: str, *entries: Any, source: str = "site list (test)") -> dict[str, Any]:
+    return {"valueSet": value_set, "source": source, "entries": list(entries)}
+
+
+def imaging(**changes: Any) -> dict[str, Any]:
+    entry = {
+        "system": SITE,
+        "code": "MR-L",
+        "display": "MRI lumbar spine",
+        "modality": "MRI",
+        "region": "lumbar",
+        "contrast": "with",
+        "verified": True,
+    }
+    return entry | changes
+
+
+def condition(**changes: Any) -> dict[str, Any]:
+    entry = {
+        "system": SITE,
+        "code": "DX-1",
+        "display": "Spinal infection (site)",
+        "match": "exact",
+        "category": "nvo",
+        "verified": True,
+    }
+    return entry | changes
+
+
+def observation(**changes: Any) -> dict[str, Any]:
+    entry = {
+        "system": LOINC,
+        "code": "1988-5",
+        "display": "CRP",
+        "kind": "crp",
+        "verified": False,
+    }
+    return entry | changes
+
+
+# --- what is read ----------------------------------------------------------------------------
+
+
+def test_every_field_of_an_entry_is_read_as_written() -> None:
+    vs = build_value_sets(
+        [
+            ("img.json", file("spine-imaging", imaging(), source="radiology list")),
+            ("dx.json", file("conditions", condition(), source="problem list")),
+            ("obs.json", file("observations", observation(), source="lab list")),
+        ]
+    )
+    assert vs.imaging_entry(SITE, "MR-L") == ImagingEntry(
+        system=SITE,
+        code="MR-L",
+        display="MRI lumbar spine",
+        modality=Modality.MRI,
+        region="lumbar",
+        contrast="with",
+        verified=True,
+        source_file="img.json",
+    )
+    assert vs.condition_entry(SITE, "DX-1") == ConditionEntry(
+        system=SITE,
+        code="DX-1",
+        match="exact",
+        category=ConditionCategory.NVO,
+        display="Spinal infection (site)",
+        verified=True,
+        source_file="dx.json",
+    )
+    assert vs.observation_entry(LOINC, "1988-5") == ObservationEntry(
+        system=LOINC,
+        code="1988-5",
+        kind=ObservationKind.CRP,
+        display="CRP",
+        verified=False,
+        source_file="obs.json",
+    )
+    assert dict(vs.sources) == {
+        "img.json": "radiology list",
+        "dx.json": "problem list",
+        "obs.json": "lab list",
+    }
+
+
+def test_a_prefix_entry_keeps_its_code_as_written_and_its_display() -> None:
+    vs = build_value_sets(
+        [("dx.json", file("conditions", condition(system=ICD10CM, code="Q99.1", match="prefix")))]
+    )
+    entry = vs.condition_entry(ICD10CM, "Q9912")
+    assert entry is not None
+    assert (entry.code, entry.match, entry.display, entry.verified, entry.source_file) == (
+        "Q99.1",
+        "prefix",
+        "Spinal infection (site)",
+        True,
+        "dx.json",
+    )
+
+
+def test_an_entry_without_a_display_has_none() -> None:
+    plain = imaging()
+    del plain["display"]
+    vs = build_value_sets([("img.json", file("spine-imaging", plain))])
+    entry = vs.imaging_entry(SITE, "MR-L")
+    assert entry is not None and entry.display is None
+
+
+def test_an_exact_entry_matches_its_code_only_and_a_prefix_entry_the_codes_below_it() -> None:
+    vs = build_value_sets(
+        [
+            (
+                "dx.json",
+                file(
+                    "conditions",
+                    condition(system=ICD10CM, code="Q98.1", match="exact", category="mimic"),
+                    condition(system=ICD10CM, code="Q99.1", match="prefix", category="mimic"),
+                ),
+            )
+        ]
+    )
+    exact = vs.condition_entry(ICD10CM, "Q98.1")
+    assert exact is not None and exact.category is ConditionCategory.MIMIC
+    assert vs.condition_entry(ICD10CM, "Q98.12") is None
+    assert vs.condition_entry(ICD10CM, "Q99.12") is not None
+
+
+def test_the_shipped_observation_codes_are_found_by_system_and_code() -> None:
+    vs = load_value_sets()
+    crp = vs.observation_entry(LOINC, "1988-5")
+    assert crp is not None and crp.kind is ObservationKind.CRP
+    assert vs.observation_entry(LOINC, "1988-6") is None
+    assert vs.observation_entry(SITE, "1988-5") is None
+
+
+# --- what is refused, and the words ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"valueSet": "drugs", "source": "x", "entries": []},
+            "f.json: 'valueSet' must be one of spine-imaging, conditions, observations",
+        ),
+        (
+            file("conditions", ["not", "an", "object"]),
+            "f.json: entries[0]: expected an object",
+        ),
+        (
+            file("spine-imaging", imaging(system="")),
+            "f.json: entries[0]: 'system' must be a non-empty string without surrounding spaces",
+        ),
+        (
+            file("spine-imaging", imaging(code=72158)),
+            "f.json: entries[0]: 'code' must be a non-empty string without surrounding spaces",
+        ),
+        (
+            file("spine-imaging", imaging(code=None)),
+            "f.json: entries[0]: 'code' must be a non-empty string without surrounding spaces",
+        ),
+        (
+            file("spine-imaging", imaging(display=7)),
+            f"f.json: entries[0] ({SITE}|MR-L): 'display' must be a string",
+        ),
+        (
+            file("spine-imaging", imaging(modality="PET")),
+            f"f.json: entries[0] ({SITE}|MR-L): 'modality' must be one of MRI, CT, not 'PET'",
+        ),
+        (
+            file("conditions", condition(category="abscess")),
+            f"f.json: entries[0] ({SITE}|DX-1): 'category' must be one of nvo, nvo-unspecified, "
+            "nvo-other-infective, out-of-scope, complication, neuro-deficit, mimic, other, "
+            "not 'abscess'",
+        ),
+        (
+            file("observations", observation(kind="glucose")),
+            f"f.json: entries[0] ({LOINC}|1988-5): 'kind' must be one of crp, crp-hs, crp-molar, "
+            "esr, pain, ignore, not 'glucose'",
+        ),
+    ],
+    ids=[
+        "value-set",
+        "entry",
+        "system",
+        "code-number",
+        "code-missing",
+        "display",
+        "modality",
+        "category",
+        "kind",
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_file_the_entry_and_the_problem(
+    data: Any, message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        build_value_sets([("f.json", data)])
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value_set", "entry", "changed", "key"),
+    [
+        ("conditions", condition(), condition(category="mimic"), f"{SITE}|DX-1"),
+        ("observations", observation(), observation(kind="esr"), f"{LOINC}|1988-5"),
+        ("spine-imaging", imaging(), imaging(region="cervical"), f"{SITE}|MR-L"),
+    ],
+)
+def test_a_conflicting_repeat_names_both_files(
+    value_set: str, entry: dict[str, Any], changed: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        build_value_sets([("a.json", file(value_set, entry)), ("b.json", file(value_set, changed))])
+    assert str(caught.value) == (
+        f"b.json: entries[0] ({key}): conflicts with the entry for the same code in a.json"
+    )
