@@ -23,7 +23,7 @@ from typing import Any
 
 from fhir_mappers.model import Coding, DataIssue, Measurement, MeasurementKind, When
 from fhir_mappers.rawjson import reference
-from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.timeutil import parse_fhir_time, usual_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets
 
 USED_STATUSES = frozenset({"final", "amended", "corrected"})
@@ -100,7 +100,9 @@ def map_observations(
         coding, entry = found
         ref = reference(resource, index)
         try:
-            measurement = _measure(ref, resource, coding, entry, options)
+            measurement = _usual(ref, resource, coding, entry, options) or _measure(
+                ref, resource, coding, entry, options
+            )
         except _Skip as skip:
             issues.append(DataIssue(ref, str(skip), _KIND_NAMES.get(entry.kind), skip.plain))
             continue
@@ -130,6 +132,95 @@ def _select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry]
                     return found
                 ignored = ignored or found  # e.g. qualitative CRP beside 1988-5: keep looking
     return ignored
+
+
+def _usual(
+    ref: str,
+    resource: dict[str, Any],
+    coding: Coding,
+    entry: ObservationEntry,
+    options: MappingOptions,
+) -> Measurement | None:
+    """The Measurement of an Observation in the usual shape, read with few calls; None
+    for any other shape, which ``_measure`` then reads (and explains when unusable).
+
+    Usual: CRP, hs-CRP, ESR or pain; a used status; an effectiveDateTime with seconds
+    and offset; a valueQuantity with a plain number, no comparator and a unit code
+    (known, for CRP and ESR), or for pain a valueInteger; a value in range. On the benchmark that is
+    every value, and it halves the mapper's time. The fast-path tests check that it
+    gives ``_measure``'s answer whenever it gives one.
+    """
+    kind = entry.kind
+    status = resource.get("status")
+    effective = resource.get("effectiveDateTime")
+    if (
+        kind not in _USUAL_KINDS
+        or type(status) is not str
+        or status not in USED_STATUSES
+        or type(effective) is not str
+        or options.since is not None
+    ):
+        return None
+    when = usual_time(effective)
+    if when is None:
+        return None
+    score = resource.get("valueInteger")
+    if score is not None:
+        if kind is not ObservationKind.PAIN or type(score) is not int or not 0 <= score <= 10:
+            return None
+        number = float(score)
+        return Measurement(
+            ref, MeasurementKind.PAIN, number, "{score}", when, coding, status, number, None
+        )
+    quantity = resource.get("valueQuantity")
+    if type(quantity) is not dict or "comparator" in quantity:
+        return None
+    value, unit, text = quantity.get("value"), quantity.get("code"), quantity.get("unit")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or type(unit) is not str
+        or not unit
+        or unit != unit.strip()
+        or not (text is None or type(text) is str)
+    ):
+        return None
+    number = float(value)
+    if kind is ObservationKind.PAIN:
+        if number > _PAIN_MAX:
+            return None
+        return Measurement(
+            ref, MeasurementKind.PAIN, number, "{score}", when, coding, status, number, unit
+        )
+    if kind is ObservationKind.ESR:
+        if unit.lower() not in _ESR_UNITS:
+            return None
+        return Measurement(
+            ref, MeasurementKind.ESR, round(number, 9), "mm/h", when, coding, status, number, unit
+        )
+    factor = _CRP_MASS_TO_MG_PER_L.get(unit.lower())
+    if factor is None:
+        return None
+    return Measurement(
+        ref,
+        MeasurementKind.CRP,
+        round(number * factor, 9),
+        "mg/L",
+        when,
+        coding,
+        status,
+        number,
+        unit,
+        None,
+        kind is ObservationKind.CRP_HS,
+    )
+
+
+_USUAL_KINDS = frozenset(
+    {ObservationKind.CRP, ObservationKind.CRP_HS, ObservationKind.ESR, ObservationKind.PAIN}
+)
 
 
 def _measure(

@@ -55,6 +55,11 @@ def parse_fhir_time(text: object) -> When:
     return _general_path(text, match)
 
 
+def usual_time(text: str) -> When | None:
+    """The usual dateTime read fast (see ``_fast_path``); None for anything else."""
+    return _fast_path(text)
+
+
 def _fast_path(text: str) -> When | None:
     """The usual case, a full dateTime with its offset, read by the C parser in about a
     tenth of the time of the general path, with the same answer; None for anything else
