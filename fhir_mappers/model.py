@@ -20,8 +20,11 @@ Observations, and a frozen dataclass of eleven fields costs over ten times as mu
 build as a frozen Struct (one ``object.__setattr__`` per field; bench/records.py times
 both), which made them most of the mapper's time. They behave the same for the
 code that reads them: immutable, compared and hashed by value, built by keyword or
-position; ``msgspec.structs.replace`` stands in for ``dataclasses.replace``. Records
-made once per request stay dataclasses.
+position; ``msgspec.structs.replace`` stands in for ``dataclasses.replace``. They are
+not tracked by the cyclic garbage collector (``gc=False``): they hold only strings,
+numbers, dates and other such records, so they can never be part of a cycle, and
+hundreds per request no longer count towards triggering collections. Records made once
+per request stay dataclasses.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from enum import StrEnum
 from msgspec import Struct
 
 
-class Coding(Struct, frozen=True):
+class Coding(Struct, frozen=True, gc=False):
     """A code as it appeared on the resource (display is optional)."""
 
     system: str
@@ -41,7 +44,7 @@ class Coding(Struct, frozen=True):
     display: str | None = None
 
 
-class When(Struct, frozen=True):
+class When(Struct, frozen=True, gc=False):
     """A point in time as the data gave it: an instant for ordering, a day for counting."""
 
     instant: datetime
@@ -82,7 +85,7 @@ class ConditionCategory(StrEnum):
     OTHER = "other"
 
 
-class ConditionFact(Struct, frozen=True):
+class ConditionFact(Struct, frozen=True, gc=False):
     """What the rules need from one Condition."""
 
     reference: str  # "Condition/<id>" (or "Condition/#<index>" when it has no id)
@@ -111,7 +114,7 @@ class MeasurementKind(StrEnum):
     PAIN = "pain"  # 0-10
 
 
-class Measurement(Struct, frozen=True):
+class Measurement(Struct, frozen=True, gc=False):
     """One usable observation value, normalised to the kind's unit."""
 
     reference: str  # "Observation/<id>"
@@ -127,7 +130,7 @@ class Measurement(Struct, frozen=True):
     high_sensitivity: bool = False  # hs-CRP (used only when no standard CRP exists)
 
 
-class DataIssue(Struct, frozen=True):
+class DataIssue(Struct, frozen=True, gc=False):
     """A resource (or part of one) that was skipped, with the reason, for the audit.
 
     ``kind`` and ``plain`` let a card name what was left out in clinical words ("1 CRP
