@@ -103,6 +103,53 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
     }
 
 
+def top_entries(raw: bytes, requests: int = 200, limit: int = 12) -> list[dict[str, Any]]:
+    """The functions with the most own time over ``requests`` calls of ``raw`` (scenario
+    (a)) through a fresh app in this process, by cProfile: name, calls per request, own
+    ms per request and share of the whole. cProfile's per-call cost inflates code that
+    makes many small calls, so read the ranking, not the absolute figures."""
+    import cProfile
+    import pstats
+
+    from cds_service.app import create_app
+    from cds_service.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            environ={},
+            overrides={"dev_mode": True, "database_path": str(Path(tmp) / "profile.sqlite3")},
+        )
+        app = create_app(settings)
+        client = app.test_client()
+        url = f"/cds-services/{scenario.SERVICE_ID}"
+        for _ in range(10):
+            client.post(url, data=raw, content_type="application/json")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(requests):
+            client.post(url, data=raw, content_type="application/json")
+        profiler.disable()
+        app.extensions["spine_cds"].close()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in stats.values())
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    rows = []
+    for (filename, line, name), (_, calls, own, _, _) in stats.items():
+        where = filename.replace(root, "")
+        if "site-packages/" in where:
+            where = where.split("site-packages/", 1)[1]
+        rows.append(
+            {
+                "function": f"{where}:{line}({name})",
+                "calls_per_request": calls / requests,
+                "own_ms_per_request": own / requests * 1000,
+                "share_pct": own / total * 100,
+            }
+        )
+    rows.sort(key=lambda r: -r["own_ms_per_request"])
+    return rows[:limit]
+
+
 def floor_post(body: bytes, answer: bytes) -> Callable[[], object]:
     """One request to the floor app, in process, answering ``answer``."""
     from bench import floor_app

@@ -34,6 +34,7 @@ import orjson
 import requests
 
 from bench import scenario
+from bench.profile_hook import top_entries
 from cds_service.fhir.combine import combine
 from tests.support.fhir_server import FhirTestServer
 from tests.support.service_process import ServiceProcess, free_port
@@ -41,6 +42,7 @@ from tests.support.service_process import ServiceProcess, free_port
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "wrk_post.lua"
 WORKERS = 2
+PROFILE_REQUESTS = 200  # in-process cProfile of (a) after the wrk runs
 # Only scenario (b) fetches; under 8 connections its FHIR queries queue in the
 # single-threaded test server for longer than the default 0.45 s budget, so the budget
 # is raised for the whole run (it changes nothing for the scenarios that do not fetch).
@@ -395,6 +397,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         runs = report["runs"][row.key]
         shown = "; ".join(f"{x['rps']:.0f}, {x['p50_ms']:.1f}, {x['p99_ms']:.1f}" for x in runs)
         lines.append(f"- {row.key}: {shown}")
+    lines += [
+        "",
+        f"Where (a)'s time goes: the top functions by own time over {report['profile_requests']} "
+        "requests through the Flask test client in this process (cProfile; its per-call cost "
+        "overstates code that makes many small calls, so read the ranking):",
+        "",
+        "| function | calls per request | own ms per request | share |",
+        "|---|---|---|---|",
+    ]
+    for entry in report["profile_top"]:
+        lines.append(
+            f"| `{entry['function']}` | {entry['calls_per_request']:.0f} | "
+            f"{entry['own_ms_per_request']:.3f} | {entry['share_pct']:.1f}% |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -419,6 +435,7 @@ def main() -> None:
                 "c": tmp / "c.json",
             }
             files["a"].write_bytes(orjson.dumps(bodies.full_prefetch))
+            files_a_bytes = files["a"].read_bytes()
             files["b"].write_bytes(orjson.dumps(bodies.no_prefetch))
             files["c"].write_bytes(orjson.dumps(bodies.not_applicable))
             print("timing the FHIR server's own answers ...", flush=True)
@@ -460,6 +477,8 @@ def main() -> None:
                     for x in results[row.key]
                 )  # fmt: skip
 
+    print("profiling (a) in process ...", flush=True)
+    profile = top_entries(files_a_bytes, PROFILE_REQUESTS)
     report = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "env": {
@@ -486,6 +505,8 @@ def main() -> None:
         "rss_growth_pct": (sum(rss_all) - sum(rss_100)) / sum(rss_100) * 100,
         "runs": results,
         "summary": summarise(results, fhir),
+        "profile_requests": PROFILE_REQUESTS,
+        "profile_top": profile,
     }
     markdown = render_markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
