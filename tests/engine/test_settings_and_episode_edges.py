@@ -5,7 +5,8 @@ documented contracts.
   is wrong: a site reads it in its start-up log, so the words are behaviour.
 - ``now`` must be timezone-aware in Python's sense (a tzinfo that gives an offset); the
   message says so exactly.
-- The same NVO Condition read twice (a repeated search page) is one episode, not a crash.
+- The same NVO Condition read twice (by two searches, edited in between) is one episode,
+  not a crash.
 - Several active NVO entries: the rules run once per *distinct* start date, and an entry
   on the chosen episode's own start date adds no second start.
 """
@@ -98,8 +99,11 @@ def test_without_authored_on_a_now_without_an_offset_is_refused(now: datetime) -
 
 
 def test_the_same_nvo_condition_read_twice_is_one_episode() -> None:
-    # A repeated search page returns the same Condition again: same reference, same start.
-    a = run(improving(), [nvo(ref="Condition/c1"), nvo(ref="Condition/c1")])
+    # Two searches return the same Condition, its display corrected between the two reads:
+    # same reference, same start, different content.
+    before = nvo(ref="Condition/c1", display="Osteomyelitis of vertebra, lumbar")
+    after = nvo(ref="Condition/c1", display="Osteomyelitis of vertebra, lumbar region")
+    a = run(improving(), [before, after])
     assert a.recommendation is Recommendation.ADVISE_AGAINST
     assert a.episode is not None and a.episode.condition.reference == "Condition/c1"
     assert "several-episode-starts" not in [n.code for n in a.notes]
