@@ -1,0 +1,279 @@
+"""What the audit and the card see of each Observation: the Coding that identified a value,
+and for each one skipped, the DataIssue (reference, reason, kind, plain words).
+
+The reason is the audit's explanation of a skipped value ("Reading the data" in
+clinical-rules.md: a value without a usable number, or in a unit that cannot be
+converted, "is skipped and reported"); ``plain`` is what a card says of it. The
+references name the resource as the request gave it ("Type/id", or "Type/#position").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import Coding, DataIssue, MeasurementKind
+from fhir_mappers.observations import MappingOptions, map_observations
+from fhir_mappers.rawjson import codings, reference
+
+VS = load_value_sets()
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+DEFAULT = MappingOptions()
+USUAL_TIME = "2024-01-10T08:30:00+01:00"  # seconds and an offset: the usual shape
+
+NO_VALUE = "without a usable value"
+NO_DATE = "without a usable date"
+BAD_UNIT = "in a unit that could not be converted"
+
+CRP = (LOINC, "1988-5", "C reactive protein [Mass/volume] in Serum or Plasma")
+HS_CRP = (LOINC, "30522-7", "C reactive protein by high sensitivity method")
+ESR = (LOINC, "4537-7", "Erythrocyte sedimentation rate by Westergren method")
+PAIN = (LOINC, "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported")
+
+
+def observation(
+    oid: str = "o1", coding: tuple[str, str, str] = CRP, **elements: Any
+) -> dict[str, Any]:
+    system, code, display = coding
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": system, "code": code, "display": display}]},
+        "effectiveDateTime": USUAL_TIME,
+        "valueQuantity": {"value": 12, "unit": "mg/L", "system": UCUM, "code": "mg/L"},
+    }
+    resource.update(elements)
+    return {key: value for key, value in resource.items() if value is not None}
+
+
+def issue_of(resource: object, options: MappingOptions = DEFAULT) -> DataIssue:
+    measurements, issues = map_observations([resource], VS, options)
+    assert measurements == ()
+    (issue,) = issues
+    return issue
+
+
+# --- the Coding that identified a measurement ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("coding", "quantity", "integer", "kind"),
+    [
+        (CRP, {"value": 12, "unit": "mg/L", "system": UCUM, "code": "mg/L"}, None, "crp"),
+        (HS_CRP, {"value": 1.5, "unit": "mg/L", "system": UCUM, "code": "mg/L"}, None, "crp"),
+        (ESR, {"value": 40, "unit": "mm/h", "system": UCUM, "code": "mm/h"}, None, "esr"),
+        (PAIN, {"value": 6, "unit": "{score}", "system": UCUM, "code": "{score}"}, None, "pain"),
+        (PAIN, None, 6, "pain"),
+    ],
+)
+def test_a_usual_observation_keeps_the_coding_that_identified_it(
+    coding: tuple[str, str, str], quantity: dict[str, Any] | None, integer: int | None, kind: str
+) -> None:
+    resource = observation(coding=coding, valueQuantity=quantity, valueInteger=integer)
+    (m,), issues = map_observations([resource], VS, DEFAULT)
+    assert issues == ()
+    assert m.kind is MeasurementKind(kind)
+    assert m.code == Coding(*coding)
+    assert (m.code.system, m.code.code, m.code.display) == coding
+
+
+def test_the_coding_read_is_the_first_usable_one_after_malformed_ones() -> None:
+    # A coding that is not an object, then one whose system is not a string, then CRP.
+    system, code, display = CRP
+    concept = {
+        "coding": [
+            "1988-5",
+            {"system": ["not", "a", "string"], "code": code},
+            {"system": system, "code": code, "display": display},
+        ]
+    }
+    (m,), issues = map_observations([observation(code=concept)], VS, DEFAULT)
+    assert issues == ()
+    assert m.code == Coding(*CRP)
+
+
+def test_a_display_that_is_not_a_string_is_left_out() -> None:
+    system, code, _ = CRP
+    concept = {"coding": [{"system": system, "code": code, "display": 1988}]}
+    (m,), _ = map_observations([observation(code=concept)], VS, DEFAULT)
+    assert m.code == Coding(system, code, None)
+
+
+# --- resources that are not Observations ---------------------------------------------------
+
+
+def test_a_resource_that_is_not_an_object_is_reported_by_position_and_the_rest_read() -> None:
+    measurements, issues = map_observations(["Observation/o1", observation("o2")], VS, DEFAULT)
+    assert issues == (DataIssue("#0", "not a JSON object: skipped"),)
+    assert [m.reference for m in measurements] == ["Observation/o2"]
+
+
+def test_a_resource_that_is_not_an_observation_is_reported_and_the_rest_read() -> None:
+    patient = {"resourceType": "Patient"}
+    measurements, issues = map_observations([observation("o1"), patient], VS, DEFAULT)
+    assert issues == (DataIssue("Patient/#1", "not an Observation: skipped"),)
+    assert [m.reference for m in measurements] == ["Observation/o1"]
+
+
+# --- each reason an Observation is skipped -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("elements", "reason", "plain"),
+    [
+        ({"status": None}, "status missing or not a string: skipped", "without a result status"),
+        ({"status": 1}, "status missing or not a string: skipped", "without a result status"),
+        (
+            {"valueQuantity": {"unit": "mg/L", "code": "mg/L"}},
+            "valueQuantity.value is missing or not a number: skipped",
+            NO_VALUE,
+        ),
+        (
+            {"valueQuantity": {"value": float("inf"), "code": "mg/L"}},
+            "valueQuantity.value is not finite: skipped",
+            NO_VALUE,
+        ),
+        ({"valueQuantity": [12, "mg/L"]}, "valueQuantity is not an object: skipped", NO_VALUE),
+        ({"valueQuantity": None}, "no value: skipped", NO_VALUE),
+        (
+            {"valueQuantity": None, "dataAbsentReason": {"text": "not done"}},
+            "no value (dataAbsentReason given): skipped",
+            NO_VALUE,
+        ),
+        (
+            {"valueQuantity": {"value": 12, "code": 7}},
+            "valueQuantity.code is not a string: skipped",
+            BAD_UNIT,
+        ),
+        (
+            {"valueQuantity": {"value": 12, "unit": 7}},
+            "valueQuantity.unit is not a string: skipped",
+            BAD_UNIT,
+        ),
+        (
+            {"valueQuantity": {"value": 12, "code": "mg/x"}},
+            "CRP unit 'mg/x' cannot be converted to mg/L: skipped",
+            BAD_UNIT,
+        ),
+        (
+            {"valueQuantity": {"value": 12, "unit": "mg/x"}},
+            "CRP unit 'mg/x' cannot be converted to mg/L: skipped",
+            BAD_UNIT,
+        ),
+        (
+            {"effectiveDateTime": None, "effectivePeriod": "2024-01-10"},
+            "effectivePeriod is not an object: skipped",
+            NO_DATE,
+        ),
+        (
+            {"effectiveDateTime": None, "effectivePeriod": {"start": "10/01/2024"}},
+            "effectivePeriod.start not read (not a FHIR date/time: '10/01/2024'): skipped",
+            NO_DATE,
+        ),
+        (
+            {"effectiveDateTime": None, "effectiveInstant": "10/01/2024"},
+            "effectiveInstant not read (not a FHIR date/time: '10/01/2024'): skipped",
+            NO_DATE,
+        ),
+        (
+            {"effectiveDateTime": "2024-02-30"},
+            "effectiveDateTime not read (not a FHIR date/time: '2024-02-30' "
+            "(day is out of range for month)): skipped",
+            NO_DATE,
+        ),
+    ],
+)
+def test_a_crp_skipped_is_reported_with_its_reason(
+    elements: dict[str, Any], reason: str, plain: str
+) -> None:
+    issue = issue_of(observation("o1", **elements))
+    assert issue == DataIssue("Observation/o1", reason, "crp", plain)
+
+
+@pytest.mark.parametrize("score", ["6", 6.5, True])
+def test_a_pain_value_integer_that_is_not_an_integer_is_reported(score: object) -> None:
+    issue = issue_of(observation("p1", PAIN, valueQuantity=None, valueInteger=score))
+    assert issue == DataIssue(
+        "Observation/p1", "valueInteger is not an integer: skipped", "pain", NO_VALUE
+    )
+
+
+# --- the time window and the options -------------------------------------------------------
+
+
+def test_since_keeps_a_value_at_its_very_instant_written_in_an_earlier_day() -> None:
+    # 23:30 UTC on 9 January is 00:30 on 10 January at +01:00, the instant of ``since``:
+    # not before it, so it is kept although its day as written is the day before.
+    since = MappingOptions(since=datetime.fromisoformat("2024-01-10T00:30:00+01:00"))
+    resource = observation("o1", effectiveDateTime="2024-01-09T23:30:00Z")
+    (m,), issues = map_observations([resource], VS, since)
+    assert issues == ()
+    assert m.when.day.isoformat() == "2024-01-09"
+
+
+def test_a_molar_factor_below_1_is_a_valid_setting() -> None:
+    options = MappingOptions(crp_molar_factor_nmol_per_mg=0.5)
+    resource = observation(
+        "m1",
+        (LOINC, "76485-2", "C reactive protein [Moles/volume]"),
+        valueQuantity={"value": 2, "code": "nmol/L"},
+    )
+    (m,), _ = map_observations([resource], VS, options)
+    assert m.value == 4
+
+
+@pytest.mark.parametrize("factor", [0.0, -9.524, float("nan"), float("inf")])
+def test_a_molar_factor_that_is_not_positive_is_refused(factor: float) -> None:
+    with pytest.raises(ValueError) as refused:
+        MappingOptions(crp_molar_factor_nmol_per_mg=factor)
+    assert str(refused.value) == "crp_molar_factor_nmol_per_mg must be a positive number"
+
+
+def test_a_since_without_a_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError) as refused:
+        MappingOptions(since=datetime.fromisoformat("2024-01-10T00:30:00"))
+    assert str(refused.value) == "since must be timezone-aware"
+
+
+# --- rawjson: references and codings -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ({"resourceType": "Condition", "id": "c1"}, "Condition/c1"),
+        ({"resourceType": "Condition", "id": ""}, "Condition/#3"),
+        ({"resourceType": "Condition", "id": 7}, "Condition/#3"),
+        ({"id": "c1"}, "Resource/c1"),
+        ({"resourceType": "", "id": "c1"}, "Resource/c1"),
+        ({"resourceType": 5, "id": "c1"}, "Resource/c1"),
+        ({}, "Resource/#3"),
+    ],
+)
+def test_a_reference_names_the_resource_as_given_or_by_position(
+    resource: dict[str, Any], expected: str
+) -> None:
+    assert reference(resource, 3) == expected
+
+
+def test_codings_keep_only_those_with_a_system_and_a_code() -> None:
+    concept = {
+        "coding": [
+            "M46.26",
+            {"system": "", "code": "M46.26"},
+            {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": ""},
+            {"system": 5, "code": "M46.26"},
+            {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": ["M46.26"]},
+            {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M46.26", "display": 3},
+            {"system": "http://snomed.info/sct", "code": "16814004", "display": "Osteomyelitis"},
+        ]
+    }
+    assert codings(concept) == [
+        Coding("http://hl7.org/fhir/sid/icd-10-cm", "M46.26", None),
+        Coding("http://snomed.info/sct", "16814004", "Osteomyelitis"),
+    ]
