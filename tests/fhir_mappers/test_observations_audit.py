@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.model import Coding, DataIssue, MeasurementKind
 from fhir_mappers.observations import MappingOptions, map_observations
-from fhir_mappers.rawjson import codings, reference
+from fhir_mappers.rawjson import codings, describe_error, reference
 
 VS = load_value_sets()
 LOINC = "http://loinc.org"
@@ -195,6 +196,126 @@ def test_a_crp_skipped_is_reported_with_its_reason(
     assert issue == DataIssue("Observation/o1", reason, "crp", plain)
 
 
+@pytest.mark.parametrize(
+    ("coding", "elements", "reason", "kind", "plain"),
+    [
+        (
+            CRP,
+            {"status": "entered-in-error"},
+            "status entered-in-error: ignored",
+            "crp",
+            "marked entered-in-error",
+        ),
+        (CRP, {"status": "cancelled"}, "status cancelled: ignored", "crp", "marked cancelled"),
+        (
+            CRP,
+            {"status": "preliminary"},
+            "status preliminary: ignored",
+            "crp",
+            "not final (status preliminary)",
+        ),
+        (
+            (LOINC, "11039-5", "C reactive protein [Presence]"),
+            {},
+            "11039-5 is not read by the rules: ignored",
+            None,
+            "not a test the rules read",
+        ),
+        (
+            CRP,
+            {"valueQuantity": {"value": -1, "code": "mg/L"}},
+            "negative crp value: skipped",
+            "crp",
+            "with a negative value",
+        ),
+        (
+            CRP,
+            {"valueQuantity": {"value": 12, "code": "mg/x", "unit": "mgs"}},
+            "CRP unit 'mg/x' / 'mgs' cannot be converted to mg/L: skipped",
+            "crp",
+            BAD_UNIT,
+        ),
+        (
+            CRP,
+            {"valueQuantity": {"value": 12}},
+            "CRP unit (none) cannot be converted to mg/L: skipped",
+            "crp",
+            BAD_UNIT,
+        ),
+        (
+            CRP,
+            {"valueQuantity": {"value": 12, "code": "mg/L", "comparator": "~"}},
+            "valueQuantity.comparator '~' is not one of < <= >= >: skipped",
+            "crp",
+            NO_VALUE,
+        ),
+        (
+            CRP,
+            {"valueQuantity": None, "valueString": "12 mg/L"},
+            "valueString is not a usable number (valueQuantity expected): skipped",
+            "crp",
+            NO_VALUE,
+        ),
+        (
+            CRP,
+            {"effectiveDateTime": None},
+            "no effectiveDateTime, effectivePeriod.start or issued: skipped",
+            "crp",
+            NO_DATE,
+        ),
+        (
+            ESR,
+            {"valueQuantity": {"value": 40, "code": "mg/L"}},
+            "ESR unit 'mg/L' is not mm/h: skipped",
+            "esr",
+            BAD_UNIT,
+        ),
+        (
+            PAIN,
+            {"valueQuantity": None, "valueInteger": 11},
+            "pain score 11 outside 0-10: skipped",
+            "pain",
+            "outside the 0-10 scale",
+        ),
+        (
+            PAIN,
+            {"valueQuantity": None, "valueString": "7"},
+            "valueString is not a usable number (valueQuantity or valueInteger expected): skipped",
+            "pain",
+            NO_VALUE,
+        ),
+    ],
+)
+def test_an_observation_skipped_is_reported_with_its_reason_and_plain_words(
+    coding: tuple[str, str, str],
+    elements: dict[str, Any],
+    reason: str,
+    kind: str | None,
+    plain: str,
+) -> None:
+    issue = issue_of(observation("o1", coding, **elements))
+    assert issue == DataIssue("Observation/o1", reason, kind, plain)
+
+
+def test_molar_crp_in_another_unit_is_reported() -> None:
+    options = MappingOptions(crp_molar_factor_nmol_per_mg=9.524)
+    resource = observation(
+        "m1",
+        (LOINC, "76485-2", "C reactive protein [Moles/volume]"),
+        valueQuantity={"value": 2, "code": "mg/L"},
+    )
+    assert issue_of(resource, options) == DataIssue(
+        "Observation/m1", "molar CRP unit 'mg/L' is not nmol/L: skipped", "crp", BAD_UNIT
+    )
+
+
+def test_a_pain_score_keeps_its_comparator() -> None:
+    quantity = {"value": 2, "comparator": "<", "unit": "{score}", "code": "{score}"}
+    (m,), issues = map_observations([observation("p1", PAIN, valueQuantity=quantity)], VS, DEFAULT)
+    assert issues == ()
+    assert (m.value, m.comparator, m.original_unit) == (2, "<", "{score}")
+
+
 @pytest.mark.parametrize("score", ["6", 6.5, True])
 def test_a_pain_value_integer_that_is_not_an_integer_is_reported(score: object) -> None:
     issue = issue_of(observation("p1", PAIN, valueQuantity=None, valueInteger=score))
@@ -277,3 +398,28 @@ def test_codings_keep_only_those_with_a_system_and_a_code() -> None:
         Coding("http://hl7.org/fhir/sid/icd-10-cm", "M46.26", None),
         Coding("http://snomed.info/sct", "16814004", "Osteomyelitis"),
     ]
+
+
+class _Reading(BaseModel):
+    value: int
+
+
+def test_a_validation_error_is_described_by_its_first_error_and_element_path() -> None:
+    with pytest.raises(ValidationError) as refused:
+        _Reading.model_validate({"value": "twelve"})
+    first = refused.value.errors()[0]
+    assert describe_error(refused.value) == f"value: {first['msg']} (1 error(s))"
+
+
+@pytest.mark.parametrize(
+    ("error", "described"),
+    [
+        (ValueError("first line\nsecond line"), "first line"),
+        (ValueError(""), "ValueError"),
+        (KeyError("code"), "'code'"),
+    ],
+)
+def test_another_error_is_described_by_its_first_line_or_its_type(
+    error: Exception, described: str
+) -> None:
+    assert describe_error(error) == described
