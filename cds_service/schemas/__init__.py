@@ -63,13 +63,16 @@ def request_schema_for(hook: str) -> str:
 
 
 @cache
+def fast_registry() -> jsonschema_rs.Registry:
+    """``registry()`` for jsonschema-rs: all schemas by their $id, built once."""
+    return jsonschema_rs.Registry([(load_schema(n)["$id"], load_schema(n)) for n in SCHEMA_FILES])
+
+
+@cache
 def fast_validator(name: str) -> jsonschema_rs.Validator:
     """The compiled validator of one schema, cross-file $refs resolved from the shipped
     files only (no network: ``offline``)."""
-    fast_registry = jsonschema_rs.Registry(
-        [(load_schema(n)["$id"], load_schema(n)) for n in SCHEMA_FILES]
-    )
-    return jsonschema_rs.validator_for(load_schema(name), registry=fast_registry, offline=True)
+    return jsonschema_rs.validator_for(load_schema(name), registry=fast_registry(), offline=True)
 
 
 def check(name: str) -> SchemaCheck:
