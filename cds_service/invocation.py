@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from msgspec import UNSET
+
 from cds_service.cards import CardContext, render_response
 from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
@@ -23,6 +25,7 @@ from fhir_mappers.conditions import map_conditions
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
+from fhir_mappers.wire import ObservationBytes, WireObservation
 
 OBSERVATION_KEYS = ("crp", "esr", "pain")
 SUBJECT_FIELDS = ("subject", "patient")
@@ -65,9 +68,27 @@ def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
     return True
 
 
+def _wire_belongs_to(wire: WireObservation, patient_id: str) -> bool:
+    """``_belongs_to`` for a typed Observation: a present subject (or patient) is an
+    object whose reference, if any, is a string (the typed decode refused others)."""
+    for ref in (wire.subject, wire.patient):
+        if ref is UNSET:
+            continue
+        reference = ref.reference
+        if reference is UNSET:
+            return False
+        return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+    return True
+
+
 def _own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIssue]) -> list[Any]:
     kept = []
     for resource in resources:
+        if type(resource) is ObservationBytes:
+            if _wire_belongs_to(resource.typed, patient_id):
+                kept.append(resource)
+                continue
+            resource = resource.as_dict()
         if isinstance(resource, dict) and not _belongs_to(resource, patient_id):
             rtype = resource.get("resourceType", "Resource")
             issues.append(

@@ -18,6 +18,7 @@ from cds_service.cards import OverrideReason, load_override_reasons
 from cds_service.discovery import Discovery, load_discovery
 from cds_service.engine.thresholds import RuleSettings
 from cds_service.fhir import FhirClient
+from cds_service.hookbody import HookBodyDecoder
 from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
@@ -42,6 +43,8 @@ class Runtime:
     verifier: JwtVerifier | None
     metrics: Metrics
     override_reasons: tuple[OverrideReason, ...]
+    # per service id: the typed decoder of its hook bodies (hookbody.py)
+    hook_decoders: dict[str, HookBodyDecoder]
 
     def close(self) -> None:
         """Release connections and threads (tests, tools, and the pre-fork check)."""
@@ -109,4 +112,5 @@ def build_runtime(settings: Settings) -> Runtime:
         verifier=verifier,
         metrics=Metrics(),
         override_reasons=load_override_reasons(),
+        hook_decoders={sid: HookBodyDecoder(s) for sid, s in discovery.services.items()},
     )

@@ -21,10 +21,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from msgspec import UNSET, UnsetType
+
 from fhir_mappers.model import Coding, DataIssue, Measurement, MeasurementKind, When
 from fhir_mappers.rawjson import reference
 from fhir_mappers.timeutil import parse_fhir_time, usual_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets
+from fhir_mappers.wire import ObservationBytes, WireConcept, WireObservation
 
 USED_STATUSES = frozenset({"final", "amended", "corrected"})
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
@@ -88,6 +91,17 @@ def map_observations(
     issues: list[DataIssue] = []
     table = vs.observations
     for index, resource in enumerate(resources):
+        if type(resource) is ObservationBytes:
+            wire = resource.typed
+            found = _select_wire_code(wire.code, table)
+            if found is None:
+                continue  # not a code the rules read: silently out of scope
+            ref = f"Observation/{wire.id}" if wire.id else f"Observation/#{index}"
+            measurement = _usual_wire(ref, wire, found[0], found[1], options)
+            if measurement is not None:
+                keyed.append((measurement.when.instant, ref, index, measurement))
+                continue
+            resource = resource.as_dict()  # outside the usual shape: the careful path
         if not isinstance(resource, dict):
             issues.append(DataIssue(f"#{index}", "not a JSON object: skipped"))
             continue
@@ -134,6 +148,26 @@ def _select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry]
     return ignored
 
 
+def _select_wire_code(
+    concept: WireConcept | UnsetType, table: Any
+) -> tuple[Coding, ObservationEntry] | None:
+    """``_select_code`` for a typed code (its codings are objects, its strings strings)."""
+    if concept is UNSET or concept.coding is UNSET:
+        return None
+    ignored: tuple[Coding, ObservationEntry] | None = None
+    for item in concept.coding:
+        system, code = item.system, item.code
+        if system is not UNSET and code is not UNSET:
+            entry = table.get((system, code))
+            if entry is not None:
+                display = None if item.display is UNSET else item.display
+                found = Coding(system, code, display), entry
+                if entry.kind is not ObservationKind.IGNORE:
+                    return found
+                ignored = ignored or found
+    return ignored
+
+
 def _usual(
     ref: str,
     resource: dict[str, Any],
@@ -150,9 +184,77 @@ def _usual(
     every value, and it halves the mapper's time. The fast-path tests check that it
     gives ``_measure``'s answer whenever it gives one.
     """
-    kind = entry.kind
-    status = resource.get("status")
-    effective = resource.get("effectiveDateTime")
+    quantity = resource.get("valueQuantity")
+    if type(quantity) is dict and "comparator" not in quantity:
+        value, unit, text = quantity.get("value"), quantity.get("code"), quantity.get("unit")
+        plain_quantity = True
+    else:
+        value = unit = text = None
+        plain_quantity = False
+    return _usual_of(
+        ref,
+        coding,
+        entry.kind,
+        options,
+        resource.get("status"),
+        resource.get("effectiveDateTime"),
+        resource.get("valueInteger"),
+        plain_quantity,
+        value,
+        unit,
+        text,
+    )
+
+
+def _usual_wire(
+    ref: str,
+    wire: WireObservation,
+    coding: Coding,
+    entry: ObservationEntry,
+    options: MappingOptions,
+) -> Measurement | None:
+    """``_usual`` for a typed Observation: the same reads, where an absent element is
+    UNSET instead of missing (the typed decode has refused wrong types and nulls)."""
+    quantity = wire.valueQuantity
+    if quantity is not UNSET and quantity.comparator is UNSET:
+        value = None if quantity.value is UNSET else quantity.value
+        unit = None if quantity.code is UNSET else quantity.code
+        text = None if quantity.unit is UNSET else quantity.unit
+        plain_quantity = True
+    else:
+        value = unit = text = None
+        plain_quantity = False
+    return _usual_of(
+        ref,
+        coding,
+        entry.kind,
+        options,
+        None if wire.status is UNSET else wire.status,
+        None if wire.effectiveDateTime is UNSET else wire.effectiveDateTime,
+        None if wire.valueInteger is UNSET else wire.valueInteger,
+        plain_quantity,
+        value,
+        unit,
+        text,
+    )
+
+
+def _usual_of(
+    ref: str,
+    coding: Coding,
+    kind: ObservationKind,
+    options: MappingOptions,
+    status: object,
+    effective: object,
+    score: object,
+    plain_quantity: bool,
+    value: object,
+    unit: object,
+    text: object,
+) -> Measurement | None:
+    """The usual-shape reading shared by ``_usual`` and ``_usual_wire``, from the
+    elements as read (None where absent); ``plain_quantity``: a valueQuantity object
+    without a comparator."""
     if (
         kind not in _USUAL_KINDS
         or type(status) is not str
@@ -164,7 +266,6 @@ def _usual(
     when = usual_time(effective)
     if when is None:
         return None
-    score = resource.get("valueInteger")
     if score is not None:
         if kind is not ObservationKind.PAIN or type(score) is not int or not 0 <= score <= 10:
             return None
@@ -172,12 +273,9 @@ def _usual(
         return Measurement(
             ref, MeasurementKind.PAIN, number, "{score}", when, coding, status, number, None
         )
-    quantity = resource.get("valueQuantity")
-    if type(quantity) is not dict or "comparator" in quantity:
-        return None
-    value, unit, text = quantity.get("value"), quantity.get("code"), quantity.get("unit")
     if (
-        isinstance(value, bool)
+        not plain_quantity
+        or isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
         or value < 0

@@ -8,9 +8,13 @@ problems worth telling the client, in words that never carry the token or a quer
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Raw
+
+from fhir_mappers.wire import ObservationBytes, read_resource
 
 _SEARCH_BUNDLE_TYPES = frozenset({"searchset"})
 # A client may hand over a search result as a collection, or without a type (seen in practice).
@@ -113,18 +117,47 @@ def shape_mismatch(value: object, shape: QueryShape, origin: str) -> str | None:
     return None
 
 
+class PrefetchedSearch:
+    """A prefetched search Bundle as the typed request decoder (``hookbody``) leaves it:
+    its entries as (resource bytes or None, search) pairs. Each resource is read when
+    the Bundle is unwrapped (``read_resource``: an Observation the typed decode accepts
+    becomes an ``ObservationBytes``, anything else the JSON value). Only Bundles with
+    nothing more to read (no ``next`` link) and of a type ``gather`` accepts are left
+    this way."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: list[tuple[Raw | None, Any]]) -> None:
+        self.entries = entries
+
+
 def unwrap_bundle(
-    key: str, bundle: Mapping[str, Any], resource_type: str
-) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """The entries' resources of the searched type; outcome and stray entries are noted."""
-    found: list[dict[str, Any]] = []
+    key: str, bundle: Mapping[str, Any] | PrefetchedSearch, resource_type: str
+) -> tuple[list[Any], list[Problem]]:
+    """The entries' resources of the searched type; outcome and stray entries are noted.
+
+    The resources are dicts, and for an Observation search from the typed decoder
+    ``ObservationBytes`` too, which the mapper and the subject check read as such."""
+    if isinstance(bundle, PrefetchedSearch):
+        pairs: Iterable[tuple[Any, Any]] = (
+            (None if raw is None else read_resource(raw), search) for raw, search in bundle.entries
+        )
+    else:
+        pairs = (
+            (e.get("resource"), e.get("search")) if isinstance(e, dict) else (None, None)
+            for e in bundle.get("entry") or []
+        )
+    found: list[Any] = []
     outcomes: list[str] = []
     has_outcome = False
     strays = 0
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        search = entry.get("search") if isinstance(entry, dict) else None
+    for resource, search in pairs:
         mode = search.get("mode") if isinstance(search, dict) else None
+        if type(resource) is ObservationBytes:
+            if mode != "outcome" and resource_type == "Observation":
+                found.append(resource)
+                continue
+            resource = resource.as_dict()
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
         if mode == "outcome" or kind == "OperationOutcome":
             has_outcome = True

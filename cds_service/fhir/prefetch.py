@@ -32,6 +32,7 @@ from cds_service.discovery import Service
 from cds_service.fhir.bundles import (
     FetchResult,
     FirstPage,
+    PrefetchedSearch,
     Problem,
     next_link,
     query_shape,
@@ -180,6 +181,12 @@ def gather(
             value = prefetch[key]
             if value is None:
                 resources[key], sources[key] = [], "null"
+                continue
+            if type(value) is PrefetchedSearch and shape.is_search:
+                # from the typed decoder: a search Bundle with no further pages
+                sources[key] = "prefetch"
+                resources[key], more = unwrap_bundle(key, value, shape.resource_type)
+                notes.extend(more)
                 continue
             mismatch = shape_mismatch(value, shape, "prefetch held")
             if mismatch is None:

@@ -18,6 +18,7 @@ from flask import current_app, request
 from cds_service.auth import AuthError, VerifiedClient, www_authenticate
 from cds_service.discovery import Service
 from cds_service.errors import ApiError
+from cds_service.hookbody import schema_view
 from cds_service.jsonbody import check_content_type, parse_json_object
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import AuditRecord
@@ -95,11 +96,20 @@ def json_body(rt: Runtime) -> dict[str, Any]:
     return parse_json_object(request.get_data(cache=False), rt.settings.max_json_depth)
 
 
+def hook_body(rt: Runtime, found: Service) -> dict[str, Any]:
+    """``json_body`` for a hook call: the typed decode when the body has the usual
+    shape (``hookbody``), else the careful parse, with its 415 and 400s."""
+    check_content_type(request.content_type)
+    raw = request.get_data(cache=False)
+    fast = rt.hook_decoders[found.id].decode(raw, rt.settings.max_json_depth)
+    return fast if fast is not None else parse_json_object(raw, rt.settings.max_json_depth)
+
+
 def validated(rt: Runtime, schema: str, body: dict[str, Any]) -> dict[str, Any]:
     """``body`` when it conforms to ``schema`` ("order-select", "order-sign",
     "feedback"); else 400 listing each problem with its JSON path. Every body the
     service accepts is validated here and nowhere else."""
-    problems = rt.validators[schema].problems(body)
+    problems = rt.validators[schema].problems(schema_view(body))
     if problems:
         raise ApiError(400, "invalid_request", _NONCONFORMING[schema], problems)
     return body

@@ -69,7 +69,7 @@ def invoke(service_id: str) -> Response:
     )
     body: dict[str, Any] | None = None
     try:
-        body = entrance.json_body(runtime)
+        body = entrance.hook_body(runtime, service)
         hook_instance = hook_instance_of(body)
         if hook_instance is not None:
             g.hook_instance = hook_instance

@@ -1,0 +1,94 @@
+"""Observations as they arrive on the wire: a typed decode of only what the rules read.
+
+A prefetch carries hundreds of Observations. Building a dict for every element of each
+(``orjson.loads``) and then walking those dicts cost more than the rest of the decision
+(issue 13, bench/decoders.py). Here each Observation's bytes are decoded in compiled
+code (msgspec) straight into small Structs holding only the elements the mapper reads:
+code, status, subject, effectiveDateTime, valueQuantity, valueInteger, id. Every other
+element is skipped without building anything.
+
+The types are strict on purpose: an element the mapper reads that is present with an
+unexpected type (a null, a number where a string belongs, a coding that is not an
+object) makes the typed decode refuse the resource, and the resource is then read from
+its bytes as a plain dict by the careful path, exactly as if the fast path did not
+exist. So a ``ObservationBytes`` always keeps its bytes: the mapper falls back to them
+for any Observation outside the usual shape (``observations._usual_wire``).
+
+Pure: no I/O. The request decoder (``cds_service/hookbody.py``) calls ``read_resource``
+for each entry of a prefetched Observation search.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+import orjson
+from msgspec import UNSET, Raw, Struct, UnsetType
+
+
+class WireCoding(Struct, frozen=True, gc=False):
+    system: str | UnsetType = UNSET
+    code: str | UnsetType = UNSET
+    display: str | UnsetType = UNSET
+
+
+class WireConcept(Struct, frozen=True, gc=False):
+    coding: list[WireCoding] | UnsetType = UNSET
+
+
+class WireQuantity(Struct, frozen=True, gc=False):
+    value: int | float | UnsetType = UNSET
+    # Only its presence is read here (any comparator sends the value down the careful
+    # path), so any JSON is accepted.
+    comparator: Any = UNSET
+    unit: str | UnsetType = UNSET
+    code: str | UnsetType = UNSET
+
+
+class WireReference(Struct, frozen=True, gc=False):
+    reference: str | UnsetType = UNSET
+
+
+class WireObservation(Struct, frozen=True, gc=False):
+    """The elements of an Observation the mapper reads; UNSET where absent."""
+
+    # Required, and only this value: decoded as a tag, msgspec would also accept a
+    # resource with no resourceType, which the careful path refuses.
+    resourceType: Literal["Observation"]
+    id: str | UnsetType = UNSET
+    status: str | UnsetType = UNSET
+    code: WireConcept | UnsetType = UNSET
+    subject: WireReference | UnsetType = UNSET
+    # Not an R4 Observation element, but the subject check reads it on every resource.
+    patient: WireReference | UnsetType = UNSET
+    effectiveDateTime: str | UnsetType = UNSET
+    valueQuantity: WireQuantity | UnsetType = UNSET
+    valueInteger: int | UnsetType = UNSET
+
+
+class ObservationBytes:
+    """An Observation decoded into ``typed``, with the bytes it came from for the
+    careful path (``as_dict``)."""
+
+    __slots__ = ("raw", "typed")
+
+    def __init__(self, typed: WireObservation, raw: Raw) -> None:
+        self.typed = typed
+        self.raw = raw
+
+    def as_dict(self) -> Any:
+        """The resource as ``orjson.loads`` reads it: what the careful path works on."""
+        return orjson.loads(memoryview(self.raw))
+
+
+_DECODER: Final = msgspec.json.Decoder(WireObservation)
+
+
+def read_resource(raw: Raw) -> Any:
+    """An ``ObservationBytes`` when ``raw`` is an Observation the typed decode accepts;
+    otherwise the JSON value as ``orjson.loads`` reads it (a dict, or whatever it is)."""
+    try:
+        return ObservationBytes(_DECODER.decode(raw), raw)
+    except msgspec.ValidationError:
+        return orjson.loads(memoryview(raw))
