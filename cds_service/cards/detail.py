@@ -42,11 +42,35 @@ def _crp_section(a: Assessment) -> list[str]:
         if m is not None and len(a.crp) > 1:
             roles.setdefault(m.reference, []).append(role)
     lines = ["| Date | Day | CRP mg/L | |", "|---|---|---|---|"]
-    for m in a.crp:
+    left_out: list[Measurement] = []
+    last = len(a.crp) - 1
+    for index, m in enumerate(a.crp):
         day = str((m.when.day - t0).days) if t0 is not None else ""
-        role = ", ".join(roles.get(m.reference, [])) or " "
-        lines.append(f"| {m.when.day.isoformat()} | {day} | {_value_text(m)} | {role} |")
+        role = ", ".join(roles.get(m.reference, []))
+        if last >= TABLE_ROWS and not role and TABLE_EDGE <= index <= last - TABLE_EDGE:
+            left_out.append(m)
+            continue
+        if left_out:
+            lines.append(_left_out_row(left_out, t0))
+            left_out = []
+        lines.append(f"| {m.when.day.isoformat()} | {day} | {_value_text(m)} | {role or ' '} |")
     return lines
+
+
+# A long series is shortened to its first and last TABLE_EDGE values and those with a
+# role; the values between are counted in one row (the trend app shows every one).
+TABLE_ROWS = 12
+TABLE_EDGE = 3
+
+
+def _left_out_row(left_out: Sequence[Measurement], t0: date | None) -> str:
+    first, last = left_out[0].when.day, left_out[-1].when.day
+    if t0 is not None:
+        span = f"days {(first - t0).days}-{(last - t0).days}"
+    else:
+        span = f"{first.isoformat()} to {last.isoformat()}"
+    count = f"{len(left_out)} more CRP" if len(left_out) > 1 else "1 more CRP"
+    return f"| … | | | {count} ({span}) not shown: see the trend |"
 
 
 def _baseline_in_window(a: Assessment) -> bool:
@@ -101,7 +125,12 @@ def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
     else:
         lines.append("No pain score since treatment start.")
     if a.esr:
-        lines.append(_series_text("ESR", a.esr, "mm/h", f.t0_day))
+        esr = sorted(a.esr, key=sort_key)
+        if len(esr) > 5:  # first and latest give the trend; the trend app shows them all
+            line = _series_text("ESR", [esr[0], esr[-1]], "mm/h", f.t0_day)
+            lines.append(f"{line[:-1]}; first and latest of {len(esr)} values.")
+        else:
+            lines.append(_series_text("ESR", esr, "mm/h", f.t0_day))
     return lines
 
 

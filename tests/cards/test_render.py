@@ -334,3 +334,42 @@ def test_summary_names_the_modality_ordered() -> None:
     stale = [crp(0, 140), crp(14, 60), pain(0, 8), pain(28, 3)]
     unsure = only_card(render_response(run(stale, orders=ct), CTX))
     assert unsure["summary"].startswith("Not enough data to judge repeat spine CT")
+
+
+def _crp_rows(detail: str) -> list[str]:
+    table = detail.split("| Date | Day | CRP mg/L | |", 1)[1].split("\n\n", 1)[0]
+    return [line for line in table.strip().splitlines() if not line.startswith("|---")]
+
+
+def test_a_long_crp_series_shows_its_ends_and_the_values_the_rules_used() -> None:
+    from tests.engine.builders import esr
+
+    # CRP every day for four weeks, falling; ESR every other day, falling
+    values = [crp(day, 150 - 4.5 * day) for day in range(29)]
+    a = run([*values, *[esr(day, 100 - day) for day in range(0, 29, 2)], pain(0, 8), pain(28, 3)])
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    detail = only_card(render_response(a, CTX))["detail"]
+    rows = _crp_rows(detail)
+    shown_days = [row.split(" | ")[1] for row in rows if not row.startswith("| … ")]
+    assert shown_days == ["0", "1", "2", "26", "27", "28"]
+    assert "baseline" in rows[0] and "latest" in rows[-1]
+    assert rows[3] == "| … | | | 23 more CRP (days 3-25) not shown: see the trend |"
+    assert "ESR (mm/h): 100 (day 0) \u2192 72 (day 28); first and latest of 15 values." in detail
+
+
+def test_a_short_crp_series_is_shown_whole() -> None:
+    values = [crp(day, 150 - 10 * day) for day in range(12)]
+    detail = only_card(render_response(run([*values, pain(0, 8), pain(28, 3)]), CTX))["detail"]
+    rows = _crp_rows(detail)
+    assert len(rows) == 12 and not any("not shown" in row for row in rows)
+
+
+def test_a_value_with_a_role_in_the_middle_of_a_long_series_is_kept() -> None:
+    # falls to day 10, then rises: the lowest value before the latest is kept in view
+    values = [crp(day, 150 - 12 * day) for day in range(11)]
+    values += [crp(day, 30 + 5 * (day - 10)) for day in range(11, 40)]
+    a = run([*values, pain(0, 8), pain(38, 7)], order_day=40)
+    detail = only_card(render_response(a, CTX))["detail"]
+    rows = _crp_rows(detail)
+    assert any("lowest before latest" in row and "| 10 |" in row for row in rows), rows
+    assert sum("not shown" in row for row in rows) == 2
