@@ -101,7 +101,7 @@ class HookBodyDecoder:
                 raw.decode("utf-8")  # msgspec does not check strings it skips
             except UnicodeDecodeError:
                 return None
-        if max_depth(raw) > depth_limit:
+        if max_depth(raw, depth_limit) > depth_limit:
             return None  # the careful path says why, in its words
         try:
             decoded = self._decoder.decode(raw)

@@ -65,7 +65,11 @@ def test_depth_matches_a_walk_of_the_parsed_value(value: Any) -> None:
         json.dumps(value).encode(),
         json.dumps(value, indent=1).encode(),
     ):
-        assert max_depth(raw) == walked_depth(orjson.loads(raw))
+        depth = walked_depth(orjson.loads(raw))
+        assert max_depth(raw) == depth
+        for limit in (0, 1, 2, 5):  # exact up to the limit, above it past the limit
+            capped = max_depth(raw, limit)
+            assert capped == depth if depth <= limit else capped > limit
 
 
 @pytest.mark.parametrize(
@@ -84,6 +88,16 @@ def test_depth_matches_a_walk_of_the_parsed_value(value: Any) -> None:
 )
 def test_depth_of_traps(text: str) -> None:
     assert max_depth(text.encode()) == walked_depth(json.loads(text))
+
+
+@pytest.mark.parametrize("size", [100, 5_000, 20_000])  # passes, and the running sum
+def test_depth_of_long_bracket_runs(size: int) -> None:
+    deep = b"[" * size + b"]" * size
+    wide = (b'{"a":' + b"[" * 40 + b'"x"' + b"]" * 40 + b"},") * (size // 80 + 1)
+    wide = b"[" + wide[:-1] + b"]"
+    assert max_depth(deep) == size
+    assert max_depth(deep, 64) > 64
+    assert max_depth(wide) == max_depth(wide, 64) == 42
 
 
 def test_a_body_one_level_too_deep_is_refused_and_one_at_the_limit_is_not() -> None:
