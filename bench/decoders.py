@@ -7,6 +7,8 @@ without a FHIR server from ``benchmark_bundle``, in the shape prefetch has):
   the service does);
 - a typed msgspec decode of the whole body into Structs for the envelope and the
   Observation fields the rules read (everything else skipped or left as ``Any``);
+- the service's typed decode (``cds_service/hookbody.py``), alone and with its
+  Observations read into Structs, against the careful parse it stands in for;
 - the compiled schema check (jsonschema-rs) against the jsonschema walk of the same
   envelope;
 - the Observation mapper on the decoded dicts.
@@ -27,7 +29,11 @@ import msgspec
 import orjson
 
 from cds_service import schemas
+from cds_service.discovery import load_discovery
 from cds_service.examples import benchmark_bundle
+from cds_service.fhir.bundles import unwrap_bundle
+from cds_service.hookbody import HookBodyDecoder
+from cds_service.jsonbody import parse_json_object
 from cds_service.validation import validate
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.observations import MappingOptions, map_observations
@@ -129,25 +135,51 @@ def main() -> None:
     raw = orjson.dumps(body)
     typed = msgspec.json.Decoder(_Body)
     check = schemas.check("order-select.request.schema.json")
+    service = next(s for s in load_discovery().services.values() if s.hook == "order-select")
+    hook_decoder = HookBodyDecoder(service)
     observations = [
         e["resource"] for key in ("crp", "esr", "pain") for e in body["prefetch"][key]["entry"]
     ]
     value_sets = load_value_sets()
+    decoded = hook_decoder.decode(raw, 64)
+    assert decoded is not None
+    typed_observations = [
+        r
+        for key in ("crp", "esr", "pain")
+        for r in unwrap_bundle(key, decoded["prefetch"][key], "Observation")[0]
+    ]
     options = MappingOptions(crp_molar_factor_nmol_per_mg=9.524)
     rows = [
         ("json.loads (the floor)", lambda: json.loads(raw)),
         ("orjson.loads (the service)", lambda: orjson.loads(raw)),
         ("msgspec typed decode of what the rules read", lambda: typed.decode(raw)),
+        (
+            "the service's typed decode (hookbody, depth guard included)",
+            lambda: hook_decoder.decode(raw, 64),
+        ),
+        (
+            "  and reading its 200 Observations",
+            lambda: [
+                unwrap_bundle(k, v, "Observation")
+                for k, v in hook_decoder.decode(raw, 64)["prefetch"].items()  # type: ignore[index]
+                if k != "conditions"
+            ],
+        ),
+        ("orjson.loads and depth guard (the careful parse)", lambda: parse_json_object(raw, 64)),
         ("jsonschema walk of the envelope", lambda: validate(check.precise, body)),
         ("jsonschema-rs check of the envelope", lambda: check.fast.is_valid(body)),
         (
-            f"map_observations, {len(observations)} Observations",
+            f"map_observations, {len(observations)} Observations as dicts",
             lambda: map_observations(observations, value_sets, options),
+        ),
+        (
+            f"map_observations, {len(typed_observations)} Observations typed",
+            lambda: map_observations(typed_observations, value_sets, options),
         ),
     ]
     print(f"(a)-shaped body: {len(raw):,} bytes")
     for name, fn in rows:
-        print(f"  {name:48s} {best_ms(fn):7.3f} ms")
+        print(f"  {name:62s} {best_ms(fn):7.3f} ms")
 
 
 if __name__ == "__main__":
