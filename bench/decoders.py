@@ -37,37 +37,11 @@ from cds_service.jsonbody import parse_json_object
 from cds_service.validation import validate
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.observations import MappingOptions, map_observations
-
-
-class _Coding(msgspec.Struct):
-    system: str | None = None
-    code: str | None = None
-    display: str | None = None
-
-
-class _Concept(msgspec.Struct):
-    coding: list[_Coding] = []
-
-
-class _Quantity(msgspec.Struct):
-    value: float | None = None
-    comparator: str | None = None
-    unit: str | None = None
-    code: str | None = None
-
-
-class _Observation(msgspec.Struct):
-    resourceType: str
-    id: str | None = None
-    status: str | None = None
-    code: _Concept | None = None
-    effectiveDateTime: str | None = None
-    valueQuantity: _Quantity | None = None
-    valueInteger: int | None = None
+from fhir_mappers.wire import WireObservation
 
 
 class _Entry(msgspec.Struct):
-    resource: _Observation
+    resource: WireObservation  # the service's Struct: one pass, no fallback per entry
 
 
 class _Bundle(msgspec.Struct):
