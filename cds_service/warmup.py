@@ -18,6 +18,8 @@ import time
 import uuid
 from datetime import date
 
+import orjson
+
 from cds_service.runtime import Runtime
 
 log = logging.getLogger("cds_service")
@@ -27,6 +29,7 @@ def warm_up(runtime: Runtime) -> float | None:
     """Run one synthetic call through validation, mapping, the engine and the renderer;
     the milliseconds it took, or None when it could not run."""
     from cds_service.examples import example_keys, load_example
+    from cds_service.hookbody import schema_view
     from cds_service.invocation import handle_hook
     from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 
@@ -40,8 +43,11 @@ def warm_up(runtime: Runtime) -> float | None:
             request["prefetch"] = local_prefetch(
                 service.prefetch, request["context"], bundle_resources(example.bundle)
             )
-            runtime.validators[service.hook].problems(request)
-            handle_hook(runtime, service.id, request)
+            raw = orjson.dumps(request)
+            # the typed decode a real call takes (hookbody), else the dict itself
+            body = runtime.hook_decoders[service.id].decode(raw, 64) or request
+            runtime.validators[service.hook].problems(schema_view(body))
+            handle_hook(runtime, service.id, body)
     except Exception as exc:  # never keep a worker from serving
         log.warning("worker warm-up skipped error=%s", type(exc).__name__)
         return None

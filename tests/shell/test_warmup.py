@@ -32,3 +32,15 @@ def test_a_failing_warm_up_never_stops_a_worker(tmp_path: Path) -> None:
         assert warm_up(runtime) is None
     finally:
         runtime.close()
+
+
+def test_warm_up_takes_the_typed_decode_of_a_real_call(tmp_path: Path) -> None:
+    runtime = build_runtime(make_settings(tmp_path))
+    try:
+        decoders = runtime.hook_decoders
+        runtime.hook_decoders = {}  # without the decoders the warm-up cannot run
+        assert warm_up(runtime) is None
+        runtime.hook_decoders = decoders
+        assert warm_up(runtime) is not None
+    finally:
+        runtime.close()
