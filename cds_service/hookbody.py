@@ -1,4 +1,4 @@
-"""A hook request body, decoded in one typed pass where it has the usual shape.
+"""A hook request body, decoded by type where it has the usual shape.
 
 ``jsonbody.parse_json_object`` builds a dict for every element of the body; for the
 usual order-select with a few hundred prefetched Observations that, and walking those
@@ -29,7 +29,12 @@ import orjson
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from cds_service.discovery import Service
-from cds_service.fhir.bundles import PrefetchedSearch, next_link, query_shape
+from cds_service.fhir.bundles import (
+    PREFETCH_BUNDLE_TYPES,
+    PrefetchedSearch,
+    next_link,
+    query_shape,
+)
 from cds_service.jsonbody import max_depth
 
 # The members of a CDS Hooks 2.0 request (CDS Hooks "HTTP Request"); any other sends
@@ -61,9 +66,6 @@ class _SearchBundle(Struct, gc=False, forbid_unknown_fields=False):
     type: str | UnsetType = UNSET
     link: Any = UNSET
     entry: list[_Entry] = []
-
-
-_PREFETCH_BUNDLE_TYPES: Final = frozenset({"searchset", "collection"})
 
 
 class HookBodyDecoder:
@@ -136,7 +138,7 @@ def _prefetch(decoded: Any, keys: tuple[str, ...], searches: set[str]) -> dict[s
             continue
         if (
             value.resourceType != "Bundle"
-            or (value.type is not UNSET and value.type not in _PREFETCH_BUNDLE_TYPES)
+            or (value.type is not UNSET and value.type not in PREFETCH_BUNDLE_TYPES)
             or (value.link is not UNSET and next_link({"link": value.link}))
         ):
             return None  # refetched, paged or refused: the careful path's business

@@ -14,8 +14,9 @@ its bytes as a plain dict by the careful path, exactly as if the fast path did n
 exist. So a ``ObservationBytes`` always keeps its bytes: the mapper falls back to them
 for any Observation outside the usual shape (``observations._usual_wire``).
 
-Pure: no I/O. The request decoder (``cds_service/hookbody.py``) calls ``read_resource``
-for each entry of a prefetched Observation search.
+Pure: no I/O. ``read_resource`` is called for each entry of a prefetched Observation
+search that the request decoder (``cds_service/hookbody.py``) left as bytes, when
+``unwrap_bundle`` reads the search.
 """
 
 from __future__ import annotations

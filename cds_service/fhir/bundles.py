@@ -18,7 +18,7 @@ from fhir_mappers.wire import ObservationBytes, read_resource
 
 _SEARCH_BUNDLE_TYPES = frozenset({"searchset"})
 # A client may hand over a search result as a collection, or without a type (seen in practice).
-_PREFETCH_BUNDLE_TYPES = frozenset({"searchset", "collection"})
+PREFETCH_BUNDLE_TYPES = frozenset({"searchset", "collection"})
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -103,7 +103,7 @@ def shape_mismatch(value: object, shape: QueryShape, origin: str) -> str | None:
         if found != "Bundle":
             return f"{origin} {_a(found)} where a search Bundle was expected"
         bundle_type = value.get("type")
-        allowed = _SEARCH_BUNDLE_TYPES if origin.startswith("FHIR") else _PREFETCH_BUNDLE_TYPES
+        allowed = _SEARCH_BUNDLE_TYPES if origin.startswith("FHIR") else PREFETCH_BUNDLE_TYPES
         if bundle_type is not None and (
             not isinstance(bundle_type, str) or bundle_type not in allowed
         ):
