@@ -69,8 +69,7 @@ def _left_out_row(left_out: Sequence[Measurement], t0: date | None) -> str:
         span = f"days {(first - t0).days}-{(last - t0).days}"
     else:
         span = f"{first.isoformat()} to {last.isoformat()}"
-    count = f"{len(left_out)} more CRP" if len(left_out) > 1 else "1 more CRP"
-    return f"| … | | | {count} ({span}) not shown: see the trend |"
+    return f"| … | | | {len(left_out)} more CRP ({span}) not shown: see the trend |"
 
 
 def _baseline_in_window(a: Assessment) -> bool:
