@@ -45,7 +45,8 @@ def warm_up(runtime: Runtime) -> float | None:
             )
             raw = orjson.dumps(request)
             # the typed decode a real call takes (hookbody), else the dict itself
-            body = runtime.hook_decoders[service.id].decode(raw, 64) or request
+            depth = runtime.settings.max_json_depth
+            body = runtime.hook_decoders[service.id].decode(raw, depth) or request
             runtime.validators[service.hook].problems(schema_view(body))
             handle_hook(runtime, service.id, body)
     except Exception as exc:  # never keep a worker from serving
