@@ -3,7 +3,9 @@
 export const CLIENT_ID = 'spine-cds-trend';
 // Read-only, patient-level: the patient's name, Conditions and Observations.
 export const SCOPES = 'launch patient/Patient.read patient/Observation.read patient/Condition.read';
-// The same searches as the service's prefetch templates (hooks.json).
+// The same searches as the service's prefetch templates (hooks.json), read by key in
+// trend.js. The values below copy the service's; tests/cards/test_trend_app_config.py
+// fails when they differ from hooks.json or the settings' defaults.
 export const QUERIES = {
   conditions: 'Condition?patient={patient}&_count=100',
   crp: 'Observation?patient={patient}&code=http://loinc.org|1988-5,http://loinc.org|30522-7,http://loinc.org|71426-1,http://loinc.org|76485-2&_sort=-date&_count=100',

@@ -29,7 +29,6 @@ from tests.support.ehr_calls import order_request
 
 ORDER_DATE = date(2026, 11, 26)
 SELECT = "spine-imaging-followup-select"
-ROOT = Path(__file__).resolve().parents[2]
 DECISIONS = {"advise-against", "support", "support-urgent", "insufficient-data"}
 
 
@@ -152,16 +151,6 @@ def test_the_pages_load_only_their_own_files_and_no_inline_code() -> None:
         assert " style=" not in html and "on" + "click=" not in html
     for name in FILES:
         assert (static_dir() / name).is_file(), name
-
-
-def test_the_app_searches_as_the_prefetch_templates() -> None:
-    config = (ROOT / "smart_app" / "src" / "config.js").read_text(encoding="utf-8")
-    built = (static_dir() / "app.js").read_text(encoding="utf-8")
-    for service in load_discovery().services.values():
-        for key, template in service.prefetch.items():
-            query = template.replace("{{context.patientId}}", "{patient}")
-            assert f"{key}: '{query}'" in config, key
-            assert query in built, key
 
 
 def test_the_app_may_be_framed_by_the_ehr_and_the_api_by_no_one(tmp_path: Path) -> None:
