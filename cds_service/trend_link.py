@@ -7,19 +7,17 @@ uses ``appContext`` only to highlight what the decision rested on: the episode s
 (T0), the values each rule used, the thresholds in force, the rule that fired and the
 card's one-line summary.
 
-The link needs the service's own public URL. The renderer knows nothing of the web, so
-the web shell puts it here per request (``use_base_url``): ``public_base_url`` when set
-(required outside development mode), else, in development mode only, the URL the request
-came in on. Without either there is no link rather than a relative URL an EHR would
-resolve against itself.
+The link needs the service's own public URL. The renderer knows nothing of the web: the
+hook route works it out with ``base_url_for`` (``public_base_url`` when set, required
+outside development mode, else, in development mode only, the URL the request came in
+on) and hands it in with the card context (``CardContext.trend_base_url``). Without
+either there is no link rather than a relative URL an EHR would resolve against itself.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any
 
 from cds_service.engine.thresholds import RuleSettings
@@ -40,8 +38,6 @@ THRESHOLDS = {
     "crpMaxAgeDays": "crp_max_age_days",
 }
 
-_base_url: ContextVar[str] = ContextVar("spine_cds_trend_base_url", default="")
-
 
 def base_url_for(public_base_url: str, dev_mode: bool, request_url_root: str) -> str:
     """The service's base URL for links: the configured one, else (dev mode) the request's."""
@@ -50,25 +46,6 @@ def base_url_for(public_base_url: str, dev_mode: bool, request_url_root: str) ->
     if dev_mode and request_url_root.startswith(("http://", "https://")):
         return request_url_root.rstrip("/")
     return ""
-
-
-@contextmanager
-def use_base_url(url: str) -> Iterator[None]:
-    """Render cards within this block with links under ``url``."""
-    token = _base_url.set(url)
-    try:
-        yield
-    finally:
-        _base_url.reset(token)
-
-
-def set_base_url(url: str) -> object:
-    """For the web shell's per-request hook; undo with ``reset_base_url``."""
-    return _base_url.set(url)
-
-
-def reset_base_url(token: object) -> None:
-    _base_url.reset(token)  # type: ignore[arg-type]
 
 
 def launch_url(base_url: str) -> str:
@@ -95,25 +72,28 @@ def trend_link(
     summary: str,
     patient_id: str,
     settings: RuleSettings,
-    base_url: str | None = None,
+    base_url: str,
 ) -> dict[str, Any] | None:
-    """The CDS Hooks ``smart`` link, or None when the service's URL is not known."""
-    base = _base_url.get() if base_url is None else base_url
-    if not base:
+    """The CDS Hooks ``smart`` link, or None when the service's URL is not known ("")."""
+    if not base_url:
         return None
     context = app_context(assessment, summary, patient_id, settings)
     return {
         "label": LINK_LABEL,
-        "url": launch_url(base),
+        "url": launch_url(base_url),
         "type": "smart",
         "appContext": json.dumps(context, separators=(",", ":"), ensure_ascii=False),
     }
 
 
 def add_trend_link(
-    card: dict[str, Any], assessment: Mapping[str, Any], patient_id: str, settings: RuleSettings
+    card: dict[str, Any],
+    assessment: Mapping[str, Any],
+    patient_id: str,
+    settings: RuleSettings,
+    base_url: str,
 ) -> None:
     """Put the link on a rendered card (``card["links"]``) when the base URL is known."""
-    link = trend_link(assessment, str(card["summary"]), patient_id, settings)
+    link = trend_link(assessment, str(card["summary"]), patient_id, settings, base_url)
     if link is not None:
         card["links"] = [link]

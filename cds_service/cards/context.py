@@ -1,7 +1,9 @@
 """What the renderer needs besides the Assessment, handed in by the caller.
 
 The override reasons are data (``overrides.json``, which a site may replace); the
-runtime reads them once at startup and passes them in, so rendering does no I/O.
+runtime reads them once at startup and passes them in, so rendering does no I/O. The
+trend link's base URL depends on the request (in development mode): the web layer works
+it out and passes it in, so rendering reads no per-request state of its own.
 """
 
 from __future__ import annotations
@@ -39,3 +41,6 @@ class CardContext:
     qcdsm_name: str = "Spine imaging follow-up (NVO) CDS service"
     encounter_id: str | None = None
     override_reasons: tuple[OverrideReason, ...] = ()
+    # The service's base URL for the trend app's link (trend_link.base_url_for, worked out
+    # by the hook route per request); "" puts no link on the card.
+    trend_base_url: str = ""

@@ -11,8 +11,8 @@ Content-Security-Policy: scripts and styles from this origin only (no inline cod
 only known at launch (``iss``): any https origin, the loopback interface for local
 trials and, in development mode only, any http origin as well.
 
-This blueprint also tells the card renderer the service's base URL for each request
-(``cds_service.trend_link``).
+``card_links_base_url`` gives the hook route the service's base URL for the cards' link
+to the app (``cds_service.trend_link``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import NotFound
 
 from cds_service import trend_link
@@ -104,19 +104,8 @@ for _name in ASSETS:
     )
 
 
-@blueprint.before_app_request
-def _card_links_base_url() -> None:
-    runtime: Runtime = current_app.extensions["spine_cds"]
+def card_links_base_url(runtime: Runtime) -> str:
+    """The base URL for the trend link on the cards answering the current request: the
+    hook route passes it to the renderer (``CardContext.trend_base_url``)."""
     settings = runtime.settings
-    base = trend_link.base_url_for(settings.public_base_url, settings.dev_mode, request.url_root)
-    g.trend_link_token = trend_link.set_base_url(base)
-
-
-@blueprint.teardown_app_request
-def _forget_base_url(exc: BaseException | None) -> None:
-    token = g.pop("trend_link_token", None)
-    if token is not None:
-        try:
-            trend_link.reset_base_url(token)
-        except ValueError:
-            pass  # set in another context (a copied request context): nothing to undo
+    return trend_link.base_url_for(settings.public_base_url, settings.dev_mode, request.url_root)

@@ -17,6 +17,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from cds_service.app import create_app
+from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.discovery import load_discovery
 from cds_service.examples import load_examples
 from cds_service.routes.trend_app import FILES, static_dir
@@ -24,6 +25,7 @@ from cds_service.settings import load_settings
 from cds_service.tools.ehr_requests import bundle_resources, local_prefetch
 from cds_service.trend_link import LAUNCH_PATH, LINK_LABEL, base_url_for
 from tests.conftest import ConformanceCheckingClient, make_settings
+from tests.engine.builders import PATIENT, improving, run
 from tests.support.conformance import assert_conformant_response
 from tests.support.ehr_calls import order_request
 
@@ -96,6 +98,20 @@ def test_the_link_uses_public_base_url_and_thresholds_in_force(tmp_path: Path) -
     context = json.loads(link["appContext"])
     assert context["thresholds"]["plateauMinFallPct"] == 30.0
     assert [r["id"] for r in context["rulesFired"]] == ["markers-not-responding"]
+
+
+def test_the_renderer_links_under_the_base_url_it_is_handed_and_only_then() -> None:
+    """No per-request state: the link is there exactly when the caller passes a base URL
+    (the hook route does; a caller without one, such as the warm-up, gets no link)."""
+    assessment = run(improving())
+    reasons = load_override_reasons()
+    for base, url in (
+        ("https://cds.example.org/spine", "https://cds.example.org/spine/trend/launch"),
+        ("", None),
+    ):
+        ctx = CardContext(patient_id=PATIENT, override_reasons=reasons, trend_base_url=base)
+        (card,) = render_response(assessment, ctx)["cards"]
+        assert [link["url"] for link in card.get("links", [])] == ([url] if url else [])
 
 
 def test_base_url_rules() -> None:
