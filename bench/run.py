@@ -8,6 +8,11 @@ targets (PASS/FAIL), the first-call latency of fresh workers, and the workers' m
 after 100 calls and after many. Everything started is stopped at the end::
 
     .venv/bin/python -m bench.run [--runs 3] [--duration 10] [--out bench/results]
+    .venv/bin/python -m bench.run --compare REV    # and the service at REV, side by side
+
+With ``--compare`` the service at another git revision (checked out in a temporary
+worktree, removed at the end) runs beside this checkout's, against the same FHIR server,
+floor and bodies, its rows interleaved with this checkout's: before and after in one run.
 
 Not a test: the figures depend on the machine. See bench/README.md for how to read them.
 """
@@ -15,6 +20,7 @@ Not a test: the figures depend on the machine. See bench/README.md for how to re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -24,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +80,55 @@ ROWS = (
     Row("b1", "(b) at 1 connection (latency against the FHIR server's own time)", "service",
         "b", 1),
 )  # fmt: skip
+SERVICE_ROWS = tuple(row for row in ROWS if row.target == "service")
+COMPARED = "compared"  # the target, and the key suffix ("a@compared"), of --compare's rows
+
+
+def compared_rows(revision: str) -> tuple[Row, ...]:
+    """The service's rows again, for the service at ``revision``."""
+    return tuple(
+        replace(row, key=f"{row.key}@{COMPARED}", label=f"{row.label}, at {revision}",
+                target=COMPARED)
+        for row in SERVICE_ROWS
+    )  # fmt: skip
+
+
+class Checkout:
+    """A git revision in a temporary worktree, whose service runs beside this one's.
+
+    The service is started with the worktree first on its import path (and the current
+    directory left off it), so it runs the revision's code, hooks.json and value sets
+    with this virtualenv's packages. The worktree is removed at the end."""
+
+    def __init__(self, revision: str, parent: Path) -> None:
+        self.revision = revision
+        self.path = parent / "compared"
+        self.commit = ""
+
+    def __enter__(self) -> Checkout:
+        self.commit = _git("rev-parse", "--verify", f"{self.revision}^{{commit}}")
+        _git("worktree", "add", "--detach", str(self.path), self.commit)
+        found = subprocess.run(
+            [sys.executable, "-c", "import cds_service; print(cds_service.__file__)"],
+            env=dict(os.environ, **self.env()), capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        if not Path(found).resolve().is_relative_to(self.path.resolve()):
+            self.__exit__()
+            raise RuntimeError(f"the service at {self.revision} would import {found}")
+        return self
+
+    def env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.path), "PYTHONSAFEPATH": "1"}
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path.exists():
+            _git("worktree", "remove", "--force", str(self.path))
+
+
+def _git(*args: str) -> str:
+    command = ["git", *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)  # noqa: S603
+    return done.stdout.strip()
 
 
 class FloorProcess:
@@ -259,7 +315,11 @@ def _median(runs: list[dict[str, Any]], field: str) -> float:
     return float(statistics.median(r[field] for r in runs))
 
 
-def summarise(results: dict[str, list[dict[str, Any]]], fhir: dict[str, Any]) -> dict[str, Any]:
+def summarise(
+    results: dict[str, list[dict[str, Any]]], fhir: dict[str, Any], suffix: str = ""
+) -> dict[str, Any]:
+    """Medians, ratios and targets of the service's rows whose keys end in ``suffix``
+    ("" for this checkout, "@compared" for --compare's), against the one floor."""
     med = {
         key: {f: _median(runs, f) for f in ("rps", "p50_ms", "p95_ms", "p99_ms")}
         | {
@@ -268,7 +328,7 @@ def summarise(results: dict[str, list[dict[str, Any]]], fhir: dict[str, Any]) ->
         }
         for key, runs in results.items()
     }
-    d, a, c, b1 = med["d"], med["a"], med["c"], med["b1"]
+    d, a, c, b1 = med["d"], med["a" + suffix], med["c" + suffix], med["b1" + suffix]
     b_limit = fhir["service_concurrent_p50_ms"] + 3
     checks = [
         ("(a) p50 <= 1.5x floor", a["p50_ms"] / d["p50_ms"], 1.5, "<="),
@@ -309,8 +369,19 @@ def summarise(results: dict[str, list[dict[str, Any]]], fhir: dict[str, Any]) ->
     return {"medians": med, "ratios": ratios, "targets": targets}
 
 
+def all_rows(compared: str | None) -> tuple[Row, ...]:
+    """The rows in the order they run: with --compare, each service row of this checkout
+    is followed by the same row at the compared revision."""
+    if compared is None:
+        return ROWS
+    pairs = zip(SERVICE_ROWS, compared_rows(compared), strict=True)
+    return (ROWS[0], *(row for pair in pairs for row in pair))
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     env, data, fhir, summary = report["env"], report["data"], report["fhir"], report["summary"]
+    compared = report.get("compared")
+    rows = all_rows(compared["revision"] if compared else None)
     lines = [
         "# Benchmark results (bench/run.py)",
         "",
@@ -330,7 +401,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| row | connections | req/s | p50 ms | p95 ms | p99 ms | non-2xx | socket errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in ROWS:
+    for row in rows:
         m = summary["medians"][row.key]
         lines.append(
             f"| {row.label} | {row.connections} | {m['rps']:.0f} | {m['p50_ms']:.1f} | "
@@ -392,11 +463,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {t['target']} | {t['value']} | {t['limit']} | {'PASS' if t['pass'] else 'FAIL'} |"
         )
+    if compared:
+        lines += side_by_side(report)
     lines += ["", "Every run (req/s, p50, p99):", ""]
-    for row in ROWS:
+    for row in rows:
         runs = report["runs"][row.key]
         shown = "; ".join(f"{x['rps']:.0f}, {x['p50_ms']:.1f}, {x['p99_ms']:.1f}" for x in runs)
         lines.append(f"- {row.key}: {shown}")
+    if report.get("profile_error"):
+        lines += ["", f"The in-process profile failed: {report['profile_error']}"]
+    if not report.get("profile_top"):
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         f"Where (a)'s time goes: the top functions by own time over {report['profile_requests']} "
@@ -414,14 +491,70 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def side_by_side(report: dict[str, Any]) -> list[str]:
+    """Before and after: the compared revision's figures beside this checkout's."""
+    compared = report["compared"]
+    before, after = compared["summary"], report["summary"]
+    floor = after["medians"]["d"]
+
+    def figures(summary: dict[str, Any], suffix: str) -> list[str]:
+        m, r = summary["medians"], summary["ratios"]
+        return [
+            f"{m['a' + suffix]['p50_ms']:.1f}",
+            f"{r['a_vs_floor']['p50_ms']:.2f}x",
+            f"{r['a_vs_floor']['rps']:.2f}x",
+            f"{r['c_vs_floor']['p50_ms']:.2f}x",
+            f"{m['b' + suffix]['p50_ms']:.1f}",
+            f"{m['b1' + suffix]['p50_ms']:.1f}",
+            f"{r['b1_p50_minus_own_queries_concurrently_ms']:+.1f} ms",
+        ]
+
+    names = [
+        "(a) p50 ms",
+        "(a) p50 / floor p50",
+        "(a) req/s / floor req/s",
+        "(c) p50 / floor p50",
+        "(b) p50 ms, 8 connections",
+        "(b) p50 ms, 1 connection",
+        "(b) at 1 connection over the service's own queries sent at once",
+    ]
+    lines = [
+        "",
+        f"Before and after in this run: the service at {compared['revision']} "
+        f"({compared['commit'][:12]}) and this checkout, rows interleaved, against the same "
+        f"floor (p50 {floor['p50_ms']:.1f} ms, {floor['rps']:.0f} req/s) and FHIR server "
+        "(the service's own queries sent at once: "
+        f"{report['fhir']['service_concurrent_p50_ms']:.1f} ms):",
+        "",
+        f"| | at {compared['revision']} | this checkout |",
+        "|---|---|---|",
+    ]
+    pairs = zip(names, figures(before, f"@{COMPARED}"), figures(after, ""), strict=True)
+    lines += [f"| {name} | {old} | {new} |" for name, old, new in pairs]
+    if compared["hooks_differ"]:
+        lines += [
+            "",
+            "hooks.json differs between the two: the bodies follow this checkout's, so the "
+            "compared service may read them another way.",
+        ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per row")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also run the service at this git revision, side by side (before and after)",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the in-process profile")
     args = parser.parse_args()
     _wrk()
+    rows = all_rows(args.compare)
 
     with tempfile.TemporaryDirectory(prefix="spine-cds-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -443,29 +576,44 @@ def main() -> None:
 
             env = {"SPINE_CDS_DATABASE_PATH": str(tmp / "bench.sqlite3"), **FHIR_ENV}
             service = ServiceProcess(env=env, workers=WORKERS, log_path=tmp / "service.log")
-            with service:
+            with service, contextlib.ExitStack() as stack:
                 url = f"{service.url}/cds-services/{scenario.SERVICE_ID}"
                 print("timing the first calls of the fresh service ...", flush=True)
                 first = first_calls(url, files["a"].read_bytes(), WORKERS * 2)
                 answers = _check_answers(url, files)
+                urls = {"service": url}
+                checkout: Checkout | None = None
+                if args.compare:
+                    checkout = stack.enter_context(Checkout(args.compare, tmp))
+                    print(f"starting the service at {args.compare} ({checkout.commit}) ...")
+                    compared_env = env | checkout.env()
+                    compared_env["SPINE_CDS_DATABASE_PATH"] = str(tmp / "compared.sqlite3")
+                    other = stack.enter_context(
+                        ServiceProcess(
+                            env=compared_env, workers=WORKERS, log_path=tmp / "compared.log"
+                        )
+                    )
+                    urls[COMPARED] = f"{other.url}/cds-services/{scenario.SERVICE_ID}"
+                    _check_answers(urls[COMPARED], files)
+                    single_calls(urls[COMPARED], files["a"].read_bytes(), 100)
                 single_calls(url, files["a"].read_bytes(), 100 - WORKERS * 2 - 1)
                 rss_100 = worker_rss_kib(service)
                 response_file = tmp / "response-a.json"
                 response_file.write_bytes(orjson.dumps(answers["a"]))
                 with FloorProcess(response_file, WORKERS) as floor:
-                    urls = {"service": url, "floor": f"{floor.url}/cds-services/x"}
+                    urls["floor"] = f"{floor.url}/cds-services/x"
                     print("warming up ...", flush=True)
-                    for row in ROWS:
+                    for row in rows:
                         run_wrk(urls[row.target], files[row.body], row.connections, args.warmup)
-                    results: dict[str, list[dict[str, Any]]] = {row.key: [] for row in ROWS}
+                    results: dict[str, list[dict[str, Any]]] = {row.key: [] for row in rows}
                     for n in range(args.runs):
-                        for row in ROWS:
+                        for row in rows:
                             got = run_wrk(
                                 urls[row.target], files[row.body], row.connections, args.duration
                             )
                             results[row.key].append(got)
                             print(
-                                f"run {n + 1} {row.key:3s} {got['rps']:7.1f} req/s "
+                                f"run {n + 1} {row.key:12s} {got['rps']:7.1f} req/s "
                                 f"p50 {got['p50_ms']:7.1f} p99 {got['p99_ms']:7.1f} ms "
                                 f"non-2xx {got['non2xx']}",
                                 flush=True,
@@ -476,10 +624,17 @@ def main() -> None:
                     x["requests"] for row in ROWS if row.target == "service"
                     for x in results[row.key]
                 )  # fmt: skip
+                compared = None
+                if checkout is not None:
+                    compared = {
+                        "revision": checkout.revision,
+                        "commit": checkout.commit,
+                        "hooks_differ": (checkout.path / "hooks.json").read_bytes()
+                        != (ROOT / "hooks.json").read_bytes(),
+                        "summary": summarise(results, fhir, f"@{COMPARED}"),
+                    }
 
-    print("profiling (a) in process ...", flush=True)
-    profile = top_entries(files_a_bytes, PROFILE_REQUESTS)
-    report = {
+    report: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "env": {
             "cpus": os.cpu_count(),
@@ -505,15 +660,26 @@ def main() -> None:
         "rss_growth_pct": (sum(rss_all) - sum(rss_100)) / sum(rss_100) * 100,
         "runs": results,
         "summary": summarise(results, fhir),
+        "compared": compared,
         "profile_requests": PROFILE_REQUESTS,
-        "profile_top": profile,
+        "profile_top": [],
     }
-    markdown = render_markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.md").write_text(markdown, encoding="utf-8")
-    (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, report)  # the wrk figures are kept whatever the profile does
+    if not args.no_profile:
+        print("profiling (a) in process ...", flush=True)
+        try:
+            report["profile_top"] = top_entries(files_a_bytes, PROFILE_REQUESTS)
+        except Exception:  # the measured figures above still stand
+            report["profile_error"] = traceback.format_exc(limit=1).strip().splitlines()[-1]
+        write_report(args.out, report)
     print()
-    print(markdown)
+    print(render_markdown(report))
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    (out / "latest.md").write_text(render_markdown(report), encoding="utf-8")
+    (out / "latest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def _wrk() -> str:
