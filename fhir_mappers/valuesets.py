@@ -11,12 +11,18 @@ value set; an entry that repeats another with different content is an error.
 ICD-10-CM codes arrive with or without the dot ("M46.26" or "M4626"), so they are
 compared without it and in upper case; a "prefix" entry "M46.2" matches M46.2 and every
 code below it. Other systems compare exactly.
+
+A condition entry may carry a clinical "name" (what a card calls the condition, e.g.
+"cauda equina syndrome") and a spinal "region" (one of CONDITION_REGIONS) when its code
+fixes one; absent means unknown or unspecified. The region an ICD-10-CM M46.2x-M46.5x
+code takes from its fifth character is a rule of that code system and lives in
+fhir_mappers/conditions.py; a region written in the file wins over it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -32,6 +38,21 @@ E = TypeVar("E", bound=Enum)
 
 REGIONS = frozenset({"cervical", "thoracic", "lumbar", "spine"})
 CONTRASTS = frozenset({"without", "with", "without-and-with"})
+# Where on the spine a condition sits (clinical-rules.md, "Level of the infection and of the
+# order"): the ICD-10-CM spinal sites; absent means unknown or unspecified.
+CONDITION_REGIONS = frozenset(
+    {
+        "occipito-atlanto-axial",
+        "cervical",
+        "cervicothoracic",
+        "thoracic",
+        "thoracolumbar",
+        "lumbar",
+        "lumbosacral",
+        "sacral",
+        "multiple",
+    }
+)
 
 
 class ObservationKind(StrEnum):
@@ -66,6 +87,8 @@ class ConditionEntry:
     display: str | None
     verified: bool
     source_file: str
+    name: str | None = None  # the clinical name a card uses, e.g. "cauda equina syndrome"
+    region: str | None = None  # one of CONDITION_REGIONS when the code fixes it, else None
 
 
 @dataclass(frozen=True)
@@ -130,7 +153,7 @@ _VALUE_SET_NAMES = ("spine-imaging", "conditions", "observations")
 _COMMON_KEYS = {"system", "code", "display", "verified", "comment"}
 _KEYS = {
     "spine-imaging": _COMMON_KEYS | {"modality", "region", "contrast"},
-    "conditions": _COMMON_KEYS | {"match", "category"},
+    "conditions": _COMMON_KEYS | {"match", "category", "name", "region"},
     "observations": _COMMON_KEYS | {"kind"},
 }
 
@@ -195,6 +218,10 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
                     display=display,
                     verified=verified,
                     source_file=name,
+                    name=None if raw.get("name") is None else _str(raw, "name", where),
+                    region=None
+                    if raw.get("region") is None
+                    else _choice(raw.get("region"), CONDITION_REGIONS, "region", where),
                 )
                 key = (system, normalize_code(system, code))
                 _add(exact if match == "exact" else prefixes, key, cond, where)
@@ -225,11 +252,23 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
     )
 
 
+# Condition keys a repeat may leave out: a site file written before condition entries had a
+# name and a region still repeats the shipped entry rather than contradicting it.
+_OPTIONAL_CONDITION_FIELDS = ("name", "region")
+
+
 def _same_content(a: object, b: object) -> bool:
-    """Entries equal apart from the file they came from (a site may repeat a shipped code)."""
-    fields_a = {k: v for k, v in vars(a).items() if k != "source_file"}
-    fields_b = {k: v for k, v in vars(b).items() if k != "source_file"}
-    return fields_a == fields_b
+    """Entries equal apart from the file they came from (a site may repeat a shipped code)
+    and, for conditions, apart from a name or region that one of them leaves out."""
+    optional = _OPTIONAL_CONDITION_FIELDS if isinstance(a, ConditionEntry) else ()
+    fields_a, fields_b = vars(a), vars(b)
+    for key in fields_a.keys() | fields_b.keys():
+        value_a, value_b = fields_a.get(key), fields_b.get(key)
+        if key == "source_file" or (key in optional and (value_a is None or value_b is None)):
+            continue
+        if value_a != value_b:
+            return False
+    return True
 
 
 def _add(index: dict[tuple[str, str], Any], key: tuple[str, str], entry: Any, where: str) -> None:
@@ -240,6 +279,15 @@ def _add(index: dict[tuple[str, str], Any], key: tuple[str, str], entry: Any, wh
         raise ValueError(
             f"{where}: conflicts with the entry for the same code in {previous.source_file}"
         )
+    elif isinstance(previous, ConditionEntry):
+        # The same entry: the first one stays, with the name or region the repeat adds.
+        added = {
+            field: getattr(entry, field)
+            for field in _OPTIONAL_CONDITION_FIELDS
+            if getattr(previous, field) is None and getattr(entry, field) is not None
+        }
+        if added:
+            index[key] = replace(previous, **added)
 
 
 def _str(raw: Mapping[str, Any], key: str, where: str) -> str:

@@ -247,3 +247,147 @@ def test_a_conflicting_repeat_names_both_files(
     assert str(caught.value) == (
         f"b.json: entries[0] ({key}): conflicts with the entry for the same code in a.json"
     )
+
+
+# --- a condition's clinical name and spinal region ----------------------------------------
+
+
+def test_a_condition_name_and_region_are_read_as_written() -> None:
+    vs = build_value_sets(
+        [
+            (
+                "dx.json",
+                file("conditions", condition(name="spinal infection", region="thoracolumbar")),
+            )
+        ]
+    )
+    assert vs.condition_entry(SITE, "DX-1") == ConditionEntry(
+        system=SITE,
+        code="DX-1",
+        match="exact",
+        category=ConditionCategory.NVO,
+        display="Spinal infection (site)",
+        verified=True,
+        source_file="dx.json",
+        name="spinal infection",
+        region="thoracolumbar",
+    )
+
+
+def test_a_condition_without_name_or_region_has_none_of_either() -> None:
+    vs = build_value_sets([("dx.json", file("conditions", condition()))])
+    entry = vs.condition_entry(SITE, "DX-1")
+    assert entry is not None and (entry.name, entry.region) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "region",
+    [
+        "occipito-atlanto-axial",
+        "cervical",
+        "cervicothoracic",
+        "thoracic",
+        "thoracolumbar",
+        "lumbar",
+        "lumbosacral",
+        "sacral",
+        "multiple",
+    ],
+)
+def test_every_spinal_region_of_the_rules_is_accepted(region: str) -> None:
+    vs = build_value_sets([("dx.json", file("conditions", condition(region=region)))])
+    entry = vs.condition_entry(SITE, "DX-1")
+    assert entry is not None and entry.region == region
+
+
+CONDITION_REGIONS_WORDS = (
+    "'region' must be one of cervical, cervicothoracic, lumbar, lumbosacral, multiple, "
+    "occipito-atlanto-axial, sacral, thoracic, thoracolumbar"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (condition(region="brain"), f"{CONDITION_REGIONS_WORDS}, not 'brain'"),
+        # the imaging lists' whole-spine region is not a place a condition sits
+        (condition(region="spine"), f"{CONDITION_REGIONS_WORDS}, not 'spine'"),
+        (condition(region="Lumbar"), f"{CONDITION_REGIONS_WORDS}, not 'Lumbar'"),
+        (condition(region=["lumbar"]), f"{CONDITION_REGIONS_WORDS}, not ['lumbar']"),
+        (
+            condition(name=""),
+            "'name' must be a non-empty string without surrounding spaces",
+        ),
+        (
+            condition(name=" discitis"),
+            "'name' must be a non-empty string without surrounding spaces",
+        ),
+        (
+            condition(name=3),
+            "'name' must be a non-empty string without surrounding spaces",
+        ),
+    ],
+    ids=["unknown", "imaging-spine", "capitalised", "list", "empty-name", "spaced-name", "number"],
+)
+def test_a_bad_condition_region_or_name_is_refused_naming_file_and_entry(
+    entry: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        build_value_sets([("site.json", file("conditions", entry))])
+    assert str(caught.value) == f"site.json: entries[0] ({SITE}|DX-1): {message}"
+
+
+def test_a_condition_region_is_not_an_imaging_region() -> None:
+    with pytest.raises(ValueError, match=r"'region' must be one of cervical, lumbar, spine"):
+        build_value_sets([("img.json", file("spine-imaging", imaging(region="sacral")))])
+
+
+def test_name_and_region_are_condition_keys_only() -> None:
+    with pytest.raises(ValueError, match=r"unknown keys \['name'\]"):
+        build_value_sets([("obs.json", file("observations", observation(name="CRP")))])
+
+
+def test_a_repeat_that_leaves_out_name_and_region_is_the_same_entry_and_keeps_them() -> None:
+    """A site file written before entries had a name and region still repeats the entry."""
+    named = condition(name="spinal infection", region="lumbar")
+    vs = build_value_sets(
+        [("a.json", file("conditions", named)), ("b.json", file("conditions", condition()))]
+    )
+    entry = vs.condition_entry(SITE, "DX-1")
+    assert entry is not None
+    assert (entry.name, entry.region, entry.source_file) == ("spinal infection", "lumbar", "a.json")
+
+
+def test_a_repeat_may_add_the_name_and_region_the_first_entry_lacks() -> None:
+    vs = build_value_sets(
+        [
+            ("a.json", file("conditions", condition())),
+            ("b.json", file("conditions", condition(name="spinal infection"))),
+            ("c.json", file("conditions", condition(region="sacral"))),
+        ]
+    )
+    entry = vs.condition_entry(SITE, "DX-1")
+    assert entry is not None
+    assert (entry.name, entry.region, entry.source_file) == ("spinal infection", "sacral", "a.json")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (condition(region="lumbar"), condition(region="thoracic")),
+        (condition(name="discitis"), condition(name="spondylodiscitis")),
+        # leaving out the name does not excuse a different category
+        (condition(name="discitis"), condition(category="mimic")),
+    ],
+    ids=["region", "name", "category"],
+)
+def test_a_repeat_with_a_different_name_or_region_conflicts(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        build_value_sets(
+            [("a.json", file("conditions", first)), ("b.json", file("conditions", second))]
+        )
+    assert str(caught.value) == (
+        f"b.json: entries[0] ({SITE}|DX-1): conflicts with the entry for the same code in a.json"
+    )
