@@ -441,3 +441,164 @@ def test_prefix_and_exact_entries_resolve_most_specific_first() -> None:
     assert category("X1.24") == "mimic"
     assert category("X1.23") == "other"
     assert category("X2") is None
+
+
+# --- clinical names and spinal regions (clinical-rules.md, 2026-12-06) ----------------------
+
+# Regions the codes fix, transcribed from clinical-rules.md ("Codes" and "Level of the
+# infection and of the order"): SNOMED CT concepts by their region, cauda equina syndrome
+# lumbosacral, and the ICD-10-CM disc degeneration codes by their region. ICD-10-CM M46.2x-
+# M46.5x get theirs from the fifth character in the mapper, not from the file.
+SHIPPED_REGIONS = {
+    (SNOMED, "203157008"): "cervical",  # acute osteomyelitis of cervical spine
+    (SNOMED, "203158003"): "thoracic",
+    (SNOMED, "203159006"): "lumbar",
+    (SNOMED, "203193005"): "cervical",  # chronic
+    (SNOMED, "203194004"): "thoracic",
+    (SNOMED, "203195003"): "lumbar",
+    (SNOMED, "203296008"): "cervical",  # subacute
+    (SNOMED, "203297004"): "thoracic",
+    (SNOMED, "203298009"): "lumbar",
+    (SNOMED, "203263006"): "cervical",  # tuberculosis of cervical spine
+    (SNOMED, "203264000"): "thoracic",
+    (SNOMED, "203265004"): "lumbar",
+    (ICD10CM, "G83.4"): "lumbosacral",  # cauda equina syndrome
+    (SNOMED, "192970008"): "lumbosacral",
+    (SNOMED, "12454008"): "lumbosacral",
+    (SNOMED, "8663007"): "lumbosacral",
+    (SNOMED, "782388003"): "lumbosacral",
+    (ICD10CM, "M51.36"): "lumbar",  # disc degeneration, lumbar region
+    (ICD10CM, "M51.37"): "lumbosacral",  # disc degeneration, lumbosacral region
+}
+
+# The names a card says, from "What a card should say" and the meaning of each code.
+SHIPPED_NAMES = {
+    (ICD10CM, "M46.26"): "osteomyelitis of the vertebra",
+    (ICD10CM, "M46.34"): "pyogenic disc infection",
+    (ICD10CM, "M46.46"): "discitis",
+    (SNOMED, "2304001"): "discitis",
+    (ICD10CM, "A18.01"): "tuberculous spondylitis",
+    (SNOMED, "203264000"): "tuberculous spondylitis",
+    (ICD10CM, "G83.4"): "cauda equina syndrome",
+    (SNOMED, "8663007"): "cauda equina syndrome",
+    (ICD10CM, "G82.20"): "paraplegia",
+    (SNOMED, "60389000"): "paraplegia",
+    (ICD10CM, "G82.54"): "quadriplegia",
+    (SNOMED, "11538006"): "quadriplegia",
+    (ICD10CM, "G95.9"): "spinal cord disease",
+    (SNOMED, "71286001"): "compression of the spinal cord",
+    (ICD10CM, "G06.1"): "intraspinal abscess",
+    (ICD10CM, "M48.56XA"): "collapsed vertebra",
+    (SNOMED, "274146004"): "pathological fracture of a vertebra",
+    (ICD10CM, "M51.369"): "disc degeneration",
+    (SNOMED, "77547008"): "disc degeneration",
+    (ICD10CM, "C79.51"): "bone metastases",
+    (SNOMED, "94222008"): "bone metastases",
+    (ICD10CM, "C41.2"): "vertebral cancer",
+}
+
+
+@pytest.mark.parametrize("entry", _shipped_conditions(), ids=lambda e: e["code"])
+def test_every_shipped_condition_has_a_clinical_name(entry: dict[str, Any]) -> None:
+    name = entry.get("name")
+    assert isinstance(name, str) and name.strip() == name and len(name) >= 5
+    assert entry["code"] not in name, "a name is a clinical name, never the code"
+    found = VS.condition_entry(entry["system"], entry["code"])
+    assert found is not None and found.name == name
+
+
+def test_the_shipped_file_walk_covers_every_indexed_entry() -> None:
+    indexed = list(VS.condition_exact.values()) + [
+        entry for entries in VS.condition_prefixes.values() for _, entry in entries
+    ]
+    assert len(indexed) == len(_shipped_conditions())
+    assert all(entry.name for entry in indexed)
+
+
+@pytest.mark.parametrize(("key", "name"), sorted(SHIPPED_NAMES.items()))
+def test_shipped_names_say_what_a_clinician_says(key: tuple[str, str], name: str) -> None:
+    entry = VS.condition_entry(*key)
+    assert entry is not None and entry.name == name
+
+
+@pytest.mark.parametrize(("key", "region"), sorted(SHIPPED_REGIONS.items()))
+def test_codes_that_fix_the_region_carry_it(key: tuple[str, str], region: str) -> None:
+    entry = VS.condition_entry(*key)
+    assert entry is not None and entry.region == region
+
+
+def test_only_codes_that_fix_the_region_carry_one() -> None:
+    """Paraplegia, quadriplegia, cord disease and the M46 entries (their fifth character is
+    read by the mapper) have none in the file."""
+    with_region = {
+        (entry["system"], entry["code"]): entry["region"]
+        for entry in _shipped_conditions()
+        if "region" in entry
+    }
+    assert with_region == SHIPPED_REGIONS
+
+
+def test_a_site_file_gives_its_codes_a_name_and_region(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "site-conditions.json",
+        {
+            "valueSet": "conditions",
+            "source": "site list (test)",
+            "entries": [
+                {
+                    "system": "http://example.org/site-dx",
+                    "code": "SEA-1",
+                    "match": "exact",
+                    "category": "complication",
+                    "name": "spinal epidural abscess",
+                    "region": "thoracic",
+                    "verified": False,
+                }
+            ],
+        },
+    )
+    entry = load_value_sets(tmp_path).condition_entry("http://example.org/site-dx", "SEA-1")
+    assert entry is not None
+    assert (entry.name, entry.region) == ("spinal epidural abscess", "thoracic")
+    assert entry.source_file.endswith("site-conditions.json")
+
+
+def test_a_site_file_with_a_bad_region_is_refused_naming_file_and_entry(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "site-conditions.json",
+        {
+            "valueSet": "conditions",
+            "source": "site list (test)",
+            "entries": [
+                {
+                    "system": "http://example.org/site-dx",
+                    "code": "SEA-1",
+                    "match": "exact",
+                    "category": "complication",
+                    "region": "T10",
+                    "verified": False,
+                }
+            ],
+        },
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"site-conditions\.json: entries\[0\] \(http://example\.org/site-dx\|SEA-1\): "
+        r"'region' must be one of .*, not 'T10'",
+    ):
+        load_value_sets(tmp_path)
+
+
+def test_a_site_file_repeating_a_shipped_condition_without_name_still_loads(
+    tmp_path: Path,
+) -> None:
+    shipped = next(e for e in _shipped_conditions() if e["code"] == "G83.4")
+    old_style = {k: v for k, v in shipped.items() if k not in ("name", "region")}
+    _write(
+        tmp_path, "repeat.json", {"valueSet": "conditions", "source": "x", "entries": [old_style]}
+    )
+    entry = load_value_sets(tmp_path).condition_entry(ICD10CM, "G83.4")
+    assert entry is not None
+    assert (entry.name, entry.region) == ("cauda equina syndrome", "lumbosacral")
