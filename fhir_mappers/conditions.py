@@ -11,6 +11,13 @@ only make the answer less cautious.
 When one Condition carries codes of several categories, the most cautious reading wins
 (OUT_OF_SCOPE, then the red flags, then the uncertain NVO forms, then NVO) and the
 disagreement is reported: the safer error is no card, or a card that supports imaging.
+
+Each fact carries the clinical name and the spinal region of the entries of the category it
+is read as (clinical-rules.md, "What a card should say" and "Level of the infection and of
+the order"): the name of the first such entry that has one; the region written in the value
+set, else, for ICD-10-CM M46.2x-M46.5x, the one the code's fifth character gives. Codes that
+give different regions are reported and leave the region unknown, unless one of them says
+multiple sites.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from pydantic import ValidationError
 from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, DataIssue, When
 from fhir_mappers.rawjson import codings, describe_error, reference
 from fhir_mappers.timeutil import parse_fhir_time
-from fhir_mappers.valuesets import ValueSets
+from fhir_mappers.valuesets import ICD10CM, ConditionEntry, ValueSets, normalize_code
 
 CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
@@ -39,6 +46,22 @@ CAUTIOUS = frozenset(
         ConditionCategory.NVO_UNSPECIFIED,
     }
 )
+
+# ICD-10-CM M46.2-M46.5 (osteomyelitis of vertebra, pyogenic disc infection, discitis, other
+# infective spondylopathies): the fifth character is the site, as in the tabular list.
+_M46_SITE_CATEGORIES = frozenset({"M462", "M463", "M464", "M465"})
+_ICD10CM_SPINAL_SITES = {
+    "0": None,  # site unspecified
+    "1": "occipito-atlanto-axial",
+    "2": "cervical",
+    "3": "cervicothoracic",
+    "4": "thoracic",
+    "5": "thoracolumbar",
+    "6": "lumbar",
+    "7": "lumbosacral",
+    "8": "sacral",  # sacral and sacrococcygeal region
+    "9": "multiple",  # multiple sites in spine
+}
 
 _PRIORITY = (
     ConditionCategory.OUT_OF_SCOPE,
@@ -90,8 +113,40 @@ def map_conditions(
                 )
             )
         codes = tuple(coding for coding, _ in matched) if matched else tuple(all_codes)
-        facts.append(_fact(ref, resource, category, codes, issues))
+        read_as = [(coding, entry) for coding, entry in matched if entry.category is category]
+        name = next((entry.name for _, entry in read_as if entry.name), None)
+        region = _region(ref, read_as, issues)
+        facts.append(_fact(ref, resource, category, codes, issues, name, region))
     return tuple(facts), tuple(issues)
+
+
+def icd10cm_region(code: str) -> str | None:
+    """The spinal region of an ICD-10-CM M46.2x-M46.5x code from its fifth character
+    ("M46.26" and "M4626": lumbar); None for site unspecified (0) and for any other code."""
+    key = normalize_code(ICD10CM, code)
+    if len(key) != 5 or key[:4] not in _M46_SITE_CATEGORIES:
+        return None
+    return _ICD10CM_SPINAL_SITES.get(key[4])
+
+
+def _region(
+    ref: str, read_as: list[tuple[Coding, ConditionEntry]], issues: list[DataIssue]
+) -> str | None:
+    regions: list[str] = []
+    for coding, entry in read_as:
+        region = entry.region
+        if region is None and coding.system == ICD10CM:
+            region = icd10cm_region(coding.code)
+        if region is not None and region not in regions:
+            regions.append(region)
+    if len(regions) <= 1:
+        return regions[0] if regions else None
+    if "multiple" in regions:
+        return "multiple"
+    issues.append(
+        DataIssue(ref, f"codes give different regions ({', '.join(regions)}): read as unknown")
+    )
+    return None
 
 
 def _category(
@@ -114,6 +169,8 @@ def _fact(
     category: ConditionCategory,
     codes: tuple[Coding, ...],
     issues: list[DataIssue],
+    name: str | None,
+    region: str | None,
 ) -> ConditionFact:
     onset = _time(ref, "onsetDateTime", resource.get("onsetDateTime"), issues)
     if onset is None:
@@ -140,6 +197,8 @@ def _fact(
         recorded=_time(ref, "recordedDate", resource.get("recordedDate"), issues),
         abatement=abatement,
         abatement_present=abated,
+        name=name,
+        region=region,
     )
 
 

@@ -101,6 +101,12 @@ class ConditionFact(Struct, frozen=True, gc=False):
     abatement: When | None  # abatementDateTime, else abatementPeriod.start (or .end)
     # any abatement[x] at all, also one without a time (abatementAge/Range/String)
     abatement_present: bool = False
+    # the clinical name of the value-set entry that matched ("cauda equina syndrome"), for
+    # cards; None when no entry names it
+    name: str | None = None
+    # where on the spine (fhir_mappers.valuesets.CONDITION_REGIONS): the entry's region, else
+    # from an ICD-10-CM M46.2x-M46.5x code's fifth character; None: unknown or unspecified
+    region: str | None = None
 
     @property
     def start(self) -> When | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds_service.valuesets import load_value_sets
-from fhir_mappers.conditions import map_conditions
+from fhir_mappers.conditions import icd10cm_region, map_conditions
 from fhir_mappers.model import ConditionCategory
+from fhir_mappers.valuesets import build_value_sets
 
 VS = load_value_sets()
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -247,3 +250,268 @@ def test_odd_json_never_raises(field: str, value: Any) -> None:
     facts, issues = map_conditions([odd, value], VS)
     assert len(facts) <= 1
     assert all(i.reason for i in issues)
+
+
+# --- clinical name and spinal region (clinical-rules.md, 2026-12-06) -------------------------
+
+# ICD-10-CM's fifth character for M46.2x-M46.5x, written out from the rule in clinical-rules.md
+# ("Level of the infection and of the order"), not from the mapper's table.
+FIFTH_CHARACTER = {
+    "0": None,  # site unspecified
+    "1": "occipito-atlanto-axial",
+    "2": "cervical",
+    "3": "cervicothoracic",
+    "4": "thoracic",
+    "5": "thoracolumbar",
+    "6": "lumbar",
+    "7": "lumbosacral",
+    "8": "sacral",  # sacral and sacrococcygeal
+    "9": "multiple",  # multiple sites
+}
+M46_NAMES = {
+    "M46.2": "osteomyelitis of the vertebra",
+    "M46.3": "pyogenic disc infection",
+    "M46.4": "discitis",
+    "M46.5": "infective spondylopathy",
+}
+# M46.2x ends at M46.28 (the value set has no M46.29); M46.3x-M46.5x run to 9.
+M46_CODES = [
+    (f"{category}{fifth}", region, name)
+    for category, name in M46_NAMES.items()
+    for fifth, region in FIFTH_CHARACTER.items()
+    if not (category == "M46.2" and fifth == "9")
+]
+
+
+def one(code: str, system: str = ICD, vs: Any = VS) -> Any:
+    facts, issues = map_conditions([condition("c", code, system)], vs)
+    assert issues == ()
+    (fact,) = facts
+    return fact
+
+
+@pytest.mark.parametrize(("code", "region", "name"), M46_CODES)
+def test_an_m46_code_takes_its_region_from_the_fifth_character(
+    code: str, region: str | None, name: str
+) -> None:
+    fact = one(code)
+    assert (fact.region, fact.name) == (region, name)
+
+
+@pytest.mark.parametrize(("code", "region", "name"), M46_CODES)
+def test_the_fifth_character_rule_reads_undotted_and_lower_case_codes(
+    code: str, region: str | None, name: str
+) -> None:
+    assert one(code.replace(".", "")).region == region
+    assert one(code.lower()).region == region
+
+
+@pytest.mark.parametrize(
+    ("code", "region"),
+    [(f"M46{tail}", FIFTH_CHARACTER[tail[-1]]) for tail in (".26", "26", ".34", ".48", ".59")]
+    + [
+        ("M46.2", None),  # the category header: no fifth character
+        ("M46.261", None),  # not an ICD-10-CM code: no site read from it
+        ("M47.26", None),  # spondylosis: another category, the rule does not apply
+        ("M48.56XA", None),  # collapsed vertebra: the rule is M46.2x-M46.5x only
+        ("M4A.26", None),
+    ],
+)
+def test_icd10cm_region_on_its_own(code: str, region: str | None) -> None:
+    assert icd10cm_region(code) == region
+
+
+def test_the_fifth_character_rule_is_for_icd10cm_only() -> None:
+    site_system = "http://example.org/site-dx"
+    vs = build_value_sets(
+        [
+            (
+                "site.json",
+                {
+                    "valueSet": "conditions",
+                    "source": "test",
+                    "entries": [
+                        {
+                            "system": site_system,
+                            "code": "M46.26",
+                            "match": "exact",
+                            "category": "nvo",
+                            "verified": False,
+                        }
+                    ],
+                },
+            )
+        ]
+    )
+    assert one("M46.26", site_system, vs).region is None
+
+
+@pytest.mark.parametrize(
+    ("code", "region", "name"),
+    [
+        ("203157008", "cervical", "acute osteomyelitis of the vertebra"),
+        ("203158003", "thoracic", "acute osteomyelitis of the vertebra"),
+        ("203159006", "lumbar", "acute osteomyelitis of the vertebra"),
+        ("203193005", "cervical", "chronic osteomyelitis of the vertebra"),
+        ("203194004", "thoracic", "chronic osteomyelitis of the vertebra"),
+        ("203195003", "lumbar", "chronic osteomyelitis of the vertebra"),
+        ("203296008", "cervical", "subacute osteomyelitis of the vertebra"),
+        ("203297004", "thoracic", "subacute osteomyelitis of the vertebra"),
+        ("203298009", "lumbar", "subacute osteomyelitis of the vertebra"),
+        ("203241002", None, "osteomyelitis of the vertebra"),
+        ("202756004", None, "pyogenic disc infection"),
+        ("203263006", "cervical", "tuberculous spondylitis"),
+        ("203265004", "lumbar", "tuberculous spondylitis"),
+    ],
+)
+def test_snomed_regional_concepts_carry_their_region(
+    code: str, region: str | None, name: str
+) -> None:
+    fact = one(code, SNOMED)
+    assert (fact.region, fact.name) == (region, name)
+
+
+@pytest.mark.parametrize(
+    ("code", "system"),
+    [
+        ("G83.4", ICD),
+        ("G834", ICD),
+        ("192970008", SNOMED),
+        ("12454008", SNOMED),
+        ("8663007", SNOMED),
+        ("782388003", SNOMED),
+    ],
+)
+def test_cauda_equina_syndrome_is_lumbosacral(code: str, system: str) -> None:
+    fact = one(code, system)
+    assert fact.category is ConditionCategory.NEURO_DEFICIT
+    assert (fact.name, fact.region) == ("cauda equina syndrome", "lumbosacral")
+
+
+@pytest.mark.parametrize(
+    ("code", "system", "name"),
+    [
+        ("G82.20", ICD, "paraplegia"),
+        ("G82.54", ICD, "quadriplegia"),
+        ("60389000", SNOMED, "paraplegia"),
+        ("11538006", SNOMED, "quadriplegia"),
+        ("G95.89", ICD, "spinal cord disease"),
+        ("71286001", SNOMED, "compression of the spinal cord"),
+    ],
+)
+def test_a_deficit_without_a_level_has_its_name_and_no_region(
+    code: str, system: str, name: str
+) -> None:
+    fact = one(code, system)
+    assert (fact.name, fact.region) == (name, None)
+
+
+def test_an_explicit_region_in_the_file_wins_over_the_fifth_character() -> None:
+    vs = build_value_sets(
+        [
+            (
+                "site.json",
+                {
+                    "valueSet": "conditions",
+                    "source": "test",
+                    "entries": [
+                        {
+                            "system": ICD,
+                            "code": "M46.2",
+                            "match": "prefix",
+                            "category": "nvo",
+                            "region": "thoracic",
+                            "verified": False,
+                        }
+                    ],
+                },
+            )
+        ]
+    )
+    fact = one("M46.26", vs=vs)
+    assert (fact.region, fact.name) == ("thoracic", None)
+
+
+def test_a_site_files_name_and_region_reach_the_fact(tmp_path: Path) -> None:
+    site_system = "http://example.org/site-dx"
+    (tmp_path / "site-conditions.json").write_text(
+        json.dumps(
+            {
+                "valueSet": "conditions",
+                "source": "site list (test)",
+                "entries": [
+                    {
+                        "system": site_system,
+                        "code": "SEA-T",
+                        "match": "exact",
+                        "category": "complication",
+                        "name": "spinal epidural abscess",
+                        "region": "thoracic",
+                        "verified": False,
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    fact = one("SEA-T", site_system, load_value_sets(tmp_path))
+    assert fact.category is ConditionCategory.COMPLICATION
+    assert (fact.name, fact.region) == ("spinal epidural abscess", "thoracic")
+
+
+def with_codes(*codes: tuple[str, str]) -> dict[str, Any]:
+    resource = condition("c")
+    resource["code"]["coding"] = [{"system": system, "code": code} for system, code in codes]
+    return resource
+
+
+def test_a_region_from_one_code_and_a_name_from_the_first() -> None:
+    facts, issues = map_conditions([with_codes((SNOMED, "203241002"), (ICD, "M46.24"))], VS)
+    assert issues == ()
+    assert (facts[0].name, facts[0].region) == ("osteomyelitis of the vertebra", "thoracic")
+
+
+def test_agreeing_codes_give_one_region() -> None:
+    facts, issues = map_conditions([with_codes((ICD, "M46.26"), (SNOMED, "203159006"))], VS)
+    assert issues == ()
+    assert facts[0].region == "lumbar"
+
+
+def test_codes_that_disagree_on_the_region_leave_it_unknown_and_say_so() -> None:
+    facts, issues = map_conditions([with_codes((ICD, "M46.24"), (SNOMED, "203159006"))], VS)
+    assert facts[0].region is None
+    assert facts[0].name == "osteomyelitis of the vertebra"
+    (issue,) = issues
+    assert issue.reference == "Condition/c"
+    assert issue.reason == "codes give different regions (thoracic, lumbar): read as unknown"
+
+
+def test_multiple_sites_covers_a_single_region_beside_it() -> None:
+    facts, issues = map_conditions([with_codes((ICD, "M46.39"), (SNOMED, "203159006"))], VS)
+    assert issues == ()
+    assert facts[0].region == "multiple"
+
+
+def test_name_and_region_come_from_the_category_the_condition_is_read_as() -> None:
+    """Tuberculosis beside a lumbar pyogenic code is read as out of scope: its name, and
+    no region borrowed from the NVO code."""
+    facts, issues = map_conditions([with_codes((ICD, "M46.26"), (ICD, "A18.01"))], VS)
+    assert facts[0].category is ConditionCategory.OUT_OF_SCOPE
+    assert (facts[0].name, facts[0].region) == ("tuberculous spondylitis", None)
+    assert [i.reason for i in issues] == [
+        "codes of several categories (nvo, out-of-scope); read as out-of-scope"
+    ]
+
+
+def test_a_condition_outside_the_value_sets_has_no_name_or_region() -> None:
+    facts, _ = map_conditions([condition("o", "M46.26", LOCAL)], VS, include_other=True)
+    assert facts[0].category is ConditionCategory.OTHER
+    assert (facts[0].name, facts[0].region) == (None, None)
+
+
+def test_a_kept_invalid_red_flag_still_has_its_name_and_region() -> None:
+    broken = condition("c", "G83.4")
+    del broken["subject"]
+    facts, issues = map_conditions([broken], VS)
+    assert "kept for its neuro-deficit code" in issues[0].reason
+    assert (facts[0].name, facts[0].region) == ("cauda equina syndrome", "lumbosacral")
