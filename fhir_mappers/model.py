@@ -159,3 +159,12 @@ class PatientData:
     # The kinds of data ("conditions", "crp", "esr", "pain") whose search paging was cut
     # off (page limit, runaway or looping next links): older results may be missing.
     cut_off: frozenset[str] = frozenset()
+
+
+class AntibioticStart(Struct, frozen=True, gc=False):
+    """The start of one systemic antibiotic order (clinical-rules.md 'T0, the treatment start')."""
+
+    reference: str  # "MedicationRequest/<id>"
+    when: When
+    name: str  # the clinical ingredient name, e.g. "vancomycin"
+    source: str  # the element that gave the start: "boundsPeriod.start" or "authoredOn"
