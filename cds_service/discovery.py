@@ -9,19 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from cds_service import schemas
+from cds_service.hook_declarations import HOOKS, HookDeclaration
 from cds_service.validation import validate
-
-SUPPORTED_HOOKS = frozenset({"order-select", "order-sign"})
 
 
 @dataclass(frozen=True)
 class Service:
-    """One entry of hooks.json."""
+    """One entry of hooks.json, with the declaration of its hook."""
 
     id: str
     hook: str
     title: str
     prefetch: dict[str, str]
+
+    @property
+    def declaration(self) -> HookDeclaration:
+        """What the code knows of this service's hook (``hook_declarations``)."""
+        return HOOKS[self.hook]
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,10 @@ def load_discovery(path: str = "") -> Discovery:
         raise ValueError(f"hooks.json does not conform to CDS Hooks discovery: {listed}")
     services: dict[str, Service] = {}
     for entry in document["services"]:
-        if entry["hook"] not in SUPPORTED_HOOKS:
+        if entry["hook"] not in HOOKS:
             raise ValueError(
                 f"hooks.json: service {entry['id']!r} uses unsupported hook {entry['hook']!r}"
+                f" (declared hooks: {', '.join(HOOKS)})"
             )
         if entry["id"] in services:
             raise ValueError(f"hooks.json: duplicate service id {entry['id']!r}")

@@ -18,6 +18,7 @@ from cds_service.cards import OverrideReason, load_override_reasons
 from cds_service.discovery import Discovery, load_discovery
 from cds_service.engine.thresholds import RuleSettings
 from cds_service.fhir import FhirClient
+from cds_service.hook_declarations import BODIES
 from cds_service.hookbody import HookBodyDecoder
 from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError
@@ -34,6 +35,7 @@ log = logging.getLogger("cds_service")
 class Runtime:
     settings: Settings
     discovery: Discovery
+    # per body a client sends (hook_declarations.BODIES: each hook, and feedback)
     validators: dict[str, SchemaCheck]
     value_sets: ValueSets
     rules: RuleSettings
@@ -83,11 +85,7 @@ def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
 def build_runtime(settings: Settings) -> Runtime:
     """Everything shared by requests; a configuration error stops startup with its reason."""
     discovery = load_discovery(settings.hooks_file)
-    validators = {
-        "order-select": schemas.check(schemas.request_schema_for("order-select")),
-        "order-sign": schemas.check(schemas.request_schema_for("order-sign")),
-        "feedback": schemas.check("feedback.schema.json"),
-    }
+    validators = {body.name: schemas.check(body.schema) for body in BODIES.values()}
     value_sets = load_value_sets(Path(settings.valueset_dir) if settings.valueset_dir else None)
     mapping = MappingOptions(
         accept_preliminary=settings.accept_preliminary,

@@ -4,7 +4,8 @@ A request is let in step by step: the runtime it runs against, the service it na
 (404), the client that sent it (401), then its body (415, 400 with JSON paths). Each
 route calls the steps it needs, in that order, so a new route cannot forget one and no
 step is written twice. This module is the only one that turns a Flask request into the
-plain values the rest of the service works with.
+plain values the rest of the service works with; a hook call's body, once it is known
+to be JSON, goes to ``cds_service.pipeline`` as bytes.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from flask import current_app, request
 from cds_service.auth import AuthError, VerifiedClient, www_authenticate
 from cds_service.discovery import Service
 from cds_service.errors import ApiError
-from cds_service.hookbody import schema_view
 from cds_service.jsonbody import check_content_type, parse_json_object
+from cds_service.pipeline import conforming
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import AuditRecord
 
@@ -27,13 +28,6 @@ log = logging.getLogger("cds_service")
 auth_log = logging.getLogger("cds_service.auth")
 
 EndpointKind = Literal["discovery", "hook", "feedback"]
-
-# What a body that fails its schema is told, per validator.
-_NONCONFORMING = {
-    "order-select": "the request does not conform to the CDS Hooks order-select hook",
-    "order-sign": "the request does not conform to the CDS Hooks order-sign hook",
-    "feedback": "the feedback body does not conform to CDS Hooks",
-}
 
 
 def runtime() -> Runtime:
@@ -89,30 +83,24 @@ def authenticate(
     return client
 
 
+def body_bytes() -> bytes:
+    """The request body as sent, when it is JSON; 415 for another content type. A hook
+    call's body is read by the pipeline (``pipeline.HookCall``)."""
+    check_content_type(request.content_type)
+    return request.get_data(cache=False)
+
+
 def json_body(rt: Runtime) -> dict[str, Any]:
     """The request body as a JSON object: 415 for another content type, 400 for broken,
     too deep or non-object JSON."""
-    check_content_type(request.content_type)
-    return parse_json_object(request.get_data(cache=False), rt.settings.max_json_depth)
-
-
-def hook_body(rt: Runtime, found: Service) -> dict[str, Any]:
-    """``json_body`` for a hook call: the typed decode when the body has the usual
-    shape (``hookbody``), else the careful parse, with its 415 and 400s."""
-    check_content_type(request.content_type)
-    raw = request.get_data(cache=False)
-    fast = rt.hook_decoders[found.id].decode(raw, rt.settings.max_json_depth)
-    return fast if fast is not None else parse_json_object(raw, rt.settings.max_json_depth)
+    return parse_json_object(body_bytes(), rt.settings.max_json_depth)
 
 
 def validated(rt: Runtime, schema: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` when it conforms to ``schema`` ("order-select", "order-sign",
-    "feedback"); else 400 listing each problem with its JSON path. Every body the
-    service accepts is validated here and nowhere else."""
-    problems = rt.validators[schema].problems(schema_view(body))
-    if problems:
-        raise ApiError(400, "invalid_request", _NONCONFORMING[schema], problems)
-    return body
+    """``body`` when it conforms to the schema declared for ``schema`` (a hook, or
+    "feedback": ``hook_declarations.BODIES``); else 400 listing each problem with its
+    JSON path (``pipeline.conforming``, the one check of every body)."""
+    return conforming(rt, schema, body)
 
 
 def _audit_refusal(

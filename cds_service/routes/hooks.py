@@ -1,10 +1,16 @@
-"""POST /cds-services/{id}: a hook invocation, with its audit record and metrics."""
+"""POST /cds-services/{id}: a hook invocation, with its audit record and metrics.
+
+The call itself goes through ``cds_service.pipeline``, as every caller's does; this
+route adds what only HTTP has: authentication, the content type, the client's
+fhirServer allowlist (admitted by the pipeline before anything is fetched), the audit,
+the metrics and shadow mode.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -14,7 +20,7 @@ from flask import Blueprint, Response, g
 from cds_service.auditing import AuditCall, hook_instance_of
 from cds_service.auth import TrustedClient
 from cds_service.errors import ApiError
-from cds_service.invocation import handle_hook
+from cds_service.pipeline import HookCall
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime
@@ -25,7 +31,9 @@ blueprint = Blueprint("hooks", __name__)
 log = logging.getLogger("cds_service.hooks")
 
 
-def _audit(runtime: Runtime, build: Callable[[], AuditRecord]) -> None:
+def _audit(
+    runtime: Runtime, build: Callable[[], AuditRecord], body: Mapping[str, Any] | None
+) -> None:
     """The audit must never turn an answer into a 500: a failure is logged, not raised."""
     if not runtime.settings.audit_enabled:
         return
@@ -34,12 +42,12 @@ def _audit(runtime: Runtime, build: Callable[[], AuditRecord]) -> None:
     except Exception as exc:
         log.error(
             "audit record failed hook_instance=%s error=%s",
-            g.get("hook_instance", "-"),
+            hook_instance_of(body) or "-",
             type(exc).__name__,
         )
 
 
-def _check_fhir_server(client: TrustedClient, body: dict[str, Any]) -> None:
+def _check_fhir_server(client: TrustedClient, body: Mapping[str, Any]) -> None:
     """The EHR's token goes wherever fhirServer points: only to servers the client's
     entry in the trusted-clients file lists (when it lists any)."""
     if "fhirServer" not in body:
@@ -67,27 +75,26 @@ def invoke(service_id: str) -> Response:
         shadow=runtime.settings.shadow_mode,
         patient_key=runtime.stores.patient_key,
     )
-    body: dict[str, Any] | None = None
+    hook_call = HookCall(runtime, service)
+    client = caller.client if caller is not None else None
+    admit = partial(_check_fhir_server, client) if client is not None else None
     try:
-        body = entrance.hook_body(runtime, service)
-        hook_instance = hook_instance_of(body)
-        if hook_instance is not None:
-            g.hook_instance = hook_instance
-        entrance.validated(runtime, service.hook, body)
-        if caller is not None and caller.client is not None:
-            _check_fhir_server(caller.client, body)
-        outcome = handle_hook(runtime, service_id, body)
+        outcome = hook_call.run(entrance.body_bytes(), admit)
     except ApiError as exc:
         if exc.status == 412:
             for missing in exc.extra.get("missing", []):
                 runtime.metrics.fhir_failures.labels(missing["key"]).inc()
-        _audit(runtime, partial(call.record, body, error=exc))
+        _audit(runtime, partial(call.record, hook_call.body, error=exc), hook_call.body)
         raise
+    finally:  # the request's log lines name its hookInstance, a 500's too
+        hook_instance = hook_instance_of(hook_call.body)
+        if hook_instance is not None:
+            g.hook_instance = hook_instance
 
     runtime.metrics.decisions.labels(service_id, outcome.decision).inc()
     if outcome.fhir_ms is not None:
         runtime.metrics.fhir_latency.observe(outcome.fhir_ms / 1000)
-    _audit(runtime, partial(call.record, body, outcome=outcome))
+    _audit(runtime, partial(call.record, hook_call.body, outcome=outcome), hook_call.body)
     if call.shadow:
         return json_response({"cards": []})  # silent pilot: decided and recorded, not shown
     return json_response(outcome.response)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from cds_service.fhir.prefetch import render_queries
+from cds_service.hook_declarations import HOOKS as DECLARED_HOOKS
 
 __all__ = [
     "DEFAULT_ORDER_ID",
@@ -29,7 +30,7 @@ __all__ = [
     "search_local",
 ]
 
-HOOKS = ("order-select", "order-sign")
+HOOKS = tuple(DECLARED_HOOKS)  # the hooks the service implements (hook_declarations)
 DEFAULT_ORDER_ID = "spine-cds-try-order"
 DEFAULT_USER_ID = "Practitioner/spine-cds-try"
 # What the token lets the service read: the resources its prefetch templates ask for.
@@ -110,11 +111,11 @@ def build_request(
     access_token: str | None = None,
     user_id: str = DEFAULT_USER_ID,
 ) -> dict[str, Any]:
-    """A CDS Hooks 2.0 order-select or order-sign request for one draft order.
+    """A CDS Hooks 2.0 request of one of the service's hooks for one draft order.
 
-    order-select selects that order. ``prefetch`` None leaves prefetch out (the service
-    fetches everything); ``access_token`` is only sent together with ``fhir_server``, as
-    the specification requires.
+    A hook with selections (order-select) selects that order. ``prefetch`` None leaves
+    prefetch out (the service fetches everything); ``access_token`` is only sent
+    together with ``fhir_server``, as the specification requires.
     """
     if hook not in HOOKS:
         raise ValueError(f"unsupported hook {hook!r}; expected one of {', '.join(HOOKS)}")
@@ -127,7 +128,7 @@ def build_request(
             "entry": [{"resource": dict(order)}],
         },
     }
-    if hook == "order-select":
+    if DECLARED_HOOKS[hook].selections:
         context["selections"] = [f"{order['resourceType']}/{order['id']}"]
     body: dict[str, Any] = {"hook": hook, "hookInstance": hook_instance}
     if fhir_server:

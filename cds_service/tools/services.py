@@ -1,17 +1,16 @@
 """Where the tools send a hook call: a running service by URL, or the service in process.
 
-In process means the whole web path (routing, validation, gathering, engine, cards) on
-Flask's test client, in development mode with a throw-away database, so a reviewer or an
-engineer needs no server and sees exactly what a deployed service would answer.
+In process means the whole web path on Flask's test client (the route, and through it
+``cds_service.pipeline``, the one way a hook call is read, checked and handled), in
+development mode with a throw-away database, so a reviewer or an engineer needs no
+server and sees exactly what a deployed service would answer, shadow mode included.
 """
 
 from __future__ import annotations
 
 import tempfile
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -198,24 +197,14 @@ class InProcessService:
         return Answer(response.status_code, parsed if parsed is not None else response.text)
 
     def warm_up(self) -> None:
-        """One throw-away order-select call (the first example patient, with prefetch), so
-        that a timed call after it measures the service, not the first call's one-off
-        costs in this process: imports done on first use, value sets, schemas and rule
-        tables loaded and cached. A long-running service pays these once, at its first
-        call per worker. Nothing of it is shown; its audit record goes to the throw-away
-        database."""
-        from cds_service.examples import load_examples
-        from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
+        """The warm-up a gunicorn worker takes (``cds_service.warmup``: each service once,
+        through the pipeline of a real call), so that a timed call after it measures the
+        service, not this process's one-off costs of a first call: imports done on first
+        use, schemas, value sets and rule tables loaded and cached. Nothing of it is
+        shown or recorded."""
+        from cds_service.warmup import warm_up
 
-        example = load_examples(date.today())[0]
-        entry = find_service(self.discovery(), "order-select", self.label)
-        request = build_request(
-            "order-select", str(uuid.uuid4()), example.patient_id, example.draft_order
-        )
-        request["prefetch"] = local_prefetch(
-            entry.prefetch, request["context"], bundle_resources(example.bundle)
-        )
-        self.call(entry.id, request)
+        warm_up(self._runtime)
 
     def close(self) -> None:
         self._runtime.close()  # stores and JWT verifier too, not only the FHIR pool
