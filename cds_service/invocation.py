@@ -16,18 +16,19 @@ from typing import Any
 from msgspec import UNSET
 
 from cds_service.cards import CardContext, render_response
+from cds_service.datasources import OPTIONAL_KEYS, keys_feeding
 from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
 from cds_service.fhir.prefetch import DataUnavailable, gather
 from cds_service.runtime import Runtime
 from cds_service.validation import FieldError
 from fhir_mappers.conditions import map_conditions
+from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
 from fhir_mappers.wire import ObservationBytes, WireObservation
 
-OBSERVATION_KEYS = ("crp", "esr", "pain")
 SUBJECT_FIELDS = ("subject", "patient")
 
 
@@ -121,9 +122,12 @@ def _check_selections(context: dict[str, Any]) -> None:
         )
 
 
-def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outcome:
+def handle_hook(
+    runtime: Runtime, service_id: str, body: dict[str, Any], trend_base_url: str = ""
+) -> Outcome:
     """Decide and render for a body the web layer has validated against the hook's
-    schema; raises ApiError for 400 (selections naming no draft order) and 412."""
+    schema; raises ApiError for 400 (selections naming no draft order) and 412.
+    ``trend_base_url`` is where the cards' trend-app links point ("" gives no link)."""
     service = runtime.discovery.services[service_id]
     context = body["context"]
     selections: list[str] | None = None
@@ -137,7 +141,9 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outc
 
     started = time.monotonic()
     try:
-        gathered = gather(service, body, runtime.fhir_client, runtime.settings, started)
+        gathered = gather(
+            service, body, runtime.fhir_client, runtime.settings, started, OPTIONAL_KEYS
+        )
     except DataUnavailable as exc:
         raise ApiError(
             412,
@@ -153,29 +159,37 @@ def handle_hook(runtime: Runtime, service_id: str, body: dict[str, Any]) -> Outc
 
     patient_id: str = context["patientId"]
     foreign: list[DataIssue] = []
-    conditions, condition_issues = map_conditions(
-        _own_resources(gathered.resources.get("conditions", []), patient_id, foreign),
-        runtime.value_sets,
-    )
-    observations = _own_resources(
-        (r for key in OBSERVATION_KEYS for r in gathered.resources.get(key, [])),
-        patient_id,
-        foreign,
-    )
+
+    def own(feeds: str) -> list[Any]:
+        return _own_resources(
+            (r for key in keys_feeding(feeds) for r in gathered.resources.get(key, [])),
+            patient_id,
+            foreign,
+        )
+
+    conditions, condition_issues = map_conditions(own("conditions"), runtime.value_sets)
     measurements, observation_issues = map_observations(
-        observations, runtime.value_sets, runtime.mapping
+        own("measurements"), runtime.value_sets, runtime.mapping
     )
+    antibiotics, antibiotic_issues = map_antibiotic_orders(own("antibiotics"), runtime.antibiotics)
     data = PatientData(
         conditions=conditions,
         measurements=measurements,
-        issues=orders.issues + tuple(foreign) + condition_issues + observation_issues,
+        antibiotics=antibiotics,
+        issues=orders.issues
+        + tuple(foreign)
+        + condition_issues
+        + observation_issues
+        + antibiotic_issues,
         cut_off=frozenset(n.key for n in gathered.notes if n.cut_off),
+        unavailable=frozenset(k for k, v in gathered.sources.items() if v == "unavailable"),
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
     card_context = CardContext(
         patient_id=patient_id,
         encounter_id=context.get("encounterId"),
         override_reasons=runtime.override_reasons,
+        trend_base_url=trend_base_url,
     )
     return Outcome(
         response=render_response(assessment, card_context),

@@ -15,6 +15,7 @@ from pathlib import Path
 from cds_service import schemas
 from cds_service.auth import AuthConfig, JwtVerifier, load_trusted_clients
 from cds_service.cards import OverrideReason, load_override_reasons
+from cds_service.datasources import with_served_prefetch
 from cds_service.discovery import Discovery, load_discovery
 from cds_service.engine.thresholds import RuleSettings
 from cds_service.fhir import FhirClient
@@ -24,7 +25,8 @@ from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
 from cds_service.validation import SchemaCheck
-from cds_service.valuesets import load_value_sets
+from cds_service.valuesets import load_antibiotics, load_value_sets
+from fhir_mappers.medications import Antibiotics
 from fhir_mappers.observations import MappingOptions
 from fhir_mappers.valuesets import ValueSets
 
@@ -38,6 +40,8 @@ class Runtime:
     # per body a client sends (hook_declarations.BODIES: each hook, and feedback)
     validators: dict[str, SchemaCheck]
     value_sets: ValueSets
+    # the systemic antibacterials, for T0 from the first antibiotic order
+    antibiotics: Antibiotics
     rules: RuleSettings
     mapping: MappingOptions
     stores: Stores
@@ -87,6 +91,9 @@ def build_runtime(settings: Settings) -> Runtime:
     discovery = load_discovery(settings.hooks_file)
     validators = {body.name: schemas.check(body.schema) for body in BODIES.values()}
     value_sets = load_value_sets(Path(settings.valueset_dir) if settings.valueset_dir else None)
+    shipped = load_value_sets(None) if settings.valueset_dir else value_sets
+    antibiotics = load_antibiotics(Path(settings.valueset_dir) if settings.valueset_dir else None)
+    discovery = with_served_prefetch(discovery, shipped, value_sets)
     mapping = MappingOptions(
         accept_preliminary=settings.accept_preliminary,
         crp_molar_factor_nmol_per_mg=settings.crp_molar_factor or None,
@@ -103,6 +110,7 @@ def build_runtime(settings: Settings) -> Runtime:
         discovery=discovery,
         validators=validators,
         value_sets=value_sets,
+        antibiotics=antibiotics,
         rules=rules,
         mapping=mapping,
         stores=stores,

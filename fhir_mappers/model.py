@@ -147,6 +147,15 @@ class DataIssue(Struct, frozen=True, gc=False):
     reason: str
     kind: str | None = None  # "crp" | "esr" | "pain" when an Observation of a known kind
     plain: str | None = None  # e.g. "marked entered-in-error", for the card
+    # What the chart shows of a left-out value, so a card can name it ("a preliminary CRP
+    # of 95 mg/L on day 30") and a pending rise can block advise-against: the value
+    # normalised to the kind's unit, its time, status and comparator; a text result quoted.
+    value: float | None = None
+    unit: str | None = None
+    when: When | None = None
+    status: str | None = None
+    comparator: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,10 @@ class PatientData:
     # The kinds of data ("conditions", "crp", "esr", "pain") whose search paging was cut
     # off (page limit, runaway or looping next links): older results may be missing.
     cut_off: frozenset[str] = frozenset()
+    # systemic antibiotic orders with their start, for T0 (clinical-rules.md, 2026-12-06)
+    antibiotics: tuple[AntibioticStart, ...] = ()
+    # optional kinds of data that could not be read at all (e.g. "antibiotics")
+    unavailable: frozenset[str] = frozenset()
 
 
 class AntibioticStart(Struct, frozen=True, gc=False):

@@ -1,6 +1,7 @@
 """Property tests of the safety invariants, over arbitrary timelines (hypothesis).
 
-- A red flag present in the data never yields advise-against.
+- A red flag present in the data never yields advise-against (the 2026-12-06 blockers:
+  tests/test_safety_properties_revised.py).
 - No card without a spine MRI/CT order or without an in-scope NVO episode.
 - Never advise-against with an active out-of-scope infection, with a latest CRP older
   than the recency limit, or with data cut off short of what the decision needs
@@ -130,8 +131,12 @@ def check_response(a: Assessment) -> None:
             assert word not in card["summary"] and word not in card["detail"], word
 
 
+# A finding dated after the diagnosis window (T0 + 3 days by default) is new.
+after_window = st.integers(RuleSettings().diagnosis_window_days + 1, 70)
+
+
 @PROPERTY_SETTINGS
-@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days, st.integers(0, 70))
+@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days, after_window)
 def test_a_new_deficit_always_means_urgent_support(
     data: list[Measurement],
     others: list[ConditionFact],
@@ -146,7 +151,7 @@ def test_a_new_deficit_always_means_urgent_support(
 
 
 @PROPERTY_SETTINGS
-@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days, st.integers(0, 70))
+@given(measurements(), other_conditions(OTHER_CATEGORIES), orders(), now_days, after_window)
 def test_a_complication_or_uncertain_diagnosis_never_gives_advise_against(
     data: list[Measurement],
     others: list[ConditionFact],

@@ -49,6 +49,11 @@ def _marker_orders(a: Assessment, ctx: CardContext) -> list[dict[str, Any]]:
     return actions
 
 
+def _covering(a: Assessment) -> list[ImagingOrder]:
+    """The orders advise-against is about: those imaging the infected level."""
+    return [o for o in a.orders if o.reference in a.covering]
+
+
 def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
     return [
         {
@@ -56,7 +61,7 @@ def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
             "description": f"Remove the draft spine {o.modality.value} order",
             "resourceId": o.reference,
         }
-        for o in a.orders
+        for o in _covering(a)
     ]
 
 
@@ -68,7 +73,7 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
     older than the recency limit (never for a CRP drawn today).
     """
     rec = a.recommendation
-    mod = _modality(a.orders)
+    mod = _modality(_covering(a))
     if rec is Recommendation.ADVISE_AGAINST:
         return [
             {
@@ -102,6 +107,7 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
             "resource": rated_resource(o, r, ctx.qcdsm_name, card_id),
         }
         for o in a.orders
+        if rating != "not-appropriate" or o.reference in a.covering
         for r in (_order_rating(a, o, rating),)
     ]
 
@@ -112,6 +118,8 @@ def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str:
     with the override reason the card offers."""
     if a.recommendation is Recommendation.SUPPORT_URGENT and order.modality is Modality.CT:
         return "not-appropriate"
+    if order.reference not in a.covering:
+        return "not-appropriate"  # it cannot show the infected level (clinical-rules.md)
     return rating
 
 

@@ -7,7 +7,7 @@ from datetime import date
 
 from cds_service.cards import text
 from cds_service.cards.summary import _has_ct
-from cds_service.engine.assessment import Assessment, Recommendation
+from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
 from cds_service.engine.wording import ARROW, fmt, signed_pct, upper_first
 from fhir_mappers.model import DataIssue, Measurement
@@ -154,10 +154,25 @@ def _episode_line(a: Assessment) -> str:
     if ep is None or ep.t0 is None:
         return f"{name}; treatment start not recorded."
     day = a.figures.days_since_t0
-    return (
-        f"{name}, treatment started {ep.t0.day.isoformat()}; "
-        f"order on day {day} ({a.evaluation_day.isoformat()})."
+    return f"{name}, {t0_phrase(a)}; order on day {day} ({a.evaluation_day.isoformat()})."
+
+
+def t0_phrase(a: Assessment) -> str:
+    """Where T0 came from, never "treatment started" for a coded onset (clinical-rules.md,
+    2026-12-06)."""
+    ep = a.episode
+    assert ep is not None and ep.t0 is not None
+    if ep.t0_source == T0_FROM_ANTIBIOTIC and ep.antibiotic is not None:
+        return (
+            f"treatment started {ep.t0.day.isoformat()} (first antibiotic order: "
+            f"{ep.antibiotic.name})"
+        )
+    why = (
+        "antibiotic orders could not be read"
+        if "antibiotics" in a.unavailable
+        else "no antibiotic order found"
     )
+    return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
 
 
 def left_out(issues: Sequence[DataIssue]) -> list[str]:
@@ -194,7 +209,12 @@ def detail(a: Assessment) -> str:
     flags = a.red_flags
     if rec is Recommendation.ADVISE_AGAINST:
         blocks.append([text.SAFETY_NET])
-        blocks.append([_episode_line(a), "Improving, no red flag recorded.", *_trend_lines(a)])
+        state = (
+            "Improving, no new red flag recorded."
+            if a.known
+            else "Improving, no red flag recorded."
+        )
+        blocks.append([_episode_line(a), state, *_trend_lines(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
         if _has_ct(a):
             blocks.append([f"**{text.MRI_PREFERRED}**"])

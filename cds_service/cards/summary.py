@@ -50,10 +50,13 @@ def summary(a: Assessment) -> str:
     flags = a.red_flags
     if rec is Recommendation.SUPPORT_URGENT:
         neuro = next(f for f in flags if f.rule_id == "neuro")
-        action = "emergency MRI with contrast now; urgent spine surgery review"
+        action = "emergency MRI of the whole spine with gadolinium now"
+        missed = next((n for n in a.notes if n.code == "order-misses-level"), None)
+        tail = f"; {missed.short}" if missed is not None else "; urgent spine surgery review"
         return _fit(
+            f"{neuro.short}: {action}{tail}",
+            f"New neurologic deficit: {action}{tail}",
             f"{neuro.short}: {action}",
-            f"New neurologic deficit: {action}",
             "New neurologic deficit: emergency MRI now",
         )
     if rec is Recommendation.SUPPORT:

@@ -91,9 +91,9 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # The first line of an advise-against card: what would change the answer.
 SAFETY_NET = (
-    "**Would change this advice:** a new neurologic deficit (image urgently); worsening pain, "
-    "persisting fever or bacteraemia, or a rising CRP (image). Only coded diagnoses are seen "
-    "here: confirm the neurologic exam."
+    "**Would change this advice:** a worse neurologic exam or a new deficit (image "
+    "urgently); worsening pain, persisting fever or bacteraemia, or a rising CRP (image). "
+    "Only coded diagnoses are seen here: confirm the neurologic exam."
 )
 NEURO_EXAM = "Confirm the neurologic exam: only coded diagnoses are seen here."
 MARKERS_CAVEAT = "Raised markers alone do not prove treatment failure (IDSA 2015)."

@@ -8,7 +8,15 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from fhir_mappers.model import Coding, ConditionFact, DataIssue, ImagingOrder, Measurement, When
+from fhir_mappers.model import (
+    AntibioticStart,
+    Coding,
+    ConditionFact,
+    DataIssue,
+    ImagingOrder,
+    Measurement,
+    When,
+)
 
 from .thresholds import RuleSettings
 
@@ -32,6 +40,9 @@ class NotApplicableReason(StrEnum):
     # an out-of-scope infection recorded beside a pyogenic NVO episode: the evidence
     # covers pyogenic NVO alone, so the patient is outside it
     EXCLUDED_INFECTION = "excluded-infection"
+    # no red flag, and no spine order covers the infected level: the order is not repeat
+    # imaging of the infection (clinical-rules.md, "Level", 2026-12-06)
+    ORDER_OUTSIDE_INFECTION = "order-outside-infection-level"
 
 
 # Red flags in the order clinical-rules.md lists them; any one supports imaging.
@@ -83,12 +94,29 @@ class Remark:
         return {"code": self.code, "message": self.message}
 
 
+# Where T0 came from (clinical-rules.md, "T0, the treatment start", 2026-12-06).
+T0_FROM_ANTIBIOTIC = "antibiotic-order"
+T0_FROM_EPISODE = "episode-date"
+
+
 @dataclass(frozen=True)
 class Episode:
-    """The NVO Condition the decision is about and its treatment start T0."""
+    """The NVO Condition the decision is about and its treatment start T0.
+
+    T0 is the start of the first antibiotic order near the episode date when there is
+    one (``antibiotic``), else the episode date (the Condition's onset or recordedDate):
+    the 28-day marks count days of treatment, not days since symptoms began.
+    """
 
     condition: ConditionFact
-    t0: When | None  # None when the Condition has neither onset nor recordedDate
+    t0: When | None  # None when neither an antibiotic order nor the Condition gives a date
+    t0_source: str = T0_FROM_EPISODE
+    antibiotic: AntibioticStart | None = None
+
+    @property
+    def episode_start(self) -> When | None:
+        """The Condition's own date (onset, else recordedDate)."""
+        return self.condition.start
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,16 @@ class Assessment:
     notes: tuple[Remark, ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
     issues: tuple[DataIssue, ...] = ()
+    # deficits and complications found with the infection (dated no later than the
+    # diagnosis window): named on every card, never a "new" red flag
+    known: tuple[ConditionFact, ...] = ()
+    # the orders that image the infected level (all of them when the level is unknown);
+    # advise-against and its delete suggestion apply to these only
+    covering: tuple[str, ...] = ()
+    # the infected region from the episode's codes (None: unknown, unspecified)
+    infection_region: str | None = None
+    # optional kinds of data that could not be read (e.g. "antibiotics")
+    unavailable: frozenset[str] = frozenset()
 
     @property
     def applicable(self) -> bool:
@@ -164,6 +202,12 @@ class Assessment:
             out["notApplicableReason"] = self.not_applicable_reason.value
         if self.episode is not None:
             out["episode"] = episode_to_dict(self.episode)
+        if self.known:
+            out["knownAtDiagnosis"] = [condition_to_dict(c) for c in self.known]
+        if self.orders:
+            out["coveringOrders"] = list(self.covering)
+        if self.infection_region is not None:
+            out["infectionRegion"] = self.infection_region
         return out
 
 
@@ -209,6 +253,13 @@ def episode_to_dict(e: Episode) -> dict[str, Any]:
     out: dict[str, Any] = {"condition": condition_to_dict(e.condition)}
     if e.t0 is not None:
         out["t0"] = e.t0.day.isoformat()
+        out["t0Source"] = e.t0_source
+    if e.antibiotic is not None:
+        out["antibiotic"] = {
+            "reference": e.antibiotic.reference,
+            "name": e.antibiotic.name,
+            "start": e.antibiotic.when.day.isoformat(),
+        }
     return out
 
 

@@ -15,11 +15,11 @@ Decisions documented here (clinical-rules.md leaves them open):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder
+from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact, ImagingOrder
 
-from .assessment import Episode, NotApplicableReason
+from .assessment import T0_FROM_ANTIBIOTIC, Episode, NotApplicableReason
 from .thresholds import RuleSettings
 
 ACTIVE_STATUSES = frozenset({"active", "recurrence", "relapse"})
@@ -39,9 +39,13 @@ def evaluation_time(orders: Sequence[ImagingOrder], now: datetime) -> tuple[date
 
 
 def is_active(c: ConditionFact) -> bool:
-    """Active/recurrence/relapse, or no clinicalStatus and no abatement (clinical-rules.md)."""
+    """Active/recurrence/relapse, or no clinicalStatus and no abatement (clinical-rules.md).
+
+    Any abatement[x] counts, also one without a time (abatementString "resolved"): the
+    record says the condition ended, whether or not it says when.
+    """
     if c.clinical_status is None:
-        return c.abatement is None
+        return not c.abatement_present and c.abatement is None
     return c.clinical_status in ACTIVE_STATUSES
 
 
@@ -59,6 +63,63 @@ def in_scope_categories(settings: RuleSettings) -> frozenset[ConditionCategory]:
     if settings.include_other_infective:
         cats.add(ConditionCategory.NVO_OTHER_INFECTIVE)
     return frozenset(cats)
+
+
+def treatment_start(
+    condition: ConditionFact, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
+) -> Episode:
+    """The episode with its T0: the earliest antibiotic start within [episode date - 14 d,
+    episode date + 28 d], else the episode date (clinical-rules.md, 2026-12-06).
+
+    Antibiotics given for something else long before or after do not move T0; without an
+    episode date no window can be drawn, so no antibiotic is taken either (T0 unknown).
+    """
+    start = condition.start
+    if start is None:
+        return Episode(condition=condition, t0=None)
+    first = start.day - timedelta(days=settings.antibiotic_before_days)
+    last = start.day + timedelta(days=settings.antibiotic_after_days)
+    near = [a for a in antibiotics if first <= a.when.day <= last]
+    if not near:
+        return Episode(condition=condition, t0=start)
+    earliest = min(near, key=lambda a: (a.when.instant, a.reference))
+    return Episode(
+        condition=condition, t0=earliest.when, t0_source=T0_FROM_ANTIBIOTIC, antibiotic=earliest
+    )
+
+
+def diagnosis_cutoff(episode: Episode, settings: RuleSettings) -> date | None:
+    """The last day a finding counts as known at diagnosis: the later of T0 and the
+    episode date, plus ``diagnosis_window_days`` (antibiotics started empirically before
+    the diagnostic MRI must not make its findings "new")."""
+    days = [w.day for w in (episode.t0, episode.episode_start) if w is not None]
+    if not days:
+        return None
+    return max(days) + timedelta(days=settings.diagnosis_window_days)
+
+
+# Which order regions image an infected region (clinical-rules.md, "Level", 2026-12-06):
+# a junction is seen from either side; the sacrum from a lumbar study.
+_SEEN_FROM = {
+    "occipito-atlanto-axial": frozenset({"cervical"}),
+    "cervical": frozenset({"cervical"}),
+    "cervicothoracic": frozenset({"cervical", "thoracic"}),
+    "thoracic": frozenset({"thoracic"}),
+    "thoracolumbar": frozenset({"thoracic", "lumbar"}),
+    "lumbar": frozenset({"lumbar"}),
+    "lumbosacral": frozenset({"lumbar"}),
+    "sacral": frozenset({"lumbar"}),
+}
+
+
+def covers(order_region: str, infection_region: str | None) -> bool:
+    """Whether a study of ``order_region`` images the infection: a whole or unspecified
+    spine study always does, and so does any study when the level is unknown,
+    unspecified or multiple."""
+    if order_region == "spine" or infection_region is None:
+        return True
+    seen_from = _SEEN_FROM.get(infection_region)
+    return seen_from is None or order_region in seen_from
 
 
 def choose_episode(conditions: Iterable[ConditionFact], settings: RuleSettings) -> Episode | None:

@@ -21,23 +21,36 @@ from .assessment import (
     Assessment,
     Episode,
     KeyFigures,
+    NotApplicableReason,
     Recommendation,
     Remark,
     RuleFinding,
 )
-from .episode import applicability, evaluation_time, other_episode_starts
+from .episode import (
+    applicability,
+    covers,
+    diagnosis_cutoff,
+    evaluation_time,
+    other_episode_starts,
+    treatment_start,
+)
+from .findings import known_deficit_remark, known_notes, level_note
 from .response import (
     count_of,
     cut_off_note,
+    discordant_pair,
+    discordant_remark,
     favourable_finding,
     favourable_response_gaps,
     incomplete_reads,
     insufficient_finding,
+    pending_rise,
 )
 from .rules import (
     CrpTrend,
     complication_rule,
     crp_trend,
+    known_findings,
     markers_rule,
     neuro_rule,
     pain_rule,
@@ -73,18 +86,24 @@ def assess(
         settings=settings,
         counts=counts,
         issues=data.issues,
+        unavailable=data.unavailable,
     )
-    episode, reason = applicability(orders, data.conditions, settings)
-    if episode is None:
+    chosen, reason = applicability(orders, data.conditions, settings)
+    if chosen is None:
         return replace(base, not_applicable_reason=reason)
+    episode = treatment_start(chosen.condition, data.antibiotics, settings)
     first = _evaluate(base, episode, data, settings)
-    others = other_episode_starts(data.conditions, settings, episode)
+    others = [
+        treatment_start(e.condition, data.antibiotics, settings)
+        for e in other_episode_starts(data.conditions, settings, chosen)
+    ]
+    others = [e for e in others if e.t0 is None or episode.t0 is None or e.t0.day != episode.t0.day]
     if not others:
         return first
     # Which active NVO entry marks the treatment start is unknown: decide from each start
     # and keep the most cautious answer, so a second entry can never hide a red flag.
     results = [first] + [_evaluate(base, e, data, settings) for e in others]
-    chosen = max(results, key=lambda a: CAUTION[a.recommendation])
+    cautious = max(results, key=lambda a: CAUTION[a.recommendation])
     starts = ", ".join(
         sorted(
             r.episode.t0.day.isoformat()
@@ -98,7 +117,7 @@ def assess(
         "the most cautious answer is shown.",
         "several start dates",
     )
-    return replace(chosen, notes=(*chosen.notes, note))
+    return replace(cautious, notes=(*cautious.notes, note))
 
 
 def _days_in_zone_of(episode: Episode, data: PatientData) -> PatientData:
@@ -169,23 +188,47 @@ def _evaluate(
     t0_day = episode.t0.day if episode.t0 is not None else None
     crp, esr, pain = _series(data.measurements, t0_day, eval_day, settings, counts, notes)
 
+    cutoff = diagnosis_cutoff(episode, settings)
+    known = known_findings(data.conditions, cutoff)
     findings: list[RuleFinding] = []
-    for rule in (neuro_rule(data.conditions, t0_day), complication_rule(data.conditions, t0_day)):
+    for rule in (
+        neuro_rule(data.conditions, t0_day, cutoff),
+        complication_rule(data.conditions, t0_day, cutoff),
+    ):
         if rule is not None:
             findings.append(rule)
     dx = uncertain_dx_rule(episode, data.conditions)
     if dx is not None:
         findings.append(dx)
 
+    discordant = discordant_pair(crp, settings)
     trend = CrpTrend(None, None, None, None, None)
     if t0_day is not None:
         trend = crp_trend(crp, t0_day, settings)
-        for rule in (markers_rule(trend, t0_day, settings), pain_rule(pain, t0_day, settings)):
+        # a discordant latest pair is no evidence of a plateau or a rise
+        markers = None if discordant else markers_rule(trend, t0_day, settings)
+        for rule in (markers, pain_rule(pain, t0_day, settings)):
             if rule is not None:
                 findings.append(rule)
 
+    region = episode.condition.region
+    covering = tuple(o.reference for o in base.orders if covers(o.region, region))
+    if not findings and not covering:
+        # no red flag and no study of the infected level: not repeat imaging of it
+        return replace(
+            base,
+            episode=episode,
+            infection_region=region,
+            known=known,
+            not_applicable_reason=NotApplicableReason.ORDER_OUTSIDE_INFECTION,
+        )
+
     figures = _figures(trend, pain, esr, t0_day, eval_day)
     _marker_notes(crp, esr, trend, notes)
+    notes.extend(known_notes(known, episode))
+    missed = level_note(base.orders, covering, region)
+    if missed is not None:
+        notes.append(missed)
 
     missing: list[Remark] = []
     unmet: list[Remark] = []
@@ -203,10 +246,26 @@ def _evaluate(
                 )
             )
         else:
+            deficit = known_deficit_remark(known, episode)
+            if deficit is not None:
+                missing.append(deficit)
             crp_skipped = sum(1 for i in data.issues if i.kind == "crp")
-            missing, unmet = favourable_response_gaps(
-                trend, pain, t0_day, eval_day, len(crp), settings, crp_skipped
+            gaps, unmet = favourable_response_gaps(
+                trend,
+                pain,
+                t0_day,
+                eval_day,
+                len(crp),
+                settings,
+                crp_skipped,
+                discordant=discordant is not None,
             )
+            missing += gaps
+            if discordant is not None:
+                missing.append(discordant_remark(discordant))
+            pending = pending_rise(data.issues, trend.latest, t0_day, eval_day, settings)
+            if pending is not None:
+                missing.append(pending)
             missing += incomplete_reads(data, t0_day, settings)
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA
@@ -214,7 +273,7 @@ def _evaluate(
         else:
             recommendation = Recommendation.ADVISE_AGAINST
             assert t0_day is not None  # favourable response needs a T0
-            findings.append(favourable_finding(trend, pain, t0_day, settings))
+            findings.append(favourable_finding(trend, pain, t0_day, settings, known))
             days = figures.days_since_t0
             if days is not None and days < settings.plateau_after_days:
                 notes.append(
@@ -226,6 +285,9 @@ def _evaluate(
                         "early order",
                     )
                 )
+            yoon = _yoon_note(trend, esr, t0_day, settings)
+            if yoon is not None:
+                notes.append(yoon)
 
     return replace(
         base,
@@ -240,6 +302,29 @@ def _evaluate(
         missing=tuple(missing),
         unmet=tuple(unmet),
         notes=tuple(notes),
+        known=known,
+        covering=covering,
+        infection_region=region,
+    )
+
+
+def _yoon_note(
+    trend: CrpTrend, esr: Sequence[Measurement], t0_day: date, settings: RuleSettings
+) -> Remark | None:
+    """Advise-against at week 4 with CRP above 27.5 mg/L and ESR above 55 mm/h: both at
+    the levels that predicted failure (Yoon 2010); the card does not reassure."""
+    latest = trend.latest
+    if latest is None or not esr or (latest.when.day - t0_day).days < settings.plateau_after_days:
+        return None
+    if latest.value <= settings.slow_fall_crp_mg_l or esr[-1].value <= settings.yoon_esr_mm_h:
+        return None
+    return Remark(
+        "yoon-high-markers",
+        f"CRP {fmt(latest.value)} mg/L and ESR {fmt(esr[-1].value)} mm/h after 4 weeks: both "
+        f"above the levels that predicted treatment failure (CRP above "
+        f"{fmt(settings.slow_fall_crp_mg_l)} mg/L with ESR above {fmt(settings.yoon_esr_mm_h)} "
+        "mm/h, Yoon 2010): repeat CRP and ESR in 1-2 weeks.",
+        "CRP and ESR still high at 4 weeks",
     )
 
 
@@ -270,7 +355,7 @@ def _series(
             before_window += 1
             continue
         kept.append(m)
-    kept.sort(key=sort_key)
+    kept = _without_duplicates(kept)
     standard = [m for m in kept if m.kind is MeasurementKind.CRP and not m.high_sensitivity]
     crp = standard or [m for m in kept if m.kind is MeasurementKind.CRP and m.high_sensitivity]
     if crp and not standard:
@@ -305,6 +390,21 @@ def _series(
             )
         )
     return tuple(crp), tuple(esr), tuple(pain)
+
+
+def _without_duplicates(values: list[Measurement]) -> list[Measurement]:
+    """Sorted by time, with equal duplicates shown once: the same kind, value and instant
+    (a result sent by two interfaces) is one value (clinical-rules.md, "Discordant pair")."""
+    values.sort(key=sort_key)
+    kept: list[Measurement] = []
+    seen: set[tuple[object, ...]] = set()
+    for m in values:
+        key = (m.kind, m.high_sensitivity, m.value, m.comparator, m.when.instant)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(m)
+    return kept
 
 
 def _figures(

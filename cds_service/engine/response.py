@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from fhir_mappers.model import Measurement, MeasurementKind, PatientData
+from fhir_mappers.model import ConditionFact, DataIssue, Measurement, MeasurementKind, PatientData
 
 from .assessment import (
     RULE_ADVISE_AGAINST,
@@ -21,7 +21,7 @@ from .assessment import (
     RuleFinding,
     figure,
 )
-from .rules import CrpTrend, day_of, sort_key
+from .rules import CrpTrend, day_of, pct_change, sort_key
 from .thresholds import RuleSettings
 from .wording import ARROW, fmt, pain_phrase, signed_pct
 
@@ -34,6 +34,7 @@ def favourable_response_gaps(
     crp_count: int,
     settings: RuleSettings,
     crp_skipped: int,
+    discordant: bool = False,
 ) -> tuple[list[Remark], list[Remark]]:
     """What is missing, and which criterion is unmet, for advise-against.
 
@@ -41,6 +42,9 @@ def favourable_response_gaps(
     seen only in pre-treatment values says nothing about the response to treatment.
     ``crp_skipped`` counts CRP results on record that could not be used (e.g. an
     unconvertible unit), so that the card never says "no CRP" when there are some.
+    A CRP on T0's own day is not yet on treatment: with none later the trend on treatment
+    is unknown, which is said as such, never as "not yet down 25%". A ``discordant``
+    latest pair (see ``discordant_pair``) is judged by neither value.
     """
     missing: list[Remark] = []
     unmet: list[Remark] = []
@@ -74,12 +78,15 @@ def favourable_response_gaps(
                 "one CRP only",
             )
         )
-    elif latest.when.day < t0_day:
+    elif latest.when.day <= t0_day:
+        days = (eval_day - t0_day).days
+        since = "today" if days == 0 else f"{days} day{'s' if days != 1 else ''} ago"
         missing.append(
             Remark(
-                "crp-pre-treatment-only",
-                "CRP only from before treatment started: no value shows the response.",
-                "no CRP since treatment start",
+                "crp-none-on-treatment",
+                f"No CRP since treatment started ({since}): the first on-treatment CRP, "
+                "about day 7, will show the response.",
+                "no CRP on treatment yet",
             )
         )
     elif not trend.usable:
@@ -109,11 +116,14 @@ def favourable_response_gaps(
                 "no pain score",
             )
         )
-    if trend.usable and latest is not None and latest.when.day >= t0_day:
+    if trend.usable and latest is not None and latest.when.day > t0_day and not discordant:
         fall = trend.fall_pct
         fell_enough = fall is not None and fall >= settings.plateau_min_fall_pct
         normal = latest.value < settings.crp_normal_mg_l
-        if not (fell_enough or normal):
+        slow = slow_fall(trend, t0_day, settings)
+        if slow is not None:
+            unmet.append(slow)
+        elif not (fell_enough or normal):
             assert baseline is not None
             change = "" if trend.change_pct is None else f" ({signed_pct(trend.change_pct)})"
             unmet.append(
@@ -141,7 +151,11 @@ def favourable_response_gaps(
 
 
 def favourable_finding(
-    trend: CrpTrend, pain: Sequence[Measurement], t0_day: date, settings: RuleSettings
+    trend: CrpTrend,
+    pain: Sequence[Measurement],
+    t0_day: date,
+    settings: RuleSettings,
+    known: Sequence[ConditionFact] = (),
 ) -> RuleFinding:
     assert trend.baseline is not None and trend.latest is not None
     series = sorted(pain, key=sort_key)
@@ -163,12 +177,14 @@ def favourable_finding(
         crp += f", {signed_pct(trend.change_pct or 0.0)}"
     else:  # advise-against through the normal limit: the CRP did not fall enough, say so
         crp += f", below the normal limit of {fmt(settings.crp_normal_mg_l)} mg/L"
+    # Never "no red flag recorded" while a finding known at diagnosis is on record.
+    flags = "no new red flag recorded" if known else "no red flag recorded"
     # "Improving" only when the CRP fell; a CRP that stays normal is said as it is.
     state = "Improving" if fell else "CRP normal, pain not worse"
     return RuleFinding(
         rule_id=RULE_ADVISE_AGAINST,
         recommendation=Recommendation.ADVISE_AGAINST,
-        message=f"{state}: {crp}; {pain_phrase(series)}; no red flag recorded.",
+        message=f"{state}: {crp}; {pain_phrase(series)}; {flags}.",
         data=data,
         short=f"{state if not fell else 'improving'} ({crp}; {pain_phrase(series)})",
     )
@@ -245,3 +261,102 @@ def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) ->
 
 def count_of(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def slow_fall(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark | None:
+    """From day 28, a fall of 25% to under 50% with the latest CRP still above 27.5 mg/L:
+    the response is not yet favourable (clinical-rules.md, "Slow fall"; Yoon 2010)."""
+    latest, baseline, fall = trend.latest, trend.baseline, trend.fall_pct
+    if not trend.usable or latest is None or baseline is None or fall is None:
+        return None
+    day = day_of(latest, t0_day)
+    if day < settings.plateau_after_days:
+        return None
+    if not settings.plateau_min_fall_pct <= fall < settings.slow_fall_max_pct:
+        return None
+    if latest.value <= settings.slow_fall_crp_mg_l:
+        return None
+    change = signed_pct(trend.change_pct or 0.0)
+    return Remark(
+        "crp-slow-fall",
+        f"CRP falling slowly: {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L ({change}), "
+        f"still {fmt(latest.value)} mg/L on day {day}: repeat CRP and ESR in 1-2 weeks and "
+        "reassess.",
+        f"CRP falling slowly, still {fmt(latest.value)} mg/L on day {day}",
+    )
+
+
+def discordant_pair(
+    crp: Sequence[Measurement], settings: RuleSettings
+) -> tuple[Measurement, Measurement] | None:
+    """The latest two CRPs when they were taken less than 12 h apart and differ by more
+    than 50% of the lower value: CRP doubles in about 8 hours at most, so neither can be
+    trusted alone (clinical-rules.md, "Discordant pair")."""
+    if len(crp) < 2:
+        return None
+    earlier, latest = crp[-2], crp[-1]
+    seconds = (latest.when.instant - earlier.when.instant).total_seconds()
+    if seconds >= settings.discordant_max_hours * 3600:
+        return None
+    low, high = sorted((earlier.value, latest.value))
+    if high == low:
+        return None
+    differ = pct_change(low, high)
+    if differ is not None and differ <= settings.discordant_min_pct:
+        return None
+    return earlier, latest
+
+
+def discordant_remark(pair: tuple[Measurement, Measurement]) -> Remark:
+    earlier, latest = pair
+    hours = (latest.when.instant - earlier.when.instant).total_seconds() / 3600
+    apart = "on the same day" if latest.when.date_only else f"{fmt(hours)} hours apart"
+    return Remark(
+        "crp-discordant",
+        f"The latest two CRPs, {apart}, disagree ({fmt(earlier.value)} and "
+        f"{fmt(latest.value)} mg/L): repeat CRP.",
+        "latest two CRPs disagree: repeat CRP",
+    )
+
+
+# Statuses of a result still awaiting verification (clinical-rules.md, "Pending results").
+PENDING_STATUSES = frozenset({"preliminary", "registered"})
+
+
+def pending_rise(
+    issues: Sequence[DataIssue],
+    latest: Measurement | None,
+    t0_day: date,
+    eval_day: date,
+    settings: RuleSettings,
+) -> Remark | None:
+    """A CRP left out because it is not final, taken after the latest counted CRP, at or
+    above the normal limit and more than 20% above the latest: it would change the answer
+    if confirmed, so it blocks advise-against and its value is shown."""
+    if latest is None:
+        return None
+    pending = []
+    for issue in issues:
+        if issue.kind != "crp" or issue.status not in PENDING_STATUSES:
+            continue
+        if issue.value is None or issue.when is None or issue.when.day > eval_day:
+            continue
+        if issue.when.instant <= latest.when.instant:
+            continue
+        if issue.value < settings.crp_normal_mg_l:
+            continue
+        rise = pct_change(latest.value, issue.value)
+        if rise is None or rise > settings.rise_pct:
+            pending.append(issue)
+    if not pending:
+        return None
+    top = max(pending, key=lambda i: (i.value or 0.0, i.reference))
+    assert top.value is not None and top.when is not None
+    day, latest_day = (top.when.day - t0_day).days, day_of(latest, t0_day)
+    return Remark(
+        "crp-pending-rise",
+        f"A {top.status} CRP of {fmt(top.value)} mg/L on day {day}, after "
+        f"{fmt(latest.value)} mg/L on day {latest_day}, awaits verification: if confirmed, "
+        "CRP is rising again: image and look for another source.",
+        f"{top.status} CRP {fmt(top.value)} mg/L on day {day} awaits verification",
+    )

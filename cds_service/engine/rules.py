@@ -99,33 +99,52 @@ def crp_trend(crp: Sequence[Measurement], t0_day: date, settings: RuleSettings) 
     return CrpTrend(baseline, latest, lowest, change, rise)
 
 
-def _conditions_since(
-    conditions: Sequence[ConditionFact], category: ConditionCategory, t0_day: date | None
+def _findings(
+    conditions: Sequence[ConditionFact], category: ConditionCategory
 ) -> list[ConditionFact]:
-    """Active, valid Conditions of a category with an onset or a recorded date on or after T0.
-
-    "After T0" is inclusive (a deficit recorded on the day treatment starts cannot be
-    shown to predate it), either date counts (clinical-rules.md says "recorded after
-    T0"; an abscess with an earlier onset first recorded during treatment is still a
-    finding of this episode) and an undated Condition counts: missing a red flag is the
-    worse error. Without a T0 every active one counts, for the same reason.
-    """
-    found = []
-    for c in conditions:
-        if c.category is not category or not counts_now(c):
-            continue
-        dates = [when.day for when in (c.onset, c.recorded) if when is not None]
-        if t0_day is None or not dates or max(dates) >= t0_day:
-            found.append(c)
+    """Active, valid Conditions of a category, in reference order."""
+    found = [c for c in conditions if c.category is category and counts_now(c)]
     return sorted(found, key=lambda c: c.reference)
+
+
+def is_known_at_diagnosis(c: ConditionFact, cutoff: date | None) -> bool:
+    """Dated (onset, else recordedDate) no later than the diagnosis window's last day.
+
+    An undated finding is treated as new, and so is every finding when no window can be
+    drawn: missing a red flag is the worse error. A finding first recorded later whose
+    onset falls in the window was there at diagnosis (clinical-rules.md, 2026-12-06).
+    """
+    start = c.start
+    return cutoff is not None and start is not None and start.day <= cutoff
+
+
+def known_findings(
+    conditions: Sequence[ConditionFact], cutoff: date | None
+) -> tuple[ConditionFact, ...]:
+    """Deficits and complications found with the infection: named, never "new"."""
+    return tuple(
+        c
+        for category in (ConditionCategory.NEURO_DEFICIT, ConditionCategory.COMPLICATION)
+        for c in _findings(conditions, category)
+        if is_known_at_diagnosis(c, cutoff)
+    )
+
+
+def _conditions_since(
+    conditions: Sequence[ConditionFact], category: ConditionCategory, cutoff: date | None
+) -> list[ConditionFact]:
+    """The findings of a category that are new: dated after the diagnosis window."""
+    return [c for c in _findings(conditions, category) if not is_known_at_diagnosis(c, cutoff)]
 
 
 def _listed(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
 
 
-def neuro_rule(conditions: Sequence[ConditionFact], t0_day: date | None) -> RuleFinding | None:
-    found = _conditions_since(conditions, ConditionCategory.NEURO_DEFICIT, t0_day)
+def neuro_rule(
+    conditions: Sequence[ConditionFact], t0_day: date | None, cutoff: date | None
+) -> RuleFinding | None:
+    found = _conditions_since(conditions, ConditionCategory.NEURO_DEFICIT, cutoff)
     if not found:
         return None
     first = found[0]
@@ -139,7 +158,7 @@ def neuro_rule(conditions: Sequence[ConditionFact], t0_day: date | None) -> Rule
         recommendation=Recommendation.SUPPORT_URGENT,
         message=(
             f"Neurologic deficit recorded: {_dated_names(found, t0_day)}. "
-            "Look for an epidural abscess or cord compression now."
+            "Look for an epidural abscess or compression of the cord or cauda equina now."
         ),
         data={"conditions": [condition_to_dict(c) for c in found]},
         short=head if len(found) == 1 else f"{head}, and {_listed(names[1:])}",
@@ -147,9 +166,9 @@ def neuro_rule(conditions: Sequence[ConditionFact], t0_day: date | None) -> Rule
 
 
 def complication_rule(
-    conditions: Sequence[ConditionFact], t0_day: date | None
+    conditions: Sequence[ConditionFact], t0_day: date | None, cutoff: date | None
 ) -> RuleFinding | None:
-    found = _conditions_since(conditions, ConditionCategory.COMPLICATION, t0_day)
+    found = _conditions_since(conditions, ConditionCategory.COMPLICATION, cutoff)
     if not found:
         return None
     first = found[0]

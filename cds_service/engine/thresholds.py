@@ -38,6 +38,25 @@ class RuleSettings:
     crp_max_age_days: int = 7
     # "M46.5x (other infective spondylopathies; setting)": out of scope unless enabled.
     include_other_infective: bool = False
+    # "T0 = the earliest such start within [episode date - 14 d, episode date + 28 d]"
+    # (clinical-rules.md, 2026-12-06): antibiotic orders outside it do not move T0.
+    antibiotic_before_days: int = 14
+    antibiotic_after_days: int = 28
+    # "a deficit or complication ... no later than 3 days (setting diagnosis_window_days)
+    # after the later of T0 and the episode date ... is known at diagnosis, not new".
+    diagnosis_window_days: int = 3
+    # Slow fall: "fallen at least 25% but less than 50% from baseline (setting
+    # slow_fall_max_pct), and is still above 27.5 mg/L (setting slow_fall_crp_mg_l; Yoon
+    # 2010: a week-4 CRP above 2.75 mg/dL ... predicted failure)".
+    slow_fall_max_pct: float = 50.0
+    slow_fall_crp_mg_l: float = 27.5
+    # Yoon 2010: "ESR > 55 mm/h with CRP > 2.75 mg/dL" at week 4 predicted failure; an
+    # advise-against card with both above says so instead of reassuring.
+    yoon_esr_mm_h: float = 55.0
+    # Discordant pair: "less than 12 hours apart (setting) and differ by more than 50% of
+    # the lower value (setting)".
+    discordant_max_hours: float = 12.0
+    discordant_min_pct: float = 50.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

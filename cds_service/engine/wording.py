@@ -32,11 +32,15 @@ def signed_pct(value: float) -> str:
 
 
 def condition_name(c: ConditionFact) -> str:
-    """What the record calls the condition, never its resource id."""
+    """The condition's clinical name: the value set's name for its code, else the
+    record's display, else "a condition recorded as <code>" (clinical-rules.md: never
+    "a condition coded G82.20"), never its resource id."""
+    if c.name:
+        return c.name
     for code in c.codes:
         if code.display and code.display.strip():
             return code.display.strip()
-    return f"a condition coded {c.codes[0].code}" if c.codes else "an unnamed condition"
+    return f"a condition recorded as {c.codes[0].code}" if c.codes else "an unnamed condition"
 
 
 def lower_first(text: str) -> str:

@@ -131,6 +131,11 @@ class PrefetchedSearch:
         self.entries = entries
 
 
+# Resources a search brings beside its own type (``_include``), kept for the mapper:
+# an EHR does not always mark them with search.mode "include".
+_INCLUDED = {"MedicationRequest": ("Medication",)}
+
+
 def unwrap_bundle(
     key: str, bundle: Mapping[str, Any] | PrefetchedSearch, resource_type: str
 ) -> tuple[list[Any], list[Problem]]:
@@ -162,7 +167,9 @@ def unwrap_bundle(
         if mode == "outcome" or kind == "OperationOutcome":
             has_outcome = True
             outcomes.extend(_issue_words(resource))
-        elif isinstance(resource, dict) and kind == resource_type:
+        elif isinstance(resource, dict) and (
+            kind == resource_type or kind in _INCLUDED.get(resource_type, ())
+        ):
             found.append(resource)
         elif mode != "include":
             strays += 1

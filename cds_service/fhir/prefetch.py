@@ -151,10 +151,12 @@ def gather(
     client: FhirClient,
     settings: Settings,
     now_monotonic: float,
+    optional: frozenset[str] = frozenset(),
 ) -> GatheredData:
     """Every prefetch key of ``service``, from prefetch or ``fhirServer``; raises
-    DataUnavailable naming each key that cannot be had. FHIR traffic ends by
-    ``now_monotonic + settings.fhir_budget_seconds``."""
+    DataUnavailable naming each required key that cannot be had. A key in ``optional``
+    that cannot be had is left empty, its source "unavailable" and the reason noted.
+    FHIR traffic ends by ``now_monotonic + settings.fhir_budget_seconds``."""
     deadline = now_monotonic + settings.fhir_budget_seconds
     raw_context = request.get("context")
     context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
@@ -207,6 +209,7 @@ def gather(
             continue
         to_fetch[key] = queries[key]
 
+    problems = _spare_optional(problems, optional, resources, sources, notes)
     if problems:
         raise DataUnavailable(tuple(problems))
 
@@ -220,6 +223,7 @@ def gather(
     else:
         result = client.follow_pages(None, None, first_pages, deadline)
     _merge(result, refetch_because, resources, sources, notes, problems)
+    problems = _spare_optional(problems, optional, resources, sources, notes)
     if problems:
         raise DataUnavailable(tuple(problems))
     ordered = {key: resources[key] for key in service.prefetch}
@@ -228,6 +232,25 @@ def gather(
         sources={key: sources[key] for key in service.prefetch},
         notes=tuple(notes),
     )
+
+
+def _spare_optional(
+    problems: list[Problem],
+    optional: frozenset[str],
+    resources: dict[str, list[dict[str, Any]]],
+    sources: dict[str, str],
+    notes: list[Problem],
+) -> list[Problem]:
+    """The problems that stop the call; an optional key's problem becomes a note and the
+    key an empty, "unavailable" source."""
+    kept = []
+    for problem in problems:
+        if problem.key in optional:
+            resources[problem.key], sources[problem.key] = [], "unavailable"
+            notes.append(Problem(problem.key, f"{problem.reason}; went ahead without it"))
+        else:
+            kept.append(problem)
+    return kept
 
 
 def _merge(

@@ -12,9 +12,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fhir_mappers.medications import Antibiotics, build_antibiotics
 from fhir_mappers.valuesets import ValueSets, build_value_sets
 
-__all__ = ["ValueSets", "load_value_sets", "shipped_files"]
+__all__ = ["Antibiotics", "ValueSets", "load_antibiotics", "load_value_sets", "shipped_files"]
+
+# The antibiotics value set has its own shape and reader (fhir_mappers/medications.py).
+ANTIBIOTICS = "antibiotics"
+
+
+def _is_antibiotics(data: dict[str, Any]) -> bool:
+    return data.get("valueSet") == ANTIBIOTICS
 
 
 def shipped_files() -> list[tuple[str, dict[str, Any]]]:
@@ -27,15 +35,25 @@ def shipped_files() -> list[tuple[str, dict[str, Any]]]:
     return loaded
 
 
-def load_value_sets(extra_dir: Path | None = None) -> ValueSets:
-    """Shipped lists plus every *.json in extra_dir; ValueError names a bad file or entry."""
+def _all_files(extra_dir: Path | None) -> list[tuple[str, dict[str, Any]]]:
     files = shipped_files()
     if extra_dir is not None:
         if not extra_dir.is_dir():
             raise ValueError(f"value-set directory not found: {extra_dir}")
         for path in sorted(extra_dir.glob("*.json")):
             files.append((str(path), _parse(str(path), path.read_text(encoding="utf-8"))))
-    return build_value_sets(files)
+    return files
+
+
+def load_value_sets(extra_dir: Path | None = None) -> ValueSets:
+    """Shipped lists plus every *.json in extra_dir; ValueError names a bad file or entry."""
+    return build_value_sets(f for f in _all_files(extra_dir) if not _is_antibiotics(f[1]))
+
+
+def load_antibiotics(extra_dir: Path | None = None) -> Antibiotics:
+    """The antibiotics value set, shipped and a site's (files whose valueSet is
+    "antibiotics"); ValueError names a bad file or entry."""
+    return build_antibiotics(f for f in _all_files(extra_dir) if _is_antibiotics(f[1]))
 
 
 def _parse(name: str, text: str) -> dict[str, Any]:

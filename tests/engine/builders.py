@@ -12,9 +12,11 @@ from typing import Any
 
 from cds_service.engine import Assessment, RuleSettings, assess
 from fhir_mappers.model import (
+    AntibioticStart,
     Coding,
     ConditionCategory,
     ConditionFact,
+    DataIssue,
     ImagingOrder,
     Measurement,
     MeasurementKind,
@@ -51,6 +53,8 @@ def condition(
     display: str | None = None,
     ref: str | None = None,
     system: str = ICD10,
+    name: str | None = None,
+    region: str | None = None,
 ) -> ConditionFact:
     return ConditionFact(
         reference=ref or f"Condition/c{next(_counter)}",
@@ -61,6 +65,8 @@ def condition(
         onset=day(onset) if onset is not None else None,
         recorded=day(recorded) if recorded is not None else None,
         abatement=day(abatement) if abatement is not None else None,
+        name=name,
+        region=region,
     )
 
 
@@ -134,6 +140,7 @@ def order(
     modality: Modality = Modality.MRI,
     code: str = "72158",
     extension: list[dict[str, Any]] | None = None,
+    region: str = "lumbar",
 ) -> ImagingOrder:
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
@@ -151,7 +158,7 @@ def order(
     return ImagingOrder(
         reference=ref,
         modality=modality,
-        region="lumbar",
+        region=region,
         contrast="without-and-with",
         codes=(Coding(CPT, code),),
         authored_on=when,
@@ -166,13 +173,30 @@ def run(
     order_day: int = 29,
     orders: Iterable[ImagingOrder] | None = None,
     settings: RuleSettings | None = None,
+    antibiotics: Iterable[AntibioticStart] = (),
+    issues: Iterable[DataIssue] = (),
 ) -> Assessment:
     """Assess with the order authored on ``order_day`` (``now`` is far away to prove it)."""
     conds = tuple(conditions) if conditions is not None else (nvo(),)
     ords = tuple(orders) if orders is not None else (order(order_day),)
-    data = PatientData(conditions=conds, measurements=tuple(measurements))
+    data = PatientData(
+        conditions=conds,
+        measurements=tuple(measurements),
+        antibiotics=tuple(antibiotics),
+        issues=tuple(issues),
+    )
     now = datetime(2030, 1, 1, tzinfo=UTC)
     return assess(ords, data, settings or RuleSettings(), now)
+
+
+def antibiotic(n: int, name: str = "vancomycin", hour: int | None = None) -> AntibioticStart:
+    """An antibiotic order starting on day ``n``."""
+    return AntibioticStart(
+        reference=f"MedicationRequest/m{next(_counter)}",
+        when=day(n, hour),
+        name=name,
+        source="authoredOn",
+    )
 
 
 def improving() -> list[Measurement]:

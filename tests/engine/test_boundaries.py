@@ -68,25 +68,30 @@ def test_a_crp_the_day_before_t0_is_not_since_t0_for_the_rise_rule() -> None:
     assert a.figures.crp_lowest_earlier is None
 
 
-def test_a_latest_crp_on_the_t0_day_is_judged_for_a_favourable_response() -> None:
-    # The latest CRP is on the T0 day (on or after T0), so its fall is judged:
-    # 100 -> 95 is 5%, not 25%, and 95 is not below 10 mg/L: not a favourable response.
+def test_a_latest_crp_on_the_t0_day_is_not_yet_on_treatment() -> None:
+    # clinical-rules.md (2026-12-06): with no CRP after T0's day the trend on treatment is
+    # unknown: said as such, never as "not yet down 25%" (100 -> 95 on day 0).
     a = run([crp(-5, 100), crp(0, 95), pain(0, 5)], order_day=3)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
-    assert codes(a.unmet) == ["crp-not-falling"]
-    assert codes(a.missing) == []
+    assert codes(a.missing) == ["crp-none-on-treatment"]
+    assert codes(a.unmet) == []
 
 
-def test_a_latest_crp_on_the_t0_day_that_fell_enough_is_a_favourable_response() -> None:
+def test_a_latest_crp_on_the_t0_day_that_fell_is_still_no_response_to_treatment() -> None:
     a = run([crp(-5, 100), crp(0, 50), pain(0, 5)], order_day=3)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert codes(a.missing) == ["crp-none-on-treatment"]
+
+
+def test_the_first_crp_the_day_after_t0_shows_the_response() -> None:
+    a = run([crp(-5, 100), crp(1, 50), pain(0, 5)], order_day=3)
     assert a.recommendation is Recommendation.ADVISE_AGAINST
-    assert codes(a.missing) == [] and codes(a.unmet) == []
 
 
 def test_a_latest_crp_the_day_before_t0_shows_no_response_to_treatment() -> None:
     a = run([crp(-5, 100), crp(-1, 50), pain(0, 5)], order_day=3)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
-    assert codes(a.missing) == ["crp-pre-treatment-only"]
+    assert codes(a.missing) == ["crp-none-on-treatment"]
 
 
 # --- CRP values of 0 and between 0 and 1 mg/L -------------------------------------------
@@ -182,8 +187,8 @@ def test_values_before_the_window_are_left_out_wherever_they_come_in_the_input()
 def test_the_look_back_window_starts_on_t0_minus_7_days(
     early_day: int, expected: Recommendation
 ) -> None:
-    # 60 -> 40 is a 33% fall when the early value counts; alone, 40 is one CRP only.
-    a = run([crp(early_day, 60), crp(28, 40), *FALLING_PAIN])
+    # 50 -> 25 is a 50% fall when the early value counts; alone, 25 is one CRP only.
+    a = run([crp(early_day, 50), crp(28, 25), *FALLING_PAIN])
     assert a.recommendation is expected
     if expected is Recommendation.INSUFFICIENT_DATA:
         assert codes(a.missing) == ["crp-single"]
@@ -247,9 +252,9 @@ def test_the_improving_patient_with_a_timed_t0_is_advised_against() -> None:
     assert a.recommendation is Recommendation.ADVISE_AGAINST
 
 
-def test_a_deficit_recorded_after_a_timed_t0_counts_whatever_its_onset() -> None:
-    # Onset a week before treatment started, first recorded on day 6: a deficit recorded
-    # after T0 is a red flag of this episode (either date counts).
+def test_a_deficit_with_an_onset_before_a_timed_t0_is_known_whenever_recorded() -> None:
+    # Onset a week before treatment started, first recorded on day 6: the onset says it
+    # was there at diagnosis (clinical-rules.md, 2026-12-06): known, not new, never dropped.
     flag = fact(
         ConditionCategory.NEURO_DEFICIT,
         "G83.4",
@@ -257,11 +262,11 @@ def test_a_deficit_recorded_after_a_timed_t0_counts_whatever_its_onset() -> None
         recorded=timed(2024, 3, 10, 8, PLUS2),
     )
     a = timed_patient(timed(2024, 3, 4, 10, PLUS2), flag)
-    assert a.recommendation is Recommendation.SUPPORT_URGENT
-    assert rule_ids(a)[0] == "neuro"
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert "known-deficit" in codes(a.missing)
 
 
-def test_a_deficit_with_onset_and_record_before_a_timed_t0_is_not_new() -> None:
+def test_a_deficit_with_onset_and_record_before_a_timed_t0_is_known() -> None:
     flag = fact(
         ConditionCategory.NEURO_DEFICIT,
         "G83.4",
@@ -269,7 +274,8 @@ def test_a_deficit_with_onset_and_record_before_a_timed_t0_is_not_new() -> None:
         recorded=timed(2024, 3, 2, 8, PLUS2),
     )
     a = timed_patient(timed(2024, 3, 4, 10, PLUS2), flag)
-    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert [c.reference for c in a.known] == ["Condition/flag"]
 
 
 def test_a_deficit_onset_after_a_timed_t0_counts_without_a_recorded_date() -> None:
@@ -278,36 +284,27 @@ def test_a_deficit_onset_after_a_timed_t0_counts_without_a_recorded_date() -> No
     assert a.recommendation is Recommendation.SUPPORT_URGENT
 
 
-def test_a_complication_recorded_on_the_t0_day_in_t0s_zone_counts() -> None:
-    # T0 00:30 at +02:00 (4 March). Recorded 23:00 UTC on 3 March, which is 01:00 on
-    # 4 March at +02:00: on the T0 day, in T0's zone, so it counts ("on or after T0").
-    flag = fact(
-        ConditionCategory.COMPLICATION,
-        "G06.1",
-        onset=dated(T0 - timedelta(days=10)),
-        recorded=timed(2024, 3, 3, 23, UTC),
-    )
+def test_a_complication_on_day_4_in_t0s_zone_is_new() -> None:
+    # T0 00:30 at +02:00 (4 March); the diagnosis window ends on 7 March. Onset 23:00 UTC
+    # on 7 March is 01:00 on 8 March at +02:00: day 4 in T0's zone, so it is new.
+    flag = fact(ConditionCategory.COMPLICATION, "G06.1", onset=timed(2024, 3, 7, 23, UTC))
     a = timed_patient(timed(2024, 3, 4, 0, PLUS2), flag)
     assert a.recommendation is Recommendation.SUPPORT
     assert rule_ids(a) == ["complication"]
 
 
-def test_a_complication_recorded_the_day_before_t0_in_t0s_zone_does_not_count() -> None:
-    # T0 10:00 at -05:00 (4 March). Recorded 01:00 on 4 March at +09:00, which is 11:00
-    # on 3 March at -05:00: the day before T0 in T0's zone, so it predates treatment.
-    flag = fact(
-        ConditionCategory.COMPLICATION,
-        "G06.1",
-        onset=dated(T0 - timedelta(days=10)),
-        recorded=timed(2024, 3, 4, 1, PLUS9),
-    )
+def test_a_complication_on_day_3_in_t0s_zone_is_known() -> None:
+    # T0 10:00 at -05:00 (4 March). Onset 01:00 on 8 March at +09:00 is 11:00 on 7 March
+    # at -05:00: day 3 in T0's zone, inside the diagnosis window, so it is known.
+    flag = fact(ConditionCategory.COMPLICATION, "G06.1", onset=timed(2024, 3, 8, 1, PLUS9))
     a = timed_patient(timed(2024, 3, 4, 10, MINUS5), flag)
     assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert [c.reference for c in a.known] == ["Condition/flag"]
 
 
-def test_a_deficit_onset_on_the_t0_day_in_t0s_zone_counts() -> None:
-    # T0 00:30 at +02:00; onset 22:00 UTC on 3 March = 00:00 on 4 March at +02:00.
-    flag = fact(ConditionCategory.NEURO_DEFICIT, "G83.4", onset=timed(2024, 3, 3, 22, UTC))
+def test_a_deficit_onset_on_day_4_in_t0s_zone_is_new() -> None:
+    # T0 00:30 at +02:00; onset 22:00 UTC on 7 March = 00:00 on 8 March at +02:00.
+    flag = fact(ConditionCategory.NEURO_DEFICIT, "G83.4", onset=timed(2024, 3, 7, 22, UTC))
     a = timed_patient(timed(2024, 3, 4, 0, PLUS2), flag)
     assert a.recommendation is Recommendation.SUPPORT_URGENT
 
@@ -339,21 +336,36 @@ def test_a_threshold_day_follows_elapsed_time_from_a_timed_t0() -> None:
 
 
 def test_a_complication_before_t0_does_not_block_advise_against() -> None:
-    # "recorded after T0": an abscess present 20 days before treatment is the reason for
-    # treatment, not a complication of it.
+    # an abscess present 20 days before treatment is the reason for treatment, not a
+    # complication of it: known at diagnosis, named, advise-against stands
     a = run(
         [crp(0, 142), crp(14, 61), crp(28, 18), pain(0, 8), pain(28, 3)],
         [nvo(), complication(onset=-20)],
     )
     assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert "known-at-diagnosis" in codes(a.notes)
 
 
 @pytest.mark.parametrize(
     ("onset", "recorded", "fires"),
-    [(-1, None, False), (0, None, True), (-20, -1, False), (-20, 0, True), (-20, 5, True)],
-    ids=["onset-day-before", "onset-t0-day", "recorded-day-before", "recorded-t0", "recorded-d5"],
+    [
+        (-1, None, False),
+        (3, None, False),
+        (4, None, True),
+        (-20, 5, False),
+        (None, 3, False),
+        (None, 4, True),
+    ],
+    ids=[
+        "onset-day-before",
+        "onset-d3",
+        "onset-d4",
+        "onset-before-recorded-d5",
+        "recorded-d3",
+        "recorded-d4",
+    ],
 )
-def test_a_complication_counts_from_the_t0_day_by_onset_or_recorded_date(
+def test_a_complication_is_new_after_the_diagnosis_window_by_onset_else_recorded_date(
     onset: int, recorded: int | None, fires: bool
 ) -> None:
     a = run(
@@ -366,17 +378,18 @@ def test_a_complication_counts_from_the_t0_day_by_onset_or_recorded_date(
 
 @pytest.mark.parametrize(
     ("onset", "recorded", "fires"),
-    [(-1, None, False), (-30, -2, False), (-30, 0, True), (-30, 3, True)],
-    ids=["onset-day-before", "recorded-before", "recorded-t0", "recorded-d3"],
+    [(-1, None, False), (-30, 10, False), (None, 3, False), (None, 4, True), (4, None, True)],
+    ids=["onset-day-before", "onset-before-recorded-d10", "recorded-d3", "recorded-d4", "onset-d4"],
 )
-def test_a_deficit_counts_from_the_t0_day_by_onset_or_recorded_date(
-    onset: int, recorded: int | None, fires: bool
+def test_a_deficit_is_new_after_the_diagnosis_window_by_onset_else_recorded_date(
+    onset: int | None, recorded: int | None, fires: bool
 ) -> None:
     a = run(
         [crp(0, 142), crp(14, 61), crp(28, 18), pain(0, 8), pain(28, 3)],
         [nvo(), neuro(onset=onset, recorded=recorded)],
     )
-    expected = Recommendation.SUPPORT_URGENT if fires else Recommendation.ADVISE_AGAINST
+    # known at diagnosis: the exam decides (insufficient-data), never advise-against
+    expected = Recommendation.SUPPORT_URGENT if fires else Recommendation.INSUFFICIENT_DATA
     assert a.recommendation is expected
 
 
@@ -466,17 +479,18 @@ def test_every_audit_record_is_json(case: str) -> None:
     assert [m["value"] for m in record["crp"]] == [m.value for m in a.crp]
 
 
-def test_a_deficit_with_only_an_onset_before_a_timed_t0_is_not_new() -> None:
+def test_a_deficit_with_only_an_onset_before_a_timed_t0_is_known() -> None:
     flag = fact(ConditionCategory.NEURO_DEFICIT, "G83.4", onset=timed(2024, 2, 20, 9, PLUS2))
     a = timed_patient(timed(2024, 3, 4, 10, PLUS2), flag)
-    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert "known-deficit" in codes(a.missing)
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
 def test_two_complications_are_both_reported_whatever_the_input_order(reverse: bool) -> None:
     flags = [
         complication(onset=6, ref="Condition/a1", display="Collapsed vertebra"),
-        complication(onset=-20, recorded=5, ref="Condition/b2"),
+        complication(onset=None, recorded=5, ref="Condition/b2"),
     ]
     conditions = [nvo(), *(reversed(flags) if reverse else flags)]
     a = run([crp(0, 142), crp(28, 18), pain(0, 8), pain(28, 3)], conditions)
@@ -487,7 +501,7 @@ def test_two_complications_are_both_reported_whatever_the_input_order(reverse: b
 
 
 def test_two_deficits_are_both_reported_whatever_the_input_order() -> None:
-    flags = (neuro(onset=3, ref="Condition/n2"), neuro(onset=5, ref="Condition/n1"))
+    flags = (neuro(onset=4, ref="Condition/n2"), neuro(onset=5, ref="Condition/n1"))
     a = run([crp(0, 142), crp(28, 18), pain(0, 8), pain(28, 3)], [nvo(), *flags])
     assert a.recommendation is Recommendation.SUPPORT_URGENT
     refs = [c["reference"] for c in a.rules_fired[0].data["conditions"]]

@@ -98,19 +98,19 @@ def test_a_complication_dated_only_by_an_onset_the_day_before_t0_in_t0s_zone_is_
 def test_a_complication_present_at_diagnosis_and_recorded_after_t0_reads_as_such() -> None:
     # Onset 03:00 on 5 March at +14:00 = 08:00 on 4 March at -05:00: two hours before
     # treatment started, on the T0 day in T0's zone (the next day as written). First
-    # recorded on day 6. It counts (recorded after T0) and it was there at diagnosis.
+    # recorded on day 6. By its onset it was there at diagnosis: known, named with the
+    # date in T0's zone, not a new red flag (clinical-rules.md, 2026-12-06).
     onset = timed(2024, 3, 5, 3, PLUS14)
     assert onset.instant < T0_TIMED.instant
     assert onset.day == T0 + timedelta(days=1)
     recorded = timed(2024, 3, 10, 8, MINUS5)
     a = improving_from_timed_t0(abscess(onset=onset, recorded=recorded))
-    assert a.recommendation is Recommendation.SUPPORT
-    (finding,) = a.rules_fired
-    assert finding.rule_id == "complication"
-    assert finding.short == f"{ABSCESS} present at diagnosis, recorded day 6"
-    assert "present at diagnosis, recorded day 6" in finding.message
-    (shown,) = finding.data["conditions"]
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert "complication" not in rule_ids(a)
+    (shown,) = a.to_dict()["knownAtDiagnosis"]
     assert shown["start"] == "2024-03-04"
+    note = next(n for n in a.notes if n.code == "known-at-diagnosis")
+    assert "2024-03-04, the day treatment started" in note.message
 
 
 def test_a_complication_without_clinical_status_but_with_an_abatement_does_not_count() -> None:
@@ -126,8 +126,8 @@ def test_a_complication_without_clinical_status_but_with_an_abatement_does_not_c
 
 
 def test_an_abatement_is_dated_in_t0s_zone_like_the_other_dates() -> None:
-    # A recurrence recorded on day 6 (in T0's zone as written) whose earlier occurrence
-    # abated at 01:00 on 25 March at +09:00 = 11:00 on 24 March at -05:00.
+    # A recurrence known since before treatment whose earlier occurrence abated at 01:00
+    # on 25 March at +09:00 = 11:00 on 24 March at -05:00.
     abatement = timed(2024, 3, 25, 1, PLUS9)
     flag = abscess(
         onset=dated(date(2024, 2, 20)),
@@ -136,9 +136,7 @@ def test_an_abatement_is_dated_in_t0s_zone_like_the_other_dates() -> None:
         clinical="recurrence",
     )
     a = improving_from_timed_t0(flag)
-    assert a.recommendation is Recommendation.SUPPORT
-    (finding,) = a.rules_fired
-    (shown,) = finding.data["conditions"]
+    (shown,) = a.to_dict()["knownAtDiagnosis"]
     assert shown["abatement"] == "2024-03-24"
 
 
