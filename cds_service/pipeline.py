@@ -71,16 +71,23 @@ class HookCall:
         self.service = service
         self.body: dict[str, Any] | None = None
 
-    def run(self, raw: bytes, admit: Admit | None = None) -> Outcome:
-        """Read, check, admit and handle ``raw``; ApiError for a client error (400, 412)."""
+    def run(self, raw: bytes, admit: Admit | None = None, trend_base_url: str = "") -> Outcome:
+        """Read, check, admit and handle ``raw``; ApiError for a client error (400, 412).
+        ``trend_base_url`` is where the cards' trend-app links point ("" gives none)."""
         self.body = read_body(self.runtime, self.service, raw)
         conforming(self.runtime, self.service.hook, self.body)
         if admit is not None:
             admit(self.body)
-        return handle_hook(self.runtime, self.service.id, self.body)
+        return handle_hook(self.runtime, self.service.id, self.body, trend_base_url)
 
 
-def run_hook(runtime: Runtime, service: Service, raw: bytes, admit: Admit | None = None) -> Outcome:
+def run_hook(
+    runtime: Runtime,
+    service: Service,
+    raw: bytes,
+    admit: Admit | None = None,
+    trend_base_url: str = "",
+) -> Outcome:
     """The Outcome (response and assessment) of one call of ``service`` with the body
     ``raw``, as the EHR sent it; ApiError for a client error (400, 412)."""
-    return HookCall(runtime, service).run(raw, admit)
+    return HookCall(runtime, service).run(raw, admit, trend_base_url)

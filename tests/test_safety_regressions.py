@@ -118,8 +118,18 @@ def test_an_invalid_nvo_condition_is_still_skipped() -> None:
     assert decide([broken], IMPROVING).recommendation is Recommendation.NOT_APPLICABLE
 
 
-def test_a_complication_recorded_during_treatment_counts_whatever_its_onset() -> None:
+def test_an_abscess_with_onset_at_diagnosis_recorded_later_is_known_and_named() -> None:
+    # clinical-rules.md (2026-12-06): the onset says when it was found; an abscess there at
+    # diagnosis and coded on day 20 is known, never dropped: named, with the undrained line
     abscess = condition("abscess", "G06.2", onset=-2, recordedDate=on(20))
+    assessment = decide([condition("nvo", "M46.26"), abscess], IMPROVING)
+    assert assessment.recommendation is Recommendation.ADVISE_AGAINST
+    assert [c.reference for c in assessment.known] == ["Condition/abscess"]
+    assert {"known-at-diagnosis", "known-abscess"} <= {n.code for n in assessment.notes}
+
+
+def test_an_abscess_first_found_during_treatment_is_a_red_flag() -> None:
+    abscess = condition("abscess", "G06.2", onset=20, recordedDate=on(20))
     assessment = decide([condition("nvo", "M46.26"), abscess], IMPROVING)
     assert assessment.recommendation is Recommendation.SUPPORT
     assert [f.rule_id for f in assessment.red_flags] == ["complication"]

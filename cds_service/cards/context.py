@@ -20,6 +20,15 @@ class OverrideReason:
     code: str
     display: str
     applies_to: frozenset[str]
+    # offered only when the assessment carries one of these note codes (e.g. a finding
+    # known at diagnosis); empty: whenever the recommendation matches
+    only_when: frozenset[str] = frozenset()
+
+    def fits(self, recommendation: str, note_codes: frozenset[str]) -> bool:
+        """Whether a card of this recommendation, with these notes, offers the reason."""
+        if recommendation not in self.applies_to:
+            return False
+        return not self.only_when or bool(self.only_when & note_codes)
 
 
 def load_override_reasons() -> tuple[OverrideReason, ...]:
@@ -27,7 +36,13 @@ def load_override_reasons() -> tuple[OverrideReason, ...]:
     raw = resources.files(__package__).joinpath("overrides.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(raw)
     return tuple(
-        OverrideReason(data["system"], r["code"], r["display"], frozenset(r["appliesTo"]))
+        OverrideReason(
+            data["system"],
+            r["code"],
+            r["display"],
+            frozenset(r["appliesTo"]),
+            frozenset(r.get("onlyWhen", ())),
+        )
         for r in data["reasons"]
     )
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from cds_service.cards import text
 from cds_service.cards.summary import _has_ct
@@ -175,10 +176,25 @@ def t0_phrase(a: Assessment) -> str:
     return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
 
 
-def left_out(issues: Sequence[DataIssue]) -> list[str]:
-    """Data left out, counted and named in clinical words (ids stay in the audit)."""
+def _evidence_key(rule_id: str, data: Mapping[str, Any], a: Assessment) -> str:
+    """A rise before day 28 is cited for what it suggests, not the 4-week rule."""
+    if rule_id == "markers-not-responding" and "rise" in data and "plateau" not in data:
+        if int(data.get("latestDay", 0)) < a.settings.plateau_after_days:
+            return "markers-rise-early"
+    return rule_id
+
+
+def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
+    """Data left out in clinical words (ids stay in the audit): a value the chart shows
+    is named with its value and day ("a preliminary CRP of 95 mg/L on day 30, not yet
+    final"; a text result quoted); the rest counted by reason."""
     groups: dict[str, int] = {}
+    named: list[str] = []
     for issue in issues:
+        shown = _named_value(issue, t0)
+        if shown is not None:
+            named.append(shown)
+            continue
         if issue.plain:
             noun = KIND_NOUNS.get(issue.kind or "") or _noun_of(issue.reference)
             key = f"{noun} {issue.plain}"
@@ -187,11 +203,28 @@ def left_out(issues: Sequence[DataIssue]) -> list[str]:
         else:
             key = "record that could not be read"
         groups[key] = groups.get(key, 0) + 1
-    lines = []
+    lines = named
     for key, n in sorted(groups.items()):
         verb = "was" if n == 1 else "were"
         lines.append(f"{n} {key} {verb} not used.")
     return lines
+
+
+def _named_value(issue: DataIssue, t0: date | None) -> str | None:
+    """ "Not used: CRP 95 mg/L on day 30 (preliminary: not yet final)."; None when the
+    issue carries no value or text the chart would show."""
+    noun = KIND_NOUNS.get(issue.kind or "")
+    if noun is None or issue.when is None or (issue.value is None and issue.text is None):
+        return None
+    if issue.value is not None:
+        value = f"{issue.comparator or ''}{fmt(issue.value)}"
+        what = f"{noun} {value} {issue.unit}" if issue.unit else f"{noun} {value}"
+    else:
+        what = f'{noun} "{issue.text}"'
+    day = issue.when.day
+    when = f"day {(day - t0).days}" if t0 is not None else day.isoformat()
+    why = issue.plain or issue.reason
+    return f"Not used: {what} on {when} ({why})."
 
 
 KIND_NOUNS = {"crp": "CRP", "esr": "ESR", "pain": "pain score"}
@@ -226,6 +259,10 @@ def detail(a: Assessment) -> str:
             items.append(text.MARKERS_CAVEAT)
             if "rise" in markers.data:
                 items.append(text.REBOUND_SOURCES)
+            items.append(text.MARKERS_NEXT_STEPS)
+        change = a.figures.crp_percent_change
+        if any(f.rule_id == "pain-worse" for f in flags) and change is not None and change < 0:
+            items.append(text.MECHANICAL_PAIN)
         blocks.append([_episode_line(a)])
         blocks.append(_bullets(items))
         blocks.append(_trend_lines(a, crp_figures=markers is None))
@@ -240,11 +277,11 @@ def detail(a: Assessment) -> str:
         asks = [r.message for r in (*a.missing, *a.unmet)]
         blocks.append(["To decide:", "", *_bullets([*asks, text.NEURO_EXAM])])
         blocks.append(_trend_lines(a))
-    notes = [r.message for r in a.notes] + left_out(a.issues)
+    notes = [r.message for r in a.notes] + left_out(a.issues, a.figures.t0_day)
     if notes:
         blocks.append(_bullets(notes))
     blocks.append(_crp_section(a))
-    keys = [f.rule_id for f in flags] or [rec.value]
+    keys = [_evidence_key(f.rule_id, f.data, a) for f in flags] or [rec.value]
     if any(r.code == "esr-rising" for r in a.notes):
         keys.append("esr-rising")
     blocks.append(_evidence(list(dict.fromkeys(keys))))

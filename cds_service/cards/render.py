@@ -56,10 +56,11 @@ def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
+    notes = frozenset(n.code for n in a.notes)
     reasons = [
         {"system": r.system, "code": r.code, "display": r.display}
         for r in ctx.override_reasons
-        if a.recommendation.value in r.applies_to
+        if r.fits(a.recommendation.value, notes)
     ]
     if reasons:
         card["overrideReasons"] = reasons

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cds_service.cards import text
 from cds_service.engine.assessment import Assessment, Recommendation
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -67,13 +68,19 @@ def summary(a: Assessment) -> str:
                 f"{flags[0].short}: repeat spine {mod} reasonable",
                 f"Complication recorded: {tail}",
             )
-        tail = f"repeat spine {mod} reasonable"
+        # on a CT order summary and detail agree: MRI is the study that answers
+        tail = (
+            f"repeat spine MRI reasonable ({text.CT_ORDERED})"
+            if _has_ct(a)
+            else f"repeat spine {mod} reasonable"
+        )
         shorts = [f.short for f in flags]
         more = len(shorts) - 1
         return _fit(
             f"{'; '.join(shorts)}; {tail}",
             f"{shorts[0]}, and {more} more red flag{'s' if more > 1 else ''}; {tail}",
             f"{shorts[0]}; {tail}",
+            f"{shorts[0]}; repeat spine MRI reasonable",
             f"Red flag recorded; {tail}",
         )
     gaps = [r.short for r in (*a.missing, *a.unmet)]

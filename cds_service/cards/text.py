@@ -71,6 +71,16 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "(Ahn 2020).",
         ("IDSA-2015", "AHN-2020"),
     ),
+    # A rise before day 28: the 4-week recommendation does not fit; a rise after an
+    # initial fall points to a complication or another source (clinical-rules.md,
+    # "What a card should say", 2026-12-06).
+    "markers-rise-early": (
+        "A CRP that rises again after an initial fall suggests a complication (such as an "
+        "abscess) or another source of infection. IDSA 2015 advises follow-up MRI of the "
+        "epidural and paraspinal soft tissues when the clinical response is poor or "
+        "treatment failure is suspected.",
+        ("IDSA-2015",),
+    ),
     "pain-worse": (
         "IDSA 2015 advises follow-up MRI when the clinical response is poor or treatment "
         "failure is suspected; persistent pain alone does not prove failure (weak, low).",
@@ -102,6 +112,16 @@ REBOUND_SOURCES = (
     "drug fever, venous clot."
 )
 COMPLICATION_ACTION = "Examine neurology now; discuss with spine surgery."
+# IDSA's next steps on support cards (clinical-rules.md, "What a card should say").
+MARKERS_NEXT_STEPS = (
+    "Next steps: if no organism is known, a repeat biopsy; review the antibiotic, its dose "
+    "and adherence; infectious diseases and spine surgery review."
+)
+MECHANICAL_PAIN = (
+    "Worse pain while the CRP keeps falling: think mechanical (collapse, instability): "
+    "upright radiographs or CT, and spine surgery review."
+)
+CT_ORDERED = "MRI with gadolinium preferred to the CT ordered"
 MRI_PREFERRED = (
     "MRI with gadolinium is preferred; CT only if MRI is contraindicated or unavailable."
 )

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime
-
-from msgspec.structs import replace as replace_record
+from datetime import datetime
 
 from fhir_mappers.model import (
     ImagingOrder,
-    Measurement,
-    MeasurementKind,
     PatientData,
-    When,
 )
 
 from .assessment import (
     Assessment,
     Episode,
-    KeyFigures,
     NotApplicableReason,
     Recommendation,
     Remark,
@@ -36,7 +29,6 @@ from .episode import (
 )
 from .findings import known_deficit_remark, known_notes, level_note
 from .response import (
-    count_of,
     cut_off_note,
     discordant_pair,
     discordant_remark,
@@ -54,16 +46,12 @@ from .rules import (
     markers_rule,
     neuro_rule,
     pain_rule,
-    sort_key,
     uncertain_dx_rule,
 )
+from .series import days_in_zone_of, figures_of, marker_notes, series, yoon_note
 from .thresholds import RuleSettings
-from .wording import ARROW, fmt
 
-# The mapper has already dropped entered-in-error/cancelled/registered/unknown values and
-# decided on preliminary ones; the engine re-checks so that a hand-built or future mapper
-# input can never slip an unusable value into a trend.
-USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
+__all__ = ["assess"]
 
 
 def assess(
@@ -120,48 +108,6 @@ def assess(
     return replace(cautious, notes=(*cautious.notes, note))
 
 
-def _days_in_zone_of(episode: Episode, data: PatientData) -> PatientData:
-    """Count days in T0's time zone, so that day numbers follow elapsed time.
-
-    Each value's ``day`` is the calendar date in its own offset; with mixed offsets a value
-    near midnight could otherwise fall a day off at a threshold (28 d 5 h counted as day
-    27). Date-only values keep their date ("a date-only value is that day"); without a
-    timed T0 the dates stay as written.
-    """
-    t0 = episode.t0
-    if t0 is None or t0.date_only:
-        return data
-    zone = t0.instant.tzinfo
-
-    def moved(when: When) -> When:
-        """The same value with its day in T0's zone; the very same object when that
-        day is the one it already has (the usual case: one offset throughout), so a
-        request with hundreds of values copies only the few that cross midnight."""
-        if when.date_only:
-            return when
-        day = when.instant.astimezone(zone).date()
-        return when if day == when.day else When(when.instant, day)
-
-    def moved_or_none(when: When | None) -> When | None:
-        return None if when is None else moved(when)
-
-    measurements = []
-    for m in data.measurements:
-        when = moved(m.when)
-        measurements.append(m if when is m.when else replace_record(m, when=when))
-    conditions = []
-    for c in data.conditions:
-        onset, recorded = moved_or_none(c.onset), moved_or_none(c.recorded)
-        abatement = moved_or_none(c.abatement)
-        unchanged = onset is c.onset and recorded is c.recorded and abatement is c.abatement
-        conditions.append(
-            c
-            if unchanged
-            else replace_record(c, onset=onset, recorded=recorded, abatement=abatement)
-        )
-    return replace(data, measurements=tuple(measurements), conditions=tuple(conditions))
-
-
 # The more cautious answer wins when the data allow several readings.
 CAUTION = {
     Recommendation.ADVISE_AGAINST: 0,
@@ -179,14 +125,14 @@ def _evaluate(
     settings: RuleSettings,
 ) -> Assessment:
     """The rules for one episode start (T0)."""
-    data = _days_in_zone_of(episode, data)
+    data = days_in_zone_of(episode, data)
     eval_day = base.evaluation_day
     counts = dict(base.counts)
     notes: list[Remark] = []
     if data.cut_off:
         notes.append(cut_off_note(data.cut_off))
     t0_day = episode.t0.day if episode.t0 is not None else None
-    crp, esr, pain = _series(data.measurements, t0_day, eval_day, settings, counts, notes)
+    crp, esr, pain = series(data.measurements, t0_day, eval_day, settings, counts, notes)
 
     cutoff = diagnosis_cutoff(episode, settings)
     known = known_findings(data.conditions, cutoff)
@@ -223,8 +169,8 @@ def _evaluate(
             not_applicable_reason=NotApplicableReason.ORDER_OUTSIDE_INFECTION,
         )
 
-    figures = _figures(trend, pain, esr, t0_day, eval_day)
-    _marker_notes(crp, esr, trend, notes)
+    figures = figures_of(trend, pain, esr, t0_day, eval_day)
+    marker_notes(crp, esr, trend, notes, settings)
     notes.extend(known_notes(known, episode))
     missed = level_note(base.orders, covering, region)
     if missed is not None:
@@ -285,7 +231,7 @@ def _evaluate(
                         "early order",
                     )
                 )
-            yoon = _yoon_note(trend, esr, t0_day, settings)
+            yoon = yoon_note(trend, esr, t0_day, settings)
             if yoon is not None:
                 notes.append(yoon)
 
@@ -306,161 +252,3 @@ def _evaluate(
         covering=covering,
         infection_region=region,
     )
-
-
-def _yoon_note(
-    trend: CrpTrend, esr: Sequence[Measurement], t0_day: date, settings: RuleSettings
-) -> Remark | None:
-    """Advise-against at week 4 with CRP above 27.5 mg/L and ESR above 55 mm/h: both at
-    the levels that predicted failure (Yoon 2010); the card does not reassure."""
-    latest = trend.latest
-    if latest is None or not esr or (latest.when.day - t0_day).days < settings.plateau_after_days:
-        return None
-    if latest.value <= settings.slow_fall_crp_mg_l or esr[-1].value <= settings.yoon_esr_mm_h:
-        return None
-    return Remark(
-        "yoon-high-markers",
-        f"CRP {fmt(latest.value)} mg/L and ESR {fmt(esr[-1].value)} mm/h after 4 weeks: both "
-        f"above the levels that predicted treatment failure (CRP above "
-        f"{fmt(settings.slow_fall_crp_mg_l)} mg/L with ESR above {fmt(settings.yoon_esr_mm_h)} "
-        "mm/h, Yoon 2010): repeat CRP and ESR in 1-2 weeks.",
-        "CRP and ESR still high at 4 weeks",
-    )
-
-
-def _series(
-    measurements: Sequence[Measurement],
-    t0_day: date | None,
-    eval_day: date,
-    settings: RuleSettings,
-    counts: dict[str, int],
-    notes: list[Remark],
-) -> tuple[tuple[Measurement, ...], tuple[Measurement, ...], tuple[Measurement, ...]]:
-    """The CRP, ESR and pain values that count, each sorted by time.
-
-    Counted: usable status, finite value, from T0 - lookback to the evaluation day;
-    pain only from T0 on ("since T0"). hs-CRP only when no standard CRP counts.
-    Without a T0 nothing can be windowed, so nothing counts.
-    """
-    ignored_status = after_eval = before_window = 0
-    kept: list[Measurement] = []
-    for m in measurements:
-        if m.status not in USABLE_STATUSES or not math.isfinite(m.value):
-            ignored_status += 1
-            continue
-        if m.when.day > eval_day:
-            after_eval += 1
-            continue
-        if t0_day is None or (m.when.day - t0_day).days < -settings.data_lookback_days:
-            before_window += 1
-            continue
-        kept.append(m)
-    kept = _without_duplicates(kept)
-    standard = [m for m in kept if m.kind is MeasurementKind.CRP and not m.high_sensitivity]
-    crp = standard or [m for m in kept if m.kind is MeasurementKind.CRP and m.high_sensitivity]
-    if crp and not standard:
-        notes.append(
-            Remark(
-                "hs-crp-used",
-                "High-sensitivity CRP used: no standard CRP on record.",
-                "hs-CRP used",
-            )
-        )
-    esr = [m for m in kept if m.kind is MeasurementKind.ESR]
-    pain = [
-        m
-        for m in kept
-        if m.kind is MeasurementKind.PAIN and t0_day is not None and m.when.day >= t0_day
-    ]
-    counts.update(
-        crpUsed=len(crp),
-        esrUsed=len(esr),
-        painUsed=len(pain),
-        ignoredStatus=ignored_status,
-        afterEvaluation=after_eval,
-        beforeWindow=before_window,
-    )
-    if after_eval:
-        notes.append(
-            Remark(
-                "after-evaluation",
-                f"{count_of(after_eval, 'result')} dated after the order "
-                f"({eval_day.isoformat()}) not used.",
-                "later results ignored",
-            )
-        )
-    return tuple(crp), tuple(esr), tuple(pain)
-
-
-def _without_duplicates(values: list[Measurement]) -> list[Measurement]:
-    """Sorted by time, with equal duplicates shown once: the same kind, value and instant
-    (a result sent by two interfaces) is one value (clinical-rules.md, "Discordant pair")."""
-    values.sort(key=sort_key)
-    kept: list[Measurement] = []
-    seen: set[tuple[object, ...]] = set()
-    for m in values:
-        key = (m.kind, m.high_sensitivity, m.value, m.comparator, m.when.instant)
-        if key in seen:
-            continue
-        seen.add(key)
-        kept.append(m)
-    return kept
-
-
-def _figures(
-    trend: CrpTrend,
-    pain: Sequence[Measurement],
-    esr: Sequence[Measurement],
-    t0_day: date | None,
-    eval_day: date,
-) -> KeyFigures:
-    pain_sorted = sorted(pain, key=sort_key)
-    return KeyFigures(
-        t0_day=t0_day,
-        days_since_t0=(eval_day - t0_day).days if t0_day is not None else None,
-        crp_baseline=trend.baseline,
-        crp_latest=trend.latest,
-        crp_lowest_earlier=trend.lowest_earlier,
-        crp_percent_change=trend.change_pct if trend.usable else None,
-        crp_rise_pct=trend.rise_pct if trend.usable else None,
-        pain_first=pain_sorted[0] if pain_sorted else None,
-        pain_lowest=min(pain_sorted, key=lambda m: (m.value, sort_key(m))) if pain_sorted else None,
-        pain_latest=pain_sorted[-1] if pain_sorted else None,
-        esr_first=esr[0] if esr else None,
-        esr_latest=esr[-1] if esr else None,
-    )
-
-
-def _marker_notes(
-    crp: Sequence[Measurement], esr: Sequence[Measurement], trend: CrpTrend, notes: list[Remark]
-) -> None:
-    limits = [m for m in crp if m.comparator]
-    if limits:
-        shown = ", ".join(
-            f"{m.comparator}{fmt(m.value)} mg/L ({m.when.day.isoformat()})" for m in limits
-        )
-        notes.append(
-            Remark(
-                "crp-at-limit",
-                f"CRP reported as a limit ({shown}) is counted at the limit.",
-                "CRP at a limit",
-            )
-        )
-    if (
-        len(esr) >= 2
-        and esr[-1].value > esr[0].value
-        and trend.change_pct is not None
-        and trend.change_pct < 0
-    ):
-        notes.append(
-            Remark(
-                "esr-rising",
-                f"ESR rising ({fmt(esr[0].value)}{ARROW}{fmt(esr[-1].value)} mm/h) while CRP "
-                "falls: ESR follows bone change, which resolves more slowly (Ahn 2020); alone "
-                "it does not mean failure. Consider repeating CRP and ESR.",
-                "ESR rising",
-            )
-        )
-
-
-__all__ = ["assess"]

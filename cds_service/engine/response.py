@@ -23,7 +23,7 @@ from .assessment import (
 )
 from .rules import CrpTrend, day_of, pct_change, sort_key
 from .thresholds import RuleSettings
-from .wording import ARROW, fmt, pain_phrase, signed_pct
+from .wording import ARROW, fmt, pain_phrase, shown, signed_pct
 
 
 def favourable_response_gaps(
@@ -73,7 +73,7 @@ def favourable_response_gaps(
         missing.append(
             Remark(
                 "crp-single",
-                f"One CRP only ({fmt(latest.value)} mg/L on day {day_of(latest, t0_day)}): "
+                f"One CRP only ({shown(latest)} mg/L on day {day_of(latest, t0_day)}): "
                 f"repeat it {when} to see a trend.",
                 "one CRP only",
             )
@@ -129,7 +129,7 @@ def favourable_response_gaps(
             unmet.append(
                 Remark(
                     "crp-not-falling",
-                    f"CRP {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L{change}: not yet "
+                    f"CRP {shown(baseline)}{ARROW}{shown(latest)} mg/L{change}: not yet "
                     f"down {fmt(settings.plateau_min_fall_pct)}% and not below "
                     f"{fmt(settings.crp_normal_mg_l)} mg/L.",
                     f"CRP not yet down {fmt(settings.plateau_min_fall_pct)}%",
@@ -142,7 +142,7 @@ def favourable_response_gaps(
             unmet.append(
                 Remark(
                     "pain-not-improving",
-                    f"Pain not decreasing: {fmt(first.value)}{ARROW}{fmt(last.value)}/10 since "
+                    f"Pain not decreasing: {shown(first)}{ARROW}{shown(last)}/10 since "
                     "treatment start.",
                     "pain not improving",
                 )
@@ -171,7 +171,7 @@ def favourable_finding(
     }
     if trend.fall_pct is not None:
         data["fallPct"] = round(trend.fall_pct, 1)
-    crp = f"CRP {fmt(trend.baseline.value)}{ARROW}{fmt(trend.latest.value)} mg/L"
+    crp = f"CRP {shown(trend.baseline)}{ARROW}{shown(trend.latest)} mg/L"
     fell = trend.fall_pct is not None and trend.fall_pct >= settings.plateau_min_fall_pct
     if fell:
         crp += f", {signed_pct(trend.change_pct or 0.0)}"
@@ -279,10 +279,10 @@ def slow_fall(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark |
     change = signed_pct(trend.change_pct or 0.0)
     return Remark(
         "crp-slow-fall",
-        f"CRP falling slowly: {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L ({change}), "
-        f"still {fmt(latest.value)} mg/L on day {day}: repeat CRP and ESR in 1-2 weeks and "
+        f"CRP falling slowly: {shown(baseline)}{ARROW}{shown(latest)} mg/L ({change}), "
+        f"still {shown(latest)} mg/L on day {day}: repeat CRP and ESR in 1-2 weeks and "
         "reassess.",
-        f"CRP falling slowly, still {fmt(latest.value)} mg/L on day {day}",
+        f"CRP falling slowly, still {shown(latest)} mg/L on day {day}",
     )
 
 
@@ -313,8 +313,8 @@ def discordant_remark(pair: tuple[Measurement, Measurement]) -> Remark:
     apart = "on the same day" if latest.when.date_only else f"{fmt(hours)} hours apart"
     return Remark(
         "crp-discordant",
-        f"The latest two CRPs, {apart}, disagree ({fmt(earlier.value)} and "
-        f"{fmt(latest.value)} mg/L): repeat CRP.",
+        f"The latest two CRPs, {apart}, disagree ({shown(earlier)} and "
+        f"{shown(latest)} mg/L): repeat CRP.",
         "latest two CRPs disagree: repeat CRP",
     )
 
@@ -356,7 +356,7 @@ def pending_rise(
     return Remark(
         "crp-pending-rise",
         f"A {top.status} CRP of {fmt(top.value)} mg/L on day {day}, after "
-        f"{fmt(latest.value)} mg/L on day {latest_day}, awaits verification: if confirmed, "
+        f"{shown(latest)} mg/L on day {latest_day}, awaits verification: if confirmed, "
         "CRP is rising again: image and look for another source.",
         f"{top.status} CRP {fmt(top.value)} mg/L on day {day} awaits verification",
     )

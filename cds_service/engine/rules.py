@@ -33,6 +33,7 @@ from .wording import (
     condition_name,
     fmt,
     lower_first,
+    shown,
     signed_pct,
     upper_first,
     when_found,
@@ -199,27 +200,46 @@ def _dated_names(found: Sequence[ConditionFact], t0_day: date | None) -> str:
 
 
 def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> RuleFinding | None:
-    """Provisional/differential/unconfirmed NVO, unconfirmed M46.4x, or an active mimic."""
+    """Provisional/differential/unconfirmed NVO, unconfirmed M46.4x, or an active mimic.
+
+    Said as what the record shows, never "diagnosis unclear" as a fact (clinical-rules.md,
+    "What a card should say", 2026-12-06): an unconfirmed diagnosis with the biopsy hint,
+    a mimic with why imaging may still be needed.
+    """
     c = episode.condition
     reasons: list[str] = []
     shorts: list[str] = []
+    name = lower_first(condition_name(c))
     if c.verification_status in UNCERTAIN_VERIFICATION:
-        reasons.append(f"the infection diagnosis is recorded as {c.verification_status}")
-        shorts.append(f"diagnosis {c.verification_status}")
+        status = (
+            "a differential" if c.verification_status == "differential" else (c.verification_status)
+        )
+        reasons.append(
+            f"Diagnosis not confirmed ({name} recorded as {status}): imaging reasonable; if "
+            "no organism is known, consider image-guided biopsy"
+        )
+        shorts.append(f"Diagnosis not confirmed ({name} recorded as {status})")
     elif c.category is ConditionCategory.NVO_UNSPECIFIED and c.verification_status != "confirmed":
-        reasons.append("discitis is recorded without a confirmed infectious cause")
-        shorts.append("discitis not confirmed as infection")
+        reasons.append(
+            f"Diagnosis not confirmed ({name} recorded without a confirmed infectious cause): "
+            "imaging reasonable; if no organism is known, consider image-guided biopsy"
+        )
+        shorts.append(f"Diagnosis not confirmed ({name})")
     mimics = sorted(
         (m for m in conditions if m.category is ConditionCategory.MIMIC and counts_now(m)),
         key=lambda m: m.reference,
     )
     if mimics:
         names = [lower_first(condition_name(m)) for m in mimics]
+        listed = ", ".join(names)
         reasons.append(
-            "a condition that can look like infection on imaging is also recorded: "
-            + ", ".join(names)
+            f"{upper_first(listed)} also recorded: imaging may be needed for it or to tell "
+            "infection from it"
+            if not any("metasta" in n or "cancer" in n or "neoplasm" in n for n in names)
+            else f"{upper_first(listed)} also recorded: imaging may be needed for the cancer "
+            "or to tell infection from tumour"
         )
-        shorts.append(f"{_listed(names)} also recorded")
+        shorts.append(f"{upper_first(_listed(names))} also recorded")
     if not reasons:
         return None
     data: dict[str, Any] = {"episode": condition_to_dict(c), "reasons": reasons}
@@ -228,9 +248,9 @@ def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> 
     return RuleFinding(
         rule_id=RULE_UNCERTAIN_DX,
         recommendation=Recommendation.SUPPORT,
-        message="Diagnosis unclear: " + "; ".join(reasons) + ".",
+        message="; ".join(reasons) + ".",
         data=data,
-        short=upper_first("; ".join(shorts)),
+        short="; ".join(shorts),
     )
 
 
@@ -270,13 +290,12 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
         }
         change = signed_pct(trend.change_pct or 0.0)
         shorts.append(
-            f"CRP not falling: {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L "
-            f"({change}) by day {day}"
+            f"CRP not falling: {shown(baseline)}{ARROW}{shown(latest)} mg/L ({change}) by day {day}"
         )
         parts.append(
-            f"CRP {fmt(baseline.value)}{ARROW}{fmt(latest.value)} mg/L ({change}) by day {day}: "
-            f"less than a {fmt(settings.plateau_min_fall_pct)}% fall after "
-            f"{settings.plateau_after_days} days of treatment"
+            f"CRP {shown(baseline)}{ARROW}{shown(latest)} mg/L ({change}) by day {day}: "
+            f"less than a {fmt(settings.plateau_min_fall_pct)}% fall by day {day} (judged from "
+            f"day {settings.plateau_after_days})"
         )
     rise = False
     if lowest is not None and day > settings.rise_after_days:
@@ -295,12 +314,11 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
         by = f" ({signed_pct(trend.rise_pct)})" if trend.rise_pct is not None else ""
         low_day = day_of(lowest, t0_day)
         shorts.append(
-            f"CRP rising again: {fmt(lowest.value)}{ARROW}{fmt(latest.value)} mg/L{by} "
-            f"since day {low_day}"
+            f"CRP rising again: {shown(lowest)}{ARROW}{shown(latest)} mg/L{by} since day {low_day}"
         )
         parts.append(
-            f"CRP rising again: {fmt(lowest.value)} mg/L on day {low_day}, "
-            f"{fmt(latest.value)} mg/L on day {day}{by}, more than "
+            f"CRP rising again: {shown(lowest)} mg/L on day {low_day}, "
+            f"{shown(latest)} mg/L on day {day}{by}, more than "
             f"{fmt(settings.rise_pct)}% above its lowest since treatment start"
         )
     if not parts:
@@ -331,8 +349,8 @@ def pain_rule(
         rule_id=RULE_PAIN,
         recommendation=Recommendation.SUPPORT,
         message=(
-            f"Pain worse: {fmt(latest.value)}/10 on day {day}, {fmt(rise)} points above its "
-            f"lowest since treatment start ({fmt(lowest.value)}/10 on day {low_day})."
+            f"Pain worse: {shown(latest)}/10 on day {day}, {fmt(rise)} points above its "
+            f"lowest since treatment start ({shown(lowest)}/10 on day {low_day})."
         ),
         data={
             "lowest": figure(lowest, t0_day),
@@ -340,5 +358,5 @@ def pain_rule(
             "risePoints": rise,
             "thresholdPoints": settings.pain_worse_points,
         },
-        short=f"Pain worse: {fmt(lowest.value)}{ARROW}{fmt(latest.value)}/10 since day {low_day}",
+        short=f"Pain worse: {shown(lowest)}{ARROW}{shown(latest)}/10 since day {low_day}",
     )

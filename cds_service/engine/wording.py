@@ -23,6 +23,11 @@ def fmt(value: float) -> str:
     return f"{round(value, 1):g}"
 
 
+def shown(m: Measurement) -> str:
+    """A value with its comparator kept: "<5", "18" (clinical-rules.md: "CRP 100→<5")."""
+    return f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
+
+
 def signed_pct(value: float) -> str:
     """A percentage with its sign always shown: "+58%", MINUS + "87%", "0%"."""
     shown = fmt(abs(value))

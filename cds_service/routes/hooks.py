@@ -23,6 +23,7 @@ from cds_service.errors import ApiError
 from cds_service.pipeline import HookCall
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
+from cds_service.routes.trend_app import card_links_base_url
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import AuditRecord
 from cds_service.validation import FieldError
@@ -79,7 +80,7 @@ def invoke(service_id: str) -> Response:
     client = caller.client if caller is not None else None
     admit = partial(_check_fhir_server, client) if client is not None else None
     try:
-        outcome = hook_call.run(entrance.body_bytes(), admit)
+        outcome = hook_call.run(entrance.body_bytes(), admit, card_links_base_url(runtime))
     except ApiError as exc:
         if exc.status == 412:
             for missing in exc.extra.get("missing", []):

@@ -207,18 +207,43 @@ def search_local(query: str, resources: Iterable[Mapping[str, Any]]) -> dict[str
     if len(segments) != 1:
         raise ValueError(f"not a FHIR read or type-level search: {query!r}")
     rtype = segments[0]
-    tests = [_param_test(name, value) for name, value in parse_qsl(query_string, True)]
+    params = parse_qsl(query_string, True)
+    held = list(resources)
+    tests = [_param_test(name, value) for name, value in params if name != "_include"]
     matches = [
+        dict(r) for r in held if r.get("resourceType") == rtype and all(test(r) for test in tests)
+    ]
+    included = [
         dict(r)
-        for r in resources
-        if r.get("resourceType") == rtype and all(test(r) for test in tests)
+        for name, value in params
+        if name == "_include"
+        for r in _included(value, rtype, matches, held)
     ]
     return {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(matches),
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in matches],
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in matches]
+        + [{"resource": r, "search": {"mode": "include"}} for r in included],
     }
+
+
+def _included(
+    value: str, rtype: str, matches: list[dict[str, Any]], held: list[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """``_include=Type:element``: the resources the matches' ``element`` references."""
+    source, _, element = value.partition(":")
+    if source != rtype or not element:
+        raise ValueError(f"_include={value!r} is not supported by the local prefetch")
+    # a FHIR search parameter names the element without its [x] type suffix
+    wanted = set()
+    for match in matches:
+        for key, ref in match.items():
+            if key.startswith(element) and isinstance(ref, Mapping):
+                target = ref.get("reference")
+                if isinstance(target, str):
+                    wanted.add(target)
+    return [r for r in held if f"{r.get('resourceType')}/{r.get('id')}" in wanted]
 
 
 def _param_test(name: str, value: str) -> Callable[[Mapping[str, Any]], bool]:

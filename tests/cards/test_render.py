@@ -250,8 +250,8 @@ def test_red_flag_result_names_the_rule_and_its_data() -> None:
     assert fired["data"]["conditions"][0]["codes"][0]["code"] == "G83.4"
     assert "cauda equina syndrome (day 26)" in card["detail"]
     assert card["summary"] == (
-        "New cauda equina syndrome (day 26): emergency MRI with contrast now; "
-        "urgent spine surgery review"
+        "New cauda equina syndrome (day 26): emergency MRI of the whole spine with "
+        "gadolinium now; urgent spine surgery review"
     )
 
 
@@ -329,7 +329,10 @@ def test_summary_names_the_modality_ordered() -> None:
     assert only_card(advise)["summary"].startswith("Routine repeat spine CT not recommended")
     plateau = [crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(28, 6)]
     support = only_card(render_response(run(plateau, orders=ct), CTX))
-    assert support["summary"].endswith("repeat spine CT reasonable")
+    # summary and detail agree on a CT order: MRI is the study that answers
+    assert support["summary"].endswith(
+        "repeat spine MRI reasonable (MRI with gadolinium preferred to the CT ordered)"
+    )
     assert "MRI with gadolinium is preferred" in support["detail"]
     stale = [crp(0, 140), crp(14, 60), pain(0, 8), pain(28, 3)]
     unsure = only_card(render_response(run(stale, orders=ct), CTX))
