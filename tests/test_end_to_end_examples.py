@@ -136,5 +136,26 @@ def test_partial_prefetch_fetches_the_rest(fhir: FhirTestServer, client: FlaskCl
         "crp": "fetched",
         "esr": "fetched",
         "pain": "fetched",
+        "antibiotics": "fetched",
     }
     assert recommendation(outcome.response) == "advise-against"
+
+
+def test_without_antibiotic_orders_the_decision_goes_ahead_and_says_so(
+    fhir: FhirTestServer, client: FlaskClient
+) -> None:
+    # antibiotic orders are optional: an EHR that cannot share them and gives no
+    # fhirServer still gets an answer, T0 being the episode date, and the card says why
+    example = next(e for e in EXAMPLES if e.key == "e18-antibiotic-start")
+    with_prefetch, _ = both_requests(fhir, example, "order-select")
+    partial = dict(with_prefetch)
+    partial["prefetch"] = {k: v for k, v in with_prefetch["prefetch"].items() if k != "antibiotics"}
+    outcome = handle_hook(client.application.extensions["spine_cds"], SELECT_ID, partial)
+    assert outcome.data_sources["antibiotics"] == "unavailable"
+    (card,) = outcome.response["cards"]
+    assert "antibiotic orders could not be read; taken as the treatment start" in card["detail"]
+    # from the onset (14 days before the antibiotics) the flat CRP is a plateau
+    assert recommendation(outcome.response) == "support"
+    full = handle_hook(client.application.extensions["spine_cds"], SELECT_ID, with_prefetch)
+    assert recommendation(full.response) == "insufficient-data"
+    assert "(first antibiotic order: cefazolin)" in full.response["cards"][0]["detail"]
