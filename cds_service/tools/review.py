@@ -73,6 +73,8 @@ class ReviewRow:
         if self.card:
             out["summary"] = self.card.get("summary")
             out["indicator"] = self.card.get("indicator")
+            # the whole card as the clinician sees it: detail, suggestions, override reasons
+            out["card"] = dict(self.card)
         if self.status != 200:
             out["error"] = self.response
         return out
