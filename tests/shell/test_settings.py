@@ -1,13 +1,15 @@
-"""The settings loader: precedence, one coercion for every value, refusals by name, masking.
+"""The settings loader: precedence, one conversion for every value, refusals by name, masking.
 
 One loader reads defaults, a TOML file, ``SPINE_CDS_*`` variables and command-line
-overrides, and converts every value (rule thresholds included) with the same rules, so
-a value means the same wherever it is written.
+overrides, and pydantic converts every value (rule thresholds included) by the same
+rules, so a value means the same wherever it is written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +54,33 @@ def test_rule_thresholds_follow_the_same_precedence_and_coercion(tmp_path: Path)
     assert rules.include_other_infective is True
 
 
+def test_every_threshold_of_rule_settings_is_read_without_being_listed(tmp_path: Path) -> None:
+    """A field added to RuleSettings is a setting at once, in the file and the environment."""
+    changed: dict[str, Any] = {}
+    for threshold in dataclasses.fields(RuleSettings):
+        default = getattr(RuleSettings(), threshold.name)
+        changed[threshold.name] = not default if isinstance(default, bool) else default + 1
+    lines = [f"{name} = {str(value).lower()}" for name, value in changed.items()]
+    config = write(tmp_path, "[rules]\n" + "\n".join(lines) + "\n")
+    assert load_settings(environ={}, config_file=config).rules == RuleSettings(**changed)
+    env = {f"SPINE_CDS_RULE_{name.upper()}": str(value) for name, value in changed.items()}
+    assert load_settings(environ=env).rules == RuleSettings(**changed)
+
+
+def test_an_empty_variable_counts_as_not_set(tmp_path: Path) -> None:
+    config = write(tmp_path, "workers = 3\n")
+    env = {"SPINE_CDS_WORKERS": "", "SPINE_CDS_AUDIT_ENABLED": "", "SPINE_CDS_PORT": ""}
+    settings = load_settings(environ=env, config_file=config)
+    assert (settings.workers, settings.audit_enabled, settings.port) == (3, True, 8080)
+
+
+def test_settings_made_in_code_read_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPINE_CDS_PORT", "9999")
+    assert Settings().port == 8080
+    assert Settings(port=81).port == 81
+    assert load_settings().port == 9999  # the loader reads os.environ when given none
+
+
 @pytest.mark.parametrize("text", ["", "0", "false", "off", "no"])
 def test_a_boolean_means_the_same_for_a_setting_and_a_threshold(text: str) -> None:
     env = {"SPINE_CDS_SHADOW_MODE": text, "SPINE_CDS_RULE_INCLUDE_OTHER_INFECTIVE": text}
@@ -64,12 +93,18 @@ def test_a_boolean_means_the_same_for_a_setting_and_a_threshold(text: str) -> No
     [
         ({"SPINE_CDS_PORTT": "1"}, "SPINE_CDS_PORTT: unknown setting"),
         ({"SPINE_CDS_RULE_RISE_PERCENT": "1"}, "SPINE_CDS_RULE_RISE_PERCENT"),
+        ({"SPINE_CDS_RULES": '{"rise_pct": 1}'}, "SPINE_CDS_RULES: unknown setting"),
+        ({"SPINE_CDS_RULE": "1"}, "SPINE_CDS_RULE: unknown setting"),
         ({"SPINE_CDS_PORT": "eighty"}, "SPINE_CDS_PORT: expected an integer"),
         ({"SPINE_CDS_RULE_RISE_PCT": "lots"}, "SPINE_CDS_RULE_RISE_PCT: expected a number"),
         ({"SPINE_CDS_RULE_RISE_AFTER_DAYS": "1.5"}, "SPINE_CDS_RULE_RISE_AFTER_DAYS"),
         ({"SPINE_CDS_RULE_RISE_PCT": "-5"}, "rise_pct"),
         ({"SPINE_CDS_SHADOW_MODE": "perhaps"}, "expected a boolean"),
         ({"SPINE_CDS_WORKERS": "0"}, "workers must be at least 1"),
+        ({"SPINE_CDS_MAX_JSON_DEPTH": "4"}, "max_json_depth must be at least 8"),
+        ({"SPINE_CDS_FHIR_BUDGET_SECONDS": "0"}, "fhir_budget_seconds must be greater than 0"),
+        ({"SPINE_CDS_PORT": "70000"}, "port must be between 1 and 65535"),
+        ({"SPINE_CDS_LOG_FORMAT": "xml"}, "log_format must be plain or json"),
     ],
 )
 def test_a_bad_value_is_refused_by_name(env: dict[str, str], named: str) -> None:
@@ -77,11 +112,26 @@ def test_a_bad_value_is_refused_by_name(env: dict[str, str], named: str) -> None
         load_settings(environ=env)
 
 
+def test_every_wrong_value_is_named_at_once(tmp_path: Path) -> None:
+    config = write(tmp_path, "workers = 'many'\n[rules]\nrise_after_days = 1.5\n")
+    env = {"SPINE_CDS_PORT": "eighty", "SPINE_CDS_RULE_RISE_PCT": "lots"}
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ=env, config_file=config)
+    assert set(str(refused.value).split("; ")) == {
+        "environment variable SPINE_CDS_PORT: expected an integer, got 'eighty'",
+        f"config file {config}: workers: expected an integer, got 'many'",
+        "environment variable SPINE_CDS_RULE_RISE_PCT: expected a number, got 'lots'",
+        f"config file {config}: [rules] rise_after_days: expected an integer, got 1.5",
+    }
+
+
 def test_an_unknown_key_in_the_file_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="unknown setting 'prot'"):
         load_settings(environ={}, config_file=write(tmp_path, "prot = 1\n"))
     with pytest.raises(SettingsError, match=r"\[rules\] rise_percent"):
         load_settings(environ={}, config_file=write(tmp_path, "[rules]\nrise_percent = 1\n"))
+    with pytest.raises(SettingsError, match="unknown setting 'rule'"):  # the table is [rules]
+        load_settings(environ={}, config_file=write(tmp_path, "[rule]\nrise_pct = 1\n"))
 
 
 def test_public_summary_masks_secrets_and_passwords() -> None:
