@@ -23,7 +23,8 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit, urlunsplit
+
+from cds_service.settings import redact_url
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -81,15 +82,6 @@ class Database(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _statements(ddl: str, dialect: Dialect) -> list[str]:
