@@ -29,8 +29,12 @@ must not hold a request (or a worker) beyond that. Hence:
   access token is never logged, stored or put in a message, and log lines name the key,
   resource type and host, never the query (it carries the patient id).
 
-Resources stay plain dicts: parsing them with fhir.resources is the mappers' job, done
-selectively, because parsing everything costs far more than the rest of a request.
+Resources are handed on as they arrived, not parsed with fhir.resources (the mappers'
+job, done selectively, because parsing everything costs far more than the rest of a
+request): JSON dicts, except the Observations of a prefetched search that the typed
+request decoder (``cds_service/hookbody.py``) left as bytes, which ``unwrap_bundle``
+reads into ``ObservationBytes``: a msgspec Struct of only the elements the rules use
+(``fhir_mappers/wire.py``) with the bytes kept, or a dict when the shape is unusual.
 """
 
 from __future__ import annotations
