@@ -106,6 +106,7 @@ def series(
     """
     ignored_status = after_eval = before_window = 0
     kept: list[Measurement] = []
+    early_crp: list[Measurement] = []
     for m in measurements:
         if m.status not in USABLE_STATUSES or not math.isfinite(m.value):
             ignored_status += 1
@@ -115,6 +116,8 @@ def series(
             continue
         if t0_day is None or (m.when.day - t0_day).days < -settings.data_lookback_days:
             before_window += 1
+            if m.kind is MeasurementKind.CRP and t0_day is not None:
+                early_crp.append(m)
             continue
         kept.append(m)
     kept = _without_duplicates(kept)
@@ -127,6 +130,22 @@ def series(
                 "High-sensitivity CRP used: no standard CRP on record.",
                 "hs-CRP used",
             )
+        )
+    if standard:
+        _name_left_out(
+            [m for m in kept if m.kind is MeasurementKind.CRP and m.high_sensitivity],
+            "hs-crp-beside-crp",
+            "high-sensitivity CRP beside a standard CRP",
+            t0_day,
+            notes,
+        )
+    if t0_day is not None:
+        _name_left_out(
+            early_crp,
+            "crp-before-look-back",
+            f"before the look-back ({settings.data_lookback_days} days before treatment start)",
+            t0_day,
+            notes,
         )
     esr = [m for m in kept if m.kind is MeasurementKind.ESR]
     pain = [
@@ -152,6 +171,24 @@ def series(
             )
         )
     return tuple(crp), tuple(esr), tuple(pain)
+
+
+def _name_left_out(
+    values: Sequence[Measurement], code: str, why: str, t0_day: date | None, notes: list[Remark]
+) -> None:
+    """A note naming CRP values the chart shows but the rules did not use, each with its
+    value and day (the three latest, and how many more), so no card hides them."""
+    if not values:
+        return
+    ordered = sorted(values, key=sort_key)
+    shown_ = [
+        f"{m.comparator or ''}{fmt(m.value)} mg/L on "
+        + (f"day {(m.when.day - t0_day).days}" if t0_day is not None else m.when.day.isoformat())
+        for m in ordered[-3:]
+    ]
+    more = len(ordered) - len(shown_)
+    listed = ", ".join(shown_) + (f" and {more} earlier" if more else "")
+    notes.append(Remark(code, f"Not used, {why}: CRP {listed}.", f"CRP {why} not used"))
 
 
 def _without_duplicates(values: list[Measurement]) -> list[Measurement]:

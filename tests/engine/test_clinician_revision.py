@@ -503,3 +503,25 @@ def test_t0_day_is_unchanged_by_an_unrelated_old_antibiotic() -> None:
     a = run(improving(), antibiotics=[antibiotic(-200, "amoxicillin")])
     assert a.episode is not None and a.episode.t0 is not None
     assert a.episode.t0.day == date(2024, 3, 4)
+
+
+# --- every left-out value the chart shows is named --------------------------------------
+
+
+def test_hs_crp_beside_a_standard_crp_is_named_with_its_values() -> None:
+    data = [*improving(), crp(5, 12.5, hs=True), crp(20, 3.1, hs=True)]
+    a = run(data)
+    note = next(n for n in a.notes if n.code == "hs-crp-beside-crp")
+    assert note.message == (
+        "Not used, high-sensitivity CRP beside a standard CRP: CRP 12.5 mg/L on day 5, "
+        "3.1 mg/L on day 20."
+    )
+    assert a.recommendation is Recommendation.ADVISE_AGAINST  # the standard CRP decides
+
+
+def test_values_before_the_look_back_are_named_with_their_day() -> None:
+    a = run([crp(-12, 210), crp(-9, 190), *improving()])
+    note = next(n for n in a.notes if n.code == "crp-before-look-back")
+    assert "CRP 210 mg/L on day -12, 190 mg/L on day -9" in note.message
+    assert "7 days before treatment start" in note.message
+    assert "crp-before-look-back" not in [n.code for n in run(improving()).notes]
