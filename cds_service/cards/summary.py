@@ -28,17 +28,9 @@ def _fit(*candidates: str) -> str:
     return candidates[-1][: SUMMARY_MAX - 1].rstrip() + "…"
 
 
-def _crp_recent(a: Assessment) -> bool:
-    """A CRP counted, and the latest taken within the recency limit before the order."""
-    latest = a.figures.crp_latest
-    if latest is None:
-        return False
-    return (a.evaluation_day - latest.when.day).days <= a.settings.crp_max_age_days
-
-
 def _needs_markers(a: Assessment) -> bool:
     """Suggest ordering CRP/ESR only when the latest CRP is missing or too old."""
-    return a.recommendation is Recommendation.INSUFFICIENT_DATA and not _crp_recent(a)
+    return a.recommendation is Recommendation.INSUFFICIENT_DATA and not a.figures.crp_recent
 
 
 def summary(a: Assessment) -> str:

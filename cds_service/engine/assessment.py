@@ -135,6 +135,9 @@ class KeyFigures:
     pain_latest: Measurement | None = None
     esr_first: Measurement | None = None
     esr_latest: Measurement | None = None
+    # the latest CRP was taken within crp_max_age_days of the order (judged here once;
+    # the cards read it to decide whether to suggest ordering CRP/ESR)
+    crp_recent: bool = False
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def _evaluate(
             not_applicable_reason=NotApplicableReason.ORDER_OUTSIDE_INFECTION,
         )
 
-    figures = figures_of(trend, pain, esr, t0_day, eval_day)
+    figures = figures_of(trend, pain, esr, t0_day, eval_day, settings)
     marker_notes(crp, esr, trend, notes, settings)
     notes.extend(known_notes(known, episode))
     missed = level_note(base.orders, covering, region)

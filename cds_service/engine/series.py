@@ -212,9 +212,13 @@ def figures_of(
     esr: Sequence[Measurement],
     t0_day: date | None,
     eval_day: date,
+    settings: RuleSettings,
 ) -> KeyFigures:
     pain_sorted = sorted(pain, key=sort_key)
+    latest = trend.latest
     return KeyFigures(
+        crp_recent=latest is not None
+        and (eval_day - latest.when.day).days <= settings.crp_max_age_days,
         t0_day=t0_day,
         days_since_t0=(eval_day - t0_day).days if t0_day is not None else None,
         crp_baseline=trend.baseline,
