@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from cds_service.discovery import Discovery
-from fhir_mappers.valuesets import LOINC, ObservationKind, ValueSets
+from fhir_mappers.valuesets import ObservationKind, ValueSets
 
 PATIENT = "{{context.patientId}}"
 
@@ -43,11 +43,11 @@ class DataSource:
         if not self.codes_of:
             return self.query
         codes = [
-            code
+            f"{system}|{code}"
             for (system, code), entry in value_sets.observations.items()
-            if system == LOINC and entry.kind in self.codes_of
+            if entry.kind in self.codes_of
         ]
-        return self.query.replace("{codes}", ",".join(f"{LOINC}|{c}" for c in codes))
+        return self.query.replace("{codes}", ",".join(codes))
 
 
 _OBSERVATIONS = f"Observation?patient={PATIENT}&code={{codes}}&_sort=-date&_count=100"

@@ -13,7 +13,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def test_every_setting_is_documented() -> None:
     text = (DOCS / "settings.md").read_text()
-    names = [f.name for f in dataclasses.fields(Settings) if f.name != "rules"]
+    names = [name for name in Settings.model_fields if name != "rules"]
     names += [f.name for f in dataclasses.fields(RuleSettings)]
     missing = [name for name in names if f"| `{name}` |" not in text]
     assert not missing, f"settings missing from docs/settings.md: {missing}"
@@ -21,16 +21,15 @@ def test_every_setting_is_documented() -> None:
 
 def test_documented_defaults_match_the_code() -> None:
     text = (DOCS / "settings.md").read_text()
-    for cls in (Settings, RuleSettings):
-        instance = cls()
-        for field in dataclasses.fields(cls):
-            if field.name == "rules":
-                continue
-            value = getattr(instance, field.name)
+    settings = [name for name in Settings.model_fields if name != "rules"]
+    rules = [f.name for f in dataclasses.fields(RuleSettings)]
+    for instance, names in ((Settings(), settings), (RuleSettings(), rules)):
+        for name in names:
+            value = getattr(instance, name)
             if value in ("", ()):
                 expected = "empty"
             elif isinstance(value, bool):
                 expected = f"`{str(value).lower()}`"
             else:
                 expected = f"`{value}`"
-            assert f"| `{field.name}` | {expected} |" in text, field.name
+            assert f"| `{name}` | {expected} |" in text, name
