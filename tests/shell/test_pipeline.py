@@ -16,6 +16,7 @@ import orjson
 import pytest
 from flask import Flask
 
+from cds_service import trend_link
 from cds_service.errors import ApiError
 from cds_service.examples import load_example
 from cds_service.hook_declarations import HOOKS
@@ -64,11 +65,13 @@ def test_the_route_answers_what_the_pipeline_returns(
     app: Flask, runtime: Runtime, service_id: str
 ) -> None:
     raw = orjson.dumps(example_request(runtime, service_id))
-    outcome = run_hook(runtime, runtime.discovery.services[service_id], raw)
+    client = app.test_client()
+    # the route hands the pipeline the base URL of the cards' trend links (the request's,
+    # in development mode)
+    links = trend_link.base_url_for("", True, "http://localhost/")
+    outcome = run_hook(runtime, runtime.discovery.services[service_id], raw, trend_base_url=links)
     assert outcome.decision == "advise-against"
-    answer = app.test_client().post(
-        f"/cds-services/{service_id}", data=raw, content_type="application/json"
-    )
+    answer = client.post(f"/cds-services/{service_id}", data=raw, content_type="application/json")
     assert answer.status_code == 200
     assert answer.get_json() == outcome.response
 
