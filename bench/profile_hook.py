@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from bench import scenario
-from tests.support.fhir_server import FhirTestServer
+from spine_cds_dev.fhir_server import FhirTestServer
 
 
 def _median_ms(fn: Callable[[], object], n: int) -> float:
@@ -43,6 +43,7 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
     from cds_service.fhir.prefetch import gather
     from cds_service.invocation import OBSERVATION_KEYS, handle_hook
     from cds_service.jsonbody import parse_json_object
+    from cds_service.pipeline import run_hook
     from fhir_mappers.conditions import map_conditions
     from fhir_mappers.model import PatientData
     from fhir_mappers.observations import map_observations
@@ -97,6 +98,9 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
         "orjson.dumps response": _median_ms(lambda: orjson.dumps(outcome.response), n),
         "handle_hook (all of the above but parse)": _median_ms(
             lambda: handle_hook(runtime, scenario.SERVICE_ID, body), n
+        ),
+        "run_hook (the pipeline: read, check, handle)": _median_ms(
+            lambda: run_hook(runtime, service, raw), n
         ),
         "audit record built": _median_ms(audit_record, n),
         "audit record stored": _median_ms(lambda: runtime.stores.audit.record(record), n),

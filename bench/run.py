@@ -43,8 +43,8 @@ import requests
 from bench import scenario
 from bench.profile_hook import top_entries
 from cds_service.fhir.combine import combine
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import ServiceProcess, free_port
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "wrk_post.lua"

@@ -19,8 +19,8 @@ from cds_service.examples import (
     benchmark_bundle,
     split_transaction,
 )
+from spine_cds_dev.fhir_server import FhirTestServer
 from tests.support.ehr_calls import order_request, prefetch_from_server
-from tests.support.fhir_server import FhirTestServer
 
 PATIENT_ID = "bench-patient"
 SERVICE_ID = "spine-imaging-followup-select"

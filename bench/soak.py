@@ -46,10 +46,10 @@ if not __package__:  # run as a file: make the repository importable
 
 from cds_service.examples import Example, load_example
 from cds_service.settings import Settings
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess
 from tests.support.ehr_calls import order_request
 from tests.support.faulty_fhir_server import FaultyFhirServer
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import ServiceProcess
 
 SELECT_ID = "spine-imaging-followup-select"
 HEALTHY = "healthy"

@@ -7,6 +7,11 @@
   ``cds_service`` only its own package.
 - The web layer (``cds_service/app.py`` and ``cds_service/routes/``) is the only
   importer of Flask.
+- The development harness (``spine_cds_dev``, not in the wheel) is never imported by
+  ``cds_service``, save the command line's lazy offer of its commands
+  (``cds_service/cli/harness.py``, inside a function); and the server (everything
+  ``app.py``, ``server.py`` and ``warmup.py`` import, however deep and however late)
+  imports neither the harness nor the tests, the benchmarks or the command line.
 
 Read from the source with ``ast``, so a violation fails here with the file and line.
 """
@@ -46,6 +51,11 @@ IO_CALLS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "url
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "time_ns"}
 CLOCK_OWNERS = {"datetime", "date", "time"}
 WEB_LAYER = [ROOT / "cds_service" / "app.py", ROOT / "cds_service" / "routes"]
+HARNESS = "spine_cds_dev"
+# The one module of the service that may name the harness, and only inside a function.
+HARNESS_OFFER = ROOT / "cds_service" / "cli" / "harness.py"
+SERVER_ENTRIES = ("cds_service.app", "cds_service.server", "cds_service.warmup")
+NOT_FOR_THE_SERVER = (HARNESS, "tests", "bench", "cds_service.cli", "cds_service.__main__")
 
 
 def python_files(*roots: Path) -> Iterator[Path]:
@@ -55,19 +65,67 @@ def python_files(*roots: Path) -> Iterator[Path]:
 
 def imports(path: Path) -> Iterator[tuple[int, str]]:
     """(line, absolute module name) for every import in ``path``."""
+    for line, module, _ in module_imports(path, with_names=False):
+        yield line, module
+
+
+def module_imports(path: Path, with_names: bool = True) -> Iterator[tuple[int, str, bool]]:
+    """(line, absolute module name, whether inside a function) for every import in
+    ``path``; ``with_names``: for ``from package import name`` also ``package.name``,
+    which may be a module."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    in_function = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for inner in ast.walk(node)
+    }
     for node in ast.walk(tree):
+        lazy = id(node) in in_function
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
+                yield node.lineno, alias.name, lazy
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the module's package
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 module = ".".join([*base, node.module] if node.module else base)
             else:
                 module = node.module or ""
-            yield node.lineno, module
+            yield node.lineno, module, lazy
+            if with_names:
+                for alias in node.names:
+                    yield node.lineno, f"{module}.{alias.name}", lazy
+
+
+def module_file(module: str) -> Path | None:
+    """The file of a module of this repository, or None (the standard library, a
+    dependency, or a name that is not a module)."""
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def import_closure(*entries: str) -> dict[str, str]:
+    """Every module of the repository the entries import, however deep and however late
+    (imports inside functions count), with parent packages: module -> who imports it."""
+    found: dict[str, str] = {entry: "(entry)" for entry in entries}
+    todo = list(entries)
+    while todo:
+        module = todo.pop()
+        path = module_file(module)
+        if path is None:
+            continue
+        for line, imported, _ in module_imports(path):
+            parts = imported.split(".")
+            for end in range(1, len(parts) + 1):
+                name = ".".join(parts[:end])
+                if name not in found and module_file(name) is not None:
+                    found[name] = where(path, line)
+                    todo.append(name)
+    return found
 
 
 def calls(path: Path) -> Iterator[tuple[int, str, str | None]]:
@@ -132,6 +190,28 @@ def test_only_the_web_layer_imports_flask() -> None:
     assert not found, found
 
 
+def test_the_service_never_imports_the_development_harness() -> None:
+    found = [
+        f"{where(path, line)} imports {module}"
+        + (" outside a function" if path.resolve() == HARNESS_OFFER else "")
+        for path in python_files(ROOT / "cds_service", ROOT / "fhir_mappers")
+        for line, module, lazy in module_imports(path, with_names=False)
+        if module.split(".")[0] == HARNESS and (path.resolve() != HARNESS_OFFER or not lazy)
+    ]
+    assert not found, found
+
+
+def test_the_server_imports_neither_the_harness_nor_the_tests() -> None:
+    closure = import_closure(*SERVER_ENTRIES)
+    found = [
+        f"{module} (imported at {closure[module]})"
+        for module in closure
+        if any(module == bad or module.startswith(bad + ".") for bad in NOT_FOR_THE_SERVER)
+    ]
+    assert not found, found
+    assert "cds_service.pipeline" in closure  # the scan reached the request path
+
+
 def test_the_checks_see_what_they_check() -> None:
     """The scan finds real imports (a check that finds nothing would always pass)."""
     hooks = ROOT / "cds_service" / "routes" / "hooks.py"
@@ -139,3 +219,7 @@ def test_the_checks_see_what_they_check() -> None:
     rules = ROOT / "cds_service" / "engine" / "rules.py"
     assert any(m == "cds_service.engine.assessment" for _, m in imports(rules))
     assert any(name == "sorted" for _, name, _ in calls(rules))
+    offer = [(module, lazy) for _, module, lazy in module_imports(HARNESS_OFFER)]
+    assert ("spine_cds_dev.commands", True) in offer
+    demo = import_closure("spine_cds_dev.demo")
+    assert "spine_cds_dev.service_process" in demo and "cds_service.tools.services" in demo

@@ -2,7 +2,8 @@
 
 The wheel is built and unpacked, and the service is run from it, away from the source
 tree, so that a data file missing from the package (hooks.json, schemas, value sets,
-examples) fails here rather than in a container.
+examples) fails here rather than in a container. It ships the service and nothing of
+the checkout's development harness (spine_cds_dev), tests or benchmarks.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.service_process import free_port
+from spine_cds_dev.service_process import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_PACKAGES = {"cds_service", "fhir_mappers"}
 
 
 def test_service_runs_from_the_built_wheel(tmp_path: Path) -> None:
@@ -45,8 +47,12 @@ def test_service_runs_from_the_built_wheel(tmp_path: Path) -> None:
     wheel = next(tmp_path.glob("spine_cds-*.whl"))
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.namelist()
         archive.extractall(site)
     assert (site / "cds_service" / "hooks.json").is_file()
+    tops = {name.split("/")[0] for name in shipped if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == SHIPPED_PACKAGES, sorted(tops)
+    assert not [name for name in shipped if "spine_cds_dev" in name or "/tests/" in name]
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_CDS_")}
@@ -94,3 +100,16 @@ def test_service_runs_from_the_built_wheel(tmp_path: Path) -> None:
     finally:
         service.terminate()
         service.wait(timeout=15)
+    # The harness's commands are listed, and say they run from a source checkout.
+    demo = subprocess.run(
+        [sys.executable, "-m", "cds_service", "demo", "--patient", "e01"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert demo.returncode == 2, demo.stdout + demo.stderr
+    assert "source checkout" in demo.stderr
+    assert "Starting" not in demo.stdout

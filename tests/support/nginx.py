@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.service_process import free_port
+from spine_cds_dev.service_process import free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "spine-cds.conf"
 

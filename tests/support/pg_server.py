@@ -30,7 +30,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.support.service_process import free_port
+from spine_cds_dev.service_process import free_port
 
 SUPERUSER = "spine"
 START_TIMEOUT_SECONDS = 60

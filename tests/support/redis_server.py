@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from spine_cds_dev.service_process import free_port
 from tests.support.pg_server import missing_binary
-from tests.support.service_process import free_port
 
 START_TIMEOUT_SECONDS = 20.0
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-import cds_service.tools.demo as demo_module
+import spine_cds_dev.demo as demo_module
 from cds_service.cli import main
 from cds_service.examples import load_examples
 from cds_service.tools.errors import ServiceError

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from cds_service.examples import load_examples
+from spine_cds_dev.service_process import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -28,13 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "fhir-test-server.sh"
 ORDER_DATE = date(2026, 11, 26)
 SERVICE_URL = "http://127.0.0.1:8080"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_is_free(port: int) -> bool:

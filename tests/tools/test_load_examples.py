@@ -14,8 +14,8 @@ from cds_service.cli import main
 from cds_service.examples import load_examples
 from cds_service.tools.fhir_http import FhirEndpoint
 from cds_service.tools.load_examples import load_into
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import free_port
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -30,10 +30,10 @@ from cds_service.examples import load_example
 from cds_service.stores import AuditRecord, SqlAuditStore, SqlFeedbackStore, SqliteDatabase
 from cds_service.tools.ehr_requests import local_prefetch
 from cds_service.tools.report import offered_reasons, percentile
+from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID, hook_request, medication_request, service_request
 from tests.conftest import make_settings
 from tests.support.ehr_calls import order_request
-from tests.support.fhir_server import FhirTestServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

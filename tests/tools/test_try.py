@@ -17,10 +17,10 @@ from cds_service.cli import main
 from cds_service.discovery import load_discovery
 from cds_service.examples import load_example
 from cds_service.tools.render import render_cards
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess, free_port
 from tests.support.conformance import assert_conformant_response
 from tests.support.faulty_fhir_server import FaultyFhirServer
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import ServiceProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

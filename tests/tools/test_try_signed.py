@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cds_service.examples import load_examples
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import ServiceProcess
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 ISS = "https://integrator.example.org"

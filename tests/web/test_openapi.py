@@ -3,10 +3,12 @@
 It must not drift from what it describes, so these tests tie it to its sources:
 
 - the request and response schemas are the files in cds_service/schemas, converted by
-  ``components_from_schema_files`` (each ``$defs`` entry becomes the component
-  ``<file>.<name>``, every ``$ref`` rewritten to match); any edit of a schema file fails
-  here until the document is regenerated with ``python -m tests.web.test_openapi --write``;
-- there is one hook path per service of hooks.json, with that hook's request schema;
+  the development harness's generator (``spine_cds_dev.openapi``: each ``$defs`` entry
+  becomes the component ``<file>.<name>``, every ``$ref`` rewritten to match); any edit
+  of a schema file fails here until the document is regenerated with
+  ``python -m spine_cds_dev.openapi --write``;
+- there is one hook path per service of hooks.json, with its hook's declared request
+  schema (``cds_service.hook_declarations``);
 - every route of the app is documented and every documented path is served;
 - what the app really answers validates against the documented schemas.
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,19 @@ from referencing.jsonschema import DRAFT202012
 
 import cds_service
 from cds_service import schemas
+from cds_service.hook_declarations import HOOKS
 from cds_service.validation import validate
+from spine_cds_dev.openapi import (
+    COMPONENTS,
+    HAND_WRITTEN,
+    OPENAPI_PATH,
+    component_name,
+    components_from_schema_files,
+)
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, SIGN_ID, hook_request, service_request
 
-OPENAPI_PATH = Path(cds_service.__file__).parent / "openapi.json"
 HOOKS_PATH = Path(cds_service.__file__).parent.parent / "hooks.json"
 DOCUMENT_URI = "urn:spine-cds:openapi"
-COMPONENTS = "#/components/schemas/"
-# Components written by hand in the document (not converted from a schema file).
-HAND_WRITTEN = {"error", "health", "feedback-result"}
 # Documented paths whose routes are promised but not there yet; empty this set when they are.
 NOT_YET_SERVED: set[str] = set()
 ERROR_STATUSES = {400, 401, 404, 405, 412, 413, 415}
@@ -53,49 +58,6 @@ def load_document() -> dict[str, Any]:
     """The shipped document (cached: tests must not modify it; they deep-copy first)."""
     document: dict[str, Any] = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
     return document
-
-
-def component_name(file_name: str) -> str:
-    """``order-select.request.schema.json`` -> ``order-select.request``."""
-    return file_name.removesuffix(".schema.json")
-
-
-def _rewrite_refs(value: Any, own: str, names_by_id: dict[str, str]) -> Any:
-    """``#/$defs/x`` (own file) and ``<$id>#/$defs/x`` (another file) -> component refs."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if key == "$ref" and isinstance(item, str):
-                base, _, fragment = item.partition("#")
-                if not fragment.startswith("/$defs/") or "/" in fragment[len("/$defs/") :]:
-                    raise ValueError(f"cannot convert $ref {item!r}: only /$defs/<name> is known")
-                target = own if base == "" else names_by_id[base]
-                out[key] = f"{COMPONENTS}{target}.{fragment[len('/$defs/') :]}"
-            else:
-                out[key] = _rewrite_refs(item, own, names_by_id)
-        return out
-    if isinstance(value, list):
-        return [_rewrite_refs(item, own, names_by_id) for item in value]
-    return value
-
-
-def components_from_schema_files() -> dict[str, Any]:
-    """The OpenAPI components the schema files convert to (the only allowed conversion)."""
-    names_by_id = {
-        schemas.load_schema(name)["$id"]: component_name(name) for name in schemas.SCHEMA_FILES
-    }
-    out: dict[str, Any] = {}
-    for file_name in schemas.SCHEMA_FILES:
-        schema = copy.deepcopy(schemas.load_schema(file_name))
-        name = component_name(file_name)
-        definitions = schema.pop("$defs", {})
-        schema.pop("$schema", None)
-        schema.pop("$id", None)
-        if set(schema) - {"title", "description"}:  # a file that is only a $defs holder has none
-            out[name] = _rewrite_refs(schema, name, names_by_id)
-        for def_name, definition in definitions.items():
-            out[f"{name}.{def_name}"] = _rewrite_refs(definition, name, names_by_id)
-    return out
 
 
 @cache
@@ -170,16 +132,6 @@ def flask_paths(app: Flask) -> set[tuple[str, str]]:
     return found
 
 
-def write_components() -> None:
-    """Regenerate the converted components of the document in place (a developer tool)."""
-    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
-    current = document["components"]["schemas"]
-    hand = {name: current[name] for name in current if name in HAND_WRITTEN}
-    document["components"]["schemas"] = {**components_from_schema_files(), **hand}
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    OPENAPI_PATH.write_text(text, encoding="utf-8")
-
-
 # --- the document is valid OpenAPI 3.1 ---------------------------------------------------
 
 
@@ -243,7 +195,7 @@ def test_components_are_the_schema_files_converted() -> None:
     unknown = sorted(set(components) - set(expected) - HAND_WRITTEN)
     assert not stale, (
         f"components {stale} differ from cds_service/schemas; "
-        "run `python -m tests.web.test_openapi --write`"
+        "run `python -m spine_cds_dev.openapi --write`"
     )
     assert not unknown, f"components {unknown} come from no schema file"
     assert HAND_WRITTEN <= set(components)
@@ -276,7 +228,7 @@ def test_one_hook_path_per_service_of_hooks_json() -> None:
     for service in services:
         operation = paths[f"/cds-services/{service['id']}"]["post"]
         body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
-        request_file = schemas.request_schema_for(service["hook"])
+        request_file = HOOKS[service["hook"]].schema
         assert body_schema == {"$ref": COMPONENTS + component_name(request_file)}
         answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert answer == {"$ref": COMPONENTS + "response"}
@@ -392,12 +344,3 @@ def test_real_answers_match_the_document(client: FlaskClient) -> None:
         served = client.get("/openapi.json")
         assert served.status_code == 200
         assert served.get_json() == load_document()
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--write"]:
-        write_components()
-        print(f"rewrote the converted components of {OPENAPI_PATH}")
-    else:
-        print("usage: python -m tests.web.test_openapi --write", file=sys.stderr)
-        raise SystemExit(2)

@@ -1,10 +1,11 @@
 """``spine-cds demo``: the whole service on one machine, one command, nothing left behind.
 
-It starts the project's FHIR test server (tests/fhir_server, so it runs from a source
-checkout) and the real service under gunicorn in development mode with a throw-away
-database, loads the synthetic patients, acts as the EHR for each (order-select with
-prefetch, over HTTP), prints each card under its patient's story, and stops everything
-it started: on success, on an error, on Ctrl-C and on SIGTERM.
+Part of the development harness (it runs from a source checkout, not from the wheel).
+It starts the project's FHIR test server (tests/fhir_server) and the real service under
+gunicorn in development mode with a throw-away database, loads the synthetic patients,
+acts as the EHR for each (order-select with prefetch, over HTTP), prints each card under
+its patient's story, and stops everything it started: on success, on an error, on
+Ctrl-C and on SIGTERM.
 
 The service runs in its own session (process group), so Ctrl-C in the terminal does not
 reach it directly: the demo stops it in order (gunicorn stops its workers), and kills
@@ -33,15 +34,6 @@ from cds_service.tools.ehr_requests import build_request
 from cds_service.tools.errors import EXIT_MISMATCH, FhirServerError, InputError, ServiceError
 from cds_service.tools.fhir_http import FhirEndpoint
 from cds_service.tools.load_examples import load_into
-from cds_service.tools.processes import (
-    FhirServer,
-    ServiceServer,
-    _interrupts_held,
-    _stop_signals_as_interrupt,
-    checkout_root,
-    fhir_server_for,
-    start_fhir_server,
-)
 from cds_service.tools.render import decision_of, render_cards
 from cds_service.tools.services import (
     Answer,
@@ -50,12 +42,19 @@ from cds_service.tools.services import (
     error_text,
     find_service,
 )
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.processes import (
+    checkout_root,
+    fhir_server_for,
+    interrupts_held,
+    start_fhir_server,
+    stop_signals_as_interrupt,
+)
+from spine_cds_dev.service_process import ServiceProcess, ServiceStartError
 
 __all__ = [
     "DemoRow",
-    "ServiceServer",
     "call_example",
-    "checkout_root",
     "run_demo",
     "sandbox_url",
     "select_examples",
@@ -65,6 +64,7 @@ HOOK = "order-select"
 WIDTH = 92
 SANDBOX = "https://sandbox.cds-hooks.org/"
 ORDER = "http://www.ama-assn.org/go/cpt|72158"
+SERVICE_START_TIMEOUT_S = 60.0
 
 
 # --- acting as the EHR ------------------------------------------------------------------
@@ -152,7 +152,7 @@ def try_command(fhir_base: str, patient_id: str, order_date: date, service_url: 
     )
 
 
-def _sandbox_lines(service_url: str, fhir_base: str, examples: Sequence[Example]) -> list[str]:
+def sandbox_lines(service_url: str, fhir_base: str, examples: Sequence[Example]) -> list[str]:
     lines = [
         "Open the CDS Hooks sandbox on its PAMA imaging tab, one patient per link (the page"
         " reads the FHIR server from your browser; pick a lumbar spine MRI or CT):"
@@ -178,22 +178,25 @@ def run_demo(
     examples run raise ToolError (exit 2, 3 or 4).
     """
     examples = select_examples(load_examples(order_date), wanted)  # before starting anything
-    root = checkout_root()
-    fhir_server: FhirServer | None = None
-    service: ServiceServer | None = None
+    checkout_root()
+    fhir_server: FhirTestServer | None = None
+    service: ServiceProcess | None = None
     rows: list[DemoRow] = []
     interrupted = False
-    with tempfile.TemporaryDirectory(prefix="spine-cds-demo-") as tmp, _stop_signals_as_interrupt():
+    with tempfile.TemporaryDirectory(prefix="spine-cds-demo-") as tmp, stop_signals_as_interrupt():
         try:
             click.echo("Starting the FHIR test server (Node, data in memory, 127.0.0.1) ...")
-            fhir_server = fhir_server_for(root, fhir_port)
-            start_fhir_server(fhir_server, root)
+            fhir_server = fhir_server_for(fhir_port)
+            start_fhir_server(fhir_server)
             click.echo(f"  FHIR test server at {fhir_server.base_url} (pid {fhir_server.pid})")
             click.echo("Starting the service (gunicorn, development mode, throw-away database) ...")
-            service = ServiceServer(
-                Path(tmp) / "spine-cds.sqlite3", Path(tmp) / "service.log", port=service_port
+            service = ServiceProcess(
+                env={"SPINE_CDS_DATABASE_PATH": str(Path(tmp) / "spine-cds.sqlite3")},
+                log_path=Path(tmp) / "service.log",
+                port=service_port,
+                own_session=True,
             )
-            service.start()
+            _start_service(service)
             click.echo(f"  service at {service.url}/cds-services (pid {service.pid})")
             rows = _show_examples(fhir_server.base_url, service.url, examples, order_date, detail)
             if keep_running:
@@ -211,6 +214,13 @@ def run_demo(
     if interrupted:
         return 130
     return 0 if all(row.match for row in rows) else EXIT_MISMATCH
+
+
+def _start_service(service: ServiceProcess) -> None:
+    try:
+        service.start(SERVICE_START_TIMEOUT_S)
+    except ServiceStartError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 def _show_examples(
@@ -269,8 +279,8 @@ def _row_text(row: DemoRow, number: int, total: int, detail: bool) -> str:
 
 
 def _wait_for_ctrl_c(
-    fhir_server: FhirServer,
-    service: ServiceServer,
+    fhir_server: FhirTestServer,
+    service: ServiceProcess,
     order_date: date,
     examples: Sequence[Example],
 ) -> None:
@@ -281,7 +291,7 @@ def _wait_for_ctrl_c(
         " loaded)"
     )
     click.echo(f"  CDS service       {service.url}/cds-services  (development mode)")
-    click.echo("\n".join(_sandbox_lines(service.url, fhir_server.base_url, examples)))
+    click.echo("\n".join(sandbox_lines(service.url, fhir_server.base_url, examples)))
     click.echo("Or try one patient from another terminal, in this directory:")
     click.echo("  " + try_command(fhir_server.base_url, "spine-cds-e1", order_date, service.url))
     click.echo("Press Ctrl-C to stop both.", nl=True)
@@ -294,11 +304,11 @@ def _wait_for_ctrl_c(
         time.sleep(0.5)
 
 
-def _stop_all(fhir_server: FhirServer | None, service: ServiceServer | None) -> None:
+def _stop_all(fhir_server: FhirTestServer | None, service: ServiceProcess | None) -> None:
     """Stop what was started, the service first; a second Ctrl-C cannot cut this short."""
     if fhir_server is None and service is None:
         return
-    with _interrupts_held():
+    with interrupts_held():
         click.echo("Stopping the service and the FHIR test server ...")
         if service is not None:
             service.stop()

@@ -1,5 +1,6 @@
 """``spine-cds fhir-test-server``: the project's FHIR test server on its own, on a fixed
-port, optionally with the example patients loaded, until Ctrl-C."""
+port, optionally with the example patients loaded, until Ctrl-C (development harness:
+it runs from a source checkout)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ import click
 
 from cds_service.examples import Example
 from cds_service.tools.commands import spine_cds_command
-from cds_service.tools.demo import _sandbox_lines, try_command
 from cds_service.tools.errors import FhirServerError
 from cds_service.tools.fhir_http import FhirEndpoint
 from cds_service.tools.load_examples import load_into
-from cds_service.tools.processes import (
-    FhirServer,
-    _interrupts_held,
-    _stop_signals_as_interrupt,
+from spine_cds_dev.demo import sandbox_lines, try_command
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.processes import (
     checkout_root,
     fhir_server_for,
+    interrupts_held,
     start_fhir_server,
+    stop_signals_as_interrupt,
 )
 
 
@@ -48,14 +49,14 @@ def run_fhir_test_server(
     """Run the project's FHIR test server on 127.0.0.1:``port`` until Ctrl-C, optionally
     with the example patients loaded, and print how to use it (sandbox links for a
     service at ``service_url``, a ``try`` command). 0 on Ctrl-C; ToolError on a problem."""
-    root = checkout_root()
+    checkout_root()
     _check_port_free(port)
-    fhir_server: FhirServer | None = None
-    with _stop_signals_as_interrupt():
+    fhir_server: FhirTestServer | None = None
+    with stop_signals_as_interrupt():
         try:
             click.echo(f"Starting the FHIR test server on 127.0.0.1:{port} (data in memory) ...")
-            fhir_server = fhir_server_for(root, port, token)
-            start_fhir_server(fhir_server, root)
+            fhir_server = fhir_server_for(port, token)
+            start_fhir_server(fhir_server)
             base = fhir_server.base_url
             click.echo(f"  FHIR test server at {base} (pid {fhir_server.pid})")
             examples: list[Example] = []
@@ -74,7 +75,7 @@ def run_fhir_test_server(
             )
             if examples:
                 click.echo(f"With the service running at {service_url} (bash scripts/serve.sh):")
-                click.echo("\n".join(_sandbox_lines(service_url, base, examples)))
+                click.echo("\n".join(sandbox_lines(service_url, base, examples)))
                 if order_date != date.today():
                     click.echo(
                         f"  Note: the orders were placed on {order_date}, but the sandbox's"
@@ -98,7 +99,7 @@ def run_fhir_test_server(
             click.echo("")
         finally:
             if fhir_server is not None:
-                with _interrupts_held():
+                with interrupts_held():
                     fhir_server.stop()
                     click.echo("Stopped the FHIR test server.")
     return 0
