@@ -35,14 +35,9 @@ def report(
     --png writes the same as a chart (needs matplotlib).
     """
     from cds_service.tools.errors import InputError
-    from cds_service.tools.report import (
-        EMPTY_MESSAGE,
-        build_report,
-        describe_source,
-        open_stores,
-        period_bounds,
-    )
+    from cds_service.tools.report import EMPTY_MESSAGE, build_report
     from cds_service.tools.report_chart import png_unavailable, write_png
+    from cds_service.tools.report_stores import describe_source, open_stores, period_bounds
     from cds_service.tools.report_text import format_report
 
     if png and (problem := png_unavailable()):
@@ -92,7 +87,7 @@ def audit_purge(config: str | None) -> None:
     checking the retention does what it says.
     """
     from cds_service.tools.errors import InputError
-    from cds_service.tools.report import open_stores
+    from cds_service.tools.report_stores import open_stores
 
     settings = settings_or_exit(config, {})
     try:

@@ -4,9 +4,9 @@ Reads the decision audit and the feedback store (the same database ``serve`` use
 summarises a period: invocations by service and decision (refusals by reason, shadow
 calls counted), what happened to the cards shown (accepted, overridden and why, no
 feedback), latency percentiles and how often the service had to fetch from the FHIR
-server. ``build_report`` is pure (records in, figures out); ``report_text.format_report`` and
-``report_chart.write_png`` present it. matplotlib is imported only by ``write_png``, so the service
-never loads it.
+server. ``build_report`` is pure (records in, figures out); ``report_stores`` opens what
+it reads, ``report_text.format_report`` and ``report_chart.write_png`` present it.
+matplotlib is imported only by ``write_png``, so the service never loads it.
 
 Feedback is linked to decisions through card uuids. A card uuid is stable (the same
 patient, order and data give the same card), so a card shown twice is counted once, and
@@ -19,19 +19,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
+from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from cds_service.cards import load_override_reasons
-from cds_service.settings import Settings
-from cds_service.stores.audit import AuditRecord, SqlAuditStore
-from cds_service.stores.feedback import SqlFeedbackStore
-from cds_service.stores.sql import StoreError, open_database
+from cds_service.stores.audit import AuditRecord
 
 __all__ = [
     "DECISION_ORDER",
@@ -39,13 +33,9 @@ __all__ = [
     "OverrideCount",
     "Percentiles",
     "Report",
-    "ReportStores",
     "build_report",
-    "describe_source",
     "offered_reasons",
-    "open_stores",
     "percentile",
-    "period_bounds",
 ]
 
 DECISION_ORDER = (
@@ -353,57 +343,3 @@ def build_report(
         override_reasons_not_offered=[o for o in counted if not o.offered],
         source=source,
     )
-
-
-# --- reading the stores ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReportStores:
-    audit: SqlAuditStore
-    feedback: SqlFeedbackStore
-
-
-@contextmanager
-def open_stores(settings: Settings) -> Iterator[ReportStores]:
-    """The audit and feedback stores of the database ``serve`` uses with these settings.
-
-    Not ``build_stores``: that one purges on opening (``audit-purge`` could not count what
-    it deleted), connects to Redis and may create the patient-hash key, none of which a
-    report or a purge needs. A missing SQLite file is an error, not a new empty database
-    (a mistyped path must not look like "nothing recorded"). Raises StoreError.
-    """
-    if not settings.database_url and settings.database_path != ":memory:":
-        if not Path(settings.database_path).is_file():
-            raise StoreError(
-                f"no database at {settings.database_path} (database_path): nothing has been "
-                "recorded there; give the settings file the service runs with (--config)"
-            )
-    db = open_database(settings.database_url, settings.database_path)
-    try:
-        yield ReportStores(SqlAuditStore(db, settings.audit_retention_days), SqlFeedbackStore(db))
-    finally:
-        db.close()
-
-
-def describe_source(settings: Settings) -> str:
-    """The database the report reads, for its title: never a password."""
-    if settings.database_url:
-        parts = urlsplit(settings.database_url)
-        where = parts.hostname or "localhost"
-        if parts.port:
-            where += f":{parts.port}"
-        return f"PostgreSQL {where}{parts.path}"
-    if settings.database_path == ":memory:":
-        return "an in-memory database"
-    return f"SQLite {Path(settings.database_path).resolve()}"
-
-
-def period_bounds(
-    since: date | None, until: date | None
-) -> tuple[datetime | None, datetime | None]:
-    """``--since``/``--until`` as UTC instants: from the start of ``since`` to the end of
-    ``until`` (both days included)."""
-    start = datetime.combine(since, time(0), UTC) if since else None
-    end = datetime.combine(until + timedelta(days=1), time(0), UTC) if until else None
-    return start, end
