@@ -11,6 +11,6 @@ set -euo pipefail
 export CDS_TOOL_CALLER_CWD="${CDS_TOOL_CALLER_CWD:-$PWD}"
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --fhir
-# `python -m` from the checkout: the demo runs this checkout's code and finds its
-# FHIR test server in tests/.
+# `python -m` from the checkout: the demo runs this checkout's code, with its
+# development harness (spine_cds_dev) and the FHIR test server in tests/fhir_server.
 exec .venv/bin/python -m cds_service demo "$@"
