@@ -9,18 +9,23 @@ element is skipped without building anything.
 
 The types are strict on purpose: an element the mapper reads that is present with an
 unexpected type (a null, a number where a string belongs, a coding that is not an
-object) makes the typed decode refuse the resource, and the resource is then read from
-its bytes as a plain dict by the careful path, exactly as if the fast path did not
-exist. So a ``ObservationBytes`` always keeps its bytes: the mapper falls back to them
-for any Observation outside the usual shape (``observations._usual_wire``).
+object, a number beyond a float's range) makes the typed decode refuse the resource,
+and the resource is then read as a plain dict by the careful path, exactly as if the
+typed path did not exist. So an ``ObservationBytes`` always keeps its bytes: the mapper
+falls back to them for any Observation outside the usual shape (``observations._usual``).
 
-Pure: no I/O. ``read_resource`` is called for each entry of a prefetched Observation
-search that the request decoder (``cds_service/hookbody.py``) left as bytes, when
-``unwrap_bundle`` reads the search.
+The same Structs are the mapper's one typed reading of every Observation: from the
+bytes of prefetched searches (``cds_service/hookbody.py``), each read by
+``read_resource`` when its Bundle is unwrapped; and from an Observation that is already
+a dict (the careful parse of an unusual hook body, fetched pages, the command-line
+tools) by ``typed_observation``, which refuses what the byte decode refuses.
+
+Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final, Literal
 
 import msgspec
@@ -39,7 +44,9 @@ class WireConcept(Struct, frozen=True, gc=False):
 
 
 class WireQuantity(Struct, frozen=True, gc=False):
-    value: int | float | UnsetType = UNSET
+    # A JSON integer reads as a float, as the careful path reads it; a number beyond a
+    # float's range is refused (the careful path says it is not finite).
+    value: float | UnsetType = UNSET
     # Only its presence is read here (any comparator sends the value down the careful
     # path), so any JSON is accepted.
     comparator: Any = UNSET
@@ -79,8 +86,8 @@ class ObservationBytes:
         self.raw = raw
 
     def as_dict(self) -> Any:
-        """The resource as ``orjson.loads`` reads it: what the careful path works on."""
-        return orjson.loads(memoryview(self.raw))
+        """The resource as JSON reads it: what the careful path works on."""
+        return _json(self.raw)
 
 
 _DECODER: Final = msgspec.json.Decoder(WireObservation)
@@ -92,4 +99,24 @@ def read_resource(raw: Raw) -> Any:
     try:
         return ObservationBytes(_DECODER.decode(raw), raw)
     except msgspec.ValidationError:
+        return _json(raw)
+
+
+def typed_observation(resource: dict[str, Any]) -> WireObservation | None:
+    """The typed reading of an Observation that is already a dict, as JSON parsers build
+    them; None where the typed decode of its bytes would refuse it (another resource
+    type, a wrong type or a null in an element the mapper reads)."""
+    try:
+        return msgspec.convert(resource, WireObservation)
+    except msgspec.ValidationError:
+        return None
+
+
+def _json(raw: Raw) -> Any:
+    """``raw`` (JSON that msgspec accepted) as a Python value: orjson, or the standard
+    library for what orjson refuses (integers beyond 64 bits), so that no resource the
+    typed decode passed on fails to read."""
+    try:
         return orjson.loads(memoryview(raw))
+    except orjson.JSONDecodeError:
+        return json.loads(bytes(raw))

@@ -10,6 +10,7 @@ references name the resource as the request gave it ("Type/id", or "Type/#positi
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -57,6 +58,11 @@ def issue_of(resource: object, options: MappingOptions = DEFAULT) -> DataIssue:
     assert measurements == ()
     (issue,) = issues
     return issue
+
+
+def why(issue: DataIssue) -> DataIssue:
+    """The issue's reference, reason, kind and plain words (what it holds is tested below)."""
+    return DataIssue(issue.reference, issue.reason, issue.kind, issue.plain)
 
 
 # --- the Coding that identified a measurement ----------------------------------------------
@@ -193,7 +199,7 @@ def test_a_crp_skipped_is_reported_with_its_reason(
     elements: dict[str, Any], reason: str, plain: str
 ) -> None:
     issue = issue_of(observation("o1", **elements))
-    assert issue == DataIssue("Observation/o1", reason, "crp", plain)
+    assert why(issue) == DataIssue("Observation/o1", reason, "crp", plain)
 
 
 @pytest.mark.parametrize(
@@ -294,7 +300,7 @@ def test_an_observation_skipped_is_reported_with_its_reason_and_plain_words(
     plain: str,
 ) -> None:
     issue = issue_of(observation("o1", coding, **elements))
-    assert issue == DataIssue("Observation/o1", reason, kind, plain)
+    assert why(issue) == DataIssue("Observation/o1", reason, kind, plain)
 
 
 def test_molar_crp_in_another_unit_is_reported() -> None:
@@ -304,7 +310,7 @@ def test_molar_crp_in_another_unit_is_reported() -> None:
         (LOINC, "76485-2", "C reactive protein [Moles/volume]"),
         valueQuantity={"value": 2, "code": "mg/L"},
     )
-    assert issue_of(resource, options) == DataIssue(
+    assert why(issue_of(resource, options)) == DataIssue(
         "Observation/m1", "molar CRP unit 'mg/L' is not nmol/L: skipped", "crp", BAD_UNIT
     )
 
@@ -319,9 +325,35 @@ def test_a_pain_score_keeps_its_comparator() -> None:
 @pytest.mark.parametrize("score", ["6", 6.5, True])
 def test_a_pain_value_integer_that_is_not_an_integer_is_reported(score: object) -> None:
     issue = issue_of(observation("p1", PAIN, valueQuantity=None, valueInteger=score))
-    assert issue == DataIssue(
+    assert why(issue) == DataIssue(
         "Observation/p1", "valueInteger is not an integer: skipped", "pain", NO_VALUE
     )
+
+
+# --- numbers beyond a float ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "elements",
+    [
+        {"valueQuantity": {"value": 10**400, "code": "mg/L"}},
+        {"valueQuantity": {"value": Decimal("1e400"), "code": "mg/L"}},
+    ],
+)
+def test_a_number_beyond_a_float_is_skipped_as_not_finite(elements: dict[str, Any]) -> None:
+    issue = issue_of(observation("o1", **elements))
+    assert why(issue) == DataIssue(
+        "Observation/o1", "valueQuantity.value is not finite: skipped", "crp", NO_VALUE
+    )
+    assert issue.value is None
+
+
+def test_a_pain_integer_beyond_a_float_is_outside_the_scale() -> None:
+    issue = issue_of(observation("p1", PAIN, valueQuantity=None, valueInteger=10**400))
+    assert why(issue) == DataIssue(
+        "Observation/p1", "pain score inf outside 0-10: skipped", "pain", "outside the 0-10 scale"
+    )
+    assert issue.value is None
 
 
 # --- the time window and the options -------------------------------------------------------

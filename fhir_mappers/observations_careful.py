@@ -1,0 +1,307 @@
+"""The careful reading of an Observation: element by element, from the resource as JSON.
+
+``observations.map_observations`` reads every Observation typed first and measures the
+usual shape with few calls; whatever that declines comes here, as the dict JSON makes of
+the resource. This path reads any shape: it selects by LOINC code, then checks strictly,
+by type, only the elements the rules read (code, status, effective[x]/issued, value[x]).
+A selected Observation whose elements are malformed or unusable is skipped with a
+DataIssue that says why, in the audit's words and a clinician's (``plain``); nothing
+raises. The rest of the resource is not validated, by
+design: the rules do not read it. It is the answer the typed reader is held to by the
+property tests (tests/fhir_mappers/test_observations_usual.py, test_wire.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fhir_mappers.model import Coding, DataIssue, Measurement, MeasurementKind, When
+from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.valuesets import ObservationEntry, ObservationKind
+
+USED_STATUSES = frozenset({"final", "amended", "corrected"})
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+# Units compared lower-case, so "mg/l" and "MG/DL" from hand-typed unit strings work too.
+CRP_MASS_TO_MG_PER_L = {"mg/l": 1.0, "mg/dl": 10.0}
+CRP_MOLAR_UNITS = frozenset({"nmol/l"})
+ESR_UNITS = frozenset({"mm/h", "mm/hr"})
+PAIN_MAX = 10.0
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """Settings the mapping needs; the defaults follow clinical-rules.md 'Reading the data'."""
+
+    accept_preliminary: bool = False
+    # clinical-rules: 1 mg/L = 9.524 nmol/L; molar CRP is used only when this is configured.
+    crp_molar_factor_nmol_per_mg: float | None = None
+    # Skip observations before this instant (the rules read from T0 - 7 d on). A cheap
+    # pre-filter, inclusive by day: a value is dropped only when both its instant and its
+    # calendar day are before ``since``, so the engine still applies the exact window.
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        factor = self.crp_molar_factor_nmol_per_mg
+        if factor is not None and not (math.isfinite(factor) and factor > 0):
+            raise ValueError("crp_molar_factor_nmol_per_mg must be a positive number")
+        if self.since is not None and self.since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+
+
+class Skip(Exception):
+    """A selected Observation that cannot be used; the message is the DataIssue reason.
+
+    ``plain`` says the same in a clinician's words for the card ("marked
+    entered-in-error"); the reason keeps the technical detail for the audit.
+    """
+
+    def __init__(self, reason: str, plain: str) -> None:
+        super().__init__(reason)
+        self.plain = plain
+
+
+# What a card calls each kind of Observation when it counts the ones left out.
+KIND_NAMES = {
+    ObservationKind.CRP: "crp",
+    ObservationKind.CRP_HS: "crp",
+    ObservationKind.CRP_MOLAR: "crp",
+    ObservationKind.ESR: "esr",
+    ObservationKind.PAIN: "pain",
+}
+
+
+def select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry] | None:
+    if not isinstance(concept, dict):
+        return None
+    items = concept.get("coding")
+    if not isinstance(items, list):
+        return None
+    ignored: tuple[Coding, ObservationEntry] | None = None
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        system, code = item.get("system"), item.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            entry = table.get((system, code))
+            if entry is not None:
+                display = item.get("display")
+                found = Coding(system, code, display if isinstance(display, str) else None), entry
+                if entry.kind is not ObservationKind.IGNORE:
+                    return found
+                ignored = ignored or found  # e.g. qualitative CRP beside 1988-5: keep looking
+    return ignored
+
+
+def measure(
+    ref: str,
+    resource: dict[str, Any],
+    coding: Coding,
+    entry: ObservationEntry,
+    options: MappingOptions,
+) -> Measurement | None:
+    """The Measurement, None when out of the time window; Skip when unusable."""
+    if entry.kind is ObservationKind.IGNORE:
+        raise Skip(f"{coding.code} is not read by the rules: ignored", "not a test the rules read")
+    if entry.kind is ObservationKind.CRP_MOLAR and options.crp_molar_factor_nmol_per_mg is None:
+        raise Skip(
+            f"molar CRP ({coding.code}) ignored: no nmol/L to mg/L factor configured",
+            "reported in nmol/L (conversion turned off in the settings)",
+        )
+
+    status = resource.get("status")
+    if not isinstance(status, str):
+        raise Skip("status missing or not a string: skipped", "without a result status")
+    if status not in USED_STATUSES and not (status == "preliminary" and options.accept_preliminary):
+        raise Skip(f"status {status}: ignored", _status_words(status))
+
+    when = _when(resource)
+    since = options.since
+    if since is not None and when.instant < since and when.day < since.date():
+        return None
+
+    if entry.kind is ObservationKind.PAIN:
+        return _pain(ref, resource, coding, status, when)
+    quantity = _quantity(resource)
+    number, comparator = _number(quantity)
+    units = _units(quantity)
+    if entry.kind is ObservationKind.ESR:
+        unit = _pick(units, ESR_UNITS)
+        if unit is None:
+            raise Skip(f"ESR unit {_shown(units)} is not mm/h: skipped", _BAD_UNIT)
+        kind, value, normal_unit, hs = MeasurementKind.ESR, number, "mm/h", False
+    elif entry.kind is ObservationKind.CRP_MOLAR:
+        unit = _pick(units, CRP_MOLAR_UNITS)
+        factor = options.crp_molar_factor_nmol_per_mg
+        if unit is None or factor is None:
+            raise Skip(f"molar CRP unit {_shown(units)} is not nmol/L: skipped", _BAD_UNIT)
+        kind, value, normal_unit, hs = MeasurementKind.CRP, number / factor, "mg/L", False
+    else:
+        unit = _pick(units, CRP_MASS_TO_MG_PER_L)
+        if unit is None:
+            raise Skip(f"CRP unit {_shown(units)} cannot be converted to mg/L: skipped", _BAD_UNIT)
+        hs = entry.kind is ObservationKind.CRP_HS
+        kind, value, normal_unit = (
+            MeasurementKind.CRP,
+            number * CRP_MASS_TO_MG_PER_L[unit.lower()],
+            "mg/L",
+        )
+    if value < 0:
+        raise Skip(f"negative {kind.value} value: skipped", "with a negative value")
+    return Measurement(
+        reference=ref,
+        kind=kind,
+        value=round(value, 9),
+        unit=normal_unit,
+        when=when,
+        code=coding,
+        status=status,
+        original_value=number,
+        original_unit=unit,
+        comparator=comparator,
+        high_sensitivity=hs,
+    )
+
+
+def _pain(
+    ref: str, resource: dict[str, Any], coding: Coding, status: str, when: When
+) -> Measurement:
+    raw_integer = resource.get("valueInteger")
+    if raw_integer is not None:
+        if not isinstance(raw_integer, int) or isinstance(raw_integer, bool):
+            raise Skip("valueInteger is not an integer: skipped", _NO_VALUE)
+        number, comparator, unit = _float(raw_integer), None, None
+    else:
+        quantity = _quantity(resource, also="valueInteger")
+        number, comparator = _number(quantity)
+        units = _units(quantity)
+        unit = units[0] if units else None
+    if not 0 <= number <= PAIN_MAX:
+        raise Skip(f"pain score {number:g} outside 0-10: skipped", "outside the 0-10 scale")
+    return Measurement(
+        reference=ref,
+        kind=MeasurementKind.PAIN,
+        value=number,
+        unit="{score}",
+        when=when,
+        code=coding,
+        status=status,
+        original_value=number,
+        original_unit=unit,
+        comparator=comparator,
+    )
+
+
+def _when(resource: dict[str, Any]) -> When:
+    """effectiveDateTime (or effectiveInstant), else effectivePeriod.start, else issued."""
+    value = resource.get("effectiveDateTime")
+    if value is not None:
+        return _parse_time("effectiveDateTime", value)
+    value = resource.get("effectiveInstant")
+    if value is not None:
+        return _parse_time("effectiveInstant", value)
+    period = resource.get("effectivePeriod")
+    if period is not None:
+        if not isinstance(period, dict):
+            raise Skip("effectivePeriod is not an object: skipped", _NO_DATE)
+        start = period.get("start")
+        if start is not None:
+            return _parse_time("effectivePeriod.start", start)
+    issued = resource.get("issued")
+    if issued is not None:
+        return _parse_time("issued", issued)
+    raise Skip("no effectiveDateTime, effectivePeriod.start or issued: skipped", _NO_DATE)
+
+
+def _parse_time(element: str, value: object) -> When:
+    try:
+        return parse_fhir_time(value)
+    except ValueError as exc:
+        raise Skip(f"{element} not read ({exc}): skipped", _NO_DATE) from None
+
+
+def _quantity(resource: dict[str, Any], also: str | None = None) -> dict[str, Any]:
+    quantity = resource.get("valueQuantity")
+    if isinstance(quantity, dict):
+        return quantity
+    if quantity is not None:
+        raise Skip("valueQuantity is not an object: skipped", _NO_VALUE)
+    other = next((key for key in resource if key.startswith("value")), None)
+    expected = "valueQuantity" + (f" or {also}" if also else "")
+    if other is not None:
+        raise Skip(f"{other} is not a usable number ({expected} expected): skipped", _NO_VALUE)
+    absent = " (dataAbsentReason given)" if resource.get("dataAbsentReason") is not None else ""
+    raise Skip(f"no value{absent}: skipped", _NO_VALUE)
+
+
+def _number(quantity: dict[str, Any]) -> tuple[float, str | None]:
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise Skip("valueQuantity.value is missing or not a number: skipped", _NO_VALUE)
+    number = _float(value)
+    if not math.isfinite(number):
+        raise Skip("valueQuantity.value is not finite: skipped", _NO_VALUE)
+    comparator = quantity.get("comparator")
+    if comparator is not None and comparator not in COMPARATORS:
+        raise Skip(
+            f"valueQuantity.comparator {comparator!r} is not one of < <= >= >: skipped", _NO_VALUE
+        )
+    return number, comparator
+
+
+def _float(value: float | Decimal) -> float:
+    """``float(value)``, infinite for an integer beyond a float's range (JSON allows any
+    integer, and some parsers keep it whole)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _units(quantity: dict[str, Any]) -> tuple[str, ...]:
+    """Unit candidates in order of trust: the (UCUM) code, then the human-readable unit."""
+    code, unit = quantity.get("code"), quantity.get("unit")
+    if code is not None and not isinstance(code, str):
+        raise Skip("valueQuantity.code is not a string: skipped", _BAD_UNIT)
+    if unit is not None and not isinstance(unit, str):
+        raise Skip("valueQuantity.unit is not a string: skipped", _BAD_UNIT)
+    code = code.strip() if code else ""
+    unit = unit.strip() if unit else ""
+    if code and unit:
+        return (code, unit)
+    return (code,) if code else (unit,) if unit else ()
+
+
+def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
+    """The first candidate that is a known unit (compared lower-case)."""
+    for unit in units:
+        if unit.lower() in known:
+            return unit
+    return None
+
+
+_BAD_UNIT = "in a unit that could not be converted"
+_NO_VALUE = "without a usable value"
+_NO_DATE = "without a usable date"
+
+
+def skipped(
+    ref: str, skip: Skip, resource: dict[str, Any], kind: ObservationKind, options: MappingOptions
+) -> DataIssue:
+    """The DataIssue of a skipped Observation."""
+    return DataIssue(ref, str(skip), KIND_NAMES.get(kind), skip.plain)
+
+
+def _status_words(status: str) -> str:
+    if status in {"entered-in-error", "cancelled"}:
+        return f"marked {status}"
+    return f"not final (status {status})"
+
+
+def _shown(units: tuple[str, ...]) -> str:
+    return " / ".join(repr(unit) for unit in units) if units else "(none)"
