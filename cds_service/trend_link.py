@@ -3,9 +3,12 @@
 Every decision card links to the SMART app the service serves under ``/trend/``
 (cds_service/static/trend, source in smart_app/). The EHR launches it with ``launch``
 and ``iss``; the app reads the patient's data from the EHR's FHIR server itself and
-uses ``appContext`` only to highlight what the decision rested on: the episode start
-(T0), the values each rule used, the thresholds in force, the rule that fired and the
-card's one-line summary.
+uses ``appContext`` only to highlight what the decision rested on: the treatment start
+(T0) and where it came from (the first antibiotic order, with its ingredient, or the
+episode's date), the findings known at diagnosis (name and date), the values each rule
+used, the thresholds in force, the rule that fired and the card's one-line summary. It is
+the card's machine-readable result without its orders: values, not resources, about
+2-3 KB (the EHR keeps it with the launch and hands it back in the token response).
 
 The link needs the service's own public URL. The renderer knows nothing of the web: the
 hook route works it out with ``base_url_for`` (``public_base_url`` when set, required
@@ -55,8 +58,9 @@ def launch_url(base_url: str) -> str:
 def app_context(
     assessment: Mapping[str, Any], summary: str, patient_id: str, settings: RuleSettings
 ) -> dict[str, Any]:
-    """What the app highlights: the card's machine-readable result, its summary (the
-    one-line reason), the patient it is about (the app ignores a context for another
+    """What the app highlights: the card's machine-readable result (T0 with its source and
+    antibiotic, the findings known at diagnosis, the values the rules used), its summary
+    (the one-line reason), the patient it is about (the app ignores a context for another
     patient) and the thresholds in force."""
     return {
         "v": APP_CONTEXT_VERSION,

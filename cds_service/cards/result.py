@@ -6,15 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds_service.engine.assessment import Assessment, condition_to_dict, figure
+from cds_service.engine.wording import condition_name
 
 
 def machine_result(a: Assessment) -> dict[str, Any]:
     """The documented object under ``extension["spine-cds-assessment"]`` on every card.
 
     recommendation; rulesFired [{id, recommendation, data}]; orders; evaluationDay;
-    episode {condition, t0}; daysSinceT0; crp {baseline, latest, lowestEarlier,
-    percentChange, unit}; pain {first, lowest, latest}; esr {first, latest};
-    missing / unmet / notes [codes]. Values absent from the data are omitted.
+    episode {condition, t0, t0Source, antibiotic {name, start, reference}}; daysSinceT0;
+    crp {baseline, latest, lowestEarlier, percentChange, unit}; pain {first, lowest,
+    latest}; esr {first, latest}; missing / unmet / notes [codes]; knownAtDiagnosis
+    [{reference, name, category, start}]; unavailable [kinds of data not read]. Values
+    absent from the data are omitted.
     """
     f = a.figures
     t0 = f.t0_day
@@ -31,6 +34,13 @@ def machine_result(a: Assessment) -> dict[str, Any]:
         out["episode"] = {"condition": condition_to_dict(a.episode.condition)}
         if t0 is not None:
             out["episode"]["t0"] = t0.isoformat()
+            out["episode"]["t0Source"] = a.episode.t0_source  # first antibiotic order or not
+        if (ab := a.episode.antibiotic) is not None:
+            out["episode"]["antibiotic"] = {
+                "name": ab.name,
+                "start": ab.when.day.isoformat(),
+                "reference": ab.reference,
+            }
     if f.days_since_t0 is not None:
         out["daysSinceT0"] = f.days_since_t0
     crp: dict[str, Any] = {}
@@ -63,6 +73,17 @@ def machine_result(a: Assessment) -> dict[str, Any]:
     for key, remarks in (("missing", a.missing), ("unmet", a.unmet), ("notes", a.notes)):
         if remarks:
             out[key] = [r.code for r in remarks]
+    # Findings known at diagnosis (never new red flags) and data that could not be read.
+    out["knownAtDiagnosis"] = [
+        {
+            "reference": c.reference,
+            "name": condition_name(c),
+            "category": c.category.value,
+            "start": c.start.day.isoformat() if c.start is not None else None,
+        }
+        for c in a.known
+    ]
+    out["unavailable"] = sorted(a.unavailable)
     pruned = prune(out)
     assert isinstance(pruned, dict)
     return pruned

@@ -32,12 +32,15 @@ from tests.support.ehr_calls import order_request
 ORDER_DATE = date(2026, 11, 26)
 SELECT = "spine-imaging-followup-select"
 DECISIONS = {"advise-against", "support", "support-urgent", "insufficient-data"}
+# Bytes of an appContext string: values, not resources (docs/trend-app.md, "about 2-3 KB").
+APP_CONTEXT_BUDGET = 3072
 
 
-def _cards(client: FlaskClient, example: Any) -> list[dict[str, Any]]:
+def _cards(client: FlaskClient, example: Any, leave_out: str = "") -> list[dict[str, Any]]:
     body = order_request("order-select", example.patient_id, example.draft_order)
     templates = load_discovery().services[SELECT].prefetch
     body["prefetch"] = local_prefetch(templates, body["context"], bundle_resources(example.bundle))
+    body["prefetch"].pop(leave_out, None)  # with no fhirServer either: that data is unavailable
     response = client.post(f"/cds-services/{SELECT}", json=body)
     assert response.status_code == 200, response.get_json()
     answer = response.get_json()
@@ -70,6 +73,10 @@ def test_every_decision_card_of_every_example_carries_the_smart_link(
         assert context["recommendation"] == result["recommendation"]
         assert context["rulesFired"] == result["rulesFired"]
         assert context["episode"]["t0"] == result["episode"]["t0"]
+        # Where T0 came from and what was known at diagnosis, for the app to say.
+        assert context["episode"]["t0Source"] == result["episode"]["t0Source"]
+        assert context.get("knownAtDiagnosis") == result.get("knownAtDiagnosis")
+        assert len(link["appContext"].encode()) <= APP_CONTEXT_BUDGET, example.key
         assert context["thresholds"]["plateauMinFallPct"] == 25.0
         assert context["thresholds"]["crpNormalMgL"] == 10.0
         assert context["thresholds"]["plateauAfterDays"] == 28
@@ -77,6 +84,46 @@ def test_every_decision_card_of_every_example_carries_the_smart_link(
             if key in result:
                 assert context[key] == result[key]
     assert seen == DECISIONS
+
+
+def _context(client: FlaskClient, key: str, leave_out: str = "") -> dict[str, Any]:
+    example = next(e for e in load_examples(ORDER_DATE) if e.key == key)
+    (card,) = _cards(client, example, leave_out)
+    (link,) = card["links"]
+    context: dict[str, Any] = json.loads(link["appContext"])
+    return context
+
+
+def test_the_context_says_where_t0_came_from_and_what_was_known_at_diagnosis(
+    client: FlaskClient,
+) -> None:
+    """The app's T0 line and its known-at-diagnosis marks come from these values alone:
+    dates, the source's code, the antibiotic's ingredient, the findings' names and dates."""
+    e18 = _context(client, "e18-antibiotic-start")["episode"]
+    assert e18["t0Source"] == "antibiotic-order"
+    assert e18["antibiotic"]["name"] == "cefazolin"
+    assert e18["antibiotic"]["start"] == e18["t0"] > e18["condition"]["start"]
+    e19 = _context(client, "e19-known-cauda-equina")
+    assert e19["episode"]["t0Source"] == "episode-date"
+    assert "antibiotic" not in e19["episode"]
+    assert "unavailable" not in e19  # antibiotic orders were read: none found
+    assert e19["knownAtDiagnosis"] == [
+        {
+            "reference": "Condition/spine-cds-e19-ces",
+            "name": "cauda equina syndrome",
+            "category": "neuro-deficit",
+            "start": "2026-10-26",
+        }
+    ]
+    assert e19["episode"]["t0"] == "2026-10-28"
+    # Antibiotic orders that could not be read: T0 is the episode's date, and the app is
+    # told why (it says "antibiotic orders could not be read", not "none found").
+    unread = _context(client, "e18-antibiotic-start", leave_out="antibiotics")
+    assert unread["episode"]["t0Source"] == "episode-date"
+    assert unread["episode"]["t0"] == e18["condition"]["start"]
+    assert unread["unavailable"] == ["antibiotics"]
+    # A new deficit is not "known": e02's cauda equina syndrome on day 26.
+    assert "knownAtDiagnosis" not in _context(client, "e02-cauda-equina")
 
 
 def test_the_link_uses_public_base_url_and_thresholds_in_force(tmp_path: Path) -> None:
