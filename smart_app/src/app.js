@@ -1,8 +1,9 @@
 // The trend page (/trend/): finishes the SMART launch, reads the patient's data from the
 // EHR's FHIR server with the user's token (the same searches as the service's prefetch),
 // and draws CRP and ESR (left axis) and pain (right axis) against days since T0, with
-// the baseline, the fall line, the normal limit, the day-28 mark, the values the
-// decision used, the red flags as dated markers, and the card's recommendation.
+// the baseline, the fall line, the normal limit, T0 (and, from the card, where it came
+// from), the day-28 mark, the values the decision used, the red flags as dated markers
+// (those known at diagnosis marked so), and the card's recommendation.
 import FHIR from 'fhirclient';
 import {
   Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip,
@@ -18,7 +19,10 @@ const COLOURS = {
   crp: '#0072B2', esr: '#E69F00', pain: '#009E73', baseline: '#000000', fall: '#CC79A7',
   normal: '#56B4E9', mark: '#555555', flag: '#D55E00', used: '#000000',
 };
-const LINE_DASH = { baseline: [8, 4], fall: [4, 4], normal: [2, 3], 'plateau-day': [6, 3], order: [1, 3] };
+const LINE_DASH = {
+  baseline: [8, 4], fall: [4, 4], normal: [2, 3], t0: [], 'plateau-day': [6, 3], order: [1, 3], known: [7, 4],
+};
+const KNOWN = 'known at diagnosis';
 const SERIES = {
   crp: { label: 'CRP (mg/L)', axis: 'y', shape: 'circle', dash: [] },
   esr: { label: 'ESR (mm/h)', axis: 'y', shape: 'triangle', dash: [6, 4] },
@@ -105,29 +109,39 @@ const referenceLines = {
       if (line.id === 'normal') label(ctx, line.label, area.left + 6, y - 4, 'left', '#222');
       else label(ctx, line.label, labelEnd, y - 4, 'right', '#222');
     }
-    let dayRow = 0;
+    const dayRows = []; // the labels' horizontal extents, row by row
     let flagRow = 0;
     for (const mark of marks) {
       const x = mark.px;
       ctx.strokeStyle = mark.flag ? COLOURS.flag : COLOURS.mark;
       ctx.lineWidth = mark.flag ? 2.5 : 1.5;
-      ctx.setLineDash(mark.flag ? [] : (LINE_DASH[mark.id] ?? [4, 4]));
+      ctx.setLineDash(mark.flag ? (mark.known ? LINE_DASH.known : []) : (LINE_DASH[mark.id] ?? [4, 4]));
       ctx.beginPath(); ctx.moveTo(x, area.top); ctx.lineTo(x, area.bottom); ctx.stroke();
       ctx.setLineDash([]);
       const align = x > area.right - 180 ? 'right' : 'left';
       const tx = align === 'right' ? x - 6 : x + 6;
-      if (mark.flag) { // a filled diamond at the top: the marker's shape, not only its colour
-        ctx.fillStyle = COLOURS.flag;
+      if (mark.flag) {
+        // A diamond at the top: the marker's shape, not only its colour. Filled for a new
+        // finding; hollow (and a dashed line) for one known at diagnosis.
         ctx.beginPath();
         ctx.moveTo(x, area.top - 2); ctx.lineTo(x + 7, area.top + 7);
         ctx.lineTo(x, area.top + 16); ctx.lineTo(x - 7, area.top + 7);
-        ctx.closePath(); ctx.fill();
-        label(ctx, `${mark.label} (day ${mark.x})`, align === 'right' ? x - 10 : x + 10,
-          area.top + 12 + 16 * flagRow, align, COLOURS.flag);
+        ctx.closePath();
+        if (mark.known) {
+          ctx.fillStyle = '#fff'; ctx.fill(); ctx.lineWidth = 2.5; ctx.stroke();
+        } else {
+          ctx.fillStyle = COLOURS.flag; ctx.fill();
+        }
+        const text = mark.known ? `${mark.label}, ${KNOWN} (day ${mark.x})` : `${mark.label} (day ${mark.x})`;
+        label(ctx, text, align === 'right' ? x - 10 : x + 10, area.top + 12 + 16 * flagRow, align, COLOURS.flag);
         flagRow += 1;
-      } else { // day marks are labelled along the bottom, one row each
-        label(ctx, mark.label, tx, area.bottom - 6 - 16 * dayRow, align, '#222');
-        dayRow += 1;
+      } else { // day marks are labelled along the bottom, in the lowest row where they fit
+        const width = ctx.measureText(mark.label).width;
+        const left = align === 'right' ? tx - width : tx;
+        let row = dayRows.findIndex((spans) => spans.every(([a, b]) => left + width + 8 < a || left - 8 > b));
+        if (row < 0) { row = dayRows.length; dayRows.push([]); }
+        dayRows[row].push([left, left + width]);
+        label(ctx, mark.label, tx, area.bottom - 6 - 16 * row, align, '#222');
       }
     }
     ctx.restore();
@@ -244,11 +258,35 @@ function renderKey(model) {
   key.replaceChildren();
   const items = [
     ...model.lines.map((l) => [`line-${l.id}`, l.label]),
-    ...model.dayMarks.map((m) => [`line-${m.id}`, m.id === 'plateau-day' ? `${m.label}: markers judged after day ${model.thresholds.plateauAfterDays}` : m.label]),
-    ...model.markers.map((m) => ['line-flag', `${m.kind}: ${m.label}${m.day ? ` (${m.day}${m.x !== null ? `, day ${m.x}` : ''})` : ' (undated)'}`]),
+    ...model.dayMarks.map((m) => [`line-${m.id}`, dayMarkKey(m, model)]),
+    ...model.markers.map((m) => [m.known ? 'line-known' : 'line-flag',
+      `${m.kind}: ${m.label}${m.known ? `, ${KNOWN}` : ''}${m.day ? ` (${m.day}${m.x !== null ? `, day ${m.x}` : ''})` : ' (undated)'}`]),
     ['used', 'Ringed points: the values the decision used'],
   ];
   for (const [cls, text] of items) key.append(el('li', {}, el('span', { class: `swatch ${cls}`, 'aria-hidden': 'true' }), text));
+}
+
+function dayMarkKey(m, model) {
+  if (m.id === 'plateau-day') return `${m.label}: markers judged after day ${model.thresholds.plateauAfterDays}`;
+  if (m.id === 't0') return `T0 (day 0): ${m.text ?? model.t0}`;
+  return m.label;
+}
+
+// Above the chart: T0 and, from the card only, where it came from; the findings the card
+// says were known at diagnosis, by name and date.
+function renderT0(model) {
+  const t0 = $('t0');
+  if (!model.t0) t0.textContent = 'Treatment start unknown.';
+  else t0.textContent = `T0 (day 0): ${model.t0Text ?? model.t0}.`;
+  t0.dataset.source = model.t0Text ? 'card' : 'none';
+  const known = $('known');
+  known.replaceChildren();
+  if (model.known.length) {
+    const items = model.known.map((k) => `${k.name} (${k.day ? `${k.day}${k.x !== null ? `, day ${k.x}` : ''}` : 'undated'})`);
+    const not = model.known.length === 1 ? 'Not a new red flag.' : 'Not new red flags.';
+    known.append(el('span', { class: 'known-label' }, 'Known at diagnosis'), `: ${items.join('; ')}. ${not}`);
+  }
+  known.hidden = model.known.length === 0;
 }
 
 function renderTable(model) {
@@ -273,20 +311,22 @@ function renderTable(model) {
   const flags = $('flags-body');
   flags.replaceChildren();
   for (const m of model.markers) {
-    flags.append(el('tr', { 'data-ref': m.reference },
+    const kind = m.kind + (m.known ? `; ${KNOWN}, not a new red flag` : '') + (m.used ? '; named by the card' : '');
+    flags.append(el('tr', { 'data-ref': m.reference, 'data-known': m.known ? 'true' : 'false' },
       el('td', {}, m.day ?? 'undated'), el('td', {}, m.x === null ? '' : String(m.x)),
-      el('th', { scope: 'row' }, m.label), el('td', {}, m.kind + (m.used ? '; named by the card' : ''))));
+      el('th', { scope: 'row' }, m.label), el('td', {}, kind)));
   }
   $('flags').hidden = model.markers.length === 0;
 }
 
 function chartSummary(model) {
   const parts = [];
+  if (model.t0) parts.push(`T0 (day 0): ${model.t0Text ?? model.t0}`);
   for (const [kind, s] of Object.entries(SERIES)) {
     const pts = model.series[kind];
     if (pts.length) parts.push(`${s.label}: ${pts.map((p) => `${formatNumber(p.value)} on day ${p.x}`).join(', ')}`);
   }
-  for (const m of model.markers) parts.push(`${m.kind}: ${m.label}${m.x !== null ? ` on day ${m.x}` : ''}`);
+  for (const m of model.markers) parts.push(`${m.kind}: ${m.label}${m.known ? `, ${KNOWN}` : ''}${m.x !== null ? ` on day ${m.x}` : ''}`);
   return `Chart of the values in the table below. ${parts.join('. ')}.`;
 }
 
@@ -303,7 +343,7 @@ async function main() {
     ]);
     const model = buildModel({ patientId, data, context, today: new Date().toISOString().slice(0, 10) });
     $('patient').textContent = patientName(patient) ? `${patientName(patient)} (${patientId})` : patientId;
-    $('t0').textContent = model.t0 ? `Treatment start (T0): ${model.t0}, from ${model.t0Source}.` : 'Treatment start unknown.';
+    renderT0(model);
     renderDecision(model);
     renderMessages(model, problem ? [{ level: 'info', text: problem }] : []);
     renderKey(model);

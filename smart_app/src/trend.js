@@ -73,6 +73,15 @@ function observationDay(obs) {
     ?? dayOf(obs.effectivePeriod?.start) ?? dayOf(obs.issued);
 }
 
+// The instant, for ordering values of the same day (a discordant pair hours apart); null
+// for a date-only value.
+function observationInstant(obs) {
+  const text = obs.effectiveDateTime ?? obs.effectiveInstant ?? obs.effectivePeriod?.start ?? obs.issued;
+  if (typeof text !== 'string' || !text.includes('T')) return null;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? null : ms;
+}
+
 function loincCodes(resource) {
   return (resource.code?.coding ?? []).filter((c) => c.system === LOINC).map((c) => c.code);
 }
@@ -87,6 +96,10 @@ function aboutPatient(resource, patientId) {
 function round(value, digits = 1) {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+function upperFirst(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
 }
 
 export function formatNumber(value) {
@@ -121,7 +134,7 @@ function readSeries(resources, patientId, kind) {
     const unit = q.code ?? q.unit ?? '';
     const codes = loincCodes(obs);
     const point = {
-      reference: `Observation/${obs.id}`, day, value: q.value, unit, reported: null,
+      reference: `Observation/${obs.id}`, day, at: observationInstant(obs), value: q.value, unit, reported: null,
       comparator: q.comparator ?? null, kind,
     };
     if (kind === 'crp') {
@@ -176,6 +189,23 @@ function referencesIn(value, into = new Set()) {
   return into;
 }
 
+// Where T0 came from, as the card says it (clinical-rules.md, 2026-12-06): the first
+// antibiotic order, else the episode's date taken as the treatment start. null without
+// the card's values (no card, or a card that does not say): the app then says nothing
+// about T0's source.
+export function t0Statement(episode, unavailable) {
+  if (!episode?.t0) return null;
+  if (episode.t0Source === 'antibiotic-order' && episode.antibiotic?.name) {
+    return `Treatment start ${episode.t0} (first antibiotic order: ${episode.antibiotic.name})`;
+  }
+  if (episode.t0Source === 'episode-date') {
+    const why = (unavailable ?? []).includes('antibiotics')
+      ? 'antibiotic orders could not be read' : 'no antibiotic order found';
+    return `Infection recorded from ${episode.t0} (${why}; taken as the treatment start)`;
+  }
+  return null;
+}
+
 export function parseAppContext(raw, patientId) {
   if (raw === undefined || raw === null || raw === '') {
     return { context: null, problem: 'Opened without a card: the trend is shown without the service\'s decision.' };
@@ -202,12 +232,12 @@ export function buildModel({ patientId, data, context, today }) {
     (c) => c?.resourceType === 'Condition' && aboutPatient(c, patientId),
   );
   let t0 = context?.episode?.t0 ?? null;
-  let t0Source = t0 ? 'the card' : null;
+  const t0Text = t0Statement(context?.episode, context?.unavailable);
   if (!t0) {
     const episodes = conditions
       .filter((c) => isActiveValid(c) && EPISODE_CATEGORIES.has(conditionCategory(c.code?.coding)))
       .map((c) => conditionDay(c)).filter(Boolean).sort();
-    if (episodes.length) { t0 = episodes.at(-1); t0Source = 'the episode\'s Condition'; }
+    if (episodes.length) t0 = episodes.at(-1);
   }
 
   const series = {};
@@ -229,7 +259,6 @@ export function buildModel({ patientId, data, context, today }) {
     const firstDays = [...series.crp, ...series.esr, ...series.pain].map((p) => p.day).sort();
     if (firstDays.length) {
       t0 = firstDays[0];
-      t0Source = 'the first value (no treatment start found)';
       messages.push({ level: 'warning', text: 'No treatment start (T0) was found: days are counted from the first value.' });
     }
   }
@@ -244,7 +273,7 @@ export function buildModel({ patientId, data, context, today }) {
   }
   const used = referencesIn(context ?? {});
   for (const kind of ['crp', 'esr', 'pain']) {
-    series[kind].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+    series[kind].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : (a.at ?? 0) - (b.at ?? 0)));
     for (const p of series[kind]) {
       p.x = t0 ? daysBetween(t0, p.day) : 0;
       p.used = used.has(p.reference);
@@ -273,6 +302,10 @@ export function buildModel({ patientId, data, context, today }) {
   lines.push({ id: 'normal', axis: 'y', value: thresholds.crpNormalMgL, label: `CRP normal limit ${formatNumber(thresholds.crpNormalMgL)} mg/L` });
   const dayMarks = [];
   if (t0) {
+    // T0's own mark, labelled with where it came from when the card says so.
+    const short = { 'antibiotic-order': 'first antibiotic order', 'episode-date': 'infection recorded' };
+    const from = t0Text ? short[context.episode.t0Source] : null;
+    dayMarks.push({ id: 't0', x: 0, label: from ? `T0: ${from}` : 'T0', text: t0Text });
     dayMarks.push({ id: 'plateau-day', x: thresholds.plateauAfterDays, label: `Day ${thresholds.plateauAfterDays}` });
     if (context?.evaluationDay) {
       const x = daysBetween(t0, context.evaluationDay);
@@ -281,22 +314,42 @@ export function buildModel({ patientId, data, context, today }) {
   }
 
   // Red flags as dated markers: neurologic deficits and complications that are active and
-  // valid, and any condition the card's rules named.
+  // valid, and any condition the card's rules named. Those the card says were known at
+  // diagnosis are marked so (never a new red flag), with the card's name and date.
   const markers = [];
   const namedByRules = referencesIn(context?.rulesFired ?? []); // not the episode itself
+  const knownByRef = new Map((context?.knownAtDiagnosis ?? [])
+    .filter((k) => k && typeof k.reference === 'string').map((k) => [k.reference, k]));
+  const xOf = (day) => (day && t0 ? daysBetween(t0, day) : null);
   for (const c of conditions) {
     const ref = `Condition/${c.id}`;
     const category = conditionCategory(c.code?.coding);
     const named = namedByRules.has(ref);
-    if (!(category in RED_FLAG_CATEGORIES) && !named) continue;
-    if (!isActiveValid(c) && !named) continue;
+    const known = knownByRef.get(ref);
+    if (!(category in RED_FLAG_CATEGORIES) && !named && !known) continue;
+    if (!isActiveValid(c) && !named && !known) continue;
     const day = conditionDay(c);
     markers.push({
-      reference: ref, label: conditionLabel(c), kind: RED_FLAG_CATEGORIES[category] ?? 'Named by the card',
-      day, x: day && t0 ? daysBetween(t0, day) : null, used: named,
+      reference: ref, label: conditionLabel(c),
+      kind: RED_FLAG_CATEGORIES[category] ?? RED_FLAG_CATEGORIES[known?.category] ?? 'Named by the card',
+      day, x: xOf(day), used: named, known: Boolean(known),
+    });
+  }
+  // A known finding the app did not read (a code only the site's lists know, a failed
+  // search) is still marked, from the card.
+  for (const [ref, k] of knownByRef) {
+    if (markers.some((m) => m.reference === ref)) continue;
+    const day = dayOf(k.start);
+    markers.push({
+      reference: ref, label: upperFirst(k.name ?? 'Condition'),
+      kind: RED_FLAG_CATEGORIES[k.category] ?? 'Named by the card', day, x: xOf(day), used: false, known: true,
     });
   }
   markers.sort((a, b) => (a.x ?? 1e9) - (b.x ?? 1e9));
+  // What the card says was known at diagnosis: its clinical name and date.
+  const known = [...knownByRef.values()].map((k) => ({
+    reference: k.reference, name: k.name ?? 'a condition', day: dayOf(k.start), x: xOf(dayOf(k.start)),
+  }));
 
   // What is missing or cut off.
   const names = { conditions: 'diagnosis', crp: 'CRP', esr: 'ESR', pain: 'pain score' };
@@ -325,5 +378,7 @@ export function buildModel({ patientId, data, context, today }) {
     unmet: context.unmet ?? [],
   } : null;
 
-  return { patientId, t0, t0Source, thresholds, series, baseline, lines, dayMarks, markers, messages, decision };
+  return {
+    patientId, t0, t0Text, thresholds, series, baseline, lines, dayMarks, markers, known, messages, decision,
+  };
 }

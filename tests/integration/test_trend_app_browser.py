@@ -56,6 +56,9 @@ READ_PAGE = """() => {
               cells: [...tr.children].map((c) => c.textContent)}));
   return {
     state: document.body.dataset.state, fatal: text('fatal'),
+    t0Line: text('t0'), t0From: document.getElementById('t0').dataset.source,
+    known: document.getElementById('known').hidden ? '' : text('known'),
+    key: [...document.querySelectorAll('#key li')].map((li) => li.textContent),
     title: text('decision-title'), reason: text('decision-reason'),
     recommendation: (document.getElementById('decision').dataset || {}).recommendation,
     messages: [...document.querySelectorAll('#messages li')].map(
@@ -172,6 +175,17 @@ def _rows(shown: dict[str, Any], measure: str) -> list[list[str]]:
     return [r["cells"] for r in shown["values"] if r["cells"][2] == measure]
 
 
+def result_t0(card: dict[str, Any]) -> str:
+    t0: str = card["extension"]["spine-cds-assessment"]["episode"]["t0"]
+    return t0
+
+
+def _t0_mark(shown: dict[str, Any]) -> dict[str, Any]:
+    (mark,) = [m for m in shown["dayMarks"] if m["id"] == "t0"]
+    assert mark["x"] == 0
+    return dict(mark)
+
+
 def _common_checks(shown: dict[str, Any], card: dict[str, Any]) -> None:
     assert shown["state"] == "ready", shown["fatal"]
     assert shown["errors"] == []
@@ -196,6 +210,10 @@ def _common_checks(shown: dict[str, Any], card: dict[str, Any]) -> None:
     normal = [line for line in shown["lines"] if line["id"] == "normal"]
     assert normal and normal[0]["value"] == 10
     assert any(m["id"] == "plateau-day" and m["x"] == 28 for m in shown["dayMarks"])
+    # T0 is marked on the chart, and where it came from is said (the card's words).
+    assert _t0_mark(shown)["text"] in shown["t0Line"]
+    assert shown["t0From"] == "card"
+    assert result["episode"]["t0Source"] in ("antibiotic-order", "episode-date")
     order_day = result["daysSinceT0"]
     assert any(m["id"] == "order" and m["x"] == order_day for m in shown["dayMarks"])
     assert shown["screenshot"].stat().st_size > 20_000
@@ -223,6 +241,11 @@ def test_advise_against_patient_is_drawn_with_baseline_fall_line_and_used_values
     crp0 = _rows(shown, "CRP")[0]
     assert "baseline" in crp0[5]
     assert shown["markers"] == [] and shown["flags"] == []
+    assert shown["t0Line"] == (
+        f"T0 (day 0): Infection recorded from {result_t0(card)} (no antibiotic order found; "
+        "taken as the treatment start)."
+    )
+    assert shown["known"] == ""
     events = [e["event"] for e in fhir.auth_events() if e.get("patient", "x") in (None, "x")]
     assert "authorize" in events
 
@@ -256,11 +279,82 @@ def test_cauda_equina_patient_shows_the_red_flag_as_a_dated_marker(
     assert marker["x"] == 26
     assert marker["kind"] == "Neurologic deficit"
     assert marker["used"] is True
+    assert marker["known"] is False  # a new deficit, not one known at diagnosis
     assert marker["reference"] == "Condition/spine-cds-e2-cauda-equina"
     (flag,) = shown["flags"]
     assert flag["cells"][1] == "26" and "auda equina" in flag["cells"][2]
+    assert "known at diagnosis" not in flag["cells"][3]
+    assert shown["known"] == ""
     assert "day 26" in shown["chartLabel"]
     assert _series(shown, "CRP") == [[0, 142], [14, 61]]
+
+
+def test_t0_from_the_first_antibiotic_order_is_said_beside_the_t0_mark(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    """e18: cefazolin started two weeks after the symptoms' onset; T0 is its start, and
+    the app says so (the day count is from the antibiotic, not from the Condition)."""
+    example = load_example("e18-antibiotic-start", ORDER_DATE)
+    card, url = _launch(service, fhir, example)
+    shown = _open(browser, url, tmp_path, "e18-antibiotic-start")
+    _common_checks(shown, card)
+    episode = card["extension"]["spine-cds-assessment"]["episode"]
+    assert episode["t0Source"] == "antibiotic-order"
+    assert episode["antibiotic"]["name"] == "cefazolin"
+    t0 = episode["t0"]
+    assert episode["antibiotic"]["start"] == t0 and episode["condition"]["start"] < t0
+    line = f"Treatment start {t0} (first antibiotic order: cefazolin)"
+    assert shown["t0Line"] == f"T0 (day 0): {line}."
+    mark = _t0_mark(shown)
+    assert mark["label"] == "T0: first antibiotic order" and mark["text"] == line
+    assert f"T0 (day 0): {line}" in shown["key"]
+    assert line in shown["chartLabel"]
+    assert shown["t0"] == t0
+    assert _series(shown, "CRP") == [[0, 100], [10, 92], [20, 80]]
+    assert shown["known"] == "" and shown["markers"] == []
+
+
+def test_a_deficit_known_at_diagnosis_is_marked_as_known_not_new(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    """e19: cauda equina syndrome two days before antibiotics: drawn, named and dated, and
+    marked "known at diagnosis" wherever it shows (the header, the chart, its key, the
+    table and the text alternative), unlike e02's new deficit; no antibiotic order, so T0
+    is the infection's recorded date."""
+    example = load_example("e19-known-cauda-equina", ORDER_DATE)
+    card, url = _launch(service, fhir, example)
+    shown = _open(browser, url, tmp_path, "e19-known-cauda-equina")
+    _common_checks(shown, card)
+    result = card["extension"]["spine-cds-assessment"]
+    t0 = result["episode"]["t0"]
+    assert result["episode"]["t0Source"] == "episode-date"
+    assert "antibiotic" not in result["episode"]
+    line = f"Infection recorded from {t0} (no antibiotic order found; taken as the treatment start)"
+    assert shown["t0Line"] == f"T0 (day 0): {line}."
+    assert _t0_mark(shown)["label"] == "T0: infection recorded"
+    (known,) = result["knownAtDiagnosis"]
+    assert known["name"] == "cauda equina syndrome"
+    assert known["reference"] == "Condition/spine-cds-e19-ces"
+    assert shown["known"] == (
+        f"Known at diagnosis: cauda equina syndrome ({known['start']}, day -2). Not a new red flag."
+    )
+    (marker,) = shown["markers"]
+    assert marker["known"] is True and marker["x"] == -2 and marker["day"] == known["start"]
+    assert marker["kind"] == "Neurologic deficit"
+    (flag,) = shown["flags"]
+    assert flag["cells"][:2] == [known["start"], "-2"]
+    assert "known at diagnosis, not a new red flag" in flag["cells"][3]
+    assert any("known at diagnosis" in k and known["start"] in k for k in shown["key"])
+    assert "known at diagnosis on day -2" in shown["chartLabel"]
+    # When the service could not read the antibiotic orders, the app says that instead.
+    (link,) = card["links"]
+    context = dict(json.loads(link["appContext"]), unavailable=["antibiotics"])
+    launch = fhir.create_launch(link["url"], example.patient_id, json.dumps(context))
+    unread = _open(browser, f"{link['url']}?launch={launch}&iss={fhir.base_url}", tmp_path, "x")
+    assert unread["t0Line"] == (
+        f"T0 (day 0): Infection recorded from {t0} (antibiotic orders could not be read; "
+        "taken as the treatment start)."
+    )
 
 
 def test_the_page_is_readable_on_a_tablet_and_keyboard_navigable(
@@ -304,6 +398,10 @@ def test_open_server_launch_reads_without_a_token_and_says_there_is_no_card(
     assert shown["open"] is True
     assert shown["title"] == ""  # no decision without a card
     assert any("without a card" in m for m in shown["messages"])
+    # Nothing said about where T0 came from: only the card knows the antibiotic orders.
+    assert shown["t0From"] == "none"
+    assert shown["t0Line"] == f"T0 (day 0): {shown['t0']}."
+    assert [m["label"] for m in shown["dayMarks"] if m["id"] == "t0"] == ["T0"]
     assert _series(shown, "CRP") == [[0, 142], [14, 61], [28, 18]]
     # Without the card, T0 and the baseline come from the data, as the service finds them.
     (episode,) = [
@@ -327,6 +425,7 @@ def test_a_card_for_another_patient_is_not_shown(
     assert shown["state"] == "ready"
     assert shown["title"] == ""
     assert any("another patient" in m for m in shown["messages"])
+    assert shown["t0From"] == "none" and "antibiotic" not in shown["t0Line"]
     assert _series(shown, "CRP") == [[0, 90], [10, 60], [21, 95]]
     assert json.loads(link["appContext"])["patient"] == e01.patient_id
 
