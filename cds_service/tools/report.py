@@ -25,6 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cds_service.cards import load_override_reasons
+from cds_service.engine import Recommendation
 from cds_service.stores.audit import AuditRecord
 
 __all__ = [
@@ -38,15 +39,10 @@ __all__ = [
     "percentile",
 ]
 
-DECISION_ORDER = (
-    "advise-against",
-    "support",
-    "support-urgent",
-    "insufficient-data",
-    "not-applicable",
-    "error",
-)
-CARD_DECISIONS = DECISION_ORDER[:4]
+# Every decision the audit records, in the report's order: the engine's
+# recommendations, then "error" (a refused call, as AuditCall records it).
+DECISION_ORDER = (*(r.value for r in Recommendation), "error")
+CARD_DECISIONS = tuple(r.value for r in Recommendation if r is not Recommendation.NOT_APPLICABLE)
 PERCENTS = (50, 90, 95, 99)
 NO_REASON = "(no reason given)"
 EMPTY_MESSAGE = "No invocations recorded"

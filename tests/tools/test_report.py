@@ -28,8 +28,9 @@ from cds_service.cards import load_override_reasons
 from cds_service.cli import main
 from cds_service.examples import load_example
 from cds_service.stores import AuditRecord, SqlAuditStore, SqlFeedbackStore, SqliteDatabase
+from cds_service.stores.audit import DECISIONS
 from cds_service.tools.ehr_requests import local_prefetch
-from cds_service.tools.report import offered_reasons, percentile
+from cds_service.tools.report import DECISION_ORDER, offered_reasons, percentile
 from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID, hook_request, medication_request, service_request
 from tests.conftest import make_settings
@@ -527,3 +528,7 @@ def test_png_without_matplotlib_says_how_to_install_it_before_anything_else(
     assert not png.exists()
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert "`bash scripts/setup.sh --report`" in readme
+
+
+def test_the_report_orders_exactly_the_decisions_the_audit_records() -> None:
+    assert set(DECISION_ORDER) == DECISIONS
