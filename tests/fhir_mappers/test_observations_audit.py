@@ -9,7 +9,7 @@ references name the resource as the request gave it ("Type/id", or "Type/#positi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from cds_service.valuesets import load_value_sets
-from fhir_mappers.model import Coding, DataIssue, MeasurementKind
+from fhir_mappers.model import Coding, DataIssue, MeasurementKind, When
 from fhir_mappers.observations import MappingOptions, map_observations
 from fhir_mappers.rawjson import codings, describe_error, reference
 
@@ -330,7 +330,126 @@ def test_a_pain_value_integer_that_is_not_an_integer_is_reported(score: object) 
     )
 
 
-# --- numbers beyond a float ---------------------------------------------------------------
+# --- what a skipped Observation holds, for the card and the pending-result rule -----------
+
+DAY = When(datetime.fromisoformat(USUAL_TIME), date(2024, 1, 10))
+
+
+def held(issue: DataIssue) -> tuple[Any, ...]:
+    return (issue.value, issue.unit, issue.when, issue.status, issue.comparator, issue.text)
+
+
+@pytest.mark.parametrize(
+    ("coding", "elements", "expected"),
+    [
+        (  # a preliminary CRP in mg/dL: converted as a used one would be
+            CRP,
+            {"status": "preliminary", "valueQuantity": {"value": 9.5, "code": "mg/dL"}},
+            (95.0, "mg/L", DAY, "preliminary", None, None),
+        ),
+        (
+            CRP,
+            {
+                "status": "registered",
+                "valueQuantity": {"value": 5, "comparator": "<", "unit": "mg/L"},
+            },
+            (5.0, "mg/L", DAY, "registered", "<", None),
+        ),
+        (
+            HS_CRP,
+            {"status": "preliminary", "valueQuantity": {"value": 1.5, "code": "mg/L"}},
+            (1.5, "mg/L", DAY, "preliminary", None, None),
+        ),
+        (
+            ESR,
+            {"status": "entered-in-error", "valueQuantity": {"value": 40, "code": "mm/hr"}},
+            (40.0, "mm/h", DAY, "entered-in-error", None, None),
+        ),
+        (
+            PAIN,
+            {"valueQuantity": None, "valueInteger": 11},
+            (11.0, "{score}", DAY, "final", None, None),
+        ),
+        (
+            PAIN,
+            {"status": "cancelled", "valueQuantity": {"value": 4, "unit": "points"}},
+            (4.0, "{score}", DAY, "cancelled", None, None),
+        ),
+        (  # a negative value is shown as it is: the reason says what is wrong with it
+            CRP,
+            {"valueQuantity": {"value": -1, "code": "mg/L"}},
+            (-1.0, "mg/L", DAY, "final", None, None),
+        ),
+        (  # a text result is quoted; it has no number
+            CRP,
+            {"valueQuantity": None, "valueString": "see comment"},
+            (None, None, DAY, "final", None, "see comment"),
+        ),
+        (  # a unit that cannot be converted: no value rather than one in another unit
+            CRP,
+            {"status": "preliminary", "valueQuantity": {"value": 12, "code": "mg/x"}},
+            (None, None, DAY, "preliminary", None, None),
+        ),
+        (
+            CRP,
+            {"valueQuantity": {"value": 12, "code": "mg/L", "comparator": "~"}},
+            (None, None, DAY, "final", None, None),
+        ),
+        (  # no usable date: the value is still named
+            CRP,
+            {"effectiveDateTime": "2024-02-30"},
+            (12.0, "mg/L", None, "final", None, None),
+        ),
+        (
+            CRP,
+            {"status": None, "effectiveDateTime": None, "issued": "2024-01-11"},
+            (
+                12.0,
+                "mg/L",
+                When(datetime(2024, 1, 11, tzinfo=UTC), date(2024, 1, 11), True),
+                None,
+                None,
+                None,
+            ),
+        ),
+    ],
+)
+def test_a_skipped_value_is_named_with_what_it_holds(
+    coding: tuple[str, str, str], elements: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    issue = issue_of(observation("o1", coding, **elements))
+    assert issue.kind in {"crp", "esr", "pain"}
+    assert held(issue) == expected
+
+
+def test_a_molar_crp_left_out_is_converted_only_with_a_factor() -> None:
+    molar = (LOINC, "76485-2", "C reactive protein [Moles/volume]")
+    quantity = {"value": 95.24, "code": "nmol/L"}
+    off = issue_of(observation("m1", molar, valueQuantity=quantity))
+    assert off.plain == "reported in nmol/L (conversion turned off in the settings)"
+    assert (off.value, off.unit, off.status) == (None, None, "final")
+    options = MappingOptions(crp_molar_factor_nmol_per_mg=9.524)
+    pending = issue_of(
+        observation("m1", molar, status="preliminary", valueQuantity=quantity), options
+    )
+    assert (pending.value, pending.unit, pending.status) == (10.0, "mg/L", "preliminary")
+
+
+def test_a_text_result_is_quoted_on_one_line_and_at_most_200_characters() -> None:
+    long = "CRP  see\nlab comment " + "x" * 300
+    issue = issue_of(observation("o1", valueQuantity=None, valueString=long))
+    assert issue.text is not None
+    assert issue.text.startswith("CRP see lab comment xxx")
+    assert len(issue.text) == 200 and issue.text.endswith("\u2026")
+
+
+def test_what_a_skip_of_an_unread_code_or_a_non_observation_holds_is_nothing() -> None:
+    qualitative = (LOINC, "11039-5", "C reactive protein [Presence]")
+    measurements, issues = map_observations(
+        [observation("q1", qualitative), {"resourceType": "Patient", "id": "p"}], VS, DEFAULT
+    )
+    assert measurements == ()
+    assert [held(i) for i in issues] == [(None,) * 6, (None,) * 6]
 
 
 @pytest.mark.parametrize(
