@@ -131,7 +131,7 @@ def handle_hook(
     service = runtime.discovery.services[service_id]
     context = body["context"]
     selections: list[str] | None = None
-    if service.hook == "order-select":
+    if service.declaration.selections:
         _check_selections(context)
         selections = list(context["selections"])
 

@@ -30,12 +30,12 @@ from jwt.algorithms import ECAlgorithm
 
 from cds_service.examples import Example, load_examples
 from cds_service.tools.ehr_requests import build_request
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID
 from tests.support.ehr_calls import prefetch_from_server
-from tests.support.fhir_server import FhirTestServer
 from tests.support.jwks_server import JwksServer
 from tests.support.link_server import LinkServer
-from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 ISS = "https://ehr.example.org"

@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 
 from cds_service.examples import Example, load_examples
 from cds_service.invocation import handle_hook
+from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID
 from tests.support.ehr_calls import order_request, prefetch_from_server
-from tests.support.fhir_server import FhirTestServer
 
 pytestmark = pytest.mark.integration
 TOKEN = "ehr-issued-token-e2e"  # synthetic; the server only checks it matches

@@ -44,10 +44,10 @@ from schemathesis.specs.openapi.checks import (
 import cds_service
 from cds_service.app import create_app
 from cds_service.fhir import server_url_problem
+from spine_cds_dev.service_process import ServiceProcess
 from tests.conftest import make_settings
 from tests.support.conformance import assert_conformant_response
 from tests.support.faulty_fhir_server import FaultyFhirServer
-from tests.support.service_process import ServiceProcess
 from tests.web.test_openapi import NOT_YET_SERVED
 
 OPENAPI = Path(cds_service.__file__).parent / "openapi.json"

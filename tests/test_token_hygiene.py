@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from cds_service.examples import load_examples
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import SELECT_ID
 from tests.support.ehr_calls import order_request
-from tests.support.fhir_server import FhirTestServer
 from tests.support.jwks_server import JwksServer
-from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 ISS = "https://ehr.example.org"

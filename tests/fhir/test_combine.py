@@ -20,10 +20,10 @@ from cds_service.examples import load_example
 from cds_service.fhir.bundles import FetchResult, FhirError, Problem
 from cds_service.fhir.combine import combine, split
 from cds_service.fhir.prefetch import render_queries
+from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID
 from tests.support.ehr_calls import order_request, prefetch_from_server
 from tests.support.faulty_fhir_server import FaultyFhirServer
-from tests.support.fhir_server import FhirTestServer
 
 LOINC = "http://loinc.org"
 TOKEN = "ehr-issued-token-combine"  # synthetic; the server only checks it matches

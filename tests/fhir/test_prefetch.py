@@ -23,7 +23,7 @@ from cds_service.discovery import Service, load_discovery
 from cds_service.fhir import FhirClient, next_link
 from cds_service.fhir.prefetch import DataUnavailable, GatheredData, gather, render_queries
 from cds_service.settings import Settings
-from tests.support.fhir_server import FhirTestServer
+from spine_cds_dev.fhir_server import FhirTestServer
 
 TOKEN = "tok-prefetch-" + uuid.uuid4().hex
 PATIENT_ID = "synthetic-nvo-" + uuid.uuid4().hex[:8]

@@ -30,8 +30,8 @@ from cds_service.server import (
     metrics_directory,
 )
 from cds_service.stores import RedisReplayCache
+from spine_cds_dev.service_process import ServiceProcess
 from tests.conftest import make_settings
-from tests.support.service_process import ServiceProcess
 
 BASE = "https://cds.example.org"
 

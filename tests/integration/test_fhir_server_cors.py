@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.fhir_server import FhirTestServer
+from spine_cds_dev.fhir_server import FhirTestServer
 
 CHROMIUM = os.environ.get("SPINE_CDS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.support.fhir_server import FhirTestServer
+from spine_cds_dev.fhir_server import FhirTestServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.fhir_server import FhirServerError, FhirTestServer
+from spine_cds_dev.fhir_server import FhirServerError, FhirTestServer
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 LAB = "http://example.org/fhir/CodeSystem/synthetic-lab"

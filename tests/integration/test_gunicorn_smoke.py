@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 from tests.support.conformance import assert_conformant_response
-from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 SANDBOX = json.loads((Path(__file__).parents[1] / "data" / "sandbox-requests.json").read_text())

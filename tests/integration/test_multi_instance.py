@@ -20,11 +20,11 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 from tests.support.jwks_server import JwksServer
 from tests.support.pg_server import running_postgres
 from tests.support.redis_server import running_redis
-from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 ISS = "https://ehr.example.org"

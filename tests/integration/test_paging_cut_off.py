@@ -22,10 +22,10 @@ import pytest
 import requests
 
 from cds_service.examples import load_example, split_transaction
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import SELECT_ID
 from tests.support.ehr_calls import order_request, prefetch_from_server
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 TOKEN = "ehr-issued-token-paging"  # synthetic; the server only checks it matches

@@ -28,11 +28,11 @@ import requests
 from bench.soak import run_soak, server_durations
 from cds_service.examples import Example, load_example
 from cds_service.settings import Settings
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import SELECT_ID
 from tests.support.ehr_calls import order_request
 from tests.support.faulty_fhir_server import FaultyFhirServer
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

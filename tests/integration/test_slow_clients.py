@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 from tests.support.nginx import NginxProxy
-from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 SLOW_CLIENTS = 50

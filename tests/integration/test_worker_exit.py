@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.service_process import ServiceProcess
+from spine_cds_dev.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from cds_service.stores import (
     Stores,
     build_stores,
 )
+from spine_cds_dev.service_process import free_port
 from tests.support.pg_server import PostgresServer
-from tests.support.service_process import free_port
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -22,7 +22,7 @@ from cds_service.stores import (
     StoreError,
 )
 from cds_service.stores.sql import PostgresDatabase
-from tests.support.service_process import free_port
+from spine_cds_dev.service_process import free_port
 
 Opener = Callable[[], ReplayCache]
 KEY = '["https://ehr.example.org", "jti-1"]'
