@@ -26,7 +26,7 @@ from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
 from cds_service.validation import SchemaCheck
 from cds_service.valuesets import load_antibiotics, load_value_sets
-from fhir_mappers.medications import Antibiotics
+from fhir_mappers.antibiotics import Antibiotics
 from fhir_mappers.observations import MappingOptions
 from fhir_mappers.valuesets import ValueSets
 

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fhir_mappers.medications import Antibiotics, build_antibiotics
+from fhir_mappers.antibiotics import Antibiotics, build_antibiotics
 from fhir_mappers.valuesets import ValueSets, build_value_sets
 
 __all__ = ["Antibiotics", "ValueSets", "load_antibiotics", "load_value_sets", "shipped_files"]

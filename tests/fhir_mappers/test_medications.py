@@ -12,13 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fhir_mappers.medications import (
-    AUTHORED_ON,
-    BOUNDS_START,
-    Antibiotics,
-    build_antibiotics,
-    map_antibiotic_orders,
-)
+from fhir_mappers.antibiotics import Antibiotics, build_antibiotics
+from fhir_mappers.medications import AUTHORED_ON, BOUNDS_START, map_antibiotic_orders
 from fhir_mappers.model import AntibioticStart, DataIssue
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
