@@ -5,8 +5,9 @@ usual order-select with a few hundred prefetched Observations that, and walking 
 dicts afterwards, was the largest cost of a call (issue 13). This decoder reads the
 body with msgspec into a skeleton: the envelope's members and the non-Observation
 prefetch keys as raw bytes (then read by orjson, exactly as before), and each
-prefetched Observation search as a list of its entries, whose Observations are decoded
-into typed Structs (``fhir_mappers.wire``) that keep their bytes, when they are read
+prefetched Observation search as a list of its entries (``fhir.bundles.SearchPage``,
+the shape fetched search pages are read in too), whose Observations are decoded into
+typed Structs (``fhir_mappers.wire``) that keep their bytes, when they are read
 (``unwrap_bundle``): a call whose order is not a spine order never reads them.
 
 It is a fast path, never a second behaviour. It answers only for bodies whose shape it
@@ -26,12 +27,13 @@ from typing import Any, Final
 
 import msgspec
 import orjson
-from msgspec import UNSET, Raw, Struct, UnsetType
+from msgspec import UNSET, Raw, UnsetType
 
 from cds_service.discovery import Service
 from cds_service.fhir.bundles import (
     PREFETCH_BUNDLE_TYPES,
     PrefetchedSearch,
+    SearchPage,
     next_link,
     query_shape,
 )
@@ -50,24 +52,6 @@ _ENVELOPE: Final = (
 )
 
 
-class _Entry(Struct, gc=False):
-    """A Bundle entry: what ``unwrap_bundle`` reads of it (other members are not read)."""
-
-    resource: Raw | UnsetType = UNSET
-    search: Any = UNSET
-
-
-class _SearchBundle(Struct, gc=False, forbid_unknown_fields=False):
-    """A prefetched search result Bundle in the shape ``gather`` takes as it is: of type
-    searchset or collection (or none), its entries a list. Its ``link`` is checked for
-    ``next`` after decoding."""
-
-    resourceType: str
-    type: str | UnsetType = UNSET
-    link: Any = UNSET
-    entry: list[_Entry] = []
-
-
 class HookBodyDecoder:
     """The typed decoder for one service's hook bodies (its prefetch keys are known)."""
 
@@ -78,7 +62,10 @@ class HookBodyDecoder:
             shape = query_shape(template)
             if shape is not None and shape.is_search and shape.resource_type == "Observation":
                 self._searches.add(key)
-                fields.append((key, _SearchBundle | None | UnsetType, UNSET))
+                # the shape fetched pages are read in (fhir.bundles), checked below
+                # for what ``gather`` takes as it is: searchset or collection (or no
+                # type) and no ``next`` link
+                fields.append((key, SearchPage | None | UnsetType, UNSET))
             else:
                 fields.append((key, Raw | UnsetType, UNSET))
         prefetch = msgspec.defstruct(

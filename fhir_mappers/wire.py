@@ -15,10 +15,11 @@ typed path did not exist. So an ``ObservationBytes`` always keeps its bytes: the
 falls back to them for any Observation outside the usual shape (``observations._usual``).
 
 The same Structs are the mapper's one typed reading of every Observation: from the
-bytes of prefetched searches (``cds_service/hookbody.py``), each read by
-``read_resource`` when its Bundle is unwrapped; and from an Observation that is already
-a dict (the careful parse of an unusual hook body, fetched pages, the command-line
-tools) by ``typed_observation``, which refuses what the byte decode refuses.
+bytes of prefetched searches (``cds_service/hookbody.py``) and of fetched search pages
+(``cds_service/fhir/client.py``), each read by ``read_resource`` when its Bundle is
+unwrapped; and from an Observation that is already a dict (the careful parse of an
+unusual hook body, the command-line tools) by ``typed_observation``, which refuses what
+the byte decode refuses.
 
 Pure: no I/O.
 """
@@ -77,7 +78,9 @@ class WireObservation(Struct, frozen=True, gc=False):
 
 class ObservationBytes:
     """An Observation decoded into ``typed``, with the bytes it came from for the
-    careful path (``as_dict``)."""
+    careful path (``as_dict``). For code outside the mapper it reads as the resource
+    it is: ``resource[name]`` is the element as JSON has it, and it compares equal to
+    the dict JSON makes of it (and to another of the same resource)."""
 
     __slots__ = ("raw", "typed")
 
@@ -88,6 +91,16 @@ class ObservationBytes:
     def as_dict(self) -> Any:
         """The resource as JSON reads it: what the careful path works on."""
         return _json(self.raw)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.as_dict()[name]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is ObservationBytes:
+            return bool(self.as_dict() == other.as_dict())
+        if isinstance(other, dict):
+            return bool(self.as_dict() == other)
+        return NotImplemented
 
 
 _DECODER: Final = msgspec.json.Decoder(WireObservation)

@@ -3,6 +3,11 @@
 What a query asks for (a read or a search of one resource type), whether an answer
 has that shape, the resources of a search Bundle and its ``next`` link, and the
 problems worth telling the client, in words that never carry the token or a query.
+
+An Observation search, prefetched (``hookbody``) or fetched (``client``), is read by one
+typed path: ``SearchPage`` decodes the Bundle leaving each entry's resource as bytes,
+and ``read_resource`` reads each into ``fhir_mappers.wire`` Structs, keeping the bytes
+for the mapper's careful path. A Bundle outside that shape is read by orjson as before.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from msgspec import Raw
+import msgspec
+from msgspec import UNSET, Raw, Struct, UnsetType
 
 from fhir_mappers.wire import ObservationBytes, read_resource
 
@@ -57,9 +63,10 @@ class FirstPage:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """Per key: the resources, or the error; and non-fatal notes worth auditing."""
+    """Per key: the resources, or the error; and non-fatal notes worth auditing. The
+    resources are dicts, and for an Observation search ``ObservationBytes`` too."""
 
-    resources: dict[str, list[dict[str, Any]]]
+    resources: dict[str, list[Any]]
     errors: dict[str, FhirError]
     notes: tuple[Problem, ...]
 
@@ -115,6 +122,56 @@ def shape_mismatch(value: object, shape: QueryShape, origin: str) -> str | None:
     if found != shape.resource_type:
         return f"{origin} {_a(found)} where {_a(shape.resource_type)} was expected"
     return None
+
+
+class SearchEntry(Struct, gc=False):
+    """A Bundle entry: what ``unwrap_bundle`` reads of it (other members are not read)."""
+
+    resource: Raw | UnsetType = UNSET
+    search: Any = UNSET
+
+
+class SearchPage(Struct, gc=False):
+    """A search result Bundle with its entries' resources left as bytes: of any
+    resourceType and type (the caller checks them), its entries objects in a list.
+    Decoding refuses any other shape, which is then read the careful way (orjson)."""
+
+    resourceType: str
+    type: str | UnsetType = UNSET
+    link: Any = UNSET
+    entry: list[SearchEntry] = []
+
+
+_PAGE: Final = msgspec.json.Decoder(SearchPage)
+
+
+def read_search_page(body: bytes) -> dict[str, Any] | None:
+    """A fetched search Bundle as ``orjson.loads`` reads it, but for its entries: each
+    is ``{"resource": read_resource(...), "search": ...}``, so its Observations are read
+    typed (the resource and search keys only where the entry had them, other members of
+    an entry not kept). None when the body is not a Bundle of that shape, or not JSON:
+    the caller reads it with orjson, and says what is wrong with it."""
+    try:
+        page = _PAGE.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if page.resourceType != "Bundle":
+        return None
+    out: dict[str, Any] = {"resourceType": "Bundle"}
+    if page.type is not UNSET:
+        out["type"] = page.type
+    if page.link is not UNSET:
+        out["link"] = page.link
+    entries = []
+    for entry in page.entry:
+        item: dict[str, Any] = {}
+        if entry.resource is not UNSET:
+            item["resource"] = read_resource(entry.resource)
+        if entry.search is not UNSET:
+            item["search"] = entry.search
+        entries.append(item)
+    out["entry"] = entries
+    return out
 
 
 class PrefetchedSearch:

@@ -28,9 +28,11 @@ from cds_service.fhir.bundles import (
     _status_reason,
     next_link,
     query_shape,
+    read_search_page,
     shape_mismatch,
     unwrap_bundle,
 )
+from cds_service.fhir.combine import SEPARATOR
 from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch, _WatchedAdapter
 from cds_service.fhir.urls import connect_origin, server_url_problem
 from cds_service.settings import Settings
@@ -176,12 +178,14 @@ class _Exchange:
             raise FhirError(key, reason) from None
         finally:
             _IN_FLIGHT.watch = None
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            reason = "FHIR server sent a response that is not valid JSON"
-            self.log_failure(key, resource_type, status, started, reason)
-            raise FhirError(key, reason) from None
+        data = _typed_page(key, body, shape)
+        if data is None:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                reason = "FHIR server sent a response that is not valid JSON"
+                self.log_failure(key, resource_type, status, started, reason)
+                raise FhirError(key, reason) from None
         if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
             reason = "FHIR server sent JSON that is not a FHIR resource"
             self.log_failure(key, resource_type, status, started, reason)
@@ -230,6 +234,17 @@ class _Exchange:
             key, resource_type, status if status is not None else "-", duration_ms, self.host,
             reason, f" error={error_type}" if error_type else "",
         )  # fmt: skip
+
+
+def _typed_page(key: str, body: bytes, shape: QueryShape) -> dict[str, Any] | None:
+    """A page of an Observation search read as prefetched ones are: its Observations as
+    ``fhir_mappers.wire`` Structs with their bytes (``read_search_page``); None for any
+    other answer, which orjson reads, and for a page of a combined search
+    (``combine.SEPARATOR`` in its key), which ``combine.split`` divides by the codes of
+    dicts."""
+    if not shape.is_search or shape.resource_type != "Observation" or SEPARATOR in key:
+        return None
+    return read_search_page(body)
 
 
 def _timeout_reason(exc: BaseException) -> str:

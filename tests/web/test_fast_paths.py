@@ -9,13 +9,19 @@
   the text may hold one: checked to store what the full walk stores.
 - a request body that the compiled schema validator (jsonschema-rs) passes is never
   one that jsonschema refuses: checked on requests broken at random, field by field.
+- a fetched page of an Observation search is read by the typed path
+  (``fhir.bundles.read_search_page``): checked to give what orjson's reading gives, the
+  Bundle's shape, links and each entry's resource, on pages changed at random.
 
-(The Observation mapper's fast path is checked in tests/fhir_mappers/test_observations_usual.py.)
+(The Observation mapper's typed reader is checked against its careful path in
+tests/fhir_mappers/test_observations_usual.py and test_wire.py.)
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from datetime import date
 from typing import Any
 
@@ -26,12 +32,24 @@ from hypothesis import strategies as st
 
 from cds_service import schemas
 from cds_service.errors import ApiError
-from cds_service.examples import example_keys, load_example
+from cds_service.examples import benchmark_bundle, example_keys, load_example
+from cds_service.fhir.bundles import (
+    QueryShape,
+    _link,
+    next_link,
+    read_search_page,
+    shape_mismatch,
+    unwrap_bundle,
+)
+from cds_service.fhir.client import FhirClient, _typed_page
 from cds_service.jsonbody import max_depth, parse_json_object
+from cds_service.settings import load_settings
 from cds_service.stores.audit import TOKEN_KEYS, _detail_json, _json, without_tokens
 from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.validation import validate
 from fhir_mappers import timeutil
+from fhir_mappers.wire import ObservationBytes
+from tests.support.faulty_fhir_server import FaultyFhirServer
 
 
 def walked_depth(value: Any) -> int:
@@ -281,3 +299,122 @@ def test_a_refused_request_gets_jsonschemas_messages() -> None:
         ("$.context.selections", "required field is missing"),
         ("$.hookInstance", "expected a UUID (8-4-4-4-12 hexadecimal digits)"),
     ]
+
+
+# --- fetched search pages read by the typed path ------------------------------------------
+
+_OBSERVATIONS = [
+    e["resource"]
+    for e in benchmark_bundle("bench-patient")["entry"]
+    if e["resource"]["resourceType"] == "Observation"
+][:12]
+_SEARCH = QueryShape("Observation", is_search=True)
+# Changes to a page: (where, element, value); None removes. "entry" changes one entry.
+_PAGE_CHANGES: list[tuple[str, str, Any]] = [
+    ("page", "type", "history"),
+    ("page", "type", None),
+    ("page", "type", 3),
+    ("page", "resourceType", "OperationOutcome"),
+    ("page", "entry", {"resource": {}}),
+    ("page", "entry", None),
+    ("page", "link", [{"relation": "next", "url": "https://ehr.example.org/fhir/p2"}]),
+    ("page", "link", [{"relation": "self", "url": "p1"}, "x"]),
+    ("page", "total", 12),
+    ("entry", "resource", None),
+    ("entry", "resource", "Observation/1"),
+    ("entry", "resource", {"resourceType": "Condition", "id": "c1"}),
+    ("entry", "resource", {"resourceType": "OperationOutcome", "issue": []}),
+    ("entry", "resource", {"resourceType": "Observation", "status": None}),
+    ("entry", "resource", {"resourceType": "Observation", "id": "x", "status": "preliminary"}),
+    ("entry", "search", {"mode": "outcome"}),
+    ("entry", "search", {"mode": "include"}),
+    ("entry", "search", None),
+    ("entry", "fullUrl", "urn:uuid:1"),
+    ("entry", "", "not an entry"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_PAGE_CHANGES), st.integers(0, 11)), max_size=4))
+def test_a_fetched_page_read_typed_reads_as_orjson_reads_it(
+    changes: list[tuple[tuple[str, str, Any], int]],
+) -> None:
+    page: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": copy.deepcopy(r), "search": {"mode": "match"}} for r in _OBSERVATIONS
+        ],
+    }
+    for (where, name, value), index in changes:
+        entries = page.get("entry")
+        target: Any = page
+        if where == "entry":
+            if not isinstance(entries, list) or not entries:
+                continue
+            if name == "":  # the entry itself
+                entries[index % len(entries)] = value
+                continue
+            target = entries[index % len(entries)]
+            if not isinstance(target, dict):
+                continue
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = copy.deepcopy(value)
+    body = json.dumps(page).encode()
+    plain = orjson.loads(body)
+    typed = read_search_page(body)
+    if typed is None:
+        return  # read by orjson, as before
+    assert shape_mismatch(typed, _SEARCH, "FHIR server sent") == shape_mismatch(
+        plain, _SEARCH, "FHIR server sent"
+    )
+    assert next_link(typed) == next_link(plain)
+    assert _link(typed, "self") == _link(plain, "self")
+    found, notes = unwrap_bundle("crp", typed, "Observation")
+    assert (found, notes) == unwrap_bundle("crp", plain, "Observation")
+    plain_resources = [e.get("resource") for e in plain.get("entry") or []]
+    for entry, resource in zip(typed["entry"], plain_resources, strict=True):
+        read = entry.get("resource")
+        if type(read) is ObservationBytes:
+            assert read.as_dict() == resource and read == resource
+        else:
+            assert read == resource
+
+
+def test_only_observation_searches_not_combined_are_read_typed() -> None:
+    body = json.dumps(
+        {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": _OBSERVATIONS[0]}]}
+    ).encode()
+    page = _typed_page("crp", body, _SEARCH)
+    assert page is not None and type(page["entry"][0]["resource"]) is ObservationBytes
+    assert _typed_page("conditions", body, QueryShape("Condition", is_search=True)) is None
+    assert _typed_page("crp", body, QueryShape("Observation", is_search=False)) is None
+    # combine.split divides a combined search by the codes of dicts
+    assert _typed_page("crp+esr+pain", body, _SEARCH) is None
+    assert read_search_page(b"[1, 2]") is None
+    assert read_search_page(b'{"resourceType": "Bundle", "entry": [') is None
+
+
+def test_the_client_hands_on_fetched_observations_typed() -> None:
+    settings = load_settings(environ={}, overrides={"fhir_read_timeout_seconds": 1.0})
+    client = FhirClient(settings)
+    try:
+        with FaultyFhirServer() as server:
+            queries = {"crp": "Observation?patient=p1", "conditions": "Condition?patient=p1"}
+            result = client.fetch_all(server.url("ok"), None, queries, time.monotonic() + 2.0)
+            paged = client.fetch_all(
+                server.url("endless"),
+                None,
+                {"crp": "Observation?patient=p1"},
+                time.monotonic() + 2.0,
+            )
+    finally:
+        client.close()
+    assert result.errors == {} and paged.errors == {}
+    (observation,) = result.resources["crp"]
+    assert type(observation) is ObservationBytes
+    assert observation["resourceType"] == "Observation"
+    assert [isinstance(r, dict) for r in result.resources["conditions"]] == [True]
+    assert {type(r) for r in paged.resources["crp"]} == {ObservationBytes}
