@@ -9,9 +9,12 @@ without a FHIR server from ``benchmark_bundle``, in the shape prefetch has):
   Observation fields the rules read (everything else skipped or left as ``Any``);
 - the service's typed decode (``cds_service/hookbody.py``), alone and with its
   Observations read into Structs, against the careful parse it stands in for;
+- a fetched search page of the same 200 Observations, read by orjson and by the typed
+  path the FHIR client takes (``fhir.bundles.read_search_page``), each unwrapped;
 - the compiled schema check (jsonschema-rs) against the jsonschema walk of the same
   envelope;
-- the Observation mapper on the decoded dicts.
+- the Observation mapper on the decoded dicts (each converted to the typed Struct it
+  reads) and on the typed reads.
 
 ::
 
@@ -31,7 +34,7 @@ import orjson
 from cds_service import schemas
 from cds_service.discovery import load_discovery
 from cds_service.examples import benchmark_bundle
-from cds_service.fhir.bundles import unwrap_bundle
+from cds_service.fhir.bundles import read_search_page, unwrap_bundle
 from cds_service.hookbody import HookBodyDecoder
 from cds_service.jsonbody import parse_json_object
 from cds_service.validation import validate
@@ -123,6 +126,13 @@ def main() -> None:
         for r in unwrap_bundle(key, decoded["prefetch"][key], "Observation")[0]
     ]
     options = MappingOptions(crp_molar_factor_nmol_per_mg=9.524)
+    page = orjson.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r, "search": {"mode": "match"}} for r in observations],
+        }
+    )
     rows = [
         ("json.loads (the floor)", lambda: json.loads(raw)),
         ("orjson.loads (the service)", lambda: orjson.loads(raw)),
@@ -140,6 +150,14 @@ def main() -> None:
             ],
         ),
         ("orjson.loads and depth guard (the careful parse)", lambda: parse_json_object(raw, 64)),
+        (
+            f"a fetched page of {len(observations)} Observations: orjson, unwrapped",
+            lambda: unwrap_bundle("crp", orjson.loads(page), "Observation"),
+        ),
+        (
+            "  the same page read typed (the FHIR client), unwrapped",
+            lambda: unwrap_bundle("crp", read_search_page(page) or {}, "Observation"),
+        ),
         ("jsonschema walk of the envelope", lambda: validate(check.precise, body)),
         ("jsonschema-rs check of the envelope", lambda: check.fast.is_valid(body)),
         (
