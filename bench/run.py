@@ -43,6 +43,7 @@ import requests
 from bench import scenario
 from bench.profile_hook import top_entries
 from cds_service.fhir.combine import combine
+from cds_service.fhir.prefetch import render_queries
 from spine_cds_dev.fhir_server import FhirTestServer
 from spine_cds_dev.service_process import ServiceProcess, free_port
 
@@ -119,6 +120,14 @@ class Checkout:
 
     def env(self) -> dict[str, str]:
         return {"PYTHONPATH": str(self.path), "PYTHONSAFEPATH": "1"}
+
+    def own_queries(self, context: dict[str, str]) -> list[str]:
+        """The queries the service at this revision sends for (b), from its hooks.json:
+        its templates rendered, the Observation searches combined."""
+        hooks = json.loads((self.path / "hooks.json").read_text(encoding="utf-8"))
+        (service,) = (s for s in hooks["services"] if s["id"] == scenario.SERVICE_ID)
+        queries, _ = render_queries(service["prefetch"], context)
+        return list(combine(queries).queries.values())
 
     def __exit__(self, *exc: object) -> None:
         if self.path.exists():
@@ -441,8 +450,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "four sent at once.",
         f"The service sends {fhir['service_queries']} queries (the three Observation searches "
         f"combined into one): sent at once they take {fhir['service_concurrent_p50_ms']:.1f} "
-        f"ms, and (b) at 1 connection is "
-        f"{r['b1_p50_minus_own_queries_concurrently_ms']:+.1f} ms over that.",
+        f"ms (median of {FHIR_SAMPLES} samples after each (b) row at 1 connection, so in the "
+        f"same minutes; {fhir['service_concurrent_at_start_p50_ms']:.1f} ms before the runs), "
+        f"and (b) at 1 connection is {r['b1_p50_minus_own_queries_concurrently_ms']:+.1f} ms "
+        "over that.",
         "",
         "First calls of a fresh service (each on a new connection, in ms): "
         + ", ".join(f"{x:.1f}" for x in report["first_calls_ms"])
@@ -523,8 +534,10 @@ def side_by_side(report: dict[str, Any]) -> list[str]:
         f"Before and after in this run: the service at {compared['revision']} "
         f"({compared['commit'][:12]}) and this checkout, rows interleaved, against the same "
         f"floor (p50 {floor['p50_ms']:.1f} ms, {floor['rps']:.0f} req/s) and FHIR server "
-        "(the service's own queries sent at once: "
-        f"{report['fhir']['service_concurrent_p50_ms']:.1f} ms):",
+        "(each service's own queries sent at once, measured beside its (b) rows: "
+        f"{compared['service_queries']} in {compared['service_concurrent_p50_ms']:.1f} ms at "
+        f"{compared['revision']}, {report['fhir']['service_queries']} in "
+        f"{report['fhir']['service_concurrent_p50_ms']:.1f} ms here):",
         "",
         f"| | at {compared['revision']} | this checkout |",
         "|---|---|---|",
@@ -606,18 +619,26 @@ def main() -> None:
                     for row in rows:
                         run_wrk(urls[row.target], files[row.body], row.connections, args.warmup)
                     results: dict[str, list[dict[str, Any]]] = {row.key: [] for row in rows}
+                    own = {"service": list(combine(bodies.queries).queries.values())}
+                    if checkout is not None:
+                        own[COMPARED] = checkout.own_queries({"patientId": scenario.PATIENT_ID})
+                    beside_b1: dict[str, list[float]] = {target: [] for target in own}
                     for n in range(args.runs):
                         for row in rows:
                             got = run_wrk(
                                 urls[row.target], files[row.body], row.connections, args.duration
                             )
                             results[row.key].append(got)
+                            if row.connections == 1:  # the FHIR server's time, same minutes
+                                beside_b1[row.target] += _together(server, own[row.target])
                             print(
                                 f"run {n + 1} {row.key:12s} {got['rps']:7.1f} req/s "
                                 f"p50 {got['p50_ms']:7.1f} p99 {got['p99_ms']:7.1f} ms "
                                 f"non-2xx {got['non2xx']}",
                                 flush=True,
                             )
+                fhir["service_concurrent_at_start_p50_ms"] = fhir["service_concurrent_p50_ms"]
+                fhir["service_concurrent_p50_ms"] = statistics.median(beside_b1["service"])
                 single = single_calls(url, files["a"].read_bytes(), 30)
                 rss_all = worker_rss_kib(service)
                 calls = sum(
@@ -631,7 +652,17 @@ def main() -> None:
                         "commit": checkout.commit,
                         "hooks_differ": (checkout.path / "hooks.json").read_bytes()
                         != (ROOT / "hooks.json").read_bytes(),
-                        "summary": summarise(results, fhir, f"@{COMPARED}"),
+                        "service_queries": len(own[COMPARED]),
+                        "service_concurrent_p50_ms": statistics.median(beside_b1[COMPARED]),
+                        "summary": summarise(
+                            results,
+                            fhir
+                            | {
+                                "service_queries": len(own[COMPARED]),
+                                "service_concurrent_p50_ms": statistics.median(beside_b1[COMPARED]),
+                            },
+                            f"@{COMPARED}",
+                        ),
                     }
 
     report: dict[str, Any] = {
