@@ -330,6 +330,7 @@ def signatures(patient: dict[str, Any], vs: Any, mapped: Any = None) -> tuple[An
     ``mapped`` (from map_patient on the unmutated mappers) skips the mappers when only
     the engine is mutated.
     """
+    from cds_service.cards.phrasebook import phrase
     from cds_service.engine import assess
 
     try:
@@ -345,8 +346,8 @@ def signatures(patient: dict[str, Any], vs: Any, mapped: Any = None) -> tuple[An
         text = json.dumps(
             {
                 "audit": a.to_dict(),
-                "shorts": [f.short for f in a.rules_fired],
-                "remarks": [(r.code, r.message, r.short) for r in (*a.missing, *a.unmet, *a.notes)],
+                "findings": [(f.rule_id, *phrase(f)) for f in a.rules_fired],
+                "remarks": [(r.code, *phrase(r)) for r in (*a.missing, *a.unmet, *a.notes)],
                 "issues": [(i.reference, i.reason, i.kind, i.plain) for i in a.issues],
                 "orders": [(o.reference, o.modality, o.region, o.contrast) for o in a.orders],
             },

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cds_service.cards.phrasebook import card_data, phrase
+from cds_service.engine import Assessment
 from cds_service.errors import ApiError
 from cds_service.invocation import Outcome
 from cds_service.stores.audit import AuditRecord
@@ -76,7 +78,7 @@ def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
     detail: dict[str, Any] = {}
     if assessment is not None:
         counts.update({k: int(v) for k, v in assessment.counts.items()})
-        detail = assessment.to_dict()
+        detail = assessment_record(assessment)
     if outcome.data_notes:
         detail["dataNotes"] = list(outcome.data_notes)
     cards = outcome.response.get("cards", [])
@@ -91,6 +93,24 @@ def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
         "fhir_ms": outcome.fhir_ms,
         "detail": detail,
     }
+
+
+def assessment_record(a: Assessment) -> dict[str, Any]:
+    """The engine's record of the decision, with each finding and remark in the words
+    the card said it (the phrasebook's message) and each finding's data as published."""
+    record = a.to_dict()
+    record["rulesFired"] = [
+        {
+            "id": f.rule_id,
+            "recommendation": f.recommendation.value,
+            "message": phrase(f).message,
+            "data": card_data(f),
+        }
+        for f in a.rules_fired
+    ]
+    for key, remarks in (("missing", a.missing), ("unmet", a.unmet), ("notes", a.notes)):
+        record[key] = [{"code": r.code, "message": phrase(r).message} for r in remarks]
+    return record
 
 
 def _error_fields(error: ApiError) -> dict[str, Any]:

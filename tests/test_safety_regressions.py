@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.conditions import map_conditions
@@ -160,7 +161,7 @@ def test_advice_through_the_normal_limit_does_not_claim_a_fall() -> None:
     assert "improving" not in card["summary"]
     assert "CRP normal" in card["summary"]
     assert "below the normal limit" in card["summary"]
-    assert "fall" not in assessment.rules_fired[0].message
+    assert "fall" not in phrase(assessment.rules_fired[0]).message
 
 
 def test_a_qualitative_crp_coding_beside_the_mass_code_does_not_hide_the_value() -> None:

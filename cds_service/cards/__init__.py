@@ -5,6 +5,9 @@ carries what it needs besides (the patient, the override reasons the runtime rea
 startup). The modules follow the card: ``summary``, ``detail``, ``result`` (the
 machine-readable extension), ``actions`` (suggestions and ratings), ``identity`` (the
 uuid), ``text`` (evidence statements and fixed wording), ``overrides.json`` (data).
+The engine returns codes and numbers; ``phrasebook`` turns its findings and remarks into
+the sentences a clinician reads (the remarks' words in ``remark_phrases``, the helpers
+for numbers, names and days in ``words``).
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ from datetime import date
 from typing import Any
 
 from cds_service.cards import text
+from cds_service.cards.phrasebook import phrase
 from cds_service.cards.summary import _has_ct
+from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
-from cds_service.engine.wording import ARROW, fmt, signed_pct, upper_first
 from fhir_mappers.model import DataIssue, Measurement
 
 
@@ -251,7 +252,7 @@ def detail(a: Assessment) -> str:
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
         if _has_ct(a):
             blocks.append([f"**{text.MRI_PREFERRED}**"])
-        items = [f.message for f in flags]
+        items = [phrase(f).message for f in flags]
         if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
             items.append(text.COMPLICATION_ACTION)
         markers = next((f for f in flags if f.rule_id == "markers-not-responding"), None)
@@ -274,10 +275,10 @@ def detail(a: Assessment) -> str:
             ]
         )
         blocks.append([_episode_line(a)])
-        asks = [r.message for r in (*a.missing, *a.unmet)]
+        asks = [phrase(r).message for r in (*a.missing, *a.unmet)]
         blocks.append(["To decide:", "", *_bullets([*asks, text.NEURO_EXAM])])
         blocks.append(_trend_lines(a))
-    notes = [r.message for r in a.notes] + left_out(a.issues, a.figures.t0_day)
+    notes = [phrase(r).message for r in a.notes] + left_out(a.issues, a.figures.t0_day)
     if notes:
         blocks.append(_bullets(notes))
     blocks.append(_crp_section(a))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cds_service.cards.phrasebook import card_data
+from cds_service.cards.words import condition_name
 from cds_service.engine.assessment import Assessment, condition_to_dict, figure
-from cds_service.engine.wording import condition_name
 
 
 def machine_result(a: Assessment) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def machine_result(a: Assessment) -> dict[str, Any]:
     out: dict[str, Any] = {
         "recommendation": a.recommendation.value,
         "rulesFired": [
-            {"id": r.rule_id, "recommendation": r.recommendation.value, "data": dict(r.data)}
+            {"id": r.rule_id, "recommendation": r.recommendation.value, "data": card_data(r)}
             for r in a.rules_fired
         ],
         "orders": [o.reference for o in a.orders],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cds_service.cards import text
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine.assessment import Assessment, Recommendation
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -38,26 +39,29 @@ def summary(a: Assessment) -> str:
     rec = a.recommendation
     if rec is Recommendation.ADVISE_AGAINST:
         head = f"Routine repeat spine {mod} not recommended"
-        short = next((f.short for f in a.rules_fired if f.rule_id == "advise-against"), "")
+        short = next((phrase(f).short for f in a.rules_fired if f.rule_id == "advise-against"), "")
         return _fit(f"{head}: {short}", f"{head}: improving")
     flags = a.red_flags
     if rec is Recommendation.SUPPORT_URGENT:
-        neuro = next(f for f in flags if f.rule_id == "neuro")
+        neuro = phrase(next(f for f in flags if f.rule_id == "neuro")).short
         action = "emergency MRI of the whole spine with gadolinium now"
         missed = next((n for n in a.notes if n.code == "order-misses-level"), None)
-        tail = f"; {missed.short}" if missed is not None else "; urgent spine surgery review"
+        tail = (
+            f"; {phrase(missed).short}" if missed is not None else "; urgent spine surgery review"
+        )
         return _fit(
-            f"{neuro.short}: {action}{tail}",
+            f"{neuro}: {action}{tail}",
             f"New neurologic deficit: {action}{tail}",
-            f"{neuro.short}: {action}",
+            f"{neuro}: {action}",
             "New neurologic deficit: emergency MRI now",
         )
     if rec is Recommendation.SUPPORT:
+        shorts = [phrase(f).short for f in flags]
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
             return _fit(
-                f"{flags[0].short}: {tail}",
-                f"{flags[0].short}: repeat spine {mod} reasonable",
+                f"{shorts[0]}: {tail}",
+                f"{shorts[0]}: repeat spine {mod} reasonable",
                 f"Complication recorded: {tail}",
             )
         # on a CT order summary and detail agree: MRI is the study that answers
@@ -66,7 +70,6 @@ def summary(a: Assessment) -> str:
             if _has_ct(a)
             else f"repeat spine {mod} reasonable"
         )
-        shorts = [f.short for f in flags]
         more = len(shorts) - 1
         return _fit(
             f"{'; '.join(shorts)}; {tail}",
@@ -75,7 +78,7 @@ def summary(a: Assessment) -> str:
             f"{shorts[0]}; repeat spine MRI reasonable",
             f"Red flag recorded; {tail}",
         )
-    gaps = [r.short for r in (*a.missing, *a.unmet)]
+    gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     head = f"Not enough data to judge repeat spine {mod}"
     tail = "; repeat CRP/ESR" if _needs_markers(a) else ""
     return _fit(

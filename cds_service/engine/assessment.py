@@ -65,33 +65,43 @@ RULE_INSUFFICIENT_DATA = "insufficient-data"
 
 @dataclass(frozen=True)
 class RuleFinding:
-    """One rule that fired, with the data it used (JSON-able, camelCase keys)."""
+    """One rule that fired, with the data it used (JSON-able, camelCase keys).
+
+    The cards' phrasebook makes the sentences a clinician reads from ``rule_id`` and
+    ``data``: every figure, date and name they need is here. What only the sentences
+    need, and the card does not publish, is under ``data[FACTS]``.
+    """
 
     rule_id: str
     recommendation: Recommendation
-    message: str  # one plain sentence for the card's detail
     data: Mapping[str, Any]
-    short: str = ""  # a few words with the numbers, for the card's summary
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.rule_id,
             "recommendation": self.recommendation.value,
-            "message": self.message,
             "data": dict(self.data),
         }
 
 
+# The key of a finding's data that holds what its sentences are made from and the card
+# does not publish (e.g. a condition's name and the day it was found).
+FACTS = "facts"
+
+
 @dataclass(frozen=True)
 class Remark:
-    """A coded, human-readable statement: a missing datum, an unmet criterion or a note."""
+    """A coded statement: a missing datum, an unmet criterion or a note, with the
+    figures, dates and names its sentence is made from (JSON-able, camelCase keys)."""
 
     code: str
-    message: str
-    short: str  # a few words for a card summary
+    data: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code}
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
 
 
 # Where T0 came from (clinical-rules.md, "T0, the treatment start", 2026-12-06).

@@ -92,19 +92,12 @@ def assess(
     # and keep the most cautious answer, so a second entry can never hide a red flag.
     results = [first] + [_evaluate(base, e, data, settings) for e in others]
     cautious = max(results, key=lambda a: CAUTION[a.recommendation])
-    starts = ", ".join(
-        sorted(
-            r.episode.t0.day.isoformat()
-            for r in results
-            if r.episode is not None and r.episode.t0 is not None
-        )
+    starts = sorted(
+        r.episode.t0.day.isoformat()
+        for r in results
+        if r.episode is not None and r.episode.t0 is not None
     )
-    note = Remark(
-        "several-episode-starts",
-        f"The infection is recorded more than once, with different start dates ({starts}): "
-        "the most cautious answer is shown.",
-        "several start dates",
-    )
+    note = Remark("several-episode-starts", {"starts": starts})
     return replace(cautious, notes=(*cautious.notes, note))
 
 
@@ -183,14 +176,7 @@ def _evaluate(
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
     else:
         if t0_day is None:
-            missing.append(
-                Remark(
-                    "episode-start-unknown",
-                    "The infection diagnosis has no onset or recorded date, so the treatment "
-                    "start is unknown.",
-                    "treatment start unknown",
-                )
-            )
+            missing.append(Remark("episode-start-unknown"))
         else:
             deficit = known_deficit_remark(known, episode)
             if deficit is not None:
@@ -223,13 +209,7 @@ def _evaluate(
             days = figures.days_since_t0
             if days is not None and days < settings.plateau_after_days:
                 notes.append(
-                    Remark(
-                        "early-order",
-                        f"Ordered on day {days} of treatment: before day "
-                        f"{settings.plateau_after_days}, imaging can look worse while the patient "
-                        "recovers.",
-                        "early order",
-                    )
+                    Remark("early-order", {"day": days, "afterDays": settings.plateau_after_days})
                 )
             yoon = yoon_note(trend, esr, t0_day, settings)
             if yoon is not None:

@@ -11,35 +11,59 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, Remark
-from .wording import condition_name, lower_first, upper_first
 
 
-def _relative(day: date, t0_day: date | None) -> str:
-    """ "3 days before treatment start", "the day treatment started", "day 2"."""
+def clinical_label(c: ConditionFact) -> str | None:
+    """The condition's clinical name as the record gives it: the value set's name for its
+    code, else the record's display; None when it has neither."""
+    if c.name:
+        return c.name
+    for code in c.codes:
+        if code.display and code.display.strip():
+            return code.display.strip()
+    return None
+
+
+def label_or_code(c: ConditionFact) -> str:
+    """What a condition is called in the data, for matching words in it ("abscess")."""
+    return clinical_label(c) or (c.codes[0].code if c.codes else "")
+
+
+def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
+    """What a sentence about a condition is made from: its clinical name (else its first
+    code), the date it was first dated (onset, else recordedDate) and, with a treatment
+    start, that date's day of treatment, whether it was there when treatment started
+    (``atStart``: on or before T0), and the later recording day of one that was."""
+    out: dict[str, Any] = {}
+    label = clinical_label(c)
+    if label:
+        out["name"] = label
+    elif c.codes:
+        out["code"] = c.codes[0].code
+    first = c.start
+    if first is not None:
+        out["date"] = first.day.isoformat()
     if t0_day is None:
-        return day.isoformat()
-    offset = (day - t0_day).days
-    if offset == 0:
-        return f"{day.isoformat()}, the day treatment started"
-    if offset < 0:
-        n = -offset
-        return f"{day.isoformat()}, {n} day{'s' if n != 1 else ''} before treatment start"
-    return f"{day.isoformat()}, day {offset}"
-
-
-def _dated(c: ConditionFact, t0_day: date | None) -> str:
-    name = lower_first(condition_name(c))
-    start = c.start
-    return f"{name} ({_relative(start.day, t0_day)})" if start is not None else name
+        return out
+    if first is None:
+        out["undated"] = True
+        return out
+    out["day"] = (first.day - t0_day).days
+    out["atStart"] = first.day <= t0_day
+    recorded = c.recorded.day if c.recorded is not None else None
+    if out["atStart"] and recorded is not None and recorded > t0_day:
+        out["recordedDay"] = (recorded - t0_day).days
+    return out
 
 
 def is_abscess(c: ConditionFact) -> bool:
     """A complication whose clinical name says abscess (epidural, intraspinal, psoas)."""
-    return c.category is ConditionCategory.COMPLICATION and "abscess" in condition_name(c).lower()
+    return c.category is ConditionCategory.COMPLICATION and "abscess" in label_or_code(c).lower()
 
 
 def known_notes(known: Sequence[ConditionFact], episode: Episode) -> list[Remark]:
@@ -48,25 +72,11 @@ def known_notes(known: Sequence[ConditionFact], episode: Episode) -> list[Remark
     if not known:
         return []
     t0_day = episode.t0.day if episode.t0 is not None else None
-    listed = "; ".join(_dated(c, t0_day) for c in known)
     notes = [
-        Remark(
-            "known-at-diagnosis",
-            f"Recorded at diagnosis: {listed}. Known findings are not new red flags; a worse "
-            "neurologic exam or new symptoms are.",
-            "known at diagnosis: " + ", ".join(lower_first(condition_name(c)) for c in known),
-        )
+        Remark("known-at-diagnosis", {"conditions": [condition_facts(c, t0_day) for c in known]})
     ]
     if any(is_abscess(c) for c in known):
-        notes.append(
-            Remark(
-                "known-abscess",
-                "If the abscess was not drained, a follow-up MRI before stopping antibiotics "
-                "may be reasonable (an undrained paravertebral or psoas abscess relapses more "
-                "often and needs at least 8 weeks of treatment, Park 2016).",
-                "abscess at diagnosis",
-            )
-        )
+        notes.append(Remark("known-abscess"))
     return notes
 
 
@@ -77,29 +87,7 @@ def known_deficit_remark(known: Sequence[ConditionFact], episode: Episode) -> Re
     if not deficits:
         return None
     t0_day = episode.t0.day if episode.t0 is not None else None
-    first = deficits[0]
-    name = upper_first(_dated(first, t0_day))
-    return Remark(
-        "known-deficit",
-        f"{name} recorded at diagnosis: whether repeat imaging is needed rests on the "
-        "neurologic exam. Image urgently if it is worse; if it is unchanged or better and "
-        "the patient improves, routine repeat imaging is not needed.",
-        f"{lower_first(condition_name(first))} known since diagnosis: compare the neurologic exam",
-    )
-
-
-REGION_WORDS = {
-    "occipito-atlanto-axial": "at the skull base (C0-C2)",
-    "cervicothoracic": "at the cervicothoracic junction",
-    "thoracolumbar": "at the thoracolumbar junction",
-    "lumbosacral": "lumbosacral",
-    "sacral": "sacral",
-}
-
-
-def region_words(region: str) -> str:
-    """ "thoracic", "at the thoracolumbar junction"."""
-    return REGION_WORDS.get(region, region)
+    return Remark("known-deficit", {"condition": condition_facts(deficits[0], t0_day)})
 
 
 def level_note(
@@ -109,11 +97,8 @@ def level_note(
     missed = [o for o in orders if o.reference not in covering]
     if not missed or region is None:
         return None
-    studies = ", ".join(sorted({f"{o.region} {o.modality.value}" for o in missed}))
-    target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    studies = sorted({(o.region, o.modality.value) for o in missed})
     return Remark(
         "order-misses-level",
-        f"The infection is {region_words(region)}: the {studies} ordered will not show it; "
-        f"MRI of the {target} or whole spine with gadolinium.",
-        f"the {studies} ordered will not show the {target} infection",
+        {"region": region, "studies": [{"region": r, "modality": m} for r, m in studies]},
     )

@@ -3,17 +3,19 @@
 clinical-rules.md: advise-against needs a usable CRP trend that fell enough or reached
 the normal range, pain not worse since treatment start, a recent CRP, and reads that
 reach back far enough when paging was cut off; otherwise the answer is insufficient
-data, saying what to do. This module finds the gaps and words both outcomes.
+data, saying what to do. This module finds the gaps and gives the figures of both outcomes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 from fhir_mappers.model import ConditionFact, DataIssue, Measurement, MeasurementKind, PatientData
 
 from .assessment import (
+    FACTS,
     RULE_ADVISE_AGAINST,
     RULE_INSUFFICIENT_DATA,
     Recommendation,
@@ -23,7 +25,6 @@ from .assessment import (
 )
 from .rules import CrpTrend, day_of, pct_change, sort_key
 from .thresholds import RuleSettings
-from .wording import ARROW, fmt, pain_phrase, shown, signed_pct
 
 
 def favourable_response_gaps(
@@ -51,71 +52,22 @@ def favourable_response_gaps(
     latest, baseline = trend.latest, trend.baseline
     if crp_count == 0 or latest is None:
         if crp_skipped:
-            missing.append(
-                Remark(
-                    "crp-none-usable",
-                    f"No usable CRP: {crp_skipped} CRP result(s) on record could not be used "
-                    "(see below).",
-                    "no usable CRP",
-                )
-            )
+            missing.append(Remark("crp-none-usable", {"skipped": crp_skipped}))
         else:
-            missing.append(
-                Remark(
-                    "crp-none",
-                    f"No CRP since {settings.data_lookback_days} days before treatment start.",
-                    "no CRP since treatment start",
-                )
-            )
+            missing.append(Remark("crp-none", {"lookbackDays": settings.data_lookback_days}))
     elif crp_count == 1:
         recent = (eval_day - latest.when.day).days <= settings.crp_max_age_days
-        when = "at the next weekly check" if recent else "now"
-        missing.append(
-            Remark(
-                "crp-single",
-                f"One CRP only ({shown(latest)} mg/L on day {day_of(latest, t0_day)}): "
-                f"repeat it {when} to see a trend.",
-                "one CRP only",
-            )
-        )
+        missing.append(Remark("crp-single", {"latest": figure(latest, t0_day), "recent": recent}))
     elif latest.when.day <= t0_day:
-        days = (eval_day - t0_day).days
-        since = "today" if days == 0 else f"{days} day{'s' if days != 1 else ''} ago"
-        missing.append(
-            Remark(
-                "crp-none-on-treatment",
-                f"No CRP since treatment started ({since}): the first on-treatment CRP, "
-                "about day 7, will show the response.",
-                "no CRP on treatment yet",
-            )
-        )
+        missing.append(Remark("crp-none-on-treatment", {"daysSinceT0": (eval_day - t0_day).days}))
     elif not trend.usable:
-        missing.append(
-            Remark(
-                "crp-none-after-baseline",
-                f"No CRP after day {day_of(latest, t0_day)}: a later value is needed to see "
-                "a trend.",
-                "no CRP trend yet",
-            )
-        )
+        missing.append(Remark("crp-none-after-baseline", {"latestDay": day_of(latest, t0_day)}))
     if latest is not None and crp_count > 0:
         age = (eval_day - latest.when.day).days
         if age > settings.crp_max_age_days:
-            missing.append(
-                Remark(
-                    "crp-not-recent",
-                    f"Latest CRP {age} days old: repeat CRP before deciding on imaging.",
-                    f"latest CRP {age} days old",
-                )
-            )
+            missing.append(Remark("crp-not-recent", {"ageDays": age}))
     if not pain:
-        missing.append(
-            Remark(
-                "pain-none",
-                "No pain score (0-10) since treatment start: record one.",
-                "no pain score",
-            )
-        )
+        missing.append(Remark("pain-none"))
     if trend.usable and latest is not None and latest.when.day > t0_day and not discordant:
         fall = trend.fall_pct
         fell_enough = fall is not None and fall >= settings.plateau_min_fall_pct
@@ -125,16 +77,15 @@ def favourable_response_gaps(
             unmet.append(slow)
         elif not (fell_enough or normal):
             assert baseline is not None
-            change = "" if trend.change_pct is None else f" ({signed_pct(trend.change_pct)})"
-            unmet.append(
-                Remark(
-                    "crp-not-falling",
-                    f"CRP {shown(baseline)}{ARROW}{shown(latest)} mg/L{change}: not yet "
-                    f"down {fmt(settings.plateau_min_fall_pct)}% and not below "
-                    f"{fmt(settings.crp_normal_mg_l)} mg/L.",
-                    f"CRP not yet down {fmt(settings.plateau_min_fall_pct)}%",
-                )
-            )
+            data: dict[str, Any] = {
+                "baseline": figure(baseline, t0_day),
+                "latest": figure(latest, t0_day),
+                "minFallPct": settings.plateau_min_fall_pct,
+                "normalLimitMgL": settings.crp_normal_mg_l,
+            }
+            if trend.change_pct is not None:
+                data["changePct"] = trend.change_pct
+            unmet.append(Remark("crp-not-falling", data))
     if pain:
         series = sorted(pain, key=sort_key)
         first, last = series[0], series[-1]
@@ -142,9 +93,7 @@ def favourable_response_gaps(
             unmet.append(
                 Remark(
                     "pain-not-improving",
-                    f"Pain not decreasing: {shown(first)}{ARROW}{shown(last)}/10 since "
-                    "treatment start.",
-                    "pain not improving",
+                    {"first": figure(first, t0_day), "latest": figure(last, t0_day)},
                 )
             )
     return missing, unmet
@@ -157,9 +106,13 @@ def favourable_finding(
     settings: RuleSettings,
     known: Sequence[ConditionFact] = (),
 ) -> RuleFinding:
+    """Advise-against, with what its sentence says besides the figures: whether the CRP
+    fell enough (else it is below the normal limit), how many pain scores there are and
+    whether they stayed within a point, and whether a finding known at diagnosis is on
+    record (then no *new* red flag, never "no red flag")."""
     assert trend.baseline is not None and trend.latest is not None
     series = sorted(pain, key=sort_key)
-    data = {
+    data: dict[str, Any] = {
         "baseline": figure(trend.baseline, t0_day),
         "latest": figure(trend.latest, t0_day),
         "minFallPct": settings.plateau_min_fall_pct,
@@ -171,22 +124,15 @@ def favourable_finding(
     }
     if trend.fall_pct is not None:
         data["fallPct"] = round(trend.fall_pct, 1)
-    crp = f"CRP {shown(trend.baseline)}{ARROW}{shown(trend.latest)} mg/L"
-    fell = trend.fall_pct is not None and trend.fall_pct >= settings.plateau_min_fall_pct
-    if fell:
-        crp += f", {signed_pct(trend.change_pct or 0.0)}"
-    else:  # advise-against through the normal limit: the CRP did not fall enough, say so
-        crp += f", below the normal limit of {fmt(settings.crp_normal_mg_l)} mg/L"
-    # Never "no red flag recorded" while a finding known at diagnosis is on record.
-    flags = "no new red flag recorded" if known else "no red flag recorded"
-    # "Improving" only when the CRP fell; a CRP that stays normal is said as it is.
-    state = "Improving" if fell else "CRP normal, pain not worse"
+    values = [m.value for m in series]
+    data[FACTS] = {
+        "fell": trend.fall_pct is not None and trend.fall_pct >= settings.plateau_min_fall_pct,
+        "painCount": len(series),
+        "painStable": max(values) - min(values) < 1,
+        "knownAtDiagnosis": bool(known),
+    }
     return RuleFinding(
-        rule_id=RULE_ADVISE_AGAINST,
-        recommendation=Recommendation.ADVISE_AGAINST,
-        message=f"{state}: {crp}; {pain_phrase(series)}; {flags}.",
-        data=data,
-        short=f"{state if not fell else 'improving'} ({crp}; {pain_phrase(series)})",
+        rule_id=RULE_ADVISE_AGAINST, recommendation=Recommendation.ADVISE_AGAINST, data=data
     )
 
 
@@ -196,28 +142,17 @@ def insufficient_finding(missing: Sequence[Remark], unmet: Sequence[Remark]) -> 
         data["missing"] = [r.to_dict() for r in missing]
     if unmet:
         data["unmet"] = [r.to_dict() for r in unmet]
-    text = " ".join(r.message for r in (*missing, *unmet))
     return RuleFinding(
-        rule_id=RULE_INSUFFICIENT_DATA,
-        recommendation=Recommendation.INSUFFICIENT_DATA,
-        message=f"Not enough to judge the response to treatment. {text}",
-        data=data,
-        short="; ".join(r.short for r in (*missing, *unmet)),
+        rule_id=RULE_INSUFFICIENT_DATA, recommendation=Recommendation.INSUFFICIENT_DATA, data=data
     )
 
 
-KIND_WORDS = {"conditions": "diagnoses", "crp": "CRP", "esr": "ESR", "pain": "pain"}
+# The kinds of data a search may leave partly read, in the order a card names them.
+KIND_ORDER = ("conditions", "crp", "esr", "pain")
 
 
 def cut_off_note(kinds: frozenset[str]) -> Remark:
-    names = [KIND_WORDS.get(k, k) for k in sorted(kinds, key=list(KIND_WORDS).index)]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return Remark(
-        "paging-cut-off",
-        f"Not every {listed} result could be read from the record (paging cut off): "
-        "older results may be missing.",
-        "record only partly read",
-    )
+    return Remark("paging-cut-off", {"kinds": sorted(kinds, key=KIND_ORDER.index)})
 
 
 def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) -> list[Remark]:
@@ -232,35 +167,18 @@ def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) ->
     if not data.cut_off:
         return gaps
     if "conditions" in data.cut_off:
-        gaps.append(
-            Remark(
-                "conditions-incomplete",
-                "Not every diagnosis could be read: a red flag may be missing.",
-                "diagnoses only partly read",
-            )
-        )
+        gaps.append(Remark("conditions-incomplete"))
     window_start = t0_day - timedelta(days=settings.baseline_window_days)
-    for kind, kind_enum, reach, code, words in (
-        ("crp", MeasurementKind.CRP, window_start, "crp-incomplete", "CRP"),
-        ("pain", MeasurementKind.PAIN, t0_day, "pain-incomplete", "pain score"),
+    for kind, kind_enum, reach, code in (
+        ("crp", MeasurementKind.CRP, window_start, "crp-incomplete"),
+        ("pain", MeasurementKind.PAIN, t0_day, "pain-incomplete"),
     ):
         if kind not in data.cut_off:
             continue
         days = [m.when.day for m in data.measurements if m.kind is kind_enum]
         if not days or min(days) > reach:
-            gaps.append(
-                Remark(
-                    code,
-                    f"Older {words} results could not be read, so the values from the start of "
-                    "treatment may be missing.",
-                    f"older {words} results not read",
-                )
-            )
+            gaps.append(Remark(code))
     return gaps
-
-
-def count_of(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def slow_fall(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark | None:
@@ -276,13 +194,13 @@ def slow_fall(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark |
         return None
     if latest.value <= settings.slow_fall_crp_mg_l:
         return None
-    change = signed_pct(trend.change_pct or 0.0)
     return Remark(
         "crp-slow-fall",
-        f"CRP falling slowly: {shown(baseline)}{ARROW}{shown(latest)} mg/L ({change}), "
-        f"still {shown(latest)} mg/L on day {day}: repeat CRP and ESR in 1-2 weeks and "
-        "reassess.",
-        f"CRP falling slowly, still {shown(latest)} mg/L on day {day}",
+        {
+            "baseline": figure(baseline, t0_day),
+            "latest": figure(latest, t0_day),
+            "changePct": trend.change_pct or 0.0,
+        },
     )
 
 
@@ -310,12 +228,14 @@ def discordant_pair(
 def discordant_remark(pair: tuple[Measurement, Measurement]) -> Remark:
     earlier, latest = pair
     hours = (latest.when.instant - earlier.when.instant).total_seconds() / 3600
-    apart = "on the same day" if latest.when.date_only else f"{fmt(hours)} hours apart"
     return Remark(
         "crp-discordant",
-        f"The latest two CRPs, {apart}, disagree ({shown(earlier)} and "
-        f"{shown(latest)} mg/L): repeat CRP.",
-        "latest two CRPs disagree: repeat CRP",
+        {
+            "earlier": figure(earlier, None),
+            "latest": figure(latest, None),
+            "sameDay": latest.when.date_only,
+            "hoursApart": hours,
+        },
     )
 
 
@@ -352,11 +272,12 @@ def pending_rise(
         return None
     top = max(pending, key=lambda i: (i.value or 0.0, i.reference))
     assert top.value is not None and top.when is not None
-    day, latest_day = (top.when.day - t0_day).days, day_of(latest, t0_day)
     return Remark(
         "crp-pending-rise",
-        f"A {top.status} CRP of {fmt(top.value)} mg/L on day {day}, after "
-        f"{shown(latest)} mg/L on day {latest_day}, awaits verification: if confirmed, "
-        "CRP is rising again: image and look for another source.",
-        f"{top.status} CRP {fmt(top.value)} mg/L on day {day} awaits verification",
+        {
+            "status": top.status,
+            "value": top.value,
+            "day": (top.when.day - t0_day).days,
+            "latest": figure(latest, t0_day),
+        },
     )

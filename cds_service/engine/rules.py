@@ -15,6 +15,7 @@ from typing import Any
 from fhir_mappers.model import ConditionCategory, ConditionFact, Measurement
 
 from .assessment import (
+    FACTS,
     RULE_COMPLICATION,
     RULE_MARKERS,
     RULE_NEURO,
@@ -27,17 +28,8 @@ from .assessment import (
     figure,
 )
 from .episode import UNCERTAIN_VERIFICATION, counts_now
+from .findings import clinical_label, condition_facts
 from .thresholds import RuleSettings
-from .wording import (
-    ARROW,
-    condition_name,
-    fmt,
-    lower_first,
-    shown,
-    signed_pct,
-    upper_first,
-    when_found,
-)
 
 
 def pct_change(start: float, end: float) -> float | None:
@@ -138,8 +130,21 @@ def _conditions_since(
     return [c for c in _findings(conditions, category) if not is_known_at_diagnosis(c, cutoff)]
 
 
-def _listed(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+def _found(
+    rule_id: str,
+    recommendation: Recommendation,
+    found: Sequence[ConditionFact],
+    t0_day: date | None,
+) -> RuleFinding:
+    """A finding naming the Conditions found, each with when it was found."""
+    return RuleFinding(
+        rule_id=rule_id,
+        recommendation=recommendation,
+        data={
+            "conditions": [condition_to_dict(c) for c in found],
+            FACTS: {"found": [condition_facts(c, t0_day) for c in found]},
+        },
+    )
 
 
 def neuro_rule(
@@ -148,22 +153,7 @@ def neuro_rule(
     found = _conditions_since(conditions, ConditionCategory.NEURO_DEFICIT, cutoff)
     if not found:
         return None
-    first = found[0]
-    when, at_start = when_found(first, t0_day)
-    name = lower_first(condition_name(first))
-    lead = upper_first(name) if at_start else f"New {name}"
-    head = f"{lead} ({when})" if when else lead
-    names = [lower_first(condition_name(c)) for c in found]
-    return RuleFinding(
-        rule_id=RULE_NEURO,
-        recommendation=Recommendation.SUPPORT_URGENT,
-        message=(
-            f"Neurologic deficit recorded: {_dated_names(found, t0_day)}. "
-            "Look for an epidural abscess or compression of the cord or cauda equina now."
-        ),
-        data={"conditions": [condition_to_dict(c) for c in found]},
-        short=head if len(found) == 1 else f"{head}, and {_listed(names[1:])}",
-    )
+    return _found(RULE_NEURO, Recommendation.SUPPORT_URGENT, found, t0_day)
 
 
 def complication_rule(
@@ -172,31 +162,18 @@ def complication_rule(
     found = _conditions_since(conditions, ConditionCategory.COMPLICATION, cutoff)
     if not found:
         return None
-    first = found[0]
-    when, at_start = when_found(first, t0_day)
-    name = upper_first(condition_name(first))
-    if at_start:
-        short = f"{name} {when}"
-    else:
-        short = f"{name} recorded {when}" if when else f"{name} recorded"
-    if len(found) > 1:
-        short += f", and {_listed([lower_first(condition_name(c)) for c in found[1:]])}"
-    return RuleFinding(
-        rule_id=RULE_COMPLICATION,
-        recommendation=Recommendation.SUPPORT,
-        message=f"Complication recorded: {_dated_names(found, t0_day)}.",
-        data={"conditions": [condition_to_dict(c) for c in found]},
-        short=short,
-    )
+    return _found(RULE_COMPLICATION, Recommendation.SUPPORT, found, t0_day)
 
 
-def _dated_names(found: Sequence[ConditionFact], t0_day: date | None) -> str:
-    parts = []
-    for c in found:
-        when, _ = when_found(c, t0_day)
-        name = lower_first(condition_name(c))
-        parts.append(f"{name} ({when})" if when else name)
-    return "; ".join(parts)
+TUMOUR_WORDS = ("metasta", "cancer", "neoplasm")
+
+
+def reads_as_tumour(c: ConditionFact) -> bool:
+    """A mimic whose clinical name (its first letter lowered: "Metastasis") names a
+    tumour; a condition known only by its code is matched on the code as it is."""
+    label = clinical_label(c)
+    text = label[:1].lower() + label[1:] if label else (c.codes[0].code if c.codes else "")
+    return any(word in text for word in TUMOUR_WORDS)
 
 
 def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> RuleFinding | None:
@@ -204,54 +181,28 @@ def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> 
 
     Said as what the record shows, never "diagnosis unclear" as a fact (clinical-rules.md,
     "What a card should say", 2026-12-06): an unconfirmed diagnosis with the biopsy hint,
-    a mimic with why imaging may still be needed.
+    a mimic with why imaging may still be needed (``tumour``: the cancer itself).
     """
     c = episode.condition
-    reasons: list[str] = []
-    shorts: list[str] = []
-    name = lower_first(condition_name(c))
+    facts: dict[str, Any] = {"episode": condition_facts(c, None)}
     if c.verification_status in UNCERTAIN_VERIFICATION:
-        status = (
-            "a differential" if c.verification_status == "differential" else (c.verification_status)
-        )
-        reasons.append(
-            f"Diagnosis not confirmed ({name} recorded as {status}): imaging reasonable; if "
-            "no organism is known, consider image-guided biopsy"
-        )
-        shorts.append(f"Diagnosis not confirmed ({name} recorded as {status})")
+        facts["unconfirmedAs"] = c.verification_status
     elif c.category is ConditionCategory.NVO_UNSPECIFIED and c.verification_status != "confirmed":
-        reasons.append(
-            f"Diagnosis not confirmed ({name} recorded without a confirmed infectious cause): "
-            "imaging reasonable; if no organism is known, consider image-guided biopsy"
-        )
-        shorts.append(f"Diagnosis not confirmed ({name})")
+        facts["causeUnconfirmed"] = True
     mimics = sorted(
         (m for m in conditions if m.category is ConditionCategory.MIMIC and counts_now(m)),
         key=lambda m: m.reference,
     )
     if mimics:
-        names = [lower_first(condition_name(m)) for m in mimics]
-        listed = ", ".join(names)
-        reasons.append(
-            f"{upper_first(listed)} also recorded: imaging may be needed for it or to tell "
-            "infection from it"
-            if not any("metasta" in n or "cancer" in n or "neoplasm" in n for n in names)
-            else f"{upper_first(listed)} also recorded: imaging may be needed for the cancer "
-            "or to tell infection from tumour"
-        )
-        shorts.append(f"{upper_first(_listed(names))} also recorded")
-    if not reasons:
+        facts["mimics"] = [condition_facts(m, None) for m in mimics]
+        facts["tumour"] = any(reads_as_tumour(m) for m in mimics)
+    if len(facts) == 1:
         return None
-    data: dict[str, Any] = {"episode": condition_to_dict(c), "reasons": reasons}
+    data: dict[str, Any] = {"episode": condition_to_dict(c)}
     if mimics:
         data["mimics"] = [condition_to_dict(m) for m in mimics]
-    return RuleFinding(
-        rule_id=RULE_UNCERTAIN_DX,
-        recommendation=Recommendation.SUPPORT,
-        message="; ".join(reasons) + ".",
-        data=data,
-        short="; ".join(shorts),
-    )
+    data[FACTS] = facts
+    return RuleFinding(rule_id=RULE_UNCERTAIN_DX, recommendation=Recommendation.SUPPORT, data=data)
 
 
 def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleFinding | None:
@@ -267,8 +218,6 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
     if latest.value < settings.crp_normal_mg_l:
         return None
     day = day_of(latest, t0_day)
-    parts: list[str] = []
-    shorts: list[str] = []
     data: dict[str, Any] = {
         "baseline": figure(baseline, t0_day),
         "latest": figure(latest, t0_day),
@@ -288,15 +237,6 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
             "afterDays": settings.plateau_after_days,
             "minFallPct": settings.plateau_min_fall_pct,
         }
-        change = signed_pct(trend.change_pct or 0.0)
-        shorts.append(
-            f"CRP not falling: {shown(baseline)}{ARROW}{shown(latest)} mg/L ({change}) by day {day}"
-        )
-        parts.append(
-            f"CRP {shown(baseline)}{ARROW}{shown(latest)} mg/L ({change}) by day {day}: "
-            f"less than a {fmt(settings.plateau_min_fall_pct)}% fall by day {day} (judged from "
-            f"day {settings.plateau_after_days})"
-        )
     rise = False
     if lowest is not None and day > settings.rise_after_days:
         if trend.rise_pct is None:
@@ -311,25 +251,9 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
         }
         if trend.rise_pct is not None:
             data["rise"]["risePct"] = round(trend.rise_pct, 1)
-        by = f" ({signed_pct(trend.rise_pct)})" if trend.rise_pct is not None else ""
-        low_day = day_of(lowest, t0_day)
-        shorts.append(
-            f"CRP rising again: {shown(lowest)}{ARROW}{shown(latest)} mg/L{by} since day {low_day}"
-        )
-        parts.append(
-            f"CRP rising again: {shown(lowest)} mg/L on day {low_day}, "
-            f"{shown(latest)} mg/L on day {day}{by}, more than "
-            f"{fmt(settings.rise_pct)}% above its lowest since treatment start"
-        )
-    if not parts:
+    if not (plateau or rise):
         return None
-    return RuleFinding(
-        rule_id=RULE_MARKERS,
-        recommendation=Recommendation.SUPPORT,
-        message="; ".join(parts) + ".",
-        data=data,
-        short="; ".join(shorts),
-    )
+    return RuleFinding(rule_id=RULE_MARKERS, recommendation=Recommendation.SUPPORT, data=data)
 
 
 def pain_rule(
@@ -344,19 +268,13 @@ def pain_rule(
     rise = round(latest.value - lowest.value, 6)
     if rise < settings.pain_worse_points:
         return None
-    low_day, day = day_of(lowest, t0_day), day_of(latest, t0_day)
     return RuleFinding(
         rule_id=RULE_PAIN,
         recommendation=Recommendation.SUPPORT,
-        message=(
-            f"Pain worse: {shown(latest)}/10 on day {day}, {fmt(rise)} points above its "
-            f"lowest since treatment start ({shown(lowest)}/10 on day {low_day})."
-        ),
         data={
             "lowest": figure(lowest, t0_day),
             "latest": figure(latest, t0_day),
             "risePoints": rise,
             "thresholdPoints": settings.pain_worse_points,
         },
-        short=f"Pain worse: {shown(lowest)}{ARROW}{shown(latest)}/10 since day {low_day}",
     )

@@ -11,16 +11,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 from msgspec.structs import replace as replace_record
 
 from fhir_mappers.model import Measurement, MeasurementKind, PatientData, When
 
-from .assessment import Episode, KeyFigures, Remark
-from .response import count_of
+from .assessment import Episode, KeyFigures, Remark, figure
 from .rules import CrpTrend, sort_key
 from .thresholds import RuleSettings
-from .wording import ARROW, fmt
 
 # The mapper has already dropped entered-in-error/cancelled/registered/unknown values and
 # decided on preliminary ones; the engine re-checks so that a hand-built or future mapper
@@ -82,11 +81,12 @@ def yoon_note(
         return None
     return Remark(
         "yoon-high-markers",
-        f"CRP {fmt(latest.value)} mg/L and ESR {fmt(esr[-1].value)} mm/h after 4 weeks: both "
-        f"above the levels that predicted treatment failure (CRP above "
-        f"{fmt(settings.slow_fall_crp_mg_l)} mg/L with ESR above {fmt(settings.yoon_esr_mm_h)} "
-        "mm/h, Yoon 2010): repeat CRP and ESR in 1-2 weeks.",
-        "CRP and ESR still high at 4 weeks",
+        {
+            "crp": latest.value,
+            "esr": esr[-1].value,
+            "crpLimit": settings.slow_fall_crp_mg_l,
+            "esrLimit": settings.yoon_esr_mm_h,
+        },
     )
 
 
@@ -124,18 +124,12 @@ def series(
     standard = [m for m in kept if m.kind is MeasurementKind.CRP and not m.high_sensitivity]
     crp = standard or [m for m in kept if m.kind is MeasurementKind.CRP and m.high_sensitivity]
     if crp and not standard:
-        notes.append(
-            Remark(
-                "hs-crp-used",
-                "High-sensitivity CRP used: no standard CRP on record.",
-                "hs-CRP used",
-            )
-        )
+        notes.append(Remark("hs-crp-used"))
     if standard:
         _name_left_out(
             [m for m in kept if m.kind is MeasurementKind.CRP and m.high_sensitivity],
             "hs-crp-beside-crp",
-            "high-sensitivity CRP beside a standard CRP",
+            {},
             t0_day,
             notes,
         )
@@ -143,7 +137,7 @@ def series(
         _name_left_out(
             early_crp,
             "crp-before-look-back",
-            f"before the look-back ({settings.data_lookback_days} days before treatment start)",
+            {"lookbackDays": settings.data_lookback_days},
             t0_day,
             notes,
         )
@@ -163,32 +157,25 @@ def series(
     )
     if after_eval:
         notes.append(
-            Remark(
-                "after-evaluation",
-                f"{count_of(after_eval, 'result')} dated after the order "
-                f"({eval_day.isoformat()}) not used.",
-                "later results ignored",
-            )
+            Remark("after-evaluation", {"count": after_eval, "evaluationDay": eval_day.isoformat()})
         )
     return tuple(crp), tuple(esr), tuple(pain)
 
 
 def _name_left_out(
-    values: Sequence[Measurement], code: str, why: str, t0_day: date | None, notes: list[Remark]
+    values: Sequence[Measurement],
+    code: str,
+    why: dict[str, Any],
+    t0_day: date | None,
+    notes: list[Remark],
 ) -> None:
     """A note naming CRP values the chart shows but the rules did not use, each with its
     value and day (the three latest, and how many more), so no card hides them."""
     if not values:
         return
     ordered = sorted(values, key=sort_key)
-    shown_ = [
-        f"{m.comparator or ''}{fmt(m.value)} mg/L on "
-        + (f"day {(m.when.day - t0_day).days}" if t0_day is not None else m.when.day.isoformat())
-        for m in ordered[-3:]
-    ]
-    more = len(ordered) - len(shown_)
-    listed = ", ".join(shown_) + (f" and {more} earlier" if more else "")
-    notes.append(Remark(code, f"Not used, {why}: CRP {listed}.", f"CRP {why} not used"))
+    named = [figure(m, t0_day) for m in ordered[-3:]]
+    notes.append(Remark(code, {**why, "values": named, "earlier": len(ordered) - len(named)}))
 
 
 def _without_duplicates(values: list[Measurement]) -> list[Measurement]:
@@ -243,28 +230,11 @@ def marker_notes(
 ) -> None:
     top = max((m.value for m in crp), default=None)
     if top is not None and top <= settings.crp_normal_mg_l:
-        # a CRP that never rose cannot show a response (decision unchanged)
-        notes.append(
-            Remark(
-                "crp-never-raised",
-                f"CRP never raised (at most {fmt(top)} mg/L since diagnosis): it cannot show "
-                "the response; this advice rests on the clinical course; if the diagnosis was "
-                "not confirmed microbiologically, reconsider it.",
-                "CRP never raised",
-            )
-        )
+        # a CRP that never rose cannot show the response (decision unchanged)
+        notes.append(Remark("crp-never-raised", {"highest": top}))
     limits = [m for m in crp if m.comparator]
     if limits:
-        shown = ", ".join(
-            f"{m.comparator}{fmt(m.value)} mg/L ({m.when.day.isoformat()})" for m in limits
-        )
-        notes.append(
-            Remark(
-                "crp-at-limit",
-                f"CRP reported as a limit ({shown}) is counted at the limit.",
-                "CRP at a limit",
-            )
-        )
+        notes.append(Remark("crp-at-limit", {"values": [figure(m, None) for m in limits]}))
     if (
         len(esr) >= 2
         and esr[-1].value > esr[0].value
@@ -272,11 +242,5 @@ def marker_notes(
         and trend.change_pct < 0
     ):
         notes.append(
-            Remark(
-                "esr-rising",
-                f"ESR rising ({fmt(esr[0].value)}{ARROW}{fmt(esr[-1].value)} mm/h) while CRP "
-                "falls: ESR follows bone change, which resolves more slowly (Ahn 2020); alone "
-                "it does not mean failure. Consider repeating CRP and ESR.",
-                "ESR rising",
-            )
+            Remark("esr-rising", {"first": figure(esr[0], None), "latest": figure(esr[-1], None)})
         )

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from msgspec.structs import replace
 
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from fhir_mappers.model import (
     Coding,
@@ -402,7 +403,7 @@ def test_a_latest_crp_that_is_the_baseline_leaves_no_trend() -> None:
     a = run([crp(0, 50), crp(5, 100), pain(0, 5)], order_day=6)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert codes(a.missing) == ["crp-none-after-baseline"]
-    assert "day 5" in a.missing[0].message
+    assert "day 5" in phrase(a.missing[0]).message
 
 
 def test_one_old_crp_is_both_single_and_not_recent() -> None:
@@ -438,7 +439,7 @@ def test_a_complication_with_a_recorded_date_only_is_dated_by_it() -> None:
         [nvo(), complication(onset=None, recorded=5)],  # type: ignore[arg-type]
     )
     assert a.recommendation is Recommendation.SUPPORT
-    assert "day 5" in a.rules_fired[0].message
+    assert "day 5" in phrase(a.rules_fired[0]).message
 
 
 @pytest.mark.parametrize(
@@ -497,7 +498,7 @@ def test_two_complications_are_both_reported_whatever_the_input_order(reverse: b
     assert a.recommendation is Recommendation.SUPPORT
     finding = a.rules_fired[0]
     assert [c["reference"] for c in finding.data["conditions"]] == ["Condition/a1", "Condition/b2"]
-    assert "and" in finding.short
+    assert "and" in phrase(finding).short
 
 
 def test_two_deficits_are_both_reported_whatever_the_input_order() -> None:

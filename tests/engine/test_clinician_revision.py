@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Recommendation, RuleSettings, assess
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, T0_FROM_EPISODE, NotApplicableReason
 from fhir_mappers.model import (
@@ -512,7 +513,7 @@ def test_hs_crp_beside_a_standard_crp_is_named_with_its_values() -> None:
     data = [*improving(), crp(5, 12.5, hs=True), crp(20, 3.1, hs=True)]
     a = run(data)
     note = next(n for n in a.notes if n.code == "hs-crp-beside-crp")
-    assert note.message == (
+    assert phrase(note).message == (
         "Not used, high-sensitivity CRP beside a standard CRP: CRP 12.5 mg/L on day 5, "
         "3.1 mg/L on day 20."
     )
@@ -522,6 +523,6 @@ def test_hs_crp_beside_a_standard_crp_is_named_with_its_values() -> None:
 def test_values_before_the_look_back_are_named_with_their_day() -> None:
     a = run([crp(-12, 210), crp(-9, 190), *improving()])
     note = next(n for n in a.notes if n.code == "crp-before-look-back")
-    assert "CRP 210 mg/L on day -12, 190 mg/L on day -9" in note.message
-    assert "7 days before treatment start" in note.message
+    assert "CRP 210 mg/L on day -12, 190 mg/L on day -9" in phrase(note).message
+    assert "7 days before treatment start" in phrase(note).message
     assert "crp-before-look-back" not in [n.code for n in run(improving()).notes]

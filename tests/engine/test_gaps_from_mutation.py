@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Recommendation, RuleSettings, assess
 from fhir_mappers.model import PatientData
 from tests.engine.builders import crp, improving, mimic, nvo, order, pain, run
@@ -39,7 +40,7 @@ def test_several_mimics_make_the_diagnosis_unclear_in_any_order() -> None:
         a = run(improving(), conditions)
         assert a.recommendation is Recommendation.SUPPORT
         assert [f.rule_id for f in a.red_flags] == ["uncertain-dx"]
-        answers.append(a.red_flags[0].message)
+        answers.append(phrase(a.red_flags[0]).message)
     assert answers[0] == answers[1]
     assert "secondary malignant neoplasm of bone" in answers[0].lower()
     assert "intervertebral disc degeneration" in answers[0].lower()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Recommendation, RuleSettings, assess
 from cds_service.examples import load_example
 from cds_service.runtime import build_runtime
@@ -98,7 +99,10 @@ def test_advise_against_needs_a_crp_from_the_last_7_days(
     assert a.recommendation is expected
     if expected is Recommendation.INSUFFICIENT_DATA:
         (remark,) = [r for r in a.missing if r.code == "crp-not-recent"]
-        assert remark.message == "Latest CRP 8 days old: repeat CRP before deciding on imaging."
+        assert (
+            phrase(remark).message
+            == "Latest CRP 8 days old: repeat CRP before deciding on imaging."
+        )
 
 
 def test_the_recency_limit_is_a_setting() -> None:
@@ -172,7 +176,7 @@ def test_cut_off_esr_changes_nothing_but_is_said() -> None:
     a = cut(improving(), {"esr"})
     assert a.recommendation is Recommendation.ADVISE_AGAINST  # type: ignore[attr-defined]
     (note,) = [n for n in a.notes if n.code == "paging-cut-off"]  # type: ignore[attr-defined]
-    assert note.message.startswith("Not every ESR result could be read")
+    assert phrase(note).message.startswith("Not every ESR result could be read")
 
 
 def test_a_cut_off_red_flag_still_supports() -> None:
@@ -188,7 +192,10 @@ def test_unusable_crp_on_record_is_not_called_no_crp() -> None:
     data = PatientData(conditions=(nvo(),), measurements=tuple(FALLING_PAIN), issues=(skipped,))
     a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
     assert codes(a.missing) == ["crp-none-usable"]
-    assert "no CRP" not in a.missing[0].message and "No usable CRP" in a.missing[0].message
+    assert (
+        "no CRP" not in phrase(a.missing[0]).message
+        and "No usable CRP" in phrase(a.missing[0]).message
+    )
 
 
 # --- molar CRP on by default ---------------------------------------------------------------

@@ -20,9 +20,10 @@ Written from clinical-rules.md and the contracts of rules.py and response.py:
 
 from __future__ import annotations
 
+from cds_service.cards.phrasebook import phrase
+from cds_service.cards.words import MINUS
 from cds_service.engine import Recommendation, RuleSettings
 from cds_service.engine.rules import pct_change
-from cds_service.engine.wording import MINUS
 from fhir_mappers.model import ConditionCategory
 from tests.engine.builders import condition, crp, mimic, neuro, nvo, pain, run
 
@@ -45,17 +46,17 @@ def test_a_fall_of_exactly_25_percent_is_improving() -> None:
     a = run([crp(0, 36), crp(28, 27), *GOOD_PAIN])
     assert a.recommendation is Recommendation.ADVISE_AGAINST
     f = a.rules_fired[0]
-    assert f.message == (
+    assert phrase(f).message == (
         f"Improving: CRP 36\u219227 mg/L, {MINUS}25%; pain 8\u21923; no red flag recorded."
     )
-    assert f.short == f"improving (CRP 36\u219227 mg/L, {MINUS}25%; pain 8\u21923)"
+    assert phrase(f).short == f"improving (CRP 36\u219227 mg/L, {MINUS}25%; pain 8\u21923)"
 
 
 def test_an_unchanged_crp_is_shown_as_0_percent_when_a_site_asks_for_no_fall() -> None:
     settings = RuleSettings(plateau_min_fall_pct=0.0)
     a = run([crp(0, 20), crp(28, 20), *GOOD_PAIN], settings=settings)
     assert a.recommendation is Recommendation.ADVISE_AGAINST
-    assert a.rules_fired[0].message.startswith("Improving: CRP 20\u219220 mg/L, 0%;")
+    assert phrase(a.rules_fired[0]).message.startswith("Improving: CRP 20\u219220 mg/L, 0%;")
 
 
 def test_advise_against_through_the_normal_limit_shows_the_trend_and_the_limit() -> None:
@@ -63,7 +64,7 @@ def test_advise_against_through_the_normal_limit_shows_the_trend_and_the_limit()
     a = run([crp(0, 11), crp(28, 9), *GOOD_PAIN])
     assert a.recommendation is Recommendation.ADVISE_AGAINST
     f = a.rules_fired[0]
-    assert f.message == (
+    assert phrase(f).message == (
         "CRP normal, pain not worse: CRP 11\u21929 mg/L, below the normal limit of 10 mg/L; "
         "pain 8\u21923; no red flag recorded."
     )
@@ -77,7 +78,7 @@ def test_a_crp_above_the_limit_after_a_baseline_of_0_is_not_yet_down() -> None:
     # the limit, and before day 14 it is no rise yet: not a favourable response.
     a = run([crp(0, 0), crp(10, 20), pain(0, 7), pain(10, 5)], order_day=10)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
-    assert [(r.code, r.message) for r in a.unmet] == [
+    assert [(r.code, phrase(r).message) for r in a.unmet] == [
         (
             "crp-not-falling",
             "CRP 0\u219220 mg/L: not yet down 25% and not below 10 mg/L.",
@@ -118,10 +119,10 @@ def test_a_deficit_present_at_diagnosis_is_not_called_new() -> None:
     a = run(GOOD_PAIN, [nvo(), neuro(onset=0)])
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     known = next(r for r in a.missing if r.code == "known-deficit")
-    assert known.message.startswith(
+    assert phrase(known).message.startswith(
         "Cauda equina syndrome (2024-03-04, the day treatment started) recorded at diagnosis"
     )
-    assert "New" not in known.message
+    assert "New" not in phrase(known).message
 
 
 def test_a_second_deficit_is_named_in_the_summary() -> None:
@@ -136,7 +137,7 @@ def test_a_second_deficit_is_named_in_the_summary() -> None:
         ),
     ]
     a = run(GOOD_PAIN, [nvo(), *flags])
-    assert a.rules_fired[0].short == "New cauda equina syndrome (day 4), and paraplegia"
+    assert phrase(a.rules_fired[0]).short == "New cauda equina syndrome (day 4), and paraplegia"
 
 
 def test_a_complication_without_a_treatment_start_is_recorded_without_a_date() -> None:
@@ -148,15 +149,15 @@ def test_a_complication_without_a_treatment_start_is_recorded_without_a_date() -
     )
     a = run(GOOD_PAIN, [nvo(onset=None), abscess])
     assert a.recommendation is Recommendation.SUPPORT
-    assert a.rules_fired[0].short == "Intraspinal abscess and granuloma recorded"
+    assert phrase(a.rules_fired[0]).short == "Intraspinal abscess and granuloma recorded"
 
 
 def test_a_rise_from_0_mg_l_is_said_without_a_percentage() -> None:
     a = run([crp(0, 100), crp(10, 0), crp(20, 50), *GOOD_PAIN[:2]], order_day=21)
     f = a.rules_fired[0]
     assert f.rule_id == "markers-not-responding"
-    assert f.short == "CRP rising again: 0\u219250 mg/L since day 10"
-    assert f.message == (
+    assert phrase(f).short == "CRP rising again: 0\u219250 mg/L since day 10"
+    assert phrase(f).message == (
         "CRP rising again: 0 mg/L on day 10, 50 mg/L on day 20, more than 20% above its "
         "lowest since treatment start."
     )
@@ -172,8 +173,8 @@ def test_every_mimic_is_named() -> None:
     f = a.rules_fired[0]
     # never "diagnosis unclear" as a fact (clinical-rules.md, 2026-12-06): what is
     # recorded, and why imaging may still be needed
-    assert f.message == (
+    assert phrase(f).message == (
         "Intervertebral disc degeneration, secondary malignant neoplasm of bone also "
         "recorded: imaging may be needed for the cancer or to tell infection from tumour."
     )
-    assert "unclear" not in f.message
+    assert "unclear" not in phrase(f).message

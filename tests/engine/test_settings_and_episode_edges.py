@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Recommendation, RuleSettings, assess
 from fhir_mappers.model import PatientData
 from tests.engine.builders import improving, nvo, order, run
@@ -124,4 +125,4 @@ def test_each_other_start_date_is_tried_once() -> None:
     ]
     a = run(improving(), conditions)
     (note,) = [n for n in a.notes if n.code == "several-episode-starts"]
-    assert "(2024-02-13, 2024-03-04)" in note.message
+    assert "(2024-02-13, 2024-03-04)" in phrase(note).message

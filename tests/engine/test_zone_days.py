@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, PatientData, When
 from tests.engine.builders import ICD10, T0, crp, order, pain, run
@@ -110,7 +111,7 @@ def test_a_complication_present_at_diagnosis_and_recorded_after_t0_reads_as_such
     (shown,) = a.to_dict()["knownAtDiagnosis"]
     assert shown["start"] == "2024-03-04"
     note = next(n for n in a.notes if n.code == "known-at-diagnosis")
-    assert "2024-03-04, the day treatment started" in note.message
+    assert "2024-03-04, the day treatment started" in phrase(note).message
 
 
 def test_a_complication_without_clinical_status_but_with_an_abatement_does_not_count() -> None:

@@ -1,0 +1,216 @@
+"""The phrasebook: every sentence a clinician reads about what the engine found.
+
+The engine returns codes and numbers: a RuleFinding (``rule_id`` and ``data``) and a
+Remark (``code`` and ``data``). ``phrase`` turns either into a ``Phrase``: the message (a
+sentence of the card's detail) and the short (a few words for its summary). The
+remarks' words are in ``remark_phrases``, the helpers in ``words``; the fixed wording of
+the cards (evidence, safety net) in ``text``.
+
+``card_data`` is a finding's data as the card publishes it (docs/cards.md): without what
+only the sentences need, and with the sentences the card contract carries as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cds_service.cards.remark_phrases import Phrase, remark_phrase
+from cds_service.cards.words import (
+    ARROW,
+    fmt,
+    listed,
+    lower_first,
+    name_of,
+    pain_phrase,
+    shown,
+    signed_pct,
+    upper_first,
+    when_found,
+)
+from cds_service.engine.assessment import FACTS, Remark, RuleFinding
+
+__all__ = ["Phrase", "card_data", "phrase"]
+
+Data = Mapping[str, Any]
+
+
+def phrase(item: RuleFinding | Remark) -> Phrase:
+    """The (message, short) of a finding or a remark."""
+    if isinstance(item, Remark):
+        return remark_phrase(item.code, item.data)
+    return FINDINGS[item.rule_id](item.data)
+
+
+def card_data(finding: RuleFinding) -> dict[str, Any]:
+    """The finding's ``data`` as the card (and the audit) publish it: the uncertain
+    diagnosis with its ``reasons`` and insufficient data with each remark's ``message``
+    in words (docs/cards.md), what only the sentences need left out."""
+    data = {k: v for k, v in finding.data.items() if k != FACTS}
+    if finding.rule_id == "uncertain-dx":
+        reasons = [message for message, _ in _uncertain_parts(finding.data[FACTS])]
+        data = {"episode": data["episode"], "reasons": reasons, **data}
+    elif finding.rule_id == "insufficient-data":
+        for key in ("missing", "unmet"):
+            if key in data:
+                data[key] = [{"code": r["code"], "message": _said(r).message} for r in data[key]]
+    return data
+
+
+def _said(remark: Data) -> Phrase:
+    """A remark as the insufficient-data finding's data holds it ({"code", "data"?})."""
+    return remark_phrase(remark["code"], remark.get("data", {}))
+
+
+def _dated_names(found: Sequence[Data]) -> str:
+    parts = []
+    for c in found:
+        when, name = when_found(c), lower_first(name_of(c))
+        parts.append(f"{name} ({when})" if when else name)
+    return "; ".join(parts)
+
+
+def _neuro(d: Data) -> Phrase:
+    found = d[FACTS]["found"]
+    first = found[0]
+    when, name = when_found(first), lower_first(name_of(first))
+    lead = upper_first(name) if first.get("atStart") else f"New {name}"
+    head = f"{lead} ({when})" if when else lead
+    rest = [lower_first(name_of(c)) for c in found[1:]]
+    return Phrase(
+        f"Neurologic deficit recorded: {_dated_names(found)}. Look for an epidural abscess or "
+        "compression of the cord or cauda equina now.",
+        f"{head}, and {listed(rest)}" if rest else head,
+    )
+
+
+def _complication(d: Data) -> Phrase:
+    found = d[FACTS]["found"]
+    first = found[0]
+    when, name = when_found(first), upper_first(name_of(first))
+    if first.get("atStart"):
+        short = f"{name} {when}"
+    else:
+        short = f"{name} recorded {when}" if when else f"{name} recorded"
+    if len(found) > 1:
+        short += f", and {listed([lower_first(name_of(c)) for c in found[1:]])}"
+    return Phrase(f"Complication recorded: {_dated_names(found)}.", short)
+
+
+BIOPSY = "imaging reasonable; if no organism is known, consider image-guided biopsy"
+
+
+def _uncertain_parts(facts: Data) -> list[Phrase]:
+    """What the record shows, one part each: the unconfirmed diagnosis, the mimics."""
+    parts = []
+    name = lower_first(name_of(facts["episode"]))
+    status = facts.get("unconfirmedAs")
+    if status is not None:
+        said = "a differential" if status == "differential" else status
+        head = f"Diagnosis not confirmed ({name} recorded as {said})"
+        parts.append(Phrase(f"{head}: {BIOPSY}", head))
+    elif facts.get("causeUnconfirmed"):
+        parts.append(
+            Phrase(
+                f"Diagnosis not confirmed ({name} recorded without a confirmed infectious "
+                f"cause): {BIOPSY}",
+                f"Diagnosis not confirmed ({name})",
+            )
+        )
+    if "mimics" in facts:
+        names = [lower_first(name_of(m)) for m in facts["mimics"]]
+        why = (
+            "imaging may be needed for the cancer or to tell infection from tumour"
+            if facts["tumour"]
+            else "imaging may be needed for it or to tell infection from it"
+        )
+        parts.append(
+            Phrase(
+                f"{upper_first(', '.join(names))} also recorded: {why}",
+                f"{upper_first(listed(names))} also recorded",
+            )
+        )
+    return parts
+
+
+def _uncertain_dx(d: Data) -> Phrase:
+    parts = _uncertain_parts(d[FACTS])
+    return Phrase("; ".join(p.message for p in parts) + ".", "; ".join(p.short for p in parts))
+
+
+def _markers(d: Data) -> Phrase:
+    day, latest = d["latestDay"], d["latest"]
+    parts: list[Phrase] = []
+    if "plateau" in d:
+        plateau = d["plateau"]
+        trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({signed_pct(-d['fallPct'])})"
+        parts.append(
+            Phrase(
+                f"CRP {trend} by day {day}: less than a {fmt(plateau['minFallPct'])}% fall by "
+                f"day {day} (judged from day {plateau['afterDays']})",
+                f"CRP not falling: {trend} by day {day}",
+            )
+        )
+    if "rise" in d:
+        rise = d["rise"]
+        lowest = rise["lowestEarlier"]
+        by = f" ({signed_pct(rise['risePct'])})" if "risePct" in rise else ""
+        parts.append(
+            Phrase(
+                f"CRP rising again: {shown(lowest)} mg/L on day {lowest['day']}, "
+                f"{shown(latest)} mg/L on day {day}{by}, more than "
+                f"{fmt(rise['thresholdPct'])}% above its lowest since treatment start",
+                f"CRP rising again: {shown(lowest)}{ARROW}{shown(latest)} mg/L{by} since day "
+                f"{lowest['day']}",
+            )
+        )
+    return Phrase("; ".join(p.message for p in parts) + ".", "; ".join(p.short for p in parts))
+
+
+def _pain(d: Data) -> Phrase:
+    lowest, latest = d["lowest"], d["latest"]
+    return Phrase(
+        f"Pain worse: {shown(latest)}/10 on day {latest['day']}, {fmt(d['risePoints'])} points "
+        f"above its lowest since treatment start ({shown(lowest)}/10 on day {lowest['day']}).",
+        f"Pain worse: {shown(lowest)}{ARROW}{shown(latest)}/10 since day {lowest['day']}",
+    )
+
+
+def _advise_against(d: Data) -> Phrase:
+    facts = d[FACTS]
+    fell = bool(facts["fell"])
+    crp = f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L"
+    if fell:
+        crp += f", {signed_pct(-d['fallPct'])}"
+    else:  # advise-against through the normal limit: the CRP did not fall enough, say so
+        crp += f", below the normal limit of {fmt(d['normalLimitMgL'])} mg/L"
+    pain = pain_phrase(
+        d["painFirst"]["value"], d["painLatest"]["value"], facts["painCount"], facts["painStable"]
+    )
+    # Never "no red flag recorded" while a finding known at diagnosis is on record.
+    flags = "no new red flag recorded" if facts["knownAtDiagnosis"] else "no red flag recorded"
+    # "Improving" only when the CRP fell; a CRP that stays normal is said as it is.
+    state = "Improving" if fell else "CRP normal, pain not worse"
+    return Phrase(
+        f"{state}: {crp}; {pain}; {flags}.",
+        f"{'improving' if fell else state} ({crp}; {pain})",
+    )
+
+
+def _insufficient(d: Data) -> Phrase:
+    said = [_said(r) for r in (*d.get("missing", ()), *d.get("unmet", ()))]
+    return Phrase(
+        "Not enough to judge the response to treatment. " + " ".join(p.message for p in said),
+        "; ".join(p.short for p in said),
+    )
+
+
+FINDINGS: dict[str, Callable[[Data], Phrase]] = {
+    "neuro": _neuro,
+    "complication": _complication,
+    "uncertain-dx": _uncertain_dx,
+    "markers-not-responding": _markers,
+    "pain-worse": _pain,
+    "advise-against": _advise_against,
+    "insufficient-data": _insufficient,
+}

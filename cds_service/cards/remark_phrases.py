@@ -1,0 +1,327 @@
+"""The phrasebook's remarks: what is missing, what is unmet, and the notes.
+
+Each remark code has one function from the remark's data to its (message, short): the
+message is a sentence of the card's detail, the short a few words for its summary. The
+engine decided; these only say it (``phrasebook.phrase`` is the way in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from cds_service.cards.words import (
+    ARROW,
+    count_of,
+    dated,
+    fmt,
+    joined,
+    lower_first,
+    name_of,
+    shown,
+    signed_pct,
+    upper_first,
+)
+
+Data = Mapping[str, Any]
+
+
+class Phrase(NamedTuple):
+    """A statement as a clinician reads it: a sentence, and a few words for a summary."""
+
+    message: str
+    short: str
+
+
+def _crp_none_usable(d: Data) -> Phrase:
+    return Phrase(
+        f"No usable CRP: {d['skipped']} CRP result(s) on record could not be used (see below).",
+        "no usable CRP",
+    )
+
+
+def _crp_none(d: Data) -> Phrase:
+    return Phrase(
+        f"No CRP since {d['lookbackDays']} days before treatment start.",
+        "no CRP since treatment start",
+    )
+
+
+def _crp_single(d: Data) -> Phrase:
+    when = "at the next weekly check" if d["recent"] else "now"
+    latest = d["latest"]
+    return Phrase(
+        f"One CRP only ({shown(latest)} mg/L on day {latest['day']}): repeat it {when} to see "
+        "a trend.",
+        "one CRP only",
+    )
+
+
+def _crp_none_on_treatment(d: Data) -> Phrase:
+    days = int(d["daysSinceT0"])
+    since = "today" if days == 0 else f"{count_of(days, 'day')} ago"
+    return Phrase(
+        f"No CRP since treatment started ({since}): the first on-treatment CRP, about day 7, "
+        "will show the response.",
+        "no CRP on treatment yet",
+    )
+
+
+def _crp_none_after_baseline(d: Data) -> Phrase:
+    return Phrase(
+        f"No CRP after day {d['latestDay']}: a later value is needed to see a trend.",
+        "no CRP trend yet",
+    )
+
+
+def _crp_not_recent(d: Data) -> Phrase:
+    age = d["ageDays"]
+    return Phrase(
+        f"Latest CRP {age} days old: repeat CRP before deciding on imaging.",
+        f"latest CRP {age} days old",
+    )
+
+
+def _crp_not_falling(d: Data) -> Phrase:
+    change = f" ({signed_pct(d['changePct'])})" if "changePct" in d else ""
+    least = fmt(d["minFallPct"])
+    return Phrase(
+        f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L{change}: not yet down "
+        f"{least}% and not below {fmt(d['normalLimitMgL'])} mg/L.",
+        f"CRP not yet down {least}%",
+    )
+
+
+def _crp_slow_fall(d: Data) -> Phrase:
+    latest = d["latest"]
+    still = f"still {shown(latest)} mg/L on day {latest['day']}"
+    return Phrase(
+        f"CRP falling slowly: {shown(d['baseline'])}{ARROW}{shown(latest)} mg/L "
+        f"({signed_pct(d['changePct'])}), {still}: repeat CRP and ESR in 1-2 weeks and "
+        "reassess.",
+        f"CRP falling slowly, {still}",
+    )
+
+
+def _pain_not_improving(d: Data) -> Phrase:
+    return Phrase(
+        f"Pain not decreasing: {shown(d['first'])}{ARROW}{shown(d['latest'])}/10 since "
+        "treatment start.",
+        "pain not improving",
+    )
+
+
+def _crp_discordant(d: Data) -> Phrase:
+    apart = "on the same day" if d["sameDay"] else f"{fmt(d['hoursApart'])} hours apart"
+    return Phrase(
+        f"The latest two CRPs, {apart}, disagree ({shown(d['earlier'])} and "
+        f"{shown(d['latest'])} mg/L): repeat CRP.",
+        "latest two CRPs disagree: repeat CRP",
+    )
+
+
+def _crp_pending_rise(d: Data) -> Phrase:
+    status, value, day, latest = d["status"], fmt(d["value"]), d["day"], d["latest"]
+    return Phrase(
+        f"A {status} CRP of {value} mg/L on day {day}, after {shown(latest)} mg/L on day "
+        f"{latest['day']}, awaits verification: if confirmed, CRP is rising again: image and "
+        "look for another source.",
+        f"{status} CRP {value} mg/L on day {day} awaits verification",
+    )
+
+
+# What a search left partly read is called on a card.
+KIND_WORDS = {"conditions": "diagnoses", "crp": "CRP", "esr": "ESR", "pain": "pain"}
+
+
+def _paging_cut_off(d: Data) -> Phrase:
+    kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
+    return Phrase(
+        f"Not every {kinds} result could be read from the record (paging cut off): older "
+        "results may be missing.",
+        "record only partly read",
+    )
+
+
+def _older_not_read(words: str) -> Callable[[Data], Phrase]:
+    def say(d: Data) -> Phrase:
+        return Phrase(
+            f"Older {words} results could not be read, so the values from the start of "
+            "treatment may be missing.",
+            f"older {words} results not read",
+        )
+
+    return say
+
+
+def _known_at_diagnosis(d: Data) -> Phrase:
+    conditions = d["conditions"]
+    listed = "; ".join(dated(c) for c in conditions)
+    return Phrase(
+        f"Recorded at diagnosis: {listed}. Known findings are not new red flags; a worse "
+        "neurologic exam or new symptoms are.",
+        "known at diagnosis: " + ", ".join(lower_first(name_of(c)) for c in conditions),
+    )
+
+
+def _known_deficit(d: Data) -> Phrase:
+    c = d["condition"]
+    return Phrase(
+        f"{upper_first(dated(c))} recorded at diagnosis: whether repeat imaging is needed "
+        "rests on the neurologic exam. Image urgently if it is worse; if it is unchanged or "
+        "better and the patient improves, routine repeat imaging is not needed.",
+        f"{lower_first(name_of(c))} known since diagnosis: compare the neurologic exam",
+    )
+
+
+REGION_WORDS = {
+    "occipito-atlanto-axial": "at the skull base (C0-C2)",
+    "cervicothoracic": "at the cervicothoracic junction",
+    "thoracolumbar": "at the thoracolumbar junction",
+    "lumbosacral": "lumbosacral",
+    "sacral": "sacral",
+}
+
+
+def _order_misses_level(d: Data) -> Phrase:
+    region = str(d["region"])
+    studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
+    target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    return Phrase(
+        f"The infection is {REGION_WORDS.get(region, region)}: the {studies} ordered will not "
+        f"show it; MRI of the {target} or whole spine with gadolinium.",
+        f"the {studies} ordered will not show the {target} infection",
+    )
+
+
+def _yoon_high_markers(d: Data) -> Phrase:
+    return Phrase(
+        f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h after 4 weeks: both above the "
+        f"levels that predicted treatment failure (CRP above {fmt(d['crpLimit'])} mg/L with "
+        f"ESR above {fmt(d['esrLimit'])} mm/h, Yoon 2010): repeat CRP and ESR in 1-2 weeks.",
+        "CRP and ESR still high at 4 weeks",
+    )
+
+
+def _left_out(why: Callable[[Data], str]) -> Callable[[Data], Phrase]:
+    """CRP values the chart shows but the rules did not use, with value and day."""
+
+    def say(d: Data) -> Phrase:
+        values = [
+            f"{v.get('comparator') or ''}{fmt(v['value'])} mg/L on "
+            + (f"day {v['day']}" if "day" in v else str(v["date"]))
+            for v in d["values"]
+        ]
+        more = f" and {d['earlier']} earlier" if d["earlier"] else ""
+        return Phrase(
+            f"Not used, {why(d)}: CRP {', '.join(values)}{more}.", f"CRP {why(d)} not used"
+        )
+
+    return say
+
+
+def _after_evaluation(d: Data) -> Phrase:
+    return Phrase(
+        f"{count_of(d['count'], 'result')} dated after the order ({d['evaluationDay']}) not used.",
+        "later results ignored",
+    )
+
+
+def _crp_never_raised(d: Data) -> Phrase:
+    return Phrase(
+        f"CRP never raised (at most {fmt(d['highest'])} mg/L since diagnosis): it cannot show "
+        "the response; this advice rests on the clinical course; if the diagnosis was not "
+        "confirmed microbiologically, reconsider it.",
+        "CRP never raised",
+    )
+
+
+def _crp_at_limit(d: Data) -> Phrase:
+    values = ", ".join(f"{shown(v)} mg/L ({v['date']})" for v in d["values"])
+    return Phrase(f"CRP reported as a limit ({values}) is counted at the limit.", "CRP at a limit")
+
+
+def _esr_rising(d: Data) -> Phrase:
+    return Phrase(
+        f"ESR rising ({fmt(d['first']['value'])}{ARROW}{fmt(d['latest']['value'])} mm/h) "
+        "while CRP falls: ESR follows bone change, which resolves more slowly (Ahn 2020); "
+        "alone it does not mean failure. Consider repeating CRP and ESR.",
+        "ESR rising",
+    )
+
+
+def _several_episode_starts(d: Data) -> Phrase:
+    return Phrase(
+        f"The infection is recorded more than once, with different start dates "
+        f"({', '.join(d['starts'])}): the most cautious answer is shown.",
+        "several start dates",
+    )
+
+
+def _early_order(d: Data) -> Phrase:
+    return Phrase(
+        f"Ordered on day {d['day']} of treatment: before day {d['afterDays']}, imaging can "
+        "look worse while the patient recovers.",
+        "early order",
+    )
+
+
+def _fixed(message: str, short: str) -> Callable[[Data], Phrase]:
+    return lambda d: Phrase(message, short)
+
+
+REMARKS: dict[str, Callable[[Data], Phrase]] = {
+    # missing
+    "crp-none-usable": _crp_none_usable,
+    "crp-none": _crp_none,
+    "crp-single": _crp_single,
+    "crp-none-on-treatment": _crp_none_on_treatment,
+    "crp-none-after-baseline": _crp_none_after_baseline,
+    "crp-not-recent": _crp_not_recent,
+    "pain-none": _fixed("No pain score (0-10) since treatment start: record one.", "no pain score"),
+    "crp-discordant": _crp_discordant,
+    "crp-pending-rise": _crp_pending_rise,
+    "conditions-incomplete": _fixed(
+        "Not every diagnosis could be read: a red flag may be missing.",
+        "diagnoses only partly read",
+    ),
+    "crp-incomplete": _older_not_read("CRP"),
+    "pain-incomplete": _older_not_read("pain score"),
+    "known-deficit": _known_deficit,
+    "episode-start-unknown": _fixed(
+        "The infection diagnosis has no onset or recorded date, so the treatment start is unknown.",
+        "treatment start unknown",
+    ),
+    # unmet
+    "crp-slow-fall": _crp_slow_fall,
+    "crp-not-falling": _crp_not_falling,
+    "pain-not-improving": _pain_not_improving,
+    # notes
+    "paging-cut-off": _paging_cut_off,
+    "hs-crp-used": _fixed("High-sensitivity CRP used: no standard CRP on record.", "hs-CRP used"),
+    "hs-crp-beside-crp": _left_out(lambda d: "high-sensitivity CRP beside a standard CRP"),
+    "crp-before-look-back": _left_out(
+        lambda d: f"before the look-back ({d['lookbackDays']} days before treatment start)"
+    ),
+    "after-evaluation": _after_evaluation,
+    "crp-never-raised": _crp_never_raised,
+    "crp-at-limit": _crp_at_limit,
+    "esr-rising": _esr_rising,
+    "known-at-diagnosis": _known_at_diagnosis,
+    "known-abscess": _fixed(
+        "If the abscess was not drained, a follow-up MRI before stopping antibiotics may be "
+        "reasonable (an undrained paravertebral or psoas abscess relapses more often and "
+        "needs at least 8 weeks of treatment, Park 2016).",
+        "abscess at diagnosis",
+    ),
+    "order-misses-level": _order_misses_level,
+    "early-order": _early_order,
+    "yoon-high-markers": _yoon_high_markers,
+    "several-episode-starts": _several_episode_starts,
+}
+
+
+def remark_phrase(code: str, data: Data) -> Phrase:
+    """The sentence and the short words of a remark; a KeyError for an unknown code (a
+    new remark needs its words here)."""
+    return REMARKS[code](data)

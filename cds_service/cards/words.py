@@ -1,0 +1,134 @@
+"""How the cards say things: numbers, percentages, condition names, days, pain.
+
+One arrow style, a typographic minus, signed percentages, no resource ids. The
+phrasebook and the card's detail build their sentences with these; nothing here
+decides anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cds_service.engine.findings import clinical_label
+from fhir_mappers.model import ConditionFact
+
+MINUS = "\u2212"  # a typographic minus sign: a fall reads as one at a glance
+
+
+ARROW = "\u2192"  # one arrow style on every card: "142→18"
+
+
+def fmt(value: float) -> str:
+    """A value as a clinician reads it: no trailing zeros, at most one decimal."""
+    return f"{round(value, 1):g}"
+
+
+def shown(value: Mapping[str, Any]) -> str:
+    """A value of the engine's data ({"value", "comparator"?}) with its comparator kept:
+    "<5", "18" (clinical-rules.md: "CRP 100→<5")."""
+    comparator = value.get("comparator")
+    return f"{comparator}{fmt(value['value'])}" if comparator else fmt(value["value"])
+
+
+def signed_pct(value: float) -> str:
+    """A percentage with its sign always shown: "+58%", MINUS + "87%", "0%"."""
+    text = fmt(abs(value))
+    if text == "0":
+        return "0%"
+    return f"+{text}%" if value > 0 else f"{MINUS}{text}%"
+
+
+def named(label: str | None, code: str | None) -> str:
+    """The condition's clinical name: the value set's name or the record's display, else
+    "a condition recorded as <code>" (clinical-rules.md: never "a condition coded
+    G82.20"), never its resource id."""
+    if label:
+        return label
+    return f"a condition recorded as {code}" if code is not None else "an unnamed condition"
+
+
+def condition_name(c: ConditionFact) -> str:
+    """A Condition's clinical name (see ``named``)."""
+    return named(clinical_label(c), c.codes[0].code if c.codes else None)
+
+
+def name_of(facts: Mapping[str, Any]) -> str:
+    """The clinical name of a condition as the engine's data gives it ({"name"} or
+    {"code"})."""
+    return named(facts.get("name"), facts.get("code"))
+
+
+def lower_first(text: str) -> str:
+    """ "Cauda equina syndrome" -> "cauda equina syndrome"; "MRSA ..." stays as it is."""
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def when_found(facts: Mapping[str, Any]) -> str:
+    """ "day 26", "present at diagnosis (day 0)", "present at diagnosis, recorded day 3",
+    "date not recorded"; "" without a treatment start."""
+    if facts.get("undated"):
+        return "date not recorded"
+    if "day" not in facts:
+        return ""
+    if facts["atStart"]:
+        if "recordedDay" in facts:
+            return f"present at diagnosis, recorded day {facts['recordedDay']}"
+        return f"present at diagnosis (day {facts['day']})"
+    return f"day {facts['day']}"
+
+
+def relative_date(facts: Mapping[str, Any]) -> str:
+    """ "2024-03-01, 3 days before treatment start", "2024-03-04, the day treatment
+    started", "2024-03-06, day 2"; the date alone without a treatment start."""
+    date = str(facts["date"])
+    if "day" not in facts:
+        return date
+    offset = int(facts["day"])
+    if offset == 0:
+        return f"{date}, the day treatment started"
+    if offset < 0:
+        return f"{date}, {count_of(-offset, 'day')} before treatment start"
+    return f"{date}, day {offset}"
+
+
+def dated(facts: Mapping[str, Any]) -> str:
+    """ "paraplegia (2024-03-01, 3 days before treatment start)"; the name alone when
+    undated."""
+    name = lower_first(name_of(facts))
+    return f"{name} ({relative_date(facts)})" if "date" in facts else name
+
+
+def pain_phrase(first: float, last: float, count: int, stable: bool, scale: str = "") -> str:
+    """Pain in a few words: "pain 8→3", "pain stable at 4", "pain 3 (one value)".
+
+    ``scale`` follows each number, e.g. "/10".
+    """
+    if count == 0:
+        return "no pain score"
+    if count == 1:
+        return f"pain {fmt(last)}{scale} (one value)"
+    if stable:
+        return f"pain stable at {fmt(last)}{scale}"
+    return f"pain {fmt(first)}{ARROW}{fmt(last)}{scale}"
+
+
+def count_of(n: int, noun: str) -> str:
+    """ "1 result", "3 results"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def listed(names: Sequence[str]) -> str:
+    """ "paraplegia", "paraplegia and 2 more"."""
+    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+
+
+def joined(names: Sequence[str]) -> str:
+    """ "CRP", "CRP and pain", "diagnoses, CRP and pain"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
