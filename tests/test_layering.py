@@ -5,6 +5,9 @@
   parameter, value sets and settings are handed in.
 - ``fhir_mappers`` imports nothing from ``cds_service``; the engine imports from
   ``cds_service`` only its own package.
+- The engine says nothing to a clinician: no string in ``cds_service/engine`` is a
+  phrase of words (a docstring or an exception's message aside). It returns codes and
+  numbers; the sentences are the cards' phrasebook's.
 - The web layer (``cds_service/app.py`` and ``cds_service/routes/``) is the only
   importer of Flask.
 - The development harness (``spine_cds_dev``, not in the wheel) is never imported by
@@ -19,6 +22,7 @@ Read from the source with ``ast``, so a violation fails here with the file and l
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,3 +227,82 @@ def test_the_checks_see_what_they_check() -> None:
     assert ("spine_cds_dev.commands", True) in offer
     demo = import_closure("spine_cds_dev.demo")
     assert "spine_cds_dev.service_process" in demo and "cds_service.tools.services" in demo
+
+
+# Two words or more: letters, whitespace, letters ("early order", "No CRP since ...").
+PHRASE = re.compile(r"[A-Za-z][\s]+[A-Za-z(]")
+
+
+def phrases(source: str) -> Iterator[tuple[int, str]]:
+    """(line, text) for every string in ``source`` that reads as words, however it is
+    written: a plain or implicitly joined string, an f-string (its values read as "X"),
+    strings joined with +. Docstrings and the messages of exceptions raised (for whoever
+    configures the service, never on a card) are left out."""
+    tree = ast.parse(source)
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                skipped.add(id(body[0].value))
+        if isinstance(node, ast.Raise):
+            skipped.update(id(inner) for inner in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in skipped or not isinstance(node, ast.expr):
+            continue
+        text = _text_of(node)
+        if text is None:
+            continue
+        skipped.update(id(inner) for inner in ast.walk(node))  # judged as a whole
+        if PHRASE.search(text):
+            yield node.lineno, text
+
+
+def _text_of(node: ast.AST) -> str | None:
+    """The text a string expression makes, or None when it is no string expression."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(_text_of(v) or "X" for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _text_of(node.left), _text_of(node.right)
+        if left is not None or right is not None:
+            return (left or "X") + (right or "X")
+    return None
+
+
+@pytest.mark.parametrize(
+    "path", list(python_files(ROOT / "cds_service" / "engine")), ids=lambda p: p.name
+)
+def test_the_engine_holds_no_sentence_for_a_clinician(path: Path) -> None:
+    found = [
+        f"{where(path, line)}: {text!r}" for line, text in phrases(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, (
+        "the engine returns codes and numbers; put the words in cds_service/cards "
+        f"(the phrasebook): {found}"
+    )
+
+
+def test_the_sentence_check_finds_sentences_however_written() -> None:
+    """The check sees a sentence put back into the engine in any of its usual forms, and
+    leaves docstrings and exception messages alone (a check that finds nothing would
+    always pass)."""
+    source = '''
+"""A module docstring of several words."""
+def rule(day, n):
+    """A docstring of several words."""
+    if n < 0:
+        raise ValueError(f"setting {n} must not be negative")
+    a = Remark("early-order", {"day": day})
+    b = "Latest CRP old"
+    c = f"Ordered on day {day} of treatment"
+    d = ("No pain score "
+         "recorded")
+    e = "CRP " + str(n) + " mg/L"
+    f = f"{day}" + " days ago"
+    g = "hs-CRP used"
+    return ["; ".join([]), "mg/L", "crp-not-recent", f"{day}/10"]
+'''
+    found = [line for line, _ in phrases(source)]
+    assert found == [8, 9, 10, 12, 13, 14], list(phrases(source))
