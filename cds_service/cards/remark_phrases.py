@@ -131,7 +131,13 @@ def _crp_pending_rise(d: Data) -> Phrase:
 
 
 # What a search left partly read is called on a card.
-KIND_WORDS = {"conditions": "diagnoses", "crp": "CRP", "esr": "ESR", "pain": "pain"}
+KIND_WORDS = {
+    "conditions": "diagnoses",
+    "crp": "CRP",
+    "esr": "ESR",
+    "pain": "pain",
+    "antibiotics": "antibiotic order",
+}
 
 
 def _paging_cut_off(d: Data) -> Phrase:
@@ -284,6 +290,11 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "conditions-incomplete": _fixed(
         "Not every diagnosis could be read: a red flag may be missing.",
         "diagnoses only partly read",
+    ),
+    "antibiotics-incomplete": _fixed(
+        "Not every antibiotic order could be read: treatment may have started earlier than "
+        "the date used here.",
+        "antibiotic orders only partly read",
     ),
     "crp-incomplete": _older_not_read("CRP"),
     "pain-incomplete": _older_not_read("pain score"),

@@ -148,11 +148,16 @@ def insufficient_finding(missing: Sequence[Remark], unmet: Sequence[Remark]) -> 
 
 
 # The kinds of data a search may leave partly read, in the order a card names them.
-KIND_ORDER = ("conditions", "crp", "esr", "pain")
+KIND_ORDER = ("conditions", "crp", "esr", "pain", "antibiotics")
 
 
 def cut_off_note(kinds: frozenset[str]) -> Remark:
-    return Remark("paging-cut-off", {"kinds": sorted(kinds, key=KIND_ORDER.index)})
+    """Which searches were cut off; a kind this list does not know comes last, so that a
+    new data source can never turn a cut-off search into a crash."""
+    order = {kind: i for i, kind in enumerate(KIND_ORDER)}
+    return Remark(
+        "paging-cut-off", {"kinds": sorted(kinds, key=lambda k: (order.get(k, len(order)), k))}
+    )
 
 
 def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) -> list[Remark]:
@@ -168,6 +173,9 @@ def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) ->
         return gaps
     if "conditions" in data.cut_off:
         gaps.append(Remark("conditions-incomplete"))
+    if "antibiotics" in data.cut_off:
+        # an earlier antibiotic order may be on an unread page: T0 may be earlier
+        gaps.append(Remark("antibiotics-incomplete"))
     window_start = t0_day - timedelta(days=settings.baseline_window_days)
     for kind, kind_enum, reach, code in (
         ("crp", MeasurementKind.CRP, window_start, "crp-incomplete"),

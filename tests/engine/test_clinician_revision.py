@@ -526,3 +526,22 @@ def test_values_before_the_look_back_are_named_with_their_day() -> None:
     assert "CRP 210 mg/L on day -12, 190 mg/L on day -9" in phrase(note).message
     assert "7 days before treatment start" in phrase(note).message
     assert "crp-before-look-back" not in [n.code for n in run(improving()).notes]
+
+
+# --- a cut-off antibiotics search ---------------------------------------------------------
+
+
+def test_a_cut_off_antibiotics_search_blocks_advise_against_and_says_why() -> None:
+    # an earlier antibiotic order may be on an unread page: T0 may be earlier than used
+    data = PatientData(
+        conditions=(nvo(),),
+        measurements=tuple(improving()),
+        antibiotics=(antibiotic(0),),
+        cut_off=frozenset({"antibiotics", "esr"}),
+    )
+    a = assess((order(29),), data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert "antibiotics-incomplete" in codes(a.missing)
+    detail = card(a)["detail"]
+    assert "Not every antibiotic order could be read" in detail
+    assert "Not every ESR and antibiotic order result could be read" in detail
