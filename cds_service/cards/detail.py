@@ -276,7 +276,9 @@ def detail(a: Assessment) -> str:
         )
         blocks.append([_episode_line(a)])
         asks = [phrase(r).message for r in (*a.missing, *a.unmet)]
-        blocks.append(["To decide:", "", *_bullets([*asks, text.NEURO_EXAM])])
+        # a known deficit's line already says the decision rests on the neurologic exam
+        exam = [] if any(r.code == "known-deficit" for r in a.missing) else [text.NEURO_EXAM]
+        blocks.append(["To decide:", "", *_bullets([*asks, *exam])])
         blocks.append(_trend_lines(a))
     notes = [phrase(r).message for r in a.notes] + left_out(a.issues, a.figures.t0_day)
     if notes:

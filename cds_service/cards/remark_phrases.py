@@ -200,6 +200,17 @@ def _order_misses_level(d: Data) -> Phrase:
     )
 
 
+def _order_misses_deficit_level(d: Data) -> Phrase:
+    region = str(d["region"])
+    studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
+    name = str(d["condition"].get("name") or "the deficit")
+    return Phrase(
+        f"{name[:1].upper()}{name[1:]} points to the {region} level: the {studies} ordered will "
+        f"not show it; MRI of the whole spine with gadolinium.",
+        f"the {studies} ordered will not show it",
+    )
+
+
 def _yoon_high_markers(d: Data) -> Phrase:
     return Phrase(
         f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h after 4 weeks: both above the "
@@ -326,6 +337,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
         "abscess at diagnosis",
     ),
     "order-misses-level": _order_misses_level,
+    "order-misses-deficit-level": _order_misses_deficit_level,
     "early-order": _early_order,
     "yoon-high-markers": _yoon_high_markers,
     "several-episode-starts": _several_episode_starts,

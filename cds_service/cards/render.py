@@ -56,7 +56,7 @@ def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
-    notes = frozenset(n.code for n in a.notes)
+    notes = frozenset(r.code for r in (*a.notes, *a.missing, *a.unmet))
     reasons = [
         {"system": r.system, "code": r.code, "display": r.display}
         for r in ctx.override_reasons

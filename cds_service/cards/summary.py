@@ -45,7 +45,10 @@ def summary(a: Assessment) -> str:
     if rec is Recommendation.SUPPORT_URGENT:
         neuro = phrase(next(f for f in flags if f.rule_id == "neuro")).short
         action = "emergency MRI of the whole spine with gadolinium now"
-        missed = next((n for n in a.notes if n.code == "order-misses-level"), None)
+        missed = next(
+            (n for n in a.notes if n.code in ("order-misses-level", "order-misses-deficit-level")),
+            None,
+        )
         tail = (
             f"; {phrase(missed).short}" if missed is not None else "; urgent spine surgery review"
         )

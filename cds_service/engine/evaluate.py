@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from fhir_mappers.model import (
-    ImagingOrder,
-    PatientData,
-)
+from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, PatientData
 
 from .assessment import (
     Assessment,
@@ -27,7 +24,7 @@ from .episode import (
     other_episode_starts,
     treatment_start,
 )
-from .findings import known_deficit_remark, known_notes, level_note
+from .findings import deficit_level_note, known_deficit_remark, known_notes, level_note
 from .response import (
     cut_off_note,
     discordant_pair,
@@ -45,6 +42,7 @@ from .rules import (
     known_findings,
     markers_rule,
     neuro_rule,
+    new_deficits,
     pain_rule,
     uncertain_dx_rule,
 )
@@ -164,13 +162,16 @@ def _evaluate(
 
     figures = figures_of(trend, pain, esr, t0_day, eval_day, settings)
     marker_notes(crp, esr, trend, notes, settings)
-    notes.extend(known_notes(known, episode))
+    deficit_missed = deficit_level_note(base.orders, new_deficits(data.conditions, cutoff), region)
+    if deficit_missed is not None:
+        notes.append(deficit_missed)
     missed = level_note(base.orders, covering, region)
     if missed is not None:
         notes.append(missed)
 
     missing: list[Remark] = []
     unmet: list[Remark] = []
+    named: ConditionFact | None = None
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
@@ -181,6 +182,8 @@ def _evaluate(
             deficit = known_deficit_remark(known, episode)
             if deficit is not None:
                 missing.append(deficit)
+                # the remark names this deficit and its date: the note need not again
+                named = next(c for c in known if c.category is ConditionCategory.NEURO_DEFICIT)
             crp_skipped = sum(1 for i in data.issues if i.kind == "crp")
             gaps, unmet = favourable_response_gaps(
                 trend,
@@ -215,6 +218,7 @@ def _evaluate(
             if yoon is not None:
                 notes.append(yoon)
 
+    notes.extend(known_notes([c for c in known if c is not named], episode))
     return replace(
         base,
         counts=counts,

@@ -16,6 +16,7 @@ from typing import Any
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, Remark
+from .episode import covers
 
 
 def clinical_label(c: ConditionFact) -> str | None:
@@ -102,3 +103,26 @@ def level_note(
         "order-misses-level",
         {"region": region, "studies": [{"region": r, "modality": m} for r, m in studies]},
     )
+
+
+def deficit_level_note(
+    orders: Sequence[ImagingOrder], deficits: Sequence[ConditionFact], region: str | None
+) -> Remark | None:
+    """A new deficit whose code fixes its own level (cauda equina syndrome: lumbosacral)
+    apart from the infection's: the orders that do not image that level. A deficit code
+    without a level takes the infection's, which ``level_note`` already compares."""
+    for deficit in deficits:
+        if deficit.region is None or deficit.region == region:
+            continue
+        missed = [o for o in orders if not covers(o.region, deficit.region)]
+        if missed:
+            studies = sorted({(o.region, o.modality.value) for o in missed})
+            return Remark(
+                "order-misses-deficit-level",
+                {
+                    "region": deficit.region,
+                    "condition": condition_facts(deficit, None),
+                    "studies": [{"region": r, "modality": m} for r, m in studies],
+                },
+            )
+    return None

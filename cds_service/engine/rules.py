@@ -123,6 +123,11 @@ def known_findings(
     )
 
 
+def new_deficits(conditions: Sequence[ConditionFact], cutoff: date | None) -> list[ConditionFact]:
+    """The neurologic deficits dated after the diagnosis window (the neuro red flag's)."""
+    return _conditions_since(conditions, ConditionCategory.NEURO_DEFICIT, cutoff)
+
+
 def _conditions_since(
     conditions: Sequence[ConditionFact], category: ConditionCategory, cutoff: date | None
 ) -> list[ConditionFact]:

@@ -112,7 +112,9 @@ def test_a_deficit_within_3_days_of_diagnosis_is_known_not_new(onset: int, known
     if known:
         assert a.recommendation is Recommendation.INSUFFICIENT_DATA
         assert "known-deficit" in codes(a.missing)
-        assert "known-at-diagnosis" in codes(a.notes)
+        # named once, in the line that says the exam decides; no second note for it
+        assert "known-at-diagnosis" not in codes(a.notes)
+        assert [c.category for c in a.known] == [ConditionCategory.NEURO_DEFICIT]
     else:
         assert a.recommendation is Recommendation.SUPPORT_URGENT
 
@@ -545,3 +547,36 @@ def test_a_cut_off_antibiotics_search_blocks_advise_against_and_says_why() -> No
     detail = card(a)["detail"]
     assert "Not every antibiotic order could be read" in detail
     assert "Not every ESR and antibiotic order result could be read" in detail
+
+
+def test_a_known_deficit_and_a_known_abscess_are_each_named_once() -> None:
+    a = run(improving(), [nvo(), neuro(-1), complication(1, name="spinal epidural abscess")])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    detail = card(a)["detail"]
+    assert detail.lower().count("cauda equina syndrome") == 1
+    assert detail.lower().count("spinal epidural abscess") == 1
+    assert "If the abscess was not drained" in detail
+    offered = [r["code"] for r in card(a)["overrideReasons"]]
+    assert {"known-before-treatment-unchanged", "undrained-abscess"} <= set(offered)
+
+
+def test_a_new_deficit_with_its_own_level_is_compared_with_the_order() -> None:
+    # cauda equina syndrome is lumbosacral: a cervical MRI for a cervical infection will
+    # not show it (a deficit code without a level takes the infection's)
+    ces = condition(
+        "G83.4",
+        ConditionCategory.NEURO_DEFICIT,
+        onset=10,
+        name="cauda equina syndrome",
+        region="lumbosacral",
+    )
+    a = run(improving(), [nvo(region="cervical"), ces], orders=[order(29, region="cervical")])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert "order-misses-deficit-level" in codes(a.notes)
+    c = card(a)
+    assert c["summary"].endswith("; the cervical MRI ordered will not show it")
+    assert "points to the lumbosacral level" in c["detail"]
+    assert len(c["summary"]) < 140
+    lumbar = run(improving(), [nvo(region="cervical"), ces], orders=[order(29, region="lumbar")])
+    assert "order-misses-deficit-level" not in codes(lumbar.notes)
+    assert "order-misses-level" in codes(lumbar.notes)  # the infection is cervical

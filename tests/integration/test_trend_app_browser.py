@@ -30,10 +30,10 @@ import pytest
 import requests
 
 from cds_service.examples import Example, load_example, load_examples
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess
 from tests.integration.test_fhir_server_cors import CHROMIUM, CHROMIUM_ARGS
 from tests.support.ehr_calls import order_request
-from tests.support.fhir_server import FhirTestServer
-from tests.support.service_process import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
