@@ -30,9 +30,9 @@ def warm_up(runtime: Runtime) -> float | None:
     """Run one synthetic call of each service through the pipeline a real call takes
     (``cds_service.pipeline``: reading, validation, mapping, the engine, the renderer);
     the milliseconds it took, or None when it could not run."""
+    from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
     from cds_service.examples import example_keys, load_example
     from cds_service.pipeline import run_hook
-    from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 
     started = time.perf_counter()
     try:

@@ -27,10 +27,10 @@ from urllib.parse import urlencode
 
 import click
 
+from cds_service.ehr_requests import build_request
 from cds_service.examples import Example, load_examples
 from cds_service.fhir.prefetch import render_queries
 from cds_service.tools.commands import spine_cds_command
-from cds_service.tools.ehr_requests import build_request
 from cds_service.tools.errors import EXIT_MISMATCH, FhirServerError, InputError, ServiceError
 from cds_service.tools.fhir_http import FhirEndpoint
 from cds_service.tools.load_examples import load_into

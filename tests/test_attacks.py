@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from cds_service.ehr_requests import build_request
 from cds_service.examples import Example, load_examples
-from cds_service.tools.ehr_requests import build_request
 from spine_cds_dev.fhir_server import FhirTestServer
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID

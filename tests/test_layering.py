@@ -59,7 +59,14 @@ HARNESS = "spine_cds_dev"
 # The one module of the service that may name the harness, and only inside a function.
 HARNESS_OFFER = ROOT / "cds_service" / "cli" / "harness.py"
 SERVER_ENTRIES = ("cds_service.app", "cds_service.server", "cds_service.warmup")
-NOT_FOR_THE_SERVER = (HARNESS, "tests", "bench", "cds_service.cli", "cds_service.__main__")
+NOT_FOR_THE_SERVER = (
+    HARNESS,
+    "tests",
+    "bench",
+    "cds_service.cli",
+    "cds_service.__main__",
+    "cds_service.tools",
+)
 
 
 def python_files(*roots: Path) -> Iterator[Path]:

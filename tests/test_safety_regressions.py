@@ -193,8 +193,8 @@ def test_days_are_counted_in_one_zone_so_a_threshold_follows_elapsed_time() -> N
 
 def e01_request(order_date: date) -> dict[str, Any]:
     from cds_service.discovery import load_discovery
+    from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
     from cds_service.examples import load_example
-    from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 
     example = load_example("e01-improving", order_date)
     service = load_discovery().services["spine-imaging-followup-select"]

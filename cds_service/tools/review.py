@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
+from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.examples import Example, load_examples
-from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.tools.render import assessment_of, decision_of
 from cds_service.tools.services import InProcessService, error_text, find_service
 

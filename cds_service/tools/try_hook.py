@@ -16,14 +16,14 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from cds_service.fhir.prefetch import render_queries
-from cds_service.tools.ehr_requests import (
+from cds_service.ehr_requests import (
     build_request,
     code_order,
     file_order,
     masked,
     parse_order_code,
 )
+from cds_service.fhir.prefetch import render_queries
 from cds_service.tools.errors import InputError
 from cds_service.tools.fhir_http import FhirEndpoint
 from cds_service.tools.services import (

@@ -19,10 +19,10 @@ from flask.testing import FlaskClient
 from cds_service.app import create_app
 from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.discovery import load_discovery
+from cds_service.ehr_requests import bundle_resources, local_prefetch
 from cds_service.examples import load_examples
 from cds_service.routes.trend_app import FILES, static_dir
 from cds_service.settings import load_settings
-from cds_service.tools.ehr_requests import bundle_resources, local_prefetch
 from cds_service.trend_link import LAUNCH_PATH, LINK_LABEL, base_url_for
 from tests.conftest import ConformanceCheckingClient, make_settings
 from tests.engine.builders import PATIENT, improving, run

@@ -18,10 +18,10 @@ import pytest
 
 from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.cards.phrasebook import phrase
+from cds_service.ehr_requests import bundle_resources
 from cds_service.engine import Recommendation, RuleSettings, assess
 from cds_service.examples import load_example
 from cds_service.runtime import build_runtime
-from cds_service.tools.ehr_requests import bundle_resources
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from tests.conftest import make_settings

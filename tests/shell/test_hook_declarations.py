@@ -14,10 +14,10 @@ import cds_service
 from cds_service import schemas
 from cds_service.cli import main
 from cds_service.discovery import load_discovery
+from cds_service.ehr_requests import HOOKS as TOOL_HOOKS
+from cds_service.ehr_requests import build_request
 from cds_service.hook_declarations import BODIES, FEEDBACK, HOOKS
 from cds_service.runtime import build_runtime
-from cds_service.tools.ehr_requests import HOOKS as TOOL_HOOKS
-from cds_service.tools.ehr_requests import build_request
 from tests.conftest import make_settings
 
 ROOT = Path(cds_service.__file__).resolve().parent.parent

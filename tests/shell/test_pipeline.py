@@ -17,12 +17,12 @@ import pytest
 from flask import Flask
 
 from cds_service import trend_link
+from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.errors import ApiError
 from cds_service.examples import load_example
 from cds_service.hook_declarations import HOOKS
 from cds_service.pipeline import HookCall, run_hook
 from cds_service.runtime import Runtime
-from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 from tests.builders import SELECT_ID, SIGN_ID
 
 ORDER_DATE = date(2026, 3, 2)

@@ -12,8 +12,8 @@ from typing import Any
 import requests
 
 from cds_service.discovery import load_discovery
+from cds_service.ehr_requests import build_request
 from cds_service.fhir.prefetch import render_queries
-from cds_service.tools.ehr_requests import build_request
 
 
 def prefetch_from_server(

@@ -26,10 +26,10 @@ from flask.testing import FlaskClient
 from cds_service.app import create_app
 from cds_service.cards import load_override_reasons
 from cds_service.cli import main
+from cds_service.ehr_requests import local_prefetch
 from cds_service.examples import load_example
 from cds_service.stores import AuditRecord, SqlAuditStore, SqlFeedbackStore, SqliteDatabase
 from cds_service.stores.audit import DECISIONS
-from cds_service.tools.ehr_requests import local_prefetch
 from cds_service.tools.report import DECISION_ORDER, offered_reasons, percentile
 from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID, hook_request, medication_request, service_request

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from cds_service.cli import main
 from cds_service.discovery import load_discovery
+from cds_service.ehr_requests import bundle_resources, local_prefetch, search_local
 from cds_service.examples import example_keys, load_examples
-from cds_service.tools.ehr_requests import bundle_resources, local_prefetch, search_local
 
 ORDER_DATE = date(2026, 3, 2)
 LOINC = "http://loinc.org"

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service.app import create_app
+from cds_service.ehr_requests import local_prefetch
 from cds_service.examples import load_example
-from cds_service.tools.ehr_requests import local_prefetch
 from tests.builders import SELECT_ID, hook_request, medication_request, service_request
 from tests.conftest import ConformanceCheckingClient, make_settings
 from tests.support.ehr_calls import order_request

@@ -31,6 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds_service import schemas
+from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.errors import ApiError
 from cds_service.examples import benchmark_bundle, example_keys, load_example
 from cds_service.fhir.bundles import (
@@ -45,7 +46,6 @@ from cds_service.fhir.client import FhirClient, _typed_page
 from cds_service.jsonbody import max_depth, parse_json_object
 from cds_service.settings import load_settings
 from cds_service.stores.audit import TOKEN_KEYS, _detail_json, _json, without_tokens
-from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.validation import validate
 from fhir_mappers import timeutil
 from fhir_mappers.wire import ObservationBytes

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.scenario import SPINE_MRI, draft_order
+from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.examples import benchmark_bundle, example_keys, load_example
 from cds_service.fhir.bundles import PrefetchedSearch
 from cds_service.hookbody import HookBodyDecoder, schema_view
 from cds_service.invocation import Outcome, handle_hook
 from cds_service.jsonbody import parse_json_object
 from cds_service.runtime import Runtime
-from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
 
 SELECT = "spine-imaging-followup-select"
 SIGN = "spine-imaging-followup-sign"
