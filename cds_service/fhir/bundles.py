@@ -145,12 +145,15 @@ class SearchPage(Struct, gc=False):
 _PAGE: Final = msgspec.json.Decoder(SearchPage)
 
 
-def read_search_page(body: bytes) -> dict[str, Any] | None:
-    """A fetched search Bundle as ``orjson.loads`` reads it, but for its entries: each
-    is ``{"resource": read_resource(...), "search": ...}``, so its Observations are read
-    typed (the resource and search keys only where the entry had them, other members of
-    an entry not kept). None when the body is not a Bundle of that shape, or not JSON:
-    the caller reads it with orjson, and says what is wrong with it."""
+def read_search_page(body: bytes, shape: QueryShape) -> dict[str, Any] | None:
+    """A fetched page of an Observation search as ``orjson.loads`` reads it, but for its
+    entries: each is ``{"resource": read_resource(...), "search": ...}``, so its
+    Observations are read typed (the resource and search keys only where the entry had
+    them, other members of an entry not kept). None for another query, or when the body
+    is not a Bundle of that shape, or not JSON: the caller reads it with orjson, and
+    says what is wrong with it."""
+    if not shape.is_search or shape.resource_type != "Observation":
+        return None
     try:
         page = _PAGE.decode(body)
     except msgspec.DecodeError:

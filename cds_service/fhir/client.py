@@ -178,7 +178,9 @@ class _Exchange:
             raise FhirError(key, reason) from None
         finally:
             _IN_FLIGHT.watch = None
-        data = _typed_page(key, body, shape)
+        # An Observation search page is read typed, as prefetch is; not yet a combined
+        # search's, which combine.split divides by the codes of dicts.
+        data = read_search_page(body, shape) if SEPARATOR not in key else None
         if data is None:
             try:
                 data = orjson.loads(body)
@@ -234,17 +236,6 @@ class _Exchange:
             key, resource_type, status if status is not None else "-", duration_ms, self.host,
             reason, f" error={error_type}" if error_type else "",
         )  # fmt: skip
-
-
-def _typed_page(key: str, body: bytes, shape: QueryShape) -> dict[str, Any] | None:
-    """A page of an Observation search read as prefetched ones are: its Observations as
-    ``fhir_mappers.wire`` Structs with their bytes (``read_search_page``); None for any
-    other answer, which orjson reads, and for a page of a combined search
-    (``combine.SEPARATOR`` in its key), which ``combine.split`` divides by the codes of
-    dicts."""
-    if not shape.is_search or shape.resource_type != "Observation" or SEPARATOR in key:
-        return None
-    return read_search_page(body)
 
 
 def _timeout_reason(exc: BaseException) -> str:
