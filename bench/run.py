@@ -378,13 +378,15 @@ def summarise(
     return {"medians": med, "ratios": ratios, "targets": targets}
 
 
-def all_rows(compared: str | None) -> tuple[Row, ...]:
+def all_rows(compared: str | None, run: int = 0) -> tuple[Row, ...]:
     """The rows in the order they run: with --compare, each service row of this checkout
-    is followed by the same row at the compared revision."""
+    beside the same row at the compared revision, the two taking turns to go first from
+    run to run (whichever comes first after a row of another kind was measurably slower
+    for (b), whatever the code)."""
     if compared is None:
         return ROWS
     pairs = zip(SERVICE_ROWS, compared_rows(compared), strict=True)
-    return (ROWS[0], *(row for pair in pairs for row in pair))
+    return (ROWS[0], *(row for pair in pairs for row in pair[:: 1 - 2 * (run % 2)]))
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -624,7 +626,7 @@ def main() -> None:
                         own[COMPARED] = checkout.own_queries({"patientId": scenario.PATIENT_ID})
                     beside_b1: dict[str, list[float]] = {target: [] for target in own}
                     for n in range(args.runs):
-                        for row in rows:
+                        for row in all_rows(args.compare, n):
                             got = run_wrk(
                                 urls[row.target], files[row.body], row.connections, args.duration
                             )
