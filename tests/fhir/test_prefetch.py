@@ -1,6 +1,6 @@
 """Gathering the patient's data: prefetch first, the rest from the EHR's FHIR server.
 
-Against the project's real FHIR test server (tests/support/fhir_server.py, bearer-token
+Against the project's real FHIR test server (spine_cds_dev/fhir_server.py, bearer-token
 mode) loaded with a small synthetic patient: a Condition, more than 100 CRP Observations
 (so that ``_count=100`` pages), two ESR Observations, and a second patient whose data must
 never show up. The search codes come from hooks.json itself, so the test data matches
