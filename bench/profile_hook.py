@@ -51,7 +51,7 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
 
     service = runtime.discovery.services[scenario.SERVICE_ID]
     context = body["context"]
-    gathered = gather(service, body, runtime.fhir_client, runtime.settings, time.monotonic())
+    gathered = gather(service, body, runtime.fhir_client, runtime.settings.fhir, time.monotonic())
     observations = [r for k in OBSERVATION_KEYS for r in gathered.resources[k]]
     orders = map_orders(context["draftOrders"], context["selections"], runtime.value_sets)
     conditions, _ = map_conditions(gathered.resources["conditions"], runtime.value_sets)
@@ -84,7 +84,9 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
             n,
         ),
         "gather (prefetch)": _median_ms(
-            lambda: gather(service, body, runtime.fhir_client, runtime.settings, time.monotonic()),
+            lambda: gather(
+                service, body, runtime.fhir_client, runtime.settings.fhir, time.monotonic()
+            ),
             n,
         ),
         "map_conditions": _median_ms(

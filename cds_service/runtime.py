@@ -114,7 +114,7 @@ def build_runtime(settings: Settings) -> Runtime:
         rules=rules,
         mapping=mapping,
         stores=stores,
-        fhir_client=FhirClient(settings),
+        fhir_client=FhirClient(settings.fhir),
         verifier=verifier,
         metrics=Metrics(),
         override_reasons=load_override_reasons(),

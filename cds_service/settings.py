@@ -26,6 +26,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -82,6 +83,18 @@ def _comma_separated(value: Any) -> Any:
 
 # A list: "a, b" in the environment, a list of strings (or that same string) in the file.
 Names = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+
+
+@dataclass(frozen=True)
+class FhirSettings:
+    """The slice of the settings the FHIR client and the prefetch check read: they need
+    no more (``Settings.fhir`` makes it from the ``fhir_*`` settings, their one home)."""
+
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    budget_seconds: float  # all FHIR traffic of one call ends by then
+    max_pages: int
+    max_concurrency: int
 
 
 class Settings(BaseSettings):
@@ -197,6 +210,17 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def fhir(self) -> FhirSettings:
+        """The FHIR client's and the prefetch check's slice of the settings."""
+        return FhirSettings(
+            connect_timeout_seconds=self.fhir_connect_timeout_seconds,
+            read_timeout_seconds=self.fhir_read_timeout_seconds,
+            budget_seconds=self.fhir_budget_seconds,
+            max_pages=self.fhir_max_pages,
+            max_concurrency=self.fhir_max_concurrency,
+        )
 
     def public_summary(self) -> dict[str, Any]:
         """The effective configuration, safe to print and log (this holds no secrets)."""

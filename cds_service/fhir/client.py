@@ -35,7 +35,7 @@ from cds_service.fhir.bundles import (
 from cds_service.fhir.combine import SEPARATOR
 from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch, _WatchedAdapter
 from cds_service.fhir.urls import connect_origin, server_url_problem
-from cds_service.settings import Settings
+from cds_service.settings import FhirSettings
 
 LOG = logging.getLogger("cds_service.fhir")
 
@@ -76,7 +76,7 @@ class _Exchange:
         first = self.get(key, url, shape)
         if not shape.is_search:
             return [first], []
-        return self.pages(key, first, shape, url, max_pages=self.client.settings.fhir_max_pages)
+        return self.pages(key, first, shape, url, max_pages=self.client.settings.max_pages)
 
     def pages(
         self,
@@ -152,8 +152,8 @@ class _Exchange:
         if remaining <= 0:
             raise FhirError(key, BUDGET_REASON)
         timeout = (
-            min(settings.fhir_connect_timeout_seconds, remaining),
-            min(settings.fhir_read_timeout_seconds, remaining),
+            min(settings.connect_timeout_seconds, remaining),
+            min(settings.read_timeout_seconds, remaining),
         )
         status: int | None = None
         _IN_FLIGHT.watch = self.watch
@@ -247,19 +247,19 @@ def _timeout_reason(exc: BaseException) -> str:
 class FhirClient:
     """One per app; thread-safe. Holds the pooled session and the fetch threads."""
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: FhirSettings, session: requests.Session | None = None) -> None:
         self.settings = settings
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
             adapter = _WatchedAdapter(
-                pool_connections=4, pool_maxsize=settings.fhir_max_concurrency, max_retries=0
+                pool_connections=4, pool_maxsize=settings.max_concurrency, max_retries=0
             )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
         self._executor = ThreadPoolExecutor(
-            max_workers=settings.fhir_max_concurrency, thread_name_prefix="fhir-fetch"
+            max_workers=settings.max_concurrency, thread_name_prefix="fhir-fetch"
         )
         self._closed = threading.Event()
 
@@ -296,7 +296,7 @@ class FhirClient:
             else:
                 jobs[key] = _bind_fetch(exchange, key, query, shape)
         for key, first in first_pages.items():
-            jobs[key] = _bind_follow(exchange, key, first, self.settings.fhir_max_pages)
+            jobs[key] = _bind_follow(exchange, key, first, self.settings.max_pages)
         return self._run(jobs, first_pages, deadline, exchange.watch)
 
     def follow_pages(

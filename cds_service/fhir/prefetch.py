@@ -42,7 +42,7 @@ from cds_service.fhir.bundles import (
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.combine import combine, split
 from cds_service.fhir.urls import server_url_problem
-from cds_service.settings import Settings
+from cds_service.settings import FhirSettings
 
 __all__ = ["DataUnavailable", "GatheredData", "Problem", "gather", "render_queries"]
 
@@ -149,15 +149,15 @@ def gather(
     service: Service,
     request: Mapping[str, Any],
     client: FhirClient,
-    settings: Settings,
+    settings: FhirSettings,
     now_monotonic: float,
     optional: frozenset[str] = frozenset(),
 ) -> GatheredData:
     """Every prefetch key of ``service``, from prefetch or ``fhirServer``; raises
     DataUnavailable naming each required key that cannot be had. A key in ``optional``
     that cannot be had is left empty, its source "unavailable" and the reason noted.
-    FHIR traffic ends by ``now_monotonic + settings.fhir_budget_seconds``."""
-    deadline = now_monotonic + settings.fhir_budget_seconds
+    FHIR traffic ends by ``now_monotonic + settings.budget_seconds``."""
+    deadline = now_monotonic + settings.budget_seconds
     raw_context = request.get("context")
     context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
     raw_prefetch = request.get("prefetch")

@@ -34,7 +34,7 @@ def server() -> Iterator[FaultyFhirServer]:
 
 @pytest.fixture
 def client() -> Iterator[FhirClient]:
-    made = FhirClient(Settings(fhir_budget_seconds=2.0, fhir_read_timeout_seconds=1.0))
+    made = FhirClient(Settings(fhir_budget_seconds=2.0, fhir_read_timeout_seconds=1.0).fhir)
     yield made
     made.close()
 
@@ -119,7 +119,7 @@ def test_absolute_or_unusable_template_is_not_fetched(
 
 
 def test_closed_client_refuses_work() -> None:
-    client = FhirClient(Settings())
+    client = FhirClient(Settings().fhir)
     client.close()
     client.close()  # idempotent
     with pytest.raises(RuntimeError):

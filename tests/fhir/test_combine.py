@@ -47,7 +47,8 @@ def observation(code: str, rid: str) -> dict[str, Any]:
 
 def test_the_three_observation_searches_become_one_with_every_code() -> None:
     combined = combine(queries())
-    assert set(combined.queries) == {"conditions", "crp+esr+pain"}
+    # the antibiotic orders are another resource type: a search of their own
+    assert set(combined.queries) == {"conditions", "crp+esr+pain", "antibiotics"}
     assert combined.queries["conditions"] == queries()["conditions"]
     merged = urlsplit(combined.queries["crp+esr+pain"])
     params = parse_qs(merged.query)
@@ -109,7 +110,7 @@ def fhir() -> Iterator[FhirTestServer]:
 
 
 @pytest.mark.integration
-def test_the_service_sends_two_searches_and_decides_as_from_prefetch(
+def test_the_service_sends_three_searches_and_decides_as_from_prefetch(
     fhir: FhirTestServer, client: FlaskClient
 ) -> None:
     example = load_example("e01-improving", ORDER_DATE)
@@ -129,7 +130,7 @@ def test_the_service_sends_two_searches_and_decides_as_from_prefetch(
         answer = client.post(f"/cds-services/{SELECT_ID}", json=fetched)
         seen = [urlsplit(s.path).path.rsplit("/", 1)[-1] for s in proxy.seen]
     assert answer.status_code == 200, answer.get_json()
-    assert sorted(seen) == ["Condition", "Observation"]  # not four
+    assert sorted(seen) == ["Condition", "MedicationRequest", "Observation"]  # not five
     from_prefetch = client.post(f"/cds-services/{SELECT_ID}", json=prefetched).get_json()
     assert answer.get_json() == from_prefetch
     assert from_prefetch["cards"][0]["extension"]["spine-cds-assessment"]["recommendation"] == (

@@ -38,7 +38,7 @@ def make_client(**overrides: Any) -> FhirClient:
         "fhir_max_concurrency": 4,
     }
     values.update(overrides)
-    return FhirClient(Settings(**values))
+    return FhirClient(Settings(**values).fhir)
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def timed_fetch(
     client: FhirClient, fhir_server: str, queries: dict[str, str], **kwargs: Any
 ) -> tuple[FetchResult, float]:
     started = time.monotonic()
-    deadline = started + client.settings.fhir_budget_seconds
+    deadline = started + client.settings.budget_seconds
     result = client.fetch_all(fhir_server, TOKEN, queries, deadline, **kwargs)
     return result, time.monotonic() - started
 
@@ -102,7 +102,7 @@ def test_fault_gives_a_clear_reason_within_budget(
             result, elapsed = timed_fetch(client, server.url(mode), {"crp": QUERY})
     finally:
         client.close()
-    assert elapsed < client.settings.fhir_budget_seconds + SLACK_SECONDS
+    assert elapsed < client.settings.budget_seconds + SLACK_SECONDS
     assert set(result.errors) == {"crp"}
     assert result.resources == {}
     error = result.errors["crp"]
@@ -184,7 +184,7 @@ def test_endless_paging_within_a_short_budget_is_cut_off_by_time_or_pages(
 def test_next_link_loop_is_detected(server: FaultyFhirServer, client: FhirClient) -> None:
     before = len(server.seen)
     result, elapsed = timed_fetch(client, server.url("loop"), {"crp": QUERY})
-    assert elapsed < client.settings.fhir_budget_seconds + SLACK_SECONDS
+    assert elapsed < client.settings.budget_seconds + SLACK_SECONDS
     assert result.errors == {}
     # first request (no page) -> page 2 -> page 1 -> page 2 again: stop
     assert [r["id"] for r in result.resources["crp"]] == ["l1", "l2", "l1"]

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from cds_service.datasources import OPTIONAL_KEYS
 from cds_service.discovery import Service, load_discovery
 from cds_service.fhir import FhirClient, next_link
 from cds_service.fhir.prefetch import DataUnavailable, GatheredData, gather, render_queries
@@ -112,7 +113,7 @@ def fhir(service: Service) -> Iterator[FhirTestServer]:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[FhirClient]:
-    made = FhirClient(SETTINGS)
+    made = FhirClient(SETTINGS.fhir)
     yield made
     made.close()
 
@@ -148,7 +149,7 @@ def hook_request(
 
 
 def run(service: Service, client: FhirClient, request: dict[str, Any]) -> GatheredData:
-    return gather(service, request, client, SETTINGS, time.monotonic())
+    return gather(service, request, client, SETTINGS.fhir, time.monotonic(), OPTIONAL_KEYS)
 
 
 def ids(resources: list[dict[str, Any]]) -> list[str]:
@@ -216,6 +217,7 @@ def test_partial_prefetch_uses_what_was_given_and_fetches_the_rest(
         "crp": "fetched",
         "esr": "fetched",
         "pain": "prefetch",
+        "antibiotics": "fetched",
     }
     assert data.resources["conditions"] == [given_condition]
     assert data.resources["pain"] == [given_pain]
@@ -265,7 +267,10 @@ def test_no_prefetch_and_no_fhir_server_names_every_key(
 ) -> None:
     with pytest.raises(DataUnavailable) as caught:
         run(service, client, hook_request(None))
-    assert [p.key for p in caught.value.problems] == list(service.prefetch)
+    # every required key; the optional antibiotic orders are noted, not a reason for 412
+    assert [p.key for p in caught.value.problems] == [
+        k for k in service.prefetch if k not in OPTIONAL_KEYS
+    ]
     for problem in caught.value.problems:
         assert (
             problem.reason == "not prefetched, and the request has no fhirServer to fetch it from"
@@ -282,7 +287,10 @@ def test_right_token_is_forwarded_and_a_wrong_one_gives_401(
         pytest.raises(DataUnavailable) as caught,
     ):
         run(service, client, hook_request(fhir, token=wrong))
-    assert [p.key for p in caught.value.problems] == list(service.prefetch)
+    # every required key; the optional antibiotic orders are noted, not a reason for 412
+    assert [p.key for p in caught.value.problems] == [
+        k for k in service.prefetch if k not in OPTIONAL_KEYS
+    ]
     for problem in caught.value.problems:
         assert "FHIR server answered 401" in problem.reason
     texts = [
@@ -349,11 +357,27 @@ def test_paged_prefetch_without_fhir_server_keeps_the_first_page_and_says_so(
     fhir: FhirTestServer, client: FhirClient, service: Service
 ) -> None:
     first = server_get(fhir, f"{fhir.base_url}/{rendered(service)['crp']}")
-    prefetch = {"conditions": None, "crp": first, "esr": None, "pain": None}
+    prefetch = {"conditions": None, "crp": first, "esr": None, "pain": None, "antibiotics": None}
     data = run(service, client, hook_request(None, prefetch=prefetch))
     assert len(data.resources["crp"]) == len(first["entry"]) < CRP_COUNT
     assert [(n.key, n.reason) for n in data.notes] == [
         ("crp", "prefetched Bundle has more pages; not read (no usable fhirServer)")
+    ]
+
+
+def test_optional_antibiotic_orders_missing_without_fhir_server_go_ahead_noted(
+    client: FhirClient, service: Service
+) -> None:
+    prefetch = {"conditions": None, "crp": None, "esr": None, "pain": None}
+    data = run(service, client, hook_request(None, prefetch=prefetch))
+    assert data.sources["antibiotics"] == "unavailable"
+    assert data.resources["antibiotics"] == []
+    assert [(n.key, n.reason) for n in data.notes] == [
+        (
+            "antibiotics",
+            "not prefetched, and the request has no fhirServer to fetch it from; "
+            "went ahead without it",
+        )
     ]
 
 
@@ -377,6 +401,7 @@ def test_unusable_prefetch_without_fhir_server_is_reported(
         "crp": {"resourceType": "Bundle", "type": "transaction"},
         "esr": None,
         "pain": ["not", "a", "resource"],
+        "antibiotics": None,
     }
     with pytest.raises(DataUnavailable) as caught:
         run(service, client, hook_request(None, prefetch=prefetch))
@@ -406,5 +431,8 @@ def test_template_without_a_value_is_reported(client: FhirClient, service: Servi
     del request["context"]["patientId"]
     with pytest.raises(DataUnavailable) as caught:
         run(service, client, request)
-    assert [p.key for p in caught.value.problems] == list(service.prefetch)
+    # every required key; the optional antibiotic orders are noted, not a reason for 412
+    assert [p.key for p in caught.value.problems] == [
+        k for k in service.prefetch if k not in OPTIONAL_KEYS
+    ]
     assert all("{{context.patientId}} has no value" in p.reason for p in caught.value.problems)

@@ -397,7 +397,7 @@ def test_only_observation_searches_are_read_typed() -> None:
 
 def test_the_client_hands_on_fetched_observations_typed() -> None:
     settings = load_settings(environ={}, overrides={"fhir_read_timeout_seconds": 1.0})
-    client = FhirClient(settings)
+    client = FhirClient(settings.fhir)
     try:
         with FaultyFhirServer() as server:
             queries = {
