@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from cds_service.fhir import server_url_problem
+from cds_service.tools.closing import Closing
 from cds_service.tools.errors import FhirServerError, InputError, connection_reason
 
 FHIR_TIMEOUT_S = 30.0
@@ -47,7 +47,7 @@ class PrefetchResult:
     left_out: dict[str, str] = field(default_factory=dict)
 
 
-class FhirEndpoint:
+class FhirEndpoint(Closing):
     """A FHIR server base URL and an optional bearer token."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = FHIR_TIMEOUT_S):
@@ -64,17 +64,6 @@ class FhirEndpoint:
 
     def close(self) -> None:
         self._session.close()
-
-    def __enter__(self) -> FhirEndpoint:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- exchanges ----------------------------------------------------------------------
 

@@ -12,12 +12,12 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 
 import requests
 
 from cds_service.settings import SettingsError, load_settings
+from cds_service.tools.closing import Closing
 from cds_service.tools.errors import InputError, ServiceError, connection_reason
 
 SERVICE_TIMEOUT_S = 60.0
@@ -94,7 +94,7 @@ def error_text(body: Any) -> str:
     return "\n".join(parts)
 
 
-class RemoteService:
+class RemoteService(Closing):
     """A running service, e.g. ``http://127.0.0.1:8080`` (``/cds-services`` may be added)."""
 
     def __init__(self, base_url: str, timeout: float = SERVICE_TIMEOUT_S) -> None:
@@ -141,19 +141,8 @@ class RemoteService:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> RemoteService:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class InProcessService:
+class InProcessService(Closing):
     """The service itself, in development mode, with a temporary database.
 
     Settings come from the defaults and ``config_file`` (the same TOML file ``serve``
@@ -209,14 +198,3 @@ class InProcessService:
     def close(self) -> None:
         self._runtime.close()  # stores and JWT verifier too, not only the FHIR pool
         self._tmp.cleanup()
-
-    def __enter__(self) -> InProcessService:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
