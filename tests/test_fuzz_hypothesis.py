@@ -73,8 +73,8 @@ def examples(count: int) -> settings:
 HOOKS = {SELECT_ID: "order-select", SIGN_ID: "order-sign"}
 FEEDBACK_TEMPLATE = "/cds-services/{id}/feedback"
 # The conftest's settings keep these defaults.
-MAX_BODY_BYTES = Settings.max_body_bytes
-MAX_JSON_DEPTH = Settings.max_json_depth
+MAX_BODY_BYTES = Settings().max_body_bytes
+MAX_JSON_DEPTH = Settings().max_json_depth
 
 # --- the answers ---------------------------------------------------------------------
 
