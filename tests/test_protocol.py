@@ -63,7 +63,7 @@ def test_discovery_conforms_and_offers_one_service_per_hook(client: FlaskClient)
     assert set(hooks) == {"order-select", "order-sign"}
     for service in body["services"]:
         assert service["title"] and service["description"]
-        assert set(service["prefetch"]) == {"conditions", "crp", "esr", "pain"}
+        assert set(service["prefetch"]) == {"conditions", "crp", "esr", "pain", "antibiotics"}
 
 
 def test_prefetch_templates_use_only_cds_hooks_2_tokens(client: FlaskClient) -> None:

@@ -184,10 +184,17 @@ def test_the_improving_patient_from_raw_fhir_is_advised_against() -> None:
     assert decide([NVO]) is Recommendation.ADVISE_AGAINST
 
 
-def test_a_deficit_with_an_earlier_onset_recorded_after_a_timed_t0_is_urgent() -> None:
+def test_a_deficit_with_an_earlier_onset_recorded_after_a_timed_t0_is_known() -> None:
+    # clinical-rules.md (2026-12-06): the onset dates a finding; there before treatment,
+    # first coded on day 6, it is known at diagnosis: the exam decides, never urgent
     deficit = condition(
         "cauda", "G83.4", onsetDateTime="2024-02-26", recordedDate="2024-03-10T08:00:00+02:00"
     )
+    assert decide([NVO, deficit]) is Recommendation.INSUFFICIENT_DATA
+
+
+def test_a_deficit_with_an_onset_after_the_diagnosis_window_is_urgent() -> None:
+    deficit = condition("cauda", "G83.4", onsetDateTime="2024-03-10T08:00:00+02:00")
     assert decide([NVO, deficit]) is Recommendation.SUPPORT_URGENT
 
 
@@ -198,12 +205,11 @@ def test_a_complication_recorded_before_a_timed_t0_is_not_a_red_flag() -> None:
     assert decide([NVO, abscess]) is Recommendation.ADVISE_AGAINST
 
 
-def test_a_complication_recorded_on_the_t0_day_in_t0s_zone_is_a_red_flag() -> None:
-    # T0 00:30 at +02:00 on 4 March; recorded 23:00 UTC on 3 March = 01:00 on 4 March there.
+def test_a_complication_dated_on_day_4_in_t0s_zone_is_a_red_flag() -> None:
+    # T0 00:30 at +02:00 on 4 March; the diagnosis window ends on 7 March. Recorded (no
+    # onset) 23:00 UTC on 7 March = 01:00 on 8 March there: day 4, new.
     nvo = condition("nvo", "M46.26", onsetDateTime="2024-03-04T00:30:00+02:00")
-    abscess = condition(
-        "abscess", "G06.1", onsetDateTime="2024-02-20", recordedDate="2024-03-03T23:00:00Z"
-    )
+    abscess = condition("abscess", "G06.1", recordedDate="2024-03-07T23:00:00Z")
     assert decide([nvo, abscess]) is Recommendation.SUPPORT
 
 
