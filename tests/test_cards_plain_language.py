@@ -213,7 +213,7 @@ def test_data_left_out_is_named_in_clinical_words(responses: dict[str, list[Any]
     card = card_of(responses["e10-entered-in-error"][0])
     # a value the chart shows is named with its value and day (clinical-rules.md, 2026-12-06)
     assert re.search(
-        r"Not used: CRP [0-9.]+ mg/L on day \d+ \(marked entered-in-error\)\.", card["detail"]
+        r"Not used: CRP [0-9.]+ mg/L on day \d+, marked entered-in-error\.", card["detail"]
     )
 
 

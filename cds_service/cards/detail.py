@@ -212,7 +212,7 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
 
 
 def _named_value(issue: DataIssue, t0: date | None) -> str | None:
-    """ "Not used: CRP 95 mg/L on day 30 (preliminary: not yet final)."; None when the
+    """ "Not used: CRP 95 mg/L on day 30, not final (status preliminary)."; None when the
     issue carries no value or text the chart would show."""
     noun = KIND_NOUNS.get(issue.kind or "")
     if noun is None or issue.when is None or (issue.value is None and issue.text is None):
@@ -225,7 +225,7 @@ def _named_value(issue: DataIssue, t0: date | None) -> str | None:
     day = issue.when.day
     when = f"day {(day - t0).days}" if t0 is not None else day.isoformat()
     why = issue.plain or issue.reason
-    return f"Not used: {what} on {when} ({why})."
+    return f"Not used: {what} on {when}, {why}."
 
 
 KIND_NOUNS = {"crp": "CRP", "esr": "ESR", "pain": "pain score"}
@@ -280,7 +280,10 @@ def detail(a: Assessment) -> str:
         exam = [] if any(r.code == "known-deficit" for r in a.missing) else [text.NEURO_EXAM]
         blocks.append(["To decide:", "", *_bullets([*asks, *exam])])
         blocks.append(_trend_lines(a))
-    notes = [phrase(r).message for r in a.notes] + left_out(a.issues, a.figures.t0_day)
+    # a pending value is named in its own line above: not again among the left-out ones
+    pending = {str(r.data.get("reference")) for r in a.missing if r.code == "crp-pending-rise"}
+    shown_issues = [i for i in a.issues if i.reference not in pending]
+    notes = [phrase(r).message for r in a.notes] + left_out(shown_issues, a.figures.t0_day)
     if notes:
         blocks.append(_bullets(notes))
     blocks.append(_crp_section(a))

@@ -283,6 +283,7 @@ def pending_rise(
     return Remark(
         "crp-pending-rise",
         {
+            "reference": top.reference,
             "status": top.status,
             "value": top.value,
             "day": (top.when.day - t0_day).days,

@@ -580,3 +580,10 @@ def test_a_new_deficit_with_its_own_level_is_compared_with_the_order() -> None:
     lumbar = run(improving(), [nvo(region="cervical"), ces], orders=[order(29, region="lumbar")])
     assert "order-misses-deficit-level" not in codes(lumbar.notes)
     assert "order-misses-level" in codes(lumbar.notes)  # the infection is cervical
+
+
+def test_a_pending_value_is_named_once_on_its_card() -> None:
+    data = [crp(0, 142), crp(28, 20), *FALLING_PAIN]
+    a = run(data, issues=[pending(29, 95)], order_day=30)
+    detail = card(a)["detail"]
+    assert detail.count("95 mg/L") == 1
