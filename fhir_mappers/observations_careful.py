@@ -154,19 +154,8 @@ def measure(
         )
     if value < 0:
         raise Skip(f"negative {kind.value} value: skipped", "with a negative value")
-    return Measurement(
-        reference=ref,
-        kind=kind,
-        value=round(value, 9),
-        unit=normal_unit,
-        when=when,
-        code=coding,
-        status=status,
-        original_value=number,
-        original_unit=unit,
-        comparator=comparator,
-        high_sensitivity=hs,
-    )
+    reported = (number, unit, comparator)
+    return _made(ref, kind, round(value, 9), normal_unit, when, coding, status, reported, hs)
 
 
 def _pain(
@@ -184,17 +173,35 @@ def _pain(
         unit = units[0] if units else None
     if not 0 <= number <= PAIN_MAX:
         raise Skip(f"pain score {number:g} outside 0-10: skipped", "outside the 0-10 scale")
+    reported = (number, unit, comparator)
+    return _made(ref, MeasurementKind.PAIN, number, "{score}", when, coding, status, reported)
+
+
+def _made(
+    ref: str,
+    kind: MeasurementKind,
+    value: float,
+    normal_unit: str,
+    when: When,
+    coding: Coding,
+    status: str,
+    reported: tuple[float, str | None, str | None],  # number, unit, comparator as sent
+    hs: bool = False,
+) -> Measurement:
+    """One measurement, the value normalised and what was reported kept beside it."""
+    number, unit, comparator = reported
     return Measurement(
         reference=ref,
-        kind=MeasurementKind.PAIN,
-        value=number,
-        unit="{score}",
+        kind=kind,
+        value=value,
+        unit=normal_unit,
         when=when,
         code=coding,
         status=status,
         original_value=number,
         original_unit=unit,
         comparator=comparator,
+        high_sensitivity=hs,
     )
 
 

@@ -1,0 +1,239 @@
+"""One invocation's conversation with a FHIR server: GETs within the deadline, pages,
+body limits and the log line of a failure. ``FhirClient`` (``client.py``) runs one per
+call and shares its pool and settings with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+import orjson
+import requests
+import urllib3.exceptions
+
+from cds_service.fhir.bundles import (
+    FhirError,
+    Problem,
+    QueryShape,
+    _link,
+    _status_reason,
+    next_link,
+    read_search_page,
+    shape_mismatch,
+    unwrap_bundle,
+)
+from cds_service.fhir.combine import SEPARATOR
+from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch
+from cds_service.fhir.urls import connect_origin
+
+if TYPE_CHECKING:
+    from cds_service.fhir.client import FhirClient
+
+LOG = logging.getLogger("cds_service.fhir")
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # one page; a patient's search page is far smaller
+_CHUNK_BYTES = 64 * 1024
+BUDGET_REASON = "the FHIR server did not answer within the time budget"
+
+
+class _Exchange:
+    """The FHIR traffic of one invocation: one server, one token, one deadline.
+
+    Lives for one call of ``fetch_all``; holds the token only in the request headers, which
+    are dropped with it.
+    """
+
+    def __init__(
+        self,
+        client: FhirClient,
+        fhir_server: str,
+        access_token: str | None,
+        deadline: float,
+    ) -> None:
+        self.client = client
+        self.base = fhir_server.rstrip("/")
+        self.origin = connect_origin(fhir_server)
+        self.host = urlsplit(fhir_server).netloc
+        self.deadline = deadline
+        self.headers = {"Accept": "application/fhir+json"}
+        self.watch = _SocketWatch()
+        if access_token:
+            self.headers["Authorization"] = f"Bearer {access_token}"
+
+    def fetch(
+        self, key: str, query: str, shape: QueryShape
+    ) -> tuple[list[dict[str, Any]], list[Problem]]:
+        """One template query, all its pages; raises FhirError."""
+        url = f"{self.base}/{query.lstrip('/')}"
+        first = self.get(key, url, shape)
+        if not shape.is_search:
+            return [first], []
+        return self.pages(key, first, shape, url, max_pages=self.client.settings.max_pages)
+
+    def pages(
+        self,
+        key: str,
+        first: dict[str, Any],
+        shape: QueryShape,
+        first_url: str | None,
+        max_pages: int,
+    ) -> tuple[list[dict[str, Any]], list[Problem]]:
+        """Unwrap a search Bundle and the pages its ``next`` links lead to; raises FhirError."""
+        resources, notes = unwrap_bundle(key, first, shape.resource_type)
+        seen: set[str] = set()
+        current = first_url or self.base + "/"
+        page = first
+        pages = 1
+        while True:
+            seen.add(current)
+            self_link = _link(page, "self")
+            if self_link:
+                seen.add(urljoin(current, self_link))
+            link = next_link(page)
+            if link is None:
+                return resources, notes
+            target = urljoin(current, link)
+            if target in seen:
+                notes.append(
+                    Problem(
+                        key,
+                        f"paging stopped after {pages} pages: "
+                        "the next link leads back to a page already read",
+                        cut_off=True,
+                    )
+                )
+                return resources, notes
+            if pages >= max_pages:
+                notes.append(
+                    Problem(
+                        key,
+                        f"paging stopped after {pages} pages (fhir_max_pages); "
+                        "further results were not read",
+                        cut_off=True,
+                    )
+                )
+                return resources, notes
+            if connect_origin(target) != self.origin:
+                reason = (
+                    "a next link points away from fhirServer (or is not a plain URL); "
+                    "it was not followed"
+                )
+                self.log_failure(key, shape.resource_type, None, None, reason)
+                raise FhirError(key, reason)
+            page = self.get(key, target, shape)
+            found, more = unwrap_bundle(key, page, shape.resource_type)
+            resources.extend(found)
+            notes.extend(more)
+            pages += 1
+            current = target
+
+    def get(self, key: str, url: str, shape: QueryShape) -> dict[str, Any]:
+        """GET one URL within the deadline; the answer must be what ``shape`` asks for.
+
+        Raises FhirError.
+        """
+        resource_type = shape.resource_type
+        settings = self.client.settings
+        if self.origin is None or connect_origin(url) != self.origin:
+            # Checked again where the token leaves, whatever the caller checked before.
+            reason = "a URL that does not lead to fhirServer was not contacted"
+            self.log_failure(key, resource_type, None, None, reason)
+            raise FhirError(key, reason)
+        started = time.monotonic()
+        remaining = self.deadline - started
+        if remaining <= 0:
+            raise FhirError(key, BUDGET_REASON)
+        timeout = (
+            min(settings.connect_timeout_seconds, remaining),
+            min(settings.read_timeout_seconds, remaining),
+        )
+        status: int | None = None
+        _IN_FLIGHT.watch = self.watch
+        try:
+            with self.client.session.get(
+                url, headers=self.headers, timeout=timeout, stream=True, allow_redirects=False
+            ) as response:
+                status = response.status_code
+                if status != 200:
+                    raise FhirError(key, _status_reason(status))
+                body = self._read_body(key, response)
+        except FhirError as exc:
+            self.log_failure(key, resource_type, status, started, exc.reason)
+            raise
+        except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            reason = BUDGET_REASON if time.monotonic() >= self.deadline else _timeout_reason(exc)
+            self.log_failure(key, resource_type, status, started, reason, type(exc).__name__)
+            raise FhirError(key, reason) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            reason = "the connection to the FHIR server failed (refused, reset or closed)"
+            self.log_failure(key, resource_type, status, started, reason, type(exc).__name__)
+            raise FhirError(key, reason) from None
+        finally:
+            _IN_FLIGHT.watch = None
+        # An Observation search page is read typed, as prefetch is; not yet a combined
+        # search's, which combine.split divides by the codes of dicts.
+        data = read_search_page(body, shape) if SEPARATOR not in key else None
+        if data is None:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                reason = "FHIR server sent a response that is not valid JSON"
+                self.log_failure(key, resource_type, status, started, reason)
+                raise FhirError(key, reason) from None
+        if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+            reason = "FHIR server sent JSON that is not a FHIR resource"
+            self.log_failure(key, resource_type, status, started, reason)
+            raise FhirError(key, reason)
+        mismatch = shape_mismatch(data, shape, "FHIR server sent")
+        if mismatch:
+            self.log_failure(key, resource_type, status, started, mismatch)
+            raise FhirError(key, mismatch)
+        LOG.debug(
+            "FHIR fetch ok: key=%s type=%s status=%s duration_ms=%d host=%s",
+            key, resource_type, status, (time.monotonic() - started) * 1000, self.host,
+        )  # fmt: skip
+        return data
+
+    def _read_body(self, key: str, response: requests.Response) -> bytes:
+        """Read in small pieces, checking the deadline between them (a trickling server
+        would otherwise keep a read going long after the budget)."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+            raise FhirError(key, "FHIR server response is too large")
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            if time.monotonic() >= self.deadline:
+                raise FhirError(key, BUDGET_REASON)
+            chunk = response.raw.read1(_CHUNK_BYTES, decode_content=True)
+            if not chunk:
+                return b"".join(parts)
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise FhirError(key, "FHIR server response is too large")
+            parts.append(chunk)
+
+    def log_failure(
+        self,
+        key: str,
+        resource_type: str,
+        status: int | None,
+        started: float | None,
+        reason: str,
+        error_type: str = "",
+    ) -> None:
+        duration_ms = (time.monotonic() - started) * 1000 if started is not None else 0.0
+        LOG.warning(
+            "FHIR fetch failed: key=%s type=%s status=%s duration_ms=%d host=%s reason=%s%s",
+            key, resource_type, status if status is not None else "-", duration_ms, self.host,
+            reason, f" error={error_type}" if error_type else "",
+        )  # fmt: skip
+
+
+def _timeout_reason(exc: BaseException) -> str:
+    if isinstance(exc, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
+        return "could not connect to the FHIR server in time (connect timeout)"
+    return "the FHIR server did not answer in time (read timeout)"
