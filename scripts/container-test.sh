@@ -194,7 +194,7 @@ import json, sys, uuid
 from datetime import date
 from cds_service.discovery import load_discovery
 from cds_service.examples.stored import load_example
-from cds_service.tools.ehr_requests import build_request, bundle_resources, local_prefetch
+from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 entry = next(s for s in load_discovery().services.values() if s.hook == "order-select")
 example = load_example("e01-improving", date.today())
 if sys.argv[1] == "prefetch":
