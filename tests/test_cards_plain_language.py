@@ -163,7 +163,11 @@ def test_urgent_card_on_a_ct_order(responses: dict[str, list[Any]]) -> None:
         "New cauda equina syndrome (day 26): emergency MRI of the whole spine with "
         "gadolinium now; urgent spine surgery review"
     )
-    assert card["detail"].startswith("**MRI with gadolinium is preferred; CT only if MRI")
+    # on an urgent card: MRI now, and the CT that can stand in for it (a CT without
+    # contrast cannot exclude an epidural abscess)
+    assert card["detail"].startswith("**MRI with gadolinium now. If MRI is impossible: CT ")
+    assert "a CT without contrast cannot exclude an epidural abscess" in card["detail"]
+    assert "nuclear" not in card["detail"]
     assert "surgical intervention for progressive neurologic deficits" in card["detail"]
     assert "routine follow-up MRI" not in card["detail"]  # not the follow-up recommendation
     (action,) = response["systemActions"]

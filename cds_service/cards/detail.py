@@ -9,7 +9,7 @@ from typing import Any
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.summary import _has_ct
-from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
+from cds_service.cards.words import ARROW, fmt, name_of, signed_pct, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
 from fhir_mappers.model import DataIssue, Measurement
@@ -105,8 +105,19 @@ def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
     lines = []
     if f.crp_latest is not None:
         age = _ago((a.evaluation_day - f.crp_latest.when.day).days)
+        codes = {r.code for r in a.missing}
         if not crp_figures:
             lines.append(f"Latest CRP {age}.")
+        elif "crp-discordant" in codes:
+            # the card says neither of the latest two can be trusted: no trend from them
+            lines.append(f"No CRP trend until the latest is repeated; latest CRP {age}.")
+        elif "crp-none-on-treatment" in codes:
+            before = ", ".join(
+                f"{_value_text(m)} mg/L (day {(m.when.day - f.t0_day).days})"
+                for m in a.crp
+                if f.t0_day is not None
+            )
+            lines.append(f"CRP before treatment: {before}; none since; latest CRP {age}.")
         elif f.crp_baseline is not None and f.crp_percent_change is not None:
             label = "baseline" if _baseline_in_window(a) else "first value after the start"
             lines.append(
@@ -185,6 +196,18 @@ def _evidence_key(rule_id: str, data: Mapping[str, Any], a: Assessment) -> str:
     return rule_id
 
 
+def _gap_evidence(a: Assessment) -> list[str]:
+    """The evidence that fits a card without a red flag: a known deficit or a pending rise
+    is not about a favourable response (the 4-week statement alone would not fit)."""
+    codes = {r.code for r in a.missing}
+    keys = []
+    if "known-deficit" in codes:
+        keys.append("known-deficit")
+    if "crp-pending-rise" in codes:
+        keys.append("markers-rise-early")
+    return keys or [a.recommendation.value]
+
+
 def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
     """Data left out in clinical words (ids stay in the audit): a value the chart shows
     is named with its value and day ("a preliminary CRP of 95 mg/L on day 30, not yet
@@ -243,18 +266,22 @@ def detail(a: Assessment) -> str:
     flags = a.red_flags
     if rec is Recommendation.ADVISE_AGAINST:
         blocks.append([text.SAFETY_NET])
+        finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
+        lead = "Improving" if finding.data["facts"]["fell"] else "CRP normal, pain not worse"
         state = (
-            "Improving, no new red flag recorded."
-            if a.known
-            else "Improving, no red flag recorded."
+            f"{lead}, no new red flag recorded." if a.known else f"{lead}, no red flag recorded."
         )
         blocks.append([_episode_line(a), state, *_trend_lines(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
         if _has_ct(a):
-            blocks.append([f"**{text.MRI_PREFERRED}**"])
+            urgent = rec is Recommendation.SUPPORT_URGENT
+            blocks.append([f"**{text.MRI_NOW if urgent else text.MRI_PREFERRED}**"])
         items = [phrase(f).message for f in flags]
         if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
             items.append(text.COMPLICATION_ACTION)
+            complication = next(f for f in flags if f.rule_id == "complication")
+            if any("abscess" in name_of(c).lower() for c in complication.data["facts"]["found"]):
+                items.append(text.ABSCESS_NEXT_STEPS)
         markers = next((f for f in flags if f.rule_id == "markers-not-responding"), None)
         if markers is not None:
             items.append(text.MARKERS_CAVEAT)
@@ -287,7 +314,7 @@ def detail(a: Assessment) -> str:
     if notes:
         blocks.append(_bullets(notes))
     blocks.append(_crp_section(a))
-    keys = [_evidence_key(f.rule_id, f.data, a) for f in flags] or [rec.value]
+    keys = [_evidence_key(f.rule_id, f.data, a) for f in flags] or _gap_evidence(a)
     if any(r.code == "esr-rising" for r in a.notes):
         keys.append("esr-rising")
     blocks.append(_evidence(list(dict.fromkeys(keys))))

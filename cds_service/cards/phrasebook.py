@@ -77,9 +77,12 @@ def _neuro(d: Data) -> Phrase:
     lead = upper_first(name) if first.get("atStart") else f"New {name}"
     head = f"{lead} ({when})" if when else lead
     rest = [lower_first(name_of(c)) for c in found[1:]]
+    names = " ".join(name_of(c).lower() for c in found)
+    # "compression of the cord or cauda equina" on cauda equina cards (clinical-rules.md)
+    squeeze = "compression of the cord or cauda equina" if "cauda" in names else "cord compression"
     return Phrase(
         f"Neurologic deficit recorded: {_dated_names(found)}. Look for an epidural abscess or "
-        "compression of the cord or cauda equina now.",
+        f"{squeeze} now; urgent spine surgery review.",
         f"{head}, and {listed(rest)}" if rest else head,
     )
 
@@ -147,7 +150,12 @@ def _markers(d: Data) -> Phrase:
         parts.append(
             Phrase(
                 f"CRP {trend} by day {day}: less than a {fmt(plateau['minFallPct'])}% fall by "
-                f"day {day} (judged from day {plateau['afterDays']})",
+                f"day {day}"
+                + (
+                    f" (judged from day {plateau['afterDays']})"
+                    if day != plateau["afterDays"]
+                    else ""
+                ),
                 f"CRP not falling: {trend} by day {day}",
             )
         )

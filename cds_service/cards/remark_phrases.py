@@ -85,9 +85,17 @@ def _crp_not_recent(d: Data) -> Phrase:
 def _crp_not_falling(d: Data) -> Phrase:
     change = f" ({signed_pct(d['changePct'])})" if "changePct" in d else ""
     least = fmt(d["minFallPct"])
+    day, judged = d["latest"]["day"], d.get("plateauAfterDays")
+    # before the day the plateau is judged, say when to look again (the next step)
+    then = (
+        f" Repeat CRP and ESR at about day {judged}: still under {least}% then suggests "
+        "treatment failure."
+        if judged is not None and day < judged
+        else ""
+    )
     return Phrase(
-        f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L{change}: not yet down "
-        f"{least}% and not below {fmt(d['normalLimitMgL'])} mg/L.",
+        f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L{change} by day {day}: "
+        f"not yet down {least}% and not below {fmt(d['normalLimitMgL'])} mg/L.{then}",
         f"CRP not yet down {least}%",
     )
 
@@ -124,8 +132,9 @@ def _crp_pending_rise(d: Data) -> Phrase:
     status, value, day, latest = d["status"], fmt(d["value"]), d["day"], d["latest"]
     return Phrase(
         f"A {status} CRP of {value} mg/L on day {day}, after {shown(latest)} mg/L on day "
-        f"{latest['day']}, awaits verification: if confirmed, CRP is rising again: image and "
-        "look for another source.",
+        f"{latest['day']}, awaits verification: ask the laboratory to confirm it and examine "
+        "the patient today (fever, pain, neurology). If confirmed, CRP is rising again: image "
+        "and look for another source.",
         f"{status} CRP {value} mg/L on day {day} awaits verification",
     )
 

@@ -30,8 +30,11 @@ def _fit(*candidates: str) -> str:
 
 
 def _needs_markers(a: Assessment) -> bool:
-    """Suggest ordering CRP/ESR only when the latest CRP is missing or too old."""
-    return a.recommendation is Recommendation.INSUFFICIENT_DATA and not a.figures.crp_recent
+    """Suggest ordering CRP/ESR only when the latest CRP is missing or too old, or when
+    the latest two disagree (the card asks for a repeat)."""
+    if a.recommendation is not Recommendation.INSUFFICIENT_DATA:
+        return False
+    return not a.figures.crp_recent or any(r.code == "crp-discordant" for r in a.missing)
 
 
 def summary(a: Assessment) -> str:
@@ -83,7 +86,8 @@ def summary(a: Assessment) -> str:
         )
     gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     head = f"Not enough data to judge repeat spine {mod}"
-    tail = "; repeat CRP/ESR" if _needs_markers(a) else ""
+    # the discordant pair already says "repeat CRP" in its own words
+    tail = "; repeat CRP/ESR" if _needs_markers(a) and not a.figures.crp_recent else ""
     return _fit(
         f"{head}: {'; '.join(gaps)}{tail}",
         f"{head}: {gaps[0]}{tail}" if gaps else head,

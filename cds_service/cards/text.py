@@ -49,8 +49,7 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "neuro": (
         "IDSA 2015 recommends surgical intervention for progressive neurologic deficits, "
         "progressive deformity or spinal instability despite adequate antimicrobial therapy "
-        "(strong, low), and MRI as the imaging of choice; CT or nuclear imaging only when MRI "
-        "cannot be obtained (weak, low).",
+        "(strong, low), and MRI as the imaging of choice (weak, low).",
         ("IDSA-2015",),
     ),
     "complication": (
@@ -79,6 +78,14 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "abscess) or another source of infection. IDSA 2015 advises follow-up MRI of the "
         "epidural and paraspinal soft tissues when the clinical response is poor or "
         "treatment failure is suspected.",
+        ("IDSA-2015",),
+    ),
+    # A deficit known at diagnosis (clinical-rules.md's evidence table: "persistent pain,
+    # residual deficit, elevated markers or imaging findings alone do not prove failure").
+    "known-deficit": (
+        "IDSA 2015: a residual neurologic deficit alone does not prove treatment failure "
+        "(weak, low); a worse neurologic exam is the reason to image urgently, with MRI as "
+        "the imaging of choice.",
         ("IDSA-2015",),
     ),
     "pain-worse": (
@@ -124,6 +131,19 @@ MECHANICAL_PAIN = (
 CT_ORDERED = "MRI with gadolinium preferred to the CT ordered"
 MRI_PREFERRED = (
     "MRI with gadolinium is preferred; CT only if MRI is contraindicated or unavailable."
+)
+# On an urgent card (clinical-rules.md, "Imaging", card wording): a CT without contrast
+# cannot exclude an epidural abscess; never nuclear imaging in an emergency.
+MRI_NOW = (
+    "MRI with gadolinium now. If MRI is impossible: CT myelography or CT with IV contrast of "
+    "the affected level; a CT without contrast cannot exclude an epidural abscess."
+)
+# A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
+# relapses more often; at least 8 weeks of therapy).
+ABSCESS_NEXT_STEPS = (
+    "A new abscess on treatment suggests failure: consider drainage (spine surgery or "
+    "CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016); review the "
+    "organism and the antibiotic with infectious diseases."
 )
 
 # One line per decision, for tools that list decisions (``spine-cds try``).

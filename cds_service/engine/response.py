@@ -85,6 +85,7 @@ def favourable_response_gaps(
             }
             if trend.change_pct is not None:
                 data["changePct"] = trend.change_pct
+            data["plateauAfterDays"] = settings.plateau_after_days
             unmet.append(Remark("crp-not-falling", data))
     if pain:
         series = sorted(pain, key=sort_key)
@@ -126,7 +127,10 @@ def favourable_finding(
         data["fallPct"] = round(trend.fall_pct, 1)
     values = [m.value for m in series]
     data[FACTS] = {
-        "fell": trend.fall_pct is not None and trend.fall_pct >= settings.plateau_min_fall_pct,
+        # a fall counts as a response only from a raised baseline: 8 -> 4 mg/L is noise
+        "fell": trend.fall_pct is not None
+        and trend.fall_pct >= settings.plateau_min_fall_pct
+        and trend.baseline.value > settings.crp_normal_mg_l,
         "painCount": len(series),
         "painStable": max(values) - min(values) < 1,
         "knownAtDiagnosis": bool(known),
