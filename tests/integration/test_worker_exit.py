@@ -36,6 +36,10 @@ def service(tmp_path: Path) -> Iterator[ServiceProcess]:
 
 
 def test_a_worker_leaving_keeps_the_metrics_of_the_others(service: ServiceProcess) -> None:
+    # the service answers as soon as one worker is up; the second may still be forking
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(workers(service)) < 2:
+        time.sleep(0.1)
     before = workers(service)
     assert len(before) == 2
     os.kill(before[0], signal.SIGTERM)
