@@ -15,6 +15,11 @@ from cds_service.engine.rules import sort_key
 from fhir_mappers.model import DataIssue, Measurement
 
 
+def shown_value(m: Measurement) -> str:
+    """A value with its comparator kept ("<5"): clinical-rules.md, "CRP 100→<5 mg/L"."""
+    return f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
+
+
 def _value_text(m: Measurement) -> str:
     value = f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
     if m.original_unit and m.original_unit != m.unit:
@@ -121,7 +126,7 @@ def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
         elif f.crp_baseline is not None and f.crp_percent_change is not None:
             label = "baseline" if _baseline_in_window(a) else "first value after the start"
             lines.append(
-                f"CRP {fmt(f.crp_baseline.value)}{ARROW}{fmt(f.crp_latest.value)} mg/L "
+                f"CRP {shown_value(f.crp_baseline)}{ARROW}{shown_value(f.crp_latest)} mg/L "
                 f"({signed_pct(f.crp_percent_change)} from the {label}); latest CRP {age}."
             )
         else:

@@ -173,8 +173,7 @@ def _known_at_diagnosis(d: Data) -> Phrase:
     conditions = d["conditions"]
     listed = "; ".join(dated(c) for c in conditions)
     return Phrase(
-        f"Recorded at diagnosis: {listed}. Known findings are not new red flags; a worse "
-        "neurologic exam or new symptoms are.",
+        f"Recorded at diagnosis, not a new red flag: {listed}.",
         "known at diagnosis: " + ", ".join(lower_first(name_of(c)) for c in conditions),
     )
 
@@ -222,9 +221,9 @@ def _order_misses_deficit_level(d: Data) -> Phrase:
 
 def _yoon_high_markers(d: Data) -> Phrase:
     return Phrase(
-        f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h after 4 weeks: both above the "
-        f"levels that predicted treatment failure (CRP above {fmt(d['crpLimit'])} mg/L with "
-        f"ESR above {fmt(d['esrLimit'])} mm/h, Yoon 2010): repeat CRP and ESR in 1-2 weeks.",
+        f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h at 4 weeks: above "
+        f"{fmt(d['crpLimit'])} mg/L and {fmt(d['esrLimit'])} mm/h, which predicted failure "
+        "(Yoon 2010): repeat both in 1-2 weeks.",
         "CRP and ESR still high at 4 weeks",
     )
 
@@ -340,9 +339,8 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "esr-rising": _esr_rising,
     "known-at-diagnosis": _known_at_diagnosis,
     "known-abscess": _fixed(
-        "If the abscess was not drained, a follow-up MRI before stopping antibiotics may be "
-        "reasonable (an undrained paravertebral or psoas abscess relapses more often and "
-        "needs at least 8 weeks of treatment, Park 2016).",
+        "If the abscess was not drained, an MRI before stopping antibiotics may be reasonable "
+        "(undrained, it relapses more often; at least 8 weeks of treatment, Park 2016).",
         "abscess at diagnosis",
     ),
     "order-misses-level": _order_misses_level,

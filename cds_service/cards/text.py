@@ -59,7 +59,8 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "uncertain-dx": (
         "The advice against routine follow-up imaging (IDSA 2015) is for patients with this "
-        "infection who respond to treatment; when the diagnosis is unclear it does not apply.",
+        "infection who respond to treatment; while the diagnosis is not confirmed it does not "
+        "apply.",
         ("IDSA-2015",),
     ),
     "markers-not-responding": (

@@ -42,7 +42,11 @@ SELECT = "spine-imaging-followup-select"
 ORDER_DATE = datetime.now(UTC).date()
 DECISION_EXAMPLES = [e.key for e in load_examples(ORDER_DATE) if e.expected != "no-card"]
 # A row of the card's CRP table: | date | day | value (reported ...) | role |
-CRP_ROW = re.compile(r"^\| (\d{4}-\d{2}-\d{2}) \| (-?\d+) \| ([\d.]+)(?: \(reported ([^)]+)\))? \|")
+# a value reported as a limit keeps its comparator on the card ("<5"): the app draws it
+# at the limit
+CRP_ROW = re.compile(
+    r"^\| (\d{4}-\d{2}-\d{2}) \| (-?\d+) \| [<>]?=?([\d.]+)(?: \(reported ([^)]+)\))? \|"
+)
 VIEWPORT = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
 
