@@ -9,7 +9,7 @@ from typing import Any
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.summary import _has_ct
-from cds_service.cards.words import ARROW, fmt, name_of, signed_pct, upper_first
+from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
 from fhir_mappers.model import DataIssue, Measurement
@@ -285,7 +285,7 @@ def detail(a: Assessment) -> str:
         if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
             items.append(text.COMPLICATION_ACTION)
             complication = next(f for f in flags if f.rule_id == "complication")
-            if any("abscess" in name_of(c).lower() for c in complication.data["facts"]["found"]):
+            if complication.data["facts"]["abscess"]:
                 items.append(text.ABSCESS_NEXT_STEPS)
         markers = next((f for f in flags if f.rule_id == "markers-not-responding"), None)
         if markers is not None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, PatientData
+from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData
 
 from .assessment import (
     Assessment,
@@ -24,7 +24,13 @@ from .episode import (
     other_episode_starts,
     treatment_start,
 )
-from .findings import deficit_level_note, known_deficit_remark, known_notes, level_note
+from .findings import (
+    deficit_level_note,
+    known_deficit,
+    known_deficit_remark,
+    known_notes,
+    level_note,
+)
 from .response import (
     cut_off_note,
     discordant_pair,
@@ -127,9 +133,10 @@ def _evaluate(
 
     cutoff = diagnosis_cutoff(episode, settings)
     known = known_findings(data.conditions, cutoff)
+    deficits = new_deficits(data.conditions, cutoff)
     findings: list[RuleFinding] = []
     for rule in (
-        neuro_rule(data.conditions, t0_day, cutoff),
+        neuro_rule(deficits, t0_day),
         complication_rule(data.conditions, t0_day, cutoff),
     ):
         if rule is not None:
@@ -162,7 +169,7 @@ def _evaluate(
 
     figures = figures_of(trend, pain, esr, t0_day, eval_day, settings)
     marker_notes(crp, esr, trend, notes, settings)
-    deficit_missed = deficit_level_note(base.orders, new_deficits(data.conditions, cutoff), region)
+    deficit_missed = deficit_level_note(base.orders, deficits, region)
     if deficit_missed is not None:
         notes.append(deficit_missed)
     missed = level_note(base.orders, covering, region)
@@ -179,11 +186,10 @@ def _evaluate(
         if t0_day is None:
             missing.append(Remark("episode-start-unknown"))
         else:
-            deficit = known_deficit_remark(known, episode)
-            if deficit is not None:
-                missing.append(deficit)
+            named = known_deficit(known)
+            if named is not None:
                 # the remark names this deficit and its date: the note need not again
-                named = next(c for c in known if c.category is ConditionCategory.NEURO_DEFICIT)
+                missing.append(known_deficit_remark(named, episode))
             crp_skipped = sum(1 for i in data.issues if i.kind == "crp")
             gaps, unmet = favourable_response_gaps(
                 trend,

@@ -81,14 +81,16 @@ def known_notes(known: Sequence[ConditionFact], episode: Episode) -> list[Remark
     return notes
 
 
-def known_deficit_remark(known: Sequence[ConditionFact], episode: Episode) -> Remark | None:
+def known_deficit(known: Sequence[ConditionFact]) -> ConditionFact | None:
+    """The deficit known at diagnosis that the card names (the first, in reference order)."""
+    return next((c for c in known if c.category is ConditionCategory.NEURO_DEFICIT), None)
+
+
+def known_deficit_remark(deficit: ConditionFact, episode: Episode) -> Remark:
     """A deficit known at diagnosis: the service cannot see whether the exam changed, so
     the decision rests on it (insufficient-data, never advise-against, never urgent)."""
-    deficits = [c for c in known if c.category is ConditionCategory.NEURO_DEFICIT]
-    if not deficits:
-        return None
     t0_day = episode.t0.day if episode.t0 is not None else None
-    return Remark("known-deficit", {"condition": condition_facts(deficits[0], t0_day)})
+    return Remark("known-deficit", {"condition": condition_facts(deficit, t0_day)})
 
 
 def level_note(
@@ -98,11 +100,7 @@ def level_note(
     missed = [o for o in orders if o.reference not in covering]
     if not missed or region is None:
         return None
-    studies = sorted({(o.region, o.modality.value) for o in missed})
-    return Remark(
-        "order-misses-level",
-        {"region": region, "studies": [{"region": r, "modality": m} for r, m in studies]},
-    )
+    return Remark("order-misses-level", {"region": region, "studies": _studies(missed)})
 
 
 def deficit_level_note(
@@ -116,13 +114,18 @@ def deficit_level_note(
             continue
         missed = [o for o in orders if not covers(o.region, deficit.region)]
         if missed:
-            studies = sorted({(o.region, o.modality.value) for o in missed})
             return Remark(
                 "order-misses-deficit-level",
                 {
                     "region": deficit.region,
                     "condition": condition_facts(deficit, None),
-                    "studies": [{"region": r, "modality": m} for r, m in studies],
+                    "studies": _studies(missed),
                 },
             )
     return None
+
+
+def _studies(orders: Sequence[ImagingOrder]) -> list[dict[str, str]]:
+    """The studies ordered, each region and modality once, in a stable order."""
+    pairs = sorted({(o.region, o.modality.value) for o in orders})
+    return [{"region": r, "modality": m} for r, m in pairs]

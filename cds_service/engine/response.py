@@ -27,6 +27,12 @@ from .rules import CrpTrend, day_of, pct_change, sort_key
 from .thresholds import RuleSettings
 
 
+def is_recent(latest: Measurement, eval_day: date, settings: RuleSettings) -> bool:
+    """The latest CRP was taken no more than ``crp_max_age_days`` before the order
+    (clinical-rules.md: advise-against needs a recent CRP): the one place it is judged."""
+    return (eval_day - latest.when.day).days <= settings.crp_max_age_days
+
+
 def favourable_response_gaps(
     trend: CrpTrend,
     pain: Sequence[Measurement],
@@ -56,16 +62,14 @@ def favourable_response_gaps(
         else:
             missing.append(Remark("crp-none", {"lookbackDays": settings.data_lookback_days}))
     elif crp_count == 1:
-        recent = (eval_day - latest.when.day).days <= settings.crp_max_age_days
+        recent = is_recent(latest, eval_day, settings)
         missing.append(Remark("crp-single", {"latest": figure(latest, t0_day), "recent": recent}))
     elif latest.when.day <= t0_day:
         missing.append(Remark("crp-none-on-treatment", {"daysSinceT0": (eval_day - t0_day).days}))
     elif not trend.usable:
         missing.append(Remark("crp-none-after-baseline", {"latestDay": day_of(latest, t0_day)}))
-    if latest is not None and crp_count > 0:
-        age = (eval_day - latest.when.day).days
-        if age > settings.crp_max_age_days:
-            missing.append(Remark("crp-not-recent", {"ageDays": age}))
+    if latest is not None and crp_count > 0 and not is_recent(latest, eval_day, settings):
+        missing.append(Remark("crp-not-recent", {"ageDays": (eval_day - latest.when.day).days}))
     if not pain:
         missing.append(Remark("pain-none"))
     if trend.usable and latest is not None and latest.when.day > t0_day and not discordant:

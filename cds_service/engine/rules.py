@@ -28,7 +28,7 @@ from .assessment import (
     figure,
 )
 from .episode import UNCERTAIN_VERIFICATION, counts_now
-from .findings import clinical_label, condition_facts
+from .findings import clinical_label, condition_facts, is_abscess
 from .thresholds import RuleSettings
 
 
@@ -140,25 +140,25 @@ def _found(
     recommendation: Recommendation,
     found: Sequence[ConditionFact],
     t0_day: date | None,
+    **facts: Any,
 ) -> RuleFinding:
-    """A finding naming the Conditions found, each with when it was found."""
+    """A finding naming the Conditions found, each with when it was found; ``facts``
+    adds what only its words need."""
     return RuleFinding(
         rule_id=rule_id,
         recommendation=recommendation,
         data={
             "conditions": [condition_to_dict(c) for c in found],
-            FACTS: {"found": [condition_facts(c, t0_day) for c in found]},
+            FACTS: {"found": [condition_facts(c, t0_day) for c in found], **facts},
         },
     )
 
 
-def neuro_rule(
-    conditions: Sequence[ConditionFact], t0_day: date | None, cutoff: date | None
-) -> RuleFinding | None:
-    found = _conditions_since(conditions, ConditionCategory.NEURO_DEFICIT, cutoff)
-    if not found:
+def neuro_rule(deficits: Sequence[ConditionFact], t0_day: date | None) -> RuleFinding | None:
+    """The neuro red flag over the new deficits (``new_deficits``)."""
+    if not deficits:
         return None
-    return _found(RULE_NEURO, Recommendation.SUPPORT_URGENT, found, t0_day)
+    return _found(RULE_NEURO, Recommendation.SUPPORT_URGENT, deficits, t0_day)
 
 
 def complication_rule(
@@ -167,7 +167,9 @@ def complication_rule(
     found = _conditions_since(conditions, ConditionCategory.COMPLICATION, cutoff)
     if not found:
         return None
-    return _found(RULE_COMPLICATION, Recommendation.SUPPORT, found, t0_day)
+    # an abscess found on treatment has next steps of its own (drainage, Park 2016)
+    abscess = any(is_abscess(c) for c in found)
+    return _found(RULE_COMPLICATION, Recommendation.SUPPORT, found, t0_day, abscess=abscess)
 
 
 TUMOUR_WORDS = ("metasta", "cancer", "neoplasm")

@@ -18,6 +18,7 @@ from msgspec.structs import replace as replace_record
 from fhir_mappers.model import Measurement, MeasurementKind, PatientData, When
 
 from .assessment import Episode, KeyFigures, Remark, figure
+from .response import is_recent
 from .rules import CrpTrend, sort_key
 from .thresholds import RuleSettings
 
@@ -204,8 +205,7 @@ def figures_of(
     pain_sorted = sorted(pain, key=sort_key)
     latest = trend.latest
     return KeyFigures(
-        crp_recent=latest is not None
-        and (eval_day - latest.when.day).days <= settings.crp_max_age_days,
+        crp_recent=latest is not None and is_recent(latest, eval_day, settings),
         t0_day=t0_day,
         days_since_t0=(eval_day - t0_day).days if t0_day is not None else None,
         crp_baseline=trend.baseline,
