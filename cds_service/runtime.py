@@ -25,7 +25,7 @@ from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
 from cds_service.validation import SchemaCheck
-from cds_service.valuesets import load_antibiotics, load_value_sets
+from cds_service.valuesets import load_code_lists
 from fhir_mappers.antibiotics import Antibiotics
 from fhir_mappers.observations import MappingOptions
 from fhir_mappers.valuesets import ValueSets
@@ -90,10 +90,9 @@ def build_runtime(settings: Settings) -> Runtime:
     """Everything shared by requests; a configuration error stops startup with its reason."""
     discovery = load_discovery(settings.hooks_file)
     validators = {body.name: schemas.check(body.schema) for body in BODIES.values()}
-    value_sets = load_value_sets(Path(settings.valueset_dir) if settings.valueset_dir else None)
-    shipped = load_value_sets(None) if settings.valueset_dir else value_sets
-    antibiotics = load_antibiotics(Path(settings.valueset_dir) if settings.valueset_dir else None)
-    discovery = with_served_prefetch(discovery, shipped, value_sets)
+    lists = load_code_lists(Path(settings.valueset_dir) if settings.valueset_dir else None)
+    value_sets = lists.value_sets
+    discovery = with_served_prefetch(discovery, lists.shipped, value_sets)
     mapping = MappingOptions(
         accept_preliminary=settings.accept_preliminary,
         crp_molar_factor_nmol_per_mg=settings.crp_molar_factor or None,
@@ -110,7 +109,7 @@ def build_runtime(settings: Settings) -> Runtime:
         discovery=discovery,
         validators=validators,
         value_sets=value_sets,
-        antibiotics=antibiotics,
+        antibiotics=lists.antibiotics,
         rules=rules,
         mapping=mapping,
         stores=stores,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.valuesets import load_value_sets, shipped_files
+from cds_service.valuesets import is_antibiotics, load_value_sets, shipped_files
 from fhir_mappers.model import DataIssue, Modality
 from fhir_mappers.orders import map_orders
 from fhir_mappers.valuesets import build_value_sets
@@ -103,7 +103,7 @@ def _with_unverified_site_ct() -> Any:
         ],
     }
     # the antibiotics list has its own reader (fhir_mappers/antibiotics.py)
-    code_lists = [f for f in shipped_files() if f[1].get("valueSet") != "antibiotics"]
+    code_lists = [f for f in shipped_files() if not is_antibiotics(f[1])]
     return build_value_sets([*code_lists, ("site.json", site)])
 
 
