@@ -142,7 +142,7 @@ def handle_hook(
     started = time.monotonic()
     try:
         gathered = gather(
-            service, body, runtime.fhir_client, runtime.settings.fhir, started, OPTIONAL_KEYS
+            service, body, runtime.fhir_client, runtime.fhir_client.settings, started, OPTIONAL_KEYS
         )
     except DataUnavailable as exc:
         raise ApiError(

@@ -86,8 +86,8 @@ def summary(a: Assessment) -> str:
         )
     gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     head = f"Not enough data to judge repeat spine {mod}"
-    # the discordant pair already says "repeat CRP" in its own words
-    tail = "; repeat CRP/ESR" if _needs_markers(a) and not a.figures.crp_recent else ""
+    # only when the latest CRP is missing or old: a discordant pair says "repeat CRP" itself
+    tail = "" if a.figures.crp_recent else "; repeat CRP/ESR"
     return _fit(
         f"{head}: {'; '.join(gaps)}{tail}",
         f"{head}: {gaps[0]}{tail}" if gaps else head,
