@@ -25,6 +25,7 @@ import yaml
 from spine_cds_dev.service_process import free_port
 from tests.support.pg_server import missing_binary
 
+pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 COMPOSE = COMPOSE_DIR / "compose.yaml"

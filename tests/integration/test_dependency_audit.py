@@ -36,6 +36,7 @@ from spine_cds_dev.dependency_audit import (
     summarise,
 )
 
+pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "dependency_audit"
 APP_DIR = ROOT / "smart_app"
