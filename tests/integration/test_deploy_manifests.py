@@ -35,8 +35,17 @@ def load_all(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
 
 
+def documents() -> list[dict[str, Any]]:
+    return [doc for path in MANIFESTS for doc in load_all(path)]
+
+
 def resources() -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for path in MANIFESTS for doc in load_all(path)}
+    """The one resource of each kind (NetworkPolicies: see ``policies``)."""
+    return {doc["kind"]: doc for doc in documents() if doc["kind"] != "NetworkPolicy"}
+
+
+def policies() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in documents() if d["kind"] == "NetworkPolicy"}
 
 
 def test_the_manifests_validate_against_the_kubernetes_schemas() -> None:
@@ -49,7 +58,7 @@ def test_the_manifests_validate_against_the_kubernetes_schemas() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed") == len(MANIFESTS)
+    assert result.stdout.count("passed") == len(documents())
 
 
 def test_a_broken_manifest_is_caught(tmp_path: Path) -> None:
@@ -129,7 +138,8 @@ def test_secrets_reach_the_service_only_as_files() -> None:
     assert env["SPINE_CDS_DATABASE_URL_FILE"]["value"].startswith("/run/secrets/")
     assert env["SPINE_CDS_AUDIT_HASH_KEY_FILE"]["value"].startswith("/run/secrets/")
     settings = resources()["ConfigMap"]["data"]
-    for secret in ("SPINE_CDS_DATABASE_URL", "SPINE_CDS_AUDIT_HASH_KEY"):
+    assert env["SPINE_CDS_REDIS_URL_FILE"]["value"].startswith("/run/secrets/")
+    for secret in ("SPINE_CDS_DATABASE_URL", "SPINE_CDS_AUDIT_HASH_KEY", "SPINE_CDS_REDIS_URL"):
         assert secret not in env and secret not in settings
     assert not any("valueFrom" in e for e in service["env"])  # no secretKeyRef in env
     compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["x-spine-cds"]
@@ -143,6 +153,9 @@ def test_the_shipped_nginx_config_is_the_proxy_everywhere() -> None:
     assert generated["spine-cds-nginx"] == ["nginx/spine-cds.conf"]
     for resource in kustomization["resources"]:
         assert (DEPLOY / resource).is_file(), resource
+    # Every manifest is applied, except the example Secret (made out of band).
+    applied = {DEPLOY / resource for resource in kustomization["resources"]}
+    assert applied == {p for p in MANIFESTS if p.name != "secret.example.yaml"}
     compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     assert (
         "../nginx/spine-cds.conf:/etc/nginx/conf.d/default.conf:ro"
@@ -152,13 +165,149 @@ def test_the_shipped_nginx_config_is_the_proxy_everywhere() -> None:
     # service's default port, and it listens on the port the Deployment names "proxy".
     conf = NGINX_CONF.read_text(encoding="utf-8")
     assert re.search(r"server 127\.0\.0\.1:8080;", conf)
-    listen = re.search(r"^\s*listen (\d+);", conf, re.MULTILINE)
-    assert listen is not None
+    public, internal = nginx_listen_ports()
     ports = {p["name"]: p["containerPort"] for p in containers()["nginx"]["ports"]}
-    assert ports["proxy"] == int(listen.group(1))
+    assert ports == {"proxy": public, "internal": internal}
     services = compose["services"]
     assert {"postgres", "redis"} <= set(services)
     assert sum(1 for s in services.values() if s.get("image") == "localhost/spine-cds:compose") >= 2
+
+
+def nginx_listen_ports() -> tuple[int, int]:
+    """(public, internal) ports of the shipped nginx config's two listeners."""
+    conf = NGINX_CONF.read_text(encoding="utf-8")
+    ports = [int(p) for p in re.findall(r"^\s*listen (\d+);", conf, re.MULTILINE)]
+    assert len(ports) == 2, ports
+    assert re.search(rf"listen {ports[1]};\s*# INTERNAL", conf)
+    return ports[0], ports[1]
+
+
+def container_port(name: str) -> int:
+    return next(
+        p["containerPort"] for c in containers().values() for p in c["ports"] if p["name"] == name
+    )
+
+
+def url_port(url: str, default: int) -> int:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).port or default
+
+
+def secret_example() -> dict[str, str]:
+    data: dict[str, str] = resources()["Secret"]["stringData"]
+    return data
+
+
+# --- network policy ---------------------------------------------------------------------
+
+
+def _namespaces(rule: dict[str, Any]) -> list[str]:
+    return [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for peer in rule["from"]
+    ]
+
+
+def test_the_service_takes_calls_from_the_ingress_and_scrapes_from_monitoring_only() -> None:
+    policy = policies()["spine-cds"]["spec"]
+    labels = resources()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    admitted: dict[int, list[str]] = {}
+    for rule in policy["ingress"]:
+        assert rule["from"] and rule["ports"], rule  # an empty list would admit everyone
+        for peer in rule["from"]:
+            assert set(peer) == {"namespaceSelector"} and peer["namespaceSelector"], peer
+        for port in rule["ports"]:
+            number = container_port(port["port"]) if isinstance(port["port"], str) else port["port"]
+            admitted.setdefault(number, []).extend(_namespaces(rule))
+    public, internal = nginx_listen_ports()
+    assert admitted == {public: ["ingress-nginx"], internal: ["monitoring"]}
+    assert container_port("service") not in admitted  # gunicorn: loopback and the kubelet only
+
+
+def test_the_service_reaches_only_dns_the_stores_and_https() -> None:
+    policy = policies()["spine-cds"]["spec"]
+    allowed: set[tuple[str, int]] = set()
+    for rule in policy["egress"]:
+        assert rule["to"] and rule["ports"], rule  # an empty list would allow everything
+        allowed |= {(p["protocol"], p["port"]) for p in rule["ports"]}
+    secrets = secret_example()
+    postgres = url_port(secrets["database-url"], 5432)
+    redis = url_port(secrets["redis-url"], 6379)
+    assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", postgres), ("TCP", redis), ("TCP", 443)}
+    by_port = {rule["ports"][0]["port"]: rule["to"] for rule in policy["egress"]}
+    assert by_port[postgres] == [{"podSelector": {"matchLabels": STORE_LABELS["postgres"]}}]
+    assert by_port[redis] == [{"podSelector": {"matchLabels": STORE_LABELS["redis"]}}]
+    assert [set(peer) for peer in by_port[443]] == [{"ipBlock"}]  # named addresses, not all
+    assert by_port[53][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+
+
+STORE_LABELS = {
+    "postgres": {"app.kubernetes.io/name": "postgres"},
+    "redis": {"app.kubernetes.io/name": "redis"},
+}
+
+
+@pytest.mark.parametrize("store", ["postgres", "redis"])
+def test_postgres_and_redis_take_connections_from_the_service_only(store: str) -> None:
+    policy = policies()[f"spine-cds-{store}"]["spec"]
+    labels = resources()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"] == STORE_LABELS[store]
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    [peer] = rule["from"]
+    assert set(peer) == {"podSelector"}
+    assert peer["podSelector"]["matchLabels"].items() <= labels.items()
+    url = secret_example()["database-url" if store == "postgres" else "redis-url"]
+    assert [p["port"] for p in rule["ports"]] == [url_port(url, 0)]
+
+
+# --- images, stores, storage ------------------------------------------------------------
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def test_every_image_is_deployed_by_digest() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text(encoding="utf-8"))
+    pinned = {image["name"]: image for image in kustomization["images"]}
+    for name, container in containers().items():
+        image = container["image"]
+        # No tag or digest in the Deployment: the kustomization's images: list is the one
+        # place that says which build runs, and it says it by digest.
+        assert ":" not in image.rsplit("/", 1)[-1] and "@" not in image, (name, image)
+        assert DIGEST.match(pinned[image]["digest"]), (name, pinned[image])
+        assert "newTag" not in pinned[image], (name, pinned[image])
+    assert set(pinned) == {c["image"] for c in containers().values()}
+    assert "kustomize edit set image" in (ROOT / "docs" / "deployment.md").read_text("utf-8")
+
+
+def test_redis_needs_a_password_and_speaks_tls_and_postgres_checks_its_certificate() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    secrets = secret_example()
+    redis = urlsplit(secrets["redis-url"])
+    assert redis.scheme == "rediss" and redis.password
+    database = urlsplit(secrets["database-url"])
+    query = {k: v[0] for k, v in parse_qs(database.query).items()}
+    assert query["sslmode"] == "verify-full"
+    mount = containers()["spine-cds"]["volumeMounts"]
+    secrets_dir = next(m["mountPath"] for m in mount if m["name"] == "secrets")
+    root_cert = Path(query["sslrootcert"])
+    assert str(root_cert.parent) == secrets_dir and root_cert.name in secrets
+    assert "REDIS_URL" not in str(resources()["ConfigMap"]["data"].keys())
+
+
+def test_every_emptydir_and_container_has_a_storage_limit() -> None:
+    pod = resources()["Deployment"]["spec"]["template"]["spec"]
+    empty_dirs = [v for v in pod["volumes"] if "emptyDir" in v]
+    assert empty_dirs
+    for volume in empty_dirs:
+        assert volume["emptyDir"].get("sizeLimit"), volume["name"]
+    for name, container in containers().items():
+        assert container["resources"]["limits"].get("ephemeral-storage"), name
+        assert container["resources"]["requests"].get("ephemeral-storage"), name
 
 
 # --- the image's recipe -------------------------------------------------------------------

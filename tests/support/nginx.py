@@ -1,7 +1,7 @@
 """Run Debian's nginx with the shipped config (deploy/nginx/spine-cds.conf) on 127.0.0.1.
 
-The config is used as shipped, with only the two marked values (upstream and listen
-port) and the access-log path changed, inside a minimal nginx.conf in a temporary
+The config is used as shipped, with only the marked values (upstream, the public and the
+internal listen ports) and the access-log path changed, inside a minimal nginx.conf in a temporary
 prefix; nginx runs in the foreground as a child process and is stopped on exit.
 """
 
@@ -30,12 +30,18 @@ def nginx_binary() -> str:
 
 
 class NginxProxy:
-    """``with NginxProxy(upstream_port) as proxy: requests.get(proxy.url + "/health")``."""
+    """``with NginxProxy(upstream_port) as proxy: requests.get(proxy.url + "/health")``.
+
+    ``proxy.url`` is the public listener, ``proxy.internal_url`` the internal one
+    (metrics and readiness).
+    """
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.internal_port = free_port()
+        self.internal_url = f"http://127.0.0.1:{self.internal_port}"
         self.prefix = Path(tempfile.mkdtemp(prefix="spine-cds-nginx-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -44,6 +50,7 @@ class NginxProxy:
         replacements = {
             "server 127.0.0.1:8080;": f"server 127.0.0.1:{self.upstream_port};",
             "listen 8443;": f"listen 127.0.0.1:{self.port};",
+            "listen 8081;": f"listen 127.0.0.1:{self.internal_port};",
             "/var/log/nginx/spine-cds.access.log": str(self.prefix / "access.log"),
         }
         for old, new in replacements.items():
