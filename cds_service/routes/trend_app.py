@@ -128,7 +128,7 @@ def _serve(name: str, page: dict[str, object] | None = None) -> Response:
         raise NotFound() from None
     if page is not None:
         meta = PAGE_META.encode()
-        if data.count(meta) != 1:  # a build without it: the app would run unchecked
+        if data.count(meta) != 1:  # an old build: say so rather than serve a broken page
             raise RuntimeError(f"{name} has no {PAGE_META} element: rebuild the trend app")
         value = html.escape(json.dumps(page, separators=(",", ":")), quote=True)
         data = data.replace(meta, f'<meta name="spine-cds-launch" content="{value}">'.encode())
