@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = 30
     jwks_refresh_min_interval_seconds: float = 60.0
     cors_origins: Names = ()  # empty: "*" in development mode, no CORS otherwise
+    # The trend app (/trend/): FHIR servers (iss) it may launch against besides the trusted
+    # clients' fhir_servers (and, in development mode, loopback servers); the EHR origins
+    # that may show it in a frame (CSP frame-ancestors).
+    trend_fhir_servers: Names = ()
+    trend_frame_ancestors: Names = ()
 
     # Rule thresholds: the [rules] table or SPINE_CDS_RULE_<NAME>
     rules: RuleSettings = Field(
@@ -207,6 +212,10 @@ class Settings(BaseSettings):
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             problems.append("redis_url must be a redis:// or rediss:// URL")
+        # Imported here: the module judges URLs with cds_service.fhir, which imports this one.
+        from cds_service.trend_servers import trend_setting_problems
+
+        problems += trend_setting_problems(self.trend_fhir_servers, self.trend_frame_ancestors)
         if problems:
             raise ValueError("; ".join(problems))
         return self

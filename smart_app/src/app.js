@@ -9,6 +9,7 @@ import {
   Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip,
 } from 'chart.js';
 import { MAX_PAGES, QUERIES } from './config.js';
+import { pageSettings, sameServerUrl, savedState, stateProblem } from './guard.js';
 import { buildModel, formatNumber, parseAppContext } from './trend.js';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, Legend, Tooltip);
@@ -45,13 +46,17 @@ async function search(client, query) {
   const resources = [];
   let url = query.replace('{patient}', encodeURIComponent(client.patient.id));
   let pages = 0;
+  let offServer = false;
   while (url && pages < MAX_PAGES) {
     const bundle = await client.request(url);
     pages += 1;
     for (const entry of bundle?.entry ?? []) if (entry.resource) resources.push(entry.resource);
-    url = (bundle?.link ?? []).find((l) => l.relation === 'next')?.url ?? null;
+    const next = (bundle?.link ?? []).find((l) => l.relation === 'next')?.url ?? null;
+    // fhirclient sends the token with every request: never to another origin.
+    url = next === null ? null : sameServerUrl(next, client.state.serverUrl);
+    offServer = next !== null && url === null;
   }
-  return { resources, pages, cutOff: Boolean(url) };
+  return { resources, pages, cutOff: Boolean(url), offServer };
 }
 
 async function readAll(client) {
@@ -333,6 +338,11 @@ function chartSummary(model) {
 async function main() {
   const state = document.body;
   try {
+    // The launch page checked the server's endpoints; checked again before the code goes
+    // to the token endpoint (guard.js).
+    const refused = stateProblem(savedState(new URLSearchParams(window.location.search).get('state')),
+      undefined, pageSettings().devMode === true);
+    if (refused) throw new Error(`the FHIR server's SMART configuration is refused: ${refused}`);
     const client = await FHIR.oauth2.ready();
     const patientId = client.patient.id;
     if (!patientId) throw new Error('the launch gave no patient (for an open server, add patientId to the launch URL)');

@@ -357,6 +357,7 @@ export function buildModel({ patientId, data, context, today }) {
     const d = data[key];
     if (d?.error) messages.push({ level: 'error', text: `The ${names[key]} search failed (${d.error}): those values are missing below.` });
     if (d?.cutOff) messages.push({ level: 'warning', text: `The ${names[key]} search was cut off after ${d.pages} pages: older values may be missing.` });
+    if (d?.offServer) messages.push({ level: 'warning', text: `The ${names[key]} search's next page is on another server than the EHR's FHIR server: it was not read (the sign-in is never sent there), so older values may be missing.` });
   }
   for (const kind of ['crp', 'esr', 'pain']) {
     if (!data[kind]?.error && series[kind].length === 0) messages.push({ level: 'warning', text: `No ${names[kind]} on record for this episode.` });

@@ -170,7 +170,7 @@ def test_base_url_rules() -> None:
 
 def test_the_app_is_served_with_a_strict_content_security_policy(client: FlaskClient) -> None:
     for path, kind in (
-        ("/trend/launch", "text/html"),
+        ("/trend/launch?iss=http://127.0.0.1:8090/fhir", "text/html"),
         ("/trend/", "text/html"),
         ("/trend/app.js", "text/javascript"),
         ("/trend/launch.js", "text/javascript"),
@@ -195,7 +195,7 @@ def test_secure_mode_allows_no_plain_http_origins_but_loopback(tmp_path: Path) -
     settings = make_settings(tmp_path, dev_mode=False, public_base_url="https://cds.example.org")
     app = create_app(settings)
     with app.test_client() as client:
-        response = client.get("/trend/launch")
+        response = client.get("/trend/")
     assert response.status_code == 200
     csp = response.headers["Content-Security-Policy"].split(";")
     connect = next(d for d in csp if "connect-src" in d).split()
@@ -221,8 +221,10 @@ def test_the_app_may_be_framed_by_the_ehr_and_the_api_by_no_one(tmp_path: Path) 
     answers carry it."""
     app = create_app(make_settings(tmp_path))
     with app.test_client() as client:
-        page = client.get("/trend/launch")
+        page = client.get("/trend/")
         api = client.get("/cds-services")
     assert "X-Frame-Options" not in page.headers
-    assert "frame-ancestors 'self' https:" in page.headers["Content-Security-Policy"]
+    # Development mode: this origin and loopback pages (an EHR simulator), not any https page.
+    frame = page.headers["Content-Security-Policy"].split("frame-ancestors ", 1)[1].split()
+    assert frame == ["'self'", "http://127.0.0.1:*", "http://localhost:*"]
     assert api.headers["X-Frame-Options"] == "DENY"

@@ -3,7 +3,9 @@
 For the paging attacks: the service is pointed at one of these (``fhirServer``) and the
 ``next`` link names another one through some URL trick; the second one records whether
 the EHR's access token reached it. A stdlib HTTP server on 127.0.0.1, threaded. Every
-request is recorded with its path and Authorization header.
+request is recorded with its method, path and Authorization header. It answers CORS
+preflights for any origin, as an attacker's server would, so that a browser app (the
+trend app) would send it the token if it followed such a link.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 class Seen:
     path: str
     authorization: str | None
+    method: str = "GET"
 
 
 class LinkServer:
@@ -45,10 +48,21 @@ class LinkServer:
                     bundle["link"] = [{"relation": "next", "url": link}]
                 payload = json.dumps(bundle).encode()
                 self.send_response(200)
+                self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Content-Type", "application/fhir+json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_OPTIONS(self) -> None:
+                with server._lock:
+                    server._seen.append(Seen(self.path, None, "OPTIONS"))
+                self.send_response(204)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Access-Control-Allow-Headers", "authorization, accept")
+                self.send_header("Access-Control-Allow-Methods", "GET")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

@@ -244,6 +244,10 @@ def test_feedback_path_accepts_exactly_the_service_ids() -> None:
     assert body_schema == {"$ref": COMPONENTS + "feedback"}
 
 
+# The trend app's launch refused: a page for the clinician who followed the link.
+HTML_REFUSALS = {("/trend/launch", "400")}
+
+
 def test_error_answers_are_documented_with_the_error_schema() -> None:
     for method, path, operation in operations():
         responses = operation["responses"]
@@ -252,6 +256,9 @@ def test_error_answers_are_documented_with_the_error_schema() -> None:
             assert {"400", "413", "415"} <= set(responses), f"{method} {path}"
         for code, response in responses.items():
             if int(code) < 400:
+                continue
+            if (path, code) in HTML_REFUSALS:  # a person reads it in a browser
+                assert set(resolve(response)["content"]) == {"text/html"}, f"{path} {code}"
                 continue
             media = resolve(response)["content"]["application/json"]
             assert media["schema"] == {"$ref": COMPONENTS + "error"}, f"{method} {path} {code}"
