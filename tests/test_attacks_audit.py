@@ -23,11 +23,13 @@ from typing import Any
 import jwt
 import pytest
 import requests
+import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 import cds_service
 from cds_service.stores import Database, PostgresDatabase, SqliteDatabase
+from cds_service.stores.patientkey import hash_key_problem
 from spine_cds_dev.service_process import ServiceProcess, ServiceStartError
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 from tests.support.ehr_calls import card_request
@@ -398,3 +400,17 @@ def test_a_placeholder_or_short_hash_key_refuses_to_start(
     message = _start_refused(tmp_path, {"SPINE_CDS_AUDIT_HASH_KEY_FILE": str(secret)})
     assert "audit_hash_key" in message and why in message
     assert len(key) < 3 or key not in message.replace("such as CHANGE-ME or", "")  # not quoted
+
+
+def test_the_shipped_deploy_files_give_a_usable_key_or_a_refused_placeholder() -> None:
+    """compose runs as shipped, so its laptop key must pass; the Kubernetes example's
+    placeholder must stop a deployment that applies it unchanged."""
+    root = Path(__file__).resolve().parents[1]
+    compose = yaml.safe_load((root / "deploy/compose/compose.yaml").read_text(encoding="utf-8"))
+    key_file = root / "deploy/compose" / compose["secrets"]["audit-hash-key"]["file"]
+    assert hash_key_problem(key_file.read_text(encoding="utf-8").rstrip("\n")) is None
+    example = yaml.safe_load(
+        (root / "deploy/kubernetes/secret.example.yaml").read_text(encoding="utf-8")
+    )
+    problem = hash_key_problem(example["stringData"]["audit-hash-key"])
+    assert problem is not None and "placeholder" in problem
