@@ -1,7 +1,8 @@
 """Turning one invocation into an audit record (no tokens; the patient id as configured).
 
 The audit answers "what did the service say, to whom, on what data, how fast" for
-every invocation, refusals included, so that a pilot can be reviewed afterwards.
+every invocation by a client it let in (a call refused before authentication is only
+counted: ``routes/entrance.py``), so that a pilot can be reviewed afterwards.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class AuditCall:
     started: float  # time.perf_counter() at arrival
     shadow: bool
     patient_key: Callable[[str], str | None]
+    client: str | None = None  # the trusted issuer that called (None: development mode)
 
     def record(
         self,
@@ -60,6 +62,7 @@ class AuditCall:
             "patient_key": self.patient_key(patient_id) if patient_id else None,
             "latency_ms": (time.perf_counter() - self.started) * 1000,
             "shadow": self.shadow,
+            "client": self.client,
         }
         if outcome is not None:
             return AuditRecord(**common, **_outcome_fields(outcome))

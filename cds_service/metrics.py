@@ -58,6 +58,13 @@ class Metrics:
             ["key"],
             registry=registry,
         )
+        self.refusals = Counter(
+            "spine_cds_refusals",
+            "Calls refused before authentication (401), by endpoint and reason; the audit"
+            " keeps them only as counts per minute",
+            ["endpoint", "reason"],
+            registry=registry,
+        )
         self.decisions = Counter(
             "spine_cds_decisions",
             "Decisions by service and recommendation",

@@ -239,9 +239,12 @@ else
 fi
 
 say "secure mode without trusted clients"
+# Secure mode takes the audit's patient-hash key from a setting: 32 random bytes, in hex.
+HASH_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 port=$(free_port)
 start secure "$port" --read-only --tmpfs /tmp -- \
-    "SPINE_CDS_PUBLIC_BASE_URL=http://127.0.0.1:$port" SPINE_CDS_DATABASE_PATH=/tmp/db.sqlite3
+    "SPINE_CDS_PUBLIC_BASE_URL=http://127.0.0.1:$port" SPINE_CDS_DATABASE_PATH=/tmp/db.sqlite3 \
+    "SPINE_CDS_AUDIT_HASH_KEY=$HASH_KEY"
 if wait_up secure "$port"; then
     check "live: /livez 200" curl -fsS "http://127.0.0.1:$port/livez"
     code=$(status_of "http://127.0.0.1:$port/readyz")
@@ -257,9 +260,16 @@ else
     logs secure | tail -20
 fi
 
+start nokey "$(free_port)" --read-only --tmpfs /tmp -- \
+    SPINE_CDS_PUBLIC_BASE_URL=http://127.0.0.1:8080 SPINE_CDS_DATABASE_PATH=/tmp/db.sqlite3
+rc=$(wait_exit nokey || true)
+check "secure mode without audit_hash_key stops (exit $rc), naming the setting" bash -c \
+    "test '$rc' != 0 && ${PODMAN[*]} logs $PREFIX-nokey 2>&1 |
+     grep -q 'audit_hash_key must be set outside development mode'"
+
 say "secrets from files (*_FILE)"
 mkdir -p "$WORK/secrets"
-printf 'container-test-hash-key-%s\n' "$$" >"$WORK/secrets/audit-hash-key"
+printf 'container-test-hash-key-%s-%s\n' "$$" "$HASH_KEY" >"$WORK/secrets/audit-hash-key"
 # A trusted client with an inline-published key set (never called here).
 printf '{"keys": []}' >"$WORK/secrets/jwks.json"
 printf '[{"iss": "https://ehr.example.org", "jwks_file": "/run/secrets/jwks.json"}]' \

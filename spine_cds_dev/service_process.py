@@ -11,6 +11,7 @@ revision).
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -79,8 +80,13 @@ class ServiceProcess:
         end of its log, when it has one) when it exits or is not healthy in time."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_CDS_")}
         if "--dev" not in self.args:
-            # Secure mode needs the URL clients put in the JWT aud; a test may override it.
+            # Secure mode needs the URL clients put in the JWT aud, and a key for the
+            # audit's patient hash (never kept in the database); a test may override them.
             env["SPINE_CDS_PUBLIC_BASE_URL"] = self.url
+            if not {"SPINE_CDS_AUDIT_HASH_KEY", "SPINE_CDS_AUDIT_HASH_KEY_FILE"} & set(
+                self.extra_env
+            ):
+                env["SPINE_CDS_AUDIT_HASH_KEY"] = secrets.token_hex(32)
         if "PYTHONPATH" not in self.extra_env:  # else the caller names the code to run
             package_parent = str(Path(cds_service.__file__).resolve().parent.parent)
             inherited = env.get("PYTHONPATH")

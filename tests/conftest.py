@@ -37,12 +37,18 @@ class ConformanceCheckingClient(FlaskClient):
         return response
 
 
+# A key of the length and variety secure mode requires (stores/patientkey.py).
+TEST_HASH_KEY = "test-only-patient-hash-key-0123456789abcdef"
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "dev_mode": True,
         "database_path": str(tmp_path / "spine-cds.sqlite3"),
     }
     values.update(overrides)
+    if not values["dev_mode"]:  # secure mode takes the patient-hash key from a setting
+        values.setdefault("audit_hash_key", TEST_HASH_KEY)
     return load_settings(environ={}, overrides=values)
 
 

@@ -23,8 +23,9 @@ import copy
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ from jwt.algorithms import ECAlgorithm
 from cds_service.app import create_app
 from cds_service.examples import load_examples
 from cds_service.settings import Settings
+from cds_service.stores import AuditRecord
 from cds_service.validation import validate
 from tests.builders import SELECT_ID, SIGN_ID
 from tests.conftest import ConformanceCheckingClient, make_settings
@@ -683,6 +685,28 @@ def secure_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskCli
     )
     app: Flask = create_app(settings)
     app.test_client_class = ConformanceCheckingClient
+    # Feedback is taken only on cards shown to the client: record FEEDBACK_BASE's as shown.
+    for service_id, hook in HOOKS.items():
+        app.extensions["spine_cds"].stores.audit.record(
+            AuditRecord(
+                hook_instance=str(uuid.uuid4()),
+                service_id=service_id,
+                hook=hook,
+                received_at=datetime.now(UTC),
+                patient_key=None,
+                decision="advise-against",
+                reason=None,
+                rules_fired=(),
+                counts={},
+                data_sources={},
+                card_uuids=tuple(e["card"] for e in FEEDBACK_BASE["feedback"]),
+                status=200,
+                latency_ms=1.0,
+                fhir_ms=None,
+                shadow=False,
+                client=ISSUER,
+            )
+        )
     with app.test_client() as client:
         yield client
 

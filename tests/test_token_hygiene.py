@@ -85,7 +85,8 @@ def test_tokens_never_reach_logs_error_bodies_or_stores(tmp_path: Path) -> None:
                 bodies.append(response.text)
                 return response
 
-            assert call(ehr_token).status_code == 200  # fetched with the EHR's token
+            shown = call(ehr_token)
+            assert shown.status_code == 200  # fetched with the EHR's token
             assert call(wrong_token).status_code == 412  # the FHIR server refused it
             assert call(ehr_token, aud=service.url + "/elsewhere").status_code == 401
             replayed = requests.post(
@@ -96,7 +97,7 @@ def test_tokens_never_reach_logs_error_bodies_or_stores(tmp_path: Path) -> None:
             feedback = {
                 "feedback": [
                     {
-                        "card": str(uuid.uuid4()),
+                        "card": shown.json()["cards"][0]["uuid"],  # shown to this client
                         "outcome": "overridden",
                         "outcomeTimestamp": "2026-11-26T10:00:00Z",
                     }

@@ -81,7 +81,7 @@ def report(
 @click.command("audit-purge")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file, as for serve.")
 def audit_purge(config: str | None) -> None:
-    """Delete audit records older than audit_retention_days now; print how many.
+    """Delete audit records and feedback older than audit_retention_days now; print how many.
 
     The service also purges at startup and hourly; this is for scheduled jobs and for
     checking the retention does what it says.
@@ -92,11 +92,14 @@ def audit_purge(config: str | None) -> None:
     settings = settings_or_exit(config, {})
     try:
         with open_stores(settings) as stores:
-            deleted = stores.audit.purge_expired()
+            feedback_before = len(stores.feedback.all())
+            deleted = stores.audit.purge_expired()  # the feedback with it
             kept = len(stores.audit.records())
+            feedback_kept = len(stores.feedback.all())
     except StoreError as exc:
         raise InputError(str(exc)) from None
     click.echo(
         f"Deleted {deleted} audit record(s) older than {settings.audit_retention_days} days; "
-        f"{kept} kept."
+        f"{kept} kept. Deleted {feedback_before - feedback_kept} feedback entry(ies);"
+        f" {feedback_kept} kept."
     )

@@ -22,7 +22,7 @@ from cds_service.errors import ApiError
 from cds_service.jsonbody import check_content_type, parse_json_object
 from cds_service.pipeline import conforming
 from cds_service.runtime import Runtime
-from cds_service.stores.audit import AuditRecord
+from cds_service.stores.audit import Refusal
 
 log = logging.getLogger("cds_service")
 auth_log = logging.getLogger("cds_service.auth")
@@ -106,34 +106,22 @@ def validated(rt: Runtime, schema: str, body: dict[str, Any]) -> dict[str, Any]:
 def _audit_refusal(
     rt: Runtime, kind: EndpointKind, service_id: str | None, reason: str, issuer: str | None
 ) -> None:
-    """A 401 in the audit, for security review: why, and the issuer when it is one we
-    trust (a claimed issuer we do not know is attacker text: never stored)."""
+    """A 401 in the metrics, and in the audit as a count for its minute and reason (with
+    the issuer when it is one we trust: a claimed issuer we do not know is attacker text,
+    never stored). Never a row per call: anyone can send these, at any rate."""
+    rt.metrics.refusals.labels(kind, reason).inc()
     if not rt.settings.audit_enabled:
         return
     found = rt.discovery.services.get(service_id or "")
-    detail: dict[str, Any] = {"endpoint": kind, "authReason": reason}
-    if issuer is not None:
-        detail["issuer"] = issuer
     try:
-        rt.stores.audit.record(
-            AuditRecord(
-                hook_instance="-",
-                service_id=found.id if found else "-",
-                hook=found.hook if found else "-",
+        rt.stores.audit.record_refusal(
+            Refusal(
                 received_at=datetime.now(UTC),
-                patient_key=None,
-                decision="error",
-                reason="unauthorized",
-                rules_fired=(),
-                counts={},
-                data_sources={},
-                card_uuids=(),
-                status=401,
-                latency_ms=0.0,
-                fhir_ms=None,
-                shadow=rt.settings.shadow_mode,
-                detail=detail,
+                endpoint=kind,
+                service_id=found.id if found else "-",
+                reason=reason,
+                issuer=issuer or "-",
             )
         )
     except Exception as exc:  # the audit never turns a 401 into a 500
-        log.error("audit record of a refusal failed error=%s", type(exc).__name__)
+        log.error("audit count of a refusal failed error=%s", type(exc).__name__)

@@ -1,20 +1,72 @@
-"""POST /cds-services/{id}/feedback: what the clinician did with a card."""
+"""POST /cds-services/{id}/feedback: what the clinician did with a card.
+
+Feedback is bounded (``MAX_FEEDBACK_BYTES``; the schema bounds each field), only the
+spec's fields are kept (``stores.feedback.spec_fields``), and in secure mode a client
+may give feedback only on cards this service showed to it: the audit keeps each card
+uuid with the client it was shown to (``audit_cards``), so one client cannot override,
+or accept, another's card. In development mode callers are not identified and
+feedback is taken as sent.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from collections.abc import Sequence
+from typing import Any
 
+from flask import Blueprint, Response, request
+
+from cds_service.errors import ApiError
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
+from cds_service.runtime import Runtime
+from cds_service.validation import FieldError
 
 blueprint = Blueprint("feedback", __name__)
+
+# 100 entries (the schema's maximum) of a typical size fit many times over; the hook
+# bodies' max_body_bytes (megabytes of prefetch) is no bound for a few card outcomes.
+MAX_FEEDBACK_BYTES = 64 * 1024
+
+
+def _check_size() -> None:
+    length = request.content_length
+    if length is not None and length > MAX_FEEDBACK_BYTES:
+        raise ApiError(
+            413,
+            "request_entity_too_large",
+            f"a feedback body may be at most {MAX_FEEDBACK_BYTES} bytes; this one is {length}:"
+            " send the entries in several calls",
+        )
+
+
+def _check_cards_shown(
+    runtime: Runtime, client: str, service_id: str, entries: Sequence[dict[str, Any]]
+) -> None:
+    """400 naming each entry whose card this service never showed to ``client``."""
+    problems = [
+        FieldError(
+            f"$.feedback[{i}].card",
+            "no card with this uuid was shown to your client by this service (or its"
+            " record has passed the audit retention): feedback is taken only from the"
+            " client that was shown the card",
+        )
+        for i, entry in enumerate(entries)
+        if not runtime.stores.audit.card_shown_to(entry["card"], client, service_id)
+    ]
+    if problems:
+        raise ApiError(
+            400, "unknown_card", "feedback names a card not shown to this client", problems
+        )
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
     runtime = entrance.runtime()
     entrance.service(runtime, service_id)
-    entrance.authenticate(runtime, "feedback", service_id)
+    caller = entrance.authenticate(runtime, "feedback", service_id)
+    _check_size()
     body = entrance.validated(runtime, "feedback", entrance.json_body(runtime))
+    if caller is not None:
+        _check_cards_shown(runtime, caller.iss, service_id, body["feedback"])
     result = runtime.stores.feedback.add(service_id, body["feedback"])
     return json_response({"stored": result.stored, "duplicates": result.duplicates})

@@ -75,6 +75,7 @@ def invoke(service_id: str) -> Response:
         started=time.perf_counter(),
         shadow=runtime.settings.shadow_mode,
         patient_key=runtime.stores.patient_key,
+        client=caller.iss if caller is not None else None,
     )
     hook_call = HookCall(runtime, service)
     client = caller.client if caller is not None else None

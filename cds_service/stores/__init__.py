@@ -71,7 +71,7 @@ class Stores:
     database: Database
 
     def purge_audit(self) -> int:
-        """Apply the audit retention now (for ``spine-cds audit-purge``); rows deleted."""
+        """Apply the audit retention now, to the feedback too; audit rows deleted."""
         return self.audit.purge_expired()
 
     def close(self) -> None:
@@ -86,10 +86,10 @@ def build_stores(settings: Settings) -> Stores:
     try:
         feedback = SqlFeedbackStore(db)
         patient_key = PatientKeyer.for_database(
-            settings.audit_patient_id, settings.audit_hash_key, db
+            settings.audit_patient_id, settings.audit_hash_key, db, settings.dev_mode
         )
         audit: SqlAuditStore | NullAuditStore = (
-            SqlAuditStore(db, settings.audit_retention_days)
+            SqlAuditStore(db, settings.audit_retention_days, also_purge=(feedback.purge,))
             if settings.audit_enabled
             else NullAuditStore()
         )

@@ -6,9 +6,21 @@ from, the cards returned, timings and errors. It never holds tokens (any key tha
 names one is dropped from ``detail`` before storing) and names the patient only as
 the ``PatientKeyer`` says (a keyed hash by default).
 
+Three tables:
+
+- ``audit_log``: one row per invocation by an authenticated client (or any caller in
+  development mode);
+- ``audit_cards``: each card uuid with the client it was shown to, so that feedback
+  on a card is taken only from that client (``card_shown_to``);
+- ``audit_refusals``: calls refused before authentication (401), only as counts per
+  minute, endpoint, service, reason and trusted issuer. Anyone can send those calls,
+  so a row each would let anyone fill the disk and skew the report; a count per
+  minute and reason is bounded whatever the rate.
+
 Recording must never break a request: ``record`` logs and counts a failure instead
 of raising. Rows older than the retention period are purged at startup, at most once
-an hour from ``record``, and on demand (``purge_expired``, for a CLI command).
+an hour from ``record``, and on demand (``purge_expired``, for a CLI command); what is
+kept with the audit (the feedback store) is purged with it (``also_purge``).
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -75,8 +87,39 @@ CREATE TABLE IF NOT EXISTS audit_log (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_log_received ON audit_log (received_at);
-CREATE INDEX IF NOT EXISTS audit_log_hook_instance ON audit_log (hook_instance)
+CREATE INDEX IF NOT EXISTS audit_log_hook_instance ON audit_log (hook_instance);
+CREATE TABLE IF NOT EXISTS audit_cards (
+    card_uuid TEXT NOT NULL,
+    client TEXT NOT NULL,
+    service_id TEXT NOT NULL,
+    received_at {ts} NOT NULL,
+    PRIMARY KEY (card_uuid, client, service_id)
+);
+CREATE INDEX IF NOT EXISTS audit_cards_received ON audit_cards (received_at);
+CREATE TABLE IF NOT EXISTS audit_refusals (
+    minute {ts} NOT NULL,
+    endpoint TEXT NOT NULL,
+    service_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (minute, endpoint, service_id, reason, issuer, status)
+)
 """
+# The name a card's client goes by in development mode, where callers are not identified.
+ANONYMOUS_CLIENT = "-"
+MAX_LABEL_LENGTH = 100  # a refusal's endpoint, service, reason or issuer, as stored
+REFUSAL_UPSERT = (
+    "INSERT INTO audit_refusals (minute, endpoint, service_id, reason, issuer, status, count)"
+    " VALUES (?, ?, ?, ?, ?, ?, 1)"
+    " ON CONFLICT (minute, endpoint, service_id, reason, issuer, status)"
+    " DO UPDATE SET count = audit_refusals.count + 1"
+)
+CARD_UPSERT = (
+    "INSERT INTO audit_cards (card_uuid, client, service_id, received_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (card_uuid, client, service_id) DO UPDATE SET received_at = ?"
+)
 COLUMNS = (
     "hook_instance, service_id, hook, received_at, patient_key, decision, reason,"
     " rules_fired, counts, data_sources, card_uuids, status, latency_ms, fhir_ms, shadow,"
@@ -104,12 +147,46 @@ class AuditRecord:
     fhir_ms: float | None
     shadow: bool
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # Who was shown the cards: the trusted issuer (None: development mode). Kept in
+    # ``audit_cards`` with each card uuid, not in ``audit_log``.
+    client: str | None = None
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None or self.received_at.utcoffset() is None:
             raise ValueError("AuditRecord.received_at must be timezone-aware")
         if self.decision not in DECISIONS:
             raise ValueError(f"AuditRecord.decision {self.decision!r} is not one of {DECISIONS}")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A call refused before authentication (401): what is kept of it, as a count."""
+
+    received_at: datetime
+    endpoint: str
+    service_id: str  # "-" when the path named no known service
+    reason: str  # the verifier's reason code
+    issuer: str  # a trusted issuer the token claimed, else "-" (never attacker text)
+    status: int = 401
+
+
+@dataclass(frozen=True)
+class RefusalCount:
+    """``audit_refusals``: how many refusals of one kind in one minute."""
+
+    minute: datetime
+    endpoint: str
+    service_id: str
+    reason: str
+    issuer: str
+    status: int
+    count: int
+
+
+def _label(value: str) -> str:
+    """A refusal's label as stored: printable ASCII, bounded (never a new row per byte)."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in value)
+    return clean[:MAX_LABEL_LENGTH] or "-"
 
 
 class AuditStore(Protocol):
@@ -125,6 +202,20 @@ class AuditStore(Protocol):
 
     def purge(self, older_than: datetime) -> int:
         """Delete records received before ``older_than``; how many went."""
+        ...
+
+    def record_refusal(self, refusal: Refusal) -> None:
+        """Count one refused call in its minute; never raises."""
+        ...
+
+    def refusals(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[RefusalCount]:
+        """The refusal counts of the minutes in ``[since, until)``, oldest first."""
+        ...
+
+    def card_shown_to(self, card_uuid: str, client: str | None, service_id: str) -> bool:
+        """Whether the audit holds ``card_uuid`` as shown to ``client`` by ``service_id``."""
         ...
 
 
@@ -190,10 +281,13 @@ class SqlAuditStore:
         retention_days: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        also_purge: Sequence[Callable[[datetime], int]] = (),
     ) -> None:
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         self._db = db
+        # What is kept with the audit and goes with it (the feedback store's purge).
+        self._also_purge = tuple(also_purge)
         self.retention = timedelta(days=retention_days)
         self._clock = clock
         self._monotonic = monotonic
@@ -237,24 +331,76 @@ class SqlAuditStore:
             _detail_json(rec.detail),
         )
         placeholders = ", ".join("?" * len(row))
+        shown = rec.card_uuids if rec.status == 200 and not rec.shadow else ()
+        client = rec.client or ANONYMOUS_CLIENT
         with self._db.transaction() as tx:
             tx.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES ({placeholders})", row)  # noqa: S608
+            for card in sorted(set(shown)):  # in key order: concurrent upserts cannot deadlock
+                tx.execute(CARD_UPSERT, (card, client, rec.service_id, row[3], row[3]))
+
+    def record_refusal(self, refusal: Refusal) -> None:
+        minute = refusal.received_at.replace(second=0, microsecond=0)
+        row = (
+            self._db.to_db_time(minute),
+            _label(refusal.endpoint),
+            _label(refusal.service_id),
+            _label(refusal.reason),
+            _label(refusal.issuer),
+            int(refusal.status),
+        )
+        try:
+            with self._db.transaction() as tx:
+                tx.execute(REFUSAL_UPSERT, row)
+        except Exception as exc:
+            with self._lock:
+                self.failures += 1
+            log.error("audit refusal count not stored error=%s", type(exc).__name__)
+        self._purge_if_due()
+
+    def refusals(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[RefusalCount]:
+        where, params = self._period("minute", since, until)
+        sql = (
+            "SELECT minute, endpoint, service_id, reason, issuer, status, count"  # noqa: S608
+            f" FROM audit_refusals{where} ORDER BY minute, endpoint, service_id, reason"
+        )
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query(sql, params)
+        return [
+            RefusalCount(
+                self._db.from_db_time(minute), endpoint, service, reason, issuer, int(status), n
+            )
+            for minute, endpoint, service, reason, issuer, status, n in rows
+        ]
+
+    def card_shown_to(self, card_uuid: str, client: str | None, service_id: str) -> bool:
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query(
+                "SELECT 1 FROM audit_cards WHERE card_uuid = ? AND client = ? AND service_id = ?",
+                (card_uuid, client or ANONYMOUS_CLIENT, service_id),
+            )
+        return bool(rows)
+
+    def _period(
+        self, column: str, since: datetime | None, until: datetime | None
+    ) -> tuple[str, list[Any]]:
+        """`` WHERE column >= since AND column < until`` (the parts given) and its params."""
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append(f"{column} >= ?")
+            params.append(self._db.to_db_time(since))
+        if until is not None:
+            where.append(f"{column} < ?")
+            params.append(self._db.to_db_time(until))
+        return (" WHERE " + " AND ".join(where) if where else ""), params
 
     def records(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[AuditRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append("received_at >= ?")
-            params.append(self._db.to_db_time(since))
-        if until is not None:
-            where.append("received_at < ?")
-            params.append(self._db.to_db_time(until))
-        sql = f"SELECT {COLUMNS} FROM audit_log"  # noqa: S608 - constant column list
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY received_at, id"
+        where, params = self._period("received_at", since, until)
+        sql = f"SELECT {COLUMNS} FROM audit_log{where} ORDER BY received_at, id"  # noqa: S608
         with self._db.transaction(write=False) as tx:
             rows = tx.query(sql, params)
         return [self._from_row(row) for row in rows]
@@ -298,10 +444,16 @@ class SqlAuditStore:
         )
 
     def purge(self, older_than: datetime) -> int:
+        """Delete what was received before ``older_than``: invocations, cards shown,
+        refusal counts and what is kept with the audit; the invocations deleted."""
+        cutoff = self._db.to_db_time(older_than)
         with self._db.transaction() as tx:
-            return tx.execute(
-                "DELETE FROM audit_log WHERE received_at < ?", (self._db.to_db_time(older_than),)
-            )
+            deleted = tx.execute("DELETE FROM audit_log WHERE received_at < ?", (cutoff,))
+            tx.execute("DELETE FROM audit_cards WHERE received_at < ?", (cutoff,))
+            tx.execute("DELETE FROM audit_refusals WHERE minute < ?", (cutoff,))
+        for purge in self._also_purge:
+            purge(older_than)
+        return deleted
 
     def purge_expired(self) -> int:
         """Delete records older than the retention period; how many went."""
@@ -344,3 +496,15 @@ class NullAuditStore:
 
     def purge_expired(self) -> int:
         return 0
+
+    def record_refusal(self, refusal: Refusal) -> None:
+        return None
+
+    def refusals(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[RefusalCount]:
+        return []
+
+    def card_shown_to(self, card_uuid: str, client: str | None, service_id: str) -> bool:
+        """Nothing is kept, so nothing can be checked: feedback is taken as sent."""
+        return True

@@ -3,9 +3,11 @@
 Feedback may arrive more than once (the spec allows retries, and with several
 instances a retry may reach another one): each entry gets a key derived from its
 whole content, the key is unique in the table, and ``INSERT ... ON CONFLICT DO
-NOTHING`` lets the database itself decide which copy was first. The whole entry is
-kept as JSON so nothing a client sends is lost, with the fields a report needs in
-columns.
+NOTHING`` lets the database itself decide which copy was first. The entry is kept as
+JSON with the fields a report needs in columns, but only the fields the CDS Hooks spec
+gives a feedback entry (``spec_fields``): anything else a client adds is dropped, so a
+client cannot make the store keep what it likes. Feedback is kept as long as the audit
+it refers to: ``purge`` is called with the audit's.
 """
 
 from __future__ import annotations
@@ -45,6 +47,33 @@ INSERT = (
 )
 
 
+# CDS Hooks 2.0 feedback: the fields of an entry, of an override reason, of a reason's
+# Coding and of an accepted suggestion (the schema checked their types and lengths).
+ENTRY_FIELDS = ("card", "outcome", "acceptedSuggestions", "overrideReason", "outcomeTimestamp")
+OVERRIDE_FIELDS = ("reason", "userComment")
+CODING_FIELDS = ("system", "code", "display")
+SUGGESTION_FIELDS = ("id",)
+
+
+def _only(value: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {k: value[k] for k in names if k in value} if isinstance(value, dict) else {}
+
+
+def spec_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with only the fields the CDS Hooks spec defines, at every level."""
+    kept = _only(entry, ENTRY_FIELDS)
+    if "acceptedSuggestions" in kept:
+        kept["acceptedSuggestions"] = [
+            _only(s, SUGGESTION_FIELDS) for s in kept["acceptedSuggestions"]
+        ]
+    if "overrideReason" in kept:
+        override = _only(kept["overrideReason"], OVERRIDE_FIELDS)
+        if "reason" in override:
+            override["reason"] = _only(override["reason"], CODING_FIELDS)
+        kept["overrideReason"] = override
+    return kept
+
+
 @dataclass(frozen=True)
 class StoreResult:
     stored: int
@@ -60,6 +89,10 @@ class FeedbackStore(Protocol):
 
     def all(self) -> list[dict[str, Any]]:
         """Every stored entry: ``{"service_id", "entry", "received_at"}``, oldest first."""
+        ...
+
+    def purge(self, older_than: datetime) -> int:
+        """Delete entries received before ``older_than``; how many went."""
         ...
 
 
@@ -97,8 +130,9 @@ class SqlFeedbackStore:
     def add(
         self, service_id: str, entries: Sequence[dict[str, Any]], now: datetime | None = None
     ) -> StoreResult:
-        received = (now or datetime.now(UTC)).isoformat()
-        keyed = sorted(((dedupe_key(service_id, e), e) for e in entries), key=lambda p: p[0])
+        received = _received(now or datetime.now(UTC))
+        kept = [spec_fields(e) for e in entries]
+        keyed = sorted(((dedupe_key(service_id, e), e) for e in kept), key=lambda p: p[0])
         stored = 0
         # Inserting in key order means two concurrent requests with overlapping entries
         # take the unique-index locks in the same order and cannot deadlock (PostgreSQL).
@@ -114,3 +148,16 @@ class SqlFeedbackStore:
             {"service_id": service, "entry": json.loads(entry), "received_at": received}
             for service, entry, received in rows
         ]
+
+    def purge(self, older_than: datetime) -> int:
+        with self._db.transaction() as tx:
+            return tx.execute(
+                "DELETE FROM feedback WHERE received_at < ?", (_received(older_than),)
+            )
+
+
+def _received(moment: datetime) -> str:
+    """``received_at`` as stored (text in both dialects): UTC, fixed width, so that text
+    order is time order (rows stored before used ``isoformat``: the same up to the
+    microseconds, which it omits when zero, and which a day's retention does not see)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")

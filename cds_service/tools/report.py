@@ -27,6 +27,7 @@ from typing import Any
 from cds_service.cards import load_override_reasons
 from cds_service.engine import Recommendation
 from cds_service.stores.audit import AuditRecord
+from cds_service.tools.report_safe import printable
 
 __all__ = [
     "DECISION_ORDER",
@@ -210,6 +211,23 @@ def _ordered(counts: Mapping[str, int]) -> dict[str, int]:
     return {k: counts[k] for k in known + other}
 
 
+def invocations(records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    """The records that are invocations: not calls refused before authentication (401).
+    Those are counted apart, per minute and reason (``audit_refusals``); a database
+    written by an earlier version still holds a row for each, which must count neither
+    as an invocation nor in the latency (they were recorded as 0 ms)."""
+    return [rec for rec in records if rec.status != 401]
+
+
+def _override_coding(reason: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(system, code, display) of an override reason a client sent, safe to show."""
+    return (
+        printable(str(reason.get("system") or "")),
+        printable(str(reason.get("code"))),
+        printable(str(reason.get("display") or "")),
+    )
+
+
 def offered_reasons(decision: str) -> frozenset[tuple[str, str]]:
     """(system, code) of the override reasons the card of ``decision`` offers."""
     return frozenset(
@@ -227,6 +245,7 @@ def build_report(
     """The report over ``records`` (already limited to the period) and every feedback entry
     (``FeedbackStore.all()``: ``{"service_id", "entry", "received_at"}``); ``source`` names
     where they were read from."""
+    records = invocations(records)
     by_service: dict[str, Counter[str]] = defaultdict(Counter)
     shadow: Counter[str] = Counter()
     error_reasons: Counter[str] = Counter()
@@ -283,10 +302,10 @@ def build_report(
             override = entry.get("overrideReason")
             reason = override.get("reason") if isinstance(override, Mapping) else None
             if isinstance(reason, Mapping):
-                system, code = str(reason.get("system") or ""), str(reason.get("code"))
+                system, code, display = _override_coding(reason)
                 offered = (system, code) in offered_reasons(decision)
-                if reason.get("display"):
-                    displays.setdefault((system, code), str(reason["display"]))
+                if display:
+                    displays.setdefault((system, code), display)
             else:
                 system, code, offered = own_system, NO_REASON, True
             if not offered:

@@ -40,6 +40,11 @@ LATENCY_LABEL = (
 )
 
 
+# Every text drawn as it is: a "$" in a client's override display is a dollar sign, not
+# mathtext to parse (an unknown command in it crashed the chart), and never LaTeX.
+PLAIN_TEXT: dict[Any, Any] = {"text.parse_math": False, "text.usetex": False}
+
+
 def png_unavailable() -> str | None:
     """Why ``--png`` cannot work here (matplotlib missing, with the README's install
     hint), or None. Checked before anything is printed."""
@@ -72,6 +77,12 @@ def write_png(report: Report, path: str | Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    with matplotlib.rc_context(PLAIN_TEXT):
+        _draw(report, path)
+
+
+def _draw(report: Report, path: str | Path) -> None:
+    import matplotlib
     import matplotlib.pyplot as plt
 
     matplotlib.rcParams["svg.fonttype"] = "none"  # a .svg keeps its text as text

@@ -41,7 +41,9 @@ def open_stores(settings: Settings) -> Iterator[ReportStores]:
             )
     db = open_database(settings.database_url, settings.database_path)
     try:
-        yield ReportStores(SqlAuditStore(db, settings.audit_retention_days), SqlFeedbackStore(db))
+        feedback = SqlFeedbackStore(db)
+        audit = SqlAuditStore(db, settings.audit_retention_days, also_purge=(feedback.purge,))
+        yield ReportStores(audit, feedback)
     finally:
         db.close()
 

@@ -7,6 +7,7 @@ point at the same throwaway PostgreSQL database and Redis server on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,8 @@ def test_two_instances_share_replay_cache_and_feedback(tmp_path: Path) -> None:
             "SPINE_CDS_REDIS_URL": redis_url,
             "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients_file),
             "SPINE_CDS_PUBLIC_BASE_URL": BASE,
+            # one key on every instance, so that their patient hashes agree
+            "SPINE_CDS_AUDIT_HASH_KEY": secrets.token_hex(32),
         }
         first = ServiceProcess(
             env={**env, "SPINE_CDS_DATABASE_PATH": str(tmp_path / "a.db")},
@@ -112,6 +115,15 @@ def test_two_instances_share_replay_cache_and_feedback(tmp_path: Path) -> None:
                 }
                 for i in range(60)
             ]
+            # Feedback is taken only on cards shown to the client: these were (as the
+            # audit records a card shown by either instance).
+            with psycopg.connect(database_url) as conn:
+                for e in entries:
+                    conn.execute(
+                        "INSERT INTO audit_cards (card_uuid, client, service_id, received_at)"
+                        " VALUES (%s, %s, %s, now())",
+                        (e["card"], ISS, SELECT_ID),
+                    )
 
             def send(args: tuple[ServiceProcess, dict[str, Any]]) -> dict[str, Any]:
                 service, entry = args
@@ -148,7 +160,11 @@ def test_two_instances_share_replay_cache_and_feedback(tmp_path: Path) -> None:
             audited = dict(
                 conn.execute("SELECT status, count(*) FROM audit_log GROUP BY status").fetchall()
             )
+            refused = conn.execute(
+                "SELECT reason, sum(count) FROM audit_refusals GROUP BY reason"
+            ).fetchall()
         assert cards == {e["card"] for e in entries}
-        assert audited == {200: 2, 401: 2}  # the two replays are refusals on record
+        assert audited == {200: 2}
+        assert refused == [("replayed-jti", 2)]  # the two replays, counted, not a row each
         # the per-instance SQLite files were not used as stores
         assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()

@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
+from cds_service.settings import SettingsError
 from cds_service.stores import AuditRecord, Database, PatientKeyer, SqlAuditStore, SqliteDatabase
 from cds_service.stores.patientkey import stored_hash_key
 from cds_service.stores.sql import PostgresDatabase
 from tests.conftest import Opener
 from tests.support.pg_server import running_postgres
 
+CONFIGURED_KEY = "configured-patient-hash-key-0123456789abcdef"
 NOW = datetime(2024, 6, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
@@ -181,8 +183,8 @@ def test_a_record_needs_an_aware_time_and_a_known_decision() -> None:
 
 
 def test_the_same_id_gets_the_same_key_on_every_instance(open_db: Opener) -> None:
-    first = PatientKeyer.for_database("hash", "", open_db())
-    second = PatientKeyer.for_database("hash", "", open_db())
+    first = PatientKeyer.for_database("hash", "", open_db(), dev_mode=True)
+    second = PatientKeyer.for_database("hash", "", open_db(), dev_mode=True)
 
     key = first("patient-123")
     assert key is not None and key != "patient-123"
@@ -210,17 +212,46 @@ def test_instances_racing_to_create_the_key_agree(open_db: Opener) -> None:
 
 
 def test_separate_databases_get_separate_keys(tmp_path: Path) -> None:
-    one = PatientKeyer.for_database("hash", "", SqliteDatabase(tmp_path / "one.sqlite3"))
-    two = PatientKeyer.for_database("hash", "", SqliteDatabase(tmp_path / "two.sqlite3"))
+    one = PatientKeyer.for_database(
+        "hash", "", SqliteDatabase(tmp_path / "one.sqlite3"), dev_mode=True
+    )
+    two = PatientKeyer.for_database(
+        "hash", "", SqliteDatabase(tmp_path / "two.sqlite3"), dev_mode=True
+    )
     assert one("patient-123") != two("patient-123")
 
 
 def test_a_configured_key_is_used_instead_of_the_stored_one(open_db: Opener) -> None:
     db = open_db()
-    keyer = PatientKeyer.for_database("hash", "configured-secret", db)
-    expected = hmac.new(b"configured-secret", b"patient-123", hashlib.sha256).hexdigest()
+    keyer = PatientKeyer.for_database("hash", CONFIGURED_KEY, db)
+    expected = hmac.new(CONFIGURED_KEY.encode(), b"patient-123", hashlib.sha256).hexdigest()
     assert keyer("patient-123") == expected
-    assert PatientKeyer.for_database("hash", "", db)("patient-123") != expected
+    assert PatientKeyer.for_database("hash", "", db, dev_mode=True)("patient-123") != expected
+
+
+def test_outside_development_mode_no_key_is_generated_into_the_database(
+    open_db: Opener,
+) -> None:
+    db = open_db()
+    with pytest.raises(SettingsError, match="audit_hash_key must be set outside development"):
+        PatientKeyer.for_database("hash", "", db)
+    assert PatientKeyer.for_database("omit", "", db)("patient-123") is None  # no key needed
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("x", "is 1 characters long; at least 32"),
+        ("CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME", "placeholder"),
+        ("a" * 64, "fewer than 10 different characters"),
+    ],
+)
+def test_short_placeholder_and_uniform_keys_are_refused(
+    open_db: Opener, key: str, why: str
+) -> None:
+    with pytest.raises(SettingsError, match=why) as info:
+        PatientKeyer.for_database("hash", key, open_db(), dev_mode=True)
+    assert len(key) < 8 or key not in str(info.value)  # never quoted
 
 
 def test_plain_and_omit_modes(tmp_path: Path) -> None:
@@ -235,8 +266,8 @@ def test_plain_and_omit_modes(tmp_path: Path) -> None:
 
 
 def test_the_key_is_not_shown(open_db: Opener) -> None:
-    keyer = PatientKeyer.for_database("hash", "configured-secret", open_db())
-    assert "configured-secret" not in repr(keyer)
+    keyer = PatientKeyer.for_database("hash", CONFIGURED_KEY, open_db())
+    assert CONFIGURED_KEY not in repr(keyer)
 
 
 def test_an_outage_of_postgresql_does_not_break_the_request() -> None:

@@ -29,7 +29,11 @@ from tests.support.pg_server import PostgresServer
 
 
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_path": str(tmp_path / "spine-cds.sqlite3")}
+    # Development mode: the patient-hash key may be generated into the database.
+    values: dict[str, Any] = {
+        "database_path": str(tmp_path / "spine-cds.sqlite3"),
+        "dev_mode": True,
+    }
     values.update(overrides)
     return load_settings(environ={}, overrides=values)
 

@@ -3,6 +3,7 @@ when two instances take overlapping feedback at the same time."""
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 from typing import Any
@@ -24,8 +25,11 @@ def entry(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:
 
 
 def overridden(card: str, code: str) -> dict[str, Any]:
-    reason = {"reason": {"system": "http://example.org/override", "code": code}}
-    return entry(card, "overridden", overrideReason=reason, userComment="synthetic")
+    reason = {
+        "reason": {"system": "http://example.org/override", "code": code},
+        "userComment": "synthetic",
+    }
+    return entry(card, "overridden", overrideReason=reason)
 
 
 def test_a_repeat_is_recognised_whatever_the_key_order(open_db: Opener) -> None:
@@ -59,6 +63,19 @@ def test_a_repeat_within_one_request_is_stored_once(open_db: Opener) -> None:
     store = SqlFeedbackStore(open_db())
     result = store.add(SERVICE, [entry("c-1"), entry("c-1"), entry("c-2")])
     assert (result.stored, result.duplicates) == (2, 1)
+
+
+def test_only_the_fields_of_the_spec_are_kept(open_db: Opener) -> None:
+    store = SqlFeedbackStore(open_db())
+    sent = overridden("c-3", "not-indicated")
+    spec = copy.deepcopy(sent)
+    sent["padding"] = "x" * 1000
+    sent["overrideReason"]["reason"]["extra"] = "y"
+    sent["overrideReason"]["more"] = "z"
+    sent["acceptedSuggestions"] = [{"id": "s-1", "note": "w"}]
+    store.add(SERVICE, [sent])
+    (row,) = store.all()
+    assert row["entry"] == {**spec, "acceptedSuggestions": [{"id": "s-1"}]}
 
 
 def test_all_keeps_the_whole_entry_and_a_report_can_use_the_columns(open_db: Opener) -> None:

@@ -7,13 +7,16 @@ against the real FHIR test server, with the same token rules as the service.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 import requests
 
 from cds_service.discovery import load_discovery
-from cds_service.ehr_requests import build_request
+from cds_service.ehr_requests import build_request, local_prefetch
+from cds_service.examples import load_example
 from cds_service.fhir.prefetch import render_queries
+from tests.builders import SELECT_ID
 
 
 def prefetch_from_server(
@@ -43,3 +46,14 @@ def order_request(
     return build_request(
         hook, str(uuid.uuid4()), patient_id, draft_order, prefetch, fhir_server, access_token
     )
+
+
+def card_request(key: str = "e01-improving", service_id: str = SELECT_ID) -> dict[str, Any]:
+    """An order-select (or order-sign) request for example patient ``key`` with the
+    prefetch its templates give: a call that the service answers with a card."""
+    example = load_example(key, date.today())
+    service = load_discovery().services[service_id]
+    body = order_request(service.hook, example.patient_id, example.draft_order)
+    resources = [e["resource"] for e in example.bundle["entry"]]
+    body["prefetch"] = local_prefetch(service.prefetch, body["context"], resources)
+    return body

@@ -33,7 +33,7 @@ from cds_service.stores.audit import DECISIONS
 from cds_service.tools.report import DECISION_ORDER, offered_reasons, percentile
 from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID, hook_request, medication_request, service_request
-from tests.conftest import make_settings
+from tests.conftest import TEST_HASH_KEY, make_settings
 from tests.support.ehr_calls import order_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -404,7 +404,8 @@ def test_the_service_and_a_text_report_never_load_matplotlib(filled: Filled) -> 
         "from cds_service.app import create_app\n"
         "from cds_service.cli import main\n"
         "from cds_service.settings import load_settings\n"
-        "environ = {'SPINE_CDS_PUBLIC_BASE_URL': 'https://cds.example.org'}  # secure mode\n"
+        "environ = {'SPINE_CDS_PUBLIC_BASE_URL': 'https://cds.example.org',  # secure mode\n"
+        f"           'SPINE_CDS_AUDIT_HASH_KEY': {TEST_HASH_KEY!r}}}\n"
         f"settings = load_settings(environ=environ, config_file={str(filled.config)!r})\n"
         "create_app(settings).extensions['spine_cds'].close()\n"
         f"result = CliRunner().invoke(main, ['report', '--config', {str(filled.config)!r}])\n"

@@ -25,6 +25,7 @@ from cds_service.app import create_app
 from cds_service.settings import SettingsError
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 from tests.conftest import ConformanceCheckingClient, make_settings
+from tests.support.ehr_calls import card_request
 from tests.support.jwks_server import JwksServer
 
 ISS = "https://ehr.example.org"
@@ -97,11 +98,12 @@ def test_valid_token_opens_every_endpoint(tmp_path: Path, jwks: JwksServer, sign
     assert (
         client.get("/cds-services", headers=auth(signer.token("/cds-services"))).status_code == 200
     )
-    assert client.post(HOOK, json=body(), headers=auth(signer.token(HOOK))).status_code == 200
+    answer = client.post(HOOK, json=card_request(), headers=auth(signer.token(HOOK)))
+    assert answer.status_code == 200
     feedback = {
         "feedback": [
             {
-                "card": str(uuid.uuid4()),
+                "card": answer.get_json()["cards"][0]["uuid"],  # a card shown to this client
                 "outcome": "overridden",
                 "outcomeTimestamp": "2026-11-26T10:00:00Z",
             }
