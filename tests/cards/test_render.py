@@ -376,3 +376,18 @@ def test_a_value_with_a_role_in_the_middle_of_a_long_series_is_kept() -> None:
     rows = _crp_rows(detail)
     assert any("lowest before latest" in row and "| 10 |" in row for row in rows), rows
     assert sum("not shown" in row for row in rows) == 2
+
+
+def test_a_re_signed_active_order_is_not_called_a_draft() -> None:
+    """order-sign may carry orders that are no longer drafts (CDS Hooks order-sign)."""
+    drafted = order(29)
+    active = order(29, ref="ServiceRequest/sr2")
+    active.resource["status"] = "active"
+    for imaging, word in ((drafted, "Remove the draft spine MRI order"), (active, None)):
+        card = only_card(render_response(run(improving(), orders=[imaging]), CTX))
+        (action,) = card["suggestions"][0]["actions"]
+        if word is None:
+            assert "draft" not in json.dumps(card)
+            assert action["description"] == "Remove the spine MRI order"
+        else:
+            assert action["description"] == word
