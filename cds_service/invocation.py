@@ -200,6 +200,7 @@ def handle_hook(
         encounter_id=context.get("encounterId"),
         override_reasons=runtime.override_reasons,
         trend_base_url=trend_base_url,
+        rating=runtime.settings.appropriateness_rating,
     )
     return Outcome(
         response=render_response(assessment, card_context),

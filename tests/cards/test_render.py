@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -391,3 +392,12 @@ def test_a_re_signed_active_order_is_not_called_a_draft() -> None:
             assert action["description"] == "Remove the spine MRI order"
         else:
             assert action["description"] == word
+
+
+def test_the_rating_can_be_turned_off_and_the_card_stays_the_same() -> None:
+    """appropriateness_rating = false: CMS's AUC program is paused (docs/cards.md)."""
+    a = scenario(Recommendation.ADVISE_AGAINST)
+    rated = render_response(a, CTX)
+    unrated = render_response(a, dataclasses.replace(CTX, rating=False))
+    assert "systemActions" in rated and "extension" in rated
+    assert unrated == {"cards": rated["cards"]}
