@@ -67,3 +67,43 @@ def test_the_site_value_set_example_in_the_docs_teaches_the_local_order() -> Non
     taught = load_value_sets(SITE_EXAMPLE)
     assert orders_not_recognised(bundle(order), None, taught) == []
     assert taught.imaging_entry(CPT, "72158") is not None  # it extends, not replaces
+
+
+def test_the_report_escapes_what_clients_sent() -> None:
+    from datetime import UTC, datetime
+
+    from cds_service.stores.audit import AuditRecord
+    from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
+
+    record = AuditRecord(
+        hook_instance="-",
+        service_id="s",
+        hook="order-select",
+        received_at=datetime(2026, 12, 6, tzinfo=UTC),
+        patient_key=None,
+        decision="not-applicable",
+        reason=None,
+        rules_fired=(),
+        counts={},
+        data_sources={},
+        card_uuids=(),
+        status=200,
+        latency_ms=1.0,
+        fhir_ms=None,
+        shadow=True,
+        detail={
+            "unrecognised": {
+                "orders": [
+                    {"codings": [{"system": "x", "code": "1\n2", "display": "\x1b[31mred"}]}
+                ],
+                "Condition": [["y", "3"], ["y", "3"]],
+            }
+        },
+    )
+    codes = unrecognised_codes([record, record])
+    assert codes["orders"] == [
+        {"system": "x", "code": "1\n2", "count": 2, "display": "\x1b[31mred"}
+    ]
+    assert codes["Condition"] == [{"system": "y", "code": "3", "count": 4}]
+    text = format_unrecognised(codes)
+    assert "\x1b" not in text and "1\\n2" in text

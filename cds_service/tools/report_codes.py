@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cds_service.logs import escape_controls
 from cds_service.stores.audit import AuditRecord
 
 KINDS = ("orders", "Condition", "Observation")
@@ -64,7 +65,9 @@ def unrecognised_codes(records: Iterable[AuditRecord]) -> dict[str, list[dict[st
 
 
 def format_unrecognised(codes: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """The list as text: one section per kind, ``count  system|code  display``."""
+    """The list as text: one section per kind, ``count  system|code  display``. The codes
+    are what clients sent: control characters are escaped, so none reaches the terminal
+    as an escape sequence or starts a line of its own."""
     lines: list[str] = []
     for kind in KINDS:
         rows = codes.get(kind, [])
@@ -72,7 +75,7 @@ def format_unrecognised(codes: Mapping[str, Sequence[Mapping[str, Any]]]) -> str
         for row in rows:
             display = f"  {row['display']}" if row.get("display") else ""
             system = row["system"] or "(no system)"
-            lines.append(f"  {row['count']:>5}  {system}|{row['code']}{display}")
+            lines.append(escape_controls(f"  {row['count']:>5}  {system}|{row['code']}{display}"))
     lines.append(
         "Add the codes that mean spine imaging, osteomyelitis, CRP or ESR to the value sets "
         "(valueset_dir; docs/integration.md)."
