@@ -17,6 +17,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from cds_service.errors import ApiError
+from cds_service.logs import request_id_var
 from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime, build_runtime
 from cds_service.settings import Settings, load_settings
@@ -30,6 +31,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+# Every answer names its request; the same id starts every log line written for it, so an
+# integrator who quotes it (a browser client reads it through CORS) finds the refusal's why.
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -49,6 +53,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             origins=origins,
             allow_headers=["Authorization", "Content-Type"],
             methods=["GET", "POST", "OPTIONS"],
+            # Readable by a browser client on every answer, a 401 included.
+            expose_headers=[REQUEST_ID_HEADER, "WWW-Authenticate"],
             max_age=600,
         )
 
@@ -66,6 +72,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def _start_timer() -> None:
         g.started = time.perf_counter()
         g.request_id = str(uuid.uuid4())
+        g.request_id_token = request_id_var.set(g.request_id)
         if request.headers.get("Transfer-Encoding"):
             # CDS clients send Content-Length. A chunked body cannot be held to
             # max_body_bytes before it is read (it was cut short silently), and a broken
@@ -92,18 +99,24 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         service = (request.view_args or {}).get("service_id")
         if service not in runtime.discovery.services:
             service = "-"  # never a label per unknown id a client made up
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
         runtime.metrics.requests.labels(endpoint, service, str(response.status_code)).inc()
         runtime.metrics.latency.labels(endpoint).observe(elapsed)
         log.info(
-            "request method=%s path=%s status=%s duration_ms=%.1f request_id=%s hook_instance=%s",
+            "request method=%s path=%s status=%s duration_ms=%.1f hook_instance=%s",
             request.method,
             request.path,
             response.status_code,
             elapsed_ms,
-            g.get("request_id", "-"),
             g.get("hook_instance", "-"),
         )
         return response
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
@@ -130,8 +143,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def _unexpected(exc: Exception) -> Response:
         # Logged with the request id and hook instance only: never the body or a token.
         log.error(
-            "unhandled error request_id=%s hook_instance=%s type=%s",
-            g.get("request_id", "-"),
+            "unhandled error hook_instance=%s type=%s",
             g.get("hook_instance", "-"),
             type(exc).__name__,
             exc_info=exc,

@@ -84,6 +84,8 @@ def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
         detail = assessment_record(assessment)
     if outcome.data_notes:
         detail["dataNotes"] = list(outcome.data_notes)
+    if outcome.unrecognised:  # what a site can teach the service (cds_service.unrecognised)
+        detail["unrecognised"] = dict(outcome.unrecognised)
     cards = outcome.response.get("cards", [])
     return {
         "decision": outcome.decision,

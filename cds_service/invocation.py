@@ -21,6 +21,7 @@ from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
 from cds_service.fhir.prefetch import DataUnavailable, gather
 from cds_service.runtime import Runtime
+from cds_service.unrecognised import codes_not_recognised, orders_not_recognised
 from cds_service.validation import FieldError
 from fhir_mappers.conditions import map_conditions
 from fhir_mappers.medications import map_antibiotic_orders
@@ -43,6 +44,8 @@ class Outcome:
     fhir_ms: float | None = None
     # non-fatal facts about the data, e.g. paging cut off or a prefetch value re-fetched
     data_notes: tuple[dict[str, str], ...] = ()
+    # orders and codes sent that the service did not recognise (cds_service.unrecognised)
+    unrecognised: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def decision(self) -> str:
@@ -136,8 +139,10 @@ def handle_hook(
         selections = list(context["selections"])
 
     orders = map_orders(context["draftOrders"], selections, runtime.value_sets)
+    unknown_orders = orders_not_recognised(context["draftOrders"], selections, runtime.value_sets)
+    unrecognised: dict[str, Any] = {"orders": unknown_orders} if unknown_orders else {}
     if not orders.orders:
-        return Outcome(response={"cards": []})
+        return Outcome(response={"cards": []}, unrecognised=unrecognised)
 
     started = time.monotonic()
     try:
@@ -167,9 +172,14 @@ def handle_hook(
             foreign,
         )
 
-    conditions, condition_issues = map_conditions(own("conditions"), runtime.value_sets)
+    condition_resources = own("conditions")
+    measurement_resources = own("measurements")
+    unrecognised.update(
+        codes_not_recognised(condition_resources, measurement_resources, runtime.value_sets)
+    )
+    conditions, condition_issues = map_conditions(condition_resources, runtime.value_sets)
     measurements, observation_issues = map_observations(
-        own("measurements"), runtime.value_sets, runtime.mapping
+        measurement_resources, runtime.value_sets, runtime.mapping
     )
     antibiotics, antibiotic_issues = map_antibiotic_orders(own("antibiotics"), runtime.antibiotics)
     data = PatientData(
@@ -190,6 +200,7 @@ def handle_hook(
         encounter_id=context.get("encounterId"),
         override_reasons=runtime.override_reasons,
         trend_base_url=trend_base_url,
+        rating=runtime.settings.appropriateness_rating,
     )
     return Outcome(
         response=render_response(assessment, card_context),
@@ -198,4 +209,5 @@ def handle_hook(
         data_sources=dict(gathered.sources),
         fhir_ms=fhir_ms,
         data_notes=tuple({"key": n.key, "reason": n.reason} for n in gathered.notes),
+        unrecognised=unrecognised,
     )

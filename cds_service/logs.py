@@ -12,6 +12,14 @@ Either way exceptions are logged with their traceback and type only: an exceptio
 message can quote the data it choked on (gunicorn's ``InvalidChunkSize`` quotes the
 body, access token included).
 
+Every line carries the id of the request it was written for (``request_id``, also sent
+to the client in the ``X-Request-Id`` header), ``-`` outside a request, so an integrator
+who quotes the header finds every line of their call.
+
+Values a client chose that a log line must show to be useful (an ``aud`` that did not
+match, an unknown ``iss``) go through ``shown``: quoted, escaped and cut to a bound, so
+they can neither forge a line nor fill the log.
+
 Third-party loggers are held to what we promise: urllib3 writes whole URLs (FHIR query
 strings, so patient ids) at debug and is held at WARNING at every level; gunicorn's error
 log is reduced to the kind of error for malformed requests (``GunicornLogger``).
@@ -19,6 +27,8 @@ log is reduced to the kind of error for malformed requests (``GunicornLogger``).
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
 import sys
@@ -29,8 +39,14 @@ from typing import Any
 from gunicorn.glogging import Logger as _GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
-PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
-JSON_FIELDS = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
+PLAIN_FORMAT = (
+    "%(asctime)s %(levelname)s [%(process)d] %(name)s request_id=%(request_id)s: %(message)s"
+)
+JSON_FIELDS = "%(asctime)s %(levelname)s %(process)d %(name)s %(request_id)s %(message)s"
+# The request a line is written for; set by the web layer for the length of a request.
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# How many characters of a client-chosen value a log line shows.
+SHOWN_MAX_CHARS = 200
 # Loggers that would write request data (URLs with query strings) at debug or info.
 QUIET_LOGGERS = ("urllib3", "requests", "charset_normalizer")
 
@@ -43,6 +59,26 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 def escape_controls(text: str) -> str:
     """``text`` with every control character (and Unicode line separators) escaped."""
     return _CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+def shown(value: object, limit: int = SHOWN_MAX_CHARS) -> str:
+    """A value a client chose, fit for a log line: as JSON (a string quoted, so a space or
+    ``=`` in it cannot pass for another field; a list or number as it is), control
+    characters escaped, and at most ``limit`` characters of it, followed by how many
+    there were when it was cut."""
+    if isinstance(value, str):
+        text = json.dumps(value[:limit], ensure_ascii=False)
+        size = len(value)
+    else:
+        whole = json.dumps(value, ensure_ascii=False, default=str)
+        text, size = whole[:limit], len(whole)
+    text = escape_controls(text)
+    return text if size <= limit else f"{text}...({size} chars)"
+
+
+def _with_request_id(record: logging.LogRecord) -> None:
+    if not getattr(record, "request_id", None):
+        record.request_id = request_id_var.get()
 
 
 def exception_without_message(ei: Any) -> str:
@@ -64,6 +100,10 @@ class PlainFormatter(logging.Formatter):
     def formatException(self, ei: Any) -> str:
         return exception_without_message(ei)
 
+    def format(self, record: logging.LogRecord) -> str:
+        _with_request_id(record)
+        return super().format(record)
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         return escape_controls(super().formatMessage(record))
 
@@ -76,6 +116,10 @@ class JsonLogFormatter(JsonFormatter):
             JSON_FIELDS,
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
+
+    def format(self, record: logging.LogRecord) -> str:
+        _with_request_id(record)
+        return super().format(record)
 
     def formatException(self, ei: Any) -> str:
         return exception_without_message(ei)

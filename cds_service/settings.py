@@ -137,6 +137,8 @@ class Settings(BaseSettings):
 
     # Pilots and audit
     shadow_mode: bool = False  # evaluate and record every call, return no cards
+    # the Argonaut PAMA rating in systemActions (docs/cards.md: the AUC program is paused)
+    appropriateness_rating: bool = True
     audit_enabled: bool = True
     audit_retention_days: int = Field(90, ge=1)
     audit_patient_id: str = "hash"  # "hash" (keyed hash) | "plain" | "omit"

@@ -79,8 +79,20 @@ def demo(
     envvar="FHIR_TEST_SERVER_TOKEN",
     help="Require this bearer token [env FHIR_TEST_SERVER_TOKEN; default: open].",
 )
+@click.option(
+    "--no-smart",
+    "no_smart",
+    is_flag=True,
+    help="Turn off the SMART launch and authorization endpoints (an open server, as"
+    " public sandboxes are).",
+)
 def fhir_test_server(
-    port: int, load: bool, order_date: datetime | None, service_url: str, token: str | None
+    port: int,
+    load: bool,
+    order_date: datetime | None,
+    service_url: str,
+    token: str | None,
+    no_smart: bool,
 ) -> None:
     """Run the project's FHIR R4 test server until Ctrl-C (from a source checkout).
 
@@ -92,7 +104,9 @@ def fhir_test_server(
 
     if not 0 < port < 65536:
         raise click.BadParameter("expected 1-65535", param_hint="--port")
-    run_fhir_test_server(port, load, order_date_or_today(order_date), service_url, token)
+    run_fhir_test_server(
+        port, load, order_date_or_today(order_date), service_url, token, smart=not no_smart
+    )
 
 
 #: By name, as ``spine-cds`` lists them.

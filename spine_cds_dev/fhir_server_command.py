@@ -39,12 +39,24 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
+def access_line(token: str | None, smart: bool) -> str:
+    """How a client gets in, as the banner says it: "open" only when it is open."""
+    reads = "FHIR reads need no token" if token is None else "FHIR reads need the token you gave"
+    if smart:
+        return (
+            f"  {reads}; SMART launch and authorization on (apps launched from a card get"
+            " a token; --no-smart makes it an open server)"
+        )
+    return "  open: no authorization, SMART off" if token is None else f"  {reads}; SMART off"
+
+
 def run_fhir_test_server(
     port: int,
     load: bool,
     order_date: date,
     service_url: str,
     token: str | None = None,
+    smart: bool = True,
 ) -> int:
     """Run the project's FHIR test server on 127.0.0.1:``port`` until Ctrl-C, optionally
     with the example patients loaded, and print how to use it (sandbox links for a
@@ -55,7 +67,7 @@ def run_fhir_test_server(
     with stop_signals_as_interrupt():
         try:
             click.echo(f"Starting the FHIR test server on 127.0.0.1:{port} (data in memory) ...")
-            fhir_server = fhir_server_for(port, token)
+            fhir_server = fhir_server_for(port, token, smart)
             start_fhir_server(fhir_server)
             base = fhir_server.base_url
             click.echo(f"  FHIR test server at {base} (pid {fhir_server.pid})")
@@ -68,7 +80,7 @@ def run_fhir_test_server(
                         click.echo(f"  {loaded.example.patient_id:<16}{loaded.example.title}")
             click.echo("")
             click.echo(click.style(f"FHIR R4 base URL: {base}", bold=True))
-            click.echo("  open" if token is None else "  bearer token required (the one you gave)")
+            click.echo(access_line(token, smart))
             click.echo(
                 "  CORS: any origin, preflight included (browser clients such as the CDS"
                 " Hooks sandbox can read it)"

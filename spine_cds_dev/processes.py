@@ -52,10 +52,11 @@ def checkout_root() -> Path:
     return CHECKOUT
 
 
-def fhir_server_for(port: int = 0, token: str | None = None) -> FhirTestServer:
+def fhir_server_for(port: int = 0, token: str | None = None, smart: bool = True) -> FhirTestServer:
     """An unstarted FHIR test server on 127.0.0.1 (port 0: a free one), open unless a
-    token is given, answering CORS from any origin (the sandbox reads it from the page)."""
-    return FhirTestServer(token=token, port=port)
+    token is given, answering CORS from any origin (the sandbox reads it from the page);
+    with its SMART launch and authorization endpoints unless ``smart`` is False."""
+    return FhirTestServer(token=token, port=port, smart=smart)
 
 
 def start_fhir_server(server: FhirTestServer) -> None:

@@ -21,7 +21,12 @@ from cds_service.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 # Written for a checkout set up by the scripts. (docs/deployment.md is for an image or a
 # pip install, where spine-cds is on PATH.)
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "sandbox.md", ROOT / "docs" / "integration.md"]
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / "docs" / "sandbox.md",
+    ROOT / "docs" / "integration.md",
+    ROOT / "docs" / "trend-app.md",
+]
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 SETUP_OPTIONS = {"--test", "--report", "--bench", "--fhir", "--help", "-h"}
 

@@ -47,14 +47,18 @@ class TrustedClient:
     """One CDS client we accept tokens from.
 
     Keys come from ``jwks_url`` or ``jwks_file`` (not both), or from a header
-    ``jku`` that is listed in ``jku_allowlist`` (exact string match).  A client
-    with only an allowlist must send ``jku`` on every token.
+    ``jku`` that is allowed: listed in ``jku_allowlist`` (exact string match), equal to
+    ``jwks_url`` (Epic sends the URL it publishes its keys at as ``jku``), or on the list
+    the client publishes at ``jku_list_url`` (Oracle Health's model: a JSON array of
+    URLs, fetched and cached, so its keys rotate without a restart here). A client
+    with only an allowlist or a list URL must send ``jku`` on every token.
     """
 
     iss: str
     jwks_url: str | None = None
     jwks_file: str | None = None
     jku_allowlist: tuple[str, ...] = ()
+    jku_list_url: str | None = None
     tenant: str | None = None
     # FHIR server base URLs this client may name in fhirServer; None: any (not advised,
     # the EHR's token goes wherever fhirServer points).
@@ -83,8 +87,17 @@ class TrustedClient:
             raise ValueError("jku_allowlist: must be a tuple of URLs")
         for i, url in enumerate(self.jku_allowlist):
             _check_url(url, f"jku_allowlist[{i}]")
-        if self.jwks_url is None and self.jwks_file is None and not self.jku_allowlist:
-            raise ValueError("jwks_url: one of jwks_url, jwks_file or jku_allowlist is required")
+        if self.jku_list_url is not None:
+            _check_url(self.jku_list_url, "jku_list_url")
+        if (
+            self.jwks_url is None
+            and self.jwks_file is None
+            and not self.jku_allowlist
+            and self.jku_list_url is None
+        ):
+            raise ValueError(
+                "jwks_url: one of jwks_url, jwks_file, jku_allowlist or jku_list_url is required"
+            )
         if self.tenant is not None and (not isinstance(self.tenant, str) or not self.tenant):
             raise ValueError("tenant: must be a non-empty string when given")
         for i, url in enumerate(self.fhir_servers or ()):
@@ -106,7 +119,15 @@ def _base_key(url: str) -> tuple[str, str, int, str] | None:
     return (*origin, parts.path.rstrip("/"))
 
 
-_CLIENT_FIELDS = ("iss", "jwks_url", "jwks_file", "jku_allowlist", "tenant", "fhir_servers")
+_CLIENT_FIELDS = (
+    "iss",
+    "jwks_url",
+    "jwks_file",
+    "jku_allowlist",
+    "jku_list_url",
+    "tenant",
+    "fhir_servers",
+)
 
 
 def parse_trusted_clients(data: Any) -> tuple[TrustedClient, ...]:
@@ -133,7 +154,7 @@ def parse_trusted_clients(data: Any) -> tuple[TrustedClient, ...]:
         servers = item.get("fhir_servers")
         if servers is not None and not isinstance(servers, list):
             raise ValueError(f"{where}.fhir_servers: must be a list of URLs")
-        for name in ("iss", "jwks_url", "jwks_file", "tenant"):
+        for name in ("iss", "jwks_url", "jwks_file", "jku_list_url", "tenant"):
             value = item.get(name)
             if value is not None and not isinstance(value, str):
                 raise ValueError(f"{where}.{name}: must be a string")
@@ -143,6 +164,7 @@ def parse_trusted_clients(data: Any) -> tuple[TrustedClient, ...]:
                 jwks_url=item.get("jwks_url"),
                 jwks_file=item.get("jwks_file"),
                 jku_allowlist=tuple(allow),
+                jku_list_url=item.get("jku_list_url"),
                 tenant=item.get("tenant"),
                 fhir_servers=tuple(servers) if servers is not None else None,
             )

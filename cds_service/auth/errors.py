@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from cds_service.logs import shown
+
 REALM = "cds-services"
 
 
 class AuthError(Exception):
     """Authentication failed; ``reason`` is a short code safe to log.
 
-    The message is the reason only: the token is never part of it.
+    ``values`` are what an integrator needs to fix the refusal: the value presented and
+    the one expected (``aud_presented``/``aud_expected``), the unknown ``iss``, the
+    refused ``jku``, the JWKS URL and what its fetch gave. They go to the log only, never
+    to the client (a bare 401 tells an attacker nothing), and are written with
+    ``details()``: quoted, escaped and bounded, because the client chose most of them.
+    The message is the reason only: the token is never part of it, nor of ``values``.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, **values: object) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.values = values
+
+    def details(self) -> str:
+        """``name=value`` pairs for a log line (empty when there are none)."""
+        return " ".join(f"{name}={shown(value)}" for name, value in self.values.items())
 
 
 def www_authenticate(reason: str | None = None) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from cds_service.auth.algorithms import _MAX_JWKS_BYTES, _PRIVATE_JWK_FIELDS
+from cds_service.auth.clients import _check_url
 from cds_service.auth.errors import AuthError
 
 
@@ -24,7 +25,7 @@ def _parse_jwks(raw: bytes) -> dict[str, dict[str, Any]]:
     """
     data = json.loads(raw)
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-        raise ValueError("not a JWK Set")
+        raise FetchError("not a JWK Set")
     keys: dict[str, dict[str, Any]] = {}
     for jwk in data["keys"]:
         if not isinstance(jwk, dict):
@@ -42,15 +43,72 @@ def _parse_jwks(raw: bytes) -> dict[str, dict[str, Any]]:
     return keys
 
 
-class _KeySource:
-    """One place keys come from (URL or file), with its cache and rate limit."""
+def failure_of(exc: BaseException) -> str:
+    """What went wrong with a fetch, in words fit for a log line: our own checks say it
+    ("HTTP 404", "JWKS too large"), anything else by its kind (``ConnectTimeout``);
+    never an exception's own text, which may quote what was received."""
+    if isinstance(exc, FetchError):
+        return str(exc)
+    if isinstance(exc, json.JSONDecodeError):
+        return "not JSON"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    return type(exc).__name__
 
-    def __init__(self, fetch: Callable[[], bytes]) -> None:
+
+class FetchError(ValueError):
+    """A fetch answered, but not with what we can use; the message is ours and safe."""
+
+
+class _KeySource:
+    """One place keys come from (URL or file), with its cache and rate limit.
+
+    ``where`` names it in log lines and readiness (``jwks_url=...``/``jwks_file=...``);
+    the last failure is kept so an operator is told the HTTP status or error.
+    """
+
+    def __init__(self, fetch: Callable[[], bytes], kind: str = "url", where: str = "") -> None:
         self._fetch = fetch
+        self.kind = kind
+        self.where = where
         self._lock = threading.Lock()
         self._keys: dict[str, dict[str, Any]] | None = None
         self._loaded_at: float | None = None
         self._attempted_at: float | None = None
+        self.last_error: str | None = None
+
+    def _unavailable(self) -> AuthError:
+        return AuthError(
+            "jwks-unavailable",
+            **{f"jwks_{self.kind}": self.where, "jwks_error": self.last_error or "not fetched"},
+        )
+
+    def _load(self, now: float) -> None:
+        """Fetch now; on failure keep what we had and remember why (raises nothing)."""
+        self._attempted_at = now
+        try:
+            self._keys = _parse_jwks(self._fetch())
+            self._loaded_at = now
+            self.last_error = None
+        except Exception as exc:
+            # Any failure (network, status, JSON, size) is an outage of this source,
+            # never a leaked exception.
+            self.last_error = failure_of(exc)
+
+    def status(self, now: float, min_interval: float) -> str | None:
+        """None when keys are at hand, else why not. Fetches when it never has (at most
+        once per ``min_interval``): a readiness probe learns of a broken URL before the
+        first call does, without hammering it."""
+        with self._lock:
+            if self._keys is None and (
+                self._attempted_at is None or not (0 <= now - self._attempted_at < min_interval)
+            ):
+                self._load(now)
+            if self._keys is None:
+                return self.last_error or "not fetched"
+            if self.last_error is not None:
+                return f"{self.last_error} (keys fetched earlier still in use)"
+            return None
 
     def get(
         self, kid: str, now: float, min_interval: float, max_age: float | None
@@ -68,22 +126,18 @@ class _KeySource:
                     0 <= now - self._attempted_at < min_interval
                 )
                 if may_fetch:
-                    self._attempted_at = now
-                    try:
-                        self._keys = _parse_jwks(self._fetch())
-                        self._loaded_at = now
-                    except Exception:
-                        # Any failure (network, status, JSON, size) is an
-                        # outage of this source, never a leaked exception.
-                        # Keep any keys we had (availability); a kid we
-                        # cannot resolve is then reported as an outage.
-                        if self._keys is None or kid not in self._keys:
-                            raise AuthError("jwks-unavailable") from None
+                    self._load(now)
+                    # Keep any keys we had (availability); a kid we cannot resolve
+                    # after a failed fetch is reported as an outage.
+                    if self.last_error is not None and (
+                        self._keys is None or kid not in self._keys
+                    ):
+                        raise self._unavailable()
             if self._keys is None:
-                raise AuthError("jwks-unavailable")
+                raise self._unavailable()
             jwk = self._keys.get(kid)
             if jwk is None:
-                raise AuthError("unknown-kid")
+                raise AuthError("unknown-kid", kid=kid, **{f"jwks_{self.kind}": self.where})
             return jwk
 
 
@@ -91,7 +145,7 @@ def _read_file(path: str) -> bytes:
     with Path(path).open("rb") as fh:
         raw = fh.read(_MAX_JWKS_BYTES + 1)
     if len(raw) > _MAX_JWKS_BYTES:
-        raise ValueError("JWKS file too large")
+        raise FetchError("JWKS file too large")
     return raw
 
 
@@ -106,12 +160,93 @@ def _fetch_url(session: requests.Session, url: str, timeout: float) -> bytes:
         headers={"Accept": "application/json"},
     ) as resp:
         if resp.status_code != 200:
-            raise ValueError("JWKS fetch: unexpected status")
+            raise FetchError(f"HTTP {resp.status_code}")
         body = bytearray()
         for chunk in resp.iter_content(chunk_size=16_384):
             body.extend(chunk)
             if len(body) > _MAX_JWKS_BYTES:
-                raise ValueError("JWKS too large")
+                raise FetchError(f"larger than {_MAX_JWKS_BYTES} bytes")
             if time.monotonic() > deadline:
-                raise ValueError("JWKS fetch too slow")
+                raise FetchError(f"slower than {timeout:g} s")
         return bytes(body)
+
+
+# Bounds on a published jku list (Oracle Health's model): it is fetched from the network.
+MAX_JKU_LIST_ENTRIES = 100
+
+
+def _parse_jku_list(raw: bytes) -> frozenset[str]:
+    """The allowed ``jku`` values of a published list: a JSON array of URLs, each https
+    (http on loopback only); entries that are not are skipped, never trusted."""
+    data = json.loads(raw)
+    if not isinstance(data, list):
+        raise FetchError("not a JSON array of jku URLs")
+    if len(data) > MAX_JKU_LIST_ENTRIES:
+        raise FetchError(f"more than {MAX_JKU_LIST_ENTRIES} entries")
+    allowed: set[str] = set()
+    for url in data:
+        try:
+            _check_url(url, "jku")
+        except ValueError:
+            continue
+        allowed.add(url)
+    return frozenset(allowed)
+
+
+class JkuList:
+    """The ``jku`` values a client may name, as it publishes them at a URL (Oracle Health
+    publishes its list so that it can rotate keys without the service being redeployed).
+
+    Cached like a key set: re-read when older than ``max_age`` or when a token names a
+    ``jku`` not on it, at most once per ``min_interval``; bounded in bytes and entries.
+    A failed re-read keeps the list read before (availability, as for keys).
+    """
+
+    def __init__(self, fetch: Callable[[], bytes], url: str) -> None:
+        self._fetch = fetch
+        self.url = url
+        self._lock = threading.Lock()
+        self._allowed: frozenset[str] | None = None
+        self._loaded_at: float | None = None
+        self._attempted_at: float | None = None
+        self.last_error: str | None = None
+
+    def _load(self, now: float) -> None:
+        self._attempted_at = now
+        try:
+            self._allowed = _parse_jku_list(self._fetch())
+            self._loaded_at = now
+            self.last_error = None
+        except Exception as exc:
+            self.last_error = failure_of(exc)
+
+    def _may_fetch(self, now: float, min_interval: float) -> bool:
+        return self._attempted_at is None or not (0 <= now - self._attempted_at < min_interval)
+
+    def allows(self, jku: str, now: float, min_interval: float, max_age: float | None) -> bool:
+        """Whether ``jku`` is on the list; AuthError when the list was never had."""
+        with self._lock:
+            fresh = self._loaded_at is not None and (
+                max_age is None or now - self._loaded_at < max_age
+            )
+            known = self._allowed is not None and jku in self._allowed
+            if not (fresh and known) and self._may_fetch(now, min_interval):
+                self._load(now)
+            if self._allowed is None:
+                raise AuthError(
+                    "jku-list-unavailable",
+                    jku_list_url=self.url,
+                    jku_list_error=self.last_error or "not fetched",
+                )
+            return jku in self._allowed
+
+    def status(self, now: float, min_interval: float) -> str | None:
+        """None when the list is at hand, else why not (fetching when it never has)."""
+        with self._lock:
+            if self._allowed is None and self._may_fetch(now, min_interval):
+                self._load(now)
+            if self._allowed is None:
+                return self.last_error or "not fetched"
+            if self.last_error is not None:
+                return f"{self.last_error} (the list fetched earlier still in use)"
+            return None

@@ -16,7 +16,7 @@ import requests
 from cds_service.auth.algorithms import _EC_CURVES, _MAX_TOKEN_CHARS
 from cds_service.auth.clients import AuthConfig, TrustedClient
 from cds_service.auth.errors import AuthError
-from cds_service.auth.jwks import _fetch_url, _KeySource, _read_file
+from cds_service.auth.jwks import JkuList, _fetch_url, _KeySource, _read_file
 from cds_service.stores.replay import MemoryReplayCache, ReplayCache
 
 
@@ -87,6 +87,7 @@ class JwtVerifier:
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         self._sources: dict[str, _KeySource] = {}
+        self._jku_lists: dict[str, JkuList] = {}
         self._sources_lock = threading.Lock()
 
     def close(self) -> None:
@@ -111,17 +112,66 @@ class JwtVerifier:
                     def fetch() -> bytes:
                         return _read_file(where)
 
-                source = _KeySource(fetch)
+                source = _KeySource(fetch, kind, where)
                 self._sources[name] = source
             return source
+
+    def _jku_list(self, url: str) -> JkuList:
+        with self._sources_lock:
+            found = self._jku_lists.get(url)
+            if found is None:
+                timeout = self._config.jwks_timeout_seconds
+                session = self._session
+
+                def fetch() -> bytes:
+                    return _fetch_url(session, url, timeout)
+
+                found = JkuList(fetch, url)
+                self._jku_lists[url] = found
+            return found
+
+    def _jku_allowed(self, client: TrustedClient, jku: str) -> bool:
+        """On the allowlist, the client's own ``jwks_url``, or its published list."""
+        if jku in client.jku_allowlist or jku == client.jwks_url:
+            return True
+        if client.jku_list_url is None:
+            return False
+        return self._jku_list(client.jku_list_url).allows(
+            jku,
+            self._monotonic(),
+            self._config.jwks_refresh_min_interval_seconds,
+            self._config.jwks_max_age_seconds,
+        )
+
+    def key_sources_status(self) -> dict[str, str | None]:
+        """Each configured place keys (or a jku list) come from, and None when it can be
+        had or why not ("HTTP 404", "ConnectTimeout"), for readiness. A place never
+        fetched is fetched now (at most once per refresh interval)."""
+        now = self._monotonic()
+        interval = self._config.jwks_refresh_min_interval_seconds
+        found: dict[str, str | None] = {}
+        for client in self._config.clients:
+            if client.jwks_url is not None:
+                found[client.jwks_url] = self._source("url", client.jwks_url).status(now, interval)
+            if client.jwks_file is not None:
+                found[client.jwks_file] = self._source("file", client.jwks_file).status(
+                    now, interval
+                )
+            if client.jku_list_url is not None:
+                found[client.jku_list_url] = self._jku_list(client.jku_list_url).status(
+                    now, interval
+                )
+        return found
 
     def _key_for(
         self, client: TrustedClient, header: Mapping[str, Any], kid: str
     ) -> dict[str, Any]:
         jku = header.get("jku")
         if jku is not None:
-            if not isinstance(jku, str) or jku not in client.jku_allowlist:
-                raise AuthError("jku-not-allowed")
+            if not isinstance(jku, str) or not self._jku_allowed(client, jku):
+                allowed = [*client.jku_allowlist, *([client.jwks_url] if client.jwks_url else [])]
+                listed = {"jku_list_url": client.jku_list_url} if client.jku_list_url else {}
+                raise AuthError("jku-not-allowed", jku=jku, jku_allowed=allowed, **listed)
             source = self._source("url", jku)
         elif client.jwks_url is not None:
             source = self._source("url", client.jwks_url)
@@ -168,7 +218,7 @@ class JwtVerifier:
 
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._config.algorithms:
-            raise AuthError("alg-not-allowed")
+            raise AuthError("alg-not-allowed", alg=alg, allowed=list(self._config.algorithms))
         if "crit" in header or "b64" in header:
             raise AuthError("malformed")
         typ = header.get("typ")
@@ -185,7 +235,7 @@ class JwtVerifier:
             raise AuthError("invalid-claim:iss")
         client = self._config.client_for(iss)
         if client is None:
-            raise AuthError("unknown-issuer")
+            raise AuthError("unknown-issuer", iss=iss)
 
         jwk = self._key_for(client, header, kid)
         if not _key_matches_alg(jwk, alg):
@@ -243,21 +293,23 @@ class JwtVerifier:
         else:
             raise AuthError("invalid-claim:aud")
         if audience not in audiences:
-            raise AuthError("wrong-audience")
+            raise AuthError("wrong-audience", aud_presented=aud, aud_expected=audience)
 
         exp = _number_claim(claims, "exp")
         iat = _number_claim(claims, "iat")
         if now >= exp + leeway:
-            raise AuthError("expired")
+            raise AuthError("expired", exp=int(exp), now=int(now), leeway_s=leeway)
         if iat > now + leeway:
-            raise AuthError("iat-in-future")
-        if "nbf" in claims and _number_claim(claims, "nbf") > now + leeway:
-            raise AuthError("not-yet-valid")
+            raise AuthError("iat-in-future", iat=int(iat), now=int(now), leeway_s=leeway)
+        if "nbf" in claims and (nbf := _number_claim(claims, "nbf")) > now + leeway:
+            raise AuthError("not-yet-valid", nbf=int(nbf), now=int(now), leeway_s=leeway)
         max_lifetime = self._config.max_lifetime_seconds
         if exp < iat:
             raise AuthError("invalid-claim:exp")
         if max_lifetime is not None and exp - iat > max_lifetime:
-            raise AuthError("lifetime-too-long")
+            raise AuthError(
+                "lifetime-too-long", lifetime_s=int(exp - iat), max_lifetime_s=max_lifetime
+            )
 
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
@@ -268,9 +320,16 @@ class JwtVerifier:
             raise AuthError("invalid-claim:tenant")
         if client.tenant is not None:
             if tenant is None:
-                raise AuthError("missing-claim:tenant")
+                raise AuthError(
+                    "missing-claim:tenant",
+                    tenant_expected=client.tenant,
+                    why="this client's entry names a tenant and the token carries none: "
+                    "remove tenant from the entry or have the client send it",
+                )
             if tenant != client.tenant:
-                raise AuthError("wrong-tenant")
+                raise AuthError(
+                    "wrong-tenant", tenant_expected=client.tenant, tenant_presented=tenant
+                )
 
         # Record the jti last, so a token refused for another reason does not
         # use up its id; json keeps (iss, jti) pairs unambiguous.

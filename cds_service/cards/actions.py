@@ -55,10 +55,14 @@ def _covering(a: Assessment) -> list[ImagingOrder]:
 
 
 def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
+    # order-sign may carry re-signed orders that are no longer drafts: "draft" only when
+    # the order says it is one.
     return [
         {
             "type": "delete",
-            "description": f"Remove the draft spine {o.modality.value} order",
+            "description": "Remove the "
+            + ("draft " if o.resource.get("status") == "draft" else "")
+            + f"spine {o.modality.value} order",
             "resourceId": o.reference,
         }
         for o in _covering(a)

@@ -59,3 +59,7 @@ class CardContext:
     # The service's base URL for the trend app's link (trend_link.base_url_for, worked out
     # by the hook route per request); "" puts no link on the card.
     trend_base_url: str = ""
+    # The Argonaut PAMA appropriateness rating in systemActions (setting
+    # appropriateness_rating): CMS's AUC program it was made for is paused and its
+    # regulation rescinded, so a site may turn it off; the sandbox's imaging tab reads it.
+    rating: bool = True

@@ -36,7 +36,7 @@ def render_response(assessment: Assessment, ctx: CardContext) -> dict[str, Any]:
     card_id = card_uuid(assessment, ctx.patient_id)
     card = render_card(assessment, ctx, card_id)
     response: dict[str, Any] = {"cards": [card]}
-    actions = rating_actions(assessment, ctx, card_id)
+    actions = rating_actions(assessment, ctx, card_id) if ctx.rating else []
     if actions:
         response["systemActions"] = actions
         # The CDS Hooks sandbox's PAMA tab reads only this pre-2.0 place.

@@ -31,12 +31,15 @@ def report(
     Reads the database the service uses (settings as for serve: --config, SPINE_CDS_*).
     Prints invocations by service and decision (refusals by reason, shadow calls),
     accepted / overridden / no-feedback rates per decision with the override reasons,
-    latency percentiles and how often the service fetched from the FHIR server.
-    --png writes the same as a chart (needs matplotlib).
+    latency percentiles and how often the service fetched from the FHIR server, then
+    the order, Condition and Observation codes it was sent and did not recognise, with
+    counts (for a site's valueset_dir). --png writes the same as a chart (needs
+    matplotlib).
     """
     from cds_service.tools.errors import InputError
     from cds_service.tools.report import EMPTY_MESSAGE, build_report
     from cds_service.tools.report_chart import png_unavailable, write_png
+    from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
     from cds_service.tools.report_stores import describe_source, open_stores, period_bounds
     from cds_service.tools.report_text import format_report
 
@@ -50,8 +53,9 @@ def report(
     start, end = period_bounds(first, last)
     try:
         with open_stores(settings) as stores:
+            records = stores.audit.records(start, end)
             result = build_report(
-                stores.audit.records(start, end),
+                records,
                 stores.feedback.all(),
                 first,
                 last,
@@ -59,10 +63,14 @@ def report(
             )
     except StoreError as exc:
         raise InputError(str(exc)) from None
+    codes = unrecognised_codes(records)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        whole = {**result.to_dict(), "unrecognisedCodes": codes}
+        click.echo(json.dumps(whole, indent=2, ensure_ascii=False))
     else:
         click.echo(format_report(result))
+        click.echo()
+        click.echo(format_unrecognised(codes))
         if not settings.audit_enabled:
             click.echo("Note: audit_enabled is false: new invocations are not being recorded.")
     if png:

@@ -37,11 +37,17 @@ class Problem:
     page limit or a looping link, or a prefetched Bundle's further pages could not be
     read), so older results may be missing: the rules then ask for more before advising
     against imaging.
+
+    ``failed``: the search result carried an OperationOutcome with an ``error`` or
+    ``fatal`` issue: the search failed in part, so what it holds may be missing data
+    (CDS Hooks: an OperationOutcome in prefetch, an entry of a searchset included,
+    SHOULD be checked and re-fetched). Information and warnings are not failures.
     """
 
     key: str
     reason: str
     cut_off: bool = False
+    failed: bool = False
 
 
 class FhirError(Exception):
@@ -215,6 +221,7 @@ def unwrap_bundle(
     found: list[Any] = []
     outcomes: list[str] = []
     has_outcome = False
+    failed = False
     strays = 0
     for resource, search in pairs:
         mode = search.get("mode") if isinstance(search, dict) else None
@@ -227,6 +234,7 @@ def unwrap_bundle(
         if mode == "outcome" or kind == "OperationOutcome":
             has_outcome = True
             outcomes.extend(_issue_words(resource))
+            failed = failed or _has_error(resource)
         elif isinstance(resource, dict) and (
             kind == resource_type or kind in _INCLUDED.get(resource_type, ())
         ):
@@ -236,10 +244,32 @@ def unwrap_bundle(
     notes: list[Problem] = []
     if has_outcome:
         issues = ", ".join(sorted(set(outcomes))) or "no issues given"
-        notes.append(Problem(key, f"search result carried an OperationOutcome ({issues}); ignored"))
+        if failed:
+            notes.append(
+                Problem(
+                    key,
+                    f"search result carried an OperationOutcome ({issues}): "
+                    "the search failed in part",
+                    failed=True,
+                )
+            )
+        else:
+            notes.append(
+                Problem(key, f"search result carried an OperationOutcome ({issues}); ignored")
+            )
     if strays:
         notes.append(Problem(key, f"{strays} search entries that are not {resource_type} ignored"))
     return found, notes
+
+
+def _has_error(outcome: object) -> bool:
+    """An issue of severity error or fatal: the search failed, at least in part."""
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("issue"), list):
+        return False
+    return any(
+        isinstance(issue, dict) and issue.get("severity") in ("error", "fatal")
+        for issue in outcome["issue"]
+    )
 
 
 def _issue_words(outcome: object) -> list[str]:

@@ -9,6 +9,8 @@ templates:
 - ``null``: the client's query found nothing, so there is no data and nothing is fetched;
 - an OperationOutcome, or not the expected resource: fetched again, or reported when that
   cannot be done;
+- a search Bundle with an OperationOutcome entry whose issue is an error (the search failed
+  in part): fetched again when a ``fhirServer`` is given, otherwise used and noted;
 - a search Bundle with a ``next`` link: its further pages are read when a ``fhirServer`` is
   given, otherwise what is there is used and the gap is noted.
 
@@ -186,20 +188,28 @@ def gather(
                 continue
             if type(value) is PrefetchedSearch and shape.is_search:
                 # from the typed decoder: a search Bundle with no further pages
-                sources[key] = "prefetch"
-                resources[key], more = unwrap_bundle(key, value, shape.resource_type)
-                notes.extend(more)
-                continue
-            mismatch = shape_mismatch(value, shape, "prefetch held")
+                mismatch = None
+                found, more = unwrap_bundle(key, value, shape.resource_type)
+            else:
+                mismatch = shape_mismatch(value, shape, "prefetch held")
+                found, more = [], []
+                if mismatch is None and not shape.is_search:
+                    found = [value]
+                elif mismatch is None and not next_link(value):
+                    found, more = unwrap_bundle(key, value, shape.resource_type)
+            failure = next((n for n in more if n.failed), None)
+            can_fetch = fhir_server is not None and key not in unrenderable
+            if mismatch is None and failure is not None and can_fetch:
+                # A search that failed in part: its data may be missing. Fetch it again
+                # from fhirServer rather than read "no CRP" into a half answer.
+                mismatch = failure.reason.replace("search result", "the prefetched search", 1)
             if mismatch is None:
+                notes.extend(more)
                 sources[key] = "prefetch"
-                if not shape.is_search:
-                    resources[key] = [value]
-                elif next_link(value):
+                if shape.is_search and type(value) is not PrefetchedSearch and next_link(value):
                     first_pages[key] = FirstPage(shape.resource_type, value)
                 else:
-                    resources[key], more = unwrap_bundle(key, value, shape.resource_type)
-                    notes.extend(more)
+                    resources[key] = found
                 continue
             refetch_because[key] = mismatch
         why_not = unrenderable.get(key) or (no_server if fhir_server is None else "")

@@ -65,12 +65,17 @@ def authenticate(
         client = rt.verifier.verify(authorization, audience)
     except AuthError as exc:
         issuer = rt.verifier.trusted_issuer_of(authorization)
+        # The values that differ (aud presented/expected, the unknown iss, the refused
+        # jku, the JWKS URL and its status) are for the integrator reading this line, in
+        # the log only: the client gets a bare 401 with the request id to quote.
+        details = exc.details()
         auth_log.warning(
-            "refused client JWT reason=%s endpoint=%s issuer=%s remote=%s",
+            "refused client JWT reason=%s endpoint=%s issuer=%s remote=%s%s",
             exc.reason,
             kind,
             issuer or "-",
             request.remote_addr,
+            f" {details}" if details else "",
         )
         _audit_refusal(rt, kind, service_id, exc.reason, issuer)
         raise ApiError(

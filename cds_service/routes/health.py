@@ -7,6 +7,13 @@
   call is refused with 401) and its stores answer (the database, and Redis when the
   replay cache is there). 503 with the failing check otherwise, so a load balancer
   sends calls elsewhere and an operator sees why.
+
+  The trusted clients' key sets (and published jku lists) are checked too (``keys``),
+  each by its URL with the HTTP status or error of its fetch. One client's broken JWKS
+  is reported but leaves the instance ready (every instance would fail alike, and the
+  other clients' calls still pass); 503 only when no client's keys can be had at all,
+  when every call would be refused. A URL is fetched here only when it never was, at
+  most once per ``jwks_refresh_min_interval_seconds``: probes do not hammer an EHR.
 """
 
 from __future__ import annotations
@@ -100,6 +107,21 @@ def _redis(rt: Runtime) -> str | None:
     return OK
 
 
+def _keys(rt: Runtime) -> tuple[str, bool] | None:
+    """What the key sources say, and whether that alone makes the instance unready;
+    None in development mode (no verifier)."""
+    if rt.verifier is None:
+        return None
+    sources = rt.verifier.key_sources_status()
+    broken = {where: why for where, why in sources.items() if why is not None}
+    if not broken:
+        return OK, False
+    for where, why in broken.items():
+        log.warning("readiness: keys cannot be had url=%s error=%s", where, why)
+    said = "; ".join(f"{where}: {why}" for where, why in broken.items())
+    return f"cannot fetch {said}", len(broken) == len(sources)
+
+
 @blueprint.get("/readyz")
 def readyz() -> Response:
     rt = entrance.runtime()
@@ -110,7 +132,13 @@ def readyz() -> Response:
     redis = _redis(rt)
     if redis is not None:
         checks["redis"] = redis
-    failing = {name: why for name, why in checks.items() if why != OK}
+    keys = _keys(rt)
+    keys_fatal = False
+    if keys is not None:
+        checks["keys"], keys_fatal = keys
+    failing = {
+        name: why for name, why in checks.items() if why != OK and (name != "keys" or keys_fatal)
+    }
     if failing:
         message = "not ready: " + "; ".join(f"{name}: {why}" for name, why in failing.items())
         body = {"error": "not_ready", "message": message, "checks": checks}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -376,3 +377,27 @@ def test_a_value_with_a_role_in_the_middle_of_a_long_series_is_kept() -> None:
     rows = _crp_rows(detail)
     assert any("lowest before latest" in row and "| 10 |" in row for row in rows), rows
     assert sum("not shown" in row for row in rows) == 2
+
+
+def test_a_re_signed_active_order_is_not_called_a_draft() -> None:
+    """order-sign may carry orders that are no longer drafts (CDS Hooks order-sign)."""
+    drafted = order(29)
+    active = order(29, ref="ServiceRequest/sr2")
+    active.resource["status"] = "active"
+    for imaging, word in ((drafted, "Remove the draft spine MRI order"), (active, None)):
+        card = only_card(render_response(run(improving(), orders=[imaging]), CTX))
+        (action,) = card["suggestions"][0]["actions"]
+        if word is None:
+            assert "draft" not in json.dumps(card)
+            assert action["description"] == "Remove the spine MRI order"
+        else:
+            assert action["description"] == word
+
+
+def test_the_rating_can_be_turned_off_and_the_card_stays_the_same() -> None:
+    """appropriateness_rating = false: CMS's AUC program is paused (docs/cards.md)."""
+    a = scenario(Recommendation.ADVISE_AGAINST)
+    rated = render_response(a, CTX)
+    unrated = render_response(a, dataclasses.replace(CTX, rating=False))
+    assert "systemActions" in rated and "extension" in rated
+    assert unrated == {"cards": rated["cards"]}

@@ -32,6 +32,7 @@ from cds_service.server import (
 from cds_service.stores import RedisReplayCache
 from spine_cds_dev.service_process import ServiceProcess
 from tests.conftest import make_settings
+from tests.support.jwks_server import JwksServer
 
 BASE = "https://cds.example.org"
 
@@ -89,12 +90,16 @@ def test_secure_mode_without_trusted_clients_is_live_but_not_ready(
 
 
 def test_secure_mode_with_a_trusted_client_is_ready(tmp_path: Path, apps: list[Flask]) -> None:
-    clients = clients_file(
-        tmp_path, [{"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/j"}]
-    )
-    app = app_with(tmp_path, dev_mode=False, public_base_url=BASE, trusted_clients_file=clients)
-    apps.append(app)
-    assert app.test_client().get("/readyz").status_code == 200
+    with JwksServer() as keys:  # readiness fetches the client's key set once
+        keys.publish({"keys": []})
+        clients = clients_file(
+            tmp_path, [{"iss": "https://ehr.example.org", "jwks_url": keys.url()}]
+        )
+        app = app_with(tmp_path, dev_mode=False, public_base_url=BASE, trusted_clients_file=clients)
+        apps.append(app)
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 200
+        assert response.get_json()["checks"]["keys"] == "ok"
 
 
 def test_a_database_that_does_not_answer_makes_the_instance_not_ready(

@@ -71,8 +71,9 @@ class JwksServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}{path}"
 
-    def publish(self, jwks: dict[str, Any], path: str = "/jwks.json") -> None:
-        """Serve ``jwks`` as JSON at ``path`` (replacing what was there)."""
+    def publish(self, jwks: dict[str, Any] | list[Any], path: str = "/jwks.json") -> None:
+        """Serve ``jwks`` (or any JSON document, e.g. a published jku list) as JSON at
+        ``path`` (replacing what was there)."""
         with self._lock:
             self._documents[path] = json.dumps(jwks).encode()
             self._status.pop(path, None)

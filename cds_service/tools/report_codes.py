@@ -1,0 +1,83 @@
+"""The report's list of codes the service was sent and did not recognise, with counts.
+
+Read from the audit (``detail.unrecognised``, written per invocation by
+``cds_service.unrecognised``): order codings of ServiceRequests that were not spine
+imaging codes the service knows, and Condition/Observation codings of resources none of
+whose codings the rules read. A site runs in shadow mode, reads this list, and adds the
+codes that mean what the rules look for to its ``valueset_dir`` (docs/integration.md).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from cds_service.logs import escape_controls
+from cds_service.stores.audit import AuditRecord
+
+KINDS = ("orders", "Condition", "Observation")
+HEADINGS = {
+    "orders": "Order codes not recognised (ServiceRequests in question)",
+    "Condition": "Condition codes not recognised",
+    "Observation": "Observation codes not recognised",
+}
+MAX_ROWS = 50  # per kind, most frequent first
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def unrecognised_codes(records: Iterable[AuditRecord]) -> dict[str, list[dict[str, Any]]]:
+    """Per kind, each (system, code) with how many invocations sent it (an order: how
+    many orders), the display most often seen with an order code, most frequent first."""
+    counts: dict[str, Counter[tuple[str, str]]] = {kind: Counter() for kind in KINDS}
+    displays: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for record in records:
+        found = record.detail.get("unrecognised") if isinstance(record.detail, Mapping) else None
+        if not isinstance(found, Mapping):
+            continue
+        for order in found.get("orders") or []:
+            codings = order.get("codings") if isinstance(order, Mapping) else None
+            for coding in codings if isinstance(codings, list) else []:
+                if not isinstance(coding, Mapping):
+                    continue
+                key = (_str(coding.get("system")), _str(coding.get("code")))
+                counts["orders"][key] += 1
+                if display := _str(coding.get("display")):
+                    displays[key][display] += 1
+        for kind in ("Condition", "Observation"):
+            pairs = found.get(kind)
+            for pair in pairs if isinstance(pairs, list) else []:
+                if isinstance(pair, list) and len(pair) == 2:
+                    counts[kind][(_str(pair[0]), _str(pair[1]))] += 1
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind in KINDS:
+        rows = sorted(counts[kind].items(), key=lambda item: (-item[1], item[0]))[:MAX_ROWS]
+        out[kind] = []
+        for (system, code), count in rows:
+            row: dict[str, Any] = {"system": system, "code": code, "count": count}
+            if kind == "orders" and displays[(system, code)]:
+                row["display"] = displays[(system, code)].most_common(1)[0][0]
+            out[kind].append(row)
+    return out
+
+
+def format_unrecognised(codes: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """The list as text: one section per kind, ``count  system|code  display``. The codes
+    are what clients sent: control characters are escaped, so none reaches the terminal
+    as an escape sequence or starts a line of its own."""
+    lines: list[str] = []
+    for kind in KINDS:
+        rows = codes.get(kind, [])
+        lines.append(f"{HEADINGS[kind]}: {len(rows) or 'none'}")
+        for row in rows:
+            display = f"  {row['display']}" if row.get("display") else ""
+            system = row["system"] or "(no system)"
+            lines.append(escape_controls(f"  {row['count']:>5}  {system}|{row['code']}{display}"))
+    lines.append(
+        "Add the codes that mean spine imaging, osteomyelitis, CRP or ESR to the value sets "
+        "(valueset_dir; docs/integration.md)."
+    )
+    return "\n".join(lines)

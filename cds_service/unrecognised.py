@@ -1,0 +1,155 @@
+"""What the service was sent and did not recognise: the codes a site can teach it.
+
+A site's own order codes (an Epic order sent with only its local procedure code) and
+local Condition or Observation codes give no card and, without this, leave no trace.
+Each invocation's audit record keeps them (``detail.unrecognised``), so that
+``spine-cds report`` can count them over a pilot and the site can add the ones that
+mean spine imaging, osteomyelitis, CRP or ESR to its ``valueset_dir``.
+
+What is kept, and why no more:
+
+- orders: each ServiceRequest in question (the selected ones for order-select, every one
+  for order-sign) with no coding in the imaging value set, with its codings (system,
+  code, display: a catalogue name, which is how a site recognises its own order) and
+  ``code.text``;
+- Conditions and Observations: the (system, code) of each coding of a resource none of
+  whose codings is in a value set the rules read. Never a display or text (a clinician
+  may type anything there), never a value, date or reference.
+
+All of it is bounded (entries, codings, characters): the request is the client's text.
+Pure functions: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from msgspec import UNSET, UnsetType
+
+from fhir_mappers.valuesets import ValueSets
+from fhir_mappers.wire import ObservationBytes
+
+MAX_ORDERS = 20
+MAX_CODINGS = 10
+MAX_CODES = 50  # per resource type and invocation
+MAX_CHARS = 200
+
+
+def _text(value: Any) -> str | None:
+    return value[:MAX_CHARS] if isinstance(value, str) and value else None
+
+
+def _codings(concept: Any) -> list[dict[str, str]]:
+    """The codings of a CodeableConcept as plain dicts, bounded; odd shapes skipped."""
+    raw = concept.get("coding") if isinstance(concept, Mapping) else None
+    out: list[dict[str, str]] = []
+    for coding in raw if isinstance(raw, list) else []:
+        if not isinstance(coding, Mapping):
+            continue
+        kept = {
+            name: text
+            for name in ("system", "code", "display")
+            if (text := _text(coding.get(name))) is not None
+        }
+        if "code" in kept:
+            out.append(kept)
+        if len(out) == MAX_CODINGS:
+            break
+    return out
+
+
+def _selected(selections: Sequence[str] | None) -> set[str] | None:
+    if selections is None:
+        return None
+    return {"/".join(s.rstrip("/").split("/")[-2:]) for s in selections if isinstance(s, str)}
+
+
+def orders_not_recognised(
+    draft_orders: Any, selections: Sequence[str] | None, vs: ValueSets
+) -> list[dict[str, Any]]:
+    """The ServiceRequests in question whose codes are not spine imaging codes we know.
+
+    An order with no code at all (the sandbox's page-load order, ``code.coding: [{}]``)
+    teaches nothing and is left out.
+    """
+    entries = draft_orders.get("entry") if isinstance(draft_orders, Mapping) else None
+    wanted = _selected(selections)
+    found: list[dict[str, Any]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(resource, Mapping) or resource.get("resourceType") != "ServiceRequest":
+            continue
+        ref = f"ServiceRequest/{resource.get('id')}"
+        if wanted is not None and ref not in wanted:
+            continue
+        concept = resource.get("code")
+        codings = _codings(concept)
+        text = _text(concept.get("text")) if isinstance(concept, Mapping) else None
+        if not codings and text is None:
+            continue
+        if any(vs.imaging_entry(c.get("system", ""), c["code"]) for c in codings):
+            continue
+        order: dict[str, Any] = {"reference": ref[:MAX_CHARS], "codings": codings}
+        if text is not None:
+            order["text"] = text
+        found.append(order)
+        if len(found) == MAX_ORDERS:
+            break
+    return found
+
+
+def _pairs(concept: Any) -> list[tuple[str, str]]:
+    return [(c.get("system", ""), c["code"]) for c in _codings(concept)]
+
+
+def _wire_pairs(resource: ObservationBytes) -> list[tuple[str, str]]:
+    """The (system, code) pairs of an Observation decoded on the wire, without turning
+    it back into a dict (the fast path stays fast for the Observations that match)."""
+    concept = resource.typed.code
+    coding = concept.coding if not isinstance(concept, UnsetType) else UNSET
+    if isinstance(coding, UnsetType):
+        return []
+    return [
+        (c.system if isinstance(c.system, str) else "", c.code[:MAX_CHARS])
+        for c in coding[:MAX_CODINGS]
+        if isinstance(c.code, str) and c.code
+    ]
+
+
+def _kind_and_pairs(resource: Any) -> tuple[str | None, list[tuple[str, str]]]:
+    if type(resource) is ObservationBytes:
+        return "Observation", _wire_pairs(resource)
+    if not isinstance(resource, Mapping):
+        return None, []
+    kind = resource.get("resourceType")
+    return (kind if isinstance(kind, str) else None), _pairs(resource.get("code"))
+
+
+def codes_not_recognised(
+    conditions: Iterable[Any], observations: Iterable[Any], vs: ValueSets
+) -> dict[str, list[list[str]]]:
+    """``{"Condition": [[system, code], ...], "Observation": [...]}``: the codings of the
+    resources of which no coding is one the rules read, each pair once; kinds with none
+    are left out."""
+    out: dict[str, list[list[str]]] = {}
+    for kind, resources, known in (
+        ("Condition", conditions, vs.condition_entry),
+        ("Observation", observations, vs.observation_entry),
+    ):
+        seen: dict[tuple[str, str], None] = {}
+        for resource in resources:
+            found_kind, pairs = _kind_and_pairs(resource)
+            if (
+                found_kind != kind
+                or not pairs
+                or any(known(system, code) for system, code in pairs)
+            ):
+                continue
+            for pair in pairs:
+                seen.setdefault(pair, None)
+            if len(seen) >= MAX_CODES:
+                break
+        if seen:
+            out[kind] = [list(pair) for pair in list(seen)[:MAX_CODES]]
+    return out

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Mint a test CDS client for trying secure mode locally: a P-384 signing key, its public
+# JWKS and a trusted-clients file naming it, written OUTSIDE the checkout (a private key
+# must never be committed). Prints the commands that serve with it and call with it.
+#   bash scripts/mint-test-client.sh                  # into ~/.local/state/spine-cds-test-client
+#   bash scripts/mint-test-client.sh /some/other/dir  # anywhere outside the checkout
+# Test use only: the issuer is https://test-client.invalid.
+set -euo pipefail
+checkout="$(cd "$(dirname "$0")/.." && pwd -P)"
+dir="$(realpath -m "${1:-${XDG_STATE_HOME:-$HOME/.local/state}/spine-cds-test-client}")"
+case "$dir/" in
+    "$checkout"/*) echo "mint-test-client: $dir is inside the checkout; choose a directory outside it" >&2; exit 2 ;;
+esac
+mkdir -p "$dir"
+if [ ! -x "$checkout/.venv/bin/spine-cds" ]; then
+    (cd "$checkout" && bash scripts/setup.sh)
+fi
+iss="https://test-client.invalid"
+key="$dir/client-key.pem"
+if [ ! -f "$key" ]; then
+    (umask 077 && "$checkout/.venv/bin/python" - "$key" <<'PY'
+import sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP384R1())
+pem = key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+with open(sys.argv[1], "wb") as out:
+    out.write(pem)
+PY
+    )
+fi
+"$checkout/.venv/bin/spine-cds" client-jwks "$key" > "$dir/client-jwks.json"
+printf '[{"iss": "%s", "jwks_file": "%s"}]\n' "$iss" "$dir/client-jwks.json" > "$dir/clients.json"
+# Secure mode also needs a secret key for the audit's patient-id hash (32+ random characters).
+if [ ! -f "$dir/audit-hash-key" ]; then
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$dir/audit-hash-key")
+fi
+cat <<MSG
+Test client minted in $dir:
+  client-key.pem    its private key (keep it there)
+  client-jwks.json  its public key set
+  clients.json      a trusted_clients_file naming it (iss $iss)
+  audit-hash-key    a random key for the audit's patient-id hash
+Serve in secure mode with it (from the checkout):
+  SPINE_CDS_DEV_MODE=false SPINE_CDS_PUBLIC_BASE_URL=http://127.0.0.1:8080 SPINE_CDS_TRUSTED_CLIENTS_FILE=$dir/clients.json SPINE_CDS_AUDIT_HASH_KEY_FILE=$dir/audit-hash-key bash scripts/serve.sh
+Call it as that client, from another terminal:
+  .venv/bin/spine-cds try --service-url http://127.0.0.1:8080 --client-key $key --client-iss $iss --fhir-server http://127.0.0.1:8090/fhir --patient spine-cds-e1 --order 'http://www.ama-assn.org/go/cpt|72158'
+MSG

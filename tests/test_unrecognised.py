@@ -1,0 +1,109 @@
+"""What the service did not recognise, as kept for the audit (cds_service.unrecognised)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cds_service.unrecognised import (
+    MAX_CHARS,
+    MAX_ORDERS,
+    codes_not_recognised,
+    orders_not_recognised,
+)
+from cds_service.valuesets import load_value_sets
+from tests.builders import CPT, LOINC, bundle, service_request
+
+VS = load_value_sets()
+EPIC_PROC = "urn:oid:1.2.840.114350.1.13.99999.2.7.2.696580"
+SITE_EXAMPLE = Path(__file__).resolve().parent.parent / "docs/examples/site-valuesets"
+
+
+def test_only_orders_in_question_without_a_known_code_are_kept() -> None:
+    local = service_request("a", system=EPIC_PROC, code="12345")
+    both = service_request("b")
+    both["code"]["coding"].insert(0, {"system": EPIC_PROC, "code": "12345"})
+    page_load = service_request("c", system=None, code=None)  # the sandbox's empty order
+    other = service_request("d", system=EPIC_PROC, code="999")
+    orders = bundle(local, both, page_load, other)
+    found = orders_not_recognised(orders, None, VS)
+    assert [o["reference"] for o in found] == ["ServiceRequest/a", "ServiceRequest/d"]
+    assert found[0]["codings"] == [{"system": EPIC_PROC, "code": "12345"}]
+    selected = orders_not_recognised(orders, ["ServiceRequest/d"], VS)
+    assert [o["reference"] for o in selected] == ["ServiceRequest/d"]
+
+
+def test_what_is_kept_is_bounded() -> None:
+    many = [service_request(f"o{i}", system=EPIC_PROC, code="z" * 1000) for i in range(50)]
+    found = orders_not_recognised(bundle(*many), None, VS)
+    assert len(found) == MAX_ORDERS
+    assert len(found[0]["codings"][0]["code"]) == MAX_CHARS
+
+
+def test_condition_and_observation_codes_are_pairs_only_of_unrecognised_resources() -> None:
+    conditions = [
+        {
+            "resourceType": "Condition",
+            "code": {"coding": [{"system": "x", "code": "1", "display": "free text"}]},
+        },
+        {
+            "resourceType": "Condition",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M46.26"}]},
+        },
+    ]
+    observations = [
+        {"resourceType": "Observation", "code": {"coding": [{"system": LOINC, "code": "1988-5"}]}},
+        {"resourceType": "Observation", "code": {"coding": [{"system": "lab", "code": "CRP"}]}},
+    ]
+    assert codes_not_recognised(conditions, observations, VS) == {
+        "Condition": [["x", "1"]],
+        "Observation": [["lab", "CRP"]],
+    }
+    assert codes_not_recognised([], [], VS) == {}
+
+
+def test_the_site_value_set_example_in_the_docs_teaches_the_local_order() -> None:
+    order = service_request("a", system=EPIC_PROC, code="12345")
+    assert orders_not_recognised(bundle(order), None, VS)
+    taught = load_value_sets(SITE_EXAMPLE)
+    assert orders_not_recognised(bundle(order), None, taught) == []
+    assert taught.imaging_entry(CPT, "72158") is not None  # it extends, not replaces
+
+
+def test_the_report_escapes_what_clients_sent() -> None:
+    from datetime import UTC, datetime
+
+    from cds_service.stores.audit import AuditRecord
+    from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
+
+    record = AuditRecord(
+        hook_instance="-",
+        service_id="s",
+        hook="order-select",
+        received_at=datetime(2026, 12, 6, tzinfo=UTC),
+        patient_key=None,
+        decision="not-applicable",
+        reason=None,
+        rules_fired=(),
+        counts={},
+        data_sources={},
+        card_uuids=(),
+        status=200,
+        latency_ms=1.0,
+        fhir_ms=None,
+        shadow=True,
+        detail={
+            "unrecognised": {
+                "orders": [
+                    {"codings": [{"system": "x", "code": "1\n2", "display": "\x1b[31mred"}]}
+                ],
+                "Condition": [["y", "3"], ["y", "3"]],
+            }
+        },
+    )
+    codes = unrecognised_codes([record, record])
+    assert codes["orders"] == [
+        {"system": "x", "code": "1\n2", "count": 2, "display": "\x1b[31mred"}
+    ]
+    assert codes["Condition"] == [{"system": "y", "code": "3", "count": 4}]
+    text = format_unrecognised(codes)
+    assert "\x1b" not in text and "1\\n2" in text

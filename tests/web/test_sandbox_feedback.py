@@ -1,0 +1,38 @@
+"""Feedback as the CDS Hooks sandbox sends it (docs/sandbox.md, step 7).
+
+Reported from the sandbox in a browser: an override reason without ``display``, and
+``accepted`` with the suggestion's id when a suggestion is taken. Both are taken and
+kept as sent.
+"""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from tests.builders import SELECT_ID
+
+SYSTEM = "https://spine-cds.invalid/CodeSystem/override-reason"
+OVERRIDDEN = {
+    "card": "1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a01",
+    "outcome": "overridden",
+    "overrideReason": {"reason": {"system": SYSTEM, "code": "surgical-planning"}},
+    "outcomeTimestamp": "2026-12-06T09:00:00Z",
+}
+ACCEPTED = {
+    "card": "1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a02",
+    "outcome": "accepted",
+    "acceptedSuggestions": [{"id": "1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a03"}],
+    "outcomeTimestamp": "2026-12-06T09:00:01Z",
+}
+
+
+def test_sandbox_feedback_is_taken_as_sent(client: FlaskClient) -> None:
+    url = f"/cds-services/{SELECT_ID}/feedback"
+    answer = client.post(url, json={"feedback": [OVERRIDDEN, ACCEPTED]})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json() == {"stored": 2, "duplicates": 0}
+    again = client.post(url, json={"feedback": [OVERRIDDEN]})
+    assert again.get_json() == {"stored": 0, "duplicates": 1}
+    rows = client.application.extensions["spine_cds"].stores.feedback.all()
+    entries = sorted((row["entry"] for row in rows), key=lambda entry: str(entry["card"]))
+    assert entries == [OVERRIDDEN, ACCEPTED]
