@@ -58,7 +58,7 @@ def report(
                 describe_source(settings),
             )
     except StoreError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(settings.redact(str(exc))) from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -95,7 +95,7 @@ def audit_purge(config: str | None) -> None:
             deleted = stores.audit.purge_expired()
             kept = len(stores.audit.records())
     except StoreError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(settings.redact(str(exc))) from None
     click.echo(
         f"Deleted {deleted} audit record(s) older than {settings.audit_retention_days} days; "
         f"{kept} kept."
