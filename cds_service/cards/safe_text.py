@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 QUOTE_MAX = 200  # a clinical name is far shorter; a longer record value is cut with "…"
@@ -39,26 +40,42 @@ _WHITESPACE = re.compile(r"\s+")
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash before ASCII punctuation
 
 
-def _dropped(char: str, keep_newlines: bool) -> bool:
-    """Control (Cc), format (Cf: bidi overrides, isolates, zero-width), surrogate (Cs)
-    and line or paragraph separator (Zl, Zp) characters; newline kept when asked."""
-    if char == "\n" and keep_newlines:
-        return False
-    return unicodedata.category(char) in {"Cc", "Cf", "Cs", "Zl", "Zp"}
+# Control (Cc), format (Cf: bidi overrides and isolates, zero-width), surrogate (Cs), line
+# and paragraph separator (Zl, Zp) characters; Cf lives in planes 0, 1 and 14 only.
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
+
+
+@cache
+def _table(keep_newlines: bool) -> dict[int, str | None]:
+    """``str.translate``'s table: every dropped character to nothing, tab, CR and (unless
+    kept) newline to a space. Built once, from the Unicode database Python carries (the
+    warm-up renders a card, so a worker pays it at start)."""
+    table: dict[int, str | None] = {
+        c: None
+        for plane in _PLANES
+        for c in plane
+        if unicodedata.category(chr(c)) in _DROPPED_CATEGORIES
+    }
+    table |= {ord("\t"): " ", ord("\r"): " ", ord("\n"): " "}
+    if keep_newlines:
+        del table[ord("\n")]
+    return table
+
+
+@cache
+def _changed(keep_newlines: bool) -> frozenset[str]:
+    """The characters ``strip_controls`` removes or replaces: a text without any is kept
+    as it is (the common case, checked in C by ``isdisjoint``)."""
+    return frozenset(chr(c) for c in _table(keep_newlines))
 
 
 def strip_controls(text: str, keep_newlines: bool = False) -> str:
     """``text`` without control, format, surrogate and separator characters (tabs and,
     unless ``keep_newlines``, newlines become a space)."""
-    if text.isascii() and text.isprintable():
+    if (text.isascii() and text.isprintable()) or _changed(keep_newlines).isdisjoint(text):
         return text
-    out = []
-    for char in text:
-        if char == "\t" or (char in "\r\n" and not keep_newlines):
-            out.append(" ")
-        elif not _dropped(char, keep_newlines):
-            out.append(char)
-    return "".join(out)
+    return text.translate(_table(keep_newlines))
 
 
 def quote(value: object) -> str:
@@ -97,10 +114,10 @@ def clean_card(card: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _clean(value: Any, key: str) -> Any:
-    if isinstance(value, str):
+    if type(value) is str:
         return strip_controls(value, keep_newlines=key in _MARKDOWN_KEYS)
-    if isinstance(value, Mapping):
-        return {k: _clean(v, str(k)) for k, v in value.items()}
+    if isinstance(value, dict):
+        return {k: _clean(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean(v, key) for v in value]
     return value
