@@ -118,3 +118,15 @@ def test_clean_card_strips_controls_everywhere_and_keeps_the_detail_lines() -> N
     assert cleaned["links"][0]["label"] == "Trend"
     assert cleaned["overrideReasons"][0]["display"] == "Otherreason"
     assert cleaned["extension"]["x"]["name"] == "ab"
+
+
+def test_the_cards_own_wording_holds_no_backslash() -> None:
+    """``clean_card`` takes the escapes out of the summary: exact only while no sentence of
+    the phrasebook has a backslash of its own (docs/cards.md is every example card, held
+    to the service by tests/test_cards_golden.py)."""
+    from pathlib import Path
+
+    from cds_service.tools.cards_doc import BEGIN, END
+
+    doc = (Path(__file__).parents[2] / "docs" / "cards.md").read_text("utf-8")
+    assert "\\" not in doc[doc.index(BEGIN) : doc.index(END)]
