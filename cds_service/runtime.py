@@ -78,6 +78,14 @@ def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
             "no trusted CDS clients are configured (trusted_clients_file): every request "
             "will be refused with 401; set SPINE_CDS_DEV_MODE=true for local development"
         )
+    for client in parsed:
+        if client.fhir_servers is None:
+            log.warning(
+                "trusted client %s has no fhir_servers: the EHR's access token goes to any "
+                "public http(s) server its calls name (loopback and private addresses are "
+                "refused); list its FHIR servers in trusted_clients_file",
+                client.iss,
+            )
     config = AuthConfig(
         clients=parsed,
         leeway_seconds=settings.jwt_leeway_seconds,

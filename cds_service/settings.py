@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -43,6 +43,8 @@ from pydantic_settings import (
 )
 
 from cds_service.engine.thresholds import RuleSettings
+from cds_service.redaction import redact_text
+from cds_service.redaction import redact_url as redact_url  # the stores import it from here
 
 ENV_PREFIX = "SPINE_CDS_"
 RULE_ENV_PREFIX = "SPINE_CDS_RULE_"
@@ -60,15 +62,6 @@ _K8S_BARE_PORT_NAME = re.compile(r"^(?:[A-Z0-9_]*_)?PORT$")
 _K8S_LINK_VALUE = re.compile(r"^(?:tcp|udp|sctp)://[0-9A-Fa-f.:\[\]]+:[0-9]+$")
 
 log = logging.getLogger("cds_service.settings")
-
-
-def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class SettingsError(ValueError):
@@ -242,6 +235,12 @@ class Settings(BaseSettings):
             summary[name] = redact_url(summary[name])
         return summary
 
+    def redact(self, message: str) -> str:
+        """``message`` (an error to print or log) without the passwords of the database
+        and Redis URLs, in any form, nor the audit hash key (cds_service/redaction.py)."""
+        secrets = [self.audit_hash_key] if self.audit_hash_key else []
+        return redact_text(message, (self.database_url, self.redis_url), secrets)
+
 
 # The settings a SPINE_CDS_<NAME> (or _FILE) variable may name; thresholds go by RULE_.
 _NAMES = Settings.model_fields.keys() - {"rules"}
@@ -295,14 +294,26 @@ _EXPECTED = {
 _BOUND = {"greater_than_equal": "at least {ge}", "greater_than": "greater than {gt}"}
 
 
-def _refusal(error: ValidationError, origin: Mapping[tuple[str, ...], str]) -> SettingsError:
+# Settings whose value is never quoted in an error: it may be, or hold, a password.
+_SECRET_SETTINGS = frozenset({"database_url", "redis_url", "audit_hash_key"})
+
+
+def _refusal(
+    error: ValidationError,
+    origin: Mapping[tuple[str, ...], str],
+    unquoted: frozenset[tuple[str, ...]] = frozenset(),
+) -> SettingsError:
     """pydantic's findings, each naming the value as it was written: ``origin`` maps a
-    setting (or ``("rules", name)``) to where its value came from."""
+    setting (or ``("rules", name)``) to where its value came from. A value read from a
+    ``_FILE`` variable's file or of a secret setting (``unquoted``) is not quoted: the
+    file may be another setting's secret, mounted under the wrong name."""
     problems: list[str] = []
     unknown: list[str] = []
     for found in error.errors():
         loc = tuple(part for part in found["loc"] if isinstance(part, str))
         where = origin.get(loc, ".".join(loc))
+        hidden = loc[:1] in unquoted or loc[:1] in {(n,) for n in _SECRET_SETTINGS}
+        got = " (the value is not shown: read from a file, or a secret)" if hidden else ""
         if found["type"] == "unexpected_keyword_argument":  # a threshold RuleSettings lacks
             unknown.append(where)
         elif found["type"] == "value_error":  # RuleSettings' or Settings' own range checks
@@ -310,9 +321,11 @@ def _refusal(error: ValidationError, origin: Mapping[tuple[str, ...], str]) -> S
         elif found["type"] in _BOUND:
             problems.append(f"{loc[0]} must be " + _BOUND[found["type"]].format(**found["ctx"]))
         elif len(loc) < len(found["loc"]):  # an element of a list
-            problems.append(f"{where}: expected a list of strings, got {found['input']!r}")
+            got = got or f", got {found['input']!r}"
+            problems.append(f"{where}: expected a list of strings{got}")
         elif expected := _EXPECTED.get(found["type"].split("_")[0]):
-            problems.append(f"{where}: expected {expected}, got {found['input']!r}")
+            got = got or f", got {found['input']!r}"
+            problems.append(f"{where}: expected {expected}{got}")
         else:
             problems.append(f"{where}: {found['msg']}")
     if unknown:
@@ -397,7 +410,7 @@ def load_settings(
     try:  # BaseSettings' own keyword, which mypy does not see past pydantic's fields
         settings = Settings(_build_sources=(sources, options))  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise _refusal(exc, origin) from None
+        raise _refusal(exc, origin, frozenset((name,) for name in from_files)) from None
     if notices is not None:
         notices.extend(said)
     else:

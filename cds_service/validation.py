@@ -16,27 +16,51 @@ from jsonschema import ValidationError
 from jsonschema.validators import Draft202012Validator
 
 MAX_REPORTED_ERRORS = 20
+# A property name is the client's to choose: what an answer (and its audit row) repeats of
+# one is bounded, and so is each path and message, however many or long the names sent.
+MAX_NAME_CHARS = 40
+MAX_PATH_CHARS = 200
+MAX_MESSAGE_CHARS = 300
+MAX_NAMES_LISTED = 3
+
+
+def _bounded(text: str, limit: int) -> str:
+    """``text`` without control characters, cut to ``limit`` characters with "…"."""
+    text = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_name(name: object) -> str:
+    """A property name from the request as an error repeats it: printable, at most
+    MAX_NAME_CHARS characters."""
+    return _bounded(str(name), MAX_NAME_CHARS)
 
 
 @dataclass(frozen=True)
 class FieldError:
-    """One problem in a request body: where it is and what was expected."""
+    """One problem in a request body: where it is and what was expected (both bounded:
+    MAX_PATH_CHARS and MAX_MESSAGE_CHARS)."""
 
     path: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", _bounded(self.path, MAX_PATH_CHARS))
+        object.__setattr__(self, "message", _bounded(self.message, MAX_MESSAGE_CHARS))
 
     def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "message": self.message}
 
 
 def json_path(parts: Iterable[Any]) -> str:
-    """``["context", "selections", 0]`` -> ``$.context.selections[0]``."""
+    """``["context", "selections", 0]`` -> ``$.context.selections[0]``; each name as
+    ``shown_name`` repeats it."""
     out = "$"
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}"
+            out += f".{shown_name(part)}"
     return out
 
 
@@ -67,6 +91,12 @@ def _describe(error: ValidationError) -> str:
         return str(error.message).replace("is a dependency of", "is required when sending")
     if validator == "minimum":
         return f"expected a number >= {schema.get('minimum')}"
+    if validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in known]
+        listed = ", ".join(repr(shown_name(k)) for k in extra[:MAX_NAMES_LISTED])
+        more = f" and {len(extra) - MAX_NAMES_LISTED} more" if len(extra) > MAX_NAMES_LISTED else ""
+        return f"unexpected field(s) {listed}{more}: expected only {sorted(known)!r}"[:300]
     return str(error.message)[:200]
 
 

@@ -158,7 +158,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         jwks.publish({"keys": [jwk]})
         fhir.load_bundle(EXAMPLE.bundle)
         clients = tmp / "clients.json"
-        clients.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks.url()}]))
+        # The servers the attacks name are on loopback: a client may name them only when
+        # they are listed (the attacks on the list itself use ``limited``).
+        servers = [near.base_url, fhir.base_url]
+        clients.write_text(
+            json.dumps([{"iss": ISS, "jwks_url": jwks.url(), "fhir_servers": servers}])
+        )
         home = tmp / "home"
         home.mkdir()
         env = {

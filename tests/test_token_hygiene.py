@@ -46,7 +46,9 @@ def test_tokens_never_reach_logs_error_bodies_or_stores(tmp_path: Path) -> None:
         jwks.publish({"keys": [jwk]})
         fhir.load_bundle(example.bundle)
         clients = tmp_path / "clients.json"
-        clients.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks.url()}]))
+        # the FHIR test server is on loopback: a client may name it only when it is listed
+        entry = {"iss": ISS, "jwks_url": jwks.url(), "fhir_servers": [fhir.base_url]}
+        clients.write_text(json.dumps([entry]))
         env = {
             "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
             "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),

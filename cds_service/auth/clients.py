@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cds_service.auth.algorithms import ALLOWED_ALGORITHMS
-from cds_service.fhir.urls import connect_origin  # the parser that connects
+from cds_service.fhir.urls import connect_origin, private_host  # the parser that connects
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -60,17 +60,33 @@ class TrustedClient:
     jku_allowlist: tuple[str, ...] = ()
     jku_list_url: str | None = None
     tenant: str | None = None
-    # FHIR server base URLs this client may name in fhirServer; None: any (not advised,
-    # the EHR's token goes wherever fhirServer points).
+    # FHIR server base URLs this client may name in fhirServer; None: any public one (not
+    # advised, the EHR's token goes wherever fhirServer points).
     fhir_servers: tuple[str, ...] | None = None
 
     def allows_fhir_server(self, url: str) -> bool:
-        """``url`` is one of ``fhir_servers`` (scheme and host case-insensitive, a trailing
-        slash ignored); always True when the client has no such list."""
-        if self.fhir_servers is None:
-            return True
-        wanted = _base_key(url)
-        return wanted is not None and wanted in {_base_key(u) for u in self.fhir_servers}
+        """Whether this client may name ``url`` (see ``fhir_server_refusal``)."""
+        return self.fhir_server_refusal(url) is None
+
+    def fhir_server_refusal(self, url: str) -> str | None:
+        """Why this client may not name ``url`` as its fhirServer, or None when it may.
+
+        With ``fhir_servers``: ``url`` must be one of them (scheme and host
+        case-insensitive, a trailing slash ignored). Without: any server but one written as
+        a loopback, private or link-local address (``private_host``), which the EHR's
+        token must not reach unless a list names it."""
+        if self.fhir_servers is not None:
+            wanted = _base_key(url)
+            if wanted is not None and wanted in {_base_key(u) for u in self.fhir_servers}:
+                return None
+            return "not in this client's fhir_servers allowlist"
+        origin = connect_origin(url)
+        if origin is not None and private_host(origin[1]):
+            return (
+                "a loopback, private or link-local address: this client may name one only "
+                "when its entry in trusted_clients_file lists it in fhir_servers"
+            )
+        return None
 
     def __post_init__(self) -> None:
         if not isinstance(self.iss, str) or not self.iss:

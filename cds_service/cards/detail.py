@@ -8,6 +8,7 @@ from typing import Any
 
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
+from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import _has_ct
 from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
@@ -23,7 +24,7 @@ def shown_value(m: Measurement) -> str:
 def _value_text(m: Measurement) -> str:
     value = f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
     if m.original_unit and m.original_unit != m.unit:
-        value += f" (reported {fmt(m.original_value)} {m.original_unit})"
+        value += f" (reported {fmt(m.original_value)} {quote(m.original_unit)})"
     return value
 
 
@@ -183,7 +184,7 @@ def t0_phrase(a: Assessment) -> str:
     if ep.t0_source == T0_FROM_ANTIBIOTIC and ep.antibiotic is not None:
         return (
             f"treatment started {ep.t0.day.isoformat()} (first antibiotic order: "
-            f"{ep.antibiotic.name})"
+            f"{quote(ep.antibiotic.name)})"
         )
     why = (
         "antibiotic orders could not be read"
@@ -226,7 +227,7 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
             continue
         if issue.plain:
             noun = KIND_NOUNS.get(issue.kind or "") or _noun_of(issue.reference)
-            key = f"{noun} {issue.plain}"
+            key = f"{noun} {quote(issue.plain)}"
         elif "read as" in issue.reason:
             continue  # read, with one element taken as absent: not left out
         else:
@@ -247,12 +248,12 @@ def _named_value(issue: DataIssue, t0: date | None) -> str | None:
         return None
     if issue.value is not None:
         value = f"{issue.comparator or ''}{fmt(issue.value)}"
-        what = f"{noun} {value} {issue.unit}" if issue.unit else f"{noun} {value}"
+        what = f"{noun} {value} {quote(issue.unit)}" if issue.unit else f"{noun} {value}"
     else:
-        what = f'{noun} "{issue.text}"'
+        what = f'{noun} "{quote(issue.text)}"'
     day = issue.when.day
     when = f"day {(day - t0).days}" if t0 is not None else day.isoformat()
-    why = issue.plain or issue.reason
+    why = quote(issue.plain or issue.reason)  # the mapper's words, with record values in them
     return f"Not used: {what} on {when}, {why}."
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
     count_of,
@@ -211,7 +212,7 @@ def _order_misses_level(d: Data) -> Phrase:
 def _order_misses_deficit_level(d: Data) -> Phrase:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
-    name = str(d["condition"].get("name") or "the deficit")
+    name = quote(d["condition"]["name"]) if d["condition"].get("name") else "the deficit"
     return Phrase(
         f"{name[:1].upper()}{name[1:]} points to the {region} level: the {studies} ordered will "
         f"not show it; MRI of the whole spine with gadolinium.",

@@ -16,6 +16,7 @@ from cds_service.cards.context import CardContext
 from cds_service.cards.detail import detail
 from cds_service.cards.identity import card_uuid
 from cds_service.cards.result import machine_result
+from cds_service.cards.safe_text import clean_card
 from cds_service.cards.summary import summary
 from cds_service.engine.assessment import Assessment, Recommendation
 from cds_service.trend_link import add_trend_link
@@ -45,6 +46,8 @@ def render_response(assessment: Assessment, ctx: CardContext) -> dict[str, Any]:
 
 
 def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]:
+    """The card, cleaned in one place (``safe_text.clean_card``): no control or bidi
+    character in any of its text, whichever phrase put it there."""
     card: dict[str, Any] = {
         "uuid": card_id,
         "summary": summary(a),
@@ -68,4 +71,4 @@ def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]
     add_trend_link(
         card, card["extension"][ASSESSMENT_KEY], ctx.patient_id, a.settings, ctx.trend_base_url
     )
-    return card
+    return clean_card(card)

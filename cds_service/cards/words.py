@@ -7,9 +7,10 @@ decides anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cds_service.cards.safe_text import quote
 from cds_service.engine.findings import clinical_label
 from fhir_mappers.model import ConditionFact
 
@@ -39,18 +40,23 @@ def signed_pct(value: float) -> str:
     return f"+{text}%" if value > 0 else f"{MINUS}{text}%"
 
 
-def named(label: str | None, code: str | None) -> str:
+def named(label: str | None, code: str | None, shown: Callable[[str], str] = quote) -> str:
     """The condition's clinical name: the value set's name or the record's display, else
     "a condition recorded as <code>" (clinical-rules.md: never "a condition coded
-    G82.20"), never its resource id."""
+    G82.20"), never its resource id. A display or code from the record is ``shown``
+    quoted (``safe_text.quote``) for the card's sentences; the value sets' names pass
+    unchanged."""
     if label:
-        return label
-    return f"a condition recorded as {code}" if code is not None else "an unnamed condition"
+        return shown(label)
+    if code is not None:
+        return f"a condition recorded as {shown(code)}"
+    return "an unnamed condition"
 
 
 def condition_name(c: ConditionFact) -> str:
-    """A Condition's clinical name (see ``named``)."""
-    return named(clinical_label(c), c.codes[0].code if c.codes else None)
+    """A Condition's clinical name as data (the card's machine-readable result), not
+    markdown (see ``named``)."""
+    return named(clinical_label(c), c.codes[0].code if c.codes else None, shown=str)
 
 
 def name_of(facts: Mapping[str, Any]) -> str:

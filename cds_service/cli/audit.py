@@ -62,7 +62,7 @@ def report(
                 describe_source(settings),
             )
     except StoreError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(settings.redact(str(exc))) from None
     codes = unrecognised_codes(records)
     if as_json:
         whole = {**result.to_dict(), "unrecognisedCodes": codes}
@@ -105,7 +105,7 @@ def audit_purge(config: str | None) -> None:
             kept = len(stores.audit.records())
             feedback_kept = len(stores.feedback.all())
     except StoreError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(settings.redact(str(exc))) from None
     click.echo(
         f"Deleted {deleted} audit record(s) older than {settings.audit_retention_days} days; "
         f"{kept} kept. Deleted {feedback_before - feedback_kept} feedback entry(ies);"

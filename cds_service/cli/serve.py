@@ -62,7 +62,7 @@ def serve(
         create_app(settings).extensions["spine_cds"].close()
     except (SettingsError, ValueError, StoreError) as exc:
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        raise click.ClickException(f"configuration error: {exc}") from None
+        raise click.ClickException(settings.redact(f"configuration error: {exc}")) from None
     click.echo(f"spine-cds {__version__} {listening_line(settings)}", err=True)
     click.echo(
         "effective configuration: " + json.dumps(settings.public_summary(), sort_keys=True),

@@ -9,7 +9,9 @@ whitespace or control characters anywhere) is never contacted at all. Pure: no I
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from urllib.parse import urlsplit
 
 import urllib3.exceptions
@@ -75,3 +77,28 @@ def connect_origin(url: str) -> Origin | None:
     if port != (_DEFAULT_PORTS[scheme] if split_port is None else split_port):
         return None
     return scheme, host, port
+
+
+def private_host(host: str) -> bool:
+    """Whether ``host`` (as ``connect_origin`` gives it) is written as an address a
+    request from this service should not reach unless configured: any address that is not
+    global (loopback, private, link-local such as cloud metadata, shared, unspecified,
+    reserved) or is multicast, in every spelling the resolver accepts ("127.1",
+    "2130706433", "0x7f.0.0.1", "::ffff:127.0.0.1"), and "localhost" and names under it.
+    Other names are not resolved (no I/O): one that points to a private address is kept
+    out only by a client's ``fhir_servers`` list."""
+    name = host.lower().strip("[]").rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+            name.split("%", 1)[0]
+        )
+    except ValueError:
+        try:  # the forms inet_aton (and so the resolver) reads as IPv4
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast

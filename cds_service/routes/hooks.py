@@ -50,16 +50,18 @@ def _audit(
 
 def _check_fhir_server(client: TrustedClient, body: Mapping[str, Any]) -> None:
     """The EHR's token goes wherever fhirServer points: only to servers the client's
-    entry in the trusted-clients file lists (when it lists any)."""
+    entry in the trusted-clients file lists (when it lists any), never to a loopback or
+    private address it does not list."""
     if "fhirServer" not in body:
         return
     server = body["fhirServer"]
-    if not isinstance(server, str) or not client.allows_fhir_server(server):
+    refusal = client.fhir_server_refusal(server) if isinstance(server, str) else "expected a string"
+    if refusal is not None:
         raise ApiError(
             400,
             "invalid_request",
             "fhirServer is not a FHIR server this client is allowed to name",
-            [FieldError("$.fhirServer", "not in this client's fhir_servers allowlist")],
+            [FieldError("$.fhirServer", refusal)],
         )
 
 

@@ -28,14 +28,16 @@ def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            answer = sock.recv(64)
+            return answer.startswith(b"+PONG") or answer.startswith(b"-NOAUTH")
     except OSError:
         return False
 
 
 @contextmanager
-def running_redis() -> Iterator[str]:
-    """Start redis-server, yield its URL (database 0), then stop it."""
+def running_redis(password: str | None = None) -> Iterator[str]:
+    """Start redis-server, yield its URL (database 0), then stop it. With ``password`` the
+    server requires it (the URL does not carry it: the caller writes it in)."""
     binary = shutil.which("redis-server")
     if binary is None:
         missing_binary("redis-server")
@@ -43,6 +45,8 @@ def running_redis() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="spine-cds-redis-") as workdir:
         command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         command += ["--appendonly", "no", "--dir", workdir, "--daemonize", "no"]
+        if password is not None:
+            command += ["--requirepass", password]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + START_TIMEOUT_SECONDS

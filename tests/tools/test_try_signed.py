@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
@@ -48,14 +49,18 @@ def test_try_signs_a_client_jwt_that_a_secure_service_accepts(tmp_path: Path) ->
     assert jwks.returncode == 0, jwks.stderr
     (tmp_path / "jwks.json").write_text(jwks.stdout)
     assert json.loads(jwks.stdout)["keys"][0]["alg"] == "ES384"
-    clients = [{"iss": ISS, "jwks_file": str(tmp_path / "jwks.json")}]
-    (tmp_path / "clients.json").write_text(json.dumps(clients))
     example = load_examples(date.today())[0]
     env = {
         "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
         "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(tmp_path / "clients.json"),
     }
-    with FhirTestServer() as fhir, ServiceProcess(env=env, args=()) as service:
+    with ExitStack() as stack:
+        fhir = stack.enter_context(FhirTestServer())
+        # the FHIR test server is on loopback: a client may name it only when it is listed
+        client = {"iss": ISS, "jwks_file": str(tmp_path / "jwks.json")}
+        clients = [{**client, "fhir_servers": [fhir.base_url]}]
+        (tmp_path / "clients.json").write_text(json.dumps(clients))
+        service = stack.enter_context(ServiceProcess(env=env, args=()))
         fhir.load_bundle(example.bundle)
         common = [
             "try",
