@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -415,6 +416,53 @@ def test_a_missing_token_is_named_and_a_wrong_one_never_quoted(
     with pytest.raises(BulkExportError, match="refused the access token") as caught:
         run(server, tmp_path / "b", bearer_token="wrong-secret-token")
     assert "wrong-secret-token" not in caught.value.message
+
+
+def test_a_download_slower_than_its_limit_fails_and_keeps_nothing(
+    server: BulkExportServer, tmp_path: Path
+) -> None:
+    server.slow_file = "Observation.2"  # 1,998 lines, one every 50 ms: about 100 s
+    out = tmp_path / "out"
+    started = time.monotonic()
+    with pytest.raises(BulkExportError, match="did not finish in time"):
+        run(server, out, download_limit_s=1.0)
+    assert time.monotonic() - started < 5
+    assert_nothing_kept(out)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:1\\@127.0.0.1/files/Patient.1", "is not a plain http"),
+        ("http://files.example.org/Patient.1", "is plain http to a host that is not loopback"),
+        ("file:///etc/passwd", "is not a plain http"),
+    ],
+)
+def test_a_file_url_that_fails_the_url_checks_is_not_contacted(
+    server: BulkExportServer, tmp_path: Path, url: str, expected: str
+) -> None:
+    server.output_url = url
+    out = tmp_path / "out"
+    with pytest.raises(BulkExportError, match=f"downloading Patient.ndjson: the URL {expected}"):
+        run(server, out)
+    assert not [s for s in server.seen if s.path.startswith("/files/")]
+    assert not out.exists()
+
+
+def test_download_memory_stays_bounded_whatever_the_file_size(
+    server: BulkExportServer, tmp_path: Path
+) -> None:
+    server.files = {"Observation": [[observation(n, "p1") for n in range(60_000)]]}
+    size = len(server.ndjson("Observation.1"))  # made before measuring
+    assert size > 10_000_000
+    tracemalloc.start()
+    try:
+        result = run(server, tmp_path / "out", types=["Observation"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.files[0].bytes == size and result.files[0].lines == 60_000
+    assert peak < size / 10, f"peak {peak} bytes for a {size}-byte file"
 
 
 # --- arguments checked before anything is sent -------------------------------------------

@@ -26,6 +26,8 @@ before the export starts):
   (another origin: the token must not be sent there); ``redirect_files_to``: file URLs on
   this server answer 302 to that server's
 - ``status_origin``: another server whose URL ``Content-Location`` names for polling
+- ``output_url``: every manifest item's ``url`` is this text instead
+- ``slow_file``: a file sent one line every 50 ms
 
 Every request is recorded with its method, path and Authorization header.
 """
@@ -89,7 +91,10 @@ class BulkExportServer:
         self.file_origin: BulkExportServer | None = None
         self.redirect_files_to: BulkExportServer | None = None
         self.status_origin: BulkExportServer | None = None
+        self.output_url: str | None = None
+        self.slow_file: str | None = None
         self.kick_off_params: dict[str, list[str]] = {}
+        self._bytes: dict[str, bytes] = {}
         self._polls = 0
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -144,13 +149,17 @@ class BulkExportServer:
             return list(self._seen)
 
     def ndjson(self, name: str) -> bytes:
-        """The exact bytes of file ``name`` (``Observation.1``) as the server sends them."""
+        """The exact bytes of file ``name`` (``Observation.1``) as the server sends them
+        (made once: a test that measures the client's memory starts after)."""
+        if name in self._bytes:
+            return self._bytes[name]
         rtype, number = name.rsplit(".", 1)
         if rtype == "errors":
             resources = self.error_files[int(number) - 1]
         else:
             resources = self.files[rtype][int(number) - 1]
-        return b"".join(json.dumps(r).encode() + b"\n" for r in resources)
+        data = self._bytes[name] = b"".join(json.dumps(r).encode() + b"\n" for r in resources)
+        return data
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -223,7 +232,8 @@ class BulkExportServer:
 
         def item(rtype: str, name: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
             count = len(resources) + (1 if self.wrong_count else 0)
-            return {"type": rtype, "url": f"{where.origin}/files/{name}", "count": count}
+            url = self.output_url or f"{where.origin}/files/{name}"
+            return {"type": rtype, "url": url, "count": count}
 
         return {
             "transactionTime": TRANSACTION_TIME,
@@ -263,6 +273,16 @@ class BulkExportServer:
             return
         handler.send_response(200)
         handler.send_header("Content-Type", "application/fhir+ndjson")
+        if name == self.slow_file:
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            for line in data.splitlines(keepends=True):
+                handler.wfile.write(line)
+                handler.wfile.flush()
+                if self._release.wait(0.05):
+                    break
+            handler.close_connection = True
+            return
         if name == self.cut_mid_line:
             handler.send_header("Connection", "close")
             handler.end_headers()
