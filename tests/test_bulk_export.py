@@ -19,6 +19,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -124,6 +125,8 @@ def test_complete_export_is_the_servers_files_byte_for_byte_with_a_manifest(
     ]
     manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
     assert manifest["transactionTime"] == TRANSACTION_TIME
+    assert manifest["fhirServer"] == server.base_url
+    assert manifest["types"] == ["Patient", "Observation"]
     assert [(f["file"], f["type"], f["count"]) for f in manifest["files"]] == [
         ("Patient.ndjson", "Patient", 2),
         ("Observation.ndjson", "Observation", 1),
@@ -631,3 +634,22 @@ def test_command_exits_2_on_an_empty_token_file(server: BulkExportServer, tmp_pa
     assert result.exit_code == 2
     assert "the file is empty" in result.stderr
     assert server.seen == []
+
+
+# --- the guide -----------------------------------------------------------------------------
+
+
+def test_the_guide_runs_as_printed_and_lists_every_option() -> None:
+    from tests.test_readme_commands import check_line, shell_lines
+
+    guide = Path(__file__).resolve().parent.parent / "docs" / "bulk-export.md"
+    lines = shell_lines(guide)
+    assert lines
+    for line in lines:
+        check_line(line, guide.name)
+    text = guide.read_text(encoding="utf-8")
+    command = main.get_command(click.Context(main), "export-download")
+    assert command is not None
+    options = {opt for param in command.params for opt in param.opts if opt.startswith("--")}
+    missing = sorted(o for o in options if f"`{o}" not in text)
+    assert not missing, f"docs/bulk-export.md does not describe {missing}"

@@ -204,7 +204,7 @@ def download_export(
             time.monotonic() + download_limit_s if download_limit_s is not None else None
         )
         files, error_files = job.download_all(manifest, partial, download_deadline)
-        result = _put_in_place(out_dir, partial, manifest, files, error_files)
+        result = _put_in_place(out_dir, partial, manifest, base, types, files, error_files)
         partial = None
         if delete_when_done:
             http.delete_quietly(status_url)
@@ -287,6 +287,8 @@ def _put_in_place(
     out_dir: Path,
     partial: Path,
     manifest: Manifest,
+    base: str,
+    types: Sequence[str],
     files: list[DownloadedFile],
     error_files: list[DownloadedFile],
 ) -> ExportResult:
@@ -299,8 +301,9 @@ def _put_in_place(
         placed_errors = [_move(f, out_dir / ERRORS_DIR / f.path.name) for f in error_files]
     messages = tuple(_error_messages(placed_errors))
     record = {
+        "fhirServer": base,
         "transactionTime": manifest.transaction_time,
-        "requestTypes": sorted({f.type for f in manifest.output}),
+        "types": list(types),
         "files": [_file_record(f, out_dir) for f in placed],
         "errors": [_file_record(f, out_dir) for f in placed_errors],
         "errorMessages": list(messages),
