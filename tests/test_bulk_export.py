@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 import pytest
+import requests
 from click.testing import CliRunner
 
 from cds_service.bulk_export import (
@@ -287,6 +288,18 @@ def test_token_is_not_sent_to_files_when_the_manifest_says_none_is_needed(
     assert {s.authorization for s in status} == {f"Bearer {TOKEN}"}
 
 
+def test_a_callers_session_header_does_not_carry_a_token_elsewhere(
+    server: BulkExportServer, other: BulkExportServer, tmp_path: Path
+) -> None:
+    other.files = server.files
+    server.file_origin = other
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer session-default"
+        run(server, tmp_path / "out", session=session)
+    assert {s.authorization for s in other.seen} == {None}
+    assert {s.authorization for s in server.seen} == {f"Bearer {TOKEN}"}
+
+
 def test_status_url_on_another_origin_gets_no_token_and_the_refusal_says_why(
     server: BulkExportServer, tmp_path: Path
 ) -> None:
@@ -514,6 +527,15 @@ def test_an_output_directory_that_holds_an_export_is_refused(
     with pytest.raises(BulkExportInputError, match="already holds an export"):
         run(server, out)
     assert (out / "Patient.ndjson").read_bytes() == before
+
+
+def test_an_output_directory_that_cannot_be_made_is_named_before_anything_is_sent(
+    server: BulkExportServer, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    with pytest.raises(BulkExportInputError, match=r"--out .*a-file/out: cannot create it"):
+        run(server, tmp_path / "a-file" / "out")
+    assert server.seen == []
 
 
 # --- the pure readings ---------------------------------------------------------------------

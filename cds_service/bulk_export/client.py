@@ -60,6 +60,8 @@ ERRORS_DIR = "errors"
 PARTIAL_PREFIX = ".export-partial-"
 FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
+#: The IG's complete status is ``application/json``; errors are FHIR OperationOutcomes.
+STATUS_ACCEPT = "application/json, application/fhir+json"
 CHUNK = 1 << 16
 MAX_REDIRECTS = 5
 #: How many of the error files' OperationOutcome lines are quoted in the result.
@@ -67,6 +69,9 @@ QUOTED_ERRORS = 5
 #: A last line without its newline longer than this is not parsed to check it is whole.
 _TAIL_CHECK_LIMIT = 16 << 20
 _REDIRECTS = {301, 302, 303, 307, 308}
+#: The most of a manifest read (thousands of files fit in a few MiB), and of an error answer.
+_ANSWER_LIMIT = 64 << 20
+_ERROR_BODY_LIMIT = 1 << 20
 
 
 class BulkExportError(FhirServerError):
@@ -196,10 +201,15 @@ def download_export(
             kick_off_url = f"{base}/Patient/$export"
         else:
             kick_off_url = f"{base}/$export"
+        try:  # before the kick-off: a directory we cannot write stops us before any work
+            partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=out_dir))
+        except OSError as exc:
+            raise BulkExportInputError(
+                f"--out {out_dir}: cannot write there ({exc.strerror})"
+            ) from None
         poll_deadline = time.monotonic() + poll_limit_s
         status_url = job.kick_off(kick_off_url, types, since, poll_deadline)
         manifest = job.poll(status_url, poll_deadline, poll_limit_s)
-        partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=out_dir))
         download_deadline = (
             time.monotonic() + download_limit_s if download_limit_s is not None else None
         )
@@ -293,12 +303,24 @@ def _put_in_place(
     error_files: list[DownloadedFile],
 ) -> ExportResult:
     """Move the whole files from ``partial`` into ``out_dir``, then write the manifest
-    last (through a temporary name, so it is either absent or whole)."""
-    placed = [_move(f, out_dir / f.path.name) for f in files]
+    last (through a temporary name, so it is either absent or whole). If a move fails,
+    what was moved is removed again."""
+    placed: list[DownloadedFile] = []
     placed_errors: list[DownloadedFile] = []
-    if error_files:
-        (out_dir / ERRORS_DIR).mkdir()
-        placed_errors = [_move(f, out_dir / ERRORS_DIR / f.path.name) for f in error_files]
+    try:
+        for f in files:
+            placed.append(_move(f, out_dir / f.path.name))
+        if error_files:
+            (out_dir / ERRORS_DIR).mkdir()
+            for f in error_files:
+                placed_errors.append(_move(f, out_dir / ERRORS_DIR / f.path.name))
+    except OSError as exc:
+        for f in [*placed, *placed_errors]:
+            f.path.unlink(missing_ok=True)
+        _remove_if_empty(out_dir / ERRORS_DIR)
+        raise BulkExportError(
+            f"--out {out_dir}: cannot put the files in place ({exc.strerror}); nothing was kept"
+        ) from None
     messages = tuple(_error_messages(placed_errors))
     record = {
         "fhirServer": base,
@@ -401,7 +423,8 @@ class _Http:
         for _hop in range(MAX_REDIRECTS + 1):
             if problem := self.url_problem(url):
                 raise BulkExportError(f"{what}: the URL {problem}; not contacted")
-            sent = dict(headers)
+            # None removes any Authorization the caller's session carries by default.
+            sent: dict[str, str | None] = {**headers, "Authorization": None}
             if with_token and self._token and connect_origin(url) == self.origin:
                 sent["Authorization"] = f"Bearer {self._token}"
             try:
@@ -454,11 +477,19 @@ class _Http:
         return f"{origin[1]}:{origin[2]}" if origin else "the server"
 
 
-def _json(response: requests.Response) -> Any:
+def _json(response: requests.Response, what: str, limit: int = _ANSWER_LIMIT) -> Any:
+    """The JSON of a (streamed) answer, read to at most ``limit`` bytes: a broken or
+    hostile server cannot fill memory. Not JSON: the start of its text, or None."""
     try:
-        return response.json()
+        data = response.raw.read(limit + 1, decode_content=True)
+    except (urllib3.exceptions.HTTPError, OSError):
+        raise BulkExportError(f"{what}: the answer was cut short") from None
+    if len(data) > limit:
+        raise BulkExportError(f"{what}: the answer is larger than {limit // (1 << 20)} MiB")
+    try:
+        return json.loads(data)
     except ValueError:
-        return response.text[:2000] or None
+        return data[:2000].decode("utf-8", "replace") or None
 
 
 class _Job:
@@ -500,7 +531,7 @@ class _Job:
         while True:
             self.report(ExportProgress("kick-off", f"asking {self.http.base} for an export"))
             with self.http.request(
-                "GET", url, what=what, headers=headers, with_token=True, params=params
+                "GET", url, what=what, headers=headers, with_token=True, params=params, stream=True
             ) as response:
                 status = response.status_code
                 if status == 202:
@@ -514,7 +545,7 @@ class _Job:
                 if status in (429, 503) and time.monotonic() < deadline:
                     pause = self._wait(response, pause, deadline)
                     continue
-                body = _json(response)
+                body = _json(response, what, _ERROR_BODY_LIMIT)
             if status in (404, 405, 501) or (status == 400 and "export" in str(body).lower()):
                 raise BulkExportError(
                     f"{what}: the FHIR server at {self.http.base} does not offer this $export "
@@ -543,11 +574,16 @@ class _Job:
                     "cancelled and nothing was kept"
                 )
             with self.http.request(
-                "GET", status_url, what=what, headers={"Accept": FHIR_JSON}, with_token=True
+                "GET",
+                status_url,
+                what=what,
+                headers={"Accept": STATUS_ACCEPT},
+                with_token=True,
+                stream=True,
             ) as response:
                 status = response.status_code
                 if status == 200:
-                    body = _json(response)
+                    body = _json(response, what)
                     try:
                         return read_manifest(body)
                     except ProtocolError as exc:
@@ -559,7 +595,7 @@ class _Job:
                     self.report(ExportProgress("waiting", last if progress else "in progress"))
                     pause = self._wait(response, pause, deadline)
                     continue
-                body = _json(response)
+                body = _json(response, what, _ERROR_BODY_LIMIT)
                 if status >= 500 and is_transient(body):
                     pause = self._wait(response, pause, deadline)
                     continue
@@ -614,7 +650,7 @@ class _Job:
         )
         with response:
             if response.status_code != 200:
-                body = _bounded_body(response)
+                body = _json(response, what, _ERROR_BODY_LIMIT)
                 if response.status_code in (401, 403) and not with_token:
                     raise BulkExportError(
                         f"{what}: refused ({response.status_code}); the manifest said no "
@@ -648,18 +684,6 @@ class _Job:
                 "lines; it is incomplete or wrong, nothing was kept"
             )
         return DownloadedFile(item.type, target, lines, size, item.count)
-
-
-def _bounded_body(response: requests.Response) -> Any:
-    """The start of an error answer (a file URL's error should be short)."""
-    try:
-        data = response.raw.read(8192, decode_content=True)
-    except (urllib3.exceptions.HTTPError, OSError):
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return data.decode("utf-8", "replace")
 
 
 class _LineCounter:
