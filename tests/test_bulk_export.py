@@ -288,6 +288,19 @@ def test_token_is_not_sent_to_files_when_the_manifest_says_none_is_needed(
     assert {s.authorization for s in status} == {f"Bearer {TOKEN}"}
 
 
+def test_a_file_host_that_wants_the_token_is_refused_it_and_the_message_says_why(
+    server: BulkExportServer, tmp_path: Path
+) -> None:
+    with BulkExportServer(token="storage-token") as storage:
+        storage.files = server.files
+        server.file_origin = storage
+        out = tmp_path / "out"
+        with pytest.raises(BulkExportError, match="on another origin than the FHIR server"):
+            run(server, out)
+        assert {s.authorization for s in storage.seen} == {None}
+    assert not out.exists()
+
+
 def test_a_callers_session_header_does_not_carry_a_token_elsewhere(
     server: BulkExportServer, other: BulkExportServer, tmp_path: Path
 ) -> None:

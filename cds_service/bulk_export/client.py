@@ -656,6 +656,13 @@ class _Job:
                         f"{what}: refused ({response.status_code}); the manifest said no "
                         "access token is needed, so none was sent"
                     )
+                if response.status_code in (401, 403) and (
+                    connect_origin(response.url) != self.http.origin
+                ):
+                    raise BulkExportError(
+                        f"{what}: refused ({response.status_code}); the file is on another "
+                        "origin than the FHIR server, so the access token was not sent to it"
+                    )
                 raise self._refused(response.status_code, what, body)
             counter = _LineCounter()
             size = 0
