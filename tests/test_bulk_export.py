@@ -11,6 +11,10 @@ All data is synthetic.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -146,6 +150,16 @@ def test_complete_export_is_the_servers_files_byte_for_byte_with_a_manifest(
     assert download.headers["Accept"] == "application/fhir+ndjson"
     # The job is released on the server once the files are safe.
     assert deletes(server) == ["/status/job1"]
+
+
+def test_gzip_encoded_files_are_kept_as_the_ndjson_they_encode(
+    server: BulkExportServer, tmp_path: Path
+) -> None:
+    server.gzip_files = True
+    out = tmp_path / "out"
+    result = run(server, out)
+    assert (out / "Observation.2.ndjson").read_bytes() == server.ndjson("Observation.2")
+    assert [f.lines for f in result.files] == [2, 1, 1998]
 
 
 def test_group_and_patient_level_exports_kick_off_at_their_urls(
@@ -669,6 +683,43 @@ def test_command_exits_2_on_an_empty_token_file(server: BulkExportServer, tmp_pa
     assert result.exit_code == 2
     assert "the file is empty" in result.stderr
     assert server.seen == []
+
+
+def test_ctrl_c_in_the_command_cancels_the_job_and_keeps_nothing(
+    server: BulkExportServer, tmp_path: Path
+) -> None:
+    server.never_done = True
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN, encoding="utf-8")
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "cds_service", "export-download"]
+    command += ["--fhir-server", server.base_url, "--out", str(out)]
+    command += ["--token-file", str(token_file)]
+    process = subprocess.Popen(
+        command,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        until = time.monotonic() + 30
+        while not any(s.path.startswith("/status/") for s in server.seen):
+            assert time.monotonic() < until and process.poll() is None, "no status poll"
+            time.sleep(0.05)
+        assert out.is_dir()  # made, with its partial directory, while the job runs
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    assert "Aborted" in stderr
+    assert not out.exists()
+    assert deletes(server) == ["/status/job1"]
 
 
 # --- the guide -----------------------------------------------------------------------------

@@ -28,12 +28,14 @@ before the export starts):
 - ``status_origin``: another server whose URL ``Content-Location`` names for polling
 - ``output_url``: every manifest item's ``url`` is this text instead
 - ``slow_file``: a file sent one line every 50 ms
+- ``gzip_files``: files sent with ``Content-Encoding: gzip``
 
 Every request is recorded with its method, path and Authorization header.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from dataclasses import dataclass, field
@@ -93,6 +95,7 @@ class BulkExportServer:
         self.status_origin: BulkExportServer | None = None
         self.output_url: str | None = None
         self.slow_file: str | None = None
+        self.gzip_files = False
         self.kick_off_params: dict[str, list[str]] = {}
         self._bytes: dict[str, bytes] = {}
         self._polls = 0
@@ -295,6 +298,9 @@ class BulkExportServer:
             handler.wfile.write(data)
             handler.close_connection = True
             return
+        if self.gzip_files:
+            data = gzip.compress(data)
+            handler.send_header("Content-Encoding", "gzip")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
