@@ -72,6 +72,8 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 #: The most of a manifest read (thousands of files fit in a few MiB), and of an error answer.
 _ANSWER_LIMIT = 64 << 20
 _ERROR_BODY_LIMIT = 1 << 20
+#: The DELETE that cancels or frees a job is a courtesy: it must not hold up the exit long.
+_DELETE_TIMEOUT_S = 10.0
 
 
 class BulkExportError(FhirServerError):
@@ -417,6 +419,7 @@ class _Http:
         with_token: bool,
         params: Mapping[str, str] | None = None,
         stream: bool = False,
+        timeout_s: float | None = None,
     ) -> requests.Response:
         """One request, redirects followed here (each hop checked, the token sent to a
         hop only on the base origin). ``what`` names the request in messages."""
@@ -433,13 +436,14 @@ class _Http:
                     url,
                     params=params,
                     headers=sent,
-                    timeout=self.timeout_s,
+                    timeout=timeout_s or self.timeout_s,
                     allow_redirects=False,
                     stream=stream,
                 )
             except requests.Timeout:
                 raise BulkExportError(
-                    f"{what}: no answer within {self.timeout_s:g} s from {self._host(url)}"
+                    f"{what}: no answer within {timeout_s or self.timeout_s:g} s "
+                    f"from {self._host(url)}"
                 ) from None
             except requests.ConnectionError as exc:
                 raise BulkExportError(
@@ -466,6 +470,7 @@ class _Http:
                 what="DELETE",
                 headers={"Accept": FHIR_JSON},
                 with_token=True,
+                timeout_s=min(self.timeout_s, _DELETE_TIMEOUT_S),  # on the way out
             )
             response.close()
         except BulkExportError:
