@@ -73,8 +73,8 @@ def escaped(value: object, limit: int = SERVER_TEXT_LIMIT) -> str:
     """``value`` as one printable line of at most ``limit`` characters, quoted."""
     text = str(value)
     cut = len(text) > limit
-    text = text[:limit].encode("unicode_escape").decode("ascii")
-    return repr(text + ("..." if cut else ""))
+    # repr escapes what is not printable (controls, line breaks) and keeps the rest.
+    return repr(text[:limit] + ("..." if cut else ""))
 
 
 def outcome_words(body: Any) -> str:
