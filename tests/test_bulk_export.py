@@ -440,6 +440,7 @@ def test_an_interrupt_cancels_the_job_and_keeps_nothing(
         (404, "does not offer this \\$export \\(404\\)"),
         (200, "instead of accepting an asynchronous export"),
         (403, "does not allow this export \\(403\\)"),
+        (400, "the FHIR server answered 400: OperationOutcome: 'kick-off refused here'"),
     ],
 )
 def test_a_refused_kick_off_says_why(

@@ -509,15 +509,15 @@ class _Job:
     def _refused(self, status: int, what: str, body: Any) -> BulkExportError:
         if status == 401:
             why = (
-                "the FHIR server refused the access token"
+                "the FHIR server refused the access token (401)"
                 if self.http.has_token
-                else "the FHIR server needs an access token (--token-file)"
+                else "the FHIR server needs an access token (--token-file) (401)"
             )
         elif status == 403:
-            why = "the FHIR server does not allow this export"
+            why = "the FHIR server does not allow this export (403)"
         else:
             why = f"the FHIR server answered {status}"
-        return BulkExportError(f"{what}: {why} ({status}): {outcome_words(body)}")
+        return BulkExportError(f"{what}: {why}: {outcome_words(body)}")
 
     def _wait(self, response: requests.Response, previous: float | None, deadline: float) -> float:
         asked = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
@@ -551,7 +551,7 @@ class _Job:
                     pause = self._wait(response, pause, deadline)
                     continue
                 body = _json(response, what, _ERROR_BODY_LIMIT)
-            if status in (404, 405, 501) or (status == 400 and "export" in str(body).lower()):
+            if status in (404, 405, 501):
                 raise BulkExportError(
                     f"{what}: the FHIR server at {self.http.base} does not offer this $export "
                     f"({status}): {outcome_words(body)}"
