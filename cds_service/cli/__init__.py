@@ -47,9 +47,9 @@ for _command in (
     try_command,
     client_jwks,
     load_examples_command,
+    export_download,
     review_examples,
     report,
     audit_purge,
-    export_download,
 ):
     main.add_command(_command)
