@@ -16,6 +16,7 @@ import click
 from cds_service import __version__
 from cds_service.cli.audit import audit_purge, report
 from cds_service.cli.ehr import client_jwks, load_examples_command, review_examples, try_command
+from cds_service.cli.export_download import export_download
 from cds_service.cli.harness import HARNESS_COMMANDS, harness_command
 from cds_service.cli.serve import serve
 
@@ -46,6 +47,7 @@ for _command in (
     try_command,
     client_jwks,
     load_examples_command,
+    export_download,
     review_examples,
     report,
     audit_purge,
