@@ -68,10 +68,13 @@ class ProblemLog:
         self.keep = keep
         self.kept: list[Problem] = []
         self.count = 0
+        self.files = 0  # of the count, whole files (missing, unreadable, empty)
         self.on_problem = on_problem
 
     def append(self, problem: Problem) -> None:
         self.count += 1
+        if problem.line is None:
+            self.files += 1
         if len(self.kept) < self.keep:
             self.kept.append(problem)
         if self.on_problem is not None:

@@ -185,7 +185,8 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
                     bar.set_postfix_str(f"{summary.orders} orders")
         finally:
             bar.close()
-        summary.skipped_lines = problems.count
+        summary.skipped_lines = problems.count - problems.files
+        summary.skipped_files = problems.files
         summary.problems = [str(p) for p in problems.kept]
         options.out_dir.mkdir(parents=True, exist_ok=True)
         result.outputs = _write_rows(row_files, options)

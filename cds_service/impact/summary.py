@@ -93,6 +93,7 @@ class Summary:
     # from the first pass: lines read per type, lines skipped (problems), other types
     lines: Counter[str] = field(default_factory=Counter)
     skipped_lines: int = 0
+    skipped_files: int = 0
     other_types: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     first_day: date | None = None
@@ -136,6 +137,7 @@ class Summary:
         self.unrecognised.update(other.unrecognised)
         self.lines.update(other.lines)
         self.skipped_lines += other.skipped_lines
+        self.skipped_files += other.skipped_files
         self.other_types.update(other.other_types)
         self.problems += other.problems
         days = [d for d in (self.first_day, other.first_day) if d]
@@ -198,6 +200,7 @@ class Summary:
             "unrecognisedOrderCodes": dict(self.unrecognised.most_common()),
             "linesRead": dict(sorted(self.lines.items())),
             "skippedLines": self.skipped_lines,
+            "skippedFiles": self.skipped_files,
             "otherResourceTypes": dict(sorted(self.other_types.items())),
             "problems": list(self.problems),
         }

@@ -58,12 +58,17 @@ def format_summary(summary: Summary, source: str = "") -> str:
         "  none"
     ]
     read = ", ".join(f"{t} {n}" for t, n in sorted(summary.lines.items()))
-    lines += ["", f"Lines read: {read or 'none'}; skipped: {summary.skipped_lines}"]
+    lines += [
+        "",
+        f"Lines read: {read or 'none'}; lines skipped: {summary.skipped_lines}; files "
+        f"skipped: {summary.skipped_files}",
+    ]
     if summary.other_types:
         other = ", ".join(f"{t} {n}" for t, n in sorted(summary.other_types.items()))
         lines.append(f"Resource types not used by the replay: {other}")
     for problem in summary.problems[:TOP]:
         lines.append(f"  {problem}")
-    if summary.skipped_lines > TOP:
-        lines.append(f"  ... {summary.skipped_lines - TOP} more (all in the JSON summary's count)")
+    hidden = summary.skipped_lines + summary.skipped_files - min(TOP, len(summary.problems))
+    if hidden > 0:
+        lines.append(f"  ... and {hidden} more (counted above)")
     return "\n".join(lines)
