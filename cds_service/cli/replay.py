@@ -11,6 +11,8 @@ import click
 from cds_service.cli.options import settings_or_exit
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cds_service.settings import Settings
     from cds_service.stores import PatientKeyer
 
@@ -45,6 +47,24 @@ if TYPE_CHECKING:
     help="How rows name the patient [audit_patient_id: a keyed hash, as in the audit].",
 )
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Partition files [a temp dir].")
+@click.option(
+    "--fhir-server",
+    help="Run a Bulk Data $export on this FHIR server first, and replay what it gives.",
+)
+@click.option("--group", help="Export this Group (Group/ID/$export) [all patients].")
+@click.option(
+    "--token",
+    envvar="FHIR_ACCESS_TOKEN",
+    help="Bearer token for the export [env FHIR_ACCESS_TOKEN, which keeps it out of the "
+    "process list].",
+)
+@click.option(
+    "--export-timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds to wait for the export to finish.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def replay(
@@ -60,6 +80,10 @@ def replay(
     html: str | None,
     patient_mode: str | None,
     work_dir: str | None,
+    fhir_server: str | None,
+    group: str | None,
+    token: str | None,
+    export_timeout: float,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -67,7 +91,8 @@ def replay(
 
     EXPORT is a FHIR Bulk Data export: directories of .ndjson files, or the files
     (Patient, Condition, Observation, MedicationRequest, ServiceRequest; ImagingStudy and
-    Procedure for the studies performed). Each order gets the decision the service would
+    Procedure for the studies performed). Or --fhir-server: the export is run there first
+    ($export, polled, downloaded into OUT/export). Each order gets the decision the service would
     have given when it was placed, from the data on record then, through the service's
     own pipeline and settings (--config). Writes one row per order and a summary; bad
     lines are reported with file and line and skipped.
@@ -81,8 +106,10 @@ def replay(
     from cds_service.tools.errors import InputError
     from cds_service.tools.report_chart import png_unavailable
 
-    if not export:
-        raise InputError("name the export: one or more directories or .ndjson files")
+    if fhir_server and export:
+        raise InputError("give an export's files or --fhir-server, not both")
+    if not export and not fhir_server:
+        raise InputError("name the export (directories or .ndjson files) or --fhir-server")
     if dask_scheduler and dask_local:
         raise InputError("--dask-scheduler and --dask-local: give one or the other")
     if png and (problem := png_unavailable()):
@@ -106,6 +133,10 @@ def replay(
         elif shown == 101:
             click.echo("skipped: ... (more: see the summary's count)", err=True)
 
+    if fhir_server:
+        export = (
+            str(_bulk_export(fhir_server, Path(out_dir) / "export", token, group, export_timeout)),
+        )
     options = ReplayOptions(
         inputs=[Path(p) for p in export],
         out_dir=Path(out_dir),
@@ -143,6 +174,30 @@ def replay(
         + ", ".join(written),
         err=True,
     )
+
+
+def _bulk_export(
+    server: str, directory: Path, token: str | None, group: str | None, timeout: float
+) -> Path:
+    """Run the $export into ``directory``; FhirServerError (exit 3) saying what failed."""
+    from cds_service.impact.bulk import BulkExportError, run_export
+    from cds_service.tools.errors import FhirServerError
+
+    click.echo(f"Bulk export from {server.rstrip('/')} into {directory} ...", err=True)
+    try:
+        done = run_export(
+            server,
+            directory,
+            token=token,
+            group=group,
+            timeout_s=timeout,
+            on_status=lambda s: click.echo(f"  export: {s}", err=True),
+        )
+    except BulkExportError as exc:
+        raise FhirServerError(f"{exc} (nothing was kept)") from None
+    errors = f"; the server reported {done.errors} error(s)" if done.errors else ""
+    click.echo(f"  {len(done.files)} file(s) downloaded{errors}", err=True)
+    return directory
 
 
 def _patient_keyer(settings: Settings, mode: str) -> PatientKeyer:

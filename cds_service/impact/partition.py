@@ -32,7 +32,7 @@ from cds_service.impact.export import (
 __all__ = ["Partitioned", "partition_count", "partition_export", "read_partition"]
 
 #: Bytes of export per partition the automatic count aims at: what one worker holds.
-TARGET_PARTITION_BYTES = 16 * 1024 * 1024
+TARGET_PARTITION_BYTES = 4 * 1024 * 1024
 MAX_PARTITIONS = 512  # one open file each during the first pass
 MEDICATIONS = "medications.ndjson"
 

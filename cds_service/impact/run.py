@@ -21,6 +21,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -71,6 +72,8 @@ class ReplayResult:
     outputs: list[Path] = field(default_factory=list)
     partitions: int = 0
     engine: str = ""
+    # seconds of each stage: the first pass, the replay of the partitions, the writing
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -159,9 +162,11 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
     assert work is not None
     try:
         workers = options.dask_local or options.workers
+        started = time.perf_counter()
         partitioned = partition_export(
             options.inputs, work / "partitions", problems, options.partitions, workers
         )
+        first_pass = time.perf_counter() - started
         if not partitioned.files:
             raise ReplayError("no NDJSON file to read: " + "; ".join(map(str, problems.kept)))
         summary = Summary()
@@ -172,6 +177,7 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
         row_files = work / "rows"
         row_files.mkdir(exist_ok=True)
         bar = _progress(len(tasks), options.progress)
+        started = time.perf_counter()
         try:
             with _engine(options) as (name, mapper):
                 result.engine = name
@@ -185,11 +191,18 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
                     bar.set_postfix_str(f"{summary.orders} orders")
         finally:
             bar.close()
+        replayed = time.perf_counter() - started
         summary.skipped_lines = problems.count - problems.files
         summary.skipped_files = problems.files
         summary.problems = [str(p) for p in problems.kept]
         options.out_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         result.outputs = _write_rows(row_files, options)
+        result.seconds = {
+            "firstPass": first_pass,
+            "replay": replayed,
+            "write": time.perf_counter() - started,
+        }
         return result
     finally:
         if owned:
