@@ -130,8 +130,9 @@ def _engine(
             raise ReplayError(f"cannot reach the Dask scheduler: {exc}") from None
 
         def dask_map(tasks: list[PartitionTask]) -> Iterator[PartitionResult]:
-            futures = client.map(replay_partition, tasks, pure=False)
-            for future in dask_completed(futures):
+            # as_completed lets go of each future it yields: no list here keeps them, so
+            # a partition's rows are freed once written (memory: one partition at a time)
+            for future in dask_completed(client.map(replay_partition, tasks, pure=False)):
                 yield future.result()
                 future.release()
 
@@ -147,8 +148,9 @@ def _engine(
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
 
         def local_map(tasks: list[PartitionTask]) -> Iterator[PartitionResult]:
-            futures = [pool.submit(replay_partition, task) for task in tasks]
-            for future in as_completed(futures):
+            # no list of the futures: as_completed drops each one it yields, and with it
+            # the partition's result (a list here kept every row until the end)
+            for future in as_completed({pool.submit(replay_partition, t) for t in tasks}):
                 yield future.result()
 
         yield f"{workers} local process{'es' if workers > 1 else ''}", local_map
