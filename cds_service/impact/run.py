@@ -177,7 +177,8 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
         result = ReplayResult(summary, partitions=len(partitioned.partitions))
         tasks = _tasks(partitioned, options.settings)
         row_files = work / "rows"
-        row_files.mkdir(exist_ok=True)
+        shutil.rmtree(row_files, ignore_errors=True)  # a --work-dir used before
+        row_files.mkdir()
         bar = _progress(len(tasks), options.progress)
         started = time.perf_counter()
         try:

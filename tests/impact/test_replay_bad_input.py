@@ -100,3 +100,18 @@ def test_hashing_without_a_key_or_database_says_what_to_do(
     code, _, err = _run(str(export), "--out", str(tmp_path / "out"), "--config", str(config))
     assert code == 2
     assert "audit_hash_key" in err and "--patient-id plain or omit" in err
+
+
+def test_a_work_dir_used_before_holds_nothing_of_the_last_run(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    big = write_population(tmp_path / "big", 120)
+    small = write_population(tmp_path / "small", 30)
+    out = tmp_path / "out"
+    common = ["--out", str(out), "--patient-id", "plain", "--work-dir", str(work)]
+    assert _run(str(big), "--partitions", "12", *common)[0] == 0
+    code, _, err = _run(str(small), "--partitions", "3", *common)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    with (out / ROWS_CSV).open(encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == summary["orders"]
+    assert summary["patients"] == 30
