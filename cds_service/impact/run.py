@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +134,20 @@ def _engine(
             # as_completed lets go of each future it yields: no list here keeps them, so
             # a partition's rows are freed once written (memory: one partition at a time)
             for future in dask_completed(client.map(replay_partition, tasks, pure=False)):
-                yield future.result()
+                try:
+                    partial = future.result()
+                except OSError as exc:
+                    hint = (
+                        " (with a remote scheduler, --work-dir must be on storage every "
+                        "worker sees at the same path)"
+                        if options.dask_scheduler
+                        else ""
+                    )
+                    raise ReplayError(
+                        f"a Dask worker could not read its partition: {exc}{hint}"
+                    ) from None
                 future.release()
+                yield partial
 
         try:
             yield name, dask_map
@@ -151,7 +164,14 @@ def _engine(
             # no list of the futures: as_completed drops each one it yields, and with it
             # the partition's result (a list here kept every row until the end)
             for future in as_completed({pool.submit(replay_partition, t) for t in tasks}):
-                yield future.result()
+                try:
+                    partial = future.result()
+                except BrokenProcessPool:
+                    raise ReplayError(
+                        "a worker process died (killed, or out of memory: try --partitions "
+                        "with a larger number, or fewer --workers)"
+                    ) from None
+                yield partial
 
         yield f"{workers} local process{'es' if workers > 1 else ''}", local_map
 
