@@ -9,6 +9,7 @@
 #   bash scripts/setup.sh                   # the service only
 #   bash scripts/setup.sh --test            # + test tools (pytest, ruff, mypy, Playwright ...)
 #   bash scripts/setup.sh --report          # + matplotlib for `spine-cds report --png`
+#   bash scripts/setup.sh --replay          # + Dask, pyarrow, tqdm for `spine-cds replay`
 #   bash scripts/setup.sh --fhir            # + the FHIR test server (needs npm)
 # serve.sh, demo.sh, fhir-test-server.sh and test.sh call it; run it yourself to set up
 # without starting anything. PYTHON picks the interpreter for a new .venv [python3].
@@ -22,6 +23,7 @@ for arg in "$@"; do
         --test) EXTRAS+=(test) ;;
         --report) EXTRAS+=(report) ;;
         --bench) EXTRAS+=(bench) ;;
+        --replay) EXTRAS+=(replay) ;;
         --fhir) FHIR=true ;;
         -h | --help)
             sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'

@@ -2,7 +2,8 @@
 
 ``serve`` runs the service (``serve``); ``try``, ``load-examples``,
 ``review-examples`` and ``client-jwks`` play the EHR's part (``ehr``); ``report`` and
-``audit-purge`` read and tidy the audit (``audit``); ``demo`` and ``fhir-test-server``
+``audit-purge`` read and tidy the audit (``audit``); ``replay`` replays the rules over
+a hospital's Bulk Data export (``replay``); ``demo`` and ``fhir-test-server``
 are the development harness's, offered from a source checkout (``harness``). Each
 module holds its commands' click options and a few lines that hand over to
 ``cds_service.tools``. Tool exit codes: 0 ok, 1 a review or demo mismatch, 2 usage or
@@ -18,6 +19,7 @@ from cds_service.cli.audit import audit_purge, report
 from cds_service.cli.ehr import client_jwks, load_examples_command, review_examples, try_command
 from cds_service.cli.export_download import export_download
 from cds_service.cli.harness import HARNESS_COMMANDS, harness_command
+from cds_service.cli.replay import replay
 from cds_service.cli.serve import serve
 
 __all__ = ["main"]
@@ -51,5 +53,6 @@ for _command in (
     review_examples,
     report,
     audit_purge,
+    replay,
 ):
     main.add_command(_command)
