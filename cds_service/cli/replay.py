@@ -179,23 +179,27 @@ def replay(
 def _bulk_export(
     server: str, directory: Path, token: str | None, group: str | None, timeout: float
 ) -> Path:
-    """Run the $export into ``directory``; FhirServerError (exit 3) saying what failed."""
-    from cds_service.impact.bulk import BulkExportError, run_export
-    from cds_service.tools.errors import FhirServerError
+    """Run the $export into ``directory`` with the one downloader (cds_service.bulk_export:
+    the group's, else the patient-level export); its errors say what failed and leave
+    nothing behind (exit 3; a wrong argument exit 2)."""
+    from cds_service.bulk_export import ExportProgress, download_export
 
     click.echo(f"Bulk export from {server.rstrip('/')} into {directory} ...", err=True)
-    try:
-        done = run_export(
-            server,
-            directory,
-            token=token,
-            group=group,
-            timeout_s=timeout,
-            on_status=lambda s: click.echo(f"  export: {s}", err=True),
-        )
-    except BulkExportError as exc:
-        raise FhirServerError(f"{exc} (nothing was kept)") from None
-    errors = f"; the server reported {done.errors} error(s)" if done.errors else ""
+
+    def show(progress: ExportProgress) -> None:
+        if progress.phase != "downloading":
+            click.echo(f"  export: {progress.phase} {progress.message}".rstrip(), err=True)
+
+    done = download_export(
+        server,
+        directory,
+        group_id=group,
+        patient_level=group is None,
+        bearer_token=token,
+        poll_limit_s=timeout,
+        progress=show,
+    )
+    errors = f"; the server reported {done.error_count} error(s)" if done.error_count else ""
     click.echo(f"  {len(done.files)} file(s) downloaded{errors}", err=True)
     return directory
 
