@@ -255,9 +255,12 @@ def _number(quantity: dict[str, Any]) -> tuple[float, str | None]:
     if not math.isfinite(number):
         raise Skip("valueQuantity.value is not finite: skipped", _NO_VALUE)
     comparator = quantity.get("comparator")
+    if comparator is not None and not isinstance(comparator, str):
+        raise Skip("valueQuantity.comparator is not a string (< <= >= >): skipped", _NO_VALUE)
     if comparator is not None and comparator not in COMPARATORS:
         raise Skip(
-            f"valueQuantity.comparator {comparator!r} is not one of < <= >= >: skipped", _NO_VALUE
+            f"valueQuantity.comparator {comparator[:8]!r} is not one of < <= >= >: skipped",
+            _NO_VALUE,
         )
     return number, comparator
 

@@ -129,6 +129,14 @@ def test_crp_in_an_unconvertible_unit_is_skipped_and_reported(quantity: dict[str
         ({"valueQuantity": {"unit": "mg/L"}}, "not a number"),
         ({"valueQuantity": {"value": -1, "unit": "mg/L"}}, "negative"),
         ({"valueQuantity": {"value": 1, "unit": "mg/L", "comparator": "~"}}, "comparator"),
+        (
+            {"valueQuantity": {"value": 1, "unit": "mg/L", "comparator": []}},
+            "comparator is not a string",
+        ),
+        (
+            {"valueQuantity": {"value": 1, "unit": "mg/L", "comparator": {"a": 1}}},
+            "comparator is not a string",
+        ),
         ({"valueQuantity": {"value": 1, "unit": 5}}, "valueQuantity.unit is not a string"),
         ({"valueQuantity": [1]}, "valueQuantity is not an object"),
     ],
