@@ -42,6 +42,7 @@ CAUTIOUS = frozenset(
         ConditionCategory.OUT_OF_SCOPE,
         ConditionCategory.NEURO_DEFICIT,
         ConditionCategory.COMPLICATION,
+        ConditionCategory.MECHANICAL,
         ConditionCategory.MIMIC,
         ConditionCategory.NVO_UNSPECIFIED,
     }
@@ -67,10 +68,12 @@ _PRIORITY = (
     ConditionCategory.OUT_OF_SCOPE,
     ConditionCategory.NEURO_DEFICIT,
     ConditionCategory.COMPLICATION,
+    ConditionCategory.MECHANICAL,
     ConditionCategory.MIMIC,
     ConditionCategory.NVO_UNSPECIFIED,
     ConditionCategory.NVO_OTHER_INFECTIVE,
     ConditionCategory.NVO,
+    ConditionCategory.SPINAL_PAIN,
 )
 
 

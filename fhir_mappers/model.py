@@ -79,9 +79,14 @@ class ConditionCategory(StrEnum):
     )
     NVO_OTHER_INFECTIVE = "nvo-other-infective"  # M46.5x: in scope only when the setting says so
     OUT_OF_SCOPE = "out-of-scope"  # tuberculous/brucellar spondylitis, implant-associated infection
-    COMPLICATION = "complication"  # epidural/intraspinal abscess, collapse, pathological fracture
+    COMPLICATION = "complication"  # epidural/intraspinal, psoas or retroperitoneal abscess
+    # collapse, pathological fracture, instability, kyphosis: the study is standing
+    # radiographs (and CT), not MRI (clinical-rules.md, "Imaging", 2026-12-06)
+    MECHANICAL = "mechanical"
     NEURO_DEFICIT = "neuro-deficit"  # cauda equina, paraplegia, myelopathy, ...
     MIMIC = "mimic"  # degenerative disc disease, vertebral neoplasm/metastasis
+    # back or neck pain: read only as an imaging order's stated reason (routine follow-up)
+    SPINAL_PAIN = "spinal-pain"
     OTHER = "other"
 
 

@@ -119,6 +119,11 @@ def test_card_reads_plainly_on_both_paths(
         assert re.search(r"([Ll]atest CRP|one value\),) (today|1 day ago|\d+ days ago)", detail)
 
 
+def rules_of(response: Any) -> list[str]:
+    assessment = card_of(response)["extension"]["spine-cds-assessment"]
+    return [str(r["id"]) for r in assessment["rulesFired"]]
+
+
 def test_modality_comes_from_the_order(responses: dict[str, list[Any]]) -> None:
     for example in WITH_CARD:
         summary = card_of(responses[example.key][0])["summary"]
@@ -127,6 +132,9 @@ def test_modality_comes_from_the_order(responses: dict[str, list[Any]]) -> None:
             continue  # urgent cards always ask for MRI
         if ct and example.expected == "advise-against":
             assert "spine CT not recommended" in summary, summary
+        elif ct and "mechanical" in rules_of(responses[example.key][0]):
+            # a mechanical question is answered by radiographs and CT, not MRI
+            assert "standing radiographs" in summary, summary
         elif ct:  # a support card on a CT says which study answers (summary and detail agree)
             assert "MRI with gadolinium preferred to the CT ordered" in summary, summary
         else:

@@ -9,7 +9,7 @@ from typing import Any
 from cds_service.cards.context import CardContext
 from cds_service.cards.identity import _sub_uuid
 from cds_service.cards.result import prune
-from cds_service.cards.summary import _modality, _needs_markers
+from cds_service.cards.summary import _modality, _needs_markers, mechanical_only
 from cds_service.engine.assessment import Assessment, Recommendation
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -109,13 +109,17 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
         for o in a.orders
         if rating != "not-appropriate" or o.reference in a.covering
         for r in (_order_rating(a, o, rating),)
+        if r is not None
     ]
 
 
-def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str:
+def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None:
     """A CT for a new neurologic deficit is rated not-appropriate: MRI is the study of
     choice (IDSA 2015), CT only when MRI cannot be done, which the clinician records
-    with the override reason the card offers."""
+    with the override reason the card offers. For a mechanical flag alone the question
+    is alignment and stability: a CT answers it; an MRI gets no rating (None)."""
+    if mechanical_only(a) and order.reference in a.covering:
+        return "appropriate" if order.modality is Modality.CT else None
     if a.recommendation is Recommendation.SUPPORT_URGENT and order.modality is Modality.CT:
         return "not-appropriate"
     if order.reference not in a.covering:

@@ -8,7 +8,7 @@ from typing import Any
 
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
-from cds_service.cards.summary import _has_ct
+from cds_service.cards.summary import _has_ct, mechanical_only
 from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
@@ -278,7 +278,7 @@ def detail(a: Assessment) -> str:
         )
         blocks.append([_episode_line(a), state, *_trend_lines(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
-        if _has_ct(a):
+        if _has_ct(a) and not mechanical_only(a):
             urgent = rec is Recommendation.SUPPORT_URGENT
             blocks.append([f"**{text.MRI_NOW if urgent else text.MRI_PREFERRED}**"])
         items = [phrase(f).message for f in flags]

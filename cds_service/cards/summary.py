@@ -21,6 +21,13 @@ def _has_ct(a: Assessment) -> bool:
     return any(o.modality is Modality.CT for o in a.orders)
 
 
+def mechanical_only(a: Assessment) -> bool:
+    """Every red flag is mechanical (collapse, fracture, instability): a question for
+    standing radiographs and CT, not for MRI (clinical-rules.md, "Imaging", 2026-12-06)."""
+    flags = a.red_flags
+    return bool(flags) and all(f.rule_id == "mechanical" for f in flags)
+
+
 def _fit(*candidates: str) -> str:
     """The first candidate short enough for a summary (the last one always is)."""
     for c in candidates:
@@ -63,6 +70,15 @@ def summary(a: Assessment) -> str:
         )
     if rec is Recommendation.SUPPORT:
         shorts = [phrase(f).short for f in flags]
+        if mechanical_only(a):
+            # the study is standing radiographs (and CT), not MRI (clinical-rules.md, Imaging)
+            tail = "standing radiographs (CT if needed) and spine surgery review"
+            return _fit(
+                f"{'; '.join(shorts)}: {tail}; MRI only if exam or markers worsen",
+                f"{shorts[0]}: {tail}; MRI only if exam or markers worsen",
+                f"{shorts[0]}: {tail}",
+                f"Mechanical complication: {tail}",
+            )
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
             return _fit(

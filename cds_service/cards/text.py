@@ -57,6 +57,15 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "clinical response is poor or treatment failure is suspected.",
         ("IDSA-2015",),
     ),
+    # A mechanical flag (clinical-rules.md, "Imaging", 2026-12-06). The IDSA statement is the
+    # one checked for "neuro" above; the Kowalski figures are as the rules file states them.
+    "mechanical": (
+        "IDSA 2015 recommends surgical intervention for progressive deformity or spinal "
+        "instability despite adequate antimicrobial therapy (strong, low). Loss of vertebral "
+        "height during healing is expected (Kowalski 2007: 47% → 79% at 4-8 weeks): alignment "
+        "and stability on standing radiographs decide, not the MRI signal.",
+        ("IDSA-2015", "KOWALSKI-2007"),
+    ),
     "uncertain-dx": (
         "The advice against routine follow-up imaging (IDSA 2015) is for patients with this "
         "infection who respond to treatment; while the diagnosis is not confirmed it does not "

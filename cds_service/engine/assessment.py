@@ -48,12 +48,16 @@ class NotApplicableReason(StrEnum):
 # Red flags in the order clinical-rules.md lists them; any one supports imaging.
 RULE_NEURO = "neuro"
 RULE_COMPLICATION = "complication"
+# a new collapse, fracture, instability or kyphosis (clinical-rules.md, "Imaging",
+# 2026-12-06): supported, but the study is standing radiographs (and CT), not MRI
+RULE_MECHANICAL = "mechanical"
 RULE_UNCERTAIN_DX = "uncertain-dx"
 RULE_MARKERS = "markers-not-responding"
 RULE_PAIN = "pain-worse"
 RED_FLAG_RULES: tuple[str, ...] = (
     RULE_NEURO,
     RULE_COMPLICATION,
+    RULE_MECHANICAL,
     RULE_UNCERTAIN_DX,
     RULE_MARKERS,
     RULE_PAIN,

@@ -47,6 +47,7 @@ from .rules import (
     crp_trend,
     known_findings,
     markers_rule,
+    mechanical_rule,
     neuro_rule,
     new_deficits,
     pain_rule,
@@ -138,6 +139,7 @@ def _evaluate(
     for rule in (
         neuro_rule(deficits, t0_day),
         complication_rule(data.conditions, t0_day, cutoff),
+        mechanical_rule(data.conditions, t0_day, cutoff),
     ):
         if rule is not None:
             findings.append(rule)

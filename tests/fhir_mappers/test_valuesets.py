@@ -192,9 +192,9 @@ CONDITION_CASES = [
     (ICD10CM, "T847XXA", ConditionCategory.OUT_OF_SCOPE),
     (ICD10CM, "G06.1", ConditionCategory.COMPLICATION),
     (ICD10CM, "G06.2", ConditionCategory.COMPLICATION),
-    (ICD10CM, "M48.56XA", ConditionCategory.COMPLICATION),
-    (ICD10CM, "M84.48XA", ConditionCategory.COMPLICATION),
-    (ICD10CM, "M84.58XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "M48.56XA", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M84.48XA", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M84.58XA", ConditionCategory.MECHANICAL),
     (ICD10CM, "G83.4", ConditionCategory.NEURO_DEFICIT),
     (ICD10CM, "G82.21", ConditionCategory.NEURO_DEFICIT),
     (ICD10CM, "G95.9", ConditionCategory.NEURO_DEFICIT),
@@ -209,14 +209,28 @@ CONDITION_CASES = [
     (ICD10CM, "M51.360", ConditionCategory.MIMIC),
     (ICD10CM, "M51.369", ConditionCategory.MIMIC),
     (ICD10CM, "M51.372", ConditionCategory.MIMIC),
-    (ICD10CM, "M48.50XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "M48.50XA", ConditionCategory.MECHANICAL),
     (ICD10CM, "T84.63XD", ConditionCategory.OUT_OF_SCOPE),
     (ICD10CM, "A23.1", ConditionCategory.OUT_OF_SCOPE),
     # SNOMED CT concepts listed in the revision
     *((SNOMED, c, ConditionCategory.NVO) for c in SNOMED_NVO),
     (SNOMED, "2304001", ConditionCategory.NVO_UNSPECIFIED),
     *((SNOMED, c, ConditionCategory.OUT_OF_SCOPE) for c in SNOMED_OUT_OF_SCOPE),
-    (SNOMED, "274146004", ConditionCategory.COMPLICATION),
+    (SNOMED, "274146004", ConditionCategory.MECHANICAL),
+    # imaging revision 2026-12-06: cord compression, psoas and retroperitoneal abscess,
+    # instability (mechanical, with collapse and fracture), spinal pain as an order reason
+    (ICD10CM, "G95.20", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "G95.29", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "K68.12", ConditionCategory.COMPLICATION),
+    (ICD10CM, "K68.19", ConditionCategory.COMPLICATION),
+    (ICD10CM, "K68.11", None),  # postprocedural retroperitoneal abscess: not listed
+    (ICD10CM, "M53.2X6", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M53.2X2", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M53.3", None),
+    (ICD10CM, "M54.50", ConditionCategory.SPINAL_PAIN),
+    (ICD10CM, "M54.2", ConditionCategory.SPINAL_PAIN),
+    (SNOMED, "279039007", ConditionCategory.SPINAL_PAIN),
+    (SNOMED, "81680005", ConditionCategory.SPINAL_PAIN),
     *((SNOMED, c, ConditionCategory.NEURO_DEFICIT) for c in SNOMED_NEURO),
     *((SNOMED, c, ConditionCategory.MIMIC) for c in SNOMED_MIMIC),
     (ICD10CM, "C41.2", ConditionCategory.MIMIC),
@@ -243,8 +257,10 @@ def test_condition_codes_by_category(
 
 
 def _shipped_conditions() -> list[dict[str, Any]]:
-    path = resources.files("cds_service.valuesets").joinpath("conditions.json")
-    entries: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["entries"]
+    entries: list[dict[str, Any]] = []
+    for name in ("conditions.json", "conditions-imaging.json"):
+        path = resources.files("cds_service.valuesets").joinpath(name)
+        entries += json.loads(path.read_text(encoding="utf-8"))["entries"]
     return entries
 
 
@@ -288,6 +304,7 @@ def test_every_shipped_file_says_where_its_codes_come_from() -> None:
     assert {name for name, _ in files} == {
         "spine-imaging.json",
         "conditions.json",
+        "conditions-imaging.json",
         "observations.json",
         "antibiotics.json",
     }
