@@ -58,6 +58,20 @@ class Modality(StrEnum):
 
 
 @dataclass(frozen=True)
+class OrderReason:
+    """One stated reason of an imaging order (reasonCode or reasonReference).
+
+    ``routine`` says whether it is the infection or spinal pain (clinical-rules.md,
+    "Imaging", 2026-12-06: routine follow-up of the infection); None for a reference,
+    which the engine resolves against the patient's Conditions.
+    """
+
+    name: str | None  # the value set's clinical name, else the display or text
+    routine: bool | None
+    reference: str | None = None  # "Condition/<id>" for a reasonReference
+
+
+@dataclass(frozen=True)
 class ImagingOrder:
     """A draft spine MRI/CT order recognised from ServiceRequest.code."""
 
@@ -70,6 +84,9 @@ class ImagingOrder:
     resource: dict[str, object] = field(
         compare=False, repr=False
     )  # the raw draft, for update/delete actions
+    # ServiceRequest.priority (routine | urgent | asap | stat), None when absent
+    priority: str | None = None
+    reasons: tuple[OrderReason, ...] = ()
 
 
 class ConditionCategory(StrEnum):

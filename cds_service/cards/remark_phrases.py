@@ -291,6 +291,33 @@ def _early_order(d: Data) -> Phrase:
     )
 
 
+# --- Imaging (clinical-rules.md, "Imaging", 2026-12-06) -----------------------------
+
+
+PRIORITY_WORDS = {"stat": "STAT", "asap": "ASAP", "urgent": "urgent"}
+
+
+def _not_routine(d: Data) -> Phrase:
+    """The order's urgency or stated reason: not routine follow-up of the infection."""
+    parts = []
+    if "priority" in d:
+        parts.append(f"ordered {PRIORITY_WORDS.get(d['priority'], d['priority'])}")
+    reasons = list(d.get("reasons", ()))
+    if d.get("unnamedReasons"):
+        reasons.append("another condition")
+    if reasons:
+        parts.append(f"for {joined([lower_first(r) for r in reasons])}")
+    said = " ".join(parts)
+    return Phrase(
+        f"{upper_first(said)}: not routine follow-up of the infection; the red flag above "
+        "stands on its own.",
+        said,
+    )
+
+
+# --- end of the imaging block ----------------------------------------------------------
+
+
 def _fixed(message: str, short: str) -> Callable[[Data], Phrase]:
     return lambda d: Phrase(message, short)
 
@@ -348,6 +375,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "early-order": _early_order,
     "yoon-high-markers": _yoon_high_markers,
     "several-episode-starts": _several_episode_starts,
+    "not-routine": _not_routine,
 }
 
 

@@ -43,6 +43,9 @@ class NotApplicableReason(StrEnum):
     # no red flag, and no spine order covers the infected level: the order is not repeat
     # imaging of the infection (clinical-rules.md, "Level", 2026-12-06)
     ORDER_OUTSIDE_INFECTION = "order-outside-infection-level"
+    # no red flag, and the order is urgent/asap/stat or states another reason than the
+    # infection or spinal pain: not routine follow-up (clinical-rules.md, "Imaging")
+    NOT_ROUTINE = "not-routine-follow-up"
 
 
 # Red flags in the order clinical-rules.md lists them; any one supports imaging.
@@ -247,6 +250,21 @@ def order_to_dict(o: ImagingOrder) -> dict[str, Any]:
         out["contrast"] = o.contrast
     if o.authored_on is not None:
         out["authoredOn"] = o.authored_on.instant.isoformat()
+    if o.priority is not None:
+        out["priority"] = o.priority
+    if o.reasons:
+        out["reasons"] = [
+            {
+                k: v
+                for k, v in (
+                    ("name", r.name),
+                    ("reference", r.reference),
+                    ("routine", r.routine),
+                )
+                if v is not None
+            }
+            for r in o.reasons
+        ]
     return out
 
 

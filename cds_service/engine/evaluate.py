@@ -41,6 +41,7 @@ from .response import (
     insufficient_finding,
     pending_rise,
 )
+from .routine import not_routine
 from .rules import (
     CrpTrend,
     complication_rule,
@@ -158,6 +159,19 @@ def _evaluate(
                 findings.append(rule)
 
     region = episode.condition.region
+    stated = not_routine(base.orders, data.conditions)
+    if stated is not None:
+        if not findings:
+            # not routine follow-up and no red flag: no card; the audit keeps the reason
+            return replace(
+                base,
+                episode=episode,
+                infection_region=region,
+                known=known,
+                notes=(stated,),
+                not_applicable_reason=NotApplicableReason.NOT_ROUTINE,
+            )
+        notes.append(stated)
     covering = tuple(o.reference for o in base.orders if covers(o.region, region))
     if not findings and not covering:
         # no red flag and no study of the infected level: not repeat imaging of it

@@ -1,0 +1,67 @@
+"""Whether the order is routine follow-up of the infection (clinical-rules.md, "Imaging",
+2026-12-06, "Not routine follow-up").
+
+An order with priority urgent, asap or stat, or with a stated reason other than the
+infection or spinal pain (a fall, trauma, cancer staging, surgery), is not routine
+repeat imaging of the infection: it is never advised against. Without a red flag there
+is no card at all (asking for a CRP instead of a STAT CT after a fall would be wrong)
+and the audit keeps the stated reason; with a red flag the card names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, OrderReason
+
+from .assessment import Remark
+
+URGENT_PRIORITIES = ("urgent", "asap", "stat")
+# A reasonReference to one of these Conditions is the infection or spinal pain.
+ROUTINE_CATEGORIES = frozenset(
+    {
+        ConditionCategory.NVO,
+        ConditionCategory.NVO_UNSPECIFIED,
+        ConditionCategory.NVO_OTHER_INFECTIVE,
+        ConditionCategory.SPINAL_PAIN,
+    }
+)
+
+
+def _routine(reason: OrderReason, conditions: dict[str, ConditionFact]) -> bool:
+    if reason.routine is not None:
+        return reason.routine
+    target = conditions.get(reason.reference or "")
+    return target is not None and target.category in ROUTINE_CATEGORIES
+
+
+def _name(reason: OrderReason, conditions: dict[str, ConditionFact]) -> str | None:
+    target = conditions.get(reason.reference or "")
+    if target is not None and target.name:
+        return target.name
+    return reason.name
+
+
+def not_routine(
+    orders: Sequence[ImagingOrder], conditions: Sequence[ConditionFact]
+) -> Remark | None:
+    """What makes the orders not routine follow-up (the urgent priorities, the other
+    stated reasons by name), or None when they are routine."""
+    by_ref = {c.reference: c for c in conditions}
+    priorities = sorted(
+        {o.priority for o in orders if o.priority in URGENT_PRIORITIES},
+        key=URGENT_PRIORITIES.index,
+    )
+    other = [r for o in orders for r in o.reasons if not _routine(r, by_ref)]
+    if not priorities and not other:
+        return None
+    names = list(dict.fromkeys(n for r in other if (n := _name(r, by_ref))))
+    data: dict[str, Any] = {}
+    if priorities:
+        data["priority"] = priorities[-1]  # the most pressing: stat > asap > urgent
+    if names:
+        data["reasons"] = names
+    if len(names) < len({(r.name, r.reference) for r in other}):
+        data["unnamedReasons"] = True  # a reason whose name the record does not give
+    return Remark("not-routine", data)
