@@ -190,6 +190,7 @@ def handle_hook(
         encounter_id=context.get("encounterId"),
         override_reasons=runtime.override_reasons,
         trend_base_url=trend_base_url,
+        value_sets=runtime.value_sets,
     )
     return Outcome(
         response=render_response(assessment, card_context),

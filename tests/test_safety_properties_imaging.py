@@ -4,6 +4,10 @@
 - the order is urgent, asap or stat, or states a reason other than the infection or
   spinal pain (not routine follow-up of the infection).
 
+And on a support or urgent card, a study that cannot answer the question (the level
+missed, no contrast for a soft-tissue question, a CT for a new deficit) is never rated
+appropriate.
+
 Each case starts from a patient the engine would advise against, checked first, so that
 removing the check under test makes the property fail.
 """
@@ -15,9 +19,10 @@ from dataclasses import replace
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from cds_service.cards import CardContext, render_response
 from cds_service.engine import Recommendation
-from fhir_mappers.model import OrderReason
-from tests.engine.builders import order
+from fhir_mappers.model import Modality, OrderReason
+from tests.engine.builders import complication, crp, neuro, nvo, order, pain
 from tests.test_safety_properties_revised import advised_against, evaluate, improving
 
 PROPERTY_SETTINGS = settings(
@@ -50,3 +55,42 @@ def test_an_order_for_another_reason_never_gives_advise_against(
     assume(advised_against(data, order_day))
     a = evaluate(data, [replace(order(order_day), reasons=(reason,))])
     assert a.recommendation is not Recommendation.ADVISE_AGAINST
+
+
+REGIONS = ["cervical", "thoracic", "lumbar", "spine"]
+CONTRASTS = ["without", "with", "without-and-with", None]
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.sampled_from(["cervical", "thoracic", "lumbar", None]),
+    st.sampled_from(REGIONS),
+    st.sampled_from([Modality.MRI, Modality.CT]),
+    st.sampled_from(CONTRASTS),
+    st.sampled_from(["neuro", "plateau", "abscess"]),
+)
+def test_a_study_that_cannot_answer_the_question_is_never_rated_appropriate(
+    infected: str | None, ordered: str, modality: Modality, contrast: str | None, flag: str
+) -> None:
+    conds = [nvo(region=infected)]
+    data = [crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(28, 6)]
+    if flag == "neuro":
+        conds.append(neuro(onset=20))
+    elif flag == "abscess":
+        conds.append(complication(onset=20))
+    the_order = replace(order(29, modality=modality, region=ordered), contrast=contrast)
+    a = evaluate(data, [the_order], conds)
+    assert a.recommendation in (Recommendation.SUPPORT, Recommendation.SUPPORT_URGENT)
+    response = render_response(a, CardContext(patient_id="p1"))
+    rated = [
+        e["valueCodeableConcept"]["coding"][0]["code"]
+        for act in response.get("systemActions", [])
+        for e in act["resource"]["extension"]
+        if e["url"].endswith("pama-rating")
+    ]
+    answers = (
+        (ordered == "spine" or infected is None or ordered == infected)
+        and contrast != "without"
+        and not (a.recommendation is Recommendation.SUPPORT_URGENT and modality is Modality.CT)
+    )
+    assert rated == (["appropriate"] if answers else ["not-appropriate"])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from fhir_mappers.valuesets import ValueSets
+
 
 @dataclass(frozen=True)
 class OverrideReason:
@@ -59,3 +61,6 @@ class CardContext:
     # The service's base URL for the trend app's link (trend_link.base_url_for, worked out
     # by the hook route per request); "" puts no link on the card.
     trend_base_url: str = ""
+    # the imaging codes in force, for the code of the study a card offers instead of one
+    # that cannot answer its question (None: no replacement is offered)
+    value_sets: ValueSets | None = None

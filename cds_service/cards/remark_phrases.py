@@ -208,6 +208,18 @@ def _order_misses_level(d: Data) -> Phrase:
     )
 
 
+def urgent_level_words(d: Data) -> str:
+    """The urgent summary's words for an order that misses the infected level
+    (clinical-rules.md, "Imaging", 2026-12-06): "the infection is cervical; emergency MRI
+    of the cervical or whole spine with gadolinium now"."""
+    region = str(d["region"])
+    target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    return (
+        f"the infection is {REGION_WORDS.get(region, region)}; emergency MRI of the {target} "
+        "or whole spine with gadolinium now"
+    )
+
+
 def _order_misses_deficit_level(d: Data) -> Phrase:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
+from cds_service.cards.remark_phrases import urgent_level_words
+from cds_service.engine import study
 from cds_service.engine.assessment import Assessment, Recommendation
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -24,8 +26,7 @@ def _has_ct(a: Assessment) -> bool:
 def mechanical_only(a: Assessment) -> bool:
     """Every red flag is mechanical (collapse, fracture, instability): a question for
     standing radiographs and CT, not for MRI (clinical-rules.md, "Imaging", 2026-12-06)."""
-    flags = a.red_flags
-    return bool(flags) and all(f.rule_id == "mechanical" for f in flags)
+    return study.mechanical_only(a.red_flags)
 
 
 def _fit(*candidates: str) -> str:
@@ -59,6 +60,14 @@ def summary(a: Assessment) -> str:
             (n for n in a.notes if n.code in ("order-misses-level", "order-misses-deficit-level")),
             None,
         )
+        if missed is not None and missed.code == "order-misses-level":
+            level = urgent_level_words(missed.data)
+            return _fit(
+                f"{neuro}: {level}; spine surgery now",
+                f"{neuro}: {level}",
+                f"New neurologic deficit: {level}",
+                "New neurologic deficit: emergency MRI now",
+            )
         tail = (
             f"; {phrase(missed).short}" if missed is not None else "; urgent spine surgery review"
         )

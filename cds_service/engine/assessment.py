@@ -15,6 +15,7 @@ from fhir_mappers.model import (
     DataIssue,
     ImagingOrder,
     Measurement,
+    Modality,
     When,
 )
 
@@ -137,6 +138,18 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class Study:
+    """The study that answers a card's question (clinical-rules.md, "Imaging", 2026-12-06)."""
+
+    modality: Modality
+    region: str  # "cervical" | "thoracic" | "lumbar" | "spine" (whole)
+    contrast: str  # "without-and-with"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"modality": self.modality.value, "region": self.region, "contrast": self.contrast}
+
+
+@dataclass(frozen=True)
 class KeyFigures:
     """The numbers a card, an integrator or an auditor reads first."""
 
@@ -189,6 +202,10 @@ class Assessment:
     infection_region: str | None = None
     # optional kinds of data that could not be read (e.g. "antibiotics")
     unavailable: frozenset[str] = frozenset()
+    # on a support or urgent card: the orders that cannot answer its question, each with
+    # why (engine/study.py), and the study that can (None for a mechanical question)
+    study_gaps: Mapping[str, str] = field(default_factory=dict)
+    answering_study: Study | None = None
 
     @property
     def applicable(self) -> bool:
@@ -228,6 +245,10 @@ class Assessment:
             out["coveringOrders"] = list(self.covering)
         if self.infection_region is not None:
             out["infectionRegion"] = self.infection_region
+        if self.study_gaps:
+            out["studyGaps"] = dict(self.study_gaps)
+        if self.answering_study is not None:
+            out["answeringStudy"] = self.answering_study.to_dict()
         return out
 
 

@@ -55,6 +55,7 @@ from .rules import (
     uncertain_dx_rule,
 )
 from .series import days_in_zone_of, figures_of, marker_notes, series, yoon_note
+from .study import answering_study, study_gaps
 from .thresholds import RuleSettings
 
 __all__ = ["assess"]
@@ -195,9 +196,13 @@ def _evaluate(
     missing: list[Remark] = []
     unmet: list[Remark] = []
     named: ConditionFact | None = None
+    short_of: dict[str, str] = {}
+    study = None
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
+        short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits))
+        study = answering_study(findings, region, deficits)
     else:
         if t0_day is None:
             missing.append(Remark("episode-start-unknown"))
@@ -257,4 +262,6 @@ def _evaluate(
         known=known,
         covering=covering,
         infection_region=region,
+        study_gaps=short_of,
+        answering_study=study,
     )
