@@ -27,6 +27,7 @@ from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
+from fhir_mappers.patients import map_birth_date
 from fhir_mappers.wire import ObservationBytes, WireObservation
 
 SUBJECT_FIELDS = ("subject", "patient")
@@ -172,6 +173,7 @@ def handle_hook(
         own("measurements"), runtime.value_sets, runtime.mapping
     )
     antibiotics, antibiotic_issues = map_antibiotic_orders(own("antibiotics"), runtime.antibiotics)
+    birth_date, patient_issues = map_birth_date(own("patient"), patient_id)
     data = PatientData(
         conditions=conditions,
         measurements=measurements,
@@ -180,9 +182,11 @@ def handle_hook(
         + tuple(foreign)
         + condition_issues
         + observation_issues
-        + antibiotic_issues,
+        + antibiotic_issues
+        + patient_issues,
         cut_off=frozenset(n.key for n in gathered.notes if n.cut_off),
         unavailable=frozenset(k for k, v in gathered.sources.items() if v == "unavailable"),
+        birth_date=birth_date,
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
     card_context = CardContext(

@@ -194,6 +194,8 @@ class PatientData:
     antibiotics: tuple[AntibioticStart, ...] = ()
     # optional kinds of data that could not be read at all (e.g. "antibiotics")
     unavailable: frozenset[str] = frozenset()
+    # the Patient's birthDate (adults only); None: not recorded or not read
+    birth_date: date | None = None
 
 
 class AntibioticStart(Struct, frozen=True, gc=False):

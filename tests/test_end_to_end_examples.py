@@ -137,6 +137,7 @@ def test_partial_prefetch_fetches_the_rest(fhir: FhirTestServer, client: FlaskCl
         "esr": "fetched",
         "pain": "fetched",
         "antibiotics": "fetched",
+        "patient": "fetched",
     }
     assert recommendation(outcome.response) == "advise-against"
 

@@ -2,7 +2,8 @@
 2026-12-06): never advise-against, over arbitrary improving timelines, when
 
 - the order is urgent, asap or stat, or states a reason other than the infection or
-  spinal pain (not routine follow-up of the infection).
+  spinal pain (not routine follow-up of the infection);
+- the patient is younger than min_age_years (18): no card at all.
 
 And on a support or urgent card, a study that cannot answer the question (the level
 missed, no contrast for a soft-tissue question, a CT for a new deficit) is never rated
@@ -15,14 +16,15 @@ removing the check under test makes the property fail.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cds_service.cards import CardContext, render_response
-from cds_service.engine import Recommendation
-from fhir_mappers.model import Modality, OrderReason
-from tests.engine.builders import complication, crp, neuro, nvo, order, pain
+from cds_service.engine import Recommendation, RuleSettings, assess
+from fhir_mappers.model import Modality, OrderReason, PatientData
+from tests.engine.builders import T0, complication, crp, neuro, nvo, order, pain
 from tests.test_safety_properties_revised import advised_against, evaluate, improving
 
 PROPERTY_SETTINGS = settings(
@@ -94,3 +96,14 @@ def test_a_study_that_cannot_answer_the_question_is_never_rated_appropriate(
         and not (a.recommendation is Recommendation.SUPPORT_URGENT and modality is Modality.CT)
     )
     assert rated == (["appropriate"] if answers else ["not-appropriate"])
+
+
+@PROPERTY_SETTINGS
+@given(improving(), st.integers(0, 17 * 365 + 4))
+def test_a_child_never_gets_advise_against(case: tuple[list, int], days_old: int) -> None:
+    data, order_day = case
+    assume(advised_against(data, order_day))
+    born = T0 + timedelta(days=order_day) - timedelta(days=days_old)
+    patient = PatientData(conditions=(nvo(),), measurements=tuple(data), birth_date=born)
+    a = assess([order(order_day)], patient, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is not Recommendation.ADVISE_AGAINST

@@ -47,6 +47,8 @@ class NotApplicableReason(StrEnum):
     # no red flag, and the order is urgent/asap/stat or states another reason than the
     # infection or spinal pain: not routine follow-up (clinical-rules.md, "Imaging")
     NOT_ROUTINE = "not-routine-follow-up"
+    # younger than min_age_years: the evidence is adult-only (clinical-rules.md, "Imaging")
+    UNDER_MIN_AGE = "under-minimum-age"
 
 
 # Red flags in the order clinical-rules.md lists them; any one supports imaging.
@@ -206,6 +208,9 @@ class Assessment:
     # why (engine/study.py), and the study that can (None for a mechanical question)
     study_gaps: Mapping[str, str] = field(default_factory=dict)
     answering_study: Study | None = None
+    # completed years at the evaluation day; None when the birthDate is not known (the
+    # decision then goes ahead as for an adult, and the audit says so)
+    age_years: int | None = None
 
     @property
     def applicable(self) -> bool:
@@ -237,6 +242,10 @@ class Assessment:
         }
         if self.not_applicable_reason is not None:
             out["notApplicableReason"] = self.not_applicable_reason.value
+        if self.age_years is not None:
+            out["ageYears"] = self.age_years
+        else:
+            out["ageUnknown"] = True  # no birthDate: decided as for an adult
         if self.episode is not None:
             out["episode"] = episode_to_dict(self.episode)
         if self.known:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData
+from fhir_mappers.patients import age_in_years
 
 from .assessment import (
     Assessment,
@@ -83,9 +84,14 @@ def assess(
         issues=data.issues,
         unavailable=data.unavailable,
     )
+    if data.birth_date is not None:
+        base = replace(base, age_years=age_in_years(data.birth_date, eval_day))
     chosen, reason = applicability(orders, data.conditions, settings)
     if chosen is None:
         return replace(base, not_applicable_reason=reason)
+    if base.age_years is not None and base.age_years < settings.min_age_years:
+        # adults only: childhood discitis differs (organisms, biopsy, sedation, growth)
+        return replace(base, not_applicable_reason=NotApplicableReason.UNDER_MIN_AGE)
     episode = treatment_start(chosen.condition, data.antibiotics, settings)
     first = _evaluate(base, episode, data, settings)
     others = [

@@ -57,6 +57,9 @@ class RuleSettings:
     # the lower value (setting)".
     discordant_max_hours: float = 12.0
     discordant_min_pct: float = 50.0
+    # Adults only (clinical-rules.md, "Imaging", 2026-12-06): "Patients under 18 (setting
+    # min_age_years ...): no card; the evidence is adult-only".
+    min_age_years: int = 18
 
     def __post_init__(self) -> None:
         for f in fields(self):
