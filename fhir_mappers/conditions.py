@@ -44,6 +44,7 @@ CAUTIOUS = frozenset(
         ConditionCategory.COMPLICATION,
         ConditionCategory.MECHANICAL,
         ConditionCategory.MIMIC,
+        ConditionCategory.IMMUNOSUPPRESSION,
         ConditionCategory.NVO_UNSPECIFIED,
     }
 )
@@ -70,6 +71,7 @@ _PRIORITY = (
     ConditionCategory.COMPLICATION,
     ConditionCategory.MECHANICAL,
     ConditionCategory.MIMIC,
+    ConditionCategory.IMMUNOSUPPRESSION,
     ConditionCategory.NVO_UNSPECIFIED,
     ConditionCategory.NVO_OTHER_INFECTIVE,
     ConditionCategory.NVO,

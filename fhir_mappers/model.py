@@ -102,6 +102,9 @@ class ConditionCategory(StrEnum):
     MECHANICAL = "mechanical"
     NEURO_DEFICIT = "neuro-deficit"  # cauda equina, paraplegia, myelopathy, ...
     MIMIC = "mimic"  # degenerative disc disease, vertebral neoplasm/metastasis
+    # transplant, neutropenia, immunodeficiency, HIV, systemic steroids: no advise-against
+    # (clinical-rules.md, "Imaging", 2026-12-06)
+    IMMUNOSUPPRESSION = "immunosuppression"
     # back or neck pain: read only as an imaging order's stated reason (routine follow-up)
     SPINAL_PAIN = "spinal-pain"
     OTHER = "other"

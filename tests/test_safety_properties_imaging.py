@@ -3,7 +3,9 @@
 
 - the order is urgent, asap or stat, or states a reason other than the infection or
   spinal pain (not routine follow-up of the infection);
-- the patient is younger than min_age_years (18): no card at all.
+- the patient is younger than min_age_years (18): no card at all;
+- an immunosuppression Condition is active (transplant, neutropenia, immunodeficiency,
+  HIV disease, long-term systemic steroids), whatever its date.
 
 And on a support or urgent card, a study that cannot answer the question (the level
 missed, no contrast for a soft-tissue question, a CT for a new deficit) is never rated
@@ -23,8 +25,8 @@ from hypothesis import strategies as st
 
 from cds_service.cards import CardContext, render_response
 from cds_service.engine import Recommendation, RuleSettings, assess
-from fhir_mappers.model import Modality, OrderReason, PatientData
-from tests.engine.builders import T0, complication, crp, neuro, nvo, order, pain
+from fhir_mappers.model import ConditionCategory, Modality, OrderReason, PatientData
+from tests.engine.builders import T0, complication, condition, crp, neuro, nvo, order, pain
 from tests.test_safety_properties_revised import advised_against, evaluate, improving
 
 PROPERTY_SETTINGS = settings(
@@ -106,4 +108,20 @@ def test_a_child_never_gets_advise_against(case: tuple[list, int], days_old: int
     born = T0 + timedelta(days=order_day) - timedelta(days=days_old)
     patient = PatientData(conditions=(nvo(),), measurements=tuple(data), birth_date=born)
     a = assess([order(order_day)], patient, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is not Recommendation.ADVISE_AGAINST
+
+
+@PROPERTY_SETTINGS
+@given(
+    improving(),
+    st.sampled_from(["Z94.0", "D70.9", "D84.821", "B20", "Z79.52"]),
+    st.integers(-5000, 40),
+)
+def test_immunosuppression_never_gives_advise_against(
+    case: tuple[list, int], code: str, onset: int
+) -> None:
+    data, order_day = case
+    assume(advised_against(data, order_day))
+    host = condition(code, ConditionCategory.IMMUNOSUPPRESSION, onset=onset)
+    a = evaluate(data, [order(order_day)], [nvo(), host])
     assert a.recommendation is not Recommendation.ADVISE_AGAINST

@@ -327,6 +327,16 @@ def _not_routine(d: Data) -> Phrase:
     )
 
 
+def _immunocompromised(d: Data) -> Phrase:
+    names = [lower_first(name_of(c)) for c in d["conditions"]]
+    return Phrase(
+        f"Immunosuppression recorded ({joined(names)}): a blunted CRP and less pain make an "
+        "improving course less reassuring, so this card does not advise against imaging; "
+        "think of an atypical organism.",
+        "immunosuppressed host",
+    )
+
+
 # --- end of the imaging block ----------------------------------------------------------
 
 
@@ -357,6 +367,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-incomplete": _older_not_read("CRP"),
     "pain-incomplete": _older_not_read("pain score"),
     "known-deficit": _known_deficit,
+    "immunocompromised": _immunocompromised,
     "episode-start-unknown": _fixed(
         "The infection diagnosis has no onset or recorded date, so the treatment start is unknown.",
         "treatment start unknown",

@@ -42,7 +42,7 @@ from .response import (
     insufficient_finding,
     pending_rise,
 )
-from .routine import not_routine
+from .routine import immunosuppression, not_routine
 from .rules import (
     CrpTrend,
     complication_rule,
@@ -229,6 +229,9 @@ def _evaluate(
                 discordant=discordant is not None,
             )
             missing += gaps
+            immune = immunosuppression(data.conditions, t0_day)
+            if immune is not None:
+                missing.append(immune)
             if discordant is not None:
                 missing.append(discordant_remark(discordant))
             pending = pending_rise(data.issues, trend.latest, t0_day, eval_day, settings)

@@ -1,5 +1,6 @@
 """Whether the order is routine follow-up of the infection (clinical-rules.md, "Imaging",
-2026-12-06, "Not routine follow-up").
+2026-12-06, "Not routine follow-up"), and whether the host is one in whom "improving"
+reassures (immunosuppression).
 
 An order with priority urgent, asap or stat, or with a stated reason other than the
 infection or spinal pain (a fall, trauma, cancer staging, surgery), is not routine
@@ -11,11 +12,14 @@ and the audit keeps the stated reason; with a red flag the card names it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, OrderReason
 
 from .assessment import Remark
+from .episode import counts_now
+from .findings import condition_facts
 
 URGENT_PRIORITIES = ("urgent", "asap", "stat")
 # A reasonReference to one of these Conditions is the infection or spinal pain.
@@ -65,3 +69,20 @@ def not_routine(
     if len(names) < len({(r.name, r.reference) for r in other}):
         data["unnamedReasons"] = True  # a reason whose name the record does not give
     return Remark("not-routine", data)
+
+
+def immunosuppression(conditions: Sequence[ConditionFact], t0_day: date | None) -> Remark | None:
+    """An active, valid immunosuppression Condition, whatever its date (clinical-rules.md,
+    "Imaging", 2026-12-06): a blunted CRP and less pain make "improving" less reassuring,
+    so no advise-against; insufficient-data names the reason."""
+    found = sorted(
+        (
+            c
+            for c in conditions
+            if c.category is ConditionCategory.IMMUNOSUPPRESSION and counts_now(c)
+        ),
+        key=lambda c: c.reference,
+    )
+    if not found:
+        return None
+    return Remark("immunocompromised", {"conditions": [condition_facts(c, t0_day) for c in found]})
