@@ -56,7 +56,7 @@ from .rules import (
     uncertain_dx_rule,
 )
 from .series import days_in_zone_of, figures_of, marker_notes, series, yoon_note
-from .study import answering_study, study_gaps
+from .study import answering_study, study_gaps, whole_spine_studies
 from .thresholds import RuleSettings
 
 __all__ = ["assess"]
@@ -66,7 +66,7 @@ def assess(
     orders: Sequence[ImagingOrder], data: PatientData, settings: RuleSettings, now: datetime
 ) -> Assessment:
     """Decide whether repeat spine imaging is supported for this patient at this time."""
-    orders = tuple(sorted(orders, key=lambda o: o.reference))
+    orders = whole_spine_studies(sorted(orders, key=lambda o: o.reference))
     evaluated_at, eval_day, source = evaluation_time(orders, now)
     counts = {
         "conditions": len(data.conditions),

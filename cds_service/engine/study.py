@@ -16,6 +16,7 @@ region, contrast); the cards choose its code and word it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from fhir_mappers.model import ConditionFact, ImagingOrder, Modality
 
@@ -38,6 +39,27 @@ _STUDY_REGION = {
     "lumbosacral": "lumbar",
     "sacral": "lumbar",
 }
+
+
+SPINE_THIRDS = frozenset({"cervical", "thoracic", "lumbar"})
+
+
+def whole_spine_studies(orders: Sequence[ImagingOrder]) -> tuple[ImagingOrder, ...]:
+    """Cervical, thoracic and lumbar studies of one modality in question together (CPT
+    has no whole-spine code: 72156 + 72157 + 72158 and the without / with variants) are
+    one whole-spine study: each is read as region "spine" before the level rule
+    (clinical-rules.md, "Imaging", 2026-12-06)."""
+    out = list(orders)
+    for modality in Modality:
+        thirds = {o.region for o in orders if o.modality is modality}
+        if SPINE_THIRDS <= thirds:
+            out = [
+                replace(o, region="spine")
+                if o.modality is modality and o.region in SPINE_THIRDS
+                else o
+                for o in out
+            ]
+    return tuple(out)
 
 
 def mechanical_only(flags: Sequence[RuleFinding]) -> bool:
