@@ -36,7 +36,11 @@ CPT = "http://www.ama-assn.org/go/cpt"
 
 E = TypeVar("E", bound=Enum)
 
-REGIONS = frozenset({"cervical", "thoracic", "lumbar", "spine"})
+# Where an imaging study looks: a third of the spine, a combined study (thoracolumbar:
+# thoracic and lumbar; lumbosacral: lumbar and sacral), the sacrum, or the whole spine.
+REGIONS = frozenset(
+    {"cervical", "thoracic", "lumbar", "thoracolumbar", "lumbosacral", "sacral", "spine"}
+)
 CONTRASTS = frozenset({"without", "with", "without-and-with"})
 # Where on the spine a condition sits (clinical-rules.md, "Level of the infection and of the
 # order"): the ICD-10-CM spinal sites; absent means unknown or unspecified.

@@ -42,6 +42,14 @@ _STUDY_REGION = {
 
 
 SPINE_THIRDS = frozenset({"cervical", "thoracic", "lumbar"})
+# The thirds a study region images (a combined study images two).
+_THIRDS_OF = {
+    "cervical": {"cervical"},
+    "thoracic": {"thoracic"},
+    "lumbar": {"lumbar"},
+    "thoracolumbar": {"thoracic", "lumbar"},
+    "lumbosacral": {"lumbar"},
+}
 
 
 def whole_spine_studies(orders: Sequence[ImagingOrder]) -> tuple[ImagingOrder, ...]:
@@ -51,11 +59,11 @@ def whole_spine_studies(orders: Sequence[ImagingOrder]) -> tuple[ImagingOrder, .
     (clinical-rules.md, "Imaging", 2026-12-06)."""
     out = list(orders)
     for modality in Modality:
-        thirds = {o.region for o in orders if o.modality is modality}
+        thirds = {t for o in orders if o.modality is modality for t in _THIRDS_OF.get(o.region, ())}
         if SPINE_THIRDS <= thirds:
             out = [
                 replace(o, region="spine")
-                if o.modality is modality and o.region in SPINE_THIRDS
+                if o.modality is modality and o.region in _THIRDS_OF
                 else o
                 for o in out
             ]

@@ -54,3 +54,27 @@ def test_the_thirds_must_share_a_modality() -> None:
     a = run(improving(), [nvo(region="thoracic")], orders=mixed)
     assert {o.region for o in a.orders if o.modality is Modality.MRI} == {"cervical", "lumbar"}
     assert a.covering == ("ServiceRequest/thoracic-ct",)
+
+
+def test_a_combined_study_images_each_of_its_parts() -> None:
+    thoracolumbar = order(29, region="thoracolumbar", code="448641007")
+    for infected, covered in (
+        ("thoracic", True),
+        ("lumbar", True),
+        ("sacral", True),
+        ("cervical", False),
+    ):
+        a = run(improving(), [nvo(region=infected)], orders=[thoracolumbar])
+        assert (a.recommendation is Recommendation.ADVISE_AGAINST) is covered, infected
+    lumbosacral = order(29, region="lumbosacral", code="433140006")
+    a = run(improving(), [nvo(region="thoracic")], orders=[lumbosacral])
+    assert a.not_applicable_reason is NotApplicableReason.ORDER_OUTSIDE_INFECTION
+
+
+def test_a_cervical_and_a_thoracolumbar_study_are_one_whole_spine_study() -> None:
+    orders = [
+        order(29, ref="ServiceRequest/c", region="cervical", code="72156"),
+        order(29, ref="ServiceRequest/tl", region="thoracolumbar", code="448641007"),
+    ]
+    a = run(improving(), [nvo(region="thoracic")], orders=orders)
+    assert {o.region for o in a.orders} == {"spine"}

@@ -80,9 +80,6 @@ NOT_SPINE = [
     (LOINC, "24587-8"),  # MR brain
     *[(CPT, str(code)) for code in range(70551, 70556)],  # MR brain
     (CPT, "72159"),  # MR angiography of the spinal canal
-    (LOINC, "24934-2"),  # CT myelography (intrathecal contrast)
-    (LOINC, "24965-6"),
-    (LOINC, "30596-1"),
     (LOINC, "24936-7"),  # under anaesthesia
     (LOINC, "24977-1"),
 ]
@@ -133,11 +130,52 @@ def test_every_snomed_spine_code_has_its_modality_and_region(
     assert (entry.modality.value, entry.region) == expected
 
 
+# Added by the imaging revision (clinical-rules.md, "Imaging", 2026-12-06): (modality,
+# region, contrast) as the public tables name them; CT myelography (intrathecal
+# contrast) is one policy across CPT and LOINC: a CT with contrast.
+ADDED = {
+    (LOINC, "36067-7"): ("MRI", "spine", None),
+    (LOINC, "28566-8"): ("CT", "spine", None),
+    (LOINC, "36111-3"): ("MRI", "lumbar", "without"),
+    (LOINC, "36100-6"): ("MRI", "lumbar", "with"),
+    (LOINC, "36112-1"): ("MRI", "thoracic", "without"),
+    (LOINC, "36101-4"): ("MRI", "thoracic", "with"),
+    (LOINC, "36109-7"): ("CT", "cervical", "without"),
+    (LOINC, "36099-0"): ("CT", "cervical", "with"),
+    (LOINC, "36110-5"): ("CT", "lumbar", "without"),
+    (LOINC, "24934-2"): ("CT", "cervical", "with"),
+    (LOINC, "30596-1"): ("CT", "thoracic", "with"),
+    (LOINC, "24965-6"): ("CT", "lumbar", "with"),
+    (SNOMED, "411571000119106"): ("MRI", "thoracolumbar", "without"),
+    (SNOMED, "448641007"): ("MRI", "thoracolumbar", "with"),
+    (SNOMED, "433141005"): ("MRI", "lumbosacral", None),
+    (SNOMED, "433140006"): ("MRI", "lumbosacral", "with"),
+    (SNOMED, "702487007"): ("CT", "thoracolumbar", None),
+    (SNOMED, "702488002"): ("CT", "thoracolumbar", "with"),
+    (SNOMED, "711224009"): ("CT", "lumbosacral", None),
+    (SNOMED, "723646000"): ("CT", "lumbosacral", "with"),
+    (SNOMED, "388321000119101"): ("MRI", "sacral", "without"),
+    (SNOMED, "709527009"): ("MRI", "sacral", "with"),
+    (SNOMED, "241581003"): ("CT", "sacral", None),
+    (SNOMED, "430452007"): ("CT", "sacral", "with"),
+}
+
+
+@pytest.mark.parametrize(("key", "expected"), sorted(ADDED.items()))
+def test_the_imaging_revisions_codes_have_their_modality_region_and_contrast(
+    key: tuple[str, str], expected: tuple[str, str, str | None]
+) -> None:
+    entry = VS.imaging_entry(*key)
+    assert entry is not None and entry.verified is True
+    assert (entry.modality.value, entry.region, entry.contrast) == expected
+
+
 def test_imaging_value_set_holds_exactly_the_listed_codes() -> None:
     listed = (
         {(CPT, c) for c in CPT_SPINE}
         | {(LOINC, c) for c in LOINC_SPINE}
         | {(SNOMED, c) for c in SNOMED_SPINE}
+        | set(ADDED)
     )
     assert set(VS.imaging) == listed
 
@@ -303,6 +341,7 @@ def test_every_shipped_file_says_where_its_codes_come_from() -> None:
     files = shipped_files()
     assert {name for name, _ in files} == {
         "spine-imaging.json",
+        "spine-imaging-added.json",
         "conditions.json",
         "conditions-imaging.json",
         "observations.json",

@@ -338,8 +338,15 @@ def test_a_bad_condition_region_or_name_is_refused_naming_file_and_entry(
 
 
 def test_a_condition_region_is_not_an_imaging_region() -> None:
-    with pytest.raises(ValueError, match=r"'region' must be one of cervical, lumbar, spine"):
-        build_value_sets([("img.json", file("spine-imaging", imaging(region="sacral")))])
+    # a study images a third, a combined region or the sacrum; "cervicothoracic" and
+    # "multiple" are where a condition sits, not what a study covers
+    for region in ("cervicothoracic", "multiple"):
+        with pytest.raises(
+            ValueError,
+            match=r"'region' must be one of cervical, lumbar, lumbosacral, sacral, spine, "
+            r"thoracic, thoracolumbar",
+        ):
+            build_value_sets([("img.json", file("spine-imaging", imaging(region=region)))])
 
 
 def test_name_and_region_are_condition_keys_only() -> None:
