@@ -31,7 +31,7 @@ class DataSource:
     key: str  # the prefetch key in hooks.json
     resource_type: str  # what the search returns
     query: str  # the search; "{codes}" is filled with the value sets' codes
-    feeds: str  # "conditions" | "measurements" | "antibiotics" | "patient": what the engine gets
+    feeds: str  # "conditions" | "measurements" | "antibiotics" | "patient" | "procedures"
     codes_of: tuple[ObservationKind, ...] = ()  # value-set kinds that fill "{codes}"
     # Without a required source the answer is a 412; without an optional one the
     # decision goes ahead and the card says what was not read.
@@ -75,6 +75,15 @@ SOURCES: tuple[DataSource, ...] = (
     # The patient's birthDate: adults only (clinical-rules.md, "Imaging", 2026-12-06).
     # Optional: without it the decision goes ahead as before and the audit says so.
     DataSource("patient", "Patient", f"Patient/{PATIENT}", "patient", required=False),
+    # Spine surgery in the episode (clinical-rules.md, "Imaging", 2026-12-06): a CT after
+    # a fusion or debridement is not advised against. Optional, like the others above.
+    DataSource(
+        "procedures",
+        "Procedure",
+        f"Procedure?patient={PATIENT}&_count=100",
+        "procedures",
+        required=False,
+    ),
 )
 
 BY_KEY: Mapping[str, DataSource] = {s.key: s for s in SOURCES}

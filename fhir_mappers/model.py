@@ -199,6 +199,16 @@ class PatientData:
     unavailable: frozenset[str] = frozenset()
     # the Patient's birthDate (adults only); None: not recorded or not read
     birth_date: date | None = None
+    # spine operations on record (fusion, debridement): a CT after one is not advised against
+    spine_surgery: tuple[SpineSurgery, ...] = ()
+
+
+class SpineSurgery(Struct, frozen=True, gc=False):
+    """A spine operation on record (clinical-rules.md, "Imaging", 2026-12-06)."""
+
+    reference: str  # "Procedure/<id>"
+    name: str  # the value set's name, e.g. "lumbar fusion"
+    when: When | None  # performed; None when the record gives no readable time
 
 
 class AntibioticStart(Struct, frozen=True, gc=False):

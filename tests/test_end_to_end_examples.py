@@ -139,6 +139,7 @@ def test_partial_prefetch_fetches_the_rest(fhir: FhirTestServer, client: FlaskCl
         "pain": "fetched",
         "antibiotics": "fetched",
         "patient": "fetched",
+        "procedures": "fetched",
     }
     assert recommendation(outcome.response) == "advise-against"
 

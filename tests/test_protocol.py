@@ -70,6 +70,7 @@ def test_discovery_conforms_and_offers_one_service_per_hook(client: FlaskClient)
             "pain",
             "antibiotics",
             "patient",
+            "procedures",
         }
 
 

@@ -5,7 +5,8 @@
   spinal pain (not routine follow-up of the infection);
 - the patient is younger than min_age_years (18): no card at all;
 - an immunosuppression Condition is active (transplant, neutropenia, immunodeficiency,
-  HIV disease, long-term systemic steroids), whatever its date.
+  HIV disease, long-term systemic steroids), whatever its date;
+- a CT is ordered after spine surgery in the episode.
 
 And on a support or urgent card, a study that cannot answer the question (the level
 missed, no contrast for a soft-tissue question, a CT for a new deficit) is never rated
@@ -25,8 +26,24 @@ from hypothesis import strategies as st
 
 from cds_service.cards import CardContext, render_response
 from cds_service.engine import Recommendation, RuleSettings, assess
-from fhir_mappers.model import ConditionCategory, Modality, OrderReason, PatientData
-from tests.engine.builders import T0, complication, condition, crp, neuro, nvo, order, pain
+from fhir_mappers.model import (
+    ConditionCategory,
+    Modality,
+    OrderReason,
+    PatientData,
+    SpineSurgery,
+)
+from tests.engine.builders import (
+    T0,
+    complication,
+    condition,
+    crp,
+    day,
+    neuro,
+    nvo,
+    order,
+    pain,
+)
 from tests.test_safety_properties_revised import advised_against, evaluate, improving
 
 PROPERTY_SETTINGS = settings(
@@ -125,3 +142,20 @@ def test_immunosuppression_never_gives_advise_against(
     host = condition(code, ConditionCategory.IMMUNOSUPPRESSION, onset=onset)
     a = evaluate(data, [order(order_day)], [nvo(), host])
     assert a.recommendation is not Recommendation.ADVISE_AGAINST
+
+
+@PROPERTY_SETTINGS
+@given(improving(), st.integers(0, 45))
+def test_a_ct_after_spine_surgery_never_gives_advise_against(
+    case: tuple[list, int], surgery_day: int
+) -> None:
+    data, order_day = case
+    ct = replace(order(order_day), modality=Modality.CT)
+    plain = PatientData(conditions=(nvo(),), measurements=tuple(data))
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    assume(assess([ct], plain, RuleSettings(), now).recommendation is Recommendation.ADVISE_AGAINST)
+    done = SpineSurgery("Procedure/fusion", "lumbar fusion", day(surgery_day))
+    after = replace(plain, spine_surgery=(done,))
+    assert assess([ct], after, RuleSettings(), now).recommendation is not (
+        Recommendation.ADVISE_AGAINST
+    )

@@ -337,6 +337,21 @@ def _immunocompromised(d: Data) -> Phrase:
     )
 
 
+def _after_spine_surgery(d: Data) -> Phrase:
+    when = f", day {d['day']}" if "day" in d else ""
+    head = f"{upper_first(str(d['name']))} recorded{when}"
+    short = f"after {d['name']}" + (f" (day {d['day']})" if "day" in d else "")
+    if d["ct"]:
+        return Phrase(
+            f"{head}: a CT after spine surgery assesses the hardware and the fusion, not "
+            "only the infection; this card does not advise against it.",
+            short,
+        )
+    return Phrase(
+        f"{head}: if the question is the hardware or the fusion, a CT may answer it.", short
+    )
+
+
 # --- end of the imaging block ----------------------------------------------------------
 
 
@@ -368,6 +383,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "pain-incomplete": _older_not_read("pain score"),
     "known-deficit": _known_deficit,
     "immunocompromised": _immunocompromised,
+    "after-spine-surgery": _after_spine_surgery,
     "episode-start-unknown": _fixed(
         "The infection diagnosis has no onset or recorded date, so the treatment start is unknown.",
         "treatment start unknown",

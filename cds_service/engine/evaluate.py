@@ -42,7 +42,7 @@ from .response import (
     insufficient_finding,
     pending_rise,
 )
-from .routine import immunosuppression, not_routine
+from .routine import immunosuppression, not_routine, spine_surgery
 from .rules import (
     CrpTrend,
     complication_rule,
@@ -232,6 +232,13 @@ def _evaluate(
             immune = immunosuppression(data.conditions, t0_day)
             if immune is not None:
                 missing.append(immune)
+            covering_orders = [o for o in base.orders if o.reference in covering]
+            start = episode.episode_start.day if episode.episode_start is not None else None
+            surgery = spine_surgery(covering_orders, data.spine_surgery, start, t0_day)
+            if surgery is not None:
+                # a CT after spine surgery is never advised against; with an MRI the
+                # card names the operation and offers the post-operative override
+                (missing if surgery.data["ct"] else notes).append(surgery)
             if discordant is not None:
                 missing.append(discordant_remark(discordant))
             pending = pending_rise(data.issues, trend.latest, t0_day, eval_day, settings)

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, OrderReason
+from fhir_mappers.model import (
+    ConditionCategory,
+    ConditionFact,
+    ImagingOrder,
+    Modality,
+    OrderReason,
+    SpineSurgery,
+)
 
 from .assessment import Remark
 from .episode import counts_now
@@ -86,3 +93,28 @@ def immunosuppression(conditions: Sequence[ConditionFact], t0_day: date | None) 
     if not found:
         return None
     return Remark("immunocompromised", {"conditions": [condition_facts(c, t0_day) for c in found]})
+
+
+def spine_surgery(
+    orders: Sequence[ImagingOrder],
+    surgeries: Sequence[SpineSurgery],
+    episode_day: date | None,
+    t0_day: date | None,
+) -> Remark | None:
+    """Spine surgery in the episode (performed on or after the earlier of T0 and the
+    episode date; an undated one counts): a CT after it assesses the hardware or the
+    fusion, so it is not advised against (clinical-rules.md, "Imaging", 2026-12-06).
+    ``ct`` says whether a CT is among the orders: then the remark blocks advise-against."""
+    days = [d for d in (episode_day, t0_day) if d is not None]
+    start = min(days) if days else None
+    found = [s for s in surgeries if s.when is None or start is None or s.when.day >= start]
+    if not found:
+        return None
+    first = min(found, key=lambda s: (s.when is None, s.when.day if s.when else date.max))
+    data: dict[str, Any] = {
+        "name": first.name,
+        "ct": any(o.modality is Modality.CT for o in orders),
+    }
+    if first.when is not None and t0_day is not None:
+        data["day"] = (first.when.day - t0_day).days
+    return Remark("after-spine-surgery", data)

@@ -48,7 +48,13 @@ def observation(code: str, rid: str) -> dict[str, Any]:
 def test_the_three_observation_searches_become_one_with_every_code() -> None:
     combined = combine(queries())
     # the antibiotic orders and the Patient are other resource types: queries of their own
-    assert set(combined.queries) == {"conditions", "crp+esr+pain", "antibiotics", "patient"}
+    assert set(combined.queries) == {
+        "conditions",
+        "crp+esr+pain",
+        "antibiotics",
+        "patient",
+        "procedures",
+    }
     assert combined.queries["conditions"] == queries()["conditions"]
     merged = urlsplit(combined.queries["crp+esr+pain"])
     params = parse_qs(merged.query)
@@ -130,9 +136,9 @@ def test_the_service_sends_three_searches_and_decides_as_from_prefetch(
         answer = client.post(f"/cds-services/{SELECT_ID}", json=fetched)
         seen = [urlsplit(s.path).path.rsplit("/", 1)[-1] for s in proxy.seen]
     assert answer.status_code == 200, answer.get_json()
-    # not six: CRP, ESR and pain in one search; the Patient (birthDate) a read by its id
+    # not seven: CRP, ESR and pain in one search; the Patient (birthDate) a read by its id
     assert sorted(seen) == sorted(
-        ["Condition", "MedicationRequest", "Observation", example.patient_id]
+        ["Condition", "MedicationRequest", "Observation", "Procedure", example.patient_id]
     )
     from_prefetch = client.post(f"/cds-services/{SELECT_ID}", json=prefetched).get_json()
     assert answer.get_json() == from_prefetch

@@ -219,6 +219,7 @@ def test_partial_prefetch_uses_what_was_given_and_fetches_the_rest(
         "pain": "prefetch",
         "antibiotics": "fetched",
         "patient": "fetched",
+        "procedures": "fetched",
     }
     assert data.resources["conditions"] == [given_condition]
     assert data.resources["pain"] == [given_pain]
@@ -368,6 +369,7 @@ def test_paged_prefetch_without_fhir_server_keeps_the_first_page_and_says_so(
         "pain": None,
         "antibiotics": None,
         "patient": None,
+        "procedures": None,
     }
     data = run(service, client, hook_request(None, prefetch=prefetch))
     assert len(data.resources["crp"]) == len(first["entry"]) < CRP_COUNT
@@ -379,7 +381,14 @@ def test_paged_prefetch_without_fhir_server_keeps_the_first_page_and_says_so(
 def test_optional_antibiotic_orders_missing_without_fhir_server_go_ahead_noted(
     client: FhirClient, service: Service
 ) -> None:
-    prefetch = {"conditions": None, "crp": None, "esr": None, "pain": None, "patient": None}
+    prefetch = {
+        "conditions": None,
+        "crp": None,
+        "esr": None,
+        "pain": None,
+        "patient": None,
+        "procedures": None,
+    }
     data = run(service, client, hook_request(None, prefetch=prefetch))
     assert data.sources["antibiotics"] == "unavailable"
     assert data.resources["antibiotics"] == []

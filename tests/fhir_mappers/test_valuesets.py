@@ -342,6 +342,7 @@ def test_every_shipped_file_says_where_its_codes_come_from() -> None:
     assert {name for name, _ in files} == {
         "spine-imaging.json",
         "spine-imaging-added.json",
+        "procedures.json",
         "conditions.json",
         "conditions-imaging.json",
         "observations.json",

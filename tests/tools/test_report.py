@@ -278,6 +278,7 @@ def test_json_report_numbers(filled: Filled, tmp_path: Path) -> None:
         "pain",
         "antibiotics",
         "patient",
+        "procedures",
     }
 
     # Percentiles agree with the standard library's, over the latencies the store holds.
