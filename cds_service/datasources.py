@@ -84,6 +84,22 @@ SOURCES: tuple[DataSource, ...] = (
         "procedures",
         required=False,
     ),
+    # Prior spine imaging (clinical-rules.md, "Imaging", 2026-12-06): the last spine
+    # study of the episode is named; a red flag seen on a study of the last days says so.
+    DataSource(
+        "imaging_studies",
+        "ImagingStudy",
+        f"ImagingStudy?patient={PATIENT}&_count=100",
+        "imaging",
+        required=False,
+    ),
+    DataSource(
+        "imaging_reports",
+        "DiagnosticReport",
+        f"DiagnosticReport?patient={PATIENT}&_count=100",
+        "imaging",
+        required=False,
+    ),
 )
 
 BY_KEY: Mapping[str, DataSource] = {s.key: s for s in SOURCES}

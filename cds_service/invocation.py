@@ -28,6 +28,7 @@ from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
 from fhir_mappers.patients import map_birth_date
+from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
 from fhir_mappers.wire import ObservationBytes, WireObservation
 
@@ -176,6 +177,7 @@ def handle_hook(
     antibiotics, antibiotic_issues = map_antibiotic_orders(own("antibiotics"), runtime.antibiotics)
     birth_date, patient_issues = map_birth_date(own("patient"), patient_id)
     surgery, surgery_issues = map_spine_surgery(own("procedures"), runtime.value_sets)
+    studies, study_issues = map_prior_imaging(own("imaging"), runtime.value_sets)
     data = PatientData(
         conditions=conditions,
         measurements=measurements,
@@ -186,11 +188,13 @@ def handle_hook(
         + observation_issues
         + antibiotic_issues
         + patient_issues
-        + surgery_issues,
+        + surgery_issues
+        + study_issues,
         cut_off=frozenset(n.key for n in gathered.notes if n.cut_off),
         unavailable=frozenset(k for k, v in gathered.sources.items() if v == "unavailable"),
         birth_date=birth_date,
         spine_surgery=surgery,
+        prior_studies=studies,
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
     card_context = CardContext(

@@ -201,6 +201,17 @@ class PatientData:
     birth_date: date | None = None
     # spine operations on record (fusion, debridement): a CT after one is not advised against
     spine_surgery: tuple[SpineSurgery, ...] = ()
+    # spine MRI/CT studies done (ImagingStudy, DiagnosticReport): the last one is named
+    prior_studies: tuple[PriorStudy, ...] = ()
+
+
+class PriorStudy(Struct, frozen=True, gc=False):
+    """A spine study already done (clinical-rules.md, "Imaging", 2026-12-06)."""
+
+    reference: str  # "ImagingStudy/<id>" or "DiagnosticReport/<id>"
+    modality: Modality
+    region: str
+    when: When
 
 
 class SpineSurgery(Struct, frozen=True, gc=False):

@@ -140,6 +140,8 @@ def test_partial_prefetch_fetches_the_rest(fhir: FhirTestServer, client: FlaskCl
         "antibiotics": "fetched",
         "patient": "fetched",
         "procedures": "fetched",
+        "imaging_studies": "fetched",
+        "imaging_reports": "fetched",
     }
     assert recommendation(outcome.response) == "advise-against"
 

@@ -71,6 +71,8 @@ def test_discovery_conforms_and_offers_one_service_per_hook(client: FlaskClient)
             "antibiotics",
             "patient",
             "procedures",
+            "imaging_studies",
+            "imaging_reports",
         }
 
 

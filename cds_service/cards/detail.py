@@ -288,7 +288,17 @@ def detail(a: Assessment) -> str:
         blocks.append([_episode_line(a), state, *_trend_lines(a)])
         blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
-        if rec is Recommendation.SUPPORT_URGENT:
+        seen = next((n for n in a.notes if n.code == "flag-seen-on-study"), None)
+        if rec is Recommendation.SUPPORT_URGENT and seen is not None:
+            # seen on a study of the last days: say so first; the protocol if it changed
+            said = phrase(seen).short
+            blocks.append(
+                [
+                    f"**{upper_first(said)}: a new MRI only if the exam changed.** If it did: "
+                    f"{text.URGENT_STUDY_SHORT}"
+                ]
+            )
+        elif rec is Recommendation.SUPPORT_URGENT:
             blocks.append([f"**{text.URGENT_STUDY}**"])
         elif _has_ct(a) and not mechanical_only(a):
             blocks.append([f"**{text.MRI_PREFERRED}**"])

@@ -352,6 +352,27 @@ def _after_spine_surgery(d: Data) -> Phrase:
     )
 
 
+def _study_words(d: Data) -> str:
+    region = "whole-spine" if d["region"] == "spine" else str(d["region"])
+    when = f"day {d['day']}" if "day" in d else str(d["date"])
+    ago = "today" if d["daysAgo"] == 0 else count_of(int(d["daysAgo"]), "day") + " ago"
+    return f"the {region} {d['modality']} of {when} ({ago})"
+
+
+def _last_spine_study(d: Data) -> Phrase:
+    said = _study_words(d)
+    return Phrase(f"Last spine study: {said}.", f"last spine {d['modality']} {said}")
+
+
+def _flag_seen_on_study(d: Data) -> Phrase:
+    names = [lower_first(name_of(c)) for c in d["conditions"]]
+    return Phrase(
+        f"{upper_first(joined(names))} predates {_study_words(d)}: seen there; a new MRI "
+        "only if the exam changed.",
+        f"seen on {_study_words(d)}",
+    )
+
+
 # --- end of the imaging block ----------------------------------------------------------
 
 
@@ -384,6 +405,8 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "known-deficit": _known_deficit,
     "immunocompromised": _immunocompromised,
     "after-spine-surgery": _after_spine_surgery,
+    "last-spine-study": _last_spine_study,
+    "flag-seen-on-study": _flag_seen_on_study,
     "episode-start-unknown": _fixed(
         "The infection diagnosis has no onset or recorded date, so the treatment start is unknown.",
         "treatment start unknown",

@@ -60,6 +60,15 @@ def summary(a: Assessment) -> str:
             (n for n in a.notes if n.code in ("order-misses-level", "order-misses-deficit-level")),
             None,
         )
+        seen = next((n for n in a.notes if n.code == "flag-seen-on-study"), None)
+        if seen is not None:
+            # seen on a study of the last days: a new MRI only if the exam changed
+            said = phrase(seen).short
+            return _fit(
+                f"{neuro}, {said}: a new MRI only if the exam changed; urgent spine surgery review",
+                f"{neuro}, {said}: a new MRI only if the exam changed",
+                f"New neurologic deficit, {said}: a new MRI only if the exam changed",
+            )
         if missed is not None and missed.code == "order-misses-level":
             level = urgent_level_words(missed.data)
             return _fit(

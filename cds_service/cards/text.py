@@ -162,6 +162,9 @@ URGENT_STUDY = (
     "contrast. MRI impossible: CT myelography (puncture away from the infected level) or CT "
     "with IV contrast of the level; a CT without contrast cannot exclude an epidural abscess."
 )
+URGENT_STUDY_SHORT = (
+    "emergency whole-spine MRI without and with gadolinium, not delayed for contrast."
+)
 ABSCESS_STUDY = (
     "Imaging: whole-spine MRI without and with gadolinium, with DWI, if not just done; a "
     "drainable paraspinal or psoas collection: CT-guided drainage."

@@ -10,6 +10,7 @@ from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData
 from fhir_mappers.patients import age_in_years
 
 from .assessment import (
+    RED_FLAG_RULES,
     Assessment,
     Episode,
     NotApplicableReason,
@@ -42,7 +43,7 @@ from .response import (
     insufficient_finding,
     pending_rise,
 )
-from .routine import immunosuppression, not_routine, spine_surgery
+from .routine import immunosuppression, not_routine, prior_imaging, spine_surgery
 from .rules import (
     CrpTrend,
     complication_rule,
@@ -262,6 +263,17 @@ def _evaluate(
                 notes.append(yoon)
 
     notes.extend(known_notes([c for c in known if c is not named], episode))
+    notes.extend(
+        prior_imaging(
+            data.prior_studies,
+            [f for f in findings if f.rule_id in RED_FLAG_RULES],
+            t0_day,
+            episode.episode_start.day if episode.episode_start is not None else None,
+            eval_day,
+            settings.data_lookback_days,
+            settings.prior_study_days,
+        )
+    )
     return replace(
         base,
         counts=counts,

@@ -12,7 +12,7 @@ and the audit keeps the stated reason; with a red flag the card names it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fhir_mappers.model import (
@@ -21,10 +21,11 @@ from fhir_mappers.model import (
     ImagingOrder,
     Modality,
     OrderReason,
+    PriorStudy,
     SpineSurgery,
 )
 
-from .assessment import Remark
+from .assessment import FACTS, Remark, RuleFinding
 from .episode import counts_now
 from .findings import condition_facts
 
@@ -118,3 +119,43 @@ def spine_surgery(
     if first.when is not None and t0_day is not None:
         data["day"] = (first.when.day - t0_day).days
     return Remark("after-spine-surgery", data)
+
+
+def prior_imaging(
+    studies: Sequence[PriorStudy],
+    flags: Sequence[RuleFinding],
+    t0_day: date | None,
+    episode_day: date | None,
+    eval_day: date,
+    lookback_days: int,
+    recent_days: int,
+) -> list[Remark]:
+    """The last spine study of the episode (from T0 - lookback, as the other data), and,
+    when it was done within ``recent_days`` of the order, the red flags dated on or
+    before it: seen on it (clinical-rules.md, "Imaging", 2026-12-06)."""
+    days = [d for d in (t0_day, episode_day) if d is not None]
+    start = min(days) - timedelta(days=lookback_days) if days else None
+    done = [s for s in studies if s.when.day <= eval_day and (start is None or s.when.day >= start)]
+    if not done:
+        return []
+    last = max(done, key=lambda s: (s.when.instant, s.reference))
+    data: dict[str, Any] = {
+        "modality": last.modality.value,
+        "region": last.region,
+        "date": last.when.day.isoformat(),
+        "daysAgo": (eval_day - last.when.day).days,
+    }
+    if t0_day is not None:
+        data["day"] = (last.when.day - t0_day).days
+    notes = [Remark("last-spine-study", data)]
+    if data["daysAgo"] > recent_days:
+        return notes
+    seen = [
+        facts
+        for f in flags
+        for facts in f.data.get(FACTS, {}).get("found", ())
+        if "date" in facts and date.fromisoformat(facts["date"]) <= last.when.day
+    ]
+    if seen:
+        notes.append(Remark("flag-seen-on-study", {**data, "conditions": seen}))
+    return notes

@@ -54,6 +54,8 @@ def test_the_three_observation_searches_become_one_with_every_code() -> None:
         "antibiotics",
         "patient",
         "procedures",
+        "imaging_studies",
+        "imaging_reports",
     }
     assert combined.queries["conditions"] == queries()["conditions"]
     merged = urlsplit(combined.queries["crp+esr+pain"])
@@ -136,9 +138,17 @@ def test_the_service_sends_three_searches_and_decides_as_from_prefetch(
         answer = client.post(f"/cds-services/{SELECT_ID}", json=fetched)
         seen = [urlsplit(s.path).path.rsplit("/", 1)[-1] for s in proxy.seen]
     assert answer.status_code == 200, answer.get_json()
-    # not seven: CRP, ESR and pain in one search; the Patient (birthDate) a read by its id
+    # not nine: CRP, ESR and pain in one search; the Patient (birthDate) a read by its id
     assert sorted(seen) == sorted(
-        ["Condition", "MedicationRequest", "Observation", "Procedure", example.patient_id]
+        [
+            "Condition",
+            "DiagnosticReport",
+            "ImagingStudy",
+            "MedicationRequest",
+            "Observation",
+            "Procedure",
+            example.patient_id,
+        ]
     )
     from_prefetch = client.post(f"/cds-services/{SELECT_ID}", json=prefetched).get_json()
     assert answer.get_json() == from_prefetch

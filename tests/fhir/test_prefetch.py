@@ -220,6 +220,8 @@ def test_partial_prefetch_uses_what_was_given_and_fetches_the_rest(
         "antibiotics": "fetched",
         "patient": "fetched",
         "procedures": "fetched",
+        "imaging_studies": "fetched",
+        "imaging_reports": "fetched",
     }
     assert data.resources["conditions"] == [given_condition]
     assert data.resources["pain"] == [given_pain]
@@ -370,6 +372,8 @@ def test_paged_prefetch_without_fhir_server_keeps_the_first_page_and_says_so(
         "antibiotics": None,
         "patient": None,
         "procedures": None,
+        "imaging_studies": None,
+        "imaging_reports": None,
     }
     data = run(service, client, hook_request(None, prefetch=prefetch))
     assert len(data.resources["crp"]) == len(first["entry"]) < CRP_COUNT
@@ -388,6 +392,8 @@ def test_optional_antibiotic_orders_missing_without_fhir_server_go_ahead_noted(
         "pain": None,
         "patient": None,
         "procedures": None,
+        "imaging_studies": None,
+        "imaging_reports": None,
     }
     data = run(service, client, hook_request(None, prefetch=prefetch))
     assert data.sources["antibiotics"] == "unavailable"

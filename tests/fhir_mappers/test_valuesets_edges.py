@@ -173,8 +173,7 @@ def test_the_shipped_observation_codes_are_found_by_system_and_code() -> None:
     [
         (
             {"valueSet": "drugs", "source": "x", "entries": []},
-            "f.json: 'valueSet' must be one of spine-imaging, conditions, observations, "
-            "procedures",
+            "f.json: 'valueSet' must be one of spine-imaging, conditions, observations, procedures",
         ),
         (
             file("conditions", ["not", "an", "object"]),

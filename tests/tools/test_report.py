@@ -279,6 +279,8 @@ def test_json_report_numbers(filled: Filled, tmp_path: Path) -> None:
         "antibiotics",
         "patient",
         "procedures",
+        "imaging_studies",
+        "imaging_reports",
     }
 
     # Percentiles agree with the standard library's, over the latencies the store holds.

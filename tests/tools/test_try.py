@@ -143,7 +143,12 @@ def test_json_prints_the_exchange_and_the_text_renders_the_same_cards(
         if key == "patient":
             continue
         assert bundle["resourceType"] == "Bundle"
-        assert bundle.get("entry") or key in ("antibiotics", "procedures"), key
+        assert bundle.get("entry") or key in (
+            "antibiotics",
+            "procedures",
+            "imaging_studies",
+            "imaging_reports",
+        ), key
         for entry in bundle.get("entry", []):
             assert entry["resource"]["subject"]["reference"] == "Patient/spine-cds-e1"
     crp = request["prefetch"]["crp"]["entry"]
