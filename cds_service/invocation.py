@@ -203,6 +203,7 @@ def handle_hook(
         override_reasons=runtime.override_reasons,
         trend_base_url=trend_base_url,
         value_sets=runtime.value_sets,
+        replace_with_delete_create=runtime.settings.replace_with_delete_create,
     )
     return Outcome(
         response=render_response(assessment, card_context),

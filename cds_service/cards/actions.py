@@ -132,7 +132,8 @@ def study_coding(study: Study, order: ImagingOrder, value_sets: ValueSets) -> Co
 def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | None:
     """One suggestion that replaces the first order that cannot answer the card's question
     with the study that can: an ``update`` of the draft's code (the CDS Hooks sandbox
-    applies updates to the order on screen), the draft rated appropriate."""
+    applies updates to the order on screen), the draft rated appropriate; where the EHR
+    applies deletes and creates (setting), a delete of the draft and a create instead."""
     study = a.answering_study
     if study is None or ctx.value_sets is None:
         return None
@@ -156,17 +157,31 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
         "text": upper_first(label),
     }
     replaced = replace(order, resource=resource, codes=(coding,))
+    rated = rated_resource(replaced, "appropriate", ctx.qcdsm_name, card_id)
+    if ctx.replace_with_delete_create:
+        # an EHR that applies deletes and creates: the draft goes, the study comes
+        created = {k: v for k, v in rated.items() if k != "id"}
+        actions = [
+            {
+                "type": "delete",
+                "description": f"Remove the draft spine {order.modality.value} order",
+                "resourceId": order.reference,
+            },
+            {"type": "create", "description": f"Order {label}", "resource": created},
+        ]
+    else:
+        actions = [
+            {
+                "type": "update",
+                "description": f"Change the draft order to {label}",
+                "resource": rated,
+            }
+        ]
     return {
         "label": f"Order {label} instead",
         "uuid": _sub_uuid(card_id, "replace-study"),
         "isRecommended": True,
-        "actions": [
-            {
-                "type": "update",
-                "description": f"Change the draft order to {label}",
-                "resource": rated_resource(replaced, "appropriate", ctx.qcdsm_name, card_id),
-            }
-        ],
+        "actions": actions,
     }
 
 

@@ -64,3 +64,6 @@ class CardContext:
     # the imaging codes in force, for the code of the study a card offers instead of one
     # that cannot answer its question (None: no replacement is offered)
     value_sets: ValueSets | None = None
+    # the EHR applies delete and create suggestions: a replacement is a delete and a
+    # create, not an update (setting replace_with_delete_create)
+    replace_with_delete_create: bool = False

@@ -133,3 +133,15 @@ def test_a_mechanical_question_gets_no_replacement() -> None:
     a = run(improving(), [nvo(), instability])
     assert a.answering_study is None
     assert suggestions(a) == []
+
+
+def test_where_the_ehr_applies_deletes_and_creates_the_replacement_is_both() -> None:
+    lumbar = study("72148", Modality.MRI, "lumbar", "without")
+    a = run(improving()[:2], [nvo(region="cervical"), quadriplegia()], orders=[lumbar])
+    ctx = replace(CTX, replace_with_delete_create=True)
+    (suggestion,) = render_response(a, ctx)["cards"][0]["suggestions"]
+    delete, create = suggestion["actions"]
+    assert (delete["type"], delete["resourceId"]) == ("delete", lumbar.reference)
+    assert create["type"] == "create" and "id" not in create["resource"]
+    assert create["resource"]["code"]["coding"][0]["code"] == "72156"
+    assert create["resource"]["status"] == "draft"
