@@ -31,7 +31,7 @@ class DataSource:
     key: str  # the prefetch key in hooks.json
     resource_type: str  # what the search returns
     query: str  # the search; "{codes}" is filled with the value sets' codes
-    feeds: str  # "conditions" | "measurements" | "antibiotics": what the engine gets
+    feeds: str  # "conditions" | "measurements" | "antibiotics" | "patient" | "procedures"
     codes_of: tuple[ObservationKind, ...] = ()  # value-set kinds that fill "{codes}"
     # Without a required source the answer is a 412; without an optional one the
     # decision goes ahead and the card says what was not read.
@@ -70,6 +70,34 @@ SOURCES: tuple[DataSource, ...] = (
         "MedicationRequest",
         f"MedicationRequest?patient={PATIENT}&_include=MedicationRequest:medication&_count=100",
         "antibiotics",
+        required=False,
+    ),
+    # The patient's birthDate: adults only (clinical-rules.md, "Imaging", 2026-12-06).
+    # Optional: without it the decision goes ahead as before and the audit says so.
+    DataSource("patient", "Patient", f"Patient/{PATIENT}", "patient", required=False),
+    # Spine surgery in the episode (clinical-rules.md, "Imaging", 2026-12-06): a CT after
+    # a fusion or debridement is not advised against. Optional, like the others above.
+    DataSource(
+        "procedures",
+        "Procedure",
+        f"Procedure?patient={PATIENT}&_count=100",
+        "procedures",
+        required=False,
+    ),
+    # Prior spine imaging (clinical-rules.md, "Imaging", 2026-12-06): the last spine
+    # study of the episode is named; a red flag seen on a study of the last days says so.
+    DataSource(
+        "imaging_studies",
+        "ImagingStudy",
+        f"ImagingStudy?patient={PATIENT}&_count=100",
+        "imaging",
+        required=False,
+    ),
+    DataSource(
+        "imaging_reports",
+        "DiagnosticReport",
+        f"DiagnosticReport?patient={PATIENT}&_count=100",
+        "imaging",
         required=False,
     ),
 )

@@ -28,6 +28,9 @@ from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from fhir_mappers.orders import map_orders
+from fhir_mappers.patients import map_birth_date
+from fhir_mappers.prior_imaging import map_prior_imaging
+from fhir_mappers.procedures import map_spine_surgery
 from fhir_mappers.wire import ObservationBytes, WireObservation
 
 SUBJECT_FIELDS = ("subject", "patient")
@@ -182,6 +185,9 @@ def handle_hook(
         measurement_resources, runtime.value_sets, runtime.mapping
     )
     antibiotics, antibiotic_issues = map_antibiotic_orders(own("antibiotics"), runtime.antibiotics)
+    birth_date, patient_issues = map_birth_date(own("patient"), patient_id)
+    surgery, surgery_issues = map_spine_surgery(own("procedures"), runtime.value_sets)
+    studies, study_issues = map_prior_imaging(own("imaging"), runtime.value_sets)
     data = PatientData(
         conditions=conditions,
         measurements=measurements,
@@ -190,9 +196,15 @@ def handle_hook(
         + tuple(foreign)
         + condition_issues
         + observation_issues
-        + antibiotic_issues,
+        + antibiotic_issues
+        + patient_issues
+        + surgery_issues
+        + study_issues,
         cut_off=frozenset(n.key for n in gathered.notes if n.cut_off),
         unavailable=frozenset(k for k, v in gathered.sources.items() if v == "unavailable"),
+        birth_date=birth_date,
+        spine_surgery=surgery,
+        prior_studies=studies,
     )
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
     card_context = CardContext(
@@ -201,6 +213,8 @@ def handle_hook(
         override_reasons=runtime.override_reasons,
         trend_base_url=trend_base_url,
         rating=runtime.settings.appropriateness_rating,
+        value_sets=runtime.value_sets,
+        replace_with_delete_create=runtime.settings.replace_with_delete_create,
     )
     return Outcome(
         response=render_response(assessment, card_context),

@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     audit_patient_id: str = "hash"  # "hash" (keyed hash) | "plain" | "omit"
     audit_hash_key: str = ""  # secret for the keyed hash; empty: generated once, kept in the DB
     metrics_enabled: bool = True
+    # The EHR applies delete and create suggestions (the CDS Hooks sandbox applies only
+    # updates): the study that answers a card's question replaces the draft by a delete
+    # and a create instead of an update of its code (clinical-rules.md, "Imaging").
+    replace_with_delete_create: bool = False
 
     # FHIR access (fallback fetch when prefetch is missing)
     fhir_connect_timeout_seconds: float = Field(0.2, gt=0)

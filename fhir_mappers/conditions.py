@@ -42,7 +42,9 @@ CAUTIOUS = frozenset(
         ConditionCategory.OUT_OF_SCOPE,
         ConditionCategory.NEURO_DEFICIT,
         ConditionCategory.COMPLICATION,
+        ConditionCategory.MECHANICAL,
         ConditionCategory.MIMIC,
+        ConditionCategory.IMMUNOSUPPRESSION,
         ConditionCategory.NVO_UNSPECIFIED,
     }
 )
@@ -67,10 +69,13 @@ _PRIORITY = (
     ConditionCategory.OUT_OF_SCOPE,
     ConditionCategory.NEURO_DEFICIT,
     ConditionCategory.COMPLICATION,
+    ConditionCategory.MECHANICAL,
     ConditionCategory.MIMIC,
+    ConditionCategory.IMMUNOSUPPRESSION,
     ConditionCategory.NVO_UNSPECIFIED,
     ConditionCategory.NVO_OTHER_INFECTIVE,
     ConditionCategory.NVO,
+    ConditionCategory.SPINAL_PAIN,
 )
 
 

@@ -58,6 +58,20 @@ class Modality(StrEnum):
 
 
 @dataclass(frozen=True)
+class OrderReason:
+    """One stated reason of an imaging order (reasonCode or reasonReference).
+
+    ``routine`` says whether it is the infection or spinal pain (clinical-rules.md,
+    "Imaging", 2026-12-06: routine follow-up of the infection); None for a reference,
+    which the engine resolves against the patient's Conditions.
+    """
+
+    name: str | None  # the value set's clinical name, else the display or text
+    routine: bool | None
+    reference: str | None = None  # "Condition/<id>" for a reasonReference
+
+
+@dataclass(frozen=True)
 class ImagingOrder:
     """A draft spine MRI/CT order recognised from ServiceRequest.code."""
 
@@ -70,6 +84,9 @@ class ImagingOrder:
     resource: dict[str, object] = field(
         compare=False, repr=False
     )  # the raw draft, for update/delete actions
+    # ServiceRequest.priority (routine | urgent | asap | stat), None when absent
+    priority: str | None = None
+    reasons: tuple[OrderReason, ...] = ()
 
 
 class ConditionCategory(StrEnum):
@@ -79,9 +96,17 @@ class ConditionCategory(StrEnum):
     )
     NVO_OTHER_INFECTIVE = "nvo-other-infective"  # M46.5x: in scope only when the setting says so
     OUT_OF_SCOPE = "out-of-scope"  # tuberculous/brucellar spondylitis, implant-associated infection
-    COMPLICATION = "complication"  # epidural/intraspinal abscess, collapse, pathological fracture
+    COMPLICATION = "complication"  # epidural/intraspinal, psoas or retroperitoneal abscess
+    # collapse, pathological fracture, instability, kyphosis: the study is standing
+    # radiographs (and CT), not MRI (clinical-rules.md, "Imaging", 2026-12-06)
+    MECHANICAL = "mechanical"
     NEURO_DEFICIT = "neuro-deficit"  # cauda equina, paraplegia, myelopathy, ...
     MIMIC = "mimic"  # degenerative disc disease, vertebral neoplasm/metastasis
+    # transplant, neutropenia, immunodeficiency, HIV, systemic steroids: no advise-against
+    # (clinical-rules.md, "Imaging", 2026-12-06)
+    IMMUNOSUPPRESSION = "immunosuppression"
+    # back or neck pain: read only as an imaging order's stated reason (routine follow-up)
+    SPINAL_PAIN = "spinal-pain"
     OTHER = "other"
 
 
@@ -172,6 +197,29 @@ class PatientData:
     antibiotics: tuple[AntibioticStart, ...] = ()
     # optional kinds of data that could not be read at all (e.g. "antibiotics")
     unavailable: frozenset[str] = frozenset()
+    # the Patient's birthDate (adults only); None: not recorded or not read
+    birth_date: date | None = None
+    # spine operations on record (fusion, debridement): a CT after one is not advised against
+    spine_surgery: tuple[SpineSurgery, ...] = ()
+    # spine MRI/CT studies done (ImagingStudy, DiagnosticReport): the last one is named
+    prior_studies: tuple[PriorStudy, ...] = ()
+
+
+class PriorStudy(Struct, frozen=True, gc=False):
+    """A spine study already done (clinical-rules.md, "Imaging", 2026-12-06)."""
+
+    reference: str  # "ImagingStudy/<id>" or "DiagnosticReport/<id>"
+    modality: Modality
+    region: str
+    when: When
+
+
+class SpineSurgery(Struct, frozen=True, gc=False):
+    """A spine operation on record (clinical-rules.md, "Imaging", 2026-12-06)."""
+
+    reference: str  # "Procedure/<id>"
+    name: str  # the value set's name, e.g. "lumbar fusion"
+    when: When | None  # performed; None when the record gives no readable time
 
 
 class AntibioticStart(Struct, frozen=True, gc=False):

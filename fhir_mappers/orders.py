@@ -20,7 +20,14 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
-from fhir_mappers.model import Coding, DataIssue, ImagingOrder, When
+from fhir_mappers.model import (
+    Coding,
+    ConditionCategory,
+    DataIssue,
+    ImagingOrder,
+    OrderReason,
+    When,
+)
 from fhir_mappers.rawjson import codings, describe_error, reference
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.valuesets import ImagingEntry, ValueSets
@@ -56,7 +63,7 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
         ]
         if not matched:
             continue
-        order = _to_order(ref, resource, matched, issues)
+        order = _to_order(ref, resource, matched, issues, vs)
         if order is not None:
             orders.append(order)
 
@@ -74,6 +81,7 @@ def _to_order(
     resource: dict[str, Any],
     matched: list[tuple[Coding, ImagingEntry]],
     issues: list[DataIssue],
+    vs: ValueSets,
 ) -> ImagingOrder | None:
     try:
         ServiceRequest.model_validate(resource)
@@ -104,6 +112,7 @@ def _to_order(
         except ValueError as exc:
             issues.append(DataIssue(ref, f"authoredOn not read: {exc}"))
 
+    priority = resource.get("priority")
     return ImagingOrder(
         reference=ref,
         modality=first.modality,
@@ -112,7 +121,56 @@ def _to_order(
         codes=tuple(coding for coding, _ in matched),
         authored_on=authored,
         resource=resource,
+        priority=priority if isinstance(priority, str) else None,
+        reasons=_reasons(resource, vs),
     )
+
+
+# A stated reason that is the infection itself or spinal pain: routine follow-up
+# (clinical-rules.md, "Imaging", 2026-12-06). Any other reason is not.
+ROUTINE_REASONS = frozenset(
+    {
+        ConditionCategory.NVO,
+        ConditionCategory.NVO_UNSPECIFIED,
+        ConditionCategory.NVO_OTHER_INFECTIVE,
+        ConditionCategory.SPINAL_PAIN,
+    }
+)
+
+
+def _reasons(resource: dict[str, Any], vs: ValueSets) -> tuple[OrderReason, ...]:
+    """The order's reasonCode (classified by the conditions value set) and reasonReference
+    (left for the engine to resolve against the Conditions)."""
+    found: list[OrderReason] = []
+    for concept in _list(resource.get("reasonCode")):
+        if not isinstance(concept, dict):
+            continue
+        coded = codings(concept)
+        entries = [e for c in coded if (e := vs.condition_entry(c.system, c.code))]
+        text = concept.get("text") if isinstance(concept.get("text"), str) else None
+        name = next((e.name for e in entries if e.name), None)
+        name = name or next((c.display for c in coded if c.display), None) or text
+        if name is None and not coded:
+            continue  # an empty reason states nothing
+        routine = any(e.category in ROUTINE_REASONS for e in entries)
+        found.append(OrderReason(name=name, routine=routine))
+    for ref in _list(resource.get("reasonReference")):
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str) and "/" in target:
+            short = "/".join(target.rstrip("/").split("/")[-2:])
+            display = ref.get("display")
+            found.append(
+                OrderReason(
+                    name=display if isinstance(display, str) else None,
+                    routine=None,
+                    reference=short,
+                )
+            )
+    return tuple(found)
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _bundle_resources(

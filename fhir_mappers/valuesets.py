@@ -22,7 +22,7 @@ fhir_mappers/conditions.py; a region written in the file wins over it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -36,7 +36,11 @@ CPT = "http://www.ama-assn.org/go/cpt"
 
 E = TypeVar("E", bound=Enum)
 
-REGIONS = frozenset({"cervical", "thoracic", "lumbar", "spine"})
+# Where an imaging study looks: a third of the spine, a combined study (thoracolumbar:
+# thoracic and lumbar; lumbosacral: lumbar and sacral), the sacrum, or the whole spine.
+REGIONS = frozenset(
+    {"cervical", "thoracic", "lumbar", "thoracolumbar", "lumbosacral", "sacral", "spine"}
+)
 CONTRASTS = frozenset({"without", "with", "without-and-with"})
 # Where on the spine a condition sits (clinical-rules.md, "Level of the infection and of the
 # order"): the ICD-10-CM spinal sites; absent means unknown or unspecified.
@@ -92,6 +96,19 @@ class ConditionEntry:
 
 
 @dataclass(frozen=True)
+class ProcedureEntry:
+    """A spine surgery code (clinical-rules.md, "Imaging", 2026-12-06: a CT after spine
+    surgery in the episode is not advised against)."""
+
+    system: str
+    code: str
+    display: str | None
+    name: str  # what a card calls it, e.g. "lumbar fusion"
+    verified: bool
+    source_file: str
+
+
+@dataclass(frozen=True)
 class ObservationEntry:
     system: str
     code: str
@@ -120,6 +137,12 @@ class ValueSets:
     ]  # system -> longest first
     observations: Mapping[tuple[str, str], ObservationEntry]
     sources: Mapping[str, str]  # file name -> its "source" text, for audit and cards
+    procedures: Mapping[tuple[str, str], ProcedureEntry] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def procedure_entry(self, system: str, code: str) -> ProcedureEntry | None:
+        return self.procedures.get((system, code.strip()))
 
     def imaging_entry(self, system: str, code: str) -> ImagingEntry | None:
         return self.imaging.get((system, code.strip()))
@@ -149,12 +172,13 @@ class ValueSets:
         return None
 
 
-_VALUE_SET_NAMES = ("spine-imaging", "conditions", "observations")
+_VALUE_SET_NAMES = ("spine-imaging", "conditions", "observations", "procedures")
 _COMMON_KEYS = {"system", "code", "display", "verified", "comment"}
 _KEYS = {
     "spine-imaging": _COMMON_KEYS | {"modality", "region", "contrast"},
     "conditions": _COMMON_KEYS | {"match", "category", "name", "region"},
     "observations": _COMMON_KEYS | {"kind"},
+    "procedures": _COMMON_KEYS | {"name"},
 }
 
 
@@ -164,6 +188,7 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
     exact: dict[tuple[str, str], ConditionEntry] = {}
     prefixes: dict[tuple[str, str], ConditionEntry] = {}
     observations: dict[tuple[str, str], ObservationEntry] = {}
+    procedures: dict[tuple[str, str], ProcedureEntry] = {}
     sources: dict[str, str] = {}
 
     for name, data in files:
@@ -225,6 +250,16 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
                 )
                 key = (system, normalize_code(system, code))
                 _add(exact if match == "exact" else prefixes, key, cond, where)
+            elif value_set == "procedures":
+                proc = ProcedureEntry(
+                    system=system,
+                    code=code,
+                    display=display,
+                    name=_str(raw, "name", where),
+                    verified=verified,
+                    source_file=name,
+                )
+                _add(procedures, (system, code), proc, where)
             else:
                 obs = ObservationEntry(
                     system=system,
@@ -249,6 +284,7 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
         condition_prefixes=MappingProxyType(prefix_index),
         observations=MappingProxyType(observations),
         sources=MappingProxyType(sources),
+        procedures=MappingProxyType(procedures),
     )
 
 

@@ -7,6 +7,7 @@ the service fetched it itself with the EHR's token.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -137,6 +138,10 @@ def test_partial_prefetch_fetches_the_rest(fhir: FhirTestServer, client: FlaskCl
         "esr": "fetched",
         "pain": "fetched",
         "antibiotics": "fetched",
+        "patient": "fetched",
+        "procedures": "fetched",
+        "imaging_studies": "fetched",
+        "imaging_reports": "fetched",
     }
     assert recommendation(outcome.response) == "advise-against"
 
@@ -159,3 +164,31 @@ def test_without_antibiotic_orders_the_decision_goes_ahead_and_says_so(
     full = handle_hook(client.application.extensions["spine_cds"], SELECT_ID, with_prefetch)
     assert recommendation(full.response) == "insufficient-data"
     assert "(first antibiotic order: cefazolin)" in full.response["cards"][0]["detail"]
+
+
+def test_the_three_cpt_thirds_signed_together_are_one_whole_spine_study_on_both_paths(
+    fhir: FhirTestServer, client: FlaskClient
+) -> None:
+    # e25: improving, a thoracic infection; a lumbar MRI alone gives no card. Cervical,
+    # thoracic and lumbar MRI signed together are one whole-spine study (clinical-rules.md,
+    # "Imaging", 2026-12-06): it images the infection, and the answer is advise-against.
+    example = next(e for e in EXAMPLES if e.key == "e25-other-level")
+    drafts = []
+    for region, code in (("cervical", "72156"), ("thoracic", "72157"), ("lumbar", "72158")):
+        draft = copy.deepcopy(example.draft_order)
+        draft["id"] = f"{example.patient_id}-{region}"
+        draft["code"] = {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": code}]}
+        drafts.append(draft)
+    with_prefetch, fetched = both_requests(fhir, example, "order-sign")
+    answers = []
+    for body in (with_prefetch, fetched):
+        body["context"]["draftOrders"]["entry"] = [{"resource": d} for d in drafts]
+        response = client.post(f"/cds-services/{SIGN_ID}", json=body)
+        assert response.status_code == 200, response.get_json()
+        answers.append(response.get_json())
+    assert answers[0] == answers[1]
+    assert recommendation(answers[0]) == "advise-against"
+    deletes = answers[0]["cards"][0]["suggestions"][0]["actions"]
+    assert sorted(a["resourceId"] for a in deletes) == sorted(
+        f"ServiceRequest/{d['id']}" for d in drafts
+    )

@@ -63,7 +63,17 @@ def test_discovery_conforms_and_offers_one_service_per_hook(client: FlaskClient)
     assert set(hooks) == {"order-select", "order-sign"}
     for service in body["services"]:
         assert service["title"] and service["description"]
-        assert set(service["prefetch"]) == {"conditions", "crp", "esr", "pain", "antibiotics"}
+        assert set(service["prefetch"]) == {
+            "conditions",
+            "crp",
+            "esr",
+            "pain",
+            "antibiotics",
+            "patient",
+            "procedures",
+            "imaging_studies",
+            "imaging_reports",
+        }
 
 
 def test_prefetch_templates_use_only_cds_hooks_2_tokens(client: FlaskClient) -> None:
@@ -71,7 +81,8 @@ def test_prefetch_templates_use_only_cds_hooks_2_tokens(client: FlaskClient) -> 
         for key, template in service["prefetch"].items():
             tokens = set(re.findall(r"\{\{\s*([^}]+?)\s*\}\}", template))
             assert tokens and tokens <= ALLOWED_TOKENS, (key, tokens)
-            assert "_count=" in template, key
+            # searches say how many per page; the Patient (birthDate) is a read
+            assert "_count=" in template or template == "Patient/{{context.patientId}}", key
             if template.startswith("Observation?"):
                 assert "_sort=-date" in template, key
 

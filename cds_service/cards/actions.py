@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from cds_service.cards import words
 from cds_service.cards.context import CardContext
 from cds_service.cards.identity import _sub_uuid
 from cds_service.cards.result import prune
 from cds_service.cards.summary import _modality, _needs_markers
-from cds_service.engine.assessment import Assessment, Recommendation
-from fhir_mappers.model import ImagingOrder, Modality
+from cds_service.cards.words import upper_first
+from cds_service.engine.assessment import Assessment, Recommendation, Study
+from cds_service.engine.study import GAP_MECHANICAL_MRI
+from fhir_mappers.model import Coding, ImagingOrder
+from fhir_mappers.valuesets import CPT, ValueSets
 
 LOINC = "http://loinc.org"
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
@@ -87,6 +92,9 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
                 "actions": _delete_orders(a),
             }
         ]
+    replacement = _replacement(a, ctx, card_id)
+    if replacement is not None:
+        return [replacement]
     if _needs_markers(a):
         return [
             {
@@ -97,6 +105,91 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
             }
         ]
     return []
+
+
+# --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): the study that answers ------
+
+
+def study_coding(study: Study, order: ImagingOrder, value_sets: ValueSets) -> Coding | None:
+    """A code for ``study`` from the imaging value set: in the order's own code system
+    when it has one, else CPT, else any; verified entries first."""
+    matches = [
+        e
+        for e in value_sets.imaging.values()
+        if e.modality is study.modality
+        and e.region == study.region
+        and e.contrast == study.contrast
+    ]
+    systems = [c.system for c in order.codes] + [CPT]
+    matches.sort(
+        key=lambda e: (
+            systems.index(e.system) if e.system in systems else len(systems),
+            not e.verified,
+            e.code,
+        )
+    )
+    if not matches:
+        return None
+    return Coding(matches[0].system, matches[0].code, matches[0].display)
+
+
+def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | None:
+    """One suggestion that replaces the first order that cannot answer the card's question
+    with the study that can: an ``update`` of the draft's code (the CDS Hooks sandbox
+    applies updates to the order on screen), the draft rated appropriate; where the EHR
+    applies deletes and creates (setting), a delete of the draft and a create instead."""
+    study = a.answering_study
+    if study is None or ctx.value_sets is None:
+        return None
+    short = [
+        o
+        for o in a.orders
+        if a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
+    ]
+    if not short:
+        return None
+    order = short[0]
+    coding = study_coding(study, order, ctx.value_sets)
+    if coding is None:
+        return None
+    label = words.study_words(study.modality.value, study.region, study.contrast)
+    resource = copy.deepcopy(dict(order.resource))
+    resource["code"] = {
+        "coding": [
+            prune({"system": coding.system, "code": coding.code, "display": coding.display})
+        ],
+        "text": upper_first(label),
+    }
+    replaced = replace(order, resource=resource, codes=(coding,))
+    rated = rated_resource(replaced, "appropriate", ctx.qcdsm_name, card_id)
+    if ctx.replace_with_delete_create:
+        # an EHR that applies deletes and creates: the draft goes, the study comes
+        created = {k: v for k, v in rated.items() if k != "id"}
+        actions = [
+            {
+                "type": "delete",
+                "description": f"Remove the draft spine {order.modality.value} order",
+                "resourceId": order.reference,
+            },
+            {"type": "create", "description": f"Order {label}", "resource": created},
+        ]
+    else:
+        actions = [
+            {
+                "type": "update",
+                "description": f"Change the draft order to {label}",
+                "resource": rated,
+            }
+        ]
+    return {
+        "label": f"Order {label} instead",
+        "uuid": _sub_uuid(card_id, "replace-study"),
+        "isRecommended": True,
+        "actions": actions,
+    }
+
+
+# --- end of the imaging block ----------------------------------------------------------
 
 
 def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
@@ -113,18 +206,23 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
         for o in a.orders
         if rating != "not-appropriate" or o.reference in a.covering
         for r in (_order_rating(a, o, rating),)
+        if r is not None
     ]
 
 
-def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str:
-    """A CT for a new neurologic deficit is rated not-appropriate: MRI is the study of
-    choice (IDSA 2015), CT only when MRI cannot be done, which the clinician records
-    with the override reason the card offers."""
-    if a.recommendation is Recommendation.SUPPORT_URGENT and order.modality is Modality.CT:
-        return "not-appropriate"
-    if order.reference not in a.covering:
-        return "not-appropriate"  # it cannot show the infected level (clinical-rules.md)
-    return rating
+def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None:
+    """On a support or urgent card the rating goes by whether the study can answer the
+    card's question (engine/study.py): one that misses the level, a CT for a new deficit
+    (MRI is the study of choice, IDSA 2015; CT only when MRI cannot be done, which the
+    clinician records with the override reason the card offers) or one without contrast
+    for a soft-tissue question is not-appropriate; an MRI for a mechanical flag alone
+    gets no rating (None)."""
+    if rating == "not-appropriate":
+        return rating
+    gap = a.study_gaps.get(order.reference)
+    if gap == GAP_MECHANICAL_MRI:
+        return None
+    return "not-appropriate" if gap is not None else rating
 
 
 def rated_resource(order: ImagingOrder, rating: str, qcdsm: str, card_id: str) -> dict[str, Any]:

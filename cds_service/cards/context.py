@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from fhir_mappers.valuesets import ValueSets
+
 
 @dataclass(frozen=True)
 class OverrideReason:
@@ -63,3 +65,9 @@ class CardContext:
     # appropriateness_rating): CMS's AUC program it was made for is paused and its
     # regulation rescinded, so a site may turn it off; the sandbox's imaging tab reads it.
     rating: bool = True
+    # the imaging codes in force, for the code of the study a card offers instead of one
+    # that cannot answer its question (None: no replacement is offered)
+    value_sets: ValueSets | None = None
+    # the EHR applies delete and create suggestions: a replacement is a delete and a
+    # create, not an update (setting replace_with_delete_create)
+    replace_with_delete_create: bool = False

@@ -9,11 +9,11 @@ from typing import Any
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
-from cds_service.cards.summary import _has_ct
+from cds_service.cards.summary import _has_ct, mechanical_only
 from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
-from fhir_mappers.model import DataIssue, Measurement
+from fhir_mappers.model import DataIssue, Measurement, Modality
 
 
 def shown_value(m: Measurement) -> str:
@@ -266,6 +266,15 @@ def _noun_of(reference: str) -> str:
     return {"Condition": "diagnosis", "Observation": "result"}.get(kind, "record")
 
 
+def _read_anyway(a: Assessment) -> str:
+    """How to read a follow-up study done anyway: an MRI, or a CT (clinical-rules.md,
+    "Imaging", 2026-12-06)."""
+    advised = [o for o in a.orders if o.reference in a.covering] or list(a.orders)
+    if advised and all(o.modality is Modality.CT for o in advised):
+        return text.READ_ANYWAY_CT
+    return text.READ_ANYWAY_MRI
+
+
 def detail(a: Assessment) -> str:
     rec = a.recommendation
     blocks: list[list[str]] = []
@@ -278,22 +287,38 @@ def detail(a: Assessment) -> str:
             f"{lead}, no new red flag recorded." if a.known else f"{lead}, no red flag recorded."
         )
         blocks.append([_episode_line(a), state, *_trend_lines(a)])
+        blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
-        if _has_ct(a):
-            urgent = rec is Recommendation.SUPPORT_URGENT
-            blocks.append([f"**{text.MRI_NOW if urgent else text.MRI_PREFERRED}**"])
+        seen = next((n for n in a.notes if n.code == "flag-seen-on-study"), None)
+        if rec is Recommendation.SUPPORT_URGENT and seen is not None:
+            # seen on a study of the last days: say so first; the protocol if it changed
+            said = phrase(seen).short
+            blocks.append(
+                [
+                    f"**{upper_first(said)}: a new MRI only if the exam changed.** If it did: "
+                    f"{text.URGENT_STUDY_SHORT}"
+                ]
+            )
+        elif rec is Recommendation.SUPPORT_URGENT:
+            blocks.append([f"**{text.URGENT_STUDY}**"])
+        elif _has_ct(a) and not mechanical_only(a):
+            blocks.append([f"**{text.MRI_PREFERRED}**"])
         items = [phrase(f).message for f in flags]
         if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
             items.append(text.COMPLICATION_ACTION)
             complication = next(f for f in flags if f.rule_id == "complication")
             if complication.data["facts"]["abscess"]:
                 items.append(text.ABSCESS_NEXT_STEPS)
+                items.append(text.ABSCESS_STUDY)
         markers = next((f for f in flags if f.rule_id == "markers-not-responding"), None)
         if markers is not None:
             items.append(text.MARKERS_CAVEAT)
             if "rise" in markers.data:
                 items.append(text.REBOUND_SOURCES)
             items.append(text.MARKERS_NEXT_STEPS)
+            items.append(text.MARKERS_STUDY)
+        if any(f.rule_id == "uncertain-dx" for f in flags):
+            items.append(text.UNCERTAIN_STUDY)
         change = a.figures.crp_percent_change
         if any(f.rule_id == "pain-worse" for f in flags) and change is not None and change < 0:
             items.append(text.MECHANICAL_PAIN)

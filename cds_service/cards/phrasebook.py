@@ -100,6 +100,29 @@ def _complication(d: Data) -> Phrase:
     return Phrase(f"Complication recorded: {_dated_names(found)}.", short)
 
 
+# --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): the mechanical class --------
+
+
+def _mechanical(d: Data) -> Phrase:
+    """A new collapse, fracture, instability or kyphosis: the question is alignment and
+    stability, which standing radiographs and CT answer."""
+    found = d[FACTS]["found"]
+    first = found[0]
+    when, name = when_found(first), lower_first(name_of(first))
+    head = f"New {name} ({when})" if when else f"New {name}"
+    if len(found) > 1:
+        head += f", and {listed([lower_first(name_of(c)) for c in found[1:]])}"
+    return Phrase(
+        f"Mechanical complication recorded: {_dated_names(found)}. The question is alignment "
+        "and stability: standing radiographs (CT if needed) and spine surgery review; MRI "
+        "only if the neurologic exam or the markers worsen.",
+        head,
+    )
+
+
+# --- end of the imaging block ----------------------------------------------------------
+
+
 BIOPSY = "imaging reasonable; if no organism is known, consider image-guided biopsy"
 
 
@@ -216,6 +239,7 @@ def _insufficient(d: Data) -> Phrase:
 FINDINGS: dict[str, Callable[[Data], Phrase]] = {
     "neuro": _neuro,
     "complication": _complication,
+    "mechanical": _mechanical,
     "uncertain-dx": _uncertain_dx,
     "markers-not-responding": _markers,
     "pain-worse": _pain,

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
+from cds_service.cards.remark_phrases import urgent_level_words
+from cds_service.engine import study
 from cds_service.engine.assessment import Assessment, Recommendation
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -19,6 +21,12 @@ def _modality(orders: Sequence[ImagingOrder]) -> str:
 
 def _has_ct(a: Assessment) -> bool:
     return any(o.modality is Modality.CT for o in a.orders)
+
+
+def mechanical_only(a: Assessment) -> bool:
+    """Every red flag is mechanical (collapse, fracture, instability): a question for
+    standing radiographs and CT, not for MRI (clinical-rules.md, "Imaging", 2026-12-06)."""
+    return study.mechanical_only(a.red_flags)
 
 
 def _fit(*candidates: str) -> str:
@@ -52,6 +60,23 @@ def summary(a: Assessment) -> str:
             (n for n in a.notes if n.code in ("order-misses-level", "order-misses-deficit-level")),
             None,
         )
+        seen = next((n for n in a.notes if n.code == "flag-seen-on-study"), None)
+        if seen is not None:
+            # seen on a study of the last days: a new MRI only if the exam changed
+            said = phrase(seen).short
+            return _fit(
+                f"{neuro}, {said}: a new MRI only if the exam changed; urgent spine surgery review",
+                f"{neuro}, {said}: a new MRI only if the exam changed",
+                f"New neurologic deficit, {said}: a new MRI only if the exam changed",
+            )
+        if missed is not None and missed.code == "order-misses-level":
+            level = urgent_level_words(missed.data)
+            return _fit(
+                f"{neuro}: {level}; spine surgery now",
+                f"{neuro}: {level}",
+                f"New neurologic deficit: {level}",
+                "New neurologic deficit: emergency MRI now",
+            )
         tail = (
             f"; {phrase(missed).short}" if missed is not None else "; urgent spine surgery review"
         )
@@ -63,6 +88,15 @@ def summary(a: Assessment) -> str:
         )
     if rec is Recommendation.SUPPORT:
         shorts = [phrase(f).short for f in flags]
+        if mechanical_only(a):
+            # the study is standing radiographs (and CT), not MRI (clinical-rules.md, Imaging)
+            tail = "standing radiographs (CT if needed) and spine surgery review"
+            return _fit(
+                f"{'; '.join(shorts)}: {tail}; MRI only if exam or markers worsen",
+                f"{shorts[0]}: {tail}; MRI only if exam or markers worsen",
+                f"{shorts[0]}: {tail}",
+                f"Mechanical complication: {tail}",
+            )
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
             return _fit(

@@ -38,9 +38,11 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "IDSA 2015 recommends against routine follow-up MRI when the clinical and laboratory "
         "response is favourable (strong recommendation, low-quality evidence). Imaging often "
         "stays abnormal in patients who are getting better: in a prospective series of 29 "
-        "cured patients it did not predict the outcome (Zarrouk 2007); at 4-8 weeks bone can "
-        "look equivocal or worse while soft tissue improves (Kowalski 2007); and 12 of 36 "
-        "patients who recovered looked worse on imaging a mean of 2.8 months after diagnosis "
+        "cured patients it did not predict the outcome, soft-tissue collections resolving "
+        "while bone changes persisted (Zarrouk 2007); at 4-8 weeks bone can look equivocal "
+        "or worse while soft tissue improves, so judge the soft tissue (Kowalski 2007). "
+        "Imaging misleads both ways: 12 of 36 patients who recovered looked worse a mean of "
+        "2.8 months after diagnosis, and 39 of 50 who had not healed looked better "
         "(Hecquet 2021).",
         ("IDSA-2015", "ZARROUK-2007", "KOWALSKI-2007", "HECQUET-2021"),
     ),
@@ -57,6 +59,15 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "clinical response is poor or treatment failure is suspected.",
         ("IDSA-2015",),
     ),
+    # A mechanical flag (clinical-rules.md, "Imaging", 2026-12-06). The IDSA statement is the
+    # one checked for "neuro" above; the Kowalski figures are as the rules file states them.
+    "mechanical": (
+        "IDSA 2015 recommends surgical intervention for progressive deformity or spinal "
+        "instability despite adequate antimicrobial therapy (strong, low). Loss of vertebral "
+        "height during healing is expected (Kowalski 2007: 47% → 79% at 4-8 weeks): alignment "
+        "and stability on standing radiographs decide, not the MRI signal.",
+        ("IDSA-2015", "KOWALSKI-2007"),
+    ),
     "uncertain-dx": (
         "The advice against routine follow-up imaging (IDSA 2015) is for patients with this "
         "infection who respond to treatment; while the diagnosis is not confirmed it does not "
@@ -67,8 +78,8 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "IDSA 2015: unchanged or rising ESR/CRP after about 4 weeks of therapy raise suspicion "
         "of treatment failure (weak, low), but raised markers, persistent pain, a residual "
         "deficit or imaging findings alone do not prove failure (weak, low). Follow-up MRI is "
-        "then aimed at the epidural and paraspinal soft tissues, whose change tracks CRP best "
-        "(Ahn 2020).",
+        "then aimed at the epidural and paraspinal soft tissues, whose change tracks CRP best, "
+        "though the correlations are moderate (rho about 0.45-0.48, Ahn 2020).",
         ("IDSA-2015", "AHN-2020"),
     ),
     # A rise before day 28: the 4-week recommendation does not fit; a rise after an
@@ -101,8 +112,9 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("IDSA-2015",),
     ),
     "esr-rising": (
-        "On follow-up MRI, bone change correlates with ESR and soft-tissue change with CRP "
-        "(Ahn 2020): ESR follows bone, which resolves more slowly.",
+        "On follow-up MRI, bone change correlates with ESR and soft-tissue change with CRP, "
+        "moderately (rho about 0.45-0.48, Ahn 2020): ESR follows bone, which resolves more "
+        "slowly.",
         ("AHN-2020",),
     ),
 }
@@ -133,12 +145,6 @@ CT_ORDERED = "MRI with gadolinium preferred to the CT ordered"
 MRI_PREFERRED = (
     "MRI with gadolinium is preferred; CT only if MRI is contraindicated or unavailable."
 )
-# On an urgent card (clinical-rules.md, "Imaging", card wording): a CT without contrast
-# cannot exclude an epidural abscess; never nuclear imaging in an emergency.
-MRI_NOW = (
-    "MRI with gadolinium now. If MRI is impossible: CT myelography or CT with IV contrast of "
-    "the affected level; a CT without contrast cannot exclude an epidural abscess."
-)
 # A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
 # relapses more often; at least 8 weeks of therapy).
 ABSCESS_NEXT_STEPS = (
@@ -146,6 +152,39 @@ ABSCESS_NEXT_STEPS = (
     "CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016); review the "
     "organism and the antibiotic with infectious diseases."
 )
+
+# --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): which study, protocol, extent --
+# On every urgent card: the whole spine, without and with gadolinium, not delayed for
+# contrast; the fallbacks when MRI is impossible (never a CT without contrast alone, and
+# no nuclear imaging in an emergency).
+URGENT_STUDY = (
+    "Emergency MRI of the whole spine, without and with gadolinium; do not delay it for "
+    "contrast. MRI impossible: CT myelography (puncture away from the infected level) or CT "
+    "with IV contrast of the level; a CT without contrast cannot exclude an epidural abscess."
+)
+URGENT_STUDY_SHORT = (
+    "emergency whole-spine MRI without and with gadolinium, not delayed for contrast."
+)
+ABSCESS_STUDY = (
+    "Imaging: whole-spine MRI without and with gadolinium, with DWI, if not just done; a "
+    "drainable paraspinal or psoas collection: CT-guided drainage."
+)
+MARKERS_STUDY = (
+    "Imaging: MRI without and with gadolinium of the infected level, compared with the "
+    "baseline; judge the epidural and paraspinal collections: worse bone alone is expected, "
+    "a better-looking MRI does not exclude failure. MRI impossible or equivocal: FDG-PET/CT."
+)
+UNCERTAIN_STUDY = "Imaging: MRI without and with gadolinium, with DWI; CT-guided biopsy."
+# Advise-against: how to read a study done anyway.
+READ_ANYWAY_MRI = (
+    "If imaging is done anyway: compare with the baseline; bone lags for months; epidural "
+    "and paraspinal collections should have shrunk."
+)
+READ_ANYWAY_CT = (
+    "A follow-up CT shows bone, which lags recovery; CT is for suspected fracture, "
+    "instability or surgical planning."
+)
+# --- end of the imaging block ----------------------------------------------------------
 
 # One line per decision, for tools that list decisions (``spine-cds try``).
 HEADLINES: dict[str, str] = {

@@ -138,3 +138,25 @@ def listed(names: Sequence[str]) -> str:
 def joined(names: Sequence[str]) -> str:
     """ "CRP", "CRP and pain", "diagnoses, CRP and pain"."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# --- Imaging (clinical-rules.md, "Imaging", 2026-12-06) --------------------------------
+
+CONTRAST_WORDS = {
+    "without": "without contrast",
+    "with": "with contrast",
+    "without-and-with": "without and with gadolinium",
+}
+
+
+def study_words(modality: str, region: str, contrast: str | None) -> str:
+    """ "MRI of the cervical spine without and with gadolinium"; "the whole spine" for a
+    whole-spine study."""
+    where = "the whole spine" if region == "spine" else f"the {region} spine"
+    said = f"{modality} of {where}"
+    if contrast in CONTRAST_WORDS:
+        said += f" {CONTRAST_WORDS[contrast]}"
+    return said
+
+
+# --- end of the imaging block ----------------------------------------------------------

@@ -15,6 +15,7 @@ from fhir_mappers.model import (
     DataIssue,
     ImagingOrder,
     Measurement,
+    Modality,
     When,
 )
 
@@ -43,17 +44,26 @@ class NotApplicableReason(StrEnum):
     # no red flag, and no spine order covers the infected level: the order is not repeat
     # imaging of the infection (clinical-rules.md, "Level", 2026-12-06)
     ORDER_OUTSIDE_INFECTION = "order-outside-infection-level"
+    # no red flag, and the order is urgent/asap/stat or states another reason than the
+    # infection or spinal pain: not routine follow-up (clinical-rules.md, "Imaging")
+    NOT_ROUTINE = "not-routine-follow-up"
+    # younger than min_age_years: the evidence is adult-only (clinical-rules.md, "Imaging")
+    UNDER_MIN_AGE = "under-minimum-age"
 
 
 # Red flags in the order clinical-rules.md lists them; any one supports imaging.
 RULE_NEURO = "neuro"
 RULE_COMPLICATION = "complication"
+# a new collapse, fracture, instability or kyphosis (clinical-rules.md, "Imaging",
+# 2026-12-06): supported, but the study is standing radiographs (and CT), not MRI
+RULE_MECHANICAL = "mechanical"
 RULE_UNCERTAIN_DX = "uncertain-dx"
 RULE_MARKERS = "markers-not-responding"
 RULE_PAIN = "pain-worse"
 RED_FLAG_RULES: tuple[str, ...] = (
     RULE_NEURO,
     RULE_COMPLICATION,
+    RULE_MECHANICAL,
     RULE_UNCERTAIN_DX,
     RULE_MARKERS,
     RULE_PAIN,
@@ -130,6 +140,18 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class Study:
+    """The study that answers a card's question (clinical-rules.md, "Imaging", 2026-12-06)."""
+
+    modality: Modality
+    region: str  # "cervical" | "thoracic" | "lumbar" | "spine" (whole)
+    contrast: str  # "without-and-with"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"modality": self.modality.value, "region": self.region, "contrast": self.contrast}
+
+
+@dataclass(frozen=True)
 class KeyFigures:
     """The numbers a card, an integrator or an auditor reads first."""
 
@@ -182,6 +204,13 @@ class Assessment:
     infection_region: str | None = None
     # optional kinds of data that could not be read (e.g. "antibiotics")
     unavailable: frozenset[str] = frozenset()
+    # on a support or urgent card: the orders that cannot answer its question, each with
+    # why (engine/study.py), and the study that can (None for a mechanical question)
+    study_gaps: Mapping[str, str] = field(default_factory=dict)
+    answering_study: Study | None = None
+    # completed years at the evaluation day; None when the birthDate is not known (the
+    # decision then goes ahead as for an adult, and the audit says so)
+    age_years: int | None = None
 
     @property
     def applicable(self) -> bool:
@@ -213,6 +242,10 @@ class Assessment:
         }
         if self.not_applicable_reason is not None:
             out["notApplicableReason"] = self.not_applicable_reason.value
+        if self.age_years is not None:
+            out["ageYears"] = self.age_years
+        else:
+            out["ageUnknown"] = True  # no birthDate: decided as for an adult
         if self.episode is not None:
             out["episode"] = episode_to_dict(self.episode)
         if self.known:
@@ -221,6 +254,10 @@ class Assessment:
             out["coveringOrders"] = list(self.covering)
         if self.infection_region is not None:
             out["infectionRegion"] = self.infection_region
+        if self.study_gaps:
+            out["studyGaps"] = dict(self.study_gaps)
+        if self.answering_study is not None:
+            out["answeringStudy"] = self.answering_study.to_dict()
         return out
 
 
@@ -243,6 +280,21 @@ def order_to_dict(o: ImagingOrder) -> dict[str, Any]:
         out["contrast"] = o.contrast
     if o.authored_on is not None:
         out["authoredOn"] = o.authored_on.instant.isoformat()
+    if o.priority is not None:
+        out["priority"] = o.priority
+    if o.reasons:
+        out["reasons"] = [
+            {
+                k: v
+                for k, v in (
+                    ("name", r.name),
+                    ("reference", r.reference),
+                    ("routine", r.routine),
+                )
+                if v is not None
+            }
+            for r in o.reasons
+        ]
     return out
 
 

@@ -99,16 +99,18 @@ def diagnosis_cutoff(episode: Episode, settings: RuleSettings) -> date | None:
 
 
 # Which order regions image an infected region (clinical-rules.md, "Level", 2026-12-06):
-# a junction is seen from either side; the sacrum from a lumbar study.
+# a junction is seen from either side; the sacrum from a lumbar study. A combined study
+# (imaging, 2026-12-06) sees what each of its parts sees: thoracolumbar is thoracic and
+# lumbar, lumbosacral is lumbar and sacral.
 _SEEN_FROM = {
     "occipito-atlanto-axial": frozenset({"cervical"}),
     "cervical": frozenset({"cervical"}),
-    "cervicothoracic": frozenset({"cervical", "thoracic"}),
-    "thoracic": frozenset({"thoracic"}),
-    "thoracolumbar": frozenset({"thoracic", "lumbar"}),
-    "lumbar": frozenset({"lumbar"}),
-    "lumbosacral": frozenset({"lumbar"}),
-    "sacral": frozenset({"lumbar"}),
+    "cervicothoracic": frozenset({"cervical", "thoracic", "thoracolumbar"}),
+    "thoracic": frozenset({"thoracic", "thoracolumbar"}),
+    "thoracolumbar": frozenset({"thoracic", "lumbar", "thoracolumbar", "lumbosacral"}),
+    "lumbar": frozenset({"lumbar", "thoracolumbar", "lumbosacral"}),
+    "lumbosacral": frozenset({"lumbar", "thoracolumbar", "lumbosacral", "sacral"}),
+    "sacral": frozenset({"lumbar", "thoracolumbar", "lumbosacral", "sacral"}),
 }
 
 

@@ -7,8 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData
+from fhir_mappers.patients import age_in_years
 
 from .assessment import (
+    RED_FLAG_RULES,
     Assessment,
     Episode,
     NotApplicableReason,
@@ -41,18 +43,21 @@ from .response import (
     insufficient_finding,
     pending_rise,
 )
+from .routine import immunosuppression, not_routine, prior_imaging, spine_surgery
 from .rules import (
     CrpTrend,
     complication_rule,
     crp_trend,
     known_findings,
     markers_rule,
+    mechanical_rule,
     neuro_rule,
     new_deficits,
     pain_rule,
     uncertain_dx_rule,
 )
 from .series import days_in_zone_of, figures_of, marker_notes, series, yoon_note
+from .study import answering_study, study_gaps, whole_spine_studies
 from .thresholds import RuleSettings
 
 __all__ = ["assess"]
@@ -62,7 +67,7 @@ def assess(
     orders: Sequence[ImagingOrder], data: PatientData, settings: RuleSettings, now: datetime
 ) -> Assessment:
     """Decide whether repeat spine imaging is supported for this patient at this time."""
-    orders = tuple(sorted(orders, key=lambda o: o.reference))
+    orders = whole_spine_studies(sorted(orders, key=lambda o: o.reference))
     evaluated_at, eval_day, source = evaluation_time(orders, now)
     counts = {
         "conditions": len(data.conditions),
@@ -80,9 +85,14 @@ def assess(
         issues=data.issues,
         unavailable=data.unavailable,
     )
+    if data.birth_date is not None:
+        base = replace(base, age_years=age_in_years(data.birth_date, eval_day))
     chosen, reason = applicability(orders, data.conditions, settings)
     if chosen is None:
         return replace(base, not_applicable_reason=reason)
+    if base.age_years is not None and base.age_years < settings.min_age_years:
+        # adults only: childhood discitis differs (organisms, biopsy, sedation, growth)
+        return replace(base, not_applicable_reason=NotApplicableReason.UNDER_MIN_AGE)
     episode = treatment_start(chosen.condition, data.antibiotics, settings)
     first = _evaluate(base, episode, data, settings)
     others = [
@@ -138,6 +148,7 @@ def _evaluate(
     for rule in (
         neuro_rule(deficits, t0_day),
         complication_rule(data.conditions, t0_day, cutoff),
+        mechanical_rule(data.conditions, t0_day, cutoff),
     ):
         if rule is not None:
             findings.append(rule)
@@ -156,6 +167,19 @@ def _evaluate(
                 findings.append(rule)
 
     region = episode.condition.region
+    stated = not_routine(base.orders, data.conditions)
+    if stated is not None:
+        if not findings:
+            # not routine follow-up and no red flag: no card; the audit keeps the reason
+            return replace(
+                base,
+                episode=episode,
+                infection_region=region,
+                known=known,
+                notes=(stated,),
+                not_applicable_reason=NotApplicableReason.NOT_ROUTINE,
+            )
+        notes.append(stated)
     covering = tuple(o.reference for o in base.orders if covers(o.region, region))
     if not findings and not covering:
         # no red flag and no study of the infected level: not repeat imaging of it
@@ -179,9 +203,13 @@ def _evaluate(
     missing: list[Remark] = []
     unmet: list[Remark] = []
     named: ConditionFact | None = None
+    short_of: dict[str, str] = {}
+    study = None
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
+        short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits))
+        study = answering_study(findings, region, deficits)
     else:
         if t0_day is None:
             missing.append(Remark("episode-start-unknown"))
@@ -202,6 +230,16 @@ def _evaluate(
                 discordant=discordant is not None,
             )
             missing += gaps
+            immune = immunosuppression(data.conditions, t0_day)
+            if immune is not None:
+                missing.append(immune)
+            covering_orders = [o for o in base.orders if o.reference in covering]
+            start = episode.episode_start.day if episode.episode_start is not None else None
+            surgery = spine_surgery(covering_orders, data.spine_surgery, start, t0_day)
+            if surgery is not None:
+                # a CT after spine surgery is never advised against; with an MRI the
+                # card names the operation and offers the post-operative override
+                (missing if surgery.data["ct"] else notes).append(surgery)
             if discordant is not None:
                 missing.append(discordant_remark(discordant))
             pending = pending_rise(data.issues, trend.latest, t0_day, eval_day, settings)
@@ -225,6 +263,17 @@ def _evaluate(
                 notes.append(yoon)
 
     notes.extend(known_notes([c for c in known if c is not named], episode))
+    notes.extend(
+        prior_imaging(
+            data.prior_studies,
+            [f for f in findings if f.rule_id in RED_FLAG_RULES],
+            t0_day,
+            episode.episode_start.day if episode.episode_start is not None else None,
+            eval_day,
+            settings.data_lookback_days,
+            settings.prior_study_days,
+        )
+    )
     return replace(
         base,
         counts=counts,
@@ -241,4 +290,6 @@ def _evaluate(
         known=known,
         covering=covering,
         infection_region=region,
+        study_gaps=short_of,
+        answering_study=study,
     )

@@ -18,6 +18,7 @@ from .assessment import (
     FACTS,
     RULE_COMPLICATION,
     RULE_MARKERS,
+    RULE_MECHANICAL,
     RULE_NEURO,
     RULE_PAIN,
     RULE_UNCERTAIN_DX,
@@ -117,7 +118,11 @@ def known_findings(
     """Deficits and complications found with the infection: named, never "new"."""
     return tuple(
         c
-        for category in (ConditionCategory.NEURO_DEFICIT, ConditionCategory.COMPLICATION)
+        for category in (
+            ConditionCategory.NEURO_DEFICIT,
+            ConditionCategory.COMPLICATION,
+            ConditionCategory.MECHANICAL,
+        )
         for c in _findings(conditions, category)
         if is_known_at_diagnosis(c, cutoff)
     )
@@ -170,6 +175,18 @@ def complication_rule(
     # an abscess found on treatment has next steps of its own (drainage, Park 2016)
     abscess = any(is_abscess(c) for c in found)
     return _found(RULE_COMPLICATION, Recommendation.SUPPORT, found, t0_day, abscess=abscess)
+
+
+def mechanical_rule(
+    conditions: Sequence[ConditionFact], t0_day: date | None, cutoff: date | None
+) -> RuleFinding | None:
+    """A new collapse, fracture, instability or kyphosis: supported, but the question is
+    alignment and stability (standing radiographs, CT), not the soft tissue
+    (clinical-rules.md, "Imaging", 2026-12-06)."""
+    found = _conditions_since(conditions, ConditionCategory.MECHANICAL, cutoff)
+    if not found:
+        return None
+    return _found(RULE_MECHANICAL, Recommendation.SUPPORT, found, t0_day)
 
 
 TUMOUR_WORDS = ("metasta", "cancer", "neoplasm")

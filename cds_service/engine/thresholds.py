@@ -57,6 +57,12 @@ class RuleSettings:
     # the lower value (setting)".
     discordant_max_hours: float = 12.0
     discordant_min_pct: float = 50.0
+    # Adults only (clinical-rules.md, "Imaging", 2026-12-06): "Patients under 18 (setting
+    # min_age_years ...): no card; the evidence is adult-only".
+    min_age_years: int = 18
+    # Prior imaging (clinical-rules.md, "Imaging", 2026-12-06): "when the red flag predates
+    # a study done in the last 3 days (setting), the card says the finding was seen on it".
+    prior_study_days: int = 3
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -124,16 +124,28 @@ def _build(meta: Mapping[str, Any], order_date: date) -> Example:
         order_day=order_day,
         bundle=shift_dates(_stored_bundle(str(meta["key"])), days),
         draft_order=_draft_order(
-            patient_id, dict(meta["order_coding"]), order_date, str(meta["tz_offset"])
+            patient_id,
+            dict(meta["order_coding"]),
+            order_date,
+            str(meta["tz_offset"]),
+            meta.get("order_priority"),
+            meta.get("order_reason"),
         ),
     )
 
 
 def _draft_order(
-    patient_id: str, coding: dict[str, Any], order_date: date, tz_offset: str
+    patient_id: str,
+    coding: dict[str, Any],
+    order_date: date,
+    tz_offset: str,
+    priority: str | None = None,
+    reason: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The imaging order as an EHR would put it in ``draftOrders``."""
-    return {
+    """The imaging order as an EHR would put it in ``draftOrders``; an example may give it
+    a priority and a stated reason (``order_priority``, ``order_reason``: a
+    CodeableConcept), as the imaging revision's examples do."""
+    order: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": f"{patient_id}-order",
         "status": "draft",
@@ -142,6 +154,11 @@ def _draft_order(
         "subject": {"reference": f"Patient/{patient_id}"},
         "authoredOn": f"{order_date.isoformat()}T10:00:00{tz_offset}",
     }
+    if priority is not None:
+        order["priority"] = priority
+    if reason is not None:
+        order["reasonCode"] = [reason]
+    return order
 
 
 @lru_cache(maxsize=1)

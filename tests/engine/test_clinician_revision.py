@@ -225,8 +225,11 @@ def test_an_urgent_card_whose_order_misses_the_level_says_so_in_its_summary() ->
     )
     assert a.recommendation is Recommendation.SUPPORT_URGENT
     summary = card(a)["summary"]
-    assert summary.startswith("New paraplegia (day 20): emergency MRI of the whole spine")
-    assert "will not show the thoracic infection" in summary
+    # the rules' imaging wording (2026-12-06): the level, the study that answers, now
+    assert summary.startswith(
+        "New paraplegia (day 20): the infection is thoracic; emergency MRI of the thoracic "
+        "or whole spine with gadolinium now"
+    )
     assert len(summary) < 140
 
 

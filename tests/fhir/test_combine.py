@@ -47,8 +47,16 @@ def observation(code: str, rid: str) -> dict[str, Any]:
 
 def test_the_three_observation_searches_become_one_with_every_code() -> None:
     combined = combine(queries())
-    # the antibiotic orders are another resource type: a search of their own
-    assert set(combined.queries) == {"conditions", "crp+esr+pain", "antibiotics"}
+    # the antibiotic orders and the Patient are other resource types: queries of their own
+    assert set(combined.queries) == {
+        "conditions",
+        "crp+esr+pain",
+        "antibiotics",
+        "patient",
+        "procedures",
+        "imaging_studies",
+        "imaging_reports",
+    }
     assert combined.queries["conditions"] == queries()["conditions"]
     merged = urlsplit(combined.queries["crp+esr+pain"])
     params = parse_qs(merged.query)
@@ -130,7 +138,18 @@ def test_the_service_sends_three_searches_and_decides_as_from_prefetch(
         answer = client.post(f"/cds-services/{SELECT_ID}", json=fetched)
         seen = [urlsplit(s.path).path.rsplit("/", 1)[-1] for s in proxy.seen]
     assert answer.status_code == 200, answer.get_json()
-    assert sorted(seen) == ["Condition", "MedicationRequest", "Observation"]  # not five
+    # not nine: CRP, ESR and pain in one search; the Patient (birthDate) a read by its id
+    assert sorted(seen) == sorted(
+        [
+            "Condition",
+            "DiagnosticReport",
+            "ImagingStudy",
+            "MedicationRequest",
+            "Observation",
+            "Procedure",
+            example.patient_id,
+        ]
+    )
     from_prefetch = client.post(f"/cds-services/{SELECT_ID}", json=prefetched).get_json()
     assert answer.get_json() == from_prefetch
     assert from_prefetch["cards"][0]["extension"]["spine-cds-assessment"]["recommendation"] == (

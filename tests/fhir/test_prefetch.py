@@ -218,6 +218,10 @@ def test_partial_prefetch_uses_what_was_given_and_fetches_the_rest(
         "esr": "fetched",
         "pain": "prefetch",
         "antibiotics": "fetched",
+        "patient": "fetched",
+        "procedures": "fetched",
+        "imaging_studies": "fetched",
+        "imaging_reports": "fetched",
     }
     assert data.resources["conditions"] == [given_condition]
     assert data.resources["pain"] == [given_pain]
@@ -341,6 +345,9 @@ def test_fully_paged_prefetch_needs_no_fhir_server(
     prefetch: dict[str, Any] = {}
     for key, query in rendered(service).items():
         page = server_get(fhir, f"{fhir.base_url}/{query}")
+        if "?" not in query:  # a read (the Patient): the resource itself
+            prefetch[key] = page
+            continue
         entries = list(page.get("entry", []))
         while (link := next_link(page)) is not None:
             page = server_get(fhir, link)
@@ -357,7 +364,17 @@ def test_paged_prefetch_without_fhir_server_keeps_the_first_page_and_says_so(
     fhir: FhirTestServer, client: FhirClient, service: Service
 ) -> None:
     first = server_get(fhir, f"{fhir.base_url}/{rendered(service)['crp']}")
-    prefetch = {"conditions": None, "crp": first, "esr": None, "pain": None, "antibiotics": None}
+    prefetch = {
+        "conditions": None,
+        "crp": first,
+        "esr": None,
+        "pain": None,
+        "antibiotics": None,
+        "patient": None,
+        "procedures": None,
+        "imaging_studies": None,
+        "imaging_reports": None,
+    }
     data = run(service, client, hook_request(None, prefetch=prefetch))
     assert len(data.resources["crp"]) == len(first["entry"]) < CRP_COUNT
     assert [(n.key, n.reason) for n in data.notes] == [
@@ -368,7 +385,16 @@ def test_paged_prefetch_without_fhir_server_keeps_the_first_page_and_says_so(
 def test_optional_antibiotic_orders_missing_without_fhir_server_go_ahead_noted(
     client: FhirClient, service: Service
 ) -> None:
-    prefetch = {"conditions": None, "crp": None, "esr": None, "pain": None}
+    prefetch = {
+        "conditions": None,
+        "crp": None,
+        "esr": None,
+        "pain": None,
+        "patient": None,
+        "procedures": None,
+        "imaging_studies": None,
+        "imaging_reports": None,
+    }
     data = run(service, client, hook_request(None, prefetch=prefetch))
     assert data.sources["antibiotics"] == "unavailable"
     assert data.resources["antibiotics"] == []
@@ -386,10 +412,10 @@ def test_optional_antibiotic_orders_missing_without_fhir_server_go_ahead_noted(
 
 def test_complete_prefetch_needs_no_fhir_server(client: FhirClient, service: Service) -> None:
     empty = {"resourceType": "Bundle", "type": "searchset", "total": 0}
-    data = run(
-        service, client, hook_request(None, prefetch={key: empty for key in service.prefetch})
-    )
-    assert data.resources == {key: [] for key in service.prefetch}
+    patient = {"resourceType": "Patient", "id": PATIENT_ID}
+    prefetch = {key: empty for key in service.prefetch} | {"patient": patient}
+    data = run(service, client, hook_request(None, prefetch=prefetch))
+    assert data.resources == {key: [] for key in service.prefetch} | {"patient": [patient]}
     assert data.sources == {key: "prefetch" for key in service.prefetch}
 
 

@@ -80,9 +80,6 @@ NOT_SPINE = [
     (LOINC, "24587-8"),  # MR brain
     *[(CPT, str(code)) for code in range(70551, 70556)],  # MR brain
     (CPT, "72159"),  # MR angiography of the spinal canal
-    (LOINC, "24934-2"),  # CT myelography (intrathecal contrast)
-    (LOINC, "24965-6"),
-    (LOINC, "30596-1"),
     (LOINC, "24936-7"),  # under anaesthesia
     (LOINC, "24977-1"),
 ]
@@ -133,11 +130,52 @@ def test_every_snomed_spine_code_has_its_modality_and_region(
     assert (entry.modality.value, entry.region) == expected
 
 
+# Added by the imaging revision (clinical-rules.md, "Imaging", 2026-12-06): (modality,
+# region, contrast) as the public tables name them; CT myelography (intrathecal
+# contrast) is one policy across CPT and LOINC: a CT with contrast.
+ADDED = {
+    (LOINC, "36067-7"): ("MRI", "spine", None),
+    (LOINC, "28566-8"): ("CT", "spine", None),
+    (LOINC, "36111-3"): ("MRI", "lumbar", "without"),
+    (LOINC, "36100-6"): ("MRI", "lumbar", "with"),
+    (LOINC, "36112-1"): ("MRI", "thoracic", "without"),
+    (LOINC, "36101-4"): ("MRI", "thoracic", "with"),
+    (LOINC, "36109-7"): ("CT", "cervical", "without"),
+    (LOINC, "36099-0"): ("CT", "cervical", "with"),
+    (LOINC, "36110-5"): ("CT", "lumbar", "without"),
+    (LOINC, "24934-2"): ("CT", "cervical", "with"),
+    (LOINC, "30596-1"): ("CT", "thoracic", "with"),
+    (LOINC, "24965-6"): ("CT", "lumbar", "with"),
+    (SNOMED, "411571000119106"): ("MRI", "thoracolumbar", "without"),
+    (SNOMED, "448641007"): ("MRI", "thoracolumbar", "with"),
+    (SNOMED, "433141005"): ("MRI", "lumbosacral", None),
+    (SNOMED, "433140006"): ("MRI", "lumbosacral", "with"),
+    (SNOMED, "702487007"): ("CT", "thoracolumbar", None),
+    (SNOMED, "702488002"): ("CT", "thoracolumbar", "with"),
+    (SNOMED, "711224009"): ("CT", "lumbosacral", None),
+    (SNOMED, "723646000"): ("CT", "lumbosacral", "with"),
+    (SNOMED, "388321000119101"): ("MRI", "sacral", "without"),
+    (SNOMED, "709527009"): ("MRI", "sacral", "with"),
+    (SNOMED, "241581003"): ("CT", "sacral", None),
+    (SNOMED, "430452007"): ("CT", "sacral", "with"),
+}
+
+
+@pytest.mark.parametrize(("key", "expected"), sorted(ADDED.items()))
+def test_the_imaging_revisions_codes_have_their_modality_region_and_contrast(
+    key: tuple[str, str], expected: tuple[str, str, str | None]
+) -> None:
+    entry = VS.imaging_entry(*key)
+    assert entry is not None and entry.verified is True
+    assert (entry.modality.value, entry.region, entry.contrast) == expected
+
+
 def test_imaging_value_set_holds_exactly_the_listed_codes() -> None:
     listed = (
         {(CPT, c) for c in CPT_SPINE}
         | {(LOINC, c) for c in LOINC_SPINE}
         | {(SNOMED, c) for c in SNOMED_SPINE}
+        | set(ADDED)
     )
     assert set(VS.imaging) == listed
 
@@ -192,9 +230,9 @@ CONDITION_CASES = [
     (ICD10CM, "T847XXA", ConditionCategory.OUT_OF_SCOPE),
     (ICD10CM, "G06.1", ConditionCategory.COMPLICATION),
     (ICD10CM, "G06.2", ConditionCategory.COMPLICATION),
-    (ICD10CM, "M48.56XA", ConditionCategory.COMPLICATION),
-    (ICD10CM, "M84.48XA", ConditionCategory.COMPLICATION),
-    (ICD10CM, "M84.58XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "M48.56XA", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M84.48XA", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M84.58XA", ConditionCategory.MECHANICAL),
     (ICD10CM, "G83.4", ConditionCategory.NEURO_DEFICIT),
     (ICD10CM, "G82.21", ConditionCategory.NEURO_DEFICIT),
     (ICD10CM, "G95.9", ConditionCategory.NEURO_DEFICIT),
@@ -209,14 +247,28 @@ CONDITION_CASES = [
     (ICD10CM, "M51.360", ConditionCategory.MIMIC),
     (ICD10CM, "M51.369", ConditionCategory.MIMIC),
     (ICD10CM, "M51.372", ConditionCategory.MIMIC),
-    (ICD10CM, "M48.50XA", ConditionCategory.COMPLICATION),
+    (ICD10CM, "M48.50XA", ConditionCategory.MECHANICAL),
     (ICD10CM, "T84.63XD", ConditionCategory.OUT_OF_SCOPE),
     (ICD10CM, "A23.1", ConditionCategory.OUT_OF_SCOPE),
     # SNOMED CT concepts listed in the revision
     *((SNOMED, c, ConditionCategory.NVO) for c in SNOMED_NVO),
     (SNOMED, "2304001", ConditionCategory.NVO_UNSPECIFIED),
     *((SNOMED, c, ConditionCategory.OUT_OF_SCOPE) for c in SNOMED_OUT_OF_SCOPE),
-    (SNOMED, "274146004", ConditionCategory.COMPLICATION),
+    (SNOMED, "274146004", ConditionCategory.MECHANICAL),
+    # imaging revision 2026-12-06: cord compression, psoas and retroperitoneal abscess,
+    # instability (mechanical, with collapse and fracture), spinal pain as an order reason
+    (ICD10CM, "G95.20", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "G95.29", ConditionCategory.NEURO_DEFICIT),
+    (ICD10CM, "K68.12", ConditionCategory.COMPLICATION),
+    (ICD10CM, "K68.19", ConditionCategory.COMPLICATION),
+    (ICD10CM, "K68.11", None),  # postprocedural retroperitoneal abscess: not listed
+    (ICD10CM, "M53.2X6", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M53.2X2", ConditionCategory.MECHANICAL),
+    (ICD10CM, "M53.3", None),
+    (ICD10CM, "M54.50", ConditionCategory.SPINAL_PAIN),
+    (ICD10CM, "M54.2", ConditionCategory.SPINAL_PAIN),
+    (SNOMED, "279039007", ConditionCategory.SPINAL_PAIN),
+    (SNOMED, "81680005", ConditionCategory.SPINAL_PAIN),
     *((SNOMED, c, ConditionCategory.NEURO_DEFICIT) for c in SNOMED_NEURO),
     *((SNOMED, c, ConditionCategory.MIMIC) for c in SNOMED_MIMIC),
     (ICD10CM, "C41.2", ConditionCategory.MIMIC),
@@ -243,8 +295,10 @@ def test_condition_codes_by_category(
 
 
 def _shipped_conditions() -> list[dict[str, Any]]:
-    path = resources.files("cds_service.valuesets").joinpath("conditions.json")
-    entries: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["entries"]
+    entries: list[dict[str, Any]] = []
+    for name in ("conditions.json", "conditions-imaging.json"):
+        path = resources.files("cds_service.valuesets").joinpath(name)
+        entries += json.loads(path.read_text(encoding="utf-8"))["entries"]
     return entries
 
 
@@ -287,7 +341,10 @@ def test_every_shipped_file_says_where_its_codes_come_from() -> None:
     files = shipped_files()
     assert {name for name, _ in files} == {
         "spine-imaging.json",
+        "spine-imaging-added.json",
+        "procedures.json",
         "conditions.json",
+        "conditions-imaging.json",
         "observations.json",
         "antibiotics.json",
     }

@@ -173,7 +173,7 @@ def test_the_shipped_observation_codes_are_found_by_system_and_code() -> None:
     [
         (
             {"valueSet": "drugs", "source": "x", "entries": []},
-            "f.json: 'valueSet' must be one of spine-imaging, conditions, observations",
+            "f.json: 'valueSet' must be one of spine-imaging, conditions, observations, procedures",
         ),
         (
             file("conditions", ["not", "an", "object"]),
@@ -202,8 +202,8 @@ def test_the_shipped_observation_codes_are_found_by_system_and_code() -> None:
         (
             file("conditions", condition(category="abscess")),
             f"f.json: entries[0] ({SITE}|DX-1): 'category' must be one of nvo, nvo-unspecified, "
-            "nvo-other-infective, out-of-scope, complication, neuro-deficit, mimic, other, "
-            "not 'abscess'",
+            "nvo-other-infective, out-of-scope, complication, mechanical, neuro-deficit, mimic, "
+            "immunosuppression, spinal-pain, other, not 'abscess'",
         ),
         (
             file("observations", observation(kind="glucose")),
@@ -338,8 +338,15 @@ def test_a_bad_condition_region_or_name_is_refused_naming_file_and_entry(
 
 
 def test_a_condition_region_is_not_an_imaging_region() -> None:
-    with pytest.raises(ValueError, match=r"'region' must be one of cervical, lumbar, spine"):
-        build_value_sets([("img.json", file("spine-imaging", imaging(region="sacral")))])
+    # a study images a third, a combined region or the sacrum; "cervicothoracic" and
+    # "multiple" are where a condition sits, not what a study covers
+    for region in ("cervicothoracic", "multiple"):
+        with pytest.raises(
+            ValueError,
+            match=r"'region' must be one of cervical, lumbar, lumbosacral, sacral, spine, "
+            r"thoracic, thoracolumbar",
+        ):
+            build_value_sets([("img.json", file("spine-imaging", imaging(region=region)))])
 
 
 def test_name_and_region_are_condition_keys_only() -> None:

@@ -154,10 +154,11 @@ def test_runaway_paging_is_cut_off_within_budget(
     response, elapsed, _ = call(service, faulty)
     assert response.status_code == 200, response.text
     assert elapsed < BUDGET + SLACK
-    # conditions, CRP, ESR and pain combined into one search (fhir/combine.py), and the
-    # antibiotic orders
-    searches = 3
-    assert len(faulty.seen) - before == searches * pages
+    # conditions, CRP, ESR and pain combined into one search (fhir/combine.py), the
+    # antibiotic orders, the procedures, the imaging studies and reports are paged; the
+    # Patient (birthDate) is one read
+    searches, reads = 6, 1
+    assert len(faulty.seen) - before == searches * pages + reads
     faulty.fault = None
     assert_served_normally(service, faulty)
 

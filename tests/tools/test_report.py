@@ -271,7 +271,17 @@ def test_json_report_numbers(filled: Filled, tmp_path: Path) -> None:
     fetch = data["fhirFetch"]
     assert (fetch["callsReadingData"], fetch["fetched"], fetch["fetchFailed"]) == (12, 1, 1)
     assert fetch["neededFetchPct"] == 16.7
-    assert set(fetch["fetchedByKey"]) == {"conditions", "crp", "esr", "pain", "antibiotics"}
+    assert set(fetch["fetchedByKey"]) == {
+        "conditions",
+        "crp",
+        "esr",
+        "pain",
+        "antibiotics",
+        "patient",
+        "procedures",
+        "imaging_studies",
+        "imaging_reports",
+    }
 
     # Percentiles agree with the standard library's, over the latencies the store holds.
     db = SqliteDatabase(filled.config.parent / "spine-cds.sqlite3")

@@ -134,6 +134,8 @@ def test_local_prefetch_of_an_example_holds_exactly_its_observations() -> None:
     example = load_examples(ORDER_DATE)[0]
     resources = bundle_resources(example.bundle)
     prefetch = local_prefetch(templates, {"patientId": example.patient_id}, resources)
+    patient = prefetch.pop("patient")  # a read: the Patient itself, for its birthDate
+    assert patient is not None and patient["id"] == example.patient_id
     sent = sorted(e["resource"]["id"] for b in prefetch.values() for e in b["entry"])
     held = sorted(r["id"] for r in resources if r["resourceType"] in {"Observation", "Condition"})
     assert sent == held

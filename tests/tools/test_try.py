@@ -137,9 +137,18 @@ def test_json_prints_the_exchange_and_the_text_renders_the_same_cards(
     assert set(request["prefetch"]) == set(load_discovery().services[SELECT_ID].prefetch)
     # e1 has no antibiotic order: that search is an empty Bundle
     assert request["prefetch"]["antibiotics"]["total"] == 0
+    # the Patient is a read (its birthDate): the resource itself
+    assert request["prefetch"]["patient"]["id"] == "spine-cds-e1"
     for key, bundle in request["prefetch"].items():
+        if key == "patient":
+            continue
         assert bundle["resourceType"] == "Bundle"
-        assert bundle.get("entry") or key == "antibiotics", key
+        assert bundle.get("entry") or key in (
+            "antibiotics",
+            "procedures",
+            "imaging_studies",
+            "imaging_reports",
+        ), key
         for entry in bundle.get("entry", []):
             assert entry["resource"]["subject"]["reference"] == "Patient/spine-cds-e1"
     crp = request["prefetch"]["crp"]["entry"]

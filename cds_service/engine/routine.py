@@ -1,0 +1,161 @@
+"""Whether the order is routine follow-up of the infection (clinical-rules.md, "Imaging",
+2026-12-06, "Not routine follow-up"), and whether the host is one in whom "improving"
+reassures (immunosuppression).
+
+An order with priority urgent, asap or stat, or with a stated reason other than the
+infection or spinal pain (a fall, trauma, cancer staging, surgery), is not routine
+repeat imaging of the infection: it is never advised against. Without a red flag there
+is no card at all (asking for a CRP instead of a STAT CT after a fall would be wrong)
+and the audit keeps the stated reason; with a red flag the card names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from fhir_mappers.model import (
+    ConditionCategory,
+    ConditionFact,
+    ImagingOrder,
+    Modality,
+    OrderReason,
+    PriorStudy,
+    SpineSurgery,
+)
+
+from .assessment import FACTS, Remark, RuleFinding
+from .episode import counts_now
+from .findings import condition_facts
+
+URGENT_PRIORITIES = ("urgent", "asap", "stat")
+# A reasonReference to one of these Conditions is the infection or spinal pain.
+ROUTINE_CATEGORIES = frozenset(
+    {
+        ConditionCategory.NVO,
+        ConditionCategory.NVO_UNSPECIFIED,
+        ConditionCategory.NVO_OTHER_INFECTIVE,
+        ConditionCategory.SPINAL_PAIN,
+    }
+)
+
+
+def _routine(reason: OrderReason, conditions: dict[str, ConditionFact]) -> bool:
+    if reason.routine is not None:
+        return reason.routine
+    target = conditions.get(reason.reference or "")
+    return target is not None and target.category in ROUTINE_CATEGORIES
+
+
+def _name(reason: OrderReason, conditions: dict[str, ConditionFact]) -> str | None:
+    target = conditions.get(reason.reference or "")
+    if target is not None and target.name:
+        return target.name
+    return reason.name
+
+
+def not_routine(
+    orders: Sequence[ImagingOrder], conditions: Sequence[ConditionFact]
+) -> Remark | None:
+    """What makes the orders not routine follow-up (the urgent priorities, the other
+    stated reasons by name), or None when they are routine."""
+    by_ref = {c.reference: c for c in conditions}
+    priorities = sorted(
+        {o.priority for o in orders if o.priority in URGENT_PRIORITIES},
+        key=URGENT_PRIORITIES.index,
+    )
+    other = [r for o in orders for r in o.reasons if not _routine(r, by_ref)]
+    if not priorities and not other:
+        return None
+    names = list(dict.fromkeys(n for r in other if (n := _name(r, by_ref))))
+    data: dict[str, Any] = {}
+    if priorities:
+        data["priority"] = priorities[-1]  # the most pressing: stat > asap > urgent
+    if names:
+        data["reasons"] = names
+    if len(names) < len({(r.name, r.reference) for r in other}):
+        data["unnamedReasons"] = True  # a reason whose name the record does not give
+    return Remark("not-routine", data)
+
+
+def immunosuppression(conditions: Sequence[ConditionFact], t0_day: date | None) -> Remark | None:
+    """An active, valid immunosuppression Condition, whatever its date (clinical-rules.md,
+    "Imaging", 2026-12-06): a blunted CRP and less pain make "improving" less reassuring,
+    so no advise-against; insufficient-data names the reason."""
+    found = sorted(
+        (
+            c
+            for c in conditions
+            if c.category is ConditionCategory.IMMUNOSUPPRESSION and counts_now(c)
+        ),
+        key=lambda c: c.reference,
+    )
+    if not found:
+        return None
+    return Remark("immunocompromised", {"conditions": [condition_facts(c, t0_day) for c in found]})
+
+
+def spine_surgery(
+    orders: Sequence[ImagingOrder],
+    surgeries: Sequence[SpineSurgery],
+    episode_day: date | None,
+    t0_day: date | None,
+) -> Remark | None:
+    """Spine surgery in the episode (performed on or after the earlier of T0 and the
+    episode date; an undated one counts): a CT after it assesses the hardware or the
+    fusion, so it is not advised against (clinical-rules.md, "Imaging", 2026-12-06).
+    ``ct`` says whether a CT is among the orders: then the remark blocks advise-against."""
+    days = [d for d in (episode_day, t0_day) if d is not None]
+    start = min(days) if days else None
+    found = [s for s in surgeries if s.when is None or start is None or s.when.day >= start]
+    if not found:
+        return None
+    first = min(found, key=lambda s: (s.when is None, s.when.day if s.when else date.max))
+    data: dict[str, Any] = {
+        "name": first.name,
+        "ct": any(o.modality is Modality.CT for o in orders),
+    }
+    if first.when is not None and t0_day is not None:
+        data["day"] = (first.when.day - t0_day).days
+    return Remark("after-spine-surgery", data)
+
+
+def prior_imaging(
+    studies: Sequence[PriorStudy],
+    flags: Sequence[RuleFinding],
+    t0_day: date | None,
+    episode_day: date | None,
+    eval_day: date,
+    lookback_days: int,
+    recent_days: int,
+) -> list[Remark]:
+    """The last spine study of the episode (from T0 - lookback, as the other data), and,
+    when it was done within ``recent_days`` of the order, the red flags dated on or
+    before it: seen on it (clinical-rules.md, "Imaging", 2026-12-06)."""
+    days = [d for d in (t0_day, episode_day) if d is not None]
+    start = min(days) - timedelta(days=lookback_days) if days else None
+    done = [s for s in studies if s.when.day <= eval_day and (start is None or s.when.day >= start)]
+    if not done:
+        return []
+    last = max(done, key=lambda s: (s.when.instant, s.reference))
+    data: dict[str, Any] = {
+        "modality": last.modality.value,
+        "region": last.region,
+        "date": last.when.day.isoformat(),
+        "daysAgo": (eval_day - last.when.day).days,
+    }
+    if t0_day is not None:
+        data["day"] = (last.when.day - t0_day).days
+    notes = [Remark("last-spine-study", data)]
+    if data["daysAgo"] > recent_days:
+        return notes
+    seen = [
+        facts
+        for f in flags
+        for facts in f.data.get(FACTS, {}).get("found", ())
+        if "date" in facts and date.fromisoformat(facts["date"]) <= last.when.day
+    ]
+    if seen:
+        notes.append(Remark("flag-seen-on-study", {**data, "conditions": seen}))
+    return notes

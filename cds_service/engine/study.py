@@ -1,0 +1,116 @@
+"""Whether the ordered study can answer the card's question (clinical-rules.md, "Imaging",
+2026-12-06, "The study must answer the question").
+
+On a support or urgent card the rating goes by the study, not by the decision alone: a
+study that misses the infected or deficit level, a CT for a new deficit (MRI with
+gadolinium is the study of choice, IDSA 2015), or a study without contrast for a
+soft-tissue question (abscess, deficit, markers, pain, an unconfirmed diagnosis) cannot
+answer it and is never rated appropriate; the card offers the study that can. A
+mechanical question (collapse, fracture, instability) is one of alignment and stability:
+a CT answers it, and an MRI ordered for it alone gets no rating.
+
+The engine says which orders fall short and why, and which study answers (modality,
+region, contrast); the cards choose its code and word it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from fhir_mappers.model import ConditionFact, ImagingOrder, Modality
+
+from .assessment import RULE_MECHANICAL, RuleFinding, Study
+from .episode import covers
+
+# Why an order cannot answer the question (one code per order, the first that applies).
+GAP_LEVEL = "level"  # it does not image the infected or the deficit level
+GAP_MODALITY = "modality"  # a CT for a new neurologic deficit
+GAP_CONTRAST = "contrast"  # without contrast, for a soft-tissue question
+# an MRI for a mechanical question alone: not wrong, but not the study that answers it
+GAP_MECHANICAL_MRI = "mri-for-mechanical"
+
+# The order region that images a condition region (whole spine when no single one does).
+_STUDY_REGION = {
+    "occipito-atlanto-axial": "cervical",
+    "cervical": "cervical",
+    "thoracic": "thoracic",
+    "lumbar": "lumbar",
+    "lumbosacral": "lumbar",
+    "sacral": "lumbar",
+}
+
+
+SPINE_THIRDS = frozenset({"cervical", "thoracic", "lumbar"})
+# The thirds a study region images (a combined study images two).
+_THIRDS_OF = {
+    "cervical": {"cervical"},
+    "thoracic": {"thoracic"},
+    "lumbar": {"lumbar"},
+    "thoracolumbar": {"thoracic", "lumbar"},
+    "lumbosacral": {"lumbar"},
+}
+
+
+def whole_spine_studies(orders: Sequence[ImagingOrder]) -> tuple[ImagingOrder, ...]:
+    """Cervical, thoracic and lumbar studies of one modality in question together (CPT
+    has no whole-spine code: 72156 + 72157 + 72158 and the without / with variants) are
+    one whole-spine study: each is read as region "spine" before the level rule
+    (clinical-rules.md, "Imaging", 2026-12-06)."""
+    out = list(orders)
+    for modality in Modality:
+        thirds = {t for o in orders if o.modality is modality for t in _THIRDS_OF.get(o.region, ())}
+        if SPINE_THIRDS <= thirds:
+            out = [
+                replace(o, region="spine")
+                if o.modality is modality and o.region in _THIRDS_OF
+                else o
+                for o in out
+            ]
+    return tuple(out)
+
+
+def mechanical_only(flags: Sequence[RuleFinding]) -> bool:
+    """Every red flag is mechanical: a question of alignment and stability."""
+    return bool(flags) and all(f.rule_id == RULE_MECHANICAL for f in flags)
+
+
+def study_gaps(
+    orders: Sequence[ImagingOrder],
+    flags: Sequence[RuleFinding],
+    urgent: bool,
+    infection_region: str | None,
+    deficits: Sequence[ConditionFact],
+) -> Mapping[str, str]:
+    """Order reference -> why it cannot answer the question; orders that can are absent."""
+    gaps: dict[str, str] = {}
+    mechanical = mechanical_only(flags)
+    deficit_regions = [d.region for d in deficits if d.region is not None]
+    for order in orders:
+        levels = [infection_region, *deficit_regions]
+        if not all(covers(order.region, level) for level in levels):
+            gaps[order.reference] = GAP_LEVEL
+        elif mechanical:
+            if order.modality is Modality.MRI:
+                gaps[order.reference] = GAP_MECHANICAL_MRI
+        elif urgent and order.modality is Modality.CT:
+            gaps[order.reference] = GAP_MODALITY
+        elif order.contrast == "without":
+            gaps[order.reference] = GAP_CONTRAST
+    return gaps
+
+
+def answering_study(
+    flags: Sequence[RuleFinding],
+    infection_region: str | None,
+    deficits: Sequence[ConditionFact],
+) -> Study | None:
+    """MRI without and with gadolinium of the level in question (the deficit's when it
+    fixes one apart from the infection's: then the whole spine); None for a mechanical
+    question, which radiographs and CT answer."""
+    if not flags or mechanical_only(flags):
+        return None
+    regions = {_STUDY_REGION.get(r or "", "spine") for r in (infection_region,)}
+    regions |= {_STUDY_REGION.get(d.region, "spine") for d in deficits if d.region is not None}
+    region = regions.pop() if len(regions) == 1 else "spine"
+    return Study(Modality.MRI, region, "without-and-with")

@@ -1,0 +1,81 @@
+"""After spine surgery in the episode (clinical-rules.md, "Imaging", 2026-12-06): a CT is
+not advised against, and the card offers "Post-operative or hardware assessment"; an MRI
+keeps its decision and the card names the operation. The Procedure goes through the
+mapper and the shipped value set."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cds_service.cards import CardContext, render_response
+from cds_service.cards.context import load_override_reasons
+from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import Modality, PatientData
+from fhir_mappers.procedures import map_spine_surgery
+from tests.engine.builders import CPT, T0, improving, nvo, order
+
+VS = load_value_sets()
+CTX = CardContext(patient_id="p1", override_reasons=load_override_reasons())
+OVERRIDE = "Post-operative or hardware assessment"
+
+
+def procedure(day: int | None, code: str = "22612", status: str = "completed") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "id": f"proc-{code}",
+        "status": status,
+        "code": {"coding": [{"system": CPT, "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+    }
+    if day is not None:
+        out["performedDateTime"] = T0.fromordinal(T0.toordinal() + day).isoformat()
+    return out
+
+
+def decide(procedures: list[dict[str, Any]], modality: Modality = Modality.CT) -> Assessment:
+    surgery, issues = map_spine_surgery(procedures, VS)
+    assert not issues
+    the_order = replace(
+        order(29, code="72131" if modality is Modality.CT else "72158"), modality=modality
+    )
+    data = PatientData(conditions=(nvo(),), measurements=tuple(improving()), spine_surgery=surgery)
+    return assess([the_order], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def test_without_surgery_the_ct_is_advised_against() -> None:
+    assert decide([]).recommendation is Recommendation.ADVISE_AGAINST
+
+
+@pytest.mark.parametrize("day", [0, 10, 28, None])
+def test_a_ct_after_spine_surgery_in_the_episode_is_not_advised_against(day: int | None) -> None:
+    a = decide([procedure(day)])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    card = render_response(a, CTX)["cards"][0]
+    assert OVERRIDE in [r["display"] for r in card["overrideReasons"]]
+    assert "Lumbar fusion recorded" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    "proc",
+    [
+        procedure(-1),  # before the episode: not this episode's surgery
+        procedure(10, status="not-done"),
+        procedure(10, status="preparation"),
+        procedure(10, code="99213"),  # not a spine operation
+    ],
+)
+def test_what_is_not_spine_surgery_in_the_episode_changes_nothing(proc: dict[str, Any]) -> None:
+    assert decide([proc]).recommendation is Recommendation.ADVISE_AGAINST
+
+
+def test_an_mri_after_surgery_keeps_its_decision_and_names_the_operation() -> None:
+    a = decide([procedure(10)], Modality.MRI)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    card = render_response(a, CTX)["cards"][0]
+    assert OVERRIDE in [r["display"] for r in card["overrideReasons"]]
+    assert "a CT may answer it" in card["detail"]

@@ -1,0 +1,147 @@
+"""The study must answer the question (clinical-rules.md, "Imaging", 2026-12-06): on a
+support or urgent card a study that misses the level, a CT for a new deficit, or one
+without contrast for a soft-tissue question is rated not-appropriate, never appropriate,
+and one suggestion replaces it (an ``update`` of the draft's code, rated appropriate)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from cds_service.cards import CardContext, render_response
+from cds_service.engine import Assessment, Recommendation
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import Coding, ConditionCategory, ImagingOrder, Modality
+from tests.engine.builders import (
+    PATIENT,
+    condition,
+    crp,
+    improving,
+    neuro,
+    nvo,
+    order,
+    pain,
+    run,
+)
+
+CTX = CardContext(patient_id=PATIENT, value_sets=load_value_sets())
+LOINC = "http://loinc.org"
+PLATEAU = [crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(28, 6)]
+
+
+def quadriplegia(onset: int = 15) -> Any:
+    return condition("G82.50", ConditionCategory.NEURO_DEFICIT, onset=onset, name="quadriplegia")
+
+
+def study(code: str, modality: Modality, region: str, contrast: str | None) -> ImagingOrder:
+    return replace(order(16, code=code, modality=modality, region=region), contrast=contrast)
+
+
+def ratings(a: Assessment) -> dict[str, str]:
+    response = render_response(a, CTX)
+    return {
+        f"{act['resource']['resourceType']}/{act['resource']['id']}": next(
+            e["valueCodeableConcept"]["coding"][0]["code"]
+            for e in act["resource"]["extension"]
+            if e["url"].endswith("pama-rating")
+        )
+        for act in response.get("systemActions", [])
+    }
+
+
+def suggestions(a: Assessment) -> list[dict[str, Any]]:
+    return list(render_response(a, CTX)["cards"][0].get("suggestions", []))
+
+
+def test_an_urgent_card_on_a_lumbar_mri_without_contrast_for_a_cervical_infection() -> None:
+    lumbar = study("72148", Modality.MRI, "lumbar", "without")
+    a = run(improving()[:2], [nvo(region="cervical"), quadriplegia()], orders=[lumbar])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert a.study_gaps == {lumbar.reference: "level"}
+    assert ratings(a) == {lumbar.reference: "not-appropriate"}
+    (suggestion,) = suggestions(a)
+    assert (
+        suggestion["label"] == "Order MRI of the cervical spine without and with gadolinium instead"
+    )
+    (action,) = suggestion["actions"]
+    assert action["type"] == "update"
+    resource = action["resource"]
+    assert resource["id"] == "sr1"
+    assert resource["code"]["coding"][0]["code"] == "72156"
+    rating = next(e for e in resource["extension"] if e["url"].endswith("pama-rating"))
+    assert rating["valueCodeableConcept"]["coding"][0]["code"] == "appropriate"
+    summary = render_response(a, CTX)["cards"][0]["summary"]
+    assert summary.startswith("New quadriplegia (day 15): the infection is cervical;")
+
+
+def test_an_urgent_card_on_the_right_mri_is_appropriate_with_no_replacement() -> None:
+    a = run(improving()[:2], [nvo(), neuro(onset=15)], order_day=16)
+    assert a.study_gaps == {}
+    assert set(ratings(a).values()) == {"appropriate"}
+    assert suggestions(a) == []
+
+
+def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_level() -> None:
+    ct = study("72131", Modality.CT, "lumbar", "without")
+    a = run(improving()[:2], [nvo(region="lumbar"), neuro(onset=15)], orders=[ct])
+    assert a.study_gaps == {ct.reference: "modality"}
+    (suggestion,) = suggestions(a)
+    assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72158"
+
+
+@pytest.mark.parametrize(
+    ("code", "modality", "contrast", "rated"),
+    [
+        ("72148", Modality.MRI, "without", "not-appropriate"),
+        ("72158", Modality.MRI, "without-and-with", "appropriate"),
+        ("72149", Modality.MRI, "with", "appropriate"),
+        ("72131", Modality.CT, "without", "not-appropriate"),
+        ("72132", Modality.CT, "with", "appropriate"),
+    ],
+)
+def test_a_soft_tissue_question_needs_contrast(
+    code: str, modality: Modality, contrast: str, rated: str
+) -> None:
+    ordered = study(code, modality, "lumbar", contrast)
+    a = run(PLATEAU, orders=[replace(ordered, authored_on=order(29).authored_on)])
+    assert a.recommendation is Recommendation.SUPPORT
+    assert ratings(a) == {ordered.reference: rated}
+    assert bool(suggestions(a)) is (rated == "not-appropriate")
+
+
+def test_a_loinc_order_of_unknown_level_is_replaced_by_a_whole_spine_study() -> None:
+    ordered = replace(
+        study("24968-0", Modality.MRI, "thoracic", "without"),
+        codes=(Coding(LOINC, "24968-0"),),
+        authored_on=order(29).authored_on,
+    )
+    a = run(PLATEAU, [nvo(region="cervical")], orders=[ordered])
+    (suggestion,) = suggestions(a)
+    coding = suggestion["actions"][0]["resource"]["code"]["coding"][0]
+    # the order's own system has no cervical MRI with contrast listed: CPT
+    assert (coding["system"], coding["code"]) == ("http://www.ama-assn.org/go/cpt", "72156")
+    unknown = run(PLATEAU, [nvo(region=None)], orders=[ordered])
+    (whole,) = suggestions(unknown)
+    coding = whole["actions"][0]["resource"]["code"]["coding"][0]
+    assert (coding["system"], coding["code"]) == (LOINC, "30855-1")
+
+
+def test_a_mechanical_question_gets_no_replacement() -> None:
+    instability = condition("M53.2X6", ConditionCategory.MECHANICAL, onset=20)
+    a = run(improving(), [nvo(), instability])
+    assert a.answering_study is None
+    assert suggestions(a) == []
+
+
+def test_where_the_ehr_applies_deletes_and_creates_the_replacement_is_both() -> None:
+    lumbar = study("72148", Modality.MRI, "lumbar", "without")
+    a = run(improving()[:2], [nvo(region="cervical"), quadriplegia()], orders=[lumbar])
+    ctx = replace(CTX, replace_with_delete_create=True)
+    (suggestion,) = render_response(a, ctx)["cards"][0]["suggestions"]
+    delete, create = suggestion["actions"]
+    assert (delete["type"], delete["resourceId"]) == ("delete", lumbar.reference)
+    assert create["type"] == "create" and "id" not in create["resource"]
+    assert create["resource"]["code"]["coding"][0]["code"] == "72156"
+    assert create["resource"]["status"] == "draft"
