@@ -9,7 +9,8 @@ into calls on what is built here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cds_service import schemas
@@ -51,6 +52,8 @@ class Runtime:
     override_reasons: tuple[OverrideReason, ...]
     # per service id: the typed decoder of its hook bodies (hookbody.py)
     hook_decoders: dict[str, HookBodyDecoder]
+    # Set once this process has run its warm-up (cds_service.warmup); /readyz waits for it.
+    warm: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
         """Release connections and threads (tests, tools, and the pre-fork check)."""
@@ -113,7 +116,7 @@ def build_runtime(settings: Settings) -> Runtime:
         rules=rules,
         mapping=mapping,
         stores=stores,
-        fhir_client=FhirClient(settings.fhir),
+        fhir_client=FhirClient(settings.fhir, calls_at_once=settings.threads),
         verifier=verifier,
         metrics=Metrics(),
         override_reasons=load_override_reasons(),
