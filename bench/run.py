@@ -61,7 +61,7 @@ FHIR_ENV = {
     "SPINE_CDS_FHIR_CONNECT_TIMEOUT_SECONDS": "1",
 }
 FHIR_SAMPLES = 30
-FIRST_CALL_LOAD_SECONDS = 30  # wrk on (a) while a fresh service starts and is called
+FIRST_CALL_LOAD_SECONDS = 50  # wrk on (a) while fresh services start and are called
 
 
 @dataclass(frozen=True)
@@ -747,14 +747,15 @@ def main() -> None:
 
                 def fresh() -> ServiceProcess:
                     fresh_env = env | {"SPINE_CDS_DATABASE_PATH": str(tmp / "fresh.sqlite3")}
-                    return ServiceProcess(env=fresh_env, workers=WORKERS)
+                    log = tmp / "fresh.log"
+                    return ServiceProcess(env=fresh_env, workers=WORKERS, log_path=log)
 
                 fresh_first = {
-                    "quiet": first_call.fresh_service_calls(fresh, path, first_bodies),
+                    "quiet": first_call.fresh_service_calls(fresh, WORKERS, path, first_bodies),
                     "loaded": first_call.under_load(
                         lambda seconds: run_wrk(url, files["a"], 8, seconds),
                         FIRST_CALL_LOAD_SECONDS,
-                        lambda: first_call.fresh_service_calls(fresh, path, first_bodies),
+                        lambda: first_call.fresh_service_calls(fresh, WORKERS, path, first_bodies),
                     ),
                 }
                 with FloorProcess(response_file, WORKERS) as floor:

@@ -35,6 +35,9 @@ GRACEFUL_TIMEOUT_SECONDS = 8
 SHM_DIR = "/dev/shm"  # noqa: S108 - mkdtemp/mkstemp there: private, unique names
 
 
+WORKER_READY = "worker ready to take connections:"
+
+
 class DeploymentError(RuntimeError):
     """Something about the place the service runs in stops it; the message says what to do."""
 
@@ -203,8 +206,13 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
         # The first call of a fresh worker paid for imports and first use (5-20x a later
         # call): pay it here, before gunicorn hands this worker a connection.
         took = warm_up(app.extensions["spine_cds"])
-        if took is not None:
-            log.debug("worker warmed up in %.0f ms", took)
+        # One line per worker start: when it takes connections (bench/first_call.py waits
+        # for one per worker before timing a fresh service's first calls).
+        log.info(
+            "%s %s",
+            WORKER_READY,
+            "after a failed warm-up" if took is None else f"warm-up {took:.0f} ms",
+        )
         # What the app built at startup lives as long as the worker: keep it out of the
         # full collections, which otherwise walked it every few hundred requests (37 ms
         # each, measured; bench/README.md).
