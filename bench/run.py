@@ -443,6 +443,10 @@ def concurrency_targets(med: dict[str, dict[str, float]]) -> list[dict[str, Any]
          med["c"]["p50_ms"] / med["c" + sync]["p50_ms"], SAME_SPEED_TOLERANCE, "<=", "x"),
         ("(c) req/s not lower than sync workers (same run; 10% noise allowed)",
          med["c"]["rps"] / med["c" + sync]["rps"], 1 / SAME_SPEED_TOLERANCE, ">=", "x"),
+        ("(a) p99 not slower than sync workers (same run; 10% noise allowed)",
+         med["a"]["p99_ms"] / med["a" + sync]["p99_ms"], SAME_SPEED_TOLERANCE, "<=", "x"),
+        ("(c) p99 not slower than sync workers (same run; 10% noise allowed)",
+         med["c"]["p99_ms"] / med["c" + sync]["p99_ms"], SAME_SPEED_TOLERANCE, "<=", "x"),
     ]  # fmt: skip
     return [
         {

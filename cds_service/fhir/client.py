@@ -30,6 +30,7 @@ from cds_service.fhir.deadline import _SocketWatch, _WatchedAdapter
 from cds_service.fhir.exchange import BUDGET_REASON, _Exchange
 from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import FhirSettings
+from cds_service.turns import Turns
 
 LOG = logging.getLogger("cds_service.fhir")
 
@@ -42,11 +43,13 @@ class FhirClient:
         settings: FhirSettings,
         session: requests.Session | None = None,
         calls_at_once: int = 1,
+        turns: Turns | None = None,
     ) -> None:
         """``calls_at_once``: the calls this process answers at the same time (its
         threads); each may fetch ``max_concurrency`` queries at once, so the fetch threads
         and pooled connections are sized for all of them, and a call never waits for
-        another's fetches."""
+        another's fetches. ``turns``: the process's turn of hook calls, given away while
+        a call waits for its fetches (``cds_service.turns``)."""
         self.settings = settings
         slots = settings.max_concurrency * max(1, calls_at_once)
         self._owns_session = session is None
@@ -58,6 +61,7 @@ class FhirClient:
         self.session = session
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fhir-fetch")
         self._closed = threading.Event()
+        self._turns = turns if turns is not None else Turns()
 
     def fetch_all(
         self,
@@ -137,7 +141,8 @@ class FhirClient:
         futures: dict[Future[tuple[list[dict[str, Any]], list[Problem]]], str] = {
             self._executor.submit(job): key for key, job in jobs.items()
         }
-        done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        with self._turns.waiting():
+            done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         if late:
             watch.abort()  # frees threads stuck reading headers that never end
         for future in late:
