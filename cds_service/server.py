@@ -206,18 +206,18 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
         # The first call of a fresh worker paid for imports and first use (5-20x a later
         # call): pay it here, before gunicorn hands this worker a connection.
         took = warm_up(app.extensions["spine_cds"])
-        # One line per worker start: when it takes connections (bench/first_call.py waits
-        # for one per worker before timing a fresh service's first calls).
-        log.info(
-            "%s %s",
-            WORKER_READY,
-            "after a failed warm-up" if took is None else f"warm-up {took:.0f} ms",
-        )
         # What the app built at startup lives as long as the worker: keep it out of the
         # full collections, which otherwise walked it every few hundred requests (37 ms
         # each, measured; bench/README.md).
         gc.collect()
         gc.freeze()
+        # One line per worker start, the last thing before it takes connections
+        # (bench/first_call.py waits for one per worker before timing first calls).
+        log.info(
+            "%s %s",
+            WORKER_READY,
+            "after a failed warm-up" if took is None else f"warm-up {took:.0f} ms",
+        )
         return app
 
 
