@@ -18,19 +18,44 @@ a slow client holds only its own thread.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
 class Turns:
-    """The turn of one process's hook calls (one per ``Runtime``); thread-safe."""
+    """The turn of one process's hook calls (one per ``Runtime``); thread-safe.
+
+    First come, first served: a call that gives its turn up hands it to the call that
+    has waited longest, as the listen queue of sync workers does (a plain lock lets a
+    newly arrived call take it ahead of one that has waited, which lengthened the tail).
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._waiting: deque[threading.Lock] = deque()
         self._local = threading.local()
 
     def _holding(self) -> bool:
         return bool(getattr(self._local, "held", False))
+
+    def _acquire(self) -> None:
+        with self._mutex:
+            if not self._busy:
+                self._busy = True
+                return
+            handed = threading.Lock()
+            handed.acquire()
+            self._waiting.append(handed)
+        handed.acquire()  # released by ``_release``, which hands the turn over as it is
+
+    def _release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()  # still busy: it is that call's turn
+            else:
+                self._busy = False
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -38,25 +63,25 @@ class Turns:
         if self._holding():
             yield
             return
-        self._lock.acquire()
+        self._acquire()
         self._local.held = True
         try:
             yield
         finally:
             self._local.held = False
-            self._lock.release()
+            self._release()
 
     @contextmanager
     def waiting(self) -> Iterator[None]:
         """Give the turn away for the block when this thread holds it (a wait on I/O),
-        and take it back after."""
+        and take it back after (behind the calls that came first)."""
         if not self._holding():
             yield
             return
         self._local.held = False
-        self._lock.release()
+        self._release()
         try:
             yield
         finally:
-            self._lock.acquire()
+            self._acquire()
             self._local.held = True

@@ -67,3 +67,28 @@ def test_the_turn_is_reentrant_and_waiting_without_it_is_harmless() -> None:
         pass
     with turns.turn():  # and it was released
         pass
+
+
+def test_the_turn_goes_to_the_call_that_has_waited_longest() -> None:
+    turns = Turns()
+    order: list[int] = []
+    queued = threading.Semaphore(0)
+
+    def call(n: int) -> None:
+        queued.release()
+        with turns.turn():
+            order.append(n)
+
+    threads = []
+    with turns.turn():  # a call computing; the others arrive one after the other
+        for n in range(5):
+            thread = threading.Thread(target=call, args=(n,))
+            thread.start()
+            queued.acquire()
+            deadline = time.monotonic() + 5
+            while len(turns._waiting) < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.001)  # until it waits for the turn
+            threads.append(thread)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == [0, 1, 2, 3, 4]
