@@ -40,12 +40,13 @@ from typing import Any
 import orjson
 import requests
 
-from bench import scenario
+from bench import first_call, scenario
 from bench.profile_hook import top_entries
 from cds_service.fhir.combine import combine
 from cds_service.fhir.prefetch import render_queries
 from spine_cds_dev.fhir_server import FhirTestServer
 from spine_cds_dev.service_process import ServiceProcess, free_port
+from tests.support.faulty_fhir_server import FaultyFhirServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "wrk_post.lua"
@@ -60,6 +61,7 @@ FHIR_ENV = {
     "SPINE_CDS_FHIR_CONNECT_TIMEOUT_SECONDS": "1",
 }
 FHIR_SAMPLES = 30
+FIRST_CALL_LOAD_SECONDS = 50  # wrk on (a) while fresh services start and are called
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ class Row:
     key: str
     label: str
     target: str  # "service" | "floor"
-    body: str  # "a" | "b" | "c"
+    body: str  # "a" | "b" | "c" | "s"
     connections: int
+    beside: str | None = None  # a body sent at 8 connections meanwhile (not measured here)
 
 
 ROWS = (
@@ -80,9 +83,26 @@ ROWS = (
     Row("b", "(b) order-select, no prefetch: fetched from fhirServer", "service", "b", 8),
     Row("b1", "(b) at 1 connection (latency against the FHIR server's own time)", "service",
         "b", 1),
+    Row("s", "(s) order-select, no prefetch, from a FHIR server answering 300 ms late",
+        "service", "s", 8),
+    Row("cs", "(c) beside 8 connections of (s)", "service", "c", 8, beside="s"),
 )  # fmt: skip
 SERVICE_ROWS = tuple(row for row in ROWS if row.target == "service")
+# Today's concurrency model, in the same run: this checkout with one thread per worker
+# (gunicorn sync workers), for the rows the issue 27 targets compare.
+SYNC = "sync"
+SYNC_KEYS = ("a", "c", "s", "cs")
+SLOW_FHIR_SECONDS = 0.3
 COMPARED = "compared"  # the target, and the key suffix ("a@compared"), of --compare's rows
+
+
+def sync_rows() -> tuple[Row, ...]:
+    """The rows of ``SYNC_KEYS`` again, for this checkout with sync workers."""
+    return tuple(
+        replace(row, key=f"{row.key}@{SYNC}", label=f"{row.label}, sync workers (threads=1)",
+                target=SYNC)
+        for row in SERVICE_ROWS if row.key in SYNC_KEYS
+    )  # fmt: skip
 
 
 def compared_rows(revision: str) -> tuple[Row, ...]:
@@ -254,6 +274,12 @@ def first_calls(url: str, body: bytes, count: int) -> list[float]:
     return out
 
 
+def concurrent_calls(url: str, body: bytes, count: int, at_once: int) -> None:
+    """``count`` calls, ``at_once`` at a time, each on a new connection."""
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        list(pool.map(lambda _: first_calls(url, body, 1), range(count)))
+
+
 def single_calls(url: str, body: bytes, count: int) -> list[float]:
     """Milliseconds of ``count`` calls one after the other on one connection."""
     out = []
@@ -278,6 +304,19 @@ def worker_rss_kib(service: ServiceProcess) -> list[int]:
             if line.startswith("VmRSS:"):
                 sizes.append(int(line.split()[1]))
     return sorted(sizes)
+
+
+def run_row(url: str, files: dict[str, Path], row: Row, seconds: int) -> dict[str, Any]:
+    """wrk on ``row``; with ``row.beside``, while another wrk sends that body at 8
+    connections to the same service, from before this one starts until after it ends.
+    The figures are this row's (the other's are kept under "beside")."""
+    if row.beside is None:
+        return run_wrk(url, files[row.body], row.connections, seconds)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(run_wrk, url, files[row.beside], 8, seconds + 2)
+        time.sleep(1.0)
+        got = run_wrk(url, files[row.body], row.connections, seconds)
+        return got | {"beside": other.result()}
 
 
 def run_wrk(url: str, body_file: Path, connections: int, seconds: int) -> dict[str, Any]:
@@ -364,6 +403,8 @@ def summarise(
             "pass": b1["p50_ms"] <= b_limit,
         }
     )
+    if not suffix and f"s@{SYNC}" in med:
+        targets += concurrency_targets(med)
     ratios = {
         "a_vs_floor": {f: a[f] / d[f] for f in ("p50_ms", "p95_ms", "p99_ms")}
         | {"rps": a["rps"] / d["rps"]},
@@ -378,15 +419,58 @@ def summarise(
     return {"medians": med, "ratios": ratios, "targets": targets}
 
 
+# "Not slower than today" within the run-to-run noise of one run on a shared machine.
+SAME_SPEED_TOLERANCE = 1.1
+
+
+def concurrency_targets(med: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Issue 27's targets for the concurrency model, each against a row of the same run:
+    (c) beside slow calls against (c) alone; the slow calls' throughput against 4 x the
+    5 calls/s of sync workers (and against sync workers' own in this run); (a) and (c)
+    alone against sync workers (threads=1)."""
+    sync = f"@{SYNC}"
+    slow_floor = 4 * 5.0
+    checks: list[tuple[str, float, float, str, str]] = [
+        ("(c) p99 beside slow (s) calls <= 1.5x (c) p99 alone",
+         med["cs"]["p99_ms"] / med["c"]["p99_ms"], 1.5, "<=", "x"),
+        ("(s) no-prefetch calls, FHIR 300 ms late: throughput >= 4 x 5 calls/s",
+         med["s"]["rps"], slow_floor, ">=", " calls/s"),
+        ("(a) p50 not slower than sync workers (same run; 10% noise allowed)",
+         med["a"]["p50_ms"] / med["a" + sync]["p50_ms"], SAME_SPEED_TOLERANCE, "<=", "x"),
+        ("(a) req/s not lower than sync workers (same run; 10% noise allowed)",
+         med["a"]["rps"] / med["a" + sync]["rps"], 1 / SAME_SPEED_TOLERANCE, ">=", "x"),
+        ("(c) p50 not slower than sync workers (same run; 10% noise allowed)",
+         med["c"]["p50_ms"] / med["c" + sync]["p50_ms"], SAME_SPEED_TOLERANCE, "<=", "x"),
+        ("(c) req/s not lower than sync workers (same run; 10% noise allowed)",
+         med["c"]["rps"] / med["c" + sync]["rps"], 1 / SAME_SPEED_TOLERANCE, ">=", "x"),
+        ("(a) p99 not slower than sync workers (same run; 10% noise allowed)",
+         med["a"]["p99_ms"] / med["a" + sync]["p99_ms"], SAME_SPEED_TOLERANCE, "<=", "x"),
+        ("(c) p99 not slower than sync workers (same run; 10% noise allowed)",
+         med["c"]["p99_ms"] / med["c" + sync]["p99_ms"], SAME_SPEED_TOLERANCE, "<=", "x"),
+    ]  # fmt: skip
+    return [
+        {
+            "target": name,
+            "value": f"{value:.2f}{unit}",
+            "limit": f"{limit:.2f}{unit}",
+            "pass": value <= limit if op == "<=" else value >= limit,
+        }
+        for name, value, limit, op, unit in checks
+    ]
+
+
 def all_rows(compared: str | None, run: int = 0) -> tuple[Row, ...]:
     """The rows in the order they run: with --compare, each service row of this checkout
     beside the same row at the compared revision, the two taking turns to go first from
     run to run (whichever comes first after a row of another kind was measurably slower
     for (b), whatever the code)."""
-    if compared is None:
-        return ROWS
-    pairs = zip(SERVICE_ROWS, compared_rows(compared), strict=True)
-    return (ROWS[0], *(row for pair in pairs for row in pair[:: 1 - 2 * (run % 2)]))
+    syncs = {row.key.partition("@")[0]: row for row in sync_rows()}
+    others = dict(zip(SERVICE_ROWS, compared_rows(compared), strict=True)) if compared else {}
+    groups = [
+        (row, *([syncs[row.key]] if row.key in syncs else []), *([others[row]] if compared else []))
+        for row in SERVICE_ROWS
+    ]
+    return (ROWS[0], *(row for group in groups for row in group[:: 1 - 2 * (run % 2)]))
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -397,7 +481,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "# Benchmark results (bench/run.py)",
         "",
         f"Run {report['when']} on {env['cpus']} CPUs, Python {env['python']}, {env['wrk']}; "
-        f"gunicorn {env['workers']} sync workers for the service and the floor; wrk -t1, "
+        f"gunicorn {env['workers']} workers for the service (its default worker settings: "
+        f"{report.get('threads', 1)} threads each) and {env['workers']} sync workers for the "
+        'floor and the "sync workers" rows (today\'s model: the same code with threads=1); '
+        "wrk -t1, "
         f"{env['runs']} runs x {env['duration_s']} s per row after a {env['warmup_s']} s "
         "warm-up, rows interleaved; each figure is the median of the runs. The service runs "
         "in development mode (no client JWT: wrk cannot mint a fresh token per request), "
@@ -457,6 +544,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"and (b) at 1 connection is {r['b1_p50_minus_own_queries_concurrently_ms']:+.1f} ms "
         "over that.",
         "",
+        *concurrency_lines(report),
         "First calls of a fresh service (each on a new connection, in ms): "
         + ", ".join(f"{x:.1f}" for x in report["first_calls_ms"])
         + f"; later, one at a time: p50 {report['single_p50_ms']:.1f} ms "
@@ -465,7 +553,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Worker memory (RSS, KiB): after 100 calls of (a) {report['rss_after_100']}, after "
         f"{report['calls_total']:,} calls {report['rss_after_all']} "
         f"(growth {report['rss_growth_pct']:+.1f}%; target within 10%: "
-        f"{'PASS' if abs(report['rss_growth_pct']) <= 10 else 'FAIL'}).",
+        f"{'PASS' if abs(report['rss_growth_pct']) <= 10 else 'FAIL'}). The first 100 calls "
+        "run 8 at a time, so every thread has served before the baseline. Sync workers "
+        f"(threads=1) beside it: {report.get('rss_sync_after_100')} after 100 calls, "
+        f"{report.get('rss_sync_after_all')} after the run.",
         "",
         "Targets:",
         "",
@@ -502,6 +593,28 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{entry['own_ms_per_request']:.3f} | {entry['share_pct']:.1f}% |"
         )
     return "\n".join(lines) + "\n"
+
+
+def concurrency_lines(report: dict[str, Any]) -> list[str]:
+    """The slow calls beside (c), and the first calls of fresh services."""
+    lines: list[str] = []
+    runs = report["runs"]
+    for key in ("cs", f"cs@{SYNC}"):
+        beside = [r["beside"] for r in runs.get(key, []) if "beside" in r]
+        if beside:
+            lines.append(
+                f"While {key} ran, its (s) calls (8 connections): "
+                + "; ".join(
+                    f"{b['rps']:.1f} req/s, p50 {b['p50_ms']:.0f} ms, non-2xx {b['non2xx']}"
+                    for b in beside
+                )
+                + "."
+            )
+    if lines:
+        lines.append("")
+    for when, measured in (report.get("fresh_first_calls") or {}).items():
+        lines += [*first_call.markdown(measured, when), ""]
+    return lines
 
 
 def side_by_side(report: dict[str, Any]) -> list[str]:
@@ -586,17 +699,30 @@ def main() -> None:
             files_a_bytes = files["a"].read_bytes()
             files["b"].write_bytes(orjson.dumps(bodies.no_prefetch))
             files["c"].write_bytes(orjson.dumps(bodies.not_applicable))
+            slow_fhir = FaultyFhirServer(slow_seconds=SLOW_FHIR_SECONDS)
+            slow_body = dict(bodies.no_prefetch, fhirServer=slow_fhir.url("slow"))
+            files["s"] = tmp / "s.json"
+            files["s"].write_bytes(orjson.dumps(slow_body))
             print("timing the FHIR server's own answers ...", flush=True)
             fhir = fhir_times(server, bodies.queries)
 
             env = {"SPINE_CDS_DATABASE_PATH": str(tmp / "bench.sqlite3"), **FHIR_ENV}
             service = ServiceProcess(env=env, workers=WORKERS, log_path=tmp / "service.log")
-            with service, contextlib.ExitStack() as stack:
+            with slow_fhir, service, contextlib.ExitStack() as stack:
                 url = f"{service.url}/cds-services/{scenario.SERVICE_ID}"
                 print("timing the first calls of the fresh service ...", flush=True)
                 first = first_calls(url, files["a"].read_bytes(), WORKERS * 2)
                 answers = _check_answers(url, files)
                 urls = {"service": url}
+                sync_service = stack.enter_context(
+                    ServiceProcess(
+                        env=env | {"SPINE_CDS_THREADS": "1",
+                                   "SPINE_CDS_DATABASE_PATH": str(tmp / "sync.sqlite3")},
+                        workers=WORKERS, log_path=tmp / "sync.log",
+                    )
+                )  # fmt: skip
+                urls[SYNC] = f"{sync_service.url}/cds-services/{scenario.SERVICE_ID}"
+                _check_answers(urls[SYNC], files)
                 checkout: Checkout | None = None
                 if args.compare:
                     checkout = stack.enter_context(Checkout(args.compare, tmp))
@@ -611,10 +737,31 @@ def main() -> None:
                     urls[COMPARED] = f"{other.url}/cds-services/{scenario.SERVICE_ID}"
                     _check_answers(urls[COMPARED], files)
                     single_calls(urls[COMPARED], files["a"].read_bytes(), 100)
-                single_calls(url, files["a"].read_bytes(), 100 - WORKERS * 2 - 1)
+                # 8 at a time, so that every thread of every worker has served calls (each
+                # holds its own SQLite connection) before the baseline is taken.
+                concurrent_calls(url, files["a"].read_bytes(), 100 - WORKERS * 2 - 1, 8)
+                concurrent_calls(urls[SYNC], files["a"].read_bytes(), 100, 8)
                 rss_100 = worker_rss_kib(service)
+                rss_sync_100 = worker_rss_kib(sync_service)
                 response_file = tmp / "response-a.json"
                 response_file.write_bytes(orjson.dumps(answers["a"]))
+                print("timing the first calls of fresh services, quiet then loaded ...")
+                first_bodies = first_call.read_bodies(files, ("a", "b"))
+                path = f"/cds-services/{scenario.SERVICE_ID}"
+
+                def fresh() -> ServiceProcess:
+                    fresh_env = env | {"SPINE_CDS_DATABASE_PATH": str(tmp / "fresh.sqlite3")}
+                    log = tmp / "fresh.log"
+                    return ServiceProcess(env=fresh_env, workers=WORKERS, log_path=log)
+
+                fresh_first = {
+                    "quiet": first_call.fresh_service_calls(fresh, WORKERS, path, first_bodies),
+                    "loaded": first_call.under_load(
+                        lambda seconds: run_wrk(url, files["a"], 8, seconds),
+                        FIRST_CALL_LOAD_SECONDS,
+                        lambda: first_call.fresh_service_calls(fresh, WORKERS, path, first_bodies),
+                    ),
+                }
                 with FloorProcess(response_file, WORKERS) as floor:
                     urls["floor"] = f"{floor.url}/cds-services/x"
                     print("warming up ...", flush=True)
@@ -627,9 +774,7 @@ def main() -> None:
                     beside_b1: dict[str, list[float]] = {target: [] for target in own}
                     for n in range(args.runs):
                         for row in all_rows(args.compare, n):
-                            got = run_wrk(
-                                urls[row.target], files[row.body], row.connections, args.duration
-                            )
+                            got = run_row(urls[row.target], files, row, args.duration)
                             results[row.key].append(got)
                             if row.connections == 1:  # the FHIR server's time, same minutes
                                 beside_b1[row.target] += _together(server, own[row.target])
@@ -643,6 +788,7 @@ def main() -> None:
                 fhir["service_concurrent_p50_ms"] = statistics.median(beside_b1["service"])
                 single = single_calls(url, files["a"].read_bytes(), 30)
                 rss_all = worker_rss_kib(service)
+                rss_sync_all = worker_rss_kib(sync_service)
                 calls = sum(
                     x["requests"] for row in ROWS if row.target == "service"
                     for x in results[row.key]
@@ -686,17 +832,23 @@ def main() -> None:
         },
         "fhir": fhir,
         "first_calls_ms": first,
+        "fresh_first_calls": fresh_first,
         "single_p50_ms": statistics.median(single),
         "rss_after_100": rss_100,
         "rss_after_all": rss_all,
+        "rss_sync_after_100": rss_sync_100,
+        "rss_sync_after_all": rss_sync_all,
         "calls_total": calls,
         "rss_growth_pct": (sum(rss_all) - sum(rss_100)) / sum(rss_100) * 100,
         "runs": results,
         "summary": summarise(results, fhir),
+        "threads": _service_threads(),
         "compared": compared,
         "profile_requests": PROFILE_REQUESTS,
         "profile_top": [],
     }
+    for when, measured in fresh_first.items():
+        report["summary"]["targets"] += first_call.targets(measured, when)
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(args.out, report)  # the wrk figures are kept whatever the profile does
     if not args.no_profile:
@@ -708,6 +860,13 @@ def main() -> None:
         write_report(args.out, report)
     print()
     print(render_markdown(report))
+
+
+def _service_threads() -> int:
+    """Threads per worker of the service measured (its default settings)."""
+    from cds_service.settings import Settings
+
+    return Settings().threads
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:

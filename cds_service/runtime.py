@@ -9,7 +9,8 @@ into calls on what is built here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cds_service import schemas
@@ -24,6 +25,7 @@ from cds_service.hookbody import HookBodyDecoder
 from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
+from cds_service.turns import Turns
 from cds_service.validation import SchemaCheck
 from cds_service.valuesets import load_code_lists
 from fhir_mappers.antibiotics import Antibiotics
@@ -51,6 +53,10 @@ class Runtime:
     override_reasons: tuple[OverrideReason, ...]
     # per service id: the typed decoder of its hook bodies (hookbody.py)
     hook_decoders: dict[str, HookBodyDecoder]
+    # One hook call computes at a time; a call waiting on FHIR gives its turn away.
+    turns: Turns
+    # Set once this process has run its warm-up (cds_service.warmup); /readyz waits for it.
+    warm: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
         """Release connections and threads (tests, tools, and the pre-fork check)."""
@@ -112,6 +118,7 @@ def build_runtime(settings: Settings) -> Runtime:
     except BaseException:
         stores.close()
         raise
+    turns = Turns()
     return Runtime(
         settings=settings,
         discovery=discovery,
@@ -121,9 +128,10 @@ def build_runtime(settings: Settings) -> Runtime:
         rules=rules,
         mapping=mapping,
         stores=stores,
-        fhir_client=FhirClient(settings.fhir),
+        fhir_client=FhirClient(settings.fhir, calls_at_once=settings.threads, turns=turns),
         verifier=verifier,
         metrics=Metrics(),
         override_reasons=load_override_reasons(),
         hook_decoders={sid: HookBodyDecoder(s) for sid, s in discovery.services.items()},
+        turns=turns,
     )

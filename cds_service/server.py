@@ -35,6 +35,9 @@ GRACEFUL_TIMEOUT_SECONDS = 8
 SHM_DIR = "/dev/shm"  # noqa: S108 - mkdtemp/mkstemp there: private, unique names
 
 
+WORKER_READY = "worker ready to take connections:"
+
+
 class DeploymentError(RuntimeError):
     """Something about the place the service runs in stops it; the message says what to do."""
 
@@ -142,6 +145,27 @@ def _logger_class(log_format: str) -> type[GunicornLogger]:
     return type("SpineCdsGunicornLogger", (GunicornLogger,), {"log_format": log_format})
 
 
+def worker_options(threads: int) -> dict[str, Any]:
+    """gunicorn's worker settings for ``threads`` threads per worker.
+
+    More than one: threaded (gthread) workers, so that a call waiting on a slow FHIR
+    server holds one thread, not the worker, and the calls that need no FHIR keep being
+    answered beside it. Each worker takes at most ``threads`` connections and closes
+    each after its answer, as sync workers do: a worker whose threads are all busy stops
+    accepting, so new calls go to a worker with a free thread instead of queueing behind
+    one process's share of the CPU (measured against sync workers in the same run:
+    bench/README.md, issue 27). One: sync workers, one call at a time each.
+    """
+    if threads <= 1:
+        return {"worker_class": "sync", "threads": 1, "keepalive": 5}
+    return {
+        "worker_class": "gthread",
+        "threads": threads,
+        "worker_connections": threads,
+        "keepalive": 0,
+    }
+
+
 class _GunicornApp(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -151,10 +175,9 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": f"{self.settings.host}:{self.settings.port}",
             "workers": self.settings.workers,
-            "worker_class": "sync",  # fastest here (performance-notes.md)
+            **worker_options(self.settings.threads),
             "timeout": self.settings.worker_timeout_seconds,
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-            "keepalive": 5,
             "loglevel": self.settings.log_level,
             "accesslog": None,  # our own request log line carries the hook instance, not the body
             "limit_request_line": 8190,
@@ -183,13 +206,18 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
         # The first call of a fresh worker paid for imports and first use (5-20x a later
         # call): pay it here, before gunicorn hands this worker a connection.
         took = warm_up(app.extensions["spine_cds"])
-        if took is not None:
-            log.debug("worker warmed up in %.0f ms", took)
         # What the app built at startup lives as long as the worker: keep it out of the
         # full collections, which otherwise walked it every few hundred requests (37 ms
         # each, measured; bench/README.md).
         gc.collect()
         gc.freeze()
+        # One line per worker start, the last thing before it takes connections
+        # (bench/first_call.py waits for one per worker before timing first calls).
+        log.info(
+            "%s %s",
+            WORKER_READY,
+            "after a failed warm-up" if took is None else f"warm-up {took:.0f} ms",
+        )
         return app
 
 

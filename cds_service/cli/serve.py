@@ -18,6 +18,9 @@ from cds_service.stores import StoreError
 @click.option("--host", help="Address to listen on [default 127.0.0.1; SPINE_CDS_HOST].")
 @click.option("--port", type=int, help="Port [default 8080; SPINE_CDS_PORT].")
 @click.option("--workers", type=int, help="gunicorn worker processes [default 2].")
+@click.option(
+    "--threads", type=int, help="Calls each worker answers at once [default 8; 1: sync workers]."
+)
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option(
     "--dev",
@@ -26,7 +29,12 @@ from cds_service.stores import StoreError
     help="Development mode: no client authentication, permissive CORS. Never in production.",
 )
 def serve(
-    host: str | None, port: int | None, workers: int | None, config: str | None, dev: bool | None
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    config: str | None,
+    dev: bool | None,
 ) -> None:
     """Run the service under gunicorn."""
     import logging
@@ -38,7 +46,13 @@ def serve(
         metrics_directory,
     )
 
-    overrides = {"host": host, "port": port, "workers": workers, "dev_mode": dev}
+    overrides = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "threads": threads,
+        "dev_mode": dev,
+    }
     notices: list[str] = []
     settings = settings_or_exit(config, overrides, notices)
     # prometheus-client picks its multiprocess mode when first imported, so the shared

@@ -30,6 +30,7 @@ from cds_service.fhir.deadline import _SocketWatch, _WatchedAdapter
 from cds_service.fhir.exchange import BUDGET_REASON, _Exchange
 from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import FhirSettings
+from cds_service.turns import Turns
 
 LOG = logging.getLogger("cds_service.fhir")
 
@@ -37,21 +38,30 @@ LOG = logging.getLogger("cds_service.fhir")
 class FhirClient:
     """One per app; thread-safe. Holds the pooled session and the fetch threads."""
 
-    def __init__(self, settings: FhirSettings, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        settings: FhirSettings,
+        session: requests.Session | None = None,
+        calls_at_once: int = 1,
+        turns: Turns | None = None,
+    ) -> None:
+        """``calls_at_once``: the calls this process answers at the same time (its
+        threads); each may fetch ``max_concurrency`` queries at once, so the fetch threads
+        and pooled connections are sized for all of them, and a call never waits for
+        another's fetches. ``turns``: the process's turn of hook calls, given away while
+        a call waits for its fetches (``cds_service.turns``)."""
         self.settings = settings
+        slots = settings.max_concurrency * max(1, calls_at_once)
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = _WatchedAdapter(
-                pool_connections=4, pool_maxsize=settings.max_concurrency, max_retries=0
-            )
+            adapter = _WatchedAdapter(pool_connections=4, pool_maxsize=slots, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
-        self._executor = ThreadPoolExecutor(
-            max_workers=settings.max_concurrency, thread_name_prefix="fhir-fetch"
-        )
+        self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fhir-fetch")
         self._closed = threading.Event()
+        self._turns = turns if turns is not None else Turns()
 
     def fetch_all(
         self,
@@ -131,7 +141,8 @@ class FhirClient:
         futures: dict[Future[tuple[list[dict[str, Any]], list[Problem]]], str] = {
             self._executor.submit(job): key for key, job in jobs.items()
         }
-        done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        with self._turns.waiting():
+            done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         if late:
             watch.abort()  # frees threads stuck reading headers that never end
         for future in late:
@@ -172,6 +183,27 @@ class FhirClient:
             {key: errors[key] for key in jobs if key in errors},
             tuple(sorted(notes, key=lambda p: position.get(p.key, len(position)))),
         )
+
+    def open_connection(self, fhir_server: str) -> str:
+        """Open the first pooled connection to ``fhir_server`` (a worker's warm-up): GET its
+        CapabilityStatement (``metadata``, which FHIR servers answer without a token)
+        within this client's timeouts, so the name lookup, TCP and TLS are paid before a
+        call's budget starts. What happened, in words for the log (never raises)."""
+        problem = server_url_problem(fhir_server)
+        if problem is not None:
+            return problem
+        timeout = (self.settings.connect_timeout_seconds, self.settings.read_timeout_seconds)
+        try:
+            response = self.session.get(
+                fhir_server.rstrip("/") + "/metadata",
+                headers={"Accept": "application/fhir+json"},
+                timeout=timeout,
+                allow_redirects=False,
+            )
+            response.close()
+        except requests.RequestException as exc:
+            return f"no connection ({type(exc).__name__})"
+        return f"connected (metadata answered {response.status_code})"
 
     def close(self) -> None:
         """Stop the threads (not waiting for abandoned fetches) and close our session."""

@@ -5,8 +5,10 @@
 - ``GET /readyz``: the instance can do its work (readiness): its configuration can
   serve a call (outside development mode at least one trusted client, otherwise every
   call is refused with 401) and its stores answer (the database, and Redis when the
-  replay cache is there). 503 with the failing check otherwise, so a load balancer
-  sends calls elsewhere and an operator sees why.
+  replay cache is there), and the worker answering has run its warm-up (``warmup.py``;
+  under gunicorn a worker takes no connection before it, so a probe waits for it). 503
+  with the failing check otherwise, so a load balancer sends calls elsewhere and an
+  operator sees why.
 
   The trusted clients' key sets (and published jku lists) are checked too (``keys``),
   each by its URL with the HTTP status or error of its fetch. One client's broken JWKS
@@ -136,6 +138,7 @@ def readyz() -> Response:
     keys_fatal = False
     if keys is not None:
         checks["keys"], keys_fatal = keys
+    checks["warmUp"] = OK if rt.warm.is_set() else "this worker has not run its warm-up yet"
     failing = {
         name: why for name, why in checks.items() if why != OK and (name != "keys" or keys_fatal)
     }

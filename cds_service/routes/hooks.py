@@ -82,8 +82,21 @@ def invoke(service_id: str) -> Response:
     hook_call = HookCall(runtime, service)
     client = caller.client if caller is not None else None
     admit = partial(_check_fhir_server, client) if client is not None else None
+    raw = entrance.body_bytes()  # read before the turn: a slow client holds only its thread
+    with runtime.turns.turn():  # cds_service/turns.py
+        return _answer(runtime, service_id, call, hook_call, raw, admit)
+
+
+def _answer(
+    runtime: Runtime,
+    service_id: str,
+    call: AuditCall,
+    hook_call: HookCall,
+    raw: bytes,
+    admit: Callable[[Mapping[str, Any]], None] | None,
+) -> Response:
     try:
-        outcome = hook_call.run(entrance.body_bytes(), admit, card_links_base_url(runtime))
+        outcome = hook_call.run(raw, admit, card_links_base_url(runtime))
     except ApiError as exc:
         if exc.status == 412:
             for missing in exc.extra.get("missing", []):

@@ -30,6 +30,7 @@ from cds_service.server import (
     metrics_directory,
 )
 from cds_service.stores import RedisReplayCache
+from cds_service.warmup import warm_up
 from spine_cds_dev.service_process import ServiceProcess
 from tests.conftest import make_settings
 from tests.support.jwks_server import JwksServer
@@ -38,7 +39,10 @@ BASE = "https://cds.example.org"
 
 
 def app_with(tmp_path: Path, **overrides: Any) -> Flask:
-    return create_app(make_settings(tmp_path, **overrides))
+    """The app as a gunicorn worker serves it: warmed up (else /readyz says 503)."""
+    app = create_app(make_settings(tmp_path, **overrides))
+    warm_up(app.extensions["spine_cds"])
+    return app
 
 
 def clients_file(tmp_path: Path, clients: list[dict[str, str]]) -> str:
@@ -69,7 +73,11 @@ def test_development_mode_with_sqlite_is_ready(tmp_path: Path, apps: list[Flask]
     apps.append(app := app_with(tmp_path))
     response = app.test_client().get("/readyz")
     assert response.status_code == 200
-    assert response.get_json()["checks"] == {"configuration": "ok", "database": "ok"}
+    assert response.get_json()["checks"] == {
+        "configuration": "ok",
+        "database": "ok",
+        "warmUp": "ok",
+    }
 
 
 def test_secure_mode_without_trusted_clients_is_live_but_not_ready(

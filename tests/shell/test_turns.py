@@ -1,0 +1,94 @@
+"""One hook call computes at a time in a worker; a call waiting on FHIR gives its turn
+away (cds_service/turns.py). Through gunicorn: tests/integration/test_warm_start.py (a
+call waiting on a hung FHIR server does not hold up one that needs none)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from cds_service.turns import Turns
+
+
+def test_a_second_call_waits_for_the_turn() -> None:
+    turns = Turns()
+    order: list[str] = []
+    first_has_it = threading.Event()
+
+    def first() -> None:
+        with turns.turn():
+            first_has_it.set()
+            time.sleep(0.2)
+            order.append("first done")
+
+    def second() -> None:
+        first_has_it.wait()
+        with turns.turn():
+            order.append("second ran")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == ["first done", "second ran"]
+
+
+def test_a_call_waiting_on_io_lets_another_run_and_takes_its_turn_back() -> None:
+    turns = Turns()
+    order: list[str] = []
+    waiting = threading.Event()
+
+    def slow() -> None:
+        with turns.turn():
+            with turns.waiting():
+                waiting.set()
+                time.sleep(0.3)  # the FHIR server answers late
+            order.append("slow decided")
+
+    def quick() -> None:
+        waiting.wait()
+        with turns.turn():
+            order.append("quick answered")
+
+    threads = [threading.Thread(target=slow), threading.Thread(target=quick)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == ["quick answered", "slow decided"]
+
+
+def test_the_turn_is_reentrant_and_waiting_without_it_is_harmless() -> None:
+    turns = Turns()
+    with turns.waiting():  # a tool or test calling the FHIR client outside a hook call
+        pass
+    with turns.turn(), turns.turn(), turns.waiting():
+        pass
+    with turns.turn():  # and it was released
+        pass
+
+
+def test_the_turn_goes_to_the_call_that_has_waited_longest() -> None:
+    turns = Turns()
+    order: list[int] = []
+    queued = threading.Semaphore(0)
+
+    def call(n: int) -> None:
+        queued.release()
+        with turns.turn():
+            order.append(n)
+
+    threads = []
+    with turns.turn():  # a call computing; the others arrive one after the other
+        for n in range(5):
+            thread = threading.Thread(target=call, args=(n,))
+            thread.start()
+            queued.acquire()
+            deadline = time.monotonic() + 5
+            while len(turns._waiting) < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.001)  # until it waits for the turn
+            threads.append(thread)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == [0, 1, 2, 3, 4]
