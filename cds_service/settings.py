@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     fhir_read_timeout_seconds: float = Field(0.4, gt=0)
     fhir_budget_seconds: float = Field(0.45, gt=0)
     fhir_max_pages: int = Field(5, ge=1)
-    fhir_max_concurrency: int = Field(4, ge=1)
+    fhir_max_concurrency: int = Field(8, ge=1)
 
     # Reading observations
     accept_preliminary: bool = False
