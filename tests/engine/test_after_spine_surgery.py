@@ -61,6 +61,20 @@ def test_a_ct_after_spine_surgery_in_the_episode_is_not_advised_against(day: int
 
 
 @pytest.mark.parametrize(
+    ("code", "named"),
+    [
+        ("22015", "Spinal abscess drainage"),
+        ("63267", "Laminectomy for an epidural collection"),
+        ("63090", "Vertebral corpectomy"),
+    ],
+)
+def test_a_debridement_counts_as_spine_surgery(code: str, named: str) -> None:
+    a = decide([procedure(10, code=code)])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert named in render_response(a, CTX)["cards"][0]["detail"]
+
+
+@pytest.mark.parametrize(
     "proc",
     [
         procedure(-1),  # before the episode: not this episode's surgery

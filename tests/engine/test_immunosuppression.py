@@ -33,6 +33,14 @@ def test_each_default_code_blocks_advise_against_and_names_the_reason(code: str)
     assert "Immunosuppression recorded" in card["detail"]
 
 
+@pytest.mark.parametrize("code", ["370388006", "370391006", "62479008"])
+def test_the_confirmed_snomed_concepts_are_immunosuppression(code: str) -> None:
+    entry = VS.condition_entry("http://snomed.info/sct", code)
+    assert entry is not None and entry.category is ConditionCategory.IMMUNOSUPPRESSION
+    a = run(improving(), [nvo(), condition(code, entry.category, onset=-2000, name=entry.name)])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+
+
 @pytest.mark.parametrize("code", ["Z79.51", "Z79.899", "D69.6"])
 def test_near_codes_are_not_immunosuppression(code: str) -> None:
     entry = VS.condition_entry(ICD10, code)
