@@ -9,15 +9,18 @@ episode is one of the thirty worked examples placed on a random date, its identi
 renamed, its values moved by a little noise, some of its results dropped (gaps), an
 antibiotic order added at the treatment start when the example has none, a diagnostic
 spine study the day before the episode, sometimes a second repeat order, and for each
-order, more often than not, the study that was performed after it (ImagingStudy or
-Procedure with ``basedOn``). The other patients, most of the export as in a hospital,
+order, more often than not, the study that was performed after it (an ImagingStudy
+with the order's code, or a Procedure, with ``basedOn``). An example's own spine
+operation, earlier study and imaging report (e61, e62) come along with it, so every
+declared data source has data. The other patients, most of the export as in a hospital,
 have a few CRPs, sometimes a spine or brain study and sometimes a degenerative disc
 condition, and no NVO. A few orders carry a local code the value sets do not know.
 
 Every code comes from the project's value sets or the example patients, except the
 local order code, which is in a system under example.org so no one mistakes it for a
-standard one. Output files: ``<Type>.ndjson`` per resource type, one resource a line,
-written patient by patient (bounded memory whatever the size).
+standard one. Output files: ``<Type>.ndjson`` per resource type (``RESOURCE_TYPES``, from
+the table of data sources), one resource a line, written patient by patient (bounded
+memory whatever the size).
 """
 
 from __future__ import annotations
@@ -35,18 +38,16 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, Any
 
+from cds_service.datasources import SOURCES
 from cds_service.examples import example_keys, load_example
+from cds_service.impact.export import ORDER_TYPE, PERFORMED_TYPES
 
 __all__ = ["RESOURCE_TYPES", "PopulationSpec", "generate", "patient_resources"]
 
-RESOURCE_TYPES = (
-    "Patient",
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "ServiceRequest",
-    "ImagingStudy",
-    "Procedure",
+# The Patient, the type of each declared data source (the examples hold no other), the
+# orders and the studies performed after them: a new data source gets its file here.
+RESOURCE_TYPES = tuple(
+    dict.fromkeys(("Patient", *(s.resource_type for s in SOURCES), ORDER_TYPE, *PERFORMED_TYPES))
 )
 CPT = "http://www.ama-assn.org/go/cpt"
 LOINC = "http://loinc.org"
@@ -164,6 +165,7 @@ def _performed(
             "subject": {"reference": f"Patient/{pid}"},
             "started": when,
             "basedOn": based_on,
+            "procedureCode": [{"coding": [coding]}],
             "modality": [{"system": DICOM, "code": _MODALITY.get(modality, "MR")}],
         }
     return {

@@ -19,7 +19,12 @@ from typing import Any
 
 import orjson
 
+from cds_service.impact.asof import VIEW_TYPES
+
 __all__ = [
+    "INCLUDED_TYPES",
+    "ORDER_TYPE",
+    "PERFORMED_TYPES",
     "READ_TYPES",
     "ExportFile",
     "Line",
@@ -30,19 +35,16 @@ __all__ = [
     "read_lines",
 ]
 
-#: The resource types a replay reads; other types in an export are counted and skipped.
-READ_TYPES = frozenset(
-    {
-        "Patient",
-        "Condition",
-        "Observation",
-        "MedicationRequest",
-        "ServiceRequest",
-        "ImagingStudy",
-        "Procedure",
-        "Medication",
-    }
-)
+#: The spine orders a replay replays.
+ORDER_TYPE = "ServiceRequest"
+#: What says a study was performed after an order (``basedOn``, or its date).
+PERFORMED_TYPES = ("ImagingStudy", "Procedure")
+#: What a search of a data source brings in through ``_include`` (no patient of its own).
+INCLUDED_TYPES = ("Medication",)
+#: The resource types a replay reads: a hook's data (the Patient and the type of each
+#: declared data source, ``asof.VIEW_TYPES``), what the searches include, the orders and
+#: the performed studies; other types in an export are counted and skipped.
+READ_TYPES = frozenset({*VIEW_TYPES, *INCLUDED_TYPES, ORDER_TYPE, *PERFORMED_TYPES})
 _NAME_PARTS = re.compile(r"[._\-\s]+")
 
 
@@ -181,7 +183,7 @@ def read_lines(
             if rtype not in READ_TYPES:
                 skipped[rtype] = skipped.get(rtype, 0) + 1
                 continue
-            if rtype != "Medication" and patient_of(resource) is None:
+            if rtype not in INCLUDED_TYPES and patient_of(resource) is None:
                 what = "no id" if rtype == "Patient" else "no subject that references a Patient"
                 problems.append(Problem(name, number, f"a {rtype} with {what}: line skipped"))
                 continue

@@ -22,6 +22,7 @@ from typing import IO
 import orjson
 
 from cds_service.impact.export import (
+    INCLUDED_TYPES,
     ExportFile,
     ProblemLog,
     export_files,
@@ -87,7 +88,7 @@ def partition_export(
             for line in read_lines(export_file, index, problems, result.skipped_types):
                 rtype = str(line.resource["resourceType"])
                 result.lines_by_type[rtype] = result.lines_by_type.get(rtype, 0) + 1
-                if rtype == "Medication":
+                if rtype in INCLUDED_TYPES:
                     medications.write(line.raw + b"\n")
                     continue
                 patient = patient_of(line.resource)

@@ -30,10 +30,18 @@ from cds_service.ehr_requests import build_request, local_prefetch
 from cds_service.engine import Assessment
 from cds_service.engine.episode import in_scope_categories
 from cds_service.errors import ApiError
-from cds_service.impact.asof import as_of, is_before, order_time, when_of
-from cds_service.impact.export import Problem, patient_of
+from cds_service.impact.asof import (
+    VIEW_TYPES,
+    as_of,
+    is_before,
+    missing_rules,
+    order_time,
+    when_of,
+)
+from cds_service.impact.export import ORDER_TYPE, PERFORMED_TYPES, Problem, patient_of
 from cds_service.impact.partition import read_partition
 from cds_service.impact.summary import ReplayRow, Summary
+from cds_service.invocation import Outcome
 from cds_service.pipeline import run_hook
 from cds_service.runtime import Runtime, build_runtime
 from cds_service.settings import Settings
@@ -100,6 +108,12 @@ class Replayer:
     """The service's runtime in this process, and the replay of one patient at a time."""
 
     def __init__(self, settings: Settings) -> None:
+        missing = missing_rules()
+        if missing:  # data the pipeline reads that the replay could not date: refuse
+            raise RuntimeError(
+                "no as-of rule (cds_service/impact/asof.py) for the data source type "
+                + ", ".join(missing)
+            )
         self.runtime: Runtime = build_runtime(settings)
         self.service: Service = next(
             s for s in self.runtime.discovery.services.values() if s.hook == HOOK
@@ -130,8 +144,11 @@ class Replayer:
         resources: list[dict[str, Any]],
         medications: Mapping[str, dict[str, Any]],
         summary: Summary,
+        outcomes: dict[str, Outcome] | None = None,
     ) -> list[ReplayRow]:
-        """One row per spine order of the patient, when the patient has an NVO episode."""
+        """One row per spine order of the patient, when the patient has an NVO episode;
+        with ``outcomes``, each order's whole answer (cards and assessment) by order id,
+        for what a row does not hold (the notes a prior study or operation gives)."""
         by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for resource in resources:
             by_type[str(resource.get("resourceType"))].append(resource)
@@ -139,7 +156,7 @@ class Replayer:
             return []
         summary.patients_with_episode += 1
         orders: list[tuple[When, dict[str, Any], tuple[str, str]]] = []
-        for order in by_type["ServiceRequest"]:
+        for order in by_type[ORDER_TYPE]:
             if order.get("status") == _ENTERED_IN_ERROR:
                 continue
             code = self.spine_code(order)
@@ -153,12 +170,14 @@ class Replayer:
                 continue
             orders.append((when, order, code))
         orders.sort(key=lambda item: (item[0].instant, str(item[1].get("id"))))
-        studies = by_type["ImagingStudy"] + by_type["Procedure"]
-        dated = by_type["Observation"] + by_type["Condition"] + by_type["MedicationRequest"]
+        studies = [r for rtype in PERFORMED_TYPES for r in by_type[rtype]]
+        dated = [r for r in resources if r.get("resourceType") in VIEW_TYPES]
         rows = []
         for position, (when, order, code) in enumerate(orders):
             later = orders[position + 1][0] if position + 1 < len(orders) else None
-            row = self._replay_order(patient_id, order, code, when, dated, medications)
+            row, outcome = self._replay_order(patient_id, order, code, when, dated, medications)
+            if outcomes is not None and outcome is not None:
+                outcomes[row.order_id] = outcome
             row.performed_after = self._performed(order, when, later, studies)
             summary.add(row)
             rows.append(row)
@@ -172,7 +191,7 @@ class Replayer:
         when: When,
         dated: list[dict[str, Any]],
         medications: Mapping[str, dict[str, Any]],
-    ) -> ReplayRow:
+    ) -> tuple[ReplayRow, Outcome | None]:
         view = as_of(dated, when, medications)
         draft = {
             "resourceType": "ServiceRequest",
@@ -200,11 +219,11 @@ class Replayer:
         except ApiError as exc:
             row.decision = "error"
             row.error = f"{exc.status}: {exc.message}"
-            return row
+            return row, None
         row.decision = outcome.decision
         if outcome.assessment is not None:
             _fill(row, outcome.assessment)
-        return row
+        return row, outcome
 
     def _performed(
         self,
@@ -289,7 +308,8 @@ def replay_partition(task: PartitionTask) -> PartitionResult:
         with task.medications.open("rb") as handle:
             for raw in handle:
                 medication = orjson.loads(raw)
-                medications[f"Medication/{medication.get('id')}"] = medication
+                rtype = medication.get("resourceType")
+                medications[f"{rtype}/{medication.get('id')}"] = medication
     patients: dict[str, list[dict[str, Any]]] = defaultdict(list)
     where: dict[str, tuple[int, int]] = {}
     for file_index, number, resource in read_partition(task.path):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cds_service.impact.asof import as_of, is_before, order_time
+from cds_service.datasources import SOURCES
+from cds_service.impact import asof
+from cds_service.impact.asof import RULES, VIEW_TYPES, as_of, is_before, missing_rules, order_time
+from cds_service.impact.export import READ_TYPES
+from cds_service.impact.replayer import Replayer, worker_settings
+from cds_service.settings import load_settings
 
 ORDER = {"authoredOn": "2025-03-10T10:00:00+01:00"}
 
@@ -90,3 +96,92 @@ def test_antibiotic_orders_authored_before_with_their_medication() -> None:
     medication = {"resourceType": "Medication", "id": "m1"}
     view = as_of([before, after], _when(), {"Medication/m1": medication})
     assert view.resources == [before, medication]
+
+
+def _ids(resources: list[dict[str, Any]]) -> list[str]:
+    return [r["id"] for r in resources]
+
+
+def test_procedure_performed_before_the_order() -> None:
+    base = {"resourceType": "Procedure", "status": "completed"}
+    done = dict(base, id="a", performedDateTime="2025-03-09T09:00:00+01:00")
+    period = dict(base, id="b", performedPeriod={"start": "2025-03-01", "end": "2025-03-20"})
+    later = dict(base, id="c", performedDateTime="2025-03-10T10:30:00+01:00")
+    later_period = dict(base, id="d", performedPeriod={"start": "2025-03-11"})
+    undated = dict(base, id="e")
+    view = as_of([done, period, later, later_period, undated], _when())
+    assert _ids(view.resources) == ["a", "b"]
+    assert view.undated == {"Procedure without a readable performed time": 1}
+
+
+def test_imaging_study_started_before_the_order() -> None:
+    base = {"resourceType": "ImagingStudy", "status": "available"}
+    studies = [
+        dict(base, id="a", started="2025-03-10T08:00:00+01:00"),
+        dict(base, id="b", started="2025-03-10T10:00:00+01:00"),  # the order's instant
+        dict(base, id="c", started="2025-03-10"),  # only the order's day: not provably before
+        dict(base, id="d"),
+    ]
+    view = as_of(studies, _when())
+    assert _ids(view.resources) == ["a"]
+    assert view.undated == {"ImagingStudy without a readable started time": 1}
+
+
+def test_diagnostic_report_effective_and_issued_before_the_order() -> None:
+    base = {"resourceType": "DiagnosticReport", "status": "final"}
+    reports = [
+        dict(base, id="a", effectiveDateTime="2025-03-09T08:00:00Z", issued="2025-03-09T12:00:00Z"),
+        # the study before the order, its report after: not on the chart
+        dict(base, id="b", effectiveDateTime="2025-03-09T08:00:00Z", issued="2025-03-10T12:00:00Z"),
+        dict(base, id="c", effectiveDateTime="2025-03-11T08:00:00Z"),
+        dict(base, id="d", effectivePeriod={"start": "2025-03-08", "end": "2025-03-09"}),
+        dict(base, id="e", effectivePeriod={"start": "2025-03-08", "end": "2025-03-12"}),
+        dict(base, id="f", issued="2025-03-09T08:00:00Z"),  # no effective time: its issue
+        dict(base, id="g"),
+        dict(base, id="h", effectiveDateTime="yesterday"),
+    ]
+    view = as_of(reports, _when())
+    assert _ids(view.resources) == ["a", "d", "f"]
+    assert view.undated == {
+        "DiagnosticReport without an effective or issued time": 1,
+        "DiagnosticReport with an unreadable effective or issued time": 1,
+    }
+
+
+def test_the_patient_is_always_there() -> None:
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "2025-03-11"}
+    assert as_of([patient], _when()).resources == [patient]
+
+
+def test_every_declared_data_source_has_a_date_rule() -> None:
+    """The table of data sources is the one list: each type it reads, and the Patient,
+    has its as-of rule; a new source without one fails here."""
+    declared = {s.resource_type for s in SOURCES} | {"Patient"}
+    assert declared <= set(RULES)
+    assert declared == VIEW_TYPES
+    assert missing_rules() == []
+    assert missing_rules([*VIEW_TYPES, "Encounter"]) == ["Encounter"]
+
+
+def test_a_type_without_a_rule_is_an_error_not_dropped_or_kept() -> None:
+    with pytest.raises(ValueError, match="no as-of rule for resources of type 'Encounter'"):
+        as_of([{"resourceType": "Encounter", "period": {"start": "2025-01-01"}}], _when())
+
+
+def test_the_replay_refuses_to_start_with_a_source_it_cannot_date(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(asof, "VIEW_TYPES", VIEW_TYPES | {"Encounter"})
+    with pytest.raises(RuntimeError, match=r"no as-of rule .* for the data source type Encounter"):
+        Replayer(worker_settings(load_settings(environ={})))
+
+
+def test_the_export_reader_reads_every_declared_type() -> None:
+    assert {s.resource_type for s in SOURCES} | {"Patient", "Medication"} <= READ_TYPES
+
+
+def test_the_docs_state_a_rule_for_each_type() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "replay.md").read_text("utf-8")
+    section = text.split('## What "on the record at the order\'s time" means')[1].split("\n## ")[0]
+    for rtype in RULES:
+        assert f"`{rtype}`" in section, rtype

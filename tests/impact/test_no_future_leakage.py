@@ -2,9 +2,13 @@
 
 For each order of the generated population's patients with NVO, data dated after the
 order is added (results taken or issued later, deficits and episodes recorded later,
-antibiotics ordered later, later orders and studies) and the patient replayed again:
-the order's decision, rules, key figures and gaps must be what they were. First every
-order with seeded extra data, then hypothesis drawing the extra data.
+antibiotics ordered later, later orders, spine operations performed later, spine
+studies started later, imaging reports dated or issued later) and the patient replayed
+again: the order's row (decision, rules, key figures, gaps) and its whole answer (the
+cards and the assessment behind them, with what a prior study or operation adds) must
+be what they were. First every order with seeded extra data, then hypothesis drawing
+the extra data; and the same data dated before the order does change answers, so the
+check can fail.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from hypothesis import strategies as st
 from cds_service.impact.asof import order_time
 from cds_service.impact.replayer import Replayer, worker_settings
 from cds_service.impact.summary import ReplayRow, Summary
+from cds_service.invocation import Outcome
 from cds_service.settings import load_settings
 from fhir_mappers.model import When
 from spine_cds_dev.population import PopulationSpec
@@ -28,6 +33,20 @@ from tests.impact.helpers import patients_of
 
 LOINC = "http://loinc.org"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+CPT = "http://www.ama-assn.org/go/cpt"
+# From the examples: e61's lumbar fusion, e62's lumbar MRI and its report.
+FUSION = {"system": CPT, "code": "22612"}
+LUMBAR_MRI = {"system": CPT, "code": "72158"}
+LUMBAR_MRI_REPORT = {"system": LOINC, "code": "24968-0"}
+# The kinds of data the optional sources of decisions 7-9 read (procedures, studies,
+# reports), each of which feeds the answer when it is dated before the order.
+HISTORY_KINDS = (
+    "procedure-later",
+    "procedure-period-later",
+    "study-later",
+    "report-later",
+    "report-issued-later",
+)
 KINDS = (
     "crp-later",
     "crp-issued-later",
@@ -38,6 +57,7 @@ KINDS = (
     "antibiotic-later",
     "order-later",
     "episode-resolved-later",
+    *HISTORY_KINDS,
 )
 
 
@@ -79,6 +99,50 @@ def _observation(
             "system": "http://unitsofmeasure.org",
             "code": unit,
         },
+    }
+
+
+def _history(kind: str, pid: str, rid: str, when: When, later: str) -> dict[str, Any]:
+    """A spine operation, study or report dated ``later``, with no ``basedOn``."""
+    subject = {"reference": f"Patient/{pid}"}
+    if kind == "procedure-later":
+        return {
+            "resourceType": "Procedure",
+            "id": rid,
+            "status": "completed",
+            "code": {"coding": [FUSION]},
+            "subject": subject,
+            "performedDateTime": later,
+        }
+    if kind == "procedure-period-later":
+        return {
+            "resourceType": "Procedure",
+            "id": rid,
+            "status": "completed",
+            "code": {"coding": [FUSION]},
+            "subject": subject,
+            "performedPeriod": {"start": later},
+        }
+    if kind == "study-later":
+        return {
+            "resourceType": "ImagingStudy",
+            "id": rid,
+            "status": "available",
+            "subject": subject,
+            "started": later,
+            "procedureCode": [{"coding": [LUMBAR_MRI]}],
+        }
+    # a report of a study done the day before the order: issued later, or dated later
+    done = _instant(when, timedelta(hours=-20)) if kind == "report-issued-later" else later
+    return {
+        "resourceType": "DiagnosticReport",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [LUMBAR_MRI_REPORT]},
+        "subject": subject,
+        "effectiveDateTime": done,
+        "issued": later,
+        "conclusion": "Epidural collection.",
     }
 
 
@@ -138,6 +202,8 @@ def future_resource(
             "subject": {"reference": f"Patient/{pid}"},
             "authoredOn": later,
         }
+    if kind in HISTORY_KINDS:
+        return _history(kind, pid, rid, when, later)
     assert kind == "episode-resolved-later"  # an update, dated later, of an ongoing episode
     ongoing = [
         r
@@ -160,23 +226,42 @@ def future_resource(
     )
 
 
-def _decision(row: ReplayRow) -> dict[str, Any]:
+def _without_uuids(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_uuids(v) for k, v in node.items() if k != "uuid"}
+    if isinstance(node, list):
+        return [_without_uuids(v) for v in node]
+    return node
+
+
+def _decision(answer: tuple[ReplayRow, Outcome | None]) -> dict[str, Any]:
+    """The order's row (a later study is the point of ``performed_after``: not compared)
+    and its whole answer: the cards (less their random uuids) and the assessment."""
+    row, outcome = answer
     fields = dict(vars(row))
-    fields.pop("performed_after")  # a later study is the point of that column
+    fields.pop("performed_after")
+    if outcome is not None:
+        fields["cards"] = _without_uuids(outcome.response)
+        fields["assessment"] = outcome.assessment
     return fields
 
 
-def _replay(replayer: Replayer, pid: str, resources: list[dict[str, Any]]) -> dict[str, ReplayRow]:
-    rows = replayer.replay_patient(pid, resources, {}, Summary())
-    return {row.order_id: row for row in rows}
+def _replay(
+    replayer: Replayer, pid: str, resources: list[dict[str, Any]]
+) -> dict[str, tuple[ReplayRow, Outcome | None]]:
+    outcomes: dict[str, Outcome] = {}
+    rows = replayer.replay_patient(pid, resources, {}, Summary(), outcomes)
+    return {row.order_id: (row, outcomes.get(row.order_id)) for row in rows}
 
 
 def _with_future(
     resources: list[dict[str, Any]], additions: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    replaced = {(a["resourceType"], a["id"]) for a in additions}
-    kept = [r for r in resources if (r["resourceType"], r.get("id")) not in replaced]
-    return kept + additions
+    """``resources`` with ``additions``; an addition with the id of a resource (or of an
+    earlier addition) replaces it, as a later version of one resource does in an export."""
+    latest = {(a["resourceType"], a["id"]): a for a in additions}
+    kept = [r for r in resources if (r["resourceType"], r.get("id")) not in latest]
+    return kept + list(latest.values())
 
 
 def _orders(resources: list[dict[str, Any]]) -> list[tuple[str, When]]:
@@ -254,7 +339,7 @@ def test_the_same_data_before_the_order_does_change_it(
     for pid, resources in sorted(nvo_patients.items())[:40]:
         before = _replay(replayer, pid, resources)
         for order_id, when in _orders(resources):
-            if before.get(order_id) is None or before[order_id].decision in (
+            if before.get(order_id) is None or before[order_id][0].decision in (
                 "support-urgent",
                 "not-applicable",
             ):
@@ -263,5 +348,30 @@ def test_the_same_data_before_the_order_does_change_it(
             deficit["recordedDate"] = _instant(when, timedelta(hours=-1))
             deficit["onsetDateTime"] = _instant(when, timedelta(hours=-2))
             after = _replay(replayer, pid, [*resources, deficit])
-            changed += after[order_id].decision != before[order_id].decision
+            changed += after[order_id][0].decision != before[order_id][0].decision
+    assert changed > 0
+
+
+@pytest.mark.parametrize("kind", HISTORY_KINDS)
+def test_an_operation_study_or_report_dated_before_the_order_does_change_it(
+    replayer: Replayer, nvo_patients: dict[str, list[dict[str, Any]]], kind: str
+) -> None:
+    """The check can fail for the new sources too: the operation, study or report of
+    each kind, dated the day before the order (its report issued then too), changes the
+    answer (an operation named, the last spine study named) of orders with a card."""
+    changed = 0
+    for pid, resources in sorted(nvo_patients.items())[:40]:
+        before = _replay(replayer, pid, resources)
+        for order_id, when in _orders(resources):
+            if before.get(order_id) is None or before[order_id][0].decision == "not-applicable":
+                continue
+            earlier = future_resource(kind, pid, when, 1, 0, 0, resources)
+            moved = _instant(when, timedelta(hours=-26))
+            for key in ("performedDateTime", "started", "effectiveDateTime", "issued"):
+                if key in earlier:
+                    earlier[key] = moved
+            if "performedPeriod" in earlier:
+                earlier["performedPeriod"] = {"start": moved}
+            after = _replay(replayer, pid, [*resources, earlier])
+            changed += _decision(after[order_id]) != _decision(before[order_id])
     assert changed > 0

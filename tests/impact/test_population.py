@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
+from cds_service.datasources import SOURCES
+from cds_service.examples import example_keys, load_example
 from spine_cds_dev.population import RESOURCE_TYPES, PopulationSpec, generate, main
 
 
@@ -41,9 +44,26 @@ def test_every_line_is_a_resource_of_its_file_linked_to_a_written_patient(tmp_pa
             assert resource["subject"]["reference"].removeprefix("Patient/") in patients
             if rtype == "ServiceRequest":
                 statuses[resource["status"]] += 1
-    # orders with and without a study after them, antibiotics, studies of both kinds
+    # orders with and without a study after them, antibiotics, studies of both kinds, and
+    # the examples' spine operation (e61), earlier study and imaging report (e62)
     assert statuses["completed"] > 0 and statuses["revoked"] > 0
-    assert min(counts["MedicationRequest"], counts["ImagingStudy"], counts["Procedure"]) > 0
+    assert min(counts[t] for t in RESOURCE_TYPES) > 0
+    procedures = (tmp_path / "Procedure.ndjson").read_text()
+    assert '"code":"22612"' in procedures  # e61's fusion, not only performed studies
+
+
+def test_every_type_a_data_source_reads_and_the_examples_hold_has_a_file() -> None:
+    """The examples' types (a new one fails here, not mid-run) and each declared data
+    source's type, so every source flows through the replay of the population."""
+    example_types = {
+        resource["resourceType"]
+        for key in example_keys()
+        for entry in load_example(key, date(2026, 3, 2)).bundle["entry"]
+        for resource in [entry["resource"]]
+    }
+    declared = {s.resource_type for s in SOURCES}
+    assert example_types | declared | {"ServiceRequest"} <= set(RESOURCE_TYPES)
+    assert "DiagnosticReport" in example_types  # e62: the test sees a report to write
 
 
 def test_command_line(tmp_path: Path) -> None:
