@@ -18,18 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-#: The resource types a replay reads (MedicationRequest may name its drug by reference,
-#: hence Medication); ``--type`` replaces the list.
-DEFAULT_TYPES = (
-    "Patient",
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "Medication",
-    "ServiceRequest",
-    "ImagingStudy",
-    "Procedure",
-)
+from cds_service.impact.export import READ_TYPES
+
+#: The resource types a replay reads (``cds_service.impact.export.READ_TYPES``, from the
+#: table of data sources: a new source's type is exported too); ``--type`` replaces it.
+DEFAULT_TYPES = tuple(sorted(READ_TYPES))
 
 #: A FHIR resource type name: it becomes part of a local file name, so nothing else passes.
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")

@@ -90,9 +90,10 @@ def replay(
     """Replay every past spine MRI/CT order of a patient with an NVO episode.
 
     EXPORT is a FHIR Bulk Data export: directories of .ndjson files, or the files
-    (Patient, Condition, Observation, MedicationRequest, ServiceRequest; ImagingStudy and
-    Procedure for the studies performed). Or --fhir-server: the export is run there first
-    ($export, polled, downloaded into OUT/export). Each order gets the decision the service would
+    (Patient, the orders as ServiceRequest, and the type each data source of the service
+    reads: Condition, Observation, MedicationRequest, Procedure, ImagingStudy, ...).
+    Or --fhir-server: the export is run there first ($export, polled, downloaded into
+    OUT/export). Each order gets the decision the service would
     have given when it was placed, from the data on record then, through the service's
     own pipeline and settings (--config). Writes one row per order and a summary; bad
     lines are reported with file and line and skipped.

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.bulk_export import DEFAULT_TYPES
 from cds_service.datasources import SOURCES
 from cds_service.impact import asof
 from cds_service.impact.asof import RULES, VIEW_TYPES, as_of, is_before, missing_rules, order_time
@@ -176,8 +177,9 @@ def test_the_replay_refuses_to_start_with_a_source_it_cannot_date(
         Replayer(worker_settings(load_settings(environ={})))
 
 
-def test_the_export_reader_reads_every_declared_type() -> None:
+def test_the_export_reader_reads_every_declared_type_and_export_asks_for_them() -> None:
     assert {s.resource_type for s in SOURCES} | {"Patient", "Medication"} <= READ_TYPES
+    assert set(DEFAULT_TYPES) == READ_TYPES  # a replay's $export asks for what it reads
 
 
 def test_the_docs_state_a_rule_for_each_type() -> None:
