@@ -14,12 +14,16 @@ import uuid
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.examples import load_examples
+from cds_service.impact.replayer import Replayer, worker_settings
 from cds_service.impact.run import ROWS_CSV, ReplayOptions, run_replay
+from cds_service.impact.summary import Summary
+from cds_service.invocation import Outcome
 from cds_service.settings import load_settings
 from cds_service.stores import PatientKeyer
 from cds_service.tools.render import decision_of
@@ -61,9 +65,42 @@ def _replayed(tmp_path: Path) -> dict[str, str]:
     return decisions
 
 
+def _card_words(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a clinician reads on each card: summary, indicator, detail, suggestion labels
+    (not the uuids, drawn anew each call, nor the links, which name the live server)."""
+    return [
+        {
+            "summary": card.get("summary"),
+            "indicator": card.get("indicator"),
+            "detail": card.get("detail"),
+            "suggestions": [s.get("label") for s in card.get("suggestions", [])],
+        }
+        for card in response.get("cards", [])
+    ]
+
+
+def _replayed_cards() -> dict[str, list[dict[str, Any]]]:
+    """Each example's order replayed (the export's resources, the order as it was) with
+    its whole answer, by patient."""
+    replayer = Replayer(worker_settings(load_settings(environ={})))
+    try:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for example in load_examples(ORDER_DATE):
+            order = dict(example.draft_order, status="active")
+            outcomes: dict[str, Outcome] = {}
+            resources = [*bundle_resources(example.bundle), order]
+            rows = replayer.replay_patient(example.patient_id, resources, {}, Summary(), outcomes)
+            for row in rows:
+                out[example.patient_id] = _card_words(outcomes[row.order_id].response)
+        return out
+    finally:
+        replayer.close()
+
+
 def test_replay_gives_the_live_services_answer(tmp_path: Path) -> None:
     replayed = _replayed(tmp_path)
     live = {}
+    live_cards: dict[str, list[dict[str, Any]]] = {}
     with ServiceProcess(workers=1, log_path=tmp_path / "service.log") as service:
         session = requests.Session()
         services = session.get(f"{service.url}/cds-services", timeout=10).json()["services"]
@@ -80,8 +117,18 @@ def test_replay_gives_the_live_services_answer(tmp_path: Path) -> None:
             )
             assert response.status_code == 200, response.text
             live[example.patient_id] = decision_of(response.json())
+            live_cards[example.patient_id] = _card_words(response.json())
     compared = {pid: (replayed.get(pid, "no-card"), decision) for pid, decision in live.items()}
     assert {pid: pair for pid, pair in compared.items() if pair[0] != pair[1]} == {}
+    # the cards' words too: what a decision does not show (the operation, the study and
+    # the report of e60-e62, named on the card) must reach the replay as it reaches live
+    replay_cards = _replayed_cards()
+    assert {
+        pid: (replay_cards.get(pid), words)
+        for pid, words in live_cards.items()
+        if replay_cards.get(pid, []) != words
+    } == {}
+    assert {"spine-cds-e60", "spine-cds-e61", "spine-cds-e62"} <= set(replayed)
     # not a vacuous agreement: every kind of answer is there, and most examples replayed
     assert set(live.values()) >= {"advise-against", "support", "support-urgent", "no-card"}
     assert len(replayed) >= 28
