@@ -49,6 +49,7 @@ __all__ = [
     "is_before",
     "missing_rules",
     "order_time",
+    "rules_problem",
     "when_of",
 ]
 
@@ -241,6 +242,18 @@ def missing_rules(types: Iterable[str] | None = None) -> list[str]:
     """The types among ``types`` (by default ``VIEW_TYPES``) that have no as-of rule,
     sorted: none, when all is well."""
     return sorted(set(VIEW_TYPES if types is None else types) - set(RULES))
+
+
+def rules_problem() -> str | None:
+    """Why a replay must not start (a data source the as-of view cannot date), or None."""
+    missing = missing_rules()
+    if not missing:
+        return None
+    return (
+        "no as-of rule (cds_service/impact/asof.py) for the data source type "
+        + ", ".join(missing)
+        + ": its data would be dropped or leak from after the order"
+    )
 
 
 def as_of(

@@ -34,8 +34,8 @@ from cds_service.impact.asof import (
     VIEW_TYPES,
     as_of,
     is_before,
-    missing_rules,
     order_time,
+    rules_problem,
     when_of,
 )
 from cds_service.impact.export import ORDER_TYPE, PERFORMED_TYPES, Problem, patient_of
@@ -108,12 +108,9 @@ class Replayer:
     """The service's runtime in this process, and the replay of one patient at a time."""
 
     def __init__(self, settings: Settings) -> None:
-        missing = missing_rules()
-        if missing:  # data the pipeline reads that the replay could not date: refuse
-            raise RuntimeError(
-                "no as-of rule (cds_service/impact/asof.py) for the data source type "
-                + ", ".join(missing)
-            )
+        problem = rules_problem()
+        if problem:  # data the pipeline reads that the replay could not date: refuse
+            raise RuntimeError(problem)
         self.runtime: Runtime = build_runtime(settings)
         self.service: Service = next(
             s for s in self.runtime.discovery.services.values() if s.hook == HOOK

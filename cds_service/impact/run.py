@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cds_service.impact.asof import rules_problem
 from cds_service.impact.export import Problem, ProblemLog
 from cds_service.impact.partition import Partitioned, partition_export
 from cds_service.impact.replayer import (
@@ -178,6 +179,9 @@ def _engine(
 
 def run_replay(options: ReplayOptions) -> ReplayResult:
     """Replay the export named by ``options.inputs``; write rows and summary files."""
+    undatable = rules_problem()
+    if undatable:  # before reading a line: checked again in each worker's Replayer
+        raise ReplayError(undatable)
     problems = ProblemLog(on_problem=options.on_problem)
     owned = options.work_dir is None
     work = Path(tempfile.mkdtemp(prefix="spine-cds-replay-")) if owned else options.work_dir

@@ -13,7 +13,9 @@ from cds_service.impact import asof
 from cds_service.impact.asof import RULES, VIEW_TYPES, as_of, is_before, missing_rules, order_time
 from cds_service.impact.export import READ_TYPES
 from cds_service.impact.replayer import Replayer, worker_settings
+from cds_service.impact.run import ReplayError, ReplayOptions, run_replay
 from cds_service.settings import load_settings
+from cds_service.stores import PatientKeyer
 
 ORDER = {"authoredOn": "2025-03-10T10:00:00+01:00"}
 
@@ -170,11 +172,22 @@ def test_a_type_without_a_rule_is_an_error_not_dropped_or_kept() -> None:
 
 
 def test_the_replay_refuses_to_start_with_a_source_it_cannot_date(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(asof, "VIEW_TYPES", VIEW_TYPES | {"Encounter"})
-    with pytest.raises(RuntimeError, match=r"no as-of rule .* for the data source type Encounter"):
+    expected = r"no as-of rule .* for the data source type Encounter"
+    with pytest.raises(RuntimeError, match=expected):
         Replayer(worker_settings(load_settings(environ={})))
+    options = ReplayOptions(
+        inputs=[tmp_path],
+        out_dir=tmp_path / "out",
+        settings=load_settings(environ={}),
+        patient_key=PatientKeyer("plain"),
+        workers=1,
+    )
+    with pytest.raises(ReplayError, match=expected):
+        run_replay(options)
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_export_reader_reads_every_declared_type_and_export_asks_for_them() -> None:
