@@ -11,7 +11,7 @@ antibiotic order added at the treatment start when the example has none, a diagn
 spine study the day before the episode, sometimes a second repeat order, and for each
 order, more often than not, the study that was performed after it (an ImagingStudy
 with the order's code, or a Procedure, with ``basedOn``). An example's own spine
-operation, earlier study and imaging report (e61, e62) come along with it, so every
+operation, earlier study and imaging report (e39, e40) come along with it, so every
 declared data source has data. The other patients, most of the export as in a hospital,
 have a few CRPs, sometimes a spine or brain study and sometimes a degenerative disc
 condition, and no NVO. A few orders carry a local code the value sets do not know.
@@ -254,7 +254,13 @@ class _Generator:
         )
         if rng.random() < 0.05:
             coding = dict(LOCAL_ORDER)
-        out += _orders_with_studies(pid, f"{pid}-r1", coding, order_day, tz, modality, rng)
+        repeat = _orders_with_studies(pid, f"{pid}-r1", coding, order_day, tz, modality, rng)
+        for resource in repeat:  # the example's order as written: its priority and reason
+            if resource["resourceType"] == "ServiceRequest":
+                for field in ("priority", "reasonCode", "reasonReference"):
+                    if field in example.draft_order:
+                        resource[field] = _renamed(example.draft_order[field], pid)
+        out += repeat
         if rng.random() < 0.25:
             later = order_day + timedelta(days=rng.randint(10, 40))
             out.append(self._crp(pid, f"{pid}-crp-late", later, tz, rng.randint(3, 120)))

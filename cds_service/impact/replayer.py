@@ -190,12 +190,14 @@ class Replayer:
         medications: Mapping[str, dict[str, Any]],
     ) -> tuple[ReplayRow, Outcome | None]:
         view = as_of(dated, when, medications)
+        # The order as recorded (its priority, stated reason, body site: all the rules
+        # read), as the EHR sent it while it was a draft.
         draft = {
+            **order,
             "resourceType": "ServiceRequest",
             "id": str(order.get("id") or "replayed-order"),
             "status": "draft",
-            "intent": "order",
-            "code": order.get("code"),
+            "intent": order.get("intent") or "order",
             "subject": {"reference": f"Patient/{patient_id}"},
             "authoredOn": order["authoredOn"],
         }

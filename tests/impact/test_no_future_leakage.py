@@ -34,7 +34,7 @@ from tests.impact.helpers import patients_of
 LOINC = "http://loinc.org"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 CPT = "http://www.ama-assn.org/go/cpt"
-# From the examples: e61's lumbar fusion, e62's lumbar MRI and its report.
+# From the examples: e39's lumbar fusion, e40's lumbar MRI and its report.
 FUSION = {"system": CPT, "code": "22612"}
 LUMBAR_MRI = {"system": CPT, "code": "72158"}
 LUMBAR_MRI_REPORT = {"system": LOINC, "code": "24968-0"}

@@ -45,11 +45,11 @@ def test_every_line_is_a_resource_of_its_file_linked_to_a_written_patient(tmp_pa
             if rtype == "ServiceRequest":
                 statuses[resource["status"]] += 1
     # orders with and without a study after them, antibiotics, studies of both kinds, and
-    # the examples' spine operation (e61), earlier study and imaging report (e62)
+    # the examples' spine operation (e39), earlier study and imaging report (e40)
     assert statuses["completed"] > 0 and statuses["revoked"] > 0
     assert min(counts[t] for t in RESOURCE_TYPES) > 0
     procedures = (tmp_path / "Procedure.ndjson").read_text()
-    assert '"code":"22612"' in procedures  # e61's fusion, not only performed studies
+    assert '"code":"22612"' in procedures  # e39's fusion, not only performed studies
 
 
 def test_every_type_a_data_source_reads_and_the_examples_hold_has_a_file() -> None:
@@ -63,7 +63,7 @@ def test_every_type_a_data_source_reads_and_the_examples_hold_has_a_file() -> No
     }
     declared = {s.resource_type for s in SOURCES}
     assert example_types | declared | {"ServiceRequest"} <= set(RESOURCE_TYPES)
-    assert "DiagnosticReport" in example_types  # e62: the test sees a report to write
+    assert "DiagnosticReport" in example_types  # e40: the test sees a report to write
 
 
 def test_command_line(tmp_path: Path) -> None:

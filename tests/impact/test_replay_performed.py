@@ -23,7 +23,7 @@ from cds_service.settings import load_settings
 CPT = "http://www.ama-assn.org/go/cpt"
 ORDER_DATE = date(2026, 3, 2)
 LUMBAR_MRI = {"system": CPT, "code": "72158"}  # spine-imaging value set
-FUSION = {"system": CPT, "code": "22612"}  # spine-procedures value set (e61)
+FUSION = {"system": CPT, "code": "22612"}  # procedures value set (e39)
 
 
 @pytest.fixture(scope="module")
