@@ -3,7 +3,8 @@
 // service's reading of the data (docs/clinical-logic.md, "Which values count"): status
 // final/amended/corrected, CRP in mg/L (mg/dL x 10, nmol/L / 9.524), hs-CRP only when no
 // standard CRP counts, CRP and ESR from T0 - 7 days, pain from T0.
-import conditionValueSet from '../../cds_service/valuesets/conditions.json';
+import conditionCodes from '../../cds_service/valuesets/conditions.json';
+import imagingConditionCodes from '../../cds_service/valuesets/conditions-imaging.json';
 import { CRP_MOLAR_FACTOR, DEFAULT_THRESHOLDS } from './config.js';
 
 const LOINC = 'http://loinc.org';
@@ -13,13 +14,20 @@ const CRP_HS = new Set(['30522-7', '71426-1']);
 const ESR_CODES = new Set(['4537-7', '30341-2']);
 const PAIN_CODES = new Set(['72514-3', '38208-5']);
 const COUNTED_STATUS = new Set(['final', 'amended', 'corrected']);
-const RED_FLAG_CATEGORIES = { 'neuro-deficit': 'Neurologic deficit', complication: 'Complication' };
+// The service's shipped condition value sets (a site's own codes are the service's to read).
+const CONDITION_ENTRIES = [...conditionCodes.entries, ...imagingConditionCodes.entries];
+const RED_FLAG_CATEGORIES = {
+  'neuro-deficit': 'Neurologic deficit',
+  complication: 'Complication',
+  mechanical: 'Mechanical complication',
+};
 const EPISODE_CATEGORIES = new Set(['nvo', 'nvo-unspecified']);
 const DAY_MS = 86400000;
 
 export const RULE_NAMES = {
   neuro: 'new neurologic deficit',
   complication: 'complication recorded',
+  mechanical: 'collapse, fracture or instability recorded',
   'uncertain-dx': 'diagnosis uncertain',
   'markers-not-responding': 'CRP not falling or rising again',
   'pain-worse': 'pain worse',
@@ -44,7 +52,7 @@ export function conditionCategory(codings) {
   for (const coding of codings ?? []) {
     if (!coding?.system || !coding?.code) continue;
     const code = normaliseCode(coding.system, coding.code);
-    for (const entry of conditionValueSet.entries) {
+    for (const entry of CONDITION_ENTRIES) {
       if (entry.system !== coding.system) continue;
       const wanted = normaliseCode(entry.system, entry.code);
       const rank = entry.match === 'exact' ? (code === wanted ? 1000 : -1)
