@@ -44,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
 import cds_service
 from cds_service.app import create_app
 from cds_service.fhir import server_url_problem
+from cds_service.warmup import warm_up
 from spine_cds_dev.service_process import ServiceProcess
 from tests.conftest import make_settings
 from tests.support.conformance import assert_conformant_response
@@ -106,7 +107,9 @@ def fhir_faults() -> Iterator[FaultyFhirServer]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     """One app for the module (as in production, requests share it), development mode."""
-    return create_app(make_settings(tmp_path_factory.mktemp("schemathesis")))
+    app = create_app(make_settings(tmp_path_factory.mktemp("schemathesis")))
+    warm_up(app.extensions["spine_cds"])  # as a gunicorn worker does before its first call
+    return app
 
 
 @pytest.fixture(scope="module")
