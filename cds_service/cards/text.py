@@ -177,8 +177,8 @@ MARKERS_STUDY = (
 UNCERTAIN_STUDY = "Imaging: MRI without and with gadolinium, with DWI; CT-guided biopsy."
 # Advise-against: how to read a study done anyway.
 READ_ANYWAY_MRI = (
-    "If imaging is done anyway: compare with the baseline; bone lags for months; epidural "
-    "and paraspinal collections should have shrunk."
+    "If imaging is done anyway: compare with the baseline; bone findings lag for months; "
+    "epidural and paraspinal collections should have shrunk."
 )
 READ_ANYWAY_CT = (
     "A follow-up CT shows bone, which lags recovery; CT is for suspected fracture, "
