@@ -89,8 +89,8 @@ def _crp_not_falling(d: Data) -> Phrase:
     day, judged = d["latest"]["day"], d.get("plateauAfterDays")
     # before the day the plateau is judged, say when to look again (the next step)
     then = (
-        f" Repeat CRP and ESR at about day {judged}: still under {least}% then suggests "
-        "treatment failure."
+        f" Repeat CRP and ESR at about day {judged}: still under {least}% then raises "
+        "suspicion of treatment failure (IDSA 2015)."
         if judged is not None and day < judged
         else ""
     )

@@ -148,9 +148,9 @@ MRI_PREFERRED = (
 # A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
 # relapses more often; at least 8 weeks of therapy).
 ABSCESS_NEXT_STEPS = (
-    "A new abscess on treatment suggests failure: consider drainage (spine surgery or "
-    "CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016); review the "
-    "organism and the antibiotic with infectious diseases."
+    "A new abscess on treatment raises suspicion of failure: consider drainage (spine "
+    "surgery or CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016); "
+    "review the organism and the antibiotic with infectious diseases."
 )
 
 # --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): which study, protocol, extent --
