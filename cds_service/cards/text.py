@@ -166,15 +166,18 @@ URGENT_STUDY_SHORT = (
     "emergency whole-spine MRI without and with gadolinium, not delayed for contrast."
 )
 ABSCESS_STUDY = (
-    "Imaging: whole-spine MRI without and with gadolinium, with DWI, if not just done; a "
-    "drainable paraspinal or psoas collection: CT-guided drainage."
+    "Imaging: whole-spine MRI without and with gadolinium, with DWI, if not just done; "
+    "compare with the baseline; a drainable paraspinal or psoas collection: CT-guided "
+    "drainage."
 )
 MARKERS_STUDY = (
     "Imaging: MRI without and with gadolinium of the infected level, compared with the "
     "baseline; judge the epidural and paraspinal collections: worse bone alone is expected, "
     "a better-looking MRI does not exclude failure. MRI impossible or equivocal: FDG-PET/CT."
 )
-UNCERTAIN_STUDY = "Imaging: MRI without and with gadolinium, with DWI; CT-guided biopsy."
+UNCERTAIN_STUDY = (
+    "Imaging: MRI without and with gadolinium, with DWI; CT-guided biopsy if no organism is known."
+)
 # Advise-against: how to read a study done anyway.
 READ_ANYWAY_MRI = (
     "If imaging is done anyway: compare with the baseline; bone findings lag for months; "
