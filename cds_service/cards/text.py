@@ -142,8 +142,10 @@ MECHANICAL_PAIN = (
     "upright radiographs or CT, and spine surgery review."
 )
 CT_ORDERED = "MRI with gadolinium preferred to the CT ordered"
+# On a support card with a CT order (not a mechanical flag alone): the fallback when MRI is
+# impossible is the one each card's imaging line names (FDG-PET/CT for markers), not CT.
 MRI_PREFERRED = (
-    "MRI with gadolinium is preferred; CT only if MRI is contraindicated or unavailable."
+    "MRI with gadolinium is preferred; a CT without contrast cannot exclude an epidural abscess."
 )
 # A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
 # relapses more often; at least 8 weeks of therapy).
