@@ -172,8 +172,8 @@ def _markers(d: Data) -> Phrase:
         trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({signed_pct(-d['fallPct'])})"
         parts.append(
             Phrase(
-                f"CRP {trend} by day {day}: less than a {fmt(plateau['minFallPct'])}% fall by "
-                f"day {day}"
+                # the day said once ("less than a 25% fall by day 30 (judged from day 28)")
+                f"CRP {trend}: less than a {fmt(plateau['minFallPct'])}% fall by day {day}"
                 + (
                     f" (judged from day {plateau['afterDays']})"
                     if day != plateau["afterDays"]
