@@ -283,6 +283,9 @@ def detail(a: Assessment) -> str:
         blocks.append([text.SAFETY_NET])
         finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
         lead = "Improving" if finding.data["facts"]["fell"] else "CRP normal, pain not worse"
+        if any(n.code == "yoon-high-markers" for n in a.notes):
+            # not reassuring at the week-4 levels that predicted failure (Yoon 2010)
+            lead = "CRP falling but still high at 4 weeks"
         state = (
             f"{lead}, no new red flag recorded." if a.known else f"{lead}, no red flag recorded."
         )
