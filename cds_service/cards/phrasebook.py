@@ -80,9 +80,15 @@ def _neuro(d: Data) -> Phrase:
     names = " ".join(name_of(c).lower() for c in found)
     # "compression of the cord or cauda equina" on cauda equina cards (clinical-rules.md)
     squeeze = "compression of the cord or cauda equina" if "cauda" in names else "cord compression"
+    # a recorded compression is not looked for again: its cause is
+    look = (
+        "an epidural abscess"
+        if "compression" in names and "cauda" not in names
+        else f"an epidural abscess or {squeeze}"
+    )
     return Phrase(
-        f"Neurologic deficit recorded: {_dated_names(found)}. Look for an epidural abscess or "
-        f"{squeeze} now; urgent spine surgery review.",
+        f"Neurologic deficit recorded: {_dated_names(found)}. Look for {look} now; urgent "
+        "spine surgery review.",
         f"{head}, and {listed(rest)}" if rest else head,
     )
 
