@@ -48,10 +48,12 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     # The neurologic-deficit recommendations, checked 2026-12-02 against a published
     # summary of the guideline's recommendations (not part of clinical-rules.md's table).
+    # MRI carries no grade here: the "(weak, low)" once given did not match the published
+    # summary (a spine MRI for suspected NVO, strong, low), and the table does not grade it.
     "neuro": (
         "IDSA 2015 recommends surgical intervention for progressive neurologic deficits, "
         "progressive deformity or spinal instability despite adequate antimicrobial therapy "
-        "(strong, low), and MRI as the imaging of choice (weak, low).",
+        "(strong, low), and MRI as the imaging of choice.",
         ("IDSA-2015",),
     ),
     "complication": (
