@@ -275,7 +275,7 @@ def _crp_never_raised(d: Data) -> Phrase:
 
 
 def _crp_at_limit(d: Data) -> Phrase:
-    values = ", ".join(f"{shown(v)} mg/L ({v['date']})" for v in d["values"])
+    values = ", ".join(f"{shown(v)} mg/L on {v['date']}" for v in d["values"])
     return Phrase(f"CRP reported as a limit ({values}) is counted at the limit.", "CRP at a limit")
 
 
