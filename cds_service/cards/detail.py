@@ -283,6 +283,9 @@ def detail(a: Assessment) -> str:
         blocks.append([text.SAFETY_NET])
         finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
         lead = "Improving" if finding.data["facts"]["fell"] else "CRP normal, pain not worse"
+        if any(n.code == "yoon-high-markers" for n in a.notes):
+            # not reassuring at the week-4 levels that predicted failure (Yoon 2010)
+            lead = "CRP falling but still high at 4 weeks"
         state = (
             f"{lead}, no new red flag recorded." if a.known else f"{lead}, no red flag recorded."
         )
@@ -341,7 +344,11 @@ def detail(a: Assessment) -> str:
     # a pending value is named in its own line above: not again among the left-out ones
     pending = {str(r.data.get("reference")) for r in a.missing if r.code == "crp-pending-rise"}
     shown_issues = [i for i in a.issues if i.reference not in pending]
-    notes = [phrase(r).message for r in a.notes] + left_out(shown_issues, a.figures.t0_day)
+    # on an urgent card the bold first line already says the flag was seen on the study
+    said_first = rec is Recommendation.SUPPORT_URGENT
+    notes = [
+        phrase(r).message for r in a.notes if not (said_first and r.code == "flag-seen-on-study")
+    ] + left_out(shown_issues, a.figures.t0_day)
     if notes:
         blocks.append(_bullets(notes))
     blocks.append(_crp_section(a))

@@ -80,9 +80,15 @@ def _neuro(d: Data) -> Phrase:
     names = " ".join(name_of(c).lower() for c in found)
     # "compression of the cord or cauda equina" on cauda equina cards (clinical-rules.md)
     squeeze = "compression of the cord or cauda equina" if "cauda" in names else "cord compression"
+    # a recorded compression is not looked for again: its cause is
+    look = (
+        "an epidural abscess"
+        if "compression" in names and "cauda" not in names
+        else f"an epidural abscess or {squeeze}"
+    )
     return Phrase(
-        f"Neurologic deficit recorded: {_dated_names(found)}. Look for an epidural abscess or "
-        f"{squeeze} now; urgent spine surgery review.",
+        f"Neurologic deficit recorded: {_dated_names(found)}. Look for {look} now; urgent "
+        "spine surgery review.",
         f"{head}, and {listed(rest)}" if rest else head,
     )
 
@@ -172,8 +178,8 @@ def _markers(d: Data) -> Phrase:
         trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({signed_pct(-d['fallPct'])})"
         parts.append(
             Phrase(
-                f"CRP {trend} by day {day}: less than a {fmt(plateau['minFallPct'])}% fall by "
-                f"day {day}"
+                # the day said once ("less than a 25% fall by day 30 (judged from day 28)")
+                f"CRP {trend}: less than a {fmt(plateau['minFallPct'])}% fall by day {day}"
                 + (
                     f" (judged from day {plateau['afterDays']})"
                     if day != plateau["afterDays"]

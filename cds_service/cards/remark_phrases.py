@@ -89,8 +89,8 @@ def _crp_not_falling(d: Data) -> Phrase:
     day, judged = d["latest"]["day"], d.get("plateauAfterDays")
     # before the day the plateau is judged, say when to look again (the next step)
     then = (
-        f" Repeat CRP and ESR at about day {judged}: still under {least}% then suggests "
-        "treatment failure."
+        f" Repeat CRP and ESR at about day {judged}: still under {least}% then raises "
+        "suspicion of treatment failure (IDSA 2015)."
         if judged is not None and day < judged
         else ""
     )
@@ -275,7 +275,7 @@ def _crp_never_raised(d: Data) -> Phrase:
 
 
 def _crp_at_limit(d: Data) -> Phrase:
-    values = ", ".join(f"{shown(v)} mg/L ({v['date']})" for v in d["values"])
+    values = ", ".join(f"{shown(v)} mg/L on {v['date']}" for v in d["values"])
     return Phrase(f"CRP reported as a limit ({values}) is counted at the limit.", "CRP at a limit")
 
 

@@ -51,6 +51,15 @@ def summary(a: Assessment) -> str:
     if rec is Recommendation.ADVISE_AGAINST:
         head = f"Routine repeat spine {mod} not recommended"
         short = next((phrase(f).short for f in a.rules_fired if f.rule_id == "advise-against"), "")
+        yoon = next((n for n in a.notes if n.code == "yoon-high-markers"), None)
+        if yoon is not None:
+            # CRP and ESR at the week-4 levels that predicted failure (Yoon 2010): the card
+            # does not reassure, so no "improving" (clinical-rules.md, "Slow fall")
+            high, figures = phrase(yoon).short, short.removeprefix("improving ")
+            return _fit(
+                f"{head}: {high} {figures}; repeat both in 1-2 weeks",
+                f"{head}: {high}; repeat both in 1-2 weeks",
+            )
         return _fit(f"{head}: {short}", f"{head}: improving")
     flags = a.red_flags
     if rec is Recommendation.SUPPORT_URGENT:

@@ -48,10 +48,12 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     # The neurologic-deficit recommendations, checked 2026-12-02 against a published
     # summary of the guideline's recommendations (not part of clinical-rules.md's table).
+    # MRI carries no grade here: the "(weak, low)" once given did not match the published
+    # summary (a spine MRI for suspected NVO, strong, low), and the table does not grade it.
     "neuro": (
         "IDSA 2015 recommends surgical intervention for progressive neurologic deficits, "
         "progressive deformity or spinal instability despite adequate antimicrobial therapy "
-        "(strong, low), and MRI as the imaging of choice (weak, low).",
+        "(strong, low), and MRI as the imaging of choice.",
         ("IDSA-2015",),
     ),
     "complication": (
@@ -142,15 +144,17 @@ MECHANICAL_PAIN = (
     "upright radiographs or CT, and spine surgery review."
 )
 CT_ORDERED = "MRI with gadolinium preferred to the CT ordered"
+# On a support card with a CT order (not a mechanical flag alone): the fallback when MRI is
+# impossible is the one each card's imaging line names (FDG-PET/CT for markers), not CT.
 MRI_PREFERRED = (
-    "MRI with gadolinium is preferred; CT only if MRI is contraindicated or unavailable."
+    "MRI with gadolinium is preferred; a CT without contrast cannot exclude an epidural abscess."
 )
 # A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
 # relapses more often; at least 8 weeks of therapy).
 ABSCESS_NEXT_STEPS = (
-    "A new abscess on treatment suggests failure: consider drainage (spine surgery or "
-    "CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016); review the "
-    "organism and the antibiotic with infectious diseases."
+    "A new abscess on treatment raises suspicion of failure: consider drainage (spine "
+    "surgery or CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016); "
+    "review the organism and the antibiotic with infectious diseases."
 )
 
 # --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): which study, protocol, extent --
@@ -166,19 +170,22 @@ URGENT_STUDY_SHORT = (
     "emergency whole-spine MRI without and with gadolinium, not delayed for contrast."
 )
 ABSCESS_STUDY = (
-    "Imaging: whole-spine MRI without and with gadolinium, with DWI, if not just done; a "
-    "drainable paraspinal or psoas collection: CT-guided drainage."
+    "Imaging: whole-spine MRI without and with gadolinium, with DWI, if not just done; "
+    "compare with the baseline; a drainable paraspinal or psoas collection: CT-guided "
+    "drainage."
 )
 MARKERS_STUDY = (
     "Imaging: MRI without and with gadolinium of the infected level, compared with the "
     "baseline; judge the epidural and paraspinal collections: worse bone alone is expected, "
     "a better-looking MRI does not exclude failure. MRI impossible or equivocal: FDG-PET/CT."
 )
-UNCERTAIN_STUDY = "Imaging: MRI without and with gadolinium, with DWI; CT-guided biopsy."
+UNCERTAIN_STUDY = (
+    "Imaging: MRI without and with gadolinium, with DWI; CT-guided biopsy if no organism is known."
+)
 # Advise-against: how to read a study done anyway.
 READ_ANYWAY_MRI = (
-    "If imaging is done anyway: compare with the baseline; bone lags for months; epidural "
-    "and paraspinal collections should have shrunk."
+    "If imaging is done anyway: compare with the baseline; bone findings lag for months; "
+    "epidural and paraspinal collections should have shrunk."
 )
 READ_ANYWAY_CT = (
     "A follow-up CT shows bone, which lags recovery; CT is for suspected fracture, "

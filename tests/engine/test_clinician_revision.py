@@ -299,6 +299,16 @@ def test_yoon_levels_are_named_when_advise_against_stands_at_week_4() -> None:
     assert "yoon-high-markers" not in codes(b.notes)
 
 
+def test_a_card_at_the_yoon_levels_does_not_call_the_patient_improving() -> None:
+    # clinical-rules.md, "Slow fall": at these levels the card does not reassure
+    high = card(run([crp(0, 200), crp(28, 90), esr(0, 100), esr(28, 70), *FALLING_PAIN]))
+    assert "improving" not in high["summary"].lower()
+    assert "CRP and ESR still high at 4 weeks" in high["summary"]
+    assert "Improving," not in high["detail"]
+    low = card(run([crp(0, 200), crp(28, 90), esr(0, 100), esr(28, 55), *FALLING_PAIN]))
+    assert "improving" in low["summary"]
+
+
 # --- pending results ----------------------------------------------------------------------
 
 

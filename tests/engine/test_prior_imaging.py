@@ -76,6 +76,8 @@ def test_the_card_says_it_was_seen_and_that_a_new_mri_needs_a_changed_exam() -> 
     card = render_response(a, CardContext(patient_id="p1"))["cards"][0]
     assert "seen on the lumbar MRI of day 26 (1 day ago)" in card["summary"]
     assert "a new MRI only if the exam changed" in card["summary"]
+    # said once in the detail, in its bold first line, not again among the notes
+    assert card["detail"].count("a new MRI only if the exam changed") == 1
 
 
 @pytest.mark.parametrize(

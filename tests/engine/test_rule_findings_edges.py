@@ -82,7 +82,8 @@ def test_a_crp_above_the_limit_after_a_baseline_of_0_is_not_yet_down() -> None:
         (
             "crp-not-falling",
             "CRP 0\u219220 mg/L by day 10: not yet down 25% and not below 10 mg/L. Repeat "
-            "CRP and ESR at about day 28: still under 25% then suggests treatment failure.",
+            "CRP and ESR at about day 28: still under 25% then raises suspicion of treatment "
+            "failure (IDSA 2015).",
         )
     ]
     assert a.missing == ()
