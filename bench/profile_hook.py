@@ -39,9 +39,10 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
     """Median ms of each stage of the (a) path, run on its own."""
     from cds_service.auditing import AuditCall
     from cds_service.cards import CardContext, render_response
+    from cds_service.datasources import keys_feeding
     from cds_service.engine import assess
     from cds_service.fhir.prefetch import gather
-    from cds_service.invocation import OBSERVATION_KEYS, handle_hook
+    from cds_service.invocation import handle_hook
     from cds_service.jsonbody import parse_json_object
     from cds_service.pipeline import run_hook
     from fhir_mappers.conditions import map_conditions
@@ -52,7 +53,7 @@ def stage_timings(runtime: Any, body: dict[str, Any], raw: bytes, n: int) -> dic
     service = runtime.discovery.services[scenario.SERVICE_ID]
     context = body["context"]
     gathered = gather(service, body, runtime.fhir_client, runtime.settings.fhir, time.monotonic())
-    observations = [r for k in OBSERVATION_KEYS for r in gathered.resources[k]]
+    observations = [r for k in keys_feeding("measurements") for r in gathered.resources[k]]
     orders = map_orders(context["draftOrders"], context["selections"], runtime.value_sets)
     conditions, _ = map_conditions(gathered.resources["conditions"], runtime.value_sets)
     measurements, _ = map_observations(observations, runtime.value_sets, runtime.mapping)
