@@ -9,7 +9,6 @@ Rebuild with ``bash scripts/build-trend-app.sh``.
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import subprocess
 import sys
@@ -19,44 +18,16 @@ from pathlib import Path
 import pytest
 
 from cds_service.routes.trend_app import FILES, static_dir
+from tests.support.trend_app_packages import install_trend_app_packages
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "smart_app"
-INSTALLED = (
-    APP_DIR / "node_modules" / "esbuild" / "package.json",
-    APP_DIR / "node_modules" / "fhirclient" / "package.json",
-    APP_DIR / "node_modules" / "chart.js" / "package.json",
-)
-
-
-def _install() -> None:
-    if all(p.exists() for p in INSTALLED):
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is needed to build the trend app; it is not on PATH")
-    with open(APP_DIR / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if all(p.exists() for p in INSTALLED):
-                return
-            done = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=APP_DIR,
-                capture_output=True,
-                text=True,
-                timeout=540,
-                check=False,
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def test_the_committed_build_is_the_build_of_the_source(tmp_path: Path) -> None:
-    _install()
+    install_trend_app_packages()
     node = shutil.which("node")
     assert node is not None, "node is needed to build the trend app"
     done = subprocess.run(
