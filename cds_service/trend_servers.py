@@ -24,13 +24,12 @@ page, which would let any site frame the launch. Pure: no I/O.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from cds_service.fhir.urls import connect_origin, server_url_problem
+from cds_service.fhir.urls import connect_origin, is_loopback_host, server_url_problem
 
 BaseKey = tuple[str, str, int, str]
 # Loopback pages may frame the app in development mode (local EHR simulators).
@@ -48,17 +47,6 @@ def base_key(url: str) -> BaseKey | None:
     if origin is None:
         return None
     return (*origin, urlsplit(url).path.rstrip("/"))
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` or a loopback address as written (``127.1`` is not taken for one)."""
-    host = host.lower().strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

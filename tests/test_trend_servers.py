@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from cds_service.fhir.urls import is_loopback_host
 from cds_service.settings import SettingsError, load_settings
-from cds_service.trend_servers import frame_ancestors, is_loopback_host, trend_servers
+from cds_service.trend_servers import frame_ancestors, trend_servers
 
 LISTED = "https://fhir.ehr.example.org/r4"
 

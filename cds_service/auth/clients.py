@@ -7,7 +7,6 @@ in it stops the service with a message naming the field.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,18 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cds_service.auth.algorithms import ALLOWED_ALGORITHMS
-from cds_service.fhir.urls import connect_origin, private_host  # the parser that connects
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from cds_service.fhir.urls import (  # the parser that connects
+    connect_origin,
+    is_loopback_host,
+    private_host,
+)
 
 
 def _check_url(url: Any, name: str) -> None:
@@ -37,7 +29,7 @@ def _check_url(url: Any, name: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return
     raise ValueError(f"{name}: must be an https URL (http only on loopback)")
 

@@ -36,7 +36,6 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from cds_service.auth.clients import _is_loopback  # one home for "which hosts are loopback"
 from cds_service.bulk_export.protocol import (
     DEFAULT_TYPES,
     Manifest,
@@ -52,7 +51,7 @@ from cds_service.bulk_export.protocol import (
     types_problem,
     wait_seconds,
 )
-from cds_service.fhir.urls import Origin, connect_origin, server_url_problem
+from cds_service.fhir.urls import Origin, connect_origin, is_loopback_host, server_url_problem
 from cds_service.tools.errors import FhirServerError, InputError, connection_reason
 
 MANIFEST_NAME = "export-manifest.json"
@@ -262,7 +261,7 @@ def _checked_base(url: str, allow_http: bool) -> str:
 
 def _https_or_loopback(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme.lower() == "https" or _is_loopback(parts.hostname)
+    return parts.scheme.lower() == "https" or is_loopback_host(parts.hostname)
 
 
 def _prepare_out_dir(out_dir: Path) -> bool:

@@ -79,6 +79,20 @@ def connect_origin(url: str) -> Origin | None:
     return scheme, host, port
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback address as written (``127.1`` is not taken for one):
+    where plain http is allowed for tests and sidecars."""
+    if not host:
+        return False
+    name = host.lower().strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def private_host(host: str) -> bool:
     """Whether ``host`` (as ``connect_origin`` gives it) is written as an address a
     request from this service should not reach unless configured: any address that is not
