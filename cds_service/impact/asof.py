@@ -114,17 +114,31 @@ def _get(resource: Mapping[str, Any], *path: str) -> object:
     return node
 
 
-def _observation_time(resource: Mapping[str, Any]) -> object:
-    for path in (
-        ("effectiveDateTime",),
-        ("effectiveInstant",),
-        ("effectivePeriod", "end"),
-        ("effectivePeriod", "start"),
-    ):
+def _first_of(resource: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> object:
+    """The value at the first of ``paths`` that ``resource`` has, else None."""
+    for path in paths:
         value = _get(resource, *path)
         if value is not None:
             return value
     return None
+
+
+def _observation_time(resource: Mapping[str, Any]) -> object:
+    return _first_of(resource, _OBSERVATION_EFFECTIVE)
+
+
+# effective[x] as each type has it (R4: an Observation also has effectiveInstant).
+_OBSERVATION_EFFECTIVE = (
+    ("effectiveDateTime",),
+    ("effectiveInstant",),
+    ("effectivePeriod", "end"),
+    ("effectivePeriod", "start"),
+)
+_REPORT_EFFECTIVE = (
+    ("effectiveDateTime",),
+    ("effectivePeriod", "end"),
+    ("effectivePeriod", "start"),
+)
 
 
 @dataclass
@@ -195,15 +209,7 @@ def _imaging_study_rule(resource: dict[str, Any], order: When) -> Verdict:
 
 
 def _report_time(resource: Mapping[str, Any]) -> object:
-    for path in (
-        ("effectiveDateTime",),
-        ("effectivePeriod", "end"),
-        ("effectivePeriod", "start"),
-    ):
-        value = _get(resource, *path)
-        if value is not None:
-            return value
-    return None
+    return _first_of(resource, _REPORT_EFFECTIVE)
 
 
 def _diagnostic_report_rule(resource: dict[str, Any], order: When) -> Verdict:
