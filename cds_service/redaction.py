@@ -45,20 +45,15 @@ def _secret_spans(url: str) -> list[tuple[int, int]]:
             colon = url.find(":", start, stop)
             if colon >= 0:
                 spans.append((colon + 1, stop))
-        # urlsplit: the netloc ends at "/", "?" or "#"; its userinfo at its last "@".
-        end = next((i for i in range(start, len(url)) if url[i] in "/?#"), len(url))
-        at = url.rfind("@", start, end)
-        if at >= 0:
-            colon = url.find(":", start, at)
-            if colon >= 0:
-                spans.append((colon + 1, at))
-        # A password with a raw "/" in it (badly encoded): up to the last "@" before "?".
-        end = next((i for i in range(start, len(url)) if url[i] in "?#"), len(url))
-        at = url.rfind("@", start, end)
-        if at >= 0:
-            colon = url.find(":", start, at)
-            if colon >= 0:
-                spans.append((colon + 1, at))
+        # urlsplit: the netloc ends at "/", "?" or "#", its userinfo at its last "@"; and
+        # a password with a raw "/" in it (badly encoded): up to the last "@" before "?".
+        for netloc_stops in ("/?#", "?#"):
+            end = next((i for i in range(start, len(url)) if url[i] in netloc_stops), len(url))
+            at = url.rfind("@", start, end)
+            if at >= 0:
+                colon = url.find(":", start, at)
+                if colon >= 0:
+                    spans.append((colon + 1, at))
     spans += [m.span(1) for m in _SECRET_PARAM.finditer(url) if m.end(1) > m.start(1)]
     return spans
 
