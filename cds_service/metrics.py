@@ -72,6 +72,20 @@ class Metrics:
             registry=registry,
         )
 
+        self.audit_records = Counter(
+            "spine_cds_audit_records",
+            "Audit records by state: queued (handed to the worker's audit writer), stored,"
+            " failed. Counted per worker and kept after it is gone: queued - stored - failed"
+            " is what workers killed outright lost (plus the few still on their way)",
+            ["state"],
+            registry=registry,
+        )
+
+    def count_audit_records(self, state: str, amount: int) -> None:
+        """The audit writer's count (stores/audit_queue.py)."""
+        if amount:
+            self.audit_records.labels(state).inc(amount)
+
     def exposition(self) -> bytes:
         """The text format for GET /metrics."""
         if self._registry is not None:

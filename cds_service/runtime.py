@@ -112,7 +112,8 @@ def build_runtime(settings: Settings) -> Runtime:
         crp_molar_factor_nmol_per_mg=settings.crp_molar_factor or None,
     )
     rules = settings.rules
-    stores = build_stores(settings)
+    metrics = Metrics()
+    stores = build_stores(settings, count=metrics.count_audit_records)
     try:
         verifier = _load_verifier(settings, stores)
     except BaseException:
@@ -130,7 +131,7 @@ def build_runtime(settings: Settings) -> Runtime:
         stores=stores,
         fhir_client=FhirClient(settings.fhir, calls_at_once=settings.threads, turns=turns),
         verifier=verifier,
-        metrics=Metrics(),
+        metrics=metrics,
         override_reasons=load_override_reasons(),
         hook_decoders={sid: HookBodyDecoder(s) for sid, s in discovery.services.items()},
         turns=turns,

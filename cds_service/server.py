@@ -141,6 +141,15 @@ def _child_exit(server: Any, worker: Any) -> None:
     prom_multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+def _worker_exit(server: Any, worker: Any) -> None:
+    """A worker stopping the usual way stores the audit records it has handed to its
+    writer before it goes (stores/audit_queue.py: the durability it promises)."""
+    app = getattr(worker, "wsgi", None)
+    runtime = getattr(app, "extensions", {}).get("spine_cds")
+    if runtime is not None:
+        runtime.stores.audit.close()
+
+
 def _logger_class(log_format: str) -> type[GunicornLogger]:
     return type("SpineCdsGunicornLogger", (GunicornLogger,), {"log_format": log_format})
 
@@ -182,6 +191,7 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
             "accesslog": None,  # our own request log line carries the hook instance, not the body
             "limit_request_line": 8190,
             "child_exit": _child_exit,
+            "worker_exit": _worker_exit,
             # X-Forwarded-Proto and friends only from proxies named in the settings (gunicorn
             # believes 127.0.0.1 by default, so any local process could claim https).
             "forwarded_allow_ips": ",".join(self.settings.forwarded_allow_ips),

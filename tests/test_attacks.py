@@ -33,6 +33,7 @@ from cds_service.examples import Example, load_examples
 from spine_cds_dev.fhir_server import FhirTestServer
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID
+from tests.support.audit_wait import eventually
 from tests.support.ehr_calls import prefetch_from_server
 from tests.support.jwks_server import JwksServer
 from tests.support.link_server import LinkServer
@@ -540,10 +541,17 @@ def test_resources_whose_subject_is_not_this_patient_are_ignored_and_reported(
     assert response.status_code == 200
     cards = response.json()["cards"]
     assert all("advise" not in json.dumps(card).lower() for card in cards)
-    with sqlite3.connect(target.db_path) as db:
-        (detail,) = db.execute(
-            "SELECT detail FROM audit_log WHERE hook_instance = ?", (body["hookInstance"],)
-        ).fetchone()
+
+    def read() -> tuple[str] | None:
+        with sqlite3.connect(target.db_path) as db:
+            row: tuple[str] | None = db.execute(
+                "SELECT detail FROM audit_log WHERE hook_instance = ?", (body["hookInstance"],)
+            ).fetchone()
+        return row
+
+    row = eventually(read, lambda found: found is not None)
+    assert row is not None
+    (detail,) = row
     assert "not a reference to this patient" in detail
 
 

@@ -32,6 +32,7 @@ from cds_service.stores import Database, PostgresDatabase, SqliteDatabase
 from cds_service.stores.patientkey import hash_key_problem
 from spine_cds_dev.service_process import ServiceProcess, ServiceStartError
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
+from tests.support.audit_wait import eventually, settled
 from tests.support.ehr_calls import card_request
 from tests.support.jwks_server import JwksServer
 
@@ -177,7 +178,8 @@ def test_unauthenticated_calls_are_counted_per_minute_not_stored_one_row_each(
 ) -> None:
     body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
     before = _metric(target, "spine_cds_refusals_total", endpoint="hook", reason="malformed")
-    rows_before = target.query("SELECT count(*) FROM audit_log")[0][0]
+    # the records of earlier tests' calls have all arrived (they are stored after the answer)
+    rows_before = settled(lambda: target.query("SELECT count(*) FROM audit_log")[0][0])
     url = target.service.url + HOOK
     with requests.Session() as session:
         for _ in range(150):
@@ -214,8 +216,11 @@ def test_refusals_count_neither_as_invocations_nor_in_the_latency_of_the_report(
     )
     for _ in range(30):
         assert target.post(HOOK, {"hook": "order-select"}).status_code == 401
-    answered = target.post(HOOK, card_request(), target.a)
+    body = card_request()
+    answered = target.post(HOOK, body, target.a)
     assert answered.status_code == 200
+    stored = "SELECT count(*) FROM audit_log WHERE hook_instance = ?"
+    eventually(lambda: target.query(stored, (body["hookInstance"],))[0][0], lambda n: n == 1)
 
     done = target.cli("report", "--json")
     assert done.returncode == 0, done.stderr

@@ -35,6 +35,7 @@ from cds_service.ehr_requests import build_request, bundle_resources, local_pref
 from cds_service.examples import Example, load_examples
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import SELECT_ID
+from tests.support.audit_wait import eventually
 from tests.support.jwks_server import JwksServer
 from tests.support.link_server import LinkServer
 from tests.support.pg_server import running_postgres
@@ -256,8 +257,17 @@ def test_a_huge_property_name_is_not_echoed_in_the_error_or_the_audit(target: Ta
     paths = [d["path"] for d in response.json()["details"]]
     assert any(p.startswith("$.prefetch.nnnn") for p in paths), paths  # which field ...
     assert any("expected" in d["message"] for d in response.json()["details"])  # ... and what
-    with sqlite3.connect(target.db_path) as db:
-        (longest,) = db.execute("SELECT max(length(detail)) FROM audit_log").fetchone()
+
+    def read() -> tuple[int, int]:
+        with sqlite3.connect(target.db_path) as db:
+            found: tuple[int, int] = db.execute(
+                "SELECT count(*), max(length(detail)) FROM audit_log WHERE hook_instance = ?",
+                (body["hookInstance"],),
+            ).fetchone()
+        return found
+
+    count, longest = eventually(read, lambda found: found[0] > 0)
+    assert count == 1  # the refused call is audited, its detail bounded
     assert longest < 20_000
     assert "n" * 1000 not in target.log()
 

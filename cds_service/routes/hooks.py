@@ -35,11 +35,13 @@ log = logging.getLogger("cds_service.hooks")
 def _audit(
     runtime: Runtime, build: Callable[[], AuditRecord], body: Mapping[str, Any] | None
 ) -> None:
-    """The audit must never turn an answer into a 500: a failure is logged, not raised."""
+    """Hand the call's record to the audit writer (stores/audit_queue.py), which stores
+    it once the answer has gone. The audit must never turn an answer into a 500: a
+    failure is logged, not raised."""
     if not runtime.settings.audit_enabled:
         return
     try:
-        runtime.stores.audit.record(build())
+        runtime.stores.audit.submit(build())
     except Exception as exc:
         log.error(
             "audit record failed hook_instance=%s error=%s",

@@ -26,6 +26,7 @@ from cds_service.stores.audit import (
     SqlAuditStore,
     without_tokens,
 )
+from cds_service.stores.audit_queue import AuditQueue, Counts
 from cds_service.stores.feedback import FeedbackStore, SqlFeedbackStore, StoreResult, dedupe_key
 from cds_service.stores.patientkey import PatientKeyer
 from cds_service.stores.replay import RedisReplayCache, ReplayCache, SqlReplayCache
@@ -38,6 +39,7 @@ from cds_service.stores.sql import (
 )
 
 __all__ = [
+    "AuditQueue",
     "AuditRecord",
     "AuditStore",
     "Database",
@@ -65,7 +67,9 @@ log = logging.getLogger("cds_service.stores")
 @dataclass(frozen=True)
 class Stores:
     feedback: FeedbackStore
-    audit: SqlAuditStore | NullAuditStore
+    # Written by a thread of its own, reads through it see this process's writes
+    # (audit_queue.py); the store underneath is ``audit.store``.
+    audit: AuditQueue
     replay: ReplayCache
     patient_key: PatientKeyer
     database: Database
@@ -75,24 +79,27 @@ class Stores:
         return self.audit.purge_expired()
 
     def close(self) -> None:
+        self.audit.close()  # first: what was handed over is stored before the database goes
         if isinstance(self.replay, RedisReplayCache):
             self.replay.close()
         self.database.close()
 
 
-def build_stores(settings: Settings) -> Stores:
-    """Open (and create if needed) every store; a store that cannot open raises StoreError."""
+def build_stores(settings: Settings, count: Counts | None = None) -> Stores:
+    """Open (and create if needed) every store; a store that cannot open raises StoreError.
+    ``count`` counts audit records queued, stored and failed (the service's metrics)."""
     db = open_database(settings.database_url, settings.database_path)
     try:
         feedback = SqlFeedbackStore(db)
         patient_key = PatientKeyer.for_database(
             settings.audit_patient_id, settings.audit_hash_key, db, settings.dev_mode
         )
-        audit: SqlAuditStore | NullAuditStore = (
+        store: SqlAuditStore | NullAuditStore = (
             SqlAuditStore(db, settings.audit_retention_days, also_purge=(feedback.purge,))
             if settings.audit_enabled
             else NullAuditStore()
         )
+        audit = AuditQueue(store) if count is None else AuditQueue(store, count)
         replay: ReplayCache = (
             RedisReplayCache(settings.redis_url) if settings.redis_url else SqlReplayCache(db)
         )

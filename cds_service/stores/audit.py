@@ -125,6 +125,7 @@ COLUMNS = (
     " rules_fired, counts, data_sources, card_uuids, status, latency_ms, fhir_ms, shadow,"
     " detail"
 )
+_INSERT = f"INSERT INTO audit_log ({COLUMNS}) VALUES ({', '.join('?' * 16)})"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,13 @@ def _detail_json(detail: Mapping[str, Any]) -> str:
     return text
 
 
+def _about_content(exc: Exception) -> bool:
+    """Whether ``exc`` is about what a record holds (PEP 249's IntegrityError or DataError,
+    as sqlite3 and psycopg name them), not about the database (locked, unreachable): only
+    then is each record of a failed batch worth trying on its own."""
+    return any(cls.__name__ in {"IntegrityError", "DataError"} for cls in type(exc).__mro__)
+
+
 class SqlAuditStore:
     """The audit in the service's database (SQLite file or PostgreSQL)."""
 
@@ -297,22 +305,60 @@ class SqlAuditStore:
         db.create_schema(SCHEMA)
 
     def record(self, rec: AuditRecord) -> None:
-        try:
-            self._insert(rec)
-        except Exception as exc:
-            with self._lock:
-                self.failures += 1
-            # The type and message only: no record contents in the log.
-            log.error(
-                "audit record not stored hook_instance=%s error=%s: %s",
-                rec.hook_instance,
-                type(exc).__name__,
-                str(exc)[:200],
-            )
-        self._purge_if_due()
+        self.record_many([rec])
 
-    def _insert(self, rec: AuditRecord) -> None:
-        row = (
+    def record_many(self, records: Sequence[AuditRecord]) -> int:
+        """Store ``records`` in one transaction (the audit writer's batch); when that
+        fails, each on its own, so one bad record costs only itself. How many were
+        stored; never raises (a failure is logged and counted)."""
+        stored = 0
+        try:
+            self._insert(records)
+            stored = len(records)
+        except Exception as exc:
+            if len(records) == 1 or not _about_content(exc):
+                for rec in records:
+                    self._failed(rec, exc)
+            else:
+                for rec in records:
+                    try:
+                        self._insert([rec])
+                        stored += 1
+                    except Exception as each:
+                        self._failed(rec, each)
+        self._purge_if_due()
+        return stored
+
+    def _failed(self, rec: AuditRecord, exc: Exception) -> None:
+        with self._lock:
+            self.failures += 1
+        # The type and message only: no record contents in the log.
+        log.error(
+            "audit record not stored hook_instance=%s error=%s: %s",
+            rec.hook_instance,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+
+    def _insert(self, records: Sequence[AuditRecord]) -> None:
+        """One transaction: the records' rows, then every card shown, in key order (so
+        that concurrent writers' upserts cannot deadlock)."""
+        rows = [self._row(rec) for rec in records]
+        cards = sorted(
+            {
+                (card, rec.client or ANONYMOUS_CLIENT, rec.service_id, row[3])
+                for rec, row in zip(records, rows, strict=True)
+                if rec.status == 200 and not rec.shadow
+                for card in rec.card_uuids
+            }
+        )
+        with self._db.transaction() as tx:
+            tx.execute_many(_INSERT, rows)
+            if cards:
+                tx.execute_many(CARD_UPSERT, [(*card, card[3]) for card in cards])
+
+    def _row(self, rec: AuditRecord) -> tuple[Any, ...]:
+        return (
             rec.hook_instance,
             rec.service_id,
             rec.hook,
@@ -330,13 +376,6 @@ class SqlAuditStore:
             1 if rec.shadow else 0,
             _detail_json(rec.detail),
         )
-        placeholders = ", ".join("?" * len(row))
-        shown = rec.card_uuids if rec.status == 200 and not rec.shadow else ()
-        client = rec.client or ANONYMOUS_CLIENT
-        with self._db.transaction() as tx:
-            tx.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES ({placeholders})", row)  # noqa: S608
-            for card in sorted(set(shown)):  # in key order: concurrent upserts cannot deadlock
-                tx.execute(CARD_UPSERT, (card, client, rec.service_id, row[3], row[3]))
 
     def record_refusal(self, refusal: Refusal) -> None:
         minute = refusal.received_at.replace(second=0, microsecond=0)
@@ -485,6 +524,9 @@ class NullAuditStore:
 
     def record(self, rec: AuditRecord) -> None:
         return None
+
+    def record_many(self, records: Sequence[AuditRecord]) -> int:
+        return len(records)
 
     def records(
         self, since: datetime | None = None, until: datetime | None = None

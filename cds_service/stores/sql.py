@@ -61,6 +61,11 @@ class Tx(Protocol):
         """Run one query; all its rows."""
         ...
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each of ``rows`` in one call to the driver (PostgreSQL:
+        one round trip; the audit writer's batches, stores/audit_queue.py)."""
+        ...
+
 
 class Database(Protocol):
     dialect: Dialect
@@ -104,6 +109,9 @@ class _SqliteTx:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self._conn.execute(sql, tuple(params)).fetchall())
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, [tuple(r) for r in rows])
 
 
 class SqliteDatabase:
@@ -191,6 +199,9 @@ class _PgTx:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cursor.execute(sql.replace("?", "%s"), tuple(params))
         return list(self._cursor.fetchall())
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
 
 
 class PostgresDatabase:

@@ -23,6 +23,7 @@ from jwt.algorithms import ECAlgorithm
 
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
+from tests.support.audit_wait import eventually
 from tests.support.jwks_server import JwksServer
 from tests.support.pg_server import running_postgres
 from tests.support.redis_server import running_redis
@@ -155,11 +156,14 @@ def test_two_instances_share_replay_cache_and_feedback(tmp_path: Path) -> None:
                 == 200
             )
 
+        def audit_by_status() -> dict[int, int]:
+            with psycopg.connect(database_url) as conn:
+                query = "SELECT status, count(*) FROM audit_log GROUP BY status"
+                return dict(conn.execute(query).fetchall())
+
+        audited = eventually(audit_by_status, lambda found: sum(found.values()) >= 2)
         with psycopg.connect(database_url) as conn:
             cards = {row[0] for row in conn.execute("SELECT card_uuid FROM feedback")}
-            audited = dict(
-                conn.execute("SELECT status, count(*) FROM audit_log GROUP BY status").fetchall()
-            )
             refused = conn.execute(
                 "SELECT reason, sum(count) FROM audit_refusals GROUP BY reason"
             ).fetchall()

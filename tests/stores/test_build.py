@@ -78,7 +78,7 @@ def test_the_default_is_one_sqlite_file_for_everything(
 
     assert isinstance(stores.database, SqliteDatabase)
     assert isinstance(stores.replay, SqlReplayCache)
-    assert isinstance(stores.audit, SqlAuditStore)
+    assert isinstance(stores.audit.store, SqlAuditStore)
     assert stores.patient_key.mode == "hash"
     assert (tmp_path / "spine-cds.sqlite3").exists()
 
@@ -87,7 +87,7 @@ def test_audit_can_be_switched_off(tmp_path: Path, opened: list[Stores]) -> None
     stores = build_stores(settings(tmp_path, audit_enabled=False))
     opened.append(stores)
     stores.audit.record(audit_record(datetime.now(UTC), "h-1"))
-    assert isinstance(stores.audit, NullAuditStore)
+    assert isinstance(stores.audit.store, NullAuditStore)
     assert stores.audit.records() == []
 
 

@@ -1,0 +1,170 @@
+"""The audit writer (stores/audit_queue.py) against real databases: nothing handed over is
+lost, every record is counted, a bad record costs only itself, reads see the writes.
+A busy database is a real one: another connection holds the audit table's write lock.
+
+The worker-level guarantees (a worker stopped the usual way stores everything; one
+killed outright loses only what it counted as queued) run through gunicorn in
+tests/integration/test_audit_durability.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from cds_service.stores import AuditQueue, Database
+from cds_service.stores.audit import SqlAuditStore
+from tests.conftest import Opener
+from tests.stores.test_audit import audit_store, record
+
+
+class Tally:
+    """The counts the writer reports (the service's metrics in production)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, state: str, amount: int) -> None:
+        with self._lock:
+            self.counts[state] += amount
+
+
+def instances(store: SqlAuditStore) -> list[str]:
+    return sorted(r.hook_instance for r in store.records())
+
+
+@contextmanager
+def writes_held(db: Database) -> Iterator[Callable[[], None]]:
+    """Another connection holds the audit's write lock until the function given is
+    called (or the block ends): writers wait, as behind a busy database."""
+    release = threading.Event()
+    locked = threading.Event()
+
+    def hold() -> None:
+        with db.transaction() as tx:  # SQLite: BEGIN IMMEDIATE takes the write lock
+            if db.dialect == "postgresql":
+                tx.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(5)
+    try:
+        yield release.set
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_records_from_many_threads_are_all_stored_and_counted(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    tally = Tally()
+    audit = AuditQueue(store, tally)
+    sent = [f"h-{t}-{i}" for t in range(8) for i in range(50)]
+
+    def send(thread: int) -> None:
+        for i in range(50):
+            audit.submit(record(hook_instance=f"h-{thread}-{i}", card_uuids=(f"c-{thread}-{i}",)))
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert audit.flush()
+    assert instances(store) == sorted(sent)
+    assert tally.counts == {"queued": 400, "stored": 400}
+    assert store.card_shown_to("c-3-7", None, "spine-imaging-nvo")
+    audit.close()
+
+
+def test_the_call_does_not_wait_for_a_busy_database(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    audit = AuditQueue(store, Tally())
+    with writes_held(open_db()) as release:
+        for i in range(20):
+            audit.submit(record(hook_instance=f"h-{i}"))  # returns: the writer waits
+        assert instances(store) == []
+        release()
+        assert audit.flush()
+    assert len(instances(store)) == 20
+    audit.close()
+
+
+def test_a_bad_record_fails_alone_and_is_counted(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    tally = Tally()
+    audit = AuditQueue(store, tally)
+    with writes_held(open_db()) as release:
+        audit.submit(record(hook_instance="good-0"))  # the writer takes it and waits
+        audit.submit(record(hook_instance="good-1"))  # these wait in one batch
+        audit.submit(record(hook_instance="bad", service_id=None, card_uuids=()))  # NOT NULL
+        audit.submit(record(hook_instance="good-2"))
+        release()
+        assert audit.flush()
+
+    assert instances(store) == ["good-0", "good-1", "good-2"]
+    assert tally.counts == {"queued": 4, "stored": 3, "failed": 1}
+    assert store.failures == 1
+    audit.close()
+
+
+def test_close_stores_everything_handed_over_before_it(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    tally = Tally()
+    audit = AuditQueue(store, tally)
+    with writes_held(open_db()) as release:
+        for i in range(300):
+            audit.submit(record(hook_instance=f"h-{i}"))
+        threading.Timer(0.3, release).start()
+        audit.close()  # waits for the database, then for the writer
+
+    assert len(instances(store)) == 300
+    assert tally.counts["stored"] == 300
+    audit.submit(record(hook_instance="after-close"))  # stored by the caller now
+    assert "after-close" in instances(store)
+
+
+def test_when_the_queue_is_full_the_call_stores_its_own_record(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    tally = Tally()
+    audit = AuditQueue(store, tally, capacity=1)
+    with writes_held(open_db()) as release:
+        audit.submit(record(hook_instance="held"))  # waiting: the capacity
+        threading.Timer(0.3, release).start()
+        audit.submit(record(hook_instance="overflow"))  # stored before submit returns
+        assert "overflow" in instances(store)
+    assert audit.flush()
+    assert instances(store) == ["held", "overflow"]
+    assert tally.counts == {"queued": 2, "stored": 2}
+    audit.close()
+
+
+def test_reads_through_the_queue_see_the_records_handed_over(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    audit = AuditQueue(store, Tally())
+    with writes_held(open_db()) as release:
+        audit.submit(record(hook_instance="slow", card_uuids=("card-slow",)))
+        threading.Timer(0.2, release).start()
+        # Not yet written when asked: the read waits for this process's writer.
+        assert audit.card_shown_to("card-slow", None, "spine-imaging-nvo")
+    assert [r.hook_instance for r in audit.records()] == ["slow"]
+    assert not audit.card_shown_to("card-never", None, "spine-imaging-nvo")
+    audit.close()
+
+
+def test_a_card_stored_by_another_worker_a_moment_later_is_found(open_db: Opener) -> None:
+    """Feedback may reach a worker other than the one that showed the card."""
+    here = AuditQueue(audit_store(open_db()), Tally())
+    other = audit_store(open_db())  # the other worker's store, on its own connection
+    later = replace(record(), hook_instance="other", card_uuids=("card-other",))
+    threading.Timer(0.2, other.record, args=(later,)).start()
+
+    assert here.card_shown_to("card-other", None, "spine-imaging-nvo")
+    here.close()
