@@ -29,41 +29,30 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
-
+from cds_service.stores.audit_records import (
+    DECISIONS,
+    TOKEN_KEYS,
+    AuditRecord,
+    AuditStore,
+    Refusal,
+    RefusalCount,
+    detail_json,
+    label,
+    to_json,
+    without_tokens,
+)
 from cds_service.stores.sql import Database
+
+# What callers import from here (the records live in audit_records.py).
+__all__ = ["DECISIONS", "TOKEN_KEYS", "AuditRecord", "AuditStore", "NullAuditStore", "Refusal"]
+__all__ += ["RefusalCount", "SqlAuditStore", "without_tokens"]
 
 log = logging.getLogger("cds_service.audit")
 
-DECISIONS = frozenset(
-    {
-        "advise-against",
-        "support",
-        "support-urgent",
-        "insufficient-data",
-        "not-applicable",
-        "error",
-    }
-)
-# Keys (compared in lower case) whose values are credentials and never stored.
-TOKEN_KEYS = frozenset(
-    {
-        "access_token",
-        "authorization",
-        "fhirauthorization",
-        "id_token",
-        "refresh_token",
-        "token",
-        "jwt",
-        "password",
-        "client_secret",
-    }
-)
 PURGE_INTERVAL_SECONDS = 3600.0
 
 SCHEMA = """
@@ -109,7 +98,6 @@ CREATE TABLE IF NOT EXISTS audit_refusals (
 """
 # The name a card's client goes by in development mode, where callers are not identified.
 ANONYMOUS_CLIENT = "-"
-MAX_LABEL_LENGTH = 100  # a refusal's endpoint, service, reason or issuer, as stored
 REFUSAL_UPSERT = (
     "INSERT INTO audit_refusals (minute, endpoint, service_id, reason, issuer, status, count)"
     " VALUES (?, ?, ?, ?, ?, ?, 1)"
@@ -126,151 +114,6 @@ COLUMNS = (
     " detail"
 )
 _INSERT = f"INSERT INTO audit_log ({COLUMNS}) VALUES ({', '.join('?' * 16)})"  # noqa: S608
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One invocation as the audit keeps it; ``received_at`` must be timezone-aware."""
-
-    hook_instance: str
-    service_id: str
-    hook: str
-    received_at: datetime
-    patient_key: str | None
-    decision: str
-    reason: str | None
-    rules_fired: tuple[str, ...]
-    counts: Mapping[str, int]
-    data_sources: Mapping[str, str]
-    card_uuids: tuple[str, ...]
-    status: int
-    latency_ms: float
-    fhir_ms: float | None
-    shadow: bool
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    # Who was shown the cards: the trusted issuer (None: development mode). Kept in
-    # ``audit_cards`` with each card uuid, not in ``audit_log``.
-    client: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.received_at.tzinfo is None or self.received_at.utcoffset() is None:
-            raise ValueError("AuditRecord.received_at must be timezone-aware")
-        if self.decision not in DECISIONS:
-            raise ValueError(f"AuditRecord.decision {self.decision!r} is not one of {DECISIONS}")
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A call refused before authentication (401): what is kept of it, as a count."""
-
-    received_at: datetime
-    endpoint: str
-    service_id: str  # "-" when the path named no known service
-    reason: str  # the verifier's reason code
-    issuer: str  # a trusted issuer the token claimed, else "-" (never attacker text)
-    status: int = 401
-
-
-@dataclass(frozen=True)
-class RefusalCount:
-    """``audit_refusals``: how many refusals of one kind in one minute."""
-
-    minute: datetime
-    endpoint: str
-    service_id: str
-    reason: str
-    issuer: str
-    status: int
-    count: int
-
-
-def _label(value: str) -> str:
-    """A refusal's label as stored: printable ASCII, bounded (never a new row per byte)."""
-    clean = "".join(c if " " <= c <= "~" else "?" for c in value)
-    return clean[:MAX_LABEL_LENGTH] or "-"
-
-
-class AuditStore(Protocol):
-    def record(self, rec: AuditRecord) -> None:
-        """Store one record; never raises (a failure is logged and counted)."""
-        ...
-
-    def records(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[AuditRecord]:
-        """Records with ``since <= received_at < until``, oldest first."""
-        ...
-
-    def purge(self, older_than: datetime) -> int:
-        """Delete records received before ``older_than``; how many went."""
-        ...
-
-    def record_refusal(self, refusal: Refusal) -> None:
-        """Count one refused call in its minute; never raises."""
-        ...
-
-    def refusals(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[RefusalCount]:
-        """The refusal counts of the minutes in ``[since, until)``, oldest first."""
-        ...
-
-    def card_shown_to(self, card_uuid: str, client: str | None, service_id: str) -> bool:
-        """Whether the audit holds ``card_uuid`` as shown to ``client`` by ``service_id``."""
-        ...
-
-
-_LEAVES = frozenset({str, int, float, bool, type(None)})
-
-
-def without_tokens(value: Any) -> Any:
-    """``value`` with every mapping key that names a credential dropped, at any depth."""
-    kind = type(value)
-    if kind in _LEAVES:
-        return value
-    # Leaves are tested inline: a detail holds thousands, and a call plus a Mapping
-    # check for each made this walk cost more than the rest of the audit write.
-    if kind is dict or isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            key = k if type(k) is str else str(k)
-            if key.lower() not in TOKEN_KEYS:
-                out[key] = v if type(v) in _LEAVES else without_tokens(v)
-        return out
-    if isinstance(value, list | tuple):
-        return [v if type(v) in _LEAVES else without_tokens(v) for v in value]
-    return value
-
-
-_ORJSON_OPTIONS = (
-    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-)
-
-
-def _json(value: Any) -> str:
-    """Compact JSON with sorted keys; orjson for speed (a detail is ~30 KB), the standard
-    library for what orjson refuses (keys that are not strings, integers over 64 bits)."""
-    try:
-        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
-    except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-# The token keys that hold no other (a key containing "token" is caught by "token").
-_TOKEN_WORDS = tuple(
-    sorted(k for k in TOKEN_KEYS if not any(other != k and other in k for other in TOKEN_KEYS))
-)
-
-
-def _detail_json(detail: Mapping[str, Any]) -> str:
-    """``detail`` as JSON without credentials. It is serialised first and walked only when
-    the text holds a word that may be part of such a key, in any case: the walk costs
-    several times the serialisation, and the engine's details never hold such a key."""
-    text = _json(detail)
-    lowered = text.lower()
-    if any(word in lowered for word in _TOKEN_WORDS):
-        text = _json(without_tokens(detail))
-    return text
 
 
 def _about_content(exc: Exception) -> bool:
@@ -366,25 +209,25 @@ class SqlAuditStore:
             rec.patient_key,
             rec.decision,
             rec.reason,
-            _json(list(rec.rules_fired)),
-            _json(dict(rec.counts)),
-            _json(dict(rec.data_sources)),
-            _json(list(rec.card_uuids)),
+            to_json(list(rec.rules_fired)),
+            to_json(dict(rec.counts)),
+            to_json(dict(rec.data_sources)),
+            to_json(list(rec.card_uuids)),
             int(rec.status),
             float(rec.latency_ms),
             None if rec.fhir_ms is None else float(rec.fhir_ms),
             1 if rec.shadow else 0,
-            _detail_json(rec.detail),
+            detail_json(rec.detail),
         )
 
     def record_refusal(self, refusal: Refusal) -> None:
         minute = refusal.received_at.replace(second=0, microsecond=0)
         row = (
             self._db.to_db_time(minute),
-            _label(refusal.endpoint),
-            _label(refusal.service_id),
-            _label(refusal.reason),
-            _label(refusal.issuer),
+            label(refusal.endpoint),
+            label(refusal.service_id),
+            label(refusal.reason),
+            label(refusal.issuer),
             int(refusal.status),
         )
         try:

@@ -57,6 +57,7 @@ DEFAULT_BATCH = 200  # records per transaction at most
 SHOWN_WAIT_SECONDS = 0.5  # how long feedback waits for another worker's writer
 FLUSH_SECONDS = 5.0  # how long a read waits for this process's writer
 
+
 class Counts(Protocol):
     """Where the writer counts records: queued, stored, failed (``metrics.py``)."""
 

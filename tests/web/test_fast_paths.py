@@ -45,7 +45,7 @@ from cds_service.fhir.bundles import (
 from cds_service.fhir.client import FhirClient
 from cds_service.jsonbody import max_depth, parse_json_object
 from cds_service.settings import load_settings
-from cds_service.stores.audit import TOKEN_KEYS, _detail_json, _json, without_tokens
+from cds_service.stores.audit_records import TOKEN_KEYS, detail_json, to_json, without_tokens
 from cds_service.validation import validate
 from fhir_mappers import timeutil
 from fhir_mappers.wire import ObservationBytes
@@ -189,8 +189,8 @@ details = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.text(max_size=6) | token_like_keys, details, max_size=4))
 def test_audit_detail_json_never_keeps_a_token_key(detail: dict[str, Any]) -> None:
-    stored = json.loads(_detail_json(detail))
-    assert stored == json.loads(_json(without_tokens(detail)))
+    stored = json.loads(detail_json(detail))
+    assert stored == json.loads(to_json(without_tokens(detail)))
 
     def keys(value: Any) -> set[str]:
         if isinstance(value, dict):
