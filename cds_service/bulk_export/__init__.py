@@ -20,16 +20,16 @@ reads the server's answers (pure); ``client`` is the I/O. ``spine-cds export-dow
 is the command; docs/bulk-export.md the user's guide.
 """
 
-from cds_service.bulk_export.client import (
+from cds_service.bulk_export.client import download_export
+from cds_service.bulk_export.protocol import DEFAULT_TYPES
+from cds_service.bulk_export.results import (
     MANIFEST_NAME,
     BulkExportError,
     BulkExportInputError,
     DownloadedFile,
     ExportProgress,
     ExportResult,
-    download_export,
 )
-from cds_service.bulk_export.protocol import DEFAULT_TYPES
 
 __all__ = [
     "DEFAULT_TYPES",
