@@ -2,7 +2,7 @@
 
 Kick-off, status polling and download as the Bulk Data Access IG describes them: the
 HTTP is in ``transfer``, the reading of the answers in ``protocol`` (pure), what comes
-back in ``results``. The rules this module keeps:
+back in ``results``. The rules the export keeps:
 
 - The bearer token goes only to the FHIR server's own origin (scheme, host, port as the
   HTTP stack connects): the kick-off, the status URL and, when the manifest says
