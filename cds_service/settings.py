@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,27 +44,13 @@ from pydantic_settings import (
 from cds_service.engine.thresholds import RuleSettings
 from cds_service.redaction import redact_text
 from cds_service.redaction import redact_url as redact_url  # the stores import it from here
+from cds_service.settings_sources import SettingsError as SettingsError  # its home is there
+from cds_service.settings_sources import kubernetes_service_link, read_setting_file, refusal
 
 ENV_PREFIX = "SPINE_CDS_"
 RULE_ENV_PREFIX = "SPINE_CDS_RULE_"
-MAX_SETTING_FILE_BYTES = 64 * 1024
-
-# Kubernetes service-link variables, after the prefix (a Service "spine-cds" or
-# "spine-cds-db"): <NAME>_SERVICE_HOST, <NAME>_SERVICE_PORT[_<port name>], <NAME>_PORT and
-# <NAME>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]. Only the bare _PORT collides with a
-# setting; its value (tcp://10.96.0.12:8080) tells the two apart.
-_K8S_LINK_NAME = re.compile(
-    r"^(?:[A-Z0-9_]*_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?"
-    r"|PORT_[0-9]+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)$"
-)
-_K8S_BARE_PORT_NAME = re.compile(r"^(?:[A-Z0-9_]*_)?PORT$")
-_K8S_LINK_VALUE = re.compile(r"^(?:tcp|udp|sctp)://[0-9A-Fa-f.:\[\]]+:[0-9]+$")
 
 log = logging.getLogger("cds_service.settings")
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be used; the message names it and says what was expected."""
 
 
 def _comma_separated(value: Any) -> Any:
@@ -263,82 +248,6 @@ class _Environment(EnvSettingsSource):
         return {key.lower(): value for key, value in self.variables.items() if value}
 
 
-def kubernetes_service_link(name: str, value: str) -> bool:
-    """Whether ``name`` (after the ``SPINE_CDS_`` prefix) = ``value`` is a variable that
-    Kubernetes injects for a Service, rather than a setting someone wrote."""
-    if _K8S_LINK_NAME.match(name):
-        return True
-    return bool(_K8S_BARE_PORT_NAME.match(name) and _K8S_LINK_VALUE.match(value.strip()))
-
-
-def _read_setting_file(variable: str, path: str) -> str:
-    """The value of a ``SPINE_CDS_<NAME>_FILE`` variable: the file's text, less the
-    trailing newline an editor or ``kubectl create secret --from-file`` leaves."""
-    where = f"environment variable {variable}"
-    if not path.strip():
-        raise SettingsError(f"{where}: empty, expected a file path")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_SETTING_FILE_BYTES + 1)
-        if len(data) > MAX_SETTING_FILE_BYTES:
-            raise SettingsError(f"{where}: {path} is larger than {MAX_SETTING_FILE_BYTES} bytes")
-        return data.decode("utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise SettingsError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SettingsError(f"{where}: {path} is not UTF-8 text") from None
-
-
-# What a setting's value should have been, by the start of pydantic's error type.
-_EXPECTED = {
-    "int": "an integer",
-    "float": "a number",
-    "bool": "a boolean (true/false)",
-    "string": "a string",
-    "tuple": "a list of strings",
-}
-_BOUND = {"greater_than_equal": "at least {ge}", "greater_than": "greater than {gt}"}
-
-
-# Settings whose value is never quoted in an error: it may be, or hold, a password.
-_SECRET_SETTINGS = frozenset({"database_url", "redis_url", "audit_hash_key"})
-
-
-def _refusal(
-    error: ValidationError,
-    origin: Mapping[tuple[str, ...], str],
-    unquoted: frozenset[tuple[str, ...]] = frozenset(),
-) -> SettingsError:
-    """pydantic's findings, each naming the value as it was written: ``origin`` maps a
-    setting (or ``("rules", name)``) to where its value came from. A value read from a
-    ``_FILE`` variable's file or of a secret setting (``unquoted``) is not quoted: the
-    file may be another setting's secret, mounted under the wrong name."""
-    problems: list[str] = []
-    unknown: list[str] = []
-    for found in error.errors():
-        loc = tuple(part for part in found["loc"] if isinstance(part, str))
-        where = origin.get(loc, ".".join(loc))
-        hidden = loc[:1] in unquoted or loc[:1] in {(n,) for n in _SECRET_SETTINGS}
-        got = " (the value is not shown: read from a file, or a secret)" if hidden else ""
-        if found["type"] == "unexpected_keyword_argument":  # a threshold RuleSettings lacks
-            unknown.append(where)
-        elif found["type"] == "value_error":  # RuleSettings' or Settings' own range checks
-            problems.append(": ".join([*loc, str(found["ctx"]["error"])]))
-        elif found["type"] in _BOUND:
-            problems.append(f"{loc[0]} must be " + _BOUND[found["type"]].format(**found["ctx"]))
-        elif len(loc) < len(found["loc"]):  # an element of a list
-            got = got or f", got {found['input']!r}"
-            problems.append(f"{where}: expected a list of strings{got}")
-        elif expected := _EXPECTED.get(found["type"].split("_")[0]):
-            got = got or f", got {found['input']!r}"
-            problems.append(f"{where}: expected {expected}{got}")
-        else:
-            problems.append(f"{where}: {found['msg']}")
-    if unknown:
-        problems.insert(0, f"unknown rule setting(s): {', '.join(sorted(unknown))}")
-    return SettingsError("; ".join(problems))
-
-
 def load_settings(
     environ: Mapping[str, str] | None = None,
     config_file: str | Path | None = None,
@@ -394,7 +303,7 @@ def load_settings(
                 raise SettingsError(
                     f"environment variable {key}: {plain} is set too; set one or the other"
                 )
-            from_files[target] = _read_setting_file(key, raw)
+            from_files[target] = read_setting_file(key, raw)
             origin[(target,)] = f"environment variable {key}"
             said.append(f"{target} read from the file named by {key}")
         else:
@@ -416,7 +325,7 @@ def load_settings(
     try:  # BaseSettings' own keyword, which mypy does not see past pydantic's fields
         settings = Settings(_build_sources=(sources, options))  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise _refusal(exc, origin, frozenset((name,) for name in from_files)) from None
+        raise refusal(exc, origin, frozenset((name,) for name in from_files)) from None
     if notices is not None:
         notices.extend(said)
     else:
