@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cds_service.impact.export import READ_TYPES
+from cds_service.tools.errors import outcome_issues
 
 #: The resource types a replay reads (``cds_service.impact.export.READ_TYPES``, from the
 #: table of data sources: a new source's type is exported too); ``--type`` replaces it.
@@ -73,17 +74,11 @@ def escaped(value: object, limit: int = SERVER_TEXT_LIMIT) -> str:
 def outcome_words(body: Any) -> str:
     """The diagnostics of an OperationOutcome (or a short view of any other body),
     bounded and escaped, for a message."""
-    if isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome":
-        parts = []
-        for issue in body.get("issue") or []:
-            if not isinstance(issue, Mapping):
-                continue
-            details = issue.get("details")
-            details_text = details.get("text") if isinstance(details, Mapping) else None
-            parts.append(str(issue.get("diagnostics") or details_text or issue.get("code") or "?"))
-        if not parts:
+    issues = outcome_issues(body)
+    if issues is not None:
+        if not issues:
             return "an OperationOutcome with no issues"
-        return "OperationOutcome: " + escaped("; ".join(parts))
+        return "OperationOutcome: " + escaped("; ".join(issues))
     if body is None or (isinstance(body, str) and not body.strip()):
         return "an empty body"
     return "body " + escaped(body if isinstance(body, str) else repr(body), 120)

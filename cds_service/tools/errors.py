@@ -7,6 +7,9 @@ the code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import click
 
 EXIT_MISMATCH = 1
@@ -53,3 +56,22 @@ def connection_reason(exc: BaseException) -> str:
         if needle in text:
             return reason
     return text[:300]
+
+
+def outcome_issues(body: Any) -> list[str] | None:
+    """Each issue of an OperationOutcome as text (its diagnostics, else its details'
+    text, else its code; with the FHIRPath of ``expression`` when it gives one), or None
+    when ``body`` is not an OperationOutcome: the one reading of a FHIR server's own
+    explanation for the tools and the bulk export."""
+    if not (isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome"):
+        return None
+    parts = []
+    for issue in body.get("issue") or []:
+        if not isinstance(issue, Mapping):
+            continue
+        details = issue.get("details")
+        details_text = details.get("text") if isinstance(details, Mapping) else None
+        text = issue.get("diagnostics") or details_text or issue.get("code") or "?"
+        where = ", ".join(str(e) for e in issue.get("expression") or [])
+        parts.append(f"{text} ({where})" if where else str(text))
+    return parts

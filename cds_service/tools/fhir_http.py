@@ -16,7 +16,12 @@ import requests
 
 from cds_service.fhir import server_url_problem
 from cds_service.tools.closing import Closing
-from cds_service.tools.errors import FhirServerError, InputError, connection_reason
+from cds_service.tools.errors import (
+    FhirServerError,
+    InputError,
+    connection_reason,
+    outcome_issues,
+)
 
 FHIR_TIMEOUT_S = 30.0
 FHIR_JSON = "application/fhir+json"
@@ -24,17 +29,9 @@ FHIR_JSON = "application/fhir+json"
 
 def outcome_text(body: Any) -> str:
     """The issues of an OperationOutcome as text, else a short view of the body."""
-    if isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome":
-        parts = []
-        for issue in body.get("issue") or []:
-            if not isinstance(issue, Mapping):
-                continue
-            details = issue.get("details")
-            details_text = details.get("text") if isinstance(details, Mapping) else None
-            text = issue.get("diagnostics") or details_text or issue.get("code") or "?"
-            where = ", ".join(str(e) for e in issue.get("expression") or [])
-            parts.append(f"{text} ({where})" if where else str(text))
-        return "; ".join(parts) or "an OperationOutcome with no issues"
+    issues = outcome_issues(body)
+    if issues is not None:
+        return "; ".join(issues) or "an OperationOutcome with no issues"
     text = str(body).strip()
     return text[:500] if text else "(empty body)"
 
