@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from msgspec import UNSET
+
 from cds_service.fhir.bundles import FetchResult, FhirError, Problem
+from fhir_mappers.wire import ObservationBytes
 
 SEPARATOR = "+"
 
@@ -117,16 +120,32 @@ def _code_search(query: str) -> tuple[str, tuple[tuple[str, str], ...], frozense
 
 
 def _member_of(resource: Any, member_codes: Mapping[str, frozenset[str]]) -> str | None:
+    for token in _code_tokens(resource):
+        for member, codes in member_codes.items():
+            if token in codes:
+                return member
+    return None
+
+
+def _code_tokens(resource: Any) -> list[str]:
+    """``system|code`` of each coding of the resource's ``code``: read from the typed
+    decode of a fetched page (``ObservationBytes``), else from the dict."""
+    if type(resource) is ObservationBytes:
+        typed = resource.typed.code
+        if typed is UNSET or typed.coding is UNSET:
+            return []
+        return [f"{_or_none(c.system)}|{_or_none(c.code)}" for c in typed.coding]
     codings: Sequence[Any] = ()
     if isinstance(resource, dict):
         concept = resource.get("code")
         if isinstance(concept, dict) and isinstance(concept.get("coding"), list):
             codings = concept["coding"]
-    for coding in codings:
-        if not isinstance(coding, dict):
-            continue
-        token = f"{coding.get('system')}|{coding.get('code')}"
-        for member, codes in member_codes.items():
-            if token in codes:
-                return member
-    return None
+    return [
+        f"{coding.get('system')}|{coding.get('code')}"
+        for coding in codings
+        if isinstance(coding, dict)
+    ]
+
+
+def _or_none(value: object) -> object:
+    return None if value is UNSET else value

@@ -25,7 +25,6 @@ from cds_service.fhir.bundles import (
     shape_mismatch,
     unwrap_bundle,
 )
-from cds_service.fhir.combine import SEPARATOR
 from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch
 from cds_service.fhir.urls import connect_origin
 
@@ -173,9 +172,9 @@ class _Exchange:
             raise FhirError(key, reason) from None
         finally:
             _IN_FLIGHT.watch = None
-        # An Observation search page is read typed, as prefetch is; not yet a combined
-        # search's, which combine.split divides by the codes of dicts.
-        data = read_search_page(body, shape) if SEPARATOR not in key else None
+        # An Observation search page is read typed, as prefetch is (a combined search's
+        # too: combine.split reads the typed codes).
+        data = read_search_page(body, shape)
         if data is None:
             try:
                 data = orjson.loads(body)

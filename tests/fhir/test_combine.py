@@ -7,11 +7,13 @@ four, and decides exactly as from prefetch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
+import orjson
 import pytest
 from flask.testing import FlaskClient
 
@@ -20,6 +22,7 @@ from cds_service.examples import load_example
 from cds_service.fhir.bundles import FetchResult, FhirError, Problem
 from cds_service.fhir.combine import combine, split
 from cds_service.fhir.prefetch import render_queries
+from fhir_mappers.wire import ObservationBytes, read_resource
 from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID
 from tests.support.ehr_calls import order_request, prefetch_from_server
@@ -83,14 +86,28 @@ def test_what_cannot_be_combined_is_left_alone() -> None:
     assert combine(no_system).queries == no_system
 
 
-def test_split_hands_each_key_its_own_and_each_note_to_every_key() -> None:
+def typed(resource: dict[str, Any]) -> Any:
+    """As a fetched page's typed decode hands it on (fhir/exchange.py)."""
+    read = read_resource(msgspec.Raw(orjson.dumps(resource)))
+    assert type(read) is ObservationBytes
+    return read
+
+
+@pytest.mark.parametrize("read", [dict, typed], ids=["dicts", "typed"])
+def test_split_hands_each_key_its_own_and_each_note_to_every_key(
+    read: Callable[[dict[str, Any]], Any],
+) -> None:
     combined = combine(queries())
     key = "crp+esr+pain"
+    no_system = {**observation("1988-5", "n1"), "code": {"coding": [{"code": "1988-5"}]}}
+    no_code = {"resourceType": "Observation", "id": "n2"}
     found = [
-        observation("1988-5", "c1"),
-        observation("4537-7", "e1"),
-        observation("72514-3", "p1"),
-        observation("9999-9", "x1"),  # a server that ignored the filter
+        read(observation("1988-5", "c1")),
+        read(observation("4537-7", "e1")),
+        read(observation("72514-3", "p1")),
+        read(observation("9999-9", "x1")),  # a server that ignored the filter
+        read(no_system),  # matches no key: a code without its system is not trusted
+        read(no_code),
     ]
     result = FetchResult(
         resources={key: found, "conditions": []},
@@ -104,7 +121,7 @@ def test_split_hands_each_key_its_own_and_each_note_to_every_key() -> None:
     assert out.resources["conditions"] == []
     cut = {n.key for n in out.notes if n.cut_off}
     assert cut == {"crp", "esr", "pain"}
-    assert any(n.key == key and "1 result(s) of none" in n.reason for n in out.notes)
+    assert any(n.key == key and "3 result(s) of none" in n.reason for n in out.notes)
     failed = split(FetchResult({}, {key: FhirError(key, "FHIR server answered 401")}, ()), combined)
     assert set(failed.errors) == {"crp", "esr", "pain"}
     assert failed.errors["esr"].reason == "FHIR server answered 401"

@@ -419,6 +419,6 @@ def test_the_client_hands_on_fetched_observations_typed() -> None:
     assert type(observation) is ObservationBytes
     assert observation["resourceType"] == "Observation"
     assert [isinstance(r, dict) for r in result.resources["conditions"]] == [True]
-    # a combined search (combine.py) is split by the codes of dicts: not read typed yet
-    assert [isinstance(r, dict) for r in result.resources["esr+pain"]] == [True]
+    # a combined search (combine.py) is read typed too: split reads the typed codes
+    assert [type(r) for r in result.resources["esr+pain"]] == [ObservationBytes]
     assert {type(r) for r in paged.resources["crp"]} == {ObservationBytes}
