@@ -43,11 +43,19 @@ __all__ = ["MappingOptions", "map_observations"]
 
 
 def map_observations(
-    resources: Iterable[Any], vs: ValueSets, options: MappingOptions
+    resources: Iterable[Any],
+    vs: ValueSets,
+    options: MappingOptions,
+    *,
+    unread: list[Any] | None = None,
 ) -> tuple[tuple[Measurement, ...], tuple[DataIssue, ...]]:
     """Usable measurements in time order, and the selected Observations that were skipped:
     each read typed (the bytes' Struct of an ``ObservationBytes``, a dict converted) by
-    ``_usual``, and what that declines by the careful path from the resource as JSON."""
+    ``_usual``, and what that declines by the careful path from the resource as JSON.
+
+    ``unread``, when given, receives each Observation none of whose codings is one the
+    value set knows, as it came in: the mapper has looked every code up already, so the
+    audit's list of codes a site could teach (``cds_service.unrecognised``) need not."""
     # (instant, reference, position, value): sorted by time, then reference, without a
     # key function called per value (the position keeps equal keys off the records)
     keyed: list[tuple[datetime, str, int, Measurement]] = []
@@ -63,6 +71,8 @@ def map_observations(
         if typed is not None:
             found = _select_wire_code(typed.code, table)
             if found is None:
+                if unread is not None:
+                    unread.append(resource)
                 continue  # not a code the rules read: silently out of scope
             ref = f"Observation/{typed.id}" if typed.id else f"Observation/#{index}"
             measurement = _usual(ref, typed, found[0], found[1].kind, options)
@@ -80,6 +90,8 @@ def map_observations(
                 continue
             found = select_code(resource.get("code"), table)
             if found is None:
+                if unread is not None:
+                    unread.append(resource)
                 continue  # not a code the rules read: silently out of scope
             ref = reference(resource, index)
         coding, entry = found
