@@ -152,8 +152,17 @@ def codes_not_recognised(
     ):
         seen: dict[tuple[str, str], None] = {}
         for resource in resources:
-            if shortcut and id(resource) not in told and not _many_codings(resource):
-                continue  # the mapper found a known code among its first MAX_CODINGS
+            if shortcut and id(resource) not in told:
+                # The mapper found a known code; one among the first MAX_CODINGS is one
+                # this check finds too. (A read ObservationBytes has codings: inline.)
+                if type(resource) is ObservationBytes:
+                    concept = resource.typed.code
+                    if concept is UNSET or concept.coding is UNSET:
+                        continue
+                    if len(concept.coding) <= MAX_CODINGS:
+                        continue
+                elif not _many_codings(resource):
+                    continue
             found_kind, pairs = _kind_and_pairs(resource)
             if (
                 found_kind != kind
@@ -171,12 +180,8 @@ def codes_not_recognised(
 
 
 def _many_codings(resource: Any) -> bool:
-    """More codings than ``_codings`` reads: whether a known one is among them is not
-    the mapper's answer, so the resource is read here again."""
-    if type(resource) is ObservationBytes:
-        typed = resource.typed.code
-        codings = typed.coding if not isinstance(typed, UnsetType) else UNSET
-        return not isinstance(codings, UnsetType) and len(codings) > MAX_CODINGS
+    """More codings than ``_codings`` reads (a resource as JSON): whether a known one is
+    among them is not the mapper's answer, so the resource is read here again."""
     concept = resource.get("code") if isinstance(resource, Mapping) else None
     coding = concept.get("coding") if isinstance(concept, Mapping) else None
     return isinstance(coding, list) and len(coding) > MAX_CODINGS

@@ -91,14 +91,43 @@ def machine_result(a: Assessment) -> dict[str, Any]:
 
 
 def prune(value: Any) -> Any:
-    """Drop null, "", [] and {} recursively: CDS Hooks forbids them and FHIR JSON too."""
+    """Drop null, "", [] and {} recursively: CDS Hooks forbids them and FHIR JSON too.
+
+    The result is made of new dicts and lists all through (a copy of what it was given).
+    Strings and numbers, most of the leaves, are judged in the loop itself rather than
+    by a call each: one card holds a few hundred of them."""
     if isinstance(value, Mapping):
-        out = {k: prune(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if not _empty(v)}
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                if item:
+                    out[key] = item
+            elif kind in _NUMBERS:
+                out[key] = item
+            elif item is not None:
+                item = prune(item)
+                if not _empty(item):
+                    out[key] = item
+        return out
     if isinstance(value, list | tuple):
-        items = [prune(v) for v in value]
-        return [v for v in items if not _empty(v)]
+        items = []
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                if item:
+                    items.append(item)
+            elif kind in _NUMBERS:
+                items.append(item)
+            elif item is not None:
+                item = prune(item)
+                if not _empty(item):
+                    items.append(item)
+        return items
     return value
+
+
+_NUMBERS = frozenset({int, float, bool})
 
 
 def _empty(value: Any) -> bool:
