@@ -7,10 +7,9 @@ turns an exact 25 % fall into 24.999999 %; displayed figures are rounded separat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from operator import attrgetter
 from typing import Any
 
 from fhir_mappers.model import ConditionCategory, ConditionFact, Measurement
@@ -41,9 +40,8 @@ def pct_change(start: float, end: float) -> float | None:
     return round((end - start) / start * 100.0, 6)
 
 
-# The order of a series: by instant, then reference. An attrgetter reads both in C: it
-# is called for every value several times per call (sorts, minima, duplicates).
-sort_key: Callable[[Measurement], tuple[Any, ...]] = attrgetter("when.instant", "reference")
+def sort_key(m: Measurement) -> tuple[Any, ...]:
+    return (m.when.instant, m.reference)
 
 
 def day_of(m: Measurement, t0_day: date) -> int:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, timedelta
-from operator import attrgetter
+from datetime import date
 from typing import Any
 
 from msgspec.structs import replace as replace_record
@@ -48,10 +47,8 @@ def days_in_zone_of(episode: Episode, data: PatientData) -> PatientData:
         request with hundreds of values copies only the few that cross midnight."""
         if when.date_only:
             return when
-        instant = when.instant
-        # astimezone to the zone an instant already has is the instant itself
-        day = (instant if instant.tzinfo is zone else instant.astimezone(zone)).date()
-        return when if day == when.day else When(instant, day)
+        day = when.instant.astimezone(zone).date()
+        return when if day == when.day else When(when.instant, day)
 
     def moved_or_none(when: When | None) -> When | None:
         return None if when is None else moved(when)
@@ -111,16 +108,14 @@ def series(
     ignored_status = after_eval = before_window = 0
     kept: list[Measurement] = []
     early_crp: list[Measurement] = []
-    first_day = _window_start(t0_day, settings.data_lookback_days)
     for m in measurements:
         if m.status not in USABLE_STATUSES or not math.isfinite(m.value):
             ignored_status += 1
             continue
-        day = m.when.day
-        if day > eval_day:
+        if m.when.day > eval_day:
             after_eval += 1
             continue
-        if first_day is None or day < first_day:
+        if t0_day is None or (m.when.day - t0_day).days < -settings.data_lookback_days:
             before_window += 1
             if m.kind is MeasurementKind.CRP and t0_day is not None:
                 early_crp.append(m)
@@ -168,19 +163,6 @@ def series(
     return tuple(crp), tuple(esr), tuple(pain)
 
 
-def _window_start(t0_day: date | None, lookback_days: int) -> date | None:
-    """The first day a value counts from: ``(day - t0_day).days < -lookback_days`` is
-    ``day < _window_start(...)``, one date comparison per value instead of a subtraction.
-    None without a T0; ``date.min`` when the window starts before the calendar does (the
-    setting is never negative: RuleSettings)."""
-    if t0_day is None:
-        return None
-    try:
-        return t0_day - timedelta(days=lookback_days)
-    except OverflowError:
-        return date.min
-
-
 def _name_left_out(
     values: Sequence[Measurement],
     code: str,
@@ -203,16 +185,13 @@ def _without_duplicates(values: list[Measurement]) -> list[Measurement]:
     values.sort(key=sort_key)
     kept: list[Measurement] = []
     seen: set[tuple[object, ...]] = set()
-    for m, key in zip(values, map(_SAME_VALUE, values), strict=True):
+    for m in values:
+        key = (m.kind, m.high_sensitivity, m.value, m.comparator, m.when.instant)
         if key in seen:
             continue
         seen.add(key)
         kept.append(m)
     return kept
-
-
-# What makes two values one: read in C, for every value of every call.
-_SAME_VALUE = attrgetter("kind", "high_sensitivity", "value", "comparator", "when.instant")
 
 
 def figures_of(
