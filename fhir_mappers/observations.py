@@ -37,7 +37,13 @@ from fhir_mappers.observations_careful import (
 from fhir_mappers.rawjson import reference
 from fhir_mappers.timeutil import usual_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets
-from fhir_mappers.wire import ObservationBytes, WireConcept, WireObservation, typed_observation
+from fhir_mappers.wire import (
+    ObservationBytes,
+    WireCoding,
+    WireConcept,
+    WireObservation,
+    typed_observation,
+)
 
 __all__ = ["MappingOptions", "map_observations"]
 
@@ -61,6 +67,9 @@ def map_observations(
     keyed: list[tuple[datetime, str, int, Measurement]] = []
     issues: list[DataIssue] = []
     table = vs.observations
+    # A request's hundreds of Observations carry a handful of distinct codes: each
+    # single coding is looked up once (Codings are frozen, so one serves them all).
+    by_coding: dict[WireCoding, tuple[Coding, ObservationEntry] | None] = {}
     for index, resource in enumerate(resources):
         if type(resource) is ObservationBytes:
             typed: WireObservation | None = resource.typed
@@ -69,7 +78,14 @@ def map_observations(
         else:
             typed = None
         if typed is not None:
-            found = _select_wire_code(typed.code, table)
+            concept = typed.code
+            if concept is not UNSET and concept.coding is not UNSET and len(concept.coding) == 1:
+                only = concept.coding[0]
+                found = by_coding.get(only, _UNKNOWN)
+                if found is _UNKNOWN:
+                    found = by_coding[only] = _select_wire_code(concept, table)
+            else:
+                found = _select_wire_code(concept, table)
             if found is None:
                 if unread is not None:
                     unread.append(resource)
@@ -207,6 +223,7 @@ def _usual(
     )
 
 
+_UNKNOWN: Any = object()  # not yet looked up
 _USUAL_KINDS = frozenset(
     {ObservationKind.CRP, ObservationKind.CRP_HS, ObservationKind.ESR, ObservationKind.PAIN}
 )
