@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cds_service.cards.phrasebook import card_data
@@ -94,37 +94,30 @@ def prune(value: Any) -> Any:
     """Drop null, "", [] and {} recursively: CDS Hooks forbids them and FHIR JSON too.
 
     The result is made of new dicts and lists all through (a copy of what it was given).
-    Strings and numbers, most of the leaves, are judged in the loop itself rather than
-    by a call each: one card holds a few hundred of them."""
+    Strings and numbers, most of the leaves, are judged in one loop rather than by a
+    call each: one card holds a few hundred of them."""
     if isinstance(value, Mapping):
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            kind = type(item)
-            if kind is str:
-                if item:
-                    out[key] = item
-            elif kind in _NUMBERS:
-                out[key] = item
-            elif item is not None:
-                item = prune(item)
-                if not _empty(item):
-                    out[key] = item
-        return out
+        return dict(_kept(value.items()))
     if isinstance(value, list | tuple):
-        items = []
-        for item in value:
-            kind = type(item)
-            if kind is str:
-                if item:
-                    items.append(item)
-            elif kind in _NUMBERS:
-                items.append(item)
-            elif item is not None:
-                item = prune(item)
-                if not _empty(item):
-                    items.append(item)
-        return items
+        return [item for _, item in _kept(enumerate(value))]
     return value
+
+
+def _kept(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """The (key, value) pairs whose pruned value is not empty, pruned."""
+    kept = []
+    for key, item in pairs:
+        kind = type(item)
+        if kind is str:
+            if item:
+                kept.append((key, item))
+        elif kind in _NUMBERS:
+            kept.append((key, item))
+        elif item is not None:
+            item = prune(item)
+            if not _empty(item):
+                kept.append((key, item))
+    return kept
 
 
 _NUMBERS = frozenset({int, float, bool})
