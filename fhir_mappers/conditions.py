@@ -107,7 +107,9 @@ def map_conditions(
         try:
             if not usual_r4(resource):  # the usual shape is one the model accepts
                 Condition.model_validate(resource)
-        except (ValidationError, ValueError, TypeError) as exc:
+        # AttributeError: fhir.resources' own, for a primitive extension ("_onsetDateTime")
+        # that is a string of a JSON number: a malformed resource, not a crash
+        except (ValidationError, ValueError, TypeError, AttributeError) as exc:
             if category not in CAUTIOUS:
                 issues.append(DataIssue(ref, f"not a valid R4 Condition: {describe_error(exc)}"))
                 continue

@@ -88,7 +88,9 @@ def _to_order(
     try:
         if not usual_r4(resource):  # the usual shape is one the model accepts
             ServiceRequest.model_validate(resource)
-    except (ValidationError, ValueError, TypeError) as exc:
+    # AttributeError: fhir.resources' own, for a primitive extension ("_status") that is a
+    # string of a JSON number: a malformed order, not a crash
+    except (ValidationError, ValueError, TypeError, AttributeError) as exc:
         issues.append(
             DataIssue(
                 ref, f"spine imaging order is not a valid R4 ServiceRequest: {describe_error(exc)}"
