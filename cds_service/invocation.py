@@ -31,7 +31,7 @@ from fhir_mappers.orders import map_orders
 from fhir_mappers.patients import map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
-from fhir_mappers.wire import ObservationBytes, WireObservation
+from fhir_mappers.wire import ObservationBytes
 
 SUBJECT_FIELDS = ("subject", "patient")
 
@@ -75,24 +75,24 @@ def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
     return True
 
 
-def _wire_belongs_to(wire: WireObservation, patient_id: str) -> bool:
-    """``_belongs_to`` for a typed Observation: a present subject (or patient) is an
-    object whose reference, if any, is a string (the typed decode refused others)."""
-    for ref in (wire.subject, wire.patient):
-        if ref is UNSET:
-            continue
-        reference = ref.reference
-        if reference is UNSET:
-            return False
-        return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
-    return True
-
-
 def _own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIssue]) -> list[Any]:
     kept = []
+    # ``_belongs_to`` for a typed Observation, inline (hundreds per call): a present
+    # subject (or patient) is an object whose reference, if any, is a string (the typed
+    # decode refused others); the reference strings are made once, not per resource.
+    exact = f"Patient/{patient_id}"
+    tail = f"/Patient/{patient_id}"
     for resource in resources:
         if type(resource) is ObservationBytes:
-            if _wire_belongs_to(resource.typed, patient_id):
+            typed = resource.typed
+            ref = typed.subject
+            if ref is UNSET:
+                ref = typed.patient
+            if ref is UNSET:
+                kept.append(resource)
+                continue
+            reference = ref.reference
+            if reference is not UNSET and (reference == exact or reference.endswith(tail)):
                 kept.append(resource)
                 continue
             resource = resource.as_dict()
@@ -177,12 +177,18 @@ def handle_hook(
 
     condition_resources = own("conditions")
     measurement_resources = own("measurements")
-    unrecognised.update(
-        codes_not_recognised(condition_resources, measurement_resources, runtime.value_sets)
-    )
     conditions, condition_issues = map_conditions(condition_resources, runtime.value_sets)
+    unread: list[Any] = []
     measurements, observation_issues = map_observations(
-        measurement_resources, runtime.value_sets, runtime.mapping
+        measurement_resources, runtime.value_sets, runtime.mapping, unread=unread
+    )
+    unrecognised.update(
+        codes_not_recognised(
+            condition_resources,
+            measurement_resources,
+            runtime.value_sets,
+            unread_observations=unread,
+        )
     )
     antibiotics, antibiotic_issues = map_antibiotic_orders(own("antibiotics"), runtime.antibiotics)
     birth_date, patient_issues = map_birth_date(own("patient"), patient_id)

@@ -127,18 +127,42 @@ def _kind_and_pairs(resource: Any) -> tuple[str | None, list[tuple[str, str]]]:
 
 
 def codes_not_recognised(
-    conditions: Iterable[Any], observations: Iterable[Any], vs: ValueSets
+    conditions: Iterable[Any],
+    observations: Iterable[Any],
+    vs: ValueSets,
+    *,
+    unread_observations: Sequence[Any] | None = None,
 ) -> dict[str, list[list[str]]]:
     """``{"Condition": [[system, code], ...], "Observation": [...]}``: the codings of the
     resources of which no coding is one the rules read, each pair once; kinds with none
-    are left out."""
+    are left out.
+
+    ``unread_observations``: the Observations ``map_observations`` found no known code in
+    (its ``unread``). The mapper has looked up every coding of the others and found one,
+    so only these are read again, and those with more codings than are checked here (a
+    known code past the first ``MAX_CODINGS`` counts for the mapper, not here): the
+    answer is the one of reading them all, without a second walk over hundreds of
+    codings."""
     out: dict[str, list[list[str]]] = {}
-    for kind, resources, known in (
-        ("Condition", conditions, vs.condition_entry),
-        ("Observation", observations, vs.observation_entry),
+    skip_read = unread_observations is not None and _short_keys(vs)
+    told = {id(r) for r in unread_observations} if unread_observations is not None else set()
+    for kind, resources, known, shortcut in (
+        ("Condition", conditions, vs.condition_entry, False),
+        ("Observation", observations, vs.observation_entry, skip_read),
     ):
         seen: dict[tuple[str, str], None] = {}
         for resource in resources:
+            if shortcut and id(resource) not in told:
+                # The mapper found a known code; one among the first MAX_CODINGS is one
+                # this check finds too. (A read ObservationBytes has codings: inline.)
+                if type(resource) is ObservationBytes:
+                    concept = resource.typed.code
+                    if concept is UNSET or concept.coding is UNSET:
+                        continue
+                    if len(concept.coding) <= MAX_CODINGS:
+                        continue
+                elif not _many_codings(resource):
+                    continue
             found_kind, pairs = _kind_and_pairs(resource)
             if (
                 found_kind != kind
@@ -153,3 +177,21 @@ def codes_not_recognised(
         if seen:
             out[kind] = [list(pair) for pair in list(seen)[:MAX_CODES]]
     return out
+
+
+def _many_codings(resource: Any) -> bool:
+    """More codings than ``_codings`` reads (a resource as JSON): whether a known one is
+    among them is not the mapper's answer, so the resource is read here again."""
+    concept = resource.get("code") if isinstance(resource, Mapping) else None
+    coding = concept.get("coding") if isinstance(concept, Mapping) else None
+    return isinstance(coding, list) and len(coding) > MAX_CODINGS
+
+
+def _short_keys(vs: ValueSets) -> bool:
+    """Every Observation code and system of the value sets is shorter than what is kept
+    here, so a code the mapper found is one this module's cut reads unchanged (a site's
+    value set could, in principle, hold longer ones: then every resource is read here).
+    A handful of codes: cheaper to check per call than to cache."""
+    return all(
+        len(system) < MAX_CHARS and len(code) < MAX_CHARS for system, code in vs.observations
+    )

@@ -4,7 +4,8 @@ Only Conditions with a code in the value set matter to the rules (an NVO episode
 neurologic deficit, a complication, a mimic, an out-of-scope infection), so by default
 the others are dropped before the costly model validation; ``include_other=True`` keeps
 them as category OTHER. Selected Conditions are validated with the fhir.resources R4B
-model; one that fails is reported and skipped, unless its code is a red flag, a mimic or
+model (those of the usual shape by a typed conversion the model would pass:
+``usual_r4``); one that fails is reported and skipped, unless its code is a red flag, a mimic or
 an exclusion: those are kept (read for code, status and dates) because losing them could
 only make the answer less cautious.
 
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, DataIssue, When
 from fhir_mappers.rawjson import codings, describe_error, reference
 from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.usual_r4 import usual_r4
 from fhir_mappers.valuesets import ICD10CM, ConditionEntry, ValueSets, normalize_code
 
 CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -103,8 +105,11 @@ def map_conditions(
             continue
         category = _category(ref, {entry.category for _, entry in matched}, issues)
         try:
-            Condition.model_validate(resource)
-        except (ValidationError, ValueError, TypeError) as exc:
+            if not usual_r4(resource):  # the usual shape is one the model accepts
+                Condition.model_validate(resource)
+        # AttributeError: fhir.resources' own, for a primitive extension ("_onsetDateTime")
+        # that is a string of a JSON number: a malformed resource, not a crash
+        except (ValidationError, ValueError, TypeError, AttributeError) as exc:
             if category not in CAUTIOUS:
                 issues.append(DataIssue(ref, f"not a valid R4 Condition: {describe_error(exc)}"))
                 continue

@@ -37,22 +37,39 @@ from fhir_mappers.observations_careful import (
 from fhir_mappers.rawjson import reference
 from fhir_mappers.timeutil import usual_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets
-from fhir_mappers.wire import ObservationBytes, WireConcept, WireObservation, typed_observation
+from fhir_mappers.wire import (
+    ObservationBytes,
+    WireCoding,
+    WireConcept,
+    WireObservation,
+    typed_observation,
+)
 
 __all__ = ["MappingOptions", "map_observations"]
 
 
 def map_observations(
-    resources: Iterable[Any], vs: ValueSets, options: MappingOptions
+    resources: Iterable[Any],
+    vs: ValueSets,
+    options: MappingOptions,
+    *,
+    unread: list[Any] | None = None,
 ) -> tuple[tuple[Measurement, ...], tuple[DataIssue, ...]]:
     """Usable measurements in time order, and the selected Observations that were skipped:
     each read typed (the bytes' Struct of an ``ObservationBytes``, a dict converted) by
-    ``_usual``, and what that declines by the careful path from the resource as JSON."""
+    ``_usual``, and what that declines by the careful path from the resource as JSON.
+
+    ``unread``, when given, receives each Observation none of whose codings is one the
+    value set knows, as it came in: the mapper has looked every code up already, so the
+    audit's list of codes a site could teach (``cds_service.unrecognised``) need not."""
     # (instant, reference, position, value): sorted by time, then reference, without a
     # key function called per value (the position keeps equal keys off the records)
     keyed: list[tuple[datetime, str, int, Measurement]] = []
     issues: list[DataIssue] = []
     table = vs.observations
+    # A request's hundreds of Observations carry a handful of distinct codes: each
+    # single coding is looked up once (Codings are frozen, so one serves them all).
+    by_coding: dict[WireCoding, tuple[Coding, ObservationEntry] | None] = {}
     for index, resource in enumerate(resources):
         if type(resource) is ObservationBytes:
             typed: WireObservation | None = resource.typed
@@ -61,8 +78,17 @@ def map_observations(
         else:
             typed = None
         if typed is not None:
-            found = _select_wire_code(typed.code, table)
+            concept = typed.code
+            if concept is not UNSET and concept.coding is not UNSET and len(concept.coding) == 1:
+                only = concept.coding[0]
+                found = by_coding.get(only, _UNKNOWN)
+                if found is _UNKNOWN:
+                    found = by_coding[only] = _select_wire_code(concept, table)
+            else:
+                found = _select_wire_code(concept, table)
             if found is None:
+                if unread is not None:
+                    unread.append(resource)
                 continue  # not a code the rules read: silently out of scope
             ref = f"Observation/{typed.id}" if typed.id else f"Observation/#{index}"
             measurement = _usual(ref, typed, found[0], found[1].kind, options)
@@ -80,6 +106,8 @@ def map_observations(
                 continue
             found = select_code(resource.get("code"), table)
             if found is None:
+                if unread is not None:
+                    unread.append(resource)
                 continue  # not a code the rules read: silently out of scope
             ref = reference(resource, index)
         coding, entry = found
@@ -195,6 +223,7 @@ def _usual(
     )
 
 
+_UNKNOWN: Any = object()  # not yet looked up
 _USUAL_KINDS = frozenset(
     {ObservationKind.CRP, ObservationKind.CRP_HS, ObservationKind.ESR, ObservationKind.PAIN}
 )

@@ -6,7 +6,8 @@ orders, labs, brain imaging, the CDS Hooks sandbox's page-load order with
 ``code.coding: [{}]``) is simply not an order in question: no ImagingOrder, no error.
 
 Selection happens on the raw JSON; only a ServiceRequest whose code is in the spine
-imaging value set is validated with the fhir.resources R4B model. One that fails is
+imaging value set is validated with the fhir.resources R4B model (one of the usual
+shape by a typed conversion the model would pass: ``usual_r4``). One that fails is
 reported as a DataIssue and skipped, so a malformed order yields no card rather than a
 500 or a card about data the service could not read.
 """
@@ -30,6 +31,7 @@ from fhir_mappers.model import (
 )
 from fhir_mappers.rawjson import codings, describe_error, reference
 from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.usual_r4 import usual_r4
 from fhir_mappers.valuesets import ImagingEntry, ValueSets
 
 
@@ -84,8 +86,11 @@ def _to_order(
     vs: ValueSets,
 ) -> ImagingOrder | None:
     try:
-        ServiceRequest.model_validate(resource)
-    except (ValidationError, ValueError, TypeError) as exc:
+        if not usual_r4(resource):  # the usual shape is one the model accepts
+            ServiceRequest.model_validate(resource)
+    # AttributeError: fhir.resources' own, for a primitive extension ("_status") that is a
+    # string of a JSON number: a malformed order, not a crash
+    except (ValidationError, ValueError, TypeError, AttributeError) as exc:
         issues.append(
             DataIssue(
                 ref, f"spine imaging order is not a valid R4 ServiceRequest: {describe_error(exc)}"

@@ -140,6 +140,20 @@ class ValueSets:
     procedures: Mapping[tuple[str, str], ProcedureEntry] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # condition_prefixes by system as (lengths, longest first; prefix -> entry): derived
+    _prefix_lookup: Mapping[str, tuple[tuple[int, ...], Mapping[str, ConditionEntry]]] = field(
+        init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        lookup = {}
+        for system, items in self.condition_prefixes.items():
+            by_prefix: dict[str, ConditionEntry] = {}
+            for prefix, entry in items:
+                by_prefix.setdefault(prefix, entry)
+            lengths = tuple(sorted({len(prefix) for prefix in by_prefix}, reverse=True))
+            lookup[system] = (lengths, by_prefix)
+        object.__setattr__(self, "_prefix_lookup", lookup)
 
     def procedure_entry(self, system: str, code: str) -> ProcedureEntry | None:
         return self.procedures.get((system, code.strip()))
@@ -166,9 +180,17 @@ class ValueSets:
         exact = self.condition_exact.get((system, key))
         if exact is not None:
             return exact
-        for prefix, entry in self.condition_prefixes.get(system, ()):
-            if key.startswith(prefix):
-                return entry
+        # The longest prefix that matches is the one of the longest length whose cut of
+        # the key is a prefix (one per length): a few lookups, not a scan of them all.
+        lookup = self._prefix_lookup.get(system)
+        if lookup is None:
+            return None
+        lengths, by_prefix = lookup
+        for length in lengths:
+            if length <= len(key):
+                entry = by_prefix.get(key[:length])
+                if entry is not None:
+                    return entry
         return None
 
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from msgspec import Raw
 
 from cds_service.unrecognised import (
     MAX_CHARS,
+    MAX_CODINGS,
     MAX_ORDERS,
     codes_not_recognised,
     orders_not_recognised,
 )
 from cds_service.valuesets import load_value_sets
+from fhir_mappers.observations import MappingOptions, map_observations
+from fhir_mappers.wire import read_resource
 from tests.builders import CPT, LOINC, bundle, service_request
 
 VS = load_value_sets()
@@ -107,3 +117,88 @@ def test_the_report_escapes_what_clients_sent() -> None:
     assert codes["Condition"] == [{"system": "y", "code": "3", "count": 4}]
     text = format_unrecognised(codes)
     assert "\x1b" not in text and "1\\n2" in text
+
+
+# The codings an Observation may carry: known to the value set (CRP, a qualitative CRP the
+# rules ignore), a site's own, without a system, empty, too long to keep whole, of a wrong
+# type, not an object.
+_CODINGS = st.sampled_from(
+    [
+        {"system": LOINC, "code": "1988-5"},
+        {"system": LOINC, "code": "11039-8"},
+        {"system": "lab", "code": "CRP"},
+        {"system": "lab", "code": "ESR", "display": "sed rate"},
+        {"code": "1988-5"},
+        {"system": LOINC, "code": ""},
+        {"system": LOINC, "code": "1988-5" + "x" * 300},
+        {"system": "s" * 300, "code": "z"},
+        {"system": LOINC, "code": 1988},
+        "not an object",
+    ]
+)
+
+
+@st.composite
+def _coded_resources(draw: st.DrawFn) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": draw(st.sampled_from(["Observation", "Observation", "Condition"])),
+        "status": "final",
+        "code": {"coding": draw(st.lists(_CODINGS, max_size=13))},
+    }
+    if draw(st.booleans()):
+        resource["code"] = draw(st.sampled_from([{}, {"coding": "1988-5"}, None]))
+    return resource
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(_coded_resources(), max_size=30), st.booleans())
+def test_codes_found_by_the_mapper_are_the_codes_read_here_again(
+    resources: list[dict[str, Any]], as_bytes: bool
+) -> None:
+    """The audit's list from the mapper's ``unread`` is the one of reading every
+    Observation again, typed (bytes) or dicts, past MAX_CODINGS and MAX_CHARS too."""
+    items = [
+        read_resource(Raw(orjson.dumps(r))) if as_bytes else orjson.loads(orjson.dumps(r))
+        for r in resources
+    ]
+    unread: list[Any] = []
+    map_observations(items, VS, MappingOptions(), unread=unread)
+    told = codes_not_recognised([], items, VS, unread_observations=unread)
+    assert told == codes_not_recognised([], items, VS)
+
+
+def test_a_known_code_past_the_first_codings_is_listed_as_before() -> None:
+    """The mapper reads a known code anywhere; this list checks the first MAX_CODINGS, as
+    it did before the mapper told it what it read."""
+    codings = [{"system": "lab", "code": str(i)} for i in range(MAX_CODINGS)]
+    late = {
+        "resourceType": "Observation",
+        "code": {"coding": [*codings, {"system": LOINC, "code": "1988-5"}]},
+    }
+    items = [read_resource(Raw(orjson.dumps(late)))]
+    unread: list[Any] = []
+    map_observations(items, VS, MappingOptions(), unread=unread)
+    assert unread == []
+    listed = codes_not_recognised([], items, VS, unread_observations=unread)
+    assert listed == {"Observation": [["lab", str(i)] for i in range(MAX_CODINGS)]}
+
+
+def test_a_site_code_longer_than_is_kept_is_listed_as_before() -> None:
+    """A value set may hold a code longer than MAX_CHARS: this list reads it cut, as it
+    did before the mapper told it what it read, so such an Observation is still listed."""
+    long_code = "9" * (MAX_CHARS + 5)
+    crp = VS.observations[(LOINC, "1988-5")]
+    site = replace(
+        VS,
+        observations={**VS.observations, ("lab", long_code): replace(crp, code=long_code)},
+    )
+    resource = {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "lab", "code": long_code}]},
+    }
+    items = [read_resource(Raw(orjson.dumps(resource)))]
+    unread: list[Any] = []
+    map_observations(items, site, MappingOptions(), unread=unread)
+    assert unread == []
+    listed = codes_not_recognised([], items, site, unread_observations=unread)
+    assert listed == {"Observation": [["lab", long_code[:MAX_CHARS]]]}

@@ -227,7 +227,8 @@ def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None
 
 def rated_resource(order: ImagingOrder, rating: str, qcdsm: str, card_id: str) -> dict[str, Any]:
     """The whole draft with the PAMA extensions replaced (other extensions kept)."""
-    resource = prune(copy.deepcopy(dict(order.resource)))
+    # prune copies as it goes (new dicts and lists all through): no deep copy first
+    resource = prune(order.resource)
     if not isinstance(resource, dict):
         resource = {}
     resource.setdefault("resourceType", "ServiceRequest")

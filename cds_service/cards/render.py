@@ -41,8 +41,24 @@ def render_response(assessment: Assessment, ctx: CardContext) -> dict[str, Any]:
     if actions:
         response["systemActions"] = actions
         # The CDS Hooks sandbox's PAMA tab reads only this pre-2.0 place.
-        response["extension"] = {"systemActions": copy.deepcopy(actions)}
+        response["extension"] = {"systemActions": _copy(actions)}
     return response
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON (dicts, lists, strings, numbers), as ``copy.deepcopy`` makes
+    it without its bookkeeping; anything else is left to ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
 def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]:

@@ -117,7 +117,14 @@ def _clean(value: Any, key: str) -> Any:
     if type(value) is str:
         return strip_controls(value, keep_newlines=key in _MARKDOWN_KEYS)
     if isinstance(value, dict):
-        return {k: _clean(v, k) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            # most strings are printable ASCII: kept as they are without a call
+            if type(v) is str and v.isascii() and v.isprintable():
+                out[k] = v
+            else:
+                out[k] = _clean(v, k)
+        return out
     if isinstance(value, list):
         return [_clean(v, key) for v in value]
     return value

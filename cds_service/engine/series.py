@@ -54,9 +54,15 @@ def days_in_zone_of(episode: Episode, data: PatientData) -> PatientData:
         return None if when is None else moved(when)
 
     measurements = []
-    for m in data.measurements:
-        when = moved(m.when)
-        measurements.append(m if when is m.when else replace_record(m, when=when))
+    for m in data.measurements:  # moved(), inline: hundreds of values
+        when = m.when
+        if not when.date_only:
+            instant = when.instant
+            # astimezone to the zone an instant already has is the instant itself
+            day = (instant if instant.tzinfo is zone else instant.astimezone(zone)).date()
+            if day != when.day:
+                m = replace_record(m, when=When(instant, day))
+        measurements.append(m)
     conditions = []
     for c in data.conditions:
         onset, recorded = moved_or_none(c.onset), moved_or_none(c.recorded)

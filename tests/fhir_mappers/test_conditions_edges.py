@@ -141,3 +141,14 @@ def test_what_is_not_a_condition_is_reported_in_words() -> None:
         DataIssue("#0", "not a JSON object: skipped"),
         DataIssue("Observation/o1", "not a Condition: skipped"),
     )
+
+
+def test_a_primitive_extension_that_breaks_the_model_is_reported_not_a_crash() -> None:
+    # fhir.resources raises AttributeError (not a ValidationError) for "_onsetDateTime"
+    # holding a string of a JSON number: skipped and said, as any invalid NVO Condition
+    odd = condition("c", _onsetDateTime="0")
+    facts, issues = map_conditions([odd], VS)
+    assert facts == ()
+    (issue,) = issues
+    assert issue.reference == "Condition/c"
+    assert issue.reason.startswith("not a valid R4 Condition")

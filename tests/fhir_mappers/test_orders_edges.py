@@ -146,6 +146,16 @@ def test_an_invalid_spine_order_is_reported_under_its_reference() -> None:
     assert issue.reason.startswith("spine imaging order is not a valid R4 ServiceRequest: intent")
 
 
+def test_a_primitive_extension_that_breaks_the_model_is_an_invalid_order_not_a_crash() -> None:
+    # fhir.resources raises AttributeError (not a ValidationError) for this one
+    broken = service_request("bad", cpt("72158"), _status="0")
+    result = map_orders(bundle(broken), None, VS)
+    assert result.orders == ()
+    (issue,) = result.issues
+    assert issue.reference == "ServiceRequest/bad"
+    assert issue.reason.startswith("spine imaging order is not a valid R4 ServiceRequest")
+
+
 @pytest.mark.parametrize(
     ("drafts", "reason"),
     [

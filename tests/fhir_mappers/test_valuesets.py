@@ -8,11 +8,14 @@ the JSON files, so a wrong or missing entry in the data fails here.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds_service.valuesets import load_value_sets, shipped_files
 from fhir_mappers.model import ConditionCategory, Modality
@@ -21,9 +24,11 @@ from fhir_mappers.valuesets import (
     ICD10CM,
     LOINC,
     SNOMED,
+    ConditionEntry,
     ObservationKind,
     ValueSets,
     build_value_sets,
+    normalize_code,
 )
 
 VS = load_value_sets()
@@ -661,3 +666,56 @@ def test_a_site_file_repeating_a_shipped_condition_without_name_still_loads(
     entry = load_value_sets(tmp_path).condition_entry(ICD10CM, "G83.4")
     assert entry is not None
     assert (entry.name, entry.region) == ("cauda equina syndrome", "lumbosacral")
+
+
+def _scan(vs: ValueSets, system: str, code: str) -> ConditionEntry | None:
+    """condition_entry as a plain scan: exact match, else the first of the prefixes
+    (longest first) the code starts with."""
+    key = normalize_code(system, code)
+    exact = vs.condition_exact.get((system, key))
+    if exact is not None:
+        return exact
+    for prefix, entry in vs.condition_prefixes.get(system, ()):
+        if key.startswith(prefix):
+            return entry
+    return None
+
+
+_KNOWN_KEYS = sorted(
+    {prefix for items in VS.condition_prefixes.values() for prefix, _ in items}
+    | {code for _, code in VS.condition_exact}
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from([ICD10CM, SNOMED, TEST_SYSTEM]),
+    st.sampled_from(_KNOWN_KEYS),
+    st.integers(0, 8),
+    st.text(alphabet="0123456789.XAm ", max_size=4),
+)
+def test_condition_entry_is_the_longest_matching_prefix(
+    system: str, known: str, cut: int, tail: str
+) -> None:
+    """Codes cut from and grown beyond the value set's own codes and prefixes."""
+    code = known[:cut] + tail
+    assert VS.condition_entry(system, code) is _scan(VS, system, code)
+    assert VS.condition_entry(system, known + tail) is _scan(VS, system, known + tail)
+
+
+def test_a_longer_prefix_wins_over_a_shorter_one() -> None:
+    nested = ValueSets(
+        imaging={},
+        condition_exact={},
+        condition_prefixes={
+            TEST_SYSTEM: tuple(
+                (prefix, replace(VS.condition_exact[(ICD10CM, "M4626")], code=prefix))
+                for prefix in ("ABC1", "AB", "A")
+            )
+        },
+        observations={},
+        sources={},
+    )
+    assert nested.condition_entry(TEST_SYSTEM, "ABC12").code == "ABC1"  # type: ignore[union-attr]
+    assert nested.condition_entry(TEST_SYSTEM, "ABD").code == "AB"  # type: ignore[union-attr]
+    assert nested.condition_entry(TEST_SYSTEM, "Z") is None
