@@ -16,10 +16,10 @@ falls back to them for any Observation outside the usual shape (``observations._
 
 The same Structs are the mapper's one typed reading of every Observation: from the
 bytes of prefetched searches (``cds_service/hookbody.py``) and of fetched search pages
-(``cds_service/fhir/client.py``; not yet a combined search's), each read by
+(``cds_service/fhir/exchange.py``, a combined search's too), each read by
 ``read_resource`` when its Bundle is read; and from an Observation that is already a
-dict (the careful parse of an unusual hook body, the command-line tools, a combined
-search's page) by ``typed_observation``, which refuses what the byte decode refuses.
+dict (the careful parse of an unusual hook body, the command-line tools) by
+``typed_observation``, which refuses what the byte decode refuses.
 
 Pure: no I/O.
 """

@@ -223,6 +223,18 @@ def test_the_server_imports_neither_the_harness_nor_the_tests() -> None:
     assert "cds_service.pipeline" in closure  # the scan reached the request path
 
 
+# Issue 22: a module one head can hold. The shipped packages are what the wheel installs.
+MAX_MODULE_LINES = 400
+
+
+def test_no_shipped_module_is_over_400_lines() -> None:
+    files = list(python_files(ROOT / "cds_service", ROOT / "fhir_mappers"))
+    sizes = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in files}
+    over = sorted(f"{p.relative_to(ROOT)}: {n}" for p, n in sizes.items() if n > MAX_MODULE_LINES)
+    assert not over, "lines; split along the data flow: " + "; ".join(over)
+    assert len(files) > 100 and max(sizes.values()) > 300  # it read the real tree
+
+
 def test_the_checks_see_what_they_check() -> None:
     """The scan finds real imports (a check that finds nothing would always pass)."""
     hooks = ROOT / "cds_service" / "routes" / "hooks.py"

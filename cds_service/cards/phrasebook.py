@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from cds_service.cards.remark_phrases import Phrase, remark_phrase
+from cds_service.cards.phrase import Phrase
+from cds_service.cards.remark_phrases import remark_phrase
 from cds_service.cards.words import (
     ARROW,
     fmt,

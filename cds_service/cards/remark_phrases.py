@@ -7,9 +7,10 @@ engine decided; these only say it (``phrasebook.phrase`` is the way in).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
 
+from cds_service.cards.imaging_phrases import IMAGING_REMARKS
+from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
@@ -23,15 +24,6 @@ from cds_service.cards.words import (
     signed_pct,
     upper_first,
 )
-
-Data = Mapping[str, Any]
-
-
-class Phrase(NamedTuple):
-    """A statement as a clinician reads it: a sentence, and a few words for a summary."""
-
-    message: str
-    short: str
 
 
 def _crp_none_usable(d: Data) -> Phrase:
@@ -304,79 +296,6 @@ def _early_order(d: Data) -> Phrase:
     )
 
 
-# --- Imaging (clinical-rules.md, "Imaging", 2026-12-06) -----------------------------
-
-
-PRIORITY_WORDS = {"stat": "STAT", "asap": "ASAP", "urgent": "urgent"}
-
-
-def _not_routine(d: Data) -> Phrase:
-    """The order's urgency or stated reason: not routine follow-up of the infection."""
-    parts = []
-    if "priority" in d:
-        parts.append(f"ordered {PRIORITY_WORDS.get(d['priority'], d['priority'])}")
-    reasons = list(d.get("reasons", ()))
-    if d.get("unnamedReasons"):
-        reasons.append("another condition")
-    if reasons:
-        parts.append(f"for {joined([lower_first(r) for r in reasons])}")
-    said = " ".join(parts)
-    return Phrase(
-        f"{upper_first(said)}: not routine follow-up of the infection; the red flag above "
-        "stands on its own.",
-        said,
-    )
-
-
-def _immunocompromised(d: Data) -> Phrase:
-    names = [lower_first(name_of(c)) for c in d["conditions"]]
-    return Phrase(
-        f"Immunosuppression recorded ({joined(names)}): a blunted CRP and less pain make an "
-        "improving course less reassuring, so this card does not advise against imaging; "
-        "think of an atypical organism.",
-        "immunosuppressed host",
-    )
-
-
-def _after_spine_surgery(d: Data) -> Phrase:
-    when = f", day {d['day']}" if "day" in d else ""
-    head = f"{upper_first(str(d['name']))} recorded{when}"
-    short = f"after {d['name']}" + (f" (day {d['day']})" if "day" in d else "")
-    if d["ct"]:
-        return Phrase(
-            f"{head}: a CT after spine surgery assesses the hardware and the fusion, not "
-            "only the infection; this card does not advise against it.",
-            short,
-        )
-    return Phrase(
-        f"{head}: if the question is the hardware or the fusion, a CT may answer it.", short
-    )
-
-
-def _study_words(d: Data) -> str:
-    region = "whole-spine" if d["region"] == "spine" else str(d["region"])
-    when = f"day {d['day']}" if "day" in d else str(d["date"])
-    ago = "today" if d["daysAgo"] == 0 else count_of(int(d["daysAgo"]), "day") + " ago"
-    return f"the {region} {d['modality']} of {when} ({ago})"
-
-
-def _last_spine_study(d: Data) -> Phrase:
-    said = _study_words(d)
-    return Phrase(f"Last spine study: {said}.", f"last spine {d['modality']} {said}")
-
-
-def _flag_seen_on_study(d: Data) -> Phrase:
-    names = [lower_first(name_of(c)) for c in d["conditions"]]
-    return Phrase(
-        f"{upper_first(joined(names))} predates {_study_words(d)}: seen there; a new MRI "
-        "only if the exam changed.",
-        f"seen on {_study_words(d)}",
-    )
-
-
-# --- end of the imaging block ----------------------------------------------------------
-
-
 def _fixed(message: str, short: str) -> Callable[[Data], Phrase]:
     return lambda d: Phrase(message, short)
 
@@ -404,10 +323,6 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-incomplete": _older_not_read("CRP"),
     "pain-incomplete": _older_not_read("pain score"),
     "known-deficit": _known_deficit,
-    "immunocompromised": _immunocompromised,
-    "after-spine-surgery": _after_spine_surgery,
-    "last-spine-study": _last_spine_study,
-    "flag-seen-on-study": _flag_seen_on_study,
     "episode-start-unknown": _fixed(
         "The infection diagnosis has no onset or recorded date, so the treatment start is unknown.",
         "treatment start unknown",
@@ -438,7 +353,8 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "early-order": _early_order,
     "yoon-high-markers": _yoon_high_markers,
     "several-episode-starts": _several_episode_starts,
-    "not-routine": _not_routine,
+    # what the order and the patient's studies say (imaging_phrases.py)
+    **IMAGING_REMARKS,
 }
 
 
