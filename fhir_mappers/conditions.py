@@ -38,18 +38,18 @@ from fhir_mappers.valuesets import ICD10CM, ConditionEntry, ValueSets, normalize
 CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
-# Categories that can only move the answer away from advise-against (no card, or support).
-CAUTIOUS = frozenset(
-    {
-        ConditionCategory.OUT_OF_SCOPE,
-        ConditionCategory.NEURO_DEFICIT,
-        ConditionCategory.COMPLICATION,
-        ConditionCategory.MECHANICAL,
-        ConditionCategory.MIMIC,
-        ConditionCategory.IMMUNOSUPPRESSION,
-        ConditionCategory.NVO_UNSPECIFIED,
-    }
+# Categories that can only move the answer away from advise-against (no card, or support),
+# in the order a code listed under several takes them: they rank first (``_PRIORITY``).
+_CAUTIOUS_ORDER = (
+    ConditionCategory.OUT_OF_SCOPE,
+    ConditionCategory.NEURO_DEFICIT,
+    ConditionCategory.COMPLICATION,
+    ConditionCategory.MECHANICAL,
+    ConditionCategory.MIMIC,
+    ConditionCategory.IMMUNOSUPPRESSION,
+    ConditionCategory.NVO_UNSPECIFIED,
 )
+CAUTIOUS = frozenset(_CAUTIOUS_ORDER)
 
 # ICD-10-CM M46.2-M46.5 (osteomyelitis of vertebra, pyogenic disc infection, discitis, other
 # infective spondylopathies): the fifth character is the site, as in the tabular list.
@@ -68,13 +68,7 @@ _ICD10CM_SPINAL_SITES = {
 }
 
 _PRIORITY = (
-    ConditionCategory.OUT_OF_SCOPE,
-    ConditionCategory.NEURO_DEFICIT,
-    ConditionCategory.COMPLICATION,
-    ConditionCategory.MECHANICAL,
-    ConditionCategory.MIMIC,
-    ConditionCategory.IMMUNOSUPPRESSION,
-    ConditionCategory.NVO_UNSPECIFIED,
+    *_CAUTIOUS_ORDER,
     ConditionCategory.NVO_OTHER_INFECTIVE,
     ConditionCategory.NVO,
     ConditionCategory.SPINAL_PAIN,
