@@ -13,6 +13,12 @@ of each). Then the small export with 2 workers, for memory as the export
 grows 10x. Prints and writes ``bench/results/replay-latest.md`` and ``.json``: medians,
 and the ratios against the 1-worker run measured in the same run.
 
+The machine may be shared: before each run the benchmark waits (at most
+``--quiet-wait`` seconds) until the other processes use less than ``--quiet-cores``
+cores, and it reports for each run the cores the other processes took meanwhile
+(``/proc/stat``: the machine's busy time less the run's own CPU time), so a ratio
+measured while something else ran says so.
+
 Targets (issue 26): 2 workers at least 1.7x the orders per second of 1; peak memory
 flat (the large export's worker and main-process peaks within 1.25x of the small one's).
 """
@@ -68,13 +74,44 @@ def _child(export: str, workers: int, out: str) -> None:
                 "peakMainKb": self_usage.ru_maxrss,
                 "peakWorkerKb": workers_usage.ru_maxrss,
                 "workerCpuSeconds": workers_usage.ru_utime + workers_usage.ru_stime,
+                # this process: the first pass, collecting the results, writing the rows
+                "mainCpuSeconds": self_usage.ru_utime + self_usage.ru_stime,
             }
         )
     )
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy (every process), from /proc/stat;
+    None where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal: all but idle and iowait
+    values = [int(v) for v in fields[:8]]
+    busy = sum(values) - values[3] - values[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_for_quiet(max_wait: float, cores: float) -> float | None:
+    """Wait (at most ``max_wait`` s) until the other processes use fewer than ``cores``
+    cores over one second; the cores they used in the last second measured."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before, started = _busy_seconds(), time.monotonic()
+        time.sleep(1.0)
+        after = _busy_seconds()
+        if before is None or after is None:
+            return None
+        used = (after - before) / (time.monotonic() - started)
+        if used < cores or time.monotonic() >= deadline:
+            return round(used, 2)
+
+
 def _run(export: Path, workers: int, out: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    busy_before, started = _busy_seconds(), time.monotonic()
     done = subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "bench.replay", "--child", str(export), str(workers), str(out)],
         env=env,
@@ -86,6 +123,11 @@ def _run(export: Path, workers: int, out: Path) -> dict[str, Any]:
     if done.returncode != 0:
         raise SystemExit(f"replay run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    busy_after, wall = _busy_seconds(), time.monotonic() - started
+    if busy_before is not None and busy_after is not None:
+        own = figures["mainCpuSeconds"] + figures["workerCpuSeconds"]
+        # the cores the rest of the machine took while this run ran (all its stages)
+        figures["otherCores"] = round(max(busy_after - busy_before - own, 0.0) / wall, 2)
     figures["ordersPerSecond"] = figures["orders"] / figures["seconds"]["replay"]
     figures["ordersPerSecondPerCore"] = figures["ordersPerSecond"] / workers
     # what the machine's load cannot distort: worker CPU time per order
@@ -97,11 +139,26 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def _others(runs: list[dict[str, Any]]) -> str:
+    """The median of the cores other processes took during the runs ("?" unknown)."""
+    known = [r["otherCores"] for r in runs if r.get("otherCores") is not None]
+    return f"{statistics.median(known):.2f}" if known else "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1, help="runs of each worker count [1]")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--quiet-wait", type=float, default=60.0, help="seconds to wait for quiet [60]"
+    )
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.3,
+        help="start a run once the machine's other processes use fewer cores [0.3]",
+    )
     parser.add_argument("--child", nargs=3, metavar=("EXPORT", "WORKERS", "OUT"))
     args = parser.parse_args(argv)
     if args.child:
@@ -129,10 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         by_workers: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
         for run in range(args.runs):
             for workers in (1, 2):
+                quiet = _wait_for_quiet(args.quiet_wait, args.quiet_cores)
                 figures = _run(work / "large", workers, work / f"out-{workers}-{run}")
+                figures["otherCoresAtStart"] = quiet
                 by_workers[workers].append(figures)
                 print(f"large, {workers} worker(s), run {run + 1}: {figures}", flush=True)
+        quiet = _wait_for_quiet(args.quiet_wait, args.quiet_cores)
         small = _run(work / "small", 2, work / "out-small")
+        small["otherCoresAtStart"] = quiet
         print(f"small, 2 workers: {small}", flush=True)
 
     one, two = by_workers[1], by_workers[2]
@@ -171,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores, load average at the end {load[0]:.2f}.",
         "",
         "| workers | orders | first pass s | replay s | orders/s | orders/s/core "
-        "| worker CPU ms/order | peak worker MB | peak main MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| worker CPU ms/order | main CPU s | other processes, cores | peak worker MB "
+        "| peak main MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for workers, runs in ((1, one), (2, two)):
         lines.append(
@@ -182,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {_median(runs, 'ordersPerSecond'):.0f} "
             f"| {_median(runs, 'ordersPerSecondPerCore'):.0f} "
             f"| {_median(runs, 'workerCpuMsPerOrder'):.2f} "
+            f"| {_median(runs, 'mainCpuSeconds'):.1f} "
+            f"| {_others(runs)} "
             f"| {_median(runs, 'peakWorkerKb') / 1024:.0f} "
             f"| {_median(runs, 'peakMainKb') / 1024:.0f} |"
         )
@@ -189,8 +253,25 @@ def main(argv: list[str] | None = None) -> int:
         f"| 2 (export / 10) | {small['orders']} | {small['seconds']['firstPass']:.1f} "
         f"| {small['seconds']['replay']:.1f} | {small['ordersPerSecond']:.0f} "
         f"| {small['ordersPerSecondPerCore']:.0f} | {small['workerCpuMsPerOrder']:.2f} "
+        f"| {small['mainCpuSeconds']:.1f} | {_others([small])} "
         f"| {small['peakWorkerKb'] / 1024:.0f} "
         f"| {small['peakMainKb'] / 1024:.0f} |",
+        "",
+        "Each run of the large export, in the order run:",
+        "",
+        "| run | workers | replay s | orders/s | worker CPU ms/order "
+        "| other processes, cores: at start, during |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in range(args.runs):
+        for workers, runs in ((1, one), (2, two)):
+            r = runs[run]
+            lines.append(
+                f"| {run + 1} | {workers} | {r['seconds']['replay']:.1f} "
+                f"| {r['ordersPerSecond']:.0f} | {r['workerCpuMsPerOrder']:.2f} "
+                f"| {r.get('otherCoresAtStart')}, {r.get('otherCores')} |"
+            )
+    lines += [
         "",
         f"- 2 workers / 1 worker, orders per second: **{speedup:.2f}x** (target >= "
         f"{SPEEDUP_TARGET}x): {'PASS' if speedup >= SPEEDUP_TARGET else 'FAIL'}",
@@ -199,11 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{'PASS' if max(worker_growth, main_growth) <= MEMORY_TARGET else 'FAIL'}",
         "",
         "Replay seconds include starting the worker processes (spawn) and building each "
-        "worker's runtime once. The first pass (reading the export and writing the "
-        "partitions) is one process whatever the worker count. Worker CPU ms per order is "
-        "the workers' user+system time over the orders: when it stays the same from 1 to 2 "
-        "workers while the wall-clock ratio falls short, the shortfall is the machine's "
-        "other load (see the load average), not the replay.",
+        "worker's runtime once; the workers write their rows to the work directory and "
+        "send back counts. The first pass (reading the export and writing the partitions) "
+        "and the writing of the output are this process's (main CPU s: all its stages), "
+        "whatever the worker count. Worker CPU ms per order is the workers' user+system "
+        "time over the orders. Other processes, cores: what the rest of the machine used "
+        "in the second before a run started (the benchmark waits up to --quiet-wait s for "
+        "it to fall under --quiet-cores) and on average during the run; with 2 cores, "
+        "every core they take during a 2-worker run is taken from the replay.",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay-latest.json").write_text(json.dumps(report, indent=2) + "\n")
