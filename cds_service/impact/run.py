@@ -225,7 +225,7 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
         options.out_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         try:
-            result.outputs = _write_rows(row_files, [t.partition for t in tasks], options)
+            result.outputs = _write_rows(row_files, sorted(t.partition for t in tasks), options)
         except MissingPart as exc:  # a worker wrote where this process cannot see
             raise ReplayError(f"{exc} (--work-dir must be on storage every worker sees)") from None
         result.seconds = {
@@ -240,13 +240,17 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
 
 
 def _tasks(partitioned: Partitioned, settings: Settings, rows_dir: Path) -> list[PartitionTask]:
+    """One task per non-empty partition, the largest first: the engine hands them out in
+    this order, so the last to start are the smallest and the workers finish together."""
     names = tuple(partitioned.file_names)
     safe = worker_settings(settings)
-    return [
+    sizes = {path: path.stat().st_size for path in partitioned.partitions}
+    tasks = [
         PartitionTask(index, path, partitioned.medications, names, safe, rows_dir)
         for index, path in enumerate(partitioned.partitions)
-        if path.stat().st_size > 0
+        if sizes[path] > 0
     ]
+    return sorted(tasks, key=lambda task: (-sizes[task.path], task.partition))
 
 
 def _write_rows(row_files: Path, partitions: list[int], options: ReplayOptions) -> list[Path]:
