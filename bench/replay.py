@@ -21,6 +21,8 @@ measured while something else ran says so.
 
 Targets (issue 26): 2 workers at least 1.7x the orders per second of 1; peak memory
 flat (the large export's worker and main-process peaks within 1.25x of the small one's).
+The speed-up is judged only when the other processes took at most ``BUSY_CORES`` during
+every run; otherwise the report says NOT JUDGED and why.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SPEEDUP_TARGET = 1.7
 MEMORY_TARGET = 1.25
+# Above this many cores taken by other processes during a run, the speed-up is not
+# judged: on 2 cores whatever they take is taken from one of the replay's workers.
+BUSY_CORES = 0.25
 
 
 def _child(export: str, workers: int, out: str) -> None:
@@ -198,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
 
     one, two = by_workers[1], by_workers[2]
     speedup = _median(two, "ordersPerSecond") / _median(one, "ordersPerSecond")
+    # what the machine's load distorts least: the workers' CPU per order, 2 against 1
+    cpu_growth = _median(two, "workerCpuMsPerOrder") / _median(one, "workerCpuMsPerOrder")
+    others = [r["otherCores"] for r in one + two if r.get("otherCores") is not None]
+    busiest = max(others) if others else None
+    judged = busiest is not None and busiest <= BUSY_CORES
+    verdict = ("PASS" if speedup >= SPEEDUP_TARGET else "FAIL") if judged else "NOT JUDGED"
     large_worker = _median(two, "peakWorkerKb")
     large_main = _median(two, "peakMainKb")
     worker_growth = large_worker / small["peakWorkerKb"]
@@ -211,10 +222,16 @@ def main(argv: list[str] | None = None) -> int:
         "large": {"1": one, "2": two},
         "small2": small,
         "speedup2over1": round(speedup, 2),
+        "workerCpuPerOrder2over1": round(cpu_growth, 2),
         "peakWorkerGrowth10x": round(worker_growth, 2),
         "peakMainGrowth10x": round(main_growth, 2),
         "targets": {
-            "speedup": {"target": SPEEDUP_TARGET, "pass": speedup >= SPEEDUP_TARGET},
+            "speedup": {
+                "target": SPEEDUP_TARGET,
+                "pass": speedup >= SPEEDUP_TARGET if judged else None,
+                "otherCoresMax": busiest,
+                "judgedUpToOtherCores": BUSY_CORES,
+            },
             "memoryFlat": {
                 "target": MEMORY_TARGET,
                 "pass": max(worker_growth, main_growth) <= MEMORY_TARGET,
@@ -274,7 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"- 2 workers / 1 worker, orders per second: **{speedup:.2f}x** (target >= "
-        f"{SPEEDUP_TARGET}x): {'PASS' if speedup >= SPEEDUP_TARGET else 'FAIL'}",
+        f"{SPEEDUP_TARGET}x): {verdict}"
+        + (
+            ""
+            if judged
+            else f" (other processes took up to {busiest} cores during a run; judged "
+            f"only up to {BUSY_CORES})"
+        ),
+        f"- worker CPU per order, 2 workers / 1 worker: {cpu_growth:.2f}x (1.00x: the "
+        "second worker adds no work per order)",
         f"- peak memory, export 10x larger: workers {worker_growth:.2f}x, main process "
         f"{main_growth:.2f}x (target <= {MEMORY_TARGET}x): "
         f"{'PASS' if max(worker_growth, main_growth) <= MEMORY_TARGET else 'FAIL'}",
