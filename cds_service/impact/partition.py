@@ -9,8 +9,8 @@ patient without parsing them: it keeps each patient's lines as bytes and parses 
 patient at a time (a few bytes a line held, not a partition of dicts: the worker's
 memory and the heap its garbage collector walks stay small). Memory is one line at a
 time whatever the export's size; a partition holds about 1/n of the patients and is
-what one worker loads at once. Medications, the
-one type with no patient, go to a file of their own that every partition reads.
+what one worker loads at once. Medications, the one type with no patient, go to a file
+of their own that every partition reads.
 """
 
 from __future__ import annotations
