@@ -114,25 +114,56 @@ def _wait_for_quiet(max_wait: float, cores: float) -> float | None:
             return round(used, 2)
 
 
-def _run(export: Path, workers: int, out: Path) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    busy_before, started = _busy_seconds(), time.monotonic()
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+def _start(export: Path, workers: int, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "bench.replay", "--child", str(export), str(workers), str(out)],
-        env=env,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
-    if done.returncode != 0:
-        raise SystemExit(f"replay run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _figures(child: subprocess.Popen[str]) -> dict[str, Any]:
+    stdout, stderr = child.communicate()
+    if child.returncode != 0:
+        raise SystemExit(f"replay run failed ({child.returncode}):\n{stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _other_cores(busy_before: float | None, own: float, started: float) -> float | None:
+    """The cores the rest of the machine took since ``started`` (all the run's stages)."""
     busy_after, wall = _busy_seconds(), time.monotonic() - started
-    if busy_before is not None and busy_after is not None:
-        own = figures["mainCpuSeconds"] + figures["workerCpuSeconds"]
-        # the cores the rest of the machine took while this run ran (all its stages)
-        figures["otherCores"] = round(max(busy_after - busy_before - own, 0.0) / wall, 2)
+    if busy_before is None or busy_after is None:
+        return None
+    return round(max(busy_after - busy_before - own, 0.0) / wall, 2)
+
+
+def _run_pair(export: Path, out: Path) -> dict[str, Any]:
+    """Two 1-worker replays at once, as independent processes (no shared pool or main
+    process, nothing of the 2-worker run's shape): what two busy replay processes get
+    from this machine together, the ceiling the 2-worker run is measured against."""
+    busy_before, started = _busy_seconds(), time.monotonic()
+    children = [_start(export, 1, out / f"pair-{i}") for i in range(2)]
+    runs = [_figures(child) for child in children]
+    own = sum(r["mainCpuSeconds"] + r["workerCpuSeconds"] for r in runs)
+    orders = sum(r["orders"] for r in runs)
+    return {
+        # each process's orders over its own replay seconds, the two overlapping
+        "ordersPerSecond": sum(r["orders"] / r["seconds"]["replay"] for r in runs),
+        "workerCpuMsPerOrder": 1000 * sum(r["workerCpuSeconds"] for r in runs) / orders,
+        "otherCores": _other_cores(busy_before, own, started),
+        "runs": runs,
+    }
+
+
+def _run(export: Path, workers: int, out: Path) -> dict[str, Any]:
+    busy_before, started = _busy_seconds(), time.monotonic()
+    figures = _figures(_start(export, workers, out))
+    own = figures["mainCpuSeconds"] + figures["workerCpuSeconds"]
+    figures["otherCores"] = _other_cores(busy_before, own, started)
     figures["ordersPerSecond"] = figures["orders"] / figures["seconds"]["replay"]
     figures["ordersPerSecondPerCore"] = figures["ordersPerSecond"] / workers
     # what the machine's load cannot distort: worker CPU time per order
@@ -164,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.3,
         help="start a run once the machine's other processes use fewer cores [0.3]",
     )
+    parser.add_argument(
+        "--no-pair",
+        dest="pair",
+        action="store_false",
+        help="skip the two 1-worker replays at once (the machine's two-process ceiling)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("EXPORT", "WORKERS", "OUT"))
     args = parser.parse_args(argv)
     if args.child:
@@ -189,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"generated {name}: {generated[name]}", flush=True)
         by_workers: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        pairs: list[dict[str, Any]] = []
         for run in range(args.runs):
             for workers in (1, 2):
                 quiet = _wait_for_quiet(args.quiet_wait, args.quiet_cores)
@@ -196,13 +234,20 @@ def main(argv: list[str] | None = None) -> int:
                 figures["otherCoresAtStart"] = quiet
                 by_workers[workers].append(figures)
                 print(f"large, {workers} worker(s), run {run + 1}: {figures}", flush=True)
+            if args.pair:
+                quiet = _wait_for_quiet(args.quiet_wait, args.quiet_cores)
+                pair = _run_pair(work / "large", work / f"out-pair-{run}")
+                pair["otherCoresAtStart"] = quiet
+                pairs.append(pair)
+                print(f"large, two 1-worker replays at once, run {run + 1}: {pair}", flush=True)
         quiet = _wait_for_quiet(args.quiet_wait, args.quiet_cores)
         small = _run(work / "small", 2, work / "out-small")
         small["otherCoresAtStart"] = quiet
         print(f"small, 2 workers: {small}", flush=True)
 
     one, two = by_workers[1], by_workers[2]
-    speedup = _median(two, "ordersPerSecond") / _median(one, "ordersPerSecond")
+    one_ops = _median(one, "ordersPerSecond")
+    speedup = _median(two, "ordersPerSecond") / one_ops
     # what the machine's load distorts least: the workers' CPU per order, 2 against 1
     cpu_growth = _median(two, "workerCpuMsPerOrder") / _median(one, "workerCpuMsPerOrder")
     others = [r["otherCores"] for r in one + two if r.get("otherCores") is not None]
@@ -223,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         "small2": small,
         "speedup2over1": round(speedup, 2),
         "workerCpuPerOrder2over1": round(cpu_growth, 2),
+        "pairs": pairs,
+        "pair2over1": round(_median(pairs, "ordersPerSecond") / one_ops, 2) if pairs else None,
         "peakWorkerGrowth10x": round(worker_growth, 2),
         "peakMainGrowth10x": round(main_growth, 2),
         "targets": {
@@ -273,6 +320,15 @@ def main(argv: list[str] | None = None) -> int:
         f"| {small['mainCpuSeconds']:.1f} | {_others([small])} "
         f"| {small['peakWorkerKb'] / 1024:.0f} "
         f"| {small['peakMainKb'] / 1024:.0f} |",
+    ]
+    if pairs:
+        lines.append(
+            f"| two 1-worker replays at once | {2 * one[0]['orders']} | | "
+            f"| {_median(pairs, 'ordersPerSecond'):.0f} "
+            f"| {_median(pairs, 'ordersPerSecond') / 2:.0f} "
+            f"| {_median(pairs, 'workerCpuMsPerOrder'):.2f} | | {_others(pairs)} | | |"
+        )
+    lines += [
         "",
         "Each run of the large export, in the order run:",
         "",
@@ -288,6 +344,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {r['ordersPerSecond']:.0f} | {r['workerCpuMsPerOrder']:.2f} "
                 f"| {r.get('otherCoresAtStart')}, {r.get('otherCores')} |"
             )
+        if pairs:
+            p = pairs[run]
+            lines.append(
+                f"| {run + 1} | 1 + 1 at once | "
+                + ", ".join(f"{r['seconds']['replay']:.1f}" for r in p["runs"])
+                + f" | {p['ordersPerSecond']:.0f} | {p['workerCpuMsPerOrder']:.2f} "
+                f"| {p.get('otherCoresAtStart')}, {p.get('otherCores')} |"
+            )
     lines += [
         "",
         f"- 2 workers / 1 worker, orders per second: **{speedup:.2f}x** (target >= "
@@ -300,6 +364,15 @@ def main(argv: list[str] | None = None) -> int:
         ),
         f"- worker CPU per order, 2 workers / 1 worker: {cpu_growth:.2f}x (1.00x: the "
         "second worker adds no work per order)",
+    ]
+    if pairs:
+        lines.append(
+            "- two independent 1-worker replays at once / 1 worker, orders per second: "
+            f"{_median(pairs, 'ordersPerSecond') / one_ops:.2f}x, CPU per order "
+            f"{_median(pairs, 'workerCpuMsPerOrder') / _median(one, 'workerCpuMsPerOrder'):.2f}x "
+            "(what two busy processes get from this machine, whatever the replay's shape)"
+        )
+    lines += [
         f"- peak memory, export 10x larger: workers {worker_growth:.2f}x, main process "
         f"{main_growth:.2f}x (target <= {MEMORY_TARGET}x): "
         f"{'PASS' if max(worker_growth, main_growth) <= MEMORY_TARGET else 'FAIL'}",
