@@ -4,9 +4,13 @@ An export is one file per resource type, so one patient's record is spread over 
 them. One streaming pass writes each readable line, as it was written, to the
 partition its patient hashes to (CRC-32 of the id, stable across runs and machines),
 prefixed with where it came from (file index and line number, for the messages of the
-second pass). Memory is one line at a time whatever the export's size; a partition
-holds about 1/n of the patients and is what one worker loads at once. Medications, the
-one type with no patient, go to a file of their own that every partition reads.
+second pass) and its patient's id, so the second pass groups a partition's lines by
+patient without parsing them: it keeps each patient's lines as bytes and parses one
+patient at a time (a few bytes a line held, not a partition of dicts: the worker's
+memory and the heap its garbage collector walks stay small). Memory is one line at a
+time whatever the export's size; a partition holds about 1/n of the patients and is
+what one worker loads at once. Medications, the one type with no patient, go to a file
+of their own that every partition reads.
 """
 
 from __future__ import annotations
@@ -94,14 +98,18 @@ def partition_export(
                 patient = patient_of(line.resource)
                 assert patient is not None  # read_lines skips the lines without one
                 target = outs[partition_of(patient, count)]
-                target.write(b"%d\t%d\t%s\n" % (line.file_index, line.number, line.raw))
+                target.write(
+                    b"%d\t%d\t%s\t%s\n"
+                    # the id as a JSON string: no tab or newline can end the field early
+                    % (line.file_index, line.number, orjson.dumps(patient), line.raw)
+                )
     return result
 
 
-def read_partition(path: Path) -> Iterator[tuple[int, int, dict[str, object]]]:
-    """The lines of one partition file: (file index, line number, resource)."""
+def read_partition(path: Path) -> Iterator[tuple[int, int, str, bytes]]:
+    """The lines of one partition file: (file index, line number, patient id, the
+    resource's NDJSON line as the export had it, unparsed)."""
     with path.open("rb") as handle:
         for raw in handle:
-            file_index, number, body = raw.rstrip(b"\n").split(b"\t", 2)
-            resource = orjson.loads(body)
-            yield int(file_index), int(number), resource
+            file_index, number, patient, body = raw.rstrip(b"\n").split(b"\t", 3)
+            yield int(file_index), int(number), orjson.loads(patient), body

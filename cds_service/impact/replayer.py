@@ -38,8 +38,9 @@ from cds_service.impact.asof import (
     rules_problem,
     when_of,
 )
-from cds_service.impact.export import ORDER_TYPE, PERFORMED_TYPES, Problem, patient_of
+from cds_service.impact.export import ORDER_TYPE, PERFORMED_TYPES, Problem
 from cds_service.impact.partition import read_partition
+from cds_service.impact.rowparts import write_part
 from cds_service.impact.summary import ReplayRow, Summary
 from cds_service.invocation import Outcome
 from cds_service.pipeline import run_hook
@@ -76,19 +77,22 @@ def worker_settings(settings: Settings) -> Settings:
 
 @dataclass(frozen=True)
 class PartitionTask:
-    """What a worker needs for one partition (all of it picklable)."""
+    """What a worker needs for one partition (all of it picklable); ``rows_dir`` is
+    where it writes the partition's rows (``rowparts``)."""
 
     partition: int
     path: Path
     medications: Path
     file_names: tuple[str, ...]
     settings: Settings
+    rows_dir: Path
 
 
 @dataclass
 class PartitionResult:
+    """What a worker sends back: counts only, its rows are in ``rows_dir``."""
+
     partition: int
-    rows: list[ReplayRow] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     problems: list[Problem] = field(default_factory=list)
     patients: int = 0
@@ -299,8 +303,13 @@ def _replayer(settings: Settings) -> Replayer:
 
 
 def replay_partition(task: PartitionTask) -> PartitionResult:
-    """Replay every patient of one partition file; a line that fails to parse here (it
-    did in the first pass) or a patient whose replay fails is a Problem, never a stop."""
+    """Replay every patient of one partition file and write its rows to the task's
+    ``rows_dir``; a patient whose lines fail to parse here (they did in the first pass)
+    or whose replay fails is a Problem, never a stop.
+
+    The partition's lines are kept as bytes, grouped by patient (the first pass wrote
+    each line's patient id beside it), and parsed one patient at a time: the worker
+    holds one patient's resources as dicts, not the whole partition's."""
     replayer = _replayer(task.settings)
     medications: dict[str, dict[str, Any]] = {}
     if task.medications.is_file():
@@ -309,18 +318,20 @@ def replay_partition(task: PartitionTask) -> PartitionResult:
                 medication = orjson.loads(raw)
                 rtype = medication.get("resourceType")
                 medications[f"{rtype}/{medication.get('id')}"] = medication
-    patients: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    patients: dict[str, list[bytes]] = {}
     where: dict[str, tuple[int, int]] = {}
-    for file_index, number, resource in read_partition(task.path):
-        patient = patient_of(resource)
-        if patient is None:
-            continue
-        patients[patient].append(resource)
-        where.setdefault(patient, (file_index, number))
+    for file_index, number, patient, line in read_partition(task.path):
+        lines = patients.get(patient)
+        if lines is None:
+            lines = patients[patient] = []
+            where[patient] = (file_index, number)
+        lines.append(line)
     result = PartitionResult(task.partition, patients=len(patients))
-    for patient, resources in patients.items():
+    rows: list[ReplayRow] = []
+    for patient, lines in patients.items():
         try:
-            result.rows += replayer.replay_patient(patient, resources, medications, result.summary)
+            resources = [orjson.loads(line) for line in lines]
+            rows += replayer.replay_patient(patient, resources, medications, result.summary)
         except Exception as exc:  # one patient's bad data must not stop the run
             file_index, number = where[patient]
             result.problems.append(
@@ -330,4 +341,5 @@ def replay_partition(task: PartitionTask) -> PartitionResult:
                     f"the patient of this line could not be replayed ({type(exc).__name__})",
                 )
             )
+    write_part(task.rows_dir, task.partition, rows)
     return result

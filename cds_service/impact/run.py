@@ -6,11 +6,12 @@ existing engine: local processes (``concurrent.futures.ProcessPoolExecutor``) by
 default, or a Dask cluster (an existing scheduler, or a local one). There is no
 scheduler of our own: the engine hands out partitions, this module collects results.
 
-As each partition finishes its rows are kept in the work directory; at the end they
-are written in partition order (the same output for the same export and partition
-count, whatever order the partitions finished in), each patient named as the audit
-names it (``stores.patientkey``: the key never leaves this process). Memory is one
-partition at a time, in the workers and here.
+Each worker writes the rows of the partitions it replays to the work directory
+(``rowparts``) and sends back only their counts, so this process stays idle while the
+workers run. At the end the rows are written in partition order (the same output for
+the same export and partition count, whatever order the partitions finished in), each
+patient named as the audit names it (``stores.patientkey``: the key never leaves this
+process). Memory is one partition at a time, in the workers and here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -39,7 +39,8 @@ from cds_service.impact.replayer import (
     replay_partition,
     worker_settings,
 )
-from cds_service.impact.summary import ROW_COLUMNS, ReplayRow, Summary
+from cds_service.impact.rowparts import ROWS_DIR, MissingPart, read_parts
+from cds_service.impact.summary import ROW_COLUMNS, Summary
 from cds_service.settings import Settings
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplayResult", "run_replay"]
@@ -145,7 +146,7 @@ def _engine(
                         else ""
                     )
                     raise ReplayError(
-                        f"a Dask worker could not read its partition: {exc}{hint}"
+                        f"a Dask worker could not read its partition or write its rows: {exc}{hint}"
                     ) from None
                 future.release()
                 yield partial
@@ -199,10 +200,10 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
         summary.lines.update(partitioned.lines_by_type)
         summary.other_types.update(partitioned.skipped_types)
         result = ReplayResult(summary, partitions=len(partitioned.partitions))
-        tasks = _tasks(partitioned, options.settings)
-        row_files = work / "rows"
+        row_files = work / ROWS_DIR
         shutil.rmtree(row_files, ignore_errors=True)  # a --work-dir used before
         row_files.mkdir()
+        tasks = _tasks(partitioned, options.settings, row_files)
         bar = _progress(len(tasks), options.progress)
         started = time.perf_counter()
         try:
@@ -213,7 +214,6 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
                     summary.patients += partial.patients
                     for problem in partial.problems:
                         problems.append(problem)
-                    _keep_rows(row_files, partial.rows, partial.partition)
                     bar.update(1)
                     bar.set_postfix_str(f"{summary.orders} orders")
         finally:
@@ -224,7 +224,10 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
         summary.problems = [str(p) for p in problems.kept]
         options.out_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        result.outputs = _write_rows(row_files, options)
+        try:
+            result.outputs = _write_rows(row_files, sorted(t.partition for t in tasks), options)
+        except MissingPart as exc:  # a worker wrote where this process cannot see
+            raise ReplayError(f"{exc} (--work-dir must be on storage every worker sees)") from None
         result.seconds = {
             "firstPass": first_pass,
             "replay": replayed,
@@ -236,32 +239,24 @@ def run_replay(options: ReplayOptions) -> ReplayResult:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _tasks(partitioned: Partitioned, settings: Settings) -> list[PartitionTask]:
+def _tasks(partitioned: Partitioned, settings: Settings, rows_dir: Path) -> list[PartitionTask]:
+    """One task per non-empty partition, the largest first: the engine hands them out in
+    this order, so the last to start are the smallest and the workers finish together."""
     names = tuple(partitioned.file_names)
     safe = worker_settings(settings)
-    return [
-        PartitionTask(index, path, partitioned.medications, names, safe)
+    sizes = {path: path.stat().st_size for path in partitioned.partitions}
+    tasks = [
+        PartitionTask(index, path, partitioned.medications, names, safe, rows_dir)
         for index, path in enumerate(partitioned.partitions)
-        if path.stat().st_size > 0
+        if sizes[path] > 0
     ]
+    return sorted(tasks, key=lambda task: (-sizes[task.path], task.partition))
 
 
-def _keep_rows(row_files: Path, rows: list[ReplayRow], partition: int) -> None:
-    with (row_files / f"rows-{partition:05d}.pickle").open("wb") as handle:
-        pickle.dump(rows, handle)
-
-
-def _stored_rows(row_files: Path) -> Iterator[list[ReplayRow]]:
-    """Each partition's rows in partition order, each by patient, then order time."""
-    for path in sorted(row_files.glob("rows-*.pickle")):
-        with path.open("rb") as handle:
-            rows: list[ReplayRow] = pickle.load(handle)  # noqa: S301 (this run's own files)
-        yield sorted(rows, key=lambda r: (r.patient, r.authored_on, r.order_id))
-
-
-def _write_rows(row_files: Path, options: ReplayOptions) -> list[Path]:
-    """CSV always, Parquet too when asked (pyarrow), one partition at a time; each file
-    written under a temporary name and renamed when complete."""
+def _write_rows(row_files: Path, partitions: list[int], options: ReplayOptions) -> list[Path]:
+    """CSV always, Parquet too when asked (pyarrow), one partition at a time (each part
+    already in row order: by patient, then order time); each file written under a
+    temporary name and renamed when complete."""
     csv_path = options.out_dir / ROWS_CSV
     parquet_path = options.out_dir / ROWS_PARQUET
     csv_tmp = options.out_dir / (ROWS_CSV + ".partial")
@@ -278,7 +273,7 @@ def _write_rows(row_files: Path, options: ReplayOptions) -> list[Path]:
         with csv_tmp.open("w", newline="", encoding="utf-8") as handle:
             out = csv.DictWriter(handle, fieldnames=list(ROW_COLUMNS))
             out.writeheader()
-            for rows in _stored_rows(row_files):
+            for rows in read_parts(row_files, partitions):
                 records = [r.record(options.patient_key(r.patient)) for r in rows]
                 out.writerows(records)
                 if writer is not None and records:
