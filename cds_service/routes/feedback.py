@@ -43,6 +43,9 @@ def _check_cards_shown(
     runtime: Runtime, client: str, service_id: str, entries: Sequence[dict[str, Any]]
 ) -> None:
     """400 naming each entry whose card this service never showed to ``client``."""
+    unknown = runtime.stores.audit.cards_not_shown(
+        [entry["card"] for entry in entries], client, service_id
+    )
     problems = [
         FieldError(
             f"$.feedback[{i}].card",
@@ -51,7 +54,7 @@ def _check_cards_shown(
             " client that was shown the card",
         )
         for i, entry in enumerate(entries)
-        if not runtime.stores.audit.card_shown_to(entry["card"], client, service_id)
+        if entry["card"] in unknown
     ]
     if problems:
         raise ApiError(

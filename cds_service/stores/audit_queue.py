@@ -37,6 +37,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -54,7 +55,7 @@ log = logging.getLogger("cds_service.stores")
 # queue holds and what a kill can lose: well under a second of a busy worker's calls.
 DEFAULT_CAPACITY = 256
 DEFAULT_BATCH = 200  # records per transaction at most
-SHOWN_WAIT_SECONDS = 0.5  # how long feedback waits for another worker's writer
+SHOWN_WAIT_SECONDS = 0.3  # how long feedback waits, per call, for another worker's writer
 FLUSH_SECONDS = 5.0  # how long a read waits for this process's writer
 
 
@@ -207,13 +208,20 @@ class AuditQueue:
         return self.store.refusals(since, until)
 
     def card_shown_to(self, card_uuid: str, client: str | None, service_id: str) -> bool:
-        """Whether ``card_uuid`` was shown to ``client``. Feedback may reach another
-        worker than the card did, a moment after it: that worker's writer may not have
-        stored the card yet, so a card not found is looked for again for a short while."""
+        return not self.cards_not_shown([card_uuid], client, service_id)
+
+    def cards_not_shown(
+        self, card_uuids: Sequence[str], client: str | None, service_id: str
+    ) -> set[str]:
+        """Those of ``card_uuids`` not shown to ``client`` by ``service_id``. Feedback may
+        reach another worker than the card did, a moment after it: that worker's writer
+        may not have stored the card yet, so cards not found are looked for again, for
+        at most ``SHOWN_WAIT_SECONDS`` in all, however many the body names."""
         self.flush()
         deadline = time.monotonic() + SHOWN_WAIT_SECONDS
-        while not self.store.card_shown_to(card_uuid, client, service_id):
-            if time.monotonic() >= deadline:
-                return False
+        missing = set(card_uuids)
+        while True:
+            missing = {c for c in missing if not self.store.card_shown_to(c, client, service_id)}
+            if not missing or time.monotonic() >= deadline:
+                return missing
             time.sleep(0.05)
-        return True

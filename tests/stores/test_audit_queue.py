@@ -10,6 +10,7 @@ tests/integration/test_audit_durability.py.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from dataclasses import replace
 
 from cds_service.stores import AuditQueue, Database
 from cds_service.stores.audit import SqlAuditStore
+from cds_service.stores.audit_queue import SHOWN_WAIT_SECONDS
 from tests.conftest import Opener
 from tests.stores.test_audit import audit_store, record
 
@@ -168,3 +170,20 @@ def test_a_card_stored_by_another_worker_a_moment_later_is_found(open_db: Opener
 
     assert here.card_shown_to("card-other", None, "spine-imaging-nvo")
     here.close()
+
+
+def test_unknown_cards_cost_one_short_wait_per_call_not_one_each(open_db: Opener) -> None:
+    """A feedback body may name 100 cards: the wait for another worker's writer is shared,
+    so a body of unknown cards is refused in about SHOWN_WAIT_SECONDS, not 100 times it."""
+    store = audit_store(open_db())
+    audit = AuditQueue(store, Tally())
+    audit.submit(record(hook_instance="h", card_uuids=("card-known",)))
+    asked = ["card-known", *(f"card-unknown-{i}" for i in range(100))]
+
+    started = time.monotonic()
+    missing = audit.cards_not_shown(asked, None, "spine-imaging-nvo")
+    took = time.monotonic() - started
+
+    assert missing == set(asked[1:])
+    assert took < 100 * SHOWN_WAIT_SECONDS / 4  # one wait, never one per card
+    audit.close()
