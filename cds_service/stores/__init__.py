@@ -99,7 +99,7 @@ def build_stores(settings: Settings, count: Counts | None = None) -> Stores:
             if settings.audit_enabled
             else NullAuditStore()
         )
-        audit = AuditQueue(store) if count is None else AuditQueue(store, count)
+        audit = AuditQueue(store, count)
         replay: ReplayCache = (
             RedisReplayCache(settings.redis_url) if settings.redis_url else SqlReplayCache(db)
         )

@@ -151,24 +151,31 @@ class SqlAuditStore:
         self.record_many([rec])
 
     def record_many(self, records: Sequence[AuditRecord]) -> int:
-        """Store ``records`` in one transaction (the audit writer's batch); when that
-        fails, each on its own, so one bad record costs only itself. How many were
-        stored; never raises (a failure is logged and counted)."""
+        """Store ``records`` in one transaction (the audit writer's batch). A record that
+        cannot be written as a row fails alone; when the database refuses the batch for
+        what a record holds, each is tried on its own, so one bad record costs only
+        itself. How many were stored; never raises (a failure is logged and counted)."""
+        rows: list[tuple[AuditRecord, tuple[Any, ...]]] = []
+        for rec in records:
+            try:
+                rows.append((rec, self._row(rec)))
+            except Exception as exc:
+                self._failed(rec, exc)
         stored = 0
         try:
-            self._insert(records)
-            stored = len(records)
+            self._insert(rows)
+            stored = len(rows)
         except Exception as exc:
-            if len(records) == 1 or not _about_content(exc):
-                for rec in records:
+            if len(rows) == 1 or not _about_content(exc):
+                for rec, _ in rows:
                     self._failed(rec, exc)
             else:
-                for rec in records:
+                for pair in rows:
                     try:
-                        self._insert([rec])
+                        self._insert([pair])
                         stored += 1
                     except Exception as each:
-                        self._failed(rec, each)
+                        self._failed(pair[0], each)
         self._purge_if_due()
         return stored
 
@@ -183,20 +190,21 @@ class SqlAuditStore:
             str(exc)[:200],
         )
 
-    def _insert(self, records: Sequence[AuditRecord]) -> None:
+    def _insert(self, rows: Sequence[tuple[AuditRecord, tuple[Any, ...]]]) -> None:
         """One transaction: the records' rows, then every card shown, in key order (so
         that concurrent writers' upserts cannot deadlock)."""
-        rows = [self._row(rec) for rec in records]
+        if not rows:
+            return
         cards = sorted(
             {
                 (card, rec.client or ANONYMOUS_CLIENT, rec.service_id, row[3])
-                for rec, row in zip(records, rows, strict=True)
+                for rec, row in rows
                 if rec.status == 200 and not rec.shadow
                 for card in rec.card_uuids
             }
         )
         with self._db.transaction() as tx:
-            tx.execute_many(_INSERT, rows)
+            tx.execute_many(_INSERT, [row for _, row in rows])
             if cards:
                 tx.execute_many(CARD_UPSERT, [(*card, card[3]) for card in cards])
 

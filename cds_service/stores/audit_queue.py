@@ -76,12 +76,12 @@ class AuditQueue:
     def __init__(
         self,
         store: SqlAuditStore | NullAuditStore,
-        count: Counts = _not_counted,
+        count: Counts | None = None,
         capacity: int = DEFAULT_CAPACITY,
         batch: int = DEFAULT_BATCH,
     ) -> None:
         self.store = store
-        self.count = count
+        self.count = count or _not_counted
         self._capacity = capacity
         self._batch = batch
         self._queue: queue.SimpleQueue[AuditRecord | None] = queue.SimpleQueue()

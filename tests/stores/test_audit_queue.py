@@ -187,3 +187,20 @@ def test_unknown_cards_cost_one_short_wait_per_call_not_one_each(open_db: Opener
     assert missing == set(asked[1:])
     assert took < 100 * SHOWN_WAIT_SECONDS / 4  # one wait, never one per card
     audit.close()
+
+
+def test_a_record_that_cannot_become_a_row_fails_alone(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    tally = Tally()
+    audit = AuditQueue(store, tally)
+    with writes_held(open_db()) as release:
+        audit.submit(record(hook_instance="good-0"))  # the writer takes it and waits
+        audit.submit(record(hook_instance="good-1"))  # these wait in one batch
+        audit.submit(record(hook_instance="bad", latency_ms=None))  # no number to store
+        audit.submit(record(hook_instance="good-2"))
+        release()
+        assert audit.flush()
+
+    assert instances(store) == ["good-0", "good-1", "good-2"]
+    assert tally.counts == {"queued": 4, "stored": 3, "failed": 1}
+    audit.close()
