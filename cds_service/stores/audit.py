@@ -45,7 +45,7 @@ from cds_service.stores.audit_records import (
     to_json,
     without_tokens,
 )
-from cds_service.stores.sql import Database
+from cds_service.stores.sql import Database, about_content
 
 # What callers import from here (the records live in audit_records.py).
 __all__ = ["DECISIONS", "TOKEN_KEYS", "AuditRecord", "AuditStore", "NullAuditStore", "Refusal"]
@@ -116,13 +116,6 @@ COLUMNS = (
 _INSERT = f"INSERT INTO audit_log ({COLUMNS}) VALUES ({', '.join('?' * 16)})"  # noqa: S608
 
 
-def _about_content(exc: Exception) -> bool:
-    """Whether ``exc`` is about what a record holds (PEP 249's IntegrityError or DataError,
-    as sqlite3 and psycopg name them), not about the database (locked, unreachable): only
-    then is each record of a failed batch worth trying on its own."""
-    return any(cls.__name__ in {"IntegrityError", "DataError"} for cls in type(exc).__mro__)
-
-
 class SqlAuditStore:
     """The audit in the service's database (SQLite file or PostgreSQL)."""
 
@@ -166,7 +159,7 @@ class SqlAuditStore:
             self._insert(rows)
             stored = len(rows)
         except Exception as exc:
-            if len(rows) == 1 or not _about_content(exc):
+            if len(rows) == 1 or not about_content(exc):
                 for rec, _ in rows:
                     self._failed(rec, exc)
             else:

@@ -50,6 +50,13 @@ class StoreError(RuntimeError):
     """A store that cannot be opened; the message is safe to log (no passwords)."""
 
 
+def about_content(exc: Exception) -> bool:
+    """Whether ``exc`` is about what a statement's values hold (PEP 249's IntegrityError
+    or DataError, as sqlite3 and psycopg name them), not about the database (locked,
+    unreachable): only then is each row of a refused batch worth trying on its own."""
+    return any(cls.__name__ in {"IntegrityError", "DataError"} for cls in type(exc).__mro__)
+
+
 class Tx(Protocol):
     """One transaction: statements with ``?`` placeholders."""
 
