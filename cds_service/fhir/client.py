@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -32,7 +32,40 @@ from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import FhirSettings
 from cds_service.turns import Turns
 
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
+
 LOG = logging.getLogger("cds_service.fhir")
+
+
+class _Session(requests.Session):
+    """A session that reads the proxy and CA-bundle environment once per origin.
+
+    requests reads the environment (``*_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``)
+    on every request, which costs more CPU than the rest of preparing one (measured:
+    0.62 against 0.49 ms per request). A process's environment does not change while it
+    runs, and which proxy applies depends only on the origin, so the answer for an
+    origin is kept (per session: a new client reads the environment afresh).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str, bool | None], _Settings] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> _Settings:
+        if proxies or verify not in (None, True) or cert is not None or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream)
+        known = self._environment.get(key)
+        if known is None:
+            known = super().merge_environment_settings(url, {}, stream, verify, cert)
+            self._environment[key] = known
+        answer = known.copy()
+        answer["proxies"] = dict(known["proxies"])  # requests may add to it
+        return answer
 
 
 class FhirClient:
@@ -54,7 +87,7 @@ class FhirClient:
         slots = settings.max_concurrency * max(1, calls_at_once)
         self._owns_session = session is None
         if session is None:
-            session = requests.Session()
+            session = _Session()
             adapter = _WatchedAdapter(pool_connections=4, pool_maxsize=slots, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)

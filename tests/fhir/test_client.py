@@ -252,3 +252,62 @@ def test_user_tokens_follow_the_user_type() -> None:
     )
     assert queries == {"pa": "Patient/p-9"}
     assert sorted(p.key for p in problems) == ["pr", "rp"]
+
+
+# --- the proxy environment ------------------------------------------------------------
+
+
+def test_the_proxy_environment_is_honoured_and_read_once_per_client(
+    server: FaultyFhirServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client reads HTTP_PROXY/NO_PROXY as requests does, but once per origin
+    (client.py, ``_Session``): a proxy that is down fails the fetch; NO_PROXY naming the
+    server lets it through; a client keeps what it read while it lives."""
+    from spine_cds_dev.service_process import free_port
+
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    settings = Settings(fhir_budget_seconds=2.0, fhir_read_timeout_seconds=1.0).fhir
+    through_proxy = FhirClient(settings)
+    try:
+        refused = fetch(through_proxy, server.url("ok"), TOKEN, {"patient": "Patient/p1"})
+        assert "patient" in refused.errors and not refused.resources
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        again = fetch(through_proxy, server.url("ok"), TOKEN, {"patient": "Patient/p1"})
+        assert "patient" in again.errors  # read once: this client still uses the proxy
+    finally:
+        through_proxy.close()
+    bypassing = FhirClient(settings)  # a new client reads the environment afresh
+    try:
+        result = fetch(bypassing, server.url("ok"), TOKEN, {"patient": "Patient/p1"})
+        assert result.resources == {"patient": [{"resourceType": "Patient", "id": "read1"}]}
+    finally:
+        bypassing.close()
+
+
+def test_the_remembered_environment_is_what_requests_itself_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import requests
+
+    from cds_service.fhir.client import _Session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "fhir.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/site-ca.pem")
+    ours, theirs = _Session(), requests.Session()
+    for url in ("https://fhir.internal/r4/Condition", "https://ehr.example/fhir/Patient/1"):
+        for stream in (True, None):
+            for _ in range(2):  # the second answer comes from what was remembered
+                expected = theirs.merge_environment_settings(url, {}, stream, None, None)
+                got = ours.merge_environment_settings(url, {}, stream, None, None)
+                assert got == expected
+                got["proxies"]["https"] = "changed by a caller"  # must not reach the next
+    proxies = ours.merge_environment_settings("https://ehr.example/x", {}, True, None, None)
+    assert proxies["proxies"]["https"] == "http://proxy.invalid:3128"
+    bypassed = ours.merge_environment_settings("https://fhir.internal/x", {}, True, None, None)
+    assert "https" not in bypassed["proxies"]
+    # what a caller passes itself is merged as requests merges it, never remembered
+    explicit = ours.merge_environment_settings("https://ehr.example/x", {}, True, False, None)
+    assert explicit["verify"] is False

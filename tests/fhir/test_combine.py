@@ -74,6 +74,26 @@ def test_the_three_observation_searches_become_one_with_every_code() -> None:
     assert f"{LOINC}|1988-5" in members["crp"] and f"{LOINC}|4537-7" in members["esr"]
 
 
+def test_the_combined_search_goes_out_first_and_split_answers_in_the_given_order() -> None:
+    """A server that answers one query at a time starts on the long search first; what
+    the service reports (problems, notes) stays in the order of hooks.json."""
+    given = queries()
+    combined = combine(given)
+    assert next(iter(combined.queries)) == "crp+esr+pain"
+    assert combined.order == tuple(given)
+    key = "crp+esr+pain"
+    result = FetchResult(
+        resources={key: [], "conditions": [], "patient": []},
+        errors={key: FhirError(key, "refused"), "procedures": FhirError("procedures", "x")},
+        notes=(Problem("patient", "a note"), Problem(key, "cut", cut_off=True)),
+    )
+    out = split(result, combined)
+    expected = [k for k in given if k in out.resources]
+    assert list(out.resources) == expected == ["conditions", "crp", "esr", "pain", "patient"]
+    assert list(out.errors) == [k for k in given if k in {"crp", "esr", "pain", "procedures"}]
+    assert [n.key for n in out.notes] == ["crp", "esr", "pain", "patient"]
+
+
 def test_what_cannot_be_combined_is_left_alone() -> None:
     all_queries = queries()
     one = {"crp": all_queries["crp"], "conditions": all_queries["conditions"]}
