@@ -8,9 +8,11 @@ This module must not import prometheus_client at import time: ``serve`` points
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
+import platform
 import stat
 import tempfile
 from pathlib import Path
@@ -36,6 +38,7 @@ SHM_DIR = "/dev/shm"  # noqa: S108 - mkdtemp/mkstemp there: private, unique name
 
 
 WORKER_READY = "worker ready to take connections:"
+M_ARENA_MAX = -8  # glibc's malloc.h: the mallopt parameter MALLOC_ARENA_MAX sets
 
 
 class DeploymentError(RuntimeError):
@@ -231,8 +234,30 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
         return app
 
 
+def one_malloc_arena() -> str:
+    """Let every thread of this process (and of the workers it forks) allocate from one
+    glibc malloc arena; what was done, in words for the log.
+
+    glibc gives each new thread an arena of its own, and memory freed in one is kept
+    for that thread. A threaded worker's resident size then rose with every thread
+    that had held a request body (+8 to +16% over 15,000 calls, against +5% with one
+    arena, at the same calls/s: the GIL lets one thread run at a time anyway, so one
+    arena is hardly contended). An operator's own ``MALLOC_ARENA_MAX`` is kept.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return "malloc arenas: MALLOC_ARENA_MAX from the environment"
+    if platform.libc_ver()[0] != "glibc":
+        return "malloc arenas: not glibc, left as they are"
+    try:
+        done = ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError) as exc:
+        return f"malloc arenas: left as they are ({type(exc).__name__})"
+    return "malloc arenas: one for all threads" if done == 1 else "malloc arenas: mallopt refused"
+
+
 def run_gunicorn(settings: Settings) -> None:
     """Serve until stopped. For metrics across workers, set PROMETHEUS_MULTIPROC_DIR first."""
+    log.info("%s", one_malloc_arena())  # before gunicorn forks: the workers inherit it
     if not os.environ.get(MULTIPROC_ENV):
         log.warning("%s is not set: /metrics will show one worker's counts only", MULTIPROC_ENV)
     _GunicornApp(settings).run()
