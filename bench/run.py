@@ -556,7 +556,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{'PASS' if abs(report['rss_growth_pct']) <= 10 else 'FAIL'}). The first 100 calls "
         "run 8 at a time, so every thread has served before the baseline. Sync workers "
         f"(threads=1) beside it: {report.get('rss_sync_after_100')} after 100 calls, "
-        f"{report.get('rss_sync_after_all')} after the run.",
+        f"{report.get('rss_sync_after_all')} after the run. From the end of the first of the "
+        f"runs ({report['calls_first_run']:,} calls, {report['rss_after_first_run']}) to the "
+        f"end: {report['rss_growth_after_first_run_pct']:+.1f}% (a leak keeps growing there; "
+        "a high-water mark does not).",
         "",
         "Targets:",
         "",
@@ -784,15 +787,15 @@ def main() -> None:
                                 f"non-2xx {got['non2xx']}",
                                 flush=True,
                             )
+                        if n == 0:  # a leak keeps growing; a high-water mark stops here
+                            rss_first_run = worker_rss_kib(service)
+                            calls_first_run = _service_calls(results)
                 fhir["service_concurrent_at_start_p50_ms"] = fhir["service_concurrent_p50_ms"]
                 fhir["service_concurrent_p50_ms"] = statistics.median(beside_b1["service"])
                 single = single_calls(url, files["a"].read_bytes(), 30)
                 rss_all = worker_rss_kib(service)
                 rss_sync_all = worker_rss_kib(sync_service)
-                calls = sum(
-                    x["requests"] for row in ROWS if row.target == "service"
-                    for x in results[row.key]
-                )  # fmt: skip
+                calls = _service_calls(results)
                 compared = None
                 if checkout is not None:
                     compared = {
@@ -840,6 +843,11 @@ def main() -> None:
         "rss_sync_after_all": rss_sync_all,
         "calls_total": calls,
         "rss_growth_pct": (sum(rss_all) - sum(rss_100)) / sum(rss_100) * 100,
+        "rss_after_first_run": rss_first_run,
+        "calls_first_run": calls_first_run,
+        "rss_growth_after_first_run_pct": (sum(rss_all) - sum(rss_first_run))
+        / sum(rss_first_run)
+        * 100,
         "runs": results,
         "summary": summarise(results, fhir),
         "threads": _service_threads(),
@@ -860,6 +868,11 @@ def main() -> None:
         write_report(args.out, report)
     print()
     print(render_markdown(report))
+
+
+def _service_calls(results: dict[str, list[dict[str, Any]]]) -> int:
+    """Calls the service (this tree, default settings) has answered in the wrk rows."""
+    return sum(x["requests"] for row in ROWS if row.target == "service" for x in results[row.key])
 
 
 def _service_threads() -> int:
