@@ -11,8 +11,14 @@ import platform
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import requests
+
+from spine_cds_dev.service_process import ServiceProcess
+from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,3 +68,43 @@ def test_an_operators_own_malloc_arena_max_is_kept() -> None:
     count, said = arenas("set", MALLOC_ARENA_MAX="3")
     assert said == "malloc arenas: MALLOC_ARENA_MAX from the environment"
     assert 1 < count <= 3
+
+
+def arena_reserves(pid: int) -> int:
+    """glibc's extra arenas in a process: each reserves a 64 MB region, mapped with no
+    access beyond the part in use (a thread's stack guard is one page)."""
+    count = 0
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 5 and parts[1] == "---p":
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            count += end - start > 1 << 20
+    return count
+
+
+def worker_arenas(tmp_path: Path, env: dict[str, str]) -> list[int]:
+    """Extra arenas in each worker of a real ``spine-cds serve`` after 16 calls, 8 at once."""
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    tmp_path.mkdir()
+    env = env | {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
+    with ServiceProcess(env=env, log_path=tmp_path / "service.log") as service:
+        url = f"{service.url}/cds-services/{SELECT_ID}"
+
+        def call(_: int) -> int:
+            return requests.post(url, json=body, timeout=10).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(call, range(16))) == {200}
+        assert service.process is not None
+        master = service.process.pid
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        return [arena_reserves(int(pid)) for pid in workers]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_the_workers_of_serve_allocate_from_one_arena(tmp_path: Path) -> None:
+    clean = {"MALLOC_ARENA_MAX": ""}  # as if unset: the service decides
+    assert worker_arenas(tmp_path / "one", clean) == [0, 0]
+    # the same count sees the arenas glibc makes when it is left to itself
+    assert all(n > 0 for n in worker_arenas(tmp_path / "many", {"MALLOC_ARENA_MAX": "8"}))
