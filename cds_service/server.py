@@ -160,18 +160,19 @@ def _logger_class(log_format: str) -> type[GunicornLogger]:
 def worker_options(threads: int) -> dict[str, Any]:
     """gunicorn's worker settings for ``threads`` threads per worker.
 
-    More than one: threaded (gthread) workers, so that a call waiting on a slow FHIR
-    server holds one thread, not the worker, and the calls that need no FHIR keep being
-    answered beside it. Each worker takes at most ``threads`` connections and closes
-    each after its answer, as sync workers do: a worker whose threads are all busy stops
-    accepting, so new calls go to a worker with a free thread instead of queueing behind
-    one process's share of the CPU (measured against sync workers in the same run:
-    bench/README.md, issue 27). One: sync workers, one call at a time each.
+    More than one: threaded workers (``gthread_worker.TurnWorker``), so that a call
+    waiting on a slow FHIR server holds one thread, not the worker, and the calls that
+    need no FHIR keep being answered beside it. A worker takes at most ``threads``
+    connections, and at most two besides those waiting on a FHIR server, and closes
+    each after its answer, as sync workers do: the calls that compute wait in the
+    listen queue all workers share, and go to the first that is free (measured against
+    sync workers in the same run: bench/README.md, issue 27). One: sync workers, one
+    call at a time each.
     """
     if threads <= 1:
         return {"worker_class": "sync", "threads": 1, "keepalive": 5}
     return {
-        "worker_class": "gthread",
+        "worker_class": "cds_service.gthread_worker.TurnWorker",
         "threads": threads,
         "worker_connections": threads,
         "keepalive": 0,

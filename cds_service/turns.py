@@ -12,14 +12,16 @@ through, as on a sync worker, and only its waits overlap with other calls' work.
 The turn is held from the moment the body has been read until the answer is built (the
 web route, ``routes/hooks.py``), and given up while the FHIR client waits for its
 fetches (``FhirClient``). Reading the request and writing the answer stay outside it, so
-a slow client holds only its own thread.
+a slow client does not hold up the calls already read. The gunicorn worker
+(``gthread_worker.py``) counts the calls waiting on a FHIR server to decide when to take
+another connection.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -36,6 +38,15 @@ class Turns:
         self._busy = False
         self._waiting: deque[threading.Lock] = deque()
         self._local = threading.local()
+        self._away = 0  # calls that gave their turn away to wait on I/O
+        # Told when a call starts such a wait (the gunicorn worker: it may accept another
+        # call now; cds_service/gthread_worker.py). Called on that call's thread.
+        self.on_wait: Callable[[], None] | None = None
+
+    @property
+    def waiting_calls(self) -> int:
+        """Calls that have given their turn away to wait on I/O (a FHIR server)."""
+        return self._away
 
     def _holding(self) -> bool:
         return bool(getattr(self._local, "held", False))
@@ -80,8 +91,14 @@ class Turns:
             return
         self._local.held = False
         self._release()
+        with self._mutex:
+            self._away += 1
+        if self.on_wait is not None:
+            self.on_wait()
         try:
             yield
         finally:
+            with self._mutex:
+                self._away -= 1
             self._acquire()
             self._local.held = True

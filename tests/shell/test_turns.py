@@ -92,3 +92,32 @@ def test_the_turn_goes_to_the_call_that_has_waited_longest() -> None:
     for thread in threads:
         thread.join(timeout=5)
     assert order == [0, 1, 2, 3, 4]
+
+
+def test_calls_waiting_on_io_are_counted_and_each_wait_is_told() -> None:
+    """The gunicorn worker takes another connection when a call starts waiting
+    (cds_service/gthread_worker.py): it reads the count and is woken by ``on_wait``."""
+    turns = Turns()
+    told: list[int] = []
+    turns.on_wait = lambda: told.append(turns.waiting_calls)
+    inside = threading.Barrier(3)
+    leave = threading.Event()
+
+    def call() -> None:
+        with turns.turn(), turns.waiting():
+            inside.wait(timeout=5)
+            leave.wait(timeout=5)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    inside.wait(timeout=5)
+    assert turns.waiting_calls == 2
+    assert sorted(told) == [1, 2]
+    leave.set()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert turns.waiting_calls == 0
+    with turns.waiting():  # without the turn: no wait to count
+        assert turns.waiting_calls == 0
+    assert len(told) == 2
