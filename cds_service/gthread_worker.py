@@ -15,7 +15,7 @@ are calls that are being read, computed or answered; a call waiting on a FHIR se
 aside because no bytes have come yet. So the calls that compute queue as with sync
 workers, and a worker whose calls wait on a slow FHIR server keeps taking others, up to
 ``threads``. Measured side by side, (a) at 8 connections: p99 35 against 64 ms,
-365 against 324 calls/s; (c): p99 15 against 23 ms (``bench/README.md``).
+358 against 324 calls/s; (c): p99 15 against 23 ms (``bench/README.md``, round four).
 
 It relies on gunicorn 27's gthread internals: the ``worker_connections`` its loop
 compares ``nr_conns`` with, its ``pending_conns``, and ``method_queue``, which wakes its
