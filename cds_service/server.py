@@ -160,23 +160,17 @@ def _logger_class(log_format: str) -> type[GunicornLogger]:
 def worker_options(threads: int) -> dict[str, Any]:
     """gunicorn's worker settings for ``threads`` threads per worker.
 
-    More than one: threaded workers (``gthread_worker.TurnWorker``), so that a call
-    waiting on a slow FHIR server holds one thread, not the worker, and the calls that
-    need no FHIR keep being answered beside it. A worker takes at most ``threads``
-    connections, and at most two besides those waiting on a FHIR server, and closes
-    each after its answer, as sync workers do: the calls that compute wait in the
-    listen queue all workers share, and go to the first that is free (measured against
-    sync workers in the same run: bench/README.md, issue 27). One: sync workers, one
-    call at a time each.
+    More than one: threaded workers (``worker.TurnWorker``), so that a call waiting on
+    a slow FHIR server holds one thread, not the worker, and the calls that need no FHIR
+    keep being answered beside it. Each thread takes and answers a call as a sync worker
+    does, at most two at a time besides those waiting on a FHIR server: the calls that
+    compute wait in the listen queue all workers share, and go to the first that is free
+    (measured against sync workers in the same run: bench/README.md, issue 27). One:
+    sync workers, one call at a time each. Both close each connection after its answer.
     """
     if threads <= 1:
-        return {"worker_class": "sync", "threads": 1, "keepalive": 5}
-    return {
-        "worker_class": "cds_service.gthread_worker.TurnWorker",
-        "threads": threads,
-        "worker_connections": threads,
-        "keepalive": 0,
-    }
+        return {"worker_class": "sync", "threads": 1}
+    return {"worker_class": "cds_service.worker.TurnWorker", "threads": threads}
 
 
 class _GunicornApp(BaseApplication):  # type: ignore[misc]

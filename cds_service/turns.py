@@ -13,8 +13,8 @@ The turn is held from the moment the body has been read until the answer is buil
 web route, ``routes/hooks.py``), and given up while the FHIR client waits for its
 fetches (``FhirClient``). Reading the request and writing the answer stay outside it, so
 a slow client does not hold up the calls already read. The gunicorn worker
-(``gthread_worker.py``) counts the calls waiting on a FHIR server to decide when to take
-another connection.
+(``worker.py``) is told when a call starts such a wait: its thread then gives up its
+place, and another thread takes the next connection.
 """
 
 from __future__ import annotations
@@ -38,15 +38,9 @@ class Turns:
         self._busy = False
         self._waiting: deque[threading.Lock] = deque()
         self._local = threading.local()
-        self._away = 0  # calls that gave their turn away to wait on I/O
-        # Told when a call starts such a wait (the gunicorn worker: it may accept another
-        # call now; cds_service/gthread_worker.py). Called on that call's thread.
+        # Told when a call gives its turn away to wait on I/O (the gunicorn worker: another
+        # thread may take a call now; cds_service/worker.py). Called on that call's thread.
         self.on_wait: Callable[[], None] | None = None
-
-    @property
-    def waiting_calls(self) -> int:
-        """Calls that have given their turn away to wait on I/O (a FHIR server)."""
-        return self._away
 
     def _holding(self) -> bool:
         return bool(getattr(self._local, "held", False))
@@ -91,14 +85,10 @@ class Turns:
             return
         self._local.held = False
         self._release()
-        with self._mutex:
-            self._away += 1
         if self.on_wait is not None:
             self.on_wait()
         try:
             yield
         finally:
-            with self._mutex:
-                self._away -= 1
             self._acquire()
             self._local.held = True

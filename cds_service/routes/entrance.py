@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from flask import current_app, request
+from werkzeug.exceptions import ClientDisconnected
 
 from cds_service.auth import AuthError, VerifiedClient, www_authenticate
 from cds_service.discovery import Service
@@ -89,10 +90,28 @@ def authenticate(
 
 
 def body_bytes() -> bytes:
-    """The request body as sent, when it is JSON; 415 for another content type. A hook
-    call's body is read by the pipeline (``pipeline.HookCall``)."""
+    """The request body as sent, when it is JSON; 415 for another content type, 408 when
+    the client stops sending it. A hook call's body is read by the pipeline
+    (``pipeline.HookCall``)."""
     check_content_type(request.content_type)
-    return request.get_data(cache=False)
+    try:
+        body = request.get_data(cache=False)
+    except ClientDisconnected as exc:  # werkzeug's word for a body it could not finish
+        if isinstance(exc.__context__, TimeoutError):  # the worker's limit, worker.py
+            raise ApiError(
+                408, "request_timeout", "the request body stopped arriving before its end"
+            ) from None
+        body = b""
+    declared = request.content_length
+    if declared is not None and len(body) < declared:
+        # The client closed its side early: gunicorn hands on what came, as if complete.
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the request body ended after {len(body)} of the {declared} bytes its "
+            "Content-Length header announced",
+        )
+    return body
 
 
 def json_body(rt: Runtime) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""The gunicorn worker for threads: each thread accepts and answers a call as a sync
+worker does, and a call waiting on a FHIR server lets another thread take the next.
+
+Why not gunicorn's ``gthread``: it accepts in its main thread and hands every call to a
+thread pool, then back to the main thread to close. Those hand-overs cost each call
+about 0.4 ms at one connection and a tenth of (c)'s throughput against sync workers
+(measured side by side, ``bench/README.md``, round five). Here there are none: a thread
+waits for a connection, reads the call, answers it and closes, like a sync worker; the
+worker's main thread only tells the arbiter it is alive and watches for signals.
+
+How many calls a worker takes: at most ``AHEAD`` of its threads hold a *place*, and
+only a thread with a place accepts. A call gives its place up when it starts waiting on
+a FHIR server (``turns.py`` tells us, ``Turns.on_wait``), so another thread takes the
+next connection while it waits; a worker answers at most ``threads`` calls at once. So
+the calls that compute queue in the kernel's listen queue, shared by all workers, and
+go to whichever worker is free first, as with sync workers, while a slow FHIR server
+holds threads and never the worker. Two places, not one: the next call is read while
+the current one computes (measured: one place gave (a) a longer tail).
+
+A client gets ``CLIENT_TIMEOUT_SECONDS`` for each read and write on its connection: a
+client that connects and sends nothing, or stops sending, frees its place then, instead
+of holding it for good (sync workers rely on the arbiter killing the whole worker). A
+hook body that stops arriving is answered 408 (``routes/entrance.py``). Slow clients
+still hold a place while they send: the shipped nginx passes on only whole requests
+(``docs/deployment.md``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import threading
+import time
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers.sync import SyncWorker
+
+# Places: one call computing, one read and waiting for its turn, so that a worker never
+# idles between calls.
+AHEAD = 2
+CLIENT_TIMEOUT_SECONDS = 5.0
+# How often an idle thread looks again whether the worker is stopping.
+_IDLE_SECONDS = 1.0
+
+
+class Places:
+    """The places of one worker's threads; thread-safe. A thread holds at most one."""
+
+    def __init__(self, count: int) -> None:
+        self._free = threading.Semaphore(count)
+        self._local = threading.local()
+
+    def take(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a place for this thread."""
+        if self.held():
+            return True
+        if not self._free.acquire(timeout=timeout):
+            return False
+        self._local.held = True
+        return True
+
+    def held(self) -> bool:
+        return bool(getattr(self._local, "held", False))
+
+    def give_back(self) -> None:
+        """Give this thread's place up, if it holds one (safe to call twice)."""
+        if self.held():
+            self._local.held = False
+            self._free.release()
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
+
+class TurnWorker(SyncWorker):  # type: ignore[misc]  # gunicorn has no type hints
+    """``threads`` threads, each answering calls as a sync worker (set as ``worker_class``)."""
+
+    alive: bool  # gunicorn's: False once the worker is told to stop
+
+    def run(self) -> None:
+        for listener in self.sockets:
+            listener.setblocking(False)
+        self.places = Places(AHEAD)
+        runtime = getattr(self.wsgi, "extensions", {}).get("spine_cds")
+        if runtime is not None:
+            runtime.turns.on_wait = self.places.give_back  # called on the waiting call's thread
+        threads = [
+            threading.Thread(target=self._serve, name=f"calls-{n}", daemon=True)
+            for n in range(self.cfg.threads)
+        ]
+        for thread in threads:
+            thread.start()
+        while self.alive:
+            self.notify()
+            if not self.is_parent_alive():
+                self.alive = False
+                break
+            try:  # woken by signals (gunicorn writes them to this pipe) or each second
+                if select.select([self.PIPE[0]], [], [], 1.0)[0]:
+                    os.read(self.PIPE[0], 64)
+            except OSError as exc:
+                if exc.errno != errno.EINTR:
+                    raise
+        # Stopping: the threads finish the calls they hold and take no more.
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _serve(self) -> None:
+        while self.alive:
+            if not self.places.take(_IDLE_SECONDS):
+                continue
+            try:
+                accepted = self._accept()
+                if accepted is not None:
+                    self._answer(*accepted)
+            except Exception:
+                self.log.exception("Error serving a connection")
+            finally:
+                self.places.give_back()
+
+    def _accept(self) -> tuple[Any, socket.socket, Any] | None:
+        ready = select.select(self.sockets, [], [], _IDLE_SECONDS)[0]
+        for listener in ready:
+            try:
+                client, address = listener.accept()
+            except OSError as exc:  # another thread or worker took it first
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
+                    continue
+                raise
+            client.settimeout(CLIENT_TIMEOUT_SECONDS)
+            util.close_on_exec(client)
+            return listener, client, address
+        return None
+
+    def _answer(self, listener: Any, client: socket.socket, address: Any) -> None:
+        if not _readable(client, CLIENT_TIMEOUT_SECONDS):
+            self.log.debug("Closing a connection that sent nothing in %s s", CLIENT_TIMEOUT_SECONDS)
+            client.close()
+            return
+        self.handle(listener, client, address)  # the sync worker's: reads, answers, closes

@@ -1,0 +1,157 @@
+"""The threaded worker (cds_service/worker.py): its places, and its clients' time limit.
+
+That a worker keeps taking calls while others wait on a FHIR server is held through
+gunicorn by tests/integration/test_warm_start.py (three calls on a hung server, then a
+prefetched call answered before them, on one worker).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from cds_service.worker import AHEAD, CLIENT_TIMEOUT_SECONDS, Places
+from spine_cds_dev.service_process import ServiceProcess
+from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
+
+
+def test_a_thread_holds_one_place_until_it_gives_it_back() -> None:
+    assert AHEAD == 2
+    places = Places(AHEAD)
+    assert places.take(0.01)
+    assert places.take(0.01)  # this thread's place, not a second one
+    taken: list[bool] = []
+
+    def other(timeout: float) -> None:
+        taken.append(places.take(timeout))
+        places.give_back()
+
+    second = threading.Thread(target=other, args=(0.01,))
+    second.start()
+    second.join()
+    third = threading.Thread(target=other, args=(0.01,))
+    # two places: with this thread's and one held elsewhere, the next must wait
+    places_held_elsewhere = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        places.take(1.0)
+        places_held_elsewhere.set()
+        release.wait(5)
+        places.give_back()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    places_held_elsewhere.wait(5)
+    third.start()
+    third.join()
+    release.set()
+    holder.join()
+    assert taken == [True, False]
+    places.give_back()
+    places.give_back()  # a second time: nothing more is given back
+    fourth = threading.Thread(target=other, args=(0.01,))
+    fourth.start()
+    fourth.join()
+    assert taken == [True, False, True]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_a_worker_holds_two_calls_it_reads_or_computes_and_the_next_waits_its_turn(
+    tmp_path: Path,
+) -> None:
+    """Two clients that send their request slowly hold one worker's two places; a call
+    behind them waits in the listen queue (as with sync workers: nginx in front buffers
+    slow clients, docs/deployment.md) and is answered as soon as one of them ends."""
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    with ServiceProcess(env=env, workers=1) as service:
+        url = f"{service.url}/cds-services/{SELECT_ID}"
+        slow = []
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # not finished
+            slow.append(sock)
+        time.sleep(0.3)  # both taken by the worker, each on a thread, reading
+        with pytest.raises(requests.ReadTimeout):
+            requests.post(url, json=body, timeout=(2, 1.0))
+        slow[0].sendall(b"\r\n")  # the first slow request ends
+        assert slow[0].recv(64).startswith(b"HTTP/1.1 200")
+        slow[0].close()  # as a client does after a "Connection: close" answer
+        started = time.monotonic()
+        answered = requests.post(url, json=body, timeout=10)
+        assert answered.status_code == 200
+        assert time.monotonic() - started < 2.0
+        slow[1].close()
+
+
+def _one_worker(tmp_path: Path) -> ServiceProcess:
+    return ServiceProcess(env={"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")}, workers=1)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_connections_that_send_nothing_are_closed_and_free_their_places(tmp_path: Path) -> None:
+    """Two clients that connect and say nothing do not stop the worker for good: after
+    the client time limit they are closed, and the call behind them is answered."""
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    with _one_worker(tmp_path) as service:
+        url = f"{service.url}/cds-services/{SELECT_ID}"
+        silent = [
+            socket.create_connection(("127.0.0.1", service.port), timeout=30) for _ in range(2)
+        ]
+        time.sleep(0.3)
+        started = time.monotonic()
+        answered = requests.post(url, json=body, timeout=30)
+        waited = time.monotonic() - started
+        assert answered.status_code == 200
+        assert CLIENT_TIMEOUT_SECONDS - 1 < waited < CLIENT_TIMEOUT_SECONDS + 5
+        for sock in silent:
+            assert sock.recv(64) == b""  # closed by the service, nothing sent
+            sock.close()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_a_hook_body_that_stops_arriving_is_answered_408(tmp_path: Path) -> None:
+    with _one_worker(tmp_path) as service:
+        sock = socket.create_connection(("127.0.0.1", service.port), timeout=30)
+        sock.sendall(
+            f"POST /cds-services/{SELECT_ID} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            '{"hook": "order-select", '.encode()
+        )
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert b'"error": "request_timeout"' in answer or b'"error":"request_timeout"' in answer
+        # and the worker goes on answering
+        assert requests.get(f"{service.url}/health", timeout=10).status_code == 200
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_a_hook_body_shorter_than_its_length_is_refused_not_read_as_complete(
+    tmp_path: Path,
+) -> None:
+    with _one_worker(tmp_path) as service:
+        sock = socket.create_connection(("127.0.0.1", service.port), timeout=30)
+        sock.sendall(
+            f"POST /cds-services/{SELECT_ID} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}".encode()
+        )
+        sock.shutdown(socket.SHUT_WR)  # the client has sent all it will
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 400")
+        assert b"ended after 2 of the 100 bytes its Content-Length header announced" in answer
