@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,9 +33,18 @@ class VerifiedClient:
 _REQUIRED_CLAIMS = ("aud", "exp", "iat", "jti")
 
 
+# The last second of year 9999: a NumericDate beyond it names no date, and differences
+# of such values (a lifetime) overflowed into a 500 instead of a 401.
+_LAST_NUMERIC_DATE = 253_402_300_799
+
+
 def _number_claim(payload: Mapping[str, Any], name: str) -> float:
     value = payload[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not -_LAST_NUMERIC_DATE <= value <= _LAST_NUMERIC_DATE  # also refuses NaN
+    ):
         raise AuthError(f"invalid-claim:{name}")
     return float(value)
 

@@ -313,6 +313,32 @@ def test_token_not_yet_valid_is_refused(verifier: JwtVerifier, es_key: Key) -> N
     assert refused(verifier, bearer(token)) == "not-yet-valid"
 
 
+def _signed_by_hand(key: Key, payload: dict[str, Any]) -> str:
+    """Signed as PyJWT signs, with claims it would not build (numbers beyond a float)."""
+    header = {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}"
+    signature = ECAlgorithm(ECAlgorithm.SHA384).sign(signing_input.encode(), key.private)
+    return f"{signing_input}.{b64url(signature)}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"exp": 10**400}, "invalid-claim:exp"),
+        ({"iat": -(10**400)}, "invalid-claim:iat"),
+        ({"nbf": 10**400}, "invalid-claim:nbf"),
+        ({"exp": 1e308, "iat": -1e308}, "invalid-claim:exp"),
+        ({"exp": 253_402_300_800}, "invalid-claim:exp"),
+    ],
+)
+def test_numeric_dates_beyond_any_date_are_refused_not_a_crash(
+    verifier: JwtVerifier, es_key: Key, overrides: dict[str, Any], reason: str
+) -> None:
+    """They once overflowed (a 500) where a 401 was due."""
+    token = _signed_by_hand(es_key, claims(**overrides))
+    assert refused(verifier, bearer(token)) == reason
+
+
 def test_overlong_lifetime_is_refused(verifier: JwtVerifier, es_key: Key) -> None:
     token = sign(es_key, claims(exp=int(T0) + 3600 + 1))
     assert refused(verifier, bearer(token)) == "lifetime-too-long"
