@@ -15,6 +15,11 @@ Decisions:
   rules. (fhir.resources rejects such values, so Conditions and ServiceRequests that
   carry one fail their full parse instead.)
 - A leap second (":60") is read as :59.
+- A year before 1800 or after 2200 is refused, like any unreadable value. EHRs use
+  0001-01-01 and 9999-12-31 as placeholders, and the rules' day arithmetic (a week
+  before treatment start, the day in the patient's time zone) overflows Python's dates
+  near years 1 and 9999: such a value answered 500 instead of being reported. No date
+  in a living patient's record lies outside these years.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ _USUAL = re.compile(
 )
 
 
+EARLIEST_YEAR = 1800
+LATEST_YEAR = 2200
+
+
 def parse_fhir_time(text: object) -> When:
     """Parse a FHIR date/dateTime/instant; raise ValueError with the value when it is not one."""
     if not isinstance(text, str):
@@ -65,11 +74,15 @@ def usual_time(text: str) -> When | None:
         instant = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if not EARLIEST_YEAR <= instant.year <= LATEST_YEAR:
+        return None  # the general path says why
     return When(instant, instant.date())
 
 
 def _general_path(text: str, match: re.Match[str]) -> When:
     year = int(match["year"])
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise ValueError(f"not a FHIR date/time in years {EARLIEST_YEAR}-{LATEST_YEAR}: {text!r}")
     month = int(match["month"] or 1)
     day_number = int(match["day"] or 1)
     try:

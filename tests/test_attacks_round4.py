@@ -1,0 +1,69 @@
+"""The attack suite, round four: values at the edges of what the wire can carry.
+
+Each case once answered 500 or was read as something it was not. Sent through the whole
+app (routing, checks, mappers, rules, cards, audit) as an EHR sends them; the worker's
+own limits (a client that stops sending) are held through gunicorn in
+``tests/shell/test_worker.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from cds_service.discovery import load_discovery
+from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
+from cds_service.examples.stored import load_example
+from tests.builders import SELECT_ID
+
+ORDER_DATE = date(2026, 12, 6)
+
+
+def _improving_body() -> dict[str, Any]:
+    example = load_example("e01-improving", ORDER_DATE)
+    body = build_request("order-select", str(uuid.uuid4()), example.patient_id, example.draft_order)
+    (service,) = (s for s in load_discovery().services.values() if s.id == SELECT_ID)
+    body["prefetch"] = local_prefetch(
+        service.prefetch, body["context"], bundle_resources(example.bundle)
+    )
+    return body
+
+
+def _resources(body: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
+    return [
+        entry["resource"]
+        for bundle in body["prefetch"].values()
+        if isinstance(bundle, dict)
+        for entry in bundle.get("entry", [])
+        if entry.get("resource", {}).get("resourceType") == resource_type
+    ]
+
+
+@pytest.mark.parametrize(
+    "placeholder", ["0001-01-01", "0001", "9999-12-31", "9999-12-31T23:59:59Z"]
+)
+@pytest.mark.parametrize("element", ["onsetDateTime", "recordedDate"])
+def test_placeholder_dates_on_a_condition_are_answered_not_a_crash(
+    client: FlaskClient, element: str, placeholder: str
+) -> None:
+    """EHRs write 0001-01-01 and 9999-12-31 for "unknown" and "open-ended"."""
+    body = _improving_body()
+    for condition in _resources(body, "Condition"):
+        condition[element] = placeholder
+    answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert answer.status_code == 200, answer.get_json()
+
+
+@pytest.mark.parametrize("placeholder", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+def test_a_placeholder_date_on_an_observation_is_answered_not_a_crash(
+    client: FlaskClient, placeholder: str
+) -> None:
+    body = _improving_body()
+    observations = _resources(body, "Observation")
+    observations[-1]["effectiveDateTime"] = placeholder
+    answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert answer.status_code == 200, answer.get_json()
