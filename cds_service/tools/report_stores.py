@@ -67,5 +67,6 @@ def period_bounds(
     """``--since``/``--until`` as UTC instants: from the start of ``since`` to the end of
     ``until`` (both days included)."""
     start = datetime.combine(since, time(0), UTC) if since else None
-    end = datetime.combine(until + timedelta(days=1), time(0), UTC) if until else None
-    return start, end
+    if until is None or until == date.max:  # the last day there is: no end
+        return start, None
+    return start, datetime.combine(until + timedelta(days=1), time(0), UTC)

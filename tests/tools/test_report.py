@@ -327,6 +327,8 @@ def test_period_limits(filled: Filled) -> None:
         "report", "--config", str(filled.config), "--since", "2026-02-02", "--until", "2026-02-01"
     )
     assert backwards.exit_code == 2 and "--until is before --since" in backwards.output
+    # The last day a date can name: every invocation, not an overflow's traceback.
+    assert report_json(filled, "--until", "9999-12-31")["invocations"] == 14
 
 
 def test_empty_database_says_so(tmp_path: Path) -> None:
