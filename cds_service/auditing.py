@@ -74,7 +74,8 @@ def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
     assessment = outcome.assessment
     reason = None
     if assessment is None:
-        reason = "no-spine-imaging-order"
+        # A spine order sent but not readable is not the same as none: the audit says so
+        reason = "spine-order-not-read" if outcome.orders_not_read else "no-spine-imaging-order"
     elif assessment.not_applicable_reason is not None:
         reason = assessment.not_applicable_reason.value
     counts: dict[str, int] = {"ordersInQuestion": outcome.orders_in_question}
@@ -86,6 +87,10 @@ def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
         detail["dataNotes"] = list(outcome.data_notes)
     if outcome.unrecognised:  # what a site can teach the service (cds_service.unrecognised)
         detail["unrecognised"] = dict(outcome.unrecognised)
+    if outcome.orders_not_read:
+        detail["ordersNotRead"] = [
+            {"reference": i.reference, "reason": i.reason} for i in outcome.orders_not_read
+        ]
     cards = outcome.response.get("cards", [])
     return {
         "decision": outcome.decision,

@@ -49,6 +49,9 @@ class Outcome:
     data_notes: tuple[dict[str, str], ...] = ()
     # orders and codes sent that the service did not recognise (cds_service.unrecognised)
     unrecognised: Mapping[str, Any] = field(default_factory=dict)
+    # spine imaging orders it recognised but could not read (not a valid R4
+    # ServiceRequest), when no other spine order was read: why no card came
+    orders_not_read: tuple[DataIssue, ...] = ()
 
     @property
     def decision(self) -> str:
@@ -145,7 +148,9 @@ def handle_hook(
     unknown_orders = orders_not_recognised(context["draftOrders"], selections, runtime.value_sets)
     unrecognised: dict[str, Any] = {"orders": unknown_orders} if unknown_orders else {}
     if not orders.orders:
-        return Outcome(response={"cards": []}, unrecognised=unrecognised)
+        return Outcome(
+            response={"cards": []}, unrecognised=unrecognised, orders_not_read=orders.issues
+        )
 
     started = time.monotonic()
     try:

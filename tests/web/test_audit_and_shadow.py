@@ -112,3 +112,24 @@ def test_notes_about_incomplete_data_reach_the_audit(client: FlaskClient) -> Non
     notes = audit_records(client.application)[0].detail["dataNotes"]
     assert [note["key"] for note in notes] == ["crp"]
     assert "page" in notes[0]["reason"]
+
+
+def test_a_spine_order_that_cannot_be_read_is_named_in_the_audit(client: FlaskClient) -> None:
+    """No card can come from an order that is not a valid R4 ServiceRequest, but the
+    audit must not file it with the calls that had no spine order at all."""
+    app = client.application
+    body, _ = improving_patient_request(app)
+    (order,) = (
+        e["resource"]
+        for e in body["context"]["draftOrders"]["entry"]
+        if e["resource"]["id"] in body["context"]["selections"][0]
+    )
+    del order["intent"]
+    answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert answer.status_code == 200 and answer.get_json() == {"cards": []}
+    (record,) = audit_records(app)
+    assert record.decision == "not-applicable"
+    assert record.reason == "spine-order-not-read"
+    (unread,) = record.detail["ordersNotRead"]
+    assert unread["reference"].endswith(order["id"])
+    assert "intent" in unread["reason"]
