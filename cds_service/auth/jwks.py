@@ -98,8 +98,11 @@ class _KeySource:
     def status(self, now: float, min_interval: float) -> str | None:
         """None when keys are at hand, else why not. Fetches when it never has (at most
         once per ``min_interval``): a readiness probe learns of a broken URL before the
-        first call does, without hammering it."""
-        with self._lock:
+        first call does, without hammering it. Never waits for a fetch under way on
+        another thread: a slow key server must not hold readiness probes."""
+        if not self._lock.acquire(blocking=False):
+            return None if self._keys is not None else "keys being fetched"
+        try:
             if self._keys is None and (
                 self._attempted_at is None or not (0 <= now - self._attempted_at < min_interval)
             ):
@@ -109,6 +112,8 @@ class _KeySource:
             if self.last_error is not None:
                 return f"{self.last_error} (keys fetched earlier still in use)"
             return None
+        finally:
+            self._lock.release()
 
     def get(
         self, kid: str, now: float, min_interval: float, max_age: float | None
@@ -150,7 +155,13 @@ def _read_file(path: str) -> bytes:
 
 
 def _fetch_url(session: requests.Session, url: str, timeout: float) -> bytes:
-    """GET a JWKS: no redirects (the allowlist names exact URLs), bounded size and time."""
+    """GET a JWKS: no redirects (the allowlist names exact URLs), bounded size and time.
+
+    The body is read as it comes (``read1``: whatever has arrived), so the deadline is
+    checked after every read: a server that sends a byte a second is given up after
+    ``timeout``, not after the whole document (a read waiting for a full chunk once
+    held a key source for minutes). One read that gets nothing waits at most
+    ``timeout`` more, so a fetch ends within about twice ``timeout``."""
     deadline = time.monotonic() + timeout
     with session.get(
         url,
@@ -162,7 +173,7 @@ def _fetch_url(session: requests.Session, url: str, timeout: float) -> bytes:
         if resp.status_code != 200:
             raise FetchError(f"HTTP {resp.status_code}")
         body = bytearray()
-        for chunk in resp.iter_content(chunk_size=16_384):
+        while chunk := resp.raw.read1(16_384, decode_content=True):
             body.extend(chunk)
             if len(body) > _MAX_JWKS_BYTES:
                 raise FetchError(f"larger than {_MAX_JWKS_BYTES} bytes")
@@ -241,8 +252,11 @@ class JkuList:
             return jku in self._allowed
 
     def status(self, now: float, min_interval: float) -> str | None:
-        """None when the list is at hand, else why not (fetching when it never has)."""
-        with self._lock:
+        """None when the list is at hand, else why not (fetching when it never has);
+        never waits for a fetch under way on another thread."""
+        if not self._lock.acquire(blocking=False):
+            return None if self._allowed is not None else "list being fetched"
+        try:
             if self._allowed is None and self._may_fetch(now, min_interval):
                 self._load(now)
             if self._allowed is None:
@@ -250,3 +264,5 @@ class JkuList:
             if self.last_error is not None:
                 return f"{self.last_error} (the list fetched earlier still in use)"
             return None
+        finally:
+            self._lock.release()

@@ -13,6 +13,7 @@ import hmac
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -634,6 +635,39 @@ def test_unreachable_jwks_url_gives_jwks_unavailable(
     client = TrustedClient(iss=ISS, jwks_url=f"http://127.0.0.1:{port}/jwks.json")
     verifier = make_verifier((client,), clock, mono, jwks_timeout_seconds=1.0)
     assert refused(verifier, bearer(sign(es_key, claims()))) == "jwks-unavailable"
+
+
+def test_a_jwks_url_that_sends_a_byte_at_a_time_is_given_up_at_its_timeout(
+    server: JwksServer, clock: FakeClock, mono: FakeClock, es_key: Key
+) -> None:
+    """Once each read waited for a full chunk: a trickling server held the key source
+    (and every call and readiness probe behind its lock) for minutes."""
+    server.publish(jwks(es_key))
+    server.trickle("/jwks.json", 0.05)  # the document would take about 20 s
+    client = TrustedClient(iss=ISS, jwks_url=server.url())
+    verifier = make_verifier((client,), clock, mono, jwks_timeout_seconds=0.5)
+    started = time.monotonic()
+    assert refused(verifier, bearer(sign(es_key, claims()))) == "jwks-unavailable"
+    assert time.monotonic() - started < 2.0
+
+
+def test_readiness_does_not_wait_for_a_key_fetch_under_way(
+    server: JwksServer, clock: FakeClock, mono: FakeClock, es_key: Key
+) -> None:
+    server.publish(jwks(es_key))
+    server.trickle("/jwks.json", 0.05)
+    client = TrustedClient(iss=ISS, jwks_url=server.url())
+    verifier = make_verifier((client,), clock, mono, jwks_timeout_seconds=1.5)
+    call = threading.Thread(target=refused, args=(verifier, bearer(sign(es_key, claims()))))
+    call.start()
+    while server.request_count() == 0:
+        time.sleep(0.01)  # the call's fetch is under way
+    started = time.monotonic()
+    status = verifier.key_sources_status()
+    waited = time.monotonic() - started
+    call.join()
+    assert status == {server.url(): "keys being fetched"}
+    assert waited < 0.5
 
 
 def test_symmetric_keys_in_a_jwks_are_never_used(

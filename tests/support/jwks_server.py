@@ -1,8 +1,8 @@
 """A real JWKS endpoint for tests: stdlib HTTP server on 127.0.0.1 in a thread.
 
 It serves JSON documents by path, can be switched to answer with an error
-status, and counts the GET requests it receives per path, so tests can check
-how often a client really fetched keys.
+status or to send a document a byte at a time, and counts the GET requests it
+receives per path, so tests can check how often a client really fetched keys.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class JwksServer:
         self._documents: dict[str, bytes] = {}
         self._status: dict[str, int] = {}
         self._counts: dict[str, int] = {}
+        self._trickle: dict[str, float] = {}  # path -> seconds between bytes
+        self._stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,12 +33,20 @@ class JwksServer:
                     server._counts[path] = server._counts.get(path, 0) + 1
                     body = server._documents.get(path)
                     status = server._status.get(path, 200 if body is not None else 404)
+                    pause = server._trickle.get(path)
                 payload = body if body is not None and status == 200 else b"{}"
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if pause is None:
+                    self.wfile.write(payload)
+                    return
+                for byte in payload:
+                    if server._stopping.wait(pause):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # keep test output quiet
@@ -52,6 +62,7 @@ class JwksServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -82,6 +93,11 @@ class JwksServer:
         """Answer ``path`` with an error status from now on."""
         with self._lock:
             self._status[path] = status
+
+    def trickle(self, path: str, seconds_per_byte: float) -> None:
+        """Send ``path``'s document one byte every ``seconds_per_byte`` from now on."""
+        with self._lock:
+            self._trickle[path] = seconds_per_byte
 
     def request_count(self, path: str = "/jwks.json") -> int:
         with self._lock:
