@@ -129,9 +129,11 @@ def validate(validator: Draft202012Validator, instance: Any) -> list[FieldError]
 class SchemaCheck:
     """One schema, checked fast and explained precisely (see cds_service.schemas).
 
-    The compiled validator only ever lets a body through; every refusal, and its
-    messages, come from jsonschema. Should the two disagree on some body, the precise
-    one decides.
+    The compiled validator only ever lets a body through; the refusals and their
+    messages come from jsonschema. A body that only the compiled one refuses is
+    refused too, with its words: jsonschema reads a pattern's ``$`` as Python does, so
+    ``"patient-1\n"`` passed ``^...$`` there, while JSON Schema's regular expressions
+    (ECMA-262) end at the end of the string.
     """
 
     fast: jsonschema_rs.Validator
@@ -141,4 +143,16 @@ class SchemaCheck:
         """What ``validate`` says of ``instance``: [] when it conforms."""
         if self.fast.is_valid(instance):
             return []
-        return validate(self.precise, instance)
+        return validate(self.precise, instance) or _fast_problems(self.fast, instance)
+
+
+def _fast_problems(fast: jsonschema_rs.Validator, instance: Any) -> list[FieldError]:
+    found: list[FieldError] = []
+    for error in fast.iter_errors(instance):
+        kind = error.kind
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern):
+            message = f"expected a string matching {kind.pattern} (with nothing after it)"
+        else:  # not met so far: the two validators differ only on patterns
+            message = "does not conform to the schema"
+        found.append(FieldError(json_path(error.instance_path), message))
+    return sorted(found, key=lambda e: (e.path, e.message))[:MAX_REPORTED_ERRORS]

@@ -67,3 +67,17 @@ def test_a_placeholder_date_on_an_observation_is_answered_not_a_crash(
     observations[-1]["effectiveDateTime"] = placeholder
     answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
     assert answer.status_code == 200, answer.get_json()
+
+
+@pytest.mark.parametrize("field", ["patientId", "userId"])
+def test_an_identifier_with_a_trailing_newline_is_refused(client: FlaskClient, field: str) -> None:
+    """Python's ``$`` matches before a final newline; JSON Schema's does not. Such a
+    patient id once passed, and every prefetched resource then read as another
+    patient's: no card, and no word why."""
+    body = _improving_body()
+    body["context"][field] += "\n"
+    answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert answer.status_code == 400
+    (problem,) = answer.get_json()["details"]
+    assert problem["path"] == f"$.context.{field}"
+    assert "expected a string matching" in problem["message"]

@@ -287,7 +287,12 @@ def test_the_compiled_schema_check_never_passes_what_jsonschema_refuses(
     precise = validate(check.precise, request)
     if check.fast.is_valid(request):
         assert precise == [], f"passed by jsonschema-rs, refused by jsonschema: {precise}"
-    assert check.problems(request) == precise
+        assert check.problems(request) == []
+    elif precise:
+        assert check.problems(request) == precise  # jsonschema's words
+    else:  # only a pattern's end differs (Python's "$"): refused all the same
+        problems = check.problems(request)
+        assert problems and all("expected a string matching" in p.message for p in problems)
 
 
 def test_a_refused_request_gets_jsonschemas_messages() -> None:
