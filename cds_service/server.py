@@ -20,6 +20,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from cds_service.auth.algorithms import _MAX_TOKEN_CHARS
 from cds_service.logs import GunicornLogger
 from cds_service.settings import Settings
 
@@ -32,6 +33,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as cds_service.metrics, without im
 # gunicorn exits by itself before anything sends SIGKILL. A call takes well under a
 # second (fhir_budget_seconds bounds its FHIR traffic).
 GRACEFUL_TIMEOUT_SECONDS = 8
+# The header line "Authorization: Bearer <token>\r\n" (gunicorn counts its CRLF) with
+# the longest token the verifier reads.
+AUTHORIZATION_FIELD_BYTES = len("Authorization: Bearer \r\n") + _MAX_TOKEN_CHARS
 # Shared memory, where one exists: the workers' heartbeat files and the metrics directory
 # need no disk, and a read-only root filesystem has no other writable place.
 SHM_DIR = "/dev/shm"  # noqa: S108 - mkdtemp/mkstemp there: private, unique names
@@ -188,6 +192,9 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
             "loglevel": self.settings.log_level,
             "accesslog": None,  # our own request log line carries the hook instance, not the body
             "limit_request_line": 8190,
+            # An Authorization header as long as the verifier reads (the longest token
+            # and "Bearer "): a longer one was refused by gunicorn itself, in HTML.
+            "limit_request_field_size": AUTHORIZATION_FIELD_BYTES,
             "child_exit": _child_exit,
             "worker_exit": _worker_exit,
             # X-Forwarded-Proto and friends only from proxies named in the settings (gunicorn

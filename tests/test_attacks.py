@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import socket
 import sqlite3
 import time
@@ -39,6 +40,7 @@ from tests.support.jwks_server import JwksServer
 from tests.support.link_server import LinkServer
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
 ISS = "https://ehr.example.org"
 ORIGIN = "https://ehr-web.example.org"
 MAX_BODY = 64 * 1024
@@ -678,6 +680,32 @@ def test_unsigned_symmetric_and_foreign_key_tokens_are_refused(target: Target) -
             timeout=15,
         )
         assert response.status_code == 401
+
+
+@pytest.mark.parametrize("length", [9_000, 16_384])
+def test_a_long_token_is_refused_by_the_service_in_its_words(target: Target, length: int) -> None:
+    """Up to the longest token the verifier reads, gunicorn passes the header on and the
+    refusal is the service's (JSON, a request id). Tokens over 8 KB once got gunicorn's
+    own HTML 431."""
+    token = "a" * (length - 2) + ".."
+    response = requests.post(
+        target.hook_url,
+        json=target.order_body(prefetch=EMPTY_PREFETCH),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+    assert response.status_code == 401
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers.get("X-Request-Id")
+
+
+def test_nginx_passes_on_an_authorization_header_as_long_as_the_service_reads() -> None:
+    from cds_service.server import AUTHORIZATION_FIELD_BYTES
+
+    conf = (ROOT / "deploy" / "nginx" / "spine-cds.conf").read_text(encoding="utf-8")
+    match = re.search(r"large_client_header_buffers\s+\d+\s+(\d+)k;", conf)
+    assert match is not None
+    assert int(match.group(1)) * 1024 >= AUTHORIZATION_FIELD_BYTES
 
 
 def _hs256(claims: dict[str, Any], secret: bytes, kid: str) -> str:
