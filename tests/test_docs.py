@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from cds_service.engine.thresholds import RuleSettings
@@ -33,3 +34,18 @@ def test_documented_defaults_match_the_code() -> None:
             else:
                 expected = f"`{value}`"
             assert f"| `{name}` | {expected} |" in text, name
+
+
+def test_the_documented_scopes_reach_every_data_source() -> None:
+    """A token with the scopes integration.md gives reads every search the service
+    sends; with fewer, the optional checks quietly never apply."""
+    from cds_service.datasources import SOURCES
+
+    text = (DOCS / "integration.md").read_text()
+    needed = {s.resource_type for s in SOURCES} | {"Medication"}  # the _include
+    for scopes in re.findall(r'"scope": "([^"]+)"', text):
+        granted = {scope.split("/")[1].split(".")[0] for scope in scopes.split()}
+        assert needed <= granted, f"scopes missing: {sorted(needed - granted)}"
+    assert re.findall(r'"scope": "', text)
+    in_words = {9: "nine"}.get(len(SOURCES), str(len(SOURCES)))
+    assert f"same {in_words} prefetch templates" in text
