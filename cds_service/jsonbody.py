@@ -81,7 +81,7 @@ def parse_json_object(raw: bytes, depth_limit: int) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+        raise ApiError(400, "invalid_json", _why_not_json(raw, depth_limit, exc)) from None
     if not isinstance(value, dict):
         raise ApiError(
             400,
@@ -93,3 +93,16 @@ def parse_json_object(raw: bytes, depth_limit: int) -> dict[str, Any]:
             400, "invalid_request", f"the JSON body is nested deeper than {depth_limit} levels"
         )
     return value
+
+
+def _why_not_json(raw: bytes, depth_limit: int, exc: orjson.JSONDecodeError) -> str:
+    """orjson's reason, except where it names the wrong one: a body that is not UTF-8
+    (orjson says "surrogates not allowed" at character 0), or one nested past orjson's
+    own limit of 1024 (it says "depth limit exceeded", not the service's limit)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"the request body is not valid UTF-8 (byte {bad.start}); JSON must be UTF-8"
+    if max_depth(raw, depth_limit) > depth_limit:
+        return f"the JSON body is nested deeper than {depth_limit} levels"
+    return f"the request body is not valid JSON: {exc}"

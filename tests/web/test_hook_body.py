@@ -233,8 +233,11 @@ def test_a_declined_body_gets_the_answer_the_typed_one_gets(client: Any, runtime
 @pytest.mark.parametrize(
     ("mangle", "status", "words"),
     [
-        (lambda raw: raw.replace(b'"final"', b'"fin\xffal"', 1), 400, "not valid JSON"),
+        (lambda raw: raw.replace(b'"final"', b'"fin\xffal"', 1), 400, "not valid UTF-8 (byte"),
         (lambda raw: raw[:-1] + b',"x":' + b"[" * 70 + b"]" * 70 + b"}", 400, "nested deeper"),
+        # past orjson's own limit (1024): the service's limit is still the one named
+        (lambda raw: raw[:-1] + b',"x":' + b"[" * 2000 + b"]" * 2000 + b"}", 400, "than 64 levels"),
+        (lambda raw: raw[:-1] + b',"x": tru}', 400, "not valid JSON"),
     ],
 )
 def test_bodies_the_careful_parse_refuses_are_refused(
