@@ -104,7 +104,7 @@ def test_the_report_escapes_what_clients_sent() -> None:
         detail={
             "unrecognised": {
                 "orders": [
-                    {"codings": [{"system": "x", "code": "1\n2", "display": "\x1b[31mred"}]}
+                    {"codings": [{"system": "x", "code": "1\n2", "display": "\x1b[31mred\u202e"}]}
                 ],
                 "Condition": [["y", "3"], ["y", "3"]],
             }
@@ -112,11 +112,12 @@ def test_the_report_escapes_what_clients_sent() -> None:
     )
     codes = unrecognised_codes([record, record])
     assert codes["orders"] == [
-        {"system": "x", "code": "1\n2", "count": 2, "display": "\x1b[31mred"}
+        {"system": "x", "code": "1\n2", "count": 2, "display": "\x1b[31mred\u202e"}
     ]
     assert codes["Condition"] == [{"system": "y", "code": "3", "count": 4}]
     text = format_unrecognised(codes)
-    assert "\x1b" not in text and "1\\n2" in text
+    assert "\x1b" not in text and "\u202e" not in text  # nor a bidi override
+    assert "1\\u000a2" in text and "\\u202e" in text
 
 
 # The codings an Observation may carry: known to the value set (CRP, a qualitative CRP the

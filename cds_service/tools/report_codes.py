@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cds_service.logs import escape_controls
 from cds_service.stores.audit import AuditRecord
+from cds_service.tools.report_safe import printable
 
 KINDS = ("orders", "Condition", "Observation")
 HEADINGS = {
@@ -66,16 +66,16 @@ def unrecognised_codes(records: Iterable[AuditRecord]) -> dict[str, list[dict[st
 
 def format_unrecognised(codes: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """The list as text: one section per kind, ``count  system|code  display``. The codes
-    are what clients sent: control characters are escaped, so none reaches the terminal
-    as an escape sequence or starts a line of its own."""
+    are what clients sent: shown as ``report_safe.printable`` shows such text, so no
+    control, bidi or line-separator character reaches the terminal as it is."""
     lines: list[str] = []
     for kind in KINDS:
         rows = codes.get(kind, [])
         lines.append(f"{HEADINGS[kind]}: {len(rows) or 'none'}")
         for row in rows:
-            display = f"  {row['display']}" if row.get("display") else ""
-            system = row["system"] or "(no system)"
-            lines.append(escape_controls(f"  {row['count']:>5}  {system}|{row['code']}{display}"))
+            display = f"  {printable(row['display'])}" if row.get("display") else ""
+            system = printable(row["system"]) if row["system"] else "(no system)"
+            lines.append(f"  {row['count']:>5}  {system}|{printable(row['code'])}{display}")
     lines.append(
         "Add the codes that mean spine imaging, osteomyelitis, CRP or ESR to the value sets "
         "(valueset_dir; docs/integration.md)."
