@@ -31,6 +31,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+HSTS = "max-age=31536000"
 # Every answer names its request; the same id starts every log line written for it, so an
 # integrator who quotes it (a browser client reads it through CORS) finds the refusal's why.
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -91,6 +92,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if name == "X-Frame-Options" and own_frames:
                 continue  # the route's CSP says who may frame it (the trend app: the EHR)
             response.headers.setdefault(name, value)
+        if request.is_secure:  # https, or said so by a proxy named in forwarded_allow_ips
+            # Browsers keep to https for this host (the trend app's pages carry OAuth
+            # codes); sent only over https, where RFC 6797 has it read.
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         elapsed_ms = elapsed * 1000
         # flask-cors answers preflights on the endpoint's own URL: count them apart.

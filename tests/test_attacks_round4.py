@@ -81,3 +81,10 @@ def test_an_identifier_with_a_trailing_newline_is_refused(client: FlaskClient, f
     (problem,) = answer.get_json()["details"]
     assert problem["path"] == f"$.context.{field}"
     assert "expected a string matching" in problem["message"]
+
+
+def test_answers_over_https_ask_browsers_to_keep_to_https(client: FlaskClient) -> None:
+    secure = client.get("/health", base_url="https://cds.example.org")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = client.get("/health")  # over http the header means nothing (RFC 6797)
+    assert "Strict-Transport-Security" not in plain.headers
