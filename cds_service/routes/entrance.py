@@ -71,7 +71,7 @@ def authenticate(
         # the log only: the client gets a bare 401 with the request id to quote.
         details = exc.details()
         auth_log.warning(
-            "refused client JWT reason=%s endpoint=%s issuer=%s remote=%s%s",
+            "refused client JWT reason=%s endpoint=%s claimed_issuer=%s remote=%s%s",
             exc.reason,
             kind,
             issuer or "-",
