@@ -16,7 +16,7 @@ from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI
 from fhir_mappers.model import Coding, ImagingOrder
-from fhir_mappers.valuesets import CPT, ValueSets
+from fhir_mappers.valuesets import CPT, ValueSets, canonical_system
 
 LOINC = "http://loinc.org"
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
@@ -120,7 +120,7 @@ def study_coding(study: Study, order: ImagingOrder, value_sets: ValueSets) -> Co
         and e.region == study.region
         and e.contrast == study.contrast
     ]
-    systems = [c.system for c in order.codes] + [CPT]
+    systems = [canonical_system(c.system) for c in order.codes] + [CPT]
     matches.sort(
         key=lambda e: (
             systems.index(e.system) if e.system in systems else len(systems),
