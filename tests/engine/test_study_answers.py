@@ -99,10 +99,13 @@ def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_level() -> None:
         ("72149", Modality.MRI, "with", "appropriate"),
         ("72131", Modality.CT, "without", "not-appropriate"),
         ("72132", Modality.CT, "with", "appropriate"),
+        # a CT whose code does not say its contrast (LOINC 24963-1 "CT Lumbar spine"): it
+        # may be one without, which cannot exclude an abscess (was rated appropriate)
+        ("24963-1", Modality.CT, None, "not-appropriate"),
     ],
 )
 def test_a_soft_tissue_question_needs_contrast(
-    code: str, modality: Modality, contrast: str, rated: str
+    code: str, modality: Modality, contrast: str | None, rated: str
 ) -> None:
     ordered = study(code, modality, "lumbar", contrast)
     a = run(PLATEAU, orders=[replace(ordered, authored_on=order(29).authored_on)])
@@ -120,8 +123,8 @@ def test_a_loinc_order_of_unknown_level_is_replaced_by_a_whole_spine_study() -> 
     a = run(PLATEAU, [nvo(region="cervical")], orders=[ordered])
     (suggestion,) = suggestions(a)
     coding = suggestion["actions"][0]["resource"]["code"]["coding"][0]
-    # the order's own system has no cervical MRI with contrast listed: CPT
-    assert (coding["system"], coding["code"]) == ("http://www.ama-assn.org/go/cpt", "72156")
+    # in the order's own system: LOINC 24937-5 MR Cervical spine WO and W contrast IV
+    assert (coding["system"], coding["code"]) == (LOINC, "24937-5")
     unknown = run(PLATEAU, [nvo(region=None)], orders=[ordered])
     (whole,) = suggestions(unknown)
     coding = whole["actions"][0]["resource"]["code"]["coding"][0]

@@ -120,6 +120,27 @@ def test_every_loinc_spine_code_has_its_modality_and_region(
     assert (entry.modality.value, entry.region) == expected
 
 
+# The contrast each LOINC spine code's short name states (LOINC via Microsoft Learn, Azure
+# AI Health Insights, radiology procedure inference, Appendix A): "W contrast IV" with,
+# "WO contrast" without, "WO and W contrast IV" both; a name without one, None.
+LOINC_CONTRAST = {
+    **dict.fromkeys(["24935-9", "24980-5", "24968-0", "24932-6", "24978-9", "24963-1"]),
+    **dict.fromkeys(["24938-3", "24982-1", "30678-7", "24933-4", "24979-7"], "with"),
+    **dict.fromkeys(["24964-9", "24987-0"], "with"),  # 24964-9: CT Lumbar spine W contrast IV
+    **dict.fromkeys(["30667-0", "36532-0", "30679-5", "36531-2", "30854-4"], "without"),
+    **dict.fromkeys(["30592-0", "30597-9", "30620-9", "36530-4"], "without"),
+    **dict.fromkeys(["24937-5", "24981-3", "24967-2", "30855-1"], "without-and-with"),
+}
+
+
+@pytest.mark.parametrize(("code", "contrast"), sorted(LOINC_CONTRAST.items()))
+def test_every_loinc_spine_code_has_the_contrast_its_name_states(
+    code: str, contrast: str | None
+) -> None:
+    entry = VS.imaging_entry(LOINC, code)
+    assert entry is not None and entry.contrast == contrast
+
+
 def test_whole_spine_mr_contrast_as_the_rules_state() -> None:
     without = VS.imaging_entry(LOINC, "30854-4")
     both = VS.imaging_entry(LOINC, "30855-1")
