@@ -152,13 +152,21 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
     coding = study_coding(study, order, ctx.value_sets)
     if coding is None:
         return None
-    label = words.study_words(study.modality.value, study.region, study.contrast)
+    named = words.study_words(study.modality.value, study.region, study.contrast)
+    label = named
     resource = copy.deepcopy(dict(order.resource))
+    if a.recommendation is Recommendation.SUPPORT_URGENT:
+        # the card asks for an emergency MRI now (clinical-rules.md, "What a card should
+        # say"): the study replaces the draft as a STAT order, without the draft's timing
+        label = f"emergency {named} (STAT)"
+        resource["priority"] = "stat"
+        for timing in ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"):
+            resource.pop(timing, None)
     resource["code"] = {
         "coding": [
             prune({"system": coding.system, "code": coding.code, "display": coding.display})
         ],
-        "text": upper_first(label),
+        "text": upper_first(named),
     }
     replaced = replace(order, resource=resource, codes=(coding,))
     rated = rated_resource(replaced, "appropriate", ctx.qcdsm_name, card_id)
