@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-ATC = "http://www.whocc.no/atc"
+from fhir_mappers.codesystems import RXNORM, canonical_system
+
 ANTIBIOTICS_VALUE_SET = "antibiotics"  # the "valueSet" of the files this module reads
 RXNORM_TTYS = frozenset({"IN", "PIN", "MIN"})
 
@@ -76,8 +76,11 @@ class Antibiotics:
         Codes and words count together; the ingredient matched most often wins, then the
         one first in the value set (so "amoxicillin / clavulanate" reads as the
         combination)."""
-        codings = tuple(codings)
         score: dict[Ingredient, int] = {}
+        codings = tuple(
+            (None if system is None else canonical_system(system), code, display)
+            for system, code, display in codings
+        )
         for system, code, _ in codings:
             if system == RXNORM and code is not None:
                 ingredient = self.by_code(code)
@@ -225,7 +228,7 @@ def _atc(file_name: str, raw: object) -> tuple[str, list[str], list[str]]:
     unknown = set(raw) - _ATC_KEYS
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    system = _text(raw.get("system"), f"{where}.system")
+    system = canonical_system(_text(raw.get("system"), f"{where}.system"))
     prefixes = [p.upper() for p in _codes(raw.get("prefixes"), f"{where}.prefixes")]
     codes = [c.upper() for c in _codes(raw.get("codes"), f"{where}.codes")]
     return system, prefixes, codes

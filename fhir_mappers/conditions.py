@@ -33,7 +33,13 @@ from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, DataIss
 from fhir_mappers.rawjson import codings, describe_error, reference
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.usual_r4 import usual_r4
-from fhir_mappers.valuesets import ICD10CM, ConditionEntry, ValueSets, normalize_code
+from fhir_mappers.valuesets import (
+    ICD10CM,
+    ConditionEntry,
+    ValueSets,
+    canonical_system,
+    normalize_code,
+)
 
 CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
@@ -139,7 +145,7 @@ def _region(
     regions: list[str] = []
     for coding, entry in read_as:
         region = entry.region
-        if region is None and coding.system == ICD10CM:
+        if region is None and canonical_system(coding.system) == ICD10CM:
             region = icd10cm_region(coding.code)
         if region is not None and region not in regions:
             regions.append(region)

@@ -36,7 +36,7 @@ from fhir_mappers.observations_careful import (
 )
 from fhir_mappers.rawjson import reference
 from fhir_mappers.timeutil import usual_time
-from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets
+from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets, canonical_system
 from fhir_mappers.wire import (
     ObservationBytes,
     WireCoding,
@@ -132,7 +132,7 @@ def _select_wire_code(
     for item in concept.coding:
         system, code = item.system, item.code
         if system is not UNSET and code is not UNSET:
-            entry = table.get((system, code))
+            entry = table.get((canonical_system(system), code))
             if entry is not None:
                 display = None if item.display is UNSET else item.display
                 found = Coding(system, code, display), entry

@@ -23,7 +23,7 @@ from typing import Any
 
 from fhir_mappers.model import Coding, DataIssue, Measurement, MeasurementKind, When
 from fhir_mappers.timeutil import parse_fhir_time
-from fhir_mappers.valuesets import ObservationEntry, ObservationKind
+from fhir_mappers.valuesets import ObservationEntry, ObservationKind, canonical_system
 
 USED_STATUSES = frozenset({"final", "amended", "corrected"})
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
@@ -89,7 +89,7 @@ def select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry] 
             continue
         system, code = item.get("system"), item.get("code")
         if isinstance(system, str) and isinstance(code, str):
-            entry = table.get((system, code))
+            entry = table.get((canonical_system(system), code))
             if entry is not None:
                 display = item.get("display")
                 found = Coding(system, code, display if isinstance(display, str) else None), entry

@@ -12,6 +12,10 @@ ICD-10-CM codes arrive with or without the dot ("M46.26" or "M4626"), so they ar
 compared without it and in upper case; a "prefix" entry "M46.2" matches M46.2 and every
 code below it. Other systems compare exactly.
 
+A code system arrives as its FHIR URI or, from many EHR interfaces, as its HL7 OID:
+every lookup reads it through ``canonical_system`` (fhir_mappers/codesystems.py), and
+the files' systems are read the same way. A coding keeps the system it arrived with.
+
 A condition entry may carry a clinical "name" (what a card calls the condition, e.g.
 "cauda equina syndrome") and a spinal "region" (one of CONDITION_REGIONS) when its code
 fixes one; absent means unknown or unspecified. The region an ICD-10-CM M46.2x-M46.5x
@@ -27,12 +31,14 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from fhir_mappers.codesystems import ATC as ATC
+from fhir_mappers.codesystems import CPT as CPT
+from fhir_mappers.codesystems import ICD10CM as ICD10CM
+from fhir_mappers.codesystems import LOINC as LOINC
+from fhir_mappers.codesystems import RXNORM as RXNORM
+from fhir_mappers.codesystems import SNOMED as SNOMED
+from fhir_mappers.codesystems import canonical_system as canonical_system
 from fhir_mappers.model import ConditionCategory, Modality
-
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-CPT = "http://www.ama-assn.org/go/cpt"
 
 E = TypeVar("E", bound=Enum)
 
@@ -121,7 +127,7 @@ class ObservationEntry:
 def normalize_code(system: str, code: str) -> str:
     """The form a code is compared in: ICD-10-CM without its dot, upper case; others stripped."""
     code = code.strip()
-    if system == ICD10CM:
+    if canonical_system(system) == ICD10CM:
         return code.replace(".", "").upper()
     return code
 
@@ -156,13 +162,13 @@ class ValueSets:
         object.__setattr__(self, "_prefix_lookup", lookup)
 
     def procedure_entry(self, system: str, code: str) -> ProcedureEntry | None:
-        return self.procedures.get((system, code.strip()))
+        return self.procedures.get((canonical_system(system), code.strip()))
 
     def imaging_entry(self, system: str, code: str) -> ImagingEntry | None:
-        return self.imaging.get((system, code.strip()))
+        return self.imaging.get((canonical_system(system), code.strip()))
 
     def observation_entry(self, system: str, code: str) -> ObservationEntry | None:
-        return self.observations.get((system, code))
+        return self.observations.get((canonical_system(system), code))
 
     def observation_codes(self, system: str = LOINC) -> tuple[str, ...]:
         """The codes of ``system`` that the mappers read (IGNORE excluded), for query templates."""
@@ -176,6 +182,7 @@ class ValueSets:
 
     def condition_entry(self, system: str, code: str) -> ConditionEntry | None:
         """Exact match first, else the longest matching prefix."""
+        system = canonical_system(system)
         key = normalize_code(system, code)
         exact = self.condition_exact.get((system, key))
         if exact is not None:
@@ -232,6 +239,7 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
             if not isinstance(raw, Mapping):
                 raise ValueError(f"{where}: expected an object")
             system, code = _str(raw, "system", where), _str(raw, "code", where)
+            system = canonical_system(system)  # a site's file may name a system by its OID
             where = f"{name}: entries[{index}] ({system}|{code})"
             unknown = set(raw) - _KEYS[value_set]
             if unknown:

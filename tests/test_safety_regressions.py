@@ -232,3 +232,27 @@ def test_a_result_not_linked_to_this_patient_is_named_on_the_card(client: Any) -
     answer = client.post("/cds-services/spine-imaging-followup-select", json=request)
     (card,) = answer.get_json()["cards"]
     assert "1 result not linked to this patient was not used." in card["detail"]
+
+
+# --- code systems given by their HL7 OID (an outside review, 2026-12-06) --------------------
+
+ICD_OID = "urn:oid:2.16.840.1.113883.6.90"  # ICD-10-CM (HL7 Terminology, CodeSystem icd10CM)
+
+
+def test_cauda_equina_coded_by_the_icd10cm_oid_is_a_red_flag() -> None:
+    """Was advise-against, the card saying "no red flag recorded": G83.4 arrived with
+    ICD-10-CM written as its OID and was read as no condition at all."""
+    deficit = condition("cauda", "G83.4", onset=26)
+    deficit["code"]["coding"][0]["system"] = ICD_OID
+    assessment = decide([condition("nvo", "M46.26"), deficit], IMPROVING)
+    assert assessment.recommendation is Recommendation.SUPPORT_URGENT
+    assert [f.rule_id for f in assessment.red_flags] == ["neuro"]
+
+
+def test_an_episode_coded_only_by_the_icd10cm_oid_gets_its_card() -> None:
+    """Was no card: the NVO Condition's only coding named ICD-10-CM by its OID."""
+    nvo = condition("nvo", "M46.26")
+    nvo["code"]["coding"][0]["system"] = ICD_OID
+    assessment = decide([nvo], IMPROVING)
+    assert assessment.recommendation is Recommendation.ADVISE_AGAINST
+    assert assessment.infection_region == "lumbar"

@@ -16,7 +16,7 @@ from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI
 from fhir_mappers.model import Coding, ImagingOrder
-from fhir_mappers.valuesets import CPT, ValueSets
+from fhir_mappers.valuesets import CPT, ValueSets, canonical_system
 
 LOINC = "http://loinc.org"
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
@@ -120,7 +120,7 @@ def study_coding(study: Study, order: ImagingOrder, value_sets: ValueSets) -> Co
         and e.region == study.region
         and e.contrast == study.contrast
     ]
-    systems = [c.system for c in order.codes] + [CPT]
+    systems = [canonical_system(c.system) for c in order.codes] + [CPT]
     matches.sort(
         key=lambda e: (
             systems.index(e.system) if e.system in systems else len(systems),
@@ -152,13 +152,21 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
     coding = study_coding(study, order, ctx.value_sets)
     if coding is None:
         return None
-    label = words.study_words(study.modality.value, study.region, study.contrast)
+    named = words.study_words(study.modality.value, study.region, study.contrast)
+    label = named
     resource = copy.deepcopy(dict(order.resource))
+    if a.recommendation is Recommendation.SUPPORT_URGENT:
+        # the card asks for an emergency MRI now (clinical-rules.md, "What a card should
+        # say"): the study replaces the draft as a STAT order, without the draft's timing
+        label = f"emergency {named} (STAT)"
+        resource["priority"] = "stat"
+        for timing in ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"):
+            resource.pop(timing, None)
     resource["code"] = {
         "coding": [
             prune({"system": coding.system, "code": coding.code, "display": coding.display})
         ],
-        "text": upper_first(label),
+        "text": upper_first(named),
     }
     replaced = replace(order, resource=resource, codes=(coding,))
     rated = rated_resource(replaced, "appropriate", ctx.qcdsm_name, card_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -156,15 +157,28 @@ def _bullets(items: Sequence[str]) -> list[str]:
     return [f"- {i}" for i in items]
 
 
-def _evidence(keys: Sequence[str]) -> list[str]:
+def _evidence(keys: Sequence[str], said: str = "") -> list[str]:
+    """The statements for ``keys`` and the sources they cite, with every source the card
+    names elsewhere (``said``) as "Author year" (e.g. "Yoon 2010" in a remark)."""
     lines = ["**Evidence**", ""]
     cited: list[str] = []
     for key in keys:
         statement, refs = text.STATEMENTS[key]
         lines.append(f"- {statement}")
         cited += [r for r in refs if r not in cited]
+    said = "\n".join([said, *lines])
+    cited += [r for r, short in _CITED_AS.items() if r not in cited and short in said]
     lines += ["", "Sources: " + "; ".join(text.CITATIONS[r] for r in cited) + "."]
     return lines
+
+
+def _cited_as(citation: str) -> str:
+    """How card text names a source: its first author's surname and its year."""
+    year = re.search(r"\b(?:19|20)\d\d\b", citation)
+    return f"{citation.split()[0]} {year.group(0) if year else ''}".strip()
+
+
+_CITED_AS = {ref: _cited_as(citation) for ref, citation in text.CITATIONS.items()}
 
 
 def _episode_line(a: Assessment) -> str:
@@ -355,5 +369,6 @@ def detail(a: Assessment) -> str:
     keys = [_evidence_key(f.rule_id, f.data, a) for f in flags] or _gap_evidence(a)
     if any(r.code == "esr-rising" for r in a.notes):
         keys.append("esr-rising")
-    blocks.append(_evidence(list(dict.fromkeys(keys))))
+    said = "\n".join("\n".join(b) for b in blocks)
+    blocks.append(_evidence(list(dict.fromkeys(keys)), said))
     return "\n\n".join("\n".join(b) for b in blocks if b)

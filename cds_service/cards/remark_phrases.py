@@ -79,13 +79,20 @@ def _crp_not_falling(d: Data) -> Phrase:
     change = f" ({signed_pct(d['changePct'])})" if "changePct" in d else ""
     least = fmt(d["minFallPct"])
     day, judged = d["latest"]["day"], d.get("plateauAfterDays")
-    # before the day the plateau is judged, say when to look again (the next step)
-    then = (
-        f" Repeat CRP and ESR at about day {judged}: still under {least}% then raises "
-        "suspicion of treatment failure (IDSA 2015)."
-        if judged is not None and day < judged
-        else ""
-    )
+    order_day = d.get("orderDay", day)
+    # a CRP from before the day the plateau is judged: say when to look again (the next
+    # step), by the order's day (an order past that day repeats them now)
+    then = ""
+    if judged is not None and day < judged:
+        when, at = (
+            (f"at about day {judged}", "then")
+            if order_day < judged
+            else ("now", f"at day {judged} or later")
+        )
+        then = (
+            f" Repeat CRP and ESR {when}: still under {least}% {at} raises suspicion of "
+            "treatment failure (IDSA 2015)."
+        )
     return Phrase(
         f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L{change} by day {day}: "
         f"not yet down {least}% and not below {fmt(d['normalLimitMgL'])} mg/L.{then}",

@@ -30,6 +30,8 @@ CITATIONS: dict[str, str] = {
         "[doi:10.3390/jcm10122690](https://doi.org/10.3390/jcm10122690)"
     ),
     "AHN-2020": "Ahn KS et al. BMC Musculoskelet Disord 2020;21:428",
+    "YOON-2010": "Yoon SH et al. Eur Spine J 2010;19:575-582",
+    "PARK-2016": "Park KH et al. Clin Infect Dis 2016;62:1262-1269",
 }
 
 # rule id (or recommendation, or note code) -> (statement, citation ids)

@@ -90,6 +90,7 @@ def favourable_response_gaps(
             if trend.change_pct is not None:
                 data["changePct"] = trend.change_pct
             data["plateauAfterDays"] = settings.plateau_after_days
+            data["orderDay"] = (eval_day - t0_day).days
             unmet.append(Remark("crp-not-falling", data))
     if pain:
         series = sorted(pain, key=sort_key)

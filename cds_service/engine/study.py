@@ -3,9 +3,10 @@
 
 On a support or urgent card the rating goes by the study, not by the decision alone: a
 study that misses the infected or deficit level, a CT for a new deficit (MRI with
-gadolinium is the study of choice, IDSA 2015), or a study without contrast for a
-soft-tissue question (abscess, deficit, markers, pain, an unconfirmed diagnosis) cannot
-answer it and is never rated appropriate; the card offers the study that can. A
+gadolinium is the study of choice, IDSA 2015), or a study without contrast (a CT whose
+code leaves its contrast unknown counts as one) for a soft-tissue question (abscess,
+deficit, markers, pain, an unconfirmed diagnosis) cannot answer it and is never rated
+appropriate; the card offers the study that can. A
 mechanical question (collapse, fracture, instability) is one of alignment and stability:
 a CT answers it, and an MRI ordered for it alone gets no rating.
 
@@ -26,7 +27,7 @@ from .episode import covers
 # Why an order cannot answer the question (one code per order, the first that applies).
 GAP_LEVEL = "level"  # it does not image the infected or the deficit level
 GAP_MODALITY = "modality"  # a CT for a new neurologic deficit
-GAP_CONTRAST = "contrast"  # without contrast, for a soft-tissue question
+GAP_CONTRAST = "contrast"  # without contrast (a CT: or not known), for a soft-tissue question
 # an MRI for a mechanical question alone: not wrong, but not the study that answers it
 GAP_MECHANICAL_MRI = "mri-for-mechanical"
 
@@ -95,7 +96,11 @@ def study_gaps(
                 gaps[order.reference] = GAP_MECHANICAL_MRI
         elif urgent and order.modality is Modality.CT:
             gaps[order.reference] = GAP_MODALITY
-        elif order.contrast == "without":
+        elif order.contrast == "without" or (
+            order.modality is Modality.CT and order.contrast is None
+        ):
+            # a CT whose code does not say it has contrast may be one without: it cannot
+            # be counted on to show an abscess (MRI is preferred in any case)
             gaps[order.reference] = GAP_CONTRAST
     return gaps
 

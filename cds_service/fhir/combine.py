@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from msgspec import UNSET
 
 from cds_service.fhir.bundles import FetchResult, FhirError, Problem
+from fhir_mappers.valuesets import canonical_system
 from fhir_mappers.wire import ObservationBytes
 
 SEPARATOR = "+"
@@ -151,14 +152,14 @@ def _code_tokens(resource: Any) -> list[str]:
         typed = resource.typed.code
         if typed is UNSET or typed.coding is UNSET:
             return []
-        return [f"{_or_none(c.system)}|{_or_none(c.code)}" for c in typed.coding]
+        return [f"{_system(c.system)}|{_or_none(c.code)}" for c in typed.coding]
     codings: Sequence[Any] = ()
     if isinstance(resource, dict):
         concept = resource.get("code")
         if isinstance(concept, dict) and isinstance(concept.get("coding"), list):
             codings = concept["coding"]
     return [
-        f"{coding.get('system')}|{coding.get('code')}"
+        f"{_system(coding.get('system'))}|{coding.get('code')}"
         for coding in codings
         if isinstance(coding, dict)
     ]
@@ -166,3 +167,8 @@ def _code_tokens(resource: Any) -> list[str]:
 
 def _or_none(value: object) -> object:
     return None if value is UNSET else value
+
+
+def _system(value: object) -> object:
+    """A coding's system as the query names it: an OID form read as its URI."""
+    return canonical_system(value) if isinstance(value, str) else _or_none(value)

@@ -63,6 +63,19 @@ def test_plateau_day_threshold(latest_day: int, fires: bool) -> None:
         assert [r.code for r in a.unmet] == ["crp-not-falling"]
 
 
+@pytest.mark.parametrize(("order_day", "when"), [(21, "at about day 28"), (31, "now")])
+def test_an_early_crp_not_yet_down_asks_for_a_repeat_by_the_orders_day(
+    order_day: int, when: str
+) -> None:
+    """CRP 100 -> 80 on day 20: on day 21 repeat at about day 28; an order on day 31 is
+    past it (was "at about day 28" too, compared with the CRP's day)."""
+    from cds_service.cards.phrasebook import phrase
+
+    a = run([crp(0, 100), crp(20, 80), *GOOD_PAIN], order_day=order_day)
+    (remark,) = [r for r in a.unmet if r.code == "crp-not-falling"]
+    assert f"Repeat CRP and ESR {when}:" in phrase(remark).message
+
+
 # --- markers-not-responding: rise ----------------------------------------------------
 
 

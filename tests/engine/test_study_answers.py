@@ -62,8 +62,8 @@ def test_an_urgent_card_on_a_lumbar_mri_without_contrast_for_a_cervical_infectio
     assert a.study_gaps == {lumbar.reference: "level"}
     assert ratings(a) == {lumbar.reference: "not-appropriate"}
     (suggestion,) = suggestions(a)
-    assert (
-        suggestion["label"] == "Order MRI of the cervical spine without and with gadolinium instead"
+    assert suggestion["label"] == (
+        "Order emergency MRI of the cervical spine without and with gadolinium (STAT) instead"
     )
     (action,) = suggestion["actions"]
     assert action["type"] == "update"
@@ -74,6 +74,35 @@ def test_an_urgent_card_on_a_lumbar_mri_without_contrast_for_a_cervical_infectio
     assert rating["valueCodeableConcept"]["coding"][0]["code"] == "appropriate"
     summary = render_response(a, CTX)["cards"][0]["summary"]
     assert summary.startswith("New quadriplegia (day 15): the infection is cervical;")
+
+
+def test_the_replacement_on_an_urgent_card_is_a_stat_order_for_now() -> None:
+    """The critical card says "emergency MRI ... now": its replacement kept the draft's
+    routine priority and its timing (an outside review, 2026-12-06)."""
+    timed = {
+        "priority": "routine",
+        "occurrenceTiming": {"repeat": {"boundsPeriod": {"start": "2026-12-20"}}},
+    }
+    ct = study("72131", Modality.CT, "lumbar", "without")
+    ct = replace(ct, resource={**ct.resource, **timed})
+    urgent = run(improving()[:2], [nvo(region="lumbar"), neuro(onset=15)], orders=[ct])
+    assert urgent.recommendation is Recommendation.SUPPORT_URGENT
+    (suggestion,) = suggestions(urgent)
+    resource = suggestion["actions"][0]["resource"]
+    assert resource["priority"] == "stat"
+    assert "occurrenceTiming" not in resource
+    assert resource["code"]["text"] == "MRI of the lumbar spine without and with gadolinium"
+    assert "emergency" in suggestion["label"] and "(STAT)" in suggestion["label"]
+    # a support card's replacement keeps the draft's priority and timing
+    plateau = run(PLATEAU, orders=[replace(ct, authored_on=order(29).authored_on)])
+    assert plateau.recommendation is Recommendation.SUPPORT
+    (kept,) = suggestions(plateau)
+    resource = kept["actions"][0]["resource"]
+    assert (resource["priority"], resource["occurrenceTiming"]) == (
+        "routine",
+        timed["occurrenceTiming"],
+    )
+    assert "emergency" not in kept["label"]
 
 
 def test_an_urgent_card_on_the_right_mri_is_appropriate_with_no_replacement() -> None:
@@ -99,10 +128,13 @@ def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_level() -> None:
         ("72149", Modality.MRI, "with", "appropriate"),
         ("72131", Modality.CT, "without", "not-appropriate"),
         ("72132", Modality.CT, "with", "appropriate"),
+        # a CT whose code does not say its contrast (LOINC 24963-1 "CT Lumbar spine"): it
+        # may be one without, which cannot exclude an abscess (was rated appropriate)
+        ("24963-1", Modality.CT, None, "not-appropriate"),
     ],
 )
 def test_a_soft_tissue_question_needs_contrast(
-    code: str, modality: Modality, contrast: str, rated: str
+    code: str, modality: Modality, contrast: str | None, rated: str
 ) -> None:
     ordered = study(code, modality, "lumbar", contrast)
     a = run(PLATEAU, orders=[replace(ordered, authored_on=order(29).authored_on)])
@@ -120,8 +152,8 @@ def test_a_loinc_order_of_unknown_level_is_replaced_by_a_whole_spine_study() -> 
     a = run(PLATEAU, [nvo(region="cervical")], orders=[ordered])
     (suggestion,) = suggestions(a)
     coding = suggestion["actions"][0]["resource"]["code"]["coding"][0]
-    # the order's own system has no cervical MRI with contrast listed: CPT
-    assert (coding["system"], coding["code"]) == ("http://www.ama-assn.org/go/cpt", "72156")
+    # in the order's own system: LOINC 24937-5 MR Cervical spine WO and W contrast IV
+    assert (coding["system"], coding["code"]) == (LOINC, "24937-5")
     unknown = run(PLATEAU, [nvo(region=None)], orders=[ordered])
     (whole,) = suggestions(unknown)
     coding = whole["actions"][0]["resource"]["code"]["coding"][0]

@@ -147,6 +147,20 @@ def test_split_hands_each_key_its_own_and_each_note_to_every_key(
     assert failed.errors["esr"].reason == "FHIR server answered 401"
 
 
+@pytest.mark.parametrize("read", [dict, typed], ids=["dicts", "typed"])
+def test_split_reads_loinc_given_by_its_oid_as_loinc(read: Callable[[dict[str, Any]], Any]) -> None:
+    """A server that matches http://loinc.org|1988-5 to a coding written by LOINC's HL7
+    OID (urn:oid:2.16.840.1.113883.6.1) returns it: it is the CRP key's, not "none of
+    the codes asked for"."""
+    combined = combine(queries())
+    by_oid = observation("1988-5", "c1")
+    by_oid["code"]["coding"][0]["system"] = "urn:oid:2.16.840.1.113883.6.1"
+    result = FetchResult(resources={"crp+esr+pain": [read(by_oid)]}, errors={}, notes=())
+    out = split(result, combined)
+    assert [r["id"] for r in out.resources["crp"]] == ["c1"]
+    assert out.notes == ()
+
+
 @pytest.fixture(scope="module")
 def fhir() -> Iterator[FhirTestServer]:
     with FhirTestServer(token=TOKEN) as server:

@@ -474,6 +474,15 @@ def test_an_atc_code_without_a_display_is_named_by_the_code() -> None:
     assert start.name == "an antibacterial (ATC j01dh02)"
 
 
+def test_rxnorm_and_atc_given_by_their_hl7_oids_are_read_as_rxnorm_and_atc() -> None:
+    """An interface that writes code systems by OID (HL7 Terminology's External Code
+    Systems: RxNorm 2.16.840.1.113883.6.88, WHO ATC 2.16.840.1.113883.6.73)."""
+    rxnorm = concept("urn:oid:2.16.840.1.113883.6.88", "11124")
+    assert one(order(text=None, medicationCodeableConcept=rxnorm)).name == "vancomycin"
+    atc = concept("urn:oid:2.16.840.1.113883.6.73", "J01FA10", "azithromycin")
+    assert one(order(text=None, medicationCodeableConcept=atc)).name == "azithromycin"
+
+
 def test_rifampicin_by_its_atc_code() -> None:
     medication = concept(ATC, "J04AB02")
     assert one(order(text=None, medicationCodeableConcept=medication)).name.endswith("J04AB02)")
@@ -717,7 +726,8 @@ def test_a_site_extends_the_non_systemic_words() -> None:
             "already names 'vancomycin'",
         ),
         (
-            site_file(atc={"system": "urn:oid:2.16.840.1.113883.6.73", "prefixes": ["J01"]}),
+            # (ATC's own OID, urn:oid:2.16.840.1.113883.6.73, is the same system: not this)
+            site_file(atc={"system": "http://example.org/local-atc", "prefixes": ["J01"]}),
             "differs",
         ),
         (site_file(valueSet="conditions"), "'valueSet' must be 'antibiotics'"),

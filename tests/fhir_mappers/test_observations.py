@@ -517,3 +517,20 @@ def test_parse_keeps_the_written_offset() -> None:
 def test_parse_rejects_what_is_not_a_fhir_time(text: Any) -> None:
     with pytest.raises(ValueError, match="not a"):
         parse_fhir_time(text)
+
+
+# --- code systems by OID ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"effectiveDateTime": "2024-01-10T08:00:00"}],  # typed path; careful path (no offset)
+    ids=["usual", "careful"],
+)
+def test_loinc_given_by_its_hl7_oid_is_read_as_loinc(extra: dict[str, Any]) -> None:
+    """An interface that writes LOINC as urn:oid:2.16.840.1.113883.6.1 (HL7 Terminology,
+    External Code Systems): the CRP is read on both of the mapper's paths."""
+    resource = observation("o1", value=42.0, **extra)
+    resource["code"]["coding"][0]["system"] = "urn:oid:2.16.840.1.113883.6.1"
+    measurement = one(resource)
+    assert (measurement.kind, measurement.value) == (MeasurementKind.CRP, 42.0)

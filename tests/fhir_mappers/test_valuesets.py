@@ -28,6 +28,7 @@ from fhir_mappers.valuesets import (
     ObservationKind,
     ValueSets,
     build_value_sets,
+    canonical_system,
     normalize_code,
 )
 
@@ -119,6 +120,27 @@ def test_every_loinc_spine_code_has_its_modality_and_region(
     assert (entry.modality.value, entry.region) == expected
 
 
+# The contrast each LOINC spine code's short name states (LOINC via Microsoft Learn, Azure
+# AI Health Insights, radiology procedure inference, Appendix A): "W contrast IV" with,
+# "WO contrast" without, "WO and W contrast IV" both; a name without one, None.
+LOINC_CONTRAST = {
+    **dict.fromkeys(["24935-9", "24980-5", "24968-0", "24932-6", "24978-9", "24963-1"]),
+    **dict.fromkeys(["24938-3", "24982-1", "30678-7", "24933-4", "24979-7"], "with"),
+    **dict.fromkeys(["24964-9", "24987-0"], "with"),  # 24964-9: CT Lumbar spine W contrast IV
+    **dict.fromkeys(["30667-0", "36532-0", "30679-5", "36531-2", "30854-4"], "without"),
+    **dict.fromkeys(["30592-0", "30597-9", "30620-9", "36530-4"], "without"),
+    **dict.fromkeys(["24937-5", "24981-3", "24967-2", "30855-1"], "without-and-with"),
+}
+
+
+@pytest.mark.parametrize(("code", "contrast"), sorted(LOINC_CONTRAST.items()))
+def test_every_loinc_spine_code_has_the_contrast_its_name_states(
+    code: str, contrast: str | None
+) -> None:
+    entry = VS.imaging_entry(LOINC, code)
+    assert entry is not None and entry.contrast == contrast
+
+
 def test_whole_spine_mr_contrast_as_the_rules_state() -> None:
     without = VS.imaging_entry(LOINC, "30854-4")
     both = VS.imaging_entry(LOINC, "30855-1")
@@ -193,6 +215,79 @@ def test_brain_and_excluded_studies_are_not_spine(system: str, code: str) -> Non
 def test_same_code_in_another_system_is_not_matched() -> None:
     assert VS.imaging_entry(LOINC, "72158") is None
     assert VS.imaging_entry("http://example.org/local-codes", "72158") is None
+
+
+# The HL7 OIDs of the code systems, transcribed from HL7 Terminology (THO) 5.2.0
+# "External Code Systems" and THO's CodeSystem icd10CM and v3-WC (their identifier),
+# not from the module: a wrong digit in fhir_mappers/valuesets.py fails here.
+HL7_OIDS = {
+    "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "urn:oid:2.16.840.1.113883.6.12": CPT,
+    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "urn:oid:2.16.840.1.113883.6.73": "http://www.whocc.no/atc",
+}
+
+
+@pytest.mark.parametrize(("oid", "uri"), sorted(HL7_OIDS.items()))
+def test_a_code_system_given_by_its_hl7_oid_reads_as_its_fhir_uri(oid: str, uri: str) -> None:
+    assert canonical_system(oid) == uri
+    assert canonical_system(oid.replace("urn:oid:", "URN:OID:")) == uri
+    assert canonical_system(uri) == uri
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        "urn:oid:2.16.840.1.113883.6.3",  # ICD-10 (WHO), not ICD-10-CM
+        "urn:oid:2.16.840.1.113883.6.9",  # a prefix of ICD-10-CM's OID, another system
+        "urn:oid:1.2.840.114350.1.13.999.2.7.2.696580",  # an Epic site's own codes
+        "2.16.840.1.113883.6.90",  # a bare OID is not a FHIR system
+        "",
+    ],
+)
+def test_other_systems_are_left_as_they_are(system: str) -> None:
+    assert canonical_system(system) == system
+
+
+def test_every_value_set_is_looked_up_by_the_oid_of_its_system() -> None:
+    """G83.4 from an interface that writes ICD-10-CM by OID is cauda equina syndrome
+    (it was read as no condition at all, and the card said "no red flag recorded")."""
+    icd = "urn:oid:2.16.840.1.113883.6.90"
+    assert VS.condition_entry(icd, "G83.4") is VS.condition_entry(ICD10CM, "G83.4") is not None
+    assert VS.condition_entry(icd, "M46.26") is VS.condition_entry(ICD10CM, "M4626") is not None
+    assert VS.condition_entry(icd, "T84.63XA") is VS.condition_entry(ICD10CM, "T84.63XA")
+    assert normalize_code(icd, "g83.4") == "G834"
+    snomed = "urn:oid:2.16.840.1.113883.6.96"
+    assert VS.condition_entry(snomed, "192970008") is VS.condition_entry(SNOMED, "192970008")
+    loinc = "urn:oid:2.16.840.1.113883.6.1"
+    assert VS.observation_entry(loinc, "1988-5") is VS.observation_entry(LOINC, "1988-5")
+    assert VS.imaging_entry(loinc, "24968-0") is VS.imaging_entry(LOINC, "24968-0") is not None
+    cpt = "urn:oid:2.16.840.1.113883.6.12"
+    assert VS.imaging_entry(cpt, "72158") is VS.imaging_entry(CPT, "72158") is not None
+    assert VS.imaging_entry(snomed, "241645008") is VS.imaging_entry(SNOMED, "241645008")
+    (procedure,) = [key for key in VS.procedures if key[0] == CPT][:1]
+    assert VS.procedure_entry(cpt, procedure[1]) is VS.procedures[procedure]
+
+
+def test_a_site_file_may_name_a_system_by_its_oid() -> None:
+    site = {
+        "valueSet": "conditions",
+        "source": "a site's problem list (synthetic)",
+        "entries": [
+            {
+                "system": "urn:oid:2.16.840.1.113883.6.90",
+                "code": "M46.28",
+                "match": "exact",
+                "category": "nvo",
+                "verified": False,
+            }
+        ],
+    }
+    vs = build_value_sets([("site.json", site)])
+    entry = vs.condition_entry(ICD10CM, "M46.28")
+    assert entry is not None and entry.system == ICD10CM
 
 
 # SNOMED CT condition codes of clinical-rules.md (revised 2026-11-28), by category.
