@@ -201,9 +201,12 @@ def _order_misses_level(d: Data) -> Phrase:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    # what to image only with a red flag: otherwise the order is named as outside the
+    # infection, and an advise-against card does not go on to suggest a scan
+    image = f"; MRI of the {target} or whole spine with gadolinium" if d.get("redFlag") else ""
     return Phrase(
         f"The infection is {REGION_WORDS.get(region, region)}: the {studies} ordered will not "
-        f"show it; MRI of the {target} or whole spine with gadolinium.",
+        f"show it{image}.",
         f"the {studies} ordered will not show the {target} infection",
     )
 

@@ -196,7 +196,7 @@ def _evaluate(
     deficit_missed = deficit_level_note(base.orders, deficits, region)
     if deficit_missed is not None:
         notes.append(deficit_missed)
-    missed = level_note(base.orders, covering, region)
+    missed = level_note(base.orders, covering, region, red_flag=bool(findings))
     if missed is not None:
         notes.append(missed)
 

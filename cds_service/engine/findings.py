@@ -94,13 +94,18 @@ def known_deficit_remark(deficit: ConditionFact, episode: Episode) -> Remark:
 
 
 def level_note(
-    orders: Sequence[ImagingOrder], covering: Sequence[str], region: str | None
+    orders: Sequence[ImagingOrder], covering: Sequence[str], region: str | None, red_flag: bool
 ) -> Remark | None:
-    """The orders that do not image the infected level, named with both levels."""
+    """The orders that do not image the infected level, named with both levels; with a
+    red flag the card also says what to image, without one they are only named as
+    outside the infection (clinical-rules.md, "Level of the infection and of the order")."""
     missed = [o for o in orders if o.reference not in covering]
     if not missed or region is None:
         return None
-    return Remark("order-misses-level", {"region": region, "studies": _studies(missed)})
+    return Remark(
+        "order-misses-level",
+        {"region": region, "studies": _studies(missed), "redFlag": red_flag},
+    )
 
 
 def deficit_level_note(
