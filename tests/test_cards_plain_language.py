@@ -211,7 +211,9 @@ def test_red_flags_are_named_with_numbers_and_dates(responses: dict[str, list[An
     assert "do not prove treatment failure" in rebound["detail"]
     assert "C. difficile" in rebound["detail"]
     plateau = card_of(responses["e03-plateau"][0])
-    assert plateau["summary"].startswith(f"CRP not falling: 120{ARROW}105 mg/L ({MINUS}12.5%)")
+    assert plateau["summary"].startswith(
+        f"CRP fell less than 25%: 120{ARROW}105 mg/L ({MINUS}12.5%)"
+    )
     assert "C. difficile" not in plateau["detail"]  # not a rebound
     abscess = card_of(responses["e11-epidural-abscess"][0])
     assert abscess["summary"] == (

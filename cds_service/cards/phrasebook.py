@@ -186,7 +186,8 @@ def _markers(d: Data) -> Phrase:
                     if day != plateau["afterDays"]
                     else ""
                 ),
-                f"CRP not falling: {trend} by day {day}",
+                # the short form says what the numbers show: a fall, too small
+                f"CRP fell less than {fmt(plateau['minFallPct'])}%: {trend} by day {day}",
             )
         )
     if "rise" in d:

@@ -129,8 +129,15 @@ def summary(a: Assessment) -> str:
         )
     gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     head = f"Not enough data to judge repeat spine {mod}"
-    # only when the latest CRP is missing or old: a discordant pair says "repeat CRP" itself
-    tail = "" if a.figures.crp_recent else "; repeat CRP/ESR"
+    # only when the latest CRP is missing or old: a discordant pair says "repeat CRP" itself;
+    # with no CRP at all there is nothing to repeat
+    tail = (
+        ""
+        if a.figures.crp_recent
+        else "; order CRP/ESR"
+        if a.figures.crp_latest is None
+        else "; repeat CRP/ESR"
+    )
     return _fit(
         f"{head}: {'; '.join(gaps)}{tail}",
         f"{head}: {gaps[0]}{tail}" if gaps else head,

@@ -249,6 +249,23 @@ def test_in_order_sign_advise_against_applies_to_the_covering_orders_only() -> N
         if action["type"] == "delete"
     ]
     assert deleted == ["ServiceRequest/thoracic"]
+    # the other is named as outside the infection; no scan is suggested on this card
+    assert "the lumbar MRI ordered will not show it." in c["detail"]
+    assert "whole spine with gadolinium" not in c["detail"]
+
+
+def test_with_a_red_flag_an_order_outside_the_infection_gets_what_to_image() -> None:
+    orders = [
+        order(29, ref="ServiceRequest/lumbar", region="lumbar"),
+        order(29, ref="ServiceRequest/thoracic", region="thoracic", code="72157"),
+    ]
+    data = [crp(0, 140), crp(14, 60), crp(28, 150), *FALLING_PAIN]
+    a = run(data, [nvo(region="thoracic")], orders=orders)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert (
+        "the lumbar MRI ordered will not show it; MRI of the thoracic or whole spine with "
+        "gadolinium." in card(a)["detail"]
+    )
 
 
 # --- slow fall ----------------------------------------------------------------------------
@@ -600,3 +617,18 @@ def test_a_pending_value_is_named_once_on_its_card() -> None:
     a = run(data, issues=[pending(29, 95)], order_day=30)
     detail = card(a)["detail"]
     assert detail.count("95 mg/L") == 1
+
+
+@pytest.mark.parametrize(
+    ("measurements", "tail"),
+    [
+        (FALLING_PAIN, "; order CRP/ESR"),  # no CRP at all: nothing to repeat
+        ([crp(0, 140), crp(10, 90), *FALLING_PAIN], "; repeat CRP/ESR"),  # the last is old
+    ],
+)
+def test_an_insufficient_summary_asks_for_a_crp_as_the_chart_stands(
+    measurements: list[object], tail: str
+) -> None:
+    a = run(measurements, [nvo()])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert card(a)["summary"].endswith(tail)
