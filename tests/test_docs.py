@@ -49,3 +49,13 @@ def test_the_documented_scopes_reach_every_data_source() -> None:
     assert re.findall(r'"scope": "', text)
     in_words = {9: "nine"}.get(len(SOURCES), str(len(SOURCES)))
     assert f"same {in_words} prefetch templates" in text
+
+
+def test_prefetch_md_describes_every_data_source() -> None:
+    from cds_service.datasources import SOURCES
+
+    text = (DOCS / "prefetch.md").read_text()
+    in_words = {9: "nine"}.get(len(SOURCES), str(len(SOURCES)))
+    assert f"the same {in_words} keys" in text
+    for source in SOURCES:
+        assert f"`{source.key}`" in text, source.key
