@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(2, ge=1)
-    # Calls each worker answers at once (gunicorn gthread workers); 1: sync workers.
+    # Calls each worker answers at once (threaded workers, cds_service/worker.py); 1: sync workers.
     threads: int = Field(8, ge=1)
     worker_timeout_seconds: int = 30
     log_level: str = "info"
