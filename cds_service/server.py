@@ -167,7 +167,7 @@ def worker_options(threads: int) -> dict[str, Any]:
     More than one: threaded workers (``worker.TurnWorker``), so that a call waiting on
     a slow FHIR server holds one thread, not the worker, and the calls that need no FHIR
     keep being answered beside it. Each thread takes and answers a call as a sync worker
-    does, at most two at a time besides those waiting on a FHIR server: the calls that
+    does, one at a time besides those waiting on a FHIR server: the calls that
     compute wait in the listen queue all workers share, and go to the first that is free
     (measured against sync workers in the same run: bench/README.md, issue 27). One:
     sync workers, one call at a time each. Both close each connection after its answer.

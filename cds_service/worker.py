@@ -8,21 +8,26 @@ about 0.4 ms at one connection and a tenth of (c)'s throughput against sync work
 waits for a connection, reads the call, answers it and closes, like a sync worker; the
 worker's main thread only tells the arbiter it is alive and watches for signals.
 
-How many calls a worker takes: at most ``AHEAD`` of its threads hold a *place*, and
-only a thread with a place accepts. A call gives its place up when it starts waiting on
-a FHIR server (``turns.py`` tells us, ``Turns.on_wait``), so another thread takes the
-next connection while it waits; a worker answers at most ``threads`` calls at once. So
-the calls that compute queue in the kernel's listen queue, shared by all workers, and
-go to whichever worker is free first, as with sync workers, while a slow FHIR server
-holds threads and never the worker. Two places, not one: the next call is read while
-the current one computes (measured: one place gave (a) a longer tail).
+How many calls a worker takes: one thread at a time holds the worker's *place*, and
+only the thread with the place accepts. A call gives the place up when it starts
+waiting on a FHIR server (``turns.py`` tells us, ``Turns.on_wait``), so another thread
+takes the next connection while it waits; a worker answers at most ``threads`` calls at
+once. So the calls that compute queue in the kernel's listen queue, shared by all
+workers, and go to whichever worker is free first, exactly as with sync workers, while
+a slow FHIR server holds threads and never the worker. One place, not two: with two,
+the next call was read while the current one computed, and the two threads' turns at
+Python's lock cost more than the overlap gave (side by side, 5 rounds each, twice: (a)
+p99 27 against 33 ms and 427 against 394 calls/s, the same as sync workers; (c) p99 10
+against 12 ms; ``bench/README.md``, round five).
 
-A client gets ``CLIENT_TIMEOUT_SECONDS`` for each read and write on its connection: a
-client that connects and sends nothing, or stops sending, frees its place then, instead
-of holding it for good (sync workers rely on the arbiter killing the whole worker). A
-hook body that stops arriving is answered 408 (``routes/entrance.py``). Slow clients
-still hold a place while they send: the shipped nginx passes on only whole requests
-(``docs/deployment.md``).
+A connection whose request has not begun to arrive when it is accepted waits for it
+without the place, so clients that connect and say nothing hold threads, not the worker.
+A client gets ``CLIENT_TIMEOUT_SECONDS`` for each read and write on its connection: one
+that sends nothing, or stops sending, is closed then, instead of holding its thread for
+good (sync workers rely on the arbiter killing the whole worker). A hook body that
+stops arriving is answered 408 (``routes/entrance.py``). A client that has begun and
+sends the rest slowly holds the place while it sends, as it holds a sync worker: the
+shipped nginx passes on only whole requests (``docs/deployment.md``).
 """
 
 from __future__ import annotations
@@ -38,16 +43,16 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.sync import SyncWorker
 
-# Places: one call computing, one read and waiting for its turn, so that a worker never
-# idles between calls.
-AHEAD = 2
+# Calls a worker reads, computes or answers at once, besides those waiting on a FHIR server.
+AHEAD = 1
 CLIENT_TIMEOUT_SECONDS = 5.0
 # How often an idle thread looks again whether the worker is stopping.
 _IDLE_SECONDS = 1.0
 
 
 class Places:
-    """The places of one worker's threads; thread-safe. A thread holds at most one."""
+    """The places of one worker's threads (``AHEAD``); thread-safe. A thread holds at
+    most one."""
 
     def __init__(self, count: int) -> None:
         self._free = threading.Semaphore(count)
@@ -140,8 +145,10 @@ class TurnWorker(SyncWorker):  # type: ignore[misc]  # gunicorn has no type hint
         return None
 
     def _answer(self, listener: Any, client: socket.socket, address: Any) -> None:
-        if not _readable(client, CLIENT_TIMEOUT_SECONDS):
-            self.log.debug("Closing a connection that sent nothing in %s s", CLIENT_TIMEOUT_SECONDS)
-            client.close()
-            return
+        if not _readable(client, 0):
+            self.places.give_back()  # nothing sent yet: wait for it without the place
+            if not _readable(client, CLIENT_TIMEOUT_SECONDS):
+                self.log.debug("Closing a connection silent for %s s", CLIENT_TIMEOUT_SECONDS)
+                client.close()
+                return
         self.handle(listener, client, address)  # the sync worker's: reads, answers, closes
