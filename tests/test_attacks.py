@@ -601,11 +601,8 @@ def test_refusals_are_audited_with_reason_and_trusted_issuer_never_the_token(
     wrong_aud = target.client_jwt(aud=target.service.url + "/elsewhere")
     forged_iss = target.client_jwt(iss="https://evil.example/" + uuid.uuid4().hex)
     for token in (wrong_aud, forged_iss, "not-a-jwt"):
-        response = requests.post(
-            target.hook_url,
-            json=target.order_body(prefetch=EMPTY_PREFETCH),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=15,
+        response = target.call(
+            target.order_body(prefetch=EMPTY_PREFETCH), Authorization=f"Bearer {token}"
         )
         assert response.status_code == 401
     with sqlite3.connect(target.db_path) as db:
@@ -673,11 +670,8 @@ def test_unsigned_symmetric_and_foreign_key_tokens_are_refused(target: Target) -
     ]
     for token in forged:
         target.secrets.append(token)
-        response = requests.post(
-            target.hook_url,
-            json=target.order_body(prefetch=EMPTY_PREFETCH),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=15,
+        response = target.call(
+            target.order_body(prefetch=EMPTY_PREFETCH), Authorization=f"Bearer {token}"
         )
         assert response.status_code == 401
 
@@ -688,11 +682,8 @@ def test_a_long_token_is_refused_by_the_service_in_its_words(target: Target, len
     refusal is the service's (JSON, a request id). Tokens over 8 KB once got gunicorn's
     own HTML 431."""
     token = "a" * (length - 2) + ".."
-    response = requests.post(
-        target.hook_url,
-        json=target.order_body(prefetch=EMPTY_PREFETCH),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=15,
+    response = target.call(
+        target.order_body(prefetch=EMPTY_PREFETCH), Authorization=f"Bearer {token}"
     )
     assert response.status_code == 401
     assert response.headers["Content-Type"].startswith("application/json")
