@@ -16,9 +16,8 @@ from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI
 from fhir_mappers.model import Coding, ImagingOrder
-from fhir_mappers.valuesets import CPT, ValueSets, canonical_system
+from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
 
-LOINC = "http://loinc.org"
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 PAMA_QCDSM = "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted"
 PAMA_CONSULT_ID = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
