@@ -13,6 +13,7 @@ from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import _has_ct, mechanical_only
 from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
+from cds_service.engine.episode import UNCERTAIN_VERIFICATION
 from cds_service.engine.rules import sort_key
 from fhir_mappers.model import DataIssue, Measurement, Modality
 
@@ -184,6 +185,10 @@ _CITED_AS = {ref: _cited_as(citation) for ref, citation in text.CITATIONS.items(
 def _episode_line(a: Assessment) -> str:
     ep = a.episode
     name = upper_first(text.DISEASE)
+    if ep is not None and ep.condition.verification_status in UNCERTAIN_VERIFICATION:
+        # what the record shows, not a confirmed disease (clinical-rules.md, "What a card
+        # should say"): "..., provisional diagnosis, recorded from ..."
+        name = f"{name}, {ep.condition.verification_status} diagnosis"
     if ep is None or ep.t0 is None:
         return f"{name}; treatment start not recorded."
     day = a.figures.days_since_t0

@@ -632,3 +632,14 @@ def test_an_insufficient_summary_asks_for_a_crp_as_the_chart_stands(
     a = run(measurements, [nvo()])
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert card(a)["summary"].endswith(tail)
+
+
+@pytest.mark.parametrize("status", ["provisional", "differential", "unconfirmed"])
+def test_an_unconfirmed_episode_is_not_named_as_a_confirmed_disease(status: str) -> None:
+    a = run(improving(), [nvo(verification=status)])
+    first_line = card(a)["detail"].splitlines()[0]
+    assert first_line.startswith(
+        f"Vertebral osteomyelitis (spondylodiscitis), {status} diagnosis, recorded from"
+    )
+    confirmed = card(run(improving(), [nvo()]))["detail"].splitlines()[0]
+    assert "diagnosis" not in confirmed
