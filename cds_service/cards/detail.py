@@ -11,7 +11,7 @@ from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import _has_ct, mechanical_only
-from cds_service.cards.words import ARROW, fmt, signed_pct, upper_first
+from cds_service.cards.words import ARROW, change_pct, fmt, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.episode import UNCERTAIN_VERIFICATION
 from cds_service.engine.rules import sort_key
@@ -130,7 +130,8 @@ def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
             label = "baseline" if _baseline_in_window(a) else "first value after the start"
             lines.append(
                 f"CRP {shown_value(f.crp_baseline)}{ARROW}{shown_value(f.crp_latest)} mg/L "
-                f"({signed_pct(f.crp_percent_change)} from the {label}); latest CRP {age}."
+                f"({change_pct(f.crp_percent_change, f.crp_latest.comparator)} from the "
+                f"{label}); latest CRP {age}."
             )
         else:
             lines.append(f"CRP {fmt(f.crp_latest.value)} mg/L (one value), {age}.")

@@ -19,6 +19,7 @@ from cds_service.cards.phrase import Phrase
 from cds_service.cards.remark_phrases import remark_phrase
 from cds_service.cards.words import (
     ARROW,
+    change_pct,
     fmt,
     listed,
     lower_first,
@@ -176,7 +177,8 @@ def _markers(d: Data) -> Phrase:
     parts: list[Phrase] = []
     if "plateau" in d:
         plateau = d["plateau"]
-        trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({signed_pct(-d['fallPct'])})"
+        fall = change_pct(-d["fallPct"], latest.get("comparator"))
+        trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({fall})"
         parts.append(
             Phrase(
                 # the day said once ("less than a 25% fall by day 30 (judged from day 28)")
@@ -220,7 +222,7 @@ def _advise_against(d: Data) -> Phrase:
     fell = bool(facts["fell"])
     crp = f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L"
     if fell:
-        crp += f", {signed_pct(-d['fallPct'])}"
+        crp += f", {change_pct(-d['fallPct'], d['latest'].get('comparator'))}"
     else:  # advise-against through the normal limit: the CRP did not fall enough, say so
         crp += f", below the normal limit of {fmt(d['normalLimitMgL'])} mg/L"
     pain = pain_phrase(

@@ -40,6 +40,18 @@ def signed_pct(value: float) -> str:
     return f"+{text}%" if value > 0 else f"{MINUS}{text}%"
 
 
+def change_pct(value: float, comparator: str | None) -> str:
+    """``signed_pct`` of a change to a value given as a limit ("<5"): the true change lies
+    beyond the one computed, and the card says so ("MINUS 95% or more"), never more exactly
+    than the result allows (clinical-rules.md: comparator values keep their sign)."""
+    text = signed_pct(value)
+    if comparator in ("<", "<="):  # the true value is lower: the change is at most this
+        return f"{text} or more" if value < 0 else f"{text} or less"
+    if comparator in (">", ">="):  # the true value is higher
+        return f"{text} or more" if value > 0 else f"{text} or less"
+    return text
+
+
 def named(label: str | None, code: str | None, shown: Callable[[str], str] = quote) -> str:
     """The condition's clinical name: the value set's name or the record's display, else
     "a condition recorded as <code>" (clinical-rules.md: never "a condition coded

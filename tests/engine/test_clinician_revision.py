@@ -11,6 +11,7 @@ import pytest
 
 from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.cards.phrasebook import phrase
+from cds_service.cards.words import ARROW, MINUS
 from cds_service.engine import Recommendation, RuleSettings, assess
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, T0_FROM_EPISODE, NotApplicableReason
 from fhir_mappers.model import (
@@ -643,3 +644,14 @@ def test_an_unconfirmed_episode_is_not_named_as_a_confirmed_disease(status: str)
     )
     confirmed = card(run(improving(), [nvo()]))["detail"].splitlines()[0]
     assert "diagnosis" not in confirmed
+
+
+def test_a_fall_to_a_value_below_the_limit_is_a_bound_not_an_exact_percentage() -> None:
+    """CRP 100 -> <5: the fall is 95% or more; the card says so, in summary and detail."""
+    a = run([crp(0, 100), crp(14, 40), crp(28, 5, comparator="<"), *FALLING_PAIN], [nvo()])
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    c = card(a)
+    assert f"100{ARROW}<5 mg/L, {MINUS}95% or more" in c["summary"]
+    assert f"({MINUS}95% or more from the baseline)" in c["detail"]
+    exact = card(run([crp(0, 100), crp(14, 40), crp(28, 5), *FALLING_PAIN], [nvo()]))
+    assert "or more" not in exact["summary"]
