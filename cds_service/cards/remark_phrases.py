@@ -35,7 +35,7 @@ def _crp_none_usable(d: Data) -> Phrase:
 
 def _crp_none(d: Data) -> Phrase:
     return Phrase(
-        f"No CRP since {d['lookbackDays']} days before treatment start.",
+        f"No CRP on record from {d['lookbackDays']} days before treatment start onwards.",
         "no CRP since treatment start",
     )
 

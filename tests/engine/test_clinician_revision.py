@@ -633,6 +633,8 @@ def test_an_insufficient_summary_asks_for_a_crp_as_the_chart_stands(
     a = run(measurements, [nvo()])
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert card(a)["summary"].endswith(tail)
+    if tail == "; order CRP/ESR":
+        assert "No CRP on record from 7 days before treatment start onwards." in card(a)["detail"]
 
 
 @pytest.mark.parametrize("status", ["provisional", "differential", "unconfirmed"])
