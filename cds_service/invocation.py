@@ -27,7 +27,7 @@ from fhir_mappers.conditions import map_conditions
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
-from fhir_mappers.orders import map_orders
+from fhir_mappers.orders import OrdersResult, map_orders
 from fhir_mappers.patients import map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
@@ -131,6 +131,34 @@ def _check_selections(context: dict[str, Any]) -> None:
         )
 
 
+def _names_another_patient(order: Mapping[str, Any], patient_id: str) -> bool:
+    """True when the order's subject is a reference to a Patient other than this one. A
+    draft order comes from the EHR's ordering session for the patient in context, so a
+    subject it does not name by reference (an identifier, a display, a bundle-local
+    ``urn:uuid``) is taken as that patient's, unlike a prefetched resource."""
+    subject = order.get("subject")
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(ref, str) or not (ref.startswith("Patient/") or "/Patient/" in ref):
+        return False
+    return not (ref == f"Patient/{patient_id}" or ref.endswith(f"/Patient/{patient_id}"))
+
+
+def _for_this_patient(found: OrdersResult, patient_id: str) -> OrdersResult:
+    """The orders whose subject is the patient in context; any other is not read, and the
+    audit says why: advice (and a delete suggestion) about another patient's order would
+    be given on this patient's data."""
+    mine = tuple(o for o in found.orders if not _names_another_patient(o.resource, patient_id))
+    if len(mine) == len(found.orders):
+        return found
+    kept = {o.reference for o in mine}
+    others = tuple(
+        DataIssue(o.reference, "the order's subject is not the patient in context.patientId")
+        for o in found.orders
+        if o.reference not in kept
+    )
+    return OrdersResult(orders=mine, issues=found.issues + others)
+
+
 def handle_hook(
     runtime: Runtime, service_id: str, body: dict[str, Any], trend_base_url: str = ""
 ) -> Outcome:
@@ -144,7 +172,9 @@ def handle_hook(
         _check_selections(context)
         selections = list(context["selections"])
 
-    orders = map_orders(context["draftOrders"], selections, runtime.value_sets)
+    orders = _for_this_patient(
+        map_orders(context["draftOrders"], selections, runtime.value_sets), context["patientId"]
+    )
     unknown_orders = orders_not_recognised(context["draftOrders"], selections, runtime.value_sets)
     unrecognised: dict[str, Any] = {"orders": unknown_orders} if unknown_orders else {}
     if not orders.orders:

@@ -133,3 +133,27 @@ def test_a_spine_order_that_cannot_be_read_is_named_in_the_audit(client: FlaskCl
     (unread,) = record.detail["ordersNotRead"]
     assert unread["reference"].endswith(order["id"])
     assert "intent" in unread["reason"]
+
+
+def test_an_order_for_another_patient_gets_no_advice_and_the_audit_says_why(
+    client: FlaskClient,
+) -> None:
+    """Advice, and a suggestion to delete the order, must not come from this patient's
+    data for an order whose subject is someone else."""
+    app = client.application
+    body, _ = improving_patient_request(app)
+    (order,) = (
+        e["resource"]
+        for e in body["context"]["draftOrders"]["entry"]
+        if e["resource"]["id"] in body["context"]["selections"][0]
+    )
+    order["subject"] = {"reference": "Patient/someone-else"}
+    answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert answer.status_code == 200 and answer.get_json() == {"cards": []}
+    (record,) = audit_records(app)
+    assert record.reason == "spine-order-not-read"
+    (unread,) = record.detail["ordersNotRead"]
+    assert "not the patient in context" in unread["reason"]
+    # a subject the order does not name by reference is the ordering session's patient
+    order["subject"] = {"identifier": {"system": "urn:mrn", "value": "123"}}
+    assert client.post(f"/cds-services/{SELECT_ID}", json=body).get_json()["cards"]
