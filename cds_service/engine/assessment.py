@@ -211,6 +211,9 @@ class Assessment:
     # completed years at the evaluation day; None when the birthDate is not known (the
     # decision then goes ahead as for an adult, and the audit says so)
     age_years: int | None = None
+    # the birthDate read lies after the evaluation day (a placeholder such as 9999-12-31):
+    # no age, and not a child's either
+    birth_after_evaluation: bool = False
 
     @property
     def applicable(self) -> bool:
@@ -246,6 +249,8 @@ class Assessment:
             out["ageYears"] = self.age_years
         else:
             out["ageUnknown"] = True  # no birthDate: decided as for an adult
+        if self.birth_after_evaluation:
+            out["birthDateAfterOrder"] = True
         if self.episode is not None:
             out["episode"] = episode_to_dict(self.episode)
         if self.known:

@@ -85,7 +85,11 @@ def assess(
         issues=data.issues,
         unavailable=data.unavailable,
     )
-    if data.birth_date is not None:
+    if data.birth_date is not None and data.birth_date > eval_day:
+        # a birth after the order is no age at all (a placeholder such as 9999-12-31):
+        # decided as for an unknown age, not as a child's, and said so in the audit
+        base = replace(base, birth_after_evaluation=True)
+    elif data.birth_date is not None:
         base = replace(base, age_years=age_in_years(data.birth_date, eval_day))
     chosen, reason = applicability(orders, data.conditions, settings)
     if chosen is None:

@@ -90,3 +90,13 @@ def test_another_patient_or_a_bad_date_leaves_the_age_unknown_and_says_why() -> 
 def test_age_counts_completed_years() -> None:
     assert age_in_years(date(2000, 2, 29), date(2018, 2, 28)) == 17
     assert age_in_years(date(2000, 2, 29), date(2018, 3, 1)) == 18
+
+
+@pytest.mark.parametrize("born", [ORDER_DATE + timedelta(days=1), date(9999, 12, 31)])
+def test_a_birth_date_after_the_order_is_no_age_not_a_child(born: date) -> None:
+    """A placeholder such as 9999-12-31 once read as "under the minimum age": no card."""
+    a = decide(born)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    audit = a.to_dict()
+    assert audit["ageUnknown"] is True and "ageYears" not in audit
+    assert audit["birthDateAfterOrder"] is True
