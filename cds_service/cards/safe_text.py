@@ -122,8 +122,10 @@ def _clean(value: Any, key: str) -> Any:
             # most strings are printable ASCII: kept as they are without a call
             if type(v) is str and v.isascii() and v.isprintable():
                 out[k] = v
-            else:
-                out[k] = _clean(v, k)
+                continue
+            cleaned = _clean(v, k)
+            if cleaned != "":  # a value that was only control characters is no value
+                out[k] = cleaned
         return out
     if isinstance(value, list):
         return [_clean(v, key) for v in value]

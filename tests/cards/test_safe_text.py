@@ -130,3 +130,10 @@ def test_the_cards_own_wording_holds_no_backslash() -> None:
 
     doc = (Path(__file__).parents[2] / "docs" / "cards.md").read_text("utf-8")
     assert "\\" not in doc[doc.index(BEGIN) : doc.index(END)]
+
+
+def test_a_value_that_was_only_control_characters_is_left_out_not_left_empty() -> None:
+    """A record's display of "\\x1f" once reached the card's extension as "", which CDS
+    Hooks clients may refuse (no empty values)."""
+    card = {"summary": "s", "extension": {"codes": [{"code": "G83.4", "display": "\x1f"}]}}
+    assert clean_card(card)["extension"]["codes"] == [{"code": "G83.4"}]
