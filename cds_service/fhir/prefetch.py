@@ -45,6 +45,7 @@ from cds_service.fhir.client import FhirClient
 from cds_service.fhir.combine import combine, split
 from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import FhirSettings
+from cds_service.validation import shown_name
 
 __all__ = ["DataUnavailable", "GatheredData", "Problem", "gather", "render_queries"]
 
@@ -170,7 +171,14 @@ def gather(
 
     resources: dict[str, list[dict[str, Any]]] = {}
     sources: dict[str, str] = {}
-    notes: list[Problem] = []
+    # A key the service does not declare (a misspelling, another service's) is not read;
+    # said in the audit, and in a 412 beside the key it was perhaps meant to be.
+    strays = [
+        Problem(shown_name(key), "not a prefetch key of this service (hooks.json): ignored")
+        for key in prefetch
+        if key not in service.prefetch
+    ]
+    notes: list[Problem] = list(strays)
     problems: list[Problem] = []
     to_fetch: dict[str, str] = {}
     first_pages: dict[str, FirstPage] = {}
@@ -221,7 +229,7 @@ def gather(
 
     problems = _spare_optional(problems, optional, resources, sources, notes)
     if problems:
-        raise DataUnavailable(tuple(problems))
+        raise DataUnavailable((*problems, *strays))
 
     if fhir_server is not None and (to_fetch or first_pages):
         # CRP, ESR and pain missing together: one Observation search, split by code.
@@ -235,7 +243,7 @@ def gather(
     _merge(result, refetch_because, resources, sources, notes, problems)
     problems = _spare_optional(problems, optional, resources, sources, notes)
     if problems:
-        raise DataUnavailable(tuple(problems))
+        raise DataUnavailable((*problems, *strays))
     ordered = {key: resources[key] for key in service.prefetch}
     return GatheredData(
         resources=ordered,

@@ -157,3 +157,22 @@ def test_an_order_for_another_patient_gets_no_advice_and_the_audit_says_why(
     # a subject the order does not name by reference is the ordering session's patient
     order["subject"] = {"identifier": {"system": "urn:mrn", "value": "123"}}
     assert client.post(f"/cds-services/{SELECT_ID}", json=body).get_json()["cards"]
+
+
+def test_a_prefetch_key_the_service_does_not_declare_is_named_not_dropped(
+    client: FlaskClient,
+) -> None:
+    """A misspelt key ("crp_values") is not read; the 412 for the key it was meant to be
+    names it, and an answered call's audit says it was ignored."""
+    app = client.application
+    body, _ = improving_patient_request(app)
+    body["prefetch"]["crp_values"] = body["prefetch"].pop("crp")
+    refused = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert refused.status_code == 412
+    missing = {m["key"]: m["reason"] for m in refused.get_json()["missing"]}
+    assert "crp" in missing
+    assert "not a prefetch key of this service" in missing["crp_values"]
+    body["prefetch"]["crp"] = body["prefetch"]["crp_values"]
+    assert client.post(f"/cds-services/{SELECT_ID}", json=body).status_code == 200
+    notes = {n["key"]: n["reason"] for n in audit_records(app)[-1].detail["dataNotes"]}
+    assert "ignored" in notes["crp_values"]
