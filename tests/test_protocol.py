@@ -187,6 +187,9 @@ def test_unknown_service_is_404(client: FlaskClient) -> None:
     assert post(client, "no-such-service", body).status_code == 404
     assert client.post("/cds-services/no-such-service/feedback", json={}).status_code == 404
     assert client.get("/nowhere").status_code == 404
+    # the id is the client's text: repeated in the answer bounded, not whole
+    long = post(client, "x" * 3000, body)
+    assert long.status_code == 404 and len(long.get_json()["message"]) < 200
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])

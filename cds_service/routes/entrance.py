@@ -24,6 +24,7 @@ from cds_service.jsonbody import check_content_type, parse_json_object
 from cds_service.pipeline import conforming
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import Refusal
+from cds_service.validation import shown_name
 
 log = logging.getLogger("cds_service")
 auth_log = logging.getLogger("cds_service.auth")
@@ -41,8 +42,10 @@ def service(rt: Runtime, service_id: str) -> Service:
     """The service the path names, or 404 pointing at discovery."""
     found = rt.discovery.services.get(service_id)
     if found is None:
-        raise ApiError(
-            404, "unknown_service", f"no service with id {service_id!r}; see GET /cds-services"
+        raise ApiError(  # the id as sent, bounded: it is the client's text
+            404,
+            "unknown_service",
+            f"no service with id {shown_name(service_id)!r}; see GET /cds-services",
         )
     return found
 
