@@ -430,9 +430,35 @@ def test_feedback_accepted_with_suggestions(client: FlaskClient) -> None:
             },
             "$.feedback[0].outcomeTimestamp",
         ),
+        *(
+            (
+                {
+                    "feedback": [
+                        {
+                            "card": FEEDBACK["feedback"][0]["card"],
+                            "outcome": "accepted",
+                            "outcomeTimestamp": when,
+                        }
+                    ]
+                },
+                "$.feedback[0].outcomeTimestamp",
+            )
+            # the form of a date-time, and none: once stored as sent
+            for when in (
+                "2026-13-45T99:99:99Z",
+                "2026-02-31T10:00:00Z",
+                "2026-11-26T10:00:00+99:99",
+            )
+        ),
     ],
 )
 def test_bad_feedback_is_400_with_path(client: FlaskClient, body: Any, path: str) -> None:
     response = client.post(f"/cds-services/{SELECT_ID}/feedback", json=body)
     assert response.status_code == 400
     assert path in error_paths(response)
+
+
+def test_a_leap_second_is_a_real_feedback_time(client: FlaskClient) -> None:
+    entry = dict(FEEDBACK["feedback"][0], outcomeTimestamp="2016-12-31T23:59:60Z")
+    response = client.post(f"/cds-services/{SELECT_ID}/feedback", json={"feedback": [entry]})
+    assert response.status_code == 200, response.get_json()

@@ -11,6 +11,7 @@ feedback is taken as sent.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -62,6 +63,29 @@ def _check_cards_shown(
         )
 
 
+def _check_timestamps(entries: Sequence[dict[str, Any]]) -> None:
+    """400 naming each ``outcomeTimestamp`` that has the form of a date-time but names
+    none (month 13, 25 o'clock, 31 February): the schema checks the form, this the date,
+    so what the report reads back is a time that was."""
+    problems = []
+    for i, entry in enumerate(entries):
+        stamp = entry["outcomeTimestamp"]
+        try:  # a leap second (":60", which RFC 3339 allows) is read as :59 for the check
+            datetime.fromisoformat(
+                stamp[:17] + "59" + stamp[19:] if stamp[17:19] == "60" else stamp
+            )
+        except ValueError:
+            problems.append(
+                FieldError(
+                    f"$.feedback[{i}].outcomeTimestamp",
+                    "expected a real date and time with its time zone (RFC 3339), e.g. "
+                    "2026-12-06T10:15:00Z",
+                )
+            )
+    if problems:
+        raise ApiError(400, "invalid_request", "feedback with a date-time that is none", problems)
+
+
 @blueprint.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
     runtime = entrance.runtime()
@@ -69,6 +93,7 @@ def feedback(service_id: str) -> Response:
     caller = entrance.authenticate(runtime, "feedback", service_id)
     _check_size()
     body = entrance.validated(runtime, "feedback", entrance.json_body(runtime))
+    _check_timestamps(body["feedback"])
     if caller is not None:
         _check_cards_shown(runtime, caller.iss, service_id, body["feedback"])
     result = runtime.stores.feedback.add(service_id, body["feedback"])
