@@ -72,10 +72,13 @@ def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
             continue
         ref = resource[name]
         reference = ref.get("reference") if isinstance(ref, dict) else None
-        if not isinstance(reference, str):
-            return False
-        return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+        return isinstance(reference, str) and _refers_to(reference, patient_id)
     return True
+
+
+def _refers_to(reference: str, patient_id: str) -> bool:
+    """Whether a reference (relative or absolute) names ``Patient/<patient_id>``."""
+    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
 
 
 def _own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIssue]) -> list[Any]:
@@ -140,7 +143,7 @@ def _names_another_patient(order: Mapping[str, Any], patient_id: str) -> bool:
     ref = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(ref, str) or not (ref.startswith("Patient/") or "/Patient/" in ref):
         return False
-    return not (ref == f"Patient/{patient_id}" or ref.endswith(f"/Patient/{patient_id}"))
+    return not _refers_to(ref, patient_id)
 
 
 def _for_this_patient(found: OrdersResult, patient_id: str) -> OrdersResult:
