@@ -16,13 +16,12 @@ from cds_service.examples.stored import (  # shared FHIR constants
     _COND_CATEGORY,
     _COND_CLINICAL,
     _COND_VER,
-    _ICD10CM,
-    _LOINC,
     _OBS_CATEGORY,
     _TEST_DATA_LABEL,
     _UCUM,
     BASE_DATE,
 )
+from fhir_mappers.codesystems import ICD10CM, LOINC
 
 # --- benchmark patient -------------------------------------------------------------------
 
@@ -128,7 +127,7 @@ def _bench_condition(
         "clinicalStatus": {"coding": [{"system": _COND_CLINICAL, "code": "active"}]},
         "verificationStatus": {"coding": [{"system": _COND_VER, "code": "confirmed"}]},
         "category": [{"coding": [{"system": _COND_CATEGORY, "code": "problem-list-item"}]}],
-        "code": {"coding": [{"system": _ICD10CM, "code": code, "display": display}]},
+        "code": {"coding": [{"system": ICD10CM, "code": code, "display": display}]},
         "subject": subject,
         "onsetDateTime": f"{onset.isoformat()}T07:00:00Z",
         "recordedDate": onset.isoformat(),
@@ -158,7 +157,7 @@ def _bench_observation(
         "id": rid,
         "status": "final",
         "category": [{"coding": [{"system": _OBS_CATEGORY, "code": category}]}],
-        "code": {"coding": [{"system": _LOINC, "code": code, "display": display}]},
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
         "subject": subject,
         "effectiveDateTime": f"{when.isoformat()}T{hh:02d}:{mm:02d}:00Z",
         **value,

@@ -22,15 +22,11 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from fhir_mappers.codesystems import ICD10CM, LOINC
-
 #: Values of ``Example.expected``.
 EXPECTED_VALUES = frozenset(
     {"advise-against", "support", "support-urgent", "insufficient-data", "no-card"}
 )
 
-_LOINC = LOINC  # the code systems' one home: fhir_mappers/codesystems.py
-_ICD10CM = ICD10CM
 _UCUM = "http://unitsofmeasure.org"
 _OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 _COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
