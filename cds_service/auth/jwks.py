@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,19 @@ class FetchError(ValueError):
     """A fetch answered, but not with what we can use; the message is ours and safe."""
 
 
+@contextmanager
+def _unless_busy(lock: threading.Lock) -> Iterator[bool]:
+    """Hold ``lock`` for the block when it is free (True); when another thread holds it
+    (a fetch under way), False at once: readiness reports that rather than wait."""
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 class _KeySource:
     """One place keys come from (URL or file), with its cache and rate limit.
 
@@ -100,9 +114,9 @@ class _KeySource:
         once per ``min_interval``): a readiness probe learns of a broken URL before the
         first call does, without hammering it. Never waits for a fetch under way on
         another thread: a slow key server must not hold readiness probes."""
-        if not self._lock.acquire(blocking=False):
-            return None if self._keys is not None else "keys being fetched"
-        try:
+        with _unless_busy(self._lock) as held:
+            if not held:
+                return None if self._keys is not None else "keys being fetched"
             if self._keys is None and (
                 self._attempted_at is None or not (0 <= now - self._attempted_at < min_interval)
             ):
@@ -112,8 +126,6 @@ class _KeySource:
             if self.last_error is not None:
                 return f"{self.last_error} (keys fetched earlier still in use)"
             return None
-        finally:
-            self._lock.release()
 
     def get(
         self, kid: str, now: float, min_interval: float, max_age: float | None
@@ -254,9 +266,9 @@ class JkuList:
     def status(self, now: float, min_interval: float) -> str | None:
         """None when the list is at hand, else why not (fetching when it never has);
         never waits for a fetch under way on another thread."""
-        if not self._lock.acquire(blocking=False):
-            return None if self._allowed is not None else "list being fetched"
-        try:
+        with _unless_busy(self._lock) as held:
+            if not held:
+                return None if self._allowed is not None else "list being fetched"
             if self._allowed is None and self._may_fetch(now, min_interval):
                 self._load(now)
             if self._allowed is None:
@@ -264,5 +276,3 @@ class JkuList:
             if self.last_error is not None:
                 return f"{self.last_error} (the list fetched earlier still in use)"
             return None
-        finally:
-            self._lock.release()
