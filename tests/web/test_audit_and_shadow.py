@@ -26,6 +26,16 @@ def improving_patient_request(app: Flask) -> tuple[dict[str, Any], str]:
     return body, example.patient_id
 
 
+def _selected_order(body: dict[str, Any]) -> dict[str, Any]:
+    """The draft order the body's selection names (its resource, to change in place)."""
+    (order,) = (
+        e["resource"]
+        for e in body["context"]["draftOrders"]["entry"]
+        if e["resource"]["id"] in body["context"]["selections"][0]
+    )
+    return order
+
+
 def audit_records(app: Flask) -> list[Any]:
     return app.extensions["spine_cds"].stores.audit.records()
 
@@ -119,11 +129,7 @@ def test_a_spine_order_that_cannot_be_read_is_named_in_the_audit(client: FlaskCl
     audit must not file it with the calls that had no spine order at all."""
     app = client.application
     body, _ = improving_patient_request(app)
-    (order,) = (
-        e["resource"]
-        for e in body["context"]["draftOrders"]["entry"]
-        if e["resource"]["id"] in body["context"]["selections"][0]
-    )
+    order = _selected_order(body)
     del order["intent"]
     answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
     assert answer.status_code == 200 and answer.get_json() == {"cards": []}
@@ -142,11 +148,7 @@ def test_an_order_for_another_patient_gets_no_advice_and_the_audit_says_why(
     data for an order whose subject is someone else."""
     app = client.application
     body, _ = improving_patient_request(app)
-    (order,) = (
-        e["resource"]
-        for e in body["context"]["draftOrders"]["entry"]
-        if e["resource"]["id"] in body["context"]["selections"][0]
-    )
+    order = _selected_order(body)
     order["subject"] = {"reference": "Patient/someone-else"}
     answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
     assert answer.status_code == 200 and answer.get_json() == {"cards": []}
