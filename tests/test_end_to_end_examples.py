@@ -8,6 +8,8 @@ the service fetched it itself with the EHR's token.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import threading
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from cds_service import invocation
 from cds_service.examples import Example, load_examples
 from cds_service.invocation import handle_hook
 from spine_cds_dev.fhir_server import FhirTestServer
@@ -86,6 +89,59 @@ def test_same_domain_picture_from_prefetch_and_fetch(
     assert set(from_prefetch.data_sources.values()) == {"prefetch"}
     assert set(from_fetch.data_sources.values()) == {"fetched"}
     assert from_prefetch.assessment.to_dict() == from_fetch.assessment.to_dict()
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.key for e in EXAMPLES])
+def test_data_read_while_fetching_decides_as_data_read_after(
+    fhir: FhirTestServer,
+    client: FlaskClient,
+    example: Example,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Observations are mapped in a fetch thread as soon as they are in, while the
+    other queries are still out (``invocation._EarlyReads``); when another call is
+    computing they are mapped after the fetch, in the call's thread. Both give one
+    outcome, and the mapper runs once either way."""
+    runtime = client.application.extensions["spine_cds"]
+    _, fetched = both_requests(fhir, example, "order-select")
+    mapped_on: list[str] = []
+    real = invocation.map_observations
+
+    def map_observations(*args: Any, **kwargs: Any) -> Any:
+        mapped_on.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(invocation, "map_observations", map_observations)
+    early = handle_hook(runtime, SELECT_ID, fetched)
+    if early.assessment is None:
+        assert mapped_on == []  # not a spine order: nothing gathered
+        return
+    assert len(mapped_on) == 1 and mapped_on[0].startswith("fhir-fetch"), mapped_on
+
+    mapped_on.clear()
+    holding, release = threading.Event(), threading.Event()
+
+    def another_call_computing() -> None:
+        with runtime.turns.turn():
+            holding.set()
+            release.wait(30)
+
+    busy = threading.Thread(target=another_call_computing)
+    busy.start()
+    try:
+        holding.wait(5)
+        late = handle_hook(runtime, SELECT_ID, fetched)
+    finally:
+        release.set()
+        busy.join(timeout=5)
+    assert mapped_on == [threading.current_thread().name]
+    assert late.assessment is not None
+    # the whole assessment (every value used, every issue in order), but for its clock
+    assert dataclasses.replace(late.assessment, evaluated_at=early.assessment.evaluated_at) == (
+        early.assessment
+    )
+    assert early.response == late.response
+    assert (early.data_notes, early.unrecognised) == (late.data_notes, late.unrecognised)
 
 
 def test_order_select_then_order_sign_give_the_same_card(

@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("cds_service.fhir")
 
+# One key's work in a fetch thread: its resources and the notes about them.
+_Job = Callable[[], tuple[list[Any], list[Problem]]]
+# Told a key's resources as soon as they are all in (``FhirClient.fetch_all``).
+OnResult = Callable[[str, list[Any]], None]
+
 
 class _Session(requests.Session):
     """A session that reads the proxy and CA-bundle environment once per origin.
@@ -104,19 +109,27 @@ class FhirClient:
         deadline: float,
         *,
         first_pages: Mapping[str, FirstPage] | None = None,
+        on_result: OnResult | None = None,
     ) -> FetchResult:
         """Fetch each relative query (key -> query) and read on prefetched ``first_pages``.
 
         All of it runs concurrently and ends by ``deadline`` (``time.monotonic()``); a key
         not done by then is reported and its work abandoned. A failure to read further pages
         of a prefetched Bundle is a note (what was prefetched is kept), not an error.
+
+        ``on_result(key, resources)`` runs in the fetch thread as soon as a key's
+        resources are all in, while other keys may still be on their way, and only when
+        no call of this process is computing (``Turns.spare``): the caller may start
+        reading them there, in time it would otherwise spend waiting. It must not rely
+        on being called (it is skipped when the process is busy) and its errors are
+        logged and dropped, never taken for a failed fetch.
         """
         first_pages = first_pages or {}
         problem = server_url_problem(fhir_server)
         if problem is not None:
             return _fail_all(queries, first_pages, problem)
         exchange = _Exchange(self, fhir_server, access_token, deadline)
-        jobs: dict[str, Callable[[], tuple[list[dict[str, Any]], list[Problem]]]] = {}
+        jobs: dict[str, _Job] = {}
         for key, query in queries.items():
             shape = query_shape(query)
             if urlsplit(query).scheme:
@@ -130,7 +143,24 @@ class FhirClient:
                 jobs[key] = _bind_fetch(exchange, key, query, shape)
         for key, first in first_pages.items():
             jobs[key] = _bind_follow(exchange, key, first, self.settings.max_pages)
+        if on_result is not None:
+            jobs = {key: self._then(key, job, on_result) for key, job in jobs.items()}
         return self._run(jobs, first_pages, deadline, exchange.watch)
+
+    def _then(self, key: str, job: _Job, on_result: OnResult) -> _Job:
+        turns = self._turns
+
+        def run() -> tuple[list[dict[str, Any]], list[Problem]]:
+            found, more = job()
+            with turns.spare() as free:
+                if free:
+                    try:
+                        on_result(key, found)
+                    except Exception as exc:  # a bug in the reader: the caller reads again
+                        LOG.error("early read failed: key=%s error=%s", key, type(exc).__name__)
+            return found, more
+
+        return run
 
     def follow_pages(
         self,
@@ -161,7 +191,7 @@ class FhirClient:
 
     def _run(
         self,
-        jobs: Mapping[str, Callable[[], tuple[list[dict[str, Any]], list[Problem]]]],
+        jobs: Mapping[str, _Job],
         first_pages: Mapping[str, FirstPage],
         deadline: float,
         watch: _SocketWatch,
@@ -263,21 +293,17 @@ def _fail_all(
     return FetchResult(resources, errors, tuple(notes))
 
 
-def _raiser(error: FhirError) -> Callable[[], tuple[list[dict[str, Any]], list[Problem]]]:
+def _raiser(error: FhirError) -> _Job:
     def job() -> tuple[list[dict[str, Any]], list[Problem]]:
         raise error
 
     return job
 
 
-def _bind_fetch(
-    exchange: _Exchange, key: str, query: str, shape: QueryShape
-) -> Callable[[], tuple[list[dict[str, Any]], list[Problem]]]:
+def _bind_fetch(exchange: _Exchange, key: str, query: str, shape: QueryShape) -> _Job:
     return lambda: exchange.fetch(key, query, shape)
 
 
-def _bind_follow(
-    exchange: _Exchange, key: str, first: FirstPage, max_pages: int
-) -> Callable[[], tuple[list[dict[str, Any]], list[Problem]]]:
+def _bind_follow(exchange: _Exchange, key: str, first: FirstPage, max_pages: int) -> _Job:
     shape = QueryShape(first.resource_type, is_search=True)
     return lambda: exchange.pages(key, first.bundle, shape, None, max_pages)

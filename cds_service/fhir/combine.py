@@ -80,8 +80,30 @@ def combine(queries: Mapping[str, str]) -> Combined:
     return Combined(out, members, tuple(queries))
 
 
-def split(result: FetchResult, combined: Combined) -> FetchResult:
-    """The fetch result per original key: resources by code, notes and errors to each."""
+# One combined search's resources as found, and as split: per member key, and how many
+# matched none of the codes.
+Parts = tuple[list[Any], dict[str, list[Any]], int]
+
+
+def split_one(found: list[Any], member_codes: Mapping[str, frozenset[str]]) -> Parts:
+    """The resources of one combined search per member key (``member_codes``)."""
+    parts: dict[str, list[Any]] = {member: [] for member in member_codes}
+    unmatched = 0
+    for resource in found:
+        owner = _member_of(resource, member_codes)
+        if owner is None:
+            unmatched += 1
+        else:
+            parts[owner].append(resource)
+    return found, parts, unmatched
+
+
+def split(
+    result: FetchResult, combined: Combined, already: Mapping[str, Parts] | None = None
+) -> FetchResult:
+    """The fetch result per original key: resources by code, notes and errors to each.
+    ``already``: combined keys split before (``split_one``), used when made from the
+    very resources of ``result``, so that their member lists are the same objects."""
     resources: dict[str, list[dict[str, Any]]] = {}
     errors: dict[str, FhirError] = {}
     notes: list[Problem] = []
@@ -89,16 +111,11 @@ def split(result: FetchResult, combined: Combined) -> FetchResult:
         if key not in combined.members:
             resources[key] = found
             continue
-        member_codes = combined.members[key]
-        for member in member_codes:
-            resources[member] = []
-        unmatched = 0
-        for resource in found:
-            owner = _member_of(resource, member_codes)
-            if owner is None:
-                unmatched += 1
-            else:
-                resources[owner].append(resource)
+        done = (already or {}).get(key)
+        if done is None or done[0] is not found:
+            done = split_one(found, combined.members[key])
+        _, parts, unmatched = done
+        resources.update(parts)
         if unmatched:
             notes.append(
                 Problem(key, f"{unmatched} result(s) of none of the codes asked for: ignored")

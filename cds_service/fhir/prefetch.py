@@ -25,7 +25,7 @@ why, and the caller answers 412.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -41,8 +41,8 @@ from cds_service.fhir.bundles import (
     shape_mismatch,
     unwrap_bundle,
 )
-from cds_service.fhir.client import FhirClient
-from cds_service.fhir.combine import combine, split
+from cds_service.fhir.client import FhirClient, OnResult
+from cds_service.fhir.combine import Combined, Parts, combine, split, split_one
 from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import FhirSettings
 from cds_service.validation import shown_name
@@ -155,11 +155,17 @@ def gather(
     settings: FhirSettings,
     now_monotonic: float,
     optional: frozenset[str] = frozenset(),
+    on_ready: Callable[[Mapping[str, list[Any]]], None] | None = None,
 ) -> GatheredData:
     """Every prefetch key of ``service``, from prefetch or ``fhirServer``; raises
     DataUnavailable naming each required key that cannot be had. A key in ``optional``
     that cannot be had is left empty, its source "unavailable" and the reason noted.
-    FHIR traffic ends by ``now_monotonic + settings.budget_seconds``."""
+    FHIR traffic ends by ``now_monotonic + settings.budget_seconds``.
+
+    ``on_ready``, while fetching: told the resources of each key known so far (the
+    prefetched, and each fetched key as it comes in), in a fetch thread, so that the
+    caller may read some while others are on their way (``FhirClient.fetch_all``'s
+    ``on_result``: not always called). The lists it is shown are the lists returned."""
     deadline = now_monotonic + settings.budget_seconds
     raw_context = request.get("context")
     context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
@@ -234,10 +240,16 @@ def gather(
     if fhir_server is not None and (to_fetch or first_pages):
         # CRP, ESR and pain missing together: one Observation search, split by code.
         combined = combine(to_fetch)
+        already: dict[str, Parts] = {}
         result = client.fetch_all(
-            fhir_server, token, combined.queries, deadline, first_pages=first_pages
+            fhir_server,
+            token,
+            combined.queries,
+            deadline,
+            first_pages=first_pages,
+            on_result=_teller(on_ready, resources, combined, already) if on_ready else None,
         )
-        result = split(result, combined)
+        result = split(result, combined, already)
     else:
         result = client.follow_pages(None, None, first_pages, deadline)
     _merge(result, refetch_because, resources, sources, notes, problems)
@@ -250,6 +262,29 @@ def gather(
         sources={key: sources[key] for key in service.prefetch},
         notes=tuple(notes),
     )
+
+
+def _teller(
+    on_ready: Callable[[Mapping[str, list[Any]]], None],
+    known: Mapping[str, list[Any]],
+    combined: Combined,
+    already: dict[str, Parts],
+) -> OnResult:
+    """``on_result`` for the client: a combined search split (kept in ``already`` for
+    ``split``), then ``on_ready`` told every key known so far. The client calls it
+    holding the process's turn, so one at a time."""
+    ready = dict(known)
+
+    def tell(key: str, found: list[Any]) -> None:
+        members = combined.members.get(key)
+        if members is None:
+            ready[key] = found
+        else:
+            already[key] = split_one(found, members)
+            ready.update(already[key][1])
+        on_ready(ready)
+
+    return tell
 
 
 def _spare_optional(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +21,7 @@ from cds_service.fhir import (
 from cds_service.fhir.bundles import shape_mismatch
 from cds_service.fhir.prefetch import render_queries
 from cds_service.settings import Settings
+from cds_service.turns import Turns
 from tests.support.faulty_fhir_server import FaultyFhirServer
 
 TOKEN = "tok-client-9f1e22"
@@ -116,6 +119,68 @@ def test_absolute_or_unusable_template_is_not_fetched(
     assert "absolute URL" in result.errors["abs"].reason
     assert "not a FHIR read or search" in result.errors["odd"].reason
     assert len(server.seen) == before
+
+
+def test_on_result_is_told_each_key_in_a_fetch_thread_when_the_turn_is_spare(
+    server: FaultyFhirServer,
+) -> None:
+    turns = Turns()
+    client = FhirClient(Settings(fhir_budget_seconds=2.0).fhir, turns=turns)
+    queries = {"crp": "Observation?patient=p1", "patient": "Patient/p1"}
+    told: dict[str, tuple[list[Any], str]] = {}
+
+    def on_result(key: str, found: list[Any]) -> None:
+        told[key] = (found, threading.current_thread().name)
+
+    try:
+        result = client.fetch_all(
+            server.url("ok"), None, queries, time.monotonic() + 2.0, on_result=on_result
+        )
+        assert result.errors == {}
+        assert set(told) == set(queries)
+        for key, (found, thread) in told.items():
+            assert found is result.resources[key]  # the very list the caller gets
+            assert thread.startswith("fhir-fetch")
+
+        # While a call computes (holds the turn), nothing is read early.
+        told.clear()
+        holding, release = threading.Event(), threading.Event()
+
+        def computing() -> None:
+            with turns.turn():
+                holding.set()
+                release.wait(5)
+
+        busy = threading.Thread(target=computing)
+        busy.start()
+        holding.wait(5)
+        result = client.fetch_all(
+            server.url("ok"), None, queries, time.monotonic() + 2.0, on_result=on_result
+        )
+        release.set()
+        busy.join(timeout=5)
+        assert result.errors == {} and told == {}
+    finally:
+        client.close()
+
+
+def test_a_failing_on_result_is_logged_and_the_fetch_still_counts(
+    server: FaultyFhirServer, client: FhirClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    def on_result(key: str, found: list[Any]) -> None:
+        raise ValueError("a reader's bug")
+
+    with caplog.at_level(logging.ERROR, logger="cds_service.fhir"):
+        result = client.fetch_all(
+            server.url("ok"),
+            None,
+            {"crp": "Observation?patient=p1"},
+            time.monotonic() + 2.0,
+            on_result=on_result,
+        )
+    assert result.errors == {}
+    assert len(result.resources["crp"]) == 1
+    assert "early read failed: key=crp error=ValueError" in caplog.text
 
 
 def test_closed_client_refuses_work() -> None:

@@ -189,6 +189,31 @@ def test_full_fetch_without_prefetch(
     assert data.notes == ()
 
 
+def test_on_ready_is_shown_the_lists_gather_returns(
+    fhir: FhirTestServer, client: FhirClient, service: Service
+) -> None:
+    # Pain prefetched; CRP and ESR fetched as one search and split: every list shown
+    # early is the list returned, so a read made early can be matched to it.
+    given_pain: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    shown: list[dict[str, list[Any]]] = []
+    data = gather(
+        service,
+        hook_request(fhir, prefetch={"pain": given_pain}),
+        client,
+        SETTINGS.fhir,
+        time.monotonic(),
+        OPTIONAL_KEYS,
+        on_ready=lambda ready: shown.append(dict(ready)),
+    )
+    assert shown, "the process was idle: every key is shown as it comes"
+    last = shown[-1]
+    assert set(last) == set(service.prefetch)
+    for key, found in last.items():
+        assert found is data.resources[key], key
+    assert len(last["crp"]) == CRP_COUNT and len(last["esr"]) == 2
+    assert all(view["pain"] is data.resources["pain"] for view in shown)  # known from the start
+
+
 def test_partial_prefetch_uses_what_was_given_and_fetches_the_rest(
     fhir: FhirTestServer, client: FhirClient, service: Service
 ) -> None:

@@ -122,3 +122,41 @@ def test_each_wait_is_told_on_the_waiting_calls_thread() -> None:
     with turns.waiting():  # without the turn: no wait to tell
         pass
     assert len(told) == 2
+
+
+def test_spare_takes_the_turn_only_when_nobody_holds_it() -> None:
+    turns = Turns()
+    with turns.spare() as free:
+        assert free
+        # held: a call arriving now waits until the spare work is done
+        other_ran = threading.Event()
+
+        def call() -> None:
+            with turns.turn():
+                other_ran.set()
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        assert not other_ran.wait(0.2)
+    thread.join(timeout=5)
+    assert other_ran.is_set()
+
+    holding = threading.Event()
+    release = threading.Event()
+
+    def computing() -> None:
+        with turns.turn():
+            holding.set()
+            release.wait(5)
+
+    busy = threading.Thread(target=computing)
+    busy.start()
+    holding.wait(5)
+    started = time.monotonic()
+    with turns.spare() as free:
+        assert not free  # a call computes: spare work is skipped, not queued
+    assert time.monotonic() - started < 0.1
+    release.set()
+    busy.join(timeout=5)
+    with turns.spare() as free:
+        assert free  # and the turn was not left taken by the skipped attempt
