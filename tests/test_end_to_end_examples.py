@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service import invocation
+from cds_service import patient_reads
 from cds_service.examples import Example, load_examples
 from cds_service.invocation import handle_hook
 from spine_cds_dev.fhir_server import FhirTestServer
@@ -99,19 +99,19 @@ def test_data_read_while_fetching_decides_as_data_read_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The Observations are mapped in a fetch thread as soon as they are in, while the
-    other queries are still out (``invocation._EarlyReads``); when another call is
+    other queries are still out (``patient_reads.EarlyReads``); when another call is
     computing they are mapped after the fetch, in the call's thread. Both give one
     outcome, and the mapper runs once either way."""
     runtime = client.application.extensions["spine_cds"]
     _, fetched = both_requests(fhir, example, "order-select")
     mapped_on: list[str] = []
-    real = invocation.map_observations
+    real = patient_reads.map_observations
 
     def map_observations(*args: Any, **kwargs: Any) -> Any:
         mapped_on.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(invocation, "map_observations", map_observations)
+    monkeypatch.setattr(patient_reads, "map_observations", map_observations)
     early = handle_hook(runtime, SELECT_ID, fetched)
     if early.assessment is None:
         assert mapped_on == []  # not a spine order: nothing gathered

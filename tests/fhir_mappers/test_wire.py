@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from msgspec import Raw
 
 from cds_service.examples import benchmark_bundle
-from cds_service.invocation import _own_resources
+from cds_service.patient_reads import own_resources
 from cds_service.valuesets import load_value_sets
 from fhir_mappers import observations
 from fhir_mappers.model import DataIssue
@@ -149,7 +149,7 @@ def _careful_only() -> Iterator[None]:
 
 def _mapped(items: list[Any], options: MappingOptions) -> tuple[Any, ...]:
     foreign: list[DataIssue] = []
-    kept = _own_resources(items, "p1", foreign)
+    kept = own_resources(items, "p1", foreign)
     measurements, issues = map_observations(kept, _VALUE_SETS, options)
     return measurements, tuple(foreign) + issues
 
