@@ -148,8 +148,8 @@ def handle_hook(
         (time.monotonic() - started) * 1000 if "fetched" in gathered.sources.values() else None
     )
 
-    conditions_read = early.conditions_of(gathered.resources)
-    measurements_read = early.measurements_of(gathered.resources)
+    conditions_read = early.conditions.of(gathered.resources)
+    measurements_read = early.measurements.of(gathered.resources)
     foreign: list[DataIssue] = conditions_read.foreign + measurements_read.foreign
 
     def own(feeds: str) -> list[Any]:

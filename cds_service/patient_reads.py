@@ -10,8 +10,8 @@ fetched data, when (``EarlyReads``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from msgspec import UNSET
 
@@ -23,6 +23,8 @@ from fhir_mappers.observations import map_observations
 from fhir_mappers.wire import ObservationBytes
 
 SUBJECT_FIELDS = ("subject", "patient")
+T = TypeVar("T")
+Lists = tuple[list[Any], ...]  # the resources of each key that feeds one mapper
 
 
 def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
@@ -103,18 +105,14 @@ _CONDITION_KEYS = keys_feeding("conditions")
 _MEASUREMENT_KEYS = keys_feeding("measurements")
 
 
-def _read_conditions(
-    lists: tuple[list[Any], ...], patient_id: str, runtime: Runtime
-) -> ConditionsRead:
+def _read_conditions(lists: Lists, patient_id: str, runtime: Runtime) -> ConditionsRead:
     foreign: list[DataIssue] = []
     kept = own_resources((r for found in lists for r in found), patient_id, foreign)
     conditions, issues = map_conditions(kept, runtime.value_sets)
     return ConditionsRead(kept, foreign, conditions, issues)
 
 
-def _read_measurements(
-    lists: tuple[list[Any], ...], patient_id: str, runtime: Runtime
-) -> MeasurementsRead:
+def _read_measurements(lists: Lists, patient_id: str, runtime: Runtime) -> MeasurementsRead:
     foreign: list[DataIssue] = []
     kept = own_resources((r for found in lists for r in found), patient_id, foreign)
     unread: list[Any] = []
@@ -124,12 +122,35 @@ def _read_measurements(
     return MeasurementsRead(kept, foreign, measurements, issues, unread)
 
 
-def _lists_of(resources: Mapping[str, list[Any]], keys: tuple[str, ...]) -> tuple[list[Any], ...]:
+def _lists_of(resources: Mapping[str, list[Any]], keys: tuple[str, ...]) -> Lists:
     return tuple(resources.get(key, []) for key in keys)
 
 
-def _same_lists(a: tuple[list[Any], ...], b: tuple[list[Any], ...]) -> bool:
+def _same_lists(a: Lists, b: Lists) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+class _Early(Generic[T]):
+    """One kind of data that may be read early: from the lists of its keys, by ``read``."""
+
+    def __init__(self, keys: tuple[str, ...], read: Callable[[Lists], T]) -> None:
+        self._keys = keys
+        self._read = read
+        self._made: tuple[Lists, T] | None = None
+
+    def offer(self, ready: Mapping[str, list[Any]]) -> None:
+        """Read now if every key is in ``ready`` and it was not read before."""
+        if self._made is None and all(key in ready for key in self._keys):
+            lists = _lists_of(ready, self._keys)
+            self._made = lists, self._read(lists)
+
+    def of(self, resources: Mapping[str, list[Any]]) -> T:
+        """The read of these resources: the early one if made from these very lists."""
+        lists = _lists_of(resources, self._keys)
+        made = self._made
+        if made is not None and _same_lists(made[0], lists):
+            return made[1]
+        return self._read(lists)
 
 
 class EarlyReads:
@@ -145,29 +166,13 @@ class EarlyReads:
     """
 
     def __init__(self, runtime: Runtime, patient_id: str) -> None:
-        self._runtime = runtime
-        self._patient_id = patient_id
-        self._conditions: tuple[tuple[list[Any], ...], ConditionsRead] | None = None
-        self._measurements: tuple[tuple[list[Any], ...], MeasurementsRead] | None = None
+        self.conditions = _Early(
+            _CONDITION_KEYS, lambda lists: _read_conditions(lists, patient_id, runtime)
+        )
+        self.measurements = _Early(
+            _MEASUREMENT_KEYS, lambda lists: _read_measurements(lists, patient_id, runtime)
+        )
 
     def __call__(self, ready: Mapping[str, list[Any]]) -> None:
-        if self._measurements is None and all(k in ready for k in _MEASUREMENT_KEYS):
-            lists = _lists_of(ready, _MEASUREMENT_KEYS)
-            self._measurements = lists, _read_measurements(lists, self._patient_id, self._runtime)
-        if self._conditions is None and all(k in ready for k in _CONDITION_KEYS):
-            lists = _lists_of(ready, _CONDITION_KEYS)
-            self._conditions = lists, _read_conditions(lists, self._patient_id, self._runtime)
-
-    def conditions_of(self, resources: Mapping[str, list[Any]]) -> ConditionsRead:
-        lists = _lists_of(resources, _CONDITION_KEYS)
-        early = self._conditions
-        if early is not None and _same_lists(early[0], lists):
-            return early[1]
-        return _read_conditions(lists, self._patient_id, self._runtime)
-
-    def measurements_of(self, resources: Mapping[str, list[Any]]) -> MeasurementsRead:
-        lists = _lists_of(resources, _MEASUREMENT_KEYS)
-        early = self._measurements
-        if early is not None and _same_lists(early[0], lists):
-            return early[1]
-        return _read_measurements(lists, self._patient_id, self._runtime)
+        self.measurements.offer(ready)  # first: the most work, and its keys come first
+        self.conditions.offer(ready)

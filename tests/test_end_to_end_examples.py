@@ -23,6 +23,7 @@ from cds_service.invocation import handle_hook
 from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID
 from tests.support.ehr_calls import order_request, prefetch_from_server
+from tests.support.turns import another_call_computing
 
 pytestmark = pytest.mark.integration
 TOKEN = "ehr-issued-token-e2e"  # synthetic; the server only checks it matches
@@ -119,21 +120,8 @@ def test_data_read_while_fetching_decides_as_data_read_after(
     assert len(mapped_on) == 1 and mapped_on[0].startswith("fhir-fetch"), mapped_on
 
     mapped_on.clear()
-    holding, release = threading.Event(), threading.Event()
-
-    def another_call_computing() -> None:
-        with runtime.turns.turn():
-            holding.set()
-            release.wait(30)
-
-    busy = threading.Thread(target=another_call_computing)
-    busy.start()
-    try:
-        holding.wait(5)
+    with another_call_computing(runtime.turns):
         late = handle_hook(runtime, SELECT_ID, fetched)
-    finally:
-        release.set()
-        busy.join(timeout=5)
     assert mapped_on == [threading.current_thread().name]
     assert late.assessment is not None
     # the whole assessment (every value used, every issue in order), but for its clock

@@ -23,6 +23,7 @@ from cds_service.fhir.prefetch import render_queries
 from cds_service.settings import Settings
 from cds_service.turns import Turns
 from tests.support.faulty_fhir_server import FaultyFhirServer
+from tests.support.turns import another_call_computing
 
 TOKEN = "tok-client-9f1e22"
 
@@ -144,21 +145,10 @@ def test_on_result_is_told_each_key_in_a_fetch_thread_when_the_turn_is_spare(
 
         # While a call computes (holds the turn), nothing is read early.
         told.clear()
-        holding, release = threading.Event(), threading.Event()
-
-        def computing() -> None:
-            with turns.turn():
-                holding.set()
-                release.wait(5)
-
-        busy = threading.Thread(target=computing)
-        busy.start()
-        holding.wait(5)
-        result = client.fetch_all(
-            server.url("ok"), None, queries, time.monotonic() + 2.0, on_result=on_result
-        )
-        release.set()
-        busy.join(timeout=5)
+        with another_call_computing(turns):
+            result = client.fetch_all(
+                server.url("ok"), None, queries, time.monotonic() + 2.0, on_result=on_result
+            )
         assert result.errors == {} and told == {}
     finally:
         client.close()

@@ -8,6 +8,7 @@ import threading
 import time
 
 from cds_service.turns import Turns
+from tests.support.turns import another_call_computing
 
 
 def test_a_second_call_waits_for_the_turn() -> None:
@@ -141,22 +142,10 @@ def test_spare_takes_the_turn_only_when_nobody_holds_it() -> None:
     thread.join(timeout=5)
     assert other_ran.is_set()
 
-    holding = threading.Event()
-    release = threading.Event()
-
-    def computing() -> None:
-        with turns.turn():
-            holding.set()
-            release.wait(5)
-
-    busy = threading.Thread(target=computing)
-    busy.start()
-    holding.wait(5)
-    started = time.monotonic()
-    with turns.spare() as free:
-        assert not free  # a call computes: spare work is skipped, not queued
-    assert time.monotonic() - started < 0.1
-    release.set()
-    busy.join(timeout=5)
+    with another_call_computing(turns):
+        started = time.monotonic()
+        with turns.spare() as free:
+            assert not free  # a call computes: spare work is skipped, not queued
+        assert time.monotonic() - started < 0.1
     with turns.spare() as free:
         assert free  # and the turn was not left taken by the skipped attempt
