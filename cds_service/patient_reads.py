@@ -174,5 +174,6 @@ class EarlyReads:
         )
 
     def __call__(self, ready: Mapping[str, list[Any]]) -> None:
+        """``gather``'s ``on_ready``: read each kind of data whose keys are all in ``ready``."""
         self.measurements.offer(ready)  # first: the most work, and its keys come first
         self.conditions.offer(ready)

@@ -89,9 +89,11 @@ class Turns:
         if not free:
             yield False
             return
+        self._local.held = True  # so that a turn() inside is re-entrant, not a deadlock
         try:
             yield True
         finally:
+            self._local.held = False
             self._release()
 
     @contextmanager

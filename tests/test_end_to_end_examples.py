@@ -23,6 +23,7 @@ from cds_service.invocation import handle_hook
 from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID
 from tests.support.ehr_calls import order_request, prefetch_from_server
+from tests.support.faulty_fhir_server import FaultyFhirServer
 from tests.support.turns import another_call_computing
 
 pytestmark = pytest.mark.integration
@@ -92,9 +93,17 @@ def test_same_domain_picture_from_prefetch_and_fetch(
     assert from_prefetch.assessment.to_dict() == from_fetch.assessment.to_dict()
 
 
+@pytest.fixture(scope="module")
+def observations_first(fhir: FhirTestServer) -> Iterator[FaultyFhirServer]:
+    """The FHIR test server behind a proxy that answers the Observation search first."""
+    with FaultyFhirServer(slow_seconds=0.05, upstream=fhir.base_url) as proxy:
+        yield proxy
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.key for e in EXAMPLES])
 def test_data_read_while_fetching_decides_as_data_read_after(
     fhir: FhirTestServer,
+    observations_first: FaultyFhirServer,
     client: FlaskClient,
     example: Example,
     monkeypatch: pytest.MonkeyPatch,
@@ -104,7 +113,13 @@ def test_data_read_while_fetching_decides_as_data_read_after(
     computing they are mapped after the fetch, in the call's thread. Both give one
     outcome, and the mapper runs once either way."""
     runtime = client.application.extensions["spine_cds"]
-    _, fetched = both_requests(fhir, example, "order-select")
+    fetched = order_request(
+        "order-select",
+        example.patient_id,
+        example.draft_order,
+        fhir_server=observations_first.url("observations-first"),
+        access_token=TOKEN,
+    )
     mapped_on: list[str] = []
     real = patient_reads.map_observations
 
@@ -117,6 +132,7 @@ def test_data_read_while_fetching_decides_as_data_read_after(
     if early.assessment is None:
         assert mapped_on == []  # not a spine order: nothing gathered
         return
+    assert set(early.data_sources.values()) == {"fetched"}
     assert len(mapped_on) == 1 and mapped_on[0].startswith("fhir-fetch"), mapped_on
 
     mapped_on.clear()

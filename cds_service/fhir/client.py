@@ -39,6 +39,7 @@ LOG = logging.getLogger("cds_service.fhir")
 
 # One key's work in a fetch thread: its resources and the notes about them.
 _Job = Callable[[], tuple[list[Any], list[Problem]]]
+_Future = Future[tuple[list[Any], list[Problem]]]
 # Told a key's resources as soon as they are all in (``FhirClient.fetch_all``).
 OnResult = Callable[[str, list[Any]], None]
 
@@ -117,12 +118,12 @@ class FhirClient:
         not done by then is reported and its work abandoned. A failure to read further pages
         of a prefetched Bundle is a note (what was prefetched is kept), not an error.
 
-        ``on_result(key, resources)`` runs in the fetch thread as soon as a key's
-        resources are all in, while other keys may still be on their way, and only when
-        no call of this process is computing (``Turns.spare``): the caller may start
-        reading them there, in time it would otherwise spend waiting. It must not rely
-        on being called (it is skipped when the process is busy) and its errors are
-        logged and dropped, never taken for a failed fetch.
+        ``on_result(key, resources)`` runs in a fetch thread as soon as a key's resources
+        are all in, while other keys are still on their way, and only when no call of
+        this process is computing (``Turns.spare``): the caller may start reading them
+        there, in time it would otherwise spend waiting. It must not rely on being called
+        (``_Teller`` says when it is not); its errors are logged and dropped,
+        and its time never counts against the deadline.
         """
         first_pages = first_pages or {}
         problem = server_url_problem(fhir_server)
@@ -143,24 +144,7 @@ class FhirClient:
                 jobs[key] = _bind_fetch(exchange, key, query, shape)
         for key, first in first_pages.items():
             jobs[key] = _bind_follow(exchange, key, first, self.settings.max_pages)
-        if on_result is not None:
-            jobs = {key: self._then(key, job, on_result) for key, job in jobs.items()}
-        return self._run(jobs, first_pages, deadline, exchange.watch)
-
-    def _then(self, key: str, job: _Job, on_result: OnResult) -> _Job:
-        turns = self._turns
-
-        def run() -> tuple[list[dict[str, Any]], list[Problem]]:
-            found, more = job()
-            with turns.spare() as free:
-                if free:
-                    try:
-                        on_result(key, found)
-                    except Exception as exc:  # a bug in the reader: the caller reads again
-                        LOG.error("early read failed: key=%s error=%s", key, type(exc).__name__)
-            return found, more
-
-        return run
+        return self._run(jobs, first_pages, deadline, exchange.watch, on_result)
 
     def follow_pages(
         self,
@@ -195,17 +179,31 @@ class FhirClient:
         first_pages: Mapping[str, FirstPage],
         deadline: float,
         watch: _SocketWatch,
+        on_result: OnResult | None = None,
     ) -> FetchResult:
         resources: dict[str, list[dict[str, Any]]] = {}
         errors: dict[str, FhirError] = {}
         notes: list[Problem] = []
         if not jobs:
             return FetchResult(resources, errors, ())
-        futures: dict[Future[tuple[list[dict[str, Any]], list[Problem]]], str] = {
-            self._executor.submit(job): key for key, job in jobs.items()
-        }
+        teller: _Teller | None = None
+        if on_result is None:
+            futures = {self._executor.submit(job): key for key, job in jobs.items()}
+        else:
+            # Each job starts once every callback is attached: a callback attached to a
+            # future already done would run at once, on this thread.
+            attached = threading.Event()
+            futures = {
+                self._executor.submit(_after(attached, job)): key for key, job in jobs.items()
+            }
+            try:
+                teller = _Teller(futures, deadline, on_result, self._turns)
+            finally:
+                attached.set()
         with self._turns.waiting():
             done, late = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            if teller is not None:
+                teller.settle(done)
         if late:
             watch.abort()  # frees threads stuck reading headers that never end
         for future in late:
@@ -291,6 +289,69 @@ def _fail_all(
             Problem(key, f"further pages of the prefetched Bundle not read: {reason}", cut_off=True)
         )
     return FetchResult(resources, errors, tuple(notes))
+
+
+class _Teller:
+    """Tells ``on_result`` each key fetched, on a fetch thread, after its future is done:
+    the caller's wait never counts the read as fetch time, so a read cannot make a key
+    late. Only while a call is not computing (``Turns.spare``): a key that comes in then,
+    or while another is being read, waits for the next key's thread. Never once the last
+    key is in (reading then saves nothing: the caller is about to read), nor past the
+    deadline (the call is answering)."""
+
+    def __init__(
+        self, futures: Mapping[_Future, str], deadline: float, on_result: OnResult, turns: Turns
+    ) -> None:
+        self._keys = futures
+        self._deadline = deadline
+        self._on_result = on_result
+        self._turns = turns
+        self._changed = threading.Condition()
+        self._outstanding = len(futures)
+        self._waiting: list[tuple[str, list[Any]]] = []  # in, not yet told
+        self._settled: set[_Future] = set()
+        for future in futures:
+            future.add_done_callback(self._done)
+
+    def settle(self, done: set[_Future]) -> None:
+        """Wait until the callbacks of ``done`` have ended, so that the caller never reads
+        what a fetch thread is still reading (each is short: one mapper's work)."""
+        with self._changed:
+            self._changed.wait_for(lambda: done <= self._settled)
+
+    def _done(self, future: _Future) -> None:
+        try:
+            with self._changed:
+                self._outstanding -= 1
+                if not future.cancelled() and future.exception() is None:
+                    self._waiting.append((self._keys[future], future.result()[0]))
+                if self._outstanding == 0 or time.monotonic() >= self._deadline:
+                    return
+            with self._turns.spare() as free:
+                while free:
+                    with self._changed:
+                        if not self._waiting or self._outstanding == 0:
+                            break
+                        key, found = self._waiting.pop(0)
+                    self._tell(key, found)
+        finally:
+            with self._changed:
+                self._settled.add(future)
+                self._changed.notify_all()
+
+    def _tell(self, key: str, found: list[Any]) -> None:
+        try:
+            self._on_result(key, found)
+        except Exception as exc:  # a bug in the reader: the caller reads again
+            LOG.error("early read failed: key=%s error=%s", key, type(exc).__name__)
+
+
+def _after(event: threading.Event, job: _Job) -> _Job:
+    def run() -> tuple[list[Any], list[Problem]]:
+        event.wait()
+        return job()
+
+    return run
 
 
 def _raiser(error: FhirError) -> _Job:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from msgspec import UNSET
@@ -80,9 +80,12 @@ def combine(queries: Mapping[str, str]) -> Combined:
     return Combined(out, members, tuple(queries))
 
 
-# One combined search's resources as found, and as split: per member key, and how many
-# matched none of the codes.
-Parts = tuple[list[Any], dict[str, list[Any]], int]
+class Parts(NamedTuple):
+    """One combined search's resources as found, and as split."""
+
+    found: list[Any]
+    members: dict[str, list[Any]]  # member key -> its resources
+    unmatched: int  # how many matched none of the codes
 
 
 def split_one(found: list[Any], member_codes: Mapping[str, frozenset[str]]) -> Parts:
@@ -95,7 +98,7 @@ def split_one(found: list[Any], member_codes: Mapping[str, frozenset[str]]) -> P
             unmatched += 1
         else:
             parts[owner].append(resource)
-    return found, parts, unmatched
+    return Parts(found, parts, unmatched)
 
 
 def split(
@@ -112,13 +115,12 @@ def split(
             resources[key] = found
             continue
         done = (already or {}).get(key)
-        if done is None or done[0] is not found:
+        if done is None or done.found is not found:
             done = split_one(found, combined.members[key])
-        _, parts, unmatched = done
-        resources.update(parts)
-        if unmatched:
+        resources.update(done.members)
+        if done.unmatched:
             notes.append(
-                Problem(key, f"{unmatched} result(s) of none of the codes asked for: ignored")
+                Problem(key, f"{done.unmatched} result(s) of none of the codes asked for: ignored")
             )
     for key, error in result.errors.items():
         for member in combined.members.get(key, {key: frozenset()}):

@@ -281,7 +281,7 @@ def _teller(
             ready[key] = found
         else:
             already[key] = split_one(found, members)
-            ready.update(already[key][1])
+            ready.update(already[key].members)
         on_ready(ready)
 
     return tell

@@ -205,12 +205,12 @@ def test_on_ready_is_shown_the_lists_gather_returns(
         OPTIONAL_KEYS,
         on_ready=lambda ready: shown.append(dict(ready)),
     )
-    assert shown, "the process was idle: every key is shown as it comes"
-    last = shown[-1]
-    assert set(last) == set(service.prefetch)
-    for key, found in last.items():
-        assert found is data.resources[key], key
-    assert len(last["crp"]) == CRP_COUNT and len(last["esr"]) == 2
+    assert shown, "the process was idle: keys are shown as they come"
+    # every key but the last to come in (the caller reads that one itself)
+    assert len(set(service.prefetch) - set(shown[-1])) <= 1
+    for view in shown:
+        for key, found in view.items():
+            assert found is data.resources[key], key
     assert all(view["pain"] is data.resources["pain"] for view in shown)  # known from the start
 
 

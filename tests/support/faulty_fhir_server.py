@@ -24,6 +24,9 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
   headers never end and no per-read timeout fires (for ``hang_seconds``)
 - ``proxy``: forwards the request to ``upstream`` (a real FHIR server) and relays the
   answer, with the upstream's base URL in it (paging links) rewritten to this server's
+- ``observations-first``: as ``proxy``, but every query other than an Observation search
+  is answered ``slow_seconds`` late: the Observations always come in first, as from a
+  server that answers one query at a time and got the long search first
 - ``switch``: behaves as the mode in the ``fault`` attribute, which a test sets and clears
   at runtime (``server.fault = "hang"`` ... ``server.fault = None``); with no fault it
   behaves as ``proxy`` when an ``upstream`` is given, else as ``ok``
@@ -179,7 +182,9 @@ class FaultyFhirServer:
         else:
             prefix = f"{prefix}?"
 
-        if mode == "proxy":
+        if mode == "observations-first" and (resource_type != "Observation" or is_read):
+            self._release.wait(self.slow_seconds)
+        if mode in ("proxy", "observations-first"):
             self._proxy(handler, segments[0] if segments else "", parts.query)
         elif mode == "drip-headers":
             handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n")
