@@ -160,8 +160,9 @@ class EarlyReads:
     time; the Observations, sent first, come first). ``gather`` calls this in a fetch
     thread, when no other call is computing, with the keys known so far: the
     Observations can then be mapped while the last, short queries are still on their way
-    (measured for the benchmark patient: 1.0 ms of the call's own work off its critical
-    path in process, 0.5 ms through gunicorn; bench/README.md, round six). A read
+    (measured for the benchmark patient: in process, 1.0 ms of the call's own work left
+    its critical path; through gunicorn the gain was within the noise of four runs,
+    -0.6 to +0.5 ms; bench/README.md, round six). A read
     made early is used only if the call gathered exactly those lists (the same objects):
     anything refetched, split again or failed is read again here, in the call's thread.
     """
