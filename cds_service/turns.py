@@ -14,7 +14,9 @@ web route, ``routes/hooks.py``), and given up while the FHIR client waits for it
 fetches (``FhirClient``). Reading the request and writing the answer stay outside it, so
 a slow client does not hold up the calls already read. The gunicorn worker
 (``worker.py``) is told when a call starts such a wait: its thread then gives up its
-place, and another thread takes the next connection.
+place, and another thread takes the next connection. Work a waiting call may do early
+(reading the data already fetched, ``patient_reads.py``) takes the turn only when it is
+spare, never ahead of a call (``spare``).
 """
 
 from __future__ import annotations

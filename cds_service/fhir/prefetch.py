@@ -247,7 +247,7 @@ def gather(
             combined.queries,
             deadline,
             first_pages=first_pages,
-            on_result=_teller(on_ready, resources, combined, already) if on_ready else None,
+            on_result=_tell_ready(on_ready, resources, combined, already) if on_ready else None,
         )
         result = split(result, combined, already)
     else:
@@ -264,7 +264,7 @@ def gather(
     )
 
 
-def _teller(
+def _tell_ready(
     on_ready: Callable[[Mapping[str, list[Any]]], None],
     known: Mapping[str, list[Any]],
     combined: Combined,
