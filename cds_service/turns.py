@@ -64,14 +64,18 @@ class Turns:
             else:
                 self._busy = False
 
+    def _try_acquire(self) -> bool:
+        """Take the turn if nobody holds it or waits for it; never waits."""
+        with self._mutex:
+            if self._busy:
+                return False
+            self._busy = True
+            return True
+
     @contextmanager
-    def turn(self) -> Iterator[None]:
-        """Hold the turn for the block (re-entrant within one thread)."""
-        if self._holding():
-            yield
-            return
-        self._acquire()
-        self._local.held = True
+    def _held(self) -> Iterator[None]:
+        """The block of a turn this thread has just taken: released at its end."""
+        self._local.held = True  # so that a turn() inside is re-entrant, not a deadlock
         try:
             yield
         finally:
@@ -79,24 +83,26 @@ class Turns:
             self._release()
 
     @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the turn for the block (re-entrant within one thread)."""
+        if self._holding():
+            yield
+            return
+        self._acquire()
+        with self._held():
+            yield
+
+    @contextmanager
     def spare(self) -> Iterator[bool]:
         """Hold the turn for the block when no call holds it or waits for it, and say so
         (True); else say False at once. For work a call may do early, in the time it
         would otherwise only wait (``FhirClient``'s ``on_result``), never ahead of
         another call."""
-        with self._mutex:
-            free = not self._busy
-            if free:
-                self._busy = True
-        if not free:
+        if not self._try_acquire():
             yield False
             return
-        self._local.held = True  # so that a turn() inside is re-entrant, not a deadlock
-        try:
+        with self._held():
             yield True
-        finally:
-            self._local.held = False
-            self._release()
 
     @contextmanager
     def waiting(self) -> Iterator[None]:
