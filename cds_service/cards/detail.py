@@ -375,6 +375,6 @@ def detail(a: Assessment) -> str:
     keys = [_evidence_key(f.rule_id, f.data, a) for f in flags] or _gap_evidence(a)
     if any(r.code == "esr-rising" for r in a.notes):
         keys.append("esr-rising")
-    said = "\n".join("\n".join(b) for b in blocks)
-    blocks.append(_evidence(list(dict.fromkeys(keys)), said))
-    return "\n\n".join("\n".join(b) for b in blocks if b)
+    texts = ["\n".join(b) for b in blocks if b]  # each block joined once
+    texts.append("\n".join(_evidence(list(dict.fromkeys(keys)), "\n".join(texts))))
+    return "\n\n".join(texts)
