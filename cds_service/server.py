@@ -170,10 +170,11 @@ def worker_options(threads: int) -> dict[str, Any]:
     does, one at a time besides those waiting on a FHIR server: the calls that
     compute wait in the listen queue all workers share, and go to the first that is free
     (measured against sync workers in the same run: bench/README.md, issue 27). One:
-    sync workers, one call at a time each. Both close each connection after its answer.
+    sync workers, one call at a time each. Both close each connection after its answer,
+    and both refuse in JSON what gunicorn cannot read as HTTP (``worker.SyncWorker``).
     """
     if threads <= 1:
-        return {"worker_class": "sync", "threads": 1}
+        return {"worker_class": "cds_service.worker.SyncWorker", "threads": 1}
     return {"worker_class": "cds_service.worker.TurnWorker", "threads": threads}
 
 

@@ -38,10 +38,16 @@ import select
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
+import orjson
 from gunicorn import util
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers import sync
+
+from cds_service.app import REQUEST_ID_HEADER, SECURITY_HEADERS
+from cds_service.http_refusals import INTERNAL, refusal
+from cds_service.logs import request_id_var
 
 # Calls a worker reads, computes or answers at once, besides those waiting on a FHIR server.
 AHEAD = 1
@@ -83,7 +89,63 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
     return bool(poller.poll(timeout * 1000))
 
 
-class TurnWorker(SyncWorker):  # type: ignore[misc]  # gunicorn has no type hints
+class _Page:
+    """Takes gunicorn's HTML error page in place of the client's socket (its
+    ``util.write_error`` writes through ``write_nonblock``): its status is kept, the
+    page is not sent."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+def _status(page: bytes) -> tuple[int, str]:
+    """The status gunicorn chose, from its page's first line (500 if there is none)."""
+    parts = page.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+    if len(parts) == 3 and parts[0].startswith("HTTP/") and parts[1].isdigit():
+        return int(parts[1]), parts[2]
+    return 500, "Internal Server Error"
+
+
+class SyncWorker(sync.SyncWorker):  # type: ignore[misc]  # gunicorn has no type hints
+    """gunicorn's sync worker, whose refusals of requests it cannot read as HTTP are JSON
+    like the app's (``http_refusals.py``) instead of an HTML page (``threads`` = 1). As
+    every answer of the app, the refusal names a request id that starts its log line."""
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
+        page = _Page()
+        request_id = str(uuid.uuid4())
+        token = request_id_var.set(request_id)
+        try:
+            super().handle_error(req, page, addr, exc)  # gunicorn's status, log, access log
+        finally:
+            request_id_var.reset(token)
+        status, reason = _status(page.data)
+        error, message = refusal(exc) if status < 500 else INTERNAL
+        body = orjson.dumps({"error": error, "message": message})
+        head = [
+            f"HTTP/1.1 {status} {reason}",
+            "Connection: close",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            f"{REQUEST_ID_HEADER}: {request_id}",
+            *(f"{name}: {value}" for name, value in SECURITY_HEADERS.items()),
+        ]
+        try:
+            util.write_nonblock(client, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        except Exception:
+            self.log.debug("Failed to send error message.")
+
+
+class TurnWorker(SyncWorker):
     """``threads`` threads, each answering calls as a sync worker (set as ``worker_class``)."""
 
     alive: bool  # gunicorn's: False once the worker is told to stop

@@ -1,0 +1,149 @@
+"""Requests gunicorn cannot read as HTTP are refused in JSON, as the app refuses
+(cds_service/http_refusals.py, worker.SyncWorker): held through gunicorn for both worker
+classes, and the refusal's words held for each kind of fault the parser reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+from pathlib import Path
+
+import pytest
+import requests
+from gunicorn.http import errors as http
+
+from cds_service.http_refusals import INTERNAL, refusal
+from cds_service.worker import SyncWorker, _status
+from spine_cds_dev.service_process import ServiceProcess
+
+BAD_REQUESTS = {
+    "Content-Length twice": (
+        b"POST /cds-services HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        b"Content-Length: 3\r\n\r\n{}",
+        400,
+        "malformed_header",
+    ),
+    "no request line": (b"GARBAGE-patient-Pat123\r\n\r\n", 400, "malformed_request_line"),
+    "a header name with a space": (
+        b"GET /cds-services HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+        400,
+        "malformed_header",
+    ),
+    "too many headers": (
+        b"GET /cds-services HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: y\r\n" % n for n in range(200))
+        + b"\r\n",
+        431,
+        "headers_too_large",
+    ),
+    "a request line too long": (
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        414,
+        "request_line_too_long",
+    ),
+}
+
+
+def _exchange(port: int, raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
+    return status, headers, body
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_http_gunicorn_cannot_read_is_refused_in_json_and_logged_without_its_bytes(
+    tmp_path: Path, threads: str
+) -> None:
+    log = tmp_path / "service.log"
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"), "SPINE_CDS_THREADS": threads}
+    request_ids = []
+    with ServiceProcess(env=env, workers=1, log_path=log) as service:
+        for name, (raw, status, error) in BAD_REQUESTS.items():
+            line, headers, body = _exchange(service.port, raw)
+            assert line.split(" ")[1] == str(status), name
+            assert headers["content-type"] == "application/json", name
+            assert headers["x-content-type-options"] == "nosniff", name
+            assert headers["connection"] == "close", name
+            assert int(headers["content-length"]) == len(body), name
+            answer = json.loads(body)
+            assert answer["error"] == error, name
+            assert answer["message"], name
+            assert "Pat123" not in answer["message"]
+            if name == "Content-Length twice":
+                assert "Content-Length" in answer["message"]
+            request_ids.append(headers["x-request-id"])
+        # the worker goes on answering
+        assert requests.get(f"{service.url}/health", timeout=10).status_code == 200
+    text = log.read_text(encoding="utf-8")
+    assert "Pat123" not in text  # the bytes that could not be read are not logged
+    for request_id in request_ids:  # the id the client got starts the refusal's log line
+        assert re.search(rf"request_id={request_id}: Invalid request from ip=127\.0\.0\.1", text)
+
+
+@pytest.mark.parametrize(
+    ("exc", "error", "words"),
+    [
+        (http.InvalidRequestLine("x"), "malformed_request_line", "METHOD /path HTTP/1.1"),
+        (http.InvalidRequestMethod("G@T"), "malformed_request_line", "method"),
+        (http.InvalidHTTPVersion((9, 9)), "unsupported_http_version", "HTTP/1.1"),
+        (http.InvalidHeader("CONTENT-LENGTH"), "malformed_header", "Content-Length must be"),
+        (http.InvalidHeader("TRANSFER-ENCODING"), "malformed_header", "with Content-Length"),
+        (http.InvalidHeader("X-Thing"), "malformed_header", "a header's value"),
+        (http.InvalidHeaderName("Bad Header"), "malformed_header", "header name"),
+        (http.ObsoleteFolding("X-Thing"), "malformed_header", "one line"),
+        (http.LimitRequestLine(9000, 8190), "request_line_too_long", "longer"),
+        (http.LimitRequestHeaders("too many"), "headers_too_large", "more headers"),
+        (http.UnsupportedTransferCoding("gzip"), "unsupported_transfer_coding", "Content-Length"),
+        (http.InvalidChunkSize(b"zz"), "malformed_chunked_body", "Content-Length"),
+        (http.ChunkMissingTerminator(b"xx"), "malformed_chunked_body", "Content-Length"),
+        (http.InvalidChunkExtension("x"), "malformed_chunked_body", "Content-Length"),
+        (http.ExpectationFailed("x"), "expectation_failed", "Expect"),
+        (http.InvalidSchemeHeaders(), "malformed_http", "HTTP/1.1"),
+        (RuntimeError("a fault in the worker"), "internal_error", "failed"),
+    ],
+)
+def test_each_fault_the_parser_reports_has_its_own_words(
+    exc: Exception, error: str, words: str
+) -> None:
+    got_error, message = refusal(exc)
+    assert got_error == error
+    assert words in message
+    for said in ("G@T", "Bad Header", "gzip", "zz", "9000"):
+        assert said not in message  # nothing the client sent is repeated back
+
+
+def test_a_status_line_that_cannot_be_read_is_a_500() -> None:
+    assert _status(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n") == (
+        431,
+        "Request Header Fields Too Large",
+    )
+    assert _status(b"") == (500, "Internal Server Error")
+    assert _status(b"<html>oops</html>") == (500, "Internal Server Error")
+
+
+def test_a_fault_of_the_worker_itself_is_a_json_500(caplog: pytest.LogCaptureFixture) -> None:
+    """Not a parse error (a bug below the app): gunicorn's 500, in JSON."""
+    worker = object.__new__(SyncWorker)  # handle_error reads only its log without a request
+    worker.log = logging.getLogger("gunicorn.error")
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        with caplog.at_level(logging.ERROR, logger="gunicorn.error"):
+            worker.handle_error(None, ours, ("127.0.0.1", 1), RuntimeError("a fault"))
+        ours.close()
+        answer = b""
+        while chunk := theirs.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert json.loads(body) == {"error": INTERNAL[0], "message": INTERNAL[1]}
+    assert "Error handling request" in caplog.text
