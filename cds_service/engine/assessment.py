@@ -159,7 +159,8 @@ class KeyFigures:
     days_since_t0: int | None = None  # evaluation day - T0 day
     crp_baseline: Measurement | None = None
     crp_latest: Measurement | None = None
-    crp_lowest_earlier: Measurement | None = None  # lowest CRP since T0 before the latest
+    # the lowest CRP since T0 and from the baseline on, before the latest
+    crp_lowest_earlier: Measurement | None = None
     crp_percent_change: float | None = None  # (latest - baseline) / baseline * 100, signed
     crp_rise_pct: float | None = None  # (latest - lowest earlier) / lowest earlier * 100
     pain_first: Measurement | None = None

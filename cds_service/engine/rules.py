@@ -56,7 +56,7 @@ class CrpTrend:
     latest: Measurement | None
     lowest_earlier: Measurement | None
     change_pct: float | None  # latest vs baseline, signed (a fall is negative)
-    rise_pct: float | None  # latest vs lowest earlier since T0
+    rise_pct: float | None  # latest vs the lowest earlier since T0, from the baseline on
 
     @property
     def usable(self) -> bool:
@@ -86,7 +86,17 @@ def crp_trend(crp: Sequence[Measurement], t0_day: date, settings: RuleSettings) 
     else:
         baseline = next((m for m in series if m.when.day > t0_day), None)
     latest = series[-1]
-    earlier = [m for m in series if m.when.day >= t0_day and m.when.instant < latest.when.instant]
+    # A rise is "after an initial decline" (clinical-rules.md): the lowest earlier value is
+    # looked for from the baseline on. CRP often climbs for the first days of treatment; a
+    # value from before that peak is no decline, and a fall from the peak is no rise.
+    since = baseline.when.instant if baseline is not None else None
+    earlier = [
+        m
+        for m in series
+        if m.when.day >= t0_day
+        and m.when.instant < latest.when.instant
+        and (since is None or m.when.instant >= since)
+    ]
     lowest = min(earlier, key=lambda m: (m.value, sort_key(m))) if earlier else None
     change = pct_change(baseline.value, latest.value) if baseline is not None else None
     rise = pct_change(lowest.value, latest.value) if lowest is not None else None

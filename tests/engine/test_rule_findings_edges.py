@@ -165,6 +165,25 @@ def test_a_rise_from_0_mg_l_is_said_without_a_percentage() -> None:
     )
 
 
+def test_a_fall_from_a_peak_on_treatment_is_no_rise_above_the_admission_value() -> None:
+    """CRP often climbs for the first days of antibiotics: 50 on admission, 200 on day 4
+    (the baseline), 70 on day 20 is a 65% fall, not a rise from 50 (an outside clinical
+    review found it called "CRP rising again")."""
+    a = run([crp(0, 50), crp(4, 200), crp(20, 70), pain(0, 8), pain(20, 3)], order_day=21)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert "markers-not-responding" not in [f.rule_id for f in a.rules_fired]
+    assert a.figures.crp_lowest_earlier is not None and a.figures.crp_lowest_earlier.value == 200
+
+
+def test_a_rise_after_the_fall_from_that_peak_still_fires() -> None:
+    a = run([crp(0, 50), crp(4, 200), crp(12, 40), crp(20, 70), pain(0, 8), pain(20, 3)],
+            order_day=21)  # fmt: skip
+    assert a.recommendation is Recommendation.SUPPORT
+    f = a.rules_fired[0]
+    assert f.rule_id == "markers-not-responding"
+    assert phrase(f).short == "CRP rising again: 40\u219270 mg/L (+75%) since day 12"
+
+
 def test_every_mimic_is_named() -> None:
     conditions = [
         nvo(),
