@@ -80,9 +80,16 @@ def yoon_note(
     trend: CrpTrend, esr: Sequence[Measurement], t0_day: date, settings: RuleSettings
 ) -> Remark | None:
     """Advise-against at week 4 with CRP above 27.5 mg/L and ESR above 55 mm/h: both at
-    the levels that predicted failure (Yoon 2010); the card does not reassure."""
+    the levels that predicted failure (Yoon 2010); the card does not reassure.
+
+    Both values must be from week 4 on, as Yoon's were: an ESR drawn before treatment
+    says nothing of the response (an outside review found a day-0 ESR quoted "at 4
+    weeks")."""
     latest = trend.latest
-    if latest is None or not esr or (latest.when.day - t0_day).days < settings.plateau_after_days:
+    week4 = settings.plateau_after_days
+    if latest is None or not esr or (latest.when.day - t0_day).days < week4:
+        return None
+    if (esr[-1].when.day - t0_day).days < week4:
         return None
     if latest.value <= settings.slow_fall_crp_mg_l or esr[-1].value <= settings.yoon_esr_mm_h:
         return None

@@ -317,6 +317,17 @@ def test_yoon_levels_are_named_when_advise_against_stands_at_week_4() -> None:
     assert "yoon-high-markers" not in codes(b.notes)
 
 
+def test_the_yoon_levels_need_an_esr_from_week_4_not_from_before_treatment() -> None:
+    """Yoon 2010 measured both markers at week 4: a day-0 ESR of 80 says nothing of the
+    response, and the card must not quote it "at 4 weeks" (an outside clinical review)."""
+    old_esr = run([crp(0, 100), crp(29, 40), esr(0, 80), *FALLING_PAIN], order_day=30)
+    assert old_esr.recommendation is Recommendation.ADVISE_AGAINST
+    assert "yoon-high-markers" not in codes(old_esr.notes)
+    assert "at 4 weeks" not in card(old_esr)["detail"]
+    week4 = run([crp(0, 100), crp(29, 40), esr(0, 80), esr(28, 60), *FALLING_PAIN], order_day=30)
+    assert "yoon-high-markers" in codes(week4.notes)
+
+
 def test_a_card_at_the_yoon_levels_does_not_call_the_patient_improving() -> None:
     # clinical-rules.md, "Slow fall": at these levels the card does not reassure
     high = card(run([crp(0, 200), crp(28, 90), esr(0, 100), esr(28, 70), *FALLING_PAIN]))
