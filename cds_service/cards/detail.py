@@ -10,7 +10,7 @@ from typing import Any
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
-from cds_service.cards.summary import _has_ct, mechanical_only
+from cds_service.cards.summary import mri_preferred_to_ct
 from cds_service.cards.words import ARROW, change_pct, fmt, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
 from cds_service.engine.episode import UNCERTAIN_VERIFICATION
@@ -324,8 +324,14 @@ def detail(a: Assessment) -> str:
             )
         elif rec is Recommendation.SUPPORT_URGENT:
             blocks.append([f"**{text.URGENT_STUDY}**"])
-        elif _has_ct(a) and not mechanical_only(a):
-            blocks.append([f"**{text.MRI_PREFERRED}**"])
+        elif mri_preferred_to_ct(a):
+            contrast_ct = all(
+                o.contrast in ("with", "without-and-with")
+                for o in a.orders
+                if o.modality is Modality.CT
+            )
+            said = text.MRI_PREFERRED_TO_CONTRAST_CT if contrast_ct else text.MRI_PREFERRED
+            blocks.append([f"**{said}**"])
         items = [phrase(f).message for f in flags]
         if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
             items.append(text.COMPLICATION_ACTION)

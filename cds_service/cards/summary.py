@@ -29,6 +29,18 @@ def mechanical_only(a: Assessment) -> bool:
     return study.mechanical_only(a.red_flags)
 
 
+def pain_while_crp_falls(a: Assessment) -> bool:
+    """The only red flag is worse pain while the CRP falls: "think mechanical: upright
+    radiographs or CT"; a CT answers it as well as an MRI (``engine/study.py``)."""
+    return study.pain_while_crp_falls(a.red_flags, a.figures.crp_percent_change)
+
+
+def mri_preferred_to_ct(a: Assessment) -> bool:
+    """A CT is ordered for a question MRI answers better (soft tissue): summary and detail
+    say MRI with gadolinium is preferred to it."""
+    return _has_ct(a) and not mechanical_only(a) and not pain_while_crp_falls(a)
+
+
 def _fit(*candidates: str) -> str:
     """The first candidate short enough for a summary (the last one always is)."""
     for c in candidates:
@@ -108,15 +120,28 @@ def summary(a: Assessment) -> str:
             )
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
+            if mri_preferred_to_ct(a):  # summary and detail agree on a CT order
+                return _fit(
+                    f"{shorts[0]}: MRI reasonable ({text.CT_ORDERED}); examine neurology now",
+                    f"{shorts[0]}: MRI reasonable ({text.CT_ORDERED})",
+                    f"Complication recorded: MRI reasonable ({text.CT_ORDERED})",
+                )
             return _fit(
                 f"{shorts[0]}: {tail}",
                 f"{shorts[0]}: repeat spine {mod} reasonable",
                 f"Complication recorded: {tail}",
             )
+        if pain_while_crp_falls(a) and _has_ct(a):  # the CT answers: say why, not "MRI"
+            tail = "think mechanical: upright radiographs or CT; spine surgery review"
+            return _fit(
+                f"{shorts[0]} while CRP falls: {tail}",
+                f"{shorts[0]}: {tail}",
+                f"Pain worse while CRP falls: {tail}",
+            )
         # on a CT order summary and detail agree: MRI is the study that answers
         tail = (
             f"repeat spine MRI reasonable ({text.CT_ORDERED})"
-            if _has_ct(a)
+            if mri_preferred_to_ct(a)
             else f"repeat spine {mod} reasonable"
         )
         more = len(shorts) - 1

@@ -151,6 +151,7 @@ CT_ORDERED = "MRI with gadolinium preferred to the CT ordered"
 MRI_PREFERRED = (
     "MRI with gadolinium is preferred; a CT without contrast cannot exclude an epidural abscess."
 )
+MRI_PREFERRED_TO_CONTRAST_CT = "MRI with gadolinium is preferred to the CT ordered."
 # A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
 # relapses more often; at least 8 weeks of therapy).
 ABSCESS_NEXT_STEPS = (

@@ -212,7 +212,9 @@ def _evaluate(
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
-        short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits))
+        short_of = dict(
+            study_gaps(base.orders, findings, urgent, region, deficits, trend.change_pct)
+        )
         study = answering_study(findings, region, deficits)
     else:
         if t0_day is None:

@@ -8,7 +8,13 @@ code leaves its contrast unknown counts as one) for a soft-tissue question (absc
 deficit, markers, pain, an unconfirmed diagnosis) cannot answer it and is never rated
 appropriate; the card offers the study that can. A
 mechanical question (collapse, fracture, instability) is one of alignment and stability:
-a CT answers it, and an MRI ordered for it alone gets no rating.
+a CT answers it, and an MRI ordered for it alone gets no rating. Worse pain while the CRP
+keeps falling is that question too ("think mechanical: upright radiographs or CT"): a CT
+answers it with or without contrast, and so does an MRI.
+
+A new deficit or a new abscess asks for the whole spine (the infection and what it
+compresses may reach beyond the level: "Urgent ... Detail: whole spine"; "Abscess: MRI of
+the whole spine"); the markers and an unconfirmed diagnosis, for the infected level.
 
 The engine says which orders fall short and why, and which study answers (modality,
 region, contrast); the cards choose its code and word it.
@@ -21,7 +27,14 @@ from dataclasses import replace
 
 from fhir_mappers.model import ConditionFact, ImagingOrder, Modality
 
-from .assessment import RULE_MECHANICAL, RuleFinding, Study
+from .assessment import (
+    RULE_COMPLICATION,
+    RULE_MECHANICAL,
+    RULE_NEURO,
+    RULE_PAIN,
+    RuleFinding,
+    Study,
+)
 from .episode import covers
 
 # Why an order cannot answer the question (one code per order, the first that applies).
@@ -76,21 +89,38 @@ def mechanical_only(flags: Sequence[RuleFinding]) -> bool:
     return bool(flags) and all(f.rule_id == RULE_MECHANICAL for f in flags)
 
 
+def pain_while_crp_falls(flags: Sequence[RuleFinding], crp_change_pct: float | None) -> bool:
+    """The only red flag is worse pain, and the CRP has fallen from its baseline: a
+    mechanical question as much as a soft-tissue one (clinical-rules.md, "Support cards
+    give IDSA's next steps": "worse pain with a CRP that keeps falling: think mechanical
+    (collapse, instability): upright radiographs or CT")."""
+    return (
+        bool(flags)
+        and all(f.rule_id == RULE_PAIN for f in flags)
+        and crp_change_pct is not None
+        and crp_change_pct < 0
+    )
+
+
 def study_gaps(
     orders: Sequence[ImagingOrder],
     flags: Sequence[RuleFinding],
     urgent: bool,
     infection_region: str | None,
     deficits: Sequence[ConditionFact],
+    crp_change_pct: float | None = None,
 ) -> Mapping[str, str]:
     """Order reference -> why it cannot answer the question; orders that can are absent."""
     gaps: dict[str, str] = {}
     mechanical = mechanical_only(flags)
+    either = pain_while_crp_falls(flags, crp_change_pct)  # a CT or an MRI answers it
     deficit_regions = [d.region for d in deficits if d.region is not None]
     for order in orders:
         levels = [infection_region, *deficit_regions]
         if not all(covers(order.region, level) for level in levels):
             gaps[order.reference] = GAP_LEVEL
+        elif either:
+            continue
         elif mechanical:
             if order.modality is Modality.MRI:
                 gaps[order.reference] = GAP_MECHANICAL_MRI
@@ -110,11 +140,13 @@ def answering_study(
     infection_region: str | None,
     deficits: Sequence[ConditionFact],
 ) -> Study | None:
-    """MRI without and with gadolinium of the level in question (the deficit's when it
-    fixes one apart from the infection's: then the whole spine); None for a mechanical
-    question, which radiographs and CT answer."""
+    """MRI without and with gadolinium: of the whole spine for a new deficit or abscess,
+    else of the level in question (the whole spine when a deficit's level differs from
+    the infection's); None for a mechanical question, which radiographs and CT answer."""
     if not flags or mechanical_only(flags):
         return None
+    if any(f.rule_id in (RULE_NEURO, RULE_COMPLICATION) for f in flags):
+        return Study(Modality.MRI, "spine", "without-and-with")
     regions = {_STUDY_REGION.get(r or "", "spine") for r in (infection_region,)}
     regions |= {_STUDY_REGION.get(d.region, "spine") for d in deficits if d.region is not None}
     region = regions.pop() if len(regions) == 1 else "spine"

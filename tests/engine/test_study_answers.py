@@ -16,6 +16,7 @@ from cds_service.valuesets import load_value_sets
 from fhir_mappers.model import Coding, ConditionCategory, ImagingOrder, Modality
 from tests.engine.builders import (
     PATIENT,
+    complication,
     condition,
     crp,
     improving,
@@ -62,14 +63,18 @@ def test_an_urgent_card_on_a_lumbar_mri_without_contrast_for_a_cervical_infectio
     assert a.study_gaps == {lumbar.reference: "level"}
     assert ratings(a) == {lumbar.reference: "not-appropriate"}
     (suggestion,) = suggestions(a)
+    # the card asks for the whole spine; so does its one-click study (an outside review
+    # found the card saying "whole spine" and the suggestion ordering the cervical level)
     assert suggestion["label"] == (
-        "Order emergency MRI of the cervical spine without and with gadolinium (STAT) instead"
+        "Order emergency MRI of the whole spine without and with gadolinium (STAT) instead"
     )
     (action,) = suggestion["actions"]
     assert action["type"] == "update"
     resource = action["resource"]
     assert resource["id"] == "sr1"
-    assert resource["code"]["coding"][0]["code"] == "72156"
+    # CPT has no whole-spine code: LOINC's whole-spine MRI without and with
+    assert resource["code"]["coding"][0]["code"] == "30855-1"
+    assert resource["code"]["coding"][0]["system"] == LOINC
     rating = next(e for e in resource["extension"] if e["url"].endswith("pama-rating"))
     assert rating["valueCodeableConcept"]["coding"][0]["code"] == "appropriate"
     summary = render_response(a, CTX)["cards"][0]["summary"]
@@ -91,7 +96,7 @@ def test_the_replacement_on_an_urgent_card_is_a_stat_order_for_now() -> None:
     resource = suggestion["actions"][0]["resource"]
     assert resource["priority"] == "stat"
     assert "occurrenceTiming" not in resource
-    assert resource["code"]["text"] == "MRI of the lumbar spine without and with gadolinium"
+    assert resource["code"]["text"] == "MRI of the whole spine without and with gadolinium"
     assert "emergency" in suggestion["label"] and "(STAT)" in suggestion["label"]
     # a support card's replacement keeps the draft's priority and timing
     plateau = run(PLATEAU, orders=[replace(ct, authored_on=order(29).authored_on)])
@@ -112,12 +117,12 @@ def test_an_urgent_card_on_the_right_mri_is_appropriate_with_no_replacement() ->
     assert suggestions(a) == []
 
 
-def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_level() -> None:
+def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_whole_spine() -> None:
     ct = study("72131", Modality.CT, "lumbar", "without")
     a = run(improving()[:2], [nvo(region="lumbar"), neuro(onset=15)], orders=[ct])
     assert a.study_gaps == {ct.reference: "modality"}
     (suggestion,) = suggestions(a)
-    assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72158"
+    assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "30855-1"
 
 
 @pytest.mark.parametrize(
@@ -175,5 +180,71 @@ def test_where_the_ehr_applies_deletes_and_creates_the_replacement_is_both() -> 
     delete, create = suggestion["actions"]
     assert (delete["type"], delete["resourceId"]) == ("delete", lumbar.reference)
     assert create["type"] == "create" and "id" not in create["resource"]
-    assert create["resource"]["code"]["coding"][0]["code"] == "72156"
+    assert create["resource"]["code"]["coding"][0]["code"] == "30855-1"
     assert create["resource"]["status"] == "draft"
+
+
+def _card(a: Assessment) -> dict[str, Any]:
+    return dict(render_response(a, CTX)["cards"][0])
+
+
+def test_a_new_abscess_on_a_ct_without_contrast_is_replaced_by_a_whole_spine_mri() -> None:
+    """ "Abscess: MRI of the whole spine without and with gadolinium" (clinical-rules.md,
+    Imaging): the card said so and its suggestion ordered the lumbar level."""
+    ct = replace(
+        study("72131", Modality.CT, "lumbar", "without"), authored_on=order(29).authored_on
+    )
+    a = run(improving(), [nvo(region="lumbar"), complication(onset=15)], orders=[ct])
+    assert a.recommendation is Recommendation.SUPPORT
+    assert a.study_gaps == {ct.reference: "contrast"}
+    (suggestion,) = suggestions(a)
+    assert suggestion["label"] == "Order MRI of the whole spine without and with gadolinium instead"
+    assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "30855-1"
+
+
+def test_an_abscess_on_a_ct_with_contrast_names_the_ct_in_summary_and_detail() -> None:
+    ct = replace(study("72132", Modality.CT, "lumbar", "with"), authored_on=order(29).authored_on)
+    a = run(improving(), [nvo(region="lumbar"), complication(onset=15)], orders=[ct])
+    assert ratings(a) == {ct.reference: "appropriate"}
+    card = _card(a)
+    assert "MRI with gadolinium preferred to the CT ordered" in card["summary"]
+    assert "**MRI with gadolinium is preferred to the CT ordered.**" in card["detail"]
+    assert "a CT without contrast cannot exclude" not in card["detail"]  # it has contrast
+
+
+WORSE_PAIN_FALLING_CRP = [
+    crp(0, 120), crp(14, 50), crp(28, 15), pain(0, 6), pain(14, 2), pain(28, 5)
+]  # fmt: skip
+
+
+def test_worse_pain_while_the_crp_falls_is_answered_by_a_ct_too() -> None:
+    """ "Worse pain with a CRP that keeps falling: think mechanical (collapse, instability):
+    upright radiographs or CT" (clinical-rules.md): a CT without contrast was rated
+    not-appropriate and swapped for an MRI while the card itself said "radiographs or CT"."""
+    ct = replace(
+        study("72131", Modality.CT, "lumbar", "without"), authored_on=order(29).authored_on
+    )
+    a = run(WORSE_PAIN_FALLING_CRP, orders=[ct])
+    assert a.recommendation is Recommendation.SUPPORT
+    assert [f.rule_id for f in a.red_flags] == ["pain-worse"]
+    assert a.study_gaps == {}
+    assert ratings(a) == {ct.reference: "appropriate"}
+    assert suggestions(a) == []
+    card = _card(a)
+    assert "think mechanical: upright radiographs or CT" in card["summary"]
+    assert "preferred to the CT" not in card["summary"]
+    assert "MRI with gadolinium is preferred" not in card["detail"]
+    mri = replace(
+        study("72148", Modality.MRI, "lumbar", "without"), authored_on=order(29).authored_on
+    )
+    assert ratings(run(WORSE_PAIN_FALLING_CRP, orders=[mri])) == {mri.reference: "appropriate"}
+
+
+def test_worse_pain_with_a_crp_that_does_not_fall_still_needs_contrast() -> None:
+    ct = replace(
+        study("72131", Modality.CT, "lumbar", "without"), authored_on=order(29).authored_on
+    )
+    a = run([*PLATEAU[:3], pain(0, 3), pain(28, 6)], orders=[ct])
+    assert {f.rule_id for f in a.red_flags} == {"markers-not-responding", "pain-worse"}
+    assert a.study_gaps == {ct.reference: "contrast"}
+    assert "preferred to the CT ordered" in _card(a)["summary"]
