@@ -186,6 +186,7 @@ def handle_hook(
         + surgery_issues
         + study_issues,
         cut_off=frozenset(n.key for n in gathered.notes if n.cut_off),
+        failed_in_part=frozenset(n.key for n in gathered.notes if n.failed),
         unavailable=frozenset(k for k, v in gathered.sources.items() if v == "unavailable"),
         birth_date=birth_date,
         spine_surgery=surgery,

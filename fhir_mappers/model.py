@@ -193,6 +193,10 @@ class PatientData:
     # The kinds of data ("conditions", "crp", "esr", "pain") whose search paging was cut
     # off (page limit, runaway or looping next links): older results may be missing.
     cut_off: frozenset[str] = frozenset()
+    # The kinds whose search failed in part (the EHR's search result carried an error
+    # OperationOutcome, and it could not be fetched again): any result may be missing,
+    # the newest as well as the oldest.
+    failed_in_part: frozenset[str] = frozenset()
     # systemic antibiotic orders with their start, for T0 (clinical-rules.md, 2026-12-06)
     antibiotics: tuple[AntibioticStart, ...] = ()
     # optional kinds of data that could not be read at all (e.g. "antibiotics")

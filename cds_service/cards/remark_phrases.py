@@ -158,6 +158,26 @@ def _paging_cut_off(d: Data) -> Phrase:
     )
 
 
+def _search_failed_in_part(d: Data) -> Phrase:
+    kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
+    return Phrase(
+        f"The record's {kinds} search failed in part (an error came back with the results): "
+        "any result, the latest too, may be missing.",
+        f"{kinds} search failed in part",
+    )
+
+
+def _failed_in_part(words: str) -> Callable[[Data], Phrase]:
+    def say(d: Data) -> Phrase:
+        return Phrase(
+            f"The {words} search failed in part, so the latest {words} may be missing: "
+            "check the results in the chart.",
+            f"{words} results may be missing",
+        )
+
+    return say
+
+
 def _older_not_read(words: str) -> Callable[[Data], Phrase]:
     def say(d: Data) -> Phrase:
         return Phrase(
@@ -332,6 +352,8 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     ),
     "crp-incomplete": _older_not_read("CRP"),
     "pain-incomplete": _older_not_read("pain score"),
+    "crp-failed-in-part": _failed_in_part("CRP"),
+    "pain-failed-in-part": _failed_in_part("pain score"),
     "known-deficit": _known_deficit,
     "episode-start-unknown": _fixed(
         "The infection diagnosis has no onset or recorded date, so the treatment start is unknown.",
@@ -343,6 +365,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "pain-not-improving": _pain_not_improving,
     # notes
     "paging-cut-off": _paging_cut_off,
+    "search-failed-in-part": _search_failed_in_part,
     "hs-crp-used": _fixed("High-sensitivity CRP used: no standard CRP on record.", "hs-CRP used"),
     "hs-crp-beside-crp": _left_out(lambda d: "high-sensitivity CRP beside a standard CRP"),
     "crp-before-look-back": _left_out(

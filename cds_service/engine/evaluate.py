@@ -142,6 +142,8 @@ def _evaluate(
     notes: list[Remark] = []
     if data.cut_off:
         notes.append(cut_off_note(data.cut_off))
+    if data.failed_in_part:
+        notes.append(cut_off_note(data.failed_in_part, "search-failed-in-part"))
     t0_day = episode.t0.day if episode.t0 is not None else None
     crp, esr, pain = series(data.measurements, t0_day, eval_day, settings, counts, notes)
 

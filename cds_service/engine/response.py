@@ -160,37 +160,43 @@ def insufficient_finding(missing: Sequence[Remark], unmet: Sequence[Remark]) -> 
 KIND_ORDER = ("conditions", "crp", "esr", "pain", "antibiotics")
 
 
-def cut_off_note(kinds: frozenset[str]) -> Remark:
-    """Which searches were cut off; a kind this list does not know comes last, so that a
-    new data source can never turn a cut-off search into a crash."""
+def cut_off_note(kinds: frozenset[str], code: str = "paging-cut-off") -> Remark:
+    """Which searches were cut off (or, with ``code`` "search-failed-in-part", failed in
+    part); a kind this list does not know comes last, so that a new data source can never
+    turn an incomplete search into a crash."""
     order = {kind: i for i, kind in enumerate(KIND_ORDER)}
-    return Remark(
-        "paging-cut-off", {"kinds": sorted(kinds, key=lambda k: (order.get(k, len(order)), k))}
-    )
+    return Remark(code, {"kinds": sorted(kinds, key=lambda k: (order.get(k, len(order)), k))})
 
 
 def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) -> list[Remark]:
-    """Gaps that a cut-off search leaves, for the advise-against check.
+    """Gaps that a cut-off or partly failed search leaves, for the advise-against check.
 
     clinical-rules.md: with CRP paging cut off, advise-against stands only if the CRP
     values read reach back to the start of the baseline window (T0 - 7 d): the missing
     older pages may hold the baseline. The same caution applies to pain (the first score
     since T0 may be missing) and to diagnoses (a red flag may be on an unread page).
+
+    A search that failed in part (``failed_in_part``) may miss any result, the latest
+    CRP or pain score as well as the first: advise-against never stands on it.
     """
     gaps: list[Remark] = []
-    if not data.cut_off:
+    failed = data.failed_in_part
+    if not data.cut_off and not failed:
         return gaps
-    if "conditions" in data.cut_off:
+    if "conditions" in data.cut_off | failed:
         gaps.append(Remark("conditions-incomplete"))
-    if "antibiotics" in data.cut_off:
+    if "antibiotics" in data.cut_off | failed:
         # an earlier antibiotic order may be on an unread page: T0 may be earlier
         gaps.append(Remark("antibiotics-incomplete"))
+    for kind in ("crp", "pain"):
+        if kind in failed:
+            gaps.append(Remark(f"{kind}-failed-in-part"))
     window_start = t0_day - timedelta(days=settings.baseline_window_days)
     for kind, kind_enum, reach, code in (
         ("crp", MeasurementKind.CRP, window_start, "crp-incomplete"),
         ("pain", MeasurementKind.PAIN, t0_day, "pain-incomplete"),
     ):
-        if kind not in data.cut_off:
+        if kind not in data.cut_off or kind in failed:
             continue
         days = [m.when.day for m in data.measurements if m.kind is kind_enum]
         if not days or min(days) > reach:

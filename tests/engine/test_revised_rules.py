@@ -179,6 +179,42 @@ def test_cut_off_esr_changes_nothing_but_is_said() -> None:
     assert phrase(note).message.startswith("Not every ESR result could be read")
 
 
+def failed(measurements: list[object], kinds: set[str]) -> object:
+    data = PatientData(
+        conditions=(nvo(),),
+        measurements=tuple(measurements),  # type: ignore[arg-type]
+        failed_in_part=frozenset(kinds),
+    )
+    return assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("kind", "gap"),
+    [
+        ("crp", "crp-failed-in-part"),
+        ("pain", "pain-failed-in-part"),
+        ("conditions", "conditions-incomplete"),
+        ("antibiotics", "antibiotics-incomplete"),
+    ],
+)
+def test_a_search_that_failed_in_part_never_gives_advise_against(kind: str, gap: str) -> None:
+    """Unlike a cut-off search (the older pages missing), a search that failed in part may
+    miss the latest result: even a read that reaches back to T0 - 7 d is no ground for
+    advise-against, and the card says which search failed."""
+    a = failed([crp(-7, 150), *improving()], {kind})
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA  # type: ignore[attr-defined]
+    assert gap in codes(a.missing)  # type: ignore[attr-defined]
+    (note,) = [n for n in a.notes if n.code == "search-failed-in-part"]  # type: ignore[attr-defined]
+    assert note.data["kinds"] == [kind]
+
+
+def test_an_esr_search_that_failed_in_part_changes_nothing_but_is_said() -> None:
+    a = failed(improving(), {"esr"})
+    assert a.recommendation is Recommendation.ADVISE_AGAINST  # type: ignore[attr-defined]
+    (note,) = [n for n in a.notes if n.code == "search-failed-in-part"]  # type: ignore[attr-defined]
+    assert phrase(note).message.startswith("The record's ESR search failed in part")
+
+
 def test_a_cut_off_red_flag_still_supports() -> None:
     a = cut([crp(0, 120), crp(28, 105), *FALLING_PAIN], {"crp", "conditions"})
     assert a.recommendation is Recommendation.SUPPORT  # type: ignore[attr-defined]

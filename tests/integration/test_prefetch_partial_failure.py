@@ -4,7 +4,8 @@ An EHR whose CRP search failed sends the searchset with an OperationOutcome entr
 ``error`` issue) and no Observations. Read as it is, that is "no CRP" and a card built
 on a gap. With a ``fhirServer`` the service fetches the key again from the real FHIR
 test server and answers as if the prefetch had been whole; without one it uses what it
-was sent and says so in the audit. Through the real service (gunicorn).
+was sent and says so in the audit and on the card, and never advises against imaging on
+a search that may be missing its latest results. Through the real service (gunicorn).
 """
 
 from __future__ import annotations
@@ -82,6 +83,15 @@ def test_a_search_that_failed_in_part_is_fetched_again(
         # Without a server to ask, the gap stays a gap: no favourable CRP trend read.
         as_sent = answer(prefetch=broken)
         assert recommendation(as_sent) != "advise-against"
+        # The CRPs sent with an error beside them: any result, the latest too, may be
+        # missing, so the answer never advises against imaging on them, and the card says
+        # why (an outside review found a full advise-against with no word of it).
+        crp = whole["crp"]
+        partial = {**whole, "crp": {**crp, "entry": [*crp["entry"], *FAILED_SEARCH["entry"]]}}
+        kept = answer(prefetch=partial)
+        assert recommendation(kept) == "insufficient-data"
+        assert "The record's CRP search failed in part" in kept["cards"][0]["detail"]
+        assert "CRP results may be missing" in kept["cards"][0]["summary"]
 
     with sqlite3.connect(database) as db:
         rows = [
