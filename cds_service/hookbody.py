@@ -13,11 +13,15 @@ typed Structs (``fhir_mappers.wire``) that keep their bytes, when they are read
 It is a fast path, never a second behaviour. It answers only for bodies whose shape it
 knows: any other (an unknown member, a prefetch key the service does not define, a
 Bundle with a ``next`` link or of another type, an OperationOutcome instead of a
-Bundle, invalid UTF-8, a body nested deeper than allowed) gets None, and the caller
-reads the body the careful way, so its answer or its 400 is the one it always was.
+Bundle, invalid UTF-8, a body nested deeper than allowed, a number that orjson refuses
+in a member kept as bytes) gets None, and the caller reads the body the careful way, so
+its answer or its 400 is the one it always was.
 Whatever this returns is what ``parse_json_object`` would return, except that each
 Observation search's entries are a ``PrefetchedSearch`` (``fhir.bundles``) instead of
-a Bundle dict; ``schema_view`` gives the schema check a dict in the old form.
+a Bundle dict; ``schema_view`` gives the schema check a dict in the old form. One
+difference remains: a number beyond a double's range in a prefetched Observation search
+is never read here (msgspec skips it, and ``fhir_mappers.wire`` reads each Observation
+on its own), where the careful parse refuses the whole body.
 """
 
 from __future__ import annotations
@@ -96,19 +100,29 @@ class HookBodyDecoder:
             decoded = self._decoder.decode(raw)
         except msgspec.DecodeError:
             return None
-        body: dict[str, Any] = {}
-        for name in _ENVELOPE:
-            member = getattr(decoded, name)
-            if member is UNSET:
-                continue
-            if name != "prefetch":
-                body[name] = orjson.loads(memoryview(member))
-                continue
-            prefetch = _prefetch(member, self._keys, self._searches)
-            if prefetch is None:
-                return None
-            body[name] = prefetch
-        return body
+        try:
+            return _body(decoded, self._keys, self._searches)
+        except orjson.JSONDecodeError:
+            # msgspec skips the text of a member it keeps as bytes without reading its
+            # numbers; orjson refuses one beyond a double's range (1e400, 400 digits).
+            # The careful parse refuses the body too, saying where.
+            return None
+
+
+def _body(decoded: Any, keys: tuple[str, ...], searches: set[str]) -> dict[str, Any] | None:
+    body: dict[str, Any] = {}
+    for name in _ENVELOPE:
+        member = getattr(decoded, name)
+        if member is UNSET:
+            continue
+        if name != "prefetch":
+            body[name] = orjson.loads(memoryview(member))
+            continue
+        prefetch = _prefetch(member, keys, searches)
+        if prefetch is None:
+            return None
+        body[name] = prefetch
+    return body
 
 
 def _prefetch(decoded: Any, keys: tuple[str, ...], searches: set[str]) -> dict[str, Any] | None:
