@@ -96,13 +96,20 @@ def parse_json_object(raw: bytes, depth_limit: int) -> dict[str, Any]:
 
 
 def _why_not_json(raw: bytes, depth_limit: int, exc: orjson.JSONDecodeError) -> str:
-    """orjson's reason, except where it names the wrong one: a body that is not UTF-8
-    (orjson says "surrogates not allowed" at character 0), or one nested past orjson's
-    own limit of 1024 (it says "depth limit exceeded", not the service's limit)."""
+    """orjson's reason and where it stopped, except where it names the wrong one: a body
+    that is not UTF-8 (orjson says "surrogates not allowed" at character 0), or one
+    nested past orjson's own limit (it says "depth limit exceeded", not the service's
+    limit). The depth of the text is not worked out here: ``max_depth`` means nothing
+    for text the parser refused (an unclosed ``{`` reads as ever deeper)."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as bad:
         return f"the request body is not valid UTF-8 (byte {bad.start}); JSON must be UTF-8"
-    if max_depth(raw, depth_limit) > depth_limit:
-        return f"the JSON body is nested deeper than {depth_limit} levels"
+    if exc.msg == _ORJSON_TOO_DEEP:
+        return f"the JSON body is nested deeper than {min(depth_limit, ORJSON_MAX_DEPTH)} levels"
     return f"the request body is not valid JSON: {exc}"
+
+
+# orjson reads containers nested at most this deep, and says this of a deeper one.
+ORJSON_MAX_DEPTH = 1024
+_ORJSON_TOO_DEEP = "depth limit exceeded"
