@@ -21,6 +21,7 @@ from cds_service.logs import request_id_var
 from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime, build_runtime
 from cds_service.settings import Settings, load_settings
+from cds_service.validation import shown_path
 
 log = logging.getLogger("cds_service")
 
@@ -132,7 +133,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         status = exc.code or 500
         messages = {
             404: "no such endpoint; see GET /cds-services for the services offered",
-            405: f"method {request.method} is not allowed on {request.path}",
+            405: f"method {request.method} is not allowed on {shown_path(request.path)}",
             413: f"the request body is larger than {settings.max_body_bytes} bytes",
         }
         body = {

@@ -36,6 +36,13 @@ def shown_name(name: object) -> str:
     return _bounded(str(name), MAX_NAME_CHARS)
 
 
+def shown_path(path: str) -> str:
+    """A request path as an error repeats it: each segment as ``shown_name`` shows it (a
+    service id the client made up is cut as the 404 for it cuts it; a route's own
+    segments are shorter), the whole at most MAX_PATH_CHARS characters."""
+    return _bounded("/".join(shown_name(part) for part in path.split("/")), MAX_PATH_CHARS)
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One problem in a request body: where it is and what was expected (both bounded:
