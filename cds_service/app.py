@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     """Build the WSGI app. Tests pass settings; production reads them from the environment."""
     settings = settings or load_settings()
     runtime = runtime or build_runtime(settings)
-    app = Flask(__name__)
+    # No default /static route: the trend app's files are served only by its routes
+    # (routes/trend_app.py), with the launch's checks and the app's CSP.
+    app = Flask(__name__, static_folder=None)
     # "/cds-services//x" must be a JSON 404, not an HTML redirect to another endpoint.
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
