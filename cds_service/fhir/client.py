@@ -6,6 +6,7 @@ See the package docstring for the rules it keeps; the pure reading of answers is
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -188,17 +189,24 @@ class FhirClient:
         if not jobs:
             return FetchResult(resources, errors, ())
         teller: _Teller | None = None
+        # Each job runs in a copy of this thread's context (one copy each: a context is
+        # entered by one thread at a time), so what it logs carries the call's request
+        # id (logs.request_id_var) and nothing it sets outlives it in the fetch thread.
+        context = contextvars.copy_context()
         if on_result is None:
-            futures = {self._executor.submit(job): key for key, job in jobs.items()}
+            futures = {
+                self._executor.submit(context.copy().run, job): key for key, job in jobs.items()
+            }
         else:
             # Each job starts once every callback is attached: a callback attached to a
             # future already done would run at once, on this thread.
             attached = threading.Event()
             futures = {
-                self._executor.submit(_after(attached, job)): key for key, job in jobs.items()
+                self._executor.submit(context.copy().run, _after(attached, job)): key
+                for key, job in jobs.items()
             }
             try:
-                teller = _Teller(futures, deadline, on_result, self._turns)
+                teller = _Teller(futures, deadline, on_result, self._turns, context)
             finally:
                 attached.set()
         with self._turns.waiting():
@@ -301,7 +309,12 @@ class _Teller:
     deadline (the call is answering)."""
 
     def __init__(
-        self, futures: Mapping[_Future, str], deadline: float, on_result: OnResult, turns: Turns
+        self,
+        futures: Mapping[_Future, str],
+        deadline: float,
+        on_result: OnResult,
+        turns: Turns,
+        context: contextvars.Context,
     ) -> None:
         # No reference from here to the futures: each holds its callback, and a cycle
         # would keep a call's fetched pages alive until a full collection (measured: the
@@ -314,7 +327,8 @@ class _Teller:
         self._waiting: list[tuple[str, list[Any]]] = []  # in, not yet told
         self._settled: set[str] = set()  # keys whose callback has ended
         for future, key in futures.items():
-            future.add_done_callback(partial(self._done, key))
+            # a callback runs after its job's context is left: in a copy of the call's own
+            future.add_done_callback(_in_context(context.copy(), partial(self._done, key)))
 
     def settle(self, keys: set[str]) -> None:
         """Wait until the callbacks of ``keys`` (their futures done) have ended, so that
@@ -349,6 +363,12 @@ class _Teller:
             self._on_result(key, found)
         except Exception as exc:  # a bug in the reader: the caller reads again
             LOG.error("early read failed: key=%s error=%s", key, type(exc).__name__)
+
+
+def _in_context(
+    context: contextvars.Context, callback: Callable[[_Future], None]
+) -> Callable[[_Future], None]:
+    return lambda future: context.run(callback, future)
 
 
 def _after(event: threading.Event, job: _Job) -> _Job:

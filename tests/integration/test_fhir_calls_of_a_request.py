@@ -4,6 +4,7 @@ real service (gunicorn, development mode) and a real HTTP FHIR server on 127.0.0
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,3 +60,34 @@ def test_a_lower_case_token_type_is_sent_on_as_bearer(
     sent = [seen.authorization for seen in fhir.seen if patient in seen.path]
     assert sent, service.log_tail()
     assert set(sent) == {f"Bearer {TOKEN}"}
+
+
+def lines_for(service: ServiceProcess, request_id: str) -> list[str]:
+    """The log lines written for one request, once its request line is written (the
+    worker writes it as it answers: give it a moment)."""
+    assert service.log_path is not None
+    deadline = time.monotonic() + 5
+    while True:
+        text = service.log_path.read_text(encoding="utf-8", errors="replace")
+        found = [line for line in text.splitlines() if f"request_id={request_id}:" in line]
+        if any("request method=" in line for line in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_a_failed_fetch_is_logged_with_the_calls_request_id(
+    service: ServiceProcess, fhir: FaultyFhirServer
+) -> None:
+    response = call(service, fetching(fhir.url("500"), "fetch-fails-patient"))
+    assert response.status_code == 412, response.text
+    request_id = response.headers["X-Request-Id"]
+    failed = [line for line in lines_for(service, request_id) if "FHIR fetch failed" in line]
+    keys = {item["key"] for item in response.json()["missing"]}
+    assert len(failed) >= len(keys) >= 4, service.log_tail()
+    assert all("status=500" in line and "WARNING" in line for line in failed), failed
+    anonymous = [
+        line
+        for line in service.log_tail(1_000_000).splitlines()
+        if "FHIR fetch failed" in line and "request_id=-:" in line
+    ]
+    assert anonymous == []
