@@ -1,4 +1,5 @@
-"""Reading a JSON request body safely: content type, size, syntax and nesting depth.
+"""Reading a JSON request body safely: content type and coding, size, syntax and
+nesting depth.
 
 orjson parses about twice as fast as the standard library (performance-notes.md); the
 depth check guards against bodies built to exhaust the stack of whoever walks them.
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 
 from cds_service.errors import ApiError
+from cds_service.validation import shown_name
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -25,6 +27,23 @@ def check_content_type(content_type: str | None) -> None:
             415,
             "unsupported_media_type",
             f"expected Content-Type application/json, got {mime or 'none'}",
+        )
+
+
+def check_content_encoding(content_encoding: str | None) -> None:
+    """The body is read as it is sent: a content coding other than ``identity`` (gzip,
+    br, ...) is refused with 415 naming it (RFC 9110 section 15.5.16), before a byte of
+    the body is read, rather than read as JSON (a gzipped body is not UTF-8, and a plain
+    one labelled gzip is not what the client said it sent)."""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    refused = [c for c in codings if c and c != "identity"]
+    if refused:
+        raise ApiError(
+            415,
+            "unsupported_content_encoding",
+            f"the request body is sent with Content-Encoding {shown_name(', '.join(refused))!r};"
+            " this service reads only bodies sent as they are (identity): send it uncompressed",
+            headers={"Accept-Encoding": "identity"},
         )
 
 

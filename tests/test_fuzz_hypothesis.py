@@ -497,7 +497,7 @@ def test_any_bytes_any_method_any_headers(
     content_type: str,
     headers: dict[str, str],
 ) -> None:
-    # Content-Encoding is not honoured by the service: a "gzip" body is read as it is.
+    # A Content-Encoding other than identity is refused (415) before the body is read.
     response = client.open(
         path, method=method, data=raw, content_type=content_type, headers=headers
     )

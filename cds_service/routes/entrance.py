@@ -20,7 +20,11 @@ from werkzeug.exceptions import ClientDisconnected
 from cds_service.auth import AuthError, VerifiedClient, www_authenticate
 from cds_service.discovery import Service
 from cds_service.errors import ApiError
-from cds_service.jsonbody import check_content_type, parse_json_object
+from cds_service.jsonbody import (
+    check_content_encoding,
+    check_content_type,
+    parse_json_object,
+)
 from cds_service.pipeline import conforming
 from cds_service.runtime import Runtime
 from cds_service.stores.audit import Refusal
@@ -93,10 +97,11 @@ def authenticate(
 
 
 def body_bytes() -> bytes:
-    """The request body as sent, when it is JSON; 415 for another content type, 408 when
-    the client stops sending it. A hook call's body is read by the pipeline
-    (``pipeline.HookCall``)."""
+    """The request body as sent, when it is JSON; 415 for another content type or for a
+    content coding (gzip, ...), 408 when the client stops sending it. A hook call's body
+    is read by the pipeline (``pipeline.HookCall``)."""
     check_content_type(request.content_type)
+    check_content_encoding(request.headers.get("Content-Encoding"))
     try:
         body = request.get_data(cache=False)
     except ClientDisconnected as exc:  # werkzeug's word for a body it could not finish
@@ -118,8 +123,8 @@ def body_bytes() -> bytes:
 
 
 def json_body(rt: Runtime) -> dict[str, Any]:
-    """The request body as a JSON object: 415 for another content type, 400 for broken,
-    too deep or non-object JSON."""
+    """The request body as a JSON object: 415 for another content type or a content
+    coding, 400 for broken, too deep or non-object JSON."""
     return parse_json_object(body_bytes(), rt.settings.max_json_depth)
 
 
