@@ -126,6 +126,21 @@ def test_prefetch_observation_codes_cover_the_value_set(client: FlaskClient) -> 
             "'Bundle'",
         ),
         (lambda b: b.__setitem__("fhirServer", "ftp://x"), "$.fhirServer", "http"),
+        # credentials, a query or a fragment: refused where they are, not a 412 for every
+        # key later (an outside review); the URL is never repeated back
+        *(
+            (
+                lambda b, bad=bad: b.__setitem__("fhirServer", bad),
+                "$.fhirServer",
+                "without credentials, query or fragment",
+            )
+            for bad in (
+                "https://user:pw@ehr.example/fhir",
+                "https://ehr.example/fhir?x=1",
+                "https://ehr.example/fhir#f",
+                "https://token@ehr.example/fhir",
+            )
+        ),
         (lambda b: b.__setitem__("prefetch", {"crp": "text"}), "$.prefetch.crp", "type"),
     ],
 )
@@ -140,6 +155,22 @@ def test_invalid_order_select_gets_400_naming_the_path(
     paths = error_paths(response)
     assert path in paths, paths
     assert expected in paths[path]
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://ehr.example.org/fhir",
+        "https://ehr.example.org/fhir/",
+        "https://ehr.example.org:8443/api/FHIR/R4",
+        "http://fhir.example.org",
+        "https://ehr.example.org/fhir/@tenant",  # an @ in the path is not a credential
+    ],
+)
+def test_a_plain_fhir_base_url_is_accepted(client: FlaskClient, server: str) -> None:
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    body["fhirServer"] = server
+    assert post(client, SELECT_ID, body).status_code == 200
 
 
 def test_fhir_authorization_requires_fhir_server(client: FlaskClient) -> None:
