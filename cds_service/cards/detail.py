@@ -8,12 +8,12 @@ from datetime import date
 from typing import Any
 
 from cds_service.cards import text
+from cds_service.cards.episode_line import episode_line
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import mri_preferred_to_ct
 from cds_service.cards.words import ARROW, change_pct, fmt, upper_first
-from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment, Recommendation
-from cds_service.engine.episode import UNCERTAIN_VERIFICATION
+from cds_service.engine.assessment import Assessment, Recommendation
 from cds_service.engine.rules import sort_key
 from fhir_mappers.model import DataIssue, Measurement, Modality
 
@@ -183,37 +183,6 @@ def _cited_as(citation: str) -> str:
 _CITED_AS = {ref: _cited_as(citation) for ref, citation in text.CITATIONS.items()}
 
 
-def _episode_line(a: Assessment) -> str:
-    ep = a.episode
-    name = upper_first(text.DISEASE)
-    if ep is not None and ep.condition.verification_status in UNCERTAIN_VERIFICATION:
-        # what the record shows, not a confirmed disease (clinical-rules.md, "What a card
-        # should say"): "..., provisional diagnosis, recorded from ..."
-        name = f"{name}, {ep.condition.verification_status} diagnosis"
-    if ep is None or ep.t0 is None:
-        return f"{name}; treatment start not recorded."
-    day = a.figures.days_since_t0
-    return f"{name}, {t0_phrase(a)}; order on day {day} ({a.evaluation_day.isoformat()})."
-
-
-def t0_phrase(a: Assessment) -> str:
-    """Where T0 came from, never "treatment started" for a coded onset (clinical-rules.md,
-    2026-12-06)."""
-    ep = a.episode
-    assert ep is not None and ep.t0 is not None
-    if ep.t0_source == T0_FROM_ANTIBIOTIC and ep.antibiotic is not None:
-        return (
-            f"treatment started {ep.t0.day.isoformat()} (first antibiotic order: "
-            f"{quote(ep.antibiotic.name)})"
-        )
-    why = (
-        "antibiotic orders could not be read"
-        if "antibiotics" in a.unavailable
-        else "no antibiotic order found"
-    )
-    return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
-
-
 def _evidence_key(rule_id: str, data: Mapping[str, Any], a: Assessment) -> str:
     """A rise before day 28 is cited for what it suggests, not the 4-week rule."""
     if rule_id == "markers-not-responding" and "rise" in data and "plateau" not in data:
@@ -309,7 +278,7 @@ def detail(a: Assessment) -> str:
         state = (
             f"{lead}, no new red flag recorded." if a.known else f"{lead}, no red flag recorded."
         )
-        blocks.append([_episode_line(a), state, *_trend_lines(a)])
+        blocks.append([episode_line(a), state, *_trend_lines(a)])
         blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
         seen = next((n for n in a.notes if n.code == "flag-seen-on-study"), None)
@@ -351,7 +320,7 @@ def detail(a: Assessment) -> str:
         change = a.figures.crp_percent_change
         if any(f.rule_id == "pain-worse" for f in flags) and change is not None and change < 0:
             items.append(text.MECHANICAL_PAIN)
-        blocks.append([_episode_line(a)])
+        blocks.append([episode_line(a)])
         blocks.append(_bullets(items))
         blocks.append(_trend_lines(a, crp_figures=markers is None))
     else:
@@ -361,7 +330,7 @@ def detail(a: Assessment) -> str:
                 "advises against it.**"
             ]
         )
-        blocks.append([_episode_line(a)])
+        blocks.append([episode_line(a)])
         asks = [phrase(r).message for r in (*a.missing, *a.unmet)]
         # a known deficit's line already says the decision rests on the neurologic exam
         exam = [] if any(r.code == "known-deficit" for r in a.missing) else [text.NEURO_EXAM]
