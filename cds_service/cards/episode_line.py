@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from cds_service.cards import text
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import upper_first
+from cds_service.cards.words import count_of, upper_first
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment
 from cds_service.engine.episode import UNCERTAIN_VERIFICATION
 
@@ -22,7 +22,10 @@ def episode_line(a: Assessment) -> str:
     if ep is None or ep.t0 is None:
         return f"{name}; treatment start not recorded."
     day = a.figures.days_since_t0
-    return f"{name}, {t0_phrase(a)}; order on day {day} ({a.evaluation_day.isoformat()})."
+    return (
+        f"{name}, {t0_phrase(a)}; order on day {day} ({a.evaluation_day.isoformat()})."
+        + _outside_window(a)
+    )
 
 
 def t0_phrase(a: Assessment) -> str:
@@ -35,9 +38,41 @@ def t0_phrase(a: Assessment) -> str:
             f"treatment started {ep.t0.day.isoformat()} (first antibiotic order: "
             f"{quote(ep.antibiotic.name)})"
         )
-    why = (
-        "antibiotic orders could not be read"
-        if "antibiotics" in a.unavailable
-        else "no antibiotic order found"
-    )
+    if "antibiotics" in a.unavailable:
+        why = "antibiotic orders could not be read"
+    elif ep.outside_window:
+        s = a.settings
+        why = (
+            f"no antibiotic order started from {count_of(s.antibiotic_before_days, 'day')} "
+            f"before to {count_of(s.antibiotic_after_days, 'day')} after it"
+        )
+    else:
+        why = "no antibiotic order found"
     return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
+
+
+# The antibiotic orders named when none started in T0's window: the nearest few.
+OUTSIDE_SHOWN = 3
+
+
+def _outside_window(a: Assessment) -> str:
+    """The orders on record when none started in T0's window, with their start and its
+    distance from the episode date, so the clinician sees why the days are counted from
+    it: "Outside that window: ceftriaxone order started 2026-09-10 (29 days after)."."""
+    ep = a.episode
+    if ep is None or not ep.outside_window or ep.episode_start is None:
+        return ""
+    start = ep.episode_start.day
+    nearest = sorted(ep.outside_window, key=lambda o: abs((o.when.day - start).days))
+    named = []
+    for o in sorted(nearest[:OUTSIDE_SHOWN], key=lambda o: (o.when.instant, o.reference)):
+        offset = (o.when.day - start).days
+        side = "before" if offset < 0 else "after"
+        named.append(
+            f"{quote(o.name)} order started {o.when.day.isoformat()} "
+            f"({count_of(abs(offset), 'day')} {side})"
+        )
+    more = len(nearest) - len(named)
+    if more:
+        named.append(f"{count_of(more, 'other order')} further away")
+    return f" Outside that window: {'; '.join(named)}."

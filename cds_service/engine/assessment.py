@@ -132,6 +132,8 @@ class Episode:
     t0: When | None  # None when neither an antibiotic order nor the Condition gives a date
     t0_source: str = T0_FROM_EPISODE
     antibiotic: AntibioticStart | None = None
+    # orders on record when none started in the window: why T0 is the episode date
+    outside_window: tuple[AntibioticStart, ...] = ()
 
     @property
     def episode_start(self) -> When | None:
@@ -326,12 +328,14 @@ def episode_to_dict(e: Episode) -> dict[str, Any]:
         out["t0"] = e.t0.day.isoformat()
         out["t0Source"] = e.t0_source
     if e.antibiotic is not None:
-        out["antibiotic"] = {
-            "reference": e.antibiotic.reference,
-            "name": e.antibiotic.name,
-            "start": e.antibiotic.when.day.isoformat(),
-        }
+        out["antibiotic"] = antibiotic_to_dict(e.antibiotic)
+    if e.outside_window:
+        out["antibioticsOutsideWindow"] = [antibiotic_to_dict(x) for x in e.outside_window]
     return out
+
+
+def antibiotic_to_dict(a: AntibioticStart) -> dict[str, str]:
+    return {"reference": a.reference, "name": a.name, "start": a.when.day.isoformat()}
 
 
 def measurement_to_dict(m: Measurement) -> dict[str, Any]:

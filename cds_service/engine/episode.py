@@ -69,7 +69,8 @@ def treatment_start(
     condition: ConditionFact, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
 ) -> Episode:
     """The episode with its T0: the earliest antibiotic start within [episode date - 14 d,
-    episode date + 28 d], else the episode date (clinical-rules.md, 2026-12-06).
+    episode date + 28 d], else the episode date (clinical-rules.md, 2026-12-06), with the
+    orders that start outside that window.
 
     Antibiotics given for something else long before or after do not move T0; without an
     episode date no window can be drawn, so no antibiotic is taken either (T0 unknown).
@@ -81,7 +82,10 @@ def treatment_start(
     last = start.day + timedelta(days=settings.antibiotic_after_days)
     near = [a for a in antibiotics if first <= a.when.day <= last]
     if not near:
-        return Episode(condition=condition, t0=start)
+        # the orders on record all start outside the window: named on the card, so that
+        # "no antibiotic order found" is never said while one is on record
+        outside = tuple(sorted(antibiotics, key=lambda a: (a.when.instant, a.reference)))
+        return Episode(condition=condition, t0=start, outside_window=outside)
     earliest = min(near, key=lambda a: (a.when.instant, a.reference))
     return Episode(
         condition=condition, t0=earliest.when, t0_source=T0_FROM_ANTIBIOTIC, antibiotic=earliest
