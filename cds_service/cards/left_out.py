@@ -9,34 +9,63 @@ from collections.abc import Sequence
 from datetime import date
 
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import fmt
+from cds_service.cards.words import fmt, upper_first
 from fhir_mappers.model import DataIssue
 
 
 def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
     """Data left out in clinical words (ids stay in the audit): a value the chart shows
-    is named with its value and day ("a preliminary CRP of 95 mg/L on day 30, not yet
-    final"; a text result quoted); the rest counted by reason."""
-    groups: dict[str, int] = {}
+    is named with its value and day ("Not used: CRP 95 mg/L on day 30, not final (status
+    preliminary)."; a text result quoted); an antibiotic order that does not count is
+    said as one ("Cefazolin order marked draft: not counted as treatment."); the rest
+    counted by reason ("2 CRP results without a usable value were not used.")."""
+    orders: dict[str, int] = {}
+    groups: dict[tuple[str, str], int] = {}
     named: list[str] = []
     for issue in issues:
         shown = _named_value(issue, t0)
         if shown is not None:
             named.append(shown)
             continue
+        if issue.plain and _is_order(issue):
+            line = _order_line(issue)
+            orders[line] = orders.get(line, 0) + 1
+            continue
         if issue.plain:
-            noun = KIND_NOUNS.get(issue.kind or "") or _noun_of(issue.reference)
-            key = f"{noun} {quote(issue.plain)}"
+            noun = COUNTED_NOUNS.get(issue.kind or "") or _noun_of(issue.reference)
+            why = quote(REWORDED.get(issue.plain, issue.plain))
         elif "read as" in issue.reason:
             continue  # read, with one element taken as absent: not left out
         else:
-            key = "record that could not be read"
-        groups[key] = groups.get(key, 0) + 1
+            noun, why = "record", "that could not be read"
+        groups[(noun, why)] = groups.get((noun, why), 0) + 1
     lines = named
-    for key, n in sorted(groups.items()):
+    for line, n in sorted(orders.items()):
+        lines.append(f"{line} ({n} orders)." if n > 1 else f"{line}.")
+    for (noun, why), n in sorted(groups.items()):
         verb = "was" if n == 1 else "were"
-        lines.append(f"{n} {key} {verb} not used.")
+        lines.append(
+            f"{n} {noun if n == 1 else PLURALS.get(noun, noun + 's')} {why} {verb} not used."
+        )
     return lines
+
+
+def _is_order(issue: DataIssue) -> bool:
+    """An antibiotic order (or a medication order whose drug could not be read): the
+    mapper's words name the order themselves ("cefazolin order marked draft")."""
+    if issue.kind == "antibiotic":
+        return True
+    said = (issue.plain or "").split()
+    return issue.reference.startswith("MedicationRequest/") and "order" in said
+
+
+def _order_line(issue: DataIssue) -> str:
+    """ "Cefazolin order marked draft: not counted as treatment"; an order whose start
+    came from its order date was counted and says so alone."""
+    said = upper_first(quote(issue.plain or ""))
+    if issue.reason.endswith("authoredOn used") or "not counted" in said:
+        return said
+    return f"{said}: not counted as treatment"
 
 
 def _named_value(issue: DataIssue, t0: date | None) -> str | None:
@@ -47,7 +76,9 @@ def _named_value(issue: DataIssue, t0: date | None) -> str | None:
         return None
     if issue.value is not None:
         value = f"{issue.comparator or ''}{fmt(issue.value)}"
-        what = f"{noun} {value} {quote(issue.unit)}" if issue.unit else f"{noun} {value}"
+        # a pain score's UCUM annotation ("{score}") is no unit a clinician reads
+        unit = issue.unit if issue.unit and not issue.unit.startswith("{") else None
+        what = f"{noun} {value} {quote(unit)}" if unit else f"{noun} {value}"
     else:
         what = f'{noun} "{quote(issue.text)}"'
     day = issue.when.day
@@ -56,10 +87,17 @@ def _named_value(issue: DataIssue, t0: date | None) -> str | None:
     return f"Not used: {what} on {when}, {why}."
 
 
+# What a left-out value is called when named ("CRP 95 mg/L") and when counted ("2 CRP
+# results"); a resource of another kind by its type.
 KIND_NOUNS = {"crp": "CRP", "esr": "ESR", "pain": "pain score"}
+COUNTED_NOUNS = {"crp": "CRP result", "esr": "ESR result", "pain": "pain score"}
+PLURALS = {"diagnosis": "diagnoses"}
+# The mapper's words that do not follow a noun ("1 result not a test the rules read").
+REWORDED = {"not a test the rules read": "of a test the rules do not read"}
 
 
 def _noun_of(reference: str) -> str:
     """What a left-out resource is called on the card, from its type."""
     kind = reference.split("/", 1)[0]
-    return {"Condition": "diagnosis", "Observation": "result"}.get(kind, "record")
+    nouns = {"Condition": "diagnosis", "Observation": "result", "MedicationRequest": "order"}
+    return nouns.get(kind, "record")

@@ -28,7 +28,8 @@ from cds_service.cards.words import (
 
 def _crp_none_usable(d: Data) -> Phrase:
     return Phrase(
-        f"No usable CRP: {d['skipped']} CRP result(s) on record could not be used (see below).",
+        f"No usable CRP: {count_of(int(d['skipped']), 'CRP result')} on record could not be "
+        "used (see below).",
         "no usable CRP",
     )
 

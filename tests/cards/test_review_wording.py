@@ -4,11 +4,21 @@ not say, built from hand-made domain objects."""
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any
 
+import pytest
+
 from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.cards.left_out import left_out
+from cds_service.cards.phrasebook import phrase
 from cds_service.engine import Assessment
-from tests.engine.builders import antibiotic, improving, run
+from cds_service.engine.assessment import Remark
+from fhir_mappers.antibiotics import build_antibiotics
+from fhir_mappers.medications import map_antibiotic_orders
+from fhir_mappers.model import DataIssue
+from tests.engine.builders import T0, antibiotic, day, improving, run
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -70,3 +80,138 @@ def test_an_order_in_the_window_is_the_treatment_start_and_the_others_are_not_na
     detail = card(a)["detail"]
     assert "treatment started 2024-03-06 (first antibiotic order: cefazolin)" in detail
     assert "Outside that window" not in detail
+
+
+# --- E. The lines of the data left out read as sentences --------------------------------
+
+AB = build_antibiotics(
+    [
+        (
+            "antibiotics.json",
+            json.loads(
+                resources.files("cds_service.valuesets")
+                .joinpath("antibiotics.json")
+                .read_text("utf-8")
+            ),
+        )
+    ]
+)
+
+
+def medication_order(oid: str, text: str = "cefazolin 1 G Injection", **elements: Any) -> Any:
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": oid,
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": text},
+        "authoredOn": "2024-03-04T09:30:00+00:00",
+    }
+    resource.update(elements)
+    return {k: v for k, v in resource.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("elements", "line"),
+    [
+        ({"status": "draft"}, "Cefazolin order marked draft: not counted as treatment."),
+        (
+            {"text": "vancomycin 125 MG Oral Capsule"},
+            "Vancomycin by a route that does not reach the infection (oral): not counted as "
+            "treatment.",
+        ),
+        (
+            {"text": "gentamicin eye drops"},
+            "Gentamicin not given systemically (eye): not counted as treatment.",
+        ),
+        ({"status": ""}, "Cefazolin order without a status: not counted as treatment."),
+        ({"intent": "proposal"}, "Cefazolin proposal, not an order: not counted as treatment."),
+        ({"doNotPerform": True}, "Order not to give cefazolin: not counted as treatment."),
+        ({"authoredOn": None}, "Cefazolin order without a start date: not counted as treatment."),
+        (
+            {"dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "bad"}}}}]},
+            # counted, from its order date: said, never "not used"
+            "Cefazolin order start date unreadable; the order date was used.",
+        ),
+    ],
+    ids=["draft", "oral", "eye", "no-status", "proposal", "do-not", "no-start", "authored-used"],
+)
+def test_an_antibiotic_order_that_does_not_count_is_said_as_an_order(
+    elements: dict[str, Any], line: str
+) -> None:
+    _, issues = map_antibiotic_orders([medication_order("m1", **elements)], AB)
+    (said,) = left_out(issues, T0)
+    assert said == line
+    assert "record" not in said and "was not used" not in said
+
+
+def test_two_orders_left_out_for_the_same_reason_are_counted_as_orders() -> None:
+    _, issues = map_antibiotic_orders(
+        [medication_order("m1", status="draft"), medication_order("m2", status="draft")], AB
+    )
+    assert left_out(issues, T0) == [
+        "Cefazolin order marked draft: not counted as treatment (2 orders)."
+    ]
+
+
+def test_the_card_says_a_draft_order_is_not_counted_as_treatment() -> None:
+    _, issues = map_antibiotic_orders([medication_order("m1", status="draft")], AB)
+    detail = card(run(improving(), issues=issues))["detail"]
+    assert "- Cefazolin order marked draft: not counted as treatment." in detail
+    assert "1 record cefazolin order" not in detail
+
+
+def test_values_counted_by_reason_agree_in_number() -> None:
+    def crp_issue(n: int) -> DataIssue:
+        return DataIssue(
+            f"Observation/x{n}",
+            "valueRange is not a usable number (valueQuantity expected): skipped",
+            kind="crp",
+            plain="without a usable value",
+            when=day(n),
+        )
+
+    assert left_out([crp_issue(1)], T0) == ["1 CRP result without a usable value was not used."]
+    assert left_out([crp_issue(1), crp_issue(2)], T0) == [
+        "2 CRP results without a usable value were not used."
+    ]
+    foreign = [
+        DataIssue(f"Condition/c{n}", "not this patient", plain="not linked to this patient")
+        for n in (1, 2)
+    ]
+    assert left_out(foreign) == ["2 diagnoses not linked to this patient were not used."]
+    stranger = DataIssue(
+        "MedicationRequest/m9", "not this patient", plain="not linked to this patient"
+    )
+    assert left_out([stranger]) == ["1 order not linked to this patient was not used."]
+    drug = DataIssue(
+        "MedicationRequest/m8", "unknown", plain="medication order whose drug could not be read"
+    )
+    assert left_out([drug]) == [
+        "Medication order whose drug could not be read: not counted as treatment."
+    ]
+    unread = [DataIssue(f"Observation/#{n}", "not a JSON object: skipped") for n in (1, 2)]
+    assert left_out(unread) == ["2 records that could not be read were not used."]
+    ignored = DataIssue("Observation/q", "11039-5 is not read", plain="not a test the rules read")
+    assert left_out([ignored]) == ["1 result of a test the rules do not read was not used."]
+
+
+def test_a_pain_score_left_out_is_named_without_its_ucum_annotation() -> None:
+    score = DataIssue(
+        "Observation/p",
+        "pain score 12 outside 0-10: skipped",
+        kind="pain",
+        plain="outside the 0-10 scale",
+        value=12.0,
+        unit="{score}",
+        when=day(9),
+    )
+    assert left_out([score], T0) == ["Not used: pain score 12 on day 9, outside the 0-10 scale."]
+
+
+def test_no_usable_crp_counts_its_results_in_words() -> None:
+    said = phrase(Remark("crp-none-usable", {"skipped": 1})).message
+    assert said == "No usable CRP: 1 CRP result on record could not be used (see below)."
+    said = phrase(Remark("crp-none-usable", {"skipped": 3})).message
+    assert said == "No usable CRP: 3 CRP results on record could not be used (see below)."

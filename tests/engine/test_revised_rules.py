@@ -268,6 +268,6 @@ def test_molar_crp_is_converted_by_default_and_0_turns_it_off(tmp_path: Path) ->
     assert "no CRP" not in card["summary"] + card["detail"]
     assert "no usable CRP" in card["summary"]
     assert (
-        "3 CRP reported in nmol/L (conversion turned off in the settings) were not used."
-        in card["detail"]
+        "3 CRP results reported in nmol/L (conversion turned off in the settings) were not "
+        "used." in card["detail"]
     )
