@@ -32,8 +32,8 @@ from fhir_mappers.observations_careful import (
     Skip,
     measure,
     select_code,
-    skipped,
 )
+from fhir_mappers.observations_skipped import skipped
 from fhir_mappers.rawjson import reference
 from fhir_mappers.timeutil import usual_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets, canonical_system

@@ -6,10 +6,11 @@ the resource. This path reads any shape: it selects by LOINC code, then checks s
 by type, only the elements the rules read (code, status, effective[x]/issued, value[x]).
 A selected Observation whose elements are malformed or unusable is skipped with a
 DataIssue that says why, in the audit's words and a clinician's (``plain``), and for a
-CRP, ESR or pain what it holds (value, unit, time, status, comparator, a text result), so
-that a card can name it; nothing raises. The rest of the resource is not validated, by
-design: the rules do not read it. It is the answer the typed reader is held to by the
-property tests (tests/fhir_mappers/test_observations_usual.py, test_wire.py).
+CRP, ESR or pain what it holds (value, unit, time, status, comparator, a text result:
+``observations_skipped``), so that a card can name it; nothing raises. The rest of the
+resource is not validated, by design: the rules do not read it. It is the answer the
+typed reader is held to by the property tests (tests/fhir_mappers/test_observations_usual.py,
+test_wire.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fhir_mappers.model import Coding, DataIssue, Measurement, MeasurementKind, When
+from fhir_mappers.model import Coding, Measurement, MeasurementKind, When
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, canonical_system
 
@@ -299,83 +300,6 @@ def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
 _BAD_UNIT = "in a unit that could not be converted"
 _NO_VALUE = "without a usable value"
 _NO_DATE = "without a usable date"
-
-
-def skipped(
-    ref: str, skip: Skip, resource: dict[str, Any], kind: ObservationKind, options: MappingOptions
-) -> DataIssue:
-    """The DataIssue of a skipped Observation; for one of a kind the card names (CRP, ESR,
-    pain), also what it holds, as far as it can be read: the chart shows it, so a card
-    can name it with its value and day (issue 23, "Pending results" in clinical-rules.md)."""
-    name = KIND_NAMES.get(kind)
-    if name is None:
-        return DataIssue(ref, str(skip), None, skip.plain)
-    value, unit, comparator = _value_as_read(resource, kind, options)
-    status = resource.get("status")
-    text = resource.get("valueString")
-    try:
-        when: When | None = _when(resource)
-    except Skip:
-        when = None
-    return DataIssue(
-        ref,
-        str(skip),
-        name,
-        skip.plain,
-        value=value,
-        unit=unit,
-        when=when,
-        status=status if isinstance(status, str) else None,
-        comparator=comparator,
-        text=_quoted(text) if isinstance(text, str) else None,
-    )
-
-
-def _value_as_read(
-    resource: dict[str, Any], kind: ObservationKind, options: MappingOptions
-) -> tuple[float | None, str | None, str | None]:
-    """(value, unit, comparator) of a skipped Observation, the value converted to the
-    kind's unit as a used one would be (CRP mg/L, ESR mm/h, pain 0-10); (None, None, None)
-    when it holds no usable number, an unknown comparator, or a unit that cannot be
-    converted: a value is never given in another unit than its kind's."""
-    nothing = None, None, None
-    integer = resource.get("valueInteger")
-    if kind is ObservationKind.PAIN and integer is not None:
-        if type(integer) is not int:
-            return nothing
-        score = _float(integer)
-        return (score, "{score}", None) if math.isfinite(score) else nothing
-    quantity = resource.get("valueQuantity")
-    if not isinstance(quantity, dict):
-        return nothing
-    try:
-        number, comparator = _number(quantity)
-        units = _units(quantity)
-    except Skip:
-        return nothing
-    if kind is ObservationKind.PAIN:
-        return number, "{score}", comparator
-    if kind is ObservationKind.ESR:
-        known = _pick(units, ESR_UNITS) is not None
-        return (round(number, 9), "mm/h", comparator) if known else nothing
-    if kind is ObservationKind.CRP_MOLAR:
-        factor = options.crp_molar_factor_nmol_per_mg
-        if factor is None or _pick(units, CRP_MOLAR_UNITS) is None:
-            return nothing
-        return round(number / factor, 9), "mg/L", comparator
-    mass = _pick(units, CRP_MASS_TO_MG_PER_L)
-    if mass is None:
-        return nothing
-    return round(number * CRP_MASS_TO_MG_PER_L[mass.lower()], 9), "mg/L", comparator
-
-
-_QUOTED_MAX = 200  # characters of a text result kept for the card and the audit
-
-
-def _quoted(text: str) -> str:
-    """A text result as the card quotes it: its words on one line, at most 200 characters."""
-    words = " ".join(text.split())
-    return words if len(words) <= _QUOTED_MAX else words[: _QUOTED_MAX - 1] + "\u2026"
 
 
 def _status_words(status: str) -> str:
