@@ -181,6 +181,21 @@ class DataIssue(Struct, frozen=True, gc=False):
     status: str | None = None
     comparator: str | None = None
     text: str | None = None
+    # A number with no value above (its unit cannot be converted, none is given, or the
+    # conversion is off): as the chart shows it, so a card can name it; never converted.
+    reported: ReportedValue | None = None
+
+
+class ReportedValue(Struct, frozen=True, gc=False):
+    """A left-out number as reported (clinical-rules.md, "Reading the data": a unit that
+    cannot be converted is skipped and reported)."""
+
+    value: float
+    unit: str | None  # the unit as the record writes it; None: none given
+    comparator: str | None = None
+    # a CRP whose unit belongs to the other CRP code: "crp" (a mass unit, mg/L or mg/dL,
+    # under the molar code) or "crp-molar" (nmol/L under a mass-concentration code)
+    unit_of: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fhir_mappers.model import DataIssue, When
+from fhir_mappers.model import DataIssue, ReportedValue, When
 from fhir_mappers.observations_careful import (
     CRP_MASS_TO_MG_PER_L,
     CRP_MOLAR_UNITS,
@@ -35,6 +35,7 @@ def skipped(
     if name is None:
         return DataIssue(ref, str(skip), None, skip.plain)
     value, unit, comparator = _value_as_read(resource, kind, options)
+    reported = _as_reported(resource, kind) if value is None else None
     status = resource.get("status")
     text = resource.get("valueString")
     try:
@@ -52,7 +53,32 @@ def skipped(
         status=status if isinstance(status, str) else None,
         comparator=comparator,
         text=_quoted(text) if isinstance(text, str) else None,
+        reported=reported,
     )
+
+
+def _as_reported(resource: dict[str, Any], kind: ObservationKind) -> ReportedValue | None:
+    """A number that cannot be given in its kind's unit, as reported, with its unit text
+    (the unit, else the code; None when there is neither); for a CRP whose unit belongs
+    to the other CRP code (mg/L under the molar code, nmol/L under a mass code), that
+    code's kind. None when the value holds no usable number."""
+    quantity = resource.get("valueQuantity")
+    if not isinstance(quantity, dict):
+        return None
+    try:
+        number, comparator = _number(quantity)
+        units = _units(quantity)
+    except Skip:
+        return None
+    unit_of = None
+    if kind is ObservationKind.CRP_MOLAR and _pick(units, CRP_MASS_TO_MG_PER_L) is not None:
+        unit_of = ObservationKind.CRP.value
+    elif kind in MASS_CRP and _pick(units, CRP_MOLAR_UNITS) is not None:
+        unit_of = ObservationKind.CRP_MOLAR.value
+    return ReportedValue(number, units[-1] if units else None, comparator, unit_of)
+
+
+MASS_CRP = frozenset({ObservationKind.CRP, ObservationKind.CRP_HS})
 
 
 def _value_as_read(

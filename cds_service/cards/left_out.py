@@ -11,6 +11,7 @@ from datetime import date
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import fmt, upper_first
 from fhir_mappers.model import DataIssue
+from fhir_mappers.observations_careful import USED_STATUSES
 
 
 def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
@@ -22,10 +23,15 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
     orders: dict[str, int] = {}
     groups: dict[tuple[str, str], int] = {}
     named: list[str] = []
+    as_reported: dict[tuple[str, str], list[DataIssue]] = {}
     for issue in issues:
         shown = _named_value(issue, t0)
         if shown is not None:
             named.append(shown)
+            continue
+        key = _reported_key(issue)
+        if key is not None:
+            as_reported.setdefault(key, []).append(issue)
             continue
         if issue.plain and _is_order(issue):
             line = _order_line(issue)
@@ -39,7 +45,7 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
         else:
             noun, why = "record", "that could not be read"
         groups[(noun, why)] = groups.get((noun, why), 0) + 1
-    lines = named
+    lines = named + [_reported_line(k, v, t0) for k, v in sorted(as_reported.items())]
     for line, n in sorted(orders.items()):
         lines.append(f"{line} ({n} orders)." if n > 1 else f"{line}.")
     for (noun, why), n in sorted(groups.items()):
@@ -48,6 +54,45 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
             f"{n} {noun if n == 1 else PLURALS.get(noun, noun + 's')} {why} {verb} not used."
         )
     return lines
+
+
+def _reported_key(issue: DataIssue) -> tuple[str, str] | None:
+    """(noun, why) of a dated number left out for its unit, or None: "CRP", "reported
+    without a unit"; for a CRP under one code in the other code's unit, that they disagree
+    (clinical-rules.md: a unit that cannot be converted is skipped and reported)."""
+    r, noun = issue.reported, KIND_NOUNS.get(issue.kind or "")
+    if r is None or noun is None or issue.when is None:
+        return None
+    if r.unit_of is not None:
+        code = "the molar CRP code" if r.unit_of == "crp" else "a mass CRP code"
+        return noun, f"code and unit disagree ({code}, reported in {quote(r.unit or '')})"
+    if r.unit is None and issue.status in USED_STATUSES:
+        return noun, "reported without a unit"
+    return noun, quote(issue.plain or issue.reason)
+
+
+# Numbers left out for their unit named on the card: the latest few, the rest counted.
+REPORTED_SHOWN = 3
+
+
+def _reported_line(key: tuple[str, str], issues: list[DataIssue], t0: date | None) -> str:
+    """ "Not used, reported without a unit: CRP 15 on day 28."; "Not used, code and unit
+    disagree (the molar CRP code, reported in mg/L): CRP 120 mg/L on day 0, 15 mg/L on
+    day 28." (each as reported, never converted)."""
+    noun, why = key
+    ordered = sorted(
+        ((i.when, i.reference, i.reported) for i in issues if i.when and i.reported),
+        key=lambda item: (item[0].instant, item[1]),
+    )
+    values = []
+    for when, _, r in ordered[-REPORTED_SHOWN:]:
+        value = f"{r.comparator or ''}{fmt(r.value)}"
+        unit = f" {quote(r.unit)}" if r.unit else ""
+        day = f"day {(when.day - t0).days}" if t0 is not None else when.day.isoformat()
+        values.append(f"{value}{unit} on {day}")
+    earlier = len(ordered) - len(values)
+    more = f" and {earlier} earlier" if earlier else ""
+    return f"Not used, {why}: {noun} {', '.join(values)}{more}."
 
 
 def _is_order(issue: DataIssue) -> bool:

@@ -17,8 +17,8 @@ from cds_service.engine import Assessment
 from cds_service.engine.assessment import Remark
 from fhir_mappers.antibiotics import build_antibiotics
 from fhir_mappers.medications import map_antibiotic_orders
-from fhir_mappers.model import DataIssue
-from tests.engine.builders import T0, antibiotic, day, improving, run
+from fhir_mappers.model import DataIssue, ReportedValue
+from tests.engine.builders import T0, antibiotic, crp, day, improving, pain, run
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -215,3 +215,73 @@ def test_no_usable_crp_counts_its_results_in_words() -> None:
     assert said == "No usable CRP: 1 CRP result on record could not be used (see below)."
     said = phrase(Remark("crp-none-usable", {"skipped": 3})).message
     assert said == "No usable CRP: 3 CRP results on record could not be used (see below)."
+
+
+# --- B. A CRP left out for its unit is named with its value as reported and its day -----
+
+
+def unit_issue(
+    n: int, value: float, unit: str | None, unit_of: str | None = None, **kw: Any
+) -> DataIssue:
+    kw.setdefault("plain", "in a unit that could not be converted")
+    return DataIssue(
+        f"Observation/u{n}",
+        f"CRP unit {unit!r} cannot be converted to mg/L: skipped",
+        kind="crp",
+        when=day(n),
+        status=kw.pop("status", "final"),
+        reported=ReportedValue(value, unit, None, unit_of),
+        **kw,
+    )
+
+
+def test_a_crp_without_a_unit_is_named_with_its_value_and_day() -> None:
+    # u03: the latest CRP, 15 on day 28, has no unit; the counted one is 15 days old
+    data = [crp(0, 120), crp(14, 50), pain(0, 7), pain(14, 4), pain(28, 2)]
+    detail = card(run(data, issues=[unit_issue(28, 15, None)]))["detail"]
+    assert "- Not used, reported without a unit: CRP 15 on day 28." in detail
+    assert "could not be converted" not in detail
+
+
+def test_a_crp_in_a_unit_not_converted_is_named_as_reported() -> None:
+    # b07: 15 µg/mL is skipped, not converted; the card shows it as the chart does
+    detail = card(run(improving(), issues=[unit_issue(27, 15, "ug/mL")]))["detail"]
+    assert "- Not used, in a unit that could not be converted: CRP 15 ug/mL on day 27." in detail
+
+
+def test_a_molar_code_in_mg_per_l_says_code_and_unit_disagree() -> None:
+    # b06: LOINC 76485-2 (molar) reported in mg/L: neither divided by the factor nor used
+    issues = [unit_issue(n, v, "mg/L", "crp") for n, v in ((0, 120), (14, 50), (28, 15))]
+    detail = card(run([pain(0, 7), pain(28, 2)], issues=issues))["detail"]
+    assert (
+        "- Not used, code and unit disagree (the molar CRP code, reported in mg/L): CRP 120 "
+        "mg/L on day 0, 50 mg/L on day 14, 15 mg/L on day 28." in detail
+    )
+    assert "No usable CRP: 3 CRP results on record could not be used (see below)." in detail
+    assert "could not be converted" not in detail
+
+
+def test_a_mass_code_in_nmol_per_l_says_code_and_unit_disagree() -> None:
+    # b19: 1988-5 reported in nmol/L
+    issues = [
+        unit_issue(0, 1142.9, "nmol/L", "crp-molar"),
+        unit_issue(28, 142.9, "nmol/L", "crp-molar"),
+    ]
+    detail = card(run([pain(0, 7), pain(28, 2)], issues=issues))["detail"]
+    assert (
+        "- Not used, code and unit disagree (a mass CRP code, reported in nmol/L): CRP 1142.9 "
+        "nmol/L on day 0, 142.9 nmol/L on day 28." in detail
+    )
+
+
+def test_beyond_three_values_left_out_the_latest_three_are_named_and_the_rest_counted() -> None:
+    issues = [unit_issue(n, 100 - n, None) for n in (0, 3, 7, 14, 21)]
+    assert left_out(issues, T0) == [
+        "Not used, reported without a unit: CRP 93 on day 7, 86 on day 14, 79 on day 21 "
+        "and 2 earlier."
+    ]
+
+
+def test_a_value_left_out_for_its_status_keeps_its_status_as_the_reason() -> None:
+    issue = unit_issue(5, 40, None, status="entered-in-error", plain="marked entered-in-error")
+    assert left_out([issue], T0) == ["Not used, marked entered-in-error: CRP 40 on day 5."]

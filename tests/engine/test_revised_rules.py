@@ -267,7 +267,8 @@ def test_molar_crp_is_converted_by_default_and_0_turns_it_off(tmp_path: Path) ->
     )["cards"][0]
     assert "no CRP" not in card["summary"] + card["detail"]
     assert "no usable CRP" in card["summary"]
+    # each named as reported, with its day (clinical-rules.md, "Pending results")
     assert (
-        "3 CRP results reported in nmol/L (conversion turned off in the settings) were not "
-        "used." in card["detail"]
+        "Not used, reported in nmol/L (conversion turned off in the settings): CRP 1333 "
+        "nmol/L on day " in card["detail"]
     )
