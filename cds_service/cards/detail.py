@@ -14,7 +14,7 @@ from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import mri_preferred_to_ct
 from cds_service.cards.words import ARROW, change_pct, fmt, upper_first
-from cds_service.engine.assessment import Assessment, Recommendation
+from cds_service.engine.assessment import FACTS, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
 from fhir_mappers.model import Measurement, Modality
 
@@ -185,10 +185,15 @@ _CITED_AS = {ref: _cited_as(citation) for ref, citation in text.CITATIONS.items(
 
 
 def _evidence_key(rule_id: str, data: Mapping[str, Any], a: Assessment) -> str:
-    """A rise before day 28 is cited for what it suggests, not the 4-week rule."""
+    """A rise before day 28 is cited for what it suggests, not the 4-week rule; a mimic
+    beside a confirmed infection, for the other condition, not as an unconfirmed one."""
     if rule_id == "markers-not-responding" and "rise" in data and "plateau" not in data:
         if int(data.get("latestDay", 0)) < a.settings.plateau_after_days:
             return "markers-rise-early"
+    if rule_id == "uncertain-dx":
+        facts = data[FACTS]
+        if "unconfirmedAs" not in facts and not facts.get("causeUnconfirmed"):
+            return "uncertain-dx-mimic"
     return rule_id
 
 

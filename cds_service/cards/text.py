@@ -78,6 +78,14 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "apply.",
         ("IDSA-2015",),
     ),
+    # A mimic beside a confirmed infection (clinical-rules.md, "What a card should say",
+    # 2026-12-06: never "diagnosis unclear" as a fact): the infection stands confirmed.
+    "uncertain-dx-mimic": (
+        "The advice against routine follow-up imaging (IDSA 2015) is for patients with this "
+        "infection who respond to treatment; it does not cover imaging needed for another "
+        "spinal condition recorded beside it, or to tell that condition from the infection.",
+        ("IDSA-2015",),
+    ),
     "markers-not-responding": (
         "IDSA 2015: unchanged or rising ESR/CRP after about 4 weeks of therapy raise suspicion "
         "of treatment failure (weak, low), but raised markers, persistent pain, a residual "

@@ -17,8 +17,19 @@ from cds_service.engine import Assessment
 from cds_service.engine.assessment import Remark
 from fhir_mappers.antibiotics import build_antibiotics
 from fhir_mappers.medications import map_antibiotic_orders
-from fhir_mappers.model import DataIssue, ReportedValue
-from tests.engine.builders import T0, antibiotic, crp, day, improving, pain, run
+from fhir_mappers.model import ConditionCategory, ConditionFact, DataIssue, ReportedValue
+from tests.engine.builders import (
+    T0,
+    antibiotic,
+    condition,
+    crp,
+    day,
+    improving,
+    mimic,
+    nvo,
+    pain,
+    run,
+)
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -285,3 +296,40 @@ def test_beyond_three_values_left_out_the_latest_three_are_named_and_the_rest_co
 def test_a_value_left_out_for_its_status_keeps_its_status_as_the_reason() -> None:
     issue = unit_issue(5, 40, None, status="entered-in-error", plain="marked entered-in-error")
     assert left_out([issue], T0) == ["Not used, marked entered-in-error: CRP 40 on day 5."]
+
+
+# --- D. A mimic beside a confirmed infection: the evidence does not call it unconfirmed --
+
+UNCONFIRMED = "while the diagnosis is not confirmed it does not apply"
+BESIDE = (
+    "it does not cover imaging needed for another spinal condition recorded beside it, or to "
+    "tell that condition from the infection."
+)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        mimic(name="bone metastases"),
+        condition("M51.369", ConditionCategory.MIMIC, onset=-400, name="disc degeneration"),
+    ],
+    ids=["metastases", "disc-degeneration"],
+)
+def test_a_mimic_beside_a_confirmed_infection_is_cited_for_the_other_condition(
+    other: ConditionFact,
+) -> None:
+    a = run(improving(), conditions=[nvo(), other])
+    assert [f.rule_id for f in a.rules_fired] == ["uncertain-dx"]  # the decision is unchanged
+    detail = card(a)["detail"]
+    assert UNCONFIRMED not in detail
+    assert BESIDE in detail
+    assert "also recorded: imaging may be needed" in detail
+
+
+@pytest.mark.parametrize("others", [[], [mimic(name="bone metastases")]], ids=["alone", "mimic"])
+def test_an_unconfirmed_diagnosis_keeps_its_evidence_line(others: list[ConditionFact]) -> None:
+    detail = card(run(improving(), conditions=[nvo(verification="differential"), *others]))[
+        "detail"
+    ]
+    assert UNCONFIRMED in detail
+    assert BESIDE not in detail
