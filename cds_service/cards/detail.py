@@ -13,7 +13,7 @@ from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import mri_preferred_to_ct
-from cds_service.cards.words import ARROW, change_pct, fmt, upper_first
+from cds_service.cards.words import ARROW, change_pct, count_of, fmt, upper_first
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
 from fhir_mappers.model import Measurement, Modality
@@ -111,6 +111,16 @@ def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
     latest CRP's age alone.
     """
     f = a.figures
+    if f.t0_day is None:
+        # no treatment start: nothing can be placed on treatment days, so nothing counts
+        # (the engine keeps no value); say how many there are, not "no CRP"
+        n = a.counts.get("beforeWindow", 0)
+        if not n:
+            return ["No CRP, ESR or pain score on record."]
+        return [
+            f"{count_of(n, 'CRP, ESR or pain result')} on record cannot be judged without a "
+            "treatment start."
+        ]
     lines = []
     if f.crp_latest is not None:
         age = _ago((a.evaluation_day - f.crp_latest.when.day).days)

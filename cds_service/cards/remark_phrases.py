@@ -357,8 +357,10 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "pain-failed-in-part": _failed_in_part("pain score"),
     "known-deficit": _known_deficit,
     "episode-start-unknown": _fixed(
-        "The infection diagnosis has no onset or recorded date, so the treatment start is unknown.",
-        "treatment start unknown",
+        "The infection diagnosis has no onset or recorded date, so the treatment start is "
+        "unknown and no CRP or pain score can be judged against it: a dated diagnosis (its "
+        "onset or recorded date) would let them count.",
+        "treatment start unknown (diagnosis undated)",
     ),
     # unmet
     "crp-slow-fall": _crp_slow_fall,

@@ -155,10 +155,11 @@ def summary(a: Assessment) -> str:
     gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     head = f"Not enough data to judge repeat spine {mod}"
     # only when the latest CRP is missing or old: a discordant pair says "repeat CRP" itself;
-    # with no CRP at all there is nothing to repeat
+    # with no CRP at all there is nothing to repeat; without a treatment start no CRP can
+    # count, and what is missing is the diagnosis date, not a CRP
     tail = (
         ""
-        if a.figures.crp_recent
+        if a.figures.crp_recent or a.figures.t0_day is None
         else "; order CRP/ESR"
         if a.figures.crp_latest is None
         else "; repeat CRP/ESR"

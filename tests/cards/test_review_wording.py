@@ -13,7 +13,7 @@ import pytest
 from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import phrase
-from cds_service.engine import Assessment
+from cds_service.engine import Assessment, Recommendation
 from cds_service.engine.assessment import Remark
 from fhir_mappers.antibiotics import build_antibiotics
 from fhir_mappers.medications import map_antibiotic_orders
@@ -333,3 +333,43 @@ def test_an_unconfirmed_diagnosis_keeps_its_evidence_line(others: list[Condition
     ]
     assert UNCONFIRMED in detail
     assert BESIDE not in detail
+
+
+# --- C. No date on the episode: the values on record are counted, never "no CRP" --------
+
+A05 = [crp(0, 120), crp(14, 50), crp(28, 15), pain(0, 7), pain(14, 4), pain(28, 2)]
+
+
+def test_without_a_treatment_start_the_values_on_record_are_not_called_missing() -> None:
+    # a05: no onset and no recordedDate; CRP 120, 50, 15 and pain 7, 4, 2 on record
+    a = run(A05, [nvo(onset=None)])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA  # the decision is unchanged
+    c = card(a)
+    assert "No CRP counted." not in c["detail"]
+    assert "No pain score since treatment start." not in c["detail"]
+    assert (
+        "6 CRP, ESR or pain results on record cannot be judged without a treatment start."
+        in c["detail"]
+    )
+    assert (
+        "The infection diagnosis has no onset or recorded date, so the treatment start is "
+        "unknown and no CRP or pain score can be judged against it: a dated diagnosis (its "
+        "onset or recorded date) would let them count." in c["detail"]
+    )
+    # what is missing is the diagnosis date: the summary does not ask for a CRP
+    assert c["summary"] == (
+        "Not enough data to judge repeat spine MRI: treatment start unknown (diagnosis undated)"
+    )
+
+
+def test_without_a_treatment_start_and_no_values_the_card_says_there_are_none() -> None:
+    detail = card(run([], [nvo(onset=None)]))["detail"]
+    assert "No CRP, ESR or pain score on record." in detail
+
+
+def test_a_red_flag_without_a_treatment_start_counts_the_values_too() -> None:
+    a = run(A05, [nvo(onset=None), mimic(name="bone metastases")])
+    assert a.recommendation is Recommendation.SUPPORT
+    detail = card(a)["detail"]
+    assert "6 CRP, ESR or pain results on record cannot be judged" in detail
+    assert "No CRP counted." not in detail
