@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 Data = Mapping[str, Any]  # a remark's data, as the engine returns it
@@ -13,3 +13,8 @@ class Phrase(NamedTuple):
 
     message: str
     short: str
+
+
+def fixed(message: str, short: str) -> Callable[[Data], Phrase]:
+    """A remark whose words do not depend on its data."""
+    return lambda d: Phrase(message, short)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cds_service.cards.completeness_phrases import COMPLETENESS_REMARKS
 from cds_service.cards.imaging_phrases import IMAGING_REMARKS
-from cds_service.cards.phrase import Data, Phrase
+from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
     count_of,
     dated,
     fmt,
-    joined,
     lower_first,
     name_of,
     shown,
@@ -138,56 +138,6 @@ def _crp_pending_rise(d: Data) -> Phrase:
         "and look for another source.",
         f"{status} CRP {value} mg/L on day {day} awaits verification",
     )
-
-
-# What a search left partly read is called on a card.
-KIND_WORDS = {
-    "conditions": "diagnoses",
-    "crp": "CRP",
-    "esr": "ESR",
-    "pain": "pain",
-    "antibiotics": "antibiotic order",
-}
-
-
-def _paging_cut_off(d: Data) -> Phrase:
-    kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
-    return Phrase(
-        f"Not every {kinds} result could be read from the record (paging cut off): older "
-        "results may be missing.",
-        "record only partly read",
-    )
-
-
-def _search_failed_in_part(d: Data) -> Phrase:
-    kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
-    return Phrase(
-        f"The record's {kinds} search failed in part (an error came back with the results): "
-        "any result, the latest too, may be missing.",
-        f"{kinds} search failed in part",
-    )
-
-
-def _failed_in_part(words: str) -> Callable[[Data], Phrase]:
-    def say(d: Data) -> Phrase:
-        return Phrase(
-            f"The {words} search failed in part, so the latest {words} may be missing: "
-            "check the results in the chart.",
-            f"{words} results may be missing",
-        )
-
-    return say
-
-
-def _older_not_read(words: str) -> Callable[[Data], Phrase]:
-    def say(d: Data) -> Phrase:
-        return Phrase(
-            f"Older {words} results could not be read, so the values from the start of "
-            "treatment may be missing.",
-            f"older {words} results not read",
-        )
-
-    return say
 
 
 def _known_at_diagnosis(d: Data) -> Phrase:
@@ -327,10 +277,6 @@ def _early_order(d: Data) -> Phrase:
     )
 
 
-def _fixed(message: str, short: str) -> Callable[[Data], Phrase]:
-    return lambda d: Phrase(message, short)
-
-
 REMARKS: dict[str, Callable[[Data], Phrase]] = {
     # missing
     "crp-none-usable": _crp_none_usable,
@@ -339,24 +285,11 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-none-on-treatment": _crp_none_on_treatment,
     "crp-none-after-baseline": _crp_none_after_baseline,
     "crp-not-recent": _crp_not_recent,
-    "pain-none": _fixed("No pain score (0-10) since treatment start: record one.", "no pain score"),
+    "pain-none": fixed("No pain score (0-10) since treatment start: record one.", "no pain score"),
     "crp-discordant": _crp_discordant,
     "crp-pending-rise": _crp_pending_rise,
-    "conditions-incomplete": _fixed(
-        "Not every diagnosis could be read: a red flag may be missing.",
-        "diagnoses only partly read",
-    ),
-    "antibiotics-incomplete": _fixed(
-        "Not every antibiotic order could be read: treatment may have started earlier than "
-        "the date used here.",
-        "antibiotic orders only partly read",
-    ),
-    "crp-incomplete": _older_not_read("CRP"),
-    "pain-incomplete": _older_not_read("pain score"),
-    "crp-failed-in-part": _failed_in_part("CRP"),
-    "pain-failed-in-part": _failed_in_part("pain score"),
     "known-deficit": _known_deficit,
-    "episode-start-unknown": _fixed(
+    "episode-start-unknown": fixed(
         "The infection diagnosis has no onset or recorded date, so the treatment start is "
         "unknown and no CRP or pain score can be judged against it: a dated diagnosis (its "
         "onset or recorded date) would let them count.",
@@ -367,19 +300,18 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-not-falling": _crp_not_falling,
     "pain-not-improving": _pain_not_improving,
     # notes
-    "paging-cut-off": _paging_cut_off,
-    "search-failed-in-part": _search_failed_in_part,
-    "hs-crp-used": _fixed("High-sensitivity CRP used: no standard CRP on record.", "hs-CRP used"),
+    "hs-crp-used": fixed("High-sensitivity CRP used: no standard CRP on record.", "hs-CRP used"),
     "hs-crp-beside-crp": _left_out(lambda d: "high-sensitivity CRP beside a standard CRP"),
     "crp-before-look-back": _left_out(
         lambda d: f"before the look-back ({d['lookbackDays']} days before treatment start)"
     ),
+    "crp-start-unknown": _left_out(lambda d: "with no treatment start to judge them from"),
     "after-evaluation": _after_evaluation,
     "crp-never-raised": _crp_never_raised,
     "crp-at-limit": _crp_at_limit,
     "esr-rising": _esr_rising,
     "known-at-diagnosis": _known_at_diagnosis,
-    "known-abscess": _fixed(
+    "known-abscess": fixed(
         "If the abscess was not drained, an MRI before stopping antibiotics may be reasonable "
         "(undrained, it relapses more often; at least 8 weeks of treatment, Park 2016).",
         "abscess at diagnosis",
@@ -391,6 +323,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "several-episode-starts": _several_episode_starts,
     # what the order and the patient's studies say (imaging_phrases.py)
     **IMAGING_REMARKS,
+    **COMPLETENESS_REMARKS,
 }
 
 

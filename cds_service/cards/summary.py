@@ -54,6 +54,8 @@ def _needs_markers(a: Assessment) -> bool:
     the latest two disagree (the card asks for a repeat)."""
     if a.recommendation is not Recommendation.INSUFFICIENT_DATA:
         return False
+    if any(r.code == "episode-start-unknown" for r in a.missing):
+        return False  # what is missing is a date for the infection, not a CRP
     return not a.figures.crp_recent or any(r.code == "crp-discordant" for r in a.missing)
 
 

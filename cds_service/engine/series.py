@@ -120,7 +120,7 @@ def series(
     """
     ignored_status = after_eval = before_window = 0
     kept: list[Measurement] = []
-    early_crp: list[Measurement] = []
+    early_crp: list[Measurement] = []  # before the look-back, or with no T0 at all
     for m in measurements:
         if m.status not in USABLE_STATUSES or not math.isfinite(m.value):
             ignored_status += 1
@@ -130,7 +130,7 @@ def series(
             continue
         if t0_day is None or (m.when.day - t0_day).days < -settings.data_lookback_days:
             before_window += 1
-            if m.kind is MeasurementKind.CRP and t0_day is not None:
+            if m.kind is MeasurementKind.CRP:
                 early_crp.append(m)
             continue
         kept.append(m)
@@ -155,6 +155,8 @@ def series(
             t0_day,
             notes,
         )
+    else:  # none can be judged, but the chart shows them: named with their dates
+        _name_left_out(early_crp, "crp-start-unknown", {}, None, notes)
     esr = [m for m in kept if m.kind is MeasurementKind.ESR]
     pain = [
         m

@@ -360,6 +360,12 @@ def test_without_a_treatment_start_the_values_on_record_are_not_called_missing()
     assert c["summary"] == (
         "Not enough data to judge repeat spine MRI: treatment start unknown (diagnosis undated)"
     )
+    # the CRPs the chart shows are named with their dates, and no CRP order is suggested
+    assert (
+        "Not used, with no treatment start to judge them from: CRP 120 mg/L on 2024-03-04, "
+        "50 mg/L on 2024-03-18, 15 mg/L on 2024-04-01." in c["detail"]
+    )
+    assert not [s for s in c.get("suggestions", []) if "CRP" in s["label"]]
 
 
 def test_without_a_treatment_start_and_no_values_the_card_says_there_are_none() -> None:
