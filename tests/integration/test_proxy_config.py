@@ -15,7 +15,6 @@ import http.client
 import json
 import re
 import secrets
-import socket
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import requests
 from spine_cds_dev.service_process import ServiceProcess, free_port
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 from tests.support.nginx import NginxProxy
+from tests.support.raw_http import exchange
 
 pytestmark = pytest.mark.integration
 BASE = "https://cds.example.org"
@@ -134,18 +134,6 @@ def test_unauthenticated_calls_are_rate_limited_before_the_service(tmp_path: Pat
     assert any_rate >= 10 * rate  # the all-clients ceiling leaves EHR traffic alone
 
 
-def _raw(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
-    return int(status.split(" ")[1]), headers, body
-
-
 def _assert_json_refusal(status: int, headers: dict[str, str], body: bytes, expected: int) -> str:
     assert status == expected, (status, body[:200])
     assert headers["content-type"] == "application/json", (expected, headers)
@@ -162,16 +150,18 @@ def test_what_nginx_refuses_itself_is_json_as_the_service_refuses(tmp_path: Path
             port = proxy.port
             get = b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             refused = {
-                "not_found": (_raw(port, get % b"/metrics"), 404),
+                "not_found": (exchange(port, get % b"/metrics"), 404),
                 # the pages themselves are not reachable from outside
-                "not_found ": (_raw(port, get % b"/.refused/400"), 404),
-                "bad_request": (_raw(port, b"GARBAGE\r\n\r\n"), 400),
+                "not_found ": (exchange(port, get % b"/.refused/400"), 404),
+                "bad_request": (exchange(port, b"GARBAGE\r\n\r\n"), 400),
                 "bad_request ": (
-                    _raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 40_000 + b"\r\n\r\n"),
+                    exchange(
+                        port, b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 40_000 + b"\r\n\r\n"
+                    ),
                     400,
                 ),
                 "request_entity_too_large": (
-                    _raw(
+                    exchange(
                         port,
                         b"POST /cds-services/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                         b"Content-Type: application/json\r\nContent-Length: 6000000\r\n\r\n",
@@ -182,11 +172,11 @@ def test_what_nginx_refuses_itself_is_json_as_the_service_refuses(tmp_path: Path
             for error, (answer, status) in refused.items():
                 assert _assert_json_refusal(*answer, status) == error.strip()
             # The service's own refusals pass through as the service wrote them.
-            status, headers, body = _raw(port, get % b"/cds-services/nope")
+            status, headers, body = exchange(port, get % b"/cds-services/nope")
             assert status == 405 and json.loads(body)["error"] == "method_not_allowed"
             assert headers["x-request-id"]  # the service's, not a page of nginx's
     with NginxProxy(free_port()) as proxy:  # nothing listens upstream
-        answer = _raw(
+        answer = exchange(
             proxy.port, b"GET /cds-services HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         assert _assert_json_refusal(*answer, 502) == "bad_gateway"

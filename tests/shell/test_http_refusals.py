@@ -17,6 +17,7 @@ from gunicorn.http import errors as http
 from cds_service.http_refusals import INTERNAL, refusal
 from cds_service.worker import SyncWorker, _status
 from spine_cds_dev.service_process import ServiceProcess
+from tests.support.raw_http import exchange
 
 BAD_REQUESTS = {
     "Content-Length twice": (
@@ -46,18 +47,6 @@ BAD_REQUESTS = {
 }
 
 
-def _exchange(port: int, raw: bytes) -> tuple[str, dict[str, str], bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(raw)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
-    return status, headers, body
-
-
 @pytest.mark.integration
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("threads", ["1", "4"])
@@ -69,8 +58,8 @@ def test_http_gunicorn_cannot_read_is_refused_in_json_and_logged_without_its_byt
     request_ids = []
     with ServiceProcess(env=env, workers=1, log_path=log) as service:
         for name, (raw, status, error) in BAD_REQUESTS.items():
-            line, headers, body = _exchange(service.port, raw)
-            assert line.split(" ")[1] == str(status), name
+            got, headers, body = exchange(service.port, raw)
+            assert got == status, name
             assert headers["content-type"] == "application/json", name
             assert headers["x-content-type-options"] == "nosniff", name
             assert headers["connection"] == "close", name
