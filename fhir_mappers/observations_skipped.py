@@ -62,14 +62,10 @@ def _as_reported(resource: dict[str, Any], kind: ObservationKind) -> ReportedVal
     (the unit, else the code; None when there is neither); for a CRP whose unit belongs
     to the other CRP code (mg/L under the molar code, nmol/L under a mass code), that
     code's kind. None when the value holds no usable number."""
-    quantity = resource.get("valueQuantity")
-    if not isinstance(quantity, dict):
+    read = _quantity(resource)
+    if read is None:
         return None
-    try:
-        number, comparator = _number(quantity)
-        units = _units(quantity)
-    except Skip:
-        return None
+    number, comparator, units = read
     unit_of = None
     if kind is ObservationKind.CRP_MOLAR and _pick(units, CRP_MASS_TO_MG_PER_L) is not None:
         unit_of = ObservationKind.CRP.value
@@ -95,14 +91,10 @@ def _value_as_read(
             return nothing
         score = _float(integer)
         return (score, "{score}", None) if math.isfinite(score) else nothing
-    quantity = resource.get("valueQuantity")
-    if not isinstance(quantity, dict):
+    read = _quantity(resource)
+    if read is None:
         return nothing
-    try:
-        number, comparator = _number(quantity)
-        units = _units(quantity)
-    except Skip:
-        return nothing
+    number, comparator, units = read
     if kind is ObservationKind.PAIN:
         return number, "{score}", comparator
     if kind is ObservationKind.ESR:
@@ -117,6 +109,20 @@ def _value_as_read(
     if mass is None:
         return nothing
     return round(number * CRP_MASS_TO_MG_PER_L[mass.lower()], 9), "mg/L", comparator
+
+
+def _quantity(resource: dict[str, Any]) -> tuple[float, str | None, tuple[str, ...]] | None:
+    """The valueQuantity's number, comparator and unit texts, as the mapper reads them;
+    None when there is no quantity or its number cannot be read."""
+    quantity = resource.get("valueQuantity")
+    if not isinstance(quantity, dict):
+        return None
+    try:
+        number, comparator = _number(quantity)
+        units = _units(quantity)
+    except Skip:
+        return None
+    return number, comparator, units
 
 
 _QUOTED_MAX = 200  # characters of a text result kept for the card and the audit
