@@ -24,7 +24,7 @@ _HEADERS = {
 }
 
 # (gunicorn's exception, error code, message); the first that matches is used.
-_WORDS: tuple[tuple[type[Exception], str, str], ...] = (
+_WORDS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str, str], ...] = (
     (
         http.InvalidRequestLine,
         "malformed_request_line",
@@ -66,17 +66,7 @@ _WORDS: tuple[tuple[type[Exception], str, str], ...] = (
         f"this Transfer-Encoding is not supported; {_SEND_LENGTH}",
     ),
     (
-        http.InvalidChunkSize,
-        "malformed_chunked_body",
-        f"the chunked request body is malformed; {_SEND_LENGTH}",
-    ),
-    (
-        http.ChunkMissingTerminator,
-        "malformed_chunked_body",
-        f"the chunked request body is malformed; {_SEND_LENGTH}",
-    ),
-    (
-        http.InvalidChunkExtension,
+        (http.InvalidChunkSize, http.ChunkMissingTerminator, http.InvalidChunkExtension),
         "malformed_chunked_body",
         f"the chunked request body is malformed; {_SEND_LENGTH}",
     ),
