@@ -175,6 +175,11 @@ def test_what_nginx_refuses_itself_is_json_as_the_service_refuses(tmp_path: Path
             status, headers, body = exchange(port, get % b"/cds-services/nope")
             assert status == 405 and json.loads(body)["error"] == "method_not_allowed"
             assert headers["x-request-id"]  # the service's, not a page of nginx's
+            # nginx's 404 says what the service's own 404 says (the config holds a copy)
+            ours = exchange(port, get % b"/no-such-endpoint")
+            theirs = refused["not_found"][0]
+            assert "x-request-id" in ours[1] and "x-request-id" not in theirs[1]
+            assert json.loads(theirs[2]) == json.loads(ours[2])
     with NginxProxy(free_port()) as proxy:  # nothing listens upstream
         answer = exchange(
             proxy.port, b"GET /cds-services HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
