@@ -326,6 +326,8 @@ def test_the_yoon_levels_need_an_esr_from_week_4_not_from_before_treatment() -> 
     assert "at 4 weeks" not in card(old_esr)["detail"]
     week4 = run([crp(0, 100), crp(29, 40), esr(0, 80), esr(28, 60), *FALLING_PAIN], order_day=30)
     assert "yoon-high-markers" in codes(week4.notes)
+    day27 = run([crp(0, 100), crp(29, 40), esr(0, 80), esr(27, 60), *FALLING_PAIN], order_day=30)
+    assert "yoon-high-markers" not in codes(day27.notes)  # the day before week 4
 
 
 def test_a_card_at_the_yoon_levels_does_not_call_the_patient_improving() -> None:

@@ -248,3 +248,15 @@ def test_worse_pain_with_a_crp_that_does_not_fall_still_needs_contrast() -> None
     assert {f.rule_id for f in a.red_flags} == {"markers-not-responding", "pain-worse"}
     assert a.study_gaps == {ct.reference: "contrast"}
     assert "preferred to the CT ordered" in _card(a)["summary"]
+
+
+def test_worse_pain_with_an_unchanged_crp_is_not_the_mechanical_question() -> None:
+    """The edge of "while the CRP falls": a CRP that has not moved (8 -> 8 mg/L, within
+    the normal range, so no markers flag) leaves worse pain a soft-tissue question."""
+    ct = replace(
+        study("72131", Modality.CT, "lumbar", "without"), authored_on=order(29).authored_on
+    )
+    a = run([crp(0, 8), crp(28, 8), pain(0, 2), pain(14, 2), pain(28, 5)], orders=[ct])
+    assert [f.rule_id for f in a.red_flags] == ["pain-worse"]
+    assert a.figures.crp_percent_change == 0
+    assert a.study_gaps == {ct.reference: "contrast"}
