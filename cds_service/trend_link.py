@@ -40,6 +40,8 @@ THRESHOLDS = {
     "baselineWindowDays": "baseline_window_days",
     "dataLookbackDays": "data_lookback_days",
     "crpMaxAgeDays": "crp_max_age_days",
+    "antibioticBeforeDays": "antibiotic_before_days",
+    "antibioticAfterDays": "antibiotic_after_days",
 }
 
 

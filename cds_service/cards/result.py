@@ -7,14 +7,20 @@ from typing import Any
 
 from cds_service.cards.phrasebook import card_data
 from cds_service.cards.words import condition_name
-from cds_service.engine.assessment import Assessment, condition_to_dict, figure
+from cds_service.engine.assessment import (
+    Assessment,
+    antibiotic_to_dict,
+    condition_to_dict,
+    figure,
+)
 
 
 def machine_result(a: Assessment) -> dict[str, Any]:
     """The documented object under ``extension["spine-cds-assessment"]`` on every card.
 
     recommendation; rulesFired [{id, recommendation, data}]; orders; evaluationDay;
-    episode {condition, t0, t0Source, antibiotic {name, start, reference}}; daysSinceT0;
+    episode {condition, t0, t0Source, antibiotic {reference, name, start},
+    antibioticsOutsideWindow [{reference, name, start}]}; daysSinceT0;
     crp {baseline, latest, lowestEarlier, percentChange, unit}; pain {first, lowest,
     latest}; esr {first, latest}; missing / unmet / notes [codes]; knownAtDiagnosis
     [{reference, name, category, start}]; unavailable [kinds of data not read]. Values
@@ -37,11 +43,11 @@ def machine_result(a: Assessment) -> dict[str, Any]:
             out["episode"]["t0"] = t0.isoformat()
             out["episode"]["t0Source"] = a.episode.t0_source  # first antibiotic order or not
         if (ab := a.episode.antibiotic) is not None:
-            out["episode"]["antibiotic"] = {
-                "name": ab.name,
-                "start": ab.when.day.isoformat(),
-                "reference": ab.reference,
-            }
+            out["episode"]["antibiotic"] = antibiotic_to_dict(ab)
+        if a.episode.outside_window:  # orders on record, none in T0's window
+            out["episode"]["antibioticsOutsideWindow"] = [
+                antibiotic_to_dict(x) for x in a.episode.outside_window
+            ]
     if f.days_since_t0 is not None:
         out["daysSinceT0"] = f.days_since_t0
     crp: dict[str, Any] = {}

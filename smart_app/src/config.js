@@ -19,6 +19,6 @@ export const MAX_PAGES = 10;
 export const DEFAULT_THRESHOLDS = {
   plateauMinFallPct: 25, risePct: 20, riseAfterDays: 14, plateauAfterDays: 28,
   painWorsePoints: 2, crpNormalMgL: 10, baselineWindowDays: 7, dataLookbackDays: 7,
-  crpMaxAgeDays: 7,
+  crpMaxAgeDays: 7, antibioticBeforeDays: 14, antibioticAfterDays: 28,
 };
 export const CRP_MOLAR_FACTOR = 9.524; // nmol/L per mg/L (setting crp_molar_factor)

@@ -197,18 +197,25 @@ function referencesIn(value, into = new Set()) {
   return into;
 }
 
-// Where T0 came from, as the card says it (clinical-rules.md, 2026-12-06): the first
-// antibiotic order, else the episode's date taken as the treatment start. null without
-// the card's values (no card, or a card that does not say): the app then says nothing
-// about T0's source.
-export function t0Statement(episode, unavailable) {
+const daysOf = (n) => `${n} ${n === 1 ? 'day' : 'days'}`;
+
+// Where T0 came from, as the card says it (clinical-rules.md, 2026-12-06;
+// cds_service/cards/episode_line.py t0_phrase): the first antibiotic order, else the
+// episode's date taken as the treatment start, saying why no order gave it (none could
+// be read, none started in T0's window, none on record). null without the card's values
+// (no card, or a card that does not say): the app then says nothing about T0's source.
+export function t0Statement(episode, unavailable, thresholds = DEFAULT_THRESHOLDS) {
   if (!episode?.t0) return null;
   if (episode.t0Source === 'antibiotic-order' && episode.antibiotic?.name) {
     return `Treatment start ${episode.t0} (first antibiotic order: ${episode.antibiotic.name})`;
   }
   if (episode.t0Source === 'episode-date') {
-    const why = (unavailable ?? []).includes('antibiotics')
-      ? 'antibiotic orders could not be read' : 'no antibiotic order found';
+    let why = 'no antibiotic order found';
+    if ((unavailable ?? []).includes('antibiotics')) why = 'antibiotic orders could not be read';
+    else if ((episode.antibioticsOutsideWindow ?? []).length) {
+      why = `no antibiotic order started from ${daysOf(thresholds.antibioticBeforeDays)} `
+        + `before to ${daysOf(thresholds.antibioticAfterDays)} after it`;
+    }
     return `Infection recorded from ${episode.t0} (${why}; taken as the treatment start)`;
   }
   return null;
@@ -240,7 +247,7 @@ export function buildModel({ patientId, data, context, today }) {
     (c) => c?.resourceType === 'Condition' && aboutPatient(c, patientId),
   );
   let t0 = context?.episode?.t0 ?? null;
-  const t0Text = t0Statement(context?.episode, context?.unavailable);
+  const t0Text = t0Statement(context?.episode, context?.unavailable, thresholds);
   if (!t0) {
     const episodes = conditions
       .filter((c) => isActiveValid(c) && EPISODE_CATEGORIES.has(conditionCategory(c.code?.coding)))

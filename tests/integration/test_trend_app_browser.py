@@ -16,13 +16,14 @@ from the chart's own data; a screenshot of each page is kept in the test's tmp f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +317,48 @@ def test_t0_from_the_first_antibiotic_order_is_said_beside_the_t0_mark(
     assert shown["t0"] == t0
     assert _series(shown, "CRP") == [[0, 100], [10, 92], [20, 80]]
     assert shown["known"] == "" and shown["markers"] == []
+
+
+def test_an_antibiotic_order_outside_t0s_window_is_said_as_the_card_says_it(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    """e18 with its cefazolin order moved to 60 days before the infection's onset, as
+    another patient: no order started in T0's window, so T0 is the infection's date. The
+    app must not say "no antibiotic order found" while the card names the order outside
+    the window; it says what the card says."""
+    example = load_example("e18-antibiotic-start", ORDER_DATE)
+    text = json.dumps(example.bundle).replace("spine-cds-e18", "spine-cds-e18-early")
+    bundle = json.loads(text)
+    onset = next(
+        e["resource"]["onsetDateTime"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Condition"
+    )
+    early = (datetime.fromisoformat(onset) - timedelta(days=60)).isoformat()
+    for entry in bundle["entry"]:
+        order = entry["resource"]
+        if order["resourceType"] == "MedicationRequest":
+            order["authoredOn"] = early
+            order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = early
+    fhir.load_bundle(bundle)
+    moved = dataclasses.replace(
+        example,
+        patient_id=example.patient_id.replace("spine-cds-e18", "spine-cds-e18-early"),
+        draft_order=json.loads(
+            json.dumps(example.draft_order).replace("spine-cds-e18", "spine-cds-e18-early")
+        ),
+    )
+    card, url = _launch(service, fhir, moved)
+    shown = _open(browser, url, tmp_path, "e18-antibiotic-outside-window")
+    _common_checks(shown, card)
+    episode = card["extension"]["spine-cds-assessment"]["episode"]
+    assert episode["t0Source"] == "episode-date"
+    assert [a["name"] for a in episode["antibioticsOutsideWindow"]] == ["cefazolin"]
+    prefix, line = "T0 (day 0): Infection ", shown["t0Line"]
+    assert line.startswith(prefix) and line.endswith(".")
+    said = line[len(prefix) : -1]
+    assert "no antibiotic order started from 14 days before to 28 days after it" in said
+    assert said in card["detail"]  # the card's own words
 
 
 def test_a_deficit_known_at_diagnosis_is_marked_as_known_not_new(
