@@ -30,7 +30,7 @@ from fhir.resources.R4B.condition import Condition
 from pydantic import ValidationError
 
 from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, DataIssue, When
-from fhir_mappers.rawjson import codings, describe_error, reference
+from fhir_mappers.rawjson import codings, describe_error, modifier_extensions, reference
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.usual_r4 import usual_r4
 from fhir_mappers.valuesets import (
@@ -104,22 +104,19 @@ def map_conditions(
         if not matched and not include_other:
             continue
         category = _category(ref, {entry.category for _, entry in matched}, issues)
-        try:
-            if not usual_r4(resource):  # the usual shape is one the model accepts
-                Condition.model_validate(resource)
-        # AttributeError: fhir.resources' own, for a primitive extension ("_onsetDateTime")
-        # that is a string of a JSON number: a malformed resource, not a crash
-        except (ValidationError, ValueError, TypeError, AttributeError) as exc:
+        problem = _problem(resource)
+        if problem is not None:
             if category not in CAUTIOUS:
-                issues.append(DataIssue(ref, f"not a valid R4 Condition: {describe_error(exc)}"))
+                issues.append(DataIssue(ref, f"{problem}: not used"))
                 continue
             # A red flag, mimic or exclusion must not vanish because an element the rules
-            # never read is malformed: skipping it could turn "support" into advise-against.
+            # never read is malformed, or for a qualifier whose meaning is unknown:
+            # skipping it could turn "support" into advise-against.
             issues.append(
                 DataIssue(
                     ref,
-                    f"not a valid R4 Condition ({describe_error(exc)}); kept for its "
-                    f"{category.value} code, read for code, status and dates only",
+                    f"{problem}; kept for its {category.value} code, read for code, "
+                    "status and dates only",
                 )
             )
         codes = tuple(coding for coding, _ in matched) if matched else tuple(all_codes)
@@ -128,6 +125,22 @@ def map_conditions(
         region = _region(ref, read_as, issues)
         facts.append(_fact(ref, resource, category, codes, issues, name, region))
     return tuple(facts), tuple(issues)
+
+
+def _problem(resource: dict[str, Any]) -> str | None:
+    """Why the Condition cannot be read as the model reads it: not a valid R4 Condition,
+    or a modifier extension, which FHIR forbids ignoring (``rawjson.modifier_extensions``)."""
+    modifiers = modifier_extensions(resource)
+    if modifiers is not None:
+        return f"modifierExtension not understood ({modifiers})"
+    try:
+        if not usual_r4(resource):  # the usual shape is one the model accepts
+            Condition.model_validate(resource)
+    # AttributeError: fhir.resources' own, for a primitive extension ("_onsetDateTime")
+    # that is a string of a JSON number: a malformed resource, not a crash
+    except (ValidationError, ValueError, TypeError, AttributeError) as exc:
+        return f"not a valid R4 Condition ({describe_error(exc)})"
+    return None
 
 
 def icd10cm_region(code: str) -> str | None:

@@ -18,7 +18,7 @@ An order counts when all of these hold:
 - nothing names a form or route that is not systemic treatment (eye drops, skin, bone
   cement; vancomycin by mouth);
 - status active, completed or stopped; intent order, plan or original-order; not
-  ``doNotPerform``;
+  ``doNotPerform``; no ``modifierExtension`` (on it or a ``dosageInstruction``);
 - it has a start: ``dosageInstruction[0].timing.repeat.boundsPeriod.start``, else
   ``authoredOn``.
 
@@ -34,14 +34,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fhir_mappers.antibiotics import (
-    Antibiotics,
-    Ingredient,
-    normal_text,
-    word_pattern,
-)
+from fhir_mappers.antibiotics import Antibiotics, Ingredient, normal_text, word_pattern
 from fhir_mappers.model import AntibioticStart, DataIssue, When
-from fhir_mappers.rawjson import reference
+from fhir_mappers.rawjson import MODIFIER_PLAIN, modifier_extensions, modifier_reason, reference
 from fhir_mappers.timeutil import parse_fhir_time
 
 USED_STATUSES = frozenset({"active", "completed", "stopped"})
@@ -308,6 +303,9 @@ def _check_systemic(
 
 
 def _check_order(resource: dict[str, Any], name: str) -> None:
+    modifiers = modifier_extensions(resource, "dosageInstruction")
+    if modifiers is not None:
+        raise _Skip(modifier_reason(modifiers), f"{name} order {MODIFIER_PLAIN}")
     status = resource.get("status")
     if not _one_of(status, USED_STATUSES):
         if isinstance(status, str) and status:

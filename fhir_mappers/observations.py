@@ -166,8 +166,9 @@ def _usual(
         or effective is UNSET
         or kind not in _USUAL_KINDS
         or options.since is not None
+        or wire.modifierExtension is not UNSET
     ):
-        return None
+        return None  # (a modifier extension: the careful path says why it is left out)
     when = usual_time(effective)
     if when is None:
         return None

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from fhir_mappers.model import Coding, Measurement, MeasurementKind, When
+from fhir_mappers.rawjson import MODIFIER_PLAIN, modifier_extensions, modifier_reason
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, canonical_system
 
@@ -126,6 +127,9 @@ def measure(
     since = options.since
     if since is not None and when.instant < since and when.day < since.date():
         return None
+    modifiers = modifier_extensions(resource)
+    if modifiers is not None:
+        raise Skip(modifier_reason(modifiers), MODIFIER_PLAIN)
 
     if entry.kind is ObservationKind.PAIN:
         return _pain(ref, resource, coding, status, when)

@@ -29,7 +29,13 @@ from fhir_mappers.model import (
     OrderReason,
     When,
 )
-from fhir_mappers.rawjson import codings, describe_error, reference
+from fhir_mappers.rawjson import (
+    codings,
+    describe_error,
+    modifier_extensions,
+    modifier_reason,
+    reference,
+)
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.usual_r4 import usual_r4
 from fhir_mappers.valuesets import ImagingEntry, ValueSets
@@ -85,6 +91,10 @@ def _to_order(
     issues: list[DataIssue],
     vs: ValueSets,
 ) -> ImagingOrder | None:
+    modifiers = modifier_extensions(resource)
+    if modifiers is not None:
+        issues.append(DataIssue(ref, f"spine imaging order: {modifier_reason(modifiers)}"))
+        return None
     try:
         if not usual_r4(resource):  # the usual shape is one the model accepts
             ServiceRequest.model_validate(resource)

@@ -54,3 +54,40 @@ def describe_error(exc: Exception) -> str:
             return f"{location}: {first.get('msg', '')} ({len(errors)} error(s))"
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def modifier_extensions(resource: dict[str, Any], *elements: str) -> str | None:
+    """What names the modifier extensions on ``resource`` and on its backbone
+    ``elements`` (each a list or an object of the resource), or None without any.
+
+    A modifier extension changes the meaning of what carries it ("not done", "refuted by
+    the lab"), and FHIR forbids processing a resource whose modifier extensions are not
+    understood. The service understands none, so the mappers leave out what carries one
+    and say so (``modifier_reason``). An empty list is no modifier; anything else that is
+    not a list of objects is read as one whose url is unknown.
+    """
+    holders: list[Any] = [resource]
+    for name in elements:
+        value = resource.get(name)
+        holders.extend(value if isinstance(value, list) else [value])
+    urls: list[str] = []
+    for holder in holders:
+        found = holder.get("modifierExtension") if isinstance(holder, dict) else None
+        if found is None or found == []:
+            continue
+        for item in found if isinstance(found, list) else [found]:
+            url = item.get("url") if isinstance(item, dict) else None
+            urls.append(url[:120] if isinstance(url, str) and url else "(no url)")
+    if not urls:
+        return None
+    shown = ", ".join(dict.fromkeys(urls[:3]))
+    return shown if len(urls) <= 3 else f"{shown} and {len(urls) - 3} more"
+
+
+# The card's words for a resource left out for a modifier extension (``Skip.plain``).
+MODIFIER_PLAIN = "marked with a qualifier the service cannot interpret"
+
+
+def modifier_reason(found: str) -> str:
+    """The DataIssue reason (the audit's words) for what ``modifier_extensions`` found."""
+    return f"modifierExtension not understood ({found}): not used, as FHIR requires"

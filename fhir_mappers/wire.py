@@ -74,6 +74,9 @@ class WireObservation(Struct, frozen=True, gc=False):
     effectiveDateTime: str | UnsetType = UNSET
     valueQuantity: WireQuantity | UnsetType = UNSET
     valueInteger: int | UnsetType = UNSET
+    # Only its presence is read: a resource with one goes down the careful path, which
+    # leaves it out (``rawjson.modifier_extensions``).
+    modifierExtension: Raw | UnsetType = UNSET
 
 
 class ObservationBytes:
