@@ -220,7 +220,7 @@ def test_a_prefetched_crp_bundle_with_unread_pages_counts_as_cut_off(client: Any
     result = card["extension"]["spine-cds-assessment"]
     assert result["recommendation"] == "insufficient-data"
     assert "crp-incomplete" in result["missing"]
-    assert "Not every CRP result could be read from the record (paging cut off)" in (card["detail"])
+    assert "Some CRP results could not be read: the record sent them in pages" in card["detail"]
 
 
 def test_a_result_not_linked_to_this_patient_is_named_on_the_card(client: Any) -> None:

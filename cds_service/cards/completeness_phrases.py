@@ -13,21 +13,21 @@ from collections.abc import Callable
 from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.words import joined
 
-# What a search left partly read is called on a card.
+# What a search left partly read is called on a card: the things it returns.
 KIND_WORDS = {
     "conditions": "diagnoses",
-    "crp": "CRP",
-    "esr": "ESR",
-    "pain": "pain",
-    "antibiotics": "antibiotic order",
+    "crp": "CRP results",
+    "esr": "ESR results",
+    "pain": "pain scores",
+    "antibiotics": "antibiotic orders",
 }
 
 
 def _paging_cut_off(d: Data) -> Phrase:
     kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
     return Phrase(
-        f"Not every {kinds} result could be read from the record (paging cut off): older "
-        "results may be missing.",
+        f"Some {kinds} could not be read: the record sent them in pages and not every page "
+        "was read, so older ones may be missing.",
         "record only partly read",
     )
 
@@ -35,9 +35,8 @@ def _paging_cut_off(d: Data) -> Phrase:
 def _search_failed_in_part(d: Data) -> Phrase:
     kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
     return Phrase(
-        f"The record's {kinds} search failed in part (an error came back with the results): "
-        "any result, the latest too, may be missing.",
-        f"{kinds} search failed in part",
+        f"The record sent an error with the {kinds}: some, the latest too, may be missing.",
+        f"some {kinds} may be missing",
     )
 
 

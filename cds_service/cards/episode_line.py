@@ -44,7 +44,7 @@ def t0_phrase(a: Assessment) -> str:
         s = a.settings
         why = (
             f"no antibiotic order started from {count_of(s.antibiotic_before_days, 'day')} "
-            f"before to {count_of(s.antibiotic_after_days, 'day')} after it"
+            f"before to {count_of(s.antibiotic_after_days, 'day')} after that date"
         )
     else:
         why = "no antibiotic order found"

@@ -91,8 +91,9 @@ def _crp_not_falling(d: Data) -> Phrase:
             else ("now", f"at day {judged} or later")
         )
         then = (
-            f" Repeat CRP and ESR {when}: still under {least}% {at} raises suspicion of "
-            "treatment failure (IDSA 2015)."
+            f" Repeat CRP and ESR {when}: a fall still under {least}% {at} is read as "
+            "markers not responding (IDSA 2015: markers unchanged or rising after 4 weeks "
+            "raise suspicion of treatment failure)."
         )
     return Phrase(
         f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L{change} by day {day}: "
@@ -115,7 +116,7 @@ def _crp_slow_fall(d: Data) -> Phrase:
 def _pain_not_improving(d: Data) -> Phrase:
     return Phrase(
         f"Pain not decreasing: {shown(d['first'])}{ARROW}{shown(d['latest'])}/10 since "
-        "treatment start.",
+        "treatment start: re-examine (pain, neurology) before deciding on imaging.",
         "pain not improving",
     )
 
@@ -313,7 +314,8 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "known-at-diagnosis": _known_at_diagnosis,
     "known-abscess": fixed(
         "If the abscess was not drained, an MRI before stopping antibiotics may be reasonable "
-        "(undrained, it relapses more often; at least 8 weeks of treatment, Park 2016).",
+        "(Park 2016, for paravertebral or psoas abscesses: undrained, they relapse more "
+        "often; at least 8 weeks of treatment).",
         "abscess at diagnosis",
     ),
     "order-misses-level": _order_misses_level,

@@ -49,6 +49,16 @@ def _fit(*candidates: str) -> str:
     return candidates[-1][: SUMMARY_MAX - 1].rstrip() + "…"
 
 
+def _in_a_row(shorts: list[str]) -> list[str]:
+    """The red flags' short phrases as they follow each other after "; ": the first keeps
+    its capital, the others start lower case unless they start with an abbreviation
+    ("CRP", "MRI")."""
+    return [
+        s if i == 0 or not s[:1].isupper() or s[1:2].isupper() else s[0].lower() + s[1:]
+        for i, s in enumerate(shorts)
+    ]
+
+
 def _needs_markers(a: Assessment) -> bool:
     """Suggest ordering CRP/ESR only when the latest CRP is missing or too old, or when
     the latest two disagree (the card asks for a repeat)."""
@@ -110,7 +120,7 @@ def summary(a: Assessment) -> str:
             "New neurologic deficit: emergency MRI now",
         )
     if rec is Recommendation.SUPPORT:
-        shorts = [phrase(f).short for f in flags]
+        shorts = _in_a_row([phrase(f).short for f in flags])
         if mechanical_only(a):
             # the study is standing radiographs (and CT), not MRI (clinical-rules.md, Imaging)
             tail = "standing radiographs (CT if needed) and spine surgery review"
@@ -133,8 +143,10 @@ def summary(a: Assessment) -> str:
                 f"{shorts[0]}: repeat spine {mod} reasonable",
                 f"Complication recorded: {tail}",
             )
-        if pain_while_crp_falls(a) and _has_ct(a):  # the CT answers: say why, not "MRI"
+        if pain_while_crp_falls(a):  # summary and detail agree: think mechanical
             tail = "think mechanical: upright radiographs or CT; spine surgery review"
+            if not _has_ct(a):  # the MRI ordered answers too (engine/study.py)
+                tail = f"think mechanical: upright radiographs or CT; {mod} also answers"
             return _fit(
                 f"{shorts[0]} while CRP falls: {tail}",
                 f"{shorts[0]}: {tail}",

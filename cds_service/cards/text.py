@@ -164,7 +164,8 @@ MRI_PREFERRED_TO_CONTRAST_CT = "MRI with gadolinium is preferred to the CT order
 # relapses more often; at least 8 weeks of therapy).
 ABSCESS_NEXT_STEPS = (
     "A new abscess on treatment raises suspicion of failure: consider drainage (spine "
-    "surgery or CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016); "
+    "surgery or CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016, for "
+    "paravertebral or psoas abscesses); "
     "review the organism and the antibiotic with infectious diseases."
 )
 

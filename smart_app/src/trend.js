@@ -214,7 +214,7 @@ export function t0Statement(episode, unavailable, thresholds = DEFAULT_THRESHOLD
     if ((unavailable ?? []).includes('antibiotics')) why = 'antibiotic orders could not be read';
     else if ((episode.antibioticsOutsideWindow ?? []).length) {
       why = `no antibiotic order started from ${daysOf(thresholds.antibioticBeforeDays)} `
-        + `before to ${daysOf(thresholds.antibioticAfterDays)} after it`;
+        + `before to ${daysOf(thresholds.antibioticAfterDays)} after that date`;
     }
     return `Infection recorded from ${episode.t0} (${why}; taken as the treatment start)`;
   }

@@ -52,7 +52,7 @@ def test_an_order_after_the_window_is_named_with_its_start() -> None:
     assert "no antibiotic order found" not in detail
     assert (
         "recorded from 2024-03-04 (no antibiotic order started from 14 days before to 28 "
-        "days after it; taken as the treatment start)" in detail
+        "days after that date; taken as the treatment start)" in detail
     )
     assert "Outside that window: ceftriaxone order started 2024-04-02 (29 days after)." in detail
     outside = a.to_dict()["episode"]["antibioticsOutsideWindow"]
@@ -379,3 +379,15 @@ def test_a_red_flag_without_a_treatment_start_counts_the_values_too() -> None:
     detail = card(a)["detail"]
     assert "6 CRP, ESR or pain results on record cannot be judged" in detail
     assert "No CRP counted." not in detail
+
+
+# --- E. Several red flags in one summary read as one sentence -------------------------------
+
+
+def test_red_flags_after_the_first_in_a_summary_start_lower_case() -> None:
+    # a plateau (100->90 mg/L by day 28) and worse pain (3->6): the second flag follows
+    # "; " mid-sentence, so no capital, but "CRP" keeps its capitals wherever it stands
+    data = [crp(0, 100), crp(14, 95), crp(28, 90), pain(0, 5), pain(14, 3), pain(28, 6)]
+    summary = card(run(data))["summary"]
+    assert summary.startswith("CRP fell less than 25%"), summary
+    assert "; pain worse" in summary and "; Pain" not in summary, summary

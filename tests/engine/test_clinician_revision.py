@@ -590,7 +590,7 @@ def test_a_cut_off_antibiotics_search_blocks_advise_against_and_says_why() -> No
     assert "antibiotics-incomplete" in codes(a.missing)
     detail = card(a)["detail"]
     assert "Not every antibiotic order could be read" in detail
-    assert "Not every ESR and antibiotic order result could be read" in detail
+    assert "Some ESR results and antibiotic orders could not be read" in detail
 
 
 def test_a_known_deficit_and_a_known_abscess_are_each_named_once() -> None:

@@ -176,7 +176,7 @@ def test_cut_off_esr_changes_nothing_but_is_said() -> None:
     a = cut(improving(), {"esr"})
     assert a.recommendation is Recommendation.ADVISE_AGAINST  # type: ignore[attr-defined]
     (note,) = [n for n in a.notes if n.code == "paging-cut-off"]  # type: ignore[attr-defined]
-    assert phrase(note).message.startswith("Not every ESR result could be read")
+    assert phrase(note).message.startswith("Some ESR results could not be read")
 
 
 def failed(measurements: list[object], kinds: set[str]) -> object:
@@ -212,7 +212,7 @@ def test_an_esr_search_that_failed_in_part_changes_nothing_but_is_said() -> None
     a = failed(improving(), {"esr"})
     assert a.recommendation is Recommendation.ADVISE_AGAINST  # type: ignore[attr-defined]
     (note,) = [n for n in a.notes if n.code == "search-failed-in-part"]  # type: ignore[attr-defined]
-    assert phrase(note).message.startswith("The record's ESR search failed in part")
+    assert phrase(note).message.startswith("The record sent an error with the ESR results")
 
 
 def test_a_cut_off_red_flag_still_supports() -> None:

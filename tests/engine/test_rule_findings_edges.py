@@ -82,8 +82,9 @@ def test_a_crp_above_the_limit_after_a_baseline_of_0_is_not_yet_down() -> None:
         (
             "crp-not-falling",
             "CRP 0\u219220 mg/L by day 10: not yet down 25% and not below 10 mg/L. Repeat "
-            "CRP and ESR at about day 28: still under 25% then raises suspicion of treatment "
-            "failure (IDSA 2015).",
+            "CRP and ESR at about day 28: a fall still under 25% then is read as markers not "
+            "responding (IDSA 2015: markers unchanged or rising after 4 weeks raise suspicion "
+            "of treatment failure).",
         )
     ]
     assert a.missing == ()

@@ -122,12 +122,12 @@ def test_cut_off_crp_that_misses_the_baseline_is_insufficient_data(
         # prefetched: the CRP search was cut off; fetched: the one search for CRP, ESR and
         # pain together (the service combines them when none was prefetched)
         assert re.search(
-            r"Not every CRP( result|, ESR and pain result) could be read from the record "
-            r"\(paging cut off\)",
+            r"Some CRP results(, ESR results and pain scores)? could not be read: the record "
+            r"sent them in pages and not every page was read",
             detail,
         ), detail
         assert "Older CRP results could not be read" in detail
-        assert detail.count("paging cut off") == 1  # said in one line
+        assert detail.count("not every page was read") == 1  # said in one line
         assert "systemActions" not in response  # no rating without a decision
 
 
@@ -136,4 +136,4 @@ def test_the_same_patient_read_whole_is_advised_against(
 ) -> None:
     for response in both_answers(fhir, enough_pages):
         assert recommendation(response) == "advise-against"
-        assert "paging cut off" not in response["cards"][0]["detail"]
+        assert "not every page was read" not in response["cards"][0]["detail"]

@@ -90,7 +90,7 @@ def test_a_search_that_failed_in_part_is_fetched_again(
         partial = {**whole, "crp": {**crp, "entry": [*crp["entry"], *FAILED_SEARCH["entry"]]}}
         kept = answer(prefetch=partial)
         assert recommendation(kept) == "insufficient-data"
-        assert "The record's CRP search failed in part" in kept["cards"][0]["detail"]
+        assert "The record sent an error with the CRP results" in kept["cards"][0]["detail"]
         assert "CRP results may be missing" in kept["cards"][0]["summary"]
 
     with sqlite3.connect(database) as db:

@@ -357,7 +357,7 @@ def test_an_antibiotic_order_outside_t0s_window_is_said_as_the_card_says_it(
     prefix, line = "T0 (day 0): Infection ", shown["t0Line"]
     assert line.startswith(prefix) and line.endswith(".")
     said = line[len(prefix) : -1]
-    assert "no antibiotic order started from 14 days before to 28 days after it" in said
+    assert "no antibiotic order started from 14 days before to 28 days after that date" in said
     assert said in card["detail"]  # the card's own words
 
 
