@@ -69,6 +69,9 @@ class OrderReason:
     name: str | None  # the value set's clinical name, else the display or text
     routine: bool | None
     reference: str | None = None  # "Condition/<id>" for a reasonReference
+    # a reasonCode with a code of the conditions value set: anything else (text only, a
+    # local code) may well mean the infection, but cannot be read as it
+    read: bool = True
 
 
 @dataclass(frozen=True)

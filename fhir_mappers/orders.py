@@ -168,7 +168,7 @@ def _reasons(resource: dict[str, Any], vs: ValueSets) -> tuple[OrderReason, ...]
         if name is None and not coded:
             continue  # an empty reason states nothing
         routine = any(e.category in ROUTINE_REASONS for e in entries)
-        found.append(OrderReason(name=name, routine=routine))
+        found.append(OrderReason(name=name, routine=routine, read=bool(entries)))
     for ref in _list(resource.get("reasonReference")):
         target = ref.get("reference") if isinstance(ref, dict) else None
         if isinstance(target, str) and "/" in target:

@@ -17,18 +17,25 @@ PRIORITY_WORDS = {"stat": "STAT", "asap": "ASAP", "urgent": "urgent"}
 
 def _not_routine(d: Data) -> Phrase:
     """The order's urgency or stated reason: not routine follow-up of the infection."""
-    parts = []
+    parts = ["ordered"]
     if "priority" in d:
-        parts.append(f"ordered {PRIORITY_WORDS.get(d['priority'], d['priority'])}")
-    reasons = list(d.get("reasons", ()))
+        parts.append(PRIORITY_WORDS.get(d["priority"], str(d["priority"])))
+    unread = set(d.get("unreadReasons", ()))
+    reasons = [f"\u201c{r}\u201d" if r in unread else lower_first(r) for r in d.get("reasons", ())]
     if d.get("unnamedReasons"):
         reasons.append("another condition")
     if reasons:
-        parts.append(f"for {joined([lower_first(r) for r in reasons])}")
+        parts.append(f"for {joined(reasons)}")
     said = " ".join(parts)
+    # a reason in words or a local code may mean the infection: said as not read, not as fact
+    why = (
+        " (a stated reason the service cannot read as the infection or spinal pain)"
+        if unread
+        else ""
+    )
     return Phrase(
-        f"{upper_first(said)}: not routine follow-up of the infection; the red flag above "
-        "stands on its own.",
+        f"{upper_first(said)}: not taken as routine follow-up of the infection{why}; the red "
+        "flag above stands on its own.",
         said,
     )
 

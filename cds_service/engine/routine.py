@@ -76,7 +76,19 @@ def not_routine(
         data["reasons"] = names
     if len(names) < len({(r.name, r.reference) for r in other}):
         data["unnamedReasons"] = True  # a reason whose name the record does not give
+    unread = [n for r in other if not _read(r, by_ref) and (n := _name(r, by_ref))]
+    if unread:  # text or codes the value set does not hold: not known to be the infection
+        data["unreadReasons"] = list(dict.fromkeys(unread))
     return Remark("not-routine", data)
+
+
+def _read(reason: OrderReason, conditions: dict[str, ConditionFact]) -> bool:
+    """The reason is one the service can read: a code of the conditions value set, or a
+    reference to a Condition of the record read as one of its categories."""
+    if reason.reference is None:
+        return reason.read
+    target = conditions.get(reason.reference)
+    return target is not None and target.category is not ConditionCategory.OTHER
 
 
 def immunosuppression(conditions: Sequence[ConditionFact], t0_day: date | None) -> Remark | None:

@@ -80,9 +80,9 @@ def test_the_infection_or_spinal_pain_as_the_reason_is_routine(reason: dict[str,
 
 
 @pytest.mark.parametrize(
-    ("reason", "name"),
+    ("reason", "name", "read"),
     [
-        ({"text": "Fall at home"}, "Fall at home"),
+        ({"text": "Fall at home"}, "Fall at home", False),
         (
             {
                 "coding": [
@@ -90,16 +90,21 @@ def test_the_infection_or_spinal_pain_as_the_reason_is_routine(reason: dict[str,
                 ]
             },
             "Fall",
+            False,
         ),
-        ({"coding": [{"system": ICD10, "code": "C79.51"}]}, "bone metastases"),
+        ({"coding": [{"system": ICD10, "code": "C79.51"}]}, "bone metastases", True),
     ],
 )
 def test_another_stated_reason_gives_no_card_and_the_audit_keeps_it(
-    reason: dict[str, Any], name: str
+    reason: dict[str, Any], name: str, read: bool
 ) -> None:
+    # a reason in words or a local code is kept as not read (it may mean the infection)
     a = decide(draft(reasonCode=[reason]))
     assert a.not_applicable_reason is NotApplicableReason.NOT_ROUTINE
-    assert a.to_dict()["notes"] == [{"code": "not-routine", "data": {"reasons": [name]}}]
+    data: dict[str, Any] = (
+        {"reasons": [name]} if read else {"reasons": [name], "unreadReasons": [name]}
+    )
+    assert a.to_dict()["notes"] == [{"code": "not-routine", "data": data}]
 
 
 def test_a_reason_reference_to_the_episode_is_routine() -> None:
@@ -123,4 +128,24 @@ def test_with_a_red_flag_the_card_stands_and_names_the_reason() -> None:
     a = decide(draft(priority="stat", reasonCode=[{"text": "Fall at home"}]), neuro(onset=20))
     assert a.recommendation is Recommendation.SUPPORT_URGENT
     card = render_response(a, CardContext(patient_id=PATIENT))["cards"][0]
-    assert "Ordered STAT for fall at home: not routine follow-up of the infection" in card["detail"]
+    assert (
+        "Ordered STAT for \u201cFall at home\u201d: not taken as routine follow-up of the "
+        "infection (a stated reason the service cannot read as the infection or spinal pain)"
+    ) in card["detail"]
+
+
+def test_a_reason_in_words_that_names_the_infection_is_not_called_something_else() -> None:
+    # An outside review: "For follow-up of L4-5 spondylodiscitis: not routine follow-up of
+    # the infection" contradicted itself. Text is not read, so the card says that.
+    said = "For follow-up of L4-5 spondylodiscitis on IV antibiotics"
+    a = decide(draft(reasonCode=[{"text": said}]), neuro(onset=20))
+    detail = render_response(a, CardContext(patient_id=PATIENT))["cards"][0]["detail"]
+    assert f"Ordered for \u201c{said}\u201d: not taken as routine follow-up" in detail
+    assert "cannot read as the infection or spinal pain" in detail
+
+
+def test_a_coded_reason_of_another_condition_is_named_as_such() -> None:
+    reason = {"coding": [{"system": ICD10, "code": "C79.51"}]}
+    a = decide(draft(reasonCode=[reason]), neuro(onset=20))
+    detail = render_response(a, CardContext(patient_id=PATIENT))["cards"][0]["detail"]
+    assert "Ordered for bone metastases: not taken as routine follow-up of the infection;" in detail
