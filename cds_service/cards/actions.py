@@ -91,7 +91,7 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
                 "actions": _delete_orders(a),
             }
         ]
-    replacement = _replacement(a, ctx, card_id)
+    replacement = _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id)
     if replacement is not None:
         return [replacement]
     if _needs_markers(a):
@@ -168,32 +168,77 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
         "text": upper_first(named),
     }
     replaced = replace(order, resource=resource, codes=(coding,))
-    rated = rated_resource(replaced, "appropriate", ctx.qcdsm_name, card_id)
+    return {
+        "label": f"Order {label} instead",
+        "uuid": _sub_uuid(card_id, "replace-study"),
+        "isRecommended": True,
+        "actions": _changed(order, replaced, f"Order {label}", label, ctx, card_id),
+    }
+
+
+# Priorities that already say "now" to the department (FHIR request-priority).
+NOW = frozenset({"stat", "asap"})
+
+
+def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | None:
+    """On an urgent card, a draft that answers the question but is ordered routine (or
+    only "urgent"): one suggestion that makes it STAT, since the card asks for the MRI now
+    (an outside clinician's reading: a routine slot for a new cauda equina syndrome is a
+    wrongly placed order). Not when the finding was seen on a study of the last days: then
+    a new MRI is needed only if the exam changed."""
+    if a.recommendation is not Recommendation.SUPPORT_URGENT:
+        return None
+    if any(n.code == "flag-seen-on-study" for n in a.notes):
+        return None
+    slow = [o for o in a.orders if o.priority not in NOW and o.reference not in a.study_gaps]
+    if not slow:
+        return None
+    order = slow[0]
+    resource = copy.deepcopy(dict(order.resource))
+    resource["priority"] = "stat"
+    for timing in ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"):
+        resource.pop(timing, None)
+    label = f"spine {order.modality.value} STAT"
+    return {
+        "label": f"Make the {label}",
+        "uuid": _sub_uuid(card_id, "make-stat"),
+        "isRecommended": True,
+        "actions": _changed(
+            order, replace(order, resource=resource), f"Order the {label}", label, ctx, card_id
+        ),
+    }
+
+
+def _changed(
+    order: ImagingOrder,
+    changed: ImagingOrder,
+    created_words: str,
+    label: str,
+    ctx: CardContext,
+    card_id: str,
+) -> list[dict[str, Any]]:
+    """The actions that turn the draft ``order`` into ``changed``, rated appropriate: an
+    ``update`` of the draft (the CDS Hooks sandbox applies updates to the order on
+    screen), or where the EHR applies deletes and creates (setting), a delete of the draft
+    and a create."""
+    rated = rated_resource(changed, "appropriate", ctx.qcdsm_name, card_id)
     if ctx.replace_with_delete_create:
-        # an EHR that applies deletes and creates: the draft goes, the study comes
         created = {k: v for k, v in rated.items() if k != "id"}
-        actions = [
+        return [
             {
                 "type": "delete",
                 "description": f"Remove the draft spine {order.modality.value} order",
                 "resourceId": order.reference,
             },
-            {"type": "create", "description": f"Order {label}", "resource": created},
+            {"type": "create", "description": created_words, "resource": created},
         ]
-    else:
-        actions = [
-            {
-                "type": "update",
-                "description": f"Change the draft order to {label}",
-                "resource": rated,
-            }
-        ]
-    return {
-        "label": f"Order {label} instead",
-        "uuid": _sub_uuid(card_id, "replace-study"),
-        "isRecommended": True,
-        "actions": actions,
-    }
+    return [
+        {
+            "type": "update",
+            "description": f"Change the draft order to {label}",
+            "resource": rated,
+        }
+    ]
 
 
 # --- end of the imaging block ----------------------------------------------------------

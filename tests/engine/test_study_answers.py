@@ -111,10 +111,43 @@ def test_the_replacement_on_an_urgent_card_is_a_stat_order_for_now() -> None:
 
 
 def test_an_urgent_card_on_the_right_mri_is_appropriate_with_no_replacement() -> None:
+    # ordered STAT already: nothing to change
     a = run(improving()[:2], [nvo(), neuro(onset=15)], order_day=16)
+    (mri,) = a.orders
+    a = replace(a, orders=(replace(mri, priority="stat"),))
     assert a.study_gaps == {}
     assert set(ratings(a).values()) == {"appropriate"}
     assert suggestions(a) == []
+
+
+@pytest.mark.parametrize("priority", [None, "routine", "urgent"])
+def test_an_urgent_card_on_the_right_mri_ordered_routine_offers_to_make_it_stat(
+    priority: str | None,
+) -> None:
+    """The card asks for an emergency MRI now; a routine slot for a new deficit is a wrongly
+    placed order (an outside clinician's reading, 2026-12-06). The study answers, so it is
+    rated appropriate, and the one suggestion makes it STAT without its timing."""
+    a = run(improving()[:2], [nvo(), neuro(onset=15)], order_day=16)
+    (mri,) = a.orders
+    timed = {"occurrenceDateTime": "2026-12-20"} | ({"priority": priority} if priority else {})
+    a = replace(a, orders=(replace(mri, priority=priority, resource={**mri.resource, **timed}),))
+    assert a.recommendation is Recommendation.SUPPORT_URGENT and a.study_gaps == {}
+    assert set(ratings(a).values()) == {"appropriate"}
+    (suggestion,) = suggestions(a)
+    assert suggestion["label"] == "Make the spine MRI STAT" and suggestion["isRecommended"]
+    (action,) = suggestion["actions"]
+    assert action["type"] == "update" and action["resource"]["id"] == mri.reference.split("/")[1]
+    assert action["resource"]["priority"] == "stat"
+    assert "occurrenceDateTime" not in action["resource"]
+    assert action["resource"]["code"] == mri.resource["code"]  # the same study
+    rating = next(e for e in action["resource"]["extension"] if e["url"].endswith("pama-rating"))
+    assert rating["valueCodeableConcept"]["coding"][0]["code"] == "appropriate"
+    # where the EHR applies deletes and creates: the draft goes, the STAT order comes
+    ctx = replace(CTX, replace_with_delete_create=True)
+    (both,) = render_response(a, ctx)["cards"][0]["suggestions"]
+    delete, create = both["actions"]
+    assert (delete["type"], delete["resourceId"]) == ("delete", mri.reference)
+    assert create["type"] == "create" and create["resource"]["priority"] == "stat"
 
 
 def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_whole_spine() -> None:
