@@ -158,9 +158,9 @@ def test_advice_through_the_normal_limit_does_not_claim_a_fall() -> None:
     card = render_response(
         assessment, CardContext(patient_id="p1", override_reasons=load_override_reasons())
     )["cards"][0]
-    assert "improving" not in card["summary"]
-    assert "CRP normal" in card["summary"]
-    assert "below the normal limit" in card["summary"]
+    assert "improving" not in card["summary"] and "fall" not in card["summary"]
+    # never above the normal limit: the summary says the CRP cannot show the response
+    assert "CRP never raised (at most 9 mg/L)" in card["summary"]
     assert "fall" not in phrase(assessment.rules_fired[0]).message
 
 

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.remark_phrases import urgent_level_words
+from cds_service.cards.words import fmt, pain_phrase
 from cds_service.engine import study
-from cds_service.engine.assessment import Assessment, Recommendation
+from cds_service.engine.assessment import FACTS, Assessment, Recommendation
 from fhir_mappers.model import ImagingOrder, Modality
 
 SUMMARY_MAX = 139
@@ -83,6 +84,24 @@ def summary(a: Assessment) -> str:
             return _fit(
                 f"{head}: {high} {figures}; repeat both in 1-2 weeks",
                 f"{head}: {high}; repeat both in 1-2 weeks",
+            )
+        never = next((n for n in a.notes if n.code == "crp-never-raised"), None)
+        finding = next((f for f in a.rules_fired if f.rule_id == "advise-against"), None)
+        if never is not None and finding is not None:
+            # a CRP that never rose cannot show a response: the advice rests on the pain
+            # and the clinical course, and the summary says so, not a fall in % or "normal"
+            d = finding.data
+            pain = pain_phrase(
+                d["painFirst"]["value"],
+                d["painLatest"]["value"],
+                d[FACTS]["painCount"],
+                d[FACTS]["painStable"],
+            )
+            highest = fmt(never.data["highest"])
+            return _fit(
+                f"{head}: {pain}; CRP never raised (at most {highest} mg/L), so it cannot show "
+                "the response",
+                f"{head}: {pain}; CRP never raised (at most {highest} mg/L)",
             )
         return _fit(f"{head}: {short}", f"{head}: improving")
     flags = a.red_flags

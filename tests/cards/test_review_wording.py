@@ -391,3 +391,14 @@ def test_red_flags_after_the_first_in_a_summary_start_lower_case() -> None:
     summary = card(run(data))["summary"]
     assert summary.startswith("CRP fell less than 25%"), summary
     assert "; pain worse" in summary and "; Pain" not in summary, summary
+
+
+def test_a_crp_that_never_rose_is_not_offered_as_the_response_in_the_summary() -> None:
+    # e14: CRP 8->4 mg/L, never above the normal limit: a fall inside the normal range shows
+    # nothing, so the summary rests the advice on the pain and says why the CRP cannot count
+    data = [crp(0, 8), crp(14, 3), crp(28, 4), pain(0, 6), pain(14, 4), pain(28, 2)]
+    summary = card(run(data))["summary"]
+    assert summary == (
+        "Routine repeat spine MRI not recommended: pain 6\u21922; CRP never raised (at most 8 "
+        "mg/L), so it cannot show the response"
+    )
