@@ -272,8 +272,9 @@ def _several_episode_starts(d: Data) -> Phrase:
 
 def _early_order(d: Data) -> Phrase:
     return Phrase(
-        f"Ordered on day {d['day']} of treatment: before day {d['afterDays']}, imaging can "
-        "look worse while the patient recovers.",
+        f"Ordered on day {d['day']} of treatment, before day {d['afterDays']}: early imaging "
+        "can falsely suggest progression, and bone can look worse for weeks to months while "
+        "the patient recovers.",
         "early order",
     )
 
