@@ -213,7 +213,8 @@ def _pain(d: Data) -> Phrase:
     return Phrase(
         f"Pain worse: {shown(latest)}/10 on day {latest['day']}, {fmt(d['risePoints'])} points "
         f"above its lowest since treatment start ({shown(lowest)}/10 on day {lowest['day']}).",
-        f"Pain worse: {shown(lowest)}{ARROW}{shown(latest)}/10 since day {lowest['day']}",
+        f"Pain worse: {shown(lowest)}{ARROW}{shown(latest)}/10 since "
+        + ("treatment start" if lowest["day"] == 0 else f"day {lowest['day']}"),
     )
 
 

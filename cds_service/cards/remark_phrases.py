@@ -154,7 +154,8 @@ def _known_deficit(d: Data) -> Phrase:
     c = d["condition"]
     return Phrase(
         f"{upper_first(dated(c))} recorded at diagnosis: whether repeat imaging is needed "
-        "rests on the neurologic exam. Image urgently if it is worse; if it is unchanged or "
+        "rests on the neurologic exam. If it is worse: emergency MRI of the whole spine "
+        "with gadolinium and urgent spine surgery review; if it is unchanged or "
         "better and the patient improves, routine repeat imaging is not needed.",
         f"{lower_first(name_of(c))} known since diagnosis: compare the neurologic exam",
     )
