@@ -407,5 +407,5 @@ def test_a_crp_that_never_rose_is_not_offered_as_the_response_in_the_summary() -
 def test_pain_worse_since_its_first_score_says_since_treatment_start() -> None:
     data = [crp(0, 120), crp(14, 110), crp(28, 100), pain(0, 3), pain(14, 4), pain(28, 6)]
     summary = card(run(data))["summary"]
-    assert "Pain worse: 3\u21926/10 since treatment start" in summary, summary
+    assert "pain worse: 3\u21926/10 since treatment start" in summary, summary
     assert "since day 0" not in summary

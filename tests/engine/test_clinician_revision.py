@@ -142,7 +142,7 @@ def test_a_known_deficit_is_never_urgent_and_never_advise_against() -> None:
     c = card(a)
     assert c["indicator"] == "info"
     assert "rests on the neurologic exam" in c["detail"]
-    assert "Image urgently if it is worse" in c["detail"]
+    assert "If it is worse: emergency MRI of the whole spine with gadolinium" in c["detail"]
     assert "no red flag recorded" not in c["detail"]
 
 
