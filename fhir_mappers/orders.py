@@ -7,9 +7,13 @@ orders, labs, brain imaging, the CDS Hooks sandbox's page-load order with
 
 Selection happens on the raw JSON; only a ServiceRequest whose code is in the spine
 imaging value set is validated with the fhir.resources R4B model (one of the usual
-shape by a typed conversion the model would pass: ``usual_r4``). One that fails is
-reported as a DataIssue and skipped, so a malformed order yields no card rather than a
-500 or a card about data the service could not read.
+shape by a typed conversion the model would pass: ``usual_r4``). One that fails (no
+``intent``, an ``authoredOn`` without a time zone, an element R4 does not know) is
+reported as a DataIssue and still read for what the rules use: code, status, priority,
+reasons and date, each checked on its own. An EHR's order that is not quite R4 must not
+silently cost the clinician the advice (an integration tester could not tell that
+``{"cards": []}`` from "not applicable"). An order with a ``modifierExtension`` is the
+exception: FHIR forbids reading it as if it had none, so it is reported and skipped.
 """
 
 from __future__ import annotations
@@ -101,12 +105,16 @@ def _to_order(
     # AttributeError: fhir.resources' own, for a primitive extension ("_status") that is a
     # string of a JSON number: a malformed order, not a crash
     except (ValidationError, ValueError, TypeError, AttributeError) as exc:
+        # An element the service does not read (or a missing one it does not need) must
+        # not cost the clinician the advice: the order is read for what the rules use,
+        # each read on its own (a date that cannot be read leaves the order undated).
         issues.append(
             DataIssue(
-                ref, f"spine imaging order is not a valid R4 ServiceRequest: {describe_error(exc)}"
+                ref,
+                f"spine imaging order is not a valid R4 ServiceRequest ({describe_error(exc)}); "
+                "read for its code, status, priority, reasons and date only",
             )
         )
-        return None
 
     # A verified code decides modality/region when the codings disagree (e.g. CPT + SNOMED).
     first = sorted(matched, key=lambda pair: not pair[1].verified)[0][1]

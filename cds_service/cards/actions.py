@@ -286,9 +286,10 @@ def rated_resource(order: ImagingOrder, rating: str, qcdsm: str, card_id: str) -
     resource.setdefault("resourceType", "ServiceRequest")
     if "id" not in resource and "/" in order.reference:
         resource["id"] = order.reference.split("/", 1)[1]
+    present = resource.get("extension")
     kept = [
         e
-        for e in resource.get("extension", [])
+        for e in (present if isinstance(present, list) else [])  # a malformed one is not kept
         if not (isinstance(e, Mapping) and e.get("url") in PAMA_URLS)
     ]
     resource["extension"] = [

@@ -219,14 +219,19 @@ def test_something_other_than_a_bundle_is_reported(drafts: Any) -> None:
     assert [i.reference for i in result.issues] == ["draftOrders"]
 
 
-def test_an_invalid_spine_service_request_is_skipped_and_reported() -> None:
+def test_an_invalid_spine_service_request_is_read_for_what_the_rules_use_and_reported() -> None:
+    # an EHR's order without intent is still a lumbar MRI: no advice lost for an element
+    # the rules do not read, and the audit says what was wrong
     broken = service_request("bad", cpt("72158"))
     del broken["intent"]
     good = service_request("good", cpt("72131"))
     result = map_orders(bundle(broken, good), None, VS)
-    assert [o.reference for o in result.orders] == ["ServiceRequest/good"]
+    assert [o.reference for o in result.orders] == ["ServiceRequest/bad", "ServiceRequest/good"]
     assert [i.reference for i in result.issues] == ["ServiceRequest/bad"]
     assert "intent" in result.issues[0].reason
+    assert result.issues[0].reason.endswith(
+        "read for its code, status, priority, reasons and date only"
+    )
 
 
 def test_an_order_without_id_gets_a_positional_reference() -> None:
@@ -264,11 +269,13 @@ def test_authored_on_as_a_date() -> None:
     assert when.instant == datetime(2024, 3, 1, tzinfo=UTC)
 
 
-def test_an_unreadable_authored_on_makes_the_order_invalid() -> None:
+def test_an_unreadable_authored_on_leaves_the_order_undated_and_is_reported() -> None:
     order = service_request("x", cpt("72158"), authoredOn="yesterday")
     result = map_orders(bundle(order), None, VS)
-    assert result.orders == ()
-    assert "authoredOn" in result.issues[0].reason
+    assert [(o.reference, o.authored_on) for o in result.orders] == [("ServiceRequest/x", None)]
+    reasons = [i.reason for i in result.issues]
+    assert any("not a valid R4 ServiceRequest (authoredOn" in r for r in reasons), reasons
+    assert any(r.startswith("authoredOn not read") for r in reasons), reasons
 
 
 # --- never raises -------------------------------------------------------------------------
