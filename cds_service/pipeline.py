@@ -10,7 +10,9 @@ The steps, in order, each the only one of its kind:
 1. read: a body of the usual shape is decoded by type in one pass (``hookbody``);
    any other is parsed the careful way (``jsonbody``), with its 400s;
 2. check: the hook's request schema (``hook_declarations``), 400 listing each problem
-   with its JSON path;
+   with its JSON path, and a ``fhirServer`` the service would never send a token to
+   (``fhir.server_url_problem``: the same 400 at ``$.fhirServer``, whether or not the
+   prefetch is complete, not a 412 later when something must be fetched);
 3. admit: what only the caller can judge, before any data is fetched (the web layer:
    whether the client may name that fhirServer);
 4. handle: ``invocation.handle_hook``: the orders, the data, the decision, the cards
@@ -28,11 +30,13 @@ from typing import Any
 
 from cds_service.discovery import Service
 from cds_service.errors import ApiError
+from cds_service.fhir import server_url_problem
 from cds_service.hook_declarations import BODIES
 from cds_service.hookbody import schema_view
 from cds_service.invocation import Outcome, handle_hook
 from cds_service.jsonbody import parse_json_object
 from cds_service.runtime import Runtime
+from cds_service.validation import FieldError
 
 __all__ = ["Admit", "HookCall", "conforming", "read_body", "run_hook"]
 
@@ -76,9 +80,27 @@ class HookCall:
         ``trend_base_url`` is where the cards' trend-app links point ("" gives none)."""
         self.body = read_body(self.runtime, self.service, raw)
         conforming(self.runtime, self.service.hook, self.body)
+        _usable_fhir_server(self.service.hook, self.body)
         if admit is not None:
             admit(self.body)
         return handle_hook(self.runtime, self.service.id, self.body, trend_base_url)
+
+
+def _usable_fhir_server(name: str, body: Mapping[str, Any]) -> None:
+    """400 at ``$.fhirServer`` for a URL the FHIR client would refuse to send the token to
+    (percent-escapes or userinfo in the host, characters parsers read differently): the
+    schema's pattern is only a first sieve."""
+    server = body.get("fhirServer")
+    if server is None:
+        return
+    problem = server_url_problem(server)
+    if problem is not None:
+        raise ApiError(
+            400,
+            "invalid_request",
+            BODIES[name].nonconforming,
+            [FieldError("$.fhirServer", problem)],
+        )
 
 
 def run_hook(

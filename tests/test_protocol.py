@@ -15,6 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service import schemas
+from cds_service.datasources import SOURCES
 from cds_service.validation import validate
 from tests.builders import (
     EMPTY_PREFETCH,
@@ -141,6 +142,16 @@ def test_prefetch_observation_codes_cover_the_value_set(client: FlaskClient) -> 
                 "https://token@ehr.example/fhir",
             )
         ),
+        # hosts the FHIR client would never send the token to: refused here too, with
+        # complete prefetch as without, not a 412 later when something must be fetched
+        *(
+            (
+                lambda b, bad=bad: b.__setitem__("fhirServer", bad),
+                "$.fhirServer",
+                "not a plain http(s) URL",
+            )
+            for bad in ("http://127.0.0.1%2e:18090/fhir", "http://ehr.example%2eorg/fhir")
+        ),
         (lambda b: b.__setitem__("prefetch", {"crp": "text"}), "$.prefetch.crp", "type"),
     ],
 )
@@ -165,10 +176,14 @@ def test_invalid_order_select_gets_400_naming_the_path(
         "https://ehr.example.org:8443/api/FHIR/R4",
         "http://fhir.example.org",
         "https://ehr.example.org/fhir/@tenant",  # an @ in the path is not a credential
+        "HTTPS://ehr.example.org/fhir",  # a scheme is case-insensitive (RFC 3986)
+        "Http://ehr.example.org/fhir",
     ],
 )
 def test_a_plain_fhir_base_url_is_accepted(client: FlaskClient, server: str) -> None:
-    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    # every key prefetched (as nothing found), so nothing is fetched from these made-up hosts
+    complete = {source.key: None for source in SOURCES}
+    body = hook_request("order-select", [service_request("o1")], prefetch=complete)
     body["fhirServer"] = server
     assert post(client, SELECT_ID, body).status_code == 200
 
