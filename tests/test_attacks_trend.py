@@ -316,6 +316,9 @@ def _next_links(fhir_port: int, far_port: int) -> dict[str, str]:
         "other-host-same-server": f"http://localhost:{fhir_port}/fhir/Condition?page=2",
         "backslashes": f"http:\\\\127.0.0.1:{far_port}\\fhir\\Condition?page=2",
         "userinfo": f"http://127.0.0.1:{fhir_port}@127.0.0.1:{far_port}/fhir/x?page=2",
+        # the FHIR server's own host and port, another path (another tenant's, an admin
+        # endpoint): not under the base, so no token either
+        "other-path-same-host": f"http://127.0.0.1:{fhir_port}/other/fhir/Condition?page=2",
     }
 
 

@@ -69,13 +69,18 @@ export function savedState(key = null, storage = window.sessionStorage) {
 }
 
 // The URL fhirclient would request for a `next` link (its lib.js `absolute`), when that is
-// on the FHIR server's origin; null otherwise (the token must not go there).
+// on the FHIR server's origin and under its base path; null otherwise (the token must not
+// go there: another host, or another path of the same host such as another tenant's).
 export function sameServerUrl(link, serverUrl) {
   if (typeof link !== 'string' || !link) return null;
   const base = String(serverUrl ?? '');
   const target = /^(http|urn)/.test(link) ? link : `${base.replace(/\/+$/, '')}/${link.replace(/^\/+/, '')}`;
   try {
-    return new URL(target).origin === new URL(base).origin ? target : null;
+    const to = new URL(target);
+    const from = new URL(base);
+    const path = from.pathname.replace(/\/+$/, '');
+    const under = to.pathname === path || to.pathname.startsWith(`${path}/`);
+    return to.origin === from.origin && under ? target : null;
   } catch {
     return null;
   }

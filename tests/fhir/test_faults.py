@@ -224,16 +224,25 @@ def test_prefetched_first_page_is_continued_and_a_failure_keeps_it(
         )
 
     ok = client.fetch_all(
-        server.url("ok"), TOKEN, {}, time.monotonic() + 1.0,
+        server.url("endless"), TOKEN, {}, time.monotonic() + 1.0,
         first_pages={"crp": first_page(server.url("endless") + "/Observation?page=7")},
     )  # fmt: skip
     assert ok.errors == {}
     # the given page, then pages 7.. until fhir_max_pages (5) pages in all
     assert [r["id"] for r in ok.resources["crp"]] == ["given", "e7", "e8", "e9", "e10"]
 
+    # a next link to another path of fhirServer's host (an admin endpoint, another
+    # tenant) is not followed: the token goes only under the base (an outside review)
+    away = client.fetch_all(
+        server.url("ok"), TOKEN, {}, time.monotonic() + 1.0,
+        first_pages={"crp": first_page(server.url("endless") + "/Observation?page=7")},
+    )  # fmt: skip
+    assert [r["id"] for r in away.resources["crp"]] == ["given"]
+    assert any("a path outside its base" in n.reason for n in away.notes), away.notes
+
     started = time.monotonic()
     failed = client.fetch_all(
-        server.url("ok"), TOKEN, {}, started + 0.5,
+        server.url("500"), TOKEN, {}, started + 0.5,
         first_pages={"crp": first_page(server.url("500") + "/Observation?page=2")},
     )  # fmt: skip
     assert failed.errors == {}
