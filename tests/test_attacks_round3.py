@@ -299,6 +299,12 @@ def test_startup_warns_about_a_client_without_fhir_servers(target: Target) -> No
         "http://127.1:{near}/fhir",
         "http://2130706433:{near}/fhir",
         "http://[::ffff:127.0.0.1]:{near}/fhir",
+        # IPv6 forms that carry a private IPv4 address (an integration tester): IPv4-
+        # compatible, NAT64 (well-known and local-use prefixes), 6to4
+        "http://[::127.0.0.1]:{near}/fhir",
+        "http://[64:ff9b::7f00:1]:{near}/fhir",
+        "http://[64:ff9b:1::a00:1]/fhir",
+        "http://[2002:a9fe:a9fe::]/latest/meta-data",
         "http://169.254.169.254/latest/meta-data",
         "http://10.0.0.1/fhir",
     ],

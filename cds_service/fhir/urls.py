@@ -113,6 +113,35 @@ def private_host(host: str) -> bool:
             address = ipaddress.IPv4Address(socket.inet_aton(name))
         except OSError:
             return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return True
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return not embedded.is_global or embedded.is_multicast
     return not address.is_global or address.is_multicast
+
+
+# NAT64's well-known prefix (RFC 6052): the last 32 bits are the IPv4 address a translator
+# connects to. The local-use prefix (RFC 8215) is a site's own translator: never global.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and may reach: IPv4-mapped (``::ffff:a.b.c.d``),
+    IPv4-compatible (``::a.b.c.d``, deprecated but still parsed), NAT64, 6to4 and Teredo's
+    client; None for any other. An integration tester found ``[::127.0.0.1]`` and
+    ``[64:ff9b::7f00:1]`` taken for global addresses."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    packed = address.packed
+    if packed[:12] == bytes(12) and int(address) > 1:  # not :: nor ::1 (checked as IPv6)
+        return ipaddress.IPv4Address(packed[12:])
+    if address in _NAT64:
+        return ipaddress.IPv4Address(packed[12:])
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
