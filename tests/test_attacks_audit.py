@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 import cds_service
+from cds_service.cards.identity import REMOVE_IMAGING, suggestion_uuid
 from cds_service.stores import Database, PostgresDatabase, SqliteDatabase
 from cds_service.stores.patientkey import hash_key_problem
 from spine_cds_dev.service_process import ServiceProcess, ServiceStartError
@@ -257,24 +258,29 @@ def test_feedback_keeps_only_the_fields_of_the_spec(target: Target) -> None:
             "userComment": "fine",
             "hidden": "s2",
         },
-        "acceptedSuggestions": [{"id": str(uuid.uuid4()), "extra": "s3"}],
         "stash": "s4",
     }
-    assert target.post(FEEDBACK, {"feedback": [entry]}, target.a).status_code == 200
+    taken = target.card_for(target.a, "e01-improving")
+    accepted = {
+        "card": taken,
+        "outcome": "accepted",
+        "outcomeTimestamp": "2026-11-26T10:01:00Z",
+        "acceptedSuggestions": [{"id": suggestion_uuid(taken, REMOVE_IMAGING), "extra": "s3"}],
+    }
+    answer = target.post(FEEDBACK, {"feedback": [entry, accepted]}, target.a)
+    assert answer.status_code == 200, answer.text
     (stored,) = target.query("SELECT entry_json FROM feedback WHERE card_uuid = ?", (card,))
     kept = json.loads(stored[0])
-    assert set(kept) == {
-        "card",
-        "outcome",
-        "outcomeTimestamp",
-        "overrideReason",
-        "acceptedSuggestions",
-    }
+    assert set(kept) == {"card", "outcome", "outcomeTimestamp", "overrideReason"}
     assert kept["overrideReason"] == {
         "reason": {"system": "urn:x", "code": "c", "display": "d"},
         "userComment": "fine",
     }
-    assert all(word not in stored[0] for word in ("s1", "s2", "s3", "s4"))
+    (other,) = target.query("SELECT entry_json FROM feedback WHERE card_uuid = ?", (taken,))
+    assert json.loads(other[0])["acceptedSuggestions"] == [
+        {"id": suggestion_uuid(taken, REMOVE_IMAGING)}
+    ]
+    assert all(word not in stored[0] + other[0] for word in ("s1", "s2", "s3", "s4"))
 
 
 def test_feedback_fields_are_bounded(target: Target) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from cds_service.cards.identity import suggestion_uuids
 from cds_service.examples import Example, load_examples
 from spine_cds_dev.fhir_server import FhirTestServer
 from spine_cds_dev.service_process import ServiceProcess
@@ -256,3 +257,17 @@ def test_molar_crp_counts_and_is_never_called_no_crp(responses: dict[str, list[A
 
 def test_out_of_scope_beside_pyogenic_gives_no_card(responses: dict[str, list[Any]]) -> None:
     assert responses["e15-tb-beside-pyogenic"] == [{"cards": []}, {"cards": []}]
+
+
+def test_every_suggestion_uuid_is_one_feedback_can_name(responses: dict[str, list[Any]]) -> None:
+    # feedback checks an accepted suggestion against the uuids its card can offer
+    # (cds_service/cards/identity.py): every suggestion on every card must be one of them
+    seen = 0
+    for example in WITH_CARD:
+        for response in responses[example.key]:
+            for card in response["cards"]:
+                offered = suggestion_uuids(card["uuid"])
+                for suggestion in card.get("suggestions", []):
+                    assert suggestion["uuid"] in offered, (example.key, suggestion["label"])
+                    seen += 1
+    assert seen > 20  # advise-against removals, CRP orders, replacements, STAT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service import schemas
+from cds_service.cards.identity import REMOVE_IMAGING, suggestion_uuid
 from cds_service.datasources import SOURCES
 from cds_service.validation import validate
 from tests.builders import (
@@ -434,11 +436,72 @@ def test_feedback_accepted_with_suggestions(client: FlaskClient) -> None:
             {
                 "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
                 "outcome": "accepted",
-                "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+                "acceptedSuggestions": [
+                    {"id": suggestion_uuid("9368d37b-283f-44a0-93ea-547cebab93ed", REMOVE_IMAGING)}
+                ],
                 "outcomeTimestamp": "2026-11-26T10:00:00+01:00",
             }
         ]
     }
+    response = client.post(f"/cds-services/{SIGN_ID}/feedback", json=body)
+    assert response.get_json() == {"stored": 1, "duplicates": 0}
+
+
+CARD = "9368d37b-283f-44a0-93ea-547cebab93ed"
+REASON = {"reason": {"system": "urn:x", "code": "c"}}
+
+
+@pytest.mark.parametrize(
+    ("entry", "path", "words"),
+    [
+        (  # the report would count it accepted and drop the reason without a word
+            {"outcome": "accepted", "overrideReason": REASON},
+            "$.feedback[0].overrideReason",
+            "goes with outcome 'overridden'",
+        ),
+        (
+            {
+                "outcome": "overridden",
+                "acceptedSuggestions": [{"id": suggestion_uuid(CARD, REMOVE_IMAGING)}],
+            },
+            "$.feedback[0].acceptedSuggestions",
+            "go with outcome 'accepted'",
+        ),
+        (  # a suggestion of another card, or none at all
+            {
+                "outcome": "accepted",
+                "acceptedSuggestions": [
+                    {"id": suggestion_uuid(CARD, REMOVE_IMAGING)},
+                    {"id": "e56e1945-20b3-4393-8503-a1a20fd73152"},
+                ],
+            },
+            "$.feedback[0].acceptedSuggestions[1].id",
+            "no suggestion with this uuid",
+        ),
+        (
+            {"outcome": "overridden", "outcomeTimestamp": "2099-01-01T00:00:00Z"},
+            "$.feedback[0].outcomeTimestamp",
+            "has not come",
+        ),
+    ],
+    ids=["accepted-with-reason", "overridden-with-suggestions", "unknown-suggestion", "future"],
+)
+def test_feedback_that_contradicts_itself_is_refused_naming_the_field(
+    client: FlaskClient, entry: dict[str, Any], path: str, words: str
+) -> None:
+    body = {"feedback": [{"card": CARD, "outcomeTimestamp": "2026-11-26T10:00:00Z", **entry}]}
+    response = client.post(f"/cds-services/{SIGN_ID}/feedback", json=body)
+    assert response.status_code == 400, response.get_json()
+    paths = error_paths(response)
+    assert path in paths and words in paths[path], paths
+    assert client.application.extensions["spine_cds"].stores.feedback.all() == []
+
+
+def test_an_outcome_a_few_minutes_ahead_of_the_service_clock_is_taken(
+    client: FlaskClient,
+) -> None:
+    ahead = (datetime.now(UTC) + timedelta(minutes=2)).isoformat(timespec="seconds")
+    body = {"feedback": [{"card": CARD, "outcome": "overridden", "outcomeTimestamp": ahead}]}
     response = client.post(f"/cds-services/{SIGN_ID}/feedback", json=body)
     assert response.get_json() == {"stored": 1, "duplicates": 0}
 

@@ -9,7 +9,13 @@ from typing import Any
 
 from cds_service.cards import words
 from cds_service.cards.context import CardContext
-from cds_service.cards.identity import _sub_uuid
+from cds_service.cards.identity import (
+    MAKE_STAT,
+    ORDER_MARKERS,
+    REMOVE_IMAGING,
+    REPLACE_STUDY,
+    suggestion_uuid,
+)
 from cds_service.cards.result import prune
 from cds_service.cards.summary import _modality, _needs_markers
 from cds_service.cards.words import upper_first
@@ -86,7 +92,7 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
         return [
             {
                 "label": f"Remove the spine {mod} order",
-                "uuid": _sub_uuid(card_id, "remove-imaging"),
+                "uuid": suggestion_uuid(card_id, REMOVE_IMAGING),
                 "isRecommended": True,
                 "actions": _delete_orders(a),
             }
@@ -98,7 +104,7 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
         return [
             {
                 "label": "Order CRP and ESR",
-                "uuid": _sub_uuid(card_id, "order-markers"),
+                "uuid": suggestion_uuid(card_id, ORDER_MARKERS),
                 "isRecommended": True,
                 "actions": _marker_orders(a, ctx),
             }
@@ -170,7 +176,7 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
     replaced = replace(order, resource=resource, codes=(coding,))
     return {
         "label": f"Order {label} instead",
-        "uuid": _sub_uuid(card_id, "replace-study"),
+        "uuid": suggestion_uuid(card_id, REPLACE_STUDY),
         "isRecommended": True,
         "actions": _changed(order, replaced, f"Order {label}", label, ctx, card_id),
     }
@@ -201,7 +207,7 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     label = f"spine {order.modality.value} STAT"
     return {
         "label": f"Make the {label}",
-        "uuid": _sub_uuid(card_id, "make-stat"),
+        "uuid": suggestion_uuid(card_id, MAKE_STAT),
         "isRecommended": True,
         "actions": _changed(
             order, replace(order, resource=resource), f"Order the {label}", label, ctx, card_id

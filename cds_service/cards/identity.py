@@ -30,5 +30,21 @@ def card_uuid(a: Assessment, patient_id: str) -> str:
     return str(uuid.uuid5(CARD_NAMESPACE, json.dumps(basis, sort_keys=True, separators=(",", ":"))))
 
 
-def _sub_uuid(card_id: str, name: str) -> str:
-    return str(uuid.uuid5(CARD_NAMESPACE, f"{card_id}/{name}"))
+# The suggestions a card may offer (cards/actions.py), each with a uuid derived from the
+# card's: so feedback naming an accepted suggestion can be checked against the card.
+REMOVE_IMAGING = "remove-imaging"
+ORDER_MARKERS = "order-markers"
+REPLACE_STUDY = "replace-study"
+MAKE_STAT = "make-stat"
+SUGGESTION_KINDS = (REMOVE_IMAGING, ORDER_MARKERS, REPLACE_STUDY, MAKE_STAT)
+
+
+def suggestion_uuid(card_id: str, kind: str) -> str:
+    """The uuid of the suggestion ``kind`` on the card ``card_id``."""
+    assert kind in SUGGESTION_KINDS, kind
+    return str(uuid.uuid5(CARD_NAMESPACE, f"{card_id}/{kind}"))
+
+
+def suggestion_uuids(card_id: str) -> frozenset[str]:
+    """Every uuid a suggestion on the card ``card_id`` can have."""
+    return frozenset(suggestion_uuid(card_id, kind) for kind in SUGGESTION_KINDS)

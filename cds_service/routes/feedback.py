@@ -11,11 +11,12 @@ feedback is taken as sent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, request
 
+from cds_service.cards.identity import suggestion_uuids
 from cds_service.errors import ApiError
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
@@ -63,27 +64,73 @@ def _check_cards_shown(
         )
 
 
-def _check_timestamps(entries: Sequence[dict[str, Any]]) -> None:
-    """400 naming each ``outcomeTimestamp`` that has the form of a date-time but names
-    none (month 13, 25 o'clock, 31 February): the schema checks the form, this the date,
-    so what the report reads back is a time that was."""
+# How far ahead of this service's clock an outcome may be dated (the EHR's clock may run
+# a little fast); later is a time that has not come.
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+def _check_timestamps(entries: Sequence[dict[str, Any]], now: datetime) -> list[FieldError]:
+    """Each ``outcomeTimestamp`` that has the form of a date-time but names none (month 13,
+    25 o'clock, 31 February: the schema checks the form, this the date), or names a time
+    that has not come, so that what the report reads back is a time that was."""
     problems = []
     for i, entry in enumerate(entries):
         stamp = entry["outcomeTimestamp"]
+        path = f"$.feedback[{i}].outcomeTimestamp"
         try:  # a leap second (":60", which RFC 3339 allows) is read as :59 for the check
-            datetime.fromisoformat(
+            when = datetime.fromisoformat(
                 stamp[:17] + "59" + stamp[19:] if stamp[17:19] == "60" else stamp
             )
         except ValueError:
             problems.append(
                 FieldError(
-                    f"$.feedback[{i}].outcomeTimestamp",
+                    path,
                     "expected a real date and time with its time zone (RFC 3339), e.g. "
                     "2026-12-06T10:15:00Z",
                 )
             )
-    if problems:
-        raise ApiError(400, "invalid_request", "feedback with a date-time that is none", problems)
+            continue
+        if when > now + FUTURE_SKEW:
+            problems.append(
+                FieldError(path, "expected the time the clinician acted: this one has not come")
+            )
+    return problems
+
+
+def _check_outcomes(entries: Sequence[dict[str, Any]]) -> list[FieldError]:
+    """Entries that contradict themselves, which the report would otherwise count one way
+    and drop the rest of (an integration tester's finding): an override reason on an
+    accepted card, accepted suggestions on an overridden one, and a suggestion the card
+    never offered (each card's suggestions have uuids derived from its own)."""
+    problems = []
+    for i, entry in enumerate(entries):
+        outcome = entry["outcome"]
+        if outcome == "accepted" and "overrideReason" in entry:
+            problems.append(
+                FieldError(
+                    f"$.feedback[{i}].overrideReason",
+                    "an override reason goes with outcome 'overridden'; this entry is 'accepted'",
+                )
+            )
+        accepted = entry.get("acceptedSuggestions") or []
+        if outcome == "overridden" and accepted:
+            problems.append(
+                FieldError(
+                    f"$.feedback[{i}].acceptedSuggestions",
+                    "accepted suggestions go with outcome 'accepted'; this entry is 'overridden'",
+                )
+            )
+            continue
+        offered = suggestion_uuids(entry["card"].lower())
+        problems.extend(
+            FieldError(
+                f"$.feedback[{i}].acceptedSuggestions[{j}].id",
+                "no suggestion with this uuid is offered on this card",
+            )
+            for j, suggestion in enumerate(accepted)
+            if suggestion["id"].lower() not in offered
+        )
+    return problems
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
@@ -93,7 +140,10 @@ def feedback(service_id: str) -> Response:
     caller = entrance.authenticate(runtime, "feedback", service_id)
     _check_size()
     body = entrance.validated(runtime, "feedback", entrance.json_body(runtime))
-    _check_timestamps(body["feedback"])
+    entries = body["feedback"]
+    problems = _check_timestamps(entries, datetime.now(UTC)) + _check_outcomes(entries)
+    if problems:
+        raise ApiError(400, "invalid_request", "feedback that cannot be true as sent", problems)
     if caller is not None:
         _check_cards_shown(runtime, caller.iss, service_id, body["feedback"])
     result = runtime.stores.feedback.add(service_id, body["feedback"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
+from cds_service.cards.identity import REMOVE_IMAGING, suggestion_uuid
 from tests.builders import SELECT_ID
 
 SYSTEM = "https://spine-cds.invalid/CodeSystem/override-reason"
@@ -21,7 +22,10 @@ OVERRIDDEN = {
 ACCEPTED = {
     "card": "1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a02",
     "outcome": "accepted",
-    "acceptedSuggestions": [{"id": "1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a03"}],
+    # the uuid of a suggestion on that card, as the sandbox sends it back
+    "acceptedSuggestions": [
+        {"id": suggestion_uuid("1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a02", REMOVE_IMAGING)}
+    ],
     "outcomeTimestamp": "2026-12-06T09:00:01Z",
 }
 
