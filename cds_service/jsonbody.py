@@ -100,7 +100,9 @@ def parse_json_object(raw: bytes, depth_limit: int) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", _why_not_json(raw, depth_limit, exc)) from None
+        # JSON nested past orjson's own limit is JSON: the same code as one past ours
+        code = "invalid_request" if exc.msg == _ORJSON_TOO_DEEP else "invalid_json"
+        raise ApiError(400, code, _why_not_json(raw, depth_limit, exc)) from None
     if not isinstance(value, dict):
         raise ApiError(
             400,

@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 
 from cds_service.app import create_app
+from cds_service.cards.identity import REMOVE_IMAGING, suggestion_uuid
 from cds_service.examples import load_examples
 from cds_service.settings import Settings
 from cds_service.stores import AuditRecord
@@ -208,7 +209,9 @@ FEEDBACK_BASE: dict[str, Any] = {
         {
             "card": "0e2a4c6e-8a0c-4e1a-b3c5-d7e9f1a3b5c7",
             "outcome": "accepted",
-            "acceptedSuggestions": [{"id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"}],
+            "acceptedSuggestions": [
+                {"id": suggestion_uuid("0e2a4c6e-8a0c-4e1a-b3c5-d7e9f1a3b5c7", REMOVE_IMAGING)}
+            ],
             "outcomeTimestamp": "2026-01-30T09:00:00Z",
         },
     ]

@@ -119,7 +119,11 @@ def body_bytes() -> bytes:
             f"the request body ended after {len(body)} of the {declared} bytes its "
             "Content-Length header announced",
         )
-    return body
+    # A UTF-8 byte order mark, which RFC 8259 lets a parser ignore (.NET writers send one)
+    return body[len(UTF8_BOM) :] if body.startswith(UTF8_BOM) else body
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def json_body(rt: Runtime) -> dict[str, Any]:

@@ -7,12 +7,15 @@ means nothing for text that is not JSON: an unclosed ``{`` read as ever deeper.
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import pytest
 from flask.testing import FlaskClient
 
 from cds_service.errors import ApiError
 from cds_service.jsonbody import parse_json_object
-from tests.builders import SELECT_ID
+from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 
 HOOK = f"/cds-services/{SELECT_ID}"
 FEEDBACK = f"/cds-services/{SELECT_ID}/feedback"
@@ -66,3 +69,28 @@ def test_nesting_is_named_when_it_is_what_is_wrong(raw: bytes, limit: int, words
         parse_json_object(raw, limit)
     assert refused.value.status == 400
     assert words in refused.value.message
+    # one code for one problem, however deep (an integration tester saw two)
+    assert refused.value.error == "invalid_request"
+
+
+def test_a_utf8_byte_order_mark_before_the_body_is_ignored(client: FlaskClient) -> None:
+    # RFC 8259 lets a parser ignore it; .NET writers send one by default
+    body = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+    raw = b"\xef\xbb\xbf" + json.dumps(body).encode()
+    answer = client.post(f"/cds-services/{SELECT_ID}", data=raw, content_type="application/json")
+    assert answer.status_code == 200, answer.get_json()
+    entry = {
+        "card": str(uuid.uuid4()),
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-12-06T09:00:00Z",
+    }
+    raw = b"\xef\xbb\xbf" + json.dumps({"feedback": [entry]}).encode()
+    answer = client.post(
+        f"/cds-services/{SELECT_ID}/feedback", data=raw, content_type="application/json"
+    )
+    assert answer.get_json() == {"stored": 1, "duplicates": 0}
+    # only at the start: one inside the text is not JSON
+    answer = client.post(
+        f"/cds-services/{SELECT_ID}", data=b" \xef\xbb\xbf{}", content_type="application/json"
+    )
+    assert answer.status_code == 400
