@@ -23,7 +23,14 @@ from .assessment import (
     RuleFinding,
     figure,
 )
-from .rules import CrpTrend, day_of, pct_change, sort_key
+from .rules import (
+    CrpTrend,
+    below_normal_limit,
+    day_of,
+    pct_change,
+    sort_key,
+    within_normal_range,
+)
 from .thresholds import RuleSettings
 
 
@@ -73,13 +80,10 @@ def favourable_response_gaps(
     if not pain:
         missing.append(Remark("pain-none"))
     if trend.usable and latest is not None and latest.when.day > t0_day and not discordant:
-        fall = trend.fall_pct
-        fell_enough = fall is not None and fall >= settings.plateau_min_fall_pct
-        normal = latest.value < settings.crp_normal_mg_l
         slow = slow_fall(trend, t0_day, settings)
         if slow is not None:
             unmet.append(slow)
-        elif not (fell_enough or normal):
+        elif not fell_enough_or_normal(trend, settings):
             assert baseline is not None
             data: dict[str, Any] = {
                 "baseline": figure(baseline, t0_day),
@@ -105,6 +109,17 @@ def favourable_response_gaps(
     return missing, unmet
 
 
+def fell_enough_or_normal(trend: CrpTrend, settings: RuleSettings) -> bool:
+    """The latest CRP has fallen at least 25% from baseline, or is below the normal limit
+    (a value reported as "<10" is): the CRP criterion of advise-against."""
+    latest, fall = trend.latest, trend.fall_pct
+    if latest is None:
+        return False
+    if fall is not None and fall >= settings.plateau_min_fall_pct:
+        return True
+    return below_normal_limit(latest.value, latest.comparator, settings.crp_normal_mg_l)
+
+
 def favourable_finding(
     trend: CrpTrend,
     pain: Sequence[Measurement],
@@ -123,7 +138,9 @@ def favourable_finding(
         "latest": figure(trend.latest, t0_day),
         "minFallPct": settings.plateau_min_fall_pct,
         "normalLimitMgL": settings.crp_normal_mg_l,
-        "belowNormal": trend.latest.value < settings.crp_normal_mg_l,
+        "belowNormal": below_normal_limit(
+            trend.latest.value, trend.latest.comparator, settings.crp_normal_mg_l
+        ),
         "painFirst": figure(series[0], t0_day),
         "painLatest": figure(series[-1], t0_day),
         "crpMaxAgeDays": settings.crp_max_age_days,
@@ -286,8 +303,8 @@ def pending_rise(
             continue
         if issue.when.instant <= latest.when.instant:
             continue
-        if issue.value < settings.crp_normal_mg_l:
-            continue
+        if within_normal_range(issue.value, issue.comparator, settings.crp_normal_mg_l):
+            continue  # "<10" is no rise either
         rise = pct_change(latest.value, issue.value)
         if rise is None or rise > settings.rise_pct:
             pending.append(issue)

@@ -40,6 +40,30 @@ def pct_change(start: float, end: float) -> float | None:
     return round((end - start) / start * 100.0, 6)
 
 
+# Comparators of a value reported as a limit ("<10", ">10"): the true value lies below
+# (or at most at) the limit, or above (or at least at) it.
+BELOW = frozenset({"<", "<="})
+ABOVE = frozenset({">", ">="})
+
+
+def within_normal_range(value: float, comparator: str | None, limit: float) -> bool:
+    """The value lies in the normal range, where a change is neither a plateau nor a
+    rise (clinical-rules.md, "markers-not-responding"): a plain value below the normal
+    limit, or one reported below or at most a limit at or below it ("<10" or "<=10" with a
+    limit of 10). Any other limit is taken at its value ("A comparator value is taken at
+    its limit"): "<12" reads as 12, ">5" as 5."""
+    if comparator in BELOW:
+        return value <= limit
+    return value < limit
+
+
+def below_normal_limit(value: float, comparator: str | None, limit: float) -> bool:
+    """The value is below the normal limit (advise-against: "or is below the normal
+    limit"): a plain value below it, or one reported below a limit at or below it ("<10");
+    "<=10" may be 10 itself, and any other limit is taken at its value."""
+    return value < limit or (comparator == "<" and value <= limit)
+
+
 def sort_key(m: Measurement) -> tuple[Any, ...]:
     return (m.when.instant, m.reference)
 
@@ -242,14 +266,14 @@ def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> 
 def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleFinding | None:
     """CRP plateau at >= 28 days, or a > 20 % rise after day 14 over the lowest earlier value.
 
-    Neither counts while the latest CRP is below the normal limit (clinical-rules.md,
+    Neither counts while the latest CRP is within the normal range (clinical-rules.md,
     revised 2026-11-28): 3 -> 4 mg/L is not a rise, and a CRP that stays normal is not
-    a plateau.
+    a plateau; nor is 12 -> <10 mg/L, a value reported below the normal limit.
     """
     if not trend.usable or trend.baseline is None or trend.latest is None:
         return None
     latest, baseline, lowest = trend.latest, trend.baseline, trend.lowest_earlier
-    if latest.value < settings.crp_normal_mg_l:
+    if within_normal_range(latest.value, latest.comparator, settings.crp_normal_mg_l):
         return None
     day = day_of(latest, t0_day)
     data: dict[str, Any] = {

@@ -19,7 +19,7 @@ from fhir_mappers.model import Measurement, MeasurementKind, PatientData, When
 
 from .assessment import Episode, KeyFigures, Remark, figure
 from .response import is_recent
-from .rules import CrpTrend, sort_key
+from .rules import ABOVE, CrpTrend, sort_key
 from .thresholds import RuleSettings
 
 # The mapper has already dropped entered-in-error/cancelled/registered/unknown values and
@@ -236,6 +236,21 @@ def figures_of(
     )
 
 
+def never_raised(crp: Sequence[Measurement], settings: RuleSettings) -> float | None:
+    """The highest counted CRP when none rose above the normal limit (clinical-rules.md,
+    "What a card should say": such a CRP "cannot show the response"), else None.
+
+    A value reported above a limit (">10", ">=10") may lie anywhere above it: it is not
+    shown to be at most the normal limit, so the CRP may have risen ("never raised"
+    would claim what the result does not say)."""
+    if not crp:
+        return None
+    limit = settings.crp_normal_mg_l
+    if any(m.value > limit or m.comparator in ABOVE for m in crp):
+        return None
+    return max(m.value for m in crp)
+
+
 def marker_notes(
     crp: Sequence[Measurement],
     esr: Sequence[Measurement],
@@ -243,8 +258,8 @@ def marker_notes(
     notes: list[Remark],
     settings: RuleSettings,
 ) -> None:
-    top = max((m.value for m in crp), default=None)
-    if top is not None and top <= settings.crp_normal_mg_l:
+    top = never_raised(crp, settings)
+    if top is not None:
         # a CRP that never rose cannot show the response (decision unchanged)
         notes.append(Remark("crp-never-raised", {"highest": top}))
     limits = [m for m in crp if m.comparator]

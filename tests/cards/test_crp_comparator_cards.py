@@ -1,0 +1,41 @@
+"""CRP values reported with a comparator on the card (clinical-rules.md: "A comparator
+value is taken at its limit and marked"; "a change within the normal range is neither a
+plateau nor a rise"). An outside review found "CRP fell less than 25%: 12→<10 mg/L",
+"CRP rising again: 6→<10 mg/L (+66.7%)", and an hs-CRP of ">10" called "CRP never raised
+(at most 10 mg/L since diagnosis)"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.engine import Assessment
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import Measurement
+from tests.engine.builders import crp, pain, run
+
+VS = load_value_sets()
+CTX = CardContext(patient_id="p1", value_sets=VS, override_reasons=load_override_reasons())
+FALLING_PAIN = [pain(0, 7), pain(14, 5), pain(28, 3)]
+
+
+def card(a: Assessment) -> dict[str, Any]:
+    (only,) = render_response(a, CTX)["cards"]
+    result: dict[str, Any] = only
+    return result
+
+
+def test_a_crp_below_the_normal_limit_is_not_called_a_plateau_or_a_rise() -> None:
+    plateau = card(run([crp(0, 12), crp(28, 10, comparator="<"), *FALLING_PAIN]))
+    assert "fell less than" not in plateau["summary"] + plateau["detail"]
+    rise = card(
+        run([crp(0, 40), crp(14, 6), crp(20, 10, comparator="<"), pain(0, 7), pain(20, 4)],
+            order_day=21)
+    )  # fmt: skip
+    assert "rising again" not in rise["summary"] + rise["detail"]
+
+
+def test_an_hs_crp_reported_above_the_normal_limit_is_not_never_raised() -> None:
+    hs: list[Measurement] = [crp(0, 10, comparator=">", hs=True), crp(28, 4, hs=True)]
+    c = card(run([*hs, *FALLING_PAIN]))
+    assert "never raised" not in c["detail"]
