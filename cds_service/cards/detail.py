@@ -14,6 +14,7 @@ from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import mri_preferred_to_ct
 from cds_service.cards.words import ARROW, change_pct, count_of, fmt, upper_first
+from cds_service.engine import study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
 from fhir_mappers.model import Measurement, Modality
@@ -281,9 +282,15 @@ def detail(a: Assessment) -> str:
             items.append(text.MARKERS_STUDY)
         if any(f.rule_id == "uncertain-dx" for f in flags):
             items.append(text.UNCERTAIN_STUDY)
-        change = a.figures.crp_percent_change
-        if any(f.rule_id == "pain-worse" for f in flags) and change is not None and change < 0:
+        if study.pain_with_falling_crp(flags):
             items.append(text.MECHANICAL_PAIN)
+        elif (
+            any(f.rule_id == "pain-worse" for f in flags)
+            and markers is None
+            and a.figures.crp_percent_change is not None
+        ):
+            # a CRP that is not clearly falling: not the mechanical reading
+            items.append(text.PAIN_CRP_NOT_FALLING)
         blocks.append([episode_line(a)])
         blocks.append(_bullets(items))
         blocks.append(_trend_lines(a, crp_figures=markers is None))

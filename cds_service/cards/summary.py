@@ -31,9 +31,9 @@ def mechanical_only(a: Assessment) -> bool:
 
 
 def pain_while_crp_falls(a: Assessment) -> bool:
-    """The only red flag is worse pain while the CRP falls: "think mechanical: upright
-    radiographs or CT"; a CT answers it as well as an MRI (``engine/study.py``)."""
-    return study.pain_while_crp_falls(a.red_flags, a.figures.crp_percent_change)
+    """The only red flag is worse pain while the CRP keeps falling: "think mechanical:
+    upright radiographs or CT"; a CT answers it as well as an MRI (``engine/study.py``)."""
+    return study.pain_while_crp_falls(a.red_flags)
 
 
 def mri_preferred_to_ct(a: Assessment) -> bool:

@@ -153,6 +153,14 @@ MECHANICAL_PAIN = (
     "Worse pain while the CRP keeps falling: think mechanical (collapse, instability): "
     "upright radiographs or CT, and spine surgery review."
 )
+# Worse pain without that favourable CRP (a fall under 25%, a slow fall, a CRP that never
+# rose): not the mechanical reading; the soft-tissue study of a poor response (IDSA 2015:
+# follow-up MRI when the response is poor or failure is suspected).
+PAIN_CRP_NOT_FALLING = (
+    "Worse pain with a CRP that is not clearly falling: think of treatment failure or an "
+    "abscess; MRI without and with gadolinium of the infected level, compared with the "
+    "baseline."
+)
 CT_ORDERED = "MRI with gadolinium preferred to the CT ordered"
 # On a support card with a CT order (not a mechanical flag alone): the fallback when MRI is
 # impossible is the one each card's imaging line names (FDG-PET/CT for markers), not CT.

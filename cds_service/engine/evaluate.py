@@ -57,7 +57,7 @@ from .rules import (
     uncertain_dx_rule,
 )
 from .series import days_in_zone_of, figures_of, marker_notes, series, yoon_note
-from .study import answering_study, study_gaps, whole_spine_studies
+from .study import answering_study, crp_keeps_falling, study_gaps, whole_spine_studies
 from .thresholds import RuleSettings
 
 __all__ = ["assess"]
@@ -168,7 +168,10 @@ def _evaluate(
         trend = crp_trend(crp, t0_day, settings)
         # a discordant latest pair is no evidence of a plateau or a rise
         markers = None if discordant else markers_rule(trend, t0_day, settings)
-        for rule in (markers, pain_rule(pain, t0_day, settings)):
+        falls = crp_keeps_falling(
+            trend, crp, t0_day, settings, markers is not None, discordant is not None
+        )
+        for rule in (markers, pain_rule(pain, t0_day, settings, falls)):
             if rule is not None:
                 findings.append(rule)
 
@@ -214,9 +217,7 @@ def _evaluate(
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
-        short_of = dict(
-            study_gaps(base.orders, findings, urgent, region, deficits, trend.change_pct)
-        )
+        short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits))
         study = answering_study(findings, region, deficits)
     else:
         if t0_day is None:

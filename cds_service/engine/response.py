@@ -120,6 +120,16 @@ def fell_enough_or_normal(trend: CrpTrend, settings: RuleSettings) -> bool:
     return below_normal_limit(latest.value, latest.comparator, settings.crp_normal_mg_l)
 
 
+def crp_favourable(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> bool:
+    """The CRP response advise-against asks for (clinical-rules.md): a usable trend whose
+    latest value was taken on treatment (after T0's day), fell at least 25% or is below
+    the normal limit, and is not a slow fall. The discordant pair is the caller's."""
+    latest = trend.latest
+    if not trend.usable or latest is None or latest.when.day <= t0_day:
+        return False
+    return fell_enough_or_normal(trend, settings) and slow_fall(trend, t0_day, settings) is None
+
+
 def favourable_finding(
     trend: CrpTrend,
     pain: Sequence[Measurement],

@@ -315,9 +315,13 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
 
 
 def pain_rule(
-    pain: Sequence[Measurement], t0_day: date, settings: RuleSettings
+    pain: Sequence[Measurement], t0_day: date, settings: RuleSettings, crp_falls: bool = False
 ) -> RuleFinding | None:
-    """Latest pain >= 2 points above the lowest since T0."""
+    """Latest pain >= 2 points above the lowest since T0.
+
+    ``crp_falls``: the CRP keeps falling (``study.crp_keeps_falling``), so worse pain
+    reads as a mechanical question ("think mechanical: upright radiographs or CT");
+    otherwise it points to failure or an abscess, a question for MRI with gadolinium."""
     if not pain:
         return None
     series = sorted(pain, key=sort_key)
@@ -334,5 +338,6 @@ def pain_rule(
             "latest": figure(latest, t0_day),
             "risePoints": rise,
             "thresholdPoints": settings.pain_worse_points,
+            FACTS: {"crpFalls": crp_falls},
         },
     )

@@ -9,8 +9,10 @@ deficit, markers, pain, an unconfirmed diagnosis) cannot answer it and is never 
 appropriate; the card offers the study that can. A
 mechanical question (collapse, fracture, instability) is one of alignment and stability:
 a CT answers it, and an MRI ordered for it alone gets no rating. Worse pain while the CRP
-keeps falling is that question too ("think mechanical: upright radiographs or CT"): a CT
-answers it with or without contrast, and so does an MRI.
+keeps falling (the favourable response of advise-against, from a CRP that was raised, and
+no markers flag) is that question too ("think mechanical: upright radiographs or CT"): a
+CT answers it with or without contrast, and so does an MRI. Worse pain with a CRP that is
+not clearly falling points to failure or an abscess: MRI with gadolinium.
 
 A new deficit or a new abscess asks for the whole spine (the infection and what it
 compresses may reach beyond the level: "Urgent ... Detail: whole spine"; "Abscess: MRI of
@@ -24,10 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import date
 
-from fhir_mappers.model import ConditionFact, ImagingOrder, Modality
+from fhir_mappers.model import ConditionFact, ImagingOrder, Measurement, Modality
 
 from .assessment import (
+    FACTS,
     RULE_COMPLICATION,
     RULE_MECHANICAL,
     RULE_NEURO,
@@ -36,6 +40,10 @@ from .assessment import (
     Study,
 )
 from .episode import covers
+from .response import crp_favourable
+from .rules import CrpTrend
+from .series import never_raised
+from .thresholds import RuleSettings
 
 # Why an order cannot answer the question (one code per order, the first that applies).
 GAP_LEVEL = "level"  # it does not image the infected or the deficit level
@@ -89,16 +97,38 @@ def mechanical_only(flags: Sequence[RuleFinding]) -> bool:
     return bool(flags) and all(f.rule_id == RULE_MECHANICAL for f in flags)
 
 
-def pain_while_crp_falls(flags: Sequence[RuleFinding], crp_change_pct: float | None) -> bool:
-    """The only red flag is worse pain, and the CRP has fallen from its baseline: a
-    mechanical question as much as a soft-tissue one (clinical-rules.md, "Support cards
-    give IDSA's next steps": "worse pain with a CRP that keeps falling: think mechanical
-    (collapse, instability): upright radiographs or CT")."""
+def crp_keeps_falling(
+    trend: CrpTrend,
+    crp: Sequence[Measurement],
+    t0_day: date,
+    settings: RuleSettings,
+    markers_fired: bool,
+    discordant: bool,
+) -> bool:
+    """ "A CRP that keeps falling" (clinical-rules.md, "Support cards give IDSA's next
+    steps"): the favourable CRP response advise-against asks for (a fall of at least
+    25%, or below the normal limit, not a slow fall; ``response.crp_favourable``), no
+    markers flag (plateau or rise), the latest two CRPs not a discordant pair, and a CRP
+    that rose above the normal limit at all (one that never did "cannot show the
+    response"). Anything less leaves worse pain a question of failure or abscess."""
+    if markers_fired or discordant or never_raised(crp, settings) is not None:
+        return False
+    return crp_favourable(trend, t0_day, settings)
+
+
+def pain_with_falling_crp(flags: Sequence[RuleFinding]) -> bool:
+    """Worse pain is among the red flags, and the CRP keeps falling (``crp_keeps_falling``,
+    judged when the pain flag was made): "think mechanical"."""
+    return any(f.rule_id == RULE_PAIN and f.data[FACTS]["crpFalls"] for f in flags)
+
+
+def pain_while_crp_falls(flags: Sequence[RuleFinding]) -> bool:
+    """The only red flag is worse pain, and the CRP keeps falling: a mechanical question
+    as much as a soft-tissue one (clinical-rules.md, "Support cards give IDSA's next
+    steps": "worse pain with a CRP that keeps falling: think mechanical (collapse,
+    instability): upright radiographs or CT")."""
     return (
-        bool(flags)
-        and all(f.rule_id == RULE_PAIN for f in flags)
-        and crp_change_pct is not None
-        and crp_change_pct < 0
+        bool(flags) and all(f.rule_id == RULE_PAIN for f in flags) and pain_with_falling_crp(flags)
     )
 
 
@@ -108,12 +138,11 @@ def study_gaps(
     urgent: bool,
     infection_region: str | None,
     deficits: Sequence[ConditionFact],
-    crp_change_pct: float | None = None,
 ) -> Mapping[str, str]:
     """Order reference -> why it cannot answer the question; orders that can are absent."""
     gaps: dict[str, str] = {}
     mechanical = mechanical_only(flags)
-    either = pain_while_crp_falls(flags, crp_change_pct)  # a CT or an MRI answers it
+    either = pain_while_crp_falls(flags)  # a CT or an MRI answers it
     deficit_regions = [d.region for d in deficits if d.region is not None]
     for order in orders:
         levels = [infection_region, *deficit_regions]

@@ -1,0 +1,76 @@
+"""Worse pain while the CRP keeps falling: "think mechanical (collapse, instability):
+upright radiographs or CT" (clinical-rules.md, "What a card should say"). An outside review
+found it said, and a CT without contrast rated appropriate, for any CRP fall above 0%
+(100→92→97 mg/L, rising again) and beside a plateau's "less than a 25% fall". Worse pain
+with a CRP that is not clearly falling points to failure or an abscess: MRI with
+gadolinium."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.engine import Assessment
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import Modality
+from tests.engine.builders import crp, order, pain, run
+
+VS = load_value_sets()
+CTX = CardContext(patient_id="p1", value_sets=VS, override_reasons=load_override_reasons())
+
+
+def card(a: Assessment) -> dict[str, Any]:
+    (only,) = render_response(a, CTX)["cards"]
+    result: dict[str, Any] = only
+    return result
+
+
+def ratings(a: Assessment) -> dict[str, str]:
+    return {
+        act["resource"]["id"]: next(
+            e["valueCodeableConcept"]["coding"][0]["code"]
+            for e in act["resource"]["extension"]
+            if e["url"].endswith("pama-rating")
+        )
+        for act in render_response(a, CTX).get("systemActions", [])
+    }
+
+
+CT_WITHOUT = replace(order(21, code="72131", modality=Modality.CT), contrast="without")
+
+
+def test_worse_pain_with_a_crp_rising_again_is_not_told_to_think_mechanical() -> None:
+    """The review's case: CRP 100→92→97 (-3%, rising again since day 10), pain 7→9."""
+    a = run(
+        [crp(0, 100), crp(10, 92), crp(20, 97), pain(0, 7), pain(20, 9)],
+        orders=[CT_WITHOUT],
+        order_day=21,
+    )
+    c = card(a)
+    assert "mechanical" not in c["summary"] + c["detail"]
+    assert "while CRP falls" not in c["summary"]
+    assert "MRI with gadolinium preferred to the CT ordered" in c["summary"]
+    assert "Worse pain with a CRP that is not clearly falling" in c["detail"]
+    assert ratings(a) == {"sr1": "not-appropriate"}
+
+
+def test_a_plateau_with_worse_pain_does_not_say_the_crp_keeps_falling() -> None:
+    a = run([crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 3), pain(28, 6)])
+    c = card(a)
+    assert "less than a 25% fall" in c["detail"]
+    assert "keeps falling" not in c["detail"]
+    assert "not clearly falling" not in c["detail"]  # the markers' own MRI line says it
+
+
+def test_worse_pain_with_a_crp_that_keeps_falling_still_reads_mechanical() -> None:
+    a = run([crp(0, 100), crp(20, 40), pain(0, 3), pain(20, 6)], orders=[CT_WITHOUT], order_day=21)
+    c = card(a)
+    assert "think mechanical: upright radiographs or CT" in c["summary"]
+    assert "Worse pain while the CRP keeps falling" in c["detail"]
+    assert "not clearly falling" not in c["detail"]
+    assert ratings(a) == {"sr1": "appropriate"}
+    below = run(
+        [crp(0, 100), crp(20, 76), pain(0, 3), pain(20, 6)], orders=[CT_WITHOUT], order_day=21
+    )
+    assert "mechanical" not in card(below)["summary"]
