@@ -234,6 +234,10 @@ class PriorStudy(Struct, frozen=True, gc=False):
     modality: Modality
     region: str
     when: When
+    # as the imaging value set gives it for the study's code: "without" | "with" |
+    # "without-and-with", None when the code does not say (whether it can have shown
+    # an abscess or a deficit depends on it)
+    contrast: str | None = None
 
 
 class SpineSurgery(Struct, frozen=True, gc=False):

@@ -56,7 +56,7 @@ def map_prior_imaging(
         when = _time(ref, raw_time, issues)
         if when is not None:
             first = entries[0]
-            found.append(PriorStudy(ref, first.modality, first.region, when))
+            found.append(PriorStudy(ref, first.modality, first.region, when, first.contrast))
     return tuple(found), tuple(issues)
 
 

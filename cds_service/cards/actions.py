@@ -17,10 +17,10 @@ from cds_service.cards.identity import (
     suggestion_uuid,
 )
 from cds_service.cards.result import prune
-from cds_service.cards.summary import _modality, _needs_markers
+from cds_service.cards.summary import _modality, _needs_markers, seen_on_study
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
-from cds_service.engine.study import GAP_MECHANICAL_MRI
+from cds_service.engine.study import GAP_MECHANICAL_MRI, GAP_SEEN
 from fhir_mappers.model import Coding, ImagingOrder
 from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
 
@@ -145,6 +145,10 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
     applies deletes and creates (setting), a delete of the draft and a create instead."""
     study = a.answering_study
     if study is None or ctx.value_sets is None:
+        return None
+    if seen_on_study(a) is not None:
+        # every red flag was seen on a recent study: a new MRI only if the exam changed,
+        # which the card says; no emergency MRI in place of the order
         return None
     short = [
         o
@@ -274,11 +278,12 @@ def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None
     (MRI is the study of choice, IDSA 2015; CT only when MRI cannot be done, which the
     clinician records with the override reason the card offers) or one without contrast
     for a soft-tissue question is not-appropriate; an MRI for a mechanical flag alone
-    gets no rating (None)."""
+    gets no rating (None), nor does a study that would repeat one of the last days on
+    which every red flag was seen (a new one only if the exam changed)."""
     if rating == "not-appropriate":
         return rating
     gap = a.study_gaps.get(order.reference)
-    if gap == GAP_MECHANICAL_MRI:
+    if gap in (GAP_MECHANICAL_MRI, GAP_SEEN):
         return None
     return "not-appropriate" if gap is not None else rating
 

@@ -12,7 +12,7 @@ from cds_service.cards.episode_line import episode_line
 from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
-from cds_service.cards.summary import mri_preferred_to_ct
+from cds_service.cards.summary import mri_preferred_to_ct, seen_on_study
 from cds_service.cards.words import ARROW, change_pct, count_of, fmt, upper_first
 from cds_service.engine import study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
@@ -246,16 +246,17 @@ def detail(a: Assessment) -> str:
         blocks.append([episode_line(a), state, *_trend_lines(a)])
         blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
-        seen = next((n for n in a.notes if n.code == "flag-seen-on-study"), None)
-        if rec is Recommendation.SUPPORT_URGENT and seen is not None:
-            # seen on a study of the last days: say so first; the protocol if it changed
+        seen = seen_on_study(a)
+        if seen is not None:
+            # every red flag seen on a study of the last days: say so first; on an urgent
+            # card the protocol if the exam changed
             said = phrase(seen).short
-            blocks.append(
-                [
-                    f"**{upper_first(said)}: a new MRI only if the exam changed.** If it did: "
-                    f"{text.URGENT_STUDY_SHORT}"
-                ]
+            tail = (
+                f" If it did: {text.URGENT_STUDY_SHORT}"
+                if rec is Recommendation.SUPPORT_URGENT
+                else ""
             )
+            blocks.append([f"**{upper_first(said)}: a new MRI only if the exam changed.**{tail}"])
         elif rec is Recommendation.SUPPORT_URGENT:
             blocks.append([f"**{text.URGENT_STUDY}**"])
         elif mri_preferred_to_ct(a):
@@ -310,8 +311,8 @@ def detail(a: Assessment) -> str:
     # a pending value is named in its own line above: not again among the left-out ones
     pending = {str(r.data.get("reference")) for r in a.missing if r.code == "crp-pending-rise"}
     shown_issues = [i for i in a.issues if i.reference not in pending]
-    # on an urgent card the bold first line already says the flag was seen on the study
-    said_first = rec is Recommendation.SUPPORT_URGENT
+    # the bold first line already says the red flags were seen on the study
+    said_first = rec is not Recommendation.INSUFFICIENT_DATA and seen_on_study(a) is not None
     notes = [
         phrase(r).message for r in a.notes if not (said_first and r.code == "flag-seen-on-study")
     ] + left_out(shown_issues, a.figures.t0_day)

@@ -79,9 +79,11 @@ def _last_spine_study(d: Data) -> Phrase:
 
 def _flag_seen_on_study(d: Data) -> Phrase:
     names = [lower_first(name_of(c)) for c in d["conditions"]]
+    # a new MRI only if the exam changed: only when every red flag was seen (another one,
+    # e.g. rising markers, may still need the MRI)
+    tail = "; a new MRI only if the exam changed" if d["allRedFlags"] else ""
     return Phrase(
-        f"{upper_first(joined(names))} predates {_study_words(d)}: seen there; a new MRI "
-        "only if the exam changed.",
+        f"{upper_first(joined(names))} predates {_study_words(d)}: seen there{tail}.",
         f"seen on {_study_words(d)}",
     )
 

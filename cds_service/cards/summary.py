@@ -9,7 +9,7 @@ from cds_service.cards.phrasebook import phrase
 from cds_service.cards.remark_phrases import urgent_level_words
 from cds_service.cards.words import fmt, pain_phrase
 from cds_service.engine import study
-from cds_service.engine.assessment import FACTS, Assessment, Recommendation
+from cds_service.engine.assessment import FACTS, Assessment, Recommendation, Remark
 from fhir_mappers.model import ImagingOrder, Modality
 
 SUMMARY_MAX = 139
@@ -34,6 +34,14 @@ def pain_while_crp_falls(a: Assessment) -> bool:
     """The only red flag is worse pain while the CRP keeps falling: "think mechanical:
     upright radiographs or CT"; a CT answers it as well as an MRI (``engine/study.py``)."""
     return study.pain_while_crp_falls(a.red_flags)
+
+
+def seen_on_study(a: Assessment) -> Remark | None:
+    """The note saying where the red flags were seen, when every one of them was seen on
+    a study of the last days: then a new MRI only if the exam changed."""
+    return next(
+        (n for n in a.notes if n.code == "flag-seen-on-study" and n.data["allRedFlags"]), None
+    )
 
 
 def mri_preferred_to_ct(a: Assessment) -> bool:
@@ -112,7 +120,7 @@ def summary(a: Assessment) -> str:
             (n for n in a.notes if n.code in ("order-misses-level", "order-misses-deficit-level")),
             None,
         )
-        seen = next((n for n in a.notes if n.code == "flag-seen-on-study"), None)
+        seen = seen_on_study(a)
         if seen is not None:
             # seen on a study of the last days: a new MRI only if the exam changed
             said = phrase(seen).short
@@ -140,6 +148,14 @@ def summary(a: Assessment) -> str:
         )
     if rec is Recommendation.SUPPORT:
         shorts = _in_a_row([phrase(f).short for f in flags])
+        seen = seen_on_study(a)
+        if seen is not None:  # a new abscess seen on a study of the last days
+            said = phrase(seen).short
+            return _fit(
+                f"{'; '.join(shorts)}, {said}: a new MRI only if the exam changed",
+                f"{shorts[0]}, {said}: a new MRI only if the exam changed",
+                f"Red flag {said}: a new MRI only if the exam changed",
+            )
         if mechanical_only(a):
             # the study is standing radiographs (and CT), not MRI (clinical-rules.md, Imaging)
             tail = "standing radiographs (CT if needed) and spine surgery review"

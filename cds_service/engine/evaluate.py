@@ -10,7 +10,6 @@ from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData
 from fhir_mappers.patients import age_in_years
 
 from .assessment import (
-    RED_FLAG_RULES,
     Assessment,
     Episode,
     NotApplicableReason,
@@ -43,7 +42,13 @@ from .response import (
     insufficient_finding,
     pending_rise,
 )
-from .routine import immunosuppression, not_routine, prior_imaging, spine_surgery
+from .routine import (
+    every_flag_seen,
+    immunosuppression,
+    not_routine,
+    prior_imaging,
+    spine_surgery,
+)
 from .rules import (
     CrpTrend,
     complication_rule,
@@ -176,6 +181,18 @@ def _evaluate(
                 findings.append(rule)
 
     region = episode.condition.region
+    start_day = episode.episode_start.day if episode.episode_start is not None else None
+    prior = prior_imaging(
+        data.prior_studies,
+        findings,  # the red flags: no other finding is made yet
+        data.conditions,
+        region,
+        t0_day,
+        start_day,
+        eval_day,
+        settings.data_lookback_days,
+        settings.prior_study_days,
+    )
     stated = not_routine(base.orders, data.conditions)
     if stated is not None:
         if not findings:
@@ -217,7 +234,8 @@ def _evaluate(
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
-        short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits))
+        seen = every_flag_seen(prior)
+        short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits, seen))
         study = answering_study(findings, region, deficits)
     else:
         if t0_day is None:
@@ -272,17 +290,7 @@ def _evaluate(
                 notes.append(yoon)
 
     notes.extend(known_notes([c for c in known if c is not named], episode))
-    notes.extend(
-        prior_imaging(
-            data.prior_studies,
-            [f for f in findings if f.rule_id in RED_FLAG_RULES],
-            t0_day,
-            episode.episode_start.day if episode.episode_start is not None else None,
-            eval_day,
-            settings.data_lookback_days,
-            settings.prior_study_days,
-        )
-    )
+    notes.extend(prior)
     return replace(
         base,
         counts=counts,

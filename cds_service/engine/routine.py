@@ -28,6 +28,7 @@ from fhir_mappers.model import (
 from .assessment import FACTS, Remark, RuleFinding
 from .episode import counts_now
 from .findings import condition_facts
+from .study import SEEN_RULES, shows_finding
 
 URGENT_PRIORITIES = ("urgent", "asap", "stat")
 # A reasonReference to one of these Conditions is the infection or spinal pain.
@@ -136,38 +137,67 @@ def spine_surgery(
 def prior_imaging(
     studies: Sequence[PriorStudy],
     flags: Sequence[RuleFinding],
+    conditions: Sequence[ConditionFact],
+    infection_region: str | None,
     t0_day: date | None,
     episode_day: date | None,
     eval_day: date,
     lookback_days: int,
     recent_days: int,
 ) -> list[Remark]:
-    """The last spine study of the episode (from T0 - lookback, as the other data), and,
-    when it was done within ``recent_days`` of the order, the red flags dated on or
-    before it: seen on it (clinical-rules.md, "Imaging", 2026-12-06)."""
+    """The last spine study of the episode (from T0 - lookback, as the other data), and
+    the red-flag findings seen on a study done within ``recent_days`` of the order
+    (clinical-rules.md, "Imaging", 2026-12-06): a deficit or an abscess is seen on a study
+    that can show it (``study.shows_finding``: an MRI with gadolinium of its level, done
+    after it), the latest such. One note per study that saw any; ``allRedFlags`` says
+    whether every red flag was seen so (then a new MRI is needed only if the exam changed).
+    """
     days = [d for d in (t0_day, episode_day) if d is not None]
     start = min(days) - timedelta(days=lookback_days) if days else None
     done = [s for s in studies if s.when.day <= eval_day and (start is None or s.when.day >= start)]
     if not done:
         return []
-    last = max(done, key=lambda s: (s.when.instant, s.reference))
+    last = max(done, key=_when)
+    notes = [Remark("last-spine-study", _study_data(last, t0_day, eval_day))]
+    recent = [s for s in done if (eval_day - s.when.day).days <= recent_days]
+    by_ref = {c.reference: c for c in conditions}
+    seen: dict[str, list[dict[str, Any]]] = {}
+    every = bool(flags)
+    for flag in flags:
+        if flag.rule_id not in SEEN_RULES:
+            # worse pain, the markers, an unconfirmed diagnosis, a mechanical finding: no
+            # study on record answers them as a new one would
+            every = False
+            continue
+        for ref, facts in zip(flag.data["conditions"], flag.data[FACTS]["found"], strict=True):
+            c = by_ref.get(ref["reference"])
+            on = [s for s in recent if c is not None and shows_finding(s, c, infection_region)]
+            if not on:
+                every = False
+                continue
+            seen.setdefault(max(on, key=_when).reference, []).append(facts)
+    for study in sorted((s for s in recent if s.reference in seen), key=_when):
+        data = {**_study_data(study, t0_day, eval_day), "conditions": seen[study.reference]}
+        notes.append(Remark("flag-seen-on-study", {**data, "allRedFlags": every}))
+    return notes
+
+
+def _when(s: PriorStudy) -> tuple[Any, ...]:
+    return (s.when.instant, s.reference)
+
+
+def _study_data(s: PriorStudy, t0_day: date | None, eval_day: date) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "modality": last.modality.value,
-        "region": last.region,
-        "date": last.when.day.isoformat(),
-        "daysAgo": (eval_day - last.when.day).days,
+        "modality": s.modality.value,
+        "region": s.region,
+        "date": s.when.day.isoformat(),
+        "daysAgo": (eval_day - s.when.day).days,
     }
     if t0_day is not None:
-        data["day"] = (last.when.day - t0_day).days
-    notes = [Remark("last-spine-study", data)]
-    if data["daysAgo"] > recent_days:
-        return notes
-    seen = [
-        facts
-        for f in flags
-        for facts in f.data.get(FACTS, {}).get("found", ())
-        if "date" in facts and date.fromisoformat(facts["date"]) <= last.when.day
-    ]
-    if seen:
-        notes.append(Remark("flag-seen-on-study", {**data, "conditions": seen}))
-    return notes
+        data["day"] = (s.when.day - t0_day).days
+    return data
+
+
+def every_flag_seen(notes: Sequence[Remark]) -> bool:
+    """Every red flag was seen on a recent study (``prior_imaging``)."""
+    return any(n.code == "flag-seen-on-study" and n.data["allRedFlags"] for n in notes)

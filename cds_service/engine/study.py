@@ -14,6 +14,10 @@ no markers flag) is that question too ("think mechanical: upright radiographs or
 CT answers it with or without contrast, and so does an MRI. Worse pain with a CRP that is
 not clearly falling points to failure or an abscess: MRI with gadolinium.
 
+A deficit or an abscess already seen on a study done in the last days (an MRI with
+gadolinium of its level, done after it) needs a new MRI only if the exam changed: when
+every red flag was seen so, an order that could answer gets no rating.
+
 A new deficit or a new abscess asks for the whole spine (the infection and what it
 compresses may reach beyond the level: "Urgent ... Detail: whole spine"; "Abscess: MRI of
 the whole spine"); the markers and an unconfirmed diagnosis, for the infected level.
@@ -28,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 
-from fhir_mappers.model import ConditionFact, ImagingOrder, Measurement, Modality
+from fhir_mappers.model import ConditionFact, ImagingOrder, Measurement, Modality, PriorStudy, When
 
 from .assessment import (
     FACTS,
@@ -51,6 +55,9 @@ GAP_MODALITY = "modality"  # a CT for a new neurologic deficit
 GAP_CONTRAST = "contrast"  # without contrast (a CT: or not known), for a soft-tissue question
 # an MRI for a mechanical question alone: not wrong, but not the study that answers it
 GAP_MECHANICAL_MRI = "mri-for-mechanical"
+# every red flag was seen on a study of the last days: a new one only if the exam changed,
+# which the service cannot see (no rating)
+GAP_SEEN = "seen-on-study"
 
 # The order region that images a condition region (whole spine when no single one does).
 _STUDY_REGION = {
@@ -138,8 +145,11 @@ def study_gaps(
     urgent: bool,
     infection_region: str | None,
     deficits: Sequence[ConditionFact],
+    seen: bool = False,
 ) -> Mapping[str, str]:
-    """Order reference -> why it cannot answer the question; orders that can are absent."""
+    """Order reference -> why it cannot answer the question, or (``seen``: every red flag
+    was seen on a recent study) that it would repeat that study; orders that can answer
+    are absent."""
     gaps: dict[str, str] = {}
     mechanical = mechanical_only(flags)
     either = pain_while_crp_falls(flags)  # a CT or an MRI answers it
@@ -161,7 +171,37 @@ def study_gaps(
             # a CT whose code does not say it has contrast may be one without: it cannot
             # be counted on to show an abscess (MRI is preferred in any case)
             gaps[order.reference] = GAP_CONTRAST
+        if seen and order.reference not in gaps:
+            gaps[order.reference] = GAP_SEEN
     return gaps
+
+
+# What a study already done can show: the soft-tissue findings (a deficit, an abscess)
+# whose study is MRI with gadolinium ("emergency MRI ... with gadolinium"; "Abscess: MRI
+# ... without and with gadolinium"). A mechanical finding's study is standing
+# radiographs, which no spine MRI or CT on record replaces: it is never "seen".
+SEEN_RULES = frozenset({RULE_NEURO, RULE_COMPLICATION})
+GADOLINIUM = frozenset({"with", "without-and-with"})
+
+
+def done_after(study: When, finding: When) -> bool:
+    """The study was done after the finding: by instant when both have a time; with a
+    date-only side, on a later day (a same-day date-only pair cannot show the order)."""
+    if not study.date_only and not finding.date_only:
+        return study.instant > finding.instant
+    return study.day > finding.day
+
+
+def shows_finding(study: PriorStudy, finding: ConditionFact, infection_region: str | None) -> bool:
+    """A study done can have shown a new deficit or abscess: an MRI with gadolinium (its
+    code says so: one that does not may have been without), of the infected level and
+    the finding's own level, done after the finding (clinical-rules.md, "Imaging",
+    2026-12-06: "The study must answer the question": level, contrast, modality)."""
+    if study.modality is not Modality.MRI or study.contrast not in GADOLINIUM:
+        return False
+    if not all(covers(study.region, level) for level in (infection_region, finding.region)):
+        return False
+    return finding.start is not None and done_after(study.when, finding.start)
 
 
 def answering_study(
