@@ -209,9 +209,11 @@ def _order_misses_deficit_level(d: Data) -> Phrase:
 
 def _yoon_high_markers(d: Data) -> Phrase:
     return Phrase(
-        f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h at 4 weeks: above "
-        f"{fmt(d['crpLimit'])} mg/L and {fmt(d['esrLimit'])} mm/h, which predicted failure "
-        "(Yoon 2010): repeat both in 1-2 weeks.",
+        # beside advise-against, as clinical-rules.md words it: "both are at the levels that
+        # predicted failure (Yoon 2010)", a finding of that study, not a prediction here
+        f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h at 4 weeks: both at levels "
+        f"that predicted failure in Yoon 2010 (CRP above {fmt(d['crpLimit'])} mg/L with ESR "
+        f"above {fmt(d['esrLimit'])} mm/h): not reassuring; repeat both in 1-2 weeks.",
         "CRP and ESR still high at 4 weeks",
     )
 
