@@ -20,6 +20,7 @@ from cds_service.cards.result import prune
 from cds_service.cards.summary import _modality, _needs_markers, seen_on_study
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
+from cds_service.engine.routine import every_flag_seen
 from cds_service.engine.study import GAP_MECHANICAL_MRI, GAP_SEEN
 from fhir_mappers.model import Coding, ImagingOrder
 from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
@@ -194,11 +195,11 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     """On an urgent card, a draft that answers the question but is ordered routine (or
     only "urgent"): one suggestion that makes it STAT, since the card asks for the MRI now
     (an outside clinician's reading: a routine slot for a new cauda equina syndrome is a
-    wrongly placed order). Not when the finding was seen on a study of the last days: then
-    a new MRI is needed only if the exam changed."""
+    wrongly placed order). Not when every red flag was seen on a study of the last days:
+    then a new MRI is needed only if the exam changed."""
     if a.recommendation is not Recommendation.SUPPORT_URGENT:
         return None
-    if any(n.code == "flag-seen-on-study" for n in a.notes):
+    if every_flag_seen(a.notes):
         return None
     slow = [o for o in a.orders if o.priority not in NOW and o.reference not in a.study_gaps]
     if not slow:
