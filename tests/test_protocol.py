@@ -115,6 +115,10 @@ def test_prefetch_observation_codes_cover_the_value_set(client: FlaskClient) -> 
         (lambda b: b.pop("context"), "$.context", "required"),
         (lambda b: b["context"].pop("patientId"), "$.context.patientId", "required"),
         (lambda b: b["context"].pop("userId"), "$.context.userId", "required"),
+        # dot segments: a URL reads them as path steps (Patient/.. is the server's root)
+        (lambda b: b["context"].__setitem__("patientId", ".."), "$.context.patientId", "not '.'"),
+        (lambda b: b["context"].__setitem__("patientId", "."), "$.context.patientId", "not '.'"),
+        (lambda b: b["context"].__setitem__("encounterId", ".."), "$.context.encounterId", "'..'"),
         (lambda b: b["context"].__setitem__("userId", "Bob"), "$.context.userId", "Practitioner"),
         (lambda b: b["context"].pop("selections"), "$.context.selections", "required"),
         (
