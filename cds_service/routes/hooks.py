@@ -84,7 +84,9 @@ def invoke(service_id: str) -> Response:
     hook_call = HookCall(runtime, service)
     client = caller.client if caller is not None else None
     admit = partial(_check_fhir_server, client) if client is not None else None
-    raw = entrance.body_bytes()  # read before the turn: a slow client holds only its thread
+    # read before the turn, so no call waits on it; a client dripping its body still holds
+    # this thread and the worker's one reading place (docs/deployment.md, "nginx in front")
+    raw = entrance.body_bytes()
     with runtime.turns.turn():  # cds_service/turns.py
         return _answer(runtime, service_id, call, hook_call, raw, admit)
 
