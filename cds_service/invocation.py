@@ -7,7 +7,9 @@ stages can refuse a request; after that every failure is a bug, not a client err
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +30,8 @@ from fhir_mappers.orders import OrdersResult, map_orders
 from fhir_mappers.patients import map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
+
+log = logging.getLogger("cds_service.invocation")
 
 
 @dataclass
@@ -192,6 +196,8 @@ def handle_hook(
         spine_surgery=surgery,
         prior_studies=studies,
     )
+    if foreign:
+        _warn_foreign(foreign)
     assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
     card_context = CardContext(
         patient_id=patient_id,
@@ -210,4 +216,17 @@ def handle_hook(
         fhir_ms=fhir_ms,
         data_notes=tuple({"key": n.key, "reason": n.reason} for n in gathered.notes),
         unrecognised=unrecognised,
+    )
+
+
+def _warn_foreign(foreign: list[DataIssue]) -> None:
+    """Resources about another patient than ``context.patientId`` should never come: a
+    prefetch template or a patient id mapping is wrong somewhere, and every call may be
+    quietly answered "no active infection". Said in the log, by type and count only (no
+    ids), so that it is seen before a pilot's report is."""
+    kinds = Counter(issue.reference.split("/", 1)[0] for issue in foreign)
+    log.warning(
+        "resources about another patient ignored: %s; check the EHR's prefetch templates "
+        "and patient ids",
+        ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items())),
     )
