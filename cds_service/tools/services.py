@@ -29,6 +29,7 @@ class Answer:
 
     status: int
     body: Any
+    request_id: str | None = None  # the service's X-Request-Id: its log line says more
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,29 @@ class CdsService(Protocol):
     def close(self) -> None: ...
 
 
-def find_service(discovery: Answer, hook: str, label: str) -> ServiceEntry:
-    """The first service of the discovery document for ``hook``; ServiceError otherwise."""
+def find_service(discovery: Answer, hook: str, label: str, *, signed: bool = False) -> ServiceEntry:
+    """The first service of the discovery document for ``hook``; ServiceError otherwise.
+
+    ``signed``: the discovery call carried a client JWT (``try --client-key``), so a 401
+    is a refused JWT, not a missing one."""
     if discovery.status != 200 or not isinstance(discovery.body, dict):
         hint = ""
-        if discovery.status == 401:
-            hint = " (these tools send no client JWT: run the service in development mode)"
+        if discovery.status == 401 and signed:
+            where = (
+                f"the line with request id {discovery.request_id}"
+                if discovery.request_id
+                else "its log"
+            )
+            hint = (
+                " (a client JWT was sent and refused: check that --service-url equals the"
+                " service's public_base_url, which is the JWT's audience, and look in the"
+                f" service's log for the reason: {where})"
+            )
+        elif discovery.status == 401:
+            hint = (
+                " (no client JWT was sent: `spine-cds try` signs one with --client-key and"
+                " --client-iss; or run the service in development mode)"
+            )
         raise ServiceError(
             f"discovery at {label} answered {discovery.status}{hint}: {error_text(discovery.body)}"
         )
@@ -136,7 +154,7 @@ class RemoteService(Closing):
             parsed: Any = response.json()
         except ValueError:
             parsed = response.text
-        return Answer(response.status_code, parsed)
+        return Answer(response.status_code, parsed, response.headers.get("X-Request-Id"))
 
     def close(self) -> None:
         self._session.close()

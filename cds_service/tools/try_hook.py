@@ -219,7 +219,12 @@ def run_try(options: TryOptions) -> TryResult:
             service = InProcessService(options.config_file)
         try:
             fhir.read_patient(options.patient_id)
-            entry = find_service(service.discovery(), options.hook, service.label)
+            entry = find_service(
+                service.discovery(),
+                options.hook,
+                service.label,
+                signed=isinstance(service, SignedRemoteService),
+            )
             request = build_request(
                 options.hook,
                 str(uuid.uuid4()),

@@ -76,8 +76,19 @@ def test_try_signs_a_client_jwt_that_a_secure_service_accepts(tmp_path: Path) ->
         ]
         unsigned = _spine_cds(*common)
         signed = _spine_cds(*common, "--client-key", str(key_file), "--client-iss", ISS)
+        # the same service under another name: the JWT's aud is not its public_base_url
+        elsewhere = [
+            service.url.replace("127.0.0.1", "localhost") if a == service.url else a for a in common
+        ]
+        wrong_aud = _spine_cds(*elsewhere, "--client-key", str(key_file), "--client-iss", ISS)
     assert unsigned.returncode != 0  # refused: 401
     assert "401" in unsigned.stdout + unsigned.stderr
+    assert "no client JWT was sent" in unsigned.stderr
+    assert wrong_aud.returncode != 0
+    assert "401" in wrong_aud.stderr
+    assert "no client JWT" not in wrong_aud.stderr
+    assert "--service-url equals the service's public_base_url" in wrong_aud.stderr
+    assert "request id " in wrong_aud.stderr  # the log line that says why
     assert signed.returncode == 0, signed.stdout + signed.stderr
     exchange = json.loads(signed.stdout)
     assert exchange["response"]["status"] == 200
