@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Mint a test CDS client for trying secure mode locally: a P-384 signing key, its public
-# JWKS and a trusted-clients file naming it, written OUTSIDE the checkout (a private key
-# must never be committed). Prints the commands that serve with it and call with it.
+# JWKS and a trusted-clients file naming it (and the local FHIR test server,
+# http://127.0.0.1:8090/fhir, as the one FHIR server it may name), written OUTSIDE the
+# checkout (a private key must never be committed). Prints the commands that start the
+# FHIR test server, serve with it and call with it.
 #   bash scripts/mint-test-client.sh                  # into ~/.local/state/spine-cds-test-client
 #   bash scripts/mint-test-client.sh /some/other/dir  # anywhere outside the checkout
 # Test use only: the issuer is https://test-client.invalid.
@@ -16,6 +18,9 @@ if [ ! -x "$checkout/.venv/bin/spine-cds" ]; then
     (cd "$checkout" && bash scripts/setup.sh)
 fi
 iss="https://test-client.invalid"
+# The FHIR server the printed `try` command names: the project's test server on loopback,
+# which a client may name only when its entry lists it in fhir_servers.
+fhir="http://127.0.0.1:8090/fhir"
 key="$dir/client-key.pem"
 if [ ! -f "$key" ]; then
     (umask 077 && "$checkout/.venv/bin/python" - "$key" <<'PY'
@@ -32,19 +37,33 @@ PY
     )
 fi
 "$checkout/.venv/bin/spine-cds" client-jwks "$key" > "$dir/client-jwks.json"
-printf '[{"iss": "%s", "jwks_file": "%s"}]\n' "$iss" "$dir/client-jwks.json" > "$dir/clients.json"
+"$checkout/.venv/bin/python" - "$dir/clients.json" "$iss" "$dir/client-jwks.json" "$fhir" <<'PY'
+import json
+import sys
+out, iss, jwks_file, fhir = sys.argv[1:]
+with open(out, "w", encoding="utf-8") as f:
+    json.dump([{"iss": iss, "jwks_file": jwks_file, "fhir_servers": [fhir]}], f)
+    f.write("\n")
+PY
 # Secure mode also needs a secret key for the audit's patient-id hash (32+ random characters).
 if [ ! -f "$dir/audit-hash-key" ]; then
     (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$dir/audit-hash-key")
 fi
+# The printed commands are copied as they are: quote the paths for the shell.
+q_clients="$(printf '%q' "$dir/clients.json")"
+q_hash_key="$(printf '%q' "$dir/audit-hash-key")"
+q_key="$(printf '%q' "$key")"
 cat <<MSG
 Test client minted in $dir:
   client-key.pem    its private key (keep it there)
   client-jwks.json  its public key set
-  clients.json      a trusted_clients_file naming it (iss $iss)
+  clients.json      a trusted_clients_file naming it (iss $iss, FHIR server $fhir)
   audit-hash-key    a random key for the audit's patient-id hash
-Serve in secure mode with it (from the checkout):
-  SPINE_CDS_DEV_MODE=false SPINE_CDS_PUBLIC_BASE_URL=http://127.0.0.1:8080 SPINE_CDS_TRUSTED_CLIENTS_FILE=$dir/clients.json SPINE_CDS_AUDIT_HASH_KEY_FILE=$dir/audit-hash-key bash scripts/serve.sh
-Call it as that client, from another terminal:
-  .venv/bin/spine-cds try --service-url http://127.0.0.1:8080 --client-key $key --client-iss $iss --fhir-server http://127.0.0.1:8090/fhir --patient spine-cds-e1 --order 'http://www.ama-assn.org/go/cpt|72158'
+Each in a terminal of its own, from the checkout:
+1. the FHIR test server with the example patients (until Ctrl-C):
+  bash scripts/fhir-test-server.sh --port 8090 --load-examples
+2. the service in secure mode with this client (until Ctrl-C):
+  SPINE_CDS_DEV_MODE=false SPINE_CDS_PUBLIC_BASE_URL=http://127.0.0.1:8080 SPINE_CDS_TRUSTED_CLIENTS_FILE=$q_clients SPINE_CDS_AUDIT_HASH_KEY_FILE=$q_hash_key bash scripts/serve.sh
+3. a call as that client:
+  .venv/bin/spine-cds try --service-url http://127.0.0.1:8080 --client-key $q_key --client-iss $iss --fhir-server $fhir --patient spine-cds-e1 --order 'http://www.ama-assn.org/go/cpt|72158'
 MSG

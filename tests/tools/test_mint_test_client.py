@@ -8,17 +8,24 @@ started with the file accepts a JWT signed with the minted key and refuses one w
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
+import sys
 import time
 import uuid
+from contextlib import ExitStack
+from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from spine_cds_dev.service_process import ServiceProcess
+from cds_service.examples import load_examples
+from spine_cds_dev.fhir_server import FhirTestServer
+from spine_cds_dev.service_process import ServiceProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "mint-test-client.sh"
@@ -62,6 +69,77 @@ def test_the_minted_client_is_trusted_by_a_secure_mode_service(tmp_path: Path) -
         ok = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert ok.status_code == 200
         assert requests.get(url, timeout=10).status_code == 401
+
+
+def printed_command(stdout: str, marker: str) -> list[str]:
+    """The one printed command line that contains ``marker``, split as the shell would."""
+    (line,) = [line for line in stdout.splitlines() if marker in line]
+    return shlex.split(line)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_the_printed_commands_work_as_printed(tmp_path: Path) -> None:
+    """The three printed commands agree with each other and with clients.json (the FHIR
+    server `try` names is the one the client may name, the one the test server command
+    starts, and the service's public_base_url is the URL `try` calls), and run: the
+    signed call through the loopback FHIR test server gets a card, not a 400 or a 401.
+    Run on free ports (8080 and 8090 may be taken here), moved consistently."""
+    where = tmp_path / "client dir"  # a space: the printed paths must be quoted
+    result = mint(where)
+    assert result.returncode == 0, result.stderr
+    fhir_cmd = printed_command(result.stdout, "scripts/fhir-test-server.sh")
+    serve_cmd = printed_command(result.stdout, "scripts/serve.sh")
+    try_cmd = printed_command(result.stdout, "spine-cds try")
+    assert fhir_cmd[:2] == ["bash", "scripts/fhir-test-server.sh"]
+    assert "--load-examples" in fhir_cmd
+    fhir_port = int(fhir_cmd[fhir_cmd.index("--port") + 1])
+    serve_env = dict(arg.split("=", 1) for arg in serve_cmd if "=" in arg and arg[0] != "-")
+    assert serve_cmd[-2:] == ["bash", "scripts/serve.sh"]
+    assert serve_env["SPINE_CDS_DEV_MODE"] == "false"
+    assert try_cmd[:2] == [".venv/bin/spine-cds", "try"]
+    options = dict(zip(try_cmd[2::2], try_cmd[3::2], strict=True))
+    fhir_url = options["--fhir-server"]
+    assert urlsplit(fhir_url).hostname == "127.0.0.1"
+    assert urlsplit(fhir_url).port == fhir_port
+    assert options["--service-url"] == serve_env["SPINE_CDS_PUBLIC_BASE_URL"]
+    (entry,) = json.loads(Path(serve_env["SPINE_CDS_TRUSTED_CLIENTS_FILE"]).read_text())
+    assert entry["fhir_servers"] == [fhir_url]
+    assert entry["iss"] == options["--client-iss"]
+    assert Path(options["--client-key"]) == where / "client-key.pem"
+
+    service_port = urlsplit(options["--service-url"]).port
+    ports = {fhir_port: free_port(), service_port: free_port()}
+
+    def moved(text: str) -> str:
+        for printed, free in ports.items():
+            text = text.replace(f"127.0.0.1:{printed}", f"127.0.0.1:{free}")
+        return text
+
+    clients = tmp_path / "clients.json"  # the minted file, on the free port
+    clients.write_text(json.dumps([{**entry, "fhir_servers": [moved(fhir_url)]}]))
+    env = {
+        **{name: moved(value) for name, value in serve_env.items()},
+        "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
+        "SPINE_CDS_DATABASE_PATH": str(tmp_path / "spine-cds.sqlite3"),
+    }
+    with ExitStack() as stack:
+        fhir = stack.enter_context(FhirTestServer(port=ports[fhir_port]))
+        assert fhir.base_url == moved(fhir_url)
+        for example in load_examples(date.today()):
+            fhir.load_bundle(example.bundle)
+        stack.enter_context(ServiceProcess(env=env, args=(), workers=1, port=ports[service_port]))
+        argv = [moved(arg) for arg in try_cmd[1:]]
+        called = subprocess.run(
+            [sys.executable, "-m", "cds_service", *argv, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert called.returncode == 0, called.stdout + called.stderr
+    exchange = json.loads(called.stdout)
+    assert exchange["response"]["status"] == 200
+    assert exchange["response"]["body"]["cards"]
 
 
 def test_it_refuses_to_write_a_key_into_the_checkout() -> None:
