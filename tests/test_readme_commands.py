@@ -9,6 +9,7 @@ starts with a bare ``spine-cds`` (it is installed in .venv, which is not on PATH
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from pathlib import Path
@@ -148,3 +149,58 @@ def test_the_docs_stand_alone(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     found = [name for name in OUTSIDE if name in text]
     assert not found, f"{path.name} refers to documents not in the repository: {found}"
+
+
+SECURE_SETTINGS = (
+    "SPINE_CDS_TRUSTED_CLIENTS_FILE",
+    "SPINE_CDS_PUBLIC_BASE_URL",
+    "SPINE_CDS_AUDIT_HASH_KEY",  # or its _FILE
+)
+
+
+def check_container_run(line: str, where: str) -> None:
+    """A `docker run`/`podman run` of the image starts: the image defaults to secure mode,
+    which stops at once without the trusted clients, the public URL and the audit hash
+    key. A development-mode trial is published on the loopback interface only."""
+    words = shlex.split(line)
+    if words[:2] not in (["docker", "run"], ["podman", "run"]):
+        return
+    settings = {
+        value.split("=", 1)[0]: value.split("=", 1)[1]
+        for flag, value in itertools.pairwise(words)
+        if flag in ("-e", "--env") and "=" in value
+    }
+    if settings.get("SPINE_CDS_DEV_MODE") == "true":
+        published = [v for f, v in itertools.pairwise(words) if f in ("-p", "--publish")]
+        assert published, f"{where}: publish the port on 127.0.0.1"
+        for value in published:
+            assert value.startswith("127.0.0.1:"), f"{where}: development mode on {value}"
+        return
+    missing = [name for name in SECURE_SETTINGS if not any(k.startswith(name) for k in settings)]
+    assert not missing, f"{where}: secure mode (the image's default) stops without {missing}"
+
+
+@pytest.mark.parametrize(
+    "path", [ROOT / "README.md", ROOT / "docs" / "deployment.md"], ids=lambda p: p.name
+)
+def test_every_container_command_starts(path: Path) -> None:
+    lines = shell_lines(path)
+    runs = [line for line in lines if re.match(r"(docker|podman) run ", line)]
+    assert runs, f"{path.name} shows how to run the image"
+    for line in runs:
+        check_container_run(line, f"{path.name}: {line}")
+
+
+def test_the_readme_container_trial_warns_and_points_to_the_secure_command() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Container image", 1)[1].split("\n## ", 1)[0]
+    assert "SPINE_CDS_DEV_MODE=true" in section
+    assert "for trying only" in section
+    assert "docs/deployment.md#container-image" in section
+
+
+def test_the_container_checker_catches_a_command_that_stops_at_once() -> None:
+    with pytest.raises(AssertionError, match="secure mode"):
+        check_container_run("docker run -p 8080:8080 spine-cds", "example")
+    with pytest.raises(AssertionError, match="development mode on"):
+        check_container_run("docker run -p 8080:8080 -e SPINE_CDS_DEV_MODE=true x", "example")
