@@ -43,6 +43,7 @@ from cds_service.bulk_export.protocol import (
 )
 from cds_service.cli import main
 from tests.support.bulk_export_server import TRANSACTION_TIME, BulkExportServer
+from tests.support.signals import sigint_at_default
 
 TOKEN = "bulk-test-token-3f9a"
 pytestmark = pytest.mark.timeout(60)
@@ -704,6 +705,7 @@ def test_ctrl_c_in_the_command_cancels_the_job_and_keeps_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_at_default,  # the SIGINT below reaches it in a background job too
     )
     try:
         until = time.monotonic() + 30

@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from spine_cds_dev.service_process import free_port
+from tests.support.signals import sigint_at_default
 from tests.test_readme_commands import shell_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -60,6 +61,7 @@ class Running:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=sigint_at_default,  # stop() sends Ctrl-C, even from a background job
                 )
             )
         return log

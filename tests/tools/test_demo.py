@@ -26,6 +26,7 @@ import spine_cds_dev.demo as demo_module
 from cds_service.cli import main
 from cds_service.examples import load_examples
 from cds_service.tools.errors import ServiceError
+from tests.support.signals import sigint_at_default
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -123,6 +124,7 @@ def test_keep_running_serves_until_ctrl_c_then_stops_both() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=sigint_at_default,  # Ctrl-C below reaches it in a background job too
     )
     assert process.stdout is not None
     lines: list[str] = []

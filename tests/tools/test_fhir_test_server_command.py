@@ -22,6 +22,7 @@ import requests
 
 from cds_service.examples import load_examples
 from spine_cds_dev.service_process import free_port
+from tests.support.signals import sigint_at_default
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -57,6 +58,7 @@ def test_runs_on_the_given_port_prints_sandbox_links_and_stops_on_ctrl_c(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=sigint_at_default,  # Ctrl-C below reaches it in a background job too
     )
     assert process.stdout is not None
     lines: list[str] = []
