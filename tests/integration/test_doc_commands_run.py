@@ -50,6 +50,9 @@ class Running:
         log = self.tmp_path / f"cmd{len(self.processes)}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPINE_CDS_")}
         env["PYTHONPATH"] = str(ROOT)
+        # A database of its own: run from the checkout, the service would otherwise write
+        # its audit rows into the checkout's ./spine-cds.sqlite3, a developer's database.
+        env["SPINE_CDS_DATABASE_PATH"] = str(self.database(len(self.processes)))
         with log.open("wb") as out:
             self.processes.append(
                 subprocess.Popen(  # the documented command line, as printed
@@ -65,6 +68,10 @@ class Running:
                 )
             )
         return log
+
+    def database(self, index: int) -> Path:
+        """The database of the index-th command started here."""
+        return self.tmp_path / f"cmd{index}.sqlite3"
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -123,6 +130,7 @@ def test_every_offline_command_of_sandbox_and_trend_app_runs(running: Running) -
             log = running.start(f"{line} --port {port}")
             wait_for(f"http://127.0.0.1:{port}/health", log)
             assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["devMode"]
+            assert running.database(len(running.processes) - 1).exists()  # not the checkout's
             ran.add(line)
         elif line.startswith("bash scripts/fhir-test-server.sh"):
             port = fhir_open if "--no-smart" in line else fhir
