@@ -5,7 +5,7 @@ from its own generator (``Random(f"{seed}/{i}")``), so a population of 1,000 is 
 first 1,000 patients of a population of 100,000.
 
 Shapes come from the example patients (``cds_service.examples``): a patient with an NVO
-episode is one of the thirty worked examples placed on a random date, its identifiers
+episode is one of the worked examples placed on a random date, its identifiers
 renamed, its values moved by a little noise, some of its results dropped (gaps), an
 antibiotic order added at the treatment start when the example has none, a diagnostic
 spine study the day before the episode, sometimes a second repeat order, and for each

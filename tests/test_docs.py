@@ -59,3 +59,59 @@ def test_prefetch_md_describes_every_data_source() -> None:
     assert f"the same {in_words} keys" in text
     for source in SOURCES:
         assert f"`{source.key}`" in text, source.key
+
+
+# --- counts of the example patients ------------------------------------------------------
+
+_UNITS = "one two three four five six seven eight nine".split()
+_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+NUMBER_WORDS = {word: i + 1 for i, word in enumerate(_UNITS)}
+NUMBER_WORDS |= {word: i + 10 for i, word in enumerate(_TEENS)}
+for _t, _tens in enumerate(_TENS):
+    NUMBER_WORDS[_tens] = 20 + 10 * _t
+    NUMBER_WORDS |= {f"{_tens}-{u}": 20 + 10 * _t + i + 1 for i, u in enumerate(_UNITS)}
+# "forty synthetic example patients", "the 40 example patients", "thirty worked examples"
+COUNTED = re.compile(
+    r"\b(?P<n>\d+|[a-z]+(?:-[a-z]+)?)\s+(?:(?:synthetic|example|worked|stored)\s+)+"
+    r"(?:patients|examples)\b",
+    re.I,
+)
+# "ids `spine-cds-e1` … `spine-cds-e40`"
+ID_RANGE = re.compile(r"spine-cds-e1`?\s*(?:…|\.\.\.|to|-)\s*`?spine-cds-e(?P<n>\d+)\b")
+
+
+def example_patient_counts(text: str) -> list[tuple[str, int]]:
+    """Every count of the example patients a text gives: (the words, the number)."""
+    found = []
+    for match in COUNTED.finditer(" ".join(text.split())):
+        word = match["n"].lower()
+        number = int(word) if word.isdigit() else NUMBER_WORDS.get(word)
+        if number is not None:
+            found.append((match[0], number))
+    found += [(m[0], int(m["n"])) for m in ID_RANGE.finditer(text)]
+    return found
+
+
+def test_every_count_of_the_example_patients_is_the_number_stored() -> None:
+    from cds_service.examples import example_keys
+
+    stored = len(example_keys())
+    documents = [DOCS.parent / "README.md", *sorted(DOCS.rglob("*.md"))]
+    counts = {
+        str(path.relative_to(DOCS.parent)): example_patient_counts(path.read_text("utf-8"))
+        for path in documents
+    }
+    wrong = {name: [c for c in found if c[1] != stored] for name, found in counts.items()}
+    assert not any(wrong.values()), f"{stored} example patients are stored: {wrong}"
+    # the places that give a count are found (the check above is not vacuous)
+    assert counts["docs/README.md"] and counts["docs/sandbox.md"], counts
+
+
+def test_the_example_count_check_reads_words_digits_and_id_ranges() -> None:
+    text = (
+        "loads the thirty synthetic example patients; Forty synthetic\npatients; "
+        "each one of the 33 example patients; ids `spine-cds-e1` … `spine-cds-e30`; "
+        "29 cured patients; the example patients; twenty-one worked examples"
+    )
+    assert [n for _, n in example_patient_counts(text)] == [30, 40, 33, 21, 30]

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from cds_service.examples import example_keys
 from spine_cds_dev.service_process import free_port
 from tests.support.signals import sigint_at_default
 from tests.test_readme_commands import shell_lines
@@ -137,7 +138,8 @@ def test_every_offline_command_of_sandbox_and_trend_app_runs(running: Running) -
             log = running.start(on_ports(line, service, port))
             wait_for_text(log, "Press Ctrl-C to stop it.")
             text = log.read_text(errors="replace")
-            assert "spine-cds-e30" in text  # the thirty examples the docs promise
+            last = f"spine-cds-e{len(example_keys())}"
+            assert last in text  # every stored example, as the docs promise
             smart = requests.get(
                 f"http://127.0.0.1:{port}/fhir/.well-known/smart-configuration", timeout=5
             )
