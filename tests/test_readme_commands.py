@@ -122,6 +122,33 @@ def test_the_checker_catches_a_bare_command() -> None:
         check_line(".venv/bin/spine-cds report --no-such-option", "example")
 
 
+# Subcommands the README starts through a script rather than in its command table.
+STARTED_BY_SCRIPT = {"serve": "bash scripts/serve.sh", "demo": "bash scripts/demo.sh"}
+
+
+def table_commands(path: Path, prefix: str) -> set[str]:
+    """The subcommands with a row of their own in a document's command table."""
+    rows = path.read_text(encoding="utf-8").splitlines()
+    return {
+        row[len(prefix) :].split()[0].rstrip("`")
+        for row in rows
+        if row.startswith(prefix) and len(row) > len(prefix)
+    }
+
+
+def test_every_subcommand_is_documented() -> None:
+    names = set(main.list_commands(click.Context(main)))
+    assert {"client-jwks", "try", "serve"} <= names
+    reference = table_commands(ROOT / "docs" / "README.md", "| `spine-cds ")
+    assert not names - reference, f"docs/README.md 'The commands' lacks {names - reference}"
+    readme = ROOT / "README.md"
+    listed = table_commands(readme, "| `.venv/bin/spine-cds ")
+    text = readme.read_text(encoding="utf-8")
+    by_script = {name for name, line in STARTED_BY_SCRIPT.items() if line in text}
+    missing = names - listed - by_script
+    assert not missing, f"the README's command table lacks {missing}"
+
+
 # Documents outside the repository that the docs once pointed readers to.
 OUTSIDE = ("clinical-rules.md", "performance notes", "performance-notes", "design notes")
 
