@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,34 @@ def test_a_prefetch_key_the_service_does_not_declare_is_named_not_dropped(
     assert client.post(f"/cds-services/{SELECT_ID}", json=body).status_code == 200
     notes = {n["key"]: n["reason"] for n in audit_records(app)[-1].detail["dataNotes"]}
     assert "ignored" in notes["crp_values"]
+
+
+def documented_audit_row() -> dict[str, Any]:
+    """The example row of docs/integration.md ("A real row")."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "integration.md").read_text("utf-8")
+    block = text.split("A real row", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    row: dict[str, Any] = json.loads(block)
+    return row
+
+
+def test_the_documented_audit_row_is_what_the_service_records(client: FlaskClient) -> None:
+    """integration.md's row: the columns of audit_log but ``detail``, and what a call
+    with the first example patient and every prefetch key records, so the example cannot
+    fall behind a new prefetch key or count."""
+    from cds_service.stores.audit import COLUMNS
+
+    documented = documented_audit_row()
+    columns = [c.strip() for c in COLUMNS.split(",")]
+    assert list(documented) == [c for c in columns if c != "detail"]
+    app = client.application
+    body, _ = improving_patient_request(app)
+    assert client.post(f"/cds-services/{SELECT_ID}", json=body).status_code == 200
+    (real,) = audit_records(app)
+    prefetch_keys = app.extensions["spine_cds"].discovery.services[SELECT_ID].prefetch
+    assert set(documented["data_sources"]) == set(prefetch_keys)
+    assert documented["data_sources"] == dict(real.data_sources)
+    assert documented["counts"] == dict(real.counts)
+    for name in ("service_id", "hook", "decision", "reason", "status", "shadow", "fhir_ms"):
+        assert documented[name] == getattr(real, name), name
+    assert documented["rules_fired"] == list(real.rules_fired)
+    assert documented["card_uuids"] == list(real.card_uuids)
