@@ -10,6 +10,7 @@ rewrites it after an intended change.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Mapping
 from datetime import date
@@ -74,5 +75,20 @@ def main(path: str = "docs/cards.md") -> None:
     target.write_text(replace_section(target.read_text("utf-8"), example_cards_section()), "utf-8")
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """``python -m cds_service.tools.cards_doc [PATH]``; -h/--help prints the usage."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cds_service.tools.cards_doc",
+        description=(__doc__ or "").split("\n\n", 1)[0].replace("\n", " "),
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default="docs/cards.md",
+        help="the Markdown file whose generated section is rewritten [docs/cards.md]",
+    )
+    main(parser.parse_args(argv).path)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    cli(sys.argv[1:])

@@ -11,6 +11,7 @@ README, so new card wording cannot leave an old answer there;
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Mapping
@@ -155,5 +156,20 @@ def main(path: str = "README.md") -> None:
     target.write_text(replace_section(target.read_text("utf-8"), example_section()), "utf-8")
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """``python -m cds_service.tools.readme_example [PATH]``; -h/--help prints the usage."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cds_service.tools.readme_example",
+        description=(__doc__ or "").split("\n\n", 1)[0].replace("\n", " "),
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default="README.md",
+        help="the Markdown file whose generated section is rewritten [README.md]",
+    )
+    main(parser.parse_args(argv).path)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    cli(sys.argv[1:])
