@@ -158,9 +158,11 @@ def test_the_shipped_nginx_config_is_the_proxy_everywhere() -> None:
     assert applied == {p for p in MANIFESTS if p.name != "secret.example.yaml"}
     compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     assert (
-        "../nginx/spine-cds.conf:/etc/nginx/conf.d/default.conf:ro"
+        "../nginx/spine-cds.conf:/etc/spine-cds-nginx/spine-cds.conf:ro"
         in (compose["x-proxy"]["volumes"])
     )
+    mounts = {m["name"]: m["mountPath"] for m in containers()["nginx"]["volumeMounts"]}
+    assert mounts["nginx-conf"] == "/etc/spine-cds-nginx"
     # Its upstream is the gunicorn of the same pod (or network namespace) on the
     # service's default port, and it listens on the port the Deployment names "proxy".
     conf = NGINX_CONF.read_text(encoding="utf-8")
@@ -176,10 +178,46 @@ def test_the_shipped_nginx_config_is_the_proxy_everywhere() -> None:
 def nginx_listen_ports() -> tuple[int, int]:
     """(public, internal) ports of the shipped nginx config's two listeners."""
     conf = NGINX_CONF.read_text(encoding="utf-8")
-    ports = [int(p) for p in re.findall(r"^\s*listen (\d+);", conf, re.MULTILINE)]
+    ports = [int(p) for p in re.findall(r"^\s*listen (?:127\.0\.0\.1:)?(\d+);", conf, re.MULTILINE)]
     assert len(ports) == 2, ports
-    assert re.search(rf"listen {ports[1]};\s*# INTERNAL", conf)
+    assert re.search(rf"^\s*listen {ports[0]};", conf, re.MULTILINE)  # public: every interface
+    assert re.search(rf"listen 127\.0\.0\.1:{ports[1]};\s*# INTERNAL", conf)
     return ports[0], ports[1]
+
+
+def pod_start_scripts() -> dict[str, str]:
+    """The shell line that starts nginx in the Kubernetes pod and in compose."""
+    kubernetes = containers()["nginx"]
+    assert kubernetes["command"] == ["/bin/sh", "-c"]
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["x-proxy"]["entrypoint"]
+    assert compose[:2] == ["/bin/sh", "-c"]
+    return {"kubernetes": kubernetes["args"][0], "compose": compose[2]}
+
+
+def test_pods_open_the_internal_listener_to_their_network_only_by_its_one_line(
+    tmp_path: Path,
+) -> None:
+    """On a host the internal listener binds 127.0.0.1; the pod and compose, reached from
+    outside their network namespace (Prometheus, a published port), run the shipped file
+    with that one line turned into `listen 8081;`, and nothing else changed."""
+    shipped = NGINX_CONF.read_text(encoding="utf-8")
+    _, internal = nginx_listen_ports()
+    for where, script in pod_start_scripts().items():
+        assert script.endswith("&& exec nginx -g 'daemon off;'"), where
+        command = script.split(" && ", 1)[0].replace(
+            "/etc/spine-cds-nginx/spine-cds.conf", str(NGINX_CONF)
+        )
+        command = command.replace("/etc/nginx/conf.d/default.conf", str(tmp_path / "out.conf"))
+        subprocess.run(["/bin/sh", "-c", command], check=True, timeout=30)
+        written = (tmp_path / "out.conf").read_text(encoding="utf-8")
+        changed = [
+            (old, new)
+            for old, new in zip(shipped.splitlines(), written.splitlines(), strict=True)
+            if old != new
+        ]
+        assert len(changed) == 1, (where, changed)
+        assert f"listen 127.0.0.1:{internal};" in changed[0][0]
+        assert re.match(rf"\s*listen {internal};\s*# INTERNAL", changed[0][1]), where
 
 
 def container_port(name: str) -> int:

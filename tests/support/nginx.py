@@ -50,7 +50,7 @@ class NginxProxy:
         replacements = {
             "server 127.0.0.1:8080;": f"server 127.0.0.1:{self.upstream_port};",
             "listen 8443;": f"listen 127.0.0.1:{self.port};",
-            "listen 8081;": f"listen 127.0.0.1:{self.internal_port};",
+            "listen 127.0.0.1:8081;": f"listen 127.0.0.1:{self.internal_port};",
             "/var/log/nginx/spine-cds.access.log": str(self.prefix / "access.log"),
         }
         for old, new in replacements.items():
