@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,10 @@ HOOKS_PATH = Path(cds_service.__file__).parent.parent / "hooks.json"
 DOCUMENT_URI = "urn:spine-cds:openapi"
 # Documented paths whose routes are promised but not there yet; empty this set when they are.
 NOT_YET_SERVED: set[str] = set()
-ERROR_STATUSES = {400, 401, 404, 405, 412, 413, 415}
+ERROR_STATUSES = {400, 401, 404, 405, 411, 412, 413, 415, 417}
+# Refusals of a request with a body, whatever the body: a chunked one (411), an Expect
+# header the server does not meet (417). Every POST operation documents them.
+BODY_REFUSALS = {"400", "411", "413", "415", "417"}
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -253,7 +257,7 @@ def test_error_answers_are_documented_with_the_error_schema() -> None:
         responses = operation["responses"]
         assert "405" in responses, f"{method} {path}: 405"
         if method == "post":
-            assert {"400", "413", "415"} <= set(responses), f"{method} {path}"
+            assert BODY_REFUSALS <= set(responses), f"{method} {path}"
         for code, response in responses.items():
             if int(code) < 400:
                 continue
@@ -351,3 +355,59 @@ def test_real_answers_match_the_document(client: FlaskClient) -> None:
         served = client.get("/openapi.json")
         assert served.status_code == 200
         assert served.get_json() == load_document()
+
+
+def post_paths() -> list[str]:
+    return [path for method, path, _ in operations() if method == "post"]
+
+
+def concrete(path: str) -> str:
+    return path.replace("{id}", SELECT_ID)
+
+
+def test_a_chunked_body_is_refused_as_documented(client: FlaskClient) -> None:
+    for path in post_paths():
+        response = client.post(
+            concrete(path),
+            data=b"{}",
+            headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        )
+        assert response.status_code == 411, (path, response.get_json())
+        assert response.get_json()["error"] == "length_required"
+        assert_documented(response, "post", path)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_an_expect_header_the_server_does_not_meet_is_refused_as_documented(
+    tmp_path: Path,
+) -> None:
+    """417 comes from gunicorn's parser (cds_service/http_refusals.py), so it is seen only
+    through a real server."""
+    from spine_cds_dev.service_process import ServiceProcess
+    from tests.support.raw_http import exchange
+
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
+    with ServiceProcess(env=env, workers=1) as service:
+        for path in post_paths():
+            raw = (
+                f"POST {concrete(path)} HTTP/1.1\r\nHost: x\r\nExpect: fancy\r\n"
+                "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+            ).encode()
+            status, headers, body = exchange(service.port, raw)
+            assert status == 417, (path, body)
+            assert headers["content-type"] == "application/json"
+            answer = json.loads(body)
+            assert answer["error"] == "expectation_failed"
+            assert 417 in documented_statuses("post", path)
+            media = resolve(load_document()["paths"][path]["post"]["responses"]["417"])
+            assert not validate(component_validator("error"), answer)
+            assert media["content"]["application/json"]["example"]["error"] == answer["error"]
+
+
+def test_the_readme_endpoint_table_names_every_documented_path() -> None:
+    readme = (Path(cds_service.__file__).parent.parent / "README.md").read_text("utf-8")
+    section = readme.split("## Endpoints", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(?:GET|POST) ([^`\s]+)`", section))
+    missing = {path for _, path, _ in operations()} - named
+    assert not missing, f"the README's endpoint table lacks {sorted(missing)}"
