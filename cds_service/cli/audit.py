@@ -29,7 +29,8 @@ def report(
     """Decisions, clinicians' feedback and latency, from the audit and feedback stores.
 
     Reads the database the service uses (settings as for serve: --config, SPINE_CDS_*).
-    Prints invocations by service and decision (refusals by reason, shadow calls),
+    Prints invocations by service and decision (refusals by reason, shadow calls), the
+    calls refused for authentication (401) by reason,
     accepted / overridden / no-feedback rates per decision with the override reasons,
     latency percentiles and how often the service fetched from the FHIR server, then
     the order, Condition and Observation codes it was sent and did not recognise, with
@@ -60,6 +61,7 @@ def report(
                 first,
                 last,
                 describe_source(settings),
+                stores.audit.refusals(start, end),
             )
     except StoreError as exc:
         raise InputError(settings.redact(str(exc))) from None

@@ -4,8 +4,10 @@ Reads the decision audit and the feedback store (the same database ``serve`` use
 summarises a period: invocations by service and decision (refusals by reason, shadow
 calls counted), what happened to the cards shown (accepted, overridden and why, no
 feedback), latency percentiles and how often the service had to fetch from the FHIR
-server. ``build_report`` is pure (records in, figures out); ``report_stores`` opens what
-it reads, ``report_text.format_report`` and ``report_chart.write_png`` present it.
+server, and the calls refused for authentication (401), which the audit keeps only as
+counts per minute and reason (``audit_refusals``). ``build_report`` is pure (records in,
+figures out); ``report_stores`` opens what it reads, ``report_text.format_report`` and
+``report_chart.write_png`` present it.
 matplotlib is imported only by ``write_png``, so the service never loads it.
 
 Feedback is linked to decisions through card uuids. A card uuid is stable (the same
@@ -26,7 +28,7 @@ from typing import Any
 
 from cds_service.cards import load_override_reasons
 from cds_service.engine import Recommendation
-from cds_service.stores.audit import AuditRecord
+from cds_service.stores.audit import AuditRecord, RefusalCount
 from cds_service.tools.report_safe import printable
 
 __all__ = [
@@ -152,6 +154,12 @@ class Report:
     # overrides with a reason the card did not offer, kept apart from override_reasons
     override_reasons_not_offered: list[OverrideCount] = field(default_factory=list)
     source: str = ""  # where the figures come from (the database, never its password)
+    # calls refused for authentication (401), not invocations: reason -> count
+    refused_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refused_by_reason.values())
 
     @property
     def decisions(self) -> dict[str, int]:
@@ -182,6 +190,7 @@ class Report:
             "overrideReasons": [o.to_dict() for o in self.override_reasons],
             "overrideReasonsNotOffered": [o.to_dict() for o in self.override_reasons_not_offered],
             "source": self.source,
+            "refusedCalls": {"total": self.refused, "byReason": self.refused_by_reason},
             "unlinkedFeedback": self.unlinked_feedback,
             "latencyMs": self.latency.to_dict(),
             "fhirFetchMs": self.fhir.to_dict(),
@@ -241,11 +250,16 @@ def build_report(
     since: date | None = None,
     until: date | None = None,
     source: str = "",
+    refusals: Iterable[RefusalCount] = (),
 ) -> Report:
     """The report over ``records`` (already limited to the period) and every feedback entry
     (``FeedbackStore.all()``: ``{"service_id", "entry", "received_at"}``); ``source`` names
-    where they were read from."""
+    where they were read from; ``refusals`` are the period's counts of calls refused for
+    authentication (``AuditStore.refusals``)."""
     records = invocations(records)
+    refused: Counter[str] = Counter()
+    for count in refusals:
+        refused[printable(count.reason)] += count.count
     by_service: dict[str, Counter[str]] = defaultdict(Counter)
     shadow: Counter[str] = Counter()
     error_reasons: Counter[str] = Counter()
@@ -357,4 +371,5 @@ def build_report(
         fhir_ms=fhir_ms,
         override_reasons_not_offered=[o for o in counted if not o.offered],
         source=source,
+        refused_by_reason=dict(sorted(refused.items(), key=lambda item: (-item[1], item[0]))),
     )

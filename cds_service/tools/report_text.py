@@ -40,6 +40,8 @@ def format_report(report: Report) -> str:
         lines.append(f"Data: decision audit and feedback in {report.source}")
     if report.total == 0:
         lines.append(f"{EMPTY_MESSAGE} in this period.")
+        if report.refused:  # a secure service that let no one in still says whom it refused
+            lines += ["", *_refusals_lines(report)]
         return "\n".join(lines)
     first = report.first.isoformat(timespec="seconds") if report.first else "?"
     last = report.last.isoformat(timespec="seconds") if report.last else "?"
@@ -70,6 +72,8 @@ def format_report(report: Report) -> str:
         for reason, count in detail.get(decision, {}).items():
             blank = " " * sum(w + 2 for w in widths)
             lines.append(f"    {reason:<{width - 2}}{blank}  {count:>6}")
+
+    lines += ["", *_refusals_lines(report)]
 
     lines += ["", "Cards shown and clinicians' feedback (each distinct card once; not shadow)"]
     if not report.acceptance:
@@ -127,6 +131,19 @@ def format_report(report: Report) -> str:
         keys = ", ".join(f"{k} {n}" for k, n in report.fetched_keys.items())
         lines.append(f"  fetched by prefetch key: {keys}")
     return "\n".join(lines)
+
+
+def _refusals_lines(report: Report) -> list[str]:
+    """Calls refused for authentication: counted apart, never invocations."""
+    lines = [
+        f"Refused calls (401) by reason: {report.refused} (no valid client JWT; not"
+        " invocations, kept as counts per minute)"
+    ]
+    if not report.refused:
+        lines.append("  none")
+    for reason, count in report.refused_by_reason.items():
+        lines.append(f"  {count:>6}  {reason}")
+    return lines
 
 
 def _percentile_line(label: str, p: Percentiles) -> str:

@@ -545,3 +545,48 @@ def test_png_without_matplotlib_says_how_to_install_it_before_anything_else(
 
 def test_the_report_orders_exactly_the_decisions_the_audit_records() -> None:
     assert set(DECISION_ORDER) == DECISIONS
+
+
+def test_calls_refused_for_authentication_are_reported_by_reason(tmp_path: Path) -> None:
+    """401s are not invocations (no audit row each) but the audit counts them per minute
+    and reason; the report shows those counts, even when no call got in."""
+    settings = make_settings(tmp_path, dev_mode=False, public_base_url="https://cds.example.org")
+    app = create_app(settings)
+    client = app.test_client()
+    body = hook_request("order-select", [service_request("o1")])
+    try:
+        for _ in range(3):
+            assert client.post(f"/cds-services/{SELECT_ID}", json=body).status_code == 401
+        for _ in range(2):
+            refused = client.post(
+                f"/cds-services/{SELECT_ID}",
+                json=body,
+                headers={"Authorization": "Bearer not-a-jwt"},
+            )
+            assert refused.status_code == 401
+    finally:
+        app.extensions["spine_cds"].close()
+    config = write_config(tmp_path / "c.toml", tmp_path / "spine-cds.sqlite3")
+    data = report_json(Filled(config, {}, ""))
+    assert data["invocations"] == 0
+    assert data["refusedCalls"] == {"total": 5, "byReason": {"missing-token": 3, "malformed": 2}}
+    result = run("report", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "No invocations recorded in this period." in result.output
+    assert "Refused calls (401) by reason: 5" in result.output
+    assert tokens(result.output, "3") == ["missing-token"]
+    assert tokens(result.output, "2") == ["malformed"]
+    # the period applies to them too
+    assert report_json(Filled(config, {}, ""), "--until", "2000-01-01")["refusedCalls"] == {
+        "total": 0,
+        "byReason": {},
+    }
+
+
+def test_a_report_with_no_refused_call_says_none(filled: Filled) -> None:
+    result = run("report", "--config", str(filled.config))
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Refused calls (401)"))
+    assert lines[at].startswith("Refused calls (401) by reason: 0")
+    assert lines[at + 1].strip() == "none"
+    assert report_json(filled)["refusedCalls"] == {"total": 0, "byReason": {}}
