@@ -101,7 +101,9 @@ def test_replay_gives_the_live_services_answer(tmp_path: Path) -> None:
     replayed = _replayed(tmp_path)
     live = {}
     live_cards: dict[str, list[dict[str, Any]]] = {}
-    with ServiceProcess(workers=1, log_path=tmp_path / "service.log") as service:
+    # its own database: run from the checkout, the default would be ./spine-cds.sqlite3
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "spine-cds.sqlite3")}
+    with ServiceProcess(env=env, workers=1, log_path=tmp_path / "service.log") as service:
         session = requests.Session()
         services = session.get(f"{service.url}/cds-services", timeout=10).json()["services"]
         entry = next(s for s in services if s["hook"] == HOOK)
