@@ -29,6 +29,7 @@ per request stay dataclasses.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -45,11 +46,37 @@ class Coding(Struct, frozen=True, gc=False):
 
 
 class When(Struct, frozen=True, gc=False):
-    """A point in time as the data gave it: an instant for ordering, a day for counting."""
+    """A point in time as the data gave it: an instant for ordering, a day for counting.
+
+    A partial date ("2026-09", "2026") is a whole month or year, not its first day:
+    ``partial`` says which ("month" or "year"; None for a full date or a dateTime), and
+    ``day`` is then only the period's first day, for ordering. What the record says is
+    ``shown``; the last day it allows is ``last_day``.
+    """
 
     instant: datetime
     day: date
     date_only: bool = False
+    partial: str | None = None  # "month" | "year": the precision of a partial date
+
+    @property
+    def last_day(self) -> date:
+        """The last day the value may mean: the day itself, or the end of its month/year."""
+        if self.partial == "year":
+            return date(self.day.year, 12, 31)
+        if self.partial == "month":
+            days = calendar.monthrange(self.day.year, self.day.month)[1]
+            return date(self.day.year, self.day.month, days)
+        return self.day
+
+    @property
+    def shown(self) -> str:
+        """The date as the record holds it: "2026", "2026-09", else the day."""
+        if self.partial == "year":
+            return f"{self.day.year:04d}"
+        if self.partial == "month":
+            return self.day.isoformat()[:7]
+        return self.day.isoformat()
 
 
 class Modality(StrEnum):

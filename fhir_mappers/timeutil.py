@@ -6,8 +6,11 @@ readings of one value: an aware instant for ordering and the calendar day as wri
 for counting days.
 
 Decisions:
-- A partial date is its first day: "2024" -> 2024-01-01, "2024-03" -> 2024-03-01;
-  both are marked ``date_only``, like a full date without a time.
+- A partial date orders as its first day: "2024" -> 2024-01-01, "2024-03" ->
+  2024-03-01; both are marked ``date_only``, like a full date without a time, and
+  ``partial`` keeps their precision ("year", "month"): a month is not its first day, and
+  a rule that asks whether the value lies in a window reads its whole span
+  (``When.last_day``), a card shows it as recorded (``When.shown``).
 - A date without a time orders as midnight UTC of that day.
 - A dateTime with a time but without an offset is not valid FHIR. It is read as UTC
   and nothing is reported: its ``day`` is still the day as written, so day counts are
@@ -89,7 +92,10 @@ def _general_path(text: str, match: re.Match[str]) -> When:
         day = date(year, month, day_number)
         if match["hour"] is None:
             instant = datetime(year, month, day_number, tzinfo=UTC)
-            return When(instant=instant, day=day, date_only=True)
+            partial = (
+                "year" if match["month"] is None else "month" if match["day"] is None else None
+            )
+            return When(instant=instant, day=day, date_only=True, partial=partial)
         zone = _zone(match["zone"])
         second = min(int(match["second"]), 59)
         micro = int((match["fraction"] or "0")[:6].ljust(6, "0"))
