@@ -86,7 +86,7 @@ def machine_result(a: Assessment) -> dict[str, Any]:
             "reference": c.reference,
             "name": condition_name(c),
             "category": c.category.value,
-            "start": c.start.day.isoformat() if c.start is not None else None,
+            "start": c.start.shown if c.start is not None else None,
         }
         for c in a.known
     ]

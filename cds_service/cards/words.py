@@ -90,9 +90,16 @@ def upper_first(text: str) -> str:
 
 def when_found(facts: Mapping[str, Any]) -> str:
     """ "day 26", "present at diagnosis (day 0)", "present at diagnosis, recorded day 3",
+    "day 15, onset 2026-09" (an onset of a month or a year, recorded on day 15),
     "date not recorded"; "" without a treatment start."""
     if facts.get("undated"):
         return "date not recorded"
+    if facts.get("partial"):
+        # a month or a year ("2026-09"): as recorded, never a day the record does not
+        # hold; the day it was recorded, when the record gives one
+        if "recordedDay" in facts:
+            return f"day {facts['recordedDay']}, onset {facts['date']}"
+        return str(facts["date"])
     if "day" not in facts:
         return ""
     if facts["atStart"]:

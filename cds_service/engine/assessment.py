@@ -316,9 +316,9 @@ def condition_to_dict(c: ConditionFact) -> dict[str, Any]:
         out["verificationStatus"] = c.verification_status
     start = c.start
     if start is not None:
-        out["start"] = start.day.isoformat()
+        out["start"] = start.shown  # as recorded: "2026-09" is a month, not its 1st
     if c.abatement is not None:
-        out["abatement"] = c.abatement.day.isoformat()
+        out["abatement"] = c.abatement.shown
     return out
 
 

@@ -35,11 +35,32 @@ def label_or_code(c: ConditionFact) -> str:
     return clinical_label(c) or (c.codes[0].code if c.codes else "")
 
 
+def latest_start(c: ConditionFact) -> date | None:
+    """The last day a finding may have begun: its onset's day (else its recordedDate's).
+
+    A month or a year ("2026-09") is the whole period, so its last day, unless a full
+    recordedDate inside that period says it was on record earlier (a finding is recorded
+    no earlier than it begins): the record then places it more precisely. A recordedDate
+    outside the onset's period contradicts it and is not used. None when undated.
+    """
+    onset, recorded = c.onset, c.recorded
+    if onset is None:
+        return None if recorded is None else recorded.last_day
+    if onset.partial is None:
+        return onset.day
+    if recorded is not None and recorded.partial is None:
+        if onset.day <= recorded.day <= onset.last_day:
+            return recorded.day
+    return onset.last_day
+
+
 def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
     """What a sentence about a condition is made from: its clinical name (else its first
-    code), the date it was first dated (onset, else recordedDate) and, with a treatment
-    start, that date's day of treatment, whether it was there when treatment started
-    (``atStart``: on or before T0), and the later recording day of one that was."""
+    code), the date it was first dated (onset, else recordedDate) as the record holds it
+    and, with a treatment start, that date's day of treatment, whether it was there when
+    treatment started (``atStart``: on or before T0), and the later recording day of one
+    that was. A month or a year ("2026-09") has no day of treatment: it is ``partial``,
+    with the last day it allows (``latestDate``) and the day it was recorded, if known."""
     out: dict[str, Any] = {}
     label = clinical_label(c)
     if label:
@@ -48,11 +69,19 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
         out["code"] = c.codes[0].code
     first = c.start
     if first is not None:
-        out["date"] = first.day.isoformat()
+        out["date"] = first.shown
     if t0_day is None:
         return out
     if first is None:
         out["undated"] = True
+        return out
+    if first.partial is not None:
+        latest = latest_start(c)
+        assert latest is not None  # dated
+        out["partial"] = True
+        out["latestDate"] = latest.isoformat()
+        if c.onset is not None and c.recorded is not None and c.recorded.partial is None:
+            out["recordedDay"] = (c.recorded.day - t0_day).days
         return out
     out["day"] = (first.day - t0_day).days
     out["atStart"] = first.day <= t0_day

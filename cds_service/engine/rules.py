@@ -29,7 +29,7 @@ from .assessment import (
     figure,
 )
 from .episode import UNCERTAIN_VERIFICATION, counts_now
-from .findings import clinical_label, condition_facts, is_abscess
+from .findings import clinical_label, condition_facts, is_abscess, latest_start
 from .thresholds import RuleSettings
 
 
@@ -141,9 +141,10 @@ def is_known_at_diagnosis(c: ConditionFact, cutoff: date | None) -> bool:
     An undated finding is treated as new, and so is every finding when no window can be
     drawn: missing a red flag is the worse error. A finding first recorded later whose
     onset falls in the window was there at diagnosis (clinical-rules.md, 2026-12-06).
+    A month or a year counts only when all of it lies in the window (``latest_start``).
     """
-    start = c.start
-    return cutoff is not None and start is not None and start.day <= cutoff
+    latest = latest_start(c)
+    return cutoff is not None and latest is not None and latest <= cutoff
 
 
 def known_findings(

@@ -1,0 +1,115 @@
+"""Dates as EHRs write them, and more than one infection entry, through the service.
+
+Each case posts an order-select request, its prefetch filled from FHIR resources the way
+an EHR fills it, to the app in process, and reads the card. They are the shapes an
+outside tester found answered wrongly (clinical-rules.md, "The decision", "Reading the
+data", "Known at diagnosis"); the engine tests hold the rules in general.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from cds_service.discovery import load_discovery
+from cds_service.ehr_requests import build_request, local_prefetch
+
+SERVICE = "spine-imaging-followup-select"
+PATIENT = "dates-p1"
+DAY0 = date(2026, 9, 1)
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+def at(day: int, hour: int = 8, zone: str = "Z") -> str:
+    return f"{(DAY0 + timedelta(days=day)).isoformat()}T{hour:02d}:00:00{zone}"
+
+
+class Record:
+    """One synthetic patient's resources."""
+
+    def __init__(self) -> None:
+        self.resources: list[dict[str, Any]] = [
+            {"resourceType": "Patient", "id": PATIENT, "birthDate": "1960-05-05"}
+        ]
+
+    def condition(self, code: str, **dates: str) -> None:
+        self.resources.append(
+            {
+                "resourceType": "Condition",
+                "id": f"c{len(self.resources)}",
+                "subject": {"reference": f"Patient/{PATIENT}"},
+                "code": {"coding": [{"system": ICD, "code": code}]},
+                "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+                "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
+                **dates,
+            }
+        )
+
+    def observation(self, loinc: str, when: str, value: float, unit: str) -> None:
+        self.resources.append(
+            {
+                "resourceType": "Observation",
+                "id": f"o{len(self.resources)}",
+                "status": "final",
+                "subject": {"reference": f"Patient/{PATIENT}"},
+                "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                "effectiveDateTime": when,
+                "valueQuantity": {
+                    "value": value,
+                    "unit": unit,
+                    "system": "http://unitsofmeasure.org",
+                    "code": unit,
+                },
+            }
+        )
+
+    def crp(self, when: str, value: float) -> None:
+        self.observation("1988-5", when, value, "mg/L")
+
+    def pain(self, when: str, value: float) -> None:
+        self.observation("72514-3", when, value, "{score}")
+
+    def ask(self, client: Any, authored_on: str) -> dict[str, Any]:
+        """The one card of an order-select for a lumbar MRI (CPT 72158) written then."""
+        order = {
+            "resourceType": "ServiceRequest",
+            "id": "mri",
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": f"Patient/{PATIENT}"},
+            "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "72158"}]},
+            "authoredOn": authored_on,
+        }
+        request = build_request(
+            "order-select", "7d0c3e4a-1b2c-4d5e-8f90-a1b2c3d4e5f6", PATIENT, order
+        )
+        templates = load_discovery().services[SERVICE].prefetch
+        request["prefetch"] = local_prefetch(templates, request["context"], self.resources)
+        answer = client.post(f"/cds-services/{SERVICE}", json=request)
+        assert answer.status_code == 200, answer.get_json()
+        (card,) = answer.get_json()["cards"]
+        return dict(card)
+
+
+def result(card: dict[str, Any]) -> dict[str, Any]:
+    return dict(card["extension"]["spine-cds-assessment"])
+
+
+def test_an_abscess_with_a_month_onset_first_recorded_on_treatment_is_new(client: Any) -> None:
+    # NVO from 10 September; an epidural abscess with onset "2026-09" first recorded on
+    # 25 September (treatment day 15): the month does not show it was there at diagnosis
+    # (was: "recorded at diagnosis (2026-09-01, 9 days before treatment start)", and
+    # advise-against stood).
+    record = Record()
+    record.condition("M46.26", onsetDateTime=at(9, 7))
+    record.condition("G06.2", onsetDateTime="2026-09", recordedDate=at(24, 9))
+    for day, crp, pain in ((9, 120, 7), (23, 50, 4), (37, 15, 2)):
+        record.crp(at(day), crp)
+        record.pain(at(day), pain)
+    card = record.ask(client, at(38, 10))
+    assert result(card)["recommendation"] == "support"
+    assert [r["id"] for r in result(card)["rulesFired"]] == ["complication"]
+    assert "day 15, onset 2026-09" in card["summary"]
+    assert "2026-09-01" not in card["summary"] + card["detail"]
