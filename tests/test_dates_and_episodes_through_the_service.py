@@ -22,8 +22,8 @@ CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 
-def at(day: int, hour: int = 8, zone: str = "Z") -> str:
-    return f"{(DAY0 + timedelta(days=day)).isoformat()}T{hour:02d}:00:00{zone}"
+def at(day: int, hour: int = 8, zone: str = "Z", minute: int = 0) -> str:
+    return f"{(DAY0 + timedelta(days=day)).isoformat()}T{hour:02d}:{minute:02d}:00{zone}"
 
 
 class Record:
@@ -113,3 +113,23 @@ def test_an_abscess_with_a_month_onset_first_recorded_on_treatment_is_new(client
     assert [r["id"] for r in result(card)["rulesFired"]] == ["complication"]
     assert "day 15, onset 2026-09" in card["summary"]
     assert "2026-09-01" not in card["summary"] + card["detail"]
+
+
+def test_a_crp_drawn_before_an_evening_order_west_of_the_onset_s_zone_is_used(
+    client: Any,
+) -> None:
+    # Every value and the order at -05:00, only the infection's onset in UTC. The CRP of
+    # 60 at 20:00 on day 20 was drawn 3.5 hours before the order at 23:30: a rise from 20
+    # after day 14 (was: left out as "dated after the order", and advise-against).
+    record = Record()
+    record.condition("M46.26", onsetDateTime=at(0, 7))
+    for day, crp, pain in ((0, 120, 7), (14, 20, 3)):
+        record.crp(at(day, 8, "-05:00"), crp)
+        record.pain(at(day, 8, "-05:00"), pain)
+    record.crp(at(20, 20, "-05:00"), 60)
+    record.pain(at(20, 20, "-05:00"), 3)
+    card = record.ask(client, at(20, 23, "-05:00", minute=30))
+    assert result(card)["recommendation"] == "support"
+    assert [r["id"] for r in result(card)["rulesFired"]] == ["markers-not-responding"]
+    assert "20→60 mg/L" in card["summary"]
+    assert "dated after the order" not in card["detail"]

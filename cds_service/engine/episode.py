@@ -1,7 +1,6 @@
 """Applicability: which time we evaluate at, which episode, and whether to answer at all.
 
 Decisions documented here (clinical-rules.md leaves them open):
-- Evaluation time: the latest authoredOn among the orders, else the caller's ``now``.
 - Episode: among in-scope NVO Conditions that are active and not refuted, the one with
   the most recent start (onset, else recordedDate); ties broken by reference so the
   answer never depends on input order.
@@ -15,7 +14,7 @@ Decisions documented here (clinical-rules.md leaves them open):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact, ImagingOrder
 
@@ -25,17 +24,6 @@ from .thresholds import RuleSettings
 ACTIVE_STATUSES = frozenset({"active", "recurrence", "relapse"})
 INVALID_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCERTAIN_VERIFICATION = frozenset({"provisional", "differential", "unconfirmed"})
-
-
-def evaluation_time(orders: Sequence[ImagingOrder], now: datetime) -> tuple[datetime, date, str]:
-    """The order's authoredOn (the latest when several), else ``now``."""
-    authored = [o.authored_on for o in orders if o.authored_on is not None]
-    if authored:
-        latest = max(authored, key=lambda w: (w.instant, w.day))
-        return latest.instant, latest.day, "authoredOn"
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now, now.date(), "now"
 
 
 def is_active(c: ConditionFact) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData
+from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData, When
 from fhir_mappers.patients import age_in_years
 
 from .assessment import (
@@ -21,7 +21,6 @@ from .episode import (
     applicability,
     covers,
     diagnosis_cutoff,
-    evaluation_time,
     other_episode_starts,
     treatment_start,
 )
@@ -61,9 +60,10 @@ from .rules import (
     pain_rule,
     uncertain_dx_rule,
 )
-from .series import days_in_zone_of, figures_of, marker_notes, series, yoon_note
+from .series import figures_of, marker_notes, series, yoon_note
 from .study import answering_study, crp_keeps_falling, study_gaps, whole_spine_studies
 from .thresholds import RuleSettings
+from .timeline import day_zone, in_zone, order_day, order_moment
 
 __all__ = ["assess"]
 
@@ -73,7 +73,8 @@ def assess(
 ) -> Assessment:
     """Decide whether repeat spine imaging is supported for this patient at this time."""
     orders = whole_spine_studies(sorted(orders, key=lambda o: o.reference))
-    evaluated_at, eval_day, source = evaluation_time(orders, now)
+    moment, source = order_moment(orders, now)
+    evaluated_at, eval_day = moment.instant, moment.day
     counts = {
         "conditions": len(data.conditions),
         "measurements": len(data.measurements),
@@ -103,7 +104,7 @@ def assess(
         # adults only: childhood discitis differs (organisms, biopsy, sedation, growth)
         return replace(base, not_applicable_reason=NotApplicableReason.UNDER_MIN_AGE)
     episode = treatment_start(chosen.condition, data.antibiotics, settings)
-    first = _evaluate(base, episode, data, settings)
+    first = _evaluate(base, moment, episode, data, settings)
     others = [
         treatment_start(e.condition, data.antibiotics, settings)
         for e in other_episode_starts(data.conditions, settings, chosen)
@@ -113,7 +114,7 @@ def assess(
         return first
     # Which active NVO entry marks the treatment start is unknown: decide from each start
     # and keep the most cautious answer, so a second entry can never hide a red flag.
-    results = [first] + [_evaluate(base, e, data, settings) for e in others]
+    results = [first] + [_evaluate(base, moment, e, data, settings) for e in others]
     cautious = max(results, key=lambda a: CAUTION[a.recommendation])
     starts = sorted(
         r.episode.t0.day.isoformat()
@@ -136,13 +137,16 @@ CAUTION = {
 
 def _evaluate(
     base: Assessment,
+    moment: When,
     episode: Episode,
     data: PatientData,
     settings: RuleSettings,
 ) -> Assessment:
-    """The rules for one episode start (T0)."""
-    data = days_in_zone_of(episode, data)
-    eval_day = base.evaluation_day
+    """The rules for one episode start (T0), every day counted in one zone."""
+    zone = day_zone(episode.t0, moment)
+    episode, data = in_zone(episode, data, zone)
+    eval_day = order_day(moment, zone)
+    base = replace(base, evaluation_day=eval_day)
     counts = dict(base.counts)
     notes: list[Remark] = []
     if data.cut_off:

@@ -1,5 +1,5 @@
-"""The measurements the rules read: which values count, in which zone's days, and the
-notes about the markers that every card carries.
+"""The measurements the rules read: which values count (their days already in one zone,
+``timeline.py``), and the notes about the markers that every card carries.
 
 Split from ``evaluate.py`` along the data flow: this module turns the mapped values into
 the CRP, ESR and pain series and key figures; ``evaluate.py`` runs the rules on them.
@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from msgspec.structs import replace as replace_record
+from fhir_mappers.model import Measurement, MeasurementKind
 
-from fhir_mappers.model import Measurement, MeasurementKind, PatientData, When
-
-from .assessment import Episode, KeyFigures, Remark, figure
+from .assessment import KeyFigures, Remark, figure
 from .response import is_recent
 from .rules import ABOVE, CrpTrend, sort_key
 from .thresholds import RuleSettings
@@ -26,54 +23,6 @@ from .thresholds import RuleSettings
 # decided on preliminary ones; the engine re-checks so that a hand-built or future mapper
 # input can never slip an unusable value into a trend.
 USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
-
-
-def days_in_zone_of(episode: Episode, data: PatientData) -> PatientData:
-    """Count days in T0's time zone, so that day numbers follow elapsed time.
-
-    Each value's ``day`` is the calendar date in its own offset; with mixed offsets a value
-    near midnight could otherwise fall a day off at a threshold (28 d 5 h counted as day
-    27). Date-only values keep their date ("a date-only value is that day"); without a
-    timed T0 the dates stay as written.
-    """
-    t0 = episode.t0
-    if t0 is None or t0.date_only:
-        return data
-    zone = t0.instant.tzinfo
-
-    def moved(when: When) -> When:
-        """The same value with its day in T0's zone; the very same object when that
-        day is the one it already has (the usual case: one offset throughout), so a
-        request with hundreds of values copies only the few that cross midnight."""
-        if when.date_only:
-            return when
-        day = when.instant.astimezone(zone).date()
-        return when if day == when.day else When(when.instant, day)
-
-    def moved_or_none(when: When | None) -> When | None:
-        return None if when is None else moved(when)
-
-    measurements = []
-    for m in data.measurements:  # moved(), inline: hundreds of values
-        when = m.when
-        if not when.date_only:
-            instant = when.instant
-            # astimezone to the zone an instant already has is the instant itself
-            day = (instant if instant.tzinfo is zone else instant.astimezone(zone)).date()
-            if day != when.day:
-                m = replace_record(m, when=When(instant, day))
-        measurements.append(m)
-    conditions = []
-    for c in data.conditions:
-        onset, recorded = moved_or_none(c.onset), moved_or_none(c.recorded)
-        abatement = moved_or_none(c.abatement)
-        unchanged = onset is c.onset and recorded is c.recorded and abatement is c.abatement
-        conditions.append(
-            c
-            if unchanged
-            else replace_record(c, onset=onset, recorded=recorded, abatement=abatement)
-        )
-    return replace(data, measurements=tuple(measurements), conditions=tuple(conditions))
 
 
 def yoon_note(
