@@ -133,3 +133,24 @@ def test_a_crp_drawn_before_an_evening_order_west_of_the_onset_s_zone_is_used(
     assert [r["id"] for r in result(card)["rulesFired"]] == ["markers-not-responding"]
     assert "20→60 mg/L" in card["summary"]
     assert "dated after the order" not in card["detail"]
+
+
+def test_a_deficit_found_with_the_current_diagnosis_is_not_new_under_an_old_open_entry(
+    client: Any,
+) -> None:
+    # An NVO entry from 900 days before, never closed; the current one from day 0; cauda
+    # equina syndrome from day 1, improving since (was: "New cauda equina syndrome (day
+    # 901): emergency MRI ... now", counted from the old entry).
+    record = Record()
+    record.condition("M46.26", onsetDateTime=at(-900, 7))
+    record.condition("M46.26", onsetDateTime=at(0, 7))
+    record.condition("G83.4", onsetDateTime=at(1, 7))
+    for day, crp, pain in ((0, 120, 7), (14, 50, 4), (28, 15, 2)):
+        record.crp(at(day), crp)
+        record.pain(at(day), pain)
+    card = record.ask(client, at(29, 10))
+    assert result(card)["recommendation"] == "insufficient-data"
+    assert "known-deficit" in result(card)["missing"]
+    assert card["indicator"] != "critical"
+    assert "day 901" not in card["summary"] + card["detail"]
+    assert "order on day 29" in card["detail"]

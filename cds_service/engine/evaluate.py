@@ -25,11 +25,15 @@ from .episode import (
     treatment_start,
 )
 from .findings import (
+    DiagnosisSpan,
     deficit_level_note,
+    found_with_another_diagnosis,
     known_deficit,
     known_deficit_remark,
     known_notes,
     level_note,
+    separate_diagnoses,
+    with_known,
 )
 from .response import (
     cut_off_note,
@@ -104,17 +108,24 @@ def assess(
         # adults only: childhood discitis differs (organisms, biopsy, sedation, growth)
         return replace(base, not_applicable_reason=NotApplicableReason.UNDER_MIN_AGE)
     episode = treatment_start(chosen.condition, data.antibiotics, settings)
-    first = _evaluate(base, moment, episode, data, settings)
-    others = [
+    entries = [episode] + [
         treatment_start(e.condition, data.antibiotics, settings)
         for e in other_episode_starts(data.conditions, settings, chosen)
     ]
-    others = [e for e in others if e.t0 is None or episode.t0 is None or e.t0.day != episode.t0.day]
+
+    def decide(reading: Episode) -> Assessment:
+        spans = separate_diagnoses(reading, entries, settings)
+        return _evaluate(base, moment, reading, data, settings, spans)
+
+    first = decide(episode)
+    others = [
+        e for e in entries[1:] if e.t0 is None or episode.t0 is None or e.t0.day != episode.t0.day
+    ]
     if not others:
         return first
     # Which active NVO entry marks the treatment start is unknown: decide from each start
     # and keep the most cautious answer, so a second entry can never hide a red flag.
-    results = [first] + [_evaluate(base, moment, e, data, settings) for e in others]
+    results = [first] + [decide(e) for e in others]
     cautious = max(results, key=lambda a: CAUTION[a.recommendation])
     starts = sorted(
         r.episode.t0.day.isoformat()
@@ -141,8 +152,10 @@ def _evaluate(
     episode: Episode,
     data: PatientData,
     settings: RuleSettings,
+    spans: Sequence[DiagnosisSpan] = (),
 ) -> Assessment:
-    """The rules for one episode start (T0), every day counted in one zone."""
+    """The rules for one episode start (T0), every day counted in one zone; ``spans``:
+    the diagnosis windows of NVO entries that cannot share this start's treatment."""
     zone = day_zone(episode.t0, moment)
     episode, data = in_zone(episode, data, zone)
     eval_day = order_day(moment, zone)
@@ -157,13 +170,16 @@ def _evaluate(
     crp, esr, pain = series(data.measurements, t0_day, eval_day, settings, counts, notes)
 
     cutoff = diagnosis_cutoff(episode, settings)
-    known = known_findings(data.conditions, cutoff)
-    deficits = new_deficits(data.conditions, cutoff)
+    # found with a separate diagnosis of the infection: known, whichever start is read
+    other = found_with_another_diagnosis(data.conditions, cutoff, spans)
+    flagged = tuple(c for c in data.conditions if c not in other)
+    known = with_known(known_findings(data.conditions, cutoff), other)
+    deficits = new_deficits(flagged, cutoff)
     findings: list[RuleFinding] = []
     for rule in (
         neuro_rule(deficits, t0_day),
-        complication_rule(data.conditions, t0_day, cutoff),
-        mechanical_rule(data.conditions, t0_day, cutoff),
+        complication_rule(flagged, t0_day, cutoff),
+        mechanical_rule(flagged, t0_day, cutoff),
     ):
         if rule is not None:
             findings.append(rule)

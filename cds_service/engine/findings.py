@@ -10,13 +10,14 @@ is named with both levels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, Remark
-from .episode import covers
+from .episode import counts_now, covers
+from .thresholds import RuleSettings
 
 
 def clinical_label(c: ConditionFact) -> str | None:
@@ -89,6 +90,79 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
     if out["atStart"] and recorded is not None and recorded > t0_day:
         out["recordedDay"] = (recorded - t0_day).days
     return out
+
+
+# From the earlier of T0 and the episode date to the last day of the diagnosis window.
+DiagnosisSpan = tuple[date, date]
+
+# The findings that can be known at diagnosis, in the order cards name them.
+FINDING_CATEGORIES = (
+    ConditionCategory.NEURO_DEFICIT,
+    ConditionCategory.COMPLICATION,
+    ConditionCategory.MECHANICAL,
+)
+
+
+def diagnosis_span(episode: Episode, settings: RuleSettings) -> DiagnosisSpan | None:
+    """The days an NVO entry's diagnosis covers: from the earlier of its T0 and its date
+    (the start of that episode) to ``diagnosis_window_days`` after the later of them."""
+    days = [w.day for w in (episode.t0, episode.episode_start) if w is not None]
+    if not days:
+        return None
+    return min(days), max(days) + timedelta(days=settings.diagnosis_window_days)
+
+
+def separate_diagnoses(
+    reading: Episode, entries: Sequence[Episode], settings: RuleSettings
+) -> tuple[DiagnosisSpan, ...]:
+    """The diagnosis spans of the active NVO entries that cannot be entries of the episode
+    read from ``reading``: one treatment start cannot serve both, because the windows in
+    which each takes its first antibiotic order (episode date - ``antibiotic_before_days``
+    to + ``antibiotic_after_days``, clinical-rules.md "T0") do not overlap. Such an entry
+    is another diagnosis of the infection (an old entry never closed, or a new episode).
+    """
+    start = reading.episode_start
+    if start is None:
+        return ()
+    apart = settings.antibiotic_before_days + settings.antibiotic_after_days
+    spans = []
+    for entry in entries:
+        other = entry.episode_start
+        if other is None or abs((other.day - start.day).days) <= apart:
+            continue
+        span = diagnosis_span(entry, settings)
+        if span is not None:
+            spans.append(span)
+    return tuple(spans)
+
+
+def found_with_another_diagnosis(
+    conditions: Sequence[ConditionFact], cutoff: date | None, spans: Sequence[DiagnosisSpan]
+) -> frozenset[ConditionFact]:
+    """The active, valid deficits and complications not known at this reading's diagnosis
+    whose whole date lies within the diagnosis span of a separate NVO entry: found with
+    that diagnosis, so known at diagnosis whichever entry is read as the episode."""
+    found = set()
+    for c in conditions:
+        if c.category not in FINDING_CATEGORIES or not counts_now(c) or c.start is None:
+            continue
+        latest = latest_start(c)
+        assert latest is not None  # dated
+        if cutoff is not None and latest <= cutoff:
+            continue  # known at this reading's own diagnosis already
+        if any(low <= c.start.day and latest <= high for low, high in spans):
+            found.add(c)
+    return frozenset(found)
+
+
+def with_known(
+    known: Sequence[ConditionFact], more: frozenset[ConditionFact]
+) -> tuple[ConditionFact, ...]:
+    """Both sets of findings known at diagnosis, in the order cards name them."""
+    if not more:
+        return tuple(known)
+    every = set(known) | more
+    return tuple(sorted(every, key=lambda c: (FINDING_CATEGORIES.index(c.category), c.reference)))
 
 
 def is_abscess(c: ConditionFact) -> bool:
