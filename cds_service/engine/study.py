@@ -44,6 +44,7 @@ from .assessment import (
     Study,
 )
 from .episode import covers
+from .findings import latest_start
 from .response import crp_favourable
 from .rules import CrpTrend
 from .series import never_raised
@@ -201,7 +202,13 @@ def shows_finding(study: PriorStudy, finding: ConditionFact, infection_region: s
         return False
     if not all(covers(study.region, level) for level in (infection_region, finding.region)):
         return False
-    return finding.start is not None and done_after(study.when, finding.start)
+    start = finding.start
+    if start is None:
+        return False
+    if start.partial is not None:  # "2026-09": done after the last day it may have begun
+        latest = latest_start(finding)
+        return latest is not None and study.when.day > latest
+    return done_after(study.when, start)
 
 
 def answering_study(

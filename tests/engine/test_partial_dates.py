@@ -183,6 +183,7 @@ def test_a_month_onset_recorded_before_a_recent_study_was_seen_on_it() -> None:
         modality=Modality.MRI,
         region="lumbar",
         when=parse_fhir_time((T0 + timedelta(days=16)).isoformat() + "T20:00:00Z"),
+        contrast="without-and-with",  # a study that can show an abscess
     )
     data = PatientData(
         conditions=(nvo(), abscess("2024-03", recorded=on(15))),
@@ -193,3 +194,24 @@ def test_a_month_onset_recorded_before_a_recent_study_was_seen_on_it() -> None:
     assert rules(a) == ["complication"]
     (seen,) = [n for n in a.notes if n.code == "flag-seen-on-study"]
     assert [c["date"] for c in seen.data["conditions"]] == ["2024-03"]
+
+
+def test_a_month_onset_is_not_seen_on_a_study_done_inside_that_month() -> None:
+    # New abscess with onset "2024-03" only (T0 is 2024-03-04): an MRI with gadolinium on
+    # day 16 (2024-03-20) cannot show a finding that may have begun on 31 March: not
+    # "seen on" it, whatever the month's first day says.
+    done = PriorStudy(
+        reference="ImagingStudy/s16",
+        modality=Modality.MRI,
+        region="lumbar",
+        when=parse_fhir_time((T0 + timedelta(days=16)).isoformat() + "T20:00:00Z"),
+        contrast="without-and-with",
+    )
+    data = PatientData(
+        conditions=(nvo(), abscess("2024-03")),
+        measurements=tuple(improving()),
+        prior_studies=(done,),
+    )
+    a = assess((order(27),), data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert rules(a) == ["complication"]
+    assert [n for n in a.notes if n.code == "flag-seen-on-study"] == []
