@@ -5,7 +5,9 @@ A study counts when its code is in the spine imaging value set: ImagingStudy.pro
 (status available), DiagnosticReport.code (status final, amended, corrected or
 preliminary: the images exist). Its time: ImagingStudy.started; DiagnosticReport
 effectiveDateTime, else effectivePeriod.start, else issued. One without a readable time
-is left out and reported: an undated study cannot be placed in the episode.
+is left out and reported: an undated study cannot be placed in the episode. So is one with
+a ``modifierExtension`` (FHIR forbids reading it as if it had none): a card must not say a
+finding was seen on a study the record may not say was done.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fhir_mappers.model import DataIssue, PriorStudy, When
-from fhir_mappers.rawjson import codings, reference
+from fhir_mappers.rawjson import codings, modifier_extensions, modifier_reason, reference
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.valuesets import ValueSets
 
@@ -53,6 +55,11 @@ def map_prior_imaging(
         if not entries:
             continue
         ref = reference(resource, index)
+        modifiers = modifier_extensions(resource)
+        if modifiers is not None:
+            # a study said to be seen on must be one the record really says was done
+            issues.append(DataIssue(ref, f"spine study: {modifier_reason(modifiers)}"))
+            continue
         when = _time(ref, raw_time, issues)
         if when is not None:
             first = entries[0]

@@ -4,7 +4,9 @@ spine surgery in the episode, a CT is not advised against).
 Only a Procedure whose code is in the procedures value set counts, with status completed
 or in-progress (a planned, stopped-before-start or entered-in-error one did not happen);
 its time is performedDateTime, else performedPeriod.start. One without a readable time
-is reported and kept undated: the engine counts it, the cautious reading.
+is reported and kept undated: the engine counts it, the cautious reading. One with a
+``modifierExtension`` is counted too, and reported: an operation that may not have happened
+only keeps a CT from being advised against.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fhir_mappers.model import DataIssue, SpineSurgery, When
-from fhir_mappers.rawjson import codings, reference
+from fhir_mappers.rawjson import codings, modifier_extensions, reference
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.valuesets import ValueSets
 
@@ -35,6 +37,15 @@ def map_spine_surgery(
         if not entries or resource.get("status") not in DONE:
             continue
         ref = reference(resource, index)
+        modifiers = modifier_extensions(resource)
+        if modifiers is not None:  # ignored by FHIR's rule, but dropping it is less cautious
+            issues.append(
+                DataIssue(
+                    ref,
+                    f"modifierExtension not understood ({modifiers}); counted as done, the "
+                    "cautious reading",
+                )
+            )
         found.append(
             SpineSurgery(reference=ref, name=entries[0].name, when=_when(ref, resource, issues))
         )

@@ -33,6 +33,8 @@ from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import ConditionCategory
 from fhir_mappers.observations import map_observations
 from fhir_mappers.observations_careful import MappingOptions
+from fhir_mappers.prior_imaging import map_prior_imaging
+from fhir_mappers.procedures import map_spine_surgery
 from fhir_mappers.rawjson import MODIFIER_PLAIN
 from fhir_mappers.wire import read_resource
 from spine_cds_dev.service_process import ServiceProcess
@@ -207,3 +209,43 @@ def test_the_modifiers_named_are_cut_short_and_counted() -> None:
     _, issues = map_conditions([resource], VS)
     (issue,) = issues
     assert len(issue.reason) < 300 and "(no url)" in issue.reason and "and 1 more" in issue.reason
+
+
+def _imaging_study(**extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "ImagingStudy",
+        "id": "mri",
+        "status": "available",
+        "subject": {"reference": "Patient/p1"},
+        "procedureCode": [
+            {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "72158"}]}
+        ],
+        "started": "2026-10-20T10:00:00Z",
+        **extra,
+    }
+
+
+def test_a_study_with_a_modifier_is_not_a_study_done() -> None:
+    # a card must not say a finding was seen on a study the record may not say was done
+    assert len(map_prior_imaging([_imaging_study()], VS)[0]) == 1
+    studies, issues = map_prior_imaging([_imaging_study(modifierExtension=MODIFIER)], VS)
+    assert studies == ()
+    (issue,) = issues
+    assert URL in issue.reason and issue.reference == "ImagingStudy/mri"
+
+
+def test_an_operation_with_a_modifier_still_counts_and_is_reported() -> None:
+    # dropping it could only let a CT be advised against: kept, the cautious reading
+    operation = {
+        "resourceType": "Procedure",
+        "id": "fusion",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "22551"}]},
+        "performedDateTime": "2026-10-10",
+        "modifierExtension": MODIFIER,
+    }
+    found, issues = map_spine_surgery([operation], VS)
+    assert [s.reference for s in found] == ["Procedure/fusion"]
+    (issue,) = issues
+    assert URL in issue.reason and "counted as done" in issue.reason
