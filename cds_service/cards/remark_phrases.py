@@ -15,6 +15,7 @@ from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
+    change_pct,
     count_of,
     dated,
     fmt,
@@ -77,9 +78,20 @@ def _crp_not_recent(d: Data) -> Phrase:
 
 
 def _crp_not_falling(d: Data) -> Phrase:
-    change = f" ({signed_pct(d['changePct'])})" if "changePct" in d else ""
+    latest = d["latest"]
+    comparator = latest.get("comparator")
+    change = f" ({change_pct(d['changePct'], comparator)})" if "changePct" in d else ""
     least = fmt(d["minFallPct"])
-    day, judged = d["latest"]["day"], d.get("plateauAfterDays")
+    day, judged = latest["day"], d.get("plateauAfterDays")
+    if comparator in ("<", "<="):
+        # "<=10" after 12: the true value may be anywhere below, so whether it fell 25%
+        # cannot be told, and the card does not say it did not (an outside re-run)
+        return Phrase(
+            f"CRP {shown(d['baseline'])}{ARROW}{shown(latest)} mg/L{change} by day {day}: a "
+            f"result reported only as {shown(latest)} mg/L cannot show whether it is down "
+            f"{least}%; repeat CRP with a measured value.",
+            f"CRP reported only as {shown(latest)} mg/L: repeat CRP",
+        )
     order_day = d.get("orderDay", day)
     # a CRP from before the day the plateau is judged: say when to look again (the next
     # step), by the order's day (an order past that day repeats them now)
@@ -252,8 +264,23 @@ def _crp_never_raised(d: Data) -> Phrase:
 
 
 def _crp_at_limit(d: Data) -> Phrase:
-    values = ", ".join(f"{shown(v)} mg/L on {v['date']}" for v in d["values"])
-    return Phrase(f"CRP reported as a limit ({values}) is counted at the limit.", "CRP at a limit")
+    """A value reported below a limit at or under the normal limit ("<10") is read as
+    normal, not at its limit (no plateau or rise from it); any other at its limit."""
+    normal = d.get("normalLimitMgL")
+    low: list[str] = []
+    at: list[str] = []
+    for v in d["values"]:
+        within = normal is not None and v.get("comparator") in ("<", "<=") and v["value"] <= normal
+        (low if within else at).append(f"{shown(v)} mg/L on {v['date']}")
+    said = []
+    if at:
+        said.append(f"CRP reported as a limit ({', '.join(at)}) is counted at the limit.")
+    if low:
+        said.append(
+            f"CRP reported below a limit ({', '.join(low)}) is read as within the normal range: "
+            "no plateau or rise is read from it."
+        )
+    return Phrase(" ".join(said), "CRP at a limit")
 
 
 def _esr_rising(d: Data) -> Phrase:

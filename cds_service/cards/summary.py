@@ -75,6 +75,11 @@ def _needs_markers(a: Assessment) -> bool:
         return False
     if any(r.code == "episode-start-unknown" for r in a.missing):
         return False  # what is missing is a date for the infection, not a CRP
+    if any(
+        r.code == "crp-not-falling" and r.data["latest"].get("comparator") in ("<", "<=")
+        for r in a.unmet
+    ):
+        return True  # a latest CRP reported only as "<=10": a measured value decides
     return not a.figures.crp_recent or any(r.code == "crp-discordant" for r in a.missing)
 
 

@@ -213,7 +213,15 @@ def marker_notes(
         notes.append(Remark("crp-never-raised", {"highest": top}))
     limits = [m for m in crp if m.comparator]
     if limits:
-        notes.append(Remark("crp-at-limit", {"values": [figure(m, None) for m in limits]}))
+        notes.append(
+            Remark(
+                "crp-at-limit",
+                {
+                    "values": [figure(m, None) for m in limits],
+                    "normalLimitMgL": settings.crp_normal_mg_l,
+                },
+            )
+        )
     if (
         len(esr) >= 2
         and esr[-1].value > esr[0].value

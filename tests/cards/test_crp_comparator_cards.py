@@ -39,3 +39,19 @@ def test_an_hs_crp_reported_above_the_normal_limit_is_not_never_raised() -> None
     hs: list[Measurement] = [crp(0, 10, comparator=">", hs=True), crp(28, 4, hs=True)]
     c = card(run([*hs, *FALLING_PAIN]))
     assert "never raised" not in c["detail"]
+
+
+def test_a_latest_crp_reported_only_as_at_most_the_limit_asks_for_a_measured_value() -> None:
+    # v24 of the re-run: 12 -> "<=10" by day 28. The true value may be 9 (a 25% fall) or 10:
+    # the card must not say it is "not yet down 25%", nor drop the "or more"; it asks for a
+    # measured CRP and offers the order (clinical-rules.md: comparator values keep their
+    # sign; insufficient-data suggests ordering CRP/ESR).
+    c = card(run([crp(0, 12), crp(28, 10, comparator="<="), *FALLING_PAIN]))
+    assert c["extension"]["spine-cds-assessment"]["recommendation"] == "insufficient-data"
+    assert "CRP reported only as <=10 mg/L: repeat CRP" in c["summary"], c["summary"]
+    assert "not yet down 25%" not in c["summary"] + c["detail"]
+    assert "(\u221216.7% or more) by day 28: a result reported only as <=10 mg/L cannot show" in (
+        c["detail"]
+    )
+    assert [s["label"] for s in c["suggestions"]] == ["Order CRP and ESR"]
+    assert "is read as within the normal range" in c["detail"]  # the note agrees

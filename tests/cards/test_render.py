@@ -259,7 +259,14 @@ def test_red_flag_result_names_the_rule_and_its_data() -> None:
 def test_comparator_is_marked_in_the_card() -> None:
     a = run([crp(0, 100), crp(28, 5, comparator="<"), pain(0, 5), pain(28, 2)])
     card = only_card(render_response(a, CTX))
-    assert "<5" in card["detail"] and "counted at the limit" in card["detail"]
+    # under the normal limit: read as normal, not "at its limit" (no plateau or rise from it)
+    assert "CRP reported below a limit (<5 mg/L on" in card["detail"]
+    assert "is read as within the normal range: no plateau or rise" in card["detail"]
+    assert "counted at the limit" not in card["detail"]
+    a = run([crp(0, 100), crp(14, 60), crp(28, 12, comparator="<"), pain(0, 5), pain(28, 2)])
+    card = only_card(render_response(a, CTX))
+    assert "CRP reported as a limit (<12 mg/L on" in card["detail"]
+    assert "is counted at the limit" in card["detail"]
 
 
 def test_converted_unit_is_shown_with_the_original() -> None:
