@@ -117,6 +117,7 @@ def map_conditions(
                     ref,
                     f"{problem}; kept for its {category.value} code, read for code, "
                     "status and dates only",
+                    kept=True,
                 )
             )
         codes = tuple(coding for coding, _ in matched) if matched else tuple(all_codes)
@@ -167,7 +168,9 @@ def _region(
     if "multiple" in regions:
         return "multiple"
     issues.append(
-        DataIssue(ref, f"codes give different regions ({', '.join(regions)}): read as unknown")
+        DataIssue(
+            ref, f"codes give different regions ({', '.join(regions)}): read as unknown", kept=True
+        )
     )
     return None
 
@@ -181,7 +184,9 @@ def _category(
     if len(found) > 1:
         names = ", ".join(sorted(category.value for category in found))
         issues.append(
-            DataIssue(ref, f"codes of several categories ({names}); read as {chosen.value}")
+            DataIssue(
+                ref, f"codes of several categories ({names}); read as {chosen.value}", kept=True
+            )
         )
     return chosen
 
@@ -235,7 +240,7 @@ def _status(
     for coding in codings(concept):
         if coding.system == system:
             return coding.code
-    issues.append(DataIssue(ref, f"{element} has no code from {system}: read as absent"))
+    issues.append(DataIssue(ref, f"{element} has no code from {system}: read as absent", kept=True))
     return None
 
 
@@ -245,7 +250,7 @@ def _time(ref: str, element: str, value: object, issues: list[DataIssue]) -> Whe
     try:
         return parse_fhir_time(value)
     except ValueError as exc:
-        issues.append(DataIssue(ref, f"{element} not read: {exc}"))
+        issues.append(DataIssue(ref, f"{element} not read: {exc}", kept=True))
         return None
 
 

@@ -214,6 +214,9 @@ class DataIssue(Struct, frozen=True, gc=False):
     # A number with no value above (its unit cannot be converted, none is given, or the
     # conversion is off): as the chart shows it, so a card can name it; never converted.
     reported: ReportedValue | None = None
+    # The resource was still used, read in part (an element taken as absent, a red flag
+    # kept for its code): the card does not count it among what was "not used".
+    kept: bool = False
 
 
 class ReportedValue(Struct, frozen=True, gc=False):

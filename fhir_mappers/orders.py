@@ -113,6 +113,7 @@ def _to_order(
                 ref,
                 f"spine imaging order is not a valid R4 ServiceRequest ({describe_error(exc)}); "
                 "read for its code, status, priority, reasons and date only",
+                kept=True,
             )
         )
 
@@ -124,6 +125,7 @@ def _to_order(
             DataIssue(
                 ref,
                 f"codings disagree on modality/region/contrast; read as {first.code}",
+                kept=True,
             )
         )
 
@@ -133,7 +135,7 @@ def _to_order(
         try:
             authored = parse_fhir_time(raw_authored)
         except ValueError as exc:
-            issues.append(DataIssue(ref, f"authoredOn not read: {exc}"))
+            issues.append(DataIssue(ref, f"authoredOn not read: {exc}", kept=True))
 
     priority = resource.get("priority")
     return ImagingOrder(

@@ -44,6 +44,7 @@ def map_spine_surgery(
                     ref,
                     f"modifierExtension not understood ({modifiers}); counted as done, the "
                     "cautious reading",
+                    kept=True,
                 )
             )
         found.append(
@@ -61,5 +62,5 @@ def _when(ref: str, resource: dict[str, Any], issues: list[DataIssue]) -> When |
     try:
         return parse_fhir_time(raw)
     except ValueError as exc:
-        issues.append(DataIssue(ref, f"performed time not read: {exc}"))
+        issues.append(DataIssue(ref, f"performed time not read: {exc}", kept=True))
         return None

@@ -37,11 +37,11 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
             line = _order_line(issue)
             orders[line] = orders.get(line, 0) + 1
             continue
+        if issue.kept:
+            continue  # read in part and used (an element taken as absent): not left out
         if issue.plain:
             noun = COUNTED_NOUNS.get(issue.kind or "") or _noun_of(issue.reference)
             why = quote(REWORDED.get(issue.plain, issue.plain))
-        elif "read as" in issue.reason:
-            continue  # read, with one element taken as absent: not left out
         else:
             noun, why = "record", "that could not be read"
         groups[(noun, why)] = groups.get((noun, why), 0) + 1

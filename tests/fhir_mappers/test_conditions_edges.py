@@ -68,7 +68,9 @@ def test_an_unreadable_date_is_reported_under_its_element_and_left_out(
 ) -> None:
     facts, issues = map_conditions([condition("c1", **extra)], VS)
     assert issues == (
-        DataIssue("Condition/c1", f"{element} not read: not a FHIR date/time: {TEN_DIGITS!r}"),
+        DataIssue(
+            "Condition/c1", f"{element} not read: not a FHIR date/time: {TEN_DIGITS!r}", kept=True
+        ),
     )
     (fact,) = facts
     assert (fact.onset, fact.recorded, fact.abatement) == (None, None, None)
@@ -88,8 +90,9 @@ def test_a_red_flag_with_an_invalid_date_is_kept_and_both_problems_are_reported(
         "); kept for its neuro-deficit code, read for code, status and dates only"
     )
     assert unread == DataIssue(
-        "Condition/flag", f"{element} not read: not a FHIR date/time: 'soon'"
+        "Condition/flag", f"{element} not read: not a FHIR date/time: 'soon'", kept=True
     )
+    assert kept.kept  # both used: the card does not count them among what was not used
 
 
 @pytest.mark.parametrize(
@@ -103,7 +106,7 @@ def test_a_status_from_another_code_system_is_reported_by_element(
     odd[element] = {"coding": [{"system": LOCAL, "code": "active"}]}
     facts, issues = map_conditions([odd], VS)
     assert issues == (
-        DataIssue("Condition/s", f"{element} has no code from {system}: read as absent"),
+        DataIssue("Condition/s", f"{element} has no code from {system}: read as absent", kept=True),
     )
     assert (facts[0].clinical_status, facts[0].verification_status) == (None, None)
 
@@ -120,6 +123,7 @@ def test_several_categories_are_listed_with_the_one_chosen() -> None:
         DataIssue(
             "Condition/c",
             "codes of several categories (complication, nvo, out-of-scope); read as out-of-scope",
+            kept=True,
         ),
     )
 

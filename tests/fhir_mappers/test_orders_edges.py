@@ -121,7 +121,9 @@ def test_a_verified_code_decides_when_codings_disagree(site_first: bool) -> None
     )
     assert result.issues == (
         DataIssue(
-            "ServiceRequest/o", "codings disagree on modality/region/contrast; read as 72158"
+            "ServiceRequest/o",
+            "codings disagree on modality/region/contrast; read as 72158",
+            kept=True,
         ),
     )
 
@@ -134,7 +136,11 @@ def test_an_authored_on_that_cannot_be_read_leaves_the_order_undated() -> None:
     result = map_orders(bundle(order), None, VS)
     assert [(o.reference, o.authored_on) for o in result.orders] == [("ServiceRequest/x", None)]
     assert result.issues == (
-        DataIssue("ServiceRequest/x", f"authoredOn not read: not a FHIR date/time: {TEN_DIGITS!r}"),
+        DataIssue(
+            "ServiceRequest/x",
+            f"authoredOn not read: not a FHIR date/time: {TEN_DIGITS!r}",
+            kept=True,
+        ),
     )
 
 

@@ -152,6 +152,8 @@ def test_a_spine_order_that_is_not_quite_r4_still_gets_its_card(
     assert answer.status_code == 200
     (card,) = answer.get_json()["cards"]
     assert card["extension"]["spine-cds-assessment"]["recommendation"] == "advise-against"
+    # the order was read and assessed: the card does not count it as a record not used
+    assert "not used" not in card["detail"], card["detail"]
     (record,) = audit_records(app)
     assert record.decision == "advise-against"
     (issue,) = [i for i in record.detail["issues"] if i["reference"].endswith(order["id"])]
