@@ -50,8 +50,9 @@ def test_a_latest_crp_reported_only_as_at_most_the_limit_asks_for_a_measured_val
     assert c["extension"]["spine-cds-assessment"]["recommendation"] == "insufficient-data"
     assert "CRP reported only as <=10 mg/L: repeat CRP" in c["summary"], c["summary"]
     assert "not yet down 25%" not in c["summary"] + c["detail"]
-    assert "(\u221216.7% or more) by day 28: a result reported only as <=10 mg/L cannot show" in (
-        c["detail"]
+    assert (
+        "(\u221216.7% or more) by day 28: a result reported only as <=10 mg/L cannot show"
+        in (c["detail"])
     )
     assert [s["label"] for s in c["suggestions"]] == ["Order CRP and ESR"]
     assert "is read as within the normal range" in c["detail"]  # the note agrees
