@@ -158,7 +158,25 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
     ]
     if not short:
         return None
-    order = short[0]
+    restudied = _restudied(a, ctx, short[0], study)
+    if restudied is None:
+        return None
+    replaced, label = restudied
+    return {
+        "label": f"Order {label} instead",
+        "uuid": suggestion_uuid(card_id, REPLACE_STUDY),
+        "isRecommended": True,
+        "actions": _changed(short[0], replaced, f"Order {label}", label, ctx, card_id),
+    }
+
+
+def _restudied(
+    a: Assessment, ctx: CardContext, order: ImagingOrder, study: Study
+) -> tuple[ImagingOrder, str] | None:
+    """The draft ``order`` changed into ``study`` (its code from the imaging value set),
+    STAT without its timing on an urgent card, and the words for it; None when the value
+    set has no code for the study."""
+    assert ctx.value_sets is not None
     coding = study_coding(study, order, ctx.value_sets)
     if coding is None:
         return None
@@ -169,22 +187,20 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
         # the card asks for an emergency MRI now (clinical-rules.md, "What a card should
         # say"): the study replaces the draft as a STAT order, without the draft's timing
         label = f"emergency {named} (STAT)"
-        resource["priority"] = "stat"
-        for timing in ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"):
-            resource.pop(timing, None)
+        _now(resource)
     resource["code"] = {
         "coding": [
             prune({"system": coding.system, "code": coding.code, "display": coding.display})
         ],
         "text": upper_first(named),
     }
-    replaced = replace(order, resource=resource, codes=(coding,))
-    return {
-        "label": f"Order {label} instead",
-        "uuid": suggestion_uuid(card_id, REPLACE_STUDY),
-        "isRecommended": True,
-        "actions": _changed(order, replaced, f"Order {label}", label, ctx, card_id),
-    }
+    return replace(order, resource=resource, codes=(coding,)), label
+
+
+def _now(resource: dict[str, Any]) -> None:
+    resource["priority"] = "stat"
+    for timing in ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"):
+        resource.pop(timing, None)
 
 
 # Priorities that already say "now" to the department (FHIR request-priority).
@@ -205,10 +221,21 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     if not slow:
         return None
     order = slow[0]
+    study = a.answering_study
+    if study is not None and ctx.value_sets is not None and study.region != order.region:
+        # the card asks for the whole spine; so does its one click (a clinician reader:
+        # "make it STAT and extend it to the whole spine")
+        restudied = _restudied(a, ctx, order, study)
+        if restudied is not None:
+            replaced, label = restudied
+            return {
+                "label": f"Order {label} instead",
+                "uuid": suggestion_uuid(card_id, MAKE_STAT),
+                "isRecommended": True,
+                "actions": _changed(order, replaced, f"Order {label}", label, ctx, card_id),
+            }
     resource = copy.deepcopy(dict(order.resource))
-    resource["priority"] = "stat"
-    for timing in ("occurrenceDateTime", "occurrencePeriod", "occurrenceTiming"):
-        resource.pop(timing, None)
+    _now(resource)
     label = f"spine {order.modality.value} STAT"
     return {
         "label": f"Make the {label}",

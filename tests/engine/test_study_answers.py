@@ -121,7 +121,7 @@ def test_an_urgent_card_on_the_right_mri_is_appropriate_with_no_replacement() ->
 
 
 @pytest.mark.parametrize("priority", [None, "routine", "urgent"])
-def test_an_urgent_card_on_the_right_mri_ordered_routine_offers_to_make_it_stat(
+def test_an_urgent_card_on_a_whole_spine_mri_ordered_routine_offers_to_make_it_stat(
     priority: str | None,
 ) -> None:
     """The card asks for an emergency MRI now; a routine slot for a new deficit is a wrongly
@@ -130,7 +130,8 @@ def test_an_urgent_card_on_the_right_mri_ordered_routine_offers_to_make_it_stat(
     a = run(improving()[:2], [nvo(), neuro(onset=15)], order_day=16)
     (mri,) = a.orders
     timed = {"occurrenceDateTime": "2026-12-20"} | ({"priority": priority} if priority else {})
-    a = replace(a, orders=(replace(mri, priority=priority, resource={**mri.resource, **timed}),))
+    whole = replace(mri, region="spine", priority=priority, resource={**mri.resource, **timed})
+    a = replace(a, orders=(whole,))
     assert a.recommendation is Recommendation.SUPPORT_URGENT and a.study_gaps == {}
     assert set(ratings(a).values()) == {"appropriate"}
     (suggestion,) = suggestions(a)
@@ -148,6 +149,23 @@ def test_an_urgent_card_on_the_right_mri_ordered_routine_offers_to_make_it_stat(
     delete, create = both["actions"]
     assert (delete["type"], delete["resourceId"]) == ("delete", mri.reference)
     assert create["type"] == "create" and create["resource"]["priority"] == "stat"
+
+
+def test_an_urgent_card_on_a_routine_lumbar_mri_offers_the_whole_spine_stat() -> None:
+    """The card says "emergency MRI of the whole spine with gadolinium now": its one click
+    orders that, STAT, not the lumbar MRI at a routine slot (an outside re-run found the
+    card text and the action disagreeing on extent). The lumbar MRI still answers the
+    question, so it keeps its appropriate rating."""
+    a = run(improving()[:2], [nvo(), neuro(onset=15)], order_day=16)
+    assert a.recommendation is Recommendation.SUPPORT_URGENT and a.study_gaps == {}
+    assert set(ratings(a).values()) == {"appropriate"}
+    (suggestion,) = suggestions(a)
+    assert suggestion["label"] == (
+        "Order emergency MRI of the whole spine without and with gadolinium (STAT) instead"
+    )
+    resource = suggestion["actions"][0]["resource"]
+    assert resource["priority"] == "stat"
+    assert resource["code"]["coding"][0]["code"] == "30855-1"
 
 
 def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_whole_spine() -> None:
