@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -75,19 +75,31 @@ def main(path: str = "docs/cards.md") -> None:
     target.write_text(replace_section(target.read_text("utf-8"), example_cards_section()), "utf-8")
 
 
-def cli(argv: list[str] | None = None) -> None:
-    """``python -m cds_service.tools.cards_doc [PATH]``; -h/--help prints the usage."""
+def section_cli(
+    module: str,
+    doc: str | None,
+    default: str,
+    rewrite: Callable[[str], None],
+    argv: list[str] | None,
+) -> None:
+    """``python -m <module> [PATH]`` for a tool that rewrites a generated section of a
+    Markdown file; -h/--help prints the usage (the first paragraph of ``doc``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m cds_service.tools.cards_doc",
-        description=(__doc__ or "").split("\n\n", 1)[0].replace("\n", " "),
+        prog=f"python -m {module}",
+        description=(doc or "").split("\n\n", 1)[0].replace("\n", " "),
     )
     parser.add_argument(
         "path",
         nargs="?",
-        default="docs/cards.md",
-        help="the Markdown file whose generated section is rewritten [docs/cards.md]",
+        default=default,
+        help=f"the Markdown file whose generated section is rewritten [{default}]",
     )
-    main(parser.parse_args(argv).path)
+    rewrite(parser.parse_args(argv).path)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """``python -m cds_service.tools.cards_doc [PATH]``; -h/--help prints the usage."""
+    section_cli("cds_service.tools.cards_doc", __doc__, "docs/cards.md", main, argv)
 
 
 if __name__ == "__main__":
