@@ -117,6 +117,10 @@ class ImagingOrder:
     # ServiceRequest.priority (routine | urgent | asap | stat), None when absent
     priority: str | None = None
     reasons: tuple[OrderReason, ...] = ()
+    # False for an order read in part because it is not valid R4: assessed, but never
+    # written back in an update (a rating, a changed study), which would echo what could
+    # not be validated (control characters, a list where a code belongs)
+    valid: bool = True
 
 
 class ConditionCategory(StrEnum):

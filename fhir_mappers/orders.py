@@ -99,6 +99,7 @@ def _to_order(
     if modifiers is not None:
         issues.append(DataIssue(ref, f"spine imaging order: {modifier_reason(modifiers)}"))
         return None
+    valid = True
     try:
         if not usual_r4(resource):  # the usual shape is one the model accepts
             ServiceRequest.model_validate(resource)
@@ -108,6 +109,7 @@ def _to_order(
         # An element the service does not read (or a missing one it does not need) must
         # not cost the clinician the advice: the order is read for what the rules use,
         # each read on its own (a date that cannot be read leaves the order undated).
+        valid = False
         issues.append(
             DataIssue(
                 ref,
@@ -148,6 +150,7 @@ def _to_order(
         resource=resource,
         priority=priority if isinstance(priority, str) else None,
         reasons=_reasons(resource, vs),
+        valid=valid,
     )
 
 

@@ -154,7 +154,7 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
     short = [
         o
         for o in a.orders
-        if a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
+        if o.valid and a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
     ]
     if not short:
         return None
@@ -217,7 +217,9 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
         return None
     if every_flag_seen(a.notes):
         return None
-    slow = [o for o in a.orders if o.priority not in NOW and o.reference not in a.study_gaps]
+    slow = [
+        o for o in a.orders if o.valid and o.priority not in NOW and o.reference not in a.study_gaps
+    ]
     if not slow:
         return None
     order = slow[0]
@@ -294,7 +296,9 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
             "resource": rated_resource(o, r, ctx.qcdsm_name, card_id),
         }
         for o in a.orders
-        if rating != "not-appropriate" or o.reference in a.covering
+        # an order read in part (not valid R4) is never written back: its rating would
+        # echo what could not be validated
+        if o.valid and (rating != "not-appropriate" or o.reference in a.covering)
         for r in (_order_rating(a, o, rating),)
         if r is not None
     ]

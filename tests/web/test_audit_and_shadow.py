@@ -135,8 +135,17 @@ def test_notes_about_incomplete_data_reach_the_audit(client: FlaskClient) -> Non
         lambda o: o.update(authoredOn="2026-11-26T09:00:00"),  # no time zone
         lambda o: o.update(foo=1),  # an element R4 does not know
         lambda o: o["code"]["coding"][0].update(display=7),
+        lambda o: o.update(status=["\x08"]),  # the fuzz suite's: never echoed back
     ],
-    ids=["no-intent", "no-status", "no-subject", "no-zone", "unknown-element", "number-display"],
+    ids=[
+        "no-intent",
+        "no-status",
+        "no-subject",
+        "no-zone",
+        "unknown-element",
+        "number-display",
+        "control-character-list",
+    ],
 )
 def test_a_spine_order_that_is_not_quite_r4_still_gets_its_card(
     client: FlaskClient, spoil: Any
@@ -154,6 +163,14 @@ def test_a_spine_order_that_is_not_quite_r4_still_gets_its_card(
     assert card["extension"]["spine-cds-assessment"]["recommendation"] == "advise-against"
     # the order was read and assessed: the card does not count it as a record not used
     assert "not used" not in card["detail"], card["detail"]
+    # but it is never written back (a rating or a changed study would echo what could not
+    # be validated: the fuzz suite sent a status of ["\x08"])
+    written = [
+        act.get("resource", {}).get("id")
+        for act in answer.get_json().get("systemActions", [])
+        + [a for s in card.get("suggestions", []) for a in s["actions"]]
+    ]
+    assert order["id"] not in written, written
     (record,) = audit_records(app)
     assert record.decision == "advise-against"
     (issue,) = [i for i in record.detail["issues"] if i["reference"].endswith(order["id"])]
