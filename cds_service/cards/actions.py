@@ -20,7 +20,6 @@ from cds_service.cards.result import prune
 from cds_service.cards.summary import _modality, _needs_markers, seen_on_study
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
-from cds_service.engine.routine import every_flag_seen
 from cds_service.engine.study import GAP_MECHANICAL_MRI, GAP_SEEN
 from fhir_mappers.model import Coding, ImagingOrder
 from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
@@ -91,25 +90,13 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
     mod = _modality(_covering(a))
     if rec is Recommendation.ADVISE_AGAINST:
         return [
-            {
-                "label": f"Remove the spine {mod} order",
-                "uuid": suggestion_uuid(card_id, REMOVE_IMAGING),
-                "isRecommended": True,
-                "actions": _delete_orders(a),
-            }
+            _suggestion(f"Remove the spine {mod} order", card_id, REMOVE_IMAGING, _delete_orders(a))
         ]
     replacement = _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id)
     if replacement is not None:
         return [replacement]
     if _needs_markers(a):
-        return [
-            {
-                "label": "Order CRP and ESR",
-                "uuid": suggestion_uuid(card_id, ORDER_MARKERS),
-                "isRecommended": True,
-                "actions": _marker_orders(a, ctx),
-            }
-        ]
+        return [_suggestion("Order CRP and ESR", card_id, ORDER_MARKERS, _marker_orders(a, ctx))]
     return []
 
 
@@ -158,23 +145,14 @@ def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any
     ]
     if not short:
         return None
-    restudied = _restudied(a, ctx, short[0], study)
-    if restudied is None:
-        return None
-    replaced, label = restudied
-    return {
-        "label": f"Order {label} instead",
-        "uuid": suggestion_uuid(card_id, REPLACE_STUDY),
-        "isRecommended": True,
-        "actions": _changed(short[0], replaced, f"Order {label}", label, ctx, card_id),
-    }
+    return _instead(a, ctx, card_id, short[0], study, REPLACE_STUDY)
 
 
-def _restudied(
-    a: Assessment, ctx: CardContext, order: ImagingOrder, study: Study
-) -> tuple[ImagingOrder, str] | None:
-    """The draft ``order`` changed into ``study`` (its code from the imaging value set),
-    STAT without its timing on an urgent card, and the words for it; None when the value
+def _instead(
+    a: Assessment, ctx: CardContext, card_id: str, order: ImagingOrder, study: Study, kind: str
+) -> dict[str, Any] | None:
+    """The suggestion that changes the draft ``order`` into ``study`` (its code from the
+    imaging value set), STAT without its timing on an urgent card; None when the value
     set has no code for the study."""
     assert ctx.value_sets is not None
     coding = study_coding(study, order, ctx.value_sets)
@@ -194,7 +172,9 @@ def _restudied(
         ],
         "text": upper_first(named),
     }
-    return replace(order, resource=resource, codes=(coding,)), label
+    replaced = replace(order, resource=resource, codes=(coding,))
+    actions = _changed(order, replaced, f"Order {label}", label, ctx, card_id)
+    return _suggestion(f"Order {label} instead", card_id, kind, actions)
 
 
 def _now(resource: dict[str, Any]) -> None:
@@ -215,7 +195,7 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     then a new MRI is needed only if the exam changed."""
     if a.recommendation is not Recommendation.SUPPORT_URGENT:
         return None
-    if every_flag_seen(a.notes):
+    if seen_on_study(a) is not None:
         return None
     slow = [
         o for o in a.orders if o.valid and o.priority not in NOW and o.reference not in a.study_gaps
@@ -227,25 +207,27 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     if study is not None and ctx.value_sets is not None and study.region != order.region:
         # the card asks for the whole spine; so does its one click (a clinician reader:
         # "make it STAT and extend it to the whole spine")
-        restudied = _restudied(a, ctx, order, study)
-        if restudied is not None:
-            replaced, label = restudied
-            return {
-                "label": f"Order {label} instead",
-                "uuid": suggestion_uuid(card_id, MAKE_STAT),
-                "isRecommended": True,
-                "actions": _changed(order, replaced, f"Order {label}", label, ctx, card_id),
-            }
+        extended = _instead(a, ctx, card_id, order, study, MAKE_STAT)
+        if extended is not None:
+            return extended
     resource = copy.deepcopy(dict(order.resource))
     _now(resource)
     label = f"spine {order.modality.value} STAT"
+    actions = _changed(
+        order, replace(order, resource=resource), f"Order the {label}", label, ctx, card_id
+    )
+    return _suggestion(f"Make the {label}", card_id, MAKE_STAT, actions)
+
+
+def _suggestion(
+    label: str, card_id: str, kind: str, actions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A recommended suggestion, its uuid derived from the card's (``identity``)."""
     return {
-        "label": f"Make the {label}",
-        "uuid": suggestion_uuid(card_id, MAKE_STAT),
+        "label": label,
+        "uuid": suggestion_uuid(card_id, kind),
         "isRecommended": True,
-        "actions": _changed(
-            order, replace(order, resource=resource), f"Order the {label}", label, ctx, card_id
-        ),
+        "actions": actions,
     }
 
 

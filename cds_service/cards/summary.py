@@ -8,7 +8,7 @@ from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.remark_phrases import urgent_level_words
 from cds_service.cards.words import fmt, pain_phrase
-from cds_service.engine import study
+from cds_service.engine import routine, study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation, Remark
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -39,9 +39,7 @@ def pain_while_crp_falls(a: Assessment) -> bool:
 def seen_on_study(a: Assessment) -> Remark | None:
     """The note saying where the red flags were seen, when every one of them was seen on
     a study of the last days: then a new MRI only if the exam changed."""
-    return next(
-        (n for n in a.notes if n.code == "flag-seen-on-study" and n.data["allRedFlags"]), None
-    )
+    return routine.seen_on_every_flag(a.notes)
 
 
 def mri_preferred_to_ct(a: Assessment) -> bool:

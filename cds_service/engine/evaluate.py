@@ -46,10 +46,10 @@ from .response import (
     pending_rise,
 )
 from .routine import (
-    every_flag_seen,
     immunosuppression,
     not_routine,
     prior_imaging,
+    seen_on_every_flag,
     spine_surgery,
 )
 from .rules import (
@@ -254,7 +254,7 @@ def _evaluate(
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
-        seen = every_flag_seen(prior)
+        seen = seen_on_every_flag(prior) is not None
         short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits, seen))
         study = answering_study(findings, region, deficits)
     else:

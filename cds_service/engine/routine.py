@@ -198,6 +198,9 @@ def _study_data(s: PriorStudy, t0_day: date | None, eval_day: date) -> dict[str,
     return data
 
 
-def every_flag_seen(notes: Sequence[Remark]) -> bool:
-    """Every red flag was seen on a recent study (``prior_imaging``)."""
-    return any(n.code == "flag-seen-on-study" and n.data["allRedFlags"] for n in notes)
+def seen_on_every_flag(notes: Sequence[Remark]) -> Remark | None:
+    """The note saying where the red flags were seen, when every one of them was seen on
+    a recent study (``prior_imaging``): then a new MRI only if the exam changed."""
+    return next(
+        (n for n in notes if n.code == "flag-seen-on-study" and n.data["allRedFlags"]), None
+    )
