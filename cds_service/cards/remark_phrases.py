@@ -266,11 +266,11 @@ def _crp_never_raised(d: Data) -> Phrase:
 def _crp_at_limit(d: Data) -> Phrase:
     """A value reported below a limit at or under the normal limit ("<10") is read as
     normal, not at its limit (no plateau or rise from it); any other at its limit."""
-    normal = d.get("normalLimitMgL")
+    normal = d["normalLimitMgL"]
     low: list[str] = []
     at: list[str] = []
     for v in d["values"]:
-        within = normal is not None and v.get("comparator") in ("<", "<=") and v["value"] <= normal
+        within = v.get("comparator") in ("<", "<=") and v["value"] <= normal
         (low if within else at).append(f"{shown(v)} mg/L on {v['date']}")
     said = []
     if at:
