@@ -19,6 +19,7 @@ from cds_service.discovery import load_discovery
 from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.examples.stored import load_example
 from tests.builders import SELECT_ID
+from tests.support.ehr_calls import prefetched
 
 ORDER_DATE = date(2026, 12, 6)
 
@@ -33,16 +34,6 @@ def _improving_body() -> dict[str, Any]:
     return body
 
 
-def _resources(body: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
-    return [
-        entry["resource"]
-        for bundle in body["prefetch"].values()
-        if isinstance(bundle, dict)
-        for entry in bundle.get("entry", [])
-        if entry.get("resource", {}).get("resourceType") == resource_type
-    ]
-
-
 @pytest.mark.parametrize(
     "placeholder", ["0001-01-01", "0001", "9999-12-31", "9999-12-31T23:59:59Z"]
 )
@@ -52,7 +43,7 @@ def test_placeholder_dates_on_a_condition_are_answered_not_a_crash(
 ) -> None:
     """EHRs write 0001-01-01 and 9999-12-31 for "unknown" and "open-ended"."""
     body = _improving_body()
-    for condition in _resources(body, "Condition"):
+    for condition in prefetched(body, "Condition"):
         condition[element] = placeholder
     answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
     assert answer.status_code == 200, answer.get_json()
@@ -63,7 +54,7 @@ def test_a_placeholder_date_on_an_observation_is_answered_not_a_crash(
     client: FlaskClient, placeholder: str
 ) -> None:
     body = _improving_body()
-    observations = _resources(body, "Observation")
+    observations = prefetched(body, "Observation")
     observations[-1]["effectiveDateTime"] = placeholder
     answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
     assert answer.status_code == 200, answer.get_json()

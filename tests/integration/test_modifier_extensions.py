@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from collections.abc import Iterator
-from datetime import date
 from importlib import resources
 from typing import Any
 
@@ -23,9 +21,6 @@ import msgspec
 import pytest
 import requests
 
-from cds_service.discovery import load_discovery
-from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
-from cds_service.examples.stored import load_example
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.antibiotics import build_antibiotics
 from fhir_mappers.conditions import map_conditions
@@ -39,10 +34,10 @@ from fhir_mappers.rawjson import MODIFIER_PLAIN
 from fhir_mappers.wire import read_resource
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import SELECT_ID
+from tests.support.ehr_calls import card_request, prefetched
 
 pytestmark = pytest.mark.integration
 
-ORDER_DATE = date(2026, 12, 6)
 URL = "http://example.org/fhir/StructureDefinition/result-invalidated"
 MODIFIER = [{"url": URL, "valueBoolean": True}]
 
@@ -54,28 +49,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
         yield svc
 
 
-def _improving_body() -> dict[str, Any]:
-    example = load_example("e01-improving", ORDER_DATE)
-    body = build_request("order-select", str(uuid.uuid4()), example.patient_id, example.draft_order)
-    (svc,) = (s for s in load_discovery().services.values() if s.id == SELECT_ID)
-    body["prefetch"] = local_prefetch(
-        svc.prefetch, body["context"], bundle_resources(example.bundle)
-    )
-    return body
-
-
-def _of_type(body: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
-    return [
-        entry["resource"]
-        for bundle in body["prefetch"].values()
-        if isinstance(bundle, dict)
-        for entry in bundle.get("entry", [])
-        if entry.get("resource", {}).get("resourceType") == resource_type
-    ]
-
-
 def _crps(body: dict[str, Any]) -> list[dict[str, Any]]:
-    crps = [o for o in _of_type(body, "Observation") if o["code"]["coding"][0]["code"] == "1988-5"]
+    crps = [
+        o for o in prefetched(body, "Observation") if o["code"]["coding"][0]["code"] == "1988-5"
+    ]
     return sorted(crps, key=lambda o: str(o["effectiveDateTime"]))
 
 
@@ -87,13 +64,13 @@ def _call(service: ServiceProcess, body: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def test_the_patient_without_modifiers_gets_advise_against(service: ServiceProcess) -> None:
-    (card,) = _call(service, _improving_body())
+    (card,) = _call(service, card_request())
     assert card["extension"]["spine-cds-assessment"]["recommendation"] == "advise-against"
     assert MODIFIER_PLAIN not in card["detail"]
 
 
 def test_a_crp_with_a_modifier_is_named_as_not_used(service: ServiceProcess) -> None:
-    body = _improving_body()
+    body = card_request()
     latest = _crps(body)[-1]
     latest["modifierExtension"] = MODIFIER
     (card,) = _call(service, body)
@@ -107,14 +84,14 @@ def test_a_crp_with_a_modifier_is_named_as_not_used(service: ServiceProcess) -> 
 
 
 def test_the_infection_with_a_modifier_is_not_the_episode(service: ServiceProcess) -> None:
-    body = _improving_body()
-    for condition in _of_type(body, "Condition"):
+    body = card_request()
+    for condition in prefetched(body, "Condition"):
         condition["modifierExtension"] = MODIFIER
     assert _call(service, body) == []
 
 
 def test_a_spine_order_with_a_modifier_is_not_assessed(service: ServiceProcess) -> None:
-    body = _improving_body()
+    body = card_request()
     for entry in body["context"]["draftOrders"]["entry"]:
         entry["resource"]["modifierExtension"] = MODIFIER
     assert _call(service, body) == []
@@ -126,7 +103,7 @@ VS = load_value_sets()
 
 
 def _crp_resource() -> dict[str, Any]:
-    return copy.deepcopy(_crps(_improving_body())[-1])
+    return copy.deepcopy(_crps(card_request())[-1])
 
 
 @pytest.mark.parametrize("read_as", ["bytes", "dict"])

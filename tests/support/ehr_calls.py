@@ -57,3 +57,15 @@ def card_request(key: str = "e01-improving", service_id: str = SELECT_ID) -> dic
     resources = [e["resource"] for e in example.bundle["entry"]]
     body["prefetch"] = local_prefetch(service.prefetch, body["context"], resources)
     return body
+
+
+def prefetched(body: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
+    """The resources of ``resource_type`` in a request's prefetched Bundles, as objects a
+    test may change in place."""
+    return [
+        entry["resource"]
+        for bundle in body["prefetch"].values()
+        if isinstance(bundle, dict)
+        for entry in bundle.get("entry", [])
+        if entry.get("resource", {}).get("resourceType") == resource_type
+    ]
