@@ -26,7 +26,7 @@ from cds_service.fhir.bundles import (
     unwrap_bundle,
 )
 from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch
-from cds_service.fhir.urls import connect_origin
+from cds_service.fhir.urls import connect_origin, has_dot_segments
 
 if TYPE_CHECKING:
     from cds_service.fhir.client import FhirClient
@@ -67,10 +67,13 @@ class _Exchange:
         """``url`` leads to fhirServer: its origin as the HTTP stack connects, and a path
         under its base. A paging link to another path of the same host (an admin
         endpoint, another tenant's ``/r4/<tenant>``) gets no token: an integration tester
-        found one fetched with it."""
+        found one fetched with it. Nor does one that climbs out of the base through dot
+        segments (``/fhir/../admin``, ``/fhir/%2e%2e/admin``), which an attack suite did."""
         if self.origin is None or connect_origin(url) != self.origin:
             return False
         path = urlsplit(url).path
+        if has_dot_segments(path):
+            return False
         return path == self.base_path or path.startswith(self.base_path + "/")
 
     def fetch(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import urllib3.exceptions
 from urllib3.util import parse_url
@@ -36,9 +36,20 @@ def server_url_problem(fhir_server: object) -> str | None:
         return "fhirServer must not carry credentials"
     if parts.query or parts.fragment:
         return "fhirServer must be a base URL without query or fragment"
+    if has_dot_segments(parts.path):
+        return "fhirServer must not have '.' or '..' path segments"
     if connect_origin(fhir_server) is None:
         return "fhirServer is not a plain http(s) URL (unsafe characters in it)"
     return None
+
+
+def has_dot_segments(path: str) -> bool:
+    """Whether ``path`` has a ``.`` or ``..`` segment, written plainly or percent-escaped
+    (``%2e%2e``, ``..%2f``). The HTTP stack removes plain ones before it sends, and a
+    server or proxy may resolve escaped ones: either way the request leaves the path it
+    seemed to be under, so a path with them is never judged to be under a base."""
+    decoded = unquote(path).replace("\\", "/")
+    return any(segment in {".", ".."} for segment in decoded.split("/"))
 
 
 Origin = tuple[str, str, int]

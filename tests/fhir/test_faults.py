@@ -240,6 +240,16 @@ def test_prefetched_first_page_is_continued_and_a_failure_keeps_it(
     assert [r["id"] for r in away.resources["crp"]] == ["given"]
     assert any("a path outside its base" in n.reason for n in away.notes), away.notes
 
+    # nor one that climbs out of the base through dot segments, plain or escaped, which
+    # the HTTP stack or the server resolves (an attack suite saw the token sent so)
+    for climb in ("/../endless", "/./../endless", "/%2e%2e/endless", "/..%2Fendless"):
+        dotted = client.fetch_all(
+            server.url("ok"), TOKEN, {}, time.monotonic() + 1.0,
+            first_pages={"crp": first_page(server.url("ok") + climb + "/Observation?page=7")},
+        )  # fmt: skip
+        assert [r["id"] for r in dotted.resources["crp"]] == ["given"], climb
+        assert any("a path outside its base" in n.reason for n in dotted.notes), climb
+
     started = time.monotonic()
     failed = client.fetch_all(
         server.url("500"), TOKEN, {}, started + 0.5,

@@ -59,3 +59,21 @@ def test_urls_that_parsers_may_read_differently_are_refused(url: str) -> None:
 def test_a_fhir_server_url_with_a_backslash_is_refused() -> None:
     problem = server_url_problem("http://127.0.0.1:19004\\@127.0.0.1:19003/fhir")
     assert problem is not None and "fhirServer" in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ehr.example.org/fhir/../admin",
+        "https://ehr.example.org/fhir/./r4",
+        "https://ehr.example.org/fhir/%2e%2e/admin",
+        "https://ehr.example.org/fhir/..%2Fadmin",
+    ],
+)
+def test_a_fhir_server_url_with_dot_segments_is_refused(url: str) -> None:
+    # the stack or the server resolves them, so the base would not be what it seems
+    assert server_url_problem(url) == "fhirServer must not have '.' or '..' path segments"
+
+
+def test_a_fhir_server_url_with_dots_inside_segments_is_kept() -> None:
+    assert server_url_problem("https://ehr.example.org/fhir.r4/v1..2/api") is None
