@@ -319,6 +319,9 @@ def _next_links(fhir_port: int, far_port: int) -> dict[str, str]:
         # the FHIR server's own host and port, another path (another tenant's, an admin
         # endpoint): not under the base, so no token either
         "other-path-same-host": f"http://127.0.0.1:{fhir_port}/other/fhir/Condition?page=2",
+        # under the base as the browser reads it, but the server may decode the escaped
+        # slash and climb out of it
+        "escaped-dot-segment": f"http://127.0.0.1:{fhir_port}/fhir/..%2Fother/Condition?page=2",
     }
 
 

@@ -80,7 +80,9 @@ export function sameServerUrl(link, serverUrl) {
     const from = new URL(base);
     const path = from.pathname.replace(/\/+$/, '');
     const under = to.pathname === path || to.pathname.startsWith(`${path}/`);
-    return to.origin === from.origin && under ? target : null;
+    // an escaped dot segment (..%2F) is not resolved here but may be by the server
+    const climbs = decodeURIComponent(to.pathname).split(/[/\\]/).some((s) => s === '.' || s === '..');
+    return to.origin === from.origin && under && !climbs ? target : null;
   } catch {
     return null;
   }
