@@ -50,15 +50,33 @@ SHOWN_MAX_CHARS = 200
 # Loggers that would write request data (URLs with query strings) at debug or info.
 QUIET_LOGGERS = ("urllib3", "requests", "charset_normalizer")
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Controls, line separators, lone surrogates and the format characters (Unicode category
+# Cf: bidi overrides, zero-width ones) that change how a line reads on screen without
+# showing themselves; tests/test_logs hold the list against unicodedata.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff"
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 def escape_controls(text: str) -> str:
-    """``text`` with every control character (and Unicode line separators) escaped."""
-    return _CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+    """``text`` with every control and invisible format character (and Unicode line
+    separators) escaped."""
+    return _CONTROL.sub(lambda m: _escaped(m.group()), text)
 
 
 def shown(value: object, limit: int = SHOWN_MAX_CHARS) -> str:
