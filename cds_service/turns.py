@@ -93,6 +93,20 @@ class Turns:
             yield
 
     @contextmanager
+    def idle(self) -> Iterator[None]:
+        """A wait of a call that holds no turn (feedback looking for a card another
+        worker's writer may not have stored yet): the worker is told, so that its place
+        goes to the next call instead of waiting with this one (an attack suite held a
+        worker for 0.3 s per feedback call naming unknown cards)."""
+        if self._holding():
+            with self.waiting():
+                yield
+            return
+        if self.on_wait is not None:
+            self.on_wait()
+        yield
+
+    @contextmanager
     def spare(self) -> Iterator[bool]:
         """Hold the turn for the block when no call holds it or waits for it, and say so
         (True); else say False at once. For work a call may do early, in the time it

@@ -45,9 +45,10 @@ def _check_cards_shown(
     runtime: Runtime, client: str, service_id: str, entries: Sequence[dict[str, Any]]
 ) -> None:
     """400 naming each entry whose card this service never showed to ``client``."""
-    unknown = runtime.stores.audit.cards_not_shown(
-        [entry["card"] for entry in entries], client, service_id
-    )
+    with runtime.turns.idle():  # it may wait for another worker's writer
+        unknown = runtime.stores.audit.cards_not_shown(
+            [entry["card"] for entry in entries], client, service_id
+        )
     problems = [
         FieldError(
             f"$.feedback[{i}].card",

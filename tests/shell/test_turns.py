@@ -167,3 +167,16 @@ def test_a_turn_taken_inside_spare_work_is_the_same_turn() -> None:
     assert finished.is_set(), "the thread queued behind its own turn"
     with turns.spare() as free:
         assert free  # released once, at the end
+
+
+def test_an_idle_wait_without_the_turn_is_told_and_one_with_it_gives_the_turn_away() -> None:
+    """Feedback holds no turn but may wait for another worker's audit writer: the worker
+    is told (its place goes to the next call); with the turn held it is a usual wait."""
+    turns = Turns()
+    told: list[str] = []
+    turns.on_wait = lambda: told.append("told")
+    with turns.idle():
+        assert told == ["told"]
+    with turns.turn(), turns.idle(), another_call_computing(turns):
+        pass  # the other call got the turn while this one waited
+    assert told == ["told", "told"]
