@@ -20,7 +20,7 @@ from cds_service.datasources import OPTIONAL_KEYS, keys_feeding
 from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
 from cds_service.fhir.prefetch import DataUnavailable, gather
-from cds_service.patient_reads import EarlyReads, own_resources, refers_to
+from cds_service.patient_reads import EarlyReads, own_resources
 from cds_service.runtime import Runtime
 from cds_service.unrecognised import codes_not_recognised, orders_not_recognised
 from cds_service.validation import FieldError
@@ -30,6 +30,7 @@ from fhir_mappers.orders import OrdersResult, map_orders
 from fhir_mappers.patients import map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
+from fhir_mappers.subjects import refers_to
 
 log = logging.getLogger("cds_service.invocation")
 

@@ -20,40 +20,18 @@ from cds_service.runtime import Runtime
 from fhir_mappers.conditions import map_conditions
 from fhir_mappers.model import ConditionFact, DataIssue, Measurement
 from fhir_mappers.observations import map_observations
+from fhir_mappers.subjects import belongs_to
 from fhir_mappers.wire import ObservationBytes
 
-SUBJECT_FIELDS = ("subject", "patient")
 T = TypeVar("T")
 Lists = tuple[list[Any], ...]  # the resources of each key that feeds one mapper
-
-
-def _belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
-    """False unless the resource's subject (or patient) references this patient.
-
-    Never trust prefetch: a subject that names another patient, or that names someone
-    only by identifier or display (which cannot be checked against ``patientId``), makes
-    the resource someone else's as far as this decision goes. A resource with no such
-    field at all came from a query scoped to this patient and is kept.
-    """
-    for name in SUBJECT_FIELDS:
-        if name not in resource:
-            continue
-        ref = resource[name]
-        reference = ref.get("reference") if isinstance(ref, dict) else None
-        return isinstance(reference, str) and refers_to(reference, patient_id)
-    return True
-
-
-def refers_to(reference: str, patient_id: str) -> bool:
-    """Whether a reference (relative or absolute) names ``Patient/<patient_id>``."""
-    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
 
 
 def own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIssue]) -> list[Any]:
     """The resources that are this patient's; each other one is left out and said in
     ``issues``."""
     kept = []
-    # ``_belongs_to`` for a typed Observation, inline (hundreds per call): a present
+    # ``belongs_to`` for a typed Observation, inline (hundreds per call): a present
     # subject (or patient) is an object whose reference, if any, is a string (the typed
     # decode refused others); the reference strings are made once, not per resource.
     exact = f"Patient/{patient_id}"
@@ -72,7 +50,7 @@ def own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIs
                 kept.append(resource)
                 continue
             resource = resource.as_dict()
-        if isinstance(resource, dict) and not _belongs_to(resource, patient_id):
+        if isinstance(resource, dict) and not belongs_to(resource, patient_id):
             rtype = resource.get("resourceType", "Resource")
             issues.append(
                 DataIssue(

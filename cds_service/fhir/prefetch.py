@@ -46,6 +46,7 @@ from cds_service.fhir.combine import Combined, Parts, combine, split, split_one
 from cds_service.fhir.urls import server_url_problem
 from cds_service.settings import FhirSettings
 from cds_service.validation import shown_name
+from fhir_mappers.subjects import all_about_another_patient
 
 __all__ = ["DataUnavailable", "GatheredData", "Problem", "gather", "render_queries"]
 
@@ -172,6 +173,7 @@ def gather(
     raw_prefetch = request.get("prefetch")
     prefetch: Mapping[str, Any] = raw_prefetch if isinstance(raw_prefetch, Mapping) else {}
     fhir_server, token, no_server = _request_fhir_access(request)
+    patient_id = context.get("patientId")
     queries, render_problems = render_queries(service.prefetch, context)
     unrenderable = {p.key: p.reason for p in render_problems}
 
@@ -212,6 +214,8 @@ def gather(
                 elif mismatch is None and not next_link(value):
                     found, more = unwrap_bundle(key, value, shape.resource_type)
             failure = next((n for n in more if n.failed), None)
+            if mismatch is None and isinstance(patient_id, str) and found:
+                mismatch = _someone_elses(found, patient_id)
             can_fetch = fhir_server is not None and key not in unrenderable
             if mismatch is None and failure is not None and can_fetch:
                 # A search that failed in part: its data may be missing. Fetch it again
@@ -262,6 +266,16 @@ def gather(
         sources={key: sources[key] for key in service.prefetch},
         notes=tuple(notes),
     )
+
+
+def _someone_elses(found: list[Any], patient_id: str) -> str | None:
+    """Why a prefetched key cannot be used when every resource in it is another
+    patient's, or None. A wrong prefetch template or patient id mapping otherwise reads
+    as "no active infection" and answers ``{"cards": []}``, hiding the failure; read as
+    not prefetched, the key is fetched from fhirServer or named in a 412."""
+    if not all_about_another_patient(found, patient_id):
+        return None
+    return f"the prefetch held only resources about another patient ({len(found)})"
 
 
 def _tell_ready(

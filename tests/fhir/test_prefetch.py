@@ -280,6 +280,24 @@ def test_operation_outcome_in_prefetch_is_fetched_again(
     ]
 
 
+def test_prefetch_of_another_patients_data_only_is_fetched_again(
+    fhir: FhirTestServer, client: FhirClient, service: Service
+) -> None:
+    """A template or patient id mapping gone wrong: read as this patient's, the key would
+    say "no CRP" (or "no infection") where the server holds them."""
+    system, code = first_code(service, "crp")
+    wrong = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [observation(OTHER_PATIENT_ID, system, code, "2026-11-01", 40.0)],
+    }
+    data = run(service, client, hook_request(fhir, prefetch={"crp": wrong}))
+    assert data.sources["crp"] == "fetched"
+    assert len(data.resources["crp"]) == CRP_COUNT
+    assert ("crp", "the prefetch held only resources about another patient (1); fetched it "
+            "again") in [(n.key, n.reason) for n in data.notes]  # fmt: skip
+
+
 def test_wrong_resource_in_prefetch_is_fetched_again(
     fhir: FhirTestServer, client: FhirClient, service: Service
 ) -> None:

@@ -1,0 +1,63 @@
+"""Whose a resource is: its ``subject`` (or ``patient``) against the patient in context.
+
+Never trust prefetch (or a FHIR server): a subject that names another patient, or names
+someone only by identifier or display (which cannot be checked against ``patientId``),
+makes the resource someone else's as far as this decision goes. A resource with no such
+field at all came from a query scoped to this patient and is this patient's. Pure: no
+I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from msgspec import UNSET
+
+from fhir_mappers.wire import ObservationBytes
+
+SUBJECT_FIELDS = ("subject", "patient")
+
+
+def refers_to(reference: str, patient_id: str) -> bool:
+    """Whether a reference (relative or absolute) names ``Patient/<patient_id>``."""
+    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+
+
+def belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
+    """False unless the resource's subject (or patient) references this patient, or it
+    has neither field; a Patient is this patient's when its id is ``patient_id``."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id") == patient_id
+    for name in SUBJECT_FIELDS:
+        if name not in resource:
+            continue
+        ref = resource[name]
+        reference = ref.get("reference") if isinstance(ref, dict) else None
+        return isinstance(reference, str) and refers_to(reference, patient_id)
+    return True
+
+
+def _is_own(resource: Any, patient_id: str) -> bool:
+    if type(resource) is ObservationBytes:
+        typed = resource.typed
+        ref = typed.subject if typed.subject is not UNSET else typed.patient
+        if ref is UNSET:
+            return True
+        reference = ref.reference
+        if reference is not UNSET:
+            return refers_to(reference, patient_id)
+        resource = resource.as_dict()
+    return not isinstance(resource, Mapping) or belongs_to(resource, patient_id)
+
+
+def all_about_another_patient(resources: Iterable[Any], patient_id: str) -> bool:
+    """Whether ``resources`` holds some and every one is another patient's: a prefetch
+    template or a patient id mapping gone wrong, not this patient's data. Stops at the
+    first resource of this patient (the first, in the usual case)."""
+    seen = False
+    for resource in resources:
+        if _is_own(resource, patient_id):
+            return False
+        seen = True
+    return seen
