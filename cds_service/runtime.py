@@ -88,8 +88,8 @@ def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
         if client.fhir_servers is None:
             log.warning(
                 "trusted client %s has no fhir_servers: the EHR's access token goes to any "
-                "public http(s) server its calls name (loopback and private addresses are "
-                "refused); list its FHIR servers in trusted_clients_file",
+                "public https server its calls name (plain http, loopback and private "
+                "addresses are refused); list its FHIR servers in trusted_clients_file",
                 client.iss,
             )
     config = AuthConfig(

@@ -540,9 +540,13 @@ def test_resources_whose_subject_is_not_this_patient_are_ignored_and_reported(
     forged = {k: _with_subject(v, subject) if v else v for k, v in prefetch.items()}
     body = target.order_body(patient_id=patient, prefetch=forged)
     response = target.call(body)
-    assert response.status_code == 200
-    cards = response.json()["cards"]
-    assert all("advise" not in json.dumps(card).lower() for card in cards)
+    # every resource of a key someone else's: read as not prefetched, and with no
+    # fhirServer to fetch them from, the keys are named (never "no infection", no card)
+    assert response.status_code == 412, response.text
+    forged_keys = {k for k, v in forged.items() if v and v.get("entry")}
+    missing = {m["key"]: m["reason"] for m in response.json()["missing"]}
+    assert forged_keys and forged_keys <= set(missing)
+    assert all("only resources about another patient" in missing[k] for k in forged_keys)
 
     def read() -> tuple[str] | None:
         with sqlite3.connect(target.db_path) as db:
@@ -554,7 +558,7 @@ def test_resources_whose_subject_is_not_this_patient_are_ignored_and_reported(
     row = eventually(read, lambda found: found is not None)
     assert row is not None
     (detail,) = row
-    assert "not a reference to this patient" in detail
+    assert "only resources about another patient" in detail
 
 
 # --------------------------------------------------------------------------

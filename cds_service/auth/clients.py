@@ -64,9 +64,10 @@ class TrustedClient:
         """Why this client may not name ``url`` as its fhirServer, or None when it may.
 
         With ``fhir_servers``: ``url`` must be one of them (scheme and host
-        case-insensitive, a trailing slash ignored). Without: any server but one written as
-        a loopback, private or link-local address (``private_host``), which the EHR's
-        token must not reach unless a list names it."""
+        case-insensitive, a trailing slash ignored; the list itself is https, or http on
+        loopback). Without: any https server but one written as a loopback, private or
+        link-local address (``private_host``), which the EHR's token must not reach unless
+        a list names it; never plain http, which would carry the token unencrypted."""
         if self.fhir_servers is not None:
             wanted = _base_key(url)
             if wanted is not None and wanted in {_base_key(u) for u in self.fhir_servers}:
@@ -77,6 +78,11 @@ class TrustedClient:
             return (
                 "a loopback, private or link-local address: this client may name one only "
                 "when its entry in trusted_clients_file lists it in fhir_servers"
+            )
+        if origin is not None and origin[0] != "https":
+            return (
+                "plain http: the EHR's access token and the patient's data would travel "
+                "unencrypted; name an https server"
             )
         return None
 
@@ -109,10 +115,16 @@ class TrustedClient:
         if self.tenant is not None and (not isinstance(self.tenant, str) or not self.tenant):
             raise ValueError("tenant: must be a non-empty string when given")
         for i, url in enumerate(self.fhir_servers or ()):
-            if not isinstance(url, str) or _base_key(url) is None:
+            key = _base_key(url) if isinstance(url, str) else None
+            if key is None:
                 raise ValueError(
                     f"fhir_servers[{i}]: must be a plain http(s) base URL without query, "
                     "fragment or credentials"
+                )
+            if key[0] != "https" and not is_loopback_host(key[1]):
+                raise ValueError(
+                    f"fhir_servers[{i}]: must be an https URL (http only on loopback): the "
+                    "EHR's access token is sent to it"
                 )
 
 
