@@ -173,7 +173,7 @@ def _instead(
         "text": upper_first(named),
     }
     replaced = replace(order, resource=resource, codes=(coding,))
-    actions = _changed(order, replaced, f"Order {label}", label, ctx, card_id)
+    actions = _changed(a, order, replaced, f"Order {label}", label, ctx, card_id)
     return _suggestion(f"Order {label} instead", card_id, kind, actions)
 
 
@@ -214,7 +214,7 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     _now(resource)
     label = f"spine {order.modality.value} STAT"
     actions = _changed(
-        order, replace(order, resource=resource), f"Order the {label}", label, ctx, card_id
+        a, order, replace(order, resource=resource), f"Order the {label}", label, ctx, card_id
     )
     return _suggestion(f"Make the {label}", card_id, MAKE_STAT, actions)
 
@@ -232,6 +232,7 @@ def _suggestion(
 
 
 def _changed(
+    a: Assessment,
     order: ImagingOrder,
     changed: ImagingOrder,
     created_words: str,
@@ -242,8 +243,9 @@ def _changed(
     """The actions that turn the draft ``order`` into ``changed``, rated appropriate: an
     ``update`` of the draft (the CDS Hooks sandbox applies updates to the order on
     screen), or where the EHR applies deletes and creates (setting), a delete of the draft
-    and a create."""
+    and a create. A draft without a reason gets the infection as its reason (below)."""
     rated = rated_resource(changed, "appropriate", ctx.qcdsm_name, card_id)
+    _with_reason(rated, a)
     if ctx.replace_with_delete_create:
         created = {k: v for k, v in rated.items() if k != "id"}
         return [
@@ -261,6 +263,26 @@ def _changed(
             "resource": rated,
         }
     ]
+
+
+def _with_reason(resource: dict[str, Any], a: Assessment) -> None:
+    """The infection the card is about, as the order's reason, when the draft gives none
+    (``reasonCode`` absent or empty, no ``reasonReference``): the changed order is the
+    card's own, and an imaging order carries its indication (PAMA rates by it). Its codes
+    are the patient's own Condition's, as recorded. The CDS Hooks sandbox reads every
+    update it applies as having a ``reasonCode`` list and failed on one without."""
+    if resource.get("reasonCode") or resource.get("reasonReference") or a.episode is None:
+        return
+    condition = a.episode.condition
+    codings = [
+        prune({"system": c.system, "code": c.code, "display": c.display}) for c in condition.codes
+    ]
+    if not codings:
+        return
+    reason: dict[str, Any] = {"coding": codings}
+    if condition.name:
+        reason["text"] = upper_first(condition.name)
+    resource["reasonCode"] = [reason]
 
 
 # --- end of the imaging block ----------------------------------------------------------
