@@ -39,6 +39,7 @@ import socket
 import threading
 import time
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -129,7 +130,10 @@ class SyncWorker(sync.SyncWorker):  # type: ignore[misc]  # gunicorn has no type
         finally:
             request_id_var.reset(token)
         status, reason = _status(page.data)
-        error, message = refusal(exc) if status < 500 else INTERNAL
+        if status == 501:  # gunicorn's page says "501 Bad Request"
+            reason = HTTPStatus.NOT_IMPLEMENTED.phrase
+        # a 501 (a transfer coding it does not do) is a refusal too, not the service failing
+        error, message = refusal(exc) if status < 500 or status == 501 else INTERNAL
         body = orjson.dumps({"error": error, "message": message})
         head = [
             f"HTTP/1.1 {status} {reason}",

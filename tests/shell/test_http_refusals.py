@@ -136,3 +136,20 @@ def test_a_fault_of_the_worker_itself_is_a_json_500(caplog: pytest.LogCaptureFix
     assert head.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert json.loads(body) == {"error": INTERNAL[0], "message": INTERNAL[1]}
     assert "Error handling request" in caplog.text
+
+
+def test_a_transfer_coding_the_service_does_not_do_is_a_501_that_says_so() -> None:
+    """An attack suite's ``Transfer-Encoding: xchunked`` got ``501 Bad Request`` with the
+    body of a failure of the service; it is a refusal of what the client sent."""
+    worker = object.__new__(SyncWorker)
+    worker.log = logging.getLogger("gunicorn.error")
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        worker.handle_error(None, ours, ("127.0.0.1", 1), http.UnsupportedTransferCoding("x"))
+        ours.close()
+        answer = b""
+        while chunk := theirs.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+    assert json.loads(body)["error"] == "unsupported_transfer_coding"
