@@ -141,9 +141,12 @@ def _key_figures(ax: Any, report: Report) -> None:
     accepted = sum(a.accepted for a in report.acceptance.values())
     overridden = sum(a.overridden for a in report.acceptance.values())
     not_offered = sum(a.overridden_not_offered for a in report.acceptance.values())
+    # a refusal (400, 412) is a call but not an answer: counted apart, in shadow mode too
+    refused = report.decisions.get("error", 0)
+    answered = report.total - refused - (shadow_total - report.shadow.get("error", 0))
     lines = [
-        f"Calls: {report.total} ({report.total - shadow_total} answered normally,"
-        f" {shadow_total} in shadow mode)",
+        f"Calls: {report.total} ({answered} answered normally, {refused} refused with an"
+        f" error, {shadow_total - report.shadow.get('error', 0)} answered in shadow mode)",
         f"Cards shown: {cards}; accepted {_share(accepted, cards)},"
         f" overridden {_share(overridden, cards)},"
         f" no feedback {_share(cards - accepted - overridden, cards)}"

@@ -495,7 +495,11 @@ def test_chart_is_a_one_page_summary(filled: Filled, tmp_path: Path) -> None:
     assert "Not indicated after clinical" in text  # an override reason (wrapped)
     assert "Patient preference" in text and "(not offered by the card)" in text
     assert "the service's own processing time per call" in text
-    assert "Calls: 14 (13 answered normally, 1 in shadow mode)" in text
+    # two calls were refused (a 412 and a 400): calls, not answers (an integration review)
+    assert (
+        "Calls: 14 (11 answered normally, 2 refused with an error, 1 answered in shadow mode)"
+        in text
+    )
     # Colour-blind-safe palette (Okabe-Ito); the old green/orange pair is gone.
     assert "#0072b2" in text.lower() and "#e69f00" in text.lower()
     assert "#2e7d32" not in text.lower()
