@@ -243,6 +243,12 @@ class JkuList:
         except Exception as exc:
             self.last_error = failure_of(exc)
 
+    def listed(self) -> list[str]:
+        """The ``jku`` values on the list as last read (none before it was read), for a
+        refusal's log line."""
+        with self._lock:
+            return sorted(self._allowed or ())
+
     def _may_fetch(self, now: float, min_interval: float) -> bool:
         return self._attempted_at is None or not (0 <= now - self._attempted_at < min_interval)
 

@@ -178,7 +178,12 @@ class JwtVerifier:
         if jku is not None:
             if not isinstance(jku, str) or not self._jku_allowed(client, jku):
                 allowed = [*client.jku_allowlist, *([client.jwks_url] if client.jwks_url else [])]
-                listed = {"jku_list_url": client.jku_list_url} if client.jku_list_url else {}
+                # the published list's entries too: "jku_allowed=[]" alone read as if the
+                # list allowed nothing (an integration review at 3 a.m.)
+                listed: dict[str, Any] = {}
+                if client.jku_list_url:
+                    published = self._jku_list(client.jku_list_url).listed()
+                    listed = {"jku_list_url": client.jku_list_url, "jku_listed": published}
                 raise AuthError("jku-not-allowed", jku=jku, jku_allowed=allowed, **listed)
             source = self._source("url", jku)
         elif client.jwks_url is not None:

@@ -70,7 +70,10 @@ def test_the_published_jku_list_is_fetched_cached_and_reread_for_a_new_jku(
     server.publish([server.url(), server.url("/k2.json")], "/list.json")
     token = sign(rotated, claims(), jku=server.url("/k2.json"))
     # Within the refresh interval a new jku cannot make it fetch again (no hammering) ...
-    assert refused(verifier, bearer(token)) == "jku-not-allowed"
+    err = error_of(verifier, token)
+    assert err.reason == "jku-not-allowed"
+    # ... and the refusal says what the published list held when it was read
+    assert f'jku_listed=["{server.url()}"]' in err.details()
     assert server.request_count("/list.json") == 1
     # ... after it, the list is re-read and the new jku accepted without a restart.
     mono.advance(INTERVAL)
