@@ -47,6 +47,7 @@ from typing import Any
 import orjson
 
 from cds_service.errors import ApiError
+from cds_service.fhir.urls import connect_origin
 from cds_service.runtime import Runtime
 
 log = logging.getLogger("cds_service")
@@ -92,7 +93,10 @@ def warm_up(runtime: Runtime) -> float | None:
         _import_fhir_models()
         for server in configured_fhir_servers(runtime):
             said = runtime.fhir_client.open_connection(server)
-            log.info("worker warm-up: first connection to a FHIR server: %s", said)
+            origin = connect_origin(server)
+            where = f"{origin[0]}://{origin[1]}:{origin[2]}" if origin else "(not a plain URL)"
+            # which of the listed servers, by origin (no path: nothing a tenant is named by)
+            log.info("worker warm-up: first connection to the FHIR server %s: %s", where, said)
     except Exception as exc:  # never keep a worker from serving
         log.warning("worker warm-up skipped error=%s", type(exc).__name__)
         return None

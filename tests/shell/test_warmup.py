@@ -10,10 +10,13 @@ tests/integration/test_warm_start.py.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from cds_service.app import create_app
 from cds_service.fhir.bundles import FetchResult
@@ -104,7 +107,9 @@ def test_a_failed_warm_up_still_lets_the_worker_be_ready(tmp_path: Path) -> None
         runtime.close()
 
 
-def test_warm_up_opens_a_connection_to_each_configured_fhir_server(tmp_path: Path) -> None:
+def test_warm_up_opens_a_connection_to_each_configured_fhir_server(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with FaultyFhirServer() as fhir:
         clients = tmp_path / "clients.json"
         servers = [fhir.url("ok"), fhir.url("404")]
@@ -118,10 +123,15 @@ def test_warm_up_opens_a_connection_to_each_configured_fhir_server(tmp_path: Pat
         )
         runtime = build_runtime(settings)
         try:
-            assert warm_up(runtime) is not None
+            with caplog.at_level(logging.INFO, logger="cds_service"):
+                assert warm_up(runtime) is not None
         finally:
             runtime.close()
         assert sorted(seen.path for seen in fhir.seen) == ["/404/metadata", "/ok/metadata"]
+        # each line names the server it is about (an integrator had nine listed)
+        origin = fhir.url("ok").split("/ok")[0]
+        said = [r.getMessage() for r in caplog.records if "first connection" in r.getMessage()]
+        assert len(said) == 2 and all(f"FHIR server {origin}:" in line for line in said), said
         assert all(seen.authorization is None for seen in fhir.seen)  # no token leaves
 
 
