@@ -31,7 +31,9 @@ def map_birth_date(
             continue
         ref = f"Patient/{resource.get('id', '?')}"
         if resource.get("id") not in (None, patient_id):
-            issues.append(DataIssue(ref, "not the patient of this request: ignored"))
+            # another patient's id is a patient identifier: the audit keeps none in plain
+            # (audit_patient_id hashes or omits the patient's own; an integration review)
+            issues.append(DataIssue("Patient", "another patient, not this request's: ignored"))
             continue
         raw = resource.get("birthDate")
         if raw is None:

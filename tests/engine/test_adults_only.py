@@ -79,7 +79,8 @@ def test_another_patient_or_a_bad_date_leaves_the_age_unknown_and_says_why() -> 
     other, issues = map_birth_date(
         [{"resourceType": "Patient", "id": "p2", "birthDate": "2010-01-01"}], "p1"
     )
-    assert other is None and "not the patient of this request" in issues[0].reason
+    assert other is None and "another patient" in issues[0].reason
+    assert issues[0].reference == "Patient"  # the other patient's id is not kept
     bad, issues = map_birth_date(
         [{"resourceType": "Patient", "id": "p1", "birthDate": "2010-13-01"}], "p1"
     )
