@@ -12,7 +12,11 @@ matplotlib is imported only by ``write_png``, so the service never loads it.
 
 Feedback is linked to decisions through card uuids. A card uuid is stable (the same
 patient, order and data give the same card), so a card shown twice is counted once, and
-its outcome is the last feedback received for it. An override whose reason the card did
+its outcome is the last feedback received for it, except that an override without a reason
+after an acceptance leaves it accepted: in the CDS Hooks sandbox (and EHRs like it) a card
+stays on screen after its suggestion is taken, and closing it sends "overridden" with no
+reason. Cards that got both outcomes are counted (``conflicting_feedback``), so that the
+rule is never silent. An override whose reason the card did
 not offer (a code of the EHR's own list, or one the service offers on other cards) is
 kept as sent and counted apart: it says something about the client, not about the card.
 """
@@ -156,6 +160,8 @@ class Report:
     source: str = ""  # where the figures come from (the database, never its password)
     # calls refused for authentication (401), not invocations: reason -> count
     refused_by_reason: dict[str, int] = field(default_factory=dict)
+    # cards that got both accepted and overridden feedback (counted by the rule above)
+    conflicting_feedback: int = 0
 
     @property
     def refused(self) -> int:
@@ -192,6 +198,7 @@ class Report:
             "source": self.source,
             "refusedCalls": {"total": self.refused, "byReason": self.refused_by_reason},
             "unlinkedFeedback": self.unlinked_feedback,
+            "conflictingFeedback": self.conflicting_feedback,
             "latencyMs": self.latency.to_dict(),
             "fhirFetchMs": self.fhir.to_dict(),
             "fhirFetch": {
@@ -226,6 +233,17 @@ def invocations(records: Sequence[AuditRecord]) -> list[AuditRecord]:
     written by an earlier version still holds a row for each, which must count neither
     as an invocation nor in the latency (they were recorded as 0 ms)."""
     return [rec for rec in records if rec.status != 401]
+
+
+def _dismissal_after_acceptance(before: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> bool:
+    """An override with no reason arriving after an acceptance: the card closed after its
+    suggestion was taken, not a change of mind (module docstring)."""
+    return (
+        before is not None
+        and before.get("outcome") == "accepted"
+        and entry.get("outcome") == "overridden"
+        and not entry.get("overrideReason")
+    )
 
 
 def _override_coding(reason: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -288,17 +306,21 @@ def build_report(
             for card in rec.card_uuids:
                 card_decision[card] = rec.decision
 
-    last_outcome: dict[str, Mapping[str, Any]] = {}  # card uuid -> last feedback entry
+    last_outcome: dict[str, Mapping[str, Any]] = {}  # card uuid -> its outcome's entry
+    said: dict[str, set[str]] = defaultdict(set)  # card uuid -> outcomes received
     unlinked = 0
     for item in feedback:
         entry = item.get("entry")
         if not isinstance(entry, Mapping):
             continue
         card = str(entry.get("card", ""))
-        if card in card_decision:
-            last_outcome[card] = entry
-        else:
+        if card not in card_decision:
             unlinked += 1
+            continue
+        said[card].add(str(entry.get("outcome")))
+        if not _dismissal_after_acceptance(last_outcome.get(card), entry):
+            last_outcome[card] = entry
+    conflicting = sum(1 for outcomes_of in said.values() if len(outcomes_of) > 1)
 
     shown: Counter[str] = Counter(card_decision.values())
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
@@ -361,6 +383,7 @@ def build_report(
         acceptance=acceptance,
         override_reasons=override_reasons,
         unlinked_feedback=unlinked,
+        conflicting_feedback=conflicting,
         latency=Percentiles.of(latencies),
         fhir=Percentiles.of(fhir_ms),
         read_data=read_data,

@@ -124,7 +124,8 @@ def _draw(report: Report, path: str | Path) -> None:
             0.01,
             "Shown: calls answered with cards to the clinician. Shadow: evaluated and recorded,"
             " no card shown (silent pilot). Each distinct card is counted once; its outcome is"
-            " the last feedback received.",
+            " the last feedback received (closing a card without a reason after taking its"
+            " suggestion leaves it accepted).",
             fontsize=6.5,
             color="#333333",
             wrap=True,

@@ -94,6 +94,12 @@ def format_report(report: Report) -> str:
             f"  (overridden includes {unoffered} with a reason the card did not offer:"
             " listed apart below)"
         )
+    if report.conflicting_feedback:
+        lines.append(
+            f"  ({report.conflicting_feedback} card(s) got both accepted and overridden"
+            " feedback: counted by the last, except that closing a card without a reason"
+            " after taking its suggestion leaves it accepted)"
+        )
     if report.unlinked_feedback:
         lines.append(
             f"  ({report.unlinked_feedback} feedback entry(ies) for cards not in this period's"
