@@ -389,12 +389,26 @@ def test_cauda_equina_syndrome_is_lumbosacral(code: str, system: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("code", "system", "name", "region"),
+    [
+        ("G82.20", ICD, "paraplegia", "thoracic"),
+        ("G82.54", ICD, "quadriplegia", "cervical"),
+        ("60389000", SNOMED, "paraplegia", "thoracic"),
+        ("11538006", SNOMED, "quadriplegia", "cervical"),
+    ],
+)
+def test_paraplegia_and_quadriplegia_carry_the_level_they_imply(
+    code: str, system: str, name: str, region: str
+) -> None:
+    """A quadriplegia's lesion is cervical, a paraplegia's thoracic or above (a clinical
+    refinement of "deficits without a level take the episode's level")."""
+    fact = one(code, system)
+    assert (fact.name, fact.region) == (name, region)
+
+
+@pytest.mark.parametrize(
     ("code", "system", "name"),
     [
-        ("G82.20", ICD, "paraplegia"),
-        ("G82.54", ICD, "quadriplegia"),
-        ("60389000", SNOMED, "paraplegia"),
-        ("11538006", SNOMED, "quadriplegia"),
         ("G95.89", ICD, "spinal cord disease"),
         ("71286001", SNOMED, "compression of the spinal cord"),
     ],

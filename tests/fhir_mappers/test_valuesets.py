@@ -626,6 +626,12 @@ SHIPPED_REGIONS = {
     (SNOMED, "12454008"): "lumbosacral",
     (SNOMED, "8663007"): "lumbosacral",
     (SNOMED, "782388003"): "lumbosacral",
+    # the level a deficit implies (a clinical refinement, docs/clinical-logic.md): a
+    # quadriplegia's lesion is cervical, a paraplegia's thoracic or above
+    (ICD10CM, "G82.5"): "cervical",  # quadriplegia
+    (SNOMED, "11538006"): "cervical",
+    (ICD10CM, "G82.2"): "thoracic",  # paraplegia
+    (SNOMED, "60389000"): "thoracic",
     (ICD10CM, "M51.36"): "lumbar",  # disc degeneration, lumbar region
     (ICD10CM, "M51.37"): "lumbosacral",  # disc degeneration, lumbosacral region
 }
@@ -687,8 +693,8 @@ def test_codes_that_fix_the_region_carry_it(key: tuple[str, str], region: str) -
 
 
 def test_only_codes_that_fix_the_region_carry_one() -> None:
-    """Paraplegia, quadriplegia, cord disease and the M46 entries (their fifth character is
-    read by the mapper) have none in the file."""
+    """Cord disease and the M46 entries (their fifth character is read by the mapper) have
+    none in the file."""
     with_region = {
         (entry["system"], entry["code"]): entry["region"]
         for entry in _shipped_conditions()
