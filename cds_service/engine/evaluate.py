@@ -10,6 +10,7 @@ from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData, When
 from fhir_mappers.patients import age_in_years
 
 from .assessment import (
+    RULE_NEURO,
     Assessment,
     Episode,
     NotApplicableReason,
@@ -46,6 +47,7 @@ from .response import (
     pending_rise,
 )
 from .routine import (
+    deciding_flags,
     immunosuppression,
     not_routine,
     prior_imaging,
@@ -213,6 +215,12 @@ def _evaluate(
         settings.data_lookback_days,
         settings.prior_study_days,
     )
+    deciding = deciding_flags(findings, prior)
+    if len(deciding) < len(findings):
+        # a flag seen on a recent study does not decide the card: the unseen ones do
+        findings = list(deciding)
+        if not any(f.rule_id == RULE_NEURO for f in findings):
+            deficits = []  # every new deficit was seen: its level is not in question
     stated = not_routine(base.orders, data.conditions)
     if stated is not None:
         if not findings:

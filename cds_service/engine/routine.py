@@ -150,7 +150,8 @@ def prior_imaging(
     (clinical-rules.md, "Imaging", 2026-12-06): a deficit or an abscess is seen on a study
     that can show it (``study.shows_finding``: an MRI with gadolinium of its level, done
     after it), the latest such. One note per study that saw any; ``allRedFlags`` says
-    whether every red flag was seen so (then a new MRI is needed only if the exam changed).
+    whether every red flag was seen so (then a new MRI is needed only if the exam changed),
+    ``flagsSeen`` which red flags had every finding seen so (``deciding_flags``).
     """
     days = [d for d in (t0_day, episode_day) if d is not None]
     start = min(days) - timedelta(days=lookback_days) if days else None
@@ -163,22 +164,28 @@ def prior_imaging(
     by_ref = {c.reference: c for c in conditions}
     seen: dict[str, list[dict[str, Any]]] = {}
     every = bool(flags)
+    wholly: list[str] = []  # the red flags every finding of which was seen
     for flag in flags:
         if flag.rule_id not in SEEN_RULES:
             # worse pain, the markers, an unconfirmed diagnosis, a mechanical finding: no
             # study on record answers them as a new one would
             every = False
             continue
+        all_seen = True
         for ref, facts in zip(flag.data["conditions"], flag.data[FACTS]["found"], strict=True):
             c = by_ref.get(ref["reference"])
             on = [s for s in recent if c is not None and shows_finding(s, c, infection_region)]
             if not on:
-                every = False
+                every = all_seen = False
                 continue
             seen.setdefault(max(on, key=_when).reference, []).append(facts)
+        if all_seen:
+            wholly.append(flag.rule_id)
     for study in sorted((s for s in recent if s.reference in seen), key=_when):
         data = {**_study_data(study, t0_day, eval_day), "conditions": seen[study.reference]}
-        notes.append(Remark("flag-seen-on-study", {**data, "allRedFlags": every}))
+        notes.append(
+            Remark("flag-seen-on-study", {**data, "allRedFlags": every, "flagsSeen": wholly})
+        )
     return notes
 
 
@@ -196,6 +203,20 @@ def _study_data(s: PriorStudy, t0_day: date | None, eval_day: date) -> dict[str,
     if t0_day is not None:
         data["day"] = (s.when.day - t0_day).days
     return data
+
+
+def deciding_flags(
+    flags: Sequence[RuleFinding], notes: Sequence[Remark]
+) -> tuple[RuleFinding, ...]:
+    """The red flags that decide the card, judged flag by flag (``prior_imaging``'s
+    notes): a flag every finding of which was seen on a recent study that could show it
+    needs a new MRI only if the exam changed, which the service cannot see, so it drives
+    neither urgency nor support while another flag was not seen; the note names it as
+    seen. When every red flag was seen, all of them stand (``seen_on_every_flag``)."""
+    if seen_on_every_flag(notes) is not None:
+        return tuple(flags)
+    aside = {r for n in notes if n.code == "flag-seen-on-study" for r in n.data["flagsSeen"]}
+    return tuple(f for f in flags if f.rule_id not in aside)
 
 
 def seen_on_every_flag(notes: Sequence[Remark]) -> Remark | None:

@@ -100,3 +100,29 @@ def test_an_abscess_seen_on_a_recent_mri_says_so_and_is_not_rated() -> None:
     assert c["detail"].startswith("**Seen on the lumbar MRI of day 26 (1 day ago): a new MRI")
     assert c["detail"].count("only if the exam changed") == 1
     assert ratings(a) == {}
+
+
+def test_a_deficit_seen_beside_rising_markers_gives_a_routine_mri_card_not_an_urgent_one() -> None:
+    """A cauda equina syndrome seen on the evening MRI, beside a CRP rising again and not
+    imaged since: the markers decide (support, MRI of the infected level, rated
+    appropriate), no emergency MRI and no STAT suggestion, and the deficit is named as
+    seen."""
+    rising = (crp(0, 142), crp(14, 40), crp(26, 90), pain(0, 8), pain(26, 5))
+    studies, _ = map_prior_imaging([lumbar_study("21:15")], VS)
+    data = PatientData(
+        conditions=(nvo(region="lumbar"), cauda_equina()),
+        measurements=rising,
+        prior_studies=studies,
+    )
+    a = assess([order(27)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.SUPPORT
+    c = card(a)
+    assert c["indicator"] == "info"
+    assert "MRI reasonable" in c["summary"]
+    assert "emergency" not in c["summary"] + c["detail"]
+    assert c.get("suggestions", []) == []
+    assert (
+        "Cauda equina syndrome predates the lumbar MRI of day 26 (1 day ago): seen there."
+        in c["detail"]
+    )
+    assert ratings(a) == {"sr1": "appropriate"}

@@ -12,7 +12,7 @@ import pytest
 from msgspec.structs import replace as replace_record
 
 from cds_service.cards import CardContext, render_response
-from cds_service.engine import Assessment, RuleSettings, assess
+from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.model import ConditionCategory, PatientData
 from fhir_mappers.prior_imaging import map_prior_imaging
@@ -245,13 +245,62 @@ def test_a_new_mri_is_not_rated_appropriate_when_every_red_flag_was_seen() -> No
 
 def test_another_red_flag_not_seen_keeps_the_mri_and_its_rating() -> None:
     """Rising markers beside the deficit: the MRI still answers them, so the card does not
-    say "a new MRI only if the exam changed" and the order keeps its rating."""
+    say "a new MRI only if the exam changed" and the order keeps its rating. The deficit
+    seen on the MRI does not decide the card: the markers do (support, not urgent)."""
     rising = [crp(0, 142), crp(14, 40), crp(26, 90), pain(0, 8), pain(26, 5)]
     a = seen_with([done(26)], [cauda_equina(26, 18)], measurements=rising)
-    assert {f.rule_id for f in a.red_flags} == {"neuro", "markers-not-responding"}
+    assert [f.rule_id for f in a.red_flags] == ["markers-not-responding"]
+    assert a.recommendation is Recommendation.SUPPORT
     (note,) = seen_notes(a)
     assert note.data["allRedFlags"] is False
+    assert note.data["flagsSeen"] == ["neuro"]
     assert a.study_gaps == {}
     card = render_response(a, CardContext(patient_id="p1"))["cards"][0]
     assert "only if the exam changed" not in card["summary"] + card["detail"]
     assert "predates the lumbar MRI of day 26 (1 day ago): seen there." in card["detail"]
+
+
+# Flag by flag (an outside review: a cauda equina syndrome seen on yesterday's lumbar MRI
+# with gadolinium, beside a CRP plateau not imaged since, made the card urgent, "emergency
+# MRI ... now" with a STAT suggestion, while its detail said the deficit was seen there).
+PLATEAU = [crp(0, 120), crp(14, 110), crp(30, 105), pain(0, 7), pain(14, 6), pain(30, 6)]
+
+
+def test_a_deficit_seen_beside_an_unseen_plateau_does_not_make_the_card_urgent() -> None:
+    a = seen_with([done(30)], [cauda_equina(30, 18)], measurements=PLATEAU, order_day=31)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert [f.rule_id for f in a.red_flags] == ["markers-not-responding"]
+    assert a.study_gaps == {}
+    assert a.answering_study is not None and a.answering_study.region == "lumbar"
+    (note,) = seen_notes(a)
+    assert (note.data["allRedFlags"], note.data["flagsSeen"]) == (False, ["neuro"])
+    assert [c["name"] for c in note.data["conditions"]] == ["Cauda equina syndrome"]
+
+
+def test_a_new_abscess_not_seen_decides_beside_a_deficit_that_was() -> None:
+    abscess = replace_record(
+        condition("G06.2", ConditionCategory.COMPLICATION, onset=26, name="epidural abscess"),
+        onset=bday(26, 23),  # after the MRI of 21:15: not seen on it
+    )
+    a = seen_with([done(26)], [cauda_equina(26, 18), abscess])
+    assert a.recommendation is Recommendation.SUPPORT
+    assert [f.rule_id for f in a.red_flags] == ["complication"]
+
+
+def test_a_deficit_not_seen_keeps_the_card_urgent_beside_one_that_was() -> None:
+    """The neurologic flag stands while one of its deficits was not seen."""
+    later = cauda_equina(30, 23)  # after the MRI of 21:15
+    a = seen_with([done(30)], [cauda_equina(30, 18), later], measurements=PLATEAU, order_day=31)
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert {f.rule_id for f in a.red_flags} == {"neuro", "markers-not-responding"}
+    (note,) = seen_notes(a)
+    assert note.data["flagsSeen"] == []
+
+
+def test_every_red_flag_seen_keeps_them_all() -> None:
+    """Unchanged: the flags stand, the card says a new MRI only if the exam changed."""
+    a = seen_with([done(26)], [cauda_equina(26, 18)])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert [f.rule_id for f in a.red_flags] == ["neuro"]
+    (note,) = seen_notes(a)
+    assert (note.data["allRedFlags"], note.data["flagsSeen"]) == (True, ["neuro"])
