@@ -3,7 +3,9 @@
 Decisions documented here (clinical-rules.md leaves them open):
 - Episode: among in-scope NVO Conditions that are active and not refuted, the one with
   the most recent start (onset, else recordedDate); ties broken by reference so the
-  answer never depends on input order.
+  answer never depends on input order. An entry whose diagnosis is uncertain
+  (provisional, differential, unconfirmed; discitis, unspecified, not confirmed) gives
+  way to a certain entry of the same infection (``episode_entries``).
 - Exclusions: any active, valid Condition the value set classes as out of scope
   (tuberculous or brucellar spondylitis, implant-associated infection) excludes the
   patient, alone or beside a pyogenic NVO episode: the evidence covers pyogenic NVO only
@@ -116,10 +118,46 @@ def covers(order_region: str, infection_region: str | None) -> bool:
     return seen_from is None or order_region in seen_from
 
 
-def choose_episode(conditions: Iterable[ConditionFact], settings: RuleSettings) -> Episode | None:
-    """The in-scope, active, valid NVO Condition with the most recent start."""
+def uncertain_diagnosis(c: ConditionFact) -> bool:
+    """The entry does not confirm the diagnosis: provisional, differential or unconfirmed,
+    or discitis, unspecified (M46.4x) not recorded as confirmed (clinical-rules.md,
+    "uncertain-dx")."""
+    return c.verification_status in UNCERTAIN_VERIFICATION or (
+        c.category is ConditionCategory.NVO_UNSPECIFIED and c.verification_status != "confirmed"
+    )
+
+
+def same_infection(a: ConditionFact, b: ConditionFact, settings: RuleSettings) -> bool:
+    """Two NVO entries that may share one treatment start: the windows in which each takes
+    its first antibiotic order overlap (else they are separate diagnoses, as
+    ``findings.separate_diagnoses`` reads them); an undated entry cannot be told apart."""
+    if a.start is None or b.start is None:
+        return True
+    apart = settings.antibiotic_before_days + settings.antibiotic_after_days
+    return abs((a.start.day - b.start.day).days) <= apart
+
+
+def episode_entries(
+    conditions: Iterable[ConditionFact], settings: RuleSettings
+) -> list[ConditionFact]:
+    """The in-scope, active, valid NVO Conditions that may mark the episode. An uncertain
+    entry (a differential or provisional "discitis") gives way to a certain entry of the
+    same infection: a confirmed diagnosis on record is not made unconfirmed by a later
+    differential, nor its T0 moved to it (an outside review found "Diagnosis not
+    confirmed" on such a record). With only uncertain entries, they stand."""
     cats = in_scope_categories(settings)
     candidates = [c for c in conditions if c.category in cats and counts_now(c)]
+    certain = [c for c in candidates if not uncertain_diagnosis(c)]
+    return [
+        c
+        for c in candidates
+        if not uncertain_diagnosis(c) or not any(same_infection(c, k, settings) for k in certain)
+    ]
+
+
+def choose_episode(conditions: Iterable[ConditionFact], settings: RuleSettings) -> Episode | None:
+    """The NVO entry (``episode_entries``) with the most recent start."""
+    candidates = episode_entries(conditions, settings)
     if not candidates:
         return None
 
@@ -141,13 +179,12 @@ def other_episode_starts(
     recorded later) or a stale entry of an old one: which start is T0 cannot be known,
     so the caller evaluates from each and keeps the most cautious answer.
     """
-    cats = in_scope_categories(settings)
     chosen_day = chosen.t0.day if chosen.t0 is not None else None
     seen = {chosen_day}
     others = []
-    for c in sorted(conditions, key=lambda c: c.reference):
+    for c in sorted(episode_entries(conditions, settings), key=lambda c: c.reference):
         start = c.start
-        if c.category not in cats or not counts_now(c) or start is None or start.day in seen:
+        if start is None or start.day in seen:
             continue
         seen.add(start.day)
         others.append(Episode(condition=c, t0=start))
