@@ -33,7 +33,7 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
         if key is not None:
             as_reported.setdefault(key, []).append(issue)
             continue
-        if issue.plain and _is_order(issue):
+        if issue.plain and is_order(issue):
             line = _order_line(issue)
             orders[line] = orders.get(line, 0) + 1
             continue
@@ -95,7 +95,7 @@ def _reported_line(key: tuple[str, str], issues: list[DataIssue], t0: date | Non
     return f"Not used, {why}: {noun} {', '.join(values)}{more}."
 
 
-def _is_order(issue: DataIssue) -> bool:
+def is_order(issue: DataIssue) -> bool:
     """An antibiotic order (or a medication order whose drug could not be read): the
     mapper's words name the order themselves ("cefazolin order marked draft")."""
     if issue.kind == "antibiotic":
