@@ -21,6 +21,17 @@ def episode_line(a: Assessment) -> str:
         # what the record shows, not a confirmed disease (clinical-rules.md, "What a card
         # should say"): "..., provisional diagnosis, recorded from ..."
         name = f"{name}, {ep.condition.verification_status} diagnosis"
+    if ep is not None and ep.t0 is None and ep.outside_window:
+        # an antibiotic order gives a start, but no window can tie it to an undated
+        # diagnosis: said so, never "treatment start not recorded" (an outside review)
+        first = ep.outside_window[0]
+        more = len(ep.outside_window) - 1
+        others = f" (and {count_of(more, 'other antibiotic order')})" if more else ""
+        return (
+            f"{name}, diagnosis undated: the {quote(first.name)} order started "
+            f"{first.when.day.isoformat()}{others} is on record, but without a diagnosis "
+            "date it cannot be tied to this infection as its treatment start."
+        )
     if ep is None or ep.t0 is None:
         return f"{name}; treatment start not recorded."
     day = a.figures.days_since_t0

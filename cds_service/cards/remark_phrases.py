@@ -300,6 +300,26 @@ def _several_episode_starts(d: Data) -> Phrase:
     )
 
 
+def _episode_start_unknown(d: Data) -> Phrase:
+    """No date on the diagnosis: with an antibiotic order on record, its start is named as
+    on record but not tied to the infection, never "treatment start unknown"."""
+    if "antibiotic" not in d:
+        return Phrase(
+            "The infection diagnosis has no onset or recorded date, so the treatment start is "
+            "unknown and no CRP or pain score can be judged against it: a dated diagnosis "
+            "(its onset or recorded date) would let them count.",
+            "treatment start unknown (diagnosis undated)",
+        )
+    order = d["antibiotic"]
+    return Phrase(
+        "The infection diagnosis has no onset or recorded date, so the "
+        f"{quote(order['name'])} order started {order['start']} cannot be tied to it as its "
+        "treatment start and no CRP or pain score can be judged: a dated diagnosis (its "
+        "onset or recorded date) would let them count.",
+        "antibiotic order not tied to the infection (diagnosis undated)",
+    )
+
+
 def _early_order(d: Data) -> Phrase:
     return Phrase(
         f"Ordered on day {d['day']} of treatment, before day {d['afterDays']}: early imaging "
@@ -321,12 +341,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-discordant": _crp_discordant,
     "crp-pending-rise": _crp_pending_rise,
     "known-deficit": _known_deficit,
-    "episode-start-unknown": fixed(
-        "The infection diagnosis has no onset or recorded date, so the treatment start is "
-        "unknown and no CRP or pain score can be judged against it: a dated diagnosis (its "
-        "onset or recorded date) would let them count.",
-        "treatment start unknown (diagnosis undated)",
-    ),
+    "episode-start-unknown": _episode_start_unknown,
     # unmet
     "crp-slow-fall": _crp_slow_fall,
     "crp-not-falling": _crp_not_falling,

@@ -132,7 +132,8 @@ class Episode:
     t0: When | None  # None when neither an antibiotic order nor the Condition gives a date
     t0_source: str = T0_FROM_EPISODE
     antibiotic: AntibioticStart | None = None
-    # orders on record when none started in the window: why T0 is the episode date
+    # orders on record when none started in the window: why T0 is the episode date (with
+    # no episode date, no window: every order on record, none tied to the infection)
     outside_window: tuple[AntibioticStart, ...] = ()
 
     @property

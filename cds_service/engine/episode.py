@@ -67,7 +67,10 @@ def treatment_start(
     """
     start = condition.start
     if start is None:
-        return Episode(condition=condition, t0=None)
+        # the orders on record, none tied to the infection: named on the card, which
+        # never says no treatment start is recorded while an order gives one
+        undated = tuple(sorted(antibiotics, key=lambda a: (a.when.instant, a.reference)))
+        return Episode(condition=condition, t0=None, outside_window=undated)
     first = start.day - timedelta(days=settings.antibiotic_before_days)
     last = start.day + timedelta(days=settings.antibiotic_after_days)
     near = [a for a in antibiotics if first <= a.when.day <= last]

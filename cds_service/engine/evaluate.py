@@ -17,6 +17,7 @@ from .assessment import (
     Recommendation,
     Remark,
     RuleFinding,
+    antibiotic_to_dict,
 )
 from .episode import (
     applicability,
@@ -267,7 +268,14 @@ def _evaluate(
         study = answering_study(findings, region, deficits)
     else:
         if t0_day is None:
-            missing.append(Remark("episode-start-unknown"))
+            # antibiotic orders on record that no window can tie to the undated diagnosis:
+            # the first named, so the card never says no treatment start is recorded
+            untied = episode.outside_window
+            missing.append(
+                Remark("episode-start-unknown", {"antibiotic": antibiotic_to_dict(untied[0])})
+                if untied
+                else Remark("episode-start-unknown")
+            )
         else:
             named = known_deficit(known)
             if named is not None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from cds_service.cards import CardContext, load_override_reasons, render_response
-from cds_service.engine import Assessment
+from cds_service.engine import Assessment, Recommendation
 from fhir_mappers.medications import map_antibiotic_orders
 from tests.cards.test_review_wording import AB, medication_order
-from tests.engine.builders import improving, run
+from tests.engine.builders import antibiotic, improving, nvo, run
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -54,3 +54,35 @@ def test_an_order_dated_from_its_order_date_is_counted_and_gives_the_start() -> 
 def test_without_any_order_on_record_none_was_found() -> None:
     line = episode_sentence(card(run(improving()))["detail"])
     assert "(no antibiotic order found; taken as the treatment start)" in line
+
+
+# --- An undated diagnosis with a dated antibiotic order: the start is on record ---------
+
+
+def test_an_undated_diagnosis_names_the_antibiotic_order_it_cannot_be_tied_to() -> None:
+    # m02: no onset and no recordedDate on the diagnosis; cefazolin from 2024-03-04
+    a = run(improving(), [nvo(onset=None)], antibiotics=[antibiotic(0, "cefazolin")])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA  # the decision is unchanged
+    assert a.episode is not None and a.episode.t0 is None
+    c = card(a)
+    detail = c["detail"]
+    assert "treatment start not recorded" not in detail
+    assert "treatment start is unknown" not in detail
+    assert (
+        "Vertebral osteomyelitis (spondylodiscitis), diagnosis undated: the cefazolin order "
+        "started 2024-03-04 is on record, but without a diagnosis date it cannot be tied to "
+        "this infection as its treatment start." in detail
+    )
+    assert (
+        "The infection diagnosis has no onset or recorded date, so the cefazolin order "
+        "started 2024-03-04 cannot be tied to it as its treatment start" in detail
+    )
+    assert "treatment start unknown" not in c["summary"]
+    assert c["summary"].endswith("antibiotic order not tied to the infection (diagnosis undated)")
+
+
+def test_an_undated_diagnosis_without_an_order_keeps_its_words() -> None:
+    c = card(run(improving(), [nvo(onset=None)]))
+    line = "Vertebral osteomyelitis (spondylodiscitis); treatment start not recorded."
+    assert line in c["detail"]
+    assert c["summary"].endswith("treatment start unknown (diagnosis undated)")
