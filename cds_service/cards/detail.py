@@ -145,6 +145,8 @@ def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
                 f"({change_pct(f.crp_percent_change, f.crp_latest.comparator)} from the "
                 f"{label}); latest CRP {age}."
             )
+        elif len(a.crp) > 1:
+            lines.append(_up_to_baseline(a, age))
         else:
             lines.append(f"CRP {fmt(f.crp_latest.value)} mg/L (one value), {age}.")
     else:
@@ -165,6 +167,30 @@ def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
         else:
             lines.append(_series_text("ESR", esr, "mm/h", f.t0_day))
     return lines
+
+
+def _up_to_baseline(a: Assessment, age: str) -> str:
+    """Several CRPs whose latest is the baseline (the highest near treatment start): every
+    one shown with its day and the signed change from the first, never "(one value)",
+    which would hide an early rise ("CRP (mg/L): 120 (day 0) → 140 (day 2), +16.7%; the
+    latest is the baseline (the highest within 7 days of treatment start)")."""
+    f = a.figures
+    assert f.t0_day is not None and f.crp_latest is not None
+    series = sorted(a.crp, key=sort_key)
+    shown = series if len(series) <= 5 else [series[0], series[-1]]
+    points = f" {ARROW} ".join(
+        f"{shown_value(m)} (day {(m.when.day - f.t0_day).days})" for m in shown
+    )
+    first, latest = series[0], f.crp_latest
+    change = ""
+    if first.value and first.comparator is None:
+        pct = (latest.value - first.value) / first.value * 100
+        change = f", {change_pct(pct, latest.comparator)}"
+    window = count_of(a.settings.baseline_window_days, "day")
+    return (
+        f"CRP (mg/L): {points}{change}; the latest is the baseline (the highest within "
+        f"{window} of treatment start); latest CRP {age}."
+    )
 
 
 def _bullets(items: Sequence[str]) -> list[str]:

@@ -64,7 +64,8 @@ def _crp_none_on_treatment(d: Data) -> Phrase:
 
 def _crp_none_after_baseline(d: Data) -> Phrase:
     return Phrase(
-        f"No CRP after day {d['latestDay']}: a later value is needed to see a trend.",
+        f"No CRP after the baseline (day {d['latestDay']}): a later value is needed to see "
+        "a trend.",
         "no CRP trend yet",
     )
 

@@ -10,7 +10,7 @@ from cds_service.cards import CardContext, load_override_reasons, render_respons
 from cds_service.engine import Assessment, Recommendation
 from fhir_mappers.medications import map_antibiotic_orders
 from tests.cards.test_review_wording import AB, medication_order
-from tests.engine.builders import antibiotic, improving, nvo, run
+from tests.engine.builders import antibiotic, crp, improving, nvo, pain, run
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -86,3 +86,27 @@ def test_an_undated_diagnosis_without_an_order_keeps_its_words() -> None:
     line = "Vertebral osteomyelitis (spondylodiscitis); treatment start not recorded."
     assert line in c["detail"]
     assert c["summary"].endswith("treatment start unknown (diagnosis undated)")
+
+
+# --- Several CRPs whose latest is the baseline: every one shown, never "(one value)" ----
+
+
+def test_an_early_rise_to_the_baseline_shows_both_values_and_the_change() -> None:
+    # d02: CRP 120 on day 0, then 140 on day 2 (the highest near T0, so the baseline and
+    # the latest); order on day 3
+    data = [crp(0, 120), crp(2, 140), pain(0, 8), pain(2, 7)]
+    a = run(data, antibiotics=[antibiotic(0, "cefazolin")], order_day=3)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA  # the decision is unchanged
+    detail = card(a)["detail"]
+    assert "(one value)" not in detail
+    assert (
+        "CRP (mg/L): 120 (day 0) \u2192 140 (day 2), +16.7%; the latest is the baseline (the "
+        "highest within 7 days of treatment start); latest CRP 1 day ago." in detail
+    )
+    assert "No CRP after the baseline (day 2): a later value is needed to see a trend." in detail
+
+
+def test_a_single_crp_is_still_one_value() -> None:
+    data = [crp(2, 140), pain(0, 8), pain(2, 7)]
+    detail = card(run(data, antibiotics=[antibiotic(0)], order_day=3))["detail"]
+    assert "CRP 140 mg/L (one value), 1 day ago." in detail
