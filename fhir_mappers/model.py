@@ -280,6 +280,7 @@ class SpineSurgery(Struct, frozen=True, gc=False):
     reference: str  # "Procedure/<id>"
     name: str  # the value set's name, e.g. "lumbar fusion"
     when: When | None  # performed; None when the record gives no readable time
+    kind: str | None = None  # the value set's kind: "fusion", "debridement" or not said
 
 
 class AntibioticStart(Struct, frozen=True, gc=False):

@@ -48,7 +48,12 @@ def map_spine_surgery(
                 )
             )
         found.append(
-            SpineSurgery(reference=ref, name=entries[0].name, when=_when(ref, resource, issues))
+            SpineSurgery(
+                reference=ref,
+                name=entries[0].name,
+                when=_when(ref, resource, issues),
+                kind=entries[0].kind,
+            )
         )
     return tuple(found), tuple(issues)
 

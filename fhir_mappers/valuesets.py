@@ -112,6 +112,9 @@ class ProcedureEntry:
     name: str  # what a card calls it, e.g. "lumbar fusion"
     verified: bool
     source_file: str
+    # "fusion" (may leave hardware or a fusion a CT assesses), "debridement" (none); None
+    # when a site's entry does not say (taken as a fusion may be, the cautious wording)
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,13 +204,14 @@ class ValueSets:
         return None
 
 
+PROCEDURE_KINDS = frozenset({"fusion", "debridement"})
 _VALUE_SET_NAMES = ("spine-imaging", "conditions", "observations", "procedures")
 _COMMON_KEYS = {"system", "code", "display", "verified", "comment"}
 _KEYS = {
     "spine-imaging": _COMMON_KEYS | {"modality", "region", "contrast"},
     "conditions": _COMMON_KEYS | {"match", "category", "name", "region"},
     "observations": _COMMON_KEYS | {"kind"},
-    "procedures": _COMMON_KEYS | {"name"},
+    "procedures": _COMMON_KEYS | {"name", "kind"},
 }
 
 
@@ -288,6 +292,9 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
                     name=_str(raw, "name", where),
                     verified=verified,
                     source_file=name,
+                    kind=None
+                    if raw.get("kind") is None
+                    else _choice(raw.get("kind"), PROCEDURE_KINDS, "kind", where),
                 )
                 _add(procedures, (system, code), proc, where)
             else:

@@ -54,10 +54,25 @@ def _after_spine_surgery(d: Data) -> Phrase:
     when = f", day {d['day']}" if "day" in d else ""
     head = f"{upper_first(str(d['name']))} recorded{when}"
     short = f"after {d['name']}" + (f" (day {d['day']})" if "day" in d else "")
+    # hardware and fusion named only after an operation that may leave them (a fusion);
+    # a drainage, laminectomy or corpectomy alone is named by what it was, no more
+    hardware = d.get("hardware", True)
     if d["ct"]:
+        if not hardware:
+            return Phrase(
+                f"{head}: a CT after spine surgery may assess the operated level, not only "
+                "the infection; this card does not advise against it.",
+                short,
+            )
         return Phrase(
             f"{head}: a CT after spine surgery assesses the hardware and the fusion, not "
             "only the infection; this card does not advise against it.",
+            short,
+        )
+    if not hardware:
+        return Phrase(
+            f"{head}: if the question is the operated level rather than the infection, "
+            "this card does not answer it.",
             short,
         )
     return Phrase(

@@ -128,6 +128,9 @@ def spine_surgery(
     data: dict[str, Any] = {
         "name": first.name,
         "ct": any(o.modality is Modality.CT for o in orders),
+        # a fusion (or an operation whose kind the value set does not give) may leave
+        # hardware: the card names hardware and fusion only then
+        "hardware": any(s.kind != "debridement" for s in found),
     }
     if first.when is not None and t0_day is not None:
         data["day"] = (first.when.day - t0_day).days

@@ -6,11 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.engine import Assessment, Recommendation
+from cds_service.engine.routine import spine_surgery
 from fhir_mappers.medications import map_antibiotic_orders
+from fhir_mappers.model import Modality, SpineSurgery
+from fhir_mappers.valuesets import build_value_sets
 from tests.cards.test_review_wording import AB, medication_order
-from tests.engine.builders import antibiotic, crp, improving, nvo, pain, run
+from tests.engine.builders import CPT, T0, antibiotic, crp, day, improving, nvo, order, pain, run
+from tests.engine.test_after_spine_surgery import decide as decide_after_surgery
+from tests.engine.test_after_spine_surgery import procedure as surgery
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -110,3 +117,75 @@ def test_a_single_crp_is_still_one_value() -> None:
     data = [crp(2, 140), pain(0, 8), pain(2, 7)]
     detail = card(run(data, antibiotics=[antibiotic(0)], order_day=3))["detail"]
     assert "CRP 140 mg/L (one value), 1 day ago." in detail
+
+
+# --- Hardware and fusion named only after an operation that may leave them -------------
+
+
+def surgery_line(a: Assessment, named: str) -> str:
+    detail = card(a)["detail"]
+    return next(line for line in detail.splitlines() if named in line)
+
+
+@pytest.mark.parametrize(
+    ("code", "named", "modality", "said"),
+    [
+        (
+            "63267",
+            "Laminectomy for an epidural collection recorded, day 10",
+            Modality.MRI,
+            "if the question is the operated level rather than the infection, this card does "
+            "not answer it.",
+        ),
+        (
+            "22015",
+            "Spinal abscess drainage recorded, day 10",
+            Modality.CT,
+            "a CT after spine surgery may assess the operated level, not only the infection; "
+            "this card does not advise against it.",
+        ),
+        (
+            "63090",
+            "Vertebral corpectomy recorded, day 10",
+            Modality.MRI,
+            "if the question is the operated level rather than the infection",
+        ),
+    ],
+    ids=["laminectomy-mri", "drainage-ct", "corpectomy-mri"],
+)
+def test_a_debridement_is_named_without_hardware_or_fusion(
+    code: str, named: str, modality: Modality, said: str
+) -> None:
+    # s05: an epidural abscess drained by laminectomy on day 2, no fusion and no hardware
+    line = surgery_line(decide_after_surgery([surgery(10, code=code)], modality), named)
+    assert said in line
+    assert "hardware" not in line and "fusion" not in line
+
+
+@pytest.mark.parametrize("modality", [Modality.MRI, Modality.CT])
+def test_a_fusion_still_names_the_hardware_and_the_fusion(modality: Modality) -> None:
+    line = surgery_line(decide_after_surgery([surgery(10)], modality), "Lumbar fusion recorded")
+    assert "hardware" in line and "fusion" in line
+
+
+def test_a_debridement_then_a_fusion_names_the_hardware() -> None:
+    a = decide_after_surgery([surgery(10, code="63267"), surgery(20)], Modality.MRI)
+    assert "a CT may answer it" in surgery_line(a, "Laminectomy")
+
+
+def test_a_sites_operation_without_a_kind_keeps_the_cautious_words() -> None:
+    site = {
+        "valueSet": "procedures",
+        "source": "a site's list",
+        "entries": [
+            {"system": CPT, "code": "99999", "name": "spinal operation", "verified": False}
+        ],
+    }
+    (entry,) = build_value_sets([("site.json", site)]).procedures.values()
+    assert entry.kind is None
+    found = (SpineSurgery("Procedure/x", entry.name, day(10), kind=entry.kind),)
+    remark = spine_surgery([order(29)], found, T0, T0)
+    assert remark is not None and remark.data["hardware"] is True
+    site["entries"][0]["kind"] = "laminoplasty"
+    with pytest.raises(ValueError, match="'kind' must be one of debridement, fusion"):
+        build_value_sets([("site.json", site)])
