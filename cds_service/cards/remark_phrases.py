@@ -209,6 +209,21 @@ def urgent_level_words(d: Data) -> str:
     )
 
 
+def missed_level_words(d: Data) -> tuple[str, str]:
+    """A support summary's words for orders that all miss the infected level, as its
+    detail says them (clinical-rules.md, "Imaging": summary and detail agree): "the lumbar
+    MRI ordered will not show the thoracic infection: MRI of the thoracic or whole spine
+    with gadolinium", and a shorter form."""
+    region = str(d["region"])
+    studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
+    target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    return (
+        f"the {studies} ordered will not show the {target} infection: MRI of the {target} or "
+        "whole spine with gadolinium",
+        f"the {studies} ordered misses the {target} level: {target} or whole-spine MRI",
+    )
+
+
 def _order_misses_deficit_level(d: Data) -> Phrase:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])

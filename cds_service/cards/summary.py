@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from cds_service.cards import text
 from cds_service.cards.phrasebook import phrase
-from cds_service.cards.remark_phrases import urgent_level_words
+from cds_service.cards.remark_phrases import missed_level_words, urgent_level_words
 from cds_service.cards.words import fmt, pain_phrase
 from cds_service.engine import routine, study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation, Remark
@@ -46,6 +46,16 @@ def mri_preferred_to_ct(a: Assessment) -> bool:
     """A CT is ordered for a question MRI answers better (soft tissue): summary and detail
     say MRI with gadolinium is preferred to it."""
     return _has_ct(a) and not mechanical_only(a) and not pain_while_crp_falls(a)
+
+
+def _missed_level(a: Assessment) -> Remark | None:
+    """The note naming the orders that miss the infected level, on a card with a red flag
+    where no order in question images that level (one that does answers the card)."""
+    if a.covering:
+        return None
+    return next(
+        (n for n in a.notes if n.code == "order-misses-level" and n.data.get("redFlag")), None
+    )
 
 
 def _fit(*candidates: str) -> str:
@@ -167,6 +177,17 @@ def summary(a: Assessment) -> str:
                 f"{shorts[0]}: {tail}; MRI only if exam or markers worsen",
                 f"{shorts[0]}: {tail}",
                 f"Mechanical complication: {tail}",
+            )
+        missed = _missed_level(a)
+        if missed is not None:
+            # every order misses the infected level: the summary says so and names the
+            # study that answers, as the detail does, never "repeat spine MRI reasonable"
+            words, fewer = missed_level_words(missed.data)
+            return _fit(
+                f"{'; '.join(shorts)}; {words}",
+                f"{shorts[0]}; {words}",
+                f"{shorts[0]}; {fewer}",
+                f"Red flag recorded; {fewer}",
             )
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"

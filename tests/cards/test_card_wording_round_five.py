@@ -12,10 +12,22 @@ from cds_service.cards import CardContext, load_override_reasons, render_respons
 from cds_service.engine import Assessment, Recommendation
 from cds_service.engine.routine import spine_surgery
 from fhir_mappers.medications import map_antibiotic_orders
-from fhir_mappers.model import Modality, SpineSurgery
+from fhir_mappers.model import ConditionCategory, ConditionFact, Modality, SpineSurgery
 from fhir_mappers.valuesets import build_value_sets
 from tests.cards.test_review_wording import AB, medication_order
-from tests.engine.builders import CPT, T0, antibiotic, crp, day, improving, nvo, order, pain, run
+from tests.engine.builders import (
+    CPT,
+    T0,
+    antibiotic,
+    condition,
+    crp,
+    day,
+    improving,
+    nvo,
+    order,
+    pain,
+    run,
+)
 from tests.engine.test_after_spine_surgery import decide as decide_after_surgery
 from tests.engine.test_after_spine_surgery import procedure as surgery
 
@@ -189,3 +201,44 @@ def test_a_sites_operation_without_a_kind_keeps_the_cautious_words() -> None:
     site["entries"][0]["kind"] = "laminoplasty"
     with pytest.raises(ValueError, match="'kind' must be one of debridement, fusion"):
         build_value_sets([("site.json", site)])
+
+
+# --- A red flag and an order that misses the level: the summary says so too --------------
+
+PLATEAU = [crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(14, 6), pain(28, 6)]
+
+
+def thoracic_nvo() -> ConditionFact:
+    return condition("M46.24", ConditionCategory.NVO, region="thoracic")
+
+
+def test_a_summary_with_a_red_flag_names_the_level_the_order_misses() -> None:
+    # l03: thoracic infection, CRP plateau, a lumbar MRI ordered
+    a = run(PLATEAU, [thoracic_nvo()])
+    assert a.recommendation is Recommendation.SUPPORT  # the decision is unchanged
+    c = card(a)
+    assert "reasonable" not in c["summary"]
+    assert c["summary"] == (
+        "CRP fell less than 25%: 120\u2192105 mg/L (\u221212.5%) by day 28; the lumbar MRI "
+        "ordered misses the thoracic level: thoracic or whole-spine MRI"
+    )
+    assert "the lumbar MRI ordered will not show it" in c["detail"]
+
+
+def test_a_complication_with_an_order_that_misses_the_level_says_so_in_the_summary() -> None:
+    abscess = condition("G06.1", ConditionCategory.COMPLICATION, onset=12, name="abscess")
+    summary = card(run(improving(), [thoracic_nvo(), abscess]))["summary"]
+    assert summary == (
+        "Abscess recorded day 12; the lumbar MRI ordered will not show the thoracic infection: "
+        "MRI of the thoracic or whole spine with gadolinium"
+    )
+    assert "MRI reasonable" not in summary
+
+
+def test_an_order_of_the_infected_level_beside_one_that_misses_it_answers_the_card() -> None:
+    orders = [
+        order(29),
+        order(29, ref="ServiceRequest/sr2", code="72157", region="thoracic"),
+    ]
+    summary = card(run(PLATEAU, [thoracic_nvo()], orders=orders))["summary"]
+    assert summary.endswith("repeat spine MRI reasonable")
