@@ -7,6 +7,7 @@ decides anything.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,10 +35,26 @@ def shown(value: Mapping[str, Any]) -> str:
 
 def signed_pct(value: float) -> str:
     """A percentage with its sign always shown: "+58%", MINUS + "87%", "0%"."""
-    text = fmt(abs(value))
+    text = _pct_text(abs(value))
     if text == "0":
         return "0%"
     return f"+{text}%" if value > 0 else f"{MINUS}{text}%"
+
+
+def _pct_text(value: float) -> str:
+    """At most one decimal, as ``fmt``, unless that rounds a value onto a whole number it
+    is not: the thresholds the sentences state are whole (25%, 50%, 20%), so a fall of
+    24.99% would read "25%" beside "fell less than 25%". Such a value keeps two decimals,
+    and when even those round onto the whole number they are cut towards the value, so it
+    stays on its side ("24.99" for 24.999, "20.01" for 20.001); under 0.05% is still "0"."""
+    one = round(value, 1)
+    if one != round(one) or one == 0 or math.isclose(value, one, abs_tol=1e-9):
+        return fmt(value)
+    two = round(value, 2)
+    if two != round(two):
+        return f"{two:.2f}"
+    cents = math.floor(value * 100 + 1e-6) if value < one else math.ceil(value * 100 - 1e-6)
+    return f"{cents / 100:.2f}"
 
 
 def change_pct(value: float, comparator: str | None) -> str:

@@ -31,7 +31,7 @@ from .rules import (
     sort_key,
     within_normal_range,
 )
-from .thresholds import RuleSettings
+from .thresholds import PCT_DIGITS, RuleSettings
 
 
 def is_recent(latest: Measurement, eval_day: date, settings: RuleSettings) -> bool:
@@ -156,7 +156,7 @@ def favourable_finding(
         "crpMaxAgeDays": settings.crp_max_age_days,
     }
     if trend.fall_pct is not None:
-        data["fallPct"] = round(trend.fall_pct, 1)
+        data["fallPct"] = round(trend.fall_pct, PCT_DIGITS)
     values = [m.value for m in series]
     data[FACTS] = {
         # a fall counts as a response only from a raised baseline: 8 -> 4 mg/L is noise

@@ -30,7 +30,7 @@ from .assessment import (
 )
 from .episode import UNCERTAIN_VERIFICATION, counts_now
 from .findings import clinical_label, condition_facts, is_abscess, latest_start
-from .thresholds import RuleSettings
+from .thresholds import PCT_DIGITS, RuleSettings
 
 
 def pct_change(start: float, end: float) -> float | None:
@@ -285,7 +285,7 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
     }
     fall = trend.fall_pct
     if fall is not None:
-        data["fallPct"] = round(fall, 1)
+        data["fallPct"] = round(fall, PCT_DIGITS)
     plateau = (
         day >= settings.plateau_after_days
         and fall is not None
@@ -309,7 +309,7 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
             "thresholdPct": settings.rise_pct,
         }
         if trend.rise_pct is not None:
-            data["rise"]["risePct"] = round(trend.rise_pct, 1)
+            data["rise"]["risePct"] = round(trend.rise_pct, PCT_DIGITS)
     if not (plateau or rise):
         return None
     return RuleFinding(rule_id=RULE_MARKERS, recommendation=Recommendation.SUPPORT, data=data)

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+# The digits a percentage keeps in a finding's data: a fall of 24.99% is never handed on
+# as 25.0 beside the 25% it did not reach (the cards format it); float noise is dropped.
+PCT_DIGITS = 6
+
 
 @dataclass(frozen=True)
 class RuleSettings:

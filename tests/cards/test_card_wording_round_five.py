@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.cards.words import signed_pct
 from cds_service.engine import Assessment, Recommendation
 from cds_service.engine.routine import spine_surgery
 from fhir_mappers.medications import map_antibiotic_orders
@@ -242,3 +243,36 @@ def test_an_order_of_the_infected_level_beside_one_that_misses_it_answers_the_ca
     ]
     summary = card(run(PLATEAU, [thoracic_nvo()], orders=orders))["summary"]
     assert summary.endswith("repeat spine MRI reasonable")
+
+
+# --- A percentage never rounds onto the threshold its sentence states -------------------
+
+
+def test_a_fall_just_under_the_threshold_is_not_shown_as_the_threshold() -> None:
+    # b07: CRP 100 -> 75.01 mg/L by day 28, a fall of 24.99%: less than 25%, a plateau
+    data = [crp(0, 100), crp(28, 75.01), pain(0, 7), pain(28, 5)]
+    c = card(run(data))
+    assert c["summary"].startswith("CRP fell less than 25%"), c["summary"]
+    assert "(\u221224.99%)" in c["summary"]
+    assert "\u221225%" not in c["summary"] + c["detail"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (-24.99, "\u221224.99%"),
+        (-24.999999, "\u221224.99%"),  # cut towards itself, never up to 25
+        (-25.0, "\u221225%"),
+        (-25.04, "\u221225.04%"),
+        (20.04, "+20.04%"),
+        (-49.96, "\u221249.96%"),
+        (-87.3, "\u221287.3%"),
+        (-12.46, "\u221212.5%"),  # no whole number reached: one decimal as before
+        (58.333, "+58.3%"),
+        (0.01, "0%"),
+    ],
+)
+def test_a_percentage_keeps_a_second_decimal_only_next_to_a_whole_number(
+    value: float, shown: str
+) -> None:
+    assert signed_pct(value) == shown
