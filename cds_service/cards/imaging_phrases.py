@@ -33,9 +33,11 @@ def _not_routine(d: Data) -> Phrase:
         if unread
         else ""
     )
+    # "the red flag above" only on a card that shows one; without a red flag there is no
+    # card, and the audit keeps these words
+    flag = "; the red flag above stands on its own" if d.get("redFlag") else ""
     return Phrase(
-        f"{upper_first(said)}: not taken as routine follow-up of the infection{why}; the red "
-        "flag above stands on its own.",
+        f"{upper_first(said)}: not taken as routine follow-up of the infection{why}{flag}.",
         said,
     )
 

@@ -234,7 +234,8 @@ def _evaluate(
                 notes=(stated,),
                 not_applicable_reason=NotApplicableReason.NOT_ROUTINE,
             )
-        notes.append(stated)
+        # with a red flag the card stands, and says the flag stands on its own
+        notes.append(replace(stated, data={**stated.data, "redFlag": True}))
     covering = tuple(o.reference for o in base.orders if covers(o.region, region))
     if not findings and not covering:
         # no red flag and no study of the infected level: not repeat imaging of it

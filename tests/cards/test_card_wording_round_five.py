@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from cds_service.auditing import assessment_record
 from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.cards.words import signed_pct
-from cds_service.engine import Assessment, Recommendation
+from cds_service.engine import Assessment, NotApplicableReason, Recommendation
 from cds_service.engine.routine import spine_surgery
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import ConditionCategory, ConditionFact, Modality, SpineSurgery
@@ -24,6 +25,7 @@ from tests.engine.builders import (
     crp,
     day,
     improving,
+    neuro,
     nvo,
     order,
     pain,
@@ -31,6 +33,7 @@ from tests.engine.builders import (
 )
 from tests.engine.test_after_spine_surgery import decide as decide_after_surgery
 from tests.engine.test_after_spine_surgery import procedure as surgery
+from tests.engine.test_not_routine import draft
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -276,3 +279,29 @@ def test_a_percentage_keeps_a_second_decimal_only_next_to_a_whole_number(
     value: float, shown: str
 ) -> None:
     assert signed_pct(value) == shown
+
+
+# --- Not routine follow-up: "the red flag above" only when a red flag card is shown -----
+
+
+def test_a_free_text_reason_without_a_red_flag_is_audited_without_a_red_flag() -> None:
+    # an Epic order with reasonCode [{"text": "Vertebral osteomyelitis follow-up"}]: no card
+    order_ = draft(reasonCode=[{"text": "Vertebral osteomyelitis follow-up"}])
+    a = run(improving(), [nvo(ref="Condition/episode")], orders=[order_])
+    assert a.not_applicable_reason is NotApplicableReason.NOT_ROUTINE  # kept
+    (note,) = assessment_record(a)["notes"]
+    assert "red flag" not in note["message"]
+    assert note["message"] == (
+        "Ordered for \u201cVertebral osteomyelitis follow-up\u201d: not taken as routine "
+        "follow-up of the infection (a stated reason the service cannot read as the "
+        "infection or spinal pain)."
+    )
+
+
+def test_with_a_red_flag_the_note_says_it_stands_on_its_own() -> None:
+    order_ = draft(priority="stat")
+    a = run(improving(), [nvo(ref="Condition/episode"), neuro(onset=20)], orders=[order_])
+    detail = card(a)["detail"]
+    assert "Ordered STAT: not taken as routine follow-up of the infection; the red flag " in (
+        detail
+    )
