@@ -64,6 +64,20 @@ def _covering(a: Assessment) -> list[ImagingOrder]:
     return [o for o in a.orders if o.reference in a.covering]
 
 
+def _order_words(a: Assessment, o: ImagingOrder) -> str:
+    """ "spine MRI"; with more than one spine order in question, which one: "thoracic
+    spine MRI" (and its contrast when that alone tells two apart), so a clinician knows
+    which order a removal deletes (an outside review: a cervical and a thoracic MRI)."""
+    if len(a.orders) < 2:
+        return f"spine {o.modality.value}"
+    region = "whole spine" if o.region == "spine" else f"{o.region} spine"
+    said = f"{region} {o.modality.value}"
+    twins = [p for p in a.orders if (p.region, p.modality) == (o.region, o.modality)]
+    if len(twins) > 1 and o.contrast in words.CONTRAST_WORDS:
+        said += f" {words.CONTRAST_WORDS[o.contrast]}"
+    return said
+
+
 def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
     # order-sign may carry re-signed orders that are no longer drafts: "draft" only when
     # the order says it is one.
@@ -72,11 +86,21 @@ def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
             "type": "delete",
             "description": "Remove the "
             + ("draft " if o.resource.get("status") == "draft" else "")
-            + f"spine {o.modality.value} order",
+            + f"{_order_words(a, o)} order",
             "resourceId": o.reference,
         }
         for o in _covering(a)
     ]
+
+
+def _remove_label(a: Assessment) -> str:
+    """ "Remove the spine MRI order"; naming the orders when others stay: "Remove the
+    thoracic spine MRI order"."""
+    covering = _covering(a)
+    if len(a.orders) < 2:
+        return f"Remove the spine {_modality(covering)} order"
+    named = words.joined(list(dict.fromkeys(_order_words(a, o) for o in covering)))
+    return f"Remove the {named} order{'s' if len(covering) > 1 else ''}"
 
 
 def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
@@ -87,11 +111,8 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
     older than the recency limit (never for a CRP drawn today).
     """
     rec = a.recommendation
-    mod = _modality(_covering(a))
     if rec is Recommendation.ADVISE_AGAINST:
-        return [
-            _suggestion(f"Remove the spine {mod} order", card_id, REMOVE_IMAGING, _delete_orders(a))
-        ]
+        return [_suggestion(_remove_label(a), card_id, REMOVE_IMAGING, _delete_orders(a))]
     replacement = _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id)
     if replacement is not None:
         return [replacement]

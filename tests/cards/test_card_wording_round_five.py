@@ -305,3 +305,25 @@ def test_with_a_red_flag_the_note_says_it_stands_on_its_own() -> None:
     assert "Ordered STAT: not taken as routine follow-up of the infection; the red flag " in (
         detail
     )
+
+
+# --- Removing one of several spine orders names the one removed --------------------------
+
+
+def test_removing_one_of_two_spine_orders_names_it() -> None:
+    # o02: thoracic infection, improving; a cervical and a thoracic MRI signed together:
+    # advise-against covers the thoracic one only
+    orders = [
+        order(29, ref="ServiceRequest/cervical", code="72156", region="cervical"),
+        order(29, ref="ServiceRequest/thoracic", code="72157", region="thoracic"),
+    ]
+    (suggestion,) = card(run(improving(), [thoracic_nvo()], orders=orders))["suggestions"]
+    assert suggestion["label"] == "Remove the thoracic spine MRI order"
+    (action,) = suggestion["actions"]
+    assert action["resourceId"] == "ServiceRequest/thoracic"
+    assert action["description"] == "Remove the draft thoracic spine MRI order"
+
+
+def test_removing_the_one_spine_order_keeps_its_short_label() -> None:
+    (suggestion,) = card(run(improving()))["suggestions"]
+    assert suggestion["label"] == "Remove the spine MRI order"
