@@ -17,7 +17,7 @@ from cds_service.cards.identity import (
     suggestion_uuid,
 )
 from cds_service.cards.result import prune
-from cds_service.cards.summary import _modality, _needs_markers, seen_on_study
+from cds_service.cards.summary import _modality, _needs_markers, esr_recent, seen_on_study
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI, GAP_SEEN
@@ -43,7 +43,9 @@ MARKER_ORDERS = (
 
 def _marker_orders(a: Assessment, ctx: CardContext) -> list[dict[str, Any]]:
     actions = []
-    for code, label in MARKER_ORDERS:
+    # a recent ESR is on record (and no CRP at all): only the CRP is asked for
+    wanted = MARKER_ORDERS[:1] if a.figures.crp_latest is None and esr_recent(a) else MARKER_ORDERS
+    for code, label in wanted:
         resource: dict[str, Any] = {
             "resourceType": "ServiceRequest",
             "status": "draft",
@@ -117,7 +119,9 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
     if replacement is not None:
         return [replacement]
     if _needs_markers(a):
-        return [_suggestion("Order CRP and ESR", card_id, ORDER_MARKERS, _marker_orders(a, ctx))]
+        actions = _marker_orders(a, ctx)
+        label = "Order CRP and ESR" if len(actions) > 1 else "Order a CRP"
+        return [_suggestion(label, card_id, ORDER_MARKERS, actions)]
     return []
 
 

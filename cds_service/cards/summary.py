@@ -10,6 +10,7 @@ from cds_service.cards.remark_phrases import missed_level_words, urgent_level_wo
 from cds_service.cards.words import fmt, pain_phrase
 from cds_service.engine import routine, study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation, Remark
+from cds_service.engine.response import is_recent
 from fhir_mappers.model import ImagingOrder, Modality
 
 SUMMARY_MAX = 139
@@ -74,6 +75,13 @@ def _in_a_row(shorts: list[str]) -> list[str]:
         s if i == 0 or not s[:1].isupper() or s[1:2].isupper() else s[0].lower() + s[1:]
         for i, s in enumerate(shorts)
     ]
+
+
+def esr_recent(a: Assessment) -> bool:
+    """An ESR is on record and as recent as a CRP must be (the engine's one judgement of
+    recent, ``response.is_recent``): then only a CRP is asked for, never "CRP/ESR"."""
+    esr = a.figures.esr_latest
+    return esr is not None and is_recent(esr, a.evaluation_day, a.settings)
 
 
 def _needs_markers(a: Assessment) -> bool:
@@ -233,6 +241,8 @@ def summary(a: Assessment) -> str:
     tail = (
         ""
         if a.figures.crp_recent or a.figures.t0_day is None
+        else "; order a CRP"
+        if a.figures.crp_latest is None and esr_recent(a)
         else "; order CRP/ESR"
         if a.figures.crp_latest is None
         else "; repeat CRP/ESR"

@@ -24,6 +24,7 @@ from tests.engine.builders import (
     condition,
     crp,
     day,
+    esr,
     improving,
     neuro,
     nvo,
@@ -327,3 +328,25 @@ def test_removing_one_of_two_spine_orders_names_it() -> None:
 def test_removing_the_one_spine_order_keeps_its_short_label() -> None:
     (suggestion,) = card(run(improving()))["suggestions"]
     assert suggestion["label"] == "Remove the spine MRI order"
+
+
+# --- An ESR already on record and recent: only a CRP is asked for ------------------------
+
+
+def test_with_a_recent_esr_and_no_crp_the_card_asks_for_a_crp_only() -> None:
+    # e01: no CRP at all; ESR 90, 60, 30 (the latest the day before the order)
+    data = [esr(0, 90), esr(14, 60), esr(28, 30), pain(0, 7), pain(14, 4), pain(28, 2)]
+    c = card(run(data))
+    assert c["summary"].endswith("; order a CRP"), c["summary"]
+    assert "CRP/ESR" not in c["summary"]
+    (suggestion,) = c["suggestions"]
+    assert suggestion["label"] == "Order a CRP"
+    codes = [x["resource"]["code"]["coding"][0]["code"] for x in suggestion["actions"]]
+    assert codes == ["1988-5"]
+
+
+def test_with_an_old_esr_and_no_crp_both_are_asked_for() -> None:
+    data = [esr(0, 90), esr(14, 60), pain(0, 7), pain(14, 4), pain(28, 2)]
+    c = card(run(data))
+    assert c["summary"].endswith("; order CRP/ESR"), c["summary"]
+    assert [s["label"] for s in c["suggestions"]] == ["Order CRP and ESR"]
