@@ -42,13 +42,20 @@ def signed_pct(value: float) -> str:
 
 
 def _pct_text(value: float) -> str:
-    """At most one decimal, as ``fmt``, unless that rounds a value onto a whole number it
-    is not: the thresholds the sentences state are whole (25%, 50%, 20%), so a fall of
-    24.99% would read "25%" beside "fell less than 25%". Such a value keeps two decimals,
-    and when even those round onto the whole number they are cut towards the value, so it
-    stays on its side ("24.99" for 24.999, "20.01" for 20.001); under 0.05% is still "0"."""
+    """At most one decimal, as ``fmt``, unless that rounds a value onto a threshold it is
+    not: the thresholds the sentences state are multiples of 5 (25%, 50%, 20%; the
+    defaults of ``engine/thresholds.py``), so a fall of 24.99% would read "25%" beside
+    "fell less than 25%". Such a value keeps two decimals, and when even those round onto
+    the threshold they are cut towards the value, so it stays on its side ("24.99" for
+    24.999, "20.01" for 20.001); "57%" stays "57%" (no threshold there, and a busy reader
+    needs no hundredths); under 0.05% is still "0"."""
     one = round(value, 1)
-    if one != round(one) or one == 0 or math.isclose(value, one, abs_tol=1e-9):
+    if (
+        one != round(one)
+        or one == 0
+        or round(one) % 5 != 0
+        or math.isclose(value, one, abs_tol=1e-9)
+    ):
         return fmt(value)
     two = round(value, 2)
     if two != round(two):

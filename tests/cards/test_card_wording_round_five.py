@@ -272,11 +272,12 @@ def test_a_fall_just_under_the_threshold_is_not_shown_as_the_threshold() -> None
         (-49.96, "\u221249.96%"),
         (-87.3, "\u221287.3%"),
         (-12.46, "\u221212.5%"),  # no whole number reached: one decimal as before
+        (-57.04, "\u221257%"),  # a whole number no threshold sits on: no hundredths
         (58.333, "+58.3%"),
         (0.01, "0%"),
     ],
 )
-def test_a_percentage_keeps_a_second_decimal_only_next_to_a_whole_number(
+def test_a_percentage_keeps_a_second_decimal_only_next_to_a_threshold(
     value: float, shown: str
 ) -> None:
     assert signed_pct(value) == shown
