@@ -191,11 +191,17 @@ def summary(a: Assessment) -> str:
             # every order misses the infected level: the summary says so and names the
             # study that answers, as the detail does, never "repeat spine MRI reasonable"
             words, fewer = missed_level_words(missed.data)
+            # a complication's card also asks for the exam now (as below): kept first
+            now = (
+                "; examine neurology now"
+                if len(flags) == 1 and flags[0].rule_id == "complication"
+                else ""
+            )
             return _fit(
-                f"{'; '.join(shorts)}; {words}",
-                f"{shorts[0]}; {words}",
-                f"{shorts[0]}; {fewer}",
-                f"Red flag recorded; {fewer}",
+                f"{'; '.join(shorts)}; {words}{now}",
+                f"{shorts[0]}; {words}{now}",
+                f"{shorts[0]}; {fewer}{now}",
+                f"Red flag recorded; {fewer}{now}",
             )
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"

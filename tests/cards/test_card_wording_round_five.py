@@ -233,11 +233,12 @@ def test_a_summary_with_a_red_flag_names_the_level_the_order_misses() -> None:
 def test_a_complication_with_an_order_that_misses_the_level_says_so_in_the_summary() -> None:
     abscess = condition("G06.1", ConditionCategory.COMPLICATION, onset=12, name="abscess")
     summary = card(run(improving(), [thoracic_nvo(), abscess]))["summary"]
+    # the complication card's "examine neurology now" is kept beside the level it misses
     assert summary == (
-        "Abscess recorded day 12; the lumbar MRI ordered will not show the thoracic infection: "
-        "MRI of the thoracic or whole spine with gadolinium"
+        "Abscess recorded day 12; the lumbar MRI ordered misses the thoracic level: thoracic "
+        "or whole-spine MRI; examine neurology now"
     )
-    assert "MRI reasonable" not in summary
+    assert "MRI reasonable" not in summary and len(summary) <= 140
 
 
 def test_an_order_of_the_infected_level_beside_one_that_misses_it_answers_the_card() -> None:
