@@ -97,8 +97,12 @@ def _last_spine_study(d: Data) -> Phrase:
 def _flag_seen_on_study(d: Data) -> Phrase:
     names = [lower_first(name_of(c)) for c in d["conditions"]]
     # a new MRI only if the exam changed: only when every red flag was seen (another one,
-    # e.g. rising markers, may still need the MRI)
-    tail = "; a new MRI only if the exam changed" if d["allRedFlags"] else ""
+    # e.g. rising markers, may still need the MRI); else what the seen one needs alone
+    tail = (
+        "; a new MRI only if the exam changed"
+        if d["allRedFlags"]
+        else "; it needs no new MRI of its own unless the exam changed"
+    )
     return Phrase(
         f"{upper_first(joined(names))} predates {_study_words(d)}: seen there{tail}.",
         f"seen on {_study_words(d)}",

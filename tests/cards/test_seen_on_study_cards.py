@@ -122,7 +122,7 @@ def test_a_deficit_seen_beside_rising_markers_gives_a_routine_mri_card_not_an_ur
     assert "emergency" not in c["summary"] + c["detail"]
     assert c.get("suggestions", []) == []
     assert (
-        "Cauda equina syndrome predates the lumbar MRI of day 26 (1 day ago): seen there."
-        in c["detail"]
+        "Cauda equina syndrome predates the lumbar MRI of day 26 (1 day ago): seen there; it "
+        "needs no new MRI of its own unless the exam changed." in c["detail"]
     )
     assert ratings(a) == {"sr1": "appropriate"}

@@ -257,7 +257,10 @@ def test_another_red_flag_not_seen_keeps_the_mri_and_its_rating() -> None:
     assert a.study_gaps == {}
     card = render_response(a, CardContext(patient_id="p1"))["cards"][0]
     assert "only if the exam changed" not in card["summary"] + card["detail"]
-    assert "predates the lumbar MRI of day 26 (1 day ago): seen there." in card["detail"]
+    assert (
+        "predates the lumbar MRI of day 26 (1 day ago): seen there; it needs no new MRI of its own"
+        in card["detail"]
+    )
 
 
 # Flag by flag (an outside review: a cauda equina syndrome seen on yesterday's lumbar MRI
