@@ -105,7 +105,12 @@ def fhir_test_server(
     if not 0 < port < 65536:
         raise click.BadParameter("expected 1-65535", param_hint="--port")
     run_fhir_test_server(
-        port, load, order_date_or_today(order_date), service_url, token, smart=not no_smart
+        port,
+        load,
+        order_date.date() if order_date else None,
+        service_url,
+        token,
+        smart=not no_smart,
     )
 
 

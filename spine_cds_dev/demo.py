@@ -153,12 +153,24 @@ def try_command(fhir_base: str, patient_id: str, order_date: date, service_url: 
 
 
 def sandbox_lines(service_url: str, fhir_base: str, examples: Sequence[Example]) -> list[str]:
+    """A link per patient, with the order to pick on the PAMA tab and, where the example's
+    answer rests on what that tab cannot set (a priority, a stated reason), a warning."""
     lines = [
         "Open the CDS Hooks sandbox on its PAMA imaging tab, one patient per link (the page"
-        " reads the FHIR server from your browser; pick a lumbar spine MRI or CT):"
+        " reads the FHIR server from your browser; pick the order named):"
     ]
     for example in examples:
+        order = example.draft_order
+        coding = order["code"]["coding"][0]
         lines.append(f"  {example.patient_id:<14} {example.expected:<18} {example.title}")
+        lines.append(f"    order: {coding['code']} {coding.get('display', '')}".rstrip())
+        cannot = [f"priority {order['priority']}"] if "priority" in order else []
+        cannot += ["a stated reason"] if "reasonCode" in order else []
+        if cannot:
+            lines.append(
+                f"    (expected with {' and '.join(cannot)}, which the sandbox cannot set:"
+                " it shows another card)"
+            )
         lines.append(f"    {sandbox_url(service_url, fhir_base, example.patient_id)}")
     return lines
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import click
 
-from cds_service.examples import Example
+from cds_service.examples import Example, load_examples_as_of
 from cds_service.tools.commands import spine_cds_command
 from cds_service.tools.errors import FhirServerError
 from cds_service.tools.fhir_http import FhirEndpoint
@@ -53,14 +53,18 @@ def access_line(token: str | None, smart: bool) -> str:
 def run_fhir_test_server(
     port: int,
     load: bool,
-    order_date: date,
+    order_date: date | None,
     service_url: str,
     token: str | None = None,
     smart: bool = True,
 ) -> int:
     """Run the project's FHIR test server on 127.0.0.1:``port`` until Ctrl-C, optionally
     with the example patients loaded, and print how to use it (sandbox links for a
-    service at ``service_url``, a ``try`` command). 0 on Ctrl-C; ToolError on a problem."""
+    service at ``service_url``, a ``try`` command). 0 on Ctrl-C; ToolError on a problem.
+
+    Without ``order_date`` the examples are placed for the sandbox, whose orders carry no
+    date: each on today in its own time zone, nothing dated after now
+    (``load_examples_as_of``)."""
     checkout_root()
     _check_port_free(port)
     fhir_server: FhirTestServer | None = None
@@ -72,10 +76,17 @@ def run_fhir_test_server(
             base = fhir_server.base_url
             click.echo(f"  FHIR test server at {base} (pid {fhir_server.pid})")
             examples: list[Example] = []
+            placed = order_date or datetime.now(UTC).date()
             if load:
-                click.echo(f"Loading the example patients (orders placed on {order_date}) ...")
+                said = (
+                    f"orders placed on {order_date}"
+                    if order_date
+                    else "orders placed now, on today's date in each patient's time zone"
+                )
+                click.echo(f"Loading the example patients ({said}) ...")
+                to_load = order_date or load_examples_as_of(datetime.now(UTC))
                 with FhirEndpoint(base, token) as endpoint:
-                    for loaded in load_into(endpoint, order_date):
+                    for loaded in load_into(endpoint, to_load):
                         examples.append(loaded.example)
                         click.echo(f"  {loaded.example.patient_id:<16}{loaded.example.title}")
             click.echo("")
@@ -88,19 +99,26 @@ def run_fhir_test_server(
             if examples:
                 click.echo(f"With the service running at {service_url} (bash scripts/serve.sh):")
                 click.echo("\n".join(sandbox_lines(service_url, base, examples)))
-                if order_date != date.today():
+                if order_date is not None:
                     click.echo(
                         f"  Note: the orders were placed on {order_date}, but the sandbox's"
-                        " orders carry no date and are evaluated today: load without --date"
+                        " orders carry no date and are evaluated now: load without --date"
                         " for the sandbox to show the expected cards."
                     )
+                first = examples[0]
                 click.echo("Or act as the EHR from another terminal, in this directory:")
-                click.echo("  " + try_command(base, examples[0].patient_id, order_date))
+                click.echo(
+                    "  "
+                    + try_command(
+                        base,
+                        first.patient_id,
+                        date.fromisoformat(first.draft_order["authoredOn"][:10]),
+                    )
+                )
             else:
                 click.echo("Load the example patients into it from another terminal:")
                 click.echo(
-                    f"  {spine_cds_command()} load-examples --fhir-server {base}"
-                    f" --date {order_date}"
+                    f"  {spine_cds_command()} load-examples --fhir-server {base} --date {placed}"
                 )
             click.echo("Press Ctrl-C to stop it.")
             sys.stdout.flush()

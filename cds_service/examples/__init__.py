@@ -20,6 +20,8 @@ from cds_service.examples.stored import (
     example_keys,
     load_example,
     load_examples,
+    load_examples_as_of,
+    not_after,
     shift_dates,
 )
 
@@ -33,6 +35,8 @@ __all__ = [
     "example_keys",
     "load_example",
     "load_examples",
+    "load_examples_as_of",
+    "not_after",
     "shift_dates",
     "split_transaction",
 ]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -87,6 +87,50 @@ def _shift_string(value: str, days: int) -> str:
     except ValueError:
         return value  # looks like a date but is not one (e.g. month 13): not ours to touch
     return moved.isoformat() + (match.group(2) or "")
+
+
+def not_after(resource: Any, latest: datetime) -> Any:
+    """A copy of ``resource`` in which every date-time with a time zone that lies after
+    ``latest`` is ``latest`` itself, written in the value's own offset (``Z`` kept)."""
+    if isinstance(resource, str):
+        match = _DATE_RE.fullmatch(resource)
+        if match is None or not match.group(2):
+            return resource
+        try:
+            when = datetime.fromisoformat(resource)
+        except ValueError:
+            return resource
+        if when.tzinfo is None or when <= latest:
+            return resource
+        moved = latest.astimezone(when.tzinfo).replace(microsecond=0)
+        return moved.strftime("%Y-%m-%dT%H:%M:%SZ") if resource.endswith("Z") else moved.isoformat()
+    if isinstance(resource, Mapping):
+        return {key: not_after(value, latest) for key, value in resource.items()}
+    if isinstance(resource, list | tuple):
+        return [not_after(item, latest) for item in resource]
+    return resource
+
+
+def load_examples_as_of(now: datetime) -> list[Example]:
+    """All examples placed for a client whose orders carry no date and are judged at the
+    moment they are placed (the CDS Hooks sandbox): each order on the day ``now`` is in
+    its example's own time zone, and nothing dated later than ``now`` (the day's results,
+    stored at 08:00 local, and the order's own 10:00). With one date for all, a sandbox
+    user in the early UTC hours saw the day's results "dated after the order" and another
+    card than the one printed for the patient."""
+    examples = []
+    for meta in _index()["examples"]:
+        offset = str(meta["tz_offset"])
+        zone = datetime.fromisoformat(f"2000-01-01T00:00:00{offset}").tzinfo
+        example = _build(meta, now.astimezone(zone).date())
+        examples.append(
+            replace(
+                example,
+                bundle=not_after(example.bundle, now),
+                draft_order=not_after(example.draft_order, now),
+            )
+        )
+    return examples
 
 
 def example_keys() -> list[str]:

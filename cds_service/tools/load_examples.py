@@ -26,11 +26,13 @@ class Loaded:
 
 
 def load_into(
-    endpoint: FhirEndpoint, order_date: date, max_entries: int = MAX_ENTRIES
+    endpoint: FhirEndpoint, order_date: date | list[Example], max_entries: int = MAX_ENTRIES
 ) -> Iterator[Loaded]:
-    """Load each example (its order placed on ``order_date``), yielding as each is stored;
-    raises FhirServerError (with the server's OperationOutcome text) on the first refusal."""
-    for example in load_examples(order_date):
+    """Load each example (its order placed on ``order_date``, or the examples given as
+    placed), yielding as each is stored; raises FhirServerError (with the server's
+    OperationOutcome text) on the first refusal."""
+    examples = order_date if isinstance(order_date, list) else load_examples(order_date)
+    for example in examples:
         parts = split_transaction(example.bundle, max_entries)
         for part in parts:
             endpoint.post_transaction(part)
