@@ -233,6 +233,9 @@ class ReportedValue(Struct, frozen=True, gc=False):
     # a CRP whose unit belongs to the other CRP code: "crp" (a mass unit, mg/L or mg/dL,
     # under the molar code) or "crp-molar" (nmol/L under a mass-concentration code)
     unit_of: str | None = None
+    # the UCUM code when it names a unit of another scale than the unit text (``unit``):
+    # "mg/L" beside "mg/dL"; the value could be either, so it was not read
+    code: str | None = None
 
 
 @dataclass(frozen=True)

@@ -155,9 +155,11 @@ def _usual(
 
     Usual: CRP, hs-CRP, ESR or pain; a used status; an effectiveDateTime with seconds
     and offset; a valueQuantity with a plain number, no comparator and a unit code
-    (known, for CRP and ESR), or for pain a valueInteger; a value in range. On the
-    benchmark that is every value. The typed decode has already refused wrong types and
-    nulls in these elements, so what is left to check is their values.
+    (known, for CRP and ESR) and, if any, a unit text that is the code itself (another may
+    name another unit: the careful path weighs the two), or for pain a valueInteger; a
+    value in range. On the benchmark that is every value. The typed decode has already
+    refused wrong types and nulls in these elements, so what is left to check is their
+    values.
     """
     status = wire.status
     effective = wire.effectiveDateTime
@@ -200,6 +202,9 @@ def _usual(
         return Measurement(
             ref, MeasurementKind.PAIN, number, "{score}", when, coding, status, number, unit
         )
+    text = quantity.unit
+    if text is not UNSET and text != unit:
+        return None  # a unit text other than the code: the careful path weighs the two
     if kind is ObservationKind.ESR:
         if unit.lower() not in ESR_UNITS:
             return None

@@ -35,6 +35,13 @@ CRP_MASS_TO_MG_PER_L = {"mg/l": 1.0, "mg/dl": 10.0}
 CRP_MOLAR_UNITS = frozenset({"nmol/l"})
 ESR_UNITS = frozenset({"mm/h", "mm/hr"})
 PAIN_MAX = 10.0
+# Each unit above by its scale: a unit text and a code that name two of them of another
+# scale (mg/dL and mg/L, mg/L and nmol/L) say two different values, and neither is taken.
+_SCALES: dict[str, tuple[str, float]] = {
+    **{unit: ("mass", factor) for unit, factor in CRP_MASS_TO_MG_PER_L.items()},
+    **{unit: ("molar", 1.0) for unit in CRP_MOLAR_UNITS},
+    **{unit: ("rate", 1.0) for unit in ESR_UNITS},
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,10 @@ def measure(
     quantity = _quantity(resource)
     number, comparator = _number(quantity)
     units = _units(quantity)
+    conflict = disagreeing(units)
+    if conflict is not None:
+        text, code = conflict
+        raise Skip(f"unit text {text!r} and code {code!r} disagree: skipped", _DISAGREE)
     if entry.kind is ObservationKind.ESR:
         unit = _pick(units, ESR_UNITS)
         if unit is None:
@@ -293,6 +304,23 @@ def _units(quantity: dict[str, Any]) -> tuple[str, ...]:
     return (code,) if code else (unit,) if unit else ()
 
 
+def disagreeing(units: tuple[str, ...]) -> tuple[str, str] | None:
+    """(unit text, code) when the two name known units of different scale ("mg/dL" and
+    "mg/L"): which the value was measured in cannot be told, so it is not read. None when
+    they agree, differ only in spelling ("mg/l", "MG/L"), or either is not a known unit
+    (the known one is then read, as when it stands alone)."""
+    if len(units) != 2:
+        return None
+    code, text = units
+    scale = _SCALES.get(code.lower())
+    if scale is None:
+        return None
+    other = _SCALES.get(text.lower())
+    if other is None or other == scale:
+        return None
+    return text, code
+
+
 def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
     """The first candidate that is a known unit (compared lower-case)."""
     for unit in units:
@@ -302,6 +330,7 @@ def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
 
 
 _BAD_UNIT = "in a unit that could not be converted"
+_DISAGREE = "with a unit text and code that disagree"
 _NO_VALUE = "without a usable value"
 _NO_DATE = "without a usable date"
 

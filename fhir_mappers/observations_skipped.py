@@ -21,6 +21,7 @@ from fhir_mappers.observations_careful import (
     _pick,
     _units,
     _when,
+    disagreeing,
 )
 from fhir_mappers.valuesets import ObservationKind
 
@@ -61,11 +62,16 @@ def _as_reported(resource: dict[str, Any], kind: ObservationKind) -> ReportedVal
     """A number that cannot be given in its kind's unit, as reported, with its unit text
     (the unit, else the code; None when there is neither); for a CRP whose unit belongs
     to the other CRP code (mg/L under the molar code, nmol/L under a mass code), that
-    code's kind. None when the value holds no usable number."""
+    code's kind; when the unit text and the code name units of different scale, the
+    code beside the text. None when the value holds no usable number."""
     read = _quantity(resource)
     if read is None:
         return None
     number, comparator, units = read
+    conflict = disagreeing(units) if kind is not ObservationKind.PAIN else None
+    if conflict is not None:
+        text, code = conflict
+        return ReportedValue(number, text, comparator, code=code)
     unit_of = None
     if kind is ObservationKind.CRP_MOLAR and _pick(units, CRP_MASS_TO_MG_PER_L) is not None:
         unit_of = ObservationKind.CRP.value
@@ -82,8 +88,9 @@ def _value_as_read(
 ) -> tuple[float | None, str | None, str | None]:
     """(value, unit, comparator) of a skipped Observation, the value converted to the
     kind's unit as a used one would be (CRP mg/L, ESR mm/h, pain 0-10); (None, None, None)
-    when it holds no usable number, an unknown comparator, or a unit that cannot be
-    converted: a value is never given in another unit than its kind's."""
+    when it holds no usable number, an unknown comparator, a unit that cannot be
+    converted, or a unit text and code that disagree: a value is never given in another
+    unit than its kind's."""
     nothing = None, None, None
     integer = resource.get("valueInteger")
     if kind is ObservationKind.PAIN and integer is not None:
@@ -97,6 +104,8 @@ def _value_as_read(
     number, comparator, units = read
     if kind is ObservationKind.PAIN:
         return number, "{score}", comparator
+    if disagreeing(units) is not None:
+        return nothing  # in which unit is not known: named as reported
     if kind is ObservationKind.ESR:
         known = _pick(units, ESR_UNITS) is not None
         return (round(number, 9), "mm/h", comparator) if known else nothing

@@ -58,11 +58,14 @@ def left_out(issues: Sequence[DataIssue], t0: date | None = None) -> list[str]:
 
 def _reported_key(issue: DataIssue) -> tuple[str, str] | None:
     """(noun, why) of a dated number left out for its unit, or None: "CRP", "reported
-    without a unit"; for a CRP under one code in the other code's unit, that they disagree
-    (clinical-rules.md: a unit that cannot be converted is skipped and reported)."""
+    without a unit"; for a CRP under one code in the other code's unit, or whose unit text
+    and code name different units, that they disagree (clinical-rules.md: a unit that
+    cannot be converted is skipped and reported)."""
     r, noun = issue.reported, KIND_NOUNS.get(issue.kind or "")
     if r is None or noun is None or issue.when is None:
         return None
+    if r.code is not None:
+        return noun, f"unit text and code disagree ({quote(r.unit or '')} vs {quote(r.code)})"
     if r.unit_of is not None:
         code = "the molar CRP code" if r.unit_of == "crp" else "a mass CRP code"
         return noun, f"code and unit disagree ({code}, reported in {quote(r.unit or '')})"

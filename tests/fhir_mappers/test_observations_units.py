@@ -1,0 +1,134 @@
+"""How a CRP's unit is read, from the resource to the card (clinical-rules.md, "Reading
+the data": normalise to mg/L; a unit that cannot be converted is skipped and reported),
+on an outside clinical review's findings (2026-12):
+
+- a unit text (``unit``) and a UCUM code (``code``) that name two known units of
+  different scale ("mg/dL" beside "mg/L") say two different values: the value is not
+  read, and the card names it with both units; a text that only spells the code
+  differently ("mg/l", "MG/L") is no disagreement.
+
+Each is checked on the resource as a dict (the careful path, and the typed reader on
+the converted dict) and as its bytes (the typed reader on a prefetched resource)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+from msgspec import Raw
+
+from cds_service.cards.left_out import left_out
+from cds_service.engine import Recommendation
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import DataIssue, Measurement, ReportedValue
+from fhir_mappers.observations import MappingOptions, map_observations
+from fhir_mappers.wire import read_resource
+from tests.engine.builders import crp, pain, run
+
+VS = load_value_sets()
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+OPTIONS = MappingOptions(crp_molar_factor_nmol_per_mg=9.524)
+MASS, HS, MOLAR, ESR = "1988-5", "30522-7", "76485-2", "4537-7"
+DAY_28 = "2024-04-01T08:00:00+00:00"  # day 28 from the builders' T0, 2024-03-04
+
+
+def observation(code: str, quantity: dict[str, Any], when: str = DAY_28) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "effectiveDateTime": when,
+        "valueQuantity": quantity,
+    }
+
+
+def quantity(value: float, unit: str | None, code: str | None) -> dict[str, Any]:
+    q: dict[str, Any] = {"value": value, "system": UCUM}
+    if unit is not None:
+        q["unit"] = unit
+    if code is not None:
+        q["code"] = code
+    return q
+
+
+def mapped(
+    resource: dict[str, Any], options: MappingOptions = OPTIONS
+) -> tuple[tuple[Measurement, ...], tuple[DataIssue, ...]]:
+    """The mapper's answer, the same whether the resource came as a dict or as bytes."""
+    as_dict = map_observations([resource], VS, options)
+    as_bytes = map_observations([read_resource(Raw(json.dumps(resource).encode()))], VS, options)
+    assert as_bytes == as_dict
+    return as_dict
+
+
+# --- a unit text and a code that disagree ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "unit", "ucum"),
+    [
+        (MASS, "mg/dL", "mg/L"),  # u04, u06: 3.5 could be 3.5 or 35 mg/L
+        (MASS, "mg/L", "mg/dL"),
+        (HS, "mg/dL", "mg/L"),
+        (MASS, "nmol/L", "mg/L"),  # a molar unit beside a mass code: 9.5 times apart
+        (MASS, "mg/L", "nmol/L"),
+        (MOLAR, "mg/L", "nmol/L"),
+    ],
+)
+def test_a_unit_text_and_code_of_different_scale_leave_the_value_out(
+    code: str, unit: str, ucum: str
+) -> None:
+    measurements, issues = mapped(observation(code, quantity(3.5, unit, ucum)))
+    assert measurements == ()
+    (issue,) = issues
+    assert issue.kind == "crp"
+    assert issue.reason == f"unit text {unit!r} and code {ucum!r} disagree: skipped"
+    assert issue.plain == "with a unit text and code that disagree"
+    assert issue.value is None  # never read one way or the other
+    assert issue.reported == ReportedValue(3.5, unit, None, code=ucum)
+    assert issue.when is not None and issue.when.day == date(2024, 4, 1)
+
+
+@pytest.mark.parametrize(
+    ("unit", "ucum", "mg_l"),
+    [
+        ("mg/l", "mg/L", 15.0),
+        ("MG/L", "mg/L", 15.0),
+        ("mg/L", "mg/L", 15.0),
+        ("MG/DL", "mg/dL", 150.0),
+        ("milligrams per litre", "mg/L", 15.0),  # not a unit the service knows: the code
+        (None, "mg/L", 15.0),
+        ("mg/dL", None, 150.0),
+        ("mg/dL", "mg%", 150.0),  # an unknown code beside a known text: the text
+    ],
+)
+def test_a_spelling_of_the_same_unit_or_an_unknown_one_is_no_disagreement(
+    unit: str | None, ucum: str | None, mg_l: float
+) -> None:
+    measurements, issues = mapped(observation(MASS, quantity(15, unit, ucum)))
+    assert issues == ()
+    (m,) = measurements
+    assert m.value == mg_l
+
+
+def test_an_esr_text_and_code_of_the_same_scale_agree() -> None:
+    measurements, issues = mapped(observation(ESR, quantity(30, "mm/hr", "mm/h")))
+    assert issues == () and measurements[0].value == 30.0
+
+
+def test_a_disagreeing_latest_crp_does_not_advise_against_and_is_named() -> None:
+    """u06: CRP 40, 38, then 3.5 with unit text mg/dL and code mg/L. Read as the code it
+    was -91% and advised against; as the text it is 35 mg/L, a plateau. Neither is
+    taken: the latest counted CRP is 15 days old, and the card names the 3.5 with both
+    units."""
+    _, issues = mapped(observation(MASS, quantity(3.5, "mg/dL", "mg/L")))
+    data = [crp(0, 40), crp(14, 38), pain(0, 5), pain(14, 4), pain(28, 4)]
+    a = run(data, issues=issues)
+    assert a.recommendation is not Recommendation.ADVISE_AGAINST
+    assert left_out(issues, date(2024, 3, 4)) == [
+        "Not used, unit text and code disagree (mg/dL vs mg/L): CRP 3.5 mg/dL on day 28."
+    ]
