@@ -230,7 +230,7 @@ class ReportedValue(Struct, frozen=True, gc=False):
     value: float
     unit: str | None  # the unit as the record writes it; None: none given
     comparator: str | None = None
-    # a CRP whose unit belongs to the other CRP code: "crp" (a mass unit, mg/L or mg/dL,
+    # a CRP whose unit belongs to the other CRP code: "crp" (a mass unit, mg/L, mg/dL or g/L,
     # under the molar code) or "crp-molar" (nmol/L under a mass-concentration code)
     unit_of: str | None = None
     # the UCUM code when it names a unit of another scale than the unit text (``unit``):

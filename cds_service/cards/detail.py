@@ -13,7 +13,7 @@ from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import mri_preferred_to_ct, seen_on_study
-from cds_service.cards.words import ARROW, change_pct, count_of, fmt, upper_first
+from cds_service.cards.words import ARROW, as_sent, change_pct, count_of, fmt, upper_first
 from cds_service.engine import study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
@@ -28,7 +28,7 @@ def shown_value(m: Measurement) -> str:
 def _value_text(m: Measurement) -> str:
     value = f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
     if m.original_unit and m.original_unit != m.unit:
-        value += f" (reported {fmt(m.original_value)} {quote(m.original_unit)})"
+        value += f" (reported {as_sent(m.original_value)} {quote(m.original_unit)})"
     return value
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import fmt, upper_first
+from cds_service.cards.words import as_sent, upper_first
 from fhir_mappers.model import DataIssue
 from fhir_mappers.observations_careful import USED_STATUSES
 
@@ -89,7 +89,7 @@ def _reported_line(key: tuple[str, str], issues: list[DataIssue], t0: date | Non
     )
     values = []
     for when, _, r in ordered[-REPORTED_SHOWN:]:
-        value = f"{r.comparator or ''}{fmt(r.value)}"
+        value = f"{r.comparator or ''}{as_sent(r.value)}"
         unit = f" {quote(r.unit)}" if r.unit else ""
         day = f"day {(when.day - t0).days}" if t0 is not None else when.day.isoformat()
         values.append(f"{value}{unit} on {day}")
@@ -123,7 +123,7 @@ def _named_value(issue: DataIssue, t0: date | None) -> str | None:
     if noun is None or issue.when is None or (issue.value is None and issue.text is None):
         return None
     if issue.value is not None:
-        value = f"{issue.comparator or ''}{fmt(issue.value)}"
+        value = f"{issue.comparator or ''}{as_sent(issue.value)}"
         # a pain score's UCUM annotation ("{score}") is no unit a clinician reads
         unit = issue.unit if issue.unit and not issue.unit.startswith("{") else None
         what = f"{noun} {value} {quote(unit)}" if unit else f"{noun} {value}"

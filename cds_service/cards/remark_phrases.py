@@ -15,6 +15,7 @@ from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
+    as_sent,
     change_pct,
     count_of,
     dated,
@@ -144,7 +145,7 @@ def _crp_discordant(d: Data) -> Phrase:
 
 
 def _crp_pending_rise(d: Data) -> Phrase:
-    status, value, day, latest = d["status"], fmt(d["value"]), d["day"], d["latest"]
+    status, value, day, latest = d["status"], as_sent(d["value"]), d["day"], d["latest"]
     return Phrase(
         f"A {status} CRP of {value} mg/L on day {day}, after {shown(latest)} mg/L on day "
         f"{latest['day']}, awaits verification: ask the laboratory to confirm it and examine "

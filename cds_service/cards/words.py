@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from cds_service.cards.safe_text import quote
@@ -24,6 +25,14 @@ ARROW = "\u2192"  # one arrow style on every card: "142→18"
 def fmt(value: float) -> str:
     """A value as a clinician reads it: no trailing zeros, at most one decimal."""
     return f"{round(value, 1):g}"
+
+
+def as_sent(value: float) -> str:
+    """A number as the record sent it, every digit kept and no exponent ("0.08", "15",
+    "142.35"): a value left out is named as the chart shows it, never rounded into
+    another number (a CRP of 0.08 g/L is not "0.1 g/L")."""
+    text = format(Decimal(repr(value)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def shown(value: Mapping[str, Any]) -> str:

@@ -5,7 +5,9 @@ on an outside clinical review's findings (2026-12):
 - a unit text (``unit``) and a UCUM code (``code``) that name two known units of
   different scale ("mg/dL" beside "mg/L") say two different values: the value is not
   read, and the card names it with both units; a text that only spells the code
-  differently ("mg/l", "MG/L") is no disagreement.
+  differently ("mg/l", "MG/L") is no disagreement;
+- g/L is a UCUM mass concentration like mg/dL: a CRP of 0.08 g/L is 80 mg/L, converted
+  by the same table, not left out (nor ever read as 0.08 mg/L).
 
 Each is checked on the resource as a dict (the careful path, and the typed reader on
 the converted dict) and as its bytes (the typed reader on a prefetched resource)."""
@@ -132,3 +134,24 @@ def test_a_disagreeing_latest_crp_does_not_advise_against_and_is_named() -> None
     assert left_out(issues, date(2024, 3, 4)) == [
         "Not used, unit text and code disagree (mg/dL vs mg/L): CRP 3.5 mg/dL on day 28."
     ]
+
+
+# --- g/L, a mass concentration like mg/dL ------------------------------------------------
+
+
+@pytest.mark.parametrize(("unit", "ucum"), [("g/L", "g/L"), ("G/L", "g/L"), (None, "g/L")])
+def test_a_crp_in_g_per_l_is_converted_to_mg_per_l(unit: str | None, ucum: str) -> None:
+    measurements, issues = mapped(observation(MASS, quantity(0.08, unit, ucum)))
+    assert issues == ()
+    (m,) = measurements
+    assert (m.value, m.unit, m.original_value, m.original_unit) == (80.0, "mg/L", 0.08, ucum)
+
+
+def test_a_latest_crp_in_g_per_l_counts_as_the_rise_it_is() -> None:
+    """u02: CRP 120, 50 mg/L, then 0.08 g/L (80 mg/L) on day 28: a rise, never advice
+    against imaging and never "latest CRP 15 days old"."""
+    (m,), _ = mapped(observation(MASS, quantity(0.08, "g/L", "g/L")))
+    data = [crp(0, 120), crp(14, 50), m, pain(0, 7), pain(14, 4), pain(28, 4)]
+    a = run(data)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert a.figures.crp_latest is not None and a.figures.crp_latest.value == 80.0
