@@ -32,6 +32,7 @@ from fhir_mappers.observations_careful import (
     Skip,
     measure,
     select_code,
+    unit_key,
 )
 from fhir_mappers.observations_skipped import skipped
 from fhir_mappers.rawjson import reference
@@ -155,11 +156,11 @@ def _usual(
 
     Usual: CRP, hs-CRP, ESR or pain; a used status; an effectiveDateTime with seconds
     and offset; a valueQuantity with a plain number, no comparator and a unit code
-    (known, for CRP and ESR) and, if any, a unit text that is the code itself (another may
-    name another unit: the careful path weighs the two), or for pain a valueInteger; a
-    value in range. On the benchmark that is every value. The typed decode has already
-    refused wrong types and nulls in these elements, so what is left to check is their
-    values.
+    (known, for CRP and ESR, UCUM annotations aside: "mg/L{CRP}" is mg/L) and, if any,
+    a unit text that is the code itself (another may name another unit: the careful
+    path weighs the two), or for pain a valueInteger; a value in range. On the benchmark
+    that is every value. The typed decode has already refused wrong types and nulls in
+    these elements, so what is left to check is their values.
     """
     status = wire.status
     effective = wire.effectiveDateTime
@@ -206,12 +207,12 @@ def _usual(
     if text is not UNSET and text != unit:
         return None  # a unit text other than the code: the careful path weighs the two
     if kind is ObservationKind.ESR:
-        if unit.lower() not in ESR_UNITS:
-            return None
+        if unit.lower() not in ESR_UNITS and unit_key(unit) not in ESR_UNITS:
+            return None  # (an annotation, "mm/h{Westergren}", is stripped only on a miss)
         return Measurement(
             ref, MeasurementKind.ESR, round(number, 9), "mm/h", when, coding, status, number, unit
         )
-    factor = CRP_MASS_TO_MG_PER_L.get(unit.lower())
+    factor = CRP_MASS_TO_MG_PER_L.get(unit.lower()) or CRP_MASS_TO_MG_PER_L.get(unit_key(unit))
     if factor is None:
         return None
     return Measurement(

@@ -16,6 +16,7 @@ test_wire.py).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,19 @@ CRP_MASS_TO_MG_PER_L = {"mg/l": 1.0, "mg/dl": 10.0, "g/l": 1000.0}
 CRP_MOLAR_UNITS = frozenset({"nmol/l"})
 ESR_UNITS = frozenset({"mm/h", "mm/hr"})
 PAIN_MAX = 10.0
+# A UCUM annotation ("mg/L{CRP}"): curly braces around text that carries no meaning for
+# the unit, so "mg/L{CRP}" is mg/L. UCUM nests no braces.
+_ANNOTATION = re.compile(r"\{[^{}]*\}")
+
+
+def unit_key(unit: str) -> str:
+    """A unit as the tables above spell it: lower-case, without UCUM annotations
+    ("mg/L{CRP}" -> "mg/l"). One alone ("{score}") leaves no unit ("")."""
+    if "{" in unit:
+        unit = _ANNOTATION.sub("", unit)
+    return unit.lower()
+
+
 # Each unit above by its scale: a unit text and a code that name two of them of another
 # scale (mg/dL and mg/L, mg/L and nmol/L) say two different values, and neither is taken.
 _SCALES: dict[str, tuple[str, float]] = {
@@ -166,7 +180,7 @@ def measure(
         hs = entry.kind is ObservationKind.CRP_HS
         kind, value, normal_unit = (
             MeasurementKind.CRP,
-            number * CRP_MASS_TO_MG_PER_L[unit.lower()],
+            number * CRP_MASS_TO_MG_PER_L[unit_key(unit)],
             "mg/L",
         )
     if value < 0:
@@ -308,24 +322,24 @@ def _units(quantity: dict[str, Any]) -> tuple[str, ...]:
 def disagreeing(units: tuple[str, ...]) -> tuple[str, str] | None:
     """(unit text, code) when the two name known units of different scale ("mg/dL" and
     "mg/L"): which the value was measured in cannot be told, so it is not read. None when
-    they agree, differ only in spelling ("mg/l", "MG/L"), or either is not a known unit
+    they agree, differ only in spelling ("mg/l", "MG/L", "mg/L{CRP}"), or either is not a known unit
     (the known one is then read, as when it stands alone)."""
     if len(units) != 2:
         return None
     code, text = units
-    scale = _SCALES.get(code.lower())
+    scale = _SCALES.get(unit_key(code))
     if scale is None:
         return None
-    other = _SCALES.get(text.lower())
+    other = _SCALES.get(unit_key(text))
     if other is None or other == scale:
         return None
     return text, code
 
 
 def _pick(units: tuple[str, ...], known: Collection[str]) -> str | None:
-    """The first candidate that is a known unit (compared lower-case)."""
+    """The first candidate that is a known unit (compared as ``unit_key`` spells it)."""
     for unit in units:
-        if unit.lower() in known:
+        if unit_key(unit) in known:
             return unit
     return None
 

@@ -22,6 +22,7 @@ from fhir_mappers.observations_careful import (
     _units,
     _when,
     disagreeing,
+    unit_key,
 )
 from fhir_mappers.valuesets import ObservationKind
 
@@ -117,7 +118,7 @@ def _value_as_read(
     mass = _pick(units, CRP_MASS_TO_MG_PER_L)
     if mass is None:
         return nothing
-    return round(number * CRP_MASS_TO_MG_PER_L[mass.lower()], 9), "mg/L", comparator
+    return round(number * CRP_MASS_TO_MG_PER_L[unit_key(mass)], 9), "mg/L", comparator
 
 
 def _quantity(resource: dict[str, Any]) -> tuple[float, str | None, tuple[str, ...]] | None:

@@ -7,7 +7,9 @@ on an outside clinical review's findings (2026-12):
   read, and the card names it with both units; a text that only spells the code
   differently ("mg/l", "MG/L") is no disagreement;
 - g/L is a UCUM mass concentration like mg/dL: a CRP of 0.08 g/L is 80 mg/L, converted
-  by the same table, not left out (nor ever read as 0.08 mg/L).
+  by the same table, not left out (nor ever read as 0.08 mg/L);
+- a UCUM annotation in curly braces carries no meaning for the unit: "mg/L{CRP}" is mg/L,
+  read by the typed path and the careful path alike.
 
 Each is checked on the resource as a dict (the careful path, and the typed reader on
 the converted dict) and as its bytes (the typed reader on a prefetched resource)."""
@@ -24,9 +26,10 @@ from msgspec import Raw
 from cds_service.cards.left_out import left_out
 from cds_service.engine import Recommendation
 from cds_service.valuesets import load_value_sets
+from fhir_mappers import observations, observations_careful
 from fhir_mappers.model import DataIssue, Measurement, ReportedValue
 from fhir_mappers.observations import MappingOptions, map_observations
-from fhir_mappers.wire import read_resource
+from fhir_mappers.wire import read_resource, typed_observation
 from tests.engine.builders import crp, pain, run
 
 VS = load_value_sets()
@@ -155,3 +158,70 @@ def test_a_latest_crp_in_g_per_l_counts_as_the_rise_it_is() -> None:
     a = run(data)
     assert a.recommendation is Recommendation.SUPPORT
     assert a.figures.crp_latest is not None and a.figures.crp_latest.value == 80.0
+
+
+# --- UCUM annotations -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "ucum", "value"),
+    [
+        (MASS, "mg/L{CRP}", 15.0),
+        (MASS, "mg{CRP}/L", 15.0),
+        (MASS, "MG/L{crp}", 15.0),
+        (MASS, "mg/dL{CRP}", 150.0),
+        (MASS, "g/L{CRP}", 15000.0),
+        (HS, "mg/L{hsCRP}", 15.0),
+        (MOLAR, "nmol/L{CRP}", round(15 / 9.524, 9)),
+        (ESR, "mm/h{Westergren}", 15.0),
+    ],
+)
+def test_an_annotated_unit_is_the_unit_on_both_paths(code: str, ucum: str, value: float) -> None:
+    resource = observation(code, quantity(15, ucum, ucum))
+    measurements, issues = mapped(resource)
+    assert issues == ()
+    (m,) = measurements
+    assert (m.value, m.original_unit) == (value, ucum)  # the unit kept as sent
+    # the typed reader answers itself (the speed), and as the careful path does
+    typed = typed_observation(resource)
+    assert typed is not None
+    found = observations._select_wire_code(typed.code, VS.observations)
+    assert found is not None
+    coding, entry = found
+    fast = observations._usual("Observation/o1", typed, coding, entry.kind, OPTIONS)
+    careful = observations_careful.measure("Observation/o1", resource, coding, entry, OPTIONS)
+    assert careful == m and fast in (None, m)
+    if code != MOLAR:  # molar CRP is read by the careful path alone, annotated or not
+        assert fast is not None
+
+
+@pytest.mark.parametrize("ucum", ["mg/L{CRP", "{CRP}", "mg/L {CRP}", "mg/L}CRP{"])
+def test_a_brace_that_is_no_annotation_of_a_known_unit_leaves_the_value_out(ucum: str) -> None:
+    measurements, issues = mapped(observation(MASS, quantity(15, None, ucum)))
+    assert measurements == ()
+    (issue,) = issues
+    assert issue.plain == "in a unit that could not be converted"
+    assert issue.reported == ReportedValue(15.0, ucum)
+
+
+def test_an_annotation_does_not_hide_a_disagreement() -> None:
+    _, (issue,) = mapped(observation(MASS, quantity(3.5, "mg/dL{CRP}", "mg/L{CRP}")))
+    assert issue.reported == ReportedValue(3.5, "mg/dL{CRP}", None, code="mg/L{CRP}")
+    measurements, issues = mapped(observation(MASS, quantity(3.5, "mg/L", "mg/L{CRP}")))
+    assert issues == () and measurements[0].value == 3.5
+
+
+def test_annotated_crps_make_the_series_they_are() -> None:
+    """u03: CRP 120, 50, 15 sent as "mg/L{CRP}" were all left out as an unknown unit and
+    the card asked for a CRP; they are the falling series they say."""
+    read = [
+        mapped(observation(MASS, quantity(v, "mg/L{CRP}", "mg/L{CRP}"), when))[0][0]
+        for v, when in (
+            (120, "2024-03-04T08:00:00+00:00"),
+            (50, "2024-03-18T08:00:00+00:00"),
+            (15, DAY_28),
+        )
+    ]
+    a = run([*read, pain(0, 7), pain(14, 4), pain(28, 2)])
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert [m.value for m in read] == [120.0, 50.0, 15.0]

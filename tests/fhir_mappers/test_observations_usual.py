@@ -31,11 +31,12 @@ _VALUE_SETS = load_value_sets()
 
 # Observations in the usual shape the mapper reads with few calls, each then changed in
 # up to two places into a near miss (the elements the fast path looks at).
+# UCUM annotations ("mg/L{CRP}") carry no meaning for the unit: both paths read them.
 _USUAL_UNITS = {
-    "1988-5": ["mg/L", "mg/dL", "MG/L"],  # CRP
-    "30522-7": ["mg/L", "mg/dL"],  # hs-CRP
-    "76485-2": ["nmol/L"],  # CRP in nmol/L
-    "4537-7": ["mm/h", "mm/hr"],  # ESR
+    "1988-5": ["mg/L", "mg/dL", "MG/L", "g/L", "mg/L{CRP}", "mg{CRP}/L", "mg/dL{C reactive}"],
+    "30522-7": ["mg/L", "mg/dL", "mg/L{hsCRP}"],  # hs-CRP
+    "76485-2": ["nmol/L", "nmol/L{CRP}"],  # CRP in nmol/L
+    "4537-7": ["mm/h", "mm/hr", "mm/h{Westergren}"],  # ESR
     "72514-3": ["{score}", "1"],  # pain 0-10
 }
 _NEAR_MISSES: list[tuple[str, Any]] = [
@@ -74,12 +75,19 @@ _NEAR_MISSES: list[tuple[str, Any]] = [
     ("code", "mm/h"),
     ("code", "mg/dL"),
     ("code", "nmol/L"),
+    ("code", "mg/L{CRP}"),
+    ("code", "mg/L{CRP"),  # an annotation not closed: no unit the service knows
+    ("code", "mg/L {CRP}"),
+    ("code", "{CRP}"),
+    ("code", "mg/L{}"),
     ("code", 3),
     ("code", None),
     ("unit", "mg/L"),
     ("unit", "MG/L"),
     ("unit", "mg/dL"),
     ("unit", "nmol/L"),
+    ("unit", "mg/L{CRP}"),
+    ("unit", "mg/dL{CRP}"),
     ("unit", 3),
     ("unit", None),
     ("comparator", "<"),

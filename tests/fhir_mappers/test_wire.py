@@ -32,10 +32,10 @@ from fhir_mappers.wire import ObservationBytes, read_resource
 
 _VALUE_SETS = load_value_sets()
 _UNITS = {
-    "1988-5": ["mg/L", "mg/dL", "MG/L"],
-    "30522-7": ["mg/L"],
-    "76485-2": ["nmol/L"],
-    "4537-7": ["mm/h", "mm/hr"],
+    "1988-5": ["mg/L", "mg/dL", "MG/L", "g/L", "mg/L{CRP}", "mg{CRP}/L"],
+    "30522-7": ["mg/L", "mg/L{hsCRP}"],
+    "76485-2": ["nmol/L", "nmol/L{CRP}"],
+    "4537-7": ["mm/h", "mm/hr", "mm/h{Westergren}"],
     "72514-3": ["{score}", "1"],
     "2345-7": ["mg/dL"],  # glucose: not read by the rules
 }
@@ -85,9 +85,15 @@ _CHANGES: list[tuple[str, str, Any]] = [
     ("quantity", "code", " mg/L"),
     ("quantity", "code", ""),
     ("quantity", "code", "mm/h"),
+    ("quantity", "code", "mg/L{CRP}"),
+    ("quantity", "code", "mg/L{CRP"),
+    ("quantity", "code", "{CRP}"),
     ("quantity", "code", 3),
     ("quantity", "code", None),
     ("quantity", "unit", "mg/L"),
+    ("quantity", "unit", "mg/dL"),
+    ("quantity", "unit", "mg/dL{CRP}"),
+    ("quantity", "unit", "nmol/L"),
     ("quantity", "unit", 3),
     ("quantity", "unit", None),
     ("quantity", "comparator", "<"),
