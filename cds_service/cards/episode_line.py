@@ -64,19 +64,32 @@ def t0_phrase(a: Assessment) -> str:
     return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
 
 
-def _none_counted(a: Assessment) -> str:
-    """Why no antibiotic order gave T0 when none started outside its window either: none
-    on record, or the ones on record do not count (named among the data left out, e.g.
-    "Cefazolin order without a start date: not counted as treatment."), never "no
+# Why no antibiotic order gave T0 when none started outside its window either, as a code
+# (the card's machine-readable result carries it for the trend app) and in words.
+NO_ORDER, UNDATED_ORDERS, ORDERS_NOT_COUNTED = "none", "undated", "not-counted"
+_NONE_COUNTED_WORDS = {
+    NO_ORDER: "no antibiotic order found",
+    UNDATED_ORDERS: "no dated antibiotic order",
+    ORDERS_NOT_COUNTED: "no antibiotic order counted as treatment",
+}
+
+
+def antibiotics_not_counted(a: Assessment) -> str:
+    """None on record, or the ones on record do not count (named among the data left out,
+    e.g. "Cefazolin order without a start date: not counted as treatment."): never "no
     antibiotic order found" while one is on record (an outside review)."""
     left_out = [
         i for i in a.issues if i.plain and is_order(i) and not i.reason.endswith("authoredOn used")
     ]
     if not left_out:
-        return "no antibiotic order found"
+        return NO_ORDER
     if all(_undated(i) for i in left_out):
-        return "no dated antibiotic order"
-    return "no antibiotic order counted as treatment"
+        return UNDATED_ORDERS
+    return ORDERS_NOT_COUNTED
+
+
+def _none_counted(a: Assessment) -> str:
+    return _NONE_COUNTED_WORDS[antibiotics_not_counted(a)]
 
 
 def _undated(issue: DataIssue) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cds_service.cards.episode_line import NO_ORDER, antibiotics_not_counted
 from cds_service.cards.phrasebook import card_data
 from cds_service.cards.words import condition_name
 from cds_service.engine.assessment import (
@@ -20,7 +21,8 @@ def machine_result(a: Assessment) -> dict[str, Any]:
 
     recommendation; rulesFired [{id, recommendation, data}]; orders; evaluationDay;
     episode {condition, t0, t0Source, antibiotic {reference, name, start},
-    antibioticsOutsideWindow [{reference, name, start}]}; daysSinceT0;
+    antibioticsOutsideWindow [{reference, name, start}], antibioticsNotCounted ("undated"
+    or "not-counted": orders on record, none counted as treatment)}; daysSinceT0;
     crp {baseline, latest, lowestEarlier, percentChange, unit}; pain {first, lowest,
     latest}; esr {first, latest}; missing / unmet / notes [codes]; knownAtDiagnosis
     [{reference, name, category, start}]; unavailable [kinds of data not read]. Values
@@ -48,6 +50,12 @@ def machine_result(a: Assessment) -> dict[str, Any]:
             out["episode"]["antibioticsOutsideWindow"] = [
                 antibiotic_to_dict(x) for x in a.episode.outside_window
             ]
+        elif a.episode.antibiotic is None and t0 is not None:
+            # orders on record that do not count (undated, a draft, ...): the trend app
+            # must not say "no antibiotic order found" while the card names them
+            on_record = antibiotics_not_counted(a)
+            if on_record != NO_ORDER:
+                out["episode"]["antibioticsNotCounted"] = on_record
     if f.days_since_t0 is not None:
         out["daysSinceT0"] = f.days_since_t0
     crp: dict[str, Any] = {}

@@ -215,6 +215,9 @@ export function t0Statement(episode, unavailable, thresholds = DEFAULT_THRESHOLD
     else if ((episode.antibioticsOutsideWindow ?? []).length) {
       why = `no antibiotic order started from ${daysOf(thresholds.antibioticBeforeDays)} `
         + `before to ${daysOf(thresholds.antibioticAfterDays)} after that date`;
+    } else if (episode.antibioticsNotCounted === 'undated') why = 'no dated antibiotic order';
+    else if (episode.antibioticsNotCounted === 'not-counted') {
+      why = 'no antibiotic order counted as treatment';
     }
     return `Infection recorded from ${episode.t0} (${why}; taken as the treatment start)`;
   }

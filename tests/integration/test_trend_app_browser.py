@@ -361,6 +361,40 @@ def test_an_antibiotic_order_outside_t0s_window_is_said_as_the_card_says_it(
     assert said in card["detail"]  # the card's own words
 
 
+def test_an_antibiotic_order_without_a_date_is_said_as_the_card_says_it(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    """e18 with its cefazolin order's dates taken away, as another patient: the order
+    cannot give T0, so T0 is the infection's date; the card says "no dated antibiotic
+    order", and the app said "no antibiotic order found" (an outside review)."""
+    example = load_example("e18-antibiotic-start", ORDER_DATE)
+    text = json.dumps(example.bundle).replace("spine-cds-e18", "spine-cds-e18-undated")
+    bundle = json.loads(text)
+    for entry in bundle["entry"]:
+        order = entry["resource"]
+        if order["resourceType"] == "MedicationRequest":
+            order.pop("authoredOn", None)
+            order["dosageInstruction"][0]["timing"]["repeat"].pop("boundsPeriod", None)
+    fhir.load_bundle(bundle)
+    moved = dataclasses.replace(
+        example,
+        patient_id=example.patient_id.replace("spine-cds-e18", "spine-cds-e18-undated"),
+        draft_order=json.loads(
+            json.dumps(example.draft_order).replace("spine-cds-e18", "spine-cds-e18-undated")
+        ),
+    )
+    card, url = _launch(service, fhir, moved)
+    shown = _open(browser, url, tmp_path, "e18-antibiotic-undated")
+    _common_checks(shown, card)
+    episode = card["extension"]["spine-cds-assessment"]["episode"]
+    assert episode["t0Source"] == "episode-date"
+    assert episode["antibioticsNotCounted"] == "undated"
+    prefix, line = "T0 (day 0): Infection ", shown["t0Line"]
+    said = line[len(prefix) : -1]
+    assert "(no dated antibiotic order; taken as the treatment start)" in said
+    assert said in card["detail"]  # the card's own words
+
+
 def test_a_deficit_known_at_diagnosis_is_marked_as_known_not_new(
     browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
 ) -> None:
