@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -319,6 +319,30 @@ def test_t0_from_the_first_antibiotic_order_is_said_beside_the_t0_mark(
     assert shown["known"] == "" and shown["markers"] == []
 
 
+def _e18_with_its_order(
+    fhir: FhirTestServer, suffix: str, change: Callable[[dict[str, Any], str], None]
+) -> Example:
+    """e18 as another patient (``spine-cds-e18-<suffix>``), its cefazolin order changed by
+    ``change(order, the infection's onset)``, loaded into ``fhir``."""
+    example = load_example("e18-antibiotic-start", ORDER_DATE)
+    other = f"spine-cds-e18-{suffix}"
+    bundle = json.loads(json.dumps(example.bundle).replace("spine-cds-e18", other))
+    onset = next(
+        e["resource"]["onsetDateTime"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Condition"
+    )
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "MedicationRequest":
+            change(entry["resource"], onset)
+    fhir.load_bundle(bundle)
+    return dataclasses.replace(
+        example,
+        patient_id=other,
+        draft_order=json.loads(json.dumps(example.draft_order).replace("spine-cds-e18", other)),
+    )
+
+
 def test_an_antibiotic_order_outside_t0s_window_is_said_as_the_card_says_it(
     browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
 ) -> None:
@@ -326,28 +350,13 @@ def test_an_antibiotic_order_outside_t0s_window_is_said_as_the_card_says_it(
     another patient: no order started in T0's window, so T0 is the infection's date. The
     app must not say "no antibiotic order found" while the card names the order outside
     the window; it says what the card says."""
-    example = load_example("e18-antibiotic-start", ORDER_DATE)
-    text = json.dumps(example.bundle).replace("spine-cds-e18", "spine-cds-e18-early")
-    bundle = json.loads(text)
-    onset = next(
-        e["resource"]["onsetDateTime"]
-        for e in bundle["entry"]
-        if e["resource"]["resourceType"] == "Condition"
-    )
-    early = (datetime.fromisoformat(onset) - timedelta(days=60)).isoformat()
-    for entry in bundle["entry"]:
-        order = entry["resource"]
-        if order["resourceType"] == "MedicationRequest":
-            order["authoredOn"] = early
-            order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = early
-    fhir.load_bundle(bundle)
-    moved = dataclasses.replace(
-        example,
-        patient_id=example.patient_id.replace("spine-cds-e18", "spine-cds-e18-early"),
-        draft_order=json.loads(
-            json.dumps(example.draft_order).replace("spine-cds-e18", "spine-cds-e18-early")
-        ),
-    )
+
+    def sixty_days_early(order: dict[str, Any], onset: str) -> None:
+        early = (datetime.fromisoformat(onset) - timedelta(days=60)).isoformat()
+        order["authoredOn"] = early
+        order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = early
+
+    moved = _e18_with_its_order(fhir, "early", sixty_days_early)
     card, url = _launch(service, fhir, moved)
     shown = _open(browser, url, tmp_path, "e18-antibiotic-outside-window")
     _common_checks(shown, card)
@@ -367,22 +376,12 @@ def test_an_antibiotic_order_without_a_date_is_said_as_the_card_says_it(
     """e18 with its cefazolin order's dates taken away, as another patient: the order
     cannot give T0, so T0 is the infection's date; the card says "no dated antibiotic
     order", and the app said "no antibiotic order found" (an outside review)."""
-    example = load_example("e18-antibiotic-start", ORDER_DATE)
-    text = json.dumps(example.bundle).replace("spine-cds-e18", "spine-cds-e18-undated")
-    bundle = json.loads(text)
-    for entry in bundle["entry"]:
-        order = entry["resource"]
-        if order["resourceType"] == "MedicationRequest":
-            order.pop("authoredOn", None)
-            order["dosageInstruction"][0]["timing"]["repeat"].pop("boundsPeriod", None)
-    fhir.load_bundle(bundle)
-    moved = dataclasses.replace(
-        example,
-        patient_id=example.patient_id.replace("spine-cds-e18", "spine-cds-e18-undated"),
-        draft_order=json.loads(
-            json.dumps(example.draft_order).replace("spine-cds-e18", "spine-cds-e18-undated")
-        ),
-    )
+
+    def undated(order: dict[str, Any], onset: str) -> None:
+        order.pop("authoredOn", None)
+        order["dosageInstruction"][0]["timing"]["repeat"].pop("boundsPeriod", None)
+
+    moved = _e18_with_its_order(fhir, "undated", undated)
     card, url = _launch(service, fhir, moved)
     shown = _open(browser, url, tmp_path, "e18-antibiotic-undated")
     _common_checks(shown, card)

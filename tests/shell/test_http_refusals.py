@@ -120,19 +120,25 @@ def test_a_status_line_that_cannot_be_read_is_a_500() -> None:
     assert _status(b"<html>oops</html>") == (500, "Internal Server Error")
 
 
-def test_a_fault_of_the_worker_itself_is_a_json_500(caplog: pytest.LogCaptureFixture) -> None:
-    """Not a parse error (a bug below the app): gunicorn's 500, in JSON."""
+def _answer_to(exc: Exception) -> tuple[bytes, bytes]:
+    """The head and body the worker writes for ``exc``, read from a real socket pair."""
     worker = object.__new__(SyncWorker)  # handle_error reads only its log without a request
     worker.log = logging.getLogger("gunicorn.error")
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        with caplog.at_level(logging.ERROR, logger="gunicorn.error"):
-            worker.handle_error(None, ours, ("127.0.0.1", 1), RuntimeError("a fault"))
+        worker.handle_error(None, ours, ("127.0.0.1", 1), exc)
         ours.close()
         answer = b""
         while chunk := theirs.recv(65536):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_a_fault_of_the_worker_itself_is_a_json_500(caplog: pytest.LogCaptureFixture) -> None:
+    """Not a parse error (a bug below the app): gunicorn's 500, in JSON."""
+    with caplog.at_level(logging.ERROR, logger="gunicorn.error"):
+        head, body = _answer_to(RuntimeError("a fault"))
     assert head.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert json.loads(body) == {"error": INTERNAL[0], "message": INTERNAL[1]}
     assert "Error handling request" in caplog.text
@@ -141,15 +147,6 @@ def test_a_fault_of_the_worker_itself_is_a_json_500(caplog: pytest.LogCaptureFix
 def test_a_transfer_coding_the_service_does_not_do_is_a_501_that_says_so() -> None:
     """An attack suite's ``Transfer-Encoding: xchunked`` got ``501 Bad Request`` with the
     body of a failure of the service; it is a refusal of what the client sent."""
-    worker = object.__new__(SyncWorker)
-    worker.log = logging.getLogger("gunicorn.error")
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        worker.handle_error(None, ours, ("127.0.0.1", 1), http.UnsupportedTransferCoding("x"))
-        ours.close()
-        answer = b""
-        while chunk := theirs.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, body = _answer_to(http.UnsupportedTransferCoding("x"))
     assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
     assert json.loads(body)["error"] == "unsupported_transfer_coding"
