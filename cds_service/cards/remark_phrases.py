@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from cds_service.cards.completeness_phrases import COMPLETENESS_REMARKS
 from cds_service.cards.imaging_phrases import IMAGING_REMARKS
+from cds_service.cards.level_phrases import LEVEL_REMARKS
 from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
@@ -175,67 +176,6 @@ def _known_deficit(d: Data) -> Phrase:
     )
 
 
-REGION_WORDS = {
-    "occipito-atlanto-axial": "at the skull base (C0-C2)",
-    "cervicothoracic": "at the cervicothoracic junction",
-    "thoracolumbar": "at the thoracolumbar junction",
-    "lumbosacral": "lumbosacral",
-    "sacral": "sacral",
-}
-
-
-def _order_misses_level(d: Data) -> Phrase:
-    region = str(d["region"])
-    studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
-    target = "upper cervical" if region == "occipito-atlanto-axial" else region
-    # what to image only with a red flag: otherwise the order is named as outside the
-    # infection, and an advise-against card does not go on to suggest a scan
-    image = f"; MRI of the {target} or whole spine with gadolinium" if d.get("redFlag") else ""
-    return Phrase(
-        f"The infection is {REGION_WORDS.get(region, region)}: the {studies} ordered will not "
-        f"show it{image}.",
-        f"the {studies} ordered will not show the {target} infection",
-    )
-
-
-def urgent_level_words(d: Data) -> str:
-    """The urgent summary's words for an order that misses the infected level
-    (clinical-rules.md, "Imaging", 2026-12-06): "the infection is cervical; emergency MRI
-    of the cervical or whole spine with gadolinium now"."""
-    region = str(d["region"])
-    target = "upper cervical" if region == "occipito-atlanto-axial" else region
-    return (
-        f"the infection is {REGION_WORDS.get(region, region)}; emergency MRI of the {target} "
-        "or whole spine with gadolinium now"
-    )
-
-
-def missed_level_words(d: Data) -> tuple[str, str]:
-    """A support summary's words for orders that all miss the infected level, as its
-    detail says them (clinical-rules.md, "Imaging": summary and detail agree): "the lumbar
-    MRI ordered will not show the thoracic infection: MRI of the thoracic or whole spine
-    with gadolinium", and a shorter form."""
-    region = str(d["region"])
-    studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
-    target = "upper cervical" if region == "occipito-atlanto-axial" else region
-    return (
-        f"the {studies} ordered will not show the {target} infection: MRI of the {target} or "
-        "whole spine with gadolinium",
-        f"the {studies} ordered misses the {target} level: {target} or whole-spine MRI",
-    )
-
-
-def _order_misses_deficit_level(d: Data) -> Phrase:
-    region = str(d["region"])
-    studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
-    name = quote(d["condition"]["name"]) if d["condition"].get("name") else "the deficit"
-    return Phrase(
-        f"{name[:1].upper()}{name[1:]} points to the {region} level: the {studies} ordered will "
-        f"not show it; MRI of the whole spine with gadolinium.",
-        f"the {studies} ordered will not show it",
-    )
-
-
 def _yoon_high_markers(d: Data) -> Phrase:
     return Phrase(
         # beside advise-against, as clinical-rules.md words it: "both are at the levels that
@@ -338,10 +278,16 @@ def _episode_start_unknown(d: Data) -> Phrase:
 
 
 def _early_order(d: Data) -> Phrase:
+    first = (
+        " No spine MRI or CT of this infection is on record: if this is its first imaging (to"
+        " confirm the diagnosis or plan a biopsy), this advice does not apply."
+        if d.get("noStudyOnRecord")
+        else ""
+    )
     return Phrase(
         f"Ordered on day {d['day']} of treatment, before day {d['afterDays']}: early imaging "
         "can falsely suggest progression, and bone can look worse for weeks to months while "
-        "the patient recovers.",
+        f"the patient recovers.{first}",
         "early order",
     )
 
@@ -381,8 +327,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
         "often; at least 8 weeks of treatment).",
         "abscess at diagnosis",
     ),
-    "order-misses-level": _order_misses_level,
-    "order-misses-deficit-level": _order_misses_deficit_level,
+    **LEVEL_REMARKS,
     "early-order": _early_order,
     "yoon-high-markers": _yoon_high_markers,
     "several-episode-starts": _several_episode_starts,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cds_service.cards import text
+from cds_service.cards.level_phrases import missed_level_words, urgent_level_words
 from cds_service.cards.phrasebook import phrase
-from cds_service.cards.remark_phrases import missed_level_words, urgent_level_words
 from cds_service.cards.words import fmt, pain_phrase
 from cds_service.engine import routine, study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation, Remark

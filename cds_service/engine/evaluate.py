@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData, When
 from fhir_mappers.patients import age_in_years
@@ -319,9 +320,12 @@ def _evaluate(
             findings.append(favourable_finding(trend, pain, t0_day, settings, known))
             days = figures.days_since_t0
             if days is not None and days < settings.plateau_after_days:
-                notes.append(
-                    Remark("early-order", {"day": days, "afterDays": settings.plateau_after_days})
-                )
+                early: dict[str, Any] = {"day": days, "afterDays": settings.plateau_after_days}
+                if _no_study_on_record(prior, data.unavailable):
+                    # the order may be the first, diagnostic study: not a repeat (a clinician
+                    # reader, on a day-2 order with no spine study on record)
+                    early["noStudyOnRecord"] = True
+                notes.append(Remark("early-order", early))
             yoon = yoon_note(trend, esr, t0_day, settings)
             if yoon is not None:
                 notes.append(yoon)
@@ -347,3 +351,9 @@ def _evaluate(
         study_gaps=short_of,
         answering_study=study,
     )
+
+
+def _no_study_on_record(prior: Sequence[Remark], unavailable: frozenset[str]) -> bool:
+    """No spine study of the episode on record, the imaging sources having been read."""
+    read = not {"imaging_studies", "imaging_reports"} & unavailable
+    return read and not any(r.code == "last-spine-study" for r in prior)

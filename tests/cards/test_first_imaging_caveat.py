@@ -1,0 +1,60 @@
+"""An early order with no spine study on record may be the infection's first imaging.
+
+A clinician reader: day 2 of treatment, CRP 150 -> 100, no spine MRI or CT on record; the
+card advised against "routine repeat" imaging while the order was probably the diagnostic
+or pre-biopsy scan. The advice stands (clinical-rules.md: before 4 weeks still
+advise-against), and the early-order line now says when it does not apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from cds_service.cards import CardContext, render_response
+from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
+from cds_service.valuesets import load_value_sets
+from fhir_mappers.model import PatientData
+from fhir_mappers.prior_imaging import map_prior_imaging
+from tests.engine.builders import CPT, T0, crp, nvo, order, pain
+
+CAVEAT = "No spine MRI or CT of this infection is on record: if this is its first imaging"
+EARLY = [crp(-1, 150), crp(1, 100), pain(1, 6)]
+
+
+def day_two(**data: object) -> Assessment:
+    base = PatientData(conditions=(nvo(),), measurements=tuple(EARLY))
+    return assess(
+        [order(2)], replace(base, **data), RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC)
+    )
+
+
+def detail(a: Assessment) -> str:
+    return str(render_response(a, CardContext(patient_id="p1"))["cards"][0]["detail"])
+
+
+def test_an_early_advice_with_no_study_on_record_says_when_it_does_not_apply() -> None:
+    a = day_two()
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert CAVEAT in detail(a)
+
+
+def test_not_when_a_study_of_the_infection_is_on_record() -> None:
+    when = (T0 - timedelta(days=1)).isoformat() + "T20:00:00Z"
+    mri = {
+        "resourceType": "ImagingStudy",
+        "id": "s1",
+        "status": "available",
+        "started": when,
+        "procedureCode": [{"coding": [{"system": CPT, "code": "72158"}]}],
+    }
+    studies, _ = map_prior_imaging([mri], load_value_sets())
+    a = day_two(prior_studies=studies)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert CAVEAT not in detail(a) and "Last spine study" in detail(a)
+
+
+def test_not_when_the_imaging_records_could_not_be_read() -> None:
+    a = day_two(unavailable=frozenset({"imaging_reports"}))
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert CAVEAT not in detail(a)
