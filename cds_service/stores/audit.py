@@ -218,7 +218,8 @@ class SqlAuditStore:
             float(rec.latency_ms),
             None if rec.fhir_ms is None else float(rec.fhir_ms),
             1 if rec.shadow else 0,
-            detail_json(rec.detail),
+            # the client it answered ("to whom"), in the detail: no column to migrate
+            detail_json({**rec.detail, "client": rec.client} if rec.client else rec.detail),
         )
 
     def record_refusal(self, refusal: Refusal) -> None:
@@ -323,7 +324,8 @@ class SqlAuditStore:
             latency_ms=float(latency_ms),
             fhir_ms=None if fhir_ms is None else float(fhir_ms),
             shadow=bool(shadow),
-            detail=json.loads(detail),
+            detail=(read := json.loads(detail)),
+            client=read.get("client") if isinstance(read.get("client"), str) else None,
         )
 
     def purge(self, older_than: datetime) -> int:

@@ -162,6 +162,8 @@ class Report:
     refused_by_reason: dict[str, int] = field(default_factory=dict)
     # cards that got both accepted and overridden feedback (counted by the rule above)
     conflicting_feedback: int = 0
+    # invocations by the trusted client that made them (secure mode; none in development)
+    by_client: dict[str, int] = field(default_factory=dict)
 
     @property
     def refused(self) -> int:
@@ -199,6 +201,7 @@ class Report:
             "refusedCalls": {"total": self.refused, "byReason": self.refused_by_reason},
             "unlinkedFeedback": self.unlinked_feedback,
             "conflictingFeedback": self.conflicting_feedback,
+            "byClient": self.by_client,
             "latencyMs": self.latency.to_dict(),
             "fhirFetchMs": self.fhir.to_dict(),
             "fhirFetch": {
@@ -285,8 +288,11 @@ def build_report(
     card_decision: dict[str, str] = {}
     read_data = fetched = fetch_failed = 0
     fetched_keys: Counter[str] = Counter()
+    by_client: Counter[str] = Counter()  # secure mode: the trusted client that called
     for rec in records:
         by_service[rec.service_id][rec.decision] += 1
+        if rec.client:
+            by_client[printable(rec.client)] += 1
         if rec.shadow:
             shadow[rec.decision] += 1
         if rec.decision == "error":
@@ -383,6 +389,7 @@ def build_report(
         acceptance=acceptance,
         override_reasons=override_reasons,
         unlinked_feedback=unlinked,
+        by_client=dict(by_client.most_common()),
         conflicting_feedback=conflicting,
         latency=Percentiles.of(latencies),
         fhir=Percentiles.of(fhir_ms),

@@ -51,6 +51,9 @@ def format_report(report: Report) -> str:
         f"{shadow_total} in shadow mode (no card shown)"
     )
 
+    if report.by_client:
+        lines.append("By client: " + ", ".join(f"{iss} {n}" for iss, n in report.by_client.items()))
+
     lines += ["", "Decisions by service (reasons indented, counted in the total column)"]
     services = list(report.by_service)
     detail = {"error": report.error_reasons, "not-applicable": report.not_applicable_reasons}
