@@ -63,10 +63,13 @@ def _order_misses_deficit_level(d: Data) -> Phrase:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
     name = quote(d["condition"]["name"]) if d["condition"].get("name") else "the deficit"
+    # a paraplegia's lesion is in the thoracic cord or above (a cervical one too): the
+    # study misses a thoracic cause, which is not to say the cause is thoracic
+    above = " or above" if region == "thoracic" else ""
     return Phrase(
-        f"{name[:1].upper()}{name[1:]} points to the {region} level: the {studies} ordered will "
-        f"not show it; MRI of the whole spine with gadolinium.",
-        f"the {studies} ordered will not show it",
+        f"{name[:1].upper()}{name[1:]} points to the {region} level{above}: the {studies} "
+        f"ordered will not show a {region} cause; MRI of the whole spine with gadolinium.",
+        f"the {studies} misses a {region} cause",
     )
 
 

@@ -14,6 +14,7 @@ from cds_service.engine.assessment import (
     condition_to_dict,
     figure,
 )
+from cds_service.engine.thresholds import PCT_DIGITS
 
 
 def machine_result(a: Assessment) -> dict[str, Any]:
@@ -67,7 +68,8 @@ def machine_result(a: Assessment) -> dict[str, Any]:
         if m is not None:
             crp[key] = figure(m, t0)
     if f.crp_percent_change is not None:
-        crp["percentChange"] = round(f.crp_percent_change, 1)
+        # as the findings' figures: a fall of 24.99% is never 25.0 here beside them
+        crp["percentChange"] = round(f.crp_percent_change, PCT_DIGITS)
     if crp:
         crp["unit"] = "mg/L"
         out["crp"] = crp

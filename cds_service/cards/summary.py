@@ -137,9 +137,11 @@ def summary(a: Assessment) -> str:
     if rec is Recommendation.SUPPORT_URGENT:
         neuro = phrase(next(f for f in flags if f.rule_id == "neuro")).short
         action = "emergency MRI of the whole spine with gadolinium now"
-        missed = next(
-            (n for n in a.notes if n.code in ("order-misses-level", "order-misses-deficit-level")),
-            None,
+        # the infected level missed first: the summary names it (a deficit's level note
+        # beside it must not take its place: an outside re-run lost "the infection is
+        # cervical" and "spine surgery now" that way)
+        missed = next((n for n in a.notes if n.code == "order-misses-level"), None) or next(
+            (n for n in a.notes if n.code == "order-misses-deficit-level"), None
         )
         seen = seen_on_study(a)
         if seen is not None:
@@ -158,13 +160,14 @@ def summary(a: Assessment) -> str:
                 f"New neurologic deficit: {level}",
                 "New neurologic deficit: emergency MRI now",
             )
-        tail = (
-            f"; {phrase(missed).short}" if missed is not None else "; urgent spine surgery review"
-        )
+        review = "; urgent spine surgery review"
+        tail = f"; {phrase(missed).short}" if missed is not None else ""
         return _fit(
+            f"{neuro}: {action}{tail}{review}",
+            f"{neuro}: {action}{tail}; spine surgery now",
             f"{neuro}: {action}{tail}",
             f"New neurologic deficit: {action}{tail}",
-            f"{neuro}: {action}",
+            f"{neuro}: {action}{review}",
             "New neurologic deficit: emergency MRI now",
         )
     if rec is Recommendation.SUPPORT:

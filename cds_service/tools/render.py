@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from cds_service.cards.text import HEADLINES
+from cds_service.cards.words import MINUS, signed_pct
 
 __all__ = [
     "assessment_of",
@@ -72,7 +73,7 @@ def crp_text(assessment: Mapping[str, Any]) -> str:
         text = f"CRP {_value(crp['latest'])} mg/L (one value)"
     change = crp.get("percentChange")
     if isinstance(change, int | float):
-        text += f" ({change:+g}%)"
+        text += f" ({signed_pct(change).replace(MINUS, '-')})"
     lowest, latest = crp.get("lowestEarlier"), crp["latest"]
     if isinstance(lowest, Mapping) and isinstance(latest, Mapping):
         # Worth saying only when the latest value is back above the lowest (a rise).

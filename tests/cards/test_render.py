@@ -237,7 +237,7 @@ def test_machine_readable_result() -> None:
         "day": 0,
     }
     assert result["crp"]["latest"]["date"] == "2024-04-01"
-    assert result["crp"]["percentChange"] == -87.3
+    assert result["crp"]["percentChange"] == -87.323944
     assert result["daysSinceT0"] == 29
     assert [result["pain"][k]["value"] for k in ("first", "lowest", "latest")] == [8, 3, 3]
     assert json.loads(json.dumps(result)) == result

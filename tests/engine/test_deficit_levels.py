@@ -17,7 +17,7 @@ from cds_service.cards import CardContext, load_override_reasons, render_respons
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.conditions import map_conditions
-from fhir_mappers.model import ConditionFact, PatientData
+from fhir_mappers.model import ConditionFact, Modality, PatientData
 from fhir_mappers.prior_imaging import map_prior_imaging
 from tests.engine.builders import CPT, T0, crp, nvo, order, pain
 
@@ -123,8 +123,9 @@ def test_a_lumbar_mri_ordered_for_a_new_quadriplegia_or_paraplegia_cannot_answer
     (action,) = suggestion["actions"]
     assert action["type"] == "update"
     assert action["resource"]["code"]["coding"][0]["code"] == "30855-1"  # whole spine w/wo
-    level = "cervical" if (code, system) in QUADRIPLEGIA else "thoracic"
-    said = f"points to the {level} level: the lumbar MRI ordered will not show it"
+    level = "cervical level" if (code, system) in QUADRIPLEGIA else "thoracic level or above"
+    cause = "cervical" if (code, system) in QUADRIPLEGIA else "thoracic"
+    said = f"points to the {level}: the lumbar MRI ordered will not show a {cause} cause"
     assert said in only["detail"]
 
 
@@ -173,3 +174,35 @@ def test_cauda_equina_syndrome_stays_lumbar() -> None:
     a = decide(deficit("G83.4"))
     assert a.study_gaps == {}
     assert rating(a) == ["appropriate"]
+
+
+def _urgent_card(region: str, ordered: Any) -> dict[str, Any]:
+    data = PatientData(conditions=(nvo(region=region), deficit("G82.20")), measurements=MARKERS)
+    a = assess([ordered], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    (only,) = render_response(a, CTX)["cards"]
+    card: dict[str, Any] = only
+    return card
+
+
+def test_the_urgent_summary_names_the_missed_infected_level_before_the_deficits() -> None:
+    """A cervical infection, a new paraplegia, a lumbar MRI: both levels are missed. The
+    summary said "the infection is cervical ...; spine surgery now" until the paraplegia
+    had a level; then the deficit's note took its place (a re-run of 314 scenarios)."""
+    card = _urgent_card("cervical", order(22, region="lumbar"))
+    assert card["summary"].startswith("New paraplegia")
+    assert "the infection is cervical" in card["summary"]
+    assert "spine surgery now" in card["summary"]
+    assert len(card["summary"]) <= 140
+
+
+def test_a_study_of_the_infected_level_misses_a_paraplegias_thoracic_cause_only() -> None:
+    """A cervical infection, a new paraplegia, a cervical CT: the cervical level may hold
+    the cause (a cervical abscess can take the legs first), so the card says the study
+    misses a thoracic cause, not that the cause is thoracic, and keeps the surgeon."""
+    ct = order(22, region="cervical", code="72125", modality=Modality.CT)
+    card = _urgent_card("cervical", ct)
+    assert "points to the thoracic level or above" in card["detail"]
+    assert "will not show a thoracic cause" in card["detail"]
+    assert "the cervical CT misses a thoracic cause" in card["summary"]
+    assert "spine surgery" in card["summary"]

@@ -62,7 +62,7 @@ def test_review_json_gives_rules_and_key_figures_per_example() -> None:
     assert e1["rulesFired"] == ["advise-against"]
     assert e1["daysSinceT0"] == 29
     assert (e1["crp"]["baseline"]["value"], e1["crp"]["latest"]["value"]) == (142, 18)
-    assert e1["crp"]["percentChange"] == pytest.approx(-87.3)
+    assert e1["crp"]["percentChange"] == pytest.approx(-87.323944)
     assert (e1["pain"]["first"]["value"], e1["pain"]["latest"]["value"]) == (8, 3)
     assert e1["indicator"] == "warning" and e1["summary"]
     assert rows["e02-cauda-equina"]["rulesFired"][0] == "neuro"
