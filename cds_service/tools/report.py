@@ -10,15 +10,10 @@ figures out); ``report_stores`` opens what it reads, ``report_text.format_report
 ``report_chart.write_png`` present it.
 matplotlib is imported only by ``write_png``, so the service never loads it.
 
-Feedback is linked to decisions through card uuids. A card uuid is stable (the same
-patient, order and data give the same card), so a card shown twice is counted once, and
-its outcome is the last feedback received for it, except that an override without a reason
-after an acceptance leaves it accepted: in the CDS Hooks sandbox (and EHRs like it) a card
-stays on screen after its suggestion is taken, and closing it sends "overridden" with no
-reason. Cards that got both outcomes are counted (``conflicting_feedback``), so that the
-rule is never silent. An override whose reason the card did
-not offer (a code of the EHR's own list, or one the service offers on other cards) is
-kept as sent and counted apart: it says something about the client, not about the card.
+Feedback is linked to decisions through card uuids; which outcome a card counts with is
+``report_feedback.card_outcomes``'s rule. An override whose reason the card did not offer
+(a code of the EHR's own list, or one the service offers on other cards) is kept as sent
+and counted apart: it says something about the client, not about the card.
 """
 
 from __future__ import annotations
@@ -33,6 +28,7 @@ from typing import Any
 from cds_service.cards import load_override_reasons
 from cds_service.engine import Recommendation
 from cds_service.stores.audit import AuditRecord, RefusalCount
+from cds_service.tools.report_feedback import card_outcomes
 from cds_service.tools.report_safe import printable
 
 __all__ = [
@@ -238,17 +234,6 @@ def invocations(records: Sequence[AuditRecord]) -> list[AuditRecord]:
     return [rec for rec in records if rec.status != 401]
 
 
-def _dismissal_after_acceptance(before: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> bool:
-    """An override with no reason arriving after an acceptance: the card closed after its
-    suggestion was taken, not a change of mind (module docstring)."""
-    return (
-        before is not None
-        and before.get("outcome") == "accepted"
-        and entry.get("outcome") == "overridden"
-        and not entry.get("overrideReason")
-    )
-
-
 def _override_coding(reason: Mapping[str, Any]) -> tuple[str, str, str]:
     """(system, code, display) of an override reason a client sent, safe to show."""
     return (
@@ -312,21 +297,7 @@ def build_report(
             for card in rec.card_uuids:
                 card_decision[card] = rec.decision
 
-    last_outcome: dict[str, Mapping[str, Any]] = {}  # card uuid -> its outcome's entry
-    said: dict[str, set[str]] = defaultdict(set)  # card uuid -> outcomes received
-    unlinked = 0
-    for item in feedback:
-        entry = item.get("entry")
-        if not isinstance(entry, Mapping):
-            continue
-        card = str(entry.get("card", ""))
-        if card not in card_decision:
-            unlinked += 1
-            continue
-        said[card].add(str(entry.get("outcome")))
-        if not _dismissal_after_acceptance(last_outcome.get(card), entry):
-            last_outcome[card] = entry
-    conflicting = sum(1 for outcomes_of in said.values() if len(outcomes_of) > 1)
+    last_outcome, unlinked, conflicting = card_outcomes(feedback, card_decision)
 
     shown: Counter[str] = Counter(card_decision.values())
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
