@@ -17,7 +17,13 @@ from cds_service.cards.identity import (
     suggestion_uuid,
 )
 from cds_service.cards.result import prune
-from cds_service.cards.summary import _modality, _needs_markers, esr_recent, seen_on_study
+from cds_service.cards.summary import (
+    _modality,
+    _needs_markers,
+    esr_recent,
+    neuro_seen_on_study,
+    seen_on_study,
+)
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI, GAP_SEEN
@@ -186,9 +192,10 @@ def _instead(
     named = words.study_words(study.modality.value, study.region, study.contrast)
     label = named
     resource = copy.deepcopy(dict(order.resource))
-    if a.recommendation is Recommendation.SUPPORT_URGENT:
+    if a.recommendation is Recommendation.SUPPORT_URGENT and neuro_seen_on_study(a) is None:
         # the card asks for an emergency MRI now (clinical-rules.md, "What a card should
         # say"): the study replaces the draft as a STAT order, without the draft's timing
+        # (not for a deficit seen on a study of the last days: no emergency MRI for it)
         label = f"emergency {named} (STAT)"
         _now(resource)
     resource["code"] = {
@@ -216,11 +223,11 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     """On an urgent card, a draft that answers the question but is ordered routine (or
     only "urgent"): one suggestion that makes it STAT, since the card asks for the MRI now
     (an outside clinician's reading: a routine slot for a new cauda equina syndrome is a
-    wrongly placed order). Not when every red flag was seen on a study of the last days:
-    then a new MRI is needed only if the exam changed."""
+    wrongly placed order). Not when the deficit was seen on a study of the last days: a
+    new MRI for it only if the exam changed."""
     if a.recommendation is not Recommendation.SUPPORT_URGENT:
         return None
-    if seen_on_study(a) is not None:
+    if neuro_seen_on_study(a) is not None:
         return None
     slow = [
         o for o in a.orders if o.valid and o.priority not in NOW and o.reference not in a.study_gaps

@@ -12,7 +12,7 @@ from cds_service.cards.episode_line import episode_line
 from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
-from cds_service.cards.summary import mri_preferred_to_ct, seen_on_study
+from cds_service.cards.summary import mri_preferred_to_ct, neuro_seen_on_study, seen_on_study
 from cds_service.cards.words import ARROW, as_sent, change_pct, count_of, fmt, upper_first
 from cds_service.engine import study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
@@ -283,6 +283,16 @@ def detail(a: Assessment) -> str:
                 else ""
             )
             blocks.append([f"**{upper_first(said)}: a new MRI only if the exam changed.**{tail}"])
+        elif rec is Recommendation.SUPPORT_URGENT and (deficit := neuro_seen_on_study(a)):
+            # the deficit seen on a recent study beside a red flag that was not: the exam
+            # and the surgeon stay urgent, a new MRI for the deficit only if it changed
+            said = phrase(deficit).short
+            blocks.append(
+                [
+                    f"**The new deficit was {said}: a new MRI for it only if the exam changed.**"
+                    f" If it did: {text.URGENT_STUDY_SHORT}"
+                ]
+            )
         elif rec is Recommendation.SUPPORT_URGENT:
             blocks.append([f"**{text.URGENT_STUDY}**"])
         elif mri_preferred_to_ct(a):
@@ -338,7 +348,10 @@ def detail(a: Assessment) -> str:
     pending = {str(r.data.get("reference")) for r in a.missing if r.code == "crp-pending-rise"}
     shown_issues = [i for i in a.issues if i.reference not in pending]
     # the bold first line already says the red flags were seen on the study
-    said_first = rec is not Recommendation.INSUFFICIENT_DATA and seen_on_study(a) is not None
+    said_first = rec is not Recommendation.INSUFFICIENT_DATA and (
+        seen_on_study(a) is not None
+        or (rec is Recommendation.SUPPORT_URGENT and neuro_seen_on_study(a) is not None)
+    )
     notes = [
         phrase(r).message for r in a.notes if not (said_first and r.code == "flag-seen-on-study")
     ] + left_out(shown_issues, a.figures.t0_day)

@@ -9,7 +9,13 @@ from cds_service.cards.level_phrases import missed_level_words, urgent_level_wor
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.words import fmt, pain_phrase
 from cds_service.engine import routine, study
-from cds_service.engine.assessment import FACTS, Assessment, Recommendation, Remark
+from cds_service.engine.assessment import (
+    FACTS,
+    RULE_NEURO,
+    Assessment,
+    Recommendation,
+    Remark,
+)
 from cds_service.engine.response import is_recent
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -41,6 +47,19 @@ def seen_on_study(a: Assessment) -> Remark | None:
     """The note saying where the red flags were seen, when every one of them was seen on
     a study of the last days: then a new MRI only if the exam changed."""
     return routine.seen_on_every_flag(a.notes)
+
+
+def neuro_seen_on_study(a: Assessment) -> Remark | None:
+    """The note saying a new neurologic deficit was seen on a study of the last days
+    (with every other red flag, or beside one that was not): no emergency MRI for it."""
+    return next(
+        (
+            n
+            for n in a.notes
+            if n.code == "flag-seen-on-study" and RULE_NEURO in n.data["flagsSeen"]
+        ),
+        None,
+    )
 
 
 def mri_preferred_to_ct(a: Assessment) -> bool:
@@ -143,14 +162,18 @@ def summary(a: Assessment) -> str:
         missed = next((n for n in a.notes if n.code == "order-misses-level"), None) or next(
             (n for n in a.notes if n.code == "order-misses-deficit-level"), None
         )
-        seen = seen_on_study(a)
+        seen = neuro_seen_on_study(a)
         if seen is not None:
-            # seen on a study of the last days: a new MRI only if the exam changed
+            # seen on a study of the last days: a new MRI (for it) only if the exam
+            # changed; the exam and the surgeon stay urgent
             said = phrase(seen).short
+            mri = "a new MRI" if seen.data["allRedFlags"] else "a new MRI for it"
             return _fit(
-                f"{neuro}, {said}: a new MRI only if the exam changed; urgent spine surgery review",
-                f"{neuro}, {said}: a new MRI only if the exam changed",
-                f"New neurologic deficit, {said}: a new MRI only if the exam changed",
+                f"{neuro}, {said}: {mri} only if the exam changed; urgent spine surgery review",
+                f"{neuro}, seen on a recent MRI: {mri} only if the exam changed; urgent spine "
+                "surgery review",
+                f"{neuro}, {said}: {mri} only if the exam changed",
+                f"New neurologic deficit, {said}: {mri} only if the exam changed",
             )
         if missed is not None and missed.code == "order-misses-level":
             level = urgent_level_words(missed.data)

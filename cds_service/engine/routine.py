@@ -25,7 +25,7 @@ from fhir_mappers.model import (
     SpineSurgery,
 )
 
-from .assessment import FACTS, Remark, RuleFinding
+from .assessment import FACTS, RULE_NEURO, Remark, RuleFinding
 from .episode import counts_now
 from .findings import condition_facts
 from .study import SEEN_RULES, shows_finding
@@ -213,13 +213,21 @@ def deciding_flags(
 ) -> tuple[RuleFinding, ...]:
     """The red flags that decide the card, judged flag by flag (``prior_imaging``'s
     notes): a flag every finding of which was seen on a recent study that could show it
-    needs a new MRI only if the exam changed, which the service cannot see, so it drives
-    neither urgency nor support while another flag was not seen; the note names it as
-    seen. When every red flag was seen, all of them stand (``seen_on_every_flag``)."""
+    needs a new MRI only if the exam changed, which the service cannot see, so it does
+    not drive support while another flag was not seen; the note names it as seen. A new
+    neurologic deficit always stands: the study changes whether a new MRI is needed, not
+    the urgency of the exam and the surgeon (a clinician reader: a seen cauda equina
+    syndrome beside worse pain made an info card with no surgeon). When every red flag
+    was seen, all of them stand (``seen_on_every_flag``)."""
     if seen_on_every_flag(notes) is not None:
         return tuple(flags)
-    aside = {r for n in notes if n.code == "flag-seen-on-study" for r in n.data["flagsSeen"]}
+    aside = seen_flags(notes) - {RULE_NEURO}
     return tuple(f for f in flags if f.rule_id not in aside)
+
+
+def seen_flags(notes: Sequence[Remark]) -> set[str]:
+    """The red flags every finding of which was seen on a recent study (``prior_imaging``)."""
+    return {r for n in notes if n.code == "flag-seen-on-study" for r in n.data["flagsSeen"]}
 
 
 def seen_on_every_flag(notes: Sequence[Remark]) -> Remark | None:

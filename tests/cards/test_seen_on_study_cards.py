@@ -82,9 +82,12 @@ def test_a_ct_without_contrast_did_not_see_the_deficit() -> None:
 def test_a_deficit_seen_on_the_evening_mri_leaves_the_new_mri_unrated() -> None:
     a = with_study(lumbar_study("21:15"), cauda_equina())
     c = card(a)
-    assert (
-        "seen on the lumbar MRI of day 26 (1 day ago): a new MRI only if the exam" in (c["summary"])
+    # the study in the detail's first line; the summary keeps the surgeon (a clinician
+    # reader: a cauda equina syndrome card without "urgent spine surgery review")
+    assert c["summary"].endswith(
+        "seen on a recent MRI: a new MRI only if the exam changed; urgent spine surgery review"
     )
+    assert c["detail"].startswith("**Seen on the lumbar MRI of day 26 (1 day ago): a new MRI")
     assert ratings(a) == {}  # not "appropriate" beside "a new MRI only if the exam changed"
 
 
@@ -102,11 +105,12 @@ def test_an_abscess_seen_on_a_recent_mri_says_so_and_is_not_rated() -> None:
     assert ratings(a) == {}
 
 
-def test_a_deficit_seen_beside_rising_markers_gives_a_routine_mri_card_not_an_urgent_one() -> None:
+def test_a_deficit_seen_beside_rising_markers_stays_urgent_with_no_emergency_mri() -> None:
     """A cauda equina syndrome seen on the evening MRI, beside a CRP rising again and not
-    imaged since: the markers decide (support, MRI of the infected level, rated
-    appropriate), no emergency MRI and no STAT suggestion, and the deficit is named as
-    seen."""
+    imaged since: the deficit keeps the card urgent and the surgeon (a clinician reader:
+    the study changes whether a new MRI is needed, not the urgency), but asks no
+    emergency MRI for it and offers no STAT order; the markers keep the MRI ordered
+    appropriate."""
     rising = (crp(0, 142), crp(14, 40), crp(26, 90), pain(0, 8), pain(26, 5))
     studies, _ = map_prior_imaging([lumbar_study("21:15")], VS)
     data = PatientData(
@@ -115,14 +119,17 @@ def test_a_deficit_seen_beside_rising_markers_gives_a_routine_mri_card_not_an_ur
         prior_studies=studies,
     )
     a = assess([order(27)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
-    assert a.recommendation is Recommendation.SUPPORT
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
     c = card(a)
-    assert c["indicator"] == "info"
-    assert "MRI reasonable" in c["summary"]
-    assert "emergency" not in c["summary"] + c["detail"]
-    assert c.get("suggestions", []) == []
-    assert (
-        "Cauda equina syndrome predates the lumbar MRI of day 26 (1 day ago): seen there; it "
-        "needs no new MRI of its own unless the exam changed." in c["detail"]
+    assert c["indicator"] == "critical"
+    assert c["summary"] == (
+        "New cauda equina syndrome (day 26), seen on a recent MRI: a new MRI for it only if "
+        "the exam changed; urgent spine surgery review"
     )
+    assert c["detail"].startswith(
+        "**The new deficit was seen on the lumbar MRI of day 26 (1 day ago): a new MRI for it "
+        "only if the exam changed.**"
+    )
+    assert "CRP rising again" in c["detail"]
+    assert c.get("suggestions", []) == []
     assert ratings(a) == {"sr1": "appropriate"}

@@ -86,8 +86,9 @@ def test_a_flag_after_the_study_was_not_seen_on_it() -> None:
 def test_the_card_says_it_was_seen_and_that_a_new_mri_needs_a_changed_exam() -> None:
     a = decide([study(26)], 20, 27)
     card = render_response(a, CardContext(patient_id="p1"))["cards"][0]
-    assert "seen on the lumbar MRI of day 26 (1 day ago)" in card["summary"]
-    assert "a new MRI only if the exam changed" in card["summary"]
+    assert "seen on a recent MRI" in card["summary"]  # the study in the detail's first line
+    assert "a new MRI only if the exam changed; urgent spine surgery review" in card["summary"]
+    assert "Seen on the lumbar MRI of day 26 (1 day ago)" in card["detail"]
     # said once in the detail, in its bold first line, not again among the notes
     assert card["detail"].count("a new MRI only if the exam changed") == 1
 
@@ -244,37 +245,38 @@ def test_a_new_mri_is_not_rated_appropriate_when_every_red_flag_was_seen() -> No
 
 
 def test_another_red_flag_not_seen_keeps_the_mri_and_its_rating() -> None:
-    """Rising markers beside the deficit: the MRI still answers them, so the card does not
-    say "a new MRI only if the exam changed" and the order keeps its rating. The deficit
-    seen on the MRI does not decide the card: the markers do (support, not urgent)."""
+    """Rising markers beside the deficit: the MRI still answers them, so the order keeps
+    its rating. The deficit seen on the MRI keeps the card urgent (the exam and the
+    surgeon), with no new MRI for it unless the exam changed."""
     rising = [crp(0, 142), crp(14, 40), crp(26, 90), pain(0, 8), pain(26, 5)]
     a = seen_with([done(26)], [cauda_equina(26, 18)], measurements=rising)
-    assert [f.rule_id for f in a.red_flags] == ["markers-not-responding"]
-    assert a.recommendation is Recommendation.SUPPORT
+    assert [f.rule_id for f in a.red_flags] == ["neuro", "markers-not-responding"]
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
     (note,) = seen_notes(a)
     assert note.data["allRedFlags"] is False
     assert note.data["flagsSeen"] == ["neuro"]
     assert a.study_gaps == {}
     card = render_response(a, CardContext(patient_id="p1"))["cards"][0]
-    assert "only if the exam changed" not in card["summary"] + card["detail"]
-    assert (
-        "predates the lumbar MRI of day 26 (1 day ago): seen there; it needs no new MRI of its own"
-        in card["detail"]
-    )
+    assert "a new MRI for it only if the exam changed" in card["summary"] + card["detail"]
+    assert card.get("suggestions", []) == []  # no STAT order for a deficit seen yesterday
 
 
 # Flag by flag (an outside review: a cauda equina syndrome seen on yesterday's lumbar MRI
 # with gadolinium, beside a CRP plateau not imaged since, made the card urgent, "emergency
-# MRI ... now" with a STAT suggestion, while its detail said the deficit was seen there).
+# MRI ... now" with a STAT suggestion, while its detail said the deficit was seen there;
+# a second reader: setting the deficit aside lost the urgency and the surgeon). The card
+# stays urgent for the exam and the surgeon; no emergency MRI for the deficit.
 PLATEAU = [crp(0, 120), crp(14, 110), crp(30, 105), pain(0, 7), pain(14, 6), pain(30, 6)]
 
 
-def test_a_deficit_seen_beside_an_unseen_plateau_does_not_make_the_card_urgent() -> None:
+def test_a_deficit_seen_beside_an_unseen_plateau_asks_no_emergency_mri() -> None:
     a = seen_with([done(30)], [cauda_equina(30, 18)], measurements=PLATEAU, order_day=31)
-    assert a.recommendation is Recommendation.SUPPORT
-    assert [f.rule_id for f in a.red_flags] == ["markers-not-responding"]
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert [f.rule_id for f in a.red_flags] == ["neuro", "markers-not-responding"]
     assert a.study_gaps == {}
-    assert a.answering_study is not None and a.answering_study.region == "lumbar"
+    card = render_response(a, CardContext(patient_id="p1", value_sets=VS))["cards"][0]
+    assert "emergency MRI" not in card["summary"] and card.get("suggestions", []) == []
+    assert "urgent spine surgery review" in card["summary"]
     (note,) = seen_notes(a)
     assert (note.data["allRedFlags"], note.data["flagsSeen"]) == (False, ["neuro"])
     assert [c["name"] for c in note.data["conditions"]] == ["Cauda equina syndrome"]
@@ -286,8 +288,8 @@ def test_a_new_abscess_not_seen_decides_beside_a_deficit_that_was() -> None:
         onset=bday(26, 23),  # after the MRI of 21:15: not seen on it
     )
     a = seen_with([done(26)], [cauda_equina(26, 18), abscess])
-    assert a.recommendation is Recommendation.SUPPORT
-    assert [f.rule_id for f in a.red_flags] == ["complication"]
+    assert a.recommendation is Recommendation.SUPPORT_URGENT  # the deficit: exam, surgeon
+    assert [f.rule_id for f in a.red_flags] == ["neuro", "complication"]
 
 
 def test_a_deficit_not_seen_keeps_the_card_urgent_beside_one_that_was() -> None:
