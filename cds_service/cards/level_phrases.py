@@ -32,15 +32,18 @@ def _order_misses_level(d: Data) -> Phrase:
     )
 
 
-def urgent_level_words(d: Data) -> str:
+def urgent_level_words(d: Data, whole_spine: bool = False) -> str:
     """The urgent summary's words for an order that misses the infected level
     (clinical-rules.md, "Imaging", 2026-12-06): "the infection is cervical; emergency MRI
-    of the cervical or whole spine with gadolinium now"."""
+    of the cervical or whole spine with gadolinium now"; only the whole spine when the
+    deficit points to another level than the infection's (``whole_spine``: a clinician
+    reader saw "MRI of the lumbar or whole spine" for a quadriplegia)."""
     region = str(d["region"])
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    where = "the whole spine" if whole_spine else f"the {target} or whole spine"
     return (
-        f"the infection is {REGION_WORDS.get(region, region)}; emergency MRI of the {target} "
-        "or whole spine with gadolinium now"
+        f"the infection is {REGION_WORDS.get(region, region)}; emergency MRI of {where} with "
+        "gadolinium now"
     )
 
 
@@ -52,10 +55,11 @@ def missed_level_words(d: Data) -> tuple[str, str]:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    misses = "miss" if len(d["studies"]) > 1 else "misses"
     return (
         f"the {studies} ordered will not show the {target} infection: MRI of the {target} or "
         "whole spine with gadolinium",
-        f"the {studies} ordered misses the {target} level: {target} or whole-spine MRI",
+        f"the {studies} ordered {misses} the {target} level: {target} or whole-spine MRI",
     )
 
 
@@ -64,12 +68,14 @@ def _order_misses_deficit_level(d: Data) -> Phrase:
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
     name = quote(d["condition"]["name"]) if d["condition"].get("name") else "the deficit"
     # a paraplegia's lesion is in the thoracic cord or above (a cervical one too): the
-    # study misses a thoracic cause, which is not to say the cause is thoracic
+    # study may miss its cause, which is not to say the cause is thoracic
     above = " or above" if region == "thoracic" else ""
+    miss = "may miss" if region == "thoracic" else "will not show"
+    short = "may miss" if region == "thoracic" else "misses"
     return Phrase(
         f"{name[:1].upper()}{name[1:]} points to the {region} level{above}: the {studies} "
-        f"ordered will not show a {region} cause; MRI of the whole spine with gadolinium.",
-        f"the {studies} misses a {region} cause",
+        f"ordered {miss} a {region} cause; MRI of the whole spine with gadolinium.",
+        f"the {studies} {short} a {region} cause",
     )
 
 

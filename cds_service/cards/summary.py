@@ -156,12 +156,16 @@ def summary(a: Assessment) -> str:
     if rec is Recommendation.SUPPORT_URGENT:
         neuro = phrase(next(f for f in flags if f.rule_id == "neuro")).short
         action = "emergency MRI of the whole spine with gadolinium now"
-        # the infected level missed first: the summary names it (a deficit's level note
-        # beside it must not take its place: an outside re-run lost "the infection is
-        # cervical" and "spine surgery now" that way)
-        missed = next((n for n in a.notes if n.code == "order-misses-level"), None) or next(
-            (n for n in a.notes if n.code == "order-misses-deficit-level"), None
+        # the infected level missed first, when no order images it: the summary names it
+        # (a deficit's level note beside it must not take its place: an outside re-run
+        # lost "the infection is cervical" and "spine surgery now" that way)
+        missed_infection = (
+            None
+            if a.covering
+            else next((n for n in a.notes if n.code == "order-misses-level"), None)
         )
+        missed_deficit = next((n for n in a.notes if n.code == "order-misses-deficit-level"), None)
+        missed = missed_infection or missed_deficit
         seen = neuro_seen_on_study(a)
         if seen is not None:
             # seen on a study of the last days: a new MRI (for it) only if the exam
@@ -175,8 +179,8 @@ def summary(a: Assessment) -> str:
                 f"{neuro}, {said}: {mri} only if the exam changed",
                 f"New neurologic deficit, {said}: {mri} only if the exam changed",
             )
-        if missed is not None and missed.code == "order-misses-level":
-            level = urgent_level_words(missed.data)
+        if missed_infection is not None:
+            level = urgent_level_words(missed_infection.data, missed_deficit is not None)
             return _fit(
                 f"{neuro}: {level}; spine surgery now",
                 f"{neuro}: {level}",
@@ -188,6 +192,7 @@ def summary(a: Assessment) -> str:
         return _fit(
             f"{neuro}: {action}{tail}{review}",
             f"{neuro}: {action}{tail}; spine surgery now",
+            f"{neuro}: emergency whole-spine MRI now{tail}; spine surgery now",
             f"{neuro}: {action}{tail}",
             f"New neurologic deficit: {action}{tail}",
             f"{neuro}: {action}{review}",

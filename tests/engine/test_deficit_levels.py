@@ -124,8 +124,8 @@ def test_a_lumbar_mri_ordered_for_a_new_quadriplegia_or_paraplegia_cannot_answer
     assert action["type"] == "update"
     assert action["resource"]["code"]["coding"][0]["code"] == "30855-1"  # whole spine w/wo
     level = "cervical level" if (code, system) in QUADRIPLEGIA else "thoracic level or above"
-    cause = "cervical" if (code, system) in QUADRIPLEGIA else "thoracic"
-    said = f"points to the {level}: the lumbar MRI ordered will not show a {cause} cause"
+    cause = "will not show a cervical" if (code, system) in QUADRIPLEGIA else "may miss a thoracic"
+    said = f"points to the {level}: the lumbar MRI ordered {cause} cause"
     assert said in only["detail"]
 
 
@@ -199,10 +199,40 @@ def test_the_urgent_summary_names_the_missed_infected_level_before_the_deficits(
 def test_a_study_of_the_infected_level_misses_a_paraplegias_thoracic_cause_only() -> None:
     """A cervical infection, a new paraplegia, a cervical CT: the cervical level may hold
     the cause (a cervical abscess can take the legs first), so the card says the study
-    misses a thoracic cause, not that the cause is thoracic, and keeps the surgeon."""
+    may miss a thoracic cause, not that the cause is thoracic, and keeps the surgeon."""
     ct = order(22, region="cervical", code="72125", modality=Modality.CT)
     card = _urgent_card("cervical", ct)
     assert "points to the thoracic level or above" in card["detail"]
-    assert "will not show a thoracic cause" in card["detail"]
-    assert "the cervical CT misses a thoracic cause" in card["summary"]
+    assert "may miss a thoracic cause" in card["detail"]
+    assert "the cervical CT may miss a thoracic cause" in card["summary"]
+    assert "spine surgery" in card["summary"]
+
+
+def test_a_deficit_pointing_away_from_the_infection_asks_for_the_whole_spine_only() -> None:
+    """Quadriplegia in a lumbar infection, a thoracic MRI ordered (a clinician reader saw
+    "emergency MRI of the lumbar or whole spine": a lumbar MRI cannot show its cause)."""
+    data = PatientData(conditions=(nvo(region="lumbar"), deficit("G82.50")), measurements=MARKERS)
+    a = assess(
+        [order(22, region="thoracic", code="72157")],
+        data,
+        RuleSettings(),
+        datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    (card,) = render_response(a, CTX)["cards"]
+    assert "the infection is lumbar; emergency MRI of the whole spine" in card["summary"]
+    assert "lumbar or whole spine" not in card["summary"]
+    assert "spine surgery" in card["summary"]
+
+
+def test_an_order_of_the_infected_level_beside_one_that_misses_it_is_not_said_to_miss() -> None:
+    """Cauda equina syndrome in a lumbar infection, a lumbar and a thoracic MRI signed
+    together: the lumbar one images the infection, so the summary does not say "the
+    infection is lumbar; MRI of the lumbar or whole spine" as if no order did."""
+    ces = deficit("G83.4")
+    data = PatientData(conditions=(nvo(region="lumbar"), ces), measurements=MARKERS)
+    orders = [order(22), order(22, ref="ServiceRequest/sr2", region="thoracic", code="72157")]
+    a = assess(orders, data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    (card,) = render_response(a, CTX)["cards"]
+    assert "the infection is lumbar" not in card["summary"]
     assert "spine surgery" in card["summary"]
