@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
 from cds_service.cards.safe_text import quote
 from cds_service.engine.findings import clinical_label
+from cds_service.engine.thresholds import RuleSettings
 from fhir_mappers.model import ConditionFact
 
 MINUS = "\u2212"  # a typographic minus sign: a fall reads as one at a glance
@@ -50,19 +52,25 @@ def signed_pct(value: float) -> str:
     return f"+{text}%" if value > 0 else f"{MINUS}{text}%"
 
 
+# The percentages the sentences state as thresholds: the defaults of the rule settings
+# (25, 20 and 50%), one home in ``engine/thresholds.py``.
+THRESHOLD_PCTS = frozenset(
+    round(float(f.default)) for f in fields(RuleSettings) if f.name.endswith("_pct")
+)
+
+
 def _pct_text(value: float) -> str:
     """At most one decimal, as ``fmt``, unless that rounds a value onto a threshold it is
-    not: the thresholds the sentences state are multiples of 5 (25%, 50%, 20%; the
-    defaults of ``engine/thresholds.py``), so a fall of 24.99% would read "25%" beside
-    "fell less than 25%". Such a value keeps two decimals, and when even those round onto
-    the threshold they are cut towards the value, so it stays on its side ("24.99" for
-    24.999, "20.01" for 20.001); "57%" stays "57%" (no threshold there, and a busy reader
-    needs no hundredths); under 0.05% is still "0"."""
+    not (``THRESHOLD_PCTS``): a fall of 24.99% would read "25%" beside "fell less than
+    25%". Such a value keeps two decimals, and when even those round onto the threshold
+    they are cut towards the value, so it stays on its side ("24.99" for 24.999, "20.01"
+    for 20.001); "57%" or "40%" stays so (no threshold there, and a busy reader needs no
+    hundredths); under 0.05% is still "0"."""
     one = round(value, 1)
     if (
         one != round(one)
         or one == 0
-        or round(one) % 5 != 0
+        or round(one) not in THRESHOLD_PCTS
         or math.isclose(value, one, abs_tol=1e-9)
     ):
         return fmt(value)

@@ -274,6 +274,8 @@ def test_a_fall_just_under_the_threshold_is_not_shown_as_the_threshold() -> None
         (-87.3, "\u221287.3%"),
         (-12.46, "\u221212.5%"),  # no whole number reached: one decimal as before
         (-57.04, "\u221257%"),  # a whole number no threshold sits on: no hundredths
+        (-40.01, "\u221240%"),
+        (-74.99, "\u221275%"),
         (58.333, "+58.3%"),
         (0.01, "0%"),
     ],
