@@ -55,7 +55,7 @@ def signed_pct(value: float) -> str:
 # The percentages the sentences state as thresholds: the defaults of the rule settings
 # (25, 20 and 50%), one home in ``engine/thresholds.py``.
 THRESHOLD_PCTS = frozenset(
-    round(float(f.default)) for f in fields(RuleSettings) if f.name.endswith("_pct")
+    round(getattr(RuleSettings(), f.name)) for f in fields(RuleSettings) if f.name.endswith("_pct")
 )
 
 
