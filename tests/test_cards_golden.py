@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cds_service.tools.cards_doc import BEGIN, END, example_cards_section
+from cds_service.tools.cards_doc import (
+    BEGIN,
+    END,
+    JSON_BEGIN,
+    JSON_END,
+    e01_card_json_section,
+    example_cards_section,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cards.md"
 
@@ -21,6 +28,15 @@ def test_docs_cards_md_shows_every_example_card_as_the_service_renders_it() -> N
         "docs/cards.md differs from the cards the service renders: if the change is "
         "intended, run python -m cds_service.tools.cards_doc and review the diff"
     )
+
+
+def test_the_e01_card_as_json_is_the_one_the_service_sends() -> None:
+    """The whole-card JSON near the top of docs/cards.md (a hand-kept copy offered an
+    override reason the card no longer offers, and older words: an outside reader)."""
+    text = DOC.read_text("utf-8")
+    assert JSON_BEGIN in text and JSON_END in text
+    shown = text[text.index(JSON_BEGIN) : text.index(JSON_END) + len(JSON_END)] + "\n"
+    assert shown == e01_card_json_section(), "run python -m cds_service.tools.cards_doc"
 
 
 def test_every_source_an_example_card_names_is_in_its_sources() -> None:
