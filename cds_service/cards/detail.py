@@ -13,7 +13,15 @@ from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote
 from cds_service.cards.summary import mri_preferred_to_ct, neuro_seen_on_study, seen_on_study
-from cds_service.cards.words import ARROW, as_sent, change_pct, count_of, fmt, upper_first
+from cds_service.cards.words import (
+    ARROW,
+    as_sent,
+    change_pct,
+    count_of,
+    fmt,
+    signed_pct,
+    upper_first,
+)
 from cds_service.engine import study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
 from cds_service.engine.rules import sort_key
@@ -103,6 +111,30 @@ def _series_text(label: str, series: Sequence[Measurement], unit: str, t0: date 
     points = f" {ARROW} ".join(f"{fmt(m.value)} ({day(m)})" for m in series)
     scale = "0-10" if unit == "/10" else unit
     return f"{label} ({scale}): {points}."
+
+
+def _up_since_lowest(a: Assessment) -> list[str]:
+    """On an advise-against card, a latest CRP above its lowest since treatment start,
+    under the rise that would change the advice: said, so "improving" does not hide it
+    (a clinician reader: 100 -> 40 -> 47 mg/L read only as "-53%")."""
+    f = a.figures
+    low, latest = f.crp_lowest_earlier, f.crp_latest
+    s = a.settings
+    if low is None or latest is None or f.t0_day is None or latest.value <= low.value:
+        return []
+    if latest.value < s.crp_normal_mg_l:
+        return []  # within the normal range a rise means nothing (clinical-rules.md)
+    rise = (latest.value - low.value) / low.value * 100
+    if rise <= s.rise_pct:
+        why = f"under the {fmt(s.rise_pct)}% rise that would change this advice"
+    elif (latest.when.day - f.t0_day).days <= s.rise_after_days:
+        why = f"a rise counts only after day {s.rise_after_days} of treatment"
+    else:
+        return []  # the rise rule would have fired: not an advise-against card
+    return [
+        f"CRP up from its lowest, {shown_value(low)} mg/L on day {(low.when.day - f.t0_day).days},"
+        f" to {shown_value(latest)} mg/L ({signed_pct(rise)}): {why}; worth repeating."
+    ]
 
 
 def _trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
@@ -269,7 +301,7 @@ def detail(a: Assessment) -> str:
         state = (
             f"{lead}, no new red flag recorded." if a.known else f"{lead}, no red flag recorded."
         )
-        blocks.append([episode_line(a), state, *_trend_lines(a)])
+        blocks.append([episode_line(a), state, *_trend_lines(a), *_up_since_lowest(a)])
         blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):
         seen = seen_on_study(a)

@@ -1,0 +1,34 @@
+"""An advise-against card whose latest CRP is above its lowest since treatment start says
+so: a clinician reader saw CRP 100 -> 40 -> 47 mg/L read only as "improving, -53%" while
+the card's first line lists a rising CRP as what would change the advice."""
+
+from __future__ import annotations
+
+from cds_service.cards import CardContext, render_response
+from cds_service.engine import Recommendation
+from tests.engine.builders import crp, pain, run
+
+
+def detail(measurements: list[object], order_day: int) -> str:
+    a = run(measurements, order_day=order_day)  # type: ignore[arg-type]
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    return str(render_response(a, CardContext(patient_id="p1"))["cards"][0]["detail"])
+
+
+def test_a_small_rise_after_the_lowest_value_is_named() -> None:
+    said = detail([crp(0, 100), crp(10, 40), crp(21, 47), pain(0, 7), pain(21, 3)], 22)
+    assert (
+        "CRP up from its lowest, 40 mg/L on day 10, to 47 mg/L (+17.5%): under the 20% rise "
+        "that would change this advice; worth repeating." in said
+    )
+
+
+def test_an_early_rise_not_yet_counted_is_not_called_small() -> None:
+    said = detail([crp(0, 100), crp(5, 40), crp(10, 60), pain(0, 7), pain(10, 3)], 12)
+    assert "(+50%): a rise counts only after day 14 of treatment; worth repeating." in said
+    assert "under the 20% rise" not in said
+
+
+def test_a_steady_fall_says_nothing_of_the_kind() -> None:
+    said = detail([crp(0, 100), crp(10, 40), crp(21, 20), pain(0, 7), pain(21, 3)], 22)
+    assert "up from its lowest" not in said
