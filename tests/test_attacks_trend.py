@@ -322,6 +322,10 @@ def _next_links(fhir_port: int, far_port: int) -> dict[str, str]:
         # under the base as the browser reads it, but the server may decode the escaped
         # slash and climb out of it
         "escaped-dot-segment": f"http://127.0.0.1:{fhir_port}/fhir/..%2Fother/Condition?page=2",
+        # Tomcat reads a path parameter off a segment, so `..;/` climbs there; a proxy and
+        # a server that each decode once turn %252e%252e into `..` (an attack suite)
+        "path-parameter-dot-segment": f"http://127.0.0.1:{fhir_port}/fhir/..;/other/Condition?page=2",
+        "double-escaped-dot-segment": f"http://127.0.0.1:{fhir_port}/fhir/%252e%252e/other/Condition?page=2",
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import unicodedata
 from urllib.parse import unquote, urlsplit
 
 import urllib3.exceptions
@@ -44,12 +45,32 @@ def server_url_problem(fhir_server: object) -> str | None:
 
 
 def has_dot_segments(path: str) -> bool:
-    """Whether ``path`` has a ``.`` or ``..`` segment, written plainly or percent-escaped
-    (``%2e%2e``, ``..%2f``). The HTTP stack removes plain ones before it sends, and a
-    server or proxy may resolve escaped ones: either way the request leaves the path it
-    seemed to be under, so a path with them is never judged to be under a base."""
-    decoded = unquote(path).replace("\\", "/")
-    return any(segment in {".", ".."} for segment in decoded.split("/"))
+    """Whether ``path`` has a ``.`` or ``..`` segment in any spelling some server or proxy
+    may resolve: plain, percent-escaped (``%2e%2e``, ``..%2f``), escaped twice or more
+    (``%252e%252e``), with a path parameter (Tomcat reads ``..;/`` and ``.;x`` as dot
+    segments), behind a backslash, or in compatibility forms that NFKC folds to dots
+    (fullwidth full stops, U+FF0E). A NUL in the decoded path counts too (servers cut
+    there). The HTTP stack removes plain ones before it sends, and a server may resolve
+    the others: either way the request leaves the path it seemed to be under (an attack
+    suite sent the token to ``/fhir/..;/admin``), so such a path is never judged to be
+    under a base."""
+    decoded = path
+    for _ in range(_DECODE_ROUNDS):
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+    else:
+        if unquote(decoded) != decoded:
+            return True  # still escaped after the rounds: not judged safe
+    if "\x00" in decoded:
+        return True
+    # NFKC first, so that fullwidth slashes, backslashes and semicolons separate too
+    folded = unicodedata.normalize("NFKC", decoded).replace("\\", "/")
+    return any(segment.split(";", 1)[0] in {".", ".."} for segment in folded.split("/"))
+
+
+_DECODE_ROUNDS = 4
 
 
 Origin = tuple[str, str, int]

@@ -80,10 +80,29 @@ export function sameServerUrl(link, serverUrl) {
     const from = new URL(base);
     const path = from.pathname.replace(/\/+$/, '');
     const under = to.pathname === path || to.pathname.startsWith(`${path}/`);
-    // an escaped dot segment (..%2F) is not resolved here but may be by the server
-    const climbs = decodeURIComponent(to.pathname).split(/[/\\]/).some((s) => s === '.' || s === '..');
+    const climbs = hasDotSegments(to.pathname);
     return to.origin === from.origin && under && !climbs ? target : null;
   } catch {
     return null;
   }
+}
+
+// Whether `pathname` has a `.` or `..` segment in a spelling the server or a proxy may
+// resolve though the URL parser did not: escaped (..%2F), escaped twice or more
+// (%252e%252e), with a path parameter (Tomcat reads `..;/` as `../`), behind a backslash
+// or in fullwidth forms NFKC folds to dots; a NUL (servers cut there) or a path still
+// escaped after four rounds of decoding counts too. Mirrors cds_service/fhir/urls.py.
+export function hasDotSegments(pathname) {
+  let decoded = String(pathname);
+  for (let round = 0; ; round += 1) {
+    const once = decodeURIComponent(decoded);
+    if (once === decoded) break;
+    if (round === 4) return true;
+    decoded = once;
+  }
+  if (decoded.includes('\0')) return true;
+  return decoded.normalize('NFKC').split(/[/\\]/).some((s) => {
+    const name = s.split(';', 1)[0];
+    return name === '.' || name === '..';
+  });
 }

@@ -242,7 +242,11 @@ def test_prefetched_first_page_is_continued_and_a_failure_keeps_it(
 
     # nor one that climbs out of the base through dot segments, plain or escaped, which
     # the HTTP stack or the server resolves (an attack suite saw the token sent so)
-    for climb in ("/../endless", "/./../endless", "/%2e%2e/endless", "/..%2Fendless"):
+    # and Tomcat's path parameters and double escapes (an attack suite's later spellings)
+    for climb in (
+        "/../endless", "/./../endless", "/%2e%2e/endless", "/..%2Fendless",
+        "/..;/endless", "/%2e%2e;/endless", "/.;/..;/endless", "/%252e%252e/endless",
+    ):  # fmt: skip
         dotted = client.fetch_all(
             server.url("ok"), TOKEN, {}, time.monotonic() + 1.0,
             first_pages={"crp": first_page(server.url("ok") + climb + "/Observation?page=7")},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cds_service.fhir import connect_origin, server_url_problem
+from cds_service.fhir.urls import has_dot_segments
 
 
 @pytest.mark.parametrize(
@@ -68,6 +69,18 @@ def test_a_fhir_server_url_with_a_backslash_is_refused() -> None:
         "https://ehr.example.org/fhir/./r4",
         "https://ehr.example.org/fhir/%2e%2e/admin",
         "https://ehr.example.org/fhir/..%2Fadmin",
+        # Tomcat reads a path parameter off a segment (an attack suite's spellings)
+        "https://ehr.example.org/fhir/..;/admin",
+        "https://ehr.example.org/fhir/%2e%2e;/admin",
+        "https://ehr.example.org/fhir/.;/..;/admin",
+        "https://ehr.example.org/fhir/..;jsessionid=1/admin",
+        # escaped twice or more, for a proxy and a server that each decode once
+        "https://ehr.example.org/fhir/%252e%252e/admin",
+        "https://ehr.example.org/fhir/%25252e%25252e/admin",
+        "https://ehr.example.org/fhir/..%255cadmin",
+        "https://ehr.example.org/fhir/%2e%2e%5cadmin",
+        # a NUL, where servers cut the path
+        "https://ehr.example.org/fhir/%00/admin",
     ],
 )
 def test_a_fhir_server_url_with_dot_segments_is_refused(url: str) -> None:
@@ -77,3 +90,24 @@ def test_a_fhir_server_url_with_dot_segments_is_refused(url: str) -> None:
 
 def test_a_fhir_server_url_with_dots_inside_segments_is_kept() -> None:
     assert server_url_problem("https://ehr.example.org/fhir.r4/v1..2/api") is None
+    assert server_url_problem("https://ehr.example.org/fhir/a;b/..c;d") is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/\uff0e\uff0e/admin",
+        "/fhir/\uff0e/x",
+        "/fhir/..\uff0fadmin",
+        "/fhir/%EF%BC%8E%EF%BC%8E/admin",
+        "/fhir/a%00b",
+        "/fhir/\x00",
+    ],
+)
+def test_dot_segments_in_compatibility_forms_and_nul_are_found(path: str) -> None:
+    # NFKC folds fullwidth dots and slashes to ASCII ones, as some servers do
+    assert has_dot_segments(path)
+
+
+def test_dot_segments_escaped_past_the_decoding_rounds_are_not_judged_safe() -> None:
+    assert has_dot_segments("/fhir/%252525252525252e%252525252525252e/admin")
