@@ -52,13 +52,18 @@ QUIET_LOGGERS = ("urllib3", "requests", "charset_normalizer")
 
 # Controls, line separators, lone surrogates and the format characters (Unicode category
 # Cf: bidi overrides, zero-width ones) that change how a line reads on screen without
-# showing themselves; tests/test_logs hold the list against unicodedata.
+# showing themselves; also Unicode's other default-ignorable code points (fillers,
+# variation selectors, tags: drawn as nothing) and private-use ones (Co: drawn as the
+# terminal's font pleases). One character class, so a line is scanned once.
+# tests/shell/test_log_escapes.py holds the list against unicodedata.
 _CONTROL = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff"
-    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160"
+    "\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164"
+    "\ue000-\uf8ff\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff\U000f0000-\U000ffffd"
+    "\U00100000-\U0010fffd]"
 )
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -67,7 +72,9 @@ def _escaped(char: str) -> str:
     code = ord(char)
     if char in _ESCAPES:
         return _ESCAPES[char]
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
