@@ -197,7 +197,7 @@ class Report:
             "refusedCalls": {"total": self.refused, "byReason": self.refused_by_reason},
             "unlinkedFeedback": self.unlinked_feedback,
             "conflictingFeedback": self.conflicting_feedback,
-            "byClient": self.by_client,
+            "byClient": _escaped_keys(self.by_client),
             "latencyMs": self.latency.to_dict(),
             "fhirFetchMs": self.fhir.to_dict(),
             "fhirFetch": {
@@ -209,6 +209,15 @@ class Report:
                 "fetchedByKey": self.fetched_keys,
             },
         }
+
+
+def _escaped_keys(counts: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` with each key made printable but not cut (a JSON dump is read in a
+    terminal too)."""
+    out: Counter[str] = Counter()
+    for key, n in counts.items():
+        out[printable(key, limit=len(key) * 6 + 1)] += n
+    return dict(out)
 
 
 def _round(value: float | None) -> float | None:
@@ -277,7 +286,7 @@ def build_report(
     for rec in records:
         by_service[rec.service_id][rec.decision] += 1
         if rec.client:
-            by_client[printable(rec.client)] += 1
+            by_client[rec.client] += 1  # the full iss: cut, two long ones would merge
         if rec.shadow:
             shadow[rec.decision] += 1
         if rec.decision == "error":

@@ -10,6 +10,7 @@ from cds_service.tools.report import (
     Report,
     _pct,
 )
+from cds_service.tools.report_safe import printable
 
 # --- text ---------------------------------------------------------------------------------
 
@@ -52,7 +53,8 @@ def format_report(report: Report) -> str:
     )
 
     if report.by_client:
-        lines.append("By client: " + ", ".join(f"{iss} {n}" for iss, n in report.by_client.items()))
+        clients = (f"{_quoted(iss)} {n}" for iss, n in report.by_client.items())
+        lines.append("By client: " + ", ".join(clients))
 
     lines += ["", "Decisions by service (reasons indented, counted in the total column)"]
     services = list(report.by_service)
@@ -140,6 +142,12 @@ def format_report(report: Report) -> str:
         keys = ", ".join(f"{k} {n}" for k, n in report.fetched_keys.items())
         lines.append(f"  fetched by prefetch key: {keys}")
     return "\n".join(lines)
+
+
+def _quoted(text: str) -> str:
+    """A client's text in double quotes, made printable (escaped, cut), a quote in it
+    escaped: where one issuer ends and its count begins is never in doubt."""
+    return '"' + printable(text.replace('"', '\\"')) + '"'
 
 
 def _refusals_lines(report: Report) -> list[str]:
