@@ -9,6 +9,7 @@ I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,8 +21,17 @@ SUBJECT_FIELDS = ("subject", "patient")
 
 
 def refers_to(reference: str, patient_id: str) -> bool:
-    """Whether a reference (relative or absolute) names ``Patient/<patient_id>``."""
+    """Whether a reference (relative or absolute) names ``Patient/<patient_id>``, or a
+    version of it (``Patient/<patient_id>/_history/<v>``): a version of this patient is
+    this patient (an attack suite saw versioned subjects read as someone else's)."""
+    versioned = _VERSIONED.fullmatch(reference)
+    if versioned is not None:
+        reference = versioned.group(1)
     return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+
+
+# FHIR's id type for the version: 1 to 64 of letters, digits, '-' and '.'
+_VERSIONED = re.compile(r"(.+)/_history/[A-Za-z0-9\-.]{1,64}")
 
 
 def belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:

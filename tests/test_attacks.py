@@ -546,7 +546,7 @@ def test_resources_whose_subject_is_not_this_patient_are_ignored_and_reported(
     forged_keys = {k for k, v in forged.items() if v and v.get("entry")}
     missing = {m["key"]: m["reason"] for m in response.json()["missing"]}
     assert forged_keys and forged_keys <= set(missing)
-    assert all("only resources about another patient" in missing[k] for k in forged_keys)
+    assert all("no resource linked to this patient" in missing[k] for k in forged_keys)
 
     def read() -> tuple[str] | None:
         with sqlite3.connect(target.db_path) as db:
@@ -558,7 +558,7 @@ def test_resources_whose_subject_is_not_this_patient_are_ignored_and_reported(
     row = eventually(read, lambda found: found is not None)
     assert row is not None
     (detail,) = row
-    assert "only resources about another patient" in detail
+    assert "no resource linked to this patient" in detail
 
 
 # --------------------------------------------------------------------------

@@ -556,7 +556,7 @@ def test_broken_resources_inside_prefetch_entries(
         # every resource of a key whose subject no longer names this patient: read as not
         # prefetched (a wrong template, not "no infection"), and there is no fhirServer
         reasons = [m["reason"] for m in answer["missing"]]
-        assert reasons and all("only resources about another patient" in r for r in reasons)
+        assert reasons and all("no resource linked to this patient" in r for r in reasons)
         return
     assert response.status_code == 200, answer
 

@@ -269,13 +269,14 @@ def gather(
 
 
 def _someone_elses(found: list[Any], patient_id: str) -> str | None:
-    """Why a prefetched key cannot be used when every resource in it is another
-    patient's, or None. A wrong prefetch template or patient id mapping otherwise reads
+    """Why a prefetched key cannot be used when no resource in it is linked to this
+    patient (each names another patient, or someone only by identifier, display or a
+    contained resource), or None. A wrong prefetch template or patient id mapping otherwise reads
     as "no active infection" and answers ``{"cards": []}``, hiding the failure; read as
     not prefetched, the key is fetched from fhirServer or named in a 412."""
     if not all_about_another_patient(found, patient_id):
         return None
-    return f"the prefetch held only resources about another patient ({len(found)})"
+    return f"the prefetch held no resource linked to this patient ({len(found)})"
 
 
 def _tell_ready(

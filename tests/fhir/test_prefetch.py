@@ -294,7 +294,7 @@ def test_prefetch_of_another_patients_data_only_is_fetched_again(
     data = run(service, client, hook_request(fhir, prefetch={"crp": wrong}))
     assert data.sources["crp"] == "fetched"
     assert len(data.resources["crp"]) == CRP_COUNT
-    assert ("crp", "the prefetch held only resources about another patient (1); fetched it "
+    assert ("crp", "the prefetch held no resource linked to this patient (1); fetched it "
             "again") in [(n.key, n.reason) for n in data.notes]  # fmt: skip
 
 

@@ -48,9 +48,9 @@ def test_a_prefetch_key_of_another_patients_data_only_is_not_read_as_none(
     assert answer.status_code == 412, answer.get_json()
     reasons = {m["key"]: m["reason"] for m in answer.get_json()["missing"]}
     assert reasons == {
-        "conditions": "the prefetch held only resources about another patient (1), and the "
+        "conditions": "the prefetch held no resource linked to this patient (1), and the "
         "request has no fhirServer to fetch it from",
-        "crp": "the prefetch held only resources about another patient (3), and the "
+        "crp": "the prefetch held no resource linked to this patient (3), and the "
         "request has no fhirServer to fetch it from",
     }
     assert patient_id not in answer.get_data(as_text=True)
