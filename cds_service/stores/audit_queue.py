@@ -56,6 +56,8 @@ log = logging.getLogger("cds_service.stores")
 DEFAULT_CAPACITY = 256
 DEFAULT_BATCH = 200  # records per transaction at most
 SHOWN_WAIT_SECONDS = 0.3  # how long feedback waits, per call, for another worker's writer
+MAX_SHOWN_WAITERS = 2  # calls per process in that wait at once; the rest look once
+_SHOWN_WAITERS = threading.BoundedSemaphore(MAX_SHOWN_WAITERS)
 FLUSH_SECONDS = 5.0  # how long a read waits for this process's writer
 
 
@@ -216,12 +218,22 @@ class AuditQueue:
         """Those of ``card_uuids`` not shown to ``client`` by ``service_id``. Feedback may
         reach another worker than the card did, a moment after it: that worker's writer
         may not have stored the card yet, so cards not found are looked for again, for
-        at most ``SHOWN_WAIT_SECONDS`` in all, however many the body names."""
+        at most ``SHOWN_WAIT_SECONDS`` in all, however many the body names. At most
+        ``MAX_SHOWN_WAITERS`` calls of the process wait so at once; the others look once
+        and answer: with as many feedback streams of unknown cards as threads, every
+        thread sat in this wait and the worker stalled (an attack suite)."""
         self.flush()
-        deadline = time.monotonic() + SHOWN_WAIT_SECONDS
-        missing = set(card_uuids)
-        while True:
-            missing = {c for c in missing if not self.store.card_shown_to(c, client, service_id)}
-            if not missing or time.monotonic() >= deadline:
-                return missing
-            time.sleep(0.05)
+        missing = self._not_shown(set(card_uuids), client, service_id)
+        if not missing or not _SHOWN_WAITERS.acquire(blocking=False):
+            return missing
+        try:
+            deadline = time.monotonic() + SHOWN_WAIT_SECONDS
+            while missing and time.monotonic() < deadline:
+                time.sleep(0.05)
+                missing = self._not_shown(missing, client, service_id)
+            return missing
+        finally:
+            _SHOWN_WAITERS.release()
+
+    def _not_shown(self, cards: set[str], client: str | None, service_id: str) -> set[str]:
+        return {c for c in cards if not self.store.card_shown_to(c, client, service_id)}

@@ -21,7 +21,7 @@ import pytest
 
 from cds_service.stores import AuditQueue, Database
 from cds_service.stores.audit import SqlAuditStore
-from cds_service.stores.audit_queue import SHOWN_WAIT_SECONDS
+from cds_service.stores.audit_queue import MAX_SHOWN_WAITERS, SHOWN_WAIT_SECONDS
 from tests.conftest import Opener
 from tests.stores.test_audit import audit_store, record
 
@@ -197,4 +197,43 @@ def test_unknown_cards_cost_one_short_wait_per_call_not_one_each(open_db: Opener
 
     assert missing == set(asked[1:])
     assert took < 100 * SHOWN_WAIT_SECONDS / 4  # one wait, never one per card
+    audit.close()
+
+
+def test_beyond_the_cap_feedback_for_unknown_cards_looks_once_and_answers(
+    open_db: Opener,
+) -> None:
+    """An attack suite sent as many feedback streams of unknown cards as the worker had
+    threads: each sat in the short wait and the worker stalled. Only MAX_SHOWN_WAITERS
+    calls of a process wait at once; the others look once and answer at once."""
+    audit = AuditQueue(audit_store(open_db()), Tally())
+    audit.submit(record(hook_instance="h", card_uuids=("card-known",)))
+    audit.flush()
+    callers = MAX_SHOWN_WAITERS + 4
+    start = threading.Barrier(callers)
+    took: list[float] = []
+    answers: list[set[str]] = []
+
+    def ask(i: int) -> None:
+        start.wait()
+        began = time.monotonic()
+        answers.append(
+            audit.cards_not_shown(["card-known", f"card-unknown-{i}"], None, "spine-imaging-nvo")
+        )
+        took.append(time.monotonic() - began)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(len(a) for a in answers) == [1] * callers  # the known card found by all
+    waited = [t for t in took if t >= SHOWN_WAIT_SECONDS * 0.8]
+    assert len(waited) == MAX_SHOWN_WAITERS, took
+    assert all(t < SHOWN_WAIT_SECONDS / 2 for t in took if t not in waited), took
+    # the cap is per process, not for ever: once those are done, a call waits again
+    began = time.monotonic()
+    assert audit.cards_not_shown(["card-later"], None, "spine-imaging-nvo") == {"card-later"}
+    assert time.monotonic() - began >= SHOWN_WAIT_SECONDS * 0.8
     audit.close()
