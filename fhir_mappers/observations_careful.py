@@ -32,8 +32,9 @@ USED_STATUSES = frozenset({"final", "amended", "corrected"})
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 # Units compared lower-case, so "mg/l" and "MG/DL" from hand-typed unit strings work too.
-# Mass concentrations in UCUM, each by its factor to mg/L.
-CRP_MASS_TO_MG_PER_L = {"mg/l": 1.0, "mg/dl": 10.0, "g/l": 1000.0}
+# Mass concentrations in UCUM, each by its factor to mg/L (ug/mL is mg/L: 1 ug in a mL is
+# 1 mg in a L).
+CRP_MASS_TO_MG_PER_L = {"mg/l": 1.0, "mg/dl": 10.0, "g/l": 1000.0, "ug/ml": 1.0}
 CRP_MOLAR_UNITS = frozenset({"nmol/l"})
 ESR_UNITS = frozenset({"mm/h", "mm/hr"})
 PAIN_MAX = 10.0

@@ -43,8 +43,8 @@ def issue_of(resource: dict[str, Any], options: MappingOptions = OPTIONS) -> Dat
     ("code", "quantity", "reported"),
     [
         (MASS, {"value": 15}, ReportedValue(15.0, None)),
-        (MASS, {"value": 15, "unit": "µg/mL", "code": "ug/mL"}, ReportedValue(15.0, "µg/mL")),
-        (MASS, {"value": 5, "comparator": "<", "code": "ug/mL"}, ReportedValue(5.0, "ug/mL", "<")),
+        (MASS, {"value": 15, "unit": "milligram", "code": "mg"}, ReportedValue(15.0, "milligram")),
+        (MASS, {"value": 5, "comparator": "<", "code": "mg"}, ReportedValue(5.0, "mg", "<")),
         (MOLAR, {"value": 15, "unit": "mg/L"}, ReportedValue(15.0, "mg/L", None, "crp")),
         (MOLAR, {"value": 1.5, "unit": "mg/dL"}, ReportedValue(1.5, "mg/dL", None, "crp")),
         (
@@ -56,7 +56,7 @@ def issue_of(resource: dict[str, Any], options: MappingOptions = OPTIONS) -> Dat
     ],
     ids=[
         "no-unit",
-        "ug-per-ml",
+        "a-mass-not-a-concentration",
         "comparator",
         "molar-in-mg-l",
         "molar-in-mg-dl",

@@ -225,3 +225,13 @@ def test_annotated_crps_make_the_series_they_are() -> None:
     a = run([*read, pain(0, 7), pain(14, 4), pain(28, 2)])
     assert a.recommendation is Recommendation.ADVISE_AGAINST
     assert [m.value for m in read] == [120.0, 50.0, 15.0]
+
+
+def test_a_crp_in_micrograms_per_millilitre_is_read_as_mg_per_l() -> None:
+    """ug/mL is the same concentration as mg/L (1 ug per mL is 1 mg per L): a clinician
+    reader saw a CRP in ug/mL refused as a unit that cannot be converted."""
+    (m,), issues = mapped(observation(MASS, quantity(15.0, "ug/mL", "ug/mL")))
+    assert not issues
+    assert (m.value, m.unit) == (15.0, "mg/L")
+    (same,), _ = mapped(observation(MASS, quantity(15.0, "ug/mL", "mg/L")))
+    assert same.value == 15.0  # same scale as its code: no disagreement
