@@ -255,9 +255,9 @@ def test_a_crp_without_a_unit_is_named_with_its_value_and_day() -> None:
 
 
 def test_a_crp_in_a_unit_not_converted_is_named_as_reported() -> None:
-    # b07: 15 µg/mL is skipped, not converted; the card shows it as the chart does
-    detail = card(run(improving(), issues=[unit_issue(27, 15, "ug/mL")]))["detail"]
-    assert "- Not used, in a unit that could not be converted: CRP 15 ug/mL on day 27." in detail
+    # b07: a unit the service cannot convert is skipped; the card shows it as the chart does
+    detail = card(run(improving(), issues=[unit_issue(27, 15, "mmol/L")]))["detail"]
+    assert "- Not used, in a unit that could not be converted: CRP 15 mmol/L on day 27." in detail
 
 
 def test_a_molar_code_in_mg_per_l_says_code_and_unit_disagree() -> None:
