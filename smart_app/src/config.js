@@ -22,3 +22,6 @@ export const DEFAULT_THRESHOLDS = {
   crpMaxAgeDays: 7, antibioticBeforeDays: 14, antibioticAfterDays: 28,
 };
 export const CRP_MOLAR_FACTOR = 9.524; // nmol/L per mg/L (setting crp_molar_factor)
+// CRP mass concentrations by their factor to mg/L, keyed lower-case without UCUM
+// annotations (the service's table in fhir_mappers/observations_careful.py).
+export const CRP_MASS_TO_MG_PER_L = { 'mg/l': 1, 'mg/dl': 10, 'g/l': 1000, 'ug/ml': 1 };

@@ -1,11 +1,11 @@
 // From FHIR resources and the card's appContext to what the page draws: no DOM, no
 // network, so the model is the same whichever way the app was launched. It follows the
 // service's reading of the data (docs/clinical-logic.md, "Which values count"): status
-// final/amended/corrected, CRP in mg/L (mg/dL x 10, nmol/L / 9.524), hs-CRP only when no
+// final/amended/corrected, CRP in mg/L (mass units by their factor, nmol/L / 9.524), hs-CRP only when no
 // standard CRP counts, CRP and ESR from T0 - 7 days, pain from T0.
 import conditionCodes from '../../cds_service/valuesets/conditions.json';
 import imagingConditionCodes from '../../cds_service/valuesets/conditions-imaging.json';
-import { CRP_MOLAR_FACTOR, DEFAULT_THRESHOLDS } from './config.js';
+import { CRP_MASS_TO_MG_PER_L, CRP_MOLAR_FACTOR, DEFAULT_THRESHOLDS } from './config.js';
 
 const LOINC = 'http://loinc.org';
 const ICD10CM = 'http://hl7.org/fhir/sid/icd-10-cm';
@@ -114,13 +114,32 @@ export function formatNumber(value) {
   return Number.isInteger(value) ? String(value) : String(round(value, 1));
 }
 
-// CRP in mg/L: mg/dL x 10, nmol/L / factor; anything else cannot be drawn on the same axis.
+// A unit as the service compares it: lower-case, UCUM annotations ("mg/L{CRP}") dropped.
+function unitKey(unit) {
+  return String(unit ?? '').replace(/\{[^{}]*\}/g, '').trim().toLowerCase();
+}
+
+// The scale of a CRP unit: its factor to mg/L, 'molar', or undefined when unknown.
+function crpScale(unit) {
+  const u = unitKey(unit);
+  if (Object.hasOwn(CRP_MASS_TO_MG_PER_L, u)) return CRP_MASS_TO_MG_PER_L[u];
+  return u === 'nmol/l' ? 'molar' : undefined;
+}
+
+// CRP in mg/L: a mass unit by its factor, nmol/L / factor; anything else cannot be drawn
+// on the same axis.
 function crpMgL(value, unit) {
-  const u = String(unit ?? '').trim();
-  if (u === 'mg/L' || u === 'mg/l') return { value, converted: false };
-  if (u === 'mg/dL' || u === 'mg/dl') return { value: value * 10, converted: true };
-  if (u === 'nmol/L' || u === 'nmol/l') return { value: value / CRP_MOLAR_FACTOR, converted: true };
-  return null;
+  const scale = crpScale(unit);
+  if (scale === 'molar') return { value: value / CRP_MOLAR_FACTOR, converted: true };
+  if (scale === undefined) return null;
+  return { value: value * scale, converted: unitKey(unit) !== 'mg/l' };
+}
+
+// A unit text and code of different scale say two values: the service takes neither.
+function unitsDisagree(q) {
+  const text = crpScale(q.unit);
+  const code = crpScale(q.code);
+  return text !== undefined && code !== undefined && text !== code;
 }
 
 // One measure's Observations -> points, and what was left out (counted by reason).
@@ -146,6 +165,7 @@ function readSeries(resources, patientId, kind) {
       comparator: q.comparator ?? null, kind,
     };
     if (kind === 'crp') {
+      if (unitsDisagree(q)) { skip('unit text and code disagree'); continue; }
       const mg = crpMgL(q.value, unit);
       if (!mg) { skip(`unit ${unit || 'missing'} could not be converted`); continue; }
       if (mg.converted) point.reported = `${formatNumber(q.value)} ${unit}`;

@@ -26,7 +26,7 @@ SRC = Path(__file__).resolve().parents[2] / "smart_app" / "src"
 APP_QUERY_KEYS = ("conditions", "crp", "esr", "pain")
 PATIENT = "{{context.patientId}}"  # hooks.json's placeholder; the app's is {patient}
 
-_ENTRY = re.compile(r"\s*(\w+)\s*:\s*('[^'\\\n]*'|-?\d+(?:\.\d+)?)\s*(?:,|$)")
+_ENTRY = re.compile(r"\s*(\w+|'[^'\\\n]*')\s*:\s*('[^'\\\n]*'|-?\d+(?:\.\d+)?)\s*(?:,|$)")
 
 
 def _config_text() -> str:
@@ -55,8 +55,9 @@ def _object(name: str) -> dict[str, Any]:
     while pos < len(body):
         entry = _ENTRY.match(body, pos)
         assert entry, f"{name}: cannot read {body[pos : pos + 60]!r}"
-        assert entry.group(1) not in entries, f"{name}: {entry.group(1)} twice"
-        entries[entry.group(1)] = _value(entry.group(2))
+        key = _value(entry.group(1)) if entry.group(1).startswith("'") else entry.group(1)
+        assert key not in entries, f"{name}: {key} twice"
+        entries[key] = _value(entry.group(2))
         pos = entry.end()
     return entries
 
@@ -105,3 +106,11 @@ def test_the_app_may_read_every_resource_it_searches() -> None:
     for key, query in _object("QUERIES").items():
         resource_type = query.split("?", 1)[0]
         assert f"patient/{resource_type}.read" in scopes, key
+
+
+def test_the_crp_mass_units_are_the_services() -> None:
+    """The app converts a CRP as the service does: the same units, the same factors
+    (the service's table gained g/L and ug/mL; the app's copy had only mg/dL)."""
+    from fhir_mappers.observations_careful import CRP_MASS_TO_MG_PER_L
+
+    assert _object("CRP_MASS_TO_MG_PER_L") == CRP_MASS_TO_MG_PER_L

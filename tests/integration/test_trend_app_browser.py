@@ -531,3 +531,47 @@ def test_the_app_draws_the_crp_the_card_counted(
         if reported:
             assert f"reported {reported}" in row[5]
     assert shown["recommendation"] == card["extension"]["spine-cds-assessment"]["recommendation"]
+
+
+def test_the_app_converts_and_leaves_out_crp_units_as_the_service_does(
+    browser: Any, fhir: FhirTestServer, service: ServiceProcess, tmp_path: Path
+) -> None:
+    """e01 as another patient with its CRPs in g/L and in ug/mL with a UCUM annotation,
+    and one more whose unit text and code disagree in scale: the service converts the
+    first two and leaves the third out (an outside review), and so must the app's chart
+    (its copy of the unit table had only mg/dL and nmol/L)."""
+    example = load_example("e01-improving", ORDER_DATE)
+    other = "spine-cds-e1-units"
+    bundle = json.loads(json.dumps(example.bundle).replace("spine-cds-e1", other))
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    by_id[f"{other}-crp-d14"]["valueQuantity"].update(value=0.061, unit="g/L", code="g/L")
+    by_id[f"{other}-crp-d28"]["valueQuantity"].update(unit="ug/mL", code="ug/mL{CRP}")
+    disagreeing = json.loads(json.dumps(by_id[f"{other}-crp-d14"]))
+    disagreeing["id"] = f"{other}-crp-d20"
+    disagreeing["valueQuantity"] = {
+        "value": 3.5,
+        "unit": "mg/dL",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg/L",
+    }
+    bundle["entry"].append(
+        {
+            "resource": disagreeing,
+            "request": {"method": "PUT", "url": f"Observation/{other}-crp-d20"},
+        }
+    )
+    fhir.load_bundle(bundle)
+    moved = dataclasses.replace(
+        example,
+        patient_id=other,
+        draft_order=json.loads(json.dumps(example.draft_order).replace("spine-cds-e1", other)),
+    )
+    card, url = _launch(service, fhir, moved)
+    shown = _open(browser, url, tmp_path, "e01-units")
+    assert shown["state"] == "ready", shown["fatal"]
+    counted = [m.groups() for m in map(CRP_ROW.match, card["detail"].splitlines()) if m]
+    assert [float(value) for _, _, value, _ in counted] == [142.0, 61.0, 18.0]
+    drawn = _rows(shown, "CRP")
+    assert [(r[0], r[1]) for r in drawn] == [(date, day) for date, day, _, _ in counted]
+    assert [round(float(r[3]), 1) for r in drawn] == [142.0, 61.0, 18.0]
+    assert "unit text and code disagree" in card["detail"]
