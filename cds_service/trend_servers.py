@@ -89,10 +89,16 @@ def trend_setting_problems(servers: Sequence[str], ancestors: Sequence[str]) -> 
     """What is wrong with the settings ``trend_fhir_servers`` and ``trend_frame_ancestors``."""
     problems: list[str] = []
     for i, url in enumerate(servers):
-        if base_key(url) is None:
+        key = base_key(url)
+        if key is None:
             problems.append(
                 f"trend_fhir_servers[{i}] must be a plain http(s) base URL without query, "
                 f"fragment or credentials, got {url!r}"
+            )
+        elif key[0] != "https" and not is_loopback_host(key[1]):
+            # the app sends the SMART token to it, as the service's own FHIR servers
+            problems.append(
+                f"trend_fhir_servers[{i}] must be https (http only on loopback), got {url!r}"
             )
     for i, origin in enumerate(ancestors):
         match = _ORIGIN.match(origin)

@@ -88,6 +88,8 @@ def test_the_settings_are_read_and_checked() -> None:
         ("TREND_FRAME_ANCESTORS", "https://a.example;script-src *", "must be an origin"),
         ("TREND_FRAME_ANCESTORS", "https://a.example:99999", "must be an origin"),
         ("TREND_FRAME_ANCESTORS", "http://ehr.example.org", "must be https"),
+        # the app sends the SMART token to it: plain http only on loopback (an attack suite)
+        ("TREND_FHIR_SERVERS", "http://fhir.example.org/r4", "trend_fhir_servers[0] must be https"),
     ],
 )
 def test_a_bad_value_stops_startup_naming_it(name: str, value: str, said: str) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from cds_service.auth.algorithms import ALLOWED_ALGORITHMS
 from cds_service.fhir.urls import (  # the parser that connects
     connect_origin,
+    has_dot_segments,
     is_loopback_host,
     private_host,
 )
@@ -120,6 +121,11 @@ class TrustedClient:
                 raise ValueError(
                     f"fhir_servers[{i}]: must be a plain http(s) base URL without query, "
                     "fragment or credentials"
+                )
+            if has_dot_segments(urlsplit(url).path):
+                raise ValueError(
+                    f"fhir_servers[{i}]: must not have '.' or '..' path segments (no call "
+                    "could name it)"
                 )
             if key[0] != "https" and not is_loopback_host(key[1]):
                 raise ValueError(

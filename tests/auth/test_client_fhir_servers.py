@@ -35,3 +35,10 @@ def test_a_listed_server_must_be_https_or_on_loopback() -> None:
     listed = client(fhir_servers=["http://127.0.0.1:8090/fhir", "https://fhir.example.com/r4"])
     assert listed.fhir_server_refusal("http://127.0.0.1:8090/fhir") is None
     assert listed.fhir_server_refusal("https://fhir.example.com/r4/") is None
+
+
+def test_a_listed_server_with_dot_segments_is_refused_at_startup() -> None:
+    """No call could name it (fhirServer with dot segments is a 400), and the trend app
+    dropped it silently: said when the file is read (an attack suite)."""
+    with pytest.raises(ValueError, match=r"fhir_servers\[0\]: must not have '\.' or '\.\.'"):
+        client(fhir_servers=["https://ehr.example.org/r4/%2e%2e/admin"])
