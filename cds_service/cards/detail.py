@@ -292,7 +292,8 @@ def detail(a: Assessment) -> str:
     blocks: list[list[str]] = []
     flags = a.red_flags
     if rec is Recommendation.ADVISE_AGAINST:
-        blocks.append([text.SAFETY_NET])
+        first = any(n.code == "early-order" and n.data.get("noStudyOnRecord") for n in a.notes)
+        blocks.append([text.SAFETY_NET, *([text.FIRST_IMAGING] if first else [])])
         finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
         lead = "Improving" if finding.data["facts"]["fell"] else "CRP normal, pain not worse"
         if any(n.code == "yoon-high-markers" for n in a.notes):

@@ -278,16 +278,12 @@ def _episode_start_unknown(d: Data) -> Phrase:
 
 
 def _early_order(d: Data) -> Phrase:
-    first = (
-        " No spine MRI or CT of this infection is on record: if this is its first imaging (to"
-        " confirm the diagnosis or plan a biopsy), this advice does not apply."
-        if d.get("noStudyOnRecord")
-        else ""
-    )
+    # with no study on record, the card's first lines say the order may be the first
+    # imaging (text.FIRST_IMAGING)
     return Phrase(
         f"Ordered on day {d['day']} of treatment, before day {d['afterDays']}: early imaging "
         "can falsely suggest progression, and bone can look worse for weeks to months while "
-        f"the patient recovers.{first}",
+        "the patient recovers.",
         "early order",
     )
 

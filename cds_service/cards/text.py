@@ -137,6 +137,12 @@ SAFETY_NET = (
     "urgently); worsening pain, persisting fever or bacteraemia, or a rising CRP (image). "
     "Only coded diagnoses are seen here: confirm the neurologic exam."
 )
+# Beside it on an early order with no spine MRI or CT of the infection on record: the
+# order may be the first, diagnostic study (a clinician reader: said last, it was missed).
+FIRST_IMAGING = (
+    "**No spine MRI or CT of this infection is on record: if this is its first imaging (to "
+    "confirm the diagnosis or plan a biopsy), this advice does not apply.**"
+)
 NEURO_EXAM = "Confirm the neurologic exam: only coded diagnoses are seen here."
 MARKERS_CAVEAT = "Raised markers alone do not prove treatment failure (IDSA 2015)."
 REBOUND_SOURCES = (
