@@ -146,6 +146,15 @@ def _import_fhir_models() -> int:
     return len(seen)
 
 
+class _WarmUpServer(ThreadingHTTPServer):
+    """The warm-up's loopback FHIR server. The fetch threads connect at once, and a
+    listen queue of 5 (the default) dropped a connection on a busy machine: the client
+    waits a second for the retry, past its connect timeout (seen once in CI)."""
+
+    request_queue_size = 64
+    daemon_threads = True
+
+
 @contextmanager
 def _loopback_fhir(resources: Sequence[Mapping[str, Any]]) -> Iterator[str]:
     """A FHIR server on 127.0.0.1 (a free port) that answers reads and searches from
@@ -170,8 +179,7 @@ def _loopback_fhir(resources: Sequence[Mapping[str, Any]]) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the synthetic patient's queries are not worth a log line
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = _WarmUpServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(
         target=server.serve_forever, args=(0.02,), name="warm-up-fhir", daemon=True
     )
