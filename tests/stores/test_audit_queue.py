@@ -177,9 +177,13 @@ def test_a_card_stored_by_another_worker_a_moment_later_is_found(open_db: Opener
     here = AuditQueue(audit_store(open_db()), Tally())
     other = audit_store(open_db())  # the other worker's store, on its own connection
     later = replace(record(), hook_instance="other", card_uuids=("card-other",))
-    threading.Timer(0.2, other.record, args=(later,)).start()
+    writer = threading.Timer(0.2, other.record, args=(later,))
+    writer.start()
 
     assert here.card_shown_to("card-other", None, "spine-imaging-nvo")
+    # the other store goes on to purge after its insert: wait for it before the fixture
+    # closes its connection (closed under it, SQLite crashed the test run once)
+    writer.join(timeout=10)
     here.close()
 
 
