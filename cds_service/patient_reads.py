@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from msgspec import UNSET
-
 from cds_service.datasources import keys_feeding
 from cds_service.runtime import Runtime
 from fhir_mappers.conditions import map_conditions
 from fhir_mappers.model import ConditionFact, DataIssue, Measurement
 from fhir_mappers.observations import map_observations
-from fhir_mappers.subjects import belongs_to
+from fhir_mappers.subjects import own_test
 from fhir_mappers.wire import ObservationBytes
 
 T = TypeVar("T")
@@ -31,26 +29,14 @@ def own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIs
     """The resources that are this patient's; each other one is left out and said in
     ``issues``."""
     kept = []
-    # ``belongs_to`` for a typed Observation, inline (hundreds per call): a present
-    # subject (or patient) is an object whose reference, if any, is a string (the typed
-    # decode refused others); the reference strings are made once, not per resource.
-    exact = f"Patient/{patient_id}"
-    tail = f"/Patient/{patient_id}"
+    is_own = own_test(patient_id)
     for resource in resources:
+        if is_own(resource):
+            kept.append(resource)
+            continue
         if type(resource) is ObservationBytes:
-            typed = resource.typed
-            ref = typed.subject
-            if ref is UNSET:
-                ref = typed.patient
-            if ref is UNSET:
-                kept.append(resource)
-                continue
-            reference = ref.reference
-            if reference is not UNSET and (reference == exact or reference.endswith(tail)):
-                kept.append(resource)
-                continue
             resource = resource.as_dict()
-        if isinstance(resource, dict) and not belongs_to(resource, patient_id):
+        if isinstance(resource, dict):
             rtype = resource.get("resourceType", "Resource")
             issues.append(
                 DataIssue(

@@ -10,7 +10,7 @@ I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from msgspec import UNSET
@@ -24,10 +24,15 @@ def refers_to(reference: str, patient_id: str) -> bool:
     """Whether a reference (relative or absolute) names ``Patient/<patient_id>``, or a
     version of it (``Patient/<patient_id>/_history/<v>``): a version of this patient is
     this patient (an attack suite saw versioned subjects read as someone else's)."""
-    versioned = _VERSIONED.fullmatch(reference)
-    if versioned is not None:
-        reference = versioned.group(1)
-    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+    return _names(reference, f"Patient/{patient_id}", f"/Patient/{patient_id}")
+
+
+def _names(reference: str, exact: str, tail: str) -> bool:
+    """``refers_to`` with the reference strings made once (hundreds of calls per call)."""
+    if reference == exact or reference.endswith(tail):
+        return True
+    versioned = _VERSIONED.fullmatch(reference) if "/_history/" in reference else None
+    return versioned is not None and _names(versioned.group(1), exact, tail)
 
 
 # FHIR's id type for the version: 1 to 64 of letters, digits, '-' and '.'
@@ -48,26 +53,37 @@ def belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
     return True
 
 
-def _is_own(resource: Any, patient_id: str) -> bool:
-    if type(resource) is ObservationBytes:
-        typed = resource.typed
-        ref = typed.subject if typed.subject is not UNSET else typed.patient
-        if ref is UNSET:
-            return True
-        reference = ref.reference
-        if reference is not UNSET:
-            return refers_to(reference, patient_id)
-        resource = resource.as_dict()
-    return not isinstance(resource, Mapping) or belongs_to(resource, patient_id)
+def own_test(patient_id: str) -> Callable[[Any], bool]:
+    """Whether a resource is this patient's (``belongs_to``), for dicts and typed
+    Observations alike; the typed one is read without making a dict of it when its
+    subject (or patient) is a plain reference, as hundreds are per call."""
+    exact, tail = f"Patient/{patient_id}", f"/Patient/{patient_id}"
+
+    def is_own(resource: Any) -> bool:
+        if type(resource) is ObservationBytes:
+            typed = resource.typed
+            ref = typed.subject if typed.subject is not UNSET else typed.patient
+            if ref is UNSET:
+                return True
+            reference = ref.reference
+            if reference is not UNSET:  # the usual case first, without a call
+                return (
+                    reference == exact or reference.endswith(tail) or _names(reference, exact, tail)
+                )
+            resource = resource.as_dict()
+        return not isinstance(resource, Mapping) or belongs_to(resource, patient_id)
+
+    return is_own
 
 
 def all_about_another_patient(resources: Iterable[Any], patient_id: str) -> bool:
     """Whether ``resources`` holds some and every one is another patient's: a prefetch
     template or a patient id mapping gone wrong, not this patient's data. Stops at the
     first resource of this patient (the first, in the usual case)."""
+    is_own = own_test(patient_id)
     seen = False
     for resource in resources:
-        if _is_own(resource, patient_id):
+        if is_own(resource):
             return False
         seen = True
     return seen
