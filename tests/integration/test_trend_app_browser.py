@@ -319,27 +319,38 @@ def test_t0_from_the_first_antibiotic_order_is_said_beside_the_t0_mark(
     assert shown["known"] == "" and shown["markers"] == []
 
 
+def _as_another_patient(
+    fhir: FhirTestServer, key: str, other: str, change: Callable[[dict[str, Any]], None]
+) -> Example:
+    """Example ``key`` as patient ``other`` (every id renamed), its bundle changed by
+    ``change`` and loaded into ``fhir``."""
+    example = load_example(key, ORDER_DATE)
+    renamed = json.dumps(example.bundle).replace(example.patient_id, other)
+    bundle = json.loads(renamed)
+    change(bundle)
+    fhir.load_bundle(bundle)
+    order = json.dumps(example.draft_order).replace(example.patient_id, other)
+    return dataclasses.replace(example, patient_id=other, draft_order=json.loads(order))
+
+
 def _e18_with_its_order(
     fhir: FhirTestServer, suffix: str, change: Callable[[dict[str, Any], str], None]
 ) -> Example:
     """e18 as another patient (``spine-cds-e18-<suffix>``), its cefazolin order changed by
     ``change(order, the infection's onset)``, loaded into ``fhir``."""
-    example = load_example("e18-antibiotic-start", ORDER_DATE)
-    other = f"spine-cds-e18-{suffix}"
-    bundle = json.loads(json.dumps(example.bundle).replace("spine-cds-e18", other))
-    onset = next(
-        e["resource"]["onsetDateTime"]
-        for e in bundle["entry"]
-        if e["resource"]["resourceType"] == "Condition"
-    )
-    for entry in bundle["entry"]:
-        if entry["resource"]["resourceType"] == "MedicationRequest":
-            change(entry["resource"], onset)
-    fhir.load_bundle(bundle)
-    return dataclasses.replace(
-        example,
-        patient_id=other,
-        draft_order=json.loads(json.dumps(example.draft_order).replace("spine-cds-e18", other)),
+
+    def change_order(bundle: dict[str, Any]) -> None:
+        onset = next(
+            e["resource"]["onsetDateTime"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Condition"
+        )
+        for entry in bundle["entry"]:
+            if entry["resource"]["resourceType"] == "MedicationRequest":
+                change(entry["resource"], onset)
+
+    return _as_another_patient(
+        fhir, "e18-antibiotic-start", f"spine-cds-e18-{suffix}", change_order
     )
 
 
@@ -540,32 +551,28 @@ def test_the_app_converts_and_leaves_out_crp_units_as_the_service_does(
     and one more whose unit text and code disagree in scale: the service converts the
     first two and leaves the third out (an outside review), and so must the app's chart
     (its copy of the unit table had only mg/dL and nmol/L)."""
-    example = load_example("e01-improving", ORDER_DATE)
     other = "spine-cds-e1-units"
-    bundle = json.loads(json.dumps(example.bundle).replace("spine-cds-e1", other))
-    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
-    by_id[f"{other}-crp-d14"]["valueQuantity"].update(value=0.061, unit="g/L", code="g/L")
-    by_id[f"{other}-crp-d28"]["valueQuantity"].update(unit="ug/mL", code="ug/mL{CRP}")
-    disagreeing = json.loads(json.dumps(by_id[f"{other}-crp-d14"]))
-    disagreeing["id"] = f"{other}-crp-d20"
-    disagreeing["valueQuantity"] = {
-        "value": 3.5,
-        "unit": "mg/dL",
-        "system": "http://unitsofmeasure.org",
-        "code": "mg/L",
-    }
-    bundle["entry"].append(
-        {
-            "resource": disagreeing,
-            "request": {"method": "PUT", "url": f"Observation/{other}-crp-d20"},
+
+    def other_units(bundle: dict[str, Any]) -> None:
+        by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+        by_id[f"{other}-crp-d14"]["valueQuantity"].update(value=0.061, unit="g/L", code="g/L")
+        by_id[f"{other}-crp-d28"]["valueQuantity"].update(unit="ug/mL", code="ug/mL{CRP}")
+        disagreeing = json.loads(json.dumps(by_id[f"{other}-crp-d14"]))
+        disagreeing["id"] = f"{other}-crp-d20"
+        disagreeing["valueQuantity"] = {
+            "value": 3.5,
+            "unit": "mg/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "mg/L",
         }
-    )
-    fhir.load_bundle(bundle)
-    moved = dataclasses.replace(
-        example,
-        patient_id=other,
-        draft_order=json.loads(json.dumps(example.draft_order).replace("spine-cds-e1", other)),
-    )
+        bundle["entry"].append(
+            {
+                "resource": disagreeing,
+                "request": {"method": "PUT", "url": f"Observation/{other}-crp-d20"},
+            }
+        )
+
+    moved = _as_another_patient(fhir, "e01-improving", other, other_units)
     card, url = _launch(service, fhir, moved)
     shown = _open(browser, url, tmp_path, "e01-units")
     assert shown["state"] == "ready", shown["fatal"]
