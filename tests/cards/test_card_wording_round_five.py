@@ -4,19 +4,16 @@ and must not say, built from hand-made domain objects."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from cds_service.auditing import assessment_record
-from cds_service.cards import CardContext, load_override_reasons, render_response
 from cds_service.cards.words import signed_pct
 from cds_service.engine import Assessment, NotApplicableReason, Recommendation
 from cds_service.engine.routine import spine_surgery
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import ConditionCategory, ConditionFact, Modality, SpineSurgery
 from fhir_mappers.valuesets import build_value_sets
-from tests.cards.test_review_wording import AB, medication_order
+from tests.cards.test_review_wording import AB, card, medication_order
 from tests.engine.builders import (
     CPT,
     T0,
@@ -35,13 +32,6 @@ from tests.engine.builders import (
 from tests.engine.test_after_spine_surgery import decide as decide_after_surgery
 from tests.engine.test_after_spine_surgery import procedure as surgery
 from tests.engine.test_not_routine import draft
-
-
-def card(a: Assessment) -> dict[str, Any]:
-    ctx = CardContext(patient_id="p1", encounter_id=None, override_reasons=load_override_reasons())
-    (only,) = render_response(a, ctx)["cards"]
-    said: dict[str, Any] = only
-    return said
 
 
 def episode_sentence(detail: str) -> str:
