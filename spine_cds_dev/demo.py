@@ -245,7 +245,7 @@ def _show_examples(
     rows: list[DemoRow] = []
     with FhirEndpoint(fhir_base) as fhir, RemoteService(service_url) as service:
         click.echo(f"Loading the example patients (orders placed on {order_date}) ...")
-        for loaded in load_into(fhir, order_date):
+        for loaded in load_into(fhir, load_examples(order_date)):
             click.echo(f"  {loaded.example.patient_id:<16}{loaded.example.title}")
         entry = find_service(service.discovery(), HOOK, service.label)
         click.echo(f"Acting as the EHR: {HOOK} with prefetch for each patient, to {entry.id}")

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import click
 
-from cds_service.examples import Example, load_examples_as_of
+from cds_service.examples import Example, load_examples, load_examples_as_of
 from cds_service.tools.commands import spine_cds_command
 from cds_service.tools.errors import FhirServerError
 from cds_service.tools.fhir_http import FhirEndpoint
@@ -84,7 +84,11 @@ def run_fhir_test_server(
                     else "orders placed now, on today's date in each patient's time zone"
                 )
                 click.echo(f"Loading the example patients ({said}) ...")
-                to_load = order_date or load_examples_as_of(datetime.now(UTC))
+                to_load = (
+                    load_examples(order_date)
+                    if order_date
+                    else load_examples_as_of(datetime.now(UTC))
+                )
                 with FhirEndpoint(base, token) as endpoint:
                     for loaded in load_into(endpoint, to_load):
                         examples.append(loaded.example)

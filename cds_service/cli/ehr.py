@@ -178,6 +178,7 @@ def load_examples_command(fhir_server: str, token: str | None, order_date: datet
     example's order falls on --date: use the same date with `spine-cds try --date`.
     Loading twice leaves one copy (every entry is a PUT with a fixed id).
     """
+    from cds_service.examples import load_examples
     from cds_service.tools.fhir_http import FhirEndpoint
     from cds_service.tools.load_examples import describe, load_into
 
@@ -185,7 +186,7 @@ def load_examples_command(fhir_server: str, token: str | None, order_date: datet
     count = 0
     with FhirEndpoint(fhir_server, token) as endpoint:
         click.echo(f"Loading the example patients into {endpoint.base} (orders on {day}):")
-        for loaded in load_into(endpoint, day):
+        for loaded in load_into(endpoint, load_examples(day)):
             click.echo(describe(loaded))
             count += 1
         click.echo(f"{count} patients loaded. Try one:")

@@ -6,13 +6,12 @@ copy; big Bundles go in parts small enough for servers that cap a transaction's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
 
 import click
 
-from cds_service.examples import Example, load_examples, split_transaction
+from cds_service.examples import Example, split_transaction
 from cds_service.tools.fhir_http import FhirEndpoint
 
 MAX_ENTRIES = 50  # entries per transaction: the project's test server allows 50 updates
@@ -26,12 +25,11 @@ class Loaded:
 
 
 def load_into(
-    endpoint: FhirEndpoint, order_date: date | list[Example], max_entries: int = MAX_ENTRIES
+    endpoint: FhirEndpoint, examples: Iterable[Example], max_entries: int = MAX_ENTRIES
 ) -> Iterator[Loaded]:
-    """Load each example (its order placed on ``order_date``, or the examples given as
-    placed), yielding as each is stored; raises FhirServerError (with the server's
-    OperationOutcome text) on the first refusal."""
-    examples = order_date if isinstance(order_date, list) else load_examples(order_date)
+    """Load each example as placed (``load_examples``, ``load_examples_as_of``), yielding
+    as each is stored; raises FhirServerError (with the server's OperationOutcome text)
+    on the first refusal."""
     for example in examples:
         parts = split_transaction(example.bundle, max_entries)
         for part in parts:

@@ -80,7 +80,7 @@ def test_loads_every_example_and_says_what_each_demonstrates(fhir: FhirTestServe
 
 def test_big_bundles_go_in_parts(fhir: FhirTestServer) -> None:
     with FhirEndpoint(fhir.base_url, TOKEN) as endpoint:
-        loaded = list(load_into(endpoint, ORDER_DATE, max_entries=3))
+        loaded = list(load_into(endpoint, load_examples(ORDER_DATE), max_entries=3))
     e1 = next(x for x in loaded if x.example.patient_id == "spine-cds-e1")
     assert e1.transactions == -(-e1.resources // 3) > 1
     held = [e["resource"]["resourceType"] for e in e1.example.bundle["entry"]]
