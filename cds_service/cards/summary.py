@@ -159,13 +159,8 @@ def summary(a: Assessment) -> str:
         # the infected level missed first, when no order images it: the summary names it
         # (a deficit's level note beside it must not take its place: an outside re-run
         # lost "the infection is cervical" and "spine surgery now" that way)
-        missed_infection = (
-            None
-            if a.covering
-            else next((n for n in a.notes if n.code == "order-misses-level"), None)
-        )
+        missed_infection = _missed_level(a)
         missed_deficit = next((n for n in a.notes if n.code == "order-misses-deficit-level"), None)
-        missed = missed_infection or missed_deficit
         seen = neuro_seen_on_study(a)
         if seen is not None:
             # seen on a study of the last days: a new MRI (for it) only if the exam
@@ -188,7 +183,7 @@ def summary(a: Assessment) -> str:
                 "New neurologic deficit: emergency MRI now",
             )
         review = "; urgent spine surgery review"
-        tail = f"; {phrase(missed).short}" if missed is not None else ""
+        tail = f"; {phrase(missed_deficit).short}" if missed_deficit is not None else ""
         return _fit(
             f"{neuro}: {action}{tail}{review}",
             f"{neuro}: {action}{tail}; spine surgery now",
