@@ -204,10 +204,23 @@ def _left_out(why: Callable[[Data], str]) -> Callable[[Data], Phrase]:
     return say
 
 
+#: How a result of each kind reads when it is named (the scale after the value).
+_NAMED_KIND = {"crp": ("CRP ", " mg/L"), "esr": ("ESR ", " mm/h"), "pain": ("pain ", "/10")}
+
+
 def _after_evaluation(d: Data) -> Phrase:
+    """Results dated after the order: this advice is as of the order's date, so they are
+    named one by one, and the signer is asked to read them (they block advise-against)."""
+    values = []
+    for v in d["values"]:
+        before, after = _NAMED_KIND[v["kind"]]
+        when = f"day {v['day']}" if "day" in v else str(v["date"])
+        values.append(f"{before}{shown(v)}{after} on {when}")
+    more = f" and {d['earlier']} earlier" if d["earlier"] else ""
     return Phrase(
-        f"{count_of(d['count'], 'result')} dated after the order ({d['evaluationDay']}) not used.",
-        "later results ignored",
+        f"Dated after the order ({d['evaluationDay']}), so not used: {', '.join(values)}{more}. "
+        "This advice is as of the order's date: read these results before deciding on imaging.",
+        f"results dated after the order ({d['evaluationDay']}) not judged",
     )
 
 

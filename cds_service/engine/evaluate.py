@@ -310,6 +310,13 @@ def _evaluate(
             pending = pending_rise(data.issues, trend.latest, t0_day, eval_day, settings)
             if pending is not None:
                 missing.append(pending)
+            later = next((n for n in notes if n.code == "after-evaluation"), None)
+            if later is not None:
+                # results newer than the order may hold a red flag the order's date hides
+                # (an order pended on day 30 and signed on day 53): no advice against
+                # imaging from the older picture; the card names them (an outside review)
+                notes.remove(later)
+                missing.append(later)
             missing += incomplete_reads(data, t0_day, settings)
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA

@@ -67,7 +67,8 @@ def series(
     pain only from T0 on ("since T0"). hs-CRP only when no standard CRP counts.
     Without a T0 nothing can be windowed, so nothing counts.
     """
-    ignored_status = after_eval = before_window = 0
+    ignored_status = before_window = 0
+    later: list[Measurement] = []  # dated after the order's day: named, not counted
     kept: list[Measurement] = []
     early_crp: list[Measurement] = []  # before the look-back, or with no T0 at all
     for m in measurements:
@@ -75,7 +76,7 @@ def series(
             ignored_status += 1
             continue
         if m.when.day > eval_day:
-            after_eval += 1
+            later.append(m)
             continue
         if t0_day is None or (m.when.day - t0_day).days < -settings.data_lookback_days:
             before_window += 1
@@ -117,14 +118,35 @@ def series(
         esrUsed=len(esr),
         painUsed=len(pain),
         ignoredStatus=ignored_status,
-        afterEvaluation=after_eval,
+        afterEvaluation=len(later),
         beforeWindow=before_window,
     )
-    if after_eval:
-        notes.append(
-            Remark("after-evaluation", {"count": after_eval, "evaluationDay": eval_day.isoformat()})
-        )
+    if later:
+        notes.append(_after_evaluation(later, eval_day, t0_day))
     return tuple(crp), tuple(esr), tuple(pain)
+
+
+#: How many results dated after the order a card names one by one (the latest ones).
+AFTER_ORDER_NAMED = 6
+
+
+def _after_evaluation(later: list[Measurement], eval_day: date, t0_day: date | None) -> Remark:
+    """Results dated after the order's day, named with kind, value and day: an order
+    written days before it is signed (a pended or re-signed order) is judged as of its
+    date, and the results since then are the ones its signer sees in the chart
+    (clinical-rules.md, "Pending results": every left-out value is named, not only
+    counted). ``evaluate`` makes this a gap that blocks advise-against."""
+    ordered = sorted(later, key=sort_key)
+    named = [{**figure(m, t0_day), "kind": m.kind.value} for m in ordered[-AFTER_ORDER_NAMED:]]
+    return Remark(
+        "after-evaluation",
+        {
+            "count": len(later),
+            "evaluationDay": eval_day.isoformat(),
+            "values": named,
+            "earlier": len(ordered) - len(named),
+        },
+    )
 
 
 def _name_left_out(

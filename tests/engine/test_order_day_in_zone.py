@@ -107,9 +107,12 @@ def test_at_minus_12_a_crp_before_the_order_counts_and_one_after_its_day_does_no
     a = decide([*values, before, later], written(at(28, 20, "-12:00")))
     assert a.figures.crp_latest is not None and a.figures.crp_latest.value == 18
     assert a.counts["afterEvaluation"] == 1
-    (after,) = [n for n in a.notes if n.code == "after-evaluation"]
+    # the CRP of 90 after the order is named, and it blocks advice against imaging: the
+    # order's date hides it, the signer's chart does not
+    (after,) = [n for n in a.missing if n.code == "after-evaluation"]
     assert after.data["evaluationDay"] == (T0 + timedelta(days=29)).isoformat()
-    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert [(v["kind"], v["value"], v["day"]) for v in after.data["values"]] == [("crp", 90, 30)]
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
 
 
 # --- the age of the latest CRP ---------------------------------------------------------------
