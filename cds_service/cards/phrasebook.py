@@ -177,19 +177,27 @@ def _markers(d: Data) -> Phrase:
     parts: list[Phrase] = []
     if "plateau" in d:
         plateau = d["plateau"]
-        fall = change_pct(-d["fallPct"], latest.get("comparator"))
+        fall = change_pct(-d["fallPct"], latest.get("comparator"), d["baseline"].get("comparator"))
         trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({fall})"
+        least = fmt(plateau["minFallPct"])
+        # a limit that hides a larger fall ("14 -> <12"): counted at the limit, as the rules
+        # ask, and the card says the fall may be larger (an outside review read "-14.3% or
+        # more: less than a 25% fall" as a contradiction)
+        hidden = " or more" in fall
         parts.append(
             Phrase(
                 # the day said once ("less than a 25% fall by day 30 (judged from day 28)")
-                f"CRP {trend}: less than a {fmt(plateau['minFallPct'])}% fall by day {day}"
+                f"CRP {trend}: less than a {least}% fall by day {day}"
                 + (
                     f" (judged from day {plateau['afterDays']})"
                     if day != plateau["afterDays"]
                     else ""
-                ),
+                )
+                + (", counted at the lab's limit; the true fall may be larger" if hidden else ""),
                 # the short form says what the numbers show: a fall, too small
-                f"CRP fell less than {fmt(plateau['minFallPct'])}%: {trend} by day {day}",
+                f"CRP fell less than {least}%"
+                + (" at the lab's limit" if hidden else "")
+                + f": {trend} by day {day}",
             )
         )
     if "rise" in d:
@@ -223,7 +231,8 @@ def _advise_against(d: Data) -> Phrase:
     fell = bool(facts["fell"])
     crp = f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L"
     if fell:
-        crp += f", {change_pct(-d['fallPct'], d['latest'].get('comparator'))}"
+        limits = d["latest"].get("comparator"), d["baseline"].get("comparator")
+        crp += f", {change_pct(-d['fallPct'], *limits)}"
     else:  # advise-against through the normal limit: the CRP did not fall enough, say so
         crp += f", below the normal limit of {fmt(d['normalLimitMgL'])} mg/L"
     pain = pain_phrase(

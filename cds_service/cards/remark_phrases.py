@@ -24,7 +24,6 @@ from cds_service.cards.words import (
     lower_first,
     name_of,
     shown,
-    signed_pct,
     upper_first,
 )
 
@@ -83,7 +82,11 @@ def _crp_not_recent(d: Data) -> Phrase:
 def _crp_not_falling(d: Data) -> Phrase:
     latest = d["latest"]
     comparator = latest.get("comparator")
-    change = f" ({change_pct(d['changePct'], comparator)})" if "changePct" in d else ""
+    change = (
+        f" ({change_pct(d['changePct'], comparator, d['baseline'].get('comparator'))})"
+        if "changePct" in d
+        else ""
+    )
     least = fmt(d["minFallPct"])
     day, judged = latest["day"], d.get("plateauAfterDays")
     if comparator in ("<", "<="):
@@ -122,7 +125,8 @@ def _crp_slow_fall(d: Data) -> Phrase:
     still = f"still {shown(latest)} mg/L on day {latest['day']}"
     return Phrase(
         f"CRP falling slowly: {shown(d['baseline'])}{ARROW}{shown(latest)} mg/L "
-        f"({signed_pct(d['changePct'])}), {still}: repeat CRP and ESR in 1-2 weeks and "
+        f"({change_pct(d['changePct'], latest.get('comparator'), d['baseline'].get('comparator'))})"
+        f", {still}: repeat CRP and ESR in 1-2 weeks and "
         "reassess.",
         f"CRP falling slowly, {still}",
     )

@@ -81,14 +81,21 @@ def _pct_text(value: float) -> str:
     return f"{cents / 100:.2f}"
 
 
-def change_pct(value: float, comparator: str | None) -> str:
-    """``signed_pct`` of a change to a value given as a limit ("<5"): the true change lies
-    beyond the one computed, and the card says so ("MINUS 95% or more"), never more exactly
-    than the result allows (clinical-rules.md: comparator values keep their sign)."""
+def change_pct(value: float, comparator: str | None, baseline_comparator: str | None = None) -> str:
+    """``signed_pct`` of a change between values that may be given as limits ("<5",
+    ">200"): the true change lies beyond the one computed, and the card says so
+    ("MINUS 95% or more"), never more exactly than the results allow (clinical-rules.md:
+    comparator values keep their sign). A latest value below its limit, or a baseline above
+    its own, makes the true change lower; the other two make it higher; when they pull
+    both ways the change cannot be bounded, and the card says only that."""
+    lower = comparator in ("<", "<=") or baseline_comparator in (">", ">=")
+    higher = comparator in (">", ">=") or baseline_comparator in ("<", "<=")
     text = signed_pct(value)
-    if comparator in ("<", "<="):  # the true value is lower: the change is at most this
+    if lower and higher:
+        return f"{text}, both values at a lab limit: true change unknown"
+    if lower:  # the true change is more negative: a larger fall, a smaller rise
         return f"{text} or more" if value < 0 else f"{text} or less"
-    if comparator in (">", ">="):  # the true value is higher
+    if higher:
         return f"{text} or more" if value > 0 else f"{text} or less"
     return text
 

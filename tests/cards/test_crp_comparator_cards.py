@@ -56,3 +56,31 @@ def test_a_latest_crp_reported_only_as_at_most_the_limit_asks_for_a_measured_val
     )
     assert [s["label"] for s in c["suggestions"]] == ["Order CRP and ESR"]
     assert "is read as within the normal range" in c["detail"]  # the note agrees
+
+
+def test_a_latest_crp_below_a_limit_above_normal_says_the_fall_may_be_larger() -> None:
+    # An outside review (c10 m38): 14 -> 13 -> "<12" by day 29 read "(-14.3% or more): less
+    # than a 25% fall", a contradiction. The plateau stands (counted at the limit, as the
+    # rules ask); the card says the true fall may be larger.
+    c = card(run([crp(0, 14), crp(14, 13), crp(29, 12, comparator="<"), *FALLING_PAIN]))
+    assert c["extension"]["spine-cds-assessment"]["recommendation"] == "support"
+    assert "the true fall may be larger" in c["detail"], c["detail"]
+    assert "fell less than 25% at the lab's limit" in c["summary"], c["summary"]
+
+
+def test_a_baseline_above_a_limit_makes_the_fall_a_bound() -> None:
+    # c10 m06: baseline ">200", 150 on day 29 printed an exact "-25%"; the fall is at least
+    # that (200 is the least the baseline can be).
+    c = card(run([crp(0, 200, comparator=">"), crp(14, 170), crp(29, 150), *FALLING_PAIN]))
+    said = c["summary"] + c["detail"]
+    assert "\u221225% or more" in said, said
+    assert "(\u221225%)" not in said
+
+
+def test_limits_pulling_both_ways_give_no_figure_as_exact() -> None:
+    from cds_service.cards.words import change_pct
+
+    assert change_pct(-50, "<", "<") == "\u221250%, both values at a lab limit: true change unknown"
+    assert change_pct(-50, None, ">") == "\u221250% or more"
+    assert change_pct(20, None, ">") == "+20% or less"
+    assert change_pct(-50, ">", None) == "\u221250% or less"
