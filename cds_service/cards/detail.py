@@ -84,6 +84,13 @@ def _read_anyway(a: Assessment) -> str:
 
 def detail(a: Assessment) -> str:
     rec = a.recommendation
+    # the bold first line asks for an emergency MRI now: no flag of the card was seen on a
+    # recent study
+    emergency = (
+        rec is Recommendation.SUPPORT_URGENT
+        and seen_on_study(a) is None
+        and neuro_seen_on_study(a) is None
+    )
     blocks: list[list[str]] = []
     flags = a.red_flags
     if rec is Recommendation.ADVISE_AGAINST:
@@ -121,7 +128,7 @@ def detail(a: Assessment) -> str:
                     f" If it did: {text.URGENT_STUDY_SHORT}"
                 ]
             )
-        elif rec is Recommendation.SUPPORT_URGENT:
+        elif emergency:
             blocks.append([f"**{text.URGENT_STUDY}**"])
         elif mri_preferred_to_ct(a):
             contrast_ct = all(
@@ -147,7 +154,11 @@ def detail(a: Assessment) -> str:
             items.append(text.MARKERS_STUDY)
         if any(f.rule_id == "uncertain-dx" for f in flags):
             items.append(text.UNCERTAIN_STUDY)
-        if study.pain_with_falling_crp(flags):
+        if emergency:
+            # beside an emergency MRI, worse pain points to the deficit's cause: no
+            # radiographs first (an outside review read both on one card)
+            pass
+        elif study.pain_with_falling_crp(flags):
             items.append(text.MECHANICAL_PAIN)
         elif (
             any(f.rule_id == "pain-worse" for f in flags)
@@ -180,9 +191,13 @@ def detail(a: Assessment) -> str:
         seen_on_study(a) is not None
         or (rec is Recommendation.SUPPORT_URGENT and neuro_seen_on_study(a) is not None)
     )
-    notes = [
-        phrase(r).message for r in a.notes if not (said_first and r.code == "flag-seen-on-study")
-    ] + left_out(shown_issues, a.figures.t0_day)
+    # beside an emergency MRI a follow-up MRI "before stopping antibiotics" is noise
+    skipped = {"flag-seen-on-study"} if said_first else set()
+    if emergency:
+        skipped.add("known-abscess")
+    notes = [phrase(r).message for r in a.notes if r.code not in skipped] + left_out(
+        shown_issues, a.figures.t0_day
+    )
     if notes:
         blocks.append(_bullets(notes))
     blocks.append(crp_section(a))
