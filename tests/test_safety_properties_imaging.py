@@ -115,7 +115,17 @@ def test_a_study_that_cannot_answer_the_question_is_never_rated_appropriate(
         and not (modality is Modality.CT and contrast is None)  # may be one without
         and not (a.recommendation is Recommendation.SUPPORT_URGENT and modality is Modality.CT)
     )
-    assert rated == (["appropriate"] if answers else ["not-appropriate"])
+    at_level = ordered == "spine" or infected is None or ordered == infected
+    # an emergency MRI of the right level without gadolinium still shows cord compression:
+    # not rated rather than "not appropriate" (an outside neuroradiology reading)
+    unrated = (
+        a.recommendation is Recommendation.SUPPORT_URGENT
+        and modality is Modality.MRI
+        and at_level
+        and contrast == "without"
+    )
+    assert "appropriate" not in rated or answers
+    assert rated == (["appropriate"] if answers else [] if unrated else ["not-appropriate"])
 
 
 @PROPERTY_SETTINGS

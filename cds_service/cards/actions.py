@@ -20,14 +20,15 @@ from cds_service.cards.result import prune
 from cds_service.cards.summary import (
     _modality,
     _needs_markers,
+    emergency_mri,
     esr_recent,
     neuro_seen_on_study,
     seen_on_study,
 )
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
-from cds_service.engine.study import GAP_MECHANICAL_MRI, GAP_SEEN
-from fhir_mappers.model import Coding, ImagingOrder
+from cds_service.engine.study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN
+from fhir_mappers.model import Coding, ImagingOrder, Modality
 from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
 
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
@@ -352,6 +353,11 @@ def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None
         return rating
     gap = a.study_gaps.get(order.reference)
     if gap in (GAP_MECHANICAL_MRI, GAP_SEEN):
+        return None
+    if gap == GAP_CONTRAST and order.modality is Modality.MRI and emergency_mri(a):
+        # an MRI of the right level now, without gadolinium, still shows cord compression:
+        # not "appropriate" (it cannot show all), and no red "not appropriate" on the scan
+        # the card asks for (an outside neuroradiology reading)
         return None
     return "not-appropriate" if gap is not None else rating
 

@@ -8,9 +8,15 @@ from typing import Any
 
 from cds_service.cards import text
 from cds_service.cards.episode_line import episode_line
+from cds_service.cards.imaging_phrases import study_gap_line
 from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import phrase
-from cds_service.cards.summary import mri_preferred_to_ct, neuro_seen_on_study, seen_on_study
+from cds_service.cards.summary import (
+    emergency_mri,
+    mri_preferred_to_ct,
+    neuro_seen_on_study,
+    seen_on_study,
+)
 from cds_service.cards.trend_lines import crp_section, trend_lines, up_since_lowest
 from cds_service.cards.words import (
     upper_first,
@@ -84,13 +90,7 @@ def _read_anyway(a: Assessment) -> str:
 
 def detail(a: Assessment) -> str:
     rec = a.recommendation
-    # the bold first line asks for an emergency MRI now: no flag of the card was seen on a
-    # recent study
-    emergency = (
-        rec is Recommendation.SUPPORT_URGENT
-        and seen_on_study(a) is None
-        and neuro_seen_on_study(a) is None
-    )
+    emergency = emergency_mri(a)  # the bold first line asks for an emergency MRI now
     blocks: list[list[str]] = []
     flags = a.red_flags
     if rec is Recommendation.ADVISE_AGAINST:
@@ -167,6 +167,11 @@ def detail(a: Assessment) -> str:
         ):
             # a CRP that is not clearly falling: not the mechanical reading
             items.append(text.PAIN_CRP_NOT_FALLING)
+        for order in a.orders:
+            gap = a.study_gaps.get(order.reference)
+            line = study_gap_line(order, gap, emergency) if gap is not None else None
+            if line is not None:
+                items.append(line)
         blocks.append([episode_line(a)])
         blocks.append(_bullets(items))
         blocks.append(trend_lines(a, crp_figures=markers is None))

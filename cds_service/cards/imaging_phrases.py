@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.words import count_of, joined, lower_first, name_of, upper_first
+from cds_service.engine.study import GAP_CONTRAST, GAP_MODALITY
+from fhir_mappers.model import ImagingOrder, Modality
 
 PRIORITY_WORDS = {"stat": "STAT", "asap": "ASAP", "urgent": "urgent"}
 
@@ -116,3 +118,31 @@ IMAGING_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "flag-seen-on-study": _flag_seen_on_study,
     "not-routine": _not_routine,
 }
+
+
+def study_gap_line(order: ImagingOrder, gap: str, urgent: bool) -> str | None:
+    """Why the study ordered cannot answer the card's question, when it is not its level
+    (the level has its own remark): said beside the rating, so a clinician who sees it
+    rated not appropriate, or not rated, reads why (an outside review: a cervical MRI
+    without gadolinium rated not appropriate under "do not delay it for contrast")."""
+    where = "spine" if order.region == "spine" else f"{order.region} spine"
+    study = f"the {order.modality.value} of the {where}"
+    if gap == GAP_MODALITY:
+        return (
+            f"{upper_first(study)} ordered cannot exclude cord compression or an epidural "
+            "abscess: MRI is the study; CT only if MRI is impossible (say why)."
+        )
+    if gap != GAP_CONTRAST:
+        return None
+    if order.modality is Modality.MRI and urgent:
+        return (
+            f"{upper_first(study)} ordered is without gadolinium: add it if that does not "
+            "delay the scan; an MRI now without it still shows cord compression."
+        )
+    if order.modality is Modality.MRI:
+        return (
+            f"{upper_first(study)} ordered is without gadolinium: it cannot judge an abscess "
+            "or the soft tissues; MRI without and with gadolinium."
+        )
+    said = "is without contrast" if order.contrast == "without" else "may be without contrast"
+    return f"{upper_first(study)} ordered {said}: it cannot show an abscess or the epidural space."

@@ -62,6 +62,16 @@ def neuro_seen_on_study(a: Assessment) -> Remark | None:
     )
 
 
+def emergency_mri(a: Assessment) -> bool:
+    """The card asks for an emergency MRI now: urgent, with no red flag of it seen on a
+    study of the last days (then a new MRI only if the exam changed)."""
+    return (
+        a.recommendation is Recommendation.SUPPORT_URGENT
+        and seen_on_study(a) is None
+        and neuro_seen_on_study(a) is None
+    )
+
+
 def mri_preferred_to_ct(a: Assessment) -> bool:
     """A CT is ordered for a question MRI answers better (soft tissue): summary and detail
     say MRI with gadolinium is preferred to it."""

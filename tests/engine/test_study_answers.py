@@ -311,3 +311,27 @@ def test_worse_pain_with_an_unchanged_crp_is_not_the_mechanical_question() -> No
     assert [f.rule_id for f in a.red_flags] == ["pain-worse"]
     assert a.figures.crp_percent_change == 0
     assert a.study_gaps == {ct.reference: "contrast"}
+
+
+def test_an_emergency_card_on_the_right_level_mri_without_gadolinium_is_not_rated() -> None:
+    """An outside neuroradiology reading (2026-12-07): a cervical MRI without gadolinium for
+    a new quadriplegia in a cervical infection was rated not-appropriate under "do not delay
+    it for contrast", with no word why. An MRI now without gadolinium still shows cord
+    compression: no rating (never "appropriate": it cannot show everything), and the card
+    says to add gadolinium if that does not delay the scan."""
+    cervical = study("72141", Modality.MRI, "cervical", "without")
+    a = run(improving()[:2], [nvo(region="cervical"), quadriplegia()], orders=[cervical])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert a.study_gaps == {cervical.reference: "contrast"}
+    assert ratings(a) == {}
+    detail = render_response(a, CTX)["cards"][0]["detail"]
+    assert "The MRI of the cervical spine ordered is without gadolinium: add it if that" in detail
+
+
+def test_a_support_card_on_an_mri_without_gadolinium_says_why_it_is_not_appropriate() -> None:
+    lumbar = study("72148", Modality.MRI, "lumbar", "without")
+    a = run(PLATEAU, orders=[replace(lumbar, authored_on=order(29).authored_on)])
+    assert a.recommendation is Recommendation.SUPPORT
+    assert ratings(a) == {lumbar.reference: "not-appropriate"}
+    detail = render_response(a, CTX)["cards"][0]["detail"]
+    assert "The MRI of the lumbar spine ordered is without gadolinium: it cannot judge" in detail
