@@ -17,7 +17,12 @@ from cds_service.cards.summary import (
     neuro_seen_on_study,
     seen_on_study,
 )
-from cds_service.cards.trend_lines import crp_section, trend_lines, up_since_lowest
+from cds_service.cards.trend_lines import (
+    crp_section,
+    early_rise,
+    trend_lines,
+    up_since_lowest,
+)
 from cds_service.cards.words import (
     upper_first,
 )
@@ -98,6 +103,8 @@ def detail(a: Assessment) -> str:
         blocks.append([text.SAFETY_NET, *([text.FIRST_IMAGING] if first else [])])
         finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
         lead = "Improving" if finding.data["facts"]["fell"] else "CRP normal, pain not worse"
+        if early_rise(a) is not None:
+            lead = "CRP down from its baseline but up again from its lowest"
         if any(n.code == "yoon-high-markers" for n in a.notes):
             # not reassuring at the week-4 levels that predicted failure (Yoon 2010)
             lead = "CRP falling but still high at 4 weeks"

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from cds_service.cards import text
 from cds_service.cards.level_phrases import missed_level_words, urgent_level_words
 from cds_service.cards.phrasebook import phrase
-from cds_service.cards.words import fmt, pain_phrase
+from cds_service.cards.trend_lines import early_rise
+from cds_service.cards.words import fmt, pain_phrase, signed_pct
 from cds_service.engine import routine, study
 from cds_service.engine.assessment import (
     FACTS,
@@ -160,6 +161,17 @@ def summary(a: Assessment) -> str:
                 f"{head}: {pain}; CRP never raised (at most {highest} mg/L), so it cannot show "
                 "the response",
                 f"{head}: {pain}; CRP never raised (at most {highest} mg/L)",
+            )
+        rise = early_rise(a)
+        if rise is not None and short.startswith("improving "):
+            # a rise too early to count: the rules keep the advice, the summary does not
+            # say "improving" beside it
+            low, pct = rise
+            figures = short.removeprefix("improving (").removesuffix(")")
+            day = (low.when.day - a.figures.t0_day).days if a.figures.t0_day else 0
+            return _fit(
+                f"{head}: {figures}; but CRP up {signed_pct(pct)} since day {day}: repeat CRP",
+                f"{head}: CRP up {signed_pct(pct)} since day {day}, too early to count: repeat CRP",
             )
         return _fit(f"{head}: {short}", f"{head}: improving")
     flags = a.red_flags

@@ -107,27 +107,53 @@ def _series_text(label: str, series: Sequence[Measurement], unit: str, t0: date 
     return f"{label} ({scale}): {points}."
 
 
-def up_since_lowest(a: Assessment) -> list[str]:
-    """On an advise-against card, a latest CRP above its lowest since treatment start,
-    under the rise that would change the advice: said, so "improving" does not hide it
-    (a clinician reader: 100 -> 40 -> 47 mg/L read only as "-53%")."""
+def _up_from_lowest(a: Assessment) -> tuple[Measurement, float, bool] | None:
+    """The lowest CRP since treatment start, the latest's rise above it in %, and whether
+    that rise is over the rise threshold (then only its day keeps it from counting: a
+    rise counts after day 14); None when the latest is not above the lowest, or within
+    the normal range (clinical-rules.md: a rise there means nothing), or when the rise
+    rule would have fired."""
     f = a.figures
     low, latest = f.crp_lowest_earlier, f.crp_latest
     s = a.settings
     if low is None or latest is None or f.t0_day is None or latest.value <= low.value:
-        return []
+        return None
     if latest.value < s.crp_normal_mg_l:
-        return []  # within the normal range a rise means nothing (clinical-rules.md)
+        return None
     rise = (latest.value - low.value) / low.value * 100
     if rise <= s.rise_pct:
-        why = f"under the {fmt(s.rise_pct)}% rise that would change this advice"
-    elif (latest.when.day - f.t0_day).days <= s.rise_after_days:
-        why = f"a rise counts only after day {s.rise_after_days} of treatment"
-    else:
-        return []  # the rise rule would have fired: not an advise-against card
+        return low, rise, False
+    if (latest.when.day - f.t0_day).days <= s.rise_after_days:
+        return low, rise, True
+    return None  # the rise rule would have fired: not an advise-against card
+
+
+def early_rise(a: Assessment) -> tuple[Measurement, float] | None:
+    """A rise over the threshold that came too early to count (by day 14): advise-against
+    stands by the rules, but the card does not call the patient "improving" (an outside
+    review: 100 -> 50 -> 70 mg/L on day 14 read "improving" beside "+40%")."""
+    up = _up_from_lowest(a)
+    return (up[0], up[1]) if up is not None and up[2] else None
+
+
+def up_since_lowest(a: Assessment) -> list[str]:
+    """On an advise-against card, a latest CRP above its lowest since treatment start,
+    under the rise that would change the advice: said, so "improving" does not hide it
+    (a clinician reader: 100 -> 40 -> 47 mg/L read only as "-53%")."""
+    up = _up_from_lowest(a)
+    if up is None or a.figures.t0_day is None or a.figures.crp_latest is None:
+        return []
+    low, rise, early = up
+    s = a.settings
+    why = (
+        f"a rise counts only after day {s.rise_after_days} of treatment; repeat CRP within a week"
+        if early
+        else f"under the {fmt(s.rise_pct)}% rise that would change this advice; worth repeating"
+    )
     return [
-        f"CRP up from its lowest, {shown_value(low)} mg/L on day {(low.when.day - f.t0_day).days},"
-        f" to {shown_value(latest)} mg/L ({signed_pct(rise)}): {why}; worth repeating."
+        f"CRP up from its lowest, {shown_value(low)} mg/L on day "
+        f"{(low.when.day - a.figures.t0_day).days}, to {shown_value(a.figures.crp_latest)} mg/L "
+        f"({signed_pct(rise)}): {why}."
     ]
 
 

@@ -25,8 +25,22 @@ def test_a_small_rise_after_the_lowest_value_is_named() -> None:
 
 def test_an_early_rise_not_yet_counted_is_not_called_small() -> None:
     said = detail([crp(0, 100), crp(5, 40), crp(10, 60), pain(0, 7), pain(10, 3)], 12)
-    assert "(+50%): a rise counts only after day 14 of treatment; worth repeating." in said
+    assert "(+50%): a rise counts only after day 14 of treatment; repeat CRP within a week." in said
     assert "under the 20% rise" not in said
+    # not "improving" beside it (an outside review, c10 m17: 100 -> 50 -> 70 on day 14)
+    assert "Improving" not in said
+    assert "CRP down from its baseline but up again from its lowest" in said
+
+
+def test_an_early_rise_is_in_the_summary_instead_of_improving() -> None:
+    a = run(
+        [crp(0, 100), crp(7, 50), crp(14, 70), pain(0, 6), pain(7, 5), pain(14, 5)], order_day=14
+    )
+    assert a.recommendation is Recommendation.ADVISE_AGAINST  # by the rules: before day 15
+    summary = render_response(a, CardContext(patient_id="p1"))["cards"][0]["summary"]
+    assert "improving" not in summary
+    assert "CRP up +40% since day 7" in summary and summary.endswith("repeat CRP"), summary
+    assert len(summary) < 140
 
 
 def test_a_steady_fall_says_nothing_of_the_kind() -> None:
