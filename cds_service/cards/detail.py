@@ -10,7 +10,7 @@ from cds_service.cards import text
 from cds_service.cards.episode_line import episode_line
 from cds_service.cards.imaging_phrases import study_gap_line
 from cds_service.cards.left_out import left_out
-from cds_service.cards.phrasebook import phrase
+from cds_service.cards.phrasebook import advise_against_state, phrase
 from cds_service.cards.summary import (
     emergency_mri,
     mri_preferred_to_ct,
@@ -102,15 +102,8 @@ def detail(a: Assessment) -> str:
         first = any(n.code == "early-order" and n.data.get("noStudyOnRecord") for n in a.notes)
         blocks.append([text.SAFETY_NET, *([text.FIRST_IMAGING] if first else [])])
         finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
-        lead = "Improving" if finding.data["facts"]["fell"] else "CRP normal, pain not worse"
-        if early_rise(a) is not None:
-            lead = "CRP down from its baseline but up again from its lowest"
-        if any(n.code == "yoon-high-markers" for n in a.notes):
-            # not reassuring at the week-4 levels that predicted failure (Yoon 2010)
-            lead = "CRP falling but still high at 4 weeks"
-        state = (
-            f"{lead}, no new red flag recorded." if a.known else f"{lead}, no red flag recorded."
-        )
+        yoon = next((n.data for n in a.notes if n.code == "yoon-high-markers"), None)
+        state = advise_against_state(finding.data, yoon, early_rise(a) is not None)
         blocks.append([episode_line(a), state, *trend_lines(a), *up_since_lowest(a)])
         blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):

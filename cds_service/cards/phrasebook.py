@@ -19,6 +19,7 @@ from cds_service.cards.phrase import Phrase
 from cds_service.cards.remark_phrases import remark_phrase
 from cds_service.cards.words import (
     ARROW,
+    at_weeks,
     change_pct,
     fmt,
     listed,
@@ -226,6 +227,34 @@ def _pain(d: Data) -> Phrase:
     )
 
 
+def advise_against_state(d: Data, yoon: Data | None = None, early_rise: bool = False) -> str:
+    """The state an advise-against card's detail opens with ("Improving, no red flag
+    recorded."), from the same finding as the summary's words. Never "improving" where
+    the evidence does not show it: a CRP that stays normal is said as it is; a CRP still
+    high at the week-4 levels that predicted failure (``yoon``, that note's data: Yoon
+    2010) does not reassure; nor does a CRP up again from its lowest too early for the rise rule
+    (``early_rise``); and a pain score only from before treatment could act shows no
+    course of the pain (an outside review: "improving" on 8/10 at day 0 alone)."""
+    facts = d[FACTS]
+    lead = "Improving" if facts["fell"] else "CRP normal, pain not worse"
+    if _pain_before_treatment_only(d):
+        lead = "CRP falling" if facts["fell"] else "CRP normal"
+        lead += f", pain recorded only on day 0 ({shown(d['painLatest'])}/10)"
+    elif early_rise:
+        lead = "CRP down from its baseline but up again from its lowest"
+    if yoon is not None:
+        lead = f"CRP falling but still high {at_weeks(yoon['afterDays'])}"
+    # Never "no red flag recorded" while a finding known at diagnosis is on record.
+    flags = "no new red flag recorded" if facts["knownAtDiagnosis"] else "no red flag recorded"
+    return f"{lead}, {flags}."
+
+
+def _pain_before_treatment_only(d: Data) -> bool:
+    """Every pain score counted was taken on T0's day: it counts as "since T0" (the rules),
+    but it shows nothing of the pain on treatment."""
+    return bool(d[FACTS]["painCount"]) and d["painLatest"].get("day") == 0
+
+
 def _advise_against(d: Data) -> Phrase:
     facts = d[FACTS]
     fell = bool(facts["fell"])
@@ -235,11 +264,15 @@ def _advise_against(d: Data) -> Phrase:
         crp += f", {change_pct(-d['fallPct'], *limits)}"
     else:  # advise-against through the normal limit: the CRP did not fall enough, say so
         crp += f", below the normal limit of {fmt(d['normalLimitMgL'])} mg/L"
+    # Never "no red flag recorded" while a finding known at diagnosis is on record.
+    flags = "no new red flag recorded" if facts["knownAtDiagnosis"] else "no red flag recorded"
+    if _pain_before_treatment_only(d):
+        pain = f"pain only on day 0 ({shown(d['painLatest'])}/10): record a pain score now"
+        state = "CRP falling" if fell else "CRP normal"
+        return Phrase(f"{state}: {crp}; {pain}; {flags}.", f"{state} ({crp}); {pain}")
     pain = pain_phrase(
         d["painFirst"]["value"], d["painLatest"]["value"], facts["painCount"], facts["painStable"]
     )
-    # Never "no red flag recorded" while a finding known at diagnosis is on record.
-    flags = "no new red flag recorded" if facts["knownAtDiagnosis"] else "no red flag recorded"
     # "Improving" only when the CRP fell; a CRP that stays normal is said as it is.
     state = "Improving" if fell else "CRP normal, pain not worse"
     return Phrase(

@@ -17,6 +17,7 @@ from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
     as_sent,
+    at_weeks,
     change_pct,
     count_of,
     dated,
@@ -184,10 +185,11 @@ def _yoon_high_markers(d: Data) -> Phrase:
     return Phrase(
         # beside advise-against, as clinical-rules.md words it: "both are at the levels that
         # predicted failure (Yoon 2010)", a finding of that study, not a prediction here
-        f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h at 4 weeks: both at levels "
+        f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h {at_weeks(d['afterDays'])}: "
+        "both at levels "
         f"that predicted failure in Yoon 2010 (CRP above {fmt(d['crpLimit'])} mg/L with ESR "
         f"above {fmt(d['esrLimit'])} mm/h): not reassuring; repeat both in 1-2 weeks.",
-        "CRP and ESR still high at 4 weeks",
+        f"CRP and ESR still high {at_weeks(d['afterDays'])}",
     )
 
 

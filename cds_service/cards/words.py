@@ -192,6 +192,12 @@ def pain_phrase(first: float, last: float, count: int, stable: bool, scale: str 
     return f"pain {fmt(first)}{ARROW}{fmt(last)}{scale}"
 
 
+def at_weeks(days: int) -> str:
+    """When a setting's day falls, as a clinician says it: "at 4 weeks" for day 28, "from
+    day 30" otherwise (the day is a setting: the words follow it, never a fixed "4 weeks")."""
+    return f"at {days // 7} weeks" if days % 7 == 0 else f"from day {days}"
+
+
 def count_of(n: int, noun: str) -> str:
     """ "1 result", "3 results"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

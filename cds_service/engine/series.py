@@ -49,6 +49,7 @@ def yoon_note(
             "esr": esr[-1].value,
             "crpLimit": settings.slow_fall_crp_mg_l,
             "esrLimit": settings.yoon_esr_mm_h,
+            "afterDays": week4,
         },
     )
 

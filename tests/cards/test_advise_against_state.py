@@ -1,0 +1,42 @@
+"""The state an advise-against card opens with is said in one place and never claims more
+than the evidence shows.
+
+An outside clinical review (2026-12-07, c10 m40): the only pain score was 8/10 on day 0,
+CRP 120 -> 15 mg/L; the card said "improving ... pain 8 (one value)". A score on T0's day
+counts as "since T0" (clinical-rules.md), so the advice stands, but it shows nothing of the
+pain on treatment: the card says so and asks for a score. And a site that moves the
+plateau day moves the Yoon note's "4 weeks" with it (a code review: fixed text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cds_service.engine import Recommendation, RuleSettings
+from tests.cards.test_review_wording import card
+from tests.engine.builders import crp, esr, pain, run
+
+
+def test_pain_only_on_day_0_is_not_called_improving() -> None:
+    a = run([crp(0, 120), crp(14, 40), crp(28, 15), pain(0, 8)], order_day=29)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    c = card(a)
+    said = c["summary"] + c["detail"]
+    assert "mprov" not in said.replace("improves", ""), said
+    assert "pain only on day 0 (8/10): record a pain score now" in c["summary"]
+    assert "CRP falling, pain recorded only on day 0 (8/10), no red flag recorded." in c["detail"]
+
+
+def test_pain_on_treatment_keeps_improving() -> None:
+    a = run([crp(0, 120), crp(14, 40), crp(28, 15), pain(0, 8), pain(28, 3)], order_day=29)
+    c = card(a)
+    assert "improving" in c["summary"] and "Improving, no red flag recorded." in c["detail"]
+
+
+def test_the_yoon_note_follows_the_plateau_day() -> None:
+    values = [crp(0, 200), crp(14, 90), crp(42, 40), esr(42, 80), pain(0, 8), pain(42, 3)]
+    a = run(values, order_day=43, settings=replace(RuleSettings(), plateau_after_days=42))
+    c = card(a)
+    assert "at 6 weeks" in c["detail"] and "4 weeks:" not in c["detail"], c["detail"]
+    default = card(run(values, order_day=43))
+    assert "CRP 40 mg/L and ESR 80 mm/h at 4 weeks" in default["detail"]
