@@ -249,7 +249,7 @@ def summary(a: Assessment) -> str:
                 f"{'; '.join(shorts)}; {words}{now}",
                 f"{shorts[0]}; {words}{now}",
                 f"{shorts[0]}; {fewer}{now}",
-                f"Red flag recorded; {fewer}{now}",
+                f"{text.FLAG_NAMES[flags[0].rule_id]}; {fewer}{now}",
             )
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
@@ -285,7 +285,7 @@ def summary(a: Assessment) -> str:
             f"{shorts[0]}, and {more} more red flag{'s' if more > 1 else ''}; {tail}",
             f"{shorts[0]}; {tail}",
             f"{shorts[0]}; repeat spine MRI reasonable",
-            f"Red flag recorded; {tail}",
+            f"{text.FLAG_NAMES[flags[0].rule_id]}; {tail}",
         )
     gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     head = f"Not enough data to judge repeat spine {mod}"

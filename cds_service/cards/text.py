@@ -226,3 +226,14 @@ HEADLINES: dict[str, str] = {
     "support-urgent": "urgent MRI: new neurologic deficit",
     "insufficient-data": "not enough data to judge repeat imaging",
 }
+
+# The shortest name of each red flag, for a summary too short for the flag's own words (an
+# outside review read "Red flag recorded; ..." and could not tell which).
+FLAG_NAMES: dict[str, str] = {
+    "neuro": "New neurologic deficit",
+    "complication": "New complication",
+    "mechanical": "Mechanical complication",
+    "uncertain-dx": "Diagnosis uncertain",
+    "markers-not-responding": "CRP not responding",
+    "pain-worse": "Pain worse",
+}

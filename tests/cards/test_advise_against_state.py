@@ -40,3 +40,26 @@ def test_the_yoon_note_follows_the_plateau_day() -> None:
     assert "at 6 weeks" in c["detail"] and "4 weeks:" not in c["detail"], c["detail"]
     default = card(run(values, order_day=43))
     assert "CRP 40 mg/L and ESR 80 mm/h at 4 weeks" in default["detail"]
+
+
+def test_a_summary_too_short_for_the_flag_still_names_it() -> None:
+    # c10 o13: an upper cervical infection, CRP plateau, thoracic MRI: "Red flag recorded;
+    # the thoracic MRI ordered misses ..." did not say which flag
+    from tests.engine.builders import nvo, order
+
+    thoracic = order(29, code="72147", region="thoracic")
+    values = [crp(0, 120), crp(14, 110), crp(29, 100), pain(0, 5), pain(29, 5)]
+    a = run(values, [nvo(region="occipito-atlanto-axial")], orders=[thoracic])
+    summary = card(a)["summary"]
+    assert summary.startswith("CRP not responding; the thoracic MRI ordered misses"), summary
+
+
+def test_every_red_flag_has_a_short_name() -> None:
+    from cds_service.cards.text import FLAG_NAMES
+    from cds_service.engine import assessment
+
+    flags = {v for k, v in vars(assessment).items() if k.startswith("RULE_")} - {
+        assessment.RULE_ADVISE_AGAINST,
+        assessment.RULE_INSUFFICIENT_DATA,
+    }
+    assert set(FLAG_NAMES) == flags
