@@ -73,6 +73,11 @@ def _dated_names(found: Sequence[Data]) -> str:
     return "; ".join(parts)
 
 
+# From how many days before the order a new deficit's age is said ("day 4, 26 days
+# before this order"): a deficit of the last days is the emergency the card is about.
+DEFICIT_AGE_SHOWN_DAYS = 3
+
+
 def _neuro(d: Data) -> Phrase:
     found = d[FACTS]["found"]
     first = found[0]
@@ -89,8 +94,16 @@ def _neuro(d: Data) -> Phrase:
         if "compression" in names and "cauda" not in names
         else f"an epidural abscess or {squeeze}"
     )
+    # its age in the detail (the summary has no room): a deficit of day 4 read on day 30
+    order_day = d[FACTS].get("orderDay")
+    age = order_day - first["day"] if order_day is not None and "day" in first else 0
+    old = (
+        f" It dates from {age} days before this order."
+        if age >= DEFICIT_AGE_SHOWN_DAYS and not first.get("partial")
+        else ""
+    )
     return Phrase(
-        f"Neurologic deficit recorded: {_dated_names(found)}. Look for {look} now; urgent "
+        f"Neurologic deficit recorded: {_dated_names(found)}.{old} Look for {look} now; urgent "
         "spine surgery review.",
         f"{head}, and {listed(rest)}" if rest else head,
     )

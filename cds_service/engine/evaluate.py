@@ -181,7 +181,7 @@ def _evaluate(
     deficits = new_deficits(flagged, cutoff)
     findings: list[RuleFinding] = []
     for rule in (
-        neuro_rule(deficits, t0_day),
+        neuro_rule(deficits, t0_day, eval_day),
         complication_rule(flagged, t0_day, cutoff),
         mechanical_rule(flagged, t0_day, cutoff),
     ):

@@ -194,11 +194,18 @@ def _found(
     )
 
 
-def neuro_rule(deficits: Sequence[ConditionFact], t0_day: date | None) -> RuleFinding | None:
-    """The neuro red flag over the new deficits (``new_deficits``)."""
+def neuro_rule(
+    deficits: Sequence[ConditionFact], t0_day: date | None, eval_day: date | None = None
+) -> RuleFinding | None:
+    """The neuro red flag over the new deficits (``new_deficits``). The order's day goes
+    with it, so a card can say how old the deficit is: "new paraplegia (day 4)" read on day
+    30 did not tell an untreated emergency from a documented one (an outside review)."""
     if not deficits:
         return None
-    return _found(RULE_NEURO, Recommendation.SUPPORT_URGENT, deficits, t0_day)
+    facts = {}
+    if t0_day is not None and eval_day is not None:
+        facts["orderDay"] = (eval_day - t0_day).days
+    return _found(RULE_NEURO, Recommendation.SUPPORT_URGENT, deficits, t0_day, **facts)
 
 
 def complication_rule(

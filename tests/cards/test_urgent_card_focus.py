@@ -44,3 +44,13 @@ def test_without_the_deficit_both_lines_stay() -> None:
     detail = card(a)["detail"]
     assert "think mechanical" in detail
     assert "before stopping antibiotics" in detail
+
+
+def test_a_deficit_days_before_the_order_says_how_old_it_is() -> None:
+    # c10 n03: paraplegia on day 4, order on day 30: "New paraplegia (day 4) ... now" did
+    # not tell an untreated emergency from a documented one
+    values = [crp(0, 150), crp(14, 60), crp(28, 30), pain(0, 5), pain(28, 4)]
+    old = card(run(values, [nvo(), neuro(4)], order_day=30))["detail"]
+    assert "It dates from 26 days before this order." in old
+    fresh = card(run(values, [nvo(), neuro(29)], order_day=30))["detail"]
+    assert "days before this order" not in fresh
