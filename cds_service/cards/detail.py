@@ -8,7 +8,7 @@ from typing import Any
 
 from cds_service.cards import text
 from cds_service.cards.episode_line import episode_line
-from cds_service.cards.imaging_phrases import study_gap_line
+from cds_service.cards.imaging_phrases import abscess_extent_line, study_gap_line
 from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import advise_against_state, phrase
 from cds_service.cards.summary import (
@@ -145,6 +145,9 @@ def detail(a: Assessment) -> str:
             if complication.data["facts"]["abscess"]:
                 items.append(text.ABSCESS_NEXT_STEPS)
                 items.append(text.ABSCESS_STUDY)
+                extend = abscess_extent_line(a.orders, a.study_gaps)
+                if extend is not None:
+                    items.append(extend)
         markers = next((f for f in flags if f.rule_id == "markers-not-responding"), None)
         if markers is not None:
             items.append(text.MARKERS_CAVEAT)

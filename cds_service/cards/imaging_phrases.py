@@ -7,7 +7,7 @@ code, from the remark's data to its (message, short).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.words import count_of, joined, lower_first, name_of, upper_first
@@ -146,3 +146,19 @@ def study_gap_line(order: ImagingOrder, gap: str, urgent: bool) -> str | None:
         )
     said = "is without contrast" if order.contrast == "without" else "may be without contrast"
     return f"{upper_first(study)} ordered {said}: it cannot show an abscess or the epidural space."
+
+
+def abscess_extent_line(orders: Sequence[ImagingOrder], gaps: Mapping[str, str]) -> str | None:
+    """An abscess card whose MRI ordered answers at the infected level but not over the
+    whole spine, which is the abscess study (clinical-rules.md, "What a card should say"):
+    the card asks to extend it rather than rate it down (an outside neuroradiology
+    reading: the card asked for the whole spine and rated a lumbar MRI appropriate)."""
+    partial = [
+        o
+        for o in orders
+        if o.modality is Modality.MRI and o.region != "spine" and o.reference not in gaps
+    ]
+    if not partial:
+        return None
+    where = joined([f"{o.region} spine" for o in partial])
+    return f"The MRI of the {where} ordered shows the infected level: extend it to the whole spine."

@@ -54,3 +54,13 @@ def test_a_deficit_days_before_the_order_says_how_old_it_is() -> None:
     assert "It dates from 26 days before this order." in old
     fresh = card(run(values, [nvo(), neuro(29)], order_day=30))["detail"]
     assert "days before this order" not in fresh
+
+
+def test_an_abscess_card_asks_to_extend_a_single_level_mri_to_the_whole_spine() -> None:
+    # c10 c01: the card's study is the whole spine; the lumbar MRI ordered answers at the
+    # infected level (rated appropriate by the rules) and the card asks to extend it
+    values = [crp(0, 150), crp(14, 60), crp(20, 50), pain(0, 5), pain(20, 4)]
+    a = run(values, [nvo(), complication(18)], order_day=21)
+    assert a.recommendation is Recommendation.SUPPORT
+    detail = card(a)["detail"]
+    assert "The MRI of the lumbar spine ordered shows the infected level: extend it" in detail
