@@ -103,7 +103,8 @@ def detail(a: Assessment) -> str:
         blocks.append([text.SAFETY_NET, *([text.FIRST_IMAGING] if first else [])])
         finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
         yoon = next((n.data for n in a.notes if n.code == "yoon-high-markers"), None)
-        state = advise_against_state(finding.data, yoon, early_rise(a) is not None)
+        resolved = any(n.code == "resolved-on-treatment" for n in a.notes)
+        state = advise_against_state(finding.data, yoon, early_rise(a) is not None, resolved)
         blocks.append([episode_line(a), state, *trend_lines(a), *up_since_lowest(a)])
         blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):

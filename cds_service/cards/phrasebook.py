@@ -240,7 +240,9 @@ def _pain(d: Data) -> Phrase:
     )
 
 
-def advise_against_state(d: Data, yoon: Data | None = None, early_rise: bool = False) -> str:
+def advise_against_state(
+    d: Data, yoon: Data | None = None, early_rise: bool = False, resolved: bool = False
+) -> str:
     """The state an advise-against card's detail opens with ("Improving, no red flag
     recorded."), from the same finding as the summary's words. Never "improving" where
     the evidence does not show it: a CRP that stays normal is said as it is; a CRP still
@@ -258,7 +260,14 @@ def advise_against_state(d: Data, yoon: Data | None = None, early_rise: bool = F
     if yoon is not None:
         lead = f"CRP falling but still high {at_weeks(yoon['afterDays'])}"
     # Never "no red flag recorded" while a finding known at diagnosis is on record.
-    flags = "no new red flag recorded" if facts["knownAtDiagnosis"] else "no red flag recorded"
+    # ("resolved": one that arose on treatment is named in its own line)
+    flags = (
+        "no new red flag recorded"
+        if facts["knownAtDiagnosis"]
+        else "no active red flag recorded"
+        if resolved
+        else "no red flag recorded"
+    )
     return f"{lead}, {flags}."
 
 

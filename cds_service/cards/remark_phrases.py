@@ -26,6 +26,7 @@ from cds_service.cards.words import (
     name_of,
     shown,
     upper_first,
+    when_found,
 )
 
 
@@ -178,6 +179,21 @@ def _known_deficit(d: Data) -> Phrase:
         "with gadolinium and urgent spine surgery review; if it is unchanged or "
         "better and the patient improves, routine repeat imaging is not needed.",
         f"{lower_first(name_of(c))} known since diagnosis: compare the neurologic exam",
+    )
+
+
+def _resolved_on_treatment(d: Data) -> Phrase:
+    """Findings that arose on treatment and are now recorded resolved: no red flag, but the
+    ordering clinician sees them (an outside review: a cauda equina syndrome of day 10,
+    resolved on day 20, vanished from the card)."""
+    parts = []
+    for c in d["conditions"]:
+        ended = f", resolved day {c['endedDay']}" if "endedDay" in c else ", recorded resolved"
+        parts.append(f"{lower_first(name_of(c))} ({when_found(c)}{ended})")
+    return Phrase(
+        f"Arose on treatment, now recorded resolved: {'; '.join(parts)}. Not counted as an "
+        "active red flag; a worse exam now would be.",
+        "resolved on treatment",
     )
 
 
@@ -345,6 +361,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     **LEVEL_REMARKS,
     "early-order": _early_order,
     "yoon-high-markers": _yoon_high_markers,
+    "resolved-on-treatment": _resolved_on_treatment,
     "several-episode-starts": _several_episode_starts,
     # what the order and the patient's studies say (imaging_phrases.py)
     **IMAGING_REMARKS,

@@ -66,6 +66,7 @@ from .rules import (
     neuro_rule,
     new_deficits,
     pain_rule,
+    resolved_on_treatment,
     uncertain_dx_rule,
 )
 from .series import figures_of, marker_notes, series, yoon_note
@@ -338,6 +339,9 @@ def _evaluate(
                 notes.append(yoon)
 
     notes.extend(known_notes([c for c in known if c is not named], episode))
+    resolved = resolved_on_treatment(flagged, cutoff, t0_day)
+    if resolved is not None:
+        notes.append(resolved)
     notes.extend(prior)
     return replace(
         base,

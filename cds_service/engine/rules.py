@@ -24,11 +24,12 @@ from .assessment import (
     RULE_UNCERTAIN_DX,
     Episode,
     Recommendation,
+    Remark,
     RuleFinding,
     condition_to_dict,
     figure,
 )
-from .episode import UNCERTAIN_VERIFICATION, counts_now
+from .episode import UNCERTAIN_VERIFICATION, counts_now, is_active, is_valid
 from .findings import clinical_label, condition_facts, is_abscess, latest_start
 from .thresholds import PCT_DIGITS, RuleSettings
 
@@ -161,6 +162,42 @@ def known_findings(
         for c in _findings(conditions, category)
         if is_known_at_diagnosis(c, cutoff)
     )
+
+
+def resolved_on_treatment(
+    conditions: Sequence[ConditionFact], cutoff: date | None, t0_day: date | None
+) -> Remark | None:
+    """Deficits and complications that arose on treatment (after the diagnosis window) and
+    are now recorded resolved or inactive: no red flag (only active Conditions count), but
+    named, with when they began and ended, so a card never reads "no red flag recorded"
+    over a cauda equina syndrome of day 10 marked resolved on day 20 (an outside clinical
+    review; the rules are silent on resolved findings)."""
+    found = sorted(
+        (
+            c
+            for c in conditions
+            if c.category
+            in (
+                ConditionCategory.NEURO_DEFICIT,
+                ConditionCategory.COMPLICATION,
+                ConditionCategory.MECHANICAL,
+            )
+            and is_valid(c)
+            and not is_active(c)
+            and c.start is not None
+            and not is_known_at_diagnosis(c, cutoff)
+        ),
+        key=lambda c: c.reference,
+    )
+    if not found:
+        return None
+    facts = []
+    for c in found:
+        fact = condition_facts(c, t0_day)
+        if c.abatement is not None and t0_day is not None and c.abatement.partial is None:
+            fact["endedDay"] = (c.abatement.day - t0_day).days
+        facts.append(fact)
+    return Remark("resolved-on-treatment", {"conditions": facts})
 
 
 def new_deficits(conditions: Sequence[ConditionFact], cutoff: date | None) -> list[ConditionFact]:

@@ -63,3 +63,23 @@ def test_every_red_flag_has_a_short_name() -> None:
         assessment.RULE_INSUFFICIENT_DATA,
     }
     assert set(FLAG_NAMES) == flags
+
+
+def test_a_deficit_that_arose_on_treatment_and_resolved_is_named() -> None:
+    # c10 n07: cauda equina syndrome on day 10, marked resolved on day 20; the card said
+    # "Improving, no red flag recorded." and never named it
+    from tests.engine.builders import neuro, nvo
+
+    values = [crp(0, 150), crp(14, 60), crp(28, 12), pain(0, 7), pain(14, 5), pain(28, 3)]
+    deficit = neuro(10, clinical="resolved", abatement=20)
+    a = run(values, [nvo(), deficit], order_day=29)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST  # only active ones count
+    detail = card(a)["detail"]
+    assert "no active red flag recorded" in detail
+    assert (
+        "Arose on treatment, now recorded resolved: cauda equina syndrome (day 10, resolved day 20)"
+        in detail
+    )
+    # one known at diagnosis and resolved is not "arose on treatment"
+    early = card(run(values, [nvo(), neuro(1, clinical="resolved", abatement=20)], order_day=29))
+    assert "Arose on treatment" not in early["detail"]
