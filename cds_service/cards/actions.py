@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -16,31 +15,21 @@ from cds_service.cards.identity import (
     REPLACE_STUDY,
     suggestion_uuid,
 )
+from cds_service.cards.ratings import rated_resource
 from cds_service.cards.result import prune
 from cds_service.cards.summary import (
     _modality,
     _needs_markers,
-    emergency_mri,
     esr_recent,
     neuro_seen_on_study,
     seen_on_study,
 )
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
-from cds_service.engine.study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN
-from fhir_mappers.model import Coding, ImagingOrder, Modality
+from cds_service.engine.study import GAP_MECHANICAL_MRI
+from fhir_mappers.model import Coding, ImagingOrder
 from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
 
-PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
-PAMA_QCDSM = "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted"
-PAMA_CONSULT_ID = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
-PAMA_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
-PAMA_URLS = frozenset({PAMA_RATING, PAMA_QCDSM, PAMA_CONSULT_ID})
-RATINGS = {
-    Recommendation.ADVISE_AGAINST: "not-appropriate",
-    Recommendation.SUPPORT: "appropriate",
-    Recommendation.SUPPORT_URGENT: "appropriate",
-}
 # Lab orders suggested instead of imaging: (LOINC code, text), codes from clinical-rules.md.
 MARKER_ORDERS = (
     ("1988-5", "C-reactive protein (CRP), serum or plasma"),
@@ -319,71 +308,3 @@ def _with_reason(resource: dict[str, Any], a: Assessment) -> None:
 
 
 # --- end of the imaging block ----------------------------------------------------------
-
-
-def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
-    """`update` actions carrying the Argonaut PAMA rating on each draft ServiceRequest."""
-    rating = RATINGS.get(a.recommendation)
-    if rating is None:
-        return []
-    return [
-        {
-            "type": "update",
-            "description": f"Appropriateness rating: {r} ({ctx.service_label})",
-            "resource": rated_resource(o, r, ctx.qcdsm_name, card_id),
-        }
-        for o in a.orders
-        # an order read in part (not valid R4) is never written back: its rating would
-        # echo what could not be validated
-        if o.valid and (rating != "not-appropriate" or o.reference in a.covering)
-        for r in (_order_rating(a, o, rating),)
-        if r is not None
-    ]
-
-
-def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None:
-    """On a support or urgent card the rating goes by whether the study can answer the
-    card's question (engine/study.py): one that misses the level, a CT for a new deficit
-    (MRI is the study of choice, IDSA 2015; CT only when MRI cannot be done, which the
-    clinician records with the override reason the card offers) or one without contrast
-    for a soft-tissue question is not-appropriate; an MRI for a mechanical flag alone
-    gets no rating (None), nor does a study that would repeat one of the last days on
-    which every red flag was seen (a new one only if the exam changed)."""
-    if rating == "not-appropriate":
-        return rating
-    gap = a.study_gaps.get(order.reference)
-    if gap in (GAP_MECHANICAL_MRI, GAP_SEEN):
-        return None
-    if gap == GAP_CONTRAST and order.modality is Modality.MRI and emergency_mri(a):
-        # an MRI of the right level now, without gadolinium, still shows cord compression:
-        # not "appropriate" (it cannot show all), and no red "not appropriate" on the scan
-        # the card asks for (an outside neuroradiology reading)
-        return None
-    return "not-appropriate" if gap is not None else rating
-
-
-def rated_resource(order: ImagingOrder, rating: str, qcdsm: str, card_id: str) -> dict[str, Any]:
-    """The whole draft with the PAMA extensions replaced (other extensions kept)."""
-    # prune copies as it goes (new dicts and lists all through): no deep copy first
-    resource = prune(order.resource)
-    if not isinstance(resource, dict):
-        resource = {}
-    resource.setdefault("resourceType", "ServiceRequest")
-    if "id" not in resource and "/" in order.reference:
-        resource["id"] = order.reference.split("/", 1)[1]
-    present = resource.get("extension")
-    kept = [
-        e
-        for e in (present if isinstance(present, list) else [])  # a malformed one is not kept
-        if not (isinstance(e, Mapping) and e.get("url") in PAMA_URLS)
-    ]
-    resource["extension"] = [
-        *kept,
-        {
-            "url": PAMA_RATING,
-            "valueCodeableConcept": {"coding": [{"system": PAMA_SYSTEM, "code": rating}]},
-        },
-        {"url": PAMA_QCDSM, "valueString": qcdsm},
-        {"url": PAMA_CONSULT_ID, "valueUri": f"urn:uuid:{card_id}"},
-    ]
-    return resource

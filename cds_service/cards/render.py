@@ -11,10 +11,11 @@ import copy
 from typing import Any
 
 from cds_service.cards import text
-from cds_service.cards.actions import build_suggestions, rating_actions
+from cds_service.cards.actions import build_suggestions
 from cds_service.cards.context import CardContext
 from cds_service.cards.detail import detail
 from cds_service.cards.identity import card_uuid
+from cds_service.cards.ratings import rating_actions
 from cds_service.cards.result import machine_result
 from cds_service.cards.safe_text import clean_card
 from cds_service.cards.summary import summary

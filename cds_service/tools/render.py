@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from cds_service.cards.ratings import PAMA_RATING
+from cds_service.cards.render import ASSESSMENT_KEY
 from cds_service.cards.text import HEADLINES
 from cds_service.cards.words import MINUS, signed_pct
 
@@ -28,8 +30,6 @@ __all__ = [
     "render_cards",
 ]
 
-ASSESSMENT_KEY = "spine-cds-assessment"
-PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 WIDTH = 92
 LABEL_WIDTH = 13
 INDICATOR_COLOURS = {"critical": "red", "warning": "yellow", "info": "cyan"}
