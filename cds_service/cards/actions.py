@@ -24,6 +24,7 @@ from cds_service.cards.summary import (
     neuro_seen_on_study,
     seen_on_study,
 )
+from cds_service.cards.trend_lines import early_rise
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI
@@ -37,10 +38,11 @@ MARKER_ORDERS = (
 )
 
 
-def _marker_orders(a: Assessment, ctx: CardContext) -> list[dict[str, Any]]:
+def _marker_orders(a: Assessment, ctx: CardContext, crp_only: bool = False) -> list[dict[str, Any]]:
     actions = []
     # a recent ESR is on record (and no CRP at all): only the CRP is asked for
-    wanted = MARKER_ORDERS[:1] if a.figures.crp_latest is None and esr_recent(a) else MARKER_ORDERS
+    only = crp_only or (a.figures.crp_latest is None and esr_recent(a))
+    wanted = MARKER_ORDERS[:1] if only else MARKER_ORDERS
     for code, label in wanted:
         resource: dict[str, Any] = {
             "resourceType": "ServiceRequest",
@@ -110,7 +112,15 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
     """
     rec = a.recommendation
     if rec is Recommendation.ADVISE_AGAINST:
-        return [_suggestion(_remove_label(a), card_id, REMOVE_IMAGING, _delete_orders(a))]
+        remove = _suggestion(_remove_label(a), card_id, REMOVE_IMAGING, _delete_orders(a))
+        repeat = _repeat_asked(a)
+        if repeat is None:
+            return [remove]
+        # the card itself asks for a repeat: the order is one click away (an outside
+        # review; clinical-rules.md: advise-against "order CRP/ESR instead")
+        actions = _marker_orders(a, ctx, crp_only=repeat == "crp")
+        label = "Order CRP and ESR" if len(actions) > 1 else "Order a CRP"
+        return [remove, _suggestion(label, card_id, ORDER_MARKERS, actions)]
     replacement = _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id)
     if replacement is not None:
         return [replacement]
@@ -119,6 +129,14 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
         label = "Order CRP and ESR" if len(actions) > 1 else "Order a CRP"
         return [_suggestion(label, card_id, ORDER_MARKERS, actions)]
     return []
+
+
+def _repeat_asked(a: Assessment) -> str | None:
+    """What an advise-against card asks to repeat in its own words: CRP and ESR beside the
+    Yoon levels or a rising ESR ("both"), a CRP up again too early to count ("crp")."""
+    if any(n.code in ("yoon-high-markers", "esr-rising") for n in a.notes):
+        return "both"
+    return "crp" if early_rise(a) is not None else None
 
 
 # --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): the study that answers ------
