@@ -120,6 +120,8 @@ def _up_from_lowest(a: Assessment) -> tuple[Measurement, float, bool] | None:
         return None
     if latest.value < s.crp_normal_mg_l:
         return None
+    if latest.when.day == low.when.day:
+        return None  # hours apart on one day: assay noise, not a course (an outside review)
     rise = (latest.value - low.value) / low.value * 100
     if rise <= s.rise_pct:
         return low, rise, False
@@ -195,9 +197,13 @@ def trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
             pct = change_pct(
                 f.crp_percent_change, f.crp_latest.comparator, f.crp_baseline.comparator
             )
+            # a CRP that never rose "cannot show the response" (its note says so): no
+            # percentage that invites the reading the note forbids (an outside review)
+            never = any(n.code == "crp-never-raised" for n in a.notes)
+            change = "" if never else f" ({pct} from the {label})"
             lines.append(
-                f"CRP {shown_value(f.crp_baseline)}{ARROW}{shown_value(f.crp_latest)} mg/L "
-                f"({pct} from the {label}); latest CRP {age}."
+                f"CRP {shown_value(f.crp_baseline)}{ARROW}{shown_value(f.crp_latest)} mg/L"
+                f"{change}; latest CRP {age}."
             )
         elif len(a.crp) > 1:
             lines.append(_up_to_baseline(a, age))

@@ -46,3 +46,26 @@ def test_an_early_rise_is_in_the_summary_instead_of_improving() -> None:
 def test_a_steady_fall_says_nothing_of_the_kind() -> None:
     said = detail([crp(0, 100), crp(10, 40), crp(21, 20), pain(0, 7), pain(21, 3)], 22)
     assert "up from its lowest" not in said
+
+
+def test_crps_hours_apart_on_one_day_are_not_a_rise() -> None:
+    # c10 m11: 21, 24, 22 mg/L on day 29 read "+4.8% ... worth repeating"
+    said = detail(
+        [
+            crp(0, 120),
+            crp(14, 50),
+            crp(29, 21, hour=8),
+            crp(29, 22, hour=14),
+            pain(0, 7),
+            pain(29, 3),
+        ],
+        29,
+    )
+    assert "up from its lowest" not in said
+
+
+def test_a_crp_that_never_rose_has_no_percentage() -> None:
+    # c10 m22: "CRP 8->3 mg/L (-62.5% from the baseline)" beside "it cannot show the response"
+    said = detail([crp(0, 8), crp(14, 5), crp(28, 3), pain(0, 7), pain(28, 3)], 29)
+    assert "CRP never raised" in said
+    assert "CRP 8\u21923 mg/L; latest CRP" in said
