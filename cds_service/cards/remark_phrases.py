@@ -230,17 +230,30 @@ def _left_out(why: Callable[[Data], str]) -> Callable[[Data], Phrase]:
 _NAMED_KIND = {"crp": ("CRP ", " mg/L"), "esr": ("ESR ", " mm/h"), "pain": ("pain ", "/10")}
 
 
-def _after_evaluation(d: Data) -> Phrase:
-    """Results dated after the order: this advice is as of the order's date, so they are
-    named one by one, and the signer is asked to read them (they block advise-against)."""
+def _named_results(d: Data) -> str:
+    """ "CRP 75 mg/L on day 45, pain 8/10 on 2026-11 and 2 earlier": each value with its
+    kind's scale and its day (or the date as recorded)."""
     values = []
     for v in d["values"]:
         before, after = _NAMED_KIND[v["kind"]]
         when = f"day {v['day']}" if "day" in v else str(v["date"])
         values.append(f"{before}{shown(v)}{after} on {when}")
     more = f" and {d['earlier']} earlier" if d["earlier"] else ""
+    return ", ".join(values) + more
+
+
+def _date_imprecise(d: Data) -> Phrase:
     return Phrase(
-        f"Dated after the order ({d['evaluationDay']}), so not used: {', '.join(values)}{more}. "
+        f"Not used, dated by month or year only (no day to count from): {_named_results(d)}.",
+        "results without a day not used",
+    )
+
+
+def _after_evaluation(d: Data) -> Phrase:
+    """Results dated after the order: this advice is as of the order's date, so they are
+    named one by one, and the signer is asked to read them (they block advise-against)."""
+    return Phrase(
+        f"Dated after the order ({d['evaluationDay']}), so not used: {_named_results(d)}. "
         "This advice is as of the order's date: read these results before deciding on imaging.",
         f"results dated after the order ({d['evaluationDay']}) not judged",
     )
@@ -348,6 +361,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     ),
     "crp-start-unknown": _left_out(lambda d: "with no treatment start to judge them from"),
     "after-evaluation": _after_evaluation,
+    "date-imprecise": _date_imprecise,
     "crp-never-raised": _crp_never_raised,
     "crp-at-limit": _crp_at_limit,
     "esr-rising": _esr_rising,

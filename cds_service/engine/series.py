@@ -72,9 +72,13 @@ def series(
     later: list[Measurement] = []  # dated after the order's day: named, not counted
     kept: list[Measurement] = []
     early_crp: list[Measurement] = []  # before the look-back, or with no T0 at all
+    imprecise: list[Measurement] = []  # dated by month or year only: no day to count from
     for m in measurements:
         if m.status not in USABLE_STATUSES or not math.isfinite(m.value):
             ignored_status += 1
+            continue
+        if m.when.partial is not None:
+            imprecise.append(m)
             continue
         if m.when.day > eval_day:
             later.append(m)
@@ -124,6 +128,17 @@ def series(
     )
     if later:
         notes.append(_after_evaluation(later, eval_day, t0_day))
+    if imprecise:
+        # a month or a year is not a day: never pinned to its first day, where it could
+        # become the baseline or the latest value (an outside review); named as recorded
+        named = [
+            {"kind": m.kind.value, "value": m.value, "date": m.when.shown}
+            | ({"comparator": m.comparator} if m.comparator else {})
+            for m in sorted(imprecise, key=sort_key)[-AFTER_ORDER_NAMED:]
+        ]
+        notes.append(
+            Remark("date-imprecise", {"values": named, "earlier": len(imprecise) - len(named)})
+        )
     return tuple(crp), tuple(esr), tuple(pain)
 
 
