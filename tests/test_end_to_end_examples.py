@@ -12,6 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,10 @@ from flask.testing import FlaskClient
 from cds_service import patient_reads
 from cds_service.examples import Example, load_examples
 from cds_service.invocation import handle_hook
+from cds_service.settings import Settings
 from spine_cds_dev.fhir_server import FhirTestServer
 from tests.builders import SELECT_ID, SIGN_ID
+from tests.conftest import make_settings
 from tests.support.ehr_calls import order_request, prefetch_from_server
 from tests.support.faulty_fhir_server import FaultyFhirServer
 from tests.support.turns import another_call_computing
@@ -91,6 +94,19 @@ def test_same_domain_picture_from_prefetch_and_fetch(
     assert set(from_prefetch.data_sources.values()) == {"prefetch"}
     assert set(from_fetch.data_sources.values()) == {"fetched"}
     assert from_prefetch.assessment.to_dict() == from_fetch.assessment.to_dict()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Generous FHIR time limits: these tests compare outcomes, not speed; with the
+    defaults (0.45 s) a loaded machine (the CI beside other suites) timed a fetch out and
+    the call answered 412."""
+    return make_settings(
+        tmp_path,
+        fhir_connect_timeout_seconds=5,
+        fhir_read_timeout_seconds=10,
+        fhir_budget_seconds=10,
+    )
 
 
 @pytest.fixture(scope="module")
