@@ -153,7 +153,9 @@ def with_served_prefetch(
         {sid: s.prefetch for sid, s in discovery.services.items()}, shipped
     )
     if problems:
-        raise ValueError("hooks.json and the data sources disagree: " + "; ".join(problems))
+        raise ValueError(
+            f"{discovery.source} and the data sources disagree: " + "; ".join(problems)
+        )
     prefetch = served_prefetch(in_force)
     document = copy.deepcopy(discovery.document)
     for entry in document.get("services", []):

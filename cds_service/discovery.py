@@ -34,6 +34,8 @@ class Discovery:
 
     document: dict[str, Any]
     services: dict[str, Service]
+    # What an error names: the setting and its file, or the shipped hooks.json.
+    source: str = "hooks.json"
 
 
 def _default_hooks_text() -> str:
@@ -45,27 +47,48 @@ def _default_hooks_text() -> str:
     return (Path(__file__).resolve().parent.parent / "hooks.json").read_text(encoding="utf-8")
 
 
+def _read_document(path: str, source: str) -> Any:
+    if not path:
+        return json.loads(_default_hooks_text())
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{source} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{source} is a directory, not a file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source} cannot be read: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source} is not valid JSON: {exc}") from None
+
+
 def load_discovery(path: str = "") -> Discovery:
-    """Read and check hooks.json at startup; a broken file stops the service with a reason."""
-    text = Path(path).read_text(encoding="utf-8") if path else _default_hooks_text()
-    document = json.loads(text)
+    """Read and check hooks.json at startup; a broken file stops the service with a reason.
+
+    Every ValueError names where the document came from: ``hooks_file <path>`` for a
+    site's file, as the other file settings do, else the shipped ``hooks.json``.
+    """
+    source = f"hooks_file {path}" if path else "hooks.json"
+    document = _read_document(path, source)
     problems = validate(schemas.validator("discovery.schema.json"), document)
     if problems:
         listed = "; ".join(f"{p.path}: {p.message}" for p in problems)
-        raise ValueError(f"hooks.json does not conform to CDS Hooks discovery: {listed}")
+        raise ValueError(f"{source} does not conform to CDS Hooks discovery: {listed}")
     services: dict[str, Service] = {}
     for entry in document["services"]:
         if entry["hook"] not in HOOKS:
             raise ValueError(
-                f"hooks.json: service {entry['id']!r} uses unsupported hook {entry['hook']!r}"
+                f"{source}: service {entry['id']!r} uses unsupported hook {entry['hook']!r}"
                 f" (declared hooks: {', '.join(HOOKS)})"
             )
         if entry["id"] in services:
-            raise ValueError(f"hooks.json: duplicate service id {entry['id']!r}")
+            raise ValueError(f"{source}: duplicate service id {entry['id']!r}")
         services[entry["id"]] = Service(
             id=entry["id"],
             hook=entry["hook"],
             title=entry.get("title", entry["id"]),
             prefetch=dict(entry.get("prefetch", {})),
         )
-    return Discovery(document=document, services=services)
+    return Discovery(document=document, services=services, source=source)
