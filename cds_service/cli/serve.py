@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+from typing import NoReturn
 
 import click
 
 from cds_service import __version__
 from cds_service.cli.options import settings_or_exit
-from cds_service.settings import SettingsError
+from cds_service.settings import Settings, SettingsError
 from cds_service.stores import StoreError
+
+_log = logging.getLogger("cds_service.serve")
+
+
+def _say(settings: Settings, level: int, text: str, **fields: object) -> None:
+    """A startup line for the person starting the service: printed as it is in the plain
+    log format (a warning headed WARNING:), a log record in the json one (``fields`` as
+    fields of their own). Either way it is written whatever ``log_level`` is, as the
+    plain line always was."""
+    if settings.log_format == "json":
+        _log.handle(_log.makeRecord(_log.name, level, __file__, 0, text, (), None, extra=fields))
+        return
+    for value in fields.values():
+        text += ": " + json.dumps(value, sort_keys=True)
+    click.echo(
+        f"{logging.getLevelName(level)}: {text}" if level >= logging.WARNING else text, err=True
+    )
+
+
+def _stop(settings: Settings, text: str) -> NoReturn:
+    """Stop at startup: click's ``Error: ...`` in the plain format, a JSON error line and
+    the same exit status (1) in the json one."""
+    if settings.log_format == "json":
+        _log.error("%s", text)
+        raise SystemExit(1)
+    raise click.ClickException(text)
 
 
 @click.command()
@@ -37,8 +65,6 @@ def serve(
     dev: bool | None,
 ) -> None:
     """Run the service under gunicorn."""
-    import logging
-
     from cds_service.server import (
         DeploymentError,
         check_database_writable,
@@ -55,38 +81,44 @@ def serve(
     }
     notices: list[str] = []
     settings = settings_or_exit(config, overrides, notices)
+    # Logging first, so that with log_format=json every line after this one is JSON:
+    # the startup lines and a stop included (docs/deployment.md, Logs).
+    from cds_service.logs import configure as configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    for notice in notices:
+        logging.getLogger("cds_service.settings").info("%s", notice)
     # prometheus-client picks its multiprocess mode when first imported, so the shared
     # metrics directory of the workers must be set before anything imports it.
     try:
         check_database_writable(settings)
         metrics_dir = metrics_directory()
     except DeploymentError as exc:
-        raise click.ClickException(str(exc)) from None
+        _stop(settings, str(exc))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from cds_service.app import create_app
-    from cds_service.logs import configure as configure_logging
     from cds_service.server import run_gunicorn
 
-    configure_logging(settings.log_level, settings.log_format)
-    for notice in notices:
-        logging.getLogger("cds_service.settings").info("%s", notice)
     # Build the app once here so that a bad hooks.json, value set or unreachable database
     # stops us before forking; then close it, so no connection is shared with the workers.
     try:
         create_app(settings).extensions["spine_cds"].close()
     except (SettingsError, ValueError, StoreError) as exc:
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        raise click.ClickException(settings.redact(f"configuration error: {exc}")) from None
-    click.echo(f"spine-cds {__version__} {listening_line(settings)}", err=True)
-    click.echo(
-        "effective configuration: " + json.dumps(settings.public_summary(), sort_keys=True),
-        err=True,
+        _stop(settings, settings.redact(f"configuration error: {exc}"))
+    _say(settings, logging.INFO, f"spine-cds {__version__} {listening_line(settings)}")
+    _say(
+        settings,
+        logging.INFO,
+        "effective configuration",
+        configuration=settings.public_summary(),
     )
     if settings.dev_mode:
-        click.echo(
-            "WARNING: DEVELOPMENT MODE: client JWTs are NOT verified and CORS allows any "
+        _say(
+            settings,
+            logging.WARNING,
+            "DEVELOPMENT MODE: client JWTs are NOT verified and CORS allows any "
             "origin. Do not use with real patient data.",
-            err=True,
         )
     owner = os.getpid()
     try:

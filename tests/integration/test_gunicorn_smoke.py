@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import cds_service
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 from tests.support.conformance import assert_conformant_response
@@ -80,3 +81,27 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
         and 'status="200"' in line
     )
     assert float(line.rsplit(" ", 1)[1]) == 20
+
+
+def test_with_log_format_json_every_line_is_json_startup_lines_included(
+    tmp_path: Path,
+) -> None:
+    """docs/deployment.md: one JSON object per line, the development-mode warning and the
+    effective configuration included (a pipeline needs those most as records)."""
+    log_path = tmp_path / "service.log"
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "SPINE_CDS_LOG_FORMAT": "json",
+        "SPINE_CDS_LOG_LEVEL": "warning",  # the startup lines are written all the same
+    }
+    with ServiceProcess(env=env, log_path=log_path, workers=1) as service:
+        assert requests.get(service.url + "/cds-services", timeout=5).status_code == 200
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # fails on the first plain line
+    by_message = {r["message"]: r for r in records}
+    serving = f"spine-cds {cds_service.__version__} serving {service.url}/cds-services"
+    assert by_message[serving]["level"] == "INFO"
+    configuration = by_message["effective configuration"]["configuration"]
+    assert configuration["dev_mode"] is True and configuration["log_format"] == "json"
+    warning = next(r for r in records if r["message"].startswith("DEVELOPMENT MODE:"))
+    assert warning["level"] == "WARNING" and warning["logger"] == "cds_service.serve"
