@@ -45,7 +45,14 @@ def read_setting_file(variable: str, path: str) -> str:
     trailing newline an editor or ``kubectl create secret --from-file`` leaves."""
     where = f"environment variable {variable}"
     if not path.strip():
-        raise SettingsError(f"{where}: empty, expected a file path")
+        # Not "not set", as an empty SPINE_CDS_<NAME> is: a _FILE variable names a secret,
+        # and an empty one is a template that failed to fill in its path. Taken as not
+        # set, an empty SPINE_CDS_DATABASE_URL_FILE would start every instance on its own
+        # SQLite file, splitting the audit without a word.
+        raise SettingsError(
+            f"{where}: empty, expected a file path (an empty _FILE variable is refused, not "
+            "taken as not set: name the secret's file, or unset the variable)"
+        )
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SETTING_FILE_BYTES + 1)

@@ -179,6 +179,18 @@ def test_an_empty_path_a_directory_and_a_huge_file_are_refused(tmp_path: Path) -
         load_settings(environ={"SPINE_CDS_AUDIT_HASH_KEY_FILE": huge}, notices=[])
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_file_variable_is_refused_not_taken_as_not_set(value: str) -> None:
+    """docs/settings.md: unlike an empty SPINE_CDS_<NAME>, an empty _FILE variable stops
+    the service, and its message says so and what to do (it named no secret: a template
+    that did not fill in the path)."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={"SPINE_CDS_DATABASE_URL_FILE": value}, notices=[])
+    message = str(refused.value)
+    assert message.startswith("environment variable SPINE_CDS_DATABASE_URL_FILE: empty")
+    assert "not taken as not set" in message and "unset the variable" in message
+
+
 def test_settings_whose_own_name_ends_in_file_keep_their_meaning(tmp_path: Path) -> None:
     clients = secret(tmp_path, "clients.json", "[]")
     env = {"SPINE_CDS_TRUSTED_CLIENTS_FILE": clients}
