@@ -120,6 +120,51 @@ def test_the_report_escapes_what_clients_sent() -> None:
     assert "1\\u000a2" in text and "\\u202e" in text
 
 
+def test_the_report_lists_orders_with_only_a_text_by_their_text_apart() -> None:
+    """An order sent with ``code.text`` and no coding (an orderable without a code
+    mapping) is in the audit; the report lists it by its text, in a section of its own,
+    so the "teach the service a site's codes" loop can see it (docs/integration.md)."""
+    from datetime import UTC, datetime
+
+    from cds_service.stores.audit import AuditRecord
+    from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
+
+    def record(*orders: dict[str, object]) -> AuditRecord:
+        return AuditRecord(
+            hook_instance="-",
+            service_id="s",
+            hook="order-select",
+            received_at=datetime(2026, 12, 6, tzinfo=UTC),
+            patient_key=None,
+            decision="not-applicable",
+            reason=None,
+            rules_fired=(),
+            counts={},
+            data_sources={},
+            card_uuids=(),
+            status=200,
+            latency_ms=1.0,
+            fhir_ms=None,
+            shadow=True,
+            detail={"unrecognised": {"orders": list(orders)}},
+        )
+
+    text_only = {"reference": "ServiceRequest/a", "codings": [], "text": "MRI Lumbar w/wo"}
+    coded = {
+        "reference": "ServiceRequest/b",
+        "codings": [{"system": "x", "code": "9"}],
+        "text": "has a code",
+    }
+    codes = unrecognised_codes([record(text_only, coded), record(text_only)])
+    assert codes["orderTexts"] == [{"text": "MRI Lumbar w/wo", "count": 2}]
+    assert codes["orders"] == [{"system": "x", "code": "9", "count": 1}]
+    lines = format_unrecognised(codes).splitlines()
+    heading = lines.index("Orders with only a text, no code (ServiceRequests in question): 1")
+    assert lines[heading + 1] == "      2  MRI Lumbar w/wo"
+    assert "has a code" not in "\n".join(lines)  # a coded order is listed by its code
+    assert any("send a code" in line for line in lines[heading:])
+
+
 # The codings an Observation may carry: known to the value set (CRP, a qualitative CRP the
 # rules ignore), a site's own, without a system, empty, too long to keep whole, of a wrong
 # type, not an object.

@@ -33,9 +33,9 @@ def report(
     calls refused for authentication (401) by reason,
     accepted / overridden / no-feedback rates per decision with the override reasons,
     latency percentiles and how often the service fetched from the FHIR server, then
-    the order, Condition and Observation codes it was sent and did not recognise, with
-    counts (for a site's valueset_dir). --png writes the same as a chart (needs
-    matplotlib).
+    the order, Condition and Observation codes it was sent and did not recognise, and
+    the orders sent with only a text, with counts (for a site's valueset_dir). --png
+    writes the same as a chart (needs matplotlib).
     """
     from cds_service.tools.errors import InputError
     from cds_service.tools.report import EMPTY_MESSAGE, build_report

@@ -5,6 +5,8 @@ Read from the audit (``detail.unrecognised``, written per invocation by
 imaging codes the service knows, and Condition/Observation codings of resources none of
 whose codings the rules read. A site runs in shadow mode, reads this list, and adds the
 codes that mean what the rules look for to its ``valueset_dir`` (docs/integration.md).
+An order sent with only ``code.text`` and no coding is listed apart, by its text: no
+value set can name it, the EHR has to send a code for it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 from cds_service.stores.audit import AuditRecord
 from cds_service.tools.report_safe import printable
 
-KINDS = ("orders", "Condition", "Observation")
+KINDS = ("orders", "orderTexts", "Condition", "Observation")
 HEADINGS = {
     "orders": "Order codes not recognised (ServiceRequests in question)",
+    "orderTexts": "Orders with only a text, no code (ServiceRequests in question)",
     "Condition": "Condition codes not recognised",
     "Observation": "Observation codes not recognised",
 }
@@ -31,8 +34,11 @@ def _str(value: Any) -> str:
 
 def unrecognised_codes(records: Iterable[AuditRecord]) -> dict[str, list[dict[str, Any]]]:
     """Per kind, each (system, code) with how many invocations sent it (an order: how
-    many orders), the display most often seen with an order code, most frequent first."""
+    many orders), the display most often seen with an order code, most frequent first;
+    under ``orderTexts`` each ``code.text`` of an order without any coding, with how many
+    orders had it."""
     counts: dict[str, Counter[tuple[str, str]]] = {kind: Counter() for kind in KINDS}
+    texts: Counter[str] = Counter()
     displays: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for record in records:
         found = record.detail.get("unrecognised") if isinstance(record.detail, Mapping) else None
@@ -40,6 +46,8 @@ def unrecognised_codes(records: Iterable[AuditRecord]) -> dict[str, list[dict[st
             continue
         for order in found.get("orders") or []:
             codings = order.get("codings") if isinstance(order, Mapping) else None
+            if not codings and isinstance(order, Mapping) and (text := _str(order.get("text"))):
+                texts[text] += 1
             for coding in codings if isinstance(codings, list) else []:
                 if not isinstance(coding, Mapping):
                     continue
@@ -54,6 +62,10 @@ def unrecognised_codes(records: Iterable[AuditRecord]) -> dict[str, list[dict[st
                     counts[kind][(_str(pair[0]), _str(pair[1]))] += 1
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in KINDS:
+        if kind == "orderTexts":
+            ranked = sorted(texts.items(), key=lambda item: (-item[1], item[0]))[:MAX_ROWS]
+            out[kind] = [{"text": text, "count": count} for text, count in ranked]
+            continue
         rows = sorted(counts[kind].items(), key=lambda item: (-item[1], item[0]))[:MAX_ROWS]
         out[kind] = []
         for (system, code), count in rows:
@@ -73,6 +85,9 @@ def format_unrecognised(codes: Mapping[str, Sequence[Mapping[str, Any]]]) -> str
         rows = codes.get(kind, [])
         lines.append(f"{HEADINGS[kind]}: {len(rows) or 'none'}")
         for row in rows:
+            if kind == "orderTexts":
+                lines.append(f"  {row['count']:>5}  {printable(row['text'])}")
+                continue
             display = f"  {printable(row['display'])}" if row.get("display") else ""
             system = printable(row["system"]) if row["system"] else "(no system)"
             lines.append(f"  {row['count']:>5}  {system}|{printable(row['code'])}{display}")
@@ -80,4 +95,9 @@ def format_unrecognised(codes: Mapping[str, Sequence[Mapping[str, Any]]]) -> str
         "Add the codes that mean spine imaging, osteomyelitis, CRP or ESR to the value sets "
         "(valueset_dir; docs/integration.md)."
     )
+    if codes.get("orderTexts"):
+        lines.append(
+            "An order with only a text is matched by no value set: ask the EHR team to send "
+            "a code with the spine MRI/CT orderables among them."
+        )
     return "\n".join(lines)

@@ -84,6 +84,10 @@ def test_unrecognised_orders_and_codes_are_kept_and_reported(tmp_path: Path) -> 
             response = requests.post(url, json=body, timeout=10)
             assert response.status_code == 200, svc.log_tail()
             assert response.json() == {"cards": []}
+        text_only = service_request("text-only")  # an orderable without a code mapping
+        text_only["code"] = {"text": "MRI Lumbar Spine w/wo Contrast"}
+        body = hook_request("order-sign", [text_only])
+        assert requests.post(url, json=body, timeout=10).json() == {"cards": []}
 
         prefetch = {
             **EMPTY_PREFETCH,
@@ -108,13 +112,15 @@ def test_unrecognised_orders_and_codes_are_kept_and_reported(tmp_path: Path) -> 
         check=True,
     ).stdout
     codes = text[text.index("Order codes not recognised") :]
-    orders, conditions, observations = (
-        codes.split("Condition codes not recognised")[0],
+    orders, texts, conditions, observations = (
+        codes.split("Orders with only a text")[0],
+        codes.split("Orders with only a text")[1].split("Condition codes")[0],
         codes.split("Condition codes not recognised")[1].split("Observation codes")[0],
         codes.split("Observation codes not recognised")[1],
     )
     assert f"2  {EPIC_PROC}|12345  MRI LUMBAR SPINE WO CONTRAST" in orders
     assert "72158" not in orders  # the CPT spine MRI was recognised
+    assert "\n      1  MRI Lumbar Spine w/wo Contrast\n" in texts
     assert f"1  {LOCAL_DX}|OSTEO-77" in conditions
     assert "M46.26" not in conditions
     assert "typed by a clinician" not in text  # a Condition's display is never kept
