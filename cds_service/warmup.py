@@ -95,8 +95,14 @@ def warm_up(runtime: Runtime) -> float | None:
             said = runtime.fhir_client.open_connection(server)
             origin = connect_origin(server)
             where = f"{origin[0]}://{origin[1]}:{origin[2]}" if origin else "(not a plain URL)"
-            # which of the listed servers, by origin (no path: nothing a tenant is named by)
-            log.info("worker warm-up: first connection to the FHIR server %s: %s", where, said)
+            # which of the listed servers, by origin (no path: nothing a tenant is named by);
+            # one that cannot be reached is the earliest sign of a failing call: a warning
+            log.log(
+                logging.INFO if said.startswith("connected") else logging.WARNING,
+                "worker warm-up: first connection to the FHIR server %s: %s",
+                where,
+                said,
+            )
     except Exception as exc:  # never keep a worker from serving
         log.warning("worker warm-up skipped error=%s", type(exc).__name__)
         return None

@@ -135,6 +135,37 @@ def test_warm_up_opens_a_connection_to_each_configured_fhir_server(
         assert all(seen.authorization is None for seen in fhir.seen)  # no token leaves
 
 
+def test_a_fhir_server_that_cannot_be_reached_at_warm_up_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Readiness stays green (the server may come back), but the line is the earliest
+    sign that calls needing a fetch will fail: WARNING, not INFO; a reachable one stays
+    INFO."""
+    with FaultyFhirServer() as fhir:
+        clients = tmp_path / "clients.json"
+        entry = {"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/j"}
+        servers = [fhir.url("ok"), fhir.url("reset")]
+        clients.write_text(json.dumps([entry | {"fhir_servers": servers}]), encoding="utf-8")
+        settings = make_settings(
+            tmp_path,
+            dev_mode=False,
+            public_base_url="https://cds.example.org",
+            trusted_clients_file=str(clients),
+        )
+        runtime = build_runtime(settings)
+        try:
+            with caplog.at_level(logging.INFO, logger="cds_service"):
+                assert warm_up(runtime) is not None
+        finally:
+            runtime.close()
+    levels = {
+        r.getMessage().rsplit(": ", 1)[1].split(" ")[0]: r.levelname
+        for r in caplog.records
+        if "first connection" in r.getMessage()
+    }
+    assert levels == {"connected": "INFO", "no": "WARNING"}, levels
+
+
 def test_no_connection_is_opened_in_development_mode(tmp_path: Path) -> None:
     runtime = build_runtime(make_settings(tmp_path))
     try:
