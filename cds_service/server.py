@@ -136,9 +136,16 @@ def listening_line(settings: Settings) -> str:
         where = f"listening on all interfaces, port {settings.port}"
         if settings.public_base_url:
             return f"{where}; clients call {settings.public_base_url.rstrip('/')}/cds-services"
-        return f"{where}; from this host: http://127.0.0.1:{settings.port}/cds-services"
+        return f"{where}; from this host: {local_url(settings)}/cds-services"
+    return f"serving {local_url(settings)}/cds-services"
+
+
+def local_url(settings: Settings) -> str:
+    """The service's base URL from this host (an all-interfaces address: the loopback)."""
+    if settings.host in {"0.0.0.0", "::", ""}:  # noqa: S104 - describing, not binding
+        return f"http://127.0.0.1:{settings.port}"
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"serving http://{host}:{settings.port}/cds-services"
+    return f"http://{host}:{settings.port}"
 
 
 def _child_exit(server: Any, worker: Any) -> None:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -16,6 +17,9 @@ from cds_service.settings import Settings, SettingsError
 from cds_service.stores import StoreError
 
 _log = logging.getLogger("cds_service.serve")
+# The source checkout this runs from, if it does (its scripts and docs are there).
+_ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT = _ROOT if (_ROOT / "scripts" / "fhir-test-server.sh").is_file() else None
 
 
 def _say(settings: Settings, level: int, text: str, **fields: object) -> None:
@@ -30,6 +34,21 @@ def _say(settings: Settings, level: int, text: str, **fields: object) -> None:
         text += ": " + json.dumps(value, sort_keys=True)
     click.echo(
         f"{logging.getLevelName(level)}: {text}" if level >= logging.WARNING else text, err=True
+    )
+
+
+def next_steps(settings: Settings, checkout: Path | None = CHECKOUT) -> str:
+    """One line for a first start in development mode: what to do next. The scripts and
+    guides are named only where they are (a source checkout), else ``try --help``."""
+    from cds_service.server import local_url
+
+    discovery = f"curl {local_url(settings)}/cds-services (discovery)"
+    if checkout is None:
+        return f"next: {discovery}; a hook call against a FHIR server: spine-cds try --help"
+    return (
+        f"next: {discovery}; a hook call: bash scripts/fhir-test-server.sh --port 8090 "
+        "--load-examples, then .venv/bin/spine-cds try (README.md, Quick start); "
+        "guides: docs/README.md"
     )
 
 
@@ -120,6 +139,7 @@ def serve(
             "DEVELOPMENT MODE: client JWTs are NOT verified and CORS allows any "
             "origin. Do not use with real patient data.",
         )
+        _say(settings, logging.INFO, next_steps(settings))
     owner = os.getpid()
     try:
         run_gunicorn(settings)

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cds_service.cli.serve import CHECKOUT, next_steps
+from tests.conftest import make_settings
+
 
 def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """``spine-cds serve --dev`` with a hooks_file that does not exist: it stops at once."""
@@ -39,3 +42,19 @@ def test_a_stop_at_startup_is_clicks_error_line_in_the_plain_format(tmp_path: Pa
     done = serve(tmp_path)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1].startswith("Error: configuration error: hooks_file ")
+
+
+def test_a_first_start_says_what_to_do_next_in_one_short_line(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, host="0.0.0.0", port=8080)
+    assert CHECKOUT is not None  # the tests run from a checkout
+    line = next_steps(settings)
+    assert line.startswith("next: curl http://127.0.0.1:8080/cds-services (discovery)")
+    assert "bash scripts/fhir-test-server.sh --port 8090 --load-examples" in line
+    assert ".venv/bin/spine-cds try" in line and "docs/README.md" in line
+    assert "\n" not in line and len(line) <= 220
+    # installed (no checkout): no script or file that is not there
+    installed = next_steps(make_settings(tmp_path, port=9000), checkout=None)
+    assert installed == (
+        "next: curl http://127.0.0.1:9000/cds-services (discovery); "
+        "a hook call against a FHIR server: spine-cds try --help"
+    )
