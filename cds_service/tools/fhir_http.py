@@ -100,19 +100,46 @@ class FhirEndpoint(Closing):
         return f"the FHIR server at {self.base} {why} ({status}): {outcome_text(body)}"
 
     def read_patient(self, patient_id: str) -> dict[str, Any]:
-        """The Patient resource; FhirServerError with a clear message when it is not there."""
+        """The Patient resource; FhirServerError with a clear message when it is not there.
+
+        A 404 says the same for a patient not loaded and for a base URL that is not a
+        FHIR server's (``/wrong`` for ``/fhir``); the server's ``metadata`` tells them
+        apart, asked only then."""
         status, body = self._send("GET", f"{self.base}/Patient/{quote(patient_id, safe='')}")
         if status in (404, 410):
-            raise FhirServerError(
-                f"patient {patient_id!r} was not found on the FHIR server at {self.base} "
-                f"({status}); load it first (spine-cds load-examples) or check the id"
-            )
+            raise FhirServerError(self._not_found(patient_id, status))
         if status != 200 or not isinstance(body, dict) or body.get("resourceType") != "Patient":
             raise FhirServerError(
                 f"reading Patient/{patient_id} from {self.base} failed ({status}): "
                 f"{outcome_text(body)}"
             )
         return body
+
+    def _not_found(self, patient_id: str, status: int) -> str:
+        """Why Patient/<id> answered ``status`` (404 or 410), after asking ``metadata``."""
+        try:
+            meta_status, meta = self._send("GET", f"{self.base}/metadata")
+        except FhirServerError:
+            meta_status, meta = 0, None
+        capability = isinstance(meta, dict) and meta.get("resourceType") == "CapabilityStatement"
+        if meta_status == 200 and capability:
+            return (
+                f"patient {patient_id!r} was not found on the FHIR server at {self.base} "
+                f"({status}); load it first (spine-cds load-examples) or check the id"
+            )
+        if meta_status in (200, 404):
+            answered = "404" if meta_status == 404 else "200 without a CapabilityStatement"
+            return (
+                f"{self.base} is not a FHIR server's base URL: GET {self.base}/metadata "
+                f"answered {answered} (and Patient/{patient_id} {status}); check "
+                "--fhir-server: the base URL ends where the resource type would start "
+                "(e.g. http://127.0.0.1:8090/fhir)"
+            )
+        return (
+            f"Patient/{patient_id} answered {status} at {self.base}: either the patient is "
+            "not there (load it first: spine-cds load-examples; or check the id) or "
+            "--fhir-server is not the FHIR base URL (its metadata could not be read)"
+        )
 
     def run_prefetch(self, queries: Mapping[str, str]) -> PrefetchResult:
         """Run each rendered prefetch query. A query the server fails is left out of

@@ -218,6 +218,14 @@ def test_missing_patient(fhir: FhirTestServer) -> None:
     assert "'no-such-patient' was not found" in result.output and "404" in result.output
 
 
+def test_a_wrong_base_url_is_not_called_a_missing_patient(fhir: FhirTestServer) -> None:
+    wrong = fhir.base_url.rstrip("/").removesuffix("/fhir") + "/wrong"
+    result = run(*try_args(wrong, "spine-cds-e1"))
+    assert result.exit_code == 3
+    assert f"{wrong} is not a FHIR server's base URL" in result.output
+    assert "was not found" not in result.output
+
+
 def test_wrong_token(fhir: FhirTestServer) -> None:
     result = run(*try_args(fhir.base_url, "spine-cds-e1", token="wrong-token"))
     assert result.exit_code == 3
