@@ -1,11 +1,20 @@
 """One invocation's conversation with a FHIR server: GETs within the deadline, pages,
 body limits and the log line of a failure. ``FhirClient`` (``client.py``) runs one per
 call and shares its pool and settings with it.
+
+What a FHIR server can make a worker hold is bounded three ways: a page is at most
+``MAX_PAGE_BYTES``, all pages of all keys of one call together at most
+``MAX_CALL_BYTES`` (read bytes are counted as they arrive, across the fetch threads),
+and no page is parsed once the call's deadline has passed (its key is late, as a key
+still being read is). A page over the call's allowance ends its key's paging as
+``fhir_max_pages`` does (cut off: the rules then ask for more before advising against
+imaging); a first page over it fails the key (412 when the key is required).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -33,9 +42,45 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("cds_service.fhir")
 
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # one page; a patient's search page is far smaller
+_MIB = 1024 * 1024
+# One page. A patient's search page of 100 Observations is about 100-200 KB (an example
+# patient's Observation is 0.7 KB; an EHR's, with its extensions, one or two), so 8 MiB
+# is forty times the largest page a search of this service should get, and a parsed page
+# (dicts, or typed Structs keeping the bytes) stays within a few tens of MB. Before: 32 MiB,
+# and a server answering each of a call's searches with 30 MB took a worker to 1.3 GB.
+MAX_PAGE_BYTES = 8 * _MIB
+# Every page of every key of one call together. Seven searches of ``fhir_max_pages`` (5)
+# pages of 200 KB are 7 MB: 16 MiB leaves twice that, and bounds what one call (one of a
+# worker's ``threads``) can make the worker parse and hold, whatever its pages.
+MAX_CALL_BYTES = 16 * _MIB
 _CHUNK_BYTES = 64 * 1024
 BUDGET_REASON = "the FHIR server did not answer within the time budget"
+TOO_LARGE_REASON = f"FHIR server response is too large (over {MAX_PAGE_BYTES // _MIB} MiB)"
+CALL_BYTES_REASON = (
+    f"the FHIR server's answers to this call passed {MAX_CALL_BYTES // _MIB} MiB in all; "
+    "the rest was not read"
+)
+
+
+class _CallBytesSpent(FhirError):
+    """This call's allowance of bytes from the FHIR server (``MAX_CALL_BYTES``) is spent."""
+
+
+class _Allowance:
+    """The bytes one call may still read from its FHIR server, shared by its fetch threads."""
+
+    def __init__(self, total: int) -> None:
+        self._left = total
+        self._lock = threading.Lock()
+
+    def covers(self, size: int) -> bool:
+        return size <= self._left
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` bytes read; False once more has been read than allowed."""
+        with self._lock:
+            self._left -= size
+            return self._left >= 0
 
 
 class _Exchange:
@@ -60,6 +105,7 @@ class _Exchange:
         self.deadline = deadline
         self.headers = {"Accept": "application/fhir+json"}
         self.watch = _SocketWatch()
+        self.allowance = _Allowance(MAX_CALL_BYTES)
         if access_token:
             self.headers["Authorization"] = f"Bearer {access_token}"
 
@@ -136,7 +182,17 @@ class _Exchange:
                 )
                 self.log_failure(key, shape.resource_type, None, None, reason)
                 raise FhirError(key, reason)
-            page = self.get(key, target, shape)
+            try:
+                page = self.get(key, target, shape)
+            except _CallBytesSpent:
+                notes.append(
+                    Problem(
+                        key,
+                        f"paging stopped after {pages} pages: {CALL_BYTES_REASON}",
+                        cut_off=True,
+                    )
+                )
+                return resources, notes
             found, more = unwrap_bundle(key, page, shape.resource_type)
             resources.extend(found)
             notes.extend(more)
@@ -186,6 +242,11 @@ class _Exchange:
             raise FhirError(key, reason) from None
         finally:
             _IN_FLIGHT.watch = None
+        if time.monotonic() >= self.deadline:
+            # The call is answering without this key: parsing the page now would only
+            # take memory, and the process's CPU from the calls still being answered.
+            self.log_failure(key, resource_type, status, started, BUDGET_REASON)
+            raise FhirError(key, BUDGET_REASON)
         # An Observation search page is read typed, as prefetch is (a combined search's
         # too: combine.split reads the typed codes).
         data = read_search_page(body, shape)
@@ -212,10 +273,13 @@ class _Exchange:
 
     def _read_body(self, key: str, response: requests.Response) -> bytes:
         """Read in small pieces, checking the deadline between them (a trickling server
-        would otherwise keep a read going long after the budget)."""
+        would otherwise keep a read going long after the budget) and the page's and the
+        call's byte limits as the bytes arrive (decoded: what is held)."""
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-            raise FhirError(key, "FHIR server response is too large")
+        if declared.isdigit() and int(declared) > MAX_PAGE_BYTES:
+            raise FhirError(key, TOO_LARGE_REASON)
+        if declared.isdigit() and not self.allowance.covers(int(declared)):
+            raise _CallBytesSpent(key, CALL_BYTES_REASON)
         parts: list[bytes] = []
         size = 0
         while True:
@@ -225,8 +289,10 @@ class _Exchange:
             if not chunk:
                 return b"".join(parts)
             size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise FhirError(key, "FHIR server response is too large")
+            if size > MAX_PAGE_BYTES:
+                raise FhirError(key, TOO_LARGE_REASON)
+            if not self.allowance.take(len(chunk)):
+                raise _CallBytesSpent(key, CALL_BYTES_REASON)
             parts.append(chunk)
 
     def log_failure(

@@ -126,6 +126,7 @@ FAULTS = [
     ("broken-json", "not valid JSON"),
     ("trickle", "did not answer within the time budget"),  # body: a byte every 50 ms
     ("drip-headers", "did not answer within the time budget"),  # headers: a byte every 50 ms
+    ("heavy", "FHIR server response is too large"),  # 9 MiB pages: over the page limit
 ]
 
 

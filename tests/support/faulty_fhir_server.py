@@ -20,6 +20,10 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``loop``: page 1 links to page 2, which links back to page 1
 - ``redirect``: 302 to another host
 - ``foreign-next``: a page whose ``next`` link points at another host
+- ``heavy``: every page has a ``next`` link to a new page and is ``size`` bytes long
+  (a query parameter, kept in the links, else ``heavy_bytes``; JSON padded with
+  spaces); with ``unsized=1`` it is sent without Content-Length, delimited by closing
+  the connection
 - ``drip-headers``: sends the status line, then one header byte every 50 ms, so the
   headers never end and no per-read timeout fires (for ``hang_seconds``)
 - ``proxy``: forwards the request to ``upstream`` (a real FHIR server) and relays the
@@ -61,6 +65,7 @@ SWITCHABLE_FAULTS = (
     "endless",
     "loop",
     "slow",
+    "heavy",
 )
 
 
@@ -97,8 +102,10 @@ class FaultyFhirServer:
         hang_seconds: float = 10.0,
         slow_seconds: float = 0.3,
         upstream: str | None = None,
+        heavy_bytes: int = 9 * 1024 * 1024,
     ) -> None:
         self.hang_seconds = hang_seconds
+        self.heavy_bytes = heavy_bytes
         self.slow_seconds = slow_seconds
         self.upstream = upstream.rstrip("/") if upstream else None
         #: The mode of ``url("switch")``; None: healthy. Read once per request, so setting
@@ -244,6 +251,22 @@ class FaultyFhirServer:
                 {"relation": "next", "url": f"{prefix}page={page + 1}"},
             ]
             _send(handler, 200, bundle)
+        elif mode == "heavy":
+            size = int(params.get("size", [str(self.heavy_bytes)])[0])
+            bundle = _searchset(resource_type, [_resource(resource_type, f"h{page}")])
+            kept = urlencode(params, doseq=True)
+            bundle["link"] = [{"relation": "next", "url": f"{prefix}{kept}&page={page + 1}"}]
+            data = json.dumps(bundle).encode()
+            data += b" " * max(0, size - len(data))
+            if params.get("unsized"):
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/fhir+json")
+                handler.send_header("Connection", "close")
+                handler.end_headers()
+                handler.wfile.write(data)
+                handler.close_connection = True
+            else:
+                _send_bytes(handler, 200, data)
         elif mode == "loop":
             bundle = _searchset(resource_type, [_resource(resource_type, f"l{page}")])
             bundle["link"] = [{"relation": "next", "url": f"{prefix}page={2 if page == 1 else 1}"}]
