@@ -27,7 +27,12 @@ that sends nothing, or stops sending, is closed then, instead of holding its thr
 good (sync workers rely on the arbiter killing the whole worker). A hook body that
 stops arriving is answered 408 (``routes/entrance.py``). A client that has begun and
 sends the rest slowly holds the place while it sends, as it holds a sync worker: the
-shipped nginx passes on only whole requests (``docs/deployment.md``).
+shipped nginx passes on only whole requests (``docs/deployment.md``). Its request's
+head (request line and headers) must be in within ``HEAD_TIMEOUT_SECONDS`` of the
+connection being accepted, however it trickles, or it is answered 408 and closed: the
+per-read limit alone let a client sending a header line every 4 s hold its thread and
+the worker's place for as long as it kept sending (an attack suite held every thread of
+an instance so, straight at gunicorn).
 """
 
 from __future__ import annotations
@@ -53,6 +58,14 @@ from cds_service.logs import request_id_var
 # Calls a worker reads, computes or answers at once, besides those waiting on a FHIR server.
 AHEAD = 1
 CLIENT_TIMEOUT_SECONDS = 5.0
+# From accept to the end of the request's headers, as nginx's client_header_timeout in
+# the shipped config (10 s). A client's HTTP stack sends the head at once; this bounds
+# how long one that trickles it can hold a worker reached without the proxy.
+HEAD_TIMEOUT_SECONDS = 10.0
+_HEAD_WORDS = (
+    "request_timeout",
+    f"the request's headers did not arrive within {HEAD_TIMEOUT_SECONDS:g} s of connecting",
+)
 # How often an idle thread looks again whether the worker is stopping.
 _IDLE_SECONDS = 1.0
 
@@ -82,6 +95,45 @@ class Places:
         if self.held():
             self._local.held = False
             self._free.release()
+
+
+class HeadTimeout(Exception):
+    """The request's head was not in within ``HEAD_TIMEOUT_SECONDS`` (not an OSError:
+    gunicorn answers those with nothing and logs a traceback)."""
+
+
+class _Client(socket.socket):
+    """An accepted connection whose reads end by its head's deadline until the head is
+    in (``head_read``); then each read has ``CLIENT_TIMEOUT_SECONDS``, as before."""
+
+    head_deadline: float | None = None
+
+    @classmethod
+    def accepted(cls, sock: socket.socket, deadline: float) -> _Client:
+        client = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        client.settimeout(CLIENT_TIMEOUT_SECONDS)
+        client.head_deadline = deadline
+        return client
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        deadline = self.head_deadline
+        if deadline is None:
+            return super().recv(bufsize, flags)
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            self.settimeout(min(CLIENT_TIMEOUT_SECONDS, left))
+            return super().recv(bufsize, flags)
+        except TimeoutError:
+            if time.monotonic() < deadline:
+                raise  # the per-read limit, as before
+            self.head_read()  # the 408 and the graceful close read as any other
+            raise HeadTimeout from None
+
+    def head_read(self) -> None:
+        self.head_deadline = None
+        self.settimeout(CLIENT_TIMEOUT_SECONDS)
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
@@ -122,18 +174,33 @@ class SyncWorker(sync.SyncWorker):  # type: ignore[misc]  # gunicorn has no type
     every answer of the app, the refusal names a request id that starts its log line."""
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
-        page = _Page()
         request_id = str(uuid.uuid4())
-        token = request_id_var.set(request_id)
+        token = request_id_var.set(request_id)  # starts the log line
         try:
-            super().handle_error(req, page, addr, exc)  # gunicorn's status, log, access log
+            if isinstance(exc, HeadTimeout):
+                self.log.info("408: headers not in within %g s", HEAD_TIMEOUT_SECONDS)
+                status, reason, words = 408, "Request Timeout", _HEAD_WORDS
+            else:
+                page = _Page()
+                super().handle_error(req, page, addr, exc)  # gunicorn's status, log, access log
+                status, reason = _status(page.data)
+                if status == 501:  # gunicorn's page says "501 Bad Request"
+                    reason = HTTPStatus.NOT_IMPLEMENTED.phrase
+                # a 501 (a transfer coding it does not do) is a refusal, not the service failing
+                words = refusal(exc) if status < 500 or status == 501 else INTERNAL
         finally:
             request_id_var.reset(token)
-        status, reason = _status(page.data)
-        if status == 501:  # gunicorn's page says "501 Bad Request"
-            reason = HTTPStatus.NOT_IMPLEMENTED.phrase
-        # a 501 (a transfer coding it does not do) is a refusal too, not the service failing
-        error, message = refusal(exc) if status < 500 or status == 501 else INTERNAL
+        self._refuse(client, status, reason, words, request_id)
+
+    def _refuse(
+        self,
+        client: socket.socket,
+        status: int,
+        reason: str,
+        words: tuple[str, str],
+        request_id: str,
+    ) -> None:
+        error, message = words
         body = orjson.dumps({"error": error, "message": message})
         head = [
             f"HTTP/1.1 {status} {reason}",
@@ -205,9 +272,9 @@ class TurnWorker(SyncWorker):
                 if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
                     continue
                 raise
-            client.settimeout(CLIENT_TIMEOUT_SECONDS)
-            util.close_on_exec(client)
-            return listener, client, address
+            accepted = _Client.accepted(client, time.monotonic() + HEAD_TIMEOUT_SECONDS)
+            util.close_on_exec(accepted)
+            return listener, accepted, address
         return None
 
     def _answer(self, listener: Any, client: socket.socket, address: Any) -> None:
@@ -218,3 +285,9 @@ class TurnWorker(SyncWorker):
                 client.close()
                 return
         self.handle(listener, client, address)  # the sync worker's: reads, answers, closes
+
+    def handle_request(self, listener: Any, req: Any, client: socket.socket, addr: Any) -> None:
+        """gunicorn's, once the request's head is in (its body reads as before)."""
+        if isinstance(client, _Client):
+            client.head_read()
+        super().handle_request(listener, req, client, addr)

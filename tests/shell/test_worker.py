@@ -7,6 +7,7 @@ prefetched call answered before them, on one worker).
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cds_service.worker import AHEAD, CLIENT_TIMEOUT_SECONDS, Places
+from cds_service.worker import AHEAD, CLIENT_TIMEOUT_SECONDS, HEAD_TIMEOUT_SECONDS, Places
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
 
@@ -164,3 +165,49 @@ def test_a_hook_body_shorter_than_its_length_is_refused_not_read_as_complete(
         sock.close()
         assert answer.startswith(b"HTTP/1.1 400")
         assert b"ended after 2 of the 100 bytes its Content-Length header announced" in answer
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_a_request_head_that_trickles_is_answered_408_at_the_head_deadline(
+    tmp_path: Path,
+) -> None:
+    """A header line a second never meets the per-read limit, and held the worker for as
+    long as it went on (an attack suite held every thread of an instance so, straight at
+    gunicorn). The head must be in within ``HEAD_TIMEOUT_SECONDS`` of connecting: then
+    the client is answered 408 and closed, and the call that waited behind it is
+    answered."""
+    assert CLIENT_TIMEOUT_SECONDS < HEAD_TIMEOUT_SECONDS <= 10
+    with _one_worker(tmp_path) as service:
+        sock = socket.create_connection(("127.0.0.1", service.port), timeout=30)
+        opened = time.monotonic()
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # not finished
+        waited: list[tuple[int, float]] = []
+
+        def behind() -> None:
+            answer = requests.get(f"{service.url}/health", timeout=30)
+            waited.append((answer.status_code, time.monotonic() - opened))
+
+        time.sleep(0.3)  # the worker reads the slow head, holding its place
+        waiting = threading.Thread(target=behind)
+        waiting.start()
+        answer = b""
+        line = 0
+        while time.monotonic() - opened < HEAD_TIMEOUT_SECONDS + 8:
+            if select.select([sock], [], [], 1.0)[0]:
+                while chunk := sock.recv(4096):
+                    answer += chunk
+                break
+            line += 1
+            try:
+                sock.sendall(b"X-Slow-%d: x\r\n" % line)
+            except OSError:
+                break
+        closed_after = time.monotonic() - opened
+        sock.close()
+        waiting.join(30)
+    assert answer.startswith(b"HTTP/1.1 408"), (answer[:200], closed_after)
+    assert b'"error":"request_timeout"' in answer.replace(b" ", b"")
+    assert HEAD_TIMEOUT_SECONDS - 0.5 < closed_after < HEAD_TIMEOUT_SECONDS + 3
+    assert waited and waited[0][0] == 200
+    assert waited[0][1] < HEAD_TIMEOUT_SECONDS + 3
