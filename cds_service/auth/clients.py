@@ -250,14 +250,66 @@ class AuthConfig:
 
 # The CDS Hooks sandbox publishes its signing key: anyone can mint its tokens.
 PUBLIC_KEY_ISSUERS = frozenset({"https://sandbox.cds-hooks.org"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origins(url: str) -> set[tuple[str, str, int]]:
+    """(scheme, host, port) as each parser reads ``url`` (urllib3's, which connects, and
+    ``urlsplit``): scheme and host in lower case, without a trailing dot, and the
+    default port filled in, so that the spellings of one origin compare equal."""
+    found: set[tuple[str, str, int]] = set()
+    origin = connect_origin(url)
+    if origin is not None:
+        found.add((origin[0], origin[1].rstrip("."), origin[2]))
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return found
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme in _DEFAULT_PORTS and host:
+        found.add((scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]))
+    return found
+
+
+_PUBLIC_ORIGINS = frozenset(o for iss in PUBLIC_KEY_ISSUERS for o in _origins(iss))
+_PUBLIC_HOSTS = frozenset(host for _, host, _ in _PUBLIC_ORIGINS)
+
+
+def _on_public_host(url: str) -> bool:
+    return any(
+        host == public or host.endswith("." + public)
+        for _, host, _ in _origins(url)
+        for public in _PUBLIC_HOSTS
+    )
+
+
+def public_key_problem(client: TrustedClient) -> str | None:
+    """Why ``client`` would take tokens anyone can mint, or None: its ``iss`` is an
+    issuer whose private key is published (the CDS Hooks sandbox's), in any spelling of
+    its origin (``HTTPS://``, a trailing dot, ``:443``), or a key source (``jwks_url``,
+    ``jku_allowlist``, ``jku_list_url``) is on that issuer's host, whatever ``iss`` it
+    is listed under: its published key would then sign for that issuer."""
+    if _origins(client.iss) & _PUBLIC_ORIGINS:
+        return f"{client.iss} signs with a private key that is public"
+    sources = [("jwks_url", client.jwks_url), ("jku_list_url", client.jku_list_url)]
+    sources += [(f"jku_allowlist[{i}]", url) for i, url in enumerate(client.jku_allowlist)]
+    for name, url in sources:
+        if url is not None and _on_public_host(url):
+            return (
+                f"{client.iss}: {name} {url} is on a host whose signing key is public, so "
+                "anyone could sign as this issuer"
+            )
+    return None
 
 
 def load_trusted_clients(path: str | None) -> tuple[TrustedClient, ...]:
     """The trusted-clients file, parsed and checked against the issuer policy.
 
     No file means no trusted client (every call is refused). An issuer whose private
-    key is public (the CDS Hooks sandbox's) can never be trusted. ValueError says
-    what is wrong and where.
+    key is public (the CDS Hooks sandbox's), or an entry taking keys from its host, can
+    never be trusted. ValueError says what is wrong and where.
     """
     data: Any = []
     if path:
@@ -271,10 +323,11 @@ def load_trusted_clients(path: str | None) -> tuple[TrustedClient, ...]:
         clients = parse_trusted_clients(data)
     except ValueError as exc:
         raise ValueError(f"trusted_clients_file: {exc}") from None
-    public = [c.iss for c in clients if c.iss.rstrip("/") in PUBLIC_KEY_ISSUERS]
-    if public:
-        raise ValueError(
-            f"trusted_clients_file: {public[0]} signs with a private key that is public; "
-            "it can never be trusted outside development mode (use SPINE_CDS_DEV_MODE=true)"
-        )
+    for i, client in enumerate(clients):
+        problem = public_key_problem(client)
+        if problem is not None:
+            raise ValueError(
+                f"trusted_clients_file: trusted_clients[{i}]: {problem}; it can never be "
+                "trusted outside development mode (use SPINE_CDS_DEV_MODE=true)"
+            )
     return clients
