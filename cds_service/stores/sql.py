@@ -121,6 +121,22 @@ class _SqliteTx:
         self._conn.executemany(sql, [tuple(r) for r in rows])
 
 
+def _create_private(path: str) -> None:
+    """Create the database file for its owner only (0600), if it does not exist yet.
+
+    It holds the audit (whose records name the resources behind each decision, ids that
+    often embed the patient's), the feedback, the JWT replay cache and, in development
+    mode without ``audit_hash_key``, the key of the patient hashes: created with the
+    process's umask (0644 as a rule) any local user could read them. SQLite creates the
+    ``-wal`` and ``-shm`` files with the database file's mode. A file that exists keeps
+    the mode it has (an operator's choice, or an earlier version's 0644: docs/deployment.md)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class SqliteDatabase:
     """One SQLite file, shared by threads and by gunicorn's worker processes."""
 
@@ -128,8 +144,9 @@ class SqliteDatabase:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        if self.path not in {":memory:", ""}:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[tuple[int, sqlite3.Connection]] = []

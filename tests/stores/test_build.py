@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -81,6 +83,37 @@ def test_the_default_is_one_sqlite_file_for_everything(
     assert isinstance(stores.audit.store, SqlAuditStore)
     assert stores.patient_key.mode == "hash"
     assert (tmp_path / "spine-cds.sqlite3").exists()
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    previous = os.umask(0o022)  # what most hosts give: files 0644 unless told otherwise
+    yield
+    os.umask(previous)
+
+
+def test_the_sqlite_files_are_for_the_owner_only(
+    tmp_path: Path, opened: list[Stores], usual_umask: None
+) -> None:
+    """They hold the audit (ids that often embed the patient's), the feedback, the replay
+    cache and here the patient-hash key: an attack suite found them 0644, readable by any
+    local user. SQLite gives its -wal and -shm files the database file's mode."""
+    stores = build_stores(settings(tmp_path))
+    opened.append(stores)
+    stores.audit.record(audit_record(datetime.now(UTC), "h-1"))
+    stores.audit.records()  # written: the -wal and -shm files exist
+    names = ["spine-cds.sqlite3", "spine-cds.sqlite3-wal", "spine-cds.sqlite3-shm"]
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in names}
+    assert modes == dict.fromkeys(names, 0o600)
+
+
+def test_an_existing_sqlite_file_keeps_its_mode(
+    tmp_path: Path, opened: list[Stores], usual_umask: None
+) -> None:
+    path = tmp_path / "spine-cds.sqlite3"
+    path.touch(mode=0o640)  # an operator's choice (a backup job's group, say)
+    opened.append(build_stores(settings(tmp_path)))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 def test_audit_can_be_switched_off(tmp_path: Path, opened: list[Stores]) -> None:
