@@ -50,19 +50,23 @@ def has_dot_segments(path: str) -> bool:
     (``%252e%252e``), with a path parameter (Tomcat reads ``..;/`` and ``.;x`` as dot
     segments), behind a backslash, or in compatibility forms that NFKC folds to dots
     (fullwidth full stops, U+FF0E). A NUL in the decoded path counts too (servers cut
-    there). The HTTP stack removes plain ones before it sends, and a server may resolve
-    the others: either way the request leaves the path it seemed to be under (an attack
-    suite sent the token to ``/fhir/..;/admin``), so such a path is never judged to be
-    under a base."""
+    there), and so do escapes that are not UTF-8 (overlong forms such as ``%c0%ae``,
+    which legacy decoders read as ``.``, and ``%c0%af`` as ``/``). The HTTP stack removes
+    plain ones before it sends, and a server may resolve the others: either way the
+    request leaves the path it seemed to be under (an attack suite sent the token to
+    ``/fhir/..;/admin``), so such a path is never judged to be under a base."""
     decoded = path
-    for _ in range(_DECODE_ROUNDS):
-        once = unquote(decoded)
-        if once == decoded:
-            break
-        decoded = once
-    else:
-        if unquote(decoded) != decoded:
-            return True  # still escaped after the rounds: not judged safe
+    try:
+        for _ in range(_DECODE_ROUNDS):
+            once = unquote(decoded, errors="strict")
+            if once == decoded:
+                break
+            decoded = once
+        else:
+            if unquote(decoded, errors="strict") != decoded:
+                return True  # still escaped after the rounds: not judged safe
+    except UnicodeDecodeError:
+        return True  # not UTF-8: a legacy decoder may read dots or slashes in it
     if "\x00" in decoded:
         return True
     # NFKC first, so that fullwidth slashes, backslashes and semicolons separate too

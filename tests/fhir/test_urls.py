@@ -111,3 +111,28 @@ def test_dot_segments_in_compatibility_forms_and_nul_are_found(path: str) -> Non
 
 def test_dot_segments_escaped_past_the_decoding_rounds_are_not_judged_safe() -> None:
     assert has_dot_segments("/fhir/%252525252525252e%252525252525252e/admin")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/%c0%ae%c0%ae/admin",  # overlong "." (two bytes): legacy decoders read ".."
+        "/fhir/%e0%80%ae%e0%80%ae/admin",  # overlong "." (three bytes)
+        "/fhir/..%c0%afadmin",  # overlong "/"
+        "/fhir/%C0%AE/x",
+        "/fhir/%25c0%25ae%25c0%25ae/admin",  # escaped once more
+        "/fhir/%ff/x",  # not UTF-8 at all
+        "/fhir/%e2%80/x",  # a sequence cut short
+    ],
+)
+def test_escapes_that_are_not_utf8_are_not_judged_safe(path: str) -> None:
+    """Only legacy decoders (old Tomcat, old IIS) read overlong forms as dots and
+    slashes; a path that is not UTF-8 once decoded has no use in a FHIR URL, so it is
+    never judged to be under a base (an attack suite had the token sent to
+    ``/fhir/%C0%AE%C0%AE/admin``)."""
+    assert has_dot_segments(path)
+
+
+def test_escaped_utf8_is_kept() -> None:
+    assert not has_dot_segments("/fhir/Patient/%C3%A9t%C3%A9/x")  # "été"
+    assert not has_dot_segments("/fhir/Observation/a%2Bb%3D")
