@@ -133,12 +133,7 @@ def serve(
         configuration=settings.public_summary(),
     )
     if settings.dev_mode:
-        _say(
-            settings,
-            logging.WARNING,
-            "DEVELOPMENT MODE: client JWTs are NOT verified and CORS allows any "
-            "origin. Do not use with real patient data.",
-        )
+        _say(settings, logging.WARNING, dev_mode_warning(settings.cors_origins))
         _say(settings, logging.INFO, next_steps(settings))
     owner = os.getpid()
     try:
@@ -149,3 +144,24 @@ def serve(
         # that did so broke the metrics, and the calls, of the workers still serving).
         if os.getpid() == owner:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def dev_mode_warning(cors_origins: tuple[str, ...]) -> str:
+    """What ``serve`` prints in development mode. With CORS open to any origin, any web
+    page open in a browser on the developer's machine can call the service, with no
+    token, and have it fetch from any fhirServer it names, the developer's network
+    included: its answers tell which addresses and ports answer (an attack suite's
+    finding). The CDS Hooks sandbox needs only its own origin."""
+    if cors_origins:
+        cors = "CORS allows " + ", ".join(cors_origins)
+    else:
+        cors = (
+            "CORS allows any origin: any web page open in a browser here can call this "
+            "service and have it fetch from any fhirServer, on your network too (set "
+            "cors_origins, e.g. https://sandbox.cds-hooks.org, to allow only the pages "
+            "you use)"
+        )
+    return (
+        f"DEVELOPMENT MODE: client JWTs are NOT verified and {cors}. "
+        "Do not use with real patient data."
+    )

@@ -61,6 +61,7 @@ def test_gunicorn_serves_discovery_hooks_feedback_and_preflight(tmp_path: Path) 
     assert "effective configuration" in log
     assert "DEVELOPMENT MODE" in log
     assert f"next: curl {service.url}/cds-services (discovery); a hook call:" in log
+    assert "any web page open in a browser here can call this service" in log
     assert service.process is not None and service.process.returncode is not None
 
 
