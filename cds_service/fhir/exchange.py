@@ -14,8 +14,11 @@ imaging); a first page over it fails the key (412 when the key is required).
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -237,7 +240,7 @@ class _Exchange:
             self.log_failure(key, resource_type, status, started, reason, type(exc).__name__)
             raise FhirError(key, reason) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            reason = "the connection to the FHIR server failed (refused, reset or closed)"
+            reason = connection_failure(exc)
             self.log_failure(key, resource_type, status, started, reason, type(exc).__name__)
             raise FhirError(key, reason) from None
         finally:
@@ -310,6 +313,43 @@ class _Exchange:
             key, resource_type, status if status is not None else "-", duration_ms, self.host,
             reason, f" error={error_type}" if error_type else "",
         )  # fmt: skip
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: requests wraps urllib3, which wraps the socket's error
+    (as a cause, a context, an argument or a ``reason``)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        wrapped = (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+        stack.extend(w for w in wrapped if isinstance(w, BaseException))
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Why a connection to the FHIR server failed, in words an on-call engineer can act
+    on: a private CA, a name that does not resolve and a refused port each say so (an
+    integrator's review: all three read "refused, reset or closed", and a FHIR server
+    behind a private CA is the usual go-live failure)."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
+        return (
+            "the FHIR server's TLS certificate is not trusted (a private CA must be in the "
+            "service's CA bundle: REQUESTS_CA_BUNDLE)"
+        )
+    if any(isinstance(c, ssl.SSLError | requests.exceptions.SSLError) for c in causes):
+        return "the TLS handshake with the FHIR server failed"
+    if any(isinstance(c, socket.gaierror | urllib3.exceptions.NameResolutionError) for c in causes):
+        return "the FHIR server's host name could not be resolved (DNS)"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "the FHIR server refused the connection (nothing listening at that port?)"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return "the FHIR server reset the connection"
+    return "the connection to the FHIR server failed (closed without an answer)"
 
 
 def _timeout_reason(exc: BaseException) -> str:

@@ -71,7 +71,7 @@ FAULTS = [
     ("hang", "read timeout", {"fhir_read_timeout_seconds": 0.3, "fhir_budget_seconds": 1.0}),
     ("hang", "time budget", {"fhir_read_timeout_seconds": 5.0, "fhir_budget_seconds": 0.5}),
     ("trickle", "time budget", {"fhir_read_timeout_seconds": 5.0, "fhir_budget_seconds": 0.5}),
-    ("reset", "connection to the FHIR server failed", {}),
+    ("reset", "the FHIR server reset the connection", {}),
     ("500", "FHIR server answered 500", {}),
     ("401", "FHIR server answered 401", {}),
     ("403", "FHIR server answered 403", {}),
