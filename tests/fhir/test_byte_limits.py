@@ -68,7 +68,9 @@ def test_a_page_over_the_page_limit_fails_its_key(
 
 
 def test_a_page_just_under_the_page_limit_is_read(server: FaultyFhirServer) -> None:
-    one_page = FhirClient(Settings(fhir_budget_seconds=10.0, fhir_max_pages=1).fhir)
+    one_page = FhirClient(
+        Settings(fhir_budget_seconds=10.0, fhir_read_timeout_seconds=5.0, fhir_max_pages=1).fhir
+    )
     try:
         result = one_page.fetch_all(
             server.url("heavy"), TOKEN, {"crp": heavy(MAX_PAGE_BYTES)}, time.monotonic() + 10
@@ -101,7 +103,9 @@ def test_the_call_limit_is_shared_by_every_key_of_the_call(
 ) -> None:
     # five first pages of 5 MiB: 25 MiB, where each alone is under both limits
     queries = {f"k{i}": heavy(5 * MIB) + f"&k={i}" for i in range(5)}
-    slim = FhirClient(Settings(fhir_budget_seconds=10.0, fhir_max_pages=1).fhir)
+    slim = FhirClient(
+        Settings(fhir_budget_seconds=10.0, fhir_read_timeout_seconds=5.0, fhir_max_pages=1).fhir
+    )
     try:
         calls = [
             slim.fetch_all(server.url("heavy"), TOKEN, queries, time.monotonic() + 10)
