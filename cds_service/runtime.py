@@ -25,6 +25,7 @@ from cds_service.hookbody import HookBodyDecoder
 from cds_service.metrics import Metrics
 from cds_service.settings import Settings, SettingsError
 from cds_service.stores import Stores, build_stores
+from cds_service.stores.patientkey import MISSING_KEY
 from cds_service.turns import Turns
 from cds_service.validation import SchemaCheck
 from cds_service.valuesets import load_code_lists
@@ -66,15 +67,36 @@ class Runtime:
         self.stores.close()
 
 
+NO_PUBLIC_BASE_URL = (
+    "public_base_url must be set outside development mode (SPINE_CDS_PUBLIC_BASE_URL, "
+    "e.g. https://cds.example.org): it is the URL clients put in the JWT aud, and "
+    "the service never takes it from the request's Host header"
+)
+DEV_MODE_HINT = (
+    "For a local trial without client JWTs, start in development mode instead: "
+    "spine-cds serve --dev (or SPINE_CDS_DEV_MODE=true)."
+)
+
+
+def secure_mode_gaps(settings: Settings) -> list[str]:
+    """Every setting secure mode (the default) needs and lacks, so a first start names them
+    all at once with the way out to development mode (a newcomer met them one restart at a
+    time)."""
+    if settings.dev_mode:
+        return []
+    gaps = []
+    if not settings.public_base_url:
+        gaps.append(NO_PUBLIC_BASE_URL)
+    if settings.audit_patient_id == "hash" and not settings.audit_hash_key:
+        gaps.append(MISSING_KEY)
+    return gaps
+
+
 def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
     if settings.dev_mode:
         return None
     if not settings.public_base_url:
-        raise SettingsError(
-            "public_base_url must be set outside development mode (SPINE_CDS_PUBLIC_BASE_URL, "
-            "e.g. https://cds.example.org): it is the URL clients put in the JWT aud, and "
-            "the service never takes it from the request's Host header"
-        )
+        raise SettingsError(NO_PUBLIC_BASE_URL)
     try:
         parsed = load_trusted_clients(settings.trusted_clients_file or None)
     except ValueError as exc:
@@ -102,6 +124,16 @@ def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Everything shared by requests; a configuration error stops startup with its reason."""
+    gaps = secure_mode_gaps(settings)
+    if len(gaps) > 1:
+        raise SettingsError(
+            "secure mode needs "
+            + " ".join(f"({n}) {gap}" for n, gap in enumerate(gaps, 1))
+            + " "
+            + DEV_MODE_HINT
+        )
+    if gaps:
+        raise SettingsError(f"{gaps[0]} {DEV_MODE_HINT}")
     discovery = load_discovery(settings.hooks_file)
     validators = {body.name: schemas.check(body.schema) for body in BODIES.values()}
     lists = load_code_lists(Path(settings.valueset_dir) if settings.valueset_dir else None)

@@ -190,6 +190,22 @@ class Settings(BaseSettings):
                 problems.append("public_base_url must be an http:// or https:// URL with a host")
             elif base.query or base.fragment or base.username or base.password:
                 problems.append("public_base_url must have no query, fragment or credentials")
+        for origin in self.cors_origins:
+            # a browser's Origin is scheme://host[:port], nothing more: anything else never
+            # matches, and CORS would be off for that page without a word
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in {"http", "https"}
+                or not parts.hostname
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or parts.username
+            ):
+                problems.append(
+                    f"cors_origins: {origin!r} is not an origin (scheme://host[:port], e.g. "
+                    "https://sandbox.cds-hooks.org)"
+                )
         if self.audit_patient_id not in {"hash", "plain", "omit"}:
             problems.append("audit_patient_id must be one of hash, plain, omit")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):

@@ -15,6 +15,7 @@ a restarted server costs one reconnect rather than a failed request.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from cds_service.settings import redact_url
+
+log = logging.getLogger(__name__)
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -145,7 +148,12 @@ class SqliteDatabase:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path not in {":memory:", ""}:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                # said, so a typo in database_path does not quietly start an empty audit
+                # in a new directory (an integrator's review)
+                log.warning("database_path: created the directory %s for %s", parent, self.path)
+            parent.mkdir(parents=True, exist_ok=True)
             _create_private(self.path)
         self._local = threading.local()
         self._lock = threading.Lock()
