@@ -10,6 +10,17 @@ used, the thresholds in force, the rule that fired and the card's one-line summa
 the card's machine-readable result without its orders: values, not resources, about
 2-3 KB (the EHR keeps it with the launch and hands it back in the token response).
 
+What the app must read as the service reads it goes in the app's page, not in
+appContext: it is the same for every card, is needed without a card too, and would add
+about a kilobyte to every link. ``service_facts`` gives it (routes/trend_app.py writes it
+into the page): the searches the service serves for the app's keys (with the codes a
+site adds through ``valueset_dir``), how each code they ask for is read, the result
+statuses that count (``accept_preliminary``), the CRP and ESR units and the molar CRP
+factor (``crp_molar_factor``), the pages a search is followed through
+(``fhir_max_pages``) and the thresholds in force. So the app keeps no copy of the
+settings or of the observation code lists, and with or without a card it reads the
+patient's data as this service does.
+
 The link needs the service's own public URL. The renderer knows nothing of the web: the
 hook route works it out with ``base_url_for`` (``public_base_url`` when set, required
 outside development mode, else, in development mode only, the URL the request came in
@@ -20,11 +31,23 @@ either there is no link rather than a relative URL an EHR would resolve against 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from cds_service.datasources import BY_KEY, PATIENT, served_prefetch
 from cds_service.engine.thresholds import RuleSettings
+from fhir_mappers.observations_careful import (
+    CRP_MASS_TO_MG_PER_L,
+    CRP_MOLAR_UNITS,
+    ESR_UNITS,
+    USED_STATUSES,
+    MappingOptions,
+)
+from fhir_mappers.valuesets import ValueSets
+
+if TYPE_CHECKING:
+    from cds_service.runtime import Runtime
 
 LAUNCH_PATH = "/trend/launch"
 LINK_LABEL = "See the CRP, ESR and pain trend"
@@ -43,6 +66,66 @@ THRESHOLDS = {
     "antibioticBeforeDays": "antibiotic_before_days",
     "antibioticAfterDays": "antibiotic_after_days",
 }
+# The searches the app runs and reads by key (smart_app/src/app.js: the conditions for T0
+# and the red flags, then the three series); the service's other prefetch keys are its own.
+APP_SEARCHES = ("conditions", "crp", "esr", "pain")
+# The app's placeholder for the patient in a search (hooks.json's is PATIENT).
+APP_PATIENT = "{patient}"
+
+
+def thresholds(settings: RuleSettings) -> dict[str, Any]:
+    """The thresholds the app draws, by the app's names."""
+    return {key: getattr(settings, name) for key, name in THRESHOLDS.items()}
+
+
+def service_facts(runtime: Runtime) -> dict[str, Any]:
+    """What the app reads as this service does, for the app's page."""
+    return reading_facts(
+        runtime.value_sets, runtime.mapping, runtime.settings.fhir_max_pages, runtime.rules
+    )
+
+
+def reading_facts(
+    value_sets: ValueSets, mapping: MappingOptions, max_pages: int, rules: RuleSettings
+) -> dict[str, Any]:
+    """What the app reads as the service does (the module's docstring), from the value
+    sets, the mapping options and the settings in force:
+
+    - ``queries``: the prefetch template the service serves for each of the app's keys
+      (``datasources.served_prefetch``: a site's codes included), the patient written
+      ``{patient}``;
+    - ``codes``: for each search that asks for codes, each code (``system|code``) with the
+      value-set kind it is read as (``crp``, ``crp-hs``, ``crp-molar``, ``esr``, ``pain``);
+    - ``statuses``: the Observation statuses that count (``preliminary`` too when the
+      setting ``accept_preliminary`` is on);
+    - ``crpMassToMgL``, ``crpMolarUnits``, ``esrUnits``: the units read (lower case, UCUM
+      annotations dropped, as the mapper compares them), the mass ones with their factor
+      to mg/L;
+    - ``crpMolarFactor``: nmol/L per mg/L, null when molar CRP is not read;
+    - ``maxPages``: the pages of a search followed before it is said to be cut off;
+    - ``thresholds``: the thresholds in force, drawn when the app has no card."""
+    served = served_prefetch(value_sets)
+    codes = {
+        key: {
+            f"{system}|{code}": entry.kind.value
+            for (system, code), entry in value_sets.observations.items()
+            if entry.kind in BY_KEY[key].codes_of
+        }
+        for key in APP_SEARCHES
+        if BY_KEY[key].codes_of
+    }
+    statuses = set(USED_STATUSES) | ({"preliminary"} if mapping.accept_preliminary else set())
+    return {
+        "queries": {key: served[key].replace(PATIENT, APP_PATIENT) for key in APP_SEARCHES},
+        "codes": codes,
+        "statuses": sorted(statuses),
+        "crpMassToMgL": dict(CRP_MASS_TO_MG_PER_L),
+        "crpMolarUnits": sorted(CRP_MOLAR_UNITS),
+        "esrUnits": sorted(ESR_UNITS),
+        "crpMolarFactor": mapping.crp_molar_factor_nmol_per_mg,
+        "maxPages": max_pages,
+        "thresholds": thresholds(rules),
+    }
 
 
 def base_url_for(public_base_url: str, dev_mode: bool, request_url_root: str) -> str:
@@ -69,7 +152,7 @@ def app_context(
         "v": APP_CONTEXT_VERSION,
         "patient": patient_id,
         "reason": summary,
-        "thresholds": {key: getattr(settings, name) for key, name in THRESHOLDS.items()},
+        "thresholds": thresholds(settings),
         **{k: v for k, v in assessment.items() if k != "orders"},
     }
 
