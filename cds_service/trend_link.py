@@ -8,7 +8,10 @@ uses ``appContext`` only to highlight what the decision rested on: the treatment
 episode's date), the findings known at diagnosis (name and date), the values each rule
 used, the thresholds in force, the rule that fired and the card's one-line summary. It is
 the card's machine-readable result without its orders: values, not resources, about
-2-3 KB (the EHR keeps it with the launch and hands it back in the token response).
+2-3 KB (the EHR keeps it with the launch and hands it back in the token response). The
+app says the decision in the card's own words, sent with it (``card_words``): the summary,
+each fired rule's short phrase and where T0 came from, made by the cards' phrase
+functions; it keeps no wording of its own but a neutral one for "opened without a card".
 
 What the app must read as the service reads it goes in the app's page, not in
 appContext: it is the same for every card, is needed without a card too, and would add
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cds_service.datasources import BY_KEY, PATIENT, served_prefetch
+from cds_service.engine.assessment import Assessment
 from cds_service.engine.thresholds import RuleSettings
 from fhir_mappers.observations_careful import (
     CRP_MASS_TO_MG_PER_L,
@@ -141,18 +145,43 @@ def launch_url(base_url: str) -> str:
     return base_url.rstrip("/") + LAUNCH_PATH
 
 
+def card_words(a: Assessment) -> dict[str, Any]:
+    """The card's words the app shows, as plain text: ``ruleShorts``, each fired rule's
+    short phrase (``phrasebook.phrase``), in the order of ``rulesFired``; ``t0Text``, where
+    T0 came from (``episode_line.t0_phrase``: "treatment started 2026-11-05 (first
+    antibiotic order: cefazolin)"), when there is a T0."""
+    # Imported here: the cards package imports this module (render.py) as it loads.
+    from cds_service.cards.episode_line import t0_phrase
+    from cds_service.cards.phrasebook import phrase
+    from cds_service.cards.safe_text import unquote
+
+    words: dict[str, Any] = {"ruleShorts": [unquote(phrase(f).short) for f in a.rules_fired]}
+    if a.episode is not None and a.episode.t0 is not None:
+        words["t0Text"] = unquote(t0_phrase(a))
+    return words
+
+
 def app_context(
-    assessment: Mapping[str, Any], summary: str, patient_id: str, settings: RuleSettings
+    assessment: Mapping[str, Any],
+    summary: str,
+    patient_id: str,
+    settings: RuleSettings,
+    words: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the app highlights: the card's machine-readable result (T0 with its source and
     antibiotic, the findings known at diagnosis, the values the rules used), its summary
-    (the one-line reason), the patient it is about (the app ignores a context for another
+    as the card shows it (plain text: the one-line reason), the card's ``words``
+    (``card_words``), the patient it is about (the app ignores a context for another
     patient) and the thresholds in force."""
+    # Imported here: the cards package imports this module (render.py) as it loads.
+    from cds_service.cards.safe_text import unquote
+
     return {
         "v": APP_CONTEXT_VERSION,
         "patient": patient_id,
-        "reason": summary,
+        "reason": unquote(summary),
         "thresholds": thresholds(settings),
+        **(words or {}),
         **{k: v for k, v in assessment.items() if k != "orders"},
     }
 
@@ -161,13 +190,13 @@ def trend_link(
     assessment: Mapping[str, Any],
     summary: str,
     patient_id: str,
-    settings: RuleSettings,
+    a: Assessment,
     base_url: str,
 ) -> dict[str, Any] | None:
     """The CDS Hooks ``smart`` link, or None when the service's URL is not known ("")."""
     if not base_url:
         return None
-    context = app_context(assessment, summary, patient_id, settings)
+    context = app_context(assessment, summary, patient_id, a.settings, card_words(a))
     return {
         "label": LINK_LABEL,
         "url": launch_url(base_url),
@@ -182,10 +211,11 @@ def add_trend_link(
     card: dict[str, Any],
     assessment: Mapping[str, Any],
     patient_id: str,
-    settings: RuleSettings,
+    a: Assessment,
     base_url: str,
 ) -> None:
-    """Put the link on a rendered card (``card["links"]``) when the base URL is known."""
-    link = trend_link(assessment, str(card["summary"]), patient_id, settings, base_url)
+    """Put the link on a rendered card (``card["links"]``) when the base URL is known;
+    ``assessment`` is the card's machine-readable result, ``a`` the Assessment it shows."""
+    link = trend_link(assessment, str(card["summary"]), patient_id, a, base_url)
     if link is not None:
         card["links"] = [link]

@@ -85,7 +85,5 @@ def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]
     if reasons:
         card["overrideReasons"] = reasons
     card["extension"] = {ASSESSMENT_KEY: machine_result(a)}
-    add_trend_link(
-        card, card["extension"][ASSESSMENT_KEY], ctx.patient_id, a.settings, ctx.trend_base_url
-    )
+    add_trend_link(card, card["extension"][ASSESSMENT_KEY], ctx.patient_id, a, ctx.trend_base_url)
     return clean_card(card)
