@@ -20,7 +20,8 @@ into the page): the searches the service serves for the app's keys (with the cod
 site adds through ``valueset_dir``), how each code they ask for is read, the result
 statuses that count (``accept_preliminary``), the CRP and ESR units and the molar CRP
 factor (``crp_molar_factor``), the pages a search is followed through
-(``fhir_max_pages``) and the thresholds in force. So the app keeps no copy of the
+(``fhir_max_pages``), the categories of the infection (``include_other_infective``) and
+the thresholds in force. So the app keeps no copy of the
 settings or of the observation code lists, and with or without a card it reads the
 patient's data as this service does.
 
@@ -40,6 +41,7 @@ import orjson
 
 from cds_service.datasources import BY_KEY, PATIENT, served_prefetch
 from cds_service.engine.assessment import Assessment
+from cds_service.engine.episode import in_scope_categories
 from cds_service.engine.thresholds import RuleSettings
 from fhir_mappers.observations_careful import (
     CRP_MASS_TO_MG_PER_L,
@@ -56,17 +58,15 @@ if TYPE_CHECKING:
 LAUNCH_PATH = "/trend/launch"
 LINK_LABEL = "See the CRP, ESR and pain trend"
 APP_CONTEXT_VERSION = 1
-# The thresholds the app draws (baseline, the fall line, the normal limit, the day marks).
+# The thresholds the app draws with (the baseline and its window, the fall line, the
+# normal limit, the day marks, the values' windows, T0's window), and only those:
+# tests/cards/test_trend_app_config.py holds them to what the app reads.
 THRESHOLDS = {
     "plateauMinFallPct": "plateau_min_fall_pct",
-    "risePct": "rise_pct",
-    "riseAfterDays": "rise_after_days",
     "plateauAfterDays": "plateau_after_days",
-    "painWorsePoints": "pain_worse_points",
     "crpNormalMgL": "crp_normal_mg_l",
     "baselineWindowDays": "baseline_window_days",
     "dataLookbackDays": "data_lookback_days",
-    "crpMaxAgeDays": "crp_max_age_days",
     "antibioticBeforeDays": "antibiotic_before_days",
     "antibioticAfterDays": "antibiotic_after_days",
 }
@@ -107,6 +107,8 @@ def reading_facts(
       to mg/L;
     - ``crpMolarFactor``: nmol/L per mg/L, null when molar CRP is not read;
     - ``maxPages``: the pages of a search followed before it is said to be cut off;
+    - ``episodeCategories``: the condition categories of an infection the service
+      treats (``include_other_infective``), for T0 when the app has no card;
     - ``thresholds``: the thresholds in force, drawn when the app has no card."""
     served = served_prefetch(value_sets)
     codes = {
@@ -128,6 +130,7 @@ def reading_facts(
         "esrUnits": sorted(ESR_UNITS),
         "crpMolarFactor": mapping.crp_molar_factor_nmol_per_mg,
         "maxPages": max_pages,
+        "episodeCategories": sorted(c.value for c in in_scope_categories(rules)),
         "thresholds": thresholds(rules),
     }
 

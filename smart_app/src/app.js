@@ -1,5 +1,6 @@
 // The trend page (/trend/): finishes the SMART launch, reads the patient's data from the
-// EHR's FHIR server with the user's token (the same searches as the service's prefetch),
+// EHR's FHIR server with the user's token (the searches the service serves as its
+// prefetch, as the page's `service` gives them: trend_link.service_facts),
 // and draws CRP and ESR (left axis) and pain (right axis) against days since T0, with
 // the baseline, the fall line, the normal limit, T0 (and, from the card, where it came
 // from), the day-28 mark, the values the decision used, the red flags as dated markers
@@ -8,7 +9,6 @@ import FHIR from 'fhirclient';
 import {
   Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip,
 } from 'chart.js';
-import { MAX_PAGES, QUERIES } from './config.js';
 import { pageSettings, sameServerUrl, savedState, stateProblem } from './guard.js';
 import { buildModel, formatNumber, parseAppContext } from './trend.js';
 
@@ -42,12 +42,13 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-async function search(client, query) {
+// A search followed through at most `maxPages` pages, as the service follows it.
+async function search(client, query, maxPages) {
   const resources = [];
   let url = query.replace('{patient}', encodeURIComponent(client.patient.id));
   let pages = 0;
   let offServer = false;
-  while (url && pages < MAX_PAGES) {
+  while (url && pages < maxPages) {
     const bundle = await client.request(url);
     pages += 1;
     for (const entry of bundle?.entry ?? []) if (entry.resource) resources.push(entry.resource);
@@ -59,9 +60,9 @@ async function search(client, query) {
   return { resources, pages, cutOff: Boolean(url), offServer };
 }
 
-async function readAll(client) {
-  const keys = Object.keys(QUERIES);
-  const results = await Promise.allSettled(keys.map((k) => search(client, QUERIES[k])));
+async function readAll(client, service) {
+  const keys = Object.keys(service.queries);
+  const results = await Promise.allSettled(keys.map((k) => search(client, service.queries[k], service.maxPages)));
   const data = {};
   keys.forEach((k, i) => {
     const r = results[i];
@@ -338,20 +339,27 @@ function chartSummary(model) {
 async function main() {
   const state = document.body;
   try {
+    const page = pageSettings();
+    // What the service reads (its searches, codes, statuses, units, settings in force):
+    // the service writes it into this page; the app holds no copy of it.
+    const { service } = page;
+    if (!service?.queries || !service?.codes || !service?.thresholds) {
+      throw new Error('the page does not say what the service reads: open the app from the EHR again');
+    }
     // The launch page checked the server's endpoints; checked again before the code goes
     // to the token endpoint (guard.js).
     const refused = stateProblem(savedState(new URLSearchParams(window.location.search).get('state')),
-      undefined, pageSettings().devMode === true);
+      undefined, page.devMode === true);
     if (refused) throw new Error(`the FHIR server's SMART configuration is refused: ${refused}`);
     const client = await FHIR.oauth2.ready();
     const patientId = client.patient.id;
     if (!patientId) throw new Error('the launch gave no patient (for an open server, add patientId to the launch URL)');
     const { context, problem } = parseAppContext(client.state.tokenResponse?.appContext, patientId);
     const [data, patient] = await Promise.all([
-      readAll(client),
+      readAll(client, service),
       client.request(`Patient/${encodeURIComponent(patientId)}`).catch(() => null),
     ]);
-    const model = buildModel({ patientId, data, context, today: new Date().toISOString().slice(0, 10) });
+    const model = buildModel({ patientId, data, context, service, today: new Date().toISOString().slice(0, 10) });
     $('patient').textContent = patientName(patient) ? `${patientName(patient)} (${patientId})` : patientId;
     renderT0(model);
     renderDecision(model);

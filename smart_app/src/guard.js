@@ -8,7 +8,8 @@
 // own origin, since fhirclient sends the bearer token with every request it makes.
 
 // The page's element, filled in by the service: {server, devMode} on the launch page,
-// {devMode} on the app's page; {} when it is missing or unreadable.
+// {devMode, service} on the app's page (service: what the app reads as the service does,
+// cds_service/trend_link.py service_facts); {} when it is missing or unreadable.
 export function pageSettings(doc = document) {
   const meta = doc.querySelector('meta[name="spine-cds-launch"]');
   try {

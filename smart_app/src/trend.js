@@ -1,19 +1,15 @@
-// From FHIR resources and the card's appContext to what the page draws: no DOM, no
+// From FHIR resources, the card's appContext and what the service reads (the page's
+// `service`: cds_service/trend_link.py service_facts) to what the page draws: no DOM, no
 // network, so the model is the same whichever way the app was launched. It follows the
-// service's reading of the data (docs/clinical-logic.md, "Which values count"): status
-// final/amended/corrected, CRP in mg/L (mass units by their factor, nmol/L / 9.524), hs-CRP only when no
-// standard CRP counts, CRP and ESR from T0 - 7 days, pain from T0.
+// service's reading of the data (docs/clinical-logic.md, "Which values count"), with the
+// service's own codes, statuses, units and factors: each value read by the kind of its
+// code, the statuses that count, CRP in mg/L (mass units by their factor, nmol/L by the
+// molar factor, or left out when the service reads no molar CRP), hs-CRP only when no
+// standard CRP counts, CRP and ESR from T0 - lookback, pain from T0.
 import conditionCodes from '../../cds_service/valuesets/conditions.json';
 import imagingConditionCodes from '../../cds_service/valuesets/conditions-imaging.json';
-import { CRP_MASS_TO_MG_PER_L, CRP_MOLAR_FACTOR, DEFAULT_THRESHOLDS } from './config.js';
 
-const LOINC = 'http://loinc.org';
 const ICD10CM = 'http://hl7.org/fhir/sid/icd-10-cm';
-const CRP_STANDARD = new Set(['1988-5', '76485-2']);
-const CRP_HS = new Set(['30522-7', '71426-1']);
-const ESR_CODES = new Set(['4537-7', '30341-2']);
-const PAIN_CODES = new Set(['72514-3', '38208-5']);
-const COUNTED_STATUS = new Set(['final', 'amended', 'corrected']);
 // The service's shipped condition value sets (a site's own codes are the service's to read).
 const CONDITION_ENTRIES = [...conditionCodes.entries, ...imagingConditionCodes.entries];
 const RED_FLAG_CATEGORIES = {
@@ -21,7 +17,6 @@ const RED_FLAG_CATEGORIES = {
   complication: 'Complication',
   mechanical: 'Mechanical complication',
 };
-const EPISODE_CATEGORIES = new Set(['nvo', 'nvo-unspecified']);
 const DAY_MS = 86400000;
 
 export const RULE_NAMES = {
@@ -90,8 +85,16 @@ function observationInstant(obs) {
   return Number.isNaN(ms) ? null : ms;
 }
 
-function loincCodes(resource) {
-  return (resource.code?.coding ?? []).filter((c) => c.system === LOINC).map((c) => c.code);
+// How the service reads a value: the kind of the first of its codings that the search
+// asks for (the service's select_code), from the service's codes for that search
+// ({"system|code": kind}); null for a code the search does not ask for.
+function codeKind(resource, codes) {
+  for (const coding of resource.code?.coding ?? []) {
+    if (typeof coding?.system !== 'string' || typeof coding?.code !== 'string') continue;
+    const key = `${coding.system}|${coding.code}`;
+    if (codes && Object.hasOwn(codes, key)) return codes[key];
+  }
+  return null;
 }
 
 function aboutPatient(resource, patientId) {
@@ -119,65 +122,80 @@ function unitKey(unit) {
   return String(unit ?? '').replace(/\{[^{}]*\}/g, '').trim().toLowerCase();
 }
 
-// The scale of a CRP unit: its factor to mg/L, 'molar', or undefined when unknown.
-function crpScale(unit) {
+// The units of a quantity as the service weighs them: the (UCUM) code, then the text.
+function unitsOf(q) {
+  return [q.code, q.unit].filter((u) => typeof u === 'string' && u.trim()).map((u) => u.trim());
+}
+
+// The scale of a unit the service knows (a mass unit's factor to mg/L, 'molar', 'rate'),
+// undefined for another: a unit text and code of different scale say two values, and the
+// service takes neither.
+function scaleOf(unit, service) {
   const u = unitKey(unit);
-  if (Object.hasOwn(CRP_MASS_TO_MG_PER_L, u)) return CRP_MASS_TO_MG_PER_L[u];
-  return u === 'nmol/l' ? 'molar' : undefined;
+  if (Object.hasOwn(service.crpMassToMgL, u)) return service.crpMassToMgL[u];
+  if (service.crpMolarUnits.includes(u)) return 'molar';
+  return service.esrUnits.includes(u) ? 'rate' : undefined;
 }
 
-// CRP in mg/L: a mass unit by its factor, nmol/L / factor; anything else cannot be drawn
-// on the same axis.
-function crpMgL(value, unit) {
-  const scale = crpScale(unit);
-  if (scale === 'molar') return { value: value / CRP_MOLAR_FACTOR, converted: true };
-  if (scale === undefined) return null;
-  return { value: value * scale, converted: unitKey(unit) !== 'mg/l' };
+function unitsDisagree(units, service) {
+  if (units.length !== 2) return false;
+  const [code, text] = units.map((u) => scaleOf(u, service));
+  return code !== undefined && text !== undefined && code !== text;
 }
 
-// A unit text and code of different scale say two values: the service takes neither.
-function unitsDisagree(q) {
-  const text = crpScale(q.unit);
-  const code = crpScale(q.code);
-  return text !== undefined && code !== undefined && text !== code;
+// A value as the service reads a code of its kind, in the unit drawn: {value, unit,
+// reported} or {skip: why}.
+function reading(kind, q, service) {
+  const units = unitsOf(q);
+  const shown = units.join(' / ') || 'missing';
+  if (unitsDisagree(units, service)) return { skip: 'unit text and code disagree' };
+  if (kind === 'crp-molar') {
+    const unit = units.find((u) => service.crpMolarUnits.includes(unitKey(u)));
+    if (!unit) return { skip: `unit ${shown} is not a molar CRP unit` };
+    return { value: q.value / service.crpMolarFactor, unit: 'mg/L', reported: `${formatNumber(q.value)} ${unit}` };
+  }
+  if (kind === 'crp' || kind === 'crp-hs') {
+    const unit = units.find((u) => Object.hasOwn(service.crpMassToMgL, unitKey(u)));
+    if (!unit) return { skip: `unit ${shown} could not be converted` };
+    const factor = service.crpMassToMgL[unitKey(unit)];
+    const reported = unitKey(unit) === 'mg/l' ? null : `${formatNumber(q.value)} ${unit}`;
+    return { value: q.value * factor, unit: 'mg/L', reported };
+  }
+  if (!units.some((u) => service.esrUnits.includes(unitKey(u)))) return { skip: `unit ${shown} is not an ESR unit` };
+  return { value: q.value, unit: 'mm/h', reported: null };
 }
 
-// One measure's Observations -> points, and what was left out (counted by reason).
-function readSeries(resources, patientId, kind) {
+// One search's Observations -> points, and what was left out (counted by reason). Each
+// value is read by the kind of its code, as the service reads it (`service.codes`).
+function readSeries(resources, patientId, key, service) {
   const points = [];
   const leftOut = {};
   const skip = (why) => { leftOut[why] = (leftOut[why] ?? 0) + 1; };
+  const counted = new Set(service.statuses);
   for (const obs of resources) {
     if (obs?.resourceType !== 'Observation') continue;
     if (!aboutPatient(obs, patientId)) { skip('about another patient'); continue; }
-    if (!COUNTED_STATUS.has(obs.status)) { skip(`status ${obs.status ?? 'missing'}`); continue; }
+    const kind = codeKind(obs, service.codes?.[key]);
+    if (!kind) { skip('another code'); continue; }
+    if (kind === 'crp-molar' && !service.crpMolarFactor) { skip('in nmol/L (the service reads no molar CRP)'); continue; }
+    if (!counted.has(obs.status)) { skip(`status ${obs.status ?? 'missing'}`); continue; }
     const day = observationDay(obs);
     if (!day) { skip('no date'); continue; }
     // Pain may come as valueInteger (as the service reads it) or as a quantity.
-    const q = kind === 'pain' && Number.isInteger(obs.valueInteger)
+    const q = key === 'pain' && Number.isInteger(obs.valueInteger)
       ? { value: obs.valueInteger } : obs.valueQuantity;
-    if (typeof q?.value !== 'number') { skip('no numeric value'); continue; }
-    if (kind === 'pain' && (q.value < 0 || q.value > 10)) { skip('outside the 0-10 scale'); continue; }
-    const unit = q.code ?? q.unit ?? '';
-    const codes = loincCodes(obs);
+    if (typeof q?.value !== 'number' || !Number.isFinite(q.value)) { skip('no numeric value'); continue; }
     const point = {
-      reference: `Observation/${obs.id}`, day, at: observationInstant(obs), value: q.value, unit, reported: null,
-      comparator: q.comparator ?? null, kind,
+      reference: `Observation/${obs.id}`, day, at: observationInstant(obs), value: q.value, unit: '0-10', reported: null,
+      comparator: q.comparator ?? null, kind: key, hs: kind === 'crp-hs',
     };
-    if (kind === 'crp') {
-      if (unitsDisagree(q)) { skip('unit text and code disagree'); continue; }
-      const mg = crpMgL(q.value, unit);
-      if (!mg) { skip(`unit ${unit || 'missing'} could not be converted`); continue; }
-      if (mg.converted) point.reported = `${formatNumber(q.value)} ${unit}`;
-      point.value = mg.value;
-      point.unit = 'mg/L';
-      point.hs = !codes.some((c) => CRP_STANDARD.has(c)) && codes.some((c) => CRP_HS.has(c));
-    } else if (kind === 'esr') {
-      if (!codes.some((c) => ESR_CODES.has(c))) { skip('another code'); continue; }
-      point.unit = 'mm/h';
-    } else if (kind === 'pain') {
-      if (!codes.some((c) => PAIN_CODES.has(c))) { skip('another code'); continue; }
-      point.unit = '0-10';
+    if (key === 'pain') {
+      if (q.value < 0 || q.value > 10) { skip('outside the 0-10 scale'); continue; }
+    } else {
+      const read = reading(kind, q, service);
+      if (read.skip) { skip(read.skip); continue; }
+      if (read.value < 0) { skip('negative value'); continue; }
+      Object.assign(point, read);
     }
     points.push(point);
   }
@@ -224,7 +242,7 @@ const daysOf = (n) => `${n} ${n === 1 ? 'day' : 'days'}`;
 // episode's date taken as the treatment start, saying why no order gave it (none could
 // be read, none started in T0's window, none on record). null without the card's values
 // (no card, or a card that does not say): the app then says nothing about T0's source.
-export function t0Statement(episode, unavailable, thresholds = DEFAULT_THRESHOLDS) {
+export function t0Statement(episode, unavailable, thresholds) {
   if (!episode?.t0) return null;
   if (episode.t0Source === 'antibiotic-order' && episode.antibiotic?.name) {
     return `Treatment start ${episode.t0} (first antibiotic order: ${episode.antibiotic.name})`;
@@ -261,19 +279,22 @@ export function parseAppContext(raw, patientId) {
   return { context, problem: null };
 }
 
-export function buildModel({ patientId, data, context, today }) {
+// `service`: what the service reads, from the app's page (trend_link.service_facts);
+// the card's thresholds, when there is a card, are those its decision used.
+export function buildModel({ patientId, data, context, today, service }) {
   const messages = [];
-  const thresholds = { ...DEFAULT_THRESHOLDS, ...(context?.thresholds ?? {}) };
+  const thresholds = { ...service.thresholds, ...(context?.thresholds ?? {}) };
 
   // Conditions: the episode (for T0 when there is no card) and the red flags.
   const conditions = (data.conditions?.resources ?? []).filter(
     (c) => c?.resourceType === 'Condition' && aboutPatient(c, patientId),
   );
   let t0 = context?.episode?.t0 ?? null;
+  const episodeCategories = new Set(service.episodeCategories);
   const t0Text = t0Statement(context?.episode, context?.unavailable, thresholds);
   if (!t0) {
     const episodes = conditions
-      .filter((c) => isActiveValid(c) && EPISODE_CATEGORIES.has(conditionCategory(c.code?.coding)))
+      .filter((c) => isActiveValid(c) && episodeCategories.has(conditionCategory(c.code?.coding)))
       .map((c) => conditionDay(c)).filter(Boolean).sort();
     if (episodes.length) t0 = episodes.at(-1);
   }
@@ -281,7 +302,7 @@ export function buildModel({ patientId, data, context, today }) {
   const series = {};
   const leftOut = {};
   for (const kind of ['crp', 'esr', 'pain']) {
-    const read = readSeries(data[kind]?.resources ?? [], patientId, kind);
+    const read = readSeries(data[kind]?.resources ?? [], patientId, kind, service);
     series[kind] = read.points;
     leftOut[kind] = read.leftOut;
   }

@@ -49,6 +49,12 @@ CRP_ROW = re.compile(
     r"^\| (\d{4}-\d{2}-\d{2}) \| (-?\d+) \| [<>]?=?([\d.]+)(?: \(reported ([^)]+)\))? \|"
 )
 VIEWPORT = {"width": 1280, "height": 800}
+SITE_SYSTEM = "https://hospital.example/fhir/CodeSystem/lab"  # a synthetic local code system
+SITE_CODES = {
+    "valueSet": "observations",
+    "source": "a site's own laboratory codes (synthetic, for this test)",
+    "entries": [{"system": SITE_SYSTEM, "code": "ESR-W", "kind": "esr", "verified": False}],
+}
 TABLET = {"width": 820, "height": 1180}
 
 
@@ -95,6 +101,23 @@ def fhir() -> Iterator[FhirTestServer]:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     log = tmp_path_factory.mktemp("trend-service") / "service.log"
     env = {"SPINE_CDS_DATABASE_PATH": str(log.parent / "db.sqlite3")}
+    with ServiceProcess(env=env, workers=1, log_path=log) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def site_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A site's service: an ESR code of its own (valueset_dir), preliminary results
+    counted (accept_preliminary), molar CRP not read (crp_molar_factor 0)."""
+    codes = tmp_path_factory.mktemp("site-valuesets")
+    (codes / "site-codes.json").write_text(json.dumps(SITE_CODES), "utf-8")
+    log = tmp_path_factory.mktemp("site-service") / "service.log"
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(log.parent / "db.sqlite3"),
+        "SPINE_CDS_VALUESET_DIR": str(codes),
+        "SPINE_CDS_ACCEPT_PRELIMINARY": "true",
+        "SPINE_CDS_CRP_MOLAR_FACTOR": "0",
+    }
     with ServiceProcess(env=env, workers=1, log_path=log) as svc:
         yield svc
 
@@ -582,3 +605,75 @@ def test_the_app_converts_and_leaves_out_crp_units_as_the_service_does(
     assert [(r[0], r[1]) for r in drawn] == [(date, day) for date, day, _, _ in counted]
     assert [round(float(r[3]), 1) for r in drawn] == [142.0, 61.0, 18.0]
     assert "unit text and code disagree" in card["detail"]
+
+
+def _day_after(resource: dict[str, Any], days: int) -> str:
+    return (
+        datetime.fromisoformat(resource["effectiveDateTime"]) + timedelta(days=days)
+    ).isoformat()
+
+
+def test_the_app_reads_the_data_as_the_service_that_served_it(
+    browser: Any,
+    fhir: FhirTestServer,
+    service: ServiceProcess,
+    site_service: ServiceProcess,
+    tmp_path: Path,
+) -> None:
+    """e01 as another patient with a preliminary CRP on day 21, a CRP in nmol/L on day 7
+    and an ESR on day 14 under a site's own code. The shipped service counts the molar
+    CRP, leaves the preliminary one out and never asks for the site's code; a site's
+    service with that code, preliminary results counted and molar CRP off does each the
+    other way. The app reads as the service whose page it is (its searches, codes,
+    statuses and factor): each time it draws the CRP that card counted, and the ESR its
+    searches asked for."""
+    other = "spine-cds-e1-site"
+
+    def site_data(bundle: dict[str, Any]) -> None:
+        by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+        crp0, esr0 = by_id[f"{other}-crp-d0"], by_id[f"{other}-esr-d0"]
+        added = []
+        molar = json.loads(json.dumps(crp0))
+        molar["code"] = {"coding": [{"system": "http://loinc.org", "code": "76485-2"}]}
+        molar["valueQuantity"] = {
+            "value": 952.4,
+            "unit": "nmol/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "nmol/L",
+        }
+        added.append(("crp-d7-molar", molar, _day_after(crp0, 7)))
+        preliminary = json.loads(json.dumps(crp0))
+        preliminary["status"] = "preliminary"
+        preliminary["valueQuantity"]["value"] = 30
+        added.append(("crp-d21-preliminary", preliminary, _day_after(crp0, 21)))
+        local_esr = json.loads(json.dumps(esr0))
+        local_esr["code"] = {"coding": [{"system": SITE_SYSTEM, "code": "ESR-W"}], "text": "ESR"}
+        local_esr["valueQuantity"]["value"] = 70
+        added.append(("esr-d14-local", local_esr, _day_after(esr0, 14)))
+        for name, resource, when in added:
+            resource["id"] = f"{other}-{name}"
+            resource["effectiveDateTime"] = when
+            resource.pop("issued", None)
+            request = {"method": "PUT", "url": f"Observation/{resource['id']}"}
+            bundle["entry"].append({"resource": resource, "request": request})
+
+    moved = _as_another_patient(fhir, "e01-improving", other, site_data)
+    drawn = {}
+    for name, svc in (("shipped", service), ("site", site_service)):
+        card, url = _launch(svc, fhir, moved)
+        shown = _open(browser, url, tmp_path, f"e01-{name}")
+        assert shown["state"] == "ready", shown["fatal"]
+        assert shown["errors"] == []
+        counted = [m.groups() for m in map(CRP_ROW.match, card["detail"].splitlines()) if m]
+        rows = _rows(shown, "CRP")
+        assert [(r[0], r[1]) for r in rows] == [(d, day) for d, day, _, _ in counted], name
+        for row, (_, _, value, _) in zip(rows, counted, strict=True):
+            assert abs(float(row[3]) - float(value)) < 0.06, (name, row, value)
+        drawn[name] = shown
+    shipped, site = drawn["shipped"], drawn["site"]
+    assert _series(shipped, "CRP") == [[0, 142], [7, 100], [14, 61], [28, 18]]
+    assert _series(site, "CRP") == [[0, 142], [14, 61], [21, 30], [28, 18]]
+    assert any("1 status preliminary" in m for m in shipped["messages"])
+    assert any("reads no molar CRP" in m for m in site["messages"])
+    assert _series(shipped, "ESR") == [[0, 95], [28, 60]]
+    assert _series(site, "ESR") == [[0, 95], [14, 70], [28, 60]]

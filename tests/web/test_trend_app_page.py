@@ -25,6 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service.app import create_app
+from cds_service.engine.episode import in_scope_categories
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings, load_settings
 from cds_service.trend_link import APP_PATIENT, APP_SEARCHES, app_context, service_facts
@@ -78,12 +79,15 @@ def runtime_of(app: Flask) -> Runtime:
 @pytest.fixture
 def site_app(tmp_path: Path) -> Flask:
     """A site's service: its own codes, preliminary results counted, molar CRP off, more
-    pages, another fall threshold."""
+    pages, another fall threshold, infections of other causes in scope."""
     folder = tmp_path / "valuesets"
     folder.mkdir()
     (folder / "site-codes.json").write_text(json.dumps(SITE_CODES), "utf-8")
     settings = load_settings(
-        environ={"SPINE_CDS_RULE_PLATEAU_MIN_FALL_PCT": "30"},
+        environ={
+            "SPINE_CDS_RULE_PLATEAU_MIN_FALL_PCT": "30",
+            "SPINE_CDS_RULE_INCLUDE_OTHER_INFECTIVE": "true",
+        },
         overrides={
             "dev_mode": True,
             "database_path": str(tmp_path / "site.sqlite3"),
@@ -112,6 +116,7 @@ def test_a_sites_codes_and_settings_reach_the_page(site_app: Flask) -> None:
     assert service["crpMolarFactor"] is None
     assert service["maxPages"] == 7
     assert service["thresholds"]["plateauMinFallPct"] == 30
+    assert "nvo-other-infective" in service["episodeCategories"]
 
 
 def _both(app: Flask, site_app: Flask) -> list[tuple[Flask, dict[str, Any]]]:
@@ -216,9 +221,11 @@ def test_the_units_and_factors_are_the_services(app: Flask, site_app: Flask) -> 
                 assert read is not None and read.value == pytest.approx(95.24 / factor), unit
 
 
-def test_the_pages_and_thresholds_are_the_settings(app: Flask, site_app: Flask) -> None:
+def test_the_pages_categories_and_thresholds_are_the_settings(app: Flask, site_app: Flask) -> None:
     for each, service in _both(app, site_app):
         settings: Settings = runtime_of(each).settings
         assert service["maxPages"] == settings.fhir.max_pages
+        in_scope = in_scope_categories(settings.rules)
+        assert service["episodeCategories"] == sorted(c.value for c in in_scope)
         # the thresholds a card sends with the same settings
         assert service["thresholds"] == app_context({}, "", "p", settings.rules)["thresholds"]
