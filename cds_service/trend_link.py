@@ -59,7 +59,7 @@ LAUNCH_PATH = "/trend/launch"
 LINK_LABEL = "See the CRP, ESR and pain trend"
 APP_CONTEXT_VERSION = 1
 # The thresholds the app draws with (the baseline and its window, the fall line, the
-# normal limit, the day marks, the values' windows, T0's window), and only those:
+# normal limit, the day-28 mark, the values' windows), and only those:
 # tests/cards/test_trend_app_config.py holds them to what the app reads.
 THRESHOLDS = {
     "plateauMinFallPct": "plateau_min_fall_pct",
@@ -67,8 +67,6 @@ THRESHOLDS = {
     "crpNormalMgL": "crp_normal_mg_l",
     "baselineWindowDays": "baseline_window_days",
     "dataLookbackDays": "data_lookback_days",
-    "antibioticBeforeDays": "antibiotic_before_days",
-    "antibioticAfterDays": "antibiotic_after_days",
 }
 # The searches the app runs and reads by key (smart_app/src/app.js: the conditions for T0
 # and the red flags, then the three series); the service's other prefetch keys are its own.

@@ -240,12 +240,11 @@ function renderDecision(model) {
   if (!model.decision) return;
   const d = model.decision;
   box.className = `decision decision-${d.recommendation}`;
-  box.append(
-    el('h2', { id: 'decision-title' }, d.title),
-    el('p', { id: 'decision-reason' }, d.reason ?? ''),
-  );
+  // The card's own words: its summary (the card's headline), each fired rule's short phrase.
+  box.append(el('h2', { id: 'decision-title' }, d.summary ?? ''));
   if (d.rules.length) {
-    box.append(el('p', { class: 'rules' }, `Rule that fired: ${d.rules.map((r) => r.text).join('; ')}.`));
+    const lead = d.rules.length === 1 ? 'Rule that fired' : 'Rules that fired';
+    box.append(el('p', { class: 'rules', id: 'decision-rules' }, `${lead}: ${d.rules.join('; ')}.`));
   }
   box.dataset.recommendation = d.recommendation;
 }

@@ -5,7 +5,8 @@
 // service's own codes, statuses, units and factors: each value read by the kind of its
 // code, the statuses that count, CRP in mg/L (mass units by their factor, nmol/L by the
 // molar factor, or left out when the service reads no molar CRP), hs-CRP only when no
-// standard CRP counts, CRP and ESR from T0 - lookback, pain from T0.
+// standard CRP counts, CRP and ESR from T0 - lookback, pain from T0. The words of the
+// decision (its summary, the rules' short phrases, where T0 came from) are the card's.
 import conditionCodes from '../../cds_service/valuesets/conditions.json';
 import imagingConditionCodes from '../../cds_service/valuesets/conditions-imaging.json';
 
@@ -18,23 +19,6 @@ const RED_FLAG_CATEGORIES = {
   mechanical: 'Mechanical complication',
 };
 const DAY_MS = 86400000;
-
-export const RULE_NAMES = {
-  neuro: 'new neurologic deficit',
-  complication: 'complication recorded',
-  mechanical: 'collapse, fracture or instability recorded',
-  'uncertain-dx': 'diagnosis uncertain',
-  'markers-not-responding': 'CRP not falling or rising again',
-  'pain-worse': 'pain worse',
-  'advise-against': 'improving: CRP falling, pain not worse',
-  'insufficient-data': 'not enough data to decide',
-};
-export const RECOMMENDATION_TEXT = {
-  'advise-against': 'Routine repeat imaging not recommended',
-  support: 'Repeat imaging reasonable',
-  'support-urgent': 'Urgent imaging',
-  'insufficient-data': 'Not enough data to decide',
-};
 
 function normaliseCode(system, code) {
   const c = String(code).trim();
@@ -235,32 +219,8 @@ function referencesIn(value, into = new Set()) {
   return into;
 }
 
-const daysOf = (n) => `${n} ${n === 1 ? 'day' : 'days'}`;
-
-// Where T0 came from, as the card says it (clinical-rules.md, 2026-12-06;
-// cds_service/cards/episode_line.py t0_phrase): the first antibiotic order, else the
-// episode's date taken as the treatment start, saying why no order gave it (none could
-// be read, none started in T0's window, none on record). null without the card's values
-// (no card, or a card that does not say): the app then says nothing about T0's source.
-export function t0Statement(episode, unavailable, thresholds) {
-  if (!episode?.t0) return null;
-  if (episode.t0Source === 'antibiotic-order' && episode.antibiotic?.name) {
-    return `Treatment start ${episode.t0} (first antibiotic order: ${episode.antibiotic.name})`;
-  }
-  if (episode.t0Source === 'episode-date') {
-    let why = 'no antibiotic order found';
-    if ((unavailable ?? []).includes('antibiotics')) why = 'antibiotic orders could not be read';
-    else if ((episode.antibioticsOutsideWindow ?? []).length) {
-      why = `no antibiotic order started from ${daysOf(thresholds.antibioticBeforeDays)} `
-        + `before to ${daysOf(thresholds.antibioticAfterDays)} after that date`;
-    } else if (episode.antibioticsNotCounted === 'undated') why = 'no dated antibiotic order';
-    else if (episode.antibioticsNotCounted === 'not-counted') {
-      why = 'no antibiotic order counted as treatment';
-    }
-    return `Infection recorded from ${episode.t0} (${why}; taken as the treatment start)`;
-  }
-  return null;
-}
+// A string the card sent, or null (an empty or missing one, or another type).
+const sentText = (value) => (typeof value === 'string' && value ? value : null);
 
 export function parseAppContext(raw, patientId) {
   if (raw === undefined || raw === null || raw === '') {
@@ -291,7 +251,9 @@ export function buildModel({ patientId, data, context, today, service }) {
   );
   let t0 = context?.episode?.t0 ?? null;
   const episodeCategories = new Set(service.episodeCategories);
-  const t0Text = t0Statement(context?.episode, context?.unavailable, thresholds);
+  // Where T0 came from, in the card's words (cards/episode_line.py t0_phrase); without
+  // them (no card, or a card that does not say) the app says nothing about it.
+  const t0Text = context?.episode?.t0 ? sentText(context.t0Text) : null;
   if (!t0) {
     const episodes = conditions
       .filter((c) => isActiveValid(c) && episodeCategories.has(conditionCategory(c.code?.coding)))
@@ -429,11 +391,11 @@ export function buildModel({ patientId, data, context, today, service }) {
     if (later) messages.push({ level: 'info', text: `${later} value(s) are newer than the order the card was about (${context.evaluationDay}): the decision did not see them.` });
   }
 
+  // The decision in the card's words: its summary, and each fired rule's short phrase.
   const decision = context ? {
     recommendation: context.recommendation,
-    title: RECOMMENDATION_TEXT[context.recommendation] ?? context.recommendation,
-    reason: context.reason,
-    rules: (context.rulesFired ?? []).map((r) => ({ id: r.id, text: RULE_NAMES[r.id] ?? r.id })),
+    summary: sentText(context.reason),
+    rules: (Array.isArray(context.ruleShorts) ? context.ruleShorts : []).map(sentText).filter(Boolean),
     missing: context.missing ?? [],
     unmet: context.unmet ?? [],
   } : null;

@@ -12,7 +12,8 @@ browser), and hold:
 - every value the app reads from the page to one the service writes, and every threshold
   it reads to one a card and the page send, and no threshold sent that it does not read;
 - the source free of the service's code lists, statuses and factors (they come from the
-  page), and the code kinds and condition categories it names to the service's;
+  page) and of the card's wording (it comes in appContext), and the code kinds and
+  condition categories it names to the service's;
 - the condition code lists it bundles (imported from cds_service/valuesets) to the
   committed build, so a changed list fails here until the app is rebuilt
   (``bash scripts/build-trend-app.sh``).
@@ -94,6 +95,31 @@ def test_the_source_holds_no_copy_of_the_code_lists_or_settings() -> None:
         assert f"'{status}'" not in source, status
     assert "9.524" not in source
     assert "mg/dl" not in source.lower()
+
+
+# Pieces of the card's wording the app once copied (rule names, recommendation titles,
+# where T0 came from): it shows the card's own words now, sent in appContext
+# (tests/cards/test_trend_app_words.py).
+CARD_WORDING = (
+    "not recommended",
+    "imaging reasonable",
+    "urgent imaging",
+    "not enough data",
+    "new neurologic deficit",
+    "complication recorded",
+    "pain worse",
+    "infection recorded from",
+    "taken as the treatment start",
+    "antibiotic orders could not be read",
+    "no antibiotic order",
+    "no dated antibiotic order",
+)
+
+
+def test_the_source_says_the_decision_only_in_the_cards_words() -> None:
+    source = _source().lower()
+    copied = [words for words in CARD_WORDING if words in source]
+    assert not copied, f"smart_app/src words the decision itself: {copied}"
 
 
 def test_the_kinds_and_categories_the_app_names_are_the_services() -> None:

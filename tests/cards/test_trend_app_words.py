@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+import pytest
 from flask import Flask
 
 from cds_service.cards.episode_line import t0_phrase
@@ -23,7 +24,7 @@ from cds_service.cards.safe_text import quote, unquote
 from cds_service.ehr_requests import bundle_resources, local_prefetch
 from cds_service.engine.assessment import Assessment
 from cds_service.engine.thresholds import RuleSettings
-from cds_service.examples import load_examples
+from cds_service.examples import load_example, load_examples
 from cds_service.pipeline import run_hook
 from cds_service.runtime import Runtime
 from cds_service.trend_link import app_context, card_words
@@ -90,3 +91,54 @@ def test_without_a_treatment_start_no_t0_words_are_sent() -> None:
     assert "t0Text" not in words
     assert words["ruleShorts"] == [unquote(phrase(f).short) for f in a.rules_fired]
     assert words["ruleShorts"]
+
+
+def _e18_card(app: Flask, change: Any, leave_out: str = "") -> tuple[dict[str, Any], Assessment]:
+    """e18 (cefazolin from the day of diagnosis) with its bundle changed by ``change``,
+    and without the prefetch key ``leave_out`` (no fhirServer: that data is unavailable)."""
+    runtime: Runtime = app.extensions["spine_cds"]
+    service = runtime.discovery.services[SELECT_ID]
+    example = load_example("e18-antibiotic-start", ORDER_DATE)
+    bundle = json.loads(json.dumps(example.bundle))
+    change(bundle)
+    body = order_request("order-select", example.patient_id, example.draft_order)
+    prefetch = local_prefetch(service.prefetch, body["context"], bundle_resources(bundle))
+    body["prefetch"] = {k: v for k, v in prefetch.items() if k != leave_out}
+    outcome = run_hook(runtime, service, orjson.dumps(body), trend_base_url="http://localhost")
+    (card,) = outcome.response["cards"]
+    assert outcome.assessment is not None
+    return card, outcome.assessment
+
+
+def _orders(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    assert found
+    return found
+
+
+def _drafts(bundle: dict[str, Any]) -> None:
+    for order in _orders(bundle):
+        order["status"] = "draft"
+
+
+@pytest.mark.parametrize(
+    ("change", "leave_out", "said"),
+    [
+        (lambda bundle: None, "", "(first antibiotic order: cefazolin)"),
+        (lambda bundle: None, "antibiotics", "(antibiotic orders could not be read;"),
+        (_drafts, "", "(no antibiotic order counted as treatment;"),
+    ],
+    ids=["first-order", "could-not-be-read", "not-counted"],
+)
+def test_each_way_t0_came_from_is_sent_in_the_cards_words(
+    app: Flask, change: Any, leave_out: str, said: str
+) -> None:
+    card, a = _e18_card(app, change, leave_out)
+    context = json.loads(card["links"][0]["appContext"])
+    assert context["t0Text"] == unquote(t0_phrase(a))
+    assert said in context["t0Text"]
+    assert t0_phrase(a) in card["detail"]

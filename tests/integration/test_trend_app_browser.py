@@ -30,6 +30,8 @@ from typing import Any
 import pytest
 import requests
 
+from cds_service.discovery import load_discovery
+from cds_service.ehr_requests import bundle_resources, local_prefetch
 from cds_service.examples import Example, load_example, load_examples
 from spine_cds_dev.fhir_server import FhirTestServer
 from spine_cds_dev.service_process import ServiceProcess
@@ -70,7 +72,7 @@ READ_PAGE = """() => {
     t0Line: text('t0'), t0From: document.getElementById('t0').dataset.source,
     known: document.getElementById('known').hidden ? '' : text('known'),
     key: [...document.querySelectorAll('#key li')].map((li) => li.textContent),
-    title: text('decision-title'), reason: text('decision-reason'),
+    title: text('decision-title'), rules: text('decision-rules'),
     recommendation: (document.getElementById('decision').dataset || {}).recommendation,
     messages: [...document.querySelectorAll('#messages li')].map(
       (li) => li.textContent),
@@ -214,11 +216,25 @@ def _t0_mark(shown: dict[str, Any]) -> dict[str, Any]:
     return dict(mark)
 
 
+def _sent(card: dict[str, Any]) -> dict[str, Any]:
+    """The appContext the card's link sends the app."""
+    (link,) = card["links"]
+    context: dict[str, Any] = json.loads(link["appContext"])
+    return context
+
+
 def _common_checks(shown: dict[str, Any], card: dict[str, Any]) -> None:
     assert shown["state"] == "ready", shown["fatal"]
     assert shown["errors"] == []
     assert shown["open"] is False  # read with the SMART token, not as an open server
-    assert shown["reason"] == card["summary"]
+    # The decision in the card's words (tests/cards/test_trend_app_words.py holds them to
+    # the phrasebook): its summary, and each fired rule's short phrase.
+    sent = _sent(card)
+    assert shown["title"] == card["summary"]
+    shorts = sent["ruleShorts"]
+    assert shorts and len(shorts) == len(sent["rulesFired"])
+    lead = "Rule that fired" if len(shorts) == 1 else "Rules that fired"
+    assert shown["rules"] == f"{lead}: {'; '.join(shorts)}."
     result = card["extension"]["spine-cds-assessment"]
     assert shown["recommendation"] == result["recommendation"]
     assert shown["t0"] == result["episode"]["t0"]
@@ -238,8 +254,11 @@ def _common_checks(shown: dict[str, Any], card: dict[str, Any]) -> None:
     normal = [line for line in shown["lines"] if line["id"] == "normal"]
     assert normal and normal[0]["value"] == 10
     assert any(m["id"] == "plateau-day" and m["x"] == 28 for m in shown["dayMarks"])
-    # T0 is marked on the chart, and where it came from is said (the card's words).
-    assert _t0_mark(shown)["text"] in shown["t0Line"]
+    # T0 is marked on the chart, and where it came from is said in the card's words, as
+    # its episode line says it.
+    assert shown["t0Line"] == f"T0 (day 0): {sent['t0Text']}."
+    assert _t0_mark(shown)["text"] == sent["t0Text"]
+    assert sent["t0Text"] in card["detail"]
     assert shown["t0From"] == "card"
     assert result["episode"]["t0Source"] in ("antibiotic-order", "episode-date")
     order_day = result["daysSinceT0"]
@@ -254,7 +273,7 @@ def test_advise_against_patient_is_drawn_with_baseline_fall_line_and_used_values
     card, url = _launch(service, fhir, example)
     shown = _open(browser, url, tmp_path, "e01-advise-against")
     _common_checks(shown, card)
-    assert shown["title"] == "Routine repeat imaging not recommended"
+    assert shown["title"].startswith("Routine repeat spine MRI not recommended")
     assert _series(shown, "CRP") == [[0, 142], [14, 61], [28, 18]]
     assert _series(shown, "ESR") == [[0, 95], [28, 60]]
     assert _series(shown, "Pain") == [[0, 8], [14, 5], [28, 3]]
@@ -270,7 +289,7 @@ def test_advise_against_patient_is_drawn_with_baseline_fall_line_and_used_values
     assert "baseline" in crp0[5]
     assert shown["markers"] == [] and shown["flags"] == []
     assert shown["t0Line"] == (
-        f"T0 (day 0): Infection recorded from {result_t0(card)} (no antibiotic order found; "
+        f"T0 (day 0): recorded from {result_t0(card)} (no antibiotic order found; "
         "taken as the treatment start)."
     )
     assert shown["known"] == ""
@@ -285,7 +304,7 @@ def test_markers_rising_patient_shows_the_rebound_values(
     card, url = _launch(service, fhir, example)
     shown = _open(browser, url, tmp_path, "e04-markers-rising")
     _common_checks(shown, card)
-    assert shown["title"] == "Repeat imaging reasonable"
+    assert "CRP rising again" in shown["rules"]
     assert _series(shown, "CRP") == [[0, 90], [10, 60], [21, 95]]
     assert _series(shown, "Pain") == [[0, 6], [10, 5], [21, 5]]
     assert _series(shown, "ESR") == []
@@ -302,7 +321,7 @@ def test_cauda_equina_patient_shows_the_red_flag_as_a_dated_marker(
     card, url = _launch(service, fhir, example)
     shown = _open(browser, url, tmp_path, "e02-cauda-equina")
     _common_checks(shown, card)
-    assert shown["title"] == "Urgent imaging"
+    assert shown["rules"].startswith("Rule that fired: New cauda equina syndrome")
     (marker,) = shown["markers"]
     assert marker["x"] == 26
     assert marker["kind"] == "Neurologic deficit"
@@ -331,7 +350,7 @@ def test_t0_from_the_first_antibiotic_order_is_said_beside_the_t0_mark(
     assert episode["antibiotic"]["name"] == "cefazolin"
     t0 = episode["t0"]
     assert episode["antibiotic"]["start"] == t0 and episode["condition"]["start"] < t0
-    line = f"Treatment start {t0} (first antibiotic order: cefazolin)"
+    line = f"treatment started {t0} (first antibiotic order: cefazolin)"
     assert shown["t0Line"] == f"T0 (day 0): {line}."
     mark = _t0_mark(shown)
     assert mark["label"] == "T0: first antibiotic order" and mark["text"] == line
@@ -397,10 +416,8 @@ def test_an_antibiotic_order_outside_t0s_window_is_said_as_the_card_says_it(
     episode = card["extension"]["spine-cds-assessment"]["episode"]
     assert episode["t0Source"] == "episode-date"
     assert [a["name"] for a in episode["antibioticsOutsideWindow"]] == ["cefazolin"]
-    prefix, line = "T0 (day 0): Infection ", shown["t0Line"]
-    assert line.startswith(prefix) and line.endswith(".")
-    said = line[len(prefix) : -1]
-    assert "no antibiotic order started from 14 days before to 28 days after that date" in said
+    said = "no antibiotic order started from 14 days before to 28 days after that date"
+    assert said in shown["t0Line"]
     assert said in card["detail"]  # the card's own words
 
 
@@ -422,9 +439,8 @@ def test_an_antibiotic_order_without_a_date_is_said_as_the_card_says_it(
     episode = card["extension"]["spine-cds-assessment"]["episode"]
     assert episode["t0Source"] == "episode-date"
     assert episode["antibioticsNotCounted"] == "undated"
-    prefix, line = "T0 (day 0): Infection ", shown["t0Line"]
-    said = line[len(prefix) : -1]
-    assert "(no dated antibiotic order; taken as the treatment start)" in said
+    said = "(no dated antibiotic order; taken as the treatment start)"
+    assert said in shown["t0Line"]
     assert said in card["detail"]  # the card's own words
 
 
@@ -443,7 +459,7 @@ def test_a_deficit_known_at_diagnosis_is_marked_as_known_not_new(
     t0 = result["episode"]["t0"]
     assert result["episode"]["t0Source"] == "episode-date"
     assert "antibiotic" not in result["episode"]
-    line = f"Infection recorded from {t0} (no antibiotic order found; taken as the treatment start)"
+    line = f"recorded from {t0} (no antibiotic order found; taken as the treatment start)"
     assert shown["t0Line"] == f"T0 (day 0): {line}."
     assert _t0_mark(shown)["label"] == "T0: infection recorded"
     (known,) = result["knownAtDiagnosis"]
@@ -460,15 +476,23 @@ def test_a_deficit_known_at_diagnosis_is_marked_as_known_not_new(
     assert "known at diagnosis, not a new red flag" in flag["cells"][3]
     assert any("known at diagnosis" in k and known["start"] in k for k in shown["key"])
     assert "known at diagnosis on day -2" in shown["chartLabel"]
-    # When the service could not read the antibiotic orders, the app says that instead.
-    (link,) = card["links"]
-    context = dict(json.loads(link["appContext"]), unavailable=["antibiotics"])
-    launch = fhir.create_launch(link["url"], example.patient_id, json.dumps(context))
+    # When the service could not read the antibiotic orders, its card says so, and so
+    # does the app: a card made from the EHR's prefetch without them (and no fhirServer).
+    body = order_request("order-select", example.patient_id, example.draft_order)
+    templates = load_discovery().services[SELECT].prefetch
+    resources = bundle_resources(example.bundle)
+    body["prefetch"] = local_prefetch(templates, body["context"], resources)
+    del body["prefetch"]["antibiotics"]
+    answer = requests.post(f"{service.url}/cds-services/{SELECT}", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    (unread_card,) = answer.json()["cards"]
+    (link,) = unread_card["links"]
+    assert _sent(unread_card)["unavailable"] == ["antibiotics"]
+    launch = fhir.create_launch(link["url"], example.patient_id, link["appContext"])
     unread = _open(browser, f"{link['url']}?launch={launch}&iss={fhir.base_url}", tmp_path, "x")
-    assert unread["t0Line"] == (
-        f"T0 (day 0): Infection recorded from {t0} (antibiotic orders could not be read; "
-        "taken as the treatment start)."
-    )
+    said = f"recorded from {t0} (antibiotic orders could not be read; taken as the treatment start)"
+    assert unread["t0Line"] == f"T0 (day 0): {said}."
+    assert said in unread_card["detail"]
 
 
 def test_the_page_is_readable_on_a_tablet_and_keyboard_navigable(
