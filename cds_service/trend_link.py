@@ -152,11 +152,23 @@ def card_words(a: Assessment) -> dict[str, Any]:
     T0 came from (``episode_line.t0_phrase``: "treatment started 2026-11-05 (first
     antibiotic order: cefazolin)"), when there is a T0."""
     # Imported here: the cards package imports this module (render.py) as it loads.
+    from cds_service.cards.detail import advise_against_line
     from cds_service.cards.episode_line import t0_phrase
     from cds_service.cards.phrasebook import phrase
     from cds_service.cards.safe_text import unquote
 
-    words: dict[str, Any] = {"ruleShorts": [unquote(phrase(f).short) for f in a.rules_fired]}
+    # an advise-against card's rule line is its detail's opening state: its short phrase
+    # says "improving", which the card withholds at the Yoon levels or with an early rise
+    words: dict[str, Any] = {
+        "ruleShorts": [
+            unquote(
+                advise_against_line(a).removesuffix(".")
+                if f.rule_id == "advise-against"
+                else phrase(f).short
+            )
+            for f in a.rules_fired
+        ]
+    }
     if a.episode is not None and a.episode.t0 is not None:
         words["t0Text"] = unquote(t0_phrase(a))
     return words

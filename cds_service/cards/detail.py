@@ -93,6 +93,16 @@ def _read_anyway(a: Assessment) -> str:
     return text.READ_ANYWAY_MRI
 
 
+def advise_against_line(a: Assessment) -> str:
+    """The state an advise-against card opens with ("Improving, no red flag recorded."),
+    with what the card's notes and trend say against "improving": the detail's line and
+    the trend app's rule line (``trend_link``) alike."""
+    finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
+    yoon = next((n.data for n in a.notes if n.code == "yoon-high-markers"), None)
+    resolved = any(n.code == "resolved-on-treatment" for n in a.notes)
+    return advise_against_state(finding.data, yoon, early_rise(a) is not None, resolved)
+
+
 def detail(a: Assessment) -> str:
     rec = a.recommendation
     emergency = emergency_mri(a)  # the bold first line asks for an emergency MRI now
@@ -101,10 +111,7 @@ def detail(a: Assessment) -> str:
     if rec is Recommendation.ADVISE_AGAINST:
         first = any(n.code == "early-order" and n.data.get("noStudyOnRecord") for n in a.notes)
         blocks.append([text.SAFETY_NET, *([text.FIRST_IMAGING] if first else [])])
-        finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
-        yoon = next((n.data for n in a.notes if n.code == "yoon-high-markers"), None)
-        resolved = any(n.code == "resolved-on-treatment" for n in a.notes)
-        state = advise_against_state(finding.data, yoon, early_rise(a) is not None, resolved)
+        state = advise_against_line(a)
         blocks.append([episode_line(a), state, *trend_lines(a), *up_since_lowest(a)])
         blocks.append([_read_anyway(a)])
     elif rec in (Recommendation.SUPPORT_URGENT, Recommendation.SUPPORT):

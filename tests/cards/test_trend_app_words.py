@@ -18,6 +18,7 @@ import orjson
 import pytest
 from flask import Flask
 
+from cds_service.cards.detail import advise_against_line
 from cds_service.cards.episode_line import t0_phrase
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote, unquote
@@ -59,8 +60,17 @@ def test_every_card_sends_its_own_words_to_the_app(app: Flask) -> None:
         (link,) = card["links"]
         context = json.loads(link["appContext"])
         assert context["reason"] == card["summary"], key
-        shorts = [unquote(phrase(f).short) for f in a.rules_fired]
+        shorts = [
+            unquote(advise_against_line(a).removesuffix("."))
+            if f.rule_id == "advise-against"
+            else unquote(phrase(f).short)
+            for f in a.rules_fired
+        ]
         assert context["ruleShorts"] == shorts, key
+        if a.recommendation.value == "advise-against":
+            # the card's opening state, word for word: never "improving" where the card
+            # withholds it (the Yoon levels, an early rise)
+            assert shorts[0] + "." in unquote(card["detail"]), key
         assert len(shorts) == len(context["rulesFired"]), key
         if a.episode is not None and a.episode.t0 is not None:
             with_t0 += 1
