@@ -149,6 +149,22 @@ def _request_fhir_access(request: Mapping[str, Any]) -> tuple[str | None, str | 
     return str(server), token if isinstance(token, str) and token else None, ""
 
 
+def _token_patient_differs(request: Mapping[str, Any], patient_id: Any) -> Problem | None:
+    """A note when the token's patient (``fhirAuthorization.patient``) is not the patient in
+    context: the fetches go out with a token scoped to someone else, so they may be
+    refused, and whatever they return of another patient is left out (an integrator's
+    review: the mismatch passed without a word). Neither id is in the note."""
+    authorization = request.get("fhirAuthorization")
+    scoped = authorization.get("patient") if isinstance(authorization, Mapping) else None
+    if not isinstance(scoped, str) or not isinstance(patient_id, str) or scoped == patient_id:
+        return None
+    return Problem(
+        "fhirAuthorization.patient",
+        "differs from context.patientId: the token is scoped to another patient, so the "
+        "fetches may be refused; anything of another patient is left out",
+    )
+
+
 def gather(
     service: Service,
     request: Mapping[str, Any],
@@ -242,6 +258,9 @@ def gather(
         raise DataUnavailable((*problems, *strays))
 
     if fhir_server is not None and (to_fetch or first_pages):
+        scoped = _token_patient_differs(request, patient_id)
+        if scoped is not None:
+            notes.append(scoped)
         # CRP, ESR and pain missing together: one Observation search, split by code.
         combined = combine(to_fetch)
         already: dict[str, Parts] = {}

@@ -507,3 +507,19 @@ def test_template_without_a_value_is_reported(client: FhirClient, service: Servi
         k for k in service.prefetch if k not in OPTIONAL_KEYS
     ]
     assert all("{{context.patientId}} has no value" in p.reason for p in caught.value.problems)
+
+
+def test_a_token_scoped_to_another_patient_is_noted_without_either_id(
+    fhir: FhirTestServer, client: FhirClient, service: Service
+) -> None:
+    # an integrator's review: fhirAuthorization.patient differing from context.patientId
+    # passed with no word in the audit or the log
+    request = hook_request(fhir)
+    request["fhirAuthorization"]["patient"] = "someone-else-7d1"
+    data = run(service, client, request)
+    (note,) = [n for n in data.notes if n.key == "fhirAuthorization.patient"]
+    assert note.reason.startswith("differs from context.patientId")
+    assert "someone-else-7d1" not in note.reason and PATIENT_ID not in note.reason
+    same = hook_request(fhir)
+    same["fhirAuthorization"]["patient"] = PATIENT_ID
+    assert not [n for n in run(service, client, same).notes if n.key.startswith("fhirAuth")]
