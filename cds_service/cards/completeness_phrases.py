@@ -13,18 +13,32 @@ from collections.abc import Callable
 from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.words import joined
 
-# What a search left partly read is called on a card: the things it returns.
+# What a search left partly read is called on a card: the things it returns, one entry
+# per data source (datasources.py; tests/shell/test_datasources.py holds the keys equal),
+# in the order a card names them.
 KIND_WORDS = {
     "conditions": "diagnoses",
     "crp": "CRP results",
     "esr": "ESR results",
     "pain": "pain scores",
     "antibiotics": "antibiotic orders",
+    "patient": "patient details",
+    "procedures": "procedures",
+    "imaging_studies": "imaging studies",
+    "imaging_reports": "diagnostic reports",
 }
+_KIND_ORDER = {kind: i for i, kind in enumerate(KIND_WORDS)}
+
+
+def kinds_named(kinds: list[str]) -> str:
+    """The sources' words in the card's order, "diagnoses and CRP results"; a key this
+    table lacks (the test above keeps it from happening) comes last, as it is."""
+    ordered = sorted(kinds, key=lambda k: (_KIND_ORDER.get(k, len(_KIND_ORDER)), k))
+    return joined([KIND_WORDS.get(k, k) for k in ordered])
 
 
 def _paging_cut_off(d: Data) -> Phrase:
-    kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
+    kinds = kinds_named(d["kinds"])
     return Phrase(
         f"Some {kinds} could not be read: the record sent them in pages and not every page "
         "was read, so older ones may be missing.",
@@ -33,7 +47,7 @@ def _paging_cut_off(d: Data) -> Phrase:
 
 
 def _search_failed_in_part(d: Data) -> Phrase:
-    kinds = joined([KIND_WORDS.get(k, k) for k in d["kinds"]])
+    kinds = kinds_named(d["kinds"])
     return Phrase(
         f"The record sent an error with the {kinds}: some, the latest too, may be missing.",
         f"some {kinds} may be missing",

@@ -8,6 +8,7 @@ from cds_service.cards import text
 from cds_service.cards.left_out import is_order
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import count_of, upper_first
+from cds_service.engine import sources
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment
 from cds_service.engine.episode import UNCERTAIN_VERIFICATION
 from fhir_mappers.model import DataIssue
@@ -51,7 +52,7 @@ def t0_phrase(a: Assessment) -> str:
             f"treatment started {ep.t0.day.isoformat()} (first antibiotic order: "
             f"{quote(ep.antibiotic.name)})"
         )
-    if "antibiotics" in a.unavailable:
+    if sources.ANTIBIOTICS in a.unavailable:
         why = "antibiotic orders could not be read"
     elif ep.outside_window:
         s = a.settings

@@ -10,6 +10,7 @@ from typing import Any
 from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData, When
 from fhir_mappers.patients import age_in_years
 
+from . import sources
 from .assessment import (
     RULE_NEURO,
     Assessment,
@@ -366,5 +367,5 @@ def _evaluate(
 
 def _no_study_on_record(prior: Sequence[Remark], unavailable: frozenset[str]) -> bool:
     """No spine study of the episode on record, the imaging sources having been read."""
-    read = not {"imaging_studies", "imaging_reports"} & unavailable
+    read = not sources.IMAGING & unavailable
     return read and not any(r.code == "last-spine-study" for r in prior)

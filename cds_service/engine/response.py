@@ -14,6 +14,7 @@ from typing import Any
 
 from fhir_mappers.model import ConditionFact, DataIssue, Measurement, MeasurementKind, PatientData
 
+from . import sources
 from .assessment import (
     FACTS,
     RULE_ADVISE_AGAINST,
@@ -183,16 +184,11 @@ def insufficient_finding(missing: Sequence[Remark], unmet: Sequence[Remark]) -> 
     )
 
 
-# The kinds of data a search may leave partly read, in the order a card names them.
-KIND_ORDER = ("conditions", "crp", "esr", "pain", "antibiotics")
-
-
 def cut_off_note(kinds: frozenset[str], code: str = "paging-cut-off") -> Remark:
     """Which searches were cut off (or, with ``code`` "search-failed-in-part", failed in
-    part); a kind this list does not know comes last, so that a new data source can never
-    turn an incomplete search into a crash."""
-    order = {kind: i for i, kind in enumerate(KIND_ORDER)}
-    return Remark(code, {"kinds": sorted(kinds, key=lambda k: (order.get(k, len(order)), k))})
+    part): their prefetch keys, sorted only to be the same each time (the card names them
+    in its own order)."""
+    return Remark(code, {"kinds": sorted(kinds)})
 
 
 def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) -> list[Remark]:
@@ -210,18 +206,18 @@ def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) ->
     failed = data.failed_in_part
     if not data.cut_off and not failed:
         return gaps
-    if "conditions" in data.cut_off | failed:
+    if sources.CONDITIONS in data.cut_off | failed:
         gaps.append(Remark("conditions-incomplete"))
-    if "antibiotics" in data.cut_off | failed:
+    if sources.ANTIBIOTICS in data.cut_off | failed:
         # an earlier antibiotic order may be on an unread page: T0 may be earlier
         gaps.append(Remark("antibiotics-incomplete"))
-    for kind in ("crp", "pain"):
+    for kind in (sources.CRP, sources.PAIN):
         if kind in failed:
             gaps.append(Remark(f"{kind}-failed-in-part"))
     window_start = t0_day - timedelta(days=settings.baseline_window_days)
     for kind, kind_enum, reach, code in (
-        ("crp", MeasurementKind.CRP, window_start, "crp-incomplete"),
-        ("pain", MeasurementKind.PAIN, t0_day, "pain-incomplete"),
+        (sources.CRP, MeasurementKind.CRP, window_start, "crp-incomplete"),
+        (sources.PAIN, MeasurementKind.PAIN, t0_day, "pain-incomplete"),
     ):
         if kind not in data.cut_off or kind in failed:
             continue

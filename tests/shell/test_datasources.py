@@ -16,7 +16,11 @@ from typing import Any
 import pytest
 
 from cds_service.app import create_app
-from cds_service.datasources import SOURCES, served_prefetch
+from cds_service.cards.completeness_phrases import KIND_WORDS
+from cds_service.cards.phrasebook import phrase
+from cds_service.datasources import BY_KEY, SOURCES, served_prefetch
+from cds_service.engine import sources as engine_sources
+from cds_service.engine.response import cut_off_note
 from cds_service.examples import load_example
 from cds_service.invocation import handle_hook
 from cds_service.runtime import build_runtime
@@ -133,3 +137,24 @@ def test_a_site_code_is_fetched_from_the_fhir_server_and_counted(tmp_path: Path)
     assert outcome.data_sources["esr"] == "fetched"
     assert outcome.assessment is not None
     assert 33 in [m.value for m in outcome.assessment.esr]
+
+
+def test_every_source_has_words_on_a_card() -> None:
+    """A search cut off or failed in part is named on the card by what it returns, never
+    by its prefetch key ("Some imaging_reports ... could not be read")."""
+    assert set(KIND_WORDS) == set(BY_KEY)
+
+
+def test_the_keys_the_engine_names_are_sources() -> None:
+    assert engine_sources.KEYS <= set(BY_KEY)
+    named = {v for k, v in vars(engine_sources).items() if k.isupper() and isinstance(v, str)}
+    assert named == engine_sources.KEYS
+
+
+def test_a_cut_off_of_new_sources_is_worded_in_the_cards_order() -> None:
+    note = cut_off_note(frozenset({"imaging_reports", "procedures", "crp"}))
+    said = phrase(note)
+    assert said.message.startswith(
+        "Some CRP results, procedures and diagnostic reports could not be read"
+    )
+    assert "imaging_reports" not in said.message
