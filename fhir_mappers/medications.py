@@ -35,8 +35,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_mappers.antibiotics import Antibiotics, Ingredient, normal_text, word_pattern
-from fhir_mappers.model import AntibioticStart, DataIssue, When
-from fhir_mappers.rawjson import MODIFIER_PLAIN, modifier_extensions, modifier_reason, reference
+from fhir_mappers.model import (
+    ORDER_DATED_FROM_AUTHORED_ON,
+    ORDER_NOT_COUNTED,
+    ORDER_UNDATED,
+    AntibioticStart,
+    DataIssue,
+    When,
+)
+from fhir_mappers.rawjson import (
+    BAD_SHAPE,
+    MISSING,
+    MODIFIER_PLAIN,
+    modifier_extensions,
+    modifier_reason,
+    reference,
+    walk,
+)
 from fhir_mappers.timeutil import parse_fhir_time
 
 USED_STATUSES = frozenset({"active", "completed", "stopped"})
@@ -52,11 +67,12 @@ KIND = "antibiotic"  # DataIssue.kind for the orders this module reports
 
 
 class _Skip(Exception):
-    """An antibacterial order that does not count; the message is the audit reason."""
+    """An antibacterial order that does not count; the message is the audit reason, the
+    code (DataIssue.code) why it does not count for the card's decisions."""
 
-    def __init__(self, reason: str, plain: str) -> None:
+    def __init__(self, reason: str, plain: str, code: str = ORDER_NOT_COUNTED) -> None:
         super().__init__(reason)
-        self.plain = plain
+        self.plain, self.code = plain, code
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,7 @@ def map_antibiotic_orders(
         try:
             start = _order(ref, resource, medications, antibiotics, issues)
         except _Skip as skip:
-            issues.append(DataIssue(ref, str(skip), kind=KIND, plain=skip.plain))
+            issues.append(DataIssue(ref, str(skip), kind=KIND, plain=skip.plain, code=skip.code))
             continue
         if start is not None:
             starts.append(start)
@@ -141,6 +157,7 @@ def _order(
                     f"{problem}: whether it is an antibiotic is unknown",
                     kind=None,
                     plain="medication order whose drug could not be read",
+                    code=ORDER_NOT_COUNTED,
                 )
             )
         return None
@@ -288,7 +305,7 @@ def _check_systemic(
             if found:
                 raise _Skip(
                     f"{name} as {found.group(0)!r}: not systemic treatment, not counted",
-                    f"{name} not given systemically ({found.group(0)}): not counted as treatment",
+                    f"{name} not given systemically ({found.group(0)})",
                 )
     if isinstance(ingredient, Ingredient) and ingredient.not_systemic_when:
         routes = word_pattern(ingredient.not_systemic_when)
@@ -297,8 +314,7 @@ def _check_systemic(
             if found:
                 raise _Skip(
                     f"{name} {found.group(0)!r}: not systemic treatment, not counted",
-                    f"{name} by a route that does not reach the infection "
-                    f"({found.group(0)}): not counted as treatment",
+                    f"{name} by a route that does not reach the infection ({found.group(0)})",
                 )
 
 
@@ -332,39 +348,16 @@ def _check_order(resource: dict[str, Any], name: str) -> None:
         )
 
 
-_MISSING = object()
-_BAD_SHAPE = object()
-
-
-def _walk(value: object, *path: str | int) -> object:
-    """The value at ``path``; _MISSING when an element is absent, _BAD_SHAPE when one is
-    of the wrong type (a list where an object belongs, ...)."""
-    for step in path:
-        if value is None:
-            return _MISSING
-        if isinstance(step, int):
-            if not isinstance(value, list):
-                return _BAD_SHAPE
-            if len(value) <= step:
-                return _MISSING
-            value = value[step]
-        else:
-            if not isinstance(value, dict):
-                return _BAD_SHAPE
-            value = value.get(step)
-    return _MISSING if value is None else value
-
-
 def _start(
     ref: str, resource: dict[str, Any], name: str, issues: list[DataIssue]
 ) -> tuple[When, str]:
     """boundsPeriod.start of the first dosage instruction, else authoredOn."""
     element = "dosageInstruction[0].timing.repeat.boundsPeriod.start"
-    bounds = _walk(resource, "dosageInstruction", 0, "timing", "repeat", "boundsPeriod", "start")
+    bounds = walk(resource, "dosageInstruction", 0, "timing", "repeat", "boundsPeriod", "start")
     problem = None
-    if bounds is _BAD_SHAPE:
+    if bounds is BAD_SHAPE:
         problem = f"{element} not read: an element on the way has the wrong type"
-    elif bounds is not _MISSING:
+    elif bounds is not MISSING:
         try:
             return parse_fhir_time(bounds), BOUNDS_START
         except ValueError as exc:
@@ -377,6 +370,7 @@ def _start(
         raise _Skip(
             reason if problem is None else f"{problem}; {reason}",
             f"{name} order with an unreadable start date",
+            ORDER_UNDATED,
         ) from None
     if when is None:
         raise _Skip(
@@ -384,6 +378,7 @@ def _start(
             f"{name} order without a start date"
             if problem is None
             else f"{name} order with an unreadable start date",
+            ORDER_UNDATED,
         )
     if problem is not None:
         issues.append(
@@ -392,6 +387,7 @@ def _start(
                 f"{problem}; authoredOn used",
                 kind=KIND,
                 plain=f"{name} order start date unreadable; the order date was used",
+                code=ORDER_DATED_FROM_AUTHORED_ON,
             )
         )
     return when, AUTHORED_ON

@@ -221,6 +221,18 @@ class DataIssue(Struct, frozen=True, gc=False):
     # The resource was still used, read in part (an element taken as absent, a red flag
     # kept for its code): the card does not count it among what was "not used".
     kept: bool = False
+    # What became of a medication order, for the decisions the card makes on it (never
+    # read from the words above): one of ORDER_CODES, else None.
+    code: str | None = None
+
+
+# DataIssue.code of an order (fhir_mappers/medications.py): it has no start that can be
+# read, so it does not count; its start was read from authoredOn, and it counts; it does
+# not count for another reason (a draft, not systemic, a drug that could not be read).
+ORDER_UNDATED = "order-undated"
+ORDER_DATED_FROM_AUTHORED_ON = "order-dated-from-authoredOn"
+ORDER_NOT_COUNTED = "order-not-counted"
+ORDER_CODES = frozenset({ORDER_UNDATED, ORDER_DATED_FROM_AUTHORED_ON, ORDER_NOT_COUNTED})
 
 
 class ReportedValue(Struct, frozen=True, gc=False):

@@ -91,3 +91,26 @@ MODIFIER_PLAIN = "marked with a qualifier the service cannot interpret"
 def modifier_reason(found: str) -> str:
     """The DataIssue reason (the audit's words) for what ``modifier_extensions`` found."""
     return f"modifierExtension not understood ({found}): not used, as FHIR requires"
+
+
+MISSING = object()
+BAD_SHAPE = object()
+
+
+def walk(value: object, *path: str | int) -> object:
+    """The value at ``path``; MISSING when an element is absent, BAD_SHAPE when one is
+    of the wrong type (a list where an object belongs, ...)."""
+    for step in path:
+        if value is None:
+            return MISSING
+        if isinstance(step, int):
+            if not isinstance(value, list):
+                return BAD_SHAPE
+            if len(value) <= step:
+                return MISSING
+            value = value[step]
+        else:
+            if not isinstance(value, dict):
+                return BAD_SHAPE
+            value = value.get(step)
+    return MISSING if value is None else value

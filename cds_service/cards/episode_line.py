@@ -5,13 +5,12 @@ the day of treatment the order falls on (clinical-rules.md, "T0, the treatment s
 from __future__ import annotations
 
 from cds_service.cards import text
-from cds_service.cards.left_out import is_order
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import count_of, upper_first
 from cds_service.engine import sources
 from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment
 from cds_service.engine.episode import UNCERTAIN_VERIFICATION
-from fhir_mappers.model import DataIssue
+from fhir_mappers.model import ORDER_NOT_COUNTED, ORDER_UNDATED
 
 
 def episode_line(a: Assessment) -> str:
@@ -79,25 +78,16 @@ def antibiotics_not_counted(a: Assessment) -> str:
     """None on record, or the ones on record do not count (named among the data left out,
     e.g. "Cefazolin order without a start date: not counted as treatment."): never "no
     antibiotic order found" while one is on record (an outside review)."""
-    left_out = [
-        i for i in a.issues if i.plain and is_order(i) and not i.reason.endswith("authoredOn used")
-    ]
+    left_out = [i.code for i in a.issues if i.code in (ORDER_UNDATED, ORDER_NOT_COUNTED)]
     if not left_out:
         return NO_ORDER
-    if all(_undated(i) for i in left_out):
+    if all(code == ORDER_UNDATED for code in left_out):
         return UNDATED_ORDERS
     return ORDERS_NOT_COUNTED
 
 
 def _none_counted(a: Assessment) -> str:
     return _NONE_COUNTED_WORDS[antibiotics_not_counted(a)]
-
-
-def _undated(issue: DataIssue) -> bool:
-    """An order left out because it gives no start that can be read (neither
-    ``boundsPeriod.start`` nor ``authoredOn``): the mapper's audit reason names authoredOn
-    only then (an order dated from authoredOn is counted, and said so apart)."""
-    return "authoredOn" in issue.reason
 
 
 # The antibiotic orders named when none started in T0's window: the nearest few.

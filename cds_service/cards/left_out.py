@@ -10,7 +10,7 @@ from datetime import date
 
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import as_sent, upper_first
-from fhir_mappers.model import DataIssue
+from fhir_mappers.model import ORDER_CODES, ORDER_DATED_FROM_AUTHORED_ON, DataIssue
 from fhir_mappers.observations_careful import USED_STATUSES
 
 
@@ -99,19 +99,16 @@ def _reported_line(key: tuple[str, str], issues: list[DataIssue], t0: date | Non
 
 
 def is_order(issue: DataIssue) -> bool:
-    """An antibiotic order (or a medication order whose drug could not be read): the
-    mapper's words name the order themselves ("cefazolin order marked draft")."""
-    if issue.kind == "antibiotic":
-        return True
-    said = (issue.plain or "").split()
-    return issue.reference.startswith("MedicationRequest/") and "order" in said
+    """An antibiotic order (or a medication order whose drug could not be read), by the
+    code the mapper gave it; its words name the order ("cefazolin order marked draft")."""
+    return issue.code in ORDER_CODES
 
 
 def _order_line(issue: DataIssue) -> str:
     """ "Cefazolin order marked draft: not counted as treatment"; an order whose start
     came from its order date was counted and says so alone."""
     said = upper_first(quote(issue.plain or ""))
-    if issue.reason.endswith("authoredOn used") or "not counted" in said:
+    if issue.code == ORDER_DATED_FROM_AUTHORED_ON:
         return said
     return f"{said}: not counted as treatment"
 

@@ -4,6 +4,7 @@ and must not say, built from hand-made domain objects."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from cds_service.auditing import assessment_record
@@ -63,6 +64,18 @@ def test_an_order_dated_from_its_order_date_is_counted_and_gives_the_start() -> 
     starts, issues = map_antibiotic_orders([medication_order("m1", **elements)], AB)
     line = episode_sentence(card(run(improving(), antibiotics=starts, issues=issues))["detail"])
     assert "treatment started 2024-03-04 (first antibiotic order: cefazolin)" in line
+
+
+def test_the_episode_line_follows_the_mappers_code_not_its_words() -> None:
+    # rewording an audit reason or a plain line must not change the T0 line, the machine
+    # result's antibioticsNotCounted or the trend app
+    _, (issue,) = map_antibiotic_orders([medication_order("m1", authoredOn=None)], AB)
+    reworded = msgspec.structs.replace(issue, reason="no start", plain="cefazolin, no date")
+    said = card(run(improving(), issues=[reworded]))
+    assert "(no dated antibiotic order; taken as" in episode_sentence(said["detail"])
+    assert "- Cefazolin, no date: not counted as treatment." in said["detail"]
+    result = said["extension"]["spine-cds-assessment"]
+    assert result["episode"]["antibioticsNotCounted"] == "undated"
 
 
 def test_without_any_order_on_record_none_was_found() -> None:

@@ -17,7 +17,13 @@ from cds_service.engine import Assessment, Recommendation
 from cds_service.engine.assessment import Remark
 from fhir_mappers.antibiotics import build_antibiotics
 from fhir_mappers.medications import map_antibiotic_orders
-from fhir_mappers.model import ConditionCategory, ConditionFact, DataIssue, ReportedValue
+from fhir_mappers.model import (
+    ORDER_NOT_COUNTED,
+    ConditionCategory,
+    ConditionFact,
+    DataIssue,
+    ReportedValue,
+)
 from tests.engine.builders import (
     T0,
     antibiotic,
@@ -197,7 +203,10 @@ def test_values_counted_by_reason_agree_in_number() -> None:
     )
     assert left_out([stranger]) == ["1 order not linked to this patient was not used."]
     drug = DataIssue(
-        "MedicationRequest/m8", "unknown", plain="medication order whose drug could not be read"
+        "MedicationRequest/m8",
+        "unknown",
+        plain="medication order whose drug could not be read",
+        code=ORDER_NOT_COUNTED,
     )
     assert left_out([drug]) == [
         "Medication order whose drug could not be read: not counted as treatment."

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from fhir_mappers.antibiotics import Antibiotics, build_antibiotics
 from fhir_mappers.medications import AUTHORED_ON, BOUNDS_START, map_antibiotic_orders
-from fhir_mappers.model import AntibioticStart, DataIssue
+from fhir_mappers.model import (
+    ORDER_DATED_FROM_AUTHORED_ON,
+    ORDER_NOT_COUNTED,
+    ORDER_UNDATED,
+    AntibioticStart,
+    DataIssue,
+)
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
@@ -234,6 +240,7 @@ def test_other_statuses_are_reported_not_counted(status: str) -> None:
     assert issue.reference == "MedicationRequest/o1"
     assert issue.kind == "antibiotic"
     assert issue.plain == f"ceftriaxone order marked {status}"
+    assert issue.code == ORDER_NOT_COUNTED
     assert repr(status) in issue.reason
 
 
@@ -330,6 +337,7 @@ def test_an_unreadable_bounds_start_falls_back_to_authored_on_and_says_so(dosage
     (issue,) = issues
     assert "boundsPeriod.start not read" in issue.reason
     assert issue.plain == "vancomycin order start date unreadable; the order date was used"
+    assert issue.code == ORDER_DATED_FROM_AUTHORED_ON  # counted, and said so
 
 
 def test_a_dosage_instruction_that_is_not_a_list_is_reported() -> None:
@@ -342,12 +350,14 @@ def test_an_order_without_any_start_is_reported() -> None:
     issue = skipped(order(authored=None))
     assert issue.plain == "vancomycin order without a start date"
     assert "authoredOn" in issue.reason
+    assert issue.code == ORDER_UNDATED
 
 
 @pytest.mark.parametrize("authored", ["yesterday", 20261107, "2026-13-01"])
 def test_an_unreadable_authored_on_without_bounds_is_reported(authored: Any) -> None:
     issue = skipped(order(authored=authored))
     assert issue.plain == "vancomycin order with an unreadable start date"
+    assert issue.code == ORDER_UNDATED
 
 
 def test_both_dates_unreadable_is_one_issue_naming_both() -> None:
@@ -386,6 +396,7 @@ def test_a_contained_resource_of_another_type_is_not_the_medication() -> None:
     assert starts == []
     (issue,) = issues
     assert issue.plain == "medication order whose drug could not be read"
+    assert issue.code == ORDER_NOT_COUNTED  # it would count, were it an antibiotic
     assert "'#med'" in issue.reason
 
 
@@ -518,7 +529,7 @@ def test_a_non_systemic_form_is_reported_not_counted(text: str, found: str) -> N
     issue = skipped(order(text=text))
     assert issue.kind == "antibiotic"
     assert f"({found})" in (issue.plain or "")
-    assert "not counted" in (issue.plain or "")
+    assert issue.code == ORDER_NOT_COUNTED
 
 
 def test_a_non_systemic_route_is_reported_not_counted() -> None:
