@@ -177,7 +177,7 @@ def _usual(
         return None
     score = wire.valueInteger
     if score is not UNSET:
-        if kind is not ObservationKind.PAIN or not 0 <= score <= 10:
+        if kind is not ObservationKind.PAIN or not 0 <= score <= PAIN_MAX:
             return None
         number = float(score)
         return Measurement(

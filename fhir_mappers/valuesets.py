@@ -68,7 +68,7 @@ CONDITION_REGIONS = frozenset(
 class ObservationKind(StrEnum):
     """How an Observation code is read; IGNORE marks codes that are known but not used."""
 
-    CRP = "crp"  # mass concentration, mg/L or mg/dL
+    CRP = "crp"  # mass concentration (observations_careful.CRP_MASS_TO_MG_PER_L)
     CRP_HS = "crp-hs"  # high-sensitivity CRP, mass concentration
     CRP_MOLAR = "crp-molar"  # nmol/L, used only with a configured factor
     ESR = "esr"  # mm/h

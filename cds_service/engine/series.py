@@ -21,7 +21,8 @@ from .thresholds import RuleSettings
 
 # The mapper has already dropped entered-in-error/cancelled/registered/unknown values and
 # decided on preliminary ones; the engine re-checks so that a hand-built or future mapper
-# input can never slip an unusable value into a trend.
+# input can never slip an unusable value into a trend. The mapper's USED_STATUSES and
+# preliminary (tests/test_copies_held_equal.py).
 USABLE_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 
 
