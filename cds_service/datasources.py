@@ -8,8 +8,12 @@ hooks.json to this table at start-up, so a renamed key fails loudly instead of s
 fetching; ``served_prefetch`` puts the codes a site adds through ``valueset_dir`` into
 the queries, so what is mapped is also asked for.
 
-Adding a source: one row here, one mapper in ``fhir_mappers``, its use in the engine,
-tests; hooks.json gets the row's query (the start-up check says which).
+Adding a source: one row here (its ``feeds`` names the mapper call in ``invocation.py``),
+one mapper in ``fhir_mappers``, its use in the engine (a key it tests by name goes in
+``engine/sources.py``), its words on a card (``cards/completeness_phrases.KIND_WORDS``),
+an as-of rule for a new resource type (``impact/asof.RULES``), tests; hooks.json gets the
+row's query (the start-up check says which). tests/shell/test_datasources.py and
+tests/impact/test_asof.py fail until each is there.
 """
 
 from __future__ import annotations
@@ -17,11 +21,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from cds_service.discovery import Discovery
 from fhir_mappers.valuesets import ObservationKind, ValueSets
 
 PATIENT = "{{context.patientId}}"
+
+# The mapper a source's resources go to; each is called by these names in invocation.py
+# or patient_reads.py (tests/shell/test_datasources.py fails on one nobody reads).
+Feeds = Literal["conditions", "measurements", "antibiotics", "patient", "procedures", "imaging"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,7 @@ class DataSource:
     key: str  # the prefetch key in hooks.json
     resource_type: str  # what the search returns
     query: str  # the search; "{codes}" is filled with the value sets' codes
-    feeds: str  # "conditions" | "measurements" | "antibiotics" | "patient" | "procedures"
+    feeds: Feeds  # the mapper its resources go to
     codes_of: tuple[ObservationKind, ...] = ()  # value-set kinds that fill "{codes}"
     # Without a required source the answer is a 412; without an optional one the
     # decision goes ahead and the card says what was not read.
@@ -106,7 +115,7 @@ BY_KEY: Mapping[str, DataSource] = {s.key: s for s in SOURCES}
 OPTIONAL_KEYS = frozenset(s.key for s in SOURCES if not s.required)
 
 
-def keys_feeding(feeds: str) -> tuple[str, ...]:
+def keys_feeding(feeds: Feeds) -> tuple[str, ...]:
     """The prefetch keys whose resources go to one mapper, in table order."""
     return tuple(s.key for s in SOURCES if s.feeds == feeds)
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cds_service.cards import CardContext, render_response
-from cds_service.datasources import OPTIONAL_KEYS, keys_feeding
+from cds_service.datasources import OPTIONAL_KEYS, Feeds, keys_feeding
 from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
 from cds_service.fhir.prefetch import DataUnavailable, gather
@@ -157,7 +157,7 @@ def handle_hook(
     measurements_read = early.measurements.of(gathered.resources)
     foreign: list[DataIssue] = conditions_read.foreign + measurements_read.foreign
 
-    def own(feeds: str) -> list[Any]:
+    def own(feeds: Feeds) -> list[Any]:
         return own_resources(
             (r for key in keys_feeding(feeds) for r in gathered.resources.get(key, [])),
             patient_id,

@@ -8,17 +8,18 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from cds_service.app import create_app
 from cds_service.cards.completeness_phrases import KIND_WORDS
 from cds_service.cards.phrasebook import phrase
-from cds_service.datasources import BY_KEY, SOURCES, served_prefetch
+from cds_service.datasources import BY_KEY, SOURCES, Feeds, served_prefetch
 from cds_service.engine import sources as engine_sources
 from cds_service.engine.response import cut_off_note
 from cds_service.examples import load_example
@@ -158,3 +159,24 @@ def test_a_cut_off_of_new_sources_is_worded_in_the_cards_order() -> None:
         "Some CRP results, procedures and diagnostic reports could not be read"
     )
     assert "imaging_reports" not in said.message
+
+
+def _feeds_read(module: Path) -> set[str]:
+    """The string arguments of the calls that take a source's resources to a mapper."""
+    return {
+        node.args[0].value
+        for node in ast.walk(ast.parse(module.read_text("utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("own", "keys_feeding")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_every_feeds_value_is_read_by_a_mapper() -> None:
+    """A row whose ``feeds`` no mapper call names would be fetched, checked against
+    hooks.json and never mapped, without an error."""
+    service = Path(__file__).resolve().parents[2] / "cds_service"
+    read = _feeds_read(service / "invocation.py") | _feeds_read(service / "patient_reads.py")
+    assert {s.feeds for s in SOURCES} == set(get_args(Feeds)) == read
