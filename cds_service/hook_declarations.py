@@ -58,6 +58,10 @@ _HOOKS: Final = (
 #: The hooks the service implements, by name.
 HOOKS: Final = MappingProxyType({hook.name: hook for hook in _HOOKS})
 
+#: The hook the tools, the example review and the replay send an order with, as an EHR
+#: does when the order is chosen (its selection names it).
+DEFAULT_HOOK: Final = HOOKS["order-select"].name
+
 #: The body of ``POST /cds-services/{id}/feedback``.
 FEEDBACK: Final = BodyDeclaration(
     name="feedback",

@@ -12,7 +12,7 @@ import click
 
 from cds_service.cli.options import DATE
 from cds_service.cli.options import order_date as order_date_or_today
-from cds_service.hook_declarations import HOOKS
+from cds_service.hook_declarations import DEFAULT_HOOK, HOOKS
 from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 
 
@@ -33,7 +33,7 @@ from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 @click.option(
     "--hook",
     type=click.Choice(list(HOOKS)),
-    default="order-select",
+    default=DEFAULT_HOOK,
     show_default=True,
 )
 @click.option("--service-url", help="Base URL of a running service [default: in process].")

@@ -30,6 +30,7 @@ from cds_service.ehr_requests import build_request, local_prefetch
 from cds_service.engine import Assessment
 from cds_service.engine.episode import in_scope_categories
 from cds_service.errors import ApiError
+from cds_service.hook_declarations import DEFAULT_HOOK
 from cds_service.impact.asof import (
     VIEW_TYPES,
     as_of,
@@ -51,7 +52,7 @@ from fhir_mappers.valuesets import ValueSets
 
 __all__ = ["PartitionResult", "PartitionTask", "Replayer", "replay_partition", "worker_settings"]
 
-HOOK = "order-select"
+HOOK = DEFAULT_HOOK
 # A study with no basedOn counts as the order's when it is a spine study done this soon.
 UNLINKED_STUDY_DAYS = 30
 _ENTERED_IN_ERROR = "entered-in-error"

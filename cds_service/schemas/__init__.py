@@ -57,11 +57,6 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=registry())
 
 
-def request_schema_for(hook: str) -> str:
-    """The request schema file for a hook this service implements."""
-    return f"{hook}.request.schema.json"
-
-
 @cache
 def fast_registry() -> jsonschema_rs.Registry:
     """``registry()`` for jsonschema-rs: all schemas by their $id, built once."""

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cds_service.hook_declarations import DEFAULT_HOOK
 from cds_service.tools.cards_doc import ORDER_DATE, section_cli
 from cds_service.tools.review import review_examples
 
@@ -34,7 +35,7 @@ def _request(example: Any) -> dict[str, Any]:
     coding = order["code"]["coding"][0]
     order["code"] = {"coding": [{"system": coding["system"], "code": coding["code"]}]}
     return {
-        "hook": "order-select",
+        "hook": DEFAULT_HOOK,
         "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
         "context": {
             "userId": "Practitioner/example",

@@ -20,10 +20,11 @@ import click
 
 from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
 from cds_service.examples import Example, load_examples
+from cds_service.hook_declarations import DEFAULT_HOOK
 from cds_service.tools.render import assessment_of, decision_of
 from cds_service.tools.services import InProcessService, error_text, find_service
 
-HOOK = "order-select"
+HOOK = DEFAULT_HOOK
 
 
 @dataclass(frozen=True)

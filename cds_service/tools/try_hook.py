@@ -24,6 +24,7 @@ from cds_service.ehr_requests import (
     parse_order_code,
 )
 from cds_service.fhir.prefetch import render_queries
+from cds_service.hook_declarations import DEFAULT_HOOK
 from cds_service.tools.errors import InputError
 from cds_service.tools.fhir_http import FhirEndpoint
 from cds_service.tools.services import (
@@ -125,7 +126,7 @@ class TryOptions:
     fhir_server: str
     patient_id: str
     order: str  # SYSTEM|CODE, or the path of a ServiceRequest JSON file
-    hook: str = "order-select"
+    hook: str = DEFAULT_HOOK
     token: str | None = None
     service_url: str | None = None  # None: the service in process
     no_prefetch: bool = False
