@@ -49,7 +49,7 @@ from spine_cds_dev.service_process import ServiceProcess
 from tests.conftest import make_settings
 from tests.support.conformance import assert_conformant_response
 from tests.support.faulty_fhir_server import FaultyFhirServer
-from tests.web.test_openapi import HTML_REFUSALS, NOT_YET_SERVED
+from tests.web.test_openapi import HTML_REFUSALS
 
 OPENAPI = Path(cds_service.__file__).parent / "openapi.json"
 IN_PROCESS_EXAMPLES = int(os.environ.get("SPINE_CDS_FUZZ_EXAMPLES", "150"))
@@ -152,8 +152,6 @@ def check_bodies(case: Any, response: Any) -> None:
 def call_and_check(case: Any, fhir_faults: FaultyFhirServer, **transport: Any) -> None:
     keep_fetches_local(case, fhir_faults)
     response = case.call(**transport)
-    if case.path in NOT_YET_SERVED and response.status_code == 404:
-        pytest.skip(f"{case.path} is documented but not served yet (NOT_YET_SERVED)")
     case.validate_response(response, checks=CHECKS, transport_kwargs=transport)
     check_bodies(case, response)
 

@@ -6,18 +6,22 @@ tests/web/test_openapi.py)."""
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import cds_service
 from cds_service import schemas
 from cds_service.cli import main
 from cds_service.discovery import load_discovery
-from cds_service.ehr_requests import HOOKS as TOOL_HOOKS
-from cds_service.ehr_requests import build_request
+from cds_service.ehr_requests import build_request, bundle_resources, local_prefetch
+from cds_service.examples import load_example
 from cds_service.hook_declarations import BODIES, FEEDBACK, HOOKS
 from cds_service.runtime import build_runtime
+from cds_service.tools.services import InProcessService, find_service
 from tests.conftest import make_settings
 
 ROOT = Path(cds_service.__file__).resolve().parent.parent
@@ -75,14 +79,23 @@ def test_a_service_with_an_undeclared_hook_stops_startup(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name", list(HOOKS))
-def test_the_tools_build_each_declared_hook_as_declared(name: str) -> None:
-    assert TOOL_HOOKS == tuple(HOOKS)
-    order = {"resourceType": "ServiceRequest", "id": "o1"}
-    context = build_request(name, "i", "p1", order)["context"]
-    assert ("selections" in context) is HOOKS[name].selections
+def test_the_tools_send_each_declared_hook_and_the_service_answers_it(name: str) -> None:
+    example = load_example("e01-improving", date(2026, 3, 2))
+    with InProcessService() as service:
+        entry = find_service(service.discovery(), name, service.label)
+        request = build_request(name, str(uuid.uuid4()), example.patient_id, example.draft_order)
+        assert ("selections" in request["context"]) is HOOKS[name].selections
+        request["prefetch"] = local_prefetch(
+            entry.prefetch, request["context"], bundle_resources(example.bundle)
+        )
+        answer = service.call(entry.id, request)
+    assert answer.status == 200, answer.body
+    assert len(answer.body["cards"]) == 1
 
 
-def test_try_offers_exactly_the_declared_hooks() -> None:
-    command = main.commands["try"]
-    (option,) = [p for p in command.params if p.name == "hook"]
-    assert list(option.type.choices) == list(HOOKS)  # type: ignore[attr-defined]
+def test_try_refuses_a_hook_the_service_does_not_declare() -> None:
+    args = ["try", "--fhir-server", "http://127.0.0.1:9/fhir", "--patient", "p1"]
+    result = CliRunner().invoke(main, [*args, "--order", "a|b", "--hook", "patient-view"])
+    assert result.exit_code == 2  # refused by the option, before any request
+    assert "'patient-view' is not one of" in result.output
+    assert all(repr(name) in result.output for name in HOOKS)
