@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from cds_service.cards import CardContext, render_response
@@ -199,7 +198,7 @@ def handle_hook(
     )
     if foreign:
         _warn_foreign(foreign)
-    assessment = assess(orders.orders, data, runtime.rules, datetime.now(UTC))
+    assessment = assess(orders.orders, data, runtime.rules, runtime.now())
     card_context = CardContext(
         patient_id=patient_id,
         encounter_id=context.get("encounterId"),

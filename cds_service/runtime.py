@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cds_service import schemas
@@ -36,6 +38,10 @@ from fhir_mappers.valuesets import ValueSets
 log = logging.getLogger("cds_service")
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -58,6 +64,8 @@ class Runtime:
     turns: Turns
     # Set once this process has run its warm-up (cds_service.warmup); /readyz waits for it.
     warm: threading.Event = field(default_factory=threading.Event)
+    # The clock a call is decided at when its order has no authoredOn (a test sets its own).
+    now: Callable[[], datetime] = utc_now
 
     def close(self) -> None:
         """Release connections and threads (tests, tools, and the pre-fork check)."""

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service import invocation
 from cds_service.discovery import load_discovery
 from cds_service.examples import Example, load_examples, load_examples_as_of
+from cds_service.runtime import Runtime
 from tests.builders import SELECT_ID
 from tests.support.ehr_calls import local_prefetch, order_request
 
@@ -41,13 +41,9 @@ def sandbox_answer(client: FlaskClient, example: Example) -> str:
     )
 
 
-def at(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return now.astimezone(tz)
-
-    monkeypatch.setattr(invocation, "datetime", Clock)
+def at(client: FlaskClient, now: datetime) -> None:
+    runtime: Runtime = client.application.extensions["spine_cds"]
+    runtime.now = lambda: now
 
 
 def settable(example: Example) -> bool:
@@ -57,9 +53,9 @@ def settable(example: Example) -> bool:
 
 @pytest.mark.parametrize("now", HOURS, ids=[h.strftime("%H%M") for h in HOURS])
 def test_every_example_gives_its_printed_card_at_this_hour(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, now: datetime
+    client: FlaskClient, now: datetime
 ) -> None:
-    at(monkeypatch, now)
+    at(client, now)
     differ = {
         e.key: answer
         for e in load_examples_as_of(now)
@@ -68,12 +64,10 @@ def test_every_example_gives_its_printed_card_at_this_hour(
     assert differ == {}
 
 
-def test_one_date_for_all_gave_other_cards_in_the_early_hours(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_one_date_for_all_gave_other_cards_in_the_early_hours(client: FlaskClient) -> None:
     """What the tester saw: the placement this replaced, at 01:50 UTC."""
     now = HOURS[0]
-    at(monkeypatch, now)
+    at(client, now)
     differ = [
         e.key
         for e in load_examples(now.date())

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from cds_service import invocation
+from cds_service.runtime import Runtime
 from tests.builders import SELECT_ID, SIGN_ID
 
 CAPTURED = json.loads(
@@ -27,13 +28,9 @@ CAPTURED_AT = datetime(2026, 12, 7, 1, 47, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def at_capture_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return CAPTURED_AT.astimezone(tz)
-
-    monkeypatch.setattr(invocation, "datetime", Clock)
+def at_capture_time(app: Flask) -> None:
+    runtime: Runtime = app.extensions["spine_cds"]
+    runtime.now = lambda: CAPTURED_AT
 
 
 def call(client: FlaskClient, key: str) -> dict[str, Any]:
