@@ -49,7 +49,7 @@ from cds_service.bulk_export.results import (
     Progress,
 )
 from cds_service.fhir.urls import Origin, connect_origin, is_loopback_host
-from cds_service.tools.errors import connection_reason
+from cds_service.tools.errors import send
 
 
 def _https_or_loopback(url: str) -> bool:
@@ -105,27 +105,20 @@ class _Http:
             sent: dict[str, str | None] = {**headers, "Authorization": None}
             if with_token and self._token and connect_origin(url) == self.origin:
                 sent["Authorization"] = f"Bearer {self._token}"
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    headers=sent,
-                    timeout=timeout_s or self.timeout_s,
-                    allow_redirects=False,
-                    stream=stream,
-                )
-            except requests.Timeout:
-                raise BulkExportError(
-                    f"{what}: no answer within {timeout_s or self.timeout_s:g} s "
-                    f"from {self._host(url)}"
-                ) from None
-            except requests.ConnectionError as exc:
-                raise BulkExportError(
-                    f"{what}: cannot reach {self._host(url)}: {connection_reason(exc)}"
-                ) from None
-            except requests.RequestException as exc:
-                raise BulkExportError(f"{what}: {type(exc).__name__}") from None
+            response = send(
+                self.session,
+                method,
+                url,
+                timeout=timeout_s or self.timeout_s,
+                peer=self._host(url),
+                error=BulkExportError,
+                misuse=BulkExportError,
+                prefix=f"{what}: ",
+                params=params,
+                headers=sent,
+                allow_redirects=False,
+                stream=stream,
+            )
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response

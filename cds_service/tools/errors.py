@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
+import requests
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2
@@ -56,6 +57,41 @@ def connection_reason(exc: BaseException) -> str:
         if needle in text:
             return reason
     return text[:300]
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    peer: str,
+    error: type[ToolError],
+    misuse: type[ToolError] = InputError,
+    prefix: str = "",
+    **kwargs: Any,
+) -> requests.Response:
+    """One request of the tools; a failure before an answer raised in words a person can
+    act on, with ``prefix`` before them: a timeout or a connection that failed as
+    ``error`` ("cannot reach the FHIR server at ...: connection refused"), a request that
+    could not be sent (a malformed URL or header) as ``misuse``, named by its type alone
+    (its text may quote the URL's query or a header, a token among them)."""
+    try:
+        return session.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout:
+        raise error(f"{prefix}{peer} did not answer within {timeout:g} s") from None
+    except requests.ConnectionError as exc:
+        raise error(f"{prefix}cannot reach {peer}: {connection_reason(exc)}") from None
+    except requests.RequestException as exc:
+        raise misuse(f"{prefix}cannot call {peer}: {type(exc).__name__}") from None
+
+
+def json_or_text(response: requests.Response) -> Any:
+    """The body as JSON, else as text."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
 
 
 def outcome_issues(body: Any) -> list[str] | None:

@@ -19,8 +19,9 @@ from cds_service.tools.closing import Closing
 from cds_service.tools.errors import (
     FhirServerError,
     InputError,
-    connection_reason,
+    json_or_text,
     outcome_issues,
+    send,
 )
 
 FHIR_TIMEOUT_S = 30.0
@@ -66,24 +67,17 @@ class FhirEndpoint(Closing):
 
     def _send(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
         headers = {"Content-Type": FHIR_JSON} if body is not None else {}
-        try:
-            response = self._session.request(
-                method, url, json=body, headers=headers, timeout=self.timeout
-            )
-        except requests.Timeout:
-            raise FhirServerError(
-                f"the FHIR server at {self.base} did not answer within {self.timeout:g} s"
-            ) from None
-        except requests.ConnectionError as exc:
-            raise FhirServerError(
-                f"cannot reach the FHIR server at {self.base}: {connection_reason(exc)}"
-            ) from None
-        except requests.RequestException as exc:
-            raise InputError(f"cannot call the FHIR server at {self.base}: {exc}") from None
-        try:
-            parsed: Any = response.json()
-        except ValueError:
-            parsed = response.text
+        response = send(
+            self._session,
+            method,
+            url,
+            timeout=self.timeout,
+            peer=f"the FHIR server at {self.base}",
+            error=FhirServerError,
+            json=body,
+            headers=headers,
+        )
+        parsed = json_or_text(response)
         if response.status_code in (401, 403):
             raise FhirServerError(self._refused(response.status_code, parsed))
         return response.status_code, parsed

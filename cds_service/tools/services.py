@@ -18,7 +18,7 @@ import requests
 
 from cds_service.settings import SettingsError, load_settings
 from cds_service.tools.closing import Closing
-from cds_service.tools.errors import InputError, ServiceError, connection_reason
+from cds_service.tools.errors import InputError, ServiceError, json_or_text, send
 
 SERVICE_TIMEOUT_S = 60.0
 
@@ -136,25 +136,19 @@ class RemoteService(Closing):
         return self._exchange("POST", f"{self.base}/cds-services/{service_id}", body)
 
     def _exchange(self, method: str, url: str, body: Mapping[str, Any] | None) -> Answer:
-        try:
-            response = self._session.request(
-                method, url, json=body, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.Timeout:
-            raise ServiceError(
-                f"the service at {self.base} did not answer within {self.timeout:g} s"
-            ) from None
-        except requests.ConnectionError as exc:
-            raise ServiceError(
-                f"cannot reach the service at {self.base}: {connection_reason(exc)}"
-            ) from None
-        except requests.RequestException as exc:
-            raise InputError(f"cannot call the service at {self.base}: {exc}") from None
-        try:
-            parsed: Any = response.json()
-        except ValueError:
-            parsed = response.text
-        return Answer(response.status_code, parsed, response.headers.get("X-Request-Id"))
+        response = send(
+            self._session,
+            method,
+            url,
+            timeout=self.timeout,
+            peer=f"the service at {self.base}",
+            error=ServiceError,
+            json=body,
+            allow_redirects=False,
+        )
+        return Answer(
+            response.status_code, json_or_text(response), response.headers.get("X-Request-Id")
+        )
 
     def close(self) -> None:
         self._session.close()
