@@ -10,20 +10,15 @@ from datetime import datetime
 
 import click
 
-from cds_service.cli.options import DATE
+from cds_service.cli.options import DATE, fhir_server_option, token_option
 from cds_service.cli.options import order_date as order_date_or_today
 from cds_service.hook_declarations import DEFAULT_HOOK, HOOKS
 from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 
 
 @click.command("try")
-@click.option("--fhir-server", required=True, help="The EHR's FHIR R4 base URL.")
-@click.option(
-    "--token",
-    envvar="FHIR_ACCESS_TOKEN",
-    help="Bearer token: used for the FHIR queries and sent as fhirAuthorization "
-    "[env FHIR_ACCESS_TOKEN, which keeps it out of the process list].",
-)
+@fhir_server_option("The EHR's FHIR R4 base URL.")
+@token_option("Bearer token: used for the FHIR queries and sent as fhirAuthorization")
 @click.option("--patient", "patient_id", required=True, help="Patient id on the FHIR server.")
 @click.option(
     "--order",
@@ -163,13 +158,8 @@ def client_jwks(key_file: str, kid: str | None) -> None:
 
 
 @click.command("load-examples")
-@click.option("--fhir-server", required=True, help="FHIR R4 base URL, e.g. https://host/fhir.")
-@click.option(
-    "--token",
-    envvar="FHIR_ACCESS_TOKEN",
-    help="Bearer access token for the FHIR server [env FHIR_ACCESS_TOKEN, which keeps it "
-    "out of the process list].",
-)
+@fhir_server_option("FHIR R4 base URL, e.g. https://host/fhir.")
+@token_option("Bearer access token for the FHIR server")
 @click.option("--date", "order_date", type=DATE, help="Date the orders are placed [today].")
 def load_examples_command(fhir_server: str, token: str | None, order_date: datetime | None) -> None:
     """Load the synthetic patients into a FHIR server as transaction Bundles.

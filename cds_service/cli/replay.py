@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cds_service.cli.options import settings_or_exit
+from cds_service.cli.options import fhir_server_option, settings_or_exit, token_option
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,17 +47,12 @@ if TYPE_CHECKING:
     help="How rows name the patient [audit_patient_id: a keyed hash, as in the audit].",
 )
 @click.option("--work-dir", type=click.Path(file_okay=False), help="Partition files [a temp dir].")
-@click.option(
-    "--fhir-server",
-    help="Run a Bulk Data $export on this FHIR server first, and replay what it gives.",
+@fhir_server_option(
+    "Run a Bulk Data $export on this FHIR server first, and replay what it gives.",
+    required=False,
 )
 @click.option("--group", help="Export this Group (Group/ID/$export) [all patients].")
-@click.option(
-    "--token",
-    envvar="FHIR_ACCESS_TOKEN",
-    help="Bearer token for the export [env FHIR_ACCESS_TOKEN, which keeps it out of the "
-    "process list].",
-)
+@token_option("Bearer token for the export")
 @click.option(
     "--export-timeout",
     type=click.FloatRange(min=1),
