@@ -4,8 +4,9 @@ A declaration says what the code needs to know of a hook: its name, the request 
 its bodies are checked with, what a body that fails that schema is told, and whether
 ``context.selections`` narrows the orders in question (order-select) or every draft
 order is (order-sign). The runtime builds its validators from this table, discovery
-refuses a hooks.json service whose hook is not in it, the web layer takes its 400
-messages from it, and ``tests/shell/test_hook_declarations.py`` holds hooks.json, the
+refuses a hooks.json service whose hook is not in it, ``pipeline.py`` takes the message
+of a nonconforming body's 400 from it, the tools take the hook they send
+(``DEFAULT_HOOK``), and ``tests/shell/test_hook_declarations.py`` holds hooks.json, the
 schema files and the OpenAPI document to it.
 
 hooks.json stays the served discovery document and the home of the prefetch

@@ -1,8 +1,10 @@
-"""One hook invocation, from a parsed body to a CDS Hooks response body.
+"""One hook invocation, from a body ``pipeline.py`` has read and checked against the
+hook's schema to a CDS Hooks response body.
 
-The path is the one architecture.md draws: validate the envelope, find the orders in
-question, gather the patient's data, map it, decide, render. Only the first three
-stages can refuse a request; after that every failure is a bug, not a client error.
+The path is the one architecture.md draws: find the orders in question, gather the
+patient's data, map it, decide, render. Only the first two can refuse a request (400 for
+selections that name no draft order, 412 for data that cannot be had); after that every
+failure is a bug, not a client error.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """One hook call, from the bytes the EHR sent to its Outcome: the one way through.
 
-The web route, the worker warm-up and the benchmarks that run the service in process
-all call ``run_hook`` (the route through ``HookCall``, to keep the body for its audit),
-so no caller assembles a call its own way: a warm-up that reads bodies differently
-from a real call warms the wrong code, and it drifted so twice.
+The web route, the worker warm-up, the replay (``impact/replayer.py``) and the
+benchmarks that run the service in process all call ``run_hook`` (the route through
+``HookCall``, to keep the body for its audit; the tools through the route, on Flask's
+test client), so no caller assembles a call its own way: a warm-up that reads bodies
+differently from a real call warms the wrong code, and it drifted so twice.
 
 The steps, in order, each the only one of its kind:
 
