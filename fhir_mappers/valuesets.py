@@ -173,16 +173,6 @@ class ValueSets:
     def observation_entry(self, system: str, code: str) -> ObservationEntry | None:
         return self.observations.get((canonical_system(system), code))
 
-    def observation_codes(self, system: str = LOINC) -> tuple[str, ...]:
-        """The codes of ``system`` that the mappers read (IGNORE excluded), for query templates."""
-        return tuple(
-            sorted(
-                code
-                for (entry_system, code), entry in self.observations.items()
-                if entry_system == system and entry.kind is not ObservationKind.IGNORE
-            )
-        )
-
     def condition_entry(self, system: str, code: str) -> ConditionEntry | None:
         """Exact match first, else the longest matching prefix."""
         system = canonical_system(system)
