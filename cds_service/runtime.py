@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cds_service import schemas
-from cds_service.auth import AuthConfig, JwtVerifier, load_trusted_clients
+from cds_service.auth import AuthConfig, JwtVerifier, TrustedClient, load_trusted_clients
 from cds_service.cards import OverrideReason, load_override_reasons
 from cds_service.datasources import with_served_prefetch
 from cds_service.discovery import Discovery, load_discovery
@@ -66,6 +66,8 @@ class Runtime:
     warm: threading.Event = field(default_factory=threading.Event)
     # The clock a call is decided at when its order has no authoredOn (a test sets its own).
     now: Callable[[], datetime] = utc_now
+    # The clients the verifier was built with (none in development mode): /readyz counts them.
+    trusted_clients: tuple[TrustedClient, ...] = ()
 
     def close(self) -> None:
         """Release connections and threads (tests, tools, and the pre-fork check)."""
@@ -100,9 +102,12 @@ def secure_mode_gaps(settings: Settings) -> list[str]:
     return gaps
 
 
-def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
+def _load_verifier(
+    settings: Settings, stores: Stores
+) -> tuple[JwtVerifier | None, tuple[TrustedClient, ...]]:
+    """The verifier and the trusted clients it was built with; none in development mode."""
     if settings.dev_mode:
-        return None
+        return None, ()
     if not settings.public_base_url:
         raise SettingsError(NO_PUBLIC_BASE_URL)
     try:
@@ -127,7 +132,7 @@ def _load_verifier(settings: Settings, stores: Stores) -> JwtVerifier | None:
         leeway_seconds=settings.jwt_leeway_seconds,
         jwks_refresh_min_interval_seconds=settings.jwks_refresh_min_interval_seconds,
     )
-    return JwtVerifier(config, stores.replay)
+    return JwtVerifier(config, stores.replay), parsed
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -155,7 +160,7 @@ def build_runtime(settings: Settings) -> Runtime:
     metrics = Metrics()
     stores = build_stores(settings, count=metrics.count_audit_records)
     try:
-        verifier = _load_verifier(settings, stores)
+        verifier, trusted_clients = _load_verifier(settings, stores)
     except BaseException:
         stores.close()
         raise
@@ -175,4 +180,5 @@ def build_runtime(settings: Settings) -> Runtime:
         override_reasons=load_override_reasons(),
         hook_decoders={sid: HookBodyDecoder(s) for sid, s in discovery.services.items()},
         turns=turns,
+        trusted_clients=trusted_clients,
     )

@@ -24,11 +24,9 @@ import logging
 import time
 import uuid
 
-from flask import Blueprint, Response, current_app
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Response
 
 from cds_service import __version__
-from cds_service.auth import load_trusted_clients
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime
@@ -39,20 +37,6 @@ log = logging.getLogger("cds_service")
 blueprint = Blueprint("health", __name__)
 
 OK = "ok"
-_CLIENTS_KEY = "spine_cds_trusted_client_count"
-
-
-@blueprint.record_once
-def _count_trusted_clients(state: BlueprintSetupState) -> None:
-    """How many clients the verifier was built with (the same file, read at startup)."""
-    rt: Runtime = state.app.extensions["spine_cds"]
-    count = 0
-    if rt.verifier is not None:
-        try:
-            count = len(load_trusted_clients(rt.settings.trusted_clients_file or None))
-        except ValueError:
-            count = 0
-    state.app.extensions[_CLIENTS_KEY] = count
 
 
 def _liveness() -> Response:
@@ -80,8 +64,8 @@ def livez() -> Response:
     return _liveness()
 
 
-def _configuration(rt: Runtime, trusted_clients: int) -> str:
-    if rt.verifier is not None and trusted_clients == 0:
+def _configuration(rt: Runtime) -> str:
+    if rt.verifier is not None and not rt.trusted_clients:
         return "no trusted CDS clients (trusted_clients_file): every call would be refused with 401"
     return OK
 
@@ -128,7 +112,7 @@ def _keys(rt: Runtime) -> tuple[str, bool] | None:
 def readyz() -> Response:
     rt = entrance.runtime()
     checks = {
-        "configuration": _configuration(rt, current_app.extensions.get(_CLIENTS_KEY, 0)),
+        "configuration": _configuration(rt),
         "database": _database(rt),
     }
     redis = _redis(rt)

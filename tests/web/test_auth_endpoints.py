@@ -245,3 +245,18 @@ def test_refusals_are_logged_with_a_reason_but_never_the_token(
     with sqlite3.connect(tmp_path / "spine-cds.sqlite3") as db:
         dump = "\n".join(db.iterdump())
     assert token not in dump
+
+
+def test_readiness_counts_the_clients_the_runtime_was_built_with(
+    tmp_path: Path, jwks: JwksServer
+) -> None:
+    ready = secure_app(tmp_path, jwks).test_client().get("/readyz").get_json()
+    assert ready["checks"]["configuration"] == "ok"
+    (tmp_path / "none").mkdir()
+    clients = tmp_path / "none" / "clients.json"
+    clients.write_text("[]")
+    settings = make_settings(
+        tmp_path / "none", dev_mode=False, trusted_clients_file=str(clients), public_base_url=BASE
+    )
+    ready = create_app(settings).test_client().get("/readyz").get_json()
+    assert ready["checks"]["configuration"].startswith("no trusted CDS clients")
