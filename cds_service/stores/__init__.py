@@ -74,10 +74,6 @@ class Stores:
     patient_key: PatientKeyer
     database: Database
 
-    def purge_audit(self) -> int:
-        """Apply the audit retention now, to the feedback too; audit rows deleted."""
-        return self.audit.purge_expired()
-
     def close(self) -> None:
         self.audit.close()  # first: what was handed over is stored before the database goes
         if isinstance(self.replay, RedisReplayCache):
