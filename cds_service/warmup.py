@@ -133,15 +133,16 @@ def _import_fhir_models() -> int:
     from fhir.resources.R4B.condition import Condition  # fhir_mappers.conditions validates
     from fhir.resources.R4B.servicerequest import ServiceRequest  # fhir_mappers.orders does
     from fhir_core.types import FhirBase
+    from pydantic import BaseModel
 
-    seen: set[type] = set()
-    todo: list[type] = [Condition, ServiceRequest]
+    seen: set[type[BaseModel]] = set()
+    todo: list[type[BaseModel]] = [Condition, ServiceRequest]
     while todo:
         model = todo.pop()
         if model in seen:
             continue
         seen.add(model)
-        annotations = [field.annotation for field in model.model_fields.values()]  # type: ignore[attr-defined]
+        annotations = [field.annotation for field in model.model_fields.values()]
         while annotations:
             annotation = annotations.pop()
             if isinstance(annotation, type) and issubclass(annotation, FhirBase):

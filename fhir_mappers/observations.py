@@ -16,7 +16,7 @@ is the engine's: this module only marks hs-CRP with ``high_sensitivity``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -124,7 +124,7 @@ def map_observations(
 
 
 def _select_wire_code(
-    concept: WireConcept | UnsetType, table: Any
+    concept: WireConcept | UnsetType, table: Mapping[tuple[str, str], ObservationEntry]
 ) -> tuple[Coding, ObservationEntry] | None:
     """``select_code`` for a typed code (its codings are objects, its strings strings)."""
     if concept is UNSET or concept.coding is UNSET:

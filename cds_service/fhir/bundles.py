@@ -134,7 +134,7 @@ class SearchEntry(Struct, gc=False):
     """A Bundle entry: what ``unwrap_bundle`` reads of it (other members are not read)."""
 
     resource: Raw | UnsetType = UNSET
-    search: Any = UNSET
+    search: object = UNSET  # any JSON value, as the entry gives it (unwrap_bundle reads it)
 
 
 class SearchPage(Struct, gc=False):
@@ -144,7 +144,7 @@ class SearchPage(Struct, gc=False):
 
     resourceType: str
     type: str | UnsetType = UNSET
-    link: Any = UNSET
+    link: object = UNSET  # any JSON value, passed on as it is
     entry: list[SearchEntry] = []
 
 

@@ -47,7 +47,7 @@ from cds_service.invocation import Outcome
 from cds_service.pipeline import run_hook
 from cds_service.runtime import Runtime, build_runtime
 from cds_service.settings import Settings
-from fhir_mappers.model import When
+from fhir_mappers.model import Measurement, When
 from fhir_mappers.valuesets import ValueSets
 
 __all__ = ["PartitionResult", "PartitionTask", "Replayer", "replay_partition", "worker_settings"]
@@ -267,7 +267,7 @@ class Replayer:
         return False
 
 
-def _value(measurement: Any) -> float | None:
+def _value(measurement: Measurement | None) -> float | None:
     return None if measurement is None else round(float(measurement.value), 2)
 
 

@@ -109,6 +109,8 @@ def example_exchange() -> tuple[dict[str, Any], dict[str, Any]]:
     """The request and the answer, abbreviated, from a real call."""
     row = next(r for r in review_examples(ORDER_DATE) if r.example.key == "e01-improving")
     response = row.response
+    if not isinstance(response, dict):
+        raise RuntimeError(f"the service answered {row.status}: {response!r}")
     answer: dict[str, Any] = {"cards": [_card(c) for c in response["cards"]]}
     if response.get("systemActions"):
         answer["systemActions"] = _system_actions(response)

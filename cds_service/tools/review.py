@@ -33,7 +33,7 @@ class ReviewRow:
 
     example: Example
     status: int
-    response: Any
+    response: object  # the JSON body, or the text of one that was not JSON
 
     @property
     def actual(self) -> str:
