@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 from cds_service.fhir.prefetch import render_queries
 from cds_service.hook_declarations import HOOKS as DECLARED_HOOKS
+from cds_service.redaction import MASK  # shown instead of the access token
 
 __all__ = [
     "DEFAULT_ORDER_ID",
@@ -35,7 +36,6 @@ DEFAULT_ORDER_ID = "spine-cds-try-order"
 DEFAULT_USER_ID = "Practitioner/spine-cds-try"
 # What the token lets the service read: the resources its prefetch templates ask for.
 READ_SCOPE = "patient/Patient.read patient/Condition.read patient/Observation.read"
-MASK = "***"  # shown instead of the access token
 ORDER_TYPES = frozenset({"ServiceRequest"})
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # Search parameters a local prefetch understands; the rest are refused, never ignored.

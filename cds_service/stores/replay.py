@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from cds_service.settings import redact_url
+from cds_service.redaction import redact_url
 from cds_service.stores.sql import Database, StoreError
 
 SCHEMA = """
