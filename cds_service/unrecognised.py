@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 
 from fhir_mappers.valuesets import ValueSets
-from fhir_mappers.wire import ObservationBytes
+from fhir_mappers.wire import ObservationBytes, codings
 
 MAX_ORDERS = 20
 MAX_CODINGS = 10
@@ -99,31 +99,27 @@ def orders_not_recognised(
     return found
 
 
-def _pairs(concept: Any) -> list[tuple[str, str]]:
-    return [(c.get("system", ""), c["code"]) for c in _codings(concept)]
-
-
-def _wire_pairs(resource: ObservationBytes) -> list[tuple[str, str]]:
-    """The (system, code) pairs of an Observation decoded on the wire, without turning
-    it back into a dict (the fast path stays fast for the Observations that match)."""
-    concept = resource.typed.code
-    coding = concept.coding if not isinstance(concept, UnsetType) else UNSET
-    if isinstance(coding, UnsetType):
-        return []
-    return [
-        (c.system if isinstance(c.system, str) else "", c.code[:MAX_CHARS])
-        for c in coding[:MAX_CODINGS]
-        if isinstance(c.code, str) and c.code
-    ]
+def _pairs(resource: Any) -> list[tuple[str, str]]:
+    """The (system, code) of the resource's codings as ``_codings`` bounds them, read by
+    ``wire.codings`` (an Observation decoded on the wire is not turned back into a dict:
+    the fast path stays fast for the Observations that match)."""
+    pairs = []
+    for system, code, _ in codings(resource):
+        kept = _text(code)
+        if kept is not None:
+            pairs.append((_text(system) or "", kept))
+            if len(pairs) == MAX_CODINGS:
+                break
+    return pairs
 
 
 def _kind_and_pairs(resource: Any) -> tuple[str | None, list[tuple[str, str]]]:
     if type(resource) is ObservationBytes:
-        return "Observation", _wire_pairs(resource)
+        return "Observation", _pairs(resource)
     if not isinstance(resource, Mapping):
         return None, []
     kind = resource.get("resourceType")
-    return (kind if isinstance(kind, str) else None), _pairs(resource.get("code"))
+    return (kind if isinstance(kind, str) else None), _pairs(resource)
 
 
 def codes_not_recognised(

@@ -16,11 +16,11 @@ is the engine's: this module only marks hs-CRP with ``high_sensitivity``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 
 from fhir_mappers.model import Coding, DataIssue, Measurement, MeasurementKind
 from fhir_mappers.observations_careful import (
@@ -37,11 +37,9 @@ from fhir_mappers.observations_careful import (
 from fhir_mappers.observations_skipped import skipped
 from fhir_mappers.rawjson import reference
 from fhir_mappers.timeutil import usual_time
-from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets, canonical_system
+from fhir_mappers.valuesets import ObservationEntry, ObservationKind, ValueSets
 from fhir_mappers.wire import (
     ObservationBytes,
-    WireCoding,
-    WireConcept,
     WireObservation,
     typed_observation,
 )
@@ -69,8 +67,9 @@ def map_observations(
     issues: list[DataIssue] = []
     table = vs.observations
     # A request's hundreds of Observations carry a handful of distinct codes: each
-    # single coding is looked up once (Codings are frozen, so one serves them all).
-    by_coding: dict[WireCoding, tuple[Coding, ObservationEntry] | None] = {}
+    # coding, or list of codings, is looked up once (Codings are frozen, so one serves
+    # them all).
+    by_coding: dict[object, tuple[Coding, ObservationEntry] | None] = {}
     for index, resource in enumerate(resources):
         if type(resource) is ObservationBytes:
             typed: WireObservation | None = resource.typed
@@ -80,13 +79,13 @@ def map_observations(
             typed = None
         if typed is not None:
             concept = typed.code
-            if concept is not UNSET and concept.coding is not UNSET and len(concept.coding) == 1:
-                only = concept.coding[0]
-                found = by_coding.get(only, _UNKNOWN)
+            if concept is not UNSET and (listed := concept.coding) is not UNSET:
+                key = listed[0] if len(listed) == 1 else tuple(listed)
+                found = by_coding.get(key, _UNKNOWN)
                 if found is _UNKNOWN:
-                    found = by_coding[only] = _select_wire_code(concept, table)
+                    found = by_coding[key] = select_code(typed, table)
             else:
-                found = _select_wire_code(concept, table)
+                found = None
             if found is None:
                 if unread is not None:
                     unread.append(resource)
@@ -105,7 +104,7 @@ def map_observations(
             if resource.get("resourceType") != "Observation":
                 issues.append(DataIssue(reference(resource, index), "not an Observation: skipped"))
                 continue
-            found = select_code(resource.get("code"), table)
+            found = select_code(resource, table)
             if found is None:
                 if unread is not None:
                     unread.append(resource)
@@ -121,26 +120,6 @@ def map_observations(
             keyed.append((measurement.when.instant, ref, index, measurement))
     keyed.sort()
     return tuple(k[3] for k in keyed), tuple(issues)
-
-
-def _select_wire_code(
-    concept: WireConcept | UnsetType, table: Mapping[tuple[str, str], ObservationEntry]
-) -> tuple[Coding, ObservationEntry] | None:
-    """``select_code`` for a typed code (its codings are objects, its strings strings)."""
-    if concept is UNSET or concept.coding is UNSET:
-        return None
-    ignored: tuple[Coding, ObservationEntry] | None = None
-    for item in concept.coding:
-        system, code = item.system, item.code
-        if system is not UNSET and code is not UNSET:
-            entry = table.get((canonical_system(system), code))
-            if entry is not None:
-                display = None if item.display is UNSET else item.display
-                found = Coding(system, code, display), entry
-                if entry.kind is not ObservationKind.IGNORE:
-                    return found
-                ignored = ignored or found
-    return ignored
 
 
 def _usual(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +27,7 @@ from fhir_mappers.model import Coding, Measurement, MeasurementKind, When
 from fhir_mappers.rawjson import MODIFIER_PLAIN, modifier_extensions, modifier_reason
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.valuesets import ObservationEntry, ObservationKind, canonical_system
+from fhir_mappers.wire import codings
 
 USED_STATUSES = frozenset({"final", "amended", "corrected"})
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
@@ -102,21 +103,16 @@ KIND_NAMES = {
 }
 
 
-def select_code(concept: object, table: Any) -> tuple[Coding, ObservationEntry] | None:
-    if not isinstance(concept, dict):
-        return None
-    items = concept.get("coding")
-    if not isinstance(items, list):
-        return None
+def select_code(
+    resource: object, table: Mapping[tuple[str, str], ObservationEntry]
+) -> tuple[Coding, ObservationEntry] | None:
+    """The first coding of the Observation (typed or a dict: ``wire.codings``) the value
+    sets know, with its entry; one of an ignored kind only when no other is known."""
     ignored: tuple[Coding, ObservationEntry] | None = None
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        system, code = item.get("system"), item.get("code")
+    for system, code, display in codings(resource):
         if isinstance(system, str) and isinstance(code, str):
             entry = table.get((canonical_system(system), code))
             if entry is not None:
-                display = item.get("display")
                 found = Coding(system, code, display if isinstance(display, str) else None), entry
                 if entry.kind is not ObservationKind.IGNORE:
                     return found

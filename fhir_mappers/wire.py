@@ -118,6 +118,36 @@ def read_resource(raw: Raw) -> Any:
         return _json(raw)
 
 
+def codings(resource: object) -> list[tuple[Any, Any, Any]]:
+    """(system, code, display) of each coding of a resource's ``code``, the one reading of
+    them: from the typed decode of an Observation (``ObservationBytes`` or
+    ``WireObservation``: strings or None), else from the resource as JSON (a dict: each
+    member as JSON has it, None when absent; a coding that is not an object left out)."""
+    if type(resource) is ObservationBytes:
+        resource = resource.typed
+    if type(resource) is WireObservation:
+        concept = resource.code
+        if concept is UNSET or concept.coding is UNSET:
+            return []
+        return [
+            (
+                None if c.system is UNSET else c.system,
+                None if c.code is UNSET else c.code,
+                None if c.display is UNSET else c.display,
+            )
+            for c in concept.coding
+        ]
+    element = resource.get("code") if isinstance(resource, dict) else None
+    items = element.get("coding") if isinstance(element, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [
+        (item.get("system"), item.get("code"), item.get("display"))
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
 def typed_observation(resource: dict[str, Any]) -> WireObservation | None:
     """The typed reading of an Observation that is already a dict, as JSON parsers build
     them; None where the typed decode of its bytes would refuse it (another resource

@@ -213,6 +213,18 @@ def test_codes_found_by_the_mapper_are_the_codes_read_here_again(
     assert told == codes_not_recognised([], items, VS)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_coded_resources(), max_size=10))
+def test_the_list_is_the_same_for_observations_typed_or_as_dicts(
+    resources: list[dict[str, Any]],
+) -> None:
+    """One reading of the codings (wire.codings): the bytes' typed decode and the dict
+    give the same pairs, cut and bounded alike."""
+    typed = [read_resource(Raw(orjson.dumps(r))) for r in resources]
+    dicts = [orjson.loads(orjson.dumps(r)) for r in resources]
+    assert codes_not_recognised([], typed, VS) == codes_not_recognised([], dicts, VS)
+
+
 def test_a_known_code_past_the_first_codings_is_listed_as_before() -> None:
     """The mapper reads a known code anywhere; this list checks the first MAX_CODINGS, as
     it did before the mapper told it what it read."""

@@ -185,7 +185,7 @@ def test_an_annotated_unit_is_the_unit_on_both_paths(code: str, ucum: str, value
     # the typed reader answers itself (the speed), and as the careful path does
     typed = typed_observation(resource)
     assert typed is not None
-    found = observations._select_wire_code(typed.code, VS.observations)
+    found = observations_careful.select_code(typed, VS.observations)
     assert found is not None
     coding, entry = found
     fast = observations._usual("Observation/o1", typed, coding, entry.kind, OPTIONS)

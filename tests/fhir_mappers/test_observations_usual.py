@@ -154,8 +154,8 @@ def test_the_typed_reader_gives_the_careful_paths_answer(
     if typed is None:
         return  # the careful path reads it: nothing to compare
     table = _VALUE_SETS.observations
-    found = observations._select_wire_code(typed.code, table)
-    assert found == observations_careful.select_code(resource["code"], table)
+    found = observations_careful.select_code(typed, table)
+    assert found == observations_careful.select_code(resource, table)
     assert found is not None
     coding, entry = found
     fast = observations._usual("Observation/o1", typed, coding, entry.kind, options)
@@ -173,7 +173,7 @@ def test_the_benchmarks_observations_all_take_the_typed_path() -> None:
     for resource in observations_of_bundle:
         typed = typed_observation(resource)
         assert typed is not None, resource
-        found = observations._select_wire_code(typed.code, _VALUE_SETS.observations)
+        found = observations_careful.select_code(typed, _VALUE_SETS.observations)
         assert found is not None
         coding, entry = found
         fast = observations._usual("Observation/x", typed, coding, entry.kind, MappingOptions())

@@ -18,6 +18,7 @@ from typing import Any
 from unittest import mock
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec import Raw
@@ -28,7 +29,8 @@ from cds_service.valuesets import load_value_sets
 from fhir_mappers import observations
 from fhir_mappers.model import DataIssue
 from fhir_mappers.observations import MappingOptions, map_observations
-from fhir_mappers.wire import ObservationBytes, read_resource
+from fhir_mappers.observations_careful import select_code
+from fhir_mappers.wire import ObservationBytes, codings, read_resource
 
 _VALUE_SETS = load_value_sets()
 _UNITS = {
@@ -251,10 +253,29 @@ def test_the_benchmarks_observations_all_take_the_typed_path() -> None:
     for text in texts:
         read = read_resource(Raw(text))
         assert type(read) is ObservationBytes, text
-        found = observations._select_wire_code(read.typed.code, _VALUE_SETS.observations)
+        found = select_code(read.typed, _VALUE_SETS.observations)
         assert found is not None
         coding, entry = found
         typed = observations._usual(
             "Observation/x", read.typed, coding, entry.kind, MappingOptions()
         )
         assert typed is not None, text
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        {"coding": [{"system": "http://loinc.org", "code": "1988-5", "display": "CRP"}]},
+        {"coding": [{"code": "1988-5"}, {"system": "lab"}, {}]},
+        {"coding": []},
+        {"text": "no codings"},
+        None,
+    ],
+)
+def test_the_codings_read_the_same_typed_or_as_a_dict(code: Any) -> None:
+    resource: dict[str, Any] = {"resourceType": "Observation", "status": "final"}
+    if code is not None:
+        resource["code"] = code
+    read = read_resource(Raw(orjson.dumps(resource)))
+    assert type(read) is ObservationBytes
+    assert codings(read) == codings(read.typed) == codings(resource)
