@@ -42,8 +42,7 @@ from pydantic_settings import (
 )
 
 from cds_service.engine.thresholds import RuleSettings
-from cds_service.redaction import redact_text
-from cds_service.redaction import redact_url as redact_url  # the stores import it from here
+from cds_service.redaction import redact_text, redact_url
 from cds_service.settings_sources import SettingsError as SettingsError  # its home is there
 from cds_service.settings_sources import kubernetes_service_link, read_setting_file, refusal
 

@@ -57,10 +57,6 @@ class TrustedClient:
     # advised, the EHR's token goes wherever fhirServer points).
     fhir_servers: tuple[str, ...] | None = None
 
-    def allows_fhir_server(self, url: str) -> bool:
-        """Whether this client may name ``url`` (see ``fhir_server_refusal``)."""
-        return self.fhir_server_refusal(url) is None
-
     def fhir_server_refusal(self, url: str) -> str | None:
         """Why this client may not name ``url`` as its fhirServer, or None when it may.
 

@@ -2,12 +2,15 @@
 
 ``render_response`` turns an Assessment into the CDS Hooks response; ``CardContext``
 carries what it needs besides (the patient, the override reasons the runtime read at
-startup). The modules follow the card: ``summary``, ``detail``, ``result`` (the
-machine-readable extension), ``actions`` (suggestions and ratings), ``identity`` (the
-uuid), ``text`` (evidence statements and fixed wording), ``overrides.json`` (data).
-The engine returns codes and numbers; ``phrasebook`` turns its findings and remarks into
-the sentences a clinician reads (the remarks' words in ``remark_phrases``, the helpers
-for numbers, names and days in ``words``).
+startup). The modules follow the card: ``summary``, ``detail`` (with ``trend_lines``),
+``result`` (the machine-readable extension), ``actions`` (suggestions), ``ratings`` (the
+PAMA rating of each order), ``identity`` (the uuid), ``text`` (evidence statements and
+fixed wording), ``overrides.json`` (data). The engine returns codes and numbers;
+``phrasebook`` turns its findings and remarks into sentences (the remarks' words in
+``remark_phrases``, ``imaging_phrases``, ``level_phrases`` and ``completeness_phrases``,
+the helpers for numbers, names and days in ``words``). Some sentences are still composed
+where they are used (summary, detail, actions, left_out, episode_line): docs/architecture.md
+lists where each kind lives.
 """
 
 from __future__ import annotations

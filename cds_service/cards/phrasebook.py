@@ -1,4 +1,6 @@
-"""The phrasebook: every sentence a clinician reads about what the engine found.
+"""The phrasebook: the sentences a clinician reads about what the engine found (the
+findings' and remarks' words; the summary, detail and suggestions compose some of their
+own around them, listed in docs/architecture.md).
 
 The engine returns codes and numbers: a RuleFinding (``rule_id`` and ``data``) and a
 Remark (``code`` and ``data``). ``phrase`` turns either into a ``Phrase``: the message (a

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from cds_service.settings import redact_url
+from cds_service.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
