@@ -99,7 +99,7 @@ def advise_against_line(a: Assessment) -> str:
     the trend app's rule line (``trend_link``) alike."""
     finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
     yoon = next((n.data for n in a.notes if n.code == "yoon-high-markers"), None)
-    resolved = any(n.code == "resolved-on-treatment" for n in a.notes)
+    resolved = any(n.code == "resolved-finding" for n in a.notes)
     return advise_against_state(finding.data, yoon, early_rise(a) is not None, resolved)
 
 
@@ -146,7 +146,11 @@ def detail(a: Assessment) -> str:
             )
             said = text.MRI_PREFERRED_TO_CONTRAST_CT if contrast_ct else text.MRI_PREFERRED
             blocks.append([f"**{said}**"])
-        items = [phrase(f).message for f in flags]
+        items = [
+            phrase(f).message
+            + ("" if emergency or f.rule_id != "mechanical" else f" {text.MECHANICAL_MRI_ONLY_IF}")
+            for f in flags
+        ]
         if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
             items.append(text.COMPLICATION_ACTION)
             complication = next(f for f in flags if f.rule_id == "complication")

@@ -141,11 +141,14 @@ def study_gap_line(order: ImagingOrder, gap: str, urgent: bool) -> str | None:
         )
     if order.modality is Modality.MRI:
         return (
-            f"{upper_first(study)} ordered is without gadolinium: it cannot judge an abscess "
-            "or the soft tissues; MRI without and with gadolinium."
+            f"{upper_first(study)} ordered is without gadolinium: it may miss an abscess or "
+            "judge the soft tissues poorly; MRI without and with gadolinium."
         )
     said = "is without contrast" if order.contrast == "without" else "may be without contrast"
-    return f"{upper_first(study)} ordered {said}: it cannot show an abscess or the epidural space."
+    return (
+        f"{upper_first(study)} ordered {said}: it cannot exclude an abscess or an epidural "
+        "collection."
+    )
 
 
 def abscess_extent_line(orders: Sequence[ImagingOrder], gaps: Mapping[str, str]) -> str | None:

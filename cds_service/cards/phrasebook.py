@@ -138,8 +138,7 @@ def _mechanical(d: Data) -> Phrase:
         head += f", and {listed([lower_first(name_of(c)) for c in found[1:]])}"
     return Phrase(
         f"Mechanical complication recorded: {_dated_names(found)}. The question is alignment "
-        "and stability: standing radiographs (CT if needed) and spine surgery review; MRI "
-        "only if the neurologic exam or the markers worsen.",
+        "and stability: standing radiographs (CT if needed) and spine surgery review.",
         head,
     )
 
@@ -254,11 +253,12 @@ def advise_against_state(
     course of the pain (an outside review: "improving" on 8/10 at day 0 alone)."""
     facts = d[FACTS]
     lead = "Improving" if facts["fell"] else "CRP normal, pain not worse"
-    if _pain_before_treatment_only(d):
-        lead = "CRP falling" if facts["fell"] else "CRP normal"
-        lead += f", pain recorded only on day 0 ({shown(d['painLatest'])}/10)"
-    elif early_rise:
+    if early_rise:
         lead = "CRP down from its baseline but up again from its lowest"
+    if _pain_before_treatment_only(d):
+        if not early_rise:
+            lead = "CRP falling" if facts["fell"] else "CRP normal"
+        lead += f", pain recorded only on day 0 ({shown(d['painLatest'])}/10)"
     if yoon is not None:
         lead = f"CRP falling but still high {at_weeks(yoon['afterDays'])}"
     # Never "no red flag recorded" while a finding known at diagnosis is on record.

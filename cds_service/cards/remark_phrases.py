@@ -182,18 +182,20 @@ def _known_deficit(d: Data) -> Phrase:
     )
 
 
-def _resolved_on_treatment(d: Data) -> Phrase:
-    """Findings that arose on treatment and are now recorded resolved: no red flag, but the
-    ordering clinician sees them (an outside review: a cauda equina syndrome of day 10,
-    resolved on day 20, vanished from the card)."""
+def _resolved_findings(d: Data) -> Phrase:
+    """Findings now recorded resolved: no red flag, but the ordering clinician sees them
+    (an outside review: a cauda equina syndrome of day 10, resolved on day 20, vanished
+    from the card)."""
     parts = []
     for c in d["conditions"]:
-        ended = f", resolved day {c['endedDay']}" if "endedDay" in c else ", recorded resolved"
-        parts.append(f"{lower_first(name_of(c))} ({when_found(c)}{ended})")
+        ended = f"resolved day {c['endedDay']}" if "endedDay" in c else ""
+        dates = ", ".join(part for part in (when_found(c), ended) if part)
+        name = lower_first(name_of(c))
+        parts.append(f"{name} ({dates})" if dates else name)
     return Phrase(
-        f"Arose on treatment, now recorded resolved: {'; '.join(parts)}. Not counted as an "
-        "active red flag; a worse exam now would be.",
-        "resolved on treatment",
+        f"Now recorded resolved: {'; '.join(parts)}. Not counted as an active red flag; a "
+        "worse exam now would be.",
+        "resolved finding on record",
     )
 
 
@@ -252,9 +254,15 @@ def _date_imprecise(d: Data) -> Phrase:
 def _after_evaluation(d: Data) -> Phrase:
     """Results dated after the order: this advice is as of the order's date, so they are
     named one by one, and the signer is asked to read them (they block advise-against)."""
+    # only where they keep the card from advising: a support or urgent card stands on its
+    # red flag, and must not ask the reader to wait (an outside re-read of an urgent card)
+    read = (
+        " This card is as of the order's date: read these results before deciding on imaging."
+        if d.get("blocks")
+        else ""
+    )
     return Phrase(
-        f"Dated after the order ({d['evaluationDay']}), so not used: {_named_results(d)}. "
-        "This advice is as of the order's date: read these results before deciding on imaging.",
+        f"Dated after the order ({d['evaluationDay']}), so not used: {_named_results(d)}.{read}",
         f"results dated after the order ({d['evaluationDay']}) not judged",
     )
 
@@ -375,7 +383,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     **LEVEL_REMARKS,
     "early-order": _early_order,
     "yoon-high-markers": _yoon_high_markers,
-    "resolved-on-treatment": _resolved_on_treatment,
+    "resolved-finding": _resolved_findings,
     "several-episode-starts": _several_episode_starts,
     # what the order and the patient's studies say (imaging_phrases.py)
     **IMAGING_REMARKS,

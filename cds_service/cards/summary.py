@@ -163,16 +163,17 @@ def summary(a: Assessment) -> str:
                 f"{head}: {pain}; CRP never raised (at most {highest} mg/L)",
             )
         rise = early_rise(a)
-        if rise is not None and short.startswith("improving "):
+        if rise is not None:
             # a rise too early to count: the rules keep the advice, the summary does not
-            # say "improving" beside it
+            # say "improving" (nor "CRP falling") beside it
             low, pct = rise
-            figures = short.removeprefix("improving (").removesuffix(")")
             day = (low.when.day - a.figures.t0_day).days if a.figures.t0_day else 0
-            return _fit(
-                f"{head}: {figures}; but CRP up {signed_pct(pct)} since day {day}: repeat CRP",
-                f"{head}: CRP up {signed_pct(pct)} since day {day}, too early to count: repeat CRP",
-            )
+            up = f"CRP up {signed_pct(pct).removeprefix('+')} since day {day}"
+            candidates = [f"{head}: {up}, too early to count: repeat CRP"]
+            if short.startswith("improving ("):
+                figures = short.removeprefix("improving (").removesuffix(")")
+                candidates.insert(0, f"{head}: {figures}; but {up}: repeat CRP")
+            return _fit(*candidates)
         return _fit(f"{head}: {short}", f"{head}: improving")
     flags = a.red_flags
     if rec is Recommendation.SUPPORT_URGENT:

@@ -237,3 +237,7 @@ FLAG_NAMES: dict[str, str] = {
     "markers-not-responding": "CRP not responding",
     "pain-worse": "Pain worse",
 }
+
+# After a mechanical flag's line, on a card that does not ask for an emergency MRI (beside a
+# new deficit it would contradict the card: an outside clinical re-read).
+MECHANICAL_MRI_ONLY_IF = "MRI only if the neurologic exam or the markers worsen."

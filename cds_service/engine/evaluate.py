@@ -67,7 +67,7 @@ from .rules import (
     neuro_rule,
     new_deficits,
     pain_rule,
-    resolved_on_treatment,
+    resolved_findings,
     uncertain_dx_rule,
 )
 from .series import figures_of, marker_notes, series, yoon_note
@@ -309,7 +309,7 @@ def _evaluate(
                 (missing if surgery.data["ct"] else notes).append(surgery)
             if discordant is not None:
                 missing.append(discordant_remark(discordant))
-            pending = pending_rise(data.issues, trend.latest, t0_day, eval_day, settings)
+            pending = pending_rise(data.issues, trend.latest, t0_day, settings)
             if pending is not None:
                 missing.append(pending)
             later = next((n for n in notes if n.code == "after-evaluation"), None)
@@ -318,7 +318,7 @@ def _evaluate(
                 # (an order pended on day 30 and signed on day 53): no advice against
                 # imaging from the older picture; the card names them (an outside review)
                 notes.remove(later)
-                missing.append(later)
+                missing.append(replace(later, data={**later.data, "blocks": True}))
             missing += incomplete_reads(data, t0_day, settings)
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA
@@ -340,7 +340,7 @@ def _evaluate(
                 notes.append(yoon)
 
     notes.extend(known_notes([c for c in known if c is not named], episode))
-    resolved = resolved_on_treatment(flagged, cutoff, t0_day)
+    resolved = resolved_findings(flagged, cutoff, t0_day)
     if resolved is not None:
         notes.append(resolved)
     notes.extend(prior)

@@ -293,7 +293,6 @@ def pending_rise(
     issues: Sequence[DataIssue],
     latest: Measurement | None,
     t0_day: date,
-    eval_day: date,
     settings: RuleSettings,
 ) -> Remark | None:
     """A CRP left out because it is not final, taken after the latest counted CRP, at or
@@ -305,7 +304,9 @@ def pending_rise(
     for issue in issues:
         if issue.kind != "crp" or issue.status not in PENDING_STATUSES:
             continue
-        if issue.value is None or issue.when is None or issue.when.day > eval_day:
+        # one dated after the order counts too: an order pended days before it is signed
+        # must not be advised against over a preliminary rise since (an outside re-read)
+        if issue.value is None or issue.when is None:
             continue
         if issue.when.instant <= latest.when.instant:
             continue

@@ -164,14 +164,15 @@ def known_findings(
     )
 
 
-def resolved_on_treatment(
+def resolved_findings(
     conditions: Sequence[ConditionFact], cutoff: date | None, t0_day: date | None
 ) -> Remark | None:
-    """Deficits and complications that arose on treatment (after the diagnosis window) and
-    are now recorded resolved or inactive: no red flag (only active Conditions count), but
-    named, with when they began and ended, so a card never reads "no red flag recorded"
-    over a cauda equina syndrome of day 10 marked resolved on day 20 (an outside clinical
-    review; the rules are silent on resolved findings)."""
+    """Deficits and complications now recorded resolved or inactive: no red flag (only
+    active Conditions count), but named, with when they began and ended, so a card never
+    reads "no red flag recorded" over a cauda equina syndrome of day 10 marked resolved on
+    day 20 (an outside clinical review), nor drops one known at diagnosis (clinical-
+    rules.md: "a finding known at diagnosis is never dropped"; the rules are silent on
+    resolved ones)."""
     found = sorted(
         (
             c
@@ -184,8 +185,6 @@ def resolved_on_treatment(
             )
             and is_valid(c)
             and not is_active(c)
-            and c.start is not None
-            and not is_known_at_diagnosis(c, cutoff)
         ),
         key=lambda c: c.reference,
     )
@@ -194,10 +193,12 @@ def resolved_on_treatment(
     facts = []
     for c in found:
         fact = condition_facts(c, t0_day)
+        if c.start is not None and is_known_at_diagnosis(c, cutoff):
+            fact["atStart"] = True  # said "present at diagnosis" even when after T0
         if c.abatement is not None and t0_day is not None and c.abatement.partial is None:
             fact["endedDay"] = (c.abatement.day - t0_day).days
         facts.append(fact)
-    return Remark("resolved-on-treatment", {"conditions": facts})
+    return Remark("resolved-finding", {"conditions": facts})
 
 
 def new_deficits(conditions: Sequence[ConditionFact], cutoff: date | None) -> list[ConditionFact]:

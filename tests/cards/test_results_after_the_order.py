@@ -66,3 +66,51 @@ def test_the_machine_result_lists_the_gap() -> None:
     result = card(pended_on_day_30(crp(45, 75)))["extension"][ASSESSMENT_KEY]
     assert result["missing"] == ["after-evaluation"]
     assert "notes" not in result or "after-evaluation" not in result["notes"]
+
+
+def test_a_preliminary_rise_after_a_pended_order_blocks_advice_against() -> None:
+    # c11 x03: a preliminary CRP of 90 after the order (latest counted 20) neither blocked
+    # nor counted; the card advised against imaging and offered "Remove"
+    from fhir_mappers.model import DataIssue
+
+    pending = DataIssue(
+        reference="Observation/pending",
+        reason="status preliminary: not used",
+        kind="crp",
+        plain="not yet final",
+        value=90.0,
+        unit="mg/L",
+        when=at(40, 8),
+        status="preliminary",
+    )
+    a = decide(IMPROVING_TO_DAY_30, written(at(30, 10)), issues=(pending,))
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert [r.code for r in a.missing] == ["crp-pending-rise"]
+
+
+def test_an_urgent_card_names_later_results_without_asking_to_wait() -> None:
+    # c11 z05: "read these results before deciding on imaging" on an emergency card
+    from tests.engine.builders import neuro, nvo
+
+    a = decide(
+        [*IMPROVING_TO_DAY_30, crp(40, 60)],
+        written(at(30, 10)),
+        conditions=(nvo(), neuro(20)),
+    )
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    detail = card(a)["detail"]
+    assert "Dated after the order" in detail and "CRP 60 mg/L on day 40" in detail
+    assert "before deciding on imaging" not in detail
+
+
+def test_an_emergency_card_with_a_mechanical_finding_does_not_wait_for_a_worse_exam() -> None:
+    # c11 x08: "MRI only if the neurologic exam or the markers worsen" beside a new deficit
+    from cds_service.engine.assessment import RULE_MECHANICAL
+    from fhir_mappers.model import ConditionCategory
+    from tests.engine.builders import condition, neuro, nvo
+
+    collapse = condition("M48.50XA", ConditionCategory.MECHANICAL, onset=20, name="collapse")
+    a = decide(IMPROVING_TO_DAY_30, written(at(30, 10)), conditions=(nvo(), neuro(25), collapse))
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert RULE_MECHANICAL in [f.rule_id for f in a.red_flags]
+    assert "MRI only if the neurologic exam" not in card(a)["detail"]

@@ -39,7 +39,7 @@ def test_an_early_rise_is_in_the_summary_instead_of_improving() -> None:
     assert a.recommendation is Recommendation.ADVISE_AGAINST  # by the rules: before day 15
     summary = render_response(a, CardContext(patient_id="p1"))["cards"][0]["summary"]
     assert "improving" not in summary
-    assert "CRP up +40% since day 7" in summary and summary.endswith("repeat CRP"), summary
+    assert "CRP up 40% since day 7" in summary and summary.endswith("repeat CRP"), summary
     assert len(summary) < 140
 
 
@@ -69,3 +69,15 @@ def test_a_crp_that_never_rose_has_no_percentage() -> None:
     said = detail([crp(0, 8), crp(14, 5), crp(28, 3), pain(0, 7), pain(28, 3)], 29)
     assert "CRP never raised" in said
     assert "CRP 8\u21923 mg/L; latest CRP" in said
+
+
+def test_an_early_rise_with_pain_only_on_day_0_is_not_called_falling() -> None:
+    # c11 x15: the summary said "CRP falling" over a 40% rise
+    a = run([crp(0, 100), crp(7, 50), crp(14, 70), pain(0, 6)], order_day=14)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    c = render_response(a, CardContext(patient_id="p1"))["cards"][0]
+    assert "falling" not in c["summary"] and "CRP up 40% since day 7" in c["summary"]
+    assert (
+        "CRP down from its baseline but up again from its lowest, pain recorded only on day 0"
+        in c["detail"]
+    )
