@@ -42,6 +42,8 @@ def _evidence(keys: Sequence[str], said: str = "") -> list[str]:
     cited: list[str] = []
     for key in keys:
         statement, refs = text.STATEMENTS[key]
+        if f"- {statement}" in lines:
+            continue  # two flags citing one sentence (a deficit and instability): said once
         lines.append(f"- {statement}")
         cited += [r for r in refs if r not in cited]
     said = "\n".join([said, *lines])

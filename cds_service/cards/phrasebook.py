@@ -29,7 +29,6 @@ from cds_service.cards.words import (
     name_of,
     pain_phrase,
     shown,
-    signed_pct,
     upper_first,
     when_found,
 )
@@ -218,7 +217,8 @@ def _markers(d: Data) -> Phrase:
     if "rise" in d:
         rise = d["rise"]
         lowest = rise["lowestEarlier"]
-        by = f" ({signed_pct(rise['risePct'])})" if "risePct" in rise else ""
+        limits = latest.get("comparator"), lowest.get("comparator")
+        by = f" ({change_pct(rise['risePct'], *limits)})" if "risePct" in rise else ""
         parts.append(
             Phrase(
                 f"CRP rising again: {shown(lowest)} mg/L on day {lowest['day']}, "
@@ -293,7 +293,7 @@ def _advise_against(d: Data) -> Phrase:
     if _pain_before_treatment_only(d):
         pain = f"pain only on day 0 ({shown(d['painLatest'])}/10): record a pain score now"
         state = "CRP falling" if fell else "CRP normal"
-        return Phrase(f"{state}: {crp}; {pain}; {flags}.", f"{state} ({crp}); {pain}")
+        return Phrase(f"{state}: {crp}; {pain}; {flags}.", f"{crp}; {pain}")
     pain = pain_phrase(
         d["painFirst"]["value"], d["painLatest"]["value"], facts["painCount"], facts["painStable"]
     )

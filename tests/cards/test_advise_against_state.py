@@ -23,7 +23,9 @@ def test_pain_only_on_day_0_is_not_called_improving() -> None:
     c = card(a)
     said = c["summary"] + c["detail"]
     assert "mprov" not in said.replace("improves", ""), said
-    assert "pain only on day 0 (8/10): record a pain score now" in c["summary"]
+    assert c["summary"].endswith(
+        "CRP 120\u219215 mg/L, \u221287.5%; pain only on day 0 (8/10): record a pain score now"
+    )
     assert "CRP falling, pain recorded only on day 0 (8/10), no red flag recorded." in c["detail"]
 
 

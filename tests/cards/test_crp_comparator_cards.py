@@ -84,3 +84,10 @@ def test_limits_pulling_both_ways_give_no_figure_as_exact() -> None:
     assert change_pct(-50, None, ">") == "\u221250% or more"
     assert change_pct(20, None, ">") == "+20% or less"
     assert change_pct(-50, ">", None) == "\u221250% or less"
+
+
+def test_a_rise_from_a_lowest_below_a_limit_is_a_bound() -> None:
+    # c11 x07: "<12 -> 40 mg/L (+233.3%)" stated the rise exactly
+    c = card(run([crp(0, 120), crp(14, 12, comparator="<"), crp(22, 40), pain(0, 8), pain(22, 8)],
+                 order_day=22))  # fmt: skip
+    assert "+233.3% or more" in c["summary"], c["summary"]
