@@ -56,9 +56,21 @@ MAX_PAGE_BYTES = 8 * _MIB
 # pages of 200 KB are 7 MB: 16 MiB leaves twice that, and bounds what one call (one of a
 # worker's ``threads``) can make the worker parse and hold, whatever its pages.
 MAX_CALL_BYTES = 16 * _MIB
+# Bytes on the wire are not what a page costs once parsed: "{},{},..." grows twenty-fold
+# and more into Python objects (an attack suite: a page under the byte cap took a worker
+# to 336 MB). So the objects and arrays of a page are counted as its bytes arrive: a page
+# may open at most this many (one of 300 Observations opens about 15,000-25,000), and each
+# is charged to the call's allowance as this many bytes, so that what a call can make a
+# worker hold stays near its byte limit whatever the pages' shape.
+MAX_PAGE_CONTAINERS = 150_000
+CONTAINER_BYTES = 32
 _CHUNK_BYTES = 64 * 1024
 BUDGET_REASON = "the FHIR server did not answer within the time budget"
 TOO_LARGE_REASON = f"FHIR server response is too large (over {MAX_PAGE_BYTES // _MIB} MiB)"
+TOO_COMPLEX_REASON = (
+    f"FHIR server response is too complex (over {MAX_PAGE_CONTAINERS:,} objects and arrays "
+    "in one page)"
+)
 CALL_BYTES_REASON = (
     f"the FHIR server's answers to this call passed {MAX_CALL_BYTES // _MIB} MiB in all; "
     "the rest was not read"
@@ -284,7 +296,7 @@ class _Exchange:
         if declared.isdigit() and not self.allowance.covers(int(declared)):
             raise _CallBytesSpent(key, CALL_BYTES_REASON)
         parts: list[bytes] = []
-        size = 0
+        size = containers = 0
         while True:
             if time.monotonic() >= self.deadline:
                 raise FhirError(key, BUDGET_REASON)
@@ -294,7 +306,11 @@ class _Exchange:
             size += len(chunk)
             if size > MAX_PAGE_BYTES:
                 raise FhirError(key, TOO_LARGE_REASON)
-            if not self.allowance.take(len(chunk)):
+            opened = chunk.count(b"{") + chunk.count(b"[")
+            containers += opened
+            if containers > MAX_PAGE_CONTAINERS:
+                raise FhirError(key, TOO_COMPLEX_REASON)
+            if not self.allowance.take(len(chunk) + opened * CONTAINER_BYTES):
                 raise _CallBytesSpent(key, CALL_BYTES_REASON)
             parts.append(chunk)
 

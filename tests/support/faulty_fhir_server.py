@@ -21,6 +21,7 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``redirect``: 302 to another host
 - ``foreign-next``: a page whose ``next`` link points at another host
 - ``heavy``: every page has a ``next`` link to a new page and is ``size`` bytes long
+  (``dense=1``: padded with empty objects instead of spaces)
   (a query parameter, kept in the links, else ``heavy_bytes``; JSON padded with
   spaces); with ``unsized=1`` it is sent without Content-Length, delimited by closing
   the connection
@@ -256,6 +257,8 @@ class FaultyFhirServer:
             bundle = _searchset(resource_type, [_resource(resource_type, f"h{page}")])
             kept = urlencode(params, doseq=True)
             bundle["link"] = [{"relation": "next", "url": f"{prefix}{kept}&page={page + 1}"}]
+            if params.get("dense"):  # padded with empty objects: cheap bytes, costly parsed
+                bundle["padding"] = [{}] * max(0, (size - 200) // 4)
             data = json.dumps(bundle).encode()
             data += b" " * max(0, size - len(data))
             if params.get("unsized"):
