@@ -87,7 +87,10 @@ def test_paging_stops_as_cut_off_when_the_calls_pages_pass_the_call_limit(
     before = len(server.seen)
     result = client.fetch_all(
         # (a little under 2 MiB: each page's objects are charged to the allowance too)
-        server.url("heavy"), TOKEN, {"crp": heavy(2 * MIB - 4096)}, time.monotonic() + 10
+        server.url("heavy"),
+        TOKEN,
+        {"crp": heavy(2 * MIB - 4096)},
+        time.monotonic() + 10,
     )
     pages = MAX_CALL_BYTES // (2 * MIB)
     assert result.errors == {}
