@@ -25,6 +25,7 @@ fhir_mappers/conditions.py; a region written in the file wins over it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
@@ -195,6 +196,8 @@ class ValueSets:
 
 
 PROCEDURE_KINDS = frozenset({"fusion", "debridement"})
+# Characters a token search needs escaped (FHIR: , | $ \) or a query string does.
+_QUERY_UNSAFE = re.compile(r"[,|$\\&#+%?\s]")
 _VALUE_SET_NAMES = ("spine-imaging", "conditions", "observations", "procedures")
 _COMMON_KEYS = {"system", "code", "display", "verified", "comment"}
 _KEYS = {
@@ -288,6 +291,14 @@ def build_value_sets(files: Iterable[tuple[str, Mapping[str, Any]]]) -> ValueSet
                 )
                 _add(procedures, (system, code), proc, where)
             else:
+                if _QUERY_UNSAFE.search(f"{system}{code}"):
+                    # these go into search URLs as they are ("code=system|code,..."): a ","
+                    # splits a code, an "&" adds a parameter, a "#" cuts the query (an
+                    # attack suite, with a site's file)
+                    raise ValueError(
+                        f"{where}: system and code must not contain , | $ \\ & # + % ? "
+                        "or spaces (they are sent in the searches as they are)"
+                    )
                 obs = ObservationEntry(
                     system=system,
                     code=code,

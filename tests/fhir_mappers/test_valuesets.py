@@ -822,3 +822,29 @@ def test_a_longer_prefix_wins_over_a_shorter_one() -> None:
     assert nested.condition_entry(TEST_SYSTEM, "ABC12").code == "ABC1"  # type: ignore[union-attr]
     assert nested.condition_entry(TEST_SYSTEM, "ABD").code == "AB"  # type: ignore[union-attr]
     assert nested.condition_entry(TEST_SYSTEM, "Z") is None
+
+
+@pytest.mark.parametrize("code", ["A&_include=x", "1,2", "A|B", "A#B", "A B", "A+B", "A%26"])
+def test_a_site_observation_code_a_search_url_would_misread_is_refused(
+    tmp_path: Path, code: str
+) -> None:
+    # an attack suite: a site's code with "&" added a search parameter, "," split it in
+    # two, "#" cut the query; the codes go into the searches as they are
+    (tmp_path / "site.json").write_text(
+        json.dumps(
+            {
+                "valueSet": "observations",
+                "source": "a site's lab catalogue (test)",
+                "entries": [
+                    {
+                        "system": "http://example.org/lab",
+                        "code": code,
+                        "kind": "crp",
+                        "verified": False,
+                    }
+                ],
+            }
+        )
+    )
+    with pytest.raises(ValueError, match="must not contain"):
+        load_value_sets(tmp_path)
