@@ -120,7 +120,7 @@ def assert_412_naming(response: requests.Response, fragment: str) -> None:
 
 FAULTS = [
     ("hang", "FHIR server did not answer"),  # read timeout (0.4 s) or the budget
-    ("reset", "connection to the FHIR server failed"),
+    ("reset", "the FHIR server reset the connection"),
     ("500", "FHIR server answered 500"),
     ("401", "FHIR server answered 401"),
     ("broken-json", "not valid JSON"),
