@@ -148,17 +148,22 @@ def is_known_at_diagnosis(c: ConditionFact, cutoff: date | None) -> bool:
     return cutoff is not None and latest is not None and latest <= cutoff
 
 
+# The findings the rules date against the diagnosis window: known at diagnosis, new
+# (the neuro, complication and mechanical flags) or now resolved.
+FINDING_CATEGORIES = (
+    ConditionCategory.NEURO_DEFICIT,
+    ConditionCategory.COMPLICATION,
+    ConditionCategory.MECHANICAL,
+)
+
+
 def known_findings(
     conditions: Sequence[ConditionFact], cutoff: date | None
 ) -> tuple[ConditionFact, ...]:
     """Deficits and complications found with the infection: named, never "new"."""
     return tuple(
         c
-        for category in (
-            ConditionCategory.NEURO_DEFICIT,
-            ConditionCategory.COMPLICATION,
-            ConditionCategory.MECHANICAL,
-        )
+        for category in FINDING_CATEGORIES
         for c in _findings(conditions, category)
         if is_known_at_diagnosis(c, cutoff)
     )
@@ -177,14 +182,7 @@ def resolved_findings(
         (
             c
             for c in conditions
-            if c.category
-            in (
-                ConditionCategory.NEURO_DEFICIT,
-                ConditionCategory.COMPLICATION,
-                ConditionCategory.MECHANICAL,
-            )
-            and is_valid(c)
-            and not is_active(c)
+            if c.category in FINDING_CATEGORIES and is_valid(c) and not is_active(c)
         ),
         key=lambda c: c.reference,
     )
@@ -233,7 +231,7 @@ def _found(
 
 
 def neuro_rule(
-    deficits: Sequence[ConditionFact], t0_day: date | None, eval_day: date | None = None
+    deficits: Sequence[ConditionFact], t0_day: date | None, eval_day: date
 ) -> RuleFinding | None:
     """The neuro red flag over the new deficits (``new_deficits``). The order's day goes
     with it, so a card can say how old the deficit is: "new paraplegia (day 4)" read on day
@@ -241,7 +239,7 @@ def neuro_rule(
     if not deficits:
         return None
     facts = {}
-    if t0_day is not None and eval_day is not None:
+    if t0_day is not None:
         facts["orderDay"] = (eval_day - t0_day).days
     return _found(RULE_NEURO, Recommendation.SUPPORT_URGENT, deficits, t0_day, **facts)
 

@@ -8,7 +8,7 @@ the CRP, ESR and pain series and key figures; ``evaluate.py`` runs the rules on 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -132,19 +132,28 @@ def series(
     if imprecise:
         # a month or a year is not a day: never pinned to its first day, where it could
         # become the baseline or the latest value (an outside review); named as recorded
-        named = [
-            {"kind": m.kind.value, "value": m.value, "date": m.when.shown}
-            | ({"comparator": m.comparator} if m.comparator else {})
-            for m in sorted(imprecise, key=sort_key)[-AFTER_ORDER_NAMED:]
-        ]
-        notes.append(
-            Remark("date-imprecise", {"values": named, "earlier": len(imprecise) - len(named)})
-        )
+        def as_recorded(m: Measurement) -> dict[str, Any]:
+            shown = {"kind": m.kind.value, "value": m.value, "date": m.when.shown}
+            return shown | ({"comparator": m.comparator} if m.comparator else {})
+
+        notes.append(Remark("date-imprecise", _latest_named(imprecise, as_recorded, NAMED)))
     return tuple(crp), tuple(esr), tuple(pain)
 
 
-#: How many results dated after the order a card names one by one (the latest ones).
-AFTER_ORDER_NAMED = 6
+#: How many results dated after the order, or by month or year only, a card names one by
+#: one (the latest ones; the rest counted).
+NAMED = 6
+
+
+def _latest_named(
+    values: Sequence[Measurement], describe: Callable[[Measurement], dict[str, Any]], most: int
+) -> dict[str, Any]:
+    """The ``most`` latest of ``values`` as ``describe`` gives each (``values``), and how
+    many earlier ones are only counted (``earlier``): how every note naming left-out
+    results holds them."""
+    ordered = sorted(values, key=sort_key)
+    named = [describe(m) for m in ordered[-most:]]
+    return {"values": named, "earlier": len(ordered) - len(named)}
 
 
 def _after_evaluation(later: list[Measurement], eval_day: date, t0_day: date | None) -> Remark:
@@ -153,16 +162,10 @@ def _after_evaluation(later: list[Measurement], eval_day: date, t0_day: date | N
     date, and the results since then are the ones its signer sees in the chart
     (clinical-rules.md, "Pending results": every left-out value is named, not only
     counted). ``evaluate`` makes this a gap that blocks advise-against."""
-    ordered = sorted(later, key=sort_key)
-    named = [{**figure(m, t0_day), "kind": m.kind.value} for m in ordered[-AFTER_ORDER_NAMED:]]
+    named = _latest_named(later, lambda m: {**figure(m, t0_day), "kind": m.kind.value}, NAMED)
     return Remark(
         "after-evaluation",
-        {
-            "count": len(later),
-            "evaluationDay": eval_day.isoformat(),
-            "values": named,
-            "earlier": len(ordered) - len(named),
-        },
+        {"count": len(later), "evaluationDay": eval_day.isoformat(), **named},
     )
 
 
@@ -177,9 +180,7 @@ def _name_left_out(
     value and day (the three latest, and how many more), so no card hides them."""
     if not values:
         return
-    ordered = sorted(values, key=sort_key)
-    named = [figure(m, t0_day) for m in ordered[-3:]]
-    notes.append(Remark(code, {**why, "values": named, "earlier": len(ordered) - len(named)}))
+    notes.append(Remark(code, {**why, **_latest_named(values, lambda m: figure(m, t0_day), 3)}))
 
 
 def _without_duplicates(values: list[Measurement]) -> list[Measurement]:
