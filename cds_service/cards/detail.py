@@ -171,14 +171,13 @@ def detail(a: Assessment) -> str:
             items.append(text.MARKERS_STUDY)
         if any(f.rule_id == "uncertain-dx" for f in flags):
             items.append(text.UNCERTAIN_STUDY)
-        if emergency:
-            # beside an emergency MRI, worse pain points to the deficit's cause: no
-            # radiographs first (an outside review read both on one card)
-            pass
-        elif study.pain_with_falling_crp(flags):
+        # beside an emergency MRI, worse pain points to the deficit's cause: no reading of
+        # the pain of its own (an outside review read "radiographs or CT" there)
+        if not emergency and study.pain_with_falling_crp(flags):
             items.append(text.MECHANICAL_PAIN)
         elif (
-            any(f.rule_id == "pain-worse" for f in flags)
+            not emergency
+            and any(f.rule_id == "pain-worse" for f in flags)
             and markers is None
             and a.figures.crp_percent_change is not None
         ):

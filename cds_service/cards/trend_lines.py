@@ -28,7 +28,7 @@ def shown_value(m: Measurement) -> str:
 
 
 def _value_text(m: Measurement) -> str:
-    value = f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
+    value = shown_value(m)
     if m.original_unit and m.original_unit != m.unit:
         value += f" (reported {as_sent(m.original_value)} {quote(m.original_unit)})"
     return value
