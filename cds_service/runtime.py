@@ -108,8 +108,6 @@ def _load_verifier(
     """The verifier and the trusted clients it was built with; none in development mode."""
     if settings.dev_mode:
         return None, ()
-    if not settings.public_base_url:
-        raise SettingsError(NO_PUBLIC_BASE_URL)
     try:
         parsed = load_trusted_clients(settings.trusted_clients_file or None)
     except ValueError as exc:
@@ -138,15 +136,13 @@ def _load_verifier(
 def build_runtime(settings: Settings) -> Runtime:
     """Everything shared by requests; a configuration error stops startup with its reason."""
     gaps = secure_mode_gaps(settings)
-    if len(gaps) > 1:
-        raise SettingsError(
-            "secure mode needs "
-            + " ".join(f"({n}) {gap}" for n, gap in enumerate(gaps, 1))
-            + " "
-            + DEV_MODE_HINT
-        )
     if gaps:
-        raise SettingsError(f"{gaps[0]} {DEV_MODE_HINT}")
+        said = (
+            gaps[0]
+            if len(gaps) == 1
+            else "secure mode needs " + " ".join(f"({n}) {g}" for n, g in enumerate(gaps, 1))
+        )
+        raise SettingsError(f"{said} {DEV_MODE_HINT}")
     discovery = load_discovery(settings.hooks_file)
     validators = {body.name: schemas.check(body.schema) for body in BODIES.values()}
     lists = load_code_lists(Path(settings.valueset_dir) if settings.valueset_dir else None)

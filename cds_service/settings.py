@@ -50,17 +50,19 @@ from cds_service.settings_sources import kubernetes_service_link, read_setting_f
 ENV_PREFIX = "SPINE_CDS_"
 
 
+# An origin as a browser sends it: http(s), a host of letters, digits, dots and hyphens,
+# an optional port; no path, wildcard, brackets or userinfo (settings ``cors_origins``).
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
 def _is_origin(text: str) -> bool:
     """``text`` is an origin as a browser sends it, with a port in range."""
     found = _ORIGIN.fullmatch(text)
     return found is not None and (found["port"] is None or 0 < int(found["port"]) < 65536)
 
 
-# An origin as a browser sends it: http(s), a host of letters, digits, dots and hyphens,
-# an optional port; no path, wildcard, brackets or userinfo (settings ``cors_origins``).
-_ORIGIN = re.compile(
-    r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::(?P<port>[0-9]{1,5}))?"
-)
 RULE_ENV_PREFIX = "SPINE_CDS_RULE_"
 
 log = logging.getLogger("cds_service.settings")

@@ -2,9 +2,10 @@
 body limits and the log line of a failure. ``FhirClient`` (``client.py``) runs one per
 call and shares its pool and settings with it.
 
-What a FHIR server can make a worker hold is bounded three ways: a page is at most
-``MAX_PAGE_BYTES``, all pages of all keys of one call together at most
-``MAX_CALL_BYTES`` (read bytes are counted as they arrive, across the fetch threads),
+What a FHIR server can make a worker hold is bounded four ways: a page is at most
+``MAX_PAGE_BYTES`` and opens at most ``MAX_PAGE_CONTAINERS`` objects and arrays, all pages
+of all keys of one call together at most ``MAX_CALL_BYTES`` (read bytes, and each object
+or array as ``CONTAINER_BYTES``, are counted as they arrive, across the fetch threads),
 and no page is parsed once the call's deadline has passed (its key is late, as a key
 still being read is). A page over the call's allowance ends its key's paging as
 ``fhir_max_pages`` does (cut off: the rules then ask for more before advising against
