@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec import Raw
 
+from cds_service.stores.audit import AuditRecord
 from cds_service.unrecognised import (
     MAX_CHARS,
     MAX_CODINGS,
@@ -26,6 +28,28 @@ from tests.builders import CPT, LOINC, bundle, service_request
 VS = load_value_sets()
 EPIC_PROC = "urn:oid:1.2.840.114350.1.13.99999.2.7.2.696580"
 SITE_EXAMPLE = Path(__file__).resolve().parent.parent / "docs/examples/site-valuesets"
+
+
+def audit_row(unrecognised: dict[str, Any]) -> AuditRecord:
+    """An audit row of a call whose detail kept ``unrecognised`` codes (the report's input)."""
+    return AuditRecord(
+        hook_instance="-",
+        service_id="s",
+        hook="order-select",
+        received_at=datetime(2026, 12, 6, tzinfo=UTC),
+        patient_key=None,
+        decision="not-applicable",
+        reason=None,
+        rules_fired=(),
+        counts={},
+        data_sources={},
+        card_uuids=(),
+        status=200,
+        latency_ms=1.0,
+        fhir_ms=None,
+        shadow=True,
+        detail={"unrecognised": unrecognised},
+    )
 
 
 def test_only_orders_in_question_without_a_known_code_are_kept() -> None:
@@ -80,35 +104,15 @@ def test_the_site_value_set_example_in_the_docs_teaches_the_local_order() -> Non
 
 
 def test_the_report_escapes_what_clients_sent() -> None:
-    from datetime import UTC, datetime
-
-    from cds_service.stores.audit import AuditRecord
     from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
 
-    record = AuditRecord(
-        hook_instance="-",
-        service_id="s",
-        hook="order-select",
-        received_at=datetime(2026, 12, 6, tzinfo=UTC),
-        patient_key=None,
-        decision="not-applicable",
-        reason=None,
-        rules_fired=(),
-        counts={},
-        data_sources={},
-        card_uuids=(),
-        status=200,
-        latency_ms=1.0,
-        fhir_ms=None,
-        shadow=True,
-        detail={
-            "unrecognised": {
-                "orders": [
-                    {"codings": [{"system": "x", "code": "1\n2", "display": "\x1b[31mred\u202e"}]}
-                ],
-                "Condition": [["y", "3"], ["y", "3"]],
-            }
-        },
+    record = audit_row(
+        {
+            "orders": [
+                {"codings": [{"system": "x", "code": "1\n2", "display": "\x1b[31mred\u202e"}]}
+            ],
+            "Condition": [["y", "3"], ["y", "3"]],
+        }
     )
     codes = unrecognised_codes([record, record])
     assert codes["orders"] == [
@@ -124,30 +128,10 @@ def test_the_report_lists_orders_with_only_a_text_by_their_text_apart() -> None:
     """An order sent with ``code.text`` and no coding (an orderable without a code
     mapping) is in the audit; the report lists it by its text, in a section of its own,
     so the "teach the service a site's codes" loop can see it (docs/integration.md)."""
-    from datetime import UTC, datetime
-
-    from cds_service.stores.audit import AuditRecord
     from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
 
     def record(*orders: dict[str, object]) -> AuditRecord:
-        return AuditRecord(
-            hook_instance="-",
-            service_id="s",
-            hook="order-select",
-            received_at=datetime(2026, 12, 6, tzinfo=UTC),
-            patient_key=None,
-            decision="not-applicable",
-            reason=None,
-            rules_fired=(),
-            counts={},
-            data_sources={},
-            card_uuids=(),
-            status=200,
-            latency_ms=1.0,
-            fhir_ms=None,
-            shadow=True,
-            detail={"unrecognised": {"orders": list(orders)}},
-        )
+        return audit_row({"orders": list(orders)})
 
     text_only = {"reference": "ServiceRequest/a", "codings": [], "text": "MRI Lumbar w/wo"}
     coded = {

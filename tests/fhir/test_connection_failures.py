@@ -43,15 +43,19 @@ class _Quiet(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def plain_server() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+def _serving(server: http.server.ThreadingHTTPServer) -> Iterator[int]:
+    """``server`` answering in a thread while the fixture lasts: its port; stopped after."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield int(server.server_address[1])
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture(scope="module")
+def plain_server() -> Iterator[int]:
+    yield from _serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet))
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +88,7 @@ def self_signed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int
     context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    yield from _serving(server)
 
 
 def reason_for(fhir_server: str) -> str:
