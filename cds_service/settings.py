@@ -26,9 +26,8 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
@@ -43,9 +42,11 @@ from pydantic_settings import (
 )
 
 from cds_service.engine.thresholds import RuleSettings
+from cds_service.fhir.settings import FhirSettings
 from cds_service.redaction import redact_text, redact_url
 from cds_service.settings_sources import SettingsError as SettingsError  # its home is there
 from cds_service.settings_sources import kubernetes_service_link, read_setting_file, refusal
+from cds_service.trend_servers import trend_setting_problems
 
 ENV_PREFIX = "SPINE_CDS_"
 
@@ -74,20 +75,20 @@ def _comma_separated(value: Any) -> Any:
     return value
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# A log level as gunicorn and ``logging`` take it; "INFO" is read as "info".
+LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)]
+# "plain": control characters escaped; "json": one object a line.
+LogFormat = Literal["plain", "json"]
+# What the audit keeps of a patient id: a keyed hash, the id, or nothing.
+PatientIdInAudit = Literal["hash", "plain", "omit"]
+
+
 # A list: "a, b" in the environment, a list of strings (or that same string) in the file.
 Names = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
-
-
-@dataclass(frozen=True)
-class FhirSettings:
-    """The slice of the settings the FHIR client and the prefetch check read: they need
-    no more (``Settings.fhir`` makes it from the ``fhir_*`` settings, their one home)."""
-
-    connect_timeout_seconds: float
-    read_timeout_seconds: float
-    budget_seconds: float  # all FHIR traffic of one call ends by then
-    max_pages: int
-    max_concurrency: int
 
 
 class Settings(BaseSettings):
@@ -111,8 +112,8 @@ class Settings(BaseSettings):
     # Calls each worker answers at once (threaded workers, cds_service/worker.py); 1: sync workers.
     threads: int = Field(8, ge=1)
     worker_timeout_seconds: int = 30
-    log_level: str = "info"
-    log_format: str = "plain"  # "plain" (control characters escaped) | "json" (one object a line)
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "plain"
     # The URL clients reach the service at, e.g. https://cds.example.org: the JWT aud is
     # checked against it. Required outside development mode (never taken from the request).
     public_base_url: str = ""
@@ -136,7 +137,7 @@ class Settings(BaseSettings):
     appropriateness_rating: bool = True
     audit_enabled: bool = True
     audit_retention_days: int = Field(90, ge=1)
-    audit_patient_id: str = "hash"  # "hash" (keyed hash) | "plain" | "omit"
+    audit_patient_id: PatientIdInAudit = "hash"
     audit_hash_key: str = ""  # secret for the keyed hash; empty: generated once, kept in the DB
     metrics_enabled: bool = True
     # The EHR applies delete and create suggestions (the CDS Hooks sandbox applies only
@@ -195,10 +196,6 @@ class Settings(BaseSettings):
             problems.append("port must be between 1 and 65535")
         if self.crp_molar_factor < 0:
             problems.append("crp_molar_factor must be 0 (off) or a positive number")
-        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
-            problems.append("log_level must be one of debug, info, warning, error")
-        if self.log_format not in {"plain", "json"}:
-            problems.append("log_format must be plain or json")
         if self.public_base_url:
             base = urlsplit(self.public_base_url)
             if base.scheme not in {"http", "https"} or not base.hostname:
@@ -219,17 +216,12 @@ class Settings(BaseSettings):
             # the driver quotes what follows a raw "@" of the password in its errors, which
             # the log's masking cannot know (an attack suite saw part of one at startup)
             problems.append("database_url: percent-encode an @ in the password (%40)")
-        if self.audit_patient_id not in {"hash", "plain", "omit"}:
-            problems.append("audit_patient_id must be one of hash, plain, omit")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
             problems.append(
                 "database_url must be a postgresql:// URL (empty: SQLite at database_path)"
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             problems.append("redis_url must be a redis:// or rediss:// URL")
-        # Imported here: the module judges URLs with cds_service.fhir, which imports this one.
-        from cds_service.trend_servers import trend_setting_problems
-
         problems += trend_setting_problems(self.trend_fhir_servers, self.trend_frame_ancestors)
         if problems:
             raise ValueError("; ".join(problems))

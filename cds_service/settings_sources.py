@@ -102,6 +102,10 @@ def refusal(
             problems.append(": ".join([*loc, str(found["ctx"]["error"])]))
         elif found["type"] in _BOUND:
             problems.append(f"{loc[0]} must be " + _BOUND[found["type"]].format(**found["ctx"]))
+        elif found["type"] == "literal_error":  # one of a few words (log_format, ...)
+            got = got or f", got {found['input']!r}"
+            choices = ", ".join(re.findall(r"'([^']*)'", found["ctx"]["expected"]))
+            problems.append(f"{where}: expected one of {choices}{got}")
         elif len(loc) < len(found["loc"]):  # an element of a list
             got = got or f", got {found['input']!r}"
             problems.append(f"{where}: expected a list of strings{got}")

@@ -30,8 +30,8 @@ from cds_service.fhir.bundles import (
 )
 from cds_service.fhir.deadline import _SocketWatch, _WatchedAdapter
 from cds_service.fhir.exchange import BUDGET_REASON, _Exchange
+from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import server_url_problem
-from cds_service.settings import FhirSettings
 from cds_service.turns import Turns
 
 if TYPE_CHECKING:

@@ -43,8 +43,8 @@ from cds_service.fhir.bundles import (
 )
 from cds_service.fhir.client import FhirClient, OnResult
 from cds_service.fhir.combine import Combined, Parts, combine, split, split_one
+from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import server_url_problem
-from cds_service.settings import FhirSettings
 from cds_service.validation import shown_name
 from fhir_mappers.subjects import all_about_another_patient
 
