@@ -9,13 +9,13 @@ episode's date), the findings known at diagnosis (name and date), the values eac
 used, the thresholds in force, the rule that fired and the card's one-line summary. It is
 the card's machine-readable result without its orders: values, not resources, about
 2-3 KB (the EHR keeps it with the launch and hands it back in the token response). The
-app says the decision in the card's own words, sent with it (``card_words``): the summary,
-each fired rule's short phrase and where T0 came from, made by the cards' phrase
+app says the decision in the card's own words, sent with it (``cards.trend_words``): the
+summary, each fired rule's short phrase and where T0 came from, made by the cards' phrase
 functions; it keeps no wording of its own but a neutral one for "opened without a card".
 
 What the app must read as the service reads it goes in the app's page, not in
 appContext: it is the same for every card, is needed without a card too, and would add
-about a kilobyte to every link. ``service_facts`` gives it (routes/trend_app.py writes it
+about a kilobyte to every link. ``reading_facts`` gives it (routes/trend_app.py writes it
 into the page): the searches the service serves for the app's keys (with the codes a
 site adds through ``valueset_dir``), how each code they ask for is read, the result
 statuses that count (``accept_preliminary``), the CRP and ESR units and the molar CRP
@@ -35,12 +35,11 @@ either there is no link rather than a relative URL an EHR would resolve against 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from cds_service.datasources import BY_KEY, PATIENT, served_prefetch
-from cds_service.engine.assessment import Assessment
 from cds_service.engine.episode import in_scope_categories
 from cds_service.engine.thresholds import RuleSettings
 from fhir_mappers.observations_careful import (
@@ -51,9 +50,6 @@ from fhir_mappers.observations_careful import (
     MappingOptions,
 )
 from fhir_mappers.valuesets import ValueSets
-
-if TYPE_CHECKING:
-    from cds_service.runtime import Runtime
 
 LAUNCH_PATH = "/trend/launch"
 LINK_LABEL = "See the CRP, ESR and pain trend"
@@ -78,13 +74,6 @@ APP_PATIENT = "{patient}"
 def thresholds(settings: RuleSettings) -> dict[str, Any]:
     """The thresholds the app draws, by the app's names."""
     return {key: getattr(settings, name) for key, name in THRESHOLDS.items()}
-
-
-def service_facts(runtime: Runtime) -> dict[str, Any]:
-    """What the app reads as this service does, for the app's page."""
-    return reading_facts(
-        runtime.value_sets, runtime.mapping, runtime.settings.fhir_max_pages, runtime.rules
-    )
 
 
 def reading_facts(
@@ -146,70 +135,38 @@ def launch_url(base_url: str) -> str:
     return base_url.rstrip("/") + LAUNCH_PATH
 
 
-def card_words(a: Assessment) -> dict[str, Any]:
-    """The card's words the app shows, as plain text: ``ruleShorts``, each fired rule's
-    short phrase (``phrasebook.phrase``), in the order of ``rulesFired``; ``t0Text``, where
-    T0 came from (``episode_line.t0_phrase``: "treatment started 2026-11-05 (first
-    antibiotic order: cefazolin)"), when there is a T0."""
-    # Imported here: the cards package imports this module (render.py) as it loads.
-    from cds_service.cards.detail import advise_against_line
-    from cds_service.cards.episode_line import t0_phrase
-    from cds_service.cards.phrasebook import phrase
-    from cds_service.cards.safe_text import unquote
-
-    # an advise-against card's rule line is its detail's opening state: its short phrase
-    # says "improving", which the card withholds at the Yoon levels or with an early rise
-    words: dict[str, Any] = {
-        "ruleShorts": [
-            unquote(
-                advise_against_line(a).removesuffix(".")
-                if f.rule_id == "advise-against"
-                else phrase(f).short
-            )
-            for f in a.rules_fired
-        ]
-    }
-    if a.episode is not None and a.episode.t0 is not None:
-        words["t0Text"] = unquote(t0_phrase(a))
-    return words
-
-
 def app_context(
     assessment: Mapping[str, Any],
-    summary: str,
     patient_id: str,
     settings: RuleSettings,
-    words: Mapping[str, Any] | None = None,
+    words: Mapping[str, Any],
 ) -> dict[str, Any]:
     """What the app highlights: the card's machine-readable result (T0 with its source and
-    antibiotic, the findings known at diagnosis, the values the rules used), its summary
-    as the card shows it (plain text: the one-line reason), the card's ``words``
-    (``card_words``), the patient it is about (the app ignores a context for another
-    patient) and the thresholds in force."""
-    # Imported here: the cards package imports this module (render.py) as it loads.
-    from cds_service.cards.safe_text import unquote
-
+    antibiotic, the findings known at diagnosis, the values the rules used), the card's
+    ``words`` (``cards.trend_words.card_words``: its summary as plain text, the one-line
+    reason, and its rule and T0 lines), the patient it is about (the app ignores a
+    context for another patient) and the thresholds in force."""
     return {
         "v": APP_CONTEXT_VERSION,
         "patient": patient_id,
-        "reason": unquote(summary),
+        "reason": words.get("reason", ""),
         "thresholds": thresholds(settings),
-        **(words or {}),
+        **{k: v for k, v in words.items() if k != "reason"},
         **{k: v for k, v in assessment.items() if k != "orders"},
     }
 
 
 def trend_link(
     assessment: Mapping[str, Any],
-    summary: str,
     patient_id: str,
-    a: Assessment,
+    settings: RuleSettings,
+    words: Mapping[str, Any],
     base_url: str,
 ) -> dict[str, Any] | None:
     """The CDS Hooks ``smart`` link, or None when the service's URL is not known ("")."""
     if not base_url:
         return None
-    context = app_context(assessment, summary, patient_id, a.settings, card_words(a))
+    context = app_context(assessment, patient_id, settings, words)
     return {
         "label": LINK_LABEL,
         "url": launch_url(base_url),
@@ -218,17 +175,3 @@ def trend_link(
         # stdlib's time, about 1.5% of a card's rendering)
         "appContext": orjson.dumps(context).decode(),
     }
-
-
-def add_trend_link(
-    card: dict[str, Any],
-    assessment: Mapping[str, Any],
-    patient_id: str,
-    a: Assessment,
-    base_url: str,
-) -> None:
-    """Put the link on a rendered card (``card["links"]``) when the base URL is known;
-    ``assessment`` is the card's machine-readable result, ``a`` the Assessment it shows."""
-    link = trend_link(assessment, str(card["summary"]), patient_id, a, base_url)
-    if link is not None:
-        card["links"] = [link]

@@ -19,8 +19,9 @@ from cds_service.cards.ratings import rating_actions
 from cds_service.cards.result import machine_result
 from cds_service.cards.safe_text import clean_card
 from cds_service.cards.summary import summary
+from cds_service.cards.trend_words import card_words
 from cds_service.engine.assessment import Assessment, Recommendation
-from cds_service.trend_link import add_trend_link
+from cds_service.trend_link import trend_link
 
 ASSESSMENT_KEY = "spine-cds-assessment"
 INDICATORS = {
@@ -85,5 +86,10 @@ def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]
     if reasons:
         card["overrideReasons"] = reasons
     card["extension"] = {ASSESSMENT_KEY: machine_result(a)}
-    add_trend_link(card, card["extension"][ASSESSMENT_KEY], ctx.patient_id, a, ctx.trend_base_url)
+    if ctx.trend_base_url:
+        words = card_words(a, card["summary"])
+        link = trend_link(
+            card["extension"][ASSESSMENT_KEY], ctx.patient_id, a.settings, words, ctx.trend_base_url
+        )
+        card["links"] = [link]
     return clean_card(card)

@@ -131,7 +131,7 @@ class FhirClient:
         problem = server_url_problem(fhir_server)
         if problem is not None:
             return _fail_all(queries, first_pages, problem)
-        exchange = _Exchange(self, fhir_server, access_token, deadline)
+        exchange = _Exchange(self.session, self.settings, fhir_server, access_token, deadline)
         jobs: dict[str, _Job] = {}
         for key, query in queries.items():
             shape = query_shape(query)

@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import orjson
@@ -39,10 +39,8 @@ from cds_service.fhir.bundles import (
     unwrap_bundle,
 )
 from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch
+from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import connect_origin, has_dot_segments
-
-if TYPE_CHECKING:
-    from cds_service.fhir.client import FhirClient
 
 LOG = logging.getLogger("cds_service.fhir")
 
@@ -108,12 +106,14 @@ class _Exchange:
 
     def __init__(
         self,
-        client: FhirClient,
+        session: requests.Session,
+        settings: FhirSettings,
         fhir_server: str,
         access_token: str | None,
         deadline: float,
     ) -> None:
-        self.client = client
+        self.session = session
+        self.settings = settings
         self.base = fhir_server.rstrip("/")
         self.origin = connect_origin(fhir_server)
         self.host = urlsplit(fhir_server).netloc
@@ -146,7 +146,7 @@ class _Exchange:
         first = self.get(key, url, shape)
         if not shape.is_search:
             return [first], []
-        return self.pages(key, first, shape, url, max_pages=self.client.settings.max_pages)
+        return self.pages(key, first, shape, url, max_pages=self.settings.max_pages)
 
     def pages(
         self,
@@ -221,7 +221,7 @@ class _Exchange:
         Raises FhirError.
         """
         resource_type = shape.resource_type
-        settings = self.client.settings
+        settings = self.settings
         if not self.within(url):
             # Checked again where the token leaves, whatever the caller checked before.
             reason = "a URL that does not lead to fhirServer was not contacted"
@@ -238,7 +238,7 @@ class _Exchange:
         status: int | None = None
         _IN_FLIGHT.watch = self.watch
         try:
-            with self.client.session.get(
+            with self.session.get(
                 url, headers=self.headers, timeout=timeout, stream=True, allow_redirects=False
             ) as response:
                 status = response.status_code

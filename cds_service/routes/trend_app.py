@@ -12,7 +12,7 @@ The launch is refused, with a page that says why, unless its ``iss`` (or
 ``<meta>`` element, and the app itself refuses authorization and token endpoints that are
 not https (loopback http in development mode) and paging links to another origin. The
 app's own page (``/trend/``) gets in the same element what the app reads as the service
-does (``trend_link.service_facts``: searches, codes, statuses, units, settings in force).
+does (``trend_link.reading_facts``: searches, codes, statuses, units, settings in force).
 
 Content-Security-Policy: scripts and styles from this origin only (no inline code);
 ``connect-src`` lets the app reach the FHIR server and its token endpoint, which are
@@ -199,11 +199,14 @@ def launch() -> Response:
 
 @blueprint.get("/trend/")
 def index() -> Response:
-    """The app's page, with what it reads as this service does (``trend_link.service_facts``:
+    """The app's page, with what it reads as this service does (``trend_link.reading_facts``:
     the searches, codes, statuses, units and settings in force), so that the app holds no
     copy of them."""
     runtime: Runtime = current_app.extensions["spine_cds"]
-    page = {"devMode": runtime.settings.dev_mode, "service": trend_link.service_facts(runtime)}
+    facts = trend_link.reading_facts(
+        runtime.value_sets, runtime.mapping, runtime.settings.fhir_max_pages, runtime.rules
+    )
+    page = {"devMode": runtime.settings.dev_mode, "service": facts}
     return _serve("index.html", page)
 
 

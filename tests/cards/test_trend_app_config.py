@@ -2,7 +2,7 @@
 service's.
 
 The app runs in the browser and cannot read the settings or the value sets: the service
-writes what the app must read as it does into the app's page (``trend_link.service_facts``,
+writes what the app must read as it does into the app's page (``trend_link.reading_facts``,
 held to the service by tests/web/test_trend_app_page.py). These tests read the app's
 source (smart_app/src) and its committed build, in the normal run (without Node or a
 browser), and hold:
@@ -82,7 +82,7 @@ def test_the_app_reads_every_threshold_sent_and_only_those() -> None:
     kept small)."""
     read = set(re.findall(r"\bthresholds\.(\w+)", _source()))
     assert read, "the app reads no threshold: has trend.js changed how?"
-    sent = set(app_context({}, "", "p", RuleSettings())["thresholds"])
+    sent = set(app_context({}, "p", RuleSettings(), {})["thresholds"])
     assert sent == set(THRESHOLDS) == set(_facts()["thresholds"])
     assert read == sent, (read - sent, sent - read)
 

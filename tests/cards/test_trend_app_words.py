@@ -22,13 +22,12 @@ from cds_service.cards.detail import advise_against_line
 from cds_service.cards.episode_line import t0_phrase
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.safe_text import quote, unquote
+from cds_service.cards.trend_words import card_words
 from cds_service.ehr_requests import bundle_resources, local_prefetch
 from cds_service.engine.assessment import Assessment
-from cds_service.engine.thresholds import RuleSettings
 from cds_service.examples import load_example, load_examples
 from cds_service.pipeline import run_hook
 from cds_service.runtime import Runtime
-from cds_service.trend_link import app_context, card_words
 from tests.builders import SELECT_ID
 from tests.engine.builders import improving, nvo, run
 from tests.support.ehr_calls import order_request
@@ -88,8 +87,8 @@ def test_the_words_are_plain_text() -> None:
     markup)."""
     summary = "New " + quote("*cauda* equina_syndrome") + " (day 26)"
     assert "\\" in summary
-    context = app_context({}, summary, "p", RuleSettings())
-    assert context["reason"] == "New *cauda* equina_syndrome (day 26)"
+    words = card_words(run(improving(), [nvo()]), summary)
+    assert words["reason"] == "New *cauda* equina_syndrome (day 26)"
 
 
 def test_without_a_treatment_start_no_t0_words_are_sent() -> None:
@@ -97,7 +96,7 @@ def test_without_a_treatment_start_no_t0_words_are_sent() -> None:
     from (t0_phrase has nothing to say); the rules' words are still sent."""
     a = run(improving(), [nvo(onset=None)])
     assert a.episode is not None and a.episode.t0 is None
-    words = card_words(a)
+    words = card_words(a, "")
     assert "t0Text" not in words
     assert words["ruleShorts"] == [unquote(phrase(f).short) for f in a.rules_fired]
     assert words["ruleShorts"]

@@ -3,7 +3,7 @@ the service reads.
 
 The app runs in the browser and cannot read the settings or the value sets, so the
 service writes them into the app's page (``/trend/``, the ``spine-cds-launch`` element:
-``trend_link.service_facts``): the searches it serves for the app's keys, how each code
+``trend_link.reading_facts``): the searches it serves for the app's keys, how each code
 they ask for is read, the statuses that count, the units and factors, the pages a search
 is followed through and the thresholds. These tests hold each of them to its home: the
 discovery document the EHR prefetches by, the value sets, the Observation mapper itself
@@ -28,7 +28,7 @@ from cds_service.app import create_app
 from cds_service.engine.episode import in_scope_categories
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings, load_settings
-from cds_service.trend_link import APP_PATIENT, APP_SEARCHES, app_context, service_facts
+from cds_service.trend_link import APP_PATIENT, APP_SEARCHES, app_context, reading_facts
 from fhir_mappers.model import MeasurementKind
 from fhir_mappers.observations import map_observations
 
@@ -102,7 +102,11 @@ def site_app(tmp_path: Path) -> Flask:
 
 def test_the_apps_page_says_what_the_service_reads(app: Flask, client: FlaskClient) -> None:
     page = page_of(client)
-    assert page == {"devMode": True, "service": service_facts(runtime_of(app))}
+    runtime = runtime_of(app)
+    facts = reading_facts(
+        runtime.value_sets, runtime.mapping, runtime.settings.fhir_max_pages, runtime.rules
+    )
+    assert page == {"devMode": True, "service": facts}
     assert set(page["service"]["queries"]) == set(APP_SEARCHES)
 
 
@@ -228,4 +232,4 @@ def test_the_pages_categories_and_thresholds_are_the_settings(app: Flask, site_a
         in_scope = in_scope_categories(settings.rules)
         assert service["episodeCategories"] == sorted(c.value for c in in_scope)
         # the thresholds a card sends with the same settings
-        assert service["thresholds"] == app_context({}, "", "p", settings.rules)["thresholds"]
+        assert service["thresholds"] == app_context({}, "p", settings.rules, {})["thresholds"]
