@@ -242,6 +242,35 @@ def test_without_antibiotic_orders_the_decision_goes_ahead_and_says_so(
     assert "(first antibiotic order: cefazolin)" in full.response["cards"][0]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("left_out", "ct", "said"),
+    [
+        ("patient", False, "the age is unknown: this advice is for adults only"),
+        ("procedures", True, "procedures could not be read: after spine surgery a CT"),
+    ],
+)
+def test_advice_against_does_not_stand_on_an_unread_age_or_surgical_history(
+    fhir: FhirTestServer, client: FlaskClient, left_out: str, ct: bool, said: str
+) -> None:
+    # an outside clinician's review: with no Patient (or, for a CT, no procedures) sent
+    # and no fhirServer, a 12-year-old and a CT after fusion were advised against
+    example = copy.deepcopy(next(e for e in EXAMPLES if e.key == "e01-improving"))
+    if ct:  # CT of the lumbar spine without contrast
+        coding = {"system": "http://www.ama-assn.org/go/cpt", "code": "72131"}
+        example.draft_order["code"] = {"coding": [coding]}
+    with_prefetch, _ = both_requests(fhir, example, "order-select")
+    runtime = client.application.extensions["spine_cds"]
+    assert recommendation(handle_hook(runtime, SELECT_ID, with_prefetch).response) == (
+        "advise-against"
+    )
+    partial = dict(with_prefetch)
+    partial["prefetch"] = {k: v for k, v in with_prefetch["prefetch"].items() if k != left_out}
+    outcome = handle_hook(runtime, SELECT_ID, partial)
+    assert outcome.data_sources[left_out] == "unavailable"
+    assert recommendation(outcome.response) == "insufficient-data"
+    assert said in outcome.response["cards"][0]["detail"]
+
+
 def test_the_three_cpt_thirds_signed_together_are_one_whole_spine_study_on_both_paths(
     fhir: FhirTestServer, client: FlaskClient
 ) -> None:

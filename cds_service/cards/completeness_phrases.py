@@ -80,6 +80,16 @@ COMPLETENESS_REMARKS: dict[str, Callable[[Data], Phrase]] = {
         "the date used here.",
         "antibiotic orders only partly read",
     ),
+    "age-unread": fixed(
+        "The patient's details could not be read, so the age is unknown: this advice is for "
+        "adults only.",
+        "age not known",
+    ),
+    "surgery-unread": fixed(
+        "The patient's procedures could not be read: after spine surgery a CT may be needed "
+        "to assess the hardware or the fusion.",
+        "surgical history not read",
+    ),
     "crp-incomplete": _older_not_read("CRP"),
     "pain-incomplete": _older_not_read("pain score"),
     "crp-failed-in-part": _failed_in_part("CRP"),

@@ -48,6 +48,7 @@ from .response import (
     incomplete_reads,
     insufficient_finding,
     pending_rise,
+    scope_unread,
 )
 from .routine import (
     deciding_flags,
@@ -320,6 +321,7 @@ def _evaluate(
                 notes.remove(later)
                 missing.append(replace(later, data={**later.data, "blocks": True}))
             missing += incomplete_reads(data, t0_day, settings)
+            missing += scope_unread(data.unavailable, covering_orders)
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA
             findings.append(insufficient_finding(missing, unmet))

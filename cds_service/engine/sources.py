@@ -12,10 +12,12 @@ CONDITIONS = "conditions"
 CRP = "crp"
 PAIN = "pain"
 ANTIBIOTICS = "antibiotics"
+PATIENT = "patient"  # the birth date: the advice is for adults only
+PROCEDURES = "procedures"  # spine surgery: a CT after it is never advised against
 IMAGING_STUDIES = "imaging_studies"
 IMAGING_REPORTS = "imaging_reports"
 
 # The sources of prior spine imaging: with either not read, no study on record says nothing.
 IMAGING = frozenset({IMAGING_STUDIES, IMAGING_REPORTS})
 
-KEYS = frozenset({CONDITIONS, CRP, PAIN, ANTIBIOTICS, *IMAGING})
+KEYS = frozenset({CONDITIONS, CRP, PAIN, ANTIBIOTICS, PATIENT, PROCEDURES, *IMAGING})
