@@ -114,7 +114,9 @@ def _complication(d: Data) -> Phrase:
     found = d[FACTS]["found"]
     first = found[0]
     when, name = when_found(first), upper_first(name_of(first))
-    if first.get("atStart"):
+    if first.get("undated"):
+        short = f"{name} on record (undated)"  # not "recorded date not recorded"
+    elif first.get("atStart"):
         short = f"{name} {when}"
     else:
         short = f"{name} recorded {when}" if when else f"{name} recorded"
