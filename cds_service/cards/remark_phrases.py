@@ -12,11 +12,11 @@ from collections.abc import Callable
 from cds_service.cards.completeness_phrases import COMPLETENESS_REMARKS
 from cds_service.cards.imaging_phrases import IMAGING_REMARKS
 from cds_service.cards.level_phrases import LEVEL_REMARKS
+from cds_service.cards.marker_phrases import MARKER_REMARKS
 from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
-    as_sent,
     at_weeks,
     change_pct,
     count_of,
@@ -122,43 +122,11 @@ def _crp_not_falling(d: Data) -> Phrase:
     )
 
 
-def _crp_slow_fall(d: Data) -> Phrase:
-    latest = d["latest"]
-    still = f"still {shown(latest)} mg/L on day {latest['day']}"
-    return Phrase(
-        f"CRP falling slowly: {shown(d['baseline'])}{ARROW}{shown(latest)} mg/L "
-        f"({change_pct(d['changePct'], latest.get('comparator'), d['baseline'].get('comparator'))})"
-        f", {still}: repeat CRP and ESR in 1-2 weeks and "
-        "reassess.",
-        f"CRP falling slowly, {still}",
-    )
-
-
 def _pain_not_improving(d: Data) -> Phrase:
     return Phrase(
         f"Pain not decreasing: {shown(d['first'])}{ARROW}{shown(d['latest'])}/10 since "
         "treatment start: re-examine (pain, neurology) before deciding on imaging.",
         "pain not improving",
-    )
-
-
-def _crp_discordant(d: Data) -> Phrase:
-    apart = "on the same day" if d["sameDay"] else f"{fmt(d['hoursApart'])} hours apart"
-    return Phrase(
-        f"The latest two CRPs, {apart}, disagree ({shown(d['earlier'])} and "
-        f"{shown(d['latest'])} mg/L): repeat CRP.",
-        "latest two CRPs disagree: repeat CRP",
-    )
-
-
-def _crp_pending_rise(d: Data) -> Phrase:
-    status, value, day, latest = d["status"], as_sent(d["value"]), d["day"], d["latest"]
-    return Phrase(
-        f"A {status} CRP of {value} mg/L on day {day}, after {shown(latest)} mg/L on day "
-        f"{latest['day']}, awaits verification: ask the laboratory to confirm it and examine "
-        "the patient today (fever, pain, neurology). If confirmed, CRP is rising again: image "
-        "and look for another source.",
-        f"{status} CRP {value} mg/L on day {day} awaits verification",
     )
 
 
@@ -353,12 +321,9 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-none-after-baseline": _crp_none_after_baseline,
     "crp-not-recent": _crp_not_recent,
     "pain-none": fixed("No pain score (0-10) since treatment start: record one.", "no pain score"),
-    "crp-discordant": _crp_discordant,
-    "crp-pending-rise": _crp_pending_rise,
     "known-deficit": _known_deficit,
     "episode-start-unknown": _episode_start_unknown,
     # unmet
-    "crp-slow-fall": _crp_slow_fall,
     "crp-not-falling": _crp_not_falling,
     "pain-not-improving": _pain_not_improving,
     # notes
@@ -388,6 +353,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     # what the order and the patient's studies say (imaging_phrases.py)
     **IMAGING_REMARKS,
     **COMPLETENESS_REMARKS,
+    **MARKER_REMARKS,
 }
 
 

@@ -43,6 +43,7 @@ from .response import (
     cut_off_note,
     discordant_pair,
     discordant_remark,
+    early_rise,
     favourable_finding,
     favourable_response_gaps,
     incomplete_reads,
@@ -310,6 +311,9 @@ def _evaluate(
                 (missing if surgery.data["ct"] else notes).append(surgery)
             if discordant is not None:
                 missing.append(discordant_remark(discordant))
+            rebound = early_rise(trend, t0_day, settings)
+            if rebound is not None:
+                missing.append(rebound)
             pending = pending_rise(data.issues, trend.latest, t0_day, settings)
             if pending is not None:
                 missing.append(pending)

@@ -1,0 +1,66 @@
+"""The phrasebook's remarks that ask for the CRP again before the trend can be read: a
+rise too early to count, a slow fall, two latest CRPs that disagree, a result awaiting
+verification (clinical-rules.md, "Slow fall", "Pending results").
+
+Like ``remark_phrases`` (which lists these among all remarks): one function per remark
+code, from the remark's data to its (message, short).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cds_service.cards.phrase import Data, Phrase
+from cds_service.cards.words import ARROW, as_sent, change_pct, fmt, shown, signed_pct
+
+
+def _crp_early_rise(d: Data) -> Phrase:
+    low, latest = d["lowest"], d["latest"]
+    rise = signed_pct(d["risePct"])
+    return Phrase(
+        f"CRP rising again: {shown(low)}{ARROW}{shown(latest)} mg/L ({rise}) from day "
+        f"{low['day']} to day {latest['day']}. The rules count a rise only after day "
+        f"{d['afterDays']}, but this is not a favourable response: repeat CRP before "
+        "deciding on imaging; if it is still rising, image and look for another source.",
+        f"CRP up {rise.lstrip('+')} since day {low['day']}, repeat CRP",
+    )
+
+
+def _crp_slow_fall(d: Data) -> Phrase:
+    latest = d["latest"]
+    still = f"still {shown(latest)} mg/L on day {latest['day']}"
+    return Phrase(
+        f"CRP falling slowly: {shown(d['baseline'])}{ARROW}{shown(latest)} mg/L "
+        f"({change_pct(d['changePct'], latest.get('comparator'), d['baseline'].get('comparator'))})"
+        f", {still}: repeat CRP and ESR in 1-2 weeks and "
+        "reassess.",
+        f"CRP falling slowly, {still}",
+    )
+
+
+def _crp_discordant(d: Data) -> Phrase:
+    apart = "on the same day" if d["sameDay"] else f"{fmt(d['hoursApart'])} hours apart"
+    return Phrase(
+        f"The latest two CRPs, {apart}, disagree ({shown(d['earlier'])} and "
+        f"{shown(d['latest'])} mg/L): repeat CRP.",
+        "latest two CRPs disagree: repeat CRP",
+    )
+
+
+def _crp_pending_rise(d: Data) -> Phrase:
+    status, value, day, latest = d["status"], as_sent(d["value"]), d["day"], d["latest"]
+    return Phrase(
+        f"A {status} CRP of {value} mg/L on day {day}, after {shown(latest)} mg/L on day "
+        f"{latest['day']}, awaits verification: ask the laboratory to confirm it and examine "
+        "the patient today (fever, pain, neurology). If confirmed, CRP is rising again: image "
+        "and look for another source.",
+        f"{status} CRP {value} mg/L on day {day} awaits verification",
+    )
+
+
+MARKER_REMARKS: dict[str, Callable[[Data], Phrase]] = {
+    "crp-early-rise": _crp_early_rise,
+    "crp-slow-fall": _crp_slow_fall,
+    "crp-discordant": _crp_discordant,
+    "crp-pending-rise": _crp_pending_rise,
+}
