@@ -191,7 +191,10 @@ def _uncertain_dx(d: Data) -> Phrase:
 def _markers(d: Data) -> Phrase:
     day, latest = d["latestDay"], d["latest"]
     parts: list[Phrase] = []
-    if "plateau" in d:
+    # a latest CRP at or above its baseline that is also a rise: the rise says it all ("fell
+    # less than 25%" beside "+66.7%" read as a contradiction to an outside reviewer)
+    unfallen = d.get("fallPct", 0) <= 0
+    if "plateau" in d and not (unfallen and "rise" in d):
         plateau = d["plateau"]
         fall = change_pct(-d["fallPct"], latest.get("comparator"), d["baseline"].get("comparator"))
         trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({fall})"
@@ -210,9 +213,12 @@ def _markers(d: Data) -> Phrase:
                     else ""
                 )
                 + (", counted at the lab's limit; the true fall may be larger" if hidden else ""),
-                # the short form says what the numbers show: a fall, too small
-                f"CRP fell less than {least}%"
-                + (" at the lab's limit" if hidden else "")
+                # the short form says what the numbers show: a fall, too small, or none
+                (
+                    "CRP not down from baseline"
+                    if unfallen
+                    else f"CRP fell less than {least}%" + (" at the lab's limit" if hidden else "")
+                )
                 + f": {trend} by day {day}",
             )
         )
