@@ -141,12 +141,25 @@ def _known_at_diagnosis(d: Data) -> Phrase:
 
 def _known_deficit(d: Data) -> Phrase:
     c = d["condition"]
+    emergency = "emergency MRI of the whole spine with gadolinium and urgent spine surgery review"
+    rests = (
+        "whether repeat imaging is needed rests on the neurologic exam. If it is worse: "
+        f"{emergency}; if it is unchanged or better and the patient improves, routine repeat "
+        "imaging is not needed."
+    )
+    name = lower_first(name_of(c))
+    if d.get("onsetOnTreatment"):
+        # inside the diagnosis window but begun on treatment: the rules read it as found
+        # with the infection; the card says what follows if it was not
+        return Phrase(
+            f"{upper_first(dated(c))}: it began after treatment started, within "
+            f"{d['windowDays']} days of diagnosis, so it is read as found with the infection. "
+            f"If it was not there at diagnosis, it is new: {emergency} now. If it was, {rests}",
+            f"{name} since day {c['day']}: if new, emergency MRI",
+        )
     return Phrase(
-        f"{upper_first(dated(c))} recorded at diagnosis: whether repeat imaging is needed "
-        "rests on the neurologic exam. If it is worse: emergency MRI of the whole spine "
-        "with gadolinium and urgent spine surgery review; if it is unchanged or "
-        "better and the patient improves, routine repeat imaging is not needed.",
-        f"{lower_first(name_of(c))} known since diagnosis: compare the neurologic exam",
+        f"{upper_first(dated(c))} recorded at diagnosis: {rests}",
+        f"{name} known since diagnosis: compare the neurologic exam",
     )
 
 

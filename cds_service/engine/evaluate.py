@@ -286,7 +286,7 @@ def _evaluate(
             named = known_deficit(known)
             if named is not None:
                 # the remark names this deficit and its date: the note need not again
-                missing.append(known_deficit_remark(named, episode))
+                missing.append(known_deficit_remark(named, episode, settings.diagnosis_window_days))
             crp_skipped = sum(1 for i in data.issues if i.kind == "crp")
             gaps, unmet = favourable_response_gaps(
                 trend,

@@ -189,11 +189,20 @@ def known_deficit(known: Sequence[ConditionFact]) -> ConditionFact | None:
     return next((c for c in known if c.category is ConditionCategory.NEURO_DEFICIT), None)
 
 
-def known_deficit_remark(deficit: ConditionFact, episode: Episode) -> Remark:
+def known_deficit_remark(deficit: ConditionFact, episode: Episode, window_days: int) -> Remark:
     """A deficit known at diagnosis: the service cannot see whether the exam changed, so
-    the decision rests on it (insufficient-data, never advise-against, never urgent)."""
+    the decision rests on it (insufficient-data, never advise-against, never urgent).
+    ``onsetOnTreatment``: its onset is after treatment started, inside the diagnosis
+    window: read as found with the infection by the rules, but the card says that if it
+    was not there at diagnosis it is new (an outside clinician's review: a cauda equina
+    syndrome with onset on day 3 of antibiotics read only "known since diagnosis")."""
     t0_day = episode.t0.day if episode.t0 is not None else None
-    return Remark("known-deficit", {"condition": condition_facts(deficit, t0_day)})
+    data: dict[str, Any] = {"condition": condition_facts(deficit, t0_day)}
+    onset = deficit.onset
+    if t0_day is not None and onset is not None and onset.partial is None and onset.day > t0_day:
+        data["onsetOnTreatment"] = True
+        data["windowDays"] = window_days
+    return Remark("known-deficit", data)
 
 
 def level_note(

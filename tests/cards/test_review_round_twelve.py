@@ -7,7 +7,7 @@ from typing import Any
 
 from cds_service.cards import CardContext, render_response
 from cds_service.engine import Assessment, Recommendation
-from tests.engine.builders import complication, crp, improving, nvo, pain, run
+from tests.engine.builders import complication, crp, improving, neuro, nvo, pain, run
 
 
 def card(a: Assessment) -> dict[str, Any]:
@@ -39,3 +39,19 @@ def test_a_crp_above_its_baseline_is_not_said_to_have_fallen() -> None:
 def test_a_small_fall_is_still_a_fall_too_small() -> None:
     a = run([crp(0, 100), crp(28, 90), pain(0, 6), pain(28, 6)])
     assert "CRP fell less than 25%: 100\u219290 mg/L" in card(a)["summary"]
+
+
+def test_a_deficit_begun_on_treatment_inside_the_window_says_it_may_be_new() -> None:
+    # c12 n01b: cauda equina syndrome with onset on day 3 of antibiotics read only "known
+    # since diagnosis"; the rules read it as found with the infection (the window), the
+    # card says what follows if it was not
+    a = run(improving(), [nvo(), neuro(3)])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    c = card(a)
+    assert "it began after treatment started, within 3 days of diagnosis" in c["detail"]
+    assert "If it was not there at diagnosis, it is new: emergency MRI" in c["detail"]
+    assert c["summary"].endswith("cauda equina syndrome since day 3: if new, emergency MRI")
+    # begun on the day treatment started: known at diagnosis, as before
+    c = card(run(improving(), [nvo(), neuro(0)]))
+    assert "known since diagnosis: compare the neurologic exam" in c["summary"]
+    assert "it began after treatment started" not in c["detail"]
