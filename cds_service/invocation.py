@@ -23,7 +23,11 @@ from cds_service.errors import ApiError
 from cds_service.fhir.prefetch import DataUnavailable, gather
 from cds_service.patient_reads import EarlyReads, own_resources
 from cds_service.runtime import Runtime
-from cds_service.unrecognised import codes_not_recognised, orders_not_recognised
+from cds_service.unrecognised import (
+    codes_not_recognised,
+    orders_not_recognised,
+    reasons_not_recognised,
+)
 from cds_service.validation import FieldError
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
@@ -128,6 +132,9 @@ def handle_hook(
             response={"cards": []}, unrecognised=unrecognised, orders_not_read=orders.issues
         )
 
+    reasons = reasons_not_recognised((o.resource for o in orders.orders), runtime.value_sets)
+    if reasons:
+        unrecognised["reasons"] = reasons
     patient_id: str = context["patientId"]
     early = EarlyReads(runtime, patient_id)
     started = time.monotonic()

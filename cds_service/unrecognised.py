@@ -12,6 +12,10 @@ What is kept, and why no more:
   for order-sign) with no coding in the imaging value set, with its codings (system,
   code, display: a catalogue name, which is how a site recognises its own order) and
   ``code.text``;
+- reasons: the (system, code) of each coding of a spine order's ``reasonCode`` none of
+  whose codings is in the conditions value set (an order for a reason the service cannot
+  read as the infection gets no card: a site's own diagnosis codes, taught through
+  ``valueset_dir``, make it routine follow-up again);
 - Conditions and Observations: the (system, code) of each coding of a resource none of
   whose codings is in a value set the rules read. Never a display or text (a clinician
   may type anything there), never a value, date or reference.
@@ -96,6 +100,26 @@ def orders_not_recognised(
         found.append(order)
         if len(found) == MAX_ORDERS:
             break
+    return found
+
+
+def reasons_not_recognised(resources: Iterable[Any], vs: ValueSets) -> list[list[str]]:
+    """[system, code] of each coding of the orders' (``resources``: the spine orders'
+    ServiceRequests) reasons none of whose codings the conditions value set holds; a
+    reason with only a text is not listed (no value set can name it)."""
+    found: list[list[str]] = []
+    for resource in resources:
+        reasons = resource.get("reasonCode") if isinstance(resource, Mapping) else None
+        for concept in reasons if isinstance(reasons, list) else []:
+            coded = _codings(concept)
+            if any(vs.condition_entry(c.get("system", ""), c["code"]) for c in coded):
+                continue
+            for coding in coded:
+                pair = [coding.get("system", ""), coding["code"]]
+                if pair not in found:
+                    found.append(pair)
+                if len(found) == MAX_CODES:
+                    return found
     return found
 
 

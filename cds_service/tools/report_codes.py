@@ -2,7 +2,8 @@
 
 Read from the audit (``detail.unrecognised``, written per invocation by
 ``cds_service.unrecognised``): order codings of ServiceRequests that were not spine
-imaging codes the service knows, and Condition/Observation codings of resources none of
+imaging codes the service knows, the reason codings of spine orders that were not codes of
+the infection it knows, and Condition/Observation codings of resources none of
 whose codings the rules read. A site runs in shadow mode, reads this list, and adds the
 codes that mean what the rules look for to its ``valueset_dir`` (docs/integration.md).
 An order sent with only ``code.text`` and no coding is listed apart, by its text: no
@@ -18,10 +19,11 @@ from typing import Any
 from cds_service.stores.audit import AuditRecord
 from cds_service.tools.report_safe import printable
 
-KINDS = ("orders", "orderTexts", "Condition", "Observation")
+KINDS = ("orders", "orderTexts", "reasons", "Condition", "Observation")
 HEADINGS = {
     "orders": "Order codes not recognised (ServiceRequests in question)",
     "orderTexts": "Orders with only a text, no code (ServiceRequests in question)",
+    "reasons": "Order reason codes not recognised (spine orders for such a reason get no card)",
     "Condition": "Condition codes not recognised",
     "Observation": "Observation codes not recognised",
 }
@@ -55,7 +57,7 @@ def unrecognised_codes(records: Iterable[AuditRecord]) -> dict[str, list[dict[st
                 counts["orders"][key] += 1
                 if display := _str(coding.get("display")):
                     displays[key][display] += 1
-        for kind in ("Condition", "Observation"):
+        for kind in ("reasons", "Condition", "Observation"):
             pairs = found.get(kind)
             for pair in pairs if isinstance(pairs, list) else []:
                 if isinstance(pair, list) and len(pair) == 2:

@@ -245,3 +245,49 @@ def test_the_documented_audit_row_is_what_the_service_records(client: FlaskClien
         assert documented[name] == getattr(real, name), name
     assert documented["rules_fired"] == list(real.rules_fired)
     assert documented["card_uuids"] == list(real.card_uuids)
+
+
+def test_a_reason_coded_in_a_local_system_is_listed_for_the_site_to_teach(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    """An integrator's review: an Epic order whose reason carried only Epic's own
+    diagnosis code got no card (a reason the service cannot read as the infection), and
+    ``spine-cds report`` never showed the code. It now does; taught through
+    ``valueset_dir``, the same order gets its card."""
+    from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
+
+    local = {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.728286", "code": "OSTEO-77"}
+    body, _ = improving_patient_request(client.application)
+    _selected_order(body)["reasonCode"] = [{"coding": [local], "text": "Osteomyelitis, lumbar"}]
+    assert client.post(f"/cds-services/{SELECT_ID}", json=body).get_json()["cards"] == []
+    (record,) = audit_records(client.application)
+    assert record.reason == "not-routine-follow-up"
+    assert record.detail["unrecognised"]["reasons"] == [[local["system"], local["code"]]]
+    text = format_unrecognised(unrecognised_codes([record]))
+    assert f"      1  {local['system']}|OSTEO-77" in text.splitlines()
+    assert "Osteomyelitis, lumbar" not in text  # codes only, never a clinician's text
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "reasons.json").write_text(
+        json.dumps(
+            {
+                "valueSet": "conditions",
+                "source": "a site's own diagnosis code, as its report listed it (synthetic)",
+                "entries": [
+                    {
+                        "system": local["system"],
+                        "code": local["code"],
+                        "match": "exact",
+                        "category": "nvo",
+                        "name": "vertebral osteomyelitis",
+                        "verified": False,
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    taught = create_app(make_settings(tmp_path, valueset_dir=str(site)))
+    cards = taught.test_client().post(f"/cds-services/{SELECT_ID}", json=body).get_json()
+    assert cards["cards"] and cards["cards"][0]["indicator"] == "warning"
