@@ -140,6 +140,28 @@ def split(
     )
 
 
+def cut_off_members(result: FetchResult, combined: Combined) -> tuple[str, ...]:
+    """The members of a combined search whose paging was cut off (after ``split``: each
+    member has the note). Its pages mixed the members, newest first, so a member with
+    few values (CRP) may have lost its older ones to one with many (hourly pain scores):
+    each is worth fetching on its own (an outside clinician's review: a chart of 1,700
+    pain scores left the fetched path without its CRP baseline, prefetch not)."""
+    members = {m for codes in combined.members.values() for m in codes}
+    return tuple(dict.fromkeys(n.key for n in result.notes if n.cut_off and n.key in members))
+
+
+def replace_members(result: FetchResult, again: FetchResult) -> FetchResult:
+    """``result`` with each key ``again`` read in full taking its resources and notes
+    from ``again``; a key ``again`` failed keeps what the combined search gave it."""
+    done = set(again.resources)
+    return FetchResult(
+        resources={k: again.resources.get(k, v) for k, v in result.resources.items()},
+        errors=result.errors,
+        notes=tuple(n for n in result.notes if n.key not in done)
+        + tuple(n for n in again.notes if n.key in done),
+    )
+
+
 def _code_search(query: str) -> tuple[str, tuple[tuple[str, str], ...], frozenset[str]] | None:
     """(path, the other parameters sorted, the codes) of a search with one ``code``."""
     parts = urlsplit(query)

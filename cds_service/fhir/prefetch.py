@@ -42,7 +42,15 @@ from cds_service.fhir.bundles import (
     unwrap_bundle,
 )
 from cds_service.fhir.client import FhirClient, OnResult
-from cds_service.fhir.combine import Combined, Parts, combine, split, split_one
+from cds_service.fhir.combine import (
+    Combined,
+    Parts,
+    combine,
+    cut_off_members,
+    replace_members,
+    split,
+    split_one,
+)
 from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import server_url_problem
 from cds_service.validation import shown_name
@@ -273,6 +281,10 @@ def gather(
             on_result=_tell_ready(on_ready, resources, combined, already) if on_ready else None,
         )
         result = split(result, combined, already)
+        cut = cut_off_members(result, combined)
+        if cut:  # each on its own, within what is left of the deadline
+            again = client.fetch_all(fhir_server, token, {k: to_fetch[k] for k in cut}, deadline)
+            result = replace_members(result, again)
     else:
         result = client.follow_pages(None, None, first_pages, deadline)
     _merge(result, refetch_because, resources, sources, notes, problems)

@@ -206,3 +206,48 @@ def test_the_service_sends_three_searches_and_decides_as_from_prefetch(
     assert from_prefetch["cards"][0]["extension"]["spine-cds-assessment"]["recommendation"] == (
         "advise-against"
     )
+
+
+@pytest.mark.integration
+def test_a_combined_search_cut_off_is_read_again_search_by_search(
+    fhir: FhirTestServer, tmp_path: Any
+) -> None:
+    """A ward that scores pain every hour: the combined search's newest pages are all
+    pain scores, so with paging cut off the CRPs were lost on the fetched path alone (an
+    outside clinician's review). Each member of a cut-off combined search is read again
+    on its own: the CRPs and ESRs come back whole, and only the pain scores are said to
+    be cut off."""
+    from datetime import datetime, timedelta
+
+    from cds_service.app import create_app
+    from cds_service.examples import split_transaction
+    from tests.conftest import make_settings
+
+    example = load_example("e01-improving", ORDER_DATE)
+    bundle = orjson.loads(orjson.dumps(example.bundle).replace(b"spine-cds-e1", b"icu-e1"))
+    (pain,) = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "icu-e1-pain-d28"]
+    start = datetime.fromisoformat(pain["effectiveDateTime"])
+    for hour in range(1, 321):  # 320 hourly scores after the last CRP
+        extra = {**pain, "id": f"icu-e1-pain-h{hour}"}
+        extra["effectiveDateTime"] = (start + timedelta(hours=hour)).isoformat()
+        request = {"method": "PUT", "url": f"Observation/{extra['id']}"}
+        bundle["entry"].append({"resource": extra, "request": request})
+    for part in split_transaction(bundle):
+        fhir.load_bundle(part)
+    draft = orjson.loads(orjson.dumps(example.draft_order).replace(b"spine-cds-e1", b"icu-e1"))
+    draft["authoredOn"] = (start + timedelta(hours=330)).isoformat()
+    body = order_request(
+        "order-select", "icu-e1", draft, fhir_server=fhir.base_url, access_token=TOKEN
+    )
+    app = create_app(
+        make_settings(
+            tmp_path, fhir_max_pages=1, fhir_budget_seconds=10, fhir_read_timeout_seconds=10
+        )
+    )
+    answer = app.test_client().post(f"/cds-services/{SELECT_ID}", json=body)
+    assert answer.status_code == 200, answer.get_json()
+    (card,) = answer.get_json()["cards"]
+    crp = card["extension"]["spine-cds-assessment"]["crp"]
+    assert (crp["baseline"]["value"], crp["latest"]["value"]) == (142, 18)
+    assert "Some pain scores could not be read" in card["detail"]
+    assert "CRP results" not in card["detail"].split("could not be read")[0]
