@@ -110,13 +110,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
         runtime.metrics.requests.labels(endpoint, service, str(response.status_code)).inc()
         runtime.metrics.latency.labels(endpoint).observe(elapsed)
-        log.info(
-            "request method=%s path=%s status=%s duration_ms=%.1f hook_instance=%s",
+        # A refusal says why on its request line: its error code and the JSON paths of
+        # the fields refused, never a value sent (ApiError.log_fields).
+        refused: ApiError | None = g.get("refused")
+        log.log(
+            logging.WARNING if refused is not None and refused.misconfigured else logging.INFO,
+            "request method=%s path=%s status=%s duration_ms=%.1f hook_instance=%s%s",
             request.method,
             request.path,
             response.status_code,
             elapsed_ms,
             g.get("hook_instance", "-"),
+            refused.log_fields() if refused is not None else "",
         )
         return response
 
@@ -128,6 +133,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
+        g.refused = exc
         return json_response(exc.body(), exc.status, exc.headers)
 
     @app.errorhandler(HTTPException)
@@ -142,6 +148,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "error": (exc.name or "error").lower().replace(" ", "_"),
             "message": messages.get(status, exc.description or exc.name or "error"),
         }
+        g.refused = ApiError(status, body["error"], body["message"])
         response = json_response(body, status)
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]

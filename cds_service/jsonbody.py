@@ -27,6 +27,7 @@ def check_content_type(content_type: str | None) -> None:
             415,
             "unsupported_media_type",
             f"expected Content-Type application/json, got {mime or 'none'}",
+            misconfigured=True,  # how the client is built to send: every call
         )
 
 
@@ -44,6 +45,7 @@ def check_content_encoding(content_encoding: str | None) -> None:
             f"the request body is sent with Content-Encoding {shown_name(', '.join(refused))!r};"
             " this service reads only bodies sent as they are (identity): send it uncompressed",
             headers={"Accept-Encoding": "identity"},
+            misconfigured=True,
         )
 
 

@@ -101,6 +101,7 @@ def _usable_fhir_server(name: str, body: Mapping[str, Any]) -> None:
             "invalid_request",
             BODIES[name].nonconforming,
             [FieldError("$.fhirServer", problem)],
+            misconfigured=True,  # the EHR's fhirServer setting: every call
         )
 
 

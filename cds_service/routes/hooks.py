@@ -64,6 +64,7 @@ def _check_fhir_server(client: TrustedClient, body: Mapping[str, Any]) -> None:
             "invalid_request",
             "fhirServer is not a FHIR server this client is allowed to name",
             [FieldError("$.fhirServer", refusal)],
+            misconfigured=True,  # the trusted-clients entry or the EHR's fhirServer: every call
         )
 
 
