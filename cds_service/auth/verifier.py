@@ -59,6 +59,13 @@ def _key_matches_alg(jwk: Mapping[str, Any], alg: str) -> bool:
     return jwk.get("kty") == "RSA"
 
 
+def _key_facts(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    """What a key-mismatch line shows of the key the kid selected: its ``kty``, ``alg``
+    and ``crv`` as published (public facts of a key, never its material), each only when
+    the JWK has it."""
+    return {f"key_{name}": jwk[name] for name in ("kty", "alg", "crv") if name in jwk}
+
+
 def _bearer_token(authorization_header: str | None) -> str:
     if authorization_header is None or not authorization_header.strip():
         raise AuthError("missing-token")
@@ -251,12 +258,14 @@ class JwtVerifier:
             raise AuthError("unknown-issuer", iss=iss)
 
         jwk = self._key_for(client, header, kid)
+        # The token's alg and the key's kind, side by side: what mismatched (a site
+        # that moved from RS384 to RS256 with its JWK still saying RS384 sees it here).
         if not _key_matches_alg(jwk, alg):
-            raise AuthError("key-mismatch")
+            raise AuthError("key-mismatch", alg=alg, kid=kid, **_key_facts(jwk))
         try:
             key = jwt.PyJWK(jwk, algorithm=alg)
         except jwt.PyJWTError:
-            raise AuthError("key-mismatch") from None
+            raise AuthError("key-mismatch", alg=alg, kid=kid, **_key_facts(jwk)) from None
 
         try:
             verified = jwt.api_jwt.decode_complete(

@@ -247,16 +247,28 @@ def test_hs256_signed_with_the_public_key_is_refused(verifier: JwtVerifier, rs_k
     assert refused(verifier, bearer(token)) == "alg-not-allowed"
 
 
+def mismatch_details(verifier: JwtVerifier, token: str) -> str:
+    """The log line's values of a key-mismatch refusal (the reason is checked too)."""
+    assert refused(verifier, bearer(token)) == "key-mismatch"
+    with pytest.raises(AuthError) as info:
+        verifier.verify(bearer(token), AUD)
+    return info.value.details()
+
+
 def test_alg_not_matching_the_key_type_is_refused(verifier: JwtVerifier, rs_key: Key) -> None:
     # ES384 header naming an RSA key: the kid's key decides what is acceptable.
     token = hand_made({"alg": "ES384", "typ": "JWT", "kid": rs_key.kid}, claims(), b"x" * 96)
-    assert refused(verifier, bearer(token)) == "key-mismatch"
+    details = mismatch_details(verifier, token)
+    assert details == f'alg="ES384" kid="{rs_key.kid}" key_kty="RSA" key_alg="RS384"'
 
 
 def test_alg_for_another_curve_is_refused(verifier: JwtVerifier, es_key: Key) -> None:
     # ES256 needs a P-256 key; the kid names a P-384 key.
     token = hand_made({"alg": "ES256", "typ": "JWT", "kid": es_key.kid}, claims(), b"x" * 64)
-    assert refused(verifier, bearer(token)) == "key-mismatch"
+    details = mismatch_details(verifier, token)
+    assert details == (
+        f'alg="ES256" kid="{es_key.kid}" key_kty="EC" key_alg="ES384" key_crv="P-384"'
+    )
 
 
 def test_alg_for_which_the_key_is_not_declared_is_refused(
@@ -264,7 +276,20 @@ def test_alg_for_which_the_key_is_not_declared_is_refused(
 ) -> None:
     # The JWK says alg RS384; a PS384 header must not be verified with it.
     token = hand_made({"alg": "PS384", "typ": "JWT", "kid": rs_key.kid}, claims(), b"x" * 256)
-    assert refused(verifier, bearer(token)) == "key-mismatch"
+    assert 'alg="PS384"' in mismatch_details(verifier, token)
+
+
+def test_a_key_mismatch_says_what_mismatched_and_nothing_of_the_key(
+    verifier: JwtVerifier, rs_key: Key
+) -> None:
+    """An integration review: an RS256 token signed with the right RSA key, whose JWK says
+    RS384 (a site that moved from RS384 to RS256), was logged as a bare key-mismatch."""
+    token = jwt.encode(
+        claims(), rs_key.private, algorithm="RS256", headers={"kid": rs_key.kid, "typ": "JWT"}
+    )
+    details = mismatch_details(verifier, token)
+    assert details == f'alg="RS256" kid="{rs_key.kid}" key_kty="RSA" key_alg="RS384"'
+    assert rs_key.jwk["n"] not in details  # the kind of key, never its material
 
 
 def test_algorithm_outside_the_configured_subset_is_refused(
