@@ -205,6 +205,17 @@ def read_order(
     return code_order(patient_id, system, code, authored)
 
 
+def resources_in(value: Any) -> int:
+    """How many resources a prefetch value holds: a search Bundle's entries, and 1 for a
+    resource read by id (the Patient), which is no Bundle and has no entries: counted
+    as entries it showed ``patient 0`` when the Patient had been read."""
+    if not isinstance(value, dict):
+        return 0
+    if value.get("resourceType") == "Bundle":
+        return len(value.get("entry") or [])
+    return 1
+
+
 def run_try(options: TryOptions) -> TryResult:
     """Build and send the request; raise ToolError for problems before the service answers.
 
@@ -243,7 +254,7 @@ def run_try(options: TryOptions) -> TryResult:
                 left_out.update(fetched.left_out)
                 if fetched.prefetch:
                     request["prefetch"] = fetched.prefetch
-                counts = {k: len(v.get("entry") or []) for k, v in fetched.prefetch.items()}
+                counts = {k: resources_in(v) for k, v in fetched.prefetch.items()}
             if isinstance(service, InProcessService):
                 service.warm_up()  # time the service, not this process's first call
             started = perf_counter()

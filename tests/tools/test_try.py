@@ -166,6 +166,18 @@ def test_json_prints_the_exchange_and_the_text_renders_the_same_cards(
     assert click.unstyle(render_cards(response["body"])) in text.output
 
 
+def test_the_prefetch_line_counts_a_read_patient_as_one(fhir: FhirTestServer) -> None:
+    """The Patient is read, not searched: no Bundle, no entries. An integration review
+    read ``patient 0`` as "the Patient read found nothing"."""
+    result = run(*try_args(fhir.base_url, "spine-cds-e1", "--date", ORDER_DATE.isoformat()))
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Patient: ")]
+    counts = dict(part.rsplit(" ", 1) for part in line.split("; prefetch: ")[1].split(", "))
+    assert counts["patient"] == "1"
+    assert counts["antibiotics"] == "0"  # an empty search Bundle is still 0
+    assert int(counts["crp"]) > 0
+
+
 def test_json_without_prefetch_sends_none(fhir: FhirTestServer) -> None:
     args = try_args(
         fhir.base_url, "spine-cds-e2", "--no-prefetch", "--json", "--hook", "order-sign"
