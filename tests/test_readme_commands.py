@@ -186,9 +186,10 @@ SECURE_SETTINGS = (
 
 
 def check_container_run(line: str, where: str) -> None:
-    """A `docker run`/`podman run` of the image starts: the image defaults to secure mode,
-    which stops at once without the trusted clients, the public URL and the audit hash
-    key. A development-mode trial is published on the loopback interface only."""
+    """A `docker run`/`podman run` of the image serves: the image defaults to secure
+    mode, which stops at once without the public URL and the audit hash key, and without
+    the trusted clients starts but is not ready and answers every call with 401. A
+    development-mode trial is published on the loopback interface only."""
     words = shlex.split(line)
     if words[:2] not in (["docker", "run"], ["podman", "run"]):
         return
@@ -204,7 +205,7 @@ def check_container_run(line: str, where: str) -> None:
             assert value.startswith("127.0.0.1:"), f"{where}: development mode on {value}"
         return
     missing = [name for name in SECURE_SETTINGS if not any(k.startswith(name) for k in settings)]
-    assert not missing, f"{where}: secure mode (the image's default) stops without {missing}"
+    assert not missing, f"{where}: secure mode (the default) cannot serve without {missing}"
 
 
 @pytest.mark.parametrize(
