@@ -97,8 +97,12 @@ def build_bodies(server: FhirTestServer, resource_count: int) -> Bodies:
 
 
 def prefetch_counts(body: dict[str, Any]) -> dict[str, int]:
-    """Resources per prefetch key of a body (to report what (a) carries)."""
-    return {
-        key: len(value.get("entry", [])) if isinstance(value, dict) else 0
-        for key, value in body.get("prefetch", {}).items()
-    }
+    """Resources per prefetch key of a body (to report what (a) carries): a search's
+    entries, or 1 for a resource read by id (the Patient)."""
+
+    def count(value: Any) -> int:
+        if not isinstance(value, dict):
+            return 0
+        return len(value.get("entry", [])) if value.get("resourceType") == "Bundle" else 1
+
+    return {key: count(value) for key, value in body.get("prefetch", {}).items()}
