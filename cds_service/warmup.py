@@ -21,7 +21,10 @@ ServiceRequest models can reach (``_import_fhir_models``, ~0.2 s once per worker
 
 Then, where FHIR servers are configured (the ``fhir_servers`` of the trusted clients),
 the client opens its first connection to each (``FhirClient.open_connection``), so the
-first real call does not pay for the name lookup, TCP and TLS within its budget.
+first real call does not pay for the name lookup, TCP and TLS within its budget. All at
+once, each within the FHIR connect and read timeouts and a small byte cap
+(``cds_service.fhir.probe``): a listed server that is slow, huge or hostile costs the
+warm-up those timeouts and a WARNING, whatever the number of servers.
 
 gunicorn hands a worker connections only once its app is loaded, and the warm-up runs
 while it loads (``server.py``): no call reaches a cold worker. ``Runtime.warm`` is set at
@@ -39,6 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,8 +95,12 @@ def warm_up(runtime: Runtime) -> float | None:
                 except ApiError as exc:  # e.g. 412 on a busy machine: the code still ran
                     log.info("worker warm-up: fetched call answered %s", exc.status)
         _import_fhir_models()
-        for server in configured_fhir_servers(runtime):
-            said = runtime.fhir_client.open_connection(server)
+        servers = configured_fhir_servers(runtime)
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(len(servers), 16)), thread_name_prefix="warm-up-connect"
+        ) as pool:
+            answers = list(pool.map(runtime.fhir_client.open_connection, servers))
+        for server, said in zip(servers, answers, strict=True):
             origin = connect_origin(server)
             where = f"{origin[0]}://{origin[1]}:{origin[2]}" if origin else "(not a plain URL)"
             # which of the listed servers, by origin (no path: nothing a tenant is named by);

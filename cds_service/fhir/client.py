@@ -30,6 +30,7 @@ from cds_service.fhir.bundles import (
 )
 from cds_service.fhir.deadline import _SocketWatch, _WatchedAdapter
 from cds_service.fhir.exchange import BUDGET_REASON, _Exchange
+from cds_service.fhir.probe import open_connection
 from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import server_url_problem
 from cds_service.turns import Turns
@@ -256,24 +257,10 @@ class FhirClient:
 
     def open_connection(self, fhir_server: str) -> str:
         """Open the first pooled connection to ``fhir_server`` (a worker's warm-up): GET its
-        CapabilityStatement (``metadata``, which FHIR servers answer without a token)
-        within this client's timeouts, so the name lookup, TCP and TLS are paid before a
-        call's budget starts. What happened, in words for the log (never raises)."""
-        problem = server_url_problem(fhir_server)
-        if problem is not None:
-            return problem
-        timeout = (self.settings.connect_timeout_seconds, self.settings.read_timeout_seconds)
-        try:
-            response = self.session.get(
-                fhir_server.rstrip("/") + "/metadata",
-                headers={"Accept": "application/fhir+json"},
-                timeout=timeout,
-                allow_redirects=False,
-            )
-            response.close()
-        except requests.RequestException as exc:
-            return f"no connection ({type(exc).__name__})"
-        return f"connected (metadata answered {response.status_code})"
+        CapabilityStatement within this client's timeouts and a small byte cap
+        (``probe``), so the name lookup, TCP and TLS are paid before a call's budget
+        starts. What happened, in words for the log (never raises)."""
+        return open_connection(self.session, self.settings, fhir_server)
 
     def close(self) -> None:
         """Stop the threads (not waiting for abandoned fetches) and close our session."""

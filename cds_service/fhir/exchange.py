@@ -298,22 +298,21 @@ class _Exchange:
             raise _CallBytesSpent(key, CALL_BYTES_REASON)
         parts: list[bytes] = []
         size = containers = 0
-        while True:
-            if time.monotonic() >= self.deadline:
-                raise FhirError(key, BUDGET_REASON)
-            chunk = response.raw.read1(_CHUNK_BYTES, decode_content=True)
-            if not chunk:
-                return b"".join(parts)
-            size += len(chunk)
-            if size > MAX_PAGE_BYTES:
-                raise FhirError(key, TOO_LARGE_REASON)
-            opened = chunk.count(b"{") + chunk.count(b"[")
-            containers += opened
-            if containers > MAX_PAGE_CONTAINERS:
-                raise FhirError(key, TOO_COMPLEX_REASON)
-            if not self.allowance.take(len(chunk) + opened * CONTAINER_BYTES):
-                raise _CallBytesSpent(key, CALL_BYTES_REASON)
-            parts.append(chunk)
+        try:
+            for chunk in decoded_pieces(response, self.deadline):
+                size += len(chunk)
+                if size > MAX_PAGE_BYTES:
+                    raise FhirError(key, TOO_LARGE_REASON)
+                opened = chunk.count(b"{") + chunk.count(b"[")
+                containers += opened
+                if containers > MAX_PAGE_CONTAINERS:
+                    raise FhirError(key, TOO_COMPLEX_REASON)
+                if not self.allowance.take(len(chunk) + opened * CONTAINER_BYTES):
+                    raise _CallBytesSpent(key, CALL_BYTES_REASON)
+                parts.append(chunk)
+        except PastDeadline:
+            raise FhirError(key, BUDGET_REASON) from None
+        return b"".join(parts)
 
     def log_failure(
         self,
@@ -330,6 +329,24 @@ class _Exchange:
             key, resource_type, status if status is not None else "-", duration_ms, self.host,
             reason, f" error={error_type}" if error_type else "",
         )  # fmt: skip
+
+
+class PastDeadline(Exception):
+    """The deadline passed while a body was still coming (``decoded_pieces``)."""
+
+
+def decoded_pieces(response: requests.Response, deadline: float) -> Iterator[bytes]:
+    """The body of a streamed ``response``, decoded (gzip, deflate), in pieces of at most
+    ``_CHUNK_BYTES`` as they arrive. The deadline is checked before each piece, so a server
+    that trickles bytes faster than the read timeout cannot keep a read going past it, and
+    a compressed body is never decoded in one go. Raises ``PastDeadline``."""
+    while True:
+        if time.monotonic() >= deadline:
+            raise PastDeadline
+        piece: bytes = response.raw.read1(_CHUNK_BYTES, decode_content=True)
+        if not piece:
+            return
+        yield piece
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

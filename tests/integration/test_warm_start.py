@@ -97,6 +97,43 @@ def test_every_worker_connects_to_the_configured_fhir_server_before_it_serves(
             assert requests.get(service.url + "/readyz", timeout=5).status_code == 200
 
 
+def test_a_listed_fhir_server_that_drips_its_metadata_cannot_keep_the_workers_out(
+    tmp_path: Path,
+) -> None:
+    """An attack review: a listed server whose metadata came a byte every 100 ms kept
+    both workers from answering anything for 73 s, and a gzip bomb took each to 2 GB.
+    Now each worker gives such a server its connect and read timeouts, says so in a
+    WARNING naming the server's origin, and serves."""
+    with (
+        FaultyFhirServer(hang_seconds=60.0) as dripping,
+        FaultyFhirServer() as bomb,
+        JwksServer() as keys,
+    ):
+        keys.publish({"keys": []})
+        clients = tmp_path / "clients.json"
+        entry = {
+            "iss": "https://ehr.example.org",
+            "jwks_url": keys.url(),
+            "fhir_servers": [dripping.url("trickle"), bomb.url("gzip-bomb")],
+        }
+        clients.write_text(json.dumps([entry]), encoding="utf-8")
+        env = {
+            "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+            "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
+        }
+        log = tmp_path / "service.log"
+        started = time.monotonic()
+        with ServiceProcess(env=env, args=(), workers=2, log_path=log) as service:
+            healthy = time.monotonic() - started
+            for _ in range(4):  # each worker answers, not only the first one up
+                assert requests.get(service.url + "/readyz", timeout=5).status_code == 200
+        assert healthy < 20, healthy  # gunicorn's start and the warm-ups, not the drip
+        said = log.read_text(encoding="utf-8", errors="replace")
+        for server in (dripping, bomb):
+            lines = [line for line in said.splitlines() if server.base_url in line]
+            assert lines and all("WARNING" in line for line in lines), lines
+
+
 def test_a_call_waiting_on_a_hung_fhir_server_does_not_hold_up_one_that_needs_none(
     fhir: FhirTestServer, tmp_path: Path
 ) -> None:

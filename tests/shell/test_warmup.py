@@ -13,6 +13,8 @@ import json
 import logging
 import subprocess
 import sys
+import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +166,77 @@ def test_a_fhir_server_that_cannot_be_reached_at_warm_up_is_a_warning(
         if "first connection" in r.getMessage()
     }
     assert levels == {"connected": "INFO", "no": "WARNING"}, levels
+
+
+def _listing(tmp_path: Path, servers: list[str]) -> Any:
+    """The runtime of a secure-mode worker whose one trusted client lists ``servers``."""
+    clients = tmp_path / "clients.json"
+    entry = {"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/j"}
+    clients.write_text(json.dumps([entry | {"fhir_servers": servers}]), encoding="utf-8")
+    settings = make_settings(
+        tmp_path,
+        dev_mode=False,
+        public_base_url="https://cds.example.org",
+        trusted_clients_file=str(clients),
+    )
+    return build_runtime(settings)
+
+
+@pytest.mark.timeout(30)
+def test_a_listed_server_that_drips_or_bombs_cannot_hold_the_warm_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attack review: a listed server dripping its metadata held a worker out of
+    service for 70 s, and a gzip bomb took each worker to 2 GB. Each such server now
+    costs the warm-up its connect and read timeouts (0.6 s), the servers are tried at
+    once, and each is a WARNING naming its origin; a healthy one is still connected."""
+    modes = ("trickle", "drip-headers", "gzip-bomb", "ok")
+    servers = [FaultyFhirServer(hang_seconds=60.0).start() for _ in modes]
+    try:
+        runtime = _listing(tmp_path, [s.url(mode) for s, mode in zip(servers, modes, strict=True)])
+        try:
+            with caplog.at_level(logging.INFO, logger="cds_service"):
+                started = time.monotonic()
+                assert warm_up(runtime) is not None
+                took = time.monotonic() - started
+            assert runtime.warm.is_set()
+        finally:
+            runtime.close()
+        lines = {
+            record.getMessage(): record.levelname
+            for record in caplog.records
+            if "first connection" in record.getMessage()
+        }
+        for server, mode in zip(servers, modes, strict=True):
+            assert [s.path for s in server.seen] == [f"/{mode}/metadata"]
+            assert server.seen[0].authorization is None
+            said = [(line, level) for line, level in lines.items() if server.base_url in line]
+            assert len(said) == 1, lines
+            line, level = said[0]
+            assert level == ("INFO" if mode == "ok" else "WARNING"), line
+            assert ("connected (metadata answered 200)" in line) == (mode == "ok"), line
+        assert took < 6.0, took  # about 0.4 s of calls and 0.6 s of connections
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_gzip_bomb_for_metadata_is_not_decoded_past_a_small_cap(tmp_path: Path) -> None:
+    """The body is read in small decoded pieces, counted and dropped: what the warm-up
+    holds stays at a piece, not the 64 MiB the answer decodes to."""
+    with FaultyFhirServer() as bomb:
+        runtime = _listing(tmp_path, [bomb.url("gzip-bomb")])
+        try:
+            tracemalloc.start()
+            try:
+                said = runtime.fhir_client.open_connection(bomb.url("gzip-bomb"))
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        finally:
+            runtime.close()
+    assert peak < 8 * 1024 * 1024, peak
+    assert said.startswith("answered 200 with metadata over 1024 KiB"), said
 
 
 def test_no_connection_is_opened_in_development_mode(tmp_path: Path) -> None:

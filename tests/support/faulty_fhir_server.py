@@ -25,6 +25,8 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
   (a query parameter, kept in the links, else ``heavy_bytes``; JSON padded with
   spaces); with ``unsized=1`` it is sent without Content-Length, delimited by closing
   the connection
+- ``gzip-bomb``: 200 with ``Content-Encoding: gzip``, a body of about 64 KB that decodes to
+  ``bomb_bytes`` (a JSON Bundle padded with spaces)
 - ``drip-headers``: sends the status line, then one header byte every 50 ms, so the
   headers never end and no per-read timeout fires (for ``hang_seconds``)
 - ``proxy``: forwards the request to ``upstream`` (a real FHIR server) and relays the
@@ -46,6 +48,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -104,8 +107,11 @@ class FaultyFhirServer:
         slow_seconds: float = 0.3,
         upstream: str | None = None,
         heavy_bytes: int = 9 * 1024 * 1024,
+        bomb_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.hang_seconds = hang_seconds
+        self.bomb_bytes = bomb_bytes
+        self._bomb: bytes | None = None
         self.heavy_bytes = heavy_bytes
         self.slow_seconds = slow_seconds
         self.upstream = upstream.rstrip("/") if upstream else None
@@ -203,6 +209,14 @@ class FaultyFhirServer:
                 handler.wfile.write(b"z")
                 handler.wfile.flush()
             handler.close_connection = True
+        elif mode == "gzip-bomb":
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/fhir+json")
+            handler.send_header("Content-Encoding", "gzip")
+            data = self._gzip_bomb()
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
         elif mode == "hang":
             self._release.wait(self.hang_seconds)
             _send(handler, 200, _searchset(resource_type, [_resource(resource_type, "late")]))
@@ -287,6 +301,17 @@ class FaultyFhirServer:
             _send(handler, 200, bundle)
         else:
             _send(handler, 404, _outcome("not-found", "unknown mode"))
+
+    def _gzip_bomb(self) -> bytes:
+        with self._lock:
+            if self._bomb is None:
+                packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+                parts = [packer.compress(b'{"resourceType":"Bundle","type":"searchset"')]
+                spaces = b" " * (1024 * 1024)
+                parts.extend(packer.compress(spaces) for _ in range(self.bomb_bytes // len(spaces)))
+                parts += [packer.compress(b"}"), packer.flush()]
+                self._bomb = b"".join(parts)
+            return self._bomb
 
     def _proxy(self, handler: BaseHTTPRequestHandler, mode: str, query: str) -> None:
         """Relay to the upstream server; its base URL in the answer becomes ours."""
