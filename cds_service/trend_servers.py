@@ -80,6 +80,24 @@ def trend_servers(
     return TrendServers(bases=keys, loopback=dev_mode)
 
 
+def connect_sources(dev_mode: bool, servers: TrendServers) -> str:
+    """The CSP ``connect-src`` sources of the app's pages. The app reaches a FHIR server
+    and its token endpoint that it learns only at launch, so any https origin; in
+    development mode any http origin as well (the loopback interface included: the
+    project's FHIR test server). Outside it, of plain http only the origins of the listed
+    servers (``http`` is allowed there only on loopback), not the loopback interface at
+    large: should a script ever be injected into the page, it could otherwise reach any
+    service on the clinician's workstation (an attack review)."""
+    if dev_mode:
+        return "'self' https: http://127.0.0.1:* http://localhost:* http:"
+    listed = {
+        f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        for scheme, host, port, _ in servers.bases
+        if scheme == "http"
+    }
+    return " ".join(["'self'", "https:", *sorted(listed)])
+
+
 def frame_ancestors(dev_mode: bool, origins: Iterable[str]) -> str:
     """The CSP ``frame-ancestors`` sources of the app's pages."""
     return " ".join(["'self'", *origins, *(DEV_FRAME_ANCESTORS if dev_mode else ())])

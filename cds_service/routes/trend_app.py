@@ -16,8 +16,9 @@ does (``trend_link.reading_facts``: searches, codes, statuses, units, settings i
 
 Content-Security-Policy: scripts and styles from this origin only (no inline code);
 ``connect-src`` lets the app reach the FHIR server and its token endpoint, which are
-only known at launch (``iss``): any https origin, the loopback interface for local
-trials and, in development mode only, any http origin as well. ``frame-ancestors``:
+only known at launch (``iss``): any https origin and, in development mode only, any http
+origin as well (loopback included); outside it, only the listed servers' own http
+origins (``trend_servers.connect_sources``). ``frame-ancestors``:
 ``'self'`` and the EHR origins of ``trend_frame_ancestors`` (loopback pages too in
 development mode).
 
@@ -45,7 +46,12 @@ from cds_service import trend_link
 from cds_service.auth import TrustedClient, load_trusted_clients
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings, SettingsError
-from cds_service.trend_servers import TrendServers, frame_ancestors, trend_servers
+from cds_service.trend_servers import (
+    TrendServers,
+    connect_sources,
+    frame_ancestors,
+    trend_servers,
+)
 
 blueprint = Blueprint("trend_app", __name__)
 EXTENSION = "spine_cds_trend_servers"
@@ -60,15 +66,14 @@ FILES = {
     "app.css": "text/css; charset=utf-8",
 }
 ASSETS = ("app.js", "launch.js", "app.css")
-CONNECT_SRC = "'self' https: http://127.0.0.1:* http://localhost:*"
 # The element of the built pages that the route fills in (what the app may not guess).
 PAGE_META = '<meta name="spine-cds-launch" content="">'
 # Characters of a refused server URL that the refusal page quotes.
 MAX_QUOTED = 200
 
 
-def content_security_policy(settings: Settings) -> str:
-    connect = CONNECT_SRC + (" http:" if settings.dev_mode else "")
+def content_security_policy(settings: Settings, servers: TrendServers) -> str:
+    connect = connect_sources(settings.dev_mode, servers)
     return "; ".join(
         (
             "default-src 'none'",
@@ -112,7 +117,8 @@ def _settings() -> Settings:
 
 
 def _headers(response: Response, cache: str) -> Response:
-    response.headers["Content-Security-Policy"] = content_security_policy(_settings())
+    servers: TrendServers = current_app.extensions[EXTENSION]
+    response.headers["Content-Security-Policy"] = content_security_policy(_settings(), servers)
     # The launch carries a one-time code and state in the URL: never send it on.
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = cache

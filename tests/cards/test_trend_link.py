@@ -191,16 +191,44 @@ def test_the_app_is_served_with_a_strict_content_security_policy(client: FlaskCl
     assert client.get("/trend/../app.py").status_code == 404
 
 
-def test_secure_mode_allows_no_plain_http_origins_but_loopback(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, dev_mode=False, public_base_url="https://cds.example.org")
-    app = create_app(settings)
+def _connect_src(tmp_path: Path, **settings: Any) -> list[str]:
+    tmp_path.mkdir(exist_ok=True)
+    app = create_app(make_settings(tmp_path, **settings))
     with app.test_client() as client:
-        response = client.get("/trend/")
-    assert response.status_code == 200
-    csp = response.headers["Content-Security-Policy"].split(";")
-    connect = next(d for d in csp if "connect-src" in d).split()
-    assert "http:" not in connect
-    assert "https:" in connect
+        answers = [client.get(path) for path in ("/trend/", "/trend/app.js", "/trend/launch")]
+    sources = set()
+    for response in answers:
+        csp = response.headers["Content-Security-Policy"].split(";")
+        sources.add(next(d for d in csp if "connect-src" in d).split(None, 1)[1])
+    (only,) = sources  # the same on every file and on the refusal page
+    return only.split()
+
+
+def test_secure_mode_allows_no_plain_http_nor_the_loopback_interface(tmp_path: Path) -> None:
+    """An attack review: in secure mode ``connect-src`` still allowed
+    ``http://127.0.0.1:*`` and ``http://localhost:*``, so an injected script could have
+    reached any service on the clinician's workstation. Outside development mode plain
+    http is allowed only to the origin of a listed server (an http one can only be on
+    loopback), port included."""
+    secure = {"dev_mode": False, "public_base_url": "https://cds.example.org"}
+    assert _connect_src(tmp_path / "none", **secure) == ["'self'", "https:"]
+    listed = _connect_src(
+        tmp_path / "listed",
+        **secure,
+        trend_fhir_servers=(
+            "http://127.0.0.1:8090/fhir",
+            "http://[::1]:8091/r4",
+            "https://fhir.example.org/r4",
+        ),
+    )
+    assert listed == ["'self'", "https:", "http://127.0.0.1:8090", "http://[::1]:8091"]
+
+
+def test_development_mode_still_allows_any_http_origin_loopback_included(
+    tmp_path: Path,
+) -> None:
+    sources = _connect_src(tmp_path)
+    assert sources == ["'self'", "https:", "http://127.0.0.1:*", "http://localhost:*", "http:"]
 
 
 def test_the_pages_load_only_their_own_files_and_no_inline_code() -> None:
