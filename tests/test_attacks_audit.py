@@ -313,6 +313,40 @@ def test_a_client_cannot_give_feedback_on_another_clients_card(target: Target) -
     assert target.post(FEEDBACK, {"feedback": [entry]}, target.a).status_code == 200
 
 
+def test_a_card_shown_to_the_client_is_known_in_upper_case_too(target: Target) -> None:
+    """An attack review: the upper-case form of a card this client was shown got 400
+    ``unknown_card`` (the audit keeps the card as the service wrote it, in lower case),
+    while suggestion ids were compared in any case. Both are read in lower case now."""
+    answer = target.post(HOOK, card_request("e01-improving"), target.a)
+    assert answer.status_code == 200, answer.text
+    card = answer.json()["cards"][0]
+    assert card.get("suggestions"), card  # the improving patient's card offers one
+    entry = {
+        "card": card["uuid"].upper(),
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": s["uuid"].upper()} for s in card.get("suggestions", [])],
+        "outcomeTimestamp": "2026-11-26T10:07:00Z",
+    }
+    taken = target.post(FEEDBACK, {"feedback": [entry]}, target.a)
+    assert taken.status_code == 200, taken.text
+    assert taken.json() == {"stored": 1, "duplicates": 0}
+    lower = dict(
+        entry,
+        card=card["uuid"],
+        acceptedSuggestions=[{"id": s["uuid"]} for s in card.get("suggestions", [])],
+    )
+    assert target.post(FEEDBACK, {"feedback": [lower]}, target.a).json() == {
+        "stored": 0,
+        "duplicates": 1,
+    }
+    assert target.query(
+        "SELECT card_uuid FROM feedback WHERE outcome_timestamp = ?", ("2026-11-26T10:07:00Z",)
+    ) == [(card["uuid"],)]
+    # and another client is still refused, in any case
+    refused = target.post(FEEDBACK, {"feedback": [entry]}, target.b)
+    assert refused.status_code == 400 and refused.json()["error"] == "unknown_card"
+
+
 def test_audit_purge_deletes_feedback_and_card_records_with_the_audit(target: Target) -> None:
     card = target.card_for(target.a, "e11-epidural-abscess")
     entry = {"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-26T10:04:00Z"}

@@ -459,6 +459,28 @@ CARD = "9368d37b-283f-44a0-93ea-547cebab93ed"
 REASON = {"reason": {"system": "urn:x", "code": "c"}}
 
 
+def test_a_card_uuid_in_upper_case_is_the_same_card(client: FlaskClient) -> None:
+    """A uuid is the same whatever its letters' case (RFC 4122). An attack review found
+    the upper-case form of a card stored as a second card in development mode (the
+    report counted one card twice), while suggestion ids were already read in any case.
+    Both are stored in lower case, and a retry in another case is a duplicate."""
+    suggestion = suggestion_uuid(CARD, REMOVE_IMAGING)
+    entry = {
+        "card": CARD,
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": suggestion}],
+        "outcomeTimestamp": "2026-11-26T10:00:00Z",
+    }
+    url = f"/cds-services/{SIGN_ID}/feedback"
+    upper = {**entry, "card": CARD.upper(), "acceptedSuggestions": [{"id": suggestion.upper()}]}
+    first = client.post(url, json={"feedback": [upper]})
+    assert first.get_json() == {"stored": 1, "duplicates": 0}, first.get_json()
+    again = client.post(url, json={"feedback": [entry]})
+    assert again.get_json() == {"stored": 0, "duplicates": 1}, again.get_json()
+    rows = client.application.extensions["spine_cds"].stores.feedback.all()
+    assert [row["entry"] for row in rows] == [entry]
+
+
 @pytest.mark.parametrize(
     ("entry", "path", "words"),
     [

@@ -5,7 +5,8 @@ spec's fields are kept (``stores.feedback.spec_fields``), and in secure mode a c
 may give feedback only on cards this service showed to it: the audit keeps each card
 uuid with the client it was shown to (``audit_cards``), so one client cannot override,
 or accept, another's card. In development mode callers are not identified and
-feedback is taken as sent.
+feedback is taken as sent. Card and suggestion uuids are read in lower case, whatever
+case they come in (``_in_lower_case``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ blueprint = Blueprint("feedback", __name__)
 # 100 entries (the schema's maximum) of a typical size fit many times over; the hook
 # bodies' max_body_bytes (megabytes of prefetch) is no bound for a few card outcomes.
 MAX_FEEDBACK_BYTES = 64 * 1024
+
+
+def _in_lower_case(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries`` with each card and accepted-suggestion uuid in lower case, as this
+    service writes them. A uuid is the same whatever its letters' case (RFC 4122), and an
+    attack review found the upper-case form of a card shown to the client refused in
+    secure mode (the audit keeps the card as shown) and stored as a second card in
+    development mode (the report then counted it twice)."""
+    for entry in entries:
+        entry["card"] = entry["card"].lower()
+        for suggestion in entry.get("acceptedSuggestions") or ():
+            suggestion["id"] = suggestion["id"].lower()
+    return entries
 
 
 def _check_size() -> None:
@@ -102,7 +116,8 @@ def _check_outcomes(entries: Sequence[dict[str, Any]]) -> list[FieldError]:
     """Entries that contradict themselves, which the report would otherwise count one way
     and drop the rest of (an integration tester's finding): an override reason on an
     accepted card, accepted suggestions on an overridden one, and a suggestion the card
-    never offered (each card's suggestions have uuids derived from its own)."""
+    never offered (each card's suggestions have uuids derived from its own). The uuids
+    are in lower case (``_in_lower_case``)."""
     problems = []
     for i, entry in enumerate(entries):
         outcome = entry["outcome"]
@@ -122,14 +137,14 @@ def _check_outcomes(entries: Sequence[dict[str, Any]]) -> list[FieldError]:
                 )
             )
             continue
-        offered = suggestion_uuids(entry["card"].lower())
+        offered = suggestion_uuids(entry["card"])
         problems.extend(
             FieldError(
                 f"$.feedback[{i}].acceptedSuggestions[{j}].id",
                 "no suggestion with this uuid is offered on this card",
             )
             for j, suggestion in enumerate(accepted)
-            if suggestion["id"].lower() not in offered
+            if suggestion["id"] not in offered
         )
     return problems
 
@@ -141,11 +156,11 @@ def feedback(service_id: str) -> Response:
     caller = entrance.authenticate(runtime, "feedback", service_id)
     _check_size()
     body = entrance.validated(runtime, "feedback", entrance.json_body(runtime))
-    entries = body["feedback"]
+    entries = _in_lower_case(body["feedback"])
     problems = _check_timestamps(entries, datetime.now(UTC)) + _check_outcomes(entries)
     if problems:
         raise ApiError(400, "invalid_request", "feedback that cannot be true as sent", problems)
     if caller is not None:
-        _check_cards_shown(runtime, caller.iss, service_id, body["feedback"])
-    result = runtime.stores.feedback.add(service_id, body["feedback"])
+        _check_cards_shown(runtime, caller.iss, service_id, entries)
+    result = runtime.stores.feedback.add(service_id, entries)
     return json_response({"stored": result.stored, "duplicates": result.duplicates})
