@@ -89,7 +89,8 @@ def _describe(error: ValidationError) -> str:
     if validator == "minItems":
         return f"expected at least {schema.get('minItems')} item(s)"
     if validator == "maxItems":
-        return f"expected at most {schema.get('maxItems')} item(s)"
+        what = schema.get("description") or f"at most {schema.get('maxItems')} item(s)"
+        return f"expected {what}"
     if validator == "minLength":
         return "expected a non-empty string"
     if validator == "maxLength":
