@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from cds_service.engine.assessment import Assessment, figures_to_dict
+from cds_service.engine.assessment import Assessment
+from cds_service.engine.records import figures_to_dict
 
 # Fixed namespace so card uuids are stable across processes and releases.
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://spine-cds.invalid/card")

@@ -8,12 +8,8 @@ from typing import Any
 from cds_service.cards.episode_line import NO_ORDER, antibiotics_not_counted
 from cds_service.cards.phrasebook import card_data
 from cds_service.cards.words import condition_name
-from cds_service.engine.assessment import (
-    Assessment,
-    antibiotic_to_dict,
-    condition_to_dict,
-    figure,
-)
+from cds_service.engine.assessment import Assessment
+from cds_service.engine.records import antibiotic_to_dict, condition_to_dict, figure
 from cds_service.engine.thresholds import PCT_DIGITS
 
 

@@ -19,7 +19,6 @@ from .assessment import (
     Recommendation,
     Remark,
     RuleFinding,
-    antibiotic_to_dict,
 )
 from .episode import (
     applicability,
@@ -39,6 +38,7 @@ from .findings import (
     separate_diagnoses,
     with_known,
 )
+from .records import antibiotic_to_dict
 from .response import (
     cut_off_note,
     discordant_pair,

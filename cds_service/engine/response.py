@@ -30,8 +30,8 @@ from .assessment import (
     Recommendation,
     Remark,
     RuleFinding,
-    figure,
 )
+from .records import figure
 from .rules import (
     CrpTrend,
     below_normal_limit,

@@ -26,11 +26,10 @@ from .assessment import (
     Recommendation,
     Remark,
     RuleFinding,
-    condition_to_dict,
-    figure,
 )
 from .episode import UNCERTAIN_VERIFICATION, counts_now, is_active, is_valid
 from .findings import clinical_label, condition_facts, is_abscess, latest_start
+from .records import condition_to_dict, figure
 from .thresholds import PCT_DIGITS, RuleSettings
 
 

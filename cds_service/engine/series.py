@@ -14,7 +14,8 @@ from typing import Any
 
 from fhir_mappers.model import Measurement, MeasurementKind
 
-from .assessment import KeyFigures, Remark, figure
+from .assessment import KeyFigures, Remark
+from .records import figure
 from .response import is_recent
 from .rules import ABOVE, CrpTrend, sort_key
 from .thresholds import RuleSettings
