@@ -15,10 +15,11 @@ LOINC = "http://loinc.org"
 
 
 def test_the_lab_orders_a_card_suggests_are_the_crp_and_esr_the_rules_read() -> None:
-    # the card suggests the CRP first and alone when a recent ESR is on record
+    # the card suggests the CRP first and alone when a recent ESR is on record; each
+    # kind the engine asks for is ordered by a code the rules read as that kind
     observations = load_value_sets(None).observations
-    kinds = [observations[(LOINC, code)].kind for code, _ in MARKER_ORDERS]
-    assert kinds == [ObservationKind.CRP, ObservationKind.ESR]
+    read = [(k.value, observations[(LOINC, code)].kind) for k, code in MARKER_ORDERS.items()]
+    assert read == [("crp", ObservationKind.CRP), ("esr", ObservationKind.ESR)]
 
 
 def test_the_engine_rechecks_the_statuses_the_mapper_counts() -> None:

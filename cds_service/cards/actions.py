@@ -17,33 +17,31 @@ from cds_service.cards.identity import (
 )
 from cds_service.cards.ratings import rated_resource
 from cds_service.cards.result import prune
-from cds_service.cards.summary import (
-    _modality,
-    _needs_markers,
-    esr_recent,
-    neuro_seen_on_study,
-    seen_on_study,
-)
-from cds_service.cards.trend_lines import early_rise
+from cds_service.cards.summary import _modality, seen_on_study
+from cds_service.cards.text import LAB_ORDER_NAMES
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI
-from fhir_mappers.model import Coding, ImagingOrder
+from fhir_mappers.model import Coding, ImagingOrder, MeasurementKind
 from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
 
-# Lab orders suggested instead of imaging: (LOINC code, text), codes from clinical-rules.md.
-MARKER_ORDERS = (
-    ("1988-5", "C-reactive protein (CRP), serum or plasma"),
-    ("4537-7", "Erythrocyte sedimentation rate (ESR), Westergren"),
-)
+# Lab orders suggested instead of imaging: their LOINC codes, from clinical-rules.md (their
+# text: text.LAB_ORDER_NAMES).
+MARKER_ORDERS = {MeasurementKind.CRP: "1988-5", MeasurementKind.ESR: "4537-7"}
 
 
-def _marker_orders(a: Assessment, ctx: CardContext, crp_only: bool = False) -> list[dict[str, Any]]:
+def _order_markers(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]:
+    """The suggestion that orders the lab tests the engine asks for (``marker_orders``)."""
+    actions = _marker_orders(a, ctx)
+    label = "Order CRP and ESR" if len(actions) > 1 else "Order a CRP"
+    return _suggestion(label, card_id, ORDER_MARKERS, actions)
+
+
+def _marker_orders(a: Assessment, ctx: CardContext) -> list[dict[str, Any]]:
     actions = []
-    # a recent ESR is on record (and no CRP at all): only the CRP is asked for
-    only = crp_only or (a.figures.crp_latest is None and esr_recent(a))
-    wanted = MARKER_ORDERS[:1] if only else MARKER_ORDERS
-    for code, label in wanted:
+    for kind in a.next_steps.marker_orders:
+        code = MARKER_ORDERS[kind]
+        label = LAB_ORDER_NAMES[code]
         resource: dict[str, Any] = {
             "resourceType": "ServiceRequest",
             "status": "draft",
@@ -110,33 +108,18 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
     an insufficient-data card asks for CRP/ESR only when the latest CRP is missing or
     older than the recency limit (never for a CRP drawn today).
     """
-    rec = a.recommendation
-    if rec is Recommendation.ADVISE_AGAINST:
+    markers = a.next_steps.marker_orders  # which, and when: the engine's (next_steps.py)
+    if a.recommendation is Recommendation.ADVISE_AGAINST:
         remove = _suggestion(_remove_label(a), card_id, REMOVE_IMAGING, _delete_orders(a))
-        repeat = _repeat_asked(a)
-        if repeat is None:
+        if not markers:
             return [remove]
         # the card itself asks for a repeat: the order is one click away (an outside
         # review; clinical-rules.md: advise-against "order CRP/ESR instead")
-        actions = _marker_orders(a, ctx, crp_only=repeat == "crp")
-        label = "Order CRP and ESR" if len(actions) > 1 else "Order a CRP"
-        return [remove, _suggestion(label, card_id, ORDER_MARKERS, actions)]
+        return [remove, _order_markers(a, ctx, card_id)]
     replacement = _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id)
     if replacement is not None:
         return [replacement]
-    if _needs_markers(a):
-        actions = _marker_orders(a, ctx)
-        label = "Order CRP and ESR" if len(actions) > 1 else "Order a CRP"
-        return [_suggestion(label, card_id, ORDER_MARKERS, actions)]
-    return []
-
-
-def _repeat_asked(a: Assessment) -> str | None:
-    """What an advise-against card asks to repeat in its own words: CRP and ESR beside the
-    Yoon levels or a rising ESR ("both"), a CRP up again too early to count ("crp")."""
-    if any(n.code in ("yoon-high-markers", "esr-rising") for n in a.notes):
-        return "both"
-    return "crp" if early_rise(a) is not None else None
+    return [_order_markers(a, ctx, card_id)] if markers else []
 
 
 # --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): the study that answers ------
@@ -200,7 +183,7 @@ def _instead(
     named = words.study_words(study.modality.value, study.region, study.contrast)
     label = named
     resource = copy.deepcopy(dict(order.resource))
-    if a.recommendation is Recommendation.SUPPORT_URGENT and neuro_seen_on_study(a) is None:
+    if a.next_steps.emergency_mri:
         # the card asks for an emergency MRI now (clinical-rules.md, "What a card should
         # say"): the study replaces the draft as a STAT order, without the draft's timing
         # (not for a deficit seen on a study of the last days: no emergency MRI for it)
@@ -223,28 +206,16 @@ def _now(resource: dict[str, Any]) -> None:
         resource.pop(timing, None)
 
 
-# Priorities that already say "now" to the department (FHIR request-priority).
-NOW = frozenset({"stat", "asap"})
-
-
 def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | None:
-    """On an urgent card, a draft that answers the question but is ordered routine (or
-    only "urgent"): one suggestion that makes it STAT, since the card asks for the MRI now
-    (an outside clinician's reading: a routine slot for a new cauda equina syndrome is a
-    wrongly placed order). Not when the deficit was seen on a study of the last days: a
-    new MRI for it only if the exam changed."""
-    if a.recommendation is not Recommendation.SUPPORT_URGENT:
+    """The one suggestion that makes STAT the draft the engine names (``stat_order``: on
+    a card that asks for an emergency MRI now, a draft that answers the question but is
+    ordered routine or only "urgent")."""
+    steps = a.next_steps
+    order = next((o for o in a.orders if o.reference == steps.stat_order), None)
+    if order is None:
         return None
-    if neuro_seen_on_study(a) is not None:
-        return None
-    slow = [
-        o for o in a.orders if o.valid and o.priority not in NOW and o.reference not in a.study_gaps
-    ]
-    if not slow:
-        return None
-    order = slow[0]
     study = a.answering_study
-    if study is not None and ctx.value_sets is not None and study.region != order.region:
+    if steps.stat_extended and study is not None and ctx.value_sets is not None:
         # the card asks for the whole spine; so does its one click (a clinician reader:
         # "make it STAT and extend it to the whole spine")
         extended = _instead(a, ctx, card_id, order, study, MAKE_STAT)

@@ -11,12 +11,7 @@ from cds_service.cards.episode_line import episode_line
 from cds_service.cards.imaging_phrases import abscess_extent_line, study_gap_line
 from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import advise_against_state, phrase
-from cds_service.cards.summary import (
-    emergency_mri,
-    mri_preferred_to_ct,
-    neuro_seen_on_study,
-    seen_on_study,
-)
+from cds_service.cards.summary import neuro_seen_on_study, seen_on_study
 from cds_service.cards.trend_lines import (
     crp_section,
     early_rise,
@@ -107,7 +102,7 @@ def advise_against_line(a: Assessment) -> str:
 
 def detail(a: Assessment) -> str:
     rec = a.recommendation
-    emergency = emergency_mri(a)  # the bold first line asks for an emergency MRI now
+    emergency = a.next_steps.emergency_mri  # the bold first line asks for it now
     blocks: list[list[str]] = []
     flags = a.red_flags
     if rec is Recommendation.ADVISE_AGAINST:
@@ -140,7 +135,7 @@ def detail(a: Assessment) -> str:
             )
         elif emergency:
             blocks.append([f"**{text.URGENT_STUDY}**"])
-        elif mri_preferred_to_ct(a):
+        elif a.next_steps.mri_preferred_to_ct:
             contrast_ct = all(
                 o.contrast in ("with", "without-and-with")
                 for o in a.orders

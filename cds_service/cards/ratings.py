@@ -10,7 +10,6 @@ from typing import Any
 
 from cds_service.cards.context import CardContext
 from cds_service.cards.result import prune
-from cds_service.cards.summary import emergency_mri
 from cds_service.engine.assessment import Assessment, Recommendation
 from cds_service.engine.study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN
 from fhir_mappers.model import ImagingOrder, Modality
@@ -60,7 +59,7 @@ def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None
     gap = a.study_gaps.get(order.reference)
     if gap in (GAP_MECHANICAL_MRI, GAP_SEEN):
         return None
-    if gap == GAP_CONTRAST and order.modality is Modality.MRI and emergency_mri(a):
+    if gap == GAP_CONTRAST and order.modality is Modality.MRI and a.next_steps.emergency_mri:
         # an MRI of the right level now, without gadolinium, still shows cord compression:
         # not "appropriate" (it cannot show all), and no red "not appropriate" on the scan
         # the card asks for (an outside neuroradiology reading)

@@ -12,12 +12,10 @@ from cds_service.cards.words import fmt, pain_phrase, signed_pct
 from cds_service.engine import routine, study
 from cds_service.engine.assessment import (
     FACTS,
-    RULE_NEURO,
     Assessment,
     Recommendation,
     Remark,
 )
-from cds_service.engine.response import is_recent
 from fhir_mappers.model import ImagingOrder, Modality
 
 SUMMARY_MAX = 139
@@ -53,30 +51,7 @@ def seen_on_study(a: Assessment) -> Remark | None:
 def neuro_seen_on_study(a: Assessment) -> Remark | None:
     """The note saying a new neurologic deficit was seen on a study of the last days
     (with every other red flag, or beside one that was not): no emergency MRI for it."""
-    return next(
-        (
-            n
-            for n in a.notes
-            if n.code == "flag-seen-on-study" and RULE_NEURO in n.data["flagsSeen"]
-        ),
-        None,
-    )
-
-
-def emergency_mri(a: Assessment) -> bool:
-    """The card asks for an emergency MRI now: urgent, with no red flag of it seen on a
-    study of the last days (then a new MRI only if the exam changed)."""
-    return (
-        a.recommendation is Recommendation.SUPPORT_URGENT
-        and seen_on_study(a) is None
-        and neuro_seen_on_study(a) is None
-    )
-
-
-def mri_preferred_to_ct(a: Assessment) -> bool:
-    """A CT is ordered for a question MRI answers better (soft tissue): summary and detail
-    say MRI with gadolinium is preferred to it."""
-    return _has_ct(a) and not mechanical_only(a) and not pain_while_crp_falls(a)
+    return routine.neuro_seen_on_study(a.notes)
 
 
 def _missed_level(a: Assessment) -> Remark | None:
@@ -105,28 +80,6 @@ def _in_a_row(shorts: list[str]) -> list[str]:
         s if i == 0 or not s[:1].isupper() or s[1:2].isupper() else s[0].lower() + s[1:]
         for i, s in enumerate(shorts)
     ]
-
-
-def esr_recent(a: Assessment) -> bool:
-    """An ESR is on record and as recent as a CRP must be (the engine's one judgement of
-    recent, ``response.is_recent``): then only a CRP is asked for, never "CRP/ESR"."""
-    esr = a.figures.esr_latest
-    return esr is not None and is_recent(esr, a.evaluation_day, a.settings)
-
-
-def _needs_markers(a: Assessment) -> bool:
-    """Suggest ordering CRP/ESR only when the latest CRP is missing or too old, or when
-    the latest two disagree (the card asks for a repeat)."""
-    if a.recommendation is not Recommendation.INSUFFICIENT_DATA:
-        return False
-    if any(r.code == "episode-start-unknown" for r in a.missing):
-        return False  # what is missing is a date for the infection, not a CRP
-    if any(
-        r.code == "crp-not-falling" and r.data["latest"].get("comparator") in ("<", "<=")
-        for r in a.unmet
-    ):
-        return True  # a latest CRP reported only as "<=10": a measured value decides
-    return not a.figures.crp_recent or any(r.code == "crp-discordant" for r in a.missing)
 
 
 def summary(a: Assessment) -> str:
@@ -254,7 +207,7 @@ def summary(a: Assessment) -> str:
             )
         if len(flags) == 1 and flags[0].rule_id == "complication":
             tail = "MRI reasonable; examine neurology now; discuss with spine surgery"
-            if mri_preferred_to_ct(a):  # summary and detail agree on a CT order
+            if a.next_steps.mri_preferred_to_ct:  # summary and detail agree on a CT order
                 return _fit(
                     f"{shorts[0]}: MRI reasonable ({text.CT_ORDERED}); examine neurology now",
                     f"{shorts[0]}: MRI reasonable ({text.CT_ORDERED})",
@@ -277,7 +230,7 @@ def summary(a: Assessment) -> str:
         # on a CT order summary and detail agree: MRI is the study that answers
         tail = (
             f"repeat spine MRI reasonable ({text.CT_ORDERED})"
-            if mri_preferred_to_ct(a)
+            if a.next_steps.mri_preferred_to_ct
             else f"repeat spine {mod} reasonable"
         )
         more = len(shorts) - 1
@@ -290,18 +243,9 @@ def summary(a: Assessment) -> str:
         )
     gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     head = f"Not enough data to judge repeat spine {mod}"
-    # only when the latest CRP is missing or old: a discordant pair says "repeat CRP" itself;
-    # with no CRP at all there is nothing to repeat; without a treatment start no CRP can
-    # count, and what is missing is the diagnosis date, not a CRP
-    tail = (
-        ""
-        if a.figures.crp_recent or a.figures.t0_day is None
-        else "; order a CRP"
-        if a.figures.crp_latest is None and esr_recent(a)
-        else "; order CRP/ESR"
-        if a.figures.crp_latest is None
-        else "; repeat CRP/ESR"
-    )
+    # what the engine asks of the markers (engine/next_steps.py), if anything
+    asked = a.next_steps.markers_asked
+    tail = f"; {text.MARKERS_ASKED[asked]}" if asked is not None else ""
     return _fit(
         f"{head}: {'; '.join(gaps)}{tail}",
         f"{head}: {gaps[0]}{tail}" if gaps else head,

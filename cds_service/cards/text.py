@@ -8,6 +8,8 @@ only where the design notes or a published summary of the guideline state them.
 
 from __future__ import annotations
 
+from cds_service.engine.next_steps import ORDER_CRP, ORDER_CRP_ESR, REPEAT_CRP_ESR
+
 SOURCE_LABEL = "IDSA 2015 guideline: native vertebral osteomyelitis in adults"
 SOURCE_URL = "https://doi.org/10.1093/cid/civ482"
 
@@ -218,6 +220,18 @@ READ_ANYWAY_CT = (
     "instability or surgical planning."
 )
 # --- end of the imaging block ----------------------------------------------------------
+
+# What an insufficient-data summary asks of the markers (engine/next_steps.py).
+MARKERS_ASKED = {
+    ORDER_CRP: "order a CRP",
+    ORDER_CRP_ESR: "order CRP/ESR",
+    REPEAT_CRP_ESR: "repeat CRP/ESR",
+}
+# The text of the lab orders a card offers, by their LOINC code (cards/actions.py).
+LAB_ORDER_NAMES = {
+    "1988-5": "C-reactive protein (CRP), serum or plasma",
+    "4537-7": "Erythrocyte sedimentation rate (ESR), Westergren",
+}
 
 # One line per decision, for tools that list decisions (``spine-cds try``).
 HEADLINES: dict[str, str] = {

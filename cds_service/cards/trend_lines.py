@@ -44,7 +44,7 @@ def crp_section(a: Assessment) -> list[str]:
     if not a.crp:
         return []
     rose = any("rise" in r.data for r in a.rules_fired)
-    in_window = t0 is not None and _baseline_in_window(a)
+    in_window = t0 is not None and f.crp_baseline_in_window
     roles: dict[str, list[str]] = {}
     if len(a.crp) == 1:
         roles = {}
@@ -86,13 +86,6 @@ def _left_out_row(left_out: Sequence[Measurement], t0: date | None) -> str:
     return f"| … | | | {len(left_out)} more CRP ({span}) not shown: see the trend |"
 
 
-def _baseline_in_window(a: Assessment) -> bool:
-    base, t0 = a.figures.crp_baseline, a.figures.t0_day
-    if base is None or t0 is None:
-        return False
-    return abs((base.when.day - t0).days) <= a.settings.baseline_window_days
-
-
 def _series_text(label: str, series: Sequence[Measurement], unit: str, t0: date | None) -> str:
     """ "ESR (mm/h): 95 (day 0) → 60 (day 28)." or "ESR 95 mm/h on day 0 (one value)."."""
 
@@ -107,54 +100,32 @@ def _series_text(label: str, series: Sequence[Measurement], unit: str, t0: date 
     return f"{label} ({scale}): {points}."
 
 
-def _up_from_lowest(a: Assessment) -> tuple[Measurement, float, bool] | None:
-    """The lowest CRP since treatment start, the latest's rise above it in %, and whether
-    that rise is over the rise threshold (then only its day keeps it from counting: a
-    rise counts after day 14); None when the latest is not above the lowest, or within
-    the normal range (clinical-rules.md: a rise there means nothing), or when the rise
-    rule would have fired."""
-    f = a.figures
-    low, latest = f.crp_lowest_earlier, f.crp_latest
-    s = a.settings
-    if low is None or latest is None or f.t0_day is None or latest.value <= low.value:
-        return None
-    if latest.value < s.crp_normal_mg_l:
-        return None
-    if latest.when.day == low.when.day:
-        return None  # hours apart on one day: assay noise, not a course (an outside review)
-    rise = (latest.value - low.value) / low.value * 100
-    if rise <= s.rise_pct:
-        return low, rise, False
-    if (latest.when.day - f.t0_day).days <= s.rise_after_days:
-        return low, rise, True
-    return None  # the rise rule would have fired: not an advise-against card
-
-
 def early_rise(a: Assessment) -> tuple[Measurement, float] | None:
     """A rise over the threshold that came too early to count (by day 14): advise-against
     stands by the rules, but the card does not call the patient "improving" (an outside
     review: 100 -> 50 -> 70 mg/L on day 14 read "improving" beside "+40%")."""
-    up = _up_from_lowest(a)
-    return (up[0], up[1]) if up is not None and up[2] else None
+    f = a.figures
+    low, pct = f.crp_lowest_earlier, f.crp_up_from_lowest_pct
+    return (low, pct) if low is not None and pct is not None and f.crp_rise_too_early else None
 
 
 def up_since_lowest(a: Assessment) -> list[str]:
     """On an advise-against card, a latest CRP above its lowest since treatment start,
     under the rise that would change the advice: said, so "improving" does not hide it
     (a clinician reader: 100 -> 40 -> 47 mg/L read only as "-53%")."""
-    up = _up_from_lowest(a)
-    if up is None or a.figures.t0_day is None or a.figures.crp_latest is None:
+    f = a.figures
+    low, rise = f.crp_lowest_earlier, f.crp_up_from_lowest_pct
+    if low is None or rise is None or f.t0_day is None or f.crp_latest is None:
         return []
-    low, rise, early = up
     s = a.settings
     why = (
         f"a rise counts only after day {s.rise_after_days} of treatment; repeat CRP within a week"
-        if early
+        if f.crp_rise_too_early
         else f"under the {fmt(s.rise_pct)}% rise that would change this advice; worth repeating"
     )
     return [
         f"CRP up from its lowest, {shown_value(low)} mg/L on day "
-        f"{(low.when.day - a.figures.t0_day).days}, to {shown_value(a.figures.crp_latest)} mg/L "
+        f"{(low.when.day - f.t0_day).days}, to {shown_value(f.crp_latest)} mg/L "
         f"({signed_pct(rise)}): {why}."
     ]
 
@@ -193,7 +164,7 @@ def trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
             )
             lines.append(f"CRP before treatment: {before}; none since; latest CRP {age}.")
         elif f.crp_baseline is not None and f.crp_percent_change is not None:
-            label = "baseline" if _baseline_in_window(a) else "first value after the start"
+            label = "baseline" if f.crp_baseline_in_window else "first value after the start"
             pct = change_pct(
                 f.crp_percent_change, f.crp_latest.comparator, f.crp_baseline.comparator
             )

@@ -14,6 +14,7 @@ from fhir_mappers.model import (
     DataIssue,
     ImagingOrder,
     Measurement,
+    MeasurementKind,
     Modality,
     When,
 )
@@ -161,6 +162,25 @@ class Study:
 
 
 @dataclass(frozen=True)
+class NextSteps:
+    """What a card asks for beside its recommendation, judged once (``next_steps.py``):
+    the cards word it and build their suggestions from it, deciding none of it."""
+
+    # an emergency MRI now: urgent, and no new deficit seen on a study of the last days
+    emergency_mri: bool = False
+    # a CT is ordered for a question a red flag raises that MRI answers better
+    mri_preferred_to_ct: bool = False
+    # the lab orders the card offers: CRP and ESR, a CRP alone, or none
+    marker_orders: tuple[MeasurementKind, ...] = ()
+    # what an insufficient-data summary asks of the markers (a code of next_steps.py)
+    markers_asked: str | None = None
+    # the draft the card makes STAT (its reference), and whether the study that answers
+    # images more than it does (then the one click also extends it: the whole spine)
+    stat_order: str | None = None
+    stat_extended: bool = False
+
+
+@dataclass(frozen=True)
 class KeyFigures:
     """The numbers a card, an integrator or an auditor reads first."""
 
@@ -178,8 +198,19 @@ class KeyFigures:
     esr_first: Measurement | None = None
     esr_latest: Measurement | None = None
     # the latest CRP was taken within crp_max_age_days of the order (judged here once;
-    # the cards read it to decide whether to suggest ordering CRP/ESR)
+    # the next steps read it to decide whether to ask for CRP/ESR)
     crp_recent: bool = False
+    # the latest ESR is as recent as a CRP must be: then only a CRP is asked for
+    esr_recent: bool = False
+    # the CRP baseline lies within baseline_window_days of T0 (else it is the first value
+    # after the start)
+    crp_baseline_in_window: bool = False
+    # the latest CRP above its lowest earlier one, in % above it, when that rise does not
+    # fire the rise rule (over the normal limit, not on the lowest's day); and whether
+    # it is over the rise threshold, kept from counting only by its day (by day
+    # rise_after_days): a rise too early to count
+    crp_up_from_lowest_pct: float | None = None
+    crp_rise_too_early: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,6 +255,9 @@ class Assessment:
     # the birthDate read lies after the evaluation day (a placeholder such as 9999-12-31):
     # no age, and not a child's either
     birth_after_evaluation: bool = False
+    # what the card asks for next; not in to_dict: each follows from what the record
+    # holds (the recommendation, figures, notes, orders and study gaps)
+    next_steps: NextSteps = field(default_factory=NextSteps)
 
     @property
     def applicable(self) -> bool:

@@ -38,6 +38,7 @@ from .findings import (
     separate_diagnoses,
     with_known,
 )
+from .next_steps import next_steps_of
 from .records import antibiotic_to_dict
 from .response import (
     cut_off_note,
@@ -350,7 +351,7 @@ def _evaluate(
     if resolved is not None:
         notes.append(resolved)
     notes.extend(prior)
-    return replace(
+    decided = replace(
         base,
         counts=counts,
         recommendation=recommendation,
@@ -369,6 +370,7 @@ def _evaluate(
         study_gaps=short_of,
         answering_study=study,
     )
+    return replace(decided, next_steps=next_steps_of(decided))
 
 
 def _no_study_on_record(prior: Sequence[Remark], unavailable: frozenset[str]) -> bool:

@@ -230,6 +230,15 @@ def seen_flags(notes: Sequence[Remark]) -> set[str]:
     return {r for n in notes if n.code == "flag-seen-on-study" for r in n.data["flagsSeen"]}
 
 
+def neuro_seen_on_study(notes: Sequence[Remark]) -> Remark | None:
+    """The note saying a new neurologic deficit was seen on a recent study (with every
+    other red flag, or beside one that was not): no emergency MRI for it."""
+    return next(
+        (n for n in notes if n.code == "flag-seen-on-study" and RULE_NEURO in n.data["flagsSeen"]),
+        None,
+    )
+
+
 def seen_on_every_flag(notes: Sequence[Remark]) -> Remark | None:
     """The note saying where the red flags were seen, when every one of them was seen on
     a recent study (``prior_imaging``): then a new MRI only if the exam changed."""

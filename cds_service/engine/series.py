@@ -209,8 +209,16 @@ def figures_of(
 ) -> KeyFigures:
     pain_sorted = sorted(pain, key=sort_key)
     latest = trend.latest
+    base = trend.baseline
+    up = up_from_lowest(trend, t0_day, settings)
     return KeyFigures(
         crp_recent=latest is not None and is_recent(latest, eval_day, settings),
+        esr_recent=bool(esr) and is_recent(esr[-1], eval_day, settings),
+        crp_baseline_in_window=base is not None
+        and t0_day is not None
+        and abs((base.when.day - t0_day).days) <= settings.baseline_window_days,
+        crp_up_from_lowest_pct=up[0] if up is not None else None,
+        crp_rise_too_early=up is not None and up[1],
         t0_day=t0_day,
         days_since_t0=(eval_day - t0_day).days if t0_day is not None else None,
         crp_baseline=trend.baseline,
@@ -224,6 +232,32 @@ def figures_of(
         esr_first=esr[0] if esr else None,
         esr_latest=esr[-1] if esr else None,
     )
+
+
+def up_from_lowest(
+    trend: CrpTrend, t0_day: date | None, settings: RuleSettings
+) -> tuple[float, bool] | None:
+    """The latest CRP's rise above the lowest since treatment start in %, and whether that
+    rise is over the rise threshold (then only its day keeps it from counting: a rise
+    counts after day ``rise_after_days``); None when the latest is not above the lowest,
+    or within the normal range (clinical-rules.md: a rise there means nothing), or on
+    the lowest's day, or when the rise rule would have fired; and from a lowest of 0,
+    which no percentage is above (the rise rule judges a rise from zero by itself)."""
+    low, latest = trend.lowest_earlier, trend.latest
+    if low is None or latest is None or t0_day is None or latest.value <= low.value:
+        return None
+    if low.value <= 0:
+        return None
+    if latest.value < settings.crp_normal_mg_l:
+        return None
+    if latest.when.day == low.when.day:
+        return None  # hours apart on one day: assay noise, not a course (an outside review)
+    rise = (latest.value - low.value) / low.value * 100
+    if rise <= settings.rise_pct:
+        return rise, False
+    if (latest.when.day - t0_day).days <= settings.rise_after_days:
+        return rise, True
+    return None  # the rise rule would have fired: not an advise-against card
 
 
 def never_raised(crp: Sequence[Measurement], settings: RuleSettings) -> float | None:

@@ -140,6 +140,18 @@ def pain_while_crp_falls(flags: Sequence[RuleFinding]) -> bool:
     )
 
 
+def mri_preferred_to_ct(orders: Sequence[ImagingOrder], flags: Sequence[RuleFinding]) -> bool:
+    """A CT is ordered for a question a red flag raises that MRI answers better (the soft
+    tissue): not a mechanical question alone, nor worse pain while the CRP keeps falling,
+    which a CT answers as well."""
+    return (
+        bool(flags)
+        and any(o.modality is Modality.CT for o in orders)
+        and not mechanical_only(flags)
+        and not pain_while_crp_falls(flags)
+    )
+
+
 def study_gaps(
     orders: Sequence[ImagingOrder],
     flags: Sequence[RuleFinding],

@@ -112,9 +112,8 @@ def test_the_replacement_on_an_urgent_card_is_a_stat_order_for_now() -> None:
 
 def test_an_urgent_card_on_the_right_mri_is_appropriate_with_no_replacement() -> None:
     # ordered STAT already: nothing to change
-    a = run(improving()[:2], [nvo(), neuro(onset=15)], order_day=16)
-    (mri,) = a.orders
-    a = replace(a, orders=(replace(mri, priority="stat"),))
+    stat = replace(order(16), priority="stat")
+    a = run(improving()[:2], [nvo(), neuro(onset=15)], orders=[stat])
     assert a.study_gaps == {}
     assert set(ratings(a).values()) == {"appropriate"}
     assert suggestions(a) == []
@@ -127,11 +126,10 @@ def test_an_urgent_card_on_a_whole_spine_mri_ordered_routine_offers_to_make_it_s
     """The card asks for an emergency MRI now; a routine slot for a new deficit is a wrongly
     placed order (an outside clinician's reading, 2026-12-06). The study answers, so it is
     rated appropriate, and the one suggestion makes it STAT without its timing."""
-    a = run(improving()[:2], [nvo(), neuro(onset=15)], order_day=16)
-    (mri,) = a.orders
+    mri = order(16)
     timed = {"occurrenceDateTime": "2026-12-20"} | ({"priority": priority} if priority else {})
     whole = replace(mri, region="spine", priority=priority, resource={**mri.resource, **timed})
-    a = replace(a, orders=(whole,))
+    a = run(improving()[:2], [nvo(), neuro(onset=15)], orders=[whole])
     assert a.recommendation is Recommendation.SUPPORT_URGENT and a.study_gaps == {}
     assert set(ratings(a).values()) == {"appropriate"}
     (suggestion,) = suggestions(a)

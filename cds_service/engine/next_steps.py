@@ -1,0 +1,114 @@
+"""What a card asks for beside its recommendation (clinical-rules.md, "What a card should
+say"), judged once from the Assessment: an emergency MRI now, MRI preferred to the CT
+ordered, the CRP and ESR to order (or a CRP alone), what an insufficient-data summary asks
+of the markers, and the draft to make STAT. The cards word these and build their
+suggestions from them.
+"""
+
+from __future__ import annotations
+
+from fhir_mappers.model import ImagingOrder, MeasurementKind
+
+from .assessment import Assessment, NextSteps, Recommendation
+from .routine import neuro_seen_on_study, seen_on_every_flag
+from .study import mri_preferred_to_ct
+
+# What an insufficient-data summary asks of the markers (``NextSteps.markers_asked``).
+ORDER_CRP = "order-crp"  # no CRP counted, a recent ESR on record: a CRP alone
+ORDER_CRP_ESR = "order-crp-esr"  # no CRP counted
+REPEAT_CRP_ESR = "repeat-crp-esr"  # the latest CRP is too old
+
+CRP_AND_ESR = (MeasurementKind.CRP, MeasurementKind.ESR)
+
+# Priorities that already say "now" to the department (FHIR request-priority).
+NOW = frozenset({"stat", "asap"})
+
+
+def next_steps_of(a: Assessment) -> NextSteps:
+    emergency = emergency_mri(a)
+    stat = stat_order(a) if emergency else None
+    study = a.answering_study
+    return NextSteps(
+        emergency_mri=emergency,
+        mri_preferred_to_ct=mri_preferred_to_ct(a.orders, a.red_flags),
+        marker_orders=marker_orders(a),
+        markers_asked=markers_asked(a),
+        stat_order=stat.reference if stat is not None else None,
+        stat_extended=stat is not None and study is not None and study.region != stat.region,
+    )
+
+
+def emergency_mri(a: Assessment) -> bool:
+    """The card asks for an emergency MRI now: urgent, with no red flag of it seen on a
+    study of the last days (then a new MRI only if the exam changed)."""
+    return (
+        a.recommendation is Recommendation.SUPPORT_URGENT
+        and seen_on_every_flag(a.notes) is None
+        and neuro_seen_on_study(a.notes) is None
+    )
+
+
+def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:
+    """The lab orders a card offers: on an advise-against card what it asks to repeat in
+    its own words; on an insufficient-data card CRP and ESR when a CRP must be measured
+    (``_needs_markers``). Only a CRP when no CRP is counted and an ESR as recent as a CRP
+    must be is on record: never "CRP/ESR" then."""
+    if a.recommendation is Recommendation.ADVISE_AGAINST:
+        wanted = _repeat_asked(a)
+    else:
+        wanted = CRP_AND_ESR if _needs_markers(a) else ()
+    if wanted == CRP_AND_ESR and a.figures.crp_latest is None and a.figures.esr_recent:
+        return CRP_AND_ESR[:1]
+    return wanted
+
+
+def _repeat_asked(a: Assessment) -> tuple[MeasurementKind, ...]:
+    """What an advise-against card asks to repeat in its own words: CRP and ESR beside the
+    Yoon levels or a rising ESR, a CRP up again too early to count."""
+    if any(n.code in ("yoon-high-markers", "esr-rising") for n in a.notes):
+        return CRP_AND_ESR
+    return CRP_AND_ESR[:1] if a.figures.crp_rise_too_early else ()
+
+
+def _needs_markers(a: Assessment) -> bool:
+    """Ask for CRP/ESR only when the latest CRP is missing or too old, or when the latest
+    two disagree (the card asks for a repeat)."""
+    if a.recommendation is not Recommendation.INSUFFICIENT_DATA:
+        return False
+    if any(r.code == "episode-start-unknown" for r in a.missing):
+        return False  # what is missing is a date for the infection, not a CRP
+    if any(
+        r.code == "crp-not-falling" and r.data["latest"].get("comparator") in ("<", "<=")
+        for r in a.unmet
+    ):
+        return True  # a latest CRP reported only as "<=10": a measured value decides
+    return not a.figures.crp_recent or any(r.code == "crp-discordant" for r in a.missing)
+
+
+def markers_asked(a: Assessment) -> str | None:
+    """What an insufficient-data summary asks of the markers: only when the latest CRP is
+    missing or old (a discordant pair says "repeat CRP" itself); nothing with no
+    treatment start (no CRP can count, and what is missing is the diagnosis date)."""
+    f = a.figures
+    if a.recommendation is not Recommendation.INSUFFICIENT_DATA or f.crp_recent:
+        return None
+    if f.t0_day is None:
+        return None
+    if f.crp_latest is None:
+        return ORDER_CRP if f.esr_recent else ORDER_CRP_ESR
+    return REPEAT_CRP_ESR
+
+
+def stat_order(a: Assessment) -> ImagingOrder | None:
+    """On a card that asks for an emergency MRI now, the first draft that answers the
+    question but is ordered routine (or only "urgent"): the card makes it STAT (an
+    outside clinician's reading: a routine slot for a new cauda equina syndrome is a
+    wrongly placed order)."""
+    return next(
+        (
+            o
+            for o in a.orders
+            if o.valid and o.priority not in NOW and o.reference not in a.study_gaps
+        ),
+        None,
+    )

@@ -1,0 +1,235 @@
+"""What a card asks for beside its recommendation is judged once, in the engine
+(``engine/next_steps.py`` and the key figures): the CRP and ESR to order or a CRP alone,
+what an insufficient-data summary asks of the markers, MRI preferred to the CT ordered,
+the emergency MRI now and the draft to make STAT. The cards only word them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from cds_service.cards import CardContext, render_response
+from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
+from cds_service.engine.next_steps import ORDER_CRP, ORDER_CRP_ESR, REPEAT_CRP_ESR
+from fhir_mappers.model import (
+    ConditionCategory,
+    ImagingOrder,
+    MeasurementKind,
+    Modality,
+    PatientData,
+)
+from fhir_mappers.prior_imaging import map_prior_imaging
+from tests.engine.builders import (
+    complication,
+    condition,
+    crp,
+    esr,
+    improving,
+    neuro,
+    nvo,
+    order,
+    pain,
+    run,
+)
+from tests.engine.test_prior_imaging import VS, decide, study
+
+CRP, ESR = MeasurementKind.CRP, MeasurementKind.ESR
+PAIN = [pain(0, 7), pain(14, 5), pain(25, 3)]
+PLATEAU = [crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(28, 6)]
+URGENT = ([*improving()[:2]], [nvo(), neuro(onset=15)])
+
+
+def asked(a: Assessment) -> tuple[tuple[MeasurementKind, ...], str | None]:
+    return a.next_steps.marker_orders, a.next_steps.markers_asked
+
+
+# --- the CRP and ESR a card asks for -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("measurements", "esr_recent", "expected"),
+    [
+        # no CRP counted, an ESR of 4 days before the order: a CRP alone
+        ([esr(25, 60), *PAIN], True, ((CRP,), ORDER_CRP)),
+        # no CRP counted, the ESR 19 days old: both
+        ([esr(10, 60), *PAIN], False, ((CRP, ESR), ORDER_CRP_ESR)),
+        # no CRP and no ESR: both
+        (PAIN, False, ((CRP, ESR), ORDER_CRP_ESR)),
+        # the latest CRP 15 days old: repeat both
+        ([crp(0, 100), crp(14, 40), *PAIN], False, ((CRP, ESR), REPEAT_CRP_ESR)),
+    ],
+    ids=["recent-esr", "old-esr", "nothing", "old-crp"],
+)
+def test_an_insufficient_card_asks_for_the_markers_it_lacks(
+    measurements: list[object], esr_recent: bool, expected: object
+) -> None:
+    a = run(measurements, order_day=29)  # type: ignore[arg-type]
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert a.figures.esr_recent is esr_recent
+    assert asked(a) == expected
+
+
+def test_a_discordant_recent_pair_offers_both_orders_and_the_summary_asks_nothing() -> None:
+    # 46 then 30 mg/L 11 hours apart: the remark asks for the repeat in its own words
+    pair = [crp(0, 100), crp(28, 46, hour=8), crp(28, 30, hour=19), *PAIN]
+    a = run(pair, order_day=29)
+    assert "crp-discordant" in {r.code for r in a.missing} and a.figures.crp_recent
+    assert asked(a) == ((CRP, ESR), None)
+
+
+def test_no_treatment_start_asks_for_no_marker() -> None:
+    # what is missing is a date for the infection, not a CRP
+    a = run([crp(0, 100), *PAIN], [nvo(onset=None)])
+    assert "episode-start-unknown" in {r.code for r in a.missing}
+    assert asked(a) == ((), None)
+
+
+def test_an_improving_advise_against_card_asks_for_no_marker() -> None:
+    a = run(improving())
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert asked(a) == ((), None)
+
+
+def test_an_advise_against_card_with_an_early_rise_asks_for_a_crp() -> None:
+    # 100 -> 50 -> 70 mg/L on day 14: too early to count as a rise, worth a repeat CRP
+    a = run([crp(0, 100), crp(7, 50), crp(14, 70), pain(0, 6), pain(14, 5)], order_day=14)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert a.figures.crp_rise_too_early and a.figures.crp_up_from_lowest_pct == 40
+    assert asked(a) == ((CRP,), None)
+
+
+def test_an_advise_against_card_with_a_rising_esr_asks_for_both() -> None:
+    rising = [crp(0, 142), crp(14, 61), crp(28, 18), esr(0, 40), esr(28, 50), *PAIN]
+    a = run(rising)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert "esr-rising" in {n.code for n in a.notes}
+    assert asked(a) == ((CRP, ESR), None)
+
+
+def test_a_support_card_asks_for_no_marker() -> None:
+    a = run(PLATEAU)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert asked(a) == ((), None)
+
+
+# --- the CRP figures the cards read --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("measurements", "order_day", "up", "early"),
+    [
+        ([crp(0, 100), crp(10, 40), crp(21, 47), pain(0, 7), pain(21, 3)], 22, 17.5, False),
+        ([crp(0, 100), crp(5, 40), crp(10, 60), pain(0, 7), pain(10, 3)], 12, 50.0, True),
+        ([crp(0, 100), crp(10, 40), crp(21, 20), pain(0, 7), pain(21, 3)], 22, None, False),
+    ],
+    ids=["small-rise", "early-rise", "steady-fall"],
+)
+def test_the_rise_from_the_lowest_crp_is_judged_once(
+    measurements: list[object], order_day: int, up: float | None, early: bool
+) -> None:
+    a = run(measurements, order_day=order_day)  # type: ignore[arg-type]
+    assert a.figures.crp_up_from_lowest_pct == up
+    assert a.figures.crp_rise_too_early is early
+
+
+def test_a_rise_from_a_lowest_crp_of_0_has_no_percentage_and_the_card_renders() -> None:
+    # no percentage is above 0 (the cards once divided by it)
+    a = run([crp(0, 100), crp(5, 0), crp(10, 50), pain(0, 8), pain(10, 5)], order_day=11)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert a.figures.crp_up_from_lowest_pct is None and not a.figures.crp_rise_too_early
+    assert render_response(a, CardContext(patient_id="p1"))["cards"][0]["summary"]
+
+
+@pytest.mark.parametrize(("first_day", "in_window"), [(0, True), (7, True), (10, False)])
+def test_the_baseline_is_within_its_window_of_treatment_start(
+    first_day: int, in_window: bool
+) -> None:
+    a = run([crp(first_day, 100), crp(28, 18), *PAIN])
+    assert a.figures.crp_baseline is not None
+    assert a.figures.crp_baseline_in_window is in_window
+
+
+# --- MRI preferred to the CT ordered -------------------------------------------------------
+
+
+def ct() -> ImagingOrder:
+    return replace(order(29, modality=Modality.CT, code="72132"), contrast="with")
+
+
+def test_mri_is_preferred_to_a_ct_for_a_soft_tissue_question() -> None:
+    a = run(PLATEAU, orders=[ct()])
+    assert a.recommendation is Recommendation.SUPPORT
+    assert a.next_steps.mri_preferred_to_ct
+
+
+def test_mri_is_not_preferred_to_an_mri_nor_to_a_ct_without_a_red_flag() -> None:
+    assert not run(PLATEAU).next_steps.mri_preferred_to_ct
+    calm = run(improving(), orders=[ct()])
+    assert calm.recommendation is Recommendation.ADVISE_AGAINST
+    assert not calm.next_steps.mri_preferred_to_ct
+
+
+def test_mri_is_not_preferred_to_a_ct_for_a_mechanical_question() -> None:
+    collapse = condition("M48.56XA", ConditionCategory.MECHANICAL, onset=20, name="collapse")
+    a = run(improving(), [nvo(), collapse], orders=[ct()])
+    assert [f.rule_id for f in a.red_flags] == ["mechanical"]
+    assert not a.next_steps.mri_preferred_to_ct
+    # an abscess beside it is a soft-tissue question again
+    both = run(improving(), [nvo(), collapse, complication(onset=20)], orders=[ct()])
+    assert both.next_steps.mri_preferred_to_ct
+
+
+# --- the emergency MRI and the draft made STAT ---------------------------------------------
+
+
+def test_an_urgent_card_makes_a_routine_lumbar_mri_stat_and_extends_it() -> None:
+    a = run(*URGENT, order_day=16)
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert a.next_steps.emergency_mri
+    assert (a.next_steps.stat_order, a.next_steps.stat_extended) == ("ServiceRequest/sr1", True)
+
+
+def test_a_routine_whole_spine_mri_is_made_stat_as_it_is() -> None:
+    a = run(*URGENT, orders=[replace(order(16), region="spine")])
+    assert (a.next_steps.stat_order, a.next_steps.stat_extended) == ("ServiceRequest/sr1", False)
+
+
+@pytest.mark.parametrize("priority", ["stat", "asap"])
+def test_an_order_already_for_now_is_not_made_stat(priority: str) -> None:
+    a = run(*URGENT, orders=[replace(order(16), priority=priority)])
+    assert a.next_steps.emergency_mri
+    assert a.next_steps.stat_order is None and not a.next_steps.stat_extended
+
+
+def test_a_ct_for_a_new_deficit_is_not_made_stat() -> None:
+    # it cannot answer the question: the card replaces it instead
+    a = run(*URGENT, orders=[order(16, modality=Modality.CT, code="72131")])
+    assert a.study_gaps == {"ServiceRequest/sr1": "modality"}
+    assert a.next_steps.emergency_mri and a.next_steps.stat_order is None
+
+
+def test_a_support_card_asks_for_no_emergency_mri() -> None:
+    a = run(PLATEAU)
+    assert not a.next_steps.emergency_mri and a.next_steps.stat_order is None
+
+
+def test_a_deficit_seen_on_a_study_of_the_last_days_asks_for_no_emergency_mri() -> None:
+    a = decide([study(26)], 20, 27)
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert not a.next_steps.emergency_mri and a.next_steps.stat_order is None
+
+
+def test_a_deficit_seen_beside_a_red_flag_not_seen_asks_for_no_emergency_mri() -> None:
+    # the CRP plateau was not seen on the study: the card stays urgent for the deficit,
+    # with a new MRI for it only if the exam changed
+    studies, _ = map_prior_imaging([study(26)], VS)
+    data = PatientData(
+        conditions=(nvo(), neuro(onset=20)), measurements=tuple(PLATEAU), prior_studies=studies
+    )
+    a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    (seen,) = [n for n in a.notes if n.code == "flag-seen-on-study"]
+    assert seen.data["flagsSeen"] == ["neuro"] and not seen.data["allRedFlags"]
+    assert not a.next_steps.emergency_mri and a.next_steps.stat_order is None
