@@ -1,4 +1,5 @@
-"""Wording of the cards: evidence statements, citations and fixed phrases.
+"""Wording of the cards: evidence statements, citations and fixed phrases; what each
+decision says of repeat imaging (one home for the summaries and the headlines).
 
 Statements paraphrase the sources (clinical-rules.md asks that wording be verified
 before quoting, so nothing here is a verbatim quote). Citations name the first author,
@@ -7,8 +8,6 @@ only where the design notes or a published summary of the guideline state them.
 """
 
 from __future__ import annotations
-
-from cds_service.engine.next_steps import ORDER_CRP, ORDER_CRP_ESR, REPEAT_CRP_ESR
 
 SOURCE_LABEL = "IDSA 2015 guideline: native vertebral osteomyelitis in adults"
 SOURCE_URL = "https://doi.org/10.1093/cid/civ482"
@@ -221,24 +220,10 @@ READ_ANYWAY_CT = (
 )
 # --- end of the imaging block ----------------------------------------------------------
 
-# What an insufficient-data summary asks of the markers (engine/next_steps.py).
-MARKERS_ASKED = {
-    ORDER_CRP: "order a CRP",
-    ORDER_CRP_ESR: "order CRP/ESR",
-    REPEAT_CRP_ESR: "repeat CRP/ESR",
-}
 # The text of the lab orders a card offers, by their LOINC code (cards/actions.py).
 LAB_ORDER_NAMES = {
     "1988-5": "C-reactive protein (CRP), serum or plasma",
     "4537-7": "Erythrocyte sedimentation rate (ESR), Westergren",
-}
-
-# One line per decision, for tools that list decisions (``spine-cds try``).
-HEADLINES: dict[str, str] = {
-    "advise-against": "routine repeat imaging not recommended: improving",
-    "support": "repeat imaging reasonable: a red flag is recorded",
-    "support-urgent": "urgent MRI: new neurologic deficit",
-    "insufficient-data": "not enough data to judge repeat imaging",
 }
 
 # The shortest name of each red flag, for a summary too short for the flag's own words (an
@@ -255,3 +240,28 @@ FLAG_NAMES: dict[str, str] = {
 # After a mechanical flag's line, on a card that does not ask for an emergency MRI (beside a
 # new deficit it would contradict the card: an outside clinical re-read).
 MECHANICAL_MRI_ONLY_IF = "MRI only if the neurologic exam or the markers worsen."
+
+
+# --- What each decision says of repeat imaging: the summaries say it of the study ordered
+# ("spine MRI"), the headlines and the insufficient-data detail of "imaging" -------------
+
+
+def not_recommended(study: str) -> str:
+    return f"routine repeat {study} not recommended"
+
+
+def reasonable(study: str) -> str:
+    return f"repeat {study} reasonable"
+
+
+def not_enough_data(study: str) -> str:
+    return f"not enough data to judge repeat {study}"
+
+
+# One line per decision, for tools that list decisions (``spine-cds try``).
+HEADLINES: dict[str, str] = {
+    "advise-against": f"{not_recommended('imaging')}: improving",
+    "support": f"{reasonable('imaging')}: a red flag is recorded",
+    "support-urgent": f"urgent MRI: {FLAG_NAMES['neuro'].lower()}",
+    "insufficient-data": not_enough_data("imaging"),
+}
