@@ -6,7 +6,7 @@ import copy
 from dataclasses import replace
 from typing import Any
 
-from cds_service.cards import words
+from cds_service.cards import text, words
 from cds_service.cards.context import CardContext
 from cds_service.cards.identity import (
     MAKE_STAT,
@@ -18,7 +18,6 @@ from cds_service.cards.identity import (
 from cds_service.cards.ratings import rated_resource
 from cds_service.cards.result import prune
 from cds_service.cards.summary import _modality, seen_on_study
-from cds_service.cards.text import LAB_ORDER_NAMES
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from cds_service.engine.study import GAP_MECHANICAL_MRI
@@ -33,15 +32,14 @@ MARKER_ORDERS = {MeasurementKind.CRP: "1988-5", MeasurementKind.ESR: "4537-7"}
 def _order_markers(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]:
     """The suggestion that orders the lab tests the engine asks for (``marker_orders``)."""
     actions = _marker_orders(a, ctx)
-    label = "Order CRP and ESR" if len(actions) > 1 else "Order a CRP"
-    return _suggestion(label, card_id, ORDER_MARKERS, actions)
+    return _suggestion(text.order_markers(len(actions) > 1), card_id, ORDER_MARKERS, actions)
 
 
 def _marker_orders(a: Assessment, ctx: CardContext) -> list[dict[str, Any]]:
     actions = []
     for kind in a.next_steps.marker_orders:
         code = MARKER_ORDERS[kind]
-        label = LAB_ORDER_NAMES[code]
+        label = text.LAB_ORDER_NAMES[code]
         resource: dict[str, Any] = {
             "resourceType": "ServiceRequest",
             "status": "draft",
@@ -53,7 +51,9 @@ def _marker_orders(a: Assessment, ctx: CardContext) -> list[dict[str, Any]]:
             resource["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
         if a.episode is not None and "#" not in a.episode.condition.reference:
             resource["reasonReference"] = [{"reference": a.episode.condition.reference}]
-        actions.append({"type": "create", "description": f"Order {label}", "resource": resource})
+        actions.append(
+            {"type": "create", "description": text.order_study(label), "resource": resource}
+        )
     return actions
 
 
@@ -67,13 +67,10 @@ def _order_words(a: Assessment, o: ImagingOrder) -> str:
     spine MRI" (and its contrast when that alone tells two apart), so a clinician knows
     which order a removal deletes (an outside review: a cervical and a thoracic MRI)."""
     if len(a.orders) < 2:
-        return f"spine {o.modality.value}"
-    region = "whole spine" if o.region == "spine" else f"{o.region} spine"
-    said = f"{region} {o.modality.value}"
+        return words.order_words(o.modality.value)
     twins = [p for p in a.orders if (p.region, p.modality) == (o.region, o.modality)]
-    if len(twins) > 1 and o.contrast in words.CONTRAST_WORDS:
-        said += f" {words.CONTRAST_WORDS[o.contrast]}"
-    return said
+    contrast = o.contrast if len(twins) > 1 else None
+    return words.order_words(o.modality.value, o.region, contrast)
 
 
 def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
@@ -82,9 +79,9 @@ def _delete_orders(a: Assessment) -> list[dict[str, Any]]:
     return [
         {
             "type": "delete",
-            "description": "Remove the "
-            + ("draft " if o.resource.get("status") == "draft" else "")
-            + f"{_order_words(a, o)} order",
+            "description": text.remove_order(
+                _order_words(a, o), draft=o.resource.get("status") == "draft"
+            ),
             "resourceId": o.reference,
         }
         for o in _covering(a)
@@ -96,9 +93,9 @@ def _remove_label(a: Assessment) -> str:
     thoracic spine MRI order"."""
     covering = _covering(a)
     if len(a.orders) < 2:
-        return f"Remove the spine {_modality(covering)} order"
+        return text.remove_order(words.order_words(_modality(covering)))
     named = words.joined(list(dict.fromkeys(_order_words(a, o) for o in covering)))
-    return f"Remove the {named} order{'s' if len(covering) > 1 else ''}"
+    return text.remove_order(named, count=len(covering))
 
 
 def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
@@ -187,7 +184,7 @@ def _instead(
         # the card asks for an emergency MRI now (clinical-rules.md, "What a card should
         # say"): the study replaces the draft as a STAT order, without the draft's timing
         # (not for a deficit seen on a study of the last days: no emergency MRI for it)
-        label = f"emergency {named} (STAT)"
+        label = text.emergency_stat(named)
         _now(resource)
     resource["code"] = {
         "coding": [
@@ -196,8 +193,8 @@ def _instead(
         "text": upper_first(named),
     }
     replaced = replace(order, resource=resource, codes=(coding,))
-    actions = _changed(a, order, replaced, f"Order {label}", label, ctx, card_id)
-    return _suggestion(f"Order {label} instead", card_id, kind, actions)
+    actions = _changed(a, order, replaced, text.order_study(label), label, ctx, card_id)
+    return _suggestion(text.order_study(label, instead=True), card_id, kind, actions)
 
 
 def _now(resource: dict[str, Any]) -> None:
@@ -223,11 +220,9 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
             return extended
     resource = copy.deepcopy(dict(order.resource))
     _now(resource)
-    label = f"spine {order.modality.value} STAT"
-    actions = _changed(
-        a, order, replace(order, resource=resource), f"Order the {label}", label, ctx, card_id
-    )
-    return _suggestion(f"Make the {label}", card_id, MAKE_STAT, actions)
+    make, create, label = text.made_stat(words.order_words(order.modality.value))
+    actions = _changed(a, order, replace(order, resource=resource), create, label, ctx, card_id)
+    return _suggestion(make, card_id, MAKE_STAT, actions)
 
 
 def _suggestion(
@@ -262,7 +257,9 @@ def _changed(
         return [
             {
                 "type": "delete",
-                "description": f"Remove the draft spine {order.modality.value} order",
+                "description": text.remove_order(
+                    words.order_words(order.modality.value), draft=True
+                ),
                 "resourceId": order.reference,
             },
             {"type": "create", "description": created_words, "resource": created},
@@ -270,7 +267,7 @@ def _changed(
     return [
         {
             "type": "update",
-            "description": f"Change the draft order to {label}",
+            "description": text.change_draft(label),
             "resource": rated,
         }
     ]

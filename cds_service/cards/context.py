@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from cds_service.cards import text
 from fhir_mappers.valuesets import ValueSets
 
 
@@ -54,8 +55,8 @@ class CardContext:
     """What the renderer needs besides the Assessment (no web framework, no files)."""
 
     patient_id: str
-    service_label: str = "Spine imaging follow-up (NVO)"
-    qcdsm_name: str = "Spine imaging follow-up (NVO) CDS service"
+    service_label: str = text.SERVICE_NAME
+    qcdsm_name: str = text.QCDSM_NAME
     encounter_id: str | None = None
     override_reasons: tuple[OverrideReason, ...] = ()
     # The service's base URL for the trend app's link (trend_link.base_url_for, worked out

@@ -8,7 +8,12 @@ from typing import Any
 
 from cds_service.cards import text
 from cds_service.cards.episode_line import episode_line
-from cds_service.cards.imaging_phrases import abscess_extent_line, study_gap_line
+from cds_service.cards.imaging_phrases import (
+    abscess_extent_line,
+    deficit_seen_first_line,
+    seen_first_line,
+    study_gap_line,
+)
 from cds_service.cards.left_out import left_out
 from cds_service.cards.phrasebook import advise_against_state, phrase
 from cds_service.cards.summary import neuro_seen_on_study, seen_on_study
@@ -17,9 +22,6 @@ from cds_service.cards.trend_lines import (
     early_rise,
     trend_lines,
     up_since_lowest,
-)
-from cds_service.cards.words import (
-    upper_first,
 )
 from cds_service.engine import study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
@@ -116,23 +118,12 @@ def detail(a: Assessment) -> str:
         if seen is not None:
             # every red flag seen on a study of the last days: say so first; on an urgent
             # card the protocol if the exam changed
-            said = phrase(seen).short
-            tail = (
-                f" If it did: {text.URGENT_STUDY_SHORT}"
-                if rec is Recommendation.SUPPORT_URGENT
-                else ""
-            )
-            blocks.append([f"**{upper_first(said)}: a new MRI only if the exam changed.**{tail}"])
+            urgent = rec is Recommendation.SUPPORT_URGENT
+            blocks.append([seen_first_line(phrase(seen).short, urgent)])
         elif rec is Recommendation.SUPPORT_URGENT and (deficit := neuro_seen_on_study(a)):
             # the deficit seen on a recent study beside a red flag that was not: the exam
             # and the surgeon stay urgent, a new MRI for the deficit only if it changed
-            said = phrase(deficit).short
-            blocks.append(
-                [
-                    f"**The new deficit was {said}: a new MRI for it only if the exam changed.**"
-                    f" If it did: {text.URGENT_STUDY_SHORT}"
-                ]
-            )
+            blocks.append([deficit_seen_first_line(phrase(deficit).short)])
         elif emergency:
             blocks.append([f"**{text.URGENT_STUDY}**"])
         elif a.next_steps.mri_preferred_to_ct:
@@ -187,17 +178,12 @@ def detail(a: Assessment) -> str:
         blocks.append(_bullets(items))
         blocks.append(trend_lines(a, crp_figures=markers is None))
     else:
-        blocks.append(
-            [
-                "**Not enough data to judge repeat imaging: this card neither supports nor "
-                "advises against it.**"
-            ]
-        )
+        blocks.append([text.NOT_ENOUGH_DATA])
         blocks.append([episode_line(a)])
         asks = [phrase(r).message for r in (*a.missing, *a.unmet)]
         # a known deficit's line already says the decision rests on the neurologic exam
         exam = [] if any(r.code == "known-deficit" for r in a.missing) else [text.NEURO_EXAM]
-        blocks.append(["To decide:", "", *_bullets([*asks, *exam])])
+        blocks.append([text.TO_DECIDE, "", *_bullets([*asks, *exam])])
         blocks.append(trend_lines(a))
     # a pending value is named in its own line above: not again among the left-out ones
     pending = {str(r.data.get("reference")) for r in a.missing if r.code == "crp-pending-rise"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from cds_service.cards.phrase import Data, Phrase
+from cds_service.cards.text import URGENT_STUDY_SHORT
 from cds_service.cards.words import count_of, joined, lower_first, name_of, upper_first
 from cds_service.engine.study import GAP_CONTRAST, GAP_MODALITY
 from fhir_mappers.model import ImagingOrder, Modality
@@ -108,6 +109,23 @@ def _flag_seen_on_study(d: Data) -> Phrase:
     return Phrase(
         f"{upper_first(joined(names))} predates {_study_words(d)}: seen there{tail}.",
         f"seen on {_study_words(d)}",
+    )
+
+
+def seen_first_line(said: str, urgent: bool) -> str:
+    """The bold first line of a card whose every red flag was seen on a study of the last
+    days (``said``: that note's short phrase); on an urgent card, the protocol if the exam
+    changed."""
+    tail = f" If it did: {URGENT_STUDY_SHORT}" if urgent else ""
+    return f"**{upper_first(said)}: a new MRI only if the exam changed.**{tail}"
+
+
+def deficit_seen_first_line(said: str) -> str:
+    """The bold first line of an urgent card whose new deficit was seen on a study of the
+    last days beside a red flag that was not: the exam and the surgeon stay urgent."""
+    return (
+        f"**The new deficit was {said}: a new MRI for it only if the exam changed.**"
+        f" If it did: {URGENT_STUDY_SHORT}"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cds_service.cards import text
 from cds_service.cards.context import CardContext
 from cds_service.cards.result import prune
 from cds_service.engine.assessment import Assessment, Recommendation
@@ -34,7 +35,7 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
     return [
         {
             "type": "update",
-            "description": f"Appropriateness rating: {r} ({ctx.service_label})",
+            "description": text.rating_description(r, ctx.service_label),
             "resource": rated_resource(o, r, ctx.qcdsm_name, card_id),
         }
         for o in a.orders

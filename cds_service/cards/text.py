@@ -1,5 +1,6 @@
 """Wording of the cards: evidence statements, citations and fixed phrases; what each
-decision says of repeat imaging (one home for the summaries and the headlines).
+decision says of repeat imaging (one home for the summaries, the headlines and the
+insufficient-data detail); the words of the suggestions and their actions.
 
 Statements paraphrase the sources (clinical-rules.md asks that wording be verified
 before quoting, so nothing here is a verbatim quote). Citations name the first author,
@@ -8,6 +9,8 @@ only where the design notes or a published summary of the guideline state them.
 """
 
 from __future__ import annotations
+
+from cds_service.cards.words import upper_first
 
 SOURCE_LABEL = "IDSA 2015 guideline: native vertebral osteomyelitis in adults"
 SOURCE_URL = "https://doi.org/10.1093/cid/civ482"
@@ -265,3 +268,53 @@ HEADLINES: dict[str, str] = {
     "support-urgent": f"urgent MRI: {FLAG_NAMES['neuro'].lower()}",
     "insufficient-data": not_enough_data("imaging"),
 }
+# The first line of an insufficient-data card's detail, and the head of its asks.
+NOT_ENOUGH_DATA = (
+    f"**{upper_first(not_enough_data('imaging'))}: this card neither supports nor advises "
+    "against it.**"
+)
+TO_DECIDE = "To decide:"
+
+# --- The service's name where the EHR shows it (cards/context.py: a caller may name it) --
+SERVICE_NAME = "Spine imaging follow-up (NVO)"
+# the PAMA rating's qualified CDS mechanism (the rated order's extension)
+QCDSM_NAME = f"{SERVICE_NAME} CDS service"
+
+
+# --- A card's suggestions and the actions they carry, as the EHR shows them (composed in
+# cards/actions.py and cards/ratings.py) --------------------------------------------------
+
+
+def remove_order(named: str, draft: bool = False, count: int = 1) -> str:
+    """ "Remove the spine MRI order", "Remove the draft spine MRI order", "Remove the
+    cervical spine MRI and thoracic spine MRI orders"."""
+    return f"Remove the {'draft ' if draft else ''}{named} order{'s' if count > 1 else ''}"
+
+
+def order_markers(both: bool) -> str:
+    return "Order CRP and ESR" if both else "Order a CRP"
+
+
+def order_study(named: str, instead: bool = False) -> str:
+    """ "Order C-reactive protein (CRP), serum or plasma"; "Order emergency MRI of the whole
+    spine without and with gadolinium (STAT) instead"."""
+    return f"Order {named} instead" if instead else f"Order {named}"
+
+
+def emergency_stat(named: str) -> str:
+    return f"emergency {named} (STAT)"
+
+
+def made_stat(named: str) -> tuple[str, str, str]:
+    """What the suggestion that makes the draft ``named`` STAT says: its label, the order
+    its create action makes, and the study in its update's description."""
+    said = f"{named} STAT"
+    return f"Make the {said}", f"Order the {said}", said
+
+
+def change_draft(label: str) -> str:
+    return f"Change the draft order to {label}"
+
+
+def rating_description(rating: str, service: str) -> str:
+    return f"Appropriateness rating: {rating} ({service})"

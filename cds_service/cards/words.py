@@ -222,6 +222,18 @@ CONTRAST_WORDS = {
 }
 
 
+def order_words(modality: str, region: str | None = None, contrast: str | None = None) -> str:
+    """ "spine MRI"; naming its region, "thoracic spine MRI" ("whole spine MRI"), and its
+    contrast when given: "thoracic spine MRI without and with gadolinium"."""
+    if region is None:
+        return f"spine {modality}"
+    where = "whole spine" if region == "spine" else f"{region} spine"
+    said = f"{where} {modality}"
+    if contrast in CONTRAST_WORDS:
+        said += f" {CONTRAST_WORDS[contrast]}"
+    return said
+
+
 def study_words(modality: str, region: str, contrast: str | None) -> str:
     """ "MRI of the cervical spine without and with gadolinium"; "the whole spine" for a
     whole-spine study."""
