@@ -8,6 +8,10 @@
 - The engine says nothing to a clinician: no string in ``cds_service/engine`` is a
   phrase of words (a docstring or an exception's message aside). It returns codes and
   numbers; the sentences are the cards' phrasebook's.
+- The cards' modules that compose a card (the summary, the detail, the trend lines, the
+  suggestions, the ratings, ...) hold no words of their own either: no string in them of
+  two words or more (a docstring or a dict's key aside). The words are the phrase
+  modules' (``PHRASE_MODULES``).
 - The web layer (``cds_service/app.py`` and ``cds_service/routes/``) is the only
   importer of Flask.
 - The development harness (``spine_cds_dev``, not in the wheel) is never imported by
@@ -258,12 +262,8 @@ def phrases(source: str) -> Iterator[tuple[int, str]]:
     strings joined with +. Docstrings and the messages of exceptions raised (for whoever
     configures the service, never on a card) are left out."""
     tree = ast.parse(source)
-    skipped: set[int] = set()
+    skipped = docstrings(tree)
     for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                skipped.add(id(body[0].value))
         if isinstance(node, ast.Raise):
             skipped.update(id(inner) for inner in ast.walk(node))
     for node in ast.walk(tree):
@@ -275,6 +275,17 @@ def phrases(source: str) -> Iterator[tuple[int, str]]:
         skipped.update(id(inner) for inner in ast.walk(node))  # judged as a whole
         if PHRASE.search(text):
             yield node.lineno, text
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstrings' nodes in ``tree`` (a module's, a class's, a function's)."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
 
 
 def _text_of(node: ast.AST) -> str | None:
@@ -325,3 +336,80 @@ def rule(day, n):
 '''
     found = [line for line, _ in phrases(source)]
     assert found == [8, 9, 10, 12, 13, 14], list(phrases(source))
+
+
+# The cards' words have their homes, the phrase modules (docs/architecture.md, "a sentence
+# a clinician reads"); every other module of cds_service/cards composes a card from the
+# engine's answer and those words, and holds none of its own.
+CARDS = ROOT / "cds_service" / "cards"
+PHRASE_MODULES = frozenset(
+    {
+        "text",
+        "phrase",
+        "phrasebook",
+        "remark_phrases",
+        "imaging_phrases",
+        "level_phrases",
+        "completeness_phrases",
+        "summary_phrases",
+        "trend_phrases",
+        "left_out",
+        "episode_line",
+        "words",
+    }
+)
+COMPOSERS = [path for path in python_files(CARDS) if path.stem not in PHRASE_MODULES]
+# Two words or more: letters, a space, letters ("Order a CRP", "not shown: see the trend").
+WORDS = re.compile(r"[A-Za-z]+ +[A-Za-z]+")
+
+
+def word_literals(source: str) -> Iterator[tuple[int, str]]:
+    """(line, text) for every string constant in ``source`` that holds two words or more:
+    a plain string, or one part of an f-string (its joiners, such as ", " or ": ", hold
+    none). Docstrings and the keys of a dict (codes, such as "crp" or "order-sign") are
+    left out."""
+    tree = ast.parse(source)
+    skipped = docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            skipped.update(id(key) for key in node.keys if key is not None)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in skipped and WORDS.search(node.value):
+                yield node.lineno, node.value
+
+
+@pytest.mark.parametrize("path", COMPOSERS, ids=lambda p: p.name)
+def test_the_cards_composers_hold_no_words_of_their_own(path: Path) -> None:
+    found = [
+        f"{where(path, line)}: {text!r}"
+        for line, text in word_literals(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, (
+        "a sentence a clinician reads lives in a phrase module of cds_service/cards "
+        f"({', '.join(sorted(PHRASE_MODULES))}); compose it from there: {found}"
+    )
+
+
+def test_the_word_check_sees_words_and_leaves_codes_alone() -> None:
+    """The check sees words in a plain string, an f-string's part and strings joined, and
+    leaves docstrings, a dict's keys, codes and joiners alone; it reads the composers the
+    issue named (a check that finds nothing would always pass)."""
+    source = '''
+"""A module docstring of several words."""
+KEYS = {"order-sign": 1, "two words": 2}
+def label(n, named):
+    """A docstring of several words."""
+    a = "crp-not-falling"
+    b = f"{named}, {n}: {named} {n}"
+    c = "Order a CRP"
+    d = f"Remove the {named} order"
+    e = ("No pain score "
+         "recorded")
+    return [a, b, "mg/L", "; ".join([]), c, d, e]
+'''
+    assert sorted(line for line, _ in word_literals(source)) == [8, 9, 10]
+    assert {"summary", "detail", "trend_lines", "actions", "render", "ratings"} <= {
+        path.stem for path in COMPOSERS
+    }
+    assert all((CARDS / f"{name}.py").is_file() for name in PHRASE_MODULES)

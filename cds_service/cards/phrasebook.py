@@ -1,6 +1,6 @@
 """The phrasebook: the sentences a clinician reads about what the engine found (the
-findings' and remarks' words; the summary, detail and suggestions compose some of their
-own around them, listed in docs/architecture.md).
+findings' and remarks' words; the other phrase modules, listed in docs/architecture.md,
+word the summary, the trend lines and the fixed lines around them).
 
 The engine returns codes and numbers: a RuleFinding (``rule_id`` and ``data``) and a
 Remark (``code`` and ``data``). ``phrase`` turns either into a ``Phrase``: the message (a
