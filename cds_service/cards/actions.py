@@ -17,10 +17,9 @@ from cds_service.cards.identity import (
 )
 from cds_service.cards.ratings import rated_resource
 from cds_service.cards.result import prune
-from cds_service.cards.summary import _modality, seen_on_study
+from cds_service.cards.summary import _modality
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
-from cds_service.engine.study import GAP_MECHANICAL_MRI
 from fhir_mappers.model import Coding, ImagingOrder, MeasurementKind
 from fhir_mappers.valuesets import CPT, LOINC, ValueSets, canonical_system
 
@@ -146,25 +145,16 @@ def study_coding(study: Study, order: ImagingOrder, value_sets: ValueSets) -> Co
 
 
 def _replacement(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | None:
-    """One suggestion that replaces the first order that cannot answer the card's question
-    with the study that can: an ``update`` of the draft's code (the CDS Hooks sandbox
-    applies updates to the order on screen), the draft rated appropriate; where the EHR
-    applies deletes and creates (setting), a delete of the draft and a create instead."""
+    """One suggestion that replaces the order the engine names (``replaced_order``: one
+    that cannot answer the card's question) with the study that can: an ``update`` of
+    the draft's code (the CDS Hooks sandbox applies updates to the order on screen), the
+    draft rated appropriate; where the EHR applies deletes and creates (setting), a
+    delete of the draft and a create instead."""
     study = a.answering_study
-    if study is None or ctx.value_sets is None:
+    order = next((o for o in a.orders if o.reference == a.next_steps.replaced_order), None)
+    if study is None or order is None or ctx.value_sets is None:
         return None
-    if seen_on_study(a) is not None:
-        # every red flag was seen on a recent study: a new MRI only if the exam changed,
-        # which the card says; no emergency MRI in place of the order
-        return None
-    short = [
-        o
-        for o in a.orders
-        if o.valid and a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
-    ]
-    if not short:
-        return None
-    return _instead(a, ctx, card_id, short[0], study, REPLACE_STUDY)
+    return _instead(a, ctx, card_id, order, study, REPLACE_STUDY)
 
 
 def _instead(

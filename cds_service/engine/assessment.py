@@ -178,6 +178,9 @@ class NextSteps:
     # images more than it does (then the one click also extends it: the whole spine)
     stat_order: str | None = None
     stat_extended: bool = False
+    # the draft that cannot answer the card's question, which the card offers to change
+    # into the study that can (answering_study)
+    replaced_order: str | None = None
 
 
 @dataclass(frozen=True)

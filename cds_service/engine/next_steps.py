@@ -1,8 +1,8 @@
 """What a card asks for beside its recommendation (clinical-rules.md, "What a card should
 say"), judged once from the Assessment: an emergency MRI now, MRI preferred to the CT
 ordered, the CRP and ESR to order (or a CRP alone), what an insufficient-data summary asks
-of the markers, and the draft to make STAT. The cards word these and build their
-suggestions from them.
+of the markers, the draft to make STAT and the one to change into the study that answers.
+The cards word these and build their suggestions from them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from fhir_mappers.model import ImagingOrder, MeasurementKind
 
 from .assessment import Assessment, NextSteps, Recommendation
 from .routine import neuro_seen_on_study, seen_on_every_flag
-from .study import mri_preferred_to_ct
+from .study import GAP_MECHANICAL_MRI, mri_preferred_to_ct
 
 # What an insufficient-data summary asks of the markers (``NextSteps.markers_asked``).
 ORDER_CRP = "order-crp"  # no CRP counted, a recent ESR on record: a CRP alone
@@ -28,6 +28,7 @@ def next_steps_of(a: Assessment) -> NextSteps:
     emergency = emergency_mri(a)
     stat = stat_order(a) if emergency else None
     study = a.answering_study
+    replaced = replaced_order(a)
     return NextSteps(
         emergency_mri=emergency,
         mri_preferred_to_ct=mri_preferred_to_ct(a.orders, a.red_flags),
@@ -35,6 +36,7 @@ def next_steps_of(a: Assessment) -> NextSteps:
         markers_asked=markers_asked(a),
         stat_order=stat.reference if stat is not None else None,
         stat_extended=stat is not None and study is not None and study.region != stat.region,
+        replaced_order=replaced.reference if replaced is not None else None,
     )
 
 
@@ -109,6 +111,24 @@ def stat_order(a: Assessment) -> ImagingOrder | None:
             o
             for o in a.orders
             if o.valid and o.priority not in NOW and o.reference not in a.study_gaps
+        ),
+        None,
+    )
+
+
+def replaced_order(a: Assessment) -> ImagingOrder | None:
+    """The first draft that cannot answer the card's question (``study_gaps``), which the
+    card offers to change into the study that can: not an MRI for a mechanical question
+    alone (not wrong, only not that study), and none when every red flag was seen on a
+    study of the last days (a new MRI only if the exam changed, which the card says) or
+    when no study answers (a mechanical question)."""
+    if a.answering_study is None or seen_on_every_flag(a.notes) is not None:
+        return None
+    return next(
+        (
+            o
+            for o in a.orders
+            if o.valid and a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
         ),
         None,
     )

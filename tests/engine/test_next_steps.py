@@ -233,3 +233,40 @@ def test_a_deficit_seen_beside_a_red_flag_not_seen_asks_for_no_emergency_mri() -
     (seen,) = [n for n in a.notes if n.code == "flag-seen-on-study"]
     assert seen.data["flagsSeen"] == ["neuro"] and not seen.data["allRedFlags"]
     assert not a.next_steps.emergency_mri and a.next_steps.stat_order is None
+
+
+# --- the draft changed into the study that answers -----------------------------------------
+
+
+def test_a_ct_for_a_new_deficit_is_the_draft_replaced() -> None:
+    a = run(*URGENT, orders=[order(16, modality=Modality.CT, code="72131")])
+    assert a.next_steps.replaced_order == "ServiceRequest/sr1"
+
+
+def test_an_mri_without_gadolinium_for_a_plateau_is_the_draft_replaced() -> None:
+    plain = replace(order(29, code="72148"), contrast="without")
+    a = run(PLATEAU, orders=[plain])
+    assert a.study_gaps == {"ServiceRequest/sr1": "contrast"}
+    assert a.next_steps.replaced_order == "ServiceRequest/sr1"
+
+
+def test_an_order_that_answers_is_not_replaced() -> None:
+    assert run(PLATEAU).next_steps.replaced_order is None
+    assert run(*URGENT, order_day=16).next_steps.replaced_order is None  # made STAT instead
+
+
+def test_an_mri_for_a_mechanical_question_alone_is_not_replaced() -> None:
+    collapse = condition("M48.56XA", ConditionCategory.MECHANICAL, onset=20, name="collapse")
+    a = run(improving(), [nvo(), collapse])
+    assert a.study_gaps == {"ServiceRequest/sr1": "mri-for-mechanical"}
+    assert a.next_steps.replaced_order is None
+    # one that misses the level neither: radiographs and CT answer, no study replaces it
+    missed = run(improving(), [nvo(region="cervical"), collapse])
+    assert missed.study_gaps == {"ServiceRequest/sr1": "level"}
+    assert missed.answering_study is None and missed.next_steps.replaced_order is None
+
+
+def test_no_draft_is_replaced_when_every_red_flag_was_seen_on_a_recent_study() -> None:
+    a = decide([study(26)], 20, 27)
+    assert a.study_gaps == {"ServiceRequest/sr1": "seen-on-study"}
+    assert a.next_steps.replaced_order is None
