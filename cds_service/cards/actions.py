@@ -17,7 +17,6 @@ from cds_service.cards.identity import (
 )
 from cds_service.cards.ratings import rated_resource
 from cds_service.cards.result import prune
-from cds_service.cards.summary import _modality
 from cds_service.cards.words import upper_first
 from cds_service.engine.assessment import Assessment, Recommendation, Study
 from fhir_mappers.model import Coding, ImagingOrder, MeasurementKind
@@ -92,7 +91,7 @@ def _remove_label(a: Assessment) -> str:
     thoracic spine MRI order"."""
     covering = _covering(a)
     if len(a.orders) < 2:
-        return text.remove_order(words.order_words(_modality(covering)))
+        return text.remove_order(words.order_words(words.modality_words(covering)))
     named = words.joined(list(dict.fromkeys(_order_words(a, o) for o in covering)))
     return text.remove_order(named, count=len(covering))
 

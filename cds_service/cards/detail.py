@@ -35,7 +35,7 @@ def _bullets(items: Sequence[str]) -> list[str]:
 def _evidence(keys: Sequence[str], said: str = "") -> list[str]:
     """The statements for ``keys`` and the sources they cite, with every source the card
     names elsewhere (``said``) as "Author year" (e.g. "Yoon 2010" in a remark)."""
-    lines = ["**Evidence**", ""]
+    lines = [text.EVIDENCE, ""]
     cited: list[str] = []
     for key in keys:
         statement, refs = text.STATEMENTS[key]
@@ -45,7 +45,7 @@ def _evidence(keys: Sequence[str], said: str = "") -> list[str]:
         cited += [r for r in refs if r not in cited]
     said = "\n".join([said, *lines])
     cited += [r for r, short in _CITED_AS.items() if r not in cited and short in said]
-    lines += ["", "Sources: " + "; ".join(text.CITATIONS[r] for r in cited) + "."]
+    lines += ["", text.sources([text.CITATIONS[r] for r in cited])]
     return lines
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from cds_service.cards import summary_phrases as says
 from cds_service.cards import text
 from cds_service.cards.level_phrases import missed_level_words, urgent_level_words
 from cds_service.cards.phrasebook import phrase
 from cds_service.cards.trend_lines import early_rise
-from cds_service.cards.words import fmt, pain_phrase
+from cds_service.cards.words import fmt, modality_words, pain_phrase
 from cds_service.engine import routine, study
 from cds_service.engine.assessment import (
     FACTS,
@@ -17,14 +15,9 @@ from cds_service.engine.assessment import (
     Recommendation,
     Remark,
 )
-from fhir_mappers.model import ImagingOrder, Modality
+from fhir_mappers.model import Modality
 
 SUMMARY_MAX = 139
-
-
-def _modality(orders: Sequence[ImagingOrder]) -> str:
-    kinds = sorted({o.modality.value for o in orders}, key=lambda m: (m != "MRI", m))
-    return "/".join(kinds) if kinds else "imaging"
 
 
 def _has_ct(a: Assessment) -> bool:
@@ -86,7 +79,7 @@ def _in_a_row(shorts: list[str]) -> list[str]:
 def summary(a: Assessment) -> str:
     """The summary: which kind of card it is, from the engine's answer, in the words of
     ``summary_phrases``, the first candidate that fits."""
-    mod = _modality(a.orders)
+    mod = modality_words(a.orders)
     rec = a.recommendation
     if rec is Recommendation.ADVISE_AGAINST:
         return _fit(*_advise_against(a, mod))

@@ -38,6 +38,14 @@ CITATIONS: dict[str, str] = {
     "PARK-2016": "Park KH et al. Clin Infect Dis 2016;62:1262-1269",
 }
 
+# The head of a card's evidence, and the line of the sources it cites.
+EVIDENCE = "**Evidence**"
+
+
+def sources(citations: list[str]) -> str:
+    return "Sources: " + "; ".join(citations) + "."
+
+
 # rule id (or recommendation, or note code) -> (statement, citation ids)
 STATEMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "advise-against": (

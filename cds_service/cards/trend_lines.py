@@ -110,14 +110,13 @@ def trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
         if len(series) > 5:  # first, lowest and latest carry the rules
             low = min(series, key=lambda m: (m.value, sort_key(m)))
             series = sorted({id(m): m for m in (series[0], low, series[-1])}.values(), key=sort_key)
-        lines.append(says.series_text("Pain", series, "/10", t0))
+        lines.append(says.pain_series(series, t0))
     else:
         lines.append(says.NO_PAIN)
     if a.esr:
         esr = sorted(a.esr, key=sort_key)
         if len(esr) > 5:  # first and latest give the trend; the trend app shows them all
-            line = says.series_text("ESR", [esr[0], esr[-1]], "mm/h", t0)
-            lines.append(says.first_and_latest(line, len(esr)))
+            lines.append(says.esr_series([esr[0], esr[-1]], t0, of=len(esr)))
         else:
-            lines.append(says.series_text("ESR", esr, "mm/h", t0))
+            lines.append(says.esr_series(esr, t0))
     return lines

@@ -141,9 +141,14 @@ def series_text(label: str, series: Sequence[Measurement], unit: str, t0: date |
     return f"{label} ({scale}): {points}."
 
 
-def first_and_latest(line: str, count: int) -> str:
-    """A series line of the first and the latest of ``count`` values."""
-    return f"{line[:-1]}; first and latest of {count} values."
+def pain_series(series: Sequence[Measurement], t0: date | None) -> str:
+    return series_text("Pain", series, "/10", t0)
+
+
+def esr_series(series: Sequence[Measurement], t0: date | None, of: int | None = None) -> str:
+    """The ESR line; ``of``: the first and the latest of that many values."""
+    line = series_text("ESR", series, "mm/h", t0)
+    return f"{line[:-1]}; first and latest of {of} values." if of is not None else line
 
 
 def up_since_lowest(

@@ -16,7 +16,7 @@ from typing import Any
 from cds_service.cards.safe_text import quote
 from cds_service.engine.findings import clinical_label
 from cds_service.engine.thresholds import RuleSettings
-from fhir_mappers.model import ConditionFact
+from fhir_mappers.model import ConditionFact, ImagingOrder
 
 MINUS = "\u2212"  # a typographic minus sign: a fall reads as one at a glance
 
@@ -220,6 +220,12 @@ CONTRAST_WORDS = {
     "with": "with contrast",
     "without-and-with": "without and with gadolinium",
 }
+
+
+def modality_words(orders: Sequence[ImagingOrder]) -> str:
+    """ "MRI", "MRI/CT": the modalities of ``orders``, MRI first; "imaging" for none."""
+    kinds = sorted({o.modality.value for o in orders}, key=lambda m: (m != "MRI", m))
+    return "/".join(kinds) if kinds else "imaging"
 
 
 def order_words(modality: str, region: str | None = None, contrast: str | None = None) -> str:
