@@ -25,6 +25,7 @@ NOW = frozenset({"stat", "asap"})
 
 
 def next_steps_of(a: Assessment) -> NextSteps:
+    """The next steps of a decided Assessment (``evaluate`` sets them on it)."""
     emergency = emergency_mri(a)
     stat = stat_order(a) if emergency else None
     study = a.answering_study
@@ -94,7 +95,7 @@ def markers_asked(a: Assessment) -> str | None:
     f = a.figures
     if a.recommendation is not Recommendation.INSUFFICIENT_DATA or f.crp_recent:
         return None
-    if f.t0_day is None:
+    if f.t0_day is None:  # no treatment start: no CRP can count
         return None
     if f.crp_latest is None:
         return ORDER_CRP if f.esr_recent else ORDER_CRP_ESR
@@ -102,10 +103,10 @@ def markers_asked(a: Assessment) -> str | None:
 
 
 def stat_order(a: Assessment) -> ImagingOrder | None:
-    """On a card that asks for an emergency MRI now, the first draft that answers the
-    question but is ordered routine (or only "urgent"): the card makes it STAT (an
-    outside clinician's reading: a routine slot for a new cauda equina syndrome is a
-    wrongly placed order)."""
+    """The first draft that answers the question but is ordered routine (or only
+    "urgent"): on a card that asks for an emergency MRI now (only then is it asked), the
+    card makes it STAT (an outside clinician's reading: a routine slot for a new cauda
+    equina syndrome is a wrongly placed order)."""
     return next(
         (
             o
