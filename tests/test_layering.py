@@ -351,6 +351,7 @@ PHRASE_MODULES = frozenset(
         "imaging_phrases",
         "level_phrases",
         "completeness_phrases",
+        "marker_phrases",
         "summary_phrases",
         "trend_phrases",
         "left_out",

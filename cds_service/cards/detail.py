@@ -19,7 +19,6 @@ from cds_service.cards.phrasebook import advise_against_state, phrase
 from cds_service.cards.summary import neuro_seen_on_study, seen_on_study
 from cds_service.cards.trend_lines import (
     crp_section,
-    early_rise,
     trend_lines,
     up_since_lowest,
 )
@@ -99,7 +98,7 @@ def advise_against_line(a: Assessment) -> str:
     finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
     yoon = next((n.data for n in a.notes if n.code == "yoon-high-markers"), None)
     resolved = any(n.code == "resolved-finding" for n in a.notes)
-    return advise_against_state(finding.data, yoon, early_rise(a) is not None, resolved)
+    return advise_against_state(finding.data, yoon, resolved)
 
 
 def detail(a: Assessment) -> str:

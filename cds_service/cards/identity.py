@@ -11,7 +11,6 @@ import json
 import uuid
 
 from cds_service.engine.assessment import Assessment
-from cds_service.engine.records import figures_to_dict
 
 # Fixed namespace so card uuids are stable across processes and releases.
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://spine-cds.invalid/card")
@@ -26,7 +25,7 @@ def card_uuid(a: Assessment, patient_id: str) -> str:
         ),
         "recommendation": a.recommendation.value,
         "rules": [f.rule_id for f in a.rules_fired],
-        "figures": figures_to_dict(a.figures),
+        "figures": a.figures.to_dict(),
     }
     return str(uuid.uuid5(CARD_NAMESPACE, json.dumps(basis, sort_keys=True, separators=(",", ":"))))
 

@@ -16,13 +16,16 @@ from cds_service.cards.words import ARROW, as_sent, change_pct, fmt, shown, sign
 
 def _crp_early_rise(d: Data) -> Phrase:
     low, latest = d["lowest"], d["latest"]
-    rise = signed_pct(d["risePct"])
+    # no percentage above a lowest of 0
+    rise = signed_pct(d["risePct"]) if "risePct" in d else ""
+    by = f" ({rise})" if rise else ""
+    up = f"CRP up {rise.lstrip('+')} since day" if rise else "CRP up since day"
     return Phrase(
-        f"CRP rising again: {shown(low)}{ARROW}{shown(latest)} mg/L ({rise}) from day "
+        f"CRP up from its lowest: {shown(low)}{ARROW}{shown(latest)} mg/L{by} from day "
         f"{low['day']} to day {latest['day']}. The rules count a rise only after day "
         f"{d['afterDays']}, but this is not a favourable response: repeat CRP before "
         "deciding on imaging; if it is still rising, image and look for another source.",
-        f"CRP up {rise.lstrip('+')} since day {low['day']}, repeat CRP",
+        f"{up} {low['day']}, repeat CRP",
     )
 
 

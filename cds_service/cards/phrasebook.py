@@ -249,23 +249,17 @@ def _pain(d: Data) -> Phrase:
     )
 
 
-def advise_against_state(
-    d: Data, yoon: Data | None = None, early_rise: bool = False, resolved: bool = False
-) -> str:
+def advise_against_state(d: Data, yoon: Data | None = None, resolved: bool = False) -> str:
     """The state an advise-against card's detail opens with ("Improving, no red flag
     recorded."), from the same finding as the summary's words. Never "improving" where
     the evidence does not show it: a CRP that stays normal is said as it is; a CRP still
     high at the week-4 levels that predicted failure (``yoon``, that note's data: Yoon
-    2010) does not reassure; nor does a CRP up again from its lowest too early for the rise rule
-    (``early_rise``); and a pain score only from before treatment could act shows no
+    2010) does not reassure; and a pain score only from before treatment could act shows no
     course of the pain (an outside review: "improving" on 8/10 at day 0 alone)."""
     facts = d[FACTS]
     lead = "Improving" if facts["fell"] else "CRP normal, pain not worse"
-    if early_rise:
-        lead = "CRP down from its baseline but up again from its lowest"
     if _pain_before_treatment_only(d):
-        if not early_rise:
-            lead = "CRP falling" if facts["fell"] else "CRP normal"
+        lead = "CRP falling" if facts["fell"] else "CRP normal"
         lead += f", pain recorded only on day 0 ({shown(d['painLatest'])}/10)"
     if yoon is not None:
         lead = f"CRP falling but still high {at_weeks(yoon['afterDays'])}"

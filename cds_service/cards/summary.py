@@ -6,7 +6,6 @@ from cds_service.cards import summary_phrases as says
 from cds_service.cards import text
 from cds_service.cards.level_phrases import missed_level_words, urgent_level_words
 from cds_service.cards.phrasebook import phrase
-from cds_service.cards.trend_lines import early_rise
 from cds_service.cards.words import fmt, modality_words, pain_phrase
 from cds_service.engine import routine, study
 from cds_service.engine.assessment import (
@@ -143,9 +142,4 @@ def _advise_against(a: Assessment, mod: str) -> says.Candidates:
             d[FACTS]["painStable"],
         )
         return says.never_raised(mod, pain, fmt(never.data["highest"]))
-    rise = early_rise(a)
-    if rise is not None:
-        low, pct = rise
-        day = (low.when.day - a.figures.t0_day).days if a.figures.t0_day else 0
-        return says.early_rise(mod, short, pct, day)
     return says.advise_against(mod, short)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cds_service.cards import text
-from cds_service.cards.words import signed_pct, upper_first
+from cds_service.cards.words import upper_first
 from cds_service.engine.next_steps import ORDER_CRP, ORDER_CRP_ESR, REPEAT_CRP_ESR
 
 Candidates = tuple[str, ...]
@@ -61,21 +61,6 @@ def never_raised(mod: str, pain: str, highest: str) -> Candidates:
         "the response",
         f"{head}: {pain}; CRP never raised (at most {highest} mg/L)",
     )
-
-
-def early_rise(mod: str, short: str, pct: float, day: int) -> Candidates:
-    """A rise too early to count: the rules keep the advice, the summary does not say
-    "improving" (nor "CRP falling") beside it."""
-    head = _against(mod)
-    up = f"CRP up {signed_pct(pct).removeprefix('+')} since day {day}"
-    candidates = [f"{head}: {up}, too early to count: repeat CRP"]
-    if short.startswith("improving ("):
-        figures = short.removeprefix("improving (").removesuffix(")")
-        candidates.insert(0, f"{head}: {figures}; but {up}: repeat CRP")
-    return tuple(candidates)
-
-
-# --- Urgent: a new neurologic deficit (``neuro``: its short phrase) ----------------------
 
 
 def urgent_seen(neuro: str, said: str, every_flag: bool) -> Candidates:

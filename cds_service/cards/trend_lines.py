@@ -46,15 +46,6 @@ def crp_section(a: Assessment) -> list[str]:
     return lines
 
 
-def early_rise(a: Assessment) -> tuple[Measurement, float] | None:
-    """A rise over the threshold that came too early to count (by day 14): advise-against
-    stands by the rules, but the card does not call the patient "improving" (an outside
-    review: 100 -> 50 -> 70 mg/L on day 14 read "improving" beside "+40%")."""
-    f = a.figures
-    low, pct = f.crp_lowest_earlier, f.crp_up_from_lowest_pct
-    return (low, pct) if low is not None and pct is not None and f.crp_rise_too_early else None
-
-
 def up_since_lowest(a: Assessment) -> list[str]:
     """On an advise-against card, a latest CRP above its lowest since treatment start,
     under the rise that would change the advice: said, so "improving" does not hide it
@@ -63,8 +54,7 @@ def up_since_lowest(a: Assessment) -> list[str]:
     low, rise = f.crp_lowest_earlier, f.crp_up_from_lowest_pct
     if low is None or rise is None or f.t0_day is None or f.crp_latest is None:
         return []
-    early = f.crp_rise_too_early
-    return [says.up_since_lowest(low, f.crp_latest, f.t0_day, rise, early, a.settings)]
+    return [says.up_since_lowest(low, f.crp_latest, f.t0_day, rise, a.settings)]
 
 
 def trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:

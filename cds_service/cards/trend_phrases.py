@@ -156,18 +156,12 @@ def up_since_lowest(
     latest: Measurement,
     t0: date,
     rise: float,
-    too_early: bool,
     settings: RuleSettings,
 ) -> str:
     """A latest CRP above its lowest since treatment start, under the rise that would
-    change the advice, or over it too early to count."""
-    why = (
-        f"a rise counts only after day {settings.rise_after_days} of treatment; repeat CRP "
-        "within a week"
-        if too_early
-        else f"under the {fmt(settings.rise_pct)}% rise that would change this advice; worth "
-        "repeating"
-    )
+    change the advice (one over it, too early to count, is no advise-against card:
+    ``crp-early-rise``)."""
+    why = f"under the {fmt(settings.rise_pct)}% rise that would change this advice; worth repeating"
     return (
         f"CRP up from its lowest, {shown_value(low)} mg/L on day {_day(low, t0)}, to "
         f"{shown_value(latest)} mg/L ({signed_pct(rise)}): {why}."

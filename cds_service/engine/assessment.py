@@ -20,9 +20,9 @@ from fhir_mappers.model import (
 )
 
 from .records import (
+    antibiotic_to_dict,
     condition_to_dict,
-    episode_to_dict,
-    figures_to_dict,
+    figure,
     measurement_to_dict,
     order_to_dict,
 )
@@ -148,6 +148,17 @@ class Episode:
         """The Condition's own date (onset, else recordedDate)."""
         return self.condition.start
 
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"condition": condition_to_dict(self.condition)}
+        if self.t0 is not None:
+            out["t0"] = self.t0.day.isoformat()
+            out["t0Source"] = self.t0_source
+        if self.antibiotic is not None:
+            out["antibiotic"] = antibiotic_to_dict(self.antibiotic)
+        if self.outside_window:
+            out["antibioticsOutsideWindow"] = [antibiotic_to_dict(x) for x in self.outside_window]
+        return out
+
 
 @dataclass(frozen=True)
 class Study:
@@ -214,6 +225,31 @@ class KeyFigures:
     # rise_after_days): a rise too early to count
     crp_up_from_lowest_pct: float | None = None
     crp_rise_too_early: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Key figures with absent values left out (CDS Hooks forbids nulls)."""
+        out: dict[str, Any] = {}
+        if self.t0_day is not None:
+            out["t0"] = self.t0_day.isoformat()
+        if self.days_since_t0 is not None:
+            out["daysSinceT0"] = self.days_since_t0
+        for key, m in (
+            ("crpBaseline", self.crp_baseline),
+            ("crpLatest", self.crp_latest),
+            ("crpLowestEarlier", self.crp_lowest_earlier),
+            ("painFirst", self.pain_first),
+            ("painLowest", self.pain_lowest),
+            ("painLatest", self.pain_latest),
+            ("esrFirst", self.esr_first),
+            ("esrLatest", self.esr_latest),
+        ):
+            if m is not None:
+                out[key] = figure(m, self.t0_day)
+        if self.crp_percent_change is not None:
+            out["crpPercentChange"] = round(self.crp_percent_change, 1)
+        if self.crp_rise_pct is not None:
+            out["crpRisePct"] = round(self.crp_rise_pct, 1)
+        return out
 
 
 @dataclass(frozen=True)
@@ -283,7 +319,7 @@ class Assessment:
             "crp": [measurement_to_dict(m) for m in self.crp],
             "pain": [measurement_to_dict(m) for m in self.pain],
             "esr": [measurement_to_dict(m) for m in self.esr],
-            "figures": figures_to_dict(self.figures),
+            "figures": self.figures.to_dict(),
             "missing": [r.to_dict() for r in self.missing],
             "unmet": [r.to_dict() for r in self.unmet],
             "notes": [r.to_dict() for r in self.notes],
@@ -299,7 +335,7 @@ class Assessment:
         if self.birth_after_evaluation:
             out["birthDateAfterOrder"] = True
         if self.episode is not None:
-            out["episode"] = episode_to_dict(self.episode)
+            out["episode"] = self.episode.to_dict()
         if self.known:
             out["knownAtDiagnosis"] = [condition_to_dict(c) for c in self.known]
         if self.orders:

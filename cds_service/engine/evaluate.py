@@ -44,7 +44,6 @@ from .response import (
     cut_off_note,
     discordant_pair,
     discordant_remark,
-    early_rise,
     favourable_finding,
     favourable_response_gaps,
     incomplete_reads,
@@ -73,7 +72,7 @@ from .rules import (
     resolved_findings,
     uncertain_dx_rule,
 )
-from .series import figures_of, marker_notes, series, yoon_note
+from .series import early_rise, figures_of, marker_notes, series, yoon_note
 from .study import answering_study, crp_keeps_falling, study_gaps, whole_spine_studies
 from .thresholds import RuleSettings
 from .timeline import day_zone, in_zone, order_day, order_moment

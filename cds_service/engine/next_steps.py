@@ -54,12 +54,17 @@ def emergency_mri(a: Assessment) -> bool:
 def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:
     """The lab orders a card offers: on an advise-against card what it asks to repeat in
     its own words; on an insufficient-data card CRP and ESR when a CRP must be measured
-    (``_needs_markers``). Only a CRP when no CRP is counted and an ESR as recent as a CRP
-    must be is on record: never "CRP/ESR" then."""
+    (``_needs_markers``), a CRP when it rose again too early to count. Only a CRP when no
+    CRP is counted and an ESR as recent as a CRP must be is on record: never "CRP/ESR"
+    then."""
     if a.recommendation is Recommendation.ADVISE_AGAINST:
         wanted = _repeat_asked(a)
+    elif _needs_markers(a):
+        wanted = CRP_AND_ESR
+    elif a.recommendation is Recommendation.INSUFFICIENT_DATA and a.figures.crp_rise_too_early:
+        wanted = CRP_AND_ESR[:1]  # up again too early to count: the card asks for a repeat
     else:
-        wanted = CRP_AND_ESR if _needs_markers(a) else ()
+        wanted = ()
     if wanted == CRP_AND_ESR and a.figures.crp_latest is None and a.figures.esr_recent:
         return CRP_AND_ESR[:1]
     return wanted
@@ -67,10 +72,10 @@ def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:
 
 def _repeat_asked(a: Assessment) -> tuple[MeasurementKind, ...]:
     """What an advise-against card asks to repeat in its own words: CRP and ESR beside the
-    Yoon levels or a rising ESR, a CRP up again too early to count."""
+    Yoon levels or a rising ESR."""
     if any(n.code in ("yoon-high-markers", "esr-rising") for n in a.notes):
         return CRP_AND_ESR
-    return CRP_AND_ESR[:1] if a.figures.crp_rise_too_early else ()
+    return ()
 
 
 def _needs_markers(a: Assessment) -> bool:

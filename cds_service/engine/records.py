@@ -1,17 +1,15 @@
-"""The engine's objects as JSON (camelCase keys, absent values left out): the audit
-record (``Assessment.to_dict``), the data of the findings and remarks, and the card's
+"""The JSON of the data the engine reads (camelCase keys, absent values left out): the
+audit record (``Assessment.to_dict``; an Episode's and the KeyFigures' own ``to_dict``
+sit beside their types), the data of the findings and remarks, and the card's
 machine-readable result are made of these. Split from ``assessment.py`` along the data
-flow: that module holds the types, this one their JSON."""
+flow; it imports nothing of the engine, so the types may import it."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fhir_mappers.model import AntibioticStart, Coding, ConditionFact, ImagingOrder, Measurement
-
-if TYPE_CHECKING:
-    from .assessment import Episode, KeyFigures
 
 
 def coding_to_dict(c: Coding) -> dict[str, str]:
@@ -67,18 +65,6 @@ def condition_to_dict(c: ConditionFact) -> dict[str, Any]:
     return out
 
 
-def episode_to_dict(e: Episode) -> dict[str, Any]:
-    out: dict[str, Any] = {"condition": condition_to_dict(e.condition)}
-    if e.t0 is not None:
-        out["t0"] = e.t0.day.isoformat()
-        out["t0Source"] = e.t0_source
-    if e.antibiotic is not None:
-        out["antibiotic"] = antibiotic_to_dict(e.antibiotic)
-    if e.outside_window:
-        out["antibioticsOutsideWindow"] = [antibiotic_to_dict(x) for x in e.outside_window]
-    return out
-
-
 def antibiotic_to_dict(a: AntibioticStart) -> dict[str, str]:
     return {"reference": a.reference, "name": a.name, "start": a.when.day.isoformat()}
 
@@ -99,32 +85,6 @@ def measurement_to_dict(m: Measurement) -> dict[str, Any]:
         out["originalUnit"] = m.original_unit
     if m.high_sensitivity:
         out["highSensitivity"] = True
-    return out
-
-
-def figures_to_dict(f: KeyFigures) -> dict[str, Any]:
-    """Key figures with absent values left out (CDS Hooks forbids nulls)."""
-    out: dict[str, Any] = {}
-    if f.t0_day is not None:
-        out["t0"] = f.t0_day.isoformat()
-    if f.days_since_t0 is not None:
-        out["daysSinceT0"] = f.days_since_t0
-    for key, m in (
-        ("crpBaseline", f.crp_baseline),
-        ("crpLatest", f.crp_latest),
-        ("crpLowestEarlier", f.crp_lowest_earlier),
-        ("painFirst", f.pain_first),
-        ("painLowest", f.pain_lowest),
-        ("painLatest", f.pain_latest),
-        ("esrFirst", f.esr_first),
-        ("esrLatest", f.esr_latest),
-    ):
-        if m is not None:
-            out[key] = figure(m, f.t0_day)
-    if f.crp_percent_change is not None:
-        out["crpPercentChange"] = round(f.crp_percent_change, 1)
-    if f.crp_rise_pct is not None:
-        out["crpRisePct"] = round(f.crp_rise_pct, 1)
     return out
 
 

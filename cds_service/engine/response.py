@@ -250,32 +250,6 @@ def scope_unread(unavailable: frozenset[str], orders: Sequence[ImagingOrder]) ->
     return gaps
 
 
-def early_rise(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark | None:
-    """A rise over ``rise_pct`` above the lowest earlier CRP, taken by day
-    ``rise_after_days``: too early for the rise rule (clinical-rules.md), but no favourable
-    response either; advise-against waits for a repeat CRP (an outside clinician's
-    review: 150 -> 60 -> 110 mg/L by day 12 read "not recommended, remove the MRI").
-    Values within the normal range, and two CRPs of one day (assay noise), are no rise."""
-    latest, lowest = trend.latest, trend.lowest_earlier
-    if not trend.usable or latest is None or lowest is None or trend.rise_pct is None:
-        return None
-    if within_normal_range(latest.value, latest.comparator, settings.crp_normal_mg_l):
-        return None
-    if latest.when.day == lowest.when.day or trend.rise_pct <= settings.rise_pct:
-        return None
-    if day_of(latest, t0_day) > settings.rise_after_days:
-        return None  # the rise rule's
-    return Remark(
-        "crp-early-rise",
-        {
-            "lowest": figure(lowest, t0_day),
-            "latest": figure(latest, t0_day),
-            "risePct": round(trend.rise_pct, PCT_DIGITS),
-            "afterDays": settings.rise_after_days,
-        },
-    )
-
-
 def slow_fall(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark | None:
     """From day 28, a fall of 25% to under 50% with the latest CRP still above 27.5 mg/L:
     the response is not yet favourable (clinical-rules.md, "Slow fall"; Yoon 2010)."""

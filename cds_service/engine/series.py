@@ -18,7 +18,7 @@ from .assessment import KeyFigures, Remark
 from .records import figure
 from .response import is_recent
 from .rules import ABOVE, CrpTrend, sort_key
-from .thresholds import RuleSettings
+from .thresholds import PCT_DIGITS, RuleSettings
 
 # The mapper has already dropped entered-in-error/cancelled/registered/unknown values and
 # decided on preliminary ones; the engine re-checks so that a hand-built or future mapper
@@ -236,28 +236,46 @@ def figures_of(
 
 def up_from_lowest(
     trend: CrpTrend, t0_day: date | None, settings: RuleSettings
-) -> tuple[float, bool] | None:
-    """The latest CRP's rise above the lowest since treatment start in %, and whether that
-    rise is over the rise threshold (then only its day keeps it from counting: a rise
-    counts after day ``rise_after_days``); None when the latest is not above the lowest,
-    or within the normal range (clinical-rules.md: a rise there means nothing), or on
-    the lowest's day, or when the rise rule would have fired; and from a lowest of 0,
-    which no percentage is above (the rise rule judges a rise from zero by itself)."""
+) -> tuple[float | None, bool] | None:
+    """The latest CRP's rise above the lowest since treatment start in % (None from a
+    lowest of 0, which no percentage is above: any rise from it is over the threshold,
+    as the rise rule reads it), and whether that rise is over the rise threshold but too
+    early to count (by day ``rise_after_days``: then no advise-against either,
+    ``early_rise``); None when the latest is not above the lowest, or within the normal
+    range (clinical-rules.md: a rise there means nothing), or on the lowest's day, or
+    when the rise rule fires."""
     low, latest = trend.lowest_earlier, trend.latest
     if low is None or latest is None or t0_day is None or latest.value <= low.value:
-        return None
-    if low.value <= 0:
         return None
     if latest.value < settings.crp_normal_mg_l:
         return None
     if latest.when.day == low.when.day:
         return None  # hours apart on one day: assay noise, not a course (an outside review)
-    rise = (latest.value - low.value) / low.value * 100
-    if rise <= settings.rise_pct:
+    rise = (latest.value - low.value) / low.value * 100 if low.value > 0 else None
+    if rise is not None and rise <= settings.rise_pct:
         return rise, False
     if (latest.when.day - t0_day).days <= settings.rise_after_days:
         return rise, True
-    return None  # the rise rule would have fired: not an advise-against card
+    return None  # the rise rule fires
+
+
+def early_rise(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark | None:
+    """A rise over ``rise_pct`` above the lowest earlier CRP, taken by day
+    ``rise_after_days`` (``up_from_lowest``): too early for the rise rule
+    (clinical-rules.md), but no favourable response either; advise-against waits for a
+    repeat CRP (an outside clinician's review: 150 -> 60 -> 110 mg/L by day 12 read "not
+    recommended, remove the MRI")."""
+    up = up_from_lowest(trend, t0_day, settings)
+    if up is None or not up[1] or trend.latest is None or trend.lowest_earlier is None:
+        return None
+    data: dict[str, Any] = {
+        "lowest": figure(trend.lowest_earlier, t0_day),
+        "latest": figure(trend.latest, t0_day),
+        "afterDays": settings.rise_after_days,
+    }
+    if up[0] is not None:
+        data["risePct"] = round(up[0], PCT_DIGITS)
+    return Remark("crp-early-rise", data)
 
 
 def never_raised(crp: Sequence[Measurement], settings: RuleSettings) -> float | None:

@@ -34,7 +34,7 @@ def test_an_early_rise_over_the_threshold_waits_for_a_repeat_crp() -> None:
     # before day 15 a rise is not the rise rule's, and not a favourable response either
     c = card([crp(0, 100), crp(5, 40), crp(10, 60), pain(0, 7), pain(10, 3)], 12)
     assert (
-        "CRP rising again: 40\u219260 mg/L (+50%) from day 5 to day 10. The rules count a "
+        "CRP up from its lowest: 40\u219260 mg/L (+50%) from day 5 to day 10. The rules count a "
         "rise only after day 14, but this is not a favourable response: repeat CRP" in c["detail"]
     )
     assert "under the 20% rise" not in c["detail"] and "Improving" not in c["detail"]

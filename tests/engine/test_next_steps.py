@@ -92,11 +92,22 @@ def test_an_improving_advise_against_card_asks_for_no_marker() -> None:
     assert asked(a) == ((), None)
 
 
-def test_an_advise_against_card_with_an_early_rise_asks_for_a_crp() -> None:
-    # 100 -> 50 -> 70 mg/L on day 14: too early to count as a rise, worth a repeat CRP
+def test_an_early_rise_is_no_advice_against_and_asks_for_a_crp() -> None:
+    # 100 -> 50 -> 70 mg/L on day 14: too early to count as a rise, no favourable
+    # response either (c12 t18): insufficient data, a repeat CRP offered
     a = run([crp(0, 100), crp(7, 50), crp(14, 70), pain(0, 6), pain(14, 5)], order_day=14)
-    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert "crp-early-rise" in {r.code for r in a.missing}
     assert a.figures.crp_rise_too_early and a.figures.crp_up_from_lowest_pct == 40
+    assert asked(a) == ((CRP,), None)
+
+
+def test_an_early_rise_from_zero_is_no_advice_against_either() -> None:
+    # 100 -> 0 -> 50 mg/L by day 14: no percentage is above 0, the rise is still one
+    a = run([crp(0, 100), crp(7, 0), crp(14, 50), pain(0, 6), pain(14, 5)], order_day=14)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (rebound,) = [r for r in a.missing if r.code == "crp-early-rise"]
+    assert "risePct" not in rebound.data
     assert asked(a) == ((CRP,), None)
 
 
@@ -137,9 +148,10 @@ def test_the_rise_from_the_lowest_crp_is_judged_once(
 def test_a_rise_from_a_lowest_crp_of_0_has_no_percentage_and_the_card_renders() -> None:
     # no percentage is above 0 (the cards once divided by it)
     a = run([crp(0, 100), crp(5, 0), crp(10, 50), pain(0, 8), pain(10, 5)], order_day=11)
-    assert a.recommendation is Recommendation.ADVISE_AGAINST
-    assert a.figures.crp_up_from_lowest_pct is None and not a.figures.crp_rise_too_early
-    assert render_response(a, CardContext(patient_id="p1"))["cards"][0]["summary"]
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA  # a rise, however large
+    assert a.figures.crp_up_from_lowest_pct is None and a.figures.crp_rise_too_early
+    summary = render_response(a, CardContext(patient_id="p1"))["cards"][0]["summary"]
+    assert summary.endswith("CRP up since day 5, repeat CRP"), summary
 
 
 @pytest.mark.parametrize(("first_day", "in_window"), [(0, True), (7, True), (10, False)])

@@ -75,7 +75,8 @@ def test_advise_against_through_the_normal_limit_shows_the_trend_and_the_limit()
 
 def test_a_crp_above_the_limit_after_a_baseline_of_0_is_not_yet_down() -> None:
     # Baseline 0 mg/L on day 0, 20 on day 10: no percentage exists, the latest is above
-    # the limit, and before day 14 it is no rise yet: not a favourable response.
+    # the limit, and before day 14 it is no rise yet: not a favourable response, and a
+    # rise from its lowest too early to count, which asks for a repeat CRP.
     a = run([crp(0, 0), crp(10, 20), pain(0, 7), pain(10, 5)], order_day=10)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert [(r.code, phrase(r).message) for r in a.unmet] == [
@@ -87,7 +88,7 @@ def test_a_crp_above_the_limit_after_a_baseline_of_0_is_not_yet_down() -> None:
             "of treatment failure).",
         )
     ]
-    assert a.missing == ()
+    assert [r.code for r in a.missing] == ["crp-early-rise"]
 
 
 def test_pre_treatment_values_outside_a_narrow_baseline_window_are_no_baseline() -> None:
