@@ -122,6 +122,14 @@ class ImagingOrder:
     # not be validated (control characters, a list where a code belongs)
     valid: bool = True
 
+    @property
+    def identified(self) -> bool:
+        """The draft has an id: a suggestion can name it in a delete or an update. One
+        without gets none (its reference, "ServiceRequest/#0", is the service's own
+        label, which no EHR knows: an integrator's review found it in both)."""
+        ident = self.resource.get("id")
+        return isinstance(ident, str) and bool(ident)
+
 
 class ConditionCategory(StrEnum):
     NVO = "nvo"  # pyogenic vertebral osteomyelitis / discitis, in scope

@@ -41,7 +41,8 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
         for o in a.orders
         # an order read in part (not valid R4) is never written back: its rating would
         # echo what could not be validated
-        if o.valid and (rating != "not-appropriate" or o.reference in a.covering)
+        # nor is one without an id: no update can name it
+        if o.valid and o.identified and (rating != "not-appropriate" or o.reference in a.covering)
         for r in (_order_rating(a, o, rating),)
         if r is not None
     ]
@@ -75,8 +76,6 @@ def rated_resource(order: ImagingOrder, rating: str, qcdsm: str, card_id: str) -
     if not isinstance(resource, dict):
         resource = {}
     resource.setdefault("resourceType", "ServiceRequest")
-    if "id" not in resource and "/" in order.reference:
-        resource["id"] = order.reference.split("/", 1)[1]
     present = resource.get("extension")
     kept = [
         e

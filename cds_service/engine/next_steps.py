@@ -116,7 +116,10 @@ def stat_order(a: Assessment) -> ImagingOrder | None:
         (
             o
             for o in a.orders
-            if o.valid and o.priority not in NOW and o.reference not in a.study_gaps
+            if o.valid
+            and o.identified
+            and o.priority not in NOW
+            and o.reference not in a.study_gaps
         ),
         None,
     )
@@ -134,7 +137,9 @@ def replaced_order(a: Assessment) -> ImagingOrder | None:
         (
             o
             for o in a.orders
-            if o.valid and a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
+            if o.valid
+            and o.identified
+            and a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
         ),
         None,
     )

@@ -55,3 +55,31 @@ def test_a_deficit_begun_on_treatment_inside_the_window_says_it_may_be_new() -> 
     c = card(run(improving(), [nvo(), neuro(0)]))
     assert "known since diagnosis: compare the neurologic exam" in c["summary"]
     assert "it began after treatment started" not in c["detail"]
+
+
+def test_a_draft_without_an_id_is_never_named_by_an_invented_one() -> None:
+    # an integrator's review: a draft order with no id got "ServiceRequest/#0" in its
+    # delete suggestion and "#0" as the id of its rating update
+    import json
+    from dataclasses import replace
+
+    from tests.engine.builders import order
+
+    drafted = order(29, ref="ServiceRequest/#0")
+    without_id = {k: v for k, v in drafted.resource.items() if k != "id"}
+    a = run(improving(), orders=[replace(drafted, resource=without_id)])
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    response = render_response(a, CardContext(patient_id="p"))
+    (only,) = response["cards"]
+    assert "suggestions" not in only  # nothing to delete by id
+    assert "#0" not in json.dumps(response.get("systemActions", []))  # no update either
+    # the same draft with its id: removed and rated as before
+    a = run(improving(), orders=[order(29)])
+    response = render_response(a, CardContext(patient_id="p"))
+    (suggestion,) = response["cards"][0]["suggestions"]
+    assert suggestion["actions"][0] == {
+        "type": "delete",
+        "description": suggestion["actions"][0]["description"],
+        "resourceId": "ServiceRequest/sr1",
+    }
+    assert response["systemActions"][0]["resource"]["id"] == "sr1"
