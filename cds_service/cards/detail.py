@@ -106,8 +106,8 @@ def detail(a: Assessment) -> str:
     emergency = a.next_steps.emergency_mri  # the bold first line asks for it now
     blocks: list[list[str]] = []
     flags = a.red_flags
+    first = any(n.code == "early-order" and n.data.get("noStudyOnRecord") for n in a.notes)
     if rec is Recommendation.ADVISE_AGAINST:
-        first = any(n.code == "early-order" and n.data.get("noStudyOnRecord") for n in a.notes)
         blocks.append([text.SAFETY_NET, *([text.FIRST_IMAGING] if first else [])])
         state = advise_against_line(a)
         blocks.append([episode_line(a), state, *trend_lines(a), *up_since_lowest(a)])
@@ -177,7 +177,7 @@ def detail(a: Assessment) -> str:
         blocks.append(_bullets(items))
         blocks.append(trend_lines(a, crp_figures=markers is None))
     else:
-        blocks.append([text.NOT_ENOUGH_DATA])
+        blocks.append([text.NOT_ENOUGH_DATA, *([text.FIRST_IMAGING_NO_ADVICE] if first else [])])
         blocks.append([episode_line(a)])
         asks = [phrase(r).message for r in (*a.missing, *a.unmet)]
         # a known deficit's line already says the decision rests on the neurologic exam
@@ -196,6 +196,8 @@ def detail(a: Assessment) -> str:
     skipped = {"flag-seen-on-study"} if said_first else set()
     if emergency:
         skipped.add("known-abscess")
+    if rec is Recommendation.INSUFFICIENT_DATA:
+        skipped.add("early-order")  # its caveat is the bold line above; no advice to temper
     notes = [phrase(r).message for r in a.notes if r.code not in skipped] + left_out(
         shown_issues, a.figures.t0_day
     )

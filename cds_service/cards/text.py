@@ -155,6 +155,12 @@ FIRST_IMAGING = (
     "**No spine MRI or CT of this infection is on record: if this is its first imaging (to "
     "confirm the diagnosis or plan a biopsy), this advice does not apply.**"
 )
+# The same on an insufficient-data card, which gives no advice (an outside clinician's
+# review: a day-3 order with no study on record read only "not enough data").
+FIRST_IMAGING_NO_ADVICE = (
+    "**No spine MRI or CT of this infection is on record: if this is its first imaging (to "
+    "confirm the diagnosis or plan a biopsy), this card does not apply.**"
+)
 NEURO_EXAM = "Confirm the neurologic exam: only coded diagnoses are seen here."
 MARKERS_CAVEAT = "Raised markers alone do not prove treatment failure (IDSA 2015)."
 REBOUND_SOURCES = (

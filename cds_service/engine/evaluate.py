@@ -326,20 +326,24 @@ def _evaluate(
                 missing.append(replace(later, data={**later.data, "blocks": True}))
             missing += incomplete_reads(data, t0_day, settings)
             missing += scope_unread(data.unavailable, covering_orders)
+        days = figures.days_since_t0
+        early: dict[str, Any] = {"day": days, "afterDays": settings.plateau_after_days}
+        first = _no_study_on_record(prior, data.unavailable)
+        if first:
+            # the order may be the first, diagnostic study: not a repeat (a clinician
+            # reader, on a day-2 order with no spine study on record)
+            early["noStudyOnRecord"] = True
+        is_early = days is not None and days < settings.plateau_after_days
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA
             findings.append(insufficient_finding(missing, unmet))
+            if is_early and first:  # the same caveat (an outside clinician's review)
+                notes.append(Remark("early-order", early))
         else:
             recommendation = Recommendation.ADVISE_AGAINST
             assert t0_day is not None  # favourable response needs a T0
             findings.append(favourable_finding(trend, pain, t0_day, settings, known))
-            days = figures.days_since_t0
-            if days is not None and days < settings.plateau_after_days:
-                early: dict[str, Any] = {"day": days, "afterDays": settings.plateau_after_days}
-                if _no_study_on_record(prior, data.unavailable):
-                    # the order may be the first, diagnostic study: not a repeat (a clinician
-                    # reader, on a day-2 order with no spine study on record)
-                    early["noStudyOnRecord"] = True
+            if is_early:
                 notes.append(Remark("early-order", early))
             yoon = yoon_note(trend, esr, t0_day, settings)
             if yoon is not None:

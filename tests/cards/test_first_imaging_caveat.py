@@ -62,3 +62,17 @@ def test_not_when_the_imaging_records_could_not_be_read() -> None:
     a = day_two(unavailable=frozenset({"imaging_reports"}))
     assert a.recommendation is Recommendation.ADVISE_AGAINST
     assert CAVEAT not in detail(a)
+
+
+def test_an_early_card_with_too_little_data_says_it_too() -> None:
+    # an outside clinician's review: a day-3 order with one CRP and no study on record,
+    # probably the diagnostic MRI, read only "not enough data ... repeat it"
+    base = PatientData(conditions=(nvo(),), measurements=(crp(-1, 150), pain(1, 6)))
+    a = assess([order(2)], base, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    first_lines = detail(a).split("\n\n", 1)[0]
+    assert f"**{CAVEAT}" in first_lines and "this card does not apply" in first_lines
+    assert "early imaging can falsely suggest" not in detail(a)  # no advice to temper
+    with_study = replace(base, unavailable=frozenset({"imaging_studies"}))
+    a = assess([order(2)], with_study, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert CAVEAT not in detail(a)  # the imaging records were not read: nothing said
