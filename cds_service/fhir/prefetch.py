@@ -287,7 +287,7 @@ def gather(
             result = replace_members(result, again)
     else:
         result = client.follow_pages(None, None, first_pages, deadline)
-    _merge(result, refetch_because, resources, sources, notes, problems)
+    _merge(result, refetch_because, resources, sources, notes, problems, patient_id)
     problems = _spare_optional(problems, optional, resources, sources, notes)
     if problems:
         raise DataUnavailable((*problems, *strays))
@@ -359,6 +359,7 @@ def _merge(
     sources: dict[str, str],
     notes: list[Problem],
     problems: list[Problem],
+    patient_id: object,
 ) -> None:
     for key, error in result.errors.items():
         if key in refetch_because:
@@ -368,6 +369,14 @@ def _merge(
         else:
             problems.append(Problem(key, f"not prefetched; fetching it failed: {error.reason}"))
     for key, found in result.resources.items():
+        # a FHIR server that ignored or mis-read patient=: as with prefetch, not "no data"
+        # (an attack review: another patient's Conditions read as no infection, no card)
+        foreign = (
+            _someone_elses(found, patient_id) if found and isinstance(patient_id, str) else None
+        )
+        if foreign is not None:
+            problems.append(Problem(key, foreign.replace("prefetch held", "FHIR server sent")))
+            continue
         resources[key] = found
         sources.setdefault(key, "fetched")
         if key in refetch_because:

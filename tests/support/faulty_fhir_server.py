@@ -16,6 +16,8 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``wrong-resource``: 200 with a Patient where a search Bundle is expected
 - ``outcome``: 200 with an OperationOutcome
 - ``search-outcome``: a searchset with one resource and one ``search.mode = outcome`` entry
+- ``other-patient``: like ``ok``, but each resource's subject is another patient (a server
+  that ignored or mis-read ``patient=``)
 - ``endless``: every page has a ``next`` link to a new page
 - ``loop``: page 1 links to page 2, which links back to page 1
 - ``redirect``: 302 to another host
@@ -225,6 +227,9 @@ class FaultyFhirServer:
             _send(handler, 200, _ok(resource_type, is_read))
         elif mode == "ok":
             _send(handler, 200, _ok(resource_type, is_read))
+        elif mode == "other-patient":
+            other = {**_resource(resource_type, "theirs"), "subject": {"reference": "Patient/zz"}}
+            _send(handler, 200, other if is_read else _searchset(resource_type, [other]))
         elif mode == "trickle":
             handler.send_response(200)
             handler.send_header("Content-Type", "application/fhir+json")
