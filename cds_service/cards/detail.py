@@ -106,9 +106,12 @@ def detail(a: Assessment) -> str:
     emergency = a.next_steps.emergency_mri  # the bold first line asks for it now
     blocks: list[list[str]] = []
     flags = a.red_flags
-    first = any(n.code == "early-order" and n.data.get("noStudyOnRecord") for n in a.notes)
+    early = next((n.data for n in a.notes if n.code == "early-order"), {})
+    unread = bool(early.get("studiesUnread"))
+    first = bool(early.get("noStudyOnRecord")) or unread
+    caveat = text.first_imaging(unread, rec is Recommendation.ADVISE_AGAINST)
     if rec is Recommendation.ADVISE_AGAINST:
-        blocks.append([text.SAFETY_NET, *([text.FIRST_IMAGING] if first else [])])
+        blocks.append([text.SAFETY_NET, *([caveat] if first else [])])
         state = advise_against_line(a)
         blocks.append([episode_line(a), state, *trend_lines(a), *up_since_lowest(a)])
         blocks.append([_read_anyway(a)])
@@ -142,7 +145,10 @@ def detail(a: Assessment) -> str:
             items.append(text.COMPLICATION_ACTION)
             complication = next(f for f in flags if f.rule_id == "complication")
             if complication.data["facts"]["abscess"]:
-                items.append(text.ABSCESS_NEXT_STEPS)
+                undated = complication.data["facts"]["found"][0].get("undated")
+                items.append(
+                    text.ABSCESS_NEXT_STEPS_UNDATED if undated else text.ABSCESS_NEXT_STEPS
+                )
                 items.append(text.ABSCESS_STUDY)
                 extend = abscess_extent_line(a.orders, a.study_gaps)
                 if extend is not None:
@@ -177,7 +183,9 @@ def detail(a: Assessment) -> str:
         blocks.append(_bullets(items))
         blocks.append(trend_lines(a, crp_figures=markers is None))
     else:
-        blocks.append([text.NOT_ENOUGH_DATA, *([text.FIRST_IMAGING_NO_ADVICE] if first else [])])
+        blocks.append(
+            [text.NOT_ENOUGH_DATA, *([text.first_imaging(unread, False)] if first else [])]
+        )
         blocks.append([episode_line(a)])
         asks = [phrase(r).message for r in (*a.missing, *a.unmet)]
         # a known deficit's line already says the decision rests on the neurologic exam

@@ -206,7 +206,9 @@ def _markers(d: Data) -> Phrase:
         parts.append(
             Phrase(
                 # the day said once ("less than a 25% fall by day 30 (judged from day 28)")
-                f"CRP {trend}: less than a {least}% fall by day {day}"
+                f"CRP {trend}: "
+                + ("no fall" if unfallen else f"less than a {least}% fall")
+                + f" by day {day}"
                 + (
                     f" (judged from day {plateau['afterDays']})"
                     if day != plateau["afterDays"]

@@ -115,10 +115,14 @@ def _crp_not_falling(d: Data) -> Phrase:
             "markers not responding (IDSA 2015: markers unchanged or rising after 4 weeks "
             "raise suspicion of treatment failure)."
         )
+    # at or above its baseline: no fall at all, not a fall "not yet" large enough (an
+    # outside re-run read "+10% ... not yet down 25%")
+    unfallen = d.get("changePct", -1) >= 0
+    state = "not down from baseline" if unfallen else f"not yet down {least}%"
     return Phrase(
         f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L{change} by day {day}: "
-        f"not yet down {least}% and not below {fmt(d['normalLimitMgL'])} mg/L.{then}",
-        f"CRP not yet down {least}%",
+        f"{state} and not below {fmt(d['normalLimitMgL'])} mg/L.{then}",
+        f"CRP {state}",
     )
 
 
@@ -152,8 +156,9 @@ def _known_deficit(d: Data) -> Phrase:
         # inside the diagnosis window but begun on treatment: the rules read it as found
         # with the infection; the card says what follows if it was not
         return Phrase(
-            f"{upper_first(dated(c))}: it began after treatment started, within "
-            f"{d['windowDays']} days of diagnosis, so it is read as found with the infection. "
+            f"{upper_first(dated(c))}: it began after treatment started, inside the "
+            f"{d['windowDays']} days after diagnosis and treatment start that are read as "
+            "found with the infection. "
             f"If it was not there at diagnosis, it is new: {emergency} now. If it was, {rests}",
             f"{name} since day {c['day']}: if new, emergency MRI",
         )
@@ -316,7 +321,7 @@ def _episode_start_unknown(d: Data) -> Phrase:
 
 def _early_order(d: Data) -> Phrase:
     # with no study on record, the card's first lines say the order may be the first
-    # imaging (text.FIRST_IMAGING)
+    # imaging (text.first_imaging)
     return Phrase(
         f"Ordered on day {d['day']} of treatment, before day {d['afterDays']}: early imaging "
         "can falsely suggest progression, and bone can look worse for weeks to months while "

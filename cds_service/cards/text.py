@@ -149,18 +149,27 @@ SAFETY_NET = (
     "urgently); worsening pain, persisting fever or bacteraemia, or a rising CRP (image). "
     "Only coded diagnoses are seen here: confirm the neurologic exam."
 )
+
+
 # Beside it on an early order with no spine MRI or CT of the infection on record: the
 # order may be the first, diagnostic study (a clinician reader: said last, it was missed).
-FIRST_IMAGING = (
-    "**No spine MRI or CT of this infection is on record: if this is its first imaging (to "
-    "confirm the diagnosis or plan a biopsy), this advice does not apply.**"
-)
-# The same on an insufficient-data card, which gives no advice (an outside clinician's
-# review: a day-3 order with no study on record read only "not enough data").
-FIRST_IMAGING_NO_ADVICE = (
-    "**No spine MRI or CT of this infection is on record: if this is its first imaging (to "
-    "confirm the diagnosis or plan a biopsy), this card does not apply.**"
-)
+def first_imaging(unread: bool, advice: bool) -> str:
+    """The caveat of an early card whose order may be the infection's first imaging: no
+    spine study on record, or (``unread``) the imaging records could not be read; on an
+    insufficient-data card, which gives no advice, the card does not apply (outside
+    clinicians' reviews: a day-3 order, probably the diagnostic MRI)."""
+    state = (
+        "The spine imaging records could not be read"
+        if unread
+        else "No spine MRI or CT of this infection is on record"
+    )
+    what = "this advice" if advice else "this card"
+    return (
+        f"**{state}: if this is its first imaging (to confirm the diagnosis or plan a "
+        f"biopsy), {what} does not apply.**"
+    )
+
+
 NEURO_EXAM = "Confirm the neurologic exam: only coded diagnoses are seen here."
 MARKERS_CAVEAT = "Raised markers alone do not prove treatment failure (IDSA 2015)."
 REBOUND_SOURCES = (
@@ -194,11 +203,15 @@ MRI_PREFERRED = (
 MRI_PREFERRED_TO_CONTRAST_CT = "MRI with gadolinium is preferred to the CT ordered."
 # A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
 # relapses more often; at least 8 weeks of therapy).
-ABSCESS_NEXT_STEPS = (
-    "A new abscess on treatment raises suspicion of failure: consider drainage (spine "
-    "surgery or CT-guided); if undrained, at least 8 weeks of antibiotics (Park 2016, for "
-    "paravertebral or psoas abscesses); "
-    "review the organism and the antibiotic with infectious diseases."
+_ABSCESS_STEPS = (
+    "consider drainage (spine surgery or CT-guided); if undrained, at least 8 weeks of "
+    "antibiotics (Park 2016, for paravertebral or psoas abscesses); review the organism and "
+    "the antibiotic with infectious diseases."
+)
+ABSCESS_NEXT_STEPS = f"A new abscess on treatment raises suspicion of failure: {_ABSCESS_STEPS}"
+# an abscess with no date: new on treatment is not known (an outside clinician's re-run)
+ABSCESS_NEXT_STEPS_UNDATED = (
+    f"If this abscess is new on treatment, it raises suspicion of failure: {_ABSCESS_STEPS}"
 )
 
 # --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): which study, protocol, extent --

@@ -333,6 +333,9 @@ def _evaluate(
             # the order may be the first, diagnostic study: not a repeat (a clinician
             # reader, on a day-2 order with no spine study on record)
             early["noStudyOnRecord"] = True
+        elif sources.IMAGING & data.unavailable:
+            early["studiesUnread"] = True  # the same may hold: said (an outside re-run)
+            first = True
         is_early = days is not None and days < settings.plateau_after_days
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA

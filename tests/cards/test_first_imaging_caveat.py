@@ -58,10 +58,10 @@ def test_not_when_a_study_of_the_infection_is_on_record() -> None:
     assert CAVEAT not in detail(a) and "Last spine study" in detail(a)
 
 
-def test_not_when_the_imaging_records_could_not_be_read() -> None:
+def test_not_as_no_study_when_the_imaging_records_could_not_be_read() -> None:
     a = day_two(unavailable=frozenset({"imaging_reports"}))
     assert a.recommendation is Recommendation.ADVISE_AGAINST
-    assert CAVEAT not in detail(a)
+    assert CAVEAT not in detail(a)  # not "none on record": they were not read
 
 
 def test_an_early_card_with_too_little_data_says_it_too() -> None:
@@ -73,6 +73,19 @@ def test_an_early_card_with_too_little_data_says_it_too() -> None:
     first_lines = detail(a).split("\n\n", 1)[0]
     assert f"**{CAVEAT}" in first_lines and "this card does not apply" in first_lines
     assert "early imaging can falsely suggest" not in detail(a)  # no advice to temper
-    with_study = replace(base, unavailable=frozenset({"imaging_studies"}))
-    a = assess([order(2)], with_study, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
-    assert CAVEAT not in detail(a)  # the imaging records were not read: nothing said
+    unread = replace(base, unavailable=frozenset({"imaging_studies"}))
+    a = assess([order(2)], unread, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert CAVEAT not in detail(a)  # the imaging records were not read: said as such
+    assert "The spine imaging records could not be read" in detail(a)
+
+
+def test_with_the_imaging_records_unread_it_says_they_were_not_read() -> None:
+    # an outside clinician's re-run: the EHR sent no imaging records and no fhirServer,
+    # and a day-2 order got "Remove the spine MRI order" with no word of first imaging
+    unread = day_two(unavailable=frozenset({"imaging_studies"}))
+    assert unread.recommendation is Recommendation.ADVISE_AGAINST
+    first_lines = detail(unread).split("\n\n", 1)[0]
+    assert "**The spine imaging records could not be read: if this is its first imaging" in (
+        first_lines
+    )
+    assert "this advice does not apply" in first_lines

@@ -48,7 +48,10 @@ def test_a_deficit_begun_on_treatment_inside_the_window_says_it_may_be_new() -> 
     a = run(improving(), [nvo(), neuro(3)])
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     c = card(a)
-    assert "it began after treatment started, within 3 days of diagnosis" in c["detail"]
+    assert (
+        "it began after treatment started, inside the 3 days after diagnosis and treatment "
+        "start that are read as found with the infection" in c["detail"]
+    )
     assert "If it was not there at diagnosis, it is new: emergency MRI" in c["detail"]
     assert c["summary"].endswith("cauda equina syndrome since day 3: if new, emergency MRI")
     # begun on the day treatment started: known at diagnosis, as before
@@ -83,3 +86,12 @@ def test_a_draft_without_an_id_is_never_named_by_an_invented_one() -> None:
         "resourceId": "ServiceRequest/sr1",
     }
     assert response["systemActions"][0]["resource"]["id"] == "sr1"
+
+
+def test_a_crp_above_its_baseline_before_day_28_is_not_down_not_yet_down() -> None:
+    # c13: "+10% ... not yet down 25%" on an insufficient-data card
+    a = run([crp(0, 100), crp(20, 110), pain(0, 6), pain(20, 6)], order_day=21)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    c = card(a)
+    assert "CRP 100\u2192110 mg/L (+10%) by day 20: not down from baseline" in c["detail"]
+    assert "not yet down" not in c["detail"] + c["summary"]
