@@ -137,8 +137,17 @@ def _pain_not_improving(d: Data) -> Phrase:
 def _known_at_diagnosis(d: Data) -> Phrase:
     conditions = d["conditions"]
     listed = "; ".join(dated(c) for c in conditions)
+    # begun after treatment started, inside the window: what follows if it is new (an
+    # outside clinician's re-run: an abscess from day 2 of treatment read only "known")
+    later = sorted({c["day"] for c in conditions if c.get("atStart") is False and "day" in c})
+    caveat = (
+        f" Begun after treatment started (day {', '.join(map(str, later))}): if not there at "
+        "diagnosis, it is new, and imaging is reasonable."
+        if later
+        else ""
+    )
     return Phrase(
-        f"Recorded at diagnosis, not a new red flag: {listed}.",
+        f"Recorded at diagnosis, not a new red flag: {listed}.{caveat}",
         "known at diagnosis: " + ", ".join(lower_first(name_of(c)) for c in conditions),
     )
 

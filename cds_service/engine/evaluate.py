@@ -314,6 +314,8 @@ def _evaluate(
             rebound = early_rise(trend, t0_day, settings)
             if rebound is not None:
                 missing.append(rebound)
+                # its repeat CRP comes first: not also "repeat at about day 28" (a re-run)
+                unmet = [u for u in unmet if u.code != "crp-not-falling"]
             pending = pending_rise(data.issues, trend.latest, t0_day, settings)
             if pending is not None:
                 missing.append(pending)

@@ -95,3 +95,19 @@ def test_a_crp_above_its_baseline_before_day_28_is_not_down_not_yet_down() -> No
     c = card(a)
     assert "CRP 100\u2192110 mg/L (+10%) by day 20: not down from baseline" in c["detail"]
     assert "not yet down" not in c["detail"] + c["summary"]
+
+
+def test_a_finding_begun_on_treatment_inside_the_window_says_what_follows_if_new() -> None:
+    # c13 d08: an epidural abscess from day 2 of treatment read only "Recorded at diagnosis"
+    a = run(improving(), [nvo(), complication(2)])
+    c = card(a)
+    assert "Recorded at diagnosis, not a new red flag" in c["detail"]
+    assert (
+        "Begun after treatment started (day 2): if not there at diagnosis, it is new, and "
+        "imaging is reasonable." in c["detail"]
+    )
+    # found before treatment started: known, nothing more said
+    assert (
+        "Begun after treatment started"
+        not in card(run(improving(), [nvo(), complication(0)]))["detail"]
+    )
