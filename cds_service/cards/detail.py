@@ -112,6 +112,8 @@ def detail(a: Assessment) -> str:
     caveat = text.first_imaging(unread, rec is Recommendation.ADVISE_AGAINST)
     if rec is Recommendation.ADVISE_AGAINST:
         blocks.append([text.SAFETY_NET, *([caveat] if first else [])])
+        if any(o.reference in a.covering and not o.identified for o in a.orders):
+            blocks.append([text.NO_ORDER_ID])
         state = advise_against_line(a)
         blocks.append([episode_line(a), state, *trend_lines(a), *up_since_lowest(a)])
         blocks.append([_read_anyway(a)])

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase
-from cds_service.cards.words import ARROW, as_sent, change_pct, fmt, shown, signed_pct
+from cds_service.cards.words import ARROW, as_sent, change_pct, fmt, shown
 
 
 def _crp_early_rise(d: Data) -> Phrase:
     low, latest = d["lowest"], d["latest"]
     # no percentage above a lowest of 0
-    rise = signed_pct(d["risePct"]) if "risePct" in d else ""
+    # a lowest or latest at a lab limit ("<5"): the true rise lies beyond (an outside re-run)
+    limits = latest.get("comparator"), low.get("comparator")
+    rise = change_pct(d["risePct"], *limits) if "risePct" in d else ""
     by = f" ({rise})" if rise else ""
     up = f"CRP up {rise.lstrip('+')} since day" if rise else "CRP up since day"
     return Phrase(

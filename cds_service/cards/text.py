@@ -153,6 +153,14 @@ SAFETY_NET = (
 
 # Beside it on an early order with no spine MRI or CT of the infection on record: the
 # order may be the first, diagnostic study (a clinician reader: said last, it was missed).
+# An advise-against card whose order came without an id: no suggestion can name it (an
+# outside clinician's re-run: such a card advised against with no action and no reason).
+NO_ORDER_ID = (
+    "The order came without an id, so this card cannot offer to remove it: if you agree, "
+    "cancel it in the order itself."
+)
+
+
 def first_imaging(unread: bool, advice: bool) -> str:
     """The caveat of an early card whose order may be the infection's first imaging: no
     spine study on record, or (``unread``) the imaging records could not be read; on an

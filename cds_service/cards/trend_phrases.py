@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import ARROW, as_sent, change_pct, count_of, fmt, signed_pct
+from cds_service.cards.words import ARROW, as_sent, change_pct, count_of, fmt
 from cds_service.engine.thresholds import RuleSettings
 from fhir_mappers.model import Measurement
 
@@ -164,5 +164,6 @@ def up_since_lowest(
     why = f"under the {fmt(settings.rise_pct)}% rise that would change this advice; worth repeating"
     return (
         f"CRP up from its lowest, {shown_value(low)} mg/L on day {_day(low, t0)}, to "
-        f"{shown_value(latest)} mg/L ({signed_pct(rise)}): {why}."
+        f"{shown_value(latest)} mg/L ({change_pct(rise, latest.comparator, low.comparator)}): "
+        f"{why}."
     )

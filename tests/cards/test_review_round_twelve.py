@@ -75,6 +75,7 @@ def test_a_draft_without_an_id_is_never_named_by_an_invented_one() -> None:
     response = render_response(a, CardContext(patient_id="p"))
     (only,) = response["cards"]
     assert "suggestions" not in only  # nothing to delete by id
+    assert "The order came without an id, so this card cannot offer to remove it" in only["detail"]
     assert "#0" not in json.dumps(response.get("systemActions", []))  # no update either
     # the same draft with its id: removed and rated as before
     a = run(improving(), orders=[order(29)])
@@ -111,3 +112,12 @@ def test_a_finding_begun_on_treatment_inside_the_window_says_what_follows_if_new
         "Begun after treatment started"
         not in card(run(improving(), [nvo(), complication(0)]))["detail"]
     )
+
+
+def test_a_rise_from_a_lowest_at_a_lab_limit_says_it_may_be_larger() -> None:
+    # c13 r10: "<5 -> 25 (+400%)" without "or more"
+    a = run(
+        [crp(0, 100), crp(5, 5, comparator="<"), crp(10, 25), pain(0, 6), pain(10, 5)], order_day=11
+    )
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert "(+400% or more) from day 5 to day 10" in card(a)["detail"]
