@@ -49,13 +49,13 @@ from .response import (
     incomplete_reads,
     insufficient_finding,
     pending_rise,
-    scope_unread,
 )
 from .routine import (
     deciding_flags,
     immunosuppression,
     not_routine,
     prior_imaging,
+    scope_unread,
     seen_on_every_flag,
     spine_surgery,
 )

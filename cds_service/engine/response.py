@@ -12,15 +12,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from fhir_mappers.model import (
-    ConditionFact,
-    DataIssue,
-    ImagingOrder,
-    Measurement,
-    MeasurementKind,
-    Modality,
-    PatientData,
-)
+from fhir_mappers.model import ConditionFact, DataIssue, Measurement, MeasurementKind, PatientData
 
 from . import sources
 from .assessment import (
@@ -232,21 +224,6 @@ def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) ->
         days = [m.when.day for m in data.measurements if m.kind is kind_enum]
         if not days or min(days) > reach:
             gaps.append(Remark(code))
-    return gaps
-
-
-def scope_unread(unavailable: frozenset[str], orders: Sequence[ImagingOrder]) -> list[Remark]:
-    """Sources not read (neither prefetched nor fetched) that leave unknown whether the
-    advice applies at all: without the Patient the age is unknown (the advice is for
-    adults only), and without the procedures a CT may follow spine surgery (never advised
-    against). Advise-against does not stand on either; the card names what was not read
-    (an outside clinician's review: a 12-year-old and a CT after fusion were advised
-    against when the EHR sent neither key and no fhirServer)."""
-    gaps: list[Remark] = []
-    if sources.PATIENT in unavailable:
-        gaps.append(Remark("age-unread"))
-    if sources.PROCEDURES in unavailable and any(o.modality is Modality.CT for o in orders):
-        gaps.append(Remark("surgery-unread"))
     return gaps
 
 

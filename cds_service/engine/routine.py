@@ -25,6 +25,7 @@ from fhir_mappers.model import (
     SpineSurgery,
 )
 
+from . import sources
 from .assessment import FACTS, RULE_NEURO, Remark, RuleFinding
 from .episode import counts_now
 from .findings import condition_facts
@@ -245,3 +246,18 @@ def seen_on_every_flag(notes: Sequence[Remark]) -> Remark | None:
     return next(
         (n for n in notes if n.code == "flag-seen-on-study" and n.data["allRedFlags"]), None
     )
+
+
+def scope_unread(unavailable: frozenset[str], orders: Sequence[ImagingOrder]) -> list[Remark]:
+    """Sources not read (neither prefetched nor fetched) that leave unknown whether the
+    advice applies at all: without the Patient the age is unknown (the advice is for
+    adults only), and without the procedures a CT may follow spine surgery (never advised
+    against). Advise-against does not stand on either; the card names what was not read
+    (an outside clinician's review: a 12-year-old and a CT after fusion were advised
+    against when the EHR sent neither key and no fhirServer)."""
+    gaps: list[Remark] = []
+    if sources.PATIENT in unavailable:
+        gaps.append(Remark("age-unread"))
+    if sources.PROCEDURES in unavailable and any(o.modality is Modality.CT for o in orders):
+        gaps.append(Remark("surgery-unread"))
+    return gaps
