@@ -42,12 +42,17 @@ class Problem:
     ``fatal`` issue: the search failed in part, so what it holds may be missing data
     (CDS Hooks: an OperationOutcome in prefetch, an entry of a searchset included,
     SHOULD be checked and re-fetched). Information and warnings are not failures.
+
+    ``strays_only``: the search held entries, none of the type searched for (a template
+    or a server gone wrong): read as empty it would say "no data", so the key is read
+    as not prefetched, or, fetched, as unavailable.
     """
 
     key: str
     reason: str
     cut_off: bool = False
     failed: bool = False
+    strays_only: bool = False
 
 
 class FhirError(Exception):
@@ -258,7 +263,13 @@ def unwrap_bundle(
                 Problem(key, f"search result carried an OperationOutcome ({issues}); ignored")
             )
     if strays:
-        notes.append(Problem(key, f"{strays} search entries that are not {resource_type} ignored"))
+        notes.append(
+            Problem(
+                key,
+                f"{strays} search entries that are not {resource_type} ignored",
+                strays_only=not found,
+            )
+        )
     return found, notes
 
 

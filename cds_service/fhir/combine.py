@@ -16,7 +16,7 @@ error about the combined search (paging cut off, a refusal) concerns every key i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -127,7 +127,7 @@ def split(
             errors[member] = FhirError(member, error.reason)
     for note in result.notes:
         for member in combined.members.get(note.key, {note.key: frozenset()}):
-            notes.append(Problem(member, note.reason, note.cut_off))
+            notes.append(replace(note, key=member))  # every flag kept (failed, strays_only)
     position = {key: i for i, key in enumerate(combined.order)}
 
     def place(key: str) -> int:

@@ -240,6 +240,10 @@ def gather(
             failure = next((n for n in more if n.failed), None)
             if mismatch is None and isinstance(patient_id, str) and found:
                 mismatch = _someone_elses(found, patient_id)
+            strayed = next((n for n in more if n.strays_only), None)
+            if mismatch is None and strayed is not None:
+                # only entries of another type: not "no data" (an attack review)
+                mismatch = f"the prefetched search held only other resources ({strayed.reason})"
             can_fetch = fhir_server is not None and key not in unrenderable
             if mismatch is None and failure is not None and can_fetch:
                 # A search that failed in part: its data may be missing. Fetch it again
@@ -376,6 +380,12 @@ def _merge(
         )
         if foreign is not None:
             problems.append(Problem(key, foreign.replace("prefetch held", "FHIR server sent")))
+            continue
+        strayed = next((n for n in result.notes if n.key == key and n.strays_only), None)
+        if strayed is not None:  # only entries of another type: not "no data"
+            problems.append(
+                Problem(key, f"FHIR server sent only other resources ({strayed.reason})")
+            )
             continue
         resources[key] = found
         sources.setdefault(key, "fetched")

@@ -251,3 +251,23 @@ def test_a_combined_search_cut_off_is_read_again_search_by_search(
     assert (crp["baseline"]["value"], crp["latest"]["value"]) == (142, 18)
     assert "Some pain scores could not be read" in card["detail"]
     assert "CRP results" not in card["detail"].split("could not be read")[0]
+
+
+def test_split_keeps_every_flag_of_a_note() -> None:
+    """A search that failed in part (an error OperationOutcome beside its results) must
+    stay failed after the split, for the combined search's members and the keys sent as
+    they were: the engine then gives no advice against imaging on it. The split once
+    rebuilt each note and dropped the flag, on the fetched path only."""
+    combined = combine(queries())
+    (key,) = combined.members
+    result = FetchResult(
+        resources={key: [], "conditions": []},
+        errors={},
+        notes=(
+            Problem(key, "search result carried an OperationOutcome", failed=True),
+            Problem("conditions", "1 search entries that are not Condition", strays_only=True),
+        ),
+    )
+    out = split(result, combined)
+    assert {n.key for n in out.notes if n.failed} == set(combined.members[key])
+    assert [n.key for n in out.notes if n.strays_only] == ["conditions"]

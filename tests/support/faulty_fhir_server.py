@@ -18,6 +18,7 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``search-outcome``: a searchset with one resource and one ``search.mode = outcome`` entry
 - ``other-patient``: like ``ok``, but each resource's subject is another patient (a server
   that ignored or mis-read ``patient=``)
+- ``stray-entries``: every search answers a searchset holding only a Patient
 - ``endless``: every page has a ``next`` link to a new page
 - ``loop``: page 1 links to page 2, which links back to page 1
 - ``redirect``: 302 to another host
@@ -227,6 +228,8 @@ class FaultyFhirServer:
             _send(handler, 200, _ok(resource_type, is_read))
         elif mode == "ok":
             _send(handler, 200, _ok(resource_type, is_read))
+        elif mode == "stray-entries":
+            _send(handler, 200, _ok("Patient", is_read))
         elif mode == "other-patient":
             other = {**_resource(resource_type, "theirs"), "subject": {"reference": "Patient/zz"}}
             _send(handler, 200, other if is_read else _searchset(resource_type, [other]))
