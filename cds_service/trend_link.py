@@ -162,10 +162,10 @@ def trend_link(
     settings: RuleSettings,
     words: Mapping[str, Any],
     base_url: str,
-) -> dict[str, Any] | None:
-    """The CDS Hooks ``smart`` link, or None when the service's URL is not known ("")."""
-    if not base_url:
-        return None
+) -> dict[str, Any]:
+    """The CDS Hooks ``smart`` link to the app under ``base_url``, the service's URL (the
+    renderer gives none when it is not known: a relative URL would be resolved against
+    the EHR)."""
     context = app_context(assessment, patient_id, settings, words)
     return {
         "label": LINK_LABEL,

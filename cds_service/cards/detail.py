@@ -185,9 +185,7 @@ def detail(a: Assessment) -> str:
         blocks.append(_bullets(items))
         blocks.append(trend_lines(a, crp_figures=markers is None))
     else:
-        blocks.append(
-            [text.NOT_ENOUGH_DATA, *([text.first_imaging(unread, False)] if first else [])]
-        )
+        blocks.append([text.NOT_ENOUGH_DATA, *([caveat] if first else [])])
         blocks.append([episode_line(a)])
         asks = [phrase(r).message for r in (*a.missing, *a.unmet)]
         # a known deficit's line already says the decision rests on the neurologic exam

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from fhir_mappers.model import ConditionFact, ImagingOrder, PatientData, When
 from fhir_mappers.patients import age_in_years
@@ -329,15 +328,8 @@ def _evaluate(
             missing += incomplete_reads(data, t0_day, settings)
             missing += scope_unread(data.unavailable, covering_orders)
         days = figures.days_since_t0
-        early: dict[str, Any] = {"day": days, "afterDays": settings.plateau_after_days}
-        first = _no_study_on_record(prior, data.unavailable)
-        if first:
-            # the order may be the first, diagnostic study: not a repeat (a clinician
-            # reader, on a day-2 order with no spine study on record)
-            early["noStudyOnRecord"] = True
-        elif sources.IMAGING & data.unavailable:
-            early["studiesUnread"] = True  # the same may hold: said (an outside re-run)
-            first = True
+        first = _may_be_first_imaging(prior, data.unavailable)
+        early = {"day": days, "afterDays": settings.plateau_after_days, **first}
         is_early = days is not None and days < settings.plateau_after_days
         if missing or unmet:
             recommendation = Recommendation.INSUFFICIENT_DATA
@@ -381,7 +373,14 @@ def _evaluate(
     return replace(decided, next_steps=next_steps_of(decided))
 
 
-def _no_study_on_record(prior: Sequence[Remark], unavailable: frozenset[str]) -> bool:
-    """No spine study of the episode on record, the imaging sources having been read."""
-    read = not sources.IMAGING & unavailable
-    return read and not any(r.code == "last-spine-study" for r in prior)
+def _may_be_first_imaging(prior: Sequence[Remark], unavailable: frozenset[str]) -> dict[str, bool]:
+    """Whether the order may be the infection's first, diagnostic study rather than a
+    repeat, as the early-order note says it: no spine study of the episode on record
+    (``noStudyOnRecord``; a clinician reader, on a day-2 order), or the imaging records
+    not read, so none known (``studiesUnread``; an outside re-run); empty when a study is
+    on record."""
+    if sources.IMAGING & unavailable:
+        return {"studiesUnread": True}
+    if not any(r.code == "last-spine-study" for r in prior):
+        return {"noStudyOnRecord": True}
+    return {}

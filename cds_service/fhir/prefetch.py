@@ -238,8 +238,8 @@ def gather(
                 elif mismatch is None and not next_link(value):
                     found, more = unwrap_bundle(key, value, shape.resource_type)
             failure = next((n for n in more if n.failed), None)
-            if mismatch is None and isinstance(patient_id, str) and found:
-                mismatch = _someone_elses(found, patient_id)
+            if mismatch is None:
+                mismatch = _someone_elses(found, patient_id, "the prefetch held")
             strayed = next((n for n in more if n.strays_only), None)
             if mismatch is None and strayed is not None:
                 # only entries of another type: not "no data" (an attack review)
@@ -303,15 +303,19 @@ def gather(
     )
 
 
-def _someone_elses(found: list[Any], patient_id: str) -> str | None:
-    """Why a prefetched key cannot be used when no resource in it is linked to this
-    patient (each names another patient, or someone only by identifier, display or a
-    contained resource), or None. A wrong prefetch template or patient id mapping otherwise reads
-    as "no active infection" and answers ``{"cards": []}``, hiding the failure; read as
-    not prefetched, the key is fetched from fhirServer or named in a 412."""
+def _someone_elses(found: list[Any], patient_id: object, held: str) -> str | None:
+    """Why a key cannot be used when no resource in it is linked to this patient (each
+    names another patient, or someone only by identifier, display or a contained
+    resource), or None; ``held`` says where they came from ("the prefetch held"). A wrong
+    prefetch template, patient id mapping or a server that ignored ``patient=`` otherwise
+    reads as "no active infection" and answers ``{"cards": []}``, hiding the failure: a
+    prefetched key is then read as not prefetched (fetched from fhirServer or named in a
+    412), a fetched one as unavailable."""
+    if not found or not isinstance(patient_id, str):
+        return None
     if not all_about_another_patient(found, patient_id):
         return None
-    return f"the prefetch held no resource linked to this patient ({len(found)})"
+    return f"{held} no resource linked to this patient ({len(found)})"
 
 
 def _tell_ready(
@@ -375,11 +379,9 @@ def _merge(
     for key, found in result.resources.items():
         # a FHIR server that ignored or mis-read patient=: as with prefetch, not "no data"
         # (an attack review: another patient's Conditions read as no infection, no card)
-        foreign = (
-            _someone_elses(found, patient_id) if found and isinstance(patient_id, str) else None
-        )
+        foreign = _someone_elses(found, patient_id, "the FHIR server sent")
         if foreign is not None:
-            problems.append(Problem(key, foreign.replace("prefetch held", "FHIR server sent")))
+            problems.append(Problem(key, foreign))
             continue
         strayed = next((n for n in result.notes if n.key == key and n.strays_only), None)
         if strayed is not None:  # only entries of another type: not "no data"
