@@ -113,17 +113,7 @@ def test_warm_up_opens_a_connection_to_each_configured_fhir_server(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with FaultyFhirServer() as fhir:
-        clients = tmp_path / "clients.json"
-        servers = [fhir.url("ok"), fhir.url("404")]
-        entry = {"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/j"}
-        clients.write_text(json.dumps([entry | {"fhir_servers": servers}]), encoding="utf-8")
-        settings = make_settings(
-            tmp_path,
-            dev_mode=False,
-            public_base_url="https://cds.example.org",
-            trusted_clients_file=str(clients),
-        )
-        runtime = build_runtime(settings)
+        runtime = _listing(tmp_path, [fhir.url("ok"), fhir.url("404")])
         try:
             with caplog.at_level(logging.INFO, logger="cds_service"):
                 assert warm_up(runtime) is not None
@@ -144,17 +134,7 @@ def test_a_fhir_server_that_cannot_be_reached_at_warm_up_is_a_warning(
     sign that calls needing a fetch will fail: WARNING, not INFO; a reachable one stays
     INFO."""
     with FaultyFhirServer() as fhir:
-        clients = tmp_path / "clients.json"
-        entry = {"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/j"}
-        servers = [fhir.url("ok"), fhir.url("reset")]
-        clients.write_text(json.dumps([entry | {"fhir_servers": servers}]), encoding="utf-8")
-        settings = make_settings(
-            tmp_path,
-            dev_mode=False,
-            public_base_url="https://cds.example.org",
-            trusted_clients_file=str(clients),
-        )
-        runtime = build_runtime(settings)
+        runtime = _listing(tmp_path, [fhir.url("ok"), fhir.url("reset")])
         try:
             with caplog.at_level(logging.INFO, logger="cds_service"):
                 assert warm_up(runtime) is not None
