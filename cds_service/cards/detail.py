@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from cds_service.cards import text
 from cds_service.cards.episode_line import episode_line
@@ -23,7 +22,7 @@ from cds_service.cards.trend_lines import (
     up_since_lowest,
 )
 from cds_service.engine import study
-from cds_service.engine.assessment import FACTS, Assessment, Recommendation
+from cds_service.engine.assessment import Assessment, Recommendation
 from fhir_mappers.model import Modality
 
 
@@ -55,31 +54,6 @@ def _cited_as(citation: str) -> str:
 
 
 _CITED_AS = {ref: _cited_as(citation) for ref, citation in text.CITATIONS.items()}
-
-
-def _evidence_key(rule_id: str, data: Mapping[str, Any], a: Assessment) -> str:
-    """A rise before day 28 is cited for what it suggests, not the 4-week rule; a mimic
-    beside a confirmed infection, for the other condition, not as an unconfirmed one."""
-    if rule_id == "markers-not-responding" and "rise" in data and "plateau" not in data:
-        if int(data.get("latestDay", 0)) < a.settings.plateau_after_days:
-            return "markers-rise-early"
-    if rule_id == "uncertain-dx":
-        facts = data[FACTS]
-        if "unconfirmedAs" not in facts and not facts.get("causeUnconfirmed"):
-            return "uncertain-dx-mimic"
-    return rule_id
-
-
-def _gap_evidence(a: Assessment) -> list[str]:
-    """The evidence that fits a card without a red flag: a known deficit or a pending rise
-    is not about a favourable response (the 4-week statement alone would not fit)."""
-    codes = {r.code for r in a.missing}
-    keys = []
-    if "known-deficit" in codes:
-        keys.append("known-deficit")
-    if "crp-pending-rise" in codes:
-        keys.append("markers-rise-early")
-    return keys or [a.recommendation.value]
 
 
 def _read_anyway(a: Assessment) -> str:
@@ -212,9 +186,6 @@ def detail(a: Assessment) -> str:
     if notes:
         blocks.append(_bullets(notes))
     blocks.append(crp_section(a))
-    keys = [_evidence_key(f.rule_id, f.data, a) for f in flags] or _gap_evidence(a)
-    if any(r.code == "esr-rising" for r in a.notes):
-        keys.append("esr-rising")
     texts = ["\n".join(b) for b in blocks if b]  # each block joined once
-    texts.append("\n".join(_evidence(list(dict.fromkeys(keys)), "\n".join(texts))))
+    texts.append("\n".join(_evidence(a.next_steps.evidence, "\n".join(texts))))
     return "\n\n".join(texts)

@@ -12,8 +12,7 @@ from cds_service.cards import text
 from cds_service.cards.context import CardContext
 from cds_service.cards.result import prune
 from cds_service.engine.assessment import Assessment, Recommendation
-from cds_service.engine.study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN
-from fhir_mappers.model import ImagingOrder, Modality
+from fhir_mappers.model import ImagingOrder
 
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 PAMA_QCDSM = "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted"
@@ -50,23 +49,13 @@ def rating_actions(a: Assessment, ctx: CardContext, card_id: str) -> list[dict[s
 
 def _order_rating(a: Assessment, order: ImagingOrder, rating: str) -> str | None:
     """On a support or urgent card the rating goes by whether the study can answer the
-    card's question (engine/study.py): one that misses the level, a CT for a new deficit
-    (MRI is the study of choice, IDSA 2015; CT only when MRI cannot be done, which the
-    clinician records with the override reason the card offers) or one without contrast
-    for a soft-tissue question is not-appropriate; an MRI for a mechanical flag alone
-    gets no rating (None), nor does a study that would repeat one of the last days on
-    which every red flag was seen (a new one only if the exam changed)."""
+    card's question (engine/study.py): one that cannot is not-appropriate; one the engine
+    leaves unrated (``NextSteps.unrated_orders``) gets none."""
     if rating == "not-appropriate":
         return rating
-    gap = a.study_gaps.get(order.reference)
-    if gap in (GAP_MECHANICAL_MRI, GAP_SEEN):
+    if order.reference in a.next_steps.unrated_orders:
         return None
-    if gap == GAP_CONTRAST and order.modality is Modality.MRI and a.next_steps.emergency_mri:
-        # an MRI of the right level now, without gadolinium, still shows cord compression:
-        # not "appropriate" (it cannot show all), and no red "not appropriate" on the scan
-        # the card asks for (an outside neuroradiology reading)
-        return None
-    return "not-appropriate" if gap is not None else rating
+    return "not-appropriate" if order.reference in a.study_gaps else rating
 
 
 def rated_resource(order: ImagingOrder, rating: str, qcdsm: str, card_id: str) -> dict[str, Any]:

@@ -192,6 +192,13 @@ class NextSteps:
     # the draft that cannot answer the card's question, which the card offers to change
     # into the study that can (answering_study)
     replaced_order: str | None = None
+    # the drafts a support or urgent card leaves unrated (references): an MRI for a
+    # mechanical question alone, a study that would repeat one of the last days, an MRI
+    # without gadolinium for the emergency (it still shows cord compression)
+    unrated_orders: frozenset[str] = frozenset()
+    # the evidence statements the card cites, in order (keys of the cards' STATEMENTS;
+    # evidence.py)
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

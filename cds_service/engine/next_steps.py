@@ -7,11 +7,12 @@ The cards word these and build their suggestions from them.
 
 from __future__ import annotations
 
-from fhir_mappers.model import ImagingOrder, MeasurementKind
+from fhir_mappers.model import ImagingOrder, MeasurementKind, Modality
 
 from .assessment import Assessment, NextSteps, Recommendation
+from .evidence import evidence_cited
 from .routine import neuro_seen_on_study, seen_on_every_flag
-from .study import GAP_MECHANICAL_MRI, mri_preferred_to_ct
+from .study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN, mri_preferred_to_ct
 
 # What an insufficient-data summary asks of the markers (``NextSteps.markers_asked``).
 ORDER_CRP = "order-crp"  # no CRP counted, a recent ESR on record: a CRP alone
@@ -38,6 +39,8 @@ def next_steps_of(a: Assessment) -> NextSteps:
         stat_order=stat.reference if stat is not None else None,
         stat_extended=stat is not None and study is not None and study.region != stat.region,
         replaced_order=replaced.reference if replaced is not None else None,
+        unrated_orders=unrated_orders(a, emergency),
+        evidence=evidence_cited(a),
     )
 
 
@@ -49,6 +52,24 @@ def emergency_mri(a: Assessment) -> bool:
         and seen_on_every_flag(a.notes) is None
         and neuro_seen_on_study(a.notes) is None
     )
+
+
+def unrated_orders(a: Assessment, emergency: bool) -> frozenset[str]:
+    """The drafts a support or urgent card gives no rating (engine/study.py): an MRI
+    for a mechanical question alone (not wrong, only not the study that answers), one that
+    would repeat a study of the last days on which every red flag was seen (a new one only
+    if the exam changed), and, beside an emergency MRI now, an MRI of the right level
+    without gadolinium: it still shows cord compression, so neither "appropriate" (it
+    cannot show all) nor a red "not appropriate" on the scan the card asks for (an
+    outside neuroradiology reading)."""
+    out = set()
+    for o in a.orders:
+        gap = a.study_gaps.get(o.reference)
+        if gap in (GAP_MECHANICAL_MRI, GAP_SEEN) or (
+            gap == GAP_CONTRAST and o.modality is Modality.MRI and emergency
+        ):
+            out.add(o.reference)
+    return frozenset(out)
 
 
 def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:

@@ -27,6 +27,7 @@ from tests.engine.builders import (
     crp,
     esr,
     improving,
+    mimic,
     neuro,
     nvo,
     order,
@@ -282,3 +283,59 @@ def test_no_draft_is_replaced_when_every_red_flag_was_seen_on_a_recent_study() -
     a = decide([study(26)], 20, 27)
     assert a.study_gaps == {"ServiceRequest/sr1": "seen-on-study"}
     assert a.next_steps.replaced_order is None
+
+
+# --- the drafts a support card leaves unrated ------------------------------------------------
+
+
+def test_an_mri_for_a_mechanical_question_alone_is_left_unrated() -> None:
+    collapse = condition("M48.56XA", ConditionCategory.MECHANICAL, onset=20, name="collapse")
+    a = run(improving(), [nvo(), collapse])
+    assert a.next_steps.unrated_orders == {"ServiceRequest/sr1"}
+    # an MRI that answers a soft-tissue question is rated
+    assert run(PLATEAU).next_steps.unrated_orders == frozenset()
+
+
+def test_a_study_repeating_one_of_the_last_days_is_left_unrated() -> None:
+    a = decide([study(26)], 20, 27)
+    assert a.next_steps.unrated_orders == {"ServiceRequest/sr1"}
+
+
+def test_an_mri_without_gadolinium_is_left_unrated_only_beside_the_emergency_mri() -> None:
+    plain = replace(order(16, code="72148"), contrast="without")
+    urgent = run(*URGENT, orders=[plain])
+    assert urgent.next_steps.emergency_mri
+    assert urgent.study_gaps == {"ServiceRequest/sr1": "contrast"}
+    assert urgent.next_steps.unrated_orders == {"ServiceRequest/sr1"}
+    # for a plateau it falls short: rated not appropriate, and replaced
+    plateau = run(PLATEAU, orders=[replace(order(29, code="72148"), contrast="without")])
+    assert plateau.next_steps.unrated_orders == frozenset()
+    # a CT without contrast for the emergency falls short too (MRI is the study)
+    ct_plain = replace(order(16, modality=Modality.CT, code="72131"), contrast="without")
+    assert run(*URGENT, orders=[ct_plain]).next_steps.unrated_orders == frozenset()
+
+
+# --- the evidence a card cites ----------------------------------------------------------------
+
+
+def test_a_card_without_a_red_flag_cites_its_recommendation() -> None:
+    assert run(improving()).next_steps.evidence == ("advise-against",)
+
+
+def test_a_plateau_cites_the_markers_rule_and_a_rise_before_day_28_what_it_suggests() -> None:
+    assert run(PLATEAU).next_steps.evidence == ("markers-not-responding",)
+    rise = [crp(0, 150), crp(10, 40), crp(20, 90), pain(0, 7), pain(20, 5)]
+    early = run(rise, order_day=21)
+    assert [f.rule_id for f in early.red_flags] == ["markers-not-responding"]
+    assert early.next_steps.evidence == ("markers-rise-early",)
+    # the same rise read on day 30 is past the plateau day: the four-week rule
+    late = [crp(0, 150), crp(14, 40), crp(30, 90), pain(0, 7), pain(30, 5)]
+    assert run(late, order_day=31).next_steps.evidence == ("markers-not-responding",)
+
+
+def test_a_mimic_beside_a_confirmed_infection_cites_the_other_condition() -> None:
+    a = run(improving(), [nvo(), mimic()])
+    assert [f.rule_id for f in a.red_flags] == ["uncertain-dx"]
+    assert a.next_steps.evidence == ("uncertain-dx-mimic",)
+    unconfirmed = run(improving(), [nvo(verification="provisional")])
+    assert unconfirmed.next_steps.evidence == ("uncertain-dx",)
