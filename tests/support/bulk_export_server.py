@@ -39,10 +39,11 @@ import gzip
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.background_http import BackgroundServer
 
 TRANSACTION_TIME = "2026-01-15T09:30:00.000Z"
 
@@ -62,14 +63,7 @@ def outcome(code: str, text: str) -> dict[str, Any]:
     }
 
 
-class _Quiet(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return  # clients that give up reset connections; that is what the tests provoke
-
-
-class BulkExportServer:
+class BulkExportServer(BackgroundServer):
     """Use as a context manager; ``stop`` releases a hung download and closes the socket."""
 
     def __init__(self, token: str | None = None) -> None:
@@ -99,7 +93,6 @@ class BulkExportServer:
         self.kick_off_params: dict[str, list[str]] = {}
         self._bytes: dict[str, bytes] = {}
         self._polls = 0
-        self._release = threading.Event()
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
         owner = self
@@ -116,35 +109,11 @@ class BulkExportServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._httpd = _Quiet(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._serve(Handler)
+        self.origin = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.origin}/fhir"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
 
     # --- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> BulkExportServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> BulkExportServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def seen(self) -> list[Seen]:

@@ -53,12 +53,13 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import urllib3
+
+from tests.support.background_http import BackgroundServer
 
 #: The fault modes a ``switch`` server can be given, besides None (healthy).
 SWITCHABLE_FAULTS = (
@@ -89,19 +90,7 @@ def _outcome(code: str, text: str) -> dict[str, Any]:
     }
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """No traceback on stderr when a client resets a kept-alive connection (clients that
-    give up at their deadline do, and that is what these tests provoke); and a listen
-    backlog for bursts of new connections (the default 5 drops connects, which the client
-    then reports as a connect timeout)."""
-
-    request_queue_size = 128
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return
-
-
-class FaultyFhirServer:
+class FaultyFhirServer(BackgroundServer):
     """Use as a context manager; ``stop`` releases hung handlers and closes the socket."""
 
     def __init__(
@@ -122,7 +111,6 @@ class FaultyFhirServer:
         #: it from another thread takes effect for the next request.
         self.fault: str | None = None
         self._upstream_pool = urllib3.PoolManager(maxsize=32, retries=False)
-        self._release = threading.Event()
         self._lock = threading.Lock()
         self._seen: list[SeenRequest] = []
         owner = self
@@ -141,12 +129,8 @@ class FaultyFhirServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # keep test output quiet
 
-        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serve(Handler)
+        self.base_url = f"http://127.0.0.1:{self.port}"
 
     def url(self, mode: str) -> str:
         """The fhirServer base URL that makes this server behave as ``mode``."""
@@ -157,27 +141,9 @@ class FaultyFhirServer:
         with self._lock:
             return list(self._seen)
 
-    def start(self) -> FaultyFhirServer:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        super().stop()
         self._upstream_pool.clear()
-
-    def __enter__(self) -> FaultyFhirServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- behaviour -------------------------------------------------------------------
 

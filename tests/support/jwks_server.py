@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.support.background_http import BackgroundServer
 
-class JwksServer:
+
+class JwksServer(BackgroundServer):
     """Use as a context manager; the server is stopped and closed on exit."""
 
     def __init__(self) -> None:
@@ -23,7 +24,6 @@ class JwksServer:
         self._status: dict[str, int] = {}
         self._counts: dict[str, int] = {}
         self._trickle: dict[str, float] = {}  # path -> seconds between bytes
-        self._stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,7 +43,7 @@ class JwksServer:
                     self.wfile.write(payload)
                     return
                 for byte in payload:
-                    if server._stopping.wait(pause):
+                    if server._release.wait(pause):
                         return
                     self.wfile.write(bytes([byte]))
                     self.wfile.flush()
@@ -51,32 +51,7 @@ class JwksServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # keep test output quiet
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def start(self) -> JwksServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> JwksServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._serve(Handler)
 
     def url(self, path: str = "/jwks.json") -> str:
         host, port = self._httpd.server_address[:2]

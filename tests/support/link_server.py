@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.background_http import BackgroundServer
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Seen:
     method: str = "GET"
 
 
-class LinkServer:
+class LinkServer(BackgroundServer):
     """``with LinkServer() as a: a.next_link = "http://..."``; ``a.seen`` lists requests."""
 
     def __init__(self) -> None:
@@ -67,16 +68,7 @@ class LinkServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        port: int = self._httpd.server_address[1]
-        return port
+        self._serve(Handler)
 
     @property
     def base_url(self) -> str:
@@ -90,17 +82,3 @@ class LinkServer:
     def clear(self) -> None:
         with self._lock:
             self._seen.clear()
-
-    def __enter__(self) -> LinkServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
