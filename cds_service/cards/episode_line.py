@@ -8,9 +8,14 @@ from cds_service.cards import text
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import count_of, upper_first
 from cds_service.engine import sources
-from cds_service.engine.assessment import T0_FROM_ANTIBIOTIC, Assessment
+from cds_service.engine.assessment import (
+    NO_ORDER,
+    ORDERS_NOT_COUNTED,
+    T0_FROM_ANTIBIOTIC,
+    UNDATED_ORDERS,
+    Assessment,
+)
 from cds_service.engine.episode import UNCERTAIN_VERIFICATION
-from fhir_mappers.model import ORDER_NOT_COUNTED, ORDER_UNDATED
 
 
 def episode_line(a: Assessment) -> str:
@@ -64,9 +69,9 @@ def t0_phrase(a: Assessment) -> str:
     return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
 
 
-# Why no antibiotic order gave T0 when none started outside its window either, as a code
-# (the card's machine-readable result carries it for the trend app) and in words.
-NO_ORDER, UNDATED_ORDERS, ORDERS_NOT_COUNTED = "none", "undated", "not-counted"
+# Why no antibiotic order gave T0 when none started outside its window either, in words
+# (the code is the engine's; the card's machine-readable result carries it for the trend
+# app).
 _NONE_COUNTED_WORDS = {
     NO_ORDER: "no antibiotic order found",
     UNDATED_ORDERS: "no dated antibiotic order",
@@ -74,20 +79,8 @@ _NONE_COUNTED_WORDS = {
 }
 
 
-def antibiotics_not_counted(a: Assessment) -> str:
-    """None on record, or the ones on record do not count (named among the data left out,
-    e.g. "Cefazolin order without a start date: not counted as treatment."): never "no
-    antibiotic order found" while one is on record (an outside review)."""
-    left_out = [i.code for i in a.issues if i.code in (ORDER_UNDATED, ORDER_NOT_COUNTED)]
-    if not left_out:
-        return NO_ORDER
-    if all(code == ORDER_UNDATED for code in left_out):
-        return UNDATED_ORDERS
-    return ORDERS_NOT_COUNTED
-
-
 def _none_counted(a: Assessment) -> str:
-    return _NONE_COUNTED_WORDS[antibiotics_not_counted(a)]
+    return _NONE_COUNTED_WORDS[a.next_steps.antibiotics_not_counted]
 
 
 # The antibiotic orders named when none started in T0's window: the nearest few.

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cds_service.cards.episode_line import NO_ORDER, antibiotics_not_counted
 from cds_service.cards.phrasebook import card_data
 from cds_service.cards.words import condition_name
-from cds_service.engine.assessment import Assessment
+from cds_service.engine.assessment import NO_ORDER, Assessment
 from cds_service.engine.records import antibiotic_to_dict, condition_to_dict, figure
 from cds_service.engine.thresholds import PCT_DIGITS
 
@@ -50,7 +49,7 @@ def machine_result(a: Assessment) -> dict[str, Any]:
         elif a.episode.antibiotic is None and t0 is not None:
             # orders on record that do not count (undated, a draft, ...): the trend app
             # must not say "no antibiotic order found" while the card names them
-            on_record = antibiotics_not_counted(a)
+            on_record = a.next_steps.antibiotics_not_counted
             if on_record != NO_ORDER:
                 out["episode"]["antibioticsNotCounted"] = on_record
     if f.days_since_t0 is not None:

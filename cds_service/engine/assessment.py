@@ -172,6 +172,12 @@ class Study:
         return {"modality": self.modality.value, "region": self.region, "contrast": self.contrast}
 
 
+# Why no antibiotic order gave T0 when none started outside its window either
+# (``NextSteps.antibiotics_not_counted``): none on record, only undated ones, or ones
+# that do not count as treatment (a draft, a topical one, ...).
+NO_ORDER, UNDATED_ORDERS, ORDERS_NOT_COUNTED = "none", "undated", "not-counted"
+
+
 @dataclass(frozen=True)
 class NextSteps:
     """What a card asks for beside its recommendation, judged once (``next_steps.py``):
@@ -199,6 +205,9 @@ class NextSteps:
     # the evidence statements the card cites, in order (keys of the cards' STATEMENTS;
     # evidence.py)
     evidence: tuple[str, ...] = ()
+    # why no antibiotic order gave T0 (a code of next_steps.py: none on record, only
+    # undated ones, or ones not counted as treatment)
+    antibiotics_not_counted: str = NO_ORDER
 
 
 @dataclass(frozen=True)

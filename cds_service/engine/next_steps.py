@@ -7,9 +7,22 @@ The cards word these and build their suggestions from them.
 
 from __future__ import annotations
 
-from fhir_mappers.model import ImagingOrder, MeasurementKind, Modality
+from fhir_mappers.model import (
+    ORDER_NOT_COUNTED,
+    ORDER_UNDATED,
+    ImagingOrder,
+    MeasurementKind,
+    Modality,
+)
 
-from .assessment import Assessment, NextSteps, Recommendation
+from .assessment import (
+    NO_ORDER,
+    ORDERS_NOT_COUNTED,
+    UNDATED_ORDERS,
+    Assessment,
+    NextSteps,
+    Recommendation,
+)
 from .evidence import evidence_cited
 from .routine import neuro_seen_on_study, seen_on_every_flag
 from .study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN, mri_preferred_to_ct
@@ -41,7 +54,20 @@ def next_steps_of(a: Assessment) -> NextSteps:
         replaced_order=replaced.reference if replaced is not None else None,
         unrated_orders=unrated_orders(a, emergency),
         evidence=evidence_cited(a),
+        antibiotics_not_counted=antibiotics_not_counted(a),
     )
+
+
+def antibiotics_not_counted(a: Assessment) -> str:
+    """None on record, or the ones on record do not count (named among the data left out,
+    e.g. "Cefazolin order without a start date: not counted as treatment."): a card never
+    says "no antibiotic order found" while one is on record (an outside review)."""
+    left_out = [i.code for i in a.issues if i.code in (ORDER_UNDATED, ORDER_NOT_COUNTED)]
+    if not left_out:
+        return NO_ORDER
+    if all(code == ORDER_UNDATED for code in left_out):
+        return UNDATED_ORDERS
+    return ORDERS_NOT_COUNTED
 
 
 def emergency_mri(a: Assessment) -> bool:

@@ -12,9 +12,13 @@ import pytest
 
 from cds_service.cards import CardContext, render_response
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
+from cds_service.engine.assessment import NO_ORDER, ORDERS_NOT_COUNTED, UNDATED_ORDERS
 from cds_service.engine.next_steps import ORDER_CRP, ORDER_CRP_ESR, REPEAT_CRP_ESR
 from fhir_mappers.model import (
+    ORDER_NOT_COUNTED,
+    ORDER_UNDATED,
     ConditionCategory,
+    DataIssue,
     ImagingOrder,
     MeasurementKind,
     Modality,
@@ -339,3 +343,25 @@ def test_a_mimic_beside_a_confirmed_infection_cites_the_other_condition() -> Non
     assert a.next_steps.evidence == ("uncertain-dx-mimic",)
     unconfirmed = run(improving(), [nvo(verification="provisional")])
     assert unconfirmed.next_steps.evidence == ("uncertain-dx",)
+
+
+# --- why no antibiotic order gave the treatment start ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        ((), NO_ORDER),
+        ((ORDER_UNDATED,), UNDATED_ORDERS),
+        ((ORDER_UNDATED, ORDER_UNDATED), UNDATED_ORDERS),
+        ((ORDER_NOT_COUNTED,), ORDERS_NOT_COUNTED),
+        ((ORDER_UNDATED, ORDER_NOT_COUNTED), ORDERS_NOT_COUNTED),
+    ],
+)
+def test_why_no_antibiotic_order_gave_the_treatment_start(
+    codes: tuple[str, ...], expected: str
+) -> None:
+    issues = [
+        DataIssue(f"MedicationRequest/m{i}", "left out", code=code) for i, code in enumerate(codes)
+    ]
+    assert run(improving(), issues=issues).next_steps.antibiotics_not_counted == expected
