@@ -1,6 +1,7 @@
 """The phrasebook's remarks that ask for the CRP again before the trend can be read: a
 rise too early to count, a slow fall, two latest CRPs that disagree, a result awaiting
-verification (clinical-rules.md, "Slow fall", "Pending results").
+verification or one the service could not read (clinical-rules.md, "Slow fall", "Pending
+results").
 
 Like ``remark_phrases`` (which lists these among all remarks): one function per remark
 code, from the remark's data to its (message, short).
@@ -63,9 +64,21 @@ def _crp_pending_rise(d: Data) -> Phrase:
     )
 
 
+def _crp_unread_latest(d: Data) -> Phrase:
+    latest, day = d["latest"], d["day"]
+    what = "A CRP" if d["count"] == 1 else f"{d['count']} CRPs, the latest"
+    return Phrase(
+        f"{what} resulted on day {day}, after {shown(latest)} mg/L on day {latest['day']}, "
+        "could not be read (below): read it in the chart, or repeat CRP, before deciding on "
+        "imaging. If it shows CRP rising again: image and look for another source.",
+        f"CRP of day {day} not readable: read it or repeat CRP",
+    )
+
+
 MARKER_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-early-rise": _crp_early_rise,
     "crp-slow-fall": _crp_slow_fall,
     "crp-discordant": _crp_discordant,
     "crp-pending-rise": _crp_pending_rise,
+    "crp-unread-latest": _crp_unread_latest,
 }

@@ -48,6 +48,7 @@ from .response import (
     incomplete_reads,
     insufficient_finding,
     pending_rise,
+    unread_latest,
 )
 from .routine import (
     deciding_flags,
@@ -318,6 +319,9 @@ def _evaluate(
             pending = pending_rise(data.issues, trend.latest, t0_day, settings)
             if pending is not None:
                 missing.append(pending)
+            unread = unread_latest(data.issues, trend.latest, t0_day)
+            if unread is not None:
+                missing.append(unread)
             later = next((n for n in notes if n.code == "after-evaluation"), None)
             if later is not None:
                 # results newer than the order may hold a red flag the order's date hides

@@ -108,8 +108,11 @@ def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:
         wanted = _repeat_asked(a)
     elif _needs_markers(a):
         wanted = CRP_AND_ESR
-    elif a.recommendation is Recommendation.INSUFFICIENT_DATA and a.figures.crp_rise_too_early:
-        wanted = CRP_AND_ESR[:1]  # up again too early to count: the card asks for a repeat
+    elif a.recommendation is Recommendation.INSUFFICIENT_DATA and (
+        a.figures.crp_rise_too_early or any(r.code == "crp-unread-latest" for r in a.missing)
+    ):
+        # up again too early to count, or a newer CRP unreadable: the card asks for a repeat
+        wanted = CRP_AND_ESR[:1]
     else:
         wanted = ()
     if wanted == CRP_AND_ESR and a.figures.crp_latest is None and a.figures.esr_recent:
@@ -149,6 +152,8 @@ def markers_asked(a: Assessment) -> str | None:
         return None
     if f.t0_day is None:  # no treatment start: no CRP can count
         return None
+    if any(r.code == "crp-unread-latest" for r in a.missing):
+        return None  # a newer CRP is on record, unreadable: its remark asks for it
     if f.crp_latest is None:
         return ORDER_CRP if f.esr_recent else ORDER_CRP_ESR
     return REPEAT_CRP_ESR

@@ -287,6 +287,45 @@ def discordant_remark(pair: tuple[Measurement, Measurement]) -> Remark:
 
 # Statuses of a result still awaiting verification (clinical-rules.md, "Pending results").
 PENDING_STATUSES = frozenset({"preliminary", "registered"})
+# Statuses of a result that is out: what the chart shows is the result.
+RESULT_STATUSES = frozenset({"final", "amended", "corrected"})
+
+
+def unread_latest(
+    issues: Sequence[DataIssue], latest: Measurement | None, t0_day: date
+) -> Remark | None:
+    """A resulted CRP (final, amended, corrected) taken after the latest counted CRP and
+    left out because its value could not be read (a text result "95 mg/L", a number
+    without a unit or with units that disagree): it may hide the rise that would change
+    the answer, so it blocks advise-against as a pending rise does, and the card asks for
+    it to be read (an outside clinician's review, 2026-12-07, to be confirmed by the
+    clinical reviewers: "Pending results" extended to results the service cannot read).
+    The latest of them is named; the left-out lines show its value as sent."""
+    if latest is None:
+        return None
+    unread = [
+        issue
+        for issue in issues
+        if issue.kind == "crp"
+        and issue.status in RESULT_STATUSES
+        and issue.value is None
+        and not issue.kept
+        and issue.when is not None
+        and issue.when.instant > latest.when.instant
+    ]
+    if not unread:
+        return None
+    last = max(unread, key=lambda i: i.when.instant if i.when else latest.when.instant)
+    assert last.when is not None
+    return Remark(
+        "crp-unread-latest",
+        {
+            "reference": last.reference,
+            "day": (last.when.day - t0_day).days,
+            "count": len(unread),
+            "latest": figure(latest, t0_day),
+        },
+    )
 
 
 def pending_rise(
