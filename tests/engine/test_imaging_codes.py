@@ -130,3 +130,23 @@ def test_with_markers_worse_as_well_the_mri_is_rated_again() -> None:
     assert rating(a) == ["appropriate"]
     card = render_response(a, CTX)["cards"][0]
     assert "standing radiographs" not in card["summary"]
+
+
+# Added 2026-12-07 after an outside clinician's review: a new monoplegia or a myelopathy
+# coded G99.2 read "no red flag recorded" beside a delete suggestion.
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        ("G83.14", "monoplegia of a leg"),
+        ("G83.20", "monoplegia of an arm"),
+        ("G83.3", "monoplegia"),
+        ("G99.2", "myelopathy"),
+    ],
+)
+def test_a_new_monoplegia_or_myelopathy_is_urgent(code: str, name: str) -> None:
+    fact = coded(code, 20)
+    assert (fact.category, fact.name) == (ConditionCategory.NEURO_DEFICIT, name)
+    a = run([*improving()[:5], pain(0, 8), pain(14, 5)], [nvo(), fact], order_day=21)
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    card = render_response(a, CTX)["cards"][0]
+    assert card["summary"].startswith(f"New {name} (day 20)")

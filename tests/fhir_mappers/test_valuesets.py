@@ -634,6 +634,8 @@ SHIPPED_REGIONS = {
     (SNOMED, "11538006"): "cervical",
     (ICD10CM, "G82.2"): "thoracic",  # paraplegia
     (SNOMED, "60389000"): "thoracic",
+    # an arm's monoplegia: its cord and roots are cervical (added 2026-12-07)
+    (ICD10CM, "G83.2"): "cervical",
     (ICD10CM, "M51.36"): "lumbar",  # disc degeneration, lumbar region
     (ICD10CM, "M51.37"): "lumbosacral",  # disc degeneration, lumbosacral region
 }
