@@ -1,6 +1,7 @@
 """The phrasebook's remarks about data read only in part: a search cut off (its older
 pages not read) or failed in part (an error beside its results), and what that leaves
-unknown (clinical-rules.md, "Reading the data": "Incomplete data").
+unknown (clinical-rules.md, "Reading the data": "Incomplete data"); and a relapse, whose
+course the record does not tell apart from the first.
 
 Like ``remark_phrases`` (which lists these among all remarks): one function per remark
 code, from the remark's data to its (message, short).
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase, fixed
-from cds_service.cards.words import joined
+from cds_service.cards.safe_text import quote
+from cds_service.cards.words import joined, upper_first
 
 # What a search left partly read is called on a card: the things it returns, one entry
 # per data source (datasources.py; tests/shell/test_datasources.py holds the keys equal),
@@ -70,6 +72,23 @@ def _older_not_read(words: str) -> Callable[[Data], Phrase]:
     )
 
 
+def _relapse_recorded(d: Data) -> Phrase:
+    since = f" on the infection of {d['since']}" if "since" in d else ""
+    later = d.get("laterOrder")
+    course = (
+        f"; the {quote(later['name'])} order started {later['start']} may be its treatment"
+        if later
+        else ""
+    )
+    return Phrase(
+        f"{upper_first(d['status'])} recorded{since}{course}. Days, baseline and fall are "
+        "counted here from the first course, which the record does not tell apart from this "
+        "one, so this card does not advise against imaging: judge the response from the "
+        "start of the current treatment.",
+        f"{d['status']} recorded",
+    )
+
+
 COMPLETENESS_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "conditions-incomplete": fixed(
         "Not every diagnosis could be read: a red flag may be missing.",
@@ -94,6 +113,7 @@ COMPLETENESS_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "pain-incomplete": _older_not_read("pain score"),
     "crp-failed-in-part": _failed_in_part("CRP"),
     "pain-failed-in-part": _failed_in_part("pain score"),
+    "relapse-recorded": _relapse_recorded,
     "paging-cut-off": _paging_cut_off,
     "search-failed-in-part": _search_failed_in_part,
 }
