@@ -1,6 +1,7 @@
 """The phrasebook's words for an order that misses the level in question: the infected
-level, or the level a deficit points to (clinical-rules.md, "Imaging", 2026-12-06), in a
-card's detail and in its summary (which says it as the detail does)."""
+level, the level a deficit points to (clinical-rules.md, "Imaging", 2026-12-06), or a new
+infected level recorded on treatment, in a card's detail and in its summary (which says it
+as the detail does)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,21 @@ def _order_misses_deficit_level(d: Data) -> Phrase:
     )
 
 
+def _new_level_on_treatment(d: Data) -> Phrase:
+    region, first = str(d["region"]), str(d["infectionRegion"])
+    target = "upper cervical" if region == "occipito-atlanto-axial" else region
+    day = d["condition"].get("day")
+    when = f"on day {day}" if day is not None else f"on {d['condition'].get('date')}"
+    return Phrase(
+        f"A new level of infection, {target}, recorded {when} while the {first} infection was "
+        "treated: it may mean spread or treatment failure. The study ordered does not image "
+        "it, so this card does not advise against imaging.",
+        f"new {target} infection recorded {when}",
+    )
+
+
 LEVEL_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "order-misses-level": _order_misses_level,
     "order-misses-deficit-level": _order_misses_deficit_level,
+    "new-level-on-treatment": _new_level_on_treatment,
 }

@@ -19,6 +19,7 @@ from .assessment import (
     Remark,
     RuleFinding,
 )
+from .course import course_remarks
 from .episode import (
     applicability,
     covers,
@@ -39,7 +40,6 @@ from .findings import (
 )
 from .next_steps import next_steps_of
 from .records import antibiotic_to_dict
-from .relapse import relapse_recorded
 from .response import (
     cut_off_note,
     discordant_pair,
@@ -303,9 +303,9 @@ def _evaluate(
             immune = immunosuppression(data.conditions, t0_day)
             if immune is not None:
                 missing.append(immune)
-            relapse = relapse_recorded(episode, data.antibiotics, settings)
-            if relapse is not None:
-                missing.append(relapse)
+            missing += course_remarks(
+                episode, data.conditions, data.antibiotics, base.orders, cutoff, settings
+            )
             covering_orders = [o for o in base.orders if o.reference in covering]
             start = episode.episode_start.day if episode.episode_start is not None else None
             surgery = spine_surgery(covering_orders, data.spine_surgery, start, t0_day)

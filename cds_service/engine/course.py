@@ -1,0 +1,108 @@
+"""What the record says of the infection's course that its treatment start cannot hold:
+a relapse or recurrence recorded on its Condition, and a new infected level recorded while
+it is treated. Each blocks advise-against (``course_remarks``).
+
+A relapse or recurrence (``clinicalStatus``).
+
+The treatment start is read from the Condition's own date (clinical-rules.md, "T0"),
+which a relapse recorded on the original entry leaves at the first course, months back:
+the CRP baseline, the 28-day marks and the fall are then those of the first course, and a
+relapse whose CRP is falling slowly read "improving" against it (an outside clinician's
+review, 2026-12-07: "CRP 150→70 mg/L, -53%" on day 229, while the relapse course's CRP
+had gone 120→70 mg/L by its day 28). The design notes take relapse and recurrence as
+active and say nothing of their treatment start, so the service does not advise against
+imaging on a relapse: the card says the course cannot be told apart and names the
+antibiotic order that started after the first course's window, if any (the service's own
+reading, to be confirmed by the clinical reviewers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from fhir_mappers.model import AntibioticStart, ConditionFact, ImagingOrder
+
+from .assessment import Episode, Remark
+from .episode import counts_now, covers, in_scope_categories
+from .findings import condition_facts
+from .records import antibiotic_to_dict
+from .thresholds import RuleSettings
+
+RELAPSE_STATUSES = frozenset({"recurrence", "relapse"})
+
+
+def course_remarks(
+    episode: Episode,
+    conditions: Sequence[ConditionFact],
+    antibiotics: Sequence[AntibioticStart],
+    orders: Sequence[ImagingOrder],
+    cutoff: date | None,
+    settings: RuleSettings,
+) -> list[Remark]:
+    """The remarks that keep this reading from advising against imaging."""
+    found = (
+        relapse_recorded(episode, antibiotics, settings),
+        new_level(episode, conditions, orders, cutoff, settings),
+    )
+    return [r for r in found if r is not None]
+
+
+def relapse_recorded(
+    episode: Episode, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
+) -> Remark | None:
+    """The remark that blocks advise-against on a relapse or recurrence, with the first
+    antibiotic order started after the window in which the first course's start is read."""
+    status = episode.condition.clinical_status
+    if status not in RELAPSE_STATUSES:
+        return None
+    data: dict[str, object] = {"status": status}
+    start = episode.episode_start
+    if start is not None:
+        data["since"] = start.day.isoformat()
+        window_end = start.day + timedelta(days=settings.antibiotic_after_days)
+        later = sorted(
+            (a for a in antibiotics if a.when.day > window_end),
+            key=lambda a: (a.when.instant, a.reference),
+        )
+        if later:
+            data["laterOrder"] = antibiotic_to_dict(later[0])
+    return Remark("relapse-recorded", data)
+
+
+def new_level(
+    episode: Episode,
+    conditions: Sequence[ConditionFact],
+    orders: Sequence[ImagingOrder],
+    cutoff: date | None,
+    settings: RuleSettings,
+) -> Remark | None:
+    """Another active entry of the infection, at a level none of the orders images, begun
+    after this reading's diagnosis window (``cutoff``): a new level on treatment may be
+    spread or failure, and the study ordered does not show it. The service reads every
+    entry's start as a possible treatment start (``evaluate.assess``), and from the new
+    entry's start the order misses the infection, so that reading gives no card: without
+    this remark the first entry's reading advised against imaging, the new level unnamed
+    (an outside clinician's review, 2026-12-07: a thoracic entry on day 22 of a lumbar
+    infection, a lumbar MRI ordered). The service's own reading, to be confirmed by the
+    clinical reviewers."""
+    if cutoff is None or episode.condition.region is None:
+        return None
+    cats = in_scope_categories(settings)
+    for c in sorted(conditions, key=lambda c: c.reference):
+        start = c.start
+        if c.category not in cats or not counts_now(c) or c.region is None or start is None:
+            continue
+        if start.partial is not None or start.day <= cutoff:
+            continue
+        if any(covers(o.region, c.region) for o in orders):
+            continue
+        return Remark(
+            "new-level-on-treatment",
+            {
+                "condition": condition_facts(c, episode.t0.day if episode.t0 else None),
+                "region": c.region,
+                "infectionRegion": episode.condition.region,
+            },
+        )
+    return None

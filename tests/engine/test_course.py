@@ -1,0 +1,92 @@
+"""What the record says of the infection's course that its treatment start cannot hold
+(engine/course.py): a relapse or recurrence recorded on the infection's Condition is never
+advised against, its treatment start would be counted from the first course (an outside
+clinician's review, 2026-12-07: a relapse whose CRP fell slowly read "improving, -53%"
+against the first course's baseline, with a delete suggestion); nor is a new infected
+level recorded on treatment that the order does not image."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from cds_service.engine import Assessment, Recommendation
+from fhir_mappers.model import ConditionFact
+from tests.engine.builders import antibiotic, condition, crp, nvo, order, pain, run
+from tests.engine.test_clinician_revision import card
+
+# The first course from day 0; the relapse course from day 200, its CRP 120 -> 70 by its
+# day 28: a slow fall, read against the first baseline of 150 as -53%.
+VALUES = [crp(0, 150), crp(200, 120), crp(214, 95), crp(228, 70)]
+PAIN = [pain(0, 8), pain(200, 7), pain(228, 5)]
+COURSES = [antibiotic(0, "cefazolin"), antibiotic(200, "vancomycin")]
+
+
+def assess_with(status: str) -> Assessment:
+    return run([*VALUES, *PAIN], [nvo(clinical=status)], order_day=229, antibiotics=COURSES)
+
+
+def test_an_active_entry_reads_the_same_values_as_improving() -> None:
+    assert assess_with("active").recommendation is Recommendation.ADVISE_AGAINST
+
+
+@pytest.mark.parametrize("status", ["relapse", "recurrence"])
+def test_a_relapse_or_recurrence_is_not_advised_against(status: str) -> None:
+    a = assess_with(status)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (remark,) = [r for r in a.missing if r.code == "relapse-recorded"]
+    assert remark.data["status"] == status
+    assert remark.data["laterOrder"]["name"] == "vancomycin"
+    shown = card(a)
+    assert f"{status} recorded" in shown["summary"]
+    assert "the vancomycin order started" in shown["detail"]
+
+
+def test_a_relapse_without_a_later_order_says_so_without_naming_one() -> None:
+    a = run([*VALUES, *PAIN], [nvo(clinical="relapse")], order_day=229, antibiotics=COURSES[:1])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (remark,) = [r for r in a.missing if r.code == "relapse-recorded"]
+    assert "laterOrder" not in remark.data
+    assert "may be its treatment" not in card(a)["detail"]
+
+
+# --- a new infected level recorded on treatment ---------------------------------------------
+
+IMPROVING = [crp(0, 142), crp(14, 61), crp(28, 18), pain(0, 8), pain(14, 5), pain(28, 3)]
+LUMBAR = nvo(region="lumbar")
+
+
+def thoracic(onset: int) -> ConditionFact:
+    return condition("M46.24", onset=onset, region="thoracic")
+
+
+def test_a_new_level_the_order_does_not_image_is_not_advised_against() -> None:
+    # an outside clinician's review: a thoracic entry on day 22 of a lumbar infection, a
+    # lumbar MRI ordered, read "improving, no red flag recorded" with a delete suggestion
+    a = run(IMPROVING, [LUMBAR, thoracic(22)], order_day=29)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (remark,) = [r for r in a.missing if r.code == "new-level-on-treatment"]
+    assert (remark.data["region"], remark.data["condition"]["day"]) == ("thoracic", 22)
+    shown = card(a)
+    assert "new thoracic infection recorded on day 22" in shown["summary"]
+    assert "may mean spread or treatment failure" in shown["detail"]
+
+
+def test_without_the_new_level_the_course_is_advised_against() -> None:
+    assert run(IMPROVING, [LUMBAR], order_day=29).recommendation is Recommendation.ADVISE_AGAINST
+
+
+def test_a_level_known_at_diagnosis_is_no_new_level() -> None:
+    a = run(IMPROVING, [LUMBAR, thoracic(2)], order_day=29)
+    assert not [r for r in a.missing if r.code == "new-level-on-treatment"]
+
+
+def test_a_new_level_the_order_images_is_read_from_its_own_start() -> None:
+    # a level refined on treatment (thoracolumbar) is seen from a lumbar study; a whole
+    # spine study images any level: both are read from each start as before
+    refined = condition("M46.25", onset=22, region="thoracolumbar")
+    a = run(IMPROVING, [LUMBAR, refined], order_day=29)
+    assert not [r for r in a.missing if r.code == "new-level-on-treatment"]
+    whole = run(IMPROVING, [LUMBAR, thoracic(22)], orders=[replace(order(29), region="spine")])
+    assert not [r for r in whole.missing if r.code == "new-level-on-treatment"]
