@@ -39,6 +39,7 @@ from .findings import (
     with_known,
 )
 from .next_steps import next_steps_of
+from .readings import most_cautious
 from .records import antibiotic_to_dict
 from .response import (
     cut_off_note,
@@ -132,27 +133,7 @@ def assess(
     ]
     if not others:
         return first
-    # Which active NVO entry marks the treatment start is unknown: decide from each start
-    # and keep the most cautious answer, so a second entry can never hide a red flag.
-    results = [first] + [decide(e) for e in others]
-    cautious = max(results, key=lambda a: CAUTION[a.recommendation])
-    starts = sorted(
-        r.episode.t0.day.isoformat()
-        for r in results
-        if r.episode is not None and r.episode.t0 is not None
-    )
-    note = Remark("several-episode-starts", {"starts": starts})
-    return replace(cautious, notes=(*cautious.notes, note))
-
-
-# The more cautious answer wins when the data allow several readings.
-CAUTION = {
-    Recommendation.ADVISE_AGAINST: 0,
-    Recommendation.INSUFFICIENT_DATA: 1,
-    Recommendation.SUPPORT: 2,
-    Recommendation.SUPPORT_URGENT: 3,
-    Recommendation.NOT_APPLICABLE: -1,
-}
+    return most_cautious([first] + [decide(e) for e in others], episode, settings)
 
 
 def _evaluate(

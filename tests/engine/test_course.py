@@ -90,3 +90,18 @@ def test_a_new_level_the_order_images_is_read_from_its_own_start() -> None:
     assert not [r for r in a.missing if r.code == "new-level-on-treatment"]
     whole = run(IMPROVING, [LUMBAR, thoracic(22)], orders=[replace(order(29), region="spine")])
     assert not [r for r in whole.missing if r.code == "new-level-on-treatment"]
+
+
+# --- two entries of one infection: the earliest start among equal answers ----------------
+
+
+def test_two_entries_that_agree_are_read_from_the_earliest_start() -> None:
+    # an outside clinician's review: a readmission's entry on day 20 made the card count
+    # "day 9" of a day-29 course, with an early-order note that did not apply
+    course = [crp(0, 142), crp(14, 61), crp(28, 18), pain(0, 8), pain(28, 3)]
+    a = run(course, [nvo(), nvo(onset=20)], order_day=29)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert a.figures.days_since_t0 == 29
+    assert "early-order" not in {n.code for n in a.notes}
+    (note,) = [n for n in a.notes if n.code == "several-episode-starts"]
+    assert len(note.data["starts"]) == 2
