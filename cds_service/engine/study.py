@@ -44,7 +44,7 @@ from .assessment import (
     Study,
 )
 from .episode import covers
-from .findings import latest_start
+from .findings import is_abscess, latest_start
 from .response import crp_favourable
 from .rules import CrpTrend
 from .series import never_raised
@@ -208,9 +208,15 @@ def done_after(study: When, finding: When) -> bool:
 def shows_finding(study: PriorStudy, finding: ConditionFact, infection_region: str | None) -> bool:
     """A study done can have shown a new deficit or abscess: an MRI with gadolinium (its
     code says so: one that does not may have been without), of the infected level and
-    the finding's own level, done after the finding (clinical-rules.md, "Imaging",
-    2026-12-06: "The study must answer the question": level, contrast, modality)."""
+    the finding's own level (of the whole spine for an abscess), done after the finding
+    (clinical-rules.md, "Imaging", 2026-12-06: "The study must answer the question":
+    level, contrast, modality)."""
     if study.modality is not Modality.MRI or study.contrast not in GADOLINIUM:
+        return False
+    if is_abscess(finding) and study.region != "spine":
+        # "Abscess: MRI of the whole spine ... if not just done": a study of one level has
+        # not looked for its extent (an outside clinician saw an abscess "seen on the
+        # lumbar MRI" end the whole-spine advice of the same card)
         return False
     if not all(covers(study.region, level) for level in (infection_region, finding.region)):
         return False

@@ -91,18 +91,39 @@ def test_a_deficit_seen_on_the_evening_mri_leaves_the_new_mri_unrated() -> None:
     assert ratings(a) == {}  # not "appropriate" beside "a new MRI only if the exam changed"
 
 
-def test_an_abscess_seen_on_a_recent_mri_says_so_and_is_not_rated() -> None:
+def whole_spine_study(time: str) -> dict[str, Any]:
+    """A whole-spine MRI without and with gadolinium (LOINC 30855-1)."""
+    study = lumbar_study(time)
+    study["procedureCode"] = [{"coding": [{"system": "http://loinc.org", "code": "30855-1"}]}]
+    return study
+
+
+def test_an_abscess_seen_on_a_recent_whole_spine_mri_says_so_and_is_not_rated() -> None:
     abscess = replace_record(complication(26, name="epidural abscess"), onset=day(26, 18))
-    a = with_study(lumbar_study("21:15"), abscess)
+    a = with_study(whole_spine_study("21:15"), abscess)
     assert a.recommendation is Recommendation.SUPPORT
     c = card(a)
     assert (
-        "seen on the lumbar MRI of day 26 (1 day ago): a new MRI only if the exam" in (c["summary"])
+        "seen on the whole-spine MRI of day 26 (1 day ago): a new MRI only if the exam"
+        in (c["summary"])
     )
     assert "MRI reasonable" not in c["summary"]
-    assert c["detail"].startswith("**Seen on the lumbar MRI of day 26 (1 day ago): a new MRI")
+    assert c["detail"].startswith("**Seen on the whole-spine MRI of day 26 (1 day ago): a new")
     assert c["detail"].count("only if the exam changed") == 1
     assert ratings(a) == {}
+
+
+def test_an_abscess_on_a_recent_lumbar_mri_still_asks_for_the_whole_spine() -> None:
+    # "Abscess: MRI of the whole spine ... if not just done": a lumbar study has not looked
+    # for its extent (an outside clinician saw "seen on the lumbar MRI: a new MRI only if
+    # the exam changed" end the whole-spine advice of the same card)
+    abscess = replace_record(complication(26, name="epidural abscess"), onset=day(26, 18))
+    a = with_study(lumbar_study("21:15"), abscess)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert "flag-seen-on-study" not in {n.code for n in a.notes}
+    c = card(a)
+    assert "only if the exam changed" not in c["summary"] + c["detail"]
+    assert "whole spine" in c["detail"]
 
 
 def test_a_deficit_seen_beside_rising_markers_stays_urgent_with_no_emergency_mri() -> None:

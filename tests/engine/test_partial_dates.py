@@ -176,12 +176,12 @@ def test_a_recorded_date_of_a_month_without_an_onset_is_the_whole_month() -> Non
 
 
 def test_a_month_onset_recorded_before_a_recent_study_was_seen_on_it() -> None:
-    # New abscess (onset "2024-03", recorded day 15); a lumbar MRI on day 16; the order on
+    # New abscess (onset "2024-03", recorded day 15); a whole-spine MRI on day 16; the order on
     # day 17: the card says the finding predates that study (its latest day is day 15).
     done = PriorStudy(
         reference="ImagingStudy/s16",
         modality=Modality.MRI,
-        region="lumbar",
+        region="spine",  # an abscess is seen only on a whole-spine study
         when=parse_fhir_time((T0 + timedelta(days=16)).isoformat() + "T20:00:00Z"),
         contrast="without-and-with",  # a study that can show an abscess
     )
