@@ -53,6 +53,7 @@ _CAUTIOUS_ORDER = (
     ConditionCategory.MECHANICAL,
     ConditionCategory.MIMIC,
     ConditionCategory.IMMUNOSUPPRESSION,
+    ConditionCategory.BACTERAEMIA,
     ConditionCategory.NVO_UNSPECIFIED,
 )
 CAUTIOUS = frozenset(_CAUTIOUS_ORDER)

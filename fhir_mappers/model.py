@@ -147,6 +147,9 @@ class ConditionCategory(StrEnum):
     # transplant, neutropenia, immunodeficiency, HIV, systemic steroids: no advise-against
     # (clinical-rules.md, "Imaging", 2026-12-06)
     IMMUNOSUPPRESSION = "immunosuppression"
+    # bacteraemia: recorded after the diagnosis window, no favourable response (an outside
+    # clinician's review, 2026-12-07, to be confirmed by the clinical reviewers)
+    BACTERAEMIA = "bacteraemia"
     # back or neck pain: read only as an imaging order's stated reason (routine follow-up)
     SPINAL_PAIN = "spinal-pain"
     OTHER = "other"

@@ -1,7 +1,8 @@
 """The phrasebook's remarks about data read only in part: a search cut off (its older
 pages not read) or failed in part (an error beside its results), and what that leaves
-unknown (clinical-rules.md, "Reading the data": "Incomplete data"); and a relapse, whose
-course the record does not tell apart from the first.
+unknown (clinical-rules.md, "Reading the data": "Incomplete data"); and what the record
+says of the course that the treatment start cannot hold: a relapse, whose course the
+record does not tell apart from the first, and bacteraemia on treatment.
 
 Like ``remark_phrases`` (which lists these among all remarks): one function per remark
 code, from the remark's data to its (message, short).
@@ -89,6 +90,19 @@ def _relapse_recorded(d: Data) -> Phrase:
     )
 
 
+def _bacteraemia_on_treatment(d: Data) -> Phrase:
+    c = d["condition"]
+    name = upper_first(quote(str(c.get("name") or "bacteraemia")))
+    when = f"day {c['day']}" if "day" in c else str(c.get("date"))
+    return Phrase(
+        f"{name} recorded on {when}, after treatment started: bacteria in the blood on "
+        "treatment is not a favourable response, so this card does not advise against "
+        "imaging. If treatment failure is suspected, MRI with gadolinium is reasonable "
+        "(IDSA 2015).",
+        f"{name.lower()} on {when}",
+    )
+
+
 COMPLETENESS_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "conditions-incomplete": fixed(
         "Not every diagnosis could be read: a red flag may be missing.",
@@ -114,6 +128,7 @@ COMPLETENESS_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-failed-in-part": _failed_in_part("CRP"),
     "pain-failed-in-part": _failed_in_part("pain score"),
     "relapse-recorded": _relapse_recorded,
+    "bacteraemia-on-treatment": _bacteraemia_on_treatment,
     "paging-cut-off": _paging_cut_off,
     "search-failed-in-part": _search_failed_in_part,
 }

@@ -1,6 +1,7 @@
 """What the record says of the infection's course that its treatment start cannot hold:
-a relapse or recurrence recorded on its Condition, and a new infected level recorded while
-it is treated. Each blocks advise-against (``course_remarks``).
+a relapse or recurrence recorded on its Condition, a new infected level recorded while it
+is treated, and bacteraemia recorded while it is treated. Each blocks advise-against
+(``course_remarks``).
 
 A relapse or recurrence (``clinicalStatus``).
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from fhir_mappers.model import AntibioticStart, ConditionFact, ImagingOrder
+from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, Remark
 from .episode import counts_now, covers, in_scope_categories
@@ -44,6 +45,7 @@ def course_remarks(
     found = (
         relapse_recorded(episode, antibiotics, settings),
         new_level(episode, conditions, orders, cutoff, settings),
+        bacteraemia_on_treatment(episode, conditions, cutoff),
     )
     return [r for r in found if r is not None]
 
@@ -106,3 +108,33 @@ def new_level(
             },
         )
     return None
+
+
+def bacteraemia_on_treatment(
+    episode: Episode, conditions: Sequence[ConditionFact], cutoff: date | None
+) -> Remark | None:
+    """An active, valid bacteraemia Condition dated after the diagnosis window: bacteria
+    still in the blood on treatment is no favourable response (IDSA 2015: follow-up MRI
+    when the response is poor), so no advise-against; the card names it, instead of
+    listing "persisting fever or bacteraemia" among what would change its advice while one
+    is on record (an outside clinician's review, 2026-12-07). One recorded at diagnosis,
+    or undated, is the diagnosis's own. The service's own reading, to be confirmed by the
+    clinical reviewers; the code list holds ICD-10-CM R78.81 (a site adds its own)."""
+    if cutoff is None:
+        return None
+    found = sorted(
+        (
+            c
+            for c in conditions
+            if c.category is ConditionCategory.BACTERAEMIA
+            and counts_now(c)
+            and c.start is not None
+            and c.start.partial is None
+            and c.start.day > cutoff
+        ),
+        key=lambda c: (c.start.instant if c.start else date.min, c.reference),
+    )
+    if not found:
+        return None
+    t0_day = episode.t0.day if episode.t0 is not None else None
+    return Remark("bacteraemia-on-treatment", {"condition": condition_facts(found[0], t0_day)})

@@ -8,12 +8,13 @@ level recorded on treatment that the order does not image."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from cds_service.engine import Assessment, Recommendation
-from fhir_mappers.model import ConditionFact
-from tests.engine.builders import antibiotic, condition, crp, nvo, order, pain, run
+from fhir_mappers.model import ConditionCategory, ConditionFact
+from tests.engine.builders import antibiotic, condition, crp, improving, nvo, order, pain, run
 from tests.engine.test_clinician_revision import card
 
 # The first course from day 0; the relapse course from day 200, its CRP 120 -> 70 by its
@@ -105,3 +106,39 @@ def test_two_entries_that_agree_are_read_from_the_earliest_start() -> None:
     assert "early-order" not in {n.code for n in a.notes}
     (note,) = [n for n in a.notes if n.code == "several-episode-starts"]
     assert len(note.data["starts"]) == 2
+
+
+# --- bacteraemia recorded on treatment ---------------------------------------------------------
+
+
+def bacteraemia(onset: int, **kw: Any) -> ConditionFact:
+    return condition("R78.81", ConditionCategory.BACTERAEMIA, onset=onset, name="bacteraemia", **kw)
+
+
+def test_bacteraemia_recorded_on_treatment_is_not_advised_against() -> None:
+    # an outside clinician's review: R78.81 on day 25 read "improving, no red flag
+    # recorded", beside "persisting fever or bacteraemia" among what would change it
+    a = run(improving(), [nvo(), bacteraemia(25)], order_day=29)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (remark,) = [r for r in a.missing if r.code == "bacteraemia-on-treatment"]
+    assert remark.data["condition"]["day"] == 25
+    assert "bacteraemia on day 25" in card(a)["summary"].lower()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [bacteraemia(1), bacteraemia(25, clinical="resolved"), bacteraemia(25, verification="refuted")],
+    ids=["at-diagnosis", "resolved", "refuted"],
+)
+def test_bacteraemia_at_diagnosis_or_no_longer_recorded_leaves_the_advice(
+    entry: ConditionFact,
+) -> None:
+    a = run(improving(), [nvo(), entry], order_day=29)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+
+
+def test_the_shipped_code_list_reads_r78_81_as_bacteraemia() -> None:
+    from tests.engine.test_imaging_codes import coded
+
+    fact = coded("R78.81", 25)
+    assert (fact.category, fact.name) == (ConditionCategory.BACTERAEMIA, "bacteraemia")

@@ -203,7 +203,7 @@ def test_the_shipped_observation_codes_are_found_by_system_and_code() -> None:
             file("conditions", condition(category="abscess")),
             f"f.json: entries[0] ({SITE}|DX-1): 'category' must be one of nvo, nvo-unspecified, "
             "nvo-other-infective, out-of-scope, complication, mechanical, neuro-deficit, mimic, "
-            "immunosuppression, spinal-pain, other, not 'abscess'",
+            "immunosuppression, bacteraemia, spinal-pain, other, not 'abscess'",
         ),
         (
             file("observations", observation(kind="glucose")),
