@@ -171,6 +171,15 @@ def _known_deficit(d: Data) -> Phrase:
             f"If it was not there at diagnosis, it is new: {emergency} now. If it was, {rests}",
             f"{name} since day {c['day']}: if new, emergency MRI",
         )
+    if "recordedDay" in c:
+        # dated at diagnosis but first recorded on treatment: a back-dated onset may hide
+        # a new deficit (an outside clinician's review, 2026-12-07)
+        return Phrase(
+            f"{upper_first(dated(c))}, first recorded on day {c['recordedDay']}, is read as "
+            f"found at diagnosis. If it was not there at diagnosis, it is new: {emergency} "
+            f"now. If it was, {rests}",
+            f"{name} recorded day {c['recordedDay']}: if new, emergency MRI",
+        )
     return Phrase(
         f"{upper_first(dated(c))} recorded at diagnosis: {rests}",
         f"{name} known since diagnosis: compare the neurologic exam",
