@@ -146,6 +146,14 @@ def study_gap_line(order: ImagingOrder, gap: str, urgent: bool) -> str | None:
     where = "spine" if order.region == "spine" else f"{order.region} spine"
     study = f"the {order.modality.value} of the {where}"
     if gap == GAP_MODALITY:
+        if order.contrast in ("with", "without-and-with"):
+            # the fallback the card itself names when MRI is impossible: not "cannot
+            # exclude" beside it (an outside clinician's review, 2026-12-07)
+            return (
+                f"{upper_first(study)} ordered, with contrast, is the fallback only when MRI "
+                "is impossible (say why): it shows cord compression and an epidural abscess "
+                "less well than MRI."
+            )
         return (
             f"{upper_first(study)} ordered cannot exclude cord compression or an epidural "
             "abscess: MRI is the study; CT only if MRI is impossible (say why)."
