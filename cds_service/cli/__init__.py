@@ -1,7 +1,8 @@
 """The ``spine-cds`` command: serve the service, and tools for integrators and reviewers.
 
 ``serve`` runs the service (``serve``); ``try``, ``load-examples``,
-``review-examples`` and ``client-jwks`` play the EHR's part (``ehr``); ``report`` and
+``review-examples`` and ``client-jwks`` play the EHR's part (``ehr``); ``observation-codes``
+lists the codes a patient's results carry on the EHR's server (``codes``); ``report`` and
 ``audit-purge`` read and tidy the audit (``audit``); ``replay`` replays the rules over
 a hospital's Bulk Data export (``replay``); ``demo`` and ``fhir-test-server``
 are the development harness's, offered from a source checkout (``harness``). Each
@@ -16,6 +17,7 @@ import click
 
 from cds_service import __version__
 from cds_service.cli.audit import audit_purge, report
+from cds_service.cli.codes import observation_codes_command
 from cds_service.cli.ehr import client_jwks, load_examples_command, review_examples, try_command
 from cds_service.cli.export_download import export_download
 from cds_service.cli.harness import HARNESS_COMMANDS, harness_command
@@ -47,6 +49,7 @@ def main() -> None:
 for _command in (
     serve,
     try_command,
+    observation_codes_command,
     client_jwks,
     load_examples_command,
     export_download,

@@ -82,6 +82,10 @@ class FhirEndpoint(Closing):
             raise FhirServerError(self._refused(response.status_code, parsed))
         return response.status_code, parsed
 
+    def get(self, url: str) -> tuple[int, Any]:
+        """GET ``url`` (on this server); 401/403 raise FhirServerError with the reason."""
+        return self._send("GET", url)
+
     def _refused(self, status: int, body: Any) -> str:
         if status == 401:
             why = (

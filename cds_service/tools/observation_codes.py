@@ -1,0 +1,177 @@
+"""Which codes a patient's Observations carry on the EHR's FHIR server, and which of them
+the service reads: the way to find a site's local CRP, ESR and pain-score codes.
+
+The service's CRP, ESR and pain searches ask for the codes of its value sets (LOINC, and a
+site's own once it adds them), so a result coded only with a local code never reaches it,
+nor its audit, nor the report of codes not recognised (an integrator's review: an Epic-style
+``urn:oid`` CRP code left three CRPs unseen, and the card asked for a CRP). This tool asks
+the server for a patient's Observations without a code filter and counts their codings,
+marking the ones the service reads and the ones whose name looks like CRP, ESR or pain.
+It shows codes and their displays only, never values, dates or ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urljoin
+
+from cds_service.fhir.bundles import next_link
+from cds_service.tools.errors import FhirServerError
+from cds_service.tools.fhir_http import FhirEndpoint, outcome_text
+from fhir_mappers.valuesets import ValueSets
+
+# A display or text that names a test the rules read, whatever its code says.
+LOOKS_LIKE = re.compile(
+    r"c[\s-]*reactive|\bh?s?-?crp\b|sedimentation|\besr\b|\bsed\s*rate|pain", re.IGNORECASE
+)
+MAX_DISPLAY = 80
+
+
+@dataclass
+class CodeCount:
+    """One (system, code) pair and how often it was seen."""
+
+    system: str
+    code: str
+    display: str = ""
+    count: int = 0
+    read_as: str | None = None  # the kind the service reads it as, None: not read
+    looks_like: bool = False  # its display or text names CRP, ESR or pain
+
+
+@dataclass
+class CodesSeen:
+    observations: int = 0
+    pages: int = 0
+    cut_off: bool = False  # more pages than --pages
+    codes: dict[tuple[str, str], CodeCount] = field(default_factory=dict)
+
+    def ordered(self) -> list[CodeCount]:
+        """Not read but looking like a test the rules read first, then by count."""
+        return sorted(
+            self.codes.values(),
+            key=lambda c: (not (c.looks_like and c.read_as is None), -c.count, c.system, c.code),
+        )
+
+
+def count_codes(resources: Iterable[Any], value_sets: ValueSets, seen: CodesSeen) -> None:
+    """Add the codings of ``resources`` (Observations as JSON) to ``seen``."""
+    for resource in resources:
+        if not isinstance(resource, Mapping) or resource.get("resourceType") != "Observation":
+            continue
+        seen.observations += 1
+        concept = resource.get("code")
+        if not isinstance(concept, Mapping):
+            continue
+        text = _text(concept.get("text"))
+        codings = concept.get("coding")
+        for coding in codings if isinstance(codings, list) else []:
+            if not isinstance(coding, Mapping):
+                continue
+            system, code = coding.get("system"), coding.get("code")
+            if not isinstance(system, str) or not isinstance(code, str):
+                continue
+            display = _text(coding.get("display"))
+            entry = seen.codes.get((system, code))
+            if entry is None:
+                known = value_sets.observation_entry(system, code)
+                entry = CodeCount(
+                    system,
+                    code,
+                    (display or text)[:MAX_DISPLAY],
+                    read_as=known.kind.value if known is not None else None,
+                )
+                seen.codes[(system, code)] = entry
+            entry.count += 1
+            entry.looks_like = entry.looks_like or bool(LOOKS_LIKE.search(f"{display} {text}"))
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def observation_codes(
+    endpoint: FhirEndpoint,
+    patients: Iterable[str],
+    value_sets: ValueSets,
+    max_pages: int,
+) -> CodesSeen:
+    """Every Observation of each patient, ``max_pages`` pages of 200 at most per patient,
+    paging only on the same server; FhirServerError when a search fails."""
+    seen = CodesSeen()
+    for patient in patients:
+        url = f"{endpoint.base}/Observation?patient={quote(patient, safe='')}&_count=200"
+        for page in range(max_pages):
+            status, body = endpoint.get(url)
+            if status != 200 or not isinstance(body, Mapping):
+                raise FhirServerError(
+                    f"Observation search for patient {patient!r} failed ({status}): "
+                    f"{outcome_text(body)}"
+                )
+            seen.pages += 1
+            entries = body.get("entry")
+            count_codes(
+                (e.get("resource") for e in entries if isinstance(e, Mapping))
+                if isinstance(entries, list)
+                else (),
+                value_sets,
+                seen,
+            )
+            link = next_link(body)
+            if link is None:
+                break
+            following = urljoin(url, link)
+            if not following.startswith(endpoint.base + "/"):
+                break  # never follow a link off the server named
+            if page == max_pages - 1:
+                seen.cut_off = True
+                break
+            url = following
+    return seen
+
+
+def as_text(seen: CodesSeen) -> str:
+    """The table a person reads."""
+    lines = [
+        f"{seen.observations} Observations on {seen.pages} pages"
+        + (" (more pages not read: raise --pages)" if seen.cut_off else "")
+        + f"; {len(seen.codes)} codes.",
+        "",
+        "  count  read as   system|code  display",
+    ]
+    for c in seen.ordered():
+        read = c.read_as or ("LOOK" if c.looks_like else "-")
+        lines.append(f"  {c.count:5d}  {read:8s}  {c.system}|{c.code}  {c.display}")
+    missed = [c for c in seen.codes.values() if c.looks_like and c.read_as is None]
+    lines.append("")
+    if missed:
+        lines.append(
+            f"{len(missed)} code(s) marked LOOK name CRP, ESR or pain but are not read: if they "
+            "are these tests, add them to a site value set (valueset_dir), and send the EHR "
+            "the new prefetch templates."
+        )
+    else:
+        lines.append("No code that names CRP, ESR or pain is left unread.")
+    return "\n".join(lines)
+
+
+def as_json(seen: CodesSeen) -> dict[str, Any]:
+    return {
+        "observations": seen.observations,
+        "pages": seen.pages,
+        "cutOff": seen.cut_off,
+        "codes": [
+            {
+                "system": c.system,
+                "code": c.code,
+                "display": c.display,
+                "count": c.count,
+                "readAs": c.read_as,
+                "looksLike": c.looks_like,
+            }
+            for c in seen.ordered()
+        ],
+    }
