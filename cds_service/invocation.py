@@ -81,23 +81,27 @@ def _check_selections(context: dict[str, Any]) -> None:
         )
 
 
-def _names_another_patient(order: Mapping[str, Any], patient_id: str) -> bool:
-    """True when the order's subject is a reference to a Patient other than this one. A
-    draft order comes from the EHR's ordering session for the patient in context, so a
-    subject it does not name by reference (an identifier, a display, a bundle-local
-    ``urn:uuid``) is taken as that patient's, unlike a prefetched resource."""
+def _names_another_patient(order: Mapping[str, Any], patient_id: str, server: str | None) -> bool:
+    """True when the order's subject is a reference to a Patient other than this one
+    (``fhir_mappers.subjects``: ``Patient/B/Patient/A``, or ``.../Patient/A`` on another
+    server than ``server``, the call's fhirServer, is not A). A draft order comes from
+    the EHR's ordering session for the patient in context, so a subject it does not name
+    by reference (an identifier, a display, a bundle-local ``urn:uuid``) is taken as that
+    patient's, unlike a prefetched resource."""
     subject = order.get("subject")
     ref = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(ref, str) or not (ref.startswith("Patient/") or "/Patient/" in ref):
         return False
-    return not refers_to(ref, patient_id)
+    return not refers_to(ref, patient_id, server)
 
 
-def _for_this_patient(found: OrdersResult, patient_id: str) -> OrdersResult:
+def _for_this_patient(found: OrdersResult, patient_id: str, server: str | None) -> OrdersResult:
     """The orders whose subject is the patient in context; any other is not read, and the
     audit says why: advice (and a delete suggestion) about another patient's order would
     be given on this patient's data."""
-    mine = tuple(o for o in found.orders if not _names_another_patient(o.resource, patient_id))
+    mine = tuple(
+        o for o in found.orders if not _names_another_patient(o.resource, patient_id, server)
+    )
     if len(mine) == len(found.orders):
         return found
     kept = {o.reference for o in mine}
@@ -122,8 +126,12 @@ def handle_hook(
         _check_selections(context)
         selections = list(context["selections"])
 
+    named_server = body.get("fhirServer")
+    server = named_server if isinstance(named_server, str) else None  # whose ids these are
     orders = _for_this_patient(
-        map_orders(context["draftOrders"], selections, runtime.value_sets), context["patientId"]
+        map_orders(context["draftOrders"], selections, runtime.value_sets),
+        context["patientId"],
+        server,
     )
     unknown_orders = orders_not_recognised(context["draftOrders"], selections, runtime.value_sets)
     unrecognised: dict[str, Any] = {"orders": unknown_orders} if unknown_orders else {}
@@ -136,7 +144,7 @@ def handle_hook(
     if reasons:
         unrecognised["reasons"] = reasons
     patient_id: str = context["patientId"]
-    early = EarlyReads(runtime, patient_id)
+    early = EarlyReads(runtime, patient_id, server)
     started = time.monotonic()
     try:
         gathered = gather(
@@ -170,6 +178,7 @@ def handle_hook(
             (r for key in keys_feeding(feeds) for r in gathered.resources.get(key, [])),
             patient_id,
             foreign,
+            server,
         )
 
     conditions, condition_issues = conditions_read.conditions, conditions_read.issues

@@ -3,9 +3,11 @@ patient's, then mapped; the Conditions and the Observations possibly early, whil
 last fetches are still out.
 
 Never trust prefetch (or a FHIR server): a resource whose subject names another patient,
-or names someone only by identifier or display, is left out and the audit says so. The
-mapping is ``fhir_mappers``'; what this module adds is which resources go in and, for
-fetched data, when (``EarlyReads``).
+or names someone only by identifier or display, is left out and the audit says so; so is
+one whose reference only ends in this patient (``Patient/B/Patient/A``) or whose absolute
+reference is on another server than the call's ``fhirServer`` (``fhir_mappers.subjects``
+has the rule). The mapping is ``fhir_mappers``'; what this module adds is which resources
+go in and, for fetched data, when (``EarlyReads``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ T = TypeVar("T")
 Lists = tuple[list[Any], ...]  # the resources of each key that feeds one mapper
 
 
-def own_resources(resources: Iterable[Any], patient_id: str, issues: list[DataIssue]) -> list[Any]:
-    """The resources that are this patient's; each other one is left out and said in
-    ``issues``."""
+def own_resources(
+    resources: Iterable[Any], patient_id: str, issues: list[DataIssue], server: str | None = None
+) -> list[Any]:
+    """The resources that are this patient's (``fhir_mappers.subjects``: an absolute
+    reference must be on ``server``, the call's fhirServer, when it names one); each
+    other one is left out and said in ``issues``."""
     kept = []
-    is_own = own_test(patient_id)
+    is_own = own_test(patient_id, server)
     for resource in resources:
         if is_own(resource):
             kept.append(resource)
@@ -69,16 +74,20 @@ _CONDITION_KEYS = keys_feeding("conditions")
 _MEASUREMENT_KEYS = keys_feeding("measurements")
 
 
-def _read_conditions(lists: Lists, patient_id: str, runtime: Runtime) -> ConditionsRead:
+def _read_conditions(
+    lists: Lists, patient_id: str, server: str | None, runtime: Runtime
+) -> ConditionsRead:
     foreign: list[DataIssue] = []
-    kept = own_resources((r for found in lists for r in found), patient_id, foreign)
+    kept = own_resources((r for found in lists for r in found), patient_id, foreign, server)
     conditions, issues = map_conditions(kept, runtime.value_sets)
     return ConditionsRead(kept, foreign, conditions, issues)
 
 
-def _read_measurements(lists: Lists, patient_id: str, runtime: Runtime) -> MeasurementsRead:
+def _read_measurements(
+    lists: Lists, patient_id: str, server: str | None, runtime: Runtime
+) -> MeasurementsRead:
     foreign: list[DataIssue] = []
-    kept = own_resources((r for found in lists for r in found), patient_id, foreign)
+    kept = own_resources((r for found in lists for r in found), patient_id, foreign, server)
     unread: list[Any] = []
     measurements, issues = map_observations(
         kept, runtime.value_sets, runtime.mapping, unread=unread
@@ -131,12 +140,15 @@ class EarlyReads:
     anything refetched, split again or failed is read again here, in the call's thread.
     """
 
-    def __init__(self, runtime: Runtime, patient_id: str) -> None:
+    def __init__(self, runtime: Runtime, patient_id: str, server: str | None = None) -> None:
+        """``server``: the call's fhirServer (None when it names none), which an absolute
+        subject reference must be on."""
         self.conditions = _Early(
-            _CONDITION_KEYS, lambda lists: _read_conditions(lists, patient_id, runtime)
+            _CONDITION_KEYS, lambda lists: _read_conditions(lists, patient_id, server, runtime)
         )
         self.measurements = _Early(
-            _MEASUREMENT_KEYS, lambda lists: _read_measurements(lists, patient_id, runtime)
+            _MEASUREMENT_KEYS,
+            lambda lists: _read_measurements(lists, patient_id, server, runtime),
         )
 
     def __call__(self, ready: Mapping[str, list[Any]]) -> None:

@@ -197,6 +197,7 @@ def gather(
     raw_prefetch = request.get("prefetch")
     prefetch: Mapping[str, Any] = raw_prefetch if isinstance(raw_prefetch, Mapping) else {}
     fhir_server, token, no_server = _request_fhir_access(request)
+    server = request.get("fhirServer") if isinstance(request.get("fhirServer"), str) else None
     patient_id = context.get("patientId")
     queries, render_problems = render_queries(service.prefetch, context)
     unrenderable = {p.key: p.reason for p in render_problems}
@@ -239,7 +240,7 @@ def gather(
                     found, more = unwrap_bundle(key, value, shape.resource_type)
             failure = next((n for n in more if n.failed), None)
             if mismatch is None:
-                mismatch = _someone_elses(found, patient_id, "the prefetch held")
+                mismatch = _someone_elses(found, patient_id, server, "the prefetch held")
             strayed = next((n for n in more if n.strays_only), None)
             if mismatch is None and strayed is not None:
                 # only entries of another type: not "no data" (an attack review)
@@ -291,7 +292,7 @@ def gather(
             result = replace_members(result, again)
     else:
         result = client.follow_pages(None, None, first_pages, deadline)
-    _merge(result, refetch_because, resources, sources, notes, problems, patient_id)
+    _merge(result, refetch_because, resources, sources, notes, problems, patient_id, server)
     problems = _spare_optional(problems, optional, resources, sources, notes)
     if problems:
         raise DataUnavailable((*problems, *strays))
@@ -303,17 +304,19 @@ def gather(
     )
 
 
-def _someone_elses(found: list[Any], patient_id: object, held: str) -> str | None:
+def _someone_elses(
+    found: list[Any], patient_id: object, server: str | None, held: str
+) -> str | None:
     """Why a key cannot be used when no resource in it is linked to this patient (each
-    names another patient, or someone only by identifier, display or a contained
-    resource), or None; ``held`` says where they came from ("the prefetch held"). A wrong
-    prefetch template, patient id mapping or a server that ignored ``patient=`` otherwise
-    reads as "no active infection" and answers ``{"cards": []}``, hiding the failure: a
-    prefetched key is then read as not prefetched (fetched from fhirServer or named in a
-    412), a fetched one as unavailable."""
+    names another, one on another server than ``server``, the call's fhirServer, or
+    someone only by identifier, display or a contained resource), or None; ``held`` says
+    where they came from. A wrong prefetch template, patient id mapping or a server that
+    ignored ``patient=`` otherwise reads as "no active infection" and answers
+    ``{"cards": []}``, hiding the failure: a prefetched key is then read as not
+    prefetched (fetched from fhirServer or named in a 412), a fetched one as unavailable."""
     if not found or not isinstance(patient_id, str):
         return None
-    if not all_about_another_patient(found, patient_id):
+    if not all_about_another_patient(found, patient_id, server):
         return None
     return f"{held} no resource linked to this patient ({len(found)})"
 
@@ -368,6 +371,7 @@ def _merge(
     notes: list[Problem],
     problems: list[Problem],
     patient_id: object,
+    server: str | None,
 ) -> None:
     for key, error in result.errors.items():
         if key in refetch_because:
@@ -379,7 +383,7 @@ def _merge(
     for key, found in result.resources.items():
         # a FHIR server that ignored or mis-read patient=: as with prefetch, not "no data"
         # (an attack review: another patient's Conditions read as no infection, no card)
-        foreign = _someone_elses(found, patient_id, "the FHIR server sent")
+        foreign = _someone_elses(found, patient_id, server, "the FHIR server sent")
         if foreign is not None:
             problems.append(Problem(key, foreign))
             continue
