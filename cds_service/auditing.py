@@ -20,6 +20,11 @@ from cds_service.invocation import Outcome
 from cds_service.stores.audit import AuditRecord
 
 MAX_ID_LENGTH = 64
+# How many of a decision's data issues ``detail.issues`` lists: a body of 25,000 CRP
+# results no subject could be checked on stored 25,000 issues, a 2 MB row, per call (an
+# attack review). The first ones say what went wrong; ``counts.issues`` and
+# ``detail.issuesTotal`` keep how many there were.
+MAX_AUDITED_ISSUES = 100
 
 
 def hook_instance_of(body: Mapping[str, Any] | None) -> str | None:
@@ -107,7 +112,9 @@ def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
 
 def assessment_record(a: Assessment) -> dict[str, Any]:
     """The engine's record of the decision, with each finding and remark in the words
-    the card said it (the phrasebook's message) and each finding's data as published."""
+    the card said it (the phrasebook's message) and each finding's data as published;
+    its data issues at most MAX_AUDITED_ISSUES, with ``issuesTotal`` when there were
+    more."""
     record = a.to_dict()
     record["rulesFired"] = [
         {
@@ -120,6 +127,9 @@ def assessment_record(a: Assessment) -> dict[str, Any]:
     ]
     for key, remarks in (("missing", a.missing), ("unmet", a.unmet), ("notes", a.notes)):
         record[key] = [{"code": r.code, "message": phrase(r).message} for r in remarks]
+    if len(record["issues"]) > MAX_AUDITED_ISSUES:
+        record["issuesTotal"] = len(record["issues"])
+        record["issues"] = record["issues"][:MAX_AUDITED_ISSUES]
     return record
 
 

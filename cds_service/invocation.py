@@ -28,7 +28,7 @@ from cds_service.unrecognised import (
     orders_not_recognised,
     reasons_not_recognised,
 )
-from cds_service.validation import FieldError
+from cds_service.validation import MAX_REPORTED_ERRORS, FieldError, reported
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.orders import OrdersResult, map_orders
@@ -64,20 +64,28 @@ class Outcome:
 
 
 def _check_selections(context: dict[str, Any]) -> None:
-    """Each selection must name an order in draftOrders (CDS Hooks order-select)."""
+    """Each selection must name an order in draftOrders (CDS Hooks order-select). The
+    answer lists at most MAX_REPORTED_ERRORS of those that do not, and how many more
+    (``reported``): only those listed are made into errors."""
     present = set()
     for entry in context["draftOrders"].get("entry", []):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and isinstance(resource.get("id"), str):
             present.add(f"{resource['resourceType']}/{resource['id']}")
-    missing = [
-        FieldError(f"$.context.selections[{i}]", f"{ref!r} is not an order in context.draftOrders")
-        for i, ref in enumerate(context["selections"])
-        if ref not in present
-    ]
+    missing = [i for i, ref in enumerate(context["selections"]) if ref not in present]
     if missing:
+        listed = [
+            FieldError(
+                f"$.context.selections[{i}]",
+                f"{context['selections'][i]!r} is not an order in context.draftOrders",
+            )
+            for i in missing[:MAX_REPORTED_ERRORS]
+        ]
         raise ApiError(
-            400, "invalid_request", "selections must name orders in draftOrders", missing
+            400,
+            "invalid_request",
+            "selections must name orders in draftOrders",
+            reported(listed, len(missing)),
         )
 
 

@@ -7,7 +7,7 @@ expected, so an integration engineer can fix the request without reading our cod
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,23 @@ class FieldError:
 
     def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "message": self.message}
+
+
+def reported(errors: Sequence[FieldError], total: int | None = None) -> list[FieldError]:
+    """At most MAX_REPORTED_ERRORS of ``errors``, the last saying how many more there were
+    ("... (and 99980 more)"), so that an answer and its audit row stay small however many
+    problems a body holds (an attack review: 100,000 bad selections gave an 11 MB 400 and
+    an 11 MB audit row) and the client still learns its list is not whole. ``total``: how
+    many there were when ``errors`` holds only the first of them (a caller with thousands
+    need not make every one)."""
+    count = len(errors) if total is None else total
+    if count <= MAX_REPORTED_ERRORS:
+        return list(errors)
+    kept = list(errors[:MAX_REPORTED_ERRORS])
+    last = kept[-1]
+    more = f" (and {count - MAX_REPORTED_ERRORS} more)"
+    kept[-1] = FieldError(last.path, _bounded(last.message, MAX_MESSAGE_CHARS - len(more)) + more)
+    return kept
 
 
 def json_path(parts: Iterable[Any]) -> str:
@@ -118,7 +135,8 @@ def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
 
 
 def validate(validator: Draft202012Validator, instance: Any) -> list[FieldError]:
-    """All problems in ``instance``, ordered by path, at most MAX_REPORTED_ERRORS."""
+    """All problems in ``instance``, ordered by path, at most MAX_REPORTED_ERRORS
+    (``reported``)."""
     found: dict[tuple[str, str], FieldError] = {}
     for error in validator.iter_errors(instance):
         for leaf in _leaf_errors(error):
@@ -129,8 +147,7 @@ def validate(validator: Draft202012Validator, instance: Any) -> list[FieldError]
                     parts.append(match.group(1))
             item = FieldError(json_path(parts), _describe(leaf))
             found.setdefault((item.path, item.message), item)
-    ordered = sorted(found.values(), key=lambda e: (e.path, e.message))
-    return ordered[:MAX_REPORTED_ERRORS]
+    return reported(sorted(found.values(), key=lambda e: (e.path, e.message)))
 
 
 @dataclass(frozen=True)
@@ -163,4 +180,4 @@ def _fast_problems(fast: jsonschema_rs.Validator, instance: Any) -> list[FieldEr
         else:  # not met so far: the two validators differ only on patterns
             message = "does not conform to the schema"
         found.append(FieldError(json_path(error.instance_path), message))
-    return sorted(found, key=lambda e: (e.path, e.message))[:MAX_REPORTED_ERRORS]
+    return reported(sorted(found, key=lambda e: (e.path, e.message)))
