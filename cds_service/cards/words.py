@@ -44,8 +44,27 @@ def shown(value: Mapping[str, Any]) -> str:
     return f"{comparator}{fmt(value['value'])}" if comparator else fmt(value["value"])
 
 
+# The largest percentage said as a number: from 999999.5 on, one decimal in ``fmt`` turns
+# into an exponent ("+1.63934e+306%"), and an infinite one would not print at all (a CRP
+# near the largest double rose by an infinite percentage, and the call failed with a 500:
+# an attack review). Not a clinical limit: such values are still used as the record
+# gives them, and every change below it reads as before.
+PCT_SAID_UP_TO = 999_999
+
+
+def _said(value: float) -> bool:
+    """Whether ``signed_pct`` states ``value`` as a number (False for NaN and infinity)."""
+    return abs(value) < PCT_SAID_UP_TO + 0.5
+
+
 def signed_pct(value: float) -> str:
-    """A percentage with its sign always shown: "+58%", MINUS + "87%", "0%"."""
+    """A percentage with its sign always shown: "+58%", MINUS + "87%", "0%"; beyond
+    ``PCT_SAID_UP_TO`` (or infinite), "more than +999999%"; never an error, so a card is
+    never lost to its percentage ("change not computable" for NaN)."""
+    if math.isnan(value):
+        return "change not computable"
+    if not _said(value):
+        return f"more than {'+' if value > 0 else MINUS}{PCT_SAID_UP_TO}%"
     text = _pct_text(abs(value))
     if text == "0":
         return "0%"
@@ -91,6 +110,8 @@ def change_pct(value: float, comparator: str | None, baseline_comparator: str | 
     lower = comparator in ("<", "<=") or baseline_comparator in (">", ">=")
     higher = comparator in (">", ">=") or baseline_comparator in ("<", "<=")
     text = signed_pct(value)
+    if (lower or higher) and not _said(value):  # not "more than +999999% or less"
+        return f"{text}, a value at a lab limit: true change unknown"
     if lower and higher:
         return f"{text}, both values at a lab limit: true change unknown"
     if lower:  # the true change is more negative: a larger fall, a smaller rise
