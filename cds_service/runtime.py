@@ -122,7 +122,9 @@ def _load_verifier(
             log.warning(
                 "trusted client %s has no fhir_servers: the EHR's access token goes to any "
                 "public https server its calls name (plain http, loopback and private "
-                "addresses are refused); list its FHIR servers in trusted_clients_file",
+                "addresses are refused), and since names are not resolved its calls can "
+                "probe internal https names and ports; list its FHIR servers in "
+                "trusted_clients_file",
                 client.iss,
             )
     config = AuthConfig(
