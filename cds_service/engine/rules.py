@@ -7,6 +7,8 @@ turns an exact 25 % fall into 24.999999 %; displayed figures are rounded separat
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -34,10 +36,15 @@ from .thresholds import PCT_DIGITS, RuleSettings
 
 
 def pct_change(start: float, end: float) -> float | None:
-    """Signed percent change from ``start`` to ``end``; None when start is not positive."""
+    """Signed percent change from ``start`` to ``end``; None when start is not positive.
+    A change too large for a float (a CRP of 1e308 after 61) is the largest one, so that
+    it still compares as a rise and its JSON is a number, never null (an attack suite)."""
     if start <= 0:
         return None
-    return round((end - start) / start * 100.0, 6)
+    pct = (end - start) / start * 100.0
+    if not math.isfinite(pct):
+        pct = math.copysign(sys.float_info.max, pct)
+    return round(pct, 6)
 
 
 # Comparators of a value reported as a limit ("<10", ">10"): the true value lies below
