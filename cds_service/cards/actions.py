@@ -122,7 +122,11 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
         asked = [_order_markers(a, ctx, card_id)] if markers else []
         if not deletes:  # no draft with an id to delete
             return asked
-        return [_suggestion(_remove_label(a), card_id, REMOVE_IMAGING, deletes), *asked]
+        remove = _suggestion(_remove_label(a), card_id, REMOVE_IMAGING, deletes)
+        # beside markers at the levels that predicted failure the card does not reassure:
+        # the removal is offered, not recommended (an outside clinician's review)
+        remove["isRecommended"] = a.next_steps.removal_recommended
+        return [remove, *asked]
     replacement = _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id)
     if replacement is not None:
         return [replacement]

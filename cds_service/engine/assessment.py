@@ -208,6 +208,9 @@ class NextSteps:
     # why no antibiotic order gave T0 (a code of next_steps.py: none on record, only
     # undated ones, or ones not counted as treatment)
     antibiotics_not_counted: str = NO_ORDER
+    # an advise-against card recommends removing the order, unless CRP and ESR are still at
+    # the levels that predicted failure (Yoon 2010): then the removal is only offered
+    removal_recommended: bool = True
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def next_steps_of(a: Assessment) -> NextSteps:
         unrated_orders=unrated_orders(a, emergency),
         evidence=evidence_cited(a),
         antibiotics_not_counted=antibiotics_not_counted(a),
+        removal_recommended=not any(n.code == "yoon-high-markers" for n in a.notes),
     )
 
 

@@ -365,3 +365,22 @@ def test_why_no_antibiotic_order_gave_the_treatment_start(
         DataIssue(f"MedicationRequest/m{i}", "left out", code=code) for i, code in enumerate(codes)
     ]
     assert run(improving(), issues=issues).next_steps.antibiotics_not_counted == expected
+
+
+# --- the removal, recommended or only offered -------------------------------------------
+
+
+def test_the_removal_is_only_offered_beside_markers_that_predicted_failure() -> None:
+    # clinical-rules.md, "Slow fall": at the Yoon 2010 levels the card does not reassure;
+    # an outside clinician read "remove the MRI" beside "predicted failure" as mixed
+    pain_falling = [pain(0, 7), pain(28, 3)]
+    high = run([crp(0, 200), crp(28, 60), esr(0, 100), esr(28, 70), *pain_falling])
+    assert high.recommendation is Recommendation.ADVISE_AGAINST
+    assert not high.next_steps.removal_recommended
+    low = run([crp(0, 200), crp(28, 20), esr(0, 100), esr(28, 30), *pain_falling])
+    assert low.next_steps.removal_recommended
+    shown = render_response(high, CardContext(patient_id="p1"))["cards"][0]
+    assert [(s["label"], s["isRecommended"]) for s in shown["suggestions"]] == [
+        ("Remove the spine MRI order", False),
+        ("Order CRP and ESR", True),
+    ]
