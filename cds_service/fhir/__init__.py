@@ -3,7 +3,8 @@
 Modules, along the data flow: ``prefetch`` (templates, the prefetch check, what to
 fetch), ``client`` (the fetch), ``bundles`` and ``urls`` (pure reading and URL
 safety, tested without threads or sockets), ``deadline`` (the socket machinery),
-``probe`` (a worker's first connection to each listed server, bounded in the same ways).
+``probe`` (a worker's first connection to each listed server, bounded in the same ways),
+``failures`` (why an answer or a connection failed, in client-safe words).
 
 
 CDS Hooks services should answer in about half a second, and a hung or slow FHIR server

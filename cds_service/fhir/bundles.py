@@ -309,17 +309,3 @@ def _link(bundle: Mapping[str, Any], relation: str) -> str | None:
                 return url
     return None
 
-
-def _status_reason(status: int) -> str:
-    hint = {
-        401: " (access token missing or refused)",
-        403: " (access not allowed)",
-        404: " (not found)",
-        410: " (gone)",
-        429: " (too many requests)",
-    }.get(status, "")
-    if not hint and 300 <= status < 400:
-        hint = " (redirects are not followed)"
-    elif not hint and status >= 500:
-        hint = " (server error)"
-    return f"FHIR server answered {status}{hint}"

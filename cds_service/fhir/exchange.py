@@ -9,14 +9,15 @@ or array as ``CONTAINER_BYTES``, are counted as they arrive, across the fetch th
 and no page is parsed once the call's deadline has passed (its key is late, as a key
 still being read is). A page over the call's allowance ends its key's paging as
 ``fhir_max_pages`` does (cut off: the rules then ask for more before advising against
-imaging); a first page over it fails the key (412 when the key is required).
+imaging); a first page over it fails the key (412 when the key is required). So does
+any other failure of a later page (a 401 once the token expired, a 500): the pages read
+are kept, cut off; only a first page's failure, or the deadline, fails the key. Why an
+answer or a connection failed is worded in ``failures``.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -32,13 +33,18 @@ from cds_service.fhir.bundles import (
     Problem,
     QueryShape,
     _link,
-    _status_reason,
     next_link,
     read_search_page,
     shape_mismatch,
     unwrap_bundle,
 )
 from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch
+from cds_service.fhir.failures import (
+    OUTCOME_BYTES,
+    connection_failure,
+    status_reason,
+    timeout_reason,
+)
 from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import connect_origin, has_dot_segments
 
@@ -209,6 +215,18 @@ class _Exchange:
                     )
                 )
                 return resources, notes
+            except FhirError as exc:
+                if exc.reason == BUDGET_REASON:
+                    raise  # the call is answering without this key: it is late
+                # The pages read are kept, as when paging is cut off at the page limit: a
+                # 401 on page 2 (a token that expired mid-search) lost the newest results
+                # of page 1 with the key (an integrator's review). Said as cut off, so no
+                # advice against imaging stands on it without the baseline read.
+                reason = (
+                    f"paging stopped after {pages} pages: page {pages + 1} failed: {exc.reason}"
+                )
+                notes.append(Problem(key, reason, cut_off=True))
+                return resources, notes
             found, more = unwrap_bundle(key, page, shape.resource_type)
             resources.extend(found)
             notes.extend(more)
@@ -243,13 +261,13 @@ class _Exchange:
             ) as response:
                 status = response.status_code
                 if status != 200:
-                    raise FhirError(key, _status_reason(status))
+                    raise FhirError(key, self._refusal(response))
                 body = self._read_body(key, response)
         except FhirError as exc:
             self.log_failure(key, resource_type, status, started, exc.reason)
             raise
         except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-            reason = BUDGET_REASON if time.monotonic() >= self.deadline else _timeout_reason(exc)
+            reason = BUDGET_REASON if time.monotonic() >= self.deadline else timeout_reason(exc)
             self.log_failure(key, resource_type, status, started, reason, type(exc).__name__)
             raise FhirError(key, reason) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -314,6 +332,26 @@ class _Exchange:
             raise FhirError(key, BUDGET_REASON) from None
         return b"".join(parts)
 
+    def _refusal(self, response: requests.Response) -> str:
+        """Why the server answered ``response`` (not 200), with the codes it gave: at most
+        ``OUTCOME_BYTES`` of its body are read (the page's bounded reading, within the
+        deadline), as a longer one is no short OperationOutcome; nothing is charged to
+        the call's allowance, which this small a read cannot matter to."""
+        parts: list[bytes] = []
+        size = 0
+        declared = response.headers.get("Content-Length", "")
+        if not declared.isdigit() or int(declared) <= OUTCOME_BYTES:
+            try:
+                for chunk in decoded_pieces(response, self.deadline, OUTCOME_BYTES + 1):
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > OUTCOME_BYTES:
+                        break
+            except (PastDeadline, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+                parts = []  # the status alone is reason enough
+        authenticate = response.headers.get("WWW-Authenticate", "")
+        return status_reason(response.status_code, authenticate, b"".join(parts))
+
     def log_failure(
         self,
         key: str,
@@ -335,58 +373,17 @@ class PastDeadline(Exception):
     """The deadline passed while a body was still coming (``decoded_pieces``)."""
 
 
-def decoded_pieces(response: requests.Response, deadline: float) -> Iterator[bytes]:
+def decoded_pieces(
+    response: requests.Response, deadline: float, piece_bytes: int = _CHUNK_BYTES
+) -> Iterator[bytes]:
     """The body of a streamed ``response``, decoded (gzip, deflate), in pieces of at most
-    ``_CHUNK_BYTES`` as they arrive. The deadline is checked before each piece, so a server
+    ``piece_bytes`` as they arrive. The deadline is checked before each piece, so a server
     that trickles bytes faster than the read timeout cannot keep a read going past it, and
     a compressed body is never decoded in one go. Raises ``PastDeadline``."""
     while True:
         if time.monotonic() >= deadline:
             raise PastDeadline
-        piece: bytes = response.raw.read1(_CHUNK_BYTES, decode_content=True)
+        piece: bytes = response.raw.read1(piece_bytes, decode_content=True)
         if not piece:
             return
         yield piece
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps: requests wraps urllib3, which wraps the socket's error
-    (as a cause, a context, an argument or a ``reason``)."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        wrapped = (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
-        stack.extend(w for w in wrapped if isinstance(w, BaseException))
-
-
-def connection_failure(exc: BaseException) -> str:
-    """Why a connection to the FHIR server failed, in words an on-call engineer can act
-    on: a private CA, a name that does not resolve and a refused port each say so (an
-    integrator's review: all three read "refused, reset or closed", and a FHIR server
-    behind a private CA is the usual go-live failure)."""
-    causes = list(_causes(exc))
-    if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-        return (
-            "the FHIR server's TLS certificate is not trusted (a private CA must be in the "
-            "service's CA bundle: REQUESTS_CA_BUNDLE)"
-        )
-    if any(isinstance(c, ssl.SSLError | requests.exceptions.SSLError) for c in causes):
-        return "the TLS handshake with the FHIR server failed"
-    if any(isinstance(c, socket.gaierror | urllib3.exceptions.NameResolutionError) for c in causes):
-        return "the FHIR server's host name could not be resolved (DNS)"
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return "the FHIR server refused the connection (nothing listening at that port?)"
-    if any(isinstance(c, ConnectionResetError) for c in causes):
-        return "the FHIR server reset the connection"
-    return "the connection to the FHIR server failed (closed without an answer)"
-
-
-def _timeout_reason(exc: BaseException) -> str:
-    if isinstance(exc, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
-        return "could not connect to the FHIR server in time (connect timeout)"
-    return "the FHIR server did not answer in time (read timeout)"

@@ -83,6 +83,14 @@ FAULTS = [
     ("wrong-resource", "a Patient where a search Bundle was expected", {}),
     ("outcome", "an OperationOutcome instead of data", {}),
     ("foreign-next", "next link points away from fhirServer", {}),
+    # the server's codes, never its diagnostics (which echo the query, so the patient id)
+    ("refuse-sort", "answered 400; OperationOutcome issue code: not-supported", {}),
+    (
+        "expired",
+        "answered 401: access token refused as invalid or expired (invalid_token); "
+        "OperationOutcome issue code: login",
+        {},
+    ),
 ]
 
 
@@ -261,7 +269,9 @@ def test_prefetched_first_page_is_continued_and_a_failure_keeps_it(
     )  # fmt: skip
     assert failed.errors == {}
     assert [r["id"] for r in failed.resources["crp"]] == ["given"]
-    assert any("not read: FHIR server answered 500" in n.reason for n in failed.notes)
+    assert any(
+        "page 2 failed: FHIR server answered 500" in n.reason and n.cut_off for n in failed.notes
+    ), failed.notes
 
 
 def test_spent_deadline_sends_nothing(server: FaultyFhirServer, client: FhirClient) -> None:
@@ -270,3 +280,29 @@ def test_spent_deadline_sends_nothing(server: FaultyFhirServer, client: FhirClie
     assert "time budget" in result.errors["crp"].reason
     time.sleep(0.1)
     assert len(server.seen) == before
+
+
+def test_an_outcome_past_the_small_read_is_not_read_for_its_code(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    result, _ = timed_fetch(client, server.url("refuse-large"), {"crp": QUERY})
+    assert result.errors["crp"].reason == "FHIR server answered 400"
+
+
+def test_a_later_page_that_fails_keeps_the_pages_read_cut_off(
+    server: FaultyFhirServer, client: FhirClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A token that expires between page 1 and page 2 (an integrator's review: the key
+    # was lost, a 412): what was read stays, said as cut off as at the page limit.
+    with caplog.at_level(logging.WARNING, logger="cds_service.fhir"):
+        result, _ = timed_fetch(client, server.url("expire-on-page-2"), {"crp": QUERY})
+    assert result.errors == {}
+    assert [r["id"] for r in result.resources["crp"]] == ["x1"]
+    [note] = result.notes
+    assert note.cut_off
+    assert note.reason == (
+        "paging stopped after 1 pages: page 2 failed: FHIR server answered 401: access token "
+        "refused as invalid or expired (invalid_token); OperationOutcome issue code: login"
+    )
+    assert "status=401" in caplog.text
+    assert_no_secrets(result, caplog)

@@ -10,6 +10,12 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``trickle``: sends headers, then one body byte every 50 ms, never finishing in time
 - ``reset``: resets the TCP connection (RST) without answering
 - ``500``, ``401``, ``403``, ``404``: that status with an OperationOutcome
+- ``refuse-sort``: 400 with an OperationOutcome (``not-supported``) whose diagnostics
+  echo the query, as a server that does not support ``_sort`` answers
+- ``refuse-large``: 400 with an OperationOutcome padded past 4 KiB
+- ``expired``: 401 with ``WWW-Authenticate: Bearer error="invalid_token"``
+- ``expire-on-page-2``: page 1 is a searchset with a ``next`` link; page 2 and later are
+  answered as ``expired`` (a token that ran out mid-search)
 - ``broken-json``: 200 with truncated JSON
 - ``not-a-resource``: 200 with a JSON array
 - ``wrong-bundle``: 200 with a Bundle of type ``history``
@@ -215,6 +221,22 @@ class FaultyFhirServer(BackgroundServer):
             handler.close_connection = True
         elif mode in {"500", "401", "403", "404"}:
             _send(handler, int(mode), _outcome("processing", f"synthetic {mode}"))
+        elif mode == "refuse-sort":
+            _send(handler, 400, _outcome("not-supported", f"_sort not supported: {handler.path}"))
+        elif mode == "refuse-large":
+            _send(handler, 400, _outcome("not-supported", "x" * 5000))
+        elif mode == "expired" or (mode == "expire-on-page-2" and page > 1):
+            data = json.dumps(_outcome("login", "token expired")).encode()
+            handler.send_response(401)
+            handler.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            handler.send_header("Content-Type", "application/fhir+json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        elif mode == "expire-on-page-2":
+            bundle = _searchset(resource_type, [_resource(resource_type, "x1")])
+            bundle["link"] = [{"relation": "next", "url": f"{prefix}page=2"}]
+            _send(handler, 200, bundle)
         elif mode == "broken-json":
             _send_bytes(handler, 200, b'{"resourceType": "Bundle", "type": "searchset", "entry": [')
         elif mode == "not-a-resource":
