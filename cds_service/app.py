@@ -111,7 +111,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         runtime.metrics.requests.labels(endpoint, service, str(response.status_code)).inc()
         runtime.metrics.latency.labels(endpoint).observe(elapsed)
         # A refusal says why on its request line: its error code and the JSON paths of
-        # the fields refused, never a value sent (ApiError.log_fields).
+        # the fields refused, never a value sent (ApiError.log_fields); an answered hook
+        # call, its decision and reason codes (routes/hooks.decision_log_fields).
         refused: ApiError | None = g.get("refused")
         log.log(
             logging.WARNING if refused is not None and refused.misconfigured else logging.INFO,
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             response.status_code,
             elapsed_ms,
             g.get("hook_instance", "-"),
-            refused.log_fields() if refused is not None else "",
+            refused.log_fields() if refused is not None else g.get("decision", ""),
         )
         return response
 

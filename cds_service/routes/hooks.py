@@ -20,6 +20,7 @@ from flask import Blueprint, Response, g
 from cds_service.auditing import AuditCall, hook_instance_of
 from cds_service.auth import TrustedClient
 from cds_service.errors import ApiError
+from cds_service.invocation import Outcome
 from cds_service.pipeline import HookCall
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
@@ -113,6 +114,7 @@ def _answer(
         if hook_instance is not None:
             g.hook_instance = hook_instance
 
+    g.decision = decision_log_fields(outcome)
     runtime.metrics.decisions.labels(service_id, outcome.decision).inc()
     if outcome.fhir_ms is not None:
         runtime.metrics.fhir_latency.observe(outcome.fhir_ms / 1000)
@@ -120,3 +122,20 @@ def _answer(
     if call.shadow:
         return json_response({"cards": []})  # silent pilot: decided and recorded, not shown
     return json_response(outcome.response)
+
+
+def decision_log_fields(outcome: Outcome) -> str:
+    """What the request's log line says of the decision: its code, and for no card the
+    reason code, as the audit records them (``auditing``). An integrator's review: a
+    200 with ``{"cards": []}`` logged only its status, so "the card never shows" could
+    not be answered from the log, only from the audit database. Codes only: never a
+    patient id or any of the patient's data."""
+    fields = f" decision={outcome.decision}"
+    assessment = outcome.assessment
+    if assessment is None:
+        # a spine order sent but not readable is not the same as none (the audit's words)
+        reason = "spine-order-not-read" if outcome.orders_not_read else "no-spine-imaging-order"
+        return f"{fields} reason={reason}"
+    if assessment.not_applicable_reason is not None:
+        return f"{fields} reason={assessment.not_applicable_reason.value}"
+    return fields
