@@ -308,4 +308,3 @@ def _link(bundle: Mapping[str, Any], relation: str) -> str | None:
             if isinstance(url, str) and url:
                 return url
     return None
-
