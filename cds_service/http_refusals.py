@@ -7,10 +7,17 @@ answers it with an HTML page. Clients of this service read JSON, so the workers
 the shape of every other refusal (``errors.py``): a stable code and what to send.
 
 Nothing the client sent is repeated back: the bytes that could not be read may be
-anything, and the log does not keep them either (``logs.py``).
+anything, and the log does not keep them either (``logs.py``). The one exception is the
+name of a refused header, and only a name from ``_NAMED_HEADERS``: gunicorn's
+``InvalidHeader`` carries a header's name, or a whole line it could not split (which
+may hold anything), so only a name the service knows is repeated, in the answer and
+in the log line. An integrator sent ``Content-Type`` twice and got "a header's value is
+not valid", with no word of which header.
 """
 
 from __future__ import annotations
+
+import re
 
 from gunicorn.http import errors as http
 
@@ -22,6 +29,22 @@ _HEADERS = {
     "beside Transfer-Encoding",
     "TRANSFER-ENCODING": f"this Transfer-Encoding is not accepted; {_SEND_LENGTH}",
 }
+
+# The headers a refusal may name, as they are usually spelt: those a CDS client, a proxy
+# or a browser sends. gunicorn refuses a second Host or Content-Type (RFC 9110 5.3: a
+# singleton field cannot be combined into a list) and a value with a control character.
+_NAMED_HEADERS = {
+    name.upper(): name
+    for name in (
+        "Accept", "Accept-Encoding", "Authorization", "Connection", "Content-Encoding",
+        "Content-Length", "Content-Type", "Expect", "Forwarded", "Host", "Origin",
+        "Transfer-Encoding", "User-Agent", "X-Forwarded-For", "X-Forwarded-Host",
+        "X-Forwarded-Proto", "X-Request-Id",
+    )
+}  # fmt: skip
+_SINGLETONS = frozenset({"HOST", "CONTENT-TYPE"})
+# gunicorn's words for an InvalidHeader, as its error log line quotes them.
+_LOGGED = re.compile(r"Invalid HTTP Header: '([A-Za-z-]{1,40})'$")
 
 # (gunicorn's exception, error code, message); the first that matches is used.
 _WORDS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str, str], ...] = (
@@ -82,10 +105,25 @@ def refusal(exc: BaseException) -> tuple[str, str]:
     """The error code and message for a request gunicorn refused with ``exc`` (a 4xx or
     501; anything else is ``INTERNAL``)."""
     if isinstance(exc, http.InvalidHeader) and not isinstance(exc, http.InvalidResponseHeader):
-        return "malformed_header", _HEADERS.get(str(exc.hdr).upper(), _A_HEADER)
+        key = str(exc.hdr).upper()
+        if key in _HEADERS:
+            return "malformed_header", _HEADERS[key]
+        name = _NAMED_HEADERS.get(key)
+        if name is None:
+            return "malformed_header", _A_HEADER
+        if key in _SINGLETONS and exc.req is not None:  # the parser's repeat check
+            return "malformed_header", f"the {name} header is sent more than once; send it once"
+        return "malformed_header", f"the {name} header's value is not valid"
     for kind, error, message in _WORDS:
         if isinstance(exc, kind):
             return error, message
     if isinstance(exc, http.ParseException):
         return "malformed_http", "the request could not be read as HTTP/1.1"
     return INTERNAL
+
+
+def header_in_log(message: str) -> str | None:
+    """The name of the header gunicorn's log ``message`` says it refused, when it is one
+    of ``_NAMED_HEADERS`` (``logs.py`` keeps it and drops the rest of the line)."""
+    found = _LOGGED.search(message)
+    return _NAMED_HEADERS.get(found.group(1).upper()) if found else None

@@ -39,6 +39,8 @@ from typing import Any
 from gunicorn.glogging import Logger as _GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
+from cds_service.http_refusals import header_in_log
+
 PLAIN_FORMAT = (
     "%(asctime)s %(levelname)s [%(process)d] %(name)s request_id=%(request_id)s: %(message)s"
 )
@@ -173,7 +175,9 @@ class _RequestBytesFilter(logging.Filter):
             ip = message[len("Invalid request from ip=") :].split(": ", 1)[0]
             if record.args:
                 ip = "?"
-            record.msg = f"Invalid request from ip={ip}: malformed request (bytes not logged)"
+            header = header_in_log(message)  # a known header's name, never its value
+            what = f"malformed request, header {header}" if header else "malformed request"
+            record.msg = f"Invalid request from ip={ip}: {what} (bytes not logged)"
             record.args = ()
         elif message.startswith("Error handling request"):
             record.msg = "Error handling request (URI not logged)"

@@ -14,7 +14,7 @@ import pytest
 import requests
 from gunicorn.http import errors as http
 
-from cds_service.http_refusals import INTERNAL, refusal
+from cds_service.http_refusals import INTERNAL, header_in_log, refusal
 from cds_service.worker import SyncWorker, _status
 from spine_cds_dev.service_process import ServiceProcess
 from tests.support.raw_http import exchange
@@ -23,6 +23,12 @@ BAD_REQUESTS = {
     "Content-Length twice": (
         b"POST /cds-services HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
         b"Content-Length: 3\r\n\r\n{}",
+        400,
+        "malformed_header",
+    ),
+    "Content-Type twice": (
+        b"POST /cds-services/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Type: application/json; Pat123\r\nContent-Length: 2\r\n\r\n{}",
         400,
         "malformed_header",
     ),
@@ -70,11 +76,16 @@ def test_http_gunicorn_cannot_read_is_refused_in_json_and_logged_without_its_byt
             assert "Pat123" not in answer["message"]
             if name == "Content-Length twice":
                 assert "Content-Length" in answer["message"]
+            if name == "Content-Type twice":  # the header named, its value never
+                assert answer["message"] == (
+                    "the Content-Type header is sent more than once; send it once"
+                )
             request_ids.append(headers["x-request-id"])
         # the worker goes on answering
         assert requests.get(f"{service.url}/health", timeout=10).status_code == 200
     text = log.read_text(encoding="utf-8")
     assert "Pat123" not in text  # the bytes that could not be read are not logged
+    assert "malformed request, header Content-Type (bytes not logged)" in text
     for request_id in request_ids:  # the id the client got starts the refusal's log line
         assert re.search(rf"request_id={request_id}: Invalid request from ip=127\.0\.0\.1", text)
 
@@ -88,6 +99,15 @@ def test_http_gunicorn_cannot_read_is_refused_in_json_and_logged_without_its_byt
         (http.InvalidHeader("CONTENT-LENGTH"), "malformed_header", "Content-Length must be"),
         (http.InvalidHeader("TRANSFER-ENCODING"), "malformed_header", "with Content-Length"),
         (http.InvalidHeader("X-Thing"), "malformed_header", "a header's value"),
+        # a name the service knows is said; a repeat only when the parser's check saw one
+        (
+            http.InvalidHeader("CONTENT-TYPE", req=object()),
+            "malformed_header",
+            "the Content-Type header is sent more than once",
+        ),
+        (http.InvalidHeader("HOST"), "malformed_header", "the Host header's value is not valid"),
+        # a line without a colon comes as the header: it is never repeated back
+        (http.InvalidHeader("GARBAGE-patient-Pat123"), "malformed_header", "a header's value"),
         (http.InvalidHeaderName("Bad Header"), "malformed_header", "header name"),
         (http.ObsoleteFolding("X-Thing"), "malformed_header", "one line"),
         (http.LimitRequestLine(9000, 8190), "request_line_too_long", "longer"),
@@ -107,7 +127,7 @@ def test_each_fault_the_parser_reports_has_its_own_words(
     got_error, message = refusal(exc)
     assert got_error == error
     assert words in message
-    for said in ("G@T", "Bad Header", "gzip", "zz", "9000"):
+    for said in ("G@T", "Bad Header", "gzip", "zz", "9000", "Pat123", "X-Thing"):
         assert said not in message  # nothing the client sent is repeated back
 
 
@@ -150,3 +170,10 @@ def test_a_transfer_coding_the_service_does_not_do_is_a_501_that_says_so() -> No
     head, body = _answer_to(http.UnsupportedTransferCoding("x"))
     assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
     assert json.loads(body)["error"] == "unsupported_transfer_coding"
+
+
+def test_the_log_keeps_only_a_known_header_name() -> None:
+    assert header_in_log("Invalid HTTP Header: 'CONTENT-TYPE'") == "Content-Type"
+    assert header_in_log("Invalid HTTP Header: 'GARBAGE-patient-Pat'") is None
+    assert header_in_log("Invalid HTTP Header: 'X-Thing'") is None
+    assert header_in_log("Invalid HTTP header name: 'HOST'") is None
