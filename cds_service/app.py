@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
@@ -140,8 +141,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
+        unknown = _unknown_service(runtime, status)
+        if unknown is not None:
+            return _api_error(unknown)
         messages = {
-            404: "no such endpoint; see GET /cds-services for the services offered",
+            404: _not_found_message(runtime),
             405: f"method {request.method} is not allowed on {shown_path(request.path)}",
             413: f"the request body is larger than {settings.max_body_bytes} bytes",
         }
@@ -172,3 +176,51 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return json_response(body, 500)
 
     return app
+
+
+def _routed(path: str, method: str) -> Mapping[str, Any] | None:
+    """The URL arguments of the route ``path`` takes for ``method``, or None."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        _endpoint, args = adapter.match(path, method=method)
+    except HTTPException:  # not found, another method, a redirect
+        return None
+    return args
+
+
+def _unknown_service(runtime: Runtime, status: int) -> ApiError | None:
+    """A 405 on a made-up service id is a 404 as for a POST (README: 404 for an unknown
+    service id; an integrator's GET got 405 ``Allow: POST``, which says the URL exists).
+    A known id with a wrong method stays a 405. OPTIONS is answered as before: a CORS
+    preflight must pass for the browser to read the real call's 404."""
+    if status != 405:
+        return None
+    args = _routed(request.path, "POST")
+    service_id = args.get("service_id") if args is not None else None
+    if not isinstance(service_id, str) or service_id in runtime.discovery.services:
+        return None
+    from cds_service.routes import entrance  # as create_app imports the routes
+
+    try:
+        entrance.service(runtime, service_id)
+    except ApiError as exc:
+        return exc
+    return None
+
+
+def _not_found_message(runtime: Runtime) -> str:
+    """A 404's words; for a URL that only a trailing slash keeps from an endpoint, which.
+
+    CDS clients build a hook's URL from discovery's id, so the slash is a slip typed into
+    an EHR's configuration (an integrator's review: ``/...-select/`` got a bare "no such
+    endpoint"). It is not taken as the URL without it: a client JWT's ``aud`` is checked
+    against ``public_base_url`` + the path as called, so a call accepted with the slash
+    would be refused for an ``aud`` without it and accepted for one with it, the opposite
+    of what the EHR's registration must say (docs/integration.md: no trailing slash)."""
+    path = request.path
+    bare = path.rstrip("/")
+    args = _routed(bare, request.method) if bare and bare != path else None
+    service_id = args.get("service_id") if args is not None else None
+    if args is not None and (service_id is None or service_id in runtime.discovery.services):
+        return f"no such endpoint; did you mean {shown_path(bare)} (without the trailing slash)?"
+    return "no such endpoint; see GET /cds-services for the services offered"
