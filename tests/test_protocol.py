@@ -527,6 +527,24 @@ def test_feedback_that_contradicts_itself_is_refused_naming_the_field(
     assert client.application.extensions["spine_cds"].stores.feedback.all() == []
 
 
+def test_an_outcome_too_far_ahead_says_the_tolerance_and_the_service_clock(
+    client: FlaskClient,
+) -> None:
+    # An integrator's review: "has not come" did not show the EHR team a clock skew.
+    ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat(timespec="seconds")
+    body = {"feedback": [{"card": CARD, "outcome": "overridden", "outcomeTimestamp": ahead}]}
+    before = datetime.now(UTC).replace(microsecond=0)
+    response = client.post(f"/cds-services/{SIGN_ID}/feedback", json=body)
+    after = datetime.now(UTC)
+    assert response.status_code == 400
+    message = error_paths(response)["$.feedback[0].outcomeTimestamp"]
+    found = re.search(
+        r"more than 5 minutes ahead of the service's clock, which reads (\S+Z);", message
+    )
+    assert found, message
+    assert before <= datetime.fromisoformat(found.group(1)) <= after
+
+
 def test_an_outcome_a_few_minutes_ahead_of_the_service_clock_is_taken(
     client: FlaskClient,
 ) -> None:

@@ -106,8 +106,17 @@ def _check_timestamps(entries: Sequence[dict[str, Any]], now: datetime) -> list[
             )
             continue
         if when > now + FUTURE_SKEW:
+            # The tolerance and this clock's time, so that an EHR team sees clock skew
+            # (an integrator's review: "has not come" alone did not say by how much).
+            clock = now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            minutes = int(FUTURE_SKEW.total_seconds() // 60)
             problems.append(
-                FieldError(path, "expected the time the clinician acted: this one has not come")
+                FieldError(
+                    path,
+                    "expected the time the clinician acted: this one has not come (more than "
+                    f"{minutes} minutes ahead of the service's clock, which reads {clock}; "
+                    "is the EHR's clock fast?)",
+                )
             )
     return problems
 
