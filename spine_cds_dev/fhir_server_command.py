@@ -50,6 +50,23 @@ def access_line(token: str | None, smart: bool) -> str:
     return "  open: no authorization, SMART off" if token is None else f"  {reads}; SMART off"
 
 
+def act_as_the_ehr(base: str, example: Example, service_url: str, token: str | None) -> list[str]:
+    """The ``try`` lines, complete: the service the sandbox links name (without
+    ``--service-url``, ``try`` runs a service of its own in process, and a newcomer
+    never called the one started), and, for a server that needs a token, the variable
+    ``try`` reads it from (``--token`` would show it in the process list; it is not
+    printed here either). An integrator's review followed the line and got 401."""
+    order_date = date.fromisoformat(example.draft_order["authoredOn"][:10])
+    lines = [
+        f"Or act as the EHR from another terminal, in this directory (calls the service at"
+        f" {service_url}; leave out --service-url to run one in process):"
+    ]
+    if token is not None:
+        lines.append("  export FHIR_ACCESS_TOKEN=...   (the token this server was started with)")
+    lines.append("  " + try_command(base, example.patient_id, order_date, service_url))
+    return lines
+
+
 def run_fhir_test_server(
     port: int,
     load: bool,
@@ -110,15 +127,7 @@ def run_fhir_test_server(
                         " for the sandbox to show the expected cards."
                     )
                 first = examples[0]
-                click.echo("Or act as the EHR from another terminal, in this directory:")
-                click.echo(
-                    "  "
-                    + try_command(
-                        base,
-                        first.patient_id,
-                        date.fromisoformat(first.draft_order["authoredOn"][:10]),
-                    )
-                )
+                click.echo("\n".join(act_as_the_ehr(base, first, service_url, token)))
             else:
                 click.echo("Load the example patients into it from another terminal:")
                 click.echo(

@@ -37,18 +37,30 @@ def _say(settings: Settings, level: int, text: str, **fields: object) -> None:
     )
 
 
+# Where the FHIR test server's sandbox links point unless told (spine_cds_dev.commands).
+_FHIR_TEST_SERVER_SERVICE = "http://127.0.0.1:8080"
+
+
 def next_steps(settings: Settings, checkout: Path | None = CHECKOUT) -> str:
     """One line for a first start in development mode: what to do next. The scripts and
-    guides are named only where they are (a source checkout), else ``try --help``."""
+    guides are named only where they are (a source checkout), else ``try --help``.
+
+    The commands are complete for this service: ``try`` calls it (``--service-url``;
+    without it ``try`` runs a service in process, and a newcomer following the line
+    never called the one just started), and the FHIR test server's sandbox links point
+    at it when it is not on the port they assume (an integrator's review)."""
     from cds_service.server import local_url
 
-    discovery = f"curl {local_url(settings)}/cds-services (discovery)"
+    url = local_url(settings)
+    discovery = f"curl {url}/cds-services (discovery)"
     if checkout is None:
         return f"next: {discovery}; a hook call against a FHIR server: spine-cds try --help"
+    links = "" if url == _FHIR_TEST_SERVER_SERVICE else f" --service-url {url}"
     return (
-        f"next: {discovery}; a hook call: bash scripts/fhir-test-server.sh --port 8090 "
-        "--load-examples, then .venv/bin/spine-cds try (README.md, Quick start); "
-        "guides: docs/README.md"
+        f"next: {discovery}; a hook call, in other terminals: bash scripts/fhir-test-server.sh"
+        f" --port 8090 --load-examples{links}, then .venv/bin/spine-cds try --service-url {url}"
+        " --fhir-server http://127.0.0.1:8090/fhir --patient spine-cds-e1"
+        " --order 'http://www.ama-assn.org/go/cpt|72158'; guides: docs/README.md"
     )
 
 

@@ -60,7 +60,8 @@ def test_gunicorn_serves_discovery_hooks_feedback_and_preflight(tmp_path: Path) 
     assert f"serving http://127.0.0.1:{service.port}/cds-services" in log
     assert "effective configuration" in log
     assert "DEVELOPMENT MODE" in log
-    assert f"next: curl {service.url}/cds-services (discovery); a hook call:" in log
+    assert f"next: curl {service.url}/cds-services (discovery); a hook call, in" in log
+    assert f"spine-cds try --service-url {service.url} --fhir-server" in log
     assert "any web page open in a browser here can call this service" in log
     assert service.process is not None and service.process.returncode is not None
 

@@ -49,9 +49,19 @@ def test_a_first_start_says_what_to_do_next_in_one_short_line(tmp_path: Path) ->
     assert CHECKOUT is not None  # the tests run from a checkout
     line = next_steps(settings)
     assert line.startswith("next: curl http://127.0.0.1:8080/cds-services (discovery)")
-    assert "bash scripts/fhir-test-server.sh --port 8090 --load-examples" in line
-    assert ".venv/bin/spine-cds try" in line and "docs/README.md" in line
-    assert "\n" not in line and len(line) <= 220
+    assert "bash scripts/fhir-test-server.sh --port 8090 --load-examples," in line
+    # complete: try calls this service, not one of its own in process (an outside review)
+    assert (
+        ".venv/bin/spine-cds try --service-url http://127.0.0.1:8080 --fhir-server "
+        "http://127.0.0.1:8090/fhir --patient spine-cds-e1 "
+        "--order 'http://www.ama-assn.org/go/cpt|72158'; guides: docs/README.md"
+    ) in line
+    assert "\n" not in line and len(line) <= 400
+    # on another port the FHIR test server's sandbox links are pointed at it too
+    other = next_steps(make_settings(tmp_path, port=9000))
+    assert "--port 8090 --load-examples --service-url http://127.0.0.1:9000," in other
+    assert "try --service-url http://127.0.0.1:9000 " in other
+    assert "\n" not in other and len(other) <= 400
     # installed (no checkout): no script or file that is not there
     installed = next_steps(make_settings(tmp_path, port=9000), checkout=None)
     assert installed == (

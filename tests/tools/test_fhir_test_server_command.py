@@ -21,7 +21,8 @@ import pytest
 import requests
 
 from cds_service.examples import load_examples
-from spine_cds_dev.service_process import free_port
+from spine_cds_dev.fhir_server_command import act_as_the_ehr
+from spine_cds_dev.service_process import ServiceProcess, free_port
 from tests.support.signals import sigint_at_default
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -29,7 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "fhir-test-server.sh"
 ORDER_DATE = date(2026, 11, 26)
-SERVICE_URL = "http://127.0.0.1:8080"
 
 
 def port_is_free(port: int) -> bool:
@@ -44,13 +44,23 @@ def port_is_free(port: int) -> bool:
 def test_runs_on_the_given_port_prints_sandbox_links_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
+    # the service the sandbox links and the try line name, on a port of its own
+    with ServiceProcess(
+        env={"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")},
+        workers=1,
+        log_path=tmp_path / "service.log",
+    ) as service:
+        _run_the_script_and_follow_its_lines(tmp_path, service.url)
+
+
+def _run_the_script_and_follow_its_lines(tmp_path: Path, service_url: str) -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's code, from anywhere
     env.pop("CDS_TOOL_CALLER_CWD", None)
     process = subprocess.Popen(
         [
             *("bash", str(SCRIPT), "--port", str(port), "--load-examples"),
-            *("--date", ORDER_DATE.isoformat()),
+            *("--date", ORDER_DATE.isoformat(), "--service-url", service_url),
         ],
         cwd=tmp_path,  # the user stands somewhere else than the checkout
         env=env,
@@ -85,7 +95,7 @@ def test_runs_on_the_given_port_prints_sandbox_links_and_stops_on_ctrl_c(
             assert parse_qs(parts.query) == {
                 "screen": ["pama"],
                 "hook": ["order-select"],
-                "serviceDiscoveryURL": [f"{SERVICE_URL}/cds-services"],
+                "serviceDiscoveryURL": [f"{service_url}/cds-services"],
                 "fhirServiceUrl": [base],
                 "patientId": [example.patient_id],
             }
@@ -110,8 +120,10 @@ def test_runs_on_the_given_port_prints_sandbox_links_and_stops_on_ctrl_c(
         assert metadata.json()["fhirVersion"] == "4.0.1"
         assert metadata.headers["Access-Control-Allow-Origin"] == "*"
 
-        # The suggested command runs as printed, from the user's directory.
+        # The suggested command runs as printed, from the user's directory, and calls
+        # the service named (not one of its own in process: an outside review).
         hint = next(line.strip() for line in lines if " try --" in line)
+        assert f" try --service-url {service_url} --fhir-server {base} " in hint
         assert not hint.startswith("spine-cds ") or _spine_cds_on_path()
         tried = subprocess.run(
             hint,
@@ -162,3 +174,17 @@ def test_a_port_in_use_is_reported(tmp_path: Path) -> None:
         )
     assert done.returncode == 3, done.stdout + done.stderr
     assert f"port {port} is in use" in done.stderr
+
+
+def test_the_try_line_of_a_server_with_a_token_says_to_set_it_and_never_prints_it() -> None:
+    # An outside review followed the line of a server started with --token: 401.
+    example = load_examples(ORDER_DATE)[0]
+    base = "http://127.0.0.1:8090/fhir"
+    lines = act_as_the_ehr(base, example, "http://127.0.0.1:9000", "tok-secret-4411")
+    text = "\n".join(lines)
+    assert "export FHIR_ACCESS_TOKEN=" in text
+    assert "tok-secret-4411" not in text
+    assert lines[-1].strip().endswith(f"--date {ORDER_DATE}")
+    assert " try --service-url http://127.0.0.1:9000 --fhir-server " in lines[-1]
+    open_lines = act_as_the_ehr(base, example, "http://127.0.0.1:9000", None)
+    assert "FHIR_ACCESS_TOKEN" not in "\n".join(open_lines)
