@@ -6,10 +6,36 @@
 # FHIR test server, serve with it and call with it.
 #   bash scripts/mint-test-client.sh                  # into ~/.local/state/spine-cds-test-client
 #   bash scripts/mint-test-client.sh /some/other/dir  # anywhere outside the checkout
+#   bash scripts/mint-test-client.sh --fhir-server http://127.0.0.1:8091/fhir
+#       # the FHIR server the client may name, when it is not the test server on 8090
+#       # (every call naming another one is refused: 400 at $.fhirServer)
 # Test use only: the issuer is https://test-client.invalid.
 set -euo pipefail
 checkout="$(cd "$(dirname "$0")/.." && pwd -P)"
-dir="$(realpath -m "${1:-${XDG_STATE_HOME:-$HOME/.local/state}/spine-cds-test-client}")"
+# The FHIR server the client may name (clients.json's fhir_servers) and the printed `try`
+# command names: by default the project's test server on loopback, which a client may
+# name only when its entry lists it.
+fhir="http://127.0.0.1:8090/fhir"
+target=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --fhir-server)
+            [ $# -ge 2 ] || { echo "mint-test-client: --fhir-server needs a URL" >&2; exit 2; }
+            fhir="$2"; shift 2 ;;
+        --fhir-server=*) fhir="${1#--fhir-server=}"; shift ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "mint-test-client: unknown option $1 (--fhir-server URL, or a directory)" >&2; exit 2 ;;
+        *)
+            [ -z "$target" ] || { echo "mint-test-client: one directory only" >&2; exit 2; }
+            target="$1"; shift ;;
+    esac
+done
+case "$fhir" in
+    http://?*|https://?*) ;;
+    *) echo "mint-test-client: --fhir-server $fhir: expected an http(s) base URL" >&2; exit 2 ;;
+esac
+fhir="${fhir%/}"  # as the service compares it: a base URL without a trailing slash
+dir="$(realpath -m "${target:-${XDG_STATE_HOME:-$HOME/.local/state}/spine-cds-test-client}")"
 case "$dir/" in
     "$checkout"/*) echo "mint-test-client: $dir is inside the checkout; choose a directory outside it" >&2; exit 2 ;;
 esac
@@ -18,9 +44,6 @@ if [ ! -x "$checkout/.venv/bin/spine-cds" ]; then
     (cd "$checkout" && bash scripts/setup.sh)
 fi
 iss="https://test-client.invalid"
-# The FHIR server the printed `try` command names: the project's test server on loopback,
-# which a client may name only when its entry lists it in fhir_servers.
-fhir="http://127.0.0.1:8090/fhir"
 key="$dir/client-key.pem"
 if [ ! -f "$key" ]; then
     (umask 077 && "$checkout/.venv/bin/python" - "$key" <<'PY'
@@ -53,6 +76,16 @@ fi
 q_clients="$(printf '%q' "$dir/clients.json")"
 q_hash_key="$(printf '%q' "$dir/audit-hash-key")"
 q_key="$(printf '%q' "$key")"
+q_fhir="$(printf '%q' "$fhir")"
+# The project's FHIR test server on the port the URL names; any other server is the
+# user's, which needs the example patients loaded into it.
+if [[ "$fhir" =~ ^http://127\.0\.0\.1:([0-9]+)/fhir$ ]]; then
+    step1="the FHIR test server with the example patients (until Ctrl-C):
+  bash scripts/fhir-test-server.sh --port ${BASH_REMATCH[1]} --load-examples"
+else
+    step1="the example patients, into the FHIR server at $fhir:
+  .venv/bin/spine-cds load-examples --fhir-server $q_fhir"
+fi
 cat <<MSG
 Test client minted in $dir:
   client-key.pem    its private key (keep it there)
@@ -60,10 +93,9 @@ Test client minted in $dir:
   clients.json      a trusted_clients_file naming it (iss $iss, FHIR server $fhir)
   audit-hash-key    a random key for the audit's patient-id hash
 Each in a terminal of its own, from the checkout:
-1. the FHIR test server with the example patients (until Ctrl-C):
-  bash scripts/fhir-test-server.sh --port 8090 --load-examples
+1. $step1
 2. the service in secure mode with this client (until Ctrl-C):
   SPINE_CDS_DEV_MODE=false SPINE_CDS_PUBLIC_BASE_URL=http://127.0.0.1:8080 SPINE_CDS_TRUSTED_CLIENTS_FILE=$q_clients SPINE_CDS_AUDIT_HASH_KEY_FILE=$q_hash_key bash scripts/serve.sh
 3. a call as that client:
-  .venv/bin/spine-cds try --service-url http://127.0.0.1:8080 --client-key $q_key --client-iss $iss --fhir-server $fhir --patient spine-cds-e1 --order 'http://www.ama-assn.org/go/cpt|72158'
+  .venv/bin/spine-cds try --service-url http://127.0.0.1:8080 --client-key $q_key --client-iss $iss --fhir-server $q_fhir --patient spine-cds-e1 --order 'http://www.ama-assn.org/go/cpt|72158'
 MSG

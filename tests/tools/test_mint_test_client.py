@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "mint-test-client.sh"
 
 
-def mint(where: Path) -> subprocess.CompletedProcess[str]:
+def mint(where: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT), str(where)], capture_output=True, text=True, timeout=120
+        ["bash", str(SCRIPT), *options, str(where)], capture_output=True, text=True, timeout=120
     )
 
 
@@ -148,3 +148,38 @@ def test_it_refuses_to_write_a_key_into_the_checkout() -> None:
     assert result.returncode == 2
     assert "inside the checkout" in result.stderr
     assert not inside.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "step1"),
+    [
+        # the project's test server on another port: its command on that port
+        ("http://127.0.0.1:18555/fhir/", "bash scripts/fhir-test-server.sh --port 18555"),
+        # any other server: load the examples into it
+        (
+            "https://fhir.example.org/r4",
+            ".venv/bin/spine-cds load-examples --fhir-server https://fhir.example.org/r4",
+        ),
+    ],
+)
+def test_the_fhir_server_the_client_may_name_is_an_option(
+    tmp_path: Path, url: str, step1: str
+) -> None:
+    # An outside review: clients.json pinned 127.0.0.1:8090, so a FHIR test server on any
+    # other port meant editing it by hand, or a 400 on every call.
+    where = tmp_path / "client"
+    result = mint(where, "--fhir-server", url)
+    assert result.returncode == 0, result.stderr
+    base = url.rstrip("/")
+    (entry,) = json.loads((where / "clients.json").read_text())
+    assert entry["fhir_servers"] == [base]
+    assert step1 in result.stdout
+    options = printed_command(result.stdout, "spine-cds try")
+    assert options[options.index("--fhir-server") + 1] == base
+
+
+def test_a_fhir_server_that_is_not_a_url_is_refused(tmp_path: Path) -> None:
+    result = mint(tmp_path / "client", "--fhir-server", "127.0.0.1:8091/fhir")
+    assert result.returncode == 2
+    assert "expected an http(s) base URL" in result.stderr
+    assert not (tmp_path / "client").exists()
