@@ -20,6 +20,40 @@ from tests.support.pg_server import PostgresServer, running_postgres
 from tests.support.redis_server import running_redis
 
 HOOK_PATH = re.compile(r"^/cds-services/[^/]+$")
+# The default database_path, relative: run from the checkout, a service or tool without
+# SPINE_CDS_DATABASE_PATH writes its audit rows there. A newcomer found four made-up
+# invocations in the checkout's database after the test script, shown by `report` as
+# traffic they never sent.
+CHECKOUT_DATABASE = Path(__file__).resolve().parents[1] / "spine-cds.sqlite3"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_database_at_start() -> bool:
+    """Whether the checkout had its default database before the run (a developer's own,
+    left out of the check). Set up before any module's fixtures, which may start a
+    service."""
+    return CHECKOUT_DATABASE.exists()
+
+
+_REPORTED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _leaves_the_checkouts_database_alone(
+    request: pytest.FixtureRequest, _checkout_database_at_start: bool
+) -> Iterator[None]:
+    """The first test after which the checkout's default database exists fails, naming
+    itself (or its module's fixtures, which may have started the service that wrote it):
+    whatever a test starts must get a database in a temporary directory."""
+    yield
+    if _checkout_database_at_start or _REPORTED or not CHECKOUT_DATABASE.exists():
+        return
+    _REPORTED.append(request.node.nodeid)
+    pytest.fail(
+        f"{CHECKOUT_DATABASE.name} appeared in the checkout during this test or its "
+        "module's fixtures: give what they start SPINE_CDS_DATABASE_PATH (or "
+        "database_path) in a temporary directory"
+    )
 
 
 class ConformanceCheckingClient(FlaskClient):

@@ -44,8 +44,11 @@ MODIFIER = [{"url": URL, "valueBoolean": True}]
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    log = tmp_path_factory.mktemp("modifier") / "service.log"
-    with ServiceProcess(workers=1, log_path=log) as svc:
+    folder = tmp_path_factory.mktemp("modifier")
+    # a database of its own: from the checkout the default is the checkout's database,
+    # where a newcomer's `spine-cds report` then showed this test's calls as traffic
+    env = {"SPINE_CDS_DATABASE_PATH": str(folder / "db.sqlite3")}
+    with ServiceProcess(env=env, workers=1, log_path=folder / "service.log") as svc:
         yield svc
 
 
