@@ -173,6 +173,10 @@ def test_what_nginx_refuses_itself_is_json_as_the_service_refuses(tmp_path: Path
                 assert _assert_json_refusal(*answer, status) == error.strip()
             # The service's own refusals pass through as the service wrote them.
             status, headers, body = exchange(port, get % b"/cds-services/nope")
+            assert status == 404 and json.loads(body)["error"] == "unknown_service"
+            assert headers["x-request-id"]
+            known = b"/cds-services/spine-imaging-followup-select"
+            status, headers, body = exchange(port, get % known)
             assert status == 405 and json.loads(body)["error"] == "method_not_allowed"
             assert headers["x-request-id"]  # the service's, not a page of nginx's
             # nginx's 404 says what the service's own 404 says (the config holds a copy)
