@@ -77,12 +77,7 @@ class AuditCall:
 
 def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
     assessment = outcome.assessment
-    reason = None
-    if assessment is None:
-        # A spine order sent but not readable is not the same as none: the audit says so
-        reason = "spine-order-not-read" if outcome.orders_not_read else "no-spine-imaging-order"
-    elif assessment.not_applicable_reason is not None:
-        reason = assessment.not_applicable_reason.value
+    reason = outcome.no_card_reason
     counts: dict[str, int] = {"ordersInQuestion": outcome.orders_in_question}
     detail: dict[str, Any] = {}
     if assessment is not None:

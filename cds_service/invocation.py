@@ -62,6 +62,16 @@ class Outcome:
         """The recommendation code, or "not-applicable" when no spine order was in question."""
         return self.assessment.recommendation.value if self.assessment else "not-applicable"
 
+    @property
+    def no_card_reason(self) -> str | None:
+        """Why no card was given, as a code (the audit records it, the request's log line
+        says it): no spine order read, or the assessment's not-applicable reason."""
+        if self.assessment is None:
+            # a spine order sent but not readable is not the same as none
+            return "spine-order-not-read" if self.orders_not_read else "no-spine-imaging-order"
+        reason = self.assessment.not_applicable_reason
+        return reason.value if reason is not None else None
+
 
 def _check_selections(context: dict[str, Any]) -> None:
     """Each selection must name an order in draftOrders (CDS Hooks order-select). The

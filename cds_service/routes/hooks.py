@@ -126,16 +126,10 @@ def _answer(
 
 def decision_log_fields(outcome: Outcome) -> str:
     """What the request's log line says of the decision: its code, and for no card the
-    reason code, as the audit records them (``auditing``). An integrator's review: a
+    reason code the audit records (``Outcome.no_card_reason``). An integrator's review: a
     200 with ``{"cards": []}`` logged only its status, so "the card never shows" could
     not be answered from the log, only from the audit database. Codes only: never a
     patient id or any of the patient's data."""
+    reason = outcome.no_card_reason
     fields = f" decision={outcome.decision}"
-    assessment = outcome.assessment
-    if assessment is None:
-        # a spine order sent but not readable is not the same as none (the audit's words)
-        reason = "spine-order-not-read" if outcome.orders_not_read else "no-spine-imaging-order"
-        return f"{fields} reason={reason}"
-    if assessment.not_applicable_reason is not None:
-        return f"{fields} reason={assessment.not_applicable_reason.value}"
-    return fields
+    return f"{fields} reason={reason}" if reason is not None else fields
