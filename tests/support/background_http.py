@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
+
+from cds_service.tools.closing import Closing
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -24,10 +25,10 @@ class QuietServer(ThreadingHTTPServer):
         return
 
 
-class BackgroundServer:
-    """Use as a context manager. A subclass builds its handler class and calls
-    ``_serve(handler)`` in its ``__init__``; ``_release`` is set on stop, so that handlers
-    held on purpose (a hang, a trickle) end at once."""
+class BackgroundServer(Closing):
+    """Use as a context manager (``Closing``: stopped on exit). A subclass builds its
+    handler class and calls ``_serve(handler)`` in its ``__init__``; ``_release`` is set on
+    stop, so that handlers held on purpose (a hang, a trickle) end at once."""
 
     _httpd: QuietServer
     _thread: threading.Thread
@@ -54,13 +55,8 @@ class BackgroundServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
+    def close(self) -> None:
+        self.stop()
+
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
