@@ -62,6 +62,10 @@ def _after_spine_surgery(d: Data) -> Phrase:
     # hardware and fusion named only after an operation that may leave them (a fusion);
     # a drainage, laminectomy or corpectomy alone is named by what it was, no more
     hardware = d.get("hardware", True)
+    if d["ct"] and d.get("redFlag"):
+        # beside a red flag the CT is not in question: say what else it shows
+        also = "the operated level" if not hardware else "the hardware and the fusion"
+        return Phrase(f"{head}: a CT after spine surgery also shows {also}.", short)
     if d["ct"]:
         if not hardware:
             return Phrase(

@@ -254,6 +254,11 @@ def _evaluate(
         seen = seen_on_every_flag(prior) is not None
         short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits, seen))
         study = answering_study(findings, region, deficits)
+        start = episode.episode_start.day if episode.episode_start is not None else None
+        ordered = [o for o in base.orders if o.reference in covering]
+        surgery = spine_surgery(ordered, data.spine_surgery, start, t0_day)
+        if surgery is not None:  # named beside the red flags too (an outside review)
+            notes.append(replace(surgery, data={**surgery.data, "redFlag": True}))
     else:
         if t0_day is None:
             # antibiotic orders on record that no window can tie to the undated diagnosis:

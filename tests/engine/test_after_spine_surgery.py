@@ -17,7 +17,7 @@ from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.model import Modality, PatientData
 from fhir_mappers.procedures import map_spine_surgery
-from tests.engine.builders import CPT, T0, improving, nvo, order
+from tests.engine.builders import CPT, T0, improving, nvo, order, pain
 
 VS = load_value_sets()
 CTX = CardContext(patient_id="p1", override_reasons=load_override_reasons())
@@ -93,3 +93,29 @@ def test_an_mri_after_surgery_keeps_its_decision_and_names_the_operation() -> No
     card = render_response(a, CTX)["cards"][0]
     assert OVERRIDE in [r["display"] for r in card["overrideReasons"]]
     assert "a CT may answer it" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("modality", "said"),
+    [
+        (Modality.MRI, "Lumbar fusion recorded, day 5: if the question is the hardware or"),
+        (Modality.CT, "Lumbar fusion recorded, day 5: a CT after spine surgery also shows"),
+    ],
+)
+def test_a_support_card_after_surgery_names_the_operation(modality: Modality, said: str) -> None:
+    # an outside clinician's review: worse pain after a fusion on day 5 gave a support
+    # card that did not name the operation (the rules: "the card names the operation")
+    surgery, _ = map_spine_surgery([procedure(5)], VS)
+    the_order = replace(
+        order(29, code="72131" if modality is Modality.CT else "72158"), modality=modality
+    )
+    values = (
+        *[m for m in improving() if m.kind.value == "crp"],
+        pain(0, 6),
+        pain(14, 3),
+        pain(28, 6),
+    )
+    data = PatientData(conditions=(nvo(),), measurements=values, spine_surgery=surgery)
+    a = assess([the_order], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.SUPPORT
+    assert said in render_response(a, CTX)["cards"][0]["detail"]
