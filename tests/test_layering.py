@@ -352,6 +352,7 @@ PHRASE_MODULES = frozenset(
         "level_phrases",
         "completeness_phrases",
         "marker_phrases",
+        "known_phrases",
         "summary_phrases",
         "trend_phrases",
         "left_out",

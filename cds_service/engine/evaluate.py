@@ -340,7 +340,7 @@ def _evaluate(
             if yoon is not None:
                 notes.append(yoon)
 
-    notes.extend(known_notes([c for c in known if c is not named], episode))
+    notes.extend(known_notes([c for c in known if c is not named], episode, data.spine_surgery))
     resolved = resolved_findings(flagged, cutoff, t0_day)
     if resolved is not None:
         notes.append(resolved)

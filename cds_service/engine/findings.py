@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder
+from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, SpineSurgery
 
 from .assessment import Episode, Remark
 from .episode import counts_now, covers
@@ -170,9 +170,13 @@ def is_abscess(c: ConditionFact) -> bool:
     return c.category is ConditionCategory.COMPLICATION and "abscess" in label_or_code(c).lower()
 
 
-def known_notes(known: Sequence[ConditionFact], episode: Episode) -> list[Remark]:
+def known_notes(
+    known: Sequence[ConditionFact], episode: Episode, surgeries: Sequence[SpineSurgery] = ()
+) -> list[Remark]:
     """One line naming every finding known at diagnosis with its date; for a known
-    abscess, the undrained-abscess line (Park 2016)."""
+    abscess, the undrained-abscess line (Park 2016), which names a drainage or
+    debridement of the episode when one is recorded (an outside clinician's review: a
+    drained abscess still read "if the abscess was not drained")."""
     if not known:
         return []
     t0_day = episode.t0.day if episode.t0 is not None else None
@@ -180,7 +184,23 @@ def known_notes(known: Sequence[ConditionFact], episode: Episode) -> list[Remark
         Remark("known-at-diagnosis", {"conditions": [condition_facts(c, t0_day) for c in known]})
     ]
     if any(is_abscess(c) for c in known):
-        notes.append(Remark("known-abscess"))
+        days = [w.day for w in (episode.t0, episode.episode_start) if w is not None]
+        since = min(days) if days else None
+        drained = next(
+            (
+                s
+                for s in surgeries
+                if s.kind == "debridement"
+                and (s.when is None or since is None or s.when.day >= since)
+            ),
+            None,
+        )
+        data: dict[str, Any] = {}
+        if drained is not None:
+            data["drainage"] = {"name": drained.name}
+            if drained.when is not None and t0_day is not None:
+                data["drainage"]["day"] = (drained.when.day - t0_day).days
+        notes.append(Remark("known-abscess", data))
     return notes
 
 

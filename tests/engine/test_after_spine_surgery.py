@@ -119,3 +119,25 @@ def test_a_support_card_after_surgery_names_the_operation(modality: Modality, sa
     a = assess([the_order], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
     assert a.recommendation is Recommendation.SUPPORT
     assert said in render_response(a, CTX)["cards"][0]["detail"]
+
+
+def test_a_known_abscess_drained_in_the_episode_names_the_drainage() -> None:
+    # an outside clinician's review: an epidural abscess at diagnosis, open drainage on
+    # day 1, still read "If the abscess was not drained"
+    from tests.engine.builders import complication
+
+    surgery, _ = map_spine_surgery([procedure(1, code="22010")], VS)
+    data = PatientData(
+        conditions=(nvo(), complication(0, name="epidural abscess")),
+        measurements=tuple(improving()),
+        spine_surgery=surgery,
+    )
+    a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    detail = render_response(a, CTX)["cards"][0]["detail"]
+    assert "recorded (day 1): if the drainage was incomplete, an MRI before stopping" in detail
+    assert "If the abscess was not drained" not in detail
+    undrained = PatientData(
+        conditions=data.conditions, measurements=data.measurements, spine_surgery=()
+    )
+    b = assess([order(29)], undrained, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert "If the abscess was not drained" in render_response(b, CTX)["cards"][0]["detail"]

@@ -1,0 +1,108 @@
+"""The phrasebook's remarks about what was known at diagnosis: the findings named with
+their dates, a known abscess (with its drainage, if one is recorded), a known deficit
+(clinical-rules.md, 2026-12-06: "what was known at diagnosis is named, never silently
+dropped or turned into an emergency"), and findings now recorded resolved.
+
+Like ``remark_phrases`` (which lists these among all remarks): one function per remark
+code, from the remark's data to its (message, short).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cds_service.cards.phrase import Data, Phrase
+from cds_service.cards.words import dated, lower_first, name_of, upper_first, when_found
+
+
+def _known_at_diagnosis(d: Data) -> Phrase:
+    conditions = d["conditions"]
+    listed = "; ".join(dated(c) for c in conditions)
+    # begun after treatment started, inside the window: what follows if it is new (an
+    # outside clinician's re-run: an abscess from day 2 of treatment read only "known")
+    later = sorted({c["day"] for c in conditions if c.get("atStart") is False and "day" in c})
+    caveat = (
+        f" Begun after treatment started (day {', '.join(map(str, later))}): if not there at "
+        "diagnosis, it is new, and imaging is reasonable."
+        if later
+        else ""
+    )
+    return Phrase(
+        f"Recorded at diagnosis, not a new red flag: {listed}.{caveat}",
+        "known at diagnosis: " + ", ".join(lower_first(name_of(c)) for c in conditions),
+    )
+
+
+def _known_abscess(d: Data) -> Phrase:
+    drained = d.get("drainage")
+    when = f" (day {drained['day']})" if drained and "day" in drained else ""
+    head = (
+        f"{upper_first(str(drained['name']))} recorded{when}: if the drainage was incomplete"
+        if drained
+        else "If the abscess was not drained"
+    )
+    return Phrase(
+        f"{head}, an MRI before stopping antibiotics may be reasonable (Park 2016, for "
+        "paravertebral or psoas abscesses: undrained, they relapse more often; at least 8 "
+        "weeks of treatment).",
+        "abscess at diagnosis",
+    )
+
+
+def _known_deficit(d: Data) -> Phrase:
+    c = d["condition"]
+    emergency = "emergency MRI of the whole spine with gadolinium and urgent spine surgery review"
+    rests = (
+        "whether repeat imaging is needed rests on the neurologic exam. If it is worse: "
+        f"{emergency}; if it is unchanged or better and the patient improves, routine repeat "
+        "imaging is not needed."
+    )
+    name = lower_first(name_of(c))
+    if d.get("onsetOnTreatment"):
+        # inside the diagnosis window but begun on treatment: the rules read it as found
+        # with the infection; the card says what follows if it was not
+        return Phrase(
+            f"{upper_first(dated(c))}: it began after treatment started, inside the "
+            f"{d['windowDays']} days after diagnosis and treatment start that are read as "
+            "found with the infection. "
+            f"If it was not there at diagnosis, it is new: {emergency} now. If it was, {rests}",
+            f"{name} since day {c['day']}: if new, emergency MRI",
+        )
+    if "recordedDay" in c:
+        # dated at diagnosis but first recorded on treatment: a back-dated onset may hide
+        # a new deficit (an outside clinician's review, 2026-12-07)
+        return Phrase(
+            f"{upper_first(dated(c))}, first recorded on day {c['recordedDay']}, is read as "
+            f"found at diagnosis. If it was not there at diagnosis, it is new: {emergency} "
+            f"now. If it was, {rests}",
+            f"{name} recorded day {c['recordedDay']}: if new, emergency MRI",
+        )
+    return Phrase(
+        f"{upper_first(dated(c))} recorded at diagnosis: {rests}",
+        f"{name} known since diagnosis: compare the neurologic exam",
+    )
+
+
+def _resolved_findings(d: Data) -> Phrase:
+    """Findings now recorded resolved: no red flag, but the ordering clinician sees them
+    (an outside review: a cauda equina syndrome of day 10, resolved on day 20, vanished
+    from the card)."""
+    parts = []
+    for c in d["conditions"]:
+        ended = f"resolved day {c['endedDay']}" if "endedDay" in c else ""
+        dates = ", ".join(part for part in (when_found(c), ended) if part)
+        name = lower_first(name_of(c))
+        parts.append(f"{name} ({dates})" if dates else name)
+    return Phrase(
+        f"Now recorded resolved: {'; '.join(parts)}. Not counted as an active red flag; a "
+        "worse exam now would be.",
+        "resolved finding on record",
+    )
+
+
+KNOWN_REMARKS: dict[str, Callable[[Data], Phrase]] = {
+    "known-at-diagnosis": _known_at_diagnosis,
+    "known-abscess": _known_abscess,
+    "known-deficit": _known_deficit,
+    "resolved-finding": _resolved_findings,
+}
