@@ -94,6 +94,9 @@ def _bacteraemia_on_treatment(d: Data) -> Phrase:
     c = d["condition"]
     name = upper_first(quote(str(c.get("name") or "bacteraemia")))
     when = f"day {c['day']}" if "day" in c else str(c.get("date"))
+    if c.get("resolved"):
+        ended = f", resolved day {c['endedDay']}" if "endedDay" in c else ", since resolved"
+        when = f"{when}{ended}"
     return Phrase(
         f"{name} recorded on {when}, after treatment started: bacteria in the blood on "
         "treatment is not a favourable response, so this card does not advise against "

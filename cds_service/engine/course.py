@@ -12,9 +12,11 @@ relapse whose CRP is falling slowly read "improving" against it (an outside clin
 review, 2026-12-07: "CRP 150→70 mg/L, -53%" on day 229, while the relapse course's CRP
 had gone 120→70 mg/L by its day 28). The design notes take relapse and recurrence as
 active and say nothing of their treatment start, so the service does not advise against
-imaging on a relapse: the card says the course cannot be told apart and names the
-antibiotic order that started after the first course's window, if any (the service's own
-reading, to be confirmed by the clinical reviewers).
+imaging on a relapse whose record holds an antibiotic order started after the first
+course's window: the card says the courses cannot be told apart and names that order
+(the service's own reading, to be confirmed by the clinical reviewers). Without such an
+order the Condition's date is the course's own (a recurrence recorded as a new entry, or
+the only course on record), and the relapse is read as any episode.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import date, timedelta
 from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, Remark
-from .episode import counts_now, covers, in_scope_categories
+from .episode import counts_now, covers, in_scope_categories, is_valid
 from .findings import condition_facts
 from .records import antibiotic_to_dict
 from .thresholds import RuleSettings
@@ -53,23 +55,27 @@ def course_remarks(
 def relapse_recorded(
     episode: Episode, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
 ) -> Remark | None:
-    """The remark that blocks advise-against on a relapse or recurrence, with the first
-    antibiotic order started after the window in which the first course's start is read."""
+    """The remark that blocks advise-against on a relapse or recurrence whose record
+    holds an antibiotic order started after the window in which the first course's start
+    is read (the first such order is named): only then may T0 be the first course's."""
     status = episode.condition.clinical_status
     if status not in RELAPSE_STATUSES:
         return None
-    data: dict[str, object] = {"status": status}
     start = episode.episode_start
-    if start is not None:
-        data["since"] = start.day.isoformat()
-        window_end = start.day + timedelta(days=settings.antibiotic_after_days)
-        later = sorted(
-            (a for a in antibiotics if a.when.day > window_end),
-            key=lambda a: (a.when.instant, a.reference),
-        )
-        if later:
-            data["laterOrder"] = antibiotic_to_dict(later[0])
-    return Remark("relapse-recorded", data)
+    if start is None:
+        return None
+    window_end = start.day + timedelta(days=settings.antibiotic_after_days)
+    later = sorted(
+        (a for a in antibiotics if a.when.day > window_end),
+        key=lambda a: (a.when.instant, a.reference),
+    )
+    if not later:
+        # the Condition's date is this course's (a recurrence recorded as a new entry,
+        # or the only course on record): the record tells the courses apart (an outside
+        # clinician's re-run saw the rule fire there, and disown a count that was right)
+        return None
+    data = {"status": status, "since": start.day.isoformat()}
+    return Remark("relapse-recorded", {**data, "laterOrder": antibiotic_to_dict(later[0])})
 
 
 def new_level(
@@ -113,12 +119,14 @@ def new_level(
 def bacteraemia_on_treatment(
     episode: Episode, conditions: Sequence[ConditionFact], cutoff: date | None
 ) -> Remark | None:
-    """An active, valid bacteraemia Condition dated after the diagnosis window: bacteria
-    still in the blood on treatment is no favourable response (IDSA 2015: follow-up MRI
-    when the response is poor), so no advise-against; the card names it, instead of
-    listing "persisting fever or bacteraemia" among what would change its advice while one
-    is on record (an outside clinician's review, 2026-12-07). One recorded at diagnosis,
-    or undated, is the diagnosis's own. The service's own reading, to be confirmed by the
+    """A valid bacteraemia Condition dated after the diagnosis window, active or since
+    resolved: bacteria in the blood on treatment is no favourable response (IDSA 2015:
+    follow-up MRI when the response is poor), and clearing two days later does not make
+    the course favourable (an outside clinician's re-run: one resolved on day 27 still read
+    "improving"), so no advise-against; the card names it (and when it resolved), instead
+    of listing "persisting fever or bacteraemia" among what would change its advice while
+    one is on record (an outside clinician's review, 2026-12-07). One recorded at
+    diagnosis, or undated, is the diagnosis's own. The service's own reading, to be confirmed by the
     clinical reviewers; the code list holds ICD-10-CM R78.81 (a site adds its own)."""
     if cutoff is None:
         return None
@@ -127,7 +135,7 @@ def bacteraemia_on_treatment(
             c
             for c in conditions
             if c.category is ConditionCategory.BACTERAEMIA
-            and counts_now(c)
+            and is_valid(c)
             and c.start is not None
             and c.start.partial is None
             and c.start.day > cutoff
@@ -137,4 +145,10 @@ def bacteraemia_on_treatment(
     if not found:
         return None
     t0_day = episode.t0.day if episode.t0 is not None else None
-    return Remark("bacteraemia-on-treatment", {"condition": condition_facts(found[0], t0_day)})
+    first = found[0]
+    facts = condition_facts(first, t0_day)
+    if not counts_now(first):
+        facts["resolved"] = True
+        if first.abatement is not None and t0_day is not None:
+            facts["endedDay"] = (first.abatement.day - t0_day).days
+    return Remark("bacteraemia-on-treatment", {"condition": facts})

@@ -311,7 +311,7 @@ def _evaluate(
                 missing.append(pending)
             unread = unread_latest(data.issues, trend.latest, t0_day)
             if unread is not None:
-                missing.append(unread)
+                missing.insert(0, unread)  # first: it explains an old latest CRP too
             later = next((n for n in notes if n.code == "after-evaluation"), None)
             if later is not None:
                 # results newer than the order may hold a red flag the order's date hides

@@ -287,14 +287,17 @@ def discordant_remark(pair: tuple[Measurement, Measurement]) -> Remark:
 
 # Statuses of a result still awaiting verification (clinical-rules.md, "Pending results").
 PENDING_STATUSES = frozenset({"preliminary", "registered"})
-# Statuses of a result that is out: what the chart shows is the result.
-RESULT_STATUSES = frozenset({"final", "amended", "corrected"})
+# Statuses of a result that is out (a preliminary one too: its value, once readable, is
+# judged by the pending rule): an unreadable value there may hide the answer.
+RESULT_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 
 
 def unread_latest(
     issues: Sequence[DataIssue], latest: Measurement | None, t0_day: date
 ) -> Remark | None:
-    """A resulted CRP (final, amended, corrected) taken after the latest counted CRP and
+    """A resulted CRP (final, amended, corrected, or preliminary: an outside clinician's
+    re-run saw a preliminary "see comment" leave advise-against standing) taken after the
+    latest counted CRP and
     left out because its value could not be read (a text result "95 mg/L", a number
     without a unit or with units that disagree): it may hide the rise that would change
     the answer, so it blocks advise-against as a pending rise does, and the card asks for

@@ -41,6 +41,13 @@ def assessed(resource: dict[str, Any]) -> Any:
     return run([*COURSE], issues=issues)
 
 
+def test_an_unreadable_preliminary_crp_after_the_latest_blocks_too() -> None:
+    # an outside clinician's re-run: a preliminary "see comment" left advise-against
+    a = assessed(crp_resource(28, status="preliminary", valueString="see comment"))
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert a.missing[0].code == "crp-unread-latest"
+
+
 UNREADABLE = {
     "text": {"valueString": "95 mg/L"},
     "no unit": {"valueQuantity": {"value": 9.5}},
@@ -67,10 +74,10 @@ def test_an_unreadable_crp_before_the_latest_counted_one_does_not_block() -> Non
     assert a.recommendation is Recommendation.ADVISE_AGAINST
 
 
-@pytest.mark.parametrize("status", ["entered-in-error", "cancelled", "preliminary"])
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled", "registered"])
 def test_a_crp_that_is_no_result_yet_or_none_at_all_does_not_block(status: str) -> None:
-    # entered-in-error and cancelled are no results; a preliminary one blocks only as a
-    # pending rise, by its value (clinical-rules.md, "Pending results")
+    # entered-in-error and cancelled are no results; a registered one has none yet (the
+    # design's pending rule reads it by its value, when it has one)
     a = assessed(crp_resource(28, status=status, valueString="95 mg/L"))
     assert a.recommendation is Recommendation.ADVISE_AGAINST
 
@@ -83,3 +90,15 @@ def test_the_card_asks_for_it_to_be_read_and_names_it_as_sent() -> None:
     assert "A CRP resulted on day 28, after 20 mg/L on day 23, could not be read" in shown["detail"]
     assert 'Not used: CRP "95 mg/L" on day 28' in shown["detail"]
     assert [s["label"] for s in shown.get("suggestions", [])] == ["Order a CRP"]
+
+
+def test_the_unread_crp_leads_the_summary_before_an_old_latest_one() -> None:
+    # an outside clinician's re-run: "latest CRP 15 days old" led the summary while
+    # yesterday's CRP was on record, only unreadable
+    from tests.engine.test_clinician_revision import card
+
+    _, issues = map_observations([crp_resource(28, valueString="<5")], VS, MappingOptions())
+    a = run([crp(0, 140), crp(14, 60), pain(0, 7), pain(28, 2)], issues=issues)
+    assert [r.code for r in a.missing][:1] == ["crp-unread-latest"]
+    summary = card(a)["summary"]
+    assert summary.startswith("Not enough data to judge repeat spine MRI: CRP of day 28 not")
