@@ -72,7 +72,8 @@ def advise_against_line(a: Assessment) -> str:
     finding = next(f for f in a.rules_fired if f.rule_id == "advise-against")
     yoon = next((n.data for n in a.notes if n.code == "yoon-high-markers"), None)
     resolved = any(n.code == "resolved-finding" for n in a.notes)
-    return advise_against_state(finding.data, yoon, resolved)
+    unread = any(n.code == "new-diagnoses-not-read" for n in a.notes)
+    return advise_against_state(finding.data, yoon, resolved, unread)
 
 
 def detail(a: Assessment) -> str:

@@ -100,9 +100,24 @@ def _resolved_findings(d: Data) -> Phrase:
     )
 
 
+def _new_diagnoses_not_read(d: Data) -> Phrase:
+    listed = ", ".join(
+        f"{lower_first(name_of(c))} ({when_found(c) or c.get('date')})" for c in d["conditions"]
+    )
+    more = d["count"] - len(d["conditions"])
+    rest = f" and {more} more" if more > 0 else ""
+    return Phrase(
+        f"Also recorded since treatment started, and not among the diagnoses this service "
+        f"reads: {listed}{rest}. If one is a new neurologic deficit or a complication, this "
+        "advice does not cover it: examine the patient and image urgently if so.",
+        "new diagnoses not read",
+    )
+
+
 KNOWN_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "known-at-diagnosis": _known_at_diagnosis,
     "known-abscess": _known_abscess,
     "known-deficit": _known_deficit,
     "resolved-finding": _resolved_findings,
+    "new-diagnoses-not-read": _new_diagnoses_not_read,
 }

@@ -251,7 +251,9 @@ def _pain(d: Data) -> Phrase:
     )
 
 
-def advise_against_state(d: Data, yoon: Data | None = None, resolved: bool = False) -> str:
+def advise_against_state(
+    d: Data, yoon: Data | None = None, resolved: bool = False, unread: bool = False
+) -> str:
     """The state an advise-against card's detail opens with ("Improving, no red flag
     recorded."), from the same finding as the summary's words. Never "improving" where
     the evidence does not show it: a CRP that stays normal is said as it is; a CRP still
@@ -274,6 +276,8 @@ def advise_against_state(d: Data, yoon: Data | None = None, resolved: bool = Fal
         if resolved
         else "no red flag recorded"
     )
+    if unread:  # new diagnoses the service does not read are named in their own line
+        flags += " among the diagnoses read"
     return f"{lead}, {flags}."
 
 

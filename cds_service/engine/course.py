@@ -152,3 +152,35 @@ def bacteraemia_on_treatment(
         if first.abatement is not None and t0_day is not None:
             facts["endedDay"] = (first.abatement.day - t0_day).days
     return Remark("bacteraemia-on-treatment", {"condition": facts})
+
+
+# How many new diagnoses the service does not read a card names (the rest are counted).
+NEW_NOT_READ_SHOWN = 3
+
+
+def new_diagnoses_not_read(
+    conditions: Sequence[ConditionFact], cutoff: date | None, t0_day: date | None
+) -> Remark | None:
+    """Active, valid diagnoses recorded after the diagnosis window that no value set
+    reads: a card never says "no red flag recorded" over them, and names them, so that a
+    new deficit coded outside the lists (a neurogenic bladder and a foot drop on day 24 of
+    a lumbar infection) is seen (an outside clinician's re-run, 2026-12-07). Named, not
+    judged: the service cannot tell a new deficit from a new unrelated diagnosis."""
+    if cutoff is None:
+        return None
+    found = sorted(
+        (
+            c
+            for c in conditions
+            if c.category is ConditionCategory.OTHER
+            and counts_now(c)
+            and c.start is not None
+            and c.start.partial is None
+            and c.start.day > cutoff
+        ),
+        key=lambda c: (c.start.instant if c.start else date.min, c.reference),
+    )
+    if not found:
+        return None
+    shown = [condition_facts(c, t0_day) for c in found[:NEW_NOT_READ_SHOWN]]
+    return Remark("new-diagnoses-not-read", {"conditions": shown, "count": len(found)})

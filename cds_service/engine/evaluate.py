@@ -19,7 +19,7 @@ from .assessment import (
     Remark,
     RuleFinding,
 )
-from .course import course_remarks
+from .course import course_remarks, new_diagnoses_not_read
 from .episode import (
     applicability,
     covers,
@@ -344,6 +344,9 @@ def _evaluate(
     resolved = resolved_findings(flagged, cutoff, t0_day)
     if resolved is not None:
         notes.append(resolved)
+    unread_dx = new_diagnoses_not_read(data.conditions, cutoff, t0_day)
+    if unread_dx is not None:
+        notes.append(unread_dx)
     notes.extend(prior)
     decided = replace(
         base,

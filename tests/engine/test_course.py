@@ -151,3 +151,35 @@ def test_the_shipped_code_list_reads_r78_81_as_bacteraemia() -> None:
 
     fact = coded("R78.81", 25)
     assert (fact.category, fact.name) == (ConditionCategory.BACTERAEMIA, "bacteraemia")
+
+
+# --- new diagnoses the service does not read ----------------------------------------------
+
+
+def other(code: str, onset: int, display: str) -> ConditionFact:
+    return condition(code, ConditionCategory.OTHER, onset=onset, display=display)
+
+
+def test_new_diagnoses_not_read_are_named_and_no_red_flag_is_qualified() -> None:
+    # an outside clinician's re-run: a neurogenic bladder and a foot drop on day 24 of a
+    # lumbar infection read "Improving, no red flag recorded"
+    found = [
+        other("N31.9", 24, "Neuromuscular dysfunction of bladder, unspecified"),
+        other("M21.372", 24, "Foot drop, left foot"),
+    ]
+    a = run(improving(), [nvo(), *found], order_day=29)
+    (note,) = [n for n in a.notes if n.code == "new-diagnoses-not-read"]
+    assert note.data["count"] == 2
+    detail = card(a)["detail"]
+    assert "no red flag recorded among the diagnoses read" in detail
+    assert "foot drop, left foot (day 24)" in detail
+
+
+def test_diagnoses_at_diagnosis_or_resolved_are_not_named() -> None:
+    found = [
+        other("I10", 1, "Essential hypertension"),
+        condition("E87.6", ConditionCategory.OTHER, onset=20, clinical="resolved"),
+    ]
+    a = run(improving(), [nvo(), *found], order_day=29)
+    assert "new-diagnoses-not-read" not in {n.code for n in a.notes}
+    assert "Improving, no red flag recorded." in card(a)["detail"]
