@@ -29,7 +29,7 @@ from . import sources
 from .assessment import FACTS, RULE_NEURO, Remark, RuleFinding
 from .episode import counts_now
 from .findings import condition_facts
-from .study import SEEN_RULES, shows_finding
+from .study import SEEN_RULES, shows_finding, whole_spine_prior
 
 URGENT_PRIORITIES = ("urgent", "asap", "stat")
 # A reasonReference to one of these Conditions is the infection or spinal pain.
@@ -159,7 +159,9 @@ def prior_imaging(
     """
     days = [d for d in (t0_day, episode_day) if d is not None]
     start = min(days) - timedelta(days=lookback_days) if days else None
-    done = [s for s in studies if s.when.day <= eval_day and (start is None or s.when.day >= start)]
+    done = whole_spine_prior(
+        [s for s in studies if s.when.day <= eval_day and (start is None or s.when.day >= start)]
+    )
     if not done:
         return []
     last = max(done, key=_when)

@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 
+from msgspec import structs
+
 from fhir_mappers.model import ConditionFact, ImagingOrder, Measurement, Modality, PriorStudy, When
 
 from .assessment import (
@@ -98,6 +100,25 @@ def whole_spine_studies(orders: Sequence[ImagingOrder]) -> tuple[ImagingOrder, .
                 for o in out
             ]
     return tuple(out)
+
+
+def whole_spine_prior(studies: Sequence[PriorStudy]) -> list[PriorStudy]:
+    """Cervical, thoracic and lumbar studies of one modality done on one day are one
+    whole-spine study, as orders in question together are (``whole_spine_studies``): each
+    is read as region "spine", with its own contrast (an outside clinician's re-run: a
+    whole-spine MRI recorded as 72156, 72157 and 72158 was not seen as the whole spine,
+    and the abscess card asked to extend the MRI ordered to it the day after)."""
+    out = list(studies)
+    groups: dict[tuple[Modality, date], list[PriorStudy]] = {}
+    for s in studies:
+        if s.region in _THIRDS_OF:
+            groups.setdefault((s.modality, s.when.day), []).append(s)
+    for parts in groups.values():
+        thirds = {t for s in parts for t in _THIRDS_OF[s.region]}
+        if SPINE_THIRDS <= thirds:
+            whole = {id(s) for s in parts}
+            out = [structs.replace(s, region="spine") if id(s) in whole else s for s in out]
+    return out
 
 
 def mechanical_only(flags: Sequence[RuleFinding]) -> bool:

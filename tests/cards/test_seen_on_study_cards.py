@@ -154,3 +154,29 @@ def test_a_deficit_seen_beside_rising_markers_stays_urgent_with_no_emergency_mri
     assert "CRP rising again" in c["detail"]
     assert c.get("suggestions", []) == []
     assert ratings(a) == {"sr1": "appropriate"}
+
+
+def test_an_abscess_seen_on_a_whole_spine_mri_recorded_as_three_studies() -> None:
+    # an outside clinician's re-run: 72156, 72157 and 72158 done the same evening were
+    # not read as the whole spine, and the card asked to extend the MRI ordered to it
+    studies, _ = map_prior_imaging(
+        [lumbar_study("21:15", code) for code in ("72156", "72157", "72158")], VS
+    )
+    abscess = replace_record(complication(26, name="epidural abscess"), onset=day(26, 18))
+    data = PatientData(
+        conditions=(nvo(region="lumbar"), abscess),
+        measurements=tuple(MARKERS),
+        prior_studies=studies,
+    )
+    a = assess([order(27)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert a.recommendation is Recommendation.SUPPORT
+    c = card(a)
+    assert "seen on the whole-spine MRI of day 26 (1 day ago)" in c["summary"]
+    assert "extend it to the whole spine" not in c["detail"]
+    # two of the three are not the whole spine
+    two, _ = map_prior_imaging([lumbar_study("21:15", code) for code in ("72157", "72158")], VS)
+    data_two = PatientData(
+        conditions=data.conditions, measurements=data.measurements, prior_studies=two
+    )
+    b = assess([order(27)], data_two, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert "flag-seen-on-study" not in {n.code for n in b.notes}
