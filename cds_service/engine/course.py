@@ -21,7 +21,7 @@ the only course on record), and the relapse is read as any episode.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
 from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact, ImagingOrder
@@ -98,10 +98,9 @@ def new_level(
         return None
     cats = in_scope_categories(settings)
     for c in sorted(conditions, key=lambda c: c.reference):
-        start = c.start
-        if c.category not in cats or not counts_now(c) or c.region is None or start is None:
+        if c.category not in cats or not counts_now(c) or c.region is None:
             continue
-        if start.partial is not None or start.day <= cutoff:
+        if not _begun_after(c, cutoff):
             continue
         if any(covers(o.region, c.region) for o in orders):
             continue
@@ -130,17 +129,9 @@ def bacteraemia_on_treatment(
     clinical reviewers; the code list holds ICD-10-CM R78.81 (a site adds its own)."""
     if cutoff is None:
         return None
-    found = sorted(
-        (
-            c
-            for c in conditions
-            if c.category is ConditionCategory.BACTERAEMIA
-            and is_valid(c)
-            and c.start is not None
-            and c.start.partial is None
-            and c.start.day > cutoff
-        ),
-        key=lambda c: (c.start.instant if c.start else date.min, c.reference),
+    found = _in_order_begun_after(
+        (c for c in conditions if c.category is ConditionCategory.BACTERAEMIA and is_valid(c)),
+        cutoff,
     )
     if not found:
         return None
@@ -168,19 +159,22 @@ def new_diagnoses_not_read(
     judged: the service cannot tell a new deficit from a new unrelated diagnosis."""
     if cutoff is None:
         return None
-    found = sorted(
-        (
-            c
-            for c in conditions
-            if c.category is ConditionCategory.OTHER
-            and counts_now(c)
-            and c.start is not None
-            and c.start.partial is None
-            and c.start.day > cutoff
-        ),
-        key=lambda c: (c.start.instant if c.start else date.min, c.reference),
+    found = _in_order_begun_after(
+        (c for c in conditions if c.category is ConditionCategory.OTHER and counts_now(c)),
+        cutoff,
     )
     if not found:
         return None
     shown = [condition_facts(c, t0_day) for c in found[:NEW_NOT_READ_SHOWN]]
     return Remark("new-diagnoses-not-read", {"conditions": shown, "count": len(found)})
+
+
+def _begun_after(c: ConditionFact, cutoff: date) -> bool:
+    """Dated to the day (a month or a year is not), after the diagnosis window."""
+    return c.start is not None and c.start.partial is None and c.start.day > cutoff
+
+
+def _in_order_begun_after(conditions: Iterable[ConditionFact], cutoff: date) -> list[ConditionFact]:
+    """Those ``_begun_after`` the cutoff, earliest first (ties by reference)."""
+    found = [c for c in conditions if _begun_after(c, cutoff)]
+    return sorted(found, key=lambda c: (c.start.instant if c.start else date.min, c.reference))

@@ -248,16 +248,17 @@ def _evaluate(
     named: ConditionFact | None = None
     short_of: dict[str, str] = {}
     study = None
+    # spine surgery in the episode: named on every card (an outside review), and on an
+    # advise-against candidate a CT after it is not advised against
+    ordered = [o for o in base.orders if o.reference in covering]
+    surgery = spine_surgery(ordered, data.spine_surgery, start_day, t0_day)
     if findings:
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
         seen = seen_on_every_flag(prior) is not None
         short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits, seen))
         study = answering_study(findings, region, deficits)
-        start = episode.episode_start.day if episode.episode_start is not None else None
-        ordered = [o for o in base.orders if o.reference in covering]
-        surgery = spine_surgery(ordered, data.spine_surgery, start, t0_day)
-        if surgery is not None:  # named beside the red flags too (an outside review)
+        if surgery is not None:  # named beside the red flags too
             notes.append(replace(surgery, data={**surgery.data, "redFlag": True}))
     else:
         if t0_day is None:
@@ -292,9 +293,6 @@ def _evaluate(
             missing += course_remarks(
                 episode, data.conditions, data.antibiotics, base.orders, cutoff, settings
             )
-            covering_orders = [o for o in base.orders if o.reference in covering]
-            start = episode.episode_start.day if episode.episode_start is not None else None
-            surgery = spine_surgery(covering_orders, data.spine_surgery, start, t0_day)
             if surgery is not None:
                 # a CT after spine surgery is never advised against; with an MRI the
                 # card names the operation and offers the post-operative override
@@ -320,7 +318,7 @@ def _evaluate(
                 notes.remove(later)
                 missing.append(replace(later, data={**later.data, "blocks": True}))
             missing += incomplete_reads(data, t0_day, settings)
-            missing += scope_unread(data.unavailable, covering_orders)
+            missing += scope_unread(data.unavailable, ordered)
         days = figures.days_since_t0
         first = _may_be_first_imaging(prior, data.unavailable)
         early = {"day": days, "afterDays": settings.plateau_after_days, **first}
