@@ -197,7 +197,7 @@ def _unknown_service(runtime: Runtime, status: int) -> ApiError | None:
         return None
     args = _routed(request.path, "POST")
     service_id = args.get("service_id") if args is not None else None
-    if not isinstance(service_id, str) or service_id in runtime.discovery.services:
+    if not isinstance(service_id, str):
         return None
     from cds_service.routes import entrance  # as create_app imports the routes
 
