@@ -45,6 +45,7 @@ from cds_service.fhir.failures import (
     status_reason,
     timeout_reason,
 )
+from cds_service.fhir.session import FhirSession
 from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import connect_origin, has_dot_segments
 
@@ -112,7 +113,7 @@ class _Exchange:
 
     def __init__(
         self,
-        session: requests.Session,
+        session: FhirSession,
         settings: FhirSettings,
         fhir_server: str,
         access_token: str | None,
@@ -256,9 +257,7 @@ class _Exchange:
         status: int | None = None
         _IN_FLIGHT.watch = self.watch
         try:
-            with self.session.get(
-                url, headers=self.headers, timeout=timeout, stream=True, allow_redirects=False
-            ) as response:
+            with self.session.get_streamed(url, self.headers, timeout) as response:
                 status = response.status_code
                 if status != 200:
                     raise FhirError(key, self._refusal(response))

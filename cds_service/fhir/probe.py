@@ -31,13 +31,14 @@ import urllib3.exceptions
 
 from cds_service.fhir.deadline import _IN_FLIGHT, _SocketWatch
 from cds_service.fhir.exchange import PastDeadline, decoded_pieces
+from cds_service.fhir.session import FhirSession
 from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.urls import server_url_problem
 
 PROBE_BYTES = 1024 * 1024
 
 
-def open_connection(session: requests.Session, settings: FhirSettings, fhir_server: str) -> str:
+def open_connection(session: FhirSession, settings: FhirSettings, fhir_server: str) -> str:
     """GET ``fhir_server``'s ``metadata`` through ``session`` within the connect and read
     timeouts of ``settings``, reading at most ``PROBE_BYTES`` of it; what happened, in
     words that start with ``connected`` when the server answered in full and in time."""
@@ -53,12 +54,10 @@ def open_connection(session: requests.Session, settings: FhirSettings, fhir_serv
     status: int | None = None
     _IN_FLIGHT.watch = watch
     try:
-        with session.get(
+        with session.get_streamed(
             fhir_server.rstrip("/") + "/metadata",
-            headers={"Accept": "application/fhir+json"},
-            timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
-            stream=True,
-            allow_redirects=False,
+            {"Accept": "application/fhir+json"},
+            (settings.connect_timeout_seconds, settings.read_timeout_seconds),
         ) as response:
             status = response.status_code
             size = 0

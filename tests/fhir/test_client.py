@@ -73,6 +73,47 @@ def test_no_token_no_authorization_header(server: FaultyFhirServer, client: Fhir
     assert seen.authorization is None
 
 
+def test_a_fhir_servers_cookie_is_not_sent_on_a_later_call(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    """One session serves every call of every client: a cookie one call's answer set
+    (a load balancer's, say) must not ride along on the next call, perhaps another
+    client's."""
+    before = len(server.seen)
+    for _ in range(2):
+        assert fetch(client, server.url("cookie"), TOKEN, {"crp": "Observation?p=1"}).errors == {}
+    first, second = server.seen[before:]
+    assert (first.cookie, second.cookie) == (None, None)
+
+
+def test_compressed_answers_are_still_asked_for(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    before = len(server.seen)
+    assert fetch(client, server.url("ok"), TOKEN, {"crp": "Observation?p=1"}).errors == {}
+    (seen,) = server.seen[before:]
+    assert "gzip" in (seen.accept_encoding or "")
+
+
+def test_netrc_credentials_for_the_host_do_not_replace_the_bearer_token(
+    server: FaultyFhirServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests' ordinary sending puts a host's ``~/.netrc`` login in place of the
+    Authorization header it was given; the call's token must go, whatever the file."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-token\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    made = FhirClient(Settings(fhir_budget_seconds=2.0).fhir)
+    try:
+        before = len(server.seen)
+        assert fetch(made, server.url("ok"), TOKEN, {"crp": "Observation?p=1"}).errors == {}
+    finally:
+        made.close()
+    (seen,) = server.seen[before:]
+    assert seen.authorization == f"Bearer {TOKEN}"
+
+
 def test_read_query_returns_the_resource(server: FaultyFhirServer, client: FhirClient) -> None:
     result = fetch(client, server.url("ok"), TOKEN, {"patient": "Patient/p1"})
     assert result.resources == {"patient": [{"resourceType": "Patient", "id": "read1"}]}
@@ -376,7 +417,7 @@ def test_the_proxy_environment_is_honoured_and_read_once_per_client(
     server: FaultyFhirServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The client reads HTTP_PROXY/NO_PROXY as requests does, but once per origin
-    (client.py, ``_Session``): a proxy that is down fails the fetch; NO_PROXY naming the
+    (session.py, ``FhirSession``): a proxy that is down fails the fetch; NO_PROXY naming the
     server lets it through; a client keeps what it read while it lives."""
     from spine_cds_dev.service_process import free_port
 
@@ -406,12 +447,12 @@ def test_the_remembered_environment_is_what_requests_itself_reads(
 ) -> None:
     import requests
 
-    from cds_service.fhir.client import _Session
+    from cds_service.fhir.session import FhirSession
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "fhir.internal")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/site-ca.pem")
-    ours, theirs = _Session(), requests.Session()
+    ours, theirs = FhirSession(), requests.Session()
     for url in ("https://fhir.internal/r4/Condition", "https://ehr.example/fhir/Patient/1"):
         for stream in (True, None):
             for _ in range(2):  # the second answer comes from what was remembered

@@ -6,6 +6,7 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 
 - ``ok``: a searchset with one resource of the searched type (or the resource, for a read)
 - ``slow``: like ``ok`` after ``slow_seconds``
+- ``cookie``: like ``ok``, setting a cookie (as a load balancer that pins clients does)
 - ``hang``: sends nothing for ``hang_seconds`` (released at once by ``stop``)
 - ``trickle``: sends headers, then one body byte every 50 ms, never finishing in time
 - ``reset``: resets the TCP connection (RST) without answering
@@ -47,7 +48,8 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
   at runtime (``server.fault = "hang"`` ... ``server.fault = None``); with no fault it
   behaves as ``proxy`` when an ``upstream`` is given, else as ``ok``
 
-Every request is recorded (path with query, Authorization header) for the tests to check.
+Every request is recorded (path with query, Authorization, Cookie and Accept-Encoding
+headers) for the tests to check.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ SWITCHABLE_FAULTS = (
 class SeenRequest:
     path: str  # path and query, as sent
     authorization: str | None
+    cookie: str | None = None
+    accept_encoding: str | None = None
 
 
 def _outcome(code: str, text: str) -> dict[str, Any]:
@@ -126,7 +130,14 @@ class FaultyFhirServer(BackgroundServer):
 
             def do_GET(self) -> None:
                 with owner._lock:
-                    owner._seen.append(SeenRequest(self.path, self.headers.get("Authorization")))
+                    owner._seen.append(
+                        SeenRequest(
+                            self.path,
+                            self.headers.get("Authorization"),
+                            self.headers.get("Cookie"),
+                            self.headers.get("Accept-Encoding"),
+                        )
+                    )
                 try:
                     owner._answer(self)
                 except OSError:
@@ -200,6 +211,14 @@ class FaultyFhirServer(BackgroundServer):
             _send(handler, 200, _ok(resource_type, is_read))
         elif mode == "ok":
             _send(handler, 200, _ok(resource_type, is_read))
+        elif mode == "cookie":
+            data = json.dumps(_ok(resource_type, is_read)).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/fhir+json")
+            handler.send_header("Set-Cookie", "pinned=backend-2; Path=/")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
         elif mode == "stray-entries":
             _send(handler, 200, _ok("Patient", is_read))
         elif mode == "other-patient":
