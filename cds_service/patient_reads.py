@@ -79,7 +79,9 @@ def _read_conditions(
 ) -> ConditionsRead:
     foreign: list[DataIssue] = []
     kept = own_resources((r for found in lists for r in found), patient_id, foreign, server)
-    conditions, issues = map_conditions(kept, runtime.value_sets)
+    # OTHER too: new diagnoses on treatment that no value set reads are named
+    # (engine.course.new_diagnoses_not_read), never passed over in silence.
+    conditions, issues = map_conditions(kept, runtime.value_sets, include_other=True)
     return ConditionsRead(kept, foreign, conditions, issues)
 
 

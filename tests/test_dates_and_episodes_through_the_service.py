@@ -154,3 +154,29 @@ def test_a_deficit_found_with_the_current_diagnosis_is_not_new_under_an_old_open
     assert card["indicator"] != "critical"
     assert "day 901" not in card["summary"] + card["detail"]
     assert "order on day 29" in card["detail"]
+
+
+def test_new_diagnoses_no_value_set_reads_reach_the_card_and_the_removal_is_only_offered(
+    client: Any,
+) -> None:
+    # A lumbar infection improving by its markers and pain, and on day 24 a neurogenic
+    # bladder (N31.9) and a foot drop (M21.372), codes no value set of the service holds:
+    # an outside clinician's review found them dropped before the engine saw them, so
+    # the card read "no red flag recorded" and recommended deleting the MRI.
+    record = Record()
+    record.condition("M46.26", onsetDateTime=at(0, 7))
+    record.condition("N31.9", onsetDateTime=at(24, 9))
+    record.condition("M21.372", onsetDateTime=at(24, 9))
+    for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
+        record.crp(at(day), crp)
+        record.pain(at(day), pain)
+    card = record.ask(client, at(29, 10))
+    text = card["summary"] + card["detail"]
+    assert "not among the diagnoses this service reads" in text
+    assert "(day 24)" in text
+    assert "no red flag recorded among the diagnoses read" in text
+    removals = [
+        s for s in card.get("suggestions", []) if any(a["type"] == "delete" for a in s["actions"])
+    ]
+    assert removals, card.get("suggestions")
+    assert all(s.get("isRecommended") is False for s in removals)

@@ -55,8 +55,15 @@ def next_steps_of(a: Assessment) -> NextSteps:
         unrated_orders=unrated_orders(a, emergency),
         evidence=evidence_cited(a),
         antibiotics_not_counted=antibiotics_not_counted(a),
-        removal_recommended=not any(n.code == "yoon-high-markers" for n in a.notes),
+        removal_recommended=not any(n.code in REMOVAL_ONLY_OFFERED for n in a.notes),
     )
+
+
+# Beside these notes an advise-against card offers the order's removal but does not
+# recommend it: the markers at the Yoon levels (clinical-rules.md, "Imaging"), and new
+# diagnoses the service cannot read, any of which may be a new deficit (docs/
+# clinical-logic.md, "New diagnoses the service does not read").
+REMOVAL_ONLY_OFFERED = frozenset({"yoon-high-markers", "new-diagnoses-not-read"})
 
 
 def antibiotics_not_counted(a: Assessment) -> str:
