@@ -95,12 +95,18 @@ def unrated_orders(a: Assessment, emergency: bool) -> frozenset[str]:
     if the exam changed), and, beside an emergency MRI now, an MRI of the right level
     without gadolinium: it still shows cord compression, so neither "appropriate" (it
     cannot show all) nor a red "not appropriate" on the scan the card asks for (an
-    outside neuroradiology reading)."""
+    outside neuroradiology reading). And a CT with contrast where the card says MRI with
+    gadolinium is preferred to it: it can show an abscess, so not "not appropriate", but
+    "appropriate" beside "MRI preferred" had a radiologist do the CT (an outside review,
+    2026-12-07)."""
+    ct_second = mri_preferred_to_ct(a.orders, a.red_flags)
     out = set()
     for o in a.orders:
         gap = a.study_gaps.get(o.reference)
-        if gap in (GAP_MECHANICAL_MRI, GAP_SEEN) or (
-            gap == GAP_CONTRAST and o.modality is Modality.MRI and emergency
+        if (
+            gap in (GAP_MECHANICAL_MRI, GAP_SEEN)
+            or (gap == GAP_CONTRAST and o.modality is Modality.MRI and emergency)
+            or (gap is None and ct_second and o.modality is Modality.CT)
         ):
             out.add(o.reference)
     return frozenset(out)

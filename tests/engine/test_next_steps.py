@@ -319,6 +319,22 @@ def test_an_mri_without_gadolinium_is_left_unrated_only_beside_the_emergency_mri
     assert run(*URGENT, orders=[ct_plain]).next_steps.unrated_orders == frozenset()
 
 
+def test_a_ct_with_contrast_is_left_unrated_where_mri_is_preferred_to_it() -> None:
+    """An outside review: a contrast CT for an abscess or for markers not responding was
+    rated appropriate beside "MRI with gadolinium preferred to the CT ordered"."""
+    for a in (
+        run(PLATEAU, orders=[ct()]),
+        run(improving(), [nvo(), complication(onset=20)], orders=[ct()]),
+    ):
+        assert a.next_steps.mri_preferred_to_ct
+        assert a.next_steps.unrated_orders == {"ServiceRequest/sr1"}
+    # where a CT answers as well (a mechanical question alone), it is rated
+    collapse = condition("M48.56XA", ConditionCategory.MECHANICAL, onset=20, name="collapse")
+    assert run(improving(), [nvo(), collapse], orders=[ct()]).next_steps.unrated_orders == (
+        frozenset()
+    )
+
+
 # --- the evidence a card cites ----------------------------------------------------------------
 
 

@@ -181,19 +181,21 @@ def test_a_ct_for_a_new_deficit_is_replaced_by_an_mri_of_the_whole_spine() -> No
         ("72158", Modality.MRI, "without-and-with", "appropriate"),
         ("72149", Modality.MRI, "with", "appropriate"),
         ("72131", Modality.CT, "without", "not-appropriate"),
-        ("72132", Modality.CT, "with", "appropriate"),
+        # MRI with gadolinium is preferred to it: no rating (an outside review saw
+        # "appropriate" beside "MRI preferred" have the CT done)
+        ("72132", Modality.CT, "with", None),
         # a CT whose code does not say its contrast (LOINC 24963-1 "CT Lumbar spine"): it
         # may be one without, which cannot exclude an abscess (was rated appropriate)
         ("24963-1", Modality.CT, None, "not-appropriate"),
     ],
 )
 def test_a_soft_tissue_question_needs_contrast(
-    code: str, modality: Modality, contrast: str | None, rated: str
+    code: str, modality: Modality, contrast: str | None, rated: str | None
 ) -> None:
     ordered = study(code, modality, "lumbar", contrast)
     a = run(PLATEAU, orders=[replace(ordered, authored_on=order(29).authored_on)])
     assert a.recommendation is Recommendation.SUPPORT
-    assert ratings(a) == {ordered.reference: rated}
+    assert ratings(a) == ({ordered.reference: rated} if rated else {})
     assert bool(suggestions(a)) is (rated == "not-appropriate")
 
 
@@ -254,7 +256,7 @@ def test_a_new_abscess_on_a_ct_without_contrast_is_replaced_by_a_whole_spine_mri
 def test_an_abscess_on_a_ct_with_contrast_names_the_ct_in_summary_and_detail() -> None:
     ct = replace(study("72132", Modality.CT, "lumbar", "with"), authored_on=order(29).authored_on)
     a = run(improving(), [nvo(region="lumbar"), complication(onset=15)], orders=[ct])
-    assert ratings(a) == {ct.reference: "appropriate"}
+    assert ratings(a) == {}  # MRI preferred: not rated appropriate
     card = _card(a)
     assert "MRI with gadolinium preferred to the CT ordered" in card["summary"]
     assert "**MRI with gadolinium is preferred to the CT ordered.**" in card["detail"]
