@@ -25,6 +25,13 @@ MAX_ID_LENGTH = 64
 # attack review). The first ones say what went wrong; ``counts.issues`` and
 # ``detail.issuesTotal`` keep how many there were.
 MAX_AUDITED_ISSUES = 100
+# How many entries each list of the decision's inputs keeps (``crp``, ``esr``, ``pain``,
+# ``knownAtDiagnosis``): the first and the last half, with ``<list>Total`` when there
+# were more. A 746-byte call naming a FHIR server that answered 15,000 CRPs stored a
+# 2.6 MB row (an attack review); the decision's own figures (baseline, latest, lowest)
+# are in ``figures`` and the findings whatever the cut.
+MAX_AUDITED_ENTRIES = 200
+_CAPPED_LISTS = ("crp", "esr", "pain", "knownAtDiagnosis")
 
 
 def hook_instance_of(body: Mapping[str, Any] | None) -> str | None:
@@ -109,7 +116,7 @@ def assessment_record(a: Assessment) -> dict[str, Any]:
     """The engine's record of the decision, with each finding and remark in the words
     the card said it (the phrasebook's message) and each finding's data as published;
     its data issues at most MAX_AUDITED_ISSUES, with ``issuesTotal`` when there were
-    more."""
+    more, and each list of its inputs at most MAX_AUDITED_ENTRIES."""
     record = a.to_dict()
     record["rulesFired"] = [
         {
@@ -125,6 +132,12 @@ def assessment_record(a: Assessment) -> dict[str, Any]:
     if len(record["issues"]) > MAX_AUDITED_ISSUES:
         record["issuesTotal"] = len(record["issues"])
         record["issues"] = record["issues"][:MAX_AUDITED_ISSUES]
+    for key in _CAPPED_LISTS:
+        entries = record.get(key, ())
+        if len(entries) > MAX_AUDITED_ENTRIES:
+            half = MAX_AUDITED_ENTRIES // 2
+            record[f"{key}Total"] = len(entries)
+            record[key] = [*entries[:half], *entries[-half:]]
     return record
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from cds_service.auditing import MAX_AUDITED_ISSUES
+from cds_service.auditing import MAX_AUDITED_ENTRIES, MAX_AUDITED_ISSUES
 from cds_service.validation import MAX_REPORTED_ERRORS, FieldError, reported
 from tests.builders import SELECT_ID, hook_request, service_request
 from tests.support.ehr_calls import card_request
@@ -100,3 +100,32 @@ def test_a_few_issues_are_all_audited_with_no_total(client: FlaskClient) -> None
     detail = _audited(client, body["hookInstance"]).detail
     assert len(detail["issues"]) == detail["counts"]["issues"] >= 1
     assert "issuesTotal" not in detail
+
+
+def test_the_audited_values_of_an_answer_are_capped_and_counted(client: FlaskClient) -> None:
+    """An attack review: 15,000 CRPs from a FHIR server stored a 2.6 MB audit row for a
+    746-byte call. Each input list keeps its first and last entries and a total."""
+    body = card_request("e01-improving")
+    crp = body["prefetch"]["crp"]
+    first = crp["entry"][0]["resource"]
+    day = first["effectiveDateTime"][:10]
+    extra = 3 * MAX_AUDITED_ENTRIES
+    crp["entry"] += [
+        {
+            "resource": {
+                **first,
+                "id": f"many-{i}",
+                "effectiveDateTime": f"{day}T{i // 60 % 24:02d}:{i % 60:02d}:{i // 1440:02d}Z",
+            }
+        }
+        for i in range(extra)
+    ]
+    response = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert response.status_code == 200
+    detail = _audited(client, body["hookInstance"]).detail
+    used = detail["counts"]["crpUsed"]
+    assert used > extra
+    assert detail["crpTotal"] == used
+    assert len(detail["crp"]) == MAX_AUDITED_ENTRIES
+    assert detail["crp"][-1]["reference"] != detail["crp"][0]["reference"]
+    assert len(json.dumps(detail)) < 200_000
