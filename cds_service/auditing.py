@@ -17,6 +17,7 @@ from cds_service.cards.phrasebook import card_data, phrase
 from cds_service.engine import Assessment
 from cds_service.errors import ApiError
 from cds_service.invocation import Outcome
+from cds_service.schemas import uuid_pattern
 from cds_service.stores.audit import AuditRecord
 
 MAX_ID_LENGTH = 64
@@ -35,9 +36,14 @@ _CAPPED_LISTS = ("crp", "esr", "pain", "knownAtDiagnosis")
 
 
 def hook_instance_of(body: Mapping[str, Any] | None) -> str | None:
-    """The hookInstance of a body that may be invalid, when it is a short string."""
+    """The hookInstance of a body that may be invalid, when it is a UUID as the schema
+    asks: any other string a client sent there went to the log line and the audit
+    as it was (an attack review put "status=200 decision=support-urgent", and a name and
+    record number, there)."""
     value = body.get("hookInstance") if isinstance(body, Mapping) else None
-    return value if isinstance(value, str) and len(value) <= MAX_ID_LENGTH else None
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and uuid_pattern().match(value):
+        return value
+    return None
 
 
 def _patient_id_of(body: Mapping[str, Any] | None) -> str | None:

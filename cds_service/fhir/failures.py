@@ -24,7 +24,18 @@ import urllib3.exceptions
 OUTCOME_BYTES = 4096
 # A FHIR issue-type code (http://hl7.org/fhir/issue-type: ``not-supported``, ``login``,
 # ``too-costly``): lower-case letters and hyphens. Anything else is not repeated.
-_ISSUE_CODE = re.compile(r"^[a-z][a-z-]{0,39}$")
+# The 31 codes of FHIR R4's IssueType (http://hl7.org/fhir/ValueSet/issue-type): only
+# these are named; any other word the server put there may be free text (an attack
+# review had a server's "john-smith" reach the 412 and the log).
+_ISSUE_TYPES = frozenset(
+    {
+        "invalid", "structure", "required", "value", "invariant", "security", "login",
+        "unknown", "expired", "forbidden", "suppressed", "processing", "not-supported",
+        "duplicate", "multiple-matches", "not-found", "deleted", "too-long", "code-invalid",
+        "extension", "too-costly", "business-rule", "conflict", "transient", "lock-error",
+        "no-store", "exception", "timeout", "incomplete", "throttled", "informational",
+    }
+)  # fmt: skip
 # RFC 6750 section 3: ``Bearer realm="x", error="invalid_token", error_description="..."``.
 # A parameter starts the header's list or follows a space or comma, and the ``=`` keeps
 # ``error_description`` and ``error_uri`` from matching.
@@ -86,7 +97,7 @@ def outcome_code(body: bytes) -> str | None:
     if not isinstance(issues, list) or not issues or not isinstance(issues[0], dict):
         return None
     code = issues[0].get("code")
-    return code if isinstance(code, str) and _ISSUE_CODE.match(code) else None
+    return code if isinstance(code, str) and code in _ISSUE_TYPES else None
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

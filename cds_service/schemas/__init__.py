@@ -11,6 +11,7 @@ Both read the same files, and a test holds them to the same answers.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -68,6 +69,12 @@ def fast_validator(name: str) -> jsonschema_rs.Validator:
     """The compiled validator of one schema, cross-file $refs resolved from the shipped
     files only (no network: ``offline``)."""
     return jsonschema_rs.validator_for(load_schema(name), registry=fast_registry(), offline=True)
+
+
+@cache
+def uuid_pattern() -> re.Pattern[str]:
+    """The schemas' own test of a UUID (``common.schema.json``, ``$defs.uuid``)."""
+    return re.compile(load_schema("common.schema.json")["$defs"]["uuid"]["pattern"])
 
 
 def check(name: str) -> SchemaCheck:

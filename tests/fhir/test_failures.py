@@ -33,6 +33,8 @@ def test_the_first_issue_code_of_a_small_outcome_is_named() -> None:
         json.dumps({"resourceType": "Bundle", "issue": [{"code": "invalid"}]}).encode(),
         json.dumps({"resourceType": "OperationOutcome", "issue": []}).encode(),
         outcome("Patient pat-77 not found"),  # not a code token: could hold anything
+        outcome("john-smith"),  # a word, but no FHIR issue type: may be a name
+        outcome("not-supported\n"),  # an issue type with a line end after it
         outcome(7),
         outcome("not-supported", "x" * OUTCOME_BYTES),  # past the small read
     ],

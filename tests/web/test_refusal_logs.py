@@ -145,6 +145,23 @@ def test_a_body_off_the_schema_names_its_paths_not_its_values(
     assert_nothing_sent_is_logged(caplog, "Nurse/")
 
 
+@pytest.mark.parametrize(
+    "sent_instance", ["x status=200 decision=support-urgent", "MRN-12345678 DOE^JOHN 1960-01-01"]
+)
+def test_a_hook_instance_that_is_no_uuid_is_not_logged_as_sent(
+    client: FlaskClient, signer: Signer, caplog: pytest.LogCaptureFixture, sent_instance: str
+) -> None:
+    """An attack review: whatever a client put in hookInstance went to the request's log
+    line (a second ``status=`` before the real one) and to the audit as sent."""
+    caplog.set_level(logging.DEBUG)
+    answer = client.post(HOOK, json=body(hookInstance=sent_instance), headers=signer.headers())
+    assert answer.status_code == 400
+    assert answer.get_json()["details"][0]["path"] == "$.hookInstance"
+    message = request_line(caplog).getMessage()
+    assert " hook_instance=- " in message
+    assert_nothing_sent_is_logged(caplog, sent_instance, "MRN-", "decision=support-urgent")
+
+
 def test_broken_json_is_logged_by_its_code(
     client: FlaskClient, signer: Signer, caplog: pytest.LogCaptureFixture
 ) -> None:
