@@ -250,11 +250,14 @@ def unwrap_bundle(
     if has_outcome:
         issues = ", ".join(sorted(set(outcomes))) or "no issues given"
         if failed:
+            # With no result beside it the search failed outright: read as "no CRP", it
+            # had a card ask for one a patient may have had several of (an integrator's
+            # review); callers read ``failed_outright`` as a failed key.
+            how = "failed in part" if found else "failed"
             notes.append(
                 Problem(
                     key,
-                    f"search result carried an OperationOutcome ({issues}): "
-                    "the search failed in part",
+                    f"search result carried an OperationOutcome ({issues}): the search {how}",
                     failed=True,
                 )
             )
@@ -271,6 +274,14 @@ def unwrap_bundle(
             )
         )
     return found, notes
+
+
+def failed_outright(found: list[Any], notes: list[Problem]) -> Problem | None:
+    """The note of a search page that holds an error OperationOutcome and no result: a
+    failed search, not an empty one (``unwrap_bundle``)."""
+    if found:
+        return None
+    return next((n for n in notes if n.failed), None)
 
 
 def _has_error(outcome: object) -> bool:

@@ -33,6 +33,7 @@ from cds_service.fhir.bundles import (
     Problem,
     QueryShape,
     _link,
+    failed_outright,
     next_link,
     read_search_page,
     shape_mismatch,
@@ -165,6 +166,10 @@ class _Exchange:
     ) -> tuple[list[dict[str, Any]], list[Problem]]:
         """Unwrap a search Bundle and the pages its ``next`` links lead to; raises FhirError."""
         resources, notes = unwrap_bundle(key, first, shape.resource_type)
+        failure = failed_outright(resources, notes)
+        if failure is not None:  # answered 200, but with only an error: a failed search
+            self.log_failure(key, shape.resource_type, 200, None, failure.reason)
+            raise FhirError(key, failure.reason)
         seen: set[str] = set()
         current = first_url or self.base + "/"
         page = first

@@ -217,6 +217,20 @@ def test_search_outcome_entries_are_noted_not_returned(
     assert "OperationOutcome (error/too-costly)" in result.notes[0].reason
 
 
+def test_a_search_answered_200_with_only_an_error_outcome_is_a_failed_key(
+    server: FaultyFhirServer, client: FhirClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not "no CRP on record": the search failed (an integrator's review saw a card ask
+    for a CRP, and no warning in the log, where a 400 said why)."""
+    caplog.set_level(logging.WARNING, logger="cds_service.fhir")
+    result, _ = timed_fetch(client, server.url("search-failed"), {"crp": QUERY})
+    assert "crp" not in result.resources
+    reason = result.errors["crp"].reason
+    assert reason == "search result carried an OperationOutcome (fatal/required): the search failed"
+    assert any("FHIR fetch failed: key=crp" in r.getMessage() for r in caplog.records)
+    assert "category" not in reason  # the server's diagnostics are never repeated
+
+
 def test_prefetched_first_page_is_continued_and_a_failure_keeps_it(
     server: FaultyFhirServer, client: FhirClient
 ) -> None:

@@ -5,7 +5,8 @@ An EHR whose CRP search failed sends the searchset with an OperationOutcome entr
 on a gap. With a ``fhirServer`` the service fetches the key again from the real FHIR
 test server and answers as if the prefetch had been whole; without one it uses what it
 was sent and says so in the audit and on the card, and never advises against imaging on
-a search that may be missing its latest results. Through the real service (gunicorn).
+a search that may be missing its latest results; one that failed outright (an error and
+no result) is no data at all: 412. Through the real service (gunicorn).
 """
 
 from __future__ import annotations
@@ -80,9 +81,18 @@ def test_a_search_that_failed_in_part_is_fetched_again(
         refetched = answer(prefetch=broken, fhir_server=fhir.base_url, access_token=TOKEN)
         assert recommendation(refetched) == EXAMPLE.expected
         assert refetched["cards"][0]["detail"] == expected["cards"][0]["detail"]
-        # Without a server to ask, the gap stays a gap: no favourable CRP trend read.
-        as_sent = answer(prefetch=broken)
-        assert recommendation(as_sent) != "advise-against"
+        # Without a server to ask, a search that failed outright (an error and no result)
+        # is no data at all, as a bare OperationOutcome is: 412 naming the key, never a
+        # card saying "no CRP on record" (an integrator's review).
+        body = order_request("order-select", EXAMPLE.patient_id, EXAMPLE.draft_order)
+        refused = requests.post(url, json={**body, "prefetch": broken}, timeout=10)
+        assert refused.status_code == 412, refused.text
+        (detail,) = refused.json()["missing"]
+        assert detail["key"] == "crp", detail
+        assert (
+            "(error/exception): the search failed, and the request has no fhirServer"
+            in (detail["reason"])
+        )
         # The CRPs sent with an error beside them: any result, the latest too, may be
         # missing, so the answer never advises against imaging on them, and the card says
         # why (an outside review found a full advise-against with no word of it).
@@ -103,5 +113,5 @@ def test_a_search_that_failed_in_part_is_fetched_again(
     assert rows[1][0]["crp"] == "fetched"
     assert "the prefetched search carried an OperationOutcome (error/exception)" in rows[1][1]
     assert "fetched it again" in rows[1][1]
-    assert rows[2][0]["crp"] == "prefetch"
-    assert "the search failed in part" in rows[2][1]
+    assert rows[3][0]["crp"] == "prefetch"
+    assert "the search failed in part" in rows[3][1]

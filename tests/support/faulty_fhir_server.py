@@ -23,6 +23,8 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``wrong-resource``: 200 with a Patient where a search Bundle is expected
 - ``outcome``: 200 with an OperationOutcome
 - ``search-outcome``: a searchset with one resource and one ``search.mode = outcome`` entry
+- ``search-failed``: 200 with a searchset whose only entry is a ``fatal`` OperationOutcome
+  (a search that failed outright, answered 200, as some EHRs do)
 - ``other-patient``: like ``ok``, but each resource's subject is another patient (a server
   that ignored or mis-read ``patient=``)
 - ``stray-entries``: every search answers a searchset holding only a Patient
@@ -273,6 +275,12 @@ class FaultyFhirServer(BackgroundServer):
             bundle["entry"].append(
                 {"resource": _outcome("too-costly", "too many"), "search": {"mode": "outcome"}}
             )
+            _send(handler, 200, bundle)
+        elif mode == "search-failed":
+            bundle = _searchset(resource_type, [])
+            failed = _outcome("required", "A required parameter is missing: category")
+            failed["issue"][0]["severity"] = "fatal"
+            bundle["entry"] = [{"resource": failed, "search": {"mode": "outcome"}}]
             _send(handler, 200, bundle)
         elif mode == "endless":
             bundle = _searchset(resource_type, [_resource(resource_type, f"e{page}")])
