@@ -256,3 +256,12 @@ def test_an_episode_coded_only_by_the_icd10cm_oid_gets_its_card() -> None:
     assessment = decide([nvo], IMPROVING)
     assert assessment.recommendation is Recommendation.ADVISE_AGAINST
     assert assessment.infection_region == "lumbar"
+
+
+@pytest.mark.parametrize("code", ["C90.00", "C90.01", "C90.02", "C90.30", "C90.32"])
+def test_a_myeloma_or_plasmacytoma_beside_the_infection_is_a_mimic(code: str) -> None:
+    """An outside clinician's review: multiple myeloma beside an improving infection was
+    advised against, "no red flag recorded"; a vertebral neoplasm is a mimic (support)."""
+    a = decide([condition("nvo", "M46.26"), condition("mm", code, onset=-30)], IMPROVING)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert [f.rule_id for f in a.rules_fired] == ["uncertain-dx"]
