@@ -258,13 +258,10 @@ def advise_against_state(
     recorded."), from the same finding as the summary's words. Never "improving" where
     the evidence does not show it: a CRP that stays normal is said as it is; a CRP still
     high at the week-4 levels that predicted failure (``yoon``, that note's data: Yoon
-    2010) does not reassure; and a pain score only from before treatment could act shows no
-    course of the pain (an outside review: "improving" on 8/10 at day 0 alone)."""
+    2010) does not reassure. (Pain only on T0's day is no advise-against: the engine's
+    ``pain-none-on-treatment``.)"""
     facts = d[FACTS]
     lead = "Improving" if facts["fell"] else "CRP normal, pain not worse"
-    if _pain_before_treatment_only(d):
-        lead = "CRP falling" if facts["fell"] else "CRP normal"
-        lead += f", pain recorded only on day 0 ({shown(d['painLatest'])}/10)"
     if yoon is not None:
         lead = f"CRP falling but still high {at_weeks(yoon['afterDays'])}"
     # Never "no red flag recorded" while a finding known at diagnosis is on record.
@@ -281,12 +278,6 @@ def advise_against_state(
     return f"{lead}, {flags}."
 
 
-def _pain_before_treatment_only(d: Data) -> bool:
-    """Every pain score counted was taken on T0's day: it counts as "since T0" (the rules),
-    but it shows nothing of the pain on treatment."""
-    return bool(d[FACTS]["painCount"]) and d["painLatest"].get("day") == 0
-
-
 def _advise_against(d: Data) -> Phrase:
     facts = d[FACTS]
     fell = bool(facts["fell"])
@@ -298,10 +289,6 @@ def _advise_against(d: Data) -> Phrase:
         crp += f", below the normal limit of {fmt(d['normalLimitMgL'])} mg/L"
     # Never "no red flag recorded" while a finding known at diagnosis is on record.
     flags = "no new red flag recorded" if facts["knownAtDiagnosis"] else "no red flag recorded"
-    if _pain_before_treatment_only(d):
-        pain = f"pain only on day 0 ({shown(d['painLatest'])}/10): record a pain score now"
-        state = "CRP falling" if fell else "CRP normal"
-        return Phrase(f"{state}: {crp}; {pain}; {flags}.", f"{crp}; {pain}")
     pain = pain_phrase(
         d["painFirst"]["value"], d["painLatest"]["value"], facts["painCount"], facts["painStable"]
     )

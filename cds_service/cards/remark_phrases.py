@@ -61,6 +61,14 @@ def _crp_none_on_treatment(d: Data) -> Phrase:
     )
 
 
+def _pain_none_on_treatment(d: Data) -> Phrase:
+    return Phrase(
+        f"Pain recorded only on day 0 ({shown(d['latest'])}/10), before treatment could act: "
+        "record a pain score now.",
+        "no pain score on treatment",
+    )
+
+
 def _crp_none_after_baseline(d: Data) -> Phrase:
     return Phrase(
         f"No CRP after the baseline (day {d['latestDay']}): a later value is needed to see "
@@ -283,6 +291,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-none-on-treatment": _crp_none_on_treatment,
     "crp-none-after-baseline": _crp_none_after_baseline,
     "crp-not-recent": _crp_not_recent,
+    "pain-none-on-treatment": _pain_none_on_treatment,
     "pain-none": fixed("No pain score (0-10) since treatment start: record one.", "no pain score"),
     "episode-start-unknown": _episode_start_unknown,
     # unmet

@@ -23,8 +23,7 @@ def card_words(a: Assessment, summary: str) -> dict[str, Any]:
     came from (``episode_line.t0_phrase``: "treatment started 2026-11-05 (first
     antibiotic order: cefazolin)"), when there is a T0."""
     # an advise-against card's rule line is its detail's opening state: its short phrase
-    # says "improving", which the card withholds at the Yoon levels, over a normal CRP or
-    # over a pain score taken only on day 0
+    # says "improving", which the card withholds at the Yoon levels or over a normal CRP
     words: dict[str, Any] = {
         "reason": unquote(summary),
         "ruleShorts": [

@@ -59,7 +59,8 @@ def favourable_response_gaps(
     unconvertible unit), so that the card never says "no CRP" when there are some.
     A CRP on T0's own day is not yet on treatment: with none later the trend on treatment
     is unknown, which is said as such, never as "not yet down 25%". A ``discordant``
-    latest pair (see ``discordant_pair``) is judged by neither value.
+    latest pair (see ``discordant_pair``) is judged by neither value. Pain scores only on
+    T0's day are no pain on treatment either (``pain-none-on-treatment``).
     """
     missing: list[Remark] = []
     unmet: list[Remark] = []
@@ -80,6 +81,12 @@ def favourable_response_gaps(
         missing.append(Remark("crp-not-recent", {"ageDays": (eval_day - latest.when.day).days}))
     if not pain:
         missing.append(Remark("pain-none"))
+    elif max(p.when.day for p in pain) <= t0_day:
+        # Pain only on T0's own day: "since T0" by the letter, but no course of the pain
+        # on treatment, as a CRP on T0's day is no CRP on treatment (an outside clinician
+        # saw advise-against, and a delete, beside "record a pain score now").
+        latest_pain = max(pain, key=sort_key)
+        missing.append(Remark("pain-none-on-treatment", {"latest": figure(latest_pain, t0_day)}))
     if trend.usable and latest is not None and latest.when.day > t0_day and not discordant:
         slow = slow_fall(trend, t0_day, settings)
         if slow is not None:

@@ -17,16 +17,19 @@ from tests.cards.test_review_wording import card
 from tests.engine.builders import crp, esr, pain, run
 
 
-def test_pain_only_on_day_0_is_not_called_improving() -> None:
+def test_pain_only_on_day_0_is_no_advice_against() -> None:
+    """An outside clinician saw advise-against, and a delete, beside "record a pain score
+    now": a pain score only on T0's day shows no course of the pain on treatment."""
     a = run([crp(0, 120), crp(14, 40), crp(28, 15), pain(0, 8)], order_day=29)
-    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert [r.code for r in a.missing] == ["pain-none-on-treatment"]
     c = card(a)
     said = c["summary"] + c["detail"]
     assert "mprov" not in said.replace("improves", ""), said
-    assert c["summary"].endswith(
-        "CRP 120\u219215 mg/L, \u221287.5%; pain only on day 0 (8/10): record a pain score now"
+    assert "Pain recorded only on day 0 (8/10), before treatment could act" in c["detail"]
+    assert not any(a["type"] == "delete" for s in c.get("suggestions", []) for a in s["actions"]), (
+        c.get("suggestions")
     )
-    assert "CRP falling, pain recorded only on day 0 (8/10), no red flag recorded." in c["detail"]
 
 
 def test_pain_on_treatment_keeps_improving() -> None:

@@ -72,25 +72,25 @@ def test_a_crp_the_day_before_t0_is_not_since_t0_for_the_rise_rule() -> None:
 def test_a_latest_crp_on_the_t0_day_is_not_yet_on_treatment() -> None:
     # clinical-rules.md (2026-12-06): with no CRP after T0's day the trend on treatment is
     # unknown: said as such, never as "not yet down 25%" (100 -> 95 on day 0).
-    a = run([crp(-5, 100), crp(0, 95), pain(0, 5)], order_day=3)
+    a = run([crp(-5, 100), crp(0, 95), pain(0, 5), pain(2, 5)], order_day=3)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert codes(a.missing) == ["crp-none-on-treatment"]
     assert codes(a.unmet) == []
 
 
 def test_a_latest_crp_on_the_t0_day_that_fell_is_still_no_response_to_treatment() -> None:
-    a = run([crp(-5, 100), crp(0, 50), pain(0, 5)], order_day=3)
+    a = run([crp(-5, 100), crp(0, 50), pain(0, 5), pain(2, 5)], order_day=3)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert codes(a.missing) == ["crp-none-on-treatment"]
 
 
 def test_the_first_crp_the_day_after_t0_shows_the_response() -> None:
-    a = run([crp(-5, 100), crp(1, 50), pain(0, 5)], order_day=3)
+    a = run([crp(-5, 100), crp(1, 50), pain(0, 5), pain(2, 5)], order_day=3)
     assert a.recommendation is Recommendation.ADVISE_AGAINST
 
 
 def test_a_latest_crp_the_day_before_t0_shows_no_response_to_treatment() -> None:
-    a = run([crp(-5, 100), crp(-1, 50), pain(0, 5)], order_day=3)
+    a = run([crp(-5, 100), crp(-1, 50), pain(0, 5), pain(2, 5)], order_day=3)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert codes(a.missing) == ["crp-none-on-treatment"]
 
@@ -400,20 +400,20 @@ def test_a_deficit_is_new_after_the_diagnosis_window_by_onset_else_recorded_date
 def test_a_latest_crp_that_is_the_baseline_leaves_no_trend() -> None:
     # The baseline is the highest CRP in T0 +/- 7 days: 100 on day 5, which is also the
     # latest, so no CRP was taken after the baseline.
-    a = run([crp(0, 50), crp(5, 100), pain(0, 5)], order_day=6)
+    a = run([crp(0, 50), crp(5, 100), pain(0, 5), pain(5, 5)], order_day=6)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert codes(a.missing) == ["crp-none-after-baseline"]
     assert "day 5" in phrase(a.missing[0]).message
 
 
 def test_one_old_crp_is_both_single_and_not_recent() -> None:
-    a = run([crp(0, 100), pain(0, 5)], order_day=10)
+    a = run([crp(0, 100), pain(0, 5), pain(5, 5)], order_day=10)
     assert codes(a.missing) == ["crp-single", "crp-not-recent"]
     assert codes(a.unmet) == []
 
 
 def test_one_recent_crp_is_missing_a_trend_not_an_unmet_fall() -> None:
-    a = run([crp(0, 100), pain(0, 5)], order_day=3)
+    a = run([crp(0, 100), pain(0, 5), pain(2, 5)], order_day=3)
     assert codes(a.missing) == ["crp-single"]
     assert codes(a.unmet) == []
 

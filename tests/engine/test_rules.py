@@ -178,7 +178,7 @@ def test_baseline_is_first_value_after_t0_when_none_in_window() -> None:
 
 
 def test_pre_treatment_values_only_are_insufficient() -> None:
-    a = run([crp(-6, 100), crp(-2, 50), pain(0, 5)], order_day=10)
+    a = run([crp(-6, 100), crp(-2, 50), pain(0, 5), pain(5, 5)], order_day=10)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     # the latest CRP (day -2) is also 12 days old at the order
     assert [r.code for r in a.missing] == ["crp-none-on-treatment", "crp-not-recent"]
