@@ -263,7 +263,8 @@ def _changed(
             {
                 "type": "delete",
                 "description": text.remove_order(
-                    words.order_words(order.modality.value), draft=True
+                    words.order_words(order.modality.value),
+                    draft=order.resource.get("status") == "draft",
                 ),
                 "resourceId": order.reference,
             },

@@ -147,6 +147,12 @@ def test_an_urgent_card_on_a_whole_spine_mri_ordered_routine_offers_to_make_it_s
     delete, create = both["actions"]
     assert (delete["type"], delete["resourceId"]) == ("delete", mri.reference)
     assert create["type"] == "create" and create["resource"]["priority"] == "stat"
+    assert delete["description"] == "Remove the draft spine MRI order"
+    # an order re-signed in order-sign is no draft: not called one
+    signed = replace(mri, resource={**mri.resource, "status": "active"})
+    a_signed = run(improving()[:2], [nvo(), neuro(onset=15)], orders=[signed], order_day=16)
+    (again,) = render_response(a_signed, ctx)["cards"][0]["suggestions"]
+    assert again["actions"][0]["description"] == "Remove the spine MRI order"
 
 
 def test_an_urgent_card_on_a_routine_lumbar_mri_offers_the_whole_spine_stat() -> None:
