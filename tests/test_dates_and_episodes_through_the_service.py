@@ -180,3 +180,31 @@ def test_new_diagnoses_no_value_set_reads_reach_the_card_and_the_removal_is_only
     ]
     assert removals, card.get("suggestions")
     assert all(s.get("isRecommended") is False for s in removals)
+
+
+def test_an_abscess_of_an_earlier_infection_still_open_is_not_called_recorded_at_diagnosis(
+    client: Any,
+) -> None:
+    # An epidural abscess of an infection three years before, never closed, beside a new
+    # lumbar infection that improves: an outside clinician saw it called "recorded at
+    # diagnosis" with this infection's undrained-abscess advice.
+    record = Record()
+    record.condition("G06.2", onsetDateTime="2023-11-04T08:00:00Z")
+    record.condition("M46.26", onsetDateTime=at(0, 7))
+    for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
+        record.crp(at(day), crp)
+        record.pain(at(day), pain)
+    card = record.ask(client, at(29, 10))
+    assert result(card)["recommendation"] == "advise-against"
+    text = card["summary"] + card["detail"]
+    assert "Recorded before this infection and still active" in text
+    assert "(2023-11-04," in text
+    assert "Recorded at diagnosis" not in text
+    assert "If the abscess was not drained" not in text
+    # one of this infection's own, dated with it, is still recorded at diagnosis
+    record.condition("G06.2", onsetDateTime=at(0, 9))
+    both = record.ask(client, at(29, 10))
+    said = both["summary"] + both["detail"]
+    assert "Recorded at diagnosis, not a new red flag" in said
+    assert "Recorded before this infection and still active" in said
+    assert "If the abscess was not drained" in said

@@ -16,7 +16,20 @@ from cds_service.cards.words import dated, lower_first, name_of, upper_first, wh
 
 
 def _known_at_diagnosis(d: Data) -> Phrase:
-    conditions = d["conditions"]
+    earlier = [c for c in d["conditions"] if c.get("beforeEpisode")]
+    conditions = [c for c in d["conditions"] if not c.get("beforeEpisode")]
+    before = (
+        "Recorded before this infection and still active, not read as a new red flag: "
+        f"{'; '.join(dated(c) for c in earlier)}. Check the problem list: if it belongs to "
+        "this infection, its date is wrong."
+        if earlier
+        else ""
+    )
+    if not conditions:
+        return Phrase(
+            before,
+            "known before this infection: " + ", ".join(lower_first(name_of(c)) for c in earlier),
+        )
     listed = "; ".join(dated(c) for c in conditions)
     # begun after treatment started, inside the window: what follows if it is new (an
     # outside clinician's re-run: an abscess from day 2 of treatment read only "known")
@@ -28,8 +41,10 @@ def _known_at_diagnosis(d: Data) -> Phrase:
         else ""
     )
     return Phrase(
-        f"Recorded at diagnosis, not a new red flag: {listed}.{caveat}",
-        "known at diagnosis: " + ", ".join(lower_first(name_of(c)) for c in conditions),
+        f"Recorded at diagnosis, not a new red flag: {listed}.{caveat}"
+        + (f" {before}" if before else ""),
+        "known at diagnosis: "
+        + ", ".join(lower_first(name_of(c)) for c in [*conditions, *earlier]),
     )
 
 

@@ -338,7 +338,14 @@ def _evaluate(
             if yoon is not None:
                 notes.append(yoon)
 
-    notes.extend(known_notes([c for c in known if c is not named], episode, data.spine_surgery))
+    notes.extend(
+        known_notes(
+            [c for c in known if c is not named],
+            episode,
+            data.spine_surgery,
+            settings.antibiotic_before_days,
+        )
+    )
     resolved = resolved_findings(flagged, cutoff, t0_day)
     if resolved is not None:
         notes.append(resolved)

@@ -171,19 +171,39 @@ def is_abscess(c: ConditionFact) -> bool:
 
 
 def known_notes(
-    known: Sequence[ConditionFact], episode: Episode, surgeries: Sequence[SpineSurgery] = ()
+    known: Sequence[ConditionFact],
+    episode: Episode,
+    surgeries: Sequence[SpineSurgery] = (),
+    before_days: int = 14,
 ) -> list[Remark]:
     """One line naming every finding known at diagnosis with its date; for a known
     abscess, the undrained-abscess line (Park 2016), which names a drainage or
     debridement of the episode when one is recorded (an outside clinician's review: a
-    drained abscess still read "if the abscess was not drained")."""
+    drained abscess still read "if the abscess was not drained").
+
+    A finding that began more than ``before_days`` (the antibiotic window before the
+    episode date, ``antibiotic_before_days``) before the infection's own date is marked
+    ``beforeEpisode``: still active, so not new, but not "recorded at diagnosis" either
+    (an outside clinician saw an abscess of an episode three years before called so, with
+    this episode's undrained-abscess advice)."""
     if not known:
         return []
     t0_day = episode.t0.day if episode.t0 is not None else None
-    notes = [
-        Remark("known-at-diagnosis", {"conditions": [condition_facts(c, t0_day) for c in known]})
-    ]
-    if any(is_abscess(c) for c in known):
+    start = episode.episode_start
+    cutoff = start.day - timedelta(days=before_days) if start is not None else None
+
+    def before(c: ConditionFact) -> bool:
+        last = latest_start(c)
+        return cutoff is not None and last is not None and last < cutoff
+
+    listed = []
+    for c in known:
+        facts = condition_facts(c, t0_day)
+        if before(c):
+            facts["beforeEpisode"] = True
+        listed.append(facts)
+    notes = [Remark("known-at-diagnosis", {"conditions": listed})]
+    if any(is_abscess(c) and not before(c) for c in known):
         days = [w.day for w in (episode.t0, episode.episode_start) if w is not None]
         since = min(days) if days else None
         drained = next(
