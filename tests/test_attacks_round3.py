@@ -305,6 +305,10 @@ def test_startup_warns_about_a_client_without_fhir_servers(target: Target) -> No
         "http://[64:ff9b::7f00:1]:{near}/fhir",
         "http://[64:ff9b:1::a00:1]/fhir",
         "http://[2002:a9fe:a9fe::]/latest/meta-data",
+        # Teredo carrying 169.254.169.254 (its client address is stored inverted), and
+        # the deprecated site-local prefix (an attack review)
+        "http://[2001::5601:5601]/latest/meta-data",
+        "http://[fec0::1]/fhir",
         "http://169.254.169.254/latest/meta-data",
         "http://10.0.0.1/fhir",
     ],

@@ -150,7 +150,9 @@ def private_host(host: str) -> bool:
         except OSError:
             return False
     if isinstance(address, ipaddress.IPv6Address):
-        if address in _NAT64_LOCAL:
+        # site-local fec0::/10 (deprecated by RFC 3879, still routed inside some sites):
+        # Python 3.11 counts it global (an attack review)
+        if address in _NAT64_LOCAL or address.is_site_local:
             return True
         embedded = _embedded_ipv4(address)
         if embedded is not None:
