@@ -38,6 +38,7 @@ MAX_ORDERS = 20
 MAX_CODINGS = 10
 MAX_CODES = 50  # per resource type and invocation
 MAX_CHARS = 200
+NUMBER_CODE = "code sent as a JSON number, not a string: not read (FHIR codes are strings)"
 
 
 def _text(value: Any) -> str | None:
@@ -56,6 +57,13 @@ def _codings(concept: Any) -> list[dict[str, str]]:
             for name in ("system", "code", "display")
             if (text := _text(coding.get(name))) is not None
         }
+        number = coding.get("code")
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            # FHIR codes are strings: 72158 sent as a number matches no value set. Kept,
+            # said so, so the report points at the EHR's serialisation rather than at the
+            # order's other codes (an integrator's review).
+            kept["code"] = str(number)[:MAX_CHARS]
+            kept["display"] = NUMBER_CODE
         if "code" in kept:
             out.append(kept)
         if len(out) == MAX_CODINGS:
@@ -92,7 +100,10 @@ def orders_not_recognised(
         text = _text(concept.get("text")) if isinstance(concept, Mapping) else None
         if not codings and text is None:
             continue
-        if any(vs.imaging_entry(c.get("system", ""), c["code"]) for c in codings):
+        if any(
+            c.get("display") != NUMBER_CODE and vs.imaging_entry(c.get("system", ""), c["code"])
+            for c in codings
+        ):
             continue
         order: dict[str, Any] = {"reference": ref[:MAX_CHARS], "codings": codings}
         if text is not None:

@@ -17,6 +17,7 @@ from cds_service.unrecognised import (
     MAX_CHARS,
     MAX_CODINGS,
     MAX_ORDERS,
+    NUMBER_CODE,
     codes_not_recognised,
     orders_not_recognised,
 )
@@ -64,6 +65,19 @@ def test_only_orders_in_question_without_a_known_code_are_kept() -> None:
     assert found[0]["codings"] == [{"system": EPIC_PROC, "code": "12345"}]
     selected = orders_not_recognised(orders, ["ServiceRequest/d"], VS)
     assert [o["reference"] for o in selected] == ["ServiceRequest/d"]
+
+
+def test_a_code_sent_as_a_json_number_is_kept_and_said_so() -> None:
+    """An integrator's review: CPT 72158 sent as a number matched nothing, was dropped,
+    and the report then pointed at the order's local code alone."""
+    order = service_request("n", system=EPIC_PROC, code="IMG1234")
+    order["code"]["coding"].append({"system": CPT, "code": 72158})
+    (found,) = orders_not_recognised(bundle(order), None, VS)
+    assert found["codings"][1] == {"system": CPT, "code": "72158", "display": NUMBER_CODE}
+    from cds_service.tools.report_codes import format_unrecognised, unrecognised_codes
+
+    report = format_unrecognised(unrecognised_codes([audit_row({"orders": [found]})]))
+    assert f"{CPT}|72158  {NUMBER_CODE}" in report
 
 
 def test_what_is_kept_is_bounded() -> None:
