@@ -13,7 +13,10 @@ from cds_service.cli.options import fhir_server_option, token_option
 
 @click.command("observation-codes")
 @fhir_server_option("Base URL of the EHR's FHIR server (R4).")
-@token_option("Bearer token for the FHIR server")
+@token_option(
+    "Bearer token for the FHIR server: sent only under its base URL, over https or to a "
+    "loopback host, never along a redirect"
+)
 @click.option(
     "--patient",
     "patients",

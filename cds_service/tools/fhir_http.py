@@ -3,6 +3,13 @@
 Not the service's FHIR client: that one works to a half-second budget and hides server
 text from its clients. Here a person is waiting for a clear answer, so timeouts are
 generous and a server's OperationOutcome text is shown as it is.
+
+The bearer token given with ``--token`` is held to the service's own rules for the EHR's
+token (``cds_service.fhir``), from the same parts of ``fhir/urls.py``: it goes only to URLs
+under the base URL (origin as the HTTP stack connects, no dot segments in any spelling),
+never along a redirect, and never over plain http except to a loopback host. An outside
+review had the tool send it to ``/fhir/../admin`` through a paging link and to another
+path of the host through a 302.
 """
 
 from __future__ import annotations
@@ -10,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
 from cds_service.fhir import server_url_problem
+from cds_service.fhir.urls import connect_origin, has_dot_segments, is_loopback_host
 from cds_service.tools.closing import Closing
 from cds_service.tools.errors import (
     FhirServerError,
@@ -23,6 +31,7 @@ from cds_service.tools.errors import (
     outcome_issues,
     send,
 )
+from cds_service.tools.report_safe import printable
 
 FHIR_TIMEOUT_S = 30.0
 FHIR_JSON = "application/fhir+json"
@@ -53,6 +62,14 @@ class FhirEndpoint(Closing):
         if problem is not None:
             raise InputError(f"--fhir-server {base_url!r}: {problem.replace('fhirServer ', '')}")
         self.base = base_url.rstrip("/")
+        self._origin = connect_origin(self.base)
+        self._base_path = urlsplit(self.base).path  # "" for a server at the host's root
+        if token and not self._may_carry_token():
+            raise InputError(
+                f"--token is not sent to {self.base}: plain http to a host that is not "
+                "loopback would carry the token and the patient's data unencrypted; give "
+                "the server's https URL (plain http only to localhost or a loopback address)"
+            )
         self.timeout = timeout
         self._session = requests.Session()
         self._session.headers["Accept"] = FHIR_JSON
@@ -63,9 +80,37 @@ class FhirEndpoint(Closing):
     def close(self) -> None:
         self._session.close()
 
+    def _may_carry_token(self) -> bool:
+        """https, or plain http to a loopback host: the rule the service holds a FHIR
+        server it sends the EHR's token to (a client's ``fhir_servers``, ``auth/clients``),
+        with its one reading of loopback (``is_loopback_host``: ``127.1`` is not one)."""
+        return self._origin is not None and (
+            self._origin[0] == "https" or is_loopback_host(self._origin[1])
+        )
+
+    def within(self, url: str) -> bool:
+        """``url`` leads to this FHIR server: the rule of the service's fetcher
+        (``fhir/exchange.py``, ``_Exchange.within``), from the same parts. Its origin as
+        the HTTP stack connects (``connect_origin``: a URL two parsers could read
+        differently has none), no dot segment in any spelling (``has_dot_segments``:
+        ``/fhir/../admin`` and ``/fhir/%2e%2e/admin`` start with the base but leave it),
+        and a path under the base's."""
+        if self._origin is None or connect_origin(url) != self._origin:
+            return False
+        path = urlsplit(url).path
+        if has_dot_segments(path):
+            return False
+        return path == self._base_path or path.startswith(self._base_path + "/")
+
     # --- exchanges ----------------------------------------------------------------------
 
     def _send(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        if not self.within(url):
+            # Checked again where the token leaves, whatever the caller checked before.
+            raise FhirServerError(
+                f"{printable(url)} does not lead to the FHIR server at {self.base} "
+                "(another host, a path outside its base, or not a plain URL): not contacted"
+            )
         headers = {"Content-Type": FHIR_JSON} if body is not None else {}
         response = send(
             self._session,
@@ -76,7 +121,12 @@ class FhirEndpoint(Closing):
             error=FhirServerError,
             json=body,
             headers=headers,
+            # A redirect keeps the Authorization header on the same host, whatever path
+            # it names: with a token none is followed (said by ``_redirected``).
+            allow_redirects=not self._has_token,
         )
+        if self._has_token and 300 <= response.status_code < 400:
+            raise FhirServerError(self._redirected(url, response))
         parsed = json_or_text(response)
         if response.status_code in (401, 403):
             raise FhirServerError(self._refused(response.status_code, parsed))
@@ -85,6 +135,18 @@ class FhirEndpoint(Closing):
     def get(self, url: str) -> tuple[int, Any]:
         """GET ``url`` (on this server); 401/403 raise FhirServerError with the reason."""
         return self._send("GET", url)
+
+    def _redirected(self, url: str, response: requests.Response) -> str:
+        """Why a redirect was not followed: the status, where it pointed (escaped: the
+        server chose it), and that the token never goes along one."""
+        location = response.headers.get("Location")
+        target = f" to {printable(urljoin(url, location))}" if location else ""
+        return (
+            f"the FHIR server at {self.base} answered {response.status_code}, a redirect"
+            f"{target}: it was not followed, because the token given with --token is never "
+            "sent along a redirect; if the FHIR server has moved, give its new base URL as "
+            "--fhir-server"
+        )
 
     def _refused(self, status: int, body: Any) -> str:
         if status == 401:

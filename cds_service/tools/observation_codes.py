@@ -99,8 +99,10 @@ def observation_codes(
     value_sets: ValueSets,
     max_pages: int,
 ) -> CodesSeen:
-    """Every Observation of each patient, ``max_pages`` pages of 200 at most per patient,
-    paging only on the same server; FhirServerError when a search fails."""
+    """Every Observation of each patient, ``max_pages`` pages of 200 at most per patient;
+    FhirServerError when a search fails, or when a next link leads off the FHIR server
+    (as the service's fetcher, which fails the search there: stopping quietly would show
+    the pages read as all there is)."""
     seen = CodesSeen()
     for patient in patients:
         url = f"{endpoint.base}/Observation?patient={quote(patient, safe='')}&_count=200"
@@ -124,8 +126,15 @@ def observation_codes(
             if link is None:
                 break
             following = urljoin(url, link)
-            if not following.startswith(endpoint.base + "/"):
-                break  # never follow a link off the server named
+            if not endpoint.within(following):
+                # The fetcher's rule (``FhirEndpoint.within``): a prefix test on the URL as
+                # written let ``/fhir/../admin`` through, and the token with it.
+                raise FhirServerError(
+                    f"the Observation search for patient {patient!r} has a next link that "
+                    f"leads away from the FHIR server at {endpoint.base} (another host, a "
+                    "path outside its base, or not a plain URL): it was not followed, and "
+                    "no token was sent to it"
+                )
             if page == max_pages - 1:
                 seen.cut_off = True
                 break
