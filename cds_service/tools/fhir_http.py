@@ -2,7 +2,9 @@
 
 Not the service's FHIR client: that one works to a half-second budget and hides server
 text from its clients. Here a person is waiting for a clear answer, so timeouts are
-generous and a server's OperationOutcome text is shown as it is.
+generous and a server's OperationOutcome text is shown, escaped and cut as ``spine-cds
+report`` shows a client's text (``report_safe.printable``): a server's ESC sequence or
+line break would otherwise drive the terminal or forge a line of the message.
 
 The bearer token given with ``--token`` is held to the service's own rules for the EHR's
 token (``cds_service.fhir``), from the same parts of ``fhir/urls.py``: it goes only to URLs
@@ -35,15 +37,19 @@ from cds_service.tools.report_safe import printable
 
 FHIR_TIMEOUT_S = 30.0
 FHIR_JSON = "application/fhir+json"
+# How much of a server's own words a message shows (escaped, so counted as shown).
+SERVER_TEXT_MAX = 500
 
 
 def outcome_text(body: Any) -> str:
-    """The issues of an OperationOutcome as text, else a short view of the body."""
+    """The issues of an OperationOutcome as text, else a short view of the body; escaped
+    and cut (``printable``), since the server chose every character of it."""
     issues = outcome_issues(body)
     if issues is not None:
-        return "; ".join(issues) or "an OperationOutcome with no issues"
-    text = str(body).strip()
-    return text[:500] if text else "(empty body)"
+        text = "; ".join(issues) or "an OperationOutcome with no issues"
+    else:
+        text = str(body).strip() or "(empty body)"
+    return printable(text, SERVER_TEXT_MAX)
 
 
 @dataclass
@@ -226,7 +232,7 @@ class FhirEndpoint(Closing):
         if body.get("resourceType") != "Bundle":
             raise FhirServerError(
                 f"the FHIR server at {self.base} answered a transaction with "
-                f"{body.get('resourceType', 'something that is not a Bundle')} "
+                f"{printable(str(body.get('resourceType', 'something that is not a Bundle')))} "
                 f"({status}): {outcome_text(body)}"
             )
         failures = []
@@ -235,7 +241,9 @@ class FhirEndpoint(Closing):
             entry_status = str(reply.get("status", "")) if isinstance(reply, dict) else ""
             if entry_status and not entry_status.startswith("2"):
                 outcome = reply.get("outcome") if isinstance(reply, dict) else None
-                failures.append(f"entry {i}: {entry_status} {outcome_text(outcome or '')}")
+                failures.append(
+                    f"entry {i}: {printable(entry_status)} {outcome_text(outcome or '')}"
+                )
         if failures:
             raise FhirServerError(
                 f"the FHIR server at {self.base} refused part of the transaction: "

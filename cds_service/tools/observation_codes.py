@@ -8,6 +8,12 @@ nor its audit, nor the report of codes not recognised (an integrator's review: a
 the server for a patient's Observations without a code filter and counts their codings,
 marking the ones the service reads and the ones whose name looks like CRP, ESR or pain.
 It shows codes and their displays only, never values, dates or ids.
+
+Every system, code and display is the FHIR server's text, so each is printed as ``spine-cds
+report`` prints a client's (``report_safe.printable``): an outside review had ESC
+sequences, OSC-8 hyperlinks, a CR/LF that forged a table row and U+202E reach the
+terminal, and a system or code of any length fill it. They are escaped and cut (an
+ellipsis marks a cut) in the table and in the JSON alike, which is read in a terminal too.
 """
 
 from __future__ import annotations
@@ -21,13 +27,18 @@ from urllib.parse import quote, urljoin
 from cds_service.fhir.bundles import next_link
 from cds_service.tools.errors import FhirServerError
 from cds_service.tools.fhir_http import FhirEndpoint, outcome_text
+from cds_service.tools.report_safe import printable
 from fhir_mappers.valuesets import ValueSets
 
 # A display or text that names a test the rules read, whatever its code says.
 LOOKS_LIKE = re.compile(
     r"c[\s-]*reactive|\bh?s?-?crp\b|sedimentation|\besr\b|\bsed\s*rate|pain", re.IGNORECASE
 )
+# How many characters of each are shown (escaped: an escape counts as shown). A LOINC code
+# is under 10, an Epic OID system under 60, a site's URL system rarely past 80.
 MAX_DISPLAY = 80
+MAX_SYSTEM = 120
+MAX_CODE = 64
 
 
 @dataclass
@@ -81,7 +92,7 @@ def count_codes(resources: Iterable[Any], value_sets: ValueSets, seen: CodesSeen
                 entry = CodeCount(
                     system,
                     code,
-                    (display or text)[:MAX_DISPLAY],
+                    (display or text)[: MAX_DISPLAY + 1],  # printable marks a cut
                     read_as=known.kind.value if known is not None else None,
                 )
                 seen.codes[(system, code)] = entry
@@ -153,7 +164,8 @@ def as_text(seen: CodesSeen) -> str:
     ]
     for c in seen.ordered():
         read = c.read_as or ("LOOK" if c.looks_like else "-")
-        lines.append(f"  {c.count:5d}  {read:8s}  {c.system}|{c.code}  {c.display}")
+        system, code, display = shown(c)
+        lines.append(f"  {c.count:5d}  {read:8s}  {system}|{code}  {display}")
     missed = [c for c in seen.codes.values() if c.looks_like and c.read_as is None]
     lines.append("")
     if missed:
@@ -167,20 +179,34 @@ def as_text(seen: CodesSeen) -> str:
     return "\n".join(lines)
 
 
+def shown(c: CodeCount) -> tuple[str, str, str]:
+    """System, code and display as they may be printed: escaped and cut."""
+    return (
+        printable(c.system, MAX_SYSTEM),
+        printable(c.code, MAX_CODE),
+        printable(c.display, MAX_DISPLAY),
+    )
+
+
 def as_json(seen: CodesSeen) -> dict[str, Any]:
-    return {
-        "observations": seen.observations,
-        "pages": seen.pages,
-        "cutOff": seen.cut_off,
-        "codes": [
+    """The same as JSON; its text shown as the table shows it (``json.dumps`` would escape
+    ESC and CR/LF, but not U+202E or the other format characters)."""
+    codes = []
+    for c in seen.ordered():
+        system, code, display = shown(c)
+        codes.append(
             {
-                "system": c.system,
-                "code": c.code,
-                "display": c.display,
+                "system": system,
+                "code": code,
+                "display": display,
                 "count": c.count,
                 "readAs": c.read_as,
                 "looksLike": c.looks_like,
             }
-            for c in seen.ordered()
-        ],
+        )
+    return {
+        "observations": seen.observations,
+        "pages": seen.pages,
+        "cutOff": seen.cut_off,
+        "codes": codes,
     }
