@@ -51,11 +51,16 @@ def observation_codes_command(
     result coded only with a local code never reaches it. Run this for a few patients with
     such results, and add the codes marked LOOK to a site value set if they are these
     tests. Shows codes and displays only, never values or dates.
-    Exit codes: 0 ok, 2 usage or input error, 3 FHIR server problem.
+    A patient with no Observation found (a wrong id, or a token whose scope does not
+    cover them) is named in a warning, and the list is then no all clear.
+    Exit codes: 0 ok, 2 usage or input error, 3 FHIR server problem (a failed search
+    included: a 200 OperationOutcome, or a searchset holding only an error one),
+    5 a patient had no Observation (the list is still printed).
     """
+    from cds_service.tools.errors import EXIT_NONE_FOUND
     from cds_service.tools.fhir_http import FhirEndpoint
     from cds_service.tools.observation_codes import as_json as codes_json
-    from cds_service.tools.observation_codes import as_text, observation_codes
+    from cds_service.tools.observation_codes import as_text, observation_codes, warnings
     from cds_service.valuesets import load_value_sets
 
     try:
@@ -66,5 +71,9 @@ def observation_codes_command(
         seen = observation_codes(endpoint, patients, value_sets, pages)
     if as_json:
         click.echo(json.dumps(codes_json(seen), indent=2, ensure_ascii=False))
+        for warning in warnings(seen):  # the text has them; the JSON's reader may not look
+            click.echo(f"Warning: {warning}", err=True)
     else:
         click.echo(as_text(seen))
+    if seen.without_observations:
+        click.get_current_context().exit(EXIT_NONE_FOUND)

@@ -1,8 +1,10 @@
 """Errors of the command-line tools, each with the exit code scripts can rely on.
 
 0 ok, 1 a review found a mismatch, 2 usage or input errors, 3 FHIR server problems,
-4 service errors. click prints the message as ``Error: ...`` on stderr and exits with
-the code.
+4 service errors, 5 a search found nothing to judge (``observation-codes``: a patient
+with no Observation, which a wrong id or a token's narrow scope gives too: exit 0 would
+read as the all clear it is not). click prints the message as ``Error: ...`` on stderr
+and exits with the code.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ EXIT_MISMATCH = 1
 EXIT_USAGE = 2
 EXIT_FHIR = 3
 EXIT_SERVICE = 4
+EXIT_NONE_FOUND = 5
 
 
 class ToolError(click.ClickException):

@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin
 
-from cds_service.fhir.bundles import next_link
+import orjson
+
+from cds_service.fhir.bundles import (
+    QueryShape,
+    _has_error,
+    failed_outright,
+    next_link,
+    shape_mismatch,
+    unwrap_bundle,
+)
+from cds_service.fhir.failures import outcome_code
 from cds_service.tools.errors import FhirServerError
 from cds_service.tools.fhir_http import FhirEndpoint, outcome_text
 from cds_service.tools.report_safe import printable
@@ -59,6 +69,10 @@ class CodesSeen:
     pages: int = 0
     cut_off: bool = False  # more pages than --pages
     codes: dict[tuple[str, str], CodeCount] = field(default_factory=dict)
+    # Patients whose searches found no Observation: a wrong id or too narrow a token scope
+    # reads the same as a patient without results, so none of them is all clear.
+    without_observations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # searches that failed in part
 
     def ordered(self) -> list[CodeCount]:
         """Not read but looking like a test the rules read first, then by count."""
@@ -110,30 +124,23 @@ def observation_codes(
     value_sets: ValueSets,
     max_pages: int,
 ) -> CodesSeen:
-    """Every Observation of each patient, ``max_pages`` pages of 200 at most per patient;
-    FhirServerError when a search fails, or when a next link leads off the FHIR server
-    (as the service's fetcher, which fails the search there: stopping quietly would show
-    the pages read as all there is)."""
+    """Every Observation of each patient, ``max_pages`` pages of 200 at most per patient.
+
+    FhirServerError when a search fails: a status other than 200, or a 200 that is no
+    search Bundle or holds only an error OperationOutcome (the service's reading of such
+    an answer, ``unwrap_bundle`` and ``failed_outright``: an outside review had both
+    printed as 0 Observations and "no code left unread"); or when a next link leads off
+    the FHIR server (as the service's fetcher, which fails the search there: stopping
+    quietly would show the pages read as all there is). A patient with no Observation
+    at all is named in ``without_observations``: a mistyped id, or a token whose scope
+    does not cover them, reads the same, and neither is all clear."""
     seen = CodesSeen()
     for patient in patients:
+        before = seen.observations
         url = f"{endpoint.base}/Observation?patient={quote(patient, safe='')}&_count=200"
         for page in range(max_pages):
-            status, body = endpoint.get(url)
-            if status != 200 or not isinstance(body, Mapping):
-                raise FhirServerError(
-                    f"Observation search for patient {patient!r} failed ({status}): "
-                    f"{outcome_text(body)}"
-                )
-            seen.pages += 1
-            entries = body.get("entry")
-            count_codes(
-                (e.get("resource") for e in entries if isinstance(e, Mapping))
-                if isinstance(entries, list)
-                else (),
-                value_sets,
-                seen,
-            )
-            link = next_link(body)
+            found, link = _search_page(endpoint, url, patient, seen)
+            count_codes(found, value_sets, seen)
             if link is None:
                 break
             following = urljoin(url, link)
@@ -150,11 +157,87 @@ def observation_codes(
                 seen.cut_off = True
                 break
             url = following
+        if seen.observations == before:
+            seen.without_observations.append(patient)
     return seen
 
 
+_SEARCH = QueryShape("Observation", is_search=True)
+
+
+def _search_page(
+    endpoint: FhirEndpoint, url: str, patient: str, seen: CodesSeen
+) -> tuple[list[Any], str | None]:
+    """The resources of one page of a patient's Observation search, read as the service
+    reads its own, and its next link; FhirServerError when the page says the search
+    failed."""
+    status, body = endpoint.get(url)
+    failed = f"Observation search for patient {patient!r} failed"
+    if status != 200:
+        raise FhirServerError(f"{failed} ({status}): {outcome_text(body)}")
+    if isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome":
+        raise FhirServerError(
+            f"{failed}: the FHIR server answered 200 with an OperationOutcome, not a search "
+            f"Bundle{_issue_code(body)}: {outcome_text(body)}"
+        )
+    mismatch = shape_mismatch(body, _SEARCH, "the FHIR server answered 200 with")
+    if mismatch is not None:
+        raise FhirServerError(f"{failed}: {mismatch}")
+    seen.pages += 1
+    found, notes = unwrap_bundle("observations", body, "Observation")
+    error = _error_outcome(body)
+    said = f"{_issue_code(error)}: {outcome_text(error)}" if error is not None else ""
+    if failed_outright(found, notes) is not None:
+        raise FhirServerError(
+            f"{failed}: the FHIR server answered 200 with a searchset holding only an "
+            f"OperationOutcome of severity error or fatal{said}"
+        )
+    if any(note.failed for note in notes):
+        seen.warnings.append(
+            f"the Observation search for patient {patient!r} carried an OperationOutcome "
+            f"of severity error or fatal beside its results{said}: it failed in part, so "
+            "codes may be missing"
+        )
+    return found, next_link(body)
+
+
+def _error_outcome(bundle: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first entry with an issue of severity error or fatal (the service's test of
+    one, ``_has_error``)."""
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, dict) and _has_error(resource):
+            return resource
+    return None
+
+
+def _issue_code(outcome: Mapping[str, Any]) -> str:
+    """`` (issue code X)`` when the first issue's code is a FHIR issue type, the service's
+    list (``outcome_code``); else nothing: a server's own word may be free text."""
+    try:
+        code = outcome_code(orjson.dumps(outcome))
+    except TypeError:  # a value JSON cannot hold; none comes from a parsed answer
+        code = None
+    return f" (issue code {code})" if code else ""
+
+
+def warnings(seen: CodesSeen) -> list[str]:
+    """What stands between the list and an all clear: each patient with no Observation
+    found, and each search that failed in part."""
+    return [
+        *(
+            f"no Observations found for patient {patient!r}: check the id, or the token's "
+            "scope (it must cover Observations)"
+            for patient in seen.without_observations
+        ),
+        *seen.warnings,
+    ]
+
+
 def as_text(seen: CodesSeen) -> str:
-    """The table a person reads."""
+    """The table a person reads; its last line says whether anything is left unread, and
+    never that nothing is when a patient had no Observation or a search was cut short."""
     lines = [
         f"{seen.observations} Observations on {seen.pages} pages"
         + (" (more pages not read: raise --pages)" if seen.cut_off else "")
@@ -168,11 +251,28 @@ def as_text(seen: CodesSeen) -> str:
         lines.append(f"  {c.count:5d}  {read:8s}  {system}|{code}  {display}")
     missed = [c for c in seen.codes.values() if c.looks_like and c.read_as is None]
     lines.append("")
+    lines.extend(f"Warning: {warning}" for warning in warnings(seen))
+    caveats = [
+        *(
+            [f"{len(seen.without_observations)} patient(s) had none"]
+            if seen.without_observations
+            else []
+        ),
+        *(["a search failed in part"] if seen.warnings else []),
+        *(["more pages were not read (raise --pages)"] if seen.cut_off else []),
+    ]
     if missed:
         lines.append(
             f"{len(missed)} code(s) marked LOOK name CRP, ESR or pain but are not read: if they "
             "are these tests, add them to a site value set (valueset_dir), and send the EHR "
             "the new prefetch templates."
+        )
+    elif seen.observations == 0:
+        lines.append("No Observation was found, so no code is known: this is not an all clear.")
+    elif caveats:
+        lines.append(
+            "No code that names CRP, ESR or pain is left unread among the Observations read, "
+            f"but this is not an all clear: {'; '.join(caveats)}."
         )
     else:
         lines.append("No code that names CRP, ESR or pain is left unread.")
@@ -208,5 +308,7 @@ def as_json(seen: CodesSeen) -> dict[str, Any]:
         "observations": seen.observations,
         "pages": seen.pages,
         "cutOff": seen.cut_off,
+        "patientsWithoutObservations": seen.without_observations,
+        "warnings": warnings(seen),
         "codes": codes,
     }
