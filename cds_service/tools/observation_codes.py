@@ -19,7 +19,7 @@ ellipsis marks a cut) in the table and in the JSON alike, which is read in a ter
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -72,6 +72,7 @@ class CodesSeen:
     # Patients whose searches found no Observation: a wrong id or too narrow a token scope
     # reads the same as a patient without results, so none of them is all clear.
     without_observations: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)  # searched per category, if any
     warnings: list[str] = field(default_factory=list)  # searches that failed in part
 
     def ordered(self) -> list[CodeCount]:
@@ -82,11 +83,23 @@ class CodesSeen:
         )
 
 
-def count_codes(resources: Iterable[Any], value_sets: ValueSets, seen: CodesSeen) -> None:
-    """Add the codings of ``resources`` (Observations as JSON) to ``seen``."""
+def count_codes(
+    resources: Iterable[Any],
+    value_sets: ValueSets,
+    seen: CodesSeen,
+    counted: set[str] | None = None,
+) -> None:
+    """Add the codings of ``resources`` (Observations as JSON) to ``seen``; one whose id is
+    in ``counted`` (one patient's, across the searches of ``--category``) was counted
+    already: an Observation in two categories is found by both searches."""
     for resource in resources:
         if not isinstance(resource, Mapping) or resource.get("resourceType") != "Observation":
             continue
+        resource_id = resource.get("id")
+        if counted is not None and isinstance(resource_id, str):
+            if resource_id in counted:
+                continue
+            counted.add(resource_id)
         seen.observations += 1
         concept = resource.get("code")
         if not isinstance(concept, Mapping):
@@ -123,8 +136,15 @@ def observation_codes(
     patients: Iterable[str],
     value_sets: ValueSets,
     max_pages: int,
+    categories: Sequence[str] = (),
 ) -> CodesSeen:
-    """Every Observation of each patient, ``max_pages`` pages of 200 at most per patient.
+    """Every Observation of each patient, ``max_pages`` pages of 200 at most per search:
+    one search per patient, or with ``categories`` one per patient and category, merged.
+
+    Some servers refuse an Observation search by patient alone and want a code or a
+    category with it (Epic's documentation reads that way; to be confirmed with the
+    vendor): ``categories`` (``--category laboratory --category vital-signs``) is the way
+    to search those, and a 400 to the search without one says so.
 
     FhirServerError when a search fails: a status other than 200, or a 200 that is no
     search Bundle or holds only an error OperationOutcome (the service's reading of such
@@ -134,51 +154,82 @@ def observation_codes(
     quietly would show the pages read as all there is). A patient with no Observation
     at all is named in ``without_observations``: a mistyped id, or a token whose scope
     does not cover them, reads the same, and neither is all clear."""
-    seen = CodesSeen()
+    seen = CodesSeen(categories=list(categories))
     for patient in patients:
         before = seen.observations
-        url = f"{endpoint.base}/Observation?patient={quote(patient, safe='')}&_count=200"
-        for page in range(max_pages):
-            found, link = _search_page(endpoint, url, patient, seen)
-            count_codes(found, value_sets, seen)
-            if link is None:
-                break
-            following = urljoin(url, link)
-            if not endpoint.within(following):
-                # The fetcher's rule (``FhirEndpoint.within``): a prefix test on the URL as
-                # written let ``/fhir/../admin`` through, and the token with it.
-                raise FhirServerError(
-                    f"the Observation search for patient {patient!r} has a next link that "
-                    f"leads away from the FHIR server at {endpoint.base} (another host, a "
-                    "path outside its base, or not a plain URL): it was not followed, and "
-                    "no token was sent to it"
-                )
-            if page == max_pages - 1:
-                seen.cut_off = True
-                break
-            url = following
+        counted: set[str] = set()
+        for category in categories or (None,):
+            search = _Search(patient, category)
+            url = f"{endpoint.base}/Observation?{search.query}&_count={PAGE_SIZE}"
+            for page in range(max_pages):
+                found, link = _search_page(endpoint, url, search, seen)
+                count_codes(found, value_sets, seen, counted)
+                if link is None:
+                    break
+                following = urljoin(url, link)
+                if not endpoint.within(following):
+                    # The fetcher's rule (``FhirEndpoint.within``): a prefix test on the URL
+                    # as written let ``/fhir/../admin`` through, and the token with it.
+                    raise FhirServerError(
+                        f"the {search.name} has a next link that leads away from the FHIR "
+                        f"server at {endpoint.base} (another host, a path outside its base, "
+                        "or not a plain URL): it was not followed, and no token was sent to it"
+                    )
+                if page == max_pages - 1:
+                    seen.cut_off = True
+                    break
+                url = following
         if seen.observations == before:
             seen.without_observations.append(patient)
     return seen
 
 
+PAGE_SIZE = 200
 _SEARCH = QueryShape("Observation", is_search=True)
+# What a refusal of the search by patient alone suggests: the categories that hold the
+# results the service reads (CRP and ESR are laboratory; a pain score is a vital sign at
+# some sites, a survey at others).
+CATEGORY_HINT = (
+    "some FHIR servers need a category (or a code) with the patient: try "
+    "--category laboratory --category vital-signs"
+)
+
+
+@dataclass(frozen=True)
+class _Search:
+    """One search: a patient's Observations, of one category or of all."""
+
+    patient: str
+    category: str | None
+
+    @property
+    def query(self) -> str:
+        query = f"patient={quote(self.patient, safe='')}"
+        return query + (f"&category={quote(self.category, safe='')}" if self.category else "")
+
+    @property
+    def name(self) -> str:
+        of = f" in category {self.category!r}" if self.category else ""
+        return f"Observation search for patient {self.patient!r}{of}"
 
 
 def _search_page(
-    endpoint: FhirEndpoint, url: str, patient: str, seen: CodesSeen
+    endpoint: FhirEndpoint, url: str, search: _Search, seen: CodesSeen
 ) -> tuple[list[Any], str | None]:
     """The resources of one page of a patient's Observation search, read as the service
     reads its own, and its next link; FhirServerError when the page says the search
-    failed."""
+    failed (with ``CATEGORY_HINT`` when a search without a category was refused)."""
     status, body = endpoint.get(url)
-    failed = f"Observation search for patient {patient!r} failed"
+    failed = f"{search.name} failed"
+    hint = "" if search.category else f"; {CATEGORY_HINT}"
     if status != 200:
-        raise FhirServerError(f"{failed} ({status}): {outcome_text(body)}")
+        raise FhirServerError(
+            f"{failed} ({status}): {outcome_text(body)}" + (hint if status == 400 else "")
+        )
     if isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome":
         raise FhirServerError(
             f"{failed}: the FHIR server answered 200 with an OperationOutcome, not a search "
-            f"Bundle{_issue_code(body)}: {outcome_text(body)}"
+            f"Bundle{_issue_code(body)}: {outcome_text(body)}{hint}"
         )
     mismatch = shape_mismatch(body, _SEARCH, "the FHIR server answered 200 with")
     if mismatch is not None:
@@ -190,13 +241,12 @@ def _search_page(
     if failed_outright(found, notes) is not None:
         raise FhirServerError(
             f"{failed}: the FHIR server answered 200 with a searchset holding only an "
-            f"OperationOutcome of severity error or fatal{said}"
+            f"OperationOutcome of severity error or fatal{said}{hint}"
         )
     if any(note.failed for note in notes):
         seen.warnings.append(
-            f"the Observation search for patient {patient!r} carried an OperationOutcome "
-            f"of severity error or fatal beside its results{said}: it failed in part, so "
-            "codes may be missing"
+            f"the {search.name} carried an OperationOutcome of severity error or fatal "
+            f"beside its results{said}: it failed in part, so codes may be missing"
         )
     return found, next_link(body)
 
@@ -225,10 +275,13 @@ def _issue_code(outcome: Mapping[str, Any]) -> str:
 def warnings(seen: CodesSeen) -> list[str]:
     """What stands between the list and an all clear: each patient with no Observation
     found, and each search that failed in part."""
+    categories = ", ".join(seen.categories)
+    where = f" in the categories searched ({categories})" if categories else ""
+    check = "the categories, " if categories else ""
     return [
         *(
-            f"no Observations found for patient {patient!r}: check the id, or the token's "
-            "scope (it must cover Observations)"
+            f"no Observations found for patient {patient!r}{where}: check the id, "
+            f"{check}or the token's scope (it must cover Observations)"
             for patient in seen.without_observations
         ),
         *seen.warnings,
@@ -308,6 +361,7 @@ def as_json(seen: CodesSeen) -> dict[str, Any]:
         "observations": seen.observations,
         "pages": seen.pages,
         "cutOff": seen.cut_off,
+        "categories": seen.categories,
         "patientsWithoutObservations": seen.without_observations,
         "warnings": warnings(seen),
         "codes": codes,

@@ -23,18 +23,28 @@ LOCAL = "urn:oid:1.2.840.114350.1.13.99999.2.7.2.768282"
 LOINC = "http://loinc.org"
 
 
-def observation(n: int, system: str, code: str, display: str, patient: str) -> dict[str, Any]:
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def observation(
+    n: int, system: str, code: str, display: str, patient: str, *categories: str
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"obs-{patient}-{n}",
+        "status": "final",
+        "code": {"coding": [{"system": system, "code": code, "display": display}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": f"2026-11-{n + 1:02d}T08:00:00Z",
+        "valueQuantity": {"value": 987.5 + n, "unit": "mg/L"},
+    }
+    if categories:
+        resource["category"] = [
+            {"coding": [{"system": CATEGORY, "code": category}]} for category in categories
+        ]
     return {
         "fullUrl": f"Observation/obs-{patient}-{n}",
-        "resource": {
-            "resourceType": "Observation",
-            "id": f"obs-{patient}-{n}",
-            "status": "final",
-            "code": {"coding": [{"system": system, "code": code, "display": display}]},
-            "subject": {"reference": f"Patient/{patient}"},
-            "effectiveDateTime": f"2026-11-{n + 1:02d}T08:00:00Z",
-            "valueQuantity": {"value": 987.5 + n, "unit": "mg/L"},
-        },
+        "resource": resource,
         "request": {"method": "PUT", "url": f"Observation/obs-{patient}-{n}"},
     }
 
@@ -51,6 +61,15 @@ def fhir() -> Iterator[FhirTestServer]:
             *(observation(n, LOCAL, "CRP-LOC", "C-Reactive Protein", "codes-1") for n in range(3)),
             observation(3, LOINC, "1988-5", "C reactive protein [Mass/volume]", "codes-1"),
             observation(4, LOINC, "2345-7", "Glucose [Mass/volume] in Serum", "codes-1"),
+            {
+                "fullUrl": "Patient/codes-2",
+                "resource": {"resourceType": "Patient", "id": "codes-2"},
+                "request": {"method": "PUT", "url": "Patient/codes-2"},
+            },
+            observation(0, LOCAL, "CRP-LOC", "C-Reactive Protein", "codes-2", "laboratory"),
+            observation(1, LOINC, "72514-3", "Pain severity", "codes-2", "vital-signs"),
+            observation(2, LOINC, "8867-4", "Heart rate", "codes-2", "vital-signs", "laboratory"),
+            observation(3, LOINC, "44249-1", "PHQ-9 total", "codes-2", "survey"),
         ]
         server.load_bundle({"resourceType": "Bundle", "type": "transaction", "entry": entries})
         yield server
@@ -102,3 +121,22 @@ def test_a_refused_token_is_a_fhir_server_error(fhir: FhirTestServer) -> None:
     result = CliRunner().invoke(main, [*args, "--token", "wrong"])
     assert result.exit_code == 3, result.output
     assert "refused the access token" in result.output
+
+
+def test_categories_are_searched_on_a_real_server_and_merged(fhir: FhirTestServer) -> None:
+    """Each category is its own search; an Observation in two is counted once, and one in
+    a category not asked for is not read."""
+    args = ["observation-codes", "--fhir-server", fhir.base_url, "--patient", "codes-2"]
+    categories = ["--category", "laboratory", "--category", "vital-signs"]
+    result = CliRunner().invoke(
+        main, [*args, *categories, "--token", TOKEN, "--json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["observations"] == 3 and data["pages"] == 2
+    assert {c["code"]: c["count"] for c in data["codes"]} == {
+        "CRP-LOC": 1,
+        "72514-3": 1,
+        "8867-4": 1,
+    }
+    assert data["codes"][0]["looksLike"] and data["codes"][0]["readAs"] is None
