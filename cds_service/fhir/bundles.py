@@ -239,7 +239,7 @@ def unwrap_bundle(
         if mode == "outcome" or kind == "OperationOutcome":
             has_outcome = True
             outcomes.extend(_issue_words(resource))
-            failed = failed or _has_error(resource)
+            failed = failed or has_error(resource)
         elif isinstance(resource, dict) and (
             kind == resource_type or kind in _INCLUDED.get(resource_type, ())
         ):
@@ -284,7 +284,7 @@ def failed_outright(found: list[Any], notes: list[Problem]) -> Problem | None:
     return next((n for n in notes if n.failed), None)
 
 
-def _has_error(outcome: object) -> bool:
+def has_error(outcome: object) -> bool:
     """An issue of severity error or fatal: the search failed, at least in part."""
     if not isinstance(outcome, dict) or not isinstance(outcome.get("issue"), list):
         return False

@@ -48,7 +48,7 @@ from cds_service.fhir.failures import (
 )
 from cds_service.fhir.session import FhirSession
 from cds_service.fhir.settings import FhirSettings
-from cds_service.fhir.urls import connect_origin, has_dot_segments
+from cds_service.fhir.urls import connect_origin, leads_under
 
 LOG = logging.getLogger("cds_service.fhir")
 
@@ -134,17 +134,12 @@ class _Exchange:
             self.headers["Authorization"] = f"Bearer {access_token}"
 
     def within(self, url: str) -> bool:
-        """``url`` leads to fhirServer: its origin as the HTTP stack connects, and a path
-        under its base. A paging link to another path of the same host (an admin
-        endpoint, another tenant's ``/r4/<tenant>``) gets no token: an integration tester
-        found one fetched with it. Nor does one that climbs out of the base through dot
-        segments (``/fhir/../admin``, ``/fhir/%2e%2e/admin``), which an attack suite did."""
-        if self.origin is None or connect_origin(url) != self.origin:
-            return False
-        path = urlsplit(url).path
-        if has_dot_segments(path):
-            return False
-        return path == self.base_path or path.startswith(self.base_path + "/")
+        """``url`` leads to fhirServer (``urls.leads_under``). A paging link to another
+        path of the same host (an admin endpoint, another tenant's ``/r4/<tenant>``) gets
+        no token: an integration tester found one fetched with it. Nor does one that
+        climbs out of the base through dot segments (``/fhir/../admin``,
+        ``/fhir/%2e%2e/admin``), which an attack suite did."""
+        return leads_under(url, self.origin, self.base_path)
 
     def fetch(
         self, key: str, query: str, shape: QueryShape

@@ -10,9 +10,8 @@ templates:
 - an OperationOutcome, or not the expected resource: fetched again, or reported when that
   cannot be done;
 - a search Bundle with an OperationOutcome entry whose issue is an error (the search failed
-  in part): fetched again when a ``fhirServer`` is given, otherwise used and noted; with
-  no result beside it (the search failed outright) it is no data at all, so without a
-  ``fhirServer`` it is reported;
+  in part): fetched again when a ``fhirServer`` is given, otherwise used and noted (with
+  no result beside it, failed outright, reported);
 - a search Bundle with a ``next`` link: its further pages are read when a ``fhirServer`` is
   given, otherwise what is there is used and the gap is noted.
 
@@ -249,9 +248,7 @@ def gather(
                 mismatch = f"the prefetched search held only other resources ({strayed.reason})"
             can_fetch = fhir_server is not None and key not in unrenderable
             if mismatch is None and failure is not None and (can_fetch or not found):
-                # A search that failed, in part or outright: its data may be missing. Fetch
-                # it again from fhirServer rather than read "no CRP" into a half answer;
-                # one that failed outright is no data at all, fetched or not.
+                # failed (in part: data may be missing; outright: none): never "no CRP"
                 mismatch = failure.reason.replace("search result", "the prefetched search", 1)
             if mismatch is None:
                 notes.extend(more)

@@ -183,3 +183,18 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     if address.teredo is not None:
         return address.teredo[1]
     return None
+
+
+def leads_under(url: str, origin: Origin | None, base_path: str) -> bool:
+    """``url`` leads to a FHIR server whose ``connect_origin`` is ``origin`` and whose base
+    path is ``base_path`` ("" at the host's root): its origin as the HTTP stack connects
+    (a URL two parsers could read differently has none), no dot segment in any spelling
+    (``/fhir/../admin`` and ``/fhir/%2e%2e/admin`` start with the base but leave it), and
+    a path under the base. The one rule for where a bearer token may go: the service's
+    fetcher and the tools' FHIR endpoint both ask it."""
+    if origin is None or connect_origin(url) != origin:
+        return False
+    path = urlsplit(url).path
+    if has_dot_segments(path):
+        return False
+    return path == base_path or path.startswith(base_path + "/")

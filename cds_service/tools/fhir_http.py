@@ -24,7 +24,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from cds_service.fhir import server_url_problem
-from cds_service.fhir.urls import connect_origin, has_dot_segments, is_loopback_host
+from cds_service.fhir.urls import connect_origin, is_loopback_host, leads_under
 from cds_service.tools.closing import Closing
 from cds_service.tools.errors import (
     FhirServerError,
@@ -96,17 +96,9 @@ class FhirEndpoint(Closing):
 
     def within(self, url: str) -> bool:
         """``url`` leads to this FHIR server: the rule of the service's fetcher
-        (``fhir/exchange.py``, ``_Exchange.within``), from the same parts. Its origin as
-        the HTTP stack connects (``connect_origin``: a URL two parsers could read
-        differently has none), no dot segment in any spelling (``has_dot_segments``:
-        ``/fhir/../admin`` and ``/fhir/%2e%2e/admin`` start with the base but leave it),
-        and a path under the base's."""
-        if self._origin is None or connect_origin(url) != self._origin:
-            return False
-        path = urlsplit(url).path
-        if has_dot_segments(path):
-            return False
-        return path == self._base_path or path.startswith(self._base_path + "/")
+        (``urls.leads_under``), so ``/fhir/../admin`` and a path outside the base never
+        get the token."""
+        return leads_under(url, self._origin, self._base_path)
 
     # --- exchanges ----------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ import orjson
 
 from cds_service.fhir.bundles import (
     QueryShape,
-    _has_error,
     failed_outright,
+    has_error,
     next_link,
     shape_mismatch,
     unwrap_bundle,
@@ -253,11 +253,11 @@ def _search_page(
 
 def _error_outcome(bundle: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The first entry with an issue of severity error or fatal (the service's test of
-    one, ``_has_error``)."""
+    one, ``has_error``)."""
     entries = bundle.get("entry")
     for entry in entries if isinstance(entries, list) else []:
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, dict) and _has_error(resource):
+        if isinstance(resource, dict) and has_error(resource):
             return resource
     return None
 
