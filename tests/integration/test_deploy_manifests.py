@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from cds_service.server import GRACEFUL_TIMEOUT_SECONDS
+from tests.support.nginx import START_NGINX, Started, render_as_started, start_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -185,15 +186,6 @@ def nginx_listen_ports() -> tuple[int, int]:
     return ports[0], ports[1]
 
 
-def pod_start_scripts() -> dict[str, str]:
-    """The shell line that starts nginx in the Kubernetes pod and in compose."""
-    kubernetes = containers()["nginx"]
-    assert kubernetes["command"] == ["/bin/sh", "-c"]
-    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["x-proxy"]["entrypoint"]
-    assert compose[:2] == ["/bin/sh", "-c"]
-    return {"kubernetes": kubernetes["args"][0], "compose": compose[2]}
-
-
 def test_pods_open_the_internal_listener_to_their_network_only_by_its_one_line(
     tmp_path: Path,
 ) -> None:
@@ -202,22 +194,20 @@ def test_pods_open_the_internal_listener_to_their_network_only_by_its_one_line(
     with that one line turned into `listen 8081;`, and nothing else changed."""
     shipped = NGINX_CONF.read_text(encoding="utf-8")
     _, internal = nginx_listen_ports()
-    for where, script in pod_start_scripts().items():
-        assert script.endswith("&& exec nginx -g 'daemon off;'"), where
-        command = script.split(" && ", 1)[0].replace(
-            "/etc/spine-cds-nginx/spine-cds.conf", str(NGINX_CONF)
-        )
-        command = command.replace("/etc/nginx/conf.d/default.conf", str(tmp_path / "out.conf"))
-        subprocess.run(["/bin/sh", "-c", command], check=True, timeout=30)
-        written = (tmp_path / "out.conf").read_text(encoding="utf-8")
+    where: Started
+    for where in ("compose", "kubernetes"):
+        assert start_script(where).rstrip().endswith(START_NGINX), where
+        started = render_as_started(where, tmp_path / f"{where}.conf")
+        assert started.returncode == 0, (where, started.stderr)
+        written = (tmp_path / f"{where}.conf").read_text(encoding="utf-8")
         changed = [
             (old, new)
             for old, new in zip(shipped.splitlines(), written.splitlines(), strict=True)
             if old != new
         ]
         assert len(changed) == 1, (where, changed)
-        assert f"listen 127.0.0.1:{internal};" in changed[0][0]
-        assert re.match(rf"\s*listen {internal};\s*# INTERNAL", changed[0][1]), where
+        assert f"listen 127.0.0.1:{internal};" in changed[-1][0]
+        assert re.match(rf"\s*listen {internal};\s*# INTERNAL", changed[-1][1]), where
 
 
 def container_port(name: str) -> int:
