@@ -10,6 +10,7 @@ and run by scripts/container-test.sh.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -22,7 +23,15 @@ import pytest
 import yaml
 
 from cds_service.server import GRACEFUL_TIMEOUT_SECONDS
-from tests.support.nginx import START_NGINX, Started, render_as_started, start_script
+from tests.support.nginx import (
+    MOUNTED,
+    START_NGINX,
+    WRITTEN,
+    Started,
+    container_env,
+    render_as_started,
+    start_script,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -191,11 +200,12 @@ def test_pods_open_the_internal_listener_to_their_network_only_by_its_one_line(
 ) -> None:
     """On a host the internal listener binds 127.0.0.1; the pod and compose, reached from
     outside their network namespace (Prometheus, a published port), run the shipped file
-    with that one line turned into `listen 8081;`, and nothing else changed."""
+    with that one line turned into `listen 8081;`. Compose changes nothing else: nginx is
+    what its clients connect to, so the connection's address is the client's."""
     shipped = NGINX_CONF.read_text(encoding="utf-8")
     _, internal = nginx_listen_ports()
-    where: Started
-    for where in ("compose", "kubernetes"):
+    expected: dict[Started, int] = {"compose": 1, "kubernetes": 2}  # the pod: real_ip too
+    for where, lines in expected.items():
         assert start_script(where).rstrip().endswith(START_NGINX), where
         started = render_as_started(where, tmp_path / f"{where}.conf")
         assert started.returncode == 0, (where, started.stderr)
@@ -205,9 +215,84 @@ def test_pods_open_the_internal_listener_to_their_network_only_by_its_one_line(
             for old, new in zip(shipped.splitlines(), written.splitlines(), strict=True)
             if old != new
         ]
-        assert len(changed) == 1, (where, changed)
+        assert len(changed) == lines, (where, changed)
         assert f"listen 127.0.0.1:{internal};" in changed[-1][0]
         assert re.match(rf"\s*listen {internal};\s*# INTERNAL", changed[-1][1]), where
+    assert real_ip_directives((tmp_path / "compose.conf").read_text(encoding="utf-8")) == []
+
+
+REAL_IP_LINE = "# real_ip: none (the connection's address is the client's)"
+
+
+def real_ip_directives(conf: str) -> list[str]:
+    """The lines of ``conf`` that set up the real_ip module (comments aside)."""
+    code = (line.split("#", 1)[0].strip() for line in conf.splitlines())
+    return [line for line in code if "real_ip" in line]
+
+
+def public_server(conf: str) -> str:
+    """The first server { } block: the public listener."""
+    start = conf.index("\nserver {")
+    return conf[start : conf.index("\nserver {", start + 1)]
+
+
+def test_the_pod_believes_x_forwarded_for_from_the_ingress_controller_only(
+    tmp_path: Path,
+) -> None:
+    """Every call reaches the pod through the ingress controller: its start command turns
+    the shipped config's one real_ip line into set_real_ip_from INGRESS_ADDRESSES (the
+    manifest's default, the pod network), real_ip_header X-Forwarded-For and
+    real_ip_recursive on, in the public server only. As shipped, for a host, the line is
+    a comment, and nothing else of the file mentions real_ip."""
+    shipped = NGINX_CONF.read_text(encoding="utf-8")
+    assert shipped.count(REAL_IP_LINE) == 1 and REAL_IP_LINE in public_server(shipped)
+    assert real_ip_directives(shipped) == []
+    # The default: the pod network of most clusters, private, never everyone.
+    default = container_env("kubernetes")["INGRESS_ADDRESSES"].split()
+    for block in map(ipaddress.ip_network, default):
+        assert block.is_private and block.prefixlen >= 8, block
+    assert "INGRESS_ADDRESSES" in (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+
+    out = tmp_path / "pod.conf"
+    started = render_as_started("kubernetes", out, {"INGRESS_ADDRESSES": "10.42.0.0/16 fd00::/8"})
+    assert started.returncode == 0, started.stderr
+    written = out.read_text(encoding="utf-8")
+    [line] = real_ip_directives(written)
+    assert line.split() == [
+        "real_ip_header",
+        "X-Forwarded-For;",
+        "real_ip_recursive",
+        "on;",
+        "set_real_ip_from",
+        "10.42.0.0/16;",
+        "set_real_ip_from",
+        "fd00::/8;",
+    ]
+    assert line in public_server(written)  # the internal listener has no limits to key
+
+    # What it refuses to start with: nothing to trust, everyone, or what is not an
+    # address (which would otherwise be written into the config).
+    refusals = (None, "", "  ", "0.0.0.0/0", "::/0", "0/00", "10.0.0.0/8 ::/0", "10.0.0.1;x")
+    for refused in refusals:
+        env = {} if refused is None else {"INGRESS_ADDRESSES": refused}
+        started = render_as_started("kubernetes", tmp_path / "refused.conf", env)
+        assert started.returncode != 0, refused
+        assert "INGRESS_ADDRESSES" in started.stderr, (refused, started.stderr)
+    # A config whose real_ip line is gone (renamed) stops the pod instead of running
+    # without it.
+    renamed = tmp_path / "renamed.conf"
+    renamed.write_text(shipped.replace(REAL_IP_LINE, "# real_ip: renamed"), encoding="utf-8")
+    script = start_script("kubernetes").replace(MOUNTED, str(renamed))
+    script = script.replace(WRITTEN, str(tmp_path / "out.conf")).replace(START_NGINX, "exit 0")
+    result = subprocess.run(
+        ["/bin/sh", "-c", script],
+        env={"PATH": "/usr/bin:/bin", "INGRESS_ADDRESSES": "10.0.0.0/8"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0 and "real_ip" in result.stderr, result
 
 
 def container_port(name: str) -> int:

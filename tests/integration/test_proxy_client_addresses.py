@@ -1,0 +1,212 @@
+"""Whose budget a request spends: the shipped nginx config as each deployment renders it,
+run by Debian's nginx in front of the secure service under gunicorn, over real HTTP.
+
+In the Kubernetes pod every call comes from the ingress controller. Keyed on the
+connection's address, all clients shared one budget: an anonymous client sending a
+made-up ``Authorization`` header got 9 of an EHR's 10 real calls answered 429. The pod's
+start command now has nginx take the client's address from X-Forwarded-For, from the
+addresses of INGRESS_ADDRESSES only (here 127.0.0.1 stands for the ingress controller).
+
+- Two clients behind the trusted proxy (two X-Forwarded-For addresses) have two budgets:
+  a flood from one, with or without a made-up header, leaves the other's calls alone.
+- X-Forwarded-For from any other address is ignored: a client cannot pick its budget by
+  naming addresses. On a host and in compose, which no proxy fronts, it is never read.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from spine_cds_dev.service_process import ServiceProcess
+from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
+from tests.support.nginx import CONFIG, NginxProxy, Where
+
+pytestmark = pytest.mark.integration
+
+BASE = "https://cds.example.org"
+HOOK = f"/cds-services/{SELECT_ID}"
+ISS = "https://ehr.example.org"
+PROXY = "127.0.0.1"  # the ingress controller, as INGRESS_ADDRESSES names it
+ATTACKER = "198.51.100.7"
+EHR = "203.0.113.20"
+
+
+def limit(zone: str) -> tuple[int, int]:
+    """(rate per second, burst) of a limit_req zone of the shipped config."""
+    conf = CONFIG.read_text(encoding="utf-8")
+    rate = re.search(rf"zone={zone}:\S+ rate=(\d+)r/s;", conf)
+    bursts = set(re.findall(rf"limit_req zone={zone} burst=(\d+) nodelay;", conf))
+    assert rate and len(bursts) == 1, f"zone {zone} of the shipped config: {rate} {bursts}"
+    return int(rate.group(1)), int(bursts.pop())
+
+
+class Client:
+    """A trusted EHR's signing key; its calls are ones the service answers 200."""
+
+    def __init__(self) -> None:
+        self.private = ec.generate_private_key(ec.SECP384R1())
+        self.kid = uuid.uuid4().hex
+        public = ECAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        self.jwks = {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "ES384"}]}
+
+    def token(self) -> str:
+        now = int(time.time())
+        claims = {"iss": ISS, "aud": BASE + HOOK, "iat": now, "exp": now + 120}
+        claims["jti"] = str(uuid.uuid4())
+        return jwt.encode(claims, self.private, algorithm="ES384", headers={"kid": self.kid})
+
+
+BODY = hook_request("order-select", [service_request("o1")], prefetch=EMPTY_PREFETCH)
+
+
+@pytest.fixture(scope="module")
+def client() -> Client:
+    return Client()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, client: Client) -> Iterator[ServiceProcess]:
+    """The service in secure mode, trusting one EHR."""
+    tmp = tmp_path_factory.mktemp("service")
+    (tmp / "jwks.json").write_text(json.dumps(client.jwks), encoding="utf-8")
+    clients = [{"iss": ISS, "jwks_file": str(tmp / "jwks.json")}]
+    (tmp / "clients.json").write_text(json.dumps(clients), encoding="utf-8")
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(tmp / "db.sqlite3"),
+        "SPINE_CDS_PUBLIC_BASE_URL": BASE,
+        "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(tmp / "clients.json"),
+    }
+    with ServiceProcess(env=env, args=(), log_path=tmp / "service.log") as running:
+        yield running
+
+
+def pod_proxy(service: ServiceProcess) -> NginxProxy:
+    """nginx as the Kubernetes pod starts it, with 127.0.0.1 as the ingress controller."""
+    return NginxProxy(service.port, where="kubernetes", env={"INGRESS_ADDRESSES": PROXY})
+
+
+class Caller:
+    """Hook calls through nginx from ``source``, on one connection kept open (nginx keeps
+    it open after a 429 too), so that a flood is fast whatever the machine's load."""
+
+    def __init__(self, proxy: NginxProxy, source: str = PROXY) -> None:
+        self.connection = http.client.HTTPConnection(
+            "127.0.0.1", proxy.port, timeout=10, source_address=(source, 0)
+        )
+
+    def post(self, forwarded_for: str | None = None, authorization: str | None = None) -> int:
+        headers = {"Content-Type": "application/json"}
+        if forwarded_for is not None:
+            headers["X-Forwarded-For"] = forwarded_for
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        self.connection.request("POST", HOOK, body=json.dumps(BODY), headers=headers)
+        response = self.connection.getresponse()
+        response.read()
+        return response.status
+
+    def __enter__(self) -> Caller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection.close()
+
+
+def post(proxy: NginxProxy, forwarded_for: str, authorization: str | None = None) -> int:
+    """One hook call through nginx from the proxy's address, on a connection of its own."""
+    with Caller(proxy) as caller:
+        return caller.post(forwarded_for, authorization)
+
+
+def logged_addresses(proxy: NginxProxy, requests_sent: int) -> Counter[str]:
+    """The client addresses (first field) of nginx's access log lines, once it has a line
+    for each request sent (nginx writes it just after the answer)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = proxy.access_log.read_text(encoding="utf-8").splitlines()
+        if len(lines) >= requests_sent or time.monotonic() > deadline:
+            return Counter(line.split(" ", 1)[0] for line in lines)
+        time.sleep(0.05)
+
+
+def test_two_clients_behind_the_ingress_have_a_budget_each(service: ServiceProcess) -> None:
+    """Without credentials: one address's burst is gone, another's behind the same
+    ingress is whole, and nginx logs the clients' addresses, not the proxy's."""
+    _, burst = limit("spine_cds_unauthenticated")
+    with pod_proxy(service) as proxy, Caller(proxy) as caller:
+        flood = [caller.post(ATTACKER) for _ in range(3 * burst)]
+        assert set(flood) == {401, 429} and flood[:burst] == [401] * burst, flood
+        assert [caller.post(EHR) for _ in range(burst)] == [401] * burst
+        logged = logged_addresses(proxy, 4 * burst)
+        assert logged == {ATTACKER: 3 * burst, EHR: burst}, logged
+
+
+def test_a_made_up_header_spends_its_senders_budget_not_the_ehrs(
+    service: ServiceProcess, client: Client
+) -> None:
+    """The finding's flood: an anonymous client with a made-up Authorization header skips
+    the limit of calls without credentials, not the one of every call. It spends its own
+    address's budget and is refused with 429 once that is gone, while the EHR's real
+    calls, from another address behind the same ingress, are all answered."""
+    any_rate, any_burst = limit("spine_cds_any")
+    with pod_proxy(service) as proxy:
+        # 12 connections flood for 3 s while the EHR makes its real calls.
+        stop = time.monotonic() + 3.0
+        started = time.monotonic()
+
+        def junk() -> Counter[int]:
+            answers: Counter[int] = Counter()
+            with Caller(proxy) as caller:
+                while time.monotonic() < stop:
+                    answers[caller.post(ATTACKER, "Bearer junk")] += 1
+            return answers
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            floods = [pool.submit(junk) for _ in range(12)]
+            time.sleep(0.5)
+            ehr = [post(proxy, EHR, f"Bearer {client.token()}") for _ in range(8)]
+            attacker = sum((f.result() for f in floods), Counter[int]())
+        elapsed = time.monotonic() - started
+        assert ehr == [200] * 8, (ehr, attacker)
+        assert attacker[429] > 0, attacker  # the flood went past its own budget
+        assert set(attacker) == {401, 429}, attacker
+        assert attacker[401] <= any_burst + any_rate * elapsed + 1, (attacker, elapsed)
+        logged = logged_addresses(proxy, attacker.total() + len(ehr))
+        assert logged == {ATTACKER: attacker.total(), EHR: len(ehr)}, logged
+
+
+@pytest.mark.parametrize(
+    ("where", "source"),
+    [("kubernetes", "127.0.0.2"), ("host", PROXY), ("compose", PROXY)],
+    ids=["pod-from-an-address-not-trusted", "host", "compose"],
+)
+def test_x_forwarded_for_from_anyone_else_is_ignored(
+    service: ServiceProcess, where: Where, source: str
+) -> None:
+    """A client that names a new address in each request still spends one budget, its
+    connection's: in the pod when it is not the ingress controller (127.0.0.2 here, the
+    controller 127.0.0.1), and always on a host and in compose, where clients connect to
+    nginx itself."""
+    rate, burst = limit("spine_cds_unauthenticated")
+    env = {"INGRESS_ADDRESSES": PROXY} if where == "kubernetes" else None
+    with NginxProxy(service.port, where=where, env=env) as proxy:
+        started = time.monotonic()
+        with Caller(proxy, source) as caller:
+            statuses = [caller.post(f"198.51.100.{n}") for n in range(3 * burst)]
+        elapsed = time.monotonic() - started
+        assert set(statuses) <= {401, 429}, statuses
+        assert statuses.count(401) <= burst + 1 + rate * elapsed, (statuses, elapsed)
+        assert 429 in statuses, (statuses, elapsed)
+        assert logged_addresses(proxy, len(statuses)) == {source: len(statuses)}
