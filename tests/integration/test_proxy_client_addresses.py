@@ -3,14 +3,18 @@ run by Debian's nginx in front of the secure service under gunicorn, over real H
 
 In the Kubernetes pod every call comes from the ingress controller. Keyed on the
 connection's address, all clients shared one budget: an anonymous client sending a
-made-up ``Authorization`` header got 9 of an EHR's 10 real calls answered 429. The pod's
-start command now has nginx take the client's address from X-Forwarded-For, from the
-addresses of INGRESS_ADDRESSES only (here 127.0.0.1 stands for the ingress controller).
+made-up ``Authorization`` header got 9 of an EHR's 10 real calls answered 429, and 8
+clinicians opening the trend app at once got 27 of their 48 files refused. The pod's start
+command now has nginx take the client's address from X-Forwarded-For, from the
+addresses of INGRESS_ADDRESSES only (here 127.0.0.1 stands for the ingress controller),
+and the trend app's files have a budget of their own.
 
 - Two clients behind the trusted proxy (two X-Forwarded-For addresses) have two budgets:
   a flood from one, with or without a made-up header, leaves the other's calls alone.
 - X-Forwarded-For from any other address is ignored: a client cannot pick its budget by
   naming addresses. On a host and in compose, which no proxy fronts, it is never read.
+- 8 clinicians behind one NAT address open the trend app at once: every file is served,
+  and their files spend neither the hook calls' budget nor the EHR's.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ import concurrent.futures
 import http.client
 import json
 import re
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
@@ -38,9 +45,22 @@ pytestmark = pytest.mark.integration
 BASE = "https://cds.example.org"
 HOOK = f"/cds-services/{SELECT_ID}"
 ISS = "https://ehr.example.org"
+FHIR = "http://127.0.0.1:9/fhir"  # listed for the trend launch; never contacted
 PROXY = "127.0.0.1"  # the ingress controller, as INGRESS_ADDRESSES names it
 ATTACKER = "198.51.100.7"
 EHR = "203.0.113.20"
+HOSPITAL = "192.0.2.44"  # a hospital's NAT address: clinicians' browsers and its EHR
+# A cold opening of the trend app: the launch page, its script and style, the app's page
+# (back from the EHR's authorization), its script and style (the browser asks again
+# without a cache).
+OPENING = (
+    f"/trend/launch?iss={quote(FHIR, safe='')}&launch=abc",
+    "/trend/launch.js",
+    "/trend/app.css",
+    "/trend/?code=x&state=y",
+    "/trend/app.js",
+    "/trend/app.css",
+)
 
 
 def limit(zone: str) -> tuple[int, int]:
@@ -78,10 +98,11 @@ def client() -> Client:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, client: Client) -> Iterator[ServiceProcess]:
-    """The service in secure mode, trusting one EHR."""
+    """The service in secure mode, trusting one EHR (whose FHIR server the trend app may
+    be launched against)."""
     tmp = tmp_path_factory.mktemp("service")
     (tmp / "jwks.json").write_text(json.dumps(client.jwks), encoding="utf-8")
-    clients = [{"iss": ISS, "jwks_file": str(tmp / "jwks.json")}]
+    clients = [{"iss": ISS, "jwks_file": str(tmp / "jwks.json"), "fhir_servers": [FHIR]}]
     (tmp / "clients.json").write_text(json.dumps(clients), encoding="utf-8")
     env = {
         "SPINE_CDS_DATABASE_PATH": str(tmp / "db.sqlite3"),
@@ -210,3 +231,54 @@ def test_x_forwarded_for_from_anyone_else_is_ignored(
         assert statuses.count(401) <= burst + 1 + rate * elapsed, (statuses, elapsed)
         assert 429 in statuses, (statuses, elapsed)
         assert logged_addresses(proxy, len(statuses)) == {source: len(statuses)}
+
+
+def get(session: requests.Session, proxy: NginxProxy, path: str, forwarded_for: str) -> int:
+    response = session.get(proxy.url + path, headers={"X-Forwarded-For": forwarded_for})
+    return response.status_code
+
+
+def test_eight_clinicians_behind_one_address_open_the_trend_app_at_once(
+    service: ServiceProcess, client: Client
+) -> None:
+    """Every one of their 48 files is served. Their budget is the trend app's own, which
+    still holds one address to its rate; spending it takes nothing from the same
+    address's hook calls, with a token or without."""
+    with pod_proxy(service) as proxy:
+        barrier = threading.Barrier(8)
+
+        def clinician(_: int) -> list[int]:
+            with requests.Session() as session:
+                barrier.wait()
+                return [get(session, proxy, path, HOSPITAL) for path in OPENING]
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = [s for opening in pool.map(clinician, range(8)) for s in opening]
+        assert statuses == [200] * 48, Counter(statuses)
+
+        # One address fetching much more than that is held to the trend app's rate.
+        _, burst = limit("spine_cds_trend")
+        assert burst >= 8 * len(OPENING)
+        with requests.Session() as session:
+            more = [get(session, proxy, "/trend/app.css", HOSPITAL) for _ in range(2 * burst)]
+        assert set(more) == {200, 429}, Counter(more)
+        # The same address's hook calls keep their budgets: the EHR's real call, and one
+        # without credentials (refused by the service, not by nginx).
+        assert post(proxy, HOSPITAL, f"Bearer {client.token()}") == 200
+        assert post(proxy, HOSPITAL) == 401
+
+
+def test_unauthenticated_hook_calls_are_still_limited_where_trend_files_are_not(
+    service: ServiceProcess,
+) -> None:
+    """The trend app's budget is for its files: only /trend/ and /trend use it. A
+    discovery request, a hook call spelt as a path under /trend/ (nginx matches the path
+    without its dot segments), or a path made to look like the app's still spends the
+    limit of requests without credentials."""
+    _, burst = limit("spine_cds_unauthenticated")
+    paths = ("/cds-services", f"/trend/%2e%2e{HOOK}", "/trendy", "/x/trend/app.css")
+    with pod_proxy(service) as proxy, requests.Session() as session:
+        for n, path in enumerate(paths):
+            address = f"198.51.100.{n}"
+            statuses = [get(session, proxy, path, address) for _ in range(3 * burst)]
+            assert 429 in statuses, (path, Counter(statuses))
