@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
             [ $# -ge 2 ] || { echo "mint-test-client: --fhir-server needs a URL" >&2; exit 2; }
             fhir="$2"; shift 2 ;;
         --fhir-server=*) fhir="${1#--fhir-server=}"; shift ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "mint-test-client: unknown option $1 (--fhir-server URL, or a directory)" >&2; exit 2 ;;
         *)
             [ -z "$target" ] || { echo "mint-test-client: one directory only" >&2; exit 2; }

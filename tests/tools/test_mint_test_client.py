@@ -183,3 +183,16 @@ def test_a_fhir_server_that_is_not_a_url_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "expected an http(s) base URL" in result.stderr
     assert not (tmp_path / "client").exists()
+
+
+def test_help_prints_the_scripts_header_comment_and_nothing_after_it() -> None:
+    # An outside review: --help ended with the line "set -euo pipefail", its range one
+    # line too long. The header is every comment line after the shebang.
+    lines = SCRIPT.read_text().splitlines()[1:]
+    header = lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]
+    expected = [line.removeprefix("#").removeprefix(" ") for line in header]
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == expected
