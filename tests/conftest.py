@@ -44,7 +44,12 @@ def _leaves_the_checkouts_database_alone(
 ) -> Iterator[None]:
     """The first test after which the checkout's default database exists fails, naming
     itself (or its module's fixtures, which may have started the service that wrote it):
-    whatever a test starts must get a database in a temporary directory."""
+    whatever a test starts must get a database in a temporary directory.
+
+    The message names the other likely cause too: a service started in the same checkout
+    while the tests run (the README's ``scripts/serve.sh``, in a second terminal) writes
+    the file as well, and an outside review was told to fix a test that had done
+    nothing."""
     yield
     if _checkout_database_at_start or _REPORTED or not CHECKOUT_DATABASE.exists():
         return
@@ -52,7 +57,9 @@ def _leaves_the_checkouts_database_alone(
     pytest.fail(
         f"{CHECKOUT_DATABASE.name} appeared in the checkout during this test or its "
         "module's fixtures: give what they start SPINE_CDS_DATABASE_PATH (or "
-        "database_path) in a temporary directory"
+        "database_path) in a temporary directory; or something else running in this "
+        "checkout, such as scripts/serve.sh, created it (then start it before the tests, "
+        "or run it from another clone)"
     )
 
 
