@@ -147,6 +147,8 @@ def serve(
     if settings.dev_mode:
         _say(settings, logging.WARNING, dev_mode_warning(settings.cors_origins))
         _say(settings, logging.INFO, next_steps(settings))
+    if settings.shadow_mode:
+        _say(settings, logging.WARNING, SHADOW_MODE_WARNING)
     owner = os.getpid()
     try:
         run_gunicorn(settings)
@@ -156,6 +158,16 @@ def serve(
         # that did so broke the metrics, and the calls, of the workers still serving).
         if os.getpid() == owner:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+# What ``serve`` prints in shadow mode. An outside review found the mode said only inside
+# the one-line effective configuration, while the request lines named decisions no
+# clinician saw: whoever starts the service, or reads its log after "did the doctor get
+# the warning?", learns it here.
+SHADOW_MODE_WARNING = (
+    "SHADOW MODE: every call is evaluated and audited; no card is returned "
+    "(shadow_mode, SPINE_CDS_SHADOW_MODE). Request lines mark these decisions shadow=1."
+)
 
 
 def dev_mode_warning(cors_origins: tuple[str, ...]) -> str:

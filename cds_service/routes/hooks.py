@@ -114,7 +114,7 @@ def _answer(
         if hook_instance is not None:
             g.hook_instance = hook_instance
 
-    g.decision = decision_log_fields(outcome)
+    g.decision = decision_log_fields(outcome, shadow=call.shadow)
     runtime.metrics.decisions.labels(service_id, outcome.decision).inc()
     if outcome.fhir_ms is not None:
         runtime.metrics.fhir_latency.observe(outcome.fhir_ms / 1000)
@@ -124,12 +124,18 @@ def _answer(
     return json_response(outcome.response)
 
 
-def decision_log_fields(outcome: Outcome) -> str:
+def decision_log_fields(outcome: Outcome, shadow: bool = False) -> str:
     """What the request's log line says of the decision: its code, and for no card the
     reason code the audit records (``Outcome.no_card_reason``). An integrator's review: a
     200 with ``{"cards": []}`` logged only its status, so "the card never shows" could
     not be answered from the log, only from the audit database. Codes only: never a
-    patient id or any of the patient's data."""
+    patient id or any of the patient's data.
+
+    In shadow mode ``shadow=1`` follows: the decision was made and audited, but no card
+    went to the clinician. Another review read ``decision=advise-against`` in a shadow
+    pilot's log as advice shown, the question such a line is read for."""
     reason = outcome.no_card_reason
     fields = f" decision={outcome.decision}"
-    return f"{fields} reason={reason}" if reason is not None else fields
+    if reason is not None:
+        fields += f" reason={reason}"
+    return f"{fields} shadow=1" if shadow else fields

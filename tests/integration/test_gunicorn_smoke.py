@@ -9,9 +9,12 @@ import pytest
 import requests
 
 import cds_service
+from cds_service.app import create_app
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import EMPTY_PREFETCH, SELECT_ID, hook_request, service_request
+from tests.conftest import make_settings
 from tests.support.conformance import assert_conformant_response
+from tests.web.test_audit_and_shadow import improving_patient_request
 
 pytestmark = pytest.mark.integration
 SANDBOX = json.loads((Path(__file__).parents[1] / "data" / "sandbox-requests.json").read_text())
@@ -64,6 +67,24 @@ def test_gunicorn_serves_discovery_hooks_feedback_and_preflight(tmp_path: Path) 
     assert f"spine-cds try --service-url {service.url} --fhir-server" in log
     assert "any web page open in a browser here can call this service" in log
     assert service.process is not None and service.process.returncode is not None
+
+
+def test_shadow_mode_is_said_at_startup_and_on_each_decided_call(tmp_path: Path) -> None:
+    """An outside review: shadow mode showed only inside the effective configuration's
+    one line, and the request line named a decision no clinician saw."""
+    log_path = tmp_path / "service.log"
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "SPINE_CDS_SHADOW_MODE": "true",
+    }
+    body, _ = improving_patient_request(create_app(make_settings(tmp_path)))
+    with ServiceProcess(env=env, log_path=log_path, workers=1) as service:
+        answer = requests.post(f"{service.url}/cds-services/{SELECT_ID}", json=body, timeout=10)
+        assert answer.status_code == 200 and answer.json() == {"cards": []}
+    log = log_path.read_text()
+    assert "WARNING: SHADOW MODE: every call is evaluated and audited; no card is returned" in log
+    (line,) = [line for line in log.splitlines() if f"path=/cds-services/{SELECT_ID}" in line]
+    assert line.endswith(" decision=advise-against shadow=1")
 
 
 def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:

@@ -9,10 +9,12 @@ could only be answered from the audit database.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from cds_service.app import create_app
 from tests.builders import (
     EMPTY_PREFETCH,
     SELECT_ID,
@@ -20,6 +22,7 @@ from tests.builders import (
     medication_request,
     service_request,
 )
+from tests.conftest import make_settings
 from tests.web.test_audit_and_shadow import audit_records, improving_patient_request
 
 HOOK = f"/cds-services/{SELECT_ID}"
@@ -77,6 +80,20 @@ def test_a_card_says_its_recommendation_and_no_patient_data(
     assert answer.status_code == 200 and answer.get_json()["cards"]
     line = request_line(caplog)
     assert line.endswith(" decision=advise-against")
+    assert patient_id not in caplog.text
+
+
+def test_in_shadow_mode_the_line_says_no_card_was_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An outside review: a shadow pilot's log said decision=advise-against, read after
+    # "did the doctor get the warning?" as a card shown, when the answer was empty.
+    app = create_app(make_settings(tmp_path, shadow_mode=True))
+    body, patient_id = improving_patient_request(app)
+    with caplog.at_level(logging.INFO, logger="cds_service"):
+        answer = app.test_client().post(HOOK, json=body)
+    assert answer.status_code == 200 and answer.get_json() == {"cards": []}
+    assert request_line(caplog).endswith(" decision=advise-against shadow=1")
     assert patient_id not in caplog.text
 
 
