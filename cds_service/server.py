@@ -129,15 +129,21 @@ def check_database_writable(settings: Settings) -> None:
 def listening_line(settings: Settings) -> str:
     """What the service tells the person starting it: an address they can open.
 
-    0.0.0.0 (or ::) is where it listens, not a URL anyone can call; say so, and give
-    the URL clients use when it is configured.
+    0.0.0.0 (or ::) is where it listens, not a URL anyone can call; say so. With
+    ``public_base_url`` set, also the discovery URL clients use and the ``aud`` their
+    JWTs must carry, whatever the address: an outside review saw only the listening
+    address, while every EHR call was refused for an ``aud`` it did not show.
     """
     if settings.host in {"0.0.0.0", "::", ""}:  # noqa: S104 - describing, not binding
         where = f"listening on all interfaces, port {settings.port}"
-        if settings.public_base_url:
-            return f"{where}; clients call {settings.public_base_url.rstrip('/')}/cds-services"
-        return f"{where}; from this host: {local_url(settings)}/cds-services"
-    return f"serving {local_url(settings)}/cds-services"
+        if not settings.public_base_url:
+            return f"{where}; from this host: {local_url(settings)}/cds-services"
+    else:
+        where = f"serving {local_url(settings)}/cds-services"
+    if not settings.public_base_url:
+        return where
+    discovery = f"{settings.public_base_url.rstrip('/')}/cds-services"
+    return f"{where}; clients call {discovery} (a client JWT's aud: {discovery}/<service id>)"
 
 
 def local_url(settings: Settings) -> str:

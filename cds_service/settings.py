@@ -202,6 +202,8 @@ class Settings(BaseSettings):
                 problems.append("public_base_url must be an http:// or https:// URL with a host")
             elif base.query or base.fragment or base.username or base.password:
                 problems.append("public_base_url must have no query, fragment or credentials")
+            elif base.path.rstrip("/").endswith(_CDS_SERVICES):
+                problems.append(_doubled_cds_services(self.public_base_url))
         for origin in self.cors_origins:
             # a browser's Origin is scheme://host[:port], nothing more: anything else never
             # matches, and flask-cors reads an entry with "*" or "[" as a pattern that need
@@ -252,6 +254,24 @@ class Settings(BaseSettings):
         and Redis URLs, in any form, nor the audit hash key (cds_service/redaction.py)."""
         secrets = [self.audit_hash_key] if self.audit_hash_key else []
         return redact_text(message, (self.database_url, self.redis_url), secrets)
+
+
+_CDS_SERVICES = "/cds-services"
+
+
+def _doubled_cds_services(url: str) -> str:
+    """Why a ``public_base_url`` ending in /cds-services is refused, and what to give.
+
+    The service adds /cds-services to the base itself, so every client JWT's expected
+    ``aud`` became .../cds-services/cds-services/<id> and every EHR call a 401 (an
+    outside review: an easy slip, since the EHR is handed the discovery URL)."""
+    parts = urlsplit(url)
+    base = parts._replace(path=parts.path.rstrip("/").removesuffix(_CDS_SERVICES)).geturl()
+    return (
+        f"public_base_url {url!r} ends in {_CDS_SERVICES}, which the service adds itself: "
+        f"give {base!r} (discovery is then {base}{_CDS_SERVICES}, and a client JWT's aud "
+        f"{base}{_CDS_SERVICES}/<service id>)"
+    )
 
 
 # The settings a SPINE_CDS_<NAME> (or _FILE) variable may name; thresholds go by RULE_.

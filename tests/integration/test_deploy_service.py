@@ -31,7 +31,7 @@ from cds_service.server import (
 )
 from cds_service.stores import RedisReplayCache
 from cds_service.warmup import warm_up
-from spine_cds_dev.service_process import ServiceProcess
+from spine_cds_dev.service_process import ServiceProcess, ServiceStartError
 from tests.conftest import make_settings
 from tests.support.jwks_server import JwksServer
 
@@ -265,10 +265,40 @@ def test_the_startup_line_never_offers_an_address_no_one_can_open(
         "listening on all interfaces, port 8080; from this host: http://127.0.0.1:8080/cds-services"
     )
     with_base = make_settings(tmp_path, host=host, public_base_url=BASE + "/")
-    assert listening_line(with_base).endswith(f"clients call {BASE}/cds-services")
+    assert listening_line(with_base).endswith(
+        f"; clients call {BASE}/cds-services (a client JWT's aud: {BASE}/cds-services/<service id>)"
+    )
     assert listening_line(make_settings(tmp_path, host="::1", port=81)) == (
         "serving http://[::1]:81/cds-services"
     )
+
+
+@pytest.mark.integration
+def test_serve_refuses_a_public_base_url_ending_in_cds_services_and_shows_the_aud(
+    tmp_path: Path,
+) -> None:
+    """An outside review: a public_base_url of .../cds-services started, and every EHR
+    call was then refused 401 for an aud of .../cds-services/cds-services/<id>; the
+    banner showed only the address the service listened on."""
+    log_path = tmp_path / "service.log"
+    env = {"SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
+    doubled = ServiceProcess(env=dict(env), args=(), log_path=log_path, workers=1)
+    doubled.extra_env["SPINE_CDS_PUBLIC_BASE_URL"] = f"{doubled.url}/cds-services/"
+    with pytest.raises(ServiceStartError):
+        doubled.start()
+    said = log_path.read_text()
+    assert (
+        f"public_base_url '{doubled.url}/cds-services/' ends in /cds-services, which the "
+        f"service adds itself: give '{doubled.url}'"
+    ) in said
+    assert f"a client JWT's aud {doubled.url}/cds-services/<service id>" in said
+
+    with ServiceProcess(env=env, args=(), log_path=log_path, workers=1) as service:
+        assert requests.get(service.url + "/livez", timeout=5).status_code == 200
+    assert (
+        f"serving {service.url}/cds-services; clients call {service.url}/cds-services"
+        f" (a client JWT's aud: {service.url}/cds-services/<service id>)"
+    ) in log_path.read_text()
 
 
 def test_gunicorn_stops_within_the_stop_timeouts_and_keeps_no_files_on_disk(

@@ -55,3 +55,28 @@ def test_a_raw_at_sign_in_the_database_password_is_refused() -> None:
     # the driver's error quoted what followed it at startup, past the log's masking
     with pytest.raises(SettingsError, match="percent-encode an @"):
         load_settings(environ={}, overrides={"database_url": "postgresql://u:se@cret@db/x"})
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        ("https://cds.example.org/cds-services", "https://cds.example.org"),
+        ("https://cds.example.org/cds-services/", "https://cds.example.org"),
+        ("https://cds.example.org:8443/spine/cds-services", "https://cds.example.org:8443/spine"),
+    ],
+)
+def test_a_public_base_url_ending_in_cds_services_is_refused_with_the_base_to_give(
+    given: str, base: str
+) -> None:
+    # An outside review: the discovery URL given as the base made every expected aud
+    # .../cds-services/cds-services/<id>, and every EHR call a 401.
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={"SPINE_CDS_PUBLIC_BASE_URL": given})
+    said = str(refused.value)
+    assert said.startswith(f"public_base_url {given!r} ends in /cds-services")
+    assert f"give {base!r} (discovery is then {base}/cds-services" in said
+
+
+def test_a_base_path_that_only_contains_cds_services_is_kept() -> None:
+    for url in ("https://cds.example.org/cds-services/spine", "https://x.org/my-cds-services"):
+        assert load_settings(environ={"SPINE_CDS_PUBLIC_BASE_URL": url}).public_base_url == url
