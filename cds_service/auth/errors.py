@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from cds_service.logs import shown
 
 REALM = "cds-services"
+
+# A typ a refusal names as it came: what a media type is written with (RFC 6838), short.
+_SHOWN_TYP = re.compile(r"[A-Za-z0-9!#$&^_.+/-]{1,64}")
+_JSON_TYPES = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
 
 
 class AuthError(Exception):
@@ -26,6 +32,21 @@ class AuthError(Exception):
     def details(self) -> str:
         """``name=value`` pairs for a log line (empty when there are none)."""
         return " ".join(f"{name}={shown(value)}" for name, value in self.values.items())
+
+
+def bad_typ(typ: object) -> AuthError:
+    """The refusal of a header ``typ`` that names no JWT, saying what came: the value
+    itself when it reads as a media type (``at+jwt``: an OAuth access token sent where
+    the CDS client JWT belongs), else only what it is, a long or odd string being the
+    client's text with nothing for the integrator in it. An outside review saw
+    ``reason=bad-typ`` and nothing more."""
+    if isinstance(typ, str) and _SHOWN_TYP.fullmatch(typ):
+        came: dict[str, object] = {"typ": typ}
+    elif isinstance(typ, str):
+        came = {"typ_is": f"a string of {len(typ)} characters that is no media type"}
+    else:
+        came = {"typ_is": f"a JSON {_JSON_TYPES.get(type(typ), 'value')}, not a string"}
+    return AuthError("bad-typ", **came, typ_expected="JWT (or application/jwt)")
 
 
 def www_authenticate(reason: str | None = None) -> str:

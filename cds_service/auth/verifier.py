@@ -14,7 +14,7 @@ import requests
 
 from cds_service.auth.algorithms import _EC_CURVES, _MAX_TOKEN_CHARS
 from cds_service.auth.clients import AuthConfig, TrustedClient
-from cds_service.auth.errors import AuthError
+from cds_service.auth.errors import AuthError, bad_typ
 from cds_service.auth.jwks import JkuList, _fetch_url, _KeySource, _read_file
 from cds_service.stores.replay import MemoryReplayCache, ReplayCache
 
@@ -64,6 +64,13 @@ def _key_facts(jwk: Mapping[str, Any]) -> dict[str, Any]:
     and ``crv`` as published (public facts of a key, never its material), each only when
     the JWK has it."""
     return {f"key_{name}": jwk[name] for name in ("kty", "alg", "crv") if name in jwk}
+
+
+def _names_jwt(typ: object) -> bool:
+    """Whether a header ``typ`` says JWT. RFC 7515 section 4.1.9 lets ``application/`` be
+    left out and media types are compared without regard to case, so ``JWT``, ``jwt`` and
+    ``application/jwt`` are one type (an outside review saw the last refused)."""
+    return isinstance(typ, str) and typ.isascii() and typ.lower() in {"jwt", "application/jwt"}
 
 
 def _bearer_token(authorization_header: str | None) -> str:
@@ -197,8 +204,14 @@ class JwtVerifier:
             source = self._source("url", client.jwks_url)
         elif client.jwks_file is not None:
             source = self._source("file", client.jwks_file)
-        else:
-            raise AuthError("jku-required")
+        else:  # an entry with only jku_allowlist or jku_list_url: say so, and what is missing
+            named = {"jku_list_url": client.jku_list_url, "jku_allowlist": client.jku_allowlist}
+            raise AuthError(
+                "jku-required",
+                why="this client's entry names no jwks_url or jwks_file, only where a jku may "
+                "point: each token must carry a jku header",
+                **{name: value for name, value in named.items() if value},
+            )
         return source.get(
             kid,
             self._monotonic(),
@@ -242,8 +255,8 @@ class JwtVerifier:
         if "crit" in header or "b64" in header:
             raise AuthError("malformed")
         typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
-            raise AuthError("bad-typ")
+        if typ is not None and not _names_jwt(typ):
+            raise bad_typ(typ)
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthError("missing-kid")

@@ -408,6 +408,17 @@ def test_missing_kid_is_refused(verifier: JwtVerifier, es_key: Key) -> None:
 def test_wrong_typ_is_refused(verifier: JwtVerifier, es_key: Key) -> None:
     token = sign(es_key, claims(), typ="at+jwt")
     assert refused(verifier, bearer(token)) == "bad-typ"
+    for typ in ("application/at+jwt", "JWS", "JWT ", "application/", {"x": 1}):
+        assert refused(verifier, bearer(sign(es_key, claims(), typ=typ))) == "bad-typ"
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "application/jwt", "APPLICATION/JWT"])
+def test_every_way_rfc_7515_writes_jwt_is_accepted(
+    verifier: JwtVerifier, es_key: Key, typ: str
+) -> None:
+    # RFC 7515 section 4.1.9: a typ without "/" is read with "application/" before it;
+    # media types are compared without regard to case.
+    assert verifier.verify(bearer(sign(es_key, claims(), typ=typ)), AUD).iss == ISS
 
 
 # --------------------------------------------------------------------------
@@ -547,6 +558,10 @@ def test_client_with_only_an_allowlist_needs_a_jku(
     client = TrustedClient(iss=ISS, jku_allowlist=(server.url(),))
     verifier = make_verifier((client,), clock, mono)
     assert refused(verifier, bearer(sign(es_key, claims()))) == "jku-required"
+    with pytest.raises(AuthError) as info:
+        verifier.verify(bearer(sign(es_key, claims())), AUD)
+    assert info.value.values["jku_allowlist"] == (server.url(),)
+    assert "each token must carry a jku header" in info.value.details()
     assert verifier.verify(bearer(sign(es_key, claims(), jku=server.url())), AUD).iss == ISS
 
 

@@ -265,6 +265,52 @@ def test_a_tenant_configured_for_a_client_whose_tokens_carry_none_says_so(
         svc.stop()
 
 
+def test_a_token_without_the_jku_an_oracle_shaped_entry_needs_says_so(
+    service: ServiceProcess, keys_server: JwksServer, oracle_key: Key
+) -> None:
+    # An outside review: "reason=jku-required endpoint=hook claimed_issuer=..." and
+    # nothing more, for an entry with only jku_list_url (Oracle Health's shape).
+    response = call(service, oracle_key.sign(claims(ORACLE_ISS, BASE + HOOK)))
+    line = refusal_line(service, response)
+    assert "reason=jku-required" in line
+    assert "names no jwks_url or jwks_file" in line
+    assert "each token must carry a jku header" in line
+    assert f'jku_list_url="{keys_server.url("/oracle/jku-list.json")}"' in line
+
+
+@pytest.mark.parametrize(
+    ("typ", "shown"),
+    [
+        ("at+jwt", 'typ="at+jwt"'),  # an OAuth access token sent for the client JWT
+        ("JWT\nINFO forged line " + "x" * 300, 'typ_is="a string of 321 characters'),
+        (7, 'typ_is="a JSON number, not a string"'),
+    ],
+)
+def test_a_typ_that_names_no_jwt_is_logged_with_what_came(
+    service: ServiceProcess, keys_server: JwksServer, epic_key: Key, typ: object, shown: str
+) -> None:
+    jku = keys_server.url("/epic/jwks.json")
+    now = int(time.time())
+    token = epic_key.sign(claims(EPIC_ISS, BASE + HOOK, sub="s", nbf=now), jku=jku, typ=typ)
+    line = refusal_line(service, call(service, token))
+    assert "reason=bad-typ" in line
+    assert shown in line
+    assert 'typ_expected="JWT (or application/jwt)"' in line
+    assert "INFO forged" not in line
+
+
+@pytest.mark.parametrize("typ", ["application/jwt", "Application/JWT", "jwt"])
+def test_a_typ_rfc_7515_reads_as_jwt_is_accepted(
+    service: ServiceProcess, keys_server: JwksServer, epic_key: Key, typ: str
+) -> None:
+    # RFC 7515 section 4.1.9: "application/" may be left out of typ, so application/jwt
+    # and JWT are one media type (compared without regard to case).
+    jku = keys_server.url("/epic/jwks.json")
+    now = int(time.time())
+    token = epic_key.sign(claims(EPIC_ISS, BASE + HOOK, sub="s", nbf=now), jku=jku, typ=typ)
+    assert call(service, token).status_code == 200, service.log_tail()
+
+
 def test_oracle_shaped_tokens_follow_the_published_jku_list_without_a_restart(
     service: ServiceProcess, keys_server: JwksServer, oracle_key: Key
 ) -> None:
