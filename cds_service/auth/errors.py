@@ -8,6 +8,49 @@ from cds_service.logs import shown
 
 REALM = "cds-services"
 
+# Every reason a refusal can give. Each is explained in docs/integration.md ("When a call
+# is refused"): an outside review found ten of them in the log and nowhere in the docs.
+# tests/auth/test_reasons_documented.py holds the code's reasons to this set and this set
+# to that table, so a new reason cannot reach the log undocumented.
+REASONS = frozenset(
+    {
+        "missing-token",
+        "malformed",
+        "alg-not-allowed",
+        "bad-typ",
+        "missing-kid",
+        "missing-claim:iss",
+        "invalid-claim:iss",
+        "unknown-issuer",
+        "jku-not-allowed",
+        "jku-required",
+        "jku-list-unavailable",
+        "jwks-unavailable",
+        "unknown-kid",
+        "key-mismatch",
+        "bad-signature",
+        "weak-key",
+        "missing-claim:aud",
+        "missing-claim:exp",
+        "missing-claim:iat",
+        "missing-claim:jti",
+        "invalid-claim:aud",
+        "wrong-audience",
+        "invalid-claim:exp",
+        "invalid-claim:iat",
+        "invalid-claim:nbf",
+        "expired",
+        "iat-in-future",
+        "not-yet-valid",
+        "lifetime-too-long",
+        "invalid-claim:jti",
+        "invalid-claim:tenant",
+        "missing-claim:tenant",
+        "wrong-tenant",
+        "replay-cache-unavailable",
+        "replayed-jti",
+    }
+)
 # A typ a refusal names as it came: what a media type is written with (RFC 6838), short.
 _SHOWN_TYP = re.compile(r"[A-Za-z0-9!#$&^_.+/-]{1,64}")
 _JSON_TYPES = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}

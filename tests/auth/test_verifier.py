@@ -34,6 +34,7 @@ from cds_service.auth import (
     parse_trusted_clients,
     www_authenticate,
 )
+from cds_service.auth.errors import REASONS
 from cds_service.stores.replay import MemoryReplayCache, ReplayCacheFull
 from tests.support.jwks_server import JwksServer
 
@@ -187,6 +188,7 @@ def refused(verifier: JwtVerifier, header: str | None, audience: str = AUD) -> s
         assert token not in str(err)
         assert all(token not in str(arg) for arg in err.args)
         assert err.__cause__ is None
+    assert err.reason in REASONS  # documented (tests/auth/test_reasons_documented.py)
     return err.reason
 
 
