@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from cds_service.errors import ApiError
-from cds_service.validation import shown_name
+from cds_service.validation import json_type, shown_name
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -109,7 +109,7 @@ def parse_json_object(raw: bytes, depth_limit: int) -> dict[str, Any]:
         raise ApiError(
             400,
             "invalid_request",
-            f"expected a JSON object at $, got {type(value).__name__}",
+            f"expected a JSON object at $, got {json_type(value)}",
         )
     if max_depth(raw, depth_limit) > depth_limit:
         raise ApiError(

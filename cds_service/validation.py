@@ -7,13 +7,14 @@ expected, so an integration engineer can fix the request without reading our cod
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jsonschema_rs
 from jsonschema import ValidationError
-from jsonschema.validators import Draft202012Validator
+from jsonschema.validators import Draft202012Validator, extend
 
 MAX_REPORTED_ERRORS = 20
 # A property name is the client's to choose: what an answer (and its audit row) repeats of
@@ -88,6 +89,99 @@ def json_path(parts: Iterable[Any]) -> str:
     return out
 
 
+# JSON's names for what a body holds (JSON Schema's, with "integer" for a whole number):
+# a client developer reads these, not Python's NoneType, str or list (an outside review).
+_JSON_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),  # before int, which bool is too
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+_WITH_ARTICLE = {
+    "null": "null",
+    "boolean": "a boolean",
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "array": "an array",
+    "object": "an object",
+}
+
+
+def json_type(value: object) -> str:
+    """What a JSON value is, as JSON names it, with its article: "null", "an array"."""
+    name = (
+        "null" if value is None else next((n for k, n in _JSON_NAMES if isinstance(value, k)), "")
+    )
+    return _WITH_ARTICLE.get(name, "a value")
+
+
+def _expected_types(expected: object) -> str:
+    """A schema's ``type`` in words: "an object", "an object or null"."""
+    names = expected if isinstance(expected, list) else [expected]
+    return " or ".join(_WITH_ARTICLE.get(str(name), str(name)) for name in names)
+
+
+# The members each object of the body being explained must have (the object's id -> the
+# names), noted as the schema's "required" keywords are checked: a null member is told to
+# be left out only where it may be. Set for the length of one ``validate``.
+_required_of: ContextVar[dict[int, set[str]] | None] = ContextVar("required_of", default=None)
+_check_required = Draft202012Validator.VALIDATORS["required"]
+
+
+def _noting_required(
+    validator: Any, required: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    noted = _required_of.get()
+    if noted is not None and isinstance(instance, dict) and isinstance(required, list):
+        noted.setdefault(id(instance), set()).update(n for n in required if isinstance(n, str))
+    yield from _check_required(validator, required, instance, schema)
+
+
+# The validator that explains a refused body (``validate``): Draft 2020-12's, noting
+# what each object requires.
+ExplainingValidator = cast(
+    type[Draft202012Validator],
+    extend(Draft202012Validator, {"required": _noting_required}),  # type: ignore[no-untyped-call]
+)
+
+
+@dataclass(frozen=True)
+class _NullMember:
+    """A null where the schema has no null, kept small until every object's required
+    members are known: where it is, what belongs there, and its object's id and name
+    (none for an array's item or the body itself)."""
+
+    path: str
+    wanted: str
+    parent: int | None
+    name: str | None
+
+    @classmethod
+    def of(cls, error: ValidationError, body: Any) -> _NullMember:
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        *parents, name = error.absolute_path or [0]
+        parent = body
+        for part in parents:
+            parent = parent[part]
+        path, wanted = json_path(error.absolute_path), _expected_types(schema.get("type"))
+        if isinstance(name, str):
+            return cls(path, wanted, id(parent), name)
+        return cls(path, wanted, None, None)
+
+    def message(self, required: dict[int, set[str]]) -> str:
+        """What to do about it: some clients write an absent optional member as null, and
+        the spec has it left out (an outside review saw "expected type 'object', got
+        NoneType" and no way forward)."""
+        if self.parent is None:
+            return f"null is not allowed here: send {self.wanted}"
+        if self.name in required.get(self.parent, ()):
+            return f"null is not allowed here: the member is required, as {self.wanted}"
+        return f"null is not allowed here: leave the member out (or send {self.wanted})"
+
+
 def _describe(error: ValidationError) -> str:
     """A short message that says what was expected, without echoing large values."""
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -99,7 +193,7 @@ def _describe(error: ValidationError) -> str:
     if validator == "enum":
         return f"expected one of {schema.get('enum')!r}"
     if validator == "type":
-        return f"expected type {schema.get('type')!r}, got {type(error.instance).__name__}"
+        return f"expected {_expected_types(schema.get('type'))}, got {json_type(error.instance)}"
     if validator == "pattern":
         what = schema.get("description") or f"a string matching {schema.get('pattern')}"
         return f"expected {what}"
@@ -136,17 +230,30 @@ def _leaf_errors(error: ValidationError) -> Iterable[ValidationError]:
 
 def validate(validator: Draft202012Validator, instance: Any) -> list[FieldError]:
     """All problems in ``instance``, ordered by path, at most MAX_REPORTED_ERRORS
-    (``reported``)."""
+    (``reported``). A null member is told whether it may be left out only by an
+    ``ExplainingValidator`` (``schemas.validator``); another says to leave it out."""
     found: dict[tuple[str, str], FieldError] = {}
-    for error in validator.iter_errors(instance):
-        for leaf in _leaf_errors(error):
-            parts = list(leaf.absolute_path)
-            if leaf.validator == "required":
-                match = re.match(r"'([^']*)' is a required property", str(leaf.message))
-                if match:
-                    parts.append(match.group(1))
-            item = FieldError(json_path(parts), _describe(leaf))
-            found.setdefault((item.path, item.message), item)
+    nulls: list[_NullMember] = []  # said once every object's required members are known
+    required: dict[int, set[str]] = {}
+    token = _required_of.set(required)
+    try:
+        for error in validator.iter_errors(instance):
+            for leaf in _leaf_errors(error):
+                if leaf.validator == "type" and leaf.instance is None:
+                    nulls.append(_NullMember.of(leaf, instance))
+                    continue
+                parts = list(leaf.absolute_path)
+                if leaf.validator == "required":
+                    match = re.match(r"'([^']*)' is a required property", str(leaf.message))
+                    if match:
+                        parts.append(match.group(1))
+                item = FieldError(json_path(parts), _describe(leaf))
+                found.setdefault((item.path, item.message), item)
+    finally:
+        _required_of.reset(token)
+    for null in nulls:
+        item = FieldError(null.path, null.message(required))
+        found.setdefault((item.path, item.message), item)
     return reported(sorted(found.values(), key=lambda e: (e.path, e.message)))
 
 

@@ -20,7 +20,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from cds_service.validation import SchemaCheck
+from cds_service.validation import ExplainingValidator, SchemaCheck
 
 SCHEMA_FILES = (
     "common.schema.json",
@@ -55,7 +55,7 @@ def validator(name: str) -> Draft202012Validator:
     """A validator built once (building costs far more than validating)."""
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, registry=registry())
+    return ExplainingValidator(schema, registry=registry())
 
 
 @cache
