@@ -49,6 +49,12 @@ from cds_service.tools.errors import EXIT_MISMATCH, ServiceError
 @click.option("--client-iss", help="Issuer (iss) of the client JWT, as in trusted_clients_file.")
 @click.option("--client-kid", help="Key id of the client JWT [the key's RFC 7638 thumbprint].")
 @click.option(
+    "--client-jku",
+    help="jku header of the client JWT: the JWKS URL, for an entry with jku_list_url or "
+    "jku_allowlist (Oracle Health's shape).",
+)
+@click.option("--client-tenant", help="tenant claim of the client JWT, for an entry with tenant.")
+@click.option(
     "--config",
     type=click.Path(dir_okay=False, exists=True),
     help="TOML settings file for the in-process service.",
@@ -67,6 +73,8 @@ def try_command(
     client_key: str | None,
     client_iss: str | None,
     client_kid: str | None,
+    client_jku: str | None,
+    client_tenant: str | None,
     config: str | None,
 ) -> None:
     """Act as the EHR: send one order for one patient to the service and show the cards.
@@ -83,7 +91,13 @@ def try_command(
         raise click.UsageError("--config applies to the in-process service only")
     if (client_key is None) != (client_iss is None) or (client_key and not service_url):
         raise click.UsageError("--client-key needs --client-iss and --service-url")
-    signer = ClientSigner(client_key, client_iss, client_kid) if client_key and client_iss else None
+    if (client_jku or client_tenant) and not client_key:
+        raise click.UsageError("--client-jku and --client-tenant need --client-key")
+    signer = (
+        ClientSigner(client_key, client_iss, client_kid, client_jku, client_tenant)
+        if client_key and client_iss
+        else None
+    )
     options = TryOptions(
         fhir_server=fhir_server,
         patient_id=patient_id,

@@ -67,9 +67,11 @@ def find_service(discovery: Answer, hook: str, label: str, *, signed: bool = Fal
                 else "its log"
             )
             hint = (
-                " (a client JWT was sent and refused: check that --service-url equals the"
-                " service's public_base_url, which is the JWT's audience, and look in the"
-                f" service's log for the reason: {where})"
+                " (a client JWT was sent and refused: the service's log says why, in"
+                f" {where}. Often: --service-url is not the service's public_base_url,"
+                " which is the JWT's audience; or the trusted-clients entry wants a jku"
+                " header (--client-jku, for jku_list_url or jku_allowlist) or a tenant"
+                " claim (--client-tenant))"
             )
         elif discovery.status == 401:
             hint = (

@@ -47,7 +47,16 @@ class ClientSigner:
     the JWKS the service's trusted-clients entry names (``spine-cds client-jwks``).
     """
 
-    def __init__(self, key_file: str, issuer: str, kid: str | None = None) -> None:
+    def __init__(
+        self,
+        key_file: str,
+        issuer: str,
+        kid: str | None = None,
+        jku: str | None = None,
+        tenant: str | None = None,
+    ) -> None:
+        """``jku``: the header an entry with ``jku_list_url`` or ``jku_allowlist`` needs
+        (Oracle Health's shape); ``tenant``: the claim an entry with ``tenant`` needs."""
         from cryptography.hazmat.primitives.asymmetric import ec, rsa
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -66,6 +75,8 @@ class ClientSigner:
         self.key = key
         self.issuer = issuer
         self.kid = kid or public_jwk(key)["kid"]
+        self.jku = jku
+        self.tenant = tenant
 
     def token(self, audience: str, lifetime_seconds: int = 300) -> str:
         import time as clock
@@ -80,9 +91,12 @@ class ClientSigner:
             "exp": now + lifetime_seconds,
             "jti": str(uuid.uuid4()),
         }
-        return jwt.encode(
-            claims, self.key, algorithm=self.algorithm, headers={"kid": self.kid, "typ": "JWT"}
-        )
+        if self.tenant is not None:
+            claims["tenant"] = self.tenant
+        headers = {"kid": self.kid, "typ": "JWT"}
+        if self.jku is not None:
+            headers["jku"] = self.jku
+        return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
 
 
 def public_jwk(key: Any, kid: str | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def test_a_refused_signed_call_points_at_the_audience_and_the_log() -> None:
         find_service(REFUSED, "order-select", "http://127.0.0.1:8080", signed=True)
     message = str(caught.value)
     assert "sent no client JWT" not in message and "no client JWT was sent" not in message
-    assert "--service-url equals the service's public_base_url" in message
+    assert "--service-url is not the service's public_base_url" in message
     assert "JWT's audience" in message
     assert "request id 3f0c9d7e" in message
 

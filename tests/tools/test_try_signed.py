@@ -87,7 +87,7 @@ def test_try_signs_a_client_jwt_that_a_secure_service_accepts(tmp_path: Path) ->
     assert wrong_aud.returncode != 0
     assert "401" in wrong_aud.stderr
     assert "no client JWT" not in wrong_aud.stderr
-    assert "--service-url equals the service's public_base_url" in wrong_aud.stderr
+    assert "--service-url is not the service's public_base_url" in wrong_aud.stderr
     assert "request id " in wrong_aud.stderr  # the log line that says why
     assert signed.returncode == 0, signed.stdout + signed.stderr
     exchange = json.loads(signed.stdout)
@@ -111,3 +111,59 @@ def test_client_key_without_issuer_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--client-iss" in result.stderr
+
+
+def test_try_rehearses_an_oracle_shaped_client_with_a_jku_and_a_tenant(tmp_path: Path) -> None:
+    """An integrator's review: an entry with only ``jku_list_url`` and a ``tenant``
+    (Oracle Health's shape) could not be rehearsed, since try sent neither a jku header
+    nor a tenant claim, and its 401 hint blamed the audience alone."""
+    from tests.support.jwks_server import JwksServer
+
+    key_file = tmp_path / "oracle-key.pem"
+    key = ec.generate_private_key(ec.SECP384R1())
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    jwks = _spine_cds("client-jwks", str(key_file))
+    assert jwks.returncode == 0, jwks.stderr
+    example = load_examples(date.today())[0]
+    issuer = "https://oracle-shaped.example.org"
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(tmp_path / "clients.json"),
+    }
+    with ExitStack() as stack:
+        keys = stack.enter_context(JwksServer())
+        keys.publish(json.loads(jwks.stdout), "/tenant-a/keys.json")
+        keys.publish([keys.url("/tenant-a/keys.json")], "/jku-list.json")
+        fhir = stack.enter_context(FhirTestServer())
+        entry = {
+            "iss": issuer,
+            "jku_list_url": keys.url("/jku-list.json"),
+            "tenant": "tenant-a",
+            "fhir_servers": [fhir.base_url],
+        }
+        (tmp_path / "clients.json").write_text(json.dumps([entry]))
+        service = stack.enter_context(ServiceProcess(env=env, args=()))
+        fhir.load_bundle(example.bundle)
+        common = [
+            "try", "--fhir-server", fhir.base_url, "--patient", example.patient_id,
+            "--order", "http://www.ama-assn.org/go/cpt|72158", "--service-url", service.url,
+            "--json", "--client-key", str(key_file), "--client-iss", issuer,
+        ]  # fmt: skip
+        bare = _spine_cds(*common)
+        signed = _spine_cds(
+            *common,
+            "--client-jku",
+            keys.url("/tenant-a/keys.json"),
+            "--client-tenant",
+            "tenant-a",
+        )
+    assert bare.returncode != 0
+    assert "--client-jku" in bare.stderr and "--client-tenant" in bare.stderr
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert json.loads(signed.stdout)["response"]["status"] == 200
