@@ -185,10 +185,12 @@ def test_new_diagnoses_no_value_set_reads_reach_the_card_and_the_removal_is_only
 def test_an_abscess_of_an_earlier_infection_still_open_is_not_called_recorded_at_diagnosis(
     client: Any,
 ) -> None:
-    # An epidural abscess of an infection three years before, never closed, beside a new
-    # lumbar infection that improves: an outside clinician saw it called "recorded at
-    # diagnosis" with this infection's undrained-abscess advice.
+    # An epidural abscess of an infection three years before (its entry resolved), never
+    # closed, beside a new lumbar infection that improves: an outside clinician saw it
+    # called "recorded at diagnosis" with this infection's undrained-abscess advice.
     record = Record()
+    resolved = {"coding": [{"system": CLINICAL, "code": "resolved"}]}
+    record.condition("M46.26", onsetDateTime="2023-10-20T08:00:00Z", clinicalStatus=resolved)
     record.condition("G06.2", onsetDateTime="2023-11-04T08:00:00Z")
     record.condition("M46.26", onsetDateTime=at(0, 7))
     for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
@@ -201,10 +203,21 @@ def test_an_abscess_of_an_earlier_infection_still_open_is_not_called_recorded_at
     assert "(2023-11-04," in text
     assert "Recorded at diagnosis" not in text
     assert "If the abscess was not drained" not in text
-    # one of this infection's own, dated with it, is still recorded at diagnosis
-    record.condition("G06.2", onsetDateTime=at(0, 9))
-    both = record.ask(client, at(29, 10))
-    said = both["summary"] + both["detail"]
-    assert "Recorded at diagnosis, not a new red flag" in said
-    assert "Recorded before this infection and still active" in said
-    assert "If the abscess was not drained" in said
+
+
+def test_an_abscess_dated_weeks_before_the_only_infection_is_read_as_found_with_it(
+    client: Any,
+) -> None:
+    # With no earlier infection on record, an abscess dated 15 days before the infection's
+    # entry is this infection's (diagnosis often comes late: the clinician's re-run).
+    record = Record()
+    record.condition("G06.2", onsetDateTime=at(-15, 8))
+    record.condition("M46.26", onsetDateTime=at(0, 7))
+    for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
+        record.crp(at(day), crp)
+        record.pain(at(day), pain)
+    said = record.ask(client, at(29, 10))
+    text = said["summary"] + said["detail"]
+    assert "Recorded at diagnosis, not a new red flag" in text
+    assert "Recorded before this infection" not in text
+    assert "If the abscess was not drained" in text

@@ -140,6 +140,27 @@ def same_infection(a: ConditionFact, b: ConditionFact, settings: RuleSettings) -
     return abs((a.start.day - b.start.day).days) <= apart
 
 
+def earlier_infection(
+    conditions: Iterable[ConditionFact], settings: RuleSettings, episode: Episode
+) -> bool:
+    """The record holds another valid in-scope NVO entry, active or not, begun before this
+    episode and not of the same infection (``same_infection``): an infection a finding
+    from before this one may belong to (``findings.known_notes``)."""
+    chosen = episode.condition
+    if chosen.start is None:
+        return False
+    cats = in_scope_categories(settings)
+    return any(
+        c is not chosen
+        and c.category in cats
+        and is_valid(c)
+        and c.start is not None
+        and c.start.day < chosen.start.day
+        and not same_infection(c, chosen, settings)
+        for c in conditions
+    )
+
+
 def episode_entries(
     conditions: Iterable[ConditionFact], settings: RuleSettings
 ) -> list[ConditionFact]:

@@ -24,6 +24,7 @@ from .episode import (
     applicability,
     covers,
     diagnosis_cutoff,
+    earlier_infection,
     other_episode_starts,
     treatment_start,
 )
@@ -343,7 +344,9 @@ def _evaluate(
             [c for c in known if c is not named],
             episode,
             data.spine_surgery,
-            settings.antibiotic_before_days,
+            settings.antibiotic_before_days
+            if earlier_infection(data.conditions, settings, episode)
+            else None,
         )
     )
     resolved = resolved_findings(flagged, cutoff, t0_day)

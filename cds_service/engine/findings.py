@@ -174,23 +174,30 @@ def known_notes(
     known: Sequence[ConditionFact],
     episode: Episode,
     surgeries: Sequence[SpineSurgery] = (),
-    before_days: int = 14,
+    before_days: int | None = None,
 ) -> list[Remark]:
     """One line naming every finding known at diagnosis with its date; for a known
     abscess, the undrained-abscess line (Park 2016), which names a drainage or
     debridement of the episode when one is recorded (an outside clinician's review: a
     drained abscess still read "if the abscess was not drained").
 
-    A finding that began more than ``before_days`` (the antibiotic window before the
-    episode date, ``antibiotic_before_days``) before the infection's own date is marked
-    ``beforeEpisode``: still active, so not new, but not "recorded at diagnosis" either
-    (an outside clinician saw an abscess of an episode three years before called so, with
-    this episode's undrained-abscess advice)."""
+    With ``before_days`` (given when the record holds an earlier infection,
+    ``episode.earlier_infection``), a finding that began more than that many days (the
+    antibiotic window, ``antibiotic_before_days``) before the infection's own date is
+    marked ``beforeEpisode``: still active, so not new, but not "recorded at diagnosis"
+    either (an outside clinician saw an abscess of an infection three years before called
+    so, with this one's undrained-abscess advice). Without an earlier infection on record
+    a finding dated weeks before is read as this one's: diagnosis often comes late (the
+    clinician's re-run)."""
     if not known:
         return []
     t0_day = episode.t0.day if episode.t0 is not None else None
     start = episode.episode_start
-    cutoff = start.day - timedelta(days=before_days) if start is not None else None
+    cutoff = (
+        start.day - timedelta(days=before_days)
+        if start is not None and before_days is not None
+        else None
+    )
 
     def before(c: ConditionFact) -> bool:
         last = latest_start(c)
