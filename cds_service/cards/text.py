@@ -296,10 +296,12 @@ def not_enough_data(study: str) -> str:
     return f"not enough data to judge repeat {study}"
 
 
-# One line per decision, for tools that list decisions (``spine-cds try``).
+# One line per decision, for tools that list decisions (``spine-cds try``): what the
+# decision is, not why (the rules that fired follow it; a support card need not rest on a
+# red flag, nor an advise-against card on a fall: a clinician's re-run).
 HEADLINES: dict[str, str] = {
-    "advise-against": f"{not_recommended('imaging')}: improving",
-    "support": f"{reasonable('imaging')}: a red flag is recorded",
+    "advise-against": not_recommended("imaging"),
+    "support": reasonable("imaging"),
     "support-urgent": f"urgent MRI: {FLAG_NAMES['neuro'].lower()}",
     "insufficient-data": not_enough_data("imaging"),
 }
