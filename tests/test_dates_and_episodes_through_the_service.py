@@ -71,6 +71,12 @@ class Record:
     def pain(self, when: str, value: float) -> None:
         self.observation("72514-3", when, value, "{score}")
 
+    def improving(self) -> None:
+        """CRP 142→61→18 mg/L and pain 8→5→3 on days 0, 14 and 28."""
+        for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
+            self.crp(at(day), crp)
+            self.pain(at(day), pain)
+
     def ask(self, client: Any, authored_on: str) -> dict[str, Any]:
         """The one card of an order-select for a lumbar MRI (CPT 72158) written then."""
         order = {
@@ -167,9 +173,7 @@ def test_new_diagnoses_no_value_set_reads_reach_the_card_and_the_removal_is_only
     record.condition("M46.26", onsetDateTime=at(0, 7))
     record.condition("N31.9", onsetDateTime=at(24, 9))
     record.condition("M21.372", onsetDateTime=at(24, 9))
-    for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
-        record.crp(at(day), crp)
-        record.pain(at(day), pain)
+    record.improving()
     card = record.ask(client, at(29, 10))
     text = card["summary"] + card["detail"]
     assert "not among the diagnoses this service reads" in text
@@ -193,9 +197,7 @@ def test_an_abscess_of_an_earlier_infection_still_open_is_not_called_recorded_at
     record.condition("M46.26", onsetDateTime="2023-10-20T08:00:00Z", clinicalStatus=resolved)
     record.condition("G06.2", onsetDateTime="2023-11-04T08:00:00Z")
     record.condition("M46.26", onsetDateTime=at(0, 7))
-    for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
-        record.crp(at(day), crp)
-        record.pain(at(day), pain)
+    record.improving()
     card = record.ask(client, at(29, 10))
     assert result(card)["recommendation"] == "advise-against"
     text = card["summary"] + card["detail"]
@@ -213,9 +215,7 @@ def test_an_abscess_dated_weeks_before_the_only_infection_is_read_as_found_with_
     record = Record()
     record.condition("G06.2", onsetDateTime=at(-15, 8))
     record.condition("M46.26", onsetDateTime=at(0, 7))
-    for day, crp, pain in ((0, 142, 8), (14, 61, 5), (28, 18, 3)):
-        record.crp(at(day), crp)
-        record.pain(at(day), pain)
+    record.improving()
     said = record.ask(client, at(29, 10))
     text = said["summary"] + said["detail"]
     assert "Recorded at diagnosis, not a new red flag" in text

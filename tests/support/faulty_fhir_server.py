@@ -215,12 +215,7 @@ class FaultyFhirServer(BackgroundServer):
             _send(handler, 200, _ok(resource_type, is_read))
         elif mode == "cookie":
             data = json.dumps(_ok(resource_type, is_read)).encode()
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/fhir+json")
-            handler.send_header("Set-Cookie", "pinned=backend-2; Path=/")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
+            _send_bytes(handler, 200, data, {"Set-Cookie": "pinned=backend-2; Path=/"})
         elif mode == "stray-entries":
             _send(handler, 200, _ok("Patient", is_read))
         elif mode == "other-patient":
@@ -248,12 +243,7 @@ class FaultyFhirServer(BackgroundServer):
             _send(handler, 400, _outcome("not-supported", "x" * 5000))
         elif mode == "expired" or (mode == "expire-on-page-2" and page > 1):
             data = json.dumps(_outcome("login", "token expired")).encode()
-            handler.send_response(401)
-            handler.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
-            handler.send_header("Content-Type", "application/fhir+json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
+            _send_bytes(handler, 401, data, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         elif mode == "expire-on-page-2":
             bundle = _searchset(resource_type, [_resource(resource_type, "x1")])
             bundle["link"] = [{"relation": "next", "url": f"{prefix}page=2"}]
@@ -382,8 +372,15 @@ def _send(handler: BaseHTTPRequestHandler, status: int, body: object) -> None:
     _send_bytes(handler, status, json.dumps(body).encode())
 
 
-def _send_bytes(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
+def _send_bytes(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    data: bytes,
+    headers: dict[str, str] | None = None,
+) -> None:
     handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
     handler.send_header("Content-Type", "application/fhir+json")
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
