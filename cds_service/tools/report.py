@@ -28,6 +28,7 @@ from typing import Any
 from cds_service.cards import load_override_reasons
 from cds_service.engine import Recommendation
 from cds_service.stores.audit import AuditRecord, RefusalCount
+from cds_service.tools.report_codes import gaps_of
 from cds_service.tools.report_feedback import card_outcomes
 from cds_service.tools.report_safe import printable
 
@@ -160,6 +161,8 @@ class Report:
     conflicting_feedback: int = 0
     # invocations by the trusted client that made them (secure mode; none in development)
     by_client: dict[str, int] = field(default_factory=dict)
+    # insufficient-data calls by what they lacked (report_codes.gaps_of)
+    insufficient_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def refused(self) -> int:
@@ -190,6 +193,7 @@ class Report:
             "shadow": self.shadow,
             "errorReasons": self.error_reasons,
             "notApplicableReasons": self.not_applicable_reasons,
+            "insufficientDataReasons": self.insufficient_reasons,
             "acceptance": {d: a.to_dict() for d, a in self.acceptance.items()},
             "overrideReasons": [o.to_dict() for o in self.override_reasons],
             "overrideReasonsNotOffered": [o.to_dict() for o in self.override_reasons_not_offered],
@@ -279,6 +283,7 @@ def build_report(
     shadow: Counter[str] = Counter()
     error_reasons: Counter[str] = Counter()
     not_applicable: Counter[str] = Counter()
+    lacked: Counter[str] = Counter()
     card_decision: dict[str, str] = {}
     read_data = fetched = fetch_failed = 0
     fetched_keys: Counter[str] = Counter()
@@ -296,6 +301,8 @@ def build_report(
                 fetch_failed += 1
         elif rec.decision == "not-applicable":
             not_applicable[rec.reason or "unknown"] += 1
+        elif rec.decision == "insufficient-data":
+            lacked.update(gaps_of(rec.detail))
         if rec.data_sources:
             read_data += 1
             keys = [k for k, source in rec.data_sources.items() if source == "fetched"]
@@ -366,6 +373,7 @@ def build_report(
         shadow=_ordered(shadow),
         error_reasons=dict(error_reasons.most_common()),
         not_applicable_reasons=dict(not_applicable.most_common()),
+        insufficient_reasons=dict(lacked.most_common()),
         acceptance=acceptance,
         override_reasons=override_reasons,
         unlinked_feedback=unlinked,

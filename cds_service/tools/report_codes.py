@@ -103,3 +103,17 @@ def format_unrecognised(codes: Mapping[str, Sequence[Mapping[str, Any]]]) -> str
             "a code with the spine MRI/CT orderables among them."
         )
     return "\n".join(lines)
+
+
+def gaps_of(detail: Any) -> set[str]:
+    """What an insufficient-data call lacked: the missing and unmet codes of its audit
+    detail, once each (a call may lack several). The report counts calls by them, so a
+    FHIR search failing in part, or a site's CRP code never read, shows as a count."""
+    if not isinstance(detail, Mapping):
+        return set()
+    remarks = [*(detail.get("missing") or ()), *(detail.get("unmet") or ())]
+    return {
+        printable(r["code"])
+        for r in remarks
+        if isinstance(r, Mapping) and isinstance(r.get("code"), str)
+    }

@@ -58,7 +58,11 @@ def format_report(report: Report) -> str:
 
     lines += ["", "Decisions by service (reasons indented, counted in the total column)"]
     services = list(report.by_service)
-    detail = {"error": report.error_reasons, "not-applicable": report.not_applicable_reasons}
+    detail = {
+        "insufficient-data": report.insufficient_reasons,
+        "error": report.error_reasons,
+        "not-applicable": report.not_applicable_reasons,
+    }
     reasons = [r for counts in detail.values() for r in counts]
     width = max([18, *(len(r) + 2 for r in reasons)])
     widths = [max(len(s), 6) for s in services]
@@ -77,6 +81,9 @@ def format_report(report: Report) -> str:
         for reason, count in detail.get(decision, {}).items():
             blank = " " * sum(w + 2 for w in widths)
             lines.append(f"    {reason:<{width - 2}}{blank}  {count:>6}")
+
+    if report.insufficient_reasons:
+        lines.append("  (insufficient-data: what the calls lacked; a call may lack several)")
 
     lines += ["", *_refusals_lines(report)]
 

@@ -209,6 +209,9 @@ def test_text_report_counts_rates_and_reasons(filled: Filled) -> None:
     assert tokens(out, "not-applicable")[:4] == ["2", "0", "2", "0"]
     assert tokens(out, "error")[:4] == ["2", "0", "2", "0"]
     assert tokens(out, "no-spine-imaging-order") == ["1"]
+    # what the insufficient-data call lacked (e06: one CRP only), an integrator's review
+    assert tokens(out, "crp-single") == ["1"]
+    assert "(insufficient-data: what the calls lacked; a call may lack several)" in out
     assert tokens(out, "data_unavailable") == ["1"]
     assert tokens(out, "invalid_request") == ["1"]
 
@@ -251,6 +254,7 @@ def test_json_report_numbers(filled: Filled, tmp_path: Path) -> None:
     assert data["byService"][SIGN_ID] == {"advise-against": 1}
     assert data["shadow"] == {"support": 1}
     assert data["errorReasons"] == {"data_unavailable": 1, "invalid_request": 1}
+    assert data["insufficientDataReasons"] == {"crp-single": 1}
     assert data["acceptance"]["advise-against"] == {
         "cards": 2,
         "accepted": 1,
