@@ -96,16 +96,20 @@ def orders_not_recognised(
         if wanted is not None and ref not in wanted:
             continue
         concept = resource.get("code")
-        codings = _codings(concept)
+        kept = _codings(concept)
         text = _text(concept.get("text")) if isinstance(concept, Mapping) else None
-        if not codings and text is None:
+        if not kept and text is None:
             continue
+        # known from the codings as sent: a code sent as a number (kept above, to be named)
+        # is no code a value set holds
         if any(
-            c.get("display") != NUMBER_CODE and vs.imaging_entry(c.get("system", ""), c["code"])
-            for c in codings
+            isinstance(code, str)
+            and code
+            and vs.imaging_entry(system if isinstance(system, str) else "", code)
+            for system, code, _ in codings(resource)
         ):
             continue
-        order: dict[str, Any] = {"reference": ref[:MAX_CHARS], "codings": codings}
+        order: dict[str, Any] = {"reference": ref[:MAX_CHARS], "codings": kept}
         if text is not None:
             order["text"] = text
         found.append(order)
