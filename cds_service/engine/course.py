@@ -127,8 +127,6 @@ def bacteraemia_on_treatment(
     one is on record (an outside clinician's review, 2026-12-07). One recorded at
     diagnosis, or undated, is the diagnosis's own. The service's own reading, to be confirmed by the
     clinical reviewers; the code list holds ICD-10-CM R78.81 (a site adds its own)."""
-    if cutoff is None:
-        return None
     found = _in_order_begun_after(
         (c for c in conditions if c.category is ConditionCategory.BACTERAEMIA and is_valid(c)),
         cutoff,
@@ -157,8 +155,6 @@ def new_diagnoses_not_read(
     new deficit coded outside the lists (a neurogenic bladder and a foot drop on day 24 of
     a lumbar infection) is seen (an outside clinician's re-run, 2026-12-07). Named, not
     judged: the service cannot tell a new deficit from a new unrelated diagnosis."""
-    if cutoff is None:
-        return None
     found = _in_order_begun_after(
         (c for c in conditions if c.category is ConditionCategory.OTHER and counts_now(c)),
         cutoff,
@@ -174,7 +170,12 @@ def _begun_after(c: ConditionFact, cutoff: date) -> bool:
     return c.start is not None and c.start.partial is None and c.start.day > cutoff
 
 
-def _in_order_begun_after(conditions: Iterable[ConditionFact], cutoff: date) -> list[ConditionFact]:
-    """Those ``_begun_after`` the cutoff, earliest first (ties by reference)."""
+def _in_order_begun_after(
+    conditions: Iterable[ConditionFact], cutoff: date | None
+) -> list[ConditionFact]:
+    """Those ``_begun_after`` the cutoff, earliest first (ties by reference); none without
+    a cutoff (no diagnosis window: nothing can be told as begun after it)."""
+    if cutoff is None:
+        return []
     found = [c for c in conditions if _begun_after(c, cutoff)]
     return sorted(found, key=lambda c: (c.start.instant if c.start else date.min, c.reference))

@@ -339,16 +339,11 @@ def _evaluate(
             if yoon is not None:
                 notes.append(yoon)
 
-    notes.extend(
-        known_notes(
-            [c for c in known if c is not named],
-            episode,
-            data.spine_surgery,
-            settings.antibiotic_before_days
-            if earlier_infection(data.conditions, settings, episode)
-            else None,
-        )
-    )
+    listed = [c for c in known if c is not named]
+    # an earlier infection on record is looked for only when a known finding is listed
+    earlier = bool(listed) and earlier_infection(data.conditions, settings, episode)
+    before_days = settings.antibiotic_before_days if earlier else None
+    notes.extend(known_notes(listed, episode, data.spine_surgery, before_days))
     resolved = resolved_findings(flagged, cutoff, t0_day)
     if resolved is not None:
         notes.append(resolved)
