@@ -19,6 +19,7 @@ from cds_service.fhir.urls import (  # the parser that connects
     connect_origin,
     has_dot_segments,
     is_loopback_host,
+    may_carry_token,
     private_host,
 )
 
@@ -123,7 +124,7 @@ class TrustedClient:
                     f"fhir_servers[{i}]: must not have '.' or '..' path segments (no call "
                     "could name it)"
                 )
-            if key[0] != "https" and not is_loopback_host(key[1]):
+            if not may_carry_token(key[:3]):
                 raise ValueError(
                     f"fhir_servers[{i}]: must be an https URL (http only on loopback): the "
                     "EHR's access token is sent to it"

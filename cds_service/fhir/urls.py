@@ -185,6 +185,13 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
+def may_carry_token(origin: Origin | None) -> bool:
+    """An origin (``connect_origin``) a bearer token may be sent to: https, or plain http
+    to a loopback host only (``is_loopback_host``: ``127.1`` is not one). A client's
+    ``fhir_servers`` are held to it, and the tools' ``--token``."""
+    return origin is not None and (origin[0] == "https" or is_loopback_host(origin[1]))
+
+
 def leads_under(url: str, origin: Origin | None, base_path: str) -> bool:
     """``url`` leads to a FHIR server whose ``connect_origin`` is ``origin`` and whose base
     path is ``base_path`` ("" at the host's root): its origin as the HTTP stack connects

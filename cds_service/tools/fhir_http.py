@@ -24,7 +24,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from cds_service.fhir import server_url_problem
-from cds_service.fhir.urls import connect_origin, is_loopback_host, leads_under
+from cds_service.fhir.urls import connect_origin, leads_under, may_carry_token
 from cds_service.tools.closing import Closing
 from cds_service.tools.errors import (
     FhirServerError,
@@ -70,7 +70,7 @@ class FhirEndpoint(Closing):
         self.base = base_url.rstrip("/")
         self._origin = connect_origin(self.base)
         self._base_path = urlsplit(self.base).path  # "" for a server at the host's root
-        if token and not self._may_carry_token():
+        if token and not may_carry_token(self._origin):
             raise InputError(
                 f"--token is not sent to {self.base}: plain http to a host that is not "
                 "loopback would carry the token and the patient's data unencrypted; give "
@@ -85,14 +85,6 @@ class FhirEndpoint(Closing):
 
     def close(self) -> None:
         self._session.close()
-
-    def _may_carry_token(self) -> bool:
-        """https, or plain http to a loopback host: the rule the service holds a FHIR
-        server it sends the EHR's token to (a client's ``fhir_servers``, ``auth/clients``),
-        with its one reading of loopback (``is_loopback_host``: ``127.1`` is not one)."""
-        return self._origin is not None and (
-            self._origin[0] == "https" or is_loopback_host(self._origin[1])
-        )
 
     def within(self, url: str) -> bool:
         """``url`` leads to this FHIR server: the rule of the service's fetcher
