@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     appropriateness_rating: bool = True
     audit_enabled: bool = True
     audit_retention_days: int = Field(90, ge=1)
+    # how long a worker's audit writer waits for more records before it writes a batch
+    audit_batch_ms: int = Field(50, ge=0, le=1000)
     audit_patient_id: PatientIdInAudit = "hash"
     audit_hash_key: str = ""  # secret for the keyed hash; empty: generated once, kept in the DB
     metrics_enabled: bool = True

@@ -95,7 +95,7 @@ def build_stores(settings: Settings, count: Counts | None = None) -> Stores:
             if settings.audit_enabled
             else NullAuditStore()
         )
-        audit = AuditQueue(store, count)
+        audit = AuditQueue(store, count, linger=settings.audit_batch_ms / 1000)
         replay: ReplayCache = (
             RedisReplayCache(settings.redis_url) if settings.redis_url else SqlReplayCache(db)
         )

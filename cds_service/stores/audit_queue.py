@@ -9,15 +9,23 @@ the driver per statement (a thread that needs the GIL back after each statement 
 up to 5 ms for it while the calls compute: one statement per record left the writer
 behind on PostgreSQL, measured).
 
+The writer lingers: after the first record of a batch it waits ``linger`` seconds
+(``audit_batch_ms``) for more before it writes. Under gunicorn each record used to be
+its own transaction, since the writer woke for every call: the BEGIN, the COMMIT, the
+WAL's locks and the thread's wake-up cost a worker about 0.4 ms of CPU per call, a fifth
+of what a non-spine order costs in all (bench/README.md, round fourteen). A read through
+this object, a full batch and ``close`` cut the wait short.
+
 Durability (``docs/deployment.md``, "Where the state lives"):
 
-- A record is handed over before its answer is sent, and stored within milliseconds
-  after (as soon as the writer thread gets the CPU).
+- A record is handed over before its answer is sent, and stored within ``linger`` and
+  the write's own time after.
 - A worker that stops the usual way (SIGTERM, a restart after ``max_requests``, the
   service stopping) stores every record handed over before it exits (``close``, called
   from gunicorn's ``worker_exit``).
 - A worker killed outright (SIGKILL, out of memory, a crash) loses what it had not
-  stored yet: at most the records of the calls it answered in the last moments. Each is
+  stored yet: at most the records of the calls it answered in the last ``linger`` and
+  the write's time (more while the database is slow, never more than ``capacity``). Each is
   counted: ``spine_cds_audit_records_total`` has ``state="queued"`` for every record
   handed over and ``"stored"``/``"failed"`` as each one ends, counted per worker and
   kept after the worker is gone, so ``queued - stored - failed`` is the number lost
@@ -55,6 +63,7 @@ log = logging.getLogger("cds_service.stores")
 # queue holds and what a kill can lose: well under a second of a busy worker's calls.
 DEFAULT_CAPACITY = 256
 DEFAULT_BATCH = 200  # records per transaction at most
+DEFAULT_LINGER_SECONDS = 0.05  # how long a batch waits for more records (audit_batch_ms)
 SHOWN_WAIT_SECONDS = 0.3  # how long feedback waits, per call, for another worker's writer
 MAX_SHOWN_WAITERS = 2  # calls per process in that wait at once; the rest look once
 _SHOWN_WAITERS = threading.BoundedSemaphore(MAX_SHOWN_WAITERS)
@@ -81,11 +90,16 @@ class AuditQueue:
         count: Counts | None = None,
         capacity: int = DEFAULT_CAPACITY,
         batch: int = DEFAULT_BATCH,
+        linger: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
+        """``linger``: seconds the writer waits after a batch's first record for more
+        (0: it writes what is there as soon as it runs)."""
         self.store = store
         self.count = count or _not_counted
         self._capacity = capacity
         self._batch = batch
+        self._linger = linger
+        self._hurry = threading.Event()  # write the waiting batch now
         self._queue: queue.SimpleQueue[AuditRecord | None] = queue.SimpleQueue()
         self._done = threading.Condition()
         self._pending = 0  # handed over, not yet stored or failed
@@ -102,15 +116,19 @@ class AuditQueue:
     def submit(self, rec: AuditRecord) -> None:
         """Hand a record over; the writer thread stores it. Never raises."""
         self.count("queued", 1)
+        full = False
         with self._done:
             inline = self._closed or self._pending >= self._capacity
             if not inline:
                 self._pending += 1
+                full = self._pending >= self._batch
         if inline:  # full (the database is slow) or shutting down: store it here
             self._write([rec])
             return
         self._ensure_writer()
         self._queue.put(rec)
+        if full:
+            self._hurry.set()
 
     def _ensure_writer(self) -> None:
         # Started on first use, in the process that uses it: threads do not cross a fork.
@@ -132,6 +150,11 @@ class AuditQueue:
                 return
             batch = [item]
             stop = False
+            if self._linger > 0:
+                self._hurry.wait(self._linger)
+            # Cleared before the queue is read: whoever asks for haste after this point
+            # asks about records this batch takes or the next wait is cut short for.
+            self._hurry.clear()
             while len(batch) < self._batch:
                 try:
                     more = self._queue.get_nowait()
@@ -159,6 +182,8 @@ class AuditQueue:
         """Wait until every record handed over in this process is stored (or failed)."""
         deadline = time.monotonic() + timeout
         with self._done:
+            if self._pending > 0:  # never when none wait: the next batch would not linger
+                self._hurry.set()
             while self._pending > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -174,6 +199,7 @@ class AuditQueue:
         if thread is None:
             return
         self._queue.put(None)
+        self._hurry.set()
         thread.join(timeout)
         if thread.is_alive():
             with self._done:

@@ -12,18 +12,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cds_service.stores import AuditQueue, Database
-from cds_service.stores.audit import SqlAuditStore
+from cds_service.settings import SettingsError, load_settings
+from cds_service.stores import AuditQueue, Database, build_stores
+from cds_service.stores.audit import AuditRecord, SqlAuditStore
 from cds_service.stores.audit_queue import MAX_SHOWN_WAITERS, SHOWN_WAIT_SECONDS
 from tests.conftest import Opener
 from tests.stores.test_audit import audit_store, record
+from tests.support.audit_wait import eventually
 
 
 class Tally:
@@ -241,3 +245,92 @@ def test_beyond_the_cap_feedback_for_unknown_cards_looks_once_and_answers(
     assert audit.cards_not_shown(["card-later"], None, "spine-imaging-nvo") == {"card-later"}
     assert time.monotonic() - began >= SHOWN_WAIT_SECONDS * 0.8
     audit.close()
+
+
+class BatchSizes(SqlAuditStore):
+    """A real store that also notes how many records each of its transactions held."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, retention_days=90, clock=lambda: record().received_at)
+        self.batches: list[int] = []
+
+    def record_many(self, records: Sequence[AuditRecord]) -> int:
+        self.batches.append(len(records))
+        return super().record_many(records)
+
+
+def stored_soon(store: SqlAuditStore, count: int, within: float = 5.0) -> list[str]:
+    """The store's records (read on its own connection, not through the queue, which
+    would cut the writer's wait short) once ``count`` are in, or after ``within`` s."""
+    return eventually(lambda: instances(store), lambda found: len(found) >= count, within)
+
+
+def test_records_handed_over_within_the_linger_share_one_transaction(open_db: Opener) -> None:
+    """Under gunicorn the writer used to wake for each call and write its record alone:
+    a transaction per call. It now waits ``linger`` for more."""
+    store = BatchSizes(open_db())
+    tally = Tally()
+    audit = AuditQueue(store, tally, linger=0.5)
+    for i in range(10):
+        audit.submit(record(hook_instance=f"h-{i}"))
+
+    assert len(stored_soon(store, 10)) == 10
+    assert store.batches == [10]
+    assert tally.counts == {"queued": 10, "stored": 10}
+    audit.close()
+
+
+def test_a_record_waits_the_linger_and_no_longer(open_db: Opener) -> None:
+    store = audit_store(open_db())
+    audit = AuditQueue(store, Tally(), linger=1.0)
+    audit.submit(record(hook_instance="h"))
+    time.sleep(0.2)
+    assert instances(store) == []  # still in the writer's wait
+    assert stored_soon(store, 1) == ["h"]  # stored once the wait is over, with no read
+    audit.close()
+
+
+@pytest.mark.parametrize("cut_short_by", ["flush", "close", "a full batch"])
+def test_reads_close_and_a_full_batch_do_not_wait_the_linger(
+    open_db: Opener, cut_short_by: str
+) -> None:
+    """The report and feedback read through ``flush``; a stopping worker has its graceful
+    timeout; a burst fills a batch: none waits out a long linger."""
+    store = audit_store(open_db())
+    audit = AuditQueue(store, Tally(), batch=5, linger=60.0)
+    started = time.monotonic()
+    for i in range(5 if cut_short_by == "a full batch" else 1):
+        audit.submit(record(hook_instance=f"h-{i}"))
+    if cut_short_by == "flush":
+        assert audit.flush()
+    elif cut_short_by == "close":
+        audit.close()
+    found = stored_soon(store, 5 if cut_short_by == "a full batch" else 1, within=20)
+
+    assert time.monotonic() - started < 10
+    assert len(found) == (5 if cut_short_by == "a full batch" else 1)
+    audit.close()
+
+
+def test_the_linger_is_a_setting(tmp_path: Path) -> None:
+    """``audit_batch_ms``: 0 writes as soon as the writer runs; over 1000 is refused."""
+    refused = r"SPINE_CDS_AUDIT_BATCH_MS: .*less than or equal to 1000"
+    with pytest.raises(SettingsError, match=refused):
+        load_settings(environ={"SPINE_CDS_AUDIT_BATCH_MS": "5000"})
+    settings = load_settings(
+        environ={},
+        overrides={"dev_mode": True, "database_path": str(tmp_path / "a.sqlite3"),
+                   "audit_batch_ms": 1000},
+    )  # fmt: skip
+    stores = build_stores(settings)
+    try:  # received now: the store's retention purge runs on the real clock here
+        stores.audit.submit(record(hook_instance="h", received_at=datetime.now(UTC)))
+        time.sleep(0.3)
+        assert stores.audit.store.records() == []  # a second's wait, as set
+    finally:
+        stores.close()  # stores it on the way out
+    reopened = build_stores(settings)
+    try:
+        assert [r.hook_instance for r in reopened.audit.records()] == ["h"]
+    finally:
+        reopened.close()
