@@ -12,8 +12,8 @@ behind on PostgreSQL, measured).
 The writer lingers: after the first record of a batch it waits ``linger`` seconds
 (``audit_batch_ms``) for more before it writes. Under gunicorn each record used to be
 its own transaction, since the writer woke for every call: the BEGIN, the COMMIT, the
-WAL's locks and the thread's wake-up cost a worker about 0.4 ms of CPU per call, a fifth
-of what a non-spine order costs in all (bench/README.md, round fourteen). A read through
+WAL's locks and the thread's wake-up cost a worker about 0.45 ms of CPU per call, about a
+fifth of what a non-spine order costs in all (bench/README.md, round fourteen). A read through
 this object, a full batch and ``close`` cut the wait short.
 
 Durability (``docs/deployment.md``, "Where the state lives"):
@@ -152,8 +152,8 @@ class AuditQueue:
             stop = False
             if self._linger > 0:
                 self._hurry.wait(self._linger)
-            # Cleared before the queue is read: whoever asks for haste after this point
-            # asks about records this batch takes or the next wait is cut short for.
+            # Cleared before the queue is drained: haste asked for after this point is
+            # for records this batch takes, or it cuts the next batch's wait short.
             self._hurry.clear()
             while len(batch) < self._batch:
                 try:
