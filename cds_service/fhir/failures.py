@@ -22,11 +22,10 @@ import urllib3.exceptions
 # An OperationOutcome that says why a search was refused is a few hundred bytes; one
 # larger than this is not read for its code (the status alone is reported).
 OUTCOME_BYTES = 4096
-# A FHIR issue-type code (http://hl7.org/fhir/issue-type: ``not-supported``, ``login``,
-# ``too-costly``): lower-case letters and hyphens. Anything else is not repeated.
-# The 31 codes of FHIR R4's IssueType (http://hl7.org/fhir/ValueSet/issue-type): only
-# these are named; any other word the server put there may be free text (an attack
-# review had a server's "john-smith" reach the 412 and the log).
+# The 31 codes of FHIR R4's IssueType (http://hl7.org/fhir/ValueSet/issue-type:
+# ``not-supported``, ``login``, ``too-costly``...): only these are named; any other word
+# the server put there may be free text (an attack review had a server's "john-smith"
+# reach the 412 and the log).
 _ISSUE_TYPES = frozenset(
     {
         "invalid", "structure", "required", "value", "invariant", "security", "login",

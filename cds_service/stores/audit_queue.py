@@ -12,9 +12,9 @@ behind on PostgreSQL, measured).
 The writer lingers: after the first record of a batch it waits ``linger`` seconds
 (``audit_batch_ms``) for more before it writes. Under gunicorn each record used to be
 its own transaction, since the writer woke for every call: the BEGIN, the COMMIT, the
-WAL's locks and the thread's wake-up cost a worker about 0.45 ms of CPU per call, about a
-fifth of what a non-spine order costs in all (bench/README.md, round fourteen). A read through
-this object, a full batch and ``close`` cut the wait short.
+WAL's locks and the thread's wake-up cost a worker about 0.45 ms of CPU per call, about
+a fifth of what a non-spine order costs in all (bench/README.md, round fourteen). A read
+through this object, a full batch and ``close`` cut the wait short.
 
 Durability (``docs/deployment.md``, "Where the state lives"):
 
@@ -25,10 +25,10 @@ Durability (``docs/deployment.md``, "Where the state lives"):
   from gunicorn's ``worker_exit``).
 - A worker killed outright (SIGKILL, out of memory, a crash) loses what it had not
   stored yet: at most the records of the calls it answered in the last ``linger`` and
-  the write's time (more while the database is slow, never more than ``capacity``). Each is
-  counted: ``spine_cds_audit_records_total`` has ``state="queued"`` for every record
-  handed over and ``"stored"``/``"failed"`` as each one ends, counted per worker and
-  kept after the worker is gone, so ``queued - stored - failed`` is the number lost
+  the write's time (more while the database is slow, never more than ``capacity``).
+  Each is counted: ``spine_cds_audit_records_total`` has ``state="queued"`` for every
+  record handed over and ``"stored"``/``"failed"`` as each one ends, counted per worker
+  and kept after the worker is gone, so ``queued - stored - failed`` is the number lost
   (plus, on a live service, the few still on their way).
 - When records come faster than the database takes them (more than ``capacity``
   waiting), the calls store their own records again, as before: the queue never drops
