@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from cds_service.logs import shown
+from cds_service.validation import json_type
 
 REALM = "cds-services"
 
@@ -53,7 +54,6 @@ REASONS = frozenset(
 )
 # A typ a refusal names as it came: what a media type is written with (RFC 6838), short.
 _SHOWN_TYP = re.compile(r"[A-Za-z0-9!#$&^_.+/-]{1,64}")
-_JSON_TYPES = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
 
 
 class AuthError(Exception):
@@ -88,7 +88,7 @@ def bad_typ(typ: object) -> AuthError:
     elif isinstance(typ, str):
         came = {"typ_is": f"a string of {len(typ)} characters that is no media type"}
     else:
-        came = {"typ_is": f"a JSON {_JSON_TYPES.get(type(typ), 'value')}, not a string"}
+        came = {"typ_is": f"{json_type(typ)}, not a string"}  # as a 400 names a JSON type
     return AuthError("bad-typ", **came, typ_expected="JWT (or application/jwt)")
 
 

@@ -283,7 +283,8 @@ def test_a_token_without_the_jku_an_oracle_shaped_entry_needs_says_so(
     [
         ("at+jwt", 'typ="at+jwt"'),  # an OAuth access token sent for the client JWT
         ("JWT\nINFO forged line " + "x" * 300, 'typ_is="a string of 321 characters'),
-        (7, 'typ_is="a JSON number, not a string"'),
+        (7, 'typ_is="an integer, not a string"'),  # JSON's type names, as a 400's
+        (["JWT"], 'typ_is="an array, not a string"'),
     ],
 )
 def test_a_typ_that_names_no_jwt_is_logged_with_what_came(
