@@ -619,6 +619,21 @@ def test_bad_feedback_is_400_with_path(client: FlaskClient, body: Any, path: str
     assert path in error_paths(response)
 
 
+def test_a_lower_case_t_and_z_are_taken_and_stored_in_upper_case(client: FlaskClient) -> None:
+    """RFC 3339 section 5.6 allows "t" and "z"; the same outcome sent both ways is one."""
+    entry = dict(FEEDBACK["feedback"][0], outcomeTimestamp="2026-11-26t10:00:00z")
+    url = f"/cds-services/{SELECT_ID}/feedback"
+    response = client.post(url, json={"feedback": [entry]})
+    assert response.get_json() == {"stored": 1, "duplicates": 0}, response.get_json()
+    again = dict(entry, outcomeTimestamp="2026-11-26T10:00:00Z")
+    assert client.post(url, json={"feedback": [again]}).get_json() == {
+        "stored": 0,
+        "duplicates": 1,
+    }
+    rows = client.application.extensions["spine_cds"].stores.feedback.all()
+    assert [row["entry"]["outcomeTimestamp"] for row in rows] == ["2026-11-26T10:00:00Z"]
+
+
 def test_a_leap_second_is_a_real_feedback_time(client: FlaskClient) -> None:
     entry = dict(FEEDBACK["feedback"][0], outcomeTimestamp="2016-12-31T23:59:60Z")
     response = client.post(f"/cds-services/{SELECT_ID}/feedback", json={"feedback": [entry]})

@@ -6,7 +6,7 @@ may give feedback only on cards this service showed to it: the audit keeps each 
 uuid with the client it was shown to (``audit_cards``), so one client cannot override,
 or accept, another's card. In development mode callers are not identified and
 feedback is taken as sent. Card and suggestion uuids are read in lower case, whatever
-case they come in (``_in_lower_case``).
+case they come in, and an outcome time's T and Z in upper case (``_in_one_case``).
 """
 
 from __future__ import annotations
@@ -31,14 +31,17 @@ blueprint = Blueprint("feedback", __name__)
 MAX_FEEDBACK_BYTES = 64 * 1024
 
 
-def _in_lower_case(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _in_one_case(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``entries`` with each card and accepted-suggestion uuid in lower case, as this
-    service writes them. A uuid is the same whatever its letters' case (RFC 4122), and an
-    attack review found the upper-case form of a card shown to the client refused in
-    secure mode (the audit keeps the card as shown) and stored as a second card in
-    development mode (the report then counted it twice)."""
+    service writes them, and each ``outcomeTimestamp`` with its ``T`` and ``Z`` in upper
+    case. A uuid is the same whatever its letters' case (RFC 4122), and an attack review
+    found the upper-case form of a card shown to the client refused in secure mode (the
+    audit keeps the card as shown) and stored as a second card in development mode (the
+    report then counted it twice). RFC 3339 (section 5.6) allows a lower-case ``t`` and
+    ``z``; an interoperability review found them refused with a message naming RFC 3339."""
     for entry in entries:
         entry["card"] = entry["card"].lower()
+        entry["outcomeTimestamp"] = entry["outcomeTimestamp"].upper()  # digits, T, Z, signs
         for suggestion in entry.get("acceptedSuggestions") or ():
             suggestion["id"] = suggestion["id"].lower()
     return entries
@@ -126,7 +129,7 @@ def _check_outcomes(entries: Sequence[dict[str, Any]]) -> list[FieldError]:
     and drop the rest of (an integration tester's finding): an override reason on an
     accepted card, accepted suggestions on an overridden one, and a suggestion the card
     never offered (each card's suggestions have uuids derived from its own). The uuids
-    are in lower case (``_in_lower_case``)."""
+    are in lower case (``_in_one_case``)."""
     problems = []
     for i, entry in enumerate(entries):
         outcome = entry["outcome"]
@@ -165,7 +168,7 @@ def feedback(service_id: str) -> Response:
     caller = entrance.authenticate(runtime, "feedback", service_id)
     _check_size()
     body = entrance.validated(runtime, "feedback", entrance.json_body(runtime))
-    entries = _in_lower_case(body["feedback"])
+    entries = _in_one_case(body["feedback"])
     problems = _check_timestamps(entries, datetime.now(UTC)) + _check_outcomes(entries)
     if problems:
         raise ApiError(400, "invalid_request", "feedback that cannot be true as sent", problems)
