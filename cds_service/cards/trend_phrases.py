@@ -161,7 +161,9 @@ def up_since_lowest(
     """A latest CRP above its lowest since treatment start, under the rise that would
     change the advice (one over it, too early to count, is no advise-against card:
     ``crp-early-rise``)."""
-    why = f"under the {fmt(settings.rise_pct)}% rise that would change this advice; worth repeating"
+    # "more than": the rule's own word (a rise of exactly 20% reads "+20%", and "under the
+    # 20% rise" beside it read as a contradiction to a clinician reviewer)
+    why = f"a rise of more than {fmt(settings.rise_pct)}% would change this advice; worth repeating"
     return (
         f"CRP up from its lowest, {shown_value(low)} mg/L on day {_day(low, t0)}, to "
         f"{shown_value(latest)} mg/L ({change_pct(rise, latest.comparator, low.comparator)}): "

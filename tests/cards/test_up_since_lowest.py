@@ -18,8 +18,8 @@ def detail(measurements: list[object], order_day: int) -> str:
 def test_a_small_rise_after_the_lowest_value_is_named() -> None:
     said = detail([crp(0, 100), crp(10, 40), crp(21, 47), pain(0, 7), pain(21, 3)], 22)
     assert (
-        "CRP up from its lowest, 40 mg/L on day 10, to 47 mg/L (+17.5%): under the 20% rise "
-        "that would change this advice; worth repeating." in said
+        "CRP up from its lowest, 40 mg/L on day 10, to 47 mg/L (+17.5%): a rise of more than "
+        "20% would change this advice; worth repeating." in said
     )
 
 
@@ -86,4 +86,12 @@ def test_a_rise_on_day_15_is_the_rise_rule() -> None:
 def test_an_early_rise_within_the_threshold_is_still_only_named() -> None:
     said = detail([crp(0, 100), crp(7, 50), crp(14, 59), pain(0, 6), pain(14, 3)], 14)
     assert "(+18%): a rise counts only after day 14" not in said
-    assert "to 59 mg/L (+18%): under the 20% rise that would change this advice" in said
+    assert "to 59 mg/L (+18%): a rise of more than 20% would change this advice" in said
+
+
+def test_a_rise_of_exactly_the_threshold_is_not_told_it_is_under_it() -> None:
+    """A clinician reviewer's case, 30 -> 36 mg/L (+20%): the rule needs more than 20%, so
+    it is advise-against, and the card must not say "+20%: under the 20% rise"."""
+    said = detail([crp(0, 100), crp(10, 30), crp(28, 36), pain(0, 6), pain(28, 3)], 29)
+    assert "to 36 mg/L (+20%): a rise of more than 20% would change this advice" in said
+    assert "under the 20%" not in said
