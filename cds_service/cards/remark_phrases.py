@@ -34,6 +34,15 @@ def _crp_none_usable(d: Data) -> Phrase:
     )
 
 
+def _pain_none_usable(d: Data) -> Phrase:
+    return Phrase(
+        f"No usable pain score (0-10) since treatment start: "
+        f"{count_of(int(d['skipped']), 'pain score')} on record could not be used (see "
+        "below); record one.",
+        "no usable pain score",
+    )
+
+
 def _crp_none(d: Data) -> Phrase:
     return Phrase(
         f"No CRP on record from {d['lookbackDays']} days before treatment start onwards.",
@@ -293,6 +302,7 @@ REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-not-recent": _crp_not_recent,
     "pain-none-on-treatment": _pain_none_on_treatment,
     "pain-none": fixed("No pain score (0-10) since treatment start: record one.", "no pain score"),
+    "pain-none-usable": _pain_none_usable,
     "episode-start-unknown": _episode_start_unknown,
     # unmet
     "crp-not-falling": _crp_not_falling,

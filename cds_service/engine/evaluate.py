@@ -277,6 +277,11 @@ def _evaluate(
                 # the remark names this deficit and its date: the note need not again
                 missing.append(known_deficit_remark(named, episode, settings.diagnosis_window_days))
             crp_skipped = sum(1 for i in data.issues if i.kind == "crp")
+            pain_skipped = sum(
+                1
+                for i in data.issues
+                if i.kind == "pain" and not i.kept and (i.when is None or i.when.day >= t0_day)
+            )
             gaps, unmet = favourable_response_gaps(
                 trend,
                 pain,
@@ -286,6 +291,7 @@ def _evaluate(
                 settings,
                 crp_skipped,
                 discordant=discordant is not None,
+                pain_skipped=pain_skipped,
             )
             missing += gaps
             immune = immunosuppression(data.conditions, t0_day)

@@ -50,13 +50,15 @@ def favourable_response_gaps(
     settings: RuleSettings,
     crp_skipped: int,
     discordant: bool = False,
+    pain_skipped: int = 0,
 ) -> tuple[list[Remark], list[Remark]]:
     """What is missing, and which criterion is unmet, for advise-against.
 
     Beyond the letter of clinical-rules.md, the latest CRP must be on or after T0: a fall
     seen only in pre-treatment values says nothing about the response to treatment.
     ``crp_skipped`` counts CRP results on record that could not be used (e.g. an
-    unconvertible unit), so that the card never says "no CRP" when there are some.
+    unconvertible unit), so that the card never says "no CRP" when there are some;
+    ``pain_skipped`` the pain scores since T0 likewise (``pain-none-usable``).
     A CRP on T0's own day is not yet on treatment: with none later the trend on treatment
     is unknown, which is said as such, never as "not yet down 25%". A ``discordant``
     latest pair (see ``discordant_pair``) is judged by neither value. Pain scores only on
@@ -80,7 +82,13 @@ def favourable_response_gaps(
     if latest is not None and crp_count > 0 and not is_recent(latest, eval_day, settings):
         missing.append(Remark("crp-not-recent", {"ageDays": (eval_day - latest.when.day).days}))
     if not pain:
-        missing.append(Remark("pain-none"))
+        # scores on record that could not be used (a value sent as text, say) are named
+        # below on the card: "record one" alone contradicted them (an interop review)
+        missing.append(
+            Remark("pain-none-usable", {"skipped": pain_skipped})
+            if pain_skipped
+            else Remark("pain-none")
+        )
     elif max(p.when.day for p in pain) <= t0_day:
         # Pain only on T0's own day: "since T0" by the letter, but no course of the pain
         # on treatment, as a CRP on T0's day is no CRP on treatment (an outside clinician

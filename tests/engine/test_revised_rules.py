@@ -25,7 +25,7 @@ from cds_service.runtime import build_runtime
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.observations import map_observations
 from tests.conftest import make_settings
-from tests.engine.builders import crp, improving, nvo, order, pain, run
+from tests.engine.builders import crp, day, improving, nvo, order, pain, run
 
 FALLING_PAIN = [pain(0, 7), pain(14, 5), pain(28, 3)]
 
@@ -232,6 +232,26 @@ def test_unusable_crp_on_record_is_not_called_no_crp() -> None:
         "no CRP" not in phrase(a.missing[0]).message
         and "No usable CRP" in phrase(a.missing[0]).message
     )
+
+
+def test_unusable_pain_scores_on_record_are_not_only_asked_for() -> None:
+    """An interop review: pain sent as text ("3") was named below as not used while the
+    card's first gap read "No pain score since treatment start: record one"."""
+    as_text = DataIssue(
+        "Observation/p1", "no usable value", "pain", "without a usable value", when=day(28)
+    )
+    before_t0 = DataIssue(
+        "Observation/p0", "no usable value", "pain", "without a usable value", when=day(-3)
+    )
+    falling = (crp(0, 120), crp(14, 60), crp(28, 20))
+    data = PatientData(conditions=(nvo(),), measurements=falling, issues=(as_text, before_t0))
+    a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert codes(a.missing) == ["pain-none-usable"]
+    message = phrase(a.missing[0]).message
+    assert "1 pain score on record could not be used" in message  # the one since T0
+    only_before = PatientData(conditions=(nvo(),), measurements=falling, issues=(before_t0,))
+    b = assess([order(29)], only_before, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert codes(b.missing) == ["pain-none"]
 
 
 # --- molar CRP on by default ---------------------------------------------------------------
