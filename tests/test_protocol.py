@@ -239,6 +239,18 @@ def test_selection_not_in_draft_orders_is_a_400(client: FlaskClient) -> None:
     assert "$.context.selections[0]" in error_paths(response)
 
 
+def test_a_selection_with_an_id_over_64_characters_is_told_the_limit(client: FlaskClient) -> None:
+    """An interop review: an 81-character id was refused as "expected a relative FHIR
+    reference ResourceType/id", which did not say what was wrong with it."""
+    long_id = "o" * 81
+    body = hook_request(
+        "order-select", [service_request(long_id)], selections=[f"ServiceRequest/{long_id}"]
+    )
+    response = post(client, SELECT_ID, body)
+    assert response.status_code == 400
+    assert "1 to 64" in error_paths(response)["$.context.selections[0]"]
+
+
 # Status codes -------------------------------------------------------------------------
 
 
