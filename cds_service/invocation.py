@@ -99,6 +99,46 @@ def _check_selections(context: dict[str, Any]) -> None:
         )
 
 
+def _check_distinct(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
+    """400 when two of the spine orders judged share one id: each suggestion and action
+    names the order it changes by ``ResourceType/id``, so two orders under one id got two
+    conflicting ``update`` actions on it (an interoperability review). Named at the
+    entries' ids, the first two of each."""
+    counts = Counter(o.reference for o in orders.orders)
+    shared = [ref for ref, n in counts.items() if n > 1]
+    if not shared:
+        return
+    at: dict[str, list[int]] = {ref: [] for ref in shared}
+    for i, entry in enumerate(draft_orders.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+            if ref in at:
+                at[ref].append(i)
+    problems = [
+        FieldError(
+            f"$.context.draftOrders.entry[{at[ref][1]}].resource.id"
+            if len(at[ref]) > 1
+            else "$.context.draftOrders",
+            f"{ref} is the id of more than one draft order ({_entries(at[ref])}): each draft "
+            "order needs an id of its own, so that a suggestion to change or remove one "
+            "names only that order",
+        )
+        for ref in shared[:MAX_REPORTED_ERRORS]
+    ]
+    raise ApiError(
+        400,
+        "invalid_request",
+        "draft orders must have distinct ids",
+        reported(problems, len(shared)),
+    )
+
+
+def _entries(indexes: list[int]) -> str:
+    """ "entry[0], entry[3]": the first two."""
+    return ", ".join(f"entry[{i}]" for i in indexes[:2])
+
+
 def _names_another_patient(order: Mapping[str, Any], patient_id: str, server: str | None) -> bool:
     """True when the order's subject is a reference to a Patient other than this one
     (``fhir_mappers.subjects``: ``Patient/B/Patient/A``, or ``.../Patient/A`` on another
@@ -151,6 +191,7 @@ def handle_hook(
         context["patientId"],
         server,
     )
+    _check_distinct(orders, context["draftOrders"])
     unknown_orders = orders_not_recognised(context["draftOrders"], selections, runtime.value_sets)
     unrecognised: dict[str, Any] = {"orders": unknown_orders} if unknown_orders else {}
     if not orders.orders:

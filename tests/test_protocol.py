@@ -251,6 +251,25 @@ def test_a_selection_with_an_id_over_64_characters_is_told_the_limit(client: Fla
     assert "1 to 64" in error_paths(response)["$.context.selections[0]"]
 
 
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_two_spine_orders_under_one_id_are_a_400(client: FlaskClient, hook: str) -> None:
+    """An interop review: a lumbar and a thoracic MRI both with id "d" got two conflicting
+    update actions on ServiceRequest/d. Refused, naming the second entry's id."""
+    lumbar, thoracic = service_request("d"), service_request("d", code="72157")
+    selections = ["ServiceRequest/d"] if hook == "order-select" else None
+    body = hook_request(hook, [lumbar, thoracic], selections=selections, prefetch=EMPTY_PREFETCH)
+    response = post(client, SELECT_ID if hook == "order-select" else SIGN_ID, body)
+    assert response.status_code == 400, response.get_json()
+    message = error_paths(response)["$.context.draftOrders.entry[1].resource.id"]
+    assert "ServiceRequest/d is the id of more than one draft order" in message
+
+
+def test_orders_with_their_own_ids_are_not_refused(client: FlaskClient) -> None:
+    lumbar, thoracic = service_request("d1"), service_request("d2", code="72157")
+    body = hook_request("order-sign", [lumbar, thoracic], prefetch=EMPTY_PREFETCH)
+    assert post(client, SIGN_ID, body).status_code == 200
+
+
 # Status codes -------------------------------------------------------------------------
 
 
