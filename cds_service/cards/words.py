@@ -24,9 +24,30 @@ MINUS = "\u2212"  # a typographic minus sign: a fall reads as one at a glance
 ARROW = "\u2192"  # one arrow style on every card: "142→18"
 
 
+# The values the sentences compare results with, in their units (CRP mg/L, ESR mm/h):
+# the defaults of the rule settings (10 and 27.5 mg/L, 55 mm/h), one home in
+# ``engine/thresholds.py``.
+THRESHOLD_VALUES = frozenset(
+    float(getattr(RuleSettings(), f.name))
+    for f in fields(RuleSettings)
+    if f.name.endswith(("_mg_l", "_mm_h"))
+)
+
+
 def fmt(value: float) -> str:
-    """A value as a clinician reads it: no trailing zeros, at most one decimal."""
-    return f"{round(value, 1):g}"
+    """A value as a clinician reads it: no trailing zeros, at most one decimal, unless
+    that rounds it onto a threshold it is not (``THRESHOLD_VALUES``): a CRP of 27.54 mg/L
+    read "still 27.5 mg/L" as a slow fall, beside 27.5 mg/L itself, which is not one (a
+    clinician reviewer). Such a value keeps two decimals, cut towards the value when even
+    those round onto the threshold ("27.51" for 27.501), as ``_pct_text`` does."""
+    one = round(value, 1)
+    if one not in THRESHOLD_VALUES or math.isclose(value, one, abs_tol=1e-9):
+        return f"{one:g}"
+    two = round(value, 2)
+    if two != one:
+        return f"{two:g}"
+    cents = math.floor(value * 100 + 1e-6) if value < one else math.ceil(value * 100 - 1e-6)
+    return f"{cents / 100:.2f}"
 
 
 def as_sent(value: float) -> str:
