@@ -22,6 +22,7 @@ import base64
 import copy
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -567,7 +568,8 @@ def test_broken_draft_orders(
     client: FlaskClient, data: st.DataObject, base: tuple[str, dict[str, Any]]
 ) -> None:
     """Draft orders whose content is garbage (resourceType kept a string, as the envelope
-    requires): 200, or for order-select a 400 that blames only the selections."""
+    requires): 200, or for order-select a 400 that blames only the selections, or a 400
+    that names an entry whose id another entry has too (copies of an order are drawn)."""
     service_id, body = base
     doc = copy.deepcopy(body)
     entries = doc["context"]["draftOrders"]["entry"]
@@ -583,7 +585,22 @@ def test_broken_draft_orders(
         )
     response, answer = post(client, f"/cds-services/{service_id}", dumps(doc))
     outcome(response, answer)
-    if response.status_code == 400 and HOOKS[service_id] == "order-select":
+    if (
+        response.status_code == 400
+        and answer.get("message") == "draft orders must have distinct ids"
+    ):
+        refs = [
+            f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}"
+            for e in doc["context"]["draftOrders"]["entry"]
+        ]
+        for detail in answer["details"]:
+            index = int(
+                re.fullmatch(
+                    r"\$\.context\.draftOrders\.entry\[(\d+)\]\.resource\.id", detail["path"]
+                )[1]
+            )  # type: ignore[index]
+            assert refs.count(refs[index]) > 1, answer
+    elif response.status_code == 400 and HOOKS[service_id] == "order-select":
         paths = [d["path"] for d in answer.get("details", [])]
         assert paths and all(p.startswith("$.context.selections") for p in paths), answer
     else:
