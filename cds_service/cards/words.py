@@ -178,10 +178,27 @@ def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# How a finding's entry that does not confirm it is said beside its date.
+VERIFICATION_WORDS = {
+    "provisional": "provisional",
+    "differential": "a differential diagnosis",
+    "unconfirmed": "unconfirmed",
+}
+
+
 def when_found(facts: Mapping[str, Any]) -> str:
     """ "day 26", "present at diagnosis (day 0)", "present at diagnosis, recorded day 3",
     "day 15, onset 2026-09" (an onset of a month or a year, recorded on day 15),
-    "date not recorded"; "" without a treatment start."""
+    "date not recorded"; "" without a treatment start. An entry recorded as provisional,
+    differential or unconfirmed says so first: "provisional, day 20"."""
+    when = _when_found(facts)
+    status = VERIFICATION_WORDS.get(str(facts.get("verification")))
+    if status is None:
+        return when
+    return f"{status}, {when}" if when else status
+
+
+def _when_found(facts: Mapping[str, Any]) -> str:
     if facts.get("undated"):
         return "date not recorded"
     if facts.get("partial"):

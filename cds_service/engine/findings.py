@@ -16,7 +16,7 @@ from typing import Any
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, SpineSurgery
 
 from .assessment import Episode, Remark
-from .episode import counts_now, covers
+from .episode import UNCERTAIN_VERIFICATION, counts_now, covers
 from .thresholds import RuleSettings
 
 
@@ -68,6 +68,11 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
         out["name"] = label
     elif c.codes:
         out["code"] = c.codes[0].code
+    if c.verification_status in UNCERTAIN_VERIFICATION:
+        # still a finding (missing a red flag is the worse error), but the card says the
+        # record does not confirm it (a clinician reviewer: a provisional paraplegia read
+        # as a certain one)
+        out["verification"] = c.verification_status
     first = c.start
     if first is not None:
         out["date"] = first.shown

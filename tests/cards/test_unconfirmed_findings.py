@@ -1,0 +1,40 @@
+"""A finding whose entry does not confirm it is still a finding, and the card says so.
+
+A clinician reviewer read "Neurologic deficit recorded: paraplegia (day 20)" on an urgent
+card for a paraplegia recorded as provisional. The decision stays (missing a red flag is
+the worse error); the card names the entry's status beside its date."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.engine import Recommendation
+from tests.cards.test_review_wording import card
+from tests.engine.builders import complication, improving, neuro, nvo, run
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("provisional", "provisional, day 20"),
+        ("differential", "a differential diagnosis, day 20"),
+        ("unconfirmed", "unconfirmed, day 20"),
+    ],
+)
+def test_an_unconfirmed_deficit_is_urgent_and_said_unconfirmed(status: str, said: str) -> None:
+    a = run(improving(), [nvo(), neuro(20, verification=status)])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    c = card(a)
+    assert said in c["summary"] + c["detail"], c["summary"] + c["detail"]
+
+
+def test_a_confirmed_finding_reads_as_before() -> None:
+    c = card(run(improving(), [nvo(), complication(12)]))
+    text = c["summary"] + c["detail"]
+    assert "abscess and granuloma (day 12)" in text, text
+    assert "provisional" not in text and "unconfirmed" not in text
+
+
+def test_an_unconfirmed_complication_says_so() -> None:
+    c = card(run(improving(), [nvo(), complication(12, verification="provisional")]))
+    assert "provisional, day 12" in c["summary"] + c["detail"]
