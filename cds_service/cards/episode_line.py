@@ -15,7 +15,7 @@ from cds_service.engine.assessment import (
     UNDATED_ORDERS,
     Assessment,
 )
-from cds_service.engine.episode import UNCERTAIN_VERIFICATION
+from cds_service.engine.episode import UNCERTAIN_VERIFICATION, cause_unconfirmed
 
 
 def episode_line(a: Assessment) -> str:
@@ -26,6 +26,11 @@ def episode_line(a: Assessment) -> str:
         # what the record shows, not a confirmed disease (clinical-rules.md, "What a card
         # should say"): "..., provisional diagnosis, recorded from ..."
         name = f"{name}, {ep.condition.verification_status} diagnosis"
+    elif ep is not None and cause_unconfirmed(ep.condition):
+        # a discitis code with no confirmed infectious cause: the summary says "Diagnosis
+        # not confirmed", and a clinician reviewer read this line, naming the disease
+        # alone, as its contradiction
+        name = f"{name}, infectious cause not confirmed"
     if ep is not None and ep.t0 is None and ep.outside_window:
         # an antibiotic order gives a start, but no window can tie it to an undated
         # diagnosis: said so, never "treatment start not recorded" (an outside review)

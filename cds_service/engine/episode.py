@@ -125,9 +125,13 @@ def uncertain_diagnosis(c: ConditionFact) -> bool:
     """The entry does not confirm the diagnosis: provisional, differential or unconfirmed,
     or discitis, unspecified (M46.4x) not recorded as confirmed (clinical-rules.md,
     "uncertain-dx")."""
-    return c.verification_status in UNCERTAIN_VERIFICATION or (
-        c.category is ConditionCategory.NVO_UNSPECIFIED and c.verification_status != "confirmed"
-    )
+    return c.verification_status in UNCERTAIN_VERIFICATION or cause_unconfirmed(c)
+
+
+def cause_unconfirmed(c: ConditionFact) -> bool:
+    """A discitis entry (M46.4x, unspecified) not recorded as confirmed: the record does
+    not confirm an infectious cause."""
+    return c.category is ConditionCategory.NVO_UNSPECIFIED and c.verification_status != "confirmed"
 
 
 def same_infection(a: ConditionFact, b: ConditionFact, settings: RuleSettings) -> bool:

@@ -29,7 +29,7 @@ from .assessment import (
     Remark,
     RuleFinding,
 )
-from .episode import UNCERTAIN_VERIFICATION, counts_now, is_active, is_valid
+from .episode import UNCERTAIN_VERIFICATION, cause_unconfirmed, counts_now, is_active, is_valid
 from .findings import clinical_label, condition_facts, is_abscess, latest_start
 from .records import condition_to_dict, figure
 from .thresholds import PCT_DIGITS, RuleSettings
@@ -302,7 +302,7 @@ def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> 
     facts: dict[str, Any] = {"episode": condition_facts(c, None)}
     if c.verification_status in UNCERTAIN_VERIFICATION:
         facts["unconfirmedAs"] = c.verification_status
-    elif c.category is ConditionCategory.NVO_UNSPECIFIED and c.verification_status != "confirmed":
+    elif cause_unconfirmed(c):
         facts["causeUnconfirmed"] = True
     mimics = sorted(
         (m for m in conditions if m.category is ConditionCategory.MIMIC and counts_now(m)),

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 
 from cds_service.engine import Recommendation
+from fhir_mappers.model import ConditionCategory
 from tests.cards.test_review_wording import card
-from tests.engine.builders import complication, improving, neuro, nvo, run
+from tests.engine.builders import complication, condition, improving, neuro, nvo, run
 
 
 @pytest.mark.parametrize(
@@ -38,3 +39,19 @@ def test_a_confirmed_finding_reads_as_before() -> None:
 def test_an_unconfirmed_complication_says_so() -> None:
     c = card(run(improving(), [nvo(), complication(12, verification="provisional")]))
     assert "provisional, day 12" in c["summary"] + c["detail"]
+
+
+def test_a_discitis_without_a_confirmed_cause_is_not_named_as_the_disease_alone() -> None:
+    """A clinician reviewer: the summary said "Diagnosis not confirmed (discitis)" while
+    the detail's first line named vertebral osteomyelitis with its treatment start."""
+    discitis = condition(
+        "M46.46",
+        ConditionCategory.NVO_UNSPECIFIED,
+        verification=None,
+        display="Discitis, unspecified, lumbar region",
+    )
+    c = card(run(improving(), [discitis]))
+    assert c["summary"].startswith("Diagnosis not confirmed"), c["summary"]
+    assert "(spondylodiscitis), infectious cause not confirmed, recorded from" in c["detail"]
+    confirmed = card(run(improving(), [nvo()]))
+    assert "not confirmed" not in confirmed["detail"]
