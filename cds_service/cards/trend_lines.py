@@ -23,9 +23,12 @@ def crp_section(a: Assessment) -> list[str]:
         return []
     rose = any("rise" in r.data for r in a.rules_fired)
     in_window = t0 is not None and f.crp_baseline_in_window
+    first = says.BASELINE if in_window else says.FIRST_AFTER_START
+    if _incomplete(a):
+        first = says.EARLIEST_READ
     roles: dict[str, list[str]] = {}
     for role, m in (
-        (says.BASELINE if in_window else says.FIRST_AFTER_START, f.crp_baseline),
+        (first, f.crp_baseline),
         (says.LOWEST_BEFORE_LATEST, f.crp_lowest_earlier if rose else None),
         (says.LATEST, f.crp_latest),
     ):
@@ -44,6 +47,12 @@ def crp_section(a: Assessment) -> list[str]:
             left_out = []
         lines.append(says.table_row(m, t0, named))
     return lines
+
+
+def _incomplete(a: Assessment) -> bool:
+    """The CRP search was cut off before the baseline window: its first value read may
+    not be the baseline."""
+    return any(r.code == "crp-incomplete" for r in a.missing)
 
 
 def up_since_lowest(a: Assessment) -> list[str]:
@@ -87,7 +96,7 @@ def trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
             never = any(n.code == "crp-never-raised" for n in a.notes)
             pct = None if never else f.crp_percent_change
             base, in_window = f.crp_baseline, f.crp_baseline_in_window
-            lines.append(says.crp_change(base, latest, pct, in_window, age))
+            lines.append(says.crp_change(base, latest, pct, in_window, age, _incomplete(a)))
         elif len(a.crp) > 1:
             window = a.settings.baseline_window_days
             lines.append(says.up_to_baseline(sorted(a.crp, key=sort_key), latest, t0, window, age))

@@ -39,6 +39,10 @@ TABLE_HEAD = ("| Date | Day | CRP mg/L | |", "|---|---|---|---|")
 # the role of a value in the table's last column
 BASELINE = "baseline"
 FIRST_AFTER_START = "first after start"
+# CRP paging cut off before the baseline window (gap ``crp-incomplete``): the first value
+# read is not known to be the baseline (a clinician reviewer saw one labelled so while the
+# card said older results could not be read)
+EARLIEST_READ = "earliest read"
 LOWEST_BEFORE_LATEST = "lowest before latest"
 LATEST = "latest"
 
@@ -88,11 +92,19 @@ def before_treatment(crp: Sequence[Measurement], t0: date, age: str) -> str:
 
 
 def crp_change(
-    baseline: Measurement, latest: Measurement, pct: float | None, in_window: bool, age: str
+    baseline: Measurement,
+    latest: Measurement,
+    pct: float | None,
+    in_window: bool,
+    age: str,
+    incomplete: bool = False,
 ) -> str:
     """ "CRP 142→18 mg/L (-87% from the baseline); latest CRP 1 day ago." (the minus a
-    typographic one); without ``pct`` (a CRP that never rose) no percentage."""
+    typographic one); without ``pct`` (a CRP that never rose) no percentage; from "the
+    earliest value read" when older results could not be read (``incomplete``)."""
     label = BASELINE if in_window else "first value after the start"
+    if incomplete:
+        label = "earliest value read"
     change = ""
     if pct is not None:
         change = f" ({change_pct(pct, latest.comparator, baseline.comparator)} from the {label})"
