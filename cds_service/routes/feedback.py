@@ -174,5 +174,6 @@ def feedback(service_id: str) -> Response:
         raise ApiError(400, "invalid_request", "feedback that cannot be true as sent", problems)
     if caller is not None:
         _check_cards_shown(runtime, caller.iss, service_id, entries)
-    result = runtime.stores.feedback.add(service_id, entries)
+    client = caller.iss if caller is not None else None
+    result = runtime.stores.feedback.add(service_id, entries, client=client)
     return json_response({"stored": result.stored, "duplicates": result.duplicates})

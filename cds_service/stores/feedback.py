@@ -82,9 +82,14 @@ class StoreResult:
 
 class FeedbackStore(Protocol):
     def add(
-        self, service_id: str, entries: Sequence[dict[str, Any]], now: datetime | None = None
+        self,
+        service_id: str,
+        entries: Sequence[dict[str, Any]],
+        now: datetime | None = None,
+        client: str | None = None,
     ) -> StoreResult:
-        """Store entries not seen before; report how many were repeats."""
+        """Store entries not seen before from ``client`` (the trusted issuer that sent
+        them; None in development mode); report how many were repeats."""
         ...
 
     def all(self) -> list[dict[str, Any]]:
@@ -96,9 +101,14 @@ class FeedbackStore(Protocol):
         ...
 
 
-def dedupe_key(service_id: str, entry: dict[str, Any]) -> str:
-    """Same service and same entry content -> same key, whatever the key order."""
-    canonical = json.dumps([service_id, entry], sort_keys=True, separators=(",", ":"))
+def dedupe_key(service_id: str, entry: dict[str, Any], client: str | None = None) -> str:
+    """Same service, same client and same entry content -> same key, whatever the key
+    order. Two clients shown the same card (its uuid is the decision's, not the
+    client's) each have their outcome kept: an attack review saw the second client's
+    answered "duplicates": 1 and its outcome dropped. Without a client (development
+    mode) the key is as it always was."""
+    parts: list[Any] = [service_id, entry] if client is None else [service_id, client, entry]
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -128,11 +138,15 @@ class SqlFeedbackStore:
         db.create_schema(SCHEMA)
 
     def add(
-        self, service_id: str, entries: Sequence[dict[str, Any]], now: datetime | None = None
+        self,
+        service_id: str,
+        entries: Sequence[dict[str, Any]],
+        now: datetime | None = None,
+        client: str | None = None,
     ) -> StoreResult:
         received = _received(now or datetime.now(UTC))
         kept = [spec_fields(e) for e in entries]
-        keyed = sorted(((dedupe_key(service_id, e), e) for e in kept), key=lambda p: p[0])
+        keyed = sorted(((dedupe_key(service_id, e, client), e) for e in kept), key=lambda p: p[0])
         stored = 0
         # Inserting in key order means two concurrent requests with overlapping entries
         # take the unique-index locks in the same order and cannot deadlock (PostgreSQL).

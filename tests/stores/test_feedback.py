@@ -151,3 +151,15 @@ def test_concurrent_overlapping_feedback_on_two_instances_loses_nothing(open_db:
     assert set(stored_keys) == expected_keys, "an entry was lost"
     assert sum(s for s, _ in results) == len(expected_keys)
     assert sum(s + d for s, d in results) == sum(sent)
+
+
+def test_two_clients_shown_one_card_each_keep_their_outcome(open_db: Opener) -> None:
+    """An attack review: clients A and B were shown the same card (its uuid is the
+    decision's); B's identical outcome was answered "duplicates": 1 and dropped."""
+    store = SqlFeedbackStore(open_db())
+    sent = entry("card-1", "overridden")
+    assert store.add(SERVICE, [sent], client="https://a.example").stored == 1
+    assert store.add(SERVICE, [sent], client="https://b.example").stored == 1
+    again = store.add(SERVICE, [sent], client="https://a.example")
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert len(store.all()) == 2
