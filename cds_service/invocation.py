@@ -91,12 +91,7 @@ def _check_selections(context: dict[str, Any]) -> None:
             )
             for i in missing[:MAX_REPORTED_ERRORS]
         ]
-        raise ApiError(
-            400,
-            "invalid_request",
-            "selections must name orders in draftOrders",
-            reported(listed, len(missing)),
-        )
+        raise _invalid("selections must name orders in draftOrders", listed, len(missing))
 
 
 def _check_distinct(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
@@ -126,12 +121,13 @@ def _check_distinct(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> No
         )
         for ref in shared[:MAX_REPORTED_ERRORS]
     ]
-    raise ApiError(
-        400,
-        "invalid_request",
-        "draft orders must have distinct ids",
-        reported(problems, len(shared)),
-    )
+    raise _invalid("draft orders must have distinct ids", problems, len(shared))
+
+
+def _invalid(message: str, problems: list[FieldError], total: int) -> ApiError:
+    """The 400 for draft orders or selections the service cannot act on: at most
+    MAX_REPORTED_ERRORS of the ``total`` problems listed (``reported``)."""
+    return ApiError(400, "invalid_request", message, reported(problems, total))
 
 
 def _entries(indexes: list[int]) -> str:
