@@ -71,6 +71,14 @@ def t0_phrase(a: Assessment) -> str:
         )
     else:
         why = _none_counted(a)
+    if ep.t0.partial is not None:
+        # "2026-10" is a month, not its first day: said as recorded, with the day counted
+        # from (a clinician reviewer read "recorded from 2026-10-01", a day the record does
+        # not hold, as the diagnosis's date)
+        return (
+            f"recorded from {ep.t0.shown}, a {ep.t0.partial} without a day ({why}; its first "
+            f"day, {ep.t0.day.isoformat()}, taken as the treatment start)"
+        )
     return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
 
 

@@ -7,9 +7,11 @@ the worse error); the card names the entry's status beside its date."""
 from __future__ import annotations
 
 import pytest
+from msgspec import structs
 
 from cds_service.engine import Recommendation
 from fhir_mappers.model import ConditionCategory
+from fhir_mappers.timeutil import parse_fhir_time
 from tests.cards.test_review_wording import card
 from tests.engine.builders import complication, condition, improving, neuro, nvo, run
 
@@ -55,3 +57,12 @@ def test_a_discitis_without_a_confirmed_cause_is_not_named_as_the_disease_alone(
     assert "(spondylodiscitis), infectious cause not confirmed, recorded from" in c["detail"]
     confirmed = card(run(improving(), [nvo()]))
     assert "not confirmed" not in confirmed["detail"]
+
+
+def test_an_infection_dated_by_a_month_is_said_as_recorded() -> None:
+    """A clinician reviewer read "recorded from 2026-10-01" for an onset of "2026-10": a
+    day the record does not hold. The month is said as recorded, with the day counted."""
+    month = structs.replace(nvo(), onset=parse_fhir_time("2024-03"))
+    detail = card(run(improving(), [month]))["detail"]
+    assert "recorded from 2024-03, a month without a day" in detail, detail
+    assert "its first day, 2024-03-01, taken as the treatment start" in detail
