@@ -72,13 +72,12 @@ def below_normal_limit(value: float, comparator: str | None, limit: float) -> bo
 
 
 def sort_key(m: Measurement) -> tuple[Any, ...]:
-    """Time order of one kind's values. Values taken at the same instant are ordered by
-    value, the higher as the later: for CRP, ESR and pain a higher value is the worse
-    reading, so the worse of them is the one read as latest (and the lower as a
-    baseline), whatever ids the EHR gave them. Ordered by reference, two pain scores
-    of 3 and 5 charted at one moment read as "pain worse" or as "improving" by which
-    resource id sorted last (an outside review). The reference only orders equal
-    values, for a stable answer."""
+    """Time order of one kind's values; at one instant by value, the higher as the later:
+    a higher CRP, ESR or pain is the worse reading, so the worse is read as latest (and
+    the lower as first, where the first value after the start is the baseline), whatever
+    their ids. By reference, pain 3 and 5 charted at one moment read "pain worse" or
+    "improving" by which id sorted last (an outside review). The reference only orders
+    equal values, for a stable answer."""
     return (m.when.instant, m.value, m.reference)
 
 
