@@ -38,15 +38,22 @@ def fmt(value: float) -> str:
     """A value as a clinician reads it: no trailing zeros, at most one decimal, unless
     that rounds it onto a threshold it is not (``THRESHOLD_VALUES``): a CRP of 27.54 mg/L
     read "still 27.5 mg/L" as a slow fall, beside 27.5 mg/L itself, which is not one (a
-    clinician reviewer). Such a value keeps two decimals, cut towards the value when even
-    those round onto the threshold ("27.51" for 27.501), as ``_pct_text`` does."""
+    clinician reviewer). Such a value keeps two decimals (``_beside``), as a percentage
+    next to its own thresholds does (``_pct_text``)."""
     one = round(value, 1)
     if one not in THRESHOLD_VALUES or math.isclose(value, one, abs_tol=1e-9):
         return f"{one:g}"
+    return _beside(value, one)
+
+
+def _beside(value: float, threshold: float) -> str:
+    """``value``, which one decimal rounds onto ``threshold``, with two decimals; cut
+    towards the value when even those reach the threshold, so it stays on its side
+    ("24.99" for 24.999, "27.51" for 27.501)."""
     two = round(value, 2)
-    if two != one:
-        return f"{two:g}"
-    cents = math.floor(value * 100 + 1e-6) if value < one else math.ceil(value * 100 - 1e-6)
+    if two != threshold:
+        return f"{two:.2f}"
+    cents = math.floor(value * 100 + 1e-6) if value < threshold else math.ceil(value * 100 - 1e-6)
     return f"{cents / 100:.2f}"
 
 
@@ -113,12 +120,9 @@ def _pct_text(value: float) -> str:
         or round(one) not in THRESHOLD_PCTS
         or math.isclose(value, one, abs_tol=1e-9)
     ):
-        return fmt(value)
-    two = round(value, 2)
-    if two != round(two):
-        return f"{two:.2f}"
-    cents = math.floor(value * 100 + 1e-6) if value < one else math.ceil(value * 100 - 1e-6)
-    return f"{cents / 100:.2f}"
+        # one decimal, as ``fmt`` without its thresholds, which are values, not percentages
+        return f"{one:g}"
+    return _beside(value, one)
 
 
 def change_pct(value: float, comparator: str | None, baseline_comparator: str | None = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.cards.words import fmt
+from cds_service.cards.words import fmt, signed_pct
 from tests.cards.test_review_wording import card
 from tests.engine.builders import crp, pain, run
 
@@ -39,3 +39,14 @@ def test_a_slow_fall_just_above_the_limit_is_not_shown_at_the_limit() -> None:
     assert "still 27.54 mg/L on day 28" in said["summary"], said["summary"]
     assert "50\u219227.54 mg/L" in said["detail"]
     assert "27.5 mg/L" not in text, text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(-54.96, "\u221255%"), (9.96, "+10%"), (-27.46, "\u221227.5%"), (-24.99, "\u221224.99%")],
+)
+def test_a_percentage_is_not_held_to_the_values_thresholds(value: float, shown: str) -> None:
+    """The values' thresholds (10, 27.5 mg/L, 55 mm/h) are not percentages: a fall of
+    54.96% reads "55%", as before values kept their second decimal; a percentage keeps one
+    only next to its own thresholds (25, 20, 50%)."""
+    assert signed_pct(value) == shown
