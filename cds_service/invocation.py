@@ -35,6 +35,7 @@ from fhir_mappers.orders import OrdersResult, map_orders
 from fhir_mappers.patients import map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
+from fhir_mappers.rawjson import reference
 from fhir_mappers.subjects import refers_to
 
 log = logging.getLogger("cds_service.invocation")
@@ -103,18 +104,16 @@ def _check_distinct(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> No
     shared = [ref for ref, n in counts.items() if n > 1]
     if not shared:
         return
+    # the entries' references made as map_orders made the orders' (entry position and
+    # all), so each shared one is found at two entries at least
     at: dict[str, list[int]] = {ref: [] for ref in shared}
     for i, entry in enumerate(draft_orders.get("entry") or []):
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict):
-            ref = f"{resource.get('resourceType')}/{resource.get('id')}"
-            if ref in at:
-                at[ref].append(i)
+        if isinstance(resource, dict) and (ref := reference(resource, i)) in at:
+            at[ref].append(i)
     problems = [
         FieldError(
-            f"$.context.draftOrders.entry[{at[ref][1]}].resource.id"
-            if len(at[ref]) > 1
-            else "$.context.draftOrders",
+            f"$.context.draftOrders.entry[{at[ref][1]}].resource.id",
             f"{ref} is the id of more than one draft order ({_entries(at[ref])}): each draft "
             "order needs an id of its own, so that a suggestion to change or remove one "
             "names only that order",
