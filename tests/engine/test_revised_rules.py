@@ -254,6 +254,19 @@ def test_unusable_pain_scores_on_record_are_not_only_asked_for() -> None:
     assert codes(b.missing) == ["pain-none"]
 
 
+@pytest.mark.parametrize(("skipped_day", "gap"), [(0, "pain-none-usable"), (-1, "pain-none")])
+def test_an_unusable_pain_score_counts_from_treatment_start_on(skipped_day: int, gap: str) -> None:
+    """Pain is read since T0, T0's own day included: an unusable score on that day is one
+    the card names; one the day before is not since treatment start."""
+    skipped = DataIssue(
+        "Observation/p1", "no usable value", "pain", "without a usable value", when=day(skipped_day)
+    )
+    falling = (crp(0, 120), crp(14, 60), crp(28, 20))
+    data = PatientData(conditions=(nvo(),), measurements=falling, issues=(skipped,))
+    a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    assert codes(a.missing) == [gap]
+
+
 # --- molar CRP on by default ---------------------------------------------------------------
 
 
