@@ -111,8 +111,9 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="module")
 def observations_first(fhir: FhirTestServer) -> Iterator[FaultyFhirServer]:
-    """The FHIR test server behind a proxy that answers the Observation search first."""
-    with FaultyFhirServer(slow_seconds=0.05, upstream=fhir.base_url) as proxy:
+    """The FHIR test server behind a proxy that answers the Observation search first: the
+    other queries wait for the test's ``hold`` (at most 5 s, inside the call's budget)."""
+    with FaultyFhirServer(slow_seconds=5, upstream=fhir.base_url) as proxy:
         yield proxy
 
 
@@ -127,8 +128,14 @@ def test_data_read_while_fetching_decides_as_data_read_after(
     """The Observations are mapped in a fetch thread as soon as they are in, while the
     other queries are still out (``patient_reads.EarlyReads``); when another call is
     computing they are mapped after the fetch, in the call's thread. Both give one
-    outcome, and the mapper runs once either way."""
+    outcome, and the mapper runs once either way.
+
+    The other queries are answered only once the Observations are being mapped: a fixed
+    head start (50 ms) was not enough on a loaded machine, where the Observation search
+    itself came in after the rest and the call read everything at the end."""
     runtime = client.application.extensions["spine_cds"]
+    observations_mapped = threading.Event()
+    monkeypatch.setattr(observations_first, "hold", observations_mapped)
     fetched = order_request(
         "order-select",
         example.patient_id,
@@ -141,6 +148,7 @@ def test_data_read_while_fetching_decides_as_data_read_after(
 
     def map_observations(*args: Any, **kwargs: Any) -> Any:
         mapped_on.append(threading.current_thread().name)
+        observations_mapped.set()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(patient_reads, "map_observations", map_observations)

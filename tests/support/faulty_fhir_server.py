@@ -45,7 +45,9 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
   answer, with the upstream's base URL in it (paging links) rewritten to this server's
 - ``observations-first``: as ``proxy``, but every query other than an Observation search
   is answered ``slow_seconds`` late: the Observations always come in first, as from a
-  server that answers one query at a time and got the long search first
+  server that answers one query at a time and got the long search first; with ``hold``
+  set to an Event, those queries wait for it instead (at most ``slow_seconds``), so the
+  order holds however slow a loaded machine makes the Observation search
 - ``switch``: behaves as the mode in the ``fault`` attribute, which a test sets and clears
   at runtime (``server.fault = "hang"`` ... ``server.fault = None``); with no fault it
   behaves as ``proxy`` when an ``upstream`` is given, else as ``ok``
@@ -122,6 +124,8 @@ class FaultyFhirServer(BackgroundServer):
         #: The mode of ``url("switch")``; None: healthy. Read once per request, so setting
         #: it from another thread takes effect for the next request.
         self.fault: str | None = None
+        #: ``observations-first``: when set, what the other queries wait for (see above).
+        self.hold: threading.Event | None = None
         self._upstream_pool = urllib3.PoolManager(maxsize=32, retries=False)
         self._lock = threading.Lock()
         self._seen: list[SeenRequest] = []
@@ -185,7 +189,8 @@ class FaultyFhirServer(BackgroundServer):
             prefix = f"{prefix}?"
 
         if mode == "observations-first" and (resource_type != "Observation" or is_read):
-            self._release.wait(self.slow_seconds)
+            hold = self.hold
+            (hold or self._release).wait(self.slow_seconds)
         if mode in ("proxy", "observations-first"):
             self._proxy(handler, segments[0] if segments else "", parts.query)
         elif mode == "drip-headers":
