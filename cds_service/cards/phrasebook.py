@@ -30,6 +30,7 @@ from cds_service.cards.words import (
     pain_phrase,
     shown,
     upper_first,
+    verification_words,
     when_found,
 )
 from cds_service.engine.assessment import FACTS, Remark, RuleFinding
@@ -156,8 +157,7 @@ def _uncertain_parts(facts: Data) -> list[Phrase]:
     name = lower_first(name_of(facts["episode"]))
     status = facts.get("unconfirmedAs")
     if status is not None:
-        said = "a differential" if status == "differential" else status
-        head = f"Diagnosis not confirmed ({name} recorded as {said})"
+        head = f"Diagnosis not confirmed ({name} recorded as {verification_words(status)})"
         parts.append(Phrase(f"{head}: {BIOPSY}", head))
     elif facts.get("causeUnconfirmed"):
         parts.append(

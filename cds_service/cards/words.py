@@ -190,15 +190,22 @@ VERIFICATION_WORDS = {
 }
 
 
+def verification_words(status: str) -> str:
+    """A Condition's verification status as a card says it ("a differential diagnosis"),
+    for a red flag's finding and for the episode itself alike."""
+    return VERIFICATION_WORDS.get(status, status)
+
+
 def when_found(facts: Mapping[str, Any]) -> str:
     """ "day 26", "present at diagnosis (day 0)", "present at diagnosis, recorded day 3",
     "day 15, onset 2026-09" (an onset of a month or a year, recorded on day 15),
     "date not recorded"; "" without a treatment start. An entry recorded as provisional,
     differential or unconfirmed says so first: "provisional, day 20"."""
     when = _when_found(facts)
-    status = VERIFICATION_WORDS.get(str(facts.get("verification")))
-    if status is None:
+    verification = facts.get("verification")
+    if verification is None:
         return when
+    status = verification_words(str(verification))
     return f"{status}, {when}" if when else status
 
 

@@ -6,6 +6,8 @@ the worse error); the card names the entry's status beside its date."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from msgspec import structs
 
@@ -66,3 +68,14 @@ def test_an_infection_dated_by_a_month_is_said_as_recorded() -> None:
     detail = card(run(improving(), [month]))["detail"]
     assert "recorded from 2024-03, a month without a day" in detail, detail
     assert "its first day, 2024-03-01, taken as the treatment start" in detail
+
+
+@pytest.mark.parametrize("status", ["provisional", "differential", "unconfirmed"])
+def test_the_episode_and_a_finding_say_one_status_in_the_same_words(status: str) -> None:
+    """An unconfirmed infection read "recorded as a differential" while a finding's entry
+    read "a differential diagnosis, day 20": one status, two wordings (a review)."""
+    episode = card(run(improving(), [nvo(verification=status)]))
+    finding = card(run(improving(), [nvo(), neuro(20, verification=status)]))
+    said = re.search(r"\(([^(]*), day 20\)", finding["summary"] + finding["detail"])
+    assert said is not None, finding
+    assert f"recorded as {said[1]})" in episode["summary"], (episode["summary"], said[1])
