@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from cds_service.cards import trend_phrases as says
 from cds_service.engine.assessment import Assessment
-from cds_service.engine.rules import sort_key
+from cds_service.engine.limits import sort_key
 from fhir_mappers.model import Measurement
 
 # A long series is shortened to its first and last TABLE_EDGE values and those with a

@@ -23,15 +23,9 @@ from .assessment import (
     Remark,
     RuleFinding,
 )
+from .limits import below_normal_limit, sort_key, within_normal_range
 from .records import figure
-from .rules import (
-    CrpTrend,
-    below_normal_limit,
-    day_of,
-    pct_change,
-    sort_key,
-    within_normal_range,
-)
+from .rules import CrpTrend, day_of, pct_change
 from .thresholds import PCT_DIGITS, RuleSettings
 
 

@@ -15,9 +15,10 @@ from typing import Any
 from fhir_mappers.model import Measurement, MeasurementKind
 
 from .assessment import KeyFigures, Remark
+from .limits import ABOVE, sort_key
 from .records import figure
 from .response import is_recent
-from .rules import ABOVE, CrpTrend, sort_key
+from .rules import CrpTrend
 from .thresholds import PCT_DIGITS, RuleSettings
 
 # The mapper has already dropped entered-in-error/cancelled/registered/unknown values and

@@ -2,7 +2,7 @@
 resource ids the EHR gave them. An outside review charted pain 3 and 5 at one moment
 (two pain scales) and got "pain worse" or "improving" by which id sorted last. The
 higher of them is read as the latest (the worse reading for CRP, ESR and pain), and the
-lower as a baseline (``rules.sort_key``)."""
+lower as a baseline (``limits.sort_key``)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,21 @@ def test_a_first_value_at_one_moment_is_the_lower(swap: bool) -> None:
         low, high = both_ways(low, high)
     a = decide([low, high, crp(28, 20), pain(0, 6), pain(28, 2)])
     assert a.figures.crp_baseline is not None and a.figures.crp_baseline.value == 90
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize(("limit", "plain_is_latest"), [("<", True), ("<=", True), (">", False)])
+def test_a_limit_and_a_plain_value_at_one_moment_are_ordered_by_what_they_say(
+    swap: bool, limit: str, plain_is_latest: bool
+) -> None:
+    """A review's case: CRP 12 → "<10" and "10" at day 28 08:00. "<10" says the true value
+    is below 10, so the plain 10 is the worse reading and the latest (a plateau above the
+    normal limit: support); by id, either could be read last. ">10" is the worse one."""
+    limited = crp(28, 10, comparator=limit, hour=8, ref="Observation/a")
+    plain = crp(28, 10, hour=8, ref="Observation/b")
+    if swap:
+        limited, plain = both_ways(limited, plain)
+    a = decide([crp(0, 12), limited, plain, pain(0, 6), pain(28, 3)])
+    latest = a.figures.crp_latest
+    assert latest is not None
+    assert latest.comparator == (None if plain_is_latest else limit), latest
