@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from cds_service.cards import text
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import count_of, upper_first
+from cds_service.cards.words import count_of, upper_first, verification_words
 from cds_service.engine import sources
 from cds_service.engine.assessment import (
     NO_ORDER,
@@ -24,8 +24,8 @@ def episode_line(a: Assessment) -> str:
     name = upper_first(text.DISEASE)
     if ep is not None and ep.condition.verification_status in UNCERTAIN_VERIFICATION:
         # what the record shows, not a confirmed disease (clinical-rules.md, "What a card
-        # should say"): "..., provisional diagnosis, recorded from ..."
-        name = f"{name}, {ep.condition.verification_status} diagnosis"
+        # should say"): "..., a provisional diagnosis, recorded from ..."
+        name = f"{name}, {verification_words(ep.condition.verification_status)}"
     elif ep is not None and cause_unconfirmed(ep.condition):
         # a discitis code with no confirmed infectious cause: the summary says "Diagnosis
         # not confirmed", and a clinician reviewer read this line, naming the disease
@@ -75,9 +75,10 @@ def t0_phrase(a: Assessment) -> str:
         # "2026-10" is a month, not its first day: said as recorded, with the day counted
         # from (a clinician reviewer read "recorded from 2026-10-01", a day the record does
         # not hold, as the diagnosis's date)
+        lacks = "a day" if ep.t0.partial == "month" else "a month or a day"
         return (
-            f"recorded from {ep.t0.shown}, a {ep.t0.partial} without a day ({why}; its first "
-            f"day, {ep.t0.day.isoformat()}, taken as the treatment start)"
+            f"recorded from {ep.t0.shown}, a {ep.t0.partial} without {lacks} ({why}; its "
+            f"first day, {ep.t0.day.isoformat()}, taken as the treatment start)"
         )
     return f"recorded from {ep.t0.day.isoformat()} ({why}; taken as the treatment start)"
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase
-from cds_service.cards.words import dated, lower_first, name_of, upper_first, when_found
+from cds_service.cards.words import (
+    dated,
+    lower_first,
+    name_of,
+    status_and_when,
+    upper_first,
+    when_found,
+)
 
 
 def _known_at_diagnosis(d: Data) -> Phrase:
@@ -105,7 +112,7 @@ def _resolved_findings(d: Data) -> Phrase:
     parts = []
     for c in d["conditions"]:
         ended = f"resolved day {c['endedDay']}" if "endedDay" in c else ""
-        dates = ", ".join(part for part in (when_found(c), ended) if part)
+        dates = ", ".join(part for part in (status_and_when(c, when_found(c)), ended) if part)
         name = lower_first(name_of(c))
         parts.append(f"{name} ({dates})" if dates else name)
     return Phrase(
@@ -117,7 +124,8 @@ def _resolved_findings(d: Data) -> Phrase:
 
 def _new_diagnoses_not_read(d: Data) -> Phrase:
     listed = ", ".join(
-        f"{lower_first(name_of(c))} ({when_found(c) or c.get('date')})" for c in d["conditions"]
+        f"{lower_first(name_of(c))} ({status_and_when(c, when_found(c) or str(c.get('date')))})"
+        for c in d["conditions"]
     )
     more = d["count"] - len(d["conditions"])
     rest = f" and {more} more" if more > 0 else ""

@@ -29,6 +29,7 @@ from cds_service.cards.words import (
     name_of,
     pain_phrase,
     shown,
+    status_and_when,
     upper_first,
     verification_words,
     when_found,
@@ -70,7 +71,7 @@ def _said(remark: Data) -> Phrase:
 def _dated_names(found: Sequence[Data]) -> str:
     parts = []
     for c in found:
-        when, name = when_found(c), lower_first(name_of(c))
+        when, name = status_and_when(c, when_found(c)), lower_first(name_of(c))
         parts.append(f"{name} ({when})" if when else name)
     return "; ".join(parts)
 

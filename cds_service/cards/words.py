@@ -184,7 +184,7 @@ def upper_first(text: str) -> str:
 
 # How a finding's entry that does not confirm it is said beside its date.
 VERIFICATION_WORDS = {
-    "provisional": "provisional",
+    "provisional": "a provisional diagnosis",
     "differential": "a differential diagnosis",
     "unconfirmed": "unconfirmed",
 }
@@ -199,17 +199,8 @@ def verification_words(status: str) -> str:
 def when_found(facts: Mapping[str, Any]) -> str:
     """ "day 26", "present at diagnosis (day 0)", "present at diagnosis, recorded day 3",
     "day 15, onset 2026-09" (an onset of a month or a year, recorded on day 15),
-    "date not recorded"; "" without a treatment start. An entry recorded as provisional,
-    differential or unconfirmed says so first: "provisional, day 20"."""
-    when = _when_found(facts)
-    verification = facts.get("verification")
-    if verification is None:
-        return when
-    status = verification_words(str(verification))
-    return f"{status}, {when}" if when else status
-
-
-def _when_found(facts: Mapping[str, Any]) -> str:
+    "date not recorded"; "" without a treatment start. For a summary, which has no room
+    for the entry's status: the detail says it (``status_and_when``)."""
     if facts.get("undated"):
         return "date not recorded"
     if facts.get("partial"):
@@ -227,6 +218,18 @@ def _when_found(facts: Mapping[str, Any]) -> str:
     return f"day {facts['day']}"
 
 
+def status_and_when(facts: Mapping[str, Any], when: str) -> str:
+    """``when`` after the entry's status, when it is recorded as provisional, differential
+    or unconfirmed: "a provisional diagnosis, day 20" (a clinician reviewer read a
+    provisional paraplegia as a certain one). Only in a detail: in a summary the words
+    cost the next steps their room (a review: "spine surgery now" dropped)."""
+    verification = facts.get("verification")
+    if verification is None:
+        return when
+    status = verification_words(str(verification))
+    return f"{status}, {when}" if when else status
+
+
 def relative_date(facts: Mapping[str, Any]) -> str:
     """ "2024-03-01, 3 days before treatment start", "2024-03-04, the day treatment
     started", "2024-03-06, day 2"; the date alone without a treatment start."""
@@ -242,10 +245,11 @@ def relative_date(facts: Mapping[str, Any]) -> str:
 
 
 def dated(facts: Mapping[str, Any]) -> str:
-    """ "paraplegia (2024-03-01, 3 days before treatment start)"; the name alone when
-    undated."""
+    """ "paraplegia (2024-03-01, 3 days before treatment start)", "abscess (unconfirmed,
+    2024-03-05, day 1)"; the name alone when undated and confirmed."""
     name = lower_first(name_of(facts))
-    return f"{name} ({relative_date(facts)})" if "date" in facts else name
+    said = status_and_when(facts, relative_date(facts) if "date" in facts else "")
+    return f"{name} ({said})" if said else name
 
 
 def pain_phrase(first: float, last: float, count: int, stable: bool, scale: str = "") -> str:
