@@ -21,8 +21,9 @@ from cds_service.cards.trend_lines import (
     trend_lines,
     up_since_lowest,
 )
+from cds_service.cards.words import compression_words
 from cds_service.engine import study
-from cds_service.engine.assessment import Assessment, Recommendation
+from cds_service.engine.assessment import FACTS, Assessment, Recommendation
 from fhir_mappers.model import Modality
 
 
@@ -151,9 +152,11 @@ def detail(a: Assessment) -> str:
         ):
             # a CRP that is not clearly falling: not the mechanical reading
             items.append(text.PAIN_CRP_NOT_FALLING)
+        neuro = next((f for f in flags if f.rule_id == "neuro"), None)
+        compression = compression_words(neuro.data[FACTS]["found"] if neuro else ())
         for order in a.orders:
             gap = a.study_gaps.get(order.reference)
-            line = study_gap_line(order, gap, emergency) if gap is not None else None
+            line = study_gap_line(order, gap, emergency, compression) if gap is not None else None
             if line is not None:
                 items.append(line)
         blocks.append([episode_line(a)])

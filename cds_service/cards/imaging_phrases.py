@@ -142,11 +142,15 @@ IMAGING_REMARKS: dict[str, Callable[[Data], Phrase]] = {
 }
 
 
-def study_gap_line(order: ImagingOrder, gap: str, urgent: bool) -> str | None:
+def study_gap_line(
+    order: ImagingOrder, gap: str, urgent: bool, compression: str = "cord compression"
+) -> str | None:
     """Why the study ordered cannot answer the card's question, when it is not its level
     (the level has its own remark): said beside the rating, so a clinician who sees it
     rated not appropriate, or not rated, reads why (an outside review: a cervical MRI
-    without gadolinium rated not appropriate under "do not delay it for contrast")."""
+    without gadolinium rated not appropriate under "do not delay it for contrast").
+    ``compression``: what the MRI looks for (``words.compression_words``: a cauda equina
+    card's is not "cord compression", a clinician reviewer)."""
     where = "spine" if order.region == "spine" else f"{order.region} spine"
     study = f"the {order.modality.value} of the {where}"
     if gap == GAP_MODALITY:
@@ -155,11 +159,11 @@ def study_gap_line(order: ImagingOrder, gap: str, urgent: bool) -> str | None:
             # exclude" beside it (an outside clinician's review, 2026-12-07)
             return (
                 f"{upper_first(study)} ordered, with contrast, is the fallback only when MRI "
-                "is impossible (say why): it shows cord compression and an epidural abscess "
-                "less well than MRI."
+                f"is impossible (say why): it shows {compression} and an epidural abscess less "
+                "well than MRI."
             )
         return (
-            f"{upper_first(study)} ordered cannot exclude cord compression or an epidural "
+            f"{upper_first(study)} ordered cannot exclude {compression} or an epidural "
             "abscess: MRI is the study; CT only if MRI is impossible (say why)."
         )
     if gap != GAP_CONTRAST:
@@ -167,7 +171,7 @@ def study_gap_line(order: ImagingOrder, gap: str, urgent: bool) -> str | None:
     if order.modality is Modality.MRI and urgent:
         return (
             f"{upper_first(study)} ordered is without gadolinium: add it if that does not "
-            "delay the scan; an MRI now without it still shows cord compression."
+            f"delay the scan; an MRI now without it still shows {compression}."
         )
     if order.modality is Modality.MRI:
         return (

@@ -23,6 +23,7 @@ from cds_service.cards.words import (
     ARROW,
     at_weeks,
     change_pct,
+    compression_words,
     fmt,
     listed,
     lower_first,
@@ -89,8 +90,7 @@ def _neuro(d: Data) -> Phrase:
     head = f"{lead} ({when})" if when else lead
     rest = [lower_first(name_of(c)) for c in found[1:]]
     names = " ".join(name_of(c).lower() for c in found)
-    # "compression of the cord or cauda equina" on cauda equina cards (clinical-rules.md)
-    squeeze = "compression of the cord or cauda equina" if "cauda" in names else "cord compression"
+    squeeze = compression_words(found)
     # a recorded compression is not looked for again: its cause is
     look = (
         "an epidural abscess"

@@ -230,6 +230,14 @@ def status_and_when(facts: Mapping[str, Any], when: str) -> str:
     return f"{status}, {when}" if when else status
 
 
+def compression_words(found: Sequence[Mapping[str, Any]]) -> str:
+    """What a deficit's MRI looks for, by the deficits found: "compression of the cord or
+    cauda equina" when a cauda equina syndrome is among them, never "cord compression"
+    alone on such a card (clinical-rules.md, "What a card should say")."""
+    names = " ".join(name_of(c).lower() for c in found)
+    return "compression of the cord or cauda equina" if "cauda" in names else "cord compression"
+
+
 def relative_date(facts: Mapping[str, Any]) -> str:
     """ "2024-03-01, 3 days before treatment start", "2024-03-04, the day treatment
     started", "2024-03-06, day 2"; the date alone without a treatment start."""

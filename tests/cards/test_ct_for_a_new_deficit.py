@@ -20,7 +20,11 @@ from tests.engine.test_clinician_revision import card
     ("code", "contrast", "said"),
     [
         ("72132", "with", "with contrast, is the fallback only when MRI is impossible"),
-        ("72131", "without", "cannot exclude cord compression or an epidural abscess"),
+        (
+            "72131",
+            "without",
+            "cannot exclude compression of the cord or cauda equina or an epidural abscess",
+        ),
     ],
 )
 def test_the_ct_line_fits_its_contrast(code: str, contrast: str, said: str) -> None:
@@ -29,3 +33,39 @@ def test_the_ct_line_fits_its_contrast(code: str, contrast: str, said: str) -> N
     assert a.recommendation is Recommendation.SUPPORT_URGENT
     assert a.study_gaps == {"ServiceRequest/sr1": "modality"}
     assert said in card(a)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("deficit", "code", "modality", "contrast", "said"),
+    [
+        (
+            "Cauda equina syndrome",
+            "72131",
+            Modality.CT,
+            "without",
+            "cannot exclude compression of the cord or cauda equina",
+        ),
+        (
+            "Cauda equina syndrome",
+            "72148",
+            Modality.MRI,
+            "without",
+            "still shows compression of the cord or cauda equina",
+        ),
+        ("Paraplegia", "72131", Modality.CT, "without", "cannot exclude cord compression"),
+        ("Paraplegia", "72148", Modality.MRI, "without", "still shows cord compression"),
+    ],
+)
+def test_a_cauda_equina_card_never_says_cord_compression_alone(
+    deficit: str, code: str, modality: Modality, contrast: str, said: str
+) -> None:
+    """A clinician reviewer: a cauda equina card read "an MRI now without it still shows
+    cord compression" (clinical-rules.md: "compression of the cord or cauda equina", not
+    "cord compression", on cauda equina cards); a paraplegia card keeps its words."""
+    drafted = replace(order(27, modality=modality, code=code), contrast=contrast)
+    a = run(improving()[:4], [nvo(), neuro(onset=26, display=deficit)], orders=[drafted])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    detail = card(a)["detail"]
+    assert said in detail, detail
+    if deficit.startswith("Cauda"):
+        assert "cord compression" not in detail.replace("of the cord or cauda equina", ""), detail
