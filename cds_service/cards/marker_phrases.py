@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase
-from cds_service.cards.words import ARROW, as_sent, change_pct, fmt, shown
+from cds_service.cards.words import ARROW, as_sent, change_digits, change_pct, fmt, shown
 
 
 def _crp_early_rise(d: Data) -> Phrase:
@@ -23,8 +23,10 @@ def _crp_early_rise(d: Data) -> Phrase:
     rise = change_pct(d["risePct"], *limits) if "risePct" in d else ""
     by = f" ({rise})" if rise else ""
     up = f"CRP up {rise.lstrip('+')} since day" if rise else "CRP up since day"
+    digits = change_digits(low["value"], latest["value"], d.get("risePct"))
     return Phrase(
-        f"CRP up from its lowest: {shown(low)}{ARROW}{shown(latest)} mg/L{by} from day "
+        f"CRP up from its lowest: {shown(low, digits)}{ARROW}{shown(latest, digits)} mg/L{by} "
+        f"from day "
         f"{low['day']} to day {latest['day']}. The rules count a rise only after day "
         f"{d['afterDays']}, but this is not a favourable response: repeat CRP before "
         "deciding on imaging; if it is still rising, image and look for another source.",
@@ -34,9 +36,10 @@ def _crp_early_rise(d: Data) -> Phrase:
 
 def _crp_slow_fall(d: Data) -> Phrase:
     latest = d["latest"]
-    still = f"still {shown(latest)} mg/L on day {latest['day']}"
+    digits = change_digits(d["baseline"]["value"], latest["value"], d["changePct"])
+    still = f"still {shown(latest, digits)} mg/L on day {latest['day']}"
     return Phrase(
-        f"CRP falling slowly: {shown(d['baseline'])}{ARROW}{shown(latest)} mg/L "
+        f"CRP falling slowly: {shown(d['baseline'], digits)}{ARROW}{shown(latest, digits)} mg/L "
         f"({change_pct(d['changePct'], latest.get('comparator'), d['baseline'].get('comparator'))})"
         f", {still}: repeat CRP and ESR in 1-2 weeks and "
         "reassess.",

@@ -22,6 +22,7 @@ from cds_service.cards.remark_phrases import remark_phrase
 from cds_service.cards.words import (
     ARROW,
     at_weeks,
+    change_digits,
     change_pct,
     compression_words,
     fmt,
@@ -198,7 +199,8 @@ def _markers(d: Data) -> Phrase:
     if "plateau" in d and not (unfallen and "rise" in d):
         plateau = d["plateau"]
         fall = change_pct(-d["fallPct"], latest.get("comparator"), d["baseline"].get("comparator"))
-        trend = f"{shown(d['baseline'])}{ARROW}{shown(latest)} mg/L ({fall})"
+        digits = change_digits(d["baseline"]["value"], latest["value"], -d["fallPct"])
+        trend = f"{shown(d['baseline'], digits)}{ARROW}{shown(latest, digits)} mg/L ({fall})"
         least = fmt(plateau["minFallPct"])
         # a limit that hides a larger fall ("14 -> <12"): counted at the limit, as the rules
         # ask, and the card says the fall may be larger (an outside review read "-14.3% or
@@ -230,13 +232,14 @@ def _markers(d: Data) -> Phrase:
         lowest = rise["lowestEarlier"]
         limits = latest.get("comparator"), lowest.get("comparator")
         by = f" ({change_pct(rise['risePct'], *limits)})" if "risePct" in rise else ""
+        digits = change_digits(lowest["value"], latest["value"], rise.get("risePct"))
+        low, high = shown(lowest, digits), shown(latest, digits)
         parts.append(
             Phrase(
-                f"CRP rising again: {shown(lowest)} mg/L on day {lowest['day']}, "
-                f"{shown(latest)} mg/L on day {day}{by}, more than "
-                f"{fmt(rise['thresholdPct'])}% above its lowest since treatment start",
-                f"CRP rising again: {shown(lowest)}{ARROW}{shown(latest)} mg/L{by} since day "
-                f"{lowest['day']}",
+                f"CRP rising again: {low} mg/L on day {lowest['day']}, {high} mg/L on day "
+                f"{day}{by}, more than {fmt(rise['thresholdPct'])}% above its lowest since "
+                "treatment start",
+                f"CRP rising again: {low}{ARROW}{high} mg/L{by} since day {lowest['day']}",
             )
         )
     return Phrase("; ".join(p.message for p in parts) + ".", "; ".join(p.short for p in parts))

@@ -19,6 +19,7 @@ from cds_service.cards.safe_text import quote
 from cds_service.cards.words import (
     ARROW,
     at_weeks,
+    change_digits,
     change_pct,
     count_of,
     fmt,
@@ -132,9 +133,10 @@ def _crp_not_falling(d: Data) -> Phrase:
     # outside re-run read "+10% ... not yet down 25%")
     unfallen = d.get("changePct", -1) >= 0
     state = "not down from baseline" if unfallen else f"not yet down {least}%"
+    digits = change_digits(d["baseline"]["value"], latest["value"], d.get("changePct"))
     return Phrase(
-        f"CRP {shown(d['baseline'])}{ARROW}{shown(d['latest'])} mg/L{change} by day {day}: "
-        f"{state} and not below {fmt(d['normalLimitMgL'])} mg/L.{then}",
+        f"CRP {shown(d['baseline'], digits)}{ARROW}{shown(latest, digits)} mg/L{change} by day "
+        f"{day}: {state} and not below {fmt(d['normalLimitMgL'])} mg/L.{then}",
         f"CRP {state}",
     )
 

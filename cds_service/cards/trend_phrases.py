@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from datetime import date
 
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import ARROW, as_sent, change_pct, count_of, fmt
+from cds_service.cards.words import ARROW, as_sent, change_digits, change_pct, count_of, fmt, shown
 from cds_service.engine.thresholds import RuleSettings
 from fhir_mappers.model import Measurement
 
 
-def shown_value(m: Measurement) -> str:
-    """A value with its comparator kept ("<5"): clinical-rules.md, "CRP 100→<5 mg/L"."""
-    return f"{m.comparator}{fmt(m.value)}" if m.comparator else fmt(m.value)
+def shown_value(m: Measurement, digits: int | None = None) -> str:
+    """A value with its comparator kept ("<5"): clinical-rules.md, "CRP 100→<5 mg/L"
+    (``words.shown``, for a Measurement)."""
+    return shown({"value": m.value, "comparator": m.comparator}, digits)
 
 
 def value_text(m: Measurement) -> str:
@@ -108,8 +109,10 @@ def crp_change(
     change = ""
     if pct is not None:
         change = f" ({change_pct(pct, latest.comparator, baseline.comparator)} from the {label})"
+    digits = change_digits(baseline.value, latest.value, pct)
     return (
-        f"CRP {shown_value(baseline)}{ARROW}{shown_value(latest)} mg/L{change}; latest CRP {age}."
+        f"CRP {shown_value(baseline, digits)}{ARROW}{shown_value(latest, digits)} mg/L{change}; "
+        f"latest CRP {age}."
     )
 
 

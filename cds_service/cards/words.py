@@ -65,11 +65,37 @@ def as_sent(value: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def shown(value: Mapping[str, Any]) -> str:
+def shown(value: Mapping[str, Any], digits: int | None = None) -> str:
     """A value of the engine's data ({"value", "comparator"?}) with its comparator kept:
-    "<5", "18" (clinical-rules.md: "CRP 100→<5")."""
-    comparator = value.get("comparator")
-    return f"{comparator}{fmt(value['value'])}" if comparator else fmt(value["value"])
+    "<5", "18" (clinical-rules.md: "CRP 100→<5"); with ``digits`` (``change_digits``),
+    to that many decimals, trailing zeros dropped."""
+    comparator = value.get("comparator") or ""
+    return f"{comparator}{_to(value['value'], digits)}"
+
+
+def _to(value: float, digits: int | None) -> str:
+    if digits is None:
+        return fmt(value)
+    return f"{round(value, digits):.{digits}f}".rstrip("0").rstrip(".")
+
+
+def change_digits(first: float, last: float, pct: float | None) -> int | None:
+    """The decimals two values of a change are said with: the fewest, up to 3, whose own
+    change lies on the same side of every percentage threshold (``THRESHOLD_PCTS``) as
+    the change itself. A clinician reviewer summed "36→27 mg/L (-24.99%)" to exactly
+    -25%, the fall the card said was missed, and "50→60 mg/L (+20.1%)" to exactly the 20%
+    it said was passed; "36→27.01" and "50→60.05" are not. None (``fmt``'s own) when one
+    decimal already does, as for almost every change."""
+    if pct is None or not _said(pct) or first <= 0:
+        return None
+    size = abs(pct)
+    near = [t for t in THRESHOLD_PCTS if t != size]
+    for digits in (1, 2, 3):
+        a, b = round(first, digits), round(last, digits)
+        own = abs(b - a) / a * 100 if a > 0 else size
+        if all((own - t) * (size - t) > 0 for t in near):
+            return None if digits == 1 else digits
+    return 3
 
 
 # The largest percentage said as a number: from 999999.5 on, one decimal in ``fmt`` turns
