@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase
-from cds_service.cards.words import ARROW, as_sent, change_digits, change_pct, fmt, shown
+from cds_service.cards.words import ARROW, as_sent, change_digits, change_pct, count_of, shown
 
 
 def _crp_early_rise(d: Data) -> Phrase:
@@ -47,8 +47,20 @@ def _crp_slow_fall(d: Data) -> Phrase:
     )
 
 
+def _apart(hours: float) -> str:
+    """ "11 hours 59 minutes apart", "12 hours apart": to the minute, as the rule counts
+    (less than 12 hours); a clinician reviewer read CRPs 11 h 59 min apart as "12 hours
+    apart" beside a rule for less than 12."""
+    minutes = round(hours * 60)
+    whole, rest = divmod(minutes, 60)
+    parts = [count_of(whole, "hour")] if whole else []
+    if rest or not whole:
+        parts.append(count_of(rest, "minute"))
+    return " ".join(parts) + " apart"
+
+
 def _crp_discordant(d: Data) -> Phrase:
-    apart = "on the same day" if d["sameDay"] else f"{fmt(d['hoursApart'])} hours apart"
+    apart = "on the same day" if d["sameDay"] else _apart(d["hoursApart"])
     return Phrase(
         f"The latest two CRPs, {apart}, disagree ({shown(d['earlier'])} and "
         f"{shown(d['latest'])} mg/L): repeat CRP.",
