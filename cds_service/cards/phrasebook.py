@@ -101,8 +101,9 @@ def _neuro(d: Data) -> Phrase:
     # its age in the detail (the summary has no room): a deficit of day 4 read on day 30
     order_day = d[FACTS].get("orderDay")
     age = order_day - first["day"] if order_day is not None and "day" in first else 0
+    dates = "was recorded" if first.get("recordedOnly") else "dates from"
     old = (
-        f" It dates from {age} days before this order."
+        f" It {dates} {age} days before this order."
         if age >= DEFICIT_AGE_SHOWN_DAYS and not first.get("partial")
         else ""
     )
@@ -122,6 +123,7 @@ def _complication(d: Data) -> Phrase:
     elif first.get("atStart"):
         short = f"{name} {when}"
     else:
+        when = when.removeprefix("recorded ")  # "recorded day 12", not "recorded recorded"
         short = f"{name} recorded {when}" if when else f"{name} recorded"
     if len(found) > 1:
         short += f", and {listed([lower_first(name_of(c)) for c in found[1:]])}"

@@ -241,7 +241,7 @@ def when_found(facts: Mapping[str, Any]) -> str:
         if "recordedDay" in facts:
             return f"present at diagnosis, recorded day {facts['recordedDay']}"
         return f"present at diagnosis (day {facts['day']})"
-    return f"day {facts['day']}"
+    return f"recorded day {facts['day']}" if facts.get("recordedOnly") else f"day {facts['day']}"
 
 
 def status_and_when(facts: Mapping[str, Any], when: str) -> str:

@@ -91,6 +91,11 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
         return out
     out["day"] = (first.day - t0_day).days
     out["atStart"] = first.day <= t0_day
+    if c.onset is None:
+        # dated by its recordedDate alone: the day it was recorded, not the day it began
+        # (a clinician reviewer read "New cauda equina syndrome (day 4)" for a deficit
+        # recorded on day 4 with no onset)
+        out["recordedOnly"] = True
     recorded = c.recorded.day if c.recorded is not None else None
     if out["atStart"] and recorded is not None and recorded > t0_day:
         out["recordedDay"] = (recorded - t0_day).days
