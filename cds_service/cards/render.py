@@ -76,7 +76,10 @@ def render_card(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]
     suggestions = build_suggestions(a, ctx, card_id)
     if suggestions:
         card["suggestions"] = suggestions
-        card["selectionBehavior"] = "at-most-one"
+        # several suggestions act on different resources (remove the imaging draft, order
+        # CRP and ESR): a card that asks for both lets the clinician take both ("any"; a
+        # clinician reviewer found "at-most-one" let an EHR that enforces it take only one)
+        card["selectionBehavior"] = "any" if len(suggestions) > 1 else "at-most-one"
     notes = frozenset(r.code for r in (*a.notes, *a.missing, *a.unmet))
     reasons = [
         {"system": r.system, "code": r.code, "display": r.display}

@@ -12,11 +12,13 @@ import pytest
 from cds_service.cards import ASSESSMENT_KEY, CardContext, load_override_reasons, render_response
 from cds_service.engine import Assessment, Recommendation, RuleSettings, assess
 from fhir_mappers.model import ConditionCategory, Modality, PatientData
+from tests.cards.test_review_wording import card as rendered
 from tests.engine.builders import (
     PATIENT,
     complication,
     condition,
     crp,
+    esr,
     improving,
     mimic,
     neuro,
@@ -408,3 +410,22 @@ def test_the_rating_can_be_turned_off_and_the_card_stays_the_same() -> None:
     unrated = render_response(a, dataclasses.replace(CTX, rating=False))
     assert "systemActions" in rated and "extension" in rated
     assert unrated == {"cards": rated["cards"]}
+
+
+def test_a_card_that_asks_for_two_things_lets_the_clinician_take_both() -> None:
+    """Advise-against beside a rising ESR: remove the MRI and order CRP and ESR, both
+    recommended. "at-most-one" let an EHR that enforces it take only one (a clinician
+    reviewer); the two act on different resources, so the card says "any"."""
+    rising = [crp(0, 142), crp(14, 61), crp(28, 18), esr(0, 40), esr(28, 50)]
+    c = rendered(run([*rising, pain(0, 7), pain(14, 5), pain(25, 3)]))
+    assert c["extension"][ASSESSMENT_KEY]["recommendation"] == "advise-against"
+    assert len(c["suggestions"]) == 2
+    assert all(s["isRecommended"] for s in c["suggestions"]), c["suggestions"]
+    assert c["selectionBehavior"] == "any"
+    changed = [
+        x.get("resourceId") or f"ServiceRequest/{x['resource'].get('id')}"
+        for s in c["suggestions"]
+        for x in s["actions"]
+        if x["type"] != "create"
+    ]
+    assert len(set(changed)) == len(changed), changed  # no draft changed by two suggestions
