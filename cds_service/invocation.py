@@ -96,21 +96,23 @@ def _check_selections(context: dict[str, Any]) -> None:
 
 
 def _check_distinct(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
-    """400 when two of the spine orders judged share one id: each suggestion and action
-    names the order it changes by ``ResourceType/id``, so two orders under one id got two
-    conflicting ``update`` actions on it (an interoperability review). Named at the
-    entries' ids, the first two of each."""
-    counts = Counter(o.reference for o in orders.orders)
-    shared = [ref for ref, n in counts.items() if n > 1]
-    if not shared:
+    """400 when a spine order judged shares its id with another draft order, spine or
+    not: each suggestion and action names the order it changes by ``ResourceType/id``,
+    so two orders under one id got two conflicting ``update`` actions on it (an
+    interoperability review), and a brain MRI under the spine MRI's id a ``delete`` that
+    named both (a code review). Named at the entries' ids, the first two of each."""
+    if not orders.orders:
         return
     # the entries' references made as map_orders made the orders' (entry position and
-    # all), so each shared one is found at two entries at least
-    at: dict[str, list[int]] = {ref: [] for ref in shared}
+    # all), so an id-less entry never matches another
+    at: dict[str, list[int]] = {o.reference: [] for o in orders.orders}
     for i, entry in enumerate(draft_orders.get("entry") or []):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and (ref := reference(resource, i)) in at:
             at[ref].append(i)
+    shared = [ref for ref, entries in at.items() if len(entries) > 1]
+    if not shared:
+        return
     problems = [
         FieldError(
             f"$.context.draftOrders.entry[{at[ref][1]}].resource.id",

@@ -264,6 +264,36 @@ def test_two_spine_orders_under_one_id_are_a_400(client: FlaskClient, hook: str)
     assert "ServiceRequest/d is the id of more than one draft order" in message
 
 
+@pytest.mark.parametrize("brain_first", [False, True])
+def test_a_spine_order_and_another_draft_under_one_id_are_a_400(
+    client: FlaskClient, brain_first: bool
+) -> None:
+    """A code review: a spine MRI and a brain MRI (70551) both with id "d" got a
+    ``delete`` of ServiceRequest/d, an id both drafts carry. Refused, as two spine
+    orders under one id are."""
+    spine, brain = service_request("d"), service_request("d", code="70551")
+    drafts = [brain, spine] if brain_first else [spine, brain]
+    body = hook_request("order-sign", drafts, prefetch=EMPTY_PREFETCH)
+    response = post(client, SIGN_ID, body)
+    assert response.status_code == 400, response.get_json()
+    message = error_paths(response)["$.context.draftOrders.entry[1].resource.id"]
+    assert "ServiceRequest/d is the id of more than one draft order" in message
+
+
+def test_two_other_drafts_under_one_id_are_none_of_the_services_business(
+    client: FlaskClient,
+) -> None:
+    """Only a spine order's id matters: it is the only one a suggestion names. Two brain
+    MRIs sharing an id beside a spine MRI of its own are answered."""
+    drafts = [
+        service_request("s"),
+        service_request("b", code="70551"),
+        service_request("b", code="70551"),
+    ]
+    body = hook_request("order-sign", drafts, prefetch=EMPTY_PREFETCH)
+    assert post(client, SIGN_ID, body).status_code == 200
+
+
 def test_orders_with_their_own_ids_are_not_refused(client: FlaskClient) -> None:
     lumbar, thoracic = service_request("d1"), service_request("d2", code="72157")
     body = hook_request("order-sign", [lumbar, thoracic], prefetch=EMPTY_PREFETCH)
