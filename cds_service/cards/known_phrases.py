@@ -16,6 +16,7 @@ from cds_service.cards.words import (
     dated,
     lower_first,
     name_of,
+    relative_date,
     status_and_when,
     upper_first,
     when_found,
@@ -111,8 +112,16 @@ def _resolved_findings(d: Data) -> Phrase:
     from the card)."""
     parts = []
     for c in d["conditions"]:
-        ended = f"resolved day {c['endedDay']}" if "endedDay" in c else ""
-        dates = ", ".join(part for part in (status_and_when(c, when_found(c)), ended) if part)
+        # before treatment start, by its dates: a finding of an earlier infection read
+        # "present at diagnosis (day -578), resolved day -518" (a clinician reviewer)
+        before = c.get("day", 0) < 0
+        when = relative_date(c) if before else when_found(c)
+        ended = ""
+        if "endedDay" in c:
+            ended = f"resolved day {c['endedDay']}"
+            if c["endedDay"] < 0 and "endedDate" in c:
+                ended = f"resolved {c['endedDate']}"
+        dates = ", ".join(part for part in (status_and_when(c, when), ended) if part)
         name = lower_first(name_of(c))
         parts.append(f"{name} ({dates})" if dates else name)
     return Phrase(

@@ -174,6 +174,7 @@ def resolved_findings(
             fact["atStart"] = True  # said "present at diagnosis" even when after T0
         if c.abatement is not None and t0_day is not None and c.abatement.partial is None:
             fact["endedDay"] = (c.abatement.day - t0_day).days
+            fact["endedDate"] = c.abatement.day.isoformat()
         facts.append(fact)
     return Remark("resolved-finding", {"conditions": facts})
 

@@ -86,3 +86,19 @@ def test_a_deficit_that_arose_on_treatment_and_resolved_is_named() -> None:
     early = card(run(values, [nvo(), neuro(1, clinical="resolved", abatement=20)], order_day=29))
     assert "Now recorded resolved: cauda equina syndrome (present at diagnosis" in early["detail"]
     assert "no red flag recorded" not in early["detail"]
+
+
+def test_a_finding_of_an_earlier_infection_is_said_by_its_dates() -> None:
+    """A clinician reviewer read "cauda equina syndrome (present at diagnosis (day -578),
+    resolved day -518)" for a syndrome of an infection treated the year before: it is
+    said by its dates, before this treatment's start, never "present at diagnosis"."""
+    from tests.engine.builders import neuro, nvo
+
+    values = [crp(0, 150), crp(14, 60), crp(28, 12), pain(0, 7), pain(14, 5), pain(28, 3)]
+    old = neuro(-578, clinical="resolved", abatement=-518)
+    detail = card(run(values, [nvo(), old], order_day=29))["detail"]
+    assert (
+        "Now recorded resolved: cauda equina syndrome (2022-08-04, 578 days before treatment "
+        "start, resolved 2022-10-03)" in detail
+    ), detail
+    assert "day -" not in detail
