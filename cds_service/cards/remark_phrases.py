@@ -122,7 +122,9 @@ def _crp_not_falling(d: Data) -> Phrase:
         when, at = (
             (f"at about day {judged}", "then")
             if order_day < judged
-            else ("now", f"at day {judged} or later")
+            # a CRP of the last days: not "now" beside no order for one (a clinician
+            # reviewer: "repeat now" the day after a CRP, and no CRP suggested)
+            else ("at the next check" if d.get("recent") else "now", f"at day {judged} or later")
         )
         then = (
             f" Repeat CRP and ESR {when}: a fall still under {least}% {at} is read as "

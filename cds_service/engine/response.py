@@ -105,6 +105,8 @@ def favourable_response_gaps(
                 data["changePct"] = trend.change_pct
             data["plateauAfterDays"] = settings.plateau_after_days
             data["orderDay"] = (eval_day - t0_day).days
+            # recent: no second CRP is asked for now (``next_steps``), nor said to be
+            data["recent"] = is_recent(latest, eval_day, settings)
             unmet.append(Remark("crp-not-falling", data))
     if pain:
         series = sorted(pain, key=sort_key)
