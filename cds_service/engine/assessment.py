@@ -142,11 +142,24 @@ class Episode:
     # orders on record when none started in the window: why T0 is the episode date (with
     # no episode date, no window: every order on record, none tied to the infection)
     outside_window: tuple[AntibioticStart, ...] = ()
+    # the distinct levels the entries of this infection name (episode.infection_levels),
+    # from the top of the spine down; empty when not read (the entry's own region stands)
+    levels: tuple[str, ...] = ()
 
     @property
     def episode_start(self) -> When | None:
         """The Condition's own date (onset, else recordedDate)."""
         return self.condition.start
+
+    @property
+    def region(self) -> str | None:
+        """The infected region the level rule reads: "multiple" when the entries of the
+        infection name more than one level, and the one level they name when an entry has
+        none (site unspecified), so that which entry was chosen (by resource id, between
+        two of one day) never decides which level an order must image."""
+        if len(self.levels) > 1:
+            return "multiple"
+        return self.levels[0] if self.levels else self.condition.region
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"condition": condition_to_dict(self.condition)}
@@ -157,6 +170,8 @@ class Episode:
             out["antibiotic"] = antibiotic_to_dict(self.antibiotic)
         if self.outside_window:
             out["antibioticsOutsideWindow"] = [antibiotic_to_dict(x) for x in self.outside_window]
+        if len(self.levels) > 1:
+            out["levels"] = list(self.levels)
         return out
 
 

@@ -6,6 +6,9 @@ Decisions documented here (clinical-rules.md leaves them open):
   answer never depends on input order. An entry whose diagnosis is uncertain
   (provisional, differential, unconfirmed; discitis, unspecified, not confirmed) gives
   way to a certain entry of the same infection (``episode_entries``).
+- Level: the one the level rule reads is the infection's, not the chosen entry's: the
+  levels its entries name (``infection_levels``), read as multiple sites when they name
+  more than one (``Episode.region``), so a tie broken by reference never picks a level.
 - Exclusions: any active, valid Condition the value set classes as out of scope
   (tuberculous or brucellar spondylitis, implant-associated infection) excludes the
   patient, alone or beside a pyogenic NVO episode: the evidence covers pyogenic NVO only
@@ -56,21 +59,22 @@ def in_scope_categories(settings: RuleSettings) -> frozenset[ConditionCategory]:
 
 
 def treatment_start(
-    condition: ConditionFact, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
+    entry: Episode, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
 ) -> Episode:
     """The episode with its T0: the earliest antibiotic start within [episode date - 14 d,
     episode date + 28 d], else the episode date (clinical-rules.md, 2026-12-06), with the
-    orders that start outside that window.
+    orders that start outside that window; the entry's levels kept.
 
     Antibiotics given for something else long before or after do not move T0; without an
     episode date no window can be drawn, so no antibiotic is taken either (T0 unknown).
     """
+    condition, levels = entry.condition, entry.levels
     start = condition.start
     if start is None:
         # the orders on record, none tied to the infection: named on the card, which
         # never says no treatment start is recorded while an order gives one
         undated = tuple(sorted(antibiotics, key=lambda a: (a.when.instant, a.reference)))
-        return Episode(condition=condition, t0=None, outside_window=undated)
+        return Episode(condition=condition, t0=None, outside_window=undated, levels=levels)
     first = start.day - timedelta(days=settings.antibiotic_before_days)
     last = start.day + timedelta(days=settings.antibiotic_after_days)
     near = [a for a in antibiotics if first <= a.when.day <= last]
@@ -78,10 +82,14 @@ def treatment_start(
         # the orders on record all start outside the window: named on the card, so that
         # "no antibiotic order found" is never said while one is on record
         outside = tuple(sorted(antibiotics, key=lambda a: (a.when.instant, a.reference)))
-        return Episode(condition=condition, t0=start, outside_window=outside)
+        return Episode(condition=condition, t0=start, outside_window=outside, levels=levels)
     earliest = min(near, key=lambda a: (a.when.instant, a.reference))
     return Episode(
-        condition=condition, t0=earliest.when, t0_source=T0_FROM_ANTIBIOTIC, antibiotic=earliest
+        condition=condition,
+        t0=earliest.when,
+        t0_source=T0_FROM_ANTIBIOTIC,
+        antibiotic=earliest,
+        levels=levels,
     )
 
 
@@ -183,8 +191,28 @@ def episode_entries(
     ]
 
 
+# The condition regions from the top of the spine down ("multiple" last): the order in
+# which an episode's levels are kept and named.
+_TOP_DOWN = (*_SEEN_FROM, "multiple")
+
+
+def infection_levels(
+    entries: Iterable[ConditionFact], chosen: ConditionFact, settings: RuleSettings
+) -> tuple[str, ...]:
+    """The distinct levels named by the ``episode_entries`` of the chosen entry's infection
+    (``same_infection``), from the top down. An infection recorded at two levels (M46.26
+    and M46.24 of one day) is an infection at multiple sites (clinical-rules.md, "Level",
+    2026-12-06); read from one entry alone, the level an order must image, and the whole
+    answer, turned on which entry the resource ids chose (a clinician reviewer's re-run)."""
+    found = {
+        c.region for c in entries if c.region is not None and same_infection(c, chosen, settings)
+    }
+    return tuple(sorted(found, key=lambda r: (_TOP_DOWN.index(r) if r in _TOP_DOWN else 99, r)))
+
+
 def choose_episode(conditions: Iterable[ConditionFact], settings: RuleSettings) -> Episode | None:
-    """The NVO entry (``episode_entries``) with the most recent start."""
+    """The NVO entry (``episode_entries``) with the most recent start, with the levels of
+    its infection."""
     candidates = episode_entries(conditions, settings)
     if not candidates:
         return None
@@ -195,7 +223,8 @@ def choose_episode(conditions: Iterable[ConditionFact], settings: RuleSettings) 
         chosen = max(dated, key=lambda t: (t[0], t[1]))[2]
     else:
         chosen = max(candidates, key=lambda c: c.reference)
-    return Episode(condition=chosen, t0=chosen.start)
+    levels = infection_levels(candidates, chosen, settings)
+    return Episode(condition=chosen, t0=chosen.start, levels=levels)
 
 
 def other_episode_starts(
@@ -210,12 +239,14 @@ def other_episode_starts(
     chosen_day = chosen.t0.day if chosen.t0 is not None else None
     seen = {chosen_day}
     others = []
-    for c in sorted(episode_entries(conditions, settings), key=lambda c: c.reference):
+    entries = episode_entries(conditions, settings)
+    for c in sorted(entries, key=lambda c: c.reference):
         start = c.start
         if start is None or start.day in seen:
             continue
         seen.add(start.day)
-        others.append(Episode(condition=c, t0=start))
+        # the levels of the infection, not of the entry the reference picked on this day
+        others.append(Episode(condition=c, t0=start, levels=infection_levels(entries, c, settings)))
     return others
 
 

@@ -118,9 +118,9 @@ def assess(
     if base.age_years is not None and base.age_years < settings.min_age_years:
         # adults only: childhood discitis differs (organisms, biopsy, sedation, growth)
         return replace(base, not_applicable_reason=NotApplicableReason.UNDER_MIN_AGE)
-    episode = treatment_start(chosen.condition, data.antibiotics, settings)
+    episode = treatment_start(chosen, data.antibiotics, settings)
     entries = [episode] + [
-        treatment_start(e.condition, data.antibiotics, settings)
+        treatment_start(e, data.antibiotics, settings)
         for e in other_episode_starts(data.conditions, settings, chosen)
     ]
 
@@ -191,7 +191,7 @@ def _evaluate(
             if rule is not None:
                 findings.append(rule)
 
-    region = episode.condition.region
+    region = episode.region
     start_day = episode.episode_start.day if episode.episode_start is not None else None
     prior = prior_imaging(
         data.prior_studies,

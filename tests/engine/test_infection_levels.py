@@ -1,0 +1,154 @@
+"""An infection recorded at two levels (clinical-logic.md, "The infected level and the
+order"): a clinician reviewer's re-run found two confirmed entries of one day, M46.26
+(lumbar) and M46.24 (thoracic), with a lumbar MRI ordered, answered by resource id: one
+order of ids said the lumbar MRI "misses the thoracic level" and suggested a thoracic MRI
+instead (the lumbar infection unimaged), the other said nothing of the thoracic level; on
+improving data, no card against advise-against. The entries are read as one infection at
+multiple sites, which every spine order covers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from cds_service.cards import CardContext, load_override_reasons, render_response
+from cds_service.engine import Assessment, Recommendation
+from cds_service.engine.assessment import NotApplicableReason
+from fhir_mappers.model import ConditionCategory, ConditionFact, Measurement
+from tests.engine.builders import condition, crp, order, pain, run
+
+CTX = CardContext(patient_id="p1", encounter_id=None, override_reasons=load_override_reasons())
+IMPROVING = (crp(0, 142), crp(14, 61), crp(28, 18), pain(0, 8), pain(14, 5), pain(28, 3))
+PLATEAU = (crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(14, 6), pain(28, 6))
+COURSES = {"improving": (IMPROVING, 29), "plateau": (PLATEAU, 28)}
+# falling to day 20, for a deficit recorded on day 20 and an order on day 22
+TO_DAY_20 = (crp(0, 120), crp(14, 50), crp(20, 15), pain(0, 7), pain(14, 4), pain(20, 2))
+
+
+def lumbar(ref: str, onset: int = 0) -> ConditionFact:
+    return condition("M46.26", ref=ref, onset=onset, region="lumbar")
+
+
+def thoracic(ref: str, onset: int = 0) -> ConditionFact:
+    return condition("M46.24", ref=ref, onset=onset, region="thoracic")
+
+
+# Both orders of resource ids: the entry with the greater reference was the one chosen.
+ID_ORDERS = {
+    "lumbar-first": ("Condition/a", "Condition/b"),
+    "thoracic-first": ("Condition/b", "Condition/a"),
+}
+
+
+def two_levels(ids: tuple[str, str]) -> list[ConditionFact]:
+    return [lumbar(ids[0]), thoracic(ids[1])]
+
+
+def answer(a: Assessment) -> dict[str, Any]:
+    """What a clinician and the EHR see, and what decided it: everything but the chosen
+    entry's own reference and code (which the ids pick) and the card's uuid."""
+    body = render_response(a, CTX)
+    shown = [{k: v for k, v in c.items() if k not in ("uuid", "extension")} for c in body["cards"]]
+    result = [c["extension"]["spine-cds-assessment"]["recommendation"] for c in body["cards"]]
+    return {
+        "recommendation": a.recommendation,
+        "reason": a.not_applicable_reason,
+        "rules": [(f.rule_id, f.data) for f in a.rules_fired],
+        "covering": a.covering,
+        "region": a.infection_region,
+        "gaps": dict(a.study_gaps),
+        "study": a.answering_study,
+        "remarks": [(r.code, r.data) for r in (*a.missing, *a.unmet, *a.notes)],
+        "cards": shown,
+        "result": result,
+        "ratings": body.get("systemActions"),
+    }
+
+
+def both(
+    course: Sequence[Measurement], order_day: int, *extra: ConditionFact, **kw: Any
+) -> list[Assessment]:
+    return [
+        run(course, [*two_levels(ids), *extra], order_day=order_day, **kw)
+        for ids in ID_ORDERS.values()
+    ]
+
+
+@pytest.mark.parametrize("course", sorted(COURSES))
+def test_two_levels_of_one_day_give_one_answer_whatever_the_ids(course: str) -> None:
+    first, second = both(*COURSES[course])
+    assert answer(first) == answer(second)
+
+
+@pytest.mark.parametrize("course", sorted(COURSES))
+def test_an_order_of_either_level_covers_an_infection_at_two_levels(course: str) -> None:
+    data, order_day = COURSES[course]
+    for a in both(data, order_day):
+        assert a.infection_region == "multiple"
+        assert a.covering == ("ServiceRequest/sr1",)
+        assert "order-misses-level" not in [n.code for n in a.notes]
+        assert not a.study_gaps
+        (card,) = render_response(a, CTX)["cards"]
+        assert "thoracic or whole-spine MRI" not in card["summary"]
+        assert "thoracic spine" not in str(card.get("suggestions"))
+    expected = Recommendation.ADVISE_AGAINST if course == "improving" else Recommendation.SUPPORT
+    assert {a.recommendation for a in both(data, order_day)} == {expected}
+
+
+def test_the_lumbar_order_on_a_plateau_is_rated_as_imaging_the_infection() -> None:
+    for a in both(*COURSES["plateau"]):
+        body = render_response(a, CTX)
+        (rating,) = body["systemActions"]
+        codes = [
+            e["valueCodeableConcept"]["coding"][0]["code"]
+            for e in rating["resource"]["extension"]
+            if e["url"].endswith("pama-rating")
+        ]
+        assert codes == ["appropriate"]
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        pytest.param(lambda: [lumbar("Condition/a")], id="one-entry"),
+        pytest.param(lambda: [lumbar("Condition/a"), lumbar("Condition/b")], id="two-entries"),
+        # an entry with no level (site unspecified) gives way to one that names it, as
+        # the codes of one Condition do (fhir_mappers.conditions): whichever the ids chose
+        pytest.param(
+            lambda: [lumbar("Condition/a"), condition("M46.20", ref="Condition/b")],
+            id="unspecified-chosen",
+        ),
+        pytest.param(
+            lambda: [lumbar("Condition/b"), condition("M46.20", ref="Condition/a")],
+            id="lumbar-chosen",
+        ),
+    ],
+)
+def test_an_infection_at_one_level_is_read_at_that_level(entries: Any) -> None:
+    outside = run(IMPROVING, entries(), orders=[order(29, region="thoracic", code="72157")])
+    assert outside.not_applicable_reason is NotApplicableReason.ORDER_OUTSIDE_INFECTION
+    assert outside.episode is not None and outside.episode.levels == ("lumbar",)
+    assert outside.infection_region == "lumbar"
+    covered = run(IMPROVING, entries(), order_day=29)
+    assert covered.recommendation is Recommendation.ADVISE_AGAINST
+    flagged = run(PLATEAU, entries(), orders=[order(28, region="thoracic", code="72157")])
+    assert "order-misses-level" in [n.code for n in flagged.notes]
+    (card,) = render_response(flagged, CTX)["cards"]
+    assert "more than one level" not in card["detail"]
+    assert "The infection is lumbar: the thoracic MRI ordered will not show it" in card["detail"]
+
+
+def test_a_deficit_level_is_compared_with_both_levels_whatever_the_ids() -> None:
+    """A new paraplegia (thoracic cord or above) in an infection at the thoracic and
+    lumbar levels, a lumbar MRI ordered: read from the thoracic entry alone the deficit sat
+    at the infected level and went unnamed; from the lumbar entry it was named."""
+    paraplegia = condition(
+        "G82.20", ConditionCategory.NEURO_DEFICIT, onset=20, region="thoracic", name="paraplegia"
+    )
+    first, second = both(TO_DAY_20, 22, paraplegia)
+    assert answer(first) == answer(second)
+    assert first.recommendation is Recommendation.SUPPORT_URGENT
+    (note,) = [n for n in first.notes if n.code == "order-misses-deficit-level"]
+    assert note.data["region"] == "thoracic"
