@@ -19,6 +19,14 @@ REGION_WORDS = {
 }
 
 
+def level_name(region: str) -> str:
+    """A level as named in a list of the infection's levels: "thoracic", "thoracolumbar
+    junction", "multiple sites" (an entry coded M46.29)."""
+    if region == "multiple":
+        return "multiple sites"
+    return REGION_WORDS.get(region, region).removeprefix("at the ")
+
+
 def _order_misses_level(d: Data) -> Phrase:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])

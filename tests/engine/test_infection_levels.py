@@ -4,7 +4,7 @@ order"): a clinician reviewer's re-run found two confirmed entries of one day, M
 order of ids said the lumbar MRI "misses the thoracic level" and suggested a thoracic MRI
 instead (the lumbar infection unimaged), the other said nothing of the thoracic level; on
 improving data, no card against advise-against. The entries are read as one infection at
-multiple sites, which every spine order covers."""
+multiple sites, which every spine order covers, and the card names both levels."""
 
 from __future__ import annotations
 
@@ -107,6 +107,23 @@ def test_the_lumbar_order_on_a_plateau_is_rated_as_imaging_the_infection() -> No
             if e["url"].endswith("pama-rating")
         ]
         assert codes == ["appropriate"]
+
+
+def test_the_episode_line_names_both_levels() -> None:
+    for a in both(*COURSES["plateau"]):
+        (card,) = render_response(a, CTX)["cards"]
+        assert (
+            "Vertebral osteomyelitis (spondylodiscitis) at more than one level (thoracic and "
+            "lumbar), recorded from" in card["detail"]
+        )
+
+
+def test_an_entry_coded_multiple_sites_beside_a_level_is_named_as_such() -> None:
+    multiple = condition("M46.29", ref="Condition/a", region="multiple")
+    a = run(PLATEAU, [lumbar("Condition/b"), multiple], order_day=28)
+    (card,) = render_response(a, CTX)["cards"]
+    assert "at more than one level (lumbar and multiple sites)" in card["detail"]
+    assert a.episode is not None and a.episode.levels == ("lumbar", "multiple")
 
 
 @pytest.mark.parametrize(
