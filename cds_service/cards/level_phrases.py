@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.safe_text import quote
+from cds_service.cards.words import joined
 
 REGION_WORDS = {
     "occipito-atlanto-axial": "at the skull base (C0-C2)",
@@ -93,8 +94,13 @@ def _new_level_on_treatment(d: Data) -> Phrase:
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
     day = d["condition"].get("day")
     when = f"on day {day}" if day is not None else f"on {d['condition'].get('date')}"
+    treated = f"the {first} infection"
+    if d.get("infectionLevels"):
+        # entries of one infection at several levels: each named, as the episode line does
+        levels = joined([level_name(str(r)) for r in d["infectionLevels"]])
+        treated = f"the infection at more than one level ({levels})"
     return Phrase(
-        f"A new level of infection, {target}, recorded {when} while the {first} infection was "
+        f"A new level of infection, {target}, recorded {when} while {treated} was "
         "treated: it may mean spread or treatment failure. The study ordered does not image "
         "it, so this card does not advise against imaging.",
         f"new {target} infection recorded {when}",

@@ -27,7 +27,14 @@ from datetime import date, timedelta
 from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact, ImagingOrder
 
 from .assessment import Episode, Remark
-from .episode import counts_now, covers, in_scope_categories, is_valid
+from .episode import (
+    counts_now,
+    covers,
+    episode_entries,
+    in_scope_categories,
+    infection_levels,
+    is_valid,
+)
 from .findings import condition_facts
 from .records import antibiotic_to_dict
 from .thresholds import RuleSettings
@@ -93,8 +100,14 @@ def new_level(
     this remark the first entry's reading advised against imaging, the new level unnamed
     (an outside clinician's review, 2026-12-07: a thoracic entry on day 22 of a lumbar
     infection, a lumbar MRI ordered). The service's own reading, to be confirmed by the
-    clinical reviewers."""
-    if cutoff is None or episode.condition.region is None:
+    clinical reviewers. The level treated is that of every entry of the infection known by
+    the cutoff, "multiple" when they name more than one: not the level of the entry the
+    resource ids chose among two of one day."""
+    if cutoff is None:
+        return None
+    known = [c for c in episode_entries(conditions, settings) if not _begun_after(c, cutoff)]
+    treated = infection_levels(known, episode.condition, settings)
+    if not treated:
         return None
     cats = in_scope_categories(settings)
     for c in sorted(conditions, key=lambda c: c.reference):
@@ -104,14 +117,14 @@ def new_level(
             continue
         if any(covers(o.region, c.region) for o in orders):
             continue
-        return Remark(
-            "new-level-on-treatment",
-            {
-                "condition": condition_facts(c, episode.t0.day if episode.t0 else None),
-                "region": c.region,
-                "infectionRegion": episode.condition.region,
-            },
-        )
+        data = {
+            "condition": condition_facts(c, episode.t0.day if episode.t0 else None),
+            "region": c.region,
+            "infectionRegion": "multiple" if len(treated) > 1 else treated[0],
+        }
+        if len(treated) > 1:
+            data["infectionLevels"] = list(treated)
+        return Remark("new-level-on-treatment", data)
     return None
 
 

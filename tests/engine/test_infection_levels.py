@@ -169,3 +169,25 @@ def test_a_deficit_level_is_compared_with_both_levels_whatever_the_ids() -> None
     assert first.recommendation is Recommendation.SUPPORT_URGENT
     (note,) = [n for n in first.notes if n.code == "order-misses-deficit-level"]
     assert note.data["region"] == "thoracic"
+
+
+def test_a_new_level_names_every_level_treated_whatever_the_ids() -> None:
+    """Cervical and lumbar entries of day 0, a thoracic one on day 22, a lumbar MRI: one
+    order of ids read the day-0 start from the cervical entry, which the lumbar MRI does
+    not image, and gave no card; the other named only the lumbar level as treated."""
+    new = thoracic("Condition/z", onset=22)
+    answers = [
+        run(IMPROVING, [cervical, lumbar_entry, new], order_day=29)
+        for cervical, lumbar_entry in (
+            (condition("M46.22", ref="Condition/a", region="cervical"), lumbar("Condition/b")),
+            (condition("M46.22", ref="Condition/b", region="cervical"), lumbar("Condition/a")),
+        )
+    ]
+    assert answer(answers[0]) == answer(answers[1])
+    a = answers[0]
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (card,) = render_response(a, CTX)["cards"]
+    assert (
+        "A new level of infection, thoracic, recorded on day 22 while the infection at more "
+        "than one level (cervical and lumbar) was treated" in card["detail"]
+    )
