@@ -51,8 +51,9 @@ def crp_section(a: Assessment) -> list[str]:
 
 def _incomplete(a: Assessment) -> bool:
     """The CRP search was cut off before the baseline window: its first value read may
-    not be the baseline."""
-    return any(r.code == "crp-incomplete" for r in a.missing)
+    not be the baseline, on a red-flag card too (a code review found "| 91 | baseline |"
+    on a support card beside "older ones may be missing")."""
+    return a.figures.crp_read_short
 
 
 def up_since_lowest(a: Assessment) -> list[str]:

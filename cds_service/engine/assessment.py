@@ -259,6 +259,10 @@ class KeyFigures:
     # rise_after_days): a rise too early to count
     crp_up_from_lowest_pct: float | None = None
     crp_rise_too_early: bool = False
+    # the CRP search was cut off short of the baseline window (response.read_short): its
+    # first value read may not be the baseline, on every card (the gap it makes, only
+    # where no red flag decides)
+    crp_read_short: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Key figures with absent values left out (CDS Hooks forbids nulls)."""

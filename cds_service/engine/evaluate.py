@@ -51,6 +51,7 @@ from .response import (
     incomplete_reads,
     insufficient_finding,
     pending_rise,
+    read_short,
     unread_latest,
 )
 from .routine import (
@@ -236,6 +237,8 @@ def _evaluate(
         )
 
     figures = figures_of(trend, pain, esr, t0_day, eval_day, settings)
+    if t0_day is not None and read_short(data, sources.CRP, t0_day, settings):
+        figures = replace(figures, crp_read_short=True)
     marker_notes(crp, esr, trend, notes, settings)
     deficit_missed = deficit_level_note(base.orders, deficits, region)
     if deficit_missed is not None:

@@ -225,17 +225,25 @@ def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) ->
     for kind in (sources.CRP, sources.PAIN):
         if kind in failed:
             gaps.append(Remark(f"{kind}-failed-in-part"))
-    window_start = t0_day - timedelta(days=settings.baseline_window_days)
-    for kind, kind_enum, reach, code in (
-        (sources.CRP, MeasurementKind.CRP, window_start, "crp-incomplete"),
-        (sources.PAIN, MeasurementKind.PAIN, t0_day, "pain-incomplete"),
-    ):
-        if kind not in data.cut_off or kind in failed:
-            continue
-        days = [m.when.day for m in data.measurements if m.kind is kind_enum]
-        if not days or min(days) > reach:
+    for kind, code in ((sources.CRP, "crp-incomplete"), (sources.PAIN, "pain-incomplete")):
+        if read_short(data, kind, t0_day, settings):
             gaps.append(Remark(code))
     return gaps
+
+
+def read_short(data: PatientData, kind: str, t0_day: date, settings: RuleSettings) -> bool:
+    """A cut-off search (not one failed in part) whose values read do not reach back to
+    where the rules look from: the start of the baseline window for CRP (its first value
+    read may not be the baseline), T0 for pain. Judged here once, for the gap that keeps
+    advise-against from standing and for the card's words on every card (``KeyFigures``)."""
+    if kind not in data.cut_off or kind in data.failed_in_part:
+        return False
+    reach = t0_day
+    if kind == sources.CRP:
+        reach -= timedelta(days=settings.baseline_window_days)
+    kind_enum = MeasurementKind.CRP if kind == sources.CRP else MeasurementKind.PAIN
+    days = [m.when.day for m in data.measurements if m.kind is kind_enum]
+    return not days or min(days) > reach
 
 
 def slow_fall(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> Remark | None:
