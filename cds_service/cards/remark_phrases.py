@@ -72,9 +72,14 @@ def _crp_none_on_treatment(d: Data) -> Phrase:
 
 
 def _pain_none_on_treatment(d: Data) -> Phrase:
+    later = (
+        f"; {count_of(int(d['skipped']), 'later pain score')} could not be used (see below)"
+        if d.get("skipped")
+        else ""
+    )
     return Phrase(
-        f"Pain recorded only on day 0 ({shown(d['latest'])}/10), before treatment could act: "
-        "record a pain score now.",
+        f"Pain recorded only on day 0 ({shown(d['latest'])}/10), before treatment could act"
+        f"{later}: record a pain score now.",
         "no pain score on treatment",
     )
 

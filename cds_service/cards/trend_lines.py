@@ -112,7 +112,8 @@ def trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
             series = sorted({id(m): m for m in (series[0], low, series[-1])}.values(), key=sort_key)
         lines.append(says.pain_series(series, t0))
     else:
-        lines.append(says.NO_PAIN)
+        # scores on record that could not be used are named below: not "no pain score"
+        lines.append(says.NO_USABLE_PAIN if a.figures.pain_unusable else says.NO_PAIN)
     if a.esr:
         esr = sorted(a.esr, key=sort_key)
         if len(esr) > 5:  # first and latest give the trend; the trend app shows them all

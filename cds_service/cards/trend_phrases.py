@@ -68,6 +68,7 @@ def left_out_row(left_out: Sequence[Measurement], t0: date | None) -> str:
 NOTHING_ON_RECORD = "No CRP, ESR or pain score on record."
 NO_CRP = "No CRP counted."
 NO_PAIN = "No pain score since treatment start."
+NO_USABLE_PAIN = "No usable pain score since treatment start."
 
 
 def not_judged(count: int) -> str:

@@ -263,6 +263,9 @@ class KeyFigures:
     # first value read may not be the baseline, on every card (the gap it makes, only
     # where no red flag decides)
     crp_read_short: bool = False
+    # pain scores since T0 that could not be used (response.unusable_pain): a card with
+    # none usable says so, never "no pain score"
+    pain_unusable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Key figures with absent values left out (CDS Hooks forbids nulls)."""

@@ -53,6 +53,7 @@ from .response import (
     pending_rise,
     read_short,
     unread_latest,
+    unusable_pain,
 )
 from .routine import (
     deciding_flags,
@@ -237,8 +238,12 @@ def _evaluate(
         )
 
     figures = figures_of(trend, pain, esr, t0_day, eval_day, settings)
-    if t0_day is not None and read_short(data, sources.CRP, t0_day, settings):
-        figures = replace(figures, crp_read_short=True)
+    if t0_day is not None:
+        figures = replace(
+            figures,
+            crp_read_short=read_short(data, sources.CRP, t0_day, settings),
+            pain_unusable=unusable_pain(data.issues, t0_day, eval_day),
+        )
     marker_notes(crp, esr, trend, notes, settings)
     deficit_missed = deficit_level_note(base.orders, deficits, region)
     if deficit_missed is not None:
@@ -280,11 +285,6 @@ def _evaluate(
                 # the remark names this deficit and its date: the note need not again
                 missing.append(known_deficit_remark(named, episode, settings.diagnosis_window_days))
             crp_skipped = sum(1 for i in data.issues if i.kind == "crp")
-            pain_skipped = sum(
-                1
-                for i in data.issues
-                if i.kind == "pain" and not i.kept and (i.when is None or i.when.day >= t0_day)
-            )
             gaps, unmet = favourable_response_gaps(
                 trend,
                 pain,
@@ -294,7 +294,7 @@ def _evaluate(
                 settings,
                 crp_skipped,
                 discordant=discordant is not None,
-                pain_skipped=pain_skipped,
+                pain_skipped=figures.pain_unusable,
             )
             missing += gaps
             immune = immunosuppression(data.conditions, t0_day)

@@ -88,7 +88,11 @@ def favourable_response_gaps(
         # on treatment, as a CRP on T0's day is no CRP on treatment (an outside clinician
         # saw advise-against, and a delete, beside "record a pain score now").
         latest_pain = max(pain, key=sort_key)
-        missing.append(Remark("pain-none-on-treatment", {"latest": figure(latest_pain, t0_day)}))
+        only: dict[str, Any] = {"latest": figure(latest_pain, t0_day)}
+        if pain_skipped:
+            # later scores on record that could not be used: named, not "record one" alone
+            only["skipped"] = pain_skipped
+        missing.append(Remark("pain-none-on-treatment", only))
     if trend.usable and latest is not None and latest.when.day > t0_day and not discordant:
         slow = slow_fall(trend, t0_day, settings)
         if slow is not None:
@@ -229,6 +233,26 @@ def incomplete_reads(data: PatientData, t0_day: date, settings: RuleSettings) ->
         if read_short(data, kind, t0_day, settings):
             gaps.append(Remark(code))
     return gaps
+
+
+# Results withdrawn by their laboratory or clinician: not a value on record that "could
+# not be used", only one that was taken back (FHIR ObservationStatus).
+WITHDRAWN = frozenset({"entered-in-error", "cancelled"})
+
+
+def unusable_pain(issues: Sequence[DataIssue], t0_day: date, eval_day: date) -> int:
+    """Pain scores on record since T0 that could not be used (text, off the scale, not
+    final): the card says there are some rather than asking for a first. Not a withdrawn
+    one, nor one dated after the order, which the card names as such (a code review
+    found both counted as "could not be used")."""
+    return sum(
+        1
+        for i in issues
+        if i.kind == "pain"
+        and not i.kept
+        and i.status not in WITHDRAWN
+        and (i.when is None or t0_day <= i.when.day <= eval_day)
+    )
 
 
 def read_short(data: PatientData, kind: str, t0_day: date, settings: RuleSettings) -> bool:
