@@ -198,7 +198,9 @@ def _instead(
         "text": upper_first(named),
     }
     replaced = replace(order, resource=resource, codes=(coding,))
-    actions = _changed(a, order, replaced, text.order_study(label), label, ctx, card_id)
+    actions = _changed(
+        a, order, replaced, text.order_study(label), text.change_draft(label), ctx, card_id
+    )
     return _suggestion(text.order_study(label, instead=True), card_id, kind, actions)
 
 
@@ -209,25 +211,51 @@ def _now(resource: dict[str, Any]) -> None:
 
 
 def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | None:
-    """The one suggestion that makes STAT the draft the engine names (``stat_order``: on
-    a card that asks for an emergency MRI now, a draft that answers the question but is
-    ordered routine or only "urgent")."""
+    """The one suggestion that makes STAT the drafts the engine names (``stat_orders``: on
+    a card that asks for an emergency MRI now, every draft that answers the question but
+    is ordered routine or only "urgent"), one change per draft: accepting it makes the
+    whole study STAT (the three CPT parts of a whole-spine MRI, not only the first)."""
     steps = a.next_steps
-    order = next((o for o in a.orders if o.reference == steps.stat_order), None)
-    if order is None:
+    stat = set(steps.stat_orders)
+    orders = [o for o in a.orders if o.reference in stat]
+    if not orders:
         return None
     study = a.answering_study
     if steps.stat_extended and study is not None and ctx.value_sets is not None:
         # the card asks for the whole spine; so does its one click (a clinician reader:
         # "make it STAT and extend it to the whole spine")
-        extended = _instead(a, ctx, card_id, order, study, MAKE_STAT)
+        extended = _instead(a, ctx, card_id, orders[0], study, MAKE_STAT)
         if extended is not None:
             return extended
+    if len(orders) == 1:
+        make, create, label = text.made_stat(words.order_words(orders[0].modality.value))
+        actions = _stat_changed(a, orders[0], create, text.change_draft(label), ctx, card_id)
+        return _suggestion(make, card_id, MAKE_STAT, actions)
+    actions = []
+    for o in orders:
+        named = words.order_words(o.modality.value, o.region)
+        _, create, _ = text.made_stat(named)
+        actions += _stat_changed(a, o, create, text.make_draft_stat(named), ctx, card_id)
+    named = words.joined(
+        list(dict.fromkeys(words.order_words(o.modality.value, o.region) for o in orders))
+    )
+    make, _, _ = text.made_stat(named, count=len(orders))
+    return _suggestion(make, card_id, MAKE_STAT, actions)
+
+
+def _stat_changed(
+    a: Assessment,
+    order: ImagingOrder,
+    created_words: str,
+    description: str,
+    ctx: CardContext,
+    card_id: str,
+) -> list[dict[str, Any]]:
+    """The actions that make the draft ``order`` STAT, as it is, without its timing."""
     resource = copy.deepcopy(dict(order.resource))
     _now(resource)
-    make, create, label = text.made_stat(words.order_words(order.modality.value))
-    actions = _changed(a, order, replace(order, resource=resource), create, label, ctx, card_id)
-    return _suggestion(make, card_id, MAKE_STAT, actions)
+    changed = replace(order, resource=resource)
+    return _changed(a, order, changed, created_words, description, ctx, card_id)
 
 
 def _suggestion(
@@ -247,14 +275,15 @@ def _changed(
     order: ImagingOrder,
     changed: ImagingOrder,
     created_words: str,
-    label: str,
+    described: str,
     ctx: CardContext,
     card_id: str,
 ) -> list[dict[str, Any]]:
     """The actions that turn the draft ``order`` into ``changed``, rated appropriate: an
-    ``update`` of the draft (the CDS Hooks sandbox applies updates to the order on
-    screen), or where the EHR applies deletes and creates (setting), a delete of the draft
-    and a create. A draft without a reason gets the infection as its reason (below)."""
+    ``update`` of the draft described as ``described`` (the CDS Hooks sandbox applies
+    updates to the order on screen), or where the EHR applies deletes and creates
+    (setting), a delete of the draft and a create. A draft without a reason gets the
+    infection as its reason (below)."""
     rated = rated_resource(changed, "appropriate", ctx.qcdsm_name, card_id)
     _with_reason(rated, a)
     if ctx.replace_with_delete_create:
@@ -273,7 +302,7 @@ def _changed(
     return [
         {
             "type": "update",
-            "description": text.change_draft(label),
+            "description": described,
             "resource": rated,
         }
     ]

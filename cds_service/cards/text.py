@@ -342,11 +342,22 @@ def emergency_stat(named: str) -> str:
     return f"emergency {named} (STAT)"
 
 
-def made_stat(named: str) -> tuple[str, str, str]:
+def made_stat(named: str, count: int = 1) -> tuple[str, str, str]:
     """What the suggestion that makes the draft ``named`` STAT says: its label, the order
-    its create action makes, and the study in its update's description."""
+    its create action makes, and the study in its update's description. Several drafts:
+    "Make the whole spine MRI orders STAT" (the three CPT parts of one study),
+    "Make the thoracic spine MRI and lumbar spine MRI orders STAT"."""
     said = f"{named} STAT"
+    if count > 1:
+        return f"Make the {named} orders STAT", f"Order the {said}", said
     return f"Make the {said}", f"Order the {said}", said
+
+
+def make_draft_stat(named: str) -> str:
+    """The update of one of several drafts made STAT: "Make the draft whole spine MRI
+    order STAT" (its code unchanged: not "change the draft order to ...", which would read
+    as the cervical part turned into a whole-spine MRI)."""
+    return f"Make the draft {named} order STAT"
 
 
 def change_draft(label: str) -> str:

@@ -206,9 +206,11 @@ class NextSteps:
     marker_orders: tuple[MeasurementKind, ...] = ()
     # what an insufficient-data summary asks of the markers (a code of next_steps.py)
     markers_asked: str | None = None
-    # the draft the card makes STAT (its reference), and whether the study that answers
-    # images more than it does (then the one click also extends it: the whole spine)
-    stat_order: str | None = None
+    # the drafts the card makes STAT (their references: every one that answers, e.g. all
+    # three parts of a CPT whole-spine study), and whether the study that answers images
+    # more than the one draft made STAT does (then the one click also extends it: the
+    # whole spine; several drafts are made STAT as they are)
+    stat_orders: tuple[str, ...] = ()
     stat_extended: bool = False
     # the draft that cannot answer the card's question, which the card offers to change
     # into the study that can (answering_study)

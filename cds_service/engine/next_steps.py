@@ -1,7 +1,7 @@
 """What a card asks for beside its recommendation (clinical-rules.md, "What a card should
 say"), judged once from the Assessment: an emergency MRI now, MRI preferred to the CT
 ordered, the CRP and ESR to order (or a CRP alone), what an insufficient-data summary asks
-of the markers, the draft to make STAT and the one to change into the study that answers.
+of the markers, the drafts to make STAT and the one to change into the study that answers.
 The cards word these and build their suggestions from them.
 """
 
@@ -41,7 +41,7 @@ NOW = frozenset({"stat", "asap"})
 def next_steps_of(a: Assessment) -> NextSteps:
     """The next steps of a decided Assessment (``evaluate`` sets them on it)."""
     emergency = emergency_mri(a)
-    stat = stat_order(a) if emergency else None
+    stat = stat_orders(a) if emergency else ()
     study = a.answering_study
     replaced = replaced_order(a)
     return NextSteps(
@@ -49,8 +49,10 @@ def next_steps_of(a: Assessment) -> NextSteps:
         mri_preferred_to_ct=mri_preferred_to_ct(a.orders, a.red_flags),
         marker_orders=marker_orders(a),
         markers_asked=markers_asked(a),
-        stat_order=stat.reference if stat is not None else None,
-        stat_extended=stat is not None and study is not None and study.region != stat.region,
+        stat_orders=tuple(o.reference for o in stat),
+        # one draft only: several made STAT are kept as ordered (extending one of them
+        # would order again what the others image)
+        stat_extended=len(stat) == 1 and study is not None and study.region != stat[0].region,
         replaced_order=replaced.reference if replaced is not None else None,
         unrated_orders=unrated_orders(a, emergency),
         evidence=evidence_cited(a),
@@ -173,21 +175,26 @@ def markers_asked(a: Assessment) -> str | None:
     return REPEAT_CRP_ESR
 
 
-def stat_order(a: Assessment) -> ImagingOrder | None:
-    """The first draft that answers the question but is ordered routine (or only
-    "urgent"): on a card that asks for an emergency MRI now (only then is it asked), the
-    card makes it STAT (an outside clinician's reading: a routine slot for a new cauda
-    equina syndrome is a wrongly placed order)."""
-    return next(
-        (
-            o
-            for o in a.orders
-            if o.valid
-            and o.identified
-            and o.priority not in NOW
-            and o.reference not in a.study_gaps
-        ),
-        None,
+def answers(a: Assessment, o: ImagingOrder, unrated: frozenset[str] = frozenset()) -> bool:
+    """The draft is a study that answers the card's question and covers the episode: it
+    images the infected level (``covering``), nothing it lacks (``study_gaps``), and the
+    card does not leave it unrated (``unrated_orders``: e.g. a CT with contrast where MRI
+    is preferred, which the card would still have replaced)."""
+    return (
+        o.reference in a.covering and o.reference not in a.study_gaps and o.reference not in unrated
+    )
+
+
+def stat_orders(a: Assessment) -> tuple[ImagingOrder, ...]:
+    """Every draft that answers the question but is ordered routine (or only "urgent"):
+    on a card that asks for an emergency MRI now (only then is it asked), the card makes
+    them STAT (an outside clinician's reading: a routine slot for a new cauda equina
+    syndrome is a wrongly placed order). Every one, not the first: 72156 + 72157 +
+    72158 signed together are one whole-spine study (clinical-rules.md, "Imaging"), and
+    making only its cervical part STAT left the level of a cauda equina syndrome
+    routine (an outside clinician's review)."""
+    return tuple(
+        o for o in a.orders if o.valid and o.identified and o.priority not in NOW and answers(a, o)
     )
 
 

@@ -205,37 +205,40 @@ def test_an_urgent_card_makes_a_routine_lumbar_mri_stat_and_extends_it() -> None
     a = run(*URGENT, order_day=16)
     assert a.recommendation is Recommendation.SUPPORT_URGENT
     assert a.next_steps.emergency_mri
-    assert (a.next_steps.stat_order, a.next_steps.stat_extended) == ("ServiceRequest/sr1", True)
+    assert (a.next_steps.stat_orders, a.next_steps.stat_extended) == (("ServiceRequest/sr1",), True)
 
 
 def test_a_routine_whole_spine_mri_is_made_stat_as_it_is() -> None:
     a = run(*URGENT, orders=[replace(order(16), region="spine")])
-    assert (a.next_steps.stat_order, a.next_steps.stat_extended) == ("ServiceRequest/sr1", False)
+    assert (a.next_steps.stat_orders, a.next_steps.stat_extended) == (
+        ("ServiceRequest/sr1",),
+        False,
+    )
 
 
 @pytest.mark.parametrize("priority", ["stat", "asap"])
 def test_an_order_already_for_now_is_not_made_stat(priority: str) -> None:
     a = run(*URGENT, orders=[replace(order(16), priority=priority)])
     assert a.next_steps.emergency_mri
-    assert a.next_steps.stat_order is None and not a.next_steps.stat_extended
+    assert a.next_steps.stat_orders == () and not a.next_steps.stat_extended
 
 
 def test_a_ct_for_a_new_deficit_is_not_made_stat() -> None:
     # it cannot answer the question: the card replaces it instead
     a = run(*URGENT, orders=[order(16, modality=Modality.CT, code="72131")])
     assert a.study_gaps == {"ServiceRequest/sr1": "modality"}
-    assert a.next_steps.emergency_mri and a.next_steps.stat_order is None
+    assert a.next_steps.emergency_mri and a.next_steps.stat_orders == ()
 
 
 def test_a_support_card_asks_for_no_emergency_mri() -> None:
     a = run(PLATEAU)
-    assert not a.next_steps.emergency_mri and a.next_steps.stat_order is None
+    assert not a.next_steps.emergency_mri and a.next_steps.stat_orders == ()
 
 
 def test_a_deficit_seen_on_a_study_of_the_last_days_asks_for_no_emergency_mri() -> None:
     a = decide([study(26)], 20, 27)
     assert a.recommendation is Recommendation.SUPPORT_URGENT
-    assert not a.next_steps.emergency_mri and a.next_steps.stat_order is None
+    assert not a.next_steps.emergency_mri and a.next_steps.stat_orders == ()
 
 
 def test_a_deficit_seen_beside_a_red_flag_not_seen_asks_for_no_emergency_mri() -> None:
@@ -249,7 +252,7 @@ def test_a_deficit_seen_beside_a_red_flag_not_seen_asks_for_no_emergency_mri() -
     assert a.recommendation is Recommendation.SUPPORT_URGENT
     (seen,) = [n for n in a.notes if n.code == "flag-seen-on-study"]
     assert seen.data["flagsSeen"] == ["neuro"] and not seen.data["allRedFlags"]
-    assert not a.next_steps.emergency_mri and a.next_steps.stat_order is None
+    assert not a.next_steps.emergency_mri and a.next_steps.stat_orders == ()
 
 
 # --- the draft changed into the study that answers -----------------------------------------
