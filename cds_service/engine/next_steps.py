@@ -43,7 +43,8 @@ def next_steps_of(a: Assessment) -> NextSteps:
     emergency = emergency_mri(a)
     stat = stat_orders(a) if emergency else ()
     study = a.answering_study
-    replaced = replaced_order(a)
+    unrated = unrated_orders(a, emergency)
+    replaced = replaced_order(a, unrated)
     return NextSteps(
         emergency_mri=emergency,
         mri_preferred_to_ct=mri_preferred_to_ct(a.orders, a.red_flags),
@@ -54,7 +55,7 @@ def next_steps_of(a: Assessment) -> NextSteps:
         # would order again what the others image)
         stat_extended=len(stat) == 1 and study is not None and study.region != stat[0].region,
         replaced_order=replaced.reference if replaced is not None else None,
-        unrated_orders=unrated_orders(a, emergency),
+        unrated_orders=unrated,
         evidence=evidence_cited(a),
         antibiotics_not_counted=antibiotics_not_counted(a),
         removal_recommended=not any(n.code in REMOVAL_ONLY_OFFERED for n in a.notes),
@@ -198,13 +199,20 @@ def stat_orders(a: Assessment) -> tuple[ImagingOrder, ...]:
     )
 
 
-def replaced_order(a: Assessment) -> ImagingOrder | None:
+def replaced_order(a: Assessment, unrated: frozenset[str] = frozenset()) -> ImagingOrder | None:
     """The first draft that cannot answer the card's question (``study_gaps``), which the
     card offers to change into the study that can: not an MRI for a mechanical question
     alone (not wrong, only not that study), and none when every red flag was seen on a
-    study of the last days (a new MRI only if the exam changed, which the card says) or
-    when no study answers (a mechanical question)."""
+    study of the last days (a new MRI only if the exam changed, which the card says),
+    when no study answers (a mechanical question), or when another draft of the call
+    already answers (``answers``; ``unrated``: the drafts the card leaves unrated): the
+    change would order that study twice (an outside clinician's review: a cervical MRI
+    changed into a second lumbar MRI with gadolinium beside the one ordered). The card
+    still rates the draft that misses the level and names it as outside the infection;
+    on an urgent card the draft that answers is made STAT (``stat_orders``)."""
     if a.answering_study is None or seen_on_every_flag(a.notes) is not None:
+        return None
+    if any(answers(a, o, unrated) for o in a.orders):
         return None
     return next(
         (

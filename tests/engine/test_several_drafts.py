@@ -1,7 +1,9 @@
 """Several spine drafts signed together: the STAT suggestion of an urgent card makes STAT
 every draft that answers the question (all three parts of a CPT whole-spine study, not
-only the first: an outside clinician's review found the cervical part alone made STAT
-beside a new cauda equina syndrome)."""
+only the first), and no draft is changed into the study that answers when another draft
+of the call already is that study (an outside clinician's review: the cervical part alone
+made STAT beside a new cauda equina syndrome; a cervical MRI changed into a second lumbar
+MRI with gadolinium beside the lumbar one ordered)."""
 
 from __future__ import annotations
 
@@ -121,3 +123,50 @@ def test_two_drafts_that_answer_are_both_made_stat_as_they_are() -> None:
     assert codes == {"lumbar": "72158", "thoracic": "72157"}
     assert a.next_steps.stat_orders == ("ServiceRequest/lumbar", "ServiceRequest/thoracic")
     assert not a.next_steps.stat_extended
+
+
+# --- F3: no change into a study another draft already is -------------------------------------
+
+
+def test_a_cervical_mri_beside_the_lumbar_one_is_not_changed_into_a_second_lumbar_mri() -> None:
+    orders = [draft("lumbar", "72158", 28), draft("cervical", "72156", 28)]
+    a = run(PLATEAU, LUMBAR, orders=orders)
+    assert a.recommendation is Recommendation.SUPPORT
+    assert a.study_gaps == {"ServiceRequest/cervical": "level"}
+    assert a.next_steps.replaced_order is None
+    c = card(a)
+    assert "suggestions" not in c
+    # the card still rates both and names the cervical one as outside the infection
+    assert ratings(a) == {"lumbar": "appropriate", "cervical": "not-appropriate"}
+    assert "the cervical MRI ordered will not show it" in c["detail"]
+    # a lumbar MRI without gadolinium does not answer: the change is still offered
+    plain = replace(draft("lumbar", "72148", 28), contrast="without")
+    a = run(PLATEAU, LUMBAR, orders=[plain, draft("cervical", "72156", 28)])
+    assert a.study_gaps == {
+        "ServiceRequest/cervical": "level",
+        "ServiceRequest/lumbar": "contrast",
+    }
+    assert a.next_steps.replaced_order == "ServiceRequest/cervical"
+
+
+def test_a_new_deficit_makes_the_lumbar_mri_stat_not_the_cervical_one_a_whole_spine_mri() -> None:
+    orders = [draft("lumbar", "72158", 16), draft("cervical", "72156", 16)]
+    a = run(improving()[:2], CES, orders=orders)
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert a.next_steps.replaced_order is None
+    assert a.next_steps.stat_orders == ("ServiceRequest/lumbar",)
+    assert a.next_steps.stat_extended  # the card asks for the whole spine
+    (suggestion,) = card(a)["suggestions"]
+    (action,) = suggestion["actions"]
+    assert action["resource"]["id"] == "lumbar" and action["resource"]["priority"] == "stat"
+    assert ratings(a) == {"lumbar": "appropriate", "cervical": "not-appropriate"}
+
+
+def test_a_draft_that_answers_without_an_id_still_keeps_the_other_from_being_changed() -> None:
+    """No update can name it, but it is signed with the call: changing the cervical draft
+    into a lumbar MRI would order that study twice all the same."""
+    lumbar = draft("lumbar", "72158", 28)
+    lumbar = replace(lumbar, resource={k: v for k, v in lumbar.resource.items() if k != "id"})
+    a = run(PLATEAU, LUMBAR, orders=[lumbar, draft("cervical", "72156", 28)])
+    assert a.study_gaps == {"ServiceRequest/cervical": "level"}
+    assert a.next_steps.replaced_order is None
