@@ -261,11 +261,11 @@ class KeyFigures:
     # rise_after_days): a rise too early to count
     crp_up_from_lowest_pct: float | None = None
     crp_rise_too_early: bool = False
-    # the CRP search was cut off short of the baseline window (response.read_short): its
+    # the CRP search was cut off short of the baseline window (read_gaps.read_short): its
     # first value read may not be the baseline, on every card (the gap it makes, only
     # where no red flag decides)
     crp_read_short: bool = False
-    # pain scores since T0 that could not be used (response.unusable_pain): a card with
+    # pain scores since T0 that could not be used (read_gaps.unusable_pain): a card with
     # none usable says so, never "no pain score"
     pain_unusable: int = 0
 

@@ -40,20 +40,17 @@ from .findings import (
     with_known,
 )
 from .next_steps import next_steps_of
+from .read_gaps import cut_off_note, incomplete_reads, read_short, unusable_pain
 from .readings import most_cautious
 from .records import antibiotic_to_dict
 from .response import (
-    cut_off_note,
     discordant_pair,
     discordant_remark,
     favourable_finding,
     favourable_response_gaps,
-    incomplete_reads,
     insufficient_finding,
     pending_rise,
-    read_short,
     unread_latest,
-    unusable_pain,
 )
 from .routine import (
     deciding_flags,

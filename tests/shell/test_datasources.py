@@ -21,7 +21,7 @@ from cds_service.cards.completeness_phrases import KIND_WORDS
 from cds_service.cards.phrasebook import phrase
 from cds_service.datasources import BY_KEY, SOURCES, Feeds, served_prefetch
 from cds_service.engine import sources as engine_sources
-from cds_service.engine.response import cut_off_note
+from cds_service.engine.read_gaps import cut_off_note
 from cds_service.examples import load_example
 from cds_service.invocation import handle_hook
 from cds_service.runtime import build_runtime
