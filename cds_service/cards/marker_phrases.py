@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cds_service.cards import text
 from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.words import ARROW, as_sent, change_digits, change_pct, count_of, shown
 
@@ -41,7 +42,7 @@ def _crp_slow_fall(d: Data) -> Phrase:
     return Phrase(
         f"CRP falling slowly: {shown(d['baseline'], digits)}{ARROW}{shown(latest, digits)} mg/L "
         f"({change_pct(d['changePct'], latest.get('comparator'), d['baseline'].get('comparator'))})"
-        f", {still}: repeat CRP and ESR in 1-2 weeks and "
+        f", {still}: repeat CRP and ESR {text.REPEAT_INTERVAL} and "
         "reassess.",
         f"CRP falling slowly, {still}",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cds_service.cards import text
 from cds_service.cards.completeness_phrases import COMPLETENESS_REMARKS
 from cds_service.cards.imaging_phrases import IMAGING_REMARKS
 from cds_service.cards.known_phrases import KNOWN_REMARKS
@@ -163,7 +164,7 @@ def _yoon_high_markers(d: Data) -> Phrase:
         f"CRP {fmt(d['crp'])} mg/L and ESR {fmt(d['esr'])} mm/h {at_weeks(d['afterDays'])}: "
         "both at levels "
         f"that predicted failure in Yoon 2010 (CRP above {fmt(d['crpLimit'])} mg/L with ESR "
-        f"above {fmt(d['esrLimit'])} mm/h): not reassuring; repeat both in 1-2 weeks.",
+        f"above {fmt(d['esrLimit'])} mm/h): not reassuring; repeat both {text.REPEAT_INTERVAL}.",
         f"CRP and ESR still high {at_weeks(d['afterDays'])}",
     )
 

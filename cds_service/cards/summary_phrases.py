@@ -47,8 +47,8 @@ def yoon_high(mod: str, high: str, short: str) -> Candidates:
     card does not reassure, so no "improving" (clinical-rules.md, "Slow fall")."""
     head, figures = _against(mod), short.removeprefix("improving ")
     return (
-        f"{head}: {high} {figures}; repeat both in 1-2 weeks",
-        f"{head}: {high}; repeat both in 1-2 weeks",
+        f"{head}: {high} {figures}; repeat both {text.REPEAT_INTERVAL}",
+        f"{head}: {high}; repeat both {text.REPEAT_INTERVAL}",
     )
 
 

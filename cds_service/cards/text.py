@@ -17,6 +17,10 @@ SOURCE_URL = "https://doi.org/10.1093/cid/civ482"
 
 # The disease named once in full on every card; later mentions say "the infection".
 DISEASE = "vertebral osteomyelitis (spondylodiscitis)"
+# When a slow fall, or markers at the levels that predicted failure, are checked again
+# (clinical-rules.md, "Slow fall" and Yoon 2010: "a repeat in 1-2 weeks"): one wording
+# for the detail's remark and the summary.
+REPEAT_INTERVAL = "in 1-2 weeks"
 
 CITATIONS: dict[str, str] = {
     "IDSA-2015": (
