@@ -28,9 +28,25 @@ def level_name(region: str) -> str:
     return REGION_WORDS.get(region, region).removeprefix("at the ")
 
 
+def _levels(d: Data) -> str | None:
+    """ "cervical and thoracic": the levels of an infection its entries put at several
+    (the data's ``levels``), else None."""
+    levels = d.get("levels")
+    return joined([level_name(str(r)) for r in levels]) if levels else None
+
+
 def _order_misses_level(d: Data) -> Phrase:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
+    levels = _levels(d)
+    if levels is not None:
+        # an infection at several levels: every one must be imaged to answer a red flag
+        image = "; MRI of the whole spine with gadolinium" if d.get("redFlag") else ""
+        return Phrase(
+            f"The infection is at more than one level ({levels}): the {studies} ordered "
+            f"will not show all of it{image}.",
+            f"the {studies} ordered will not show every infected level ({levels})",
+        )
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
     # what to image only with a red flag: otherwise the order is named as outside the
     # infection, and an advise-against card does not go on to suggest a scan
@@ -49,6 +65,12 @@ def urgent_level_words(d: Data, whole_spine: bool = False) -> str:
     deficit points to another level than the infection's (``whole_spine``: a clinician
     reader saw "MRI of the lumbar or whole spine" for a quadriplegia)."""
     region = str(d["region"])
+    levels = _levels(d)
+    if levels is not None:
+        return (
+            f"the infection is at more than one level ({levels}); emergency MRI of the whole "
+            "spine with gadolinium now"
+        )
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
     where = "the whole spine" if whole_spine else f"the {target} or whole spine"
     return (
@@ -64,8 +86,15 @@ def missed_level_words(d: Data) -> tuple[str, str]:
     with gadolinium", and a shorter form."""
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
-    target = "upper cervical" if region == "occipito-atlanto-axial" else region
     misses = "miss" if len(d["studies"]) > 1 else "misses"
+    levels = _levels(d)
+    if levels is not None:
+        return (
+            f"the {studies} ordered will not show every infected level ({levels}): MRI of the "
+            "whole spine with gadolinium",
+            f"the {studies} ordered {misses} an infected level ({levels}): whole-spine MRI",
+        )
+    target = "upper cervical" if region == "occipito-atlanto-axial" else region
     return (
         f"the {studies} ordered will not show the {target} infection: MRI of the {target} or "
         "whole spine with gadolinium",

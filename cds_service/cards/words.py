@@ -74,9 +74,16 @@ def shown(value: Mapping[str, Any], digits: int | None = None) -> str:
 
 
 def _to(value: float, digits: int | None) -> str:
+    """``value`` to ``digits`` decimals, trailing zeros dropped; as ``fmt`` never lands on
+    a value threshold it is not (a clinician reviewer read "still 27.5 mg/L", for
+    27.5004, on a slow-fall card, where 27.5 itself is not a slow fall)."""
     if digits is None:
         return fmt(value)
-    return f"{round(value, digits):.{digits}f}".rstrip("0").rstrip(".")
+    text = f"{round(value, digits):.{digits}f}".rstrip("0").rstrip(".")
+    said = float(text)
+    if said in THRESHOLD_VALUES and not math.isclose(value, said, abs_tol=1e-9):
+        return _beside(value, said)
+    return text
 
 
 def change_digits(first: float, last: float, pct: float | None) -> int | None:

@@ -153,13 +153,21 @@ class Episode:
 
     @property
     def region(self) -> str | None:
-        """The infected region the level rule reads: "multiple" when the entries of the
-        infection name more than one level, and the one level they name when an entry has
-        none (site unspecified), so that which entry was chosen (by resource id, between
-        two of one day) never decides which level an order must image."""
+        """The infected region as one word, for the record and the card: "multiple" when
+        the entries of the infection name more than one level (the level rule reads each,
+        ``regions``), and the one level they name when an entry has none (site
+        unspecified), so that which entry was chosen (by resource id, between two of one
+        day) never decides which level an order must image."""
         if len(self.levels) > 1:
             return "multiple"
         return self.levels[0] if self.levels else self.condition.region
+
+    @property
+    def regions(self) -> tuple[str | None, ...]:
+        """The infected levels an order is held to: each level the entries name (imaging
+        one is repeat imaging of the infection; answering a red flag images all: read as
+        "multiple", a lumbar MRI was rated appropriate for a cervical and thoracic one)."""
+        return self.levels if len(self.levels) > 1 else (self.region,)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"condition": condition_to_dict(self.condition)}

@@ -7,8 +7,9 @@ Decisions documented here (clinical-rules.md leaves them open):
   (provisional, differential, unconfirmed; discitis, unspecified, not confirmed) gives
   way to a certain entry of the same infection (``episode_entries``).
 - Level: the one the level rule reads is the infection's, not the chosen entry's: the
-  levels its entries name (``infection_levels``), read as multiple sites when they name
-  more than one (``Episode.region``), so a tie broken by reference never picks a level.
+  levels its entries name (``infection_levels``, ``Episode.regions``): an order imaging
+  one of them is repeat imaging of the infection, one answering a red flag images them
+  all, so a tie broken by reference never picks a level.
 - Exclusions: any active, valid Condition the value set classes as out of scope
   (tuberculous or brucellar spondylitis, implant-associated infection) excludes the
   patient, alone or beside a pyogenic NVO episode: the evidence covers pyogenic NVO only
@@ -129,6 +130,11 @@ def covers(order_region: str, infection_region: str | None) -> bool:
     return seen_from is None or order_region in seen_from
 
 
+def covers_all(order_region: str, regions: Sequence[str | None]) -> bool:
+    """Whether a study of ``order_region`` images every one of ``regions``."""
+    return all(covers(order_region, r) for r in regions)
+
+
 def uncertain_diagnosis(c: ConditionFact) -> bool:
     """The entry does not confirm the diagnosis: provisional, differential or unconfirmed,
     or discitis, unspecified (M46.4x) not recorded as confirmed (clinical-rules.md,
@@ -201,9 +207,9 @@ def infection_levels(
 ) -> tuple[str, ...]:
     """The distinct levels named by the ``episode_entries`` of the chosen entry's infection
     (``same_infection``), from the top down. An infection recorded at two levels (M46.26
-    and M46.24 of one day) is an infection at multiple sites (clinical-rules.md, "Level",
-    2026-12-06); read from one entry alone, the level an order must image, and the whole
-    answer, turned on which entry the resource ids chose (a clinician reviewer's re-run)."""
+    and M46.24 of one day) is infected at each (``Episode.regions``); read from one entry
+    alone, the level an order must image, and the whole answer, turned on which entry the
+    resource ids chose (a clinician reviewer's re-run)."""
     found = {
         c.region for c in entries if c.region is not None and same_infection(c, chosen, settings)
     }

@@ -23,6 +23,7 @@ from .course import course_remarks, new_diagnoses_not_read
 from .episode import (
     applicability,
     covers,
+    covers_all,
     diagnosis_cutoff,
     earlier_infection,
     other_episode_starts,
@@ -190,13 +191,13 @@ def _evaluate(
             if rule is not None:
                 findings.append(rule)
 
-    region = episode.region
+    region, regions = episode.region, episode.regions
     start_day = episode.episode_start.day if episode.episode_start is not None else None
     prior = prior_imaging(
         data.prior_studies,
         findings,  # the red flags: no other finding is made yet
         data.conditions,
-        region,
+        regions,
         t0_day,
         start_day,
         eval_day,
@@ -223,7 +224,9 @@ def _evaluate(
             )
         # with a red flag the card stands, and says the flag stands on its own
         notes.append(replace(stated, data={**stated.data, "redFlag": True}))
-    covering = tuple(o.reference for o in base.orders if covers(o.region, region))
+    # an order that images one infected level is repeat imaging of the infection; one
+    # that misses any is named (``level_note``) and cannot answer a red flag (study_gaps)
+    covering = tuple(o.reference for o in base.orders if any(covers(o.region, r) for r in regions))
     if not findings and not covering:
         # no red flag and no study of the infected level: not repeat imaging of it
         return replace(
@@ -242,10 +245,11 @@ def _evaluate(
             pain_unusable=unusable_pain(data.issues, t0_day, eval_day),
         )
     marker_notes(crp, esr, trend, notes, settings)
-    deficit_missed = deficit_level_note(base.orders, deficits, region)
+    deficit_missed = deficit_level_note(base.orders, deficits, regions)
     if deficit_missed is not None:
         notes.append(deficit_missed)
-    missed = level_note(base.orders, covering, region, red_flag=bool(findings))
+    whole = tuple(o.reference for o in base.orders if covers_all(o.region, regions))
+    missed = level_note(base.orders, whole, episode, red_flag=bool(findings))
     if missed is not None:
         notes.append(missed)
 
@@ -262,8 +266,8 @@ def _evaluate(
         urgent = any(f.recommendation is Recommendation.SUPPORT_URGENT for f in findings)
         recommendation = Recommendation.SUPPORT_URGENT if urgent else Recommendation.SUPPORT
         seen = seen_on_every_flag(prior) is not None
-        short_of = dict(study_gaps(base.orders, findings, urgent, region, deficits, seen))
-        study = answering_study(findings, region, deficits)
+        short_of = dict(study_gaps(base.orders, findings, urgent, regions, deficits, seen))
+        study = answering_study(findings, regions, deficits)
         if surgery is not None:  # named beside the red flags too
             notes.append(replace(surgery, data={**surgery.data, "redFlag": True}))
     else:

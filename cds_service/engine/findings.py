@@ -263,28 +263,31 @@ def known_deficit_remark(deficit: ConditionFact, episode: Episode, window_days: 
 
 
 def level_note(
-    orders: Sequence[ImagingOrder], covering: Sequence[str], region: str | None, red_flag: bool
+    orders: Sequence[ImagingOrder], covering: Sequence[str], episode: Episode, red_flag: bool
 ) -> Remark | None:
-    """The orders that do not image the infected level, named with both levels; with a
-    red flag the card also says what to image, without one they are only named as
-    outside the infection (clinical-rules.md, "Level of the infection and of the order")."""
+    """The orders that do not image every infected level (``covering``: those that do),
+    named with both levels; with a red flag the card also says what to image, without one
+    they are only named as outside the infection (clinical-rules.md, "Level of the
+    infection and of the order"). An infection its entries put at several levels has them
+    all named (``levels``)."""
     missed = [o for o in orders if o.reference not in covering]
+    region = episode.region
     if not missed or region is None:
         return None
-    return Remark(
-        "order-misses-level",
-        {"region": region, "studies": _studies(missed), "redFlag": red_flag},
-    )
+    data: dict[str, Any] = {"region": region, "studies": _studies(missed), "redFlag": red_flag}
+    if len(episode.regions) > 1:
+        data["levels"] = list(episode.regions)
+    return Remark("order-misses-level", data)
 
 
 def deficit_level_note(
-    orders: Sequence[ImagingOrder], deficits: Sequence[ConditionFact], region: str | None
+    orders: Sequence[ImagingOrder], deficits: Sequence[ConditionFact], regions: Sequence[str | None]
 ) -> Remark | None:
     """A new deficit whose code fixes its own level (cauda equina syndrome: lumbosacral)
     apart from the infection's: the orders that do not image that level. A deficit code
     without a level takes the infection's, which ``level_note`` already compares."""
     for deficit in deficits:
-        if deficit.region is None or deficit.region == region:
+        if deficit.region is None or deficit.region in regions:
             continue
         missed = [o for o in orders if not covers(o.region, deficit.region)]
         if missed:

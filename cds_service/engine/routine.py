@@ -142,7 +142,7 @@ def prior_imaging(
     studies: Sequence[PriorStudy],
     flags: Sequence[RuleFinding],
     conditions: Sequence[ConditionFact],
-    infection_region: str | None,
+    infection_regions: Sequence[str | None],
     t0_day: date | None,
     episode_day: date | None,
     eval_day: date,
@@ -180,7 +180,7 @@ def prior_imaging(
         all_seen = True
         for ref, facts in zip(flag.data["conditions"], flag.data[FACTS]["found"], strict=True):
             c = by_ref.get(ref["reference"])
-            on = [s for s in recent if c is not None and shows_finding(s, c, infection_region)]
+            on = [s for s in recent if c is not None and shows_finding(s, c, infection_regions)]
             if not on:
                 every = all_seen = False
                 continue

@@ -177,7 +177,7 @@ def study_gaps(
     orders: Sequence[ImagingOrder],
     flags: Sequence[RuleFinding],
     urgent: bool,
-    infection_region: str | None,
+    infection_regions: Sequence[str | None],
     deficits: Sequence[ConditionFact],
     seen: bool = False,
 ) -> Mapping[str, str]:
@@ -189,7 +189,7 @@ def study_gaps(
     either = pain_while_crp_falls(flags)  # a CT or an MRI answers it
     deficit_regions = [d.region for d in deficits if d.region is not None]
     for order in orders:
-        levels = [infection_region, *deficit_regions]
+        levels = [*infection_regions, *deficit_regions]
         if not all(covers(order.region, level) for level in levels):
             gaps[order.reference] = GAP_LEVEL
         elif either:
@@ -226,7 +226,9 @@ def done_after(study: When, finding: When) -> bool:
     return study.day > finding.day
 
 
-def shows_finding(study: PriorStudy, finding: ConditionFact, infection_region: str | None) -> bool:
+def shows_finding(
+    study: PriorStudy, finding: ConditionFact, infection_regions: Sequence[str | None]
+) -> bool:
     """A study done can have shown a new deficit or abscess: an MRI with gadolinium (its
     code says so: one that does not may have been without), of the infected level and
     the finding's own level (of the whole spine for an abscess), done after the finding
@@ -239,7 +241,7 @@ def shows_finding(study: PriorStudy, finding: ConditionFact, infection_region: s
         # not looked for its extent (an outside clinician saw an abscess "seen on the
         # lumbar MRI" end the whole-spine advice of the same card)
         return False
-    if not all(covers(study.region, level) for level in (infection_region, finding.region)):
+    if not all(covers(study.region, level) for level in (*infection_regions, finding.region)):
         return False
     start = finding.start
     if start is None:
@@ -252,7 +254,7 @@ def shows_finding(study: PriorStudy, finding: ConditionFact, infection_region: s
 
 def answering_study(
     flags: Sequence[RuleFinding],
-    infection_region: str | None,
+    infection_regions: Sequence[str | None],
     deficits: Sequence[ConditionFact],
 ) -> Study | None:
     """MRI without and with gadolinium: of the whole spine for a new deficit or abscess,
@@ -262,7 +264,7 @@ def answering_study(
         return None
     if any(f.rule_id in (RULE_NEURO, RULE_COMPLICATION) for f in flags):
         return Study(Modality.MRI, "spine", "without-and-with")
-    regions = {_STUDY_REGION.get(r or "", "spine") for r in (infection_region,)}
+    regions = {_STUDY_REGION.get(r or "", "spine") for r in infection_regions}
     regions |= {_STUDY_REGION.get(d.region, "spine") for d in deficits if d.region is not None}
     region = regions.pop() if len(regions) == 1 else "spine"
     return Study(Modality.MRI, region, "without-and-with")

@@ -57,3 +57,13 @@ def test_a_rise_just_over_20_percent_sums_over_it() -> None:
 def test_any_other_change_keeps_its_usual_numbers(first: float, last: float, pct: float) -> None:
     """Exactly at a threshold, or far from one, the values read as before."""
     assert change_digits(first, last, pct) is None
+
+
+def test_more_decimals_never_land_on_a_value_threshold() -> None:
+    """A clinician reviewer: a molar CRP of 54.99 → 27.5004 mg/L (a fall of 49.99%) read
+    "still 27.5 mg/L" on a slow-fall card, 27.5 being the value that is not a slow fall."""
+    a = run([crp(0, 54.99), crp(14, 40), crp(28, 27.5004), pain(0, 6), pain(28, 3)])
+    c = card(a)
+    text = c["summary"] + c["detail"]
+    assert "27.51" in text, text
+    assert not re.search(r"27\.5(?![\d])", text), text

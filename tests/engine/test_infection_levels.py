@@ -4,7 +4,10 @@ order"): a clinician reviewer's re-run found two confirmed entries of one day, M
 order of ids said the lumbar MRI "misses the thoracic level" and suggested a thoracic MRI
 instead (the lumbar infection unimaged), the other said nothing of the thoracic level; on
 improving data, no card against advise-against. The entries are read as one infection at
-multiple sites, which every spine order covers, and the card names both levels."""
+each of their levels: an order that images one of them is repeat imaging of the
+infection, one that answers a red flag must image them all (a second re-run: reading them
+as "multiple", which every order covers, rated a lumbar MRI appropriate for a cervical and
+thoracic infection), and the card names both levels."""
 
 from __future__ import annotations
 
@@ -83,30 +86,66 @@ def test_two_levels_of_one_day_give_one_answer_whatever_the_ids(course: str) -> 
 
 
 @pytest.mark.parametrize("course", sorted(COURSES))
-def test_an_order_of_either_level_covers_an_infection_at_two_levels(course: str) -> None:
+def test_an_order_of_one_level_is_repeat_imaging_that_misses_the_other(course: str) -> None:
     data, order_day = COURSES[course]
     for a in both(data, order_day):
-        assert a.infection_region == "multiple"
-        assert a.covering == ("ServiceRequest/sr1",)
-        assert "order-misses-level" not in [n.code for n in a.notes]
-        assert not a.study_gaps
+        assert a.covering == ("ServiceRequest/sr1",)  # the lumbar MRI images the lumbar level
+        (note,) = [n for n in a.notes if n.code == "order-misses-level"]
+        assert note.data["levels"] == ["thoracic", "lumbar"]
         (card,) = render_response(a, CTX)["cards"]
-        assert "thoracic or whole-spine MRI" not in card["summary"]
-        assert "thoracic spine" not in str(card.get("suggestions"))
+        assert (
+            "The infection is at more than one level (thoracic and lumbar): the lumbar MRI "
+            "ordered will not show all of it" in card["detail"]
+        ), card["detail"]
+        assert "thoracic spine" not in str(card.get("suggestions"))  # never the other level alone
     expected = Recommendation.ADVISE_AGAINST if course == "improving" else Recommendation.SUPPORT
     assert {a.recommendation for a in both(data, order_day)} == {expected}
 
 
-def test_the_lumbar_order_on_a_plateau_is_rated_as_imaging_the_infection() -> None:
+def test_on_a_plateau_the_one_level_order_cannot_answer_and_the_whole_spine_is_asked() -> None:
     for a in both(*COURSES["plateau"]):
+        assert a.study_gaps == {"ServiceRequest/sr1": "level"}
+        assert a.answering_study is not None and a.answering_study.region == "spine"
         body = render_response(a, CTX)
+        (card,) = body["cards"]
+        assert "MRI of the whole spine with gadolinium" in card["detail"]
         (rating,) = body["systemActions"]
         codes = [
             e["valueCodeableConcept"]["coding"][0]["code"]
             for e in rating["resource"]["extension"]
             if e["url"].endswith("pama-rating")
         ]
-        assert codes == ["appropriate"]
+        assert codes == ["not-appropriate"]
+
+
+@pytest.mark.parametrize("course", sorted(COURSES))
+def test_an_order_of_neither_level_is_held_to_the_level_rule(course: str) -> None:
+    """Cervical and thoracic entries, a lumbar MRI: it images no infected level. Without
+    a red flag, no card (not repeat imaging of the infection); with one, the card names
+    both levels and asks for the whole spine."""
+    data, order_day = COURSES[course]
+    entries = [
+        condition("M46.22", ref="Condition/a", region="cervical"),
+        thoracic("Condition/b"),
+    ]
+    a = run(data, entries, order_day=order_day)
+    assert a.covering == ()
+    if course == "improving":
+        assert a.not_applicable_reason is NotApplicableReason.ORDER_OUTSIDE_INFECTION
+        return
+    assert a.recommendation is Recommendation.SUPPORT
+    assert a.study_gaps == {"ServiceRequest/sr1": "level"}
+    (card,) = render_response(a, CTX)["cards"]
+    assert "more than one level (cervical and thoracic)" in card["summary"] + card["detail"]
+
+
+@pytest.mark.parametrize("course", sorted(COURSES))
+def test_a_whole_spine_order_images_both_levels(course: str) -> None:
+    data, order_day = COURSES[course]
+    whole = order(order_day, region="spine", code="72156")
+    for a in both(data, order_day, orders=[whole]):
+        assert "order-misses-level" not in [n.code for n in a.notes]
+        assert not a.study_gaps
 
 
 def test_the_episode_line_names_both_levels() -> None:
@@ -167,8 +206,10 @@ def test_a_deficit_level_is_compared_with_both_levels_whatever_the_ids() -> None
     first, second = both(TO_DAY_20, 22, paraplegia)
     assert answer(first) == answer(second)
     assert first.recommendation is Recommendation.SUPPORT_URGENT
-    (note,) = [n for n in first.notes if n.code == "order-misses-deficit-level"]
-    assert note.data["region"] == "thoracic"
+    # the deficit's level is an infected level: the lumbar MRI misses it, as the note says
+    (note,) = [n for n in first.notes if n.code == "order-misses-level"]
+    assert note.data["levels"] == ["thoracic", "lumbar"]
+    assert "ServiceRequest/sr1" in first.study_gaps
 
 
 def test_a_new_level_names_every_level_treated_whatever_the_ids() -> None:
