@@ -44,7 +44,7 @@ def _order_misses_level(d: Data) -> Phrase:
         image = "; MRI of the whole spine with gadolinium" if d.get("redFlag") else ""
         return Phrase(
             f"The infection is at more than one level ({levels}): the {studies} ordered "
-            f"will not show all of it{image}.",
+            f"will not show {'all of it' if d.get('partly') else 'it'}{image}.",
             f"the {studies} ordered will not show every infected level ({levels})",
         )
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
@@ -89,10 +89,11 @@ def missed_level_words(d: Data) -> tuple[str, str]:
     misses = "miss" if len(d["studies"]) > 1 else "misses"
     levels = _levels(d)
     if levels is not None:
+        some = "an infected level" if d.get("partly") else "the infected levels"
         return (
             f"the {studies} ordered will not show every infected level ({levels}): MRI of the "
             "whole spine with gadolinium",
-            f"the {studies} ordered {misses} an infected level ({levels}): whole-spine MRI",
+            f"the {studies} ordered {misses} {some} ({levels}): whole-spine MRI",
         )
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
     return (

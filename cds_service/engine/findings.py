@@ -277,6 +277,8 @@ def level_note(
     data: dict[str, Any] = {"region": region, "studies": _studies(missed), "redFlag": red_flag}
     if len(episode.regions) > 1:
         data["levels"] = list(episode.regions)
+        # each missed order images one of the levels (else none: the card says which)
+        data["partly"] = all(any(covers(o.region, r) for r in episode.regions) for o in missed)
     return Remark("order-misses-level", data)
 
 

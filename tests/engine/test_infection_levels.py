@@ -136,7 +136,11 @@ def test_an_order_of_neither_level_is_held_to_the_level_rule(course: str) -> Non
     assert a.recommendation is Recommendation.SUPPORT
     assert a.study_gaps == {"ServiceRequest/sr1": "level"}
     (card,) = render_response(a, CTX)["cards"]
-    assert "more than one level (cervical and thoracic)" in card["summary"] + card["detail"]
+    assert (
+        "The infection is at more than one level (cervical and thoracic): the lumbar MRI "
+        "ordered will not show it; MRI of the whole spine with gadolinium." in card["detail"]
+    ), card["detail"]
+    assert "misses the infected levels (cervical and thoracic)" in card["summary"], card["summary"]
 
 
 @pytest.mark.parametrize("course", sorted(COURSES))
