@@ -182,8 +182,10 @@ def _evaluate(
     trend = CrpTrend(None, None, None, None, None)
     if t0_day is not None:
         trend = crp_trend(crp, t0_day, settings)
-        # a discordant latest pair is no evidence of a plateau or a rise
-        markers = None if discordant else markers_rule(trend, t0_day, settings)
+        # a discordant latest pair is no evidence of a plateau or a rise, and a CRP search
+        # cut short of the baseline window has no baseline to fall from
+        has_baseline = not read_short(data, sources.CRP, t0_day, settings)
+        markers = None if discordant else markers_rule(trend, t0_day, settings, has_baseline)
         falls = crp_keeps_falling(
             trend, crp, t0_day, settings, markers is not None, discordant is not None
         )

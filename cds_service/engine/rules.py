@@ -287,8 +287,16 @@ def uncertain_dx_rule(episode: Episode, conditions: Sequence[ConditionFact]) -> 
     return RuleFinding(rule_id=RULE_UNCERTAIN_DX, recommendation=Recommendation.SUPPORT, data=data)
 
 
-def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleFinding | None:
+def markers_rule(
+    trend: CrpTrend, t0_day: date, settings: RuleSettings, baseline_known: bool = True
+) -> RuleFinding | None:
     """CRP plateau at >= 28 days, or a > 20 % rise after day 14 over the lowest earlier value.
+
+    No plateau without a known baseline (``baseline_known``: a CRP search cut off before
+    the baseline window): a clinician reviewer saw "fell less than 25%: 130→110 mg/L"
+    judged from the first value read where the baseline, on a page not read, was 300 (the
+    card then lists the cut-off CRP as missing). A rise over the lowest value read stands:
+    an unread lower one would make it larger.
 
     Neither counts while the latest CRP is within the normal range (clinical-rules.md,
     revised 2026-11-28): 3 -> 4 mg/L is not a rise, and a CRP that stays normal is not
@@ -310,7 +318,8 @@ def markers_rule(trend: CrpTrend, t0_day: date, settings: RuleSettings) -> RuleF
     if fall is not None:
         data["fallPct"] = round(fall, PCT_DIGITS)
     plateau = (
-        day >= settings.plateau_after_days
+        baseline_known
+        and day >= settings.plateau_after_days
         and fall is not None
         and fall < settings.plateau_min_fall_pct
     )

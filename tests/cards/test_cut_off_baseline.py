@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from cds_service.engine import Recommendation, RuleSettings, assess
 from fhir_mappers.model import PatientData
 from tests.cards.test_review_wording import card
-from tests.engine.builders import crp, nvo, order, pain, run
+from tests.engine.builders import crp, neuro, nvo, order, pain, run
 
 
 def test_a_cut_off_crp_search_does_not_call_its_first_value_read_the_baseline() -> None:
@@ -30,16 +30,16 @@ def test_a_cut_off_crp_search_does_not_call_its_first_value_read_the_baseline() 
 
 
 def test_a_red_flag_card_from_a_cut_off_search_does_not_call_it_the_baseline_either() -> None:
-    """A code review: a plateau judged from the day-7 value of a cut-off search (a support
-    card, where no gap is listed) still labelled that value "baseline" beside "older ones
-    may be missing"."""
+    """A code review: a support card from a cut-off search (where no gap is listed; here
+    a new deficit) still labelled the first value read "baseline" beside "older ones may
+    be missing"."""
     data = PatientData(
-        conditions=(nvo(),),
+        conditions=(nvo(), neuro(20)),
         measurements=(crp(7, 91), crp(14, 85), crp(28, 80), pain(0, 6), pain(28, 2)),
         cut_off=frozenset({"crp"}),
     )
     a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
-    assert a.recommendation is Recommendation.SUPPORT
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
     detail = card(a)["detail"]
     assert "| 91 | earliest read |" in detail, detail
     assert "| 91 | baseline |" not in detail

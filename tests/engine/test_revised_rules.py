@@ -215,9 +215,23 @@ def test_an_esr_search_that_failed_in_part_changes_nothing_but_is_said() -> None
     assert phrase(note).message.startswith("The record sent an error with the ESR results")
 
 
-def test_a_cut_off_red_flag_still_supports() -> None:
-    a = cut([crp(0, 120), crp(28, 105), *FALLING_PAIN], {"crp", "conditions"})
+def test_a_cut_off_rise_still_supports() -> None:
+    """A rise over the lowest value read stands: an unread lower value would make it
+    larger."""
+    a = cut([crp(0, 120), crp(14, 40), crp(28, 60), *FALLING_PAIN], {"crp", "conditions"})
     assert a.recommendation is Recommendation.SUPPORT  # type: ignore[attr-defined]
+
+
+def test_a_cut_off_plateau_is_not_judged_without_its_baseline() -> None:
+    """A clinician reviewer: "fell less than 25%: 130→110 mg/L" judged from the first value
+    read, where the baseline on a page not read was 300. The older pages may hold the
+    baseline (clinical-rules.md, "Incomplete data"): no plateau, and the card says what
+    is missing."""
+    a = cut([crp(1, 130), crp(14, 120), crp(28, 110), *FALLING_PAIN], {"crp"})
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA  # type: ignore[attr-defined]
+    assert "crp-incomplete" in codes(a.missing)  # type: ignore[attr-defined]
+    whole = cut([crp(-7, 130), crp(14, 120), crp(28, 110), *FALLING_PAIN], {"crp"})
+    assert whole.recommendation is Recommendation.SUPPORT  # type: ignore[attr-defined]
 
 
 # --- CRP on record but unusable is not "no CRP" -----------------------------------------
