@@ -41,10 +41,13 @@ def _known_at_diagnosis(d: Data) -> Phrase:
     listed = "; ".join(dated(c) for c in conditions)
     # begun after treatment started, inside the window: what follows if it is new (an
     # outside clinician's re-run: an abscess from day 2 of treatment read only "known")
-    later = sorted({c["day"] for c in conditions if c.get("atStart") is False and "day" in c})
+    after = [c for c in conditions if c.get("atStart") is False and "day" in c]
+    later = sorted({c["day"] for c in after})
+    # dated by its recordedDate alone: recorded then, not known to have begun then
+    begun = "Recorded" if all(c.get("recordedOnly") for c in after) else "Begun"
     caveat = (
-        f" Begun after treatment started (day {', '.join(map(str, later))}): if not there at "
-        "diagnosis, it is new, and imaging is reasonable."
+        f" {begun} after treatment started (day {', '.join(map(str, later))}): if not there "
+        "at diagnosis, it is new, and imaging is reasonable."
         if later
         else ""
     )

@@ -112,6 +112,11 @@ def test_a_finding_begun_on_treatment_inside_the_window_says_what_follows_if_new
         "Begun after treatment started"
         not in card(run(improving(), [nvo(), complication(0)]))["detail"]
     )
+    # dated by its recordedDate alone: recorded then, not known to have begun then (a
+    # clinician reviewer read "Begun" for a cauda equina syndrome recorded on day 2)
+    recorded = card(run(improving(), [nvo(), complication(None, recorded=2)]))["detail"]
+    assert "Recorded after treatment started (day 2): if not there at diagnosis" in recorded
+    assert "Begun after" not in recorded
 
 
 def test_a_rise_from_a_lowest_at_a_lab_limit_says_it_may_be_larger() -> None:
