@@ -135,6 +135,11 @@ def covers_all(order_region: str, regions: Sequence[str | None]) -> bool:
     return all(covers(order_region, r) for r in regions)
 
 
+def covers_some(order_region: str, regions: Sequence[str | None]) -> bool:
+    """Whether a study of ``order_region`` images one of ``regions`` at least."""
+    return any(covers(order_region, r) for r in regions)
+
+
 def uncertain_diagnosis(c: ConditionFact) -> bool:
     """The entry does not confirm the diagnosis: provisional, differential or unconfirmed,
     or discitis, unspecified (M46.4x) not recorded as confirmed (clinical-rules.md,

@@ -22,8 +22,8 @@ from .assessment import (
 from .course import course_remarks, new_diagnoses_not_read
 from .episode import (
     applicability,
-    covers,
     covers_all,
+    covers_some,
     diagnosis_cutoff,
     earlier_infection,
     other_episode_starts,
@@ -180,12 +180,13 @@ def _evaluate(
 
     discordant = discordant_pair(crp, settings)
     trend = CrpTrend(None, None, None, None, None)
+    # a CRP search cut short of the baseline window: judged once, for the rules and the card
+    crp_short = t0_day is not None and read_short(data, sources.CRP, t0_day, settings)
     if t0_day is not None:
         trend = crp_trend(crp, t0_day, settings)
         # a discordant latest pair is no evidence of a plateau or a rise, and a CRP search
         # cut short of the baseline window has no baseline to fall from
-        has_baseline = not read_short(data, sources.CRP, t0_day, settings)
-        markers = None if discordant else markers_rule(trend, t0_day, settings, has_baseline)
+        markers = None if discordant else markers_rule(trend, t0_day, settings, not crp_short)
         falls = crp_keeps_falling(
             trend, crp, t0_day, settings, markers is not None, discordant is not None
         )
@@ -228,7 +229,7 @@ def _evaluate(
         notes.append(replace(stated, data={**stated.data, "redFlag": True}))
     # an order that images one infected level is repeat imaging of the infection; one
     # that misses any is named (``level_note``) and cannot answer a red flag (study_gaps)
-    covering = tuple(o.reference for o in base.orders if any(covers(o.region, r) for r in regions))
+    covering = tuple(o.reference for o in base.orders if covers_some(o.region, regions))
     if not findings and not covering:
         # no red flag and no study of the infected level: not repeat imaging of it
         return replace(
@@ -243,7 +244,7 @@ def _evaluate(
     if t0_day is not None:
         figures = replace(
             figures,
-            crp_read_short=read_short(data, sources.CRP, t0_day, settings),
+            crp_read_short=crp_short,
             pain_unusable=unusable_pain(data.issues, t0_day, eval_day),
         )
     marker_notes(crp, esr, trend, notes, settings)

@@ -16,7 +16,7 @@ from typing import Any
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, SpineSurgery
 
 from .assessment import Episode, Remark
-from .episode import UNCERTAIN_VERIFICATION, counts_now, covers
+from .episode import UNCERTAIN_VERIFICATION, counts_now, covers, covers_some
 from .thresholds import RuleSettings
 
 
@@ -278,7 +278,7 @@ def level_note(
     if len(episode.regions) > 1:
         data["levels"] = list(episode.regions)
         # each missed order images one of the levels (else none: the card says which)
-        data["partly"] = all(any(covers(o.region, r) for r in episode.regions) for o in missed)
+        data["partly"] = all(covers_some(o.region, episode.regions) for o in missed)
     return Remark("order-misses-level", data)
 
 

@@ -45,7 +45,7 @@ from .assessment import (
     RuleFinding,
     Study,
 )
-from .episode import covers
+from .episode import covers_all
 from .findings import is_abscess, latest_start
 from .response import crp_favourable
 from .rules import CrpTrend
@@ -190,7 +190,7 @@ def study_gaps(
     deficit_regions = [d.region for d in deficits if d.region is not None]
     for order in orders:
         levels = [*infection_regions, *deficit_regions]
-        if not all(covers(order.region, level) for level in levels):
+        if not covers_all(order.region, levels):
             gaps[order.reference] = GAP_LEVEL
         elif either:
             continue
@@ -241,7 +241,7 @@ def shows_finding(
         # not looked for its extent (an outside clinician saw an abscess "seen on the
         # lumbar MRI" end the whole-spine advice of the same card)
         return False
-    if not all(covers(study.region, level) for level in (*infection_regions, finding.region)):
+    if not covers_all(study.region, (*infection_regions, finding.region)):
         return False
     start = finding.start
     if start is None:
