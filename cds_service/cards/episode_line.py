@@ -5,9 +5,9 @@ the day of treatment the order falls on (clinical-rules.md, "T0, the treatment s
 from __future__ import annotations
 
 from cds_service.cards import text
-from cds_service.cards.level_phrases import level_name
+from cds_service.cards.level_phrases import at_levels
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import count_of, joined, upper_first, verification_words
+from cds_service.cards.words import count_of, upper_first, verification_words
 from cds_service.engine import sources
 from cds_service.engine.assessment import (
     NO_ORDER,
@@ -24,9 +24,9 @@ def episode_line(a: Assessment) -> str:
     ep = a.episode
     name = upper_first(text.DISEASE)
     if ep is not None and len(ep.levels) > 1:
-        # read as multiple sites, so that any spine order covers it: the card names every
-        # level, never only the one of the entry the resource ids chose
-        name = f"{name} at more than one level ({joined([level_name(r) for r in ep.levels])})"
+        # held to each of its levels: the card names every one, never only the one of the
+        # entry the resource ids chose
+        name = f"{name} {at_levels(ep.levels)}"
     if ep is not None and ep.condition.verification_status in UNCERTAIN_VERIFICATION:
         # what the record shows, not a confirmed disease (clinical-rules.md, "What a card
         # should say"): "..., a provisional diagnosis, recorded from ..."

@@ -142,9 +142,7 @@ IMAGING_REMARKS: dict[str, Callable[[Data], Phrase]] = {
 }
 
 
-def study_gap_line(
-    order: ImagingOrder, gap: str, urgent: bool, compression: str = "cord compression"
-) -> str | None:
+def study_gap_line(order: ImagingOrder, gap: str, urgent: bool, compression: str) -> str | None:
     """Why the study ordered cannot answer the card's question, when it is not its level
     (the level has its own remark): said beside the rating, so a clinician who sees it
     rated not appropriate, or not rated, reads why (an outside review: a cervical MRI

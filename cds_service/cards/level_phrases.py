@@ -5,7 +5,7 @@ as the detail does)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.safe_text import quote
@@ -28,11 +28,21 @@ def level_name(region: str) -> str:
     return REGION_WORDS.get(region, region).removeprefix("at the ")
 
 
+def named_levels(levels: Sequence[object]) -> str:
+    """ "cervical and thoracic": the levels of an infection its entries put at several."""
+    return joined([level_name(str(r)) for r in levels])
+
+
+def at_levels(levels: Sequence[object]) -> str:
+    """ "at more than one level (cervical and thoracic)": such an infection as the episode
+    line, the level notes and the new-level remark say it."""
+    return f"at more than one level ({named_levels(levels)})"
+
+
 def _levels(d: Data) -> str | None:
-    """ "cervical and thoracic": the levels of an infection its entries put at several
-    (the data's ``levels``), else None."""
+    """``at_levels`` of the data's ``levels`` (an infection at several levels), else None."""
     levels = d.get("levels")
-    return joined([level_name(str(r)) for r in levels]) if levels else None
+    return at_levels(levels) if levels else None
 
 
 def _order_misses_level(d: Data) -> Phrase:
@@ -42,10 +52,11 @@ def _order_misses_level(d: Data) -> Phrase:
     if levels is not None:
         # an infection at several levels: every one must be imaged to answer a red flag
         image = "; MRI of the whole spine with gadolinium" if d.get("redFlag") else ""
+        named = named_levels(d["levels"])
         return Phrase(
-            f"The infection is at more than one level ({levels}): the {studies} ordered "
+            f"The infection is {levels}: the {studies} ordered "
             f"will not show {'all of it' if d.get('partly') else 'it'}{image}.",
-            f"the {studies} ordered will not show every infected level ({levels})",
+            f"the {studies} ordered will not show every infected level ({named})",
         )
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
     # what to image only with a red flag: otherwise the order is named as outside the
@@ -67,10 +78,7 @@ def urgent_level_words(d: Data, whole_spine: bool = False) -> str:
     region = str(d["region"])
     levels = _levels(d)
     if levels is not None:
-        return (
-            f"the infection is at more than one level ({levels}); emergency MRI of the whole "
-            "spine with gadolinium now"
-        )
+        return f"the infection is {levels}; emergency MRI of the whole spine with gadolinium now"
     target = "upper cervical" if region == "occipito-atlanto-axial" else region
     where = "the whole spine" if whole_spine else f"the {target} or whole spine"
     return (
@@ -87,8 +95,8 @@ def missed_level_words(d: Data) -> tuple[str, str]:
     region = str(d["region"])
     studies = ", ".join(f"{s['region']} {s['modality']}" for s in d["studies"])
     misses = "miss" if len(d["studies"]) > 1 else "misses"
-    levels = _levels(d)
-    if levels is not None:
+    if d.get("levels"):
+        levels = named_levels(d["levels"])
         some = "an infected level" if d.get("partly") else "the infected levels"
         return (
             f"the {studies} ordered will not show every infected level ({levels}): MRI of the "
@@ -127,8 +135,7 @@ def _new_level_on_treatment(d: Data) -> Phrase:
     treated = f"the {first} infection"
     if d.get("infectionLevels"):
         # entries of one infection at several levels: each named, as the episode line does
-        levels = joined([level_name(str(r)) for r in d["infectionLevels"]])
-        treated = f"the infection at more than one level ({levels})"
+        treated = f"the infection {at_levels(d['infectionLevels'])}"
     return Phrase(
         f"A new level of infection, {target}, recorded {when} while {treated} was "
         "treated: it may mean spread or treatment failure. The study ordered does not image "

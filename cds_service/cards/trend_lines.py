@@ -24,7 +24,10 @@ def crp_section(a: Assessment) -> list[str]:
     rose = any("rise" in r.data for r in a.rules_fired)
     in_window = t0 is not None and f.crp_baseline_in_window
     first = says.BASELINE if in_window else says.FIRST_AFTER_START
-    if _incomplete(a):
+    if f.crp_read_short:
+        # its first value read may not be the baseline, on a red-flag card too (a code
+        # review found "| 91 | baseline |" on a support card beside "older ones may be
+        # missing")
         first = says.EARLIEST_READ
     roles: dict[str, list[str]] = {}
     for role, m in (
@@ -47,13 +50,6 @@ def crp_section(a: Assessment) -> list[str]:
             left_out = []
         lines.append(says.table_row(m, t0, named))
     return lines
-
-
-def _incomplete(a: Assessment) -> bool:
-    """The CRP search was cut off before the baseline window: its first value read may
-    not be the baseline, on a red-flag card too (a code review found "| 91 | baseline |"
-    on a support card beside "older ones may be missing")."""
-    return a.figures.crp_read_short
 
 
 def up_since_lowest(a: Assessment) -> list[str]:
@@ -97,7 +93,7 @@ def trend_lines(a: Assessment, crp_figures: bool = True) -> list[str]:
             never = any(n.code == "crp-never-raised" for n in a.notes)
             pct = None if never else f.crp_percent_change
             base, in_window = f.crp_baseline, f.crp_baseline_in_window
-            lines.append(says.crp_change(base, latest, pct, in_window, age, _incomplete(a)))
+            lines.append(says.crp_change(base, latest, pct, in_window, age, f.crp_read_short))
         elif len(a.crp) > 1:
             window = a.settings.baseline_window_days
             lines.append(says.up_to_baseline(sorted(a.crp, key=sort_key), latest, t0, window, age))
