@@ -15,6 +15,7 @@ from cds_service.engine import Assessment
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.model import Modality
 from tests.engine.builders import crp, order, pain, run
+from tests.support.ratings import ratings_by_id
 
 VS = load_value_sets()
 CTX = CardContext(patient_id="p1", value_sets=VS, override_reasons=load_override_reasons())
@@ -27,14 +28,7 @@ def card(a: Assessment) -> dict[str, Any]:
 
 
 def ratings(a: Assessment) -> dict[str, str]:
-    return {
-        act["resource"]["id"]: next(
-            e["valueCodeableConcept"]["coding"][0]["code"]
-            for e in act["resource"]["extension"]
-            if e["url"].endswith("pama-rating")
-        )
-        for act in render_response(a, CTX).get("systemActions", [])
-    }
+    return ratings_by_id(render_response(a, CTX))
 
 
 CT_WITHOUT = replace(order(21, code="72131", modality=Modality.CT), contrast="without")

@@ -16,6 +16,7 @@ from cds_service.valuesets import load_value_sets
 from fhir_mappers.model import PatientData
 from fhir_mappers.prior_imaging import map_prior_imaging
 from tests.engine.builders import CPT, T0, complication, crp, day, neuro, nvo, order, pain
+from tests.support.ratings import ratings_by_id
 
 VS = load_value_sets()
 CTX = CardContext(patient_id="p1", value_sets=VS, override_reasons=load_override_reasons())
@@ -29,14 +30,7 @@ def card(a: Assessment) -> dict[str, Any]:
 
 
 def ratings(a: Assessment) -> dict[str, str]:
-    return {
-        act["resource"]["id"]: next(
-            e["valueCodeableConcept"]["coding"][0]["code"]
-            for e in act["resource"]["extension"]
-            if e["url"].endswith("pama-rating")
-        )
-        for act in render_response(a, CTX).get("systemActions", [])
-    }
+    return ratings_by_id(render_response(a, CTX))
 
 
 def lumbar_study(time: str, code: str = "72158") -> dict[str, Any]:

@@ -21,6 +21,7 @@ from cds_service.engine import Assessment, Recommendation
 from cds_service.engine.assessment import NotApplicableReason
 from fhir_mappers.model import ConditionCategory, ConditionFact, Measurement
 from tests.engine.builders import condition, crp, order, pain, run
+from tests.support.ratings import ratings_by_id
 
 CTX = CardContext(patient_id="p1", encounter_id=None, override_reasons=load_override_reasons())
 IMPROVING = (crp(0, 142), crp(14, 61), crp(28, 18), pain(0, 8), pain(14, 5), pain(28, 3))
@@ -109,13 +110,7 @@ def test_on_a_plateau_the_one_level_order_cannot_answer_and_the_whole_spine_is_a
         body = render_response(a, CTX)
         (card,) = body["cards"]
         assert "MRI of the whole spine with gadolinium" in card["detail"]
-        (rating,) = body["systemActions"]
-        codes = [
-            e["valueCodeableConcept"]["coding"][0]["code"]
-            for e in rating["resource"]["extension"]
-            if e["url"].endswith("pama-rating")
-        ]
-        assert codes == ["not-appropriate"]
+        assert list(ratings_by_id(body).values()) == ["not-appropriate"]
 
 
 @pytest.mark.parametrize("course", sorted(COURSES))

@@ -15,6 +15,7 @@ from cds_service.engine import Assessment, Recommendation
 from cds_service.valuesets import load_value_sets
 from fhir_mappers.model import ImagingOrder
 from tests.engine.builders import PATIENT, crp, improving, neuro, nvo, order, pain, run
+from tests.support.ratings import rating_of, ratings_by_id
 
 CTX = CardContext(patient_id=PATIENT, value_sets=load_value_sets())
 PLATEAU = [crp(0, 120), crp(14, 110), crp(28, 105), pain(0, 7), pain(28, 6)]
@@ -38,14 +39,7 @@ def card(a: Assessment, ctx: CardContext = CTX) -> dict[str, Any]:
 
 
 def ratings(a: Assessment) -> dict[str, str]:
-    return {
-        act["resource"]["id"]: next(
-            e["valueCodeableConcept"]["coding"][0]["code"]
-            for e in act["resource"]["extension"]
-            if e["url"].endswith("pama-rating")
-        )
-        for act in render_response(a, CTX).get("systemActions", [])
-    }
+    return ratings_by_id(render_response(a, CTX))
 
 
 # --- F2: the STAT suggestion makes the whole study STAT --------------------------------------
@@ -66,8 +60,7 @@ def test_a_cpt_whole_spine_triple_is_made_stat_whole() -> None:
         # each part keeps its own study: only the priority changes
         assert resource["code"]["coding"][0]["code"] == dict(THIRDS)[resource["id"]]
         assert x["description"] == "Make the draft whole spine MRI order STAT"
-        rating = next(e for e in resource["extension"] if e["url"].endswith("pama-rating"))
-        assert rating["valueCodeableConcept"]["coding"][0]["code"] == "appropriate"
+        assert rating_of(resource) == "appropriate"
     assert a.next_steps.emergency_mri
     assert a.next_steps.stat_orders == (
         "ServiceRequest/cervical",
