@@ -19,7 +19,7 @@ def machine_result(a: Assessment) -> dict[str, Any]:
     episode {condition, t0, t0Source, antibiotic {reference, name, start},
     antibioticsOutsideWindow [{reference, name, start}], antibioticsNotCounted ("undated"
     or "not-counted": orders on record, none counted as treatment)}; daysSinceT0;
-    crp {baseline, latest, lowestEarlier, percentChange, unit}; pain {first, lowest,
+    crp {baseline or earliestRead, latest, lowestEarlier, percentChange, unit}; pain {first, lowest,
     latest}; esr {first, latest}; missing / unmet / notes [codes]; knownAtDiagnosis
     [{reference, name, category, start}]; unavailable [kinds of data not read]. Values
     absent from the data are omitted.
@@ -55,14 +55,19 @@ def machine_result(a: Assessment) -> dict[str, Any]:
     if f.days_since_t0 is not None:
         out["daysSinceT0"] = f.days_since_t0
     crp: dict[str, Any] = {}
+    # A CRP search cut off short of the baseline window: its first value read may not be
+    # the baseline, so it is not called one here either, as on the card ("earliest read"),
+    # and no change from it is given (the trend app drew "Baseline CRP" and a fall line
+    # from it)
+    first = "earliestRead" if f.crp_read_short else "baseline"
     for key, m in (
-        ("baseline", f.crp_baseline),
+        (first, f.crp_baseline),
         ("latest", f.crp_latest),
         ("lowestEarlier", f.crp_lowest_earlier),
     ):
         if m is not None:
             crp[key] = figure(m, t0)
-    if f.crp_percent_change is not None:
+    if f.crp_percent_change is not None and not f.crp_read_short:
         # as the findings' figures: a fall of 24.99% is never 25.0 here beside them
         crp["percentChange"] = round(f.crp_percent_change, PCT_DIGITS)
     if crp:

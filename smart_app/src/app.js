@@ -17,11 +17,11 @@ Chart.register(LineController, LineElement, PointElement, LinearScale, Legend, T
 // Okabe-Ito: told apart with every common colour-vision deficiency; each series also
 // has its own point shape and line pattern, and every line is labelled in words.
 const COLOURS = {
-  crp: '#0072B2', esr: '#E69F00', pain: '#009E73', baseline: '#000000', fall: '#CC79A7',
+  crp: '#0072B2', esr: '#E69F00', pain: '#009E73', baseline: '#000000', earliest: '#000000', fall: '#CC79A7',
   normal: '#56B4E9', mark: '#555555', flag: '#D55E00', used: '#000000',
 };
 const LINE_DASH = {
-  baseline: [8, 4], fall: [4, 4], normal: [2, 3], t0: [], 'plateau-day': [6, 3], order: [1, 3], known: [7, 4],
+  baseline: [8, 4], earliest: [8, 4], fall: [4, 4], normal: [2, 3], t0: [], 'plateau-day': [6, 3], order: [1, 3], known: [7, 4],
 };
 const KNOWN = 'known at diagnosis';
 const SERIES = {
@@ -303,6 +303,7 @@ function renderTable(model) {
   for (const p of rows) {
     const notes = [];
     if (p.baseline) notes.push('baseline');
+    if (p.earliestRead) notes.push('earliest read: older results were not read');
     if (p.used) notes.push('used by the decision');
     if (p.reported) notes.push(`reported ${p.reported}`);
     if (p.hs) notes.push('high-sensitivity CRP');

@@ -302,19 +302,35 @@ export function buildModel({ patientId, data, context, today, service }) {
   }
 
   // Baseline: the card's, else the highest CRP within T0 +/- window, else the first after T0.
+  // A CRP search cut off short of the window (newest first: the oldest are the ones not
+  // read), the card's or this page's own, gives no baseline: its earliest value read may
+  // not be it, so it is drawn as what it is, with no fall line (as the card says it).
   let baseline = null;
+  let earliest = null;
+  const w = thresholds.baselineWindowDays;
+  const ownShort = Boolean(data.crp?.cutOff) && !series.crp.some((p) => p.x <= -w);
   if (context?.crp?.baseline) {
     baseline = { value: context.crp.baseline.value, reference: context.crp.baseline.reference };
+  } else if (context?.crp?.earliestRead) {
+    earliest = { value: context.crp.earliestRead.value, reference: context.crp.earliestRead.reference };
+  } else if (t0 && series.crp.length && ownShort) {
+    const pick = series.crp[0];
+    earliest = { value: pick.value, reference: pick.reference };
   } else if (t0 && series.crp.length) {
-    const w = thresholds.baselineWindowDays;
     const inWindow = series.crp.filter((p) => Math.abs(p.x) <= w);
     const pick = inWindow.length ? inWindow.reduce((a, b) => (b.value > a.value ? b : a))
       : series.crp.find((p) => p.x > 0);
     if (pick) baseline = { value: pick.value, reference: pick.reference };
   }
-  for (const p of series.crp) p.baseline = baseline?.reference === p.reference;
+  for (const p of series.crp) {
+    p.baseline = baseline?.reference === p.reference;
+    p.earliestRead = earliest?.reference === p.reference;
+  }
 
   const lines = [];
+  if (earliest) {
+    lines.push({ id: 'earliest', axis: 'y', value: round(earliest.value, 2), label: `Earliest CRP read ${formatNumber(earliest.value)} mg/L (older results not read)` });
+  }
   if (baseline) {
     lines.push({ id: 'baseline', axis: 'y', value: round(baseline.value, 2), label: `Baseline CRP ${formatNumber(baseline.value)} mg/L` });
     const fall = baseline.value * (1 - thresholds.plateauMinFallPct / 100);

@@ -701,3 +701,86 @@ def test_the_app_reads_the_data_as_the_service_that_served_it(
     assert any("reads no molar CRP" in m for m in site["messages"])
     assert _series(shipped, "ESR") == [[0, 95], [28, 60]]
     assert _series(site, "ESR") == [[0, 95], [14, 70], [28, 60]]
+
+
+@pytest.fixture(scope="module")
+def one_page_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A service that follows a search through one page only (``fhir_max_pages`` 1)."""
+    log = tmp_path_factory.mktemp("one-page-service") / "service.log"
+    env = {
+        "SPINE_CDS_DATABASE_PATH": str(log.parent / "db.sqlite3"),
+        "SPINE_CDS_FHIR_MAX_PAGES": "1",
+    }
+    with ServiceProcess(env=env, workers=1, log_path=log) as svc:
+        yield svc
+
+
+def _load_many_crps(server: FhirTestServer, bundle: dict[str, Any], patient: str) -> None:
+    """300 more CRPs, hourly from day 1 (falling from 120 to 71), loaded into ``server``
+    beside ``bundle`` (in parts: the server takes a few dozen updates per transaction).
+    They fill the first page of a newest-first search (even one of CRP, ESR and pain
+    together, 300 to a page), so day 0, the baseline, is not on it."""
+    crp0 = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["id"] == f"{patient}-crp-d0"
+    )
+    entries = []
+    for n in range(300):
+        extra = json.loads(json.dumps(crp0))
+        extra["id"] = f"{patient}-crp-extra-{n}"
+        extra["effectiveDateTime"] = (
+            datetime.fromisoformat(crp0["effectiveDateTime"]) + timedelta(days=1, hours=n)
+        ).isoformat()
+        extra.pop("issued", None)
+        extra["valueQuantity"]["value"] = 120 - n // 6
+        request = {"method": "PUT", "url": f"Observation/{extra['id']}"}
+        entries.append({"resource": extra, "request": request})
+    for start in range(0, len(entries), 50):
+        part = entries[start : start + 50]
+        server.load_bundle({"resourceType": "Bundle", "type": "transaction", "entry": part})
+
+
+def test_a_crp_search_cut_short_of_the_baseline_is_drawn_as_its_earliest_read(
+    browser: Any, fhir: FhirTestServer, one_page_service: ServiceProcess, tmp_path: Path
+) -> None:
+    """e01 with 300 more CRPs, read by a service that follows one page: the baseline (day 0)
+    is not read. The card calls the first value read "earliest read" (and gives no change
+    from it); the app drew "Baseline CRP 120" and a 25% fall line from it (a left-alone
+    finding of an outside review). Now the card's result names it ``earliestRead`` and
+    the app draws it as that, with no fall line; opened without a card, reading one page
+    itself, the app says the same of its own earliest value."""
+    other = "spine-cds-e1-one-page"
+    example = load_example("e01-improving", ORDER_DATE)
+    bundle = json.loads(json.dumps(example.bundle).replace(example.patient_id, other))
+    moved = _as_another_patient(fhir, "e01-improving", other, lambda b: None)
+    _load_many_crps(fhir, bundle, other)
+    card, url = _launch(one_page_service, fhir, moved)
+    crp = card["extension"]["spine-cds-assessment"]["crp"]
+    assert "baseline" not in crp and "percentChange" not in crp
+    earliest = crp["earliestRead"]
+    assert earliest["day"] > 0  # the first value read, well after T0
+    assert "earliest read" in card["detail"]
+    shown = _open(browser, url, tmp_path, "e01-one-page")
+    assert shown["state"] == "ready", shown["fatal"]
+    assert shown["errors"] == []
+    lines = {line["id"]: line for line in shown["lines"]}
+    assert set(lines) == {"earliest", "normal"}
+    assert lines["earliest"]["value"] == earliest["value"]
+    value = f"{earliest['value']:g}"
+    assert lines["earliest"]["label"] == f"Earliest CRP read {value} mg/L (older results not read)"
+    first = _rows(shown, "CRP")[0]
+    assert first[1] == str(earliest["day"]) and "earliest read" in first[5]
+    assert "baseline" not in first[5]
+    assert any("cut off after 1 pages" in m for m in shown["messages"])
+
+    with FhirTestServer(smart=False) as open_server:
+        open_server.load_bundle(bundle)
+        _load_many_crps(open_server, bundle, other)
+        launch = f"{one_page_service.url}/trend/launch"
+        open_url = f"{launch}?iss={open_server.base_url}&patientId={other}"
+        own = _open(browser, open_url, tmp_path, "e01-one-page-open")
+    assert own["state"] == "ready", own["fatal"]
+    assert own["title"] == ""
+    own_lines = {line["id"]: line["value"] for line in own["lines"]}
+    own_first = _rows(own, "CRP")[0]
+    assert int(own_first[1]) > 1 and "earliest read" in own_first[5]
+    assert own_lines == {"earliest": float(own_first[3]), "normal": 10}
