@@ -2,7 +2,8 @@
 pages not read) or failed in part (an error beside its results), and what that leaves
 unknown (clinical-rules.md, "Reading the data": "Incomplete data"); and what the record
 says of the course that the treatment start cannot hold: a relapse, whose course the
-record does not tell apart from the first, and bacteraemia on treatment.
+record does not tell apart from the first, a treatment start not held to a day of
+treatment, and bacteraemia on treatment.
 
 Like ``remark_phrases`` (which lists these among all remarks): one function per remark
 code, from the remark's data to its (message, short).
@@ -90,6 +91,30 @@ def _relapse_recorded(d: Data) -> Phrase:
     )
 
 
+def _treatment_start_unclear(d: Data) -> Phrase:
+    later = d.get("laterOrder")
+    if later is not None:
+        return Phrase(
+            f"Treatment start unclear: no antibiotic order starts near the infection's "
+            f"recorded date ({d['since']}), so days are counted from that date, which may be "
+            f"when symptoms began; the {quote(later['name'])} order started {later['start']}, "
+            f"more than {d['windowDays']} days later, may be when treatment began. The "
+            "baseline, the fall and the 28-day marks may then include time before "
+            "treatment, so this card does not advise against imaging: judge the response "
+            "from the start of antibiotics for this infection.",
+            f"treatment start unclear ({quote(later['name'])} started {later['start']})",
+        )
+    span = "a month" if d["partial"] == "month" else "a year"
+    return Phrase(
+        f"Treatment start unclear: the infection is dated {d['since']}, {span} without a "
+        "day, and no antibiotic order gives the treatment start, so the baseline, the fall "
+        "and the 28-day marks have no day to count from and this card does not advise "
+        "against imaging: the start date of antibiotics for this infection would let them "
+        "count.",
+        f"treatment start unclear (infection dated {d['since']})",
+    )
+
+
 def _bacteraemia_on_treatment(d: Data) -> Phrase:
     c = d["condition"]
     name = upper_first(quote(str(c.get("name") or "bacteraemia")))
@@ -131,6 +156,7 @@ COMPLETENESS_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-failed-in-part": _failed_in_part("CRP"),
     "pain-failed-in-part": _failed_in_part("pain score"),
     "relapse-recorded": _relapse_recorded,
+    "treatment-start-unclear": _treatment_start_unclear,
     "bacteraemia-on-treatment": _bacteraemia_on_treatment,
     "paging-cut-off": _paging_cut_off,
     "search-failed-in-part": _search_failed_in_part,

@@ -1,7 +1,7 @@
 """What the record says of the infection's course that its treatment start cannot hold:
-a relapse or recurrence recorded on its Condition, a new infected level recorded while it
-is treated, and bacteraemia recorded while it is treated. Each blocks advise-against
-(``course_remarks``).
+a relapse or recurrence recorded on its Condition, a treatment start the record does not
+hold to a day of treatment, a new infected level recorded while it is treated, and
+bacteraemia recorded while it is treated. Each blocks advise-against (``course_remarks``).
 
 A relapse or recurrence (``clinicalStatus``).
 
@@ -23,10 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
+from typing import Any
 
-from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact, ImagingOrder
+from fhir_mappers.model import (
+    AntibioticStart,
+    ConditionCategory,
+    ConditionFact,
+    ImagingOrder,
+    When,
+)
 
-from .assessment import Episode, Remark
+from .assessment import T0_FROM_EPISODE, Episode, Remark
 from .episode import (
     counts_now,
     covers,
@@ -53,6 +60,7 @@ def course_remarks(
     """The remarks that keep this reading from advising against imaging."""
     found = (
         relapse_recorded(episode, antibiotics, settings),
+        treatment_start_unclear(episode, antibiotics, settings),
         new_level(episode, conditions, orders, cutoff, settings),
         bacteraemia_on_treatment(episode, conditions, cutoff),
     )
@@ -71,11 +79,7 @@ def relapse_recorded(
     start = episode.episode_start
     if start is None:
         return None
-    window_end = start.day + timedelta(days=settings.antibiotic_after_days)
-    later = sorted(
-        (a for a in antibiotics if a.when.day > window_end),
-        key=lambda a: (a.when.instant, a.reference),
-    )
+    later = _started_after_window(start, antibiotics, settings)
     if not later:
         # the Condition's date is this course's (a recurrence recorded as a new entry,
         # or the only course on record): the record tells the courses apart (an outside
@@ -83,6 +87,53 @@ def relapse_recorded(
         return None
     data = {"status": status, "since": start.day.isoformat()}
     return Remark("relapse-recorded", {**data, "laterOrder": antibiotic_to_dict(later[0])})
+
+
+def treatment_start_unclear(
+    episode: Episode, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
+) -> Remark | None:
+    """The remark that blocks advise-against when T0 is the infection's own date and the
+    record says treatment may have begun elsewhere: an antibiotic order started after the
+    window in which T0 is read (the first such order is named), or a date known only to
+    the month or year, which has no day of treatment to count from.
+
+    The rules take T0 from the episode date when no antibiotic order starts within the
+    window, and say that date is often when symptoms began, weeks before antibiotics
+    (clinical-rules.md, "T0"). An outside clinician's review found the consequence: onset
+    6 weeks before diagnosis, the first antibiotic 43 days after it, and a CRP of 250 from
+    the emergency visit before treatment taken as the baseline, so a course of 160->120
+    mg/L on treatment (a slow fall) read "improving (CRP 250->120 mg/L, -52%)"; and an
+    onset recorded as the year alone made 1 January T0 and a CRP from January the
+    baseline. The service's own reading, to be confirmed by the clinical reviewers: red
+    flags still fire; only the advice against imaging waits for a treatment start the
+    record holds to a day. A relapse with a later order is ``relapse_recorded``'s."""
+    start = episode.t0
+    if start is None or episode.t0_source != T0_FROM_EPISODE:
+        return None
+    later = _started_after_window(start, antibiotics, settings)
+    data: dict[str, Any] = {"since": start.shown}
+    if later:
+        if episode.condition.clinical_status in RELAPSE_STATUSES:
+            return None  # said by relapse_recorded, which names the same order
+        data["laterOrder"] = antibiotic_to_dict(later[0])
+        data["windowDays"] = settings.antibiotic_after_days
+    elif start.partial is not None:
+        data["partial"] = start.partial
+    else:
+        return None
+    return Remark("treatment-start-unclear", data)
+
+
+def _started_after_window(
+    start: When, antibiotics: Sequence[AntibioticStart], settings: RuleSettings
+) -> list[AntibioticStart]:
+    """The antibiotic orders started after the last day on which one would have been read
+    as the treatment start of an infection dated ``start``, earliest first."""
+    window_end = start.day + timedelta(days=settings.antibiotic_after_days)
+    return sorted(
+        (a for a in antibiotics if a.when.day > window_end),
+        key=lambda a: (a.when.instant, a.reference),
+    )
 
 
 def new_level(

@@ -11,10 +11,21 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec import structs
 
 from cds_service.engine import Assessment, Recommendation
 from fhir_mappers.model import ConditionCategory, ConditionFact
-from tests.engine.builders import antibiotic, condition, crp, improving, nvo, order, pain, run
+from tests.engine.builders import (
+    antibiotic,
+    condition,
+    crp,
+    improving,
+    neuro,
+    nvo,
+    order,
+    pain,
+    run,
+)
 from tests.engine.test_clinician_revision import card
 
 # The first course from day 0; the relapse course from day 200, its CRP 120 -> 70 by its
@@ -183,3 +194,59 @@ def test_diagnoses_at_diagnosis_or_resolved_are_not_named() -> None:
     a = run(improving(), [nvo(), *found], order_day=29)
     assert "new-diagnoses-not-read" not in {n.code for n in a.notes}
     assert "Improving, no red flag recorded." in card(a)["detail"]
+
+
+# --- a treatment start the record does not hold to a day of treatment -----------------------
+
+# An outside clinician's review: the infection's onset is the symptom date, 6 weeks before
+# the diagnosis; the first antibiotic starts 43 days later, outside the window in which it
+# would be read as T0; a CRP of 250 from the emergency visit on the onset day became the
+# baseline, and a slow fall on treatment (160 -> 120 mg/L by its day 29) read "improving,
+# CRP 250->120 mg/L, -52%" with a delete suggestion.
+SYMPTOM_DATED = [crp(0, 250), crp(44, 160), crp(58, 140), crp(72, 120), pain(0, 8), pain(72, 5)]
+
+
+def test_an_antibiotic_started_after_the_window_blocks_advise_against() -> None:
+    a = run(SYMPTOM_DATED, [nvo()], order_day=73, antibiotics=[antibiotic(43, "cefazolin")])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (remark,) = [r for r in a.missing if r.code == "treatment-start-unclear"]
+    assert remark.data["laterOrder"]["name"] == "cefazolin"
+    assert remark.data["windowDays"] == 28
+    shown = card(a)
+    assert "treatment start unclear (cefazolin started" in shown["summary"]
+    assert "may be when treatment began" in shown["detail"]
+
+
+def test_without_a_later_order_the_infections_date_is_the_treatment_start() -> None:
+    # the same values, no antibiotic order on record: T0 is the episode date, as the rules
+    # say, and the course is read as recorded (here: improving)
+    a = run(SYMPTOM_DATED, [nvo()], order_day=73)
+    assert "treatment-start-unclear" not in {r.code for r in a.missing}
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+
+
+def test_an_antibiotic_in_the_window_is_t0_and_a_later_one_changes_nothing() -> None:
+    later = [antibiotic(10, "cefazolin"), antibiotic(60, "linezolid")]
+    a = run(IMPROVING, [nvo()], order_day=29, antibiotics=later)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+
+
+@pytest.mark.parametrize("partial", ["month", "year"])
+def test_an_infection_dated_only_to_the_month_or_year_is_not_advised_against(
+    partial: str,
+) -> None:
+    entry = nvo()
+    assert entry.onset is not None
+    dated = structs.replace(entry, onset=structs.replace(entry.onset, partial=partial))
+    a = run(IMPROVING, [dated], order_day=29)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (remark,) = [r for r in a.missing if r.code == "treatment-start-unclear"]
+    assert remark.data["partial"] == partial
+    span = "a month" if partial == "month" else "a year"
+    assert f"{span} without a day" in card(a)["detail"]
+
+
+def test_a_red_flag_still_fires_when_the_treatment_start_is_unclear() -> None:
+    cauda = neuro(60)
+    a = run(SYMPTOM_DATED, [nvo(), cauda], order_day=73, antibiotics=[antibiotic(43)])
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
