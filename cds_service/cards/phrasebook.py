@@ -104,7 +104,8 @@ def _neuro(d: Data) -> Phrase:
     dates = "was recorded" if first.get("recordedOnly") else "dates from"
     old = (
         f" It {dates} {age} days before this order."
-        if age >= DEFICIT_AGE_SHOWN_DAYS and not first.get("partial")
+        # a recurrence's date is the first one's, not when it came back
+        if age >= DEFICIT_AGE_SHOWN_DAYS and not first.get("partial") and "recurred" not in first
         else ""
     )
     return Phrase(
@@ -122,6 +123,8 @@ def _complication(d: Data) -> Phrase:
         short = f"{name} on record (undated)"  # not "recorded date not recorded"
     elif first.get("atStart"):
         short = f"{name} {when}"
+    elif first.get("recurred"):
+        short = f"{name} ({when})"
     else:
         when = when.removeprefix("recorded ")  # "recorded day 12", not "recorded recorded"
         short = f"{name} recorded {when}" if when else f"{name} recorded"

@@ -233,7 +233,16 @@ def when_found(facts: Mapping[str, Any]) -> str:
     """ "day 26", "present at diagnosis (day 0)", "present at diagnosis, recorded day 3",
     "day 15, onset 2026-09" (an onset of a month or a year, recorded on day 15),
     "date not recorded"; "" without a treatment start. For a summary, which has no room
-    for the entry's status: the detail says it (``status_and_when``)."""
+    for the entry's status: the detail says it (``status_and_when``). A finding recorded
+    as a recurrence or relapse carries only its first date: "recurrence, first day -1"."""
+    recurred = facts.get("recurred")
+    if recurred:
+        first = _first_found(facts)
+        return f"{recurred}, first {first}" if first else str(recurred)
+    return _first_found(facts)
+
+
+def _first_found(facts: Mapping[str, Any]) -> str:
     if facts.get("undated"):
         return "date not recorded"
     if facts.get("partial"):

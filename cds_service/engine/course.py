@@ -35,6 +35,7 @@ from fhir_mappers.model import (
 
 from .assessment import T0_FROM_EPISODE, Episode, Remark
 from .episode import (
+    RELAPSE_STATUSES,
     counts_now,
     covers,
     episode_entries,
@@ -45,8 +46,6 @@ from .episode import (
 from .findings import condition_facts
 from .records import antibiotic_to_dict
 from .thresholds import RuleSettings
-
-RELAPSE_STATUSES = frozenset({"recurrence", "relapse"})
 
 
 def course_remarks(

@@ -27,7 +27,10 @@ from fhir_mappers.model import AntibioticStart, ConditionCategory, ConditionFact
 from .assessment import T0_FROM_ANTIBIOTIC, Episode, NotApplicableReason
 from .thresholds import RuleSettings
 
-ACTIVE_STATUSES = frozenset({"active", "recurrence", "relapse"})
+# A Condition that came back after it had resolved: active again, and not the entry it was
+# when first recorded (its onset stays the first one's).
+RELAPSE_STATUSES = frozenset({"recurrence", "relapse"})
+ACTIVE_STATUSES = frozenset({"active"}) | RELAPSE_STATUSES
 INVALID_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCERTAIN_VERIFICATION = frozenset({"provisional", "differential", "unconfirmed"})
 

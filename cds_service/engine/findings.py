@@ -16,7 +16,7 @@ from typing import Any
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, SpineSurgery
 
 from .assessment import Episode, Remark
-from .episode import UNCERTAIN_VERIFICATION, counts_now, covers, covers_some
+from .episode import RELAPSE_STATUSES, UNCERTAIN_VERIFICATION, counts_now, covers, covers_some
 from .thresholds import RuleSettings
 
 
@@ -73,6 +73,10 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
         # record does not confirm it (a clinician reviewer: a provisional paraplegia read
         # as a certain one)
         out["verification"] = c.verification_status
+    if c.clinical_status in RELAPSE_STATUSES:
+        # came back after it had resolved: its date is the first one's, not when it came
+        # back (``rules.is_known_at_diagnosis``), so never "present at diagnosis"
+        out["recurred"] = c.clinical_status
     first = c.start
     if first is not None:
         out["date"] = first.shown
@@ -90,7 +94,7 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
             out["recordedDay"] = (c.recorded.day - t0_day).days
         return out
     out["day"] = (first.day - t0_day).days
-    out["atStart"] = first.day <= t0_day
+    out["atStart"] = first.day <= t0_day and "recurred" not in out
     if c.onset is None:
         # dated by its recordedDate alone: the day it was recorded, not the day it began
         # (a clinician reviewer read "New cauda equina syndrome (day 4)" for a deficit

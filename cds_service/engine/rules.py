@@ -29,7 +29,14 @@ from .assessment import (
     Remark,
     RuleFinding,
 )
-from .episode import UNCERTAIN_VERIFICATION, cause_unconfirmed, counts_now, is_active, is_valid
+from .episode import (
+    RELAPSE_STATUSES,
+    UNCERTAIN_VERIFICATION,
+    cause_unconfirmed,
+    counts_now,
+    is_active,
+    is_valid,
+)
 from .findings import clinical_label, condition_facts, is_abscess, latest_start
 from .limits import sort_key, within_normal_range
 from .records import condition_to_dict, figure
@@ -122,7 +129,17 @@ def is_known_at_diagnosis(c: ConditionFact, cutoff: date | None) -> bool:
     drawn: missing a red flag is the worse error. A finding first recorded later whose
     onset falls in the window was there at diagnosis (clinical-rules.md, 2026-12-06).
     A month or a year counts only when all of it lies in the window (``latest_start``).
+
+    A finding recorded as a recurrence or relapse is never known at diagnosis: it
+    resolved and came back, and its onset is still the first one's (an outside
+    clinician's review: a cauda equina syndrome so recorded read "known since diagnosis:
+    compare the neurologic exam", and an epidural abscess so recorded read "no new red
+    flag recorded" beside advice against imaging). When it came back the record does not
+    say; missing a red flag is the worse error (the service's own reading, to be
+    confirmed by the clinical reviewers).
     """
+    if c.clinical_status in RELAPSE_STATUSES:
+        return False
     latest = latest_start(c)
     return cutoff is not None and latest is not None and latest <= cutoff
 

@@ -17,6 +17,7 @@ from cds_service.engine import Assessment, Recommendation
 from fhir_mappers.model import ConditionCategory, ConditionFact
 from tests.engine.builders import (
     antibiotic,
+    complication,
     condition,
     crp,
     improving,
@@ -250,3 +251,39 @@ def test_a_red_flag_still_fires_when_the_treatment_start_is_unclear() -> None:
     cauda = neuro(60)
     a = run(SYMPTOM_DATED, [nvo(), cauda], order_day=73, antibiotics=[antibiotic(43)])
     assert a.recommendation is Recommendation.SUPPORT_URGENT
+
+
+# --- a deficit or complication recorded as a recurrence or relapse ---------------------------
+
+
+@pytest.mark.parametrize("status", ["recurrence", "relapse"])
+def test_a_deficit_recorded_as_recurred_is_a_new_red_flag_not_known_at_diagnosis(
+    status: str,
+) -> None:
+    # an outside clinician's review: a cauda equina syndrome found at diagnosis, then
+    # recorded as a recurrence on the same entry, read "known since diagnosis: compare the
+    # neurologic exam"; it came back, and when the record does not say
+    a = run(IMPROVING, [nvo(), neuro(-1, clinical=status)], order_day=29)
+    assert a.recommendation is Recommendation.SUPPORT_URGENT
+    assert a.known == ()
+    shown = card(a)
+    assert f"New cauda equina syndrome ({status}, first present" not in shown["summary"]
+    assert f"New cauda equina syndrome ({status}, first day -1)" in shown["summary"]
+    assert "known" not in shown["summary"].lower()
+    assert "days before this order" not in shown["detail"]
+
+
+def test_an_abscess_recorded_as_relapsed_is_not_advised_against() -> None:
+    # the same review: an epidural abscess so recorded gave advice against imaging with
+    # "no new red flag recorded"
+    a = run(IMPROVING, [nvo(), complication(0, clinical="relapse")], order_day=29)
+    assert a.recommendation is Recommendation.SUPPORT
+    shown = card(a)
+    assert "(relapse, first day 0)" in shown["summary"]
+    assert "no new red flag" not in shown["detail"].lower()
+
+
+def test_the_same_deficit_still_active_is_known_at_diagnosis() -> None:
+    a = run(IMPROVING, [nvo(), neuro(-1)], order_day=29)
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert [c.reference for c in a.known]
