@@ -93,7 +93,7 @@ def _relapse_recorded(d: Data) -> Phrase:
 
 def _treatment_start_unclear(d: Data) -> Phrase:
     later = d.get("laterOrder")
-    if later is not None:
+    if later is not None and "partial" not in d:
         return Phrase(
             f"Treatment start unclear: no antibiotic order starts near the infection's "
             f"recorded date ({d['since']}), so days are counted from that date, which may be "
@@ -105,12 +105,17 @@ def _treatment_start_unclear(d: Data) -> Phrase:
             f"treatment start unclear ({quote(later['name'])} started {later['start']})",
         )
     span = "a month" if d["partial"] == "month" else "a year"
+    order = (
+        f"; the {quote(later['name'])} order started {later['start']} may be when treatment "
+        "began, but no window drawn from such a date can tie it to this infection"
+        if later is not None
+        else ", and no antibiotic order gives the treatment start"
+    )
     return Phrase(
         f"Treatment start unclear: the infection is dated {d['since']}, {span} without a "
-        "day, and no antibiotic order gives the treatment start, so the baseline, the fall "
-        "and the 28-day marks have no day to count from and this card does not advise "
-        "against imaging: the start date of antibiotics for this infection would let them "
-        "count.",
+        f"day{order}. The baseline, the fall and the 28-day marks have no day to count "
+        "from, so this card does not advise against imaging: the start date of antibiotics "
+        "for this infection would let them count.",
         f"treatment start unclear (infection dated {d['since']})",
     )
 

@@ -112,14 +112,13 @@ def treatment_start_unclear(
     later = _started_after_window(start, antibiotics, settings)
     data: dict[str, Any] = {"since": start.shown}
     if later:
-        if episode.condition.clinical_status in RELAPSE_STATUSES:
-            return None  # said by relapse_recorded, which names the same order
         data["laterOrder"] = antibiotic_to_dict(later[0])
         data["windowDays"] = settings.antibiotic_after_days
-    elif start.partial is not None:
+    if start.partial is not None:
+        # first: "more than 28 days later" than a month or a year says nothing
         data["partial"] = start.partial
-    else:
-        return None
+    elif not later or episode.condition.clinical_status in RELAPSE_STATUSES:
+        return None  # (a relapse's later order is said by relapse_recorded)
     return Remark("treatment-start-unclear", data)
 
 

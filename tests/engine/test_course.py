@@ -287,3 +287,19 @@ def test_the_same_deficit_still_active_is_known_at_diagnosis() -> None:
     a = run(IMPROVING, [nvo(), neuro(-1)], order_day=29)
     assert a.recommendation is Recommendation.INSUFFICIENT_DATA
     assert [c.reference for c in a.known]
+
+
+def test_a_year_dated_infection_with_a_later_order_names_the_order_not_a_window() -> None:
+    # an outside clinician's review: onset "2026" with the cefazolin order in October; the
+    # card must not say the order began "more than 28 days later" than a year
+    entry = nvo()
+    assert entry.onset is not None
+    dated = structs.replace(entry, onset=structs.replace(entry.onset, partial="year"))
+    a = run(SYMPTOM_DATED, [dated], order_day=73, antibiotics=[antibiotic(43, "cefazolin")])
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    (remark,) = [r for r in a.missing if r.code == "treatment-start-unclear"]
+    assert remark.data["partial"] == "year" and remark.data["laterOrder"]["name"] == "cefazolin"
+    shown = card(a)
+    assert "a year without a day; the cefazolin order started" in shown["detail"]
+    assert "days later" not in shown["detail"]
+    assert "treatment start unclear (infection dated 2024)" in shown["summary"]
