@@ -24,7 +24,7 @@ from .assessment import (
     Recommendation,
 )
 from .evidence import evidence_cited
-from .routine import neuro_seen_on_study, seen_on_every_flag
+from .routine import STATED_ORDERS, neuro_seen_on_study, seen_on_every_flag
 from .study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN, mri_preferred_to_ct
 
 # What an insufficient-data summary asks of the markers (``NextSteps.markers_asked``).
@@ -101,9 +101,9 @@ def unrated_orders(a: Assessment, emergency: bool) -> frozenset[str]:
     outside neuroradiology reading). And a CT with contrast where the card says MRI with
     gadolinium is preferred to it: it can show an abscess, so not "not appropriate", but
     "appropriate" beside "MRI preferred" had a radiologist do the CT (an outside review,
-    2026-12-07)."""
+    2026-12-07). And a draft ordered for another reason (``stated_orders``)."""
     ct_second = mri_preferred_to_ct(a.orders, a.red_flags)
-    out = set()
+    out = set(stated_orders(a))
     for o in a.orders:
         gap = a.study_gaps.get(o.reference)
         if (
@@ -214,13 +214,28 @@ def replaced_order(a: Assessment, unrated: frozenset[str] = frozenset()) -> Imag
         return None
     if any(answers(a, o, unrated) for o in a.orders):
         return None
+    stated = stated_orders(a)
     return next(
         (
             o
             for o in a.orders
             if o.valid
             and o.identified
+            and o.reference not in stated
             and a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
         ),
         None,
+    )
+
+
+def stated_orders(a: Assessment) -> frozenset[str]:
+    """The drafts ordered for a reason the service does not read as the infection (a
+    fall): beside a red flag the card says the flag stands on its own, but changing such
+    a draft into the MRI the flag needs would cancel the study its own reason asked for,
+    and rating it "not appropriate" judges a question the service cannot read (an outside
+    clinician's review: a CT for a fall beside a new psoas abscess was rated so and
+    offered as "Order MRI of the whole spine instead"). Left unrated and unchanged; the
+    card still names the study that answers the flag."""
+    return frozenset(
+        ref for n in a.notes if n.code == "not-routine" for ref in n.data.get(STATED_ORDERS, ())
     )

@@ -57,6 +57,11 @@ def _name(reason: OrderReason, conditions: dict[str, ConditionFact]) -> str | No
     return reason.name
 
 
+# The not-routine remark's list of the drafts ordered for a reason the service does not
+# read as the infection (a fall, a tumour search).
+STATED_ORDERS = "otherReasonOrders"
+
+
 def not_routine(
     orders: Sequence[ImagingOrder], conditions: Sequence[ConditionFact]
 ) -> Remark | None:
@@ -81,6 +86,11 @@ def not_routine(
     unread = [n for r in other if not _read(r, by_ref) and (n := _name(r, by_ref))]
     if unread:  # text or codes the value set does not hold: not known to be the infection
         data["unreadReasons"] = list(dict.fromkeys(unread))
+    stated = sorted(o.reference for o in orders if any(not _routine(r, by_ref) for r in o.reasons))
+    if stated:
+        # each draft ordered for another reason: beside a red flag the card neither
+        # changes it nor rates it (``next_steps``), as it cannot judge that reason
+        data[STATED_ORDERS] = stated
     return Remark("not-routine", data)
 
 

@@ -104,6 +104,7 @@ def test_another_stated_reason_gives_no_card_and_the_audit_keeps_it(
     data: dict[str, Any] = (
         {"reasons": [name]} if read else {"reasons": [name], "unreadReasons": [name]}
     )
+    data["otherReasonOrders"] = [a.orders[0].reference]
     assert a.to_dict()["notes"] == [{"code": "not-routine", "data": data}]
 
 
@@ -121,7 +122,10 @@ def test_a_reason_reference_to_a_spinal_pain_condition_is_routine() -> None:
 def test_a_reason_reference_the_service_cannot_place_is_another_reason() -> None:
     a = decide(draft(reasonReference=[{"reference": "Condition/elsewhere"}]))
     assert a.not_applicable_reason is NotApplicableReason.NOT_ROUTINE
-    assert a.to_dict()["notes"][0]["data"] == {"unnamedReasons": True}
+    assert a.to_dict()["notes"][0]["data"] == {
+        "unnamedReasons": True,
+        "otherReasonOrders": [a.orders[0].reference],
+    }
 
 
 def test_with_a_red_flag_the_card_stands_and_names_the_reason() -> None:
