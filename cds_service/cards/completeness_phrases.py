@@ -120,6 +120,17 @@ def _treatment_start_unclear(d: Data) -> Phrase:
     )
 
 
+def _bacteraemia_still_recorded(d: Data) -> Phrase:
+    c = d["condition"]
+    name = upper_first(quote(str(c.get("name") or "bacteraemia")))
+    when = f" (day {c['day']})" if "day" in c else f" ({c['date']})" if "date" in c else ""
+    return Phrase(
+        f"{name} recorded at diagnosis{when} is still recorded active: confirm that blood "
+        "cultures have cleared; persisting bacteraemia would change this advice.",
+        "bacteraemia still recorded active",
+    )
+
+
 def _bacteraemia_on_treatment(d: Data) -> Phrase:
     c = d["condition"]
     name = upper_first(quote(str(c.get("name") or "bacteraemia")))
@@ -163,6 +174,7 @@ COMPLETENESS_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "relapse-recorded": _relapse_recorded,
     "treatment-start-unclear": _treatment_start_unclear,
     "bacteraemia-on-treatment": _bacteraemia_on_treatment,
+    "bacteraemia-still-recorded": _bacteraemia_still_recorded,
     "paging-cut-off": _paging_cut_off,
     "search-failed-in-part": _search_failed_in_part,
 }

@@ -205,6 +205,44 @@ def bacteraemia_on_treatment(
     return Remark("bacteraemia-on-treatment", {"condition": facts})
 
 
+def course_notes(
+    conditions: Sequence[ConditionFact], cutoff: date | None, t0_day: date | None
+) -> list[Remark]:
+    """The notes every card carries about the course: the new diagnoses the service does
+    not read, and a bacteraemia found with the infection and still recorded active."""
+    found = (
+        new_diagnoses_not_read(conditions, cutoff, t0_day),
+        bacteraemia_still_recorded(conditions, cutoff, t0_day),
+    )
+    return [r for r in found if r is not None]
+
+
+def bacteraemia_still_recorded(
+    conditions: Sequence[ConditionFact], cutoff: date | None, t0_day: date | None
+) -> Remark | None:
+    """A valid bacteraemia Condition found with the infection (dated within the diagnosis
+    window, or undated) and still recorded active: named, with a request to confirm that
+    blood cultures have cleared. An outside clinician's review found an advice against
+    imaging that listed "persisting fever or bacteraemia" among what would change it,
+    silent over a bacteraemia of day 0 still active on day 29. Not a block on its own:
+    an entry found at diagnosis is often left active after the cultures clear, which the
+    service cannot read (the service's own reading, to be confirmed by the clinical
+    reviewers; one begun on treatment is ``bacteraemia_on_treatment``'s)."""
+    found = sorted(
+        (
+            c
+            for c in conditions
+            if c.category is ConditionCategory.BACTERAEMIA
+            and counts_now(c)
+            and not (cutoff is not None and _begun_after(c, cutoff))
+        ),
+        key=lambda c: c.reference,
+    )
+    if not found:
+        return None
+    return Remark("bacteraemia-still-recorded", {"condition": condition_facts(found[0], t0_day)})
+
+
 # How many new diagnoses the service does not read a card names (the rest are counted).
 NEW_NOT_READ_SHOWN = 3
 

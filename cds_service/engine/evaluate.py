@@ -19,7 +19,7 @@ from .assessment import (
     Remark,
     RuleFinding,
 )
-from .course import course_remarks, new_diagnoses_not_read
+from .course import course_notes, course_remarks
 from .episode import (
     applicability,
     covers_all,
@@ -360,9 +360,7 @@ def _evaluate(
     resolved = resolved_findings(flagged, cutoff, t0_day)
     if resolved is not None:
         notes.append(resolved)
-    unread_dx = new_diagnoses_not_read(data.conditions, cutoff, t0_day)
-    if unread_dx is not None:
-        notes.append(unread_dx)
+    notes += course_notes(data.conditions, cutoff, t0_day)
     notes.extend(prior)
     decided = replace(
         base,

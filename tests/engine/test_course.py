@@ -150,6 +150,30 @@ def test_bacteraemia_at_diagnosis_or_no_longer_recorded_leaves_the_advice(
     assert a.recommendation is Recommendation.ADVISE_AGAINST
 
 
+def test_bacteraemia_at_diagnosis_still_active_is_named_on_the_advice() -> None:
+    # an outside clinician's review: a bacteraemia of day 0 still active on day 29 went
+    # unmentioned on an advice against imaging that listed "persisting fever or
+    # bacteraemia" among what would change it
+    a = run(improving(), [nvo(), bacteraemia(0)], order_day=29)
+    assert a.recommendation is Recommendation.ADVISE_AGAINST
+    (note,) = [n for n in a.notes if n.code == "bacteraemia-still-recorded"]
+    assert note.data["condition"]["day"] == 0
+    assert (
+        "Bacteraemia recorded at diagnosis (day 0) is still recorded active: confirm that "
+        "blood cultures have cleared" in card(a)["detail"]
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [bacteraemia(0, clinical="resolved", abatement=10), bacteraemia(0, verification="refuted")],
+    ids=["resolved", "refuted"],
+)
+def test_bacteraemia_at_diagnosis_no_longer_recorded_is_not_named(entry: ConditionFact) -> None:
+    a = run(improving(), [nvo(), entry], order_day=29)
+    assert "bacteraemia-still-recorded" not in {n.code for n in a.notes}
+
+
 def test_bacteraemia_on_treatment_resolved_since_still_blocks_and_says_when() -> None:
     # an outside clinician's re-run: bacteraemia on day 25, resolved on day 27, read
     # "improving, no red flag recorded": clearing it does not make the course favourable
