@@ -5,9 +5,16 @@ neurologic deficit, a complication, a mimic, an out-of-scope infection), so by d
 the others are dropped before the costly model validation; ``include_other=True`` keeps
 them as category OTHER. Selected Conditions are validated with the fhir.resources R4B
 model (those of the usual shape by a typed conversion the model would pass:
-``usual_r4``); one that fails is reported and skipped, unless its code is a red flag, a mimic or
-an exclusion: those are kept (read for code, status and dates) because losing them could
-only make the answer less cautious.
+``usual_r4``). One that fails (an element R4 does not define, a ``note`` that is not a
+list, a dateTime with a time but no zone) is reported and still read for what the rules
+use: its code, statuses and dates, each checked on its own (``_unreadable``). Data the
+service cannot read may only make the answer more cautious: an infection episode dropped
+for a vendor's extra element gave ``{"cards": []}`` beside a new cauda equina syndrome.
+Only when an element the rules read cannot itself be read is the Condition skipped, and
+then still kept when its code is a red flag, a mimic or an exclusion (read for code,
+status and dates), because losing those could only make the answer less cautious. A
+``modifierExtension`` skips any other Condition whatever else it holds: FHIR forbids
+reading a resource as if a modifier it does not understand were not there.
 
 When one Condition carries codes of several categories, the most cautious reading wins
 (OUT_OF_SCOPE, then the red flags, then the uncertain NVO forms, then NVO) and the
@@ -31,7 +38,7 @@ from pydantic import ValidationError
 
 from fhir_mappers.model import Coding, ConditionCategory, ConditionFact, DataIssue, When
 from fhir_mappers.rawjson import codings, describe_error, modifier_extensions, reference
-from fhir_mappers.timeutil import parse_fhir_time
+from fhir_mappers.timeutil import parse_fhir_time, zone_missing
 from fhir_mappers.usual_r4 import usual_r4
 from fhir_mappers.valuesets import (
     ICD10CM,
@@ -107,26 +114,104 @@ def map_conditions(
         category = _category(ref, {entry.category for _, entry in matched}, issues)
         problem = _problem(resource)
         if problem is not None:
-            if category not in CAUTIOUS:
-                issues.append(DataIssue(ref, f"{problem}: not used"))
+            issue = _kept_or_not(ref, resource, category, problem)
+            issues.append(issue)
+            if not issue.kept:
                 continue
-            # A red flag, mimic or exclusion must not vanish because an element the rules
-            # never read is malformed, or for a qualifier whose meaning is unknown:
-            # skipping it could turn "support" into advise-against.
-            issues.append(
-                DataIssue(
-                    ref,
-                    f"{problem}; kept for its {category.value} code, read for code, "
-                    "status and dates only",
-                    kept=True,
-                )
-            )
         codes = tuple(coding for coding, _ in matched) if matched else tuple(all_codes)
         read_as = [(coding, entry) for coding, entry in matched if entry.category is category]
         name = next((entry.name for _, entry in read_as if entry.name), None)
         region = _region(ref, read_as, issues)
         facts.append(_fact(ref, resource, category, codes, issues, name, region))
     return tuple(facts), tuple(issues)
+
+
+def _kept_or_not(
+    ref: str, resource: dict[str, Any], category: ConditionCategory, problem: str
+) -> DataIssue:
+    """The issue for a Condition the model would not read; ``kept`` when it is still read.
+
+    A red flag, mimic or exclusion is always kept: skipping it could turn "support" into
+    advise-against. Any other is kept unless it carries a modifier extension or an
+    element the rules read cannot be read: an element they never read (an unknown one,
+    a malformed ``note``) must not cost the clinician the episode, and with it every card.
+    """
+    if category in CAUTIOUS:
+        return DataIssue(
+            ref,
+            f"{problem}; kept for its {category.value} code, read for code, status and dates only",
+            kept=True,
+        )
+    if modifier_extensions(resource) is not None:
+        return DataIssue(ref, f"{problem}: not used")
+    unread = _unreadable(resource)
+    if unread is not None:
+        return DataIssue(ref, f"{problem}; {unread} cannot be read: not used")
+    return DataIssue(ref, f"{problem}; read for its code, status and dates only", kept=True)
+
+
+# What the rules read of a Condition (``_fact``): coded elements, and dates with, for a
+# Period, the parts read.
+_CONCEPTS = ("code", "clinicalStatus", "verificationStatus")
+_DATES = ("onsetDateTime", "recordedDate", "abatementDateTime")
+_PERIODS = (("onsetPeriod", ("start",)), ("abatementPeriod", ("start", "end")))
+
+
+def _unreadable(resource: dict[str, Any]) -> str | None:
+    """The first element the rules read that is present but cannot be read, else None.
+
+    A coded element whose codings are not objects with string systems and codes could
+    hide the very code or status the rules look for (a "resolved" read as absent is
+    "active"), and a date the parser refuses would move or lose the start: such a
+    Condition is not read in part. A dateTime without a zone is readable
+    (``parse_fhir_time``: its day as written).
+    """
+    for name in _CONCEPTS:
+        if not _concept_readable(resource.get(name)):
+            return name
+    for name in _DATES:
+        if not _date_readable(resource.get(name)):
+            return name
+    for name, parts in _PERIODS:
+        period = resource.get(name)
+        if period is None:
+            continue
+        if not isinstance(period, dict):
+            return name
+        for part in parts:
+            if not _date_readable(period.get(part)):
+                return f"{name}.{part}"
+    return None
+
+
+def _concept_readable(concept: object) -> bool:
+    if concept is None:
+        return True
+    if not isinstance(concept, dict):
+        return False
+    found = concept.get("coding")
+    if found is None:
+        return True
+    if not isinstance(found, list):
+        return False
+    return all(
+        isinstance(item, dict) and all(_text_or_absent(item.get(key)) for key in ("system", "code"))
+        for item in found
+    )
+
+
+def _text_or_absent(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value != "")
+
+
+def _date_readable(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        parse_fhir_time(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _problem(resource: dict[str, Any]) -> str | None:
@@ -246,13 +331,25 @@ def _status(
 
 
 def _time(ref: str, element: str, value: object, issues: list[DataIssue]) -> When | None:
+    """The value read as every mapper reads a FHIR time (``parse_fhir_time``); a time
+    without a zone is read too (its day as written) and said, since its hour is a guess."""
     if value is None:
         return None
     try:
-        return parse_fhir_time(value)
+        when = parse_fhir_time(value)
     except ValueError as exc:
         issues.append(DataIssue(ref, f"{element} not read: {exc}", kept=True))
         return None
+    if isinstance(value, str) and zone_missing(value):
+        issues.append(
+            DataIssue(
+                ref,
+                f"{element} has a time but no time zone ({value!r}): read on the day "
+                "written, the time as UTC",
+                kept=True,
+            )
+        )
+    return when
 
 
 def _get(resource: dict[str, Any], element: str, key: str) -> object:

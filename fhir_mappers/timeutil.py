@@ -12,11 +12,11 @@ Decisions:
   a rule that asks whether the value lies in a window reads its whole span
   (``When.last_day``), a card shows it as recorded (``When.shown``).
 - A date without a time orders as midnight UTC of that day.
-- A dateTime with a time but without an offset is not valid FHIR. It is read as UTC
-  and nothing is reported: its ``day`` is still the day as written, so day counts are
-  unaffected, and dropping a lab value over a missing offset would hide data from the
-  rules. (fhir.resources rejects such values, so Conditions and ServiceRequests that
-  carry one fail their full parse instead.)
+- A dateTime with a time but without an offset is not valid FHIR. It is read as UTC:
+  its ``day`` is still the day as written, so day counts are unaffected, and dropping a
+  lab value over a missing offset would hide data from the rules. Conditions and
+  ServiceRequests that carry one fail their full parse (fhir.resources rejects such
+  values) and are read the same way, the mappers saying so (``zone_missing``).
 - A leap second (":60") is read as :59.
 - A year before 1800 or after 2200 is refused, like any unreadable value. EHRs use
   0001-01-01 and 9999-12-31 as placeholders, and the rules' day arithmetic (a week
@@ -65,6 +65,13 @@ def parse_fhir_time(text: object) -> When:
     if match is None:
         raise ValueError(f"not a FHIR date/time: {text!r}")
     return _general_path(text, match)
+
+
+def zone_missing(text: str) -> bool:
+    """True for a FHIR dateTime with a time but no offset, which ``parse_fhir_time``
+    reads as UTC: its day is as written, its hour a guess the audit should show."""
+    match = _FHIR_TIME.fullmatch(text)
+    return match is not None and match["hour"] is not None and match["zone"] is None
 
 
 def usual_time(text: str) -> When | None:

@@ -113,9 +113,17 @@ def test_a_red_flag_condition_with_an_unread_malformed_element_still_counts(
     assert any("kept for its neuro-deficit code" in issue.reason for issue in assessment.issues)
 
 
-def test_an_invalid_nvo_condition_is_still_skipped() -> None:
-    """The other direction: a malformed episode gives no card rather than advice."""
+def test_an_nvo_condition_malformed_only_where_the_rules_do_not_read_is_the_episode() -> None:
+    """An element the rules never read (a note that is not a list) does not cost the
+    episode: the outside review saw that drop every card, a red flag's too."""
     broken = condition("nvo", "M46.26", note="not a list")
+    assert decide([broken], IMPROVING).recommendation is Recommendation.ADVISE_AGAINST
+
+
+def test_an_nvo_condition_whose_status_cannot_be_read_is_still_skipped() -> None:
+    """The other direction: an episode whose clinical status cannot be read (it may be
+    resolved) gives no card rather than advice."""
+    broken = condition("nvo", "M46.26", clinicalStatus="resolved")
     assert decide([broken], IMPROVING).recommendation is Recommendation.NOT_APPLICABLE
 
 
