@@ -1,8 +1,19 @@
 """Card identity: a uuid over what the decision is about, stable across hooks and processes.
 
-The card uuid is a uuid5 over patient, orders, recommendation, rules and key figures,
-never the hook or hookInstance, so the same advice seen at order-select and again at
-order-sign is recognisably the same (and an EHR can avoid showing it twice).
+The card uuid is a uuid5 over the infection's Condition record, the orders, the
+recommendation, the rules and the key figures, never the hook or hookInstance, so the same
+advice seen at order-select and again at order-sign is recognisably the same (and an EHR
+can avoid showing it twice), whichever worker or instance computes it, before or after a
+restart; feedback names it, the audit keeps it with the client it was shown to, and each
+suggestion's uuid derives from it.
+
+It is not computed from the patient id. Each audit row keeps the card uuids beside the
+orders, rules and figures they were made from, so a uuid over the patient id too let
+anyone who reads the audit try patient ids until one gave the row's uuid (a security
+review found a numeric id among 200,000 in 3.5 s), which undid ``audit_patient_id =
+hash`` (or ``omit``). The Condition record the episode rests on tells two patients' cards
+apart instead: it is one patient's, and the row already holds its reference, so the uuid
+says nothing the row does not. No key is needed, so the uuid does not change with one.
 """
 
 from __future__ import annotations
@@ -16,10 +27,11 @@ from cds_service.engine.assessment import Assessment
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://spine-cds.invalid/card")
 
 
-def card_uuid(a: Assessment, patient_id: str) -> str:
-    """uuid5 over patient, orders, recommendation, rule ids and key figures."""
+def card_uuid(a: Assessment) -> str:
+    """uuid5 over the episode's Condition, orders, recommendation, rule ids and key
+    figures: what the audit row of the call holds beside it, nothing more."""
     basis = {
-        "patient": patient_id,
+        "condition": a.episode.condition.reference if a.episode is not None else None,
         "orders": sorted(
             [o.reference, sorted(f"{c.system}|{c.code}" for c in o.codes)] for o in a.orders
         ),

@@ -36,7 +36,7 @@ def render_response(assessment: Assessment, ctx: CardContext) -> dict[str, Any]:
     """The CDS Hooks response body; ``{"cards": []}`` when the service does not apply."""
     if not assessment.applicable:
         return {"cards": []}
-    card_id = card_uuid(assessment, ctx.patient_id)
+    card_id = card_uuid(assessment)
     card = render_card(assessment, ctx, card_id)
     response: dict[str, Any] = {"cards": [card]}
     actions = rating_actions(assessment, ctx, card_id) if ctx.rating else []

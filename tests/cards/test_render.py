@@ -299,12 +299,20 @@ def test_same_decision_gets_the_same_card_across_calls() -> None:
 def test_a_different_decision_gets_a_different_uuid() -> None:
     a = render_response(scenario(Recommendation.ADVISE_AGAINST), CTX)
     b = render_response(run([*improving(), crp(29, 17)]), CTX)
-    c = render_response(
-        scenario(Recommendation.ADVISE_AGAINST),
-        CardContext(patient_id="p2", override_reasons=CTX.override_reasons),
-    )
+    # the same figures on another patient's records (each scenario's have their own ids)
+    c = render_response(scenario(Recommendation.ADVISE_AGAINST), CTX)
     uuids = {only_card(r)["uuid"] for r in (a, b, c)}
     assert len(uuids) == 3
+
+
+def test_the_card_uuid_is_not_made_from_the_patient_id() -> None:
+    """An audit row keeps the card uuid beside what it was made from and a keyed hash of
+    the patient id: a uuid over the id too let a review find the patient by trying ids."""
+    a = scenario(Recommendation.ADVISE_AGAINST)
+    other = CardContext(patient_id="12824066", override_reasons=CTX.override_reasons)
+    assert (
+        only_card(render_response(a, CTX))["uuid"] == only_card(render_response(a, other))["uuid"]
+    )
 
 
 def test_esr_note_cites_its_source() -> None:
