@@ -382,7 +382,8 @@ def test_the_report_prints_and_draws_feedback_text_inert(target: Target, tmp_pat
     entry = {
         "card": card,
         "outcome": "overridden",
-        "outcomeTimestamp": "2026-11-26T10:05:00Z",
+        # after this module's other feedback on the card: the report counts it with this
+        "outcomeTimestamp": "2026-11-26T10:59:00Z",
         "overrideReason": {
             "reason": {
                 "system": "urn:ehr:own-list",

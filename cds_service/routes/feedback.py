@@ -6,7 +6,8 @@ may give feedback only on cards this service showed to it: the audit keeps each 
 uuid with the client it was shown to (``audit_cards``), so one client cannot override,
 or accept, another's card. In development mode callers are not identified and
 feedback is taken as sent. Card and suggestion uuids are read in lower case, whatever
-case they come in, and an outcome time's T and Z in upper case (``_in_one_case``).
+case they come in (``_in_one_case``); an outcome time is read once, by the store
+(``stores.feedback.outcome_instant``), which keeps it as its UTC instant in one spelling.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cds_service.errors import ApiError
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime
+from cds_service.stores.feedback import outcome_instant
 from cds_service.validation import FieldError
 
 blueprint = Blueprint("feedback", __name__)
@@ -33,15 +35,13 @@ MAX_FEEDBACK_BYTES = 64 * 1024
 
 def _in_one_case(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``entries`` with each card and accepted-suggestion uuid in lower case, as this
-    service writes them, and each ``outcomeTimestamp`` with its ``T`` and ``Z`` in upper
-    case. A uuid is the same whatever its letters' case (RFC 4122), and an attack review
-    found the upper-case form of a card shown to the client refused in secure mode (the
-    audit keeps the card as shown) and stored as a second card in development mode (the
-    report then counted it twice). RFC 3339 (section 5.6) allows a lower-case ``t`` and
-    ``z``; an interoperability review found them refused with a message naming RFC 3339."""
+    service writes them. A uuid is the same whatever its letters' case (RFC 4122), and an
+    attack review found the upper-case form of a card shown to the client refused in
+    secure mode (the audit keeps the card as shown) and stored as a second card in
+    development mode (the report then counted it twice). The ``outcomeTimestamp`` is left
+    to the store, which keeps one spelling of its instant (``stores.feedback.in_utc``)."""
     for entry in entries:
         entry["card"] = entry["card"].lower()
-        entry["outcomeTimestamp"] = entry["outcomeTimestamp"].upper()  # digits, T, Z, signs
         for suggestion in entry.get("acceptedSuggestions") or ():
             suggestion["id"] = suggestion["id"].lower()
     return entries
@@ -93,12 +93,9 @@ def _check_timestamps(entries: Sequence[dict[str, Any]], now: datetime) -> list[
     that has not come, so that what the report reads back is a time that was."""
     problems = []
     for i, entry in enumerate(entries):
-        stamp = entry["outcomeTimestamp"]
         path = f"$.feedback[{i}].outcomeTimestamp"
-        try:  # a leap second (":60", which RFC 3339 allows) is read as :59 for the check
-            when = datetime.fromisoformat(
-                stamp[:17] + "59" + stamp[19:] if stamp[17:19] == "60" else stamp
-            )
+        try:
+            when = outcome_instant(entry["outcomeTimestamp"])
         except ValueError:
             problems.append(
                 FieldError(

@@ -6,8 +6,13 @@ whole content, the key is unique in the table, and ``INSERT ... ON CONFLICT DO
 NOTHING`` lets the database itself decide which copy was first. The entry is kept as
 JSON with the fields a report needs in columns, but only the fields the CDS Hooks spec
 gives a feedback entry (``spec_fields``): anything else a client adds is dropped, so a
-client cannot make the store keep what it likes. Feedback is kept as long as the audit
-it refers to: ``purge`` is called with the audit's.
+client cannot make the store keep what it likes. Each ``outcomeTimestamp`` is kept as the
+UTC instant it names, spelled one way (``in_utc``), before the key is derived: the same
+outcome sent as ``...48Z``, ``...48+00:00`` or ``...48.000Z`` is one outcome. ``all``
+returns the entries in the order they happened (their ``outcomeTimestamp``), so the
+report's "last feedback" of a card is the last the clinician gave, not the last to
+arrive. Feedback is kept as long as the audit it refers to: ``purge`` is called with the
+audit's.
 """
 
 from __future__ import annotations
@@ -74,6 +79,38 @@ def spec_fields(entry: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def outcome_instant(stamp: str) -> datetime:
+    """The instant an ``outcomeTimestamp`` (RFC 3339, with its time zone) names;
+    ValueError when it names none (month 13, 31 February, no time zone). The one reading
+    of it, for the route's check, the stored spelling and the order of ``all``. A lower-case
+    ``t`` or ``z`` (RFC 3339 allows them) is read as upper case; a leap second (``:60``)
+    as ``:59``, which Python's datetime cannot hold."""
+    upper = stamp.upper()
+    when = datetime.fromisoformat(upper[:17] + "59" + upper[19:] if _leap(upper) else upper)
+    if when.tzinfo is None:
+        raise ValueError(f"no time zone in {stamp!r}")
+    return when
+
+
+def _leap(stamp: str) -> bool:
+    return stamp[17:19] == "60"
+
+
+def in_utc(stamp: str) -> str:
+    """``stamp`` as the one spelling of its instant: UTC, ``Z``, whole seconds and the
+    fraction only when it is not zero, to the microsecond (``2026-12-07T22:00:00Z``,
+    ``2026-12-07T22:00:00.25Z``). CDS Hooks gives the outcome time in UTC, and a
+    review found the same instant stored three times when sent as ``...48Z``,
+    ``...48+00:00`` and ``...48.000Z`` (the dedupe key is over the entry's text)."""
+    when = outcome_instant(stamp).astimezone(UTC)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if _leap(stamp):  # offsets are whole minutes: the seconds are as sent
+        text = text[:17] + "60"
+    if when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
 @dataclass(frozen=True)
 class StoreResult:
     stored: int
@@ -93,7 +130,8 @@ class FeedbackStore(Protocol):
         ...
 
     def all(self) -> list[dict[str, Any]]:
-        """Every stored entry: ``{"service_id", "entry", "received_at"}``, oldest first."""
+        """Every stored entry: ``{"service_id", "entry", "received_at"}``, in the order
+        they happened (``outcomeTimestamp``; ties in the order they arrived)."""
         ...
 
     def purge(self, older_than: datetime) -> int:
@@ -146,6 +184,8 @@ class SqlFeedbackStore:
     ) -> StoreResult:
         received = _received(now or datetime.now(UTC))
         kept = [spec_fields(e) for e in entries]
+        for entry in kept:
+            entry["outcomeTimestamp"] = in_utc(entry["outcomeTimestamp"])
         keyed = sorted(((dedupe_key(service_id, e, client), e) for e in kept), key=lambda p: p[0])
         stored = 0
         # Inserting in key order means two concurrent requests with overlapping entries
@@ -158,16 +198,29 @@ class SqlFeedbackStore:
     def all(self) -> list[dict[str, Any]]:
         with self._db.transaction(write=False) as tx:
             rows = tx.query("SELECT service_id, entry_json, received_at FROM feedback ORDER BY id")
-        return [
+        stored = [
             {"service_id": service, "entry": json.loads(entry), "received_at": received}
             for service, entry, received in rows
         ]
+        # In Python, not SQL: rows stored before ``in_utc`` keep the spelling they came in
+        # (another zone, a fraction), whose text order is not time order. The sort is
+        # stable, so the same instant keeps the order of arrival.
+        return sorted(stored, key=_happened)
 
     def purge(self, older_than: datetime) -> int:
         with self._db.transaction() as tx:
             return tx.execute(
                 "DELETE FROM feedback WHERE received_at < ?", (_received(older_than),)
             )
+
+
+def _happened(row: dict[str, Any]) -> datetime:
+    """When the clinician acted, by the entry's ``outcomeTimestamp``; for a row stored
+    before that time was checked and cannot be read, when it was received."""
+    try:
+        return outcome_instant(str(row["entry"].get("outcomeTimestamp", "")))
+    except ValueError:
+        return datetime.fromisoformat(row["received_at"])
 
 
 def _received(moment: datetime) -> str:

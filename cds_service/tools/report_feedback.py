@@ -1,11 +1,13 @@
 """Which outcome each card shown counts with, from the feedback received for it.
 
 A card uuid is stable (the same patient, order and data give the same card), so a card
-shown twice is counted once, and its outcome is the last feedback received for it, except
-that an override without a reason after an acceptance leaves it accepted: in the CDS
-Hooks sandbox (and EHRs like it) a card stays on screen after its suggestion is taken,
-and closing it sends "overridden" with no reason. Cards that got both outcomes are
-counted, so that the rule is never silent. Pure: feedback entries in, outcomes out.
+shown twice is counted once, and its outcome is its last feedback: the last given, by
+``outcomeTimestamp``, in the order ``FeedbackStore.all`` hands them in, not the last to
+arrive (an EHR may send a late one), except that an override without a reason after an
+acceptance leaves it accepted: in the CDS Hooks sandbox (and EHRs like it) a card stays
+on screen after its suggestion is taken, and closing it sends "overridden" with no
+reason. Cards that got both outcomes are counted, so that the rule is never silent.
+Pure: feedback entries in, outcomes out.
 """
 
 from __future__ import annotations

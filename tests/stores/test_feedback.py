@@ -4,6 +4,7 @@ when two instances take overlapping feedback at the same time."""
 from __future__ import annotations
 
 import copy
+import json
 import random
 import threading
 from typing import Any
@@ -163,3 +164,49 @@ def test_two_clients_shown_one_card_each_keep_their_outcome(open_db: Opener) -> 
     again = store.add(SERVICE, [sent], client="https://a.example")
     assert (again.stored, again.duplicates) == (0, 1)
     assert len(store.all()) == 2
+
+
+def test_one_instant_however_spelled_is_one_outcome_kept_in_utc(open_db: Opener) -> None:
+    """A review stored the same outcome three times, its time sent as ``...48Z``,
+    ``...48+00:00`` and ``...48.000Z``: the key was over the text, not the instant."""
+    store = SqlFeedbackStore(open_db())
+    spellings = [
+        "2026-12-07T22:10:48Z",
+        "2026-12-07T22:10:48+00:00",
+        "2026-12-07T22:10:48.000Z",
+        "2026-12-07t23:10:48.000000+01:00",
+        "2026-12-07T17:10:48-05:00",
+    ]
+    results = [store.add(SERVICE, [entry("c-1", outcomeTimestamp=s)]) for s in spellings]
+    assert [(r.stored, r.duplicates) for r in results] == [(1, 0)] + [(0, 1)] * 4
+    assert [row["entry"]["outcomeTimestamp"] for row in store.all()] == ["2026-12-07T22:10:48Z"]
+    # a fraction is kept, to the microsecond, in one spelling too
+    store.add(SERVICE, [entry("c-2", outcomeTimestamp="2026-12-07T23:10:48.250+01:00")])
+    again = store.add(SERVICE, [entry("c-2", outcomeTimestamp="2026-12-07T22:10:48.25Z")])
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert store.all()[-1]["entry"]["outcomeTimestamp"] == "2026-12-07T22:10:48.25Z"
+
+
+def test_all_gives_feedback_in_the_order_it_was_given_not_received(open_db: Opener) -> None:
+    """The report counts a card with its last feedback, in the order ``all`` gives: an
+    override at 23:00 followed by a late acceptance stamped 22:00 was counted accepted.
+    Ties keep the order of arrival, and a row stored before times were kept in UTC (in
+    another zone, whose text sorts elsewhere) takes its place by its instant."""
+    db = open_db()
+    store = SqlFeedbackStore(db)
+    store.add(SERVICE, [overridden("c-1", "surgical-planning")])  # 10:00Z
+    store.add(SERVICE, [entry("c-1", outcomeTimestamp="2024-03-01T09:00:00Z")])
+    store.add(SERVICE, [entry("c-2", outcomeTimestamp="2024-03-01T10:00:00Z")])  # a tie
+    store.add(SERVICE, [entry("c-3", outcomeTimestamp="2024-03-01T09:30:00Z")])
+    with db.transaction() as tx:  # as an earlier version kept it: 09:45Z, in another zone
+        tx.execute(
+            "UPDATE feedback SET entry_json = ? WHERE card_uuid = 'c-3'",
+            (json.dumps(entry("c-3", outcomeTimestamp="2024-03-01T11:45:00+02:00")),),
+        )
+    order = [(row["entry"]["card"], row["entry"]["outcome"]) for row in store.all()]
+    assert order == [
+        ("c-1", "accepted"),
+        ("c-3", "accepted"),
+        ("c-1", "overridden"),
+        ("c-2", "accepted"),
+    ]
