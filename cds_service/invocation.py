@@ -3,8 +3,9 @@ hook's schema to a CDS Hooks response body.
 
 The path is the one architecture.md draws: find the orders in question, gather the
 patient's data, map it, decide, render. Only the first two can refuse a request (400 for
-selections that name no draft order, 412 for data that cannot be had); after that every
-failure is a bug, not a client error.
+selections that name no draft order or spine orders without ids of their own, from
+``draft_checks.py``; 412 for data that cannot be had); after that every failure is a
+bug, not a client error.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cds_service.cards import CardContext, render_response
 from cds_service.datasources import OPTIONAL_KEYS, Feeds, keys_feeding
+from cds_service.draft_checks import check_ids, check_selections
 from cds_service.engine import Assessment, assess
 from cds_service.errors import ApiError
 from cds_service.fhir.prefetch import DataUnavailable, gather
@@ -28,14 +30,12 @@ from cds_service.unrecognised import (
     orders_not_recognised,
     reasons_not_recognised,
 )
-from cds_service.validation import MAX_REPORTED_ERRORS, FieldError, reported
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.orders import OrdersResult, map_orders
 from fhir_mappers.patients import map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
-from fhir_mappers.rawjson import reference
 from fhir_mappers.subjects import refers_to
 
 log = logging.getLogger("cds_service.invocation")
@@ -54,8 +54,9 @@ class Outcome:
     data_notes: tuple[dict[str, str], ...] = ()
     # orders and codes sent that the service did not recognise (cds_service.unrecognised)
     unrecognised: Mapping[str, Any] = field(default_factory=dict)
-    # spine imaging orders it recognised but could not read (not a valid R4
-    # ServiceRequest), when no other spine order was read: why no card came
+    # spine imaging orders it recognised but did not read: for another patient, with a
+    # modifierExtension (when no other spine order was read: why no card came), or not
+    # being placed for their status (``fhir_mappers.orders.NOT_BEING_PLACED``, always)
     orders_not_read: tuple[DataIssue, ...] = ()
 
     @property
@@ -72,68 +73,6 @@ class Outcome:
             return "spine-order-not-read" if self.orders_not_read else "no-spine-imaging-order"
         reason = self.assessment.not_applicable_reason
         return reason.value if reason is not None else None
-
-
-def _check_selections(context: dict[str, Any]) -> None:
-    """Each selection must name an order in draftOrders (CDS Hooks order-select). The
-    answer lists at most MAX_REPORTED_ERRORS of those that do not, and how many more
-    (``reported``): only those listed are made into errors."""
-    present = set()
-    for entry in context["draftOrders"].get("entry", []):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and isinstance(resource.get("id"), str):
-            present.add(f"{resource['resourceType']}/{resource['id']}")
-    missing = [i for i, ref in enumerate(context["selections"]) if ref not in present]
-    if missing:
-        listed = [
-            FieldError(
-                f"$.context.selections[{i}]",
-                f"{context['selections'][i]!r} is not an order in context.draftOrders",
-            )
-            for i in missing[:MAX_REPORTED_ERRORS]
-        ]
-        raise _invalid("selections must name orders in draftOrders", listed, len(missing))
-
-
-def _check_distinct(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
-    """400 when a spine order judged shares its id with another draft order, spine or
-    not: each suggestion and action names the order it changes by ``ResourceType/id``,
-    so two orders under one id got two conflicting ``update`` actions on it (an
-    interoperability review), and a brain MRI under the spine MRI's id a ``delete`` that
-    named both (a code review). Named at the entries' ids, the first two of each."""
-    if not orders.orders:
-        return
-    # the entries' references made as map_orders made the orders' (entry position and
-    # all), so an id-less entry never matches another
-    at: dict[str, list[int]] = {o.reference: [] for o in orders.orders}
-    for i, entry in enumerate(draft_orders.get("entry") or []):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and (ref := reference(resource, i)) in at:
-            at[ref].append(i)
-    shared = [ref for ref, entries in at.items() if len(entries) > 1]
-    if not shared:
-        return
-    problems = [
-        FieldError(
-            f"$.context.draftOrders.entry[{at[ref][1]}].resource.id",
-            f"{ref} is the id of more than one draft order ({_entries(at[ref])}): each draft "
-            "order needs an id of its own, so that a suggestion to change or remove one "
-            "names only that order",
-        )
-        for ref in shared[:MAX_REPORTED_ERRORS]
-    ]
-    raise _invalid("draft orders must have distinct ids", problems, len(shared))
-
-
-def _invalid(message: str, problems: list[FieldError], total: int) -> ApiError:
-    """The 400 for draft orders or selections the service cannot act on: at most
-    MAX_REPORTED_ERRORS of the ``total`` problems listed (``reported``)."""
-    return ApiError(400, "invalid_request", message, reported(problems, total))
-
-
-def _entries(indexes: list[int]) -> str:
-    """ "entry[0], entry[3]": the first two."""
-    return ", ".join(f"entry[{i}]" for i in indexes[:2])
 
 
 def _names_another_patient(order: Mapping[str, Any], patient_id: str, server: str | None) -> bool:
@@ -165,20 +104,20 @@ def _for_this_patient(found: OrdersResult, patient_id: str, server: str | None) 
         for o in found.orders
         if o.reference not in kept
     )
-    return OrdersResult(orders=mine, issues=found.issues + others)
+    return replace(found, orders=mine, issues=found.issues + others)
 
 
 def handle_hook(
     runtime: Runtime, service_id: str, body: dict[str, Any], trend_base_url: str = ""
 ) -> Outcome:
     """Decide and render for a body the web layer has validated against the hook's
-    schema; raises ApiError for 400 (selections naming no draft order) and 412.
+    schema; raises ApiError for 400 (``draft_checks``) and 412.
     ``trend_base_url`` is where the cards' trend-app links point ("" gives no link)."""
     service = runtime.discovery.services[service_id]
     context = body["context"]
     selections: list[str] | None = None
     if service.declaration.selections:
-        _check_selections(context)
+        check_selections(context)
         selections = list(context["selections"])
 
     named_server = body.get("fhirServer")
@@ -188,12 +127,14 @@ def handle_hook(
         context["patientId"],
         server,
     )
-    _check_distinct(orders, context["draftOrders"])
+    check_ids(orders, context["draftOrders"])
     unknown_orders = orders_not_recognised(context["draftOrders"], selections, runtime.value_sets)
     unrecognised: dict[str, Any] = {"orders": unknown_orders} if unknown_orders else {}
     if not orders.orders:
         return Outcome(
-            response={"cards": []}, unrecognised=unrecognised, orders_not_read=orders.issues
+            response={"cards": []},
+            unrecognised=unrecognised,
+            orders_not_read=orders.issues + orders.not_placed,
         )
 
     reasons = reasons_not_recognised((o.resource for o in orders.orders), runtime.value_sets)
@@ -290,6 +231,7 @@ def handle_hook(
         fhir_ms=fhir_ms,
         data_notes=tuple({"key": n.key, "reason": n.reason} for n in gathered.notes),
         unrecognised=unrecognised,
+        orders_not_read=orders.not_placed,
     )
 
 

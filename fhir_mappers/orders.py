@@ -5,6 +5,12 @@ None): every ServiceRequest in draftOrders. Anything else in draftOrders (medica
 orders, labs, brain imaging, the CDS Hooks sandbox's page-load order with
 ``code.coding: [{}]``) is simply not an order in question: no ImagingOrder, no error.
 
+A spine order whose status says it is not being placed (``NOT_BEING_PLACED``: revoked,
+entered-in-error, completed) is not in question either, and is listed in
+``OrdersResult.not_placed`` with its status. order-sign may carry re-signed orders that
+are no longer drafts (CDS Hooks order-sign 1.0, "Workflow"): active, on-hold and unknown
+orders are still assessed.
+
 Selection happens on the raw JSON; only a ServiceRequest whose code is in the spine
 imaging value set is validated with the fhir.resources R4B model (one of the usual
 shape by a typed conversion the model would pass: ``usual_r4``). One that fails (no
@@ -51,6 +57,18 @@ class OrdersResult:
 
     orders: tuple[ImagingOrder, ...]
     issues: tuple[DataIssue, ...]
+    # spine orders left out for their status (NOT_BEING_PLACED): for the audit alone,
+    # never the card's "not used" lines, since nothing in them was unreadable
+    not_placed: tuple[DataIssue, ...] = ()
+
+
+# FHIR R4 request-status codes of an order that is not being placed, so no advice,
+# rating or suggestion applies to it (hl7.org/fhir/R4/codesystem-request-status.html):
+# revoked "no further activity should occur", entered-in-error "should be treated as if
+# it never existed", completed "no further activity will occur". A review saw a revoked
+# order get "Remove the ... order" and a not-appropriate rating. draft, active, on-hold
+# (a re-signed order) and unknown are orders that may be placed: those are assessed.
+NOT_BEING_PLACED = frozenset({"revoked", "entered-in-error", "completed"})
 
 
 def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSets) -> OrdersResult:
@@ -60,6 +78,7 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
     wanted = None if selections is None else _selected(selections, issues)
     seen: set[str] = set()
     orders: list[ImagingOrder] = []
+    not_placed: list[DataIssue] = []
 
     for index, resource in resources:
         ref = reference(resource, index)
@@ -75,13 +94,24 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
         ]
         if not matched:
             continue
+        status = resource.get("status")
+        if isinstance(status, str) and status in NOT_BEING_PLACED:
+            not_placed.append(
+                DataIssue(
+                    ref,
+                    f"spine imaging order with status {status!r}: not an order being placed, "
+                    "so not assessed",
+                    status=status,
+                )
+            )
+            continue
         order = _to_order(ref, resource, matched, issues, vs)
         if order is not None:
             orders.append(order)
 
     for missing in sorted((wanted or set()) - seen):
         issues.append(DataIssue(missing, "selected in the request but not found in draftOrders"))
-    return OrdersResult(orders=tuple(orders), issues=tuple(issues))
+    return OrdersResult(orders=tuple(orders), issues=tuple(issues), not_placed=tuple(not_placed))
 
 
 def _entry(vs: ValueSets, coding: Coding) -> ImagingEntry | None:

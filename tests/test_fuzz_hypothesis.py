@@ -568,8 +568,9 @@ def test_broken_draft_orders(
     client: FlaskClient, data: st.DataObject, base: tuple[str, dict[str, Any]]
 ) -> None:
     """Draft orders whose content is garbage (resourceType kept a string, as the envelope
-    requires): 200, or for order-select a 400 that blames only the selections, or a 400
-    that names an entry whose id another entry has too (copies of an order are drawn)."""
+    requires): 200, or for order-select a 400 that blames only the selections and the
+    draft orders without an id they could name, or a 400 that names an entry whose id
+    another entry has too (copies of an order are drawn), or one judged that has none."""
     service_id, body = base
     doc = copy.deepcopy(body)
     entries = doc["context"]["draftOrders"]["entry"]
@@ -585,26 +586,38 @@ def test_broken_draft_orders(
         )
     response, answer = post(client, f"/cds-services/{service_id}", dumps(doc))
     outcome(response, answer)
-    if (
-        response.status_code == 400
-        and answer.get("message") == "draft orders must have distinct ids"
-    ):
-        refs = [
-            f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}"
-            for e in doc["context"]["draftOrders"]["entry"]
-        ]
+    resources = [e["resource"] for e in doc["context"]["draftOrders"]["entry"]]
+    refs = [f"{r.get('resourceType')}/{r.get('id')}" for r in resources]
+    message = answer.get("message") if response.status_code == 400 else None
+    if message in ("draft orders must have distinct ids", "spine imaging orders must have ids"):
         for detail in answer["details"]:
-            index = int(
-                re.fullmatch(
-                    r"\$\.context\.draftOrders\.entry\[(\d+)\]\.resource\.id", detail["path"]
-                )[1]
-            )  # type: ignore[index]
-            assert refs.count(refs[index]) > 1, answer
+            index = _entry_at(detail["path"])
+            assert index is not None, answer
+            if message == "spine imaging orders must have ids":
+                assert not _named(resources[index]), answer
+            else:
+                assert refs.count(refs[index]) > 1, answer
     elif response.status_code == 400 and HOOKS[service_id] == "order-select":
         paths = [d["path"] for d in answer.get("details", [])]
-        assert paths and all(p.startswith("$.context.selections") for p in paths), answer
+        assert paths, answer
+        for path in paths:
+            index = _entry_at(path)
+            assert path.startswith("$.context.selections") or (
+                index is not None and not _named(resources[index])
+            ), answer
     else:
         assert response.status_code == 200, answer
+
+
+def _entry_at(path: str) -> int | None:
+    """The entry a 400's path names at its id (``$.context.draftOrders.entry[2].resource.id``)."""
+    found = re.fullmatch(r"\$\.context\.draftOrders\.entry\[(\d+)\]\.resource\.id", path)
+    return int(found[1]) if found else None
+
+
+def _named(resource: dict[str, Any]) -> bool:
+    """Whether a draft order has an id a selection or an action can name it by."""
+    return isinstance(resource.get("id"), str) and bool(resource["id"])
 
 
 @examples(250)

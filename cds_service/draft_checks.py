@@ -1,0 +1,149 @@
+"""The draft orders and selections of a hook call checked for what the service must
+name them by, before any data is read: each selection must name a draft order, and each
+spine order judged must have an id of its own, since every suggestion and action names
+the order it changes by ``ResourceType/id``. A 400 names the field at fault
+(``$.context.draftOrders.entry[0].resource.id``) and what was expected there, at most
+MAX_REPORTED_ERRORS problems (``validation.reported``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cds_service.errors import ApiError
+from cds_service.validation import MAX_REPORTED_ERRORS, FieldError, json_type, reported
+from fhir_mappers.orders import OrdersResult
+from fhir_mappers.rawjson import reference
+
+
+def check_selections(context: dict[str, Any]) -> None:
+    """Each selection must name an order in draftOrders (CDS Hooks order-select: "the
+    FHIR id of the newly selected order(s)", in draftOrders). When one does not, what in
+    draftOrders keeps it from being found comes first: no ``entry`` at all, or an entry
+    whose resource has no id (an outside review was told only that ``selections[0]``
+    names no order). The answer lists at most MAX_REPORTED_ERRORS problems, and how many
+    more (``reported``): only those listed are made into errors."""
+    entries = context["draftOrders"].get("entry") or []
+    present = set()
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and _has_id(resource):
+            present.add(f"{resource['resourceType']}/{resource['id']}")
+    missing = [i for i, ref in enumerate(context["selections"]) if ref not in present]
+    if not missing:
+        return
+    if entries:
+        unnamed = [
+            _no_id(i, resource, "context.selections names a draft order by ResourceType/id")
+            for i, resource in _id_less(entries)
+        ]
+    else:
+        sent = (
+            "got an empty array"
+            if "entry" in context["draftOrders"]
+            else "required field is missing"
+        )
+        unnamed = [
+            FieldError(
+                "$.context.draftOrders.entry",
+                f"{sent}: expected the draft orders, with those context.selections names",
+            )
+        ]
+    listed = unnamed + [
+        FieldError(
+            f"$.context.selections[{i}]",
+            f"{context['selections'][i]!r} is not an order in context.draftOrders",
+        )
+        for i in missing[:MAX_REPORTED_ERRORS]
+    ]
+    message = "selections must name orders in draftOrders"
+    if unnamed:
+        message += ", by their ids" if entries else ", which has none"
+    raise _invalid(message, listed, len(unnamed) + len(missing))
+
+
+def _has_id(resource: Mapping[str, Any]) -> bool:
+    """Whether a draft order has an id a selection, a suggestion or an action can name."""
+    ident = resource.get("id")
+    return isinstance(ident, str) and bool(ident)
+
+
+def _id_less(entries: list[Any]) -> list[tuple[int, Mapping[str, Any]]]:
+    """The entries whose resource has no id, by position."""
+    return [
+        (i, entry["resource"])
+        for i, entry in enumerate(entries)
+        if isinstance(entry, dict)
+        and isinstance(entry.get("resource"), dict)
+        and not _has_id(entry["resource"])
+    ]
+
+
+def _no_id(index: int, resource: Mapping[str, Any], why: str) -> FieldError:
+    """The problem of a draft order without an id, at its ``id``, saying what needs it."""
+    sent = resource.get("id")
+    found = (
+        "required field is missing"
+        if sent is None
+        else "got an empty string"
+        if sent == ""
+        else f"got {json_type(sent)}"
+    )
+    return FieldError(
+        f"$.context.draftOrders.entry[{index}].resource.id",
+        f"{found}: expected the draft order's id, a non-empty string ({why})",
+    )
+
+
+def check_ids(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
+    """400 when a spine order judged has no id, or shares its id with another draft
+    order, spine or not: each suggestion and action names the order it changes by
+    ``ResourceType/id`` (CDS Hooks: a ``delete`` by ``resourceId``, an ``update`` by the
+    whole resource, id and all). Without an id, an order-sign card came with no
+    suggestion and no rating and did not say why (an outside review). Under one id two
+    orders got two conflicting ``update`` actions on it (an interoperability review),
+    and a brain MRI under the spine MRI's id a ``delete`` that named both (a code
+    review). Named at the entries' ids, the first two of each shared one."""
+    if not orders.orders:
+        return
+    # the entries' references made as map_orders made the orders' (entry position and
+    # all), so an id-less entry never matches another
+    at: dict[str, list[int]] = {o.reference: [] for o in orders.orders}
+    unnamed: list[FieldError] = []
+    for i, entry in enumerate(draft_orders.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and (ref := reference(resource, i)) in at:
+            at[ref].append(i)
+            if not _has_id(resource):
+                unnamed.append(_no_id(i, resource, _ACTED_ON))
+    if unnamed:
+        raise _invalid("spine imaging orders must have ids", unnamed, len(unnamed))
+    shared = [ref for ref, entries in at.items() if len(entries) > 1]
+    if not shared:
+        return
+    problems = [
+        FieldError(
+            f"$.context.draftOrders.entry[{at[ref][1]}].resource.id",
+            f"{ref} is the id of more than one draft order ({_entries(at[ref])}): each draft "
+            "order needs an id of its own, so that a suggestion to change or remove one "
+            "names only that order",
+        )
+        for ref in shared[:MAX_REPORTED_ERRORS]
+    ]
+    raise _invalid("draft orders must have distinct ids", problems, len(shared))
+
+
+# why a spine order judged needs an id
+_ACTED_ON = "the card's suggestions and the appropriateness rating name the order they change by it"
+
+
+def _invalid(message: str, problems: list[FieldError], total: int) -> ApiError:
+    """The 400 for draft orders or selections the service cannot act on: at most
+    MAX_REPORTED_ERRORS of the ``total`` problems listed (``reported``)."""
+    return ApiError(400, "invalid_request", message, reported(problems, total))
+
+
+def _entries(indexes: list[int]) -> str:
+    """ "entry[0], entry[3]": the first two."""
+    return ", ".join(f"entry[{i}]" for i in indexes[:2])
