@@ -126,7 +126,7 @@ def _bacteraemia_still_recorded(d: Data) -> Phrase:
     when = f" (day {c['day']})" if "day" in c else f" ({c['date']})" if "date" in c else ""
     return Phrase(
         f"{name} recorded at diagnosis{when} is still recorded active: confirm that blood "
-        "cultures have cleared; persisting bacteraemia would change this advice.",
+        "cultures have cleared; persisting bacteraemia is a reason to image.",
         "bacteraemia still recorded active",
     )
 

@@ -160,7 +160,8 @@ def test_bacteraemia_at_diagnosis_still_active_is_named_on_the_advice() -> None:
     assert note.data["condition"]["day"] == 0
     assert (
         "Bacteraemia recorded at diagnosis (day 0) is still recorded active: confirm that "
-        "blood cultures have cleared" in card(a)["detail"]
+        "blood cultures have cleared; persisting bacteraemia is a reason to image."
+        in card(a)["detail"]
     )
 
 
