@@ -670,6 +670,8 @@ def test_an_outcome_a_few_minutes_ahead_of_the_service_clock_is_taken(
                 "2026-13-45T99:99:99Z",
                 "2026-02-31T10:00:00Z",
                 "2026-11-26T10:00:00+99:99",
+                # no year 1-9999 in UTC: an attack review's 500 (OverflowError)
+                "0001-01-01T00:00:00+14:00",
             )
         ),
     ],

@@ -89,6 +89,12 @@ def outcome_instant(stamp: str) -> datetime:
     when = datetime.fromisoformat(upper[:17] + "59" + upper[19:] if _leap(upper) else upper)
     if when.tzinfo is None:
         raise ValueError(f"no time zone in {stamp!r}")
+    try:
+        # an instant that is no year 1-9999 in UTC ("0001-01-01T00:00:00+14:00") cannot be
+        # stored in one spelling or ordered: an attack review's 500, now the route's 400
+        when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{stamp!r} is outside the years 1-9999 in UTC") from None
     return when
 
 
@@ -103,7 +109,9 @@ def in_utc(stamp: str) -> str:
     review found the same instant stored three times when sent as ``...48Z``,
     ``...48+00:00`` and ``...48.000Z`` (the dedupe key is over the entry's text)."""
     when = outcome_instant(stamp).astimezone(UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    # the year in four digits: strftime writes year 999 as "999", which is not RFC 3339
+    # and which outcome_instant could not read back to order the report (a review)
+    text = f"{when.year:04d}" + when.strftime("-%m-%dT%H:%M:%S")
     if _leap(stamp):  # offsets are whole minutes: the seconds are as sent
         text = text[:17] + "60"
     if when.microsecond:

@@ -9,7 +9,10 @@ import random
 import threading
 from typing import Any
 
+import pytest
+
 from cds_service.stores import SqlFeedbackStore, dedupe_key
+from cds_service.stores.feedback import in_utc, outcome_instant
 from tests.conftest import Opener
 
 SERVICE = "spine-imaging-nvo"
@@ -185,6 +188,27 @@ def test_one_instant_however_spelled_is_one_outcome_kept_in_utc(open_db: Opener)
     again = store.add(SERVICE, [entry("c-2", outcomeTimestamp="2026-12-07T22:10:48.25Z")])
     assert (again.stored, again.duplicates) == (0, 1)
     assert store.all()[-1]["entry"]["outcomeTimestamp"] == "2026-12-07T22:10:48.25Z"
+
+
+def test_an_early_year_is_stored_in_four_digits_and_read_back_in_its_order(
+    open_db: Opener,
+) -> None:
+    # an attack review: "0999-06-01T00:00:00Z" was stored as "999-06-01T00:00:00Z", which
+    # could not be read back, so the report fell back to the order of arrival
+    assert in_utc("0999-06-01T00:00:00Z") == "0999-06-01T00:00:00Z"
+    assert outcome_instant(in_utc("0999-06-01T01:00:00+01:00")).year == 999
+    store = SqlFeedbackStore(open_db())
+    store.add(
+        SERVICE, [entry("c-1", outcome="overridden", outcomeTimestamp="2026-12-07T22:00:00Z")]
+    )
+    store.add(SERVICE, [entry("c-1", outcome="accepted", outcomeTimestamp="0999-06-01T00:00:00Z")])
+    assert [row["entry"]["outcome"] for row in store.all()] == ["accepted", "overridden"]
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-01:00"])
+def test_an_instant_outside_the_years_1_to_9999_in_utc_is_refused(stamp: str) -> None:
+    with pytest.raises(ValueError, match="outside the years 1-9999"):
+        outcome_instant(stamp)
 
 
 def test_all_gives_feedback_in_the_order_it_was_given_not_received(open_db: Opener) -> None:
