@@ -21,6 +21,7 @@ from cds_service.cards import CardContext, render_response
 from cds_service.datasources import OPTIONAL_KEYS, Feeds, keys_feeding
 from cds_service.draft_checks import check_ids, check_selections
 from cds_service.engine import Assessment, assess
+from cds_service.engine.sources import PATIENT
 from cds_service.errors import ApiError
 from cds_service.fhir.prefetch import DataUnavailable, gather
 from cds_service.patient_reads import EarlyReads, own_resources
@@ -189,7 +190,8 @@ def handle_hook(
         )
     )
     antibiotics, antibiotic_issues = map_antibiotic_orders(own("antibiotics"), runtime.antibiotics)
-    birth_date, patient_issues = map_birth_date(own("patient"), patient_id)
+    patients = own("patient")
+    birth_date, patient_issues = map_birth_date(patients, patient_id)
     surgery, surgery_issues = map_spine_surgery(own("procedures"), runtime.value_sets)
     studies, study_issues = map_prior_imaging(own("imaging"), runtime.value_sets)
     data = PatientData(
@@ -206,7 +208,8 @@ def handle_hook(
         + study_issues,
         cut_off=frozenset(n.key for n in gathered.notes if n.cut_off),
         failed_in_part=frozenset(n.key for n in gathered.notes if n.failed),
-        unavailable=frozenset(k for k, v in gathered.sources.items() if v == "unavailable"),
+        unavailable=frozenset(k for k, v in gathered.sources.items() if v == "unavailable")
+        | _no_patient(patients, patient_id),
         birth_date=birth_date,
         spine_surgery=surgery,
         prior_studies=studies,
@@ -246,3 +249,19 @@ def _warn_foreign(foreign: list[DataIssue]) -> None:
         "and patient ids",
         ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items())),
     )
+
+
+def _no_patient(resources: list[Any], patient_id: str) -> frozenset[str]:
+    """``{"patient"}`` when no Patient of this request is among ``resources``: a key sent
+    as ``null`` (the EHR's read found nothing), an empty Bundle, or another patient's
+    record. The age is then as unknown as when the key could not be read, so the engine
+    treats the two alike (``routine.scope_unread``: no advice against imaging). An
+    attack review saw ``"patient": null`` give advice against imaging with the age
+    unknown, where a Patient not read gave insufficient data."""
+    found = any(
+        isinstance(r, dict)
+        and r.get("resourceType") == "Patient"
+        and r.get("id") in (None, patient_id)
+        for r in resources
+    )
+    return frozenset() if found else frozenset({PATIENT})
