@@ -150,37 +150,27 @@ def _kept_or_not(
     return DataIssue(ref, f"{problem}; read for its code, status and dates only", kept=True)
 
 
-# What the rules read of a Condition (``_fact``): coded elements, and dates with, for a
-# Period, the parts read.
+# The coded elements the rules read of a Condition (``_fact``).
 _CONCEPTS = ("code", "clinicalStatus", "verificationStatus")
-_DATES = ("onsetDateTime", "recordedDate", "abatementDateTime")
-_PERIODS = (("onsetPeriod", ("start",)), ("abatementPeriod", ("start", "end")))
 
 
 def _unreadable(resource: dict[str, Any]) -> str | None:
-    """The first element the rules read that is present but cannot be read, else None.
+    """The first coded element the rules read that is present but cannot be read, else
+    None.
 
     A coded element whose codings are not objects with string systems and codes could
     hide the very code or status the rules look for (a "resolved" read as absent is
-    "active"), and a date the parser refuses would move or lose the start: such a
-    Condition is not read in part. A dateTime without a zone is readable
-    (``parse_fhir_time``: its day as written).
+    "active"): such a Condition is not read in part. A date is another matter: one the
+    parser refuses is left out and said (``_time``), as for a valid R4 Condition, and the
+    Condition is read from its other dates, or as undated (the engine's cautious answer,
+    "treatment start unknown", with its red flags still firing). A re-check of this change
+    found the episode, and with it a critical cauda equina card, dropped for an
+    ``onsetDateTime`` of "2026-11-10T07:00" (no seconds), or a ``recordedDate`` beside a
+    readable onset.
     """
     for name in _CONCEPTS:
         if not _concept_readable(resource.get(name)):
             return name
-    for name in _DATES:
-        if not _date_readable(resource.get(name)):
-            return name
-    for name, parts in _PERIODS:
-        period = resource.get(name)
-        if period is None:
-            continue
-        if not isinstance(period, dict):
-            return name
-        for part in parts:
-            if not _date_readable(period.get(part)):
-                return f"{name}.{part}"
     return None
 
 
@@ -202,16 +192,6 @@ def _concept_readable(concept: object) -> bool:
 
 def _text_or_absent(value: object) -> bool:
     return value is None or (isinstance(value, str) and value != "")
-
-
-def _date_readable(value: object) -> bool:
-    if value is None:
-        return True
-    try:
-        parse_fhir_time(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _problem(resource: dict[str, Any]) -> str | None:

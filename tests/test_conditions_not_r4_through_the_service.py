@@ -125,3 +125,31 @@ def test_the_critical_card_stands_when_the_infection_is_not_quite_r4(
     assert decision == as_sent[2]
     reasons = [i["reason"] for i in detail["issues"] if i["reference"] == INFECTION]
     assert reasons and reasons[0].startswith("not a valid R4 Condition ("), reasons
+
+
+NEAR_MISS_DATES = {
+    "onset-without-seconds": ("onsetDateTime", lambda v: v[:16]),  # "2026-...T07:00"
+    "onset-with-a-space": ("onsetDateTime", lambda v: v.replace("T", " ")),
+    "recorded-date-compact": ("recordedDate", lambda v: "20261110"),
+}
+
+
+@pytest.mark.parametrize(
+    ("element", "change"), NEAR_MISS_DATES.values(), ids=NEAR_MISS_DATES.keys()
+)
+def test_a_date_of_the_infection_that_cannot_be_read_does_not_drop_the_red_flag(
+    service: Service, element: str, change: Callable[[str], str]
+) -> None:
+    # a re-check of the change above: these dates dropped the whole infection, and the
+    # answer was {"cards": []} beside a new cauda equina syndrome; the date is left out
+    # and said, the Condition read from its other dates or as undated
+    body = card_request(EXAMPLE)
+    infection = _infection(body)
+    infection["vendorFlag"] = True  # not R4, so read by the lenient path
+    infection[element] = change(str(infection.get(element) or infection["onsetDateTime"]))
+    (card,) = service.call(body)
+    assert card["indicator"] == "critical"
+    assert card["extension"]["spine-cds-assessment"]["recommendation"] == "support-urgent"
+    _, detail = service.audit(body["hookInstance"])
+    reasons = [i["reason"] for i in detail["issues"] if i["reference"] == INFECTION]
+    assert any(r.startswith(f"{element} not read") for r in reasons), reasons
