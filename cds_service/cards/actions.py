@@ -10,6 +10,7 @@ from typing import Any
 from cds_service.cards import text, words
 from cds_service.cards.context import CardContext
 from cds_service.cards.identity import (
+    ADD_STUDY,
     MAKE_STAT,
     ORDER_MARKERS,
     REMOVE_IMAGING,
@@ -127,7 +128,9 @@ def build_suggestions(a: Assessment, ctx: CardContext, card_id: str) -> list[dic
         # the removal is offered, not recommended (an outside clinician's review)
         remove["isRecommended"] = a.next_steps.removal_recommended
         return [remove, *asked]
-    replacement = _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id)
+    replacement = (
+        _replacement(a, ctx, card_id) or _make_stat(a, ctx, card_id) or _added(a, ctx, card_id)
+    )
     if replacement is not None:
         return [replacement]
     return [_order_markers(a, ctx, card_id)] if markers else []
@@ -202,6 +205,46 @@ def _instead(
         a, order, replaced, text.order_study(label), text.change_draft(label), ctx, card_id
     )
     return _suggestion(text.order_study(label, instead=True), card_id, kind, actions)
+
+
+def _added(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | None:
+    """The study that answers the card's question as a new order beside the drafts, each
+    ordered for another reason (``NextSteps.study_added``: a CT for a fall is the
+    clinician's to keep): a create, rated appropriate, STAT on a card that asks for an
+    emergency MRI now, its reason the infection; None when the value set has no code."""
+    study = a.answering_study
+    beside = next((o for o in a.orders if o.valid), None)
+    if not a.next_steps.study_added or study is None or beside is None:
+        return None
+    if ctx.value_sets is None:
+        return None
+    coding = study_coding(study, beside, ctx.value_sets)
+    if coding is None:
+        return None
+    named = words.study_words(study.modality.value, study.region, study.contrast)
+    label = text.emergency_stat(named) if a.next_steps.emergency_mri else named
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "code": {
+            "coding": [
+                prune({"system": coding.system, "code": coding.code, "display": coding.display})
+            ],
+            "text": upper_first(named),
+        },
+    }
+    for element in ("subject", "encounter"):  # the draft's patient and encounter
+        if element in beside.resource:
+            resource[element] = copy.deepcopy(beside.resource[element])
+    if a.next_steps.emergency_mri:
+        resource["priority"] = "stat"
+    rated = rated_resource(
+        replace(beside, resource=resource), "appropriate", ctx.qcdsm_name, card_id
+    )
+    _with_reason(rated, a)
+    created = {"type": "create", "description": text.order_study(label), "resource": rated}
+    return _suggestion(text.order_study(label), card_id, ADD_STUDY, [created])
 
 
 def _now(resource: dict[str, Any]) -> None:

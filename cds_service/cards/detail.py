@@ -24,6 +24,7 @@ from cds_service.cards.trend_lines import (
 from cds_service.cards.words import compression_words
 from cds_service.engine import study
 from cds_service.engine.assessment import FACTS, Assessment, Recommendation
+from cds_service.engine.next_steps import stated_orders
 from fhir_mappers.model import Modality
 
 
@@ -154,9 +155,14 @@ def detail(a: Assessment) -> str:
             items.append(text.PAIN_CRP_NOT_FALLING)
         neuro = next((f for f in flags if f.rule_id == "neuro"), None)
         compression = compression_words(neuro.data[FACTS]["found"] if neuro else ())
+        stated = stated_orders(a)
         for order in a.orders:
             gap = a.study_gaps.get(order.reference)
-            line = study_gap_line(order, gap, emergency, compression) if gap is not None else None
+            line = (
+                study_gap_line(order, gap, emergency, compression, order.reference in stated)
+                if gap is not None
+                else None
+            )
             if line is not None:
                 items.append(line)
         blocks.append([episode_line(a)])

@@ -48,7 +48,8 @@ REMOVE_IMAGING = "remove-imaging"
 ORDER_MARKERS = "order-markers"
 REPLACE_STUDY = "replace-study"
 MAKE_STAT = "make-stat"
-SUGGESTION_KINDS = (REMOVE_IMAGING, ORDER_MARKERS, REPLACE_STUDY, MAKE_STAT)
+ADD_STUDY = "add-study"
+SUGGESTION_KINDS = (REMOVE_IMAGING, ORDER_MARKERS, REPLACE_STUDY, MAKE_STAT, ADD_STUDY)
 
 
 def suggestion_uuid(card_id: str, kind: str) -> str:

@@ -142,15 +142,24 @@ IMAGING_REMARKS: dict[str, Callable[[Data], Phrase]] = {
 }
 
 
-def study_gap_line(order: ImagingOrder, gap: str, urgent: bool, compression: str) -> str | None:
+def study_gap_line(
+    order: ImagingOrder, gap: str, urgent: bool, compression: str, stated: bool = False
+) -> str | None:
     """Why the study ordered cannot answer the card's question, when it is not its level
     (the level has its own remark): said beside the rating, so a clinician who sees it
     rated not appropriate, or not rated, reads why (an outside review: a cervical MRI
     without gadolinium rated not appropriate under "do not delay it for contrast").
     ``compression``: what the MRI looks for (``words.compression_words``: a cauda equina
-    card's is not "cord compression", a clinician reviewer)."""
+    card's is not "cord compression", a clinician reviewer). ``stated``: the draft was
+    ordered for another reason, which the card leaves to the clinician (a re-run read "CT
+    only if MRI is impossible" of a CT ordered for a fall)."""
     where = "spine" if order.region == "spine" else f"{order.region} spine"
     study = f"the {order.modality.value} of the {where}"
+    if gap == GAP_MODALITY and stated:
+        return (
+            f"{upper_first(study)} ordered for its own reason cannot exclude {compression} "
+            "or an epidural abscess: keep it for that reason, and MRI beside it."
+        )
     if gap == GAP_MODALITY:
         if order.contrast in ("with", "without-and-with"):
             # the fallback the card itself names when MRI is impossible: not "cannot

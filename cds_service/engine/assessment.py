@@ -221,17 +221,16 @@ class NextSteps:
     stat_orders: tuple[str, ...] = ()
     stat_extended: bool = False
     # the draft that cannot answer the card's question, which the card offers to change
-    # into the study that can (answering_study)
+    # into the study that can (answering_study); or that study ordered beside the drafts,
+    # when each was ordered for another reason (study_added)
     replaced_order: str | None = None
-    # the drafts a support or urgent card leaves unrated (references): an MRI for a
-    # mechanical question alone, a study that would repeat one of the last days, an MRI
-    # without gadolinium for the emergency (it still shows cord compression)
+    study_added: bool = False
+    # the drafts a support or urgent card leaves unrated (next_steps.unrated_orders)
     unrated_orders: frozenset[str] = frozenset()
     # the evidence statements the card cites, in order (keys of the cards' STATEMENTS;
     # evidence.py)
     evidence: tuple[str, ...] = ()
-    # why no antibiotic order gave T0 (a code of next_steps.py: none on record, only
-    # undated ones, or ones not counted as treatment)
+    # why no antibiotic order gave T0 (a code of next_steps.py)
     antibiotics_not_counted: str = NO_ORDER
     # an advise-against card recommends removing the order, unless CRP and ESR are still at
     # the levels that predicted failure (Yoon 2010): then the removal is only offered

@@ -55,6 +55,7 @@ def next_steps_of(a: Assessment) -> NextSteps:
         # would order again what the others image)
         stat_extended=len(stat) == 1 and study is not None and study.region != stat[0].region,
         replaced_order=replaced.reference if replaced is not None else None,
+        study_added=replaced is None and study_added(a, unrated),
         unrated_orders=unrated,
         evidence=evidence_cited(a),
         antibiotics_not_counted=antibiotics_not_counted(a),
@@ -225,6 +226,26 @@ def replaced_order(a: Assessment, unrated: frozenset[str] = frozenset()) -> Imag
             and a.study_gaps.get(o.reference, GAP_MECHANICAL_MRI) != GAP_MECHANICAL_MRI
         ),
         None,
+    )
+
+
+def study_added(a: Assessment, unrated: frozenset[str]) -> bool:
+    """The card orders the study that answers its question beside the drafts: there is
+    one, no draft answers it, the drafts are ordered for another reason, so none is
+    changed into it (``stated_orders``), and none is of its modality. The clinician's
+    re-run of that change: a lumbar CT ordered for a fall beside a new cauda equina
+    syndrome left the card with no one-click emergency MRI at all."""
+    if a.answering_study is None or seen_on_every_flag(a.notes) is not None:
+        return False
+    if any(answers(a, o, unrated) for o in a.orders):
+        return False
+    stated = stated_orders(a)
+    valid = [o for o in a.orders if o.valid]
+    study = a.answering_study
+    # not beside a draft of the same modality (an urgent MRI for a fall): a second MRI
+    # would image again what that one images, the card says what it lacks
+    return bool(stated) and all(
+        o.reference in stated and o.modality is not study.modality for o in valid
     )
 
 

@@ -38,8 +38,10 @@ def _draft(body: dict[str, Any]) -> dict[str, Any]:
     return draft
 
 
-def _call(service: ServiceProcess, reason: bool) -> dict[str, Any]:
-    body = card_request("e11-epidural-abscess")
+def _call(
+    service: ServiceProcess, reason: bool, example: str = "e11-epidural-abscess"
+) -> dict[str, Any]:
+    body = card_request(example)
     _draft(body)["code"] = LUMBAR_CT
     if reason:
         _draft(body)["reasonCode"] = [FALL]
@@ -56,6 +58,7 @@ def test_a_ct_for_a_fall_beside_a_new_abscess_is_neither_changed_nor_rated(
     with ServiceProcess(env=env, workers=1, log_path=tmp_path / "service.log") as service:
         plain = _call(service, reason=False)
         for_a_fall = _call(service, reason=True)
+        emergency = _call(service, reason=True, example="e02-cauda-equina")
     # without a stated reason the CT is the card's to judge: changed into the MRI the
     # abscess needs, and rated (the comparison that makes the test able to fail)
     (card,) = plain["cards"]
@@ -75,3 +78,34 @@ def test_a_ct_for_a_fall_beside_a_new_abscess_is_neither_changed_nor_rated(
     ]
     assert ratings_by_id(for_a_fall) == {}
     assert "MRI" in card["summary"]  # the study the abscess needs is still named
+    # ... and ordered beside the CT, one click away (the clinician's re-run: with the CT
+    # the only draft, the card offered nothing at all)
+    (added,) = _created(card)
+    assert added["resource"]["code"]["text"].startswith("MRI of the whole spine")
+    assert "priority" not in added["resource"]
+    # beside a new cauda equina syndrome: the emergency MRI, STAT, the CT kept
+    (card,) = emergency["cards"]
+    assert card["indicator"] == "critical"
+    (added,) = _created(card)
+    assert added["resource"]["priority"] == "stat"
+    assert added["resource"]["subject"] == _draft(card_request("e02-cauda-equina"))["subject"]
+    assert [
+        e["valueCodeableConcept"]["coding"][0]["code"]
+        for e in added["resource"]["extension"]
+        if e["url"].endswith("pama-rating")
+    ] == ["appropriate"]
+    assert ratings_by_id(emergency) == {}
+    # its line says why the CT does not answer, not that it is the wrong study
+    assert "ordered for its own reason cannot exclude" in card["detail"]
+    assert "CT only if MRI is impossible" not in card["detail"]
+
+
+def _created(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The create actions of the card's suggestions, each checked to be recommended."""
+    found = []
+    for suggestion in card.get("suggestions", []):
+        for action in suggestion["actions"]:
+            assert action["type"] == "create", action
+            assert suggestion["isRecommended"] is True
+            found.append(action)
+    return found
