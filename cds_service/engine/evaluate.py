@@ -19,7 +19,7 @@ from .assessment import (
     Remark,
     RuleFinding,
 )
-from .course import course_notes, course_remarks
+from .course import course_notes, course_remarks, treatment_start_unclear
 from .episode import (
     applicability,
     covers_all,
@@ -184,9 +184,12 @@ def _evaluate(
     crp_short = t0_day is not None and read_short(data, sources.CRP, t0_day, settings)
     if t0_day is not None:
         trend = crp_trend(crp, t0_day, settings)
-        # a discordant latest pair is no evidence of a plateau or a rise, and a CRP search
-        # cut short of the baseline window has no baseline to fall from
-        markers = None if discordant else markers_rule(trend, t0_day, settings, not crp_short)
+        # no plateau or rise from a discordant latest pair, a CRP search cut short of the
+        # baseline window, or a treatment start not held to a day (no 14- or 28-day mark)
+        unclear = treatment_start_unclear(episode, data.antibiotics, settings) is not None
+        markers = (
+            None if discordant or unclear else markers_rule(trend, t0_day, settings, not crp_short)
+        )
         falls = crp_keeps_falling(
             trend, crp, t0_day, settings, markers is not None, discordant is not None
         )

@@ -328,3 +328,19 @@ def test_a_year_dated_infection_with_a_later_order_names_the_order_not_a_window(
     assert "a year without a day; the cefazolin order started" in shown["detail"]
     assert "days later" not in shown["detail"]
     assert "treatment start unclear (infection dated 2024)" in shown["summary"]
+
+
+def test_no_plateau_or_rise_is_judged_from_a_treatment_start_that_is_not_a_day_of_treatment() -> (
+    None
+):
+    # the clinician's re-run: the only antibiotic on day 35 of a symptom-dated infection,
+    # and "CRP fell less than 25%: 160->150 mg/L by day 40; repeat spine MRI reasonable"
+    # five days into treatment, with repeat-biopsy advice
+    values = [crp(0, 160), crp(38, 155), crp(40, 150), pain(0, 7), pain(40, 6)]
+    a = run(values, [nvo()], order_day=41, antibiotics=[antibiotic(35, "cefazolin")])
+    assert "markers-not-responding" not in {f.rule_id for f in a.rules_fired}
+    assert a.recommendation is Recommendation.INSUFFICIENT_DATA
+    assert "treatment-start-unclear" in {r.code for r in a.missing}
+    # the same course with cefazolin in the infection's window: a plateau by day 40
+    a = run(values, [nvo()], order_day=41, antibiotics=[antibiotic(2, "cefazolin")])
+    assert "markers-not-responding" in {f.rule_id for f in a.rules_fired}
