@@ -213,6 +213,7 @@ def handle_hook(
         birth_date=birth_date,
         spine_surgery=surgery,
         prior_studies=studies,
+        other_drafts=orders.others,
     )
     if foreign:
         _warn_foreign(foreign)

@@ -285,6 +285,9 @@ class PatientData:
     spine_surgery: tuple[SpineSurgery, ...] = ()
     # spine MRI/CT studies done (ImagingStudy, DiagnosticReport): the last one is named
     prior_studies: tuple[PriorStudy, ...] = ()
+    # order-select: the spine drafts of the order set that are not selected (not in
+    # question: the card never judges them, but never orders what one already orders)
+    other_drafts: tuple[ImagingOrder, ...] = ()
 
 
 class PriorStudy(Struct, frozen=True, gc=False):

@@ -60,6 +60,8 @@ class OrdersResult:
     # spine orders left out for their status (NOT_BEING_PLACED): for the audit alone,
     # never the card's "not used" lines, since nothing in them was unreadable
     not_placed: tuple[DataIssue, ...] = ()
+    # order-select: the spine drafts not selected, being placed (PatientData.other_drafts)
+    others: tuple[ImagingOrder, ...] = ()
 
 
 # FHIR R4 request-status codes of an order that is not being placed, so no advice,
@@ -79,13 +81,12 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
     seen: set[str] = set()
     orders: list[ImagingOrder] = []
     not_placed: list[DataIssue] = []
+    others: list[ImagingOrder] = []
 
     for index, resource in resources:
         ref = reference(resource, index)
         seen.add(ref)
         if resource.get("resourceType") != "ServiceRequest":
-            continue
-        if wanted is not None and ref not in wanted:
             continue
         matched = [
             (coding, entry)
@@ -95,7 +96,14 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
         if not matched:
             continue
         status = resource.get("status")
-        if isinstance(status, str) and status in NOT_BEING_PLACED:
+        placed = not (isinstance(status, str) and status in NOT_BEING_PLACED)
+        if wanted is not None and ref not in wanted:
+            # not in question: kept aside, its problems unsaid (another call judges it)
+            other = _to_order(ref, resource, matched, [], vs) if placed else None
+            if other is not None:
+                others.append(other)
+            continue
+        if not placed:
             not_placed.append(
                 DataIssue(
                     ref,
@@ -111,7 +119,12 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
 
     for missing in sorted((wanted or set()) - seen):
         issues.append(DataIssue(missing, "selected in the request but not found in draftOrders"))
-    return OrdersResult(orders=tuple(orders), issues=tuple(issues), not_placed=tuple(not_placed))
+    return OrdersResult(
+        orders=tuple(orders),
+        issues=tuple(issues),
+        not_placed=tuple(not_placed),
+        others=tuple(others),
+    )
 
 
 def _entry(vs: ValueSets, coding: Coding) -> ImagingEntry | None:

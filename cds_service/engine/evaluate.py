@@ -384,7 +384,7 @@ def _evaluate(
         study_gaps=short_of,
         answering_study=study,
     )
-    return replace(decided, next_steps=next_steps_of(decided))
+    return replace(decided, next_steps=next_steps_of(decided, data.other_drafts))
 
 
 def _may_be_first_imaging(prior: Sequence[Remark], unavailable: frozenset[str]) -> dict[str, bool]:

@@ -7,6 +7,8 @@ The cards word these and build their suggestions from them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fhir_mappers.model import (
     ORDER_NOT_COUNTED,
     ORDER_UNDATED,
@@ -23,6 +25,7 @@ from .assessment import (
     NextSteps,
     Recommendation,
 )
+from .episode import covers_all
 from .evidence import evidence_cited
 from .routine import STATED_ORDERS, neuro_seen_on_study, seen_on_every_flag
 from .study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN, mri_preferred_to_ct
@@ -38,13 +41,15 @@ CRP_AND_ESR = (MeasurementKind.CRP, MeasurementKind.ESR)
 NOW = frozenset({"stat", "asap"})
 
 
-def next_steps_of(a: Assessment) -> NextSteps:
-    """The next steps of a decided Assessment (``evaluate`` sets them on it)."""
+def next_steps_of(a: Assessment, others: Sequence[ImagingOrder] = ()) -> NextSteps:
+    """The next steps of a decided Assessment (``evaluate`` sets them on it); ``others``:
+    the spine drafts of the order set not in question (order-select's unselected ones)."""
     emergency = emergency_mri(a)
     stat = stat_orders(a) if emergency else ()
     study = a.answering_study
     unrated = unrated_orders(a, emergency)
-    replaced = replaced_order(a, unrated)
+    drafted = other_draft_answers(a, others)
+    replaced = None if drafted else replaced_order(a, unrated)
     return NextSteps(
         emergency_mri=emergency,
         mri_preferred_to_ct=mri_preferred_to_ct(a.orders, a.red_flags),
@@ -55,7 +60,7 @@ def next_steps_of(a: Assessment) -> NextSteps:
         # would order again what the others image)
         stat_extended=len(stat) == 1 and study is not None and study.region != stat[0].region,
         replaced_order=replaced.reference if replaced is not None else None,
-        study_added=replaced is None and study_added(a, unrated),
+        study_added=not drafted and replaced is None and study_added(a, unrated),
         unrated_orders=unrated,
         evidence=evidence_cited(a),
         antibiotics_not_counted=antibiotics_not_counted(a),
@@ -246,6 +251,24 @@ def study_added(a: Assessment, unrated: frozenset[str]) -> bool:
     # would image again what that one images, the card says what it lacks
     return bool(stated) and all(
         o.reference in stated and o.modality is not study.modality for o in valid
+    )
+
+
+def other_draft_answers(a: Assessment, others: Sequence[ImagingOrder]) -> bool:
+    """A spine draft of the order set that is not in question may be the study the card
+    asks for: of its modality, imaging every infected level, and not without contrast.
+    The card then changes nothing into that study, nor orders it: it would be ordered
+    twice (an outside clinician's review: a CT selected beside an unselected lumbar MRI
+    was offered as "Order MRI of the lumbar spine ... instead")."""
+    study = a.answering_study
+    if study is None or a.episode is None:
+        return False
+    return any(
+        o.valid
+        and o.modality is study.modality
+        and o.contrast != "without"
+        and covers_all(o.region, a.episode.regions)
+        for o in others
     )
 
 
