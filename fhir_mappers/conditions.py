@@ -153,6 +153,18 @@ def _kept_or_not(
 # The coded elements the rules read of a Condition (``_fact``).
 _CONCEPTS = ("code", "clinicalStatus", "verificationStatus")
 
+# The codes of the R4 status value sets (condition-clinical, condition-ver-status), which
+# FHIR STU3 sent as a plain string ("clinicalStatus": "active"): such a string is read as
+# its code, and said (``_status``), rather than the whole Condition left out.
+_STATUS_CODES = {
+    "clinicalStatus": frozenset(
+        {"active", "recurrence", "relapse", "inactive", "remission", "resolved"}
+    ),
+    "verificationStatus": frozenset(
+        {"unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"}
+    ),
+}
+
 
 def _unreadable(resource: dict[str, Any]) -> str | None:
     """The first coded element the rules read that is present but cannot be read, else
@@ -169,7 +181,10 @@ def _unreadable(resource: dict[str, Any]) -> str | None:
     readable onset.
     """
     for name in _CONCEPTS:
-        if not _concept_readable(resource.get(name)):
+        value = resource.get(name)
+        if isinstance(value, str) and value in _STATUS_CODES.get(name, ()):
+            continue  # a status as FHIR STU3 sent it: read as its code
+        if not _concept_readable(value):
             return name
     return None
 
@@ -299,10 +314,21 @@ def _fact(
 def _status(
     ref: str, element: str, resource: dict[str, Any], system: str, issues: list[DataIssue]
 ) -> str | None:
-    """The code from the status code system; a status coded otherwise is reported as absent."""
+    """The code from the status code system; a status coded otherwise is reported as absent.
+    A known code sent as a plain string, as FHIR STU3 sends it, is read as that code."""
     concept = resource.get(element)
     if concept is None:
         return None
+    if isinstance(concept, str) and concept in _STATUS_CODES[element]:
+        issues.append(
+            DataIssue(
+                ref,
+                f"{element} is the plain code {concept!r} (as FHIR STU3 sends it): read as "
+                "that code",
+                kept=True,
+            )
+        )
+        return concept
     for coding in codings(concept):
         if coding.system == system:
             return coding.code

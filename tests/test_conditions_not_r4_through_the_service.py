@@ -43,6 +43,11 @@ def _onset_without_zone(resource: dict[str, Any]) -> None:
     resource["onsetDateTime"] = resource["onsetDateTime"][:19]  # "2026-...T07:00:00"
 
 
+def _statuses_as_stu3_sends_them(resource: dict[str, Any]) -> None:
+    resource["clinicalStatus"] = "active"  # plain codes, not CodeableConcepts
+    resource["verificationStatus"] = "confirmed"
+
+
 def _all_three(resource: dict[str, Any]) -> None:
     for defect in (_unknown_element, _note_as_string, _onset_without_zone):
         defect(resource)
@@ -53,6 +58,7 @@ DEFECTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "note-as-string": _note_as_string,
     "onset-without-zone": _onset_without_zone,
     "all-three": _all_three,
+    "statuses-as-plain-codes": _statuses_as_stu3_sends_them,
 }
 
 

@@ -97,7 +97,7 @@ UNREADABLE: dict[str, tuple[dict[str, Any], str]] = {
         {"code": {"coding": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M46.26"}}},
         "code",
     ),
-    "status-a-string": ({"clinicalStatus": "resolved"}, "clinicalStatus"),
+    "status-an-unknown-string": ({"clinicalStatus": "gone"}, "clinicalStatus"),
     "status-code-a-number": (
         {
             "verificationStatus": {
@@ -150,3 +150,21 @@ def test_an_infection_with_no_readable_date_is_kept_undated() -> None:
     resource["abatementPeriod"] = "2026-11-30"
     (fact,), _ = map_conditions([resource], VS, include_other=True)
     assert fact.category is ConditionCategory.NVO and fact.start is None
+
+
+@pytest.mark.parametrize(
+    ("clinical", "verification"),
+    [("active", "confirmed"), ("resolved", "confirmed"), ("active", "entered-in-error")],
+)
+def test_a_status_sent_as_a_plain_code_is_read_as_that_code(
+    clinical: str, verification: str
+) -> None:
+    # FHIR STU3 sends a Condition's statuses as plain codes: an infection so sent was left
+    # out (its status unreadable), and with it every card
+    resource = condition("nvo")
+    resource["clinicalStatus"] = clinical
+    resource["verificationStatus"] = verification
+    (fact,), issues = map_conditions([resource], VS, include_other=True)
+    assert (fact.clinical_status, fact.verification_status) == (clinical, verification)
+    said = [i.reason for i in issues if "plain code" in i.reason]
+    assert len(said) == 2 and all(i.kept for i in issues)
