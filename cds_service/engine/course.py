@@ -55,11 +55,14 @@ def course_remarks(
     orders: Sequence[ImagingOrder],
     cutoff: date | None,
     settings: RuleSettings,
+    start_unclear: Remark | None,
 ) -> list[Remark]:
-    """The remarks that keep this reading from advising against imaging."""
+    """The remarks that keep this reading from advising against imaging;
+    ``start_unclear``: ``treatment_start_unclear``'s, judged once by the caller, which
+    also keeps the markers rule from a start not held to a day."""
     found = (
         relapse_recorded(episode, antibiotics, settings),
-        treatment_start_unclear(episode, antibiotics, settings),
+        start_unclear,
         new_level(episode, conditions, orders, cutoff, settings),
         bacteraemia_on_treatment(episode, conditions, cutoff),
     )

@@ -182,14 +182,13 @@ def _evaluate(
     trend = CrpTrend(None, None, None, None, None)
     # a CRP search cut short of the baseline window: judged once, for the rules and the card
     crp_short = t0_day is not None and read_short(data, sources.CRP, t0_day, settings)
+    unclear = treatment_start_unclear(episode, data.antibiotics, settings)  # judged once too
     if t0_day is not None:
         trend = crp_trend(crp, t0_day, settings)
         # no plateau or rise from a discordant latest pair, a CRP search cut short of the
         # baseline window, or a treatment start not held to a day (no 14- or 28-day mark)
-        unclear = treatment_start_unclear(episode, data.antibiotics, settings) is not None
-        markers = (
-            None if discordant or unclear else markers_rule(trend, t0_day, settings, not crp_short)
-        )
+        no_marks = discordant is not None or unclear is not None
+        markers = None if no_marks else markers_rule(trend, t0_day, settings, not crp_short)
         falls = crp_keeps_falling(
             trend, crp, t0_day, settings, markers is not None, discordant is not None
         )
@@ -308,7 +307,7 @@ def _evaluate(
             if immune is not None:
                 missing.append(immune)
             missing += course_remarks(
-                episode, data.conditions, data.antibiotics, base.orders, cutoff, settings
+                episode, data.conditions, data.antibiotics, base.orders, cutoff, settings, unclear
             )
             if surgery is not None:
                 # a CT after spine surgery is never advised against; with an MRI the
