@@ -48,8 +48,8 @@ def next_steps_of(a: Assessment, others: Sequence[ImagingOrder] = ()) -> NextSte
     stat = stat_orders(a) if emergency else ()
     study = a.answering_study
     unrated = unrated_orders(a, emergency)
-    drafted = other_draft_answers(a, others)
-    replaced = None if drafted else replaced_order(a, unrated)
+    wanted = study_wanted(a, unrated) and not other_draft_answers(a, others)
+    replaced = replaced_order(a) if wanted else None
     return NextSteps(
         emergency_mri=emergency,
         mri_preferred_to_ct=mri_preferred_to_ct(a.orders, a.red_flags),
@@ -60,7 +60,7 @@ def next_steps_of(a: Assessment, others: Sequence[ImagingOrder] = ()) -> NextSte
         # would order again what the others image)
         stat_extended=len(stat) == 1 and study is not None and study.region != stat[0].region,
         replaced_order=replaced.reference if replaced is not None else None,
-        study_added=not drafted and replaced is None and study_added(a, unrated),
+        study_added=wanted and replaced is None and study_added(a),
         unrated_orders=unrated,
         evidence=evidence_cited(a),
         antibiotics_not_counted=antibiotics_not_counted(a),
@@ -205,21 +205,29 @@ def stat_orders(a: Assessment) -> tuple[ImagingOrder, ...]:
     )
 
 
-def replaced_order(a: Assessment, unrated: frozenset[str] = frozenset()) -> ImagingOrder | None:
-    """The first draft that cannot answer the card's question (``study_gaps``), which the
-    card offers to change into the study that can: not an MRI for a mechanical question
-    alone (not wrong, only not that study), and none when every red flag was seen on a
-    study of the last days (a new MRI only if the exam changed, which the card says),
-    when no study answers (a mechanical question), or when another draft of the call
-    already answers (``answers``; ``unrated``: the drafts the card leaves unrated): the
-    change would order that study twice (an outside clinician's review: a cervical MRI
-    changed into a second lumbar MRI with gadolinium beside the one ordered). The card
-    still rates the draft that misses the level and names it as outside the infection;
-    on an urgent card the draft that answers is made STAT (``stat_orders``)."""
-    if a.answering_study is None or seen_on_every_flag(a.notes) is not None:
-        return None
-    if any(answers(a, o, unrated) for o in a.orders):
-        return None
+def study_wanted(a: Assessment, unrated: frozenset[str]) -> bool:
+    """The card asks for a study no draft of the call is, so it may change a draft into it
+    (``replaced_order``) or order it beside them (``study_added``): there is a study that
+    answers its question (none for a mechanical question), not every red flag was seen
+    on a study of the last days (a new MRI only if the exam changed, which the card
+    says), and no draft already answers (``answers``; ``unrated``: the drafts the card
+    leaves unrated): the change would order that study twice (an outside clinician's
+    review: a cervical MRI changed into a second lumbar MRI with gadolinium beside the
+    one ordered). On an urgent card the draft that answers is made STAT
+    (``stat_orders``)."""
+    return (
+        a.answering_study is not None
+        and seen_on_every_flag(a.notes) is None
+        and not any(answers(a, o, unrated) for o in a.orders)
+    )
+
+
+def replaced_order(a: Assessment) -> ImagingOrder | None:
+    """Where the card wants a study (``study_wanted``), the first draft that cannot
+    answer its question (``study_gaps``), which the card offers to change into the study
+    that can: not an MRI for a mechanical question alone (not wrong, only not that
+    study), nor a draft ordered for another reason (``stated_orders``). The card still
+    rates the draft that misses the level and names it as outside the infection."""
     stated = stated_orders(a)
     return next(
         (
@@ -234,19 +242,17 @@ def replaced_order(a: Assessment, unrated: frozenset[str] = frozenset()) -> Imag
     )
 
 
-def study_added(a: Assessment, unrated: frozenset[str]) -> bool:
-    """The card orders the study that answers its question beside the drafts: there is
-    one, no draft answers it, the drafts are ordered for another reason, so none is
-    changed into it (``stated_orders``), and none is of its modality. The clinician's
+def study_added(a: Assessment) -> bool:
+    """Where the card wants a study (``study_wanted``) and changes no draft into it, it
+    orders the study beside the drafts when they are ordered for another reason, so none
+    is changed into it (``stated_orders``), and none is of its modality. The clinician's
     re-run of that change: a lumbar CT ordered for a fall beside a new cauda equina
     syndrome left the card with no one-click emergency MRI at all."""
-    if a.answering_study is None or seen_on_every_flag(a.notes) is not None:
-        return False
-    if any(answers(a, o, unrated) for o in a.orders):
+    study = a.answering_study
+    if study is None:
         return False
     stated = stated_orders(a)
     valid = [o for o in a.orders if o.valid]
-    study = a.answering_study
     # not beside a draft of the same modality (an urgent MRI for a fall): a second MRI
     # would image again what that one images, the card says what it lacks
     return bool(stated) and all(
