@@ -194,12 +194,7 @@ def _instead(
         # (not for a deficit seen on a study of the last days: no emergency MRI for it)
         label = text.emergency_stat(named)
         _now(resource)
-    resource["code"] = {
-        "coding": [
-            prune({"system": coding.system, "code": coding.code, "display": coding.display})
-        ],
-        "text": upper_first(named),
-    }
+    resource["code"] = _study_code(coding, named)
     replaced = replace(order, resource=resource, codes=(coding,))
     actions = _changed(
         a, order, replaced, text.order_study(label), text.change_draft(label), ctx, card_id
@@ -227,12 +222,7 @@ def _added(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | No
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "order",
-        "code": {
-            "coding": [
-                prune({"system": coding.system, "code": coding.code, "display": coding.display})
-            ],
-            "text": upper_first(named),
-        },
+        "code": _study_code(coding, named),
     }
     for element in ("subject", "encounter"):  # the draft's patient and encounter
         if element in beside.resource:
@@ -245,6 +235,16 @@ def _added(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] | No
     _with_reason(rated, a)
     created = {"type": "create", "description": text.order_study(label), "resource": rated}
     return _suggestion(text.order_study(label), card_id, ADD_STUDY, [created])
+
+
+def _study_code(coding: Coding, named: str) -> dict[str, Any]:
+    """The ``code`` of an order for the study ``named``: its one coding, its words."""
+    return {
+        "coding": [
+            prune({"system": coding.system, "code": coding.code, "display": coding.display})
+        ],
+        "text": upper_first(named),
+    }
 
 
 def _now(resource: dict[str, Any]) -> None:
