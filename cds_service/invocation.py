@@ -34,7 +34,7 @@ from cds_service.unrecognised import (
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
 from fhir_mappers.orders import OrdersResult, map_orders
-from fhir_mappers.patients import map_birth_date
+from fhir_mappers.patients import is_this_patient, map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
 from fhir_mappers.subjects import refers_to
@@ -259,10 +259,5 @@ def _no_patient(resources: list[Any], patient_id: str) -> frozenset[str]:
     treats the two alike (``routine.scope_unread``: no advice against imaging). An
     attack review saw ``"patient": null`` give advice against imaging with the age
     unknown, where a Patient not read gave insufficient data."""
-    found = any(
-        isinstance(r, dict)
-        and r.get("resourceType") == "Patient"
-        and r.get("id") in (None, patient_id)
-        for r in resources
-    )
+    found = any(is_this_patient(r, patient_id) for r in resources)
     return frozenset() if found else frozenset({PATIENT})

@@ -20,6 +20,17 @@ from fhir_mappers.model import DataIssue
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
+def is_this_patient(resource: object, patient_id: str) -> bool:
+    """A Patient resource of this request: its id, or none (a read of ``Patient/<id>``
+    answers with the one asked for). The one test of it, for the birth date and for
+    whether the request holds its Patient at all."""
+    return (
+        isinstance(resource, dict)
+        and resource.get("resourceType") == "Patient"
+        and resource.get("id") in (None, patient_id)
+    )
+
+
 def map_birth_date(
     resources: Iterable[Any], patient_id: str
 ) -> tuple[date | None, tuple[DataIssue, ...]]:
@@ -30,7 +41,7 @@ def map_birth_date(
         if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
             continue
         ref = f"Patient/{resource.get('id', '?')}"
-        if resource.get("id") not in (None, patient_id):
+        if not is_this_patient(resource, patient_id):
             # another patient's id is a patient identifier: the audit keeps none in plain
             # (audit_patient_id hashes or omits the patient's own; an integration review)
             issues.append(DataIssue("Patient", "another patient, not this request's: ignored"))
