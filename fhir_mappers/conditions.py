@@ -10,9 +10,10 @@ list, a dateTime with a time but no zone) is reported and still read for what th
 use: its code, statuses and dates, each checked on its own (``_unreadable``). Data the
 service cannot read may only make the answer more cautious: an infection episode dropped
 for a vendor's extra element gave ``{"cards": []}`` beside a new cauda equina syndrome.
-Only when an element the rules read cannot itself be read is the Condition skipped, and
-then still kept when its code is a red flag, a mimic or an exclusion (read for code,
-status and dates), because losing those could only make the answer less cautious. A
+Only when its code or a status cannot itself be read is the Condition skipped (a date
+that cannot be read is left out, not the Condition), and then still kept when its code
+is a red flag, a mimic or an exclusion (read for code, status and dates), because
+losing those could only make the answer less cautious. A
 ``modifierExtension`` skips any other Condition whatever else it holds: FHIR forbids
 reading a resource as if a modifier it does not understand were not there.
 
