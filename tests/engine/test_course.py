@@ -344,3 +344,14 @@ def test_no_plateau_or_rise_is_judged_from_a_treatment_start_that_is_not_a_day_o
     # the same course with cefazolin in the infection's window: a plateau by day 40
     a = run(values, [nvo()], order_day=41, antibiotics=[antibiotic(2, "cefazolin")])
     assert "markers-not-responding" in {f.rule_id for f in a.rules_fired}
+
+
+@pytest.mark.parametrize(("start_day", "unclear"), [(28, False), (29, True)])
+def test_the_window_edge_decides_whether_the_treatment_start_is_unclear(
+    start_day: int, unclear: bool
+) -> None:
+    # the last day an order is read as T0 (episode date + 28 days) against the day after
+    a = run(IMPROVING, [nvo()], order_day=60, antibiotics=[antibiotic(start_day, "cefazolin")])
+    assert ("treatment-start-unclear" in {r.code for r in a.missing}) is unclear
+    if not unclear:
+        assert a.episode is not None and a.episode.t0_source == "antibiotic-order"
