@@ -105,12 +105,13 @@ def test_unauthenticated_calls_are_rate_limited_before_the_service(tmp_path: Pat
             session = requests.Session()
             url = f"{proxy.url}/cds-services/{SELECT_ID}"
             started = time.monotonic()
-            statuses = [session.post(url, json=body, timeout=10).status_code for _ in range(calls)]
+            answers = [session.post(url, json=body, timeout=10) for _ in range(calls)]
             elapsed = time.monotonic() - started
+            statuses = [answer.status_code for answer in answers]
             passed = statuses.count(401)
-            if 429 in statuses:  # in JSON, saying when to try again
-                refused = session.post(url, json=body, timeout=10)
-                assert refused.status_code == 429, refused.status_code
+            # A refusal is in JSON, saying when to try again. It is read from the round
+            # itself: a call sent after it may find the bucket refilled and pass.
+            for refused in (answer for answer in answers if answer.status_code == 429):
                 assert refused.json()["error"] == "too_many_requests"
                 assert refused.headers["Retry-After"] == "1"
             assert set(statuses) <= {401, 429}, statuses
