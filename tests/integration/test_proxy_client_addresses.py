@@ -183,15 +183,24 @@ def test_a_made_up_header_spends_its_senders_budget_not_the_ehrs(
     calls, from another address behind the same ingress, are all answered."""
     any_rate, any_burst = limit("spine_cds_any")
     with pod_proxy(service) as proxy:
-        # 12 connections flood for 3 s while the EHR makes its real calls.
-        stop = time.monotonic() + 3.0
+        # 12 connections flood for 3 s while the EHR makes its real calls, and on (up
+        # to 15 s) until the flood is refused, so that a slow machine still spends the
+        # budget.
         started = time.monotonic()
+        refused = threading.Event()
+
+        def flooding() -> bool:
+            spent = time.monotonic() - started
+            return spent < 3.0 or (spent < 15.0 and not refused.is_set())
 
         def junk() -> Counter[int]:
             answers: Counter[int] = Counter()
             with Caller(proxy) as caller:
-                while time.monotonic() < stop:
-                    answers[caller.post(ATTACKER, "Bearer junk")] += 1
+                while flooding():
+                    status = caller.post(ATTACKER, "Bearer junk")
+                    answers[status] += 1
+                    if status == 429:
+                        refused.set()
             return answers
 
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
@@ -229,7 +238,8 @@ def test_x_forwarded_for_from_anyone_else_is_ignored(
         elapsed = time.monotonic() - started
         assert set(statuses) <= {401, 429}, statuses
         assert statuses.count(401) <= burst + 1 + rate * elapsed, (statuses, elapsed)
-        assert 429 in statuses, (statuses, elapsed)
+        if elapsed < (len(statuses) - burst - 1) / rate:  # faster than the rate lets through
+            assert 429 in statuses, (statuses, elapsed)
         assert logged_addresses(proxy, len(statuses)) == {source: len(statuses)}
 
 
