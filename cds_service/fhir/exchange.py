@@ -127,7 +127,9 @@ class _Exchange:
         self.host = urlsplit(fhir_server).netloc
         self.base_path = urlsplit(self.base).path  # "" for a server at the host's root
         self.deadline = deadline
-        self.headers = {"Accept": "application/fhir+json"}
+        # FHIR R4 search: with ``handling=lenient`` a server ignores a search parameter it
+        # does not support (``_sort`` on some EHRs) instead of refusing the search.
+        self.headers = {"Accept": "application/fhir+json", "Prefer": "handling=lenient"}
         self.watch = _SocketWatch()
         self.allowance = _Allowance(MAX_CALL_BYTES)
         if access_token:
@@ -260,7 +262,7 @@ class _Exchange:
             with self.session.get_streamed(url, self.headers, timeout) as response:
                 status = response.status_code
                 if status != 200:
-                    raise FhirError(key, self._refusal(response))
+                    raise FhirError(key, self._refusal(response, url))
                 body = self._read_body(key, response)
         except FhirError as exc:
             self.log_failure(key, resource_type, status, started, exc.reason)
@@ -331,7 +333,7 @@ class _Exchange:
             raise FhirError(key, BUDGET_REASON) from None
         return b"".join(parts)
 
-    def _refusal(self, response: requests.Response) -> str:
+    def _refusal(self, response: requests.Response, url: str) -> str:
         """Why the server answered ``response`` (not 200), with the codes it gave: at most
         ``OUTCOME_BYTES`` of its body are read (the page's bounded reading, within the
         deadline), as a longer one is no short OperationOutcome; nothing is charged to
@@ -349,7 +351,7 @@ class _Exchange:
             except (PastDeadline, requests.RequestException, urllib3.exceptions.HTTPError, OSError):
                 parts = []  # the status alone is reason enough
         authenticate = response.headers.get("WWW-Authenticate", "")
-        return status_reason(response.status_code, authenticate, b"".join(parts))
+        return status_reason(response.status_code, authenticate, b"".join(parts), url)
 
     def log_failure(
         self,

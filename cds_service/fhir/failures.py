@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import requests
@@ -40,6 +41,9 @@ _ISSUE_TYPES = frozenset(
 # ``error_description`` and ``error_uri`` from matching.
 _BEARER_ERROR = re.compile(r'(?:^|[\s,])error\s*=\s*"?([A-Za-z_]+)')
 
+# The search result parameters a server may not support (FHIR R4 search, 3.1.1.5).
+_RESULT_PARAMETERS = ("_sort", "_count", "_include")
+
 _STATUS_HINTS = {
     401: "access token missing or refused",
     403: "access not allowed",
@@ -49,7 +53,9 @@ _STATUS_HINTS = {
 }
 
 
-def status_reason(status: int, www_authenticate: str = "", outcome_body: bytes = b"") -> str:
+def status_reason(
+    status: int, www_authenticate: str = "", outcome_body: bytes = b"", url: str = ""
+) -> str:
     """The reason for a non-200 answer: its status, what the status means, and the codes
     the server gave with it.
 
@@ -72,7 +78,23 @@ def status_reason(status: int, www_authenticate: str = "", outcome_body: bytes =
     else:
         reason = f"FHIR server answered {status}" + (f" ({hint})" if hint else "")
     code = outcome_code(outcome_body)
-    return f"{reason}; OperationOutcome issue code: {code}" if code else reason
+    if code:
+        reason = f"{reason}; OperationOutcome issue code: {code}"
+    asked = result_parameters(url) if status == 400 else []
+    if asked:
+        # A strict server refuses what it does not support, though asked to be lenient:
+        # the parameters the integrator must check (an integration review: "not-supported"
+        # alone did not say which).
+        reason += f"; the search used {', '.join(asked)}, which the server must support or ignore"
+    return reason
+
+
+def result_parameters(url: str) -> list[str]:
+    """The search result parameters (``_sort``, ``_count``, ``_include``) ``url`` uses, in
+    the service's own spelling: only names from this fixed list are ever named, never a
+    value (which holds the patient id)."""
+    names = {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    return [name for name in _RESULT_PARAMETERS if name in names]
 
 
 def bearer_error(www_authenticate: str) -> str | None:

@@ -24,6 +24,18 @@ def test_the_first_issue_code_of_a_small_outcome_is_named() -> None:
     )
 
 
+def test_a_refused_search_names_its_result_parameters_never_its_values() -> None:
+    url = "https://ehr.example.org/fhir/Observation?patient=pat-77&code=x&_sort=-date&_count=100"
+    assert status_reason(400, "", outcome("not-supported"), url) == (
+        "FHIR server answered 400; OperationOutcome issue code: not-supported; "
+        "the search used _sort, _count, which the server must support or ignore"
+    )
+    # Only a 400 says so, and only for the result parameters the service itself sends.
+    assert status_reason(404, "", b"", url) == "FHIR server answered 404 (not found)"
+    other = "https://ehr.example.org/fhir/Observation?patient=pat-77&_pat-77=1"
+    assert status_reason(400, "", b"", other) == "FHIR server answered 400"
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -84,7 +84,13 @@ FAULTS = [
     ("outcome", "an OperationOutcome instead of data", {}),
     ("foreign-next", "next link points away from fhirServer", {}),
     # the server's codes, never its diagnostics (which echo the query, so the patient id)
-    ("refuse-sort", "answered 400; OperationOutcome issue code: not-supported", {}),
+    # ... and the result parameters the search used, never its values
+    (
+        "refuse-sort",
+        "answered 400; OperationOutcome issue code: not-supported; "
+        "the search used _count, which the server must support or ignore",
+        {},
+    ),
     (
         "expired",
         "answered 401: access token refused as invalid or expired (invalid_token); "
@@ -300,7 +306,21 @@ def test_an_outcome_past_the_small_read_is_not_read_for_its_code(
     server: FaultyFhirServer, client: FhirClient
 ) -> None:
     result, _ = timed_fetch(client, server.url("refuse-large"), {"crp": QUERY})
-    assert result.errors["crp"].reason == "FHIR server answered 400"
+    assert result.errors["crp"].reason == (
+        "FHIR server answered 400; the search used _count, which the server must support or ignore"
+    )
+
+
+def test_a_strict_server_is_asked_to_ignore_what_it_does_not_support(
+    server: FaultyFhirServer, client: FhirClient
+) -> None:
+    """FHIR R4 search: ``Prefer: handling=lenient`` asks a server to ignore a parameter it
+    does not support (``_sort`` on some EHRs) rather than refuse the whole search, which
+    left every call without FHIR data a 412."""
+    query = f"Observation?patient={PATIENT_ID}&_sort=-date&_count=100"
+    result, _ = timed_fetch(client, server.url("strict"), {"crp": query})
+    assert result.errors == {}
+    assert [r["id"][:3] for r in result.resources["crp"]] == ["ok-"]
 
 
 def test_a_later_page_that_fails_keeps_the_pages_read_cut_off(

@@ -13,6 +13,9 @@ JSON, so this one does, chosen by the first path segment: a client pointed at
 - ``500``, ``401``, ``403``, ``404``: that status with an OperationOutcome
 - ``refuse-sort``: 400 with an OperationOutcome (``not-supported``) whose diagnostics
   echo the query, as a server that does not support ``_sort`` answers
+- ``strict``: refuses (as ``refuse-sort``) a search with ``_sort`` or ``_count`` unless
+  the request says ``Prefer: handling=lenient``, then answers as ``ok`` (FHIR R4 search:
+  a server told to be lenient ignores parameters it does not support)
 - ``refuse-large``: 400 with an OperationOutcome padded past 4 KiB
 - ``expired``: 401 with ``WWW-Authenticate: Bearer error="invalid_token"``
 - ``expire-on-page-2``: page 1 is a searchset with a ``next`` link; page 2 and later are
@@ -59,6 +62,7 @@ headers) for the tests to check.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 import threading
@@ -242,6 +246,12 @@ class FaultyFhirServer(BackgroundServer):
             handler.close_connection = True
         elif mode in {"500", "401", "403", "404"}:
             _send(handler, int(mode), _outcome("processing", f"synthetic {mode}"))
+        elif mode == "strict":
+            lenient = handler.headers.get("Prefer", "").replace(" ", "") == "handling=lenient"
+            if lenient or not re.search(r"[?&](_sort|_count)=", handler.path):
+                _send(handler, 200, _ok(resource_type, is_read))
+            else:
+                _send(handler, 400, _outcome("not-supported", f"not supported: {handler.path}"))
         elif mode == "refuse-sort":
             _send(handler, 400, _outcome("not-supported", f"_sort not supported: {handler.path}"))
         elif mode == "refuse-large":
