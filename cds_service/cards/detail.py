@@ -14,7 +14,7 @@ from cds_service.cards.imaging_phrases import (
     study_gap_line,
 )
 from cds_service.cards.left_out import left_out
-from cds_service.cards.phrasebook import advise_against_state, phrase
+from cds_service.cards.phrasebook import advise_against_state, crp_before_pain_rose, phrase
 from cds_service.cards.summary import neuro_seen_on_study, seen_on_study
 from cds_service.cards.trend_lines import (
     crp_section,
@@ -143,8 +143,11 @@ def detail(a: Assessment) -> str:
             items.append(text.UNCERTAIN_STUDY)
         # beside an emergency MRI, worse pain points to the deficit's cause: no reading of
         # the pain of its own (an outside review read "radiographs or CT" there)
+        stale = crp_before_pain_rose(flags)
         if not emergency and study.pain_with_falling_crp(flags):
             items.append(text.MECHANICAL_PAIN)
+        elif not emergency and stale is not None:
+            items.append(stale)
         elif (
             not emergency
             and any(f.rule_id == "pain-worse" for f in flags)

@@ -260,6 +260,24 @@ def _pain(d: Data) -> Phrase:
     )
 
 
+def crp_before_pain_rose(flags: Sequence[RuleFinding]) -> str | None:
+    """The line of a pain flag whose CRP fell but was last taken before the pain rose
+    (``pain.pain_rule``'s ``crpBeforeRise``): not "think mechanical" from a CRP older
+    than the worse pain, nor "not clearly falling" of one that fell."""
+    pain = next((f for f in flags if f.rule_id == "pain-worse"), None)
+    facts = pain.data[FACTS] if pain is not None else {}
+    crp = facts.get("crpBeforeRise")
+    if crp is None:
+        return None
+    return (
+        f"No CRP since the pain rose on day {facts['painRose']['day']} (the latest, "
+        f"{shown(crp)} mg/L, is from day {crp['day']}): whether it still falls is not known. "
+        "Repeat the CRP and examine neurology: until then worse pain may be treatment failure "
+        "or an abscess as much as a mechanical cause, and MRI without and with gadolinium of "
+        "the infected level answers both."
+    )
+
+
 def advise_against_state(
     d: Data, yoon: Data | None = None, resolved: bool = False, unread: bool = False
 ) -> str:

@@ -41,6 +41,7 @@ from .findings import (
     with_known,
 )
 from .next_steps import next_steps_of
+from .pain import pain_rule
 from .read_gaps import cut_off_note, incomplete_reads, read_short, unusable_pain
 from .readings import most_cautious
 from .records import antibiotic_to_dict
@@ -71,7 +72,6 @@ from .rules import (
     mechanical_rule,
     neuro_rule,
     new_deficits,
-    pain_rule,
     resolved_findings,
     uncertain_dx_rule,
 )
@@ -192,7 +192,7 @@ def _evaluate(
         falls = crp_keeps_falling(
             trend, crp, t0_day, settings, markers is not None, discordant is not None
         )
-        for rule in (markers, pain_rule(pain, t0_day, settings, falls)):
+        for rule in (markers, pain_rule(pain, t0_day, settings, falls, trend.latest)):
             if rule is not None:
                 findings.append(rule)
 

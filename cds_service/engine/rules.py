@@ -22,7 +22,6 @@ from .assessment import (
     RULE_MARKERS,
     RULE_MECHANICAL,
     RULE_NEURO,
-    RULE_PAIN,
     RULE_UNCERTAIN_DX,
     Episode,
     Recommendation,
@@ -362,32 +361,3 @@ def markers_rule(
     if not (plateau or rise):
         return None
     return RuleFinding(rule_id=RULE_MARKERS, recommendation=Recommendation.SUPPORT, data=data)
-
-
-def pain_rule(
-    pain: Sequence[Measurement], t0_day: date, settings: RuleSettings, crp_falls: bool = False
-) -> RuleFinding | None:
-    """Latest pain >= 2 points above the lowest since T0.
-
-    ``crp_falls``: the CRP keeps falling (``study.crp_keeps_falling``), so worse pain
-    reads as a mechanical question ("think mechanical: upright radiographs or CT");
-    otherwise it points to failure or an abscess, a question for MRI with gadolinium."""
-    if not pain:
-        return None
-    series = sorted(pain, key=sort_key)
-    latest = series[-1]
-    lowest = min(series, key=lambda m: (m.value, sort_key(m)))
-    rise = round(latest.value - lowest.value, 6)
-    if rise < settings.pain_worse_points:
-        return None
-    return RuleFinding(
-        rule_id=RULE_PAIN,
-        recommendation=Recommendation.SUPPORT,
-        data={
-            "lowest": figure(lowest, t0_day),
-            "latest": figure(latest, t0_day),
-            "risePoints": rise,
-            "thresholdPoints": settings.pain_worse_points,
-            FACTS: {"crpFalls": crp_falls},
-        },
-    )

@@ -32,6 +32,7 @@ def ratings(a: Assessment) -> dict[str, str]:
 
 
 CT_WITHOUT = replace(order(21, code="72131", modality=Modality.CT), contrast="without")
+CT_DAY_29 = replace(order(29, code="72131", modality=Modality.CT), contrast="without")
 
 
 def test_worse_pain_with_a_crp_rising_again_is_not_told_to_think_mechanical() -> None:
@@ -68,3 +69,41 @@ def test_worse_pain_with_a_crp_that_keeps_falling_still_reads_mechanical() -> No
         [crp(0, 100), crp(20, 76), pain(0, 3), pain(20, 6)], orders=[CT_WITHOUT], order_day=21
     )
     assert "mechanical" not in card(below)["summary"]
+
+
+def test_a_crp_taken_before_the_pain_rose_does_not_show_that_it_keeps_falling() -> None:
+    """An outside clinician's case: CRP 142→61→18 by day 21, pain 8, 3 on day 21, then 8 on
+    day 29. "While CRP falls: think mechanical" rested on a CRP eight days older than the
+    worse pain; the card asks for a CRP and an exam, and a CT without contrast does not
+    answer the question."""
+    a = run(
+        [crp(0, 142), crp(14, 61), crp(21, 18), pain(0, 8), pain(21, 3), pain(29, 8)],
+        orders=[CT_DAY_29],
+        order_day=29,
+    )
+    c = card(a)
+    assert "mechanical" not in c["summary"]
+    assert "while CRP falls" not in c["summary"]
+    assert "keeps falling" not in c["detail"]
+    assert "not clearly falling" not in c["detail"]
+    assert (
+        "No CRP since the pain rose on day 29 (the latest, 18 mg/L, is from day 21): whether "
+        "it still falls is not known. Repeat the CRP and examine neurology" in c["detail"]
+    )
+    assert ratings(a) == {"sr1": "not-appropriate"}
+    # A CRP taken on the day the pain rose, or after it, still shows the fall.
+    same_day = run(
+        [crp(0, 142), crp(14, 61), crp(29, 18), pain(0, 8), pain(21, 3), pain(29, 8)],
+        orders=[CT_DAY_29],
+        order_day=29,
+    )
+    assert "think mechanical" in card(same_day)["summary"]
+    assert "No CRP since the pain rose" not in card(same_day)["detail"]
+    # The pain rose on day 25 (6/10) and stayed up: a CRP of day 27 was taken after it.
+    after = run(
+        [crp(0, 142), crp(14, 61), crp(27, 18), pain(0, 8), pain(21, 3), pain(25, 6)]
+        + [pain(29, 7)],
+        orders=[CT_DAY_29],
+        order_day=29,
+    )
+    assert "think mechanical" in card(after)["summary"]
