@@ -61,10 +61,20 @@ def _check_size() -> None:
 def _check_cards_shown(
     runtime: Runtime, client: str, service_id: str, entries: Sequence[dict[str, Any]]
 ) -> None:
-    """400 naming each entry whose card this service never showed to ``client``."""
+    """400 naming each entry whose card this service never showed to ``client``; 503 to
+    send again when a card not found may still be on its way to the audit (the wait for
+    another worker's writer was taken by other calls), so that no feedback is lost."""
     with runtime.turns.idle():  # it may wait for another worker's writer
-        unknown = runtime.stores.audit.cards_not_shown(
+        unknown, waited = runtime.stores.audit.cards_not_shown(
             [entry["card"] for entry in entries], client, service_id
+        )
+    if unknown and not waited:
+        raise ApiError(
+            503,
+            "card_not_yet_recorded",
+            "a card named here may not be recorded yet (other feedback calls are waiting for"
+            " the audit): send the same feedback again in a second",
+            headers={"Retry-After": "1"},
         )
     problems = [
         FieldError(

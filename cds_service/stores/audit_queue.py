@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cds_service.stores.audit import (
     AuditRecord,
@@ -78,6 +78,14 @@ class Counts(Protocol):
 
 def _not_counted(state: str, amount: int) -> None:
     return None
+
+
+class NotShown(NamedTuple):
+    """The cards not found as shown, and whether they were waited for: one that was not
+    may yet be stored by another worker's writer."""
+
+    missing: set[str]
+    waited: bool
 
 
 class AuditQueue:
@@ -236,28 +244,33 @@ class AuditQueue:
         return self.store.refusals(since, until)
 
     def card_shown_to(self, card_uuid: str, client: str | None, service_id: str) -> bool:
-        return not self.cards_not_shown([card_uuid], client, service_id)
+        return not self.cards_not_shown([card_uuid], client, service_id).missing
 
     def cards_not_shown(
         self, card_uuids: Sequence[str], client: str | None, service_id: str
-    ) -> set[str]:
+    ) -> NotShown:
         """Those of ``card_uuids`` not shown to ``client`` by ``service_id``. Feedback may
         reach another worker than the card did, a moment after it: that worker's writer
         may not have stored the card yet, so cards not found are looked for again, for
         at most ``SHOWN_WAIT_SECONDS`` in all, however many the body names. At most
         ``MAX_SHOWN_WAITERS`` calls of the process wait so at once; the others look once
         and answer: with as many feedback streams of unknown cards as threads, every
-        thread sat in this wait and the worker stalled (an attack suite)."""
+        thread sat in this wait and the worker stalled (an attack suite). Those say they
+        did not wait (``NotShown.waited``): a card not found at one look may still be on
+        its way, and calling it "not shown" lost feedback on cards of a moment ago under
+        ordinary concurrency (an integration review)."""
         self.flush()
         missing = self._not_shown(set(card_uuids), client, service_id)
-        if not missing or not _SHOWN_WAITERS.acquire(blocking=False):
-            return missing
+        if not missing:
+            return NotShown(missing, waited=True)
+        if not _SHOWN_WAITERS.acquire(blocking=False):
+            return NotShown(missing, waited=False)
         try:
             deadline = time.monotonic() + SHOWN_WAIT_SECONDS
             while missing and time.monotonic() < deadline:
                 time.sleep(0.05)
                 missing = self._not_shown(missing, client, service_id)
-            return missing
+            return NotShown(missing, waited=True)
         finally:
             _SHOWN_WAITERS.release()
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
@@ -25,6 +27,7 @@ from jwt.algorithms import ECAlgorithm
 from cds_service.stores.audit_queue import SHOWN_WAIT_SECONDS
 from spine_cds_dev.service_process import ServiceProcess
 from tests.builders import SELECT_ID
+from tests.support.ehr_calls import card_request
 from tests.support.jwks_server import JwksServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -82,3 +85,76 @@ def test_a_call_arriving_while_feedback_looks_for_a_card_is_answered_first(
     assert answer.status_code == 400 and answer.json()["error"] == "unknown_card", answer.text
     assert finished["feedback"] - started >= SHOWN_WAIT_SECONDS  # it did look again
     assert finished["health"] < finished["feedback"]
+
+
+def test_feedback_sent_as_the_card_is_shown_is_never_refused_as_unknown(tmp_path: Path) -> None:
+    """An integration review: with 8 EHR threads each posting feedback the moment its card
+    came back, a few were refused 400 ``unknown_card``: the card's audit record was still
+    in the other worker's batch and only two feedback calls per worker wait for it. An
+    EHR does not send a 400 again, so that feedback was lost. Now a call that could not
+    wait is answered 503 with ``Retry-After``, and sent again it is stored. Through
+    gunicorn, 2 workers, secure mode, real signed tokens."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1", "alg": "ES384"}
+
+    def token(path: str) -> str:
+        now = int(time.time())
+        claims = {"iss": ISS, "aud": BASE + path, "iat": now, "exp": now + 120}
+        claims["jti"] = str(uuid.uuid4())
+        return jwt.encode(claims, key, algorithm="ES384", headers={"kid": "k1"})
+
+    hook_path = f"/cds-services/{SELECT_ID}"
+    path = f"{hook_path}/feedback"
+    template = json.dumps(card_request("e01-improving"))
+    patient = json.loads(template)["context"]["patientId"]
+    with JwksServer() as jwks:
+        jwks.publish({"keys": [jwk]})
+        clients = tmp_path / "clients.json"
+        clients.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks.url()}]))
+        env = {
+            "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+            "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
+            "SPINE_CDS_PUBLIC_BASE_URL": BASE,
+            "SPINE_CDS_AUDIT_HASH_KEY": secrets.token_hex(32),
+        }
+        with ServiceProcess(env=env, args=(), log_path=tmp_path / "service.log") as service:
+
+            def card_then_feedback(i: int) -> list[requests.Response]:
+                # a patient of its own, so that each card has its own uuid
+                body = json.loads(template.replace(patient, f"{patient}-{i}"))
+                body["hookInstance"] = str(uuid.uuid4())
+                with requests.Session() as session:
+                    shown = session.post(
+                        service.url + hook_path,
+                        json=body,
+                        headers={"Authorization": f"Bearer {token(hook_path)}"},
+                        timeout=30,
+                    )
+                    assert shown.status_code == 200, shown.text
+                    (card,) = shown.json()["cards"]
+                    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    entry = {"card": card["uuid"], "outcome": "overridden"}
+                    entry["outcomeTimestamp"] = stamp
+                    answers = []
+                    for _ in range(3):  # as an EHR that honours Retry-After
+                        answer = session.post(
+                            service.url + path,
+                            json={"feedback": [entry]},
+                            headers={"Authorization": f"Bearer {token(path)}"},
+                            timeout=30,
+                        )
+                        answers.append(answer)
+                        if answer.status_code != 503:
+                            break
+                        time.sleep(float(answer.headers["Retry-After"]))
+                    return answers
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                rounds = list(pool.map(card_then_feedback, range(80)))
+    statuses = [[a.status_code for a in answers] for answers in rounds]
+    assert all(s[-1] == 200 for s in statuses), statuses
+    for answer in (a for answers in rounds for a in answers if a.status_code == 503):
+        assert answer.json()["error"] == "card_not_yet_recorded", answer.text
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        (stored,) = db.execute("SELECT count(DISTINCT card_uuid) FROM feedback").fetchone()
+    assert stored == 80

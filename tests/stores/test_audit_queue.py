@@ -24,7 +24,7 @@ import pytest
 from cds_service.settings import SettingsError, load_settings
 from cds_service.stores import AuditQueue, Database, build_stores
 from cds_service.stores.audit import AuditRecord, SqlAuditStore
-from cds_service.stores.audit_queue import MAX_SHOWN_WAITERS, SHOWN_WAIT_SECONDS
+from cds_service.stores.audit_queue import MAX_SHOWN_WAITERS, SHOWN_WAIT_SECONDS, NotShown
 from tests.conftest import Opener
 from tests.stores.test_audit import audit_store, record
 from tests.support.audit_wait import eventually
@@ -200,10 +200,10 @@ def test_unknown_cards_cost_one_short_wait_per_call_not_one_each(open_db: Opener
     asked = ["card-known", *(f"card-unknown-{i}" for i in range(100))]
 
     started = time.monotonic()
-    missing = audit.cards_not_shown(asked, None, "spine-imaging-nvo")
+    missing, waited = audit.cards_not_shown(asked, None, "spine-imaging-nvo")
     took = time.monotonic() - started
 
-    assert missing == set(asked[1:])
+    assert missing == set(asked[1:]) and waited
     assert took < 100 * SHOWN_WAIT_SECONDS / 4  # one wait, never one per card
     audit.close()
 
@@ -220,7 +220,7 @@ def test_beyond_the_cap_feedback_for_unknown_cards_looks_once_and_answers(
     callers = MAX_SHOWN_WAITERS + 4
     start = threading.Barrier(callers)
     took: list[float] = []
-    answers: list[set[str]] = []
+    answers: list[NotShown] = []
 
     def ask(i: int) -> None:
         start.wait()
@@ -236,13 +236,16 @@ def test_beyond_the_cap_feedback_for_unknown_cards_looks_once_and_answers(
     for thread in threads:
         thread.join()
 
-    assert sorted(len(a) for a in answers) == [1] * callers  # the known card found by all
+    assert sorted(len(a.missing) for a in answers) == [1] * callers  # the known card found by all
+    # those that could not wait say so: their unknown card may yet be stored elsewhere
+    assert sorted(a.waited for a in answers) == [False] * 4 + [True] * MAX_SHOWN_WAITERS
     waited = [t for t in took if t >= SHOWN_WAIT_SECONDS * 0.8]
     assert len(waited) == MAX_SHOWN_WAITERS, took
     assert all(t < SHOWN_WAIT_SECONDS / 2 for t in took if t not in waited), took
     # the cap is per process, not for ever: once those are done, a call waits again
     began = time.monotonic()
-    assert audit.cards_not_shown(["card-later"], None, "spine-imaging-nvo") == {"card-later"}
+    later = audit.cards_not_shown(["card-later"], None, "spine-imaging-nvo")
+    assert later.missing == {"card-later"} and later.waited
     assert time.monotonic() - began >= SHOWN_WAIT_SECONDS * 0.8
     audit.close()
 
