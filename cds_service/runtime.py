@@ -131,6 +131,7 @@ def _load_verifier(
         clients=parsed,
         leeway_seconds=settings.jwt_leeway_seconds,
         jwks_refresh_min_interval_seconds=settings.jwks_refresh_min_interval_seconds,
+        jwks_max_age_seconds=settings.jwks_max_age_seconds,
     )
     return JwtVerifier(config, stores.replay), parsed
 

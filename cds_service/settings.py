@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     trusted_clients_file: str = ""
     jwt_leeway_seconds: int = 30
     jwks_refresh_min_interval_seconds: float = 60.0
+    # How old cached client keys may grow before they are read again: a key a client
+    # removed from its key set is still trusted until then.
+    jwks_max_age_seconds: float = Field(300.0, gt=0)
     cors_origins: Names = ()  # empty: "*" in development mode, no CORS otherwise
     # The trend app (/trend/): FHIR servers (iss) it may launch against besides the trusted
     # clients' fhir_servers (and, in development mode, loopback servers); the EHR origins

@@ -216,7 +216,7 @@ class AuthConfig:
     max_lifetime_seconds: int | None = 3600
     jwks_refresh_min_interval_seconds: float = 60.0
     jwks_timeout_seconds: float = 2.0
-    jwks_max_age_seconds: float | None = 3600.0
+    jwks_max_age_seconds: float | None = 300.0
     algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS
     _by_iss: Mapping[str, TrustedClient] = field(init=False, repr=False, compare=False)
 

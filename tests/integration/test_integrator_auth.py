@@ -348,3 +348,25 @@ def test_readiness_fails_when_no_client_key_can_be_had(
         assert ready.headers["X-Request-Id"]
     finally:
         svc.stop()
+
+
+def test_a_key_the_client_removes_stops_being_trusted_within_the_max_age(
+    tmp_path: Path, keys_server: JwksServer, epic_key: Key
+) -> None:
+    """An integration review withdrew a key from a client's key set: tokens it signed were
+    accepted 70 s later, as cached keys were read again only after an hour (a constant,
+    not a setting). Now ``jwks_max_age_seconds`` (5 minutes by default) sets it."""
+    jwks_url = keys_server.url("/epic/jwks.json")
+    svc = start(
+        tmp_path, [{"iss": EPIC_ISS, "jwks_url": jwks_url}], SPINE_CDS_JWKS_MAX_AGE_SECONDS="1"
+    )
+    try:
+        assert call(svc, epic_token(epic_key, jku=jwks_url)).status_code == 200, svc.log_tail()
+        replacement = Key("RS384")
+        keys_server.publish({"keys": [replacement.jwk]}, "/epic/jwks.json")
+        time.sleep(1.5)
+        line = refusal_line(svc, call(svc, epic_token(epic_key, jku=jwks_url)))
+        assert "reason=unknown-kid" in line, line
+        assert call(svc, epic_token(replacement, jku=jwks_url)).status_code == 200
+    finally:
+        svc.stop()
