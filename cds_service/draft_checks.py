@@ -1,9 +1,9 @@
 """The draft orders and selections of a hook call checked for what the service must
-name them by, before any data is read: each selection must name a draft order, and each
-spine order judged must have an id of its own, since every suggestion and action names
-the order it changes by ``ResourceType/id``. A 400 names the field at fault
-(``$.context.draftOrders.entry[0].resource.id``) and what was expected there, at most
-MAX_REPORTED_ERRORS problems (``validation.reported``).
+name them by, before any data is read: each selection must name a draft order, each
+spine order judged must be for the patient in context and have an id of its own, since
+every suggestion and action names the order it changes by ``ResourceType/id``. A 400
+names the field at fault (``$.context.draftOrders.entry[0].resource.id``) and what was
+expected there, at most MAX_REPORTED_ERRORS problems (``validation.reported``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from cds_service.errors import ApiError
 from cds_service.validation import MAX_REPORTED_ERRORS, FieldError, json_type, reported
 from fhir_mappers.orders import OrdersResult
 from fhir_mappers.rawjson import reference
+from fhir_mappers.subjects import refers_to
 
 
 def check_selections(context: dict[str, Any]) -> None:
@@ -132,6 +133,51 @@ def check_ids(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
         for ref in shared[:MAX_REPORTED_ERRORS]
     ]
     raise _invalid("draft orders must have distinct ids", problems, len(shared))
+
+
+def names_another_patient(order: Mapping[str, Any], patient_id: str, server: str | None) -> bool:
+    """True when the order's subject is a reference to a Patient other than this one
+    (``fhir_mappers.subjects``: ``Patient/B/Patient/A``, or ``.../Patient/A`` on another
+    server than ``server``, the call's fhirServer, is not A). A draft order comes from
+    the EHR's ordering session for the patient in context, so a subject it does not name
+    by reference (an identifier, a display, a bundle-local ``urn:uuid``) is taken as that
+    patient's, unlike a prefetched resource."""
+    subject = order.get("subject")
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(ref, str) or not (ref.startswith("Patient/") or "/Patient/" in ref):
+        return False
+    return not refers_to(ref, patient_id, server)
+
+
+def check_subjects(
+    orders: OrdersResult, draft_orders: Mapping[str, Any], patient_id: str, server: str | None
+) -> None:
+    """400 when a spine order judged is for another patient than ``context.patientId``:
+    the request contradicts itself, and advice (and a delete) about someone else's order
+    must not come from this patient's data. It was answered ``{"cards": []}`` with the
+    reason only in the audit, which an EHR and the sandbox show as "all clear" (an
+    integration review). Named at the subject's reference; neither id is repeated."""
+    judged = {o.reference for o in orders.orders}
+    problems = [
+        FieldError(
+            f"$.context.draftOrders.entry[{i}].resource.subject.reference",
+            "names another patient than context.patientId: expected a reference to the "
+            "patient in context (Patient/<context.patientId>"
+            + (", or that under fhirServer" if server else "")
+            + "), or no reference",
+        )
+        for i, entry in enumerate(draft_orders.get("entry") or [])
+        if isinstance(entry, dict)
+        and isinstance(resource := entry.get("resource"), dict)
+        and reference(resource, i) in judged
+        and names_another_patient(resource, patient_id, server)
+    ]
+    if problems:
+        raise _invalid(
+            "a spine imaging order is for another patient",
+            problems[:MAX_REPORTED_ERRORS],
+            len(problems),
+        )
 
 
 # why a spine order judged needs an id

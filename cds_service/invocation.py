@@ -14,12 +14,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from cds_service.cards import CardContext, render_response
 from cds_service.datasources import OPTIONAL_KEYS, Feeds, keys_feeding
-from cds_service.draft_checks import check_ids, check_selections
+from cds_service.draft_checks import check_ids, check_selections, check_subjects
 from cds_service.engine import Assessment, assess
 from cds_service.engine.sources import PATIENT
 from cds_service.errors import ApiError
@@ -33,11 +33,10 @@ from cds_service.unrecognised import (
 )
 from fhir_mappers.medications import map_antibiotic_orders
 from fhir_mappers.model import DataIssue, PatientData
-from fhir_mappers.orders import OrdersResult, map_orders
+from fhir_mappers.orders import map_orders
 from fhir_mappers.patients import is_this_patient, map_birth_date
 from fhir_mappers.prior_imaging import map_prior_imaging
 from fhir_mappers.procedures import map_spine_surgery
-from fhir_mappers.subjects import refers_to
 
 log = logging.getLogger("cds_service.invocation")
 
@@ -76,38 +75,6 @@ class Outcome:
         return reason.value if reason is not None else None
 
 
-def _names_another_patient(order: Mapping[str, Any], patient_id: str, server: str | None) -> bool:
-    """True when the order's subject is a reference to a Patient other than this one
-    (``fhir_mappers.subjects``: ``Patient/B/Patient/A``, or ``.../Patient/A`` on another
-    server than ``server``, the call's fhirServer, is not A). A draft order comes from
-    the EHR's ordering session for the patient in context, so a subject it does not name
-    by reference (an identifier, a display, a bundle-local ``urn:uuid``) is taken as that
-    patient's, unlike a prefetched resource."""
-    subject = order.get("subject")
-    ref = subject.get("reference") if isinstance(subject, dict) else None
-    if not isinstance(ref, str) or not (ref.startswith("Patient/") or "/Patient/" in ref):
-        return False
-    return not refers_to(ref, patient_id, server)
-
-
-def _for_this_patient(found: OrdersResult, patient_id: str, server: str | None) -> OrdersResult:
-    """The orders whose subject is the patient in context; any other is not read, and the
-    audit says why: advice (and a delete suggestion) about another patient's order would
-    be given on this patient's data."""
-    mine = tuple(
-        o for o in found.orders if not _names_another_patient(o.resource, patient_id, server)
-    )
-    if len(mine) == len(found.orders):
-        return found
-    kept = {o.reference for o in mine}
-    others = tuple(
-        DataIssue(o.reference, "the order's subject is not the patient in context.patientId")
-        for o in found.orders
-        if o.reference not in kept
-    )
-    return replace(found, orders=mine, issues=found.issues + others)
-
-
 def handle_hook(
     runtime: Runtime, service_id: str, body: dict[str, Any], trend_base_url: str = ""
 ) -> Outcome:
@@ -123,11 +90,8 @@ def handle_hook(
 
     named_server = body.get("fhirServer")
     server = named_server if isinstance(named_server, str) else None  # whose ids these are
-    orders = _for_this_patient(
-        map_orders(context["draftOrders"], selections, runtime.value_sets),
-        context["patientId"],
-        server,
-    )
+    orders = map_orders(context["draftOrders"], selections, runtime.value_sets)
+    check_subjects(orders, context["draftOrders"], context["patientId"], server)
     check_ids(orders, context["draftOrders"])
     unknown_orders = orders_not_recognised(context["draftOrders"], selections, runtime.value_sets)
     unrecognised: dict[str, Any] = {"orders": unknown_orders} if unknown_orders else {}

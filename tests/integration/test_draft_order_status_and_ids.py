@@ -175,3 +175,38 @@ def test_a_draft_orders_bundle_without_entries_is_named_as_such(
     first = answer.json()["details"][0]
     assert first["path"] == "$.context.draftOrders.entry"
     assert first["message"].startswith("required field is missing")
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_a_spine_order_for_another_patient_is_refused_not_answered_with_no_card(
+    service: Service, hook: str
+) -> None:
+    """An integration review: a spine order whose subject was another server's
+    ``.../Patient/<id>`` or ``Patient/<ID>`` in other letter case (FHIR ids are case
+    sensitive) was answered ``{"cards": []}``, the reason only in the audit; the sandbox
+    showed "all clear". The request contradicts itself: a 400 at the subject."""
+    service_id = SELECT_ID if hook == "order-select" else SIGN_ID
+    body = card_request("e01-improving", service_id)
+    patient = body["context"]["patientId"]
+    entry = body["context"]["draftOrders"]["entry"][0]["resource"]
+    for subject in (
+        f"https://ehr-proxy.example.org/FHIR/R4/Patient/{patient}",
+        f"Patient/{patient.upper()}",
+    ):
+        entry["subject"] = {"reference": subject}
+        body["fhirServer"] = "https://ehr.example.org/fhir"
+        body.pop("fhirAuthorization", None)
+        response = _post(service, service_id, body)
+        assert response.status_code == 400, response.text
+        (detail,) = response.json()["details"]
+        assert detail["path"] == "$.context.draftOrders.entry[0].resource.subject.reference"
+        assert patient not in response.text and patient.upper() not in response.text
+    # Named by this server's base, or not by reference at all, it is this patient's order.
+    for subject in (
+        {"reference": f"https://ehr.example.org/fhir/Patient/{patient}"},
+        {"display": "the patient"},
+    ):
+        entry["subject"] = subject
+        response = _post(service, service_id, body)
+        assert response.status_code == 200, response.text
+        assert response.json()["cards"], subject

@@ -177,21 +177,29 @@ def test_a_spine_order_that_is_not_quite_r4_still_gets_its_card(
     assert "not a valid R4 ServiceRequest" in issue["reason"], issue
 
 
-def test_an_order_for_another_patient_gets_no_advice_and_the_audit_says_why(
+def test_an_order_for_another_patient_is_refused_at_its_subject(
     client: FlaskClient,
 ) -> None:
     """Advice, and a suggestion to delete the order, must not come from this patient's
-    data for an order whose subject is someone else."""
+    data for an order whose subject is someone else; nor may the call be answered with
+    no card, which an EHR shows as "all clear" (an integration review): the request
+    contradicts itself, and the 400 names the field without repeating either id."""
     app = client.application
     body, _ = improving_patient_request(app)
     order = _selected_order(body)
     order["subject"] = {"reference": "Patient/someone-else"}
     answer = client.post(f"/cds-services/{SELECT_ID}", json=body)
-    assert answer.status_code == 200 and answer.get_json() == {"cards": []}
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    refusal = answer.get_json()
+    assert refusal["error"] == "invalid_request"
+    (detail,) = refusal["details"]
+    index = body["context"]["draftOrders"]["entry"].index({"resource": order})
+    assert detail["path"] == f"$.context.draftOrders.entry[{index}].resource.subject.reference"
+    assert "names another patient than context.patientId" in detail["message"]
+    assert "someone-else" not in answer.get_data(as_text=True)
+    assert body["context"]["patientId"] not in answer.get_data(as_text=True)
     (record,) = audit_records(app)
-    assert record.reason == "spine-order-not-read"
-    (unread,) = record.detail["ordersNotRead"]
-    assert "not the patient in context" in unread["reason"]
+    assert record.status == 400
     # a subject the order does not name by reference is the ordering session's patient
     order["subject"] = {"identifier": {"system": "urn:mrn", "value": "123"}}
     assert client.post(f"/cds-services/{SELECT_ID}", json=body).get_json()["cards"]
