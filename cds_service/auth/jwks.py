@@ -17,22 +17,24 @@ from cds_service.auth.clients import _check_url
 from cds_service.auth.errors import AuthError
 
 
-def _parse_jwks(raw: bytes) -> dict[str, dict[str, Any]]:
+def _parse_jwks(raw: bytes) -> dict[str, list[dict[str, Any]]]:
     """Public signing keys by ``kid``; anything else in the set is skipped.
 
     Symmetric (``oct``) keys, keys carrying private material, keys without a
     ``kid`` and keys not meant for signatures are dropped, so they can never
-    be selected.
+    be selected. One ``kid`` may name keys of different types (RFC 7517 section
+    4.5: an EC and an RSA key, say): each is kept, in order, for the token's
+    ``alg`` to choose from (an integration review found only the first ever used).
     """
     data = json.loads(raw)
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise FetchError("not a JWK Set")
-    keys: dict[str, dict[str, Any]] = {}
+    keys: dict[str, list[dict[str, Any]]] = {}
     for jwk in data["keys"]:
         if not isinstance(jwk, dict):
             continue
         kid = jwk.get("kid")
-        if not isinstance(kid, str) or not kid or kid in keys:
+        if not isinstance(kid, str) or not kid:
             continue
         if jwk.get("kty") not in ("EC", "RSA"):
             continue
@@ -40,7 +42,7 @@ def _parse_jwks(raw: bytes) -> dict[str, dict[str, Any]]:
             continue
         if jwk.get("use", "sig") != "sig":
             continue
-        keys[kid] = jwk
+        keys.setdefault(kid, []).append(jwk)
     return keys
 
 
@@ -86,7 +88,7 @@ class _KeySource:
         self.kind = kind
         self.where = where
         self._lock = threading.Lock()
-        self._keys: dict[str, dict[str, Any]] | None = None
+        self._keys: dict[str, list[dict[str, Any]]] | None = None
         self._loaded_at: float | None = None
         self._attempted_at: float | None = None
         self.last_error: str | None = None
@@ -129,7 +131,9 @@ class _KeySource:
 
     def get(
         self, kid: str, now: float, min_interval: float, max_age: float | None
-    ) -> dict[str, Any]:
+    ) -> list[dict[str, Any]]:
+        """The keys ``kid`` names (one or more, of different types), fetched again when
+        the cache is too old or does not hold it, at most once per ``min_interval``."""
         # The lock is held across the fetch so a burst of requests with
         # unknown kids results in a single fetch, not one per request.
         with self._lock:
@@ -152,10 +156,10 @@ class _KeySource:
                         raise self._unavailable()
             if self._keys is None:
                 raise self._unavailable()
-            jwk = self._keys.get(kid)
-            if jwk is None:
+            named = self._keys.get(kid)
+            if named is None:
                 raise AuthError("unknown-kid", kid=kid, **{f"jwks_{self.kind}": self.where})
-            return jwk
+            return named
 
 
 def _read_file(path: str) -> bytes:

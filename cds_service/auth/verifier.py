@@ -185,9 +185,9 @@ class JwtVerifier:
                 )
         return found
 
-    def _key_for(
+    def _keys_for(
         self, client: TrustedClient, header: Mapping[str, Any], kid: str
-    ) -> dict[str, Any]:
+    ) -> list[dict[str, Any]]:
         jku = header.get("jku")
         if jku is not None:
             if not isinstance(jku, str) or not self._jku_allowed(client, jku):
@@ -270,11 +270,13 @@ class JwtVerifier:
         if client is None:
             raise AuthError("unknown-issuer", iss=iss)
 
-        jwk = self._key_for(client, header, kid)
-        # The token's alg and the key's kind, side by side: what mismatched (a site
-        # that moved from RS384 to RS256 with its JWK still saying RS384 sees it here).
-        if not _key_matches_alg(jwk, alg):
-            raise AuthError("key-mismatch", alg=alg, kid=kid, **_key_facts(jwk))
+        named = self._keys_for(client, header, kid)
+        # The key of the kind the token's alg needs, among those the kid names; else the
+        # token's alg and the key's kind side by side: what mismatched (a site that moved
+        # from RS384 to RS256 with its JWK still saying RS384 sees it here).
+        jwk = next((k for k in named if _key_matches_alg(k, alg)), None)
+        if jwk is None:
+            raise AuthError("key-mismatch", alg=alg, kid=kid, **_key_facts(named[0]))
         try:
             key = jwt.PyJWK(jwk, algorithm=alg)
         except jwt.PyJWTError:

@@ -7,6 +7,7 @@ test_verifier.py, whose helpers these tests share).
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from cds_service.auth import AuthError, JwtVerifier, TrustedClient, parse_trusted_clients
 from cds_service.auth.jwks import MAX_JKU_LIST_ENTRIES
@@ -27,6 +28,7 @@ from tests.auth.test_verifier import (
     mono,
     refused,
     rs_key,
+    rsa_key,
     server,
     sign,
 )
@@ -153,3 +155,24 @@ def test_the_example_clients_file_in_the_docs_is_one_the_service_reads() -> None
     example = Path(__file__).resolve().parents[2] / "docs/examples/trusted-clients.example.json"
     clients = load_trusted_clients(str(example))
     assert {c.jku_list_url is not None for c in clients} == {True, False}
+
+
+def test_one_kid_may_name_an_ec_and_an_rsa_key_and_the_alg_chooses(
+    server: JwksServer, clock: FakeClock, mono: FakeClock
+) -> None:
+    """RFC 7517 section 4.5 lets keys of different types share a kid; an integration
+    review published an EC and an RSA key as "shared" and every RS384 token was refused
+    as a key mismatch, the first key alone being kept."""
+    ec_shared, rsa_shared = ec_key(), rsa_key()
+    ec_shared.kid = rsa_shared.kid = "shared"
+    ec_shared.jwk["kid"] = rsa_shared.jwk["kid"] = "shared"
+    server.publish(jwks(ec_shared, rsa_shared))
+    verifier = make_verifier((TrustedClient(iss=ISS, jwks_url=server.url()),), clock, mono)
+    for key in (ec_shared, rsa_shared):
+        assert verifier.verify(bearer(sign(key, claims())), AUD).iss == ISS, key.alg
+    # an alg neither key is for is still a mismatch, shown with the first key's facts
+    stranger = Key(ec.generate_private_key(ec.SECP256R1()), "ES256")
+    stranger.kid = "shared"
+    err = error_of(verifier, sign(stranger, claims()))
+    assert err.reason == "key-mismatch"
+    assert 'key_kty="EC"' in err.details() and 'key_alg="ES384"' in err.details()
