@@ -23,7 +23,7 @@ from cds_service.errors import ApiError
 from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime
-from cds_service.stores.feedback import outcome_instant
+from cds_service.stores.feedback import not_stored, outcome_instant
 from cds_service.validation import FieldError
 
 blueprint = Blueprint("feedback", __name__)
@@ -183,4 +183,8 @@ def feedback(service_id: str) -> Response:
         _check_cards_shown(runtime, caller.iss, service_id, entries)
     client = caller.iss if caller is not None else None
     result = runtime.stores.feedback.add(service_id, entries, client=client)
-    return json_response({"stored": result.stored, "duplicates": result.duplicates})
+    answer: dict[str, Any] = {"stored": result.stored, "duplicates": result.duplicates}
+    dropped = not_stored(body["feedback"])
+    if dropped:
+        answer["notStored"] = dropped
+    return json_response(answer)

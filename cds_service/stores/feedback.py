@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -77,6 +77,28 @@ def spec_fields(entry: dict[str, Any]) -> dict[str, Any]:
             override["reason"] = _only(override["reason"], CODING_FIELDS)
         kept["overrideReason"] = override
     return kept
+
+
+def not_stored(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The paths of the fields sent that ``spec_fields`` does not keep (an ``extension``,
+    a field of a later CDS Hooks version), for the answer to name: an integration review
+    saw an entry's ``extension`` answered ``{"stored": 1}`` and gone without a word."""
+    paths: list[str] = []
+
+    def unkept(value: object, names: Sequence[str], path: str) -> None:
+        if isinstance(value, Mapping):
+            paths.extend(f"{path}.{name}" for name in value if name not in names)
+
+    for i, entry in enumerate(entries):
+        at = f"$.feedback[{i}]"
+        unkept(entry, ENTRY_FIELDS, at)
+        for j, suggestion in enumerate(entry.get("acceptedSuggestions") or ()):
+            unkept(suggestion, SUGGESTION_FIELDS, f"{at}.acceptedSuggestions[{j}]")
+        override = entry.get("overrideReason")
+        unkept(override, OVERRIDE_FIELDS, f"{at}.overrideReason")
+        if isinstance(override, Mapping):
+            unkept(override.get("reason"), CODING_FIELDS, f"{at}.overrideReason.reason")
+    return paths
 
 
 def outcome_instant(stamp: str) -> datetime:

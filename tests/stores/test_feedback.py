@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cds_service.stores import SqlFeedbackStore, dedupe_key
-from cds_service.stores.feedback import in_utc, outcome_instant
+from cds_service.stores.feedback import in_utc, not_stored, outcome_instant, spec_fields
 from tests.conftest import Opener
 
 SERVICE = "spine-imaging-nvo"
@@ -234,3 +234,35 @@ def test_all_gives_feedback_in_the_order_it_was_given_not_received(open_db: Open
         ("c-1", "overridden"),
         ("c-2", "accepted"),
     ]
+
+
+def test_every_field_not_kept_is_named_by_its_path() -> None:
+    """An integration review sent an entry with an ``extension`` (CDS Hooks reserves it
+    everywhere) and got ``{"stored": 1}``, the extension gone without a word."""
+    entry = {
+        "card": "c",
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-12-08T10:00:00Z",
+        "extension": {"com.example.ehr": 1},
+        "overrideReason": {
+            "reason": {"system": "s", "code": "c", "version": "1"},
+            "userComment": "x",
+            "note": "y",
+        },
+    }
+    accepted = {
+        "card": "d",
+        "outcome": "accepted",
+        "outcomeTimestamp": "2026-12-08T10:00:00Z",
+        "extension": {"com.example.ehr": 2},
+        "acceptedSuggestions": [{"id": "s", "label": "l"}],
+    }
+    assert not_stored([entry, accepted]) == [
+        "$.feedback[0].extension",
+        "$.feedback[0].overrideReason.note",
+        "$.feedback[0].overrideReason.reason.version",
+        "$.feedback[1].extension",
+        "$.feedback[1].acceptedSuggestions[0].label",
+    ]
+    # what spec_fields keeps is exactly what is not named
+    assert not_stored([spec_fields(entry), spec_fields(accepted)]) == []

@@ -40,3 +40,15 @@ def test_sandbox_feedback_is_taken_as_sent(client: FlaskClient) -> None:
     rows = client.application.extensions["spine_cds"].stores.feedback.all()
     entries = sorted((row["entry"] for row in rows), key=lambda entry: str(entry["card"]))
     assert entries == [OVERRIDDEN, ACCEPTED]
+
+
+def test_a_field_the_service_does_not_keep_is_named_in_the_answer(client: FlaskClient) -> None:
+    url = f"/cds-services/{SELECT_ID}/feedback"
+    sent = {**OVERRIDDEN, "extension": {"com.example.ehr.unit": "ward 7"}}
+    answer = client.post(url, json={"feedback": [sent]})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "notStored": ["$.feedback[0].extension"],
+    }
