@@ -14,7 +14,12 @@ from cds_service.cards.imaging_phrases import (
     study_gap_line,
 )
 from cds_service.cards.left_out import left_out
-from cds_service.cards.phrasebook import advise_against_state, crp_before_pain_rose, phrase
+from cds_service.cards.phrasebook import (
+    abscess_next_steps,
+    advise_against_state,
+    crp_before_pain_rose,
+    phrase,
+)
 from cds_service.cards.summary import neuro_seen_on_study, seen_on_study
 from cds_service.cards.trend_lines import (
     crp_section,
@@ -123,11 +128,8 @@ def detail(a: Assessment) -> str:
         if any(f.rule_id == "complication" for f in flags) and rec is Recommendation.SUPPORT:
             items.append(text.COMPLICATION_ACTION)
             complication = next(f for f in flags if f.rule_id == "complication")
-            if complication.data["facts"]["abscess"]:
-                undated = complication.data["facts"]["found"][0].get("undated")
-                items.append(
-                    text.ABSCESS_NEXT_STEPS_UNDATED if undated else text.ABSCESS_NEXT_STEPS
-                )
+            if complication.data[FACTS]["abscess"]:
+                items.append(abscess_next_steps(complication.data[FACTS]))
                 items.append(text.ABSCESS_STUDY)
                 extend = abscess_extent_line(a.orders, a.study_gaps)
                 if extend is not None:

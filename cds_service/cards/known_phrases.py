@@ -59,11 +59,17 @@ def _known_at_diagnosis(d: Data) -> Phrase:
     )
 
 
+def drained_on(drainage: Data) -> str:
+    """When a drainage the engine placed after the abscess was done: "day 22", else the
+    date as recorded (no treatment start, or a month or a year)."""
+    return f"day {drainage['day']}" if "day" in drainage else str(drainage["date"])
+
+
 def _known_abscess(d: Data) -> Phrase:
     drained = d.get("drainage")
-    when = f" (day {drained['day']})" if drained and "day" in drained else ""
     head = (
-        f"{upper_first(str(drained['name']))} recorded{when}: if the drainage was incomplete"
+        f"{upper_first(str(drained['name']))} recorded ({drained_on(drained)}): if the "
+        "drainage was incomplete"
         if drained
         else "If the abscess was not drained"
     )

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cds_service.cards import text
+from cds_service.cards.known_phrases import drained_on
 from cds_service.cards.phrase import Phrase
 from cds_service.cards.remark_phrases import remark_phrase
 from cds_service.cards.words import (
@@ -134,6 +136,24 @@ def _complication(d: Data) -> Phrase:
 
 
 # --- Imaging (clinical-rules.md, "Imaging", 2026-12-06): the mechanical class --------
+
+
+def abscess_next_steps(facts: Data) -> str:
+    """A new abscess's next steps: drainage, and Park 2016's 8 weeks if undrained; when
+    the engine found a drainage on or after it (``drainage``), that drainage named
+    instead (an outside clinician's review: an abscess drained on day 22 was told
+    "consider drainage ... if undrained, at least 8 weeks" beside the drainage's own
+    line)."""
+    drainage = facts.get("drainage")
+    if drainage is not None:
+        name = lower_first(str(drainage["name"]))
+        return (
+            f"A new abscess on treatment, drained {drained_on(drainage)} ({name}), raises "
+            f"suspicion of failure: {text.ABSCESS_REVIEW}"
+        )
+    if facts["found"][0].get("undated"):
+        return text.ABSCESS_NEXT_STEPS_UNDATED
+    return text.ABSCESS_NEXT_STEPS
 
 
 def _mechanical(d: Data) -> Phrase:

@@ -214,11 +214,12 @@ MRI_PREFERRED = (
 )
 MRI_PREFERRED_TO_CONTRAST_CT = "MRI with gadolinium is preferred to the CT ordered."
 # A new abscess on treatment (Park 2016: an undrained paravertebral or psoas abscess
-# relapses more often; at least 8 weeks of therapy).
+# relapses more often; at least 8 weeks of therapy). Drained on or after it, the card
+# names the drainage and keeps only the review (``phrasebook.abscess_next_steps``).
+ABSCESS_REVIEW = "review the organism and the antibiotic with infectious diseases."
 _ABSCESS_STEPS = (
     "consider drainage (spine surgery or CT-guided); if undrained, at least 8 weeks of "
-    "antibiotics (Park 2016, for paravertebral or psoas abscesses); review the organism and "
-    "the antibiotic with infectious diseases."
+    f"antibiotics (Park 2016, for paravertebral or psoas abscesses); {ABSCESS_REVIEW}"
 )
 ABSCESS_NEXT_STEPS = f"A new abscess on treatment raises suspicion of failure: {_ABSCESS_STEPS}"
 # an abscess with no date: new on treatment is not known (an outside clinician's re-run)

@@ -169,7 +169,7 @@ def _evaluate(
     findings: list[RuleFinding] = []
     for rule in (
         neuro_rule(deficits, t0_day, eval_day),
-        complication_rule(flagged, t0_day, cutoff),
+        complication_rule(flagged, t0_day, cutoff, data.spine_surgery),
         mechanical_rule(flagged, t0_day, cutoff),
     ):
         if rule is not None:

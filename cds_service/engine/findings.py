@@ -109,7 +109,8 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
 # From the earlier of T0 and the episode date to the last day of the diagnosis window.
 DiagnosisSpan = tuple[date, date]
 
-# The findings that can be known at diagnosis, in the order cards name them.
+# The findings the rules date against the diagnosis window (known at diagnosis, new or
+# now resolved), in the order cards name them.
 FINDING_CATEGORIES = (
     ConditionCategory.NEURO_DEFICIT,
     ConditionCategory.COMPLICATION,
@@ -184,6 +185,37 @@ def is_abscess(c: ConditionFact) -> bool:
     return c.category is ConditionCategory.COMPLICATION and "abscess" in label_or_code(c).lower()
 
 
+def drainage_after(
+    abscesses: Sequence[ConditionFact], surgeries: Sequence[SpineSurgery], t0_day: date | None
+) -> dict[str, Any] | None:
+    """The drainage of these abscesses, when the record holds one: the first drainage or
+    debridement (``kind`` "debridement" in procedures.json) performed on or after the last
+    day each abscess may have begun (``latest_start``), with its name, its date and, with
+    a treatment start, its day. None when an abscess is undated, or no drainage is dated
+    on or after it: one that cannot be placed after the abscess may have drained an
+    earlier collection, and a card that calls an abscess drained drops the advice to
+    drain it. Judged once, for a new abscess and one known at diagnosis alike (an outside
+    clinician's review: an abscess of day 20, drained on day 22, was still told "consider
+    drainage"; the service's own reading, to be confirmed by the clinical reviewers)."""
+    starts = [latest_start(c) for c in abscesses]
+    dated = [d for d in starts if d is not None]
+    if not dated or len(dated) < len(starts):
+        return None
+    since = max(dated)
+    after = [
+        (s.when, s.name)
+        for s in surgeries
+        if s.kind == "debridement" and s.when is not None and s.when.day >= since
+    ]
+    if not after:
+        return None
+    when, name = min(after, key=lambda pair: pair[0].instant)
+    out: dict[str, Any] = {"name": name, "date": when.shown}
+    if t0_day is not None and when.partial is None:
+        out["day"] = (when.day - t0_day).days
+    return out
+
+
 def known_notes(
     known: Sequence[ConditionFact],
     episode: Episode,
@@ -192,8 +224,8 @@ def known_notes(
 ) -> list[Remark]:
     """One line naming every finding known at diagnosis with its date; for a known
     abscess, the undrained-abscess line (Park 2016), which names a drainage or
-    debridement of the episode when one is recorded (an outside clinician's review: a
-    drained abscess still read "if the abscess was not drained").
+    debridement recorded on or after it (``drainage_after``; an outside clinician's
+    review: a drained abscess still read "if the abscess was not drained").
 
     With ``before_days`` (given when the record holds an earlier infection,
     ``episode.earlier_infection``), a finding that began more than that many days (the
@@ -224,23 +256,10 @@ def known_notes(
             facts["beforeEpisode"] = True
         listed.append(facts)
     notes = [Remark("known-at-diagnosis", {"conditions": listed})]
-    if any(is_abscess(c) and not before(c) for c in known):
-        days = [w.day for w in (episode.t0, episode.episode_start) if w is not None]
-        since = min(days) if days else None
-        drained = next(
-            (
-                s
-                for s in surgeries
-                if s.kind == "debridement"
-                and (s.when is None or since is None or s.when.day >= since)
-            ),
-            None,
-        )
-        data: dict[str, Any] = {}
-        if drained is not None:
-            data["drainage"] = {"name": drained.name}
-            if drained.when is not None and t0_day is not None:
-                data["drainage"]["day"] = (drained.when.day - t0_day).days
+    abscesses = [c for c in known if is_abscess(c) and not before(c)]
+    if abscesses:
+        drainage = drainage_after(abscesses, surgeries, t0_day)
+        data: dict[str, Any] = {} if drainage is None else {"drainage": drainage}
         notes.append(Remark("known-abscess", data))
     return notes
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from fhir_mappers.model import ConditionCategory, ConditionFact, Measurement
+from fhir_mappers.model import ConditionCategory, ConditionFact, Measurement, SpineSurgery
 
 from .assessment import (
     FACTS,
@@ -36,7 +36,14 @@ from .episode import (
     is_active,
     is_valid,
 )
-from .findings import clinical_label, condition_facts, is_abscess, latest_start
+from .findings import (
+    FINDING_CATEGORIES,
+    clinical_label,
+    condition_facts,
+    drainage_after,
+    is_abscess,
+    latest_start,
+)
 from .limits import sort_key, within_normal_range
 from .records import condition_to_dict, figure
 from .thresholds import PCT_DIGITS, RuleSettings
@@ -143,15 +150,6 @@ def is_known_at_diagnosis(c: ConditionFact, cutoff: date | None) -> bool:
     return cutoff is not None and latest is not None and latest <= cutoff
 
 
-# The findings the rules date against the diagnosis window: known at diagnosis, new
-# (the neuro, complication and mechanical flags) or now resolved.
-FINDING_CATEGORIES = (
-    ConditionCategory.NEURO_DEFICIT,
-    ConditionCategory.COMPLICATION,
-    ConditionCategory.MECHANICAL,
-)
-
-
 def known_findings(
     conditions: Sequence[ConditionFact], cutoff: date | None
 ) -> tuple[ConditionFact, ...]:
@@ -241,14 +239,22 @@ def neuro_rule(
 
 
 def complication_rule(
-    conditions: Sequence[ConditionFact], t0_day: date | None, cutoff: date | None
+    conditions: Sequence[ConditionFact],
+    t0_day: date | None,
+    cutoff: date | None,
+    surgeries: Sequence[SpineSurgery] = (),
 ) -> RuleFinding | None:
+    """A new complication. An abscess found on treatment has next steps of its own
+    (drainage, Park 2016), unless a drainage is recorded on or after it: then
+    ``drainage`` names it, and the card does not advise draining a drained abscess."""
     found = _conditions_since(conditions, ConditionCategory.COMPLICATION, cutoff)
     if not found:
         return None
-    # an abscess found on treatment has next steps of its own (drainage, Park 2016)
-    abscess = any(is_abscess(c) for c in found)
-    return _found(RULE_COMPLICATION, Recommendation.SUPPORT, found, t0_day, abscess=abscess)
+    abscesses = [c for c in found if is_abscess(c)]
+    facts: dict[str, Any] = {"abscess": bool(abscesses)}
+    if (drainage := drainage_after(abscesses, surgeries, t0_day)) is not None:
+        facts["drainage"] = drainage
+    return _found(RULE_COMPLICATION, Recommendation.SUPPORT, found, t0_day, **facts)
 
 
 def mechanical_rule(

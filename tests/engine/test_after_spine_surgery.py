@@ -141,3 +141,45 @@ def test_a_known_abscess_drained_in_the_episode_names_the_drainage() -> None:
     )
     b = assess([order(29)], undrained, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
     assert "If the abscess was not drained" in render_response(b, CTX)["cards"][0]["detail"]
+
+
+def abscess_card(abscess_day: int, drainage_day: int | None) -> str:
+    """The detail for an epidural abscess dated ``abscess_day`` with an open drainage
+    (CPT 22010) on ``drainage_day`` (none when None), order on day 29."""
+    from tests.engine.builders import complication
+
+    procedures = [] if drainage_day is None else [procedure(drainage_day, code="22010")]
+    surgery, _ = map_spine_surgery(procedures, VS)
+    data = PatientData(
+        conditions=(nvo(), complication(abscess_day, name="epidural abscess")),
+        measurements=tuple(improving()),
+        spine_surgery=surgery,
+    )
+    a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+    return str(render_response(a, CTX)["cards"][0]["detail"])
+
+
+def test_a_new_abscess_drained_after_it_is_not_told_to_be_drained() -> None:
+    # an outside clinician's review (h95): an abscess of day 20, drained on day 22, was
+    # told "consider drainage ...; if undrained, at least 8 weeks" beside the drainage's
+    # own line
+    detail = abscess_card(20, 22)
+    assert (
+        "A new abscess on treatment, drained day 22 (spinal abscess drainage), raises "
+        "suspicion of failure: review the organism and the antibiotic" in detail
+    )
+    assert "consider drainage" not in detail
+    assert "if undrained" not in detail
+    # without one, or with one before the abscess (it drained something else), as before
+    for before in (None, 10):
+        said = "A new abscess on treatment raises suspicion of failure: consider drainage"
+        assert said in abscess_card(20, before)
+
+
+def test_a_known_abscess_is_not_called_drained_by_a_drainage_before_it() -> None:
+    # the known-at-diagnosis line judged as the new abscess's: a drainage on day 1 of an
+    # abscess dated day 2 (inside the diagnosis window) did not drain it
+    detail = abscess_card(2, 1)
+    assert "If the abscess was not drained, an MRI before stopping" in detail
+    assert "Spinal abscess drainage recorded (day 1): if the drainage" not in detail
+    assert "Spinal abscess drainage recorded (day 2): if the drainage" in abscess_card(2, 2)
