@@ -65,9 +65,12 @@ def _crp_single(d: Data) -> Phrase:
 def _crp_none_on_treatment(d: Data) -> Phrase:
     days = int(d["daysSinceT0"])
     since = "today" if days == 0 else f"{count_of(days, 'day')} ago"
+    # its day passed (``due``): not "about day 7" on day 10 (an outside clinician)
+    which = (
+        "a CRP now" if d["due"] else f"the first on-treatment CRP, about day {d['firstCheckDay']},"
+    )
     return Phrase(
-        f"No CRP since treatment started ({since}): the first on-treatment CRP, about day 7, "
-        "will show the response.",
+        f"No CRP since treatment started ({since}): {which} will show the response.",
         "no CRP on treatment yet",
     )
 

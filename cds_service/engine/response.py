@@ -34,6 +34,19 @@ def is_recent(latest: Measurement, eval_day: date, settings: RuleSettings) -> bo
     return (eval_day - latest.when.day).days <= settings.crp_max_age_days
 
 
+def none_on_treatment(days: int, settings: RuleSettings) -> Remark:
+    """No CRP on treatment yet, ``days`` after its start: the first on-treatment CRP is
+    due about one weekly check in (``crp_max_age_days``, 7: "weekly markers are the usual
+    rhythm", clinical-rules.md), and from that day on a CRP now will show the response
+    (``due``): an outside clinician read "the first on-treatment CRP, about day 7, will
+    show the response" on day 10 (the service's own reading, to be confirmed by the
+    clinical reviewers)."""
+    first = settings.crp_max_age_days
+    return Remark(
+        "crp-none-on-treatment", {"daysSinceT0": days, "firstCheckDay": first, "due": days >= first}
+    )
+
+
 def favourable_response_gaps(
     trend: CrpTrend,
     pain: Sequence[Measurement],
@@ -69,7 +82,7 @@ def favourable_response_gaps(
         recent = is_recent(latest, eval_day, settings)
         missing.append(Remark("crp-single", {"latest": figure(latest, t0_day), "recent": recent}))
     elif latest.when.day <= t0_day:
-        missing.append(Remark("crp-none-on-treatment", {"daysSinceT0": (eval_day - t0_day).days}))
+        missing.append(none_on_treatment((eval_day - t0_day).days, settings))
     elif not trend.usable:
         missing.append(Remark("crp-none-after-baseline", {"latestDay": day_of(latest, t0_day)}))
     if latest is not None and crp_count > 0 and not is_recent(latest, eval_day, settings):

@@ -38,7 +38,9 @@ class RuleSettings:
     baseline_window_days: int = 7
     # "Only data from T0 - 7 days onward count".
     data_lookback_days: int = 7
-    # "the latest CRP is recent: taken no more than 7 days before the order" (advise-against).
+    # "the latest CRP is recent: taken no more than 7 days before the order" (advise-against;
+    # "weekly markers are the usual rhythm"): also when the first on-treatment CRP is due,
+    # "about day 7" (response.none_on_treatment).
     crp_max_age_days: int = 7
     # "M46.5x (other infective spondylopathies; setting)": out of scope unless enabled.
     include_other_infective: bool = False

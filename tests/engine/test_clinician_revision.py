@@ -464,6 +464,31 @@ def test_no_crp_after_t0_day_is_said_as_such(latest_day: int) -> None:
     assert "not yet down" not in detail
 
 
+@pytest.mark.parametrize(
+    ("order_day", "said"),
+    [
+        (6, "(6 days ago): the first on-treatment CRP, about day 7, will show the response."),
+        (7, "(7 days ago): a CRP now will show the response."),
+        (10, "(10 days ago): a CRP now will show the response."),
+    ],
+)
+def test_the_first_on_treatment_crp_is_not_promised_for_a_day_past(
+    order_day: int, said: str
+) -> None:
+    # an outside clinician's review (h06): CRPs on days -3 and -1 only, order on day 10,
+    # read "the first on-treatment CRP, about day 7, will show the response"
+    a = run([crp(-3, 150), crp(-1, 160), pain(0, 8), pain(order_day, 6)], order_day=order_day)
+    assert f"No CRP since treatment started {said}" in card(a)["detail"]
+
+
+def test_the_first_on_treatment_crp_comes_one_weekly_check_in() -> None:
+    # "about day 7" is the weekly check of crp_max_age_days, its one home: a site with a
+    # 10-day rhythm reads "about day 10", and on day 8 no CRP is due yet
+    values = [crp(-3, 150), crp(-1, 160), pain(0, 8), pain(8, 6)]
+    a = run(values, order_day=8, settings=RuleSettings(crp_max_age_days=10))
+    assert "the first on-treatment CRP, about day 10, will show" in card(a)["detail"]
+
+
 # --- rules a single test used to pin --------------------------------------------------------
 
 
