@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from cds_service.cards.phrase import Data, Phrase, fixed
 from cds_service.cards.safe_text import quote
-from cds_service.cards.words import joined, upper_first
+from cds_service.cards.words import ended_on, ended_status, joined, upper_first
 
 # What a search left partly read is called on a card: the things it returns, one entry
 # per data source (datasources.py; tests/shell/test_datasources.py holds the keys equal),
@@ -135,9 +135,13 @@ def _bacteraemia_on_treatment(d: Data) -> Phrase:
     c = d["condition"]
     name = upper_first(quote(str(c.get("name") or "bacteraemia")))
     when = f"day {c['day']}" if "day" in c else str(c.get("date"))
-    if c.get("resolved"):
-        ended = f", resolved day {c['endedDay']}" if "endedDay" in c else ", since resolved"
-        when = f"{when}{ended}"
+    if c.get("ended"):
+        # the status as recorded: inactive or in remission is not resolved
+        status, on = ended_status(c), ended_on(c)
+        ended = (
+            [on or f"since {status}"] if status in ("resolved", "ended") else [f"now {status}", on]
+        )
+        when = ", ".join([when, *(part for part in ended if part)])
     return Phrase(
         f"{name} recorded on {when}, after treatment started: bacteria in the blood on "
         "treatment is not a favourable response, so this card does not advise against "

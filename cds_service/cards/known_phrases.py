@@ -1,7 +1,7 @@
 """The phrasebook's remarks about what was known at diagnosis: the findings named with
 their dates, a known abscess (with its drainage, if one is recorded), a known deficit
 (clinical-rules.md, 2026-12-06: "what was known at diagnosis is named, never silently
-dropped or turned into an emergency"), and findings now recorded resolved.
+dropped or turned into an emergency"), and findings no longer recorded active.
 
 Like ``remark_phrases`` (which lists these among all remarks): one function per remark
 code, from the remark's data to its (message, short).
@@ -14,6 +14,8 @@ from collections.abc import Callable
 from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.words import (
     dated,
+    ended_on,
+    ended_status,
     lower_first,
     name_of,
     relative_date,
@@ -116,27 +118,26 @@ def _known_deficit(d: Data) -> Phrase:
 
 
 def _resolved_findings(d: Data) -> Phrase:
-    """Findings now recorded resolved: no red flag, but the ordering clinician sees them
-    (an outside review: a cauda equina syndrome of day 10, resolved on day 20, vanished
-    from the card)."""
-    parts = []
+    """Findings no longer recorded active: no red flag, but the ordering clinician sees
+    them (an outside review: a cauda equina syndrome of day 10, resolved on day 20,
+    vanished from the card), each under the status recorded: inactive and in remission
+    are not resolved (an outside clinician saw "now recorded resolved" for inactive)."""
+    groups: dict[str, list[str]] = {}
     for c in d["conditions"]:
         # before treatment start, by its dates: a finding of an earlier infection read
         # "present at diagnosis (day -578), resolved day -518" (a clinician reviewer)
         before = c.get("day", 0) < 0
         when = relative_date(c) if before else when_found(c)
-        ended = ""
-        if "endedDay" in c:
-            ended = f"resolved day {c['endedDay']}"
-            if c["endedDay"] < 0 and "endedDate" in c:
-                ended = f"resolved {c['endedDate']}"
-        dates = ", ".join(part for part in (status_and_when(c, when), ended) if part)
+        dates = ", ".join(part for part in (status_and_when(c, when), ended_on(c)) if part)
         name = lower_first(name_of(c))
-        parts.append(f"{name} ({dates})" if dates else name)
+        groups.setdefault(ended_status(c), []).append(f"{name} ({dates})" if dates else name)
+    said = " ".join(
+        f"Now recorded {'as ended' if status == 'ended' else status}: {'; '.join(parts)}."
+        for status, parts in groups.items()
+    )
     return Phrase(
-        f"Now recorded resolved: {'; '.join(parts)}. Not counted as an active red flag; a "
-        "worse exam now would be.",
-        "resolved finding on record",
+        f"{said} Not counted as an active red flag; a worse exam now would be.",
+        "finding no longer active on record",
     )
 
 

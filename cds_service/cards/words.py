@@ -229,6 +229,26 @@ def verification_words(status: str) -> str:
     return VERIFICATION_WORDS.get(status, status)
 
 
+# A finding no longer active, as its clinicalStatus says it (``engine.findings.
+# ended_facts``): FHIR's inactive and remission are not resolved.
+ENDED_WORDS = {"inactive": "inactive", "remission": "in remission", "resolved": "resolved"}
+
+
+def ended_status(facts: Mapping[str, Any]) -> str:
+    """ "resolved", "inactive", "in remission"; "ended" when only an end date says so."""
+    return ENDED_WORDS.get(str(facts.get("status")), "ended")
+
+
+def ended_on(facts: Mapping[str, Any]) -> str:
+    """ "resolved day 20" (resolved), else "ended day 20"; the date when that is before
+    treatment start ("resolved 2024-03-01"); "" when the record gives no end day."""
+    if "endedDay" not in facts:
+        return ""
+    day = int(facts["endedDay"])
+    on = str(facts["endedDate"]) if day < 0 and "endedDate" in facts else f"day {day}"
+    return f"{'resolved' if facts.get('status') == 'resolved' else 'ended'} {on}"
+
+
 def when_found(facts: Mapping[str, Any]) -> str:
     """ "day 26", "present at diagnosis (day 0)", "present at diagnosis, recorded day 3",
     "day 15, onset 2026-09" (an onset of a month or a year, recorded on day 15),

@@ -43,7 +43,7 @@ from .episode import (
     infection_levels,
     is_valid,
 )
-from .findings import condition_facts
+from .findings import condition_facts, ended_facts
 from .records import antibiotic_to_dict
 from .thresholds import RuleSettings
 
@@ -202,9 +202,7 @@ def bacteraemia_on_treatment(
     first = found[0]
     facts = condition_facts(first, t0_day)
     if not counts_now(first):
-        facts["resolved"] = True
-        if first.abatement is not None and t0_day is not None:
-            facts["endedDay"] = (first.abatement.day - t0_day).days
+        facts.update(ended_facts(first, t0_day))  # named by the status recorded
     return Remark("bacteraemia-on-treatment", {"condition": facts})
 
 

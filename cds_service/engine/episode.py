@@ -31,6 +31,8 @@ from .thresholds import RuleSettings
 # when first recorded (its onset stays the first one's).
 RELAPSE_STATUSES = frozenset({"recurrence", "relapse"})
 ACTIVE_STATUSES = frozenset({"active"}) | RELAPSE_STATUSES
+# No longer active, each its own code: inactive and remission are not resolved.
+ENDED_STATUSES = frozenset({"inactive", "remission", "resolved"})
 INVALID_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCERTAIN_VERIFICATION = frozenset({"provisional", "differential", "unconfirmed"})
 

@@ -16,7 +16,14 @@ from typing import Any
 from fhir_mappers.model import ConditionCategory, ConditionFact, ImagingOrder, SpineSurgery
 
 from .assessment import Episode, Remark
-from .episode import RELAPSE_STATUSES, UNCERTAIN_VERIFICATION, counts_now, covers, covers_some
+from .episode import (
+    ENDED_STATUSES,
+    RELAPSE_STATUSES,
+    UNCERTAIN_VERIFICATION,
+    counts_now,
+    covers,
+    covers_some,
+)
 from .thresholds import RuleSettings
 
 
@@ -103,6 +110,21 @@ def condition_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
     recorded = c.recorded.day if c.recorded is not None else None
     if out["atStart"] and recorded is not None and recorded > t0_day:
         out["recordedDay"] = (recorded - t0_day).days
+    return out
+
+
+def ended_facts(c: ConditionFact, t0_day: date | None) -> dict[str, Any]:
+    """How a finding no longer active is recorded: its clinicalStatus (``status``:
+    inactive, remission or resolved, FHIR's three codes for it, none when only an
+    abatement says it ended) and, with a treatment start, the day it ended (``endedDay``,
+    with its date). The card says the status recorded: an outside clinician saw a cauda
+    equina syndrome recorded inactive shown as "now recorded resolved"."""
+    out: dict[str, Any] = {"ended": True}
+    if c.clinical_status in ENDED_STATUSES:
+        out["status"] = c.clinical_status
+    if c.abatement is not None and t0_day is not None and c.abatement.partial is None:
+        out["endedDay"] = (c.abatement.day - t0_day).days
+        out["endedDate"] = c.abatement.day.isoformat()
     return out
 
 

@@ -41,6 +41,7 @@ from .findings import (
     clinical_label,
     condition_facts,
     drainage_after,
+    ended_facts,
     is_abscess,
     latest_start,
 )
@@ -165,12 +166,12 @@ def known_findings(
 def resolved_findings(
     conditions: Sequence[ConditionFact], cutoff: date | None, t0_day: date | None
 ) -> Remark | None:
-    """Deficits and complications now recorded resolved or inactive: no red flag (only
-    active Conditions count), but named, with when they began and ended, so a card never
-    reads "no red flag recorded" over a cauda equina syndrome of day 10 marked resolved on
-    day 20 (an outside clinical review), nor drops one known at diagnosis (clinical-
-    rules.md: "a finding known at diagnosis is never dropped"; the rules are silent on
-    resolved ones)."""
+    """Deficits and complications now recorded resolved, inactive or in remission (each
+    by its own status, ``ended_facts``): no red flag (only active Conditions count), but
+    named, with when they began and ended, so a card never reads "no red flag recorded"
+    over a cauda equina syndrome of day 10 marked resolved on day 20 (an outside clinical
+    review), nor drops one known at diagnosis (clinical-rules.md: "a finding known at
+    diagnosis is never dropped"; the rules are silent on resolved ones)."""
     found = sorted(
         (
             c
@@ -186,10 +187,7 @@ def resolved_findings(
         fact = condition_facts(c, t0_day)
         if c.start is not None and is_known_at_diagnosis(c, cutoff):
             fact["atStart"] = True  # said "present at diagnosis" even when after T0
-        if c.abatement is not None and t0_day is not None and c.abatement.partial is None:
-            fact["endedDay"] = (c.abatement.day - t0_day).days
-            fact["endedDate"] = c.abatement.day.isoformat()
-        facts.append(fact)
+        facts.append({**fact, **ended_facts(c, t0_day)})
     return Remark("resolved-finding", {"conditions": facts})
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from cds_service.engine import Recommendation, RuleSettings
 from tests.cards.test_review_wording import card
 from tests.engine.builders import crp, esr, pain, run
@@ -86,6 +88,31 @@ def test_a_deficit_that_arose_on_treatment_and_resolved_is_named() -> None:
     early = card(run(values, [nvo(), neuro(1, clinical="resolved", abatement=20)], order_day=29))
     assert "Now recorded resolved: cauda equina syndrome (present at diagnosis" in early["detail"]
     assert "no red flag recorded" not in early["detail"]
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("inactive", "Now recorded inactive: cauda equina syndrome (day 20)."),
+        ("remission", "Now recorded in remission: cauda equina syndrome (day 20)."),
+    ],
+)
+def test_a_finding_recorded_inactive_or_in_remission_is_not_called_resolved(
+    status: str, said: str
+) -> None:
+    # an outside clinician's review (h94): a cauda equina syndrome of day 20 recorded
+    # inactive read "Now recorded resolved"; FHIR's inactive and remission are other codes
+    from tests.engine.builders import neuro, nvo
+
+    values = [crp(0, 150), crp(14, 60), crp(28, 12), pain(0, 7), pain(14, 5), pain(28, 3)]
+    detail = card(run(values, [nvo(), neuro(20, clinical=status)], order_day=29))["detail"]
+    assert said in detail, detail
+    assert "resolved" not in detail
+    # one ended on a day says so under its own status, beside one resolved
+    both = [nvo(), neuro(20, clinical=status, abatement=25), neuro(10, clinical="resolved")]
+    detail = card(run(values, both, order_day=29))["detail"]
+    assert f"{said[:-2]}, ended day 25)." in detail, detail
+    assert "Now recorded resolved: cauda equina syndrome (day 10)." in detail
 
 
 def test_a_finding_of_an_earlier_infection_is_said_by_its_dates() -> None:

@@ -183,6 +183,15 @@ def test_bacteraemia_on_treatment_resolved_since_still_blocks_and_says_when() ->
     assert "Bacteraemia recorded on day 25, resolved day 27" in card(a)["detail"]
 
 
+def test_bacteraemia_on_treatment_recorded_inactive_is_not_called_resolved() -> None:
+    # as a deficit (an outside clinician's review, h94): inactive is not resolved
+    found = bacteraemia(25, clinical="inactive", abatement=27)
+    a = run(improving(), [nvo(), found], order_day=29)
+    detail = card(a)["detail"]
+    assert "Bacteraemia recorded on day 25, now inactive, ended day 27, after treat" in detail
+    assert "resolved" not in detail
+
+
 def test_the_shipped_code_list_reads_r78_81_as_bacteraemia() -> None:
     from tests.engine.test_imaging_codes import coded
 
