@@ -100,9 +100,9 @@ def test_a_crp_taken_before_the_pain_rose_does_not_show_that_it_keeps_falling() 
     assert "think mechanical" in card(same_day)["summary"]
     assert "No CRP since the pain rose" not in card(same_day)["detail"]
     # The pain rose on day 25 (6/10) and stayed up: a CRP of day 27 was taken after it.
+    values = [crp(0, 142), crp(14, 61), crp(27, 18), pain(0, 8), pain(21, 3), pain(25, 6)]
     after = run(
-        [crp(0, 142), crp(14, 61), crp(27, 18), pain(0, 8), pain(21, 3), pain(25, 6)]
-        + [pain(29, 7)],
+        [*values, pain(29, 7)],
         orders=[CT_DAY_29],
         order_day=29,
     )
