@@ -179,6 +179,10 @@ def test_new_diagnoses_no_value_set_reads_reach_the_card_and_the_removal_is_only
     assert "not among the diagnoses this service reads" in text
     assert "(day 24)" in text
     assert "no red flag recorded among the diagnoses read" in text
+    # the summary a busy clinician acts on says it too (a second review saw it only in
+    # the detail)
+    assert card["summary"].endswith("; new diagnoses not read"), card["summary"]
+    assert len(card["summary"]) <= 140
     removals = [
         s for s in card.get("suggestions", []) if any(a["type"] == "delete" for a in s["actions"])
     ]

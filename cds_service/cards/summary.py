@@ -81,7 +81,7 @@ def summary(a: Assessment) -> str:
     mod = modality_words(a.orders)
     rec = a.recommendation
     if rec is Recommendation.ADVISE_AGAINST:
-        return _fit(*_advise_against(a, mod))
+        return _fit(*_with_unread(a, _advise_against(a, mod)))
     flags = a.red_flags
     if rec is Recommendation.SUPPORT_URGENT:
         neuro = phrase(next(f for f in flags if f.rule_id == "neuro")).short
@@ -122,6 +122,16 @@ def summary(a: Assessment) -> str:
     gaps = [phrase(r).short for r in (*a.missing, *a.unmet)]
     # what the engine asks of the markers (engine/next_steps.py), if anything
     return _fit(*says.insufficient(mod, gaps, a.next_steps.markers_asked))
+
+
+def _with_unread(a: Assessment, candidates: says.Candidates) -> says.Candidates:
+    """An advice against imaging beside new diagnoses the service cannot read says so in
+    its summary too: an outside clinician's review saw a new foot drop and urinary
+    retention named only in the detail, under a summary a busy clinician acts on."""
+    unread = next((n for n in a.notes if n.code == "new-diagnoses-not-read"), None)
+    if unread is None:
+        return candidates
+    return tuple(f"{c}; {phrase(unread).short}" for c in candidates)
 
 
 def _advise_against(a: Assessment, mod: str) -> says.Candidates:
