@@ -260,7 +260,7 @@ def _make_stat(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any] 
     whole study STAT (the three CPT parts of a whole-spine MRI, not only the first)."""
     steps = a.next_steps
     stat = set(steps.stat_orders)
-    orders = [o for o in a.orders if o.reference in stat]
+    orders = [o for o in (*a.orders, *steps.other_answering) if o.reference in stat]
     if not orders:
         return None
     study = a.answering_study

@@ -10,6 +10,7 @@ from cds_service.cards.episode_line import episode_line
 from cds_service.cards.imaging_phrases import (
     abscess_extent_line,
     deficit_seen_first_line,
+    other_answering_line,
     seen_first_line,
     study_gap_line,
 )
@@ -170,6 +171,11 @@ def detail(a: Assessment) -> str:
             )
             if line is not None:
                 items.append(line)
+        steps = a.next_steps
+        made_stat = {o.reference for o in steps.other_answering} & set(steps.stat_orders)
+        other = other_answering_line(steps.other_answering, bool(made_stat), steps.stat_extended)
+        if other is not None:
+            items.append(other)
         blocks.append([episode_line(a)])
         blocks.append(_bullets(items))
         blocks.append(trend_lines(a, crp_figures=markers is None))

@@ -11,7 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 from cds_service.cards.phrase import Data, Phrase
 from cds_service.cards.text import URGENT_STUDY_SHORT
-from cds_service.cards.words import count_of, joined, lower_first, name_of, upper_first
+from cds_service.cards.words import (
+    count_of,
+    joined,
+    lower_first,
+    name_of,
+    order_words,
+    upper_first,
+)
 from cds_service.engine.study import GAP_CONTRAST, GAP_MODALITY
 from fhir_mappers.model import ImagingOrder, Modality
 
@@ -206,3 +213,22 @@ def abscess_extent_line(orders: Sequence[ImagingOrder], gaps: Mapping[str, str])
         return None
     where = joined([f"{o.region} spine" for o in partial])
     return f"The MRI of the {where} ordered shows the infected level: extend it to the whole spine."
+
+
+def other_answering_line(
+    others: Sequence[ImagingOrder], made_stat: bool, extended: bool = False
+) -> str | None:
+    """The drafts of the order set not selected here that answer the card's question
+    (``NextSteps.other_answering``), named so that the clinician signs the right one: an
+    outside clinician's review saw a new cauda equina syndrome's card, with only a
+    cervical MRI selected, say nothing of the lumbar MRI beside it."""
+    if not others:
+        return None
+    named = joined(list(dict.fromkeys(order_words(o.modality.value, o.region) for o in others)))
+    one = len(others) == 1
+    stat = f"make {'it' if one else 'them'} STAT"
+    if made_stat and extended:
+        stat += " and extend it to the whole spine"
+    tail = f": {stat} (below)." if made_stat else "."
+    verb = "answers" if one else "answer"
+    return f"The {named} also in this order set, not selected here, {verb} this question{tail}"

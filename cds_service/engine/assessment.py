@@ -225,10 +225,11 @@ class NextSteps:
     # when each was ordered for another reason (study_added)
     replaced_order: str | None = None
     study_added: bool = False
+    # the drafts of the order set not in question (unselected) that answer the question
+    other_answering: tuple[ImagingOrder, ...] = ()
     # the drafts a support or urgent card leaves unrated (next_steps.unrated_orders)
     unrated_orders: frozenset[str] = frozenset()
-    # the evidence statements the card cites, in order (keys of the cards' STATEMENTS;
-    # evidence.py)
+    # the evidence statements the card cites, in order (keys of cards' STATEMENTS)
     evidence: tuple[str, ...] = ()
     # why no antibiotic order gave T0 (a code of next_steps.py)
     antibiotics_not_counted: str = NO_ORDER

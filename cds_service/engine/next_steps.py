@@ -45,10 +45,14 @@ def next_steps_of(a: Assessment, others: Sequence[ImagingOrder] = ()) -> NextSte
     """The next steps of a decided Assessment (``evaluate`` sets them on it); ``others``:
     the spine drafts of the order set not in question (order-select's unselected ones)."""
     emergency = emergency_mri(a)
-    stat = stat_orders(a) if emergency else ()
+    answering = other_drafts_answering(a, others)
+    # on an urgent card an unselected draft that answers is made STAT too (an outside
+    # clinician's review: a routine lumbar MRI beside a new cauda equina syndrome went
+    # unmentioned, the selected cervical MRI offered no change)
+    stat = (*stat_orders(a), *(o for o in answering if o.priority not in NOW)) if emergency else ()
     study = a.answering_study
     unrated = unrated_orders(a, emergency)
-    wanted = study_wanted(a, unrated) and not other_draft_answers(a, others)
+    wanted = study_wanted(a, unrated) and not answering
     replaced = replaced_order(a) if wanted else None
     return NextSteps(
         emergency_mri=emergency,
@@ -61,6 +65,7 @@ def next_steps_of(a: Assessment, others: Sequence[ImagingOrder] = ()) -> NextSte
         stat_extended=len(stat) == 1 and study is not None and study.region != stat[0].region,
         replaced_order=replaced.reference if replaced is not None else None,
         study_added=wanted and replaced is None and study_added(a),
+        other_answering=answering,
         unrated_orders=unrated,
         evidence=evidence_cited(a),
         antibiotics_not_counted=antibiotics_not_counted(a),
@@ -260,21 +265,26 @@ def study_added(a: Assessment) -> bool:
     )
 
 
-def other_draft_answers(a: Assessment, others: Sequence[ImagingOrder]) -> bool:
-    """A spine draft of the order set that is not in question may be the study the card
-    asks for: of its modality, imaging every infected level, and not without contrast.
-    The card then changes nothing into that study, nor orders it: it would be ordered
-    twice (an outside clinician's review: a CT selected beside an unselected lumbar MRI
-    was offered as "Order MRI of the lumbar spine ... instead")."""
+def other_drafts_answering(
+    a: Assessment, others: Sequence[ImagingOrder]
+) -> tuple[ImagingOrder, ...]:
+    """The spine drafts of the order set not in question that are the study the card asks
+    for: of its modality, imaging every infected level, and not without contrast. The
+    card then changes nothing into that study, nor orders it: it would be ordered twice
+    (an outside clinician's review: a CT selected beside an unselected lumbar MRI was
+    offered as "Order MRI of the lumbar spine ... instead"); it names them instead."""
     study = a.answering_study
     if study is None or a.episode is None:
-        return False
-    return any(
-        o.valid
+        return ()
+    regions = a.episode.regions
+    return tuple(
+        o
+        for o in others
+        if o.valid
+        and o.identified
         and o.modality is study.modality
         and o.contrast != "without"
-        and covers_all(o.region, a.episode.regions)
-        for o in others
+        and covers_all(o.region, regions)
     )
 
 

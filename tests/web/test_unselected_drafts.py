@@ -56,3 +56,49 @@ def test_an_unselected_mri_that_cannot_answer_leaves_the_offer(
     # an MRI without gadolinium does not order the study the card asks for
     (update,) = _updates(client, _with_other_draft(code))
     assert update["resource"]["code"]["coding"][0]["code"] == "72158"
+
+
+def _card(client: FlaskClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(f"/cds-services/{SELECT_ID}", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    (card,) = response.get_json()["cards"]
+    result: dict[str, Any] = card
+    return result
+
+
+def test_the_unselected_mri_that_answers_is_named(client: FlaskClient) -> None:
+    card = _card(client, _with_other_draft(MRI))
+    assert (
+        "The lumbar spine MRI also in this order set, not selected here, answers this question."
+        in card["detail"]
+    )
+
+
+CERVICAL_MRI = {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "72156"}]}
+
+
+def test_on_an_urgent_card_the_unselected_draft_that_answers_is_made_stat(
+    client: FlaskClient,
+) -> None:
+    """An outside clinician's review: a new cauda equina syndrome, a lumbar infection,
+    and a cervical MRI selected beside a routine lumbar MRI not selected. The card asked
+    for an emergency MRI, rated the cervical one not appropriate, and offered nothing,
+    silent over the lumbar MRI in the same order set."""
+    body = card_request("e02-cauda-equina")
+    (entry,) = body["context"]["draftOrders"]["entry"]
+    entry["resource"]["code"] = MRI
+    entry["resource"]["priority"] = "routine"
+    selected = copy.deepcopy(entry)
+    selected["resource"]["id"] = entry["resource"]["id"] + "-cervical"
+    selected["resource"]["code"] = CERVICAL_MRI
+    body["context"]["draftOrders"]["entry"].append(selected)
+    body["context"]["selections"] = [f"ServiceRequest/{selected['resource']['id']}"]
+    card = _card(client, body)
+    assert card["indicator"] == "critical"
+    assert (
+        "The lumbar spine MRI also in this order set, not selected here, answers this "
+        "question: make it STAT and extend it to the whole spine (below)." in card["detail"]
+    )
+    updates = [a for s in card["suggestions"] for a in s["actions"] if a["type"] == "update"]
+    assert [u["resource"]["id"] for u in updates] == [entry["resource"]["id"]]
+    assert updates[0]["resource"]["priority"] == "stat"
