@@ -25,11 +25,9 @@ why, and the caller answers 412.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from cds_service.discovery import Service
 from cds_service.fhir.bundles import (
@@ -53,20 +51,12 @@ from cds_service.fhir.combine import (
     split_one,
 )
 from cds_service.fhir.settings import FhirSettings
+from cds_service.fhir.templates import render_queries
 from cds_service.fhir.urls import server_url_problem
 from cds_service.validation import shown_name
 from fhir_mappers.subjects import all_about_another_patient
 
 __all__ = ["DataUnavailable", "GatheredData", "Problem", "gather", "render_queries"]
-
-_TOKEN = re.compile(r"\{\{\s*([^{}\s]*)\s*\}\}")
-_USER_TOKENS = {
-    "userPractitionerId": "Practitioner",
-    "userPractitionerRoleId": "PractitionerRole",
-    "userPatientId": "Patient",
-    "userRelatedPersonId": "RelatedPerson",
-}
-_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -85,64 +75,6 @@ class DataUnavailable(Exception):
         listed = "; ".join(f"{p.key}: {p.reason}" for p in problems)
         super().__init__(f"required FHIR data could not be obtained: {listed}")
         self.problems = problems
-
-
-def _user_reference(context: Mapping[str, Any]) -> tuple[str, str] | None:
-    """``context.userId`` as (resource type, id); it may also be given as an absolute URL."""
-    user = context.get("userId")
-    if not isinstance(user, str):
-        return None
-    parts = user.rstrip("/").split("/")
-    if len(parts) < 2 or not parts[-1]:
-        return None
-    return parts[-2], parts[-1]
-
-
-def _token_value(name: str, context: Mapping[str, Any]) -> str | None:
-    """The URL-encoded value of one template token, or None when the request has none."""
-    if name in _USER_TOKENS:
-        user = _user_reference(context)
-        if user is None or user[0] != _USER_TOKENS[name]:
-            return None
-        value = user[1]
-    elif name.startswith("context.") and "." not in name[len("context.") :]:
-        raw = context.get(name[len("context.") :])
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            return None  # only root-level primitives can fill a template
-        value = str(raw)
-        if name == "context.userId" and _REFERENCE.match(value):
-            return value  # "Practitioner/123": the slash is meant (e.g. a read template)
-    else:
-        return None
-    if not value.strip("."):
-        return None  # "." and ".." would climb the URL path
-    return quote(value, safe="")
-
-
-def render_queries(
-    templates: Mapping[str, str], context: Mapping[str, Any]
-) -> tuple[dict[str, str], tuple[Problem, ...]]:
-    """Fill the CDS Hooks 2.0 tokens of each template; a template with a token that has no
-    value in this request is left out and reported."""
-    queries: dict[str, str] = {}
-    problems: list[Problem] = []
-    for key, template in templates.items():
-        missing: list[str] = []
-
-        def fill(match: re.Match[str], missing: list[str] = missing) -> str:
-            value = _token_value(match.group(1), context)
-            if value is None:
-                missing.append(match.group(1) or "(empty)")
-                return ""
-            return value
-
-        query = _TOKEN.sub(fill, template)
-        if missing:
-            names = ", ".join("{{" + name + "}}" for name in missing)
-            problems.append(Problem(key, f"the template's {names} has no value in this request"))
-        else:
-            queries[key] = query
-    return queries, tuple(problems)
 
 
 def _request_fhir_access(request: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
