@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from cds_service.discovery import Service
 from cds_service.fhir.bundles import (
@@ -52,7 +53,7 @@ from cds_service.fhir.combine import (
 )
 from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.templates import render_queries
-from cds_service.fhir.urls import server_url_problem
+from cds_service.fhir.urls import connect_origin, leads_under, server_url_problem
 from cds_service.validation import shown_name
 from fhir_mappers.subjects import all_about_another_patient
 
@@ -75,6 +76,16 @@ class DataUnavailable(Exception):
         listed = "; ".join(f"{p.key}: {p.reason}" for p in problems)
         super().__init__(f"required FHIR data could not be obtained: {listed}")
         self.problems = problems
+
+
+def _next_elsewhere(value: object, fhir_server: str | None) -> bool:
+    """A prefetched search Bundle whose ``next`` link does not lead to ``fhir_server``."""
+    link = next_link(value) if isinstance(value, Mapping) else None
+    if link is None or fhir_server is None:
+        return False
+    base = fhir_server.rstrip("/")
+    target = urljoin(base + "/", link)
+    return not leads_under(target, connect_origin(fhir_server), urlsplit(base).path)
 
 
 def _request_fhir_access(request: Mapping[str, Any]) -> tuple[str | None, str | None, str]:
@@ -182,6 +193,11 @@ def gather(
             if mismatch is None and failure is not None and (can_fetch or not found):
                 # failed (in part: data may be missing; outright: none): never "no CRP"
                 mismatch = failure.reason.replace("search result", "the prefetched search", 1)
+            if mismatch is None and can_fetch and _next_elsewhere(value, fhir_server):
+                # its further pages are not fetched there with the token: the whole
+                # search is, from fhirServer (an integration review: an Epic-shaped
+                # Bundle's next link to another host left "one CRP only")
+                mismatch = "the prefetched search's next page is not on fhirServer"
             if mismatch is None:
                 notes.extend(more)
                 sources[key] = "prefetch"

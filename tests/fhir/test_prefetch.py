@@ -383,6 +383,24 @@ def test_prefetch_of_first_pages_is_completed_from_the_server(
     assert via_prefetch.notes == ()
 
 
+def test_a_first_page_whose_next_link_leads_elsewhere_is_fetched_again_from_fhir_server(
+    fhir: FhirTestServer, client: FhirClient, service: Service
+) -> None:
+    """An integration review: an Epic-shaped prefetched CRP page whose next link named
+    another host was kept alone ("one CRP only; older results not read") although the
+    request named a fhirServer the whole search could be run on."""
+    first = server_get(fhir, f"{fhir.base_url}/{rendered(service)['crp']}")
+    for link in first["link"]:
+        if link["relation"] == "next":
+            link["url"] = link["url"].replace(fhir.base_url, "https://other-host.example/fhir")
+    data = run(service, client, hook_request(fhir, prefetch={"crp": first}))
+    assert data.sources["crp"] == "fetched"
+    assert len(data.resources["crp"]) == CRP_COUNT
+    assert [(n.key, n.reason) for n in data.notes] == [
+        ("crp", "the prefetched search's next page is not on fhirServer; fetched it again")
+    ]
+
+
 def test_fully_paged_prefetch_needs_no_fhir_server(
     fhir: FhirTestServer, client: FhirClient, service: Service
 ) -> None:
