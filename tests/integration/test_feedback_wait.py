@@ -35,6 +35,18 @@ ISS = "https://ehr.example.org"
 BASE = "https://cds.example.org"
 
 
+def _secure_env(tmp_path: Path, jwks: JwksServer) -> dict[str, str]:
+    """Secure mode with one trusted client whose keys ``jwks`` publishes."""
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks.url()}]))
+    return {
+        "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
+        "SPINE_CDS_PUBLIC_BASE_URL": BASE,
+        "SPINE_CDS_AUDIT_HASH_KEY": secrets.token_hex(32),
+    }
+
+
 def test_a_call_arriving_while_feedback_looks_for_a_card_is_answered_first(
     tmp_path: Path,
 ) -> None:
@@ -48,14 +60,7 @@ def test_a_call_arriving_while_feedback_looks_for_a_card_is_answered_first(
     entry = {"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": stamp}
     with JwksServer() as jwks:
         jwks.publish({"keys": [jwk]})
-        clients = tmp_path / "clients.json"
-        clients.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks.url()}]))
-        env = {
-            "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
-            "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
-            "SPINE_CDS_PUBLIC_BASE_URL": BASE,
-            "SPINE_CDS_AUDIT_HASH_KEY": secrets.token_hex(32),
-        }
+        env = _secure_env(tmp_path, jwks)
         with ServiceProcess(
             env=env, args=(), workers=1, log_path=tmp_path / "service.log"
         ) as service:
@@ -109,14 +114,7 @@ def test_feedback_sent_as_the_card_is_shown_is_never_refused_as_unknown(tmp_path
     patient = json.loads(template)["context"]["patientId"]
     with JwksServer() as jwks:
         jwks.publish({"keys": [jwk]})
-        clients = tmp_path / "clients.json"
-        clients.write_text(json.dumps([{"iss": ISS, "jwks_url": jwks.url()}]))
-        env = {
-            "SPINE_CDS_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
-            "SPINE_CDS_TRUSTED_CLIENTS_FILE": str(clients),
-            "SPINE_CDS_PUBLIC_BASE_URL": BASE,
-            "SPINE_CDS_AUDIT_HASH_KEY": secrets.token_hex(32),
-        }
+        env = _secure_env(tmp_path, jwks)
         with ServiceProcess(env=env, args=(), log_path=tmp_path / "service.log") as service:
 
             def card_then_feedback(i: int) -> list[requests.Response]:
