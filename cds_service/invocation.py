@@ -178,6 +178,11 @@ def handle_hook(
         spine_surgery=surgery,
         prior_studies=studies,
         other_drafts=orders.others,
+        drafted_markers=frozenset(
+            lab.kind
+            for lab in orders.labs
+            if not _names_another_patient(lab.resource, patient_id, server)
+        ),
     )
     if foreign:
         _warn_foreign(foreign)

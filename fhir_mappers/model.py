@@ -288,6 +288,9 @@ class PatientData:
     # order-select: the spine drafts of the order set that are not selected (not in
     # question: the card never judges them, but never orders what one already orders)
     other_drafts: tuple[ImagingOrder, ...] = ()
+    # the markers a draft lab order of the order set already measures (a CRP or ESR
+    # ServiceRequest, selected or not): a card never orders them again
+    drafted_markers: frozenset[MeasurementKind] = frozenset()
 
 
 class PriorStudy(Struct, frozen=True, gc=False):

@@ -5,6 +5,11 @@ None): every ServiceRequest in draftOrders. Anything else in draftOrders (medica
 orders, labs, brain imaging, the CDS Hooks sandbox's page-load order with
 ``code.coding: [{}]``) is simply not an order in question: no ImagingOrder, no error.
 
+A draft lab order whose code is in the CRP or ESR value sets (the codes Observations are
+read by) is kept apart as a ``LabDraft``, never an ImagingOrder: a card that would offer
+to order that test does not order it twice (an outside clinician's review: "Order CRP
+and ESR" beside a CRP already in the order set). It is never judged nor rated.
+
 A spine order whose status says it is not being placed (``NOT_BEING_PLACED``: revoked,
 entered-in-error, completed) is not in question either, and is listed in
 ``OrdersResult.not_placed`` with its status. order-sign may carry re-signed orders that
@@ -36,6 +41,7 @@ from fhir_mappers.model import (
     ConditionCategory,
     DataIssue,
     ImagingOrder,
+    MeasurementKind,
     OrderReason,
     When,
 )
@@ -48,7 +54,17 @@ from fhir_mappers.rawjson import (
 )
 from fhir_mappers.timeutil import parse_fhir_time
 from fhir_mappers.usual_r4 import usual_r4
-from fhir_mappers.valuesets import ImagingEntry, ValueSets
+from fhir_mappers.valuesets import ImagingEntry, ObservationKind, ValueSets
+
+
+@dataclass(frozen=True)
+class LabDraft:
+    """A CRP or ESR order in the order set: what it measures, and the resource (whose
+    subject the caller checks, as for the spine orders)."""
+
+    reference: str
+    kind: MeasurementKind
+    resource: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,8 @@ class OrdersResult:
     not_placed: tuple[DataIssue, ...] = ()
     # order-select: the spine drafts not selected, being placed (PatientData.other_drafts)
     others: tuple[ImagingOrder, ...] = ()
+    # the CRP and ESR orders of the order set, selected or not, being placed
+    labs: tuple[LabDraft, ...] = ()
 
 
 # FHIR R4 request-status codes of an order that is not being placed, so no advice,
@@ -82,6 +100,7 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
     orders: list[ImagingOrder] = []
     not_placed: list[DataIssue] = []
     others: list[ImagingOrder] = []
+    labs: list[LabDraft] = []
 
     for index, resource in resources:
         ref = reference(resource, index)
@@ -93,10 +112,13 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
             for coding in codings(resource.get("code"))
             if (entry := _entry(vs, coding))
         ]
-        if not matched:
-            continue
         status = resource.get("status")
         placed = not (isinstance(status, str) and status in NOT_BEING_PLACED)
+        if not matched:
+            lab = _lab_kind(resource, vs) if placed else None
+            if lab is not None:
+                labs.append(LabDraft(ref, lab, resource))
+            continue
         if wanted is not None and ref not in wanted:
             # not in question: kept aside, its problems unsaid (another call judges it)
             other = _to_order(ref, resource, matched, [], vs) if placed else None
@@ -124,7 +146,30 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
         issues=tuple(issues),
         not_placed=tuple(not_placed),
         others=tuple(others),
+        labs=tuple(labs),
     )
+
+
+# The Observation kinds read as each marker: a drafted hs-CRP or molar CRP measures the
+# CRP too, so none is ordered beside it.
+LAB_KINDS = {
+    ObservationKind.CRP: MeasurementKind.CRP,
+    ObservationKind.CRP_HS: MeasurementKind.CRP,
+    ObservationKind.CRP_MOLAR: MeasurementKind.CRP,
+    ObservationKind.ESR: MeasurementKind.ESR,
+}
+
+
+def _lab_kind(resource: dict[str, Any], vs: ValueSets) -> MeasurementKind | None:
+    """The marker a ServiceRequest orders, by the Observation value sets; None for any
+    other order, or one with a modifierExtension (never read as if it had none)."""
+    if modifier_extensions(resource) is not None:
+        return None
+    for coding in codings(resource.get("code")):
+        entry = vs.observation_entry(coding.system, coding.code)
+        if entry is not None and entry.kind in LAB_KINDS:
+            return LAB_KINDS[entry.kind]
+    return None
 
 
 def _entry(vs: ValueSets, coding: Coding) -> ImagingEntry | None:
