@@ -32,7 +32,8 @@ MARKER_ORDERS = {MeasurementKind.CRP: "1988-5", MeasurementKind.ESR: "4537-7"}
 def _order_markers(a: Assessment, ctx: CardContext, card_id: str) -> dict[str, Any]:
     """The suggestion that orders the lab tests the engine asks for (``marker_orders``)."""
     actions = _marker_orders(a, ctx)
-    return _suggestion(text.order_markers(len(actions) > 1), card_id, ORDER_MARKERS, actions)
+    kinds = [k.value for k in a.next_steps.marker_orders]
+    return _suggestion(text.order_markers(kinds), card_id, ORDER_MARKERS, actions)
 
 
 def _marker_orders(a: Assessment, ctx: CardContext) -> list[dict[str, Any]]:

@@ -201,8 +201,11 @@ def detail(a: Assessment) -> str:
         skipped.add("known-abscess")
     if rec is Recommendation.INSUFFICIENT_DATA:
         skipped.add("early-order")  # its caveat is the bold line above; no advice to temper
-    notes = [phrase(r).message for r in a.notes if r.code not in skipped] + left_out(
-        shown_issues, a.figures.t0_day
+    drafted = [k.value for k in a.next_steps.markers_drafted]
+    notes = (
+        ([text.markers_drafted(drafted)] if drafted else [])
+        + [phrase(r).message for r in a.notes if r.code not in skipped]
+        + left_out(shown_issues, a.figures.t0_day)
     )
     if notes:
         blocks.append(_bullets(notes))

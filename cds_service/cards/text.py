@@ -10,6 +10,8 @@ only where the design notes or a published summary of the guideline state them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cds_service.cards.words import upper_first
 
 SOURCE_LABEL = "IDSA 2015 guideline: native vertebral osteomyelitis in adults"
@@ -333,8 +335,23 @@ def remove_order(named: str, draft: bool = False, count: int = 1) -> str:
     return f"Remove the {'draft ' if draft else ''}{named} order{'s' if count > 1 else ''}"
 
 
-def order_markers(both: bool) -> str:
-    return "Order CRP and ESR" if both else "Order a CRP"
+# A marker as one order names it ("Order an ESR"), by MeasurementKind value.
+MARKER_NAMED = {"crp": "a CRP", "esr": "an ESR"}
+
+
+def order_markers(kinds: Sequence[str]) -> str:
+    """ "Order CRP and ESR", "Order a CRP", "Order an ESR" (the CRP already in the order
+    set: an outside clinician's review saw "Order a CRP" create an ESR)."""
+    if len(kinds) > 1:
+        return "Order CRP and ESR"
+    return f"Order {MARKER_NAMED[kinds[0]]}"
+
+
+def markers_drafted(kinds: Sequence[str]) -> str:
+    """ "A CRP is already in this order set: not ordered again." """
+    named = " and ".join(MARKER_NAMED[k] for k in kinds)
+    verb = "are" if len(kinds) > 1 else "is"
+    return upper_first(f"{named} {verb} already in this order set: not ordered again.")
 
 
 def order_study(named: str, instead: bool = False) -> str:

@@ -195,9 +195,8 @@ class Study:
         return {"modality": self.modality.value, "region": self.region, "contrast": self.contrast}
 
 
-# Why no antibiotic order gave T0 when none started outside its window either
-# (``NextSteps.antibiotics_not_counted``): none on record, only undated ones, or ones
-# that do not count as treatment (a draft, a topical one, ...).
+# Why no antibiotic order gave T0 (``NextSteps.antibiotics_not_counted``): none on
+# record, only undated ones, or ones that do not count as treatment (a draft, a topical one).
 NO_ORDER, UNDATED_ORDERS, ORDERS_NOT_COUNTED = "none", "undated", "not-counted"
 
 
@@ -212,12 +211,13 @@ class NextSteps:
     mri_preferred_to_ct: bool = False
     # the lab orders the card offers: CRP and ESR, a CRP alone, or none
     marker_orders: tuple[MeasurementKind, ...] = ()
+    # those it would have offered that a draft lab order of the order set already orders
+    markers_drafted: tuple[MeasurementKind, ...] = ()
     # what an insufficient-data summary asks of the markers (a code of next_steps.py)
     markers_asked: str | None = None
-    # the drafts the card makes STAT (their references: every one that answers, e.g. all
-    # three parts of a CPT whole-spine study), and whether the study that answers images
-    # more than the one draft made STAT does (then the one click also extends it: the
-    # whole spine; several drafts are made STAT as they are)
+    # the drafts the card makes STAT (every one that answers, e.g. all three parts of a
+    # CPT whole-spine study), and whether the one click also extends the one draft made
+    # STAT to the study that answers (the whole spine; several are made STAT as they are)
     stat_orders: tuple[str, ...] = ()
     stat_extended: bool = False
     # the draft that cannot answer the card's question, which the card offers to change

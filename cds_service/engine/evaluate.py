@@ -383,7 +383,8 @@ def _evaluate(
         study_gaps=short_of,
         answering_study=study,
     )
-    return replace(decided, next_steps=next_steps_of(decided, data.other_drafts))
+    steps = next_steps_of(decided, data.other_drafts, data.drafted_markers)
+    return replace(decided, next_steps=steps)
 
 
 def _may_be_first_imaging(prior: Sequence[Remark], unavailable: frozenset[str]) -> dict[str, bool]:

@@ -7,7 +7,7 @@ The cards word these and build their suggestions from them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from fhir_mappers.model import (
     ORDER_NOT_COUNTED,
@@ -41,9 +41,14 @@ CRP_AND_ESR = (MeasurementKind.CRP, MeasurementKind.ESR)
 NOW = frozenset({"stat", "asap"})
 
 
-def next_steps_of(a: Assessment, others: Sequence[ImagingOrder] = ()) -> NextSteps:
+def next_steps_of(
+    a: Assessment,
+    others: Sequence[ImagingOrder] = (),
+    drafted: Collection[MeasurementKind] = frozenset(),
+) -> NextSteps:
     """The next steps of a decided Assessment (``evaluate`` sets them on it); ``others``:
-    the spine drafts of the order set not in question (order-select's unselected ones)."""
+    the spine drafts of the order set not in question (order-select's unselected ones);
+    ``drafted``: the markers a draft lab order of the order set already orders."""
     emergency = emergency_mri(a)
     answering = other_drafts_answering(a, others)
     # on an urgent card an unselected draft that answers is made STAT too (an outside
@@ -54,10 +59,12 @@ def next_steps_of(a: Assessment, others: Sequence[ImagingOrder] = ()) -> NextSte
     unrated = unrated_orders(a, emergency)
     wanted = study_wanted(a, unrated) and not answering
     replaced = replaced_order(a) if wanted else None
+    asked = marker_orders(a)
     return NextSteps(
         emergency_mri=emergency,
         mri_preferred_to_ct=mri_preferred_to_ct(a.orders, a.red_flags),
-        marker_orders=marker_orders(a),
+        marker_orders=tuple(k for k in asked if k not in drafted),
+        markers_drafted=tuple(k for k in asked if k in drafted),
         markers_asked=markers_asked(a),
         stat_orders=tuple(o.reference for o in stat),
         # one draft only: several made STAT are kept as ordered (extending one of them
@@ -131,7 +138,7 @@ def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:
     its own words; on an insufficient-data card CRP and ESR when a CRP must be measured
     (``_needs_markers``), a CRP when it rose again too early to count. Only a CRP when no
     CRP is counted and an ESR as recent as a CRP must be is on record: never "CRP/ESR"
-    then."""
+    then. Orders already in the order set are left out by ``next_steps_of``."""
     if a.recommendation is Recommendation.ADVISE_AGAINST:
         wanted = _repeat_asked(a)
     elif _needs_markers(a):

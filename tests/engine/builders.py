@@ -175,8 +175,10 @@ def run(
     settings: RuleSettings | None = None,
     antibiotics: Iterable[AntibioticStart] = (),
     issues: Iterable[DataIssue] = (),
+    drafted_markers: Iterable[MeasurementKind] = (),
 ) -> Assessment:
-    """Assess with the order authored on ``order_day`` (``now`` is far away to prove it)."""
+    """Assess with the order authored on ``order_day`` (``now`` is far away to prove it);
+    ``drafted_markers``: the CRP or ESR a draft lab order of the order set orders."""
     conds = tuple(conditions) if conditions is not None else (nvo(),)
     ords = tuple(orders) if orders is not None else (order(order_day),)
     data = PatientData(
@@ -184,6 +186,7 @@ def run(
         measurements=tuple(measurements),
         antibiotics=tuple(antibiotics),
         issues=tuple(issues),
+        drafted_markers=frozenset(drafted_markers),
     )
     now = datetime(2030, 1, 1, tzinfo=UTC)
     return assess(ords, data, settings or RuleSettings(), now)
