@@ -187,8 +187,12 @@ def detail(a: Assessment) -> str:
         exam = [] if any(r.code == "known-deficit" for r in a.missing) else [text.NEURO_EXAM]
         blocks.append([text.TO_DECIDE, "", *_bullets([*asks, *exam])])
         blocks.append(trend_lines(a))
-    # a pending value is named in its own line above: not again among the left-out ones
-    pending = {str(r.data.get("reference")) for r in a.missing if r.code == "crp-pending-rise"}
+    # a pending value is named in its own line: not again among the left-out ones
+    pending = {
+        str(r.data.get("reference"))
+        for r in (*a.missing, *a.notes)
+        if r.code in ("crp-pending-rise", "crp-awaited")
+    }
     shown_issues = [i for i in a.issues if i.reference not in pending]
     # the bold first line already says the red flags were seen on the study
     said_first = rec is not Recommendation.INSUFFICIENT_DATA and (

@@ -10,6 +10,7 @@ from datetime import date
 
 from cds_service.cards.safe_text import quote
 from cds_service.cards.words import as_sent, upper_first
+from cds_service.engine.response import PENDING_STATUSES
 from fhir_mappers.model import ORDER_CODES, ORDER_DATED_FROM_AUTHORED_ON, DataIssue
 from fhir_mappers.observations_careful import USED_STATUSES
 
@@ -117,7 +118,14 @@ def _named_value(issue: DataIssue, t0: date | None) -> str | None:
     """ "Not used: CRP 95 mg/L on day 30, not final (status preliminary)."; None when the
     issue carries no value or text the chart would show."""
     noun = KIND_NOUNS.get(issue.kind or "")
-    if noun is None or issue.when is None or (issue.value is None and issue.text is None):
+    if noun is None or issue.when is None:
+        return None
+    day = issue.when.day
+    when = f"day {(day - t0).days}" if t0 is not None else day.isoformat()
+    if issue.value is None and issue.text is None:
+        if issue.status in PENDING_STATUSES and issue.reported is None:
+            # drawn, its result not in yet: the chart shows it by its day
+            return f"Not used: {noun} drawn on {when}, result not in yet (status {issue.status})."
         return None
     if issue.value is not None:
         value = f"{issue.comparator or ''}{as_sent(issue.value)}"
@@ -126,8 +134,6 @@ def _named_value(issue: DataIssue, t0: date | None) -> str | None:
         what = f"{noun} {value} {quote(unit)}" if unit else f"{noun} {value}"
     else:
         what = f'{noun} "{quote(issue.text)}"'
-    day = issue.when.day
-    when = f"day {(day - t0).days}" if t0 is not None else day.isoformat()
     why = quote(issue.plain or issue.reason)  # the mapper's words, with record values in them
     return f"Not used: {what} on {when}, {why}."
 

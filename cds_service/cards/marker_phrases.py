@@ -1,6 +1,7 @@
 """The phrasebook's remarks that ask for the CRP again before the trend can be read: a
 rise too early to count, a slow fall, two latest CRPs that disagree, a result awaiting
-verification or one the service could not read (clinical-rules.md, "Slow fall", "Pending
+verification, one drawn whose result is not in yet, or one the service could not read
+(clinical-rules.md, "Slow fall", "Pending
 results").
 
 Like ``remark_phrases`` (which lists these among all remarks): one function per remark
@@ -91,10 +92,20 @@ def _crp_unread_latest(d: Data) -> Phrase:
     )
 
 
+def _crp_awaited(d: Data) -> Phrase:
+    day, count = d["day"], d["count"]
+    more = f"; {count} CRPs await their results" if count > 1 else ""
+    return Phrase(
+        f"A CRP drawn on day {day} awaits its result (status {d['status']}{more}): not used yet.",
+        f"CRP of day {day} awaited",
+    )
+
+
 MARKER_REMARKS: dict[str, Callable[[Data], Phrase]] = {
     "crp-early-rise": _crp_early_rise,
     "crp-slow-fall": _crp_slow_fall,
     "crp-discordant": _crp_discordant,
     "crp-pending-rise": _crp_pending_rise,
     "crp-unread-latest": _crp_unread_latest,
+    "crp-awaited": _crp_awaited,
 }

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from cds_service.cards import text
 from cds_service.cards.words import upper_first
-from cds_service.engine.next_steps import ORDER_CRP, ORDER_CRP_ESR, REPEAT_CRP_ESR
+from cds_service.engine.next_steps import AWAIT_CRP, ORDER_CRP, ORDER_CRP_ESR, REPEAT_CRP_ESR
 
 Candidates = tuple[str, ...]
 
@@ -23,6 +23,7 @@ MARKERS_ASKED = {
     ORDER_CRP: "order a CRP",
     ORDER_CRP_ESR: "order CRP/ESR",
     REPEAT_CRP_ESR: "repeat CRP/ESR",
+    AWAIT_CRP: "CRP result awaited",
 }
 
 

@@ -34,6 +34,7 @@ from .study import GAP_CONTRAST, GAP_MECHANICAL_MRI, GAP_SEEN, mri_preferred_to_
 ORDER_CRP = "order-crp"  # no CRP counted, a recent ESR on record: a CRP alone
 ORDER_CRP_ESR = "order-crp-esr"  # no CRP counted
 REPEAT_CRP_ESR = "repeat-crp-esr"  # the latest CRP is too old
+AWAIT_CRP = "await-crp"  # a CRP drawn after the latest counted one awaits its result
 
 CRP_AND_ESR = (MeasurementKind.CRP, MeasurementKind.ESR)
 
@@ -138,7 +139,9 @@ def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:
     its own words; on an insufficient-data card CRP and ESR when a CRP must be measured
     (``_needs_markers``), a CRP when it rose again too early to count. Only a CRP when no
     CRP is counted and an ESR as recent as a CRP must be is on record: never "CRP/ESR"
-    then. Orders already in the order set are left out by ``next_steps_of``."""
+    then. Never a CRP while one drawn after the latest counted awaits its result
+    (``crp-awaited``): the card names it instead. Orders already in the order set are
+    left out by ``next_steps_of``."""
     if a.recommendation is Recommendation.ADVISE_AGAINST:
         wanted = _repeat_asked(a)
     elif _needs_markers(a):
@@ -151,8 +154,15 @@ def marker_orders(a: Assessment) -> tuple[MeasurementKind, ...]:
     else:
         wanted = ()
     if wanted == CRP_AND_ESR and a.figures.crp_latest is None and a.figures.esr_recent:
-        return CRP_AND_ESR[:1]
+        wanted = CRP_AND_ESR[:1]
+    if crp_awaited(a):
+        return tuple(k for k in wanted if k is not MeasurementKind.CRP)
     return wanted
+
+
+def crp_awaited(a: Assessment) -> bool:
+    """A CRP drawn after the latest counted one awaits its result (engine/response.py)."""
+    return any(n.code == "crp-awaited" for n in a.notes)
 
 
 def _repeat_asked(a: Assessment) -> tuple[MeasurementKind, ...]:
@@ -189,6 +199,8 @@ def markers_asked(a: Assessment) -> str | None:
         return None
     if any(r.code == "crp-unread-latest" for r in a.missing):
         return None  # a newer CRP is on record, unreadable: its remark asks for it
+    if crp_awaited(a):
+        return AWAIT_CRP  # that CRP is the repeat
     if f.crp_latest is None:
         return ORDER_CRP if f.esr_recent else ORDER_CRP_ESR
     return REPEAT_CRP_ESR

@@ -9,7 +9,7 @@ data, saying what to do. This module finds the gaps and gives the figures of bot
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fhir_mappers.model import ConditionFact, DataIssue, Measurement
@@ -353,5 +353,41 @@ def pending_rise(
             "value": top.value,
             "day": (top.when.day - t0_day).days,
             "latest": figure(latest, t0_day),
+        },
+    )
+
+
+def crp_awaited(
+    issues: Sequence[DataIssue], latest: Measurement | None, t0_day: date, lookback_days: int
+) -> Remark | None:
+    """A CRP drawn after the latest counted CRP (with none counted, since the look-back)
+    whose result is not in yet: registered or preliminary, with no value. The card names
+    it with its day, as every left-out value the chart shows (clinical-rules.md, "Pending
+    results"), and does not order another CRP beside it (an outside clinician's review:
+    "Order CRP and ESR" beside a CRP drawn on day 28 awaiting its result). It blocks
+    nothing: a result not in cannot change the answer yet. The newest is named, with how
+    many there are."""
+    since = t0_day - timedelta(days=lookback_days)
+    awaited = [
+        (i.when.instant, i.reference, i.when.day, i.status)
+        for i in issues
+        if i.kind == "crp"
+        and i.status in PENDING_STATUSES
+        and i.value is None
+        and i.text is None
+        and i.reported is None
+        and i.when is not None
+        and (i.when.instant > latest.when.instant if latest is not None else i.when.day >= since)
+    ]
+    if not awaited:
+        return None
+    _, reference, day, status = max(awaited)
+    return Remark(
+        "crp-awaited",
+        {
+            "reference": reference,
+            "status": status,
+            "day": (day - t0_day).days,
+            "count": len(awaited),
         },
     )

@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from fhir_mappers.model import Measurement, MeasurementKind
+from fhir_mappers.model import DataIssue, Measurement, MeasurementKind
 
 from .assessment import KeyFigures, Remark
 from .limits import ABOVE, sort_key
 from .records import figure
-from .response import is_recent
+from .response import crp_awaited, is_recent
 from .rules import CrpTrend
 from .thresholds import PCT_DIGITS, RuleSettings
 
@@ -300,7 +300,15 @@ def marker_notes(
     trend: CrpTrend,
     notes: list[Remark],
     settings: RuleSettings,
+    issues: Sequence[DataIssue] = (),
+    t0_day: date | None = None,
 ) -> None:
+    """The notes on the markers, whatever the decision; ``issues`` (the data left out)
+    and ``t0_day`` for a CRP drawn whose result is awaited (``crp_awaited``)."""
+    if t0_day is not None:
+        awaited = crp_awaited(issues, trend.latest, t0_day, settings.data_lookback_days)
+        if awaited is not None:
+            notes.append(awaited)
     top = never_raised(crp, settings)
     if top is not None:
         # a CRP that never rose cannot show the response (decision unchanged)

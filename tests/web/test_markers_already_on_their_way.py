@@ -1,6 +1,6 @@
 """The whole call, through the app: a card whose latest CRP is too old does not order a
-CRP already in the order set (an outside clinician's review, 2026-12-08: "Order CRP and
-ESR" beside a draft CRP).
+CRP already in the order set, nor one drawn after the latest counted CRP whose result is
+awaited (an outside clinician's review, 2026-12-08: "Order CRP and ESR" beside both).
 The lab drafts are never judged or rated as imaging, and selections and ids of the spine
 drafts are checked as before."""
 
@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.builders import SELECT_ID, SIGN_ID
-from tests.support.ehr_calls import card_request
+from tests.support.ehr_calls import card_request, prefetched
 
 LOINC = "http://loinc.org"
 STALE = "e16-stale-crp"  # latest CRP on day 20, order on day 29
@@ -63,3 +63,23 @@ def test_with_crp_and_esr_in_the_order_set_no_lab_is_offered(client: FlaskClient
     card = _card(client, SIGN_ID, _with_labs(SIGN_ID, "1988-5", "4537-7"))
     assert "suggestions" not in card
     assert "A CRP and an ESR are already in this order set" in card["detail"]
+
+
+def test_a_crp_drawn_and_awaited_is_named_by_its_day_and_not_ordered(
+    client: FlaskClient,
+) -> None:
+    body = card_request(STALE, SIGN_ID)
+    observations = prefetched(body, "Observation")
+    latest = next(o for o in observations if o["id"].endswith("crp-d20"))
+    day28 = next(o for o in observations if o["id"].endswith("pain-d28"))
+    drawn = {**copy.deepcopy(latest), "id": "drawn-d28", "status": "registered"}
+    drawn["effectiveDateTime"] = day28["effectiveDateTime"]
+    del drawn["valueQuantity"], drawn["issued"]
+    for bundle in body["prefetch"].values():
+        entries = bundle.get("entry", []) if isinstance(bundle, dict) else []
+        if any(e["resource"] is latest for e in entries):
+            entries.append({"resource": drawn})
+    card = _card(client, SIGN_ID, body)
+    assert "A CRP drawn on day 28 awaits its result (status registered)" in card["detail"]
+    assert card["summary"].endswith("CRP result awaited")
+    assert _created(card) == ["4537-7"]
