@@ -34,7 +34,9 @@ def pain_rule(
     read "while CRP falls: think mechanical" from a CRP eight days older than the worse
     pain. The mechanical reading is then not made, and ``crpBeforeRise`` holds the CRP's
     day for the card (the service's own reading, to be confirmed by the clinical
-    reviewers)."""
+    reviewers). The pain rose with the first score of the last run of worse scores: one
+    that fell back in between makes a later rise a new one (a re-check found a CRP of day
+    20 read as after a rise of day 10 that had settled by day 24, then come again)."""
     if not pain:
         return None
     series = sorted(pain, key=sort_key)
@@ -45,9 +47,7 @@ def pain_rule(
         return None
     facts: dict[str, Any] = {"crpFalls": crp_falls}
     if crp_falls and latest_crp is not None:
-        after = series[series.index(lowest) + 1 :]
-        points = settings.pain_worse_points
-        rose = next((m for m in after if round(m.value - lowest.value, 6) >= points), latest)
+        rose = _risen_since(series, lowest, settings.pain_worse_points)
         if latest_crp.when.day < rose.when.day:
             facts = {"crpFalls": False, "crpBeforeRise": figure(latest_crp, t0_day)}
             facts["painRose"] = figure(rose, t0_day)
@@ -62,3 +62,14 @@ def pain_rule(
             FACTS: facts,
         },
     )
+
+
+def _risen_since(series: Sequence[Measurement], lowest: Measurement, points: float) -> Measurement:
+    """The first score of the run, up to the latest, of scores ``points`` or more above
+    ``lowest``: when the worse pain began this time."""
+    rose = series[-1]
+    for m in reversed(series[series.index(lowest) + 1 :]):
+        if round(m.value - lowest.value, 6) < points:
+            break
+        rose = m
+    return rose

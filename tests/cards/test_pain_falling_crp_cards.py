@@ -107,3 +107,15 @@ def test_a_crp_taken_before_the_pain_rose_does_not_show_that_it_keeps_falling() 
         order_day=29,
     )
     assert "think mechanical" in card(after)["summary"]
+
+
+def test_a_rise_that_settled_and_came_again_is_dated_from_its_return() -> None:
+    """A re-check: pain 3 on day 10, 6 on day 15, 3 again on day 24, 7 on day 28, the last
+    CRP of day 20. The rise of day 15 had settled; the one of day 28 came after the CRP."""
+    values = [crp(0, 142), crp(14, 61), crp(20, 18), pain(0, 8), pain(10, 3), pain(15, 6)]
+    a = run([*values, pain(24, 3), pain(28, 7)], orders=[CT_DAY_29], order_day=29)
+    c = card(a)
+    assert "mechanical" not in c["summary"]
+    assert "No CRP since the pain rose on day 28 (the latest, 18 mg/L, is from day 20)" in (
+        c["detail"]
+    )
