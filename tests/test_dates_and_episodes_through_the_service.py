@@ -190,6 +190,20 @@ def test_new_diagnoses_no_value_set_reads_reach_the_card_and_the_removal_is_only
     assert all(s.get("isRecommended") is False for s in removals)
 
 
+def test_a_new_diagnosis_dated_only_to_the_month_of_treatment_is_named(client: Any) -> None:
+    # A re-check: a urinary retention with onset "2026-10" (the month treatment began)
+    # was left out, the card read "no red flag recorded" and recommended the removal.
+    record = Record()
+    record.condition("M46.26", onsetDateTime=at(0, 7))
+    month = at(0, 7)[:7]
+    record.condition("R33.9", onsetDateTime=month, recordedDate=at(20, 9)[:10])
+    record.improving()
+    card = record.ask(client, at(29, 10))
+    assert card["summary"].endswith("; new diagnoses not read"), card["summary"]
+    assert "not among the diagnoses this service reads" in card["detail"]
+    assert "R33.9" in card["detail"], card["detail"]
+
+
 def test_an_abscess_of_an_earlier_infection_still_open_is_not_called_recorded_at_diagnosis(
     client: Any,
 ) -> None:

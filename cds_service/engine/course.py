@@ -255,10 +255,14 @@ def new_diagnoses_not_read(
     reads: a card never says "no red flag recorded" over them, and names them, so that a
     new deficit coded outside the lists (a neurogenic bladder and a foot drop on day 24 of
     a lumbar infection) is seen (an outside clinician's re-run, 2026-12-07). Named, not
-    judged: the service cannot tell a new deficit from a new unrelated diagnosis."""
+    judged: the service cannot tell a new deficit from a new unrelated diagnosis. One
+    dated only to a month or a year that may end after the window is named too (a
+    re-check: a urinary retention with onset "2026-10" was left out, and the card read
+    "no red flag recorded")."""
     found = _in_order_begun_after(
         (c for c in conditions if c.category is ConditionCategory.OTHER and counts_now(c)),
         cutoff,
+        may_have=True,
     )
     if not found:
         return None
@@ -272,11 +276,17 @@ def _begun_after(c: ConditionFact, cutoff: date) -> bool:
 
 
 def _in_order_begun_after(
-    conditions: Iterable[ConditionFact], cutoff: date | None
+    conditions: Iterable[ConditionFact], cutoff: date | None, may_have: bool = False
 ) -> list[ConditionFact]:
-    """Those ``_begun_after`` the cutoff, earliest first (ties by reference); none without
-    a cutoff (no diagnosis window: nothing can be told as begun after it)."""
+    """Those ``_begun_after`` the cutoff (``may_have``: or dated to a month or year that
+    ends after it), earliest first (ties by reference); none without a cutoff (no
+    diagnosis window: nothing can be told as begun after it)."""
     if cutoff is None:
         return []
-    found = [c for c in conditions if _begun_after(c, cutoff)]
+    found = [
+        c
+        for c in conditions
+        if _begun_after(c, cutoff)
+        or (may_have and c.start is not None and c.start.partial and c.start.last_day > cutoff)
+    ]
     return sorted(found, key=lambda c: (c.start.instant if c.start else date.min, c.reference))
