@@ -249,7 +249,7 @@ def _evaluate(
             crp_read_short=crp_short,
             pain_unusable=unusable_pain(data.issues, t0_day, eval_day),
         )
-    marker_notes(crp, esr, trend, notes, settings, data.issues, t0_day)
+    marker_notes(crp, esr, trend, notes, settings, data.issues, (t0_day, eval_day))
     deficit_missed = deficit_level_note(base.orders, deficits, regions)
     if deficit_missed is not None:
         notes.append(deficit_missed)

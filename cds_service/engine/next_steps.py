@@ -51,7 +51,9 @@ def next_steps_of(
     the spine drafts of the order set not in question (order-select's unselected ones);
     ``drafted``: the markers a draft lab order of the order set already orders."""
     emergency = emergency_mri(a)
-    answering = other_drafts_answering(a, others)
+    # only when no order in question answers: else the other is a second copy, not to be
+    # made STAT beside it (a re-check: a lumbar MRI selected and its unselected twin)
+    answering = () if any(answers(a, o) for o in a.orders) else other_drafts_answering(a, others)
     # on an urgent card an unselected draft that answers is made STAT too (an outside
     # clinician's review: a routine lumbar MRI beside a new cauda equina syndrome went
     # unmentioned, the selected cervical MRI offered no change)

@@ -358,7 +358,11 @@ def pending_rise(
 
 
 def crp_awaited(
-    issues: Sequence[DataIssue], latest: Measurement | None, t0_day: date, lookback_days: int
+    issues: Sequence[DataIssue],
+    latest: Measurement | None,
+    t0_day: date,
+    eval_day: date,
+    settings: RuleSettings,
 ) -> Remark | None:
     """A CRP drawn after the latest counted CRP (with none counted, since the look-back)
     whose result is not in yet: registered or preliminary, with no value. The card names
@@ -366,8 +370,10 @@ def crp_awaited(
     results"), and does not order another CRP beside it (an outside clinician's review:
     "Order CRP and ESR" beside a CRP drawn on day 28 awaiting its result). It blocks
     nothing: a result not in cannot change the answer yet. The newest is named, with how
-    many there are."""
-    since = t0_day - timedelta(days=lookback_days)
+    many. Only one drawn by the order's day and no older than a CRP must be (a re-check
+    found one registered 21 days before awaited still, one of the next day "drawn")."""
+    since = t0_day - timedelta(days=settings.data_lookback_days)
+    fresh = eval_day - timedelta(days=settings.crp_max_age_days)
     awaited = [
         (i.when.instant, i.reference, i.when.day, i.status)
         for i in issues
@@ -378,6 +384,7 @@ def crp_awaited(
         and i.reported is None
         and i.when is not None
         and (i.when.instant > latest.when.instant if latest is not None else i.when.day >= since)
+        and fresh <= i.when.day <= eval_day
     ]
     if not awaited:
         return None

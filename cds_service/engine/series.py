@@ -301,12 +301,13 @@ def marker_notes(
     notes: list[Remark],
     settings: RuleSettings,
     issues: Sequence[DataIssue] = (),
-    t0_day: date | None = None,
+    days: tuple[date | None, date] | None = None,
 ) -> None:
     """The notes on the markers, whatever the decision; ``issues`` (the data left out)
-    and ``t0_day`` for a CRP drawn whose result is awaited (``crp_awaited``)."""
-    if t0_day is not None:
-        awaited = crp_awaited(issues, trend.latest, t0_day, settings.data_lookback_days)
+    and ``days`` (T0's and the order's) for a CRP drawn whose result is awaited
+    (``crp_awaited``)."""
+    if days is not None and days[0] is not None:
+        awaited = crp_awaited(issues, trend.latest, days[0], days[1], settings)
         if awaited is not None:
             notes.append(awaited)
     top = never_raised(crp, settings)

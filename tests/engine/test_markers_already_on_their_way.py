@@ -112,3 +112,14 @@ def test_an_awaited_crp_before_the_latest_counted_one_changes_nothing(status: st
     assert a.next_steps.markers_asked == REPEAT_CRP_ESR
     # still named with its day among the data left out
     assert "Not used: CRP drawn on day 10, result not in yet (status " in card(a)["detail"]
+
+
+@pytest.mark.parametrize("drawn", [21, 30], ids=["8-days-before-the-order", "after-the-order"])
+def test_a_crp_not_drawn_in_the_last_week_is_not_awaited(drawn: int) -> None:
+    """A re-check: a CRP registered 8 days or more before the order has a lost result,
+    not one on its way; one dated after the order was not drawn. Neither is awaited: the
+    card orders a CRP as it would without it."""
+    a = run(STALE, issues=left_out(drawn))
+    assert not [n for n in a.notes if n.code == "crp-awaited"]
+    assert a.next_steps.marker_orders == (CRP, ESR)
+    assert a.next_steps.markers_asked == REPEAT_CRP_ESR

@@ -102,3 +102,23 @@ def test_on_an_urgent_card_the_unselected_draft_that_answers_is_made_stat(
     updates = [a for s in card["suggestions"] for a in s["actions"] if a["type"] == "update"]
     assert [u["resource"]["id"] for u in updates] == [entry["resource"]["id"]]
     assert updates[0]["resource"]["priority"] == "stat"
+
+
+def test_beside_a_selected_draft_that_answers_its_unselected_twin_is_left_alone(
+    client: FlaskClient,
+) -> None:
+    """A re-check: a lumbar MRI selected beside the same lumbar MRI not selected, a new
+    cauda equina syndrome: both were made STAT, which orders the MRI twice."""
+    body = card_request("e02-cauda-equina")
+    (entry,) = body["context"]["draftOrders"]["entry"]
+    entry["resource"]["code"] = MRI
+    entry["resource"]["priority"] = "routine"
+    twin = copy.deepcopy(entry)
+    twin["resource"]["id"] = entry["resource"]["id"] + "-twin"
+    body["context"]["draftOrders"]["entry"].append(twin)
+    body["context"]["selections"] = [f"ServiceRequest/{entry['resource']['id']}"]
+    card = _card(client, body)
+    changed = {a.get("resource", {}).get("id") for s in card["suggestions"] for a in s["actions"]}
+    assert twin["resource"]["id"] not in changed
+    assert entry["resource"]["id"] in changed
+    assert "not selected here" not in card["detail"]
