@@ -116,6 +116,7 @@ def test_a_rise_that_settled_and_came_again_is_dated_from_its_return() -> None:
     a = run([*values, pain(24, 3), pain(28, 7)], orders=[CT_DAY_29], order_day=29)
     c = card(a)
     assert "mechanical" not in c["summary"]
-    assert "No CRP since the pain rose on day 28 (the latest, 18 mg/L, is from day 20)" in (
-        c["detail"]
+    assert (
+        "No CRP since the pain rose on day 28 (the latest, 18 mg/L, is from day 20)"
+        in (c["detail"])
     )
