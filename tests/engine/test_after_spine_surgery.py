@@ -183,3 +183,30 @@ def test_a_known_abscess_is_not_called_drained_by_a_drainage_before_it() -> None
     assert "If the abscess was not drained, an MRI before stopping" in detail
     assert "Spinal abscess drainage recorded (day 1): if the drainage" not in detail
     assert "Spinal abscess drainage recorded (day 2): if the drainage" in abscess_card(2, 2)
+
+
+def test_a_spine_drainage_is_never_called_the_drainage_of_a_psoas_abscess() -> None:
+    """A re-check: a new psoas abscess read "drained day 22 (vertebral corpectomy)" and
+    lost the advice to drain it; the drainages the service reads are of the spinal canal
+    and the posterior spine."""
+    from tests.engine.builders import complication
+
+    for code in ("63081", "22015"):
+        surgery, _ = map_spine_surgery([procedure(22, code=code)], VS)
+        psoas = complication(20, name="psoas abscess", display="Psoas muscle abscess")
+        data = PatientData(
+            conditions=(nvo(), psoas), measurements=tuple(improving()), spine_surgery=surgery
+        )
+        a = assess([order(29)], data, RuleSettings(), datetime(2030, 1, 1, tzinfo=UTC))
+        detail = render_response(a, CTX)["cards"][0]["detail"]
+        assert "consider drainage" in detail, code
+        assert "drained day 22" not in detail, code
+
+
+def test_the_abscesses_no_spine_drainage_drains_are_names_of_the_value_sets() -> None:
+    from cds_service.engine.findings import NOT_DRAINED_BY_SPINE_SURGERY
+
+    complications = {
+        e.name for e in VS.condition_exact.values() if e.category.value == "complication"
+    }
+    assert NOT_DRAINED_BY_SPINE_SURGERY <= complications, complications
