@@ -150,11 +150,12 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
     )
 
 
-# The Observation kinds read as each marker: a drafted hs-CRP or molar CRP measures the
-# CRP too, so none is ordered beside it.
+# The Observation kinds read as each marker: a drafted molar CRP measures the CRP too, so
+# none is ordered beside it. Not a drafted hs-CRP: its result is used only when no
+# standard CRP is on record, so beside one it would never count (a re-check: an hs-CRP
+# draft kept the card from ordering the CRP the next decision needs).
 LAB_KINDS = {
     ObservationKind.CRP: MeasurementKind.CRP,
-    ObservationKind.CRP_HS: MeasurementKind.CRP,
     ObservationKind.CRP_MOLAR: MeasurementKind.CRP,
     ObservationKind.ESR: MeasurementKind.ESR,
 }

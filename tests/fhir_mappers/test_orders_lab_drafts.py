@@ -50,10 +50,14 @@ def test_a_draft_crp_and_esr_are_labs_not_imaging(
     assert found.issues == ()
 
 
-def test_an_hs_crp_draft_is_a_crp(vs: ValueSets) -> None:
+def test_an_hs_crp_draft_does_not_stand_for_the_crp(vs: ValueSets) -> None:
+    """A re-check: an hs-CRP in the order set kept the card from ordering a CRP, but an
+    hs-CRP counts only where no standard CRP is on record; a molar CRP is a CRP."""
     found = map_orders(bundle(_lab("hs", "30522-7")), None, vs)
-    assert _kinds(found) == [("ServiceRequest/hs", MeasurementKind.CRP)]
+    assert _kinds(found) == []
     assert found.orders == ()
+    molar = map_orders(bundle(_lab("molar", "76485-2")), None, vs)
+    assert _kinds(molar) == [("ServiceRequest/molar", MeasurementKind.CRP)]
 
 
 @pytest.mark.parametrize("status", ["revoked", "entered-in-error", "completed"])
