@@ -135,46 +135,75 @@ def check_ids(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
     raise _invalid("draft orders must have distinct ids", problems, len(shared))
 
 
-def names_another_patient(order: Mapping[str, Any], patient_id: str, server: str | None) -> bool:
-    """True when the order's subject is a reference to a Patient other than this one
-    (``fhir_mappers.subjects``: ``Patient/B/Patient/A``, or ``.../Patient/A`` on another
-    server than ``server``, the call's fhirServer, is not A). A draft order comes from
-    the EHR's ordering session for the patient in context, so a subject it does not name
-    by reference (an identifier, a display, a bundle-local ``urn:uuid``) is taken as that
-    patient's, unlike a prefetched resource."""
+def subject_problem(
+    order: Mapping[str, Any], patient_id: str, server: str | None, bundle: Mapping[str, Any]
+) -> str | None:
+    """Why the order's subject is not the patient in context, or None when it is. A draft
+    order comes from the EHR's ordering session for that patient, so a subject with no
+    reference (an identifier, a display) or none at all is taken as theirs. A reference
+    must name this patient (``fhir_mappers.subjects``: ``Patient/<id>``, or under the
+    call's fhirServer), or be a bundle-local ``urn:uuid`` that does not lead to another
+    Patient of draftOrders. An integration review's re-check found ``patient/x``,
+    ``Group/ward-7``, ``Device/x``, a leading space and a urn:uuid of another Patient
+    entry all taken as this patient's."""
     subject = order.get("subject")
-    ref = subject.get("reference") if isinstance(subject, dict) else None
-    if not isinstance(ref, str) or not (ref.startswith("Patient/") or "/Patient/" in ref):
-        return False
-    return not refers_to(ref, patient_id, server)
+    if subject is None:
+        return None
+    if not isinstance(subject, dict):
+        return f"got {json_type(subject)}: expected a Reference object"
+    ref = subject.get("reference")
+    if ref is None:
+        return None
+    if not isinstance(ref, str):
+        return f"got {json_type(ref)}: expected a string"
+    if ref.startswith("urn:uuid:"):
+        named = _bundle_entry(bundle, ref)
+        if not isinstance(named, dict) or named.get("resourceType") != "Patient":
+            return None
+        if named.get("id") == patient_id:
+            return None
+    elif refers_to(ref, patient_id, server):
+        return None
+    return (
+        "names another patient than context.patientId: expected a reference to the patient "
+        "in context (Patient/<context.patientId>"
+        + (", or that under fhirServer" if server else "")
+        + "), or no reference"
+    )
+
+
+def _bundle_entry(bundle: Mapping[str, Any], full_url: str) -> object:
+    """The resource of draftOrders' entry whose ``fullUrl`` is ``full_url``, if any."""
+    for entry in bundle.get("entry") or ():
+        if isinstance(entry, dict) and entry.get("fullUrl") == full_url:
+            return entry.get("resource")
+    return None
 
 
 def check_subjects(
     orders: OrdersResult, draft_orders: Mapping[str, Any], patient_id: str, server: str | None
 ) -> None:
-    """400 when a spine order judged is for another patient than ``context.patientId``:
-    the request contradicts itself, and advice (and a delete) about someone else's order
+    """400 when an order the service reads (a spine order judged, an unselected spine
+    draft, a CRP or ESR draft) is for another patient than ``context.patientId``: the
+    request contradicts itself, and advice, a delete or a STAT about someone else's order
     must not come from this patient's data. It was answered ``{"cards": []}`` with the
-    reason only in the audit, which an EHR and the sandbox show as "all clear" (an
-    integration review). Named at the subject's reference; neither id is repeated."""
-    judged = {o.reference for o in orders.orders}
-    problems = [
-        FieldError(
-            f"$.context.draftOrders.entry[{i}].resource.subject.reference",
-            "names another patient than context.patientId: expected a reference to the "
-            "patient in context (Patient/<context.patientId>"
-            + (", or that under fhirServer" if server else "")
-            + "), or no reference",
-        )
-        for i, entry in enumerate(draft_orders.get("entry") or [])
-        if isinstance(entry, dict)
-        and isinstance(resource := entry.get("resource"), dict)
-        and reference(resource, i) in judged
-        and names_another_patient(resource, patient_id, server)
-    ]
+    reason only in the audit, which an EHR and the sandbox show as "all clear"; and an
+    unselected draft of another patient was made STAT (an integration review and its
+    re-check). Named at the subject (its reference); neither id is repeated."""
+    read = {o.reference for o in (*orders.orders, *orders.others)}
+    read |= {lab.reference for lab in orders.labs}
+    problems = []
+    for i, entry in enumerate(draft_orders.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or reference(resource, i) not in read:
+            continue
+        problem = subject_problem(resource, patient_id, server, draft_orders)
+        if problem is not None:
+            at = "subject" if "expected a Reference" in problem else "subject.reference"
+            problems.append(FieldError(f"$.context.draftOrders.entry[{i}].resource.{at}", problem))
     if problems:
         raise _invalid(
-            "a spine imaging order is for another patient",
+            "an order of the order set is for another patient",
             problems[:MAX_REPORTED_ERRORS],
             len(problems),
         )

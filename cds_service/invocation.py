@@ -19,12 +19,7 @@ from typing import Any
 
 from cds_service.cards import CardContext, render_response
 from cds_service.datasources import OPTIONAL_KEYS, Feeds, keys_feeding
-from cds_service.draft_checks import (
-    check_ids,
-    check_selections,
-    check_subjects,
-    names_another_patient,
-)
+from cds_service.draft_checks import check_ids, check_selections, check_subjects
 from cds_service.engine import Assessment, assess
 from cds_service.engine.sources import PATIENT
 from cds_service.errors import ApiError
@@ -183,11 +178,7 @@ def handle_hook(
         spine_surgery=surgery,
         prior_studies=studies,
         other_drafts=orders.others,
-        drafted_markers=frozenset(
-            lab.kind
-            for lab in orders.labs
-            if not names_another_patient(lab.resource, patient_id, server)
-        ),
+        drafted_markers=frozenset(lab.kind for lab in orders.labs),  # this patient's
     )
     if foreign:
         _warn_foreign(foreign)

@@ -115,7 +115,9 @@ def map_orders(draft_orders: Any, selections: Sequence[str] | None, vs: ValueSet
         status = resource.get("status")
         placed = not (isinstance(status, str) and status in NOT_BEING_PLACED)
         if not matched:
-            lab = _lab_kind(resource, vs) if placed else None
+            # a lab draft whose status is no request-status (a number) is not read as ordered
+            sure = status is None or isinstance(status, str)
+            lab = _lab_kind(resource, vs) if placed and sure else None
             if lab is not None:
                 labs.append(LabDraft(ref, lab, resource))
             continue

@@ -77,3 +77,8 @@ def test_a_qualitative_crp_or_pain_score_is_no_marker_draft(vs: ValueSets) -> No
     # 11039-5 is in the value sets to be ignored; a pain score is no lab order
     found = map_orders(bundle(_lab("q", "11039-5"), _lab("p", "72514-3")), None, vs)
     assert found.labs == ()
+
+
+def test_a_lab_draft_whose_status_is_no_code_is_not_read_as_ordered(vs: ValueSets) -> None:
+    # a re-check: "status": 5 counted as "a CRP is already in this order set"
+    assert map_orders(bundle(_lab("crp", "1988-5", status=5)), None, vs).labs == ()

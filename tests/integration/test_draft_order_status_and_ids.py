@@ -192,6 +192,12 @@ def test_a_spine_order_for_another_patient_is_refused_not_answered_with_no_card(
     for subject in (
         f"https://ehr-proxy.example.org/FHIR/R4/Patient/{patient}",
         f"Patient/{patient.upper()}",
+        # its re-check: none of these names the patient in context either
+        f"patient/{patient}",
+        "Group/ward-7",
+        "Device/x",
+        f" Patient/{patient}",
+        f"Patient?identifier={patient}",
     ):
         entry["subject"] = {"reference": subject}
         body["fhirServer"] = "https://ehr.example.org/fhir"
@@ -210,3 +216,36 @@ def test_a_spine_order_for_another_patient_is_refused_not_answered_with_no_card(
         response = _post(service, service_id, body)
         assert response.status_code == 200, response.text
         assert response.json()["cards"], subject
+
+
+def test_an_unselected_draft_or_a_lab_draft_for_another_patient_is_refused(
+    service: Service,
+) -> None:
+    """The re-check: in order-select an unselected spine MRI of another patient was made
+    STAT by the card, and a CRP draft of another patient kept the card from ordering a
+    CRP. Every order the service reads must be this patient's: a 400 at its subject."""
+    body = card_request("e02-cauda-equina", SELECT_ID)
+    (entry,) = body["context"]["draftOrders"]["entry"]
+    other = json.loads(json.dumps(entry))
+    other["resource"]["id"] = "other-mri"
+    other["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    body["context"]["draftOrders"]["entry"].append(other)
+    response = _post(service, SELECT_ID, body)
+    assert response.status_code == 400, response.text
+    (detail,) = response.json()["details"]
+    assert detail["path"] == "$.context.draftOrders.entry[1].resource.subject.reference"
+    lab = {
+        "resourceType": "ServiceRequest",
+        "id": "other-crp",
+        "status": "draft",
+        "intent": "order",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1988-5"}]},
+        "subject": "Patient/someone-else",
+    }
+    body["context"]["draftOrders"]["entry"][1] = {"resource": lab}
+    response = _post(service, SELECT_ID, body)
+    assert response.status_code == 400, response.text
+    (detail,) = response.json()["details"]
+    assert detail["path"] == "$.context.draftOrders.entry[1].resource.subject"
+    assert "expected a Reference object" in detail["message"]
+    assert "someone-else" not in response.text

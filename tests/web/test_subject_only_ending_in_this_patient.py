@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.draft_checks import names_another_patient
+from cds_service.draft_checks import subject_problem
 from tests.builders import SELECT_ID
 from tests.support.ehr_calls import card_request
 from tests.support.faulty_fhir_server import FaultyFhirServer
@@ -137,4 +137,4 @@ def test_a_draft_orders_subject_follows_the_same_rule(
 ) -> None:
     order = {**A["context"]["draftOrders"]["entry"][0]["resource"]}
     order["subject"] = {"reference": reference}
-    assert names_another_patient(order, A_ID, server) is not read
+    assert (subject_problem(order, A_ID, server, {}) is None) is read
