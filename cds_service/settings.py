@@ -103,6 +103,9 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         coerce_numbers_to_str=True,
+        # "inf" or "1e400" is no number of seconds: an integration review's
+        # jwks_max_age_seconds=inf kept a withdrawn key trusted for ever
+        allow_inf_nan=False,
     )
 
     # Serving

@@ -104,6 +104,11 @@ def test_a_boolean_means_the_same_for_a_setting_and_a_threshold(text: str) -> No
         ({"SPINE_CDS_MAX_JSON_DEPTH": "4"}, "max_json_depth must be at least 8"),
         ({"SPINE_CDS_FHIR_BUDGET_SECONDS": "0"}, "fhir_budget_seconds must be greater than 0"),
         ({"SPINE_CDS_PORT": "70000"}, "port must be between 1 and 65535"),
+        # no number of seconds or threshold is infinite (an integration review's
+        # jwks_max_age_seconds=inf kept a withdrawn key trusted for ever)
+        ({"SPINE_CDS_JWKS_MAX_AGE_SECONDS": "inf"}, "JWKS_MAX_AGE_SECONDS: .*finite"),
+        ({"SPINE_CDS_JWKS_REFRESH_MIN_INTERVAL_SECONDS": "1e400"}, "INTERVAL_SECONDS: .*finite"),
+        ({"SPINE_CDS_RULE_CRP_NORMAL_MG_L": "nan"}, "CRP_NORMAL_MG_L: .*finite"),
         (
             {"SPINE_CDS_LOG_FORMAT": "xml"},
             "SPINE_CDS_LOG_FORMAT: expected one of plain, json, got 'xml'",
