@@ -27,7 +27,7 @@ from cds_service.routes import entrance
 from cds_service.routes.responses import json_response
 from cds_service.runtime import Runtime
 from cds_service.stores.feedback import not_stored, outcome_instant
-from cds_service.validation import FieldError
+from cds_service.validation import MAX_REPORTED_ERRORS, FieldError, shown_name
 
 blueprint = Blueprint("feedback", __name__)
 
@@ -209,7 +209,11 @@ def feedback(service_id: str) -> Response:
     client = caller.iss if caller is not None else None
     result = runtime.stores.feedback.add(service_id, entries, client=client)
     answer: dict[str, Any] = {"stored": result.stored, "duplicates": result.duplicates}
-    dropped = not_stored(body["feedback"])
+    dropped = not_stored(body, shown_name)
     if dropped:
-        answer["notStored"] = dropped
+        # at most MAX_REPORTED_ERRORS named, then how many more: the answer stays small
+        more = len(dropped) - MAX_REPORTED_ERRORS
+        answer["notStored"] = dropped[:MAX_REPORTED_ERRORS] + (
+            [f"({more} more)"] if more > 0 else []
+        )
     return json_response(answer)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -79,17 +79,21 @@ def spec_fields(entry: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def not_stored(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+def not_stored(body: Mapping[str, Any], shown: Callable[[object], str] = str) -> list[str]:
     """The paths of the fields sent that ``spec_fields`` does not keep (an ``extension``,
-    a field of a later CDS Hooks version), for the answer to name: an integration review
-    saw an entry's ``extension`` answered ``{"stored": 1}`` and gone without a word."""
+    a field of a later CDS Hooks version), the body's own beside ``feedback`` too, for the
+    answer to name: an integration review saw an entry's ``extension`` answered
+    ``{"stored": 1}`` and gone without a word. ``shown`` writes each name as the answer
+    repeats it (bounded, printable: its re-check saw names of 5,000 characters and
+    control characters echoed as sent)."""
     paths: list[str] = []
 
     def unkept(value: object, names: Sequence[str], path: str) -> None:
         if isinstance(value, Mapping):
-            paths.extend(f"{path}.{name}" for name in value if name not in names)
+            paths.extend(f"{path}.{shown(name)}" for name in value if name not in names)
 
-    for i, entry in enumerate(entries):
+    unkept(body, ("feedback",), "$")
+    for i, entry in enumerate(body.get("feedback") or ()):
         at = f"$.feedback[{i}]"
         unkept(entry, ENTRY_FIELDS, at)
         for j, suggestion in enumerate(entry.get("acceptedSuggestions") or ()):

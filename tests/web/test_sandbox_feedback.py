@@ -52,3 +52,22 @@ def test_a_field_the_service_does_not_keep_is_named_in_the_answer(client: FlaskC
         "duplicates": 0,
         "notStored": ["$.feedback[0].extension"],
     }
+
+
+def test_the_fields_not_kept_are_named_bounded_and_printable(client: FlaskClient) -> None:
+    """The re-check: a name of 5,000 characters was echoed whole, control characters as
+    sent, and the body's own unknown fields not named at all."""
+    url = f"/cds-services/{SELECT_ID}/feedback"
+    long_name, control = "x" * 5000, "a\\nb\\u0000c"
+    sent = {**OVERRIDDEN, "card": "1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a09", long_name: 1}
+    sent[control.encode().decode("unicode_escape")] = 2
+    body = {"feedback": [sent], "extension": {"x": 1}}
+    answer = client.post(url, json=body).get_json()
+    names = answer["notStored"]
+    assert names[0] == "$.extension"
+    assert all(len(n) < 80 and n.isprintable() for n in names), names
+    assert len(names) == 3
+    many = {**sent, **{f"f{i}": i for i in range(40)}}
+    many["card"] = "1c0c2d1e-7a57-4a32-9a0e-5a1d0f0c6a0a"
+    listed = client.post(url, json={"feedback": [many]}).get_json()["notStored"]
+    assert len(listed) == 21 and listed[-1] == "(22 more)", listed
