@@ -39,6 +39,7 @@ from jwt.algorithms import ECAlgorithm
 
 from cds_service.app import create_app
 from cds_service.cards.identity import REMOVE_IMAGING, suggestion_uuid
+from cds_service.draft_checks import subject_problem
 from cds_service.examples import load_examples
 from cds_service.settings import Settings
 from cds_service.stores import AuditRecord
@@ -598,6 +599,19 @@ def test_broken_draft_orders(
                 assert not _named(resources[index]), answer
             else:
                 assert refs.count(refs[index]) > 1, answer
+    elif message == "an order of the order set is for another patient":
+        # a subject drawn that is no reference to the patient in context: named where it is
+        patient = doc["context"]["patientId"]
+        for detail in answer["details"]:
+            found = re.fullmatch(
+                r"\$\.context\.draftOrders\.entry\[(\d+)\]\.resource\.subject(\.reference)?",
+                detail["path"],
+            )
+            assert found is not None, answer
+            resource = resources[int(found[1])]
+            server = doc.get("fhirServer") if isinstance(doc.get("fhirServer"), str) else None
+            drafts = doc["context"]["draftOrders"]
+            assert subject_problem(resource, patient, server, drafts), answer
     elif response.status_code == 400 and HOOKS[service_id] == "order-select":
         paths = [d["path"] for d in answer.get("details", [])]
         assert paths, answer
