@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,43 +271,13 @@ class JwtVerifier:
             raise AuthError("unknown-issuer", iss=iss)
 
         named = self._keys_for(client, header, kid)
-        # The key of the kind the token's alg needs, among those the kid names; else the
+        # The keys of the kind the token's alg needs, among those the kid names; else the
         # token's alg and the key's kind side by side: what mismatched (a site that moved
         # from RS384 to RS256 with its JWK still saying RS384 sees it here).
-        jwk = next((k for k in named if _key_matches_alg(k, alg)), None)
-        if jwk is None:
+        fitting = [k for k in named if _key_matches_alg(k, alg)]
+        if not fitting:
             raise AuthError("key-mismatch", alg=alg, kid=kid, **_key_facts(named[0]))
-        try:
-            key = jwt.PyJWK(jwk, algorithm=alg)
-        except jwt.PyJWTError:
-            raise AuthError("key-mismatch", alg=alg, kid=kid, **_key_facts(jwk)) from None
-
-        try:
-            verified = jwt.api_jwt.decode_complete(
-                token,
-                key=key,
-                algorithms=[alg],
-                # Claims are checked below against our own clock.
-                options={
-                    "verify_signature": True,
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                    "verify_sub": False,
-                    "verify_jti": False,
-                    "enforce_minimum_key_length": True,
-                },
-            )
-        except jwt.InvalidSignatureError:
-            raise AuthError("bad-signature") from None
-        except jwt.InvalidKeyError:
-            raise AuthError("weak-key") from None
-        except jwt.InvalidAlgorithmError:
-            raise AuthError("alg-not-allowed") from None
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise AuthError("malformed") from None
+        verified = _verified(token, fitting, alg, kid)
         claims = verified["payload"]
         if not isinstance(claims, dict):
             raise AuthError("malformed")
@@ -378,3 +348,43 @@ class JwtVerifier:
         if not stored:
             raise AuthError("replayed-jti")
         return VerifiedClient(iss=client.iss, jti=jti, tenant=tenant, kid=kid, client=client)
+
+
+_DECODE_OPTIONS: Any = {
+    "verify_signature": True,
+    # Claims are checked by the verifier against its own clock.
+    "verify_exp": False,
+    "verify_iat": False,
+    "verify_nbf": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+    "enforce_minimum_key_length": True,
+}
+
+
+def _verified(token: str, keys: Sequence[Mapping[str, Any]], alg: str, kid: str) -> Any:
+    """The token decoded with the first of ``keys`` its signature verifies with: one kid
+    may name several keys of the alg's kind (RFC 7517 section 4.5; an integration
+    review's re-check saw a token signed with the second of two RSA keys refused, and a
+    malformed first key hide a valid second one)."""
+    refusal = AuthError("key-mismatch", alg=alg, kid=kid, **_key_facts(keys[0]))
+    for jwk in keys:
+        try:
+            key = jwt.PyJWK(dict(jwk), algorithm=alg)
+        except jwt.PyJWTError:
+            continue  # this one cannot be used; the refusal stays a mismatch unless tried
+        try:
+            return jwt.api_jwt.decode_complete(
+                token, key=key, algorithms=[alg], options=_DECODE_OPTIONS
+            )
+        except jwt.InvalidSignatureError:
+            refusal = AuthError("bad-signature")
+        except jwt.InvalidKeyError:
+            raise AuthError("weak-key") from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthError("alg-not-allowed") from None
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise AuthError("malformed") from None
+    raise refusal

@@ -176,3 +176,24 @@ def test_one_kid_may_name_an_ec_and_an_rsa_key_and_the_alg_chooses(
     err = error_of(verifier, sign(stranger, claims()))
     assert err.reason == "key-mismatch"
     assert 'key_kty="EC"' in err.details() and 'key_alg="ES384"' in err.details()
+
+
+def test_one_kid_may_name_two_rsa_keys_and_the_signature_chooses(
+    server: JwksServer, clock: FakeClock, mono: FakeClock
+) -> None:
+    """The re-check: a token signed with the second of two RSA keys under one kid was
+    refused, and a malformed first key hid a valid second one."""
+    first, second = rsa_key(), rsa_key()
+    for key in (first, second):
+        key.kid = key.jwk["kid"] = "shared"
+    broken = {**first.jwk, "n": "AQAB"}  # no usable RSA modulus
+    for published in ([first.jwk, second.jwk], [broken, second.jwk]):
+        server.publish({"keys": published})
+        verifier = make_verifier((TrustedClient(iss=ISS, jwks_url=server.url()),), clock, mono)
+        assert verifier.verify(bearer(sign(second, claims())), AUD).iss == ISS
+    # a token neither key signed is still a bad signature
+    stranger = rsa_key()
+    stranger.kid = "shared"
+    server.publish(jwks(first, second))
+    verifier = make_verifier((TrustedClient(iss=ISS, jwks_url=server.url()),), clock, mono)
+    assert error_of(verifier, sign(stranger, claims())).reason == "bad-signature"
