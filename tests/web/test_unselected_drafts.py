@@ -77,6 +77,24 @@ def test_the_unselected_mri_that_answers_is_named(client: FlaskClient) -> None:
 CERVICAL_MRI = {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "72156"}]}
 
 
+def _routine_lumbar_mri_and(
+    suffix: str, code: dict[str, Any], select_it: bool
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """e02 (a new cauda equina syndrome, a lumbar infection) with a routine lumbar MRI and
+    a second draft of ``code``: the second selected (``select_it``), else the MRI."""
+    body = card_request("e02-cauda-equina")
+    (entry,) = body["context"]["draftOrders"]["entry"]
+    entry["resource"]["code"] = MRI
+    entry["resource"]["priority"] = "routine"
+    second = copy.deepcopy(entry)
+    second["resource"]["id"] = entry["resource"]["id"] + suffix
+    second["resource"]["code"] = code
+    body["context"]["draftOrders"]["entry"].append(second)
+    chosen = second if select_it else entry
+    body["context"]["selections"] = [f"ServiceRequest/{chosen['resource']['id']}"]
+    return body, entry, second
+
+
 def test_on_an_urgent_card_the_unselected_draft_that_answers_is_made_stat(
     client: FlaskClient,
 ) -> None:
@@ -84,15 +102,7 @@ def test_on_an_urgent_card_the_unselected_draft_that_answers_is_made_stat(
     and a cervical MRI selected beside a routine lumbar MRI not selected. The card asked
     for an emergency MRI, rated the cervical one not appropriate, and offered nothing,
     silent over the lumbar MRI in the same order set."""
-    body = card_request("e02-cauda-equina")
-    (entry,) = body["context"]["draftOrders"]["entry"]
-    entry["resource"]["code"] = MRI
-    entry["resource"]["priority"] = "routine"
-    selected = copy.deepcopy(entry)
-    selected["resource"]["id"] = entry["resource"]["id"] + "-cervical"
-    selected["resource"]["code"] = CERVICAL_MRI
-    body["context"]["draftOrders"]["entry"].append(selected)
-    body["context"]["selections"] = [f"ServiceRequest/{selected['resource']['id']}"]
+    body, entry, _ = _routine_lumbar_mri_and("-cervical", CERVICAL_MRI, select_it=True)
     card = _card(client, body)
     assert card["indicator"] == "critical"
     assert (
@@ -109,14 +119,7 @@ def test_beside_a_selected_draft_that_answers_its_unselected_twin_is_left_alone(
 ) -> None:
     """A re-check: a lumbar MRI selected beside the same lumbar MRI not selected, a new
     cauda equina syndrome: both were made STAT, which orders the MRI twice."""
-    body = card_request("e02-cauda-equina")
-    (entry,) = body["context"]["draftOrders"]["entry"]
-    entry["resource"]["code"] = MRI
-    entry["resource"]["priority"] = "routine"
-    twin = copy.deepcopy(entry)
-    twin["resource"]["id"] = entry["resource"]["id"] + "-twin"
-    body["context"]["draftOrders"]["entry"].append(twin)
-    body["context"]["selections"] = [f"ServiceRequest/{entry['resource']['id']}"]
+    body, entry, twin = _routine_lumbar_mri_and("-twin", MRI, select_it=False)
     card = _card(client, body)
     changed = {a.get("resource", {}).get("id") for s in card["suggestions"] for a in s["actions"]}
     assert twin["resource"]["id"] not in changed
