@@ -207,12 +207,18 @@ def is_abscess(c: ConditionFact) -> bool:
     return c.category is ConditionCategory.COMPLICATION and "abscess" in label_or_code(c).lower()
 
 
-# Abscesses outside the spinal canal and the posterior spine (names of conditions-imaging
-# .json's entries): the drainages in procedures.json (posterior spine, extradural, and
-# corpectomy) do not drain them, so none is ever called their drainage (a re-check: a
-# psoas abscess read "drained day 22 (vertebral corpectomy)", and lost the advice to
-# drain it).
-NOT_DRAINED_BY_SPINE_SURGERY = frozenset({"psoas abscess", "retroperitoneal abscess"})
+# Words of an abscess outside the spinal canal and the posterior spine (as "abscess" in
+# ``is_abscess``; conditions-imaging.json's psoas and retroperitoneal abscesses): the
+# drainages in procedures.json (posterior spine, extradural, and corpectomy) do not drain
+# them, so none is ever called their drainage (a re-check: a psoas abscess read "drained
+# day 22 (vertebral corpectomy)", and lost the advice to drain it).
+NOT_DRAINED_BY_SPINE_SURGERY = ("psoas", "retroperitoneal")
+
+
+def drained_elsewhere(c: ConditionFact) -> bool:
+    """An abscess no spine drainage the service reads can drain (``NOT_DRAINED_BY_...``)."""
+    said = label_or_code(c).lower()
+    return any(word in said for word in NOT_DRAINED_BY_SPINE_SURGERY)
 
 
 def drainage_after(
@@ -227,7 +233,7 @@ def drainage_after(
     drain it. Judged once, for a new abscess and one known at diagnosis alike (an outside
     clinician's review: an abscess of day 20, drained on day 22, was still told "consider
     drainage"; the service's own reading, to be confirmed by the clinical reviewers)."""
-    if any(c.name in NOT_DRAINED_BY_SPINE_SURGERY for c in abscesses):
+    if any(drained_elsewhere(c) for c in abscesses):
         return None
     starts = [latest_start(c) for c in abscesses]
     dated = [d for d in starts if d is not None]
