@@ -137,8 +137,9 @@ def check_ids(orders: OrdersResult, draft_orders: Mapping[str, Any]) -> None:
 
 def subject_problem(
     order: Mapping[str, Any], patient_id: str, server: str | None, bundle: Mapping[str, Any]
-) -> str | None:
-    """Why the order's subject is not the patient in context, or None when it is. A draft
+) -> tuple[str, str] | None:
+    """Where and why the order's subject is not the patient in context (the field under
+    the resource, and what was expected there), or None when it is. A draft
     order comes from the EHR's ordering session for that patient, so a subject with no
     reference (an identifier, a display) or none at all is taken as theirs. A reference
     must name this patient (``fhir_mappers.subjects``: ``Patient/<id>``, or under the
@@ -150,12 +151,12 @@ def subject_problem(
     if subject is None:
         return None
     if not isinstance(subject, dict):
-        return f"got {json_type(subject)}: expected a Reference object"
+        return "subject", f"got {json_type(subject)}: expected a Reference object"
     ref = subject.get("reference")
     if ref is None:
         return None
     if not isinstance(ref, str):
-        return f"got {json_type(ref)}: expected a string"
+        return "subject.reference", f"got {json_type(ref)}: expected a string"
     if ref.startswith("urn:uuid:"):
         named = _bundle_entry(bundle, ref)
         if not isinstance(named, dict) or named.get("resourceType") != "Patient":
@@ -164,7 +165,7 @@ def subject_problem(
             return None
     elif refers_to(ref, patient_id, server):
         return None
-    return (
+    return "subject.reference", (
         "names another patient than context.patientId: expected a reference to the patient "
         "in context (Patient/<context.patientId>"
         + (", or that under fhirServer" if server else "")
@@ -199,14 +200,10 @@ def check_subjects(
             continue
         problem = subject_problem(resource, patient_id, server, draft_orders)
         if problem is not None:
-            at = "subject" if "expected a Reference" in problem else "subject.reference"
-            problems.append(FieldError(f"$.context.draftOrders.entry[{i}].resource.{at}", problem))
+            at, why = problem
+            problems.append(FieldError(f"$.context.draftOrders.entry[{i}].resource.{at}", why))
     if problems:
-        raise _invalid(
-            "an order of the order set is for another patient",
-            problems[:MAX_REPORTED_ERRORS],
-            len(problems),
-        )
+        raise _invalid("an order of the order set is for another patient", problems, len(problems))
 
 
 # why a spine order judged needs an id
