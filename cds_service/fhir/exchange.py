@@ -48,7 +48,7 @@ from cds_service.fhir.failures import (
 )
 from cds_service.fhir.session import FhirSession
 from cds_service.fhir.settings import FhirSettings
-from cds_service.fhir.urls import connect_origin, leads_under
+from cds_service.fhir.urls import leads_under, server_base
 
 LOG = logging.getLogger("cds_service.fhir")
 
@@ -123,9 +123,8 @@ class _Exchange:
         self.session = session
         self.settings = settings
         self.base = fhir_server.rstrip("/")
-        self.origin = connect_origin(fhir_server)
+        self.origin, self.base_path = server_base(fhir_server)
         self.host = urlsplit(fhir_server).netloc
-        self.base_path = urlsplit(self.base).path  # "" for a server at the host's root
         self.deadline = deadline
         # FHIR R4 search: with ``handling=lenient`` a server ignores a search parameter it
         # does not support (``_sort`` on some EHRs) instead of refusing the search.

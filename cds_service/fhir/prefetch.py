@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from cds_service.discovery import Service
 from cds_service.fhir.bundles import (
@@ -53,7 +53,7 @@ from cds_service.fhir.combine import (
 )
 from cds_service.fhir.settings import FhirSettings
 from cds_service.fhir.templates import render_queries
-from cds_service.fhir.urls import connect_origin, leads_under, server_url_problem
+from cds_service.fhir.urls import leads_under, server_base, server_url_problem
 from cds_service.validation import shown_name
 from fhir_mappers.subjects import all_about_another_patient
 
@@ -83,9 +83,8 @@ def _next_elsewhere(value: object, fhir_server: str | None) -> bool:
     link = next_link(value) if isinstance(value, Mapping) else None
     if link is None or fhir_server is None:
         return False
-    base = fhir_server.rstrip("/")
-    target = urljoin(base + "/", link)
-    return not leads_under(target, connect_origin(fhir_server), urlsplit(base).path)
+    target = urljoin(fhir_server.rstrip("/") + "/", link)
+    return not leads_under(target, *server_base(fhir_server))
 
 
 def _request_fhir_access(request: Mapping[str, Any]) -> tuple[str | None, str | None, str]:

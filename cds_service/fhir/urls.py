@@ -192,6 +192,13 @@ def may_carry_token(origin: Origin | None) -> bool:
     return origin is not None and (origin[0] == "https" or is_loopback_host(origin[1]))
 
 
+def server_base(fhir_server: str) -> tuple[Origin | None, str]:
+    """The origin and the base path ("" at the host's root, no trailing slash) of a FHIR
+    server, as ``leads_under`` compares them: one reading for the fetcher and the
+    prefetch checks."""
+    return connect_origin(fhir_server), urlsplit(fhir_server.rstrip("/")).path
+
+
 def leads_under(url: str, origin: Origin | None, base_path: str) -> bool:
     """``url`` leads to a FHIR server whose ``connect_origin`` is ``origin`` and whose base
     path is ``base_path`` ("" at the host's root): its origin as the HTTP stack connects
