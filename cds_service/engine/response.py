@@ -28,10 +28,10 @@ from .rules import CrpTrend, day_of, pct_change
 from .thresholds import PCT_DIGITS, RuleSettings
 
 
-def is_recent(latest: Measurement, eval_day: date, settings: RuleSettings) -> bool:
-    """The latest CRP was taken no more than ``crp_max_age_days`` before the order
-    (clinical-rules.md: advise-against needs a recent CRP): the one place it is judged."""
-    return (eval_day - latest.when.day).days <= settings.crp_max_age_days
+def is_recent(day: date, eval_day: date, settings: RuleSettings) -> bool:
+    """A value of ``day`` is at most ``crp_max_age_days`` before the order (clinical-rules
+    .md: advise-against needs a recent CRP): the one place a CRP's age is judged."""
+    return (eval_day - day).days <= settings.crp_max_age_days
 
 
 def none_on_treatment(days: int, settings: RuleSettings) -> Remark:
@@ -79,13 +79,13 @@ def favourable_response_gaps(
         else:
             missing.append(Remark("crp-none", {"lookbackDays": settings.data_lookback_days}))
     elif crp_count == 1:
-        recent = is_recent(latest, eval_day, settings)
+        recent = is_recent(latest.when.day, eval_day, settings)
         missing.append(Remark("crp-single", {"latest": figure(latest, t0_day), "recent": recent}))
     elif latest.when.day <= t0_day:
         missing.append(none_on_treatment((eval_day - t0_day).days, settings))
     elif not trend.usable:
         missing.append(Remark("crp-none-after-baseline", {"latestDay": day_of(latest, t0_day)}))
-    if latest is not None and crp_count > 0 and not is_recent(latest, eval_day, settings):
+    if latest is not None and crp_count > 0 and not is_recent(latest.when.day, eval_day, settings):
         missing.append(Remark("crp-not-recent", {"ageDays": (eval_day - latest.when.day).days}))
     if not pain:
         # scores on record that could not be used (a value sent as text, say) are named
@@ -122,7 +122,7 @@ def favourable_response_gaps(
             data["plateauAfterDays"] = settings.plateau_after_days
             data["orderDay"] = (eval_day - t0_day).days
             # recent: no second CRP is asked for now (``next_steps``), nor said to be
-            data["recent"] = is_recent(latest, eval_day, settings)
+            data["recent"] = is_recent(latest.when.day, eval_day, settings)
             unmet.append(Remark("crp-not-falling", data))
     if pain:
         series = sorted(pain, key=sort_key)
@@ -373,7 +373,6 @@ def crp_awaited(
     many. Only one drawn by the order's day and no older than a CRP must be (a re-check
     found one registered 21 days before awaited still, one of the next day "drawn")."""
     since = t0_day - timedelta(days=settings.data_lookback_days)
-    fresh = eval_day - timedelta(days=settings.crp_max_age_days)
     awaited = [
         (i.when.instant, i.reference, i.when.day, i.status)
         for i in issues
@@ -384,7 +383,8 @@ def crp_awaited(
         and i.reported is None
         and i.when is not None
         and (i.when.instant > latest.when.instant if latest is not None else i.when.day >= since)
-        and fresh <= i.when.day <= eval_day
+        and i.when.day <= eval_day
+        and is_recent(i.when.day, eval_day, settings)
     ]
     if not awaited:
         return None

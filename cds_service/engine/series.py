@@ -213,8 +213,8 @@ def figures_of(
     base = trend.baseline
     up = up_from_lowest(trend, t0_day, settings)
     return KeyFigures(
-        crp_recent=latest is not None and is_recent(latest, eval_day, settings),
-        esr_recent=bool(esr) and is_recent(esr[-1], eval_day, settings),
+        crp_recent=latest is not None and is_recent(latest.when.day, eval_day, settings),
+        esr_recent=bool(esr) and is_recent(esr[-1].when.day, eval_day, settings),
         crp_baseline_in_window=base is not None
         and t0_day is not None
         and abs((base.when.day - t0_day).days) <= settings.baseline_window_days,
